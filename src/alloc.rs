@@ -1,0 +1,720 @@
+//! The allocation rules (SPEC "Allocation rules"), in one place.
+//!
+//! Decisions are plain functions over values: [`scan`] picks ports,
+//! [`sweep`] finds provably stale entries, [`classify`] tells in-use from
+//! foreign. They take the system as a trait ([`System`]) so they are tested
+//! without sockets. [`ensure`] is the I/O edge: it runs them inside one
+//! registry transaction, which is what makes concurrent wtenv processes
+//! never hand out the same port (rule 7).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::config::PortRange;
+use crate::error::{Error, Result};
+use crate::probe::{self, Holder, PortState};
+use crate::process::{self, ProcessId};
+use crate::registry::{self, Allocation, Hold, Registry, RegistryData};
+
+/// What the decisions need to know about the machine.
+pub trait System {
+    fn probe(&mut self, port: u16) -> io::Result<PortState>;
+    fn holders(&mut self, ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>>;
+    fn is_alive(&mut self, process: ProcessId) -> bool;
+    fn worktree_gone(&mut self, worktree: &Path, repository: &Path) -> bool;
+    /// Whether `pid` is `ancestor` or one of its descendants.
+    fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool;
+}
+
+/// The real machine, with the worktree answer cached per call site.
+#[derive(Default)]
+pub struct RealSystem {
+    gone: BTreeMap<(PathBuf, PathBuf), bool>,
+}
+
+impl System for RealSystem {
+    fn probe(&mut self, port: u16) -> io::Result<PortState> {
+        probe::probe(port)
+    }
+    fn holders(&mut self, ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>> {
+        probe::holders(ports)
+    }
+    fn is_alive(&mut self, p: ProcessId) -> bool {
+        p.is_alive()
+    }
+    fn worktree_gone(&mut self, worktree: &Path, repository: &Path) -> bool {
+        *self
+            .gone
+            .entry((worktree.to_path_buf(), repository.to_path_buf()))
+            .or_insert_with(|| crate::worktree::is_gone(worktree, repository))
+    }
+    fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool {
+        process::descends_from(pid, ancestor)
+    }
+}
+
+/// The result of scanning a range for `count` free ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    /// Free in the registry and on the system, lowest first.
+    pub free: Vec<u16>,
+    /// Free in the registry but occupied on the system.
+    pub conflicts: Vec<u16>,
+}
+
+/// Rule 2 and 3: walk `range` upwards, skipping `taken`, probing the rest.
+/// Stops once `count` ports are found, unless a conflict was met and
+/// `skip_occupied` is off: then it scans to the end so the failure lists
+/// every conflict in the range.
+pub fn scan(
+    range: PortRange,
+    taken: &BTreeSet<u16>,
+    count: usize,
+    skip_occupied: bool,
+    system: &mut dyn System,
+) -> io::Result<Scan> {
+    let mut out = Scan {
+        free: Vec::new(),
+        conflicts: Vec::new(),
+    };
+    for port in range.ports() {
+        let failing = !skip_occupied && !out.conflicts.is_empty();
+        if out.free.len() >= count && !failing {
+            break;
+        }
+        if taken.contains(&port) {
+            continue;
+        }
+        match system.probe(port)? {
+            PortState::Occupied => {
+                tracing::debug!(port, "free in registry, occupied on system: conflict");
+                out.conflicts.push(port);
+            }
+            PortState::Free if out.free.len() < count => {
+                tracing::debug!(port, "free: taken");
+                out.free.push(port);
+            }
+            PortState::Free => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Every port of `range` that is free in the registry (not in `taken`) but
+/// occupied on the system: the whole range, for `wtenv conflicts`.
+pub fn occupied_in(
+    range: PortRange,
+    taken: &BTreeSet<u16>,
+    system: &mut dyn System,
+) -> io::Result<Vec<u16>> {
+    let mut out = Vec::new();
+    for port in range.ports().filter(|p| !taken.contains(p)) {
+        if system.probe(port)? == PortState::Occupied {
+            out.push(port);
+        }
+    }
+    Ok(out)
+}
+
+/// Why an entry is provably stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stale {
+    /// A holder process is gone (dead, or its pid reused).
+    HolderGone(Hold),
+    /// The worktree's directory is missing and git no longer lists it.
+    WorktreeGone,
+}
+
+/// Rule 4: what to change for every provably stale entry, without changing
+/// anything. Pair with [`apply_fixes`].
+pub fn find_stale(data: &RegistryData, system: &mut dyn System) -> Vec<(usize, Stale)> {
+    let mut out = Vec::new();
+    for (i, a) in data.allocations.iter().enumerate() {
+        if system.worktree_gone(&a.worktree, &a.repository) {
+            out.push((i, Stale::WorktreeGone));
+            continue;
+        }
+        for h in &a.holders {
+            if !system.is_alive(h.process()) {
+                out.push((i, Stale::HolderGone(h.clone())));
+            }
+        }
+    }
+    out
+}
+
+/// A repair of one allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fix {
+    /// Remove the allocation.
+    Release,
+    /// Drop this holder; a held (not reserved) entry left with no holder is
+    /// released.
+    DropHolder(Hold),
+}
+
+impl Stale {
+    pub fn fix(&self) -> Fix {
+        match self {
+            Stale::WorktreeGone => Fix::Release,
+            Stale::HolderGone(h) => Fix::DropHolder(h.clone()),
+        }
+    }
+}
+
+/// Applies `fixes` (by allocation index). Returns the released allocations.
+pub fn apply_fixes(data: &mut RegistryData, fixes: &[(usize, Fix)]) -> Vec<Allocation> {
+    let mut release = BTreeSet::new();
+    for (i, fix) in fixes {
+        let a = &mut data.allocations[*i];
+        match fix {
+            Fix::Release => {
+                release.insert(*i);
+            }
+            Fix::DropHolder(h) => {
+                a.holders.retain(|x| x != h);
+                if !a.reserved && a.holders.is_empty() {
+                    release.insert(*i);
+                }
+            }
+        }
+    }
+    let mut released = Vec::new();
+    let mut i = 0;
+    data.allocations.retain(|a| {
+        let keep = !release.contains(&i);
+        if !keep {
+            released.push(a.clone());
+        }
+        i += 1;
+        keep
+    });
+    released
+}
+
+/// Sweeps and logs; returns what was released.
+pub fn sweep(data: &mut RegistryData, system: &mut dyn System) -> Vec<Allocation> {
+    let stale = find_stale(data, system);
+    for (i, why) in &stale {
+        let a = &data.allocations[*i];
+        tracing::info!(port = a.port, service = %a.service, worktree = %a.worktree.display(), ?why, "sweeping stale entry");
+    }
+    let fixes: Vec<(usize, Fix)> = stale.iter().map(|(i, s)| (*i, s.fix())).collect();
+    apply_fixes(data, &fixes)
+}
+
+/// The live state of one allocated port (rule 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Usage {
+    /// Nothing listens.
+    Idle,
+    /// Held on the system by a process of its own worktree.
+    InUse(Vec<Holder>),
+    /// Held by a process not of its worktree; empty: holder unknown.
+    Foreign(Vec<Holder>),
+}
+
+impl Usage {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Usage::Idle => "idle",
+            Usage::InUse(_) => "listening",
+            Usage::Foreign(_) => "conflict",
+        }
+    }
+}
+
+/// Rule 5 for a batch of allocations: probe each; look up holders of the
+/// busy ones in one pass.
+pub fn classify(allocations: &[&Allocation], system: &mut dyn System) -> io::Result<Vec<Usage>> {
+    let mut busy = BTreeSet::new();
+    for a in allocations {
+        if system.probe(a.port)? == PortState::Occupied {
+            busy.insert(a.port);
+        }
+    }
+    let holders = system.holders(&busy);
+    Ok(allocations
+        .iter()
+        .map(|a| {
+            if !busy.contains(&a.port) {
+                return Usage::Idle;
+            }
+            let found = holders.get(&a.port).cloned().unwrap_or_default();
+            let own = !found.is_empty()
+                && found.iter().all(|h| {
+                    h.cwd.as_deref().is_some_and(|c| c.starts_with(&a.worktree))
+                        || a.holders
+                            .iter()
+                            .any(|hold| system.descends_from(h.pid, hold.pid))
+                });
+            if own {
+                Usage::InUse(found)
+            } else {
+                Usage::Foreign(found)
+            }
+        })
+        .collect())
+}
+
+/// One line per holder, or "holder unknown".
+pub fn describe_holders(holders: &[Holder]) -> String {
+    if holders.is_empty() {
+        "holder unknown".into()
+    } else {
+        holders
+            .iter()
+            .map(Holder::describe)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// The seed's fail-fast message, word for word, then one holder line per port.
+pub fn conflict_message(
+    purpose: &str,
+    range: PortRange,
+    conflicts: &[u16],
+    holders: &BTreeMap<u16, Vec<Holder>>,
+) -> String {
+    let ports: Vec<String> = conflicts.iter().map(u16::to_string).collect();
+    let mut msg = format!(
+        "Port conflict detected in {purpose} range {range}.\n\
+         Ports free in registry but occupied on system: {}.\n\
+         Run 'wtenv validate --verify-ports' to detect and clean stale allocations.",
+        ports.join(", ")
+    );
+    for port in conflicts {
+        let found = holders.get(port).map(Vec::as_slice).unwrap_or_default();
+        msg.push_str(&format!("\n  port {port}: {}", describe_holders(found)));
+    }
+    msg
+}
+
+/// What a worktree asks for.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub repository: &'a Path,
+    pub worktree: &'a Path,
+    pub purpose: &'a str,
+    pub range: PortRange,
+    /// Service names, in allocation order.
+    pub services: Vec<&'a str>,
+    pub skip_occupied: bool,
+}
+
+/// How the allocations a command makes or uses are tied to a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldMode {
+    /// New allocations are reserved (sticky); nothing is marked held.
+    Reserve,
+    /// `env --hold PID`: new allocations live while PID lives; existing
+    /// held ones get PID as one more holder.
+    HoldNew(Hold),
+    /// `run`/`up`: every allocation of the worktree gets this holder; new
+    /// ones live only while it lives.
+    HoldAll(Hold),
+}
+
+/// The worktree's ports by service after [`ensure`].
+pub type Ports = BTreeMap<String, u16>;
+
+fn current_ports(data: &RegistryData, req: &Request) -> Ports {
+    data.allocations
+        .iter()
+        .filter(|a| {
+            a.belongs_to(req.repository, req.worktree) && req.services.contains(&a.service.as_str())
+        })
+        .map(|a| (a.service.clone(), a.port))
+        .collect()
+}
+
+/// Makes sure every service of `req` has a port (rules 1-4, 7).
+///
+/// Fast path: every service already has its allocation and there is no
+/// hold to record: one shared-lock read, no write. Otherwise one exclusive
+/// transaction sweeps stale entries, scans, and writes. On a conflict
+/// nothing is written (not even the sweep), and the error carries the
+/// seed's message.
+pub fn ensure(
+    registry: &Registry,
+    req: &Request,
+    mode: &HoldMode,
+    system: &mut dyn System,
+) -> Result<Ports> {
+    if *mode == HoldMode::Reserve {
+        let data = registry.read()?;
+        let ports = current_ports(&data, req);
+        if ports.len() == req.services.len() {
+            tracing::debug!("fast path: every service has its port");
+            return Ok(ports);
+        }
+    }
+    registry.transaction(|data| allocate_in(data, req, mode, system))
+}
+
+/// The body of [`ensure`]'s transaction, over plain data.
+pub fn allocate_in(
+    data: &mut RegistryData,
+    req: &Request,
+    mode: &HoldMode,
+    system: &mut dyn System,
+) -> Result<Ports> {
+    sweep(data, system);
+    let have = current_ports(data, req);
+    let missing: Vec<&str> = req
+        .services
+        .iter()
+        .copied()
+        .filter(|s| !have.contains_key(*s))
+        .collect();
+    if !missing.is_empty() {
+        let taken: BTreeSet<u16> = data.allocations.iter().map(|a| a.port).collect();
+        let found = scan(req.range, &taken, missing.len(), req.skip_occupied, system)
+            .map_err(|e| Error::io("could not probe ports", e))?;
+        if !found.conflicts.is_empty() && !req.skip_occupied {
+            let holders = system.holders(&found.conflicts.iter().copied().collect());
+            return Err(Error::Conflict(conflict_message(
+                req.purpose,
+                req.range,
+                &found.conflicts,
+                &holders,
+            )));
+        }
+        if found.free.len() < missing.len() {
+            return Err(Error::RangeExhausted {
+                purpose: req.purpose.to_owned(),
+                range: req.range.to_string(),
+            });
+        }
+        if let Some(warning) = probe::ephemeral_overlap(req.range) {
+            tracing::warn!("{warning}");
+        }
+        let created = registry::now_rfc3339();
+        for (service, port) in missing.iter().zip(found.free) {
+            let (reserved, holders) = match mode {
+                HoldMode::Reserve => (true, vec![]),
+                HoldMode::HoldNew(h) | HoldMode::HoldAll(h) => (false, vec![h.clone()]),
+            };
+            data.allocations.push(Allocation {
+                port,
+                service: (*service).to_owned(),
+                purpose: req.purpose.to_owned(),
+                repository: req.repository.to_path_buf(),
+                worktree: req.worktree.to_path_buf(),
+                created: created.clone(),
+                reserved,
+                holders,
+            });
+        }
+    }
+    for a in data.allocations.iter_mut() {
+        if !a.belongs_to(req.repository, req.worktree) || !have.contains_key(&a.service) {
+            continue;
+        }
+        match mode {
+            HoldMode::HoldAll(h) if !a.holders.contains(h) => a.holders.push(h.clone()),
+            HoldMode::HoldNew(h) if !a.reserved && !a.holders.contains(h) => {
+                a.holders.push(h.clone())
+            }
+            _ => {}
+        }
+    }
+    Ok(current_ports(data, req))
+}
+
+/// Drops `holder` from every allocation; held-only ones it was the last
+/// holder of are released. Used when `run`/`up` end.
+pub fn release_holds(data: &mut RegistryData, holder: ProcessId) -> Vec<Allocation> {
+    let fixes: Vec<(usize, Fix)> = data
+        .allocations
+        .iter()
+        .enumerate()
+        .flat_map(|(i, a)| {
+            a.holders
+                .iter()
+                .filter(|h| h.is(holder))
+                .map(move |h| (i, Fix::DropHolder(h.clone())))
+        })
+        .collect();
+    apply_fixes(data, &fixes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scripted machine: occupied ports, dead processes, gone worktrees.
+    #[derive(Default)]
+    struct Fake {
+        occupied: BTreeSet<u16>,
+        dead: BTreeSet<u32>,
+        gone: BTreeSet<PathBuf>,
+        holders: BTreeMap<u16, Vec<Holder>>,
+        probes: Vec<u16>,
+    }
+
+    impl System for Fake {
+        fn probe(&mut self, port: u16) -> io::Result<PortState> {
+            self.probes.push(port);
+            Ok(if self.occupied.contains(&port) {
+                PortState::Occupied
+            } else {
+                PortState::Free
+            })
+        }
+        fn holders(&mut self, ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>> {
+            self.holders
+                .iter()
+                .filter(|(p, _)| ports.contains(p))
+                .map(|(p, h)| (*p, h.clone()))
+                .collect()
+        }
+        fn is_alive(&mut self, p: ProcessId) -> bool {
+            !self.dead.contains(&p.pid)
+        }
+        fn worktree_gone(&mut self, w: &Path, _: &Path) -> bool {
+            self.gone.contains(w)
+        }
+        fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool {
+            pid == ancestor
+        }
+    }
+
+    const RANGE: PortRange = PortRange {
+        start: 5000,
+        end: 5009,
+    };
+
+    fn req(worktree: &str, services: Vec<&'static str>) -> Request<'static> {
+        Request {
+            repository: Path::new("/r/.git"),
+            worktree: Box::leak(PathBuf::from(worktree).into_boxed_path()),
+            purpose: "feature",
+            range: RANGE,
+            services,
+            skip_occupied: false,
+        }
+    }
+
+    fn hold(pid: u32) -> Hold {
+        Hold {
+            pid,
+            start_time: 1,
+            command: "x".into(),
+            pgid: None,
+        }
+    }
+
+    #[test]
+    fn lowest_free_port_skipping_the_registry() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        let a = allocate_in(
+            &mut data,
+            &req("/r", vec!["app"]),
+            &HoldMode::Reserve,
+            &mut sys,
+        )
+        .unwrap();
+        let b = allocate_in(
+            &mut data,
+            &req("/w", vec!["app", "db"]),
+            &HoldMode::Reserve,
+            &mut sys,
+        )
+        .unwrap();
+        assert_eq!(a["app"], 5000);
+        assert_eq!((b["app"], b["db"]), (5001, 5002));
+    }
+
+    #[test]
+    fn allocation_is_sticky_and_probes_nothing_when_complete() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        allocate_in(
+            &mut data,
+            &req("/r", vec!["app"]),
+            &HoldMode::Reserve,
+            &mut sys,
+        )
+        .unwrap();
+        sys.probes.clear();
+        sys.occupied.insert(5000); // our own server now runs there
+        let again = allocate_in(
+            &mut data,
+            &req("/r", vec!["app"]),
+            &HoldMode::Reserve,
+            &mut sys,
+        )
+        .unwrap();
+        assert_eq!(again["app"], 5000);
+        assert!(sys.probes.is_empty());
+    }
+
+    #[test]
+    fn conflicts_fail_fast_listing_every_one_and_allocate_nothing() {
+        let mut sys = Fake {
+            occupied: [5001, 5002, 5003].into(),
+            ..Fake::default()
+        };
+        let mut data = RegistryData::default();
+        data.allocations.push(Allocation {
+            port: 5000,
+            service: "app".into(),
+            purpose: "feature".into(),
+            repository: "/r/.git".into(),
+            worktree: "/other".into(),
+            created: "t".into(),
+            reserved: true,
+            holders: vec![],
+        });
+        let before = data.clone();
+        let err = allocate_in(
+            &mut data,
+            &req("/r", vec!["app"]),
+            &HoldMode::Reserve,
+            &mut sys,
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with(
+            "Port conflict detected in feature range 5000-5009.\n\
+             Ports free in registry but occupied on system: 5001, 5002, 5003.\n\
+             Run 'wtenv validate --verify-ports' to detect and clean stale allocations.\n  port 5001: holder unknown"
+        ), "{msg}");
+        assert_eq!(data.allocations.len(), before.allocations.len());
+    }
+
+    #[test]
+    fn skip_occupied_takes_the_next_free() {
+        let mut sys = Fake {
+            occupied: [5000, 5001].into(),
+            ..Fake::default()
+        };
+        let mut data = RegistryData::default();
+        let mut r = req("/r", vec!["app"]);
+        r.skip_occupied = true;
+        assert_eq!(
+            allocate_in(&mut data, &r, &HoldMode::Reserve, &mut sys).unwrap()["app"],
+            5002
+        );
+    }
+
+    #[test]
+    fn exhausted_range_is_an_error() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        let one = PortRange {
+            start: 5000,
+            end: 5000,
+        };
+        let (mut first, mut second) = (req("/r", vec!["app"]), req("/w", vec!["app"]));
+        first.range = one;
+        second.range = one;
+        allocate_in(&mut data, &first, &HoldMode::Reserve, &mut sys).unwrap();
+        let err = allocate_in(&mut data, &second, &HoldMode::Reserve, &mut sys).unwrap_err();
+        assert!(matches!(err, Error::RangeExhausted { .. }), "{err}");
+    }
+
+    #[test]
+    fn sweep_drops_dead_holders_and_gone_worktrees() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        allocate_in(
+            &mut data,
+            &req("/held", vec!["app"]),
+            &HoldMode::HoldNew(hold(10)),
+            &mut sys,
+        )
+        .unwrap();
+        allocate_in(
+            &mut data,
+            &req("/reserved", vec!["app"]),
+            &HoldMode::HoldAll(hold(11)),
+            &mut sys,
+        )
+        .unwrap();
+        data.allocations[1].reserved = true;
+        allocate_in(
+            &mut data,
+            &req("/gone", vec!["app"]),
+            &HoldMode::Reserve,
+            &mut sys,
+        )
+        .unwrap();
+        sys.dead = [10, 11].into();
+        sys.gone.insert("/gone".into());
+        let released = sweep(&mut data, &mut sys);
+        assert_eq!(
+            released.iter().map(|a| a.port).collect::<Vec<_>>(),
+            vec![5000, 5002]
+        );
+        assert_eq!(data.allocations.len(), 1);
+        assert!(data.allocations[0].reserved && data.allocations[0].holders.is_empty());
+    }
+
+    #[test]
+    fn run_marks_reservations_held_and_releases_only_its_own() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        allocate_in(
+            &mut data,
+            &req("/r", vec!["app"]),
+            &HoldMode::Reserve,
+            &mut sys,
+        )
+        .unwrap();
+        let me = hold(42);
+        allocate_in(
+            &mut data,
+            &req("/r", vec!["app", "db"]),
+            &HoldMode::HoldAll(me.clone()),
+            &mut sys,
+        )
+        .unwrap();
+        assert_eq!(data.allocations[0].holders, vec![me.clone()]);
+        assert!(!data.allocations[1].reserved);
+        let released = release_holds(&mut data, me.process());
+        assert_eq!(
+            released.len(),
+            1,
+            "the db port was allocated by the run: released"
+        );
+        assert_eq!(data.allocations.len(), 1);
+        assert!(data.allocations[0].holders.is_empty() && data.allocations[0].reserved);
+    }
+
+    #[test]
+    fn classify_tells_own_from_foreign() {
+        let holder = |pid, cwd: &str| Holder {
+            pid,
+            command: "srv".into(),
+            cwd: Some(cwd.into()),
+        };
+        let mut sys = Fake {
+            occupied: [5000, 5001, 5002].into(),
+            holders: [
+                (5000, vec![holder(1, "/r/sub")]),
+                (5001, vec![holder(2, "/elsewhere")]),
+            ]
+            .into(),
+            ..Fake::default()
+        };
+        let mut data = RegistryData::default();
+        allocate_in(
+            &mut data,
+            &req("/r", vec!["a", "b", "c", "d"]),
+            &HoldMode::Reserve,
+            &mut Fake::default(),
+        )
+        .unwrap();
+        let refs: Vec<&Allocation> = data.allocations.iter().collect();
+        let usage = classify(&refs, &mut sys).unwrap();
+        assert!(matches!(usage[0], Usage::InUse(_)));
+        assert!(matches!(&usage[1], Usage::Foreign(h) if h[0].pid == 2));
+        assert_eq!(usage[2], Usage::Foreign(vec![]));
+        assert_eq!(usage[3], Usage::Idle);
+    }
+}

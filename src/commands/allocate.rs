@@ -1,0 +1,49 @@
+//! `wtenv allocate --service S`: one reserved port for the worktree around
+//! the current directory, printed alone on stdout (for other tools' hooks).
+
+use crate::alloc::{self, HoldMode, RealSystem};
+use crate::context::Ctx;
+use crate::error::{Error, Result};
+use crate::exit::Outcome;
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The service name (need not be declared in the config).
+    #[arg(long)]
+    pub service: String,
+    /// Allocate from this purpose's range instead of the worktree's.
+    #[arg(long)]
+    pub purpose: Option<String>,
+    /// Skip ports that are occupied on the system instead of failing.
+    #[arg(long)]
+    pub skip_occupied: bool,
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    if args.service.is_empty()
+        || !args
+            .service
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(Error::usage(format!(
+            "invalid service name {:?}: use letters, digits, '_' or '-'",
+            args.service
+        )));
+    }
+    let mut scope = ctx.scope()?;
+    if let Some(p) = &args.purpose {
+        scope = scope.with_purpose(p)?;
+    }
+    let mut request = scope.request(args.skip_occupied);
+    request.services = vec![args.service.as_str()];
+    let ports = alloc::ensure(
+        &ctx.registry,
+        &request,
+        &HoldMode::Reserve,
+        &mut RealSystem::default(),
+    )?;
+    output::stdout(&format!("{}\n", ports[&args.service]))?;
+    Ok(Outcome::SUCCESS)
+}

@@ -1,0 +1,105 @@
+//! `wtenv ports`: the registry's allocations, with their live state.
+
+use serde_json::json;
+
+use crate::alloc::{self, RealSystem, Usage};
+use crate::context::Ctx;
+use crate::error::{Error, Result};
+use crate::exit::Outcome;
+use crate::output;
+use crate::registry::Allocation;
+use crate::worktree::Worktree;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Every repository's allocations (default: this repository's; outside
+    /// a repository, every one).
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    let data = ctx.registry.read()?;
+    let repository = if args.all {
+        None
+    } else {
+        Worktree::discover(&ctx.cwd)?.map(|w| w.common_dir)
+    };
+    let mut rows: Vec<&Allocation> = data
+        .allocations
+        .iter()
+        .filter(|a| repository.as_ref().is_none_or(|r| &a.repository == r))
+        .collect();
+    rows.sort_by_key(|a| a.port);
+    let usage = alloc::classify(&rows, &mut RealSystem::default())
+        .map_err(|e| Error::io("could not probe ports", e))?;
+    if args.json {
+        let items: Vec<_> = rows
+            .iter()
+            .zip(&usage)
+            .map(|(a, u)| allocation_json(a, u))
+            .collect();
+        output::json(json!({ "allocations": items }))?;
+    } else {
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .zip(&usage)
+            .map(|(a, u)| {
+                vec![
+                    a.port.to_string(),
+                    a.service.clone(),
+                    a.purpose.clone(),
+                    a.lifetime().to_string(),
+                    state_text(u),
+                    a.worktree.display().to_string(),
+                ]
+            })
+            .collect();
+        output::stdout(&output::table(
+            &[
+                "PORT", "SERVICE", "PURPOSE", "LIFETIME", "STATE", "WORKTREE",
+            ],
+            &table,
+        ))?;
+    }
+    Ok(Outcome::SUCCESS)
+}
+
+/// `idle`, `listening (pid 12 node)`, `conflict (holder unknown)`.
+pub fn state_text(usage: &Usage) -> String {
+    match usage {
+        Usage::Idle => "idle".into(),
+        Usage::InUse(h) | Usage::Foreign(h) => {
+            let who = if h.is_empty() {
+                "holder unknown".to_string()
+            } else {
+                h.iter()
+                    .map(|h| format!("pid {} {}", h.pid, h.command))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!("{} ({who})", usage.label())
+        }
+    }
+}
+
+pub fn allocation_json(a: &Allocation, usage: &Usage) -> serde_json::Value {
+    let holders = match usage {
+        Usage::Idle => vec![],
+        Usage::InUse(h) | Usage::Foreign(h) => h.clone(),
+    };
+    json!({
+        "port": a.port,
+        "service": a.service,
+        "purpose": a.purpose,
+        "repository": a.repository,
+        "worktree": a.worktree,
+        "created": a.created,
+        "reserved": a.reserved,
+        "holds": a.holders,
+        "state": usage.label(),
+        "listeners": holders,
+    })
+}

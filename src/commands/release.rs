@@ -1,0 +1,62 @@
+//! `wtenv release`: give back this worktree's ports (or one service's).
+
+use std::path::PathBuf;
+
+use crate::context::Ctx;
+use crate::error::{Error, Result};
+use crate::exit::Outcome;
+use crate::worktree::{self, Worktree};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only this service's port.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// The worktree (default: the one around the current directory). May
+    /// name a directory that no longer exists.
+    #[arg(long, value_name = "PATH")]
+    pub worktree: Option<PathBuf>,
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    let target = match &args.worktree {
+        Some(p) => {
+            let abs = ctx.cwd.join(p);
+            match Worktree::discover(&abs) {
+                Ok(Some(wt)) if abs.canonicalize().ok().as_ref() == Some(&wt.root) => wt.root,
+                _ => abs
+                    .canonicalize()
+                    .unwrap_or_else(|_| worktree::normalize(&abs)),
+            }
+        }
+        None => Worktree::require(&ctx.cwd)?.root,
+    };
+    let released = ctx.registry.transaction(|data| {
+        let before = data.allocations.len();
+        let mut gone = Vec::new();
+        data.allocations.retain(|a| {
+            let hit = a.worktree == target && args.service.as_ref().is_none_or(|s| &a.service == s);
+            if hit {
+                gone.push((a.service.clone(), a.port));
+            }
+            !hit
+        });
+        debug_assert_eq!(before - gone.len(), data.allocations.len());
+        Ok(gone)
+    })?;
+    if released.is_empty() {
+        if let Some(s) = &args.service {
+            return Err(Error::usage(format!(
+                "worktree {} has no allocation for service {s:?}",
+                target.display()
+            )));
+        }
+        ctx.warn(&format!("worktree {} has no allocations", target.display()));
+    }
+    for (service, port) in released {
+        if !ctx.quiet {
+            eprintln!("released port {port} ({service}) of {}", target.display());
+        }
+    }
+    Ok(Outcome::SUCCESS)
+}

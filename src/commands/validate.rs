@@ -1,0 +1,171 @@
+//! `wtenv validate`: check the registry; `--fix` repairs what is fixable
+//! and exits by what remains (0 valid, 1 fixable errors, 2 critical).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::alloc::RealSystem;
+use crate::config::Config;
+use crate::context::Ctx;
+use crate::error::{Error, Result};
+use crate::exit::Outcome;
+use crate::output;
+use crate::registry::RegistryData;
+use crate::validate::{self, Checked, Finding};
+
+/// `--verbose` is the global flag: with it, every allocation checked is
+/// listed with its state.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Also probe every allocated port: stale (nothing listening) and
+    /// foreign holders.
+    #[arg(long)]
+    pub verify_ports: bool,
+    /// Repair every fixable finding, print each fix.
+    #[arg(long)]
+    pub fix: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    let mut configs = ConfigCache {
+        ctx,
+        cache: BTreeMap::new(),
+    };
+    let mut system = RealSystem::default();
+    let mut checker = |data: &RegistryData| {
+        validate::check(data, args.verify_ports, &mut system, &mut |wt| {
+            configs.config_of(wt)
+        })
+    };
+    let result = if args.fix {
+        ctx.registry.transaction(|data| {
+            let (mut findings, checked) = checker(data);
+            validate::fix(data, &mut findings);
+            Ok((findings, checked, data.allocations.len()))
+        })
+    } else {
+        ctx.registry.read().map(|data| {
+            let (findings, checked) = checker(&data);
+            (findings, checked, data.allocations.len())
+        })
+    };
+    let (findings, checked, remaining) = match result {
+        Ok(r) => r,
+        Err(Error::RegistryUnusable { path, reason, hint }) => {
+            let f = Finding::unreadable(format!(
+                "registry {} cannot be used: {reason}",
+                path.display()
+            ));
+            report(&args, ctx, &[f], &[], 0)?;
+            if !args.json {
+                eprintln!("hint: {hint}");
+            }
+            return Ok(Outcome::Code(crate::exit::REGISTRY));
+        }
+        Err(e) => return Err(e),
+    };
+    report(&args, ctx, &findings, &checked, remaining)?;
+    Ok(Outcome::Code(validate::exit_code(&findings)))
+}
+
+fn report(
+    args: &Args,
+    ctx: &Ctx,
+    findings: &[Finding],
+    checked: &[Checked],
+    remaining: usize,
+) -> Result<()> {
+    let code = validate::exit_code(findings);
+    if args.json {
+        let mut doc = json!({
+            "registry": ctx.registry.path(),
+            "valid": code == 0,
+            "checked": checked.len(),
+            "findings": findings,
+        });
+        if ctx.verbose > 0 {
+            doc["allocations"] = json!(checked);
+        }
+        return output::json(doc);
+    }
+    let mut out = String::new();
+    if ctx.verbose > 0 {
+        let rows: Vec<Vec<String>> = checked
+            .iter()
+            .map(|c| {
+                vec![
+                    c.port.to_string(),
+                    c.service.clone(),
+                    c.purpose.clone(),
+                    c.lifetime.to_string(),
+                    c.state.clone(),
+                    c.worktree.display().to_string(),
+                ]
+            })
+            .collect();
+        out.push_str(&output::table(
+            &[
+                "PORT", "SERVICE", "PURPOSE", "LIFETIME", "STATE", "WORKTREE",
+            ],
+            &rows,
+        ));
+    }
+    for f in findings {
+        let what = match (f.port, &f.service, &f.worktree) {
+            (Some(p), Some(s), Some(w)) => format!("port {p} ({s}) of {}: ", w.display()),
+            _ => String::new(),
+        };
+        let tail = match (f.fixed, f.fixable) {
+            (true, _) => " [fixed]",
+            (false, true) => " [fixable: run with --fix]",
+            (false, false) => " [needs manual intervention]",
+        };
+        let kind = serde_json::to_value(f.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let sev = serde_json::to_value(f.severity)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        out.push_str(&format!("{sev}: {kind}: {what}{}{tail}\n", f.reason));
+    }
+    let count = |s| {
+        findings
+            .iter()
+            .filter(|f| f.severity == s && !f.fixed)
+            .count()
+    };
+    out.push_str(&format!(
+        "{}: {} allocation(s) checked, {} left; {} critical, {} error(s), {} warning(s) remaining; {} fixed\n",
+        if code == 0 { "valid" } else { "invalid" },
+        checked.len(),
+        remaining,
+        count(validate::Severity::Critical),
+        count(validate::Severity::Error),
+        count(validate::Severity::Warning),
+        findings.iter().filter(|f| f.fixed).count(),
+    ));
+    output::stdout(&out)
+}
+
+/// The config of each allocation's worktree, read once; unknown (range
+/// checks skipped) when its directory is missing.
+struct ConfigCache<'a> {
+    ctx: &'a Ctx,
+    cache: BTreeMap<PathBuf, Option<Config>>,
+}
+
+impl ConfigCache<'_> {
+    fn config_of(&mut self, wt: &Path) -> Option<Config> {
+        let ctx = self.ctx;
+        self.cache
+            .entry(wt.to_path_buf())
+            .or_insert_with(|| wt.is_dir().then(|| ctx.config_for(wt).ok()).flatten())
+            .clone()
+    }
+}

@@ -1,0 +1,687 @@
+//! `wtenv.toml` / `wtenv.json`: the per-repository configuration.
+//!
+//! Both formats are parsed into one JSON value tree and walked by one
+//! function, so they accept exactly the same schema and report errors the
+//! same way: the file, the key (dotted path) and the reason. Unknown keys are
+//! warnings, never errors, so an older wtenv can read a newer config.
+//!
+//! Without a file, the built-in defaults apply: the purposes below, and one
+//! service `app` exported as `PORT`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+pub const TOML_NAME: &str = "wtenv.toml";
+pub const JSON_NAME: &str = "wtenv.json";
+
+/// Ports below this need privileges; refused in config (rule 6).
+pub const MIN_PORT: u16 = 1024;
+
+/// Built-in purposes, used when the config has no `[purposes]` table.
+pub const DEFAULT_PURPOSES: &[(&str, PortRange)] = &[
+    (
+        "feature",
+        PortRange {
+            start: 5000,
+            end: 5099,
+        },
+    ),
+    (
+        "bugfix",
+        PortRange {
+            start: 5100,
+            end: 5199,
+        },
+    ),
+    (
+        "hotfix",
+        PortRange {
+            start: 5200,
+            end: 5299,
+        },
+    ),
+    (
+        "experiment",
+        PortRange {
+            start: 5300,
+            end: 5399,
+        },
+    ),
+];
+
+/// An inclusive port range, `start <= end`, both `>= MIN_PORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortRange {
+    pub start: u16,
+    pub end: u16,
+}
+
+impl PortRange {
+    pub fn contains(&self, port: u16) -> bool {
+        (self.start..=self.end).contains(&port)
+    }
+
+    pub fn ports(&self) -> impl Iterator<Item = u16> {
+        self.start..=self.end
+    }
+
+    pub fn overlaps(&self, other: &PortRange) -> bool {
+        self.start <= other.end && other.start <= self.end
+    }
+
+    /// Parses `"5000-5099"`; the error says what is wrong with it.
+    pub fn parse(text: &str) -> std::result::Result<PortRange, String> {
+        let bad = || format!("expected \"START-END\" (e.g. \"5000-5099\"), got {text:?}");
+        let (a, b) = text.split_once('-').ok_or_else(bad)?;
+        let start: u16 = a.trim().parse().map_err(|_| bad())?;
+        let end: u16 = b.trim().parse().map_err(|_| bad())?;
+        if start > end {
+            return Err(format!("range {text:?} is reversed: {start} > {end}"));
+        }
+        if start < MIN_PORT {
+            return Err(format!(
+                "range {text:?} starts below {MIN_PORT}; privileged ports are refused"
+            ));
+        }
+        Ok(PortRange { start, end })
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.start, self.end)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub name: String,
+    /// The variables that carry this service's port, in order.
+    pub env: Vec<String>,
+    /// The command `wtenv up` starts (run through `sh -c`: it is the user's).
+    pub run: Option<String>,
+    pub ready_timeout: Duration,
+}
+
+/// One piece of an `[env]` template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Text(String),
+    Port(String),
+    Worktree,
+    Purpose,
+    Identifier,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub pieces: Vec<Piece>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorktreesConfig {
+    /// Where `create` puts worktrees; `{repo}` is the main worktree's name.
+    /// Relative to the main worktree.
+    pub root: String,
+    /// The branch `create` makes: `{purpose}` and `{identifier}`.
+    pub branch: String,
+    pub default_purpose: String,
+    /// `create` runs `direnv allow` on the new worktree when the source
+    /// worktree's `.envrc` is allowed.
+    pub direnv_allow: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file this came from; `None` for the built-in defaults.
+    pub source: Option<PathBuf>,
+    pub worktrees: WorktreesConfig,
+    /// Sorted by name (deterministic allocation order and output).
+    pub purposes: BTreeMap<String, PortRange>,
+    /// Sorted by name: services get ports in this order.
+    pub services: Vec<Service>,
+    pub env: Vec<(String, Template)>,
+    /// Opt-in: skip ports that are occupied on the system instead of failing.
+    pub skip_occupied: bool,
+    /// Non-fatal findings (unknown keys), each naming the key.
+    pub warnings: Vec<String>,
+}
+
+const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source: None,
+            worktrees: WorktreesConfig {
+                root: "../{repo}.worktrees".into(),
+                branch: "{purpose}/{identifier}".into(),
+                default_purpose: "feature".into(),
+                direnv_allow: false,
+            },
+            purposes: DEFAULT_PURPOSES
+                .iter()
+                .map(|(n, r)| (n.to_string(), *r))
+                .collect(),
+            services: vec![Service {
+                name: "app".into(),
+                env: vec!["PORT".into()],
+                run: None,
+                ready_timeout: DEFAULT_READY_TIMEOUT,
+            }],
+            env: Vec::new(),
+            skip_occupied: false,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The config of the worktree at `root`: `wtenv.toml`, else `wtenv.json`,
+    /// else the defaults. Both files present is an error (which one wins
+    /// would be a guess).
+    pub fn discover(root: &Path) -> Result<Config> {
+        let toml_path = root.join(TOML_NAME);
+        let json_path = root.join(JSON_NAME);
+        let toml_text = read_optional(&toml_path)?;
+        let json_text = read_optional(&json_path)?;
+        match (toml_text, json_text) {
+            (Some(_), Some(_)) => Err(Error::config(
+                &toml_path,
+                "(file)",
+                format!(
+                    "both {TOML_NAME} and {JSON_NAME} exist in {}; keep one",
+                    root.display()
+                ),
+            )),
+            (Some(text), None) => Config::parse(&toml_path, &text),
+            (None, Some(text)) => Config::parse(&json_path, &text),
+            (None, None) => Ok(Config::default()),
+        }
+    }
+
+    /// Loads an explicit `--config PATH`.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("could not read config {}", path.display()), e))?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses config text; the format follows the file name (`.json` is
+    /// JSON, anything else TOML).
+    pub fn parse(path: &Path, text: &str) -> Result<Config> {
+        let value: Value = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(text)
+                .map_err(|e| Error::config(path, "(file)", format!("not valid JSON: {e}")))?
+        } else {
+            let table: toml::Table = toml::from_str(text).map_err(|e| {
+                Error::config(path, "(file)", format!("not valid TOML: {}", e.message()))
+            })?;
+            serde_json::to_value(table).map_err(|e| Error::config(path, "(file)", e.to_string()))?
+        };
+        Parser { path }.config(&value)
+    }
+
+    pub fn purpose_range(&self, purpose: &str) -> Option<PortRange> {
+        self.purposes.get(purpose).copied()
+    }
+
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(
+            format!("could not read config {}", path.display()),
+            e,
+        )),
+    }
+}
+
+/// Whether `name` can be exported as an environment variable by every shell.
+pub fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+/// Variables wtenv sets itself; a config may not claim them.
+pub const RESERVED_VARS: &[&str] = &[
+    "WTENV_WORKTREE",
+    "WTENV_PURPOSE",
+    "WTENV_IDENTIFIER",
+    "WTENV_PORTS",
+];
+
+/// `web` → `WEB_PORT`, `my-api` → `MY_API_PORT`.
+pub fn default_env_name(service: &str) -> String {
+    let mut name: String = service
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    name.push_str("_PORT");
+    name
+}
+
+struct Parser<'a> {
+    path: &'a Path,
+}
+
+impl Parser<'_> {
+    fn err(&self, key: &str, reason: impl Into<String>) -> Error {
+        Error::config(self.path, key, reason)
+    }
+
+    fn table<'v>(&self, v: &'v Value, key: &str) -> Result<&'v serde_json::Map<String, Value>> {
+        v.as_object()
+            .ok_or_else(|| self.err(key, format!("expected a table, got {}", kind(v))))
+    }
+
+    fn string<'v>(&self, v: &'v Value, key: &str) -> Result<&'v str> {
+        v.as_str()
+            .ok_or_else(|| self.err(key, format!("expected a string, got {}", kind(v))))
+    }
+
+    fn bool(&self, v: &Value, key: &str) -> Result<bool> {
+        v.as_bool()
+            .ok_or_else(|| self.err(key, format!("expected true or false, got {}", kind(v))))
+    }
+
+    fn config(&self, root: &Value) -> Result<Config> {
+        let mut config = Config {
+            source: Some(self.path.to_path_buf()),
+            ..Config::default()
+        };
+        let mut env_block = None;
+        for (key, value) in self.table(root, "(top level)")? {
+            match key.as_str() {
+                "worktrees" => self.worktrees(value, &mut config)?,
+                "allocation" => {
+                    for (k, v) in self.table(value, "allocation")? {
+                        let path = format!("allocation.{k}");
+                        match k.as_str() {
+                            "skip_occupied" => config.skip_occupied = self.bool(v, &path)?,
+                            _ => config.warnings.push(unknown(self.path, &path)),
+                        }
+                    }
+                }
+                "purposes" => config.purposes = self.purposes(value)?,
+                "services" => config.services = self.services(value, &mut config.warnings)?,
+                "env" => env_block = Some(value),
+                _ => config.warnings.push(unknown(self.path, key)),
+            }
+        }
+        if !config
+            .purposes
+            .contains_key(&config.worktrees.default_purpose)
+        {
+            return Err(self.err(
+                "worktrees.default_purpose",
+                format!(
+                    "purpose {:?} is not defined in [purposes] (defined: {})",
+                    config.worktrees.default_purpose,
+                    config
+                        .purposes
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        self.check_env_names(&config.services)?;
+        if let Some(block) = env_block {
+            config.env = self.env_templates(block, &config.services)?;
+        }
+        Ok(config)
+    }
+
+    fn worktrees(&self, value: &Value, config: &mut Config) -> Result<()> {
+        for (k, v) in self.table(value, "worktrees")? {
+            let path = format!("worktrees.{k}");
+            let wt = &mut config.worktrees;
+            match k.as_str() {
+                "root" => wt.root = self.string(v, &path)?.to_owned(),
+                "branch" => wt.branch = self.string(v, &path)?.to_owned(),
+                "default_purpose" => wt.default_purpose = self.string(v, &path)?.to_owned(),
+                "direnv_allow" => wt.direnv_allow = self.bool(v, &path)?,
+                _ => config.warnings.push(unknown(self.path, &path)),
+            }
+        }
+        Ok(())
+    }
+
+    fn purposes(&self, value: &Value) -> Result<BTreeMap<String, PortRange>> {
+        let mut purposes = BTreeMap::new();
+        for (name, v) in self.table(value, "purposes")? {
+            let key = format!("purposes.{name}");
+            if !is_identifier(name) {
+                return Err(self.err(&key, "a purpose name is letters, digits, '_' or '-'"));
+            }
+            let range = PortRange::parse(self.string(v, &key)?).map_err(|r| self.err(&key, r))?;
+            for (other, r) in &purposes {
+                if range.overlaps(r) {
+                    return Err(self.err(
+                        &key,
+                        format!(
+                            "range {range} overlaps purposes.{other} ({r}); ranges must be disjoint"
+                        ),
+                    ));
+                }
+            }
+            purposes.insert(name.clone(), range);
+        }
+        if purposes.is_empty() {
+            return Err(self.err("purposes", "at least one purpose is needed"));
+        }
+        Ok(purposes)
+    }
+
+    fn services(&self, value: &Value, warnings: &mut Vec<String>) -> Result<Vec<Service>> {
+        let mut services = Vec::new();
+        for (name, v) in self.table(value, "services")? {
+            let key = format!("services.{name}");
+            if !is_identifier(name) {
+                return Err(self.err(&key, "a service name is letters, digits, '_' or '-'"));
+            }
+            let mut service = Service {
+                name: name.clone(),
+                env: vec![default_env_name(name)],
+                run: None,
+                ready_timeout: DEFAULT_READY_TIMEOUT,
+            };
+            for (k, v) in self.table(v, &key)? {
+                let path = format!("{key}.{k}");
+                match k.as_str() {
+                    "env" => {
+                        service.env = match v {
+                            Value::String(s) => vec![s.clone()],
+                            Value::Array(items) => items
+                                .iter()
+                                .map(|i| self.string(i, &path).map(str::to_owned))
+                                .collect::<Result<_>>()?,
+                            other => {
+                                return Err(self.err(
+                                    &path,
+                                    format!(
+                                        "expected a string or a list of strings, got {}",
+                                        kind(other)
+                                    ),
+                                ));
+                            }
+                        };
+                        if service.env.is_empty() {
+                            return Err(self.err(&path, "at least one variable name is needed"));
+                        }
+                    }
+                    "run" => service.run = Some(self.string(v, &path)?.to_owned()),
+                    "ready_timeout" => {
+                        let text = self.string(v, &path)?;
+                        service.ready_timeout = humantime::parse_duration(text).map_err(|e| {
+                            self.err(
+                                &path,
+                                format!("{text:?} is not a duration like \"30s\": {e}"),
+                            )
+                        })?;
+                    }
+                    _ => warnings.push(unknown(self.path, &path)),
+                }
+            }
+            services.push(service);
+        }
+        if services.is_empty() {
+            return Err(self.err("services", "at least one service is needed (or leave [services] out for the default `app` on PORT)"));
+        }
+        services.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(services)
+    }
+
+    fn check_env_names(&self, services: &[Service]) -> Result<()> {
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for s in services {
+            for var in &s.env {
+                let key = format!("services.{}.env", s.name);
+                if !is_env_name(var) {
+                    return Err(self.err(&key, format!("{var:?} is not a valid environment variable name (letters, digits, '_', not starting with a digit)")));
+                }
+                if RESERVED_VARS.contains(&var.as_str()) {
+                    return Err(self.err(&key, format!("{var} is set by wtenv itself")));
+                }
+                if let Some(other) = seen.insert(var, &s.name) {
+                    return Err(self.err(&key, format!("{var} is also exported by services.{other}; each variable names one port")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn env_templates(
+        &self,
+        value: &Value,
+        services: &[Service],
+    ) -> Result<Vec<(String, Template)>> {
+        let service_vars: BTreeSet<&str> = services
+            .iter()
+            .flat_map(|s| s.env.iter().map(String::as_str))
+            .collect();
+        let mut out = Vec::new();
+        for (name, v) in self.table(value, "env")? {
+            let key = format!("env.{name}");
+            if !is_env_name(name) {
+                return Err(self.err(
+                    &key,
+                    format!("{name:?} is not a valid environment variable name"),
+                ));
+            }
+            if RESERVED_VARS.contains(&name.as_str()) || service_vars.contains(name.as_str()) {
+                return Err(self.err(&key, format!("{name} is already set by wtenv or a service")));
+            }
+            let text = self.string(v, &key)?;
+            let template = Template::parse(text).map_err(|r| self.err(&key, r))?;
+            for piece in &template.pieces {
+                if let Piece::Port(s) = piece
+                    && !services.iter().any(|svc| &svc.name == s)
+                {
+                    return Err(
+                        self.err(&key, format!("{{port.{s}}} names no service in [services]"))
+                    );
+                }
+            }
+            out.push((name.clone(), template));
+        }
+        Ok(out)
+    }
+}
+
+impl Template {
+    /// `{port.NAME}`, `{worktree}`, `{purpose}`, `{identifier}`; `{{` and `}}`
+    /// are literal braces.
+    pub fn parse(text: &str) -> std::result::Result<Template, String> {
+        let mut pieces = Vec::new();
+        let mut literal = String::new();
+        let mut rest = text;
+        while let Some(i) = rest.find(['{', '}']) {
+            literal.push_str(&rest[..i]);
+            let tail = &rest[i..];
+            if tail.starts_with("{{") || tail.starts_with("}}") {
+                literal.push_str(&tail[..1]);
+                rest = &tail[2..];
+                continue;
+            }
+            if tail.starts_with('}') {
+                return Err(format!(
+                    "unmatched '}}' in {text:?} (write '}}}}' for a brace)"
+                ));
+            }
+            let end = tail
+                .find('}')
+                .ok_or_else(|| format!("unclosed '{{' in {text:?}"))?;
+            let name = &tail[1..end];
+            let piece = match name {
+                "worktree" => Piece::Worktree,
+                "purpose" => Piece::Purpose,
+                "identifier" => Piece::Identifier,
+                _ => match name.strip_prefix("port.") {
+                    Some(svc) if !svc.is_empty() => Piece::Port(svc.to_owned()),
+                    _ => {
+                        return Err(format!(
+                            "unknown placeholder {{{name}}}; known: {{port.SERVICE}}, {{worktree}}, {{purpose}}, {{identifier}}"
+                        ));
+                    }
+                },
+            };
+            if !literal.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(&mut literal)));
+            }
+            pieces.push(piece);
+            rest = &tail[end + 1..];
+        }
+        literal.push_str(rest);
+        if !literal.is_empty() {
+            pieces.push(Piece::Text(literal));
+        }
+        Ok(Template { pieces })
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn unknown(path: &Path, key: &str) -> String {
+    format!("{}: unknown key {key:?} (ignored)", path.display())
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a table",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(Path::new("wtenv.toml"), text)
+    }
+
+    #[test]
+    fn defaults_have_feature_range_and_app_service() {
+        let c = Config::default();
+        assert_eq!(
+            c.purpose_range("feature"),
+            Some(PortRange {
+                start: 5000,
+                end: 5099
+            })
+        );
+        assert_eq!(c.services[0].env, vec!["PORT".to_string()]);
+    }
+
+    #[test]
+    fn range_errors_name_the_problem() {
+        assert!(
+            PortRange::parse("5099-5000")
+                .unwrap_err()
+                .contains("reversed")
+        );
+        assert!(
+            PortRange::parse("80-90")
+                .unwrap_err()
+                .contains("below 1024")
+        );
+        assert!(PortRange::parse("abc").unwrap_err().contains("START-END"));
+        assert!(PortRange::parse("5000-70000").is_err());
+    }
+
+    #[test]
+    fn overlapping_purposes_are_refused() {
+        let e = parse(
+            "[purposes]\na = \"5000-5100\"\nb = \"5100-5200\"\n[worktrees]\ndefault_purpose=\"a\"",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("purposes.b: range 5100-5200 overlaps purposes.a"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_warn_with_their_path() {
+        let c = parse("colour = 1\n[services.web]\nenvv = \"X\"").unwrap();
+        assert_eq!(c.warnings.len(), 2);
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("\"services.web.envv\""))
+        );
+        assert!(c.warnings.iter().any(|w| w.contains("\"colour\"")));
+    }
+
+    #[test]
+    fn env_names_are_validated_and_unique() {
+        let e = parse("[services.web]\nenv = \"1BAD\"").unwrap_err();
+        assert!(e.to_string().contains("services.web.env"), "{e}");
+        let e = parse("[services.a]\nenv = \"P\"\n[services.b]\nenv = [\"P\"]").unwrap_err();
+        assert!(e.to_string().contains("also exported by services.a"), "{e}");
+    }
+
+    #[test]
+    fn templates_parse_and_check_services() {
+        let c =
+            parse("[services.api]\n[env]\nURL = \"http://localhost:{port.api}/{{x}}\"").unwrap();
+        assert_eq!(
+            c.env[0].1.pieces,
+            vec![
+                Piece::Text("http://localhost:".into()),
+                Piece::Port("api".into()),
+                Piece::Text("/{x}".into())
+            ]
+        );
+        let e = parse("[services.api]\n[env]\nURL = \"{port.web}\"").unwrap_err();
+        assert!(e.to_string().contains("names no service"), "{e}");
+    }
+
+    #[test]
+    fn json_and_toml_share_the_schema() {
+        let c = Config::parse(
+            Path::new("wtenv.json"),
+            r#"{"purposes":{"feature":"6000-6009"},"services":{"web":{"env":["PORT","WEB_PORT"]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.purpose_range("feature"),
+            Some(PortRange {
+                start: 6000,
+                end: 6009
+            })
+        );
+        assert_eq!(c.services[0].env, vec!["PORT", "WEB_PORT"]);
+    }
+}

@@ -1,0 +1,124 @@
+//! What every command gets: global options, and the scope of the worktree
+//! it runs in (worktree, config, purpose, identifier, range).
+
+use std::path::{Path, PathBuf};
+
+use crate::alloc::Request;
+use crate::config::{Config, PortRange};
+use crate::error::{Error, Result};
+use crate::registry::Registry;
+use crate::worktree::Worktree;
+
+pub struct Ctx {
+    pub registry: Registry,
+    /// `--config PATH`: used instead of the worktree's own file.
+    pub config_path: Option<PathBuf>,
+    pub cwd: PathBuf,
+    /// Colour on stderr (terminal, `--color`, `NO_COLOR`).
+    pub color: bool,
+    pub quiet: bool,
+    /// `-v` count (`validate` lists every allocation with it).
+    pub verbose: u8,
+}
+
+/// A worktree with its config and its place in the port space.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub worktree: Worktree,
+    pub config: Config,
+    pub purpose: String,
+    pub identifier: String,
+    pub range: PortRange,
+}
+
+impl Ctx {
+    /// A non-fatal message for the user, on stderr.
+    pub fn warn(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("warning: {message}");
+        }
+    }
+
+    /// The config that applies to the worktree at `root`.
+    pub fn config_for(&self, root: &Path) -> Result<Config> {
+        let config = match &self.config_path {
+            Some(p) => Config::load(p)?,
+            None => Config::discover(root)?,
+        };
+        for w in &config.warnings {
+            self.warn(w);
+        }
+        Ok(config)
+    }
+
+    /// The scope of the worktree around the current directory.
+    pub fn scope(&self) -> Result<Scope> {
+        self.scope_at(&self.cwd)
+    }
+
+    pub fn scope_at(&self, dir: &Path) -> Result<Scope> {
+        let worktree = Worktree::require(dir)?;
+        let config = self.config_for(&worktree.root)?;
+        let meta = worktree.meta();
+        let purpose = meta
+            .purpose
+            .clone()
+            .unwrap_or_else(|| config.worktrees.default_purpose.clone());
+        let range = config.purpose_range(&purpose).ok_or_else(|| {
+            Error::hinted(
+                format!(
+                    "worktree {} has purpose {purpose:?}, which the config does not define",
+                    worktree.root.display()
+                ),
+                format!("add {purpose} to [purposes] in wtenv.toml"),
+            )
+        })?;
+        let identifier = worktree.identifier();
+        Ok(Scope {
+            worktree,
+            config,
+            purpose,
+            identifier,
+            range,
+        })
+    }
+}
+
+impl Scope {
+    /// The allocation request for this worktree's configured services.
+    pub fn request(&self, skip_occupied_flag: bool) -> Request<'_> {
+        Request {
+            repository: &self.worktree.common_dir,
+            worktree: &self.worktree.root,
+            purpose: &self.purpose,
+            range: self.range,
+            services: self
+                .config
+                .services
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect(),
+            skip_occupied: skip_occupied_flag || self.config.skip_occupied,
+        }
+    }
+
+    /// Another purpose's range, checked against the config.
+    pub fn with_purpose(mut self, purpose: &str) -> Result<Scope> {
+        self.range = self.config.purpose_range(purpose).ok_or_else(|| {
+            Error::hinted(
+                format!("unknown purpose {purpose:?}"),
+                format!(
+                    "configured purposes: {}",
+                    self.config
+                        .purposes
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
+        self.purpose = purpose.to_owned();
+        Ok(self)
+    }
+}

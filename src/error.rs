@@ -1,0 +1,135 @@
+//! The one error type of wtenv, and its mapping to exit codes.
+//!
+//! Every failure carries what failed, on what, and (via [`Error::hint`]) what
+//! to do next. The exit code is decided in one place: [`Error::exit_code`].
+
+use std::path::PathBuf;
+
+use crate::exit;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The registry file exists but cannot be trusted. Never overwritten.
+    #[error("registry {path} cannot be used: {reason}")]
+    RegistryUnusable {
+        path: PathBuf,
+        reason: String,
+        hint: String,
+    },
+
+    /// Another wtenv held the registry lock for longer than we wait.
+    #[error("could not lock registry {path}: busy for {waited_secs} s")]
+    RegistryBusy { path: PathBuf, waited_secs: u64 },
+
+    /// The fail-fast port conflict; the message is the seed's, word for word.
+    #[error("{0}")]
+    Conflict(String),
+
+    /// A reserved port of this worktree is held by a process of another one.
+    #[error("{0}")]
+    ForeignHolder(String),
+
+    /// No free port left in a purpose's range.
+    #[error("no free port left in {purpose} range {range}")]
+    RangeExhausted { purpose: String, range: String },
+
+    #[error("invalid config {path}: {key}: {reason}")]
+    Config {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
+
+    #[error("git {args} failed: {stderr}")]
+    Git { args: String, stderr: String },
+
+    /// Bad input on the command line, or a precondition the user can fix.
+    #[error("{message}")]
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The command was interrupted by a signal and cleaned up; die of it.
+    #[error("interrupted by signal {0}")]
+    Interrupted(i32),
+}
+
+impl Error {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Error::Usage {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::Usage {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn config(
+        path: impl Into<PathBuf>,
+        key: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Config {
+            path: path.into(),
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// What the user can do about it, printed as `hint: ...`.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::RegistryUnusable { hint, .. } => Some(hint.clone()),
+            Error::RegistryBusy { .. } => Some(
+                "another wtenv is holding the registry; retry, or set WTENV_LOCK_TIMEOUT to wait longer"
+                    .into(),
+            ),
+            Error::RangeExhausted { .. } => Some(
+                "run 'wtenv validate --verify-ports --fix' to release stale allocations, or widen the range in wtenv.toml"
+                    .into(),
+            ),
+            Error::Config { .. } => Some("fix the file, then run the command again".into()),
+            Error::Usage { hint, .. } => hint.clone(),
+            _ => None,
+        }
+    }
+
+    /// The one mapping from error kind to exit code (SPEC "Exit codes").
+    pub fn exit_code(&self) -> exit::Outcome {
+        match self {
+            Error::RegistryUnusable { .. } | Error::RegistryBusy { .. } => {
+                exit::Outcome::Code(exit::REGISTRY)
+            }
+            Error::Interrupted(sig) => exit::Outcome::Signal(*sig),
+            Error::Conflict(_)
+            | Error::ForeignHolder(_)
+            | Error::RangeExhausted { .. }
+            | Error::Config { .. }
+            | Error::Git { .. }
+            | Error::Usage { .. }
+            | Error::Io { .. } => exit::Outcome::Code(exit::FAILURE),
+        }
+    }
+}

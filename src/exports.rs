@@ -1,0 +1,53 @@
+//! The variables a worktree exports (SPEC "Environment"): each service's
+//! names, the `WTENV_*` provenance variables, then the `[env]` templates.
+//!
+//! `WTENV_WORKTREE` is always computed from the worktree found on disk; an
+//! inherited value is never read, so one naming another worktree is simply
+//! replaced.
+
+use crate::alloc::Ports;
+use crate::config::Piece;
+use crate::context::Scope;
+
+/// Ordered `(name, value)` pairs; values are raw, quoting is `shell`'s job.
+pub fn variables(scope: &Scope, ports: &Ports) -> Vec<(String, String)> {
+    let mut vars = Vec::new();
+    for service in &scope.config.services {
+        if let Some(port) = ports.get(&service.name) {
+            for name in &service.env {
+                vars.push((name.clone(), port.to_string()));
+            }
+        }
+    }
+    vars.push((
+        "WTENV_WORKTREE".into(),
+        scope.worktree.root.to_string_lossy().into_owned(),
+    ));
+    vars.push(("WTENV_PURPOSE".into(), scope.purpose.clone()));
+    vars.push(("WTENV_IDENTIFIER".into(), scope.identifier.clone()));
+    vars.push(("WTENV_PORTS".into(), ports_summary(ports)));
+    for (name, template) in &scope.config.env {
+        let value: String = template
+            .pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Text(t) => t.clone(),
+                Piece::Port(s) => ports.get(s).map(u16::to_string).unwrap_or_default(),
+                Piece::Worktree => scope.worktree.root.to_string_lossy().into_owned(),
+                Piece::Purpose => scope.purpose.clone(),
+                Piece::Identifier => scope.identifier.clone(),
+            })
+            .collect();
+        vars.push((name.clone(), value));
+    }
+    vars
+}
+
+/// `web=5000,api=5001`, in service-name order.
+pub fn ports_summary(ports: &Ports) -> String {
+    ports
+        .iter()
+        .map(|(s, p)| format!("{s}={p}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}

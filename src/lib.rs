@@ -1,0 +1,118 @@
+//! wtenv: every git worktree gets its own TCP ports, proven free, exported
+//! to the shell that enters it, held while its services run and released
+//! when they stop.
+//!
+//! Data flows one way: command → config → registry (locked) → decide →
+//! write → render. Map of concepts:
+//! - [`config`]: `wtenv.toml` / `wtenv.json`
+//! - [`registry`]: the locked, atomically written record of allocations
+//! - [`probe`]: is a port free on the system, and who holds it
+//! - [`process`]: process identity (pid + start time), ancestry
+//! - [`alloc`]: the allocation rules (sticky, lowest free, fail fast, sweep)
+//! - [`worktree`]: which worktree we are in, without running git
+//! - [`exports`] and [`shell`]: the variables, and their quoting per shell
+//! - [`commands`]: one file per verb
+
+pub mod alloc;
+pub mod commands;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod exit;
+pub mod exports;
+pub mod output;
+pub mod probe;
+pub mod process;
+pub mod registry;
+pub mod shell;
+pub mod validate;
+pub mod worktree;
+
+use std::io::IsTerminal;
+
+pub use commands::Cli;
+use error::Error;
+use exit::Outcome;
+
+/// Runs a parsed command line; errors are printed here, once.
+pub fn run(cli: Cli) -> Outcome {
+    init_tracing(cli.verbose, cli.quiet);
+    let quiet = cli.quiet;
+    match context(&cli).and_then(|ctx| commands::dispatch(cli.command, &ctx)) {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            report(&err, quiet);
+            err.exit_code()
+        }
+    }
+}
+
+/// A command line clap refused: usage errors exit 1 (SPEC: bad input),
+/// `--help` and `--version` exit 0.
+pub fn usage_error(err: clap::Error) -> Outcome {
+    let _ = err.print();
+    if err.use_stderr() {
+        Outcome::Code(exit::FAILURE)
+    } else {
+        Outcome::SUCCESS
+    }
+}
+
+fn context(cli: &Cli) -> error::Result<context::Ctx> {
+    let registry_path = match &cli.registry {
+        Some(p) => p.clone(),
+        None => registry::Registry::default_path()?,
+    };
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::io("could not read the current directory", e))?;
+    let color = match cli.color {
+        clap::ColorChoice::Always => true,
+        clap::ColorChoice::Never => false,
+        clap::ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stderr().is_terminal()
+        }
+    };
+    Ok(context::Ctx {
+        registry: registry::Registry::new(registry_path),
+        config_path: cli.config.clone(),
+        cwd,
+        color,
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    })
+}
+
+/// `error: what failed` then `hint: what to do`. The conflict message is
+/// the seed's, printed as it is.
+fn report(err: &Error, quiet: bool) {
+    match err {
+        Error::Interrupted(_) => {}
+        Error::Conflict(msg) | Error::ForeignHolder(msg) => eprintln!("{msg}"),
+        _ if quiet => eprintln!("error: {err}"),
+        _ => {
+            eprintln!("error: {err}");
+            if let Some(hint) = err.hint() {
+                eprintln!("hint: {hint}");
+            }
+        }
+    }
+}
+
+/// Diagnostics on stderr, filtered by `WTENV_LOG` (else by -v/-q).
+fn init_tracing(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WTENV_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("wtenv={default}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}

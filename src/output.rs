@@ -1,0 +1,55 @@
+//! stdout is data or shell code only; stderr is talk (STYLE 7).
+//!
+//! Writes to stdout go through [`stdout`], which treats a closed pipe
+//! (`wtenv ports | head -1`) as success, like ripgrep and zoxide.
+
+use std::io::{ErrorKind, Write};
+
+use crate::error::{Error, Result};
+
+/// Writes `text` to stdout; EPIPE is success.
+pub fn stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => {
+            Err(Error::io("could not write to stdout", e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A JSON document with `"version": 1` first, then `fields`.
+pub fn json(fields: serde_json::Value) -> Result<()> {
+    let mut doc = serde_json::Map::new();
+    doc.insert("version".into(), 1.into());
+    if let serde_json::Value::Object(map) = fields {
+        doc.extend(map);
+    }
+    let mut text = serde_json::to_string_pretty(&doc).expect("json values serialize");
+    text.push('\n');
+    stdout(&text)
+}
+
+/// Left-aligned columns, two spaces apart; the last column is not padded.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = header.iter().map(|s| s.to_string()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let last = row.len().saturating_sub(1);
+        for (i, cell) in row.iter().enumerate() {
+            out.push_str(cell);
+            if i < last {
+                let pad = widths[i] - cell.chars().count() + 2;
+                out.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}

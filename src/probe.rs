@@ -1,0 +1,304 @@
+//! "Free on the system": the port probe, and who holds a busy port.
+//!
+//! A port is occupied when any of these says so (SPEC "Port probe"):
+//! - bind + listen on `[::]` (IPV6_V6ONLY off), `127.0.0.1`, `0.0.0.0` and
+//!   `::1` fails with EADDRINUSE or EACCES. SO_REUSEADDR is on, so a
+//!   TIME_WAIT leftover is not "busy"; SO_REUSEPORT is never set, so a
+//!   listener that set it cannot share with us and still shows as busy.
+//! - a connect to `127.0.0.1` or `::1` succeeds: the backstop for BSD
+//!   semantics, where a SO_REUSEADDR bind can succeed beside a wildcard
+//!   listener.
+//!
+//! EAFNOSUPPORT / EADDRNOTAVAIL (and unreachable, for connect) mean the
+//! address family is absent (a host without IPv6), not busy. Any other error
+//! is returned: "could not tell" is never reported as "free".
+//!
+//! Holder lookup is advisory: /proc on Linux, `lsof` elsewhere. An empty
+//! answer means "holder unknown", which callers must say as such.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// The answer of [`probe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortState {
+    Free,
+    Occupied,
+}
+
+const BIND_ADDRS: [IpAddr; 4] = [
+    IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    IpAddr::V4(Ipv4Addr::LOCALHOST),
+    IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    IpAddr::V6(Ipv6Addr::LOCALHOST),
+];
+
+const CONNECT_ADDRS: [IpAddr; 2] = [
+    IpAddr::V4(Ipv4Addr::LOCALHOST),
+    IpAddr::V6(Ipv6Addr::LOCALHOST),
+];
+
+/// A loopback connect is answered at once (SYN-ACK or RST); only a listener
+/// whose backlog is full leaves it hanging, and that listener is busy.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Whether `port` is free on every address family this host has.
+pub fn probe(port: u16) -> io::Result<PortState> {
+    for addr in BIND_ADDRS {
+        if bind_state(SocketAddr::new(addr, port))? == PortState::Occupied {
+            tracing::debug!(port, %addr, "bind says occupied");
+            return Ok(PortState::Occupied);
+        }
+    }
+    for addr in CONNECT_ADDRS {
+        if connect_state(SocketAddr::new(addr, port))? == PortState::Occupied {
+            tracing::debug!(port, %addr, "connect says occupied");
+            return Ok(PortState::Occupied);
+        }
+    }
+    Ok(PortState::Free)
+}
+
+fn family_absent(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc_errno::EAFNOSUPPORT | libc_errno::EADDRNOTAVAIL)
+    )
+}
+
+fn busy(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::AddrInUse || matches!(e.raw_os_error(), Some(libc_errno::EACCES))
+}
+
+fn bind_state(addr: SocketAddr) -> io::Result<PortState> {
+    let socket = match Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)) {
+        Ok(s) => s,
+        Err(e) if family_absent(&e) => return Ok(PortState::Free),
+        Err(e) => return Err(e),
+    };
+    if addr.is_ipv6() {
+        // Dual-stack on `[::]`: an IPv4-only listener on the port makes this
+        // bind fail too. Explicit, because the default is a sysctl.
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    let result = socket.bind(&addr.into()).and_then(|()| socket.listen(1));
+    match result {
+        Ok(()) => Ok(PortState::Free),
+        Err(e) if busy(&e) => Ok(PortState::Occupied),
+        Err(e) if family_absent(&e) => Ok(PortState::Free),
+        Err(e) => Err(io::Error::new(e.kind(), format!("probing {addr}: {e}"))),
+    }
+}
+
+fn connect_state(addr: SocketAddr) -> io::Result<PortState> {
+    match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+        Ok(_) => Ok(PortState::Occupied),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(PortState::Occupied),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(PortState::Free),
+        Err(e)
+            if family_absent(&e)
+                || matches!(
+                    e.kind(),
+                    io::ErrorKind::NetworkUnreachable | io::ErrorKind::HostUnreachable
+                ) =>
+        {
+            Ok(PortState::Free)
+        }
+        Err(e) => Err(io::Error::new(e.kind(), format!("probing {addr}: {e}"))),
+    }
+}
+
+/// Errno values, named. socket2 re-exports no constants and these are the
+/// same numbers on Linux; macOS differs, hence the cfg.
+mod libc_errno {
+    #[cfg(target_os = "linux")]
+    pub const EAFNOSUPPORT: i32 = 97;
+    #[cfg(target_os = "linux")]
+    pub const EADDRNOTAVAIL: i32 = 99;
+    #[cfg(not(target_os = "linux"))]
+    pub const EAFNOSUPPORT: i32 = 47;
+    #[cfg(not(target_os = "linux"))]
+    pub const EADDRNOTAVAIL: i32 = 49;
+    pub const EACCES: i32 = 13;
+}
+
+/// The OS ephemeral (outgoing connection) port range, if known. Ports in it
+/// may be taken at any moment by a client socket.
+pub fn ephemeral_range() -> Option<crate::config::PortRange> {
+    #[cfg(target_os = "linux")]
+    {
+        let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+        let mut it = text.split_whitespace().map(|n| n.parse::<u16>().ok());
+        let (start, end) = (it.next()??, it.next()??);
+        Some(crate::config::PortRange { start, end })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // IANA's range, the macOS default (sysctl net.inet.ip.portrange).
+        Some(crate::config::PortRange {
+            start: 49152,
+            end: 65535,
+        })
+    }
+}
+
+/// A warning when `range` overlaps the ephemeral range (SPEC rule 6).
+pub fn ephemeral_overlap(range: crate::config::PortRange) -> Option<String> {
+    let eph = ephemeral_range()?;
+    range.overlaps(&eph).then(|| {
+        format!("port range {range} overlaps the OS ephemeral range {eph}: outgoing connections may take its ports at any time")
+    })
+}
+
+/// A process that listens on a port.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Holder {
+    pub pid: u32,
+    pub command: String,
+    pub cwd: Option<PathBuf>,
+}
+
+impl Holder {
+    /// `pid 123 (python3 -m http.server 5000) in /some/dir`.
+    pub fn describe(&self) -> String {
+        let mut s = format!("pid {} ({})", self.pid, self.command);
+        if let Some(cwd) = &self.cwd {
+            s.push_str(&format!(" in {}", cwd.display()));
+        }
+        s
+    }
+}
+
+/// The listening processes of each port in `ports` that the system tells
+/// about. A port missing from the answer, or with an empty list: holder
+/// unknown (another user's process, or no permission to look).
+pub fn holders(ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>> {
+    if ports.is_empty() {
+        return BTreeMap::new();
+    }
+    imp::holders(ports)
+}
+
+#[cfg(target_os = "linux")]
+mod imp {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// LISTEN sockets of `ports`: inode → port, from /proc/net/tcp{,6}.
+    fn listen_inodes(ports: &BTreeSet<u16>) -> HashMap<u64, u16> {
+        let mut inodes = HashMap::new();
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let Ok(text) = std::fs::read_to_string(table) else {
+                continue;
+            };
+            for line in text.lines().skip(1) {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+                if f.len() < 10 || f[3] != "0A" {
+                    continue; // 0A = TCP_LISTEN
+                }
+                let Some(port) = f[1]
+                    .rsplit_once(':')
+                    .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+                else {
+                    continue;
+                };
+                if let (true, Ok(inode)) = (ports.contains(&port), f[9].parse::<u64>()) {
+                    inodes.insert(inode, port);
+                }
+            }
+        }
+        inodes
+    }
+
+    pub fn holders(ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>> {
+        let inodes = listen_inodes(ports);
+        let mut out: BTreeMap<u16, Vec<Holder>> = BTreeMap::new();
+        if inodes.is_empty() {
+            return out;
+        }
+        for pid in crate::process::all_pids() {
+            let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+                continue;
+            };
+            let mut seen = BTreeSet::new();
+            for fd in fds.flatten() {
+                let Ok(target) = std::fs::read_link(fd.path()) else {
+                    continue;
+                };
+                let Some(inode) = target
+                    .to_str()
+                    .and_then(|t| t.strip_prefix("socket:["))
+                    .and_then(|t| t.strip_suffix(']'))
+                    .and_then(|t| t.parse::<u64>().ok())
+                else {
+                    continue;
+                };
+                if let Some(&port) = inodes.get(&inode)
+                    && seen.insert(port)
+                {
+                    out.entry(port).or_default().push(Holder {
+                        pid,
+                        command: crate::process::command(pid).unwrap_or_else(|| "?".into()),
+                        cwd: crate::process::cwd(pid),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod imp {
+    use super::*;
+
+    /// `lsof -nP -iTCP:PORT -sTCP:LISTEN -Fp`: one call per port set.
+    pub fn holders(ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>> {
+        let mut out: BTreeMap<u16, Vec<Holder>> = BTreeMap::new();
+        for &port in ports {
+            let Ok(o) = std::process::Command::new("lsof")
+                .args(["-nP", &format!("-iTCP:{port}"), "-sTCP:LISTEN", "-Fp"])
+                .output()
+            else {
+                continue;
+            };
+            let mut pids: Vec<u32> = String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter_map(|l| l.strip_prefix('p')?.parse().ok())
+                .collect();
+            pids.dedup();
+            for pid in pids {
+                out.entry(port).or_default().push(Holder {
+                    pid,
+                    command: crate::process::command(pid).unwrap_or_else(|| "?".into()),
+                    cwd: crate::process::cwd(pid),
+                });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_v4_loopback_listener_is_seen_with_its_holder() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(probe(port).unwrap(), PortState::Occupied);
+        let found = holders(&BTreeSet::from([port]));
+        assert_eq!(found[&port][0].pid, std::process::id());
+        drop(listener);
+        assert_eq!(probe(port).unwrap(), PortState::Free);
+    }
+}

@@ -1,0 +1,246 @@
+//! What wtenv needs to know about other processes: are they alive (and the
+//! same process, not a reused pid), who are their parents, where do they run.
+//!
+//! A pid alone is not an identity: pids are reused. A process is identified
+//! by (pid, start time); a recorded holder whose pid is alive with another
+//! start time is gone. Linux reads `/proc` (no subprocess); macOS asks `ps`
+//! and `lsof`, behind the same functions.
+
+use std::path::PathBuf;
+
+/// A process identity that survives pid reuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProcessId {
+    pub pid: u32,
+    /// Opaque start-time token: clock ticks since boot on Linux, a hash of
+    /// `ps -o lstart` on macOS. Only ever compared for equality.
+    pub start_time: u64,
+}
+
+impl ProcessId {
+    /// This process.
+    pub fn current() -> ProcessId {
+        let pid = std::process::id();
+        ProcessId {
+            pid,
+            start_time: imp::start_time(pid).unwrap_or(0),
+        }
+    }
+
+    /// The live process with this pid, if any.
+    pub fn of(pid: u32) -> Option<ProcessId> {
+        imp::start_time(pid).map(|start_time| ProcessId { pid, start_time })
+    }
+
+    /// Whether this very process (not a successor reusing the pid) lives.
+    pub fn is_alive(&self) -> bool {
+        imp::start_time(self.pid) == Some(self.start_time)
+    }
+}
+
+/// The parent pid of `pid`, if it is alive.
+pub fn parent(pid: u32) -> Option<u32> {
+    imp::parent(pid)
+}
+
+/// The process group of `pid`, if it is alive.
+pub fn pgid(pid: u32) -> Option<u32> {
+    imp::pgid(pid)
+}
+
+/// `pid`'s command line, space-joined, if it can be read.
+pub fn command(pid: u32) -> Option<String> {
+    imp::command(pid)
+}
+
+/// `pid`'s working directory, if it can be read.
+pub fn cwd(pid: u32) -> Option<PathBuf> {
+    imp::cwd(pid)
+}
+
+/// Whether `pid` is `ancestor` or descends from it. Bounded walk: a cycle
+/// (impossible, but /proc races) cannot hang us.
+pub fn descends_from(pid: u32, ancestor: u32) -> bool {
+    let mut current = pid;
+    for _ in 0..256 {
+        if current == ancestor {
+            return true;
+        }
+        match imp::parent(current) {
+            Some(p) if p != 0 && p != current => current = p,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Every live pid on the system (for holder lookup and group sweeps).
+pub fn all_pids() -> Vec<u32> {
+    imp::all_pids()
+}
+
+/// Members of process group `pgid` that are still alive.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    imp::all_pids()
+        .into_iter()
+        .filter(|&p| imp::pgid(p) == Some(pgid))
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+mod imp {
+    use std::path::PathBuf;
+
+    /// Fields of /proc/PID/stat after the `(comm)`, which may hold spaces
+    /// and parentheses: split at the last ')'.
+    fn stat_fields(pid: u32) -> Option<Vec<String>> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = &stat[stat.rfind(')')? + 1..];
+        Some(rest.split_whitespace().map(str::to_owned).collect())
+    }
+
+    fn stat_field(pid: u32, field: usize) -> Option<u64> {
+        // proc(5) numbers fields from 1; `rest` starts at field 3 (state).
+        stat_fields(pid)?.get(field - 3)?.parse().ok()
+    }
+
+    pub fn start_time(pid: u32) -> Option<u64> {
+        let fields = stat_fields(pid)?;
+        // A zombie is dead for our purposes: it holds no port and will not
+        // run again.
+        if fields.first().is_some_and(|s| s == "Z" || s == "X") {
+            return None;
+        }
+        fields.get(22 - 3)?.parse().ok()
+    }
+
+    pub fn parent(pid: u32) -> Option<u32> {
+        stat_field(pid, 4).map(|p| p as u32)
+    }
+
+    pub fn pgid(pid: u32) -> Option<u32> {
+        stat_field(pid, 5).map(|p| p as u32)
+    }
+
+    pub fn command(pid: u32) -> Option<String> {
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let text: Vec<String> = raw
+            .split(|&b| b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        if text.is_empty() {
+            // Kernel threads and zombies: fall back to comm.
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            return Some(comm.trim_end().to_owned());
+        }
+        Some(text.join(" "))
+    }
+
+    pub fn cwd(pid: u32) -> Option<PathBuf> {
+        std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
+    }
+
+    pub fn all_pids() -> Vec<u32> {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect()
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod imp {
+    //! macOS (and other BSDs): no /proc, so ask `ps` and `lsof`. Untested
+    //! here (Linux-only CI); kept small on purpose.
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    fn ps(pid: u32, field: &str) -> Option<String> {
+        let out = Command::new("ps")
+            .args(["-o", &format!("{field}="), "-p", &pid.to_string()])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        (out.status.success() && !text.is_empty()).then_some(text)
+    }
+
+    pub fn start_time(pid: u32) -> Option<u64> {
+        if ps(pid, "stat")?.starts_with('Z') {
+            return None;
+        }
+        // lstart is a date string; only equality matters, so hash it (FNV-1a).
+        let lstart = ps(pid, "lstart")?;
+        Some(lstart.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+        }))
+    }
+
+    pub fn parent(pid: u32) -> Option<u32> {
+        ps(pid, "ppid")?.parse().ok()
+    }
+
+    pub fn pgid(pid: u32) -> Option<u32> {
+        ps(pid, "pgid")?.parse().ok()
+    }
+
+    pub fn command(pid: u32) -> Option<String> {
+        ps(pid, "command")
+    }
+
+    pub fn cwd(pid: u32) -> Option<PathBuf> {
+        let out = Command::new("lsof")
+            .args(["-a", "-p", &pid.to_string(), "-d", "cwd", "-Fn"])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix('n').map(PathBuf::from))
+    }
+
+    pub fn all_pids() -> Vec<u32> {
+        let Ok(out) = Command::new("ps").args(["-A", "-o", "pid="]).output() else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn current_process_is_alive_and_a_wrong_start_time_is_not() {
+        let me = ProcessId::current();
+        assert!(me.is_alive());
+        let reused = ProcessId {
+            start_time: me.start_time + 1,
+            ..me
+        };
+        assert!(!reused.is_alive());
+    }
+
+    #[test]
+    fn a_reaped_child_is_dead() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let id = ProcessId::of(child.id());
+        child.wait().unwrap();
+        if let Some(id) = id {
+            assert!(!id.is_alive());
+        }
+    }
+
+    #[test]
+    fn ancestry_and_cwd_of_self() {
+        let me = std::process::id();
+        let parent = parent(me).unwrap();
+        assert!(descends_from(me, parent));
+        assert!(!descends_from(parent, me));
+        assert_eq!(cwd(me).unwrap(), std::env::current_dir().unwrap());
+    }
+}

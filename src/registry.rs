@@ -1,0 +1,519 @@
+//! The registry: the per-user, machine-wide record of port allocations.
+//!
+//! Invariants (SPEC "Files"):
+//! - `registry.json` is replaced atomically (temp file in the same
+//!   directory, fsync, rename, fsync of the directory) and only when its
+//!   bytes change: a crash at any instant leaves the old or the new file.
+//! - Every read-modify-write runs under an exclusive `flock` of the sibling
+//!   `registry.lock`, which is never renamed or deleted (renaming it would
+//!   let two processes lock two different inodes). Reads take it shared.
+//!   The lock is held only for the transaction, never while a child runs.
+//! - A file that cannot be trusted (empty, not JSON, wrong schema, newer
+//!   version, a symlink, unsafe owner or permissions) is never overwritten
+//!   and never read as empty: [`Error::RegistryUnusable`], exit 2.
+//! - A missing file is an empty registry; the directory is created 0700 on
+//!   the first write, the file is 0600.
+
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::process::ProcessId;
+
+pub const VERSION: u32 = 1;
+pub const FILE_NAME: &str = "registry.json";
+pub const LOCK_NAME: &str = "registry.lock";
+const TMP_NAME: &str = "registry.json.tmp";
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryData {
+    pub version: u32,
+    pub allocations: Vec<Allocation>,
+}
+
+impl Default for RegistryData {
+    fn default() -> Self {
+        RegistryData {
+            version: VERSION,
+            allocations: Vec::new(),
+        }
+    }
+}
+
+/// One port given to one (worktree, service). Unknown fields are refused:
+/// rewriting a record we do not fully understand would drop data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Allocation {
+    pub port: u16,
+    pub service: String,
+    pub purpose: String,
+    /// Canonical git common dir.
+    pub repository: PathBuf,
+    /// Canonical worktree top level.
+    pub worktree: PathBuf,
+    /// RFC 3339, UTC.
+    pub created: String,
+    /// `true`: lives while the worktree exists (sticky). `false`: lives
+    /// while any of `holders` lives.
+    pub reserved: bool,
+    /// Live processes using the port (`wtenv run`, `up`, `env --hold`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holders: Vec<Hold>,
+}
+
+/// A process that holds an allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hold {
+    pub pid: u32,
+    /// With `pid`, the identity that survives pid reuse.
+    pub start_time: u64,
+    pub command: String,
+    /// The supervised child's process group, once it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgid: Option<u32>,
+}
+
+impl Hold {
+    pub fn process(&self) -> ProcessId {
+        ProcessId {
+            pid: self.pid,
+            start_time: self.start_time,
+        }
+    }
+
+    pub fn is(&self, id: ProcessId) -> bool {
+        self.process() == id
+    }
+}
+
+impl Allocation {
+    pub fn belongs_to(&self, repository: &Path, worktree: &Path) -> bool {
+        self.repository == repository && self.worktree == worktree
+    }
+
+    /// "reserved", "held", or "reserved, held".
+    pub fn lifetime(&self) -> &'static str {
+        match (self.reserved, self.holders.is_empty()) {
+            (true, true) => "reserved",
+            (true, false) => "reserved, held",
+            (false, _) => "held",
+        }
+    }
+}
+
+/// Where the registry lives and how long to wait for its lock.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    path: PathBuf,
+    lock_timeout: Duration,
+}
+
+impl Registry {
+    pub fn new(path: PathBuf) -> Registry {
+        let lock_timeout = std::env::var("WTENV_LOCK_TIMEOUT")
+            .ok()
+            .and_then(|v| humantime::parse_duration(&v).ok())
+            .unwrap_or(DEFAULT_LOCK_TIMEOUT);
+        Registry { path, lock_timeout }
+    }
+
+    /// `$WTENV_STATE_DIR`, else `$XDG_STATE_HOME/wtenv`, else
+    /// `~/.local/state/wtenv`; then `registry.json`.
+    pub fn default_path() -> Result<PathBuf> {
+        let non_empty = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let dir = if let Some(d) = non_empty("WTENV_STATE_DIR") {
+            d
+        } else if let Some(d) = non_empty("XDG_STATE_HOME") {
+            d.join("wtenv")
+        } else if let Some(h) = non_empty("HOME") {
+            h.join(".local/state/wtenv")
+        } else {
+            return Err(Error::hinted(
+                "cannot find the registry: none of WTENV_STATE_DIR, XDG_STATE_HOME, HOME is set",
+                "set WTENV_STATE_DIR or pass --registry PATH",
+            ));
+        };
+        Ok(dir.join(FILE_NAME))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.dir().join(LOCK_NAME)
+    }
+
+    /// A consistent snapshot under the shared lock.
+    pub fn read(&self) -> Result<RegistryData> {
+        if !self.dir().exists() {
+            return Ok(RegistryData::default());
+        }
+        self.check_dir()?;
+        let _lock = self.lock(false)?;
+        Ok(self.load()?.0)
+    }
+
+    /// Read-modify-write under the exclusive lock. `f` decides; the file is
+    /// rewritten only if the data changed. An error from `f` writes nothing.
+    pub fn transaction<T>(&self, f: impl FnOnce(&mut RegistryData) -> Result<T>) -> Result<T> {
+        self.ensure_dir()?;
+        let _lock = self.lock(true)?;
+        let (mut data, before) = self.load()?;
+        let out = f(&mut data)?;
+        let after = serialize(&data);
+        if Some(&after) != before.as_ref() {
+            self.write(&after)?;
+        }
+        Ok(out)
+    }
+
+    fn unusable(&self, reason: impl Into<String>, hint: impl Into<String>) -> Error {
+        Error::RegistryUnusable {
+            path: self.path.clone(),
+            reason: reason.into(),
+            hint: hint.into(),
+        }
+    }
+
+    fn move_aside_hint(&self) -> String {
+        format!(
+            "wtenv never overwrites a registry it cannot read; inspect it, or move it aside to start afresh: mv '{0}' '{0}.bak'",
+            self.path.display()
+        )
+    }
+
+    fn ensure_dir(&self) -> Result<()> {
+        let dir = self.dir();
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    Error::io(
+                        format!("could not create registry directory {}", dir.display()),
+                        e,
+                    )
+                })?;
+        }
+        self.check_dir()
+    }
+
+    /// The directory must be ours and writable by nobody else: anyone who can
+    /// write there can replace the registry under us.
+    fn check_dir(&self) -> Result<()> {
+        let dir = self.dir();
+        let meta = std::fs::metadata(dir).map_err(|e| {
+            Error::io(
+                format!("could not read registry directory {}", dir.display()),
+                e,
+            )
+        })?;
+        let uid = nix::unistd::geteuid().as_raw();
+        if meta.uid() != uid {
+            return Err(self.unusable(
+                format!(
+                    "its directory {} belongs to uid {}, not to you (uid {uid})",
+                    dir.display(),
+                    meta.uid()
+                ),
+                "use a registry directory of your own: set WTENV_STATE_DIR or pass --registry",
+            ));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(self.unusable(
+                format!(
+                    "its directory {} is writable by group or others (mode {:o})",
+                    dir.display(),
+                    meta.mode() & 0o777
+                ),
+                format!("chmod 700 '{}'", dir.display()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Waits at most `lock_timeout` for the lock; never forever.
+    fn lock(&self, exclusive: bool) -> Result<File> {
+        let path = self.lock_path();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io(format!("could not open lock file {}", path.display()), e))?;
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let attempt = if exclusive {
+                file.try_lock()
+            } else {
+                file.try_lock_shared()
+            };
+            match attempt {
+                Ok(()) => return Ok(file),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(Error::io(format!("could not lock {}", path.display()), e));
+                }
+            }
+            if start.elapsed() >= self.lock_timeout {
+                return Err(Error::RegistryBusy {
+                    path: self.path.clone(),
+                    waited_secs: self.lock_timeout.as_secs(),
+                });
+            }
+            tracing::debug!(lock = %path.display(), "registry busy, waiting");
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// The data and the exact bytes it came from (`None`: no file yet).
+    fn load(&self) -> Result<(RegistryData, Option<Vec<u8>>)> {
+        let meta = match std::fs::symlink_metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Ok((RegistryData::default(), None));
+            }
+            Err(e) => {
+                return Err(Error::io(
+                    format!("could not read registry {}", self.path.display()),
+                    e,
+                ));
+            }
+        };
+        if meta.file_type().is_symlink() {
+            return Err(self.unusable(
+                "it is a symbolic link; wtenv replaces the registry by rename, which would break the link",
+                "replace the link with the file it points to, or pass --registry with the real path",
+            ));
+        }
+        if !meta.is_file() {
+            return Err(self.unusable("it is not a regular file", self.move_aside_hint()));
+        }
+        let uid = nix::unistd::geteuid().as_raw();
+        if meta.uid() != uid {
+            return Err(self.unusable(
+                format!("it belongs to uid {}, not to you (uid {uid})", meta.uid()),
+                "use a registry of your own: set WTENV_STATE_DIR or pass --registry",
+            ));
+        }
+        if meta.permissions().mode() & 0o022 != 0 {
+            return Err(self.unusable(
+                format!(
+                    "it is writable by group or others (mode {:o})",
+                    meta.permissions().mode() & 0o777
+                ),
+                format!("chmod 600 '{}'", self.path.display()),
+            ));
+        }
+        let bytes = std::fs::read(&self.path).map_err(|e| {
+            Error::io(
+                format!("could not read registry {}", self.path.display()),
+                e,
+            )
+        })?;
+        let data = self.parse(&bytes)?;
+        Ok((data, Some(bytes)))
+    }
+
+    fn parse(&self, bytes: &[u8]) -> Result<RegistryData> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(self.unusable(
+                "it is empty (a registry always holds at least {\"version\": 1})",
+                self.move_aside_hint(),
+            ));
+        }
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+            self.unusable(
+                format!("it is not valid JSON ({e})"),
+                self.move_aside_hint(),
+            )
+        })?;
+        match value.get("version").and_then(serde_json::Value::as_u64) {
+            Some(v) if v > u64::from(VERSION) => {
+                return Err(self.unusable(
+                    format!("it was written by a newer wtenv (registry version {v}; this wtenv knows version {VERSION})"),
+                    "upgrade wtenv; the registry is left as it is",
+                ));
+            }
+            Some(v) if v == u64::from(VERSION) => {}
+            _ => {
+                return Err(self.unusable(
+                    format!("it has no \"version\": {VERSION} (not a wtenv registry, or from an unknown version)"),
+                    self.move_aside_hint(),
+                ));
+            }
+        }
+        serde_json::from_value(value).map_err(|e| {
+            self.unusable(
+                format!("it does not match the registry schema ({e})"),
+                self.move_aside_hint(),
+            )
+        })
+    }
+
+    fn write(&self, bytes: &[u8]) -> Result<()> {
+        let dir = self.dir();
+        let tmp = dir.join(TMP_NAME);
+        let io = |what: &str, e| Error::io(format!("could not {what} {}", tmp.display()), e);
+        // A fixed temp name is safe: only the holder of the exclusive lock
+        // writes, and a leftover from a killed writer is simply truncated.
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| io("create", e))?;
+        file.write_all(bytes).map_err(|e| io("write", e))?;
+        file.sync_all().map_err(|e| io("sync", e))?;
+        drop(file);
+        std::fs::rename(&tmp, &self.path).map_err(|e| {
+            Error::io(
+                format!("could not replace registry {}", self.path.display()),
+                e,
+            )
+        })?;
+        // The rename is durable only once the directory entry is.
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(format!("could not sync directory {}", dir.display()), e))
+    }
+}
+
+fn serialize(data: &RegistryData) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(data).expect("registry data always serializes");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Now, as the registry writes it.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> (tempfile::TempDir, Registry) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let reg = Registry::new(dir.path().join(FILE_NAME));
+        (dir, reg)
+    }
+
+    fn alloc(port: u16) -> Allocation {
+        Allocation {
+            port,
+            service: "app".into(),
+            purpose: "feature".into(),
+            repository: "/r/.git".into(),
+            worktree: "/r".into(),
+            created: now_rfc3339(),
+            reserved: true,
+            holders: vec![],
+        }
+    }
+
+    #[test]
+    fn missing_registry_reads_empty_and_round_trips() {
+        let (_d, reg) = registry();
+        assert_eq!(reg.read().unwrap(), RegistryData::default());
+        reg.transaction(|d| {
+            d.allocations.push(alloc(5000));
+            Ok(())
+        })
+        .unwrap();
+        let read = reg.read().unwrap();
+        assert_eq!(read.allocations.len(), 1);
+        assert_eq!(read.allocations[0].port, 5000);
+        let mode = std::fs::metadata(reg.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn unchanged_data_is_not_rewritten() {
+        let (_d, reg) = registry();
+        reg.transaction(|d| {
+            d.allocations.push(alloc(5000));
+            Ok(())
+        })
+        .unwrap();
+        let before = std::fs::metadata(reg.path()).unwrap().ino();
+        reg.transaction(|_| Ok(())).unwrap();
+        assert_eq!(
+            std::fs::metadata(reg.path()).unwrap().ino(),
+            before,
+            "a no-op transaction renamed a new file in"
+        );
+    }
+
+    #[test]
+    fn a_failing_transaction_writes_nothing() {
+        let (_d, reg) = registry();
+        let r: Result<()> = reg.transaction(|d| {
+            d.allocations.push(alloc(5000));
+            Err(Error::usage("no"))
+        });
+        assert!(r.is_err());
+        assert!(!reg.path().exists());
+    }
+
+    #[test]
+    fn bad_files_are_refused_and_untouched() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"", "empty"),
+            (b"{\"version\": 1, \"allocations\": [", "not valid JSON"),
+            (b"[1,2]", "no \"version\""),
+            (b"{\"version\": 2, \"allocations\": []}", "newer wtenv"),
+            (
+                b"{\"version\": 1, \"allocations\": [{\"port\": \"x\"}]}",
+                "schema",
+            ),
+        ];
+        for (bytes, expected) in cases {
+            let (_d, reg) = registry();
+            std::fs::write(reg.path(), bytes).unwrap();
+            std::fs::set_permissions(reg.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+            let err = reg.transaction(|_| Ok(())).unwrap_err();
+            assert!(matches!(err, Error::RegistryUnusable { .. }), "{err}");
+            assert!(err.to_string().contains(expected), "{err} lacks {expected}");
+            assert_eq!(std::fs::read(reg.path()).unwrap(), *bytes);
+        }
+    }
+
+    #[test]
+    fn lock_wait_is_bounded() {
+        let (_d, mut reg) = registry();
+        reg.lock_timeout = Duration::from_millis(100);
+        let held = reg.lock(true).unwrap();
+        let err = reg.read().unwrap_err();
+        assert!(matches!(err, Error::RegistryBusy { .. }), "{err}");
+        drop(held);
+        reg.read().unwrap();
+    }
+}

@@ -1,0 +1,271 @@
+//! The registry check behind `wtenv validate` (SPEC "validate"): findings
+//! as plain data, each with a kind, a severity, what it concerns, why, and
+//! the [`Fix`] that repairs it if one exists.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::alloc::{self, Fix, Stale, System, Usage};
+use crate::config::Config;
+use crate::registry::{Allocation, RegistryData};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+    Critical,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Unreadable, corrupt or newer-version registry.
+    Unreadable,
+    DuplicatePort,
+    WorktreeGone,
+    HolderDead,
+    OutOfRange,
+    UnknownPurpose,
+    /// `--verify-ports`: allocated, but nothing listens.
+    Stale,
+    /// `--verify-ports`: held by a process not of its worktree.
+    ForeignHolder,
+}
+
+impl Kind {
+    pub fn severity(self) -> Severity {
+        match self {
+            Kind::Unreadable | Kind::DuplicatePort | Kind::ForeignHolder => Severity::Critical,
+            Kind::WorktreeGone | Kind::HolderDead | Kind::OutOfRange | Kind::UnknownPurpose => {
+                Severity::Error
+            }
+            Kind::Stale => Severity::Warning,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub kind: Kind,
+    pub severity: Severity,
+    pub port: Option<u16>,
+    pub service: Option<String>,
+    pub worktree: Option<PathBuf>,
+    pub reason: String,
+    pub fixable: bool,
+    /// Set once `--fix` applied it.
+    pub fixed: bool,
+    /// Index of the allocation and its repair (not serialized).
+    #[serde(skip)]
+    pub fix: Option<(usize, Fix)>,
+}
+
+impl Finding {
+    fn about(kind: Kind, a: &Allocation, reason: String, fix: Option<(usize, Fix)>) -> Finding {
+        Finding {
+            kind,
+            severity: kind.severity(),
+            port: Some(a.port),
+            service: Some(a.service.clone()),
+            worktree: Some(a.worktree.clone()),
+            reason,
+            fixable: fix.is_some(),
+            fixed: false,
+            fix,
+        }
+    }
+
+    /// The finding for a registry that cannot be read at all.
+    pub fn unreadable(reason: String) -> Finding {
+        Finding {
+            kind: Kind::Unreadable,
+            severity: Severity::Critical,
+            port: None,
+            service: None,
+            worktree: None,
+            reason,
+            fixable: false,
+            fixed: false,
+            fix: None,
+        }
+    }
+}
+
+/// One allocation as checked, for `--verbose`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Checked {
+    pub port: u16,
+    pub service: String,
+    pub purpose: String,
+    pub worktree: PathBuf,
+    pub lifetime: &'static str,
+    /// `ok`, the worst finding's kind, or with `--verify-ports` the live state.
+    pub state: String,
+}
+
+/// Checks every allocation. `config_of` gives the config that applies to a
+/// worktree (None: unknown, range checks skipped).
+pub fn check(
+    data: &RegistryData,
+    verify_ports: bool,
+    system: &mut dyn System,
+    config_of: &mut dyn FnMut(&Path) -> Option<Config>,
+) -> (Vec<Finding>, Vec<Checked>) {
+    let mut findings = Vec::new();
+    let mut by_port: BTreeMap<u16, usize> = BTreeMap::new();
+    for (i, a) in data.allocations.iter().enumerate() {
+        if let Some(&first) = by_port.get(&a.port) {
+            let other = &data.allocations[first];
+            findings.push(Finding::about(
+                Kind::DuplicatePort,
+                a,
+                format!(
+                    "port {} is also allocated to {} of {}",
+                    a.port,
+                    other.service,
+                    other.worktree.display()
+                ),
+                None,
+            ));
+        } else {
+            by_port.insert(a.port, i);
+        }
+    }
+    let stale = alloc::find_stale(data, system);
+    let mut gone = vec![false; data.allocations.len()];
+    for (i, why) in &stale {
+        let a = &data.allocations[*i];
+        let (kind, reason) = match why {
+            Stale::WorktreeGone => {
+                gone[*i] = true;
+                (
+                    Kind::WorktreeGone,
+                    format!(
+                        "worktree {} is gone (directory missing, not listed by git)",
+                        a.worktree.display()
+                    ),
+                )
+            }
+            Stale::HolderGone(h) => (
+                Kind::HolderDead,
+                format!("holder pid {} ({}) is gone", h.pid, h.command),
+            ),
+        };
+        findings.push(Finding::about(kind, a, reason, Some((*i, why.fix()))));
+    }
+    for (i, a) in data.allocations.iter().enumerate() {
+        if gone[i] {
+            continue;
+        }
+        let Some(config) = config_of(&a.worktree) else {
+            continue;
+        };
+        match config.purpose_range(&a.purpose) {
+            None => findings.push(Finding::about(
+                Kind::UnknownPurpose,
+                a,
+                format!("purpose {:?} is not configured", a.purpose),
+                Some((i, Fix::Release)),
+            )),
+            Some(r) if !r.contains(a.port) => findings.push(Finding::about(
+                Kind::OutOfRange,
+                a,
+                format!("port {} is outside the {} range {r}", a.port, a.purpose),
+                Some((i, Fix::Release)),
+            )),
+            Some(_) => {}
+        }
+    }
+    let mut states: Vec<Option<String>> = vec![None; data.allocations.len()];
+    if verify_ports {
+        let live: Vec<(usize, &Allocation)> = data
+            .allocations
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !gone[*i])
+            .collect();
+        let refs: Vec<&Allocation> = live.iter().map(|(_, a)| *a).collect();
+        match alloc::classify(&refs, system) {
+            Ok(usage) => {
+                for ((i, a), u) in live.iter().zip(usage) {
+                    states[*i] = Some(crate::commands::ports::state_text(&u));
+                    match u {
+                        Usage::Idle => findings.push(Finding::about(
+                            Kind::Stale,
+                            a,
+                            "nothing is listening on it (stale)".into(),
+                            Some((*i, Fix::Release)),
+                        )),
+                        Usage::Foreign(h) => findings.push(Finding::about(
+                            Kind::ForeignHolder,
+                            a,
+                            format!(
+                                "held by a process not of its worktree: {}",
+                                alloc::describe_holders(&h)
+                            ),
+                            None,
+                        )),
+                        Usage::InUse(_) => {}
+                    }
+                }
+            }
+            Err(e) => findings.push(Finding::unreadable(format!("could not probe ports: {e}"))),
+        }
+    }
+    let checked = data
+        .allocations
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let worst = findings
+                .iter()
+                .filter(|f| {
+                    f.fix.as_ref().is_some_and(|(j, _)| *j == i)
+                        || (f.port == Some(a.port) && f.worktree.as_ref() == Some(&a.worktree))
+                })
+                .max_by_key(|f| f.severity);
+            Checked {
+                port: a.port,
+                service: a.service.clone(),
+                purpose: a.purpose.clone(),
+                worktree: a.worktree.clone(),
+                lifetime: a.lifetime(),
+                state: match (worst, &states[i]) {
+                    (Some(f), _) => serde_json::to_value(f.kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    (None, Some(s)) => s.clone(),
+                    (None, None) => "ok".into(),
+                },
+            }
+        })
+        .collect();
+    (findings, checked)
+}
+
+/// Applies every fixable finding; marks them fixed.
+pub fn fix(data: &mut RegistryData, findings: &mut [Finding]) {
+    let fixes: Vec<(usize, Fix)> = findings.iter().filter_map(|f| f.fix.clone()).collect();
+    alloc::apply_fixes(data, &fixes);
+    for f in findings.iter_mut().filter(|f| f.fixable) {
+        f.fixed = true;
+    }
+}
+
+/// The exit code for what remains: 2 critical, 1 errors, 0 otherwise.
+pub fn exit_code(findings: &[Finding]) -> u8 {
+    let remaining = findings
+        .iter()
+        .filter(|f| !f.fixed)
+        .map(|f| f.severity)
+        .max();
+    match remaining {
+        Some(Severity::Critical) => crate::exit::REGISTRY,
+        Some(Severity::Error) => crate::exit::FAILURE,
+        _ => crate::exit::SUCCESS,
+    }
+}

@@ -1,0 +1,231 @@
+//! Which worktree are we in, found without running git.
+//!
+//! `wtenv env` runs on every `cd`, so discovery reads files only: walk up to
+//! the first `.git` (a directory in the main worktree, a `gitdir:` file in a
+//! linked one), then follow `commondir` to the repository. Identities are
+//! canonical paths: the repository is its git common dir, a worktree its
+//! top level (SPEC "Terms").
+//!
+//! Per-worktree metadata (purpose, identifier) lives in the worktree's own
+//! git dir (`.git/worktrees/<name>/wtenv.json`), so git deletes it with the
+//! worktree and nothing is written into the user's checkout.
+
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+const META_NAME: &str = "wtenv.json";
+const STAMP_NAME: &str = "wtenv.stamp";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Worktree {
+    /// Canonical top level.
+    pub root: PathBuf,
+    /// This worktree's private git dir.
+    pub git_dir: PathBuf,
+    /// Canonical git common dir: the repository's identity.
+    pub common_dir: PathBuf,
+}
+
+/// What `create` recorded about a worktree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Meta {
+    pub purpose: Option<String>,
+    pub identifier: Option<String>,
+}
+
+impl Worktree {
+    /// The worktree around `start`, or `None` outside any git worktree.
+    pub fn discover(start: &Path) -> Result<Option<Worktree>> {
+        let start = start
+            .canonicalize()
+            .map_err(|e| Error::io(format!("could not resolve {}", start.display()), e))?;
+        for dir in start.ancestors() {
+            let dot_git = dir.join(".git");
+            let Ok(meta) = std::fs::metadata(&dot_git) else {
+                continue;
+            };
+            let git_dir = if meta.is_dir() {
+                dot_git
+            } else {
+                match read_gitdir_file(&dot_git)? {
+                    Some(d) => d,
+                    None => continue,
+                }
+            };
+            let common_dir = common_dir_of(&git_dir)?;
+            return Ok(Some(Worktree {
+                root: dir.to_path_buf(),
+                git_dir,
+                common_dir,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Like [`discover`](Self::discover), but outside a worktree is an error.
+    pub fn require(start: &Path) -> Result<Worktree> {
+        Worktree::discover(start)?.ok_or_else(|| {
+            Error::hinted(
+                format!("{} is not inside a git worktree", start.display()),
+                "cd into a git repository or one of its worktrees",
+            )
+        })
+    }
+
+    /// The main worktree's directory, when the repository is not bare.
+    pub fn main_root(&self) -> Option<PathBuf> {
+        main_root_of(&self.common_dir)
+    }
+
+    pub fn meta(&self) -> Meta {
+        std::fs::read(self.git_dir.join(META_NAME))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn set_meta(&self, meta: &Meta) -> Result<()> {
+        let path = self.git_dir.join(META_NAME);
+        let bytes = serde_json::to_vec(meta).expect("meta serializes");
+        std::fs::write(&path, bytes)
+            .map_err(|e| Error::io(format!("could not write {}", path.display()), e))
+    }
+
+    /// The identifier: recorded by `create`, else the directory name.
+    pub fn identifier(&self) -> String {
+        self.meta().identifier.unwrap_or_else(|| {
+            self.root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+    }
+
+    /// A small per-worktree file that changes when this worktree's ports
+    /// change: the one thing direnv watches besides the config.
+    pub fn stamp_path(&self) -> PathBuf {
+        self.git_dir.join(STAMP_NAME)
+    }
+
+    /// Writes the stamp only when its content differs (no needless write
+    /// on the hot path, and no needless direnv reload).
+    pub fn update_stamp(&self, content: &str) {
+        let path = self.stamp_path();
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(content)
+            && let Err(e) = std::fs::write(&path, content)
+        {
+            tracing::warn!("could not write {}: {e}", path.display());
+        }
+    }
+}
+
+fn read_gitdir_file(dot_git: &Path) -> Result<Option<PathBuf>> {
+    let text = std::fs::read_to_string(dot_git)
+        .map_err(|e| Error::io(format!("could not read {}", dot_git.display()), e))?;
+    let Some(target) = text.lines().next().and_then(|l| l.strip_prefix("gitdir:")) else {
+        return Ok(None);
+    };
+    let base = dot_git.parent().unwrap_or(Path::new("/"));
+    let path = base.join(target.trim());
+    Ok(path.canonicalize().ok())
+}
+
+fn common_dir_of(git_dir: &Path) -> Result<PathBuf> {
+    let common = match std::fs::read_to_string(git_dir.join("commondir")) {
+        Ok(text) => git_dir.join(text.trim()),
+        Err(_) => git_dir.to_path_buf(),
+    };
+    common.canonicalize().map_err(|e| {
+        Error::io(
+            format!("could not resolve git common dir {}", common.display()),
+            e,
+        )
+    })
+}
+
+/// `/repo/.git` → `/repo`; a bare repository has no main worktree.
+pub fn main_root_of(common_dir: &Path) -> Option<PathBuf> {
+    (common_dir.file_name()? == ".git").then(|| common_dir.parent().map(Path::to_path_buf))?
+}
+
+/// Every worktree git knows of in `common_dir`, read from its files (the
+/// main one, then `worktrees/*/gitdir`), with whether it is locked.
+pub fn listed_worktrees(common_dir: &Path) -> Vec<(PathBuf, bool)> {
+    let mut out: Vec<(PathBuf, bool)> = main_root_of(common_dir)
+        .map(|p| (p, true))
+        .into_iter()
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(common_dir.join("worktrees")) {
+        for entry in entries.flatten() {
+            if let Ok(text) = std::fs::read_to_string(entry.path().join("gitdir")) {
+                let dot_git = entry.path().join(text.trim());
+                if let Some(root) = Path::new(&normalize(&dot_git)).parent() {
+                    out.push((root.to_path_buf(), entry.path().join("locked").exists()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A worktree is gone when its directory is missing and git no longer lists
+/// it (SPEC rule 4). An unlocked entry whose directory is missing is one
+/// `git worktree prune` deletes, so git no longer counts it: gone. A locked
+/// one (a worktree on an unmounted disk) is kept, as git keeps it. The main
+/// worktree is gone with its directory.
+pub fn is_gone(worktree: &Path, common_dir: &Path) -> bool {
+    if worktree.exists() {
+        return false;
+    }
+    !listed_worktrees(common_dir).iter().any(|(p, locked)| {
+        *locked && same_path(p, worktree) && main_root_of(common_dir).as_deref() != Some(worktree)
+    })
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    normalize(a) == normalize(b)
+        || a.canonicalize()
+            .ok()
+            .zip(b.canonicalize().ok())
+            .is_some_and(|(x, y)| x == y)
+}
+
+/// Lexical normalization (`.` and `..`), for paths that may not exist.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn main_root_of_common_dir() {
+        assert_eq!(
+            main_root_of(Path::new("/a/b/.git")),
+            Some(PathBuf::from("/a/b"))
+        );
+        assert_eq!(main_root_of(Path::new("/a/b.git")), None);
+    }
+
+    #[test]
+    fn normalize_resolves_dots() {
+        assert_eq!(
+            normalize(Path::new("/a/b/../c/./d")),
+            PathBuf::from("/a/c/d")
+        );
+    }
+}

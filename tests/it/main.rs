@@ -1,0 +1,21 @@
+//! One integration test binary, a module per area (STYLE 13).
+
+mod support;
+
+mod registry;
+
+/// Every file in tests/it/ is a module here: a forgotten file would be
+/// tests that never run.
+#[test]
+fn every_test_file_is_a_module() {
+    let main = include_str!("main.rs");
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if let Some(module) = name.strip_suffix(".rs").filter(|m| *m != "main") {
+            assert!(
+                main.contains(&format!("mod {module};")),
+                "tests/it/{name} is not declared in main.rs"
+            );
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! The sandbox every integration test runs in (STYLE 13): its own HOME, XDG
+//! dirs, registry, git repository and port block.
+//!
+//! Port blocks: nextest runs each test in its own process, so an in-process
+//! counter cannot hand out disjoint ranges. A test instead takes a block by
+//! `flock`ing `/tmp/wtenv-test-ports/block-N` (released when the test ends,
+//! even if it crashes) and checks that every port of it is free.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// Ports handed to tests: below Linux's default ephemeral range (32768).
+const BLOCK_BASE: u16 = 20000;
+pub const BLOCK_SIZE: u16 = 20;
+const BLOCKS: u16 = 600;
+
+/// An exclusive block of `BLOCK_SIZE` ports, free when taken.
+pub struct PortBlock {
+    pub start: u16,
+    _lock: File,
+}
+
+impl PortBlock {
+    pub fn take() -> PortBlock {
+        let dir = Path::new("/tmp/wtenv-test-ports");
+        std::fs::create_dir_all(dir).unwrap();
+        // Start at a pid-derived block so parallel tests rarely contend.
+        let first = (std::process::id() as u16) % BLOCKS;
+        for i in 0..BLOCKS {
+            let n = (first + i) % BLOCKS;
+            let file = File::create(dir.join(format!("block-{n}"))).unwrap();
+            if file.try_lock().is_err() {
+                continue;
+            }
+            let start = BLOCK_BASE + n * BLOCK_SIZE;
+            if (start..start + BLOCK_SIZE).all(port_is_free) {
+                return PortBlock { start, _lock: file };
+            }
+        }
+        panic!("no free port block under /tmp/wtenv-test-ports");
+    }
+
+    pub fn end(&self) -> u16 {
+        self.start + BLOCK_SIZE - 1
+    }
+
+    pub fn range(&self) -> String {
+        format!("{}-{}", self.start, self.end())
+    }
+
+    pub fn port(&self, i: u16) -> u16 {
+        assert!(i < BLOCK_SIZE);
+        self.start + i
+    }
+}
+
+fn port_is_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok() && TcpListener::bind(("::", port)).is_ok()
+}
+
+/// One test's world.
+pub struct TestEnv {
+    pub tmp: TempDir,
+    pub ports: PortBlock,
+    /// The main worktree of a fresh repository with one commit.
+    pub repo: PathBuf,
+}
+
+impl TestEnv {
+    /// A repository whose `wtenv.toml` gives `feature` this test's block.
+    pub fn new() -> TestEnv {
+        let env = TestEnv::bare();
+        env.write_config("");
+        env.git(&["add", "wtenv.toml"]);
+        env.git(&["commit", "-q", "-m", "config"]);
+        env
+    }
+
+    /// A repository with no `wtenv.toml` (the defaults apply).
+    pub fn bare() -> TestEnv {
+        let tmp = tempfile::Builder::new()
+            .prefix("wtenv-test")
+            .tempdir()
+            .unwrap();
+        let tmp_path = tmp.path().canonicalize().unwrap();
+        for d in ["home", "config", "data", "cache", "state"] {
+            std::fs::create_dir_all(tmp_path.join(d)).unwrap();
+        }
+        let repo = tmp_path.join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        let env = TestEnv {
+            tmp,
+            ports: PortBlock::take(),
+            repo,
+        };
+        env.git(&["init", "-q", "-b", "main"]);
+        env.git(&["commit", "-q", "--allow-empty", "-m", "init"]);
+        env
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.tmp.path().canonicalize().unwrap()
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root().join("state/wtenv")
+    }
+
+    pub fn registry_path(&self) -> PathBuf {
+        self.state_dir().join("registry.json")
+    }
+
+    /// Writes `wtenv.toml` with this test's `feature` range, then `extra`.
+    pub fn write_config(&self, extra: &str) {
+        let text = format!("[purposes]\nfeature = \"{}\"\n{extra}", self.ports.range());
+        std::fs::write(self.repo.join("wtenv.toml"), text).unwrap();
+    }
+
+    /// The isolated environment (TESTING.md "Isolation").
+    pub fn apply_env(&self, cmd: &mut Command) {
+        let root = self.root();
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", root.join("home"))
+            .env("XDG_CONFIG_HOME", root.join("config"))
+            .env("XDG_DATA_HOME", root.join("data"))
+            .env("XDG_CACHE_HOME", root.join("cache"))
+            .env("XDG_STATE_HOME", root.join("state"))
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("DIRENV_LOG_FORMAT", "")
+            .env("LANG", "C.UTF-8");
+    }
+
+    /// `wtenv ARGS` in `dir`.
+    pub fn wtenv_in(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wtenv"));
+        self.apply_env(&mut cmd);
+        cmd.current_dir(dir).args(args);
+        cmd
+    }
+
+    /// `wtenv ARGS` in the main worktree.
+    pub fn wtenv(&self, args: &[&str]) -> Command {
+        self.wtenv_in(&self.repo, args)
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        self.git_in(&self.repo, args)
+    }
+
+    pub fn git_in(&self, dir: &Path, args: &[&str]) -> String {
+        let mut cmd = Command::new("git");
+        self.apply_env(&mut cmd);
+        let out = cmd.current_dir(dir).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// A linked worktree `<tmp>/<name>` on a new branch.
+    pub fn add_worktree(&self, name: &str) -> PathBuf {
+        let path = self.root().join(name);
+        self.git(&["worktree", "add", "-q", "-b", name, path.to_str().unwrap()]);
+        path
+    }
+
+    /// The registry as JSON (panics if it does not parse).
+    pub fn registry(&self) -> serde_json::Value {
+        let bytes = std::fs::read(self.registry_path()).unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// `(port, service, worktree)` of every allocation.
+    pub fn allocations(&self) -> Vec<(u16, String, PathBuf)> {
+        if !self.registry_path().exists() {
+            return vec![];
+        }
+        self.registry()["allocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["port"].as_u64().unwrap() as u16,
+                    a["service"].as_str().unwrap().to_owned(),
+                    PathBuf::from(a["worktree"].as_str().unwrap()),
+                )
+            })
+            .collect()
+    }
+}
+
+/// stdout, stderr and status of a finished command, for assertions and
+/// snapshots (jj's `CommandOutput`).
+pub struct Run {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: Option<i32>,
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let out: Output = cmd.output().unwrap();
+    Run {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: out.status.code(),
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A listener that is a real other process (python3), with exact socket
+/// options, in `cwd`. Killed on drop.
+pub struct PyListener {
+    pub child: std::process::Child,
+}
+
+impl PyListener {
+    /// `family` "4" or "6"; `addr` e.g. "127.0.0.1" or "::"; `opts` Python
+    /// statements run on the socket `s` before bind (e.g. setting V6ONLY).
+    pub fn start(cwd: &Path, family: &str, addr: &str, port: u16, opts: &str) -> PyListener {
+        let af = if family == "6" {
+            "socket.AF_INET6"
+        } else {
+            "socket.AF_INET"
+        };
+        let script = format!(
+            "import socket,sys,time\ns=socket.socket({af},socket.SOCK_STREAM)\n{opts}\ns.bind(('{addr}',{port}))\ns.listen(8)\nprint('ready',flush=True)\ntime.sleep(600)\n"
+        );
+        let mut child = Command::new("python3")
+            .args(["-c", &script])
+            .current_dir(cwd)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        use std::io::BufRead;
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "listener on {addr}:{port} did not start"
+        );
+        PyListener { child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for PyListener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `cond` until true or `timeout` (generous: for presence only).
+pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
