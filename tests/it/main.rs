@@ -2,6 +2,7 @@
 
 mod support;
 
+mod probe;
 mod registry;
 
 /// Every file in tests/it/ is a module here: a forgotten file would be

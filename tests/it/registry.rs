@@ -1,6 +1,17 @@
-//! The registry and allocation through the real binary.
+//! The registry and the allocation rules through the real binary: sticky
+//! and lowest-free, fail-fast with the seed's message, own vs foreign
+//! holders (rule 5), sweeps (rule 4), concurrency and crashes (rule 7,
+//! atomic writes), and registries that must not be touched (TESTING.md 15).
 
-use crate::support::{TestEnv, run};
+use std::collections::BTreeSet;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::{PortBlock, PyListener, TestEnv, run, start_time, wait_for};
 
 #[test]
 fn env_allocates_lowest_port_and_is_sticky() {
@@ -16,4 +27,569 @@ fn env_allocates_lowest_port_and_is_sticky() {
     let again = run(&mut t.wtenv(&["env"]));
     assert_eq!(again.stdout, first.stdout);
     assert_eq!(t.allocations().len(), 1);
+}
+
+#[test]
+fn allocate_prints_the_port_alone_and_release_gives_it_back() {
+    let t = TestEnv::new();
+    let out = run(&mut t.wtenv(&["allocate", "--service", "db"]));
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), &*format!("{}\n", t.ports.start)),
+        "{out}"
+    );
+    let out = run(&mut t.wtenv(&["release", "--service", "db"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(t.allocations().is_empty());
+}
+
+// ---- fail fast (rule 3) -------------------------------------------------
+
+#[test]
+fn skip_occupied_flag_takes_the_next_free_port() {
+    let t = TestEnv::new();
+    let _busy = PyListener::start(&t.root(), "4", "0.0.0.0", t.ports.start, "");
+    let out = run(&mut t.wtenv(&["allocate", "--service", "x", "--skip-occupied"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stdout, format!("{}\n", t.ports.port(1)));
+    let out = run(&mut t.wtenv(&["env", "--skip-occupied"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("export PORT='{}'", t.ports.port(2))),
+        "{out}"
+    );
+}
+
+#[test]
+fn skip_occupied_config_key_takes_the_next_free_port() {
+    let t = TestEnv::new();
+    t.write_config("[allocation]\nskip_occupied = true\n");
+    let _busy = PyListener::start(&t.root(), "6", "::", t.ports.start, "");
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("export PORT='{}'", t.ports.port(1))),
+        "{out}"
+    );
+    assert!(out.stderr.is_empty(), "{out}");
+}
+
+// ---- own vs foreign holder (rule 5) -------------------------------------
+
+#[test]
+fn reserved_port_held_by_a_process_of_its_own_worktree_is_in_use() {
+    let t = TestEnv::new();
+    let first = run(&mut t.wtenv(&["env"]));
+    assert_eq!(first.code, Some(0), "{first}");
+    let sub = t.repo.join("sub dir");
+    std::fs::create_dir_all(&sub).unwrap();
+    let _server = PyListener::start(&sub, "6", "::", t.ports.start, "");
+    let again = run(&mut t.wtenv(&["env"]));
+    assert_eq!(again.code, Some(0), "{again}");
+    assert_eq!(again.stdout, first.stdout);
+    let ports = run(&mut t.wtenv(&["ports"]));
+    assert!(ports.stdout.contains("listening (pid"), "{ports}");
+}
+
+#[test]
+fn reserved_port_held_by_a_foreign_process_fails_env_naming_it() {
+    let t = TestEnv::new();
+    let first = run(&mut t.wtenv(&["env"]));
+    assert_eq!(first.code, Some(0), "{first}");
+    let elsewhere = t.root().join("home");
+    let server = PyListener::start(&elsewhere, "4", "127.0.0.1", t.ports.start, "");
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stdout.is_empty(), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "port {} (app): pid {} (",
+            t.ports.start,
+            server.pid()
+        )) && out.stderr.contains(&format!(" in {}", elsewhere.display())),
+        "{out}"
+    );
+    assert_eq!(t.allocations().len(), 1, "the reservation stays");
+}
+
+// ---- sweeps (rule 4) ----------------------------------------------------
+
+fn services_and_worktrees(t: &TestEnv) -> BTreeSet<(String, std::path::PathBuf)> {
+    t.allocations()
+        .into_iter()
+        .map(|(_, s, w)| (s, w))
+        .collect()
+}
+
+#[test]
+fn a_dead_holder_is_swept_by_the_next_allocation() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    let mut shell = Command::new("sleep").arg("60").spawn().unwrap();
+    let pid = shell.id().to_string();
+    let out = run(&mut t.wtenv_in(&other, &["env", "--hold", &pid]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        t.allocations(),
+        vec![(t.ports.start, "app".into(), other.clone())]
+    );
+    shell.kill().unwrap();
+    shell.wait().unwrap();
+    let out = run(&mut t.wtenv(&["allocate", "--service", "x"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        out.stdout,
+        format!("{}\n", t.ports.start),
+        "the dead holder's port is free again"
+    );
+    assert_eq!(
+        t.allocations(),
+        vec![(t.ports.start, "x".into(), t.repo.clone())]
+    );
+}
+
+#[test]
+fn a_holder_whose_pid_was_reused_is_swept() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    // A live process with the recorded pid, but not the recorded one.
+    let mut impostor = Command::new("sleep").arg("60").spawn().unwrap();
+    let pid = impostor.id();
+    let real_start = start_time(pid);
+    let hold = |start: u64| json!([{"pid": pid, "start_time": start, "command": "nix develop"}]);
+    t.write_registry(vec![
+        t.record(
+            t.ports.port(0),
+            "app",
+            "feature",
+            &other,
+            false,
+            hold(real_start - 1),
+        ),
+        t.record(
+            t.ports.port(1),
+            "web",
+            "feature",
+            &other,
+            true,
+            hold(real_start + 7),
+        ),
+        t.record(
+            t.ports.port(2),
+            "api",
+            "feature",
+            &other,
+            false,
+            hold(real_start),
+        ),
+    ]);
+    let out = run(&mut t.wtenv(&["allocate", "--service", "x"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stdout, format!("{}\n", t.ports.port(0)), "{out}");
+    let reg = t.registry();
+    let by_service = |s: &str| {
+        reg["allocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["service"] == s)
+            .cloned()
+    };
+    assert!(
+        by_service("app").is_none(),
+        "held entry of a reused pid survived"
+    );
+    let web = by_service("web").expect("a reservation outlives its holder");
+    assert!(
+        web.get("holders")
+            .is_none_or(|h| h.as_array().unwrap().is_empty()),
+        "{web}"
+    );
+    let api = by_service("api").expect("the live holder's entry was swept");
+    assert_eq!(api["holders"][0]["pid"], pid);
+    impostor.kill().unwrap();
+    impostor.wait().unwrap();
+}
+
+#[test]
+fn a_worktree_removed_by_git_is_swept() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    assert_eq!(run(&mut t.wtenv_in(&other, &["env"])).code, Some(0));
+    t.git(&["worktree", "remove", other.to_str().unwrap()]);
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("export PORT='{}'", t.ports.start)),
+        "{out}"
+    );
+    assert_eq!(
+        services_and_worktrees(&t),
+        [("app".to_string(), t.repo.clone())].into()
+    );
+}
+
+#[test]
+fn a_worktree_deleted_with_rm_rf_is_swept() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    assert_eq!(run(&mut t.wtenv_in(&other, &["env"])).code, Some(0));
+    std::fs::remove_dir_all(&other).unwrap();
+    // git still lists it (prunable) until `git worktree prune`.
+    assert!(t.git(&["worktree", "list"]).contains("other"));
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("export PORT='{}'", t.ports.start)),
+        "{out}"
+    );
+    assert_eq!(
+        services_and_worktrees(&t),
+        [("app".to_string(), t.repo.clone())].into()
+    );
+}
+
+#[test]
+fn a_locked_worktree_on_a_missing_directory_is_kept() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    assert_eq!(run(&mut t.wtenv_in(&other, &["env"])).code, Some(0));
+    t.git(&["worktree", "lock", other.to_str().unwrap()]);
+    std::fs::remove_dir_all(&other).unwrap();
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("export PORT='{}'", t.ports.port(1))),
+        "{out}"
+    );
+    assert_eq!(t.allocations().len(), 2);
+}
+
+// ---- concurrency and crashes (rule 7, atomic writes) --------------------
+
+#[test]
+fn thirty_two_processes_at_once_get_distinct_ports() {
+    let t = TestEnv::with_ports(PortBlock::take_many(2));
+    let worktrees: Vec<_> = (0..32).map(|i| t.add_worktree(&format!("wt{i}"))).collect();
+    let children: Vec<_> = worktrees
+        .iter()
+        .map(|w| {
+            t.wtenv_in(w, &["env", "--format", "json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ports = BTreeSet::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let vars: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let port: u16 = vars["PORT"].as_str().unwrap().parse().unwrap();
+        assert!(ports.insert(port), "port {port} handed out twice");
+    }
+    let recorded = t.allocations();
+    assert_eq!(recorded.len(), 32);
+    assert_eq!(recorded.iter().map(|a| a.0).collect::<BTreeSet<_>>(), ports);
+    assert_eq!(
+        recorded
+            .iter()
+            .map(|a| a.2.clone())
+            .collect::<BTreeSet<_>>(),
+        worktrees.into_iter().collect()
+    );
+    assert_eq!(
+        ports,
+        (t.ports.start..t.ports.start + 32).collect(),
+        "not the lowest ports"
+    );
+}
+
+/// A tiny deterministic generator (xorshift): no dependency, and a failing
+/// run can be replayed from the seed it prints.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn sigkill_at_random_moments_never_tears_or_loses_the_registry() {
+    let t = TestEnv::with_ports(PortBlock::take_many(11));
+    // A big registry (other worktrees, in the default ranges their
+    // config-less directories get) makes each write long enough for kills
+    // to land inside it.
+    let dirs = t.root().join("others");
+    let filler: Vec<_> = (0..400u16)
+        .map(|i| {
+            let d = dirs.join(format!("w{i}"));
+            std::fs::create_dir_all(&d).unwrap();
+            let purpose = ["feature", "bugfix", "hotfix", "experiment"][usize::from(i / 100)];
+            t.record(5000 + i, "app", purpose, &d, true, json!([]))
+        })
+        .collect();
+    t.write_registry(filler);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("seed {seed}");
+    let mut rng = Rng(seed);
+    let mut committed: BTreeSet<(String, u16)> = BTreeSet::new();
+    let (mut killed, mut finished) = (0, 0);
+    for i in 0..200 {
+        let service = format!("s{i}");
+        let mut child = t
+            .wtenv(&["allocate", "--service", &service])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(rng.below(15_000)));
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        let bytes = std::fs::read(t.registry_path()).unwrap();
+        let reg: serde_json::Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("iteration {i} (seed {seed}): torn registry: {e}"));
+        let now: BTreeSet<(String, u16)> = reg["allocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["port"].as_u64().unwrap() >= u64::from(t.ports.start))
+            .map(|a| {
+                (
+                    a["service"].as_str().unwrap().to_owned(),
+                    a["port"].as_u64().unwrap() as u16,
+                )
+            })
+            .collect();
+        assert_eq!(
+            reg["allocations"].as_array().unwrap().len() - now.len(),
+            400,
+            "filler lost"
+        );
+        assert!(
+            now.is_superset(&committed),
+            "iteration {i} (seed {seed}): lost {:?}",
+            committed.difference(&now)
+        );
+        if out.status.success() {
+            finished += 1;
+            let port: u16 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+            assert!(
+                now.contains(&(service, port)),
+                "iteration {i}: reported {port} but not recorded"
+            );
+        } else {
+            killed += 1;
+        }
+        let ports: BTreeSet<u16> = now.iter().map(|(_, p)| *p).collect();
+        assert_eq!(ports.len(), now.len(), "a port recorded twice");
+        committed = now;
+    }
+    eprintln!(
+        "{killed} killed, {finished} finished, {} allocations",
+        committed.len()
+    );
+    assert!(
+        killed > 0 && finished > 0,
+        "kills never raced the writes: {killed} killed, {finished} finished"
+    );
+    let out = run(&mut t.wtenv(&["validate"]));
+    assert_eq!(out.code, Some(0), "{out}");
+}
+
+// ---- registries that must not be touched (TESTING.md 15) ----------------
+
+/// Bytes and mtime of the file the registry path leads to, and whether the
+/// path is a symlink.
+fn fingerprint(path: &Path) -> (Vec<u8>, i64, i64, bool) {
+    let meta = std::fs::metadata(path).unwrap();
+    (
+        std::fs::read(path).unwrap(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+    )
+}
+
+/// Every command that needs the registry exits 2, names the file and says
+/// what is wrong, and leaves it byte-identical.
+fn assert_refused(t: &TestEnv, what: &str, reason: &str) {
+    let path = t.registry_path();
+    let before = fingerprint(&path);
+    for args in [
+        &["env"][..],
+        &["allocate", "--service", "x"],
+        &["release"],
+        &["release", "--service", "app"],
+        &["ports"],
+        &["ports", "--all", "--json"],
+        &["validate"],
+        &["validate", "--fix", "--verify-ports"],
+        &["conflicts"],
+    ] {
+        let out = run(&mut t.wtenv(args));
+        assert_eq!(out.code, Some(2), "{what}: wtenv {args:?}: {out}");
+        let talk = format!("{}{}", out.stdout, out.stderr);
+        assert!(
+            talk.contains(&path.display().to_string()) && talk.contains(reason),
+            "{what}: wtenv {args:?} did not name the file and {reason:?}: {out}"
+        );
+        assert_eq!(
+            fingerprint(&path),
+            before,
+            "{what}: wtenv {args:?} touched the file"
+        );
+    }
+}
+
+fn bad_file(bytes: &[u8], what: &str, reason: &str) {
+    let t = TestEnv::new();
+    t.write_registry(vec![]);
+    std::fs::write(t.registry_path(), bytes).unwrap();
+    assert_refused(&t, what, reason);
+}
+
+#[test]
+fn a_truncated_registry_is_refused_and_untouched() {
+    let t = TestEnv::new();
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let full = std::fs::read(t.registry_path()).unwrap();
+    bad_file(&full[..full.len() / 2], "truncated", "not valid JSON");
+}
+
+#[test]
+fn an_empty_registry_is_refused_and_untouched() {
+    bad_file(b"", "empty", "empty");
+}
+
+#[test]
+fn a_registry_that_is_not_json_is_refused_and_untouched() {
+    bad_file(b"port=5000\n", "not json", "not valid JSON");
+}
+
+#[test]
+fn a_registry_with_the_wrong_schema_is_refused_and_untouched() {
+    bad_file(
+        br#"{"version": 1, "allocations": {"5000": "app"}}"#,
+        "wrong schema",
+        "schema",
+    );
+    bad_file(br#"{"version": 1, "ports": []}"#, "wrong schema", "schema");
+    bad_file(br#"{"allocations": []}"#, "no version", "version");
+}
+
+#[test]
+fn a_registry_from_a_newer_version_is_refused_and_untouched() {
+    bad_file(
+        br#"{"version": 2, "allocations": [], "leases": []}"#,
+        "newer",
+        "newer wtenv",
+    );
+}
+
+#[test]
+fn a_symlinked_registry_is_refused_and_untouched() {
+    let t = TestEnv::new();
+    t.write_registry(vec![]);
+    let real = t.root().join("home/real-registry.json");
+    std::fs::rename(t.registry_path(), &real).unwrap();
+    std::os::unix::fs::symlink(&real, t.registry_path()).unwrap();
+    assert_refused(&t, "symlink", "symbolic link");
+}
+
+#[test]
+fn a_group_writable_registry_directory_is_refused_and_untouched() {
+    let t = TestEnv::new();
+    t.write_registry(vec![]);
+    std::fs::set_permissions(t.state_dir(), std::fs::Permissions::from_mode(0o770)).unwrap();
+    assert_refused(&t, "group-writable dir", "writable by group");
+}
+
+#[test]
+fn a_group_writable_registry_file_is_refused_and_untouched() {
+    let t = TestEnv::new();
+    t.write_registry(vec![]);
+    std::fs::set_permissions(t.registry_path(), std::fs::Permissions::from_mode(0o620)).unwrap();
+    assert_refused(&t, "group-writable file", "writable by group");
+}
+
+#[test]
+fn a_new_registry_is_private() {
+    let t = TestEnv::new();
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&t.state_dir()), 0o700);
+    assert_eq!(mode(&t.registry_path()), 0o600);
+    assert_eq!(t.registry()["version"], 1);
+}
+
+// ---- the lock -----------------------------------------------------------
+
+#[test]
+fn a_registry_locked_by_another_process_is_busy_after_the_timeout() {
+    let t = TestEnv::new();
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let lock = t.state_dir().join("registry.lock");
+    // flock -F: no fork, so the process we kill is the one holding the lock.
+    let mut holder = Command::new("flock")
+        .args([
+            "-F",
+            lock.to_str().unwrap(),
+            "python3",
+            "-c",
+            "import time; print('locked', flush=True); time.sleep(60)",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "locked\n");
+    for args in [
+        &["allocate", "--service", "x"][..],
+        &["ports"],
+        &["release"],
+    ] {
+        let start = Instant::now();
+        let out = run(t.wtenv(args).env("WTENV_LOCK_TIMEOUT", "300ms"));
+        assert_eq!(out.code, Some(2), "wtenv {args:?}: {out}");
+        assert!(out.stderr.contains("busy"), "{out}");
+        assert!(
+            out.stderr
+                .contains(&t.registry_path().display().to_string()),
+            "{out}"
+        );
+        assert!(
+            start.elapsed() >= Duration::from_millis(300),
+            "gave up before the timeout"
+        );
+    }
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(wait_for(Duration::from_secs(10), || {
+        run(&mut t.wtenv(&["allocate", "--service", "x"])).code == Some(0)
+    }));
 }

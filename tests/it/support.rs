@@ -21,34 +21,58 @@ const BLOCK_BASE: u16 = 20000;
 pub const BLOCK_SIZE: u16 = 20;
 const BLOCKS: u16 = 600;
 
-/// An exclusive block of `BLOCK_SIZE` ports, free when taken.
+/// An exclusive, contiguous range of ports (one or more adjacent blocks of
+/// `BLOCK_SIZE`), every one free when taken.
 pub struct PortBlock {
     pub start: u16,
-    _lock: File,
+    len: u16,
+    _locks: Vec<File>,
 }
 
 impl PortBlock {
     pub fn take() -> PortBlock {
+        PortBlock::take_many(1)
+    }
+
+    /// `n` adjacent blocks as one range of `n * BLOCK_SIZE` ports, for tests
+    /// that need more than one block (many worktrees, many allocations).
+    /// Same scheme: each block's file is `flock`ed, every port checked.
+    pub fn take_many(n: u16) -> PortBlock {
+        assert!((1..=BLOCKS).contains(&n));
         let dir = Path::new("/tmp/wtenv-test-ports");
         std::fs::create_dir_all(dir).unwrap();
+        let slots = BLOCKS - n + 1;
         // Start at a pid-derived block so parallel tests rarely contend.
-        let first = (std::process::id() as u16) % BLOCKS;
-        for i in 0..BLOCKS {
-            let n = (first + i) % BLOCKS;
-            let file = File::create(dir.join(format!("block-{n}"))).unwrap();
-            if file.try_lock().is_err() {
-                continue;
+        let first = (std::process::id() as u16) % slots;
+        'candidate: for i in 0..slots {
+            let base = (first + i) % slots;
+            let mut locks = Vec::new();
+            for b in base..base + n {
+                let file = File::create(dir.join(format!("block-{b}"))).unwrap();
+                if file.try_lock().is_err() {
+                    continue 'candidate;
+                }
+                locks.push(file);
             }
-            let start = BLOCK_BASE + n * BLOCK_SIZE;
-            if (start..start + BLOCK_SIZE).all(port_is_free) {
-                return PortBlock { start, _lock: file };
+            let start = BLOCK_BASE + base * BLOCK_SIZE;
+            let len = n * BLOCK_SIZE;
+            if (start..start + len).all(port_is_free) {
+                return PortBlock {
+                    start,
+                    len,
+                    _locks: locks,
+                };
             }
         }
-        panic!("no free port block under /tmp/wtenv-test-ports");
+        panic!("no {n} free adjacent port blocks under /tmp/wtenv-test-ports");
+    }
+
+    pub fn len(&self) -> u16 {
+        self.len
     }
 
     pub fn end(&self) -> u16 {
-        self.start + BLOCK_SIZE - 1
+        self.start + self.len - 1
     }
 
     pub fn range(&self) -> String {
@@ -56,7 +80,7 @@ impl PortBlock {
     }
 
     pub fn port(&self, i: u16) -> u16 {
-        assert!(i < BLOCK_SIZE);
+        assert!(i < self.len);
         self.start + i
     }
 }
@@ -76,7 +100,13 @@ pub struct TestEnv {
 impl TestEnv {
     /// A repository whose `wtenv.toml` gives `feature` this test's block.
     pub fn new() -> TestEnv {
-        let env = TestEnv::bare();
+        TestEnv::with_ports(PortBlock::take())
+    }
+
+    /// Like [`new`](Self::new), with a range of its own choosing (e.g.
+    /// `PortBlock::take_many(4)`).
+    pub fn with_ports(ports: PortBlock) -> TestEnv {
+        let env = TestEnv::bare_with(ports);
         env.write_config("");
         env.git(&["add", "wtenv.toml"]);
         env.git(&["commit", "-q", "-m", "config"]);
@@ -85,6 +115,10 @@ impl TestEnv {
 
     /// A repository with no `wtenv.toml` (the defaults apply).
     pub fn bare() -> TestEnv {
+        TestEnv::bare_with(PortBlock::take())
+    }
+
+    fn bare_with(ports: PortBlock) -> TestEnv {
         let tmp = tempfile::Builder::new()
             .prefix("wtenv-test")
             .tempdir()
@@ -95,11 +129,7 @@ impl TestEnv {
         }
         let repo = tmp_path.join("repo");
         std::fs::create_dir_all(&repo).unwrap();
-        let env = TestEnv {
-            tmp,
-            ports: PortBlock::take(),
-            repo,
-        };
+        let env = TestEnv { tmp, ports, repo };
         env.git(&["init", "-q", "-b", "main"]);
         env.git(&["commit", "-q", "--allow-empty", "-m", "init"]);
         env
@@ -290,4 +320,53 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     cond()
+}
+
+impl TestEnv {
+    /// The repository's identity as the registry records it.
+    pub fn common_dir(&self) -> PathBuf {
+        self.repo.join(".git")
+    }
+
+    /// One registry record, in the schema of `src/registry.rs`.
+    pub fn record(
+        &self,
+        port: u16,
+        service: &str,
+        purpose: &str,
+        worktree: &Path,
+        reserved: bool,
+        holders: serde_json::Value,
+    ) -> serde_json::Value {
+        serde_json::json!({
+            "port": port,
+            "service": service,
+            "purpose": purpose,
+            "repository": self.common_dir(),
+            "worktree": worktree,
+            "created": "2026-01-01T00:00:00Z",
+            "reserved": reserved,
+            "holders": holders,
+        })
+    }
+
+    /// Writes a registry with `allocations` directly (dir 0700, file 0600),
+    /// as a wtenv of this version would have.
+    pub fn write_registry(&self, allocations: Vec<serde_json::Value>) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.state_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let doc = serde_json::json!({"version": 1, "allocations": allocations});
+        let path = self.registry_path();
+        std::fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+/// `pid`'s start time as wtenv records it (field 22 of /proc/PID/stat).
+pub fn start_time(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
 }
