@@ -169,7 +169,8 @@ impl Holder {
     pub fn describe(&self) -> String {
         let mut s = format!("pid {} ({})", self.pid, self.command);
         if let Some(cwd) = &self.cwd {
-            s.push_str(&format!(" in {}", cwd.display()));
+            let cwd = crate::process::printable(&cwd.to_string_lossy());
+            s.push_str(&format!(" in {cwd}"));
         }
         s
     }

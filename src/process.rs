@@ -48,9 +48,29 @@ pub fn pgid(pid: u32) -> Option<u32> {
     imp::pgid(pid)
 }
 
-/// `pid`'s command line, space-joined, if it can be read.
+/// `pid`'s command line, space-joined, if it can be read. Control
+/// characters are escaped ([`printable`]): a `python3 -c SCRIPT` holds
+/// newlines, and a holder is shown on one line of a message.
 pub fn command(pid: u32) -> Option<String> {
-    imp::command(pid)
+    imp::command(pid).map(|c| printable(&c))
+}
+
+/// `text` with control characters escaped (`\n`, `\u{1b}`), so text from
+/// other processes (command lines, paths) stays on one line and cannot
+/// drive the terminal it is printed on.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// `pid`'s working directory, if it can be read.
@@ -233,6 +253,12 @@ mod tests {
         if let Some(id) = id {
             assert!(!id.is_alive());
         }
+    }
+
+    #[test]
+    fn printable_escapes_control_characters_only() {
+        assert_eq!(printable("node  srv.js é"), "node  srv.js é");
+        assert_eq!(printable("-c a\nb\x1b[2J"), "-c a\\nb\\u{1b}[2J");
     }
 
     #[test]

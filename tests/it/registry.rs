@@ -45,6 +45,59 @@ fn allocate_prints_the_port_alone_and_release_gives_it_back() {
 
 // ---- fail fast (rule 3) -------------------------------------------------
 
+/// Port 0 of the block is another worktree's; 1, 2 and 3 are held by
+/// listeners the registry does not know. The command fails with the seed's
+/// three lines, then exactly one holder line per port, and writes nothing.
+#[test]
+fn conflict_message_is_the_seeds_with_one_holder_line_per_port_and_allocates_nothing() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    let out = run(&mut t.wtenv_in(&other, &["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let (p1, p2, p3) = (t.ports.port(1), t.ports.port(2), t.ports.port(3));
+    let elsewhere = t.root().join("home");
+    let listeners = [
+        PyListener::start(&elsewhere, "4", "127.0.0.1", p1, ""),
+        PyListener::start(&elsewhere, "6", "::", p2, ""),
+        PyListener::start(&elsewhere, "6", "::1", p3, ""),
+    ];
+    let before = std::fs::read(t.registry_path()).unwrap();
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stdout.is_empty(), "{out}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(
+        lines[..3],
+        [
+            format!(
+                "Port conflict detected in feature range {}.",
+                t.ports.range()
+            )
+            .as_str(),
+            format!("Ports free in registry but occupied on system: {p1}, {p2}, {p3}.").as_str(),
+            "Run 'wtenv validate --verify-ports' to detect and clean stale allocations.",
+        ],
+        "{out}"
+    );
+    // The listeners' command lines hold newlines (python3 -c SCRIPT): each
+    // holder must still be one line.
+    assert_eq!(lines.len(), 6, "not one line per conflicting port: {out}");
+    for ((line, port), l) in lines[3..].iter().zip([p1, p2, p3]).zip(&listeners) {
+        let prefix = format!("  port {port}: pid {} (", l.pid());
+        let suffix = format!(") in {}", elsewhere.display());
+        assert!(
+            line.starts_with(&prefix) && line.ends_with(&suffix),
+            "{line:?} in {out}"
+        );
+        assert!(line.contains("python3"), "{line:?}");
+    }
+    assert_eq!(
+        std::fs::read(t.registry_path()).unwrap(),
+        before,
+        "the failed env wrote to the registry"
+    );
+}
+
 #[test]
 fn skip_occupied_flag_takes_the_next_free_port() {
     let t = TestEnv::new();
