@@ -20,8 +20,11 @@ pub enum Error {
     },
 
     /// Another wtenv held the registry lock for longer than we wait.
-    #[error("could not lock registry {path}: busy for {waited_secs} s")]
-    RegistryBusy { path: PathBuf, waited_secs: u64 },
+    #[error("could not lock registry {path}: busy for {}", humantime::format_duration(*waited))]
+    RegistryBusy {
+        path: PathBuf,
+        waited: std::time::Duration,
+    },
 
     /// The fail-fast port conflict; the message is the seed's, word for word.
     #[error("{0}")]

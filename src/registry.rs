@@ -281,7 +281,7 @@ impl Registry {
             if start.elapsed() >= self.lock_timeout {
                 return Err(Error::RegistryBusy {
                     path: self.path.clone(),
-                    waited_secs: self.lock_timeout.as_secs(),
+                    waited: self.lock_timeout,
                 });
             }
             tracing::debug!(lock = %path.display(), "registry busy, waiting");

@@ -629,7 +629,7 @@ fn a_registry_locked_by_another_process_is_busy_after_the_timeout() {
         let start = Instant::now();
         let out = run(t.wtenv(args).env("WTENV_LOCK_TIMEOUT", "300ms"));
         assert_eq!(out.code, Some(2), "wtenv {args:?}: {out}");
-        assert!(out.stderr.contains("busy"), "{out}");
+        assert!(out.stderr.contains("busy for 300ms"), "{out}");
         assert!(
             out.stderr
                 .contains(&t.registry_path().display().to_string()),
