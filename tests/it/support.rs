@@ -9,7 +9,6 @@
 #![allow(dead_code)]
 
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -85,8 +84,20 @@ impl PortBlock {
     }
 }
 
+/// Free for any listener a test starts: a plain bind, WITHOUT SO_REUSEADDR
+/// (std's `TcpListener::bind` sets it), so a TIME_WAIT left by an earlier
+/// test (e.g. the TIME_WAIT probe test) makes the block unusable for now,
+/// since a python listener without SO_REUSEADDR could not bind there.
 fn port_is_free(port: u16) -> bool {
-    TcpListener::bind(("127.0.0.1", port)).is_ok() && TcpListener::bind(("::", port)).is_ok()
+    use socket2::{Domain, Socket, Type};
+    let bind = |addr: std::net::SocketAddr| {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, None).unwrap();
+        if addr.is_ipv6() {
+            s.set_only_v6(false).unwrap();
+        }
+        s.bind(&addr.into()).and_then(|()| s.listen(1)).is_ok()
+    };
+    bind(([127, 0, 0, 1], port).into()) && bind((std::net::Ipv6Addr::UNSPECIFIED, port).into())
 }
 
 /// One test's world.
