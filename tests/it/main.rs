@@ -2,8 +2,10 @@
 
 mod support;
 
+mod config;
 mod probe;
 mod registry;
+mod validate;
 
 /// Every file in tests/it/ is a module here: a forgotten file would be
 /// tests that never run.

@@ -1,0 +1,168 @@
+//! `wtenv.toml` / `wtenv.json` through the real binary: a bad config is
+//! exit 1 naming the file and the key, and nothing is allocated; an
+//! unknown key is a warning naming it, and the command succeeds.
+
+use crate::support::{TestEnv, run};
+
+/// `env` with `config` as wtenv.toml: exit 1, file and key named, the
+/// reason given, no registry entry made.
+fn assert_refused(config: &str, key: &str, reason: &str) {
+    let t = TestEnv::new();
+    std::fs::write(t.repo.join("wtenv.toml"), config).unwrap();
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(1), "{config:?}: {out}");
+    assert!(out.stdout.is_empty(), "{out}");
+    let file = t.repo.join("wtenv.toml");
+    assert!(
+        out.stderr
+            .contains(&format!("invalid config {}: {key}: ", file.display())),
+        "{config:?}: key {key} not named: {out}"
+    );
+    assert!(
+        out.stderr.contains(reason),
+        "{config:?}: no {reason:?}: {out}"
+    );
+    assert!(t.allocations().is_empty());
+}
+
+#[test]
+fn bad_range_syntax_is_exit_1_naming_the_key() {
+    assert_refused(
+        "[purposes]\nfeature = \"5000..5099\"\n",
+        "purposes.feature",
+        "START-END",
+    );
+    assert_refused(
+        "[purposes]\nfeature = \"5000-70000\"\n",
+        "purposes.feature",
+        "START-END",
+    );
+    assert_refused(
+        "[purposes]\nfeature = 5000\n",
+        "purposes.feature",
+        "expected a string",
+    );
+}
+
+#[test]
+fn a_reversed_range_is_exit_1_naming_the_key() {
+    assert_refused(
+        "[purposes]\nfeature = \"5099-5000\"\n",
+        "purposes.feature",
+        "reversed",
+    );
+}
+
+#[test]
+fn ports_below_1024_are_exit_1_naming_the_key() {
+    assert_refused(
+        "[purposes]\nfeature = \"80-1100\"\n",
+        "purposes.feature",
+        "below 1024",
+    );
+}
+
+#[test]
+fn overlapping_purposes_are_exit_1_naming_the_key() {
+    assert_refused(
+        "[purposes]\nfeature = \"5000-5099\"\nbugfix = \"5090-5199\"\n",
+        "purposes.feature",
+        "overlaps purposes.bugfix",
+    );
+}
+
+#[test]
+fn an_invalid_env_var_name_is_exit_1_naming_the_key() {
+    assert_refused(
+        "[services.web]\nenv = [\"PORT\", \"WEB-PORT\"]\n",
+        "services.web.env",
+        "not a valid environment variable name",
+    );
+    assert_refused(
+        "[services.web]\n[env]\n\"API URL\" = \"http://localhost:{port.web}\"\n",
+        "env.API URL",
+        "not a valid environment variable name",
+    );
+}
+
+#[test]
+fn duplicate_env_names_across_services_are_exit_1_naming_the_key() {
+    assert_refused(
+        "[services.api]\nenv = \"PORT\"\n[services.web]\nenv = [\"WEB_PORT\", \"PORT\"]\n",
+        "services.web.env",
+        "PORT is also exported by services.api",
+    );
+}
+
+#[test]
+fn unknown_keys_are_warnings_naming_the_key() {
+    let t = TestEnv::new();
+    std::fs::write(
+        t.repo.join("wtenv.toml"),
+        format!(
+            "colour = true\n[purposes]\nfeature = \"{}\"\n[services.app]\nenv = \"PORT\"\nreadyness = \"5s\"\n",
+            t.ports.range()
+        ),
+    )
+    .unwrap();
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("export PORT='{}'", t.ports.start)),
+        "{out}"
+    );
+    for key in ["\"colour\"", "\"services.app.readyness\""] {
+        assert!(
+            out.stderr
+                .lines()
+                .any(|l| l.starts_with("warning: ") && l.contains(&format!("unknown key {key}"))),
+            "no warning for {key}: {out}"
+        );
+    }
+}
+
+#[test]
+fn a_json_config_has_the_same_schema_and_errors() {
+    let t = TestEnv::new();
+    std::fs::remove_file(t.repo.join("wtenv.toml")).unwrap();
+    let json = t.repo.join("wtenv.json");
+    std::fs::write(
+        &json,
+        format!(
+            r#"{{"purposes": {{"feature": "{}"}}, "services": {{"web": {{"env": ["PORT", "WEB_PORT"]}}}}}}"#,
+            t.ports.range()
+        ),
+    )
+    .unwrap();
+    let out = run(&mut t.wtenv(&["env", "--format", "json"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let vars: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(vars["WEB_PORT"], t.ports.start.to_string());
+    std::fs::write(&json, r#"{"purposes": {"feature": "6000-5000"}}"#).unwrap();
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "invalid config {}: purposes.feature: ",
+            json.display()
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn no_config_means_the_built_in_defaults() {
+    let t = TestEnv::bare();
+    let out = run(&mut t.wtenv(&["env", "--format", "json"]));
+    // The default feature range 5000-5099 is not this test's: the port may
+    // be anything in it, or a conflict if the machine uses all of it.
+    if out.code == Some(0) {
+        let vars: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let port: u16 = vars["PORT"].as_str().unwrap().parse().unwrap();
+        assert!((5000..=5099).contains(&port), "{out}");
+        assert_eq!(vars["WTENV_PURPOSE"], "feature");
+    } else {
+        assert!(out.stderr.contains("feature range 5000-5099"), "{out}");
+    }
+}

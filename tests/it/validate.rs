@@ -1,0 +1,279 @@
+//! `wtenv validate` through the real binary: for every finding kind of the
+//! spec's table, detection, what `--fix` does, and the exit code (0 valid,
+//! 1 fixable errors remain, 2 critical).
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::support::{PyListener, Run, TestEnv, run, start_time};
+
+fn validate(t: &TestEnv, args: &[&str]) -> Run {
+    let mut full = vec!["validate"];
+    full.extend_from_slice(args);
+    run(&mut t.wtenv(&full))
+}
+
+/// `validate --json`'s findings as (kind, severity, fixable, fixed).
+fn findings(t: &TestEnv, args: &[&str]) -> (Option<i32>, Vec<(String, String, bool, bool)>) {
+    let mut full = vec!["--json"];
+    full.extend_from_slice(args);
+    let out = validate(t, &full);
+    let doc: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(doc["version"], 1, "{out}");
+    let list = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_owned(),
+                f["severity"].as_str().unwrap().to_owned(),
+                f["fixable"].as_bool().unwrap(),
+                f["fixed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    (out.code, list)
+}
+
+fn one(
+    kind: &str,
+    severity: &str,
+    fixable: bool,
+    fixed: bool,
+) -> Vec<(String, String, bool, bool)> {
+    vec![(kind.into(), severity.into(), fixable, fixed)]
+}
+
+/// An error-level finding: detected (exit 1, text and JSON), fixed by
+/// `--fix` (printed, exit 0, allocation gone), then valid (exit 0).
+fn assert_fixable_error(t: &TestEnv, kind: &str, args: &[&str]) {
+    let out = validate(t, args);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stdout.contains(&format!("error: {kind}: "))
+            && out.stdout.contains("[fixable: run with --fix]"),
+        "{out}"
+    );
+    assert_eq!(
+        findings(t, args),
+        (Some(1), one(kind, "error", true, false))
+    );
+    let before = t.allocations().len();
+    let mut fix = args.to_vec();
+    fix.push("--fix");
+    let out = validate(t, &fix);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout.contains(&format!("error: {kind}: ")) && out.stdout.contains("[fixed]"),
+        "{out}"
+    );
+    assert!(t.allocations().len() < before, "--fix released nothing");
+    assert_eq!(findings(t, args), (Some(0), vec![]));
+}
+
+#[test]
+fn an_empty_or_missing_registry_is_valid() {
+    let t = TestEnv::new();
+    let out = validate(&t, &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout.starts_with("valid: 0 allocation(s) checked"),
+        "{out}"
+    );
+}
+
+#[test]
+fn worktree_gone_is_an_error_fixed_by_release() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    assert_eq!(run(&mut t.wtenv_in(&other, &["env"])).code, Some(0));
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    std::fs::remove_dir_all(&other).unwrap();
+    assert_fixable_error(&t, "worktree-gone", &[]);
+    assert_eq!(
+        t.allocations(),
+        vec![(t.ports.port(1), "app".into(), t.repo.clone())]
+    );
+}
+
+#[test]
+fn holder_dead_is_an_error_fixed_by_releasing_the_hold() {
+    let t = TestEnv::new();
+    let mut shell = Command::new("sleep").arg("60").spawn().unwrap();
+    let out = run(&mut t.wtenv(&["env", "--hold", &shell.id().to_string()]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        findings(&t, &[]),
+        (Some(0), vec![]),
+        "a live holder is fine"
+    );
+    shell.kill().unwrap();
+    shell.wait().unwrap();
+    assert_fixable_error(&t, "holder-dead", &[]);
+    assert!(t.allocations().is_empty());
+}
+
+#[test]
+fn a_reused_holder_pid_is_holder_dead() {
+    let t = TestEnv::new();
+    let mut impostor = Command::new("sleep").arg("60").spawn().unwrap();
+    let pid = impostor.id();
+    let hold = json!([{"pid": pid, "start_time": start_time(pid) + 1, "command": "bash"}]);
+    t.write_registry(vec![t.record(
+        t.ports.start,
+        "app",
+        "feature",
+        &t.repo,
+        true,
+        hold,
+    )]);
+    assert_eq!(
+        findings(&t, &[]),
+        (Some(1), one("holder-dead", "error", true, false))
+    );
+    let out = validate(&t, &["--fix"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    // A reservation outlives its dead holder: only the hold goes.
+    let reg = t.registry();
+    assert_eq!(reg["allocations"].as_array().unwrap().len(), 1);
+    assert!(reg["allocations"][0].get("holders").is_none(), "{reg}");
+    impostor.kill().unwrap();
+    impostor.wait().unwrap();
+}
+
+#[test]
+fn a_port_outside_its_purposes_range_is_an_error_fixed_by_release() {
+    let t = TestEnv::new();
+    let outside = t.ports.end() + 1;
+    t.write_registry(vec![t.record(
+        outside,
+        "app",
+        "feature",
+        &t.repo,
+        true,
+        json!([]),
+    )]);
+    assert_fixable_error(&t, "out-of-range", &[]);
+    assert!(t.allocations().is_empty());
+}
+
+#[test]
+fn an_unknown_purpose_is_an_error_fixed_by_release() {
+    let t = TestEnv::new();
+    t.write_registry(vec![t.record(
+        t.ports.start,
+        "app",
+        "nightly",
+        &t.repo,
+        true,
+        json!([]),
+    )]);
+    let out = validate(&t, &[]);
+    assert!(
+        out.stdout.contains("purpose \"nightly\" is not configured"),
+        "{out}"
+    );
+    assert_fixable_error(&t, "unknown-purpose", &[]);
+}
+
+#[test]
+fn verify_ports_reports_an_idle_allocation_as_a_stale_warning_fixed_by_release() {
+    let t = TestEnv::new();
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    assert_eq!(
+        findings(&t, &[]),
+        (Some(0), vec![]),
+        "without --verify-ports nothing is probed"
+    );
+    assert_eq!(
+        findings(&t, &["--verify-ports"]),
+        (Some(0), one("stale", "warning", true, false))
+    );
+    let out = validate(&t, &["--verify-ports", "--fix"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout.contains("warning: stale: ") && out.stdout.contains("[fixed]"),
+        "{out}"
+    );
+    assert!(t.allocations().is_empty());
+}
+
+#[test]
+fn verify_ports_accepts_a_listener_of_its_own_worktree() {
+    let t = TestEnv::new();
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let _server = PyListener::start(&t.repo, "6", "::", t.ports.start, "");
+    assert_eq!(findings(&t, &["--verify-ports"]), (Some(0), vec![]));
+}
+
+#[test]
+fn verify_ports_reports_a_foreign_holder_as_critical_and_not_fixed() {
+    let t = TestEnv::new();
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let server = PyListener::start(&t.root().join("home"), "4", "127.0.0.1", t.ports.start, "");
+    let out = validate(&t, &["--verify-ports"]);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(
+        out.stdout.contains(&format!("pid {}", server.pid())),
+        "{out}"
+    );
+    assert_eq!(
+        findings(&t, &["--verify-ports", "--fix"]),
+        (Some(2), one("foreign-holder", "critical", false, false))
+    );
+    assert_eq!(
+        t.allocations().len(),
+        1,
+        "--fix released a foreign-held port"
+    );
+}
+
+#[test]
+fn an_unreadable_registry_is_critical() {
+    let t = TestEnv::new();
+    t.write_registry(vec![]);
+    std::fs::write(t.registry_path(), b"{\"version\": 1, \"allocations\": [").unwrap();
+    let (code, list) = findings(&t, &[]);
+    assert_eq!(
+        (code, list),
+        (Some(2), one("unreadable", "critical", false, false))
+    );
+    let out = validate(&t, &["--fix"]);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.contains("hint: "), "{out}");
+}
+
+#[test]
+fn verbose_lists_every_allocation_with_its_state() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    assert_eq!(
+        run(&mut t.wtenv_in(&other, &["allocate", "--service", "db"])).code,
+        Some(0)
+    );
+    let _server = PyListener::start(&t.repo, "4", "127.0.0.1", t.ports.start, "");
+    let out = validate(&t, &["--verbose", "--verify-ports"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let rows: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        rows[0].starts_with("PORT") && rows[0].contains("STATE"),
+        "{out}"
+    );
+    assert!(
+        rows[1].starts_with(&t.ports.start.to_string()) && rows[1].contains("listening"),
+        "{out}"
+    );
+    assert!(
+        rows[2].starts_with(&t.ports.port(1).to_string()) && rows[2].contains("stale"),
+        "{out}"
+    );
+    assert!(rows[2].ends_with(other.to_str().unwrap()), "{out}");
+    let out = validate(&t, &["--verbose", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["allocations"].as_array().unwrap().len(), 2, "{out}");
+}
