@@ -177,11 +177,14 @@ impl Registry {
     pub fn transaction<T>(&self, f: impl FnOnce(&mut RegistryData) -> Result<T>) -> Result<T> {
         self.ensure_dir()?;
         let _lock = self.lock(true)?;
-        let (mut data, before) = self.load()?;
+        let (mut data, _) = self.load()?;
+        let before = data.clone();
         let out = f(&mut data)?;
-        let after = serialize(&data);
-        if Some(&after) != before.as_ref() {
-            self.write(&after)?;
+        // Compare data, not bytes: a file written by another serializer
+        // (by hand, by a script, by an older wtenv) is left as it is
+        // unless an allocation really changed.
+        if data != before {
+            self.write(&serialize(&data))?;
         }
         Ok(out)
     }
@@ -470,6 +473,16 @@ mod tests {
             before,
             "a no-op transaction renamed a new file in"
         );
+    }
+
+    #[test]
+    fn unchanged_data_in_another_layout_is_not_rewritten() {
+        let (_d, reg) = registry();
+        let compact = br#"{"allocations":[],"version":1}"#;
+        std::fs::write(reg.path(), compact).unwrap();
+        std::fs::set_permissions(reg.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+        reg.transaction(|_| Ok(())).unwrap();
+        assert_eq!(std::fs::read(reg.path()).unwrap(), compact);
     }
 
     #[test]

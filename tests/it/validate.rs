@@ -180,6 +180,26 @@ fn an_unknown_purpose_is_an_error_fixed_by_release() {
 }
 
 #[test]
+fn the_same_port_twice_is_critical_and_not_fixed() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    let p = t.ports.start;
+    t.write_registry(vec![
+        t.record(p, "app", "feature", &t.repo, true, json!([])),
+        t.record(p, "app", "feature", &other, true, json!([])),
+    ]);
+    assert_eq!(
+        findings(&t, &[]),
+        (Some(2), one("duplicate-port", "critical", false, false))
+    );
+    let before = std::fs::read(t.registry_path()).unwrap();
+    let out = validate(&t, &["--fix"]);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stdout.contains("[needs manual intervention]"), "{out}");
+    assert_eq!(std::fs::read(t.registry_path()).unwrap(), before);
+}
+
+#[test]
 fn verify_ports_reports_an_idle_allocation_as_a_stale_warning_fixed_by_release() {
     let t = TestEnv::new();
     assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
