@@ -14,8 +14,11 @@ fn validate(t: &TestEnv, args: &[&str]) -> Run {
     run(&mut t.wtenv(&full))
 }
 
-/// `validate --json`'s findings as (kind, severity, fixable, fixed).
-fn findings(t: &TestEnv, args: &[&str]) -> (Option<i32>, Vec<(String, String, bool, bool)>) {
+/// A finding as (kind, severity, fixable, fixed).
+type Summary = (String, String, bool, bool);
+
+/// `validate --json`'s exit code and findings.
+fn findings(t: &TestEnv, args: &[&str]) -> (Option<i32>, Vec<Summary>) {
     let mut full = vec!["--json"];
     full.extend_from_slice(args);
     let out = validate(t, &full);
