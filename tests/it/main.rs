@@ -3,6 +3,7 @@
 mod support;
 
 mod registry;
+mod shell;
 
 /// Every file in tests/it/ is a module here: a forgotten file would be
 /// tests that never run.
