@@ -2,6 +2,7 @@
 
 mod support;
 
+mod direnv;
 mod registry;
 mod shell;
 
