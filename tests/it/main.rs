@@ -3,6 +3,7 @@
 mod support;
 
 mod direnv;
+mod nix;
 mod registry;
 mod shell;
 
