@@ -346,8 +346,18 @@ pub fn ensure(
     if *mode == HoldMode::Reserve {
         let data = registry.read()?;
         let ports = current_ports(&data, req);
-        if ports.len() == req.services.len() {
-            tracing::debug!("fast path: every service has its port");
+        // Only reservations: a port merely held (by a `nix develop` shell,
+        // a `run`) goes away with its holder, so a plain `env` that exports
+        // it must make it sticky first (in the transaction below).
+        let all_reserved = data
+            .allocations
+            .iter()
+            .filter(|a| {
+                a.belongs_to(req.repository, req.worktree) && ports.get(&a.service) == Some(&a.port)
+            })
+            .all(|a| a.reserved);
+        if ports.len() == req.services.len() && all_reserved {
+            tracing::debug!("fast path: every service has its reserved port");
             return Ok(ports);
         }
     }
@@ -414,6 +424,9 @@ pub fn allocate_in(
             continue;
         }
         match mode {
+            // Sticky (rule 1): what a plain `env` exported stays the
+            // worktree's even after the process that held it is gone.
+            HoldMode::Reserve if !a.reserved => a.reserved = true,
             HoldMode::HoldAll(h) if !a.holders.contains(h) => a.holders.push(h.clone()),
             HoldMode::HoldNew(h) if !a.reserved && !a.holders.contains(h) => {
                 a.holders.push(h.clone())
@@ -684,6 +697,54 @@ mod tests {
         );
         assert_eq!(data.allocations.len(), 1);
         assert!(data.allocations[0].holders.is_empty() && data.allocations[0].reserved);
+    }
+
+    #[test]
+    fn plain_env_makes_a_held_port_sticky_and_a_dead_holders_port_is_swept_first() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        // A `nix develop` shell (pid 10) allocated it, held.
+        allocate_in(
+            &mut data,
+            &req("/r", vec!["app"]),
+            &HoldMode::HoldNew(hold(10)),
+            &mut sys,
+        )
+        .unwrap();
+        assert!(!data.allocations[0].reserved);
+        // direnv's plain `env` in the same worktree, while it lives.
+        let ports = allocate_in(
+            &mut data,
+            &req("/r", vec!["app"]),
+            &HoldMode::Reserve,
+            &mut sys,
+        )
+        .unwrap();
+        assert_eq!(ports["app"], 5000);
+        assert!(data.allocations[0].reserved, "exported by env: sticky");
+        // Another worktree whose nix shell died: swept, then reserved anew.
+        allocate_in(
+            &mut data,
+            &req("/w", vec!["app"]),
+            &HoldMode::HoldNew(hold(11)),
+            &mut sys,
+        )
+        .unwrap();
+        sys.dead.insert(11);
+        allocate_in(
+            &mut data,
+            &req("/w", vec!["app"]),
+            &HoldMode::Reserve,
+            &mut sys,
+        )
+        .unwrap();
+        let w: Vec<_> = data
+            .allocations
+            .iter()
+            .filter(|a| a.worktree == Path::new("/w"))
+            .collect();
+        assert_eq!(w.len(), 1);
+        assert!(w[0].reserved && w[0].holders.is_empty());
     }
 
     #[test]

@@ -4,14 +4,27 @@
 //! service has its allocation, it takes only the shared lock and writes
 //! nothing; it probes the worktree's own ports (rule 5) and reads /proc
 //! only when one is busy. No git subprocess, no network.
+//!
+//! `--hook` is the prompt hook's mode (shell-hooks/wtenv.*): outside a
+//! worktree with a `wtenv.toml`/`wtenv.json` it allocates nothing and reads
+//! no registry; it unsets what `$__WTENV_DIFF` says the hook exported before
+//! and no longer applies, and records the names it exports in
+//! `__WTENV_DIFF`. On failure it still prints (on stdout) the lines that
+//! unset everything exported before, so a shell that evals its stdout is
+//! never left half-set. `--direnv` adds direnv `watch_file` lines for the
+//! config and the worktree's stamp (never the shared registry).
+
+use std::path::PathBuf;
 
 use crate::alloc::{self, HoldMode, RealSystem, Usage};
+use crate::config::is_env_name;
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::process::ProcessId;
 use crate::registry::Hold;
 use crate::shell::{self, Format};
+use crate::worktree::Worktree;
 use crate::{exports, output};
 
 #[derive(Debug, clap::Args)]
@@ -26,17 +39,97 @@ pub struct Args {
     /// Skip ports that are occupied on the system instead of failing.
     #[arg(long)]
     pub skip_occupied: bool,
+    /// Prompt-hook mode (used by `wtenv hook bash|zsh|fish`): nothing
+    /// outside a configured worktree; unsets what `$__WTENV_DIFF` lists.
+    #[arg(long, conflicts_with_all = ["hold", "direnv"])]
+    pub hook: bool,
+    /// Also print direnv `watch_file` lines (used by `wtenv hook direnv`).
+    #[arg(long)]
+    pub direnv: bool,
 }
 
+/// The variable in which the prompt hook remembers what it exported.
+pub const DIFF_VAR: &str = "__WTENV_DIFF";
+
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    if args.hook {
+        return run_hook(&args, ctx);
+    }
     let scope = ctx.scope()?;
     let mode = match args.hold {
         None => HoldMode::Reserve,
         Some(pid) => HoldMode::HoldNew(hold_for(pid)?),
     };
     let vars = ensure_verified(ctx, &scope, &mode, args.skip_occupied)?;
-    output::stdout(&shell::render(args.format, &vars, &[]))?;
+    let mut text = shell::render(args.format, &vars, &[]);
+    if args.direnv {
+        text.push_str(&shell::direnv_watch(&watched_files(ctx, &scope)));
+    }
+    output::stdout(&text)?;
     Ok(Outcome::SUCCESS)
+}
+
+/// What direnv reloads on: the config (both names when there is none yet,
+/// so creating one reloads) and the worktree's stamp.
+fn watched_files(ctx: &Ctx, scope: &Scope) -> Vec<PathBuf> {
+    let mut files = match (&ctx.config_path, &scope.config.source) {
+        (Some(p), _) | (None, Some(p)) => vec![p.clone()],
+        (None, None) => vec![
+            scope.worktree.root.join(crate::config::TOML_NAME),
+            scope.worktree.root.join(crate::config::JSON_NAME),
+        ],
+    };
+    files.push(scope.worktree.stamp_path());
+    files
+}
+
+fn run_hook(args: &Args, ctx: &Ctx) -> Result<Outcome> {
+    let previous: Vec<String> = std::env::var(DIFF_VAR)
+        .unwrap_or_default()
+        .split(':')
+        // The names are printed unquoted in `unset` lines: only names a
+        // shell accepts as variables, whatever the environment holds.
+        .filter(|n| is_env_name(n))
+        .map(str::to_owned)
+        .collect();
+    let had_diff = std::env::var_os(DIFF_VAR).is_some();
+    match hook_variables(args, ctx) {
+        Ok(mut vars) => {
+            let mut unset: Vec<String> = previous
+                .into_iter()
+                .filter(|p| !vars.iter().any(|(n, _)| n == p))
+                .collect();
+            if !vars.is_empty() {
+                let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
+                let diff = names.join(":");
+                vars.push((DIFF_VAR.into(), diff));
+            } else if had_diff {
+                unset.push(DIFF_VAR.into());
+            }
+            output::stdout(&shell::render(args.format, &vars, &unset))?;
+            Ok(Outcome::SUCCESS)
+        }
+        Err(err) => {
+            let mut unset = previous;
+            if had_diff {
+                unset.push(DIFF_VAR.into());
+            }
+            output::stdout(&shell::render(args.format, &[], &unset))?;
+            Err(err)
+        }
+    }
+}
+
+/// The hook's variables: none outside a worktree with a config file.
+fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Vec<(String, String)>> {
+    if Worktree::discover(&ctx.cwd)?.is_none() {
+        return Ok(vec![]);
+    }
+    let scope = ctx.scope()?;
+    if scope.config.source.is_none() && ctx.config_path.is_none() {
+        return Ok(vec![]);
+    }
+    ensure_verified(ctx, &scope, &HoldMode::Reserve, args.skip_occupied)
 }
 
 /// A hold record for a live pid given on the command line.

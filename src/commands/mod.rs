@@ -12,6 +12,7 @@ pub mod allocate;
 pub mod completions;
 pub mod conflicts;
 pub mod env;
+pub mod hook;
 pub mod ports;
 pub mod release;
 pub mod validate;
@@ -43,6 +44,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the worktree's variables, allocating missing ports (sticky).
     Env(env::Args),
+    /// Print the shell integration: bash, zsh, fish, direnv or nix.
+    Hook(hook::Args),
     /// Allocate one service's port for this worktree; prints the port.
     Allocate(allocate::Args),
     /// Release this worktree's allocations (or one service's).
@@ -60,6 +63,7 @@ pub enum Command {
 pub fn dispatch(command: Command, ctx: &Ctx) -> Result<Outcome> {
     match command {
         Command::Env(args) => env::run(args, ctx),
+        Command::Hook(args) => hook::run(args, ctx),
         Command::Allocate(args) => allocate::run(args, ctx),
         Command::Release(args) => release::run(args, ctx),
         Command::Ports(args) => ports::run(args, ctx),

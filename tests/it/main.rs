@@ -3,8 +3,11 @@
 mod support;
 
 mod config;
+mod direnv;
+mod nix;
 mod probe;
 mod registry;
+mod shell;
 mod validate;
 
 /// Every file in tests/it/ is a module here: a forgotten file would be

@@ -1,0 +1,38 @@
+# wtenv shell integration for fish: `wtenv hook fish | source` in
+# ~/.config/fish/config.fish.
+#
+# - `wtenv` is a function: `wtenv enter ID` changes this shell's directory.
+#   The binary writes the target into the file named by WTENV_CD_FILE; the
+#   function reads it and runs `builtin cd --` (its output is never eval'd).
+# - A prompt hook, for shells without direnv: entering a worktree with a
+#   wtenv.toml or wtenv.json exports its variables; leaving it unsets exactly
+#   those (their names are kept in __WTENV_DIFF). When the directory did not
+#   change since the last prompt, it does nothing.
+
+function wtenv --description 'wtenv, able to change the directory (wtenv enter)'
+    set -l __wtenv_tmp /tmp
+    set -q TMPDIR[1]; and test -n "$TMPDIR"; and set __wtenv_tmp $TMPDIR
+    set -l __wtenv_file (command mktemp "$__wtenv_tmp/wtenv-cd.XXXXXX")
+    or begin
+        __WTENV_EXE__ $argv
+        return
+    end
+    WTENV_CD_FILE=$__wtenv_file __WTENV_EXE__ $argv
+    set -l __wtenv_rc $status
+    set -l __wtenv_dir (string collect --no-trim-newlines <$__wtenv_file)
+    command rm -f -- $__wtenv_file
+    if test $__wtenv_rc -eq 0; and test -n "$__wtenv_dir"
+        builtin cd -- $__wtenv_dir; or return
+    end
+    return $__wtenv_rc
+end
+
+function __wtenv_hook --on-variable PWD --on-event fish_prompt
+    if test "$__WTENV_PWD" != "$PWD"
+        set -g __WTENV_PWD $PWD
+        # On failure the binary prints the reason on stderr and, on stdout,
+        # the lines that unset what was exported before: nothing is left
+        # half-set.
+        __WTENV_EXE__ env --format fish --hook | source
+    end
+end

@@ -1,0 +1,40 @@
+# wtenv shell integration for zsh: eval "$(wtenv hook zsh)" in ~/.zshrc.
+#
+# - `wtenv` is a function: `wtenv enter ID` changes this shell's directory.
+#   The binary writes the target into the file named by WTENV_CD_FILE; the
+#   function reads it and runs `\builtin cd --` (its output is never eval'd).
+# - A prompt hook, for shells without direnv: entering a worktree with a
+#   wtenv.toml or wtenv.json exports its variables; leaving it unsets exactly
+#   those (their names are kept in __WTENV_DIFF). When the directory did not
+#   change since the last prompt, it does nothing.
+
+wtenv() {
+  local __wtenv_file __wtenv_dir __wtenv_rc=0
+  __wtenv_file=$(\command mktemp "${TMPDIR:-/tmp}/wtenv-cd.XXXXXX") || {
+    __WTENV_EXE__ "$@"
+    return
+  }
+  WTENV_CD_FILE=$__wtenv_file __WTENV_EXE__ "$@" || __wtenv_rc=$?
+  __wtenv_dir=
+  IFS= read -r -d '' __wtenv_dir <"$__wtenv_file" || :
+  \command rm -f -- "$__wtenv_file"
+  if [[ $__wtenv_rc -eq 0 && -n $__wtenv_dir ]]; then
+    \builtin cd -- "$__wtenv_dir" || return
+  fi
+  return "$__wtenv_rc"
+}
+
+__wtenv_hook() {
+  local __wtenv_out
+  if [[ ${__WTENV_PWD-} != "$PWD" ]]; then
+    typeset -g __WTENV_PWD=$PWD
+    # On failure the binary prints the reason on stderr and, on stdout, the
+    # lines that unset what was exported before: nothing is left half-set.
+    __wtenv_out=$(__WTENV_EXE__ env --format zsh --hook) || :
+    eval "$__wtenv_out"
+  fi
+}
+
+autoload -Uz add-zsh-hook
+add-zsh-hook precmd __wtenv_hook
+add-zsh-hook chpwd __wtenv_hook

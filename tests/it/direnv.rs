@@ -1,0 +1,216 @@
+//! `use wtenv` under the real direnv (TESTING.md "direnv").
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::shell::{pwned_under, read_env, var};
+use crate::support::{PyListener, Run, TestEnv, run};
+
+/// Installs `use_wtenv` in direnv's lib dir and commits an `.envrc` that
+/// says `use wtenv`, so every worktree made afterwards has it.
+fn with_direnv(t: &TestEnv) {
+    let lib = t.root().join("config/direnv/lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    let hook = run(&mut t.wtenv(&["hook", "direnv"]));
+    assert_eq!(hook.code, Some(0), "{hook}");
+    std::fs::write(lib.join("wtenv.sh"), hook.stdout).unwrap();
+    std::fs::write(t.repo.join(".envrc"), "use wtenv\n").unwrap();
+    t.git(&["add", ".envrc"]);
+    t.git(&["commit", "-q", "-m", "envrc"]);
+}
+
+fn direnv(t: &TestEnv, dir: &Path, args: &[&str]) -> Run {
+    let mut cmd = Command::new("direnv");
+    t.apply_env(&mut cmd);
+    cmd.args(args).current_dir(dir);
+    run(&mut cmd)
+}
+
+fn allow(t: &TestEnv, dir: &Path) {
+    let out = direnv(t, dir, &["allow", dir.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out}");
+}
+
+/// `direnv exec DIR env -0` → the environment of a command run there.
+fn exec_env(t: &TestEnv, dir: &Path) -> (Vec<(String, String)>, Run) {
+    let file = t.root().join("exec.env");
+    let _ = std::fs::remove_file(&file);
+    let out = direnv(
+        t,
+        dir,
+        &[
+            "exec",
+            dir.to_str().unwrap(),
+            "sh",
+            "-c",
+            "echo shell works; env -0 > \"$1\"",
+            "sh",
+            file.to_str().unwrap(),
+        ],
+    );
+    (read_env(&file), out)
+}
+
+#[test]
+fn direnv_use_wtenv_exports_the_same_ports_on_reentry_and_differs_per_worktree() {
+    let t = TestEnv::new();
+    with_direnv(&t);
+    let other = t.add_worktree("other");
+    allow(&t, &t.repo);
+    allow(&t, &other);
+    let (first, out) = exec_env(&t, &t.repo);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stderr, "", "{out}");
+    let port = var(&first, "PORT").map(str::to_owned);
+    assert_eq!(port, Some(t.ports.start.to_string()), "{out}");
+    assert_eq!(var(&first, "WTENV_WORKTREE"), t.repo.to_str());
+    let (again, _) = exec_env(&t, &t.repo);
+    assert_eq!(
+        var(&again, "PORT"),
+        port.as_deref(),
+        "re-entry moved the port"
+    );
+    let (theirs, out) = exec_env(&t, &other);
+    assert_eq!(
+        var(&theirs, "PORT"),
+        Some((t.ports.start + 1).to_string().as_str()),
+        "{out}"
+    );
+    assert_eq!(var(&theirs, "WTENV_WORKTREE"), other.to_str());
+    assert_eq!(t.allocations().len(), 2);
+}
+
+#[test]
+fn direnv_conflict_shows_the_fail_fast_message_and_the_shell_still_works() {
+    let t = TestEnv::new();
+    with_direnv(&t);
+    allow(&t, &t.repo);
+    let _busy = PyListener::start(&t.root(), "4", "127.0.0.1", t.ports.start, "");
+    let (env, out) = exec_env(&t, &t.repo);
+    assert!(
+        out.stderr.contains(&format!(
+            "Port conflict detected in feature range {}.",
+            t.ports.range()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("Ports free in registry but occupied on system:"),
+        "{out}"
+    );
+    assert_eq!(out.stdout, "shell works\n", "{out}");
+    // Nothing of wtenv's is half-set.
+    for name in ["PORT", "WTENV_WORKTREE", "WTENV_PORTS", "WTENV_PURPOSE"] {
+        assert_eq!(var(&env, name), None, "{name}: {out}");
+    }
+    assert!(t.allocations().is_empty());
+}
+
+#[test]
+fn direnv_corrupt_registry_is_reported_and_nothing_is_set() {
+    let t = TestEnv::new();
+    with_direnv(&t);
+    allow(&t, &t.repo);
+    std::fs::create_dir_all(t.state_dir()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(t.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(t.registry_path(), "{ not json").unwrap();
+    let (env, out) = exec_env(&t, &t.repo);
+    assert!(out.stderr.contains("cannot be used"), "{out}");
+    assert_eq!(out.stdout, "shell works\n", "{out}");
+    assert_eq!(var(&env, "PORT"), None, "{out}");
+    assert_eq!(
+        std::fs::read_to_string(t.registry_path()).unwrap(),
+        "{ not json"
+    );
+}
+
+/// Lines piped into an interactive bash after `eval "$(direnv hook
+/// bash)"`: PROMPT_COMMAND fires before each line, as at a terminal.
+fn interactive_bash(t: &TestEnv, lines: &str) -> std::process::Output {
+    let mut cmd = Command::new("bash");
+    t.apply_env(&mut cmd);
+    let mut child = cmd
+        .args(["--noprofile", "--norc", "-i"])
+        .current_dir(t.root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let script = format!("eval \"$(direnv hook bash)\"\n{lines}exit\n");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn interactive_bash_with_direnv_hook_gets_the_ports_on_cd_and_loses_them_on_leaving() {
+    let t = TestEnv::new();
+    with_direnv(&t);
+    allow(&t, &t.repo);
+    let (inside, outside) = (t.root().join("in.env"), t.root().join("out.env"));
+    let out = interactive_bash(
+        &t,
+        &format!(
+            "cd '{}'\nenv -0 > '{}'\ncd ..\nenv -0 > '{}'\n",
+            t.repo.display(),
+            inside.display(),
+            outside.display()
+        ),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let inside = read_env(&inside);
+    assert_eq!(
+        var(&inside, "PORT"),
+        Some(t.ports.start.to_string().as_str()),
+        "{out:?}"
+    );
+    assert_eq!(var(&inside, "WTENV_WORKTREE"), t.repo.to_str());
+    let outside = read_env(&outside);
+    for name in ["PORT", "WTENV_WORKTREE", "WTENV_PORTS", "WTENV_IDENTIFIER"] {
+        assert_eq!(var(&outside, name), None, "{name} left behind: {out:?}");
+    }
+}
+
+/// direnv reloads when the config or the worktree's stamp changes, not
+/// when another worktree's allocation changes the shared registry.
+#[test]
+fn direnv_watches_the_config_and_the_stamp_not_the_registry() {
+    let t = TestEnv::new();
+    with_direnv(&t);
+    let other = t.add_worktree("other");
+    allow(&t, &t.repo);
+    // `direnv export json` prints `{...}` when it (re)loads, nothing when
+    // the loaded environment is still current.
+    let script = format!(
+        "cd '{repo}'\neval \"$(direnv export bash)\"\necho \"loaded=$PORT\"\n\
+         (cd '{other}' && wtenv_bin env >/dev/null)\n\
+         echo \"registry: [$(direnv export json)]\"\n\
+         sleep 1.1; touch wtenv.toml\n\
+         echo \"config: [$(direnv export json | head -c 1)]\"\n",
+        repo = t.repo.display(),
+        other = other.display(),
+    );
+    let mut cmd = Command::new("bash");
+    t.apply_env(&mut cmd);
+    let out = run(cmd
+        .args(["--noprofile", "--norc", "-euo", "pipefail", "-c"])
+        .arg(script.replace("wtenv_bin", env!("CARGO_BIN_EXE_wtenv")))
+        .current_dir(t.root()));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout.contains(&format!("loaded={}\n", t.ports.start)),
+        "{out}"
+    );
+    assert!(out.stdout.contains("registry: []\n"), "{out}");
+    assert!(out.stdout.contains("config: [{]\n"), "{out}");
+    assert_eq!(t.allocations().len(), 2);
+    assert_eq!(pwned_under(&t.root()), None);
+}

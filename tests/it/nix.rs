@@ -1,0 +1,184 @@
+//! `wtenv hook nix` in a real `nix develop`, the `lib` helper of
+//! `flake.nix`, and the flake itself (TESTING.md "Nix": no nixpkgs here, so
+//! the fixtures are no-input flakes).
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::shell::{read_env, var};
+use crate::support::{Run, TestEnv, run};
+
+fn manifest(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Nix isolated per TESTING.md: no binary cache, an empty flake registry.
+fn nix_cmd(t: &TestEnv, program: &str) -> Command {
+    let registry = t.root().join("flake-registry.json");
+    std::fs::write(&registry, r#"{"flakes":[],"version":2}"#).unwrap();
+    let mut cmd = Command::new(program);
+    t.apply_env(&mut cmd);
+    cmd.env(
+        "NIX_CONFIG",
+        format!(
+            "experimental-features = nix-command flakes\nsubstituters =\nflake-registry = {}\n",
+            registry.display()
+        ),
+    );
+    cmd
+}
+
+/// A no-input flake in the repository whose devShell's shellHook is the
+/// one `nix/lib.nix` (the real file, copied) returns for this binary.
+fn write_test_flake(t: &TestEnv) {
+    std::fs::copy(manifest("nix/lib.nix"), t.repo.join("lib.nix")).unwrap();
+    let flake = format!(
+        r#"{{
+  outputs = {{ self }}:
+    let wtenvLib = import ./lib.nix; in {{
+      hookPath = wtenvLib.shellHook {{ }};
+      hookPackage = wtenvLib.shellHook {{ package = "/nix/store/x-wtenv-0.1.0"; }};
+      hookQuoted = wtenvLib.shellHook {{ exe = "/opt/it's $(here)/wtenv"; }};
+      devShells.x86_64-linux.default = derivation {{
+        name = "devshell"; system = "x86_64-linux";
+        builder = "/bin/bash"; outputs = [ "out" ];
+        shellHook = wtenvLib.shellHook {{ exe = "{exe}"; }};
+      }};
+    }};
+}}
+"#,
+        exe = env!("CARGO_BIN_EXE_wtenv")
+    );
+    std::fs::write(t.repo.join("flake.nix"), flake).unwrap();
+    t.git(&["add", "flake.nix", "lib.nix"]);
+    t.git(&["commit", "-q", "-m", "flake"]);
+}
+
+fn nix_eval(t: &TestEnv, attr: &str) -> Run {
+    let mut cmd = nix_cmd(t, "nix");
+    cmd.args(["eval", "--raw", &format!(".#{attr}")])
+        .current_dir(&t.repo);
+    run(&mut cmd)
+}
+
+#[test]
+fn flake_nix_parses() {
+    for file in ["flake.nix", "nix/lib.nix"] {
+        let out = run(Command::new("nix-instantiate")
+            .args(["--parse", file])
+            .current_dir(manifest("")));
+        assert_eq!(out.code, Some(0), "{file}: {out}");
+    }
+    // The package's source filter keeps what include_str! needs.
+    let flake = std::fs::read_to_string(manifest("flake.nix")).unwrap();
+    assert!(flake.contains("\"shell-hooks\""));
+}
+
+#[test]
+fn lib_shell_hook_evaluates_to_an_eval_of_wtenv_hook_nix() {
+    let t = TestEnv::new();
+    write_test_flake(&t);
+    let out = nix_eval(&t, "hookPath");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stdout, r#"eval "$('wtenv' hook nix)""#);
+    let out = nix_eval(&t, "hookPackage");
+    assert_eq!(
+        out.stdout, r#"eval "$('/nix/store/x-wtenv-0.1.0/bin/wtenv' hook nix)""#,
+        "{out}"
+    );
+    let out = nix_eval(&t, "hookQuoted");
+    assert_eq!(
+        out.stdout, r#"eval "$('/opt/it'\''s $(here)/wtenv' hook nix)""#,
+        "{out}"
+    );
+}
+
+#[test]
+fn nix_develop_shell_gets_ports_held_by_itself_and_swept_after_it_exits() {
+    let t = TestEnv::new();
+    write_test_flake(&t);
+    let other = t.add_worktree("other");
+    let (env_file, reg_file) = (t.root().join("develop.env"), t.root().join("during.json"));
+    let mut cmd = nix_cmd(&t, "nix");
+    cmd.args([
+        "develop",
+        t.repo.to_str().unwrap(),
+        "--command",
+        "bash",
+        "-c",
+    ])
+    .arg(format!(
+        "env -0 > '{}'; cp '{}' '{}'; echo \"pids $$ $PPID\"",
+        env_file.display(),
+        t.registry_path().display(),
+        reg_file.display()
+    ))
+    .current_dir(&t.repo);
+    let out = run(&mut cmd);
+    assert_eq!(out.code, Some(0), "{out}");
+    let env = read_env(&env_file);
+    let port = t.ports.start;
+    assert_eq!(var(&env, "PORT"), Some(port.to_string().as_str()), "{out}");
+    assert_eq!(var(&env, "WTENV_WORKTREE"), t.repo.to_str());
+    // While the shell ran, the port was held by it, not reserved.
+    let during: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&reg_file).unwrap()).unwrap();
+    let alloc = &during["allocations"][0];
+    assert_eq!(alloc["port"], port, "{during}");
+    assert_eq!(alloc["reserved"], false, "{during}");
+    let holder = alloc["holders"][0]["pid"].as_u64().unwrap();
+    let pids: Vec<u64> = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("pids "))
+        .unwrap()
+        .split(' ')
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(
+        pids.contains(&holder),
+        "holder {holder} is not the shell {pids:?}"
+    );
+    // The shell is gone: the next command sweeps its hold.
+    let next = run(&mut t.wtenv_in(&other, &["env"]));
+    assert_eq!(next.code, Some(0), "{next}");
+    let left: Vec<_> = t
+        .allocations()
+        .into_iter()
+        .filter(|(_, _, w)| w == &t.repo)
+        .collect();
+    assert!(left.is_empty(), "the nix shell's hold survived: {left:?}");
+    // The other worktree got the lowest free port: the swept one.
+    assert!(
+        next.stdout.contains(&format!("export PORT='{port}'")),
+        "{next}"
+    );
+}
+
+#[test]
+fn nix_hook_under_direnv_uses_the_sticky_reservation() {
+    let t = TestEnv::new();
+    write_test_flake(&t);
+    std::fs::write(t.repo.join(".envrc"), "use flake\n").unwrap();
+    let mut allow = nix_cmd(&t, "direnv");
+    allow.args(["allow", "."]).current_dir(&t.repo);
+    let out = run(&mut allow);
+    assert_eq!(out.code, Some(0), "{out}");
+    let env_file = t.root().join("direnv.env");
+    let mut exec = nix_cmd(&t, "direnv");
+    exec.args(["exec", ".", "sh", "-c"])
+        .arg(format!("env -0 > '{}'", env_file.display()))
+        .current_dir(&t.repo);
+    let out = run(&mut exec);
+    assert_eq!(out.code, Some(0), "{out}");
+    let env = read_env(&env_file);
+    assert_eq!(
+        var(&env, "PORT"),
+        Some(t.ports.start.to_string().as_str()),
+        "{out}"
+    );
+    // Reserved, not held by direnv's short-lived bash.
+    let reg = t.registry();
+    assert_eq!(reg["allocations"][0]["reserved"], true, "{reg}");
+    assert!(reg["allocations"][0].get("holders").is_none(), "{reg}");
+}

@@ -1,0 +1,480 @@
+//! `wtenv hook bash|zsh|fish|direnv|nix` and the shell functions, in the
+//! real shells with strict flags (STYLE 14).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use wtenv::commands::hook::{self, Target};
+
+use crate::support::{Run, TestEnv, run};
+
+const TARGETS: [(&str, Target); 5] = [
+    ("bash", Target::Bash),
+    ("zsh", Target::Zsh),
+    ("fish", Target::Fish),
+    ("direnv", Target::Direnv),
+    ("nix", Target::Nix),
+];
+
+/// A real shell, run non-interactively with its strictest useful flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sh {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+pub const SHELLS: [Sh; 3] = [Sh::Bash, Sh::Zsh, Sh::Fish];
+
+impl Sh {
+    pub fn name(self) -> &'static str {
+        match self {
+            Sh::Bash => "bash",
+            Sh::Zsh => "zsh",
+            Sh::Fish => "fish",
+        }
+    }
+
+    /// `script` in this shell, in `dir`, in the test's isolated environment.
+    pub fn run(self, t: &TestEnv, dir: &Path, script: &str) -> Run {
+        let mut cmd = Command::new(self.name());
+        t.apply_env(&mut cmd);
+        match self {
+            Sh::Bash => cmd.args(["--noprofile", "--norc", "-euo", "pipefail", "-c", script]),
+            Sh::Zsh => cmd.args(["--no-rcs", "-c", &format!("set -eu -o pipefail\n{script}")]),
+            Sh::Fish => cmd.args(["--no-config", "-c", script]),
+        };
+        cmd.current_dir(dir);
+        run(&mut cmd)
+    }
+
+    /// What makes the prompt hook run after a `cd`: bash needs its prompt
+    /// (PROMPT_COMMAND, shown interactively in `bash_prompt_command_...`);
+    /// zsh's chpwd and fish's PWD event fire on `cd` itself.
+    fn after_cd(self) -> &'static str {
+        match self {
+            Sh::Bash => "__wtenv_hook",
+            Sh::Zsh | Sh::Fish => "",
+        }
+    }
+}
+
+/// `wtenv hook <shell>` written to a file in the test's directory.
+pub fn hook_file(t: &TestEnv, target: &str) -> PathBuf {
+    let out = run(&mut t.wtenv(&["hook", target]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stderr.is_empty(), "{out}");
+    let path = t.root().join(format!("hook.{target}"));
+    std::fs::write(&path, out.stdout).unwrap();
+    path
+}
+
+/// Single-quoted for bash, zsh and fish alike (test paths have no quotes).
+fn q(path: &Path) -> String {
+    let s = path.to_str().unwrap();
+    assert!(
+        !s.contains(['\'', '\\']),
+        "test path needs no escaping: {s}"
+    );
+    format!("'{s}'")
+}
+
+/// The exported environment a script dumped with `env -0 > FILE`.
+pub fn read_env(path: &Path) -> Vec<(String, String)> {
+    let bytes = std::fs::read(path).unwrap();
+    String::from_utf8(bytes)
+        .unwrap()
+        .split('\0')
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let (k, v) = e.split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+pub fn var<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// A file named PWNED anywhere under `dir`: code ran that should not have.
+pub fn pwned_under(dir: &Path) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.file_name().is_some_and(|n| n == "PWNED") {
+            return Some(path);
+        }
+        if entry.file_type().is_ok_and(|f| f.is_dir())
+            && let Some(p) = pwned_under(&path)
+        {
+            return Some(p);
+        }
+    }
+    None
+}
+
+#[test]
+fn hook_output_is_the_shell_hooks_file_byte_for_byte() {
+    let t = TestEnv::new();
+    let exe = Path::new(env!("CARGO_BIN_EXE_wtenv"))
+        .canonicalize()
+        .unwrap();
+    for (name, target) in TARGETS {
+        let out = run(&mut t.wtenv(&["hook", name]));
+        assert_eq!(out.code, Some(0), "{out}");
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("shell-hooks")
+            .join(target.file_name());
+        let on_disk = std::fs::read_to_string(&file).unwrap();
+        let quoted = match target {
+            Target::Fish => wtenv::shell::quote_fish(exe.to_str().unwrap()),
+            _ => wtenv::shell::quote_posix(exe.to_str().unwrap()),
+        };
+        assert_eq!(
+            out.stdout,
+            on_disk.replace(hook::EXE_PLACEHOLDER, &quoted),
+            "wtenv hook {name} differs from {}",
+            file.display()
+        );
+        assert!(
+            out.stdout.contains(&quoted),
+            "{name}: binary path not filled in"
+        );
+    }
+}
+
+#[test]
+fn shellcheck_passes_on_the_bash_hooks() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shell-hooks");
+    // zsh and fish are not shellcheck's languages: `zsh -n` and
+    // `fish --no-execute` check their syntax instead.
+    let out = run(Command::new("shellcheck")
+        .args([
+            "--shell=bash",
+            "--severity=style",
+            "wtenv.bash",
+            "direnv.sh",
+            "nix.sh",
+        ])
+        .current_dir(&dir));
+    assert_eq!(out.code, Some(0), "{out}");
+    let out = run(Command::new("zsh")
+        .args(["-n", "wtenv.zsh"])
+        .current_dir(&dir));
+    assert_eq!(out.code, Some(0), "{out}");
+    let out = run(Command::new("fish")
+        .args(["--no-config", "--no-execute", "wtenv.fish"])
+        .current_dir(&dir));
+    assert_eq!(out.code, Some(0), "{out}");
+}
+
+#[test]
+fn hooks_eval_silently_in_strict_shells_outside_a_worktree() {
+    let t = TestEnv::new();
+    let outside = t.root().join("home");
+    for sh in SHELLS {
+        let hook = hook_file(&t, sh.name());
+        let script = format!(
+            "source {}\n__wtenv_hook\ncd {}\n{}\ncd {}\n__wtenv_hook\n",
+            q(&hook),
+            q(&t.root()),
+            sh.after_cd(),
+            q(&outside),
+        );
+        let out = sh.run(&t, &outside, &script);
+        assert_eq!(out.code, Some(0), "{}: {out}", sh.name());
+        assert_eq!(out.stdout, "", "{}: {out}", sh.name());
+        assert_eq!(out.stderr, "", "{}: {out}", sh.name());
+    }
+    // The direnv and nix snippets are bash too.
+    for target in ["direnv", "nix"] {
+        let hook = hook_file(&t, target);
+        let out = Sh::Bash.run(&t, &outside, &format!("source {}\n", q(&hook)));
+        assert_eq!(out.code, Some(0), "{target}: {out}");
+        assert_eq!(out.stdout, "", "{target}: {out}");
+    }
+}
+
+#[test]
+fn prompt_hook_exports_on_entry_and_unsets_exactly_those_on_leaving() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\nenv = [\"PORT\", \"WEB_PORT\"]\n[env]\nWEB_URL = \"http://localhost:{port.web}\"\n");
+    let outside = t.root().join("home");
+    for sh in SHELLS {
+        let hook = hook_file(&t, sh.name());
+        let (a, b, c) = (
+            t.root().join(format!("{}-in.env", sh.name())),
+            t.root().join(format!("{}-sub.env", sh.name())),
+            t.root().join(format!("{}-out.env", sh.name())),
+        );
+        let sub = t.repo.join("src");
+        std::fs::create_dir_all(&sub).unwrap();
+        let script = format!(
+            "source {hook}\ncd {repo}\n{h}\nenv -0 > {a}\ncd {sub}\n{h}\nenv -0 > {b}\ncd {out}\n{h}\nenv -0 > {c}\n",
+            hook = q(&hook),
+            repo = q(&t.repo),
+            sub = q(&sub),
+            out = q(&outside),
+            h = sh.after_cd(),
+            a = q(&a),
+            b = q(&b),
+            c = q(&c),
+        );
+        let out = sh.run(&t, &outside, &script);
+        assert_eq!(out.code, Some(0), "{}: {out}", sh.name());
+        assert_eq!(out.stderr, "", "{}: {out}", sh.name());
+        let port = t.ports.start.to_string();
+        let inside = read_env(&a);
+        assert_eq!(var(&inside, "PORT"), Some(port.as_str()), "{}", sh.name());
+        assert_eq!(var(&inside, "WEB_PORT"), Some(port.as_str()));
+        assert_eq!(
+            var(&inside, "WEB_URL"),
+            Some(format!("http://localhost:{port}").as_str())
+        );
+        assert_eq!(var(&inside, "WTENV_WORKTREE"), t.repo.to_str());
+        let no_pwd = |env: Vec<(String, String)>| -> Vec<(String, String)> {
+            env.into_iter()
+                .filter(|(k, _)| !["PWD", "OLDPWD"].contains(&k.as_str()))
+                .collect()
+        };
+        assert_eq!(
+            no_pwd(read_env(&b)),
+            no_pwd(inside.clone()),
+            "{}: a subdirectory keeps them",
+            sh.name()
+        );
+        let left = read_env(&c);
+        for name in [
+            "PORT",
+            "WEB_PORT",
+            "WEB_URL",
+            "WTENV_WORKTREE",
+            "WTENV_PORTS",
+            "__WTENV_DIFF",
+        ] {
+            assert_eq!(var(&left, name), None, "{}: {name} left behind", sh.name());
+        }
+        // Exactly those: everything else is as it was (HOME, PATH, ...).
+        let before: Vec<_> = inside
+            .iter()
+            .filter(|(k, _)| {
+                !k.starts_with("WTENV_")
+                    && ![
+                        "PORT",
+                        "WEB_PORT",
+                        "WEB_URL",
+                        "__WTENV_DIFF",
+                        "PWD",
+                        "OLDPWD",
+                    ]
+                    .contains(&k.as_str())
+            })
+            .cloned()
+            .collect();
+        let after: Vec<_> = left
+            .iter()
+            .filter(|(k, _)| !["PWD", "OLDPWD"].contains(&k.as_str()))
+            .cloned()
+            .collect();
+        // zsh execs the script's last command, one level down.
+        let shlvl = |v: Vec<(String, String)>| -> Vec<(String, String)> {
+            v.into_iter().filter(|(k, _)| k != "SHLVL").collect()
+        };
+        let (mut before, mut after) = (shlvl(before), shlvl(after));
+        before.sort();
+        after.sort();
+        assert_eq!(before, after, "{}", sh.name());
+    }
+}
+
+#[test]
+fn prompt_hook_does_nothing_when_the_directory_did_not_change() {
+    let t = TestEnv::new();
+    for sh in SHELLS {
+        let hook = hook_file(&t, sh.name());
+        let sub = t.repo.join("sub");
+        std::fs::create_dir_all(&sub).unwrap();
+        // Once inside, the registry is made unreadable: a hook that ran
+        // wtenv again would print an error. Without a cd it must not;
+        // after a cd into a subdirectory it does (so the probe is real).
+        let script = format!(
+            "source {hook}\ncd {repo}\n{h}\nprintf garbage > {reg}\n__wtenv_hook\n__wtenv_hook\necho quiet >&2\ncd {sub}\n{h}\nenv -0 > {env}\n",
+            hook = q(&hook),
+            repo = q(&t.repo),
+            sub = q(&sub),
+            h = sh.after_cd(),
+            reg = q(&t.registry_path()),
+            env = q(&t.root().join("after.env")),
+        );
+        std::fs::remove_dir_all(t.state_dir()).ok();
+        let out = sh.run(&t, &t.root(), &script);
+        assert_eq!(out.code, Some(0), "{}: {out}", sh.name());
+        let (before_cd, after_cd) = out.stderr.split_once("quiet\n").unwrap();
+        assert_eq!(
+            before_cd,
+            "",
+            "{}: the hook ran without a cd: {out}",
+            sh.name()
+        );
+        assert!(after_cd.contains("registry"), "{}: {out}", sh.name());
+        // The failure left nothing half-set: everything exported is gone.
+        let env = read_env(&t.root().join("after.env"));
+        assert_eq!(var(&env, "PORT"), None, "{}", sh.name());
+        assert_eq!(var(&env, "WTENV_WORKTREE"), None, "{}", sh.name());
+        assert_eq!(var(&env, "__WTENV_DIFF"), None, "{}", sh.name());
+    }
+}
+
+#[test]
+fn prompt_hook_switching_worktrees_replaces_the_ports_and_a_failure_unsets_them() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    let third = t.add_worktree("third");
+    for sh in SHELLS {
+        let hook = hook_file(&t, sh.name());
+        let script = format!(
+            "source {hook}\ncd {repo}\n{h}\nenv -0 > {a}\ncd {other}\n{h}\nenv -0 > {b}\nprintf garbage > {reg}\ncd {third}\n{h}\nenv -0 > {c}\necho still alive\n",
+            hook = q(&hook),
+            repo = q(&t.repo),
+            other = q(&other),
+            third = q(&third),
+            h = sh.after_cd(),
+            reg = q(&t.registry_path()),
+            a = q(&t.root().join("a.env")),
+            b = q(&t.root().join("b.env")),
+            c = q(&t.root().join("c.env")),
+        );
+        std::fs::remove_dir_all(t.state_dir()).ok();
+        let out = sh.run(&t, &t.root(), &script);
+        assert_eq!(out.code, Some(0), "{}: {out}", sh.name());
+        assert_eq!(out.stdout, "still alive\n", "{}: {out}", sh.name());
+        assert!(out.stderr.contains("registry"), "{}: {out}", sh.name());
+        let (a, b, c) = (
+            read_env(&t.root().join("a.env")),
+            read_env(&t.root().join("b.env")),
+            read_env(&t.root().join("c.env")),
+        );
+        assert_eq!(var(&a, "PORT"), Some(t.ports.start.to_string().as_str()));
+        assert_eq!(
+            var(&b, "PORT"),
+            Some((t.ports.start + 1).to_string().as_str())
+        );
+        assert_eq!(var(&b, "WTENV_WORKTREE"), other.to_str());
+        assert_eq!(
+            var(&c, "PORT"),
+            None,
+            "{}: half-set after a failure",
+            sh.name()
+        );
+        assert_eq!(var(&c, "WTENV_WORKTREE"), None, "{}", sh.name());
+    }
+}
+
+#[test]
+fn bash_prompt_command_exports_on_cd_in_an_interactive_shell() {
+    let t = TestEnv::new();
+    let hook = hook_file(&t, "bash");
+    let env_file = t.root().join("interactive.env");
+    let script = format!(
+        "source {}\ncd {}\nenv -0 > {}\nexit\n",
+        q(&hook),
+        q(&t.repo),
+        q(&env_file)
+    );
+    let mut cmd = Command::new("bash");
+    t.apply_env(&mut cmd);
+    cmd.args(["--noprofile", "--norc", "-i"])
+        .current_dir(t.root())
+        .stdin(std::process::Stdio::piped());
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let env = read_env(&env_file);
+    assert_eq!(var(&env, "PORT"), Some(t.ports.start.to_string().as_str()));
+}
+
+/// A stand-in for the binary: writes `$STUB_TARGET` to `$WTENV_CD_FILE`,
+/// prints shell code on stdout that must never run, exits `$STUB_EXIT`.
+/// As `env` (the prompt hook, which zsh and fish run on `cd`) it prints
+/// nothing.
+fn stub_binary(t: &TestEnv) -> PathBuf {
+    let dir = t.root().join("stub bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("wtenv's stub");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\n[ \"$1\" = env ] && exit 0\n[ -n \"$WTENV_CD_FILE\" ] && printf '%s' \"$STUB_TARGET\" > \"$WTENV_CD_FILE\"\necho 'touch PWNED'\nexit \"${STUB_EXIT:-0}\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn wtenv_function_cds_into_the_path_from_the_directive_file() {
+    let t = TestEnv::new();
+    let stub = stub_binary(&t);
+    // Quotes, $(), a newline and a trailing newline: read, never eval'd.
+    let target = t.root().join("it's $(touch PWNED)\nhere\n");
+    std::fs::create_dir_all(&target).unwrap();
+    for (sh, tgt) in [
+        (Sh::Bash, Target::Bash),
+        (Sh::Zsh, Target::Zsh),
+        (Sh::Fish, Target::Fish),
+    ] {
+        let hook = t.root().join(format!("stub-hook.{}", sh.name()));
+        std::fs::write(&hook, hook::render(tgt, &stub)).unwrap();
+        let pwd_file = t.root().join(format!("{}.pwd", sh.name()));
+        let status = match sh {
+            Sh::Fish => "$status",
+            _ => "$?",
+        };
+        let script = format!(
+            "source {hook}\nwtenv enter x\nprintf '%s' \"$PWD\" > {pwd}\ncd {root}\nSTUB_EXIT=3 wtenv enter x; echo \"rc={status}\"\npwd\n",
+            hook = q(&hook),
+            pwd = q(&pwd_file),
+            root = q(&t.root()),
+        );
+        let mut cmd = Command::new(sh.name());
+        let out = {
+            t.apply_env(&mut cmd);
+            let flags: &[&str] = match sh {
+                Sh::Bash => &["--noprofile", "--norc", "-uo", "pipefail", "-c"],
+                Sh::Zsh => &["--no-rcs", "-uc"],
+                Sh::Fish => &["--no-config", "-c"],
+            };
+            cmd.args(flags)
+                .arg(&script)
+                .env("STUB_TARGET", &target)
+                .current_dir(t.root());
+            run(&mut cmd)
+        };
+        assert_eq!(out.code, Some(0), "{}: {out}", sh.name());
+        assert_eq!(
+            std::fs::read(&pwd_file).unwrap(),
+            target.to_str().unwrap().as_bytes(),
+            "{}: {out}",
+            sh.name()
+        );
+        // A failing command keeps its exit code and does not cd.
+        assert!(out.stdout.contains("rc=3\n"), "{}: {out}", sh.name());
+        assert!(
+            out.stdout.ends_with(&format!("{}\n", t.root().display())),
+            "{}: {out}",
+            sh.name()
+        );
+        assert_eq!(pwned_under(&t.root()), None, "{}", sh.name());
+    }
+}
