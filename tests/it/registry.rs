@@ -646,3 +646,64 @@ fn a_registry_locked_by_another_process_is_busy_after_the_timeout() {
         run(&mut t.wtenv(&["allocate", "--service", "x"])).code == Some(0)
     }));
 }
+
+// ---- conflicts and ports ------------------------------------------------
+
+#[test]
+fn conflicts_lists_ports_free_in_registry_but_held_on_the_system_and_exits_1() {
+    let t = TestEnv::new();
+    let out = run(&mut t.wtenv(&["conflicts"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.is_empty(), "{out}");
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let elsewhere = t.root().join("home");
+    // The reserved port is not a conflict (the registry knows it); port 5
+    // of the block is.
+    let _own = PyListener::start(&t.repo, "4", "127.0.0.1", t.ports.start, "");
+    let foreign = PyListener::start(&elsewhere, "6", "::1", t.ports.port(5), "");
+    let out = run(&mut t.wtenv(&["conflicts"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    let rows: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert!(
+        rows[1].starts_with(&format!(
+            "{}  feature  pid {} (",
+            t.ports.port(5),
+            foreign.pid()
+        )),
+        "{out}"
+    );
+    let out = run(&mut t.wtenv(&["conflicts", "--json"]));
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["conflicts"][0]["port"], t.ports.port(5));
+    assert_eq!(doc["conflicts"][0]["holders"][0]["pid"], foreign.pid());
+}
+
+#[test]
+fn ports_shows_this_repository_and_all_shows_every_one() {
+    let t = TestEnv::new();
+    let other = TestEnv::new();
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    // Another repository's allocation in the same registry.
+    let out = run(&mut t.wtenv_in(
+        &other.repo,
+        &[
+            "--config",
+            t.repo.join("wtenv.toml").to_str().unwrap(),
+            "allocate",
+            "--service",
+            "db",
+        ],
+    ));
+    assert_eq!(out.code, Some(0), "{out}");
+    let out = run(&mut t.wtenv(&["ports", "--json"]));
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["allocations"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(doc["allocations"][0]["state"], "idle");
+    let out = run(&mut t.wtenv(&["ports", "--all"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stdout.lines().count(), 3, "{out}");
+    assert!(out.stdout.contains(other.repo.to_str().unwrap()), "{out}");
+}
