@@ -707,3 +707,28 @@ fn ports_shows_this_repository_and_all_shows_every_one() {
     assert_eq!(out.stdout.lines().count(), 3, "{out}");
     assert!(out.stdout.contains(other.repo.to_str().unwrap()), "{out}");
 }
+
+// ---- diagnostics --------------------------------------------------------
+
+#[test]
+fn diagnostics_on_a_pipe_have_no_colour_codes_unless_asked() {
+    let t = TestEnv::new();
+    let out = run(t.wtenv(&["env"]).env("WTENV_LOG", "wtenv=debug"));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr.contains("DEBUG"),
+        "no diagnostics to check: {out}"
+    );
+    assert!(
+        !out.stderr.contains('\x1b'),
+        "escape codes on a pipe: {:?}",
+        out.stderr
+    );
+    let out = run(t
+        .wtenv(&["--color", "always", "env"])
+        .env("WTENV_LOG", "wtenv=debug"));
+    assert!(
+        out.stderr.contains('\x1b'),
+        "--color always gave no colour: {out}"
+    );
+}
