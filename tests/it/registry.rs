@@ -587,6 +587,22 @@ fn a_group_writable_registry_file_is_refused_and_untouched() {
 }
 
 #[test]
+fn a_registry_owned_by_another_user_is_refused_and_untouched() {
+    let t = TestEnv::new();
+    t.write_registry(vec![]);
+    std::os::unix::fs::chown(t.registry_path(), Some(65534), None).unwrap();
+    assert_refused(&t, "foreign file", "belongs to uid 65534");
+}
+
+#[test]
+fn a_registry_directory_owned_by_another_user_is_refused_and_untouched() {
+    let t = TestEnv::new();
+    t.write_registry(vec![]);
+    std::os::unix::fs::chown(t.state_dir(), Some(65534), None).unwrap();
+    assert_refused(&t, "foreign dir", "belongs to uid 65534");
+}
+
+#[test]
 fn a_new_registry_is_private() {
     let t = TestEnv::new();
     assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
