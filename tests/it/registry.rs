@@ -333,6 +333,9 @@ fn thirty_two_processes_at_once_get_distinct_ports() {
         .iter()
         .map(|w| {
             t.wtenv_in(w, &["env", "--format", "json"])
+                // 32 fsynced transactions in a row on a loaded machine may
+                // take longer than the default 10 s wait for the last one.
+                .env("WTENV_LOCK_TIMEOUT", "120s")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
