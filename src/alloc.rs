@@ -28,13 +28,34 @@ pub trait System {
 }
 
 /// The real machine, with the worktree answer cached per call site.
+/// Commands use [`RealSystem::new`]; `default()` (no registry) does not
+/// serialize its probes with other wtenv processes.
 #[derive(Default)]
 pub struct RealSystem {
     gone: BTreeMap<(PathBuf, PathBuf), bool>,
+    registry: Option<Registry>,
+}
+
+impl RealSystem {
+    /// The machine as the wtenv processes sharing `registry` see it: each
+    /// probe holds the registry's probe lock, so their probes never see
+    /// each other's sockets ([`Registry::lock_probes`]).
+    pub fn new(registry: &Registry) -> RealSystem {
+        RealSystem {
+            registry: Some(registry.clone()),
+            ..RealSystem::default()
+        }
+    }
 }
 
 impl System for RealSystem {
     fn probe(&mut self, port: u16) -> io::Result<PortState> {
+        let _turn = match &self.registry {
+            Some(r) => r
+                .lock_probes()
+                .map_err(|e| io::Error::other(e.to_string()))?,
+            None => None,
+        };
         probe::probe(port)
     }
     fn holders(&mut self, ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>> {

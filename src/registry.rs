@@ -28,6 +28,9 @@ use crate::process::ProcessId;
 pub const VERSION: u32 = 1;
 pub const FILE_NAME: &str = "registry.json";
 pub const LOCK_NAME: &str = "registry.lock";
+/// Serializes port probes among the wtenv processes of one registry (see
+/// [`Registry::lock_probes`]). Like `registry.lock`, never renamed or deleted.
+pub const PROBE_LOCK_NAME: &str = "probe.lock";
 const TMP_NAME: &str = "registry.json.tmp";
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -255,9 +258,29 @@ impl Registry {
         Ok(())
     }
 
-    /// Waits at most `lock_timeout` for the lock; never forever.
+    /// The probe lock, exclusive, for one probe: a probe is itself a
+    /// listener for a few microseconds (bind + listen) and a target for the
+    /// other's connect backstop, so two wtenv processes probing one port at
+    /// once each see the other's socket and call the port occupied (a false
+    /// conflict, "holder unknown"). Holding this while probing makes the
+    /// probes of one registry's processes never overlap. It is taken with
+    /// no other lock wanted while it is held, so it cannot deadlock with
+    /// `registry.lock`. `None` before the registry directory exists.
+    pub fn lock_probes(&self) -> Result<Option<File>> {
+        if !self.dir().is_dir() {
+            return Ok(None);
+        }
+        self.lock_file(&self.dir().join(PROBE_LOCK_NAME), true)
+            .map(Some)
+    }
+
     fn lock(&self, exclusive: bool) -> Result<File> {
-        let path = self.lock_path();
+        self.lock_file(&self.lock_path(), exclusive)
+    }
+
+    /// Waits at most `lock_timeout` for the lock; never forever.
+    fn lock_file(&self, path: &Path, exclusive: bool) -> Result<File> {
+        let path = path.to_path_buf();
         let file = OpenOptions::new()
             .read(true)
             .write(true)

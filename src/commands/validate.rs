@@ -35,7 +35,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         ctx,
         cache: BTreeMap::new(),
     };
-    let mut system = RealSystem::default();
+    let mut system = RealSystem::new(&ctx.registry);
     let mut checker = |data: &RegistryData| {
         validate::check(data, args.verify_ports, &mut system, &mut |wt| {
             configs.config_of(wt)

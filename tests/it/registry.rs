@@ -424,6 +424,78 @@ fn thirty_two_processes_at_once_get_distinct_ports() {
     );
 }
 
+#[test]
+fn concurrent_env_in_one_worktree_allocates_once() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\n[services.api]\n");
+    let children: Vec<_> = (0..12)
+        .map(|_| {
+            t.wtenv(&["env", "--format", "json"])
+                .env("WTENV_LOCK_TIMEOUT", "120s")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: BTreeSet<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        outputs.len(),
+        1,
+        "processes saw different ports: {outputs:?}"
+    );
+    let mut recorded = t.allocations();
+    recorded.sort();
+    assert_eq!(
+        recorded,
+        vec![
+            (t.ports.port(0), "api".into(), t.repo.clone()),
+            (t.ports.port(1), "web".into(), t.repo.clone()),
+        ]
+    );
+}
+
+/// A probe is a listener for a few microseconds: without the probe lock,
+/// `wtenv ports` probing the worktree's ports in a loop made a concurrent
+/// `wtenv env` see its own reserved port "held by a process outside it"
+/// (holder unknown, exit 1) now and then.
+#[test]
+fn probes_of_concurrent_wtenv_processes_never_see_each_other() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\n[services.api]\n[services.db]\n");
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let out = run(&mut t.wtenv(&["ports"]));
+                    assert_eq!(out.code, Some(0), "{out}");
+                }
+            });
+        }
+        for i in 0..150 {
+            let out = run(&mut t.wtenv(&["env"]));
+            if out.code != Some(0) {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                panic!("env #{i} failed: {out}");
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
 /// A tiny deterministic generator (xorshift): no dependency, and a failing
 /// run can be replayed from the seed it prints.
 struct Rng(u64);
