@@ -137,7 +137,9 @@ fn report(
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        out.push_str(&format!("{sev}: {kind}: {what}{}{tail}\n", f.reason));
+        let line = crate::process::printable(&format!("{sev}: {kind}: {what}{}{tail}", f.reason));
+        out.push_str(&line);
+        out.push('\n');
     }
     let count = |s| {
         findings

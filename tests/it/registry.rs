@@ -96,6 +96,22 @@ fn allocate_with_a_purpose_uses_that_range() {
     );
 }
 
+#[test]
+fn tables_keep_one_line_per_allocation_whatever_the_path_holds() {
+    let t = TestEnv::new();
+    let odd = t.root().join("a b'c\nd");
+    t.git(&["worktree", "add", "-q", "-b", "odd", odd.to_str().unwrap()]);
+    assert_eq!(run(&mut t.wtenv_in(&odd, &["env"])).code, Some(0));
+    std::fs::remove_dir_all(&odd).unwrap();
+    let out = run(&mut t.wtenv(&["ports"]));
+    assert_eq!(out.stdout.lines().count(), 2, "{out}");
+    assert!(out.stdout.contains("a b'c\\nd"), "{out}");
+    let out = run(&mut t.wtenv(&["validate", "-v"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    // Header, the row, the worktree-gone finding, the summary.
+    assert_eq!(out.stdout.lines().count(), 4, "{out}");
+}
+
 // ---- fail fast (rule 3) -------------------------------------------------
 
 /// Port 0 of the block is another worktree's; 1, 2 and 3 are held by
