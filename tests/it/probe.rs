@@ -168,7 +168,7 @@ s.listen(8)
 print("listening", flush=True)
 time.sleep(60)
 ' "$P1" &
-until ss -Htln "sport = :$P1" | grep -q .; do sleep 0.05; done
+for _ in $(seq 600); do ss -Htln "sport = :$P1" | grep -q . && break; sleep 0.05; done
 set +e
 "$WTENV" allocate --service b
 echo "conflict exit $?"
@@ -218,7 +218,7 @@ s.bind(("10.200.0.1", int(sys.argv[1])))
 s.listen(8)
 time.sleep(60)
 ' "$P0" &
-until ss -Htln "sport = :$P0" | grep -q 10.200.0.1; do sleep 0.05; done
+for _ in $(seq 600); do ss -Htln "sport = :$P0" | grep -q 10.200.0.1 && break; sleep 0.05; done
 set +e
 "$WTENV" allocate --service a
 echo "exit $?"
