@@ -335,6 +335,44 @@ fn a_holder_whose_pid_was_reused_is_swept() {
     impostor.wait().unwrap();
 }
 
+/// TESTING.md 10, the core's half: a SIGKILLed holder (`wtenv run`) left
+/// its server running. The next allocation sweeps the dead hold, meets the
+/// port held on the system, and names the process still holding it.
+#[test]
+fn a_swept_hold_whose_server_survives_is_a_conflict_naming_the_server() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    let mut dead = Command::new("true").spawn().unwrap();
+    let pid = dead.id();
+    let start = start_time(pid);
+    dead.wait().unwrap();
+    let server = PyListener::start(&other, "4", "127.0.0.1", t.ports.start, "");
+    t.write_registry(vec![t.record(
+        t.ports.start,
+        "app",
+        "feature",
+        &other,
+        false,
+        json!([{"pid": pid, "start_time": start, "command": "wtenv run -- npm start"}]),
+    )]);
+    let out = run(&mut t.wtenv(&["allocate", "--service", "x"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("  port {}: pid {} (", t.ports.start, server.pid()))
+            && out.stderr.contains(&format!(" in {}", other.display())),
+        "{out}"
+    );
+    // Fail fast writes nothing, not even the sweep; skipping takes the next.
+    assert_eq!(t.allocations().len(), 1);
+    let out = run(&mut t.wtenv(&["allocate", "--service", "x", "--skip-occupied"]));
+    assert_eq!(out.stdout, format!("{}\n", t.ports.port(1)), "{out}");
+    assert_eq!(
+        t.allocations(),
+        vec![(t.ports.port(1), "x".into(), t.repo.clone())]
+    );
+}
+
 #[test]
 fn a_worktree_removed_by_git_is_swept() {
     let t = TestEnv::new();
