@@ -28,13 +28,38 @@ pub trait System {
 }
 
 /// The real machine, with the worktree answer cached per call site.
+/// Commands use [`RealSystem::new`]; `default()` (no registry) does not
+/// serialize its probes with other wtenv processes.
 #[derive(Default)]
 pub struct RealSystem {
     gone: BTreeMap<(PathBuf, PathBuf), bool>,
+    registry: Option<Registry>,
+    /// The registry's probe lock, opened at the first probe.
+    probe_lock: Option<std::fs::File>,
+}
+
+impl RealSystem {
+    /// The machine as the wtenv processes sharing `registry` see it: each
+    /// probe holds the registry's probe lock, so their probes never see
+    /// each other's sockets ([`Registry::open_probe_lock`]).
+    pub fn new(registry: &Registry) -> RealSystem {
+        RealSystem {
+            registry: Some(registry.clone()),
+            ..RealSystem::default()
+        }
+    }
 }
 
 impl System for RealSystem {
     fn probe(&mut self, port: u16) -> io::Result<PortState> {
+        let to_io = |e: Error| io::Error::other(e.to_string());
+        if let (Some(r), None) = (&self.registry, &self.probe_lock) {
+            self.probe_lock = r.open_probe_lock().map_err(to_io)?;
+        }
+        let _turn = match (&self.registry, &self.probe_lock) {
+            (Some(r), Some(file)) => Some(r.probe_turn(file).map_err(to_io)?),
+            _ => None,
+        };
         probe::probe(port)
     }
     fn holders(&mut self, ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>> {

@@ -36,7 +36,7 @@ use exit::Outcome;
 
 /// Runs a parsed command line; errors are printed here, once.
 pub fn run(cli: Cli) -> Outcome {
-    init_tracing(cli.verbose, cli.quiet);
+    init_tracing(cli.verbose, cli.quiet, color_enabled(cli.color));
     let quiet = cli.quiet;
     match context(&cli).and_then(|ctx| commands::dispatch(cli.command, &ctx)) {
         Ok(outcome) => outcome,
@@ -65,14 +65,7 @@ fn context(cli: &Cli) -> error::Result<context::Ctx> {
     };
     let cwd = std::env::current_dir()
         .map_err(|e| Error::io("could not read the current directory", e))?;
-    let color = match cli.color {
-        clap::ColorChoice::Always => true,
-        clap::ColorChoice::Never => false,
-        clap::ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::io::stderr().is_terminal()
-        }
-    };
+    let color = color_enabled(cli.color);
     Ok(context::Ctx {
         registry: registry::Registry::new(registry_path),
         config_path: cli.config.clone(),
@@ -81,6 +74,18 @@ fn context(cli: &Cli) -> error::Result<context::Ctx> {
         quiet: cli.quiet,
         verbose: cli.verbose,
     })
+}
+
+/// Colour on stderr: `--color`, else a terminal and no `NO_COLOR`.
+fn color_enabled(choice: clap::ColorChoice) -> bool {
+    match choice {
+        clap::ColorChoice::Always => true,
+        clap::ColorChoice::Never => false,
+        clap::ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stderr().is_terminal()
+        }
+    }
 }
 
 /// `error: what failed` then `hint: what to do`. The conflict message is
@@ -99,8 +104,10 @@ fn report(err: &Error, quiet: bool) {
     }
 }
 
-/// Diagnostics on stderr, filtered by `WTENV_LOG` (else by -v/-q).
-fn init_tracing(verbose: u8, quiet: bool) {
+/// Diagnostics on stderr, filtered by `WTENV_LOG` (else by -v/-q), coloured
+/// only when stderr is (see [`color_enabled`]): escape codes in a pipe or a
+/// log file (direnv's output) are noise.
+fn init_tracing(verbose: u8, quiet: bool, color: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -112,6 +119,7 @@ fn init_tracing(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(color)
         .without_time()
         .with_target(false)
         .try_init();

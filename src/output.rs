@@ -31,7 +31,14 @@ pub fn json(fields: serde_json::Value) -> Result<()> {
 }
 
 /// Left-aligned columns, two spaces apart; the last column is not padded.
+/// Control characters in cells are escaped: one row is one line, even for a
+/// worktree path or a command line that holds a newline.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| crate::process::printable(c)).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

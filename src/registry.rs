@@ -28,6 +28,9 @@ use crate::process::ProcessId;
 pub const VERSION: u32 = 1;
 pub const FILE_NAME: &str = "registry.json";
 pub const LOCK_NAME: &str = "registry.lock";
+/// Serializes port probes among the wtenv processes of one registry (see
+/// [`Registry::open_probe_lock`]). Like `registry.lock`, never renamed or deleted.
+pub const PROBE_LOCK_NAME: &str = "probe.lock";
 const TMP_NAME: &str = "registry.json.tmp";
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -108,6 +111,15 @@ impl Allocation {
             (true, false) => "reserved, held",
             (false, _) => "held",
         }
+    }
+}
+
+/// A turn at probing ports: the probe lock, released on drop.
+pub struct ProbeTurn<'f>(&'f File);
+
+impl Drop for ProbeTurn<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
     }
 }
 
@@ -255,17 +267,51 @@ impl Registry {
         Ok(())
     }
 
-    /// Waits at most `lock_timeout` for the lock; never forever.
+    /// The probe lock's file, opened once per process; `None` before the
+    /// registry directory exists. Take a turn with [`probe_turn`].
+    ///
+    /// Why: a probe is itself a listener for a few microseconds (bind +
+    /// listen) and a target for the other's connect backstop, so two wtenv
+    /// processes probing one port at once each see the other's socket and
+    /// call the port occupied (a false conflict, "holder unknown"). Holding
+    /// the lock while probing makes the probes of one registry's processes
+    /// never overlap. No other lock is wanted while it is held, so it
+    /// cannot deadlock with `registry.lock`.
+    ///
+    /// [`probe_turn`]: Registry::probe_turn
+    pub fn open_probe_lock(&self) -> Result<Option<File>> {
+        if !self.dir().is_dir() {
+            return Ok(None);
+        }
+        self.open_lock(&self.dir().join(PROBE_LOCK_NAME)).map(Some)
+    }
+
+    /// The probe lock, exclusive, until the turn is dropped; bounded wait.
+    pub fn probe_turn<'f>(&self, file: &'f File) -> Result<ProbeTurn<'f>> {
+        self.wait_lock(file, &self.dir().join(PROBE_LOCK_NAME), true)?;
+        Ok(ProbeTurn(file))
+    }
+
     fn lock(&self, exclusive: bool) -> Result<File> {
         let path = self.lock_path();
-        let file = OpenOptions::new()
+        let file = self.open_lock(&path)?;
+        self.wait_lock(&file, &path, exclusive)?;
+        Ok(file)
+    }
+
+    fn open_lock(&self, path: &Path) -> Result<File> {
+        OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io(format!("could not open lock file {}", path.display()), e))?;
+            .open(path)
+            .map_err(|e| Error::io(format!("could not open lock file {}", path.display()), e))
+    }
+
+    /// Waits at most `lock_timeout` for the lock; never forever.
+    fn wait_lock(&self, file: &File, path: &Path, exclusive: bool) -> Result<()> {
         let start = Instant::now();
         let mut pause = Duration::from_millis(2);
         loop {
@@ -275,7 +321,7 @@ impl Registry {
                 file.try_lock_shared()
             };
             match attempt {
-                Ok(()) => return Ok(file),
+                Ok(()) => return Ok(()),
                 Err(std::fs::TryLockError::WouldBlock) => {}
                 Err(std::fs::TryLockError::Error(e)) => {
                     return Err(Error::io(format!("could not lock {}", path.display()), e));
@@ -287,7 +333,7 @@ impl Registry {
                     waited: self.lock_timeout,
                 });
             }
-            tracing::debug!(lock = %path.display(), "registry busy, waiting");
+            tracing::debug!(lock = %path.display(), "lock busy, waiting");
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
         }

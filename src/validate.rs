@@ -3,7 +3,7 @@
 //! the [`Fix`] that repairs it if one exists.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -106,13 +106,13 @@ pub struct Checked {
     pub state: String,
 }
 
-/// Checks every allocation. `config_of` gives the config that applies to a
-/// worktree (None: unknown, range checks skipped).
+/// Checks every allocation. `config_of` gives the config that applies to an
+/// allocation's worktree (None: unknown, range checks skipped).
 pub fn check(
     data: &RegistryData,
     verify_ports: bool,
     system: &mut dyn System,
-    config_of: &mut dyn FnMut(&Path) -> Option<Config>,
+    config_of: &mut dyn FnMut(&Allocation) -> Option<Config>,
 ) -> (Vec<Finding>, Vec<Checked>) {
     let mut findings = Vec::new();
     let mut by_port: BTreeMap<u16, usize> = BTreeMap::new();
@@ -160,7 +160,7 @@ pub fn check(
         if gone[i] {
             continue;
         }
-        let Some(config) = config_of(&a.worktree) else {
+        let Some(config) = config_of(a) else {
             continue;
         };
         match config.purpose_range(&a.purpose) {

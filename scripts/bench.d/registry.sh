@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# registry: `wtenv allocate` + `release`, `wtenv ports` and `ports --all`
+# registry: `wtenv allocate` + `release`, `wtenv ports` and `ports --all`,
+# and `wtenv env` when every port is allocated (what each `cd` costs),
 # with a registry of 1,000 allocations (other worktrees of another
 # repository), as ratios to /bin/true measured in the same hyperfine run.
 # Target (issue 2): `ports` under 5x /bin/true. Prints, never fails.
@@ -52,6 +53,7 @@ hyperfine -N --warmup 3 --export-json "$json" \
   -p /bin/true -n /bin/true /bin/true \
   -p "$WTENV -q release --service s" -n allocate "$WTENV allocate --service s" \
   -p "$WTENV -q allocate --service s" -n release "$WTENV -q release --service s" \
+  -p /bin/true -n "env (hot path)" "$WTENV -q env" \
   -p /bin/true -n ports "$WTENV ports" \
   -p /bin/true -n "ports --all" "$WTENV ports --all"
 
@@ -60,9 +62,9 @@ import json, sys
 results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 base = results["/bin/true"]["median"]
 print("median ratios to /bin/true (same run):")
-for name in ["allocate", "release", "ports", "ports --all"]:
+for name in ["allocate", "release", "env (hot path)", "ports", "ports --all"]:
     r = results[name]
-    print(f"  {name:<12} {r['median'] * 1000:7.2f} ms  {r['median'] / base:6.1f}x /bin/true")
+    print(f"  {name:<15} {r['median'] * 1000:7.2f} ms  {r['median'] / base:6.1f}x /bin/true")
 alloc_release = (results["allocate"]["median"] + results["release"]["median"]) / base
 print(f"  allocate + release: {alloc_release:.1f}x /bin/true")
 ports = results["ports"]["median"] / base

@@ -42,7 +42,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         &ctx.registry,
         &request,
         &HoldMode::Reserve,
-        &mut RealSystem::default(),
+        &mut RealSystem::new(&ctx.registry),
     )?;
     output::stdout(&format!("{}\n", ports[&args.service]))?;
     Ok(Outcome::SUCCESS)

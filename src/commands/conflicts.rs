@@ -30,7 +30,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     };
     let data = ctx.registry.read()?;
     let taken: BTreeSet<u16> = data.allocations.iter().map(|a| a.port).collect();
-    let mut system = RealSystem::default();
+    let mut system = RealSystem::new(&ctx.registry);
     let mut found = Vec::new();
     for (purpose, range) in &config.purposes {
         let busy = alloc::occupied_in(*range, &taken, &mut system)

@@ -157,7 +157,7 @@ pub fn ensure_verified(
     mode: &HoldMode,
     skip_occupied: bool,
 ) -> Result<Vec<(String, String)>> {
-    let mut system = RealSystem::default();
+    let mut system = RealSystem::new(&ctx.registry);
     let request = scope.request(skip_occupied);
     let ports = alloc::ensure(&ctx.registry, &request, mode, &mut system)?;
     let data = ctx.registry.read()?;

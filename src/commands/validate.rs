@@ -2,7 +2,7 @@
 //! and exits by what remains (0 valid, 1 fixable errors, 2 critical).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::json;
 
@@ -12,8 +12,9 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::output;
-use crate::registry::RegistryData;
+use crate::registry::{Allocation, RegistryData};
 use crate::validate::{self, Checked, Finding};
+use crate::worktree::Worktree;
 
 /// `--verbose` is the global flag: with it, every allocation checked is
 /// listed with its state.
@@ -33,12 +34,16 @@ pub struct Args {
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let mut configs = ConfigCache {
         ctx,
+        repository: Worktree::discover(&ctx.cwd)
+            .ok()
+            .flatten()
+            .map(|w| w.common_dir),
         cache: BTreeMap::new(),
     };
-    let mut system = RealSystem::default();
+    let mut system = RealSystem::new(&ctx.registry);
     let mut checker = |data: &RegistryData| {
-        validate::check(data, args.verify_ports, &mut system, &mut |wt| {
-            configs.config_of(wt)
+        validate::check(data, args.verify_ports, &mut system, &mut |a| {
+            configs.config_of(a)
         })
     };
     let result = if args.fix {
@@ -132,7 +137,9 @@ fn report(
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        out.push_str(&format!("{sev}: {kind}: {what}{}{tail}\n", f.reason));
+        let line = crate::process::printable(&format!("{sev}: {kind}: {what}{}{tail}", f.reason));
+        out.push_str(&line);
+        out.push('\n');
     }
     let count = |s| {
         findings
@@ -154,18 +161,37 @@ fn report(
 }
 
 /// The config of each allocation's worktree, read once; unknown (range
-/// checks skipped) when its directory is missing.
+/// checks skipped) when its directory is missing or its config is broken.
+/// `--config` stands for the config of the repository around the current
+/// directory only: judged by it, another repository's allocations would be
+/// "out of range" and `--fix` would release them. Config warnings are not
+/// repeated here (each worktree holds the same file).
 struct ConfigCache<'a> {
     ctx: &'a Ctx,
+    /// The repository around the current directory.
+    repository: Option<PathBuf>,
     cache: BTreeMap<PathBuf, Option<Config>>,
 }
 
 impl ConfigCache<'_> {
-    fn config_of(&mut self, wt: &Path) -> Option<Config> {
-        let ctx = self.ctx;
+    fn config_of(&mut self, a: &Allocation) -> Option<Config> {
+        let flag = self
+            .ctx
+            .config_path
+            .as_ref()
+            .filter(|_| self.repository.as_ref() == Some(&a.repository));
+        let wt = &a.worktree;
         self.cache
-            .entry(wt.to_path_buf())
-            .or_insert_with(|| wt.is_dir().then(|| ctx.config_for(wt).ok()).flatten())
+            .entry(wt.clone())
+            .or_insert_with(|| {
+                if !wt.is_dir() {
+                    return None;
+                }
+                match flag {
+                    Some(path) => Config::load(path).ok(),
+                    None => Config::discover(wt).ok(),
+                }
+            })
             .clone()
     }
 }

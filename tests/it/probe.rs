@@ -168,7 +168,7 @@ s.listen(8)
 print("listening", flush=True)
 time.sleep(60)
 ' "$P1" &
-until ss -Htln "sport = :$P1" | grep -q .; do sleep 0.05; done
+for _ in $(seq 600); do ss -Htln "sport = :$P1" | grep -q . && break; sleep 0.05; done
 set +e
 "$WTENV" allocate --service b
 echo "conflict exit $?"
@@ -197,4 +197,46 @@ kill %1
     );
     assert_eq!(lines[4], (p1 + 1).to_string(), "{out}");
     assert_eq!(lines[5], "skip exit 0", "{out}");
+}
+
+/// A listener on one specific non-loopback address (a dev server bound to
+/// the LAN address): a bind on 127.0.0.1 does not conflict with it and a
+/// loopback connect does not reach it, so only the wildcard binds can see
+/// it. Made real in a network namespace whose `lo` carries 10.200.0.1.
+#[test]
+fn a_listener_on_a_specific_non_loopback_address_is_busy() {
+    let t = TestEnv::new();
+    let p0 = t.ports.port(0);
+    let script = r#"
+set -eu
+ip link set lo up
+ip addr add 10.200.0.1/32 dev lo
+python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_INET)
+s.bind(("10.200.0.1", int(sys.argv[1])))
+s.listen(8)
+time.sleep(60)
+' "$P0" &
+for _ in $(seq 600); do ss -Htln "sport = :$P0" | grep -q 10.200.0.1 && break; sleep 0.05; done
+set +e
+"$WTENV" allocate --service a
+echo "exit $?"
+kill %1
+"#;
+    let mut cmd = Command::new("unshare");
+    t.apply_env(&mut cmd);
+    cmd.current_dir(&t.repo)
+        .env("WTENV", env!("CARGO_BIN_EXE_wtenv"))
+        .env("P0", p0.to_string())
+        .args(["-n", "bash", "-c", script]);
+    let out = run(&mut cmd);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stdout, "exit 1\n", "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "Ports free in registry but occupied on system: {p0}."
+        )),
+        "{out}"
+    );
 }

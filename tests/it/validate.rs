@@ -300,3 +300,20 @@ fn verbose_lists_every_allocation_with_its_state() {
     assert_eq!(doc["version"], 1);
     assert_eq!(doc["allocations"].as_array().unwrap().len(), 2, "{out}");
 }
+
+/// `--config` replaces the config of this repository's worktrees only:
+/// another repository's allocations are checked against their own files,
+/// or `--fix` would release them as "out of range".
+#[test]
+fn config_flag_does_not_judge_other_repositories() {
+    let t = TestEnv::new();
+    let other = TestEnv::new();
+    // The other repository's allocation, in the other's range, in our registry.
+    let out = run(&mut t.wtenv_in(&other.repo, &["allocate", "--service", "db"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let config = t.repo.join("wtenv.toml");
+    let out = run(&mut t.wtenv(&["--config", config.to_str().unwrap(), "validate", "--fix"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(t.allocations().len(), 2, "{out}");
+}
