@@ -383,6 +383,13 @@ impl Supervisor {
         Ok(pgid)
     }
 
+    /// Stops every child (SIGTERM, SIGKILL after the grace), e.g. when a
+    /// later service of `up` could not be spawned.
+    pub fn stop(&mut self) {
+        let action = self.escalation.stop(Instant::now());
+        self.apply(action);
+    }
+
     /// Supervises until every group is gone. `stop_all_on_exit`: one
     /// leader exiting stops the others (`up`).
     pub fn wait(mut self, stop_all_on_exit: bool) -> Report {
