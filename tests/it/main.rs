@@ -3,6 +3,8 @@
 mod support;
 
 mod registry;
+mod supervise;
+mod up;
 
 /// Every file in tests/it/ is a module here: a forgotten file would be
 /// tests that never run.

@@ -1,0 +1,173 @@
+//! `wtenv up`: services side by side, one failing stops the others, a
+//! service that ignores its port is reported; nothing is left behind.
+
+use std::os::unix::process::ExitStatusExt;
+
+use nix::sys::signal::Signal;
+
+use crate::supervise::{
+    PATIENCE, Wtenv, alive, assert_all_clean, assert_no_holds, server_script, wait_pidfile,
+};
+use crate::support::{TestEnv, wait_for};
+use wtenv::probe::{self, PortState};
+use wtenv::process;
+
+/// A `wtenv.toml` with this test's range and `services`.
+fn config(t: &TestEnv, services: &str) {
+    t.write_config(services);
+}
+
+#[test]
+fn one_service_failing_to_start_stops_the_other_and_gives_its_exit_code() {
+    let t = TestEnv::new();
+    let script = server_script(&t);
+    let pidfile = t.root().join("web.pid");
+    config(
+        &t,
+        &format!(
+            r#"
+[services.web]
+env = ["PORT", "WEB_PORT"]
+run = "python3 {script} {pidfile}"
+[services.api]
+run = "while [ ! -s {pidfile} ]; do sleep 0.05; done; wtenv-no-such-service"
+"#,
+            script = script.display(),
+            pidfile = pidfile.display()
+        ),
+    );
+    let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
+    let server = wait_pidfile(&pidfile, &w);
+    let pgid = process::pgid(server).unwrap();
+    let status = w.wait();
+    assert_eq!(status.code(), Some(127), "{status:?}\n{}", w.stderr_text());
+    assert!(
+        w.stderr_text()
+            .contains("service api ended (exit code 127)"),
+        "{}",
+        w.stderr_text()
+    );
+    // api sorts first: web has the second port of the block.
+    let web_port = t.ports.port(1);
+    assert_all_clean(&t, pgid, server, web_port);
+    assert_eq!(probe::probe(t.ports.port(0)).unwrap(), PortState::Free);
+    assert!(
+        t.allocations().is_empty(),
+        "up's own allocations are released"
+    );
+}
+
+#[test]
+fn services_see_every_port_and_their_output_is_prefixed() {
+    let t = TestEnv::new();
+    config(
+        &t,
+        r#"
+[services.web]
+run = "echo web sees $WEB_PORT $API_PORT; echo oops >&2; exec sleep 600"
+[services.api]
+run = "echo api sees $WEB_PORT $API_PORT; exec sleep 600"
+"#,
+    );
+    let mut w = Wtenv::start(&t, &["up", "--color", "never"]);
+    let (api, web) = (t.ports.port(0), t.ports.port(1));
+    let web_line = format!("web | web sees {web} {api}\n");
+    let api_line = format!("api | api sees {web} {api}\n");
+    assert!(
+        wait_for(PATIENCE, || {
+            let out = w.stdout_text();
+            out.contains(&web_line) && out.contains(&api_line)
+        }),
+        "stdout:\n{}\nstderr:\n{}",
+        w.stdout_text(),
+        w.stderr_text()
+    );
+    assert!(wait_for(PATIENCE, || w
+        .stderr_text()
+        .contains("web | oops\n")));
+    let groups: Vec<u32> = t.registry()["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["holders"][0]["pgid"].as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(groups.len(), 2);
+    assert_ne!(groups[0], groups[1], "each service has its own group");
+    w.signal(Signal::SIGTERM);
+    let status = w.wait();
+    assert_eq!(status.signal(), Some(Signal::SIGTERM as i32), "{status:?}");
+    for g in groups {
+        assert!(crate::supervise::group_survivors(g).is_empty());
+    }
+    assert_no_holds(&t);
+}
+
+#[test]
+fn a_service_that_ignores_its_port_is_reported_with_the_port_it_uses() {
+    let t = TestEnv::new();
+    let script = server_script(&t);
+    let pidfile = t.root().join("web.pid");
+    let elsewhere = t.ports.port(15);
+    config(
+        &t,
+        &format!(
+            r#"
+[services.web]
+env = ["PORT"]
+run = "python3 {} {} {elsewhere}"
+ready_timeout = "1s"
+"#,
+            script.display(),
+            pidfile.display()
+        ),
+    );
+    let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
+    let server = wait_pidfile(&pidfile, &w);
+    let pgid = process::pgid(server).unwrap();
+    let own = t.ports.port(0);
+    let expected = format!(
+        "warning: service web is not listening on its port {own} after 1s: it listens on port {elsewhere} instead"
+    );
+    assert!(
+        wait_for(PATIENCE, || w.stderr_text().contains(&expected)),
+        "{}",
+        w.stderr_text()
+    );
+    assert!(
+        alive(server),
+        "a misconfigured service is reported, not stopped"
+    );
+    w.signal(Signal::SIGINT);
+    let status = w.wait();
+    assert_eq!(status.signal(), Some(Signal::SIGINT as i32), "{status:?}");
+    assert_all_clean(&t, pgid, server, own);
+    assert_eq!(probe::probe(elsewhere).unwrap(), PortState::Free);
+}
+
+#[test]
+fn a_ready_service_is_announced_on_its_port() {
+    let t = TestEnv::new();
+    let script = server_script(&t);
+    let pidfile = t.root().join("web.pid");
+    config(
+        &t,
+        &format!(
+            "[services.web]\nenv = [\"PORT\"]\nrun = \"python3 {} {}\"\n",
+            script.display(),
+            pidfile.display()
+        ),
+    );
+    let mut w = Wtenv::start(&t, &["up"]);
+    let server = wait_pidfile(&pidfile, &w);
+    let pgid = process::pgid(server).unwrap();
+    let port = t.ports.port(0);
+    let expected = format!("wtenv: service web ready on port {port}");
+    assert!(
+        wait_for(PATIENCE, || w.stderr_text().contains(&expected)),
+        "{}",
+        w.stderr_text()
+    );
+    w.signal(Signal::SIGINT);
+    assert_eq!(w.wait().signal(), Some(Signal::SIGINT as i32));
+    assert_all_clean(&t, pgid, server, port);
+}
