@@ -44,6 +44,12 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 /// How often group membership is polled while a group is being swept.
 const POLL: Duration = Duration::from_millis(10);
 
+/// How long children run before [`Supervisor::wait`]'s `settled` callback
+/// fires: a command that ends sooner (`wtenv run -- true`) skips the
+/// registry write it would do (the pgid record), which costs more than the
+/// command itself.
+pub const SETTLE: Duration = Duration::from_millis(50);
+
 /// A process group id. Distinct from a pid on purpose: a pgid is signalled
 /// with `killpg`, a pid never is by this module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -391,8 +397,11 @@ impl Supervisor {
     }
 
     /// Supervises until every group is gone. `stop_all_on_exit`: one
-    /// leader exiting stops the others (`up`).
-    pub fn wait(mut self, stop_all_on_exit: bool) -> Report {
+    /// leader exiting stops the others (`up`). `settled` runs once, when
+    /// the children have run for [`SETTLE`] and none has ended.
+    pub fn wait(mut self, stop_all_on_exit: bool, settled: impl FnOnce()) -> Report {
+        let mut settled = Some(settled);
+        let settle_at = Instant::now() + SETTLE;
         let mut report = Report {
             exits: vec![None; self.groups.len()],
             first: None,
@@ -411,14 +420,25 @@ impl Supervisor {
             }
             let action = self.escalation.on_tick(now);
             self.apply(action);
+            if settled.is_some() && now >= settle_at {
+                if self.groups.iter().all(|g| !g.exited)
+                    && let Some(f) = settled.take()
+                {
+                    f();
+                }
+                settled = None;
+            }
             let polling = self.groups.iter().any(|g| g.exited && !g.done);
-            let timeout = match (polling, self.escalation.deadline()) {
+            let mut timeout = match (polling, self.escalation.deadline()) {
                 (true, _) => POLL,
                 (false, Some(d)) => d
                     .saturating_duration_since(now)
                     .max(Duration::from_millis(1)),
                 (false, None) => Duration::from_secs(3600),
             };
+            if settled.is_some() {
+                timeout = timeout.min(settle_at.saturating_duration_since(now));
+            }
             match self.rx.recv_timeout(timeout) {
                 Ok(Event::Signal(sig)) => {
                     let action = self.escalation.on_signal(sig, Instant::now());
@@ -477,11 +497,17 @@ impl Supervisor {
             .filter(|g| !g.exited)
             .map(|g| g.leader)
             .collect();
-        imp::reap_orphans(&leaders);
+        let orphans = imp::reap_orphans(&leaders);
         let grace = self.escalation.grace;
         let killed = self.escalation.killed();
         for g in self.groups.iter_mut().filter(|g| g.exited && !g.done) {
-            let members = live_members(g.pgid);
+            // With no orphan among our children, an exited leader's group
+            // is empty (see `reap_orphans`): no /proc scan needed.
+            let members = if orphans {
+                live_members(g.pgid)
+            } else {
+                Vec::new()
+            };
             if members.is_empty() {
                 g.done = true;
                 continue;
@@ -593,40 +619,62 @@ mod imp {
     }
 
     /// Reaps exited children that are not `leaders` (duct reaps those).
-    pub fn reap_orphans(leaders: &BTreeSet<u32>) {
-        use nix::sys::wait::{WaitPidFlag, waitpid};
-        for pid in children() {
+    /// Returns whether an orphan may still live: as a subreaper, every live
+    /// process of an exited leader's group descends from us through a live
+    /// child of ours (its dead ancestors' orphans were re-parented to us),
+    /// so "no child but running leaders" proves those groups empty. Where
+    /// that cannot be read (not Linux, no /proc children file): `true`.
+    pub fn reap_orphans(leaders: &BTreeSet<u32>) -> bool {
+        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+        let Some(children) = children() else {
+            return true;
+        };
+        let mut live = false;
+        for pid in children {
             if leaders.contains(&pid) {
                 continue;
             }
-            // Only zombies: a live child is left alone (WNOHANG).
-            let _ = waitpid(
+            // Only zombies are reaped: a live child is left alone (WNOHANG).
+            match waitpid(
                 nix::unistd::Pid::from_raw(pid as i32),
                 Some(WaitPidFlag::WNOHANG),
-            );
+            ) {
+                Ok(WaitStatus::StillAlive) => live = true,
+                Ok(_) => {}
+                // Not ours to wait for (a leader duct is reaping): count it.
+                Err(_) => live = true,
+            }
         }
+        live
     }
 
-    /// Our children: the ones re-parented to us, and leaders.
-    fn children() -> Vec<u32> {
+    /// Our children (leaders and re-parented orphans), if /proc tells.
+    fn children() -> Option<Vec<u32>> {
         #[cfg(target_os = "linux")]
         {
-            let mut out = Vec::new();
-            if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
-                for t in tasks.flatten() {
-                    if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
-                        out.extend(
-                            text.split_whitespace()
-                                .filter_map(|p| p.parse::<u32>().ok()),
-                        );
-                    }
+            let parse = |text: String| -> Vec<u32> {
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok())
+                    .collect()
+            };
+            // The main thread's file must exist (CONFIG_PROC_CHILDREN);
+            // another thread's may vanish as the thread exits (a waiter).
+            let main = std::process::id().to_string();
+            let path = format!("/proc/self/task/{main}/children");
+            let mut out = parse(std::fs::read_to_string(path).ok()?);
+            for t in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+                if t.file_name().to_str() == Some(main.as_str()) {
+                    continue;
+                }
+                if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
+                    out.extend(parse(text));
                 }
             }
-            out
+            Some(out)
         }
         #[cfg(not(target_os = "linux"))]
         {
-            Vec::new()
+            None
         }
     }
 }

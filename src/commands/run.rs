@@ -64,8 +64,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             return Ok(e.outcome());
         }
     };
-    record_pgid(&ctx.registry, |_| Some(pgid));
-    let report = supervisor.wait(false);
+    let report = supervisor.wait(false, || record_pgid(&ctx.registry, |_| Some(pgid)));
     Ok(supervise::run_outcome(&report))
 }
 

@@ -92,7 +92,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             Err(e) => {
                 eprintln!("error: {}", e.message());
                 supervisor.stop();
-                let _ = supervisor.wait(true);
+                let _ = supervisor.wait(true, || {});
                 return Ok(e.outcome());
             }
         };
@@ -111,8 +111,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             None => tracing::warn!(service = %service.name, "no port allocated"),
         }
     }
-    record_pgid(&ctx.registry, |a| started.get(&a.service).copied());
-    let report = supervisor.wait(true);
+    let report = supervisor.wait(true, || {
+        record_pgid(&ctx.registry, |a| started.get(&a.service).copied())
+    });
     if let Some(i) = report.first
         && let Some(status) = report.exits[i]
         && !ctx.quiet

@@ -138,18 +138,23 @@ pub fn group_survivors(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// The pgid recorded on the (single) hold of `port`.
+/// The pgid recorded on the (single) hold of `port`, once recorded (wtenv
+/// writes it after the child has run for a moment).
 pub fn recorded_pgid(t: &TestEnv, port: u16) -> u32 {
-    let reg = t.registry();
-    let a = reg["allocations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["port"] == port)
-        .unwrap_or_else(|| panic!("no allocation of port {port}: {reg}"));
-    a["holders"][0]["pgid"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no pgid recorded: {reg}")) as u32
+    let read = || {
+        t.registry()["allocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["port"] == port)
+            .and_then(|a| a["holders"][0]["pgid"].as_u64())
+    };
+    assert!(
+        wait_for(PATIENCE, || read().is_some()),
+        "no pgid recorded for port {port}: {}",
+        t.registry()
+    );
+    read().unwrap() as u32
 }
 
 /// What every test ends with: nothing of the group lives, the server is

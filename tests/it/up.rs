@@ -85,11 +85,9 @@ run = "echo api sees $WEB_PORT $API_PORT; exec sleep 600"
     assert!(wait_for(PATIENCE, || w
         .stderr_text()
         .contains("web | oops\n")));
-    let groups: Vec<u32> = t.registry()["allocations"]
-        .as_array()
-        .unwrap()
+    let groups: Vec<u32> = [api, web]
         .iter()
-        .map(|a| a["holders"][0]["pgid"].as_u64().unwrap() as u32)
+        .map(|&p| crate::supervise::recorded_pgid(&t, p))
         .collect();
     assert_eq!(groups.len(), 2);
     assert_ne!(groups[0], groups[1], "each service has its own group");
