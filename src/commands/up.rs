@@ -62,6 +62,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         return Err(Error::Interrupted(sig));
     }
     let width = selected.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let (pumped, pumps_done) = std::sync::mpsc::channel::<()>();
+    let mut pumps = 0;
     let mut started: BTreeMap<String, Pgid> = BTreeMap::new();
     let mut names = Vec::new();
     for (i, service) in selected.iter().enumerate() {
@@ -96,8 +98,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 return Ok(e.outcome());
             }
         };
-        pump(out_r, prefix.clone(), false);
-        pump(err_r, prefix, true);
+        pump(out_r, prefix.clone(), false, pumped.clone());
+        pump(err_r, prefix, true, pumped.clone());
+        pumps += 2;
         started.insert(service.name.clone(), pgid);
         names.push(service.name.clone());
         match ports.get(&service.name) {
@@ -114,6 +117,15 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let report = supervisor.wait(true, || {
         record_pgid(&ctx.registry, |a| started.get(&a.service).copied())
     });
+    // Every group is gone, so the pipes are at EOF: let the pumps print
+    // the last lines (bounded: a daemon that left the group may hold one).
+    let deadline = Instant::now() + Duration::from_millis(500);
+    for _ in 0..pumps {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if pumps_done.recv_timeout(left).is_err() {
+            break;
+        }
+    }
     if let Some(i) = report.first
         && let Some(status) = report.exits[i]
         && !ctx.quiet
@@ -190,7 +202,12 @@ impl Prefix {
 
 /// Copies `reader` line by line to our stdout (or stderr), prefixed.
 /// Bytes, not strings: a service's output need not be UTF-8.
-fn pump(reader: impl Read + Send + 'static, prefix: Prefix, to_stderr: bool) {
+fn pump(
+    reader: impl Read + Send + 'static,
+    prefix: Prefix,
+    to_stderr: bool,
+    done: std::sync::mpsc::Sender<()>,
+) {
     let _ = std::thread::Builder::new()
         .name("wtenv-pump".into())
         .spawn(move || {
@@ -214,6 +231,7 @@ fn pump(reader: impl Read + Send + 'static, prefix: Prefix, to_stderr: bool) {
                     std::io::stdout().lock().write_all(&buf)
                 };
             }
+            let _ = done.send(());
         });
 }
 

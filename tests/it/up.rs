@@ -41,11 +41,15 @@ run = "while [ ! -s {pidfile} ]; do sleep 0.05; done; wtenv-no-such-service"
     let pgid = process::pgid(server).unwrap();
     let status = w.wait();
     assert_eq!(status.code(), Some(127), "{status:?}\n{}", w.stderr_text());
+    let stderr = w.stderr_text();
     assert!(
-        w.stderr_text()
-            .contains("service api ended (exit code 127)"),
-        "{}",
-        w.stderr_text()
+        stderr.contains("service api ended (exit code 127)"),
+        "{stderr}"
+    );
+    // The failing service's last words are printed, prefixed, before exit.
+    assert!(
+        stderr.contains("api | sh: 1: wtenv-no-such-service: not found\n"),
+        "{stderr}"
     );
     // api sorts first: web has the second port of the block.
     let web_port = t.ports.port(1);
