@@ -526,3 +526,21 @@ fn an_interactive_child_under_a_terminal_reads_input_and_dies_on_ctrl_c() {
     );
     assert_all_clean(&t, pgid, server, port);
 }
+
+#[test]
+fn a_second_ctrl_c_kills_a_tree_that_ignores_sigint_at_once() {
+    let t = TestEnv::new();
+    // A grace far beyond PATIENCE: only the second Ctrl-C can end it in time.
+    let (mut w, pidfile) = start_tree(&t, "600s", "trap \"\" INT; ");
+    let server = wait_pidfile(&pidfile, &w);
+    let port = app_port(&t);
+    let pgid = recorded_pgid(&t, port);
+    w.signal(Signal::SIGINT);
+    // Absence window: the first Ctrl-C alone does not end an ignoring tree.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(alive(server), "SIGINT is ignored by the tree");
+    w.signal(Signal::SIGINT);
+    let status = w.wait();
+    assert_eq!(status.signal(), Some(Signal::SIGINT as i32), "{status:?}");
+    assert_all_clean(&t, pgid, server, port);
+}
