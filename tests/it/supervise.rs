@@ -544,3 +544,39 @@ fn a_second_ctrl_c_kills_a_tree_that_ignores_sigint_at_once() {
     assert_eq!(status.signal(), Some(Signal::SIGINT as i32), "{status:?}");
     assert_all_clean(&t, pgid, server, port);
 }
+
+#[test]
+fn a_reserved_port_is_held_while_run_runs_and_stays_reserved_after() {
+    let t = TestEnv::new();
+    let out = crate::support::run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let port = app_port(&t);
+    let marker = t.root().join("during.json");
+    let registry = t.registry_path();
+    let script = format!(
+        "cp {} {}; test \"$PORT\" = {port}",
+        registry.display(),
+        marker.display()
+    );
+    let out = crate::support::run(
+        t.wtenv(&["run", "--", "sh", "-c", &script])
+            .stdin(Stdio::null()),
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let during: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
+    let a = &during["allocations"][0];
+    assert_eq!(a["reserved"], true, "{during}");
+    assert_eq!(
+        a["holders"][0]["command"],
+        format!("sh -c {script}"),
+        "{during}"
+    );
+    let after = t.registry();
+    assert_eq!(after["allocations"][0]["port"], port);
+    assert_eq!(
+        after["allocations"][0]["reserved"], true,
+        "the reservation stays: {after}"
+    );
+    assert_no_holds(&t);
+}
