@@ -248,6 +248,8 @@ impl SpawnError {
 
 enum Event {
     Signal(i32),
+    /// SIGCHLD: an orphan may be waiting to be reaped.
+    Child,
     Exited(usize, io::Result<ExitStatus>),
 }
 
@@ -300,13 +302,21 @@ impl Supervisor {
     pub fn new(grace: Duration) -> io::Result<Supervisor> {
         let (tx, rx) = mpsc::channel();
         let mut signals = signal_hook::iterator::Signals::new(FORWARDED)?;
+        // Orphans re-parented to us are reaped when they die, not at the
+        // next unrelated event.
+        signals.add_signal(signal_hook::consts::SIGCHLD)?;
         let handle = signals.handle();
         let sig_tx = tx.clone();
         std::thread::Builder::new()
             .name("wtenv-signals".into())
             .spawn(move || {
                 for sig in signals.forever() {
-                    if sig_tx.send(Event::Signal(sig)).is_err() {
+                    let event = if sig == signal_hook::consts::SIGCHLD {
+                        Event::Child
+                    } else {
+                        Event::Signal(sig)
+                    };
+                    if sig_tx.send(event).is_err() {
                         break;
                     }
                 }
@@ -466,7 +476,7 @@ impl Supervisor {
                         }
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Ok(Event::Child) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }

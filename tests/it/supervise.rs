@@ -580,3 +580,34 @@ fn a_reserved_port_is_held_while_run_runs_and_stays_reserved_after() {
     );
     assert_no_holds(&t);
 }
+
+#[test]
+fn orphans_are_reparented_to_wtenv_and_reaped_while_the_leader_runs() {
+    let t = TestEnv::new();
+    let pidfile = t.root().join("orphan.pid");
+    // The subshell exits at once, orphaning its `sleep 3`.
+    let tree = format!(
+        "(sleep 3 & echo $! > {}.tmp; mv {0}.tmp {0}); exec sleep 600",
+        pidfile.display()
+    );
+    let mut w = Wtenv::start(&t, &["run", "--grace", "5s", "--", "sh", "-c", &tree]);
+    let orphan = wait_pidfile(&pidfile, &w);
+    assert!(
+        wait_for(PATIENCE, || process::parent(orphan) == Some(w.pid())),
+        "the orphan was not re-parented to wtenv (subreaper)"
+    );
+    // Reaped when it dies: no zombie left under /proc.
+    assert!(
+        wait_for(PATIENCE, || !Path::new(&format!("/proc/{orphan}")).exists()),
+        "the orphan was left a zombie"
+    );
+    assert!(
+        w.child.try_wait().unwrap().is_none(),
+        "the leader still runs"
+    );
+    let pgid = recorded_pgid(&t, app_port(&t));
+    w.signal(Signal::SIGTERM);
+    assert_eq!(w.wait().signal(), Some(Signal::SIGTERM as i32));
+    assert!(group_survivors(pgid).is_empty());
+    assert_no_holds(&t);
+}
