@@ -19,7 +19,9 @@
 //! - The terminal is handed to the child's group when stdin is a terminal
 //!   and wtenv is in the foreground ([`TerminalGuard`]), and taken back when
 //!   the leader exits (with SIGTTOU blocked, so taking it back from the
-//!   background cannot stop us).
+//!   background cannot stop us). Job control follows the child: when it is
+//!   stopped (Ctrl-Z), wtenv takes the terminal back and stops itself, so
+//!   the shell shows the job stopped; `fg` hands the terminal back.
 //! - A panic while children run SIGKILLs their groups ([`Group`]'s `Drop`).
 //!
 //! Races: a group id is signalled only while the group is known to have a
@@ -290,8 +292,10 @@ pub struct Supervisor {
     signals: signal_hook::iterator::Handle,
     groups: Vec<Group>,
     escalation: Escalation,
-    /// Hand the terminal to the (single) child's group.
+    /// The terminal, lent to the (single) child's group.
     terminal: Option<TerminalGuard>,
+    /// The child was given the terminal: follow its job-control stops.
+    interactive: bool,
     /// A signal that arrived before any child was spawned.
     early: Option<i32>,
 }
@@ -329,6 +333,7 @@ impl Supervisor {
             groups: Vec::new(),
             escalation: Escalation::new(grace),
             terminal: None,
+            interactive: false,
             early: None,
         })
     }
@@ -382,6 +387,7 @@ impl Supervisor {
         });
         if terminal && self.terminal.is_none() {
             self.terminal = TerminalGuard::hand_over(pgid);
+            self.interactive = self.terminal.is_some();
         }
         let tx = self.tx.clone();
         // The waiter owns the handle: duct reaps the leader, we only signal
@@ -476,7 +482,8 @@ impl Supervisor {
                         }
                     }
                 }
-                Ok(Event::Child) | Err(RecvTimeoutError::Timeout) => {}
+                Ok(Event::Child) => self.follow_stop(),
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
@@ -484,6 +491,29 @@ impl Supervisor {
         report.interrupted = self.escalation.interrupted();
         report.killed = self.escalation.killed();
         report
+    }
+
+    /// Job control, as a shell would see it: when the interactive child is
+    /// stopped (Ctrl-Z, or SIGTTIN after `bg`), wtenv takes the terminal
+    /// back and stops itself, so the shell gets its prompt; when the shell
+    /// continues wtenv (`fg`), the child gets the terminal back and SIGCONT.
+    fn follow_stop(&mut self) {
+        let Some(g) = self.groups.first() else {
+            return;
+        };
+        if !self.interactive || g.exited || !imp::stopped(g.leader) {
+            return;
+        }
+        let pgid = g.pgid;
+        tracing::debug!(%pgid, "child stopped: stopping too");
+        self.terminal = None;
+        imp::stop_self();
+        // Continued: in the foreground again (`fg`) the child gets the
+        // terminal; in the background (`bg`) it just goes on.
+        self.terminal = TerminalGuard::hand_over(pgid);
+        if self.terminal.is_none() {
+            imp::killpg(pgid, signal_hook::consts::SIGCONT);
+        }
     }
 
     fn apply(&mut self, action: Action) {
@@ -617,6 +647,28 @@ mod imp {
         if let Err(e) = nix::sys::signal::killpg(pg, sig) {
             tracing::debug!(%pgid, ?sig, "killpg: {e}");
         }
+    }
+
+    /// Whether our child `pid` is stopped (job control). Consumes only
+    /// the stop report: the exit stays for duct's waiter.
+    #[cfg(target_os = "linux")]
+    pub fn stopped(pid: u32) -> bool {
+        use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+        let flags = WaitPidFlag::WSTOPPED | WaitPidFlag::WNOHANG;
+        let id = Id::Pid(nix::unistd::Pid::from_raw(pid as i32));
+        matches!(waitid(id, flags), Ok(WaitStatus::Stopped(..)))
+    }
+
+    /// Without waitid(2) in nix here: stops are not followed.
+    #[cfg(not(target_os = "linux"))]
+    pub fn stopped(_pid: u32) -> bool {
+        false
+    }
+
+    /// Stops wtenv the way Ctrl-Z would; returns once continued. A process
+    /// group the kernel considers orphaned ignores it: then we go on.
+    pub fn stop_self() {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGTSTP);
     }
 
     /// Linux: orphans of the tree are re-parented to us, not to init, so we

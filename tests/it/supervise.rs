@@ -611,3 +611,68 @@ fn orphans_are_reparented_to_wtenv_and_reaped_while_the_leader_runs() {
     assert!(group_survivors(pgid).is_empty());
     assert_no_holds(&t);
 }
+
+#[test]
+fn ctrl_z_stops_wtenv_with_its_child_and_fg_resumes_both_with_the_terminal() {
+    let t = TestEnv::new();
+    let tmux = Tmux {
+        socket: t.root().join("tmux.sock"),
+    };
+    let status = tmux
+        .cmd(&t)
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "w",
+            "-x",
+            "200",
+            "-y",
+            "50",
+            "-c",
+        ])
+        .arg(&t.repo)
+        .args(["bash", "--norc", "--noprofile", "-i"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let line = format!(
+        "{} run -- sh -c 'read a; echo first:$a; read b; echo second:$b; exit 5'",
+        env!("CARGO_BIN_EXE_wtenv")
+    );
+    tmux.keys(&t, &[&line, "Enter"]);
+    tmux.keys(&t, &["one", "Enter"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("first:one")),
+        "{}",
+        tmux.pane(&t)
+    );
+    tmux.keys(&t, &["C-z"]);
+    // The shell gets its prompt back with wtenv stopped, and can run jobs.
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("Stopped")),
+        "Ctrl-Z did not give the shell back:\n{}",
+        tmux.pane(&t)
+    );
+    tmux.keys(&t, &["echo shell-is-back", "Enter"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("\nshell-is-back")),
+        "{}",
+        tmux.pane(&t)
+    );
+    tmux.keys(&t, &["fg", "Enter"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.keys(&t, &["two", "Enter"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("second:two")),
+        "the child did not get the terminal back after fg:\n{}",
+        tmux.pane(&t)
+    );
+    tmux.keys(&t, &["echo rc=$?", "Enter"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=5")),
+        "{}",
+        tmux.pane(&t)
+    );
+    assert_no_holds(&t);
+}
