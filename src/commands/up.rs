@@ -269,11 +269,19 @@ fn list(ports: &[u16]) -> String {
 }
 
 /// Readiness of one service, reported on stderr from its own thread.
+///
+/// Ready: its port accepts a connection and every listener on it belongs
+/// to the service. A port answered by someone else is reported at once,
+/// and the watch goes on until the service is found listening elsewhere
+/// (a dev server that moved to the next port) or the timeout. Other ports
+/// of the service alone are not suspicious (HMR, debugger): they are named
+/// only once its own port failed.
 fn watch_ready(name: String, port: u16, pgid: Pgid, timeout: Duration, quiet: bool) {
     let _ = std::thread::Builder::new()
         .name("wtenv-ready".into())
         .spawn(move || {
             let start = Instant::now();
+            let mut taken = false;
             loop {
                 if accepts(port) {
                     let holders = probe::holders(&[port].into());
@@ -282,33 +290,39 @@ fn watch_ready(name: String, port: u16, pgid: Pgid, timeout: Duration, quiet: bo
                         if !quiet {
                             eprintln!("wtenv: service {name} ready on port {port}");
                         }
-                    } else {
-                        let mut msg = format!(
+                        return;
+                    }
+                    if !taken {
+                        taken = true;
+                        eprintln!(
                             "warning: port {port} of service {name} accepts connections, but not from the service: {}",
                             alloc::describe_holders(&found)
                         );
-                        let other = elsewhere(pgid, port);
-                        if !other.is_empty() {
-                            msg.push_str(&format!("; service {name} listens on port {} instead", list(&other)));
-                        }
-                        eprintln!("{msg}");
                     }
-                    return;
+                }
+                if taken {
+                    let other = elsewhere(pgid, port);
+                    if !other.is_empty() {
+                        eprintln!(
+                            "warning: service {name} listens on port {} instead of its port {port}",
+                            list(&other)
+                        );
+                        return;
+                    }
                 }
                 if supervise::live_members(pgid).is_empty() {
                     return; // the service ended; the supervisor reports it
                 }
                 if start.elapsed() >= timeout {
+                    let after = humantime::format_duration(timeout);
                     let other = elsewhere(pgid, port);
                     if other.is_empty() {
                         eprintln!(
-                            "warning: service {name} is not listening on its port {port} after {}",
-                            humantime::format_duration(timeout)
+                            "warning: service {name} is not listening on its port {port} after {after}"
                         );
                     } else {
                         eprintln!(
-                            "warning: service {name} is not listening on its port {port} after {}: it listens on port {} instead\nhint: make it listen on the port in its variable (e.g. $PORT)",
-                            humantime::format_duration(timeout),
+                            "warning: service {name} is not listening on its port {port} after {after}: it listens on port {} instead\nhint: make it listen on the port in its variable (e.g. $PORT)",
                             list(&other)
                         );
                     }

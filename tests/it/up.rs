@@ -173,3 +173,72 @@ fn a_ready_service_is_announced_on_its_port() {
     assert_eq!(w.wait().signal(), Some(Signal::SIGINT as i32));
     assert_all_clean(&t, pgid, server, port);
 }
+
+#[test]
+fn a_service_that_moved_to_the_next_port_is_reported_with_the_real_holder() {
+    let t = TestEnv::new();
+    let script = server_script(&t);
+    let pidfile = t.root().join("web.pid");
+    let go = t.root().join("go");
+    // A dev server that finds its port taken and moves to the next one.
+    config(
+        &t,
+        &format!(
+            r#"
+[services.web]
+env = ["PORT"]
+run = "while [ ! -e {go} ]; do sleep 0.05; done; python3 {script} {pidfile} $((PORT + 1))"
+"#,
+            go = go.display(),
+            script = script.display(),
+            pidfile = pidfile.display()
+        ),
+    );
+    let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
+    let own = t.ports.port(0);
+    assert!(
+        wait_for(PATIENCE, || t.allocations().iter().any(|a| a.0 == own)),
+        "{}",
+        w.stderr_text()
+    );
+    // Someone else takes the port after wtenv allocated it.
+    let intruder = crate::support::PyListener::start(&t.root(), "4", "127.0.0.1", own, "");
+    std::fs::write(&go, "").unwrap();
+    let server = wait_pidfile(&pidfile, &w);
+    let pgid = process::pgid(server).unwrap();
+    let expected = format!(
+        "warning: port {own} of service web accepts connections, but not from the service: pid {} (",
+        intruder.pid()
+    );
+    let moved = format!(
+        "warning: service web listens on port {} instead of its port {own}",
+        own + 1
+    );
+    assert!(
+        wait_for(PATIENCE, || {
+            let e = w.stderr_text();
+            e.contains(&expected) && e.contains(&moved)
+        }),
+        "{}",
+        w.stderr_text()
+    );
+    drop(intruder);
+    w.signal(Signal::SIGINT);
+    assert_eq!(w.wait().signal(), Some(Signal::SIGINT as i32));
+    assert_all_clean(&t, pgid, server, own + 1);
+    assert_eq!(probe::probe(own).unwrap(), PortState::Free);
+}
+
+#[test]
+fn up_without_any_run_command_says_what_to_add() {
+    let t = TestEnv::new();
+    config(&t, "[services.web]\nenv = [\"PORT\"]\n");
+    let out = crate::support::run(t.wtenv(&["up"]).stdin(std::process::Stdio::null()));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains("error: no service has a run command"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("hint: add run = "), "{out}");
+    assert!(t.allocations().is_empty(), "nothing allocated: {out}");
+}
