@@ -578,6 +578,36 @@ impl Drop for Supervisor {
     }
 }
 
+/// Where `execvp` would find `program` on `path`, when that is certain: a
+/// bare name found as an executable file before any empty (current
+/// directory) entry. `None`: leave the search to exec (names with a `/`,
+/// nothing found, ambiguity), which then reports 127/126 itself.
+///
+/// Why: duct passes the whole environment, PATH included, and std then
+/// forks instead of using posix_spawn for a bare name; an absolute path
+/// lets it spawn without copying wtenv's address space.
+pub fn resolve_program(
+    program: &std::ffi::OsStr,
+    path: Option<&std::ffi::OsStr>,
+) -> Option<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    if program.is_empty() || program.as_bytes().contains(&b'/') {
+        return None;
+    }
+    for dir in std::env::split_paths(path?) {
+        if dir.as_os_str().is_empty() {
+            return None;
+        }
+        let candidate = dir.join(program);
+        if candidate.is_file()
+            && nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok()
+        {
+            return Some(candidate);
+        }
+    }
+    None
+}
+
 /// Members of `pgid` that are alive (not zombies).
 pub fn live_members(pgid: Pgid) -> Vec<u32> {
     process::group_members(pgid.as_raw())
@@ -745,6 +775,7 @@ mod imp {
 mod tests {
     use super::*;
     use signal_hook::consts::{SIGINT, SIGKILL, SIGTERM};
+    use std::path::Path;
 
     #[test]
     fn first_signal_is_forwarded_then_grace_then_kill() {
@@ -820,6 +851,31 @@ mod tests {
             killed: false,
         };
         assert_eq!(up_outcome(&r), Outcome::Signal(SIGINT));
+    }
+
+    #[test]
+    fn programs_resolve_like_execvp_or_not_at_all() {
+        use std::ffi::OsStr;
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("tool");
+        std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+        let plain = dir.path().join("data");
+        std::fs::write(&plain, "").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let path = std::env::join_paths([Path::new("/nonexistent"), dir.path()]).unwrap();
+        assert_eq!(
+            resolve_program(OsStr::new("tool"), Some(&path)),
+            Some(exe.clone())
+        );
+        // Left to exec: not executable (126 there), missing (127), paths.
+        assert_eq!(resolve_program(OsStr::new("data"), Some(&path)), None);
+        assert_eq!(resolve_program(OsStr::new("nope"), Some(&path)), None);
+        assert_eq!(resolve_program(OsStr::new("./tool"), Some(&path)), None);
+        // An empty entry is the current directory: exec decides.
+        let with_cwd = std::env::join_paths([Path::new(""), dir.path()]).unwrap();
+        assert_eq!(resolve_program(OsStr::new("tool"), Some(&with_cwd)), None);
     }
 
     #[test]

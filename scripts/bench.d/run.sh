@@ -11,7 +11,7 @@ cd "$repo"
 git init -q -b main . 2>/dev/null || git init -q .
 git -c user.name=b -c user.email=b@example.invalid commit -q --allow-empty -m init
 # Other benchmarks and tests share this machine: skip their ports.
-printf '[purposes]\nfeature = "46000-46999"\n[allocation]\nskip_occupied = true\n' >wtenv.toml
+printf '[purposes]\nfeature = "32000-32767"\n[allocation]\nskip_occupied = true\n' >wtenv.toml
 
 json=$BENCH_TMP/run-hyperfine.json
 hyperfine -N --warmup 3 --runs 200 --export-json "$json" "$WTENV run -- true" "true"

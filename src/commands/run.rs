@@ -9,6 +9,7 @@
 //! lock is never held while the child runs.
 
 use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use crate::alloc::{self, HoldMode};
@@ -50,7 +51,20 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     if let Some(sig) = supervisor.pending_signal() {
         return Err(Error::Interrupted(sig));
     }
-    let mut expr = duct::cmd(&args.command[0], &args.command[1..]);
+    let program = args.command[0].clone();
+    let path = vars
+        .iter()
+        .find(|(n, _)| n == "PATH")
+        .map(|(_, v)| v.into())
+        .or_else(|| std::env::var_os("PATH"));
+    let mut expr = match supervise::resolve_program(&program, path.as_deref()) {
+        // The child still sees the name it was given as argv[0].
+        Some(exe) => duct::cmd(exe, &args.command[1..]).before_spawn(move |c| {
+            c.arg0(&program);
+            Ok(())
+        }),
+        None => duct::cmd(&program, &args.command[1..]),
+    };
     for (name, value) in &vars {
         expr = expr.env(name, value);
     }
