@@ -5,8 +5,9 @@
 //! Order matters: the signal thread first (a Ctrl-C from here on is ours),
 //! then the release guard (so a failure after the registry write still
 //! releases), then allocate-and-hold (one short transaction), then spawn,
-//! then record the child's pgid (another short transaction). The registry
-//! lock is never held while the child runs.
+//! then, once the child has run for [`supervise::SETTLE`], record its pgid
+//! (another short transaction), then release. The registry lock is never
+//! held while the child runs.
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;

@@ -242,3 +242,20 @@ fn up_without_any_run_command_says_what_to_add() {
     assert!(out.stderr.contains("hint: add run = "), "{out}");
     assert!(t.allocations().is_empty(), "nothing allocated: {out}");
 }
+
+#[test]
+fn prefixes_are_coloured_only_when_asked() {
+    let t = TestEnv::new();
+    config(&t, "[services.web]\nrun = \"echo hello; exit 4\"\n");
+    let mut w = Wtenv::start(&t, &["up", "--color", "always"]);
+    assert_eq!(w.wait().code(), Some(4));
+    assert!(
+        w.stdout_text().contains("\x1b[36mweb\x1b[0m | hello\n"),
+        "{:?}",
+        w.stdout_text()
+    );
+    let mut w = Wtenv::start(&t, &["up"]);
+    assert_eq!(w.wait().code(), Some(4), "not a terminal: no colour");
+    assert_eq!(w.stdout_text(), "web | hello\n");
+    assert_no_holds(&t);
+}
