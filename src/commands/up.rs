@@ -130,8 +130,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         && let Some(status) = report.exits[i]
         && !ctx.quiet
     {
+        let others = if names.len() > 1 {
+            "; stopped the others"
+        } else {
+            ""
+        };
         eprintln!(
-            "wtenv: service {} ended ({}); stopped the others",
+            "wtenv: service {} ended ({}){others}",
             names[i],
             describe(status)
         );
