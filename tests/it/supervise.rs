@@ -104,11 +104,26 @@ impl Wtenv {
 }
 
 impl Drop for Wtenv {
+    /// A failed test must not leak its tree: SIGKILL would leave wtenv's
+    /// children running, so ask wtenv to stop them first (two Ctrl-C: the
+    /// second kills at once), and only then SIGKILL it.
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
         }
+        let pid = Pid::from_raw(self.pid() as i32);
+        let _ = kill(pid, Signal::SIGINT);
+        std::thread::sleep(Duration::from_millis(50));
+        let _ = kill(pid, Signal::SIGINT);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -269,8 +284,12 @@ fn a_grandchild_left_by_an_exited_leader_is_swept() {
     let t = TestEnv::new();
     let script = server_script(&t);
     let pidfile = t.root().join("server.pid");
+    // The leader's pid is the group's id; it exits as soon as the server
+    // listens, so the server may be swept before the test could look.
+    let leader = t.root().join("leader.pid");
     let tree = format!(
-        "python3 {} {} & while [ ! -s {} ]; do sleep 0.05; done; exit 0",
+        "echo $$ > {}; python3 {} {} & while [ ! -s {} ]; do sleep 0.05; done; exit 0",
+        leader.display(),
         script.display(),
         pidfile.display(),
         pidfile.display()
@@ -278,7 +297,11 @@ fn a_grandchild_left_by_an_exited_leader_is_swept() {
     let mut w = Wtenv::start(&t, &["run", "--grace", "5s", "--", "sh", "-c", &tree]);
     let server = wait_pidfile(&pidfile, &w);
     let port = app_port(&t);
-    let pgid = process::pgid(server).unwrap();
+    let pgid: u32 = std::fs::read_to_string(&leader)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let status = w.wait();
     assert_eq!(
         status.code(),
