@@ -319,6 +319,8 @@ fn a_sigkilled_wtenv_is_swept_by_the_next_command_which_names_the_survivor() {
     let server = wait_pidfile(&pidfile, &w);
     let port = app_port(&t);
     let pgid = recorded_pgid(&t, port);
+    // The survivor is ours to stop, whatever happens below.
+    let _survivor = KillGroupOnDrop(pgid);
     w.signal(Signal::SIGKILL);
     w.wait();
     // The group lives on: nobody could stop it.
@@ -340,9 +342,15 @@ fn a_sigkilled_wtenv_is_swept_by_the_next_command_which_names_the_survivor() {
         "{out}"
     );
     assert_no_holds(&t);
-    // Clean up the survivor ourselves.
-    let _ = nix::sys::signal::killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
-    assert!(wait_for(PATIENCE, || group_survivors(pgid).is_empty()));
+}
+
+/// SIGKILLs a process group when dropped (a tree no wtenv supervises).
+struct KillGroupOnDrop(u32);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(Pid::from_raw(self.0 as i32), Signal::SIGKILL);
+    }
 }
 
 #[test]
