@@ -25,6 +25,7 @@ pub mod probe;
 pub mod process;
 pub mod registry;
 pub mod shell;
+pub mod supervise;
 pub mod validate;
 pub mod worktree;
 

@@ -186,13 +186,20 @@ pub fn holders(ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>> {
     imp::holders(ports)
 }
 
+/// Every listening port the system tells about, with its processes
+/// (`wtenv up` looks for the port a service really listens on).
+pub fn all_holders() -> BTreeMap<u16, Vec<Holder>> {
+    imp::all_holders()
+}
+
 #[cfg(target_os = "linux")]
 mod imp {
     use super::*;
     use std::collections::HashMap;
 
-    /// LISTEN sockets of `ports`: inode → port, from /proc/net/tcp{,6}.
-    fn listen_inodes(ports: &BTreeSet<u16>) -> HashMap<u64, u16> {
+    /// LISTEN sockets of the ports `wanted` accepts: inode → port, from
+    /// /proc/net/tcp{,6}.
+    fn listen_inodes(wanted: impl Fn(u16) -> bool) -> HashMap<u64, u16> {
         let mut inodes = HashMap::new();
         for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
             let Ok(text) = std::fs::read_to_string(table) else {
@@ -210,7 +217,7 @@ mod imp {
                 else {
                     continue;
                 };
-                if let (true, Ok(inode)) = (ports.contains(&port), f[9].parse::<u64>()) {
+                if let (true, Ok(inode)) = (wanted(port), f[9].parse::<u64>()) {
                     inodes.insert(inode, port);
                 }
             }
@@ -219,7 +226,14 @@ mod imp {
     }
 
     pub fn holders(ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>> {
-        let inodes = listen_inodes(ports);
+        holders_of(listen_inodes(|p| ports.contains(&p)))
+    }
+
+    pub fn all_holders() -> BTreeMap<u16, Vec<Holder>> {
+        holders_of(listen_inodes(|_| true))
+    }
+
+    fn holders_of(inodes: HashMap<u64, u16>) -> BTreeMap<u16, Vec<Holder>> {
         let mut out: BTreeMap<u16, Vec<Holder>> = BTreeMap::new();
         if inodes.is_empty() {
             return out;
@@ -260,6 +274,11 @@ mod imp {
 mod imp {
     use super::*;
 
+    /// Not implemented without /proc: no answer is "holder unknown".
+    pub fn all_holders() -> BTreeMap<u16, Vec<Holder>> {
+        BTreeMap::new()
+    }
+
     /// `lsof -nP -iTCP:PORT -sTCP:LISTEN -Fp`: one call per port set.
     pub fn holders(ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>> {
         let mut out: BTreeMap<u16, Vec<Holder>> = BTreeMap::new();
@@ -299,6 +318,7 @@ mod tests {
         assert_eq!(probe(port).unwrap(), PortState::Occupied);
         let found = holders(&BTreeSet::from([port]));
         assert_eq!(found[&port][0].pid, std::process::id());
+        assert_eq!(all_holders()[&port][0].pid, std::process::id());
         drop(listener);
         assert_eq!(probe(port).unwrap(), PortState::Free);
     }

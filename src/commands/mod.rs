@@ -15,6 +15,8 @@ pub mod env;
 pub mod hook;
 pub mod ports;
 pub mod release;
+pub mod run;
+pub mod up;
 pub mod validate;
 
 /// Per-worktree TCP ports: allocated, proven free, exported, released.
@@ -56,6 +58,10 @@ pub enum Command {
     Conflicts(conflicts::Args),
     /// Check the registry; --fix repairs what can be repaired.
     Validate(validate::Args),
+    /// Run a command with the worktree's ports, held while it runs.
+    Run(run::Args),
+    /// Start the services' `run` commands under supervision.
+    Up(up::Args),
     /// Shell completions.
     Completions(completions::Args),
 }
@@ -69,6 +75,8 @@ pub fn dispatch(command: Command, ctx: &Ctx) -> Result<Outcome> {
         Command::Ports(args) => ports::run(args, ctx),
         Command::Conflicts(args) => conflicts::run(args, ctx),
         Command::Validate(args) => validate::run(args, ctx),
+        Command::Run(args) => run::run(args, ctx),
+        Command::Up(args) => up::run(args, ctx),
         Command::Completions(args) => completions::run(args, ctx),
     }
 }

@@ -8,6 +8,8 @@ mod nix;
 mod probe;
 mod registry;
 mod shell;
+mod supervise;
+mod up;
 mod validate;
 
 /// Every file in tests/it/ is a module here: a forgotten file would be

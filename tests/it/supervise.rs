@@ -1,0 +1,709 @@
+//! `wtenv run` with real process trees and real signals (TESTING.md hard
+//! cases 7-12): after every stop, no process of the child's group is left
+//! (read from /proc), the port is free (probe), the registry holds no hold.
+
+use std::fs::File;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::support::{TestEnv, wait_for};
+use wtenv::probe::{self, PortState};
+use wtenv::process::{self, ProcessId};
+
+/// A listener on `$PORT` (or argv[2]) that writes its pid to argv[1] once it
+/// listens: the "grandchild server" of an `npm start` tree.
+const SERVER: &str = r#"
+import os, socket, sys, time
+port = int(sys.argv[2]) if len(sys.argv) > 2 else int(os.environ["PORT"])
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port))
+s.listen(8)
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(600)
+"#;
+
+/// Long enough for anything on a loaded 2-core machine; presence only.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Writes the server script into the test's directory; returns its path.
+pub fn server_script(t: &TestEnv) -> PathBuf {
+    let path = t.root().join("server.py");
+    std::fs::write(&path, SERVER).unwrap();
+    path
+}
+
+/// A started wtenv (`run` or `up`) with stdin from /dev/null and its
+/// output in files (a survivor holding a pipe must not hang the test).
+pub struct Wtenv {
+    pub child: Child,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Wtenv {
+    pub fn start(t: &TestEnv, args: &[&str]) -> Wtenv {
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let stdout = t.root().join(format!("out-{n}"));
+        let stderr = t.root().join(format!("err-{n}"));
+        let child = t
+            .wtenv(args)
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout).unwrap())
+            .stderr(File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        Wtenv {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.pid() as i32), sig).unwrap();
+    }
+
+    /// Waits for the exit (generous bound: a hang is a failure, not a
+    /// slow machine).
+    pub fn wait(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if start.elapsed() > PATIENCE {
+                let _ = self.child.kill();
+                panic!("wtenv did not exit\nstderr: {}", self.stderr_text());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn stdout_text(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Wtenv {
+    /// A failed test must not leak its tree: SIGKILL would leave wtenv's
+    /// children running, so ask wtenv to stop them first (two Ctrl-C: the
+    /// second kills at once), and only then SIGKILL it.
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        let pid = Pid::from_raw(self.pid() as i32);
+        let _ = kill(pid, Signal::SIGINT);
+        std::thread::sleep(Duration::from_millis(50));
+        let _ = kill(pid, Signal::SIGINT);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The pid written by the server once it listens.
+pub fn wait_pidfile(path: &Path, w: &Wtenv) -> u32 {
+    assert!(
+        wait_for(PATIENCE, || path.exists()),
+        "the server never listened\nstderr: {}",
+        w.stderr_text()
+    );
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+pub fn alive(pid: u32) -> bool {
+    ProcessId::of(pid).is_some()
+}
+
+/// Live (non-zombie) members of a process group, from /proc.
+pub fn group_survivors(pgid: u32) -> Vec<u32> {
+    process::group_members(pgid)
+        .into_iter()
+        .filter(|&p| alive(p))
+        .collect()
+}
+
+/// The pgid recorded on the (single) hold of `port`, once recorded (wtenv
+/// writes it after the child has run for a moment).
+pub fn recorded_pgid(t: &TestEnv, port: u16) -> u32 {
+    let read = || {
+        t.registry()["allocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["port"] == port)
+            .and_then(|a| a["holders"][0]["pgid"].as_u64())
+    };
+    assert!(
+        wait_for(PATIENCE, || read().is_some()),
+        "no pgid recorded for port {port}: {}",
+        t.registry()
+    );
+    read().unwrap() as u32
+}
+
+/// What every test ends with: nothing of the group lives, the server is
+/// gone, the port is free, no allocation carries a hold.
+pub fn assert_all_clean(t: &TestEnv, pgid: u32, server: u32, port: u16) {
+    assert_eq!(
+        group_survivors(pgid),
+        Vec::<u32>::new(),
+        "group {pgid} survived"
+    );
+    assert!(!alive(server), "server pid {server} survived");
+    assert_eq!(
+        probe::probe(port).unwrap(),
+        PortState::Free,
+        "port {port} still busy"
+    );
+    assert_no_holds(t);
+}
+
+pub fn assert_no_holds(t: &TestEnv) {
+    let reg = t.registry();
+    for a in reg["allocations"].as_array().unwrap() {
+        assert!(a.get("holders").is_none(), "a hold is left: {reg}");
+    }
+}
+
+/// `wtenv run` of an `npm start`-shaped tree: sh → sh → python server.
+fn start_tree(t: &TestEnv, grace: &str, inner: &str) -> (Wtenv, PathBuf) {
+    let script = server_script(t);
+    let pidfile = t.root().join("server.pid");
+    let tree = format!(
+        "sh -c '{inner}python3 {} {}'; echo leader-after-child",
+        script.display(),
+        pidfile.display()
+    );
+    let w = Wtenv::start(t, &["run", "--grace", grace, "--", "sh", "-c", &tree]);
+    (w, pidfile)
+}
+
+/// The port `run` gave the worktree's one service.
+fn app_port(t: &TestEnv) -> u16 {
+    t.ports.port(0)
+}
+
+fn stop_tree_with(sig: Signal) {
+    let t = TestEnv::new();
+    let (mut w, pidfile) = start_tree(&t, "10s", "");
+    let server = wait_pidfile(&pidfile, &w);
+    let port = app_port(&t);
+    assert_eq!(probe::probe(port).unwrap(), PortState::Occupied);
+    let pgid = recorded_pgid(&t, port);
+    assert_eq!(
+        process::pgid(server),
+        Some(pgid),
+        "the recorded pgid is the server's group"
+    );
+    assert_ne!(
+        pgid,
+        process::pgid(w.pid()).unwrap(),
+        "the child has its own group"
+    );
+    w.signal(sig);
+    let status = w.wait();
+    assert_eq!(
+        status.signal(),
+        Some(sig as i32),
+        "wtenv dies of the signal: {status:?}\nstderr: {}",
+        w.stderr_text()
+    );
+    assert_all_clean(&t, pgid, server, port);
+}
+
+#[test]
+fn ctrl_c_stops_an_npm_start_tree_and_releases_its_port() {
+    stop_tree_with(Signal::SIGINT);
+}
+
+#[test]
+fn sigterm_stops_an_npm_start_tree_and_wtenv_dies_of_sigterm() {
+    stop_tree_with(Signal::SIGTERM);
+}
+
+#[test]
+fn sighup_stops_an_npm_start_tree_and_releases_its_port() {
+    stop_tree_with(Signal::SIGHUP);
+}
+
+#[test]
+fn a_child_ignoring_sigterm_is_killed_after_the_grace() {
+    let t = TestEnv::new();
+    let (mut w, pidfile) = start_tree(&t, "1s", "trap \"\" TERM; ");
+    let server = wait_pidfile(&pidfile, &w);
+    let port = app_port(&t);
+    let pgid = recorded_pgid(&t, port);
+    let sent = Instant::now();
+    w.signal(Signal::SIGTERM);
+    let status = w.wait();
+    assert!(
+        sent.elapsed() >= Duration::from_secs(1),
+        "SIGKILL came before the grace"
+    );
+    assert_eq!(status.signal(), Some(libc_sigterm()), "{status:?}");
+    assert_all_clean(&t, pgid, server, port);
+}
+
+fn libc_sigterm() -> i32 {
+    Signal::SIGTERM as i32
+}
+
+#[test]
+fn a_grandchild_left_by_an_exited_leader_is_swept() {
+    let t = TestEnv::new();
+    let script = server_script(&t);
+    let pidfile = t.root().join("server.pid");
+    // The leader's pid is the group's id; it exits as soon as the server
+    // listens, so the server may be swept before the test could look.
+    let leader = t.root().join("leader.pid");
+    let tree = format!(
+        "echo $$ > {}; python3 {} {} & while [ ! -s {} ]; do sleep 0.05; done; exit 0",
+        leader.display(),
+        script.display(),
+        pidfile.display(),
+        pidfile.display()
+    );
+    let mut w = Wtenv::start(&t, &["run", "--grace", "5s", "--", "sh", "-c", &tree]);
+    let server = wait_pidfile(&pidfile, &w);
+    let port = app_port(&t);
+    let pgid: u32 = std::fs::read_to_string(&leader)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let status = w.wait();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the leader's code\n{}",
+        w.stderr_text()
+    );
+    assert_all_clean(&t, pgid, server, port);
+}
+
+#[test]
+fn a_sigkilled_wtenv_is_swept_by_the_next_command_which_names_the_survivor() {
+    let t = TestEnv::new();
+    let (mut w, pidfile) = start_tree(&t, "10s", "");
+    let server = wait_pidfile(&pidfile, &w);
+    let port = app_port(&t);
+    let pgid = recorded_pgid(&t, port);
+    // The survivor is ours to stop, whatever happens below.
+    let _survivor = KillGroupOnDrop(pgid);
+    w.signal(Signal::SIGKILL);
+    w.wait();
+    // The group lives on: nobody could stop it.
+    assert!(alive(server));
+    // The next `run` drops the dead hold (rule 4); the port is then free
+    // in the registry but busy on the system: a conflict naming the server.
+    let out = crate::support::run(t.wtenv(&["run", "--", "true"]).stdin(Stdio::null()));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("Port conflict detected"), "{out}");
+    assert!(
+        out.stderr.contains(&format!("port {port}: pid {server} (")),
+        "names the survivor: {out}"
+    );
+    // validate --fix writes the sweep.
+    let out = crate::support::run(&mut t.wtenv(&["validate", "--fix"]));
+    assert!(
+        out.stdout.contains(&format!("holder pid {}", w.pid()))
+            || out.stderr.contains(&format!("holder pid {}", w.pid())),
+        "{out}"
+    );
+    assert_no_holds(&t);
+}
+
+/// SIGKILLs a process group when dropped (a tree no wtenv supervises).
+struct KillGroupOnDrop(u32);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(Pid::from_raw(self.0 as i32), Signal::SIGKILL);
+    }
+}
+
+#[test]
+fn exit_code_7_is_propagated_and_the_port_released() {
+    let t = TestEnv::new();
+    let out = crate::support::run(
+        t.wtenv(&["run", "--", "sh", "-c", "test -n \"$PORT\" && exit 7"])
+            .stdin(Stdio::null()),
+    );
+    assert_eq!(out.code, Some(7), "{out}");
+    assert_no_holds(&t);
+    assert!(
+        t.allocations().is_empty(),
+        "a port allocated by run is released"
+    );
+}
+
+#[test]
+fn a_child_killed_by_sigterm_makes_wtenv_die_of_sigterm() {
+    let t = TestEnv::new();
+    let status = t
+        .wtenv(&["run", "--", "sh", "-c", "kill -TERM $$"])
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
+    // The shell's view: 128 + 15.
+    let shell = Command::new("sh")
+        .arg("-c")
+        .arg("\"$@\"; echo $?")
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_wtenv"))
+        .args(["run", "--", "sh", "-c", "kill -TERM $$"])
+        .current_dir(&t.repo)
+        .env_clear()
+        .envs(isolated_env(&t))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&shell.stdout).trim(), "143");
+    assert_no_holds(&t);
+}
+
+fn isolated_env(t: &TestEnv) -> Vec<(String, String)> {
+    t.wtenv(&[])
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v?.to_str()?.to_owned())))
+        .collect()
+}
+
+#[test]
+fn a_command_not_found_exits_127_and_releases_the_port() {
+    let t = TestEnv::new();
+    let out = crate::support::run(
+        t.wtenv(&["run", "--", "wtenv-no-such-command"])
+            .stdin(Stdio::null()),
+    );
+    assert_eq!(out.code, Some(127), "{out}");
+    assert!(
+        out.stderr
+            .contains("could not run wtenv-no-such-command: command not found"),
+        "{out}"
+    );
+    assert_no_holds(&t);
+    assert!(t.allocations().is_empty());
+}
+
+#[test]
+fn a_file_that_is_not_executable_exits_126() {
+    let t = TestEnv::new();
+    let file = t.root().join("not-executable");
+    std::fs::write(&file, "#!/bin/sh\n").unwrap();
+    let out = crate::support::run(
+        t.wtenv(&["run", "--", file.to_str().unwrap()])
+            .stdin(Stdio::null()),
+    );
+    assert_eq!(out.code, Some(126), "{out}");
+    assert!(t.allocations().is_empty());
+}
+
+#[test]
+fn fifty_start_and_ctrl_c_cycles_leak_nothing() {
+    let t = TestEnv::new();
+    let port = app_port(&t);
+    for i in 0..50 {
+        let (mut w, pidfile) = start_tree(&t, "2s", "");
+        let server = wait_pidfile(&pidfile, &w);
+        let pgid = process::pgid(server).unwrap();
+        w.signal(Signal::SIGINT);
+        let status = w.wait();
+        assert_eq!(
+            status.signal(),
+            Some(Signal::SIGINT as i32),
+            "cycle {i}: {status:?}"
+        );
+        assert_all_clean(&t, pgid, server, port);
+        std::fs::remove_file(&pidfile).unwrap();
+    }
+    assert!(t.allocations().is_empty());
+}
+
+/// A tmux server of our own (its own socket), killed on drop.
+struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    fn cmd(&self, t: &TestEnv) -> Command {
+        let mut c = Command::new("tmux");
+        t.apply_env(&mut c);
+        c.env("TERM", "xterm").arg("-S").arg(&self.socket);
+        c
+    }
+
+    fn pane(&self, t: &TestEnv) -> String {
+        let out = self
+            .cmd(t)
+            .args(["capture-pane", "-p", "-t", "w"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, t: &TestEnv, keys: &[&str]) {
+        let status = self
+            .cmd(t)
+            .args(["send-keys", "-t", "w"])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .status();
+    }
+}
+
+#[test]
+fn an_interactive_child_under_a_terminal_reads_input_and_dies_on_ctrl_c() {
+    let t = TestEnv::new();
+    let script = server_script(&t);
+    let pidfile = t.root().join("server.pid");
+    let tmux = Tmux {
+        socket: t.root().join("tmux.sock"),
+    };
+    let status = tmux
+        .cmd(&t)
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "w",
+            "-x",
+            "200",
+            "-y",
+            "50",
+            "-c",
+        ])
+        .arg(&t.repo)
+        .args(["bash", "--norc", "--noprofile", "-i"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let line = format!(
+        "{} run -- sh -c 'read l; echo got:$l; python3 {} {}'",
+        env!("CARGO_BIN_EXE_wtenv"),
+        script.display(),
+        pidfile.display()
+    );
+    tmux.keys(&t, &[&line, "Enter"]);
+    // The child reads the terminal: it must not be stopped by SIGTTIN.
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.keys(&t, &["hello", "Enter"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("got:hello")),
+        "the child could not read its line:\n{}",
+        tmux.pane(&t)
+    );
+    assert!(wait_for(PATIENCE, || pidfile.exists()), "{}", tmux.pane(&t));
+    let server: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let port = app_port(&t);
+    let pgid = process::pgid(server).unwrap();
+    tmux.keys(&t, &["C-c"]);
+    assert!(
+        wait_for(PATIENCE, || !alive(server)),
+        "Ctrl-C did not reach the child:\n{}",
+        tmux.pane(&t)
+    );
+    tmux.keys(&t, &["echo rc=$?", "Enter"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=130")),
+        "the shell sees a SIGINT death:\n{}",
+        tmux.pane(&t)
+    );
+    assert_all_clean(&t, pgid, server, port);
+}
+
+#[test]
+fn a_second_ctrl_c_kills_a_tree_that_ignores_sigint_at_once() {
+    let t = TestEnv::new();
+    // A grace far beyond PATIENCE: only the second Ctrl-C can end it in time.
+    let (mut w, pidfile) = start_tree(&t, "600s", "trap \"\" INT; ");
+    let server = wait_pidfile(&pidfile, &w);
+    let port = app_port(&t);
+    let pgid = recorded_pgid(&t, port);
+    w.signal(Signal::SIGINT);
+    // Absence window: the first Ctrl-C alone does not end an ignoring tree.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(alive(server), "SIGINT is ignored by the tree");
+    w.signal(Signal::SIGINT);
+    let status = w.wait();
+    assert_eq!(status.signal(), Some(Signal::SIGINT as i32), "{status:?}");
+    assert_all_clean(&t, pgid, server, port);
+}
+
+#[test]
+fn a_reserved_port_is_held_while_run_runs_and_stays_reserved_after() {
+    let t = TestEnv::new();
+    let out = crate::support::run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let port = app_port(&t);
+    let marker = t.root().join("during.json");
+    let registry = t.registry_path();
+    let script = format!(
+        "cp {} {}; test \"$PORT\" = {port}",
+        registry.display(),
+        marker.display()
+    );
+    let out = crate::support::run(
+        t.wtenv(&["run", "--", "sh", "-c", &script])
+            .stdin(Stdio::null()),
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let during: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
+    let a = &during["allocations"][0];
+    assert_eq!(a["reserved"], true, "{during}");
+    assert_eq!(
+        a["holders"][0]["command"],
+        format!("sh -c {script}"),
+        "{during}"
+    );
+    let after = t.registry();
+    assert_eq!(after["allocations"][0]["port"], port);
+    assert_eq!(
+        after["allocations"][0]["reserved"], true,
+        "the reservation stays: {after}"
+    );
+    assert_no_holds(&t);
+}
+
+#[test]
+fn orphans_are_reparented_to_wtenv_and_reaped_while_the_leader_runs() {
+    let t = TestEnv::new();
+    let pidfile = t.root().join("orphan.pid");
+    // The subshell exits at once, orphaning its `sleep 3`.
+    let tree = format!(
+        "(sleep 3 & echo $! > {}.tmp; mv {0}.tmp {0}); exec sleep 600",
+        pidfile.display()
+    );
+    let mut w = Wtenv::start(&t, &["run", "--grace", "5s", "--", "sh", "-c", &tree]);
+    let orphan = wait_pidfile(&pidfile, &w);
+    assert!(
+        wait_for(PATIENCE, || process::parent(orphan) == Some(w.pid())),
+        "the orphan was not re-parented to wtenv (subreaper)"
+    );
+    // Reaped when it dies: no zombie left under /proc.
+    assert!(
+        wait_for(PATIENCE, || !Path::new(&format!("/proc/{orphan}")).exists()),
+        "the orphan was left a zombie"
+    );
+    assert!(
+        w.child.try_wait().unwrap().is_none(),
+        "the leader still runs"
+    );
+    let pgid = recorded_pgid(&t, app_port(&t));
+    w.signal(Signal::SIGTERM);
+    assert_eq!(w.wait().signal(), Some(Signal::SIGTERM as i32));
+    assert!(group_survivors(pgid).is_empty());
+    assert_no_holds(&t);
+}
+
+#[test]
+fn ctrl_z_stops_wtenv_with_its_child_and_fg_resumes_both_with_the_terminal() {
+    let t = TestEnv::new();
+    let tmux = Tmux {
+        socket: t.root().join("tmux.sock"),
+    };
+    let status = tmux
+        .cmd(&t)
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            "w",
+            "-x",
+            "200",
+            "-y",
+            "50",
+            "-c",
+        ])
+        .arg(&t.repo)
+        .args(["bash", "--norc", "--noprofile", "-i"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let line = format!(
+        "{} run -- sh -c 'read a; echo first:$a; read b; echo second:$b; exit 5'",
+        env!("CARGO_BIN_EXE_wtenv")
+    );
+    tmux.keys(&t, &[&line, "Enter"]);
+    tmux.keys(&t, &["one", "Enter"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("first:one")),
+        "{}",
+        tmux.pane(&t)
+    );
+    tmux.keys(&t, &["C-z"]);
+    // The shell gets its prompt back with wtenv stopped, and can run jobs.
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("Stopped")),
+        "Ctrl-Z did not give the shell back:\n{}",
+        tmux.pane(&t)
+    );
+    tmux.keys(&t, &["echo shell-is-back", "Enter"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("\nshell-is-back")),
+        "{}",
+        tmux.pane(&t)
+    );
+    tmux.keys(&t, &["fg", "Enter"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.keys(&t, &["two", "Enter"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("second:two")),
+        "the child did not get the terminal back after fg:\n{}",
+        tmux.pane(&t)
+    );
+    tmux.keys(&t, &["echo rc=$?", "Enter"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=5")),
+        "{}",
+        tmux.pane(&t)
+    );
+    assert_no_holds(&t);
+}

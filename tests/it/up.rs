@@ -1,0 +1,263 @@
+//! `wtenv up`: services side by side, one failing stops the others, a
+//! service that ignores its port is reported; nothing is left behind.
+
+use std::os::unix::process::ExitStatusExt;
+
+use nix::sys::signal::Signal;
+
+use crate::supervise::{
+    PATIENCE, Wtenv, alive, assert_all_clean, assert_no_holds, server_script, wait_pidfile,
+};
+use crate::support::{TestEnv, wait_for};
+use wtenv::probe::{self, PortState};
+use wtenv::process;
+
+/// A `wtenv.toml` with this test's range and `services`.
+fn config(t: &TestEnv, services: &str) {
+    t.write_config(services);
+}
+
+#[test]
+fn one_service_failing_to_start_stops_the_other_and_gives_its_exit_code() {
+    let t = TestEnv::new();
+    let script = server_script(&t);
+    let pidfile = t.root().join("web.pid");
+    config(
+        &t,
+        &format!(
+            r#"
+[services.web]
+env = ["PORT", "WEB_PORT"]
+run = "exec python3 {script} {pidfile}"
+[services.api]
+run = "while [ ! -s {pidfile} ]; do sleep 0.05; done; wtenv-no-such-service"
+"#,
+            script = script.display(),
+            pidfile = pidfile.display()
+        ),
+    );
+    let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
+    let server = wait_pidfile(&pidfile, &w);
+    // The server is web's leader (exec): its pid is the group's id. It may
+    // already be stopped: api fails as soon as it listens.
+    let pgid = server;
+    let status = w.wait();
+    assert_eq!(status.code(), Some(127), "{status:?}\n{}", w.stderr_text());
+    let stderr = w.stderr_text();
+    assert!(
+        stderr.contains("service api ended (exit code 127)"),
+        "{stderr}"
+    );
+    // The failing service's last words are printed, prefixed, before exit.
+    assert!(
+        stderr.contains("api | sh: 1: wtenv-no-such-service: not found\n"),
+        "{stderr}"
+    );
+    // api sorts first: web has the second port of the block.
+    let web_port = t.ports.port(1);
+    assert_all_clean(&t, pgid, server, web_port);
+    assert_eq!(probe::probe(t.ports.port(0)).unwrap(), PortState::Free);
+    assert!(
+        t.allocations().is_empty(),
+        "up's own allocations are released"
+    );
+}
+
+#[test]
+fn services_see_every_port_and_their_output_is_prefixed() {
+    let t = TestEnv::new();
+    config(
+        &t,
+        r#"
+[services.web]
+run = "echo web sees $WEB_PORT $API_PORT; echo oops >&2; exec sleep 600"
+[services.api]
+run = "echo api sees $WEB_PORT $API_PORT; exec sleep 600"
+"#,
+    );
+    let mut w = Wtenv::start(&t, &["up", "--color", "never"]);
+    let (api, web) = (t.ports.port(0), t.ports.port(1));
+    let web_line = format!("web | web sees {web} {api}\n");
+    let api_line = format!("api | api sees {web} {api}\n");
+    assert!(
+        wait_for(PATIENCE, || {
+            let out = w.stdout_text();
+            out.contains(&web_line) && out.contains(&api_line)
+        }),
+        "stdout:\n{}\nstderr:\n{}",
+        w.stdout_text(),
+        w.stderr_text()
+    );
+    assert!(wait_for(PATIENCE, || w
+        .stderr_text()
+        .contains("web | oops\n")));
+    let groups: Vec<u32> = [api, web]
+        .iter()
+        .map(|&p| crate::supervise::recorded_pgid(&t, p))
+        .collect();
+    assert_eq!(groups.len(), 2);
+    assert_ne!(groups[0], groups[1], "each service has its own group");
+    w.signal(Signal::SIGTERM);
+    let status = w.wait();
+    assert_eq!(status.signal(), Some(Signal::SIGTERM as i32), "{status:?}");
+    for g in groups {
+        assert!(crate::supervise::group_survivors(g).is_empty());
+    }
+    assert_no_holds(&t);
+}
+
+#[test]
+fn a_service_that_ignores_its_port_is_reported_with_the_port_it_uses() {
+    let t = TestEnv::new();
+    let script = server_script(&t);
+    let pidfile = t.root().join("web.pid");
+    let elsewhere = t.ports.port(15);
+    config(
+        &t,
+        &format!(
+            r#"
+[services.web]
+env = ["PORT"]
+run = "python3 {} {} {elsewhere}"
+ready_timeout = "1s"
+"#,
+            script.display(),
+            pidfile.display()
+        ),
+    );
+    let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
+    let server = wait_pidfile(&pidfile, &w);
+    let pgid = process::pgid(server).unwrap();
+    let own = t.ports.port(0);
+    let expected = format!(
+        "warning: service web is not listening on its port {own} after 1s: it listens on port {elsewhere} instead"
+    );
+    assert!(
+        wait_for(PATIENCE, || w.stderr_text().contains(&expected)),
+        "{}",
+        w.stderr_text()
+    );
+    assert!(
+        alive(server),
+        "a misconfigured service is reported, not stopped"
+    );
+    w.signal(Signal::SIGINT);
+    let status = w.wait();
+    assert_eq!(status.signal(), Some(Signal::SIGINT as i32), "{status:?}");
+    assert_all_clean(&t, pgid, server, own);
+    assert_eq!(probe::probe(elsewhere).unwrap(), PortState::Free);
+}
+
+#[test]
+fn a_ready_service_is_announced_on_its_port() {
+    let t = TestEnv::new();
+    let script = server_script(&t);
+    let pidfile = t.root().join("web.pid");
+    config(
+        &t,
+        &format!(
+            "[services.web]\nenv = [\"PORT\"]\nrun = \"python3 {} {}\"\n",
+            script.display(),
+            pidfile.display()
+        ),
+    );
+    let mut w = Wtenv::start(&t, &["up"]);
+    let server = wait_pidfile(&pidfile, &w);
+    let pgid = process::pgid(server).unwrap();
+    let port = t.ports.port(0);
+    let expected = format!("wtenv: service web ready on port {port}");
+    assert!(
+        wait_for(PATIENCE, || w.stderr_text().contains(&expected)),
+        "{}",
+        w.stderr_text()
+    );
+    w.signal(Signal::SIGINT);
+    assert_eq!(w.wait().signal(), Some(Signal::SIGINT as i32));
+    assert_all_clean(&t, pgid, server, port);
+}
+
+#[test]
+fn a_service_that_moved_to_the_next_port_is_reported_with_the_real_holder() {
+    let t = TestEnv::new();
+    let script = server_script(&t);
+    let pidfile = t.root().join("web.pid");
+    let go = t.root().join("go");
+    // A dev server that finds its port taken and moves to the next one.
+    config(
+        &t,
+        &format!(
+            r#"
+[services.web]
+env = ["PORT"]
+run = "while [ ! -e {go} ]; do sleep 0.05; done; python3 {script} {pidfile} $((PORT + 1))"
+"#,
+            go = go.display(),
+            script = script.display(),
+            pidfile = pidfile.display()
+        ),
+    );
+    let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
+    let own = t.ports.port(0);
+    assert!(
+        wait_for(PATIENCE, || t.allocations().iter().any(|a| a.0 == own)),
+        "{}",
+        w.stderr_text()
+    );
+    // Someone else takes the port after wtenv allocated it.
+    let intruder = crate::support::PyListener::start(&t.root(), "4", "127.0.0.1", own, "");
+    std::fs::write(&go, "").unwrap();
+    let server = wait_pidfile(&pidfile, &w);
+    let pgid = process::pgid(server).unwrap();
+    let expected = format!(
+        "warning: port {own} of service web accepts connections, but not from the service: pid {} (",
+        intruder.pid()
+    );
+    let moved = format!(
+        "warning: service web listens on port {} instead of its port {own}",
+        own + 1
+    );
+    assert!(
+        wait_for(PATIENCE, || {
+            let e = w.stderr_text();
+            e.contains(&expected) && e.contains(&moved)
+        }),
+        "{}",
+        w.stderr_text()
+    );
+    drop(intruder);
+    w.signal(Signal::SIGINT);
+    assert_eq!(w.wait().signal(), Some(Signal::SIGINT as i32));
+    assert_all_clean(&t, pgid, server, own + 1);
+    assert_eq!(probe::probe(own).unwrap(), PortState::Free);
+}
+
+#[test]
+fn up_without_any_run_command_says_what_to_add() {
+    let t = TestEnv::new();
+    config(&t, "[services.web]\nenv = [\"PORT\"]\n");
+    let out = crate::support::run(t.wtenv(&["up"]).stdin(std::process::Stdio::null()));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains("error: no service has a run command"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("hint: add run = "), "{out}");
+    assert!(t.allocations().is_empty(), "nothing allocated: {out}");
+}
+
+#[test]
+fn prefixes_are_coloured_only_when_asked() {
+    let t = TestEnv::new();
+    config(&t, "[services.web]\nrun = \"echo hello; exit 4\"\n");
+    let mut w = Wtenv::start(&t, &["up", "--color", "always"]);
+    assert_eq!(w.wait().code(), Some(4));
+    assert!(
+        w.stdout_text().contains("\x1b[36mweb\x1b[0m | hello\n"),
+        "{:?}",
+        w.stdout_text()
+    );
+    let mut w = Wtenv::start(&t, &["up"]);
+    assert_eq!(w.wait().code(), Some(4), "not a terminal: no colour");
+    assert_eq!(w.stdout_text(), "web | hello\n");
+    assert_no_holds(&t);
+}
