@@ -4,6 +4,7 @@ mod support;
 
 mod direnv;
 mod nix;
+mod quoting;
 mod registry;
 mod shell;
 
