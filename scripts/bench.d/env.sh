@@ -61,11 +61,18 @@ mkdir -p "$XDG_CONFIG_HOME/direnv/lib"
 "$WTENV" hook direnv >"$XDG_CONFIG_HOME/direnv/lib/wtenv.sh"
 echo "use wtenv" >"$repo/.envrc"
 echo "export FOO=bar" >"$plain/.envrc"
+# Where the time goes: `use wtenv` is one `wtenv env` plus one
+# `watch_file` (a `direnv watch` process); this isolates the second.
+watch=$B/watch
+mkdir -p "$watch"
+printf 'export FOO=bar\nwatch_file wtenv.toml\n' >"$watch/.envrc"
 direnv allow "$repo"
 direnv allow "$plain"
+direnv allow "$watch"
 djson=$B/direnv.json
 hyperfine -N --warmup 3 --export-json "$djson" \
   -n "direnv plain export" "direnv exec $plain /bin/true" \
+  -n "direnv export + watch_file" "direnv exec $watch /bin/true" \
   -n "direnv use wtenv" "direnv exec $repo /bin/true"
 
 python3 - "$json" "$djson" <<'PY'
@@ -79,6 +86,8 @@ print(f"  wtenv env        {env*1000:7.2f} ms  {env/r['/bin/true']:5.2f}x /bin/t
 print(f"  wtenv env        {env*1000:7.2f} ms  {env/r['git rev-parse']:5.2f}x git rev-parse --show-toplevel")
 ratio = d["direnv use wtenv"] / d["direnv plain export"]
 print(f"  direnv use wtenv {d['direnv use wtenv']*1000:7.2f} ms  {ratio:5.2f}x direnv plain export (target <= 1.2x: {'met' if ratio <= 1.2 else 'missed'})")
+w = d["direnv export + watch_file"]
+print(f"  (one watch_file alone: {w*1000:.2f} ms, {w/d['direnv plain export']:.2f}x direnv plain export)")
 PY
 
 if [ -x /usr/bin/time ]; then
