@@ -350,14 +350,6 @@ impl Registry {
                 self.move_aside_hint(),
             ));
         }
-        // The common case straight into the structs: parsing through a
-        // `Value` first doubled the cost of `env`'s hot path on a large
-        // registry. The `Value` route below only explains a failure.
-        if let Ok(data) = serde_json::from_slice::<RegistryData>(bytes)
-            && data.version == VERSION
-        {
-            return Ok(data);
-        }
         let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
             self.unusable(
                 format!("it is not valid JSON ({e})"),
