@@ -182,3 +182,39 @@ fn nix_hook_under_direnv_uses_the_sticky_reservation() {
     assert_eq!(reg["allocations"][0]["reserved"], true, "{reg}");
     assert!(reg["allocations"][0].get("holders").is_none(), "{reg}");
 }
+
+#[test]
+fn nix_develop_with_a_conflict_shows_the_reason_and_the_shell_still_runs() {
+    let t = TestEnv::new();
+    write_test_flake(&t);
+    let _busy = crate::support::PyListener::start(&t.root(), "4", "127.0.0.1", t.ports.start, "");
+    let env_file = t.root().join("develop.env");
+    let mut cmd = nix_cmd(&t, "nix");
+    cmd.args([
+        "develop",
+        t.repo.to_str().unwrap(),
+        "--command",
+        "bash",
+        "-c",
+    ])
+    .arg(format!(
+        "env -0 > '{}'; echo shell works",
+        env_file.display()
+    ))
+    .current_dir(&t.repo);
+    let out = run(&mut cmd);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("shell works"), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "Port conflict detected in feature range {}.",
+            t.ports.range()
+        )),
+        "{out}"
+    );
+    let env = read_env(&env_file);
+    for name in ["PORT", "WTENV_WORKTREE", "WTENV_PORTS"] {
+        assert_eq!(var(&env, name), None, "{name}: {out}");
+    }
+    assert!(t.allocations().is_empty());
+}
