@@ -41,7 +41,7 @@
       apps = forAllSystems (pkgs: {
         default = {
           type = "app";
-          program = "${self.packages.${pkgs.system}.default}/bin/wtenv";
+          program = "${self.packages.${pkgs.stdenv.hostPlatform.system}.default}/bin/wtenv";
         };
       });
 
@@ -50,7 +50,7 @@
       # To work on wtenv: the toolchain and every tool the tests drive.
       devShells = forAllSystems (pkgs: {
         default = pkgs.mkShell {
-          inputsFrom = [ self.packages.${pkgs.system}.default ];
+          inputsFrom = [ self.packages.${pkgs.stdenv.hostPlatform.system}.default ];
           packages = with pkgs; [
             cargo rustc clippy rustfmt cargo-nextest rust-analyzer
             direnv zsh fish shellcheck hyperfine tmux python3 git

@@ -368,25 +368,45 @@ pub fn ensure(
     mode: &HoldMode,
     system: &mut dyn System,
 ) -> Result<Ports> {
+    ensure_allocations(registry, req, mode, system).map(|(ports, _)| ports)
+}
+
+/// [`ensure`], also returning the worktree's allocations as they stand
+/// afterwards (for the checks `env` makes), so callers need not read the
+/// registry a second time.
+pub fn ensure_allocations(
+    registry: &Registry,
+    req: &Request,
+    mode: &HoldMode,
+    system: &mut dyn System,
+) -> Result<(Ports, Vec<Allocation>)> {
     if *mode == HoldMode::Reserve {
         let data = registry.read()?;
         let ports = current_ports(&data, req);
+        let mine = allocations_of(&data, req, &ports);
         // Only reservations: a port merely held (by a `nix develop` shell,
         // a `run`) goes away with its holder, so a plain `env` that exports
         // it must make it sticky first (in the transaction below).
-        let all_reserved = data
-            .allocations
-            .iter()
-            .filter(|a| {
-                a.belongs_to(req.repository, req.worktree) && ports.get(&a.service) == Some(&a.port)
-            })
-            .all(|a| a.reserved);
-        if ports.len() == req.services.len() && all_reserved {
+        if ports.len() == req.services.len() && mine.iter().all(|a| a.reserved) {
             tracing::debug!("fast path: every service has its reserved port");
-            return Ok(ports);
+            return Ok((ports, mine));
         }
     }
-    registry.transaction(|data| allocate_in(data, req, mode, system))
+    registry.transaction(|data| {
+        let ports = allocate_in(data, req, mode, system)?;
+        let mine = allocations_of(data, req, &ports);
+        Ok((ports, mine))
+    })
+}
+
+fn allocations_of(data: &RegistryData, req: &Request, ports: &Ports) -> Vec<Allocation> {
+    data.allocations
+        .iter()
+        .filter(|a| {
+            a.belongs_to(req.repository, req.worktree) && ports.get(&a.service) == Some(&a.port)
+        })
+        .cloned()
+        .collect()
 }
 
 /// The body of [`ensure`]'s transaction, over plain data.

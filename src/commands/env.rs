@@ -159,16 +159,8 @@ pub fn ensure_verified(
 ) -> Result<Vec<(String, String)>> {
     let mut system = RealSystem::new(&ctx.registry);
     let request = scope.request(skip_occupied);
-    let ports = alloc::ensure(&ctx.registry, &request, mode, &mut system)?;
-    let data = ctx.registry.read()?;
-    let mine: Vec<_> = data
-        .allocations
-        .iter()
-        .filter(|a| {
-            a.belongs_to(request.repository, request.worktree)
-                && ports.get(&a.service) == Some(&a.port)
-        })
-        .collect();
+    let (ports, mine) = alloc::ensure_allocations(&ctx.registry, &request, mode, &mut system)?;
+    let mine: Vec<_> = mine.iter().collect();
     let usage =
         alloc::classify(&mine, &mut system).map_err(|e| Error::io("could not probe ports", e))?;
     let foreign: Vec<String> = mine

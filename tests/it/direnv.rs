@@ -214,3 +214,51 @@ fn direnv_watches_the_config_and_the_stamp_not_the_registry() {
     assert_eq!(t.allocations().len(), 2);
     assert_eq!(pwned_under(&t.root()), None);
 }
+
+/// The lib file records the binary's path when written; after an upgrade
+/// or a Nix garbage collection that path may be gone: `use wtenv` then
+/// uses the `wtenv` on PATH instead of failing.
+#[test]
+fn direnv_lib_falls_back_to_wtenv_on_path_when_the_recorded_binary_is_gone() {
+    let t = TestEnv::new();
+    with_direnv(&t);
+    let lib = t.root().join("config/direnv/lib/wtenv.sh");
+    let gone = t.root().join("gone/wtenv");
+    std::fs::write(
+        &lib,
+        wtenv::commands::hook::render(wtenv::commands::hook::Target::Direnv, &gone),
+    )
+    .unwrap();
+    let bin = t.root().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_wtenv"), bin.join("wtenv")).unwrap();
+    allow(&t, &t.repo);
+    let file = t.root().join("fallback.env");
+    let mut cmd = Command::new("direnv");
+    t.apply_env(&mut cmd);
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    cmd.env("PATH", path)
+        .args([
+            "exec",
+            t.repo.to_str().unwrap(),
+            "sh",
+            "-c",
+            "env -0 > \"$1\"",
+            "sh",
+        ])
+        .arg(&file)
+        .current_dir(&t.repo);
+    let out = run(&mut cmd);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stderr, "", "{out}");
+    let env = read_env(&file);
+    assert_eq!(
+        var(&env, "PORT"),
+        Some(t.ports.start.to_string().as_str()),
+        "{out}"
+    );
+}

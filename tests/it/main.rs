@@ -6,6 +6,7 @@ mod config;
 mod direnv;
 mod nix;
 mod probe;
+mod quoting;
 mod registry;
 mod shell;
 mod supervise;

@@ -182,3 +182,176 @@ fn nix_hook_under_direnv_uses_the_sticky_reservation() {
     assert_eq!(reg["allocations"][0]["reserved"], true, "{reg}");
     assert!(reg["allocations"][0].get("holders").is_none(), "{reg}");
 }
+
+#[test]
+fn nix_develop_with_a_conflict_shows_the_reason_and_the_shell_still_runs() {
+    let t = TestEnv::new();
+    write_test_flake(&t);
+    let _busy = crate::support::PyListener::start(&t.root(), "4", "127.0.0.1", t.ports.start, "");
+    let env_file = t.root().join("develop.env");
+    let mut cmd = nix_cmd(&t, "nix");
+    cmd.args([
+        "develop",
+        t.repo.to_str().unwrap(),
+        "--command",
+        "bash",
+        "-c",
+    ])
+    .arg(format!(
+        "env -0 > '{}'; echo shell works",
+        env_file.display()
+    ))
+    .current_dir(&t.repo);
+    let out = run(&mut cmd);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("shell works"), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "Port conflict detected in feature range {}.",
+            t.ports.range()
+        )),
+        "{out}"
+    );
+    let env = read_env(&env_file);
+    for name in ["PORT", "WTENV_WORKTREE", "WTENV_PORTS"] {
+        assert_eq!(var(&env, name), None, "{name}: {out}");
+    }
+    assert!(t.allocations().is_empty());
+}
+
+/// A stand-in for nixpkgs with just what `flake.nix` uses. Its
+/// `buildRustPackage` builds nothing, but fails unless the source the
+/// flake hands it holds what cargo reads (shell-hooks/ included: the
+/// binary embeds it) and nothing else.
+const FAKE_NIXPKGS: &str = r#"{
+  outputs = { self }:
+    let
+      lib = {
+        genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
+        hasPrefix = p: s: builtins.substring 0 (builtins.stringLength p) s == p;
+        removePrefix = p: s:
+          if lib.hasPrefix p s
+          then builtins.substring (builtins.stringLength p) (builtins.stringLength s) s
+          else s;
+        cleanSourceWith = { src, filter, name ? "source" }: builtins.path { path = src; inherit filter name; };
+        licenses = { mit = "mit"; asl20 = "asl20"; };
+      };
+      pkgsFor = system: {
+        inherit lib;
+        stdenv.hostPlatform.system = system;
+        rustPlatform.buildRustPackage = args: derivation {
+          name = "${args.pname}-${args.version}";
+          inherit system;
+          builder = "/bin/sh";
+          src = args.src;
+          lockFile = args.cargoLock.lockFile;
+          # Stands in for cargo: fails unless the source holds what the
+          # build reads, and nothing else.
+          args = [ "-c" ''
+            set -e
+            for f in Cargo.toml Cargo.lock src/main.rs src/commands/hook.rs shell-hooks/wtenv.bash shell-hooks/nix.sh; do
+              test -f "$src/$f" || { echo "missing $f" >&2; exit 1; }
+            done
+            for f in README.md target flake.nix nix; do
+              test ! -e "$src/$f" || { echo "unexpected $f" >&2; exit 1; }
+            done
+            /bin/mkdir -p $out/bin
+            printf '#!/bin/sh\necho fake wtenv\n' > $out/bin/wtenv
+          '' ];
+        } // { meta = args.meta; };
+        mkShell = args: derivation {
+          name = "devshell"; inherit system; builder = "/bin/sh"; args = [ "-c" "echo > $out" ];
+          inputsFrom = map (d: d.name) args.inputsFrom;
+          packages = builtins.length args.packages;
+        };
+      } // lib.genAttrs [ "cargo" "rustc" "clippy" "rustfmt" "cargo-nextest" "rust-analyzer"
+        "direnv" "zsh" "fish" "shellcheck" "hyperfine" "tmux" "python3" "git" ] (n: n);
+    in {
+      inherit lib;
+      legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" "x86_64-darwin" "aarch64-darwin" ] pkgsFor;
+    };
+}
+"#;
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The real `flake.nix`, consumed as the README says (its `nixpkgs`
+/// following the consumer's, here the stand-in): every output evaluates,
+/// the package builds from a source that has shell-hooks/ and no more, and
+/// `lib.shellHook` points at the package's binary.
+#[test]
+fn flake_outputs_evaluate_and_build_against_a_stand_in_nixpkgs() {
+    let t = TestEnv::new();
+    let root = t.root();
+    let (fake, proj, consumer) = (root.join("fake"), root.join("proj"), root.join("consumer"));
+    std::fs::create_dir_all(&fake).unwrap();
+    std::fs::write(fake.join("flake.nix"), FAKE_NIXPKGS).unwrap();
+    std::fs::create_dir_all(&proj).unwrap();
+    for file in ["flake.nix", "Cargo.toml", "Cargo.lock", "README.md"] {
+        std::fs::copy(manifest(file), proj.join(file)).unwrap();
+    }
+    for dir in ["nix", "src", "shell-hooks"] {
+        copy_tree(&manifest(dir), &proj.join(dir));
+    }
+    t.git_in(&proj, &["init", "-q", "-b", "main"]);
+    t.git_in(&proj, &["add", "-A"]);
+    t.git_in(&proj, &["commit", "-q", "-m", "flake"]);
+    std::fs::create_dir_all(&consumer).unwrap();
+    std::fs::write(
+        consumer.join("flake.nix"),
+        format!(
+            r#"{{
+  inputs.nixpkgs.url = "path:{fake}";
+  inputs.wtenv.url = "git+file://{proj}";
+  inputs.wtenv.inputs.nixpkgs.follows = "nixpkgs";
+  outputs = {{ self, nixpkgs, wtenv }}: {{
+    packages.x86_64-linux.default = wtenv.packages.x86_64-linux.default;
+    overlay = (wtenv.overlays.default nixpkgs.legacyPackages.x86_64-linux {{ }}).wtenv.name;
+    app = wtenv.apps.x86_64-linux.default.program;
+    devShell = wtenv.devShells.x86_64-linux.default.name;
+    hook = wtenv.lib.shellHook {{ package = wtenv.packages.x86_64-linux.default; }};
+  }};
+}}
+"#,
+            fake = fake.display(),
+            proj = proj.display()
+        ),
+    )
+    .unwrap();
+    let flake = format!("path:{}", consumer.display());
+    let mut build = nix_cmd(&t, "nix");
+    build.args(["build", "--no-link", "--no-write-lock-file", &flake]);
+    let out = run(&mut build);
+    assert_eq!(out.code, Some(0), "{out}");
+    let eval = |attr: &str| {
+        let mut cmd = nix_cmd(&t, "nix");
+        cmd.args([
+            "eval",
+            "--raw",
+            "--no-write-lock-file",
+            &format!("{flake}#{attr}"),
+        ]);
+        let out = run(&mut cmd);
+        assert_eq!(out.code, Some(0), "{attr}: {out}");
+        out.stdout
+    };
+    let version = format!("wtenv-{}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(eval("overlay"), version);
+    assert_eq!(eval("devShell"), "devshell");
+    let app = eval("app");
+    assert!(
+        app.starts_with("/nix/store/") && app.ends_with(&format!("-{version}/bin/wtenv")),
+        "{app}"
+    );
+    assert_eq!(eval("hook"), format!(r#"eval "$('{app}' hook nix)""#));
+}

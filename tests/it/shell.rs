@@ -370,23 +370,20 @@ fn prompt_hook_switching_worktrees_replaces_the_ports_and_a_failure_unsets_them(
     }
 }
 
-#[test]
-fn bash_prompt_command_exports_on_cd_in_an_interactive_shell() {
-    let t = TestEnv::new();
-    let hook = hook_file(&t, "bash");
-    let env_file = t.root().join("interactive.env");
-    let script = format!(
-        "source {}\ncd {}\nenv -0 > {}\nexit\n",
-        q(&hook),
-        q(&t.repo),
-        q(&env_file)
-    );
-    let mut cmd = Command::new("bash");
+/// An interactive shell fed lines on a pipe: its prompt hooks fire
+/// before each line, as at a terminal.
+fn interactive(t: &TestEnv, sh: Sh, dir: &Path, lines: &str) -> std::process::Output {
+    let mut cmd = Command::new(sh.name());
     t.apply_env(&mut cmd);
-    cmd.args(["--noprofile", "--norc", "-i"])
-        .current_dir(t.root())
-        .stdin(std::process::Stdio::piped());
+    let flags: &[&str] = match sh {
+        Sh::Bash => &["--noprofile", "--norc", "-i"],
+        Sh::Zsh => &["--no-rcs", "-i"],
+        Sh::Fish => &["--no-config", "-i"],
+    };
     let mut child = cmd
+        .args(flags)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -396,12 +393,104 @@ fn bash_prompt_command_exports_on_cd_in_an_interactive_shell() {
         .stdin
         .take()
         .unwrap()
-        .write_all(script.as_bytes())
+        .write_all(format!("{lines}exit\n").as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let env = read_env(&env_file);
-    assert_eq!(var(&env, "PORT"), Some(t.ports.start.to_string().as_str()));
+    child.wait_with_output().unwrap()
+}
+
+/// `lines` typed into an interactive shell in a tmux terminal, one by one;
+/// done once `last_file` holds a whole `env -0` dump.
+fn in_tmux(t: &TestEnv, sh: Sh, dir: &Path, lines: &str, last_file: &Path) -> std::process::Output {
+    let socket = t.root().join("tmux.sock");
+    let mut env = Command::new("true");
+    t.apply_env(&mut env);
+    let vars: Vec<String> = env
+        .get_envs()
+        .map(|(k, v)| format!("'{}={}'", k.to_str().unwrap(), v.unwrap().to_str().unwrap()))
+        .collect();
+    let launcher = t.root().join(format!("{}-launch.sh", sh.name()));
+    std::fs::write(
+        &launcher,
+        format!(
+            "#!/bin/sh\nexec env -i TERM=xterm-256color {} {} --no-config -i\n",
+            vars.join(" "),
+            sh.name()
+        ),
+    )
+    .unwrap();
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(&socket)
+            .args(["-f", "/dev/null"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-x",
+        "200",
+        "-y",
+        "50",
+        "-c",
+        dir.to_str().unwrap(),
+        &format!("sh {}", q(&launcher)),
+    ]);
+    assert!(started.status.success(), "{started:?}");
+    for line in lines.lines() {
+        let sent = tmux(&["send-keys", "-t", "0", "-l", line]);
+        assert!(sent.status.success(), "{sent:?}");
+        tmux(&["send-keys", "-t", "0", "Enter"]);
+    }
+    // `env -0` output is complete when it ends with a NUL.
+    let done = crate::support::wait_for(std::time::Duration::from_secs(30), || {
+        std::fs::read(last_file).is_ok_and(|b| b.ends_with(b"\0"))
+    });
+    let screen = tmux(&["capture-pane", "-p", "-t", "0"]);
+    tmux(&["kill-server"]);
+    assert!(done, "{}", String::from_utf8_lossy(&screen.stdout));
+    screen
+}
+
+/// A shell started inside a worktree gets the ports at its first prompt
+/// (no `cd` needed: bash's PROMPT_COMMAND, zsh's precmd, fish's
+/// fish_prompt event), and loses them on `cd` out.
+#[test]
+fn interactive_shells_get_the_ports_at_the_first_prompt_and_lose_them_on_cd() {
+    let t = TestEnv::new();
+    for sh in SHELLS {
+        let hook = hook_file(&t, sh.name());
+        let (inside, outside) = (
+            t.root().join(format!("{}-i-in.env", sh.name())),
+            t.root().join(format!("{}-i-out.env", sh.name())),
+        );
+        // The hook is sourced on the first line; its first prompt follows.
+        let lines = format!(
+            "source {}\nenv -0 > {}\ncd ..\nenv -0 > {}\n",
+            q(&hook),
+            q(&inside),
+            q(&outside)
+        );
+        let out = match sh {
+            // fish runs no prompt events when it reads from a pipe: it
+            // gets a real terminal.
+            Sh::Fish => in_tmux(&t, sh, &t.repo, &lines, &outside),
+            _ => interactive(&t, sh, &t.repo, &lines),
+        };
+        assert!(out.status.success(), "{}: {out:?}", sh.name());
+        let inside = read_env(&inside);
+        assert_eq!(
+            var(&inside, "PORT"),
+            Some(t.ports.start.to_string().as_str()),
+            "{}: {out:?}",
+            sh.name()
+        );
+        let outside = read_env(&outside);
+        assert_eq!(var(&outside, "PORT"), None, "{}: {out:?}", sh.name());
+        assert_eq!(var(&outside, "__WTENV_DIFF"), None, "{}", sh.name());
+    }
 }
 
 /// A stand-in for the binary: writes `$STUB_TARGET` to `$WTENV_CD_FILE`,

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# env: the path users touch on every `cd`.
+# - `wtenv env` on the fast path (every service has its reserved port) with
+#   a registry of 1,000 allocations, vs /bin/true and vs
+#   `git rev-parse --show-toplevel`, in one hyperfine run. Target: <= 3x
+#   /bin/true.
+# - `direnv exec` of an .envrc with `use wtenv` vs one with a plain
+#   `export`, in one run. Target: <= 1.2x.
+# - Peak RSS of `wtenv env` (/usr/bin/time -v "Maximum resident set size",
+#   else python's getrusage(RUSAGE_CHILDREN).ru_maxrss). Target: < 10 MB.
+# Prints, never fails.
+set -euo pipefail
+: "${WTENV:?run through scripts/bench}" "${BENCH_TMP:?run through scripts/bench}"
+
+B=$BENCH_TMP/env
+repo=$B/repo
+plain=$B/plain
+mkdir -p "$repo" "$plain"
+export DIRENV_LOG_FORMAT=
+git -C "$repo" init -q -b main
+git -C "$repo" -c user.name=bench -c user.email=bench@example.invalid \
+  commit -q --allow-empty -m init
+printf '[purposes]\nfeature = "10000-11099"\n[services.web]\nenv = ["PORT", "WEB_PORT"]\n[services.api]\n[env]\nAPI_URL = "http://localhost:{port.api}"\n' \
+  >"$repo/wtenv.toml"
+
+# 1,000 reserved allocations of another repository's worktrees (their
+# directories exist: a missing one would be swept as "worktree gone").
+python3 - "$B" "$WTENV_STATE_DIR" <<'PY'
+import json, os, sys
+base, state = sys.argv[1], sys.argv[2]
+allocs = []
+for i in range(1000):
+    wt = os.path.join(base, "other", "wt%d" % i)
+    os.makedirs(wt, exist_ok=True)
+    allocs.append({
+        "port": 10000 + i, "service": "app", "purpose": "feature",
+        "repository": os.path.join(base, "other", ".git"), "worktree": wt,
+        "created": "2026-01-01T00:00:00Z", "reserved": True,
+    })
+os.makedirs(state, mode=0o700, exist_ok=True)
+os.chmod(state, 0o700)
+path = os.path.join(state, "registry.json")
+with open(path, "w") as f:
+    json.dump({"version": 1, "allocations": allocs}, f, indent=2)
+os.chmod(path, 0o600)
+PY
+
+cd "$repo"
+"$WTENV" -q env >/dev/null # allocates this worktree's two ports: later runs are the fast path
+echo "registry: $(grep -c '"port"' "$WTENV_STATE_DIR/registry.json") allocations," \
+  "$(wc -c <"$WTENV_STATE_DIR/registry.json") bytes"
+
+json=$B/env.json
+hyperfine -N --warmup 3 --export-json "$json" \
+  -n /bin/true /bin/true \
+  -n "wtenv env" "$WTENV env" \
+  -n "git rev-parse" "git rev-parse --show-toplevel"
+
+# direnv: `use wtenv` from direnv's lib dir, vs a plain export.
+mkdir -p "$XDG_CONFIG_HOME/direnv/lib"
+"$WTENV" hook direnv >"$XDG_CONFIG_HOME/direnv/lib/wtenv.sh"
+echo "use wtenv" >"$repo/.envrc"
+echo "export FOO=bar" >"$plain/.envrc"
+# Where the time goes: `use wtenv` is one `wtenv env` plus one
+# `watch_file` (a `direnv watch` process); this isolates the second.
+watch=$B/watch
+mkdir -p "$watch"
+printf 'export FOO=bar\nwatch_file wtenv.toml\n' >"$watch/.envrc"
+direnv allow "$repo"
+direnv allow "$plain"
+direnv allow "$watch"
+djson=$B/direnv.json
+hyperfine -N --warmup 3 --export-json "$djson" \
+  -n "direnv plain export" "direnv exec $plain /bin/true" \
+  -n "direnv export + watch_file" "direnv exec $watch /bin/true" \
+  -n "direnv use wtenv" "direnv exec $repo /bin/true"
+
+python3 - "$json" "$djson" <<'PY'
+import json, sys
+def load(p):
+    return {r["command"]: r["median"] for r in json.load(open(p))["results"]}
+r, d = load(sys.argv[1]), load(sys.argv[2])
+env = r["wtenv env"]
+print("median ratios (each pair measured in the same run):")
+print(f"  wtenv env        {env*1000:7.2f} ms  {env/r['/bin/true']:5.2f}x /bin/true (target <= 3x: {'met' if env/r['/bin/true'] <= 3 else 'missed'})")
+print(f"  wtenv env        {env*1000:7.2f} ms  {env/r['git rev-parse']:5.2f}x git rev-parse --show-toplevel")
+ratio = d["direnv use wtenv"] / d["direnv plain export"]
+print(f"  direnv use wtenv {d['direnv use wtenv']*1000:7.2f} ms  {ratio:5.2f}x direnv plain export (target <= 1.2x: {'met' if ratio <= 1.2 else 'missed'})")
+w = d["direnv export + watch_file"]
+print(f"  (one watch_file alone: {w*1000:.2f} ms, {w/d['direnv plain export']:.2f}x direnv plain export)")
+PY
+
+if [ -x /usr/bin/time ]; then
+  kb=$(/usr/bin/time -v "$WTENV" env 2>&1 >/dev/null | awk -F': ' '/Maximum resident set size/ {print $2}')
+  how="/usr/bin/time -v"
+else
+  kb=$(python3 -c 'import resource, subprocess, sys
+subprocess.run([sys.argv[1], "env"], stdout=subprocess.DEVNULL, check=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$WTENV")
+  how="getrusage(RUSAGE_CHILDREN)"
+fi
+awk -v kb="$kb" -v how="$how" 'BEGIN { mb = kb / 1024; printf "  peak RSS of wtenv env: %.1f MB (%s; target < 10 MB: %s)\n", mb, how, (mb < 10 ? "met" : "missed") }'

@@ -1,0 +1,189 @@
+//! Hostile values through every `env --format`, eval'd by the real bash,
+//! zsh and fish (TESTING.md hard case 14): they arrive byte-exact and no
+//! code runs. The worktree's own path holds `$(touch PWNED)` and a quote.
+
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+use crate::shell::{Sh, pwned_under, read_env, var};
+use crate::support::{TestEnv, run};
+
+/// Pieces that break naive quoting in one shell or another.
+const FRAGMENTS: &[&str] = &[
+    "'",
+    "\"",
+    "\\",
+    "\\'",
+    "'\\''",
+    "$(touch PWNED)",
+    "`touch PWNED`",
+    "(touch PWNED)",
+    "; touch PWNED",
+    "'; touch PWNED; '",
+    "\"; touch PWNED; \"",
+    "\\'; touch PWNED #",
+    "$HOME",
+    "${HOME}",
+    "$",
+    "!",
+    "!!",
+    "*",
+    "~",
+    "{a,b}",
+    "%s",
+    "\n",
+    "\r",
+    "\r\n",
+    "\t",
+    " ",
+    "#",
+    "&",
+    "|",
+    "é",
+    "☃",
+    "𝄞",
+    "\u{202e}",
+    "\u{2028}",
+    "\u{85}",
+    "\u{1b}[31m",
+];
+
+fn hostile() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        4 => proptest::sample::select(FRAGMENTS).prop_map(str::to_owned),
+        2 => "\\PC{0,6}",
+        1 => any::<char>().prop_filter("no NUL in the environment", |c| *c != '\0').prop_map(String::from),
+        1 => "[a-z'\"$`\\\\ \n]{1000,4000}",
+    ];
+    proptest::collection::vec(piece, 0..10).prop_map(|v| v.concat())
+}
+
+/// A config with the test's range and the value as an `[env]` template
+/// (braces doubled: they are literal).
+fn write_case(t: &TestEnv, path: &Path, value: &str) {
+    let config = serde_json::json!({
+        "purposes": { "feature": t.ports.range() },
+        "env": {
+            "HOSTILE": value.replace('{', "{{").replace('}', "}}"),
+            "WT": "{worktree}",
+        },
+    });
+    std::fs::write(path, config.to_string()).unwrap();
+}
+
+/// What bash makes of a dotenv line: single-quoted values exactly; in the
+/// double-quoted form (used for `'` and newlines) `\n` and `\r` stay
+/// escapes, which is how dotenv readers expect them.
+fn dotenv_in_bash(value: &str) -> String {
+    if value.contains(['\'', '\n', '\r']) {
+        value.replace('\n', "\\n").replace('\r', "\\r")
+    } else {
+        value.to_owned()
+    }
+}
+
+struct Case<'a> {
+    t: &'a TestEnv,
+    worktree: &'a Path,
+    config: PathBuf,
+}
+
+impl Case<'_> {
+    fn output(&self, format: &str) -> Result<PathBuf, TestCaseError> {
+        let out = run(&mut self.t.wtenv_in(
+            self.worktree,
+            &[
+                "--config",
+                self.config.to_str().unwrap(),
+                "env",
+                "--format",
+                format,
+            ],
+        ));
+        prop_assert_eq!(out.code, Some(0), "{}", out);
+        let file = self.t.root().join(format!("out.{format}"));
+        std::fs::write(&file, out.stdout).unwrap();
+        Ok(file)
+    }
+
+    /// `eval`s (bash, zsh) or `source`s (fish) `file` in the real shell
+    /// and returns the exported environment.
+    fn eval_in(
+        &self,
+        sh: Sh,
+        file: &Path,
+        prelude: &str,
+    ) -> Result<Vec<(String, String)>, TestCaseError> {
+        let dump = self.t.root().join(format!("{}.env", sh.name()));
+        let _ = std::fs::remove_file(&dump);
+        let script = match sh {
+            Sh::Fish => format!(
+                "source '{}'\nenv -0 > '{}'\n",
+                file.display(),
+                dump.display()
+            ),
+            _ => format!(
+                "{prelude}eval \"$(cat '{}')\"\nenv -0 > '{}'\n",
+                file.display(),
+                dump.display()
+            ),
+        };
+        let out = sh.run(self.t, self.worktree, &script);
+        prop_assert_eq!(out.code, Some(0), "{}: {}", sh.name(), out);
+        prop_assert_eq!(out.stderr.as_str(), "", "{}: {}", sh.name(), out);
+        Ok(read_env(&dump))
+    }
+}
+
+#[test]
+fn hostile_values_arrive_byte_exact_in_every_format_and_run_nothing() {
+    let t = TestEnv::new();
+    let worktree = t.root().join("wt $(touch PWNED) it's");
+    t.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "hostile",
+        worktree.to_str().unwrap(),
+    ]);
+    let case = Case {
+        t: &t,
+        worktree: &worktree,
+        config: t.root().join("case.json"),
+    };
+    let wt = worktree.to_str().unwrap();
+    let mut runner = TestRunner::new(Config {
+        // Each case spawns five wtenv and four shells.
+        cases: 24,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&hostile(), |value| {
+            write_case(&t, &case.config, &value);
+            for (sh, format) in [(Sh::Bash, "bash"), (Sh::Zsh, "zsh"), (Sh::Fish, "fish")] {
+                let file = case.output(format)?;
+                let env = case.eval_in(sh, &file, "")?;
+                prop_assert_eq!(var(&env, "HOSTILE"), Some(value.as_str()), "{}", sh.name());
+                prop_assert_eq!(var(&env, "WT"), Some(wt), "{}", sh.name());
+                prop_assert_eq!(var(&env, "WTENV_WORKTREE"), Some(wt), "{}", sh.name());
+            }
+            let file = case.output("dotenv")?;
+            let env = case.eval_in(Sh::Bash, &file, "set -a\n")?;
+            let (want, want_wt) = (dotenv_in_bash(&value), dotenv_in_bash(wt));
+            prop_assert_eq!(var(&env, "HOSTILE"), Some(want.as_str()));
+            prop_assert_eq!(var(&env, "WT"), Some(want_wt.as_str()));
+            let file = case.output("json")?;
+            let json: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+            prop_assert_eq!(json["HOSTILE"].as_str(), Some(value.as_str()));
+            prop_assert_eq!(json["WTENV_WORKTREE"].as_str(), Some(wt));
+            prop_assert_eq!(pwned_under(&t.root()), None);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(pwned_under(&t.root()), None);
+}
