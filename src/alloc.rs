@@ -52,7 +52,9 @@ impl RealSystem {
 
 impl System for RealSystem {
     fn probe(&mut self, port: u16) -> io::Result<PortState> {
-        let to_io = |e: Error| io::Error::other(e.to_string());
+        // Keep the error itself as the source: `Error::probe` recovers it,
+        // so a probe lock busy past the wait still exits 2.
+        let to_io = io::Error::other;
         if let (Some(r), None) = (&self.registry, &self.probe_lock) {
             self.probe_lock = r.open_probe_lock().map_err(to_io)?;
         }
@@ -386,17 +388,29 @@ pub fn ensure_allocations(
         let mine = allocations_of(&data, req, &ports);
         // Only reservations: a port merely held (by a `nix develop` shell,
         // a `run`) goes away with its holder, so a plain `env` that exports
-        // it must make it sticky first (in the transaction below).
-        if ports.len() == req.services.len() && mine.iter().all(|a| a.reserved) {
+        // it must make it sticky first (in the transaction below). A dead
+        // holder of ours (a SIGKILLed `run`) is swept there too: reading
+        // its /proc entry is cheap, and it is only this worktree's holds.
+        let fast = ports.len() == req.services.len()
+            && mine.iter().all(|a| a.reserved)
+            && mine
+                .iter()
+                .flat_map(|a| &a.holders)
+                .all(|h| system.is_alive(h.process()));
+        if fast {
             tracing::debug!("fast path: every service has its reserved port");
             return Ok((ports, mine));
         }
     }
+    // The sweep is committed even when the allocation then fails: it only
+    // removes what is provably stale, so the next command starts clean and
+    // the failure can name the process that outlived its holder (rule 4).
     registry.transaction(|data| {
-        let ports = allocate_in(data, req, mode, system)?;
-        let mine = allocations_of(data, req, &ports);
-        Ok((ports, mine))
-    })
+        Ok(allocate_in(data, req, mode, system).map(|ports| {
+            let mine = allocations_of(data, req, &ports);
+            (ports, mine)
+        }))
+    })?
 }
 
 fn allocations_of(data: &RegistryData, req: &Request, ports: &Ports) -> Vec<Allocation> {
@@ -409,7 +423,8 @@ fn allocations_of(data: &RegistryData, req: &Request, ports: &Ports) -> Vec<Allo
         .collect()
 }
 
-/// The body of [`ensure`]'s transaction, over plain data.
+/// The body of [`ensure`]'s transaction, over plain data. On error, `data`
+/// has been changed by the sweep only.
 pub fn allocate_in(
     data: &mut RegistryData,
     req: &Request,
@@ -427,7 +442,7 @@ pub fn allocate_in(
     if !missing.is_empty() {
         let taken: BTreeSet<u16> = data.allocations.iter().map(|a| a.port).collect();
         let found = scan(req.range, &taken, missing.len(), req.skip_occupied, system)
-            .map_err(|e| Error::io("could not probe ports", e))?;
+            .map_err(Error::probe)?;
         if !found.conflicts.is_empty() && !req.skip_occupied {
             let holders = system.holders(&found.conflicts.iter().copied().collect());
             return Err(Error::Conflict(conflict_message(
@@ -442,9 +457,6 @@ pub fn allocate_in(
                 purpose: req.purpose.to_owned(),
                 range: req.range.to_string(),
             });
-        }
-        if let Some(warning) = probe::ephemeral_overlap(req.range) {
-            tracing::warn!("{warning}");
         }
         let created = registry::now_rfc3339();
         for (service, port) in missing.iter().zip(found.free) {

@@ -48,6 +48,18 @@ impl Ctx {
         for w in &config.warnings {
             self.warn(w);
         }
+        // Rule 6, checked here at the edge: it depends on the machine, not
+        // on the file. The built-in ranges never overlap it.
+        if let Some(source) = &config.source {
+            for (purpose, range) in &config.purposes {
+                if let Some(overlap) = crate::probe::ephemeral_overlap(*range) {
+                    self.warn(&format!(
+                        "{}: purposes.{purpose}: {overlap}",
+                        source.display()
+                    ));
+                }
+            }
+        }
         Ok(config)
     }
 

@@ -101,6 +101,17 @@ impl Error {
         }
     }
 
+    /// A probe failure. The probe lock's own errors travel inside the
+    /// `io::Error` (the `System` trait speaks io); they come back out here
+    /// with their kind, so "registry busy" still exits 2.
+    pub fn probe(e: std::io::Error) -> Self {
+        if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            let inner = e.into_inner().expect("checked above");
+            return *inner.downcast::<Error>().expect("checked above");
+        }
+        Error::io("could not probe ports", e)
+    }
+
     /// What the user can do about it, printed as `hint: ...`.
     pub fn hint(&self) -> Option<String> {
         match self {

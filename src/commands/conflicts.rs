@@ -33,8 +33,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let mut system = RealSystem::new(&ctx.registry);
     let mut found = Vec::new();
     for (purpose, range) in &config.purposes {
-        let busy = alloc::occupied_in(*range, &taken, &mut system)
-            .map_err(|e| Error::io("could not probe ports", e))?;
+        let busy = alloc::occupied_in(*range, &taken, &mut system).map_err(Error::probe)?;
         found.extend(busy.into_iter().map(|p| (purpose.clone(), p)));
     }
     let holders = system.holders(&found.iter().map(|(_, p)| *p).collect());

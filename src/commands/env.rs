@@ -161,8 +161,7 @@ pub fn ensure_verified(
     let request = scope.request(skip_occupied);
     let (ports, mine) = alloc::ensure_allocations(&ctx.registry, &request, mode, &mut system)?;
     let mine: Vec<_> = mine.iter().collect();
-    let usage =
-        alloc::classify(&mine, &mut system).map_err(|e| Error::io("could not probe ports", e))?;
+    let usage = alloc::classify(&mine, &mut system).map_err(Error::probe)?;
     let foreign: Vec<String> = mine
         .iter()
         .zip(&usage)

@@ -33,8 +33,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         .filter(|a| repository.as_ref().is_none_or(|r| &a.repository == r))
         .collect();
     rows.sort_by_key(|a| a.port);
-    let usage = alloc::classify(&rows, &mut RealSystem::new(&ctx.registry))
-        .map_err(|e| Error::io("could not probe ports", e))?;
+    let usage =
+        alloc::classify(&rows, &mut RealSystem::new(&ctx.registry)).map_err(Error::probe)?;
     if args.json {
         let items: Vec<_> = rows
             .iter()

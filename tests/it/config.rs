@@ -166,3 +166,29 @@ fn no_config_means_the_built_in_defaults() {
         assert!(out.stderr.contains("feature range 5000-5099"), "{out}");
     }
 }
+
+#[test]
+fn a_range_overlapping_the_ephemeral_range_is_a_warning() {
+    let t = TestEnv::new();
+    let eph = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let start: u16 = eph.split_whitespace().next().unwrap().parse().unwrap();
+    // A second purpose inside the ephemeral range; `feature` (the test's
+    // block, below it) is the one allocated from.
+    t.write_config(&format!(
+        "ephemeral = \"{}-{}\"\n",
+        start + 100,
+        start + 109
+    ));
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr.starts_with("warning: ")
+            && out.stderr.contains("purposes.ephemeral")
+            && out.stderr.contains("overlaps the OS ephemeral range"),
+        "{out}"
+    );
+    // Ranges below the ephemeral range give no warning at all.
+    t.write_config("");
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.stderr, "", "{out}");
+}

@@ -336,8 +336,9 @@ fn a_holder_whose_pid_was_reused_is_swept() {
 }
 
 /// TESTING.md 10, the core's half: a SIGKILLed holder (`wtenv run`) left
-/// its server running. The next allocation sweeps the dead hold, meets the
-/// port held on the system, and names the process still holding it.
+/// its server running. The next allocation sweeps the dead hold (for good,
+/// even though it then fails), meets the port held on the system, and
+/// names the process still holding it.
 #[test]
 fn a_swept_hold_whose_server_survives_is_a_conflict_naming_the_server() {
     let t = TestEnv::new();
@@ -363,8 +364,9 @@ fn a_swept_hold_whose_server_survives_is_a_conflict_naming_the_server() {
             && out.stderr.contains(&format!(" in {}", other.display())),
         "{out}"
     );
-    // Fail fast writes nothing, not even the sweep; skipping takes the next.
-    assert_eq!(t.allocations().len(), 1);
+    // Fail fast allocates nothing, but the sweep of the dead hold is
+    // written; skipping then takes the next port.
+    assert!(t.allocations().is_empty(), "the dead hold was not swept");
     let out = run(&mut t.wtenv(&["allocate", "--service", "x", "--skip-occupied"]));
     assert_eq!(out.stdout, format!("{}\n", t.ports.port(1)), "{out}");
     assert_eq!(
@@ -811,9 +813,26 @@ fn a_new_registry_is_private() {
 
 #[test]
 fn a_registry_locked_by_another_process_is_busy_after_the_timeout() {
+    lock_held_elsewhere_exits_2_busy(
+        "registry.lock",
+        &[&["allocate", "--service", "x"], &["ports"], &["release"]],
+    );
+}
+
+/// The probe lock too: a probe that cannot get its turn is "registry busy"
+/// (exit 2), not a failed probe (exit 1).
+#[test]
+fn a_probe_lock_held_by_another_process_is_busy_after_the_timeout() {
+    lock_held_elsewhere_exits_2_busy(
+        "probe.lock",
+        &[&["allocate", "--service", "x"], &["ports"], &["env"]],
+    );
+}
+
+fn lock_held_elsewhere_exits_2_busy(lock_name: &str, commands: &[&[&str]]) {
     let t = TestEnv::new();
     assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
-    let lock = t.state_dir().join("registry.lock");
+    let lock = t.state_dir().join(lock_name);
     // flock -F: no fork, so the process we kill is the one holding the lock.
     let mut holder = Command::new("flock")
         .args([
@@ -832,11 +851,7 @@ fn a_registry_locked_by_another_process_is_busy_after_the_timeout() {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line, "locked\n");
-    for args in [
-        &["allocate", "--service", "x"][..],
-        &["ports"],
-        &["release"],
-    ] {
+    for &args in commands {
         let start = Instant::now();
         let out = run(t.wtenv(args).env("WTENV_LOCK_TIMEOUT", "300ms"));
         assert_eq!(out.code, Some(2), "wtenv {args:?}: {out}");
@@ -941,5 +956,57 @@ fn diagnostics_on_a_pipe_have_no_colour_codes_unless_asked() {
     assert!(
         out.stderr.contains('\x1b'),
         "--color always gave no colour: {out}"
+    );
+}
+
+#[test]
+fn env_sweeps_a_dead_hold_on_its_own_reservation_and_a_failed_allocation_keeps_the_sweep() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    // A `wtenv run` that was SIGKILLed: its pid is gone, its hold stays.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let hold = json!([{"pid": dead, "start_time": 1, "command": "npm start"}]);
+    t.write_registry(vec![
+        t.record(
+            t.ports.port(0),
+            "app",
+            "feature",
+            &t.repo,
+            true,
+            hold.clone(),
+        ),
+        t.record(t.ports.port(1), "app", "feature", &other, false, hold),
+    ]);
+    // The fast path would print the port without looking at the hold: env
+    // must notice its own dead holder and sweep it.
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout.contains(&format!("PORT='{}'", t.ports.port(0))),
+        "{out}"
+    );
+    // The held-only entry of `other` was swept in the same transaction.
+    assert_eq!(
+        t.allocations(),
+        vec![(t.ports.port(0), "app".into(), t.repo.clone())]
+    );
+    assert!(t.registry()["allocations"][0].get("holders").is_none());
+
+    // A stale entry swept by an allocation that then fails fast stays swept.
+    let third = t.add_worktree("third");
+    let hold = json!([{"pid": dead, "start_time": 1, "command": "npm start"}]);
+    t.write_registry(vec![
+        t.record(t.ports.port(0), "app", "feature", &t.repo, true, json!([])),
+        t.record(t.ports.port(5), "app", "feature", &other, false, hold),
+    ]);
+    let _busy = PyListener::start(&t.root(), "4", "0.0.0.0", t.ports.port(1), "");
+    let out = run(&mut t.wtenv_in(&third, &["env"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("Port conflict detected"), "{out}");
+    assert_eq!(
+        t.allocations(),
+        vec![(t.ports.port(0), "app".into(), t.repo.clone())]
     );
 }

@@ -334,14 +334,11 @@ fn a_sigkilled_wtenv_is_swept_by_the_next_command_which_names_the_survivor() {
         out.stderr.contains(&format!("port {port}: pid {server} (")),
         "names the survivor: {out}"
     );
-    // validate --fix writes the sweep.
-    let out = crate::support::run(&mut t.wtenv(&["validate", "--fix"]));
-    assert!(
-        out.stdout.contains(&format!("holder pid {}", w.pid()))
-            || out.stderr.contains(&format!("holder pid {}", w.pid())),
-        "{out}"
-    );
+    // The failing `run` still wrote the sweep: the dead hold is gone and
+    // validate finds nothing to fix.
     assert_no_holds(&t);
+    let out = crate::support::run(&mut t.wtenv(&["validate"]));
+    assert_eq!(out.code, Some(0), "{out}");
 }
 
 /// SIGKILLs a process group when dropped (a tree no wtenv supervises).
