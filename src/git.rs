@@ -11,8 +11,11 @@
 //! follow `--`, and ref names are checked in their full `refs/heads/` form.
 
 use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
@@ -57,10 +60,15 @@ impl Git {
                 .join(" ")
         };
         tracing::debug!(args = %shown(), dir = %self.dir.display(), "git");
+        // Its own process group: a terminal's Ctrl-C reaches wtenv only,
+        // which lets the git step finish whole and then undoes it (see
+        // `commands::create`), instead of git dying half-way with children
+        // still holding ref locks.
         let out = Command::new("git")
             .args(&args)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
+            .process_group(0)
             .output()
             .map_err(|e| Error::io(format!("could not run git {}", shown()), e))?;
         if out.status.success() {
@@ -164,6 +172,52 @@ impl Git {
     pub fn worktrees(&self) -> Result<Vec<ListedWorktree>> {
         let out = self.run(["worktree", "list", "--porcelain", "-z"])?;
         Ok(parse_worktree_list(&out))
+    }
+}
+
+/// Serializes wtenv's own `git worktree add` and `remove` in one
+/// repository: git's `worktree add` is not safe against a concurrent one
+/// (it reads the other's half-made `.git/worktrees` entry and fails with
+/// "failed to read .../commondir"). An exclusive `flock` on the git common
+/// dir itself (git never flocks it), so no file is added to the
+/// repository; released on drop.
+pub struct RepoLock {
+    _file: File,
+}
+
+/// How long a wtenv waits for another one's worktree change.
+const REPO_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+impl RepoLock {
+    /// Waits for the lock, polling `interrupted` so a Ctrl-C while waiting
+    /// is seen at once (an `Err` from it is returned as is).
+    pub fn acquire(common_dir: &Path, interrupted: &dyn Fn() -> Result<()>) -> Result<RepoLock> {
+        let path = common_dir;
+        let file = File::open(path)
+            .map_err(|e| Error::io(format!("could not open {}", path.display()), e))?;
+        let start = Instant::now();
+        loop {
+            interrupted()?;
+            match file.try_lock() {
+                Ok(()) => return Ok(RepoLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < REPO_LOCK_WAIT => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::hinted(
+                        format!(
+                            "could not lock {}: busy for {} s",
+                            path.display(),
+                            REPO_LOCK_WAIT.as_secs()
+                        ),
+                        "another wtenv is creating or removing a worktree of this repository; retry",
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(Error::io(format!("could not lock {}", path.display()), e));
+                }
+            }
+        }
     }
 }
 

@@ -32,7 +32,7 @@ use crate::alloc::{self, HoldMode, Ports, RealSystem};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
-use crate::git::Git;
+use crate::git::{Git, RepoLock};
 use crate::output;
 use crate::registry::Registry;
 use crate::worktree::{self, Meta, Worktree};
@@ -198,12 +198,7 @@ pub fn plan(
             format!("makes {branch:?}, which is not a valid branch name"),
         ));
     }
-    if git.branch_commit(&branch)?.is_some() {
-        return Err(Error::hinted(
-            format!("branch {branch:?} already exists"),
-            format!("choose another identifier, or delete the branch: git branch -d {branch}"),
-        ));
-    }
+    check_branch_free(&git, &branch)?;
     let base = base.unwrap_or("HEAD").to_owned();
     let base_commit = git.resolve_commit(&base)?.ok_or_else(|| {
         Error::hinted(
@@ -219,12 +214,7 @@ pub fn plan(
                 .join(format!("{purpose}-{identifier}")),
         ),
     };
-    if std::fs::symlink_metadata(&wanted).is_ok() {
-        return Err(Error::hinted(
-            format!("path {} already exists", wanted.display()),
-            "choose another identifier or --path, or remove that directory",
-        ));
-    }
+    check_path_free(&wanted)?;
     let (path, first_new_dir) = resolve_existing_prefix(&wanted)?;
     Ok(Plan {
         git,
@@ -239,6 +229,26 @@ pub fn plan(
         direnv_allow: config.worktrees.direnv_allow,
         source_root: source.root.clone(),
     })
+}
+
+fn check_branch_free(git: &Git, branch: &str) -> Result<()> {
+    if git.branch_commit(branch)?.is_some() {
+        return Err(Error::hinted(
+            format!("branch {branch:?} already exists"),
+            format!("choose another identifier, or delete the branch: git branch -d {branch}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_path_free(path: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Err(Error::hinted(
+            format!("path {} already exists", path.display()),
+            "choose another identifier or --path, or remove that directory",
+        ));
+    }
+    Ok(())
 }
 
 /// `[worktrees] root` with `{repo}` filled in, relative to the main
@@ -331,10 +341,16 @@ impl Signals {
 /// Makes the worktree (and its ports); all or nothing.
 pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool) -> Result<Created> {
     let signals = Signals::catch()?;
+    // Taken before the guard, so it is released after the rollback ran.
+    let _lock = RepoLock::acquire(&plan.common_dir, &|| signals.check())?;
+    // Checked again under the lock: another wtenv may have made this very
+    // branch or path since the plan. The rollback relies on it: a branch at
+    // the base after a failure is one this command made.
+    check_branch_free(&plan.git, &plan.branch)?;
+    check_path_free(&plan.path)?;
     let mut guard = Rollback {
         plan,
         registry: &ctx.registry,
-        quiet: ctx.quiet,
         worktree_attempted: false,
         allocated_for: None,
         armed: true,
@@ -409,7 +425,6 @@ pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool) -> Result<Created> {
 struct Rollback<'a> {
     plan: &'a Plan,
     registry: &'a Registry,
-    quiet: bool,
     worktree_attempted: bool,
     /// The canonical worktree path ports may have been reserved for.
     allocated_for: Option<PathBuf>,
@@ -467,9 +482,7 @@ impl Rollback<'_> {
             }
             _ => {}
         }
-        if !self.quiet {
-            eprintln!("rolled back: nothing of {} was kept", plan.path.display());
-        }
+        tracing::info!(path = %plan.path.display(), "rolled back: nothing was kept");
     }
 }
 

@@ -16,7 +16,7 @@ use crate::commands::list;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
-use crate::git::Git;
+use crate::git::{Git, RepoLock};
 use crate::worktree;
 
 #[derive(Debug, clap::Args)]
@@ -113,6 +113,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             .filter(|m| m.exists())
             .unwrap_or_else(|| here.common_dir.clone()),
     );
+    let _lock = RepoLock::acquire(&here.common_dir, &|| Ok(()))?;
     git.worktree_remove(&entry.path, u8::from(args.force))
         .map_err(|e| match e {
             Error::Git { stderr, .. } => Error::hinted(

@@ -3,6 +3,7 @@
 mod support;
 
 mod registry;
+mod worktrees;
 
 /// Every file in tests/it/ is a module here: a forgotten file would be
 /// tests that never run.
