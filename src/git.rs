@@ -12,6 +12,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -52,6 +53,15 @@ impl Git {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        self.run_with_input(args, None)
+    }
+
+    /// [`run`](Self::run), with `input` on git's stdin.
+    fn run_with_input<I, S>(&self, args: I, input: Option<&str>) -> Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
         let shown = || {
             args.iter()
@@ -64,12 +74,27 @@ impl Git {
         // which lets the git step finish whole and then undoes it (see
         // `commands::create`), instead of git dying half-way with children
         // still holding ref locks.
-        let out = Command::new("git")
+        let mut child = Command::new("git")
             .args(&args)
             .current_dir(&self.dir)
-            .stdin(Stdio::null())
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .process_group(0)
-            .output()
+            .spawn()
+            .map_err(|e| Error::io(format!("could not run git {}", shown()), e))?;
+        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+            // Small (a few lines): fits the pipe, no deadlock with stdout.
+            stdin
+                .write_all(text.as_bytes())
+                .map_err(|e| Error::io(format!("could not write to git {}", shown()), e))?;
+        }
+        let out = child
+            .wait_with_output()
             .map_err(|e| Error::io(format!("could not run git {}", shown()), e))?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -86,31 +111,32 @@ impl Git {
         }
     }
 
-    /// The commit `rev` names, as a full hash; `None` if it names none.
-    /// `rev` is any revision (`main`, `HEAD~2`, a tag, a hash).
-    pub fn resolve_commit(&self, rev: &str) -> Result<Option<String>> {
-        let spec = format!("{rev}^{{commit}}");
-        match self.run([
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            "--end-of-options",
-            &spec,
-        ]) {
-            Ok(out) => Ok(Some(out.trim().to_owned())),
-            Err(Error::Git { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Whether `name` is a valid branch name (`git check-ref-format` on
-    /// `refs/heads/<name>`, so it can never be read as an option).
-    pub fn is_valid_branch_name(&self, name: &str) -> Result<bool> {
-        match self.run(["check-ref-format", &format!("refs/heads/{name}")]) {
-            Ok(_) => Ok(true),
-            Err(Error::Git { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
+    /// Resolves each of `names` (revisions: `main`, `HEAD~2`,
+    /// `refs/heads/x`, `v1^{commit}`) in ONE git process (`git cat-file
+    /// --batch-check`; names go through stdin, never argv, so none can be
+    /// an option): `Some((hash, type))`, or `None` for a name that names
+    /// nothing. A name must not hold a newline.
+    pub fn lookup(&self, names: &[String]) -> Result<Vec<Option<(String, String)>>> {
+        debug_assert!(names.iter().all(|n| !n.contains('\n')));
+        let input: String = names.iter().map(|n| format!("{n}\n")).collect();
+        let out = self.run_with_input(["cat-file", "--batch-check"], Some(&input))?;
+        let mut lines = out.lines();
+        Ok(names
+            .iter()
+            .map(|_| {
+                let line = lines.next().unwrap_or_default();
+                let mut words = line.split(' ');
+                match (words.next(), words.next(), words.next()) {
+                    // "<hash> <type> <size>"; a miss is "<name> missing".
+                    (Some(hash), Some(kind), Some(_))
+                        if hash.len() >= 40 && hash.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                    {
+                        Some((hash.to_owned(), kind.to_owned()))
+                    }
+                    _ => None,
+                }
+            })
+            .collect())
     }
 
     /// The commit branch `name` points to, if it exists.
@@ -160,6 +186,15 @@ impl Git {
     pub fn delete_branch_at(&self, name: &str, commit: &str) -> Result<()> {
         self.run(["update-ref", "-d", &format!("refs/heads/{name}"), commit])
             .map(drop)
+    }
+
+    /// The branch checked out in this worktree, `None` when detached.
+    pub fn current_branch(&self) -> Result<Option<String>> {
+        match self.run(["symbolic-ref", "--quiet", "--short", "HEAD"]) {
+            Ok(out) => Ok(Some(out.trim().to_owned())),
+            Err(Error::Git { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// `git branch -d|-D -- NAME`: `-d` refuses an unmerged branch.

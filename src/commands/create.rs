@@ -90,7 +90,6 @@ pub struct Plan {
     pub first_new_dir: PathBuf,
     pub branch: String,
     pub base: String,
-    pub base_commit: String,
     pub direnv_allow: bool,
     /// The worktree `create` ran in (its `.envrc` decides `direnv allow`).
     pub source_root: PathBuf,
@@ -155,8 +154,10 @@ fn check_base(base: &str) -> Result<()> {
     Ok(())
 }
 
-/// Validates everything and decides the path and the branch. Runs only
-/// read-only git commands.
+/// Validates everything and decides the path and the branch, without
+/// running git: what needs the repository (the base exists, the branch
+/// does not) is checked by [`execute`] under the repository lock, in one
+/// git process.
 pub fn plan(
     ctx: &Ctx,
     purpose: &str,
@@ -185,27 +186,21 @@ pub fn plan(
         ));
     }
     let git = Git::new(&source.root);
-
+    // Whether git accepts the name is git's to say: `worktree add` refuses
+    // an invalid one before it touches anything.
     let branch = config
         .worktrees
         .branch
         .replace("{purpose}", purpose)
         .replace("{identifier}", identifier);
-    if branch.starts_with('-') || !git.is_valid_branch_name(&branch)? {
+    if branch.is_empty() || branch.starts_with('-') || branch.chars().any(char::is_control) {
         return Err(Error::config(
             config.source.clone().unwrap_or_default(),
             "worktrees.branch",
             format!("makes {branch:?}, which is not a valid branch name"),
         ));
     }
-    check_branch_free(&git, &branch)?;
     let base = base.unwrap_or("HEAD").to_owned();
-    let base_commit = git.resolve_commit(&base)?.ok_or_else(|| {
-        Error::hinted(
-            format!("base revision {base:?} names no commit"),
-            "name an existing branch, tag or commit with --branch",
-        )
-    })?;
 
     let wanted = match path {
         Some(p) => worktree::normalize(&ctx.cwd.join(p)),
@@ -225,20 +220,33 @@ pub fn plan(
         first_new_dir,
         branch,
         base,
-        base_commit,
         direnv_allow: config.worktrees.direnv_allow,
         source_root: source.root.clone(),
     })
 }
 
-fn check_branch_free(git: &Git, branch: &str) -> Result<()> {
-    if git.branch_commit(branch)?.is_some() {
+/// The base's commit, if the base names one and the branch is free.
+fn resolve_base_and_check_branch(plan: &Plan) -> Result<String> {
+    let found = plan.git.lookup(&[
+        format!("{}^{{commit}}", plan.base),
+        format!("refs/heads/{}", plan.branch),
+    ])?;
+    if found[1].is_some() {
         return Err(Error::hinted(
-            format!("branch {branch:?} already exists"),
-            format!("choose another identifier, or delete the branch: git branch -d {branch}"),
+            format!("branch {:?} already exists", plan.branch),
+            format!(
+                "choose another identifier, or delete the branch: git branch -d {}",
+                plan.branch
+            ),
         ));
     }
-    Ok(())
+    match &found[0] {
+        Some((hash, kind)) if kind == "commit" => Ok(hash.clone()),
+        _ => Err(Error::hinted(
+            format!("base revision {:?} names no commit", plan.base),
+            "name an existing branch, tag or commit with --branch",
+        )),
+    }
 }
 
 fn check_path_free(path: &Path) -> Result<()> {
@@ -343,13 +351,14 @@ pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool) -> Result<Created> {
     let signals = Signals::catch()?;
     // Taken before the guard, so it is released after the rollback ran.
     let _lock = RepoLock::acquire(&plan.common_dir, &|| signals.check())?;
-    // Checked again under the lock: another wtenv may have made this very
-    // branch or path since the plan. The rollback relies on it: a branch at
-    // the base after a failure is one this command made.
-    check_branch_free(&plan.git, &plan.branch)?;
+    // Under the lock, so no other wtenv makes this branch or path between
+    // the check and `git worktree add`. The rollback relies on it: a
+    // branch at the base after a failure is one this command made.
+    let base_commit = resolve_base_and_check_branch(plan)?;
     check_path_free(&plan.path)?;
     let mut guard = Rollback {
         plan,
+        base_commit: &base_commit,
         registry: &ctx.registry,
         worktree_attempted: false,
         allocated_for: None,
@@ -362,7 +371,7 @@ pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool) -> Result<Created> {
     guard.worktree_attempted = true;
     let added = plan
         .git
-        .worktree_add(&plan.path, &plan.branch, &plan.base_commit);
+        .worktree_add(&plan.path, &plan.branch, &base_commit);
     signals.check()?;
     added?;
 
@@ -424,6 +433,7 @@ pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool) -> Result<Created> {
 /// Undoes, in reverse, what [`execute`] made, unless disarmed.
 struct Rollback<'a> {
     plan: &'a Plan,
+    base_commit: &'a str,
     registry: &'a Registry,
     worktree_attempted: bool,
     /// The canonical worktree path ports may have been reserved for.
@@ -475,8 +485,8 @@ impl Rollback<'_> {
         // The branch is ours if it still points at the base: it did not
         // exist when the plan was made.
         match plan.git.branch_commit(&plan.branch) {
-            Ok(Some(c)) if c == plan.base_commit => {
-                if let Err(e) = plan.git.delete_branch_at(&plan.branch, &plan.base_commit) {
+            Ok(Some(c)) if c == self.base_commit => {
+                if let Err(e) = plan.git.delete_branch_at(&plan.branch, self.base_commit) {
                     self.failed(&format!("delete branch {}", plan.branch), e);
                 }
             }

@@ -16,7 +16,7 @@ use crate::exit::Outcome;
 use crate::git::{Git, ListedWorktree};
 use crate::output;
 use crate::registry::Allocation;
-use crate::worktree::Worktree;
+use crate::worktree::{self, Worktree};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -41,22 +41,50 @@ pub struct Entry {
 }
 
 /// The repository around `ctx.cwd`: its worktree, its config, and every
-/// worktree git lists for it.
+/// worktree of it, found from git's files without running git (`enter`
+/// runs on a `cd`, `remove` should cost what `git worktree remove` costs).
+/// The entries' `branch` is left unknown; `list` asks git instead
+/// ([`entries_from_git`]).
 pub fn entries(ctx: &Ctx) -> Result<(Worktree, Config, Vec<Entry>)> {
     let here = Worktree::require(&ctx.cwd)?;
     let config = ctx.config_for(&here.root)?;
+    let listed = worktree::listed_worktrees(&here.common_dir)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (path, locked))| ListedWorktree {
+            path,
+            // listed_worktrees reports the main worktree as locked: it can
+            // never be pruned.
+            locked: locked && (i > 0 || here.main_root().is_none()),
+            ..ListedWorktree::default()
+        })
+        .collect();
+    let entries = build(&here, &config, listed);
+    Ok((here, config, entries))
+}
+
+/// Like [`entries`], from `git worktree list --porcelain -z`: with each
+/// worktree's branch, and whether it is detached, locked or prunable.
+pub fn entries_from_git(ctx: &Ctx) -> Result<(Worktree, Config, Vec<Entry>)> {
+    let here = Worktree::require(&ctx.cwd)?;
+    let config = ctx.config_for(&here.root)?;
     let listed = Git::new(&here.root).worktrees()?;
+    let entries = build(&here, &config, listed);
+    Ok((here, config, entries))
+}
+
+fn build(here: &Worktree, config: &Config, listed: Vec<ListedWorktree>) -> Vec<Entry> {
     let main_root = here.main_root();
-    let entries = listed
+    listed
         .into_iter()
         .map(|l| {
             let worktree = if l.bare {
                 None
             } else {
-                Worktree::discover(&l.path)
-                    .ok()
-                    .flatten()
-                    .filter(|w| w.common_dir == here.common_dir)
+                Worktree::discover(&l.path).ok().flatten().filter(|w| {
+                    w.common_dir == here.common_dir
+                        && w.root == l.path.canonicalize().unwrap_or_default()
+                })
             };
             let path = worktree
                 .as_ref()
@@ -82,8 +110,7 @@ pub fn entries(ctx: &Ctx) -> Result<(Worktree, Config, Vec<Entry>)> {
                 listed: l,
             }
         })
-        .collect();
-    Ok((here, config, entries))
+        .collect()
 }
 
 /// The worktree named `identifier` (and of `purpose`, if given). `None`
@@ -116,7 +143,7 @@ pub fn find<'a>(
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
-    let (here, config, entries) = entries(ctx)?;
+    let (here, config, entries) = entries_from_git(ctx)?;
     let data = ctx.registry.read()?;
     let mut system = RealSystem::default();
     let mut items = Vec::new();

@@ -113,6 +113,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             .filter(|m| m.exists())
             .unwrap_or_else(|| here.common_dir.clone()),
     );
+    // Asked before the worktree is gone, and only when needed.
+    let branch = if args.delete_branch {
+        Git::new(&entry.path).current_branch()?
+    } else {
+        None
+    };
+
     let _lock = RepoLock::acquire(&here.common_dir, &|| Ok(()))?;
     git.worktree_remove(&entry.path, u8::from(args.force))
         .map_err(|e| match e {
@@ -130,9 +137,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     }
     release(ctx, &here.common_dir, &entry.path);
 
-    if args.delete_branch
-        && let Some(branch) = &entry.listed.branch
-    {
+    if let Some(branch) = &branch {
         git.delete_branch(branch, args.force)?;
         if !ctx.quiet {
             eprintln!("deleted branch {branch}");
