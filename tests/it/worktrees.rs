@@ -828,3 +828,47 @@ fn create_runs_direnv_allow_when_the_source_envrc_is_allowed() {
     let exec = direnv(&yes, &["exec", ".", "printenv", "FROM_ENVRC"]);
     assert_eq!(exec.stdout.trim(), "yes", "{exec}");
 }
+
+#[test]
+fn create_from_a_linked_worktree_still_puts_worktrees_beside_the_main_one_and_path_overrides() {
+    let t = TestEnv::new();
+    assert_eq!(create(&t, "first", &[]).code, Some(0));
+    let first = default_path(&t, "feature", "first");
+    let out = run(&mut t.wtenv_in(
+        &first,
+        &["create", "--purpose", "feature", "--identifier", "second"],
+    ));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        out.stdout.trim(),
+        default_path(&t, "feature", "second").to_str().unwrap()
+    );
+    let custom = t.root().join("custom place/wt");
+    let out = run(&mut t.wtenv_in(
+        &first,
+        &[
+            "create",
+            "--purpose",
+            "feature",
+            "--identifier",
+            "third",
+            "--path",
+            "../../custom place/wt",
+        ],
+    ));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stdout.trim(), custom.to_str().unwrap());
+    assert!(listed_by_git(&t, &custom));
+}
+
+#[test]
+fn a_branch_template_git_refuses_fails_touching_nothing() {
+    let t = TestEnv::new();
+    t.write_config("[worktrees]\nbranch = \"{identifier}.lock\"\n");
+    t.git(&["commit", "-q", "-am", "bad template"]);
+    let before = snapshot(&t);
+    let out = create(&t, "x", &["--ports"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("not a valid branch name"), "{out}");
+    assert_eq!(snapshot(&t), before);
+}
