@@ -361,6 +361,7 @@ pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool) -> Result<Created> {
         base_commit: &base_commit,
         registry: &ctx.registry,
         worktree_attempted: false,
+        worktree_added: false,
         allocated_for: None,
         armed: true,
     };
@@ -374,6 +375,7 @@ pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool) -> Result<Created> {
         .worktree_add(&plan.path, &plan.branch, &base_commit);
     signals.check()?;
     added?;
+    guard.worktree_added = true;
 
     let wt = Worktree::discover(&plan.path)?
         .filter(|w| w.root == plan.path && w.common_dir == plan.common_dir)
@@ -436,6 +438,8 @@ struct Rollback<'a> {
     base_commit: &'a str,
     registry: &'a Registry,
     worktree_attempted: bool,
+    /// `git worktree add` succeeded: the directory is ours.
+    worktree_added: bool,
     /// The canonical worktree path ports may have been reserved for.
     allocated_for: Option<PathBuf>,
     armed: bool,
@@ -463,11 +467,14 @@ impl Rollback<'_> {
             return;
         }
         // A complete worktree: git removes the directory and its entry.
-        // Anything half-made (git interrupted): by hand, below.
+        // Anything half-made: by hand, below. A directory git refused to
+        // use (someone made it after the check) is never touched: only one
+        // whose `.git` points into this repository's worktrees is ours.
         if plan.path.exists() {
             let _ = plan.git.worktree_remove(&plan.path, 2);
         }
         if plan.path.exists()
+            && (self.worktree_added || made_by_git(&plan.path, &plan.common_dir))
             && let Err(e) = std::fs::remove_dir_all(&plan.path)
         {
             self.failed(&format!("remove {}", plan.path.display()), e);
@@ -502,6 +509,20 @@ impl Drop for Rollback<'_> {
             self.undo();
         }
     }
+}
+
+/// Whether `dir` is a worktree checkout git made for `common_dir`: its
+/// `.git` file points into `<common_dir>/worktrees/`.
+fn made_by_git(dir: &Path, common_dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join(".git")).is_ok_and(|text| {
+        text.lines()
+            .next()
+            .and_then(|l| l.strip_prefix("gitdir:"))
+            .is_some_and(|target| {
+                worktree::normalize(&dir.join(target.trim()))
+                    .starts_with(common_dir.join("worktrees"))
+            })
+    })
 }
 
 /// Deletes the `.git/worktrees/<name>` entries that point at `path`, and
