@@ -169,6 +169,19 @@ impl Git {
         self.run(args).map(drop)
     }
 
+    /// `git worktree add -- PATH BRANCH`: checks out an existing branch.
+    pub fn worktree_add_existing(&self, path: &Path, branch: &str) -> Result<()> {
+        let args: [&OsStr; 6] = [
+            "worktree".as_ref(),
+            "add".as_ref(),
+            "--quiet".as_ref(),
+            "--".as_ref(),
+            path.as_os_str(),
+            branch.as_ref(),
+        ];
+        self.run(args).map(drop)
+    }
+
     /// `git worktree remove [--force [--force]] -- PATH`. `force` 2 also
     /// removes a locked worktree (rollback of a half-made one).
     pub fn worktree_remove(&self, path: &Path, force: u8) -> Result<()> {

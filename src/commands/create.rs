@@ -66,7 +66,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         args.branch.as_deref(),
         args.path.as_deref(),
     )?;
-    let created = execute(ctx, &plan, args.ports)?;
+    let created = execute(ctx, &plan, args.ports, false)?;
     if args.json {
         output::json(created.to_json())?;
     } else {
@@ -90,6 +90,8 @@ pub struct Plan {
     pub first_new_dir: PathBuf,
     pub branch: String,
     pub base: String,
+    /// `--branch BASE` as given.
+    pub base_given: Option<String>,
     pub direnv_allow: bool,
     /// The worktree `create` ran in (its `.envrc` decides `direnv allow`).
     pub source_root: PathBuf,
@@ -200,6 +202,7 @@ pub fn plan(
             format!("makes {branch:?}, which is not a valid branch name"),
         ));
     }
+    let base_given = base.map(str::to_owned);
     let base = base.unwrap_or("HEAD").to_owned();
 
     let wanted = match path {
@@ -220,18 +223,33 @@ pub fn plan(
         first_new_dir,
         branch,
         base,
+        base_given,
         direnv_allow: config.worktrees.direnv_allow,
         source_root: source.root.clone(),
     })
 }
 
-/// The base's commit, if the base names one and the branch is free.
-fn resolve_base_and_check_branch(plan: &Plan) -> Result<String> {
+/// Where the new worktree's branch comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Start {
+    /// A new branch at this commit (the base's).
+    NewBranch(String),
+    /// The branch exists already (`enter` of a worktree removed without
+    /// `--delete-branch`): check it out.
+    ExistingBranch,
+}
+
+/// Resolves the base and checks the branch, in one git process. An
+/// existing branch is an error unless `reuse_branch`.
+fn resolve_start(plan: &Plan, reuse_branch: bool) -> Result<Start> {
     let found = plan.git.lookup(&[
         format!("{}^{{commit}}", plan.base),
         format!("refs/heads/{}", plan.branch),
     ])?;
     if found[1].is_some() {
+        if reuse_branch && plan.base_given.is_none() {
+            return Ok(Start::ExistingBranch);
+        }
         return Err(Error::hinted(
             format!("branch {:?} already exists", plan.branch),
             format!(
@@ -241,7 +259,7 @@ fn resolve_base_and_check_branch(plan: &Plan) -> Result<String> {
         ));
     }
     match &found[0] {
-        Some((hash, kind)) if kind == "commit" => Ok(hash.clone()),
+        Some((hash, kind)) if kind == "commit" => Ok(Start::NewBranch(hash.clone())),
         _ => Err(Error::hinted(
             format!("base revision {:?} names no commit", plan.base),
             "name an existing branch, tag or commit with --branch",
@@ -347,18 +365,23 @@ impl Signals {
 }
 
 /// Makes the worktree (and its ports); all or nothing.
-pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool) -> Result<Created> {
+/// `reuse_branch` (for `enter`): an existing branch of the template's name
+/// is checked out instead of refused, unless a base was given.
+pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool, reuse_branch: bool) -> Result<Created> {
     let signals = Signals::catch()?;
     // Taken before the guard, so it is released after the rollback ran.
     let _lock = RepoLock::acquire(&plan.common_dir, &|| signals.check())?;
     // Under the lock, so no other wtenv makes this branch or path between
     // the check and `git worktree add`. The rollback relies on it: a
     // branch at the base after a failure is one this command made.
-    let base_commit = resolve_base_and_check_branch(plan)?;
+    let start = resolve_start(plan, reuse_branch)?;
     check_path_free(&plan.path)?;
+    if start == Start::ExistingBranch && !ctx.quiet {
+        eprintln!("branch {} exists: checking it out", plan.branch);
+    }
     let mut guard = Rollback {
         plan,
-        base_commit: &base_commit,
+        start: &start,
         registry: &ctx.registry,
         worktree_attempted: false,
         worktree_added: false,
@@ -370,12 +393,13 @@ pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool) -> Result<Created> {
     // Marked before the call: git may leave part of its work behind if it
     // fails or is interrupted half-way.
     guard.worktree_attempted = true;
-    let added = plan
-        .git
-        .worktree_add(&plan.path, &plan.branch, &base_commit);
+    let added = match &start {
+        Start::NewBranch(commit) => plan.git.worktree_add(&plan.path, &plan.branch, commit),
+        Start::ExistingBranch => plan.git.worktree_add_existing(&plan.path, &plan.branch),
+    };
+    guard.worktree_added = added.is_ok();
     signals.check()?;
     added?;
-    guard.worktree_added = true;
 
     let wt = Worktree::discover(&plan.path)?
         .filter(|w| w.root == plan.path && w.common_dir == plan.common_dir)
@@ -414,7 +438,10 @@ pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool) -> Result<Created> {
             "created worktree {} on branch {} from {}",
             wt.root.display(),
             plan.branch,
-            plan.base
+            match start {
+                Start::NewBranch(_) => plan.base.as_str(),
+                Start::ExistingBranch => "its existing tip",
+            }
         );
         for (service, port) in &ports {
             eprintln!("reserved port {port} ({service})");
@@ -435,7 +462,7 @@ pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool) -> Result<Created> {
 /// Undoes, in reverse, what [`execute`] made, unless disarmed.
 struct Rollback<'a> {
     plan: &'a Plan,
-    base_commit: &'a str,
+    start: &'a Start,
     registry: &'a Registry,
     worktree_attempted: bool,
     /// `git worktree add` succeeded: the directory is ours.
@@ -489,15 +516,14 @@ impl Rollback<'_> {
             }
             dir = d.parent();
         }
-        // The branch is ours if it still points at the base: it did not
-        // exist when the plan was made.
-        match plan.git.branch_commit(&plan.branch) {
-            Ok(Some(c)) if c == self.base_commit => {
-                if let Err(e) = plan.git.delete_branch_at(&plan.branch, self.base_commit) {
-                    self.failed(&format!("delete branch {}", plan.branch), e);
-                }
-            }
-            _ => {}
+        // A new branch is ours if it still points at the base: it did not
+        // exist when checked under the lock.
+        if let Start::NewBranch(base_commit) = self.start
+            && let Ok(Some(c)) = plan.git.branch_commit(&plan.branch)
+            && &c == base_commit
+            && let Err(e) = plan.git.delete_branch_at(&plan.branch, base_commit)
+        {
+            self.failed(&format!("delete branch {}", plan.branch), e);
         }
         tracing::info!(path = %plan.path.display(), "rolled back: nothing was kept");
     }

@@ -5,7 +5,9 @@
 //!
 //! An existing worktree (made by `create` or by hand) is found by its
 //! identifier; its ports are made sure of (sticky: usually the read-only
-//! fast path). A missing one is created with its ports, all or nothing.
+//! fast path). A missing one is created with its ports, all or nothing;
+//! when its branch exists already (the worktree was removed, the branch
+//! kept), that branch is checked out again.
 
 use std::path::Path;
 
@@ -73,7 +75,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 args.branch.as_deref(),
                 None,
             )?;
-            create::execute(ctx, &plan, true)?.path
+            create::execute(ctx, &plan, true, true)?.path
         }
     };
     write_cd_file(&path)?;

@@ -872,3 +872,30 @@ fn a_branch_template_git_refuses_fails_touching_nothing() {
     assert!(out.stderr.contains("not a valid branch name"), "{out}");
     assert_eq!(snapshot(&t), before);
 }
+
+#[test]
+fn enter_after_remove_checks_the_kept_branch_out_again() {
+    let t = TestEnv::new();
+    assert_eq!(run(&mut t.wtenv(&["enter", "again"])).code, Some(0));
+    let path = default_path(&t, "feature", "again");
+    std::fs::write(path.join("work.txt"), "kept\n").unwrap();
+    t.git_in(&path, &["add", "work.txt"]);
+    t.git_in(&path, &["commit", "-q", "-m", "work"]);
+    assert_eq!(run(&mut t.wtenv(&["remove", "again"])).code, Some(0));
+    assert!(branch_exists(&t, "feature/again"));
+
+    // With a base, the kept branch would be silently ignored: refused.
+    let before = snapshot(&t);
+    let out = run(&mut t.wtenv(&["enter", "again", "--branch", "main"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(snapshot(&t), before);
+
+    let out = run(&mut t.wtenv(&["enter", "again"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stdout.trim(), path.to_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(path.join("work.txt")).unwrap(),
+        "kept\n"
+    );
+    assert_eq!(t.allocations().len(), 1);
+}
