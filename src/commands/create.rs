@@ -652,6 +652,46 @@ mod tests {
     }
 
     #[test]
+    fn rollback_removes_only_the_admin_entries_of_its_own_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let common = tmp.path().join("repo/.git");
+        let entry = |name: &str, gitdir: Option<&str>, locked: Option<&str>| {
+            let dir = common.join("worktrees").join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            if let Some(g) = gitdir {
+                std::fs::write(dir.join("gitdir"), format!("{g}\n")).unwrap();
+            }
+            if let Some(l) = locked {
+                std::fs::write(dir.join("locked"), l).unwrap();
+            }
+        };
+        entry("feature-a", Some("/w/feature-a/.git"), None);
+        entry("feature-a1", None, Some("initializing"));
+        entry("feature-ab", None, Some("initializing"));
+        entry("feature-b", Some("/w/feature-b/.git"), None);
+        entry("feature-a2", None, Some("on a usb disk"));
+        remove_admin_entries(&common, Path::new("/w/feature-a"));
+        let mut left: Vec<String> = std::fs::read_dir(common.join("worktrees"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["feature-a2", "feature-ab", "feature-b"]);
+
+        let wt = tmp.path().join("wt");
+        std::fs::create_dir_all(&wt).unwrap();
+        assert!(!made_by_git(&wt, &common));
+        std::fs::write(
+            wt.join(".git"),
+            format!("gitdir: {}\n", common.join("worktrees/feature-a").display()),
+        )
+        .unwrap();
+        assert!(made_by_git(&wt, &common));
+        std::fs::write(wt.join(".git"), "gitdir: /elsewhere/.git/worktrees/x\n").unwrap();
+        assert!(!made_by_git(&wt, &common));
+    }
+
+    #[test]
     fn bases() {
         assert!(check_base("main").is_ok() && check_base("HEAD~2").is_ok());
         for bad in ["", "-rf", "a\nb", &"a".repeat(300)] {
