@@ -34,6 +34,13 @@ git worktree remove -- "../repo.worktrees/feature-$id"
 SH
 
 cd "$dir"
-hyperfine -N --warmup 3 --runs 30 \
+hyperfine -N --warmup 3 --runs 40 --export-json "$dir/result.json" \
   -n "git worktree add + remove" "bash $dir/git.sh $repo" \
   -n "wtenv create --ports + remove" "bash $dir/wtenv.sh $repo"
+# Medians resist this machine's noise better than hyperfine's means.
+python3 - "$dir/result.json" <<'PY'
+import json, statistics, sys
+r = json.load(open(sys.argv[1]))["results"]
+git, wt = (statistics.median(x["times"]) for x in r)
+print(f"create: median git {git*1e3:.1f} ms, wtenv {wt*1e3:.1f} ms, ratio {wt/git:.2f}x (target <= 1.1x)")
+PY
