@@ -396,7 +396,7 @@ fn create_rolls_back_the_worktree_when_the_new_checkout_has_no_such_purpose() {
 /// process group, as a terminal's Ctrl-C does (git and its hook get it
 /// too); even rounds only wtenv.
 #[test]
-fn sigint_at_any_moment_of_create_leaves_everything_or_nothing() {
+fn sigint_or_sigterm_at_any_moment_of_create_leaves_everything_or_nothing() {
     let t = TestEnv::new();
     // A slow post-checkout hook widens the window in the middle of git.
     let hook = t.repo.join(".git/hooks/post-checkout");
@@ -420,8 +420,12 @@ fn sigint_at_any_moment_of_create_leaves_everything_or_nothing() {
         let child = cmd.spawn().unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        // Every fourth round is a SIGTERM (wtenv dies of it likewise).
+        let expected = if round % 4 == 2 { 15 } else { 2 };
         if round % 2 == 1 {
             let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGINT);
+        } else if expected == 15 {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         } else {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
         }
@@ -442,12 +446,12 @@ fn sigint_at_any_moment_of_create_leaves_everything_or_nothing() {
                 let rm = run(&mut t.wtenv(&["remove", "--delete-branch", &id]));
                 assert_eq!(rm.code, Some(0), "{rm}");
             }
-            (None, Some(2)) => {
+            (None, Some(sig)) if sig == expected => {
                 interrupted += 1;
                 rolled_back += usize::from(stderr.contains("rolled back"));
                 assert_nothing_of(&t, &id, &context);
             }
-            _ => panic!("neither success nor death by SIGINT: {context}"),
+            _ => panic!("neither success nor death by the signal sent: {context}"),
         }
     }
     eprintln!("{interrupted} interrupted ({rolled_back} after a change), {finished} finished");
@@ -768,6 +772,10 @@ fn list_shows_every_worktree_with_each_services_port_and_live_state() {
     let live = default_path(&t, "feature", "live");
     // `api` sorts first: it has the block's first port.
     let _api = PyListener::start(&live, "4", "127.0.0.1", t.ports.start, "");
+    // `web`'s port, held by a process outside the worktree: a conflict.
+    let _foreign = PyListener::start(&t.root(), "4", "127.0.0.1", t.ports.start + 1, "");
+    let env = run(&mut t.wtenv_in(&hand, &["env"]));
+    assert_eq!(env.code, Some(0), "{env}");
 
     let list = run(&mut t.wtenv(&["list"]));
     assert_eq!(list.code, Some(0), "{list}");
@@ -789,7 +797,11 @@ fn list_shows_every_worktree_with_each_services_port_and_live_state() {
         api.contains(&format!("listening (pid {}", _api.pid())),
         "{api}"
     );
-    assert!(row(&live, "web").ends_with("idle"), "{list}");
+    assert!(
+        row(&live, "web").contains(&format!("conflict (pid {}", _foreign.pid())),
+        "{list}"
+    );
+    assert!(row(&hand, "web").ends_with("idle"), "{list}");
     assert!(row(&default_path(&t, "feature", "noports"), "api").contains("unallocated"));
     assert!(
         row(&hand, "web").contains("hand"),
