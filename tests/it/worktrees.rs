@@ -390,11 +390,12 @@ fn create_rolls_back_the_worktree_when_the_new_checkout_has_no_such_purpose() {
     assert_eq!(snapshot(&t), before);
 }
 
-/// SIGINT at a range of moments (before wtenv catches it, during git,
-/// during allocation, after): wtenv either finished (exit 0, everything
-/// there) or died of SIGINT with nothing left. Odd rounds signal the whole
-/// process group, as a terminal's Ctrl-C does (git and its hook get it
-/// too); even rounds only wtenv.
+/// SIGINT at 16 moments spread over a whole create (before wtenv catches
+/// it, during git, during allocation, after): wtenv either finished (exit
+/// 0, everything there) or died of the signal with nothing left. Odd rounds
+/// signal wtenv's whole process group, as a terminal's Ctrl-C does (git
+/// runs in a group of its own, so it finishes its step); some even rounds
+/// send SIGTERM instead.
 #[test]
 fn sigint_or_sigterm_at_any_moment_of_create_leaves_everything_or_nothing() {
     let t = TestEnv::new();
@@ -402,9 +403,20 @@ fn sigint_or_sigterm_at_any_moment_of_create_leaves_everything_or_nothing() {
     let hook = t.repo.join(".git/hooks/post-checkout");
     std::fs::write(&hook, "#!/bin/sh\nsleep 0.05\n").unwrap();
     std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // The delays span one whole create on this machine (measured), from 0
+    // to a little past its end, so a slow machine is covered as well.
+    let start = std::time::Instant::now();
+    assert_eq!(create(&t, "calibrate", &["--ports"]).code, Some(0));
+    let whole = start.elapsed().as_millis() as u64;
+    assert_eq!(
+        run(&mut t.wtenv(&["remove", "--delete-branch", "calibrate"])).code,
+        Some(0)
+    );
     let (mut interrupted, mut finished, mut rolled_back) = (0, 0, 0);
-    for (round, delay_ms) in (0..=150).step_by(10).enumerate() {
+    for round in 0..16u64 {
+        let delay_ms = whole * round / 13;
         let id = format!("sig{round}");
+        let round = round as usize;
         let mut cmd = t.wtenv(&[
             "create",
             "--purpose",
