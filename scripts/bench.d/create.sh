@@ -34,13 +34,24 @@ git worktree remove -- "../repo.worktrees/feature-$id"
 SH
 
 cd "$dir"
-hyperfine -N --warmup 3 --runs 40 --export-json "$dir/result.json" \
-  -n "git worktree add + remove" "bash $dir/git.sh $repo" \
-  -n "wtenv create --ports + remove" "bash $dir/wtenv.sh $repo"
-# Medians resist this machine's noise better than hyperfine's means.
-python3 - "$dir/result.json" <<'PY'
+# The load on these machines drifts within seconds, and hyperfine runs one
+# command's runs, then the other's: a drift lands on one side. So: several
+# short rounds, each one hyperfine run with both sides, and the median of
+# the per-round ratios of medians.
+rounds=5
+for round in $(seq "$rounds"); do
+  hyperfine -N --warmup 2 --runs 10 --style basic --export-json "$dir/round-$round.json" \
+    -n "git worktree add + remove" "bash $dir/git.sh $repo" \
+    -n "wtenv create --ports + remove" "bash $dir/wtenv.sh $repo"
+done
+python3 - "$dir" "$rounds" <<'PY'
 import json, statistics, sys
-r = json.load(open(sys.argv[1]))["results"]
-git, wt = (statistics.median(x["times"]) for x in r)
-print(f"create: median git {git*1e3:.1f} ms, wtenv {wt*1e3:.1f} ms, ratio {wt/git:.2f}x (target <= 1.1x)")
+ratios = []
+for n in range(1, int(sys.argv[2]) + 1):
+    r = json.load(open(f"{sys.argv[1]}/round-{n}.json"))["results"]
+    git, wt = (statistics.median(x["times"]) for x in r)
+    ratios.append(wt / git)
+    print(f"round {n}: median git {git*1e3:.1f} ms, wtenv {wt*1e3:.1f} ms, ratio {wt/git:.2f}x")
+print(f"create: wtenv create --ports + remove vs git worktree add + remove: "
+      f"median ratio {statistics.median(ratios):.2f}x (target <= 1.1x)")
 PY
