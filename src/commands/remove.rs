@@ -7,7 +7,10 @@
 //! worktree, a locked one): when it does, the worktree and its ports stay
 //! exactly as they were. If the release then fails (the registry busy),
 //! the allocations belong to a worktree that is gone, which the next
-//! wtenv's sweep releases (rule 4): nothing is lost either way.
+//! wtenv's sweep releases (rule 4): nothing is lost either way. The same
+//! holds for a Ctrl-C: git runs in its own process group and finishes its
+//! step; a wtenv killed before the release leaves allocations the sweep
+//! takes back.
 
 use std::path::Path;
 
