@@ -923,3 +923,23 @@ fn enter_after_remove_checks_the_kept_branch_out_again() {
     );
     assert_eq!(t.allocations().len(), 1);
 }
+
+#[test]
+fn remove_refuses_while_its_own_server_listens_on_its_port() {
+    let t = TestEnv::new();
+    assert_eq!(create(&t, "serving", &["--ports"]).code, Some(0));
+    let path = default_path(&t, "feature", "serving");
+    let server = PyListener::start(&path, "4", "127.0.0.1", t.ports.start, "");
+    let out = run(&mut t.wtenv(&["remove", "serving"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("listening: pid {}", server.pid())),
+        "{out}"
+    );
+    assert!(path.is_dir() && t.allocations().len() == 1);
+    drop(server);
+    let out = run(&mut t.wtenv(&["remove", "serving"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!path.exists() && t.allocations().is_empty());
+}
