@@ -10,6 +10,7 @@
 //! - [`process`]: process identity (pid + start time), ancestry
 //! - [`alloc`]: the allocation rules (sticky, lowest free, fail fast, sweep)
 //! - [`worktree`]: which worktree we are in, without running git
+//! - [`git`]: the one module that runs git (create, enter, remove, list)
 //! - [`exports`] and [`shell`]: the variables, and their quoting per shell
 //! - [`commands`]: one file per verb
 
@@ -20,6 +21,7 @@ pub mod context;
 pub mod error;
 pub mod exit;
 pub mod exports;
+pub mod git;
 pub mod output;
 pub mod probe;
 pub mod process;

@@ -11,10 +11,14 @@ use crate::exit::Outcome;
 pub mod allocate;
 pub mod completions;
 pub mod conflicts;
+pub mod create;
+pub mod enter;
 pub mod env;
 pub mod hook;
+pub mod list;
 pub mod ports;
 pub mod release;
+pub mod remove;
 pub mod run;
 pub mod up;
 pub mod validate;
@@ -44,6 +48,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create a worktree on a new branch (with --ports, its ports); all or nothing.
+    Create(create::Args),
+    /// Create-or-enter a worktree: prints its path (the shell function cds there).
+    Enter(enter::Args),
+    /// Remove a worktree and release its ports.
+    Remove(remove::Args),
+    /// The repository's worktrees, their ports and live state.
+    List(list::Args),
     /// Print the worktree's variables, allocating missing ports (sticky).
     Env(env::Args),
     /// Print the shell integration: bash, zsh, fish, direnv or nix.
@@ -68,6 +80,10 @@ pub enum Command {
 
 pub fn dispatch(command: Command, ctx: &Ctx) -> Result<Outcome> {
     match command {
+        Command::Create(args) => create::run(args, ctx),
+        Command::Enter(args) => enter::run(args, ctx),
+        Command::Remove(args) => remove::run(args, ctx),
+        Command::List(args) => list::run(args, ctx),
         Command::Env(args) => env::run(args, ctx),
         Command::Hook(args) => hook::run(args, ctx),
         Command::Allocate(args) => allocate::run(args, ctx),

@@ -12,6 +12,7 @@ mod shell;
 mod supervise;
 mod up;
 mod validate;
+mod worktrees;
 
 /// Every file in tests/it/ is a module here: a forgotten file would be
 /// tests that never run.

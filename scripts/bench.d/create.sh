@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# `wtenv create --ports` + `wtenv remove` against the bare git it wraps
+# (`git worktree add -b` + `git worktree remove`) on the same repository, in
+# one hyperfine run. Both sides run as a small bash script, so bash's own
+# start-up cancels out in the ratio. Each iteration uses a unique
+# identifier (both sides leave the branch, as `remove` does by default).
+# What wtenv adds: two process starts, one `git cat-file --batch-check`
+# (base and branch checked under the repository lock), the port probes,
+# and two durable registry writes (fsync of the file and the directory).
+set -euo pipefail
+dir=$BENCH_TMP/create
+repo=$dir/repo
+mkdir -p "$repo"
+export GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@example.invalid \
+       GIT_COMMITTER_NAME=b GIT_COMMITTER_EMAIL=b@example.invalid GIT_CONFIG_NOSYSTEM=1
+git -C "$repo" init -q -b main
+# A checkout with some substance: 200 small files.
+for i in $(seq 200); do echo "file $i" >"$repo/f$i.txt"; done
+printf '[purposes]\nfeature = "47000-47099"\n' >"$repo/wtenv.toml"
+git -C "$repo" add -A
+git -C "$repo" commit -q -m init
+
+cat >"$dir/wtenv.sh" <<'SH'
+cd "$1"
+id=w${EPOCHREALTIME/./}
+"$WTENV" -q create --purpose feature --identifier "$id" --ports >/dev/null
+"$WTENV" -q remove "$id"
+SH
+cat >"$dir/git.sh" <<'SH'
+cd "$1"
+id=g${EPOCHREALTIME/./}
+git worktree add -q -b "feature/$id" -- "../repo.worktrees/feature-$id" HEAD
+git worktree remove -- "../repo.worktrees/feature-$id"
+SH
+
+cd "$dir"
+# The load on these machines drifts within seconds, and hyperfine runs one
+# command's runs, then the other's: a drift lands on one side. So: several
+# short rounds, each one hyperfine run with both sides, and the median of
+# the per-round ratios of medians.
+rounds=5
+for round in $(seq "$rounds"); do
+  hyperfine -N --warmup 2 --runs 10 --style basic --export-json "$dir/round-$round.json" \
+    -n "git worktree add + remove" "bash $dir/git.sh $repo" \
+    -n "wtenv create --ports + remove" "bash $dir/wtenv.sh $repo"
+done
+python3 - "$dir" "$rounds" <<'PY'
+import json, statistics, sys
+ratios = []
+for n in range(1, int(sys.argv[2]) + 1):
+    r = json.load(open(f"{sys.argv[1]}/round-{n}.json"))["results"]
+    git, wt = (statistics.median(x["times"]) for x in r)
+    ratios.append(wt / git)
+    print(f"round {n}: median git {git*1e3:.1f} ms, wtenv {wt*1e3:.1f} ms, ratio {wt/git:.2f}x")
+print(f"create: wtenv create --ports + remove vs git worktree add + remove: "
+      f"median ratio {statistics.median(ratios):.2f}x (target <= 1.1x)")
+PY

@@ -1,0 +1,100 @@
+//! `wtenv enter ID`: create-or-enter. Prints the worktree's path on stdout
+//! and, when `WTENV_CD_FILE` names a file, writes the absolute path (no
+//! newline) into it: the shell function `wtenv` reads that file and runs
+//! `\builtin cd --` (never an eval of free-form output).
+//!
+//! An existing worktree (made by `create` or by hand) is found by its
+//! identifier; its ports are made sure of (sticky: usually the read-only
+//! fast path). A missing one is created with its ports, all or nothing;
+//! when its branch exists already (the worktree was removed, the branch
+//! kept), that branch is checked out again.
+
+use std::path::Path;
+
+use crate::alloc::{self, HoldMode, RealSystem};
+use crate::commands::{create, list};
+use crate::context::Ctx;
+use crate::error::{Error, Result};
+use crate::exit::Outcome;
+use crate::output;
+
+/// The variable naming the directive file of the shell integration.
+pub const CD_FILE_VAR: &str = "WTENV_CD_FILE";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The worktree's identifier (its directory name for one made by hand).
+    pub identifier: String,
+    /// The purpose: to tell worktrees apart, and for a new one (default:
+    /// `[worktrees] default_purpose`).
+    #[arg(long)]
+    pub purpose: Option<String>,
+    /// The base revision, if the worktree is created (default: HEAD).
+    #[arg(long, value_name = "BASE")]
+    pub branch: Option<String>,
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    let (_, config, entries) = list::entries(ctx)?;
+    let path = match list::find(&entries, &args.identifier, args.purpose.as_deref())? {
+        Some(entry) => {
+            let root = entry
+                .worktree
+                .as_ref()
+                .map(|w| w.root.clone())
+                .ok_or_else(|| {
+                    Error::hinted(
+                        format!(
+                            "worktree {} is listed by git but its directory is missing",
+                            entry.path.display()
+                        ),
+                        "run 'git worktree prune', then enter again to recreate it",
+                    )
+                })?;
+            let scope = ctx.scope_at(&root)?;
+            let ports = alloc::ensure(
+                &ctx.registry,
+                &scope.request(false),
+                &HoldMode::Reserve,
+                &mut RealSystem::default(),
+            )?;
+            scope
+                .worktree
+                .update_stamp(&crate::exports::ports_summary(&ports));
+            root
+        }
+        None => {
+            let purpose = args
+                .purpose
+                .clone()
+                .unwrap_or_else(|| config.worktrees.default_purpose.clone());
+            let plan = create::plan(
+                ctx,
+                &purpose,
+                &args.identifier,
+                args.branch.as_deref(),
+                None,
+            )?;
+            create::execute(ctx, &plan, true, true)?.path
+        }
+    };
+    write_cd_file(&path)?;
+    output::stdout(&format!("{}\n", path.display()))?;
+    Ok(Outcome::SUCCESS)
+}
+
+/// The `WTENV_CD_FILE` contract: the absolute path, no newline.
+fn write_cd_file(path: &Path) -> Result<()> {
+    let Some(file) = std::env::var_os(CD_FILE_VAR).filter(|v| !v.is_empty()) else {
+        return Ok(());
+    };
+    std::fs::write(&file, path.as_os_str().as_encoded_bytes()).map_err(|e| {
+        Error::io(
+            format!(
+                "could not write {CD_FILE_VAR} {}",
+                Path::new(&file).display()
+            ),
+            e,
+        )
+    })
+}

@@ -1,0 +1,178 @@
+//! `wtenv remove ID|PATH`: remove a worktree and give back its ports.
+//!
+//! Order, and why: check everything first (the worktree exists, is not the
+//! main one, no live holder unless `--force`), then `git worktree remove`,
+//! then release the allocations, then (`--delete-branch`) the branch. Git
+//! goes before the release because git is the step that refuses (a dirty
+//! worktree, a locked one): when it does, the worktree and its ports stay
+//! exactly as they were. If the release then fails (the registry busy),
+//! the allocations belong to a worktree that is gone, which the next
+//! wtenv's sweep releases (rule 4): nothing is lost either way. The same
+//! holds for a Ctrl-C: git runs in its own process group and finishes its
+//! step; a wtenv killed before the release leaves allocations the sweep
+//! takes back.
+
+use std::path::Path;
+
+use crate::alloc::{self, RealSystem, Usage};
+use crate::commands::list;
+use crate::context::Ctx;
+use crate::error::{Error, Result};
+use crate::exit::Outcome;
+use crate::git::{Git, RepoLock};
+use crate::worktree;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The worktree: its identifier, or its path.
+    #[arg(value_name = "ID|PATH")]
+    pub target: String,
+    /// Remove even with uncommitted changes or a live holder (which keeps
+    /// running; its ports are released).
+    #[arg(long)]
+    pub force: bool,
+    /// Also delete the worktree's branch (`git branch -d`; `-D` with
+    /// --force).
+    #[arg(long)]
+    pub delete_branch: bool,
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    let (here, _, entries) = list::entries(ctx)?;
+    let by_path = |target: &str| {
+        let abs = ctx.cwd.join(target);
+        let path = abs
+            .canonicalize()
+            .unwrap_or_else(|_| worktree::normalize(&abs));
+        entries.iter().find(|e| e.path == path)
+    };
+    // An identifier never holds '/'; a bare name is an identifier first,
+    // then a directory of the current one.
+    let entry = if args.target.contains('/') || args.target == "." || args.target == ".." {
+        by_path(&args.target)
+    } else {
+        match list::find(&entries, &args.target, None)? {
+            Some(e) => Some(e),
+            None => by_path(&args.target),
+        }
+    };
+    let entry = entry.ok_or_else(|| {
+        Error::hinted(
+            format!("no worktree {:?} in this repository", args.target),
+            "'wtenv list' shows the worktrees",
+        )
+    })?;
+    if entry.main || entry.listed.bare {
+        return Err(Error::usage(format!(
+            "{} is the main worktree; it is never removed",
+            entry.path.display()
+        )));
+    }
+
+    // Who still uses the ports: recorded holders that live, and listeners
+    // of the worktree's own (rule 5).
+    let data = ctx.registry.read()?;
+    let mine: Vec<_> = data
+        .allocations
+        .iter()
+        .filter(|a| a.belongs_to(&here.common_dir, &entry.path))
+        .collect();
+    let mut users = Vec::new();
+    for a in &mine {
+        for h in a.holders.iter().filter(|h| h.process().is_alive()) {
+            users.push(format!(
+                "  port {} ({}): held by pid {} {}",
+                a.port, a.service, h.pid, h.command
+            ));
+        }
+    }
+    let usage = alloc::classify(&mine, &mut RealSystem::default())
+        .map_err(|e| Error::io("could not probe ports", e))?;
+    for (a, u) in mine.iter().zip(&usage) {
+        if let Usage::InUse(found) = u {
+            users.push(format!(
+                "  port {} ({}): listening: {}",
+                a.port,
+                a.service,
+                alloc::describe_holders(found)
+            ));
+        }
+    }
+    if !users.is_empty() && !args.force {
+        return Err(Error::hinted(
+            format!(
+                "worktree {} is in use:\n{}",
+                entry.path.display(),
+                users.join("\n")
+            ),
+            "stop those processes first, or pass --force (they keep running)",
+        ));
+    }
+
+    // Git runs from the main worktree (or the repository): never from
+    // inside the worktree being removed.
+    let git = Git::new(
+        here.main_root()
+            .filter(|m| m.exists())
+            .unwrap_or_else(|| here.common_dir.clone()),
+    );
+    // Asked before the worktree is gone, and only when needed.
+    let branch = if args.delete_branch {
+        Git::new(&entry.path).current_branch()?
+    } else {
+        None
+    };
+
+    let _lock = RepoLock::acquire(&here.common_dir, &|| Ok(()))?;
+    git.worktree_remove(&entry.path, u8::from(args.force))
+        .map_err(|e| match e {
+            Error::Git { stderr, .. } => Error::hinted(
+                format!("git refused to remove {}: {stderr}", entry.path.display()),
+                "commit or stash the changes, or pass --force to discard them",
+            ),
+            e => e,
+        })?;
+    if !ctx.quiet {
+        eprintln!("removed worktree {}", entry.path.display());
+        for u in &users {
+            eprintln!("warning: left running:{}", u.trim_start_matches(' '));
+        }
+    }
+    release(ctx, &here.common_dir, &entry.path);
+
+    if let Some(branch) = &branch {
+        git.delete_branch(branch, args.force)?;
+        if !ctx.quiet {
+            eprintln!("deleted branch {branch}");
+        }
+    }
+    Ok(Outcome::SUCCESS)
+}
+
+/// Releases every allocation of the removed worktree. A failure here is a
+/// warning: the worktree is gone, so the next sweep releases them.
+fn release(ctx: &Ctx, repository: &Path, root: &Path) {
+    let released = ctx.registry.transaction(|data| {
+        let mut gone = Vec::new();
+        data.allocations.retain(|a| {
+            let hit = a.belongs_to(repository, root);
+            if hit {
+                gone.push((a.service.clone(), a.port));
+            }
+            !hit
+        });
+        Ok(gone)
+    });
+    match released {
+        Ok(gone) if !ctx.quiet => {
+            for (service, port) in gone {
+                eprintln!("released port {port} ({service})");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => ctx.warn(&format!(
+            "could not release the ports of {}: {e}; the next wtenv command sweeps them",
+            root.display()
+        )),
+    }
+}

@@ -1,0 +1,329 @@
+//! The one module that runs git (STYLE 4): its CLI, argument vectors only,
+//! never a shell, and one error text per call ([`Error::Git`] names the
+//! arguments and git's own message).
+//!
+//! Only `create`, `enter`, `remove` and `list` come here. `wtenv env` runs
+//! on every `cd` and never runs git: it finds the worktree from files
+//! ([`crate::worktree`]).
+//!
+//! User text (a base revision, a path) never reaches a position where git
+//! could read it as an option: revisions follow `--end-of-options`, paths
+//! follow `--`, and ref names are checked in their full `refs/heads/` form.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// A repository (or one of its worktrees) that git commands run in.
+#[derive(Debug, Clone)]
+pub struct Git {
+    dir: PathBuf,
+}
+
+/// One entry of `git worktree list --porcelain -z`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListedWorktree {
+    pub path: PathBuf,
+    /// `None` for a bare repository's entry.
+    pub head: Option<String>,
+    /// Short name (`feature/x`); `None` when detached or bare.
+    pub branch: Option<String>,
+    pub bare: bool,
+    pub detached: bool,
+    pub locked: bool,
+    /// Git would prune it (its directory is missing).
+    pub prunable: bool,
+}
+
+impl Git {
+    /// Git commands run with `dir` as their working directory.
+    pub fn new(dir: impl Into<PathBuf>) -> Git {
+        Git { dir: dir.into() }
+    }
+
+    /// Runs `git ARGS`; stdout on success, else [`Error::Git`] with stderr.
+    fn run<I, S>(&self, args: I) -> Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.run_with_input(args, None)
+    }
+
+    /// [`run`](Self::run), with `input` on git's stdin.
+    fn run_with_input<I, S>(&self, args: I, input: Option<&str>) -> Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let shown = || {
+            args.iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        tracing::debug!(args = %shown(), dir = %self.dir.display(), "git");
+        // Its own process group: a terminal's Ctrl-C reaches wtenv only,
+        // which lets the git step finish whole and then undoes it (see
+        // `commands::create`), instead of git dying half-way with children
+        // still holding ref locks.
+        let mut child = Command::new("git")
+            .args(&args)
+            .current_dir(&self.dir)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| Error::io(format!("could not run git {}", shown()), e))?;
+        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+            // Small (a few lines): fits the pipe, no deadlock with stdout.
+            stdin
+                .write_all(text.as_bytes())
+                .map_err(|e| Error::io(format!("could not write to git {}", shown()), e))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::io(format!("could not run git {}", shown()), e))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            Err(Error::Git {
+                args: shown(),
+                stderr: if stderr.is_empty() {
+                    format!("exited with {}", out.status)
+                } else {
+                    stderr
+                },
+            })
+        }
+    }
+
+    /// Resolves each of `names` (revisions: `main`, `HEAD~2`,
+    /// `refs/heads/x`, `v1^{commit}`) in ONE git process (`git cat-file
+    /// --batch-check`; names go through stdin, never argv, so none can be
+    /// an option): `Some((hash, type))`, or `None` for a name that names
+    /// nothing. A name must not hold a newline.
+    pub fn lookup(&self, names: &[String]) -> Result<Vec<Option<(String, String)>>> {
+        debug_assert!(names.iter().all(|n| !n.contains('\n')));
+        let input: String = names.iter().map(|n| format!("{n}\n")).collect();
+        let out = self.run_with_input(["cat-file", "--batch-check"], Some(&input))?;
+        let mut lines = out.lines();
+        Ok(names
+            .iter()
+            .map(|_| {
+                let line = lines.next().unwrap_or_default();
+                let mut words = line.split(' ');
+                match (words.next(), words.next(), words.next()) {
+                    // "<hash> <type> <size>"; a miss is "<name> missing".
+                    (Some(hash), Some(kind), Some(_))
+                        if hash.len() >= 40 && hash.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                    {
+                        Some((hash.to_owned(), kind.to_owned()))
+                    }
+                    _ => None,
+                }
+            })
+            .collect())
+    }
+
+    /// The commit branch `name` points to, if it exists.
+    pub fn branch_commit(&self, name: &str) -> Result<Option<String>> {
+        match self.run([
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &format!("refs/heads/{name}"),
+        ]) {
+            Ok(out) => Ok(Some(out.trim().to_owned())),
+            Err(Error::Git { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `git worktree add -b BRANCH -- PATH COMMIT`.
+    pub fn worktree_add(&self, path: &Path, branch: &str, commit: &str) -> Result<()> {
+        let args: [&OsStr; 8] = [
+            "worktree".as_ref(),
+            "add".as_ref(),
+            "--quiet".as_ref(),
+            "-b".as_ref(),
+            branch.as_ref(),
+            "--".as_ref(),
+            path.as_os_str(),
+            commit.as_ref(),
+        ];
+        self.run(args).map(drop)
+    }
+
+    /// `git worktree add -- PATH BRANCH`: checks out an existing branch.
+    pub fn worktree_add_existing(&self, path: &Path, branch: &str) -> Result<()> {
+        let args: [&OsStr; 6] = [
+            "worktree".as_ref(),
+            "add".as_ref(),
+            "--quiet".as_ref(),
+            "--".as_ref(),
+            path.as_os_str(),
+            branch.as_ref(),
+        ];
+        self.run(args).map(drop)
+    }
+
+    /// `git worktree remove [--force [--force]] -- PATH`. `force` 2 also
+    /// removes a locked worktree (rollback of a half-made one).
+    pub fn worktree_remove(&self, path: &Path, force: u8) -> Result<()> {
+        let mut args: Vec<&OsStr> = vec!["worktree".as_ref(), "remove".as_ref()];
+        for _ in 0..force {
+            args.push("--force".as_ref());
+        }
+        args.push("--".as_ref());
+        args.push(path.as_os_str());
+        self.run(args).map(drop)
+    }
+
+    /// Deletes branch `name` only if it still points to `commit` (a
+    /// rollback never deletes a branch someone moved meanwhile).
+    pub fn delete_branch_at(&self, name: &str, commit: &str) -> Result<()> {
+        self.run(["update-ref", "-d", &format!("refs/heads/{name}"), commit])
+            .map(drop)
+    }
+
+    /// The branch checked out in this worktree, `None` when detached.
+    pub fn current_branch(&self) -> Result<Option<String>> {
+        match self.run(["symbolic-ref", "--quiet", "--short", "HEAD"]) {
+            Ok(out) => Ok(Some(out.trim().to_owned())),
+            Err(Error::Git { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `git branch -d|-D -- NAME`: `-d` refuses an unmerged branch.
+    pub fn delete_branch(&self, name: &str, force: bool) -> Result<()> {
+        let flag = if force { "-D" } else { "-d" };
+        self.run(["branch", flag, "--", name]).map(drop)
+    }
+
+    /// Every worktree of the repository, the main one first.
+    pub fn worktrees(&self) -> Result<Vec<ListedWorktree>> {
+        let out = self.run(["worktree", "list", "--porcelain", "-z"])?;
+        Ok(parse_worktree_list(&out))
+    }
+}
+
+/// Serializes wtenv's own `git worktree add` and `remove` in one
+/// repository: git's `worktree add` is not safe against a concurrent one
+/// (it reads the other's half-made `.git/worktrees` entry and fails with
+/// "failed to read .../commondir"). An exclusive `flock` on the git common
+/// dir itself (git never flocks it), so no file is added to the
+/// repository; released on drop.
+pub struct RepoLock {
+    _file: File,
+}
+
+/// How long a wtenv waits for another one's worktree change.
+const REPO_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+impl RepoLock {
+    /// Waits for the lock, polling `interrupted` so a Ctrl-C while waiting
+    /// is seen at once (an `Err` from it is returned as is).
+    pub fn acquire(common_dir: &Path, interrupted: &dyn Fn() -> Result<()>) -> Result<RepoLock> {
+        let path = common_dir;
+        let file = File::open(path)
+            .map_err(|e| Error::io(format!("could not open {}", path.display()), e))?;
+        let start = Instant::now();
+        loop {
+            interrupted()?;
+            match file.try_lock() {
+                Ok(()) => return Ok(RepoLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < REPO_LOCK_WAIT => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::hinted(
+                        format!(
+                            "could not lock {}: busy for {} s",
+                            path.display(),
+                            REPO_LOCK_WAIT.as_secs()
+                        ),
+                        "another wtenv is creating or removing a worktree of this repository; retry",
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(Error::io(format!("could not lock {}", path.display()), e));
+                }
+            }
+        }
+    }
+}
+
+/// Parses `git worktree list --porcelain -z`: NUL-terminated `key value`
+/// fields, an empty field between entries. `-z` keeps paths with newlines
+/// intact.
+pub fn parse_worktree_list(text: &str) -> Vec<ListedWorktree> {
+    let mut out = Vec::new();
+    let mut cur: Option<ListedWorktree> = None;
+    for field in text.split('\0') {
+        if field.is_empty() {
+            out.extend(cur.take());
+            continue;
+        }
+        let (key, value) = field.split_once(' ').unwrap_or((field, ""));
+        if key == "worktree" {
+            out.extend(cur.take());
+            cur = Some(ListedWorktree {
+                path: PathBuf::from(value),
+                ..ListedWorktree::default()
+            });
+            continue;
+        }
+        let Some(w) = cur.as_mut() else { continue };
+        match key {
+            "HEAD" => w.head = Some(value.to_owned()),
+            "branch" => {
+                w.branch = Some(
+                    value
+                        .strip_prefix("refs/heads/")
+                        .unwrap_or(value)
+                        .to_owned(),
+                )
+            }
+            "bare" => w.bare = true,
+            "detached" => w.detached = true,
+            "locked" => w.locked = true,
+            "prunable" => w.prunable = true,
+            _ => {}
+        }
+    }
+    out.extend(cur);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_porcelain_z() {
+        let text = "worktree /r\0HEAD abc\0branch refs/heads/main\0\0\
+                    worktree /w x\nnl\0HEAD def\0detached\0locked reason\0prunable gitdir file points to non-existent location\0\0";
+        let list = parse_worktree_list(text);
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].branch.as_deref(), Some("main"));
+        assert_eq!(list[1].path, PathBuf::from("/w x\nnl"));
+        assert!(list[1].detached && list[1].locked && list[1].prunable);
+        assert_eq!(list[1].branch, None);
+    }
+}
