@@ -567,3 +567,41 @@ fn wtenv_function_cds_into_the_path_from_the_directive_file() {
         assert_eq!(pwned_under(&t.root()), None, "{}", sh.name());
     }
 }
+
+/// The real `wtenv enter` through each shell's `wtenv` function: the shell
+/// ends up in the new worktree, and the prompt hook exports its port.
+#[test]
+fn wtenv_enter_changes_the_directory_of_each_shell_and_exports_its_port() {
+    let t = TestEnv::new();
+    for sh in SHELLS {
+        let hook = hook_file(&t, sh.name());
+        let out_file = t.root().join(format!("{}.out", sh.name()));
+        let script = format!(
+            "source {hook}\nwtenv enter {name}-x\n{after}\nprintf '%s\\n%s\\n' \"$PWD\" \"$PORT\" > {out}\n",
+            hook = q(&hook),
+            name = sh.name(),
+            after = sh.after_cd(),
+            out = q(&out_file),
+        );
+        let out = sh.run(&t, &t.repo, &script);
+        assert_eq!(out.code, Some(0), "{}: {out}", sh.name());
+        let written = std::fs::read_to_string(&out_file).unwrap();
+        let mut lines = written.lines();
+        let pwd = PathBuf::from(lines.next().unwrap());
+        assert!(
+            pwd.ends_with(format!("feature-{}-x", sh.name())) && pwd.join(".git").is_file(),
+            "{}: the shell is not in the new worktree: {written}",
+            sh.name()
+        );
+        let port: u16 = lines
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|_| panic!("{}: no PORT: {written}", sh.name()));
+        assert!(
+            t.allocations().contains(&(port, "app".into(), pwd.clone())),
+            "{}: PORT {port} is not the worktree's allocation",
+            sh.name()
+        );
+    }
+}
