@@ -16,6 +16,7 @@ use crate::worktree::Worktree;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// JSON on stdout (with "version": 1) instead of a table.
     #[arg(long)]
     pub json: bool,
 }

@@ -54,6 +54,7 @@ pub struct Args {
     /// Put the worktree here instead of `<root>/<purpose>-<identifier>`.
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
+    /// JSON on stdout (with "version": 1) instead of text.
     #[arg(long)]
     pub json: bool,
 }

@@ -16,6 +16,7 @@ pub struct Args {
     /// a repository, every one).
     #[arg(long)]
     pub all: bool,
+    /// JSON on stdout (with "version": 1) instead of a table.
     #[arg(long)]
     pub json: bool,
 }

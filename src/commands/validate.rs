@@ -27,6 +27,7 @@ pub struct Args {
     /// Repair every fixable finding, print each fix.
     #[arg(long)]
     pub fix: bool,
+    /// JSON on stdout (with "version": 1) instead of text.
     #[arg(long)]
     pub json: bool,
 }

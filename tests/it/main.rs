@@ -4,6 +4,7 @@ mod support;
 
 mod config;
 mod direnv;
+mod docs;
 mod nix;
 mod probe;
 mod quoting;

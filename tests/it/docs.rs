@@ -1,0 +1,60 @@
+//! Docs that cannot drift (STYLE 16): the README's command table is the
+//! CLI's, command for command, and every flag it shows exists.
+
+use clap::CommandFactory;
+
+/// `(synopsis, description)` rows of the README's command table.
+fn readme_rows() -> Vec<(String, String)> {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("<!-- commands: kept in sync with `wtenv --help` by a test -->")
+        .nth(1)
+        .expect("README has the commands marker");
+    section
+        .lines()
+        .skip_while(|l| !l.starts_with("| `wtenv"))
+        .take_while(|l| l.starts_with("| `wtenv"))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").collect();
+            let synopsis = cells[0]
+                .trim()
+                .trim_matches('`')
+                .trim_start_matches("wtenv ")
+                .to_owned();
+            (synopsis, cells[1].trim().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn readme_command_table_matches_the_cli() {
+    let cli = wtenv::Cli::command();
+    let commands: Vec<_> = cli.get_subcommands().collect();
+    let rows = readme_rows();
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|(s, _)| s.split(' ').next().unwrap())
+        .collect();
+    let cli_names: Vec<&str> = commands.iter().map(|c| c.get_name()).collect();
+    assert_eq!(names, cli_names, "README command table vs `wtenv --help`");
+    for ((synopsis, about), cmd) in rows.iter().zip(&commands) {
+        assert_eq!(
+            Some(about.as_str()),
+            cmd.get_about().map(|a| a.to_string()).as_deref(),
+            "description of {}",
+            cmd.get_name()
+        );
+        for flag in synopsis
+            .split([' ', '[', ']', '|'])
+            .filter(|w| w.starts_with("--") && w.len() > 2)
+        {
+            let long = flag.trim_start_matches("--");
+            assert!(
+                cmd.get_arguments().any(|a| a.get_long() == Some(long))
+                    || cli.get_arguments().any(|a| a.get_long() == Some(long)),
+                "README shows {flag} for `{}`, which has no such flag",
+                cmd.get_name()
+            );
+        }
+    }
+}
