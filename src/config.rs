@@ -232,6 +232,21 @@ impl Config {
         self.purposes.get(purpose).copied()
     }
 
+    /// `feature, bugfix, ...`: for messages that list what is configured.
+    pub fn purpose_names(&self) -> String {
+        self.purposes.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+
+    /// The range of a purpose given on the command line.
+    pub fn require_purpose(&self, purpose: &str) -> Result<PortRange> {
+        self.purpose_range(purpose).ok_or_else(|| {
+            Error::hinted(
+                format!("unknown purpose {purpose:?}"),
+                format!("configured purposes: {}", self.purpose_names()),
+            )
+        })
+    }
+
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
     }
@@ -336,12 +351,7 @@ impl Parser<'_> {
                 format!(
                     "purpose {:?} is not defined in [purposes] (defined: {})",
                     config.worktrees.default_purpose,
-                    config
-                        .purposes
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    config.purpose_names()
                 ),
             ));
         }

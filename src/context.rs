@@ -116,20 +116,7 @@ impl Scope {
 
     /// Another purpose's range, checked against the config.
     pub fn with_purpose(mut self, purpose: &str) -> Result<Scope> {
-        self.range = self.config.purpose_range(purpose).ok_or_else(|| {
-            Error::hinted(
-                format!("unknown purpose {purpose:?}"),
-                format!(
-                    "configured purposes: {}",
-                    self.config
-                        .purposes
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-        })?;
+        self.range = self.config.require_purpose(purpose)?;
         self.purpose = purpose.to_owned();
         Ok(self)
     }

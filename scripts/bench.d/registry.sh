@@ -19,25 +19,7 @@ printf '[purposes]\nfeature = "10000-11099"\n' >"$repo/wtenv.toml"
 
 # 1,000 reserved allocations of another repository's worktrees. Their
 # directories exist: a missing one would be swept as "worktree gone".
-python3 - "$B" "$WTENV_STATE_DIR" <<'PY'
-import json, os, sys
-base, state = sys.argv[1], sys.argv[2]
-allocs = []
-for i in range(1000):
-    wt = os.path.join(base, "other", "wt%d" % i)
-    os.makedirs(wt, exist_ok=True)
-    allocs.append({
-        "port": 10000 + i, "service": "app", "purpose": "feature",
-        "repository": os.path.join(base, "other", ".git"), "worktree": wt,
-        "created": "2026-01-01T00:00:00Z", "reserved": True,
-    })
-os.makedirs(state, mode=0o700, exist_ok=True)
-os.chmod(state, 0o700)
-path = os.path.join(state, "registry.json")
-with open(path, "w") as f:
-    json.dump({"version": 1, "allocations": allocs}, f, indent=2)
-os.chmod(path, 0o600)
-PY
+scripts/fill-registry "$B" "$WTENV_STATE_DIR"
 
 cd "$repo"
 "$WTENV" -q env >/dev/null            # this worktree's own `app` port

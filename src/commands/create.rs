@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::json;
 
-use crate::alloc::{self, HoldMode, Ports, RealSystem};
+use crate::alloc::Ports;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
@@ -174,20 +174,7 @@ pub fn plan(
     }
     let source = Worktree::require(&ctx.cwd)?;
     let config = ctx.config_for(&source.root)?;
-    if config.purpose_range(purpose).is_none() {
-        return Err(Error::hinted(
-            format!("unknown purpose {purpose:?}"),
-            format!(
-                "configured purposes: {}",
-                config
-                    .purposes
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
-    }
+    config.require_purpose(purpose)?;
     let git = Git::new(&source.root);
     // Whether git accepts the name is git's to say: `worktree add` refuses
     // an invalid one before it touches anything.
@@ -421,15 +408,7 @@ pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool, reuse_branch: bool) -> 
     if with_ports {
         let scope = ctx.scope_at(&wt.root)?;
         guard.allocated_for = Some(wt.root.clone());
-        ports = alloc::ensure(
-            &ctx.registry,
-            &scope.request(false),
-            &HoldMode::Reserve,
-            &mut RealSystem::default(),
-        )?;
-        scope
-            .worktree
-            .update_stamp(&crate::exports::ports_summary(&ports));
+        ports = crate::commands::env::reserve(ctx, &scope)?;
         signals.check()?;
     }
 

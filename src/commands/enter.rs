@@ -11,7 +11,6 @@
 
 use std::path::Path;
 
-use crate::alloc::{self, HoldMode, RealSystem};
 use crate::commands::{create, list};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
@@ -52,15 +51,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                     )
                 })?;
             let scope = ctx.scope_at(&root)?;
-            let ports = alloc::ensure(
-                &ctx.registry,
-                &scope.request(false),
-                &HoldMode::Reserve,
-                &mut RealSystem::default(),
-            )?;
-            scope
-                .worktree
-                .update_stamp(&crate::exports::ports_summary(&ports));
+            crate::commands::env::reserve(ctx, &scope)?;
             root
         }
         None => {

@@ -185,3 +185,16 @@ pub fn ensure_verified(
     scope.worktree.update_stamp(&exports::ports_summary(&ports));
     Ok(exports::variables(scope, &ports))
 }
+
+/// Reserves every service's port for `scope`'s worktree (sticky, fail
+/// fast) and refreshes its stamp: what `create --ports` and `enter` do.
+pub fn reserve(ctx: &Ctx, scope: &Scope) -> Result<alloc::Ports> {
+    let ports = alloc::ensure(
+        &ctx.registry,
+        &scope.request(false),
+        &HoldMode::Reserve,
+        &mut RealSystem::new(&ctx.registry),
+    )?;
+    scope.worktree.update_stamp(&exports::ports_summary(&ports));
+    Ok(ports)
+}

@@ -146,7 +146,7 @@ pub fn find<'a>(
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let (here, config, entries) = entries_from_git(ctx)?;
     let data = ctx.registry.read()?;
-    let mut system = RealSystem::default();
+    let mut system = RealSystem::new(&ctx.registry);
     let mut items = Vec::new();
     let mut rows = Vec::new();
     for e in &entries {

@@ -86,7 +86,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             ));
         }
     }
-    let usage = alloc::classify(&mine, &mut RealSystem::default())
+    let usage = alloc::classify(&mine, &mut RealSystem::new(&ctx.registry))
         .map_err(|e| Error::io("could not probe ports", e))?;
     for (a, u) in mine.iter().zip(&usage) {
         if let Usage::InUse(found) = u {
