@@ -568,6 +568,17 @@ mod tests {
         }
     }
 
+    /// `allocate_in` for worktree `wt` of repository `/r/.git`.
+    fn alloc(
+        data: &mut RegistryData,
+        wt: &str,
+        services: Vec<&'static str>,
+        mode: &HoldMode,
+        sys: &mut dyn System,
+    ) -> Result<Ports> {
+        allocate_in(data, &req(wt, services), mode, sys)
+    }
+
     fn hold(pid: u32) -> Hold {
         Hold {
             pid,
@@ -581,16 +592,11 @@ mod tests {
     fn lowest_free_port_skipping_the_registry() {
         let mut sys = Fake::default();
         let mut data = RegistryData::default();
-        let a = allocate_in(
+        let a = alloc(&mut data, "/r", vec!["app"], &HoldMode::Reserve, &mut sys).unwrap();
+        let b = alloc(
             &mut data,
-            &req("/r", vec!["app"]),
-            &HoldMode::Reserve,
-            &mut sys,
-        )
-        .unwrap();
-        let b = allocate_in(
-            &mut data,
-            &req("/w", vec!["app", "db"]),
+            "/w",
+            vec!["app", "db"],
             &HoldMode::Reserve,
             &mut sys,
         )
@@ -603,22 +609,10 @@ mod tests {
     fn allocation_is_sticky_and_probes_nothing_when_complete() {
         let mut sys = Fake::default();
         let mut data = RegistryData::default();
-        allocate_in(
-            &mut data,
-            &req("/r", vec!["app"]),
-            &HoldMode::Reserve,
-            &mut sys,
-        )
-        .unwrap();
+        alloc(&mut data, "/r", vec!["app"], &HoldMode::Reserve, &mut sys).unwrap();
         sys.probes.clear();
         sys.occupied.insert(5000); // our own server now runs there
-        let again = allocate_in(
-            &mut data,
-            &req("/r", vec!["app"]),
-            &HoldMode::Reserve,
-            &mut sys,
-        )
-        .unwrap();
+        let again = alloc(&mut data, "/r", vec!["app"], &HoldMode::Reserve, &mut sys).unwrap();
         assert_eq!(again["app"], 5000);
         assert!(sys.probes.is_empty());
     }
@@ -641,13 +635,7 @@ mod tests {
             holders: vec![],
         });
         let before = data.clone();
-        let err = allocate_in(
-            &mut data,
-            &req("/r", vec!["app"]),
-            &HoldMode::Reserve,
-            &mut sys,
-        )
-        .unwrap_err();
+        let err = alloc(&mut data, "/r", vec!["app"], &HoldMode::Reserve, &mut sys).unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with(
             "Port conflict detected in feature range 5000-5009.\n\
@@ -692,24 +680,27 @@ mod tests {
     fn sweep_drops_dead_holders_and_gone_worktrees() {
         let mut sys = Fake::default();
         let mut data = RegistryData::default();
-        allocate_in(
+        alloc(
             &mut data,
-            &req("/held", vec!["app"]),
+            "/held",
+            vec!["app"],
             &HoldMode::HoldNew(hold(10)),
             &mut sys,
         )
         .unwrap();
-        allocate_in(
+        alloc(
             &mut data,
-            &req("/reserved", vec!["app"]),
+            "/reserved",
+            vec!["app"],
             &HoldMode::HoldAll(hold(11)),
             &mut sys,
         )
         .unwrap();
         data.allocations[1].reserved = true;
-        allocate_in(
+        alloc(
             &mut data,
-            &req("/gone", vec!["app"]),
+            "/gone",
+            vec!["app"],
             &HoldMode::Reserve,
             &mut sys,
         )
@@ -729,17 +720,12 @@ mod tests {
     fn run_marks_reservations_held_and_releases_only_its_own() {
         let mut sys = Fake::default();
         let mut data = RegistryData::default();
-        allocate_in(
-            &mut data,
-            &req("/r", vec!["app"]),
-            &HoldMode::Reserve,
-            &mut sys,
-        )
-        .unwrap();
+        alloc(&mut data, "/r", vec!["app"], &HoldMode::Reserve, &mut sys).unwrap();
         let me = hold(42);
-        allocate_in(
+        alloc(
             &mut data,
-            &req("/r", vec!["app", "db"]),
+            "/r",
+            vec!["app", "db"],
             &HoldMode::HoldAll(me.clone()),
             &mut sys,
         )
@@ -761,40 +747,30 @@ mod tests {
         let mut sys = Fake::default();
         let mut data = RegistryData::default();
         // A `nix develop` shell (pid 10) allocated it, held.
-        allocate_in(
+        alloc(
             &mut data,
-            &req("/r", vec!["app"]),
+            "/r",
+            vec!["app"],
             &HoldMode::HoldNew(hold(10)),
             &mut sys,
         )
         .unwrap();
         assert!(!data.allocations[0].reserved);
         // direnv's plain `env` in the same worktree, while it lives.
-        let ports = allocate_in(
-            &mut data,
-            &req("/r", vec!["app"]),
-            &HoldMode::Reserve,
-            &mut sys,
-        )
-        .unwrap();
+        let ports = alloc(&mut data, "/r", vec!["app"], &HoldMode::Reserve, &mut sys).unwrap();
         assert_eq!(ports["app"], 5000);
         assert!(data.allocations[0].reserved, "exported by env: sticky");
         // Another worktree whose nix shell died: swept, then reserved anew.
-        allocate_in(
+        alloc(
             &mut data,
-            &req("/w", vec!["app"]),
+            "/w",
+            vec!["app"],
             &HoldMode::HoldNew(hold(11)),
             &mut sys,
         )
         .unwrap();
         sys.dead.insert(11);
-        allocate_in(
-            &mut data,
-            &req("/w", vec!["app"]),
-            &HoldMode::Reserve,
-            &mut sys,
-        )
-        .unwrap();
+        alloc(&mut data, "/w", vec!["app"], &HoldMode::Reserve, &mut sys).unwrap();
         let w: Vec<_> = data
             .allocations
             .iter()
@@ -821,9 +797,10 @@ mod tests {
             ..Fake::default()
         };
         let mut data = RegistryData::default();
-        allocate_in(
+        alloc(
             &mut data,
-            &req("/r", vec!["a", "b", "c", "d"]),
+            "/r",
+            vec!["a", "b", "c", "d"],
             &HoldMode::Reserve,
             &mut Fake::default(),
         )
