@@ -144,7 +144,9 @@ pub fn hold_for(pid: u32) -> Result<Hold> {
         pid,
         start_time: process.start_time,
         command: crate::process::command(pid).unwrap_or_default(),
-        pgid: None,
+        // Recorded for the record (SPEC: a held allocation names its
+        // holder's group); wtenv never signals a group it did not spawn.
+        pgid: crate::process::pgid(pid),
     })
 }
 

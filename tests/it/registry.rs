@@ -257,6 +257,23 @@ fn a_dead_holder_is_swept_by_the_next_allocation() {
         t.allocations(),
         vec![(t.ports.start, "app".into(), other.clone())]
     );
+    // The hold names the process: pid, start time, command, group.
+    let hold = &t.registry()["allocations"][0]["holders"][0];
+    assert_eq!(hold["pid"].as_u64(), Some(shell.id() as u64), "{hold}");
+    assert_eq!(
+        hold["start_time"].as_u64(),
+        Some(start_time(shell.id())),
+        "{hold}"
+    );
+    assert_eq!(hold["command"], "sleep 60", "{hold}");
+    let group = std::fs::read_to_string(format!("/proc/{}/stat", shell.id())).unwrap();
+    let pgid: u64 = group[group.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(hold["pgid"].as_u64(), Some(pgid), "{hold}");
     shell.kill().unwrap();
     shell.wait().unwrap();
     let out = run(&mut t.wtenv(&["allocate", "--service", "x"]));

@@ -605,3 +605,35 @@ fn wtenv_enter_changes_the_directory_of_each_shell_and_exports_its_port() {
         );
     }
 }
+
+/// `wtenv completions SHELL` prints a script the shell itself accepts.
+#[test]
+fn completions_parse_in_bash_zsh_and_fish() {
+    let t = TestEnv::new();
+    for sh in SHELLS {
+        let out = run(&mut t.wtenv(&["completions", sh.name()]));
+        assert_eq!(out.code, Some(0), "{out}");
+        assert!(
+            out.stdout.contains("wtenv") && out.stdout.contains("validate"),
+            "{out}"
+        );
+        let file = t.root().join(format!("completion.{}", sh.name()));
+        std::fs::write(&file, &out.stdout).unwrap();
+        let check = match sh {
+            Sh::Bash => run(Command::new("bash").arg("-n").arg(&file)),
+            Sh::Zsh => run(Command::new("zsh").arg("-n").arg(&file)),
+            Sh::Fish => run(Command::new("fish").arg("--no-execute").arg(&file)),
+        };
+        assert_eq!(check.code, Some(0), "{}: {check}", sh.name());
+    }
+    // bash: loading it registers the completion function for wtenv.
+    let out = Sh::Bash.run(
+        &t,
+        &t.repo,
+        &format!(
+            "source {}\ncomplete -p wtenv",
+            q(&t.root().join("completion.bash"))
+        ),
+    );
+    assert!(out.stdout.contains("wtenv"), "{out}");
+}
