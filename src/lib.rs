@@ -12,6 +12,10 @@
 //! - [`worktree`]: which worktree we are in, without running git
 //! - [`git`]: the one module that runs git (create, enter, remove, list)
 //! - [`exports`] and [`shell`]: the variables, and their quoting per shell
+//! - [`supervise`]: children in their own process group, signals forwarded,
+//!   escalated and swept (`run`, `up`)
+//! - [`validate`]: the registry check, findings as data
+//! - [`context`], [`error`], [`exit`], [`output`]: what every command shares
 //! - [`commands`]: one file per verb
 
 pub mod alloc;
