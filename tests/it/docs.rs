@@ -58,3 +58,20 @@ fn readme_command_table_matches_the_cli() {
         }
     }
 }
+
+/// The README's configuration example is a valid config, with no warning.
+#[test]
+fn readme_config_example_is_valid() {
+    let readme = include_str!("../../README.md");
+    let example = readme
+        .split("## Configuration")
+        .nth(1)
+        .and_then(|s| s.split("```toml\n").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("README has a toml example under Configuration");
+    let config = wtenv::config::Config::parse(std::path::Path::new("wtenv.toml"), example)
+        .unwrap_or_else(|e| panic!("README example: {e}"));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert_eq!(config.services.len(), 2);
+    assert_eq!(config.env[0].0, "API_URL");
+}
