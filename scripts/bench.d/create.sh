@@ -38,9 +38,9 @@ cd "$dir"
 # command's runs, then the other's: a drift lands on one side. So: several
 # short rounds, each one hyperfine run with both sides, and the median of
 # the per-round ratios of medians.
-rounds=5
+rounds=7
 for round in $(seq "$rounds"); do
-  hyperfine -N --warmup 2 --runs 10 --style basic --export-json "$dir/round-$round.json" \
+  hyperfine -N --warmup 2 --runs 15 --style basic --export-json "$dir/round-$round.json" \
     -n "git worktree add + remove" "bash $dir/git.sh $repo" \
     -n "wtenv create --ports + remove" "bash $dir/wtenv.sh $repo"
 done
