@@ -384,6 +384,21 @@ impl Signals {
 /// is checked out instead of refused, unless a base was given.
 pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool, reuse_branch: bool) -> Result<Created> {
     let signals = Signals::catch()?;
+    // A step a signal made fail (a probe's EINTR, a git that saw it too)
+    // is the signal's doing: die of it, after the rollback ran.
+    make(ctx, plan, with_ports, reuse_branch, &signals).map_err(|e| match signals.check() {
+        Err(interrupted) => interrupted,
+        Ok(()) => e,
+    })
+}
+
+fn make(
+    ctx: &Ctx,
+    plan: &Plan,
+    with_ports: bool,
+    reuse_branch: bool,
+    signals: &Signals,
+) -> Result<Created> {
     // Taken before the guard, so it is released after the rollback ran.
     let _lock = RepoLock::acquire(&plan.common_dir, &|| signals.check())?;
     // Under the lock, so no other wtenv makes this path between the check
