@@ -56,6 +56,7 @@ pub struct Args {
     /// Put the worktree here instead of `<root>/<purpose>-<identifier>`.
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
+    /// Print the result as JSON (`"version": 1`, path, branch, ports...).
     #[arg(long)]
     pub json: bool,
 }

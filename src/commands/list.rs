@@ -20,6 +20,7 @@ use crate::worktree::{self, Worktree};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Print JSON (`"version": 1`, one object per worktree).
     #[arg(long)]
     pub json: bool,
 }
