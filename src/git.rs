@@ -139,37 +139,35 @@ impl Git {
             .collect())
     }
 
-    /// The commit branch `name` points to, if it exists.
-    pub fn branch_commit(&self, name: &str) -> Result<Option<String>> {
-        match self.run([
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            "--end-of-options",
+    /// Creates branch `name` at the commit `base` names, only if no such
+    /// branch exists: one atomic `git update-ref` (the empty old value
+    /// means "must not exist"), which also refuses a bad ref name. The
+    /// reflog says what `git branch` would.
+    pub fn create_branch(&self, name: &str, base: &str) -> Result<()> {
+        self.run([
+            "update-ref",
+            "-m",
+            &format!("branch: Created from {base}"),
+            "--",
             &format!("refs/heads/{name}"),
-        ]) {
-            Ok(out) => Ok(Some(out.trim().to_owned())),
-            Err(Error::Git { .. }) => Ok(None),
+            &format!("{base}^{{commit}}"),
+            "",
+        ])
+        .map(drop)
+    }
+
+    /// Whether `name` is a valid branch name (`git check-ref-format` on
+    /// `refs/heads/<name>`, so it can never be read as an option).
+    pub fn is_valid_branch_name(&self, name: &str) -> Result<bool> {
+        match self.run(["check-ref-format", &format!("refs/heads/{name}")]) {
+            Ok(_) => Ok(true),
+            Err(Error::Git { .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }
 
-    /// `git worktree add -b BRANCH -- PATH COMMIT`.
-    pub fn worktree_add(&self, path: &Path, branch: &str, commit: &str) -> Result<()> {
-        let args: [&OsStr; 8] = [
-            "worktree".as_ref(),
-            "add".as_ref(),
-            "--quiet".as_ref(),
-            "-b".as_ref(),
-            branch.as_ref(),
-            "--".as_ref(),
-            path.as_os_str(),
-            commit.as_ref(),
-        ];
-        self.run(args).map(drop)
-    }
-
-    /// `git worktree add -- PATH BRANCH`: checks out an existing branch.
+    /// `git worktree add -- PATH BRANCH`: checks out an existing branch
+    /// (`create` makes the branch first, with [`Git::create_branch`]).
     pub fn worktree_add_existing(&self, path: &Path, branch: &str) -> Result<()> {
         let args: [&OsStr; 6] = [
             "worktree".as_ref(),
@@ -194,10 +192,10 @@ impl Git {
         self.run(args).map(drop)
     }
 
-    /// Deletes branch `name` only if it still points to `commit` (a
-    /// rollback never deletes a branch someone moved meanwhile).
-    pub fn delete_branch_at(&self, name: &str, commit: &str) -> Result<()> {
-        self.run(["update-ref", "-d", &format!("refs/heads/{name}"), commit])
+    /// Deletes branch `name` (`git update-ref -d`: no merge check; for a
+    /// rollback of a branch this very command created).
+    pub fn delete_branch_ref(&self, name: &str) -> Result<()> {
+        self.run(["update-ref", "-d", "--", &format!("refs/heads/{name}")])
             .map(drop)
     }
 

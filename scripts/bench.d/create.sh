@@ -3,10 +3,12 @@
 # (`git worktree add -b` + `git worktree remove`) on the same repository, in
 # one hyperfine run. Both sides run as a small bash script, so bash's own
 # start-up cancels out in the ratio. Each iteration uses a unique
-# identifier (both sides leave the branch, as `remove` does by default).
-# What wtenv adds: two process starts, one `git cat-file --batch-check`
-# (base and branch checked under the repository lock), the port probes,
-# and two durable registry writes (fsync of the file and the directory).
+# identifier (both sides leave the branch, as `remove` does by default;
+# an untimed --prepare deletes them).
+# What wtenv adds: two process starts (its own), the port probes, and two
+# durable registry writes (fsync of the file and the directory). Its git
+# processes match git's own: `update-ref` + `worktree add` where
+# `worktree add -b` runs `git branch` itself.
 set -euo pipefail
 dir=$BENCH_TMP/create
 repo=$dir/repo
@@ -33,14 +35,21 @@ git worktree add -q -b "feature/$id" -- "../repo.worktrees/feature-$id" HEAD
 git worktree remove -- "../repo.worktrees/feature-$id"
 SH
 
+# Untimed, before every run: drop the branches earlier runs left, so every
+# run starts from the same repository (they pile up and slow git down).
+cat >"$dir/prune.sh" <<'SH'
+git -C "$1" for-each-ref --format='delete %(refname)' refs/heads/feature | git -C "$1" update-ref --stdin
+SH
+
 cd "$dir"
 # The load on these machines drifts within seconds, and hyperfine runs one
 # command's runs, then the other's: a drift lands on one side. So: several
 # short rounds, each one hyperfine run with both sides, and the median of
 # the per-round ratios of medians.
-rounds=5
+rounds=7
 for round in $(seq "$rounds"); do
-  hyperfine -N --warmup 2 --runs 10 --style basic --export-json "$dir/round-$round.json" \
+  hyperfine -N --warmup 2 --runs 15 --style basic --export-json "$dir/round-$round.json" \
+    --prepare "bash $dir/prune.sh $repo" \
     -n "git worktree add + remove" "bash $dir/git.sh $repo" \
     -n "wtenv create --ports + remove" "bash $dir/wtenv.sh $repo"
 done

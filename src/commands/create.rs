@@ -1,26 +1,28 @@
 //! `wtenv create`: a new worktree on a new branch, optionally with its
 //! ports reserved. All or nothing.
 //!
-//! Two phases. [`plan`] validates everything and changes nothing: the
-//! purpose is configured, the identifier and the base are safe, the branch
-//! name is valid and free, the path is free. [`execute`] then makes each
+//! Two phases. [`plan`] validates everything it can without git and
+//! changes nothing: the purpose is configured, the identifier and the base
+//! are safe, the path is free. [`execute`] takes the repository lock,
+//! checks the path again, and makes each
 //! change under a [`Rollback`] guard that records what it made and, unless
 //! disarmed at the very end, undoes it in reverse on any error, on a panic,
 //! and on SIGINT/SIGTERM/SIGHUP (caught with signal-hook from before the
 //! first change; the command then dies of the signal, so the shell sees
 //! 130 for Ctrl-C).
 //!
-//! Order, and why: `git worktree add` first, then the metadata, then the
-//! ports. Ports are reserved only once the worktree exists, because a
-//! reservation for a directory that does not exist yet is "worktree gone"
-//! to a concurrent wtenv's sweep (rule 4), which would hand the port out
-//! twice.
+//! Order, and why: the branch (`git update-ref` with an empty old value:
+//! atomic create-if-missing, so the rollback knows the branch is its own),
+//! then `git worktree add` of it, then the metadata, then the ports. Ports
+//! are reserved only once the worktree exists, because a reservation for a
+//! directory that does not exist yet is "worktree gone" to a concurrent
+//! wtenv's sweep (rule 4), which would hand the port out twice.
 //!
-//! A Ctrl-C from a terminal also reaches git (same process group), which
-//! then cleans up after itself or not, at any point; the rollback therefore
-//! undoes by looking at what exists (the directory, the `.git/worktrees`
-//! entry pointing at it, the branch still at the base commit), not only at
-//! which step returned.
+//! Git runs in its own process group ([`crate::git`]), so a terminal's
+//! Ctrl-C reaches wtenv only and the current git step finishes whole before
+//! the rollback undoes it. The rollback still undoes by looking at what
+//! exists (the directory, the `.git/worktrees` entry pointing at it), so a
+//! git that failed half-way leaves nothing either.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -54,7 +56,7 @@ pub struct Args {
     /// Put the worktree here instead of `<root>/<purpose>-<identifier>`.
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
-    /// JSON on stdout (with "version": 1) instead of text.
+    /// Print the result as JSON (`"version": 1`, path, branch, ports...).
     #[arg(long)]
     pub json: bool,
 }
@@ -218,18 +220,25 @@ pub fn plan(
 }
 
 /// Where the new worktree's branch comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Start {
-    /// A new branch at this commit (the base's).
-    NewBranch(String),
+    /// A new branch at the base, made by this command.
+    NewBranch,
     /// The branch exists already (`enter` of a worktree removed without
     /// `--delete-branch`): check it out.
     ExistingBranch,
 }
 
-/// Resolves the base and checks the branch, in one git process. An
-/// existing branch is an error unless `reuse_branch`.
-fn resolve_start(plan: &Plan, reuse_branch: bool) -> Result<Start> {
+/// Makes the branch at the base in one atomic git call (it refuses an
+/// existing branch, an unknown base, a bad name). Only when that fails are
+/// more questions asked, to say why, and, for `enter` (`reuse_branch`,
+/// no base given), to check an existing branch out instead.
+fn start_branch(plan: &Plan, reuse_branch: bool) -> Result<Start> {
+    let err = match plan.git.create_branch(&plan.branch, &plan.base) {
+        Ok(()) => return Ok(Start::NewBranch),
+        Err(e @ Error::Git { .. }) => e,
+        Err(e) => return Err(e),
+    };
     let found = plan.git.lookup(&[
         format!("{}^{{commit}}", plan.base),
         format!("refs/heads/{}", plan.branch),
@@ -246,13 +255,19 @@ fn resolve_start(plan: &Plan, reuse_branch: bool) -> Result<Start> {
             ),
         ));
     }
-    match &found[0] {
-        Some((hash, kind)) if kind == "commit" => Ok(Start::NewBranch(hash.clone())),
-        _ => Err(Error::hinted(
+    if !matches!(&found[0], Some((_, kind)) if kind == "commit") {
+        return Err(Error::hinted(
             format!("base revision {:?} names no commit", plan.base),
             "name an existing branch, tag or commit with --branch",
-        )),
+        ));
     }
+    if !plan.git.is_valid_branch_name(&plan.branch)? {
+        return Err(Error::hinted(
+            format!("{:?} is not a valid branch name", plan.branch),
+            "check [worktrees] branch in wtenv.toml, or choose another identifier",
+        ));
+    }
+    Err(err)
 }
 
 fn check_path_free(path: &Path) -> Result<()> {
@@ -357,20 +372,30 @@ impl Signals {
 /// is checked out instead of refused, unless a base was given.
 pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool, reuse_branch: bool) -> Result<Created> {
     let signals = Signals::catch()?;
+    // A step a signal made fail (a probe's EINTR, a git that saw it too)
+    // is the signal's doing: die of it, after the rollback ran.
+    make(ctx, plan, with_ports, reuse_branch, &signals).map_err(|e| match signals.check() {
+        Err(interrupted) => interrupted,
+        Ok(()) => e,
+    })
+}
+
+fn make(
+    ctx: &Ctx,
+    plan: &Plan,
+    with_ports: bool,
+    reuse_branch: bool,
+    signals: &Signals,
+) -> Result<Created> {
     // Taken before the guard, so it is released after the rollback ran.
     let _lock = RepoLock::acquire(&plan.common_dir, &|| signals.check())?;
-    // Under the lock, so no other wtenv makes this branch or path between
-    // the check and `git worktree add`. The rollback relies on it: a
-    // branch at the base after a failure is one this command made.
-    let start = resolve_start(plan, reuse_branch)?;
+    // Under the lock, so no other wtenv makes this path between the check
+    // and `git worktree add`.
     check_path_free(&plan.path)?;
-    if start == Start::ExistingBranch && !ctx.quiet {
-        eprintln!("branch {} exists: checking it out", plan.branch);
-    }
     let mut guard = Rollback {
         plan,
-        start: &start,
         registry: &ctx.registry,
+        branch_created: false,
         worktree_attempted: false,
         worktree_added: false,
         allocated_for: None,
@@ -378,13 +403,20 @@ pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool, reuse_branch: bool) -> 
     };
     signals.check()?;
 
+    // The branch first, then `worktree add` of it: as many git processes
+    // as `git worktree add -b` (which runs `git branch` itself), and the
+    // rollback knows for sure whether the branch is its own.
+    let start = start_branch(plan, reuse_branch)?;
+    guard.branch_created = start == Start::NewBranch;
+    if start == Start::ExistingBranch && !ctx.quiet {
+        eprintln!("branch {} exists: checking it out", plan.branch);
+    }
+    signals.check()?;
+
     // Marked before the call: git may leave part of its work behind if it
-    // fails or is interrupted half-way.
+    // fails half-way.
     guard.worktree_attempted = true;
-    let added = match &start {
-        Start::NewBranch(commit) => plan.git.worktree_add(&plan.path, &plan.branch, commit),
-        Start::ExistingBranch => plan.git.worktree_add_existing(&plan.path, &plan.branch),
-    };
+    let added = plan.git.worktree_add_existing(&plan.path, &plan.branch);
     guard.worktree_added = added.is_ok();
     signals.check()?;
     added?;
@@ -419,7 +451,7 @@ pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool, reuse_branch: bool) -> 
             wt.root.display(),
             plan.branch,
             match start {
-                Start::NewBranch(_) => plan.base.as_str(),
+                Start::NewBranch => plan.base.as_str(),
                 Start::ExistingBranch => "its existing tip",
             }
         );
@@ -442,7 +474,8 @@ pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool, reuse_branch: bool) -> 
 /// Undoes, in reverse, what [`execute`] made, unless disarmed.
 struct Rollback<'a> {
     plan: &'a Plan,
-    start: &'a Start,
+    /// The branch was made by this command.
+    branch_created: bool,
     registry: &'a Registry,
     worktree_attempted: bool,
     /// `git worktree add` succeeded: the directory is ours.
@@ -461,6 +494,9 @@ impl Rollback<'_> {
 
     fn undo(&mut self) {
         let plan = self.plan;
+        if !(self.branch_created || self.worktree_attempted || self.allocated_for.is_some()) {
+            return; // nothing made yet
+        }
         if let Some(root) = self.allocated_for.take() {
             let repo = plan.common_dir.clone();
             if let Err(e) = self.registry.transaction(|data| {
@@ -470,38 +506,33 @@ impl Rollback<'_> {
                 self.failed(&format!("release the ports of {}", root.display()), e);
             }
         }
-        if !self.worktree_attempted {
-            return;
-        }
-        // A complete worktree: git removes the directory and its entry.
-        // Anything half-made: by hand, below. A directory git refused to
-        // use (someone made it after the check) is never touched: only one
-        // whose `.git` points into this repository's worktrees is ours.
-        if plan.path.exists() {
-            let _ = plan.git.worktree_remove(&plan.path, 2);
-        }
-        if plan.path.exists()
-            && (self.worktree_added || made_by_git(&plan.path, &plan.common_dir))
-            && let Err(e) = std::fs::remove_dir_all(&plan.path)
-        {
-            self.failed(&format!("remove {}", plan.path.display()), e);
-        }
-        remove_admin_entries(&plan.common_dir, &plan.path);
-        // Empty parents this command made (e.g. `../repo.worktrees`);
-        // `remove_dir` leaves a directory another worktree now uses.
-        let mut dir = plan.path.parent();
-        while let Some(d) = dir {
-            if !d.starts_with(&plan.first_new_dir) || std::fs::remove_dir(d).is_err() {
-                break;
+        if self.worktree_attempted {
+            // A complete worktree: git removes the directory and its entry.
+            // Anything half-made: by hand, below. A directory git refused to
+            // use (someone made it after the check) is never touched: only one
+            // whose `.git` points into this repository's worktrees is ours.
+            if plan.path.exists() {
+                let _ = plan.git.worktree_remove(&plan.path, 2);
             }
-            dir = d.parent();
+            if plan.path.exists()
+                && (self.worktree_added || made_by_git(&plan.path, &plan.common_dir))
+                && let Err(e) = std::fs::remove_dir_all(&plan.path)
+            {
+                self.failed(&format!("remove {}", plan.path.display()), e);
+            }
+            remove_admin_entries(&plan.common_dir, &plan.path);
+            // Empty parents this command made (e.g. `../repo.worktrees`);
+            // `remove_dir` leaves a directory another worktree now uses.
+            let mut dir = plan.path.parent();
+            while let Some(d) = dir {
+                if !d.starts_with(&plan.first_new_dir) || std::fs::remove_dir(d).is_err() {
+                    break;
+                }
+                dir = d.parent();
+            }
         }
-        // A new branch is ours if it still points at the base: it did not
-        // exist when checked under the lock.
-        if let Start::NewBranch(base_commit) = self.start
-            && let Ok(Some(c)) = plan.git.branch_commit(&plan.branch)
-            && &c == base_commit
-            && let Err(e) = plan.git.delete_branch_at(&plan.branch, base_commit)
+        if self.branch_created
+            && let Err(e) = plan.git.delete_branch_ref(&plan.branch)
         {
             self.failed(&format!("delete branch {}", plan.branch), e);
         }

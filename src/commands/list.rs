@@ -20,7 +20,7 @@ use crate::worktree::{self, Worktree};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// JSON on stdout (with "version": 1) instead of a table.
+    /// Print JSON (`"version": 1`, one object per worktree).
     #[arg(long)]
     pub json: bool,
 }
