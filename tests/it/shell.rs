@@ -144,7 +144,7 @@ fn hook_output_is_the_shell_hooks_file_byte_for_byte() {
 }
 
 #[test]
-fn shellcheck_passes_on_the_bash_hooks() {
+fn shellcheck_and_shfmt_pass_on_the_bash_hooks() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shell-hooks");
     // zsh and fish are not shellcheck's languages: `zsh -n` and
     // `fish --no-execute` check their syntax instead.
@@ -158,6 +158,11 @@ fn shellcheck_passes_on_the_bash_hooks() {
         ])
         .current_dir(&dir));
     assert_eq!(out.code, Some(0), "{out}");
+    // Formatting (STYLE 14): shfmt's diff is empty. It knows no zsh/fish.
+    let out = run(Command::new("shfmt")
+        .args(["-d", "-i", "2", "wtenv.bash", "direnv.sh", "nix.sh"])
+        .current_dir(&dir));
+    assert_eq!((out.code, out.stdout.as_str()), (Some(0), ""), "{out}");
     let out = run(Command::new("zsh")
         .args(["-n", "wtenv.zsh"])
         .current_dir(&dir));
