@@ -143,3 +143,45 @@ impl Drop for ReleaseGuard<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::registry::{Allocation, FILE_NAME};
+
+    /// A panic unwinds through the guard: the holds of this process are
+    /// released in the real registry file, a held-only allocation with
+    /// them, a reservation kept.
+    #[test]
+    fn the_release_guard_releases_on_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let registry = Registry::new(dir.path().join(FILE_NAME));
+        let entry = |port, reserved| Allocation {
+            port,
+            service: format!("s{port}"),
+            purpose: "feature".into(),
+            repository: dir.path().join(".git"),
+            worktree: dir.path().to_path_buf(),
+            created: crate::registry::now_rfc3339(),
+            reserved,
+            holders: vec![hold("npm start")],
+        };
+        registry
+            .transaction(|d| {
+                d.allocations = vec![entry(5000, true), entry(5001, false)];
+                Ok(())
+            })
+            .unwrap();
+        let result = std::panic::catch_unwind(|| {
+            let _release = ReleaseGuard::new(&registry);
+            panic!("a bug in the supervisor");
+        });
+        assert!(result.is_err());
+        let left = registry.read().unwrap().allocations;
+        assert_eq!(left.len(), 1, "the held-only port was released: {left:?}");
+        assert_eq!((left[0].port, left[0].holders.len()), (5000, 0));
+    }
+}

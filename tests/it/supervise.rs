@@ -258,6 +258,11 @@ fn sighup_stops_an_npm_start_tree_and_releases_its_port() {
 }
 
 #[test]
+fn sigquit_stops_an_npm_start_tree_and_releases_its_port() {
+    stop_tree_with(Signal::SIGQUIT);
+}
+
+#[test]
 fn a_child_ignoring_sigterm_is_killed_after_the_grace() {
     let t = TestEnv::new();
     let (mut w, pidfile) = start_tree(&t, "1s", "trap \"\" TERM; ");
