@@ -247,6 +247,12 @@ impl Registry {
                 e,
             )
         })?;
+        if !meta.is_dir() {
+            return Err(self.unusable(
+                format!("its directory {} is not a directory", dir.display()),
+                "move that file aside, or set WTENV_STATE_DIR / --registry elsewhere",
+            ));
+        }
         let uid = nix::unistd::geteuid().as_raw();
         if meta.uid() != uid {
             return Err(self.unusable(

@@ -1027,3 +1027,26 @@ fn env_sweeps_a_dead_hold_on_its_own_reservation_and_a_failed_allocation_keeps_t
         vec![(t.ports.port(0), "app".into(), t.repo.clone())]
     );
 }
+
+#[test]
+fn a_state_directory_that_is_a_file_is_refused_and_untouched() {
+    let t = TestEnv::new();
+    let dir = t.state_dir();
+    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+    std::fs::write(&dir, b"not a directory\n").unwrap();
+    for args in [
+        &["env"][..],
+        &["allocate", "--service", "x"],
+        &["ports"],
+        &["validate"],
+    ] {
+        let out = run(&mut t.wtenv(args));
+        assert_eq!(out.code, Some(2), "wtenv {args:?}: {out}");
+        let talk = format!("{}{}", out.stdout, out.stderr);
+        assert!(
+            talk.contains(&format!("{} is not a directory", dir.display())),
+            "wtenv {args:?}: {out}"
+        );
+        assert_eq!(std::fs::read(&dir).unwrap(), b"not a directory\n");
+    }
+}
