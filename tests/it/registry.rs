@@ -394,31 +394,27 @@ fn a_swept_hold_whose_server_survives_is_a_conflict_naming_the_server() {
 
 #[test]
 fn a_worktree_removed_by_git_is_swept() {
-    let t = TestEnv::new();
-    let other = t.add_worktree("other");
-    assert_eq!(run(&mut t.wtenv_in(&other, &["env"])).code, Some(0));
-    t.git(&["worktree", "remove", other.to_str().unwrap()]);
-    let out = run(&mut t.wtenv(&["env"]));
-    assert_eq!(out.code, Some(0), "{out}");
-    assert!(
-        out.stdout
-            .contains(&format!("export PORT='{}'", t.ports.start)),
-        "{out}"
-    );
-    assert_eq!(
-        services_and_worktrees(&t),
-        [("app".to_string(), t.repo.clone())].into()
-    );
+    removed_worktree_is_swept_by_the_next_env(|t, other| {
+        t.git(&["worktree", "remove", other.to_str().unwrap()]);
+    });
 }
 
 #[test]
 fn a_worktree_deleted_with_rm_rf_is_swept() {
+    removed_worktree_is_swept_by_the_next_env(|t, other| {
+        std::fs::remove_dir_all(other).unwrap();
+        // git still lists it (prunable) until `git worktree prune`.
+        assert!(t.git(&["worktree", "list"]).contains("other"));
+    });
+}
+
+/// A worktree `other` takes the first port, `remove` makes it go; the next
+/// `env` in the main worktree sweeps it and gets that first port.
+fn removed_worktree_is_swept_by_the_next_env(remove: impl FnOnce(&TestEnv, &Path)) {
     let t = TestEnv::new();
     let other = t.add_worktree("other");
     assert_eq!(run(&mut t.wtenv_in(&other, &["env"])).code, Some(0));
-    std::fs::remove_dir_all(&other).unwrap();
-    // git still lists it (prunable) until `git worktree prune`.
-    assert!(t.git(&["worktree", "list"]).contains("other"));
+    remove(&t, &other);
     let out = run(&mut t.wtenv(&["env"]));
     assert_eq!(out.code, Some(0), "{out}");
     assert!(

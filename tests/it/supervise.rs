@@ -459,6 +459,33 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// A real terminal: tmux session `w` running an interactive bash in
+    /// the test's repository.
+    fn start_bash(t: &TestEnv) -> Tmux {
+        let tmux = Tmux {
+            socket: t.root().join("tmux.sock"),
+        };
+        let status = tmux
+            .cmd(t)
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                "w",
+                "-x",
+                "200",
+                "-y",
+                "50",
+                "-c",
+            ])
+            .arg(&t.repo)
+            .args(["bash", "--norc", "--noprofile", "-i"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tmux
+    }
+
     fn cmd(&self, t: &TestEnv) -> Command {
         let mut c = Command::new("tmux");
         t.apply_env(&mut c);
@@ -501,27 +528,7 @@ fn an_interactive_child_under_a_terminal_reads_input_and_dies_on_ctrl_c() {
     let t = TestEnv::new();
     let script = server_script(&t);
     let pidfile = t.root().join("server.pid");
-    let tmux = Tmux {
-        socket: t.root().join("tmux.sock"),
-    };
-    let status = tmux
-        .cmd(&t)
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            "w",
-            "-x",
-            "200",
-            "-y",
-            "50",
-            "-c",
-        ])
-        .arg(&t.repo)
-        .args(["bash", "--norc", "--noprofile", "-i"])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let tmux = Tmux::start_bash(&t);
     let line = format!(
         "{} run -- sh -c 'read l; echo got:$l; python3 {} {}'",
         env!("CARGO_BIN_EXE_wtenv"),
@@ -648,27 +655,7 @@ fn orphans_are_reparented_to_wtenv_and_reaped_while_the_leader_runs() {
 #[test]
 fn ctrl_z_stops_wtenv_with_its_child_and_fg_resumes_both_with_the_terminal() {
     let t = TestEnv::new();
-    let tmux = Tmux {
-        socket: t.root().join("tmux.sock"),
-    };
-    let status = tmux
-        .cmd(&t)
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            "w",
-            "-x",
-            "200",
-            "-y",
-            "50",
-            "-c",
-        ])
-        .arg(&t.repo)
-        .args(["bash", "--norc", "--noprofile", "-i"])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let tmux = Tmux::start_bash(&t);
     let line = format!(
         "{} run -- sh -c 'read a; echo first:$a; read b; echo second:$b; exit 5'",
         env!("CARGO_BIN_EXE_wtenv")
