@@ -165,6 +165,16 @@ pub struct Holder {
 }
 
 impl Holder {
+    /// The process `pid` as a holder: its command line and directory, as
+    /// far as the system tells.
+    pub fn of(pid: u32) -> Holder {
+        Holder {
+            pid,
+            command: crate::process::command(pid).unwrap_or_else(|| "?".into()),
+            cwd: crate::process::cwd(pid),
+        }
+    }
+
     /// `pid 123 (python3 -m http.server 5000) in /some/dir`.
     pub fn describe(&self) -> String {
         let mut s = format!("pid {} ({})", self.pid, self.command);
@@ -258,11 +268,7 @@ mod imp {
                 if let Some(&port) = inodes.get(&inode)
                     && seen.insert(port)
                 {
-                    out.entry(port).or_default().push(Holder {
-                        pid,
-                        command: crate::process::command(pid).unwrap_or_else(|| "?".into()),
-                        cwd: crate::process::cwd(pid),
-                    });
+                    out.entry(port).or_default().push(Holder::of(pid));
                 }
             }
         }
@@ -272,43 +278,66 @@ mod imp {
 
 #[cfg(not(target_os = "linux"))]
 mod imp {
+    //! No /proc: one `lsof` call lists every TCP listener. Not tested here
+    //! (Linux-only CI); its parser, [`super::parse_lsof_listeners`], is.
     use super::*;
 
-    /// Not implemented without /proc: no answer is "holder unknown".
     pub fn all_holders() -> BTreeMap<u16, Vec<Holder>> {
-        BTreeMap::new()
-    }
-
-    /// `lsof -nP -iTCP:PORT -sTCP:LISTEN -Fp`: one call per port set.
-    pub fn holders(ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>> {
+        let Ok(o) = std::process::Command::new("lsof")
+            .args(["-nP", "-iTCP", "-sTCP:LISTEN", "-Fpn"])
+            .output()
+        else {
+            return BTreeMap::new();
+        };
         let mut out: BTreeMap<u16, Vec<Holder>> = BTreeMap::new();
-        for &port in ports {
-            let Ok(o) = std::process::Command::new("lsof")
-                .args(["-nP", &format!("-iTCP:{port}"), "-sTCP:LISTEN", "-Fp"])
-                .output()
-            else {
-                continue;
-            };
-            let mut pids: Vec<u32> = String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter_map(|l| l.strip_prefix('p')?.parse().ok())
-                .collect();
-            pids.dedup();
-            for pid in pids {
-                out.entry(port).or_default().push(Holder {
-                    pid,
-                    command: crate::process::command(pid).unwrap_or_else(|| "?".into()),
-                    cwd: crate::process::cwd(pid),
-                });
+        for (pid, port) in parse_lsof_listeners(&String::from_utf8_lossy(&o.stdout)) {
+            let list = out.entry(port).or_default();
+            if !list.iter().any(|h| h.pid == pid) {
+                list.push(Holder::of(pid));
             }
         }
         out
     }
+
+    pub fn holders(ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>> {
+        let mut all = all_holders();
+        all.retain(|port, _| ports.contains(port));
+        all
+    }
+}
+
+/// `(pid, port)` of each listening socket in `lsof -nP -iTCP -sTCP:LISTEN
+/// -Fpn` output: a `p<pid>` line starts a process, each `n<addr>:<port>`
+/// line (`n*:5000`, `n127.0.0.1:5000`, `n[::1]:5000`) is one of its
+/// sockets; other lines (`f<fd>`) are skipped.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+fn parse_lsof_listeners(text: &str) -> Vec<(u32, u16)> {
+    let mut out = Vec::new();
+    let mut pid = None;
+    for line in text.lines() {
+        if let Some(p) = line.strip_prefix('p') {
+            pid = p.parse().ok();
+        } else if let (Some(name), Some(pid)) = (line.strip_prefix('n'), pid)
+            && let Some(port) = name.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+        {
+            out.push((pid, port));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lsof_listener_output_parses_every_address_form() {
+        let text = "p101\nf5\nn*:5000\nf6\nn[::1]:5001\np202\nf3\nn127.0.0.1:5002\nnjunk\n";
+        assert_eq!(
+            parse_lsof_listeners(text),
+            vec![(101, 5000), (101, 5001), (202, 5002)]
+        );
+    }
     use std::net::TcpListener;
 
     #[test]
