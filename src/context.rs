@@ -69,7 +69,11 @@ impl Ctx {
     }
 
     pub fn scope_at(&self, dir: &Path) -> Result<Scope> {
-        let worktree = Worktree::require(dir)?;
+        self.scope_of(Worktree::require(dir)?)
+    }
+
+    /// The scope of a worktree already found.
+    pub fn scope_of(&self, worktree: Worktree) -> Result<Scope> {
         let config = self.config_for(&worktree.root)?;
         let meta = worktree.meta();
         let purpose = meta

@@ -122,10 +122,10 @@ fn run_hook(args: &Args, ctx: &Ctx) -> Result<Outcome> {
 
 /// The hook's variables: none outside a worktree with a config file.
 fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Vec<(String, String)>> {
-    if Worktree::discover(&ctx.cwd)?.is_none() {
+    let Some(worktree) = Worktree::discover(&ctx.cwd)? else {
         return Ok(vec![]);
-    }
-    let scope = ctx.scope()?;
+    };
+    let scope = ctx.scope_of(worktree)?;
     if scope.config.source.is_none() && ctx.config_path.is_none() {
         return Ok(vec![]);
     }
