@@ -30,7 +30,6 @@
           doCheck = false;
           meta = {
             description = cargoToml.package.description;
-            license = with lib.licenses; [ mit asl20 ];
             mainProgram = "wtenv";
           };
         };
