@@ -99,11 +99,12 @@ pub fn all_pids() -> Vec<u32> {
     imp::all_pids()
 }
 
-/// Members of process group `pgid` that are still alive.
+/// Members of process group `pgid` that are still alive. A zombie is not:
+/// it holds no port and runs no code (see `imp::start_time`).
 pub fn group_members(pgid: u32) -> Vec<u32> {
     imp::all_pids()
         .into_iter()
-        .filter(|&p| imp::pgid(p) == Some(pgid))
+        .filter(|&p| imp::pgid(p) == Some(pgid) && imp::start_time(p).is_some())
         .collect()
 }
 

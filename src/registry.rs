@@ -185,7 +185,7 @@ impl Registry {
         }
         self.check_dir()?;
         let _lock = self.lock(false)?;
-        Ok(self.load()?.0)
+        self.load()
     }
 
     /// Read-modify-write under the exclusive lock. `f` decides; the file is
@@ -193,7 +193,7 @@ impl Registry {
     pub fn transaction<T>(&self, f: impl FnOnce(&mut RegistryData) -> Result<T>) -> Result<T> {
         self.ensure_dir()?;
         let _lock = self.lock(true)?;
-        let (mut data, _) = self.load()?;
+        let mut data = self.load()?;
         let before = data.clone();
         let out = f(&mut data)?;
         // Compare data, not bytes: a file written by another serializer
@@ -349,12 +349,12 @@ impl Registry {
         }
     }
 
-    /// The data and the exact bytes it came from (`None`: no file yet).
-    fn load(&self) -> Result<(RegistryData, Option<Vec<u8>>)> {
+    /// The data, read and checked (an empty registry when there is no file yet).
+    fn load(&self) -> Result<RegistryData> {
         let meta = match std::fs::symlink_metadata(&self.path) {
             Ok(m) => m,
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Ok((RegistryData::default(), None));
+                return Ok(RegistryData::default());
             }
             Err(e) => {
                 return Err(Error::io(
@@ -395,7 +395,7 @@ impl Registry {
             )
         })?;
         let data = self.parse(&bytes)?;
-        Ok((data, Some(bytes)))
+        Ok(data)
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<RegistryData> {

@@ -37,7 +37,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use crate::exit::{self, Outcome};
-use crate::process::{self, ProcessId};
+use crate::process;
 
 /// `--grace` default: how long a group has between SIGTERM (or the
 /// forwarded signal) and SIGKILL.
@@ -194,7 +194,9 @@ pub fn outcome_of(status: ExitStatus) -> Outcome {
 pub fn run_outcome(report: &Report) -> Outcome {
     let status = report.exits.first().copied().flatten();
     match (status, report.interrupted) {
-        (Some(s), Some(sig)) if report.killed && s.signal() == Some(libc_sigkill()) => {
+        (Some(s), Some(sig))
+            if report.killed && s.signal() == Some(signal_hook::consts::SIGKILL) =>
+        {
             Outcome::Signal(sig)
         }
         (Some(s), _) => outcome_of(s),
@@ -215,10 +217,6 @@ pub fn up_outcome(report: &Report) -> Outcome {
         Some(sig) => Outcome::Signal(sig),
         None => Outcome::SUCCESS,
     }
-}
-
-fn libc_sigkill() -> i32 {
-    signal_hook::consts::SIGKILL
 }
 
 /// Why a child could not be started, with the shell's exit codes.
@@ -544,7 +542,7 @@ impl Supervisor {
             // With no orphan among our children, an exited leader's group
             // is empty (see `reap_orphans`): no /proc scan needed.
             let members = if orphans {
-                live_members(g.pgid)
+                process::group_members(g.pgid.as_raw())
             } else {
                 Vec::new()
             };
@@ -606,14 +604,6 @@ pub fn resolve_program(
         }
     }
     None
-}
-
-/// Members of `pgid` that are alive (not zombies).
-pub fn live_members(pgid: Pgid) -> Vec<u32> {
-    process::group_members(pgid.as_raw())
-        .into_iter()
-        .filter(|&p| ProcessId::of(p).is_some())
-        .collect()
 }
 
 /// The terminal lent to a child's group; given back on drop.

@@ -155,7 +155,7 @@ pub fn main_root_of(common_dir: &Path) -> Option<PathBuf> {
 /// main one, then `worktrees/*/gitdir`), with whether it is locked.
 pub fn listed_worktrees(common_dir: &Path) -> Vec<(PathBuf, bool)> {
     let mut out: Vec<(PathBuf, bool)> = main_root_of(common_dir)
-        .map(|p| (p, true))
+        .map(|p| (p, false))
         .into_iter()
         .collect();
     if let Ok(entries) = std::fs::read_dir(common_dir.join("worktrees")) {
@@ -175,22 +175,17 @@ pub fn listed_worktrees(common_dir: &Path) -> Vec<(PathBuf, bool)> {
 /// it (SPEC rule 4). An unlocked entry whose directory is missing is one
 /// `git worktree prune` deletes, so git no longer counts it: gone. A locked
 /// one (a worktree on an unmounted disk) is kept, as git keeps it. The main
-/// worktree is gone with its directory.
+/// worktree is never locked: it is gone with its directory.
 pub fn is_gone(worktree: &Path, common_dir: &Path) -> bool {
     if worktree.exists() {
         return false;
     }
-    !listed_worktrees(common_dir).iter().any(|(p, locked)| {
-        *locked && same_path(p, worktree) && main_root_of(common_dir).as_deref() != Some(worktree)
-    })
-}
-
-fn same_path(a: &Path, b: &Path) -> bool {
-    normalize(a) == normalize(b)
-        || a.canonicalize()
-            .ok()
-            .zip(b.canonicalize().ok())
-            .is_some_and(|(x, y)| x == y)
+    // The directory is missing, so compare lexically: there is nothing to
+    // canonicalize.
+    let wanted = normalize(worktree);
+    !listed_worktrees(common_dir)
+        .iter()
+        .any(|(p, locked)| *locked && normalize(p) == wanted)
 }
 
 /// Lexical normalization (`.` and `..`), for paths that may not exist.

@@ -51,12 +51,9 @@ pub fn entries(ctx: &Ctx) -> Result<(Worktree, Config, Vec<Entry>)> {
     let config = ctx.config_for(&here.root)?;
     let listed = worktree::listed_worktrees(&here.common_dir)
         .into_iter()
-        .enumerate()
-        .map(|(i, (path, locked))| ListedWorktree {
+        .map(|(path, locked)| ListedWorktree {
             path,
-            // listed_worktrees reports the main worktree as locked: it can
-            // never be pruned.
-            locked: locked && (i > 0 || here.main_root().is_none()),
+            locked,
             ..ListedWorktree::default()
         })
         .collect();

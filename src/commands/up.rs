@@ -315,7 +315,7 @@ fn watch_ready(name: String, port: u16, pgid: Pgid, timeout: Duration, quiet: bo
                         return;
                     }
                 }
-                if supervise::live_members(pgid).is_empty() {
+                if crate::process::group_members(pgid.as_raw()).is_empty() {
                     return; // the service ended; the supervisor reports it
                 }
                 if start.elapsed() >= timeout {

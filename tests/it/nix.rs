@@ -13,6 +13,20 @@ fn manifest(rel: &str) -> std::path::PathBuf {
 }
 
 /// Nix isolated per TESTING.md: no binary cache, an empty flake registry.
+/// `nix develop REPO --command bash -c` (the script is the next arg): the
+/// test flake's shellHook runs first.
+fn nix_develop(t: &TestEnv) -> Command {
+    let mut cmd = nix_cmd(t, "nix");
+    cmd.args([
+        "develop",
+        t.repo.to_str().unwrap(),
+        "--command",
+        "bash",
+        "-c",
+    ]);
+    cmd
+}
+
 fn nix_cmd(t: &TestEnv, program: &str) -> Command {
     let registry = t.root().join("flake-registry.json");
     std::fs::write(&registry, r#"{"flakes":[],"version":2}"#).unwrap();
@@ -99,15 +113,8 @@ fn nix_develop_shell_gets_ports_held_by_itself_and_swept_after_it_exits() {
     write_test_flake(&t);
     let other = t.add_worktree("other");
     let (env_file, reg_file) = (t.root().join("develop.env"), t.root().join("during.json"));
-    let mut cmd = nix_cmd(&t, "nix");
-    cmd.args([
-        "develop",
-        t.repo.to_str().unwrap(),
-        "--command",
-        "bash",
-        "-c",
-    ])
-    .arg(format!(
+    let mut cmd = nix_develop(&t);
+    cmd.arg(format!(
         "env -0 > '{}'; cp '{}' '{}'; echo \"pids $$ $PPID\"",
         env_file.display(),
         t.registry_path().display(),
@@ -189,15 +196,8 @@ fn nix_develop_with_a_conflict_shows_the_reason_and_the_shell_still_runs() {
     write_test_flake(&t);
     let _busy = crate::support::PyListener::start(&t.root(), "4", "127.0.0.1", t.ports.start, "");
     let env_file = t.root().join("develop.env");
-    let mut cmd = nix_cmd(&t, "nix");
-    cmd.args([
-        "develop",
-        t.repo.to_str().unwrap(),
-        "--command",
-        "bash",
-        "-c",
-    ])
-    .arg(format!(
+    let mut cmd = nix_develop(&t);
+    cmd.arg(format!(
         "env -0 > '{}'; echo shell works",
         env_file.display()
     ))

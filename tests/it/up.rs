@@ -12,30 +12,22 @@ use crate::support::{TestEnv, wait_for};
 use wtenv::probe::{self, PortState};
 use wtenv::process;
 
-/// A `wtenv.toml` with this test's range and `services`.
-fn config(t: &TestEnv, services: &str) {
-    t.write_config(services);
-}
-
 #[test]
 fn one_service_failing_to_start_stops_the_other_and_gives_its_exit_code() {
     let t = TestEnv::new();
     let script = server_script(&t);
     let pidfile = t.root().join("web.pid");
-    config(
-        &t,
-        &format!(
-            r#"
+    t.write_config(&format!(
+        r#"
 [services.web]
 env = ["PORT", "WEB_PORT"]
 run = "exec python3 {script} {pidfile}"
 [services.api]
 run = "while [ ! -s {pidfile} ]; do sleep 0.05; done; wtenv-no-such-service"
 "#,
-            script = script.display(),
-            pidfile = pidfile.display()
-        ),
-    );
+        script = script.display(),
+        pidfile = pidfile.display()
+    ));
     let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
     let server = wait_pidfile(&pidfile, &w);
     // The server is web's leader (exec): its pid is the group's id. It may
@@ -66,8 +58,7 @@ run = "while [ ! -s {pidfile} ]; do sleep 0.05; done; wtenv-no-such-service"
 #[test]
 fn services_see_every_port_and_their_output_is_prefixed() {
     let t = TestEnv::new();
-    config(
-        &t,
+    t.write_config(
         r#"
 [services.web]
 run = "echo web sees $WEB_PORT $API_PORT; echo oops >&2; exec sleep 600"
@@ -112,19 +103,16 @@ fn a_service_that_ignores_its_port_is_reported_with_the_port_it_uses() {
     let script = server_script(&t);
     let pidfile = t.root().join("web.pid");
     let elsewhere = t.ports.port(15);
-    config(
-        &t,
-        &format!(
-            r#"
+    t.write_config(&format!(
+        r#"
 [services.web]
 env = ["PORT"]
 run = "python3 {} {} {elsewhere}"
 ready_timeout = "1s"
 "#,
-            script.display(),
-            pidfile.display()
-        ),
-    );
+        script.display(),
+        pidfile.display()
+    ));
     let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
     let server = wait_pidfile(&pidfile, &w);
     let pgid = process::pgid(server).unwrap();
@@ -153,14 +141,11 @@ fn a_ready_service_is_announced_on_its_port() {
     let t = TestEnv::new();
     let script = server_script(&t);
     let pidfile = t.root().join("web.pid");
-    config(
-        &t,
-        &format!(
-            "[services.web]\nenv = [\"PORT\"]\nrun = \"python3 {} {}\"\n",
-            script.display(),
-            pidfile.display()
-        ),
-    );
+    t.write_config(&format!(
+        "[services.web]\nenv = [\"PORT\"]\nrun = \"python3 {} {}\"\n",
+        script.display(),
+        pidfile.display()
+    ));
     let mut w = Wtenv::start(&t, &["up"]);
     let server = wait_pidfile(&pidfile, &w);
     let pgid = process::pgid(server).unwrap();
@@ -183,19 +168,16 @@ fn a_service_that_moved_to_the_next_port_is_reported_with_the_real_holder() {
     let pidfile = t.root().join("web.pid");
     let go = t.root().join("go");
     // A dev server that finds its port taken and moves to the next one.
-    config(
-        &t,
-        &format!(
-            r#"
+    t.write_config(&format!(
+        r#"
 [services.web]
 env = ["PORT"]
 run = "while [ ! -e {go} ]; do sleep 0.05; done; python3 {script} {pidfile} $((PORT + 1))"
 "#,
-            go = go.display(),
-            script = script.display(),
-            pidfile = pidfile.display()
-        ),
-    );
+        go = go.display(),
+        script = script.display(),
+        pidfile = pidfile.display()
+    ));
     let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
     let own = t.ports.port(0);
     assert!(
@@ -234,7 +216,7 @@ run = "while [ ! -e {go} ]; do sleep 0.05; done; python3 {script} {pidfile} $((P
 #[test]
 fn up_without_any_run_command_says_what_to_add() {
     let t = TestEnv::new();
-    config(&t, "[services.web]\nenv = [\"PORT\"]\n");
+    t.write_config("[services.web]\nenv = [\"PORT\"]\n");
     let out = crate::support::run(t.wtenv(&["up"]).stdin(std::process::Stdio::null()));
     assert_eq!(out.code, Some(1), "{out}");
     assert!(
@@ -248,7 +230,7 @@ fn up_without_any_run_command_says_what_to_add() {
 #[test]
 fn prefixes_are_coloured_only_when_asked() {
     let t = TestEnv::new();
-    config(&t, "[services.web]\nrun = \"echo hello; exit 4\"\n");
+    t.write_config("[services.web]\nrun = \"echo hello; exit 4\"\n");
     let mut w = Wtenv::start(&t, &["up", "--color", "always"]);
     assert_eq!(w.wait().code(), Some(4));
     assert!(
