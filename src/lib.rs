@@ -12,6 +12,7 @@
 //! - [`worktree`]: which worktree we are in, without running git
 //! - [`git`]: the one module that runs git (create, enter, remove, list)
 //! - [`exports`] and [`shell`]: the variables, and their quoting per shell
+//! - [`direnv`]: direnv's watch list, extended without a `direnv watch` process
 //! - [`supervise`]: children in their own process group, signals forwarded,
 //!   escalated and swept (`run`, `up`)
 //! - [`validate`]: the registry check, findings as data
@@ -22,6 +23,7 @@ pub mod alloc;
 pub mod commands;
 pub mod config;
 pub mod context;
+pub mod direnv;
 pub mod error;
 pub mod exit;
 pub mod exports;

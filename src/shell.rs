@@ -59,18 +59,6 @@ pub fn render(format: Format, set: &[(String, String)], unset: &[String]) -> Str
     out
 }
 
-/// A direnv stdlib `watch_file` line for `paths` (each quoted), for code
-/// eval'd inside an `.envrc`.
-pub fn direnv_watch(paths: &[std::path::PathBuf]) -> String {
-    let mut out = String::from("watch_file");
-    for p in paths {
-        out.push(' ');
-        out.push_str(&quote_posix(&p.to_string_lossy()));
-    }
-    out.push('\n');
-    out
-}
-
 /// Single quotes: nothing inside is special to bash or zsh; a `'` closes,
 /// is written escaped, and reopens.
 pub fn quote_posix(value: &str) -> String {

@@ -11,10 +11,10 @@
 //! and no longer applies, and records the names it exports in
 //! `__WTENV_DIFF`. On failure it still prints (on stdout) the lines that
 //! unset everything exported before, so a shell that evals its stdout is
-//! never left half-set. `--direnv` adds direnv `watch_file` lines for the
-//! config and the worktree's stamp (never the shared registry).
+//! never left half-set. `--direnv` adds what makes direnv watch the config
+//! and the worktree's stamp (never the shared registry): see [`direnv`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::alloc::{self, HoldMode, RealSystem, Usage};
 use crate::config::is_env_name;
@@ -25,7 +25,7 @@ use crate::process::ProcessId;
 use crate::registry::Hold;
 use crate::shell::{self, Format};
 use crate::worktree::Worktree;
-use crate::{exports, output};
+use crate::{direnv, exports, output};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -43,7 +43,8 @@ pub struct Args {
     /// outside a configured worktree; unsets what `$__WTENV_DIFF` lists.
     #[arg(long, conflicts_with_all = ["hold", "direnv"])]
     pub hook: bool,
-    /// Also print direnv `watch_file` lines (used by `wtenv hook direnv`).
+    /// Also make direnv watch the config and the worktree's stamp (used by
+    /// `wtenv hook direnv`).
     #[arg(long)]
     pub direnv: bool,
 }
@@ -63,7 +64,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let vars = ensure_verified(ctx, &scope, &mode, args.skip_occupied)?;
     let mut text = shell::render(args.format, &vars, &[]);
     if args.direnv {
-        text.push_str(&shell::direnv_watch(&watched_files(ctx, &scope)));
+        let files = watched_files(ctx, &scope);
+        let files: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+        let current = std::env::var(direnv::WATCHES_VAR).ok();
+        text.push_str(&direnv::watch(current.as_deref(), &files));
     }
     output::stdout(&text)?;
     Ok(Outcome::SUCCESS)
@@ -73,7 +77,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
 /// so creating one reloads) and the worktree's stamp.
 fn watched_files(ctx: &Ctx, scope: &Scope) -> Vec<PathBuf> {
     let mut files = match (&ctx.config_path, &scope.config.source) {
-        (Some(p), _) | (None, Some(p)) => vec![p.clone()],
+        // direnv records absolute, clean paths.
+        (Some(p), _) | (None, Some(p)) => vec![crate::worktree::normalize(&ctx.cwd.join(p))],
         (None, None) => vec![
             scope.worktree.root.join(crate::config::TOML_NAME),
             scope.worktree.root.join(crate::config::JSON_NAME),

@@ -262,3 +262,77 @@ fn direnv_lib_falls_back_to_wtenv_on_path_when_the_recorded_binary_is_gone() {
         "{out}"
     );
 }
+
+/// `use wtenv` extends direnv's watch list itself instead of running
+/// `direnv watch` (a process per load): the list it writes must be the one
+/// the real `direnv watch` writes for the same files, from the same start.
+#[test]
+fn wtenv_extends_the_watch_list_exactly_as_direnv_watch_does() {
+    let t = TestEnv::new();
+    let direnv_json = |dir: &Path, args: &[&str], watches: Option<&str>| -> String {
+        let mut cmd = Command::new("direnv");
+        t.apply_env(&mut cmd);
+        if let Some(w) = watches {
+            cmd.env("DIRENV_WATCHES", w);
+        }
+        let out = run(cmd.args(args).current_dir(dir));
+        assert_eq!(out.code, Some(0), "{out}");
+        out.stdout
+    };
+    let watches_of = |json: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        v["DIRENV_WATCHES"].as_str().unwrap().to_owned()
+    };
+    // The start: what direnv itself recorded for an .envrc.
+    let envrc = t.repo.join(".envrc");
+    std::fs::write(&envrc, "use wtenv\n").unwrap();
+    let start = watches_of(&direnv_json(
+        &t.repo,
+        &["watch", "json", envrc.to_str().unwrap()],
+        None,
+    ));
+
+    // Without a list to extend, wtenv falls back to direnv's `watch_file`;
+    // that line names the files it watches.
+    let out = run(&mut t.wtenv(&["env", "--direnv"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("watch_file "))
+        .unwrap_or_else(|| panic!("no watch_file line: {out}"));
+    let files: Vec<&str> = line["watch_file ".len()..]
+        .split(' ')
+        .map(|f| f.trim_matches('\''))
+        .collect();
+    assert_eq!(files.len(), 2, "{line}");
+    assert!(files[0].ends_with("/wtenv.toml"), "{line}");
+
+    let mut cmd = t.wtenv(&["env", "--direnv"]);
+    let out = run(cmd.env("DIRENV_WATCHES", &start));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!out.stdout.contains("watch_file"), "{out}");
+    let ours = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("export DIRENV_WATCHES='"))
+        .and_then(|v| v.strip_suffix('\''))
+        .unwrap_or_else(|| panic!("no DIRENV_WATCHES export: {out}"));
+
+    let mut args = vec!["watch", "json"];
+    args.extend(&files);
+    let theirs = watches_of(&direnv_json(&t.repo, &args, Some(&start)));
+    // Compared decoded (by direnv itself): zlib streams may differ in
+    // bytes, and direnv <= 2.32 writes the keys capitalized (its decoder
+    // ignores case).
+    let dump = |w: &str| -> serde_json::Value {
+        let text = direnv_json(&t.repo, &["show_dump", w], None);
+        let text = ["Path", "Modtime", "Exists"].iter().fold(text, |s, k| {
+            s.replace(&format!("\"{k}\""), &format!("\"{}\"", k.to_lowercase()))
+        });
+        serde_json::from_str(&text).unwrap()
+    };
+    let ours = dump(ours);
+    assert_eq!(ours, dump(&theirs));
+    assert_eq!(ours.as_array().map(Vec::len), Some(3), "{ours}");
+}

@@ -1,0 +1,199 @@
+//! direnv's watch list, extended in-process.
+//!
+//! `use wtenv` must make direnv reload when the config or the worktree's
+//! stamp changes. direnv's own `watch_file` starts a `direnv watch`
+//! process, which alone made `direnv exec` of a `use wtenv` .envrc about
+//! 1.3x one with a plain `export` (issue 4's budget is 1.2x). wtenv is
+//! running anyway, so it extends the list itself: it prints
+//! `export DIRENV_WATCHES=...` with its files added, exactly what
+//! `direnv watch bash FILE...` prints.
+//!
+//! The format is direnv's "gzenv" (gzenv/gzenv.go, internal/cmd/
+//! file_times.go in direnv 2.x): JSON `[{"path", "modtime", "exists"}]`,
+//! zlib-compressed, then base64 with the URL alphabet and padding. `path`
+//! is absolute and clean; `modtime` is the later of the `lstat` and `stat`
+//! mtimes, in seconds; a missing file is `exists: false`. Anything this
+//! code does not fully understand (no list in the environment, a shape or a
+//! field it does not know, a path that is not UTF-8, a stat error other
+//! than "not found") falls back to direnv's own `watch_file`: slower, never
+//! wrong. Tests hold it equal to the real direnv both ways.
+
+use std::io::ErrorKind;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE;
+use serde::{Deserialize, Serialize};
+
+use crate::shell::quote_posix;
+
+/// The variable in which direnv keeps its watch list.
+pub const WATCHES_VAR: &str = "DIRENV_WATCHES";
+
+/// A decoded list larger than this is not direnv's (it watches a handful
+/// of files): refuse it rather than inflate without bound.
+const MAX_DECODED: usize = 1 << 20;
+
+/// One watched file, as direnv records it. direnv up to 2.32 writes the
+/// keys capitalized (a Go struct without JSON tags), later ones in lower
+/// case; Go's decoder matches keys case-insensitively, so every direnv
+/// reads what this writes (lower case).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTime {
+    #[serde(alias = "Path")]
+    pub path: String,
+    #[serde(alias = "Modtime")]
+    pub modtime: i64,
+    #[serde(alias = "Exists")]
+    pub exists: bool,
+}
+
+/// The bash for an .envrc that makes direnv watch `paths`: an `export` of
+/// the extended list when `current` (the inherited `DIRENV_WATCHES`) can be
+/// extended here, else a `watch_file` line.
+pub fn watch(current: Option<&str>, paths: &[&Path]) -> String {
+    match current.and_then(|c| extended(c, paths)) {
+        Some(list) => format!("export {WATCHES_VAR}={}\n", quote_posix(&list)),
+        None => watch_file(paths),
+    }
+}
+
+/// direnv's stdlib call, which runs `direnv watch`.
+pub fn watch_file(paths: &[&Path]) -> String {
+    let mut out = String::from("watch_file");
+    for p in paths {
+        out.push(' ');
+        out.push_str(&quote_posix(&p.to_string_lossy()));
+    }
+    out.push('\n');
+    out
+}
+
+/// `current` with `paths` added or refreshed, encoded; `None` when this
+/// code cannot do it exactly as `direnv watch` would.
+fn extended(current: &str, paths: &[&Path]) -> Option<String> {
+    let mut list = decode(current)?;
+    for path in paths {
+        let time = stat(path)?;
+        match list.iter_mut().find(|t| t.path == time.path) {
+            Some(known) => *known = time,
+            None => list.push(time),
+        }
+    }
+    Some(encode(&list))
+}
+
+/// What `direnv watch` records for `path` (which must be absolute and
+/// clean, as every path wtenv watches is).
+fn stat(path: &Path) -> Option<FileTime> {
+    if !path.is_absolute() {
+        return None;
+    }
+    let path_str = path.to_str()?.to_owned();
+    let times = std::fs::symlink_metadata(path)
+        .and_then(|l| std::fs::metadata(path).map(|s| l.mtime().max(s.mtime())));
+    match times {
+        Ok(modtime) => Some(FileTime {
+            path: path_str,
+            modtime,
+            exists: true,
+        }),
+        Err(e) if e.kind() == ErrorKind::NotFound => Some(FileTime {
+            path: path_str,
+            modtime: 0,
+            exists: false,
+        }),
+        Err(_) => None,
+    }
+}
+
+pub fn decode(value: &str) -> Option<Vec<FileTime>> {
+    let zlib = URL_SAFE.decode(value.trim()).ok()?;
+    let json = miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(&zlib, MAX_DECODED).ok()?;
+    serde_json::from_slice(&json).ok()
+}
+
+pub fn encode(list: &[FileTime]) -> String {
+    let json = serde_json::to_vec(list).expect("file times always serialize");
+    URL_SAFE.encode(miniz_oxide::deflate::compress_to_vec_zlib(&json, 6))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(path: &str, modtime: i64, exists: bool) -> FileTime {
+        FileTime {
+            path: path.into(),
+            modtime,
+            exists,
+        }
+    }
+
+    #[test]
+    fn reads_both_key_styles() {
+        let list =
+            r#"[{"Path":"/a","Modtime":1,"Exists":true},{"path":"/b","modtime":0,"exists":false}]"#;
+        let value = URL_SAFE.encode(miniz_oxide::deflate::compress_to_vec_zlib(
+            list.as_bytes(),
+            6,
+        ));
+        assert_eq!(
+            decode(&value),
+            Some(vec![time("/a", 1, true), time("/b", 0, false)])
+        );
+    }
+
+    #[test]
+    fn round_trips() {
+        let list = vec![time("/a/.envrc", 1_700_000_000, true), time("/b", 0, false)];
+        assert_eq!(decode(&encode(&list)), Some(list));
+        assert_eq!(decode(&encode(&[])), Some(vec![]));
+    }
+
+    #[test]
+    fn what_it_does_not_understand_falls_back_to_watch_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wtenv.toml");
+        let unknown_field = URL_SAFE.encode(miniz_oxide::deflate::compress_to_vec_zlib(
+            br#"[{"path":"/x","modtime":1,"exists":true,"hash":"y"}]"#,
+            6,
+        ));
+        for current in [
+            "not base64 !",
+            &URL_SAFE.encode(b"not zlib"),
+            &unknown_field,
+        ] {
+            let out = watch(Some(current), &[&file]);
+            assert!(out.starts_with("watch_file '"), "{current}: {out}");
+        }
+        assert!(watch(None, &[&file]).starts_with("watch_file '"));
+        assert!(watch(Some(&encode(&[])), &[Path::new("relative")]).starts_with("watch_file"));
+    }
+
+    #[test]
+    fn adds_new_files_and_refreshes_known_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let there = dir.path().join("wtenv.toml");
+        std::fs::write(&there, "").unwrap();
+        let missing = dir.path().join("wtenv.json");
+        let there_str = there.to_str().unwrap();
+        let before = vec![time("/r/.envrc", 5, true), time(there_str, 1, false)];
+        let out = watch(Some(&encode(&before)), &[&there, &missing]);
+        let value = out
+            .strip_prefix("export DIRENV_WATCHES='")
+            .and_then(|v| v.strip_suffix("'\n"))
+            .unwrap_or_else(|| panic!("{out}"));
+        let mtime = std::fs::metadata(&there).unwrap().mtime();
+        assert_eq!(
+            decode(value).unwrap(),
+            vec![
+                time("/r/.envrc", 5, true),
+                time(there_str, mtime, true),
+                time(missing.to_str().unwrap(), 0, false),
+            ]
+        );
+    }
+}
