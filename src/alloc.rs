@@ -383,7 +383,7 @@ pub fn ensure_allocations(
     system: &mut dyn System,
 ) -> Result<(Ports, Vec<Allocation>)> {
     if *mode == HoldMode::Reserve {
-        let data = registry.read()?;
+        let data = registry.read_worktree(req.repository, req.worktree)?;
         let ports = current_ports(&data, req);
         let mine = allocations_of(&data, req, &ports);
         // Only reservations: a port merely held (by a `nix develop` shell,

@@ -117,19 +117,26 @@ fn report(err: &Error, quiet: bool) {
 /// only when stderr is (see [`color_enabled`]): escape codes in a pipe or a
 /// log file (direnv's output) are noise.
 fn init_tracing(verbose: u8, quiet: bool, color: bool) {
-    let default = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, _) => "debug",
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let level = match (quiet, verbose) {
+        (true, _) => tracing::Level::ERROR,
+        (false, 0) => tracing::Level::WARN,
+        (false, 1) => tracing::Level::INFO,
+        (false, _) => tracing::Level::DEBUG,
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WTENV_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("wtenv={default}")));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(color)
         .without_time()
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let registry = tracing_subscriber::registry().with(fmt);
+    // `WTENV_LOG` is an EnvFilter; without it, a plain target filter, which
+    // costs nothing to build (this runs on every `cd`).
+    let _ = match tracing_subscriber::EnvFilter::try_from_env("WTENV_LOG") {
+        Ok(filter) => registry.with(filter).try_init(),
+        Err(_) => registry
+            .with(tracing_subscriber::filter::Targets::new().with_target("wtenv", level))
+            .try_init(),
+    };
 }

@@ -25,6 +25,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::process::ProcessId;
 
+mod view;
+
 pub const VERSION: u32 = 1;
 pub const FILE_NAME: &str = "registry.json";
 pub const LOCK_NAME: &str = "registry.lock";
@@ -180,12 +182,34 @@ impl Registry {
 
     /// A consistent snapshot under the shared lock.
     pub fn read(&self) -> Result<RegistryData> {
+        self.read_with(|bytes| self.parse(bytes))
+    }
+
+    /// [`read`](Registry::read), keeping only the allocations of
+    /// `worktree` (of `repository`): `env`'s hot path. It refuses exactly
+    /// what `read` refuses, with the same errors.
+    pub fn read_worktree(&self, repository: &Path, worktree: &Path) -> Result<RegistryData> {
+        self.read_with(|bytes| match view::parse(bytes, repository, worktree) {
+            Some(data) => Ok(data),
+            // Not the common case: the full parse decides, and says why.
+            None => self.parse(bytes).map(|mut data| {
+                data.allocations
+                    .retain(|a| a.belongs_to(repository, worktree));
+                data
+            }),
+        })
+    }
+
+    fn read_with(&self, parse: impl FnOnce(&[u8]) -> Result<RegistryData>) -> Result<RegistryData> {
         if !self.dir().exists() {
             return Ok(RegistryData::default());
         }
         self.check_dir()?;
         let _lock = self.lock(false)?;
-        self.load()
+        match self.load_bytes()? {
+            Some(bytes) => parse(&bytes),
+            None => Ok(RegistryData::default()),
+        }
     }
 
     /// Read-modify-write under the exclusive lock. `f` decides; the file is
@@ -351,11 +375,18 @@ impl Registry {
 
     /// The data, read and checked (an empty registry when there is no file yet).
     fn load(&self) -> Result<RegistryData> {
+        match self.load_bytes()? {
+            Some(bytes) => self.parse(&bytes),
+            None => Ok(RegistryData::default()),
+        }
+    }
+
+    /// The file's bytes once its type, owner and mode are checked; `None`
+    /// when there is no file yet.
+    fn load_bytes(&self) -> Result<Option<Vec<u8>>> {
         let meta = match std::fs::symlink_metadata(&self.path) {
             Ok(m) => m,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Ok(RegistryData::default());
-            }
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => {
                 return Err(Error::io(
                     format!("could not read registry {}", self.path.display()),
@@ -394,8 +425,7 @@ impl Registry {
                 e,
             )
         })?;
-        let data = self.parse(&bytes)?;
-        Ok(data)
+        Ok(Some(bytes))
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<RegistryData> {
@@ -581,8 +611,34 @@ mod tests {
             let err = reg.transaction(|_| Ok(())).unwrap_err();
             assert!(matches!(err, Error::RegistryUnusable { .. }), "{err}");
             assert!(err.to_string().contains(expected), "{err} lacks {expected}");
+            // `env`'s filtered read refuses it alike, with the same words.
+            let filtered = reg
+                .read_worktree(Path::new("/r/.git"), Path::new("/r"))
+                .unwrap_err();
+            assert_eq!(filtered.to_string(), err.to_string());
             assert_eq!(std::fs::read(reg.path()).unwrap(), *bytes);
         }
+    }
+
+    #[test]
+    fn read_worktree_is_read_filtered() {
+        let (_d, reg) = registry();
+        reg.transaction(|d| {
+            d.allocations.push(alloc(5000));
+            d.allocations.push(Allocation {
+                worktree: "/r/other".into(),
+                ..alloc(5001)
+            });
+            Ok(())
+        })
+        .unwrap();
+        let mut all = reg.read().unwrap();
+        all.allocations.retain(|a| a.worktree == Path::new("/r"));
+        let mine = reg
+            .read_worktree(Path::new("/r/.git"), Path::new("/r"))
+            .unwrap();
+        assert_eq!(mine, all);
+        assert_eq!(mine.allocations.len(), 1);
     }
 
     #[test]
