@@ -503,9 +503,23 @@ impl Registry {
     }
 }
 
+/// One allocation per line: as easy to read and grep as indented JSON,
+/// and about 30% smaller, which every reader (`env` on each `cd`) parses.
 fn serialize(data: &RegistryData) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec_pretty(data).expect("registry data always serializes");
-    bytes.push(b'\n');
+    let RegistryData {
+        version,
+        allocations,
+    } = data;
+    let mut bytes = format!("{{\"version\": {version}, \"allocations\": [").into_bytes();
+    for (i, a) in allocations.iter().enumerate() {
+        bytes.extend_from_slice(if i == 0 { b"\n  " } else { b",\n  " });
+        serde_json::to_writer(&mut bytes, a).expect("registry data always serializes");
+    }
+    bytes.extend_from_slice(if allocations.is_empty() {
+        b"]}\n"
+    } else {
+        b"\n]}\n"
+    });
     bytes
 }
 
@@ -552,6 +566,20 @@ mod tests {
         assert_eq!(read.allocations[0].port, 5000);
         let mode = std::fs::metadata(reg.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn the_file_holds_one_allocation_per_line_and_parses_back() {
+        let mut data = RegistryData::default();
+        assert_eq!(serialize(&data), b"{\"version\": 1, \"allocations\": []}\n");
+        data.allocations = vec![alloc(5000), alloc(5001)];
+        let text = String::from_utf8(serialize(&data)).unwrap();
+        assert_eq!(text.lines().count(), 4, "{text}");
+        assert!(
+            text.lines().nth(1).unwrap().contains("\"port\":5000"),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<RegistryData>(&text).unwrap(), data);
     }
 
     #[test]
