@@ -1,9 +1,7 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let outcome = match wtenv::Cli::try_parse() {
+    let outcome = match wtenv::Cli::from_env() {
         Ok(cli) => wtenv::run(cli),
         Err(err) => wtenv::usage_error(err),
     };
