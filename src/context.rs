@@ -1,6 +1,8 @@
 //! What every command gets: global options, and the scope of the worktree
 //! it runs in (worktree, config, purpose, identifier, range).
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::alloc::Request;
@@ -19,6 +21,10 @@ pub struct Ctx {
     pub quiet: bool,
     /// `-v` count (`validate` lists every allocation with it).
     pub verbose: u8,
+    /// Config warnings already given, without their file: `create` reads
+    /// the source worktree's config and then the new checkout's, and the
+    /// same warning twice is noise.
+    pub warned: RefCell<BTreeSet<String>>,
 }
 
 /// A worktree with its config and its place in the port space.
@@ -45,18 +51,26 @@ impl Ctx {
             Some(p) => Config::load(p)?,
             None => Config::discover(root)?,
         };
+        let source = config.source.as_deref().map(|p| p.display().to_string());
+        let once = |message: String| {
+            let key = source
+                .as_deref()
+                .and_then(|s| message.strip_prefix(s))
+                .unwrap_or(&message)
+                .to_owned();
+            if self.warned.borrow_mut().insert(key) {
+                self.warn(&message);
+            }
+        };
         for w in &config.warnings {
-            self.warn(w);
+            once(w.clone());
         }
         // Rule 6, checked here at the edge: it depends on the machine, not
         // on the file. The built-in ranges never overlap it.
-        if let Some(source) = &config.source {
+        if let Some(source) = &source {
             for (purpose, range) in &config.purposes {
                 if let Some(overlap) = crate::probe::ephemeral_overlap(*range) {
-                    self.warn(&format!(
-                        "{}: purposes.{purpose}: {overlap}",
-                        source.display()
-                    ));
+                    once(format!("{source}: purposes.{purpose}: {overlap}"));
                 }
             }
         }

@@ -82,6 +82,7 @@ fn context(cli: &Cli) -> error::Result<context::Ctx> {
         color,
         quiet: cli.quiet,
         verbose: cli.verbose,
+        warned: Default::default(),
     })
 }
 

@@ -187,6 +187,26 @@ fn a_range_overlapping_the_ephemeral_range_is_a_warning() {
             && out.stderr.contains("overlaps the OS ephemeral range"),
         "{out}"
     );
+    // `create` reads the source's config and the new checkout's: one
+    // warning, not one per file.
+    t.git(&["add", "wtenv.toml"]);
+    t.git(&["commit", "-q", "-m", "config"]);
+    let out = run(&mut t.wtenv(&[
+        "create",
+        "--purpose",
+        "feature",
+        "--identifier",
+        "w",
+        "--ports",
+    ]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        out.stderr
+            .matches("overlaps the OS ephemeral range")
+            .count(),
+        1,
+        "{out}"
+    );
     // Ranges below the ephemeral range give no warning at all.
     t.write_config("");
     let out = run(&mut t.wtenv(&["env"]));
