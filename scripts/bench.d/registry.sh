@@ -35,7 +35,7 @@ hyperfine -N --warmup 3 --export-json "$json" \
   -p /bin/true -n /bin/true /bin/true \
   -p "$WTENV -q release --service s" -n allocate "$WTENV allocate --service s" \
   -p "$WTENV -q allocate --service s" -n release "$WTENV -q release --service s" \
-  -p /bin/true -n "env (hot path)" "$WTENV -q env" \
+  -p /bin/true -n "env (hot path)" "$WTENV env -q" \
   -p /bin/true -n ports "$WTENV ports" \
   -p /bin/true -n "ports --all" "$WTENV ports --all"
 
