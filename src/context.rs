@@ -9,7 +9,7 @@ use crate::alloc::Request;
 use crate::config::{Config, PortRange};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
-use crate::worktree::Worktree;
+use crate::worktree::{Meta, Worktree};
 
 pub struct Ctx {
     pub registry: Registry,
@@ -90,6 +90,13 @@ impl Ctx {
     pub fn scope_of(&self, worktree: Worktree) -> Result<Scope> {
         let config = self.config_for(&worktree.root)?;
         let meta = worktree.meta();
+        Scope::new(worktree, &meta, config)
+    }
+}
+
+impl Scope {
+    /// The scope of `worktree`, given its metadata and its config.
+    pub fn new(worktree: Worktree, meta: &Meta, config: Config) -> Result<Scope> {
         let purpose = meta
             .purpose
             .clone()
@@ -103,7 +110,7 @@ impl Ctx {
                 format!("add {purpose} to [purposes] in wtenv.toml"),
             )
         })?;
-        let identifier = worktree.identifier();
+        let identifier = worktree.identifier(meta);
         Ok(Scope {
             worktree,
             config,
@@ -112,9 +119,7 @@ impl Ctx {
             range,
         })
     }
-}
 
-impl Scope {
     /// The allocation request for this worktree's configured services.
     pub fn request(&self, skip_occupied_flag: bool) -> Request<'_> {
         Request {

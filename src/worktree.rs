@@ -94,9 +94,10 @@ impl Worktree {
             .map_err(|e| Error::io(format!("could not write {}", path.display()), e))
     }
 
-    /// The identifier: recorded by `create`, else the directory name.
-    pub fn identifier(&self) -> String {
-        self.meta().identifier.unwrap_or_else(|| {
+    /// The identifier: recorded by `create` (in `meta`, this worktree's
+    /// [`meta`](Self::meta)), else the directory name.
+    pub fn identifier(&self, meta: &Meta) -> String {
+        meta.identifier.clone().unwrap_or_else(|| {
             self.root
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

@@ -89,14 +89,13 @@ fn build(here: &Worktree, config: &Config, listed: Vec<ListedWorktree>) -> Vec<E
                 .map(|w| w.root.clone())
                 .unwrap_or_else(|| l.path.clone());
             let meta = worktree.as_ref().map(Worktree::meta).unwrap_or_default();
-            let identifier = worktree
-                .as_ref()
-                .map(Worktree::identifier)
-                .unwrap_or_else(|| {
-                    path.file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                });
+            let identifier = match &worktree {
+                Some(w) => w.identifier(&meta),
+                None => path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            };
             Entry {
                 main: main_root.as_deref() == Some(path.as_path()),
                 purpose: meta
