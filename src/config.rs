@@ -151,6 +151,8 @@ pub struct Config {
     pub skip_occupied: bool,
     /// Non-fatal findings (unknown keys), each naming the key.
     pub warnings: Vec<String>,
+    /// The text of `source` ([`Config::discover_unless_same`]).
+    text: String,
 }
 
 const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -178,6 +180,7 @@ impl Default for Config {
             env: Vec::new(),
             skip_occupied: false,
             warnings: Vec::new(),
+            text: String::new(),
         }
     }
 }
@@ -187,22 +190,32 @@ impl Config {
     /// else the defaults. Both files present is an error (which one wins
     /// would be a guess).
     pub fn discover(root: &Path) -> Result<Config> {
-        let toml_path = root.join(TOML_NAME);
-        let json_path = root.join(JSON_NAME);
-        let toml_text = read_optional(&toml_path)?;
-        let json_text = read_optional(&json_path)?;
-        match (toml_text, json_text) {
-            (Some(_), Some(_)) => Err(Error::config(
-                &toml_path,
-                "(file)",
-                format!(
-                    "both {TOML_NAME} and {JSON_NAME} exist in {}; keep one",
-                    root.display()
-                ),
-            )),
-            (Some(text), None) => Config::parse(&toml_path, &text),
-            (None, Some(text)) => Config::parse(&json_path, &text),
-            (None, None) => Ok(Config::default()),
+        match find(root)? {
+            Some((path, text)) => Config::parse(&path, &text),
+            None => Ok(Config::default()),
+        }
+    }
+
+    /// [`Config::discover`] for a worktree whose file is likely `known`'s
+    /// (the worktrees of a repository check out the same one): `None` when
+    /// `root`'s file has the same name and text as the one `known` was
+    /// parsed from (or neither has one), so the caller reuses `known`
+    /// instead of parsing and warning twice.
+    pub fn discover_unless_same(root: &Path, known: &Config) -> Result<Option<Config>> {
+        let found = find(root)?;
+        let same = match (&found, &known.source) {
+            (Some((path, text)), Some(source)) => {
+                path.file_name() == source.file_name() && *text == known.text
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
+            return Ok(None);
+        }
+        match found {
+            Some((path, text)) => Config::parse(&path, &text).map(Some),
+            None => Ok(Some(Config::default())),
         }
     }
 
@@ -225,7 +238,11 @@ impl Config {
             })?;
             serde_json::to_value(table).map_err(|e| Error::config(path, "(file)", e.to_string()))?
         };
-        Parser { path }.config(&value)
+        let config = Parser { path }.config(&value)?;
+        Ok(Config {
+            text: text.to_owned(),
+            ..config
+        })
     }
 
     pub fn purpose_range(&self, purpose: &str) -> Option<PortRange> {
@@ -249,6 +266,25 @@ impl Config {
 
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
+    }
+}
+
+/// The config file of the worktree at `root` and its text, if it has one.
+fn find(root: &Path) -> Result<Option<(PathBuf, String)>> {
+    let toml_path = root.join(TOML_NAME);
+    let json_path = root.join(JSON_NAME);
+    match (read_optional(&toml_path)?, read_optional(&json_path)?) {
+        (Some(_), Some(_)) => Err(Error::config(
+            &toml_path,
+            "(file)",
+            format!(
+                "both {TOML_NAME} and {JSON_NAME} exist in {}; keep one",
+                root.display()
+            ),
+        )),
+        (Some(text), None) => Ok(Some((toml_path, text))),
+        (None, Some(text)) => Ok(Some((json_path, text))),
+        (None, None) => Ok(None),
     }
 }
 
@@ -676,6 +712,31 @@ mod tests {
         );
         let e = parse("[services.api]\n[env]\nURL = \"{port.web}\"").unwrap_err();
         assert!(e.to_string().contains("names no service"), "{e}");
+    }
+
+    #[test]
+    fn a_worktree_with_the_same_file_reuses_the_known_config() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let known = Config::discover(&a).unwrap();
+        assert_eq!(Config::discover_unless_same(&b, &known).unwrap(), None);
+
+        let text = "[purposes]\nfeature = \"6000-6009\"\n";
+        std::fs::write(a.join(TOML_NAME), text).unwrap();
+        let known = Config::discover(&a).unwrap();
+        let fresh = Config::discover_unless_same(&b, &known).unwrap();
+        assert_eq!(fresh, Some(Config::default()), "b has no file");
+        std::fs::write(b.join(TOML_NAME), text).unwrap();
+        assert_eq!(Config::discover_unless_same(&b, &known).unwrap(), None);
+        std::fs::write(b.join(TOML_NAME), text.replace("6009", "6019")).unwrap();
+        let other = Config::discover_unless_same(&b, &known).unwrap().unwrap();
+        assert_eq!(other.purposes["feature"].end, 6019);
+        std::fs::remove_file(b.join(TOML_NAME)).unwrap();
+        std::fs::write(b.join(JSON_NAME), r#"{"purposes":{"feature":"6000-6009"}}"#).unwrap();
+        let json = Config::discover_unless_same(&b, &known).unwrap().unwrap();
+        assert_eq!(json.source, Some(b.join(JSON_NAME)));
     }
 
     #[test]

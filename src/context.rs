@@ -51,6 +51,32 @@ impl Ctx {
             Some(p) => Config::load(p)?,
             None => Config::discover(root)?,
         };
+        self.warn_about(&config);
+        Ok(config)
+    }
+
+    /// [`config_for`](Self::config_for) the worktree at `root`, where
+    /// `known` is the config already loaded (and warned about) for another
+    /// worktree of the repository: the same file is neither parsed nor
+    /// warned about twice (`known` is returned, its `source` naming the
+    /// other worktree's copy).
+    pub fn config_for_like(&self, root: &Path, known: &Config) -> Result<Config> {
+        if self.config_path.is_some() {
+            return Ok(known.clone());
+        }
+        match Config::discover_unless_same(root, known)? {
+            None => Ok(known.clone()),
+            Some(config) => {
+                self.warn_about(&config);
+                Ok(config)
+            }
+        }
+    }
+
+    /// The config's own warnings, and rule 6, checked here at the edge: it
+    /// depends on the machine, not on the file. The built-in ranges never
+    /// overlap it. Each once per process, keyed without the file's name.
+    fn warn_about(&self, config: &Config) {
         let source = config.source.as_deref().map(|p| p.display().to_string());
         let once = |message: String| {
             let key = source
@@ -65,8 +91,6 @@ impl Ctx {
         for w in &config.warnings {
             once(w.clone());
         }
-        // Rule 6, checked here at the edge: it depends on the machine, not
-        // on the file. The built-in ranges never overlap it.
         if let Some(source) = &source {
             for (purpose, range) in &config.purposes {
                 if let Some(overlap) = crate::probe::ephemeral_overlap(*range) {
@@ -74,7 +98,6 @@ impl Ctx {
                 }
             }
         }
-        Ok(config)
     }
 
     /// The scope of the worktree around the current directory.

@@ -31,7 +31,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::json;
 
 use crate::alloc::Ports;
-use crate::context::Ctx;
+use crate::config::Config;
+use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::git::{Git, RepoLock};
@@ -95,9 +96,10 @@ pub struct Plan {
     pub base: String,
     /// `--branch BASE` as given.
     pub base_given: Option<String>,
-    pub direnv_allow: bool,
     /// The worktree `create` ran in (its `.envrc` decides `direnv allow`).
     pub source_root: PathBuf,
+    /// That worktree's config.
+    pub config: Config,
 }
 
 /// What `create` made.
@@ -214,8 +216,8 @@ pub fn plan(
         branch,
         base,
         base_given,
-        direnv_allow: config.worktrees.direnv_allow,
         source_root: source.root.clone(),
+        config,
     })
 }
 
@@ -430,15 +432,19 @@ fn make(
                 plan.common_dir.display()
             ))
         })?;
-    wt.set_meta(&Meta {
+    let meta = Meta {
         purpose: Some(plan.purpose.clone()),
         identifier: Some(plan.identifier.clone()),
-    })?;
+    };
+    wt.set_meta(&meta)?;
     signals.check()?;
 
     let mut ports = Ports::new();
     if with_ports {
-        let scope = ctx.scope_at(&wt.root)?;
+        // The new checkout's own config decides its services (its branch
+        // may have another wtenv.toml); usually it is the same file.
+        let config = ctx.config_for_like(&wt.root, &plan.config)?;
+        let scope = Scope::new(wt.clone(), &meta, config)?;
         guard.allocated_for = Some(wt.root.clone());
         ports = crate::commands::env::reserve(ctx, &scope)?;
         signals.check()?;
@@ -459,7 +465,7 @@ fn make(
             eprintln!("reserved port {port} ({service})");
         }
     }
-    if plan.direnv_allow {
+    if plan.config.worktrees.direnv_allow {
         direnv_allow(ctx, &plan.source_root, &wt.root);
     }
     Ok(Created {
