@@ -7,7 +7,8 @@
 //!   listener that set it cannot share with us and still shows as busy.
 //! - a connect to `127.0.0.1` or `::1` succeeds: the backstop for BSD
 //!   semantics, where a SO_REUSEADDR bind can succeed beside a wildcard
-//!   listener.
+//!   listener. A connect that reached its own socket (possible for a port
+//!   in the ephemeral range) found no server and does not count.
 //!
 //! EAFNOSUPPORT / EADDRNOTAVAIL (and unreachable, for connect) mean the
 //! address family is absent (a host without IPv6), not busy. Any other error
@@ -98,7 +99,7 @@ fn bind_state(addr: SocketAddr) -> io::Result<PortState> {
 
 fn connect_state(addr: SocketAddr) -> io::Result<PortState> {
     match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-        Ok(_) => Ok(PortState::Occupied),
+        Ok(stream) => Ok(connected(&stream)),
         Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(PortState::Occupied),
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(PortState::Free),
         Err(e)
@@ -111,6 +112,18 @@ fn connect_state(addr: SocketAddr) -> io::Result<PortState> {
             Ok(PortState::Free)
         }
         Err(e) => Err(io::Error::new(e.kind(), format!("probing {addr}: {e}"))),
+    }
+}
+
+/// What a connect that succeeded says. When the port is in the ephemeral
+/// range, the kernel may pick that very port as the connect's source, and a
+/// TCP connect to its own address succeeds (simultaneous open) with nobody
+/// listening: that is no server, so the port is free as far as this check
+/// goes (the binds decide the rest).
+fn connected(stream: &TcpStream) -> PortState {
+    match (stream.local_addr(), stream.peer_addr()) {
+        (Ok(local), Ok(peer)) if local == peer => PortState::Free,
+        _ => PortState::Occupied,
     }
 }
 
@@ -329,6 +342,25 @@ fn parse_lsof_listeners(text: &str) -> Vec<(u32, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A socket connected to its own address (what the kernel can make of
+    /// a probe's connect to a port in the ephemeral range) is not a server.
+    #[test]
+    fn a_connect_to_itself_is_not_a_listener() {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        socket
+            .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+            .unwrap();
+        let own = socket.local_addr().unwrap();
+        socket.connect(&own).unwrap();
+        let stream: TcpStream = socket.into();
+        assert_eq!(stream.peer_addr().unwrap(), stream.local_addr().unwrap());
+        assert_eq!(connected(&stream), PortState::Free);
+        // A real connection to a listener is one.
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let to_server = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        assert_eq!(connected(&to_server), PortState::Occupied);
+    }
 
     #[test]
     fn lsof_listener_output_parses_every_address_form() {
