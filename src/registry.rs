@@ -196,17 +196,13 @@ impl Registry {
             {
                 return Ok(data);
             }
+            // Another layout, or not a valid registry: the full parse
+            // reads it, or says exactly what is wrong.
             file.rewind().map_err(|e| self.read_error(e))?;
-            let bytes = self.read_all(file)?;
-            match view::parse(&bytes, repository, worktree) {
-                Some(data) => Ok(data),
-                // Not a valid registry: the full parse says exactly why.
-                None => self.parse(&bytes).map(|mut data| {
-                    data.allocations
-                        .retain(|a| a.belongs_to(repository, worktree));
-                    data
-                }),
-            }
+            let mut data = self.parse(&self.read_all(file)?)?;
+            data.allocations
+                .retain(|a| a.belongs_to(repository, worktree));
+            Ok(data)
         })
     }
 
@@ -454,7 +450,10 @@ impl Registry {
         // then struct), which is most of `wtenv ports`' time on a big
         // registry. Anything else takes the slow path below, which says
         // exactly what is wrong.
-        if let Ok(data) = serde_json::from_slice::<RegistryData>(bytes)
+        // (serde also reads a struct from an array, `[1, []]`: not ours.)
+        let object = bytes.trim_ascii_start().starts_with(b"{");
+        if object
+            && let Ok(data) = serde_json::from_slice::<RegistryData>(bytes)
             && data.version == VERSION
         {
             return Ok(data);
@@ -660,6 +659,7 @@ mod tests {
             (b"", "empty"),
             (b"{\"version\": 1, \"allocations\": [", "not valid JSON"),
             (b"[1,2]", "no \"version\""),
+            (b"[1, []]", "no \"version\""),
             (b"{\"version\": 2, \"allocations\": []}", "newer wtenv"),
             (
                 b"{\"version\": 1, \"allocations\": [{\"port\": \"x\"}]}",

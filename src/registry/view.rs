@@ -1,51 +1,35 @@
-//! One worktree's allocations, parsed without copying the others.
+//! One worktree's allocations, read without keeping the others.
 //!
 //! `env` runs on every `cd` and needs only its own worktree's entries, but
 //! the registry holds every worktree's. Parsing all of them into owned
 //! [`Allocation`]s (five heap strings each) was most of `env`'s time on a
-//! registry of 1,000 entries, much of it page faults on fresh heap. This
-//! parse borrows each entry's strings from the file's bytes, keeps the
-//! entries of one worktree, and copies only those.
+//! registry of 1,000 entries, much of it page faults on fresh heap.
+//! [`read_lines`] reads a file in the layout wtenv writes line by line,
+//! borrows each entry's strings from its line, and copies only the entries
+//! of one worktree.
 //!
-//! [`read_lines`] does the same line by line for a file in the layout wtenv
-//! writes, so that no buffer of the whole file is needed.
-//!
-//! Both accept what [`RegistryData`] accepts, or less, never more: the
+//! It accepts what [`RegistryData`] accepts, or less, never more: the
 //! entries have the same fields, unknown ones refused (the conversion
 //! below names every field of both structs, so the compiler keeps them
-//! equal); unknown, missing or repeated top-level keys are refused. When it
-//! refuses, the caller runs the full parse, which accepts or says exactly
-//! what is wrong.
+//! equal), and the lines around them must be exactly the layout. When it
+//! refuses (another layout, a hand edit, damage), the caller runs the full
+//! parse, which accepts or says exactly what is wrong.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::{Allocation, Hold, RegistryData, VERSION, layout};
 
-/// The entries of `worktree` (of `repository`) in a registry file's bytes;
-/// `None` when the bytes are not a registry of this version.
-pub fn parse(bytes: &[u8], repository: &Path, worktree: &Path) -> Option<RegistryData> {
-    let key = Key::new(repository, worktree);
-    // One UTF-8 check of the whole file is cheaper than one per string,
-    // which is what parsing bytes (rather than a str) does.
-    let text = std::str::from_utf8(bytes).ok()?;
-    let mut de = serde_json::Deserializer::from_str(text);
-    let data = key.deserialize(&mut de).ok()?;
-    de.end().ok()?;
-    (data.version == VERSION).then_some(data)
-}
-
-/// [`parse`] for a file in the layout wtenv writes (`serialize`), read line
-/// by line through a small buffer: a buffer of the whole file costs a fresh
-/// page per 4 KiB of it (42 for 1,000 allocations; 3% of `env`'s time).
-/// Every line is parsed and checked all the same.
+/// The entries of `worktree` (of `repository`) in a file in the layout
+/// wtenv writes (`serialize`), read line by line through a small buffer: a
+/// buffer of the whole file costs a fresh page per 4 KiB of it (42 for
+/// 1,000 allocations; 3% of `env`'s time). Every line is parsed and checked
+/// all the same.
 /// `Ok(None)` as soon as a line is not exactly that layout (an older
 /// layout, a hand edit, damage): the caller then reads the file whole.
 pub fn read_lines(
@@ -183,79 +167,6 @@ impl<'k> Key<'k> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "lowercase")]
-enum Field {
-    Version,
-    Allocations,
-}
-
-const FIELDS: &[&str] = &["version", "allocations"];
-
-impl<'de> DeserializeSeed<'de> for Key<'_> {
-    type Value = RegistryData;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RegistryData, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Key<'_> {
-    type Value = RegistryData;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a wtenv registry object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RegistryData, A::Error> {
-        let mut version = None;
-        let mut allocations = None;
-        while let Some(field) = map.next_key::<Field>()? {
-            match field {
-                Field::Version if version.is_none() => version = Some(map.next_value()?),
-                Field::Allocations if allocations.is_none() => {
-                    allocations = Some(map.next_value_seed(Entries(self))?);
-                }
-                Field::Version => return Err(de::Error::duplicate_field(FIELDS[0])),
-                Field::Allocations => return Err(de::Error::duplicate_field(FIELDS[1])),
-            }
-        }
-        Ok(RegistryData {
-            version: version.ok_or_else(|| de::Error::missing_field(FIELDS[0]))?,
-            allocations: allocations.ok_or_else(|| de::Error::missing_field(FIELDS[1]))?,
-        })
-    }
-}
-
-/// The `allocations` array, filtered while it is read.
-struct Entries<'k>(Key<'k>);
-
-impl<'de> DeserializeSeed<'de> for Entries<'_> {
-    type Value = Vec<Allocation>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Allocation>, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Entries<'_> {
-    type Value = Vec<Allocation>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of allocations")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Allocation>, A::Error> {
-        let mut mine = Vec::new();
-        while let Some(a) = seq.next_element::<AllocationView<'de>>()? {
-            if self.0.wants(&a) {
-                mine.push(a.into_owned());
-            }
-        }
-        Ok(mine)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -282,18 +193,27 @@ mod tests {
     const REPO: &str = "/r/.git";
     const WT: &str = "/r";
 
-    /// Where a view accepts, the full parse accepts and agrees.
+    /// Where the line reader accepts, the full parse accepts and agrees.
     fn agrees(bytes: &[u8]) {
         let (repo, wt) = (Path::new(REPO), Path::new(WT));
-        let expected = full(bytes, repo, wt);
-        for (how, got) in [
-            ("parse", parse(bytes, repo, wt)),
-            ("read_lines", lines(bytes, repo, wt)),
-        ] {
-            if got.is_some() {
-                assert_eq!(got, expected, "{how}: {}", String::from_utf8_lossy(bytes));
-            }
+        let got = lines(bytes, repo, wt);
+        if got.is_some() {
+            assert_eq!(
+                got,
+                full(bytes, repo, wt),
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
         }
+    }
+
+    /// `entries` as the lines of the layout wtenv writes.
+    fn layout_of(entries: &[&str]) -> String {
+        format!(
+            "{}\n  {}\n]}}\n",
+            layout::header(VERSION),
+            entries.join(",\n  ")
+        )
     }
 
     fn allocation() -> impl Strategy<Value = Allocation> {
@@ -348,9 +268,8 @@ mod tests {
             "\"reserved\": true",
             r#""reserved": false, "holders": [{"pid": 7, "start_time": 9, "command": "npm", "pgid": 7}]"#,
         );
-        let text =
-            format!(r#"{{"version": 1, "allocations": [{ENTRY}, {other}, {escaped}, {held}]}}"#);
-        let data = parse(text.as_bytes(), Path::new("/r/.git"), Path::new("/r")).unwrap();
+        let text = layout_of(&[ENTRY, &other, &escaped, &held]);
+        let data = lines(text.as_bytes(), Path::new(REPO), Path::new(WT)).unwrap();
         let ports: Vec<u16> = data.allocations.iter().map(|a| a.port).collect();
         assert_eq!(ports, [5000, 5002, 5000]);
         assert_eq!(data.allocations[1].service, "a\"p\u{e9}");
@@ -370,21 +289,13 @@ mod tests {
             r#"{"version": 1, "allocations": [], "extra": 1}"#.into(),
             r#"{"version": 1, "version": 1, "allocations": []}"#.into(),
             r#"{"version": 1, "allocations": []} trailing"#.into(),
-            format!(
-                r#"{{"version": 1, "allocations": [{}]}}"#,
-                ENTRY.replace("}", r#", "note": "x"}"#)
-            ),
-            format!(
-                r#"{{"version": 1, "allocations": [{}]}}"#,
-                ENTRY.replace("5000", "70000")
-            ),
-            format!(
-                r#"{{"version": 1, "allocations": [{}]}}"#,
-                ENTRY.replace(r#""service": "app", "#, "")
-            ),
+            // Entries the schema refuses, in the layout wtenv writes.
+            layout_of(&[&ENTRY.replace("}", r#", "note": "x"}"#)]),
+            layout_of(&[&ENTRY.replace("5000", "70000")]),
+            layout_of(&[&ENTRY.replace(r#""service": "app", "#, "")]),
         ];
         for text in refused {
-            let view = parse(text.as_bytes(), Path::new("/r/.git"), Path::new("/r"));
+            let view = lines(text.as_bytes(), Path::new(REPO), Path::new(WT));
             assert_eq!(view, None, "accepted: {text}");
         }
     }
@@ -445,8 +356,8 @@ mod tests {
         }
 
         /// Random edits of a valid file, in the written layout and in
-        /// another: neither view accepts what the full parse refuses, nor
-        /// disagrees with it.
+        /// another: the line reader never accepts what the full parse
+        /// refuses, nor disagrees with it.
         #[test]
         fn never_accepts_more_than_the_full_parse(
             allocations in prop::collection::vec(allocation(), 1..4),
