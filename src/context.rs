@@ -145,19 +145,14 @@ impl Scope {
 
     /// The allocation request for this worktree's configured services.
     pub fn request(&self, skip_occupied_flag: bool) -> Request<'_> {
-        Request {
-            repository: &self.worktree.common_dir,
-            worktree: &self.worktree.root,
-            purpose: &self.purpose,
-            range: self.range,
-            services: self
-                .config
-                .services
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect(),
-            skip_occupied: skip_occupied_flag || self.config.skip_occupied,
-        }
+        request(
+            &self.config,
+            &self.worktree.common_dir,
+            &self.worktree.root,
+            &self.purpose,
+            self.range,
+            skip_occupied_flag,
+        )
     }
 
     /// Another purpose's range, checked against the config.
@@ -165,5 +160,25 @@ impl Scope {
         self.range = self.config.require_purpose(purpose)?;
         self.purpose = purpose.to_owned();
         Ok(self)
+    }
+}
+
+/// The allocation request, under `config`, of the worktree at `worktree`
+/// (a [`Scope`]'s, or one `create` is making).
+pub fn request<'a>(
+    config: &'a Config,
+    repository: &'a Path,
+    worktree: &'a Path,
+    purpose: &'a str,
+    range: PortRange,
+    skip_occupied_flag: bool,
+) -> Request<'a> {
+    Request {
+        repository,
+        worktree,
+        purpose,
+        range,
+        services: config.services.iter().map(|s| s.name.as_str()).collect(),
+        skip_occupied: skip_occupied_flag || config.skip_occupied,
     }
 }

@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -24,6 +24,48 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct Git {
     dir: PathBuf,
+}
+
+/// A git command started by [`Git::start`]. Dropped unfinished (an early
+/// return), it is still waited for: no git outlives the step that started
+/// it, and a rollback never races it.
+#[derive(Debug)]
+pub struct Running {
+    child: Option<Child>,
+    /// The arguments, for messages.
+    shown: String,
+}
+
+impl Running {
+    /// Waits for git: its stdout on success, else [`Error::Git`] with its
+    /// stderr.
+    pub fn finish(mut self) -> Result<String> {
+        let child = self.child.take().expect("finished once");
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::io(format!("could not run git {}", self.shown), e))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            Err(Error::Git {
+                args: self.shown.clone(),
+                stderr: if stderr.is_empty() {
+                    format!("exited with {}", out.status)
+                } else {
+                    stderr
+                },
+            })
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            let _ = child.wait_with_output();
+        }
+    }
 }
 
 /// One entry of `git worktree list --porcelain -z`.
@@ -62,14 +104,23 @@ impl Git {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        self.start(args, input)?.finish()
+    }
+
+    /// Starts `git ARGS` without waiting for it: [`Running::finish`] waits
+    /// and gives [`run`](Self::run)'s result.
+    fn start<I, S>(&self, args: I, input: Option<&str>) -> Result<Running>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-        let shown = || {
-            args.iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        tracing::debug!(args = %shown(), dir = %self.dir.display(), "git");
+        let shown = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        tracing::debug!(args = %shown, dir = %self.dir.display(), "git");
         // Its own process group: a terminal's Ctrl-C reaches wtenv only,
         // which lets the git step finish whole and then undoes it (see
         // `commands::create`), instead of git dying half-way with children
@@ -86,29 +137,18 @@ impl Git {
             .stderr(Stdio::piped())
             .process_group(0)
             .spawn()
-            .map_err(|e| Error::io(format!("could not run git {}", shown()), e))?;
+            .map_err(|e| Error::io(format!("could not run git {shown}"), e))?;
         if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
             // Small (a few lines): fits the pipe, no deadlock with stdout.
-            stdin
-                .write_all(text.as_bytes())
-                .map_err(|e| Error::io(format!("could not write to git {}", shown()), e))?;
+            if let Err(e) = stdin.write_all(text.as_bytes()) {
+                let _ = child.wait();
+                return Err(Error::io(format!("could not write to git {shown}"), e));
+            }
         }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| Error::io(format!("could not run git {}", shown()), e))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-            Err(Error::Git {
-                args: shown(),
-                stderr: if stderr.is_empty() {
-                    format!("exited with {}", out.status)
-                } else {
-                    stderr
-                },
-            })
-        }
+        Ok(Running {
+            child: Some(child),
+            shown,
+        })
     }
 
     /// Resolves each of `names` (revisions: `main`, `HEAD~2`,
@@ -166,9 +206,11 @@ impl Git {
         }
     }
 
-    /// `git worktree add -- PATH BRANCH`: checks out an existing branch
-    /// (`create` makes the branch first, with [`Git::create_branch`]).
-    pub fn worktree_add_existing(&self, path: &Path, branch: &str) -> Result<()> {
+    /// Starts `git worktree add --quiet -- PATH BRANCH`: checks out an
+    /// existing branch (`create` makes it first, with
+    /// [`Git::create_branch`]) at PATH, missing or an empty directory. The
+    /// caller works while git checks out, then [`Running::finish`]es.
+    pub fn start_worktree_add(&self, path: &Path, branch: &str) -> Result<Running> {
         let args: [&OsStr; 6] = [
             "worktree".as_ref(),
             "add".as_ref(),
@@ -177,7 +219,7 @@ impl Git {
             path.as_os_str(),
             branch.as_ref(),
         ];
-        self.run(args).map(drop)
+        self.start(args, None)
     }
 
     /// `git worktree remove [--force [--force]] -- PATH`. `force` 2 also

@@ -235,6 +235,26 @@ impl Registry {
         Ok(out)
     }
 
+    /// Releases every allocation of one worktree, in one transaction:
+    /// what it released, as (service, port).
+    pub fn release_worktree(
+        &self,
+        repository: &Path,
+        worktree: &Path,
+    ) -> Result<Vec<(String, u16)>> {
+        self.transaction(|data| {
+            let mut gone = Vec::new();
+            data.allocations.retain(|a| {
+                let hit = a.belongs_to(repository, worktree);
+                if hit {
+                    gone.push((a.service.clone(), a.port));
+                }
+                !hit
+            });
+            Ok(gone)
+        })
+    }
+
     fn unusable(&self, reason: impl Into<String>, hint: impl Into<String>) -> Error {
         Error::RegistryUnusable {
             path: self.path.clone(),

@@ -13,10 +13,16 @@
 //!
 //! Order, and why: the branch (`git update-ref` with an empty old value:
 //! atomic create-if-missing, so the rollback knows the branch is its own),
-//! then `git worktree add` of it, then the metadata, then the ports. Ports
-//! are reserved only once the worktree exists, because a reservation for a
-//! directory that does not exist yet is "worktree gone" to a concurrent
-//! wtenv's sweep (rule 4), which would hand the port out twice.
+//! then the worktree's directory, empty, then `git worktree add` of the
+//! branch into it, and while git checks out, the ports; then the metadata.
+//! The directory comes before the reservation because a reservation for a
+//! directory that does not exist is "worktree gone" to a concurrent wtenv's
+//! sweep (rule 4), which would hand the port out twice. The reservation
+//! runs beside git because it is most of what create adds to git's own
+//! time (a durable registry write); its transaction never waits for git,
+//! so the registry lock is not held for git's sake. It is made for the
+//! config create started from; should the new checkout's own config ask
+//! for other services or another range, it is made again for that one.
 //!
 //! Git runs in its own process group ([`crate::git`]), so a terminal's
 //! Ctrl-C reaches wtenv only and the current git step finishes whole before
@@ -32,7 +38,7 @@ use serde_json::json;
 
 use crate::alloc::Ports;
 use crate::config::Config;
-use crate::context::{Ctx, Scope};
+use crate::context::{self, Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::git::{Git, RepoLock};
@@ -415,13 +421,39 @@ fn make(
     }
     signals.check()?;
 
-    // Marked before the call: git may leave part of its work behind if it
-    // fails half-way.
+    // The directory first, empty (git fills an empty one in): from now on
+    // a reservation for it is never "worktree gone" to a concurrent sweep,
+    // which requires the directory to be missing (rule 4). Marked before:
+    // git may leave part of its work behind if it fails half-way.
     guard.worktree_attempted = true;
-    let added = plan.git.worktree_add_existing(&plan.path, &plan.branch);
+    make_dir(&plan.path)?;
+    let adding = plan.git.start_worktree_add(&plan.path, &plan.branch)?;
+    // While git checks out, most of create's time, the ports are reserved
+    // for the config create started from: the new checkout's own is almost
+    // always the same file, and is looked at once git is done.
+    let reserved = if with_ports {
+        let asked = context::request(
+            &plan.config,
+            &plan.common_dir,
+            &plan.path,
+            &plan.purpose,
+            plan.config.require_purpose(&plan.purpose)?,
+            false,
+        );
+        guard.allocated_for = Some(plan.path.clone());
+        let ports = crate::commands::env::reserve_request(ctx, &asked);
+        Some((asked, ports))
+    } else {
+        None
+    };
+    let added = adding.finish();
     guard.worktree_added = added.is_ok();
     signals.check()?;
     added?;
+    let reserved = match reserved {
+        Some((asked, ports)) => Some((asked, ports?)),
+        None => None,
+    };
 
     let wt = Worktree::discover(&plan.path)?
         .filter(|w| w.root == plan.path && w.common_dir == plan.common_dir)
@@ -440,13 +472,25 @@ fn make(
     signals.check()?;
 
     let mut ports = Ports::new();
-    if with_ports {
-        // The new checkout's own config decides its services (its branch
-        // may have another wtenv.toml); usually it is the same file.
+    if let Some((asked, reserved)) = reserved {
+        // The new checkout's own config decides its services: its branch
+        // may have another wtenv.toml, which asks for other services or
+        // another range. Then the ports are reserved again, for it.
         let config = ctx.config_for_like(&wt.root, &plan.config)?;
         let scope = Scope::new(wt.clone(), &meta, config)?;
-        guard.allocated_for = Some(wt.root.clone());
-        ports = crate::commands::env::reserve(ctx, &scope)?;
+        let wanted = scope.request(false);
+        ports = if (&wanted.services, wanted.range, wanted.skip_occupied)
+            == (&asked.services, asked.range, asked.skip_occupied)
+        {
+            scope
+                .worktree
+                .update_stamp(&crate::exports::ports_summary(&reserved));
+            reserved
+        } else {
+            ctx.registry
+                .release_worktree(&plan.common_dir, &plan.path)?;
+            crate::commands::env::reserve(ctx, &scope)?
+        };
         signals.check()?;
     }
 
@@ -503,14 +547,10 @@ impl Rollback<'_> {
         if !(self.branch_created || self.worktree_attempted || self.allocated_for.is_some()) {
             return; // nothing made yet
         }
-        if let Some(root) = self.allocated_for.take() {
-            let repo = plan.common_dir.clone();
-            if let Err(e) = self.registry.transaction(|data| {
-                data.allocations.retain(|a| !a.belongs_to(&repo, &root));
-                Ok(())
-            }) {
-                self.failed(&format!("release the ports of {}", root.display()), e);
-            }
+        if let Some(root) = self.allocated_for.take()
+            && let Err(e) = self.registry.release_worktree(&plan.common_dir, &root)
+        {
+            self.failed(&format!("release the ports of {}", root.display()), e);
         }
         if self.worktree_attempted {
             // A complete worktree: git removes the directory and its entry.
@@ -527,14 +567,16 @@ impl Rollback<'_> {
                 self.failed(&format!("remove {}", plan.path.display()), e);
             }
             remove_admin_entries(&plan.common_dir, &plan.path);
-            // Empty parents this command made (e.g. `../repo.worktrees`);
-            // `remove_dir` leaves a directory another worktree now uses.
-            let mut dir = plan.path.parent();
-            while let Some(d) = dir {
-                if !d.starts_with(&plan.first_new_dir) || std::fs::remove_dir(d).is_err() {
-                    break;
+            // The directory if still empty (git failed before filling it),
+            // and the empty parents this command made (e.g.
+            // `../repo.worktrees`); `remove_dir` leaves a directory another
+            // worktree now uses.
+            let mut dir = Some(plan.path.as_path());
+            while let Some(d) = dir.filter(|d| d.starts_with(&plan.first_new_dir)) {
+                match std::fs::remove_dir(d) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => break,
+                    _ => dir = d.parent(),
                 }
-                dir = d.parent();
             }
         }
         if self.branch_created
@@ -552,6 +594,17 @@ impl Drop for Rollback<'_> {
             self.undo();
         }
     }
+}
+
+/// Makes the worktree's directory, and its missing parents, for git to
+/// fill in. The path was checked free under the repository lock.
+fn make_dir(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::io(format!("could not create {}", parent.display()), e))?;
+    }
+    std::fs::create_dir(path)
+        .map_err(|e| Error::io(format!("could not create {}", path.display()), e))
 }
 
 /// Whether `dir` is a worktree checkout git made for `common_dir`: its

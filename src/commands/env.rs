@@ -196,12 +196,18 @@ pub fn ensure_verified(
 /// Reserves every service's port for `scope`'s worktree (sticky, fail
 /// fast) and refreshes its stamp: what `create --ports` and `enter` do.
 pub fn reserve(ctx: &Ctx, scope: &Scope) -> Result<alloc::Ports> {
-    let ports = alloc::ensure(
-        &ctx.registry,
-        &scope.request(false),
-        &HoldMode::Reserve,
-        &mut RealSystem::new(&ctx.registry),
-    )?;
+    let ports = reserve_request(ctx, &scope.request(false))?;
     scope.worktree.update_stamp(&exports::ports_summary(&ports));
     Ok(ports)
+}
+
+/// [`reserve`] without the stamp, for a worktree git may not have
+/// finished making (`create`).
+pub fn reserve_request(ctx: &Ctx, request: &alloc::Request) -> Result<alloc::Ports> {
+    alloc::ensure(
+        &ctx.registry,
+        request,
+        &HoldMode::Reserve,
+        &mut RealSystem::new(&ctx.registry),
+    )
 }

@@ -152,18 +152,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
 /// Releases every allocation of the removed worktree. A failure here is a
 /// warning: the worktree is gone, so the next sweep releases them.
 fn release(ctx: &Ctx, repository: &Path, root: &Path) {
-    let released = ctx.registry.transaction(|data| {
-        let mut gone = Vec::new();
-        data.allocations.retain(|a| {
-            let hit = a.belongs_to(repository, root);
-            if hit {
-                gone.push((a.service.clone(), a.port));
-            }
-            !hit
-        });
-        Ok(gone)
-    });
-    match released {
+    match ctx.registry.release_worktree(repository, root) {
         Ok(gone) if !ctx.quiet => {
             for (service, port) in gone {
                 eprintln!("released port {port} ({service})");

@@ -390,6 +390,31 @@ fn create_rolls_back_the_worktree_when_the_new_checkout_has_no_such_purpose() {
     assert_eq!(snapshot(&t), before);
 }
 
+#[test]
+fn create_reserves_what_the_new_checkouts_own_config_asks_for() {
+    // Ports are reserved while git checks out, for the config create runs
+    // under; the base branch's wtenv.toml asks for other services, so those
+    // are what the new worktree gets, and nothing of the first guess stays.
+    let t = TestEnv::new();
+    t.write_config("[services.web]\n[services.api]\n");
+    t.git(&["commit", "-q", "-am", "web and api"]);
+    t.git(&["branch", "old", "HEAD~1"]);
+    let out = create(&t, "b", &["--branch", "old", "--ports", "--json"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["ports"], serde_json::json!({"app": t.ports.start}));
+    let path = default_path(&t, "feature", "b");
+    assert_eq!(t.allocations(), vec![(t.ports.start, "app".into(), path)]);
+    // And from HEAD, whose config is the source's: both services at once.
+    let out = create(&t, "c", &["--ports", "--json"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        doc["ports"],
+        serde_json::json!({"api": t.ports.start + 1, "web": t.ports.start + 2})
+    );
+}
+
 /// SIGINT at 16 moments spread over a whole create (before wtenv catches
 /// it, during git, during allocation, after): wtenv either finished (exit
 /// 0, everything there) or died of the signal with nothing left. Odd rounds
