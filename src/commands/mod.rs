@@ -90,55 +90,133 @@ impl Cli {
     }
 }
 
-/// The `wtenv env` command lines the integrations run on every `cd` and
-/// prompt (`env`, `--format F`, `--hook`, `--direnv`, `--hold PID`,
-/// `--skip-occupied`, `-q`), parsed without clap: building clap's command
-/// tree was about a tenth of `env`'s time. Anything else (another command,
-/// a global flag before `env`, `--format=F`, a repeated or conflicting
-/// flag, help, a bad value) is `None` and goes to clap, which parses it or
-/// says what is wrong. A test holds this equal to clap wherever it answers.
+/// The command lines run most, parsed without clap: `env` as the
+/// integrations run it on every `cd` and prompt (`--format F`, `--hook`,
+/// `--direnv`, `--hold PID`, `--skip-occupied`), and `create` and `remove`
+/// with their flags, each with `-q` (before or after the command). Clap's parser was a tenth of `env`'s
+/// time and a tenth of what `create` + `remove` add to git's. Anything else
+/// (another command, another global flag, `--flag=value`, a
+/// repeated or conflicting flag, a value that looks like a flag, help, a
+/// bad value, a word that is not UTF-8) is `None` and goes to clap, which
+/// parses it or says what is wrong. A test holds this equal to clap
+/// wherever it answers.
 fn parse_hot(args: &[OsString]) -> Option<Cli> {
-    let mut words = args.get(1..)?.iter().map(|a| a.to_str());
-    if words.next()?? != "env" {
-        return None;
+    let mut words = Words(args.get(1..)?.iter());
+    let mut quiet = false;
+    let mut first = words.next()??;
+    if matches!(first, "-q" | "--quiet") {
+        quiet = true;
+        first = words.next()??;
     }
-    let mut env = env::Args {
-        format: crate::shell::Format::Bash,
-        hold: None,
-        skip_occupied: false,
-        hook: false,
-        direnv: false,
-    };
-    let (mut format, mut quiet) = (false, false);
-    while let Some(word) = words.next() {
-        let seen = match word? {
-            "--format" => {
-                let value = words.next()??;
-                env.format = clap::ValueEnum::from_str(value, false).ok()?;
-                std::mem::replace(&mut format, true)
+    let command = match first {
+        "env" => {
+            let mut env = env::Args {
+                format: crate::shell::Format::Bash,
+                hold: None,
+                skip_occupied: false,
+                hook: false,
+                direnv: false,
+            };
+            let mut format = None;
+            while let Some(word) = words.next() {
+                match word? {
+                    "--format" => set(
+                        &mut format,
+                        clap::ValueEnum::from_str(words.value()?, false).ok()?,
+                    )?,
+                    "--hold" => set(&mut env.hold, words.value()?.parse().ok()?)?,
+                    "--hook" => flag(&mut env.hook)?,
+                    "--direnv" => flag(&mut env.direnv)?,
+                    "--skip-occupied" => flag(&mut env.skip_occupied)?,
+                    "-q" | "--quiet" => flag(&mut quiet)?,
+                    _ => return None,
+                }
             }
-            "--hold" => env.hold.replace(words.next()??.parse().ok()?).is_some(),
-            "--hook" => std::mem::replace(&mut env.hook, true),
-            "--direnv" => std::mem::replace(&mut env.direnv, true),
-            "--skip-occupied" => std::mem::replace(&mut env.skip_occupied, true),
-            "-q" | "--quiet" => std::mem::replace(&mut quiet, true),
-            _ => return None,
-        };
-        if seen {
-            return None;
+            if env.hook && (env.hold.is_some() || env.direnv) {
+                return None;
+            }
+            env.format = format.unwrap_or(env.format);
+            Command::Env(env)
         }
-    }
-    if env.hook && (env.hold.is_some() || env.direnv) {
-        return None;
-    }
+        "create" => {
+            let (mut purpose, mut identifier) = (None, None);
+            let mut create = create::Args {
+                purpose: String::new(),
+                identifier: String::new(),
+                branch: None,
+                ports: false,
+                path: None,
+                json: false,
+            };
+            while let Some(word) = words.next() {
+                match word? {
+                    "--purpose" => set(&mut purpose, words.value()?)?,
+                    "--identifier" => set(&mut identifier, words.value()?)?,
+                    "--branch" => set(&mut create.branch, words.value()?.to_owned())?,
+                    "--path" => set(&mut create.path, words.value()?.into())?,
+                    "--ports" => flag(&mut create.ports)?,
+                    "--json" => flag(&mut create.json)?,
+                    "-q" | "--quiet" => flag(&mut quiet)?,
+                    _ => return None,
+                }
+            }
+            create.purpose = purpose?.to_owned();
+            create.identifier = identifier?.to_owned();
+            Command::Create(create)
+        }
+        "remove" => {
+            let mut target = None;
+            let (mut force, mut delete_branch) = (false, false);
+            while let Some(word) = words.next() {
+                match word? {
+                    "--force" => flag(&mut force)?,
+                    "--delete-branch" => flag(&mut delete_branch)?,
+                    "-q" | "--quiet" => flag(&mut quiet)?,
+                    w if w.starts_with('-') => return None,
+                    w => set(&mut target, w.to_owned())?,
+                }
+            }
+            Command::Remove(remove::Args {
+                target: target?,
+                force,
+                delete_branch,
+            })
+        }
+        _ => return None,
+    };
     Some(Cli {
         registry: None,
         config: None,
         verbose: 0,
         quiet,
         color: clap::ColorChoice::Auto,
-        command: Command::Env(env),
+        command,
     })
+}
+
+/// The words of a command line, for [`parse_hot`].
+struct Words<'a>(std::slice::Iter<'a, OsString>);
+
+impl<'a> Words<'a> {
+    /// The next word: `Some(None)` for one that is not UTF-8.
+    fn next(&mut self) -> Option<Option<&'a str>> {
+        self.0.next().map(|w| w.to_str())
+    }
+
+    /// An option's value; one that looks like a flag is clap's to refuse.
+    fn value(&mut self) -> Option<&'a str> {
+        self.next()?.filter(|v| !v.starts_with('-'))
+    }
+}
+
+/// Sets a flag; `None` when it was already set (clap refuses a repeat).
+fn flag(seen: &mut bool) -> Option<()> {
+    (!std::mem::replace(seen, true)).then_some(())
+}
+
+/// Sets an option's value; `None` when it was already set.
+fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {
+    slot.replace(value).is_none().then_some(())
 }
 
 pub fn dispatch(command: Command, ctx: &Ctx) -> Result<Outcome> {
@@ -177,49 +255,117 @@ mod tests {
             .collect()
     }
 
-    /// Every arrangement of the words the hot path knows (and some it must
-    /// refuse): where it answers, clap answers the same.
-    #[test]
-    fn the_hot_path_parses_as_clap_does() {
-        let pieces: &[&[&str]] = &[
-            &["--format", "bash"],
-            &["--format", "fish"],
-            &["--format", "json"],
-            &["--format", "powershell"],
-            &["--format"],
-            &["--format=zsh"],
-            &["--hook"],
-            &["--direnv"],
-            &["--hold", "42"],
-            &["--hold", "-1"],
-            &["--hold", "x"],
-            &["--skip-occupied"],
-            &["-q"],
-            &["--quiet"],
-            &["-v"],
-            &["--registry", "/r"],
-            &["--help"],
-        ];
+    /// Every arrangement of three of `pieces` after `command` (and after
+    /// a global flag and `command`): wherever
+    /// the hot path answers, clap answers the same. Returns how many it
+    /// answered.
+    fn hot_equals_clap(command: &str, pieces: &[&[&str]]) -> usize {
         let mut answered = 0;
         let n = pieces.len();
         for a in 0..n {
             for b in 0..n {
                 for c in 0..n {
-                    let mut words = vec!["env"];
-                    for i in [a, b, c] {
-                        words.extend_from_slice(pieces[i]);
-                    }
-                    let args = argv(&words);
-                    if let Some(hot) = parse_hot(&args) {
-                        answered += 1;
-                        let clap = Cli::try_parse_from(&args)
-                            .unwrap_or_else(|e| panic!("{words:?}: clap refuses: {e}"));
-                        assert_eq!(format!("{hot:?}"), format!("{clap:?}"), "{words:?}");
+                    for lead in [&[][..], &["-q"], &["--quiet"], &["-v"]] {
+                        let mut words = lead.to_vec();
+                        words.push(command);
+                        for i in [a, b, c] {
+                            words.extend_from_slice(pieces[i]);
+                        }
+                        let args = argv(&words);
+                        if let Some(hot) = parse_hot(&args) {
+                            answered += 1;
+                            let clap = Cli::try_parse_from(&args)
+                                .unwrap_or_else(|e| panic!("{words:?}: clap refuses: {e}"));
+                            assert_eq!(format!("{hot:?}"), format!("{clap:?}"), "{words:?}");
+                        }
                     }
                 }
             }
         }
+        answered
+    }
+
+    #[test]
+    fn the_hot_path_parses_env_as_clap_does() {
+        let answered = hot_equals_clap(
+            "env",
+            &[
+                &["--format", "bash"],
+                &["--format", "fish"],
+                &["--format", "json"],
+                &["--format", "powershell"],
+                &["--format"],
+                &["--format=zsh"],
+                &["--hook"],
+                &["--direnv"],
+                &["--hold", "42"],
+                &["--hold", "-1"],
+                &["--hold", "x"],
+                &["--skip-occupied"],
+                &["-q"],
+                &["--quiet"],
+                &["-v"],
+                &["--registry", "/r"],
+                &["--help"],
+            ],
+        );
         assert!(answered > 100, "{answered}");
+    }
+
+    #[test]
+    fn the_hot_path_parses_create_as_clap_does() {
+        let answered = hot_equals_clap(
+            "create",
+            &[
+                &["--purpose", "feature", "--identifier", "x"],
+                &["--identifier", "a b", "--purpose", "bugfix"],
+                &["--purpose", "feature"],
+                &["--identifier", "é"],
+                &["--purpose", "-x"],
+                &["--identifier", "-rf"],
+                &["--identifier", ""],
+                &["--identifier"],
+                &["--identifier=y"],
+                &["--branch", "main"],
+                &["--branch", "$(touch p)"],
+                &["--path", "/tmp/a b"],
+                &["--path", "rel/dir"],
+                &["--ports"],
+                &["--json"],
+                &["-q"],
+                &["--quiet"],
+                &["-v"],
+                &["--registry", "/r"],
+                &["--help"],
+                &["--"],
+                &["extra"],
+            ],
+        );
+        assert!(answered > 100, "{answered}");
+    }
+
+    #[test]
+    fn the_hot_path_parses_remove_as_clap_does() {
+        let answered = hot_equals_clap(
+            "remove",
+            &[
+                &["x"],
+                &["a b"],
+                &["../p"],
+                &[""],
+                &["-rf"],
+                &["--force"],
+                &["--delete-branch"],
+                &["--force=1"],
+                &["-q"],
+                &["--quiet"],
+                &["-v"],
+                &["--"],
+                &["--help"],
+                &["--config", "/c"],
+            ],
+        );
+        assert!(answered > 50, "{answered}");
     }
 
     /// The command lines of shell-hooks/ take the hot path.
@@ -235,7 +381,24 @@ mod tests {
         ] {
             assert!(parse_hot(&argv(words)).is_some(), "{words:?}");
         }
-        assert!(parse_hot(&argv(&["-q", "env"])).is_none());
         assert!(parse_hot(&argv(&["ports"])).is_none());
+        assert!(parse_hot(&argv(&["-v", "env"])).is_none());
+        // And `create` + `remove` as scripts run them (scripts/bench).
+        for words in [
+            &["-q", "env"][..],
+            &[
+                "-q",
+                "create",
+                "--purpose",
+                "feature",
+                "--identifier",
+                "x",
+                "--ports",
+            ],
+            &["-q", "remove", "x"],
+            &["remove", "--delete-branch", "x"],
+        ] {
+            assert!(parse_hot(&argv(words)).is_some(), "{words:?}");
+        }
     }
 }
