@@ -7,7 +7,9 @@
 //! - Every read-modify-write runs under an exclusive `flock` of the sibling
 //!   `registry.lock`, which is never renamed or deleted (renaming it would
 //!   let two processes lock two different inodes). Reads take it shared.
-//!   The lock is held only for the transaction, never while a child runs.
+//!   The lock is held only for the transaction, never while a child runs
+//!   on its account: no transaction waits for a child (`create`'s runs
+//!   beside `git worktree add`, which it does not wait for).
 //! - A file that cannot be trusted (empty, not JSON, wrong schema, newer
 //!   version, a symlink, unsafe owner or permissions) is never overwritten
 //!   and never read as empty: [`Error::RegistryUnusable`], exit 2.

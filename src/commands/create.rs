@@ -405,6 +405,7 @@ fn make(
         registry: &ctx.registry,
         branch_created: false,
         worktree_attempted: false,
+        dir_made: false,
         worktree_added: false,
         allocated_for: None,
         armed: true,
@@ -427,6 +428,7 @@ fn make(
     // git may leave part of its work behind if it fails half-way.
     guard.worktree_attempted = true;
     make_dir(&plan.path)?;
+    guard.dir_made = true;
     let adding = plan.git.start_worktree_add(&plan.path, &plan.branch)?;
     // While git checks out, most of create's time, the ports are reserved
     // for the config create started from: the new checkout's own is almost
@@ -450,10 +452,6 @@ fn make(
     guard.worktree_added = added.is_ok();
     signals.check()?;
     added?;
-    let reserved = match reserved {
-        Some((asked, ports)) => Some((asked, ports?)),
-        None => None,
-    };
 
     let wt = Worktree::discover(&plan.path)?
         .filter(|w| w.root == plan.path && w.common_dir == plan.common_dir)
@@ -473,24 +471,26 @@ fn make(
 
     let mut ports = Ports::new();
     if let Some((asked, reserved)) = reserved {
-        // The new checkout's own config decides its services: its branch
-        // may have another wtenv.toml, which asks for other services or
-        // another range. Then the ports are reserved again, for it.
+        // The new checkout's own config decides: its branch may have
+        // another wtenv.toml, asking for other services, another range or
+        // skip_occupied. Then what was reserved (or refused) for the
+        // source's config does not count.
         let config = ctx.config_for_like(&wt.root, &plan.config)?;
         let scope = Scope::new(wt.clone(), &meta, config)?;
         let wanted = scope.request(false);
-        ports = if (&wanted.services, wanted.range, wanted.skip_occupied)
+        if (&wanted.services, wanted.range, wanted.skip_occupied)
             == (&asked.services, asked.range, asked.skip_occupied)
         {
-            scope
-                .worktree
-                .update_stamp(&crate::exports::ports_summary(&reserved));
-            reserved
+            reserved?;
         } else {
             ctx.registry
                 .release_worktree(&plan.common_dir, &plan.path)?;
-            crate::commands::env::reserve(ctx, &scope)?
-        };
+        }
+        // Confirmed against the registry (one read when it stands, as it
+        // almost always does), or made: a `validate --fix` that ran while
+        // git was checking out may have released it, judging the half-made
+        // checkout by the default config.
+        ports = crate::commands::env::reserve(ctx, &scope)?;
         signals.check()?;
     }
 
@@ -528,6 +528,8 @@ struct Rollback<'a> {
     branch_created: bool,
     registry: &'a Registry,
     worktree_attempted: bool,
+    /// The worktree's directory was made by this command (empty, for git).
+    dir_made: bool,
     /// `git worktree add` succeeded: the directory is ours.
     worktree_added: bool,
     /// The canonical worktree path ports may have been reserved for.
@@ -567,11 +569,15 @@ impl Rollback<'_> {
                 self.failed(&format!("remove {}", plan.path.display()), e);
             }
             remove_admin_entries(&plan.common_dir, &plan.path);
-            // The directory if still empty (git failed before filling it),
-            // and the empty parents this command made (e.g.
-            // `../repo.worktrees`); `remove_dir` leaves a directory another
-            // worktree now uses.
-            let mut dir = Some(plan.path.as_path());
+            // The directory if this command made it and it is still empty
+            // (git failed before filling it), and the empty parents this
+            // command made (e.g. `../repo.worktrees`); `remove_dir` leaves
+            // a directory another worktree now uses.
+            let mut dir = if self.dir_made {
+                Some(plan.path.as_path())
+            } else {
+                plan.path.parent()
+            };
             while let Some(d) = dir.filter(|d| d.starts_with(&plan.first_new_dir)) {
                 match std::fs::remove_dir(d) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => break,

@@ -153,7 +153,11 @@ fn parse_hot(args: &[OsString]) -> Option<Cli> {
                     "--purpose" => set(&mut purpose, words.value()?)?,
                     "--identifier" => set(&mut identifier, words.value()?)?,
                     "--branch" => set(&mut create.branch, words.value()?.to_owned())?,
-                    "--path" => set(&mut create.path, words.value()?.into())?,
+                    // Clap's path parser refuses an empty one.
+                    "--path" => set(
+                        &mut create.path,
+                        words.value().filter(|v| !v.is_empty())?.into(),
+                    )?,
                     "--ports" => flag(&mut create.ports)?,
                     "--json" => flag(&mut create.json)?,
                     "-q" | "--quiet" => flag(&mut quiet)?,
@@ -330,6 +334,7 @@ mod tests {
                 &["--branch", "$(touch p)"],
                 &["--path", "/tmp/a b"],
                 &["--path", "rel/dir"],
+                &["--path", ""],
                 &["--ports"],
                 &["--json"],
                 &["-q"],

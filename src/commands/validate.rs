@@ -185,7 +185,9 @@ impl ConfigCache<'_> {
         self.cache
             .entry(wt.clone())
             .or_insert_with(|| {
-                if !wt.is_dir() {
+                // Gone, or not a worktree yet (`create` makes the directory
+                // before git fills it): no config to judge it by.
+                if !wt.join(".git").exists() {
                     return None;
                 }
                 match flag {

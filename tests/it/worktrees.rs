@@ -968,3 +968,92 @@ fn remove_refuses_while_its_own_server_listens_on_its_port() {
     assert_eq!(out.code, Some(0), "{out}");
     assert!(!path.exists() && t.allocations().is_empty());
 }
+
+#[test]
+fn create_ignores_a_conflict_in_the_source_configs_range_the_new_checkout_does_not_use() {
+    // The base branch `old` gives feature the whole block; HEAD (the source
+    // worktree) narrows it to one port that is occupied. The new checkout's
+    // own config decides its services and range (SPEC: create reserves in
+    // P's range of the worktree it makes), so create must succeed on port 0.
+    let t = TestEnv::new();
+    t.git(&["branch", "old"]);
+    let busy = t.ports.port(10);
+    std::fs::write(
+        t.repo.join("wtenv.toml"),
+        format!("[purposes]\nfeature = \"{busy}-{busy}\"\n"),
+    )
+    .unwrap();
+    t.git(&["commit", "-q", "-am", "narrow"]);
+    let _l = PyListener::start(&t.root(), "4", "127.0.0.1", busy, "");
+    let out = create(&t, "b", &["--branch", "old", "--ports", "--json"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["ports"], serde_json::json!({"app": t.ports.start}));
+}
+
+#[test]
+fn create_honours_skip_occupied_in_the_new_checkouts_config() {
+    // Same range; the base branch's config opts into skip_occupied, HEAD's
+    // does not: the new checkout's config must decide.
+    let t = TestEnv::new();
+    t.write_config("[allocation]\nskip_occupied = true\n");
+    t.git(&["commit", "-q", "-am", "skip"]);
+    t.git(&["branch", "old"]);
+    t.write_config("");
+    t.git(&["commit", "-q", "-am", "no skip"]);
+    let _l = PyListener::start(&t.root(), "4", "127.0.0.1", t.ports.start, "");
+    let out = create(&t, "b", &["--branch", "old", "--ports", "--json"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["ports"], serde_json::json!({"app": t.ports.start + 1}));
+}
+
+#[test]
+fn validate_fix_during_create_leaves_the_new_worktree_reserved() {
+    // A slow smudge filter on a file checked out before wtenv.toml: while
+    // git checks out, the new directory exists without its wtenv.toml, so
+    // a concurrent `validate --fix` judges the reservation by the default
+    // config and releases it as out of range. create confirms its
+    // reservation once git is done: it reports only a port the registry
+    // holds for it, never one that may be handed out twice (rule 7).
+    let t = TestEnv::new();
+    std::fs::write(t.repo.join(".gitattributes"), "aaa filter=slow\n").unwrap();
+    std::fs::write(t.repo.join("aaa"), "x\n").unwrap();
+    t.git(&["add", ".gitattributes", "aaa"]);
+    t.git(&["commit", "-q", "-m", "slow file"]);
+    t.git(&["config", "filter.slow.smudge", "sleep 2; cat"]);
+    let path = default_path(&t, "feature", "slow");
+    let child = t
+        .wtenv(&[
+            "create",
+            "--purpose",
+            "feature",
+            "--identifier",
+            "slow",
+            "--ports",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(10), || {
+        t.allocations().iter().any(|a| a.2 == path)
+    }));
+    assert!(path.is_dir() && !path.join("wtenv.toml").exists());
+    let fix = run(&mut t.wtenv(&["validate", "--fix"]));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["ports"], serde_json::json!({"app": t.ports.start}));
+    assert_eq!(
+        t.allocations(),
+        vec![(t.ports.start, "app".into(), path)],
+        "validate --fix during create: {fix}"
+    );
+}
