@@ -412,22 +412,25 @@ impl Registry {
     /// The file, opened once its type, owner and mode are checked; `None`
     /// when there is no file yet.
     fn open_checked(&self) -> Result<Option<File>> {
-        let meta = match std::fs::symlink_metadata(&self.path) {
-            Ok(m) => m,
+        // Opened first, then checked through the open file: what is checked
+        // is what is read. O_NOFOLLOW refuses a symbolic link (ELOOP);
+        // O_NONBLOCK keeps a FIFO put there from blocking the open.
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+            .open(&self.path)
+        {
+            Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(Error::io(
-                    format!("could not read registry {}", self.path.display()),
-                    e,
+            Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+                return Err(self.unusable(
+                    "it is a symbolic link; wtenv replaces the registry by rename, which would break the link",
+                    "replace the link with the file it points to, or pass --registry with the real path",
                 ));
             }
+            Err(e) => return Err(self.read_error(e)),
         };
-        if meta.file_type().is_symlink() {
-            return Err(self.unusable(
-                "it is a symbolic link; wtenv replaces the registry by rename, which would break the link",
-                "replace the link with the file it points to, or pass --registry with the real path",
-            ));
-        }
+        let meta = file.metadata().map_err(|e| self.read_error(e))?;
         if !meta.is_file() {
             return Err(self.unusable("it is not a regular file", self.move_aside_hint()));
         }
@@ -447,9 +450,7 @@ impl Registry {
                 format!("chmod 600 '{}'", self.path.display()),
             ));
         }
-        File::open(&self.path)
-            .map(Some)
-            .map_err(|e| self.read_error(e))
+        Ok(Some(file))
     }
 
     fn read_error(&self, e: std::io::Error) -> Error {
