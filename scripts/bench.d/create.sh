@@ -11,8 +11,9 @@
 # probes, the worktree listing), and the durable registry writes (fsync of
 # the file and of the directory; create's runs while git checks out). The
 # ratio therefore depends on how long git takes: two repositories are
-# measured, a small one (200 files) and a mid-sized one (2,000 files), and
-# the fixed cost is printed in milliseconds.
+# measured, a small one (200 files) and a mid-sized one (2,000 files;
+# WTENV_BENCH_FILES="200 1000" picks others), and the fixed cost is printed
+# in milliseconds.
 #
 # The disk's state moves git's time a lot: on ext4, a file created within
 # about 30 s of many deletions is slower to make (the inode allocator
@@ -109,7 +110,9 @@ git -C "$1" for-each-ref --format='delete %(refname)' refs/heads/feature | git -
 SH
 
 rounds=8
-for files in 200 2000; do
+sizes=${WTENV_BENCH_FILES:-200 2000}
+# shellcheck disable=SC2086 # a list of sizes
+for files in $sizes; do
   for round in $(seq "$rounds"); do
     if $fresh_fs; then
       new_fs
@@ -130,17 +133,18 @@ for files in 200 2000; do
       --export-json "$dir/$files-$round.json" \
       --prepare "bash $dir/prune.sh $repo" "${sides[@]}" >/dev/null
     if $fresh_fs; then
-      [[ $files == 200 && $round == 1 ]] && echo "fsync: $(fsync_ms "$mnt") ms on the fresh filesystem, $(fsync_ms "$dir") ms on the disk below"
+      [[ $round == 1 && $files == "${sizes%% *}" ]] && echo "fsync: $(fsync_ms "$mnt") ms on the fresh filesystem, $(fsync_ms "$dir") ms on the disk below"
       umount "$mnt"
     fi
   done
 done
 
-python3 - "$dir" "$rounds" "$fresh_fs" <<'PY'
+python3 - "$dir" "$rounds" "$fresh_fs" "$sizes" <<'PY'
 import json, statistics, sys
 d, rounds, fresh = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "true"
+sizes = [int(n) for n in sys.argv[4].split()]
 print("each round on", "a freshly made ext4 filesystem" if fresh else "the disk as it is")
-for files in (200, 2000):
+for files in sizes:
     ratios, gits, added = [], [], []
     for n in range(1, rounds + 1):
         r = json.load(open(f"{d}/{files}-{n}.json"))["results"]
