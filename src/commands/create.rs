@@ -443,8 +443,9 @@ fn make(
             false,
         );
         guard.allocated_for = Some(plan.path.clone());
-        let ports = crate::commands::env::reserve_request(ctx, &asked);
-        Some((asked, ports))
+        // Only its error is kept: the ports are read back once git is done.
+        let early = crate::commands::env::reserve_request(ctx, &asked).map(drop);
+        Some((asked, early))
     } else {
         None
     };
@@ -470,7 +471,7 @@ fn make(
     signals.check()?;
 
     let mut ports = Ports::new();
-    if let Some((asked, reserved)) = reserved {
+    if let Some((asked, early)) = reserved {
         // The new checkout's own config decides: its branch may have
         // another wtenv.toml, asking for other services, another range or
         // skip_occupied. Then what was reserved (or refused) for the
@@ -481,7 +482,7 @@ fn make(
         if (&wanted.services, wanted.range, wanted.skip_occupied)
             == (&asked.services, asked.range, asked.skip_occupied)
         {
-            reserved?;
+            early?;
         } else {
             ctx.registry
                 .release_worktree(&plan.common_dir, &plan.path)?;

@@ -93,13 +93,13 @@ impl Cli {
 /// The command lines run most, parsed without clap: `env` as the
 /// integrations run it on every `cd` and prompt (`--format F`, `--hook`,
 /// `--direnv`, `--hold PID`, `--skip-occupied`), and `create` and `remove`
-/// with their flags, each with `-q` (before or after the command). Clap's parser was a tenth of `env`'s
-/// time and a tenth of what `create` + `remove` add to git's. Anything else
-/// (another command, another global flag, `--flag=value`, a
-/// repeated or conflicting flag, a value that looks like a flag, help, a
-/// bad value, a word that is not UTF-8) is `None` and goes to clap, which
-/// parses it or says what is wrong. A test holds this equal to clap
-/// wherever it answers.
+/// with their flags, each with `-q` (before or after the command). Clap's
+/// parser was a tenth of `env`'s time and a tenth of what `create` +
+/// `remove` add to git's. Anything else (another command, another global
+/// flag, `--flag=value`, a repeated or conflicting flag, a value that looks
+/// like a flag, help, a bad value, a word that is not UTF-8) is `None` and
+/// goes to clap, which parses it or says what is wrong. A test holds this
+/// equal to clap wherever it answers.
 fn parse_hot(args: &[OsString]) -> Option<Cli> {
     let mut words = Words(args.get(1..)?.iter());
     let mut quiet = false;
@@ -118,20 +118,17 @@ fn parse_hot(args: &[OsString]) -> Option<Cli> {
                 direnv: false,
             };
             let mut format = None;
-            while let Some(word) = words.next() {
-                match word? {
-                    "--format" => set(
-                        &mut format,
-                        clap::ValueEnum::from_str(words.value()?, false).ok()?,
-                    )?,
-                    "--hold" => set(&mut env.hold, words.value()?.parse().ok()?)?,
-                    "--hook" => flag(&mut env.hook)?,
-                    "--direnv" => flag(&mut env.direnv)?,
-                    "--skip-occupied" => flag(&mut env.skip_occupied)?,
-                    "-q" | "--quiet" => flag(&mut quiet)?,
-                    _ => return None,
-                }
-            }
+            words.each(&mut quiet, |word, words| match word {
+                "--format" => set(
+                    &mut format,
+                    clap::ValueEnum::from_str(words.value()?, false).ok()?,
+                ),
+                "--hold" => set(&mut env.hold, words.value()?.parse().ok()?),
+                "--hook" => flag(&mut env.hook),
+                "--direnv" => flag(&mut env.direnv),
+                "--skip-occupied" => flag(&mut env.skip_occupied),
+                _ => None,
+            })?;
             if env.hook && (env.hold.is_some() || env.direnv) {
                 return None;
             }
@@ -148,22 +145,19 @@ fn parse_hot(args: &[OsString]) -> Option<Cli> {
                 path: None,
                 json: false,
             };
-            while let Some(word) = words.next() {
-                match word? {
-                    "--purpose" => set(&mut purpose, words.value()?)?,
-                    "--identifier" => set(&mut identifier, words.value()?)?,
-                    "--branch" => set(&mut create.branch, words.value()?.to_owned())?,
-                    // Clap's path parser refuses an empty one.
-                    "--path" => set(
-                        &mut create.path,
-                        words.value().filter(|v| !v.is_empty())?.into(),
-                    )?,
-                    "--ports" => flag(&mut create.ports)?,
-                    "--json" => flag(&mut create.json)?,
-                    "-q" | "--quiet" => flag(&mut quiet)?,
-                    _ => return None,
-                }
-            }
+            words.each(&mut quiet, |word, words| match word {
+                "--purpose" => set(&mut purpose, words.value()?),
+                "--identifier" => set(&mut identifier, words.value()?),
+                "--branch" => set(&mut create.branch, words.value()?.to_owned()),
+                // Clap's path parser refuses an empty one.
+                "--path" => set(
+                    &mut create.path,
+                    words.value().filter(|v| !v.is_empty())?.into(),
+                ),
+                "--ports" => flag(&mut create.ports),
+                "--json" => flag(&mut create.json),
+                _ => None,
+            })?;
             create.purpose = purpose?.to_owned();
             create.identifier = identifier?.to_owned();
             Command::Create(create)
@@ -171,15 +165,12 @@ fn parse_hot(args: &[OsString]) -> Option<Cli> {
         "remove" => {
             let mut target = None;
             let (mut force, mut delete_branch) = (false, false);
-            while let Some(word) = words.next() {
-                match word? {
-                    "--force" => flag(&mut force)?,
-                    "--delete-branch" => flag(&mut delete_branch)?,
-                    "-q" | "--quiet" => flag(&mut quiet)?,
-                    w if w.starts_with('-') => return None,
-                    w => set(&mut target, w.to_owned())?,
-                }
-            }
+            words.each(&mut quiet, |word, _| match word {
+                "--force" => flag(&mut force),
+                "--delete-branch" => flag(&mut delete_branch),
+                w if w.starts_with('-') => None,
+                w => set(&mut target, w.to_owned()),
+            })?;
             Command::Remove(remove::Args {
                 target: target?,
                 force,
@@ -210,6 +201,23 @@ impl<'a> Words<'a> {
     /// An option's value; one that looks like a flag is clap's to refuse.
     fn value(&mut self) -> Option<&'a str> {
         self.next()?.filter(|v| !v.starts_with('-'))
+    }
+
+    /// Walks the rest of the words: `-q`/`--quiet` (global) sets `quiet`;
+    /// every other word goes to `take`, with the words for its value.
+    /// `None` as soon as a word is refused: clap's turn.
+    fn each(
+        &mut self,
+        quiet: &mut bool,
+        mut take: impl FnMut(&'a str, &mut Self) -> Option<()>,
+    ) -> Option<()> {
+        while let Some(word) = self.next() {
+            match word? {
+                "-q" | "--quiet" => flag(quiet)?,
+                word => take(word, self)?,
+            }
+        }
+        Some(())
     }
 }
 
