@@ -31,6 +31,7 @@
           meta = {
             description = cargoToml.package.description;
             mainProgram = "wtenv";
+            license = with lib.licenses; [ mit asl20 ];
           };
         };
     in
