@@ -1,0 +1,80 @@
+//! A child's process group: its id, how it is signalled, and the sweep of
+//! what is left in it after its leader exits.
+//!
+//! A group id is signalled only while the group is known to have a member
+//! (the leader not yet reaped, or a live member seen in the last poll), so
+//! a reused pgid is practically never hit.
+
+use std::fmt;
+use std::time::Instant;
+
+use super::signal::Signal;
+
+/// A process group id. Distinct from a pid on purpose: a pgid is signalled
+/// with `killpg`, a pid never is by this module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pgid(pub(super) u32);
+
+impl Pgid {
+    pub fn as_raw(self) -> u32 {
+        self.0
+    }
+
+    fn nix(self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.0 as i32)
+    }
+}
+
+impl fmt::Display for Pgid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Sends `sig` to every process of the group (a gone group is logged).
+pub fn killpg(pgid: Pgid, sig: Signal) {
+    if let Err(e) = nix::sys::signal::killpg(pgid.nix(), sig) {
+        tracing::debug!(%pgid, ?sig, "killpg: {e}");
+    }
+}
+
+/// One supervised child and its group.
+pub(super) struct Group {
+    pub leader: u32,
+    pub pgid: Pgid,
+    pub exited: bool,
+    /// Live members were seen after the leader exited (being swept).
+    pub sweeping: bool,
+    /// When the left-behind members get SIGKILL.
+    pub sweep_deadline: Option<Instant>,
+    pub done: bool,
+}
+
+impl Group {
+    pub fn new(leader: u32) -> Group {
+        Group {
+            leader,
+            pgid: Pgid(leader),
+            exited: false,
+            sweeping: false,
+            sweep_deadline: None,
+            done: false,
+        }
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        if !self.done {
+            killpg(self.pgid, sig);
+        }
+    }
+}
+
+impl Drop for Group {
+    /// A supervisor that unwinds (panic) must not leave its children: the
+    /// whole group dies with it.
+    fn drop(&mut self) {
+        if !self.done {
+            killpg(self.pgid, Signal::SIGKILL);
+        }
+    }
+}

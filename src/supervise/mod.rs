@@ -1,0 +1,58 @@
+//! Supervision of `wtenv run` and `wtenv up`: children that never leave a
+//! process behind (README "Supervision").
+//!
+//! Contract:
+//! - Each child runs in its own process group (duct's `before_spawn` with
+//!   std's `process_group(0)`: no `pre_exec`, no unsafe). Its [`Pgid`] is its
+//!   pid, known at spawn; we never `getpgid` after the fact, and we always
+//!   signal the group (`killpg`), never only the leader ([`group`]).
+//! - The signal thread ([`signal`]) is registered in [`Supervisor::new`],
+//!   before any spawn. SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded to every
+//!   group once; after the grace the groups get SIGKILL; a second SIGINT
+//!   kills at once ([`Escalation`], a plain state machine).
+//! - After a leader exits, what is left of its group (the server `npm start`
+//!   left behind) gets SIGTERM, then SIGKILL after the grace: a group is
+//!   done only when no live member is left.
+//! - On Linux wtenv is a child subreaper ([`reap`]): orphans of the tree
+//!   become our children, so they are reaped here and swept.
+//! - The terminal is handed to the child's group when stdin is a terminal
+//!   and wtenv is in the foreground ([`terminal`]); job control follows the
+//!   child: when it is stopped (Ctrl-Z), wtenv takes the terminal back and
+//!   stops itself, so the shell shows the job stopped; `fg` hands the
+//!   terminal back.
+//! - A panic while children run SIGKILLs their groups (`Group`'s `Drop`).
+//! - The ports a supervising wtenv holds are released on every exit path
+//!   ([`hold`]); `up`'s per-service output and readiness live in
+//!   [`services`].
+
+pub mod escalation;
+pub mod group;
+pub mod hold;
+pub mod reap;
+pub mod services;
+pub mod signal;
+pub mod spawn;
+mod supervisor;
+pub mod terminal;
+
+use std::time::Duration;
+
+pub use escalation::{Action, Escalation, Report, outcome_of, run_outcome, up_outcome};
+pub use group::Pgid;
+pub use signal::{FORWARDED, Signal};
+pub use spawn::{SpawnError, resolve_program};
+pub use supervisor::Supervisor;
+pub use terminal::TerminalGuard;
+
+/// `--grace` default: how long a group has between SIGTERM (or the
+/// forwarded signal) and SIGKILL.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// How often group membership is polled while a group is being swept.
+const POLL: Duration = Duration::from_millis(10);
+
+/// How long children run before [`Supervisor::wait`]'s `settled` callback
+/// fires: a command that ends sooner (`wtenv run -- true`) skips the
+/// registry write it would do (the pgid record), which costs more than the
+/// command itself.
+pub const SETTLE: Duration = Duration::from_millis(50);

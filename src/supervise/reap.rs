@@ -1,0 +1,74 @@
+//! Reaping: on Linux wtenv is a child subreaper, so orphans of the tree
+//! (what `npm start` left when its shell exited) become our children and
+//! are reaped here, never left as zombies to PID 1.
+
+use std::collections::BTreeSet;
+
+/// Linux: orphans of the tree are re-parented to us, not to init, so we
+/// can reap and sweep them.
+pub fn become_subreaper() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::warn!("could not become a child subreaper: {e}");
+    }
+}
+
+/// Reaps exited children that are not `leaders` (duct reaps those).
+/// Returns whether an orphan may still live: as a subreaper, every live
+/// process of an exited leader's group descends from us through a live
+/// child of ours (its dead ancestors' orphans were re-parented to us), so
+/// "no child but running leaders" proves those groups empty. Where that
+/// cannot be read (not Linux, no /proc children file): `true`.
+pub fn reap_orphans(leaders: &BTreeSet<u32>) -> bool {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let Some(children) = children() else {
+        return true;
+    };
+    let mut live = false;
+    for pid in children {
+        if leaders.contains(&pid) {
+            continue;
+        }
+        // Only zombies are reaped: a live child is left alone (WNOHANG).
+        match waitpid(
+            nix::unistd::Pid::from_raw(pid as i32),
+            Some(WaitPidFlag::WNOHANG),
+        ) {
+            Ok(WaitStatus::StillAlive) => live = true,
+            Ok(_) => {}
+            // Not ours to wait for (a leader duct is reaping): count it.
+            Err(_) => live = true,
+        }
+    }
+    live
+}
+
+/// Our children (leaders and re-parented orphans), if /proc tells.
+fn children() -> Option<Vec<u32>> {
+    #[cfg(target_os = "linux")]
+    {
+        let parse = |text: String| -> Vec<u32> {
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok())
+                .collect()
+        };
+        // The main thread's file must exist (CONFIG_PROC_CHILDREN); another
+        // thread's may vanish as the thread exits (a waiter).
+        let main = std::process::id().to_string();
+        let path = format!("/proc/self/task/{main}/children");
+        let mut out = parse(std::fs::read_to_string(path).ok()?);
+        for t in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+            if t.file_name().to_str() == Some(main.as_str()) {
+                continue;
+            }
+            if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(parse(text));
+            }
+        }
+        Some(out)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
