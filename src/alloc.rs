@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::config::PortRange;
+use crate::config::{PortRange, Ranges};
 use crate::error::{Error, Result};
 use crate::probe::{self, Holder, PortState};
 use crate::process::{self, ProcessId};
@@ -298,10 +298,13 @@ pub fn describe_holders(holders: &[Holder]) -> String {
     }
 }
 
-/// The seed's fail-fast message, word for word, then one holder line per port.
+/// The seed's fail-fast message for the `range` (of `ranges`) where the
+/// conflicts are, word for word, then one holder line per port, then, for a
+/// purpose with overflow ranges, every range and the rule that moves on.
 pub fn conflict_message(
     purpose: &str,
     range: PortRange,
+    ranges: &Ranges,
     conflicts: &[u16],
     holders: &BTreeMap<u16, Vec<Holder>>,
 ) -> String {
@@ -316,6 +319,13 @@ pub fn conflict_message(
         let found = holders.get(port).map(Vec::as_slice).unwrap_or_default();
         msg.push_str(&format!("\n  port {port}: {}", describe_holders(found)));
     }
+    if ranges.len() > 1 {
+        msg.push_str(&format!(
+            "\n{purpose} {ranges}, tried in order: the next only when one is full, \
+             or with --skip-occupied when its free ports are all occupied.",
+            ranges = ranges.label()
+        ));
+    }
     msg
 }
 
@@ -325,7 +335,8 @@ pub struct Request<'a> {
     pub repository: &'a Path,
     pub worktree: &'a Path,
     pub purpose: &'a str,
-    pub range: PortRange,
+    /// Tried in order: the next when one has no free port left.
+    pub ranges: Ranges,
     /// Service names, in allocation order.
     pub services: Vec<&'a str>,
     pub skip_occupied: bool,
@@ -441,25 +452,9 @@ pub fn allocate_in(
         .collect();
     if !missing.is_empty() {
         let taken: BTreeSet<u16> = data.allocations.iter().map(|a| a.port).collect();
-        let found = scan(req.range, &taken, missing.len(), req.skip_occupied, system)
-            .map_err(Error::probe)?;
-        if !found.conflicts.is_empty() && !req.skip_occupied {
-            let holders = system.holders(&found.conflicts.iter().copied().collect());
-            return Err(Error::Conflict(conflict_message(
-                req.purpose,
-                req.range,
-                &found.conflicts,
-                &holders,
-            )));
-        }
-        if found.free.len() < missing.len() {
-            return Err(Error::RangeExhausted {
-                purpose: req.purpose.to_owned(),
-                range: req.range.to_string(),
-            });
-        }
+        let free = scan_ranges(req, &taken, missing.len(), system)?;
         let created = registry::now_rfc3339();
-        for (service, port) in missing.iter().zip(found.free) {
+        for (service, port) in missing.iter().zip(free) {
             let (reserved, holders) = match mode {
                 HoldMode::Reserve => (true, vec![]),
                 HoldMode::HoldNew(h) | HoldMode::HoldAll(h) => (false, vec![h.clone()]),
@@ -492,6 +487,47 @@ pub fn allocate_in(
         }
     }
     Ok(current_ports(data, req))
+}
+
+/// Overflow ranges: `count` free ports from `req`'s ranges in order, the
+/// next range only for what the current one could not give. Fail fast
+/// stays per range: a conflict in a range fails with that range's message
+/// (unless `skip_occupied`), even when a later range has room.
+pub fn scan_ranges(
+    req: &Request,
+    taken: &BTreeSet<u16>,
+    count: usize,
+    system: &mut dyn System,
+) -> Result<Vec<u16>> {
+    let mut free = Vec::new();
+    for range in req.ranges.iter() {
+        if free.len() >= count {
+            break;
+        }
+        let found = scan(range, taken, count - free.len(), req.skip_occupied, system)
+            .map_err(Error::probe)?;
+        if !found.conflicts.is_empty() && !req.skip_occupied {
+            let holders = system.holders(&found.conflicts.iter().copied().collect());
+            return Err(Error::Conflict(conflict_message(
+                req.purpose,
+                range,
+                &req.ranges,
+                &found.conflicts,
+                &holders,
+            )));
+        }
+        if found.free.len() < count - free.len() {
+            tracing::debug!(%range, "range has no more free ports: next range");
+        }
+        free.extend(found.free);
+    }
+    if free.len() < count {
+        return Err(Error::RangeExhausted {
+            purpose: req.purpose.to_owned(),
+            ranges: req.ranges.label(),
+        });
+    }
+    Ok(free)
 }
 
 /// Drops `holder` from every allocation; held-only ones it was the last
@@ -562,7 +598,7 @@ mod tests {
             repository: Path::new("/r/.git"),
             worktree: Box::leak(PathBuf::from(worktree).into_boxed_path()),
             purpose: "feature",
-            range: RANGE,
+            ranges: Ranges::one(RANGE),
             services,
             skip_occupied: false,
         }
@@ -669,11 +705,89 @@ mod tests {
             end: 5000,
         };
         let (mut first, mut second) = (req("/r", vec!["app"]), req("/w", vec!["app"]));
-        first.range = one;
-        second.range = one;
+        first.ranges = Ranges::one(one);
+        second.ranges = Ranges::one(one);
         allocate_in(&mut data, &first, &HoldMode::Reserve, &mut sys).unwrap();
         let err = allocate_in(&mut data, &second, &HoldMode::Reserve, &mut sys).unwrap_err();
         assert!(matches!(err, Error::RangeExhausted { .. }), "{err}");
+    }
+
+    /// `feature` with a first range of 2 ports, then 5100-5109.
+    fn overflow(worktree: &str) -> Request<'static> {
+        let mut r = req(worktree, vec!["app"]);
+        r.ranges = Ranges::new(vec![
+            PortRange {
+                start: 5000,
+                end: 5001,
+            },
+            PortRange {
+                start: 5100,
+                end: 5109,
+            },
+        ])
+        .unwrap();
+        r
+    }
+
+    #[test]
+    fn a_full_first_range_overflows_to_the_next_ranges_first_port() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        let mut got = Vec::new();
+        for wt in ["/a", "/b", "/c"] {
+            let ports = allocate_in(&mut data, &overflow(wt), &HoldMode::Reserve, &mut sys);
+            got.push(ports.unwrap()["app"]);
+        }
+        assert_eq!(got, vec![5000, 5001, 5100]);
+        // One worktree's services may span the ranges.
+        let mut two = overflow("/d");
+        two.services = vec!["a", "b"];
+        let mut data = RegistryData::default();
+        allocate_in(&mut data, &overflow("/a"), &HoldMode::Reserve, &mut sys).unwrap();
+        let ports = allocate_in(&mut data, &two, &HoldMode::Reserve, &mut sys).unwrap();
+        assert_eq!((ports["a"], ports["b"]), (5001, 5100));
+    }
+
+    #[test]
+    fn a_conflict_in_the_first_range_fails_fast_naming_that_range_and_every_range() {
+        let mut sys = Fake {
+            occupied: [5001].into(),
+            ..Fake::default()
+        };
+        let mut data = RegistryData::default();
+        allocate_in(&mut data, &overflow("/a"), &HoldMode::Reserve, &mut sys).unwrap();
+        let err = allocate_in(&mut data, &overflow("/b"), &HoldMode::Reserve, &mut sys)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "Port conflict detected in feature range 5000-5001.\n\
+                 Ports free in registry but occupied on system: 5001.\n"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("feature ranges 5000-5001, 5100-5109"), "{err}");
+        assert_eq!(data.allocations.len(), 1, "nothing allocated");
+        assert!(!sys.probes.contains(&5100), "the next range is not tried");
+
+        let mut skip = overflow("/b");
+        skip.skip_occupied = true;
+        let ports = allocate_in(&mut data, &skip, &HoldMode::Reserve, &mut sys).unwrap();
+        assert_eq!(ports["app"], 5100, "skip_occupied moves on");
+    }
+
+    #[test]
+    fn every_range_exhausted_names_every_range() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        let mut r = overflow("/a");
+        r.services = (0..13).map(|i| &*format!("s{i}").leak()).collect();
+        let err = allocate_in(&mut data, &r, &HoldMode::Reserve, &mut sys).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no free port left in feature ranges 5000-5001, 5100-5109"
+        );
+        assert!(data.allocations.is_empty());
     }
 
     #[test]

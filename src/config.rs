@@ -99,6 +99,57 @@ impl fmt::Display for PortRange {
     }
 }
 
+/// A purpose's ranges, tried in order (the first, then the overflow
+/// ranges): never empty, pairwise disjoint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Ranges(Vec<PortRange>);
+
+impl Ranges {
+    /// `None` when `ranges` is empty.
+    pub fn new(ranges: Vec<PortRange>) -> Option<Ranges> {
+        (!ranges.is_empty()).then_some(Ranges(ranges))
+    }
+
+    pub fn one(range: PortRange) -> Ranges {
+        Ranges(vec![range])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = PortRange> + '_ {
+        self.0.iter().copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        self.0.iter().any(|r| r.contains(port))
+    }
+
+    /// `range 5000-5099` or `ranges 5400-5499, 15400-15499`: for messages.
+    pub fn label(&self) -> String {
+        let word = if self.0.len() == 1 { "range" } else { "ranges" };
+        format!("{word} {self}")
+    }
+}
+
+/// `5400-5499, 15400-15499`.
+impl fmt::Display for Ranges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, r) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{r}")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
     pub name: String,
@@ -143,7 +194,7 @@ pub struct Config {
     pub source: Option<PathBuf>,
     pub worktrees: WorktreesConfig,
     /// Sorted by name (deterministic allocation order and output).
-    pub purposes: BTreeMap<String, PortRange>,
+    pub purposes: BTreeMap<String, Ranges>,
     /// Sorted by name: services get ports in this order.
     pub services: Vec<Service>,
     pub env: Vec<(String, Template)>,
@@ -169,7 +220,7 @@ impl Default for Config {
             },
             purposes: DEFAULT_PURPOSES
                 .iter()
-                .map(|(n, r)| (n.to_string(), *r))
+                .map(|(n, r)| (n.to_string(), Ranges::one(*r)))
                 .collect(),
             services: vec![Service {
                 name: "app".into(),
@@ -245,8 +296,8 @@ impl Config {
         })
     }
 
-    pub fn purpose_range(&self, purpose: &str) -> Option<PortRange> {
-        self.purposes.get(purpose).copied()
+    pub fn purpose_ranges(&self, purpose: &str) -> Option<&Ranges> {
+        self.purposes.get(purpose)
     }
 
     /// `feature, bugfix, ...`: for messages that list what is configured.
@@ -254,9 +305,9 @@ impl Config {
         self.purposes.keys().cloned().collect::<Vec<_>>().join(", ")
     }
 
-    /// The range of a purpose given on the command line.
-    pub fn require_purpose(&self, purpose: &str) -> Result<PortRange> {
-        self.purpose_range(purpose).ok_or_else(|| {
+    /// The ranges of a purpose given on the command line.
+    pub fn require_purpose(&self, purpose: &str) -> Result<Ranges> {
+        self.purpose_ranges(purpose).cloned().ok_or_else(|| {
             Error::hinted(
                 format!("unknown purpose {purpose:?}"),
                 format!("configured purposes: {}", self.purpose_names()),
@@ -413,25 +464,43 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn purposes(&self, value: &Value) -> Result<BTreeMap<String, PortRange>> {
-        let mut purposes = BTreeMap::new();
+    /// `name = "LO-HI"` or `name = ["LO-HI", ...]` (overflow ranges, in
+    /// the order they are tried). Every range of every purpose is disjoint
+    /// from every other.
+    fn purposes(&self, value: &Value) -> Result<BTreeMap<String, Ranges>> {
+        let mut purposes: BTreeMap<String, Ranges> = BTreeMap::new();
         for (name, v) in self.table(value, "purposes")? {
             let key = format!("purposes.{name}");
             if !is_identifier(name) {
                 return Err(self.err(&key, "a purpose name is letters, digits, '_' or '-'"));
             }
-            let range = PortRange::parse(self.string(v, &key)?).map_err(|r| self.err(&key, r))?;
-            for (other, r) in &purposes {
-                if range.overlaps(r) {
+            let texts: Vec<&Value> = match v {
+                Value::Array(items) => items.iter().collect(),
+                other => vec![other],
+            };
+            let mut ranges: Vec<PortRange> = Vec::new();
+            for text in texts {
+                let range =
+                    PortRange::parse(self.string(text, &key)?).map_err(|r| self.err(&key, r))?;
+                let mut others = purposes
+                    .iter()
+                    .flat_map(|(n, rs)| rs.iter().map(move |r| (format!("purposes.{n}"), r)))
+                    .chain(ranges.iter().map(|r| (key.clone(), *r)));
+                if let Some((other, r)) = others.find(|(_, r)| range.overlaps(r)) {
                     return Err(self.err(
                         &key,
-                        format!(
-                            "range {range} overlaps purposes.{other} ({r}); ranges must be disjoint"
-                        ),
+                        format!("range {range} overlaps {other} ({r}); ranges must be disjoint"),
                     ));
                 }
+                ranges.push(range);
             }
-            purposes.insert(name.clone(), range);
+            let ranges = Ranges::new(ranges).ok_or_else(|| {
+                self.err(
+                    &key,
+                    "expected a range \"START-END\" or a list of them, got an empty list",
+                )
+            })?;
+            purposes.insert(name.clone(), ranges);
         }
         if purposes.is_empty() {
             return Err(self.err("purposes", "at least one purpose is needed"));
@@ -640,11 +709,11 @@ mod tests {
     fn defaults_have_feature_range_and_app_service() {
         let c = Config::default();
         assert_eq!(
-            c.purpose_range("feature"),
-            Some(PortRange {
+            c.purpose_ranges("feature"),
+            Some(&Ranges::one(PortRange {
                 start: 5000,
                 end: 5099
-            })
+            }))
         );
         assert_eq!(c.services[0].env, vec!["PORT".to_string()]);
     }
@@ -676,6 +745,44 @@ mod tests {
                 .contains("purposes.b: range 5100-5200 overlaps purposes.a"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_purpose_lists_overflow_ranges_in_order_in_toml_and_json() {
+        let toml =
+            parse("[purposes]\nfeature = \"5000-5001\"\nreview = [\"5400-5499\", \"15400-15499\"]")
+                .unwrap();
+        let json = Config::parse(
+            Path::new("wtenv.json"),
+            r#"{"purposes":{"feature":"5000-5001","review":["5400-5499","15400-15499"]}}"#,
+        )
+        .unwrap();
+        for c in [&toml, &json] {
+            let review = c.purpose_ranges("review").unwrap();
+            assert_eq!(review.to_string(), "5400-5499, 15400-15499");
+            assert_eq!(review.label(), "ranges 5400-5499, 15400-15499");
+            assert!(review.contains(15400) && !review.contains(5500));
+            assert_eq!(c.purposes["feature"].label(), "range 5000-5001");
+        }
+    }
+
+    #[test]
+    fn overflow_ranges_must_be_disjoint_and_not_empty() {
+        let e = parse("[purposes]\nfeature = [\"5000-5099\", \"5050-5150\"]").unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "purposes.feature: range 5050-5150 overlaps purposes.feature (5000-5099)"
+            ),
+            "{e}"
+        );
+        let e =
+            parse("[purposes]\nfeature = \"5000-5099\"\nreview = [\"6000-6009\", \"5090-5100\"]")
+                .unwrap_err();
+        assert!(e.to_string().contains("overlaps purposes.feature"), "{e}");
+        let e = parse("[purposes]\nfeature = []").unwrap_err();
+        assert!(e.to_string().contains("empty list"), "{e}");
+        let e = parse("[purposes]\nfeature = [\"5000-5099\", 7]").unwrap_err();
+        assert!(e.to_string().contains("expected a string"), "{e}");
     }
 
     #[test]
@@ -732,7 +839,7 @@ mod tests {
         assert_eq!(Config::discover_unless_same(&b, &known).unwrap(), None);
         std::fs::write(b.join(TOML_NAME), text.replace("6009", "6019")).unwrap();
         let other = Config::discover_unless_same(&b, &known).unwrap().unwrap();
-        assert_eq!(other.purposes["feature"].end, 6019);
+        assert_eq!(other.purposes["feature"].to_string(), "6000-6019");
         std::fs::remove_file(b.join(TOML_NAME)).unwrap();
         std::fs::write(b.join(JSON_NAME), r#"{"purposes":{"feature":"6000-6009"}}"#).unwrap();
         let json = Config::discover_unless_same(&b, &known).unwrap().unwrap();
@@ -747,11 +854,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            c.purpose_range("feature"),
-            Some(PortRange {
+            c.purpose_ranges("feature"),
+            Some(&Ranges::one(PortRange {
                 start: 6000,
                 end: 6009
-            })
+            }))
         );
         assert_eq!(c.services[0].env, vec!["PORT", "WEB_PORT"]);
     }

@@ -1,12 +1,12 @@
 //! What every command gets: global options, and the scope of the worktree
-//! it runs in (worktree, config, purpose, identifier, range).
+//! it runs in (worktree, config, purpose, identifier, ranges).
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::alloc::Request;
-use crate::config::{Config, PortRange};
+use crate::config::{Config, Ranges};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 use crate::worktree::{Meta, Worktree};
@@ -34,7 +34,7 @@ pub struct Scope {
     pub config: Config,
     pub purpose: String,
     pub identifier: String,
-    pub range: PortRange,
+    pub ranges: Ranges,
 }
 
 impl Ctx {
@@ -92,9 +92,11 @@ impl Ctx {
             once(w.clone());
         }
         if let Some(source) = &source {
-            for (purpose, range) in &config.purposes {
-                if let Some(overlap) = crate::probe::ephemeral_overlap(*range) {
-                    once(format!("{source}: purposes.{purpose}: {overlap}"));
+            for (purpose, ranges) in &config.purposes {
+                for range in ranges.iter() {
+                    if let Some(overlap) = crate::probe::ephemeral_overlap(range) {
+                        once(format!("{source}: purposes.{purpose}: {overlap}"));
+                    }
                 }
             }
         }
@@ -124,7 +126,7 @@ impl Scope {
             .purpose
             .clone()
             .unwrap_or_else(|| config.worktrees.default_purpose.clone());
-        let range = config.purpose_range(&purpose).ok_or_else(|| {
+        let ranges = config.purpose_ranges(&purpose).cloned().ok_or_else(|| {
             Error::hinted(
                 format!(
                     "worktree {} has purpose {purpose:?}, which the config does not define",
@@ -139,7 +141,7 @@ impl Scope {
             config,
             purpose,
             identifier,
-            range,
+            ranges,
         })
     }
 
@@ -150,14 +152,14 @@ impl Scope {
             &self.worktree.common_dir,
             &self.worktree.root,
             &self.purpose,
-            self.range,
+            self.ranges.clone(),
             skip_occupied_flag,
         )
     }
 
     /// Another purpose's range, checked against the config.
     pub fn with_purpose(mut self, purpose: &str) -> Result<Scope> {
-        self.range = self.config.require_purpose(purpose)?;
+        self.ranges = self.config.require_purpose(purpose)?;
         self.purpose = purpose.to_owned();
         Ok(self)
     }
@@ -170,14 +172,14 @@ pub fn request<'a>(
     repository: &'a Path,
     worktree: &'a Path,
     purpose: &'a str,
-    range: PortRange,
+    ranges: Ranges,
     skip_occupied_flag: bool,
 ) -> Request<'a> {
     Request {
         repository,
         worktree,
         purpose,
-        range,
+        ranges,
         services: config.services.iter().map(|s| s.name.as_str()).collect(),
         skip_occupied: skip_occupied_flag || config.skip_occupied,
     }

@@ -34,9 +34,10 @@ pub enum Error {
     #[error("{0}")]
     ForeignHolder(String),
 
-    /// No free port left in a purpose's range.
-    #[error("no free port left in {purpose} range {range}")]
-    RangeExhausted { purpose: String, range: String },
+    /// No free port left in any of a purpose's ranges; `ranges` is their
+    /// label (`range 5000-5099`, `ranges 5400-5499, 15400-15499`).
+    #[error("no free port left in {purpose} {ranges}")]
+    RangeExhausted { purpose: String, ranges: String },
 
     #[error("invalid config {path}: {key}: {reason}")]
     Config {
@@ -121,7 +122,7 @@ impl Error {
                     .into(),
             ),
             Error::RangeExhausted { .. } => Some(
-                "run 'wtenv validate --verify-ports --fix' to release stale allocations, or widen the range in wtenv.toml"
+                "run 'wtenv validate --verify-ports --fix' to release stale allocations, or widen the range (or add an overflow range) in wtenv.toml"
                     .into(),
             ),
             Error::Config { .. } => Some("fix the file, then run the command again".into()),

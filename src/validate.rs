@@ -163,7 +163,7 @@ pub fn check(
         let Some(config) = config_of(a) else {
             continue;
         };
-        match config.purpose_range(&a.purpose) {
+        match config.purpose_ranges(&a.purpose) {
             None => findings.push(Finding::about(
                 Kind::UnknownPurpose,
                 a,
@@ -173,7 +173,7 @@ pub fn check(
             Some(r) if !r.contains(a.port) => findings.push(Finding::about(
                 Kind::OutOfRange,
                 a,
-                format!("port {} is outside the {} range {r}", a.port, a.purpose),
+                format!("port {} is outside the {} {}", a.port, a.purpose, r.label()),
                 Some((i, Fix::Release)),
             )),
             Some(_) => {}

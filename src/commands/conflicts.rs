@@ -33,36 +33,44 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let taken: BTreeSet<u16> = data.allocations.iter().map(|a| a.port).collect();
     let mut system = RealSystem::new(&ctx.registry);
     let mut found = Vec::new();
-    for (purpose, range) in &config.purposes {
-        let busy = alloc::occupied_in(*range, &taken, &mut system).map_err(Error::probe)?;
-        found.extend(busy.into_iter().map(|p| (purpose.clone(), p)));
+    for (purpose, ranges) in &config.purposes {
+        for range in ranges.iter() {
+            let busy = alloc::occupied_in(range, &taken, &mut system).map_err(Error::probe)?;
+            found.extend(busy.into_iter().map(|p| (purpose.clone(), range, p)));
+        }
     }
-    let holders = system.holders(&found.iter().map(|(_, p)| *p).collect());
+    let holders = system.holders(&found.iter().map(|(_, _, p)| *p).collect());
     if args.json {
         let items: Vec<_> = found
             .iter()
-            .map(|(purpose, port)| json!({"port": port, "purpose": purpose, "holders": holders.get(port).cloned().unwrap_or_default()}))
+            .map(|(purpose, range, port)| json!({"port": port, "purpose": purpose, "range": range.to_string(), "holders": holders.get(port).cloned().unwrap_or_default()}))
             .collect();
         output::json(json!({ "conflicts": items }))?;
     } else {
         let rows: Vec<Vec<String>> = found
             .iter()
-            .map(|(purpose, port)| {
+            .map(|(purpose, range, port)| {
                 let h = holders.get(port).map(Vec::as_slice).unwrap_or_default();
                 vec![
                     port.to_string(),
                     purpose.clone(),
+                    range.to_string(),
                     alloc::describe_holders(h),
                 ]
             })
             .collect();
         if !rows.is_empty() {
-            output::stdout(&output::table(&["PORT", "PURPOSE", "HOLDER"], &rows))?;
+            output::stdout(&output::table(
+                &["PORT", "PURPOSE", "RANGE", "HOLDER"],
+                &rows,
+            ))?;
         } else if !ctx.quiet {
-            eprintln!(
-                "no conflicts in {} configured range(s)",
-                config.purposes.len()
-            );
+            let scanned: Vec<String> = config
+                .purposes
+                .iter()
+                .map(|(purpose, ranges)| format!("{purpose} {ranges}"))
+                .collect();
+            eprintln!("no conflicts in {}", scanned.join("; "));
         }
     }
     Ok(if found.is_empty() {

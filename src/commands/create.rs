@@ -479,8 +479,8 @@ fn make(
         let config = ctx.config_for_like(&wt.root, &plan.config)?;
         let scope = Scope::new(wt.clone(), &meta, config)?;
         let wanted = scope.request(false);
-        if (&wanted.services, wanted.range, wanted.skip_occupied)
-            == (&asked.services, asked.range, asked.skip_occupied)
+        if (&wanted.services, &wanted.ranges, wanted.skip_occupied)
+            == (&asked.services, &asked.ranges, asked.skip_occupied)
         {
             early?;
         } else {

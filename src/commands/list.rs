@@ -180,11 +180,23 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 "(detached)".into()
             }
         });
+        // Every range of the purpose, in the order they are tried; empty
+        // when this worktree's config does not define its purpose.
+        let ranges: Vec<String> = wt_config
+            .purpose_ranges(&e.purpose)
+            .map(|r| r.iter().map(|r| r.to_string()).collect())
+            .unwrap_or_default();
+        let ranges_cell = if ranges.is_empty() {
+            "-".to_owned()
+        } else {
+            ranges.join(",")
+        };
         for s in &services {
             rows.push(vec![
                 e.path.display().to_string(),
                 branch.clone(),
                 e.purpose.clone(),
+                ranges_cell.clone(),
                 s.service.clone(),
                 s.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                 s.state.clone(),
@@ -199,6 +211,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             "locked": e.listed.locked,
             "prunable": e.listed.prunable,
             "purpose": e.purpose,
+            "ranges": ranges,
             "identifier": e.identifier,
             "services": services.iter().map(|s| s.json.clone()).collect::<Vec<_>>(),
         }));
@@ -207,7 +220,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         output::json(json!({ "worktrees": items }))?;
     } else {
         output::stdout(&output::table(
-            &["PATH", "BRANCH", "PURPOSE", "SERVICE", "PORT", "STATE"],
+            &[
+                "PATH", "BRANCH", "PURPOSE", "RANGES", "SERVICE", "PORT", "STATE",
+            ],
             &rows,
         ))?;
     }

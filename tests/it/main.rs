@@ -8,6 +8,7 @@ mod docs;
 mod nix;
 mod probe;
 mod quoting;
+mod ranges;
 mod registry;
 mod shell;
 mod supervise;

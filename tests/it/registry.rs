@@ -924,8 +924,9 @@ fn conflicts_lists_ports_free_in_registry_but_held_on_the_system_and_exits_1() {
     assert_eq!(rows.len(), 2, "{out}");
     assert!(
         rows[1].starts_with(&format!(
-            "{}  feature  pid {} (",
+            "{}  feature  {}  pid {} (",
             t.ports.port(5),
+            t.ports.range(),
             foreign.pid()
         )),
         "{out}"

@@ -822,7 +822,7 @@ fn list_shows_every_worktree_with_each_services_port_and_live_state() {
         rows.iter()
             .find(|r| {
                 r.starts_with(&format!("{}  ", path.display()))
-                    && r.split_whitespace().nth(3) == Some(service)
+                    && r.split_whitespace().nth(4) == Some(service)
             })
             .unwrap_or_else(|| panic!("no row for {} {service}: {list}", path.display()))
             .to_string()
