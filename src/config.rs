@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::health::{self, Check, Health, Restart};
 
 pub const TOML_NAME: &str = "wtenv.toml";
 pub const JSON_NAME: &str = "wtenv.json";
@@ -158,6 +159,20 @@ pub struct Service {
     /// The command `wtenv up` starts (run through `sh -c`: it is the user's).
     pub run: Option<String>,
     pub ready_timeout: Duration,
+    /// How `up` knows it is ready and alive; `None`: not configured, the
+    /// default check (its port accepts) is advisory ([`Service::health`]).
+    pub health: Option<Health>,
+    /// Services that must be ready before `up` starts this one.
+    pub depends_on: Vec<String>,
+    /// Whether `up` starts it again when it ends or turns unhealthy.
+    pub restart: Restart,
+}
+
+impl Service {
+    /// The check `up` runs: the configured one, else the default.
+    pub fn health(&self) -> Health {
+        self.health.clone().unwrap_or_default()
+    }
 }
 
 /// One piece of an `[env]` template.
@@ -227,6 +242,9 @@ impl Default for Config {
                 env: vec!["PORT".into()],
                 run: None,
                 ready_timeout: DEFAULT_READY_TIMEOUT,
+                health: None,
+                depends_on: Vec::new(),
+                restart: Restart::No,
             }],
             env: Vec::new(),
             skip_occupied: false,
@@ -520,6 +538,9 @@ impl Parser<'_> {
                 env: vec![default_env_name(name)],
                 run: None,
                 ready_timeout: DEFAULT_READY_TIMEOUT,
+                health: None,
+                depends_on: Vec::new(),
+                restart: Restart::No,
             };
             for (k, v) in self.table(v, &key)? {
                 let path = format!("{key}.{k}");
@@ -546,12 +567,28 @@ impl Parser<'_> {
                         }
                     }
                     "run" => service.run = Some(self.string(v, &path)?.to_owned()),
-                    "ready_timeout" => {
+                    "ready_timeout" => service.ready_timeout = self.duration(v, &path)?,
+                    "health" => service.health = Some(self.health(v, &path, warnings)?),
+                    "depends_on" => {
+                        let Value::Array(items) = v else {
+                            return Err(self.err(
+                                &path,
+                                format!("expected a list of service names, got {}", kind(v)),
+                            ));
+                        };
+                        service.depends_on = items
+                            .iter()
+                            .map(|i| self.string(i, &path).map(str::to_owned))
+                            .collect::<Result<_>>()?;
+                    }
+                    "restart" => {
                         let text = self.string(v, &path)?;
-                        service.ready_timeout = humantime::parse_duration(text).map_err(|e| {
+                        service.restart = Restart::parse(text).ok_or_else(|| {
                             self.err(
                                 &path,
-                                format!("{text:?} is not a duration like \"30s\": {e}"),
+                                format!(
+                                    "{text:?} is not a restart policy: \"no\", \"on-failure\" or \"always\""
+                                ),
                             )
                         })?;
                     }
@@ -564,7 +601,104 @@ impl Parser<'_> {
             return Err(self.err("services", "at least one service is needed (or leave [services] out for the default `app` on PORT)"));
         }
         services.sort_by(|a, b| a.name.cmp(&b.name));
+        let graph: Vec<(&str, &[String])> = services
+            .iter()
+            .map(|s| (s.name.as_str(), s.depends_on.as_slice()))
+            .collect();
+        if let Err(e) = health::find_cycle(&graph) {
+            let first = match &e {
+                health::OrderError::Unknown { service, .. } => service,
+                health::OrderError::Cycle(ring) => &ring[0],
+            };
+            return Err(self.err(&format!("services.{first}.depends_on"), e.to_string()));
+        }
         Ok(services)
+    }
+
+    fn duration(&self, v: &Value, key: &str) -> Result<Duration> {
+        let text = self.string(v, key)?;
+        humantime::parse_duration(text)
+            .map_err(|e| self.err(key, format!("{text:?} is not a duration like \"30s\": {e}")))
+    }
+
+    /// `health = { http = "/healthz" | cmd = "..." | tcp = true, interval,
+    /// timeout, retries, start_period }`: exactly one check.
+    fn health(&self, value: &Value, key: &str, warnings: &mut Vec<String>) -> Result<Health> {
+        let mut health = Health::default();
+        let mut checks = Vec::new();
+        for (k, v) in self.table(value, key)? {
+            let path = format!("{key}.{k}");
+            match k.as_str() {
+                "http" => {
+                    let p = self.string(v, &path)?;
+                    if !p.starts_with('/') || p.chars().any(|c| c.is_whitespace() || c.is_control())
+                    {
+                        return Err(self.err(
+                            &path,
+                            format!(
+                                "{p:?} is not a request path: it starts with '/' and has no spaces"
+                            ),
+                        ));
+                    }
+                    checks.push(k.as_str());
+                    health.check = Check::Http { path: p.to_owned() };
+                }
+                "cmd" => {
+                    let c = self.string(v, &path)?;
+                    if c.trim().is_empty() {
+                        return Err(self.err(&path, "the command is empty"));
+                    }
+                    checks.push(k.as_str());
+                    health.check = Check::Cmd {
+                        command: c.to_owned(),
+                    };
+                }
+                "tcp" => {
+                    if !self.bool(v, &path)? {
+                        return Err(self.err(
+                            &path,
+                            "tcp = false names no check; use http = \"/path\" or cmd = \"...\"",
+                        ));
+                    }
+                    checks.push(k.as_str());
+                    health.check = Check::Tcp;
+                }
+                "interval" | "timeout" => {
+                    let d = self.duration(v, &path)?;
+                    if d.is_zero() {
+                        return Err(self.err(&path, "must be longer than 0s"));
+                    }
+                    if k == "interval" {
+                        health.interval = d;
+                    } else {
+                        health.timeout = d;
+                    }
+                }
+                "start_period" => health.start_period = self.duration(v, &path)?,
+                "retries" => {
+                    health.retries =
+                        v.as_u64()
+                            .filter(|n| (1..=1000).contains(n))
+                            .ok_or_else(|| {
+                                self.err(
+                                    &path,
+                                    format!("expected a whole number from 1 to 1000, got {v}"),
+                                )
+                            })? as u32;
+                }
+                _ => warnings.push(unknown(self.path, &path)),
+            }
+        }
+        if checks.len() > 1 {
+            return Err(self.err(
+                key,
+                format!(
+                    "one check only: {} are given together",
+                    checks.join(" and ")
+                ),
+            ));
+        }
+        Ok(health)
     }
 
     fn check_env_names(&self, services: &[Service]) -> Result<()> {
@@ -844,6 +978,106 @@ mod tests {
         std::fs::write(b.join(JSON_NAME), r#"{"purposes":{"feature":"6000-6009"}}"#).unwrap();
         let json = Config::discover_unless_same(&b, &known).unwrap().unwrap();
         assert_eq!(json.source, Some(b.join(JSON_NAME)));
+    }
+
+    #[test]
+    fn health_depends_on_and_restart_parse() {
+        let c = parse(
+            "[services.api]\nhealth = { http = \"/healthz\", interval = \"500ms\", timeout = \"2s\", retries = 2, start_period = \"5s\" }\ndepends_on = [\"db\"]\nrestart = \"on-failure\"\n[services.db]\nhealth = { cmd = \"pg_isready\" }\n",
+        )
+        .unwrap();
+        let api = c.service("api").unwrap();
+        assert_eq!(
+            api.health(),
+            Health {
+                check: Check::Http {
+                    path: "/healthz".into()
+                },
+                interval: Duration::from_millis(500),
+                timeout: Duration::from_secs(2),
+                retries: 2,
+                start_period: Duration::from_secs(5),
+            }
+        );
+        assert_eq!(api.depends_on, vec!["db"]);
+        assert_eq!(api.restart, Restart::OnFailure);
+        let db = c.service("db").unwrap();
+        assert_eq!(
+            db.health().check,
+            Check::Cmd {
+                command: "pg_isready".into()
+            }
+        );
+        assert_eq!(db.restart, Restart::No);
+    }
+
+    #[test]
+    fn bad_health_names_the_service_and_key() {
+        let cases = [
+            (
+                "health = { http = \"healthz\" }",
+                "services.web.health.http: \"healthz\" is not a request path",
+            ),
+            ("health = { http = \"/a b\" }", "services.web.health.http"),
+            (
+                "health = { http = \"/\", cmd = \"true\" }",
+                "services.web.health: one check only: cmd and http",
+            ),
+            (
+                "health = { tcp = false }",
+                "services.web.health.tcp: tcp = false names no check",
+            ),
+            (
+                "health = { cmd = \" \" }",
+                "services.web.health.cmd: the command is empty",
+            ),
+            (
+                "health = { interval = \"0s\" }",
+                "services.web.health.interval: must be longer than 0s",
+            ),
+            (
+                "health = { timeout = \"soon\" }",
+                "services.web.health.timeout: \"soon\" is not a duration",
+            ),
+            (
+                "health = { retries = 0 }",
+                "services.web.health.retries: expected a whole number",
+            ),
+            (
+                "health = \"/healthz\"",
+                "services.web.health: expected a table",
+            ),
+            (
+                "restart = \"sometimes\"",
+                "services.web.restart: \"sometimes\" is not a restart policy",
+            ),
+            (
+                "depends_on = \"db\"",
+                "services.web.depends_on: expected a list of service names",
+            ),
+        ];
+        for (line, want) in cases {
+            let e = parse(&format!("[services.web]\n{line}\n")).unwrap_err();
+            assert!(e.to_string().contains(want), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn dependency_cycles_and_unknown_names_are_config_errors() {
+        let e = parse("[services.web]\ndepends_on = [\"api\"]\n").unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "services.web.depends_on: service web depends on \"api\", which is not a service"
+            ),
+            "{e}"
+        );
+        let e = parse("[services.a]\ndepends_on = [\"b\"]\n[services.b]\ndepends_on = [\"a\"]\n")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("services.a.depends_on: dependency cycle: a -> b -> a"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - [`direnv`]: direnv's watch list, extended without a `direnv watch` process
 //! - [`supervise`]: children in their own process group, signals forwarded,
 //!   escalated and swept (`run`, `up`)
+//! - [`health`]: `up`'s health checks, start order and restart decisions
 //! - [`validate`]: the registry check, findings as data
 //! - [`context`], [`error`], [`exit`], [`output`]: what every command shares
 //! - [`commands`]: one file per verb
@@ -28,6 +29,7 @@ pub mod error;
 pub mod exit;
 pub mod exports;
 pub mod git;
+pub mod health;
 pub mod output;
 pub mod probe;
 pub mod process;

@@ -13,6 +13,29 @@ pub fn become_subreaper() {
     }
 }
 
+/// Children that are not supervised groups but are waited for by their
+/// spawner (a health check's command): the orphan reaper leaves them
+/// alone, or it could reap one before its spawner reads its status.
+static UNREAPED: std::sync::Mutex<BTreeSet<u32>> = std::sync::Mutex::new(BTreeSet::new());
+
+/// Spawns `command`, whose status the caller waits for itself; call
+/// [`forget_unreaped`] once it has. The set is locked across the spawn, so
+/// the reaper never sees the child before it is recorded.
+pub fn spawn_unreaped(command: &mut std::process::Command) -> std::io::Result<std::process::Child> {
+    let mut set = UNREAPED.lock().unwrap_or_else(|e| e.into_inner());
+    let child = command.spawn()?;
+    set.insert(child.id());
+    Ok(child)
+}
+
+/// The child `pid` of [`spawn_unreaped`] was waited for.
+pub fn forget_unreaped(pid: u32) {
+    UNREAPED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&pid);
+}
+
 /// Reaps exited children that are not `leaders` (duct reaps those).
 /// Returns whether an orphan may still live: as a subreaper, every live
 /// process of an exited leader's group descends from us through a live
@@ -21,12 +44,14 @@ pub fn become_subreaper() {
 /// cannot be read (not Linux, no /proc children file): `true`.
 pub fn reap_orphans(leaders: &BTreeSet<u32>) -> bool {
     use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    // Held while reaping: a child spawned meanwhile is recorded first.
+    let unreaped = UNREAPED.lock().unwrap_or_else(|e| e.into_inner());
     let Some(children) = children() else {
         return true;
     };
     let mut live = false;
     for pid in children {
-        if leaders.contains(&pid) {
+        if leaders.contains(&pid) || unreaped.contains(&pid) {
             continue;
         }
         // Only zombies are reaped: a live child is left alone (WNOHANG).

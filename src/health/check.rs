@@ -1,0 +1,226 @@
+//! The I/O of a health check: a TCP connect, a minimal HTTP/1.1 GET over
+//! std's `TcpStream` (no TLS: dev servers on loopback), and a command run
+//! in its own process group and killed as a group at its timeout.
+//!
+//! Each returns a [`Probe`]: `Ok` healthy, `Err` the words a user sees
+//! after `unhealthy:` (`GET /healthz -> 503`).
+
+use std::io::{Read, Write};
+use std::net::{Ipv6Addr, SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Check, Health, Probe};
+
+/// Runs `health`'s check once against `port`. `vars` and `dir`: the
+/// environment and directory of a `cmd` check.
+pub fn probe(health: &Health, port: Option<u16>, vars: &[(String, String)], dir: &Path) -> Probe {
+    let deadline = Instant::now() + health.timeout;
+    match (&health.check, port) {
+        (Check::Tcp, Some(port)) => tcp(port, health.timeout),
+        (Check::Http { path }, Some(port)) => http(port, path, deadline),
+        (Check::Cmd { command }, _) => cmd(command, vars, dir, health.timeout),
+        (_, None) => Err("no port allocated".to_owned()),
+    }
+}
+
+fn loopback(port: u16) -> [SocketAddr; 2] {
+    [
+        ([127, 0, 0, 1], port).into(),
+        (Ipv6Addr::LOCALHOST, port).into(),
+    ]
+}
+
+/// The port accepts a connection on 127.0.0.1 or ::1.
+pub fn tcp(port: u16, timeout: Duration) -> Probe {
+    let mut last = String::new();
+    for addr in loopback(port) {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = connect_error(&e),
+        }
+    }
+    Err(format!("connect to port {port}: {last}"))
+}
+
+fn connect_error(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timed out".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+/// `GET path` on 127.0.0.1, else ::1 (when 127.0.0.1 refuses: a server on
+/// `localhost` may listen on either); 2xx and 3xx are healthy.
+pub fn http(port: u16, path: &str, deadline: Instant) -> Probe {
+    let what = format!("GET {path}");
+    let mut last = String::new();
+    for addr in loopback(port) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("{what}: timed out"));
+        }
+        let stream = match TcpStream::connect_timeout(&addr, left) {
+            Ok(s) => s,
+            Err(e) => {
+                last = connect_error(&e);
+                continue;
+            }
+        };
+        return match exchange(stream, port, path, deadline) {
+            Ok(code) if (200..400).contains(&code) => Ok(()),
+            Ok(code) => Err(format!("{what} -> {code}")),
+            Err(why) => Err(format!("{what}: {why}")),
+        };
+    }
+    Err(format!("{what}: {last}"))
+}
+
+/// Sends the request and reads the status line.
+fn exchange(
+    mut stream: TcpStream,
+    port: u16,
+    path: &str,
+    deadline: Instant,
+) -> Result<u16, String> {
+    let timed_out = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timed out".to_owned(),
+        _ => e.to_string(),
+    };
+    let left = || {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    };
+    stream.set_write_timeout(Some(left())).map_err(timed_out)?;
+    stream
+        .write_all(request(port, path).as_bytes())
+        .map_err(timed_out)?;
+    let mut head = Vec::with_capacity(256);
+    let mut buf = [0u8; 512];
+    // The status line is all we need; a server may send it in pieces.
+    while !head.contains(&b'\n') && head.len() < 4096 {
+        if Instant::now() >= deadline {
+            return Err("timed out".to_owned());
+        }
+        stream.set_read_timeout(Some(left())).map_err(timed_out)?;
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(timed_out(e)),
+        }
+    }
+    status_code(&head)
+}
+
+/// The request: HTTP/1.1 needs `Host`; `Connection: close` so the server
+/// does not keep the socket for us.
+pub fn request(port: u16, path: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nUser-Agent: wtenv\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    )
+}
+
+/// The status code of a response that begins `HTTP/1.x NNN ...`.
+pub fn status_code(head: &[u8]) -> Result<u16, String> {
+    if head.is_empty() {
+        return Err("connection closed without an answer".to_owned());
+    }
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some(v), Some(code)) if v.starts_with("HTTP/") && code.len() == 3 => code
+            .parse()
+            .map_err(|_| format!("not an HTTP answer: {:?}", line.trim_end())),
+        _ => Err(format!("not an HTTP answer: {:?}", line.trim_end())),
+    }
+}
+
+/// `sh -c command` with `vars`, from `dir`, in its own process group;
+/// exit 0 is healthy. At `timeout` the whole group gets SIGKILL, so a
+/// check that hangs (or left a child behind) never outlives its turn.
+pub fn cmd(command: &str, vars: &[(String, String)], dir: &Path, timeout: Duration) -> Probe {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    let mut child = crate::supervise::reap::spawn_unreaped(&mut c)
+        .map_err(|e| format!("cmd {command:?}: could not run sh: {e}"))?;
+    let pid = child.id();
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() >= deadline => break None,
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => {
+                crate::supervise::reap::forget_unreaped(pid);
+                return Err(format!("cmd {command:?}: {e}"));
+            }
+        }
+    };
+    // What the check left behind in its group goes with it, now.
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let status = match status {
+        Some(s) => s,
+        None => {
+            let _ = child.wait();
+            crate::supervise::reap::forget_unreaped(pid);
+            return Err(format!(
+                "cmd {command:?}: timed out after {} (killed)",
+                humantime::format_duration(timeout)
+            ));
+        }
+    };
+    crate::supervise::reap::forget_unreaped(pid);
+    if status.success() {
+        return Ok(());
+    }
+    use std::os::unix::process::ExitStatusExt;
+    Err(match (status.code(), status.signal()) {
+        (Some(code), _) => format!("cmd {command:?} -> exit {code}"),
+        (None, Some(sig)) => format!("cmd {command:?} -> killed by signal {sig}"),
+        _ => format!("cmd {command:?} failed"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_are_read_and_garbage_is_named() {
+        assert_eq!(status_code(b"HTTP/1.1 200 OK\r\n"), Ok(200));
+        assert_eq!(
+            status_code(b"HTTP/1.0 503 Service Unavailable\r\nX: y"),
+            Ok(503)
+        );
+        assert_eq!(status_code(b"HTTP/1.1 302"), Ok(302), "in pieces");
+        assert!(status_code(b"").unwrap_err().contains("without an answer"));
+        assert!(
+            status_code(b"SSH-2.0-OpenSSH\r\n")
+                .unwrap_err()
+                .contains("not an HTTP answer")
+        );
+        assert!(status_code(b"HTTP/1.1 abc\r\n").is_err());
+    }
+
+    #[test]
+    fn the_request_is_http_1_1_with_host_and_close() {
+        let r = request(5000, "/healthz");
+        assert!(r.starts_with("GET /healthz HTTP/1.1\r\nHost: localhost:5000\r\n"));
+        assert!(r.ends_with("Connection: close\r\n\r\n"));
+    }
+}
