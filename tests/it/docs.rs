@@ -72,6 +72,6 @@ fn readme_config_example_is_valid() {
     let config = wtenv::config::Config::parse(std::path::Path::new("wtenv.toml"), example)
         .unwrap_or_else(|e| panic!("README example: {e}"));
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
-    assert_eq!(config.services.len(), 2);
+    assert_eq!(config.services.len(), 3);
     assert_eq!(config.env[0].0, "API_URL");
 }
