@@ -370,9 +370,11 @@ fn current_ports(data: &RegistryData, req: &Request) -> Ports {
 
 /// Makes sure every service of `req` has a port (rules 1-4, 7).
 ///
-/// Fast path: every service already has its allocation and there is no
-/// hold to record: one shared-lock read, no write. Otherwise one exclusive
-/// transaction sweeps stale entries, scans, and writes. On a conflict
+/// Fast path, for [`HoldMode::Reserve`] only: every service already has a
+/// *reserved* allocation and every recorded holder of it lives: one
+/// shared-lock read of this worktree's entries, no write. Otherwise (a hold
+/// to record, a port missing, one merely held, a dead holder to sweep) one
+/// exclusive transaction sweeps stale entries, scans, and writes. On a conflict
 /// nothing is written (not even the sweep), and the error carries the
 /// seed's message.
 pub fn ensure(

@@ -9,7 +9,10 @@
 //! - [`probe`]: is a port free on the system, and who holds it
 //! - [`process`]: process identity (pid + start time), ancestry
 //! - [`alloc`]: the allocation rules (sticky, lowest free, fail fast, sweep)
+//! - [`ports`]: a worktree's ports as one service (ensure, reserve, hold,
+//!   release) shared by the commands that need them
 //! - [`worktree`]: which worktree we are in, without running git
+//! - [`worktrees`]: the repository's worktrees and the lookup by identifier
 //! - [`git`]: the one module that runs git (create, enter, remove, list)
 //! - [`exports`] and [`shell`]: the variables, and their quoting per shell
 //! - [`direnv`]: direnv's watch list, extended without a `direnv watch` process
@@ -31,6 +34,7 @@ pub mod exports;
 pub mod git;
 pub mod health;
 pub mod output;
+pub mod ports;
 pub mod probe;
 pub mod process;
 pub mod registry;
@@ -38,6 +42,7 @@ pub mod shell;
 pub mod supervise;
 pub mod validate;
 pub mod worktree;
+pub mod worktrees;
 
 use std::io::IsTerminal;
 
@@ -48,8 +53,15 @@ use exit::Outcome;
 /// Runs a parsed command line; errors are printed here, once.
 pub fn run(cli: Cli) -> Outcome {
     init_tracing(cli.verbose, cli.quiet, color_enabled(cli.color));
-    let quiet = cli.quiet;
-    match context(&cli).and_then(|ctx| commands::dispatch(cli.command, &ctx)) {
+    let Cli {
+        registry,
+        config,
+        verbose,
+        quiet,
+        color,
+        command,
+    } = cli;
+    match commands::dispatch(command, || context(registry, config, color, quiet, verbose)) {
         Ok(outcome) => outcome,
         Err(err) => {
             report(&err, quiet);
@@ -69,21 +81,27 @@ pub fn usage_error(err: clap::Error) -> Outcome {
     }
 }
 
-fn context(cli: &Cli) -> error::Result<context::Ctx> {
-    let registry_path = match &cli.registry {
-        Some(p) => p.clone(),
+/// The context of the commands that use the registry or the worktree.
+fn context(
+    registry: Option<std::path::PathBuf>,
+    config_path: Option<std::path::PathBuf>,
+    color: clap::ColorChoice,
+    quiet: bool,
+    verbose: u8,
+) -> error::Result<context::Ctx> {
+    let registry_path = match registry {
+        Some(p) => p,
         None => registry::Registry::default_path()?,
     };
     let cwd = std::env::current_dir()
         .map_err(|e| Error::io("could not read the current directory", e))?;
-    let color = color_enabled(cli.color);
     Ok(context::Ctx {
         registry: registry::Registry::new(registry_path),
-        config_path: cli.config.clone(),
+        config_path,
         cwd,
-        color,
-        quiet: cli.quiet,
-        verbose: cli.verbose,
+        color: color_enabled(color),
+        quiet,
+        verbose,
         warned: Default::default(),
     })
 }

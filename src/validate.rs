@@ -191,7 +191,7 @@ pub fn check(
         match alloc::classify(&refs, system) {
             Ok(usage) => {
                 for ((i, a), u) in live.iter().zip(usage) {
-                    states[*i] = Some(crate::commands::ports::state_text(&u));
+                    states[*i] = Some(crate::ports::state_text(&u));
                     match u {
                         Usage::Idle => findings.push(Finding::about(
                             Kind::Stale,

@@ -3,7 +3,6 @@
 use clap::CommandFactory;
 
 use crate::commands::Cli;
-use crate::context::Ctx;
 use crate::error::Result;
 use crate::exit::Outcome;
 use crate::output;
@@ -13,7 +12,7 @@ pub struct Args {
     pub shell: clap_complete::Shell,
 }
 
-pub fn run(args: Args, _ctx: &Ctx) -> Result<Outcome> {
+pub fn run(args: Args) -> Result<Outcome> {
     let mut buf = Vec::new();
     clap_complete::generate(args.shell, &mut Cli::command(), "wtenv", &mut buf);
     output::stdout(&String::from_utf8_lossy(&buf))?;

@@ -444,7 +444,7 @@ fn make(
         );
         guard.allocated_for = Some(plan.path.clone());
         // Only its error is kept: the ports are read back once git is done.
-        let early = crate::commands::env::reserve_request(ctx, &asked).map(drop);
+        let early = crate::ports::reserve_request(ctx, &asked).map(drop);
         Some((asked, early))
     } else {
         None
@@ -491,7 +491,7 @@ fn make(
         // almost always does), or made: a `validate --fix` that ran while
         // git was checking out may have released it, judging the half-made
         // checkout by the default config.
-        ports = crate::commands::env::reserve(ctx, &scope)?;
+        ports = crate::ports::reserve(ctx, &scope)?;
         signals.check()?;
     }
 

@@ -11,11 +11,12 @@
 
 use std::path::Path;
 
-use crate::commands::{create, list};
+use crate::commands::create;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::output;
+use crate::worktrees;
 
 /// The variable naming the directive file of the shell integration.
 pub const CD_FILE_VAR: &str = "WTENV_CD_FILE";
@@ -34,8 +35,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
-    let (_, config, entries) = list::entries(ctx)?;
-    let path = match list::find(&entries, &args.identifier, args.purpose.as_deref())? {
+    let (_, config, entries) = worktrees::entries(ctx)?;
+    let path = match worktrees::find(&entries, &args.identifier, args.purpose.as_deref())? {
         Some(entry) => {
             let root = entry
                 .worktree
@@ -51,7 +52,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                     )
                 })?;
             let scope = ctx.scope_at(&root)?;
-            crate::commands::env::reserve(ctx, &scope)?;
+            crate::ports::reserve(ctx, &scope)?;
             root
         }
         None => {

@@ -8,7 +8,6 @@
 
 use std::path::Path;
 
-use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::{output, shell};
@@ -69,7 +68,7 @@ pub fn render(target: Target, exe: &Path) -> String {
     target.source().replace(EXE_PLACEHOLDER, &quoted)
 }
 
-pub fn run(args: Args, _ctx: &Ctx) -> Result<Outcome> {
+pub fn run(args: Args) -> Result<Outcome> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("could not find the path of the running wtenv", e))?;
     output::stdout(&render(args.target, &exe))?;

@@ -231,22 +231,25 @@ fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {
     slot.replace(value).is_none().then_some(())
 }
 
-pub fn dispatch(command: Command, ctx: &Ctx) -> Result<Outcome> {
+/// Runs a command. The context is built only for the commands that use
+/// it: `hook` and `completions` print text and touch no state, so they
+/// work where no registry can be found (no HOME, e.g. a build sandbox).
+pub fn dispatch(command: Command, ctx: impl FnOnce() -> Result<Ctx>) -> Result<Outcome> {
     match command {
-        Command::Create(args) => create::run(args, ctx),
-        Command::Enter(args) => enter::run(args, ctx),
-        Command::Remove(args) => remove::run(args, ctx),
-        Command::List(args) => list::run(args, ctx),
-        Command::Env(args) => env::run(args, ctx),
-        Command::Hook(args) => hook::run(args, ctx),
-        Command::Allocate(args) => allocate::run(args, ctx),
-        Command::Release(args) => release::run(args, ctx),
-        Command::Ports(args) => ports::run(args, ctx),
-        Command::Conflicts(args) => conflicts::run(args, ctx),
-        Command::Validate(args) => validate::run(args, ctx),
-        Command::Run(args) => run::run(args, ctx),
-        Command::Up(args) => up::run(args, ctx),
-        Command::Completions(args) => completions::run(args, ctx),
+        Command::Hook(args) => hook::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Create(args) => create::run(args, &ctx()?),
+        Command::Enter(args) => enter::run(args, &ctx()?),
+        Command::Remove(args) => remove::run(args, &ctx()?),
+        Command::List(args) => list::run(args, &ctx()?),
+        Command::Env(args) => env::run(args, &ctx()?),
+        Command::Allocate(args) => allocate::run(args, &ctx()?),
+        Command::Release(args) => release::run(args, &ctx()?),
+        Command::Ports(args) => ports::run(args, &ctx()?),
+        Command::Conflicts(args) => conflicts::run(args, &ctx()?),
+        Command::Validate(args) => validate::run(args, &ctx()?),
+        Command::Run(args) => run::run(args, &ctx()?),
+        Command::Up(args) => up::run(args, &ctx()?),
     }
 }
 

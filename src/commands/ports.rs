@@ -7,6 +7,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::output;
+use crate::ports::state_text;
 use crate::registry::Allocation;
 use crate::worktree::Worktree;
 
@@ -66,24 +67,6 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         ))?;
     }
     Ok(Outcome::SUCCESS)
-}
-
-/// `idle`, `listening (pid 12 node)`, `conflict (holder unknown)`.
-pub fn state_text(usage: &Usage) -> String {
-    match usage {
-        Usage::Idle => "idle".into(),
-        Usage::InUse(h) | Usage::Foreign(h) => {
-            let who = if h.is_empty() {
-                "holder unknown".to_string()
-            } else {
-                h.iter()
-                    .map(|h| format!("pid {} {}", h.pid, h.command))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            format!("{} ({who})", usage.label())
-        }
-    }
 }
 
 pub fn allocation_json(a: &Allocation, usage: &Usage) -> serde_json::Value {

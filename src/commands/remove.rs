@@ -15,12 +15,12 @@
 use std::path::Path;
 
 use crate::alloc::{self, RealSystem, Usage};
-use crate::commands::list;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::git::{Git, RepoLock};
 use crate::worktree;
+use crate::worktrees;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,7 +38,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
-    let (here, _, entries) = list::entries(ctx)?;
+    let (here, _, entries) = worktrees::entries(ctx)?;
     let by_path = |target: &str| {
         let abs = ctx.cwd.join(target);
         let path = abs
@@ -51,7 +51,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let entry = if args.target.contains('/') || args.target == "." || args.target == ".." {
         by_path(&args.target)
     } else {
-        match list::find(&entries, &args.target, None)? {
+        match worktrees::find(&entries, &args.target, None)? {
             Some(e) => Some(e),
             None => by_path(&args.target),
         }
@@ -86,8 +86,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             ));
         }
     }
-    let usage = alloc::classify(&mine, &mut RealSystem::new(&ctx.registry))
-        .map_err(|e| Error::io("could not probe ports", e))?;
+    let usage =
+        alloc::classify(&mine, &mut RealSystem::new(&ctx.registry)).map_err(Error::probe)?;
     for (a, u) in mine.iter().zip(&usage) {
         if let Usage::InUse(found) = u {
             users.push(format!(

@@ -14,10 +14,10 @@ use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use crate::alloc::HoldMode;
-use crate::commands::env::ensure_verified;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
+use crate::ports::ensure_verified;
 use crate::supervise::hold::{ReleaseGuard, hold, record_pgid};
 use crate::supervise::{self, Supervisor};
 

@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::alloc::HoldMode;
-use crate::commands::env::ensure_verified;
 use crate::config::Service;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
+use crate::ports::ensure_verified;
 use crate::supervise::hold::{ReleaseGuard, hold, record_pgid};
 use crate::supervise::services::{COLOURS, Prefix, describe, pump, watch_ready};
 use crate::supervise::{self, Pgid, Supervisor};

@@ -851,18 +851,28 @@ fn a_registry_locked_by_another_process_is_busy_after_the_timeout() {
 }
 
 /// The probe lock too: a probe that cannot get its turn is "registry busy"
-/// (exit 2), not a failed probe (exit 1).
+/// (exit 2), not a failed probe (exit 1), for every command that probes
+/// (`list` and `remove` once exited 1 without a hint).
 #[test]
 fn a_probe_lock_held_by_another_process_is_busy_after_the_timeout() {
     lock_held_elsewhere_exits_2_busy(
         "probe.lock",
-        &[&["allocate", "--service", "x"], &["ports"], &["env"]],
+        &[
+            &["allocate", "--service", "x"],
+            &["ports"],
+            &["env"],
+            &["list"],
+            &["remove", "busy-wt"],
+        ],
     );
 }
 
 fn lock_held_elsewhere_exits_2_busy(lock_name: &str, commands: &[&[&str]]) {
     let t = TestEnv::new();
     assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    // A linked worktree with a port, for `remove` (it probes its ports).
+    let linked = t.add_worktree("busy-wt");
+    assert_eq!(run(&mut t.wtenv_in(&linked, &["env"])).code, Some(0));
     let lock = t.state_dir().join(lock_name);
     // flock -F: no fork, so the process we kill is the one holding the lock.
     let mut holder = Command::new("flock")
@@ -887,6 +897,7 @@ fn lock_held_elsewhere_exits_2_busy(lock_name: &str, commands: &[&[&str]]) {
         let out = run(t.wtenv(args).env("WTENV_LOCK_TIMEOUT", "300ms"));
         assert_eq!(out.code, Some(2), "wtenv {args:?}: {out}");
         assert!(out.stderr.contains("busy for 300ms"), "{out}");
+        assert!(out.stderr.contains("hint: "), "{out}");
         assert!(
             out.stderr
                 .contains(&t.registry_path().display().to_string()),

@@ -642,3 +642,35 @@ fn completions_parse_in_bash_zsh_and_fish() {
     );
     assert!(out.stdout.contains("wtenv"), "{out}");
 }
+
+/// `hook` and `completions` read no state: they print their text where no
+/// registry can be found (no HOME, XDG_STATE_HOME nor WTENV_STATE_DIR, as
+/// in a build sandbox), byte for byte what they print elsewhere.
+#[test]
+fn hook_and_completions_work_without_home() {
+    let t = TestEnv::new();
+    for args in [
+        &["hook", "bash"][..],
+        &["hook", "direnv"],
+        &["completions", "bash"],
+    ] {
+        let with_home = run(&mut t.wtenv(args));
+        let mut cmd = t.wtenv(args);
+        cmd.env_remove("HOME").env_remove("XDG_STATE_HOME");
+        let without = run(&mut cmd);
+        assert_eq!(
+            without.code,
+            Some(0),
+            "wtenv {args:?} without HOME: {without}"
+        );
+        assert_eq!(without.stderr, "", "{without}");
+        assert!(!without.stdout.is_empty());
+        assert_eq!(without.stdout, with_home.stdout, "wtenv {args:?}");
+    }
+    // A command that needs the registry still says why it cannot find it.
+    let mut cmd = t.wtenv(&["ports"]);
+    cmd.env_remove("HOME").env_remove("XDG_STATE_HOME");
+    let out = run(&mut cmd);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("cannot find the registry"), "{out}");
+}

@@ -1,0 +1,126 @@
+//! The repository's worktrees as wtenv sees them: every worktree git lists
+//! (the main one, those `create` made, those made by hand) with the
+//! purpose and identifier wtenv knows for it, and the lookup by identifier
+//! that `enter`, `remove` and `list` share.
+
+use std::path::PathBuf;
+
+use crate::config::Config;
+use crate::context::Ctx;
+use crate::error::{Error, Result};
+use crate::git::{Git, ListedWorktree};
+use crate::worktree::{self, Worktree};
+
+/// One worktree as git lists it, with what wtenv knows of it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub listed: ListedWorktree,
+    /// Canonical path (git's own when the directory is missing).
+    pub path: PathBuf,
+    /// Found on disk; `None` when the directory is missing (prunable) or
+    /// for a bare repository's entry.
+    pub worktree: Option<Worktree>,
+    /// Recorded by `create`, else the config's `default_purpose`.
+    pub purpose: String,
+    /// Recorded by `create`, else the directory name.
+    pub identifier: String,
+    pub main: bool,
+}
+
+/// The repository around `ctx.cwd`: its worktree, its config, and every
+/// worktree of it, found from git's files without running git (`enter`
+/// runs on a `cd`, `remove` should cost what `git worktree remove` costs).
+/// The entries' `branch` is left unknown; `list` asks git instead
+/// ([`entries_from_git`]).
+pub fn entries(ctx: &Ctx) -> Result<(Worktree, Config, Vec<Entry>)> {
+    let here = Worktree::require(&ctx.cwd)?;
+    let config = ctx.config_for(&here.root)?;
+    let listed = worktree::listed_worktrees(&here.common_dir)
+        .into_iter()
+        .map(|(path, locked)| ListedWorktree {
+            path,
+            locked,
+            ..ListedWorktree::default()
+        })
+        .collect();
+    let entries = build(&here, &config, listed);
+    Ok((here, config, entries))
+}
+
+/// Like [`entries`], from `git worktree list --porcelain -z`: with each
+/// worktree's branch, and whether it is detached, locked or prunable.
+pub fn entries_from_git(ctx: &Ctx) -> Result<(Worktree, Config, Vec<Entry>)> {
+    let here = Worktree::require(&ctx.cwd)?;
+    let config = ctx.config_for(&here.root)?;
+    let listed = Git::new(&here.root).worktrees()?;
+    let entries = build(&here, &config, listed);
+    Ok((here, config, entries))
+}
+
+fn build(here: &Worktree, config: &Config, listed: Vec<ListedWorktree>) -> Vec<Entry> {
+    let main_root = here.main_root();
+    listed
+        .into_iter()
+        .map(|l| {
+            let worktree = if l.bare {
+                None
+            } else {
+                Worktree::discover(&l.path).ok().flatten().filter(|w| {
+                    w.common_dir == here.common_dir
+                        && w.root == l.path.canonicalize().unwrap_or_default()
+                })
+            };
+            let path = worktree
+                .as_ref()
+                .map(|w| w.root.clone())
+                .unwrap_or_else(|| l.path.clone());
+            let meta = worktree.as_ref().map(Worktree::meta).unwrap_or_default();
+            let identifier = match &worktree {
+                Some(w) => w.identifier(&meta),
+                None => path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            };
+            Entry {
+                main: main_root.as_deref() == Some(path.as_path()),
+                purpose: meta
+                    .purpose
+                    .unwrap_or_else(|| config.worktrees.default_purpose.clone()),
+                identifier,
+                path,
+                worktree,
+                listed: l,
+            }
+        })
+        .collect()
+}
+
+/// The worktree named `identifier` (and of `purpose`, if given). `None`
+/// if there is none; an error if the name is ambiguous.
+pub fn find<'a>(
+    entries: &'a [Entry],
+    identifier: &str,
+    purpose: Option<&str>,
+) -> Result<Option<&'a Entry>> {
+    let hits: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| !e.listed.bare && e.identifier == identifier)
+        .filter(|e| purpose.is_none_or(|p| e.purpose == p))
+        .collect();
+    match hits.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        many => Err(Error::hinted(
+            format!(
+                "{} worktrees are named {identifier:?}: {}",
+                many.len(),
+                many.iter()
+                    .map(|e| e.path.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "add --purpose, or give the path",
+        )),
+    }
+}
