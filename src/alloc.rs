@@ -298,9 +298,14 @@ pub fn describe_holders(holders: &[Holder]) -> String {
     }
 }
 
+/// The hint that ends every conflict message: the opt-in that skips
+/// occupied ports instead of failing.
+pub const CONFLICT_HINT: &str = "hint: to take the next free port instead, pass --skip-occupied or set [allocation] skip_occupied = true in wtenv.toml";
+
 /// The seed's fail-fast message for the `range` (of `ranges`) where the
 /// conflicts are, word for word, then one holder line per port, then, for a
-/// purpose with overflow ranges, every range and the rule that moves on.
+/// purpose with overflow ranges, every range and the rule that moves on; last
+/// [`CONFLICT_HINT`].
 pub fn conflict_message(
     purpose: &str,
     range: PortRange,
@@ -326,6 +331,8 @@ pub fn conflict_message(
             ranges = ranges.label()
         ));
     }
+    msg.push('\n');
+    msg.push_str(CONFLICT_HINT);
     msg
 }
 
@@ -355,16 +362,20 @@ pub enum HoldMode {
     HoldAll(Hold),
 }
 
-/// The worktree's ports by service after [`ensure`].
-pub type Ports = BTreeMap<String, u16>;
+/// The worktree's ports by service after [`ensure`], in the request's
+/// (the config's declaration) order.
+pub type Ports = indexmap::IndexMap<String, u16>;
 
 fn current_ports(data: &RegistryData, req: &Request) -> Ports {
-    data.allocations
+    let mine: BTreeMap<&str, u16> = data
+        .allocations
         .iter()
-        .filter(|a| {
-            a.belongs_to(req.repository, req.worktree) && req.services.contains(&a.service.as_str())
-        })
-        .map(|a| (a.service.clone(), a.port))
+        .filter(|a| a.belongs_to(req.repository, req.worktree))
+        .map(|a| (a.service.as_str(), a.port))
+        .collect();
+    req.services
+        .iter()
+        .filter_map(|s| mine.get(s).map(|p| ((*s).to_owned(), *p)))
         .collect()
 }
 

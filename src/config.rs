@@ -210,7 +210,8 @@ pub struct Config {
     pub worktrees: WorktreesConfig,
     /// Sorted by name (deterministic allocation order and output).
     pub purposes: BTreeMap<String, Ranges>,
-    /// Sorted by name: services get ports in this order.
+    /// In the order the file declares them: the first declared gets the
+    /// range's first free port; exports and tables follow this order.
     pub services: Vec<Service>,
     pub env: Vec<(String, Template)>,
     /// Opt-in: skip ports that are occupied on the system instead of failing.
@@ -600,7 +601,6 @@ impl Parser<'_> {
         if services.is_empty() {
             return Err(self.err("services", "at least one service is needed (or leave [services] out for the default `app` on PORT)"));
         }
-        services.sort_by(|a, b| a.name.cmp(&b.name));
         let graph: Vec<(&str, &[String])> = services
             .iter()
             .map(|s| (s.name.as_str(), s.depends_on.as_slice()))

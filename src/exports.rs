@@ -43,7 +43,7 @@ pub fn variables(scope: &Scope, ports: &Ports) -> Vec<(String, String)> {
     vars
 }
 
-/// `web=5000,api=5001`, in service-name order.
+/// `web=5000,api=5001`, in the config's declaration order.
 pub fn ports_summary(ports: &Ports) -> String {
     ports
         .iter()

@@ -6,6 +6,8 @@
 
 use std::fmt::Write;
 
+use crate::error::{Error, Result};
+
 /// An output format of `wtenv env`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -15,12 +17,14 @@ pub enum Format {
     /// One flat object of variable to string (the shape of `direnv export
     /// json`); `null` unsets.
     Json,
-    /// `NAME='value'` lines for `.env` readers.
+    /// `NAME='value'` lines for `.env` readers (python-dotenv, node's
+    /// `dotenv`), quoted so both read every value back exactly.
     Dotenv,
 }
 
-/// Renders `set` (in order) and then `unset`.
-pub fn render(format: Format, set: &[(String, String)], unset: &[String]) -> String {
+/// Renders `set` (in order) and then `unset`. Only a dotenv value can be
+/// refused ([`quote_dotenv`]).
+pub fn render(format: Format, set: &[(String, String)], unset: &[String]) -> Result<String> {
     let mut out = String::new();
     match format {
         Format::Bash | Format::Zsh => {
@@ -41,7 +45,13 @@ pub fn render(format: Format, set: &[(String, String)], unset: &[String]) -> Str
         }
         Format::Dotenv => {
             for (name, value) in set {
-                writeln!(out, "{name}={}", quote_dotenv(value)).unwrap();
+                let quoted = quote_dotenv(value).map_err(|why| {
+                    Error::hinted(
+                        format!("cannot write {name} as a .env line: its value {why}"),
+                        "no quoting reads it back exactly in both python-dotenv and node's dotenv; use --format json, or change the value",
+                    )
+                })?;
+                writeln!(out, "{name}={quoted}").unwrap();
             }
         }
         Format::Json => {
@@ -56,7 +66,7 @@ pub fn render(format: Format, set: &[(String, String)], unset: &[String]) -> Str
             out.push('\n');
         }
     }
-    out
+    Ok(out)
 }
 
 /// Single quotes: nothing inside is special to bash or zsh; a `'` closes,
@@ -89,27 +99,79 @@ pub fn quote_fish(value: &str) -> String {
     out
 }
 
-/// Single quotes when they suffice (literal in every dotenv reader and in
-/// sh); else double quotes with `\\ \" \$ \`` escaped and newlines as `\n`,
-/// which dotenv readers decode and which a shell cannot execute.
-pub fn quote_dotenv(value: &str) -> String {
-    if !value.contains(['\'', '\n', '\r']) {
-        return format!("'{value}'");
+/// A dotenv line's value, read back byte-exact by python-dotenv (with
+/// interpolation on and off) and by node's `dotenv`, and running nothing
+/// when the file is sourced by a shell. What each reader decodes (see the
+/// README, "`env --format dotenv`"):
+/// - single quotes: python turns `\\` and `\'` into `\` and `'`; node
+///   keeps everything, but reads a carriage return as a newline;
+/// - double quotes: both turn `\n` and `\r` into newline and carriage
+///   return; python also decodes `\\ \' \" \a \b \f \t \v`, node
+///   does not; a shell runs `$(...)` and backticks in them;
+/// - python expands `${NAME}` in every value when interpolating, and has no
+///   escape for it.
+///
+/// So: single quotes when the value has no `'`, no `\\`, no carriage
+/// return and no trailing `\` (which both would read as an escaped quote); else unquoted when every character is inert ([`inert_unquoted`]);
+/// else double quotes when it has no `"`, no backtick, no `$(` or
+/// `$[`, and no backslash that either reader would decode (newlines and
+/// carriage returns are written `\n`, `\r`); else no line can carry it.
+pub fn quote_dotenv(value: &str) -> Result<String, &'static str> {
+    if expands_in_python_dotenv(value) {
+        return Err("holds ${...}, which python-dotenv expands when it interpolates");
+    }
+    if !value.contains(['\'', '\r']) && !value.contains("\\\\") && !value.ends_with('\\') {
+        return Ok(format!("'{value}'"));
+    }
+    if !value.is_empty() && value.chars().all(inert_unquoted) {
+        return Ok(value.to_owned());
+    }
+    if value.contains(['"', '`']) || value.contains("$(") || value.contains("$[") {
+        return Err(
+            "holds a single quote (or a carriage return, or two backslashes) together with a double quote, a backtick, $( or $[",
+        );
     }
     let mut out = String::from("\"");
-    for c in value.chars() {
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
-            '\\' | '"' | '$' | '`' => {
-                out.push('\\');
-                out.push(c);
-            }
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
+            '\\' => match chars.peek() {
+                None
+                | Some('\\' | '\'' | '"' | 'a' | 'b' | 'f' | 'n' | 'r' | 't' | 'v' | '\n' | '\r') =>
+                {
+                    return Err(
+                        "holds a single quote (or a carriage return) together with a backslash that dotenv readers decode differently",
+                    );
+                }
+                Some(_) => out.push(c),
+            },
             _ => out.push(c),
         }
     }
     out.push('"');
-    out
+    Ok(out)
+}
+
+/// A character that every reader and a shell take as itself in an unquoted
+/// value (backslashes included: the readers decode none there, a shell
+/// drops them but runs nothing).
+fn inert_unquoted(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+        || "_-./:@%+,=\\^".contains(c)
+        || (!c.is_ascii() && !c.is_whitespace() && !c.is_control())
+}
+
+/// Whether python-dotenv's interpolation (`${NAME}`, `${NAME:-default}`)
+/// finds a variable in `value`.
+fn expands_in_python_dotenv(value: &str) -> bool {
+    value.match_indices("${").any(|(i, _)| {
+        let rest = &value[i + 2..];
+        let name_end = rest.find(['}', ':']).unwrap_or(rest.len());
+        let after = &rest[name_end..];
+        after.starts_with('}') || (after.starts_with(":-") && after.contains('}'))
+    })
 }
 
 #[cfg(test)]
@@ -132,7 +194,24 @@ mod tests {
             Format::Json,
             &[("PORT".into(), "5000".into())],
             &["OLD".into()],
-        );
+        )
+        .unwrap();
         assert_eq!(out, "{\"OLD\":null,\"PORT\":\"5000\"}\n");
+    }
+
+    #[test]
+    fn dotenv_prefers_single_quotes_then_double_then_refuses() {
+        assert_eq!(
+            quote_dotenv("a $HOME `x` \\ \n#").unwrap(),
+            "'a $HOME `x` \\ \n#'"
+        );
+        assert_eq!(quote_dotenv("it's $HOME\n").unwrap(), "\"it's $HOME\\n\"");
+        assert_eq!(quote_dotenv("C:\\\\a\\b").unwrap(), "C:\\\\a\\b");
+        assert!(quote_dotenv("a\\\\b c").is_err());
+        assert!(quote_dotenv("it's `x`").is_err());
+        assert!(quote_dotenv("it's $(x)").is_err());
+        assert!(quote_dotenv("${HOME}").is_err());
+        assert!(quote_dotenv("${A:-b}").is_err());
+        assert!(quote_dotenv("${A:b} $ {x} ${").is_ok());
     }
 }

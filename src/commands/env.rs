@@ -61,7 +61,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         Some(pid) => HoldMode::HoldNew(hold_for(pid)?),
     };
     let vars = ensure_verified(ctx, &scope, &mode, args.skip_occupied)?;
-    let mut text = shell::render(args.format, &vars, &[]);
+    let mut text = shell::render(args.format, &vars, &[])?;
     if args.direnv {
         let files = watched_files(ctx, &scope);
         let files: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
@@ -110,7 +110,7 @@ fn run_hook(args: &Args, ctx: &Ctx) -> Result<Outcome> {
             } else if had_diff {
                 unset.push(DIFF_VAR.into());
             }
-            output::stdout(&shell::render(args.format, &vars, &unset))?;
+            output::stdout(&shell::render(args.format, &vars, &unset)?)?;
             Ok(Outcome::SUCCESS)
         }
         Err(err) => {
@@ -118,7 +118,7 @@ fn run_hook(args: &Args, ctx: &Ctx) -> Result<Outcome> {
             if had_diff {
                 unset.push(DIFF_VAR.into());
             }
-            output::stdout(&shell::render(args.format, &[], &unset))?;
+            output::stdout(&shell::render(args.format, &[], &unset)?)?;
             Err(err)
         }
     }

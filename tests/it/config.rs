@@ -66,8 +66,8 @@ fn ports_below_1024_are_exit_1_naming_the_key() {
 fn overlapping_purposes_are_exit_1_naming_the_key() {
     assert_refused(
         "[purposes]\nfeature = \"5000-5099\"\nbugfix = \"5090-5199\"\n",
-        "purposes.feature",
-        "overlaps purposes.bugfix",
+        "purposes.bugfix",
+        "overlaps purposes.feature",
     );
 }
 
@@ -211,4 +211,44 @@ fn a_range_overlapping_the_ephemeral_range_is_a_warning() {
     t.write_config("");
     let out = run(&mut t.wtenv(&["env"]));
     assert_eq!(out.stderr, "", "{out}");
+}
+
+/// Services keep the order the file declares them in, TOML and JSON alike:
+/// the first declared gets the range's first port, and the exports, the
+/// `[env]` templates and `WTENV_PORTS` follow that order.
+#[test]
+fn services_get_ports_in_declaration_order_in_toml_and_json() {
+    for json in [false, true] {
+        let t = TestEnv::new();
+        let (first, second) = (t.ports.port(0), t.ports.port(1));
+        if json {
+            std::fs::remove_file(t.repo.join("wtenv.toml")).unwrap();
+            let config = format!(
+                r#"{{"purposes": {{"feature": "{}"}},
+                   "services": {{"web": {{"env": "PORT"}}, "api": {{}}}},
+                   "env": {{"Z_URL": "{{port.web}}", "A_URL": "{{port.api}}"}}}}"#,
+                t.ports.range()
+            );
+            std::fs::write(t.repo.join("wtenv.json"), config).unwrap();
+        } else {
+            t.write_config(
+                "[services.web]\nenv = \"PORT\"\n[services.api]\n[env]\nZ_URL = \"{port.web}\"\nA_URL = \"{port.api}\"\n",
+            );
+        }
+        let out = run(&mut t.wtenv(&["env"]));
+        assert_eq!(out.code, Some(0), "{out}");
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(lines[0], format!("export PORT='{first}'"), "{out}");
+        assert_eq!(lines[1], format!("export API_PORT='{second}'"), "{out}");
+        assert!(
+            out.stdout
+                .contains(&format!("export WTENV_PORTS='web={first},api={second}'")),
+            "{out}"
+        );
+        let z = out.stdout.find("Z_URL").unwrap();
+        assert!(z < out.stdout.find("A_URL").unwrap(), "{out}");
+        let list = run(&mut t.wtenv(&["list"]));
+        let web = list.stdout.find(" web ").unwrap();
+        assert!(web < list.stdout.find(" api ").unwrap(), "{list}");
+    }
 }

@@ -5,6 +5,7 @@ mod support;
 mod config;
 mod direnv;
 mod docs;
+mod dotenv;
 mod nix;
 mod probe;
 mod quoting;

@@ -150,8 +150,13 @@ fn conflict_message_is_the_seeds_with_one_holder_line_per_port_and_allocates_not
     );
     // The listeners' command lines hold newlines (python3 -c SCRIPT): each
     // holder must still be one line.
-    assert_eq!(lines.len(), 6, "not one line per conflicting port: {out}");
-    for ((line, port), l) in lines[3..].iter().zip([p1, p2, p3]).zip(&listeners) {
+    assert_eq!(lines.len(), 7, "not one line per conflicting port: {out}");
+    assert_eq!(
+        lines[6],
+        "hint: to take the next free port instead, pass --skip-occupied or set [allocation] skip_occupied = true in wtenv.toml",
+        "{out}"
+    );
+    for ((line, port), l) in lines[3..6].iter().zip([p1, p2, p3]).zip(&listeners) {
         let prefix = format!("  port {port}: pid {} (", l.pid());
         let suffix = format!(") in {}", elsewhere.display());
         assert!(
@@ -529,8 +534,8 @@ fn concurrent_env_in_one_worktree_allocates_once() {
     assert_eq!(
         recorded,
         vec![
-            (t.ports.port(0), "api".into(), t.repo.clone()),
-            (t.ports.port(1), "web".into(), t.repo.clone()),
+            (t.ports.port(0), "web".into(), t.repo.clone()),
+            (t.ports.port(1), "api".into(), t.repo.clone()),
         ]
     );
 }

@@ -45,10 +45,10 @@ run = "while [ ! -s {pidfile} ]; do sleep 0.05; done; wtenv-no-such-service"
         stderr.contains("api | sh: 1: wtenv-no-such-service: not found\n"),
         "{stderr}"
     );
-    // api sorts first: web has the second port of the block.
-    let web_port = t.ports.port(1);
+    // web is declared first: it has the first port of the block.
+    let web_port = t.ports.port(0);
     assert_all_clean(&t, pgid, server, web_port);
-    assert_eq!(probe::probe(t.ports.port(0)).unwrap(), PortState::Free);
+    assert_eq!(probe::probe(t.ports.port(1)).unwrap(), PortState::Free);
     assert!(
         t.allocations().is_empty(),
         "up's own allocations are released"
@@ -67,7 +67,7 @@ run = "echo api sees $WEB_PORT $API_PORT; exec sleep 600"
 "#,
     );
     let mut w = Wtenv::start(&t, &["up", "--color", "never"]);
-    let (api, web) = (t.ports.port(0), t.ports.port(1));
+    let (web, api) = (t.ports.port(0), t.ports.port(1));
     let web_line = format!("web | web sees {web} {api}\n");
     let api_line = format!("api | api sees {web} {api}\n");
     assert!(

@@ -411,7 +411,7 @@ fn create_reserves_what_the_new_checkouts_own_config_asks_for() {
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(
         doc["ports"],
-        serde_json::json!({"api": t.ports.start + 1, "web": t.ports.start + 2})
+        serde_json::json!({"web": t.ports.start + 1, "api": t.ports.start + 2})
     );
 }
 
@@ -807,10 +807,10 @@ fn list_shows_every_worktree_with_each_services_port_and_live_state() {
     assert_eq!(create(&t, "noports", &[]).code, Some(0));
     let hand = t.add_worktree("hand");
     let live = default_path(&t, "feature", "live");
-    // `api` sorts first: it has the block's first port.
-    let _api = PyListener::start(&live, "4", "127.0.0.1", t.ports.start, "");
+    // `api` is declared second: it has the block's second port.
+    let _api = PyListener::start(&live, "4", "127.0.0.1", t.ports.start + 1, "");
     // `web`'s port, held by a process outside the worktree: a conflict.
-    let _foreign = PyListener::start(&t.root(), "4", "127.0.0.1", t.ports.start + 1, "");
+    let _foreign = PyListener::start(&t.root(), "4", "127.0.0.1", t.ports.start, "");
     let env = run(&mut t.wtenv_in(&hand, &["env"]));
     assert_eq!(env.code, Some(0), "{env}");
 
@@ -829,7 +829,7 @@ fn list_shows_every_worktree_with_each_services_port_and_live_state() {
     };
     assert!(row(&t.repo, "web").contains("unallocated"), "{list}");
     let api = row(&live, "api");
-    assert!(api.contains(&format!("{} ", t.ports.start)), "{api}");
+    assert!(api.contains(&format!("{} ", t.ports.start + 1)), "{api}");
     assert!(
         api.contains(&format!("listening (pid {}", _api.pid())),
         "{api}"
