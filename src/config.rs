@@ -1021,7 +1021,7 @@ mod tests {
             ("health = { http = \"/a b\" }", "services.web.health.http"),
             (
                 "health = { http = \"/\", cmd = \"true\" }",
-                "services.web.health: one check only: cmd and http",
+                "services.web.health: one check only: http and cmd",
             ),
             (
                 "health = { tcp = false }",
