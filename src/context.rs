@@ -122,6 +122,7 @@ impl Ctx {
 impl Scope {
     /// The scope of `worktree`, given its metadata and its config.
     pub fn new(worktree: Worktree, meta: &Meta, config: Config) -> Result<Scope> {
+        worktree.require_utf8()?;
         let purpose = meta
             .purpose
             .clone()

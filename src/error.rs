@@ -26,6 +26,14 @@ pub enum Error {
         waited: std::time::Duration,
     },
 
+    /// Another lock of the state directory (the probe lock, the trust
+    /// list's) held past the wait.
+    #[error("could not lock {path}: busy for {}", humantime::format_duration(*waited))]
+    LockBusy {
+        path: PathBuf,
+        waited: std::time::Duration,
+    },
+
     /// The fail-fast port conflict; the message is the seed's, word for word.
     #[error("{0}")]
     Conflict(String),
@@ -121,6 +129,11 @@ impl Error {
                 "another wtenv is holding the registry; retry, or set WTENV_LOCK_TIMEOUT to wait longer"
                     .into(),
             ),
+            Error::LockBusy { path, .. } => Some(if path.file_name() == Some(crate::registry::PROBE_LOCK_NAME.as_ref()) {
+                "another wtenv is probing ports with this registry; retry, or set WTENV_LOCK_TIMEOUT to wait longer".into()
+            } else {
+                "another wtenv is holding it; retry, or set WTENV_LOCK_TIMEOUT to wait longer".into()
+            }),
             Error::RangeExhausted { .. } => Some(
                 "run 'wtenv validate --verify-ports --fix' to release stale allocations, or widen the range (or add an overflow range) in wtenv.toml"
                     .into(),
@@ -134,9 +147,9 @@ impl Error {
     /// The one mapping from error kind to exit code (SPEC "Exit codes").
     pub fn exit_code(&self) -> exit::Outcome {
         match self {
-            Error::RegistryUnusable { .. } | Error::RegistryBusy { .. } => {
-                exit::Outcome::Code(exit::REGISTRY)
-            }
+            Error::RegistryUnusable { .. }
+            | Error::RegistryBusy { .. }
+            | Error::LockBusy { .. } => exit::Outcome::Code(exit::REGISTRY),
             Error::Interrupted(sig) => exit::Outcome::Signal(*sig),
             Error::Conflict(_)
             | Error::ForeignHolder(_)

@@ -20,6 +20,9 @@
 //!   escalated and swept (`run`, `up`)
 //! - [`health`]: `up`'s health checks, start order and restart decisions
 //! - [`validate`]: the registry check, findings as data
+//! - [`files`]: opening files someone else may have planted (state
+//!   directory, config, directive file): no link followed into a write, no
+//!   blocking open, no unbounded read
 //! - [`context`], [`error`], [`exit`], [`output`]: what every command shares
 //! - [`commands`]: one file per verb
 
@@ -31,6 +34,7 @@ pub mod direnv;
 pub mod error;
 pub mod exit;
 pub mod exports;
+pub mod files;
 pub mod git;
 pub mod health;
 pub mod output;
@@ -96,7 +100,7 @@ fn context(
     let cwd = std::env::current_dir()
         .map_err(|e| Error::io("could not read the current directory", e))?;
     Ok(context::Ctx {
-        registry: registry::Registry::new(registry_path),
+        registry: registry::Registry::from_env(registry_path)?,
         config_path,
         cwd,
         color: color_enabled(color),

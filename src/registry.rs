@@ -13,18 +13,24 @@
 //! - A file that cannot be trusted (empty, not JSON, wrong schema, newer
 //!   version, a symlink, unsafe owner or permissions) is never overwritten
 //!   and never read as empty: [`Error::RegistryUnusable`], exit 2.
+//! - A registry whose content is not what wtenv writes (a key given twice,
+//!   one port twice, a port outside 1024-65535) is refused the same way:
+//!   wtenv never rewrites what it cannot trust.
 //! - A missing file is an empty registry; the directory is created 0700 on
 //!   the first write, the file is 0600.
+//! - Every file of the state directory is opened by [`crate::files`]: no
+//!   write follows a planted link, no open blocks on a planted FIFO.
 
-use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::File;
+use std::io::{Read, Seek};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::files::{self, OpenError, Refusal};
 use crate::process::ProcessId;
 
 mod view;
@@ -35,8 +41,12 @@ pub const LOCK_NAME: &str = "registry.lock";
 /// Serializes port probes among the wtenv processes of one registry (see
 /// [`Registry::open_probe_lock`]). Like `registry.lock`, never renamed or deleted.
 pub const PROBE_LOCK_NAME: &str = "probe.lock";
-const TMP_NAME: &str = "registry.json.tmp";
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The variable that sets how long to wait for a lock.
+pub const LOCK_TIMEOUT_VAR: &str = "WTENV_LOCK_TIMEOUT";
+/// The lowest port a registry may record (rule 6: privileged ports are
+/// refused; a record below it would make the liveness probe bind there).
+const MIN_PORT: u16 = crate::config::MIN_PORT;
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,11 +150,28 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(path: PathBuf) -> Registry {
-        let lock_timeout = std::env::var("WTENV_LOCK_TIMEOUT")
-            .ok()
-            .and_then(|v| humantime::parse_duration(&v).ok())
-            .unwrap_or(DEFAULT_LOCK_TIMEOUT);
-        Registry { path, lock_timeout }
+        Registry {
+            path,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        }
+    }
+
+    /// [`new`](Registry::new), waiting for locks as long as
+    /// `WTENV_LOCK_TIMEOUT` says: a bare number is seconds (`30`), else a
+    /// duration (`30s`, `500ms`); anything else is an error naming it.
+    pub fn from_env(path: PathBuf) -> Result<Registry> {
+        let mut registry = Registry::new(path);
+        if let Some(value) = std::env::var_os(LOCK_TIMEOUT_VAR).filter(|v| !v.is_empty()) {
+            registry.lock_timeout = value.to_str().and_then(parse_timeout).ok_or_else(|| {
+                Error::hinted(
+                    format!("{LOCK_TIMEOUT_VAR}={value:?} is not a duration"),
+                    format!(
+                        "set {LOCK_TIMEOUT_VAR} to seconds (30) or a duration (30s, 500ms, 1m)"
+                    ),
+                )
+            })?;
+        }
+        Ok(registry)
     }
 
     /// `$WTENV_STATE_DIR`, else `$XDG_STATE_HOME/wtenv`, else
@@ -175,7 +202,11 @@ impl Registry {
     }
 
     fn dir(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new("."))
+        // `--registry registry.json`: its parent is "", the current directory.
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        }
     }
 
     fn lock_path(&self) -> PathBuf {
@@ -185,6 +216,13 @@ impl Registry {
     /// A consistent snapshot under the shared lock.
     pub fn read(&self) -> Result<RegistryData> {
         self.read_with(|file| self.parse(&self.read_all(file)?))
+    }
+
+    /// [`read`](Registry::read) without the checks of the records' ports
+    /// (one port twice, a port below 1024), for `validate`, which reports
+    /// them as findings. Everything else is refused alike.
+    pub fn read_unchecked(&self) -> Result<RegistryData> {
+        self.read_with(|file| self.parse_schema(&self.read_all(file)?))
     }
 
     /// [`read`](Registry::read), keeping only the allocations of
@@ -232,7 +270,7 @@ impl Registry {
         // (by hand, by a script, by an older wtenv) is left as it is
         // unless an allocation really changed.
         if data != before {
-            self.write(&serialize(&data))?;
+            self.write(&serialize(&data)?)?;
         }
         Ok(out)
     }
@@ -361,15 +399,38 @@ impl Registry {
         Ok(file)
     }
 
+    /// A lock file of the state directory, exclusive, held until dropped:
+    /// for other files kept beside the registry (the trust list).
+    pub fn lock_sibling(&self, name: &str) -> Result<File> {
+        self.ensure_dir()?;
+        let path = self.dir().join(name);
+        let file = self.open_lock(&path)?;
+        self.wait_lock(&file, &path, true)?;
+        Ok(file)
+    }
+
+    /// The directory holding the registry, checked like the registry's.
+    pub fn state_dir(&self) -> Result<Option<&Path>> {
+        if !self.dir().exists() {
+            return Ok(None);
+        }
+        self.check_dir()?;
+        Ok(Some(self.dir()))
+    }
+
     fn open_lock(&self, path: &Path) -> Result<File> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| Error::io(format!("could not open lock file {}", path.display()), e))
+        files::open_lock(path).map_err(|e| match e {
+            OpenError::Io(e) => {
+                Error::io(format!("could not open lock file {}", path.display()), e)
+            }
+            OpenError::Refused(r) => self.unusable(
+                format!("its lock file {}: {r}", path.display()),
+                format!(
+                    "something other than wtenv put it there: remove it (rm '{}'), wtenv makes a new one",
+                    path.display()
+                ),
+            ),
+        })
     }
 
     /// Waits at most `lock_timeout` for the lock; never forever.
@@ -390,9 +451,16 @@ impl Registry {
                 }
             }
             if start.elapsed() >= self.lock_timeout {
-                return Err(Error::RegistryBusy {
-                    path: self.path.clone(),
-                    waited: self.lock_timeout,
+                return Err(if path.file_name() == Some(LOCK_NAME.as_ref()) {
+                    Error::RegistryBusy {
+                        path: self.path.clone(),
+                        waited: self.lock_timeout,
+                    }
+                } else {
+                    Error::LockBusy {
+                        path: path.to_path_buf(),
+                        waited: self.lock_timeout,
+                    }
                 });
             }
             tracing::debug!(lock = %path.display(), "lock busy, waiting");
@@ -415,20 +483,19 @@ impl Registry {
         // Opened first, then checked through the open file: what is checked
         // is what is read. O_NOFOLLOW refuses a symbolic link (ELOOP);
         // O_NONBLOCK keeps a FIFO put there from blocking the open.
-        let file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-            .open(&self.path)
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+        let file = match files::open_read(&self.path, false) {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(None),
+            Err(OpenError::Refused(Refusal::Symlink)) => {
                 return Err(self.unusable(
                     "it is a symbolic link; wtenv replaces the registry by rename, which would break the link",
                     "replace the link with the file it points to, or pass --registry with the real path",
                 ));
             }
-            Err(e) => return Err(self.read_error(e)),
+            Err(OpenError::Refused(r)) => {
+                return Err(self.unusable(r.to_string(), self.move_aside_hint()));
+            }
+            Err(OpenError::Io(e)) => return Err(self.read_error(e)),
         };
         let meta = file.metadata().map_err(|e| self.read_error(e))?;
         if !meta.is_file() {
@@ -467,7 +534,19 @@ impl Registry {
         Ok(bytes)
     }
 
+    /// The data, with every record's port checked: see [`check_ports`].
     fn parse(&self, bytes: &[u8]) -> Result<RegistryData> {
+        let data = self.parse_schema(bytes)?;
+        check_ports(&data.allocations).map_err(|reason| {
+            self.unusable(
+                reason,
+                "wtenv never rewrites a registry it cannot trust; 'wtenv validate' shows it, then edit the file or move it aside",
+            )
+        })?;
+        Ok(data)
+    }
+
+    fn parse_schema(&self, bytes: &[u8]) -> Result<RegistryData> {
         // The common case, a valid file of our version, parses straight
         // into the typed struct: one pass instead of two (JSON value tree,
         // then struct), which is most of `wtenv ports`' time on a big
@@ -508,47 +587,79 @@ impl Registry {
                 ));
             }
         }
-        serde_json::from_value(value).map_err(|e| {
-            self.unusable(
-                format!("it does not match the registry schema ({e})"),
-                self.move_aside_hint(),
-            )
+        // From the bytes, not from `value`: a value tree keeps the last of
+        // two equal keys, the typed parse refuses them (a second, empty
+        // "allocations" must not make the first one's entries vanish).
+        serde_json::from_slice(bytes).map_err(|e| {
+            let reason = if e.to_string().starts_with("duplicate field") {
+                format!("a key is given twice ({e}); which one counts would be a guess")
+            } else {
+                format!("it does not match the registry schema ({e})")
+            };
+            self.unusable(reason, self.move_aside_hint())
         })
     }
 
     fn write(&self, bytes: &[u8]) -> Result<()> {
-        let dir = self.dir();
-        let tmp = dir.join(TMP_NAME);
-        let io = |what: &str, e| Error::io(format!("could not {what} {}", tmp.display()), e);
-        // A fixed temp name is safe: only the holder of the exclusive lock
-        // writes, and a leftover from a killed writer is simply truncated.
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| io("create", e))?;
-        file.write_all(bytes).map_err(|e| io("write", e))?;
-        file.sync_all().map_err(|e| io("sync", e))?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path).map_err(|e| {
+        let name = self
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(FILE_NAME);
+        files::replace(self.dir(), name, bytes).map_err(|(what, path, e)| {
             Error::io(
-                format!("could not replace registry {}", self.path.display()),
+                format!(
+                    "could not {what} {} (replacing registry {})",
+                    path.display(),
+                    self.path.display()
+                ),
                 e,
             )
-        })?;
-        // The rename is durable only once the directory entry is.
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(format!("could not sync directory {}", dir.display()), e))
+        })
     }
+}
+
+/// A bare number of seconds (`30`, `1.5`), or a duration (`30s`, `500ms`).
+fn parse_timeout(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    match text.parse::<f64>() {
+        Ok(secs) => Duration::try_from_secs_f64(secs).ok(),
+        Err(_) => humantime::parse_duration(text).ok(),
+    }
+}
+
+/// What wtenv never writes: a port below 1024, one port twice. Either
+/// means the file was edited or damaged, and acting on it would probe a
+/// privileged port or export one port for two services.
+pub fn check_ports(allocations: &[Allocation]) -> std::result::Result<(), String> {
+    let mut seen = std::collections::HashMap::with_capacity(allocations.len());
+    for a in allocations {
+        if a.port < MIN_PORT {
+            return Err(format!(
+                "it records port {} (service {} of {}), outside {MIN_PORT}-65535",
+                a.port,
+                a.service,
+                a.worktree.display()
+            ));
+        }
+        if let Some(other) = seen.insert(a.port, a) {
+            return Err(format!(
+                "it records port {} twice (service {} of {}, and service {} of {})",
+                a.port,
+                other.service,
+                other.worktree.display(),
+                a.service,
+                a.worktree.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// One allocation per line: as easy to read and grep as indented JSON,
 /// and about 30% smaller, which every reader (`env` on each `cd`) parses.
 /// [`view::read_lines`] reads this layout back line by line.
-fn serialize(data: &RegistryData) -> Vec<u8> {
+fn serialize(data: &RegistryData) -> Result<Vec<u8>> {
     let RegistryData {
         version,
         allocations,
@@ -557,13 +668,24 @@ fn serialize(data: &RegistryData) -> Vec<u8> {
     for (i, a) in allocations.iter().enumerate() {
         bytes.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
         bytes.extend_from_slice(layout::INDENT);
-        serde_json::to_writer(&mut bytes, a).expect("registry data always serializes");
+        // Paths are bytes; JSON strings are UTF-8. Worktrees are refused
+        // earlier (`Scope`), this is the backstop: an error, never a panic.
+        serde_json::to_writer(&mut bytes, a).map_err(|e| {
+            Error::hinted(
+                format!(
+                    "could not record port {} for {}: {e}",
+                    a.port,
+                    a.worktree.display()
+                ),
+                "wtenv handles paths that are valid UTF-8 only; rename the directory",
+            )
+        })?;
     }
     if !allocations.is_empty() {
         bytes.push(b'\n');
     }
     bytes.extend_from_slice(layout::FOOTER);
-    bytes
+    Ok(bytes)
 }
 
 /// The pieces of the layout [`serialize`] writes.
@@ -627,9 +749,12 @@ mod tests {
     #[test]
     fn the_file_holds_one_allocation_per_line_and_parses_back() {
         let mut data = RegistryData::default();
-        assert_eq!(serialize(&data), b"{\"version\": 1, \"allocations\": []}\n");
+        assert_eq!(
+            serialize(&data).unwrap(),
+            b"{\"version\": 1, \"allocations\": []}\n"
+        );
         data.allocations = vec![alloc(5000), alloc(5001)];
-        let text = String::from_utf8(serialize(&data)).unwrap();
+        let text = String::from_utf8(serialize(&data).unwrap()).unwrap();
         assert_eq!(text.lines().count(), 4, "{text}");
         assert!(
             text.lines().nth(1).unwrap().contains("\"port\":5000"),

@@ -75,6 +75,22 @@ impl Worktree {
         })
     }
 
+    /// The registry and every export format are text: a worktree or
+    /// repository whose path is not valid UTF-8 is refused with this
+    /// error, before anything is allocated (a lossy copy would name
+    /// another directory).
+    pub fn require_utf8(&self) -> Result<()> {
+        for path in [&self.root, &self.common_dir] {
+            if path.to_str().is_none() {
+                return Err(Error::hinted(
+                    format!("cannot use {}: its path is not valid UTF-8", path.display()),
+                    "wtenv records paths as text; rename the directory (or a parent) to a UTF-8 name",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The main worktree's directory, when the repository is not bare.
     pub fn main_root(&self) -> Option<PathBuf> {
         main_root_of(&self.common_dir)

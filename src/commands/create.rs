@@ -183,6 +183,7 @@ pub fn plan(
         check_base(b)?;
     }
     let source = Worktree::require(&ctx.cwd)?;
+    source.require_utf8()?;
     let config = ctx.config_for(&source.root)?;
     config.require_purpose(purpose)?;
     let git = Git::new(&source.root);
@@ -210,6 +211,15 @@ pub fn plan(
                 .join(format!("{purpose}-{identifier}")),
         ),
     };
+    if wanted.to_str().is_none() {
+        return Err(Error::hinted(
+            format!(
+                "cannot create {}: the path is not valid UTF-8",
+                wanted.display()
+            ),
+            "wtenv records paths as text; choose a UTF-8 path (--path)",
+        ));
+    }
     check_path_free(&wanted)?;
     let (path, first_new_dir) = resolve_existing_prefix(&wanted)?;
     Ok(Plan {

@@ -80,13 +80,15 @@ fn write_cd_file(path: &Path) -> Result<()> {
     let Some(file) = std::env::var_os(CD_FILE_VAR).filter(|v| !v.is_empty()) else {
         return Ok(());
     };
-    std::fs::write(&file, path.as_os_str().as_encoded_bytes()).map_err(|e| {
-        Error::io(
-            format!(
-                "could not write {CD_FILE_VAR} {}",
-                Path::new(&file).display()
-            ),
+    let file = Path::new(&file);
+    crate::files::write_directive(file, path.as_os_str().as_encoded_bytes()).map_err(|e| match e {
+        crate::files::OpenError::Io(e) => Error::io(
+            format!("could not write {CD_FILE_VAR} {}", file.display()),
             e,
-        )
+        ),
+        crate::files::OpenError::Refused(r) => Error::hinted(
+            format!("could not write {CD_FILE_VAR} {}: {r}", file.display()),
+            format!("{CD_FILE_VAR} names a regular file of yours (the shell function makes one with mktemp)"),
+        ),
     })
 }

@@ -47,18 +47,27 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             configs.config_of(a)
         })
     };
-    let result = if args.fix {
-        ctx.registry.transaction(|data| {
+    let fixed = if args.fix {
+        match ctx.registry.transaction(|data| {
             let (mut findings, checked) = checker(data);
             validate::fix(data, &mut findings);
             Ok((findings, checked, data.allocations.len()))
-        })
+        }) {
+            Ok(r) => Some(Ok(r)),
+            // Refused for rewriting (one port twice, a privileged port):
+            // reported below as it is, unfixed.
+            Err(Error::RegistryUnusable { .. }) => None,
+            Err(e) => Some(Err(e)),
+        }
     } else {
-        ctx.registry.read().map(|data| {
+        None
+    };
+    let result = fixed.unwrap_or_else(|| {
+        ctx.registry.read_unchecked().map(|data| {
             let (findings, checked) = checker(&data);
             (findings, checked, data.allocations.len())
         })
-    };
+    });
     let (findings, checked, remaining) = match result {
         Ok(r) => r,
         Err(Error::RegistryUnusable { path, reason, hint }) => {

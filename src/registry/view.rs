@@ -49,6 +49,8 @@ pub fn read_lines(
         return Ok(None);
     }
     let mut allocations = Vec::new();
+    // One bit per port: a port seen twice, in any worktree, is refused.
+    let mut seen = vec![0u64; 1 << 10];
     let data = |allocations| RegistryData {
         version: VERSION,
         allocations,
@@ -92,6 +94,11 @@ pub fn read_lines(
         else {
             return Ok(None);
         };
+        let (word, bit) = (usize::from(a.port) / 64, 1u64 << (a.port % 64));
+        if a.port < super::MIN_PORT || seen[word] & bit != 0 {
+            return Ok(None);
+        }
+        seen[word] |= bit;
         if key.wants(&a) {
             allocations.push(a.into_owned());
         }
@@ -176,7 +183,9 @@ mod tests {
     fn full(bytes: &[u8], repository: &Path, worktree: &Path) -> Option<RegistryData> {
         let mut data = serde_json::from_slice::<RegistryData>(bytes)
             .ok()
-            .filter(|d| d.version == VERSION)?;
+            .filter(|d| {
+                d.version == VERSION && super::super::check_ports(&d.allocations).is_ok()
+            })?;
         data.allocations
             .retain(|a| a.belongs_to(repository, worktree));
         Some(data)
@@ -252,6 +261,7 @@ mod tests {
             version: VERSION,
             allocations,
         })
+        .unwrap()
     }
 
     const ENTRY: &str = r#"{"port": 5000, "service": "app", "purpose": "feature", "repository": "/r/.git", "worktree": "/r", "created": "2026-01-01T00:00:00Z", "reserved": true}"#;
@@ -264,14 +274,14 @@ mod tests {
         let escaped = ENTRY
             .replace("\"app\"", r#""a\"p\u00e9""#)
             .replace("5000", "5002");
-        let held = ENTRY.replace(
+        let held = ENTRY.replace("5000", "5003").replace(
             "\"reserved\": true",
             r#""reserved": false, "holders": [{"pid": 7, "start_time": 9, "command": "npm", "pgid": 7}]"#,
         );
         let text = layout_of(&[ENTRY, &other, &escaped, &held]);
         let data = lines(text.as_bytes(), Path::new(REPO), Path::new(WT)).unwrap();
         let ports: Vec<u16> = data.allocations.iter().map(|a| a.port).collect();
-        assert_eq!(ports, [5000, 5002, 5000]);
+        assert_eq!(ports, [5000, 5002, 5003]);
         assert_eq!(data.allocations[1].service, "a\"p\u{e9}");
         assert_eq!(data.allocations[2].holders[0].command, "npm");
         agrees(text.as_bytes());
@@ -292,6 +302,9 @@ mod tests {
             // Entries the schema refuses, in the layout wtenv writes.
             layout_of(&[&ENTRY.replace("}", r#", "note": "x"}"#)]),
             layout_of(&[&ENTRY.replace("5000", "70000")]),
+            layout_of(&[&ENTRY.replace("5000", "80")]),
+            layout_of(&[ENTRY, &ENTRY.replace("\"/r\"", "\"/other\"")]),
+            layout_of(&[&ENTRY.replace("\"port\": 5000", "\"port\": 5000, \"port\": 5001")]),
             layout_of(&[&ENTRY.replace(r#""service": "app", "#, "")]),
         ];
         for text in refused {
@@ -346,8 +359,12 @@ mod tests {
         /// parse, whatever the strings hold.
         #[test]
         fn the_written_layout_reads_back_line_by_line(
-            allocations in prop::collection::vec(allocation(), 0..12),
+            mut allocations in prop::collection::vec(allocation(), 0..12),
         ) {
+            // What wtenv writes: distinct ports, none below 1024.
+            for (i, a) in allocations.iter_mut().enumerate() {
+                a.port = 1024 + 8 * i as u16 + a.port % 8;
+            }
             let bytes = written(allocations);
             let (repo, wt) = (Path::new(REPO), Path::new(WT));
             let got = lines(&bytes, repo, wt);

@@ -855,9 +855,10 @@ fn a_registry_locked_by_another_process_is_busy_after_the_timeout() {
     );
 }
 
-/// The probe lock too: a probe that cannot get its turn is "registry busy"
-/// (exit 2), not a failed probe (exit 1), for every command that probes
-/// (`list` and `remove` once exited 1 without a hint).
+/// The probe lock too: a probe that cannot get its turn is busy (exit 2),
+/// not a failed probe (exit 1), for every command that probes (`list` and
+/// `remove` once exited 1 without a hint), and the message names the probe
+/// lock, not the registry.
 #[test]
 fn a_probe_lock_held_by_another_process_is_busy_after_the_timeout() {
     lock_held_elsewhere_exits_2_busy(
@@ -903,9 +904,13 @@ fn lock_held_elsewhere_exits_2_busy(lock_name: &str, commands: &[&[&str]]) {
         assert_eq!(out.code, Some(2), "wtenv {args:?}: {out}");
         assert!(out.stderr.contains("busy for 300ms"), "{out}");
         assert!(out.stderr.contains("hint: "), "{out}");
+        let named = if lock_name == "registry.lock" {
+            t.registry_path()
+        } else {
+            lock.clone()
+        };
         assert!(
-            out.stderr
-                .contains(&t.registry_path().display().to_string()),
+            out.stderr.contains(&format!(" {}: busy", named.display())),
             "{out}"
         );
         assert!(

@@ -381,3 +381,77 @@ pub fn start_time(pid: u32) -> u64 {
     let rest = &stat[stat.rfind(')').unwrap() + 1..];
     rest.split_whitespace().nth(19).unwrap().parse().unwrap()
 }
+
+/// [`run`], failing the test (not hanging it) when the command is still
+/// running after `limit`: for inputs that used to block forever (a FIFO).
+/// The limit is generous; it bounds a hang, it does not time the command.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Run {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {limit:?}: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    Run {
+        stdout,
+        stderr,
+        code: status.code(),
+    }
+}
+
+/// Every file under `dir` (recursively, links not followed) with its bytes
+/// (a link: its target's path): a before/after picture proving that
+/// nothing there was written, created or removed.
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let ty = entry.file_type().unwrap();
+            if ty.is_dir() {
+                stack.push(path.clone());
+                out.push((path, b"<dir>".to_vec()));
+            } else if ty.is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                out.push((path, target.into_os_string().into_encoded_bytes()));
+            } else if ty.is_file() {
+                let bytes = std::fs::read(&path).unwrap();
+                out.push((path, bytes));
+            } else {
+                out.push((path, b"<special>".to_vec()));
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -1,0 +1,331 @@
+//! Opening files that someone else may have planted: nothing here blocks,
+//! follows a link where a link would redirect a write, or reads without a
+//! bound.
+//!
+//! - Lock files (`registry.lock`, `probe.lock`, `trust.lock`) are opened
+//!   with `O_NOFOLLOW`, then checked through the open descriptor (`fstat`):
+//!   a regular file of ours, or the command refuses. A link planted there
+//!   can neither make wtenv create a file elsewhere nor lock one.
+//! - A file is replaced through a temp file of a fresh name, created with
+//!   `O_CREAT|O_EXCL|O_NOFOLLOW`, mode 0600: nothing planted under that name
+//!   can be written through (a link, a FIFO), and its mode is ours, never
+//!   inherited from a leftover. Temp files left by a killed writer are
+//!   removed by the next writer, when they are provably wtenv's (see
+//!   [`clean_stale_temps`]).
+//! - Files read (the config, the registry, the trust list) are opened with
+//!   `O_NONBLOCK`, so a FIFO or a device cannot hang the open, must be
+//!   regular files, and are read up to a cap ([`read_capped`]).
+//!
+//! The rules are in the README, "Hostile files".
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::libc;
+
+/// Why an existing path was refused; shown after the path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Symlink,
+    NotRegular,
+    Owner(u32),
+    TooLarge(u64),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Symlink => write!(f, "it is a symbolic link"),
+            Refusal::NotRegular => write!(
+                f,
+                "it is not a regular file (a FIFO, a device, a directory?)"
+            ),
+            Refusal::Owner(uid) => write!(
+                f,
+                "it belongs to uid {uid}, not to you (uid {})",
+                nix::unistd::geteuid().as_raw()
+            ),
+            Refusal::TooLarge(cap) => write!(f, "it is larger than {} KiB", cap / 1024),
+        }
+    }
+}
+
+/// An open failure: the OS's error, or a refusal of what is there.
+#[derive(Debug)]
+pub enum OpenError {
+    Io(io::Error),
+    Refused(Refusal),
+}
+
+impl From<io::Error> for OpenError {
+    fn from(e: io::Error) -> Self {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            OpenError::Refused(Refusal::Symlink)
+        } else {
+            OpenError::Io(e)
+        }
+    }
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Io(e) => e.fmt(f),
+            OpenError::Refused(r) => r.fmt(f),
+        }
+    }
+}
+
+/// A lock file: created 0600 if missing, never through a link, and only a
+/// regular file of ours.
+pub fn open_lock(path: &Path) -> Result<File, OpenError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    require_own_regular(&file)?;
+    Ok(file)
+}
+
+/// An existing file for reading, without following a final link
+/// (`follow = false`) or through it, without blocking; `None` when it does
+/// not exist. Not checked: see [`require_regular`].
+pub fn open_read(path: &Path, follow: bool) -> Result<Option<File>, OpenError> {
+    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+    if !follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The open file is a regular file.
+pub fn require_regular(file: &File) -> Result<std::fs::Metadata, OpenError> {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(OpenError::Refused(Refusal::NotRegular));
+    }
+    Ok(meta)
+}
+
+/// The open file is a regular file owned by the effective user.
+pub fn require_own_regular(file: &File) -> Result<std::fs::Metadata, OpenError> {
+    let meta = require_regular(file)?;
+    if meta.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(OpenError::Refused(Refusal::Owner(meta.uid())));
+    }
+    Ok(meta)
+}
+
+/// The whole file, refused past `cap` bytes (read through the open file:
+/// its size on disk may lie, `/dev/zero` has none).
+pub fn read_capped(mut file: &File, cap: u64) -> Result<Vec<u8>, OpenError> {
+    let mut bytes = Vec::new();
+    (&mut file).take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(OpenError::Refused(Refusal::TooLarge(cap)));
+    }
+    Ok(bytes)
+}
+
+/// Writes `bytes` into the existing file at `path` (the shell function's
+/// directive file): never through a link, never blocking on a FIFO, only
+/// into a regular file of ours, created 0600 if missing.
+pub fn write_directive(path: &Path, bytes: &[u8]) -> Result<(), OpenError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            // A FIFO nobody reads, opened for writing without blocking.
+            Some(libc::ENXIO) => OpenError::Refused(Refusal::NotRegular),
+            _ => e.into(),
+        })?;
+    require_own_regular(&file)?;
+    file.set_len(0)?;
+    file.write_all(bytes)?;
+    Ok(())
+}
+
+/// Replaces `dir/name` with `bytes`, atomically: a temp file of a fresh
+/// name (created exclusively, 0600, never through a link), fsync, rename,
+/// fsync of the directory. A crash leaves the old or the new file. Call it
+/// under the lock that serializes writers of `name`.
+pub fn replace(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), (String, PathBuf, io::Error)> {
+    clean_stale_temps(dir, name);
+    let (tmp, mut file) = create_temp(dir, name).map_err(|(p, e)| ("create".into(), p, e))?;
+    let done = (|| {
+        file.write_all(bytes).map_err(|e| ("write", e))?;
+        file.sync_all().map_err(|e| ("sync", e))?;
+        std::fs::rename(&tmp, dir.join(name)).map_err(|e| ("rename", e))
+    })();
+    if let Err((what, e)) = done {
+        let _ = std::fs::remove_file(&tmp);
+        return Err((what.into(), tmp, e));
+    }
+    // The rename is durable only once the directory entry is.
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ("sync".into(), dir.to_path_buf(), e))
+}
+
+/// `<name>.tmp.<pid>.<nanos>`: the pid makes a leftover provably ours (see
+/// [`clean_stale_temps`]).
+fn temp_prefix(name: &str) -> String {
+    format!("{name}.tmp.")
+}
+
+fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, File), (PathBuf, io::Error)> {
+    let pid = std::process::id();
+    for attempt in 0u32..16 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let tmp = dir.join(format!("{}{pid}.{nanos:x}{attempt}", temp_prefix(name)));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+        {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err((tmp, e)),
+        }
+    }
+    let tmp = dir.join(format!("{}{pid}", temp_prefix(name)));
+    Err((tmp, io::Error::from(ErrorKind::AlreadyExists)))
+}
+
+/// Removes temp files of `name` that a killed writer left: named
+/// `<name>.tmp.<pid>.<...>` with `pid` no longer alive, a regular file of
+/// ours (never a link, a FIFO, another user's file: those are left alone,
+/// and never written through). Also the fixed `<name>.tmp` older wtenv
+/// versions wrote, when it is a regular file of ours.
+pub fn clean_stale_temps(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = temp_prefix(name);
+    let legacy = format!("{name}.tmp");
+    let uid = nix::unistd::geteuid().as_raw();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else {
+            continue;
+        };
+        let stale = if file_name == legacy {
+            true
+        } else if let Some(rest) = file_name.strip_prefix(&prefix) {
+            rest.split('.')
+                .next()
+                .and_then(|p| p.parse::<i32>().ok())
+                .is_some_and(|pid| !pid_alive(pid))
+        } else {
+            false
+        };
+        // `symlink_metadata`: the entry itself, never what a link names.
+        let ours = entry
+            .path()
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_file() && m.uid() == uid);
+        if stale && ours {
+            tracing::debug!(file = %entry.path().display(), "removing a stale temp file");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+fn pid_alive(pid: i32) -> bool {
+    pid > 0
+        && !matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn replace_never_writes_through_a_planted_link_and_is_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "keep").unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("f.tmp")).unwrap();
+        replace(dir.path(), "f", b"new").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"new");
+        let mode = std::fs::metadata(dir.path().join("f"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(
+            dir.path().join("f.tmp").symlink_metadata().is_ok(),
+            "a link is left alone"
+        );
+    }
+
+    #[test]
+    fn stale_temps_of_dead_writers_are_removed_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = dir.path().join("f.tmp.999999999.1");
+        let live = dir.path().join(format!("f.tmp.{}.1", std::process::id()));
+        let other = dir.path().join("g.tmp.999999999.1");
+        for p in [&dead, &live, &other] {
+            std::fs::write(p, "x").unwrap();
+        }
+        clean_stale_temps(dir.path(), "f");
+        assert!(!dead.exists());
+        assert!(live.exists());
+        assert!(other.exists());
+    }
+
+    #[test]
+    fn locks_refuse_links_and_fifos() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("l.lock");
+        std::os::unix::fs::symlink(dir.path().join("target"), &link).unwrap();
+        assert!(matches!(
+            open_lock(&link),
+            Err(OpenError::Refused(Refusal::Symlink))
+        ));
+        assert!(
+            !dir.path().join("target").exists(),
+            "created through the link"
+        );
+        let fifo = dir.path().join("f.lock");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(matches!(
+            open_lock(&fifo),
+            Err(OpenError::Refused(Refusal::NotRegular))
+        ));
+    }
+
+    #[test]
+    fn reads_are_capped() {
+        let zero = File::open("/dev/zero").unwrap();
+        assert!(matches!(
+            read_capped(&zero, 4096),
+            Err(OpenError::Refused(Refusal::TooLarge(4096)))
+        ));
+    }
+}
