@@ -2,8 +2,15 @@
 //!
 //! Both formats are parsed into one JSON value tree and walked by one
 //! function, so they accept exactly the same schema and report errors the
-//! same way: the file, the key (dotted path) and the reason. Unknown keys are
-//! warnings, never errors, so an older wtenv can read a newer config.
+//! same way: the file, the key (dotted path) and the reason. Unknown keys
+//! inside a known table are warnings, so an older wtenv can read a newer
+//! config; an unknown top-level table is an error with a suggestion (a
+//! misspelt `[purpose]` must not silently fall back to the built-in ranges).
+//!
+//! A config comes from a repository someone else may have written: it is
+//! read without blocking, only from a regular file, at most [`MAX_BYTES`],
+//! and variable names that control the shell, the loader or wtenv itself
+//! are refused ([`refused_name`]) whether or not the config is trusted.
 //!
 //! Without a file, the built-in defaults apply: the purposes below, and one
 //! service `app` exported as `PORT`.
@@ -20,6 +27,13 @@ use crate::health::{self, Check, Health, Restart};
 
 pub const TOML_NAME: &str = "wtenv.toml";
 pub const JSON_NAME: &str = "wtenv.json";
+
+/// A config larger than this is an error (a link to `/dev/zero` must not
+/// be read without end).
+pub const MAX_BYTES: u64 = 1024 * 1024;
+
+/// The top-level tables a config may have.
+const TABLES: &[&str] = &["worktrees", "allocation", "purposes", "services", "env"];
 
 /// Ports below this need privileges; refused in config (rule 6).
 pub const MIN_PORT: u16 = 1024;
@@ -291,9 +305,19 @@ impl Config {
 
     /// Loads an explicit `--config PATH`.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io(format!("could not read config {}", path.display()), e))?;
+        let text = read_optional(path)?.ok_or_else(|| {
+            Error::io(
+                format!("could not read config {}", path.display()),
+                std::io::ErrorKind::NotFound.into(),
+            )
+        })?;
         Config::parse(path, &text)
+    }
+
+    /// The exact text this config was parsed from (empty for the
+    /// defaults): what trust is recorded for.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// Parses config text; the format follows the file name (`.json` is
@@ -304,7 +328,20 @@ impl Config {
                 .map_err(|e| Error::config(path, "(file)", format!("not valid JSON: {e}")))?
         } else {
             let table: toml::Table = toml::from_str(text).map_err(|e| {
-                Error::config(path, "(file)", format!("not valid TOML: {}", e.message()))
+                let at = e
+                    .span()
+                    .map(|span| {
+                        let before = &text[..span.start.min(text.len())];
+                        let line = before.matches('\n').count() + 1;
+                        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+                        format!(" at line {line}, column {column}")
+                    })
+                    .unwrap_or_default();
+                Error::config(
+                    path,
+                    "(file)",
+                    format!("not valid TOML{at}: {}", e.message().trim_end()),
+                )
             })?;
             serde_json::to_value(table).map_err(|e| Error::config(path, "(file)", e.to_string()))?
         };
@@ -358,11 +395,25 @@ fn find(root: &Path) -> Result<Option<(PathBuf, String)>> {
     }
 }
 
+/// The file's text: through a link (a config may be one, e.g. into the
+/// Nix store), but only a regular file, opened without blocking (a FIFO,
+/// `/dev/stdin`) and read up to [`MAX_BYTES`] (`/dev/zero`).
 fn read_optional(path: &Path) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(
+    use crate::files::{self, OpenError};
+    let read = || -> std::result::Result<Option<Vec<u8>>, OpenError> {
+        let Some(file) = files::open_read(path, true)? else {
+            return Ok(None);
+        };
+        files::require_regular(&file)?;
+        files::read_capped(&file, MAX_BYTES).map(Some)
+    };
+    match read() {
+        Ok(None) => Ok(None),
+        Ok(Some(bytes)) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| Error::config(path, "(file)", "it is not valid UTF-8")),
+        Err(OpenError::Refused(r)) => Err(Error::config(path, "(file)", r.to_string())),
+        Err(OpenError::Io(e)) => Err(Error::io(
             format!("could not read config {}", path.display()),
             e,
         )),
@@ -376,13 +427,55 @@ pub fn is_env_name(name: &str) -> bool {
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
-/// Variables wtenv sets itself; a config may not claim them.
-pub const RESERVED_VARS: &[&str] = &[
-    "WTENV_WORKTREE",
-    "WTENV_PURPOSE",
-    "WTENV_IDENTIFIER",
-    "WTENV_PORTS",
+/// Names no config may export, trusted or not: each one runs code or
+/// changes what runs (the shell, the dynamic loader) the moment a shell
+/// enters the worktree, or steers wtenv itself. Exact names here, prefixes
+/// in [`REFUSED_PREFIXES`]; the README lists both ("Trust").
+pub const REFUSED_NAMES: &[&str] = &[
+    "PATH",
+    "HOME",
+    "SHELL",
+    "IFS",
+    "ENV",
+    "BASH_ENV",
+    "PROMPT_COMMAND",
+    "PS0",
+    "PS1",
+    "PS2",
+    "PS3",
+    "PS4",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "CDPATH",
+    "ZDOTDIR",
 ];
+
+/// Prefixes of refused names: bash's exported functions, the loaders of
+/// Linux and macOS, and wtenv's own variables.
+pub const REFUSED_PREFIXES: &[&str] = &["BASH_FUNC_", "LD_", "DYLD_", "WTENV_"];
+
+/// Why `name` may not be exported by a config, if it may not.
+pub fn refused_name(name: &str) -> Option<String> {
+    if !is_env_name(name) {
+        return Some(format!(
+            "{name:?} is not a valid environment variable name (letters, digits, '_', not starting with a digit)"
+        ));
+    }
+    if REFUSED_NAMES.contains(&name) {
+        return Some(format!(
+            "{name} is refused: it controls the shell, so a repository setting it would run code on `cd`"
+        ));
+    }
+    REFUSED_PREFIXES
+        .iter()
+        .find(|p| name.starts_with(*p))
+        .map(|p| match *p {
+            "WTENV_" => format!("{name} is refused: WTENV_* variables belong to wtenv itself"),
+            _ => format!(
+                "{name} is refused: {p}* variables control the shell or the dynamic loader, so a repository setting one would run code on `cd`"
+            ),
+        })
+}
 
 /// `web` → `WEB_PORT`, `my-api` → `MY_API_PORT`.
 pub fn default_env_name(service: &str) -> String {
@@ -445,7 +538,7 @@ impl Parser<'_> {
                 "purposes" => config.purposes = self.purposes(value)?,
                 "services" => config.services = self.services(value, &mut config.warnings)?,
                 "env" => env_block = Some(value),
-                _ => config.warnings.push(unknown(self.path, key)),
+                _ => return Err(self.unknown_table(key)),
             }
         }
         if !config
@@ -466,6 +559,16 @@ impl Parser<'_> {
             config.env = self.env_templates(block, &config.services)?;
         }
         Ok(config)
+    }
+
+    /// An unknown top-level key: an error, with the table it likely means.
+    fn unknown_table(&self, key: &str) -> Error {
+        let known = TABLES.iter().map(|t| format!("[{t}]")).collect::<Vec<_>>();
+        let reason = match suggest(key, TABLES) {
+            Some(table) => format!("unknown table [{key}]; did you mean [{table}]?"),
+            None => format!("unknown table [{key}]; known: {}", known.join(", ")),
+        };
+        self.err(key, reason)
     }
 
     fn worktrees(&self, value: &Value, config: &mut Config) -> Result<()> {
@@ -706,11 +809,8 @@ impl Parser<'_> {
         for s in services {
             for var in &s.env {
                 let key = format!("services.{}.env", s.name);
-                if !is_env_name(var) {
-                    return Err(self.err(&key, format!("{var:?} is not a valid environment variable name (letters, digits, '_', not starting with a digit)")));
-                }
-                if RESERVED_VARS.contains(&var.as_str()) {
-                    return Err(self.err(&key, format!("{var} is set by wtenv itself")));
+                if let Some(reason) = refused_name(var) {
+                    return Err(self.err(&key, reason));
                 }
                 if let Some(other) = seen.insert(var, &s.name) {
                     return Err(self.err(&key, format!("{var} is also exported by services.{other}; each variable names one port")));
@@ -732,16 +832,19 @@ impl Parser<'_> {
         let mut out = Vec::new();
         for (name, v) in self.table(value, "env")? {
             let key = format!("env.{name}");
-            if !is_env_name(name) {
-                return Err(self.err(
-                    &key,
-                    format!("{name:?} is not a valid environment variable name"),
-                ));
+            if let Some(reason) = refused_name(name) {
+                return Err(self.err(&key, reason));
             }
-            if RESERVED_VARS.contains(&name.as_str()) || service_vars.contains(name.as_str()) {
-                return Err(self.err(&key, format!("{name} is already set by wtenv or a service")));
+            if service_vars.contains(name.as_str()) {
+                return Err(self.err(&key, format!("{name} is already set by a service")));
             }
             let text = self.string(v, &key)?;
+            if text.contains('\0') {
+                return Err(self.err(
+                    &key,
+                    "the value holds a NUL byte, which no environment can carry",
+                ));
+            }
             let template = Template::parse(text).map_err(|r| self.err(&key, r))?;
             for piece in &template.pieces {
                 if let Piece::Port(s) = piece
@@ -807,6 +910,42 @@ impl Template {
         }
         Ok(Template { pieces })
     }
+}
+
+/// The candidate `word` most likely stands for: one edit or two away
+/// (`purpose`, `purpsoes`), or one that starts with it.
+fn suggest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    let word = word.to_ascii_lowercase();
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&word, c), *c))
+        .filter(|(d, c)| *d <= 2 || (word.len() >= 3 && c.starts_with(&word)))
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance, with a swap of two neighbours as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 fn is_identifier(name: &str) -> bool {
@@ -920,15 +1059,71 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_warn_with_their_path() {
-        let c = parse("colour = 1\n[services.web]\nenvv = \"X\"").unwrap();
+    fn unknown_keys_in_known_tables_warn_with_their_path() {
+        let c = parse("[allocation]\ncolour = 1\n[services.web]\nenvv = \"X\"").unwrap();
         assert_eq!(c.warnings.len(), 2);
         assert!(
             c.warnings
                 .iter()
                 .any(|w| w.contains("\"services.web.envv\""))
         );
-        assert!(c.warnings.iter().any(|w| w.contains("\"colour\"")));
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("\"allocation.colour\""))
+        );
+    }
+
+    #[test]
+    fn an_unknown_table_is_an_error_with_a_suggestion() {
+        let e = parse("[purpose]\nfeature = \"6000-6009\"").unwrap_err();
+        assert!(e.to_string().contains("did you mean [purposes]?"), "{e}");
+        let e = parse("[servces.web]").unwrap_err();
+        assert!(e.to_string().contains("did you mean [services]?"), "{e}");
+        let e = parse("colour = 1").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("unknown table [colour]; known: [worktrees]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn refused_names_are_refused_everywhere_with_the_key() {
+        for name in [
+            "PATH",
+            "PROMPT_COMMAND",
+            "PS1",
+            "BASH_ENV",
+            "BASH_FUNC_x%%",
+            "LD_PRELOAD",
+            "DYLD_INSERT_LIBRARIES",
+            "WTENV_STATE_DIR",
+            "WTENV_WORKTREE",
+            "IFS",
+            "ZDOTDIR",
+            "1X",
+            "A-B",
+            "",
+        ] {
+            let e = parse(&format!("[env]\n{name:?} = \"x\"")).unwrap_err();
+            assert!(e.to_string().contains(&format!("env.{name}")), "{e}");
+            let e = parse(&format!("[services.web]\nenv = [{name:?}]")).unwrap_err();
+            assert!(e.to_string().contains("services.web.env"), "{e}");
+        }
+        // Trust gates these; they are not refused.
+        parse("[env]\nNODE_OPTIONS = \"--inspect\"\nPATHS = \"x\"\nLDX = \"y\"").unwrap();
+        let e = parse("[env]\nX = \"a\\u0000b\"").unwrap_err();
+        assert!(
+            e.to_string().contains("env.X: the value holds a NUL byte"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn toml_errors_name_line_and_column() {
+        let e = parse("[purposes]\nfeature = \"6000-6009\"\nbugfix = = 1\n").unwrap_err();
+        assert!(e.to_string().contains("at line 3, column 10"), "{e}");
     }
 
     #[test]

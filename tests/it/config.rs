@@ -1,6 +1,7 @@
 //! `wtenv.toml` / `wtenv.json` through the real binary: a bad config is
 //! exit 1 naming the file and the key, and nothing is allocated; an
-//! unknown key is a warning naming it, and the command succeeds.
+//! unknown key inside a known table is a warning naming it, and the
+//! command succeeds; an unknown table is an error with a suggestion.
 
 use crate::support::{TestEnv, run};
 
@@ -94,13 +95,65 @@ fn duplicate_env_names_across_services_are_exit_1_naming_the_key() {
     );
 }
 
+/// A misspelt table used to be a warning, and `[purpose]` then silently
+/// fell back to the built-in 5000-5099 range.
+#[test]
+fn an_unknown_table_is_exit_1_with_a_suggestion_and_allocates_nothing() {
+    assert_refused(
+        "[purpose]\nfeature = \"21000-21009\"\n",
+        "purpose",
+        "unknown table [purpose]; did you mean [purposes]?",
+    );
+    assert_refused(
+        "colour = true\n",
+        "colour",
+        "unknown table [colour]; known: [worktrees], [allocation], [purposes], [services], [env]",
+    );
+}
+
+#[test]
+fn toml_syntax_errors_name_line_and_column() {
+    assert_refused(
+        "[purposes]\nfeature = \"21000-21009\"\nbugfix = = 2\n",
+        "(file)",
+        "not valid TOML at line 3, column 10",
+    );
+}
+
+/// Names that run code on `cd` (or steer wtenv) are refused in every
+/// config, trusted or not, in `[env]` and in a service's `env`.
+#[test]
+fn refused_variable_names_are_exit_1_naming_the_key() {
+    for name in [
+        "PATH",
+        "PROMPT_COMMAND",
+        "BASH_ENV",
+        "LD_PRELOAD",
+        "WTENV_STATE_DIR",
+        "BASH_FUNC_ls",
+        "PS1",
+    ] {
+        assert_refused(
+            &format!("[services.web]\n[env]\n{name:?} = \"x\"\n"),
+            &format!("env.{name}"),
+            "is refused",
+        );
+        assert_refused(
+            &format!("[services.web]\nenv = [\"WEB_PORT\", {name:?}]\n"),
+            "services.web.env",
+            "is refused",
+        );
+    }
+    assert_refused("[env]\nX = \"a\\u0000b\"\n", "env.X", "NUL byte");
+}
+
 #[test]
 fn unknown_keys_are_warnings_naming_the_key() {
     let t = TestEnv::new();
     std::fs::write(
         t.repo.join("wtenv.toml"),
         format!(
-            "colour = true\n[purposes]\nfeature = \"{}\"\n[services.app]\nenv = \"PORT\"\nreadyness = \"5s\"\n",
+            "[allocation]\ncolour = true\n[purposes]\nfeature = \"{}\"\n[services.app]\nenv = \"PORT\"\nreadyness = \"5s\"\n",
             t.ports.range()
         ),
     )
@@ -112,7 +165,7 @@ fn unknown_keys_are_warnings_naming_the_key() {
             .contains(&format!("export PORT='{}'", t.ports.start)),
         "{out}"
     );
-    for key in ["\"colour\"", "\"services.app.readyness\""] {
+    for key in ["\"allocation.colour\"", "\"services.app.readyness\""] {
         assert!(
             out.stderr
                 .lines()

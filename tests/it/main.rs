@@ -6,6 +6,7 @@ mod config;
 mod direnv;
 mod docs;
 mod dotenv;
+mod hostile;
 mod nix;
 mod probe;
 mod quoting;

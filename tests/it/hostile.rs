@@ -1,0 +1,444 @@
+//! Hostile input: files planted in the state directory, a config or a
+//! directive file that is not a regular file, registries wtenv did not
+//! write, paths that are not UTF-8. Each test asserts the exit code and
+//! message, that nothing hangs (a bounded run), and that nothing outside
+//! the state directory was written or created (a snapshot of it before and
+//! after).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::support::{Run, TestEnv, run, run_bounded, snapshot};
+
+/// A hang is a failure, not a stuck suite.
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A directory outside the state directory holding a file a planted link
+/// points to, and the path of a file that must never be created.
+struct Outside {
+    dir: PathBuf,
+    victim: PathBuf,
+    absent: PathBuf,
+}
+
+impl Outside {
+    fn new(t: &TestEnv) -> Outside {
+        let dir = t.root().join("outside");
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "the user's file\n").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Outside {
+            absent: dir.join("absent"),
+            dir,
+            victim,
+        }
+    }
+}
+
+fn env_bounded(t: &TestEnv, args: &[&str]) -> Run {
+    run_bounded(&mut t.wtenv(args), LIMIT)
+}
+
+/// A state directory with a registry in it (made by a first `env`).
+fn with_registry() -> TestEnv {
+    let t = TestEnv::new();
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    t
+}
+
+// ---- case 16: planted files in the state directory --------------------
+
+/// Today's temp names and the fixed name older versions used, planted as
+/// links: the write goes to a fresh temp file, the registry stays a
+/// regular 0600 file, and neither link's target is written or created.
+#[test]
+fn a_link_planted_as_the_temp_file_redirects_no_write() {
+    let t = with_registry();
+    let out_dir = Outside::new(&t);
+    let state = t.state_dir();
+    std::os::unix::fs::symlink(&out_dir.victim, state.join("registry.json.tmp")).unwrap();
+    std::os::unix::fs::symlink(&out_dir.absent, state.join("registry.json.tmp.999999999.0"))
+        .unwrap();
+    let before = snapshot(&out_dir.dir);
+    let out = env_bounded(&t, &["allocate", "--service", "api"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        snapshot(&out_dir.dir),
+        before,
+        "written outside the state dir"
+    );
+    let meta = std::fs::symlink_metadata(t.registry_path()).unwrap();
+    assert!(meta.file_type().is_file(), "the registry became a link");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(t.allocations().len(), 2);
+}
+
+/// A FIFO as a temp file blocked a write forever, holding the lock.
+#[test]
+fn a_fifo_planted_as_the_temp_file_blocks_nothing() {
+    let t = with_registry();
+    mkfifo(&t.state_dir().join("registry.json.tmp"));
+    mkfifo(&t.state_dir().join("registry.json.tmp.999999999.0"));
+    let out = env_bounded(&t, &["allocate", "--service", "api"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(t.allocations().len(), 2);
+}
+
+/// A leftover temp file with mode 0666 passed its mode to the next
+/// registry, which wtenv then refused as writable by others.
+#[test]
+fn a_leftover_temp_file_with_mode_0666_is_cleaned_and_its_mode_not_inherited() {
+    let t = with_registry();
+    let state = t.state_dir();
+    let leftovers = [
+        state.join("registry.json.tmp"),
+        state.join("registry.json.tmp.999999999.0"),
+    ];
+    for p in &leftovers {
+        std::fs::write(p, "{\"half\": ").unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    let out = env_bounded(&t, &["allocate", "--service", "api"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let mode = std::fs::metadata(t.registry_path())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    for p in &leftovers {
+        assert!(!p.exists(), "{} was left", p.display());
+    }
+    let out = env_bounded(&t, &["env"]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "the next command refused the registry: {out}"
+    );
+}
+
+/// The lock files, planted as links (to an existing file, to a missing
+/// one) or as FIFOs: refused with exit 2 naming the file; no link is
+/// followed (nothing created or locked elsewhere), nothing hangs.
+#[test]
+fn planted_lock_files_are_refused_followed_nowhere_and_never_hang() {
+    for lock in ["registry.lock", "probe.lock"] {
+        for plant in ["link", "dangling link", "fifo"] {
+            let t = with_registry();
+            // A new service, so `allocate` probes (and takes the probe lock).
+            let out_dir = Outside::new(&t);
+            let path = t.state_dir().join(lock);
+            std::fs::remove_file(&path).unwrap();
+            match plant {
+                "link" => std::os::unix::fs::symlink(&out_dir.victim, &path).unwrap(),
+                "dangling link" => std::os::unix::fs::symlink(&out_dir.absent, &path).unwrap(),
+                _ => mkfifo(&path),
+            }
+            let before = snapshot(&out_dir.dir);
+            let registry = std::fs::read(t.registry_path()).unwrap();
+            let out = env_bounded(&t, &["allocate", "--service", "api"]);
+            assert_eq!(out.code, Some(2), "{lock} as {plant}: {out}");
+            assert!(
+                out.stderr
+                    .contains(&format!("its lock file {}: ", path.display())),
+                "{lock} as {plant}: {out}"
+            );
+            assert!(out.stderr.contains("hint: "), "{out}");
+            assert_eq!(snapshot(&out_dir.dir), before, "{lock} as {plant}");
+            assert_eq!(std::fs::read(t.registry_path()).unwrap(), registry);
+        }
+    }
+}
+
+/// A config that is a link to `/dev/zero` was read without limit; one to
+/// `/dev/stdin` or a FIFO hung. Now: exit 1 naming the file, at once.
+#[test]
+fn a_config_that_is_not_a_regular_file_is_refused_without_hanging() {
+    for target in ["/dev/zero", "/dev/stdin", "fifo"] {
+        let t = TestEnv::new();
+        let config = t.repo.join("wtenv.toml");
+        std::fs::remove_file(&config).unwrap();
+        if target == "fifo" {
+            mkfifo(&config);
+        } else {
+            std::os::unix::fs::symlink(target, &config).unwrap();
+        }
+        for args in [
+            &["env"][..],
+            &["env", "--hook"],
+            &["list"],
+            &["run", "--", "true"],
+        ] {
+            // stdin a pipe nobody writes to: /dev/stdin would block a read.
+            let mut cmd = t.wtenv(args);
+            let start = Instant::now();
+            let out = run_bounded(&mut cmd, LIMIT);
+            assert_eq!(out.code, Some(1), "{target} {args:?}: {out}");
+            assert!(
+                out.stderr.contains(&format!(
+                    "invalid config {}: (file): it is not a regular file",
+                    config.display()
+                )),
+                "{target} {args:?}: {out}"
+            );
+            assert!(start.elapsed() < LIMIT);
+        }
+        assert!(t.allocations().is_empty());
+    }
+}
+
+#[test]
+fn a_config_over_one_mib_is_refused() {
+    let t = TestEnv::new();
+    let mut text = format!("[purposes]\nfeature = \"{}\"\n", t.ports.range());
+    text.push_str(&"# padding\n".repeat(110_000));
+    std::fs::write(t.repo.join("wtenv.toml"), text).unwrap();
+    let out = env_bounded(&t, &["env"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("it is larger than 1024 KiB"), "{out}");
+    assert!(t.allocations().is_empty());
+}
+
+/// `WTENV_CD_FILE` as a FIFO hung `enter`; as a link it wrote through it.
+#[test]
+fn a_cd_file_that_is_a_fifo_or_a_link_is_refused_without_hanging() {
+    let t = TestEnv::new();
+    let out_dir = Outside::new(&t);
+    let cd_dir = t.root().join("cd");
+    std::fs::create_dir_all(&cd_dir).unwrap();
+    let fifo = cd_dir.join("fifo");
+    mkfifo(&fifo);
+    let link = cd_dir.join("link");
+    std::os::unix::fs::symlink(&out_dir.victim, &link).unwrap();
+    let before = snapshot(&out_dir.dir);
+    for file in [&fifo, &link] {
+        let out = run_bounded(t.wtenv(&["enter", "x"]).env("WTENV_CD_FILE", file), LIMIT);
+        assert_eq!(out.code, Some(1), "{}: {out}", file.display());
+        assert!(out.stderr.contains("WTENV_CD_FILE"), "{out}");
+        assert!(out.stderr.contains("hint: "), "{out}");
+    }
+    assert_eq!(snapshot(&out_dir.dir), before);
+    // A regular file still works.
+    let file = cd_dir.join("file");
+    std::fs::write(&file, "").unwrap();
+    let out = run_bounded(t.wtenv(&["enter", "x"]).env("WTENV_CD_FILE", &file), LIMIT);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        out.stdout.trim_end()
+    );
+}
+
+// ---- case 17: registries wtenv did not write -------------------------
+
+/// A registry holding `json`, then `args` run in the main worktree and in
+/// another: exit 2, the file byte-identical, the reason named.
+fn assert_registry_refused(t: &TestEnv, text: &str, reason: &str) {
+    let path = t.registry_path();
+    std::fs::create_dir_all(t.state_dir()).unwrap();
+    std::fs::set_permissions(t.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let other = t.root().join("other");
+    if !other.exists() {
+        t.add_worktree("other");
+    }
+    for (dir, args) in [
+        (&t.repo, &["env"][..]),
+        (&other, &["env"][..]),
+        (&other, &["allocate", "--service", "app"][..]),
+        (&t.repo, &["ports"][..]),
+        (&t.repo, &["release"][..]),
+    ] {
+        let out = run_bounded(&mut t.wtenv_in(dir, args), LIMIT);
+        assert_eq!(out.code, Some(2), "{args:?} in {}: {out}", dir.display());
+        assert!(out.stdout.is_empty(), "{out}");
+        assert!(
+            out.stderr.contains(reason),
+            "{args:?}: no {reason:?}: {out}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "{args:?}");
+    }
+}
+
+fn entry(t: &TestEnv, port: u16, worktree: &Path) -> String {
+    t.record(
+        port,
+        "app",
+        "feature",
+        worktree,
+        true,
+        serde_json::json!([]),
+    )
+    .to_string()
+}
+
+/// A second, empty `"allocations"` made the first one's entries vanish:
+/// another worktree was then given their ports.
+#[test]
+fn a_registry_with_a_key_given_twice_is_exit_2_and_untouched() {
+    let t = TestEnv::new();
+    let mine = entry(&t, t.ports.start, &t.repo);
+    let text =
+        format!("{{\"version\": 1, \"allocations\": [\n  {mine}\n], \"allocations\": []}}\n");
+    assert_registry_refused(&t, &text, "a key is given twice");
+    // `"version": 2` then `1` was overwritten as version 1.
+    let text = format!("{{\"version\": 2, \"version\": 1, \"allocations\": [{mine}]}}");
+    assert_registry_refused(&t, &text, "a key is given twice");
+    // Inside a record, in the layout wtenv writes (the line reader).
+    let twice = mine.replacen('{', &format!("{{\"port\": {}, ", t.ports.port(3)), 1);
+    let text = format!("{{\"version\": 1, \"allocations\": [\n  {twice}\n]}}\n");
+    assert_registry_refused(&t, &text, "a key is given twice");
+}
+
+/// One port recorded twice: `env` exported two services on it with exit 0.
+#[test]
+fn a_registry_with_one_port_twice_is_exit_2_and_untouched() {
+    let t = TestEnv::new();
+    let other = t.root().join("other");
+    let a = t.record(
+        t.ports.start,
+        "app",
+        "feature",
+        &t.repo,
+        true,
+        serde_json::json!([]),
+    );
+    let b = t.record(
+        t.ports.start,
+        "web",
+        "feature",
+        &other,
+        true,
+        serde_json::json!([]),
+    );
+    // In the layout wtenv writes (the line reader), and pretty-printed
+    // (the full parse).
+    let lines = format!("{{\"version\": 1, \"allocations\": [\n  {a},\n  {b}\n]}}\n");
+    assert_registry_refused(&t, &lines, &format!("port {} twice", t.ports.start));
+    let pretty =
+        serde_json::to_string_pretty(&serde_json::json!({"version": 1, "allocations": [a, b]}))
+            .unwrap();
+    assert_registry_refused(&t, &pretty, &format!("port {} twice", t.ports.start));
+    // `validate` still shows it, as a critical finding.
+    let out = run(&mut t.wtenv(&["validate"]));
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stdout.contains("duplicate-port"), "{out}");
+}
+
+/// Ports outside 1024-65535 made the liveness check bind port 80 or 0.
+#[test]
+fn a_registry_with_a_port_below_1024_is_exit_2_and_untouched() {
+    let t = TestEnv::new();
+    for port in [0, 80, 1023] {
+        let e = entry(&t, port, &t.repo);
+        let text = format!("{{\"version\": 1, \"allocations\": [\n  {e}\n]}}\n");
+        assert_registry_refused(&t, &text, "outside 1024-65535");
+    }
+}
+
+// ---- case 18: paths that are not UTF-8 --------------------------------
+
+/// `env`, `allocate` and `create` panicked (exit 101) in a repository
+/// whose path is not UTF-8: now exit 1 naming the path, nothing recorded.
+#[test]
+fn a_repository_path_that_is_not_utf8_is_refused_never_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = TestEnv::new();
+    let name = std::ffi::OsStr::from_bytes(b"repo-\xff");
+    let bad = t.root().join(name);
+    std::fs::rename(&t.repo, &bad).unwrap();
+    for args in [
+        &["env"][..],
+        &["env", "--hook"],
+        &["env", "--format", "json"],
+        &["allocate", "--service", "app"],
+        &[
+            "create",
+            "--purpose",
+            "feature",
+            "--identifier",
+            "x",
+            "--ports",
+        ],
+        &["enter", "y"],
+        &["run", "--", "true"],
+    ] {
+        let out = run_bounded(&mut t.wtenv_in(&bad, args), LIMIT);
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert!(out.stderr.contains("not valid UTF-8"), "{args:?}: {out}");
+        assert!(!out.stderr.contains("panicked"), "{out}");
+    }
+    assert!(!t.registry_path().exists(), "something was recorded");
+    // A UTF-8 repository asked to create a worktree at a non-UTF-8 path.
+    let t = TestEnv::new();
+    let target = t.root().join(name);
+    let mut cmd = t.wtenv(&[
+        "create",
+        "--purpose",
+        "feature",
+        "--identifier",
+        "x",
+        "--ports",
+    ]);
+    cmd.arg("--path").arg(&target);
+    let out = run_bounded(&mut cmd, LIMIT);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("not valid UTF-8"), "{out}");
+    assert!(!target.exists());
+    assert!(t.allocations().is_empty());
+}
+
+// ---- settings from the environment and the command line -------------
+
+/// `WTENV_LOCK_TIMEOUT=30` was silently 10 s; `banana` too.
+#[test]
+fn lock_timeout_takes_bare_seconds_and_refuses_what_it_cannot_parse() {
+    let t = with_registry();
+    let out = run(t.wtenv(&["ports"]).env("WTENV_LOCK_TIMEOUT", "banana"));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains("WTENV_LOCK_TIMEOUT=\"banana\" is not a duration"),
+        "{out}"
+    );
+    let lock = t.state_dir().join("registry.lock");
+    let mut holder = std::process::Command::new("flock")
+        .args(["-F", lock.to_str().unwrap(), "sleep", "60"])
+        .spawn()
+        .unwrap();
+    // Poll until the holder has the lock (a 0 s wait fails at once).
+    assert!(crate::support::wait_for(Duration::from_secs(30), || {
+        run(t.wtenv(&["ports"]).env("WTENV_LOCK_TIMEOUT", "0")).code == Some(2)
+    }));
+    let out = run(t.wtenv(&["ports"]).env("WTENV_LOCK_TIMEOUT", "1"));
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.contains("busy for 1s"), "{out}");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}
+
+/// `--registry registry.json` (a bare file name) read an empty registry.
+#[test]
+fn a_bare_registry_file_name_is_resolved_like_any_relative_path() {
+    let t = with_registry();
+    let out = run(&mut t.wtenv_in(
+        &t.state_dir(),
+        &["--registry", "registry.json", "ports", "--all"],
+    ));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout.contains(&t.ports.start.to_string()),
+        "the allocation is not listed: {out}"
+    );
+}
