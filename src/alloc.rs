@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::background::UnitRef;
 use crate::config::{PortRange, Ranges};
 use crate::error::{Error, Result};
 use crate::probe::{self, Holder, PortState};
@@ -22,6 +23,14 @@ pub trait System {
     fn probe(&mut self, port: u16) -> io::Result<PortState>;
     fn holders(&mut self, ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>>;
     fn is_alive(&mut self, process: ProcessId) -> bool;
+    /// Whether the service manager says `unit` is still active.
+    fn unit_active(&mut self, unit: &UnitRef) -> bool;
+    /// A holder lives while its process does, or, for one that runs as a
+    /// unit of a service manager, while that unit is active (a restarted
+    /// unit has a new pid): gone only when both are.
+    fn holder_alive(&mut self, hold: &Hold) -> bool {
+        self.is_alive(hold.process()) || hold.unit.as_ref().is_some_and(|u| self.unit_active(u))
+    }
     fn worktree_gone(&mut self, worktree: &Path, repository: &Path) -> bool;
     /// Whether `pid` is `ancestor` or one of its descendants.
     fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool;
@@ -69,6 +78,9 @@ impl System for RealSystem {
     }
     fn is_alive(&mut self, p: ProcessId) -> bool {
         p.is_alive()
+    }
+    fn unit_active(&mut self, unit: &UnitRef) -> bool {
+        unit.is_active()
     }
     fn worktree_gone(&mut self, worktree: &Path, repository: &Path) -> bool {
         *self
@@ -163,7 +175,7 @@ pub fn find_stale(data: &RegistryData, system: &mut dyn System) -> Vec<(usize, S
             continue;
         }
         for h in &a.holders {
-            if !system.is_alive(h.process()) {
+            if !system.holder_alive(h) {
                 out.push((i, Stale::HolderGone(h.clone())));
             }
         }
@@ -360,6 +372,21 @@ pub enum HoldMode {
     /// `run`/`up`: every allocation of the worktree gets this holder; new
     /// ones live only while it lives.
     HoldAll(Hold),
+    /// `run --service S...`: only these services' allocations get this
+    /// holder (new ones live while it lives); the others are reserved, as
+    /// by a plain `env`, so the command still sees every port.
+    HoldServices(Hold, Vec<String>),
+}
+
+impl HoldMode {
+    /// The holder `service`'s allocation gets, if any.
+    fn holder_for(&self, service: &str) -> Option<&Hold> {
+        match self {
+            HoldMode::Reserve => None,
+            HoldMode::HoldNew(h) | HoldMode::HoldAll(h) => Some(h),
+            HoldMode::HoldServices(h, only) => only.iter().any(|s| s == service).then_some(h),
+        }
+    }
 }
 
 /// The worktree's ports by service after [`ensure`], in the request's
@@ -420,7 +447,7 @@ pub fn ensure_allocations(
             && mine
                 .iter()
                 .flat_map(|a| &a.holders)
-                .all(|h| system.is_alive(h.process()));
+                .all(|h| system.holder_alive(h));
         if fast {
             tracing::debug!("fast path: every service has its reserved port");
             return Ok((ports, mine));
@@ -468,9 +495,9 @@ pub fn allocate_in(
         let free = scan_ranges(req, &taken, missing.len(), system)?;
         let created = registry::now_rfc3339();
         for (service, port) in missing.iter().zip(free) {
-            let (reserved, holders) = match mode {
-                HoldMode::Reserve => (true, vec![]),
-                HoldMode::HoldNew(h) | HoldMode::HoldAll(h) => (false, vec![h.clone()]),
+            let (reserved, holders) = match mode.holder_for(service) {
+                None => (true, vec![]),
+                Some(h) => (false, vec![h.clone()]),
             };
             data.allocations.push(Allocation {
                 port,
@@ -496,6 +523,12 @@ pub fn allocate_in(
             HoldMode::HoldNew(h) if !a.reserved && !a.holders.contains(h) => {
                 a.holders.push(h.clone())
             }
+            HoldMode::HoldServices(..) => match mode.holder_for(&a.service) {
+                Some(h) if !a.holders.contains(h) => a.holders.push(h.clone()),
+                Some(_) => {}
+                None if !a.reserved => a.reserved = true,
+                None => {}
+            },
             _ => {}
         }
     }
@@ -572,6 +605,7 @@ mod tests {
         gone: BTreeSet<PathBuf>,
         holders: BTreeMap<u16, Vec<Holder>>,
         probes: Vec<u16>,
+        active_units: BTreeSet<String>,
     }
 
     impl System for Fake {
@@ -592,6 +626,9 @@ mod tests {
         }
         fn is_alive(&mut self, p: ProcessId) -> bool {
             !self.dead.contains(&p.pid)
+        }
+        fn unit_active(&mut self, unit: &UnitRef) -> bool {
+            self.active_units.contains(&unit.name)
         }
         fn worktree_gone(&mut self, w: &Path, _: &Path) -> bool {
             self.gone.contains(w)
@@ -634,6 +671,7 @@ mod tests {
             start_time: 1,
             command: "x".into(),
             pgid: None,
+            unit: None,
         }
     }
 
@@ -841,6 +879,47 @@ mod tests {
         );
         assert_eq!(data.allocations.len(), 1);
         assert!(data.allocations[0].reserved && data.allocations[0].holders.is_empty());
+    }
+
+    #[test]
+    fn a_unit_holder_lives_while_its_unit_is_active() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        let mut h = hold(10);
+        h.unit = Some(UnitRef {
+            manager: crate::background::Manager::Systemd,
+            name: "wtenv-r-w-app.service".into(),
+        });
+        alloc(
+            &mut data,
+            "/w",
+            vec!["app"],
+            &HoldMode::HoldAll(h),
+            &mut sys,
+        )
+        .unwrap();
+        sys.dead = [10].into();
+        sys.active_units.insert("wtenv-r-w-app.service".into());
+        assert!(sweep(&mut data, &mut sys).is_empty(), "unit still active");
+        sys.active_units.clear();
+        assert_eq!(sweep(&mut data, &mut sys).len(), 1, "unit and pid gone");
+    }
+
+    #[test]
+    fn hold_services_holds_only_the_named_services_and_reserves_the_rest() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        let mode = HoldMode::HoldServices(hold(10), vec!["web".into()]);
+        alloc(&mut data, "/w", vec!["web", "api"], &mode, &mut sys).unwrap();
+        let by = |s: &str| data.allocations.iter().find(|a| a.service == s).unwrap();
+        assert!(!by("web").reserved && by("web").holders.len() == 1);
+        assert!(by("api").reserved && by("api").holders.is_empty());
+        // Existing allocations: the same split.
+        let mode = HoldMode::HoldServices(hold(11), vec!["api".into()]);
+        alloc(&mut data, "/w", vec!["web", "api"], &mode, &mut sys).unwrap();
+        let by = |s: &str| data.allocations.iter().find(|a| a.service == s).unwrap();
+        assert_eq!(by("web").holders.len(), 1);
+        assert_eq!(by("api").holders[0].pid, 11);
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //! - [`supervise`]: children in their own process group, signals forwarded,
 //!   escalated and swept (`run`, `up`)
 //! - [`health`]: `up`'s health checks, start order and restart decisions
+//! - [`background`]: services as units of a service manager (systemd,
+//!   launchd, or a detached wtenv): `up --detach`, `down`, `logs`, `status`
 //! - [`validate`]: the registry check, findings as data
 //! - [`files`]: opening files someone else may have planted (state
 //!   directory, config, directive file): no link followed into a write, no
@@ -27,6 +29,7 @@
 //! - [`commands`]: one file per verb
 
 pub mod alloc;
+pub mod background;
 pub mod commands;
 pub mod config;
 pub mod context;

@@ -60,3 +60,47 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     }
     out
 }
+
+/// ANSI colours given to services in turn.
+const COLOURS: [u8; 6] = [36, 33, 35, 32, 34, 31];
+
+/// The prefix of service `index`'s output lines: `web | `, its name padded
+/// to `width`, coloured when `colour` (services take colours in turn).
+pub fn service_prefix(name: &str, width: usize, index: usize, colour: bool) -> String {
+    if colour {
+        let c = COLOURS[index % COLOURS.len()];
+        format!("\x1b[{c}m{name:<width$}\x1b[0m | ")
+    } else {
+        format!("{name:<width$} | ")
+    }
+}
+
+/// Runs `each` on every line of `reader`, on a thread of its own, then
+/// signals `done`. Bytes, not strings: a child's output need not be UTF-8;
+/// a last line without a newline gets one.
+pub fn pump_lines(
+    name: &str,
+    reader: impl std::io::Read + Send + 'static,
+    done: std::sync::mpsc::Sender<()>,
+    mut each: impl FnMut(&[u8]) + Send + 'static,
+) {
+    use std::io::BufRead;
+    let _ = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let mut reader = std::io::BufReader::new(reader);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                if !line.ends_with(b"\n") {
+                    line.push(b'\n');
+                }
+                each(&line);
+            }
+            let _ = done.send(());
+        });
+}

@@ -141,6 +141,19 @@ mod libc_errno {
     pub const EACCES: i32 = 13;
 }
 
+/// Whether a server accepts a connection on loopback `port` (IPv4 or
+/// IPv6): what "ready" means for a service.
+pub fn accepts(port: u16) -> bool {
+    use std::net::{Ipv6Addr, SocketAddr, TcpStream};
+    let addrs: [SocketAddr; 2] = [
+        ([127, 0, 0, 1], port).into(),
+        (Ipv6Addr::LOCALHOST, port).into(),
+    ];
+    addrs
+        .iter()
+        .any(|a| TcpStream::connect_timeout(a, std::time::Duration::from_millis(500)).is_ok())
+}
+
 /// The OS ephemeral (outgoing connection) port range, if known. Ports in it
 /// may be taken at any moment by a client socket.
 pub fn ephemeral_range() -> Option<crate::config::PortRange> {

@@ -98,6 +98,10 @@ pub struct Hold {
     /// The supervised child's process group, once it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgid: Option<u32>,
+    /// The service manager's unit this holder runs as (`up --detach`,
+    /// exported units): it is gone only once the unit is inactive too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<crate::background::UnitRef>,
 }
 
 impl Hold {
@@ -308,6 +312,13 @@ impl Registry {
             "wtenv never overwrites a registry it cannot read; inspect it, or move it aside to start afresh: mv '{0}' '{0}.bak'",
             self.path.display()
         )
+    }
+
+    /// The state directory (the registry's own), created 0700 if missing
+    /// and checked like it: other state files live beside the registry.
+    pub fn ensure_state_dir(&self) -> Result<&Path> {
+        self.ensure_dir()?;
+        Ok(self.dir())
     }
 
     fn ensure_dir(&self) -> Result<()> {

@@ -13,14 +13,17 @@ pub mod allocate;
 pub mod completions;
 pub mod conflicts;
 pub mod create;
+pub mod down;
 pub mod enter;
 pub mod env;
 pub mod hook;
 pub mod list;
+pub mod logs;
 pub mod ports;
 pub mod release;
 pub mod remove;
 pub mod run;
+pub mod status;
 pub mod up;
 pub mod validate;
 
@@ -73,8 +76,14 @@ pub enum Command {
     Validate(validate::Args),
     /// Run a command with the worktree's ports, held while it runs.
     Run(run::Args),
-    /// Start the services' `run` commands under supervision.
+    /// Start the services' `run` commands under supervision (-d: in the background).
     Up(up::Args),
+    /// Stop the services running in the background.
+    Down(down::Args),
+    /// The output of the services running in the background.
+    Logs(logs::Args),
+    /// The services running in the background: manager, unit, state, pid, port.
+    Status(status::Args),
     /// Shell completions.
     Completions(completions::Args),
 }
@@ -250,6 +259,9 @@ pub fn dispatch(command: Command, ctx: impl FnOnce() -> Result<Ctx>) -> Result<O
         Command::Validate(args) => validate::run(args, &ctx()?),
         Command::Run(args) => run::run(args, &ctx()?),
         Command::Up(args) => up::run(args, &ctx()?),
+        Command::Down(args) => down::run(args, &ctx()?),
+        Command::Logs(args) => logs::run(args, &ctx()?),
+        Command::Status(args) => status::run(args, &ctx()?),
     }
 }
 

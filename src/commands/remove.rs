@@ -15,6 +15,7 @@
 use std::path::Path;
 
 use crate::alloc::{self, RealSystem, Usage};
+use crate::background;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
@@ -67,6 +68,27 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             "{} is the main worktree; it is never removed",
             entry.path.display()
         )));
+    }
+
+    // Services in the background: stopped first with --force (their
+    // managers would restart or keep them), else a refusal naming them.
+    let detached = background::running(ctx, &here.common_dir, &entry.path)?;
+    if !detached.is_empty() {
+        if !args.force {
+            let names: Vec<String> = detached
+                .iter()
+                .map(|r| format!("  {} ({}, {})", r.service, r.manager.name(), r.unit))
+                .collect();
+            return Err(Error::hinted(
+                format!(
+                    "worktree {} has services running in the background:\n{}",
+                    entry.path.display(),
+                    names.join("\n")
+                ),
+                "stop them with 'wtenv down' in the worktree, or pass --force (they are stopped first)",
+            ));
+        }
+        background::stop_all(ctx, &here.common_dir, &entry.path)?;
     }
 
     // Who still uses the ports: recorded holders that live, and listeners

@@ -11,9 +11,13 @@
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::alloc::HoldMode;
+use crate::background::UnitRef;
+use crate::background::logfile::{self, RotatingLog};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
@@ -26,6 +30,23 @@ pub struct Args {
     /// Time between the forwarded signal and SIGKILL (e.g. 10s, 500ms).
     #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, default_value = "10s")]
     pub grace: Duration,
+    /// Hold only this service's port (repeatable); the others are
+    /// reserved. `up --detach` runs each service so.
+    #[arg(long = "service", value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// The service manager's unit this runs as (MANAGER:NAME), recorded on
+    /// the hold so the sweep asks the manager too.
+    #[arg(long, hide = true, value_name = "UNIT", value_parser = UnitRef::parse)]
+    pub unit: Option<UnitRef>,
+    /// Also write the command's output, line by line, to this file,
+    /// rotated at --log-limit bytes.
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    #[arg(long, hide = true, value_name = "BYTES", default_value_t = logfile::DEFAULT_LIMIT)]
+    pub log_limit: u64,
+    /// Start a new session first (the detached supervisor of `up --detach`).
+    #[arg(long, hide = true)]
+    pub setsid: bool,
     /// The command and its arguments (after `--`).
     #[arg(
         required = true,
@@ -37,6 +58,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    if args.setsid {
+        nix::unistd::setsid().map_err(|e| Error::io("could not start a session", e.into()))?;
+    }
     let mut supervisor = Supervisor::new(args.grace)
         .map_err(|e| Error::io("could not set up signal handling", e))?;
     let scope = ctx.scope()?;
@@ -46,8 +70,30 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         .map(|a| a.to_string_lossy())
         .collect::<Vec<_>>()
         .join(" ");
+    for name in &args.services {
+        if scope.config.service(name).is_none() {
+            return Err(Error::hinted(
+                format!("--service {name}: no such service"),
+                "the services are the [services.NAME] tables of wtenv.toml",
+            ));
+        }
+    }
+    let log = match &args.log {
+        Some(path) => Some(Arc::new(Mutex::new(RotatingLog::open(
+            path,
+            args.log_limit,
+        )?))),
+        None => None,
+    };
     let _release = ReleaseGuard::new(&ctx.registry);
-    let vars = ensure_verified(ctx, &scope, &HoldMode::HoldAll(hold(&line)), false)?;
+    let mut holder = hold(&line);
+    holder.unit = args.unit.clone();
+    let mode = if args.services.is_empty() {
+        HoldMode::HoldAll(holder)
+    } else {
+        HoldMode::HoldServices(holder, args.services.clone())
+    };
+    let vars = ensure_verified(ctx, &scope, &mode, false)?;
     if let Some(sig) = supervisor.pending_signal() {
         return Err(Error::Interrupted(sig as i32));
     }
@@ -68,7 +114,19 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     for (name, value) in &vars {
         expr = expr.env(name, value);
     }
-    let pgid = match supervisor.spawn(&expr, &args.command[0].to_string_lossy(), true) {
+    let (logged, logged_done) = std::sync::mpsc::channel::<()>();
+    if let Some(log) = &log {
+        let pipe = || std::io::pipe().map_err(|e| Error::io("could not create a pipe", e));
+        let ((out_r, out_w), (err_r, err_w)) = (pipe()?, pipe()?);
+        expr = expr.stdout_file(out_w).stderr_file(err_w);
+        logfile::tee(out_r, log.clone(), false, logged.clone());
+        logfile::tee(err_r, log.clone(), true, logged.clone());
+    }
+    let spawned = supervisor.spawn(&expr, &args.command[0].to_string_lossy(), log.is_none());
+    // Our copies of the pipes' write ends go with the expression, so the
+    // log threads see EOF once the command's processes close theirs.
+    drop(expr);
+    let pgid = match spawned {
         Ok(pgid) => pgid,
         Err(e) => {
             eprintln!("error: {}", e.message());
@@ -79,5 +137,16 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         }
     };
     let report = supervisor.wait(false, || record_pgid(&ctx.registry, |_| Some(pgid)));
+    if log.is_some() {
+        // The group is gone: let the log threads write the last lines
+        // (bounded: a daemon that left the group may hold a pipe).
+        let deadline = Instant::now() + Duration::from_millis(500);
+        for _ in 0..2 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if logged_done.recv_timeout(left).is_err() {
+                break;
+            }
+        }
+    }
     Ok(supervise::run_outcome(&report))
 }

@@ -13,13 +13,15 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::alloc::HoldMode;
+use crate::background::{self, Manager, logfile};
 use crate::config::Service;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
+use crate::output;
 use crate::ports::ensure_verified;
 use crate::supervise::hold::{ReleaseGuard, hold, record_pgid};
-use crate::supervise::services::{COLOURS, Prefix, describe, pump, watch_ready};
+use crate::supervise::services::{Prefix, describe, pump, watch_ready};
 use crate::supervise::{self, Pgid, Supervisor};
 
 #[derive(Debug, clap::Args)]
@@ -27,12 +29,27 @@ pub struct Args {
     /// Time between SIGTERM (or the forwarded signal) and SIGKILL.
     #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, default_value = "10s")]
     pub grace: Duration,
+    /// Start the services in the background, each a unit of a service
+    /// manager, and return once every one is ready.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// With --detach: who runs them (default: launchd on macOS, systemd
+    /// where `systemctl --user` answers, else a detached wtenv).
+    #[arg(long, value_enum, value_name = "MANAGER", requires = "detach")]
+    pub manager: Option<Manager>,
+    /// With --detach: each service's log file rotates at this size (e.g.
+    /// 512K, 10M).
+    #[arg(long, value_name = "SIZE", value_parser = logfile::parse_size, default_value = "10M", requires = "detach")]
+    pub log_limit: u64,
     /// The services to start (default: every service with a `run` command).
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    if args.detach {
+        return detach(args, ctx);
+    }
     let mut supervisor = Supervisor::new(args.grace)
         .map_err(|e| Error::io("could not set up signal handling", e))?;
     let scope = ctx.scope()?;
@@ -62,11 +79,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let mut names = Vec::new();
     for (i, service) in selected.iter().enumerate() {
         let command = service.run.as_deref().unwrap_or_default();
-        let prefix = Prefix::new(
-            &service.name,
-            width,
-            ctx.color.then_some(COLOURS[i % COLOURS.len()]),
-        );
+        let prefix = Prefix::new(&service.name, width, i, ctx.color);
         let (out_r, out_w) =
             std::io::pipe().map_err(|e| Error::io("could not create a pipe", e))?;
         let (err_r, err_w) =
@@ -136,6 +149,36 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         );
     }
     Ok(supervise::up_outcome(&report))
+}
+
+/// `up --detach`: one line per service (unit, pid, port) once all are
+/// ready.
+fn detach(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    let scope = ctx.scope()?;
+    let selected = select(&scope.config.services, &args.services)?;
+    let options = background::Options {
+        manager: Manager::choose(args.manager)?,
+        grace: args.grace,
+        log_limit: args.log_limit,
+    };
+    let started = background::up(ctx, &scope, &selected, &options)?;
+    let rows: Vec<Vec<String>> = started
+        .iter()
+        .map(|s| {
+            let ports: Vec<String> = s.record.ports.iter().map(u16::to_string).collect();
+            vec![
+                s.record.service.clone(),
+                s.record.unit.clone(),
+                s.pid.map_or("pid -".into(), |p| format!("pid {p}")),
+                format!("port {}", ports.join(",")),
+                if s.already { "(already running)" } else { "" }.into(),
+            ]
+        })
+        .collect();
+    let table = output::table(&["", "", "", "", ""], &rows);
+    let lines: Vec<&str> = table.lines().skip(1).map(str::trim_end).collect();
+    output::stdout(&format!("{}\n", lines.join("\n")))?;
+    Ok(Outcome::SUCCESS)
 }
 
 /// The services to start: those named, else every one with a `run`.

@@ -251,6 +251,7 @@ mod tests {
                         start_time: 7,
                         command,
                         pgid: Some(pid),
+                        unit: None,
                     }]
                 },
             })

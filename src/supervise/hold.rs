@@ -17,6 +17,7 @@ pub fn hold(command: &str) -> Hold {
         start_time: me.start_time,
         command: command.to_owned(),
         pgid: None,
+        unit: None,
     }
 }
 

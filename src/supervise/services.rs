@@ -3,17 +3,13 @@
 //! and its listener belongs to the service's process tree, else a warning
 //! names where the service really listens).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use super::Pgid;
 use crate::alloc;
 use crate::probe::{self, Holder};
 use crate::process;
-
-/// ANSI colours given to services in turn.
-pub const COLOURS: [u8; 6] = [36, 33, 35, 32, 34, 31];
 
 pub fn describe(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
@@ -29,47 +25,29 @@ pub fn describe(status: std::process::ExitStatus) -> String {
 pub struct Prefix(String);
 
 impl Prefix {
-    pub fn new(name: &str, width: usize, colour: Option<u8>) -> Prefix {
-        Prefix(match colour {
-            Some(c) => format!("\x1b[{c}m{name:<width$}\x1b[0m | "),
-            None => format!("{name:<width$} | "),
-        })
+    /// Service `index`'s prefix, its name padded to `width`.
+    pub fn new(name: &str, width: usize, index: usize, colour: bool) -> Prefix {
+        Prefix(crate::output::service_prefix(name, width, index, colour))
     }
 }
 
 /// Copies `reader` line by line to our stdout (or stderr), prefixed.
-/// Bytes, not strings: a service's output need not be UTF-8.
 pub fn pump(
     reader: impl Read + Send + 'static,
     prefix: Prefix,
     to_stderr: bool,
     done: std::sync::mpsc::Sender<()>,
 ) {
-    let _ = std::thread::Builder::new()
-        .name("wtenv-pump".into())
-        .spawn(move || {
-            let mut reader = BufReader::new(reader);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                if !line.ends_with(b"\n") {
-                    line.push(b'\n');
-                }
-                let mut buf = prefix.0.clone().into_bytes();
-                buf.extend_from_slice(&line);
-                // A closed stdout (EPIPE) must not stop the service.
-                let _ = if to_stderr {
-                    std::io::stderr().lock().write_all(&buf)
-                } else {
-                    std::io::stdout().lock().write_all(&buf)
-                };
-            }
-            let _ = done.send(());
-        });
+    crate::output::pump_lines("wtenv-pump", reader, done, move |line| {
+        let mut buf = prefix.0.clone().into_bytes();
+        buf.extend_from_slice(line);
+        // A closed stdout (EPIPE) must not stop the service.
+        let _ = if to_stderr {
+            std::io::stderr().lock().write_all(&buf)
+        } else {
+            std::io::stdout().lock().write_all(&buf)
+        };
+    });
 }
 
 /// Whether `pid` belongs to the service whose group is `pgid` (its group,
@@ -85,16 +63,6 @@ fn elsewhere(pgid: Pgid, own: u16) -> Vec<u16> {
         .filter(|(port, holders)| *port != own && holders.iter().any(|h| of_service(h.pid, pgid)))
         .map(|(port, _)| port)
         .collect()
-}
-
-fn accepts(port: u16) -> bool {
-    let addrs: [SocketAddr; 2] = [
-        ([127, 0, 0, 1], port).into(),
-        ("::1".parse::<std::net::Ipv6Addr>().unwrap(), port).into(),
-    ];
-    addrs
-        .iter()
-        .any(|a| TcpStream::connect_timeout(a, Duration::from_millis(500)).is_ok())
 }
 
 fn list(ports: &[u16]) -> String {
@@ -120,7 +88,7 @@ pub fn watch_ready(name: String, port: u16, pgid: Pgid, timeout: Duration, quiet
             let start = Instant::now();
             let mut taken = false;
             loop {
-                if accepts(port) {
+                if probe::accepts(port) {
                     let holders = probe::holders(&[port].into());
                     let found: Vec<Holder> = holders.get(&port).cloned().unwrap_or_default();
                     if !found.is_empty() && found.iter().all(|h| of_service(h.pid, pgid)) {

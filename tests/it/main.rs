@@ -2,6 +2,7 @@
 
 mod support;
 
+mod background;
 mod config;
 mod direnv;
 mod docs;

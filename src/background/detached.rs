@@ -1,0 +1,79 @@
+//! The wtenv back end, where no service manager answers (a container, a
+//! machine without a user session): each service is a detached
+//! `wtenv run --setsid --service S --log FILE`, in a session of its own
+//! with stdin from `/dev/null`, its output in a size-limited log file under
+//! the state directory. That `run` is the supervisor: `down` sends it
+//! SIGTERM, and it stops its service's process group (SIGKILL after its
+//! grace) and releases the ports, exactly as in the foreground.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::{Launch, Live, Record, unix_now};
+use crate::error::{Error, Result};
+use crate::process::ProcessId;
+
+/// A supervisor this process started and has not left yet: while `up`
+/// waits for readiness it is our child, and its early exit is seen here
+/// (not as a zombie that looks alive).
+pub struct Child {
+    inner: std::process::Child,
+    pub pid: u32,
+}
+
+impl Child {
+    /// How it ended, if it did.
+    pub fn exited(&mut self) -> Option<String> {
+        let status = self.inner.try_wait().ok()??;
+        Some(match status.code() {
+            Some(c) => format!("exit code {c}"),
+            None => format!("{status}"),
+        })
+    }
+}
+
+pub fn start(launch: &Launch) -> Result<Child> {
+    let (exe, args) = launch
+        .argv
+        .split_first()
+        .expect("a launch has a command line");
+    let inner = Command::new(exe)
+        .args(args)
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&launch.root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| Error::io(format!("could not start {}", launch.unit), e))?;
+    let pid = inner.id();
+    Ok(Child { inner, pid })
+}
+
+fn process(record: &Record) -> ProcessId {
+    ProcessId {
+        pid: record.pid,
+        start_time: record.start_time,
+    }
+}
+
+/// Running while the supervisor lives (same pid, same start time).
+pub fn query(record: &Record) -> Live {
+    let alive = record.pid != 0 && process(record).is_alive();
+    Live {
+        state: if alive { "running" } else { "inactive" }.into(),
+        pid: alive.then_some(record.pid),
+        restarts: Some(0),
+        uptime: alive.then(|| Duration::from_secs(unix_now().saturating_sub(record.started))),
+    }
+}
+
+/// SIGTERM to each live supervisor: it stops its service and releases.
+pub fn stop(records: &[&Record]) {
+    for r in records {
+        if r.pid != 0 && process(r).is_alive() {
+            let pid = nix::unistd::Pid::from_raw(r.pid as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The launchd back end (macOS): one agent per service in the user's GUI
+//! domain (`gui/$UID`), its plist under the state directory,
+//! `launchctl bootstrap` / `bootout`. The agent runs
+//! `wtenv run --service S` like the other back ends; launchd writes its
+//! output to `StandardOutPath`/`StandardErrorPath` (one file, the one
+//! `wtenv logs` reads; launchd does not rotate it).
+//!
+//! The plist is a pure function ([`plist`]), tested on every platform; only
+//! the `launchctl` calls are macOS-only.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::Duration;
+
+#[cfg(not(target_os = "macos"))]
+use super::Record;
+use super::{Launch, Live};
+#[cfg(not(target_os = "macos"))]
+use crate::error::Error;
+use crate::error::Result;
+
+/// What one agent's plist says.
+#[derive(Debug, Clone)]
+pub struct Agent<'a> {
+    pub label: &'a str,
+    pub argv: &'a [OsString],
+    pub root: &'a Path,
+    pub env: &'a [(String, OsString)],
+    pub log: &'a Path,
+    /// Started at load (`up --detach`) or only on demand.
+    pub run_at_load: bool,
+    /// Time launchd gives the agent between SIGTERM and SIGKILL.
+    pub exit_timeout: Duration,
+}
+
+/// XML text, escaped for a plist `<string>`.
+fn string(out: &mut String, text: &str) {
+    out.push_str("<string>");
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out.push_str("</string>");
+}
+
+fn key(out: &mut String, indent: &str, name: &str) {
+    out.push_str(indent);
+    out.push_str("<key>");
+    out.push_str(name);
+    out.push_str("</key>\n");
+}
+
+/// The agent's property list (XML, the format `plutil` and launchd read).
+pub fn plist(agent: &Agent) -> String {
+    let lossy = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
+    let mut out = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
+         <plist version=\"1.0\">\n<dict>\n",
+    );
+    key(&mut out, "  ", "Label");
+    out.push_str("  ");
+    string(&mut out, agent.label);
+    out.push('\n');
+    key(&mut out, "  ", "ProgramArguments");
+    out.push_str("  <array>\n");
+    for arg in agent.argv {
+        out.push_str("    ");
+        string(&mut out, &lossy(arg));
+        out.push('\n');
+    }
+    out.push_str("  </array>\n");
+    key(&mut out, "  ", "WorkingDirectory");
+    out.push_str("  ");
+    string(&mut out, &lossy(agent.root.as_os_str()));
+    out.push('\n');
+    key(&mut out, "  ", "EnvironmentVariables");
+    out.push_str("  <dict>\n");
+    for (k, v) in agent.env {
+        key(&mut out, "    ", k);
+        out.push_str("    ");
+        string(&mut out, &lossy(v));
+        out.push('\n');
+    }
+    out.push_str("  </dict>\n");
+    for name in ["StandardOutPath", "StandardErrorPath"] {
+        key(&mut out, "  ", name);
+        out.push_str("  ");
+        string(&mut out, &lossy(agent.log.as_os_str()));
+        out.push('\n');
+    }
+    key(&mut out, "  ", "RunAtLoad");
+    out.push_str(if agent.run_at_load {
+        "  <true/>\n"
+    } else {
+        "  <false/>\n"
+    });
+    key(&mut out, "  ", "KeepAlive");
+    out.push_str("  <false/>\n");
+    key(&mut out, "  ", "ProcessType");
+    out.push_str("  ");
+    string(&mut out, "Interactive");
+    out.push('\n');
+    key(&mut out, "  ", "ExitTimeOut");
+    out.push_str(&format!(
+        "  <integer>{}</integer>\n",
+        agent.exit_timeout.as_secs().max(1)
+    ));
+    out.push_str("</dict>\n</plist>\n");
+    out
+}
+
+/// The agent of `launch`, started at load.
+pub fn agent_of(launch: &Launch) -> Agent<'_> {
+    Agent {
+        label: &launch.unit,
+        argv: &launch.argv,
+        root: &launch.root,
+        env: &launch.env,
+        log: &launch.log,
+        run_at_load: true,
+        exit_timeout: launch.grace + Duration::from_secs(5),
+    }
+}
+
+#[cfg(target_os = "macos")]
+pub use imp::{is_active, query, start, stop};
+
+#[cfg(target_os = "macos")]
+mod imp {
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+
+    use super::super::{Launch, Live, Record};
+    use super::{agent_of, plist};
+    use crate::error::{Error, Result};
+
+    fn domain() -> String {
+        format!("gui/{}", nix::unistd::getuid())
+    }
+
+    fn launchctl(args: &[&str]) -> std::io::Result<std::process::Output> {
+        Command::new("launchctl")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+    }
+
+    pub fn start(launch: &Launch, dir: &Path) -> Result<Option<u32>> {
+        let path = dir.join(format!("{}.plist", launch.unit));
+        super::super::write_private(&path, plist(&agent_of(launch)).as_bytes())?;
+        let out = launchctl(&["bootstrap", &domain(), &path.to_string_lossy()])
+            .map_err(|e| Error::io("could not run launchctl", e))?;
+        if !out.status.success() {
+            return Err(Error::hinted(
+                format!(
+                    "launchctl bootstrap {} failed: {}",
+                    launch.unit,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                format!("see 'launchctl print {}/{}'", domain(), launch.unit),
+            ));
+        }
+        Ok(query(&launch.unit).pid)
+    }
+
+    pub fn query(label: &str) -> Live {
+        let target = format!("{}/{label}", domain());
+        let text = match launchctl(&["print", &target]) {
+            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+            _ => {
+                return Live {
+                    state: "inactive".into(),
+                    pid: None,
+                    restarts: None,
+                    uptime: None,
+                };
+            }
+        };
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(name)?.trim().strip_prefix('='))
+                .map(|v| v.trim().to_owned())
+        };
+        let pid = field("pid").and_then(|p| p.parse().ok());
+        Live {
+            state: field("state").unwrap_or_else(|| "unknown".into()),
+            pid,
+            restarts: field("runs")
+                .and_then(|r| r.parse::<u32>().ok())
+                .map(|r| r.saturating_sub(1)),
+            uptime: None,
+        }
+    }
+
+    pub fn is_active(label: &str) -> bool {
+        query(label).running()
+    }
+
+    pub fn stop(records: &[&Record], dir: &Path) -> Result<()> {
+        for r in records {
+            let _ = launchctl(&["bootout", &format!("{}/{}", domain(), r.unit)]);
+            let _ = std::fs::remove_file(dir.join(format!("{}.plist", r.unit)));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(not(target_os = "macos"))]
+pub fn start(_launch: &Launch, _dir: &Path) -> Result<Option<u32>> {
+    Err(Error::usage("launchd exists only on macOS"))
+}
+
+#[cfg(not(target_os = "macos"))]
+pub fn query(_label: &str) -> Live {
+    Live {
+        state: "unknown (no launchd)".into(),
+        pid: None,
+        restarts: None,
+        uptime: None,
+    }
+}
+
+#[cfg(not(target_os = "macos"))]
+pub fn is_active(_label: &str) -> bool {
+    false
+}
+
+#[cfg(not(target_os = "macos"))]
+pub fn stop(_records: &[&Record], _dir: &Path) -> Result<()> {
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! A background service's log: `<unit>.log` under the state directory,
+//! rotated at a size limit (the full file becomes `<unit>.log.1`, replacing
+//! the one before), so it takes at most twice the limit on disk. `logs`
+//! reads `.log.1` then `.log`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// `up --detach`'s default log limit per service: 10 MiB.
+pub const DEFAULT_LIMIT: u64 = 10 * 1024 * 1024;
+
+/// A size in bytes: `1048576`, `512K`, `10M`, `1G` (powers of 1024).
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, ""),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a size such as 1048576, 512K, 10M"))?;
+    let factor = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (K, M or G)")),
+    };
+    match n.checked_mul(factor) {
+        Some(0) | None => Err(format!("{text:?}: must be between 1 byte and 16 EiB")),
+        Some(size) => Ok(size),
+    }
+}
+
+/// The rotated-out file of `path`.
+pub fn previous(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".1");
+    PathBuf::from(p)
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Whole lines appended to a file that rotates at `limit` bytes.
+pub struct RotatingLog {
+    path: PathBuf,
+    limit: u64,
+    file: File,
+    size: u64,
+}
+
+impl RotatingLog {
+    pub fn open(path: &Path, limit: u64) -> Result<RotatingLog> {
+        let err = |e| Error::io(format!("could not open log {}", path.display()), e);
+        let file = open_append(path).map_err(err)?;
+        let meta = file.metadata().map_err(err)?;
+        if !meta.is_file() {
+            return Err(Error::usage(format!(
+                "log {} is not a regular file",
+                path.display()
+            )));
+        }
+        Ok(RotatingLog {
+            path: path.to_path_buf(),
+            limit: limit.max(1),
+            file,
+            size: meta.len(),
+        })
+    }
+
+    /// Appends `line` (which ends with a newline), rotating first when it
+    /// would take the file past the limit. A line longer than the limit is
+    /// cut to it.
+    pub fn write_line(&mut self, line: &[u8]) {
+        let line = &line[..line.len().min(self.limit as usize)];
+        if self.size > 0 && self.size + line.len() as u64 > self.limit {
+            match std::fs::rename(&self.path, previous(&self.path))
+                .and_then(|()| open_append(&self.path))
+            {
+                Ok(file) => {
+                    self.file = file;
+                    self.size = 0;
+                }
+                Err(e) => tracing::warn!("could not rotate {}: {e}", self.path.display()),
+            }
+        }
+        if self.file.write_all(line).is_ok() {
+            self.size += line.len() as u64;
+        }
+    }
+}
+
+/// Copies `reader` line by line into `log`, and to our own stdout (or
+/// stderr): the journal, under systemd. Signals `done` at EOF.
+pub fn tee(
+    reader: impl Read + Send + 'static,
+    log: Arc<Mutex<RotatingLog>>,
+    to_stderr: bool,
+    done: std::sync::mpsc::Sender<()>,
+) {
+    crate::output::pump_lines("wtenv-log", reader, done, move |line| {
+        if let Ok(mut log) = log.lock() {
+            log.write_line(line);
+        }
+        let _ = if to_stderr {
+            std::io::stderr().lock().write_all(line)
+        } else {
+            std::io::stdout().lock().write_all(line)
+        };
+    });
+}
+
+/// The most a `logs` reads of one file (a launchd log is not rotated).
+const READ_MAX: u64 = 64 * 1024 * 1024;
+
+fn read_file(path: &Path) -> Vec<u8> {
+    let Ok(file) = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+    else {
+        return vec![];
+    };
+    let Ok(meta) = file.metadata() else {
+        return vec![];
+    };
+    if !meta.is_file() {
+        return vec![];
+    }
+    let mut file = file;
+    let _ = file.seek(SeekFrom::Start(meta.len().saturating_sub(READ_MAX)));
+    let mut bytes = Vec::new();
+    let _ = file.take(READ_MAX).read_to_end(&mut bytes);
+    bytes
+}
+
+/// The log's lines (the rotated file's first), the last `n` if given.
+pub fn lines(path: &Path, n: Option<usize>) -> Vec<Vec<u8>> {
+    let mut bytes = read_file(&previous(path));
+    bytes.extend(read_file(path));
+    let mut out: Vec<Vec<u8>> = bytes
+        .split_inclusive(|&b| b == b'\n')
+        .map(|l| l.to_vec())
+        .collect();
+    if let Some(n) = n {
+        out.drain(..out.len().saturating_sub(n));
+    }
+    out
+}
+
+/// The last `n` lines as text, for an error's hint.
+pub fn tail(path: &Path, n: usize) -> String {
+    lines(path, Some(n))
+        .iter()
+        .map(|l| {
+            let mut s = String::from("  ");
+            s.push_str(&crate::process::printable(
+                String::from_utf8_lossy(l).trim_end_matches('\n'),
+            ));
+            s.push('\n');
+            s
+        })
+        .collect()
+}
+
+/// A log being followed: the open file and how far it was read.
+struct Followed {
+    path: PathBuf,
+    prefix: Vec<u8>,
+    file: Option<File>,
+    pending: Vec<u8>,
+}
+
+impl Followed {
+    /// Prints the complete lines appended since the last call; follows a
+    /// rotation (a new file at the path) after finishing the old one.
+    fn poll(&mut self, out: &mut dyn Write) -> std::io::Result<()> {
+        loop {
+            if let Some(file) = &mut self.file {
+                let mut buf = Vec::new();
+                file.read_to_end(&mut buf)?;
+                self.pending.extend_from_slice(&buf);
+                while let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = self.pending.drain(..=i).collect();
+                    out.write_all(&self.prefix)?;
+                    out.write_all(&line)?;
+                }
+                out.flush()?;
+            }
+            let current = std::fs::metadata(&self.path)
+                .ok()
+                .map(|m| (m.dev(), m.ino()));
+            let open = self
+                .file
+                .as_ref()
+                .and_then(|f| f.metadata().ok())
+                .map(|m| (m.dev(), m.ino()));
+            if current.is_none() || current == open {
+                return Ok(());
+            }
+            // Rotated (or created): the old file is read to its end above.
+            self.file = File::open(&self.path).ok();
+        }
+    }
+}
+
+/// `logs -f`: prints what is appended to each `(path, prefix)` as it
+/// comes, starting at their current ends, until writing fails (a closed
+/// pipe) or the process is interrupted.
+pub fn follow(logs: &[(PathBuf, String)]) -> Result<()> {
+    let mut followed: Vec<Followed> = logs
+        .iter()
+        .map(|(path, prefix)| {
+            let file = File::open(path).ok().map(|mut f| {
+                let _ = f.seek(SeekFrom::End(0));
+                f
+            });
+            Followed {
+                path: path.clone(),
+                prefix: prefix.clone().into_bytes(),
+                file,
+                pending: Vec::new(),
+            }
+        })
+        .collect();
+    let stdout = std::io::stdout();
+    loop {
+        for f in &mut followed {
+            let mut out = stdout.lock();
+            match f.poll(&mut out) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => return Err(Error::io("could not follow the logs", e)),
+                Ok(()) => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("512K"), Ok(512 * 1024));
+        assert_eq!(parse_size("10M"), Ok(10 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("10X").is_err());
+        assert!(parse_size("M").is_err());
+    }
+
+    #[test]
+    fn the_log_rotates_at_its_limit_and_keeps_one_previous_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.log");
+        let mut log = RotatingLog::open(&path, 100).unwrap();
+        for i in 0..50 {
+            log.write_line(format!("line {i:04}\n").as_bytes());
+        }
+        let now = std::fs::metadata(&path).unwrap().len();
+        let before = std::fs::metadata(previous(&path)).unwrap().len();
+        assert!(now <= 100 && before <= 100, "{now} {before}");
+        let all = lines(&path, None);
+        assert_eq!(all.last().unwrap(), b"line 0049\n");
+        assert_eq!(lines(&path, Some(2)).len(), 2);
+        // Whole lines only, in order.
+        let nums: Vec<u32> = all
+            .iter()
+            .map(|l| String::from_utf8_lossy(&l[5..9]).parse().unwrap())
+            .collect();
+        assert!(nums.windows(2).all(|w| w[1] == w[0] + 1), "{nums:?}");
+    }
+
+    #[test]
+    fn following_prints_appended_lines_across_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.log");
+        let mut log = RotatingLog::open(&path, 30).unwrap();
+        log.write_line(b"old\n");
+        let mut f = Followed {
+            path: path.clone(),
+            prefix: b"web | ".to_vec(),
+            file: File::open(&path).ok(),
+            pending: Vec::new(),
+        };
+        let mut out = Vec::new();
+        f.poll(&mut out).unwrap();
+        for l in ["one 6789012345\n", "two 6789012345\n", "three\n"] {
+            log.write_line(l.as_bytes());
+        }
+        f.poll(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "web | old\nweb | one 6789012345\nweb | two 6789012345\nweb | three\n"
+        );
+    }
+}

@@ -1,0 +1,47 @@
+//! `wtenv down [SERVICE...]`: stops the worktree's services that run in the
+//! background (all, or those named) and waits until their ports are
+//! released.
+
+use std::time::Duration;
+
+use crate::background::{self, StateDir};
+use crate::context::Ctx;
+use crate::error::{Error, Result};
+use crate::exit::Outcome;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// How long to wait for the services to stop.
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, default_value = "60s")]
+    pub timeout: Duration,
+    /// The services to stop (default: all of this worktree's).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    let scope = ctx.scope()?;
+    for name in &args.services {
+        if scope.config.service(name).is_none() {
+            return Err(Error::hinted(
+                format!("unknown service {name:?}"),
+                "the services are the [services.NAME] tables of wtenv.toml",
+            ));
+        }
+    }
+    let dir = StateDir::of(ctx)?;
+    let records = dir.records_of(&scope, &args.services);
+    if records.is_empty() {
+        if !ctx.quiet {
+            eprintln!("wtenv: nothing of this worktree runs in the background");
+        }
+        return Ok(Outcome::SUCCESS);
+    }
+    background::stop(ctx, &dir, &records, args.timeout)?;
+    if !ctx.quiet {
+        for r in &records {
+            eprintln!("wtenv: stopped {} ({})", r.service, r.unit);
+        }
+    }
+    Ok(Outcome::SUCCESS)
+}

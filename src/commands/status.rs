@@ -1,0 +1,74 @@
+//! `wtenv status [--json]`: the worktree's services that run in the
+//! background, as their managers tell it.
+
+use crate::background::{self, StateDir};
+use crate::context::Ctx;
+use crate::error::Result;
+use crate::exit::Outcome;
+use crate::{output, probe};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    let scope = ctx.scope()?;
+    let dir = StateDir::of(ctx)?;
+    let mut rows = Vec::new();
+    let mut json = Vec::new();
+    for record in dir.records_of(&scope, &[]) {
+        let live = background::query(&record);
+        let health = match live.running() {
+            false => None,
+            true if record.ports.iter().all(|&p| probe::accepts(p)) => Some("listening"),
+            true => Some("not listening"),
+        };
+        let ports: Vec<String> = record.ports.iter().map(u16::to_string).collect();
+        let uptime = live
+            .uptime
+            .map(|u| humantime::format_duration(std::time::Duration::from_secs(u.as_secs())));
+        rows.push(vec![
+            record.service.clone(),
+            record.manager.name().into(),
+            record.unit.clone(),
+            live.state.clone(),
+            live.pid.map_or("-".into(), |p| p.to_string()),
+            ports.join(","),
+            health.unwrap_or("-").into(),
+            uptime.map_or("-".into(), |u| u.to_string()),
+            live.restarts.map_or("-".into(), |r| r.to_string()),
+        ]);
+        json.push(serde_json::json!({
+            "service": record.service,
+            "manager": record.manager.name(),
+            "unit": record.unit,
+            "state": live.state,
+            "pid": live.pid,
+            "ports": record.ports,
+            "health": health,
+            "uptime_seconds": live.uptime.map(|u| u.as_secs()),
+            "restarts": live.restarts,
+            "log": record.log,
+        }));
+    }
+    if args.json {
+        output::json(serde_json::json!({ "services": json }))?;
+    } else if rows.is_empty() {
+        if !ctx.quiet {
+            eprintln!("wtenv: nothing of this worktree runs in the background");
+            eprintln!("hint: 'wtenv up --detach' starts its services in the background");
+        }
+    } else {
+        output::stdout(&output::table(
+            &[
+                "SERVICE", "MANAGER", "UNIT", "STATE", "PID", "PORT", "HEALTH", "UPTIME",
+                "RESTARTS",
+            ],
+            &rows,
+        ))?;
+    }
+    Ok(Outcome::SUCCESS)
+}

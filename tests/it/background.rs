@@ -1,0 +1,614 @@
+//! Services in the background: `up --detach`, `down`, `logs`, `status`,
+//! under a real systemd user manager (its own, in a private mount
+//! namespace and a cgroup of its own, torn down after each test) and under
+//! the detached wtenv supervisor; launchd plists parsed by python's
+//! plistlib.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::supervise::{PATIENCE, alive};
+use crate::support::{Run, TestEnv, run, wait_for};
+use wtenv::probe::{self, PortState};
+
+/// A systemd user manager of the test's own: `systemd --user` in a private
+/// mount namespace (with a tmpfs on /run/systemd, so systemctl sees a
+/// systemd system) and a cgroup of its own (so parallel managers never
+/// share a unit's cgroup), reached through its own `XDG_RUNTIME_DIR`.
+/// Dropping it stops the manager and kills whatever is left in its cgroup.
+pub struct UserManager {
+    child: Child,
+    pub runtime: PathBuf,
+    cgroup: String,
+}
+
+/// The cgroup hierarchies a process must be moved into: the named systemd
+/// one and the unified one on a hybrid host, the root on a unified host.
+fn hierarchies() -> Vec<PathBuf> {
+    let hybrid: Vec<PathBuf> = ["systemd", "unified"]
+        .iter()
+        .map(|h| Path::new("/sys/fs/cgroup").join(h))
+        .filter(|p| p.join("cgroup.procs").exists())
+        .collect();
+    if hybrid.is_empty() {
+        vec![PathBuf::from("/sys/fs/cgroup")]
+    } else {
+        hybrid
+    }
+}
+
+impl UserManager {
+    pub fn start(t: &TestEnv) -> UserManager {
+        let runtime = t.root().join("run");
+        std::fs::create_dir_all(&runtime).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let cgroup = format!(
+            "wtenv-test-{}-{}",
+            std::process::id(),
+            t.root().file_name().unwrap().to_string_lossy()
+        );
+        let mut script =
+            String::from("mount -t tmpfs tmpfs /run/systemd && mkdir -p /run/systemd/system\n");
+        for h in hierarchies() {
+            let dir = h.join(&cgroup);
+            script.push_str(&format!(
+                "mkdir -p '{0}' && echo $$ > '{0}/cgroup.procs'\n",
+                dir.display()
+            ));
+        }
+        script.push_str("exec /lib/systemd/systemd --user\n");
+        let log = std::fs::File::create(t.root().join("systemd.log")).unwrap();
+        let mut cmd = Command::new("unshare");
+        t.apply_env(&mut cmd);
+        let child = cmd
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let manager = UserManager {
+            child,
+            runtime,
+            cgroup,
+        };
+        let up = wait_for(Duration::from_secs(60), || {
+            manager
+                .systemctl(t, &["show", "--property=Version", "--value"])
+                .code
+                == Some(0)
+        });
+        assert!(
+            up,
+            "systemd --user did not answer: {}",
+            std::fs::read_to_string(t.root().join("systemd.log")).unwrap_or_default()
+        );
+        manager
+    }
+
+    pub fn systemctl(&self, t: &TestEnv, args: &[&str]) -> Run {
+        let mut cmd = Command::new("systemctl");
+        t.apply_env(&mut cmd);
+        run(cmd
+            .env("XDG_RUNTIME_DIR", &self.runtime)
+            .arg("--user")
+            .args(args))
+    }
+
+    /// `wtenv ARGS` in the main worktree, reaching this manager.
+    pub fn wtenv(&self, t: &TestEnv, args: &[&str]) -> Command {
+        let mut cmd = t.wtenv(args);
+        cmd.env("XDG_RUNTIME_DIR", &self.runtime);
+        cmd
+    }
+
+    pub fn main_pid(&self, t: &TestEnv, unit: &str) -> u32 {
+        let out = self.systemctl(t, &["show", "--property=MainPID", "--value", unit]);
+        out.stdout.trim().parse().unwrap()
+    }
+
+    /// Every process still in the manager's cgroup tree.
+    fn leftovers(&self) -> Vec<u32> {
+        let mut pids = Vec::new();
+        for h in hierarchies() {
+            let mut stack = vec![h.join(&self.cgroup)];
+            while let Some(dir) = stack.pop() {
+                if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                    pids.extend(text.lines().filter_map(|l| l.parse::<u32>().ok()));
+                }
+                if let Ok(entries) = std::fs::read_dir(&dir) {
+                    stack.extend(
+                        entries
+                            .flatten()
+                            .filter(|e| e.file_type().is_ok_and(|f| f.is_dir()))
+                            .map(|e| e.path()),
+                    );
+                }
+            }
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+}
+
+impl Drop for UserManager {
+    fn drop(&mut self) {
+        use nix::sys::signal::kill;
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let pid = self.child.id();
+        let exited = wait_for(Duration::from_secs(20), || {
+            !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+        });
+        if !exited {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+        for pid in self.leftovers() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+        let _ = wait_for(Duration::from_secs(10), || self.leftovers().is_empty());
+        // Remove the cgroup tree, deepest first.
+        for h in hierarchies() {
+            let mut dirs = Vec::new();
+            let mut stack = vec![h.join(&self.cgroup)];
+            while let Some(dir) = stack.pop() {
+                if let Ok(entries) = std::fs::read_dir(&dir) {
+                    stack.extend(
+                        entries
+                            .flatten()
+                            .filter(|e| e.file_type().is_ok_and(|f| f.is_dir()))
+                            .map(|e| e.path()),
+                    );
+                }
+                dirs.push(dir);
+            }
+            for dir in dirs.iter().rev() {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+}
+
+/// Two plain HTTP servers that say who they are first.
+fn two_http_services(t: &TestEnv) {
+    t.write_config(
+        r#"
+[services.web]
+run = "echo web says hello; exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1"
+[services.api]
+run = "echo api says hello; exec python3 -u -m http.server $API_PORT --bind 127.0.0.1"
+"#,
+    );
+}
+
+/// (web, api): the block's first two ports, in declaration order.
+fn ports(t: &TestEnv) -> (u16, u16) {
+    (t.ports.port(0), t.ports.port(1))
+}
+
+/// An HTTP GET answered with 200.
+fn serves(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.0 200")
+}
+
+fn free(port: u16) -> bool {
+    probe::probe(port).unwrap() == PortState::Free
+}
+
+/// The registry's holders of `service`'s allocation.
+fn holders(t: &TestEnv, service: &str) -> Vec<serde_json::Value> {
+    t.registry()["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["service"] == service)
+        .flat_map(|a| a["holders"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+/// The pids of the processes listening on `port`, from /proc.
+fn listeners(port: u16) -> Vec<u32> {
+    probe::holders(&[port].into())
+        .remove(&port)
+        .unwrap_or_default()
+        .iter()
+        .map(|h| h.pid)
+        .collect()
+}
+
+fn signal(pid: impl TryInto<i32, Error: std::fmt::Debug>, sig: Signal) {
+    nix::sys::signal::kill(Pid::from_raw(pid.try_into().unwrap()), sig).unwrap();
+}
+
+const WEB_UNIT: &str = "wtenv-repo-repo-web.service";
+const API_UNIT: &str = "wtenv-repo-repo-api.service";
+
+#[test]
+fn up_detach_under_systemd_serves_until_down_releases_everything() {
+    let t = TestEnv::new();
+    two_http_services(&t);
+    let m = UserManager::start(&t);
+    let (web, api) = ports(&t);
+    let up = run(&mut m.wtenv(&t, &["up", "--detach"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    // One line per service: unit, pid, port; both answer on return.
+    for (unit, port) in [(WEB_UNIT, web), (API_UNIT, api)] {
+        let line = up.stdout.lines().find(|l| l.contains(unit)).unwrap();
+        assert!(line.contains(&format!("port {port}")), "{up}");
+        assert!(line.contains("pid "), "{up}");
+        assert!(serves(port), "port {port} does not serve after up returned");
+        let active = m.systemctl(&t, &["is-active", unit]);
+        assert_eq!(active.stdout.trim(), "active", "{active}");
+    }
+    // The process that ran `up` is gone; the services keep serving.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(serves(web) && serves(api));
+    let web_server = listeners(web);
+    assert!(!web_server.is_empty());
+    // The holds name the units.
+    assert_eq!(holders(&t, "web")[0]["unit"]["name"], WEB_UNIT);
+    assert_eq!(holders(&t, "web")[0]["unit"]["manager"], "systemd");
+
+    let status = run(&mut m.wtenv(&t, &["status"]));
+    assert_eq!(status.code, Some(0), "{status}");
+    for (unit, port) in [(WEB_UNIT, web), (API_UNIT, api)] {
+        let line = status.stdout.lines().find(|l| l.contains(unit)).unwrap();
+        for word in ["systemd", "active", &port.to_string(), "listening"] {
+            assert!(line.contains(word), "{word} missing: {status}");
+        }
+    }
+    let json = run(&mut m.wtenv(&t, &["status", "--json"]));
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["services"].as_array().unwrap().len(), 2, "{json}");
+
+    let logs = run(&mut m.wtenv(&t, &["logs", "web"]));
+    assert_eq!(logs.code, Some(0), "{logs}");
+    assert!(logs.stdout.contains("web | web says hello\n"), "{logs}");
+    assert!(!logs.stdout.contains("api says"), "{logs}");
+
+    let down = run(&mut m.wtenv(&t, &["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert!(free(web) && free(api), "ports still busy after down");
+    assert!(holders(&t, "web").is_empty() && holders(&t, "api").is_empty());
+    for pid in web_server {
+        assert!(!alive(pid), "server {pid} survived down");
+    }
+    let units = m.systemctl(
+        &t,
+        &[
+            "list-units",
+            "--all",
+            "--plain",
+            "--no-legend",
+            "wtenv-*.service",
+        ],
+    );
+    assert!(units.stdout.trim().is_empty(), "units left: {units}");
+    let status = run(&mut m.wtenv(&t, &["status", "--json"]));
+    assert!(status.stdout.contains("\"services\": []"), "{status}");
+}
+
+#[test]
+fn a_unit_stopped_from_outside_releases_its_ports() {
+    let t = TestEnv::new();
+    two_http_services(&t);
+    let m = UserManager::start(&t);
+    let (web, api) = ports(&t);
+    let up = run(&mut m.wtenv(&t, &["up", "-d"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let stop = m.systemctl(&t, &["stop", WEB_UNIT]);
+    assert_eq!(stop.code, Some(0), "{stop}");
+    assert!(wait_for(PATIENCE, || holders(&t, "web").is_empty() && free(web)));
+    // The other one is untouched.
+    assert!(serves(api) && !holders(&t, "api").is_empty());
+    let status = run(&mut m.wtenv(&t, &["status"]));
+    let line = status
+        .stdout
+        .lines()
+        .find(|l| l.contains(WEB_UNIT))
+        .unwrap();
+    assert!(line.contains("inactive"), "{status}");
+    assert_eq!(run(&mut m.wtenv(&t, &["down"])).code, Some(0));
+    assert!(free(api));
+}
+
+#[test]
+fn a_unit_whose_main_process_is_killed_is_swept_once_inactive() {
+    let t = TestEnv::new();
+    two_http_services(&t);
+    let m = UserManager::start(&t);
+    let (web, _) = ports(&t);
+    let up = run(&mut m.wtenv(&t, &["up", "-d", "web"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let main = m.main_pid(&t, WEB_UNIT);
+    signal(main, Signal::SIGKILL);
+    // The dead run cannot release; the manager stops the rest of the unit.
+    assert!(wait_for(PATIENCE, || {
+        m.systemctl(&t, &["is-active", WEB_UNIT]).stdout.trim() != "active"
+    }));
+    assert!(wait_for(PATIENCE, || free(web)));
+    assert_eq!(holders(&t, "web").len(), 1, "the hold stays until a sweep");
+    // The next allocating command sweeps it: pid gone, unit inactive.
+    let env = run(&mut m.wtenv(&t, &["env"]));
+    assert_eq!(env.code, Some(0), "{env}");
+    assert!(holders(&t, "web").is_empty(), "{}", t.registry());
+}
+
+#[test]
+fn up_detach_fails_with_the_reason_and_stops_what_it_started() {
+    let t = TestEnv::new();
+    t.write_config(
+        r#"
+[services.web]
+run = "exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1"
+[services.api]
+run = "echo api cannot start >&2; exit 3"
+"#,
+    );
+    let m = UserManager::start(&t);
+    let (web, api) = ports(&t);
+    let up = run(&mut m.wtenv(&t, &["up", "-d"]));
+    assert_eq!(up.code, Some(1), "{up}");
+    assert!(up.stderr.contains("service api did not get ready"), "{up}");
+    assert!(up.stderr.contains("api cannot start"), "{up}");
+    assert!(wait_for(PATIENCE, || free(web) && free(api)));
+    let active = m.systemctl(&t, &["is-active", WEB_UNIT]);
+    assert_ne!(active.stdout.trim(), "active", "{active}");
+    assert!(holders(&t, "web").is_empty());
+}
+
+/// The detached wtenv supervisor, where no user manager answers (the
+/// test's environment has no XDG_RUNTIME_DIR).
+#[test]
+fn the_wtenv_back_end_serves_detached_until_down_releases_everything() {
+    let t = TestEnv::new();
+    two_http_services(&t);
+    let (web, api) = ports(&t);
+    let up = run(&mut t.wtenv(&["up", "--detach"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    assert!(serves(web) && serves(api), "{up}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(serves(web) && serves(api));
+    let status = run(&mut t.wtenv(&["status"]));
+    let line = status
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("web"))
+        .unwrap();
+    for word in ["wtenv", "running", &web.to_string(), "listening"] {
+        assert!(line.contains(word), "{word} missing: {status}");
+    }
+    // Its own session: no terminal, no shell's job control reaches it.
+    let supervisor: u32 = holders(&t, "web")[0]["pid"].as_u64().unwrap() as u32;
+    assert_eq!(
+        nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(supervisor as i32)))
+            .unwrap()
+            .as_raw() as u32,
+        supervisor
+    );
+    let logs = run(&mut t.wtenv(&["logs"]));
+    assert!(logs.stdout.contains("web | web says hello\n"), "{logs}");
+    assert!(logs.stdout.contains("api | api says hello\n"), "{logs}");
+    let servers: Vec<u32> = listeners(web).into_iter().chain(listeners(api)).collect();
+    let down = run(&mut t.wtenv(&["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert!(free(web) && free(api));
+    assert!(holders(&t, "web").is_empty() && holders(&t, "api").is_empty());
+    for pid in servers.into_iter().chain([supervisor]) {
+        assert!(!alive(pid), "{pid} survived down");
+    }
+}
+
+#[test]
+fn the_wtenv_back_end_releases_when_its_supervisor_is_stopped_from_outside() {
+    let t = TestEnv::new();
+    two_http_services(&t);
+    let (web, api) = ports(&t);
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let supervisor = |s: &str| holders(&t, s)[0]["pid"].as_u64().unwrap() as i32;
+    // SIGTERM: it stops its service and releases, as in the foreground.
+    let web_server = listeners(web);
+    signal(supervisor("web"), Signal::SIGTERM);
+    assert!(wait_for(PATIENCE, || holders(&t, "web").is_empty() && free(web)));
+    assert!(web_server.iter().all(|&p| !alive(p)));
+    // SIGKILL: nobody releases; the next sweep sees the holder gone.
+    let api_supervisor = supervisor("api");
+    let api_server = listeners(api);
+    signal(api_supervisor, Signal::SIGKILL);
+    assert!(wait_for(PATIENCE, || !alive(api_supervisor as u32)));
+    for pid in api_server {
+        // Its server outlived it (no manager above it): stop it here.
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+    }
+    assert!(wait_for(PATIENCE, || free(api)));
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    assert!(holders(&t, "api").is_empty(), "{}", t.registry());
+    let status = run(&mut t.wtenv(&["status"]));
+    assert!(
+        status
+            .stdout
+            .lines()
+            .filter(|l| l.contains("inactive"))
+            .count()
+            == 2,
+        "{status}"
+    );
+    assert_eq!(run(&mut t.wtenv(&["down"])).code, Some(0));
+}
+
+#[test]
+fn the_wtenv_back_end_keeps_each_log_under_its_size_limit() {
+    let t = TestEnv::new();
+    // 3,000 lines of 100 bytes (300 KB) before it serves.
+    t.write_config(
+        r#"
+[services.web]
+run = "python3 -c 'import sys; [print(\"%04d \" % i + \"x\" * 94) for i in range(3000)]'; exec python3 -m http.server $WEB_PORT --bind 127.0.0.1"
+"#,
+    );
+    let up = run(&mut t.wtenv(&["up", "-d", "--log-limit", "64K"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let dir = t.state_dir().join("background");
+    let log = dir.join("wtenv-repo-repo-web.log");
+    let previous = dir.join("wtenv-repo-repo-web.log.1");
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    assert!(size(&log) <= 64 * 1024, "{}", size(&log));
+    assert!(size(&previous) > 0 && size(&previous) <= 64 * 1024);
+    let last = run(&mut t.wtenv(&["logs", "web", "-n", "1"]));
+    assert!(last.stdout.starts_with("web | 2999 xxx"), "{last}");
+    let all = run(&mut t.wtenv(&["logs", "web"]));
+    assert!(all.stdout.lines().count() < 3000 && all.stdout.lines().count() > 600);
+    assert_eq!(run(&mut t.wtenv(&["down"])).code, Some(0));
+}
+
+#[test]
+fn remove_refuses_while_a_detached_service_runs_and_force_stops_it() {
+    let t = TestEnv::new();
+    two_http_services(&t);
+    t.git(&["commit", "-q", "-am", "services"]);
+    let wt = t.add_worktree("feature-bg");
+    let up = run(&mut t.wtenv_in(&wt, &["up", "-d", "web"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let port: u16 = up
+        .stdout
+        .split("port ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let refused = run(&mut t.wtenv(&["remove", wt.to_str().unwrap()]));
+    assert_eq!(refused.code, Some(1), "{refused}");
+    assert!(refused.stderr.contains("in the background"), "{refused}");
+    assert!(serves(port));
+    let forced = run(&mut t.wtenv(&["remove", "--force", wt.to_str().unwrap()]));
+    assert_eq!(forced.code, Some(0), "{forced}");
+    assert!(free(port) && !wt.exists());
+    assert!(t.allocations().is_empty(), "{:?}", t.allocations());
+}
+
+/// Every string escapes as `systemd-escape` does.
+#[test]
+fn unit_name_escaping_matches_systemd_escape() {
+    for text in [
+        "web",
+        "my-repo",
+        "feature/login",
+        ".hidden",
+        "a.b",
+        "sp ace",
+        "quo\"te'",
+        "$(touch x)",
+        "ünï",
+        "back\\slash",
+        "x:y_z",
+        "-lead",
+        "tab\there",
+        &"long".repeat(60),
+    ] {
+        let out = Command::new("systemd-escape")
+            .arg("--")
+            .arg(text)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{text:?}");
+        let theirs = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            wtenv::background::systemd::escape(text),
+            theirs.trim_end_matches('\n'),
+            "{text:?}"
+        );
+    }
+}
+
+/// The launchd agent's plist, parsed by python's plistlib, carries the
+/// program, directory and environment exactly, whatever they hold.
+#[test]
+fn launchd_plists_parse_with_the_right_program_directory_and_environment() {
+    use std::ffi::OsString;
+    let argv: Vec<OsString> = [
+        "/opt/wtenv",
+        "run",
+        "--service",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo <a> & \"b\" 'c' $(d) ü",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    let env = vec![
+        ("PATH".to_owned(), OsString::from("/usr/bin:/bin")),
+        ("HOME".to_owned(), OsString::from("/Users/a b")),
+    ];
+    let agent = wtenv::background::launchd::Agent {
+        label: r"wtenv-my\x2drepo-wt-web",
+        argv: &argv,
+        root: Path::new("/Users/a b/repo & co"),
+        env: &env,
+        log: Path::new("/state/background/wtenv-r-w-web.log"),
+        run_at_load: true,
+        exit_timeout: Duration::from_secs(15),
+    };
+    let text = wtenv::background::launchd::plist(&agent);
+    let t = TestEnv::bare();
+    let path = t.root().join("agent.plist");
+    std::fs::write(&path, &text).unwrap();
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import json,plistlib,sys; print(json.dumps(plistlib.load(open(sys.argv[1],'rb'))))",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["Label"], r"wtenv-my\x2drepo-wt-web");
+    let args: Vec<&str> = doc["ProgramArguments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        args,
+        argv.iter().map(|a| a.to_str().unwrap()).collect::<Vec<_>>()
+    );
+    assert_eq!(doc["WorkingDirectory"], "/Users/a b/repo & co");
+    assert_eq!(doc["EnvironmentVariables"]["HOME"], "/Users/a b");
+    assert_eq!(doc["EnvironmentVariables"]["PATH"], "/usr/bin:/bin");
+    assert_eq!(
+        doc["StandardOutPath"],
+        "/state/background/wtenv-r-w-web.log"
+    );
+    assert_eq!(doc["StandardErrorPath"], doc["StandardOutPath"]);
+    assert_eq!(doc["RunAtLoad"], true);
+    assert_eq!(doc["ExitTimeOut"], 15);
+}
