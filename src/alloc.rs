@@ -156,6 +156,37 @@ pub fn occupied_in(
     Ok(out)
 }
 
+/// A port of a configured range that is free in the registry but occupied
+/// on the system (rule 3's conflict).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeConflict {
+    pub purpose: String,
+    pub range: PortRange,
+    pub port: u16,
+}
+
+/// Every [`RangeConflict`] of every range of `purposes`: what `conflicts`,
+/// `list` and `validate --verify-ports` show.
+pub fn range_conflicts(
+    purposes: &BTreeMap<String, Ranges>,
+    taken: &BTreeSet<u16>,
+    system: &mut dyn System,
+) -> io::Result<Vec<RangeConflict>> {
+    let mut found = Vec::new();
+    for (purpose, ranges) in purposes {
+        for range in ranges.iter() {
+            for port in occupied_in(range, taken, system)? {
+                found.push(RangeConflict {
+                    purpose: purpose.clone(),
+                    range,
+                    port,
+                });
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Why an entry is provably stale.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stale {
@@ -297,6 +328,40 @@ pub fn classify(allocations: &[&Allocation], system: &mut dyn System) -> io::Res
         .collect())
 }
 
+/// How long `a` lives, as the read-only views show it: `reserved`, then
+/// each recorded holder, `held by pid N` while it lives and `held by pid
+/// N: gone` once it is not (a view writes nothing: the next allocating
+/// command or `validate --fix` sweeps it).
+pub fn lifetime(a: &Allocation, system: &mut dyn System) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if a.reserved {
+        parts.push("reserved".into());
+    }
+    for h in &a.holders {
+        if system.is_alive(h.process()) {
+            parts.push(format!("held by pid {}", h.pid));
+        } else {
+            parts.push(format!("held by pid {}: gone", h.pid));
+        }
+    }
+    if parts.is_empty() {
+        parts.push("held".into());
+    }
+    parts.join(", ")
+}
+
+/// The recorded holders of `a` as JSON, each with whether it lives.
+pub fn holds_json(a: &Allocation, system: &mut dyn System) -> serde_json::Value {
+    a.holders
+        .iter()
+        .map(|h| {
+            let mut v = serde_json::to_value(h).expect("a hold serializes");
+            v["alive"] = system.is_alive(h.process()).into();
+            v
+        })
+        .collect()
+}
+
 /// One line per holder, or "holder unknown".
 pub fn describe_holders(holders: &[Holder]) -> String {
     if holders.is_empty() {
@@ -359,6 +424,9 @@ pub struct Request<'a> {
     /// Service names, in allocation order.
     pub services: Vec<&'a str>,
     pub skip_occupied: bool,
+    /// `allocate --service S` for a service the config does not declare
+    /// (recorded on the new allocations).
+    pub adhoc: bool,
 }
 
 /// How the allocations a command makes or uses are tied to a process.
@@ -508,6 +576,7 @@ pub fn allocate_in(
                 created: created.clone(),
                 reserved,
                 holders,
+                adhoc: req.adhoc,
             });
         }
     }
@@ -651,6 +720,7 @@ mod tests {
             ranges: Ranges::one(RANGE),
             services,
             skip_occupied: false,
+            adhoc: false,
         }
     }
 
@@ -720,6 +790,7 @@ mod tests {
             created: "t".into(),
             reserved: true,
             holders: vec![],
+            adhoc: false,
         });
         let before = data.clone();
         let err = alloc(&mut data, "/r", vec!["app"], &HoldMode::Reserve, &mut sys).unwrap_err();

@@ -102,6 +102,18 @@ impl Ctx {
         }
     }
 
+    /// The config of the worktree around the current directory; outside
+    /// one, `--config` or the built-in defaults.
+    pub fn config_here(&self) -> Result<Config> {
+        match Worktree::discover(&self.cwd)? {
+            Some(wt) => self.config_for(&wt.root),
+            None => match &self.config_path {
+                Some(p) => Config::load(p),
+                None => Ok(Config::default()),
+            },
+        }
+    }
+
     /// The scope of the worktree around the current directory.
     pub fn scope(&self) -> Result<Scope> {
         self.scope_at(&self.cwd)
@@ -183,5 +195,6 @@ pub fn request<'a>(
         ranges,
         services: config.services.iter().map(|s| s.name.as_str()).collect(),
         skip_occupied: skip_occupied_flag || config.skip_occupied,
+        adhoc: false,
     }
 }

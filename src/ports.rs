@@ -9,12 +9,17 @@
 //! The holds of a supervising wtenv (`run`, `up`) are in
 //! [`crate::supervise::hold`].
 
-use crate::alloc::{self, HoldMode, RealSystem, Usage};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crate::alloc::{self, HoldMode, RealSystem, System, Usage};
+use crate::config::{Config, PortRange};
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::exports;
+use crate::probe::Holder;
 use crate::process::ProcessId;
-use crate::registry::Hold;
+use crate::registry::{Allocation, Hold, RegistryData};
 
 /// A hold record for a live pid given on the command line.
 pub fn hold_for(pid: u32) -> Result<Hold> {
@@ -36,7 +41,8 @@ pub fn hold_for(pid: u32) -> Result<Hold> {
 }
 
 /// Allocates what is missing, refuses a port held by another worktree's
-/// process (rule 5), refreshes the stamp, and returns the variables.
+/// process (rule 5), and returns the variables. (The stamp direnv watches
+/// is the registry's to rewrite: [`crate::registry::Registry::transaction`].)
 /// Shared by `env` and `run`.
 pub fn ensure_verified(
     ctx: &Ctx,
@@ -69,20 +75,17 @@ pub fn ensure_verified(
             foreign.join("\n")
         )));
     }
-    scope.worktree.update_stamp(&exports::ports_summary(&ports));
     Ok(exports::variables(scope, &ports))
 }
 
 /// Reserves every service's port for `scope`'s worktree (sticky, fail
-/// fast) and refreshes its stamp: what `create --ports` and `enter` do.
+/// fast): what `create --ports` and `enter` do.
 pub fn reserve(ctx: &Ctx, scope: &Scope) -> Result<alloc::Ports> {
-    let ports = reserve_request(ctx, &scope.request(false))?;
-    scope.worktree.update_stamp(&exports::ports_summary(&ports));
-    Ok(ports)
+    reserve_request(ctx, &scope.request(false))
 }
 
-/// [`reserve`] without the stamp, for a worktree git may not have
-/// finished making (`create`).
+/// [`reserve`] for a request made by hand, for a worktree git may not
+/// have finished making (`create`).
 pub fn reserve_request(ctx: &Ctx, request: &alloc::Request) -> Result<alloc::Ports> {
     alloc::ensure(
         &ctx.registry,
@@ -90,6 +93,83 @@ pub fn reserve_request(ctx: &Ctx, request: &alloc::Request) -> Result<alloc::Por
         &HoldMode::Reserve,
         &mut RealSystem::new(&ctx.registry),
     )
+}
+
+/// A port of a configured range that someone outside wtenv's record
+/// holds: free in the registry but occupied on the system, or reserved for
+/// a worktree but held by a process not of it (rule 5's foreign holder).
+#[derive(Debug, Clone)]
+pub struct Conflict {
+    pub port: u16,
+    pub purpose: String,
+    pub range: PortRange,
+    /// The reservation it takes over, as (service, worktree); `None`: the
+    /// port is free in the registry.
+    pub reserved_for: Option<(String, PathBuf)>,
+    pub holders: Vec<Holder>,
+}
+
+impl Conflict {
+    /// `pid 12 (node) in /dir`, then for a reserved port whose it is.
+    pub fn describe(&self) -> String {
+        let mut text = alloc::describe_holders(&self.holders);
+        if let Some((service, worktree)) = &self.reserved_for {
+            text.push_str(&format!(
+                "; reserved for {service} of {}",
+                worktree.display()
+            ));
+        }
+        text
+    }
+}
+
+/// Every conflict of `config`'s ranges, both kinds, by port: what
+/// `conflicts`, `list` and `validate --verify-ports` agree on.
+pub fn conflicts(
+    config: &Config,
+    data: &RegistryData,
+    system: &mut dyn System,
+) -> Result<Vec<Conflict>> {
+    let taken: BTreeSet<u16> = data.allocations.iter().map(|a| a.port).collect();
+    let free = alloc::range_conflicts(&config.purposes, &taken, system).map_err(Error::probe)?;
+    let holders = system.holders(&free.iter().map(|c| c.port).collect());
+    let mut out: Vec<Conflict> = free
+        .into_iter()
+        .map(|c| Conflict {
+            holders: holders.get(&c.port).cloned().unwrap_or_default(),
+            port: c.port,
+            purpose: c.purpose,
+            range: c.range,
+            reserved_for: None,
+        })
+        .collect();
+    let range_of = |port: u16| {
+        config.purposes.iter().find_map(|(purpose, ranges)| {
+            ranges
+                .iter()
+                .find(|r| r.contains(port))
+                .map(|r| (purpose.clone(), r))
+        })
+    };
+    let reserved: Vec<&Allocation> = data
+        .allocations
+        .iter()
+        .filter(|a| range_of(a.port).is_some())
+        .collect();
+    let usage = alloc::classify(&reserved, system).map_err(Error::probe)?;
+    for (a, u) in reserved.into_iter().zip(usage) {
+        if let (Usage::Foreign(holders), Some((purpose, range))) = (u, range_of(a.port)) {
+            out.push(Conflict {
+                port: a.port,
+                purpose,
+                range,
+                reserved_for: Some((a.service.clone(), a.worktree.clone())),
+                holders,
+            });
+        }
+    }
+    out.sort_by_key(|c| c.port);
+    Ok(out)
 }
 
 /// `idle`, `listening (pid 12 node)`, `conflict (holder unknown)`.

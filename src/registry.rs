@@ -21,6 +21,7 @@
 //! - Every file of the state directory is opened by [`crate::files`]: no
 //!   write follows a planted link, no open blocks on a planted FIFO.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{Read, Seek};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -85,6 +86,10 @@ pub struct Allocation {
     /// Live processes using the port (`wtenv run`, `up`, `env --hold`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub holders: Vec<Hold>,
+    /// Made by `allocate --service S` for a service the config does not
+    /// declare: not stale for being undeclared (`validate`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adhoc: bool,
 }
 
 /// A process that holds an allocation.
@@ -124,15 +129,6 @@ impl Allocation {
         // path on a registry of 1,000 entries.
         self.worktree.as_os_str() == worktree.as_os_str()
             && self.repository.as_os_str() == repository.as_os_str()
-    }
-
-    /// "reserved", "held", or "reserved, held".
-    pub fn lifetime(&self) -> &'static str {
-        match (self.reserved, self.holders.is_empty()) {
-            (true, true) => "reserved",
-            (true, false) => "reserved, held",
-            (false, _) => "held",
-        }
     }
 }
 
@@ -275,6 +271,7 @@ impl Registry {
         // unless an allocation really changed.
         if data != before {
             self.write(&serialize(&data)?)?;
+            restamp(&before, &data);
         }
         Ok(out)
     }
@@ -667,6 +664,36 @@ pub fn check_ports(allocations: &[Allocation]) -> std::result::Result<(), String
     Ok(())
 }
 
+/// Rewrites the stamp of every worktree whose ports (service and port) a
+/// transaction changed: here, where every command's change is committed,
+/// so that none can give a port away while a direnv shell keeps
+/// exporting it ([`crate::worktree::write_stamp`]). A change of holders
+/// alone changes no exported variable and no stamp.
+fn restamp(before: &RegistryData, after: &RegistryData) {
+    fn ports(data: &RegistryData) -> BTreeMap<&Path, BTreeSet<(&str, u16)>> {
+        let mut out: BTreeMap<&Path, BTreeSet<(&str, u16)>> = BTreeMap::new();
+        for a in &data.allocations {
+            out.entry(a.worktree.as_path())
+                .or_default()
+                .insert((a.service.as_str(), a.port));
+        }
+        out
+    }
+    let (old, new) = (ports(before), ports(after));
+    let worktrees: BTreeSet<&Path> = old.keys().chain(new.keys()).copied().collect();
+    for worktree in worktrees {
+        let now = new.get(worktree);
+        if old.get(worktree) != now {
+            let summary: Vec<String> = now
+                .into_iter()
+                .flatten()
+                .map(|(service, port)| format!("{service}={port}"))
+                .collect();
+            crate::worktree::write_stamp(worktree, &summary.join(","));
+        }
+    }
+}
+
 /// One allocation per line: as easy to read and grep as indented JSON,
 /// and about 30% smaller, which every reader (`env` on each `cd`) parses.
 /// [`view::read_lines`] reads this layout back line by line.
@@ -738,6 +765,7 @@ mod tests {
             created: now_rfc3339(),
             reserved: true,
             holders: vec![],
+            adhoc: false,
         }
     }
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::alloc::{self, Fix, Stale, System, Usage};
 use crate::config::Config;
+use crate::ports::Conflict;
 use crate::registry::{Allocation, RegistryData};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -33,15 +34,23 @@ pub enum Kind {
     Stale,
     /// `--verify-ports`: held by a process not of its worktree.
     ForeignHolder,
+    /// For a service the worktree's config no longer declares.
+    ServiceRemoved,
+    /// `--verify-ports`: a port of a configured range free in the registry
+    /// but occupied on the system (what fails an allocation fast).
+    Conflict,
 }
 
 impl Kind {
     pub fn severity(self) -> Severity {
         match self {
             Kind::Unreadable | Kind::DuplicatePort | Kind::ForeignHolder => Severity::Critical,
-            Kind::WorktreeGone | Kind::HolderDead | Kind::OutOfRange | Kind::UnknownPurpose => {
-                Severity::Error
-            }
+            Kind::WorktreeGone
+            | Kind::HolderDead
+            | Kind::OutOfRange
+            | Kind::UnknownPurpose
+            | Kind::ServiceRemoved
+            | Kind::Conflict => Severity::Error,
             Kind::Stale => Severity::Warning,
         }
     }
@@ -78,6 +87,28 @@ impl Finding {
         }
     }
 
+    /// A port taken outside the registry's record: `--fix` cannot free a
+    /// port another process holds.
+    pub fn conflict(c: &Conflict) -> Finding {
+        Finding {
+            kind: Kind::Conflict,
+            severity: Kind::Conflict.severity(),
+            port: Some(c.port),
+            service: None,
+            worktree: None,
+            reason: format!(
+                "port {} of the {} range {} is free in the registry but occupied on the system: {}",
+                c.port,
+                c.purpose,
+                c.range,
+                c.describe()
+            ),
+            fixable: false,
+            fixed: false,
+            fix: None,
+        }
+    }
+
     /// The finding for a registry that cannot be read at all.
     pub fn unreadable(reason: String) -> Finding {
         Finding {
@@ -101,18 +132,21 @@ pub struct Checked {
     pub service: String,
     pub purpose: String,
     pub worktree: PathBuf,
-    pub lifetime: &'static str,
+    pub lifetime: String,
     /// `ok`, the worst finding's kind, or with `--verify-ports` the live state.
     pub state: String,
 }
 
 /// Checks every allocation. `config_of` gives the config that applies to an
-/// allocation's worktree (None: unknown, range checks skipped).
+/// allocation's worktree (None: unknown, range and service checks
+/// skipped). `conflicts` are the ranges' ports taken outside the registry
+/// (given with `--verify-ports`).
 pub fn check(
     data: &RegistryData,
     verify_ports: bool,
     system: &mut dyn System,
     config_of: &mut dyn FnMut(&Allocation) -> Option<Config>,
+    conflicts: &[Conflict],
 ) -> (Vec<Finding>, Vec<Checked>) {
     let mut findings = Vec::new();
     let mut by_port: BTreeMap<u16, usize> = BTreeMap::new();
@@ -178,7 +212,24 @@ pub fn check(
             )),
             Some(_) => {}
         }
+        if !a.adhoc && config.service(&a.service).is_none() {
+            findings.push(Finding::about(
+                Kind::ServiceRemoved,
+                a,
+                format!(
+                    "service {} is not declared in the worktree's config (stale)",
+                    a.service
+                ),
+                Some((i, Fix::Release)),
+            ));
+        }
     }
+    findings.extend(
+        conflicts
+            .iter()
+            .filter(|c| c.reserved_for.is_none())
+            .map(Finding::conflict),
+    );
     let mut states: Vec<Option<String>> = vec![None; data.allocations.len()];
     if verify_ports {
         let live: Vec<(usize, &Allocation)> = data
@@ -232,7 +283,7 @@ pub fn check(
                 service: a.service.clone(),
                 purpose: a.purpose.clone(),
                 worktree: a.worktree.clone(),
-                lifetime: a.lifetime(),
+                lifetime: alloc::lifetime(a, system),
                 state: match (worst, &states[i]) {
                     (Some(f), _) => serde_json::to_value(f.kind)
                         .ok()

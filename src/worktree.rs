@@ -126,16 +126,52 @@ impl Worktree {
     pub fn stamp_path(&self) -> PathBuf {
         self.git_dir.join(STAMP_NAME)
     }
+}
 
-    /// Writes the stamp only when its content differs (no needless write
-    /// on the hot path, and no needless direnv reload).
-    pub fn update_stamp(&self, content: &str) {
-        let path = self.stamp_path();
-        if std::fs::read_to_string(&path).ok().as_deref() != Some(content)
-            && let Err(e) = std::fs::write(&path, content)
-        {
-            tracing::warn!("could not write {}: {e}", path.display());
+/// The private git dir of the worktree whose top level is `root`, read
+/// from `root/.git` alone (no walk up): `None` when `root` is not, or no
+/// longer, a worktree.
+pub fn git_dir_at(root: &Path) -> Option<PathBuf> {
+    let dot_git = root.join(".git");
+    let meta = std::fs::metadata(&dot_git).ok()?;
+    if meta.is_dir() {
+        Some(dot_git)
+    } else {
+        read_gitdir_file(&dot_git).ok().flatten()
+    }
+}
+
+/// Rewrites the stamp of the worktree at `root` with `content` (a summary
+/// of its ports), so that direnv reloads it. The registry calls this for
+/// every worktree whose ports a transaction changed, whatever the command.
+/// Nothing happens for a worktree that is gone or not made yet.
+///
+/// direnv compares modification times in whole seconds: when the stamp
+/// was already written within the current second, its time is moved one
+/// second past the old one, so a second change in that second still
+/// reloads.
+pub fn write_stamp(root: &Path, content: &str) {
+    let Some(git_dir) = git_dir_at(root) else {
+        return;
+    };
+    let path = git_dir.join(STAMP_NAME);
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
+    let old = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    let result = std::fs::write(&path, content).and_then(|()| {
+        let Some(old) = old else { return Ok(()) };
+        let file = std::fs::File::options().write(true).open(&path)?;
+        let now = file.metadata()?.modified()?;
+        if secs(now) <= secs(old) {
+            file.set_modified(old + std::time::Duration::from_secs(1))?;
         }
+        Ok(())
+    });
+    if let Err(e) = result {
+        tracing::warn!("could not write {}: {e}", path.display());
     }
 }
 

@@ -38,6 +38,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     }
     let mut request = scope.request(args.skip_occupied);
     request.services = vec![args.service.as_str()];
+    request.adhoc = scope.config.service(&args.service).is_none();
     let ports = alloc::ensure(
         &ctx.registry,
         &request,

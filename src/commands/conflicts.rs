@@ -1,18 +1,15 @@
-//! `wtenv conflicts`: ports free in the registry but occupied on the system,
-//! in every configured range. Exits 1 when there are any (like `grep`), so
+//! `wtenv conflicts`: in every configured range, ports free in the registry
+//! but occupied on the system, and reserved ports held by a process not of
+//! their worktree (what `list` shows as `conflict`). Exits 1 when there are any (like `grep`), so
 //! scripts can test for them.
-
-use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use crate::alloc::{self, RealSystem, System};
-use crate::config::Config;
+use crate::alloc::RealSystem;
 use crate::context::Ctx;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exit::{self, Outcome};
-use crate::output;
-use crate::worktree::Worktree;
+use crate::{output, ports};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,56 +19,46 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
-    let config = match Worktree::discover(&ctx.cwd)? {
-        Some(wt) => ctx.config_for(&wt.root)?,
-        None => match &ctx.config_path {
-            Some(p) => Config::load(p)?,
-            None => Config::default(),
-        },
-    };
+    let config = ctx.config_here()?;
     let data = ctx.registry.read()?;
-    let taken: BTreeSet<u16> = data.allocations.iter().map(|a| a.port).collect();
-    let mut system = RealSystem::new(&ctx.registry);
-    let mut found = Vec::new();
-    for (purpose, ranges) in &config.purposes {
-        for range in ranges.iter() {
-            let busy = alloc::occupied_in(range, &taken, &mut system).map_err(Error::probe)?;
-            found.extend(busy.into_iter().map(|p| (purpose.clone(), range, p)));
-        }
-    }
-    let holders = system.holders(&found.iter().map(|(_, _, p)| *p).collect());
+    let found = ports::conflicts(&config, &data, &mut RealSystem::new(&ctx.registry))?;
     if args.json {
         let items: Vec<_> = found
             .iter()
-            .map(|(purpose, range, port)| json!({"port": port, "purpose": purpose, "range": range.to_string(), "holders": holders.get(port).cloned().unwrap_or_default()}))
+            .map(|c| {
+                json!({
+                    "port": c.port,
+                    "purpose": c.purpose,
+                    "range": c.range.to_string(),
+                    "holders": c.holders,
+                    "reserved_for": c.reserved_for.as_ref().map(|(service, worktree)| json!({"service": service, "worktree": worktree})),
+                })
+            })
             .collect();
         output::json(json!({ "conflicts": items }))?;
-    } else {
+    } else if !found.is_empty() {
         let rows: Vec<Vec<String>> = found
             .iter()
-            .map(|(purpose, range, port)| {
-                let h = holders.get(port).map(Vec::as_slice).unwrap_or_default();
+            .map(|c| {
                 vec![
-                    port.to_string(),
-                    purpose.clone(),
-                    range.to_string(),
-                    alloc::describe_holders(h),
+                    c.port.to_string(),
+                    c.purpose.clone(),
+                    c.range.to_string(),
+                    c.describe(),
                 ]
             })
             .collect();
-        if !rows.is_empty() {
-            output::stdout(&output::table(
-                &["PORT", "PURPOSE", "RANGE", "HOLDER"],
-                &rows,
-            ))?;
-        } else if !ctx.quiet {
-            let scanned: Vec<String> = config
-                .purposes
-                .iter()
-                .map(|(purpose, ranges)| format!("{purpose} {ranges}"))
-                .collect();
-            eprintln!("no conflicts in {}", scanned.join("; "));
-        }
+        output::stdout(&output::table(
+            &["PORT", "PURPOSE", "RANGE", "HOLDER"],
+            &rows,
+        ))?;
+    } else if !ctx.quiet {
+        let scanned: Vec<String> = config
+            .purposes
+            .iter()
+            .map(|(purpose, ranges)| format!("{purpose} {ranges}"))
+            .collect();
+        eprintln!("no conflicts in {}", scanned.join("; "));
     }
     Ok(if found.is_empty() {
         Outcome::SUCCESS

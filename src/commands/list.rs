@@ -4,13 +4,13 @@
 
 use serde_json::json;
 
-use crate::alloc::{self, RealSystem, Usage};
+use crate::alloc::{self, RealSystem, System, Usage};
 use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::output;
-use crate::ports::state_text;
+use crate::ports::{self, state_text};
 use crate::registry::Allocation;
 use crate::worktrees;
 
@@ -52,7 +52,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         let mut services = Vec::new();
         for name in names {
             let found = mine.iter().zip(&usage).find(|(a, _)| a.service == name);
-            services.push(service_view(name, found.map(|(a, u)| (*a, u))));
+            services.push(service_view(name, found.map(|(a, u)| (*a, u)), &mut system));
         }
         let branch = e.listed.branch.clone().unwrap_or_else(|| {
             if e.listed.bare {
@@ -97,8 +97,30 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             "services": services.iter().map(|s| s.json.clone()).collect::<Vec<_>>(),
         }));
     }
+    // The ports of the ranges taken outside the registry's record, as
+    // `conflicts` lists them: a reserved port held by a foreign process is
+    // already its worktree's `conflict` row.
+    let unrecorded: Vec<ports::Conflict> = ports::conflicts(&config, &data, &mut system)?
+        .into_iter()
+        .filter(|c| c.reserved_for.is_none())
+        .collect();
+    for c in &unrecorded {
+        rows.push(vec![
+            "-".into(),
+            "-".into(),
+            c.purpose.clone(),
+            c.range.to_string(),
+            "-".into(),
+            c.port.to_string(),
+            format!("conflict ({}): free in the registry", c.describe()),
+        ]);
+    }
     if args.json {
-        output::json(json!({ "worktrees": items }))?;
+        let conflicts: Vec<_> = unrecorded
+            .iter()
+            .map(|c| json!({"port": c.port, "purpose": c.purpose, "range": c.range.to_string(), "holders": c.holders}))
+            .collect();
+        output::json(json!({ "worktrees": items, "conflicts": conflicts }))?;
     } else {
         output::stdout(&output::table(
             &[
@@ -117,7 +139,13 @@ struct ServiceView {
     json: serde_json::Value,
 }
 
-fn service_view(name: &str, found: Option<(&Allocation, &Usage)>) -> ServiceView {
+/// A service's row: its port's live state, then, when processes hold it,
+/// each holder (`held by pid N`, or `: gone` once it is not).
+fn service_view(
+    name: &str,
+    found: Option<(&Allocation, &Usage)>,
+    system: &mut dyn System,
+) -> ServiceView {
     match found {
         None => ServiceView {
             service: name.to_owned(),
@@ -130,17 +158,23 @@ fn service_view(name: &str, found: Option<(&Allocation, &Usage)>) -> ServiceView
                 Usage::Idle => vec![],
                 Usage::InUse(h) | Usage::Foreign(h) => h.clone(),
             };
+            let lifetime = alloc::lifetime(a, system);
+            let state = if a.holders.is_empty() {
+                state_text(u)
+            } else {
+                format!("{}; {lifetime}", state_text(u))
+            };
             ServiceView {
                 service: name.to_owned(),
                 port: Some(a.port),
-                state: state_text(u),
+                state,
                 json: json!({
                     "service": name,
                     "port": a.port,
-                    "lifetime": a.lifetime(),
+                    "lifetime": lifetime,
                     "state": u.label(),
                     "listeners": listeners,
-                    "holds": a.holders,
+                    "holds": alloc::holds_json(a, system),
                 }),
             }
         }

@@ -70,7 +70,7 @@ pub enum Command {
     Release(release::Args),
     /// The registry's allocations with their live state.
     Ports(ports::Args),
-    /// Ports free in the registry but occupied on the system.
+    /// Ports taken outside the registry: free in it but occupied, or reserved but held by another process.
     Conflicts(conflicts::Args),
     /// Check the registry; --fix repairs what can be repaired.
     Validate(validate::Args),

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::alloc::{self, RealSystem, Usage};
+use crate::alloc::{self, RealSystem, System, Usage};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
@@ -35,13 +35,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         .filter(|a| repository.as_ref().is_none_or(|r| &a.repository == r))
         .collect();
     rows.sort_by_key(|a| a.port);
-    let usage =
-        alloc::classify(&rows, &mut RealSystem::new(&ctx.registry)).map_err(Error::probe)?;
+    let mut system = RealSystem::new(&ctx.registry);
+    let usage = alloc::classify(&rows, &mut system).map_err(Error::probe)?;
     if args.json {
         let items: Vec<_> = rows
             .iter()
             .zip(&usage)
-            .map(|(a, u)| allocation_json(a, u))
+            .map(|(a, u)| allocation_json(a, u, &mut system))
             .collect();
         output::json(json!({ "allocations": items }))?;
     } else {
@@ -53,7 +53,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                     a.port.to_string(),
                     a.service.clone(),
                     a.purpose.clone(),
-                    a.lifetime().to_string(),
+                    alloc::lifetime(a, &mut system),
                     state_text(u),
                     a.worktree.display().to_string(),
                 ]
@@ -69,7 +69,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     Ok(Outcome::SUCCESS)
 }
 
-pub fn allocation_json(a: &Allocation, usage: &Usage) -> serde_json::Value {
+/// One allocation as `ports --json` shows it; each hold says whether its
+/// process lives (`"alive"`).
+pub fn allocation_json(
+    a: &Allocation,
+    usage: &Usage,
+    system: &mut dyn System,
+) -> serde_json::Value {
     let holders = match usage {
         Usage::Idle => vec![],
         Usage::InUse(h) | Usage::Foreign(h) => h.clone(),
@@ -82,7 +88,8 @@ pub fn allocation_json(a: &Allocation, usage: &Usage) -> serde_json::Value {
         "worktree": a.worktree,
         "created": a.created,
         "reserved": a.reserved,
-        "holds": a.holders,
+        "lifetime": alloc::lifetime(a, system),
+        "holds": alloc::holds_json(a, system),
         "state": usage.label(),
         "listeners": holders,
     })

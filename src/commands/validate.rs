@@ -11,10 +11,10 @@ use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
-use crate::output;
 use crate::registry::{Allocation, RegistryData};
 use crate::validate::{self, Checked, Finding};
 use crate::worktree::Worktree;
+use crate::{output, ports};
 
 /// `--verbose` is the global flag: with it, every allocation checked is
 /// listed with its state.
@@ -42,14 +42,29 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         cache: BTreeMap::new(),
     };
     let mut system = RealSystem::new(&ctx.registry);
-    let mut checker = |data: &RegistryData| {
-        validate::check(data, args.verify_ports, &mut system, &mut |a| {
-            configs.config_of(a)
-        })
+    // The check the conflict message sends the user to: with
+    // --verify-ports, the ranges of the config here are scanned too.
+    let here = if args.verify_ports {
+        Some(ctx.config_here()?)
+    } else {
+        None
+    };
+    let mut checker = |data: &RegistryData| -> Result<_> {
+        let conflicts = match &here {
+            Some(config) => ports::conflicts(config, data, &mut system)?,
+            None => Vec::new(),
+        };
+        Ok(validate::check(
+            data,
+            args.verify_ports,
+            &mut system,
+            &mut |a| configs.config_of(a),
+            &conflicts,
+        ))
     };
     let fixed = if args.fix {
         match ctx.registry.transaction(|data| {
-            let (mut findings, checked) = checker(data);
+            let (mut findings, checked) = checker(data)?;
             validate::fix(data, &mut findings);
             Ok((findings, checked, data.allocations.len()))
         }) {
@@ -63,9 +78,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         None
     };
     let result = fixed.unwrap_or_else(|| {
-        ctx.registry.read_unchecked().map(|data| {
-            let (findings, checked) = checker(&data);
-            (findings, checked, data.allocations.len())
+        ctx.registry.read_unchecked().and_then(|data| {
+            let (findings, checked) = checker(&data)?;
+            Ok((findings, checked, data.allocations.len()))
         })
     });
     let (findings, checked, remaining) = match result {

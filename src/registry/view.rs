@@ -126,6 +126,8 @@ struct AllocationView<'a> {
     reserved: bool,
     #[serde(default)]
     holders: Vec<Hold>,
+    #[serde(default)]
+    adhoc: bool,
 }
 
 impl AllocationView<'_> {
@@ -139,6 +141,7 @@ impl AllocationView<'_> {
             created,
             reserved,
             holders,
+            adhoc,
         } = self;
         Allocation {
             port,
@@ -149,6 +152,7 @@ impl AllocationView<'_> {
             created: created.into_owned(),
             reserved,
             holders,
+            adhoc,
         }
     }
 }
@@ -243,6 +247,7 @@ mod tests {
                 worktree: if mine { WT } else { "/r/other" }.into(),
                 created: "2026-01-01T00:00:00Z".into(),
                 reserved,
+                adhoc: false,
                 holders: if reserved {
                     vec![]
                 } else {

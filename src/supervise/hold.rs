@@ -95,6 +95,7 @@ mod tests {
             created: crate::registry::now_rfc3339(),
             reserved,
             holders: vec![hold("npm start")],
+            adhoc: false,
         };
         registry
             .transaction(|d| {

@@ -8,7 +8,7 @@ use crate::support::{PyListener, Run, TestEnv, run};
 
 /// Installs `use_wtenv` in direnv's lib dir and commits an `.envrc` that
 /// says `use wtenv`, so every worktree made afterwards has it.
-fn with_direnv(t: &TestEnv) {
+pub fn with_direnv(t: &TestEnv) {
     let lib = t.root().join("config/direnv/lib");
     std::fs::create_dir_all(&lib).unwrap();
     let hook = run(&mut t.wtenv(&["hook", "direnv"]));
@@ -26,7 +26,7 @@ fn direnv(t: &TestEnv, dir: &Path, args: &[&str]) -> Run {
     run(&mut cmd)
 }
 
-fn allow(t: &TestEnv, dir: &Path) {
+pub fn allow(t: &TestEnv, dir: &Path) {
     let out = direnv(t, dir, &["allow", dir.to_str().unwrap()]);
     assert_eq!(out.code, Some(0), "{out}");
 }

@@ -4,10 +4,11 @@ mod support;
 
 mod background;
 mod config;
-mod direnv;
+pub mod direnv;
 mod docs;
 mod dotenv;
 mod hostile;
+mod lifecycle;
 mod nix;
 mod probe;
 mod quoting;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::support::{TestEnv, wait_for};
+use crate::support::{TestEnv, Tmux, wait_for};
 use wtenv::probe::{self, PortState};
 use wtenv::process::{self, ProcessId};
 
@@ -451,76 +451,6 @@ fn fifty_start_and_ctrl_c_cycles_leak_nothing() {
         std::fs::remove_file(&pidfile).unwrap();
     }
     assert!(t.allocations().is_empty());
-}
-
-/// A tmux server of our own (its own socket), killed on drop.
-struct Tmux {
-    socket: PathBuf,
-}
-
-impl Tmux {
-    /// A real terminal: tmux session `w` running an interactive bash in
-    /// the test's repository.
-    fn start_bash(t: &TestEnv) -> Tmux {
-        let tmux = Tmux {
-            socket: t.root().join("tmux.sock"),
-        };
-        let status = tmux
-            .cmd(t)
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                "w",
-                "-x",
-                "200",
-                "-y",
-                "50",
-                "-c",
-            ])
-            .arg(&t.repo)
-            .args(["bash", "--norc", "--noprofile", "-i"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        tmux
-    }
-
-    fn cmd(&self, t: &TestEnv) -> Command {
-        let mut c = Command::new("tmux");
-        t.apply_env(&mut c);
-        c.env("TERM", "xterm").arg("-S").arg(&self.socket);
-        c
-    }
-
-    fn pane(&self, t: &TestEnv) -> String {
-        let out = self
-            .cmd(t)
-            .args(["capture-pane", "-p", "-t", "w"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, t: &TestEnv, keys: &[&str]) {
-        let status = self
-            .cmd(t)
-            .args(["send-keys", "-t", "w"])
-            .args(keys)
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .status();
-    }
 }
 
 #[test]

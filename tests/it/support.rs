@@ -455,3 +455,89 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// A tmux server of our own (its own socket), killed on drop: a real
+/// terminal for interactive shells.
+pub struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    /// Session `w` running an interactive bash in the test's repository.
+    pub fn start_bash(t: &TestEnv) -> Tmux {
+        Tmux::start(t, &t.repo, &["bash", "--norc", "--noprofile", "-i"])
+    }
+
+    /// Session `w` running `command` in `dir`, in the test's environment.
+    pub fn start(t: &TestEnv, dir: &Path, command: &[&str]) -> Tmux {
+        let tmux = Tmux {
+            socket: t.root().join(format!("tmux-{}.sock", std::process::id())),
+        };
+        let status = tmux
+            .cmd(t)
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                "w",
+                "-x",
+                "200",
+                "-y",
+                "50",
+                "-c",
+            ])
+            .arg(dir)
+            .args(command)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tmux
+    }
+
+    pub fn cmd(&self, t: &TestEnv) -> Command {
+        let mut c = Command::new("tmux");
+        t.apply_env(&mut c);
+        c.env("TERM", "xterm").arg("-S").arg(&self.socket);
+        c
+    }
+
+    pub fn pane(&self, t: &TestEnv) -> String {
+        let out = self
+            .cmd(t)
+            .args(["capture-pane", "-p", "-J", "-S", "-2000", "-t", "w"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn keys(&self, t: &TestEnv, keys: &[&str]) {
+        let status = self
+            .cmd(t)
+            .args(["send-keys", "-t", "w"])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Types `line` (literally) and Enter.
+    pub fn line(&self, t: &TestEnv, line: &str) {
+        let status = self
+            .cmd(t)
+            .args(["send-keys", "-t", "w", "-l", line])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.keys(t, &["Enter"]);
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .status();
+    }
+}

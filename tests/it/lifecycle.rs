@@ -1,0 +1,265 @@
+//! Every view of the registry tells the truth at the edges of a worktree's
+//! life: direnv shells reload when any command changes their ports, exited
+//! or killed holders, orphans of a killed `run`, removed services, and the
+//! conflict message's own advice (README, "Lifecycle").
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::direnv::{allow, with_direnv};
+use crate::support::{PyListener, TestEnv, Tmux, run, wait_for};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+const WTENV: &str = env!("CARGO_BIN_EXE_wtenv");
+
+/// The first line of `file` once it holds one, polled.
+fn line_of(file: &Path) -> Option<String> {
+    wait_for(PATIENCE, || {
+        std::fs::read_to_string(file).is_ok_and(|s| s.ends_with('\n'))
+    });
+    std::fs::read_to_string(file)
+        .ok()
+        .map(|s| s.trim_end().to_owned())
+}
+
+/// The port the registry gives `service` of `worktree`.
+fn port_of(t: &TestEnv, worktree: &Path, service: &str) -> Option<u16> {
+    t.allocations()
+        .into_iter()
+        .find(|(_, s, w)| s == service && w == worktree)
+        .map(|(p, _, _)| p)
+}
+
+/// A direnv shell at a real terminal in worktree B: whatever command gives
+/// B's port away (`release`, `validate --verify-ports --fix`), the next
+/// prompt reloads and B exports the port the registry now gives it, not
+/// the one another worktree took.
+#[test]
+fn a_direnv_shell_reloads_when_release_or_validate_fix_gives_its_port_away() {
+    let t = TestEnv::new();
+    with_direnv(&t);
+    let (b, c, d) = (
+        t.add_worktree("b"),
+        t.add_worktree("c"),
+        t.add_worktree("d"),
+    );
+    for wt in [&b, &c, &d] {
+        allow(&t, wt);
+    }
+    let tmux = Tmux::start_bash(&t);
+    tmux.line(&t, "eval \"$(direnv hook bash)\"");
+    tmux.line(&t, &format!("cd '{}'", b.display()));
+    let out = |n: u32| t.root().join(format!("port-{n}"));
+    tmux.line(&t, &format!("echo \"$PORT\" > '{}'", out(1).display()));
+    let first = t.ports.port(0).to_string();
+    assert_eq!(
+        line_of(&out(1)).as_deref(),
+        Some(first.as_str()),
+        "{}",
+        tmux.pane(&t)
+    );
+
+    // B's port released, then taken by C before B's next prompt.
+    tmux.line(
+        &t,
+        &format!(
+            "{WTENV} release; (cd '{}' && {WTENV} env >/dev/null)",
+            c.display()
+        ),
+    );
+    tmux.line(&t, &format!("echo \"$PORT\" > '{}'", out(2).display()));
+    let now = line_of(&out(2));
+    assert_eq!(port_of(&t, &c, "app"), Some(t.ports.port(0)));
+    assert_eq!(
+        now.as_deref(),
+        Some(t.ports.port(1).to_string().as_str()),
+        "B still exports the port C took: {}",
+        tmux.pane(&t)
+    );
+    assert_eq!(port_of(&t, &b, "app"), Some(t.ports.port(1)));
+
+    // `validate --verify-ports --fix` releases the idle reservations of B
+    // and C; D and C then take the two lowest ports before B's prompt.
+    tmux.line(
+        &t,
+        &format!(
+            "{WTENV} validate --verify-ports --fix >/dev/null; (cd '{}' && {WTENV} env >/dev/null); (cd '{}' && {WTENV} env >/dev/null)",
+            d.display(),
+            c.display()
+        ),
+    );
+    tmux.line(&t, &format!("echo \"$PORT\" > '{}'", out(3).display()));
+    let now = line_of(&out(3));
+    assert_eq!(port_of(&t, &d, "app"), Some(t.ports.port(0)));
+    assert_eq!(port_of(&t, &c, "app"), Some(t.ports.port(1)));
+    assert_eq!(
+        now.as_deref(),
+        Some(t.ports.port(2).to_string().as_str()),
+        "B kept exporting a port validate --fix gave away: {}",
+        tmux.pane(&t)
+    );
+}
+
+/// A holder that is gone is shown as gone by the read-only views, which
+/// write nothing; `validate` reports it, `validate --fix` clears it.
+#[test]
+fn read_only_views_show_a_gone_holder_as_gone_and_write_nothing() {
+    let t = TestEnv::new();
+    let mut holder = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .unwrap();
+    let pid = holder.id().to_string();
+    let out = run(&mut t.wtenv(&["env", "--hold", &pid]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let out = run(&mut t.wtenv(&["ports"]));
+    assert!(out.stdout.contains(&format!("held by pid {pid} ")), "{out}");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let before = std::fs::read(t.registry_path()).unwrap();
+    let gone = format!("held by pid {pid}: gone");
+    let ports = run(&mut t.wtenv(&["ports"]));
+    assert_eq!(ports.code, Some(0), "{ports}");
+    assert!(ports.stdout.contains(&gone), "{ports}");
+    let json = run(&mut t.wtenv(&["ports", "--json"]));
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["allocations"][0]["holds"][0]["alive"], false, "{json}");
+    let list = run(&mut t.wtenv(&["list"]));
+    assert_eq!(list.code, Some(0), "{list}");
+    assert!(list.stdout.contains(&gone), "{list}");
+    let validate = run(&mut t.wtenv(&["validate", "-v"]));
+    assert_eq!(validate.code, Some(1), "{validate}");
+    assert!(validate.stdout.contains(&gone), "{validate}");
+    assert!(validate.stdout.contains("holder-dead"), "{validate}");
+    assert_eq!(
+        std::fs::read(t.registry_path()).unwrap(),
+        before,
+        "a read-only view wrote the registry"
+    );
+    let fix = run(&mut t.wtenv(&["validate", "--fix"]));
+    assert_eq!(fix.code, Some(0), "{fix}");
+    assert!(t.allocations().is_empty(), "the held-only port is released");
+}
+
+/// A service removed from the config leaves a stale allocation: reported
+/// as an error `--fix` repairs by releasing it. `allocate --service S` for
+/// a service the config never declared is not stale.
+#[test]
+fn an_allocation_of_a_removed_service_is_stale_and_fix_releases_it() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\n[services.api]\n");
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let adhoc = run(&mut t.wtenv(&["allocate", "--service", "scratch"]));
+    assert_eq!(adhoc.code, Some(0), "{adhoc}");
+    assert_eq!(run(&mut t.wtenv(&["validate"])).code, Some(0));
+    t.write_config("[services.web]\n");
+    let out = run(&mut t.wtenv(&["validate"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    let api = t.ports.port(1);
+    assert!(
+        out.stdout.contains(&format!(
+            "error: service-removed: port {api} (api) of {}: ",
+            t.repo.display()
+        )),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("scratch"), "{out}");
+    let fix = run(&mut t.wtenv(&["validate", "--fix"]));
+    assert_eq!(fix.code, Some(0), "{fix}");
+    assert!(fix.stdout.contains("[fixed]"), "{fix}");
+    let services: Vec<String> = t.allocations().into_iter().map(|a| a.1).collect();
+    assert_eq!(services, ["web", "scratch"]);
+}
+
+/// The conflict message, followed word for word: the command it names
+/// shows the conflict with its holder (an error `--fix` cannot fix),
+/// `conflicts` and `list` agree with it, and the hint's flag allocates
+/// past it. A reserved port held by a foreign process is a conflict in
+/// `conflicts` as in `list`.
+#[test]
+fn the_conflict_message_followed_literally_shows_the_conflict_everywhere() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    let elsewhere = t.root().join("home");
+    let squatter = PyListener::start(&elsewhere, "4", "127.0.0.1", t.ports.port(0), "");
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    let told = out
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("Run '").and_then(|l| l.split('\'').next()))
+        .unwrap_or_else(|| panic!("no command in the message: {out}"))
+        .to_owned();
+    assert_eq!(told, "wtenv validate --verify-ports");
+    let args: Vec<&str> = told.split(' ').skip(1).collect();
+    let holder = format!("pid {} (", squatter.pid());
+    for fix in [false, true] {
+        let mut args = args.clone();
+        if fix {
+            args.push("--fix");
+        }
+        let v = run(&mut t.wtenv(&args));
+        assert_eq!(v.code, Some(1), "{args:?}: {v}");
+        let line = v
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("error: conflict: "))
+            .unwrap_or_else(|| panic!("{args:?} does not show the conflict: {v}"));
+        assert!(line.contains(&t.ports.port(0).to_string()), "{line}");
+        assert!(line.contains(&holder), "{line}");
+        assert!(line.ends_with("[needs manual intervention]"), "{line}");
+    }
+    let conflicts = run(&mut t.wtenv(&["conflicts"]));
+    assert_eq!(conflicts.code, Some(1), "{conflicts}");
+    assert!(conflicts.stdout.contains(&holder), "{conflicts}");
+    let list = run(&mut t.wtenv(&["list"]));
+    assert!(
+        list.stdout
+            .lines()
+            .any(|l| l.contains(&t.ports.port(0).to_string())
+                && l.contains("conflict (")
+                && l.contains(&holder)),
+        "{list}"
+    );
+    // The hint: --skip-occupied takes the next free port.
+    let hint = out.stderr.lines().last().unwrap();
+    assert!(
+        hint.starts_with("hint: ") && hint.contains("--skip-occupied"),
+        "{out}"
+    );
+    let skip = run(&mut t.wtenv(&["env", "--skip-occupied"]));
+    assert_eq!(skip.code, Some(0), "{skip}");
+    assert!(
+        skip.stdout.contains(&format!("PORT='{}'", t.ports.port(1))),
+        "{skip}"
+    );
+
+    // A reservation taken over by a foreign process: `list` says conflict,
+    // and so does `conflicts`.
+    let out = run(&mut t.wtenv_in(&other, &["env", "--skip-occupied"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let taken = t.ports.port(2);
+    let thief = PyListener::start(&elsewhere, "4", "127.0.0.1", taken, "");
+    let list = run(&mut t.wtenv(&["list"]));
+    let row = list
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{} ", other.display())))
+        .unwrap();
+    assert!(
+        row.contains(&format!("conflict (pid {}", thief.pid())),
+        "{list}"
+    );
+    let conflicts = run(&mut t.wtenv(&["conflicts"]));
+    assert_eq!(conflicts.code, Some(1), "{conflicts}");
+    let line = conflicts
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{taken} ")))
+        .unwrap_or_else(|| panic!("conflicts misses the foreign holder of {taken}: {conflicts}"));
+    assert!(line.contains(&format!("pid {} (", thief.pid())), "{line}");
+    assert!(
+        line.contains(&format!("reserved for app of {}", other.display())),
+        "{line}"
+    );
+}
