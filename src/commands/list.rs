@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
+use crate::health::status::{self, Lookup, ServiceStatus};
 use crate::output;
 use crate::ports::{self, state_text};
 use crate::registry::Allocation;
@@ -25,6 +26,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let (here, config, entries) = worktrees::entries_from_git(ctx)?;
     let data = ctx.registry.read()?;
     let mut system = RealSystem::new(&ctx.registry);
+    let mut lookup = Lookup::new(&ctx.registry);
     let mut items = Vec::new();
     let mut rows = Vec::new();
     for e in &entries {
@@ -52,7 +54,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         let mut services = Vec::new();
         for name in names {
             let found = mine.iter().zip(&usage).find(|(a, _)| a.service == name);
-            services.push(service_view(name, found.map(|(a, u)| (*a, u)), &mut system));
+            let health = found.and_then(|(a, _)| lookup.of(a));
+            services.push(service_view(
+                name,
+                found.map(|(a, u)| (*a, u)),
+                &mut system,
+                health,
+            ));
         }
         let branch = e.listed.branch.clone().unwrap_or_else(|| {
             if e.listed.bare {
@@ -145,6 +153,7 @@ fn service_view(
     name: &str,
     found: Option<(&Allocation, &Usage)>,
     system: &mut dyn System,
+    health: Option<ServiceStatus>,
 ) -> ServiceView {
     match found {
         None => ServiceView {
@@ -167,7 +176,7 @@ fn service_view(
             ServiceView {
                 service: name.to_owned(),
                 port: Some(a.port),
-                state,
+                state: status::with_state(state, health.as_ref()),
                 json: json!({
                     "service": name,
                     "port": a.port,
@@ -175,6 +184,8 @@ fn service_view(
                     "state": u.label(),
                     "listeners": listeners,
                     "holds": alloc::holds_json(a, system),
+                    "health": health.as_ref().map(|h| &h.health),
+                    "restarts": health.as_ref().map(|h| h.restarts),
                 }),
             }
         }

@@ -6,6 +6,7 @@ use crate::alloc::{self, RealSystem, System, Usage};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
+use crate::health::status::{self, Lookup, ServiceStatus};
 use crate::output;
 use crate::ports::state_text;
 use crate::registry::Allocation;
@@ -37,24 +38,28 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     rows.sort_by_key(|a| a.port);
     let mut system = RealSystem::new(&ctx.registry);
     let usage = alloc::classify(&rows, &mut system).map_err(Error::probe)?;
+    let mut lookup = Lookup::new(&ctx.registry);
+    let health: Vec<Option<ServiceStatus>> = rows.iter().map(|a| lookup.of(a)).collect();
     if args.json {
         let items: Vec<_> = rows
             .iter()
             .zip(&usage)
-            .map(|(a, u)| allocation_json(a, u, &mut system))
+            .zip(&health)
+            .map(|((a, u), h)| allocation_json(a, u, h.as_ref(), &mut system))
             .collect();
         output::json(json!({ "allocations": items }))?;
     } else {
         let table: Vec<Vec<String>> = rows
             .iter()
             .zip(&usage)
-            .map(|(a, u)| {
+            .zip(&health)
+            .map(|((a, u), h)| {
                 vec![
                     a.port.to_string(),
                     a.service.clone(),
                     a.purpose.clone(),
                     alloc::lifetime(a, &mut system),
-                    state_text(u),
+                    status::with_state(state_text(u), h.as_ref()),
                     a.worktree.display().to_string(),
                 ]
             })
@@ -74,6 +79,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
 pub fn allocation_json(
     a: &Allocation,
     usage: &Usage,
+    health: Option<&ServiceStatus>,
     system: &mut dyn System,
 ) -> serde_json::Value {
     let holders = match usage {
@@ -92,5 +98,7 @@ pub fn allocation_json(
         "holds": alloc::holds_json(a, system),
         "state": usage.label(),
         "listeners": holders,
+        "health": health.map(|h| &h.health),
+        "restarts": health.map(|h| h.restarts),
     })
 }

@@ -3,13 +3,14 @@
 //!
 //! Every service sees every service's port variables (the worktree's full
 //! set). Each output line is prefixed with its service's name (coloured on
-//! a terminal). A service is ready when its port accepts a connection; the
-//! listener must belong to that service's process tree, else a warning
-//! names where the service really listens. One service ending stops the
-//! others; Ctrl-C stops all; the exit status is the one of the service that
-//! ended first, and the ports' holds are released on every path.
+//! a terminal). Services start in dependency order, each once its
+//! dependencies pass their health checks, and are restarted by their
+//! policy ([`crate::supervise::up`]). A service ending for good stops the
+//! others; Ctrl-C stops all; the exit status is that service's, and the
+//! ports' holds are released on every path.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::alloc::HoldMode;
@@ -18,11 +19,13 @@ use crate::config::Service;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
+use crate::health;
 use crate::output;
 use crate::ports::ensure_verified;
 use crate::supervise::hold::{ReleaseGuard, hold, record_pgid};
-use crate::supervise::services::{Prefix, describe, pump, watch_ready};
-use crate::supervise::{self, Pgid, Supervisor};
+use crate::supervise::services::{Prefix, pump};
+use crate::supervise::up::{Unit, Up};
+use crate::supervise::{Pgid, Supervisor};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -73,82 +76,85 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         return Err(Error::Interrupted(sig as i32));
     }
     let width = selected.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let units: Vec<Unit> = selected
+        .iter()
+        .enumerate()
+        .map(|(i, service)| Unit {
+            service,
+            port: ports.get(&service.name).copied(),
+            prefix: Prefix::new(&service.name, width, i, ctx.color),
+        })
+        .collect();
     let (pumped, pumps_done) = std::sync::mpsc::channel::<()>();
-    let mut pumps = 0;
-    let mut started: BTreeMap<String, Pgid> = BTreeMap::new();
-    let mut names = Vec::new();
-    for (i, service) in selected.iter().enumerate() {
-        let command = service.run.as_deref().unwrap_or_default();
-        let prefix = Prefix::new(&service.name, width, i, ctx.color);
-        let (out_r, out_w) =
-            std::io::pipe().map_err(|e| Error::io("could not create a pipe", e))?;
-        let (err_r, err_w) =
-            std::io::pipe().map_err(|e| Error::io("could not create a pipe", e))?;
-        let mut expr = duct::cmd("sh", ["-c", command])
-            .dir(&scope.worktree.root)
-            .stdin_null()
-            .stdout_file(out_w)
-            .stderr_file(err_w);
-        for (name, value) in &vars {
-            expr = expr.env(name, value);
-        }
-        let spawned = supervisor.spawn(&expr, &format!("service {}", service.name), false);
-        // Our copies of the write ends go with the expression, so the pumps
-        // see EOF once the service's processes close theirs.
-        drop(expr);
-        let pgid = match spawned {
-            Ok(pgid) => pgid,
-            Err(e) => {
-                eprintln!("error: {}", e.message());
-                supervisor.stop();
-                let _ = supervisor.wait(true, || {});
-                return Ok(e.outcome());
+    let pumps = std::cell::Cell::new(0);
+    let spawn =
+        |sup: &mut Supervisor, unit: &Unit| -> std::result::Result<(usize, Pgid), Outcome> {
+            let pipe = || std::io::pipe();
+            let (Ok((out_r, out_w)), Ok((err_r, err_w))) = (pipe(), pipe()) else {
+                eprintln!(
+                    "error: could not create a pipe for service {}",
+                    unit.service.name
+                );
+                return Err(Outcome::Code(crate::exit::FAILURE));
+            };
+            let command = unit.service.run.as_deref().unwrap_or_default();
+            let mut expr = duct::cmd("sh", ["-c", command])
+                .dir(&scope.worktree.root)
+                .stdin_null()
+                .stdout_file(out_w)
+                .stderr_file(err_w);
+            for (name, value) in &vars {
+                expr = expr.env(name, value);
             }
+            let spawned = sup.spawn(&expr, &format!("service {}", unit.service.name), false);
+            // Our copies of the write ends go with the expression, so the pumps
+            // see EOF once the service's processes close theirs.
+            drop(expr);
+            let pgid = spawned.map_err(|e| {
+                eprintln!("error: {}", e.message());
+                e.outcome()
+            })?;
+            pump(out_r, unit.prefix.clone(), false, pumped.clone());
+            pump(err_r, unit.prefix.clone(), true, pumped.clone());
+            pumps.set(pumps.get() + 2);
+            Ok((sup.groups() - 1, pgid))
         };
-        pump(out_r, prefix.clone(), false, pumped.clone());
-        pump(err_r, prefix, true, pumped.clone());
-        pumps += 2;
-        started.insert(service.name.clone(), pgid);
-        names.push(service.name.clone());
-        match ports.get(&service.name) {
-            Some(&port) => watch_ready(
-                service.name.clone(),
-                port,
-                pgid,
-                service.ready_timeout,
-                ctx.quiet,
-            ),
-            None => tracing::warn!(service = %service.name, "no port allocated"),
-        }
-    }
-    let report = supervisor.wait(true, || {
-        record_pgid(&ctx.registry, |a| started.get(&a.service).copied())
-    });
+    let spawned = |pgids: &BTreeMap<String, Pgid>| {
+        record_pgid(&ctx.registry, |a| pgids.get(&a.service).copied())
+    };
+    let state_dir = ctx
+        .registry
+        .path()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut up = Up::new(
+        units,
+        &supervisor,
+        vars.clone(),
+        scope.worktree.root.clone(),
+        &state_dir,
+        ctx.quiet,
+        Box::new(spawn),
+        Box::new(spawned),
+    );
+    let report = supervisor.drive(&mut up);
     // Every group is gone, so the pipes are at EOF: let the pumps print
     // the last lines (bounded: a daemon that left the group may hold one).
     let deadline = Instant::now() + Duration::from_millis(500);
-    for _ in 0..pumps {
+    for _ in 0..pumps.get() {
         let left = deadline.saturating_duration_since(Instant::now());
         if pumps_done.recv_timeout(left).is_err() {
             break;
         }
     }
-    if let Some(i) = report.first
-        && let Some(status) = report.exits[i]
-        && !ctx.quiet
-    {
-        let others = if names.len() > 1 {
-            "; stopped the others"
-        } else {
-            ""
-        };
-        eprintln!(
-            "wtenv: service {} ended ({}){others}",
-            names[i],
-            describe(status)
-        );
+    if let Some(failure) = up.failure() {
+        return Err(Error::hinted(
+            failure.to_owned(),
+            "every service was stopped; see its output above, or raise its ready_timeout",
+        ));
     }
-    Ok(supervise::up_outcome(&report))
+    Ok(up.outcome(&report))
 }
 
 /// `up --detach`: one line per service (unit, pid, port) once all are
@@ -181,37 +187,58 @@ fn detach(args: Args, ctx: &Ctx) -> Result<Outcome> {
     Ok(Outcome::SUCCESS)
 }
 
-/// The services to start: those named, else every one with a `run`.
+/// The services to start: those named (and what they depend on), else
+/// every one with a `run`; in a dependency order.
 fn select<'a>(services: &'a [Service], names: &[String]) -> Result<Vec<&'a Service>> {
-    if names.is_empty() {
-        let all: Vec<&Service> = services.iter().filter(|s| s.run.is_some()).collect();
+    let wanted: Vec<usize> = if names.is_empty() {
+        let all: Vec<usize> = (0..services.len())
+            .filter(|&i| services[i].run.is_some())
+            .collect();
         if all.is_empty() {
             return Err(Error::hinted(
                 "no service has a run command",
                 "add run = \"...\" under [services.NAME] in wtenv.toml",
             ));
         }
-        return Ok(all);
-    }
-    names
+        all
+    } else {
+        names
+            .iter()
+            .map(|n| {
+                services.iter().position(|s| &s.name == n).ok_or_else(|| {
+                    Error::hinted(
+                        format!("unknown service {n:?}"),
+                        format!(
+                            "configured services: {}",
+                            services
+                                .iter()
+                                .map(|s| s.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<_>>()?
+    };
+    let graph: Vec<(&str, &[String])> = services
         .iter()
-        .map(|n| {
-            let s = services.iter().find(|s| &s.name == n).ok_or_else(|| {
-                Error::hinted(
-                    format!("unknown service {n:?}"),
-                    format!(
-                        "configured services: {}",
-                        services
-                            .iter()
-                            .map(|s| s.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
-            })?;
+        .map(|s| (s.name.as_str(), s.depends_on.as_slice()))
+        .collect();
+    health::start_order(&graph, &wanted)
+        .into_iter()
+        .map(|i| {
+            let s = &services[i];
             if s.run.is_none() {
+                let n = &s.name;
+                let why = match names.contains(n) {
+                    true => format!("service {n} has no run command"),
+                    false => format!(
+                        "service {n} has no run command, and a service to start depends on it"
+                    ),
+                };
                 return Err(Error::hinted(
-                    format!("service {n} has no run command"),
+                    why,
                     format!("add run = \"...\" under [services.{n}] in wtenv.toml"),
                 ));
             }

@@ -18,6 +18,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 pub mod check;
+pub mod status;
 
 /// How a service's health is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -47,6 +47,10 @@ pub(super) struct Group {
     pub sweeping: bool,
     /// When the left-behind members get SIGKILL.
     pub sweep_deadline: Option<Instant>,
+    /// Stopped on its own (a restart): when it gets SIGKILL.
+    pub kill_at: Option<Instant>,
+    /// The leader's exit status.
+    pub status: Option<std::process::ExitStatus>,
     pub done: bool,
 }
 
@@ -58,6 +62,8 @@ impl Group {
             exited: false,
             sweeping: false,
             sweep_deadline: None,
+            kill_at: None,
+            status: None,
             done: false,
         }
     }

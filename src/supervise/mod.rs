@@ -34,6 +34,7 @@ pub mod signal;
 pub mod spawn;
 mod supervisor;
 pub mod terminal;
+pub mod up;
 
 use std::time::Duration;
 
@@ -41,7 +42,7 @@ pub use escalation::{Action, Escalation, Report, outcome_of, run_outcome, up_out
 pub use group::Pgid;
 pub use signal::{FORWARDED, Signal};
 pub use spawn::{SpawnError, resolve_program};
-pub use supervisor::Supervisor;
+pub use supervisor::{Policy, Supervisor, Waker};
 pub use terminal::TerminalGuard;
 
 /// `--grace` default: how long a group has between SIGTERM (or the

@@ -29,6 +29,10 @@ impl Prefix {
     pub fn new(name: &str, width: usize, index: usize, colour: bool) -> Prefix {
         Prefix(crate::output::service_prefix(name, width, index, colour))
     }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Copies `reader` line by line to our stdout (or stderr), prefixed.

@@ -30,6 +30,9 @@ pub(super) enum Event {
     Child,
     /// A leader, by spawn order, exited.
     Exited(usize, io::Result<ExitStatus>),
+    /// A [`Policy`](super::supervisor::Policy) has news (a health check's
+    /// result): take a turn now.
+    Wake,
 }
 
 /// Starts the listener thread; its events go to `tx`. The handle closes it.

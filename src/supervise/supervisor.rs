@@ -121,18 +121,56 @@ impl Supervisor {
         self.apply(action);
     }
 
+    /// How many groups were spawned: the next spawn's index.
+    pub fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Stops one group (SIGTERM, SIGKILL after the grace) while the others
+    /// run on: `up` restarting a service.
+    pub fn stop_group(&mut self, index: usize) {
+        let grace = self.escalation.grace();
+        if let Some(g) = self.groups.get_mut(index)
+            && !g.done
+        {
+            g.signal(Signal::SIGTERM);
+            g.kill_at = Some(Instant::now() + grace);
+        }
+    }
+
+    /// Whether group `index` is gone: its leader exited and nothing of
+    /// the group is left.
+    pub fn done(&self, index: usize) -> bool {
+        self.groups.get(index).is_none_or(|g| g.done)
+    }
+
+    /// Whether every group is being stopped (a signal, [`Supervisor::stop`]).
+    pub fn stopping(&self) -> bool {
+        self.escalation.stopping()
+    }
+
+    /// A handle that makes the loop take a turn at once, from any thread.
+    pub fn waker(&self) -> Waker {
+        Waker(self.tx.clone())
+    }
+
     /// Supervises until every group is gone. `stop_all_on_exit`: one
-    /// leader exiting stops the others (`up`). `settled` runs once, when
-    /// the children have run for [`SETTLE`] and none has ended.
+    /// leader exiting stops the others. `settled` runs once, when the
+    /// children have run for [`SETTLE`] and none has ended.
     pub fn wait(mut self, stop_all_on_exit: bool, settled: impl FnOnce()) -> Report {
-        let mut settled = Some(settled);
-        let settle_at = Instant::now() + SETTLE;
-        let mut report = Report {
-            exits: vec![None; self.groups.len()],
-            first: None,
-            interrupted: None,
-            killed: false,
+        let mut plain = Plain {
+            stop_all_on_exit,
+            settled: Some(settled),
+            settle_at: Instant::now() + SETTLE,
         };
+        self.drive(&mut plain)
+    }
+
+    /// Supervises until every group is gone and `policy` is finished:
+    /// signals are forwarded and escalated, exited groups swept, and the
+    /// policy may start and stop groups on each turn.
+    pub fn drive(&mut self, policy: &mut dyn Policy) -> Report {
+        let mut first = None;
         if let Some(sig) = self.early {
             let action = self.escalation.on_signal(sig, Instant::now());
             self.apply(action);
@@ -140,30 +178,32 @@ impl Supervisor {
         loop {
             let now = Instant::now();
             self.sweep(now);
-            if self.groups.iter().all(|g| g.done) {
+            for g in self.groups.iter_mut().filter(|g| !g.done) {
+                if g.kill_at.is_some_and(|d| now >= d) {
+                    g.kill_at = None;
+                    g.signal(Signal::SIGKILL);
+                }
+            }
+            let next = policy.turn(self, now);
+            if self.groups.iter().all(|g| g.done) && (self.stopping() || policy.finished()) {
                 break;
             }
             let action = self.escalation.on_tick(now);
             self.apply(action);
-            if settled.is_some() && now >= settle_at {
-                if self.groups.iter().all(|g| !g.exited)
-                    && let Some(f) = settled.take()
-                {
-                    f();
-                }
-                settled = None;
-            }
             let polling = self.groups.iter().any(|g| g.exited && !g.done);
-            let mut timeout = match (polling, self.escalation.deadline()) {
+            let deadlines = self
+                .escalation
+                .deadline()
+                .into_iter()
+                .chain(next)
+                .chain(self.groups.iter().filter_map(|g| g.kill_at));
+            let timeout = match (polling, deadlines.min()) {
                 (true, _) => POLL,
                 (false, Some(d)) => d
                     .saturating_duration_since(now)
                     .max(Duration::from_millis(1)),
                 (false, None) => Duration::from_secs(3600),
             };
-            if settled.is_some() {
-                timeout = timeout.min(settle_at.saturating_duration_since(now));
-            }
             match self.rx.recv_timeout(timeout) {
                 Ok(Event::Signal(sig)) => {
                     let action = self.escalation.on_signal(sig, Instant::now());
@@ -176,30 +216,36 @@ impl Supervisor {
                         ExitStatus::from_raw(exit::FAILURE as i32 * 256)
                     });
                     tracing::info!(leader = self.groups[i].leader, ?status, "leader exited");
-                    report.exits[i] = Some(status);
+                    self.groups[i].status = Some(status);
                     self.groups[i].exited = true;
                     if i == 0 || self.groups.len() == 1 {
                         // The terminal goes back to wtenv as soon as the
                         // foreground child is gone.
                         self.terminal = None;
                     }
-                    if !self.escalation.stopping() && report.first.is_none() {
-                        report.first = Some(i);
-                        if stop_all_on_exit {
+                    if !self.escalation.stopping() {
+                        if first.is_none() && self.groups[i].kill_at.is_none() {
+                            first = Some(i);
+                        }
+                        if policy.exited(self, i, status) {
                             let action = self.escalation.stop(Instant::now());
                             self.apply(action);
                         }
                     }
                 }
                 Ok(Event::Child) => self.follow_stop(),
+                Ok(Event::Wake) => {}
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
         self.terminal = None;
-        report.interrupted = self.escalation.interrupted();
-        report.killed = self.escalation.killed();
-        report
+        Report {
+            exits: self.groups.iter().map(|g| g.status).collect(),
+            first,
+            interrupted: self.escalation.interrupted(),
+            killed: self.escalation.killed(),
+        }
     }
 
     /// Job control, as a shell would see it: when the interactive child is
@@ -278,6 +324,62 @@ impl Supervisor {
                 killpg(g.pgid, Signal::SIGKILL);
             }
         }
+    }
+}
+
+/// What drives [`Supervisor::drive`] beyond signals and sweeps: `up`'s
+/// start order, health checks and restarts.
+pub trait Policy {
+    /// Group `index` (spawn order) exited with `status` while no stop of
+    /// all was under way. `true`: stop every group.
+    fn exited(&mut self, sup: &mut Supervisor, index: usize, status: ExitStatus) -> bool;
+    /// One turn of the loop (after an event or a timeout): may start or
+    /// stop groups. Returns when it wants its next turn at the latest.
+    fn turn(&mut self, sup: &mut Supervisor, now: Instant) -> Option<Instant>;
+    /// Whether the loop may end once every group is gone (nothing left to
+    /// start or restart).
+    fn finished(&self) -> bool;
+}
+
+/// `run`'s policy (and `wait`'s): nothing is restarted; optionally one
+/// exit stops all; `settled` runs once after [`SETTLE`].
+struct Plain<F: FnOnce()> {
+    stop_all_on_exit: bool,
+    settled: Option<F>,
+    settle_at: Instant,
+}
+
+impl<F: FnOnce()> Policy for Plain<F> {
+    fn exited(&mut self, _: &mut Supervisor, _: usize, _: ExitStatus) -> bool {
+        self.stop_all_on_exit
+    }
+
+    fn turn(&mut self, sup: &mut Supervisor, now: Instant) -> Option<Instant> {
+        self.settled.as_ref()?;
+        if now < self.settle_at {
+            return Some(self.settle_at);
+        }
+        if sup.groups.iter().all(|g| !g.exited)
+            && let Some(f) = self.settled.take()
+        {
+            f();
+        }
+        self.settled = None;
+        None
+    }
+
+    fn finished(&self) -> bool {
+        true
+    }
+}
+
+/// Makes [`Supervisor::drive`] take a turn now (see [`Supervisor::waker`]).
+#[derive(Clone)]
+pub struct Waker(Sender<Event>);
+
+impl Waker {
+    pub fn wake(&self) {
+        let _ = self.0.send(Event::Wake);
     }
 }
 

@@ -1,0 +1,231 @@
+//! What a running `up` tells `list` and `ports`: each service's health and
+//! restart count, in `up/<pid>.json` beside the registry.
+//!
+//! Why a file of its own and not the registry: a state change (ready,
+//! unhealthy, restarting) would otherwise be a locked registry write, and
+//! every reader (`env` on each `cd`) would parse fields it never uses.
+//! `up` writes the file (temp file, rename) only when a state changes and
+//! removes it when it ends; a reader trusts it only for a live holder of
+//! the registry with the same pid and start time, so a file left by a
+//! SIGKILLed `up` is never shown (and the next `up` removes it).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::process::ProcessId;
+
+/// The file's format version.
+const VERSION: u32 = 1;
+/// A status file is small: one line per service.
+const MAX_SIZE: u64 = 1 << 20;
+
+/// One service of a running `up`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// `waiting`, `starting`, `ready`, `unhealthy`, `restarting`, `ended`.
+    pub health: String,
+    pub restarts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct File {
+    version: u32,
+    pid: u32,
+    start_time: u64,
+    services: BTreeMap<String, ServiceStatus>,
+}
+
+fn dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("up")
+}
+
+fn path(state_dir: &Path, pid: u32) -> PathBuf {
+    dir(state_dir).join(format!("{pid}.json"))
+}
+
+impl ServiceStatus {
+    /// `ready`, `unhealthy, 2 restarts`.
+    pub fn text(&self) -> String {
+        match self.restarts {
+            0 => self.health.clone(),
+            1 => format!("{}, 1 restart", self.health),
+            n => format!("{}, {n} restarts", self.health),
+        }
+    }
+}
+
+/// A port's state (`listening (pid 12 node)`) and, while `up` runs its
+/// service, the service's health: `listening (...); ready, 1 restart`.
+pub fn with_state(state: String, health: Option<&ServiceStatus>) -> String {
+    match health {
+        Some(h) => format!("{state}; {}", h.text()),
+        None => state,
+    }
+}
+
+/// The health `list` and `ports` show for allocations: read from the
+/// status file of each allocation's live holder, once per holder.
+pub struct Lookup {
+    state_dir: Option<PathBuf>,
+    seen: BTreeMap<(u32, u64), Option<BTreeMap<String, ServiceStatus>>>,
+}
+
+impl Lookup {
+    pub fn new(registry: &crate::registry::Registry) -> Lookup {
+        Lookup {
+            state_dir: registry.path().parent().map(Path::to_path_buf),
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// The health of `a`'s service in the `up` that holds it, if one does.
+    pub fn of(&mut self, a: &crate::registry::Allocation) -> Option<ServiceStatus> {
+        let dir = self.state_dir.as_ref()?;
+        for h in &a.holders {
+            let id = ProcessId {
+                pid: h.pid,
+                start_time: h.start_time,
+            };
+            let found = self
+                .seen
+                .entry((id.pid, id.start_time))
+                .or_insert_with(|| read(dir, id).filter(|_| id.is_alive()));
+            if let Some(s) = found.as_ref().and_then(|m| m.get(&a.service)) {
+                return Some(s.clone());
+            }
+        }
+        None
+    }
+}
+
+/// The status of the `up` that is `holder`, if it wrote one.
+pub fn read(state_dir: &Path, holder: ProcessId) -> Option<BTreeMap<String, ServiceStatus>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path(state_dir, holder.pid)).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX_SIZE).read_to_string(&mut text).ok()?;
+    let f: File = serde_json::from_str(&text).ok()?;
+    (f.version == VERSION && f.pid == holder.pid && f.start_time == holder.start_time)
+        .then_some(f.services)
+}
+
+/// The file of this `up`; removed on drop.
+pub struct StatusFile {
+    state_dir: PathBuf,
+    me: ProcessId,
+    last: Option<BTreeMap<String, ServiceStatus>>,
+}
+
+impl StatusFile {
+    /// For this process, under `state_dir`; removes the files of `up`s
+    /// that are gone.
+    pub fn new(state_dir: &Path) -> StatusFile {
+        let me = ProcessId::current();
+        if let Ok(entries) = std::fs::read_dir(dir(state_dir)) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let pid = name
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".json"))
+                    .and_then(|n| n.parse::<u32>().ok());
+                if let Some(pid) = pid
+                    && pid != me.pid
+                    && ProcessId::of(pid).is_none()
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        StatusFile {
+            state_dir: state_dir.to_path_buf(),
+            me,
+            last: None,
+        }
+    }
+
+    /// Records `services`, if they changed. Best effort: a failure is
+    /// logged, `up` goes on.
+    pub fn write(&mut self, services: BTreeMap<String, ServiceStatus>) {
+        if self.last.as_ref() == Some(&services) {
+            return;
+        }
+        let f = File {
+            version: VERSION,
+            pid: self.me.pid,
+            start_time: self.me.start_time,
+            services,
+        };
+        if let Err(e) = self.write_file(&f) {
+            tracing::warn!("could not write the status of up: {e}");
+        }
+        self.last = Some(f.services);
+    }
+
+    fn write_file(&self, f: &File) -> std::io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = dir(&self.state_dir);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        let target = path(&self.state_dir, self.me.pid);
+        let tmp = dir.join(format!("{}.json.tmp", self.me.pid));
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        out.write_all(&serde_json::to_vec(f)?)?;
+        drop(out);
+        // Readers see the old file or the new one, never a torn one; no
+        // fsync: the file means nothing after a crash.
+        std::fs::rename(&tmp, &target)
+    }
+}
+
+impl Drop for StatusFile {
+    fn drop(&mut self) {
+        if self.last.is_some() {
+            let _ = std::fs::remove_file(path(&self.state_dir, self.me.pid));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_written_status_reads_back_only_for_its_holder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = StatusFile::new(tmp.path());
+        let me = ProcessId::current();
+        assert_eq!(read(tmp.path(), me), None);
+        let services: BTreeMap<String, ServiceStatus> = [(
+            "web".to_owned(),
+            ServiceStatus {
+                health: "ready".into(),
+                restarts: 2,
+            },
+        )]
+        .into();
+        s.write(services.clone());
+        assert_eq!(read(tmp.path(), me), Some(services));
+        let reused = ProcessId {
+            pid: me.pid,
+            start_time: me.start_time + 1,
+        };
+        assert_eq!(read(tmp.path(), reused), None, "pid reused");
+        drop(s);
+        assert_eq!(read(tmp.path(), me), None, "removed when up ends");
+    }
+}

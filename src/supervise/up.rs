@@ -1,0 +1,424 @@
+//! `up`'s services as a [`Policy`] of the supervisor: started in
+//! dependency order as their dependencies become ready, health-checked
+//! while they run, restarted by their policy (README "Health, order and
+//! restarts").
+//!
+//! The decisions come from [`crate::health`] (tracker, restart plan, start
+//! order); this file applies them: it spawns, stops, prints one line per
+//! state change and records the states for `list`. Checks run on their own
+//! threads (an HTTP check may take its whole timeout) and wake the loop
+//! with their result; a result of an earlier run is ignored.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, Instant};
+
+use super::services::{Prefix, describe, watch_ready};
+use super::{Pgid, Policy, Supervisor, Waker, outcome_of};
+use crate::config::Service;
+use crate::exit::{self, Outcome};
+use crate::health::status::{ServiceStatus, StatusFile};
+use crate::health::{self, Change, End, Health, Probe, Restarts, Tracker, check};
+
+/// One service to run, as `up` was asked.
+pub struct Unit<'a> {
+    pub service: &'a Service,
+    pub port: Option<u16>,
+    pub prefix: Prefix,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Its dependencies are not ready yet.
+    Waiting,
+    Running,
+    /// Stopped by us to be restarted; its exit is awaited.
+    Stopping,
+    /// Exited; started again at `restart_at`, once its group is gone.
+    Backoff,
+    Ended,
+}
+
+struct State<'a> {
+    unit: Unit<'a>,
+    health: Health,
+    phase: Phase,
+    /// Which run of the service (checks of older runs are ignored).
+    run: u64,
+    group: Option<usize>,
+    began: Instant,
+    tracker: Tracker,
+    restarts: Restarts,
+    /// Why we stopped it ([`End::Unhealthy`]), for the restart decision.
+    ending: Option<End>,
+    restart_at: Option<Instant>,
+    /// Tells this run's check thread to end.
+    watching: Arc<AtomicBool>,
+}
+
+impl State<'_> {
+    fn label(&self) -> &'static str {
+        match self.phase {
+            Phase::Waiting => "waiting",
+            Phase::Running if self.tracker.unhealthy() => "unhealthy",
+            Phase::Running if self.tracker.ready() => "ready",
+            Phase::Running => "starting",
+            Phase::Stopping | Phase::Backoff => "restarting",
+            Phase::Ended => "ended",
+        }
+    }
+}
+
+/// A check's result: service index, run, result, when it was taken.
+type Report = (usize, u64, Probe, Instant);
+
+/// Spawns one run of a service; `Err`: it could not be started (the
+/// message is printed, the outcome is `up`'s).
+pub type Spawner<'s> = dyn FnMut(&mut Supervisor, &Unit) -> Result<(usize, Pgid), Outcome> + 's;
+
+/// Runs after each spawn with every service's current group.
+pub type OnSpawn<'s> = dyn FnMut(&BTreeMap<String, Pgid>) + 's;
+
+pub struct Up<'a, 's> {
+    states: Vec<State<'a>>,
+    spawn: Box<Spawner<'s>>,
+    /// Runs after each spawn (the registry's pgid record).
+    spawned: Box<OnSpawn<'s>>,
+    pgids: BTreeMap<String, Pgid>,
+    vars: Arc<Vec<(String, String)>>,
+    dir: PathBuf,
+    quiet: bool,
+    waker: Waker,
+    tx: Sender<Report>,
+    rx: Receiver<Report>,
+    ready: BTreeSet<String>,
+    status: StatusFile,
+    /// How `up` ends, once decided by a service.
+    outcome: Option<Outcome>,
+    /// The error `up` ends with (a service not ready in time).
+    failure: Option<String>,
+}
+
+impl<'a, 's> Up<'a, 's> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        units: Vec<Unit<'a>>,
+        sup: &Supervisor,
+        vars: Vec<(String, String)>,
+        dir: PathBuf,
+        state_dir: &std::path::Path,
+        quiet: bool,
+        spawn: Box<Spawner<'s>>,
+        spawned: Box<OnSpawn<'s>>,
+    ) -> Up<'a, 's> {
+        let (tx, rx) = channel();
+        let now = Instant::now();
+        let states = units
+            .into_iter()
+            .map(|unit| {
+                let health = unit.service.health();
+                State {
+                    tracker: Tracker::new(&health, now),
+                    health,
+                    unit,
+                    phase: Phase::Waiting,
+                    run: 0,
+                    group: None,
+                    began: now,
+                    restarts: Restarts::default(),
+                    ending: None,
+                    restart_at: None,
+                    watching: Arc::new(AtomicBool::new(false)),
+                }
+            })
+            .collect();
+        Up {
+            states,
+            spawn,
+            spawned,
+            pgids: BTreeMap::new(),
+            vars: Arc::new(vars),
+            dir,
+            quiet,
+            waker: sup.waker(),
+            tx,
+            rx,
+            ready: BTreeSet::new(),
+            status: StatusFile::new(state_dir),
+            outcome: None,
+            failure: None,
+        }
+    }
+
+    /// How `up` ends: what a service decided, else the signal received.
+    pub fn outcome(&self, report: &super::Report) -> Outcome {
+        if let Some(o) = self.outcome {
+            return o;
+        }
+        match report.interrupted {
+            Some(sig) => Outcome::Signal(sig as i32),
+            None => Outcome::SUCCESS,
+        }
+    }
+
+    /// The error to end with, if a service was not ready in time.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    /// `web | ready in 1.2s`, on stderr like the service's own lines.
+    fn say(&self, i: usize, text: &str) {
+        if self.quiet {
+            return;
+        }
+        let line = format!("{}{text}\n", self.states[i].unit.prefix.as_str());
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+
+    fn record(&mut self) {
+        let services = self
+            .states
+            .iter()
+            .map(|s| {
+                (
+                    s.unit.service.name.clone(),
+                    ServiceStatus {
+                        health: s.label().to_owned(),
+                        restarts: s.restarts.total(),
+                    },
+                )
+            })
+            .collect();
+        self.status.write(services);
+    }
+
+    fn start(&mut self, sup: &mut Supervisor, i: usize) {
+        self.say(i, "starting");
+        let (group, pgid) = match (self.spawn)(sup, &self.states[i].unit) {
+            Ok(g) => g,
+            Err(outcome) => {
+                self.outcome = Some(outcome);
+                sup.stop();
+                return;
+            }
+        };
+        let now = Instant::now();
+        let s = &mut self.states[i];
+        s.phase = Phase::Running;
+        s.run += 1;
+        s.group = Some(group);
+        s.began = now;
+        s.tracker = Tracker::new(&s.health, now);
+        s.restart_at = None;
+        s.watching = Arc::new(AtomicBool::new(true));
+        let name = s.unit.service.name.clone();
+        if let Some(port) = s.unit.port {
+            watch_ready(
+                name.clone(),
+                port,
+                pgid,
+                s.unit.service.ready_timeout,
+                self.quiet,
+            );
+        }
+        self.watch(i);
+        self.pgids.insert(name, pgid);
+        (self.spawned)(&self.pgids);
+        self.record();
+    }
+
+    /// The check thread of the current run of service `i`: every
+    /// [`Health::ready_poll`] until it first passes, then every `interval`.
+    fn watch(&self, i: usize) {
+        let s = &self.states[i];
+        let (health, port, run, flag) = (s.health.clone(), s.unit.port, s.run, s.watching.clone());
+        let (vars, dir, tx, waker) = (
+            self.vars.clone(),
+            self.dir.clone(),
+            self.tx.clone(),
+            self.waker.clone(),
+        );
+        let _ = std::thread::Builder::new()
+            .name("wtenv-health".into())
+            .spawn(move || {
+                let mut passed = false;
+                while flag.load(Ordering::Relaxed) {
+                    let result = check::probe(&health, port, &vars, &dir);
+                    passed |= result.is_ok();
+                    if tx.send((i, run, result, Instant::now())).is_err() {
+                        return;
+                    }
+                    waker.wake();
+                    let pause = if passed {
+                        health.interval
+                    } else {
+                        health.ready_poll()
+                    };
+                    let until = Instant::now() + pause;
+                    while flag.load(Ordering::Relaxed) && Instant::now() < until {
+                        std::thread::sleep(pause.min(Duration::from_millis(50)));
+                    }
+                }
+            });
+    }
+
+    fn observe(&mut self, sup: &mut Supervisor, (i, run, probe, at): Report) {
+        let s = &mut self.states[i];
+        if s.run != run || s.phase != Phase::Running {
+            return;
+        }
+        let Some(change) = s.tracker.observe(at, probe) else {
+            return;
+        };
+        match change {
+            Change::Ready(after) => {
+                self.ready.insert(s.unit.service.name.clone());
+                self.say(i, &format!("ready in {:.1}s", after.as_secs_f64()));
+            }
+            Change::Healthy => self.say(i, "healthy"),
+            Change::Unhealthy(why) => {
+                self.say(i, &format!("unhealthy: {why}"));
+                let s = &mut self.states[i];
+                if s.unit.service.restart.allows(End::Unhealthy)
+                    && let Some(group) = s.group
+                {
+                    s.ending = Some(End::Unhealthy);
+                    s.phase = Phase::Stopping;
+                    s.watching.store(false, Ordering::Relaxed);
+                    sup.stop_group(group);
+                }
+            }
+        }
+        self.record();
+    }
+}
+
+impl Policy for Up<'_, '_> {
+    fn exited(&mut self, _sup: &mut Supervisor, index: usize, status: ExitStatus) -> bool {
+        let Some(i) = self.states.iter().position(|s| s.group == Some(index)) else {
+            return false;
+        };
+        let now = Instant::now();
+        let s = &mut self.states[i];
+        s.watching.store(false, Ordering::Relaxed);
+        self.ready.remove(&s.unit.service.name);
+        let end = s.ending.take().unwrap_or(if status.success() {
+            End::Success
+        } else {
+            End::Failure
+        });
+        let name = s.unit.service.name.clone();
+        if !s.unit.service.restart.allows(end) {
+            s.phase = Phase::Ended;
+            self.record();
+            self.outcome = Some(outcome_of(status));
+            if !self.quiet {
+                let others = if self.states.len() > 1 {
+                    "; stopped the others"
+                } else {
+                    ""
+                };
+                eprintln!("wtenv: service {name} ended ({}){others}", describe(status));
+            }
+            return true;
+        }
+        let plan = s.restarts.plan(s.began, now);
+        let Some(plan) = plan else {
+            s.phase = Phase::Ended;
+            self.record();
+            self.outcome = Some(match end {
+                End::Unhealthy => Outcome::Code(exit::FAILURE),
+                _ => outcome_of(status),
+            });
+            self.say(
+                i,
+                &format!(
+                    "restart limit reached: {} restarts in {}s; stopping all",
+                    health::RESTART_LIMIT,
+                    health::RESTART_WINDOW.as_secs()
+                ),
+            );
+            return true;
+        };
+        s.phase = Phase::Backoff;
+        s.restart_at = Some(now + plan.delay);
+        if end != End::Unhealthy {
+            self.say(i, &format!("ended ({})", describe(status)));
+        }
+        self.say(
+            i,
+            &format!(
+                "restarting in {}s ({}/{})",
+                plan.delay.as_secs(),
+                plan.count,
+                health::RESTART_LIMIT
+            ),
+        );
+        self.record();
+        false
+    }
+
+    fn turn(&mut self, sup: &mut Supervisor, now: Instant) -> Option<Instant> {
+        while let Ok(report) = self.rx.try_recv() {
+            self.observe(sup, report);
+        }
+        if sup.stopping() {
+            return None;
+        }
+        let mut next: Option<Instant> = None;
+        let mut soonest = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        for i in 0..self.states.len() {
+            let s = &self.states[i];
+            match s.phase {
+                Phase::Waiting if health::may_start(&s.unit.service.depends_on, &self.ready) => {
+                    self.start(sup, i);
+                    if sup.stopping() {
+                        return None;
+                    }
+                }
+                Phase::Running if !s.tracker.ready() => {
+                    let timeout = s.unit.service.ready_timeout;
+                    // Only a configured check is enforced; the default
+                    // one warns (see `watch_ready`).
+                    if s.unit.service.health.is_some() && s.tracker.timed_out(now, timeout) {
+                        let last = s.tracker.last_failure().unwrap_or("no answer yet");
+                        self.failure = Some(format!(
+                            "service {} not ready after {}: {last}",
+                            s.unit.service.name,
+                            humantime::format_duration(timeout)
+                        ));
+                        self.outcome = Some(Outcome::Code(exit::FAILURE));
+                        sup.stop();
+                        return None;
+                    }
+                    soonest(s.began + timeout);
+                }
+                Phase::Backoff => {
+                    let at = s.restart_at.unwrap_or(now);
+                    if now >= at && s.group.is_none_or(|g| sup.done(g)) {
+                        self.start(sup, i);
+                        if sup.stopping() {
+                            return None;
+                        }
+                    } else {
+                        soonest(at.max(now + Duration::from_millis(10)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        next
+    }
+
+    fn finished(&self) -> bool {
+        !self
+            .states
+            .iter()
+            .any(|s| matches!(s.phase, Phase::Waiting | Phase::Backoff | Phase::Stopping))
+    }
+}
