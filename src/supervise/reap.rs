@@ -28,6 +28,20 @@ pub fn spawn_unreaped(command: &mut std::process::Command) -> std::io::Result<st
     Ok(child)
 }
 
+/// Set by [`kill_unreaped`]: nothing more is spawned.
+static CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// SIGKILLs the group of every child of [`spawn_unreaped`] still running
+/// (each is its group's leader) and spawns no more: `up` ending must not
+/// leave a health check behind.
+pub fn kill_unreaped() {
+    let set = UNREAPED.lock().unwrap_or_else(|e| e.into_inner());
+    CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+    for &pid in set.iter() {
+        super::group::killpg(super::Pgid(pid), super::Signal::SIGKILL);
+    }
+}
+
 /// The child `pid` of [`spawn_unreaped`] was waited for.
 pub fn forget_unreaped(pid: u32) {
     UNREAPED

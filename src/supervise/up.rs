@@ -298,6 +298,17 @@ impl<'a, 's> Up<'a, 's> {
     }
 }
 
+impl Drop for Up<'_, '_> {
+    /// No check outlives `up`: the threads stop, a running check's group
+    /// is killed.
+    fn drop(&mut self) {
+        for s in &self.states {
+            s.watching.store(false, Ordering::Relaxed);
+        }
+        super::reap::kill_unreaped();
+    }
+}
+
 impl Policy for Up<'_, '_> {
     fn exited(&mut self, _sup: &mut Supervisor, index: usize, status: ExitStatus) -> bool {
         let Some(i) = self.states.iter().position(|s| s.group == Some(index)) else {
