@@ -10,12 +10,11 @@
 //! SIGKILLed `up` is never shown (and the next `up` removes it).
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::files;
 use crate::process::ProcessId;
 
 /// The file's format version.
@@ -102,16 +101,13 @@ impl Lookup {
     }
 }
 
-/// The status of the `up` that is `holder`, if it wrote one.
+/// The status of the `up` that is `holder`, if it wrote one: a regular
+/// file, read without following a link, up to a cap.
 pub fn read(state_dir: &Path, holder: ProcessId) -> Option<BTreeMap<String, ServiceStatus>> {
-    use std::io::Read;
-    let file = std::fs::File::open(path(state_dir, holder.pid)).ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut text = String::new();
-    file.take(MAX_SIZE).read_to_string(&mut text).ok()?;
-    let f: File = serde_json::from_str(&text).ok()?;
+    let file = files::open_read(&path(state_dir, holder.pid), false).ok()??;
+    files::require_regular(&file).ok()?;
+    let bytes = files::read_capped(&file, MAX_SIZE).ok()?;
+    let f: File = serde_json::from_slice(&bytes).ok()?;
     (f.version == VERSION && f.pid == holder.pid && f.start_time == holder.start_time)
         .then_some(f.services)
 }
@@ -128,7 +124,11 @@ impl StatusFile {
     /// that are gone.
     pub fn new(state_dir: &Path) -> StatusFile {
         let me = ProcessId::current();
-        if let Ok(entries) = std::fs::read_dir(dir(state_dir)) {
+        let ours = std::fs::symlink_metadata(dir(state_dir)).is_ok_and(|m| m.is_dir());
+        if let Ok(entries) = std::fs::read_dir(dir(state_dir))
+            .map_err(|_| ())
+            .and_then(|e| if ours { Ok(e) } else { Err(()) })
+        {
             for e in entries.flatten() {
                 let name = e.file_name();
                 let pid = name
@@ -169,26 +169,26 @@ impl StatusFile {
     }
 
     fn write_file(&self, f: &File) -> std::io::Result<()> {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
         let dir = dir(&self.state_dir);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)?;
-        let target = path(&self.state_dir, self.me.pid);
-        let tmp = dir.join(format!("{}.json.tmp", self.me.pid));
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        out.write_all(&serde_json::to_vec(f)?)?;
-        drop(out);
-        // Readers see the old file or the new one, never a torn one; no
-        // fsync: the file means nothing after a crash.
-        std::fs::rename(&tmp, &target)
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        // Only a directory of ours: a link planted as `up` would redirect
+        // the write.
+        let meta = std::fs::symlink_metadata(&dir)?;
+        if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() {
+            return Err(std::io::Error::other(format!(
+                "{} is not a directory of ours",
+                dir.display()
+            )));
+        }
+        let name = format!("{}.json", self.me.pid);
+        files::replace(&dir, &name, &serde_json::to_vec(f)?).map_err(|(what, path, e)| {
+            std::io::Error::other(format!("could not {what} {}: {e}", path.display()))
+        })
     }
 }
 
