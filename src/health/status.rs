@@ -124,11 +124,9 @@ impl StatusFile {
     /// that are gone.
     pub fn new(state_dir: &Path) -> StatusFile {
         let me = ProcessId::current();
+        // Never through a link planted as `up`.
         let ours = std::fs::symlink_metadata(dir(state_dir)).is_ok_and(|m| m.is_dir());
-        if let Ok(entries) = std::fs::read_dir(dir(state_dir))
-            .map_err(|_| ())
-            .and_then(|e| if ours { Ok(e) } else { Err(()) })
-        {
+        if ours && let Ok(entries) = std::fs::read_dir(dir(state_dir)) {
             for e in entries.flatten() {
                 let name = e.file_name();
                 let pid = name
