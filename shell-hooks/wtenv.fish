@@ -21,6 +21,8 @@ function wtenv --description 'wtenv, able to change the directory (wtenv enter)'
     set -l __wtenv_rc $status
     set -l __wtenv_dir (string collect --no-trim-newlines <$__wtenv_file)
     command rm -f -- $__wtenv_file
+    # `trust`/`untrust` change what this worktree exports: the next prompt reloads.
+    contains -- "$argv[1]" trust untrust; and set -g __WTENV_PWD ''
     if test $__wtenv_rc -eq 0; and test -n "$__wtenv_dir"
         builtin cd -- $__wtenv_dir; or return
     end

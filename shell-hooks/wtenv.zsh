@@ -18,6 +18,8 @@ wtenv() {
   __wtenv_dir=
   IFS= read -r -d '' __wtenv_dir <"$__wtenv_file" || :
   \command rm -f -- "$__wtenv_file"
+  # `trust`/`untrust` change what this worktree exports: the next prompt reloads.
+  case ${1-} in trust | untrust) __WTENV_PWD= ;; esac
   if [[ $__wtenv_rc -eq 0 && -n $__wtenv_dir ]]; then
     \builtin cd -- "$__wtenv_dir" || return
   fi

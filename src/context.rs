@@ -45,6 +45,13 @@ impl Ctx {
         }
     }
 
+    /// A note for the user (what a command did), on stderr.
+    pub fn note(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("{message}");
+        }
+    }
+
     /// The config that applies to the worktree at `root`.
     pub fn config_for(&self, root: &Path) -> Result<Config> {
         let config = match &self.config_path {

@@ -1,5 +1,6 @@
 //! The variables a worktree exports (SPEC "Environment"): each service's
-//! names, the `WTENV_*` provenance variables, then the `[env]` templates.
+//! names, the `WTENV_*` provenance variables, then the `[env]` templates
+//! (of a trusted config only).
 //!
 //! `WTENV_WORKTREE` is always computed from the worktree found on disk; an
 //! inherited value is never read, so one naming another worktree is simply
@@ -10,7 +11,9 @@ use crate::config::Piece;
 use crate::context::Scope;
 
 /// Ordered `(name, value)` pairs; values are raw, quoting is `shell`'s job.
-pub fn variables(scope: &Scope, ports: &Ports) -> Vec<(String, String)> {
+/// The `[env]` templates only when `with_env` (the config is trusted, see
+/// [`crate::trust`]).
+pub fn variables(scope: &Scope, ports: &Ports, with_env: bool) -> Vec<(String, String)> {
     let mut vars = Vec::new();
     for service in &scope.config.services {
         if let Some(port) = ports.get(&service.name) {
@@ -26,7 +29,8 @@ pub fn variables(scope: &Scope, ports: &Ports) -> Vec<(String, String)> {
     vars.push(("WTENV_PURPOSE".into(), scope.purpose.clone()));
     vars.push(("WTENV_IDENTIFIER".into(), scope.identifier.clone()));
     vars.push(("WTENV_PORTS".into(), ports_summary(ports)));
-    for (name, template) in &scope.config.env {
+    let templates = if with_env { &scope.config.env[..] } else { &[] };
+    for (name, template) in templates {
         let value: String = template
             .pieces
             .iter()

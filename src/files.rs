@@ -31,6 +31,7 @@ pub enum Refusal {
     Symlink,
     NotRegular,
     Owner(u32),
+    WritableByOthers(u32),
     TooLarge(u64),
 }
 
@@ -47,6 +48,9 @@ impl std::fmt::Display for Refusal {
                 "it belongs to uid {uid}, not to you (uid {})",
                 nix::unistd::geteuid().as_raw()
             ),
+            Refusal::WritableByOthers(mode) => {
+                write!(f, "it is writable by group or others (mode {mode:o})")
+            }
             Refusal::TooLarge(cap) => write!(f, "it is larger than {} KiB", cap / 1024),
         }
     }

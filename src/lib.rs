@@ -22,6 +22,7 @@
 //! - [`background`]: services as units of a service manager (systemd,
 //!   launchd, or a detached wtenv): `up --detach`, `down`, `logs`, `status`
 //! - [`validate`]: the registry check, findings as data
+//! - [`trust`]: whether a config's `[env]` applies (`wtenv trust`)
 //! - [`files`]: opening files someone else may have planted (state
 //!   directory, config, directive file): no link followed into a write, no
 //!   blocking open, no unbounded read
@@ -47,6 +48,7 @@ pub mod process;
 pub mod registry;
 pub mod shell;
 pub mod supervise;
+pub mod trust;
 pub mod validate;
 pub mod worktree;
 pub mod worktrees;

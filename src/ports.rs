@@ -16,10 +16,10 @@ use crate::alloc::{self, HoldMode, RealSystem, System, Usage};
 use crate::config::{Config, PortRange};
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
-use crate::exports;
 use crate::probe::Holder;
 use crate::process::ProcessId;
 use crate::registry::{Allocation, Hold, RegistryData};
+use crate::{exports, trust};
 
 /// A hold record for a live pid given on the command line.
 pub fn hold_for(pid: u32) -> Result<Hold> {
@@ -75,7 +75,13 @@ pub fn ensure_verified(
             foreign.join("\n")
         )));
     }
-    Ok(exports::variables(scope, &ports))
+    // The one gate of [env], for every integration (hooks, direnv, nix,
+    // `run`, `up`): what it leaves out is said in one line.
+    let gate = trust::Gate::of(&ctx.registry, &scope.worktree.common_dir, &scope.config);
+    if let Some(message) = gate.message(&scope.config) {
+        ctx.warn(&message);
+    }
+    Ok(exports::variables(scope, &ports, gate.applies()))
 }
 
 /// Reserves every service's port for `scope`'s worktree (sticky, fail

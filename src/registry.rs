@@ -417,6 +417,11 @@ impl Registry {
         Ok(file)
     }
 
+    /// A file beside the registry (it need not exist).
+    pub fn sibling(&self, name: &str) -> PathBuf {
+        self.dir().join(name)
+    }
+
     /// The directory holding the registry, checked like the registry's.
     pub fn state_dir(&self) -> Result<Option<&Path>> {
         if !self.dir().exists() {

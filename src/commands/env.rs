@@ -24,7 +24,7 @@ use crate::exit::Outcome;
 use crate::ports::{ensure_verified, hold_for};
 use crate::shell::{self, Format};
 use crate::worktree::Worktree;
-use crate::{direnv, output};
+use crate::{direnv, output, trust};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -84,6 +84,11 @@ fn watched_files(ctx: &Ctx, scope: &Scope) -> Vec<PathBuf> {
         ],
     };
     files.push(scope.worktree.stamp_path());
+    // `wtenv trust` then reloads direnv by itself. Only for a config with
+    // [env]: the list changes rarely, and only by the user's own hand.
+    if !scope.config.env.is_empty() {
+        files.push(ctx.registry.sibling(trust::FILE_NAME));
+    }
     files
 }
 

@@ -24,6 +24,8 @@ pub mod release;
 pub mod remove;
 pub mod run;
 pub mod status;
+pub mod trust;
+pub mod untrust;
 pub mod up;
 pub mod validate;
 
@@ -84,6 +86,10 @@ pub enum Command {
     Logs(logs::Args),
     /// The services running in the background: manager, unit, state, pid, port.
     Status(status::Args),
+    /// Let this repository's config, as it is now, set its [env] variables.
+    Trust(trust::Args),
+    /// Stop trusting this repository's config: its [env] no longer applies.
+    Untrust(untrust::Args),
     /// Shell completions.
     Completions(completions::Args),
 }
@@ -262,6 +268,8 @@ pub fn dispatch(command: Command, ctx: impl FnOnce() -> Result<Ctx>) -> Result<O
         Command::Down(args) => down::run(args, &ctx()?),
         Command::Logs(args) => logs::run(args, &ctx()?),
         Command::Status(args) => status::run(args, &ctx()?),
+        Command::Trust(args) => trust::run(args, &ctx()?),
+        Command::Untrust(args) => untrust::run(args, &ctx()?),
     }
 }
 

@@ -19,7 +19,7 @@ pub fn with_direnv(t: &TestEnv) {
     t.git(&["commit", "-q", "-m", "envrc"]);
 }
 
-fn direnv(t: &TestEnv, dir: &Path, args: &[&str]) -> Run {
+pub fn direnv(t: &TestEnv, dir: &Path, args: &[&str]) -> Run {
     let mut cmd = Command::new("direnv");
     t.apply_env(&mut cmd);
     cmd.args(args).current_dir(dir);
@@ -32,7 +32,7 @@ pub fn allow(t: &TestEnv, dir: &Path) {
 }
 
 /// `direnv exec DIR env -0` → the environment of a command run there.
-fn exec_env(t: &TestEnv, dir: &Path) -> (Vec<(String, String)>, Run) {
+pub fn exec_env(t: &TestEnv, dir: &Path) -> (Vec<(String, String)>, Run) {
     let file = t.root().join("exec.env");
     let _ = std::fs::remove_file(&file);
     let out = direnv(

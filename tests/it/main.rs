@@ -17,6 +17,7 @@ mod ranges;
 mod registry;
 mod shell;
 mod supervise;
+mod trust;
 mod up;
 mod validate;
 mod worktrees;

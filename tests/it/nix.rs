@@ -15,7 +15,7 @@ fn manifest(rel: &str) -> std::path::PathBuf {
 /// Nix isolated per TESTING.md: no binary cache, an empty flake registry.
 /// `nix develop REPO --command bash -c` (the script is the next arg): the
 /// test flake's shellHook runs first.
-fn nix_develop(t: &TestEnv) -> Command {
+pub fn nix_develop(t: &TestEnv) -> Command {
     let mut cmd = nix_cmd(t, "nix");
     cmd.args([
         "develop",
@@ -44,7 +44,7 @@ fn nix_cmd(t: &TestEnv, program: &str) -> Command {
 
 /// A no-input flake in the repository whose devShell's shellHook is the
 /// one `nix/lib.nix` (the real file, copied) returns for this binary.
-fn write_test_flake(t: &TestEnv) {
+pub fn write_test_flake(t: &TestEnv) {
     std::fs::copy(manifest("nix/lib.nix"), t.repo.join("lib.nix")).unwrap();
     let flake = format!(
         r#"{{

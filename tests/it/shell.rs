@@ -70,7 +70,7 @@ pub fn hook_file(t: &TestEnv, target: &str) -> PathBuf {
 }
 
 /// Single-quoted for bash, zsh and fish alike (test paths have no quotes).
-fn q(path: &Path) -> String {
+pub fn q(path: &Path) -> String {
     let s = path.to_str().unwrap();
     assert!(
         !s.contains(['\'', '\\']),
@@ -377,7 +377,7 @@ fn prompt_hook_switching_worktrees_replaces_the_ports_and_a_failure_unsets_them(
 
 /// An interactive shell fed lines on a pipe: its prompt hooks fire
 /// before each line, as at a terminal.
-fn interactive(t: &TestEnv, sh: Sh, dir: &Path, lines: &str) -> std::process::Output {
+pub fn interactive(t: &TestEnv, sh: Sh, dir: &Path, lines: &str) -> std::process::Output {
     let mut cmd = Command::new(sh.name());
     t.apply_env(&mut cmd);
     let flags: &[&str] = match sh {
@@ -405,7 +405,13 @@ fn interactive(t: &TestEnv, sh: Sh, dir: &Path, lines: &str) -> std::process::Ou
 
 /// `lines` typed into an interactive shell in a tmux terminal, one by one;
 /// done once `last_file` holds a whole `env -0` dump.
-fn in_tmux(t: &TestEnv, sh: Sh, dir: &Path, lines: &str, last_file: &Path) -> std::process::Output {
+pub fn in_tmux(
+    t: &TestEnv,
+    sh: Sh,
+    dir: &Path,
+    lines: &str,
+    last_file: &Path,
+) -> std::process::Output {
     let socket = t.root().join("tmux.sock");
     let mut env = Command::new("true");
     t.apply_env(&mut env);

@@ -1,0 +1,52 @@
+//! `wtenv trust [--list]`: let this repository's config (as it is now) set
+//! its `[env]` variables; `--list` shows what is trusted. See
+//! [`crate::trust`].
+
+use crate::context::Ctx;
+use crate::error::Result;
+use crate::exit::Outcome;
+use crate::{output, trust};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// List every trusted config (repository, content hash, file, when).
+    #[arg(long)]
+    pub list: bool,
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    if args.list {
+        let list = trust::load(&ctx.registry)?;
+        let rows: Vec<Vec<String>> = list
+            .trusted
+            .iter()
+            .map(|e| {
+                vec![
+                    e.repository.display().to_string(),
+                    e.sha256[..e.sha256.len().min(12)].to_owned(),
+                    e.config.display().to_string(),
+                    e.trusted.clone(),
+                ]
+            })
+            .collect();
+        let text = output::table(&["REPOSITORY", "SHA256", "CONFIG", "TRUSTED"], &rows);
+        output::stdout(&text)?;
+        return Ok(Outcome::SUCCESS);
+    }
+    let scope = ctx.scope()?;
+    let source = scope.config.source.clone().unwrap_or_default();
+    let added = trust::trust(&ctx.registry, &scope.worktree.common_dir, &scope.config)?;
+    let names: Vec<&str> = scope.config.env.iter().map(|(n, _)| n.as_str()).collect();
+    ctx.note(&format!(
+        "{} {} for repository {}{}",
+        if added { "trusted" } else { "already trusted:" },
+        source.display(),
+        scope.worktree.common_dir.display(),
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!(" ([env]: {})", names.join(", "))
+        }
+    ));
+    Ok(Outcome::SUCCESS)
+}

@@ -1,0 +1,28 @@
+//! `wtenv untrust`: forget every trusted config of this repository; its
+//! `[env]` stops applying until `wtenv trust`. See [`crate::trust`].
+
+use crate::context::Ctx;
+use crate::error::Result;
+use crate::exit::Outcome;
+use crate::trust;
+use crate::worktree::Worktree;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args, ctx: &Ctx) -> Result<Outcome> {
+    let worktree = Worktree::require(&ctx.cwd)?;
+    let removed = trust::untrust(&ctx.registry, &worktree.common_dir)?;
+    ctx.note(&match removed {
+        0 => format!(
+            "repository {} was not trusted",
+            worktree.common_dir.display()
+        ),
+        n => format!(
+            "untrusted repository {} ({n} config version{})",
+            worktree.common_dir.display(),
+            if n == 1 { "" } else { "s" }
+        ),
+    });
+    Ok(Outcome::SUCCESS)
+}

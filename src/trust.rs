@@ -1,0 +1,311 @@
+//! Trust: whether a repository's config may set its `[env]` variables.
+//!
+//! Ports are data; `[env]` templates are not: `NODE_OPTIONS` or a
+//! `JAVA_TOOL_OPTIONS` set by a repository someone else wrote runs their
+//! code in the user's programs. So, like `direnv allow`, a config's `[env]`
+//! applies only once the user has run `wtenv trust`, which records
+//! (repository, SHA-256 of the config's content) in `trust.json` beside the
+//! registry. Every worktree of that repository whose config has the same
+//! content is trusted (a worktree made by `create` from a trusted one
+//! included: nothing to copy); any change to the config untrusts it until
+//! `wtenv trust` again. Names that would run code by themselves (`PATH`,
+//! `PROMPT_COMMAND`, `LD_PRELOAD`, ...) are refused in every config,
+//! trusted or not ([`crate::config::refused_name`]).
+//!
+//! The check ([`Gate::of`]) runs on `env`'s hot path, only for a config
+//! with an `[env]` section: one hash of text already read and one read of
+//! a small file, no lock (the file is replaced by rename, so a reader sees
+//! the old or the new list), no git. A trust list that cannot be read
+//! counts as trusting nothing, with a warning: failing safe, and the ports
+//! are still exported.
+//!
+//! Writes (`trust`, `untrust`) run under `trust.lock` and replace the file
+//! through [`crate::files::replace`]: the same hardening as the registry.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::files::{self, OpenError};
+use crate::registry::Registry;
+
+pub const FILE_NAME: &str = "trust.json";
+const LOCK_NAME: &str = "trust.lock";
+const VERSION: u32 = 1;
+/// Far more entries than anyone trusts; bounds the read of a planted file.
+const MAX_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The trust list as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustList {
+    pub version: u32,
+    pub trusted: Vec<Entry>,
+}
+
+/// One trusted config content of one repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Canonical git common dir.
+    pub repository: PathBuf,
+    /// SHA-256 of the config file's name and content, hex.
+    pub sha256: String,
+    /// The file `wtenv trust` read (informative: any worktree's copy with
+    /// the same content is trusted).
+    pub config: PathBuf,
+    /// RFC 3339, UTC.
+    pub trusted: String,
+}
+
+impl Default for TrustList {
+    fn default() -> Self {
+        TrustList {
+            version: VERSION,
+            trusted: Vec::new(),
+        }
+    }
+}
+
+/// The content hash trust is recorded for: the file's name (TOML and JSON
+/// read the same text differently) and its exact text.
+pub fn digest(config: &Config) -> Option<String> {
+    let source = config.source.as_ref()?;
+    let mut hasher = Sha256::new();
+    hasher.update(source.file_name()?.as_encoded_bytes());
+    hasher.update([0]);
+    hasher.update(config.text().as_bytes());
+    Some(
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
+}
+
+/// What the gate decided for one config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    /// No `[env]` section: nothing to decide.
+    Nothing,
+    /// Trusted: `[env]` applies.
+    Trusted,
+    /// Not trusted: `[env]` is left out, and the user is told so.
+    Untrusted { why: String },
+}
+
+impl Gate {
+    /// Whether `config` (of the repository `repository`) may set its
+    /// `[env]` variables, per the trust list beside `registry`.
+    pub fn of(registry: &Registry, repository: &Path, config: &Config) -> Gate {
+        if config.env.is_empty() {
+            return Gate::Nothing;
+        }
+        let Some(sha256) = digest(config) else {
+            return Gate::Nothing;
+        };
+        match load(registry) {
+            Ok(list) if list.contains(repository, &sha256) => Gate::Trusted,
+            Ok(list) => Gate::Untrusted {
+                why: if list.trusted.iter().any(|e| e.repository == repository) {
+                    "it changed since it was trusted".into()
+                } else {
+                    "it is not trusted".into()
+                },
+            },
+            Err(e) => Gate::Untrusted {
+                why: format!("the trust list cannot be read ({e})"),
+            },
+        }
+    }
+
+    pub fn applies(&self) -> bool {
+        *self == Gate::Trusted
+    }
+
+    /// The one line telling the user what was left out and how to trust it.
+    pub fn message(&self, config: &Config) -> Option<String> {
+        let Gate::Untrusted { why } = self else {
+            return None;
+        };
+        let names: Vec<&str> = config.env.iter().map(|(n, _)| n.as_str()).collect();
+        let source = config
+            .source
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        Some(format!(
+            "[env] of {source} not applied ({}): {why}; review it, then run 'wtenv trust'",
+            names.join(", ")
+        ))
+    }
+}
+
+impl TrustList {
+    pub fn contains(&self, repository: &Path, sha256: &str) -> bool {
+        self.trusted
+            .iter()
+            .any(|e| e.sha256 == sha256 && e.repository == repository)
+    }
+}
+
+/// The trust list beside `registry` (empty when there is none).
+pub fn load(registry: &Registry) -> Result<TrustList> {
+    let Some(dir) = registry.state_dir()? else {
+        return Ok(TrustList::default());
+    };
+    read(&dir.join(FILE_NAME))
+}
+
+fn read(path: &Path) -> Result<TrustList> {
+    let unusable = |reason: String| {
+        Error::hinted(
+            format!("trust list {} cannot be used: {reason}", path.display()),
+            format!(
+                "wtenv never rewrites it; inspect it, or remove it to trust nothing: rm '{}'",
+                path.display()
+            ),
+        )
+    };
+    let bytes = (|| -> std::result::Result<Option<Vec<u8>>, OpenError> {
+        let Some(file) = files::open_read(path, false)? else {
+            return Ok(None);
+        };
+        let meta = files::require_own_regular(&file)?;
+        // Anyone else who could write it could trust for you.
+        if meta.mode() & 0o022 != 0 {
+            return Err(OpenError::Refused(files::Refusal::WritableByOthers(
+                meta.mode() & 0o777,
+            )));
+        }
+        files::read_capped(&file, MAX_BYTES).map(Some)
+    })()
+    .map_err(|e| unusable(e.to_string()))?;
+    let Some(bytes) = bytes else {
+        return Ok(TrustList::default());
+    };
+    let list: TrustList = serde_json::from_slice(&bytes)
+        .map_err(|e| unusable(format!("it is not a trust list ({e})")))?;
+    if list.version != VERSION {
+        return Err(unusable(format!(
+            "version {} (this wtenv knows version {VERSION})",
+            list.version
+        )));
+    }
+    Ok(list)
+}
+
+/// Read-modify-write of the trust list under its lock; written only when
+/// `f` changed it.
+fn update<T>(registry: &Registry, f: impl FnOnce(&mut TrustList) -> T) -> Result<T> {
+    let _lock = registry.lock_sibling(LOCK_NAME)?;
+    let dir = registry
+        .state_dir()?
+        .ok_or_else(|| Error::usage("the state directory vanished"))?
+        .to_path_buf();
+    let mut list = read(&dir.join(FILE_NAME))?;
+    let before = list.clone();
+    let out = f(&mut list);
+    if list != before {
+        let mut bytes = serde_json::to_vec_pretty(&list)
+            .map_err(|e| Error::usage(format!("could not write the trust list: {e}")))?;
+        bytes.push(b'\n');
+        files::replace(&dir, FILE_NAME, &bytes).map_err(|(what, path, e)| {
+            Error::io(format!("could not {what} {}", path.display()), e)
+        })?;
+    }
+    Ok(out)
+}
+
+/// Trusts `config`'s content for `repository`; false if it already was.
+pub fn trust(registry: &Registry, repository: &Path, config: &Config) -> Result<bool> {
+    let (Some(sha256), Some(source)) = (digest(config), config.source.clone()) else {
+        return Err(Error::hinted(
+            "there is no wtenv.toml or wtenv.json here to trust",
+            "trust is for a config's [env] section; without a config there is none",
+        ));
+    };
+    update(registry, |list| {
+        if list.contains(repository, &sha256) {
+            return false;
+        }
+        list.trusted.push(Entry {
+            repository: repository.to_path_buf(),
+            sha256,
+            config: source,
+            trusted: crate::registry::now_rfc3339(),
+        });
+        true
+    })
+}
+
+/// Forgets every trusted content of `repository`: how many there were.
+pub fn untrust(registry: &Registry, repository: &Path) -> Result<usize> {
+    update(registry, |list| {
+        let before = list.trusted.len();
+        list.trusted.retain(|e| e.repository != repository);
+        before - list.trusted.len()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(name: &str, text: &str) -> Config {
+        Config::parse(Path::new(name), text).unwrap()
+    }
+
+    #[test]
+    fn the_digest_follows_the_content_and_the_format() {
+        let a = config("/a/wtenv.toml", "[env]\nX = \"1\"\n");
+        let b = config("/b/wtenv.toml", "[env]\nX = \"1\"\n");
+        let c = config("/a/wtenv.toml", "[env]\nX = \"2\"\n");
+        assert_eq!(digest(&a), digest(&b), "another worktree's copy");
+        assert_ne!(digest(&a), digest(&c));
+        assert_eq!(digest(&a).unwrap().len(), 64);
+        assert_eq!(digest(&Config::default()), None);
+    }
+
+    #[test]
+    fn trust_applies_to_the_same_content_in_the_same_repository_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new(dir.path().join("state/registry.json"));
+        let repo = Path::new("/r/.git");
+        let a = config("/r/wtenv.toml", "[env]\nX = \"1\"\n");
+        assert!(matches!(
+            Gate::of(&registry, repo, &a),
+            Gate::Untrusted { .. }
+        ));
+        assert!(trust(&registry, repo, &a).unwrap());
+        assert!(!trust(&registry, repo, &a).unwrap(), "already trusted");
+        assert_eq!(Gate::of(&registry, repo, &a), Gate::Trusted);
+        let elsewhere = config("/w/feature-x/wtenv.toml", "[env]\nX = \"1\"\n");
+        assert_eq!(Gate::of(&registry, repo, &elsewhere), Gate::Trusted);
+        assert!(matches!(
+            Gate::of(&registry, Path::new("/other/.git"), &a),
+            Gate::Untrusted { .. }
+        ));
+        let changed = config("/r/wtenv.toml", "[env]\nX = \"2\"\n");
+        let gate = Gate::of(&registry, repo, &changed);
+        assert!(
+            gate.message(&changed)
+                .unwrap()
+                .contains("it changed since it was trusted")
+        );
+        assert_eq!(untrust(&registry, repo).unwrap(), 1);
+        assert!(matches!(
+            Gate::of(&registry, repo, &a),
+            Gate::Untrusted { .. }
+        ));
+        assert_eq!(
+            Gate::of(&registry, repo, &config("/r/wtenv.toml", "")),
+            Gate::Nothing
+        );
+    }
+}
