@@ -83,7 +83,7 @@ impl Ctx {
     /// The config's own warnings, and rule 6, checked here at the edge: it
     /// depends on the machine, not on the file. The built-in ranges never
     /// overlap it. Each once per process, keyed without the file's name.
-    fn warn_about(&self, config: &Config) {
+    pub fn warn_about(&self, config: &Config) {
         let source = config.source.as_deref().map(|p| p.display().to_string());
         let once = |message: String| {
             let key = source
@@ -119,6 +119,24 @@ impl Ctx {
                 None => Ok(Config::default()),
             },
         }
+    }
+
+    /// The config of each repository the registry records (read from its
+    /// main worktree; a bare repository or one whose main worktree is gone
+    /// has none here and is skipped).
+    pub fn registry_configs(&self, data: &crate::registry::RegistryData) -> Result<Vec<Config>> {
+        let repositories: std::collections::BTreeSet<&Path> = data
+            .allocations
+            .iter()
+            .map(|a| a.repository.as_path())
+            .collect();
+        let mut configs = Vec::new();
+        for repository in repositories {
+            if let Some(root) = crate::worktree::main_root_of(repository).filter(|r| r.is_dir()) {
+                configs.push(self.config_for(&root)?);
+            }
+        }
+        Ok(configs)
     }
 
     /// The scope of the worktree around the current directory.

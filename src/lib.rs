@@ -61,7 +61,10 @@ use exit::Outcome;
 
 /// Runs a parsed command line; errors are printed here, once.
 pub fn run(cli: Cli) -> Outcome {
-    init_tracing(cli.verbose, cli.quiet, color_enabled(cli.color));
+    if let Err(err) = init_tracing(cli.verbose, cli.quiet, color_enabled(cli.color)) {
+        report(&err, cli.quiet);
+        return err.exit_code();
+    }
     let Cli {
         registry,
         config,
@@ -146,7 +149,7 @@ fn report(err: &Error, quiet: bool) {
 /// Diagnostics on stderr, filtered by `WTENV_LOG` (else by -v/-q), coloured
 /// only when stderr is (see [`color_enabled`]): escape codes in a pipe or a
 /// log file (direnv's output) are noise.
-fn init_tracing(verbose: u8, quiet: bool, color: bool) {
+fn init_tracing(verbose: u8, quiet: bool, color: bool) -> error::Result<()> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let level = match (quiet, verbose) {
@@ -163,10 +166,48 @@ fn init_tracing(verbose: u8, quiet: bool, color: bool) {
     let registry = tracing_subscriber::registry().with(fmt);
     // `WTENV_LOG` is an EnvFilter; without it, a plain target filter, which
     // costs nothing to build (this runs on every `cd`).
-    let _ = match tracing_subscriber::EnvFilter::try_from_env("WTENV_LOG") {
-        Ok(filter) => registry.with(filter).try_init(),
-        Err(_) => registry
+    let _ = match log_filter()? {
+        Some(filter) => registry.with(filter).try_init(),
+        None => registry
             .with(tracing_subscriber::filter::Targets::new().with_target("wtenv", level))
             .try_init(),
     };
+    Ok(())
+}
+
+/// `WTENV_LOG`, when set: an error naming it when it does not parse, or
+/// when a bare word in it is not a level (`WTENV_LOG=verbose` would
+/// otherwise silently filter for a target named "verbose").
+fn log_filter() -> error::Result<Option<tracing_subscriber::EnvFilter>> {
+    const VAR: &str = "WTENV_LOG";
+    let value = match std::env::var(VAR) {
+        Ok(v) if v.trim().is_empty() => return Ok(None),
+        Ok(v) => v,
+        Err(std::env::VarError::NotPresent) => return Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => {
+            return Err(Error::hinted(
+                format!("{VAR}={v:?} is not valid UTF-8"),
+                "set it to a level (debug, info) or directives (wtenv=debug)",
+            ));
+        }
+    };
+    let bad = |why: String| {
+        Error::hinted(
+            format!("{VAR}={value:?} is not a log filter: {why}"),
+            "set it to a level (error, warn, info, debug, trace, off) or directives (wtenv=debug)",
+        )
+    };
+    for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        if !word.contains(['=', '[', ':'])
+            && word != "wtenv"
+            && word
+                .parse::<tracing_subscriber::filter::LevelFilter>()
+                .is_err()
+        {
+            return Err(bad(format!("{word:?} is not a level")));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(&value)
+        .map(Some)
+        .map_err(|e| bad(e.to_string()))
 }

@@ -77,7 +77,12 @@ pub fn ensure_verified(
     }
     // The one gate of [env], for every integration (hooks, direnv, nix,
     // `run`, `up`): what it leaves out is said in one line.
-    let gate = trust::Gate::of(&ctx.registry, &scope.worktree.common_dir, &scope.config);
+    let gate = trust::Gate::of(
+        &ctx.registry,
+        &scope.worktree.common_dir,
+        &scope.config,
+        ctx.config_path.is_some(),
+    );
     if let Some(message) = gate.message(&scope.config) {
         ctx.warn(&message);
     }

@@ -101,10 +101,15 @@ pub enum Gate {
 
 impl Gate {
     /// Whether `config` (of the repository `repository`) may set its
-    /// `[env]` variables, per the trust list beside `registry`.
-    pub fn of(registry: &Registry, repository: &Path, config: &Config) -> Gate {
+    /// `[env]` variables, per the trust list beside `registry`. A config
+    /// the user named on the command line (`--config PATH`, `explicit`) is
+    /// theirs to apply, like the `run` commands `up` starts: trusted.
+    pub fn of(registry: &Registry, repository: &Path, config: &Config, explicit: bool) -> Gate {
         if config.env.is_empty() {
             return Gate::Nothing;
+        }
+        if explicit {
+            return Gate::Trusted;
         }
         let Some(sha256) = digest(config) else {
             return Gate::Nothing;
@@ -279,20 +284,20 @@ mod tests {
         let repo = Path::new("/r/.git");
         let a = config("/r/wtenv.toml", "[env]\nX = \"1\"\n");
         assert!(matches!(
-            Gate::of(&registry, repo, &a),
+            Gate::of(&registry, repo, &a, false),
             Gate::Untrusted { .. }
         ));
         assert!(trust(&registry, repo, &a).unwrap());
         assert!(!trust(&registry, repo, &a).unwrap(), "already trusted");
-        assert_eq!(Gate::of(&registry, repo, &a), Gate::Trusted);
+        assert_eq!(Gate::of(&registry, repo, &a, false), Gate::Trusted);
         let elsewhere = config("/w/feature-x/wtenv.toml", "[env]\nX = \"1\"\n");
-        assert_eq!(Gate::of(&registry, repo, &elsewhere), Gate::Trusted);
+        assert_eq!(Gate::of(&registry, repo, &elsewhere, false), Gate::Trusted);
         assert!(matches!(
-            Gate::of(&registry, Path::new("/other/.git"), &a),
+            Gate::of(&registry, Path::new("/other/.git"), &a, false),
             Gate::Untrusted { .. }
         ));
         let changed = config("/r/wtenv.toml", "[env]\nX = \"2\"\n");
-        let gate = Gate::of(&registry, repo, &changed);
+        let gate = Gate::of(&registry, repo, &changed, false);
         assert!(
             gate.message(&changed)
                 .unwrap()
@@ -300,11 +305,11 @@ mod tests {
         );
         assert_eq!(untrust(&registry, repo).unwrap(), 1);
         assert!(matches!(
-            Gate::of(&registry, repo, &a),
+            Gate::of(&registry, repo, &a, false),
             Gate::Untrusted { .. }
         ));
         assert_eq!(
-            Gate::of(&registry, repo, &config("/r/wtenv.toml", "")),
+            Gate::of(&registry, repo, &config("/r/wtenv.toml", ""), false),
             Gate::Nothing
         );
     }

@@ -7,8 +7,9 @@ use serde_json::json;
 
 use crate::alloc::RealSystem;
 use crate::context::Ctx;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::exit::{self, Outcome};
+use crate::worktree::Worktree;
 use crate::{output, ports};
 
 #[derive(Debug, clap::Args)]
@@ -16,12 +17,40 @@ pub struct Args {
     /// JSON on stdout (with "version": 1) instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Check the ranges of every repository in the registry (each one's
+    /// main worktree config), not only this one's.
+    #[arg(long)]
+    pub all: bool,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
-    let config = ctx.config_here()?;
     let data = ctx.registry.read()?;
-    let found = ports::conflicts(&config, &data, &mut RealSystem::new(&ctx.registry))?;
+    let configs = if args.all {
+        ctx.registry_configs(&data)?
+    } else {
+        // Outside a repository the built-in ranges belong to nothing of
+        // the user's: there is nothing to check.
+        if ctx.config_path.is_none() && Worktree::discover(&ctx.cwd)?.is_none() {
+            return Err(Error::hinted(
+                format!(
+                    "no configuration to check: {} is not inside a git worktree",
+                    ctx.cwd.display()
+                ),
+                "run it in a worktree, pass --config PATH, or --all for every repository in the registry",
+            ));
+        }
+        vec![ctx.config_here()?]
+    };
+    let mut system = RealSystem::new(&ctx.registry);
+    let mut found: Vec<ports::Conflict> = Vec::new();
+    for config in &configs {
+        for c in ports::conflicts(config, &data, &mut system)? {
+            if !found.iter().any(|f| f.port == c.port) {
+                found.push(c);
+            }
+        }
+    }
+    found.sort_by_key(|c| c.port);
     if args.json {
         let items: Vec<_> = found
             .iter()
@@ -53,9 +82,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             &rows,
         ))?;
     } else if !ctx.quiet {
-        let scanned: Vec<String> = config
-            .purposes
+        let scanned: Vec<String> = configs
             .iter()
+            .flat_map(|c| &c.purposes)
             .map(|(purpose, ranges)| format!("{purpose} {ranges}"))
             .collect();
         eprintln!("no conflicts in {}", scanned.join("; "));

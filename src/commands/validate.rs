@@ -214,9 +214,24 @@ impl ConfigCache<'_> {
                 if !wt.join(".git").exists() {
                     return None;
                 }
-                match flag {
-                    Some(path) => Config::load(path).ok(),
-                    None => Config::discover(wt).ok(),
+                let loaded = match flag {
+                    Some(path) => Config::load(path),
+                    None => Config::discover(wt),
+                };
+                // Shown, never silent: a config that cannot be read would
+                // otherwise make its range checks vanish unexplained.
+                match loaded {
+                    Ok(config) => {
+                        self.ctx.warn_about(&config);
+                        Some(config)
+                    }
+                    Err(e) => {
+                        self.ctx.warn(&format!(
+                            "{e}; the allocations of {} are not checked against it",
+                            wt.display()
+                        ));
+                        None
+                    }
                 }
             })
             .clone()

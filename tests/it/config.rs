@@ -288,6 +288,8 @@ fn services_get_ports_in_declaration_order_in_toml_and_json() {
                 "[services.web]\nenv = \"PORT\"\n[services.api]\n[env]\nZ_URL = \"{port.web}\"\nA_URL = \"{port.api}\"\n",
             );
         }
+        // [env] applies once trusted (README "Trust").
+        assert_eq!(run(&mut t.wtenv(&["trust"])).code, Some(0));
         let out = run(&mut t.wtenv(&["env"]));
         assert_eq!(out.code, Some(0), "{out}");
         let lines: Vec<&str> = out.stdout.lines().collect();

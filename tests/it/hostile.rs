@@ -442,3 +442,74 @@ fn a_bare_registry_file_name_is_resolved_like_any_relative_path() {
         "the allocation is not listed: {out}"
     );
 }
+
+/// An unparsable `WTENV_LOG` was silently ignored.
+#[test]
+fn an_unparsable_wtenv_log_is_an_error_naming_it() {
+    let t = TestEnv::new();
+    for bad in ["banana", "wtenv=loud"] {
+        let out = run(t.wtenv(&["env"]).env("WTENV_LOG", bad));
+        assert_eq!(out.code, Some(1), "{bad}: {out}");
+        assert!(
+            out.stderr
+                .contains(&format!("WTENV_LOG={bad:?} is not a log filter")),
+            "{out}"
+        );
+        assert!(out.stdout.is_empty(), "{out}");
+    }
+    for good in ["debug", "wtenv=debug", "info,wtenv::probe=trace", ""] {
+        let out = run(t.wtenv(&["env"]).env("WTENV_LOG", good));
+        assert_eq!(out.code, Some(0), "{good}: {out}");
+    }
+}
+
+/// `conflicts` outside a repository probed the built-in ranges, which
+/// have nothing to do with any repository of the user's.
+#[test]
+fn conflicts_outside_a_repository_has_nothing_to_check_unless_all() {
+    let t = with_registry();
+    let outside = t.root().join("home");
+    let out = run(&mut t.wtenv_in(&outside, &["conflicts"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("no configuration to check"), "{out}");
+    assert!(out.stderr.contains("--all"), "{out}");
+    let out = run(&mut t.wtenv_in(&outside, &["conflicts", "--all"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("no conflicts in feature {}", t.ports.range())),
+        "the registry's repository's range: {out}"
+    );
+    let busy = t.ports.port(5);
+    let _listener = crate::support::PyListener::start(&outside, "4", "127.0.0.1", busy, "");
+    let out = run(&mut t.wtenv_in(&outside, &["conflicts", "--all", "--json"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["conflicts"][0]["port"], busy, "{out}");
+}
+
+/// A misspelt `[purpose]` fell back to the built-in ranges, and
+/// `validate --fix` then released every allocation without a word. Now
+/// the config error is shown and nothing is released; a warning of a
+/// config (an unknown key) is shown by `validate` too.
+#[test]
+fn validate_shows_config_problems_and_a_misspelt_table_releases_nothing() {
+    let t = with_registry();
+    std::fs::write(
+        t.repo.join("wtenv.toml"),
+        format!("[purpose]\nfeature = \"{}\"\n", t.ports.range()),
+    )
+    .unwrap();
+    let before = std::fs::read(t.registry_path()).unwrap();
+    let out = run(&mut t.wtenv(&["validate", "--fix"]));
+    assert!(out.stderr.contains("did you mean [purposes]?"), "{out}");
+    assert_eq!(std::fs::read(t.registry_path()).unwrap(), before, "{out}");
+    t.write_config("[services.app]\nreadyness = \"5s\"\n");
+    let out = run(&mut t.wtenv(&["validate"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr
+            .contains("unknown key \"services.app.readyness\""),
+        "{out}"
+    );
+}

@@ -7,6 +7,7 @@ mod config;
 pub mod direnv;
 mod docs;
 mod dotenv;
+mod fuzz;
 mod health;
 mod hostile;
 mod lifecycle;

@@ -204,6 +204,7 @@ fn hooks_eval_silently_in_strict_shells_outside_a_worktree() {
 fn prompt_hook_exports_on_entry_and_unsets_exactly_those_on_leaving() {
     let t = TestEnv::new();
     t.write_config("[services.web]\nenv = [\"PORT\", \"WEB_PORT\"]\n[env]\nWEB_URL = \"http://localhost:{port.web}\"\n");
+    assert_eq!(run(&mut t.wtenv(&["trust"])).code, Some(0));
     let outside = t.root().join("home");
     for sh in SHELLS {
         let hook = hook_file(&t, sh.name());
