@@ -1,18 +1,26 @@
 # wtenv for `nix develop`: the worktree's ports in the dev shell.
 # In a devShell:  shellHook = ''eval "$(wtenv hook nix)"'';
 #
-# In a real `nix develop` shell the ports it allocates are held by that
-# shell ($$): they are released once it is gone (swept by the next wtenv
-# command). Under direnv (`use flake`, nix-direnv), the shellHook runs in
-# direnv's short-lived bash (DIRENV_IN_ENVRC=1), whose pid dies at once:
-# there it uses the worktree's sticky reservation, exactly like `use wtenv`.
-# On failure the reason is on stderr, nothing of wtenv's is exported, and
-# the shell still starts.
+# In a real `nix develop` shell the worktree's ports are held by that shell
+# ($$), so `wtenv remove` refuses while it lives; an EXIT trap gives the
+# holds back when it exits (ports it allocated are released, reservations
+# stay); a killed shell's holds are swept by the next wtenv command. A
+# prompt hook or `wtenv env` inside the shell joins its hold. Under direnv
+# (`use flake`, nix-direnv), the shellHook runs in direnv's short-lived
+# bash (DIRENV_IN_ENVRC=1), whose pid dies at once: there it uses the
+# worktree's sticky reservation and watches what `use wtenv` watches (the
+# config and the worktree's stamp), exactly like `use wtenv`, and sets no
+# trap. On failure the reason is on stderr, nothing of wtenv's is
+# exported, and the shell still starts.
 
 if [ "${DIRENV_IN_ENVRC-}" = 1 ]; then
-  __wtenv_out=$(__WTENV_EXE__ env --format bash </dev/null) || __wtenv_out=
+  __wtenv_out=$(__WTENV_EXE__ env --format bash --direnv </dev/null) || __wtenv_out=
 else
   __wtenv_out=$(__WTENV_EXE__ env --format bash --hold "$$" </dev/null) || __wtenv_out=
+  __wtenv_release() {
+    __WTENV_EXE__ release --hold "$1" </dev/null >/dev/null 2>&1 || :
+  }
+  trap '__wtenv_release "$$"' EXIT
 fi
 eval "$__wtenv_out"
 unset __wtenv_out

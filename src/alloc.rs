@@ -338,7 +338,7 @@ pub fn lifetime(a: &Allocation, system: &mut dyn System) -> String {
         parts.push("reserved".into());
     }
     for h in &a.holders {
-        if system.is_alive(h.process()) {
+        if system.holder_alive(h) {
             parts.push(format!("held by pid {}", h.pid));
         } else {
             parts.push(format!("held by pid {}: gone", h.pid));
@@ -356,7 +356,7 @@ pub fn holds_json(a: &Allocation, system: &mut dyn System) -> serde_json::Value 
         .iter()
         .map(|h| {
             let mut v = serde_json::to_value(h).expect("a hold serializes");
-            v["alive"] = system.is_alive(h.process()).into();
+            v["alive"] = system.holder_alive(h).into();
             v
         })
         .collect()
@@ -432,13 +432,13 @@ pub struct Request<'a> {
 /// How the allocations a command makes or uses are tied to a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HoldMode {
-    /// New allocations are reserved (sticky); nothing is marked held.
+    /// New allocations are reserved (sticky); nothing is marked held. A
+    /// process under a live holder of the worktree joins that hold instead
+    /// ([`ensure_allocations`]).
     Reserve,
-    /// `env --hold PID`: new allocations live while PID lives; existing
-    /// held ones get PID as one more holder.
-    HoldNew(Hold),
-    /// `run`/`up`: every allocation of the worktree gets this holder; new
-    /// ones live only while it lives.
+    /// `run`/`up`/`env --hold PID`: every allocation of the worktree gets
+    /// this holder, reserved ones too (so `remove` sees it); new ones live
+    /// only while it lives.
     HoldAll(Hold),
     /// `run --service S...`: only these services' allocations get this
     /// holder (new ones live while it lives); the others are reserved, as
@@ -451,7 +451,7 @@ impl HoldMode {
     fn holder_for(&self, service: &str) -> Option<&Hold> {
         match self {
             HoldMode::Reserve => None,
-            HoldMode::HoldNew(h) | HoldMode::HoldAll(h) => Some(h),
+            HoldMode::HoldAll(h) => Some(h),
             HoldMode::HoldServices(h, only) => only.iter().any(|s| s == service).then_some(h),
         }
     }
@@ -501,26 +501,47 @@ pub fn ensure_allocations(
     mode: &HoldMode,
     system: &mut dyn System,
 ) -> Result<(Ports, Vec<Allocation>)> {
+    let mut joined = None;
     if *mode == HoldMode::Reserve {
         let data = registry.read_worktree(req.repository, req.worktree)?;
         let ports = current_ports(&data, req);
         let mine = allocations_of(&data, req, &ports);
-        // Only reservations: a port merely held (by a `nix develop` shell,
-        // a `run`) goes away with its holder, so a plain `env` that exports
-        // it must make it sticky first (in the transaction below). A dead
-        // holder of ours (a SIGKILLed `run`) is swept there too: reading
-        // its /proc entry is cheap, and it is only this worktree's holds.
+        // A process under a live holder of this worktree's ports (a prompt
+        // hook or a `wtenv env` inside a `nix develop` shell, a command
+        // under `wtenv run`) joins that hold: making the ports sticky
+        // would keep them after the holder is gone. Only held ports cost
+        // this /proc walk.
+        let me = std::process::id();
+        joined = data
+            .allocations
+            .iter()
+            .flat_map(|a| &a.holders)
+            .find(|h| system.descends_from(me, h.pid) && system.holder_alive(h))
+            .cloned();
+        // Otherwise only reservations: a port merely held (by a `nix
+        // develop` shell, a `run`) goes away with its holder, so a plain
+        // `env` that exports it must make it sticky first (in the
+        // transaction below). A dead holder of ours (a SIGKILLed `run`) is
+        // swept there too: reading its /proc entry is cheap, and it is
+        // only this worktree's holds.
         let fast = ports.len() == req.services.len()
-            && mine.iter().all(|a| a.reserved)
+            && (joined.is_some() || mine.iter().all(|a| a.reserved))
             && mine
                 .iter()
                 .flat_map(|a| &a.holders)
                 .all(|h| system.holder_alive(h));
         if fast {
-            tracing::debug!("fast path: every service has its reserved port");
+            tracing::debug!(
+                joined = joined.is_some(),
+                "fast path: every service has its port"
+            );
             return Ok((ports, mine));
         }
     }
+    let mode = match joined {
+        Some(holder) => &HoldMode::HoldAll(holder),
+        None => mode,
+    };
     // The sweep is committed even when the allocation then fails: it only
     // removes what is provably stale, so the next command starts clean and
     // the failure can name the process that outlived its holder (rule 4).
@@ -589,9 +610,6 @@ pub fn allocate_in(
             // worktree's even after the process that held it is gone.
             HoldMode::Reserve if !a.reserved => a.reserved = true,
             HoldMode::HoldAll(h) if !a.holders.contains(h) => a.holders.push(h.clone()),
-            HoldMode::HoldNew(h) if !a.reserved && !a.holders.contains(h) => {
-                a.holders.push(h.clone())
-            }
             HoldMode::HoldServices(..) => match mode.holder_for(&a.service) {
                 Some(h) if !a.holders.contains(h) => a.holders.push(h.clone()),
                 Some(_) => {}
@@ -648,6 +666,14 @@ pub fn scan_ranges(
 /// Drops `holder` from every allocation; held-only ones it was the last
 /// holder of are released. Used when `run`/`up` end.
 pub fn release_holds(data: &mut RegistryData, holder: ProcessId) -> Vec<Allocation> {
+    release_holds_where(data, |h| h.is(holder))
+}
+
+/// [`release_holds`] for the holds `which` picks.
+pub fn release_holds_where(
+    data: &mut RegistryData,
+    which: impl Fn(&Hold) -> bool,
+) -> Vec<Allocation> {
     let fixes: Vec<(usize, Fix)> = data
         .allocations
         .iter()
@@ -655,7 +681,7 @@ pub fn release_holds(data: &mut RegistryData, holder: ProcessId) -> Vec<Allocati
         .flat_map(|(i, a)| {
             a.holders
                 .iter()
-                .filter(|h| h.is(holder))
+                .filter(|h| which(h))
                 .map(move |h| (i, Fix::DropHolder(h.clone())))
         })
         .collect();
@@ -920,7 +946,7 @@ mod tests {
             &mut data,
             "/held",
             vec!["app"],
-            &HoldMode::HoldNew(hold(10)),
+            &HoldMode::HoldAll(hold(10)),
             &mut sys,
         )
         .unwrap();
@@ -1028,7 +1054,7 @@ mod tests {
             &mut data,
             "/r",
             vec!["app"],
-            &HoldMode::HoldNew(hold(10)),
+            &HoldMode::HoldAll(hold(10)),
             &mut sys,
         )
         .unwrap();
@@ -1042,7 +1068,7 @@ mod tests {
             &mut data,
             "/w",
             vec!["app"],
-            &HoldMode::HoldNew(hold(11)),
+            &HoldMode::HoldAll(hold(11)),
             &mut sys,
         )
         .unwrap();

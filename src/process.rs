@@ -99,6 +99,19 @@ pub fn all_pids() -> Vec<u32> {
     imp::all_pids()
 }
 
+/// Live processes whose working directory is `dir` or below it (other
+/// than this one), with their command lines: what still works in a
+/// worktree about to be removed.
+pub fn working_in(dir: &std::path::Path) -> Vec<(u32, String)> {
+    let me = std::process::id();
+    imp::all_pids()
+        .into_iter()
+        .filter(|&p| p != me && imp::cwd(p).is_some_and(|c| c.starts_with(dir)))
+        .filter(|&p| imp::start_time(p).is_some())
+        .map(|p| (p, command(p).unwrap_or_default()))
+        .collect()
+}
+
 /// Members of process group `pgid` that are still alive. A zombie is not:
 /// it holds no port and runs no code (see `imp::start_time`).
 pub fn group_members(pgid: u32) -> Vec<u32> {

@@ -58,7 +58,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let scope = ctx.scope()?;
     let mode = match args.hold {
         None => HoldMode::Reserve,
-        Some(pid) => HoldMode::HoldNew(hold_for(pid)?),
+        Some(pid) => HoldMode::HoldAll(hold_for(pid)?),
     };
     let vars = ensure_verified(ctx, &scope, &mode, args.skip_occupied)?;
     let mut text = shell::render(args.format, &vars, &[])?;

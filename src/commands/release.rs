@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
+use crate::alloc;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
+use crate::process::ProcessId;
 use crate::worktree::{self, Worktree};
 
 #[derive(Debug, clap::Args)]
@@ -16,9 +18,17 @@ pub struct Args {
     /// name a directory that no longer exists.
     #[arg(long, value_name = "PATH")]
     pub worktree: Option<PathBuf>,
+    /// Instead, drop the holds of PID in every worktree (what a `nix
+    /// develop` shell's EXIT trap runs): its reservations stay, ports only
+    /// it held are released.
+    #[arg(long, value_name = "PID", conflicts_with_all = ["service", "worktree"])]
+    pub hold: Option<u32>,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    if let Some(pid) = args.hold {
+        return release_hold(pid, ctx);
+    }
     let target = match &args.worktree {
         Some(p) => {
             let abs = ctx.cwd.join(p);
@@ -56,6 +66,30 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     for (service, port) in released {
         if !ctx.quiet {
             eprintln!("released port {port} ({service}) of {}", target.display());
+        }
+    }
+    Ok(Outcome::SUCCESS)
+}
+
+/// Drops the holds of `pid`: of this very process while it lives (the
+/// EXIT trap of the shell that holds), else of any gone process with that
+/// pid (a live successor reusing the pid is not it).
+fn release_hold(pid: u32, ctx: &Ctx) -> Result<Outcome> {
+    let me = ProcessId::of(pid);
+    let released = ctx.registry.transaction(|data| {
+        Ok(alloc::release_holds_where(data, |h| match me {
+            Some(me) => h.is(me),
+            None => h.pid == pid,
+        }))
+    })?;
+    for a in released {
+        if !ctx.quiet {
+            eprintln!(
+                "released port {} ({}) of {}",
+                a.port,
+                a.service,
+                a.worktree.display()
+            );
         }
     }
     Ok(Outcome::SUCCESS)

@@ -12,6 +12,7 @@
 //! step; a wtenv killed before the release leaves allocations the sweep
 //! takes back.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::alloc::{self, RealSystem, Usage};
@@ -20,6 +21,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::git::{Git, RepoLock};
+use crate::process;
 use crate::worktree;
 use crate::worktrees;
 
@@ -100,8 +102,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         .filter(|a| a.belongs_to(&here.common_dir, &entry.path))
         .collect();
     let mut users = Vec::new();
+    let mut named = BTreeSet::new();
     for a in &mine {
         for h in a.holders.iter().filter(|h| h.process().is_alive()) {
+            named.insert(h.pid);
             users.push(format!(
                 "  port {} ({}): held by pid {} {}",
                 a.port, a.service, h.pid, h.command
@@ -112,12 +116,20 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         alloc::classify(&mine, &mut RealSystem::new(&ctx.registry)).map_err(Error::probe)?;
     for (a, u) in mine.iter().zip(&usage) {
         if let Usage::InUse(found) = u {
+            named.extend(found.iter().map(|h| h.pid));
             users.push(format!(
                 "  port {} ({}): listening: {}",
                 a.port,
                 a.service,
                 alloc::describe_holders(found)
             ));
+        }
+    }
+    // Any other process working inside it (a shell, an editor, a server
+    // that holds no recorded port) would be left in a deleted directory.
+    for (pid, command) in process::working_in(&entry.path) {
+        if named.insert(pid) {
+            users.push(format!("  pid {pid} {command}: working directory inside"));
         }
     }
     if !users.is_empty() && !args.force {
@@ -157,7 +169,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     if !ctx.quiet {
         eprintln!("removed worktree {}", entry.path.display());
         for u in &users {
-            eprintln!("warning: left running:{}", u.trim_start_matches(' '));
+            eprintln!("warning: left running: {}", u.trim_start());
         }
     }
     release(ctx, &here.common_dir, &entry.path);

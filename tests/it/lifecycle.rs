@@ -263,3 +263,35 @@ fn the_conflict_message_followed_literally_shows_the_conflict_everywhere() {
         "{line}"
     );
 }
+
+/// `remove` refuses while a process works inside the worktree (holding no
+/// port), naming it; `--force` removes anyway and names what it left.
+#[test]
+fn remove_refuses_while_a_process_has_its_cwd_inside_and_force_names_it() {
+    let t = TestEnv::new();
+    let out = run(&mut t.wtenv(&["create", "--purpose", "feature", "--identifier", "busy"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let wt = t.root().join("repo.worktrees/feature-busy");
+    let sub = wt.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let mut editor = std::process::Command::new("sleep")
+        .arg("600")
+        .current_dir(&sub)
+        .spawn()
+        .unwrap();
+    let named = format!("pid {} sleep 600: working directory inside", editor.id());
+    let out = run(&mut t.wtenv(&["remove", "busy"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains(&named), "{out}");
+    assert!(wt.exists());
+    let out = run(&mut t.wtenv(&["remove", "--force", "busy"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("warning: left running: {named}")),
+        "{out}"
+    );
+    assert!(!wt.exists());
+    editor.kill().unwrap();
+    editor.wait().unwrap();
+}

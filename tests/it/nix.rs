@@ -355,3 +355,228 @@ fn flake_outputs_evaluate_and_build_against_a_stand_in_nixpkgs() {
     );
     assert_eq!(eval("hook"), format!(r#"eval "$('{app}' hook nix)""#));
 }
+
+/// `nix develop` at a real terminal (tmux) in `dir`: its interactive shell's
+/// pid once its first line ran, with the tmux session.
+fn nix_develop_in_tmux(t: &TestEnv, dir: &Path, tag: &str) -> (crate::support::Tmux, u32) {
+    let conf = t.root().join("nix.conf");
+    let registry = t.root().join("flake-registry.json");
+    std::fs::write(&registry, r#"{"flakes":[],"version":2}"#).unwrap();
+    std::fs::write(
+        &conf,
+        format!(
+            "experimental-features = nix-command flakes\nsubstituters =\nflake-registry = {}\n",
+            registry.display()
+        ),
+    )
+    .unwrap();
+    let tmux = crate::support::Tmux::start(t, dir, &["bash", "--norc", "--noprofile", "-i"]);
+    tmux.line(
+        t,
+        &format!(
+            "NIX_CONFIG=\"$(cat '{}')\" nix develop '{}'",
+            conf.display(),
+            dir.display()
+        ),
+    );
+    let ready = t.root().join(format!("ready-{tag}"));
+    tmux.line(t, &format!("echo \"$$\" > '{}'", ready.display()));
+    assert!(
+        crate::support::wait_for(std::time::Duration::from_secs(120), || {
+            std::fs::read_to_string(&ready).is_ok_and(|s| s.ends_with('\n'))
+        }),
+        "nix develop did not start: {}",
+        tmux.pane(t)
+    );
+    let pid = std::fs::read_to_string(&ready)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (tmux, pid)
+}
+
+fn alive(pid: u32) -> bool {
+    wtenv::process::ProcessId::of(pid).is_some()
+}
+
+/// A `nix develop` shell exits normally: at once nothing shows held and
+/// `validate` passes (its EXIT trap gave the holds back), also when the
+/// README's bash prompt hook runs in it (`~/.bashrc`) and after a
+/// `wtenv env` inside it: both join the shell's hold instead of making
+/// the port a reservation.
+#[test]
+fn nix_develop_exit_leaves_nothing_held_with_the_prompt_hook_or_env_inside() {
+    let t = TestEnv::new();
+    write_test_flake(&t);
+    let bashrc = t.root().join("home/.bashrc");
+    for (round, inside) in ["plain", "bashrc", "env"].into_iter().enumerate() {
+        if inside == "bashrc" {
+            std::fs::write(
+                &bashrc,
+                format!("eval \"$('{}' hook bash)\"\n", env!("CARGO_BIN_EXE_wtenv")),
+            )
+            .unwrap();
+        } else {
+            let _ = std::fs::remove_file(&bashrc);
+        }
+        let (tmux, shell) = nix_develop_in_tmux(&t, &t.repo, &round.to_string());
+        let done = t.root().join(format!("done-{round}"));
+        let line = match inside {
+            "env" => format!(
+                "'{}' env >/dev/null; echo \"$PORT $__WTENV_DIFF\" > '{}'",
+                env!("CARGO_BIN_EXE_wtenv"),
+                done.display()
+            ),
+            _ => format!("echo \"$PORT ${{__WTENV_DIFF-}}\" > '{}'", done.display()),
+        };
+        tmux.line(&t, &line);
+        assert!(
+            crate::support::wait_for(std::time::Duration::from_secs(60), || {
+                std::fs::read_to_string(&done).is_ok_and(|s| s.ends_with('\n'))
+            }),
+            "{inside}: {}",
+            tmux.pane(&t)
+        );
+        let seen = std::fs::read_to_string(&done).unwrap();
+        assert!(
+            seen.starts_with(&format!("{} ", t.ports.start)),
+            "{inside}: {seen:?} {}",
+            tmux.pane(&t)
+        );
+        if inside == "bashrc" {
+            assert!(
+                seen.contains("PORT"),
+                "the prompt hook did not run: {seen:?}"
+            );
+        }
+        let reg = t.registry();
+        let a = &reg["allocations"][0];
+        assert_eq!(a["reserved"], false, "{inside}: made sticky: {reg}");
+        assert_eq!(a["holders"][0]["pid"], shell, "{inside}: {reg}");
+
+        tmux.line(&t, "exit");
+        assert!(
+            crate::support::wait_for(std::time::Duration::from_secs(60), || !alive(shell)),
+            "{inside}: the shell did not exit: {}",
+            tmux.pane(&t)
+        );
+        for view in [&["ports"][..], &["list"], &["validate", "-v"]] {
+            let out = run(&mut t.wtenv(view));
+            assert!(!out.stdout.contains("held"), "{inside}: {view:?}: {out}");
+            assert_eq!(out.code, Some(0), "{inside}: {view:?}: {out}");
+        }
+        assert!(
+            t.allocations().is_empty(),
+            "{inside}: {:?}",
+            t.allocations()
+        );
+    }
+}
+
+/// A killed `nix develop` shell cannot run its trap: `validate` reports
+/// the dead holder (exit 1) and `--fix` clears it (exit 0).
+#[test]
+fn a_killed_nix_develop_shell_is_a_dead_holder_that_validate_fix_clears() {
+    let t = TestEnv::new();
+    write_test_flake(&t);
+    let (_tmux, shell) = nix_develop_in_tmux(&t, &t.repo, "kill");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shell as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(crate::support::wait_for(
+        std::time::Duration::from_secs(30),
+        || !alive(shell)
+    ));
+    let out = run(&mut t.wtenv(&["validate"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("holder-dead: port {} (app)", t.ports.start)),
+        "{out}"
+    );
+    let out = run(&mut t.wtenv(&["validate", "--fix"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(run(&mut t.wtenv(&["validate"])).code, Some(0));
+}
+
+/// `remove` refuses while a `nix develop` shell lives in a worktree whose
+/// ports were already reserved (the shell is recorded as a holder all the
+/// same); `--force` removes it and names the shell it left running.
+#[test]
+fn remove_refuses_under_a_nix_develop_shell_of_a_reserved_worktree() {
+    let t = TestEnv::new();
+    write_test_flake(&t);
+    let out = run(&mut t.wtenv(&[
+        "create",
+        "--purpose",
+        "feature",
+        "--identifier",
+        "shell",
+        "--ports",
+    ]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let wt = t.root().join("repo.worktrees/feature-shell");
+    let (_tmux, shell) = nix_develop_in_tmux(&t, &wt, "rm");
+    let reg = t.registry();
+    assert_eq!(reg["allocations"][0]["reserved"], true, "{reg}");
+    assert_eq!(reg["allocations"][0]["holders"][0]["pid"], shell, "{reg}");
+    let out = run(&mut t.wtenv(&["remove", "shell"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains(&format!("held by pid {shell} ")),
+        "{out}"
+    );
+    assert!(wt.exists());
+    let out = run(&mut t.wtenv(&["remove", "--force", "shell"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: left running: port {} (app): held by pid {shell} ",
+            t.ports.start
+        )),
+        "{out}"
+    );
+    assert!(!wt.exists());
+}
+
+/// Under direnv `use flake`, the nix hook watches what `use wtenv` watches:
+/// editing `wtenv.toml` reloads, and so does a command that gives the
+/// worktree's port away (its stamp); another worktree's allocation does not.
+#[test]
+fn nix_hook_under_direnv_reloads_on_the_config_and_the_stamp() {
+    let t = TestEnv::new();
+    write_test_flake(&t);
+    std::fs::write(t.repo.join(".envrc"), "use flake\n").unwrap();
+    let other = t.add_worktree("other");
+    let mut allow = nix_cmd(&t, "direnv");
+    allow.args(["allow", "."]).current_dir(&t.repo);
+    assert_eq!(run(&mut allow).code, Some(0));
+    let wtenv = env!("CARGO_BIN_EXE_wtenv");
+    let script = format!(
+        "cd '{repo}'\neval \"$(direnv export bash)\"\necho \"loaded=$PORT\"\n\
+         (cd '{other}' && '{wtenv}' env >/dev/null)\n\
+         echo \"registry: [$(direnv export json)]\"\n\
+         sleep 1.1; touch wtenv.toml\n\
+         echo \"config: [$(direnv export json | head -c 1)]\"\n\
+         eval \"$(direnv export bash)\"\n\
+         '{wtenv}' release 2>/dev/null\n\
+         echo \"stamp: [$(direnv export json | head -c 1)]\"\n",
+        repo = t.repo.display(),
+        other = other.display(),
+    );
+    let mut cmd = nix_cmd(&t, "bash");
+    let out = run(cmd
+        .args(["--noprofile", "--norc", "-euo", "pipefail", "-c", &script])
+        .current_dir(t.root()));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout.contains(&format!("loaded={}\n", t.ports.start)),
+        "{out}"
+    );
+    assert!(out.stdout.contains("registry: []\n"), "{out}");
+    assert!(out.stdout.contains("config: [{]\n"), "{out}");
+    assert!(out.stdout.contains("stamp: [{]\n"), "{out}");
+}

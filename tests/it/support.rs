@@ -470,8 +470,11 @@ impl Tmux {
 
     /// Session `w` running `command` in `dir`, in the test's environment.
     pub fn start(t: &TestEnv, dir: &Path, command: &[&str]) -> Tmux {
+        // A socket per session: a server just killed may still hold the last.
+        static SESSIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmux = Tmux {
-            socket: t.root().join(format!("tmux-{}.sock", std::process::id())),
+            socket: t.root().join(format!("tmux-{n}.sock")),
         };
         let status = tmux
             .cmd(t)
