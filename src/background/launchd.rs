@@ -151,8 +151,9 @@ mod imp {
     }
 
     pub fn start(launch: &Launch, dir: &Path) -> Result<Option<u32>> {
-        let path = dir.join(format!("{}.plist", launch.unit));
-        super::super::write_private(&path, plist(&agent_of(launch)).as_bytes())?;
+        let name = format!("{}.plist", launch.unit);
+        super::super::write_file(dir, &name, plist(&agent_of(launch)).as_bytes())?;
+        let path = dir.join(name);
         let out = launchctl(&["bootstrap", &domain(), &path.to_string_lossy()])
             .map_err(|e| Error::io("could not run launchctl", e))?;
         if !out.status.success() {

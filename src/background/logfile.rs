@@ -126,20 +126,12 @@ pub fn tee(
 const READ_MAX: u64 = 64 * 1024 * 1024;
 
 fn read_file(path: &Path) -> Vec<u8> {
-    let Ok(file) = OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)
-    else {
+    let Ok(Some(mut file)) = crate::files::open_read(path, false) else {
         return vec![];
     };
-    let Ok(meta) = file.metadata() else {
+    let Ok(meta) = crate::files::require_regular(&file) else {
         return vec![];
     };
-    if !meta.is_file() {
-        return vec![];
-    }
-    let mut file = file;
     let _ = file.seek(SeekFrom::Start(meta.len().saturating_sub(READ_MAX)));
     let mut bytes = Vec::new();
     let _ = file.take(READ_MAX).read_to_end(&mut bytes);

@@ -14,21 +14,21 @@
 //!   worktree, service, ports and log file it has, for `status`, `down`
 //!   and `logs`; the log is `<unit>.log` beside it ([`logfile`]).
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::alloc::{self, HoldMode, RealSystem};
+use crate::alloc::{self, RealSystem};
 use crate::config::Service;
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::probe;
 use crate::process::{self, ProcessId};
+use crate::{files, health};
 
 pub mod detached;
 pub mod launchd;
@@ -223,7 +223,7 @@ impl StateDir {
             .flatten()
             .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
             .filter_map(|e| {
-                let bytes = read_limited(&e.path(), 64 * 1024)?;
+                let bytes = read_file(&e.path(), 64 * 1024)?;
                 match serde_json::from_slice(&bytes) {
                     Ok(r) => Some(r),
                     Err(err) => {
@@ -254,10 +254,9 @@ impl StateDir {
     }
 
     fn write(&self, record: &Record) -> Result<()> {
-        let path = self.record_path(&record.unit);
         let mut bytes = serde_json::to_vec_pretty(record).expect("records serialize");
         bytes.push(b'\n');
-        write_private(&path, &bytes)
+        write_file(&self.0, &format!("{}.json", record.unit), &bytes)
     }
 
     /// The log of each of `scope`'s services (all when `services` is
@@ -287,39 +286,19 @@ impl StateDir {
     }
 }
 
-/// Writes `bytes` to `path` (0600), replacing a regular file but never
-/// following a symlink planted there.
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let err = |e| Error::io(format!("could not write {}", path.display()), e);
-    if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()) {
-        std::fs::remove_file(path).map_err(err)?;
-    }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(err)?;
-    file.write_all(bytes).map_err(err)
+/// Replaces `dir/name` with `bytes` (0600, atomically, never through a
+/// planted link or FIFO).
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    files::replace(dir, name, bytes)
+        .map_err(|(what, path, e)| Error::io(format!("could not {what} {}", path.display()), e))
 }
 
-/// A regular file's bytes, at most `limit` of them; `None` for anything
-/// else (a FIFO, a device, a symlink).
-fn read_limited(path: &Path, limit: u64) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut bytes = Vec::new();
-    file.take(limit).read_to_end(&mut bytes).ok()?;
-    Some(bytes)
+/// A regular file's bytes, refused past `cap`; `None` for anything else
+/// (a link, a FIFO, a device) or when it cannot be read.
+pub fn read_file(path: &Path, cap: u64) -> Option<Vec<u8>> {
+    let file = files::open_read(path, false).ok()??;
+    files::require_regular(&file).ok()?;
+    files::read_capped(&file, cap).ok()
 }
 
 /// The unit names of one worktree: `wtenv-<repo>-<worktree>` and a
@@ -487,34 +466,55 @@ pub struct Started {
     pub already: bool,
 }
 
-/// `up --detach`: reserves the ports, starts each service as a unit,
-/// waits until each is ready, and returns them. When one does not get
-/// ready, what this call started is stopped and the error says why.
+/// `up --detach`: reserves the ports, starts each service (and what it
+/// depends on, after those are ready) as a unit, waits until each is
+/// ready, and returns them. When one does not get ready, what this call
+/// started is stopped and the error says why.
 pub fn up(
     ctx: &Ctx,
     scope: &Scope,
     services: &[&Service],
     options: &Options,
 ) -> Result<Vec<Started>> {
-    let ports = alloc::ensure(
-        &ctx.registry,
-        &scope.request(false),
-        &HoldMode::Reserve,
-        &mut RealSystem::new(&ctx.registry),
-    )?;
+    let ports = crate::ports::reserve(ctx, scope)?;
+    let vars = crate::exports::variables(scope, &ports);
     let dir = StateDir::of(ctx)?;
     let naming = Naming::of(scope);
-    let mut started: Vec<Started> = Vec::new();
-    let mut waiting: Vec<(usize, &Service, Option<detached::Child>)> = Vec::new();
-    for service in services {
-        let unit = naming.unit(&service.name);
+    let all = &scope.config.services;
+    let graph: Vec<(&str, &[String])> = all
+        .iter()
+        .map(|s| (s.name.as_str(), s.depends_on.as_slice()))
+        .collect();
+    let wanted: Vec<usize> = services
+        .iter()
+        .filter_map(|s| all.iter().position(|x| x.name == s.name))
+        .collect();
+    let mut run = Startup {
+        ctx,
+        dir: &dir,
+        vars: &vars,
+        started: Vec::new(),
+        pending: Vec::new(),
+        ready: BTreeSet::new(),
+    };
+    for i in health::start_order(&graph, &wanted) {
+        let service = &all[i];
+        if service.run.is_none() {
+            // Nothing to start (a dependency run some other way).
+            run.ready.insert(service.name.clone());
+            continue;
+        }
+        for dep in &service.depends_on {
+            run.await_ready(Some(dep))?;
+        }
         if let Some(record) = dir
             .records_of(scope, std::slice::from_ref(&service.name))
             .into_iter()
             .find(|r| query(r).running())
         {
             let pid = query(&record).pid;
-            started.push(Started {
+            run.ready.insert(service.name.clone());
+            run.started.push(Started {
                 record,
                 pid,
                 already: true,
@@ -523,7 +523,7 @@ pub fn up(
         }
         let unit_ref = UnitRef {
             manager: options.manager,
-            name: unit_file_name(options.manager, &unit),
+            name: unit_file_name(options.manager, &naming.unit(&service.name)),
         };
         let log = dir.log_path(&unit_ref.name);
         let launch = Launch {
@@ -551,7 +551,7 @@ pub fn up(
         let (pid, child) = match result {
             Ok(x) => x,
             Err(e) => {
-                stop_started(ctx, &dir, &started);
+                run.stop_started();
                 return Err(e);
             }
         };
@@ -569,38 +569,138 @@ pub fn up(
             started: unix_now(),
         };
         dir.write(&record)?;
-        waiting.push((started.len(), service, child));
-        started.push(Started {
+        run.pending.push((run.started.len(), service, child));
+        run.started.push(Started {
             record,
             pid,
             already: false,
         });
     }
-    for (i, service, mut child) in waiting {
-        let deadline = Instant::now() + service.ready_timeout;
-        match wait_ready(&started[i].record, child.as_mut(), deadline) {
-            Ok(pid) => started[i].pid = Some(pid),
-            Err(reason) => {
-                stop_started(ctx, &dir, &started);
-                let tail = logfile::tail(&started[i].record.log, 10);
-                let mut hint = format!(
-                    "see its output with 'wtenv logs {}'",
-                    started[i].record.service
-                );
-                if !tail.is_empty() {
-                    hint = format!("its last lines:\n{tail}{hint}");
+    run.await_ready(None)?;
+    Ok(run.started)
+}
+
+/// The state of one `up --detach` while it starts services.
+struct Startup<'a> {
+    ctx: &'a Ctx,
+    dir: &'a StateDir,
+    /// The worktree's variables, for `cmd` health checks.
+    vars: &'a [(String, String)],
+    started: Vec<Started>,
+    /// Started, not yet seen ready: (index in `started`, its service,
+    /// the detached supervisor while it is our child).
+    pending: Vec<(usize, &'a Service, Option<detached::Child>)>,
+    ready: BTreeSet<String>,
+}
+
+impl Startup<'_> {
+    /// Waits until `service` (or every pending one) is ready; on failure
+    /// stops what this `up` started and says why.
+    fn await_ready(&mut self, service: Option<&str>) -> Result<()> {
+        while let Some(k) = self
+            .pending
+            .iter()
+            .position(|(_, s, _)| service.is_none_or(|n| s.name == n))
+        {
+            let (i, svc, mut child) = self.pending.remove(k);
+            let deadline = Instant::now() + svc.ready_timeout;
+            let check = Readiness {
+                service: svc,
+                vars: self.vars,
+            };
+            match check.wait(&self.started[i].record, child.as_mut(), deadline) {
+                Ok(pid) => {
+                    self.started[i].pid = Some(pid);
+                    self.ready.insert(svc.name.clone());
                 }
-                return Err(Error::hinted(
-                    format!(
-                        "service {} did not get ready: {reason}; stopped what this 'up --detach' started",
-                        service.name
-                    ),
-                    hint,
-                ));
+                Err(reason) => {
+                    self.stop_started();
+                    let record = &self.started[i].record;
+                    let tail = logfile::tail(&record.log, 10);
+                    let mut hint = format!("see its output with 'wtenv logs {}'", svc.name);
+                    if !tail.is_empty() {
+                        hint = format!("its last lines:\n{tail}{hint}");
+                    }
+                    return Err(Error::hinted(
+                        format!(
+                            "service {} did not get ready: {reason}; stopped what this 'up --detach' started",
+                            svc.name
+                        ),
+                        hint,
+                    ));
+                }
             }
         }
+        Ok(())
     }
-    Ok(started)
+
+    /// Stops the units this call started (not those that ran before it).
+    fn stop_started(&self) {
+        let mine: Vec<Record> = self
+            .started
+            .iter()
+            .filter(|s| !s.already)
+            .map(|s| s.record.clone())
+            .collect();
+        if let Err(e) = stop(self.ctx, self.dir, &mine, Duration::from_secs(60)) {
+            tracing::warn!("could not stop what was started: {e}");
+        }
+    }
+}
+
+/// Whether a background service is ready: its unit runs, its health check
+/// passes, and (unless the check is a command) its port's listener is of
+/// the unit's own process tree.
+struct Readiness<'a> {
+    service: &'a Service,
+    vars: &'a [(String, String)],
+}
+
+impl Readiness<'_> {
+    /// Polls until ready (the unit's main pid) or why not.
+    fn wait(
+        &self,
+        record: &Record,
+        mut child: Option<&mut detached::Child>,
+        deadline: Instant,
+    ) -> std::result::Result<u32, String> {
+        let health = self.service.health();
+        let mut last = String::from("it does not listen on its port");
+        loop {
+            let live = query(record);
+            let exited = child.as_mut().and_then(|c| c.exited());
+            if !live.running() || exited.is_some() {
+                return Err(match exited {
+                    Some(status) => format!("it ended ({status})"),
+                    None => format!("its unit is {}", live.state),
+                });
+            }
+            if let Some(pid) = live.pid {
+                match self.check(&health, record, pid) {
+                    Ok(()) => return Ok(pid),
+                    Err(why) => last = why,
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{last} after {}",
+                    humantime::format_duration(self.service.ready_timeout)
+                ));
+            }
+            std::thread::sleep(health.ready_poll());
+        }
+    }
+
+    fn check(&self, health: &health::Health, record: &Record, pid: u32) -> health::Probe {
+        let port = record.ports.first().copied();
+        if !matches!(health.check, health::Check::Cmd { .. })
+            && let Some(port) = port
+            && !listens_for(port, pid)
+        {
+            return Err(format!("nothing of the unit listens on port {port}"));
+        }
+        health::check::probe(health, port, self.vars, &record.worktree)
+    }
 }
 
 /// The manager's own name for the unit.
@@ -608,50 +708,6 @@ fn unit_file_name(manager: Manager, unit: &str) -> String {
     match manager {
         Manager::Systemd => format!("{unit}.service"),
         Manager::Launchd | Manager::Wtenv => unit.to_owned(),
-    }
-}
-
-/// Stops the units this call started (not those that ran before it).
-fn stop_started(ctx: &Ctx, dir: &StateDir, started: &[Started]) {
-    let mine: Vec<Record> = started
-        .iter()
-        .filter(|s| !s.already)
-        .map(|s| s.record.clone())
-        .collect();
-    if let Err(e) = stop(ctx, dir, &mine, Duration::from_secs(30)) {
-        tracing::warn!("could not stop what was started: {e}");
-    }
-}
-
-/// Ready: the port accepts connections from a listener of the unit's own
-/// process tree, while the unit runs. Returns the unit's main pid.
-fn wait_ready(
-    record: &Record,
-    mut child: Option<&mut detached::Child>,
-    deadline: Instant,
-) -> std::result::Result<u32, String> {
-    loop {
-        let live = query(record);
-        let exited = child.as_mut().and_then(|c| c.exited());
-        if !live.running() || exited.is_some() {
-            return Err(match exited {
-                Some(status) => format!("it ended ({status})"),
-                None => format!("its unit is {}", live.state),
-            });
-        }
-        if let Some(pid) = live.pid
-            && record.ports.iter().all(|&port| listens_for(port, pid))
-        {
-            return Ok(pid);
-        }
-        if Instant::now() >= deadline {
-            let ports: Vec<String> = record.ports.iter().map(u16::to_string).collect();
-            return Err(format!(
-                "it does not listen on its port {} after the ready_timeout",
-                ports.join(", ")
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -612,3 +612,55 @@ fn launchd_plists_parse_with_the_right_program_directory_and_environment() {
     assert_eq!(doc["RunAtLoad"], true);
     assert_eq!(doc["ExitTimeOut"], 15);
 }
+
+#[test]
+fn up_detach_starts_dependencies_first_and_waits_for_their_health() {
+    let t = TestEnv::new();
+    t.write_config(
+        r#"
+[services.web]
+run = "exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1"
+depends_on = ["api"]
+[services.api]
+run = "exec python3 -u -m http.server $API_PORT --bind 127.0.0.1"
+health = { http = "/wtenv.toml" }
+"#,
+    );
+    let (web, api) = ports(&t);
+    // Only web is named: api, which it depends on, starts too, first.
+    let up = run(&mut t.wtenv(&["up", "-d", "web"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let lines: Vec<&str> = up.stdout.lines().collect();
+    assert!(
+        lines.len() == 2 && lines[0].starts_with("api") && lines[1].starts_with("web"),
+        "{up}"
+    );
+    assert!(serves(web) && serves(api));
+    assert_eq!(run(&mut t.wtenv(&["down"])).code, Some(0));
+    assert!(free(web) && free(api));
+}
+
+#[test]
+fn up_detach_fails_with_the_failing_health_check_and_releases() {
+    let t = TestEnv::new();
+    t.write_config(
+        r#"
+[services.web]
+run = "exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1"
+health = { http = "/no-such-page" }
+ready_timeout = "3s"
+"#,
+    );
+    let web = t.ports.port(0);
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(1), "{up}");
+    assert!(
+        up.stderr
+            .contains("service web did not get ready: GET /no-such-page -> 404"),
+        "{up}"
+    );
+    assert!(wait_for(PATIENCE, || free(web)));
+    assert!(holders(&t, "web").is_empty());
+    let status = run(&mut t.wtenv(&["status", "--json"]));
+    assert!(status.stdout.contains("\"services\": []"), "{status}");
+}
