@@ -31,6 +31,7 @@ use crate::process::{self, ProcessId};
 use crate::{files, health};
 
 pub mod detached;
+pub mod export;
 pub mod launchd;
 pub mod logfile;
 pub mod systemd;
@@ -450,7 +451,7 @@ pub fn run_argv(
     Ok(argv)
 }
 
-fn passed_env() -> Vec<(String, OsString)> {
+pub fn passed_env() -> Vec<(String, OsString)> {
     PASSED_ENV
         .iter()
         .filter_map(|k| std::env::var_os(k).map(|v| (k.to_string(), v)))

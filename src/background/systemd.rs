@@ -197,6 +197,92 @@ pub fn stop(records: &[&Record]) -> Result<()> {
     Ok(())
 }
 
+/// A value in a unit file's double quotes: C-style escapes for `\`, `"`
+/// and control characters, `%%` for a literal `%` (specifiers), and, in a
+/// command line (`exec`), `$$` for a literal `$` (no variable expansion).
+pub fn quote(value: &str, exec: bool) -> String {
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '%' => out.push_str("%%"),
+            '$' if exec => out.push_str("$$"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Free text on one unit-file line (`Description=`): escaped, no
+/// specifier.
+fn describe(text: &str) -> String {
+    text.escape_debug().to_string().replace('%', "%%")
+}
+
+/// What one exported `.service` says.
+#[derive(Debug, Clone)]
+pub struct ServiceUnit<'a> {
+    pub service: &'a str,
+    /// The worktree's `.target` (with suffix).
+    pub target: &'a str,
+    /// The units it starts after (its `depends_on`, with suffix).
+    pub after: Vec<String>,
+    pub root: &'a std::path::Path,
+    pub env: &'a [(String, OsString)],
+    pub argv: &'a [OsString],
+    pub grace: Duration,
+}
+
+/// The text of an exported `.service`: part of the worktree's target,
+/// started after its dependencies, stopped like the transient units.
+pub fn service_file(unit: &ServiceUnit) -> String {
+    let lossy = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
+    let mut out = format!(
+        "[Unit]\nDescription=wtenv: service {} of {}\nPartOf={}\n",
+        describe(unit.service),
+        describe(&unit.root.display().to_string()),
+        unit.target
+    );
+    if !unit.after.is_empty() {
+        let after = unit.after.join(" ");
+        out.push_str(&format!("Wants={after}\nAfter={after}\n"));
+    }
+    out.push_str("\n[Service]\nType=simple\n");
+    out.push_str(&format!(
+        "WorkingDirectory={}\n",
+        lossy(unit.root.as_os_str()).replace('%', "%%")
+    ));
+    for (k, v) in unit.env {
+        out.push_str(&format!(
+            "Environment={}\n",
+            quote(&format!("{k}={}", lossy(v)), false)
+        ));
+    }
+    let exec: Vec<String> = unit.argv.iter().map(|a| quote(&lossy(a), true)).collect();
+    out.push_str(&format!("ExecStart={}\n", exec.join(" ")));
+    out.push_str(&format!(
+        "KillMode=mixed\nTimeoutStopSec={}ms\n\n[Install]\nWantedBy={}\n",
+        stop_timeout(unit.grace).as_millis(),
+        unit.target
+    ));
+    out
+}
+
+/// The text of an exported `.target`: starts the worktree's services
+/// (`Wants=`), and is started at login once enabled.
+pub fn target_file(root: &std::path::Path, services: &[String]) -> String {
+    format!(
+        "[Unit]\nDescription=wtenv: services of worktree {}\nWants={}\n\n[Install]\nWantedBy=default.target\n",
+        describe(&root.display().to_string()),
+        services.join(" ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +297,17 @@ mod tests {
         assert_eq!(escape("é"), r"\xc3\xa9");
         assert_eq!(escape("x:y_z"), "x:y_z");
         assert_eq!(escape(r"\"), r"\x5c");
+    }
+
+    #[test]
+    fn unit_file_values_are_quoted_so_nothing_expands() {
+        assert_eq!(quote("a b", true), r#""a b""#);
+        assert_eq!(
+            quote(r#"say "hi" \ $HOME 100%"#, true),
+            r#""say \"hi\" \\ $$HOME 100%%""#
+        );
+        assert_eq!(quote("K=$V", false), r#""K=$V""#);
+        assert_eq!(quote("two\nlines", false), r#""two\nlines""#);
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod create;
 pub mod down;
 pub mod enter;
 pub mod env;
+pub mod export;
 pub mod hook;
 pub mod list;
 pub mod logs;
@@ -86,6 +87,8 @@ pub enum Command {
     Logs(logs::Args),
     /// The services running in the background: manager, unit, state, pid, port.
     Status(status::Args),
+    /// Unit files (systemd) or plists (launchd) for the services, ports reserved.
+    Export(export::Args),
     /// Let this repository's config, as it is now, set its [env] variables.
     Trust(trust::Args),
     /// Stop trusting this repository's config: its [env] no longer applies.
@@ -268,6 +271,7 @@ pub fn dispatch(command: Command, ctx: impl FnOnce() -> Result<Ctx>) -> Result<O
         Command::Down(args) => down::run(args, &ctx()?),
         Command::Logs(args) => logs::run(args, &ctx()?),
         Command::Status(args) => status::run(args, &ctx()?),
+        Command::Export(args) => export::run(args, &ctx()?),
         Command::Trust(args) => trust::run(args, &ctx()?),
         Command::Untrust(args) => untrust::run(args, &ctx()?),
     }

@@ -541,6 +541,25 @@ fn unit_name_escaping_matches_systemd_escape() {
     }
 }
 
+/// A plist as python's plistlib reads it, as JSON.
+fn parse_plist(path: &Path) -> serde_json::Value {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import json,plistlib,sys; print(json.dumps(plistlib.load(open(sys.argv[1],'rb'))))",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(path).unwrap_or_default()
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The launchd agent's plist, parsed by python's plistlib, carries the
 /// program, directory and environment exactly, whatever they hold.
 #[test]
@@ -576,20 +595,7 @@ fn launchd_plists_parse_with_the_right_program_directory_and_environment() {
     let t = TestEnv::bare();
     let path = t.root().join("agent.plist");
     std::fs::write(&path, &text).unwrap();
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import json,plistlib,sys; print(json.dumps(plistlib.load(open(sys.argv[1],'rb'))))",
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = parse_plist(&path);
     assert_eq!(doc["Label"], r"wtenv-my\x2drepo-wt-web");
     let args: Vec<&str> = doc["ProgramArguments"]
         .as_array()
@@ -663,4 +669,92 @@ ready_timeout = "3s"
     assert!(holders(&t, "web").is_empty());
     let status = run(&mut t.wtenv(&["status", "--json"]));
     assert!(status.stdout.contains("\"services\": []"), "{status}");
+}
+
+#[test]
+fn exported_systemd_units_verify_load_and_serve_on_the_reserved_ports() {
+    let t = TestEnv::new();
+    two_http_services(&t);
+    let m = UserManager::start(&t);
+    let (web, api) = ports(&t);
+    let dir = t.root().join("units");
+    let export = run(&mut m.wtenv(&t, &["export", "systemd", dir.to_str().unwrap()]));
+    assert_eq!(export.code, Some(0), "{export}");
+    let files: Vec<&str> = export.stdout.lines().collect();
+    assert_eq!(files.len(), 3, "{export}");
+    assert!(files[0].ends_with("/wtenv-repo-repo.target"), "{export}");
+    assert!(export.stderr.contains("systemctl --user link"), "{export}");
+    // Reserved before anything runs: `env` exports these same ports.
+    let ports: Vec<(u16, String)> = t
+        .allocations()
+        .into_iter()
+        .map(|(p, s, _)| (p, s))
+        .collect();
+    assert_eq!(ports, vec![(web, "web".into()), (api, "api".into())]);
+
+    let mut verify = Command::new("systemd-analyze");
+    t.apply_env(&mut verify);
+    let verified = run(verify
+        .env("XDG_RUNTIME_DIR", &m.runtime)
+        .args(["verify", "--user"])
+        .args(&files));
+    assert_eq!(verified.code, Some(0), "{verified}");
+    assert!(verified.stderr.trim().is_empty(), "{verified}");
+
+    let mut link = vec!["link"];
+    link.extend(&files);
+    assert_eq!(m.systemctl(&t, &link).code, Some(0));
+    let start = m.systemctl(&t, &["start", "wtenv-repo-repo.target"]);
+    assert_eq!(start.code, Some(0), "{start}");
+    assert!(wait_for(PATIENCE, || serves(web) && serves(api)));
+    // Held by the units' `run`s, which the registry names.
+    assert_eq!(holders(&t, "web")[0]["unit"]["name"], WEB_UNIT);
+    assert_eq!(holders(&t, "api")[0]["unit"]["name"], API_UNIT);
+    let stop = m.systemctl(&t, &["stop", "wtenv-repo-repo.target"]);
+    assert_eq!(stop.code, Some(0), "{stop}");
+    assert!(wait_for(PATIENCE, || {
+        holders(&t, "web").is_empty() && holders(&t, "api").is_empty() && free(web) && free(api)
+    }));
+}
+
+#[test]
+fn exported_launchd_plists_carry_the_program_directory_and_environment() {
+    let t = TestEnv::new();
+    two_http_services(&t);
+    let dir = t.root().join("agents");
+    let export = run(&mut t.wtenv(&["export", "launchd", dir.to_str().unwrap()]));
+    assert_eq!(export.code, Some(0), "{export}");
+    let web = dir.join("wtenv-repo-repo-web.plist");
+    let doc = parse_plist(&web);
+    assert_eq!(doc["Label"], "wtenv-repo-repo-web");
+    let args: Vec<&str> = doc["ProgramArguments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(args[0], env!("CARGO_BIN_EXE_wtenv"));
+    let expected = [
+        "--service",
+        "web",
+        "--unit",
+        "launchd:wtenv-repo-repo-web",
+        "--",
+        "sh",
+        "-c",
+        "echo web says hello; exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1",
+    ];
+    assert_eq!(
+        &args[args.len() - expected.len()..],
+        &expected[..],
+        "{args:?}"
+    );
+    assert_eq!(doc["WorkingDirectory"], t.repo.to_str().unwrap());
+    let home = t.root().join("home");
+    assert_eq!(doc["EnvironmentVariables"]["HOME"], home.to_str().unwrap());
+    assert_eq!(
+        doc["EnvironmentVariables"]["PATH"],
+        std::env::var("PATH").unwrap()
+    );
+    assert!(!t.allocations().is_empty(), "ports reserved by export");
 }

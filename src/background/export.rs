@@ -1,0 +1,133 @@
+//! `export systemd|launchd [DIR]`: unit files (or plists) for people who
+//! manage the worktree's services with their own service manager, like
+//! `foreman export`. The ports are reserved first (sticky), so the files
+//! run the services on the ports `wtenv env` exports; each unit runs
+//! `wtenv run --service S --unit ...` like `up --detach`'s, so wtenv holds
+//! and releases the port while it runs and the sweep asks the manager.
+
+use std::path::{Path, PathBuf};
+
+use super::{Manager, Naming, Options, UnitRef, launchd, passed_env, run_argv, systemd};
+use crate::context::{Ctx, Scope};
+use crate::error::{Error, Result};
+
+/// The formats `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A `.target` for the worktree and a `.service` per service.
+    Systemd,
+    /// A launchd agent plist per service.
+    Launchd,
+}
+
+/// Where the files go by default: where the manager looks for the user's
+/// own units (`$XDG_CONFIG_HOME/systemd/user`, `~/Library/LaunchAgents`).
+pub fn default_dir(format: Format) -> Result<PathBuf> {
+    let home = || {
+        std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .ok_or_else(|| {
+                Error::hinted("HOME is not set", "pass the directory: export FORMAT DIR")
+            })
+    };
+    Ok(match format {
+        Format::Systemd => match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+            Some(config) => PathBuf::from(config).join("systemd/user"),
+            None => home()?.join(".config/systemd/user"),
+        },
+        Format::Launchd => home()?.join("Library/LaunchAgents"),
+    })
+}
+
+/// Reserves the ports and writes the files into `dir`; returns their
+/// paths, the worktree's target (systemd) first.
+pub fn export(
+    ctx: &Ctx,
+    scope: &Scope,
+    format: Format,
+    dir: &Path,
+    options: &Options,
+) -> Result<Vec<PathBuf>> {
+    crate::ports::reserve(ctx, scope)?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("could not create {}", dir.display()), e))?;
+    let naming = Naming::of(scope);
+    let services: Vec<_> = scope
+        .config
+        .services
+        .iter()
+        .filter(|s| s.run.is_some())
+        .collect();
+    if services.is_empty() {
+        return Err(Error::hinted(
+            "no service has a run command",
+            "add run = \"...\" under [services.NAME] in wtenv.toml",
+        ));
+    }
+    let env = passed_env();
+    let mut written = Vec::new();
+    let mut write = |name: String, text: String| -> Result<()> {
+        super::write_file(dir, &name, text.as_bytes())?;
+        written.push(dir.join(name));
+        Ok(())
+    };
+    match format {
+        Format::Systemd => {
+            let target = format!("{}.target", naming.group());
+            let units: Vec<String> = services
+                .iter()
+                .map(|s| format!("{}.service", naming.unit(&s.name)))
+                .collect();
+            write(
+                target.clone(),
+                systemd::target_file(&scope.worktree.root, &units),
+            )?;
+            for (service, unit) in services.iter().zip(&units) {
+                let unit_ref = UnitRef {
+                    manager: Manager::Systemd,
+                    name: unit.clone(),
+                };
+                let argv = run_argv(ctx, service, &unit_ref, None, options)?;
+                let after = service
+                    .depends_on
+                    .iter()
+                    .map(|d| format!("{}.service", naming.unit(d)))
+                    .collect();
+                let text = systemd::service_file(&systemd::ServiceUnit {
+                    service: &service.name,
+                    target: &target,
+                    after,
+                    root: &scope.worktree.root,
+                    env: &env,
+                    argv: &argv,
+                    grace: options.grace,
+                });
+                write(unit.clone(), text)?;
+            }
+        }
+        Format::Launchd => {
+            let state = super::StateDir::of(ctx)?;
+            for service in services {
+                let label = naming.unit(&service.name);
+                let unit_ref = UnitRef {
+                    manager: Manager::Launchd,
+                    name: label.clone(),
+                };
+                let argv = run_argv(ctx, service, &unit_ref, None, options)?;
+                let log = state.log_path(&label);
+                let text = launchd::plist(&launchd::Agent {
+                    label: &label,
+                    argv: &argv,
+                    root: &scope.worktree.root,
+                    env: &env,
+                    log: &log,
+                    run_at_load: true,
+                    exit_timeout: options.grace + std::time::Duration::from_secs(5),
+                });
+                write(format!("{label}.plist"), text)?;
+            }
+        }
+    }
+    Ok(written)
+}

@@ -1,0 +1,66 @@
+//! `wtenv export systemd|launchd [DIR]`: unit files or plists for the
+//! worktree's services, with their ports reserved.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::background::export::{self, Format};
+use crate::background::{Manager, Options, logfile};
+use crate::context::Ctx;
+use crate::error::Result;
+use crate::exit::Outcome;
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// systemd: a .target and a .service per service; launchd: a plist per service.
+    #[arg(value_enum)]
+    pub format: Format,
+    /// Where to write them (default: ~/.config/systemd/user, ~/Library/LaunchAgents).
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Time between SIGTERM and SIGKILL for each service.
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub grace: Duration,
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    let scope = ctx.scope()?;
+    let dir = match args.dir {
+        Some(d) => ctx.cwd.join(d),
+        None => export::default_dir(args.format)?,
+    };
+    let options = Options {
+        manager: match args.format {
+            Format::Systemd => Manager::Systemd,
+            Format::Launchd => Manager::Launchd,
+        },
+        grace: args.grace,
+        log_limit: logfile::DEFAULT_LIMIT,
+    };
+    let written = export::export(ctx, &scope, args.format, &dir, &options)?;
+    let mut text = String::new();
+    for path in &written {
+        text.push_str(&path.display().to_string());
+        text.push('\n');
+    }
+    output::stdout(&text)?;
+    if !ctx.quiet {
+        let quoted: Vec<String> = written
+            .iter()
+            .map(|p| format!("'{}'", p.display()))
+            .collect();
+        let first = written[0].file_name().unwrap_or_default().to_string_lossy();
+        match args.format {
+            Format::Systemd => eprintln!(
+                "hint: systemctl --user link {}; systemctl --user enable --now '{first}'",
+                quoted.join(" ")
+            ),
+            Format::Launchd => eprintln!(
+                "hint: launchctl bootstrap gui/$(id -u) {}",
+                quoted.join(" ")
+            ),
+        }
+    }
+    Ok(Outcome::SUCCESS)
+}
