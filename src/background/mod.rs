@@ -477,8 +477,10 @@ pub fn up(
     services: &[&Service],
     options: &Options,
 ) -> Result<Vec<Started>> {
+    // The variables the services see (for `cmd` health checks), after the
+    // checks `env` makes (a port held outside the worktree is refused).
+    let vars = crate::ports::ensure_verified(ctx, scope, &alloc::HoldMode::Reserve, false)?;
     let ports = crate::ports::reserve(ctx, scope)?;
-    let vars = crate::exports::variables(scope, &ports);
     let dir = StateDir::of(ctx)?;
     let naming = Naming::of(scope);
     let all = &scope.config.services;
