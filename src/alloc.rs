@@ -199,8 +199,20 @@ pub enum Stale {
 /// Rule 4: what to change for every provably stale entry, without changing
 /// anything. Pair with [`apply_fixes`].
 pub fn find_stale(data: &RegistryData, system: &mut dyn System) -> Vec<(usize, Stale)> {
+    find_stale_where(data, system, |_| true)
+}
+
+/// [`find_stale`] among the entries `wanted` picks.
+fn find_stale_where(
+    data: &RegistryData,
+    system: &mut dyn System,
+    wanted: impl Fn(&Allocation) -> bool,
+) -> Vec<(usize, Stale)> {
     let mut out = Vec::new();
     for (i, a) in data.allocations.iter().enumerate() {
+        if !wanted(a) {
+            continue;
+        }
         if system.worktree_gone(&a.worktree, &a.repository) {
             out.push((i, Stale::WorktreeGone));
             continue;
@@ -263,9 +275,18 @@ pub fn apply_fixes(data: &mut RegistryData, fixes: &[(usize, Fix)]) -> Vec<Alloc
     released
 }
 
-/// Sweeps and logs; returns what was released.
+/// Sweeps every entry and logs; returns what was released.
 pub fn sweep(data: &mut RegistryData, system: &mut dyn System) -> Vec<Allocation> {
-    let stale = find_stale(data, system);
+    sweep_where(data, system, |_| true)
+}
+
+/// [`sweep`] among the entries `wanted` picks.
+pub fn sweep_where(
+    data: &mut RegistryData,
+    system: &mut dyn System,
+    wanted: impl Fn(&Allocation) -> bool,
+) -> Vec<Allocation> {
+    let stale = find_stale_where(data, system, wanted);
     for (i, why) in &stale {
         let a = &data.allocations[*i];
         tracing::info!(port = a.port, service = %a.service, worktree = %a.worktree.display(), ?why, "sweeping stale entry");
@@ -571,7 +592,15 @@ pub fn allocate_in(
     mode: &HoldMode,
     system: &mut dyn System,
 ) -> Result<Ports> {
-    sweep(data, system);
+    // Rule 4, for what bears on this allocation: the entries in the ranges
+    // it scans (a stale one frees its port) and the worktree's own. The
+    // others wait for an allocation in their range or `validate --fix`:
+    // checking every entry is a stat (and a /proc read per holder) each,
+    // which made an allocation grow with the registry (20,000 stats).
+    sweep_where(data, system, |a| {
+        req.ranges.iter().any(|r| r.contains(a.port))
+            || a.belongs_to(req.repository, req.worktree)
+    });
     let have = current_ports(data, req);
     let missing: Vec<&str> = req
         .services

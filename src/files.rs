@@ -168,10 +168,22 @@ pub fn write_directive(path: &Path, bytes: &[u8]) -> Result<(), OpenError> {
 /// fsync of the directory. A crash leaves the old or the new file. Call it
 /// under the lock that serializes writers of `name`.
 pub fn replace(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), (String, PathBuf, io::Error)> {
+    replace_with(dir, name, bytes, |_| Ok(()))
+}
+
+/// [`replace`], running `finish` on the written temp file before its fsync
+/// (the registry seals it there).
+pub fn replace_with(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    finish: impl FnOnce(&File) -> io::Result<()>,
+) -> Result<(), (String, PathBuf, io::Error)> {
     clean_stale_temps(dir, name);
     let (tmp, mut file) = create_temp(dir, name).map_err(|(p, e)| ("create".into(), p, e))?;
     let done = (|| {
         file.write_all(bytes).map_err(|e| ("write", e))?;
+        finish(&file).map_err(|e| ("finish", e))?;
         file.sync_all().map_err(|e| ("sync", e))?;
         std::fs::rename(&tmp, dir.join(name)).map_err(|e| ("rename", e))
     })();

@@ -24,6 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{Read, Seek};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -34,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::files::{self, OpenError, Refusal};
 use crate::process::ProcessId;
 
+mod seal;
 mod view;
 
 pub const VERSION: u32 = 1;
@@ -129,6 +131,15 @@ impl Allocation {
         // path on a registry of 1,000 entries.
         self.worktree.as_os_str() == worktree.as_os_str()
             && self.repository.as_os_str() == repository.as_os_str()
+    }
+
+    /// Where the allocation's line goes in the file: by repository, then
+    /// worktree, as bytes (the order [`view::find`] searches).
+    fn sort_key(&self) -> (&[u8], &[u8]) {
+        (
+            self.repository.as_os_str().as_bytes(),
+            self.worktree.as_os_str().as_bytes(),
+        )
     }
 }
 
@@ -230,7 +241,18 @@ impl Registry {
     /// what `read` refuses, with the same errors.
     pub fn read_worktree(&self, repository: &Path, worktree: &Path) -> Result<RegistryData> {
         self.read_with(|mut file| {
-            // The file as wtenv writes it: line by line, no whole-file buffer.
+            // Sealed, as wtenv writes it: only this worktree's lines, found
+            // by binary search (see `seal` for what vouches for the rest).
+            let meta = file.metadata().map_err(|e| self.read_error(e))?;
+            if seal::is_sealed(&meta)
+                && let Some((data, lines)) = view::find(file, meta.len(), repository, worktree)
+                    .map_err(|e| self.read_error(e))?
+            {
+                tracing::debug!(lines, bytes = meta.len(), "registry: own entries found by binary search");
+                return Ok(data);
+            }
+            // In the layout wtenv writes but not sealed (an older wtenv):
+            // line by line, no whole-file buffer.
             if let Some(data) =
                 view::read_lines(file, repository, worktree).map_err(|e| self.read_error(e))?
             {
@@ -619,7 +641,7 @@ impl Registry {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or(FILE_NAME);
-        files::replace(self.dir(), name, bytes).map_err(|(what, path, e)| {
+        files::replace_with(self.dir(), name, bytes, seal::stamp).map_err(|(what, path, e)| {
             Error::io(
                 format!(
                     "could not {what} {} (replacing registry {})",
@@ -700,15 +722,20 @@ fn restamp(before: &RegistryData, after: &RegistryData) {
 }
 
 /// One allocation per line: as easy to read and grep as indented JSON,
-/// and about 30% smaller, which every reader (`env` on each `cd`) parses.
-/// [`view::read_lines`] reads this layout back line by line.
+/// and about 30% smaller. The lines are sorted by repository, then
+/// worktree (as bytes; a worktree's own lines keep their order), so that
+/// [`view::find`] finds one worktree's lines by binary search; files of
+/// older wtenvs, in insertion order, are read whole ([`view::read_lines`])
+/// until the next write sorts them.
 fn serialize(data: &RegistryData) -> Result<Vec<u8>> {
     let RegistryData {
         version,
         allocations,
     } = data;
+    let mut sorted: Vec<&Allocation> = allocations.iter().collect();
+    sorted.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     let mut bytes = layout::header(*version).into_bytes();
-    for (i, a) in allocations.iter().enumerate() {
+    for (i, a) in sorted.into_iter().enumerate() {
         bytes.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
         bytes.extend_from_slice(layout::INDENT);
         // Paths are bytes; JSON strings are UTF-8. Worktrees are refused

@@ -1086,3 +1086,95 @@ fn a_state_directory_that_is_a_file_is_refused_and_untouched() {
         assert_eq!(std::fs::read(&dir).unwrap(), b"not a directory\n");
     }
 }
+
+/// A registry of 20,000 allocations of other worktrees: an allocation still
+/// sweeps the stale entries of its range (a worktree gone, a dead holder)
+/// and takes their ports; `env` then finds its own entries by binary search
+/// in the file that allocation wrote (sorted and sealed), reading a few
+/// dozen lines of it, not 20,000, and still verifies its ports.
+#[test]
+fn with_20000_allocations_env_reads_only_its_own_and_the_sweep_finds_stale_ones() {
+    let t = TestEnv::new();
+    let fill = t.root().join("fill");
+    let mut allocations: Vec<serde_json::Value> = (0..20_000u16)
+        .map(|i| {
+            // Below this test's block, or above it: never in its range.
+            let port = if 1024 + i < t.ports.start {
+                1024 + i
+            } else {
+                1024 + i + t.ports.len()
+            };
+            let worktree = fill.join(format!("wt{i:05}"));
+            std::fs::create_dir_all(&worktree).unwrap();
+            let mut record = t.record(port, "app", "feature", &worktree, true, json!([]));
+            record["repository"] = json!(fill.join(".git"));
+            record
+        })
+        .collect();
+    // Stale, in this test's range: a worktree of this repository that is
+    // gone (no directory, not listed by git), and a holder that is dead.
+    let gone = t.root().join("gone");
+    allocations.push(t.record(t.ports.port(0), "app", "feature", &gone, true, json!([])));
+    let mut dead = Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    let other = t.add_worktree("other");
+    allocations.push(t.record(
+        t.ports.port(1),
+        "app",
+        "feature",
+        &other,
+        false,
+        json!([{"pid": dead_pid, "start_time": 1, "command": "gone"}]),
+    ));
+    t.write_registry(allocations);
+
+    t.write_config("[services.web]\n[services.api]\n");
+    let first = run(&mut t.wtenv(&["env"]));
+    assert_eq!(first.code, Some(0), "{first}");
+    for (name, port) in [("WEB_PORT", t.ports.port(0)), ("API_PORT", t.ports.port(1))] {
+        assert!(
+            first.stdout.contains(&format!("export {name}='{port}'")),
+            "the stale entries' ports were not taken: {first}"
+        );
+    }
+    let registry = t.registry();
+    let recorded = registry["allocations"].as_array().unwrap();
+    assert_eq!(recorded.len(), 20_002, "both stale entries swept, two added");
+    // The file wtenv wrote is sorted by repository, then worktree.
+    let keys: Vec<(String, String)> = recorded
+        .iter()
+        .map(|a| {
+            (
+                a["repository"].as_str().unwrap().to_owned(),
+                a["worktree"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(keys.is_sorted(), "the registry's lines are not sorted");
+
+    let mut again = t.wtenv(&["env"]);
+    again.env("WTENV_LOG", "wtenv=debug");
+    let again = run(&mut again);
+    assert_eq!(again.code, Some(0), "{again}");
+    assert_eq!(
+        again.stdout, first.stdout,
+        "the hot path sees its own allocations"
+    );
+    let lines: usize = again
+        .stderr
+        .lines()
+        .find(|l| l.contains("own entries found by binary search"))
+        .and_then(|l| l.split("lines=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("env did not take the binary search: {again}"));
+    assert!(lines <= 40, "{lines} lines read: {again}");
+    // Its own-port verification still runs: a foreign listener on its port
+    // is refused, registry of 20,000 or not.
+    let squatter = PyListener::start(&t.root(), "inet", "127.0.0.1", t.ports.port(0), "");
+    let refused = run(&mut t.wtenv(&["env"]));
+    drop(squatter);
+    assert_eq!(refused.code, Some(1), "{refused}");
+    assert!(refused.stderr.contains("held by processes outside it"), "{refused}");
+}
