@@ -598,8 +598,7 @@ pub fn allocate_in(
     // checking every entry is a stat (and a /proc read per holder) each,
     // which made an allocation grow with the registry (20,000 stats).
     sweep_where(data, system, |a| {
-        req.ranges.iter().any(|r| r.contains(a.port))
-            || a.belongs_to(req.repository, req.worktree)
+        req.ranges.iter().any(|r| r.contains(a.port)) || a.belongs_to(req.repository, req.worktree)
     });
     let have = current_ports(data, req);
     let missing: Vec<&str> = req

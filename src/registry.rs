@@ -248,7 +248,11 @@ impl Registry {
                 && let Some((data, lines)) = view::find(file, meta.len(), repository, worktree)
                     .map_err(|e| self.read_error(e))?
             {
-                tracing::debug!(lines, bytes = meta.len(), "registry: own entries found by binary search");
+                tracing::debug!(
+                    lines,
+                    bytes = meta.len(),
+                    "registry: own entries found by binary search"
+                );
                 return Ok(data);
             }
             // In the layout wtenv writes but not sealed (an older wtenv):

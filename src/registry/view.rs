@@ -19,8 +19,8 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
-use std::os::unix::fs::FileExt;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -644,10 +644,7 @@ mod tests {
             assert_eq!(found(damaged.as_bytes(), repo, wt), None, "{damaged}");
         }
         let empty = written(vec![]);
-        assert_eq!(
-            found(&empty, repo, wt),
-            Some((RegistryData::default(), 0))
-        );
+        assert_eq!(found(&empty, repo, wt), Some((RegistryData::default(), 0)));
     }
 
     proptest! {

@@ -1140,7 +1140,11 @@ fn with_20000_allocations_env_reads_only_its_own_and_the_sweep_finds_stale_ones(
     }
     let registry = t.registry();
     let recorded = registry["allocations"].as_array().unwrap();
-    assert_eq!(recorded.len(), 20_002, "both stale entries swept, two added");
+    assert_eq!(
+        recorded.len(),
+        20_002,
+        "both stale entries swept, two added"
+    );
     // The file wtenv wrote is sorted by repository, then worktree.
     let keys: Vec<(String, String)> = recorded
         .iter()
@@ -1176,5 +1180,8 @@ fn with_20000_allocations_env_reads_only_its_own_and_the_sweep_finds_stale_ones(
     let refused = run(&mut t.wtenv(&["env"]));
     drop(squatter);
     assert_eq!(refused.code, Some(1), "{refused}");
-    assert!(refused.stderr.contains("held by processes outside it"), "{refused}");
+    assert!(
+        refused.stderr.contains("held by processes outside it"),
+        "{refused}"
+    );
 }
