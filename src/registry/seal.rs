@@ -74,7 +74,10 @@ mod tests {
     fn the_seal_is_whole_microseconds_never_zero() {
         for (ino, len) in [(0, 0), (1, 0), (0, 1), (u64::MAX, u64::MAX), (12345, 678)] {
             let ns = nanos(ino, len);
-            assert!((1000..1_000_000_000).contains(&ns) && ns.is_multiple_of(1000), "{ns}");
+            assert!(
+                (1000..1_000_000_000).contains(&ns) && ns.is_multiple_of(1000),
+                "{ns}"
+            );
         }
         assert_ne!(nanos(7, 100), nanos(7, 101));
         assert_ne!(nanos(7, 100), nanos(8, 100));
