@@ -574,11 +574,13 @@ mod tests {
                 worktree: format!("/w/{i:05}").into(),
                 created: "2026-01-01T00:00:00Z".into(),
                 reserved: true,
+                adhoc: false,
                 holders: vec![Hold {
                     pid: u32::from(i),
                     start_time: 7,
                     command: command.into(),
                     pgid: None,
+                    unit: None,
                 }],
             })
             .collect()
