@@ -350,8 +350,8 @@ pub fn classify(allocations: &[&Allocation], system: &mut dyn System) -> io::Res
 }
 
 /// How long `a` lives, as the read-only views show it: `reserved`, then
-/// each recorded holder, `held by pid N` while it lives and `held by pid
-/// N: gone` once it is not (a view writes nothing: the next allocating
+/// each recorded holder, `held by pid N` (and its unit, for a background
+/// service) while it lives and `held by pid N: gone` once it is not (a view writes nothing: the next allocating
 /// command or `validate --fix` sweeps it).
 pub fn lifetime(a: &Allocation, system: &mut dyn System) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -359,10 +359,16 @@ pub fn lifetime(a: &Allocation, system: &mut dyn System) -> String {
         parts.push("reserved".into());
     }
     for h in &a.holders {
+        // A background service's unit, so `list` names what to stop.
+        let unit = h
+            .unit
+            .as_ref()
+            .map(|u| format!(" ({} unit {})", u.manager.name(), u.name))
+            .unwrap_or_default();
         if system.holder_alive(h) {
-            parts.push(format!("held by pid {}", h.pid));
+            parts.push(format!("held by pid {}{unit}", h.pid));
         } else {
-            parts.push(format!("held by pid {}: gone", h.pid));
+            parts.push(format!("held by pid {}{unit}: gone", h.pid));
         }
     }
     if parts.is_empty() {

@@ -714,6 +714,36 @@ fn unit_file_name(manager: Manager, unit: &str) -> String {
     }
 }
 
+/// The variables a `cmd` health check of `status` sees: the worktree's
+/// ports as recorded (nothing is allocated), without `[env]`.
+pub fn check_variables(ctx: &Ctx, scope: &Scope) -> Result<Vec<(String, String)>> {
+    let data = ctx
+        .registry
+        .read_worktree(&scope.worktree.common_dir, &scope.worktree.root)?;
+    let ports: alloc::Ports = data
+        .allocations
+        .iter()
+        .map(|a| (a.service.clone(), a.port))
+        .collect();
+    Ok(crate::exports::variables(scope, &ports, false))
+}
+
+/// One run of the service's health check (the default: its port accepts
+/// a connection), as `status` shows it.
+pub fn health_of(scope: &Scope, record: &Record, vars: &[(String, String)]) -> health::Probe {
+    let health = scope
+        .config
+        .service(&record.service)
+        .map(|s| s.health())
+        .unwrap_or_default();
+    health::check::probe(
+        &health,
+        record.ports.first().copied(),
+        vars,
+        &record.worktree,
+    )
+}
+
 /// Whether `port` accepts connections and every listener found on it is
 /// `main` or descends from it.
 fn listens_for(port: u16, main: u32) -> bool {

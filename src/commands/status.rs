@@ -5,7 +5,7 @@ use crate::background::{self, StateDir};
 use crate::context::Ctx;
 use crate::error::Result;
 use crate::exit::Outcome;
-use crate::{output, probe};
+use crate::output;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,13 +19,17 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let dir = StateDir::of(ctx)?;
     let mut rows = Vec::new();
     let mut json = Vec::new();
+    // What a `cmd` check sees of the worktree (read only: ports as
+    // recorded, no [env]).
+    let vars = background::check_variables(ctx, &scope)?;
     for record in dir.records_of(&scope, &[]) {
         let live = background::query(&record);
-        let health = match live.running() {
-            false => None,
-            true if record.ports.iter().all(|&p| probe::accepts(p)) => Some("listening"),
-            true => Some("not listening"),
-        };
+        let health = live
+            .running()
+            .then(|| match background::health_of(&scope, &record, &vars) {
+                Ok(()) => "healthy".to_owned(),
+                Err(why) => format!("unhealthy: {why}"),
+            });
         let ports: Vec<String> = record.ports.iter().map(u16::to_string).collect();
         let uptime = live
             .uptime
@@ -37,7 +41,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             live.state.clone(),
             live.pid.map_or("-".into(), |p| p.to_string()),
             ports.join(","),
-            health.unwrap_or("-").into(),
+            health.clone().unwrap_or_else(|| "-".into()),
             uptime.map_or("-".into(), |u| u.to_string()),
             live.restarts.map_or("-".into(), |r| r.to_string()),
         ]);

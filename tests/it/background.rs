@@ -271,7 +271,7 @@ fn up_detach_under_systemd_serves_until_down_releases_everything() {
     assert_eq!(status.code, Some(0), "{status}");
     for (unit, port) in [(WEB_UNIT, web), (API_UNIT, api)] {
         let line = status.stdout.lines().find(|l| l.contains(unit)).unwrap();
-        for word in ["systemd", "active", &port.to_string(), "listening"] {
+        for word in ["systemd", "active", &port.to_string(), "healthy"] {
             assert!(line.contains(word), "{word} missing: {status}");
         }
     }
@@ -279,6 +279,13 @@ fn up_detach_under_systemd_serves_until_down_releases_everything() {
     let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(doc["version"], 1);
     assert_eq!(doc["services"].as_array().unwrap().len(), 2, "{json}");
+
+    // `list` names the unit that holds each port.
+    let list = run(&mut m.wtenv(&t, &["list"]));
+    assert!(
+        list.stdout.contains(&format!("(systemd unit {WEB_UNIT})")),
+        "{list}"
+    );
 
     let logs = run(&mut m.wtenv(&t, &["logs", "web"]));
     assert_eq!(logs.code, Some(0), "{logs}");
@@ -394,7 +401,7 @@ fn the_wtenv_back_end_serves_detached_until_down_releases_everything() {
         .lines()
         .find(|l| l.starts_with("web"))
         .unwrap();
-    for word in ["wtenv", "running", &web.to_string(), "listening"] {
+    for word in ["wtenv", "running", &web.to_string(), "healthy"] {
         assert!(line.contains(word), "{word} missing: {status}");
     }
     // Its own session: no terminal, no shell's job control reaches it.
@@ -757,4 +764,38 @@ fn exported_launchd_plists_carry_the_program_directory_and_environment() {
         std::env::var("PATH").unwrap()
     );
     assert!(!t.allocations().is_empty(), "ports reserved by export");
+}
+
+#[test]
+fn logs_follow_prints_new_lines_as_the_service_writes_them() {
+    let t = TestEnv::new();
+    t.write_config(
+        r#"
+[services.web]
+run = "(i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done) & exec python3 -m http.server $WEB_PORT --bind 127.0.0.1"
+"#,
+    );
+    let up = run(&mut t.wtenv(&["up", "-d"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let out = t.root().join("follow.out");
+    let mut follow = t
+        .wtenv(&["logs", "web", "-f", "-n", "1"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .spawn()
+        .unwrap();
+    // Lines written after `logs -f` started arrive, prefixed, in order.
+    let ticks = || -> Vec<u32> {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("web | tick ")?.parse().ok())
+            .collect()
+    };
+    assert!(wait_for(PATIENCE, || ticks().len() >= 5), "{:?}", ticks());
+    let seen = ticks();
+    assert!(seen.windows(2).all(|w| w[1] == w[0] + 1), "{seen:?}");
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    assert_eq!(run(&mut t.wtenv(&["down"])).code, Some(0));
 }
