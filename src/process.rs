@@ -121,6 +121,13 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Whether `pid` is a zombie: its main thread exited. Other threads of it
+/// may still be exiting and holding its files (sockets included) until the
+/// last one is gone and its parent can reap it.
+pub fn is_zombie(pid: u32) -> bool {
+    imp::is_zombie(pid)
+}
+
 #[cfg(target_os = "linux")]
 mod imp {
     use std::path::PathBuf;
@@ -150,6 +157,10 @@ mod imp {
 
     pub fn parent(pid: u32) -> Option<u32> {
         stat_field(pid, 4).map(|p| p as u32)
+    }
+
+    pub fn is_zombie(pid: u32) -> bool {
+        stat_fields(pid).is_some_and(|f| f.first().is_some_and(|s| s == "Z"))
     }
 
     pub fn pgid(pid: u32) -> Option<u32> {
@@ -217,6 +228,10 @@ mod imp {
 
     pub fn pgid(pid: u32) -> Option<u32> {
         ps(pid, "pgid")?.parse().ok()
+    }
+
+    pub fn is_zombie(pid: u32) -> bool {
+        ps(pid, "stat").is_some_and(|s| s.starts_with('Z'))
     }
 
     pub fn command(pid: u32) -> Option<String> {

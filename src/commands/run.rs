@@ -10,7 +10,6 @@
 //! held while the child runs.
 
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -97,20 +96,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     if let Some(sig) = supervisor.pending_signal() {
         return Err(Error::Interrupted(sig as i32));
     }
-    let program = args.command[0].clone();
-    let path = vars
-        .iter()
-        .find(|(n, _)| n == "PATH")
-        .map(|(_, v)| v.into())
-        .or_else(|| std::env::var_os("PATH"));
-    let mut expr = match supervise::resolve_program(&program, path.as_deref()) {
-        // The child still sees the name it was given as argv[0].
-        Some(exe) => duct::cmd(exe, &args.command[1..]).before_spawn(move |c| {
-            c.arg0(&program);
-            Ok(())
-        }),
-        None => duct::cmd(&program, &args.command[1..]),
-    };
+    let mut expr = duct::cmd(&args.command[0], &args.command[1..]);
     for (name, value) in &vars {
         expr = expr.env(name, value);
     }

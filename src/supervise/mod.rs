@@ -10,16 +10,23 @@
 //!   before any spawn. SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded to every
 //!   group once; after the grace the groups get SIGKILL; a second SIGINT
 //!   kills at once ([`Escalation`], a plain state machine).
+//!   A stopped group also gets SIGCONT, so it acts on the signal at once.
 //! - After a leader exits, what is left of its group (the server `npm start`
 //!   left behind) gets SIGTERM, then SIGKILL after the grace: a group is
-//!   done only when no live member is left.
+//!   done only when none of its processes is left, zombies included (a
+//!   zombie main thread's other threads may still hold its sockets).
 //! - On Linux wtenv is a child subreaper ([`reap`]): orphans of the tree
-//!   become our children, so they are reaped here and swept.
-//! - The terminal is handed to the child's group when stdin is a terminal
-//!   and wtenv is in the foreground ([`terminal`]); job control follows the
-//!   child: when it is stopped (Ctrl-Z), wtenv takes the terminal back and
-//!   stops itself, so the shell shows the job stopped; `fg` hands the
-//!   terminal back.
+//!   become our children, so they are reaped here and swept; after the
+//!   last group, the tree's zombies are reaped (bounded by the grace)
+//!   before the ports are released.
+//! - The terminal is handed to the child's group whenever stdin is a
+//!   terminal and wtenv is its foreground group ([`terminal`]); job control
+//!   follows the child: Ctrl-Z stops it, then wtenv takes the terminal back
+//!   and stops itself; `fg`/`bg` (SIGCONT) continue both, the child with
+//!   the terminal when wtenv is in the foreground. Under `up`, wtenv's own
+//!   Ctrl-Z stops every group, then wtenv.
+//! - Children start clean ([`spawn::start_clean`], [`signal`]): the
+//!   dispositions and mask wtenv was started with, nothing of its own.
 //! - A panic while children run SIGKILLs their groups (`Group`'s `Drop`).
 //! - The ports a supervising wtenv holds are released on every exit path
 //!   ([`hold`]); `up`'s per-service output and readiness live in
@@ -41,7 +48,7 @@ use std::time::Duration;
 pub use escalation::{Action, Escalation, Report, outcome_of, run_outcome, up_outcome};
 pub use group::Pgid;
 pub use signal::{FORWARDED, Signal};
-pub use spawn::{SpawnError, resolve_program};
+pub use spawn::SpawnError;
 pub use supervisor::{Policy, Supervisor, Waker};
 pub use terminal::TerminalGuard;
 

@@ -50,36 +50,35 @@ pub fn forget_unreaped(pid: u32) {
         .remove(&pid);
 }
 
-/// Reaps exited children that are not `leaders` (duct reaps those).
-/// Returns whether an orphan may still live: as a subreaper, every live
-/// process of an exited leader's group descends from us through a live
-/// child of ours (its dead ancestors' orphans were re-parented to us), so
-/// "no child but running leaders" proves those groups empty. Where that
-/// cannot be read (not Linux, no /proc children file): `true`.
-pub fn reap_orphans(leaders: &BTreeSet<u32>) -> bool {
+/// Reaps exited children that are not `leaders` (duct reaps those), and
+/// returns the ones still there: alive, or dying (a process whose main
+/// thread is a zombie while its other threads still exit, and still hold
+/// its sockets: node does that). As a subreaper, every live process of an
+/// exited leader's group descends from us through a child of ours (its
+/// dead ancestors' orphans were re-parented to us), so "no child but
+/// running leaders" proves those groups empty. `None` where that cannot be
+/// read (not Linux, no /proc children file).
+pub fn reap_orphans(leaders: &BTreeSet<u32>) -> Option<Vec<u32>> {
     use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
     // Held while reaping: a child spawned meanwhile is recorded first.
     let unreaped = UNREAPED.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(children) = children() else {
-        return true;
-    };
-    let mut live = false;
-    for pid in children {
+    let mut left = Vec::new();
+    for pid in children()? {
         if leaders.contains(&pid) || unreaped.contains(&pid) {
             continue;
         }
-        // Only zombies are reaped: a live child is left alone (WNOHANG).
+        // Only what has fully exited is reaped: WNOHANG leaves the rest.
         match waitpid(
             nix::unistd::Pid::from_raw(pid as i32),
             Some(WaitPidFlag::WNOHANG),
         ) {
-            Ok(WaitStatus::StillAlive) => live = true,
+            Ok(WaitStatus::StillAlive) => left.push(pid),
             Ok(_) => {}
             // Not ours to wait for (a leader duct is reaping): count it.
-            Err(_) => live = true,
+            Err(_) => left.push(pid),
         }
     }
-    live
+    Some(left)
 }
 
 /// Our children (leaders and re-parented orphans), if /proc tells.

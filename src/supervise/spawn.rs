@@ -1,8 +1,6 @@
-//! Starting a child: where its program is, and why it could not start.
+//! Starting a child: clean, and why it could not start.
 
-use std::ffi::OsStr;
 use std::io;
-use std::path::PathBuf;
 
 use crate::exit::{self, Outcome};
 
@@ -33,61 +31,31 @@ impl SpawnError {
     }
 }
 
-/// Where `execvp` would find `program` on `path`, when that is certain: a
-/// bare name found as an executable file before any empty (current
-/// directory) entry. `None`: leave the search to exec (names with a `/`,
-/// nothing found, ambiguity), which then reports 127/126 itself.
+/// Makes a child start clean: with the signal dispositions and mask wtenv
+/// was started with, and nothing of glibc's own.
 ///
-/// Why: duct passes the whole environment, PATH included, and std then
-/// forks instead of using posix_spawn for a bare name; an absolute path
-/// lets it spawn without copying wtenv's address space.
-pub fn resolve_program(program: &OsStr, path: Option<&OsStr>) -> Option<PathBuf> {
-    use std::os::unix::ffi::OsStrExt;
-    if program.is_empty() || program.as_bytes().contains(&b'/') {
-        return None;
+/// Why: std starts a child with posix_spawn when it can, and glibc's
+/// posix_spawn sets its internal signals (32 and 33, used for thread
+/// cancellation and set*id) to "ignored" in the child, which `exec` keeps:
+/// every child, and everything it starts, would ignore them. The fork and
+/// exec path leaves them as they were (handled, so reset by `exec`). std
+/// takes that path when a group id is to be set; setting the one we run
+/// as changes nothing. Dispositions wtenv handles itself reset to the
+/// default at `exec`; the ones it left ignored (see `signal`) stay ignored;
+/// the mask is inherited as it is (wtenv's threads block nothing).
+pub fn start_clean(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let gid = nix::unistd::getgid();
+    // With a set-group-ID wtenv, setgid(real gid) would drop the effective
+    // one: leave such a process on the posix_spawn path.
+    if nix::unistd::getegid() == gid {
+        command.gid(gid.as_raw());
     }
-    for dir in std::env::split_paths(path?) {
-        if dir.as_os_str().is_empty() {
-            return None;
-        }
-        let candidate = dir.join(program);
-        if candidate.is_file()
-            && nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok()
-        {
-            return Some(candidate);
-        }
-    }
-    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
-
-    #[test]
-    fn programs_resolve_like_execvp_or_not_at_all() {
-        let dir = tempfile::tempdir().unwrap();
-        let exe = dir.path().join("tool");
-        std::fs::write(&exe, "#!/bin/sh\n").unwrap();
-        let plain = dir.path().join("data");
-        std::fs::write(&plain, "").unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let path = std::env::join_paths([Path::new("/nonexistent"), dir.path()]).unwrap();
-        assert_eq!(
-            resolve_program(OsStr::new("tool"), Some(&path)),
-            Some(exe.clone())
-        );
-        // Left to exec: not executable (126 there), missing (127), paths.
-        assert_eq!(resolve_program(OsStr::new("data"), Some(&path)), None);
-        assert_eq!(resolve_program(OsStr::new("nope"), Some(&path)), None);
-        assert_eq!(resolve_program(OsStr::new("./tool"), Some(&path)), None);
-        // An empty entry is the current directory: exec decides.
-        let with_cwd = std::env::join_paths([Path::new(""), dir.path()]).unwrap();
-        assert_eq!(resolve_program(OsStr::new("tool"), Some(&with_cwd)), None);
-    }
 
     #[test]
     fn spawn_errors_map_to_shell_codes() {

@@ -12,23 +12,29 @@ use std::time::{Duration, Instant};
 use super::escalation::{Action, Escalation, Report};
 use super::group::{Group, Pgid, killpg};
 use super::reap;
-use super::signal::{self, Event, Signal};
-use super::spawn::SpawnError;
+use super::signal::{Event, Listener, Signal};
+use super::spawn::{self, SpawnError};
 use super::terminal::{self, TerminalGuard};
 use super::{POLL, SETTLE};
 use crate::exit;
 use crate::process;
 
+/// How often an interactive child without the terminal checks whether
+/// wtenv became the foreground job (one `tcgetpgrp`).
+const FOREGROUND_POLL: Duration = Duration::from_millis(100);
+
 /// Runs children and stops them, see the module doc.
 pub struct Supervisor {
     tx: Sender<Event>,
     rx: Receiver<Event>,
-    signals: signal_hook::iterator::Handle,
+    signals: Listener,
     groups: Vec<Group>,
     escalation: Escalation,
     /// The terminal, lent to the (single) child's group.
     terminal: Option<TerminalGuard>,
-    /// The child was given the terminal: follow its job-control stops.
+    /// The child is meant to have the terminal (stdin is one): follow its
+    /// job-control stops, and hand it the terminal whenever wtenv is in
+    /// the foreground.
     interactive: bool,
     /// A signal that arrived before any child was spawned.
     early: Option<Signal>,
@@ -39,7 +45,7 @@ impl Supervisor {
     /// Call before anything that must be cleaned up.
     pub fn new(grace: Duration) -> io::Result<Supervisor> {
         let (tx, rx) = mpsc::channel();
-        let signals = signal::listen(tx.clone())?;
+        let signals = Listener::start(tx.clone())?;
         reap::become_subreaper();
         Ok(Supervisor {
             tx,
@@ -79,6 +85,7 @@ impl Supervisor {
             .unchecked()
             .before_spawn(|c| {
                 c.process_group(0);
+                spawn::start_clean(c);
                 Ok(())
             })
             .start()
@@ -94,9 +101,11 @@ impl Supervisor {
         let pgid = group.pgid;
         let index = self.groups.len();
         self.groups.push(group);
-        if terminal && self.terminal.is_none() {
+        if terminal && index == 0 && terminal::is_terminal() {
+            // In the background now (`wtenv run ... &`): the terminal is
+            // handed over when the shell brings wtenv to the foreground.
+            self.interactive = true;
             self.terminal = TerminalGuard::hand_over(pgid);
-            self.interactive = self.terminal.is_some();
         }
         let tx = self.tx.clone();
         // The waiter owns the handle: duct reaps the leader, we only signal
@@ -134,6 +143,7 @@ impl Supervisor {
             && !g.done
         {
             g.signal(Signal::SIGTERM);
+            g.signal(Signal::SIGCONT);
             g.kill_at = Some(Instant::now() + grace);
         }
     }
@@ -171,6 +181,9 @@ impl Supervisor {
     /// policy may start and stop groups on each turn.
     pub fn drive(&mut self, policy: &mut dyn Policy) -> Report {
         let mut first = None;
+        if !self.interactive {
+            self.signals.catch_stop();
+        }
         if let Some(sig) = self.early {
             let action = self.escalation.on_signal(sig, Instant::now());
             self.apply(action);
@@ -190,6 +203,7 @@ impl Supervisor {
             }
             let action = self.escalation.on_tick(now);
             self.apply(action);
+            self.follow_foreground();
             let polling = self.groups.iter().any(|g| g.exited && !g.done);
             let deadlines = self
                 .escalation
@@ -197,13 +211,16 @@ impl Supervisor {
                 .into_iter()
                 .chain(next)
                 .chain(self.groups.iter().filter_map(|g| g.kill_at));
-            let timeout = match (polling, deadlines.min()) {
+            let mut timeout = match (polling, deadlines.min()) {
                 (true, _) => POLL,
                 (false, Some(d)) => d
                     .saturating_duration_since(now)
                     .max(Duration::from_millis(1)),
                 (false, None) => Duration::from_secs(3600),
             };
+            if self.interactive && self.terminal.is_none() {
+                timeout = timeout.min(FOREGROUND_POLL);
+            }
             match self.rx.recv_timeout(timeout) {
                 Ok(Event::Signal(sig)) => {
                     let action = self.escalation.on_signal(sig, Instant::now());
@@ -234,12 +251,15 @@ impl Supervisor {
                     }
                 }
                 Ok(Event::Child) => self.follow_stop(),
+                Ok(Event::Stop) => self.stop_all(),
+                Ok(Event::Continued) => self.resume(),
                 Ok(Event::Wake) => {}
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
         self.terminal = None;
+        self.settle();
         Report {
             exits: self.groups.iter().map(|g| g.status).collect(),
             first,
@@ -248,26 +268,105 @@ impl Supervisor {
         }
     }
 
-    /// Job control, as a shell would see it: when the interactive child is
-    /// stopped (Ctrl-Z, or SIGTTIN after `bg`), wtenv takes the terminal
-    /// back and stops itself, so the shell gets its prompt; when the shell
-    /// continues wtenv (`fg`), the child gets the terminal back and SIGCONT.
+    /// Job control, as a shell would see it. The interactive child stopped:
+    /// - by SIGTTIN/SIGTTOU (it used the terminal from the background)
+    ///   while wtenv is the terminal's foreground group (`fg` of a job that
+    ///   was running): it gets the terminal and goes on;
+    /// - otherwise (Ctrl-Z, or the terminal is the shell's): wtenv takes
+    ///   the terminal back and stops itself, so the shell shows the job
+    ///   stopped and gets its prompt; `fg`/`bg` continue wtenv ([`resume`]).
     fn follow_stop(&mut self) {
         let Some(g) = self.groups.first() else {
             return;
         };
-        if !self.interactive || g.exited || !terminal::stopped(g.leader) {
+        if !self.interactive || g.exited {
             return;
         }
-        let pgid = g.pgid;
-        tracing::debug!(%pgid, "child stopped: stopping too");
+        let Some(sig) = terminal::stopped(g.leader) else {
+            return;
+        };
+        let tty = matches!(sig, Signal::SIGTTIN | Signal::SIGTTOU);
+        if tty && terminal::is_foreground() {
+            tracing::debug!(pgid = %g.pgid, ?sig, "child stopped on the terminal: handing it over");
+            self.resume();
+            return;
+        }
+        tracing::debug!(pgid = %g.pgid, ?sig, "child stopped: stopping too");
         self.terminal = None;
-        terminal::stop_self();
-        // Continued: in the foreground again (`fg`) the child gets the
-        // terminal; in the background (`bg`) it just goes on.
-        self.terminal = TerminalGuard::hand_over(pgid);
-        if self.terminal.is_none() {
-            killpg(pgid, Signal::SIGCONT);
+        terminal::stop_self(Signal::SIGTSTP);
+        self.resume();
+    }
+
+    /// The shell can make wtenv the foreground job without continuing it
+    /// (`fg` of a running job sends no SIGCONT): then the interactive
+    /// child, still in the background, gets the terminal now.
+    fn follow_foreground(&mut self) {
+        if self.interactive
+            && self.terminal.is_none()
+            && self.groups.first().is_some_and(|g| !g.exited)
+            && terminal::is_foreground()
+        {
+            self.resume();
+        }
+    }
+
+    /// wtenv got Ctrl-Z itself (its children do not have the terminal, as
+    /// under `up`): every group is stopped, then wtenv, so the shell shows
+    /// the job stopped; `fg`/`bg` continue them all ([`resume`]).
+    fn stop_all(&mut self) {
+        tracing::debug!("stopped: stopping every group");
+        for g in self.groups.iter().filter(|g| !g.done) {
+            g.signal(Signal::SIGTSTP);
+        }
+        self.terminal = None;
+        // SIGTSTP is caught here, so only SIGSTOP stops wtenv itself.
+        terminal::stop_self(Signal::SIGSTOP);
+        self.resume();
+    }
+
+    /// wtenv was continued (`fg`, `bg`), or woke from its own stop: an
+    /// interactive child gets the terminal if wtenv is now the terminal's
+    /// foreground group, and every group goes on. Idempotent: the SIGCONT
+    /// that ends a stop arrives here again as an event.
+    fn resume(&mut self) {
+        if self.interactive
+            && self.terminal.is_none()
+            && let Some(g) = self.groups.first()
+            && !g.exited
+        {
+            self.terminal = TerminalGuard::hand_over(g.pgid);
+        }
+        for g in self.groups.iter().filter(|g| !g.done) {
+            g.signal(Signal::SIGCONT);
+        }
+    }
+
+    /// Every group is gone; what the tree left among our children may still
+    /// be dying (a zombie whose threads still exit holds its sockets): wait
+    /// for it, bounded by the grace, so the ports are released only once
+    /// nothing of the tree can accept on them. Live processes that left
+    /// their group on purpose (a daemon's own session) are not waited for.
+    fn settle(&self) {
+        let deadline = Instant::now() + self.escalation.grace();
+        loop {
+            let Some(left) = reap::reap_orphans(&BTreeSet::new()) else {
+                return;
+            };
+            let dying: Vec<u32> = left
+                .into_iter()
+                .filter(|&p| process::is_zombie(p))
+                .collect();
+            if dying.is_empty() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    ?dying,
+                    "processes of the tree still exiting after the grace"
+                );
+                return;
+            }
+            std::thread::sleep(POLL);
         }
     }
 
@@ -280,6 +379,11 @@ impl Supervisor {
         for g in &self.groups {
             tracing::debug!(pgid = %g.pgid, ?sig, "signalling group");
             g.signal(sig);
+            if sig != Signal::SIGKILL {
+                // A stopped group (Ctrl-Z) acts on the signal only once
+                // continued; SIGKILL needs no help.
+                g.signal(Signal::SIGCONT);
+            }
         }
     }
 
@@ -292,16 +396,28 @@ impl Supervisor {
             .filter(|g| !g.exited)
             .map(|g| g.leader)
             .collect();
-        let orphans = reap::reap_orphans(&leaders);
+        let left = reap::reap_orphans(&leaders);
         let grace = self.escalation.grace();
         let killed = self.escalation.killed();
         for g in self.groups.iter_mut().filter(|g| g.exited && !g.done) {
-            // With no orphan among our children, an exited leader's group
-            // is empty (see `reap_orphans`): no /proc scan needed.
-            let members = if orphans {
-                process::group_members(g.pgid.as_raw())
-            } else {
-                Vec::new()
+            // With no child but running leaders, an exited leader's group
+            // is empty (see `reap_orphans`): no /proc scan needed. A child
+            // of ours in the group that is not reaped yet still counts,
+            // live or dying: its sockets close only when it is reapable.
+            let members: Vec<u32> = match &left {
+                Some(left) if left.is_empty() => Vec::new(),
+                Some(left) => {
+                    let mut m = process::group_members(g.pgid.as_raw());
+                    let dying: Vec<u32> = left
+                        .iter()
+                        .copied()
+                        .filter(|p| !m.contains(p))
+                        .filter(|&p| process::pgid(p) == Some(g.pgid.as_raw()))
+                        .collect();
+                    m.extend(dying);
+                    m
+                }
+                None => process::group_members(g.pgid.as_raw()),
             };
             if members.is_empty() {
                 g.done = true;
@@ -311,14 +427,12 @@ impl Supervisor {
                 tracing::info!(pgid = %g.pgid, ?members, "leader gone, sweeping its group");
                 g.sweeping = true;
                 g.sweep_deadline = Some(now + grace);
-                killpg(
-                    g.pgid,
-                    if killed {
-                        Signal::SIGKILL
-                    } else {
-                        Signal::SIGTERM
-                    },
-                );
+                if killed {
+                    killpg(g.pgid, Signal::SIGKILL);
+                } else {
+                    killpg(g.pgid, Signal::SIGTERM);
+                    killpg(g.pgid, Signal::SIGCONT);
+                }
             } else if g.sweep_deadline.is_some_and(|d| now >= d) {
                 g.sweep_deadline = None;
                 killpg(g.pgid, Signal::SIGKILL);
@@ -383,8 +497,3 @@ impl Waker {
     }
 }
 
-impl Drop for Supervisor {
-    fn drop(&mut self) {
-        self.signals.close();
-    }
-}

@@ -21,7 +21,7 @@ impl TerminalGuard {
             return None;
         }
         let ours = nix::unistd::getpgrp();
-        if nix::unistd::tcgetpgrp(&stdin).ok()? != ours {
+        if !is_foreground() {
             return None;
         }
         let child = nix::unistd::Pid::from_raw(pgid.as_raw() as i32);
@@ -53,24 +53,42 @@ impl Drop for TerminalGuard {
     }
 }
 
-/// Whether our child `pid` is stopped (job control). Consumes only the
-/// stop report: the exit stays for duct's waiter.
+/// The signal that stopped our child `pid`, if it is stopped (job
+/// control). Consumes only the stop report: the exit stays for duct's
+/// waiter.
 #[cfg(target_os = "linux")]
-pub(super) fn stopped(pid: u32) -> bool {
+pub(super) fn stopped(pid: u32) -> Option<Signal> {
     use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
     let flags = WaitPidFlag::WSTOPPED | WaitPidFlag::WNOHANG;
     let id = Id::Pid(nix::unistd::Pid::from_raw(pid as i32));
-    matches!(waitid(id, flags), Ok(WaitStatus::Stopped(..)))
+    match waitid(id, flags) {
+        Ok(WaitStatus::Stopped(_, sig)) => Some(sig),
+        _ => None,
+    }
 }
 
 /// Without waitid(2) in nix here: stops are not followed.
 #[cfg(not(target_os = "linux"))]
-pub(super) fn stopped(_pid: u32) -> bool {
-    false
+pub(super) fn stopped(_pid: u32) -> Option<Signal> {
+    None
 }
 
-/// Stops wtenv the way Ctrl-Z would; returns once continued. A process
-/// group the kernel considers orphaned ignores it: then we go on.
-pub(super) fn stop_self() {
-    let _ = nix::sys::signal::raise(Signal::SIGTSTP);
+/// Whether wtenv's group is the foreground group of the terminal on stdin.
+pub(super) fn is_foreground() -> bool {
+    nix::unistd::tcgetpgrp(std::io::stdin()).is_ok_and(|fg| fg == nix::unistd::getpgrp())
+}
+
+/// Whether stdin is a terminal (a child may be given it).
+pub(super) fn is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
+}
+
+/// Stops wtenv with `sig`; returns once continued. SIGTSTP, as Ctrl-Z
+/// would (the shell then says "Stopped"), when wtenv does not catch it; a
+/// process group the kernel considers orphaned ignores that one, and then
+/// we go on. SIGSTOP when SIGTSTP is caught (the shell says "Stopped
+/// (signal)").
+pub(super) fn stop_self(sig: Signal) {
+    let _ = nix::sys::signal::raise(sig);
 }
