@@ -18,6 +18,8 @@ pub struct Ctx {
     pub cwd: PathBuf,
     /// Colour on stderr (terminal, `--color`, `NO_COLOR`).
     pub color: bool,
+    /// `--color`, for the streams decided on demand ([`Ctx::color_stdout`]).
+    pub color_choice: clap::ColorChoice,
     pub quiet: bool,
     /// `-v` count (`validate` lists every allocation with it).
     pub verbose: u8,
@@ -38,6 +40,13 @@ pub struct Scope {
 }
 
 impl Ctx {
+    /// Colour on stdout, decided like [`Ctx::color`] from stdout's own
+    /// state (only `up` asks: its prefixed lines go to stdout).
+    pub fn color_stdout(&self) -> bool {
+        use std::io::IsTerminal;
+        crate::color_enabled(self.color_choice, std::io::stdout().is_terminal())
+    }
+
     /// A non-fatal message for the user, on stderr.
     pub fn warn(&self, message: &str) {
         if !self.quiet {

@@ -61,7 +61,11 @@ use exit::Outcome;
 
 /// Runs a parsed command line; errors are printed here, once.
 pub fn run(cli: Cli) -> Outcome {
-    if let Err(err) = init_tracing(cli.verbose, cli.quiet, color_enabled(cli.color)) {
+    if let Err(err) = init_tracing(
+        cli.verbose,
+        cli.quiet,
+        color_enabled(cli.color, std::io::stderr().is_terminal()),
+    ) {
         report(&err, cli.quiet);
         return err.exit_code();
     }
@@ -111,21 +115,23 @@ fn context(
         registry: registry::Registry::from_env(registry_path)?,
         config_path,
         cwd,
-        color: color_enabled(color),
+        color: color_enabled(color, std::io::stderr().is_terminal()),
+        color_choice: color,
         quiet,
         verbose,
         warned: Default::default(),
     })
 }
 
-/// Colour on stderr: `--color`, else a terminal and no `NO_COLOR`.
-fn color_enabled(choice: clap::ColorChoice) -> bool {
+/// Colour on one stream: `--color`, else the stream is a terminal and no
+/// `NO_COLOR`. Decided per stream: `wtenv up > log` on a terminal writes
+/// no escape codes into the file, yet its messages on stderr keep theirs.
+pub(crate) fn color_enabled(choice: clap::ColorChoice, terminal: bool) -> bool {
     match choice {
         clap::ColorChoice::Always => true,
         clap::ColorChoice::Never => false,
         clap::ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::io::stderr().is_terminal()
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && terminal
         }
     }
 }

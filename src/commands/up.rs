@@ -23,7 +23,7 @@ use crate::health;
 use crate::output;
 use crate::ports::ensure_verified;
 use crate::supervise::hold::{ReleaseGuard, hold, record_pgid};
-use crate::supervise::services::{Prefix, pump};
+use crate::supervise::services::{self, Prefix, pump};
 use crate::supervise::up::{Unit, Up};
 use crate::supervise::{Pgid, Supervisor};
 
@@ -72,9 +72,20 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         .filter(|a| a.belongs_to(&scope.worktree.common_dir, &scope.worktree.root))
         .map(|a| (a.service.clone(), a.port))
         .collect();
+    let wanted: Vec<(&str, u16)> = selected
+        .iter()
+        .filter_map(|s| Some((s.name.as_str(), *ports.get(&s.name)?)))
+        .collect();
+    services::refuse_busy(&wanted)?;
     if let Some(sig) = supervisor.pending_signal() {
         return Err(Error::Interrupted(sig as i32));
     }
+    // Colour is decided per stream: the prefixes of stdout lines by
+    // stdout's state, those of stderr lines (and up's own) by stderr's.
+    let colour_out = ctx.color_stdout();
+    let extra = services::child_env(colour_out, |name| {
+        std::env::var_os(name).is_some() || vars.iter().any(|(n, _)| n == name)
+    });
     let width = selected.iter().map(|s| s.name.len()).max().unwrap_or(0);
     let units: Vec<Unit> = selected
         .iter()
@@ -106,6 +117,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             for (name, value) in &vars {
                 expr = expr.env(name, value);
             }
+            for (name, value) in &extra {
+                expr = expr.env(name, value);
+            }
             let spawned = sup.spawn(&expr, &format!("service {}", unit.service.name), false);
             // Our copies of the write ends go with the expression, so the pumps
             // see EOF once the service's processes close theirs.
@@ -114,7 +128,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 eprintln!("error: {}", e.message());
                 e.outcome()
             })?;
-            pump(out_r, unit.prefix.clone(), false, pumped.clone());
+            let index = selected
+                .iter()
+                .position(|s| s.name == unit.service.name)
+                .unwrap_or_default();
+            let prefix_out = Prefix::new(&unit.service.name, width, index, colour_out);
+            pump(out_r, prefix_out, false, pumped.clone());
             pump(err_r, unit.prefix.clone(), true, pumped.clone());
             pumps.set(pumps.get() + 2);
             Ok((sup.groups() - 1, pgid))
