@@ -30,14 +30,55 @@ pub fn json(fields: serde_json::Value) -> Result<()> {
     stdout(&text)
 }
 
+/// [`table`] for stdout: on a terminal, the table fits its width by
+/// shortening the cells of column `shrink` (the one that holds command
+/// lines) with `…`; in a pipe or a file every cell stays whole.
+pub fn table_for_stdout(header: &[&str], rows: &[Vec<String>], shrink: usize) -> String {
+    let width = terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| w.0 as usize);
+    fit(header, rows, shrink, width)
+}
+
 /// Left-aligned columns, two spaces apart; the last column is not padded.
 /// Control characters in cells are escaped: one row is one line, even for a
 /// worktree path or a command line that holds a newline.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let rows: Vec<Vec<String>> = rows
+    fit(header, rows, 0, None)
+}
+
+/// Narrowest a shortened column gets: a state, a pid and the start of a
+/// command (`listening (pid 1234567 nod…`).
+const MIN_SHRUNK: usize = 28;
+
+/// [`table`] within `width` columns, if given, by shortening column
+/// `shrink` (never below [`MIN_SHRUNK`] characters).
+fn fit(header: &[&str], rows: &[Vec<String>], shrink: usize, width: Option<usize>) -> String {
+    let mut rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| r.iter().map(|c| crate::process::printable(c)).collect())
         .collect();
+    if let Some(width) = width {
+        let cols = header.len();
+        let widest = |i: usize, rows: &[Vec<String>]| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .chain([header[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        };
+        let total: usize = (0..cols).map(|i| widest(i, &rows)).sum::<usize>() + 2 * (cols - 1);
+        if total > width && shrink < cols {
+            let current = widest(shrink, &rows);
+            let room = current
+                .saturating_sub(total - width)
+                .max(MIN_SHRUNK.min(current));
+            for row in &mut rows {
+                if let Some(cell) = row.get_mut(shrink) {
+                    *cell = shorten(cell, room);
+                }
+            }
+        }
+    }
     let rows = rows.as_slice();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
@@ -103,4 +144,44 @@ pub fn pump_lines(
             }
             let _ = done.send(());
         });
+}
+
+/// `text` in at most `room` characters, its end replaced by `…` if cut.
+fn shorten(text: &str, room: usize) -> String {
+    if text.chars().count() <= room {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(room.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_fits_its_width_by_shortening_the_command_column() {
+        let rows = vec![vec![
+            "5000".to_owned(),
+            "listening (pid 12 node /a/very/long/path/to/vite --port 5000)".to_owned(),
+            "/w".to_owned(),
+        ]];
+        let header = ["PORT", "STATE", "WORKTREE"];
+        let full = fit(&header, &rows, 1, None);
+        assert!(full.contains("--port 5000)"), "{full}");
+        let fitted = fit(&header, &rows, 1, Some(50));
+        for line in fitted.lines() {
+            assert!(line.chars().count() <= 50, "{fitted}");
+        }
+        assert!(
+            fitted.contains("listening (pid 12 node /a/very/lo…  /w"),
+            "{fitted}"
+        );
+        // Never narrower than a state, a pid and a command's start.
+        let narrow = fit(&header, &rows, 1, Some(10));
+        assert!(narrow.contains("listening (pid 12 node /a/v…"), "{narrow}");
+        // Wide enough: unchanged.
+        assert_eq!(fit(&header, &rows, 1, Some(200)), full);
+    }
 }

@@ -130,11 +130,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             .collect();
         output::json(json!({ "worktrees": items, "conflicts": conflicts }))?;
     } else {
-        output::stdout(&output::table(
+        output::stdout(&output::table_for_stdout(
             &[
                 "PATH", "BRANCH", "PURPOSE", "RANGES", "SERVICE", "PORT", "STATE",
             ],
             &rows,
+            6, // STATE: the holders' command lines, shortened to fit a terminal
         ))?;
     }
     Ok(Outcome::SUCCESS)

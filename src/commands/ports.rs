@@ -64,15 +64,19 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 ]
             })
             .collect();
-        output::stdout(&output::table(
+        output::stdout(&output::table_for_stdout(
             &[
                 "PORT", "SERVICE", "PURPOSE", "LIFETIME", "STATE", "WORKTREE",
             ],
             &table,
+            STATE_COLUMN,
         ))?;
     }
     Ok(Outcome::SUCCESS)
 }
+
+/// The column with the holders' command lines: shortened to fit a terminal.
+const STATE_COLUMN: usize = 4;
 
 /// One allocation as `ports --json` shows it; each hold says whether its
 /// process lives (`"alive"`).
