@@ -496,4 +496,3 @@ impl Waker {
         let _ = self.0.send(Event::Wake);
     }
 }
-

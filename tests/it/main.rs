@@ -4,6 +4,7 @@ mod support;
 
 mod background;
 mod config;
+mod devserver;
 pub mod direnv;
 mod docs;
 mod dotenv;

@@ -210,7 +210,7 @@ fn start_tree(t: &TestEnv, grace: &str, inner: &str) -> (Wtenv, PathBuf) {
 }
 
 /// The port `run` gave the worktree's one service.
-fn app_port(t: &TestEnv) -> u16 {
+pub fn app_port(t: &TestEnv) -> u16 {
     t.ports.port(0)
 }
 

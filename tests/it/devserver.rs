@@ -1,0 +1,618 @@
+//! Real dev servers in real terminals: Vite 8 through `npm run dev` (the
+//! fixture app `scripts/fixtures` installs under target/fixtures/node),
+//! Python servers, job control in tmux, and what children inherit.
+//!
+//! "Gone" here means gone from /proc, zombies included: a process whose
+//! main thread is a zombie may still hold its listening socket while its
+//! other threads exit (node does), so the port is checked for refusal
+//! right after wtenv's exit is reaped, before anything else.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::supervise::{PATIENCE, Wtenv, app_port, assert_no_holds};
+use crate::support::{PyListener, TestEnv, Tmux, wait_for};
+
+/// The Vite fixture app (its `dev` script: `vite --port $PORT --strictPort`).
+fn vite_app() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/fixtures/node");
+    assert!(
+        dir.join("node_modules/.bin/vite").exists(),
+        "the Vite fixture is missing: run scripts/fixtures"
+    );
+    dir
+}
+
+/// `npm run dev` of the fixture app, as a shell word list.
+fn npm_run_dev() -> String {
+    format!("npm run dev --prefix {}", vite_app().display())
+}
+
+/// Vite's own client module: served (200) by any running dev server.
+const VITE_PATH: &str = "/@vite/client";
+
+/// The HTTP status of `GET path` on localhost:`port` (either family), or
+/// `None` when nothing answers within `wait`.
+fn http_status(port: u16, path: &str, wait: Duration) -> Option<u16> {
+    for addr in addrs(port) {
+        let Ok(mut s) = TcpStream::connect_timeout(&addr, wait) else {
+            continue;
+        };
+        s.set_read_timeout(Some(wait)).unwrap();
+        let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        if s.write_all(request.as_bytes()).is_err() {
+            continue;
+        }
+        let mut head = [0u8; 12];
+        if s.read_exact(&mut head).is_ok() {
+            return std::str::from_utf8(&head[9..12]).ok()?.parse().ok();
+        }
+    }
+    None
+}
+
+fn addrs(port: u16) -> [SocketAddr; 2] {
+    [
+        ([127, 0, 0, 1], port).into(),
+        (std::net::Ipv6Addr::LOCALHOST, port).into(),
+    ]
+}
+
+/// Whether a connection to localhost:`port` is refused on both families.
+fn refuses(port: u16) -> bool {
+    addrs(port)
+        .iter()
+        .all(|a| TcpStream::connect_timeout(a, Duration::from_secs(1)).is_err())
+}
+
+/// A process as seen in /proc, zombies included: pid and start time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Proc {
+    pid: u32,
+    start: u64,
+}
+
+fn stat(pid: u32) -> Option<(u32, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+    Some((rest.get(1)?.parse().ok()?, rest.get(19)?.parse().ok()?))
+}
+
+/// Every process below `root`, zombies included.
+fn tree(root: u32) -> Vec<Proc> {
+    let mut parents = std::collections::HashMap::new();
+    for pid in wtenv::process::all_pids() {
+        if let Some((ppid, start)) = stat(pid) {
+            parents.insert(pid, (ppid, start));
+        }
+    }
+    let mut out = Vec::new();
+    for (&pid, &(_, start)) in &parents {
+        let mut p = pid;
+        for _ in 0..64 {
+            match parents.get(&p) {
+                Some(&(ppid, _)) if ppid == root => {
+                    out.push(Proc { pid, start });
+                    break;
+                }
+                Some(&(ppid, _)) if ppid > 1 => p = ppid,
+                _ => break,
+            }
+        }
+    }
+    out
+}
+
+/// Those of `procs` still in /proc (same pid, same start), zombies too.
+fn survivors(procs: &[Proc]) -> Vec<Proc> {
+    procs
+        .iter()
+        .copied()
+        .filter(|p| stat(p.pid).is_some_and(|(_, start)| start == p.start))
+        .collect()
+}
+
+/// `wtenv run -- npm run dev` until Vite serves on the worktree's port;
+/// returns the port and the processes of the tree then.
+fn start_vite(t: &TestEnv) -> (Wtenv, u16, Vec<Proc>) {
+    let app = vite_app();
+    let app = app.to_str().unwrap();
+    let w = Wtenv::start(t, &["run", "--", "npm", "run", "dev", "--prefix", app]);
+    let port = app_port(t);
+    assert!(
+        wait_for(Duration::from_secs(60), || http_status(
+            port,
+            VITE_PATH,
+            Duration::from_secs(2)
+        ) == Some(200)),
+        "Vite did not serve on $PORT {port}:\n{}",
+        w.stderr_text()
+    );
+    let procs = tree(w.pid());
+    assert!(
+        procs.len() >= 3,
+        "npm → sh → node expected under wtenv: {procs:?}"
+    );
+    (w, port, procs)
+}
+
+/// `runs` times: Vite under `wtenv run` gets `sig`; right after wtenv's
+/// exit is reaped the port refuses connections, nothing of the tree is
+/// left in /proc (zombies included), the registry holds nothing.
+fn vite_stops_cleanly_on(sig: Signal, runs: usize) {
+    let t = TestEnv::new();
+    for run in 0..runs {
+        let (mut w, port, procs) = start_vite(&t);
+        w.signal(sig);
+        let status = w.wait();
+        // First, before anything else: the port.
+        let refused = refuses(port);
+        assert!(
+            refused,
+            "run {run}: port {port} still accepts right after wtenv exited"
+        );
+        assert_eq!(status.signal(), Some(sig as i32), "run {run}: {status:?}");
+        let left = survivors(&procs);
+        assert!(left.is_empty(), "run {run}: left behind: {left:?}");
+        assert!(
+            t.allocations().is_empty(),
+            "run {run}: registry: {:?}",
+            t.allocations()
+        );
+    }
+}
+
+/// SIGHUP is the signal that used to release the port while node's threads
+/// still accepted: twenty runs.
+#[test]
+fn vite_under_run_frees_its_port_at_once_on_sighup_twenty_times() {
+    vite_stops_cleanly_on(Signal::SIGHUP, 20);
+}
+
+#[test]
+fn vite_under_run_frees_its_port_at_once_on_sigterm() {
+    vite_stops_cleanly_on(Signal::SIGTERM, 5);
+}
+
+#[test]
+fn vite_under_run_frees_its_port_at_once_on_sigint() {
+    vite_stops_cleanly_on(Signal::SIGINT, 5);
+}
+
+/// Prints whether localhost:argv[1] still accepts a connection.
+const PORT_CHECK: &str = r#"
+import socket, sys
+port = int(sys.argv[1])
+up = []
+for family, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+    if socket.socket(family).connect_ex((addr, port)) == 0:
+        up.append(addr)
+print("port-accepts" if up else "port-refuses")
+"#;
+
+#[test]
+fn ctrl_c_in_a_terminal_ends_vite_and_frees_its_port_at_once() {
+    let t = TestEnv::new();
+    let check = t.root().join("check.py");
+    std::fs::write(&check, PORT_CHECK).unwrap();
+    let tmux = Tmux::start_bash(&t);
+    let port = app_port(&t);
+    for run in 0..5 {
+        tmux.keys(&t, &["clear", "Enter"]);
+        // An interactive shell abandons the rest of a line after a Ctrl-C
+        // death; `bash -c` checks the port as soon as wtenv is reaped.
+        let line = format!(
+            "bash -c '{} run -- {}; echo rc=$?; python3 {} {port}'",
+            env!("CARGO_BIN_EXE_wtenv"),
+            npm_run_dev(),
+            check.display()
+        );
+        tmux.keys(&t, &[&line, "Enter"]);
+        assert!(
+            serves(port),
+            "run {run}: Vite did not serve:\n{}",
+            tmux.pane(&t)
+        );
+        tmux.keys(&t, &["C-c"]);
+        expect_nth(&tmux, &t, "port-", run + 1, "the port check");
+        let pane = tmux.pane(&t);
+        assert_eq!(pane.matches("rc=130").count(), run + 1, "run {run}: {pane}");
+        assert_eq!(
+            pane.matches("port-refuses").count(),
+            run + 1,
+            "run {run}: {pane}"
+        );
+        assert!(t.allocations().is_empty(), "run {run}");
+    }
+}
+
+/// Waits until the pane (with its history) shows `text` at least `n`
+/// times; the pane on failure.
+fn expect_nth(tmux: &Tmux, t: &TestEnv, text: &str, n: usize, what: &str) {
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(t).matches(text).count() >= n),
+        "{what}: {text:?} not shown {n} times:\n{}",
+        tmux.pane(t)
+    );
+}
+
+/// Waits until the pane shows `text` (once is enough).
+fn expect(tmux: &Tmux, t: &TestEnv, text: &str, what: &str) {
+    expect_nth(tmux, t, text, 1, what);
+}
+
+fn serves(port: u16) -> bool {
+    wait_for(Duration::from_secs(60), || {
+        http_status(port, VITE_PATH, Duration::from_secs(2)) == Some(200)
+    })
+}
+
+#[test]
+fn vite_started_in_the_background_follows_fg_ctrl_z_bg_and_ctrl_c() {
+    let t = TestEnv::new();
+    let tmux = Tmux::start_bash(&t);
+    let port = app_port(&t);
+    // A grace far beyond PATIENCE: only a clean stop ends it in time.
+    let line = format!(
+        "{} run --grace 120s -- {} &",
+        env!("CARGO_BIN_EXE_wtenv"),
+        npm_run_dev()
+    );
+    tmux.keys(&t, &[&line, "Enter"]);
+    assert!(serves(port), "{}", tmux.pane(&t));
+    tmux.keys(&t, &["fg", "Enter"]);
+    // A keystroke goes to Vite, which has the terminal: nothing stops.
+    std::thread::sleep(Duration::from_millis(500));
+    tmux.keys(&t, &["x"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(serves(port), "after fg and a key:\n{}", tmux.pane(&t));
+    assert!(
+        !tmux.pane(&t).contains("Stopped"),
+        "the job stopped after fg:\n{}",
+        tmux.pane(&t)
+    );
+
+    tmux.keys(&t, &["C-z"]);
+    expect(&tmux, &t, "Stopped", "Ctrl-Z");
+    // Stopped: the kernel still queues the connection, nobody answers.
+    assert_eq!(
+        http_status(port, VITE_PATH, Duration::from_secs(1)),
+        None,
+        "a stopped server answered"
+    );
+    tmux.keys(&t, &["clear; fg", "Enter"]);
+    assert!(serves(port), "after fg:\n{}", tmux.pane(&t));
+
+    tmux.keys(&t, &["C-z"]);
+    expect_nth(&tmux, &t, "Stopped", 2, "second Ctrl-Z");
+    tmux.keys(&t, &["clear; bg", "Enter"]);
+    assert!(serves(port), "after bg:\n{}", tmux.pane(&t));
+    tmux.keys(&t, &["echo shell-is-free", "Enter"]);
+    expect(&tmux, &t, "\nshell-is-free", "the shell after bg");
+
+    tmux.keys(&t, &["clear; fg", "Enter"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let start = Instant::now();
+    tmux.keys(&t, &["C-c"]);
+    tmux.keys(&t, &["echo rc=$?", "Enter"]);
+    expect(&tmux, &t, "rc=130", "Ctrl-C");
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "Ctrl-C waited for the grace"
+    );
+    assert!(refuses(port));
+    assert_no_holds(&t);
+}
+
+/// `up` with web (Vite) and api (a Python server), in `t`'s worktree.
+fn web_and_api(t: &TestEnv, api: &str) {
+    t.write_config(&format!(
+        "[services.web]\nenv = [\"PORT\"]\nrun = \"{}\"\n[services.api]\nenv = [\"API_PORT\"]\nrun = \"{api}\"\n",
+        npm_run_dev()
+    ));
+}
+
+/// api sorts first: it has the block's first port, web the second.
+fn ports_of(t: &TestEnv) -> (u16, u16) {
+    (t.ports.port(1), t.ports.port(0))
+}
+
+#[test]
+fn ctrl_z_stops_every_service_of_up_and_fg_resumes_them() {
+    let t = TestEnv::new();
+    web_and_api(&t, "python3 -m http.server $API_PORT --bind 127.0.0.1");
+    let (web, api) = ports_of(&t);
+    let tmux = Tmux::start_bash(&t);
+    let line = format!("{} up --grace 120s", env!("CARGO_BIN_EXE_wtenv"));
+    tmux.keys(&t, &[&line, "Enter"]);
+    assert!(serves(web), "{}", tmux.pane(&t));
+    assert!(
+        wait_for(PATIENCE, || http_status(api, "/", Duration::from_secs(2))
+            == Some(200)),
+        "{}",
+        tmux.pane(&t)
+    );
+    tmux.keys(&t, &["C-z"]);
+    expect(&tmux, &t, "Stopped", "Ctrl-Z");
+    let second = Duration::from_secs(1);
+    assert_eq!(http_status(web, VITE_PATH, second), None, "web answered");
+    assert_eq!(http_status(api, "/", second), None, "api answered");
+    tmux.keys(&t, &["fg", "Enter"]);
+    assert!(serves(web), "{}", tmux.pane(&t));
+    assert_eq!(
+        http_status(api, "/", Duration::from_secs(5)),
+        Some(200),
+        "api after fg"
+    );
+    tmux.keys(&t, &["C-c"]);
+    tmux.keys(&t, &["echo rc=$?", "Enter"]);
+    expect(&tmux, &t, "rc=130", "Ctrl-C");
+    assert!(refuses(web) && refuses(api));
+    assert_no_holds(&t);
+}
+
+#[test]
+fn up_refuses_a_leftover_server_of_its_own_worktree_naming_its_pid() {
+    let t = TestEnv::new();
+    web_and_api(&t, "python3 -m http.server $API_PORT --bind 127.0.0.1");
+    let out = crate::support::run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let (web, _) = ports_of(&t);
+    // An earlier server of this very worktree still listens on web's port.
+    let leftover = PyListener::start(&t.repo, "4", "127.0.0.1", web, "");
+    let out = crate::support::run(t.wtenv(&["up"]).stdin(std::process::Stdio::null()));
+    assert_eq!(out.code, Some(1), "{out}");
+    let pid = leftover.pid();
+    assert!(
+        out.stderr
+            .contains(&format!("port {web} (web): pid {pid} (")),
+        "{out}"
+    );
+    assert!(out.stderr.contains(&format!("kill {pid}")), "{out}");
+    assert!(
+        !out.stdout.contains("web |") && !out.stdout.contains("api |"),
+        "no service was started: {out}"
+    );
+    assert_no_holds(&t);
+}
+
+#[test]
+fn a_dev_server_ignoring_its_port_is_named_as_soon_as_it_listens() {
+    let t = TestEnv::new();
+    let elsewhere = t.ports.port(15);
+    // Vite told another port than the worktree's: the warning must come
+    // from the readiness ticks, long before this 10-minute timeout.
+    t.write_config(&format!(
+        "[services.web]\nenv = [\"WEB_PORT\"]\nrun = \"PORT={elsewhere} {}\"\nready_timeout = \"10m\"\n",
+        npm_run_dev()
+    ));
+    let mut w = Wtenv::start(&t, &["up", "--grace", "20s"]);
+    let own = t.ports.port(0);
+    assert!(serves(elsewhere), "{}", w.stderr_text());
+    let listening = Instant::now();
+    let expected =
+        format!("warning: service web listens on port {elsewhere} instead of its port {own}");
+    assert!(
+        wait_for(PATIENCE, || w.stderr_text().contains(&expected)),
+        "{}",
+        w.stderr_text()
+    );
+    eprintln!(
+        "warned {:?} after Vite answered on the other port",
+        listening.elapsed()
+    );
+    w.signal(Signal::SIGINT);
+    assert_eq!(w.wait().signal(), Some(Signal::SIGINT as i32));
+    assert!(refuses(elsewhere));
+    assert_no_holds(&t);
+}
+
+#[test]
+fn up_into_a_file_writes_no_escape_codes_and_python_lines_come_as_printed() {
+    let t = TestEnv::new();
+    // api prints one line, then runs on: only an unbuffered Python shows
+    // it before it exits. It also reports what up gave it.
+    web_and_api(
+        &t,
+        "python3 -c 'import os,time; print(\\\"api-up\\\", \\\"FC=\\\" + os.environ.get(\\\"FORCE_COLOR\\\", \\\"-\\\"), \\\"PU=\\\" + os.environ.get(\\\"PYTHONUNBUFFERED\\\", \\\"-\\\")); time.sleep(600)'",
+    );
+    let (web, _) = ports_of(&t);
+    let log = t.root().join("up.log");
+    let tmux = Tmux::start_bash(&t);
+    let line = format!("{} up > {}", env!("CARGO_BIN_EXE_wtenv"), log.display());
+    tmux.keys(&t, &[&line, "Enter"]);
+    assert!(serves(web), "{}", tmux.pane(&t));
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        wait_for(PATIENCE, || read().contains("api | api-up FC=- PU=1\n")),
+        "the Python line did not come while it runs: {:?}",
+        read()
+    );
+    // Messages still go to the terminal, on stderr.
+    expect(
+        &tmux,
+        &t,
+        &format!("service web ready on port {web}"),
+        "ready",
+    );
+    tmux.keys(&t, &["C-c"]);
+    tmux.keys(&t, &["echo rc=$?", "Enter"]);
+    expect(&tmux, &t, "rc=130", "Ctrl-C");
+    let text = read();
+    assert!(text.contains("web | "), "{text:?}");
+    assert!(!text.contains('\x1b'), "escape codes in the file: {text:?}");
+
+    // On the terminal itself, services are told to keep their colours.
+    tmux.keys(&t, &["clear", "Enter"]);
+    let line = format!("{} up api", env!("CARGO_BIN_EXE_wtenv"));
+    tmux.keys(&t, &[&line, "Enter"]);
+    expect(&tmux, &t, "api-up FC=1 PU=1", "on a terminal");
+    tmux.keys(&t, &["C-c"]);
+    tmux.keys(&t, &["echo rc=$?", "Enter"]);
+    expect_nth(&tmux, &t, "rc=130", 2, "Ctrl-C");
+    assert_no_holds(&t);
+}
+
+/// The last mask line `name` of /proc/<pid>/status a child printed.
+fn mask(pane: &str, name: &str) -> Option<String> {
+    pane.lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .map(|m| m.trim().to_owned())
+}
+
+/// Execs its arguments with signals 32 and 33 (and what Python ignores)
+/// back to their default. The
+/// test process itself was started by posix_spawn (glibc leaves those two
+/// ignored in such a child, and every descendant inherits that); a login
+/// shell never is. glibc refuses to touch them, so the raw syscall
+/// (x86_64 `rt_sigaction`, number 13; struct: handler, flags, restorer,
+/// mask) makes the clean shell these tests start from.
+const CLEAN_SIGNALS: &str = r#"
+import ctypes, os, signal, sys
+# What Python itself ignores, back to the default too.
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+libc = ctypes.CDLL(None, use_errno=True)
+default = (ctypes.c_ulong * 4)(0, 0, 0, 0)
+for sig in (32, 33):
+    assert libc.syscall(13, sig, default, None, 8) == 0, ctypes.get_errno()
+os.execvp(sys.argv[1], sys.argv[1:])
+"#;
+
+#[test]
+fn children_start_with_the_signal_state_wtenv_was_started_with() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\nenv = [\"PORT\"]\nrun = \"grep -E 'SigIgn|SigBlk' /proc/self/status > up-child.txt\"\n");
+    let tmux = Tmux::start(
+        &t,
+        &t.repo,
+        &[
+            "python3",
+            "-c",
+            CLEAN_SIGNALS,
+            "bash",
+            "--norc",
+            "--noprofile",
+            "-i",
+        ],
+    );
+    // The shell itself ignores nothing it would pass on.
+    tmux.keys(&t, &["clear; grep SigIgn /proc/self/status", "Enter"]);
+    expect(&tmux, &t, "SigIgn:", "the shell's child");
+    assert_eq!(
+        mask(&tmux.pane(&t), "SigIgn").as_deref(),
+        Some("0000000000000000"),
+        "{}",
+        tmux.pane(&t)
+    );
+    let wtenv = env!("CARGO_BIN_EXE_wtenv");
+    // From a shell that ignores and blocks nothing for its children.
+    tmux.keys(
+        &t,
+        &[
+            &format!("clear; {wtenv} run -- grep -E 'SigIgn|SigBlk' /proc/self/status"),
+            "Enter",
+        ],
+    );
+    expect(&tmux, &t, "SigBlk:", "run's child");
+    let pane = tmux.pane(&t);
+    assert_eq!(
+        mask(&pane, "SigIgn").as_deref(),
+        Some("0000000000000000"),
+        "{pane}"
+    );
+    assert_eq!(
+        mask(&pane, "SigBlk").as_deref(),
+        Some("0000000000000000"),
+        "{pane}"
+    );
+
+    tmux.keys(&t, &[&format!("{wtenv} up; echo up-rc=$?"), "Enter"]);
+    expect(&tmux, &t, "up-rc=0", "up");
+    let child = std::fs::read_to_string(t.repo.join("up-child.txt")).unwrap();
+    assert_eq!(
+        mask(&child, "SigIgn").as_deref(),
+        Some("0000000000000000"),
+        "{child}"
+    );
+    assert_eq!(
+        mask(&child, "SigBlk").as_deref(),
+        Some("0000000000000000"),
+        "{child}"
+    );
+
+    // Under nohup, SIGHUP stays ignored for the child.
+    let out = t.root().join("nohup.txt");
+    tmux.keys(
+        &t,
+        &[
+            &format!(
+                "clear; nohup {wtenv} run -- grep SigIgn /proc/self/status > {} 2>&1; echo nohup-done",
+                out.display()
+            ),
+            "Enter",
+        ],
+    );
+    expect(&tmux, &t, "nohup-done", "nohup");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        mask(&text, "SigIgn").as_deref(),
+        Some("0000000000000001"),
+        "{text}"
+    );
+    assert_no_holds(&t);
+}
+
+#[test]
+fn ports_and_list_fit_the_terminal_and_stay_whole_in_a_pipe_and_json() {
+    let t = TestEnv::new();
+    let out = crate::support::run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let port = app_port(&t);
+    // A holder with a long command line.
+    let long = format!("import time # {}", "x".repeat(150));
+    let listener = PyListener::start(&t.repo, "4", "127.0.0.1", port, &long);
+    let tail = "x".repeat(20);
+    let tmux = Tmux::start_bash(&t);
+    let status = tmux
+        .cmd(&t)
+        .args(["resize-window", "-t", "w", "-x", "100"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let wtenv = env!("CARGO_BIN_EXE_wtenv");
+    tmux.keys(
+        &t,
+        &[&format!("clear; {wtenv} ports; {wtenv} list"), "Enter"],
+    );
+    expect(&tmux, &t, "PATH", "list");
+    let pane = tmux.pane(&t);
+    let rows: Vec<&str> = pane
+        .lines()
+        .filter(|l| l.contains(&port.to_string()) && l.contains("listening (pid "))
+        .collect();
+    assert_eq!(rows.len(), 2, "a row in ports and one in list:\n{pane}");
+    for row in rows {
+        assert!(row.contains('…'), "not shortened: {row:?}\n{pane}");
+        assert!(
+            row.chars().count() <= 100,
+            "wider than the terminal: {row:?}"
+        );
+    }
+    // In a pipe and in JSON, the command is whole.
+    let piped = crate::support::run(&mut t.wtenv(&["ports"]));
+    assert!(piped.stdout.contains(&tail), "{piped}");
+    assert!(
+        piped.stdout.contains(&format!("pid {}", listener.pid())),
+        "{piped}"
+    );
+    assert!(!piped.stdout.contains('…'), "{piped}");
+    let json = crate::support::run(&mut t.wtenv(&["list", "--json"]));
+    assert!(json.stdout.contains(&tail), "{json}");
+}
