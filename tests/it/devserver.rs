@@ -317,9 +317,10 @@ fn web_and_api(t: &TestEnv, api: &str) {
     ));
 }
 
-/// api sorts first: it has the block's first port, web the second.
+/// Services take ports in declaration order: web the block's first, api
+/// the second.
 fn ports_of(t: &TestEnv) -> (u16, u16) {
-    (t.ports.port(1), t.ports.port(0))
+    (t.ports.port(0), t.ports.port(1))
 }
 
 #[test]
@@ -553,13 +554,13 @@ fn children_start_with_the_signal_state_wtenv_was_started_with() {
         &t,
         &[
             &format!(
-                "clear; nohup {wtenv} run -- grep SigIgn /proc/self/status > {} 2>&1; echo nohup-done",
+                "clear; nohup {wtenv} run -- grep SigIgn /proc/self/status > {} 2>&1; echo nohup-$((1 + 1))",
                 out.display()
             ),
             "Enter",
         ],
     );
-    expect(&tmux, &t, "nohup-done", "nohup");
+    expect(&tmux, &t, "nohup-2", "nohup");
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(
         mask(&text, "SigIgn").as_deref(),
@@ -582,7 +583,7 @@ fn ports_and_list_fit_the_terminal_and_stay_whole_in_a_pipe_and_json() {
     let tmux = Tmux::start_bash(&t);
     let status = tmux
         .cmd(&t)
-        .args(["resize-window", "-t", "w", "-x", "100"])
+        .args(["resize-window", "-t", "w", "-x", "120"])
         .status()
         .unwrap();
     assert!(status.success());
@@ -601,7 +602,7 @@ fn ports_and_list_fit_the_terminal_and_stay_whole_in_a_pipe_and_json() {
     for row in rows {
         assert!(row.contains('…'), "not shortened: {row:?}\n{pane}");
         assert!(
-            row.chars().count() <= 100,
+            row.chars().count() <= 120,
             "wider than the terminal: {row:?}"
         );
     }
