@@ -203,7 +203,6 @@ fn ctrl_c_in_a_terminal_ends_vite_and_frees_its_port_at_once() {
     let tmux = Tmux::start_bash(&t);
     let port = app_port(&t);
     for run in 0..5 {
-        tmux.keys(&t, &["clear", "Enter"]);
         // An interactive shell abandons the rest of a line after a Ctrl-C
         // death; `bash -c` checks the port as soon as wtenv is reaped.
         let line = format!(
@@ -285,17 +284,17 @@ fn vite_started_in_the_background_follows_fg_ctrl_z_bg_and_ctrl_c() {
         None,
         "a stopped server answered"
     );
-    tmux.keys(&t, &["clear; fg", "Enter"]);
+    tmux.keys(&t, &["fg", "Enter"]);
     assert!(serves(port), "after fg:\n{}", tmux.pane(&t));
 
     tmux.keys(&t, &["C-z"]);
     expect_nth(&tmux, &t, "Stopped", 2, "second Ctrl-Z");
-    tmux.keys(&t, &["clear; bg", "Enter"]);
+    tmux.keys(&t, &["bg", "Enter"]);
     assert!(serves(port), "after bg:\n{}", tmux.pane(&t));
     tmux.keys(&t, &["echo shell-is-free", "Enter"]);
     expect(&tmux, &t, "\nshell-is-free", "the shell after bg");
 
-    tmux.keys(&t, &["clear; fg", "Enter"]);
+    tmux.keys(&t, &["fg", "Enter"]);
     std::thread::sleep(Duration::from_millis(500));
     let start = Instant::now();
     tmux.keys(&t, &["C-c"]);
@@ -449,7 +448,6 @@ fn up_into_a_file_writes_no_escape_codes_and_python_lines_come_as_printed() {
     assert!(!text.contains('\x1b'), "escape codes in the file: {text:?}");
 
     // On the terminal itself, services are told to keep their colours.
-    tmux.keys(&t, &["clear", "Enter"]);
     let line = format!("{} up api", env!("CARGO_BIN_EXE_wtenv"));
     tmux.keys(&t, &[&line, "Enter"]);
     expect(&tmux, &t, "api-up FC=1 PU=1", "on a terminal");
