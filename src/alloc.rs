@@ -34,6 +34,10 @@ pub trait System {
     fn worktree_gone(&mut self, worktree: &Path, repository: &Path) -> bool;
     /// Whether `pid` is `ancestor` or one of its descendants.
     fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool;
+    /// The live processes of the group `hold`'s wtenv spawned, once that
+    /// wtenv is gone (its orphans); none for a hold with no recorded
+    /// group leader ([`process::orphans`]).
+    fn orphans(&mut self, hold: &Hold) -> Vec<u32>;
 }
 
 /// The real machine, with the worktree answer cached per call site.
@@ -90,6 +94,12 @@ impl System for RealSystem {
     }
     fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool {
         process::descends_from(pid, ancestor)
+    }
+    fn orphans(&mut self, hold: &Hold) -> Vec<u32> {
+        match (hold.pgid, hold.leader_start) {
+            (Some(pgid), Some(start)) if !self.holder_alive(hold) => process::orphans(pgid, start),
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -218,12 +228,24 @@ fn find_stale_where(
             continue;
         }
         for h in &a.holders {
-            if !system.holder_alive(h) {
+            // A gone `run` whose group still runs (it was SIGKILLed) is
+            // not stale: its orphans use the port, and the hold is what
+            // names them until `validate --fix` stops them.
+            if !system.holder_alive(h) && system.orphans(h).is_empty() {
                 out.push((i, Stale::HolderGone(h.clone())));
             }
         }
     }
     out
+}
+
+/// `pid 12 (npm run dev), pid 13 (node vite)`: processes named for a
+/// message.
+pub fn describe_pids(pids: &[u32]) -> String {
+    pids.iter()
+        .map(|p| format!("pid {p} ({})", process::command(*p).unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A repair of one allocation.
@@ -368,7 +390,16 @@ pub fn lifetime(a: &Allocation, system: &mut dyn System) -> String {
         if system.holder_alive(h) {
             parts.push(format!("held by pid {}{unit}", h.pid));
         } else {
-            parts.push(format!("held by pid {}{unit}: gone", h.pid));
+            let orphans = system.orphans(h);
+            if orphans.is_empty() {
+                parts.push(format!("held by pid {}{unit}: gone", h.pid));
+            } else {
+                parts.push(format!(
+                    "held by pid {}{unit}: gone, its orphans run: {}",
+                    h.pid,
+                    describe_pids(&orphans)
+                ));
+            }
         }
     }
     if parts.is_empty() {
@@ -384,6 +415,12 @@ pub fn holds_json(a: &Allocation, system: &mut dyn System) -> serde_json::Value 
         .map(|h| {
             let mut v = serde_json::to_value(h).expect("a hold serializes");
             v["alive"] = system.holder_alive(h).into();
+            let orphans: Vec<serde_json::Value> = system
+                .orphans(h)
+                .into_iter()
+                .map(|p| serde_json::json!({"pid": p, "command": process::command(p)}))
+                .collect();
+            v["orphans"] = orphans.into();
             v
         })
         .collect()
@@ -735,6 +772,8 @@ mod tests {
         holders: BTreeMap<u16, Vec<Holder>>,
         probes: Vec<u16>,
         active_units: BTreeSet<String>,
+        /// Orphans by the pid of their dead holder.
+        orphans: BTreeMap<u32, Vec<u32>>,
     }
 
     impl System for Fake {
@@ -764,6 +803,9 @@ mod tests {
         }
         fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool {
             pid == ancestor
+        }
+        fn orphans(&mut self, hold: &Hold) -> Vec<u32> {
+            self.orphans.get(&hold.pid).cloned().unwrap_or_default()
         }
     }
 
@@ -801,6 +843,7 @@ mod tests {
             start_time: 1,
             command: "x".into(),
             pgid: None,
+            leader_start: None,
             unit: None,
         }
     }

@@ -36,6 +36,7 @@ pub fn hold_for(pid: u32) -> Result<Hold> {
         // Recorded for the record (SPEC: a held allocation names its
         // holder's group); wtenv never signals a group it did not spawn.
         pgid: crate::process::pgid(pid),
+        leader_start: None,
         unit: None,
     })
 }

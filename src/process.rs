@@ -112,6 +112,24 @@ pub fn working_in(dir: &std::path::Path) -> Vec<(u32, String)> {
         .collect()
 }
 
+/// The live members of the process group `pgid` that wtenv started, whose
+/// leader started at `leader_start` (clock ticks): those that started no
+/// earlier than it. Provable because Linux never reuses a pid while a
+/// process group of that id has a member: if a live process has the pid
+/// `pgid` with another start time, the recorded group is gone entirely and
+/// its id was reused, so nothing is returned.
+pub fn orphans(pgid: u32, leader_start: u64) -> Vec<u32> {
+    // Only Linux start times are ordered (clock ticks since boot); the
+    // macOS token is a hash: nothing there is provable.
+    if !cfg!(target_os = "linux") || imp::start_time(pgid).is_some_and(|t| t != leader_start) {
+        return Vec::new();
+    }
+    group_members(pgid)
+        .into_iter()
+        .filter(|&p| imp::start_time(p).is_some_and(|t| t >= leader_start))
+        .collect()
+}
+
 /// Members of process group `pgid` that are still alive. A zombie is not:
 /// it holds no port and runs no code (see `imp::start_time`).
 pub fn group_members(pgid: u32) -> Vec<u32> {

@@ -105,6 +105,12 @@ pub struct Hold {
     /// The supervised child's process group, once it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgid: Option<u32>,
+    /// The start time of that group's leader, recorded by the wtenv that
+    /// spawned it (`run`, `up`): what proves a process is of the group
+    /// wtenv started ([`crate::process::orphans`]). Never set for a group
+    /// wtenv did not spawn (`env --hold`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_start: Option<u64>,
     /// The service manager's unit this holder runs as (`up --detach`,
     /// exported units): it is gone only once the unit is inactive too.
     #[serde(default, skip_serializing_if = "Option::is_none")]

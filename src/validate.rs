@@ -67,6 +67,13 @@ pub struct Finding {
     pub fixable: bool,
     /// Set once `--fix` applied it.
     pub fixed: bool,
+    /// For a dead holder whose process group still runs: those processes
+    /// (its orphans), which `--fix` stops first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub orphans: Vec<u32>,
+    /// That group and its leader's start time (not serialized).
+    #[serde(skip)]
+    pub group: Option<(u32, u64)>,
     /// Index of the allocation and its repair (not serialized).
     #[serde(skip)]
     pub fix: Option<(usize, Fix)>,
@@ -83,6 +90,8 @@ impl Finding {
             reason,
             fixable: fix.is_some(),
             fixed: false,
+            orphans: Vec::new(),
+            group: None,
             fix,
         }
     }
@@ -105,6 +114,8 @@ impl Finding {
             ),
             fixable: false,
             fixed: false,
+            orphans: Vec::new(),
+            group: None,
             fix: None,
         }
     }
@@ -120,6 +131,8 @@ impl Finding {
             reason,
             fixable: false,
             fixed: false,
+            orphans: Vec::new(),
+            group: None,
             fix: None,
         }
     }
@@ -189,6 +202,30 @@ pub fn check(
             ),
         };
         findings.push(Finding::about(kind, a, reason, Some((*i, why.fix()))));
+    }
+    // A gone `run` whose group still runs is not swept (its orphans use
+    // the port): it is reported here, and `--fix` stops them first.
+    for (i, a) in data.allocations.iter().enumerate() {
+        for h in &a.holders {
+            let orphans = system.orphans(h);
+            if orphans.is_empty() {
+                continue;
+            }
+            let mut f = Finding::about(
+                Kind::HolderDead,
+                a,
+                format!(
+                    "holder pid {} ({}) is gone, its process group still runs (orphans): {}",
+                    h.pid,
+                    h.command,
+                    alloc::describe_pids(&orphans)
+                ),
+                Some((i, Fix::DropHolder(h.clone()))),
+            );
+            f.orphans = orphans;
+            f.group = h.pgid.zip(h.leader_start);
+            findings.push(f);
+        }
     }
     for (i, a) in data.allocations.iter().enumerate() {
         if gone[i] {
@@ -298,11 +335,18 @@ pub fn check(
     (findings, checked)
 }
 
-/// Applies every fixable finding; marks them fixed.
+/// Applies every fixable finding; marks them fixed. A dead holder whose
+/// orphans still run (the caller stops them first) is left as it is: its
+/// record is what names them.
 pub fn fix(data: &mut RegistryData, findings: &mut [Finding]) {
-    let fixes: Vec<(usize, Fix)> = findings.iter().filter_map(|f| f.fix.clone()).collect();
+    let applies = |f: &Finding| f.fixable && f.orphans.is_empty();
+    let fixes: Vec<(usize, Fix)> = findings
+        .iter()
+        .filter(|f| applies(f))
+        .filter_map(|f| f.fix.clone())
+        .collect();
     alloc::apply_fixes(data, &fixes);
-    for f in findings.iter_mut().filter(|f| f.fixable) {
+    for f in findings.iter_mut().filter(|f| applies(f)) {
         f.fixed = true;
     }
 }

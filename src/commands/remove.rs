@@ -15,7 +15,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::alloc::{self, RealSystem, Usage};
+use crate::alloc::{self, RealSystem, System, Usage};
 use crate::background;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
@@ -103,17 +103,32 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         .collect();
     let mut users = Vec::new();
     let mut named = BTreeSet::new();
+    let mut system = RealSystem::new(&ctx.registry);
     for a in &mine {
-        for h in a.holders.iter().filter(|h| h.process().is_alive()) {
-            named.insert(h.pid);
-            users.push(format!(
-                "  port {} ({}): held by pid {} {}",
-                a.port, a.service, h.pid, h.command
-            ));
+        for h in &a.holders {
+            if h.process().is_alive() {
+                named.insert(h.pid);
+                users.push(format!(
+                    "  port {} ({}): held by pid {} {}",
+                    a.port, a.service, h.pid, h.command
+                ));
+                continue;
+            }
+            let orphans = system.orphans(h);
+            if !orphans.is_empty() {
+                named.extend(&orphans);
+                users.push(format!(
+                    "  port {} ({}): orphans of gone pid {} {}: {}",
+                    a.port,
+                    a.service,
+                    h.pid,
+                    h.command,
+                    alloc::describe_pids(&orphans)
+                ));
+            }
         }
     }
-    let usage =
-        alloc::classify(&mine, &mut RealSystem::new(&ctx.registry)).map_err(Error::probe)?;
+    let usage = alloc::classify(&mine, &mut system).map_err(Error::probe)?;
     for (a, u) in mine.iter().zip(&usage) {
         if let Usage::InUse(found) = u {
             named.extend(found.iter().map(|h| h.pid));

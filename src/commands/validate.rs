@@ -6,12 +6,13 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::alloc::RealSystem;
+use crate::alloc::{self, RealSystem, System};
 use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::registry::{Allocation, RegistryData};
+use crate::supervise;
 use crate::validate::{self, Checked, Finding};
 use crate::worktree::Worktree;
 use crate::{output, ports};
@@ -62,6 +63,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             &conflicts,
         ))
     };
+    if args.fix {
+        stop_orphans(&args, ctx)?;
+    }
     let fixed = if args.fix {
         match ctx.registry.transaction(|data| {
             let (mut findings, checked) = checker(data)?;
@@ -236,4 +240,52 @@ impl ConfigCache<'_> {
             })
             .clone()
     }
+}
+
+/// `--fix`, first: stops the orphans of every gone `run`/`up` (SIGTERM,
+/// grace, SIGKILL), each proven of the group that wtenv started, and says
+/// so; the transaction then releases their holds.
+fn stop_orphans(args: &Args, ctx: &Ctx) -> Result<()> {
+    let data = match ctx.registry.read_unchecked() {
+        Ok(data) => data,
+        // Reported by the check itself.
+        Err(_) => return Ok(()),
+    };
+    let mut system = RealSystem::new(&ctx.registry);
+    let mut groups = BTreeMap::new();
+    for a in &data.allocations {
+        for h in &a.holders {
+            let orphans = system.orphans(h);
+            if let (false, Some(group)) = (orphans.is_empty(), h.pgid.zip(h.leader_start)) {
+                let entry = groups
+                    .entry(group)
+                    .or_insert_with(|| (h.clone(), orphans, Vec::new()));
+                entry.2.push(a.port);
+            }
+        }
+    }
+    for ((pgid, start), (holder, orphans, ports)) in groups {
+        let named = alloc::describe_pids(&orphans);
+        let left = supervise::orphans::stop(pgid, start, supervise::orphans::GRACE);
+        if args.json || ctx.quiet {
+            continue;
+        }
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+        let mut line = format!(
+            "stopped the orphans of gone holder pid {} ({}) on port {}: {named}\n",
+            holder.pid,
+            holder.command,
+            ports.join(", ")
+        );
+        if !left.is_empty() {
+            line = format!(
+                "could not stop the orphans of gone holder pid {}: {} still run\n",
+                holder.pid,
+                alloc::describe_pids(&left)
+            );
+        }
+        output::stdout(&crate::process::printable(line.trim_end()))?;
+        output::stdout("\n")?;
+    }
+    Ok(())
 }

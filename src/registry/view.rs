@@ -451,6 +451,7 @@ mod tests {
                         start_time: 7,
                         command,
                         pgid: Some(pid),
+                        leader_start: None,
                         unit: None,
                     }]
                 },
@@ -580,6 +581,7 @@ mod tests {
                     start_time: 7,
                     command: command.into(),
                     pgid: None,
+                    leader_start: None,
                     unit: None,
                 }],
             })

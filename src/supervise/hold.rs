@@ -17,20 +17,26 @@ pub fn hold(command: &str) -> Hold {
         start_time: me.start_time,
         command: command.to_owned(),
         pgid: None,
+        leader_start: None,
         unit: None,
     }
 }
 
-/// Records each child's process group on this process's holds, so that
-/// `ports`/`validate` (and a person) can see which group holds a port.
+/// Records each child's process group and its leader's start time on this
+/// process's holds, so that `ports`/`validate` (and a person) can see which
+/// group holds a port, and a SIGKILLed wtenv's orphans can be proved its.
 /// Best effort: the child already runs; a busy registry is logged.
 pub fn record_pgid(registry: &Registry, pgid_of: impl Fn(&Allocation) -> Option<Pgid>) {
     let me = ProcessId::current();
     let result = registry.transaction(|data| {
         for a in &mut data.allocations {
             let Some(pgid) = pgid_of(a) else { continue };
+            // The leader's pid is the group's id; its start time is taken
+            // now, while it runs: a leader already gone proves nothing.
+            let leader_start = ProcessId::of(pgid.as_raw()).map(|p| p.start_time);
             for h in a.holders.iter_mut().filter(|h| h.is(me)) {
                 h.pgid = Some(pgid.as_raw());
+                h.leader_start = leader_start;
             }
         }
         Ok(())

@@ -35,6 +35,7 @@
 pub mod escalation;
 pub mod group;
 pub mod hold;
+pub mod orphans;
 pub mod reap;
 pub mod services;
 pub mod signal;

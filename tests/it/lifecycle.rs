@@ -4,12 +4,11 @@
 //! conflict message's own advice (README, "Lifecycle").
 
 use std::path::Path;
-use std::time::Duration;
 
 use crate::direnv::{allow, with_direnv};
+use crate::supervise::{PATIENCE, Wtenv, recorded_pgid, server_script, wait_pidfile};
 use crate::support::{PyListener, TestEnv, Tmux, run, wait_for};
 
-const PATIENCE: Duration = Duration::from_secs(60);
 const WTENV: &str = env!("CARGO_BIN_EXE_wtenv");
 
 /// The first line of `file` once it holds one, polled.
@@ -294,4 +293,153 @@ fn remove_refuses_while_a_process_has_its_cwd_inside_and_force_names_it() {
     assert!(!wt.exists());
     editor.kill().unwrap();
     editor.wait().unwrap();
+}
+
+/// The allocation of a process that crashed (a `wtenv run` SIGKILLed with
+/// its child): `validate` reports it stale (exit 1), `--fix` releases it
+/// (exit 0), and the port is given out again, lowest first.
+#[test]
+fn a_stale_allocation_after_a_crash_is_found_fixed_and_given_out_again() {
+    let t = TestEnv::new();
+    let mut w = Wtenv::start(&t, &["run", "--", "sleep", "600"]);
+    let port = t.ports.port(0);
+    assert!(wait_for(PATIENCE, || t.registry_path().exists()));
+    let pgid = recorded_pgid(&t, port);
+    // The crash: wtenv and its whole tree die at once.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pgid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    w.signal(nix::sys::signal::Signal::SIGKILL);
+    w.wait();
+    let out = run(&mut t.wtenv(&["validate"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("error: holder-dead: port {port} (app)")),
+        "{out}"
+    );
+    let out = run(&mut t.wtenv(&["validate", "--fix"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(t.allocations().is_empty(), "{:?}", t.allocations());
+    let out = run(&mut t.wtenv(&["env"]));
+    assert!(out.stdout.contains(&format!("PORT='{port}'")), "{out}");
+}
+
+/// `kill -9` of `wtenv run` serving an npm-shaped tree (sh → sh → server):
+/// the server is an orphan. Every view names it; `validate` reports it
+/// with its dead holder, with or without `--verify-ports` (exit 1);
+/// `validate --fix` stops exactly that tree (a foreign listener on another
+/// port of the range is left alone, and reported by `--verify-ports`) and
+/// changes no other worktree's reservation; `--verify-ports --fix` then
+/// names each idle reservation it releases.
+#[test]
+fn orphans_of_a_killed_run_are_named_everywhere_and_validate_fix_stops_only_them() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    assert_eq!(run(&mut t.wtenv_in(&other, &["env"])).code, Some(0));
+    let script = server_script(&t);
+    let pidfile = t.root().join("server.pid");
+    let tree = format!(
+        "sh -c 'python3 {} {}'; echo leader-after-child",
+        script.display(),
+        pidfile.display()
+    );
+    let mut w = Wtenv::start(&t, &["run", "--", "sh", "-c", &tree]);
+    let server = wait_pidfile(&pidfile, &w);
+    let port = t.ports.port(1);
+    let pgid = recorded_pgid(&t, port);
+    assert!(
+        wait_for(PATIENCE, || t.registry()["allocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["holders"][0]["leader_start"].is_u64())),
+        "{}",
+        t.registry()
+    );
+    let foreign_port = t.ports.port(5);
+    let foreign = PyListener::start(&t.root().join("home"), "4", "127.0.0.1", foreign_port, "");
+    w.signal(nix::sys::signal::Signal::SIGKILL);
+    w.wait();
+    let tree_pids = wtenv::process::group_members(pgid);
+    assert!(tree_pids.contains(&server), "{tree_pids:?}");
+    let named = format!("pid {server} (");
+
+    for view in [&["ports"][..], &["list"]] {
+        let out = run(&mut t.wtenv(view));
+        let row = out
+            .stdout
+            .lines()
+            .find(|l| l.contains(&format!(" {port} ")) || l.starts_with(&format!("{port} ")))
+            .unwrap_or_else(|| panic!("{view:?}: no row for {port}: {out}"));
+        assert!(
+            row.contains("orphans") && row.contains(&named),
+            "{view:?}: {row}"
+        );
+    }
+    let before_other: Vec<_> = t
+        .allocations()
+        .into_iter()
+        .filter(|a| a.2 == other)
+        .collect();
+    for args in [&["validate"][..], &["validate", "--verify-ports"]] {
+        let out = run(&mut t.wtenv(args));
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("error: holder-dead: "))
+            .unwrap_or_else(|| panic!("{args:?}: {out}"));
+        assert!(line.contains(&format!("port {port} (app)")), "{line}");
+        assert!(line.contains("orphans") && line.contains(&named), "{line}");
+        assert!(line.ends_with("[fixable: run with --fix]"), "{line}");
+    }
+
+    let out = run(&mut t.wtenv(&["validate", "--fix"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("stopped the orphans"), "{out}");
+    assert!(
+        wait_for(PATIENCE, || tree_pids
+            .iter()
+            .all(|p| wtenv::process::ProcessId::of(*p).is_none())),
+        "the tree survived: {out}"
+    );
+    assert!(
+        wtenv::process::ProcessId::of(foreign.pid()).is_some(),
+        "a foreign listener was stopped"
+    );
+    let after_other: Vec<_> = t
+        .allocations()
+        .into_iter()
+        .filter(|a| a.2 == other)
+        .collect();
+    assert_eq!(
+        after_other, before_other,
+        "another worktree's reservation changed"
+    );
+    assert!(
+        t.allocations().iter().all(|a| a.2 == other),
+        "{:?}",
+        t.allocations()
+    );
+
+    // The foreign listener is a conflict `--fix` cannot fix; the idle
+    // reservation of `other` is released and named.
+    let out = run(&mut t.wtenv(&["validate", "--verify-ports", "--fix"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("error: conflict: ")
+                && l.contains(&format!("pid {} (", foreign.pid()))),
+        "{out}"
+    );
+    assert!(
+        out.stdout.lines().any(|l| l.contains(&format!("(app) of {}", other.display()))
+            && l.ends_with("[fixed]")),
+        "{out}"
+    );
+    assert!(t.allocations().is_empty(), "{:?}", t.allocations());
 }

@@ -318,7 +318,7 @@ fn a_grandchild_left_by_an_exited_leader_is_swept() {
 }
 
 #[test]
-fn a_sigkilled_wtenv_is_swept_by_the_next_command_which_names_the_survivor() {
+fn a_sigkilled_wtenv_keeps_its_hold_while_its_orphans_run_and_validate_fix_stops_them() {
     let t = TestEnv::new();
     let (mut w, pidfile) = start_tree(&t, "10s", "");
     let server = wait_pidfile(&pidfile, &w);
@@ -330,20 +330,22 @@ fn a_sigkilled_wtenv_is_swept_by_the_next_command_which_names_the_survivor() {
     w.wait();
     // The group lives on: nobody could stop it.
     assert!(alive(server));
-    // The next `run` drops the dead hold (rule 4); the port is then free
-    // in the registry but busy on the system: a conflict naming the server.
+    // The next command does not sweep the dead hold: its group still
+    // runs on the port (the orphans), and the hold is what names them.
     let out = crate::support::run(t.wtenv(&["run", "--", "true"]).stdin(Stdio::null()));
+    assert_eq!(out.code, Some(0), "{out}");
+    let out = crate::support::run(&mut t.wtenv(&["validate"]));
     assert_eq!(out.code, Some(1), "{out}");
-    assert!(out.stderr.contains("Port conflict detected"), "{out}");
     assert!(
-        out.stderr.contains(&format!("port {port}: pid {server} (")),
+        out.stdout.contains("holder-dead") && out.stdout.contains(&format!("pid {server} (")),
         "names the survivor: {out}"
     );
-    // The failing `run` still wrote the sweep: the dead hold is gone and
-    // validate finds nothing to fix.
-    assert_no_holds(&t);
-    let out = crate::support::run(&mut t.wtenv(&["validate"]));
+    // --fix stops them, then releases the hold.
+    let out = crate::support::run(&mut t.wtenv(&["validate", "--fix"]));
     assert_eq!(out.code, Some(0), "{out}");
+    assert!(wait_for(PATIENCE, || !alive(server)), "{out}");
+    assert_no_holds(&t);
+    assert_eq!(probe::probe(port).unwrap(), PortState::Free);
 }
 
 /// SIGKILLs a process group when dropped (a tree no wtenv supervises).
