@@ -421,10 +421,15 @@ pub fn in_tmux(
         .map(|(k, v)| format!("'{}={}'", k.to_str().unwrap(), v.unwrap().to_str().unwrap()))
         .collect();
     let launcher = t.root().join(format!("{}-launch.sh", sh.name()));
+    let flags = match sh {
+        Sh::Bash => "--noprofile --norc -i",
+        Sh::Zsh => "--no-rcs -i",
+        Sh::Fish => "--no-config -i",
+    };
     std::fs::write(
         &launcher,
         format!(
-            "#!/bin/sh\nexec env -i TERM=xterm-256color {} {} --no-config -i\n",
+            "#!/bin/sh\nexec env -i TERM=xterm-256color {} {} {flags}\n",
             vars.join(" "),
             sh.name()
         ),

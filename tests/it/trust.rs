@@ -151,6 +151,98 @@ fn refused_names_run_nothing_in_the_prompt_hooks_before_or_after_trust() {
     assert_eq!(trusted_count(&t), 0, "a refused config was trusted");
 }
 
+/// A new terminal (tmux) opened inside a hostile clone, the hook installed
+/// as its first line: at the prompts that follow, in bash, zsh and fish,
+/// nothing of the repository runs, before or after `wtenv trust`.
+#[test]
+fn a_terminal_opened_in_a_hostile_clone_runs_nothing_at_its_prompts() {
+    let t = TestEnv::new();
+    let payloads = hostile(&t);
+    // PROMPT_COMMAND and PS1 are what a prompt would run; PATH would
+    // hijack every command typed.
+    for (name, value) in payloads
+        .iter()
+        .filter(|(n, _)| ["PROMPT_COMMAND", "PS1", "PATH"].contains(n))
+    {
+        t.write_config(&env_entry(name, value));
+        for sh in SHELLS {
+            let hook = hook_file(&t, sh.name());
+            let dump = t.root().join(format!("{}-tmux.env", sh.name()));
+            let _ = std::fs::remove_file(&dump);
+            let lines = format!(
+                "source {}\n\nwtenv trust\n\nenv -0 > {}\n",
+                q(&hook),
+                q(&dump)
+            );
+            let screen = in_tmux(&t, sh, &t.repo, &lines, &dump);
+            let screen = String::from_utf8_lossy(&screen.stdout);
+            let env = read_env(&dump);
+            assert_ne!(
+                var(&env, name),
+                Some(value.as_str()),
+                "{} {name}: {screen}",
+                sh.name()
+            );
+            assert!(
+                screen.contains("is refused"),
+                "{} {name}: {screen}",
+                sh.name()
+            );
+            assert_nothing_ran(&t, &format!("{} {name}", sh.name()));
+        }
+    }
+    assert_eq!(trusted_count(&t), 0);
+}
+
+/// The hooks run non-interactively too (`bash -c`, `zsh -c`, `fish -c`
+/// with the hook sourced and a `cd`): the same refusals, the same gate.
+#[test]
+fn non_interactive_shells_with_the_hook_apply_only_what_trust_allows() {
+    let t = TestEnv::new();
+    let (text, pwned) = gated_config(&t);
+    commit_config(&t, &text);
+    let hostile_wt = t.add_worktree("hostile");
+    std::fs::write(
+        hostile_wt.join("wtenv.toml"),
+        format!(
+            "[purposes]\nfeature = \"{}\"\n{}",
+            t.ports.range(),
+            env_entry("BASH_ENV", &hostile(&t)[3].1)
+        ),
+    )
+    .unwrap();
+    for sh in SHELLS {
+        let hook = hook_file(&t, sh.name());
+        let [a, b, c] = ["untrusted", "trusted", "hostile"]
+            .map(|n| t.root().join(format!("{}-{n}.env", sh.name())));
+        let after_cd = if sh == Sh::Bash { "__wtenv_hook\n" } else { "" };
+        let script = format!(
+            "source {hook}\ncd {repo}\n{after_cd}env -0 > {a}\nnode -e 0\nwtenv trust\ncd ..\ncd {repo}\n{after_cd}env -0 > {b}\n\
+             cd {hostile}\n{after_cd}bash -c :\nenv -0 > {c}\n",
+            hook = q(&hook),
+            repo = q(&t.repo),
+            hostile = q(&hostile_wt),
+            a = q(&a),
+            b = q(&b),
+            c = q(&c),
+        );
+        let out = sh.run(&t, &t.root(), &script);
+        let name = sh.name();
+        let [a, b, c] = [a, b, c].map(|f| read_env(&f));
+        assert!(var(&a, "PORT").is_some(), "{name}: {out}");
+        assert_eq!(var(&a, "NODE_OPTIONS"), None, "{name}: {out}");
+        assert!(
+            !pwned.exists(),
+            "{name}: node ran the repository's code before trust"
+        );
+        assert!(var(&b, "API_URL").is_some(), "{name}: {out}");
+        assert_eq!(var(&c, "BASH_ENV"), None, "{name}: {out}");
+        assert!(out.stderr.contains("env.BASH_ENV: "), "{name}: {out}");
+        assert_nothing_ran(&t, name);
+        assert_eq!(run(&mut t.wtenv(&["untrust"])).code, Some(0));
+    }
+}
+
 /// `[env]` with a name trust gates (NODE_OPTIONS, which makes node load a
 /// file that leaves PWNED-node) and a plain derived variable.
 fn gated_config(t: &TestEnv) -> (String, PathBuf) {
