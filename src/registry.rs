@@ -1,6 +1,6 @@
 //! The registry: the per-user, machine-wide record of port allocations.
 //!
-//! Invariants (SPEC "Files"):
+//! Invariants (README "How it works" and "Hostile files"):
 //! - `registry.json` is replaced atomically (temp file in the same
 //!   directory, fsync, rename, fsync of the directory) and only when its
 //!   bytes change: a crash at any instant leaves the old or the new file.

@@ -26,6 +26,8 @@ pub enum Kind {
     /// Unreadable, corrupt or newer-version registry.
     Unreadable,
     DuplicatePort,
+    /// A port below 1024: wtenv never records one (the file was edited).
+    PrivilegedPort,
     WorktreeGone,
     HolderDead,
     OutOfRange,
@@ -44,7 +46,9 @@ pub enum Kind {
 impl Kind {
     pub fn severity(self) -> Severity {
         match self {
-            Kind::Unreadable | Kind::DuplicatePort | Kind::ForeignHolder => Severity::Critical,
+            Kind::Unreadable | Kind::DuplicatePort | Kind::PrivilegedPort | Kind::ForeignHolder => {
+                Severity::Critical
+            }
             Kind::WorktreeGone
             | Kind::HolderDead
             | Kind::OutOfRange
@@ -164,6 +168,18 @@ pub fn check(
     let mut findings = Vec::new();
     let mut by_port: BTreeMap<u16, usize> = BTreeMap::new();
     for (i, a) in data.allocations.iter().enumerate() {
+        if a.port < crate::config::MIN_PORT {
+            findings.push(Finding::about(
+                Kind::PrivilegedPort,
+                a,
+                format!(
+                    "port {} is below {}: wtenv never records one, so the registry was edited; wtenv will not rewrite it",
+                    a.port,
+                    crate::config::MIN_PORT
+                ),
+                None,
+            ));
+        }
         if let Some(&first) = by_port.get(&a.port) {
             let other = &data.allocations[first];
             findings.push(Finding::about(

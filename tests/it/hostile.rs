@@ -344,6 +344,13 @@ fn a_registry_with_a_port_below_1024_is_exit_2_and_untouched() {
         let e = entry(&t, port, &t.repo);
         let text = format!("{{\"version\": 1, \"allocations\": [\n  {e}\n]}}\n");
         assert_registry_refused(&t, &text, "outside 1024-65535");
+        // `validate` shows it as critical, and `--fix` leaves it as it is.
+        for args in [&["validate"][..], &["validate", "--fix"]] {
+            let out = run(&mut t.wtenv(args));
+            assert_eq!(out.code, Some(2), "{args:?}: {out}");
+            assert!(out.stdout.contains("privileged-port"), "{out}");
+            assert_eq!(std::fs::read_to_string(t.registry_path()).unwrap(), text);
+        }
     }
 }
 
