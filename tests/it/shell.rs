@@ -413,7 +413,11 @@ pub fn in_tmux(
     lines: &str,
     last_file: &Path,
 ) -> std::process::Output {
-    let socket = t.root().join("tmux.sock");
+    // A server of its own per call: a test that calls this again right
+    // after `kill-server` must not meet the dying one on the same socket.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let socket = t.root().join(format!("tmux-{call}.sock"));
     let mut env = Command::new("true");
     t.apply_env(&mut env);
     let vars: Vec<String> = env
