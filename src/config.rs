@@ -170,7 +170,8 @@ pub struct Service {
     pub name: String,
     /// The variables that carry this service's port, in order.
     pub env: Vec<String>,
-    /// The command `wtenv up` starts (run through `sh -c`: it is the user's).
+    /// The command `wtenv up` starts (its words, or `sh -c` when it has
+    /// shell syntax: [`crate::supervise::command_words`]).
     pub run: Option<String>,
     pub ready_timeout: Duration,
     /// How `up` knows it is ready and alive; `None`: not configured, the
@@ -180,12 +181,25 @@ pub struct Service {
     pub depends_on: Vec<String>,
     /// Whether `up` starts it again when it ends or turns unhealthy.
     pub restart: Restart,
+    /// `socket = true`: wtenv binds the port itself and hands the
+    /// listening socket to the service (see [`crate::sockets`]).
+    pub socket: bool,
+    /// `bind = "127.0.0.1"`: the address of that socket; `None` is
+    /// dual-stack `[::]`.
+    pub bind: Option<std::net::IpAddr>,
 }
 
 impl Service {
     /// The check `up` runs: the configured one, else the default.
     pub fn health(&self) -> Health {
         self.health.clone().unwrap_or_default()
+    }
+
+    /// The address wtenv binds for this service's socket: `bind`, else
+    /// `[::]` (dual-stack: IPv6 and IPv4-mapped).
+    pub fn bind_addr(&self) -> std::net::IpAddr {
+        self.bind
+            .unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
     }
 }
 
@@ -260,6 +274,8 @@ impl Default for Config {
                 health: None,
                 depends_on: Vec::new(),
                 restart: Restart::No,
+                socket: false,
+                bind: None,
             }],
             env: Vec::new(),
             skip_occupied: false,
@@ -373,6 +389,43 @@ impl Config {
 
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
+    }
+
+    /// A service named on the command line.
+    pub fn require_service(&self, name: &str) -> Result<&Service> {
+        self.service_index(name).map(|i| &self.services[i])
+    }
+
+    /// The place in [`Config::services`] of a service named on the command
+    /// line.
+    pub fn service_index(&self, name: &str) -> Result<usize> {
+        self.services
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| {
+                Error::hinted(
+                    format!("unknown service {name:?}"),
+                    format!(
+                        "configured services: {}",
+                        self.services
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })
+    }
+
+    /// The services with `socket = true` and the address each one's socket
+    /// is bound to: what `up` hands over, and what a unit exporter writes
+    /// `.socket` units for.
+    pub fn socket_services(&self) -> Vec<(&Service, std::net::IpAddr)> {
+        self.services
+            .iter()
+            .filter(|s| s.socket)
+            .map(|s| (s, s.bind_addr()))
+            .collect()
     }
 }
 
@@ -645,6 +698,8 @@ impl Parser<'_> {
                 health: None,
                 depends_on: Vec::new(),
                 restart: Restart::No,
+                socket: false,
+                bind: None,
             };
             for (k, v) in self.table(v, &key)? {
                 let path = format!("{key}.{k}");
@@ -695,6 +750,18 @@ impl Parser<'_> {
                                 ),
                             )
                         })?;
+                    }
+                    "socket" => service.socket = self.bool(v, &path)?,
+                    "bind" => {
+                        let text = self.string(v, &path)?;
+                        service.bind = Some(text.parse().map_err(|_| {
+                            self.err(
+                                &path,
+                                format!(
+                                    "{text:?} is not an IP address like \"127.0.0.1\" or \"::\""
+                                ),
+                            )
+                        })?);
                     }
                     _ => warnings.push(unknown(self.path, &path)),
                 }
@@ -1056,6 +1123,27 @@ mod tests {
         assert!(e.to_string().contains("empty list"), "{e}");
         let e = parse("[purposes]\nfeature = [\"5000-5099\", 7]").unwrap_err();
         assert!(e.to_string().contains("expected a string"), "{e}");
+    }
+
+    #[test]
+    fn socket_services_bind_dual_stack_unless_an_address_is_given() {
+        let c = parse(
+            "[services.api]\nsocket = true\n[services.db]\n[services.web]\nsocket = true\nbind = \"127.0.0.1\"",
+        )
+        .unwrap();
+        let found: Vec<(&str, String)> = c
+            .socket_services()
+            .into_iter()
+            .map(|(s, ip)| (s.name.as_str(), ip.to_string()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![("api", "::".to_owned()), ("web", "127.0.0.1".to_owned())]
+        );
+        let e = parse("[services.web]\nbind = \"localhost\"").unwrap_err();
+        assert!(e.to_string().contains("services.web.bind"), "{e}");
+        let e = parse("[services.web]\nsocket = \"yes\"").unwrap_err();
+        assert!(e.to_string().contains("expected true or false"), "{e}");
     }
 
     #[test]

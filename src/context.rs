@@ -204,6 +204,19 @@ impl Scope {
         )
     }
 
+    /// This worktree's allocated ports by service, as the registry has
+    /// them (after [`crate::commands::env::ensure_verified`]).
+    pub fn allocated_ports(&self, registry: &Registry) -> Result<crate::alloc::Ports> {
+        let (repo, root) = (&self.worktree.common_dir, &self.worktree.root);
+        Ok(registry
+            .read_worktree(repo, root)?
+            .allocations
+            .iter()
+            .filter(|a| a.belongs_to(repo, root))
+            .map(|a| (a.service.clone(), a.port))
+            .collect())
+    }
+
     /// Another purpose's range, checked against the config.
     pub fn with_purpose(mut self, purpose: &str) -> Result<Scope> {
         self.ranges = self.config.require_purpose(purpose)?;

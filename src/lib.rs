@@ -16,6 +16,8 @@
 //! - [`git`]: the one module that runs git (create, enter, remove, list)
 //! - [`exports`] and [`shell`]: the variables, and their quoting per shell
 //! - [`direnv`]: direnv's watch list, extended without a `direnv watch` process
+//! - [`sockets`]: listening sockets bound by wtenv and handed to services
+//!   (systemd's socket-activation protocol)
 //! - [`supervise`]: children in their own process group, signals forwarded,
 //!   escalated and swept (`run`, `up`)
 //! - [`health`]: `up`'s health checks, start order and restart decisions
@@ -47,6 +49,7 @@ pub mod probe;
 pub mod process;
 pub mod registry;
 pub mod shell;
+pub mod sockets;
 pub mod supervise;
 pub mod trust;
 pub mod validate;

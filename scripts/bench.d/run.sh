@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # wtenv run: (1) the overhead of `wtenv run -- true` against bare `true`, in
-# one hyperfine run (target: < 3 ms added at the median); (2) the time from
-# SIGINT to every port released for a 3-level tree (sh → sh → python3
-# server), median of 10 runs. Prints figures; never fails on a slow machine.
+# one hyperfine run (target: < 3 ms added at the median), and what the
+# socket hand-off adds (`run --sockets -- true` beside `run -- true`);
+# (2) the time from SIGINT to every port released for a 3-level tree
+# (sh → sh → python3 server), median of 10 runs; (3) the race the hand-off
+# closes: a process binding the port in a tight loop while a service stops
+# and starts 100 times, with and without `--sockets`. Prints figures; never
+# fails on a slow machine.
 set -euo pipefail
 : "${WTENV:?run through scripts/bench}" "${BENCH_TMP:?}"
 repo=$BENCH_TMP/run-repo
@@ -20,6 +24,15 @@ import json, sys
 r = json.load(open(sys.argv[1]))["results"]
 wt, bare = r[0]["median"] * 1000, r[1]["median"] * 1000
 print(f"median: wtenv run -- true {wt:.2f} ms, true {bare:.2f} ms, added {wt - bare:.2f} ms (target < 3 ms)")
+PY
+
+json=$BENCH_TMP/run-sockets-hyperfine.json
+hyperfine -N --warmup 3 --runs 200 --export-json "$json" "$WTENV run --sockets -- true" "$WTENV run -- true"
+python3 - "$json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+sk, plain = r[0]["median"] * 1000, r[1]["median"] * 1000
+print(f"median: wtenv run --sockets -- true {sk:.2f} ms, wtenv run -- true {plain:.2f} ms, the hand-off adds {sk - plain:.2f} ms")
 PY
 
 cat >"$BENCH_TMP/server.py" <<'PY'
@@ -50,3 +63,53 @@ for _ in $(seq 10); do
   times+=($(((t1 - t0) / 1000)))
 done
 printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "SIGINT to all ports released (3-level tree, %d runs): median %.1f ms (min %.1f, max %.1f)\n", NR, m/1000, a[1]/1000, a[NR]/1000}'
+
+# (3) The race. The racer binds the port (dual-stack, SO_REUSEADDR, as a
+# server would) in a tight loop until told to stop; each of the service's
+# 100 runs either binds $PORT itself (plain `run`) or takes fd 3
+# (`run --sockets`), listens, and exits.
+cat >"$BENCH_TMP/racer.py" <<'PY'
+import os, socket, sys
+port, go, stop = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+wins = tries = 0
+while not os.path.exists(go):  # count only while the service restarts
+    pass
+while not os.path.exists(stop):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("::", port)); s.listen(1); wins += 1
+    except OSError:
+        pass
+    s.close(); tries += 1
+print(wins, tries)
+PY
+cat >"$BENCH_TMP/restart.py" <<'PY'
+import os, socket, sys
+try:
+    if sys.argv[1] == "fd":
+        s = socket.socket(fileno=3)
+    else:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("::", int(os.environ["PORT"])))
+    s.listen(8)
+except OSError:
+    sys.exit(1)  # the racer holds the port: this start failed
+PY
+race() {
+  local mode=$1 flag=() go=$BENCH_TMP/race.go stop=$BENCH_TMP/race.stop out=$BENCH_TMP/race.out
+  [ "$mode" = fd ] && flag=(--sockets)
+  rm -f "$go" "$stop"
+  port=$("$WTENV" -q allocate --service app)
+  python3 "$BENCH_TMP/racer.py" "$port" "$go" "$stop" >"$out" &
+  racer=$!
+  failed=$("$WTENV" -q run "${flag[@]}" -- sh -c "touch $go; f=0; for i in \$(seq 100); do python3 -S $BENCH_TMP/restart.py $mode || f=\$((f+1)); done; touch $stop; echo \$f")
+  wait "$racer"
+  read -r wins tries <"$out"
+  echo "race, $2: the racer bound the port $wins times in $tries tries; $failed of 100 service starts failed"
+}
+race port "plain run (the service binds \$PORT)"
+race fd "run --sockets (the service takes fd 3)"

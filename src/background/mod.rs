@@ -372,7 +372,8 @@ pub struct Launch {
     pub root: PathBuf,
     pub ports: Vec<u16>,
     pub log: PathBuf,
-    /// `wtenv ... run --service S --unit M:NAME ... -- sh -c CMD`.
+    /// `wtenv ... run --service S --unit M:NAME ... -- CMD` (CMD's words,
+    /// or `sh -c CMD`: [`crate::supervise::command_words`]).
     pub argv: Vec<OsString>,
     /// The environment the unit gets (a manager does not pass ours).
     pub env: Vec<(String, OsString)>,
@@ -446,8 +447,12 @@ pub fn run_argv(
         argv.push("--log-limit".into());
         argv.push(options.log_limit.to_string().into());
     }
-    argv.extend(["--".into(), "sh".into(), "-c".into()]);
-    argv.push(service.run.clone().unwrap_or_default().into());
+    // As in the foreground: a line without shell syntax is exec'd, so a
+    // handed-off socket's LISTEN_PID names the server.
+    argv.push("--".into());
+    argv.extend(crate::supervise::command_words(
+        service.run.as_deref().unwrap_or_default(),
+    ));
     Ok(argv)
 }
 

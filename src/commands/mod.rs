@@ -19,6 +19,7 @@ pub mod env;
 pub mod export;
 pub mod hook;
 pub mod list;
+pub mod listen_exec;
 pub mod logs;
 pub mod ports;
 pub mod release;
@@ -95,6 +96,9 @@ pub enum Command {
     Untrust(untrust::Args),
     /// Shell completions.
     Completions(completions::Args),
+    /// Internal: place the sockets wtenv passed at fd 3.. and exec CMD.
+    #[command(name = "__listen-exec", hide = true)]
+    ListenExec(listen_exec::Args),
 }
 
 impl Cli {
@@ -274,6 +278,7 @@ pub fn dispatch(command: Command, ctx: impl FnOnce() -> Result<Ctx>) -> Result<O
         Command::Export(args) => export::run(args, &ctx()?),
         Command::Trust(args) => trust::run(args, &ctx()?),
         Command::Untrust(args) => untrust::run(args, &ctx()?),
+        Command::ListenExec(args) => listen_exec::run(args),
     }
 }
 

@@ -21,6 +21,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::ports::ensure_verified;
+use crate::sockets::{self, Listener};
 use crate::supervise::hold::{ReleaseGuard, hold, record_pgid};
 use crate::supervise::{self, Supervisor};
 
@@ -29,8 +30,15 @@ pub struct Args {
     /// Time between the forwarded signal and SIGKILL (e.g. 10s, 500ms).
     #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, default_value = "10s")]
     pub grace: Duration,
+    /// Bind the services' ports and hand the listening sockets to CMD (fd 3
+    /// onwards, systemd's LISTEN_FDS protocol): no other process can take a
+    /// port between wtenv's proof and CMD's start. With --service: only
+    /// those services' sockets.
+    #[arg(long)]
+    pub sockets: bool,
     /// Hold only this service's port (repeatable); the others are
-    /// reserved. `up --detach` runs each service so.
+    /// reserved. `up --detach` runs each service so. Its socket is handed
+    /// to CMD when it has `socket = true` (or with --sockets).
     #[arg(long = "service", value_name = "SERVICE")]
     pub services: Vec<String>,
     /// The service manager's unit this runs as (MANAGER:NAME), recorded on
@@ -96,7 +104,18 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     if let Some(sig) = supervisor.pending_signal() {
         return Err(Error::Interrupted(sig as i32));
     }
-    let mut expr = duct::cmd(&args.command[0], &args.command[1..]);
+    let handed = sockets::run_services(&scope.config, args.sockets, &args.services)?;
+    let listeners = if handed.is_empty() {
+        Vec::new()
+    } else {
+        sockets::bind_services(&handed, &scope.allocated_ports(&ctx.registry)?)?
+    };
+    let mut expr = if listeners.is_empty() {
+        duct::cmd(&args.command[0], &args.command[1..])
+    } else {
+        let refs: Vec<&Listener> = listeners.iter().collect();
+        sockets::handoff(&args.command, &refs, sockets::Stdin::Inherit)?
+    };
     for (name, value) in &vars {
         expr = expr.env(name, value);
     }
@@ -134,5 +153,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             }
         }
     }
+    // Our copies of the sockets close before the ports are released.
+    drop(listeners);
     Ok(supervise::run_outcome(&report))
 }

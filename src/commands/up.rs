@@ -15,17 +15,18 @@ use std::time::{Duration, Instant};
 
 use crate::alloc::HoldMode;
 use crate::background::{self, Manager, logfile};
-use crate::config::Service;
+use crate::config::{Config, Service};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::health;
 use crate::output;
 use crate::ports::ensure_verified;
+use crate::sockets::{self, Listener};
 use crate::supervise::hold::{ReleaseGuard, hold, record_pgid};
 use crate::supervise::services::{self, Prefix, pump};
 use crate::supervise::up::{Unit, Up};
-use crate::supervise::{Pgid, Supervisor};
+use crate::supervise::{self, Pgid, Supervisor};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -56,7 +57,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let mut supervisor = Supervisor::new(args.grace)
         .map_err(|e| Error::io("could not set up signal handling", e))?;
     let scope = ctx.scope()?;
-    let selected = select(&scope.config.services, &args.services)?;
+    let selected = select(&scope.config, &args.services)?;
     let mut line = String::from("wtenv up");
     for s in &args.services {
         line.push(' ');
@@ -64,19 +65,21 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     }
     let _release = ReleaseGuard::new(&ctx.registry);
     let vars = ensure_verified(ctx, &scope, &HoldMode::HoldAll(hold(&line)), false)?;
-    let ports: BTreeMap<String, u16> = ctx
-        .registry
-        .read()?
-        .allocations
-        .iter()
-        .filter(|a| a.belongs_to(&scope.worktree.common_dir, &scope.worktree.root))
-        .map(|a| (a.service.clone(), a.port))
-        .collect();
+    let ports = scope.allocated_ports(&ctx.registry)?;
     let wanted: Vec<(&str, u16)> = selected
         .iter()
         .filter_map(|s| Some((s.name.as_str(), *ports.get(&s.name)?)))
         .collect();
     services::refuse_busy(&wanted)?;
+    // Every socket is bound before any service starts (a port taken since
+    // the check above fails `up` with nothing started), and kept while `up` runs: each restart
+    // of a service gets the same socket. Declared before `up`, dropped
+    // after it, and before the release guard: closed before the release.
+    let with_socket: Vec<&Service> = selected.iter().copied().filter(|s| s.socket).collect();
+    let listeners: BTreeMap<String, Listener> = sockets::bind_services(&with_socket, &ports)?
+        .into_iter()
+        .map(|l| (l.service.clone(), l))
+        .collect();
     if let Some(sig) = supervisor.pending_signal() {
         return Err(Error::Interrupted(sig as i32));
     }
@@ -109,9 +112,16 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 return Err(Outcome::Code(crate::exit::FAILURE));
             };
             let command = unit.service.run.as_deref().unwrap_or_default();
-            let mut expr = duct::cmd("sh", ["-c", command])
+            let argv = supervise::command_words(command);
+            let expr = match listeners.get(&unit.service.name) {
+                Some(l) => sockets::handoff(&argv, &[l], sockets::Stdin::Null).map_err(|e| {
+                    eprintln!("error: {e}");
+                    Outcome::Code(crate::exit::FAILURE)
+                })?,
+                None => duct::cmd(&argv[0], &argv[1..]).stdin_null(),
+            };
+            let mut expr = expr
                 .dir(&scope.worktree.root)
-                .stdin_null()
                 .stdout_file(out_w)
                 .stderr_file(err_w);
             for (name, value) in &vars {
@@ -180,7 +190,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
 /// ready.
 fn detach(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let scope = ctx.scope()?;
-    let selected = select(&scope.config.services, &args.services)?;
+    let selected = select(&scope.config, &args.services)?;
     let options = background::Options {
         manager: Manager::choose(args.manager)?,
         grace: args.grace,
@@ -208,7 +218,8 @@ fn detach(args: Args, ctx: &Ctx) -> Result<Outcome> {
 
 /// The services to start: those named (and what they depend on), else
 /// every one with a `run`; in a dependency order.
-fn select<'a>(services: &'a [Service], names: &[String]) -> Result<Vec<&'a Service>> {
+fn select<'a>(config: &'a Config, names: &[String]) -> Result<Vec<&'a Service>> {
+    let services = &config.services;
     let wanted: Vec<usize> = if names.is_empty() {
         let all: Vec<usize> = (0..services.len())
             .filter(|&i| services[i].run.is_some())
@@ -223,21 +234,7 @@ fn select<'a>(services: &'a [Service], names: &[String]) -> Result<Vec<&'a Servi
     } else {
         names
             .iter()
-            .map(|n| {
-                services.iter().position(|s| &s.name == n).ok_or_else(|| {
-                    Error::hinted(
-                        format!("unknown service {n:?}"),
-                        format!(
-                            "configured services: {}",
-                            services
-                                .iter()
-                                .map(|s| s.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    )
-                })
-            })
+            .map(|n| config.service_index(n))
             .collect::<Result<_>>()?
     };
     let graph: Vec<(&str, &[String])> = services

@@ -49,7 +49,7 @@ use std::time::Duration;
 pub use escalation::{Action, Escalation, Report, outcome_of, run_outcome, up_outcome};
 pub use group::Pgid;
 pub use signal::{FORWARDED, Signal};
-pub use spawn::SpawnError;
+pub use spawn::{SpawnError, command_words};
 pub use supervisor::{Policy, Supervisor, Waker};
 pub use terminal::TerminalGuard;
 

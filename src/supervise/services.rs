@@ -126,7 +126,14 @@ pub fn watch_ready(name: String, port: u16, pgid: Pgid, timeout: Duration, quiet
             loop {
                 if probe::accepts(port) {
                     let holders = probe::holders(&[port].into());
-                    let found: Vec<Holder> = holders.get(&port).cloned().unwrap_or_default();
+                    // wtenv's own copy of a handed-off socket is no stranger.
+                    let found: Vec<Holder> = holders
+                        .get(&port)
+                        .into_iter()
+                        .flatten()
+                        .filter(|h| h.pid != std::process::id())
+                        .cloned()
+                        .collect();
                     if !found.is_empty() && found.iter().all(|h| of_service(h.pid, pgid)) {
                         if !quiet {
                             eprintln!("wtenv: service {name} ready on port {port}");

@@ -53,9 +53,65 @@ pub fn start_clean(command: &mut std::process::Command) {
     }
 }
 
+/// Shell keywords and builtins: a line that starts with one needs `sh`.
+const SHELL_WORDS: &[&str] = &[
+    ".", "alias", "bg", "builtin", "case", "cd", "command", "eval", "exec", "exit", "export", "fg",
+    "for", "hash", "if", "jobs", "local", "read", "readonly", "return", "set", "shift", "source",
+    "time", "trap", "type", "ulimit", "umask", "unset", "until", "wait", "while",
+];
+
+/// How a service's `run` line is run: its words, exec'd directly, when it
+/// has no shell syntax (only words of letters, digits and `-_./:,=+%@^`,
+/// not starting with `VAR=value` or a shell keyword or builtin); else
+/// `sh -c LINE`. Without the shell the
+/// command is the child itself, so `LISTEN_PID` names it (README
+/// "Sockets instead of port numbers").
+pub fn command_words(line: &str) -> Vec<std::ffi::OsString> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:,=+%@^".contains(c);
+    let words: Vec<&str> = line.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
+    let direct = !words.is_empty()
+        && !words[0].contains('=')
+        && !SHELL_WORDS.contains(&words[0])
+        && words.iter().all(|w| w.chars().all(plain));
+    if direct {
+        words.into_iter().map(Into::into).collect()
+    } else {
+        ["sh", "-c", line].into_iter().map(Into::into).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_lines_without_shell_syntax_are_exec_d_directly() {
+        let words = |l: &str| -> Vec<String> {
+            command_words(l)
+                .into_iter()
+                .map(|w| w.into_string().unwrap())
+                .collect()
+        };
+        assert_eq!(
+            words("uvicorn app:asgi --fd 3  --log-level=warning"),
+            ["uvicorn", "app:asgi", "--fd", "3", "--log-level=warning"]
+        );
+        assert_eq!(words("node server.js"), ["node", "server.js"]);
+        for shell in [
+            "uvicorn app:app --port $API_PORT",
+            "exec node server.js",
+            "PORT=1 node s.js",
+            "npm run dev && echo done",
+            "python3 -c 'print(1)'",
+            "a | b",
+            "echo ~",
+            "cmd > log",
+            "x\nnext",
+            "",
+        ] {
+            assert_eq!(words(shell), ["sh", "-c", shell], "{shell:?}");
+        }
+    }
 
     #[test]
     fn spawn_errors_map_to_shell_codes() {

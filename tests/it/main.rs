@@ -18,6 +18,7 @@ mod quoting;
 mod ranges;
 mod registry;
 mod shell;
+mod sockets;
 mod supervise;
 mod trust;
 mod up;
