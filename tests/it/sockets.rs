@@ -157,24 +157,30 @@ fn stop(mut w: Wtenv, port: u16, server: u32) {
     assert_port_bindable(port);
 }
 
-/// A server's bind succeeds: dual-stack `[::]` and `127.0.0.1`, each with
-/// SO_REUSEADDR as servers set it (the last answer's TIME_WAIT is fine).
+/// Binds and listens on `addr`:`port` as a server would: dual-stack for
+/// `[::]`, SO_REUSEADDR (a TIME_WAIT left by the last answer is fine).
+fn bind_like_a_server(addr: &str, port: u16) -> std::io::Result<socket2::Socket> {
+    let addr: SocketAddr = format!("{addr}:{port}").parse().unwrap();
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    if addr.is_ipv6() {
+        s.set_only_v6(false)?;
+    }
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1)?;
+    Ok(s)
+}
+
+/// A server's bind succeeds, on `[::]` and on `127.0.0.1`.
 fn assert_port_bindable(port: u16) {
     for addr in ["[::]", "127.0.0.1"] {
-        let addr: SocketAddr = format!("{addr}:{port}").parse().unwrap();
-        let s = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::STREAM,
-            None,
-        )
-        .unwrap();
-        if addr.is_ipv6() {
-            s.set_only_v6(false).unwrap();
+        if let Err(e) = bind_like_a_server(addr, port) {
+            panic!("port {port} is not free on {addr}: {e}");
         }
-        s.set_reuse_address(true).unwrap();
-        s.bind(&addr.into())
-            .and_then(|()| s.listen(1))
-            .unwrap_or_else(|e| panic!("port {port} is not free on {addr}: {e}"));
     }
 }
 
@@ -311,18 +317,7 @@ fn racer(
         let mut tries = 0;
         while !stop.load(Ordering::Relaxed) {
             for addr in ["[::]", "127.0.0.1"] {
-                let addr: SocketAddr = format!("{addr}:{port}").parse().unwrap();
-                let s = socket2::Socket::new(
-                    socket2::Domain::for_address(addr),
-                    socket2::Type::STREAM,
-                    None,
-                )
-                .unwrap();
-                if addr.is_ipv6() {
-                    s.set_only_v6(false).unwrap();
-                }
-                s.set_reuse_address(true).unwrap();
-                if s.bind(&addr.into()).and_then(|()| s.listen(1)).is_ok() {
+                if bind_like_a_server(addr, port).is_ok() {
                     wins.fetch_add(1, Ordering::Relaxed);
                 }
                 tries += 1;
