@@ -296,15 +296,31 @@ fn node_listen_fd_3_serves_on_the_allocated_port_with_its_own_listen_pid_like_th
     serves_like_the_reference(&["node", "server.js"], false, handed_over());
 }
 
-/// Accepts one connection on fd 3, answers its pid, exits: one "run" of a
-/// service that stops and starts again.
+/// Answers one request on fd 3 with its pid and exits: one "run" of a
+/// service that stops and starts again. Connections that send nothing
+/// (`up`'s readiness probes) are not requests.
 const ONESHOT: &str = r#"
 import os, socket
 s = socket.socket(fileno=3)
-c, _ = s.accept()
-c.sendall(str(os.getpid()).encode())
-c.close()
+while True:
+    c, _ = s.accept()
+    if c.recv(1):
+        c.sendall(str(os.getpid()).encode())
+        c.close()
+        break
+    c.close()
 "#;
+
+/// One request to a [`ONESHOT`] run: the pid that answered.
+fn ask_pid(port: u16, round: usize) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("round {round}: connect refused: {e}"));
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(b"?").unwrap();
+    let mut pid = String::new();
+    s.read_to_string(&mut pid).unwrap();
+    pid
+}
 
 /// Binds `port` in a tight loop (dual-stack and IPv4, SO_REUSEADDR as a
 /// server sets it) until `stop`; counts the binds that succeeded.
@@ -353,12 +369,7 @@ fn a_racer_never_binds_the_port_while_the_service_restarts_100_times_on_a_held_s
     let racing = racer(port, stop.clone(), wins.clone());
     let mut pids = std::collections::BTreeSet::new();
     for round in 0..100 {
-        let mut s = TcpStream::connect(("127.0.0.1", port))
-            .unwrap_or_else(|e| panic!("round {round}: connect refused: {e}"));
-        s.set_read_timeout(Some(PATIENCE)).unwrap();
-        let mut pid = String::new();
-        s.read_to_string(&mut pid).unwrap();
-        pids.insert(pid);
+        pids.insert(ask_pid(port, round));
     }
     stop.store(true, Ordering::Relaxed);
     let tries = racing.join().unwrap();
@@ -371,6 +382,48 @@ fn a_racer_never_binds_the_port_while_the_service_restarts_100_times_on_a_held_s
         "a bind succeeded in {tries} tries while wtenv held the socket"
     );
     assert_port_bindable(port);
+}
+
+#[test]
+fn up_restarts_a_socket_service_on_the_same_socket_and_a_racer_never_binds_between_runs() {
+    let t = TestEnv::new();
+    std::fs::write(t.root().join("oneshot.py"), ONESHOT).unwrap();
+    t.write_config(&format!(
+        "[services.web]\nsocket = true\nrestart = \"always\"\nrun = \"python3 -S {}\"\n",
+        t.root().join("oneshot.py").display()
+    ));
+    let port = web_port(&t);
+    let w = Wtenv::start(&t, &["up"]);
+    assert!(
+        wait_for(PATIENCE, || std::net::TcpListener::bind((
+            "127.0.0.1",
+            port
+        ))
+        .is_err()),
+        "{}",
+        w.stderr_text()
+    );
+    let stop_racer = Arc::new(AtomicBool::new(false));
+    let wins = Arc::new(AtomicUsize::new(0));
+    let racing = racer(port, stop_racer.clone(), wins.clone());
+    // Four runs: the first and three restarts (1 s, 2 s, 4 s apart), each
+    // answering one connection that waited in the held socket.
+    let mut pids = std::collections::BTreeSet::new();
+    for round in 0..4 {
+        pids.insert(ask_pid(port, round));
+    }
+    stop_racer.store(true, Ordering::Relaxed);
+    let tries = racing.join().unwrap();
+    let stderr = w.stderr_text();
+    assert_eq!(pids.len(), 4, "four runs answered: {stderr}");
+    assert!(stderr.contains("web | restarting in 4s (3/5)"), "{stderr}");
+    assert_eq!(
+        wins.load(Ordering::Relaxed),
+        0,
+        "a bind succeeded in {tries} tries between runs: {stderr}"
+    );
+    let server = pids.iter().last().unwrap().parse().unwrap();
+    stop(w, port, server);
 }
 
 #[test]
