@@ -21,7 +21,7 @@
 //! - Every file of the state directory is opened by [`crate::files`]: no
 //!   write follows a planted link, no open blocks on a planted FIFO.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{Read, Seek};
 use std::os::unix::ffi::OsStrExt;
@@ -707,20 +707,29 @@ pub fn check_ports(allocations: &[Allocation]) -> std::result::Result<(), String
 /// exporting it ([`crate::worktree::write_stamp`]). A change of holders
 /// alone changes no exported variable and no stamp.
 fn restamp(before: &RegistryData, after: &RegistryData) {
-    fn ports(data: &RegistryData) -> BTreeMap<&Path, BTreeSet<(&str, u16)>> {
-        let mut out: BTreeMap<&Path, BTreeSet<(&str, u16)>> = BTreeMap::new();
+    // Keyed by the paths' bytes, in hash maps: `Path`'s component-wise
+    // ordering in a BTreeMap made this most of a transaction's time on a
+    // big registry (1.6 billion instructions for 20,000 allocations).
+    type Ports<'a> = HashMap<&'a [u8], BTreeSet<(&'a str, u16)>>;
+    fn ports(data: &RegistryData) -> Ports<'_> {
+        let mut out = Ports::with_capacity(data.allocations.len());
         for a in &data.allocations {
-            out.entry(a.worktree.as_path())
+            out.entry(a.worktree.as_os_str().as_bytes())
                 .or_default()
                 .insert((a.service.as_str(), a.port));
         }
         out
     }
     let (old, new) = (ports(before), ports(after));
-    let worktrees: BTreeSet<&Path> = old.keys().chain(new.keys()).copied().collect();
-    for worktree in worktrees {
+    // Every worktree of either side, once: those of `old`, then those
+    // only in `new`.
+    let worktrees = old
+        .keys()
+        .chain(new.keys().filter(|w| !old.contains_key(*w)));
+    for &worktree in worktrees {
         let now = new.get(worktree);
         if old.get(worktree) != now {
+            let worktree = Path::new(std::ffi::OsStr::from_bytes(worktree));
             let summary: Vec<String> = now
                 .into_iter()
                 .flatten()

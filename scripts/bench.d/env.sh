@@ -2,8 +2,9 @@
 # env: the path users touch on every `cd`.
 # - `wtenv env` on the fast path (every service has its reserved port) with
 #   a registry of 1,000 allocations, vs /bin/true and vs
-#   `git rev-parse --show-toplevel`, in one hyperfine run. Target: <= 3x
-#   /bin/true.
+#   `git rev-parse --show-toplevel`, in one hyperfine run. Target: <= 1.5x
+#   /bin/true (issue 17; `scripts/bench registry` measures it with 20,000
+#   allocations too).
 # - `direnv exec` of an .envrc with `use wtenv` vs one with a plain
 #   `export`, in one run. Target: <= 1.2x.
 # - Peak RSS of `wtenv env` (/usr/bin/time -v "Maximum resident set size",
@@ -75,7 +76,7 @@ def load(p):
 r, d, e = load(sys.argv[1]), load(sys.argv[2]), load(sys.argv[3])
 env = r["wtenv env"]
 print("median ratios (each pair measured in the same run):")
-print(f"  wtenv env        {env*1000:7.2f} ms  {env/r['/bin/true']:5.2f}x /bin/true (target <= 3x: {'met' if env/r['/bin/true'] <= 3 else 'missed'})")
+print(f"  wtenv env        {env*1000:7.2f} ms  {env/r['/bin/true']:5.2f}x /bin/true (target <= 1.5x: {'met' if env/r['/bin/true'] <= 1.5 else 'missed'})")
 print(f"  wtenv env        {env*1000:7.2f} ms  {env/r['git rev-parse']:5.2f}x git rev-parse --show-toplevel")
 v = r["wtenv --version"]
 print(f"  (wtenv --version, start-up and clap: {v*1000:.2f} ms, {v/r['/bin/true']:.2f}x /bin/true)")
