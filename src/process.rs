@@ -131,7 +131,8 @@ pub fn orphans(pgid: u32, leader_start: u64) -> Vec<u32> {
 }
 
 /// Members of process group `pgid` that are still alive. A zombie is not:
-/// it holds no port and runs no code (see `imp::start_time`).
+/// it runs no code (see `imp::start_time`, and [`is_zombie`] for the
+/// moment its threads still hold its sockets).
 pub fn group_members(pgid: u32) -> Vec<u32> {
     imp::all_pids()
         .into_iter()
@@ -165,8 +166,9 @@ mod imp {
 
     pub fn start_time(pid: u32) -> Option<u64> {
         let fields = stat_fields(pid)?;
-        // A zombie is dead for our purposes: it holds no port and will not
-        // run again.
+        // A zombie is dead for our purposes: it will not run again. (Its
+        // other threads may still be exiting and hold its sockets for a
+        // moment; the supervisor, which can reap it, waits for that.)
         if fields.first().is_some_and(|s| s == "Z" || s == "X") {
             return None;
         }
