@@ -271,7 +271,8 @@ impl Supervisor {
     /// Job control, as a shell would see it. The interactive child stopped:
     /// - by SIGTTIN/SIGTTOU (it used the terminal from the background)
     ///   while wtenv is the terminal's foreground group (`fg` of a job that
-    ///   was running): it gets the terminal and goes on;
+    ///   was running), or just before wtenv lent it the terminal: it gets
+    ///   the terminal and goes on;
     /// - otherwise (Ctrl-Z, or the terminal is the shell's): wtenv takes
     ///   the terminal back and stops itself, so the shell shows the job
     ///   stopped and gets its prompt; `fg`/`bg` continue wtenv ([`resume`]).
@@ -286,7 +287,9 @@ impl Supervisor {
             return;
         };
         let tty = matches!(sig, Signal::SIGTTIN | Signal::SIGTTOU);
-        if tty && terminal::is_foreground() {
+        // The terminal already lent: a stop from just before the hand-over
+        // (the child read at once), which the hand-over's SIGCONT undid.
+        if tty && (self.terminal.is_some() || terminal::is_foreground()) {
             tracing::debug!(pgid = %g.pgid, ?sig, "child stopped on the terminal: handing it over");
             self.resume();
             return;
