@@ -78,7 +78,7 @@ impl Health {
 }
 
 /// The readiness poll period (see [`Health::ready_poll`]).
-pub const READY_POLL: Duration = Duration::from_millis(200);
+pub const READY_POLL: Duration = Duration::from_millis(100);
 
 /// `[services.X] restart`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
