@@ -25,9 +25,10 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
-# Other benchmarks and tests share this machine: skip their ports.
+# Other benchmarks and tests share this machine: skip their ports (run's
+# benchmark starts at 32000).
 {
-  printf '[purposes]\nfeature = "32000-32767"\n[allocation]\nskip_occupied = true\n'
+  printf '[purposes]\nfeature = "32500-32767"\n[allocation]\nskip_occupied = true\n'
   for s in a b c; do
     printf '[services.%s]\nrun = "exec python3 %s $%s_PORT"\nhealth = { http = "/healthz" }\n' \
       "$s" "$BENCH_TMP/health.py" "${s^^}"
@@ -66,13 +67,19 @@ for p in $ports; do
   setsid python3 "$BENCH_TMP/health.py" "\$p" >/dev/null 2>&1 &
   echo \$! >"$state/hand\$n.pid"
 done
+n=0
 for p in $ports; do
-  until curl -sf -o /dev/null "http://127.0.0.1:\$p/healthz"; do sleep 0.1; done
+  n=\$((n + 1))
+  # A server that died (its port taken meanwhile) fails the run, not hangs it.
+  until curl -sf -o /dev/null "http://127.0.0.1:\$p/healthz"; do
+    kill -0 "\$(cat "$state/hand\$n.pid")" || exit 1
+    sleep 0.1
+  done
 done
 SH
 
 json=$BENCH_TMP/up-hyperfine.json
-hyperfine -N --warmup 2 --runs 20 --prepare "bash $state/stop.sh" --cleanup "bash $state/stop.sh" \
+hyperfine -N --warmup 2 --runs 10 --prepare "bash $state/stop.sh" --cleanup "bash $state/stop.sh" \
   --export-json "$json" -n "wtenv up" "bash $state/up.sh" -n "by hand" "bash $state/hand.sh"
 python3 - "$json" <<'PY'
 import json, sys
