@@ -453,14 +453,7 @@ fn find(root: &Path) -> Result<Option<(PathBuf, String)>> {
 /// `/dev/stdin`) and read up to [`MAX_BYTES`] (`/dev/zero`).
 fn read_optional(path: &Path) -> Result<Option<String>> {
     use crate::files::{self, OpenError};
-    let read = || -> std::result::Result<Option<Vec<u8>>, OpenError> {
-        let Some(file) = files::open_read(path, true)? else {
-            return Ok(None);
-        };
-        files::require_regular(&file)?;
-        files::read_capped(&file, MAX_BYTES).map(Some)
-    };
-    match read() {
+    match files::read_regular(path, MAX_BYTES) {
         Ok(None) => Ok(None),
         Ok(Some(bytes)) => String::from_utf8(bytes)
             .map(Some)

@@ -141,6 +141,16 @@ pub fn read_capped(mut file: &File, cap: u64) -> Result<Vec<u8>, OpenError> {
     Ok(bytes)
 }
 
+/// A small file's bytes, through a link, only from a regular file, read
+/// without blocking and up to `cap`; `None` when it does not exist.
+pub fn read_regular(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, OpenError> {
+    let Some(file) = open_read(path, true)? else {
+        return Ok(None);
+    };
+    require_regular(&file)?;
+    read_capped(&file, cap).map(Some)
+}
+
 /// Writes `bytes` into the existing file at `path` (the shell function's
 /// directive file): never through a link, never blocking on a FIFO, only
 /// into a regular file of ours, created 0600 if missing.

@@ -175,9 +175,25 @@ pub fn write_stamp(root: &Path, content: &str) {
     }
 }
 
+/// A git pointer file (`.git` of a linked worktree, `commondir`): a few
+/// hundred bytes. Read like any file a stranger may have planted (a FIFO
+/// named `.git` in a downloaded tree must not hang the prompt hook).
+fn read_pointer(path: &Path) -> Result<Option<String>> {
+    use crate::files::{self, OpenError};
+    match files::read_regular(path, 64 * 1024) {
+        Ok(bytes) => Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned())),
+        Err(OpenError::Io(e)) => Err(Error::io(format!("could not read {}", path.display()), e)),
+        Err(OpenError::Refused(r)) => Err(Error::hinted(
+            format!("could not read {}: {r}", path.display()),
+            "git writes it as a small regular file; remove or fix what is there",
+        )),
+    }
+}
+
 fn read_gitdir_file(dot_git: &Path) -> Result<Option<PathBuf>> {
-    let text = std::fs::read_to_string(dot_git)
-        .map_err(|e| Error::io(format!("could not read {}", dot_git.display()), e))?;
+    let Some(text) = read_pointer(dot_git)? else {
+        return Ok(None);
+    };
     let Some(target) = text.lines().next().and_then(|l| l.strip_prefix("gitdir:")) else {
         return Ok(None);
     };
@@ -187,9 +203,9 @@ fn read_gitdir_file(dot_git: &Path) -> Result<Option<PathBuf>> {
 }
 
 fn common_dir_of(git_dir: &Path) -> Result<PathBuf> {
-    let common = match std::fs::read_to_string(git_dir.join("commondir")) {
-        Ok(text) => git_dir.join(text.trim()),
-        Err(_) => git_dir.to_path_buf(),
+    let common = match read_pointer(&git_dir.join("commondir"))? {
+        Some(text) => git_dir.join(text.trim()),
+        None => git_dir.to_path_buf(),
     };
     common.canonicalize().map_err(|e| {
         Error::io(

@@ -520,3 +520,31 @@ fn validate_shows_config_problems_and_a_misspelt_table_releases_nothing() {
         "{out}"
     );
 }
+
+/// A `.git` that is a FIFO or a link to `/dev/zero` (a downloaded tree can
+/// hold anything) hung or read without end every prompt hook run in it.
+#[test]
+fn a_dot_git_that_is_not_a_regular_file_hangs_nothing() {
+    let t = TestEnv::new();
+    for plant in ["fifo", "/dev/zero"] {
+        let dir = t.repo.join(format!("sub-{}", plant.replace('/', "_")));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dot_git = dir.join(".git");
+        if plant == "fifo" {
+            mkfifo(&dot_git);
+        } else {
+            std::os::unix::fs::symlink(plant, &dot_git).unwrap();
+        }
+        for args in [&["env", "--hook"][..], &["env"]] {
+            let out = run_bounded(&mut t.wtenv_in(&dir, args), LIMIT);
+            assert_eq!(out.code, Some(1), "{plant} {args:?}: {out}");
+            assert!(
+                out.stderr.contains(&format!(
+                    "could not read {}: it is not a regular file",
+                    dot_git.display()
+                )),
+                "{plant} {args:?}: {out}"
+            );
+        }
+    }
+}
