@@ -57,23 +57,52 @@ fn process(record: &Record) -> ProcessId {
     }
 }
 
-/// Running while the supervisor lives (same pid, same start time).
+/// Running while the supervisor lives (same pid, same start time);
+/// `orphaned` while its service's group outlives a killed supervisor.
 pub fn query(record: &Record) -> Live {
     let alive = record.pid != 0 && process(record).is_alive();
+    let orphans = if alive { vec![] } else { orphans(record) };
     Live {
-        state: if alive { "running" } else { "inactive" }.into(),
-        pid: alive.then_some(record.pid),
+        state: match (alive, orphans.is_empty()) {
+            (true, _) => "running",
+            (false, false) => "orphaned",
+            (false, true) => "inactive",
+        }
+        .into(),
+        pid: if alive {
+            Some(record.pid)
+        } else {
+            orphans.first().copied()
+        },
         restarts: Some(0),
-        uptime: alive.then(|| Duration::from_secs(unix_now().saturating_sub(record.started))),
+        uptime: (alive || !orphans.is_empty())
+            .then(|| Duration::from_secs(unix_now().saturating_sub(record.started))),
+    }
+}
+
+/// The live members of the service's group that outlived its killed
+/// supervisor, each proven of the group it started
+/// ([`crate::process::orphans`]).
+fn orphans(record: &Record) -> Vec<u32> {
+    match record.group {
+        Some((pgid, start)) => crate::process::orphans(pgid, start),
+        None => vec![],
     }
 }
 
 /// SIGTERM to each live supervisor: it stops its service and releases.
-pub fn stop(records: &[&Record]) {
+/// A service whose supervisor was killed is stopped here: SIGTERM to each
+/// proven orphan, SIGKILL after `grace`.
+pub fn stop(records: &[&Record], grace: Duration) {
+    use nix::sys::signal::{Signal, kill};
     for r in records {
         if r.pid != 0 && process(r).is_alive() {
-            let pid = nix::unistd::Pid::from_raw(r.pid as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = kill(nix::unistd::Pid::from_raw(r.pid as i32), Signal::SIGTERM);
+        } else if let Some((pgid, start)) = r.group {
+            let left = crate::supervise::orphans::stop(pgid, start, grace);
+            if !left.is_empty() {
+                tracing::warn!("{}: {left:?} still run after SIGKILL", r.unit);
+            }
         }
     }
 }

@@ -135,6 +135,11 @@ pub struct Record {
     pub start_time: u64,
     /// Unix seconds.
     pub started: u64,
+    /// The service's process group and its leader's start time, once
+    /// ready (the detached back end: what `down` stops if its supervisor
+    /// was killed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<(u32, u64)>,
 }
 
 impl Record {
@@ -165,7 +170,7 @@ impl Live {
     pub fn running(&self) -> bool {
         matches!(
             self.state.as_str(),
-            "active" | "activating" | "reloading" | "running"
+            "active" | "activating" | "reloading" | "running" | "orphaned"
         )
     }
 }
@@ -575,6 +580,7 @@ pub fn up(
             pid: pid.unwrap_or(0),
             start_time: pid.and_then(ProcessId::of).map_or(0, |p| p.start_time),
             started: unix_now(),
+            group: None,
         };
         dir.write(&record)?;
         run.pending.push((run.started.len(), service, child));
@@ -620,6 +626,11 @@ impl Startup<'_> {
                 Ok(pid) => {
                     self.started[i].pid = Some(pid);
                     self.ready.insert(svc.name.clone());
+                    let record = &mut self.started[i].record;
+                    if record.manager == Manager::Wtenv {
+                        record.group = recorded_group(self.ctx, &record.unit);
+                        self.dir.write(record)?;
+                    }
                 }
                 Err(reason) => {
                     self.stop_started();
@@ -719,6 +730,17 @@ fn unit_file_name(manager: Manager, unit: &str) -> String {
     }
 }
 
+/// The process group (and its leader's start time) the registry records
+/// for `unit`'s hold: its `run` records them once the service started.
+fn recorded_group(ctx: &Ctx, unit: &str) -> Option<(u32, u64)> {
+    let data = ctx.registry.read().ok()?;
+    data.allocations
+        .iter()
+        .flat_map(|a| &a.holders)
+        .find(|h| h.unit.as_ref().is_some_and(|u| u.name == unit))
+        .and_then(|h| h.pgid.zip(h.leader_start))
+}
+
 /// The variables a `cmd` health check of `status` sees: the worktree's
 /// ports as recorded (nothing is allocated), without `[env]`.
 pub fn check_variables(ctx: &Ctx, scope: &Scope) -> Result<Vec<(String, String)>> {
@@ -775,7 +797,7 @@ pub fn stop(ctx: &Ctx, dir: &StateDir, records: &[Record], patience: Duration) -
         match manager {
             Manager::Systemd => systemd::stop(&mine)?,
             Manager::Launchd => launchd::stop(&mine, dir.path())?,
-            Manager::Wtenv => detached::stop(&mine),
+            Manager::Wtenv => detached::stop(&mine, patience / 2),
         }
     }
     let deadline = Instant::now() + patience;
