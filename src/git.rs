@@ -44,12 +44,33 @@ impl Running {
         let out = child
             .wait_with_output()
             .map_err(|e| Error::io(format!("could not run git {}", self.shown), e))?;
+        Running::result(&self.shown, out)
+    }
+}
+
+impl Running {
+    /// [`finish`](Running::finish), and on success git's stderr is passed
+    /// on as it is: what its hooks printed (git sends a hook's output
+    /// there), which the user sees as `git worktree add` would show it.
+    pub fn finish_showing_hooks(mut self) -> Result<String> {
+        let child = self.child.take().expect("finished once");
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::io(format!("could not run git {}", self.shown), e))?;
+        if out.status.success() {
+            use std::io::Write;
+            let _ = std::io::stderr().write_all(&out.stderr);
+        }
+        Running::result(&self.shown, out)
+    }
+
+    fn result(shown: &str, out: std::process::Output) -> Result<String> {
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
             let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
             Err(Error::Git {
-                args: self.shown.clone(),
+                args: shown.to_owned(),
                 stderr: if stderr.is_empty() {
                     format!("exited with {}", out.status)
                 } else {
@@ -104,12 +125,17 @@ impl Git {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.start(args, input)?.finish()
+        self.start(args, input, None)?.finish()
     }
 
     /// Starts `git ARGS` without waiting for it: [`Running::finish`] waits
     /// and gives [`run`](Self::run)'s result.
-    fn start<I, S>(&self, args: I, input: Option<&str>) -> Result<Running>
+    fn start<I, S>(
+        &self,
+        args: I,
+        input: Option<&str>,
+        env: Option<(&str, &str)>,
+    ) -> Result<Running>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -125,7 +151,11 @@ impl Git {
         // which lets the git step finish whole and then undoes it (see
         // `commands::create`), instead of git dying half-way with children
         // still holding ref locks.
-        let mut child = Command::new("git")
+        let mut command = Command::new("git");
+        if let Some((name, value)) = env {
+            command.env(name, value);
+        }
+        let mut child = command
             .args(&args)
             .current_dir(&self.dir)
             .stdin(if input.is_some() {
@@ -210,7 +240,14 @@ impl Git {
     /// existing branch (`create` makes it first, with
     /// [`Git::create_branch`]) at PATH, missing or an empty directory. The
     /// caller works while git checks out, then [`Running::finish`]es.
-    pub fn start_worktree_add(&self, path: &Path, branch: &str) -> Result<Running> {
+    /// `env` is given to git, and so to its hooks (`create` names the
+    /// worktree it makes: [`crate::worktree::CREATING_VAR`]).
+    pub fn start_worktree_add(
+        &self,
+        path: &Path,
+        branch: &str,
+        env: (&str, &str),
+    ) -> Result<Running> {
         let args: [&OsStr; 6] = [
             "worktree".as_ref(),
             "add".as_ref(),
@@ -219,7 +256,7 @@ impl Git {
             path.as_os_str(),
             branch.as_ref(),
         ];
-        self.start(args, None)
+        self.start(args, None, Some(env))
     }
 
     /// `git worktree remove [--force [--force]] -- PATH`. `force` 2 also

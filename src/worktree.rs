@@ -19,6 +19,32 @@ use crate::error::{Error, Result};
 const META_NAME: &str = "wtenv.json";
 const STAMP_NAME: &str = "wtenv.stamp";
 
+/// `create` runs `git worktree add` with this variable naming the new
+/// worktree (its path), its purpose and its identifier, so that git's
+/// hooks (a `post-checkout` calling `wtenv env`) see them before `create`
+/// writes them into the worktree's git dir. Read only for that path, and
+/// only while the git dir holds no record yet.
+pub const CREATING_VAR: &str = "WTENV_CREATING";
+
+#[derive(Serialize, Deserialize)]
+struct Creating {
+    path: PathBuf,
+    #[serde(flatten)]
+    meta: Meta,
+}
+
+/// The value of [`CREATING_VAR`] for the worktree `create` makes at `path`.
+pub fn creating_value(path: &Path, purpose: &str, identifier: &str) -> String {
+    serde_json::to_string(&Creating {
+        path: path.to_path_buf(),
+        meta: Meta {
+            purpose: Some(purpose.to_owned()),
+            identifier: Some(identifier.to_owned()),
+        },
+    })
+    .expect("the creating record serializes")
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Worktree {
     /// Canonical top level.
@@ -96,11 +122,19 @@ impl Worktree {
         main_root_of(&self.common_dir)
     }
 
+    /// What `create` recorded; while `create` is still making this
+    /// worktree (its git hooks run), what it passed in [`CREATING_VAR`].
     pub fn meta(&self) -> Meta {
-        std::fs::read(self.git_dir.join(META_NAME))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        match std::fs::read(self.git_dir.join(META_NAME)) {
+            Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
+            Err(_) => self.creating_meta().unwrap_or_default(),
+        }
+    }
+
+    fn creating_meta(&self) -> Option<Meta> {
+        let value = std::env::var(CREATING_VAR).ok()?;
+        let creating: Creating = serde_json::from_str(&value).ok()?;
+        (creating.path == self.root).then_some(creating.meta)
     }
 
     pub fn set_meta(&self, meta: &Meta) -> Result<()> {

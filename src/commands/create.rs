@@ -439,7 +439,15 @@ fn make(
     guard.worktree_attempted = true;
     make_dir(&plan.path)?;
     guard.dir_made = true;
-    let adding = plan.git.start_worktree_add(&plan.path, &plan.branch)?;
+    // Its hooks (post-checkout) run before create can record the
+    // worktree's purpose and identifier in its git dir: they get them
+    // through the environment, for this path only.
+    let creating = crate::worktree::creating_value(&plan.path, &plan.purpose, &plan.identifier);
+    let adding = plan.git.start_worktree_add(
+        &plan.path,
+        &plan.branch,
+        (crate::worktree::CREATING_VAR, &creating),
+    )?;
     // While git checks out, most of create's time, the ports are reserved
     // for the config create started from: the new checkout's own is almost
     // always the same file, and is looked at once git is done.
@@ -459,7 +467,7 @@ fn make(
     } else {
         None
     };
-    let added = adding.finish();
+    let added = adding.finish_showing_hooks();
     guard.worktree_added = added.is_ok();
     signals.check()?;
     added?;

@@ -443,3 +443,50 @@ fn orphans_of_a_killed_run_are_named_everywhere_and_validate_fix_stops_only_them
     );
     assert!(t.allocations().is_empty(), "{:?}", t.allocations());
 }
+
+/// A `post-checkout` hook that writes `.env` with `wtenv env` during
+/// `create --purpose bugfix` (no `--ports`): it sees the new worktree's
+/// purpose and identifier, so its port comes from the bugfix range, and
+/// what the hook prints reaches the user.
+#[test]
+fn a_post_checkout_hook_sees_the_new_worktrees_identity_and_its_output_is_shown() {
+    let t = TestEnv::with_ports(crate::support::PortBlock::take_many(2));
+    let half = t.ports.len() / 2;
+    let (feature, bugfix) = (
+        format!("{}-{}", t.ports.start, t.ports.start + half - 1),
+        format!("{}-{}", t.ports.start + half, t.ports.end()),
+    );
+    std::fs::write(
+        t.repo.join("wtenv.toml"),
+        format!("[purposes]\nfeature = \"{feature}\"\nbugfix = \"{bugfix}\"\n"),
+    )
+    .unwrap();
+    t.git(&["commit", "-q", "-am", "two purposes"]);
+    let hook = t.repo.join(".git/hooks/post-checkout");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\n'{}' env --format dotenv > .env\necho \"hook: wrote .env\" >&2\n",
+            env!("CARGO_BIN_EXE_wtenv")
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run(&mut t.wtenv(&["create", "--purpose", "bugfix", "--identifier", "fix1"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr.contains("hook: wrote .env\n"),
+        "the hook's output is hidden: {out}"
+    );
+    let wt = t.root().join("repo.worktrees/bugfix-fix1");
+    let dotenv = std::fs::read_to_string(wt.join(".env")).unwrap();
+    assert!(dotenv.contains("WTENV_PURPOSE='bugfix'\n"), "{dotenv}");
+    assert!(dotenv.contains("WTENV_IDENTIFIER='fix1'\n"), "{dotenv}");
+    let port = t.ports.start + half;
+    assert!(dotenv.contains(&format!("PORT='{port}'\n")), "{dotenv}");
+    let out = run(&mut t.wtenv(&["validate"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let out = run(&mut t.wtenv_in(&wt, &["env"]));
+    assert!(out.stdout.contains(&format!("PORT='{port}'")), "{out}");
+}
