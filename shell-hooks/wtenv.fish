@@ -5,9 +5,10 @@
 #   The binary writes the target into the file named by WTENV_CD_FILE; the
 #   function reads it and runs `builtin cd --` (its output is never eval'd).
 # - A prompt hook, for shells without direnv: entering a worktree with a
-#   wtenv.toml or wtenv.json exports its variables; leaving it unsets exactly
-#   those (their names are kept in __WTENV_DIFF). When the directory did not
-#   change since the last prompt, it does nothing.
+#   wtenv.toml or wtenv.json exports its variables; leaving it gives exactly
+#   those back the values they had before (unset if they had none), as
+#   direnv does (names in __WTENV_DIFF, old values in __WTENV_SAVED). When
+#   the directory did not change since the last prompt, it does nothing.
 
 function wtenv --description 'wtenv, able to change the directory (wtenv enter)'
     set -l __wtenv_tmp /tmp

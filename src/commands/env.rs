@@ -101,32 +101,93 @@ fn run_hook(args: &Args, ctx: &Ctx) -> Result<Outcome> {
         .filter(|n| is_env_name(n))
         .map(str::to_owned)
         .collect();
-    let had_diff = std::env::var_os(DIFF_VAR).is_some();
+    let before = Before {
+        names: previous,
+        saved: std::env::var(SAVED_VAR)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default(),
+        had_diff: std::env::var_os(DIFF_VAR).is_some(),
+        had_saved: std::env::var_os(SAVED_VAR).is_some(),
+    };
+    let current = |name: &str| std::env::var(name).ok();
     match hook_variables(args, ctx) {
-        Ok(mut vars) => {
-            let mut unset: Vec<String> = previous
-                .into_iter()
-                .filter(|p| !vars.iter().any(|(n, _)| n == p))
-                .collect();
-            if !vars.is_empty() {
-                let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
-                let diff = names.join(":");
-                vars.push((DIFF_VAR.into(), diff));
-            } else if had_diff {
-                unset.push(DIFF_VAR.into());
-            }
-            output::stdout(&shell::render(args.format, &vars, &unset)?)?;
+        Ok(vars) => {
+            let (set, unset) = hook_changes(&before, vars, current);
+            output::stdout(&shell::render(args.format, &set, &unset)?)?;
             Ok(Outcome::SUCCESS)
         }
         Err(err) => {
-            let mut unset = previous;
-            if had_diff {
-                unset.push(DIFF_VAR.into());
-            }
-            output::stdout(&shell::render(args.format, &[], &unset)?)?;
+            let (set, unset) = hook_changes(&before, Vec::new(), current);
+            output::stdout(&shell::render(args.format, &set, &unset)?)?;
             Err(err)
         }
     }
+}
+
+/// The variable in which the prompt hook keeps, as a JSON object, the
+/// values its variables had before it set them (restored on leaving, as
+/// direnv does); a name it lacks was unset.
+pub const SAVED_VAR: &str = "__WTENV_SAVED";
+
+/// What the prompt hook had done before this prompt.
+#[derive(Debug, Default)]
+struct Before {
+    /// The names it exported (`__WTENV_DIFF`), checked as names.
+    names: Vec<String>,
+    /// Their values before it exported them (`__WTENV_SAVED`).
+    saved: std::collections::BTreeMap<String, String>,
+    had_diff: bool,
+    had_saved: bool,
+}
+
+/// What the hook prints, as (set, unset): `vars`, and for each variable it
+/// set before and no longer sets, the value the user had before (or an
+/// unset when there was none); then its own bookkeeping. A variable it
+/// keeps setting keeps its first saved value, whatever worktree set it
+/// since. `current` reads the environment as it is now.
+fn hook_changes(
+    before: &Before,
+    vars: Vec<(String, String)>,
+    current: impl Fn(&str) -> Option<String>,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let sets = |name: &str| vars.iter().any(|(n, _)| n == name);
+    let mut set = Vec::new();
+    let mut unset = Vec::new();
+    for name in before.names.iter().filter(|n| !sets(n)) {
+        match before.saved.get(name) {
+            Some(value) => set.push((name.clone(), value.clone())),
+            None => unset.push(name.clone()),
+        }
+    }
+    let mut saved = std::collections::BTreeMap::new();
+    for (name, _) in &vars {
+        let old = if before.names.contains(name) {
+            before.saved.get(name).cloned()
+        } else {
+            current(name)
+        };
+        if let Some(old) = old {
+            saved.insert(name.clone(), old);
+        }
+    }
+    let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
+    let diff = names.join(":");
+    set.extend(vars);
+    match (diff.is_empty(), before.had_diff) {
+        (false, _) => set.push((DIFF_VAR.into(), diff)),
+        (true, true) => unset.push(DIFF_VAR.into()),
+        (true, false) => {}
+    }
+    match (saved.is_empty(), before.had_saved) {
+        (false, _) => set.push((
+            SAVED_VAR.into(),
+            serde_json::to_string(&saved).expect("strings serialize"),
+        )),
+        (true, true) => unset.push(SAVED_VAR.into()),
+        (true, false) => {}
+    }
+    (set, unset)
 }
 
 /// The hook's variables: none outside a worktree with a config file.

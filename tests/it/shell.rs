@@ -293,6 +293,60 @@ fn prompt_hook_exports_on_entry_and_unsets_exactly_those_on_leaving() {
     }
 }
 
+/// Leaving a worktree restores what the user had before entering it, as
+/// direnv does: a `PORT` exported before is back with its value (also
+/// after passing through another worktree); one unset before is unset.
+#[test]
+fn prompt_hook_restores_on_leaving_the_values_set_before_entering() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    let outside = t.root().join("home");
+    let mine = "user's value $x \\ ✓";
+    for sh in SHELLS {
+        let hook = hook_file(&t, sh.name());
+        let file = |n: &str| t.root().join(format!("{}-restore-{n}.env", sh.name()));
+        let set = match sh {
+            Sh::Fish => format!("set -gx PORT {}", wtenv::shell::quote_fish(mine)),
+            _ => format!("export PORT={}", wtenv::shell::quote_posix(mine)),
+        };
+        let script = format!(
+            "{set}\nsource {hook}\ncd {repo}\n{h}\nenv -0 > {a}\ncd {other}\n{h}\nenv -0 > {b}\ncd {out}\n{h}\nenv -0 > {c}\n",
+            hook = q(&hook),
+            repo = q(&t.repo),
+            other = q(&other),
+            out = q(&outside),
+            h = sh.after_cd(),
+            a = q(&file("a")),
+            b = q(&file("b")),
+            c = q(&file("c")),
+        );
+        let out = sh.run(&t, &outside, &script);
+        assert_eq!(out.code, Some(0), "{}: {out}", sh.name());
+        assert_eq!(out.stderr, "", "{}: {out}", sh.name());
+        let (a, b, c) = (
+            read_env(&file("a")),
+            read_env(&file("b")),
+            read_env(&file("c")),
+        );
+        assert_eq!(
+            var(&a, "PORT"),
+            Some(t.ports.port(0).to_string().as_str()),
+            "{}",
+            sh.name()
+        );
+        assert_eq!(
+            var(&b, "PORT"),
+            Some(t.ports.port(1).to_string().as_str()),
+            "{}",
+            sh.name()
+        );
+        assert_eq!(var(&c, "PORT"), Some(mine), "{}: not restored", sh.name());
+        for name in ["WTENV_WORKTREE", "__WTENV_DIFF", "__WTENV_SAVED"] {
+            assert_eq!(var(&c, name), None, "{}: {name} left behind", sh.name());
+        }
+    }
+}
+
 #[test]
 fn prompt_hook_does_nothing_when_the_directory_did_not_change() {
     let t = TestEnv::new();
