@@ -39,38 +39,32 @@ pub struct Running {
 impl Running {
     /// Waits for git: its stdout on success, else [`Error::Git`] with its
     /// stderr.
-    pub fn finish(mut self) -> Result<String> {
-        let child = self.child.take().expect("finished once");
-        let out = child
-            .wait_with_output()
-            .map_err(|e| Error::io(format!("could not run git {}", self.shown), e))?;
-        Running::result(&self.shown, out)
+    pub fn finish(self) -> Result<String> {
+        self.wait(false)
     }
-}
 
-impl Running {
     /// [`finish`](Running::finish), and on success git's stderr is passed
     /// on as it is: what its hooks printed (git sends a hook's output
     /// there), which the user sees as `git worktree add` would show it.
-    pub fn finish_showing_hooks(mut self) -> Result<String> {
+    pub fn finish_showing_hooks(self) -> Result<String> {
+        self.wait(true)
+    }
+
+    fn wait(mut self, show_stderr: bool) -> Result<String> {
         let child = self.child.take().expect("finished once");
         let out = child
             .wait_with_output()
             .map_err(|e| Error::io(format!("could not run git {}", self.shown), e))?;
         if out.status.success() {
-            use std::io::Write;
-            let _ = std::io::stderr().write_all(&out.stderr);
-        }
-        Running::result(&self.shown, out)
-    }
-
-    fn result(shown: &str, out: std::process::Output) -> Result<String> {
-        if out.status.success() {
+            if show_stderr {
+                use std::io::Write;
+                let _ = std::io::stderr().write_all(&out.stderr);
+            }
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
             let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
             Err(Error::Git {
-                args: shown.to_owned(),
+                args: self.shown.clone(),
                 stderr: if stderr.is_empty() {
                     format!("exited with {}", out.status)
                 } else {
