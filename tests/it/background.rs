@@ -178,6 +178,16 @@ impl Drop for UserManager {
     }
 }
 
+/// Runs `wtenv down` when dropped: a detached service of a test that
+/// failed half-way is stopped, not left running on the machine.
+struct DownOnDrop<'a>(&'a TestEnv);
+
+impl Drop for DownOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.wtenv(&["down", "--timeout", "30s"]).output();
+    }
+}
+
 /// Two plain HTTP servers that say who they are first.
 fn two_http_services(t: &TestEnv) {
     t.write_config(
@@ -388,6 +398,7 @@ run = "echo api cannot start >&2; exit 3"
 #[test]
 fn the_wtenv_back_end_serves_detached_until_down_releases_everything() {
     let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
     two_http_services(&t);
     let (web, api) = ports(&t);
     let up = run(&mut t.wtenv(&["up", "--detach"]));
@@ -428,6 +439,7 @@ fn the_wtenv_back_end_serves_detached_until_down_releases_everything() {
 #[test]
 fn the_wtenv_back_end_releases_when_its_supervisor_is_stopped_from_outside() {
     let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
     two_http_services(&t);
     let (web, api) = ports(&t);
     let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
@@ -474,6 +486,7 @@ fn the_wtenv_back_end_releases_when_its_supervisor_is_stopped_from_outside() {
 #[test]
 fn the_wtenv_back_end_keeps_each_log_under_its_size_limit() {
     let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
     // 3,000 lines of 100 bytes (300 KB) before it serves.
     t.write_config(
         r#"
@@ -499,6 +512,7 @@ run = "python3 -c 'import sys; [print(\"%04d \" % i + \"x\" * 94) for i in range
 #[test]
 fn remove_refuses_while_a_detached_service_runs_and_force_stops_it() {
     let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
     two_http_services(&t);
     t.git(&["commit", "-q", "-am", "services"]);
     let wt = t.add_worktree("feature-bg");
@@ -637,6 +651,7 @@ fn launchd_plists_parse_with_the_right_program_directory_and_environment() {
 #[test]
 fn up_detach_starts_dependencies_first_and_waits_for_their_health() {
     let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
     t.write_config(
         r#"
 [services.web]
@@ -664,6 +679,7 @@ health = { http = "/wtenv.toml" }
 #[test]
 fn up_detach_fails_with_the_failing_health_check_and_releases() {
     let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
     t.write_config(
         r#"
 [services.web]
@@ -777,6 +793,7 @@ fn exported_launchd_plists_carry_the_program_directory_and_environment() {
 #[test]
 fn logs_follow_prints_new_lines_as_the_service_writes_them() {
     let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
     t.write_config(
         r#"
 [services.web]
