@@ -455,6 +455,29 @@ fn fifty_start_and_ctrl_c_cycles_leak_nothing() {
     assert!(t.allocations().is_empty());
 }
 
+/// Waits until a process whose command line holds `marker` is the
+/// foreground group of its terminal (stat: pgrp == tpgid). Keys typed
+/// before that can land while the shell's line editor still has the
+/// terminal in raw mode, and never reach the child as a line.
+fn wait_foreground(marker: &str) {
+    let found = wait_for(PATIENCE, || {
+        process::all_pids().into_iter().any(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if !String::from_utf8_lossy(&cmd).contains(marker) {
+                return false;
+            }
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let Some(close) = stat.rfind(')') else {
+                return false;
+            };
+            let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+            // Fields after comm: state ppid pgrp session tty_nr tpgid.
+            f.len() > 5 && f[2] == f[5]
+        })
+    });
+    assert!(found, "no foreground process runs {marker:?}");
+}
+
 #[test]
 fn an_interactive_child_under_a_terminal_reads_input_and_dies_on_ctrl_c() {
     let t = TestEnv::new();
@@ -469,7 +492,7 @@ fn an_interactive_child_under_a_terminal_reads_input_and_dies_on_ctrl_c() {
     );
     tmux.keys(&t, &[&line, "Enter"]);
     // The child reads the terminal: it must not be stopped by SIGTTIN.
-    std::thread::sleep(Duration::from_millis(300));
+    wait_foreground("read l; echo got:");
     tmux.keys(&t, &["hello", "Enter"]);
     assert!(
         wait_for(PATIENCE, || tmux.pane(&t).contains("got:hello")),
@@ -593,6 +616,7 @@ fn ctrl_z_stops_wtenv_with_its_child_and_fg_resumes_both_with_the_terminal() {
         env!("CARGO_BIN_EXE_wtenv")
     );
     tmux.keys(&t, &[&line, "Enter"]);
+    wait_foreground("read a; echo first:");
     tmux.keys(&t, &["one", "Enter"]);
     assert!(
         wait_for(PATIENCE, || tmux.pane(&t).contains("first:one")),
@@ -613,7 +637,7 @@ fn ctrl_z_stops_wtenv_with_its_child_and_fg_resumes_both_with_the_terminal() {
         tmux.pane(&t)
     );
     tmux.keys(&t, &["fg", "Enter"]);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_foreground("read a; echo first:");
     tmux.keys(&t, &["two", "Enter"]);
     assert!(
         wait_for(PATIENCE, || tmux.pane(&t).contains("second:two")),
