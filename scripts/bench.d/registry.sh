@@ -57,10 +57,11 @@ for size in ${WTENV_BENCH_SIZES:-1000 20000}; do
     }
     count /bin/true /bin/true
     count "env (hot path)" "$WTENV" env -q
+    # Whatever hyperfine's last run left: allocated, then released.
+    "$WTENV" -q allocate --service s >/dev/null
     "$WTENV" -q release --service s
     count allocate "$WTENV" allocate --service s
     count release "$WTENV" -q release --service s
-    "$WTENV" -q allocate --service s >/dev/null
   fi
 
   python3 - "$json" "$counts" "$size" <<'PY'
