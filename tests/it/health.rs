@@ -187,6 +187,10 @@ depends_on = ["api"]
     assert_no_holds(&t);
 }
 
+/// The timeout is long enough for a Python server to start on a loaded
+/// machine: the last result must be the server's 503, not "connection
+/// refused" from a server that was still starting (a 2 s timeout failed so
+/// on a 2-core machine running the suite).
 #[test]
 fn a_service_never_healthy_fails_up_after_ready_timeout_naming_the_last_result() {
     let t = TestEnv::new();
@@ -197,7 +201,7 @@ fn a_service_never_healthy_fails_up_after_ready_timeout_naming_the_last_result()
 [services.api]
 run = "{api}"
 health = {{ http = "/healthz" }}
-ready_timeout = "2s"
+ready_timeout = "10s"
 
 [services.db]
 run = "{db}"
@@ -213,7 +217,7 @@ run = "{db}"
     let stderr = w.stderr_text();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("error: service api not ready after 2s: GET /healthz -> 503"),
+        stderr.contains("error: service api not ready after 10s: GET /healthz -> 503"),
         "{stderr}"
     );
     assert!(!alive(api) && !alive(db), "everything stopped: {stderr}");
