@@ -1,4 +1,5 @@
-//! The allocation rules (SPEC "Allocation rules"), in one place.
+//! The allocation rules (docs/ARCHITECTURE.md, "Allocation rules", numbered
+//! there and cited here as "rule N"), in one place.
 //!
 //! Decisions are plain functions over values: [`scan`] picks ports,
 //! [`sweep`] finds provably stale entries, [`classify`] tells in-use from
@@ -443,7 +444,8 @@ pub fn describe_holders(holders: &[Holder]) -> String {
 /// occupied ports instead of failing.
 pub const CONFLICT_HINT: &str = "hint: to take the next free port instead, pass --skip-occupied or set [allocation] skip_occupied = true in wtenv.toml";
 
-/// The seed's fail-fast message for the `range` (of `ranges`) where the
+/// The fail-fast conflict message (kept word for word from the scripts wtenv
+/// replaces) for the `range` (of `ranges`) where the
 /// conflicts are, word for word, then one holder line per port, then, for a
 /// purpose with overflow ranges, every range and the rule that moves on; last
 /// [`CONFLICT_HINT`].
@@ -546,7 +548,7 @@ fn current_ports(data: &RegistryData, req: &Request) -> Ports {
 /// to record, a port missing, one merely held, a dead holder to sweep) one
 /// exclusive transaction sweeps stale entries, scans, and writes. On a conflict
 /// nothing is written (not even the sweep), and the error carries the
-/// seed's message.
+/// conflict message.
 pub fn ensure(
     registry: &Registry,
     req: &Request,

@@ -35,7 +35,7 @@ pub const MAX_BYTES: u64 = 1024 * 1024;
 /// The top-level tables a config may have.
 const TABLES: &[&str] = &["worktrees", "allocation", "purposes", "services", "env"];
 
-/// Ports below this need privileges; refused in config (rule 6).
+/// Ports below this need privileges; refused in config (allocation rule 6).
 pub const MIN_PORT: u16 = 1024;
 
 /// Built-in purposes, used when the config has no `[purposes]` table.

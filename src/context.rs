@@ -89,7 +89,8 @@ impl Ctx {
         }
     }
 
-    /// The config's own warnings, and rule 6, checked here at the edge: it
+    /// The config's own warnings, and allocation rule 6 (a range overlapping
+    /// the ephemeral one), checked here at the edge: it
     /// depends on the machine, not on the file. The built-in ranges never
     /// overlap it. Each once per process, keyed without the file's name.
     pub fn warn_about(&self, config: &Config) {

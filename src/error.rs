@@ -34,7 +34,8 @@ pub enum Error {
         waited: std::time::Duration,
     },
 
-    /// The fail-fast port conflict; the message is the seed's, word for word.
+    /// The fail-fast port conflict; the message is kept word for word from the
+    /// scripts wtenv replaces (docs/ARCHITECTURE.md, allocation rule 3).
     #[error("{0}")]
     Conflict(String),
 
@@ -144,7 +145,7 @@ impl Error {
         }
     }
 
-    /// The one mapping from error kind to exit code (SPEC "Exit codes").
+    /// The one mapping from error kind to exit code (README, "Exit codes").
     pub fn exit_code(&self) -> exit::Outcome {
         match self {
             Error::RegistryUnusable { .. }

@@ -1,4 +1,4 @@
-//! The one exit-code table of wtenv (SPEC "Exit codes").
+//! The one exit-code table of wtenv (README, "Exit codes").
 //!
 //! Every command returns an [`Outcome`]; only `main` turns it into a process
 //! exit, after every `Drop` (port release lives there) has run.

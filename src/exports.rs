@@ -1,4 +1,4 @@
-//! The variables a worktree exports (SPEC "Environment"): each service's
+//! The variables a worktree exports (README, "Environment"): each service's
 //! names, the `WTENV_*` provenance variables, then the `[env]` templates
 //! (of a trusted config only).
 //!

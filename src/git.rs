@@ -1,4 +1,4 @@
-//! The one module that runs git (STYLE 4): its CLI, argument vectors only,
+//! The one module that runs git: its CLI, argument vectors only,
 //! never a shell, and one error text per call ([`Error::Git`] names the
 //! arguments and git's own message).
 //!

@@ -89,7 +89,7 @@ pub fn run(cli: Cli) -> Outcome {
     }
 }
 
-/// A command line clap refused: usage errors exit 1 (SPEC: bad input),
+/// A command line clap refused: usage errors exit 1 (bad input),
 /// `--help` and `--version` exit 0.
 pub fn usage_error(err: clap::Error) -> Outcome {
     let _ = err.print();
@@ -140,7 +140,7 @@ pub(crate) fn color_enabled(choice: clap::ColorChoice, terminal: bool) -> bool {
 }
 
 /// `error: what failed` then `hint: what to do`. The conflict message is
-/// the seed's, printed as it is.
+/// printed as it is (kept word for word from the scripts wtenv replaces).
 fn report(err: &Error, quiet: bool) {
     match err {
         Error::Interrupted(_) => {}

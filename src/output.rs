@@ -1,4 +1,4 @@
-//! stdout is data or shell code only; stderr is talk (STYLE 7).
+//! stdout is data or shell code only; stderr is talk (docs/ARCHITECTURE.md, "Integrations").
 //!
 //! Writes to stdout go through [`stdout`], which treats a closed pipe
 //! (`wtenv ports | head -1`) as success, like ripgrep and zoxide.

@@ -33,8 +33,8 @@ pub fn hold_for(pid: u32) -> Result<Hold> {
         pid,
         start_time: process.start_time,
         command: crate::process::command(pid).unwrap_or_default(),
-        // Recorded for the record (SPEC: a held allocation names its
-        // holder's group); wtenv never signals a group it did not spawn.
+        // Recorded so that views can name the holder's process group
+        // (docs/ARCHITECTURE.md, "Registry"); wtenv never signals a group it did not spawn.
         pgid: crate::process::pgid(pid),
         leader_start: None,
         unit: None,
@@ -42,7 +42,7 @@ pub fn hold_for(pid: u32) -> Result<Hold> {
 }
 
 /// Allocates what is missing, refuses a port held by another worktree's
-/// process (rule 5), and returns the variables. (The stamp direnv watches
+/// process (allocation rule 5), and returns the variables. (The stamp direnv watches
 /// is the registry's to rewrite: [`crate::registry::Registry::transaction`].)
 /// Shared by `env` and `run`.
 pub fn ensure_verified(
@@ -109,7 +109,7 @@ pub fn reserve_request(ctx: &Ctx, request: &alloc::Request) -> Result<alloc::Por
 
 /// A port of a configured range that someone outside wtenv's record
 /// holds: free in the registry but occupied on the system, or reserved for
-/// a worktree but held by a process not of it (rule 5's foreign holder).
+/// a worktree but held by a process not of it (allocation rule 5's foreign holder).
 #[derive(Debug, Clone)]
 pub struct Conflict {
     pub port: u16,

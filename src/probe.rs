@@ -1,6 +1,6 @@
 //! "Free on the system": the port probe, and who holds a busy port.
 //!
-//! A port is occupied when any of these says so (SPEC "Port probe"):
+//! A port is occupied when any of these says so (docs/ARCHITECTURE.md, "Probe"):
 //! - bind + listen on `[::]` (IPV6_V6ONLY off), `127.0.0.1`, `0.0.0.0` and
 //!   `::1` fails with EADDRINUSE or EACCES. SO_REUSEADDR is on, so a
 //!   TIME_WAIT leftover is not "busy"; SO_REUSEPORT is never set, so a
@@ -174,7 +174,7 @@ pub fn ephemeral_range() -> Option<crate::config::PortRange> {
     }
 }
 
-/// A warning when `range` overlaps the ephemeral range (SPEC rule 6).
+/// A warning when `range` overlaps the ephemeral range (allocation rule 6).
 pub fn ephemeral_overlap(range: crate::config::PortRange) -> Option<String> {
     let eph = ephemeral_range()?;
     range.overlaps(&eph).then(|| {

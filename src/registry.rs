@@ -47,7 +47,7 @@ pub const PROBE_LOCK_NAME: &str = "probe.lock";
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 /// The variable that sets how long to wait for a lock.
 pub const LOCK_TIMEOUT_VAR: &str = "WTENV_LOCK_TIMEOUT";
-/// The lowest port a registry may record (rule 6: privileged ports are
+/// The lowest port a registry may record (allocation rule 6: privileged ports are
 /// refused; a record below it would make the liveness probe bind there).
 const MIN_PORT: u16 = crate::config::MIN_PORT;
 

@@ -1,4 +1,4 @@
-//! The registry check behind `wtenv validate` (SPEC "validate"): findings
+//! The registry check behind `wtenv validate` (README, "validate"): findings
 //! as plain data, each with a kind, a severity, what it concerns, why, and
 //! the [`Fix`] that repairs it if one exists.
 

@@ -4,7 +4,7 @@
 //! the first `.git` (a directory in the main worktree, a `gitdir:` file in a
 //! linked one), then follow `commondir` to the repository. Identities are
 //! canonical paths: the repository is its git common dir, a worktree its
-//! top level (SPEC "Terms").
+//! top level.
 //!
 //! Per-worktree metadata (purpose, identifier) lives in the worktree's own
 //! git dir (`.git/worktrees/<name>/wtenv.json`), so git deletes it with the
@@ -275,7 +275,7 @@ pub fn listed_worktrees(common_dir: &Path) -> Vec<(PathBuf, bool)> {
 }
 
 /// A worktree is gone when its directory is missing and git no longer lists
-/// it (SPEC rule 4). An unlocked entry whose directory is missing is one
+/// it (allocation rule 4). An unlocked entry whose directory is missing is one
 /// `git worktree prune` deletes, so git no longer counts it: gone. A locked
 /// one (a worktree on an unmounted disk) is kept, as git keeps it. The main
 /// worktree is never locked: it is gone with its directory.

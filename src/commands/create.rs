@@ -17,7 +17,7 @@
 //! branch into it, and while git checks out, the ports; then the metadata.
 //! The directory comes before the reservation because a reservation for a
 //! directory that does not exist is "worktree gone" to a concurrent wtenv's
-//! sweep (rule 4), which would hand the port out twice. The reservation
+//! sweep (allocation rule 4), which would hand the port out twice. The reservation
 //! runs beside git because it is most of what create adds to git's own
 //! time (a durable registry write); its transaction never waits for git,
 //! so the registry lock is not held for git's sake. It is made for the
@@ -434,7 +434,7 @@ fn make(
 
     // The directory first, empty (git fills an empty one in): from now on
     // a reservation for it is never "worktree gone" to a concurrent sweep,
-    // which requires the directory to be missing (rule 4). Marked before:
+    // which requires the directory to be missing (allocation rule 4). Marked before:
     // git may leave part of its work behind if it fails half-way.
     guard.worktree_attempted = true;
     make_dir(&plan.path)?;

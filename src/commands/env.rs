@@ -2,7 +2,7 @@
 //!
 //! The hot path (every `cd` under direnv or the prompt hook): when every
 //! service has its allocation, it takes only the shared lock and writes
-//! nothing; it probes the worktree's own ports (rule 5) and reads /proc
+//! nothing; it probes the worktree's own ports (allocation rule 5) and reads /proc
 //! only when one is busy. No git subprocess, no network.
 //!
 //! `--hook` is the prompt hook's mode (shell-hooks/wtenv.*): outside a

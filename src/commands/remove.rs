@@ -7,7 +7,7 @@
 //! worktree, a locked one): when it does, the worktree and its ports stay
 //! exactly as they were. If the release then fails (the registry busy),
 //! the allocations belong to a worktree that is gone, which the next
-//! wtenv's sweep releases (rule 4): nothing is lost either way. The same
+//! wtenv's sweep releases (allocation rule 4): nothing is lost either way. The same
 //! holds for a Ctrl-C: git runs in its own process group and finishes its
 //! step; a wtenv killed before the release leaves allocations the sweep
 //! takes back.
@@ -94,7 +94,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     }
 
     // Who still uses the ports: recorded holders that live, and listeners
-    // of the worktree's own (rule 5).
+    // of the worktree's own (allocation rule 5).
     let data = ctx.registry.read()?;
     let mine: Vec<_> = data
         .allocations

@@ -1,4 +1,4 @@
-//! `use wtenv` under the real direnv (TESTING.md "direnv").
+//! `use wtenv` under the real direnv.
 
 use std::path::Path;
 use std::process::{Command, Stdio};

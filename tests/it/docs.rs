@@ -1,4 +1,4 @@
-//! Docs that cannot drift (STYLE 16): the README's command table is the
+//! Docs that cannot drift: the README's command table is the
 //! CLI's, command for command, and every flag it shows exists.
 
 use clap::CommandFactory;

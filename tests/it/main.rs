@@ -1,4 +1,4 @@
-//! One integration test binary, a module per area (STYLE 13).
+//! One integration test binary, a module per area.
 
 mod support;
 

@@ -1,6 +1,6 @@
 //! `wtenv hook nix` in a real `nix develop`, the `lib` helper of
-//! `flake.nix`, and the flake itself (TESTING.md "Nix": no nixpkgs here, so
-//! the fixtures are no-input flakes).
+//! `flake.nix`, and the flake itself (nixpkgs cannot be fetched on the
+//! test machines, so the fixtures are flakes with no inputs).
 
 use std::path::Path;
 use std::process::Command;
@@ -12,7 +12,7 @@ fn manifest(rel: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-/// Nix isolated per TESTING.md: no binary cache, an empty flake registry.
+/// Nix isolated: no binary cache, an empty flake registry.
 /// `nix develop REPO --command bash -c` (the script is the next arg): the
 /// test flake's shellHook runs first.
 pub fn nix_develop(t: &TestEnv) -> Command {

@@ -1,4 +1,4 @@
-//! The port probe against real listeners (TESTING.md hard cases 1-4): every
+//! The port probe against real listeners: every
 //! way a port can be taken is "busy", TIME_WAIT is "free", and a host
 //! without IPv6 still allocates. Each case is checked through the library
 //! (`wtenv::probe::probe`) and through the real binary, whose fail-fast

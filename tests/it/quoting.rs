@@ -1,5 +1,5 @@
 //! Hostile values through every `env --format`, eval'd by the real bash,
-//! zsh and fish (TESTING.md hard case 14): they arrive byte-exact and no
+//! zsh and fish: they arrive byte-exact and no
 //! code runs. The worktree's own path holds `$(touch PWNED)` and a quote.
 
 use std::path::{Path, PathBuf};

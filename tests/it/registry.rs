@@ -1,7 +1,8 @@
 //! The registry and the allocation rules through the real binary: sticky
-//! and lowest-free, fail-fast with the seed's message, own vs foreign
-//! holders (rule 5), sweeps (rule 4), concurrency and crashes (rule 7,
-//! atomic writes), and registries that must not be touched (TESTING.md 15).
+//! and lowest-free, fail-fast with the conflict message, own vs foreign
+//! holders (allocation rule 5), sweeps (rule 4), concurrency and crashes
+//! (rule 7, atomic writes), and registries that must not be touched
+//! (corrupt, empty, newer, a symlink, unsafe permissions).
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -112,10 +113,10 @@ fn tables_keep_one_line_per_allocation_whatever_the_path_holds() {
     assert_eq!(out.stdout.lines().count(), 4, "{out}");
 }
 
-// ---- fail fast (rule 3) -------------------------------------------------
+// ---- fail fast (allocation rule 3) -------------------------------------------------
 
 /// Port 0 of the block is another worktree's; 1, 2 and 3 are held by
-/// listeners the registry does not know. The command fails with the seed's
+/// listeners the registry does not know. The command fails with the conflict
 /// three lines, then exactly one holder line per port, and writes nothing.
 #[test]
 fn conflict_message_is_the_seeds_with_one_holder_line_per_port_and_allocates_nothing() {
@@ -203,7 +204,7 @@ fn skip_occupied_config_key_takes_the_next_free_port() {
     assert!(out.stderr.is_empty(), "{out}");
 }
 
-// ---- own vs foreign holder (rule 5) -------------------------------------
+// ---- own vs foreign holder (allocation rule 5) -------------------------------------
 
 #[test]
 fn reserved_port_held_by_a_process_of_its_own_worktree_is_in_use() {
@@ -241,7 +242,7 @@ fn reserved_port_held_by_a_foreign_process_fails_env_naming_it() {
     assert_eq!(t.allocations().len(), 1, "the reservation stays");
 }
 
-// ---- sweeps (rule 4) ----------------------------------------------------
+// ---- sweeps (allocation rule 4) ----------------------------------------------------
 
 fn services_and_worktrees(t: &TestEnv) -> BTreeSet<(String, std::path::PathBuf)> {
     t.allocations()
@@ -357,7 +358,7 @@ fn a_holder_whose_pid_was_reused_is_swept() {
     impostor.wait().unwrap();
 }
 
-/// TESTING.md 10, the core's half: a SIGKILLed holder (`wtenv run`) left
+/// wtenv SIGKILLed, the core's half: a SIGKILLed holder (`wtenv run`) left
 /// its server running. The next allocation sweeps the dead hold (for good,
 /// even though it then fails), meets the port held on the system, and
 /// names the process still holding it.
@@ -450,7 +451,7 @@ fn a_locked_worktree_on_a_missing_directory_is_kept() {
     assert_eq!(t.allocations().len(), 2);
 }
 
-// ---- concurrency and crashes (rule 7, atomic writes) --------------------
+// ---- concurrency and crashes (allocation rule 7, atomic writes) --------------------
 
 #[test]
 fn thirty_two_processes_at_once_get_distinct_ports() {
@@ -682,7 +683,7 @@ fn sigkill_at_random_moments_never_tears_or_loses_the_registry() {
     assert_eq!(out.code, Some(0), "{out}");
 }
 
-// ---- registries that must not be touched (TESTING.md 15) ----------------
+// ---- registries that must not be touched (corrupt, empty, newer, unsafe) ----------------
 
 /// Bytes and mtime of the file the registry path leads to, and whether the
 /// path is a symlink.

@@ -1,5 +1,5 @@
 //! `wtenv hook bash|zsh|fish|direnv|nix` and the shell functions, in the
-//! real shells with strict flags (STYLE 14).
+//! real shells with strict flags.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -158,7 +158,7 @@ fn shellcheck_and_shfmt_pass_on_the_bash_hooks() {
         ])
         .current_dir(&dir));
     assert_eq!(out.code, Some(0), "{out}");
-    // Formatting (STYLE 14): shfmt's diff is empty. It knows no zsh/fish.
+    // Formatting: shfmt's diff is empty. It knows no zsh/fish.
     let out = run(Command::new("shfmt")
         .args(["-d", "-i", "2", "wtenv.bash", "direnv.sh", "nix.sh"])
         .current_dir(&dir));

@@ -1,5 +1,6 @@
-//! `wtenv run` with real process trees and real signals (TESTING.md hard
-//! cases 7-12): after every stop, no process of the child's group is left
+//! `wtenv run` with real process trees and real signals (npm-shaped
+//! trees, Ctrl-C, SIGTERM, SIGHUP, a child ignoring SIGTERM, a leader exiting
+//! first, exit codes, a real terminal): after every stop, no process of the child's group is left
 //! (read from /proc), the port is free (probe), the registry holds no hold.
 
 use std::fs::File;

@@ -1,4 +1,4 @@
-//! The sandbox every integration test runs in (STYLE 13): its own HOME, XDG
+//! The sandbox every integration test runs in: its own HOME, XDG
 //! dirs, registry, git repository and port block.
 //!
 //! Port blocks: nextest runs each test in its own process, so an in-process
@@ -164,7 +164,7 @@ impl TestEnv {
         std::fs::write(self.repo.join("wtenv.toml"), text).unwrap();
     }
 
-    /// The isolated environment (TESTING.md "Isolation").
+    /// The isolated environment (HOME and the XDG directories of its own).
     pub fn apply_env(&self, cmd: &mut Command) {
         let root = self.root();
         cmd.env_clear()

@@ -115,7 +115,8 @@ fn assert_nothing_of(t: &TestEnv, id: &str, context: &str) {
     );
 }
 
-/// A real `python3 -m http.server PORT` (the seed's holder), killed on drop.
+/// A real `python3 -m http.server PORT` (the holder the tests of the scripts
+/// wtenv replaces used), killed on drop.
 struct HttpServer(Child);
 
 impl HttpServer {
@@ -158,7 +159,7 @@ impl Drop for HttpServer {
     }
 }
 
-// --- the seed's four scenarios -------------------------------------------
+// --- the four scenarios of the scripts wtenv replaces----------------------------------------
 
 #[test]
 fn create_makes_the_worktree_its_branch_and_reserves_its_ports() {
@@ -973,8 +974,8 @@ fn remove_refuses_while_its_own_server_listens_on_its_port() {
 fn create_ignores_a_conflict_in_the_source_configs_range_the_new_checkout_does_not_use() {
     // The base branch `old` gives feature the whole block; HEAD (the source
     // worktree) narrows it to one port that is occupied. The new checkout's
-    // own config decides its services and range (SPEC: create reserves in
-    // P's range of the worktree it makes), so create must succeed on port 0.
+    // own config decides its services and range (create reserves in the
+    // purpose's range of the worktree it makes), so create must succeed on port 0.
     let t = TestEnv::new();
     t.git(&["branch", "old"]);
     let busy = t.ports.port(10);
@@ -1015,7 +1016,7 @@ fn validate_fix_during_create_leaves_the_new_worktree_reserved() {
     // a concurrent `validate --fix` judges the reservation by the default
     // config and releases it as out of range. create confirms its
     // reservation once git is done: it reports only a port the registry
-    // holds for it, never one that may be handed out twice (rule 7).
+    // holds for it, never one that may be handed out twice (allocation rule 7).
     let t = TestEnv::new();
     std::fs::write(t.repo.join(".gitattributes"), "aaa filter=slow\n").unwrap();
     std::fs::write(t.repo.join("aaa"), "x\n").unwrap();
