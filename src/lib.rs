@@ -14,6 +14,7 @@
 //! - [`worktree`]: which worktree we are in, without running git
 //! - [`worktrees`]: the repository's worktrees and the lookup by identifier
 //! - [`git`]: the one module that runs git (create, enter, remove, list)
+//! - [`create`]: making a worktree, all or nothing (`create`, `enter`)
 //! - [`exports`] and [`shell`]: the variables, and their quoting per shell
 //! - [`direnv`]: direnv's watch list, extended without a `direnv watch` process
 //! - [`sockets`]: listening sockets bound by wtenv and handed to services
@@ -29,13 +30,17 @@
 //!   directory, config, directive file): no link followed into a write, no
 //!   blocking open, no unbounded read
 //! - [`context`], [`error`], [`exit`], [`output`]: what every command shares
-//! - [`commands`]: one file per verb
+//! - [`commands`]: one file per verb; verbs never import each other
+//!
+//! The whole map, the data flow of `env` and `run`, and the invariants with
+//! their reasons: `docs/ARCHITECTURE.md`.
 
 pub mod alloc;
 pub mod background;
 pub mod commands;
 pub mod config;
 pub mod context;
+pub mod create;
 pub mod direnv;
 pub mod error;
 pub mod exit;

@@ -11,8 +11,8 @@
 
 use std::path::Path;
 
-use crate::commands::create;
 use crate::context::Ctx;
+use crate::create;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::output;

@@ -11,6 +11,7 @@ mod dotenv;
 mod fuzz;
 mod health;
 mod hostile;
+mod layering;
 mod lifecycle;
 mod nix;
 mod probe;
