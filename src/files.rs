@@ -33,6 +33,7 @@ pub enum Refusal {
     Owner(u32),
     WritableByOthers(u32),
     TooLarge(u64),
+    HardLinked(u64),
 }
 
 impl std::fmt::Display for Refusal {
@@ -52,6 +53,9 @@ impl std::fmt::Display for Refusal {
                 write!(f, "it is writable by group or others (mode {mode:o})")
             }
             Refusal::TooLarge(cap) => write!(f, "it is larger than {} KiB", cap / 1024),
+            Refusal::HardLinked(n) => {
+                write!(f, "it has {n} hard links, so it is also another file")
+            }
         }
     }
 }
@@ -151,10 +155,12 @@ pub fn read_regular(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, OpenError>
     read_capped(&file, cap).map(Some)
 }
 
-/// Writes `bytes` into the existing file at `path` (the shell function's
-/// directive file): never through a link, never blocking on a FIFO, only
-/// into a regular file of ours, created 0600 if missing.
-pub fn write_directive(path: &Path, bytes: &[u8]) -> Result<(), OpenError> {
+/// Writes `bytes` into the file at `path` (the shell function's directive
+/// file, a worktree's stamp): never through a link, never blocking on a
+/// FIFO, only into a regular file of ours with one name (a hard link to a
+/// user's file, planted in a downloaded tree, is refused), created 0600 if
+/// missing. Returns the open file.
+pub fn write_own(path: &Path, bytes: &[u8]) -> Result<File, OpenError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -167,10 +173,13 @@ pub fn write_directive(path: &Path, bytes: &[u8]) -> Result<(), OpenError> {
             Some(libc::ENXIO) => OpenError::Refused(Refusal::NotRegular),
             _ => e.into(),
         })?;
-    require_own_regular(&file)?;
+    let meta = require_own_regular(&file)?;
+    if meta.nlink() > 1 {
+        return Err(OpenError::Refused(Refusal::HardLinked(meta.nlink())));
+    }
     file.set_len(0)?;
     file.write_all(bytes)?;
-    Ok(())
+    Ok(file)
 }
 
 /// Replaces `dir/name` with `bytes`, atomically: a temp file of a fresh

@@ -125,9 +125,10 @@ impl Worktree {
     /// What `create` recorded; while `create` is still making this
     /// worktree (its git hooks run), what it passed in [`CREATING_VAR`].
     pub fn meta(&self) -> Meta {
-        match std::fs::read(self.git_dir.join(META_NAME)) {
-            Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
-            Err(_) => self.creating_meta().unwrap_or_default(),
+        // Read like any planted file: a FIFO there must not hang the hook.
+        match crate::files::read_regular(&self.git_dir.join(META_NAME), 64 * 1024) {
+            Ok(Some(b)) => serde_json::from_slice(&b).unwrap_or_default(),
+            _ => self.creating_meta().unwrap_or_default(),
         }
     }
 
@@ -140,8 +141,17 @@ impl Worktree {
     pub fn set_meta(&self, meta: &Meta) -> Result<()> {
         let path = self.git_dir.join(META_NAME);
         let bytes = serde_json::to_vec(meta).expect("meta serializes");
-        std::fs::write(&path, bytes)
-            .map_err(|e| Error::io(format!("could not write {}", path.display()), e))
+        crate::files::write_own(&path, &bytes)
+            .map(drop)
+            .map_err(|e| match e {
+                crate::files::OpenError::Io(e) => {
+                    Error::io(format!("could not write {}", path.display()), e)
+                }
+                crate::files::OpenError::Refused(r) => Error::hinted(
+                    format!("could not write {}: {r}", path.display()),
+                    "it is wtenv's record in the worktree's git dir; remove what is there",
+                ),
+            })
     }
 
     /// The identifier: recorded by `create` (in `meta`, this worktree's
@@ -184,8 +194,15 @@ pub fn git_dir_at(root: &Path) -> Option<PathBuf> {
 /// was already written within the current second, its time is moved one
 /// second past the old one, so a second change in that second still
 /// reloads.
+///
+/// The worktree may be a tree someone else made: the stamp is written only
+/// into a git dir that is this worktree's own (see [`own_git_dir`]), never
+/// through a link and only into a regular file of ours ([`write_own`]);
+/// otherwise it is skipped, and direnv merely misses one reload.
+///
+/// [`write_own`]: crate::files::write_own
 pub fn write_stamp(root: &Path, content: &str) {
-    let Some(git_dir) = git_dir_at(root) else {
+    let Some(git_dir) = own_git_dir(root) else {
         return;
     };
     let path = git_dir.join(STAMP_NAME);
@@ -194,10 +211,11 @@ pub fn write_stamp(root: &Path, content: &str) {
             .map(|d| d.as_secs())
             .unwrap_or(0)
     };
-    let old = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-    let result = std::fs::write(&path, content).and_then(|()| {
+    let old = std::fs::symlink_metadata(&path)
+        .and_then(|m| m.modified())
+        .ok();
+    let result = crate::files::write_own(&path, content.as_bytes()).and_then(|file| {
         let Some(old) = old else { return Ok(()) };
-        let file = std::fs::File::options().write(true).open(&path)?;
         let now = file.metadata()?.modified()?;
         if secs(now) <= secs(old) {
             file.set_modified(old + std::time::Duration::from_secs(1))?;
@@ -205,8 +223,28 @@ pub fn write_stamp(root: &Path, content: &str) {
         Ok(())
     });
     if let Err(e) = result {
-        tracing::warn!("could not write {}: {e}", path.display());
+        tracing::warn!("did not write {}: {e}", path.display());
     }
+}
+
+/// The private git dir of the worktree at `root`, only when it is really
+/// that worktree's: `root/.git` itself, or the linked worktree's dir under
+/// the repository whose `gitdir` file points back at `root/.git` (the
+/// check git makes). A `.git` file in a downloaded tree can name any
+/// directory; wtenv writes into none but the worktree's own.
+fn own_git_dir(root: &Path) -> Option<PathBuf> {
+    let dot_git = root.join(".git");
+    let git_dir = git_dir_at(root)?;
+    if git_dir == dot_git {
+        // A `.git` link to a directory elsewhere is not the worktree's own.
+        let real_dir = std::fs::symlink_metadata(&dot_git).is_ok_and(|m| m.is_dir());
+        return real_dir.then_some(git_dir);
+    }
+    let back = read_pointer(&git_dir.join("gitdir")).ok()??;
+    let back = normalize(&git_dir.join(back.trim()));
+    let points_here =
+        back == normalize(&dot_git) || back.canonicalize().ok() == dot_git.canonicalize().ok();
+    points_here.then_some(git_dir)
 }
 
 /// A git pointer file (`.git` of a linked worktree, `commondir`): a few
@@ -263,7 +301,7 @@ pub fn listed_worktrees(common_dir: &Path) -> Vec<(PathBuf, bool)> {
         .collect();
     if let Ok(entries) = std::fs::read_dir(common_dir.join("worktrees")) {
         for entry in entries.flatten() {
-            if let Ok(text) = std::fs::read_to_string(entry.path().join("gitdir")) {
+            if let Ok(Some(text)) = read_pointer(&entry.path().join("gitdir")) {
                 let dot_git = entry.path().join(text.trim());
                 if let Some(root) = Path::new(&normalize(&dot_git)).parent() {
                     out.push((root.to_path_buf(), entry.path().join("locked").exists()));

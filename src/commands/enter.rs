@@ -81,7 +81,7 @@ fn write_cd_file(path: &Path) -> Result<()> {
         return Ok(());
     };
     let file = Path::new(&file);
-    crate::files::write_directive(file, path.as_os_str().as_encoded_bytes()).map_err(|e| match e {
+    crate::files::write_own(file, path.as_os_str().as_encoded_bytes()).map_err(|e| match e {
         crate::files::OpenError::Io(e) => Error::io(
             format!("could not write {CD_FILE_VAR} {}", file.display()),
             e,
@@ -91,4 +91,5 @@ fn write_cd_file(path: &Path) -> Result<()> {
             format!("{CD_FILE_VAR} names a regular file of yours (the shell function makes one with mktemp)"),
         ),
     })
+    .map(drop)
 }

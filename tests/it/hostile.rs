@@ -548,3 +548,76 @@ fn a_dot_git_that_is_not_a_regular_file_hangs_nothing() {
         }
     }
 }
+
+// ---- the worktree's own git dir: a downloaded tree can plant anything ----
+
+/// `env` rewrites the worktree's stamp when its ports change (direnv
+/// watches it). Planted as a link, or as a hard link, to a user's file, the
+/// stamp must not be written through: entering the tree would overwrite
+/// that file.
+#[test]
+fn a_stamp_planted_as_a_link_or_hard_link_is_never_written_through() {
+    let t = TestEnv::new();
+    let outside = Outside::new(&t);
+    let stamp = t.repo.join(".git/wtenv.stamp");
+    for kind in ["symlink", "hard link"] {
+        let _ = std::fs::remove_file(&stamp);
+        if kind == "symlink" {
+            std::os::unix::fs::symlink(&outside.victim, &stamp).unwrap();
+        } else {
+            std::fs::hard_link(&outside.victim, &stamp).unwrap();
+        }
+        // A change of ports, so the stamp is due: allocate, then release.
+        for args in [&["env"][..], &["release"]] {
+            let out = env_bounded(&t, args);
+            assert_eq!(out.code, Some(0), "{kind} {args:?}: {out}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(&outside.victim).unwrap(),
+            "the user's file\n",
+            "{kind}: the stamp was written through"
+        );
+    }
+    // The stamp is written again once it is a file of ours.
+    std::fs::remove_file(&stamp).unwrap();
+    let out = env_bounded(&t, &["env"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let written = std::fs::symlink_metadata(&stamp).unwrap();
+    assert!(written.is_file(), "{written:?}");
+}
+
+/// A `.git` file (or a `.git` link) in a downloaded tree can name any
+/// directory as the worktree's git dir. `env` still exports ports there,
+/// but writes nothing into that directory, and a FIFO planted where the
+/// worktree's record would be hangs nothing.
+#[test]
+fn a_dot_git_naming_a_foreign_directory_gets_nothing_written_there() {
+    let t = TestEnv::new();
+    let outside = Outside::new(&t);
+    mkfifo(&outside.dir.join("wtenv.json"));
+    let before = snapshot(&outside.dir);
+    let by_file = t.root().join("by-file");
+    std::fs::create_dir_all(&by_file).unwrap();
+    std::fs::write(
+        by_file.join(".git"),
+        format!("gitdir: {}\n", outside.dir.display()),
+    )
+    .unwrap();
+    let by_link = t.root().join("by-link");
+    std::fs::create_dir_all(&by_link).unwrap();
+    std::os::unix::fs::symlink(&outside.dir, by_link.join(".git")).unwrap();
+    for tree in [&by_file, &by_link] {
+        for args in [&["env"][..], &["release"], &["env"]] {
+            let out = run_bounded(&mut t.wtenv_in(tree, args), LIMIT);
+            assert_eq!(out.code, Some(0), "{} {args:?}: {out}", tree.display());
+        }
+        let out = run_bounded(&mut t.wtenv_in(tree, &["env"]), LIMIT);
+        assert!(out.stdout.contains("export PORT="), "{out}");
+    }
+    assert_eq!(
+        snapshot(&outside.dir),
+        before,
+        "written into the foreign directory"
+    );
+    assert!(!outside.absent.exists());
+}
