@@ -440,45 +440,6 @@ pub fn describe_holders(holders: &[Holder]) -> String {
     }
 }
 
-/// The hint that ends every conflict message: the opt-in that skips
-/// occupied ports instead of failing.
-pub const CONFLICT_HINT: &str = "hint: to take the next free port instead, pass --skip-occupied or set [allocation] skip_occupied = true in wtenv.toml";
-
-/// The fail-fast conflict message (kept word for word from the scripts wtenv
-/// replaces) for the `range` (of `ranges`) where the
-/// conflicts are, word for word, then one holder line per port, then, for a
-/// purpose with overflow ranges, every range and the rule that moves on; last
-/// [`CONFLICT_HINT`].
-pub fn conflict_message(
-    purpose: &str,
-    range: PortRange,
-    ranges: &Ranges,
-    conflicts: &[u16],
-    holders: &BTreeMap<u16, Vec<Holder>>,
-) -> String {
-    let ports: Vec<String> = conflicts.iter().map(u16::to_string).collect();
-    let mut msg = format!(
-        "Port conflict detected in {purpose} range {range}.\n\
-         Ports free in registry but occupied on system: {}.\n\
-         Run 'wtenv validate --verify-ports' to detect and clean stale allocations.",
-        ports.join(", ")
-    );
-    for port in conflicts {
-        let found = holders.get(port).map(Vec::as_slice).unwrap_or_default();
-        msg.push_str(&format!("\n  port {port}: {}", describe_holders(found)));
-    }
-    if ranges.len() > 1 {
-        msg.push_str(&format!(
-            "\n{purpose} {ranges}, tried in order: the next only when one is full, \
-             or with --skip-occupied when its free ports are all occupied.",
-            ranges = ranges.label()
-        ));
-    }
-    msg.push('\n');
-    msg.push_str(CONFLICT_HINT);
-    msg
-}
-
 /// What a worktree asks for.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
@@ -714,13 +675,16 @@ pub fn scan_ranges(
             .map_err(Error::probe)?;
         if !found.conflicts.is_empty() && !req.skip_occupied {
             let holders = system.holders(&found.conflicts.iter().copied().collect());
-            return Err(Error::Conflict(conflict_message(
-                req.purpose,
+            return Err(Error::Conflict(Box::new(crate::report::PortConflict {
+                purpose: req.purpose.to_owned(),
                 range,
-                &req.ranges,
-                &found.conflicts,
-                &holders,
-            )));
+                ranges: req.ranges.clone(),
+                ports: found
+                    .conflicts
+                    .iter()
+                    .map(|p| (*p, holders.get(p).cloned().unwrap_or_default()))
+                    .collect(),
+            })));
         }
         if found.free.len() < count - free.len() {
             tracing::debug!(%range, "range has no more free ports: next range");

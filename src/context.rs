@@ -47,20 +47,6 @@ impl Ctx {
         crate::color_enabled(self.color_choice, std::io::stdout().is_terminal())
     }
 
-    /// A non-fatal message for the user, on stderr.
-    pub fn warn(&self, message: &str) {
-        if !self.quiet {
-            eprintln!("warning: {message}");
-        }
-    }
-
-    /// A note for the user (what a command did), on stderr.
-    pub fn note(&self, message: &str) {
-        if !self.quiet {
-            eprintln!("{message}");
-        }
-    }
-
     /// The config that applies to the worktree at `root`.
     pub fn config_for(&self, root: &Path) -> Result<Config> {
         let config = match &self.config_path {
@@ -102,7 +88,7 @@ impl Ctx {
                 .unwrap_or(&message)
                 .to_owned();
             if self.warned.borrow_mut().insert(key) {
-                self.warn(&message);
+                crate::report::warn(&message);
             }
         };
         for w in &config.warnings {

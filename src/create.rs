@@ -43,6 +43,7 @@ use crate::context::{self, Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::git::{Git, RepoLock};
 use crate::registry::Registry;
+use crate::report;
 use crate::worktree::{self, Meta, Worktree};
 
 /// Everything `create` will do, validated; nothing has been touched.
@@ -387,8 +388,8 @@ fn make(
     // rollback knows for sure whether the branch is its own.
     let start = start_branch(plan, reuse_branch)?;
     guard.branch_created = start == Start::NewBranch;
-    if start == Start::ExistingBranch && !ctx.quiet {
-        eprintln!("branch {} exists: checking it out", plan.branch);
+    if start == Start::ExistingBranch {
+        report::note(&format!("branch {} exists: checking it out", plan.branch));
     }
     signals.check()?;
 
@@ -474,22 +475,20 @@ fn make(
     }
 
     guard.armed = false;
-    if !ctx.quiet {
-        eprintln!(
-            "created worktree {} on branch {} from {}",
-            wt.root.display(),
-            plan.branch,
-            match start {
-                Start::NewBranch => plan.base.as_str(),
-                Start::ExistingBranch => "its existing tip",
-            }
-        );
-        for (service, port) in &ports {
-            eprintln!("reserved port {port} ({service})");
+    report::note(&format!(
+        "created worktree {} on branch {} from {}",
+        wt.root.display(),
+        plan.branch,
+        match start {
+            Start::NewBranch => plan.base.as_str(),
+            Start::ExistingBranch => "its existing tip",
         }
+    ));
+    for (service, port) in &ports {
+        report::note(&format!("reserved port {port} ({service})"));
     }
     if plan.config.worktrees.direnv_allow {
-        direnv_allow(ctx, &plan.source_root, &wt.root);
+        direnv_allow(&plan.source_root, &wt.root);
     }
     Ok(Created {
         path: wt.root,
@@ -518,9 +517,11 @@ struct Rollback<'a> {
 
 impl Rollback<'_> {
     fn failed(&self, what: &str, err: impl std::fmt::Display) {
-        // Printed even with -q: something was left behind.
-        eprintln!("error: rollback could not {what}: {err}");
-        eprintln!("hint: remove it by hand");
+        // Said even with -q: something was left behind.
+        report::urgent(
+            &format!("rollback could not {what}: {err}"),
+            "remove it by hand",
+        );
     }
 
     fn undo(&mut self) {
@@ -641,7 +642,7 @@ fn remove_admin_entries(common_dir: &Path, path: &Path) {
 /// `direnv allow NEW` when the source worktree's `.envrc` is allowed, so
 /// the new worktree loads at once. Best effort: the worktree is made
 /// either way; without direnv, nothing is said.
-fn direnv_allow(ctx: &Ctx, source: &Path, new: &Path) {
+fn direnv_allow(source: &Path, new: &Path) {
     if !source.join(".envrc").is_file() || !new.join(".envrc").is_file() {
         return;
     }
@@ -671,12 +672,12 @@ fn direnv_allow(ctx: &Ctx, source: &Path, new: &Path) {
         Ok(out) if out.status.success() => {
             tracing::info!(worktree = %new.display(), "direnv allow");
         }
-        Ok(out) => ctx.warn(&format!(
+        Ok(out) => report::warn(&format!(
             "direnv allow {} failed: {}",
             new.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         )),
-        Err(e) => ctx.warn(&format!("could not run direnv allow: {e}")),
+        Err(e) => report::warn(&format!("could not run direnv allow: {e}")),
     }
 }
 

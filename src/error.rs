@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use crate::exit;
+use crate::probe::Holder;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -34,14 +35,34 @@ pub enum Error {
         waited: std::time::Duration,
     },
 
-    /// The fail-fast port conflict; the message is kept word for word from the
-    /// scripts wtenv replaces (docs/ARCHITECTURE.md, allocation rule 3).
-    #[error("{0}")]
-    Conflict(String),
+    /// The fail-fast port conflict (docs/ARCHITECTURE.md, allocation rule
+    /// 3): data, rendered word for word by [`crate::report::conflict_text`].
+    #[error("{}", crate::report::conflict_text(.0))]
+    Conflict(Box<crate::report::PortConflict>),
 
-    /// A reserved port of this worktree is held by a process of another one.
-    #[error("{0}")]
-    ForeignHolder(String),
+    /// Reserved ports of `worktree` held by processes of another one: each
+    /// port with its service and holders.
+    #[error(
+        "ports reserved for worktree {} are held by processes outside it:\n{}",
+        worktree.display(),
+        crate::report::foreign_lines(ports)
+    )]
+    ForeignHolder {
+        worktree: PathBuf,
+        ports: Vec<(u16, String, Vec<Holder>)>,
+    },
+
+    /// A port wtenv binds for a service (socket hand-off) is taken.
+    #[error(
+        "could not bind port {port} ({addr}) for service {service}: it is in use: {}",
+        crate::alloc::describe_holders(holders)
+    )]
+    PortInUse {
+        port: u16,
+        addr: std::net::SocketAddr,
+        service: String,
+        holders: Vec<Holder>,
+    },
 
     /// No free port left in any of a purpose's ranges; `ranges` is their
     /// label (`range 5000-5099`, `ranges 5400-5499, 15400-15499`).
@@ -140,9 +161,21 @@ impl Error {
                     .into(),
             ),
             Error::Config { .. } => Some("fix the file, then run the command again".into()),
+            Error::ForeignHolder { .. } => {
+                Some("stop those processes; the reservation stays with this worktree".into())
+            }
+            Error::PortInUse { .. } => Some(
+                "stop that process, or run 'wtenv validate --verify-ports' to find stale allocations"
+                    .into(),
+            ),
             Error::Usage { hint, .. } => hint.clone(),
             _ => None,
         }
+    }
+
+    /// The hint belongs to the documented message: printed even with `-q`.
+    pub fn hint_is_part_of_message(&self) -> bool {
+        matches!(self, Error::ForeignHolder { .. } | Error::PortInUse { .. })
     }
 
     /// The one mapping from error kind to exit code (README, "Exit codes").
@@ -153,7 +186,8 @@ impl Error {
             | Error::LockBusy { .. } => exit::Outcome::Code(exit::REGISTRY),
             Error::Interrupted(sig) => exit::Outcome::Signal(*sig),
             Error::Conflict(_)
-            | Error::ForeignHolder(_)
+            | Error::ForeignHolder { .. }
+            | Error::PortInUse { .. }
             | Error::RangeExhausted { .. }
             | Error::Config { .. }
             | Error::Git { .. }

@@ -29,6 +29,8 @@
 //! - [`files`]: opening files someone else may have planted (state
 //!   directory, config, directive file): no link followed into a write, no
 //!   blocking open, no unbounded read
+//! - [`report`]: every message to the user (errors, hints, warnings,
+//!   notes, status lines), honouring `-q` and `--json`
 //! - [`context`], [`error`], [`exit`], [`output`]: what every command shares
 //! - [`commands`]: one file per verb; verbs never import each other
 //!
@@ -53,6 +55,7 @@ pub mod ports;
 pub mod probe;
 pub mod process;
 pub mod registry;
+pub mod report;
 pub mod shell;
 pub mod sockets;
 pub mod supervise;
@@ -69,12 +72,13 @@ use exit::Outcome;
 
 /// Runs a parsed command line; errors are printed here, once.
 pub fn run(cli: Cli) -> Outcome {
+    report::init(cli.quiet, cli.command.json());
     if let Err(err) = init_tracing(
         cli.verbose,
         cli.quiet,
         color_enabled(cli.color, std::io::stderr().is_terminal()),
     ) {
-        report(&err, cli.quiet);
+        report::error(&err);
         return err.exit_code();
     }
     let Cli {
@@ -88,7 +92,7 @@ pub fn run(cli: Cli) -> Outcome {
     match commands::dispatch(command, || context(registry, config, color, quiet, verbose)) {
         Ok(outcome) => outcome,
         Err(err) => {
-            report(&err, quiet);
+            report::error(&err);
             err.exit_code()
         }
     }
@@ -140,22 +144,6 @@ pub(crate) fn color_enabled(choice: clap::ColorChoice, terminal: bool) -> bool {
         clap::ColorChoice::Never => false,
         clap::ColorChoice::Auto => {
             std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && terminal
-        }
-    }
-}
-
-/// `error: what failed` then `hint: what to do`. The conflict message is
-/// printed as it is (kept word for word from the scripts wtenv replaces).
-fn report(err: &Error, quiet: bool) {
-    match err {
-        Error::Interrupted(_) => {}
-        Error::Conflict(msg) | Error::ForeignHolder(msg) => eprintln!("{msg}"),
-        _ if quiet => eprintln!("error: {err}"),
-        _ => {
-            eprintln!("error: {err}");
-            if let Some(hint) = err.hint() {
-                eprintln!("hint: {hint}");
-            }
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::probe::Holder;
 use crate::process::ProcessId;
 use crate::registry::{Allocation, Hold, RegistryData};
+use crate::report;
 use crate::{exports, trust};
 
 /// A hold record for a live pid given on the command line.
@@ -56,25 +57,19 @@ pub fn ensure_verified(
     let (ports, mine) = alloc::ensure_allocations(&ctx.registry, &request, mode, &mut system)?;
     let mine: Vec<_> = mine.iter().collect();
     let usage = alloc::classify(&mine, &mut system).map_err(Error::probe)?;
-    let foreign: Vec<String> = mine
+    let foreign: Vec<(u16, String, Vec<Holder>)> = mine
         .iter()
-        .zip(&usage)
+        .zip(usage)
         .filter_map(|(a, u)| match u {
-            Usage::Foreign(h) => Some(format!(
-                "  port {} ({}): {}",
-                a.port,
-                a.service,
-                alloc::describe_holders(h)
-            )),
+            Usage::Foreign(h) => Some((a.port, a.service.clone(), h)),
             _ => None,
         })
         .collect();
     if !foreign.is_empty() {
-        return Err(Error::ForeignHolder(format!(
-            "error: ports reserved for worktree {} are held by processes outside it:\n{}\nhint: stop those processes; the reservation stays with this worktree",
-            scope.worktree.root.display(),
-            foreign.join("\n")
-        )));
+        return Err(Error::ForeignHolder {
+            worktree: scope.worktree.root.clone(),
+            ports: foreign,
+        });
     }
     // The one gate of [env], for every integration (hooks, direnv, nix,
     // `run`, `up`): what it leaves out is said in one line.
@@ -85,7 +80,7 @@ pub fn ensure_verified(
         ctx.config_path.is_some(),
     );
     if let Some(message) = gate.message(&scope.config) {
-        ctx.warn(&message);
+        report::warn(&message);
     }
     Ok(exports::variables(scope, &ports, gate.applies()))
 }

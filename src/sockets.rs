@@ -97,11 +97,12 @@ impl Listener {
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
                 let holders = probe::holders(&[port].into());
                 let found = holders.get(&port).map(Vec::as_slice).unwrap_or_default();
-                Err(Error::Conflict(format!(
-                    "error: {}: it is in use: {}\nhint: stop that process, or run 'wtenv validate --verify-ports' to find stale allocations",
-                    what(),
-                    crate::alloc::describe_holders(found)
-                )))
+                Err(Error::PortInUse {
+                    port,
+                    addr,
+                    service: service.to_owned(),
+                    holders: found.to_vec(),
+                })
             }
             Err(e) => Err(Error::io(what(), e)),
         }
@@ -261,7 +262,7 @@ pub fn exec(argv: &[OsString]) -> Outcome {
     match place_and_exec(argv) {
         Ok(outcome) => outcome,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::report::error(&e);
             Outcome::Code(crate::exit::FAILURE)
         }
     }
@@ -300,7 +301,7 @@ fn place_and_exec(argv: &[OsString]) -> Result<Outcome> {
         program: program.to_string_lossy().into_owned(),
         source: err,
     };
-    eprintln!("error: {}", spawn.message());
+    crate::report::problem(&spawn.message(), None);
     Ok(spawn.outcome())
 }
 

@@ -9,6 +9,7 @@ use crate::alloc::RealSystem;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::{self, Outcome};
+use crate::report;
 use crate::worktree::Worktree;
 use crate::{output, ports};
 
@@ -81,13 +82,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             &["PORT", "PURPOSE", "RANGE", "HOLDER"],
             &rows,
         ))?;
-    } else if !ctx.quiet {
+    } else {
         let scanned: Vec<String> = configs
             .iter()
             .flat_map(|c| &c.purposes)
             .map(|(purpose, ranges)| format!("{purpose} {ranges}"))
             .collect();
-        eprintln!("no conflicts in {}", scanned.join("; "));
+        report::note(&format!("no conflicts in {}", scanned.join("; ")));
     }
     Ok(if found.is_empty() {
         Outcome::SUCCESS

@@ -8,6 +8,7 @@ use crate::background::{self, StateDir};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
+use crate::report;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -32,16 +33,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let dir = StateDir::of(ctx)?;
     let records = dir.records_of(&scope, &args.services);
     if records.is_empty() {
-        if !ctx.quiet {
-            eprintln!("wtenv: nothing of this worktree runs in the background");
-        }
+        report::status("nothing of this worktree runs in the background");
         return Ok(Outcome::SUCCESS);
     }
     background::stop(ctx, &dir, &records, args.timeout)?;
-    if !ctx.quiet {
-        for r in &records {
-            eprintln!("wtenv: stopped {} ({})", r.service, r.unit);
-        }
+    for r in &records {
+        report::status(&format!("stopped {} ({})", r.service, r.unit));
     }
     Ok(Outcome::SUCCESS)
 }

@@ -10,6 +10,7 @@ use crate::context::Ctx;
 use crate::error::Result;
 use crate::exit::Outcome;
 use crate::output;
+use crate::report;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -45,22 +46,20 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         text.push('\n');
     }
     output::stdout(&text)?;
-    if !ctx.quiet {
-        let quoted: Vec<String> = written
-            .iter()
-            .map(|p| format!("'{}'", p.display()))
-            .collect();
-        let first = written[0].file_name().unwrap_or_default().to_string_lossy();
-        match args.format {
-            Format::Systemd => eprintln!(
-                "hint: systemctl --user link {}; systemctl --user enable --now '{first}'",
-                quoted.join(" ")
-            ),
-            Format::Launchd => eprintln!(
-                "hint: launchctl bootstrap gui/$(id -u) {}",
-                quoted.join(" ")
-            ),
-        }
+    let quoted: Vec<String> = written
+        .iter()
+        .map(|p| format!("'{}'", p.display()))
+        .collect();
+    let first = written[0].file_name().unwrap_or_default().to_string_lossy();
+    match args.format {
+        Format::Systemd => report::hint(&format!(
+            "systemctl --user link {}; systemctl --user enable --now '{first}'",
+            quoted.join(" ")
+        )),
+        Format::Launchd => report::hint(&format!(
+            "launchctl bootstrap gui/$(id -u) {}",
+            quoted.join(" ")
+        )),
     }
     Ok(Outcome::SUCCESS)
 }

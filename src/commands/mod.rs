@@ -101,6 +101,22 @@ pub enum Command {
     ListenExec(listen_exec::Args),
 }
 
+impl Command {
+    /// `--json`, for the commands that have it: their answer is a JSON
+    /// document, and the reporter drops the talk that repeats it.
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Create(a) => a.json,
+            Command::List(a) => a.json,
+            Command::Ports(a) => a.json,
+            Command::Conflicts(a) => a.json,
+            Command::Validate(a) => a.json,
+            Command::Status(a) => a.json,
+            _ => false,
+        }
+    }
+}
+
 impl Cli {
     /// The command line of this process.
     pub fn from_env() -> std::result::Result<Cli, clap::Error> {

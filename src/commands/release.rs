@@ -7,6 +7,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::process::ProcessId;
+use crate::report;
 use crate::worktree::{self, Worktree};
 
 #[derive(Debug, clap::Args)]
@@ -61,12 +62,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 target.display()
             )));
         }
-        ctx.warn(&format!("worktree {} has no allocations", target.display()));
+        report::warn(&format!("worktree {} has no allocations", target.display()));
     }
     for (service, port) in released {
-        if !ctx.quiet {
-            eprintln!("released port {port} ({service}) of {}", target.display());
-        }
+        report::note(&format!(
+            "released port {port} ({service}) of {}",
+            target.display()
+        ));
     }
     Ok(Outcome::SUCCESS)
 }
@@ -83,14 +85,12 @@ fn release_hold(pid: u32, ctx: &Ctx) -> Result<Outcome> {
         }))
     })?;
     for a in released {
-        if !ctx.quiet {
-            eprintln!(
-                "released port {} ({}) of {}",
-                a.port,
-                a.service,
-                a.worktree.display()
-            );
-        }
+        report::note(&format!(
+            "released port {} ({}) of {}",
+            a.port,
+            a.service,
+            a.worktree.display()
+        ));
     }
     Ok(Outcome::SUCCESS)
 }

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::git::{Git, RepoLock};
 use crate::process;
+use crate::report;
 use crate::worktree;
 use crate::worktrees;
 
@@ -181,19 +182,15 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             ),
             e => e,
         })?;
-    if !ctx.quiet {
-        eprintln!("removed worktree {}", entry.path.display());
-        for u in &users {
-            eprintln!("warning: left running: {}", u.trim_start());
-        }
+    report::note(&format!("removed worktree {}", entry.path.display()));
+    for u in &users {
+        report::warn(&format!("left running: {}", u.trim_start()));
     }
     release(ctx, &here.common_dir, &entry.path);
 
     if let Some(branch) = &branch {
         git.delete_branch(branch, args.force)?;
-        if !ctx.quiet {
-            eprintln!("deleted branch {branch}");
-        }
+        report::note(&format!("deleted branch {branch}"));
     }
     Ok(Outcome::SUCCESS)
 }
@@ -202,13 +199,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
 /// warning: the worktree is gone, so the next sweep releases them.
 fn release(ctx: &Ctx, repository: &Path, root: &Path) {
     match ctx.registry.release_worktree(repository, root) {
-        Ok(gone) if !ctx.quiet => {
+        Ok(gone) => {
             for (service, port) in gone {
-                eprintln!("released port {port} ({service})");
+                report::note(&format!("released port {port} ({service})"));
             }
         }
-        Ok(_) => {}
-        Err(e) => ctx.warn(&format!(
+        Err(e) => report::warn(&format!(
             "could not release the ports of {}: {e}; the next wtenv command sweeps them",
             root.display()
         )),

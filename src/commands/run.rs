@@ -21,6 +21,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::ports::ensure_verified;
+use crate::report;
 use crate::sockets::{self, Listener};
 use crate::supervise::hold::{ReleaseGuard, hold, record_pgid};
 use crate::supervise::{self, Supervisor};
@@ -134,10 +135,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let pgid = match spawned {
         Ok(pgid) => pgid,
         Err(e) => {
-            eprintln!("error: {}", e.message());
-            if !ctx.quiet {
-                eprintln!("hint: check the command's name, PATH and permissions");
-            }
+            report::problem(
+                &e.message(),
+                Some("check the command's name, PATH and permissions"),
+            );
             return Ok(e.outcome());
         }
     };

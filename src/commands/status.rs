@@ -6,6 +6,7 @@ use crate::context::Ctx;
 use crate::error::Result;
 use crate::exit::Outcome;
 use crate::output;
+use crate::report;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -61,10 +62,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     if args.json {
         output::json(serde_json::json!({ "services": json }))?;
     } else if rows.is_empty() {
-        if !ctx.quiet {
-            eprintln!("wtenv: nothing of this worktree runs in the background");
-            eprintln!("hint: 'wtenv up --detach' starts its services in the background");
-        }
+        report::status("nothing of this worktree runs in the background");
+        report::hint("'wtenv up --detach' starts its services in the background");
     } else {
         output::stdout(&output::table(
             &[

@@ -5,6 +5,7 @@
 use crate::context::Ctx;
 use crate::error::Result;
 use crate::exit::Outcome;
+use crate::report;
 use crate::{output, trust};
 
 #[derive(Debug, clap::Args)]
@@ -37,7 +38,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let source = scope.config.source.clone().unwrap_or_default();
     let added = trust::trust(&ctx.registry, &scope.worktree.common_dir, &scope.config)?;
     let names: Vec<&str> = scope.config.env.iter().map(|(n, _)| n.as_str()).collect();
-    ctx.note(&format!(
+    report::note(&format!(
         "{} {} for repository {}{}",
         if added { "trusted" } else { "already trusted:" },
         source.display(),

@@ -4,6 +4,7 @@
 use crate::context::Ctx;
 use crate::error::Result;
 use crate::exit::Outcome;
+use crate::report;
 use crate::trust;
 use crate::worktree::Worktree;
 
@@ -13,7 +14,7 @@ pub struct Args {}
 pub fn run(_args: Args, ctx: &Ctx) -> Result<Outcome> {
     let worktree = Worktree::require(&ctx.cwd)?;
     let removed = trust::untrust(&ctx.registry, &worktree.common_dir)?;
-    ctx.note(&match removed {
+    report::note(&match removed {
         0 => format!(
             "repository {} was not trusted",
             worktree.common_dir.display()

@@ -22,6 +22,7 @@ use crate::exit::Outcome;
 use crate::health;
 use crate::output;
 use crate::ports::ensure_verified;
+use crate::report;
 use crate::sockets::{self, Listener};
 use crate::supervise::hold::{ReleaseGuard, hold, record_pgid};
 use crate::supervise::services::{self, Prefix, pump};
@@ -105,9 +106,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         |sup: &mut Supervisor, unit: &Unit| -> std::result::Result<(usize, Pgid), Outcome> {
             let pipe = || std::io::pipe();
             let (Ok((out_r, out_w)), Ok((err_r, err_w))) = (pipe(), pipe()) else {
-                eprintln!(
-                    "error: could not create a pipe for service {}",
-                    unit.service.name
+                report::problem(
+                    &format!("could not create a pipe for service {}", unit.service.name),
+                    None,
                 );
                 return Err(Outcome::Code(crate::exit::FAILURE));
             };
@@ -115,7 +116,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             let argv = supervise::command_words(command);
             let expr = match listeners.get(&unit.service.name) {
                 Some(l) => sockets::handoff(&argv, &[l], sockets::Stdin::Null).map_err(|e| {
-                    eprintln!("error: {e}");
+                    report::error(&e);
                     Outcome::Code(crate::exit::FAILURE)
                 })?,
                 None => duct::cmd(&argv[0], &argv[1..]).stdin_null(),
@@ -135,7 +136,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             // see EOF once the service's processes close theirs.
             drop(expr);
             let pgid = spawned.map_err(|e| {
-                eprintln!("error: {}", e.message());
+                report::problem(&e.message(), None);
                 e.outcome()
             })?;
             let index = selected
@@ -163,7 +164,6 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         vars.clone(),
         scope.worktree.root.clone(),
         &state_dir,
-        ctx.quiet,
         Box::new(spawn),
         Box::new(spawned),
     );

@@ -95,9 +95,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 path.display()
             ));
             report(&args, ctx, &[f], &[], 0)?;
-            if !args.json {
-                eprintln!("hint: {hint}");
-            }
+            crate::report::hint(&hint);
             return Ok(Outcome::Code(crate::exit::REGISTRY));
         }
         Err(e) => return Err(e),
@@ -230,7 +228,7 @@ impl ConfigCache<'_> {
                         Some(config)
                     }
                     Err(e) => {
-                        self.ctx.warn(&format!(
+                        crate::report::warn(&format!(
                             "{e}; the allocations of {} are not checked against it",
                             wt.display()
                         ));

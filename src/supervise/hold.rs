@@ -70,8 +70,9 @@ impl Drop for ReleaseGuard<'_> {
                     tracing::info!(port = a.port, service = %a.service, "released");
                 }
             }
-            Err(e) => eprintln!(
-                "error: could not release the ports held by this wtenv: {e}\nhint: the next wtenv command releases them (its holder is gone)"
+            Err(e) => crate::report::urgent(
+                &format!("could not release the ports held by this wtenv: {e}"),
+                "the next wtenv command releases them (its holder is gone)",
             ),
         }
     }

@@ -12,6 +12,7 @@ use crate::alloc;
 use crate::error::{Error, Result};
 use crate::probe::{self, Holder};
 use crate::process;
+use crate::report;
 
 pub fn describe(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
@@ -116,7 +117,7 @@ const TICK: Duration = Duration::from_millis(100);
 /// moved to the next port is named as soon as it listens there (once),
 /// not at the timeout; the watch then goes on, and a service that comes
 /// to its own port later is still announced ready.
-pub fn watch_ready(name: String, port: u16, pgid: Pgid, timeout: Duration, quiet: bool) {
+pub fn watch_ready(name: String, port: u16, pgid: Pgid, timeout: Duration) {
     let _ = std::thread::Builder::new()
         .name("wtenv-ready".into())
         .spawn(move || {
@@ -135,26 +136,27 @@ pub fn watch_ready(name: String, port: u16, pgid: Pgid, timeout: Duration, quiet
                         .cloned()
                         .collect();
                     if !found.is_empty() && found.iter().all(|h| of_service(h.pid, pgid)) {
-                        if !quiet {
-                            eprintln!("wtenv: service {name} ready on port {port}");
-                        }
+                        report::status(&format!("service {name} ready on port {port}"));
                         return;
                     }
                     if !taken {
                         taken = true;
-                        eprintln!(
-                            "warning: port {port} of service {name} accepts connections, but not from the service: {}",
+                        report::warn(&format!(
+                            "port {port} of service {name} accepts connections, but not from the service: {}",
                             alloc::describe_holders(&found)
-                        );
+                        ));
                     }
                 }
                 if !moved {
                     let other = elsewhere(pgid, port);
                     if !other.is_empty() {
                         moved = true;
-                        eprintln!(
-                            "warning: service {name} listens on port {} instead of its port {port}\nhint: make it listen on the port in its variable (e.g. $PORT)",
-                            list(&other)
+                        report::warn_hinted(
+                            &format!(
+                                "service {name} listens on port {} instead of its port {port}",
+                                list(&other)
+                            ),
+                            "make it listen on the port in its variable (e.g. $PORT)",
                         );
                     }
                 }
@@ -164,9 +166,9 @@ pub fn watch_ready(name: String, port: u16, pgid: Pgid, timeout: Duration, quiet
                 if start.elapsed() >= timeout {
                     if !moved {
                         let after = humantime::format_duration(timeout);
-                        eprintln!(
-                            "warning: service {name} is not listening on its port {port} after {after}"
-                        );
+                        report::warn(&format!(
+                            "service {name} is not listening on its port {port} after {after}"
+                        ));
                     }
                     return;
                 }

@@ -10,7 +10,6 @@
 //! with their result; a result of an earlier run is ignored.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::sync::Arc;
@@ -92,7 +91,6 @@ pub struct Up<'a, 's> {
     pgids: BTreeMap<String, Pgid>,
     vars: Arc<Vec<(String, String)>>,
     dir: PathBuf,
-    quiet: bool,
     waker: Waker,
     tx: Sender<Report>,
     rx: Receiver<Report>,
@@ -112,7 +110,6 @@ impl<'a, 's> Up<'a, 's> {
         vars: Vec<(String, String)>,
         dir: PathBuf,
         state_dir: &std::path::Path,
-        quiet: bool,
         spawn: Box<Spawner<'s>>,
         spawned: Box<OnSpawn<'s>>,
     ) -> Up<'a, 's> {
@@ -144,7 +141,6 @@ impl<'a, 's> Up<'a, 's> {
             pgids: BTreeMap::new(),
             vars: Arc::new(vars),
             dir,
-            quiet,
             waker: sup.waker(),
             tx,
             rx,
@@ -173,11 +169,7 @@ impl<'a, 's> Up<'a, 's> {
 
     /// `web | ready in 1.2s`, on stderr like the service's own lines.
     fn say(&self, i: usize, text: &str) {
-        if self.quiet {
-            return;
-        }
-        let line = format!("{}{text}\n", self.states[i].unit.prefix.as_str());
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        crate::report::line(&format!("{}{text}", self.states[i].unit.prefix.as_str()));
     }
 
     fn record(&mut self) {
@@ -218,13 +210,7 @@ impl<'a, 's> Up<'a, 's> {
         s.watching = Arc::new(AtomicBool::new(true));
         let name = s.unit.service.name.clone();
         if let Some(port) = s.unit.port {
-            watch_ready(
-                name.clone(),
-                port,
-                pgid,
-                s.unit.service.ready_timeout,
-                self.quiet,
-            );
+            watch_ready(name.clone(), port, pgid, s.unit.service.ready_timeout);
         }
         self.watch(i);
         self.pgids.insert(name, pgid);
@@ -328,14 +314,15 @@ impl Policy for Up<'_, '_> {
             s.phase = Phase::Ended;
             self.record();
             self.outcome = Some(outcome_of(status));
-            if !self.quiet {
-                let others = if self.states.len() > 1 {
-                    "; stopped the others"
-                } else {
-                    ""
-                };
-                eprintln!("wtenv: service {name} ended ({}){others}", describe(status));
-            }
+            let others = if self.states.len() > 1 {
+                "; stopped the others"
+            } else {
+                ""
+            };
+            crate::report::status(&format!(
+                "service {name} ended ({}){others}",
+                describe(status)
+            ));
             return true;
         }
         let plan = s.restarts.plan(s.began, now);

@@ -18,6 +18,7 @@ mod probe;
 mod quoting;
 mod ranges;
 mod registry;
+mod report;
 mod shell;
 mod sockets;
 mod supervise;

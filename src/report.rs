@@ -1,0 +1,289 @@
+//! The one way wtenv talks to the user: every error, hint, warning, note
+//! and status line goes through here, to stderr (stdout is data only, see
+//! [`crate::output`]).
+//!
+//! The mode is set once, at start-up ([`init`]), and read by every message:
+//! the supervisor's threads, `up`'s readiness watches and the detached
+//! supervisor of `up --detach` talk without a command context. It is two
+//! atomics: `wtenv env`'s hot path pays one store.
+//!
+//! The rules (README, "Messages"):
+//! - `-q`: errors only. Warnings, notes, hints of notes and status lines
+//!   are dropped; an error keeps its `error:` line and loses its hint,
+//!   except where the hint is part of a documented message (a port
+//!   conflict) or says what was left behind ([`urgent`]).
+//! - `--json` (the commands that have it): the JSON document is the
+//!   answer, so notes and hints that repeat it are dropped; warnings and
+//!   errors stay.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::config::{PortRange, Ranges};
+use crate::error::Error;
+use crate::probe::Holder;
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Sets the mode for the rest of the process: `-q`, and `--json` of the
+/// command that runs.
+pub fn init(quiet: bool, json: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+    JSON.store(json, Ordering::Relaxed);
+}
+
+/// `-q` was given: errors only.
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// Notes and their hints are said: neither `-q` nor `--json`.
+fn talk() -> bool {
+    !quiet() && !JSON.load(Ordering::Relaxed)
+}
+
+/// Writes `text` to stderr in one write (lines of concurrent threads do
+/// not interleave); a closed stderr is ignored (there is no one to tell).
+fn emit(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// The error a command ended with: [`render`]ed.
+pub fn error(err: &Error) {
+    emit(&render(err, quiet()));
+}
+
+/// `err` as the user reads it: `error: what failed` then `hint: what
+/// next` (dropped when `quiet`, unless part of the message). A port
+/// conflict is its documented text, kept word for word from the scripts
+/// wtenv replaces (docs/ARCHITECTURE.md, allocation rule 3).
+pub fn render(err: &Error, quiet: bool) -> String {
+    let mut out = String::new();
+    match err {
+        Error::Interrupted(_) => return out,
+        Error::Conflict(c) => {
+            out.push_str(&conflict_text(c));
+            out.push('\n');
+        }
+        _ => {
+            let _ = writeln!(out, "error: {err}");
+            if let Some(hint) = err.hint()
+                && (!quiet || err.hint_is_part_of_message())
+            {
+                let _ = writeln!(out, "hint: {hint}");
+            }
+        }
+    }
+    out
+}
+
+/// An error that does not end the command (a service that could not be
+/// spawned, within a supervisor that goes on to stop the others): `error:`
+/// always, its hint unless `-q`.
+pub fn problem(message: &str, hint: Option<&str>) {
+    let mut out = format!("error: {message}\n");
+    if let Some(hint) = hint.filter(|_| !quiet()) {
+        let _ = writeln!(out, "hint: {hint}");
+    }
+    emit(&out);
+}
+
+/// Something was left behind for the user to mend (a rollback step that
+/// failed, ports a guard could not release): error and hint even with `-q`.
+pub fn urgent(message: &str, hint: &str) {
+    emit(&format!("error: {message}\nhint: {hint}\n"));
+}
+
+/// A non-fatal problem: `warning: ...`, then its hint if any. Dropped by `-q`.
+pub fn warn(message: &str) {
+    if !quiet() {
+        emit(&format!("warning: {message}\n"));
+    }
+}
+
+/// [`warn`] with a hint.
+pub fn warn_hinted(message: &str, hint: &str) {
+    if !quiet() {
+        emit(&format!("warning: {message}\nhint: {hint}\n"));
+    }
+}
+
+/// What a command did (`removed worktree ...`, `released port ...`).
+/// Dropped by `-q` and `--json`.
+pub fn note(message: &str) {
+    if talk() {
+        emit(&format!("{message}\n"));
+    }
+}
+
+/// What to do next after a command that succeeded (`hint: ...`).
+/// Dropped by `-q` and `--json`.
+pub fn hint(message: &str) {
+    if talk() {
+        emit(&format!("hint: {message}\n"));
+    }
+}
+
+/// A status line of the supervisor (`wtenv: service web ready on port
+/// 5000`): prefixed `wtenv: ` so it stands apart from the services' own
+/// lines. Dropped by `-q`.
+pub fn status(message: &str) {
+    if !quiet() {
+        emit(&format!("wtenv: {message}\n"));
+    }
+}
+
+/// A status line that carries its own prefix (`web | starting`, in the
+/// service's colour). Dropped by `-q`.
+pub fn line(text: &str) {
+    if !quiet() {
+        emit(&format!("{text}\n"));
+    }
+}
+
+/// The hint that ends every conflict message: the opt-in that skips
+/// occupied ports instead of failing.
+pub const CONFLICT_HINT: &str = "to take the next free port instead, pass --skip-occupied or set [allocation] skip_occupied = true in wtenv.toml";
+
+/// Ports free in the registry but occupied on the system (allocation
+/// rule 3): the data of [`Error::Conflict`].
+#[derive(Debug, Clone)]
+pub struct PortConflict {
+    pub purpose: String,
+    /// The range where the conflicts are.
+    pub range: PortRange,
+    /// Every range of the purpose, in order.
+    pub ranges: Ranges,
+    /// Each occupied port with who holds it, as far as the system tells.
+    pub ports: Vec<(u16, Vec<Holder>)>,
+}
+
+/// The conflict message: the scripts' words, then one holder line per
+/// port, then, for a purpose with overflow ranges, every range and the rule
+/// that moves on; last the [`CONFLICT_HINT`]. No newline at the end.
+pub fn conflict_text(c: &PortConflict) -> String {
+    let ports: Vec<String> = c.ports.iter().map(|(p, _)| p.to_string()).collect();
+    let mut msg = format!(
+        "Port conflict detected in {purpose} range {range}.\n\
+         Ports free in registry but occupied on system: {}.\n\
+         Run 'wtenv validate --verify-ports' to detect and clean stale allocations.",
+        ports.join(", "),
+        purpose = c.purpose,
+        range = c.range,
+    );
+    for (port, holders) in &c.ports {
+        let _ = write!(
+            msg,
+            "\n  port {port}: {}",
+            crate::alloc::describe_holders(holders)
+        );
+    }
+    if c.ranges.len() > 1 {
+        let _ = write!(
+            msg,
+            "\n{purpose} {ranges}, tried in order: the next only when one is full, \
+             or with --skip-occupied when its free ports are all occupied.",
+            purpose = c.purpose,
+            ranges = c.ranges.label()
+        );
+    }
+    let _ = write!(msg, "\nhint: {CONFLICT_HINT}");
+    msg
+}
+
+/// One line per port of [`Error::ForeignHolder`]: `  port 5000 (web): pid ...`.
+pub fn foreign_lines(ports: &[(u16, String, Vec<Holder>)]) -> String {
+    ports
+        .iter()
+        .map(|(port, service, holders)| {
+            format!(
+                "  port {port} ({service}): {}",
+                crate::alloc::describe_holders(holders)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Ranges;
+
+    fn holder(pid: u32) -> Holder {
+        Holder {
+            pid,
+            command: "python3 -m http.server".into(),
+            cwd: Some("/w/other".into()),
+        }
+    }
+
+    #[test]
+    fn a_conflict_renders_its_documented_text_whole_even_when_quiet() {
+        let range = PortRange {
+            start: 5000,
+            end: 5009,
+        };
+        let err = Error::Conflict(Box::new(PortConflict {
+            purpose: "feature".into(),
+            range,
+            ranges: Ranges::one(range),
+            ports: vec![(5001, vec![holder(7)]), (5002, vec![])],
+        }));
+        let text = "Port conflict detected in feature range 5000-5009.\n\
+             Ports free in registry but occupied on system: 5001, 5002.\n\
+             Run 'wtenv validate --verify-ports' to detect and clean stale allocations.\n  \
+             port 5001: pid 7 (python3 -m http.server) in /w/other\n  \
+             port 5002: holder unknown\n\
+             hint: to take the next free port instead, pass --skip-occupied or set [allocation] skip_occupied = true in wtenv.toml\n";
+        assert_eq!(render(&err, false), text);
+        assert_eq!(render(&err, true), text);
+        assert_eq!(format!("{err}\n"), text);
+    }
+
+    #[test]
+    fn a_foreign_holder_renders_as_error_and_hint_even_when_quiet() {
+        let err = Error::ForeignHolder {
+            worktree: "/w/mine".into(),
+            ports: vec![(5000, "web".into(), vec![holder(7)])],
+        };
+        let text = "error: ports reserved for worktree /w/mine are held by processes outside it:\n  \
+             port 5000 (web): pid 7 (python3 -m http.server) in /w/other\n\
+             hint: stop those processes; the reservation stays with this worktree\n";
+        assert_eq!(render(&err, false), text);
+        assert_eq!(render(&err, true), text);
+    }
+
+    #[test]
+    fn a_taken_socket_names_its_holder() {
+        let err = Error::PortInUse {
+            port: 5000,
+            addr: "127.0.0.1:5000".parse().unwrap(),
+            service: "web".into(),
+            holders: vec![holder(7)],
+        };
+        assert_eq!(
+            render(&err, true),
+            "error: could not bind port 5000 (127.0.0.1:5000) for service web: it is in use: pid 7 (python3 -m http.server) in /w/other\n\
+             hint: stop that process, or run 'wtenv validate --verify-ports' to find stale allocations\n"
+        );
+    }
+
+    #[test]
+    fn an_error_drops_its_hint_when_quiet_and_an_interruption_says_nothing() {
+        let err = Error::RangeExhausted {
+            purpose: "feature".into(),
+            ranges: "range 5000-5009".into(),
+        };
+        let quiet = render(&err, true);
+        assert_eq!(
+            quiet,
+            "error: no free port left in feature range 5000-5009\n"
+        );
+        assert!(render(&err, false).starts_with(&quiet));
+        assert!(render(&err, false)[quiet.len()..].starts_with("hint: "));
+        assert_eq!(render(&Error::Interrupted(2), false), "");
+    }
+}
