@@ -1,0 +1,110 @@
+//! When a background service is ready (`up --detach`) and how healthy it
+//! is (`status`).
+
+use std::time::Instant;
+
+use super::{Record, detached, query};
+use crate::config::Service;
+use crate::context::{Ctx, Scope};
+use crate::error::Result;
+use crate::{alloc, health, probe, process};
+
+/// Whether a background service is ready: its unit runs, its health check
+/// passes, and (unless the check is a command) its port's listener is of
+/// the unit's own process tree.
+pub(super) struct Readiness<'a> {
+    pub service: &'a Service,
+    pub vars: &'a [(String, String)],
+}
+
+impl Readiness<'_> {
+    /// Polls until ready (the unit's main pid) or why not.
+    pub fn wait(
+        &self,
+        record: &Record,
+        mut child: Option<&mut detached::Child>,
+        deadline: Instant,
+    ) -> std::result::Result<u32, String> {
+        let health = self.service.health();
+        let mut last = String::from("it does not listen on its port");
+        loop {
+            let live = query(record);
+            let exited = child.as_mut().and_then(|c| c.exited());
+            if !live.running() || exited.is_some() {
+                return Err(match exited {
+                    Some(status) => format!("it ended ({status})"),
+                    None => format!("its unit is {}", live.state),
+                });
+            }
+            if let Some(pid) = live.pid {
+                match self.check(&health, record, pid) {
+                    Ok(()) => return Ok(pid),
+                    Err(why) => last = why,
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{last} after {}",
+                    humantime::format_duration(self.service.ready_timeout)
+                ));
+            }
+            std::thread::sleep(health.ready_poll());
+        }
+    }
+
+    fn check(&self, health: &health::Health, record: &Record, pid: u32) -> health::Probe {
+        let port = record.ports.first().copied();
+        if !matches!(health.check, health::Check::Cmd { .. })
+            && let Some(port) = port
+            && !listens_for(port, pid)
+        {
+            return Err(format!("nothing of the unit listens on port {port}"));
+        }
+        health::check::probe(health, port, self.vars, &record.worktree)
+    }
+}
+
+/// The variables a `cmd` health check of `status` sees: the worktree's
+/// ports as recorded (nothing is allocated), without `[env]`.
+pub fn check_variables(ctx: &Ctx, scope: &Scope) -> Result<Vec<(String, String)>> {
+    let data = ctx
+        .registry
+        .read_worktree(&scope.worktree.common_dir, &scope.worktree.root)?;
+    let ports: alloc::Ports = data
+        .allocations
+        .iter()
+        .map(|a| (a.service.clone(), a.port))
+        .collect();
+    Ok(crate::exports::variables(scope, &ports, false))
+}
+
+/// One run of the service's health check (the default: its port accepts
+/// a connection), as `status` shows it.
+pub fn health_of(scope: &Scope, record: &Record, vars: &[(String, String)]) -> health::Probe {
+    let health = scope
+        .config
+        .service(&record.service)
+        .map(|s| s.health())
+        .unwrap_or_default();
+    health::check::probe(
+        &health,
+        record.ports.first().copied(),
+        vars,
+        &record.worktree,
+    )
+}
+
+/// Whether `port` accepts connections and every listener found on it is
+/// `main` or descends from it.
+fn listens_for(port: u16, main: u32) -> bool {
+    if !probe::accepts(port) {
+        return false;
+    }
+    let found = probe::holders(&[port].into())
+        .remove(&port)
+        .unwrap_or_default();
+    !found.is_empty()
+        && found
+            .iter()
+            .all(|h| h.pid == main || process::descends_from(h.pid, main))
+}

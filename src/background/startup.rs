@@ -1,0 +1,227 @@
+//! `up --detach`: start each service as a unit, in dependency order, and
+//! wait until each is ready; on failure stop what was started.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use super::readiness::Readiness;
+use super::{
+    Launch, Manager, Naming, Options, Record, StateDir, UnitRef, detached, launchd, logfile,
+    passed_env, query, run_argv, stop, systemd, unit_file_name, unix_now,
+};
+use crate::alloc;
+use crate::config::Service;
+use crate::context::{Ctx, Scope};
+use crate::error::{Error, Result};
+use crate::health;
+use crate::process::ProcessId;
+
+/// A service started by `up --detach`.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub record: Record,
+    pub pid: Option<u32>,
+    /// Already running before this `up`.
+    pub already: bool,
+}
+
+/// `up --detach`: reserves the ports, starts each service (and what it
+/// depends on, after those are ready) as a unit, waits until each is
+/// ready, and returns them. When one does not get ready, what this call
+/// started is stopped and the error says why.
+pub fn up(
+    ctx: &Ctx,
+    scope: &Scope,
+    services: &[&Service],
+    options: &Options,
+) -> Result<Vec<Started>> {
+    // The variables the services see (for `cmd` health checks), after the
+    // checks `env` makes (a port held outside the worktree is refused).
+    let vars = crate::ports::ensure_verified(ctx, scope, &alloc::HoldMode::Reserve, false)?;
+    let ports = crate::ports::reserve(ctx, scope)?;
+    let dir = StateDir::of(ctx)?;
+    let naming = Naming::of(scope);
+    let all = &scope.config.services;
+    let graph: Vec<(&str, &[String])> = all
+        .iter()
+        .map(|s| (s.name.as_str(), s.depends_on.as_slice()))
+        .collect();
+    let wanted: Vec<usize> = services
+        .iter()
+        .filter_map(|s| all.iter().position(|x| x.name == s.name))
+        .collect();
+    let mut run = Startup {
+        ctx,
+        dir: &dir,
+        vars: &vars,
+        started: Vec::new(),
+        pending: Vec::new(),
+        ready: BTreeSet::new(),
+    };
+    for i in health::start_order(&graph, &wanted) {
+        let service = &all[i];
+        if service.run.is_none() {
+            // Nothing to start (a dependency run some other way).
+            run.ready.insert(service.name.clone());
+            continue;
+        }
+        for dep in &service.depends_on {
+            run.await_ready(Some(dep))?;
+        }
+        if let Some(record) = dir
+            .records_of(scope, std::slice::from_ref(&service.name))
+            .into_iter()
+            .find(|r| query(r).running())
+        {
+            let pid = query(&record).pid;
+            run.ready.insert(service.name.clone());
+            run.started.push(Started {
+                record,
+                pid,
+                already: true,
+            });
+            continue;
+        }
+        let unit_ref = UnitRef {
+            manager: options.manager,
+            name: unit_file_name(options.manager, &naming.unit(&service.name)),
+        };
+        let log = dir.log_path(&unit_ref.name);
+        let launch = Launch {
+            service: service.name.clone(),
+            unit: unit_ref.name.clone(),
+            group: naming.group(),
+            root: scope.worktree.root.clone(),
+            ports: ports.get(&service.name).copied().into_iter().collect(),
+            argv: run_argv(
+                ctx,
+                service,
+                &unit_ref,
+                (options.manager != Manager::Launchd).then_some(log.as_path()),
+                options,
+            )?,
+            log,
+            env: passed_env(),
+            grace: options.grace,
+        };
+        let result = match options.manager {
+            Manager::Systemd => systemd::start(&launch).map(|pid| (pid, None)),
+            Manager::Launchd => launchd::start(&launch, dir.path()).map(|pid| (pid, None)),
+            Manager::Wtenv => detached::start(&launch).map(|c| (Some(c.pid), Some(c))),
+        };
+        let (pid, child) = match result {
+            Ok(x) => x,
+            Err(e) => {
+                run.stop_started();
+                return Err(e);
+            }
+        };
+        let record = Record {
+            version: 1,
+            manager: options.manager,
+            unit: unit_ref.name.clone(),
+            service: service.name.clone(),
+            repository: scope.worktree.common_dir.clone(),
+            worktree: scope.worktree.root.clone(),
+            ports: launch.ports.clone(),
+            log: launch.log.clone(),
+            pid: pid.unwrap_or(0),
+            start_time: pid.and_then(ProcessId::of).map_or(0, |p| p.start_time),
+            started: unix_now(),
+            group: None,
+        };
+        dir.write(&record)?;
+        run.pending.push((run.started.len(), service, child));
+        run.started.push(Started {
+            record,
+            pid,
+            already: false,
+        });
+    }
+    run.await_ready(None)?;
+    Ok(run.started)
+}
+
+/// The state of one `up --detach` while it starts services.
+struct Startup<'a> {
+    ctx: &'a Ctx,
+    dir: &'a StateDir,
+    /// The worktree's variables, for `cmd` health checks.
+    vars: &'a [(String, String)],
+    started: Vec<Started>,
+    /// Started, not yet seen ready: (index in `started`, its service,
+    /// the detached supervisor while it is our child).
+    pending: Vec<(usize, &'a Service, Option<detached::Child>)>,
+    ready: BTreeSet<String>,
+}
+
+impl Startup<'_> {
+    /// Waits until `service` (or every pending one) is ready; on failure
+    /// stops what this `up` started and says why.
+    fn await_ready(&mut self, service: Option<&str>) -> Result<()> {
+        while let Some(k) = self
+            .pending
+            .iter()
+            .position(|(_, s, _)| service.is_none_or(|n| s.name == n))
+        {
+            let (i, svc, mut child) = self.pending.remove(k);
+            let deadline = Instant::now() + svc.ready_timeout;
+            let check = Readiness {
+                service: svc,
+                vars: self.vars,
+            };
+            match check.wait(&self.started[i].record, child.as_mut(), deadline) {
+                Ok(pid) => {
+                    self.started[i].pid = Some(pid);
+                    self.ready.insert(svc.name.clone());
+                    let record = &mut self.started[i].record;
+                    if record.manager == Manager::Wtenv {
+                        record.group = recorded_group(self.ctx, &record.unit);
+                        self.dir.write(record)?;
+                    }
+                }
+                Err(reason) => {
+                    self.stop_started();
+                    let record = &self.started[i].record;
+                    let tail = logfile::tail(&record.log, 10);
+                    let mut hint = format!("see its output with 'wtenv logs {}'", svc.name);
+                    if !tail.is_empty() {
+                        hint = format!("its last lines:\n{tail}{hint}");
+                    }
+                    return Err(Error::hinted(
+                        format!(
+                            "service {} did not get ready: {reason}; stopped what this 'up --detach' started",
+                            svc.name
+                        ),
+                        hint,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the units this call started (not those that ran before it).
+    fn stop_started(&self) {
+        let mine: Vec<Record> = self
+            .started
+            .iter()
+            .filter(|s| !s.already)
+            .map(|s| s.record.clone())
+            .collect();
+        if let Err(e) = stop(self.ctx, self.dir, &mine, Duration::from_secs(60)) {
+            tracing::warn!("could not stop what was started: {e}");
+        }
+    }
+}
+
+/// The process group (and its leader's start time) the registry records
+/// for `unit`'s hold: its `run` records them once the service started.
+fn recorded_group(ctx: &Ctx, unit: &str) -> Option<(u32, u64)> {
+    let data = ctx.registry.read().ok()?;
+    data.allocations
+        .iter()
+        .flat_map(|a| &a.holders)
+        .find(|h| h.unit.as_ref().is_some_and(|u| u.name == unit))
+        .and_then(|h| h.pgid.zip(h.leader_start))
+}

@@ -1,0 +1,134 @@
+//! `<state>/background`: one record per unit wtenv started (what `status`,
+//! `down` and `logs` read) and the files beside it, written atomically and
+//! read capped, never through a planted link.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use super::{Manager, Naming, Record, unit_file_name};
+use crate::context::{Ctx, Scope};
+use crate::error::{Error, Result};
+use crate::files;
+
+/// `<state>/background`: records, logs, plists.
+pub struct StateDir(PathBuf);
+
+impl StateDir {
+    pub fn of(ctx: &Ctx) -> Result<StateDir> {
+        let dir = ctx.registry.ensure_state_dir()?.join("background");
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| Error::io(format!("could not create {}", dir.display()), e))?;
+        }
+        let meta = std::fs::symlink_metadata(&dir)
+            .map_err(|e| Error::io(format!("could not read {}", dir.display()), e))?;
+        if !meta.is_dir() {
+            return Err(Error::hinted(
+                format!("{} is not a directory", dir.display()),
+                "move it aside; wtenv keeps its background state there",
+            ));
+        }
+        Ok(StateDir(dir))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn log_path(&self, unit: &str) -> PathBuf {
+        self.0.join(format!("{unit}.log"))
+    }
+
+    fn record_path(&self, unit: &str) -> PathBuf {
+        self.0.join(format!("{unit}.json"))
+    }
+
+    /// Every record, in unit order; unreadable ones are skipped with a
+    /// warning (they name nothing wtenv could act on safely).
+    pub fn records(&self) -> Vec<Record> {
+        let Ok(entries) = std::fs::read_dir(&self.0) else {
+            return vec![];
+        };
+        let mut out: Vec<Record> = entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .filter_map(|e| {
+                let bytes = read_file(&e.path(), 64 * 1024)?;
+                match serde_json::from_slice(&bytes) {
+                    Ok(r) => Some(r),
+                    Err(err) => {
+                        tracing::warn!("ignoring {}: {err}", e.path().display());
+                        None
+                    }
+                }
+            })
+            .collect();
+        out.sort_by(|a: &Record, b| a.unit.cmp(&b.unit));
+        out
+    }
+
+    /// Records of `scope`'s worktree, of `services` (all when empty).
+    pub fn records_of(&self, scope: &Scope, services: &[String]) -> Vec<Record> {
+        self.records_in(&scope.worktree.common_dir, &scope.worktree.root)
+            .into_iter()
+            .filter(|r| services.is_empty() || services.contains(&r.service))
+            .collect()
+    }
+
+    /// Records of the worktree at `worktree` of `repository`.
+    pub fn records_in(&self, repository: &Path, worktree: &Path) -> Vec<Record> {
+        self.records()
+            .into_iter()
+            .filter(|r| r.belongs_to(repository, worktree))
+            .collect()
+    }
+
+    pub(super) fn write(&self, record: &Record) -> Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(record).expect("records serialize");
+        bytes.push(b'\n');
+        write_file(&self.0, &format!("{}.json", record.unit), &bytes)
+    }
+
+    /// The log of each of `scope`'s services (all when `services` is
+    /// empty) that has one, whatever ran it, also after `down`.
+    pub fn logs_of(&self, scope: &Scope, services: &[String]) -> Vec<(String, PathBuf)> {
+        let naming = Naming::of(scope);
+        scope
+            .config
+            .services
+            .iter()
+            .filter(|s| services.is_empty() || services.contains(&s.name))
+            .filter_map(|s| {
+                let unit = naming.unit(&s.name);
+                // The newest, when the service ran under several managers.
+                [Manager::Systemd, Manager::Launchd, Manager::Wtenv]
+                    .into_iter()
+                    .map(|m| self.log_path(&unit_file_name(m, &unit)))
+                    .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+                    .max()
+                    .map(|(_, p)| (s.name.clone(), p))
+            })
+            .collect()
+    }
+
+    pub(super) fn forget(&self, unit: &str) {
+        let _ = std::fs::remove_file(self.record_path(unit));
+    }
+}
+
+/// Replaces `dir/name` with `bytes` (0600, atomically, never through a
+/// planted link or FIFO).
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    files::replace(dir, name, bytes)
+        .map_err(|(what, path, e)| Error::io(format!("could not {what} {}", path.display()), e))
+}
+
+/// A regular file's bytes, refused past `cap`; `None` for anything else
+/// (a link, a FIFO, a device) or when it cannot be read.
+pub fn read_file(path: &Path, cap: u64) -> Option<Vec<u8>> {
+    let file = files::open_read(path, false).ok()??;
+    files::require_regular(&file).ok()?;
+    files::read_capped(&file, cap).ok()
+}

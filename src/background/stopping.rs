@@ -1,0 +1,73 @@
+//! Stopping background services (`down`, `remove --force`, a failed
+//! `up --detach`), and which still run.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::{Manager, Record, StateDir, detached, launchd, query, systemd};
+use crate::alloc::{self, RealSystem};
+use crate::context::Ctx;
+use crate::error::{Error, Result};
+
+/// `down`: stops `records`' units, waits until they are inactive and their
+/// holds are gone from the registry, and forgets them.
+pub fn stop(ctx: &Ctx, dir: &StateDir, records: &[Record], patience: Duration) -> Result<()> {
+    for manager in [Manager::Systemd, Manager::Launchd, Manager::Wtenv] {
+        let mine: Vec<&Record> = records.iter().filter(|r| r.manager == manager).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        match manager {
+            Manager::Systemd => systemd::stop(&mine)?,
+            Manager::Launchd => launchd::stop(&mine, dir.path())?,
+            Manager::Wtenv => detached::stop(&mine, patience / 2),
+        }
+    }
+    let deadline = Instant::now() + patience;
+    let mut left: Vec<&Record> = records.iter().collect();
+    while !left.is_empty() {
+        left.retain(|r| query(r).running());
+        if left.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let names: Vec<&str> = left.iter().map(|r| r.unit.as_str()).collect();
+            return Err(Error::hinted(
+                format!(
+                    "{} still running after {}",
+                    names.join(", "),
+                    humantime::format_duration(patience)
+                ),
+                "run 'wtenv down' again, or 'wtenv status' to see them",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A unit's run released its own holds; one killed with SIGKILL did
+    // not: sweep those now that their units are inactive.
+    ctx.registry.transaction(|data| {
+        alloc::sweep(data, &mut RealSystem::new(&ctx.registry));
+        Ok(())
+    })?;
+    for r in records {
+        dir.forget(&r.unit);
+    }
+    Ok(())
+}
+
+/// The background services of a worktree that still run.
+pub fn running(ctx: &Ctx, repository: &Path, worktree: &Path) -> Result<Vec<Record>> {
+    let dir = StateDir::of(ctx)?;
+    Ok(dir
+        .records_in(repository, worktree)
+        .into_iter()
+        .filter(|r| query(r).running())
+        .collect())
+}
+
+/// Stops every background service of a worktree (`remove --force`).
+pub fn stop_all(ctx: &Ctx, repository: &Path, worktree: &Path) -> Result<()> {
+    let dir = StateDir::of(ctx)?;
+    let records = dir.records_in(repository, worktree);
+    stop(ctx, &dir, &records, Duration::from_secs(60))
+}
