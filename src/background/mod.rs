@@ -5,7 +5,7 @@
 //! Back ends ([`Manager`]): a systemd user unit ([`systemd`]), a launchd
 //! agent ([`launchd`]), or a detached wtenv supervisor ([`detached`]) where
 //! neither exists. Whatever the back end:
-//! - the unit is named `wtenv-<repo>-<worktree>-<service>`, each part
+//! - the unit is named `wtenv-<repo>_<hash>-<worktree>-<service>`, each part
 //!   escaped with systemd's rules ([`systemd::escape`]);
 //! - its hold in the registry records the unit ([`UnitRef`]): the sweep
 //!   calls such a holder gone only when its pid is gone and the manager

@@ -1,12 +1,15 @@
-//! Unit names: `wtenv-<repo>-<worktree>-<service>`, each part escaped
-//! with systemd's rules, the same whatever the manager.
+//! Unit names: `wtenv-<repo>_<hash>-<worktree>-<service>`, each part
+//! escaped with systemd's rules, the same whatever the manager. `<hash>`
+//! (8 hex digits of the repository's path) keeps apart two repositories
+//! with the same directory name (`/a/app` and `/b/app`).
 
 use std::path::Path;
 
 use super::{Manager, systemd};
 use crate::context::Scope;
+use crate::worktree::main_root_of;
 
-/// The unit names of one worktree: `wtenv-<repo>-<worktree>` and a
+/// The unit names of one worktree: `wtenv-<repo>_<hash>-<worktree>` and a
 /// `-<service>` per service, each part escaped, so the dashes between them
 /// are the only unescaped ones (systemd reads them as the slice nesting).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,27 +22,34 @@ pub struct Naming {
 const NAME_MAX: usize = 240;
 
 impl Naming {
-    pub fn new(repo: &str, worktree: &str) -> Naming {
+    /// `repo` and `worktree` are directory names; `repository` is what
+    /// tells repositories apart (its canonical git common dir).
+    pub fn new(repo: &str, repository: &Path, worktree: &str) -> Naming {
+        let id = fnv1a(repository.as_os_str().as_encoded_bytes()) as u32;
         Naming {
             base: format!(
-                "wtenv-{}-{}",
+                "wtenv-{}_{id:08x}-{}",
                 systemd::escape(repo),
                 systemd::escape(worktree)
             ),
         }
     }
 
-    pub fn of(scope: &Scope) -> Naming {
-        let repo = scope
-            .worktree
-            .main_root()
-            .unwrap_or_else(|| scope.worktree.common_dir.clone());
+    /// The names of the worktree at `root` of the repository whose git
+    /// common dir is `common_dir` (the main worktree's directory name, or
+    /// a bare repository's).
+    pub fn of_worktree(common_dir: &Path, root: &Path) -> Naming {
+        let repo = main_root_of(common_dir).unwrap_or_else(|| common_dir.to_path_buf());
         let name = |p: &Path| {
             p.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         };
-        Naming::new(&name(&repo), &name(&scope.worktree.root))
+        Naming::new(&name(&repo), common_dir, &name(root))
+    }
+
+    pub fn of(scope: &Scope) -> Naming {
+        Naming::of_worktree(&scope.worktree.common_dir, &scope.worktree.root)
     }
 
     /// The unit of `service`, without a suffix.
@@ -57,12 +67,16 @@ fn shorten(name: String) -> String {
     if name.len() <= NAME_MAX {
         return name;
     }
-    // FNV-1a: stable across versions and platforms, unlike std's hasher.
-    let hash = name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    });
+    let hash = fnv1a(name.as_bytes());
     // The escaped name is ASCII, so any byte index is a char boundary.
     format!("{}-{hash:016x}", &name[..NAME_MAX - 17])
+}
+
+/// FNV-1a: stable across versions and platforms, unlike std's hasher.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// The manager's own name for the unit.
@@ -79,19 +93,38 @@ mod tests {
 
     #[test]
     fn unit_names_escape_each_part_so_only_the_separators_are_dashes() {
-        let n = Naming::new("my-repo", "feature-login");
-        assert_eq!(n.base, r"wtenv-my\x2drepo-feature\x2dlogin");
-        assert_eq!(n.unit("web"), r"wtenv-my\x2drepo-feature\x2dlogin-web");
+        let n = Naming::of_worktree(
+            Path::new("/src/my-repo/.git"),
+            Path::new("/wt/feature-login"),
+        );
+        let id = format!("{:08x}", fnv1a(b"/src/my-repo/.git") as u32);
+        assert_eq!(n.base, format!(r"wtenv-my\x2drepo_{id}-feature\x2dlogin"));
+        assert_eq!(
+            n.unit("web"),
+            format!(r"wtenv-my\x2drepo_{id}-feature\x2dlogin-web")
+        );
         assert_eq!(n.group(), n.base);
+    }
+
+    #[test]
+    fn two_repositories_with_the_same_names_get_distinct_units() {
+        let a = Naming::of_worktree(Path::new("/tmp/a/app/.git"), Path::new("/tmp/a/app"));
+        let b = Naming::of_worktree(Path::new("/tmp/b/app/.git"), Path::new("/tmp/b/app"));
+        assert_ne!(a.unit("web"), b.unit("web"));
+        assert_ne!(a.group(), b.group());
+        assert!(a.unit("web").starts_with("wtenv-app_") && a.unit("web").ends_with("-app-web"));
+        // Stable: the same repository always gets the same name.
+        let again = Naming::of_worktree(Path::new("/tmp/a/app/.git"), Path::new("/tmp/a/app"));
+        assert_eq!(a, again);
     }
 
     #[test]
     fn a_too_long_unit_name_is_shortened_with_a_hash_and_stays_distinct() {
         let long = "x".repeat(300);
-        let a = Naming::new("r", &long).unit("web");
-        let b = Naming::new("r", &long).unit("api");
+        let a = Naming::new("r", Path::new("/r/.git"), &long).unit("web");
+        let b = Naming::new("r", Path::new("/r/.git"), &long).unit("api");
         assert!(a.len() <= NAME_MAX && b.len() <= NAME_MAX, "{}", a.len());
         assert_ne!(a, b);
-        assert!(a.starts_with("wtenv-r-xxx"));
+        assert!(a.starts_with("wtenv-r_") && a.contains("-xxx"), "{a}");
     }
 }

@@ -110,6 +110,13 @@ impl UserManager {
         cmd
     }
 
+    /// `wtenv ARGS` in `dir`, reaching this manager.
+    pub fn wtenv_in(&self, t: &TestEnv, dir: &Path, args: &[&str]) -> Command {
+        let mut cmd = t.wtenv_in(dir, args);
+        cmd.env("XDG_RUNTIME_DIR", &self.runtime);
+        cmd
+    }
+
     pub fn main_pid(&self, t: &TestEnv, unit: &str) -> u32 {
         let out = self.systemctl(t, &["show", "--property=MainPID", "--value", unit]);
         out.stdout.trim().parse().unwrap()
@@ -248,19 +255,29 @@ fn signal(pid: impl TryInto<i32, Error: std::fmt::Debug>, sig: Signal) {
     nix::sys::signal::kill(Pid::from_raw(pid.try_into().unwrap()), sig).unwrap();
 }
 
-const WEB_UNIT: &str = "wtenv-repo-repo-web.service";
-const API_UNIT: &str = "wtenv-repo-repo-api.service";
+/// The unit names of the test's main worktree, as wtenv makes them.
+fn naming(t: &TestEnv) -> wtenv::background::Naming {
+    let repo = std::fs::canonicalize(&t.repo).unwrap();
+    wtenv::background::Naming::of_worktree(&repo.join(".git"), &repo)
+}
+
+/// `service`'s systemd unit in the test's main worktree.
+fn unit(t: &TestEnv, service: &str) -> String {
+    format!("{}.service", naming(t).unit(service))
+}
 
 #[test]
 fn up_detach_under_systemd_serves_until_down_releases_everything() {
     let t = TestEnv::new();
+    let web_unit = unit(&t, "web");
+    let api_unit = unit(&t, "api");
     two_http_services(&t);
     let m = UserManager::start(&t);
     let (web, api) = ports(&t);
     let up = run(&mut m.wtenv(&t, &["up", "--detach"]));
     assert_eq!(up.code, Some(0), "{up}");
     // One line per service: unit, pid, port; both answer on return.
-    for (unit, port) in [(WEB_UNIT, web), (API_UNIT, api)] {
+    for (unit, port) in [(web_unit.as_str(), web), (api_unit.as_str(), api)] {
         let line = up.stdout.lines().find(|l| l.contains(unit)).unwrap();
         assert!(line.contains(&format!("port {port}")), "{up}");
         assert!(line.contains("pid "), "{up}");
@@ -274,12 +291,12 @@ fn up_detach_under_systemd_serves_until_down_releases_everything() {
     let web_server = listeners(web);
     assert!(!web_server.is_empty());
     // The holds name the units.
-    assert_eq!(holders(&t, "web")[0]["unit"]["name"], WEB_UNIT);
+    assert_eq!(holders(&t, "web")[0]["unit"]["name"], web_unit.as_str());
     assert_eq!(holders(&t, "web")[0]["unit"]["manager"], "systemd");
 
     let status = run(&mut m.wtenv(&t, &["status"]));
     assert_eq!(status.code, Some(0), "{status}");
-    for (unit, port) in [(WEB_UNIT, web), (API_UNIT, api)] {
+    for (unit, port) in [(web_unit.as_str(), web), (api_unit.as_str(), api)] {
         let line = status.stdout.lines().find(|l| l.contains(unit)).unwrap();
         for word in ["systemd", "active", &port.to_string(), "healthy"] {
             assert!(line.contains(word), "{word} missing: {status}");
@@ -293,7 +310,7 @@ fn up_detach_under_systemd_serves_until_down_releases_everything() {
     // `list` names the unit that holds each port.
     let list = run(&mut m.wtenv(&t, &["list"]));
     assert!(
-        list.stdout.contains(&format!("(systemd unit {WEB_UNIT})")),
+        list.stdout.contains(&format!("(systemd unit {web_unit})")),
         "{list}"
     );
 
@@ -327,12 +344,13 @@ fn up_detach_under_systemd_serves_until_down_releases_everything() {
 #[test]
 fn a_unit_stopped_from_outside_releases_its_ports() {
     let t = TestEnv::new();
+    let web_unit = unit(&t, "web");
     two_http_services(&t);
     let m = UserManager::start(&t);
     let (web, api) = ports(&t);
     let up = run(&mut m.wtenv(&t, &["up", "-d"]));
     assert_eq!(up.code, Some(0), "{up}");
-    let stop = m.systemctl(&t, &["stop", WEB_UNIT]);
+    let stop = m.systemctl(&t, &["stop", &web_unit]);
     assert_eq!(stop.code, Some(0), "{stop}");
     assert!(wait_for(PATIENCE, || holders(&t, "web").is_empty() && free(web)));
     // The other one is untouched.
@@ -341,7 +359,7 @@ fn a_unit_stopped_from_outside_releases_its_ports() {
     let line = status
         .stdout
         .lines()
-        .find(|l| l.contains(WEB_UNIT))
+        .find(|l| l.contains(&web_unit))
         .unwrap();
     assert!(line.contains("inactive"), "{status}");
     assert_eq!(run(&mut m.wtenv(&t, &["down"])).code, Some(0));
@@ -351,16 +369,17 @@ fn a_unit_stopped_from_outside_releases_its_ports() {
 #[test]
 fn a_unit_whose_main_process_is_killed_is_swept_once_inactive() {
     let t = TestEnv::new();
+    let web_unit = unit(&t, "web");
     two_http_services(&t);
     let m = UserManager::start(&t);
     let (web, _) = ports(&t);
     let up = run(&mut m.wtenv(&t, &["up", "-d", "web"]));
     assert_eq!(up.code, Some(0), "{up}");
-    let main = m.main_pid(&t, WEB_UNIT);
+    let main = m.main_pid(&t, &web_unit);
     signal(main, Signal::SIGKILL);
     // The dead run cannot release; the manager stops the rest of the unit.
     assert!(wait_for(PATIENCE, || {
-        m.systemctl(&t, &["is-active", WEB_UNIT]).stdout.trim() != "active"
+        m.systemctl(&t, &["is-active", &web_unit]).stdout.trim() != "active"
     }));
     assert!(wait_for(PATIENCE, || free(web)));
     assert_eq!(holders(&t, "web").len(), 1, "the hold stays until a sweep");
@@ -373,6 +392,7 @@ fn a_unit_whose_main_process_is_killed_is_swept_once_inactive() {
 #[test]
 fn up_detach_fails_with_the_reason_and_stops_what_it_started() {
     let t = TestEnv::new();
+    let web_unit = unit(&t, "web");
     t.write_config(
         r#"
 [services.web]
@@ -388,9 +408,65 @@ run = "echo api cannot start >&2; exit 3"
     assert!(up.stderr.contains("service api did not get ready"), "{up}");
     assert!(up.stderr.contains("api cannot start"), "{up}");
     assert!(wait_for(PATIENCE, || free(web) && free(api)));
-    let active = m.systemctl(&t, &["is-active", WEB_UNIT]);
+    let active = m.systemctl(&t, &["is-active", &web_unit]);
     assert_ne!(active.stdout.trim(), "active", "{active}");
     assert!(holders(&t, "web").is_empty());
+}
+
+/// The port `up -d` printed for `unit`.
+fn printed_port(up: &Run, unit: &str) -> u16 {
+    let line = up.stdout.lines().find(|l| l.contains(unit)).unwrap();
+    line.rsplit("port ").next().unwrap().trim().parse().unwrap()
+}
+
+/// Two repositories with the same directory name and worktree name
+/// (`<tmp>/repo` and `<tmp>/b/repo`) run side by side under one user
+/// manager: each gets units of its own, and `status` and `down` in one
+/// never reach the other's.
+#[test]
+fn same_named_repositories_get_distinct_units_under_systemd() {
+    let t = TestEnv::new();
+    t.write_config(
+        r#"
+[services.web]
+run = "exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1"
+"#,
+    );
+    let other = t.root().join("b").join("repo");
+    std::fs::create_dir_all(&other).unwrap();
+    t.git_in(&other, &["init", "-q", "-b", "main"]);
+    std::fs::copy(t.repo.join("wtenv.toml"), other.join("wtenv.toml")).unwrap();
+    let m = UserManager::start(&t);
+    let a = unit(&t, "web");
+    let b = format!(
+        "{}.service",
+        wtenv::background::Naming::of_worktree(&other.join(".git"), &other).unit("web")
+    );
+    assert_ne!(a, b);
+    let up_a = run(&mut m.wtenv(&t, &["up", "-d"]));
+    assert_eq!(up_a.code, Some(0), "{up_a}");
+    let up_b = run(&mut m.wtenv_in(&t, &other, &["up", "-d"]));
+    assert_eq!(up_b.code, Some(0), "{up_b}");
+    let (port_a, port_b) = (printed_port(&up_a, &a), printed_port(&up_b, &b));
+    assert_ne!(port_a, port_b);
+    for (unit, port) in [(&a, port_a), (&b, port_b)] {
+        let active = m.systemctl(&t, &["is-active", unit]);
+        assert_eq!(active.stdout.trim(), "active", "{unit}: {active}");
+        assert!(serves(port), "{unit} does not serve on {port}");
+    }
+    let status = run(&mut m.wtenv_in(&t, &other, &["status"]));
+    assert!(
+        status.stdout.contains(&b) && !status.stdout.contains(&a),
+        "{status}"
+    );
+    let down = run(&mut m.wtenv(&t, &["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert!(free(port_a));
+    assert_eq!(m.systemctl(&t, &["is-active", &b]).stdout.trim(), "active");
+    assert!(serves(port_b), "down in one repository stopped the other's");
+    let down = run(&mut m.wtenv_in(&t, &other, &["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert!(free(port_b));
 }
 
 /// The detached wtenv supervisor, where no user manager answers (the
@@ -497,8 +573,9 @@ run = "python3 -c 'import sys; [print(\"%04d \" % i + \"x\" * 94) for i in range
     let up = run(&mut t.wtenv(&["up", "-d", "--log-limit", "64K"]));
     assert_eq!(up.code, Some(0), "{up}");
     let dir = t.state_dir().join("background");
-    let log = dir.join("wtenv-repo-repo-web.log");
-    let previous = dir.join("wtenv-repo-repo-web.log.1");
+    let name = naming(&t).unit("web");
+    let log = dir.join(format!("{name}.log"));
+    let previous = dir.join(format!("{name}.log.1"));
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     assert!(size(&log) <= 64 * 1024, "{}", size(&log));
     assert!(size(&previous) > 0 && size(&previous) <= 64 * 1024);
@@ -705,6 +782,8 @@ ready_timeout = "3s"
 #[test]
 fn exported_systemd_units_verify_load_and_serve_on_the_reserved_ports() {
     let t = TestEnv::new();
+    let web_unit = unit(&t, "web");
+    let api_unit = unit(&t, "api");
     two_http_services(&t);
     let m = UserManager::start(&t);
     let (web, api) = ports(&t);
@@ -713,7 +792,8 @@ fn exported_systemd_units_verify_load_and_serve_on_the_reserved_ports() {
     assert_eq!(export.code, Some(0), "{export}");
     let files: Vec<&str> = export.stdout.lines().collect();
     assert_eq!(files.len(), 3, "{export}");
-    assert!(files[0].ends_with("/wtenv-repo-repo.target"), "{export}");
+    let target = format!("{}.target", naming(&t).group());
+    assert!(files[0].ends_with(&format!("/{target}")), "{export}");
     assert!(export.stderr.contains("systemctl --user link"), "{export}");
     // Reserved before anything runs: `env` exports these same ports.
     let ports: Vec<(u16, String)> = t
@@ -735,13 +815,13 @@ fn exported_systemd_units_verify_load_and_serve_on_the_reserved_ports() {
     let mut link = vec!["link"];
     link.extend(&files);
     assert_eq!(m.systemctl(&t, &link).code, Some(0));
-    let start = m.systemctl(&t, &["start", "wtenv-repo-repo.target"]);
+    let start = m.systemctl(&t, &["start", &target]);
     assert_eq!(start.code, Some(0), "{start}");
     assert!(wait_for(PATIENCE, || serves(web) && serves(api)));
     // Held by the units' `run`s, which the registry names.
-    assert_eq!(holders(&t, "web")[0]["unit"]["name"], WEB_UNIT);
-    assert_eq!(holders(&t, "api")[0]["unit"]["name"], API_UNIT);
-    let stop = m.systemctl(&t, &["stop", "wtenv-repo-repo.target"]);
+    assert_eq!(holders(&t, "web")[0]["unit"]["name"], web_unit.as_str());
+    assert_eq!(holders(&t, "api")[0]["unit"]["name"], api_unit.as_str());
+    let stop = m.systemctl(&t, &["stop", &target]);
     assert_eq!(stop.code, Some(0), "{stop}");
     assert!(wait_for(PATIENCE, || {
         holders(&t, "web").is_empty() && holders(&t, "api").is_empty() && free(web) && free(api)
@@ -755,9 +835,10 @@ fn exported_launchd_plists_carry_the_program_directory_and_environment() {
     let dir = t.root().join("agents");
     let export = run(&mut t.wtenv(&["export", "launchd", dir.to_str().unwrap()]));
     assert_eq!(export.code, Some(0), "{export}");
-    let web = dir.join("wtenv-repo-repo-web.plist");
+    let label = naming(&t).unit("web");
+    let web = dir.join(format!("{label}.plist"));
     let doc = parse_plist(&web);
-    assert_eq!(doc["Label"], "wtenv-repo-repo-web");
+    assert_eq!(doc["Label"], label.as_str());
     let args: Vec<&str> = doc["ProgramArguments"]
         .as_array()
         .unwrap()
@@ -769,7 +850,7 @@ fn exported_launchd_plists_carry_the_program_directory_and_environment() {
         "--service",
         "web",
         "--unit",
-        "launchd:wtenv-repo-repo-web",
+        &format!("launchd:{label}"),
         "--",
         "sh",
         "-c",
