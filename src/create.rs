@@ -639,13 +639,22 @@ fn remove_admin_entries(common_dir: &Path, path: &Path) {
     }
 }
 
-/// `direnv allow NEW` when the source worktree's `.envrc` is allowed, so
-/// the new worktree loads at once. Best effort: the worktree is made
-/// either way; without direnv, nothing is said.
+/// `direnv allow NEW` when the source worktree's `.envrc` is allowed and
+/// the new one's is the same file, byte for byte, so the new worktree loads
+/// at once. An `.envrc` that differs (the new branch came from someone
+/// else) is code the user has not seen: it is left for them to review,
+/// with a warning. Best effort: the worktree is made either way; without
+/// direnv, nothing is said.
 fn direnv_allow(source: &Path, new: &Path) {
-    if !source.join(".envrc").is_file() || !new.join(".envrc").is_file() {
+    const CAP: u64 = 1024 * 1024;
+    let read = |dir: &Path| {
+        crate::files::read_regular(&dir.join(".envrc"), CAP)
+            .ok()
+            .flatten()
+    };
+    let (Some(source_rc), Some(new_rc)) = (read(source), read(new)) else {
         return;
-    }
+    };
     let status = std::process::Command::new("direnv")
         .arg("status")
         .current_dir(source)
@@ -661,6 +670,16 @@ fn direnv_allow(source: &Path, new: &Path) {
             .is_some_and(|v| matches!(v.trim(), "true" | "0"))
     });
     if !allowed {
+        return;
+    }
+    if source_rc != new_rc {
+        report::warn(&format!(
+            "did not run direnv allow {}: its .envrc differs from the one allowed in {}; \
+             review it, then run `direnv allow {}`",
+            new.display(),
+            source.display(),
+            new.display()
+        ));
         return;
     }
     match std::process::Command::new("direnv")

@@ -877,6 +877,31 @@ fn create_runs_direnv_allow_when_the_source_envrc_is_allowed() {
     let yes = default_path(&t, "feature", "yes");
     let exec = direnv(&yes, &["exec", ".", "printenv", "FROM_ENVRC"]);
     assert_eq!(exec.stdout.trim(), "yes", "{exec}");
+
+    // A branch whose .envrc differs is code nobody reviewed: not allowed,
+    // and the user is told why and what to run.
+    t.git(&["checkout", "-q", "-b", "theirs"]);
+    std::fs::write(t.repo.join(".envrc"), "export FROM_ENVRC=theirs\n").unwrap();
+    t.git(&["commit", "-q", "-am", "their envrc"]);
+    t.git(&["checkout", "-q", "-"]);
+    let out = create(&t, "theirs", &["--branch", "theirs"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let theirs = default_path(&t, "feature", "theirs");
+    let status = direnv(&theirs, &["status"]);
+    assert!(status.stdout.contains("Found RC allowed false"), "{status}");
+    assert!(
+        out.stderr.contains(&format!(
+            "did not run direnv allow {}: its .envrc differs from the one allowed in {}",
+            theirs.display(),
+            t.repo.display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("run `direnv allow {}`", theirs.display())),
+        "{out}"
+    );
 }
 
 #[test]
