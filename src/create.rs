@@ -407,7 +407,7 @@ fn make(
     let adding = plan.git.start_worktree_add(
         &plan.path,
         &plan.branch,
-        (crate::worktree::CREATING_VAR, &creating),
+        (crate::settings::CREATING, &creating),
     )?;
     // While git checks out, most of create's time, the ports are reserved
     // for the config create started from: the new checkout's own is almost

@@ -28,9 +28,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::shell::quote_posix;
 
-/// The variable in which direnv keeps its watch list.
-pub const WATCHES_VAR: &str = "DIRENV_WATCHES";
-
 /// A decoded list larger than this is not direnv's (it watches a handful
 /// of files): refuse it rather than inflate without bound.
 const MAX_DECODED: usize = 1 << 20;
@@ -55,7 +52,13 @@ pub struct FileTime {
 /// extended here, else a `watch_file` line.
 pub fn watch(current: Option<&str>, paths: &[&Path]) -> String {
     match current.and_then(|c| extended(c, paths)) {
-        Some(list) => format!("export {WATCHES_VAR}={}\n", quote_posix(&list)),
+        Some(list) => {
+            format!(
+                "export {}={}\n",
+                crate::settings::DIRENV_WATCHES,
+                quote_posix(&list)
+            )
+        }
         None => watch_file(paths),
     }
 }

@@ -235,7 +235,7 @@ impl Git {
     /// [`Git::create_branch`]) at PATH, missing or an empty directory. The
     /// caller works while git checks out, then [`Running::finish`]es.
     /// `env` is given to git, and so to its hooks (`create` names the
-    /// worktree it makes: [`crate::worktree::CREATING_VAR`]).
+    /// worktree it makes: [`crate::settings::CREATING`]).
     pub fn start_worktree_add(
         &self,
         path: &Path,

@@ -31,6 +31,7 @@
 //!   blocking open, no unbounded read
 //! - [`report`]: every message to the user (errors, hints, warnings,
 //!   notes, status lines), honouring `-q` and `--json`
+//! - [`settings`]: every environment variable wtenv reads, each read once
 //! - [`context`], [`error`], [`exit`], [`output`]: what every command shares
 //! - [`commands`]: one file per verb; verbs never import each other
 //!
@@ -56,6 +57,7 @@ pub mod probe;
 pub mod process;
 pub mod registry;
 pub mod report;
+pub mod settings;
 pub mod shell;
 pub mod sockets;
 pub mod supervise;
@@ -142,9 +144,7 @@ pub(crate) fn color_enabled(choice: clap::ColorChoice, terminal: bool) -> bool {
     match choice {
         clap::ColorChoice::Always => true,
         clap::ColorChoice::Never => false,
-        clap::ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && terminal
-        }
+        clap::ColorChoice::Auto => terminal && !settings::no_color(),
     }
 }
 
@@ -181,12 +181,11 @@ fn init_tracing(verbose: u8, quiet: bool, color: bool) -> error::Result<()> {
 /// when a bare word in it is not a level (`WTENV_LOG=verbose` would
 /// otherwise silently filter for a target named "verbose").
 fn log_filter() -> error::Result<Option<tracing_subscriber::EnvFilter>> {
-    const VAR: &str = "WTENV_LOG";
-    let value = match std::env::var(VAR) {
-        Ok(v) if v.trim().is_empty() => return Ok(None),
-        Ok(v) => v,
-        Err(std::env::VarError::NotPresent) => return Ok(None),
-        Err(std::env::VarError::NotUnicode(v)) => {
+    const VAR: &str = settings::LOG;
+    let value = match settings::log().map(|v| v.to_str().ok_or(v)) {
+        None => return Ok(None),
+        Some(Ok(v)) => v,
+        Some(Err(v)) => {
             return Err(Error::hinted(
                 format!("{VAR}={v:?} is not valid UTF-8"),
                 "set it to a level (debug, info) or directives (wtenv=debug)",
@@ -209,7 +208,7 @@ fn log_filter() -> error::Result<Option<tracing_subscriber::EnvFilter>> {
             return Err(bad(format!("{word:?} is not a level")));
         }
     }
-    tracing_subscriber::EnvFilter::try_new(&value)
+    tracing_subscriber::EnvFilter::try_new(value)
         .map(Some)
         .map_err(|e| bad(e.to_string()))
 }

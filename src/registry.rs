@@ -45,8 +45,6 @@ pub const LOCK_NAME: &str = "registry.lock";
 /// [`Registry::open_probe_lock`]). Like `registry.lock`, never renamed or deleted.
 pub const PROBE_LOCK_NAME: &str = "probe.lock";
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
-/// The variable that sets how long to wait for a lock.
-pub const LOCK_TIMEOUT_VAR: &str = "WTENV_LOCK_TIMEOUT";
 /// The lowest port a registry may record (allocation rule 6: privileged ports are
 /// refused; a record below it would make the liveness probe bind there).
 const MIN_PORT: u16 = crate::config::MIN_PORT;
@@ -178,13 +176,12 @@ impl Registry {
     /// duration (`30s`, `500ms`); anything else is an error naming it.
     pub fn from_env(path: PathBuf) -> Result<Registry> {
         let mut registry = Registry::new(path);
-        if let Some(value) = std::env::var_os(LOCK_TIMEOUT_VAR).filter(|v| !v.is_empty()) {
+        const VAR: &str = crate::settings::LOCK_TIMEOUT;
+        if let Some(value) = crate::settings::lock_timeout() {
             registry.lock_timeout = value.to_str().and_then(parse_timeout).ok_or_else(|| {
                 Error::hinted(
-                    format!("{LOCK_TIMEOUT_VAR}={value:?} is not a duration"),
-                    format!(
-                        "set {LOCK_TIMEOUT_VAR} to seconds (30) or a duration (30s, 500ms, 1m)"
-                    ),
+                    format!("{VAR}={value:?} is not a duration"),
+                    format!("set {VAR} to seconds (30) or a duration (30s, 500ms, 1m)"),
                 )
             })?;
         }
@@ -194,23 +191,12 @@ impl Registry {
     /// `$WTENV_STATE_DIR`, else `$XDG_STATE_HOME/wtenv`, else
     /// `~/.local/state/wtenv`; then `registry.json`.
     pub fn default_path() -> Result<PathBuf> {
-        let non_empty = |k: &str| {
-            std::env::var_os(k)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        let dir = if let Some(d) = non_empty("WTENV_STATE_DIR") {
-            d
-        } else if let Some(d) = non_empty("XDG_STATE_HOME") {
-            d.join("wtenv")
-        } else if let Some(h) = non_empty("HOME") {
-            h.join(".local/state/wtenv")
-        } else {
-            return Err(Error::hinted(
+        let dir = crate::settings::state_dir().ok_or_else(|| {
+            Error::hinted(
                 "cannot find the registry: none of WTENV_STATE_DIR, XDG_STATE_HOME, HOME is set",
                 "set WTENV_STATE_DIR or pass --registry PATH",
-            ));
-        };
+            )
+        })?;
         Ok(dir.join(FILE_NAME))
     }
 

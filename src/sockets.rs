@@ -269,8 +269,7 @@ pub fn exec(argv: &[OsString]) -> Outcome {
 }
 
 fn place_and_exec(argv: &[OsString]) -> Result<Outcome> {
-    let count: usize = std::env::var("LISTEN_FDS")
-        .ok()
+    let count: usize = crate::settings::listen_fds()
         .and_then(|n| n.parse().ok())
         .filter(|n| (1..=MAX_SOCKETS).contains(n))
         .ok_or_else(|| Error::usage(format!("{EXEC_COMMAND} is run by wtenv itself")))?;

@@ -19,13 +19,6 @@ use crate::error::{Error, Result};
 const META_NAME: &str = "wtenv.json";
 const STAMP_NAME: &str = "wtenv.stamp";
 
-/// `create` runs `git worktree add` with this variable naming the new
-/// worktree (its path), its purpose and its identifier, so that git's
-/// hooks (a `post-checkout` calling `wtenv env`) see them before `create`
-/// writes them into the worktree's git dir. Read only for that path, and
-/// only while the git dir holds no record yet.
-pub const CREATING_VAR: &str = "WTENV_CREATING";
-
 #[derive(Serialize, Deserialize)]
 struct Creating {
     path: PathBuf,
@@ -33,7 +26,7 @@ struct Creating {
     meta: Meta,
 }
 
-/// The value of [`CREATING_VAR`] for the worktree `create` makes at `path`.
+/// The value of [`crate::settings::CREATING`] for the worktree `create` makes at `path`.
 pub fn creating_value(path: &Path, purpose: &str, identifier: &str) -> String {
     serde_json::to_string(&Creating {
         path: path.to_path_buf(),
@@ -123,7 +116,7 @@ impl Worktree {
     }
 
     /// What `create` recorded; while `create` is still making this
-    /// worktree (its git hooks run), what it passed in [`CREATING_VAR`].
+    /// worktree (its git hooks run), what it passed in [`crate::settings::CREATING`].
     pub fn meta(&self) -> Meta {
         // Read like any planted file: a FIFO there must not hang the hook.
         match crate::files::read_regular(&self.git_dir.join(META_NAME), 64 * 1024) {
@@ -133,8 +126,7 @@ impl Worktree {
     }
 
     fn creating_meta(&self) -> Option<Meta> {
-        let value = std::env::var(CREATING_VAR).ok()?;
-        let creating: Creating = serde_json::from_str(&value).ok()?;
+        let creating: Creating = serde_json::from_str(crate::settings::creating()?).ok()?;
         (creating.path == self.root).then_some(creating.meta)
     }
 

@@ -23,21 +23,11 @@ pub enum Format {
 /// Where the files go by default: where the manager looks for the user's
 /// own units (`$XDG_CONFIG_HOME/systemd/user`, `~/Library/LaunchAgents`).
 pub fn default_dir(format: Format) -> Result<PathBuf> {
-    let home = || {
-        std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .map(PathBuf::from)
-            .ok_or_else(|| {
-                Error::hinted("HOME is not set", "pass the directory: export FORMAT DIR")
-            })
-    };
-    Ok(match format {
-        Format::Systemd => match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
-            Some(config) => PathBuf::from(config).join("systemd/user"),
-            None => home()?.join(".config/systemd/user"),
-        },
-        Format::Launchd => home()?.join("Library/LaunchAgents"),
-    })
+    match format {
+        Format::Systemd => crate::settings::systemd_user_dir(),
+        Format::Launchd => crate::settings::launch_agents_dir(),
+    }
+    .ok_or_else(|| Error::hinted("HOME is not set", "pass the directory: export FORMAT DIR"))
 }
 
 /// Reserves the ports and writes the files into `dir`; returns their

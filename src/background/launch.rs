@@ -108,6 +108,6 @@ pub fn run_argv(
 pub fn passed_env() -> Vec<(String, OsString)> {
     PASSED_ENV
         .iter()
-        .filter_map(|k| std::env::var_os(k).map(|v| (k.to_string(), v)))
+        .filter_map(|k| crate::settings::passed(k).map(|v| (k.to_string(), v)))
         .collect()
 }

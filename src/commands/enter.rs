@@ -16,10 +16,8 @@ use crate::create;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::output;
+use crate::settings::CD_FILE;
 use crate::worktrees;
-
-/// The variable naming the directive file of the shell integration.
-pub const CD_FILE_VAR: &str = "WTENV_CD_FILE";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -77,18 +75,18 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
 
 /// The `WTENV_CD_FILE` contract: the absolute path, no newline.
 fn write_cd_file(path: &Path) -> Result<()> {
-    let Some(file) = std::env::var_os(CD_FILE_VAR).filter(|v| !v.is_empty()) else {
+    let Some(file) = crate::settings::cd_file() else {
         return Ok(());
     };
     let file = Path::new(&file);
     crate::files::write_own(file, path.as_os_str().as_encoded_bytes()).map_err(|e| match e {
         crate::files::OpenError::Io(e) => Error::io(
-            format!("could not write {CD_FILE_VAR} {}", file.display()),
+            format!("could not write {CD_FILE} {}", file.display()),
             e,
         ),
         crate::files::OpenError::Refused(r) => Error::hinted(
-            format!("could not write {CD_FILE_VAR} {}: {r}", file.display()),
-            format!("{CD_FILE_VAR} names a regular file of yours (the shell function makes one with mktemp)"),
+            format!("could not write {CD_FILE} {}: {r}", file.display()),
+            format!("{CD_FILE} names a regular file of yours (the shell function makes one with mktemp)"),
         ),
     })
     .map(drop)

@@ -24,7 +24,7 @@ use crate::exit::Outcome;
 use crate::ports::{ensure_verified, hold_for};
 use crate::shell::{self, Format};
 use crate::worktree::Worktree;
-use crate::{direnv, output, trust};
+use crate::{direnv, output, settings, trust};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -48,9 +48,6 @@ pub struct Args {
     pub direnv: bool,
 }
 
-/// The variable in which the prompt hook remembers what it exported.
-pub const DIFF_VAR: &str = "__WTENV_DIFF";
-
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     if args.hook {
         return run_hook(&args, ctx);
@@ -65,8 +62,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     if args.direnv {
         let files = watched_files(ctx, &scope);
         let files: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-        let current = std::env::var(direnv::WATCHES_VAR).ok();
-        text.push_str(&direnv::watch(current.as_deref(), &files));
+        text.push_str(&direnv::watch(settings::direnv_watches(), &files));
     }
     output::stdout(&text)?;
     Ok(Outcome::SUCCESS)
@@ -93,7 +89,9 @@ fn watched_files(ctx: &Ctx, scope: &Scope) -> Vec<PathBuf> {
 }
 
 fn run_hook(args: &Args, ctx: &Ctx) -> Result<Outcome> {
-    let previous: Vec<String> = std::env::var(DIFF_VAR)
+    let (diff, saved) = settings::hook_state();
+    let previous: Vec<String> = diff
+        .and_then(|d| d.to_str())
         .unwrap_or_default()
         .split(':')
         // The names are printed unquoted in `unset` lines: only names a
@@ -103,14 +101,14 @@ fn run_hook(args: &Args, ctx: &Ctx) -> Result<Outcome> {
         .collect();
     let before = Before {
         names: previous,
-        saved: std::env::var(SAVED_VAR)
-            .ok()
-            .and_then(|s| serde_json::from_str(&s).ok())
+        saved: saved
+            .and_then(|s| s.to_str())
+            .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default(),
-        had_diff: std::env::var_os(DIFF_VAR).is_some(),
-        had_saved: std::env::var_os(SAVED_VAR).is_some(),
+        had_diff: diff.is_some(),
+        had_saved: saved.is_some(),
     };
-    let current = |name: &str| std::env::var(name).ok();
+    let current = |name: &str| settings::passed(name).and_then(|v| v.into_string().ok());
     match hook_variables(args, ctx) {
         Ok(vars) => {
             let (set, unset) = hook_changes(&before, vars, current);
@@ -124,11 +122,6 @@ fn run_hook(args: &Args, ctx: &Ctx) -> Result<Outcome> {
         }
     }
 }
-
-/// The variable in which the prompt hook keeps, as a JSON object, the
-/// values its variables had before it set them (restored on leaving, as
-/// direnv does); a name it lacks was unset.
-pub const SAVED_VAR: &str = "__WTENV_SAVED";
 
 /// What the prompt hook had done before this prompt.
 #[derive(Debug, Default)]
@@ -175,16 +168,16 @@ fn hook_changes(
     let diff = names.join(":");
     set.extend(vars);
     match (diff.is_empty(), before.had_diff) {
-        (false, _) => set.push((DIFF_VAR.into(), diff)),
-        (true, true) => unset.push(DIFF_VAR.into()),
+        (false, _) => set.push((settings::HOOK_DIFF.into(), diff)),
+        (true, true) => unset.push(settings::HOOK_DIFF.into()),
         (true, false) => {}
     }
     match (saved.is_empty(), before.had_saved) {
         (false, _) => set.push((
-            SAVED_VAR.into(),
+            settings::HOOK_SAVED.into(),
             serde_json::to_string(&saved).expect("strings serialize"),
         )),
-        (true, true) => unset.push(SAVED_VAR.into()),
+        (true, true) => unset.push(settings::HOOK_SAVED.into()),
         (true, false) => {}
     }
     (set, unset)

@@ -88,7 +88,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     // stdout's state, those of stderr lines (and up's own) by stderr's.
     let colour_out = ctx.color_stdout();
     let extra = services::child_env(colour_out, |name| {
-        std::env::var_os(name).is_some() || vars.iter().any(|(n, _)| n == name)
+        crate::settings::passed(name).is_some() || vars.iter().any(|(n, _)| n == name)
     });
     let width = selected.iter().map(|s| s.name.len()).max().unwrap_or(0);
     let units: Vec<Unit> = selected

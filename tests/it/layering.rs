@@ -3,7 +3,8 @@
 //! renders; what two verbs share lives below them. So no file of
 //! `src/commands/` imports another verb, and nothing outside `src/commands/`
 //! (but `lib.rs`, which dispatches) imports `crate::commands` at all. And
-//! no file but `src/report.rs` prints to stderr with `eprintln!`.
+//! no file but `src/report.rs` prints to stderr with `eprintln!`, and none
+//! but `src/settings.rs` reads an environment variable.
 
 use std::path::{Path, PathBuf};
 
@@ -148,5 +149,49 @@ fn the_reporter_check_finds_a_stray_print() {
             (3, "eprint!(\"x\");".to_owned()),
             (4, "eprintln!(\"y\");".to_owned())
         ]
+    );
+}
+
+/// Every read of an environment variable a file holds outside comments.
+fn env_reads(file: &Path) -> Vec<(usize, String)> {
+    code_lines(file, |l| {
+        ["env::var(", "env::var_os(", "env::vars("]
+            .iter()
+            .any(|r| l.contains(r))
+            .then(|| l.trim().to_owned())
+    })
+}
+
+/// Settings are read in one place (README, "Environment variables"): a
+/// variable read anywhere else would be missing from the documented list,
+/// and read again on every call.
+#[test]
+fn environment_variables_are_read_in_the_settings_module_only() {
+    let mut offences = Vec::new();
+    for (rel, file) in src_files().into_iter().filter(|(r, _)| r != "settings.rs") {
+        for (line, text) in env_reads(&file) {
+            offences.push(format!("src/{rel}:{line}: {text}"));
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "read it through crate::settings (and list it in the README):\n{}",
+        offences.join("\n")
+    );
+}
+
+/// The check sees a read when there is one.
+#[test]
+fn the_settings_check_finds_a_stray_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("x.rs");
+    std::fs::write(
+        &file,
+        "// std::env::var(\"A\") in a comment\nlet a = std::env::var_os(\"HOME\");\n",
+    )
+    .unwrap();
+    assert_eq!(
+        env_reads(&file),
+        vec![(2, "let a = std::env::var_os(\"HOME\");".to_owned())]
     );
 }

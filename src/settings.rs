@@ -1,0 +1,131 @@
+//! Every environment variable wtenv reads, read here and nowhere else
+//! (README, "Environment variables", lists them with their defaults).
+//!
+//! Each is read at most once, when first asked for: `wtenv env` runs on
+//! every `cd` and reads only what its path needs. What a variable means is
+//! decided by the module of its concept (the registry parses the lock
+//! timeout, `lib` the log filter); this module only finds the values. An
+//! empty value counts as unset, except where the name's presence is the
+//! signal (the shell hook's own variables).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// Overrides the state directory (registry, locks, trust list, logs).
+pub const STATE_DIR: &str = "WTENV_STATE_DIR";
+/// How long to wait for a lock: seconds (`30`) or a duration (`500ms`).
+pub const LOCK_TIMEOUT: &str = "WTENV_LOCK_TIMEOUT";
+/// Diagnostics filter: a level or `tracing` directives.
+pub const LOG: &str = "WTENV_LOG";
+/// Set by the shell function: the file `enter` writes its target into.
+pub const CD_FILE: &str = "WTENV_CD_FILE";
+/// `create` runs `git worktree add` with this variable naming the new
+/// worktree (its path), its purpose and its identifier, so that git's
+/// hooks (a `post-checkout` calling `wtenv env`) see them before `create`
+/// writes them into the worktree's git dir. Read only for that path, and
+/// only while the git dir holds no record yet.
+pub const CREATING: &str = "WTENV_CREATING";
+/// Set by the prompt hook: the names it exported, `:`-separated.
+pub const HOOK_DIFF: &str = "__WTENV_DIFF";
+/// Set by the prompt hook: as a JSON object, the values its variables had
+/// before it set them (restored on leaving, as direnv does); a name it
+/// lacks was unset.
+pub const HOOK_SAVED: &str = "__WTENV_SAVED";
+/// Set by direnv: the files it watches (extended, never replaced).
+pub const DIRENV_WATCHES: &str = "DIRENV_WATCHES";
+/// The socket-activation protocol: how many sockets start at fd 3.
+pub const LISTEN_FDS: &str = "LISTEN_FDS";
+
+/// One variable, read once: `None` when unset or empty.
+macro_rules! once {
+    ($name:expr) => {
+        once!($name, raw).filter(|v| !v.is_empty())
+    };
+    ($name:expr, raw) => {{
+        static VALUE: OnceLock<Option<OsString>> = OnceLock::new();
+        VALUE.get_or_init(|| std::env::var_os($name)).as_ref()
+    }};
+}
+
+fn home() -> Option<&'static OsString> {
+    once!("HOME")
+}
+
+/// `$WTENV_STATE_DIR`, else `$XDG_STATE_HOME/wtenv`, else
+/// `$HOME/.local/state/wtenv`; `None` when none is set.
+pub fn state_dir() -> Option<PathBuf> {
+    if let Some(d) = once!(STATE_DIR) {
+        Some(PathBuf::from(d))
+    } else if let Some(d) = once!("XDG_STATE_HOME") {
+        Some(PathBuf::from(d).join("wtenv"))
+    } else {
+        home().map(|h| PathBuf::from(h).join(".local/state/wtenv"))
+    }
+}
+
+/// Where the user's own systemd units go: `$XDG_CONFIG_HOME/systemd/user`,
+/// else `$HOME/.config/systemd/user`.
+pub fn systemd_user_dir() -> Option<PathBuf> {
+    match once!("XDG_CONFIG_HOME") {
+        Some(config) => Some(PathBuf::from(config).join("systemd/user")),
+        None => home().map(|h| PathBuf::from(h).join(".config/systemd/user")),
+    }
+}
+
+/// Where the user's own launchd agents go: `$HOME/Library/LaunchAgents`.
+pub fn launch_agents_dir() -> Option<PathBuf> {
+    home().map(|h| PathBuf::from(h).join("Library/LaunchAgents"))
+}
+
+/// `WTENV_LOCK_TIMEOUT`, unparsed (the registry says what it accepts).
+pub fn lock_timeout() -> Option<&'static OsString> {
+    once!(LOCK_TIMEOUT)
+}
+
+/// `WTENV_LOG`, unparsed; `None` when unset or blank.
+pub fn log() -> Option<&'static OsString> {
+    once!(LOG).filter(|v| !v.to_string_lossy().trim().is_empty())
+}
+
+/// `NO_COLOR` is set (to anything but empty): no colour on any stream
+/// unless `--color always`.
+pub fn no_color() -> bool {
+    once!("NO_COLOR").is_some()
+}
+
+/// `WTENV_CD_FILE`.
+pub fn cd_file() -> Option<&'static OsString> {
+    once!(CD_FILE)
+}
+
+/// `WTENV_CREATING`, when it is text.
+pub fn creating() -> Option<&'static str> {
+    once!(CREATING).and_then(|v| v.to_str())
+}
+
+/// `DIRENV_WATCHES`, when it is text (empty included: direnv's own
+/// encoding says what it holds).
+pub fn direnv_watches() -> Option<&'static str> {
+    once!(DIRENV_WATCHES, raw).and_then(|v| v.to_str())
+}
+
+/// The shell hook's state: what its last run exported (`HOOK_DIFF`) and
+/// the values that hid (`HOOK_SAVED`). `None` when unset; set but empty is
+/// `Some("")` (the hook ran and exported nothing).
+pub fn hook_state() -> (Option<&'static OsString>, Option<&'static OsString>) {
+    (once!(HOOK_DIFF, raw), once!(HOOK_SAVED, raw))
+}
+
+/// `LISTEN_FDS`, when it is text.
+pub fn listen_fds() -> Option<&'static str> {
+    once!(LISTEN_FDS).and_then(|v| v.to_str())
+}
+
+/// The value of a variable wtenv does not interpret but passes on or
+/// compares: the environment of a background unit, a value the shell hook
+/// may overwrite, whether a child's variable is already set. Read where
+/// it is used, uncached: the names are the caller's.
+pub fn passed(name: &str) -> Option<OsString> {
+    std::env::var_os(name)
+}
