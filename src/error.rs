@@ -69,9 +69,12 @@ pub enum Error {
     #[error("no free port left in {purpose} {ranges}")]
     RangeExhausted { purpose: String, ranges: String },
 
-    #[error("invalid config {path}: {key}: {reason}")]
+    /// `at`: where a syntax or type error is (`wtenv.toml:3:10: ...`);
+    /// `key` is empty for a syntax error.
+    #[error("invalid config {}{}: {}{reason}", .path.display(), Place(.at), KeyPrefix(.key))]
     Config {
         path: PathBuf,
+        at: Option<Box<Location>>,
         key: String,
         reason: String,
     },
@@ -96,6 +99,73 @@ pub enum Error {
     /// The command was interrupted by a signal and cleaned up; die of it.
     #[error("interrupted by signal {0}")]
     Interrupted(i32),
+}
+
+/// A place in a text file: 1-based line and column (in characters), and
+/// the line's text, cut short, for a hint that shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub line: usize,
+    pub column: usize,
+    pub text: String,
+}
+
+/// `:LINE:COL` after a file name, or nothing.
+struct Place<'a>(&'a Option<Box<Location>>);
+
+impl std::fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(at) => write!(f, ":{}:{}", at.line, at.column),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `KEY: `, or nothing for a syntax error (no key).
+struct KeyPrefix<'a>(&'a str);
+
+impl std::fmt::Display for KeyPrefix<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            "" => Ok(()),
+            key => write!(f, "{key}: "),
+        }
+    }
+}
+
+impl Location {
+    /// The line shown is cut to this many characters.
+    const SHOWN: usize = 60;
+
+    /// The place of byte `offset` of `text`.
+    pub fn at(text: &str, offset: usize) -> Location {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        let line = text[..start].matches('\n').count() + 1;
+        let column = text[start..offset].chars().count() + 1;
+        let shown = text[start..end].trim();
+        let mut text: String = shown.chars().take(Self::SHOWN).collect();
+        if shown.chars().count() > Self::SHOWN {
+            text.push_str("...");
+        }
+        Location { line, column, text }
+    }
+
+    /// The place of 1-based `line` and byte `column` (column 0: the
+    /// line's start), as JSON parsers count.
+    pub fn at_line(text: &str, line: usize, column: usize) -> Location {
+        let start: usize = text
+            .split_inclusive('\n')
+            .take(line.saturating_sub(1))
+            .map(str::len)
+            .sum();
+        Location::at(text, start + column.saturating_sub(1))
+    }
 }
 
 impl Error {
@@ -125,8 +195,19 @@ impl Error {
         key: impl Into<String>,
         reason: impl Into<String>,
     ) -> Self {
+        Error::config_at(path, None, key, reason)
+    }
+
+    /// [`Error::config`] at a place in the file.
+    pub fn config_at(
+        path: impl Into<PathBuf>,
+        at: Option<Location>,
+        key: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         Error::Config {
             path: path.into(),
+            at: at.map(Box::new),
             key: key.into(),
             reason: reason.into(),
         }
@@ -160,6 +241,10 @@ impl Error {
                 "run 'wtenv validate --verify-ports --fix' to release stale allocations, or widen the range (or add an overflow range) in wtenv.toml"
                     .into(),
             ),
+            Error::Config { at: Some(at), .. } if !at.text.is_empty() => Some(format!(
+                "fix line {} (`{}`), then run the command again",
+                at.line, at.text
+            )),
             Error::Config { .. } => Some("fix the file, then run the command again".into()),
             Error::ForeignHolder { .. } => {
                 Some("stop those processes; the reservation stays with this worktree".into())

@@ -38,10 +38,12 @@ fn bad_range_syntax_is_exit_1_naming_the_key() {
         "purposes.feature",
         "START-END",
     );
-    assert_refused(
+    assert_refused_at(
+        "wtenv.toml",
         "[purposes]\nfeature = 5000\n",
-        "purposes.feature",
-        "expected a string",
+        "2:11: purposes.feature: ",
+        "expected a string \"START-END\" or a list of them, got integer `5000`",
+        "fix line 2 (`feature = 5000`)",
     );
 }
 
@@ -111,12 +113,69 @@ fn an_unknown_table_is_exit_1_with_a_suggestion_and_allocates_nothing() {
     );
 }
 
+/// `env` with `config` as the repository's `name` (wtenv.toml or
+/// wtenv.json): exit 1, `FILE:LINE:COL: KEY: ` then the reason, the hint
+/// quoting the line, no registry entry made.
+fn assert_refused_at(name: &str, config: &str, place: &str, reason: &str, hint: &str) {
+    let t = TestEnv::new();
+    std::fs::remove_file(t.repo.join("wtenv.toml")).unwrap();
+    let file = t.repo.join(name);
+    std::fs::write(&file, config).unwrap();
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(1), "{config:?}: {out}");
+    assert!(out.stdout.is_empty(), "{out}");
+    let want = format!("error: invalid config {}:{place}{reason}\n", file.display());
+    assert!(
+        out.stderr.starts_with(&want),
+        "{config:?}: want {want:?}: {out}"
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("hint: {hint}, then run the command again\n")),
+        "{config:?}: no hint {hint:?}: {out}"
+    );
+    assert!(t.allocations().is_empty());
+}
+
 #[test]
-fn toml_syntax_errors_name_line_and_column() {
-    assert_refused(
+fn a_toml_syntax_error_names_file_line_and_column() {
+    assert_refused_at(
+        "wtenv.toml",
         "[purposes]\nfeature = \"21000-21009\"\nbugfix = = 2\n",
-        "(file)",
-        "not valid TOML at line 3, column 10",
+        "3:10: ",
+        "not valid TOML: extra `=`, expected nothing",
+        "fix line 3 (`bugfix = = 2`)",
+    );
+}
+
+#[test]
+fn a_json_syntax_error_names_file_line_and_column() {
+    assert_refused_at(
+        "wtenv.json",
+        "{\n  \"purposes\": {\"feature\": \"21000-21009\",}\n}\n",
+        "2:41: ",
+        "not valid JSON: trailing comma",
+        "fix line 2 (`\"purposes\": {\"feature\": \"21000-21009\",}`)",
+    );
+}
+
+/// A value of the wrong type: where it is, the key it is under, what was
+/// expected and what was found.
+#[test]
+fn a_type_error_names_file_line_column_and_key_in_toml_and_json() {
+    assert_refused_at(
+        "wtenv.toml",
+        "[services.web]\nenv = \"WEB_PORT\"\nsocket = \"yes\"\n",
+        "3:10: services.web.socket: ",
+        "expected a boolean, got string \"yes\"",
+        "fix line 3 (`socket = \"yes\"`)",
+    );
+    assert_refused_at(
+        "wtenv.json",
+        "{\"services\": {\n  \"web\": {\"health\": {\"retries\": 0}}}}\n",
+        "2:33: services.web.health.retries: ",
+        "expected a whole number from 1 to 1000, got integer `0`",
+        "fix line 2 (`\"web\": {\"health\": {\"retries\": 0}}}}`)",
     );
 }
 

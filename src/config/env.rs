@@ -1,0 +1,195 @@
+//! The variables a config exports: a service's port variables and the
+//! `[env]` templates, and the names no config may export, trusted or not
+//! ([`refused_name`]; the README lists them under "Trust").
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use indexmap::IndexMap;
+
+use super::Checker;
+use super::services::Service;
+use crate::error::Result;
+
+/// One piece of an `[env]` template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Text(String),
+    Port(String),
+    Worktree,
+    Purpose,
+    Identifier,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub pieces: Vec<Piece>,
+}
+
+/// Whether `name` can be exported as an environment variable by every shell.
+pub fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+/// Names no config may export, trusted or not: each one runs code or
+/// changes what runs (the shell, the dynamic loader) the moment a shell
+/// enters the worktree, or steers wtenv itself. Exact names here, prefixes
+/// in [`REFUSED_PREFIXES`]; the README lists both ("Trust").
+pub const REFUSED_NAMES: &[&str] = &[
+    "PATH",
+    "HOME",
+    "SHELL",
+    "IFS",
+    "ENV",
+    "BASH_ENV",
+    "PROMPT_COMMAND",
+    "PS0",
+    "PS1",
+    "PS2",
+    "PS3",
+    "PS4",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "CDPATH",
+    "ZDOTDIR",
+];
+
+/// Prefixes of refused names: bash's exported functions, the loaders of
+/// Linux and macOS, and wtenv's own variables.
+pub const REFUSED_PREFIXES: &[&str] = &["BASH_FUNC_", "LD_", "DYLD_", "WTENV_"];
+
+/// Why `name` may not be exported by a config, if it may not.
+pub fn refused_name(name: &str) -> Option<String> {
+    if !is_env_name(name) {
+        return Some(format!(
+            "{name:?} is not a valid environment variable name (letters, digits, '_', not starting with a digit)"
+        ));
+    }
+    if REFUSED_NAMES.contains(&name) {
+        return Some(format!(
+            "{name} is refused: it controls the shell, so a repository setting it would run code on `cd`"
+        ));
+    }
+    REFUSED_PREFIXES
+        .iter()
+        .find(|p| name.starts_with(*p))
+        .map(|p| match *p {
+            "WTENV_" => format!("{name} is refused: WTENV_* variables belong to wtenv itself"),
+            _ => format!(
+                "{name} is refused: {p}* variables control the shell or the dynamic loader, so a repository setting one would run code on `cd`"
+            ),
+        })
+}
+
+impl Checker<'_> {
+    /// Every service's variables: allowed names, each exported by one
+    /// service only.
+    pub(super) fn check_env_names(&self, services: &[Service]) -> Result<()> {
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for s in services {
+            for var in &s.env {
+                let key = format!("services.{}.env", s.name);
+                if let Some(reason) = refused_name(var) {
+                    return Err(self.err(&key, reason));
+                }
+                if let Some(other) = seen.insert(var, &s.name) {
+                    return Err(self.err(&key, format!("{var} is also exported by services.{other}; each variable names one port")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The `[env]` table: allowed names not set by a service, values an
+    /// environment can carry, templates naming configured services.
+    pub(super) fn env_templates(
+        &self,
+        raw: IndexMap<String, String>,
+        services: &[Service],
+    ) -> Result<Vec<(String, Template)>> {
+        let service_vars: BTreeSet<&str> = services
+            .iter()
+            .flat_map(|s| s.env.iter().map(String::as_str))
+            .collect();
+        let mut out = Vec::new();
+        for (name, text) in raw {
+            let key = format!("env.{name}");
+            if let Some(reason) = refused_name(&name) {
+                return Err(self.err(&key, reason));
+            }
+            if service_vars.contains(name.as_str()) {
+                return Err(self.err(&key, format!("{name} is already set by a service")));
+            }
+            if text.contains('\0') {
+                return Err(self.err(
+                    &key,
+                    "the value holds a NUL byte, which no environment can carry",
+                ));
+            }
+            let template = Template::parse(&text).map_err(|r| self.err(&key, r))?;
+            for piece in &template.pieces {
+                if let Piece::Port(s) = piece
+                    && !services.iter().any(|svc| &svc.name == s)
+                {
+                    return Err(
+                        self.err(&key, format!("{{port.{s}}} names no service in [services]"))
+                    );
+                }
+            }
+            out.push((name, template));
+        }
+        Ok(out)
+    }
+}
+
+impl Template {
+    /// `{port.NAME}`, `{worktree}`, `{purpose}`, `{identifier}`; `{{` and `}}`
+    /// are literal braces.
+    pub fn parse(text: &str) -> std::result::Result<Template, String> {
+        let mut pieces = Vec::new();
+        let mut literal = String::new();
+        let mut rest = text;
+        while let Some(i) = rest.find(['{', '}']) {
+            literal.push_str(&rest[..i]);
+            let tail = &rest[i..];
+            if tail.starts_with("{{") || tail.starts_with("}}") {
+                literal.push_str(&tail[..1]);
+                rest = &tail[2..];
+                continue;
+            }
+            if tail.starts_with('}') {
+                return Err(format!(
+                    "unmatched '}}' in {text:?} (write '}}}}' for a brace)"
+                ));
+            }
+            let end = tail
+                .find('}')
+                .ok_or_else(|| format!("unclosed '{{' in {text:?}"))?;
+            let name = &tail[1..end];
+            let piece = match name {
+                "worktree" => Piece::Worktree,
+                "purpose" => Piece::Purpose,
+                "identifier" => Piece::Identifier,
+                _ => match name.strip_prefix("port.") {
+                    Some(svc) if !svc.is_empty() => Piece::Port(svc.to_owned()),
+                    _ => {
+                        return Err(format!(
+                            "unknown placeholder {{{name}}}; known: {{port.SERVICE}}, {{worktree}}, {{purpose}}, {{identifier}}"
+                        ));
+                    }
+                },
+            };
+            if !literal.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(&mut literal)));
+            }
+            pieces.push(piece);
+            rest = &tail[end + 1..];
+        }
+        literal.push_str(rest);
+        if !literal.is_empty() {
+            pieces.push(Piece::Text(literal));
+        }
+        Ok(Template { pieces })
+    }
+}

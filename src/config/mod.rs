@@ -1,0 +1,323 @@
+//! `wtenv.toml` / `wtenv.json`: the per-repository configuration.
+//!
+//! Both formats are read by serde into one shape ([`raw`]), so they accept
+//! exactly the same schema and report errors the same way: the file, the
+//! key (dotted path) and the reason, and for a syntax or type error its
+//! line and column ([`decode`]). Unknown keys inside a known table are
+//! warnings, an unknown top-level table is an error ([`warnings`]). The
+//! meaning of the values is checked per concept: [`purposes`] and their
+//! ranges, [`services`], the variables and `[env]` templates ([`env`]).
+//!
+//! A config comes from a repository someone else may have written: it is
+//! read without blocking, only from a regular file, at most [`MAX_BYTES`],
+//! and variable names that control the shell, the loader or wtenv itself
+//! are refused ([`refused_name`]) whether or not the config is trusted.
+//!
+//! Without a file, the built-in defaults apply: the purposes of
+//! [`DEFAULT_PURPOSES`], and one service `app` exported as `PORT`.
+
+mod decode;
+mod env;
+mod purposes;
+mod raw;
+mod services;
+mod warnings;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+pub use env::{Piece, REFUSED_NAMES, REFUSED_PREFIXES, Template, is_env_name, refused_name};
+pub use purposes::{DEFAULT_PURPOSES, MIN_PORT, PortRange, Ranges};
+pub use services::{Service, default_env_name};
+
+pub const TOML_NAME: &str = "wtenv.toml";
+pub const JSON_NAME: &str = "wtenv.json";
+
+/// A config larger than this is an error (a link to `/dev/zero` must not
+/// be read without end).
+pub const MAX_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorktreesConfig {
+    /// Where `create` puts worktrees; `{repo}` is the main worktree's name.
+    /// Relative to the main worktree.
+    pub root: String,
+    /// The branch `create` makes: `{purpose}` and `{identifier}`.
+    pub branch: String,
+    pub default_purpose: String,
+    /// `create` runs `direnv allow` on the new worktree when the source
+    /// worktree's `.envrc` is allowed.
+    pub direnv_allow: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file this came from; `None` for the built-in defaults.
+    pub source: Option<PathBuf>,
+    pub worktrees: WorktreesConfig,
+    /// Sorted by name (deterministic allocation order and output).
+    pub purposes: BTreeMap<String, Ranges>,
+    /// In the order the file declares them: the first declared gets the
+    /// range's first free port; exports and tables follow this order.
+    pub services: Vec<Service>,
+    pub env: Vec<(String, Template)>,
+    /// Opt-in: skip ports that are occupied on the system instead of failing.
+    pub skip_occupied: bool,
+    /// Non-fatal findings (unknown keys), each naming the key.
+    pub warnings: Vec<String>,
+    /// The text of `source` ([`Config::discover_unless_same`]).
+    text: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source: None,
+            worktrees: WorktreesConfig {
+                root: "../{repo}.worktrees".into(),
+                branch: "{purpose}/{identifier}".into(),
+                default_purpose: "feature".into(),
+                direnv_allow: false,
+            },
+            purposes: purposes::defaults(),
+            services: vec![Service {
+                env: vec!["PORT".into()],
+                ..Service::named("app")
+            }],
+            env: Vec::new(),
+            skip_occupied: false,
+            warnings: Vec::new(),
+            text: String::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The config of the worktree at `root`: `wtenv.toml`, else `wtenv.json`,
+    /// else the defaults. Both files present is an error (which one wins
+    /// would be a guess).
+    pub fn discover(root: &Path) -> Result<Config> {
+        match find(root)? {
+            Some((path, text)) => Config::parse(&path, &text),
+            None => Ok(Config::default()),
+        }
+    }
+
+    /// [`Config::discover`] for a worktree whose file is likely `known`'s
+    /// (the worktrees of a repository check out the same one): `None` when
+    /// `root`'s file has the same name and text as the one `known` was
+    /// parsed from (or neither has one), so the caller reuses `known`
+    /// instead of parsing and warning twice.
+    pub fn discover_unless_same(root: &Path, known: &Config) -> Result<Option<Config>> {
+        let found = find(root)?;
+        let same = match (&found, &known.source) {
+            (Some((path, text)), Some(source)) => {
+                path.file_name() == source.file_name() && *text == known.text
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
+            return Ok(None);
+        }
+        match found {
+            Some((path, text)) => Config::parse(&path, &text).map(Some),
+            None => Ok(Some(Config::default())),
+        }
+    }
+
+    /// Loads an explicit `--config PATH`.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = read_optional(path)?.ok_or_else(|| {
+            Error::io(
+                format!("could not read config {}", path.display()),
+                std::io::ErrorKind::NotFound.into(),
+            )
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// The exact text this config was parsed from (empty for the
+    /// defaults): what trust is recorded for.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Parses config text; the format follows the file name (`.json` is
+    /// JSON, anything else TOML).
+    pub fn parse(path: &Path, text: &str) -> Result<Config> {
+        let (raw, ignored) = decode::decode(path, text)?;
+        let warnings = warnings::unknown_keys(path, &ignored)?;
+        let config = Checker { path }.config(raw)?;
+        Ok(Config {
+            warnings,
+            text: text.to_owned(),
+            ..config
+        })
+    }
+
+    pub fn purpose_ranges(&self, purpose: &str) -> Option<&Ranges> {
+        self.purposes.get(purpose)
+    }
+
+    /// `feature, bugfix, ...`: for messages that list what is configured.
+    pub fn purpose_names(&self) -> String {
+        self.purposes.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+
+    /// The ranges of a purpose given on the command line.
+    pub fn require_purpose(&self, purpose: &str) -> Result<Ranges> {
+        self.purpose_ranges(purpose).cloned().ok_or_else(|| {
+            Error::hinted(
+                format!("unknown purpose {purpose:?}"),
+                format!("configured purposes: {}", self.purpose_names()),
+            )
+        })
+    }
+
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// A service named on the command line.
+    pub fn require_service(&self, name: &str) -> Result<&Service> {
+        self.service_index(name).map(|i| &self.services[i])
+    }
+
+    /// The place in [`Config::services`] of a service named on the command
+    /// line.
+    pub fn service_index(&self, name: &str) -> Result<usize> {
+        self.services
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| {
+                Error::hinted(
+                    format!("unknown service {name:?}"),
+                    format!(
+                        "configured services: {}",
+                        self.services
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })
+    }
+
+    /// The services with `socket = true` and the address each one's socket
+    /// is bound to: what `up` hands over, and what a unit exporter writes
+    /// `.socket` units for.
+    pub fn socket_services(&self) -> Vec<(&Service, std::net::IpAddr)> {
+        self.services
+            .iter()
+            .filter(|s| s.socket)
+            .map(|s| (s, s.bind_addr()))
+            .collect()
+    }
+}
+
+/// The config file of the worktree at `root` and its text, if it has one.
+fn find(root: &Path) -> Result<Option<(PathBuf, String)>> {
+    let toml_path = root.join(TOML_NAME);
+    let json_path = root.join(JSON_NAME);
+    match (read_optional(&toml_path)?, read_optional(&json_path)?) {
+        (Some(_), Some(_)) => Err(Error::config(
+            &toml_path,
+            "(file)",
+            format!(
+                "both {TOML_NAME} and {JSON_NAME} exist in {}; keep one",
+                root.display()
+            ),
+        )),
+        (Some(text), None) => Ok(Some((toml_path, text))),
+        (None, Some(text)) => Ok(Some((json_path, text))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The file's text: through a link (a config may be one, e.g. into the
+/// Nix store), but only a regular file, opened without blocking (a FIFO,
+/// `/dev/stdin`) and read up to [`MAX_BYTES`] (`/dev/zero`).
+fn read_optional(path: &Path) -> Result<Option<String>> {
+    use crate::files::{self, OpenError};
+    match files::read_regular(path, MAX_BYTES) {
+        Ok(None) => Ok(None),
+        Ok(Some(bytes)) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| Error::config(path, "(file)", "it is not valid UTF-8")),
+        Err(OpenError::Refused(r)) => Err(Error::config(path, "(file)", r.to_string())),
+        Err(OpenError::Io(e)) => Err(Error::io(
+            format!("could not read config {}", path.display()),
+            e,
+        )),
+    }
+}
+
+/// Turns the file as read into a [`Config`], checking what each value
+/// means; every refusal names the file and the key.
+struct Checker<'a> {
+    path: &'a Path,
+}
+
+impl Checker<'_> {
+    fn err(&self, key: &str, reason: impl Into<String>) -> Error {
+        Error::config(self.path, key, reason)
+    }
+
+    fn config(&self, raw: raw::RawConfig) -> Result<Config> {
+        let mut config = Config {
+            source: Some(self.path.to_path_buf()),
+            ..Config::default()
+        };
+        if let Some(w) = raw.worktrees {
+            let wt = &mut config.worktrees;
+            wt.root = w.root.unwrap_or(std::mem::take(&mut wt.root));
+            wt.branch = w.branch.unwrap_or(std::mem::take(&mut wt.branch));
+            wt.default_purpose = w
+                .default_purpose
+                .unwrap_or(std::mem::take(&mut wt.default_purpose));
+            wt.direnv_allow = w.direnv_allow.unwrap_or(wt.direnv_allow);
+        }
+        if let Some(a) = raw.allocation {
+            config.skip_occupied = a.skip_occupied.unwrap_or(false);
+        }
+        if let Some(p) = raw.purposes {
+            config.purposes = self.purposes(p)?;
+        }
+        if let Some(s) = raw.services {
+            config.services = self.services(s)?;
+        }
+        if !config
+            .purposes
+            .contains_key(&config.worktrees.default_purpose)
+        {
+            return Err(self.err(
+                "worktrees.default_purpose",
+                format!(
+                    "purpose {:?} is not defined in [purposes] (defined: {})",
+                    config.worktrees.default_purpose,
+                    config.purpose_names()
+                ),
+            ));
+        }
+        self.check_env_names(&config.services)?;
+        if let Some(env) = raw.env {
+            config.env = self.env_templates(env, &config.services)?;
+        }
+        Ok(config)
+    }
+}
+
+/// A purpose's or a service's name: letters, digits, `_` or `-`.
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+#[cfg(test)]
+mod tests;

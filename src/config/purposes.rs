@@ -1,0 +1,173 @@
+//! Purposes and their port ranges: `name = "LO-HI"` or, with overflow
+//! ranges tried in order, `name = ["LO-HI", ...]`. Every range of every
+//! purpose is disjoint from every other (docs/ARCHITECTURE.md, allocation
+//! rules 2 and 6).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use indexmap::IndexMap;
+
+use super::Checker;
+use crate::error::Result;
+
+/// Ports below this need privileges; refused in config (allocation rule 6).
+pub const MIN_PORT: u16 = 1024;
+
+/// Built-in purposes, used when the config has no `[purposes]` table.
+pub const DEFAULT_PURPOSES: &[(&str, PortRange)] = &[
+    ("feature", PortRange::new(5000, 5099)),
+    ("bugfix", PortRange::new(5100, 5199)),
+    ("hotfix", PortRange::new(5200, 5299)),
+    ("experiment", PortRange::new(5300, 5399)),
+];
+
+/// An inclusive port range, `start <= end`, both `>= MIN_PORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortRange {
+    pub start: u16,
+    pub end: u16,
+}
+
+impl PortRange {
+    const fn new(start: u16, end: u16) -> PortRange {
+        PortRange { start, end }
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        (self.start..=self.end).contains(&port)
+    }
+
+    pub fn ports(&self) -> impl Iterator<Item = u16> {
+        self.start..=self.end
+    }
+
+    pub fn overlaps(&self, other: &PortRange) -> bool {
+        self.start <= other.end && other.start <= self.end
+    }
+
+    /// Parses `"5000-5099"`; the error says what is wrong with it.
+    pub fn parse(text: &str) -> std::result::Result<PortRange, String> {
+        let bad = || format!("expected \"START-END\" (e.g. \"5000-5099\"), got {text:?}");
+        let (a, b) = text.split_once('-').ok_or_else(bad)?;
+        let start: u16 = a.trim().parse().map_err(|_| bad())?;
+        let end: u16 = b.trim().parse().map_err(|_| bad())?;
+        if start > end {
+            return Err(format!("range {text:?} is reversed: {start} > {end}"));
+        }
+        if start < MIN_PORT {
+            return Err(format!(
+                "range {text:?} starts below {MIN_PORT}; privileged ports are refused"
+            ));
+        }
+        Ok(PortRange { start, end })
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.start, self.end)
+    }
+}
+
+/// A purpose's ranges, tried in order (the first, then the overflow
+/// ranges): never empty, pairwise disjoint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Ranges(Vec<PortRange>);
+
+impl Ranges {
+    /// `None` when `ranges` is empty.
+    pub fn new(ranges: Vec<PortRange>) -> Option<Ranges> {
+        (!ranges.is_empty()).then_some(Ranges(ranges))
+    }
+
+    pub fn one(range: PortRange) -> Ranges {
+        Ranges(vec![range])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = PortRange> + '_ {
+        self.0.iter().copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        self.0.iter().any(|r| r.contains(port))
+    }
+
+    /// `range 5000-5099` or `ranges 5400-5499, 15400-15499`: for messages.
+    pub fn label(&self) -> String {
+        let word = if self.0.len() == 1 { "range" } else { "ranges" };
+        format!("{word} {self}")
+    }
+}
+
+/// `5400-5499, 15400-15499`.
+impl fmt::Display for Ranges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, r) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{r}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The built-in purposes.
+pub(super) fn defaults() -> BTreeMap<String, Ranges> {
+    DEFAULT_PURPOSES
+        .iter()
+        .map(|(n, r)| (n.to_string(), Ranges::one(*r)))
+        .collect()
+}
+
+impl Checker<'_> {
+    /// The `[purposes]` table as read (file order, so an overlap names
+    /// the later purpose) into ranges sorted by purpose name.
+    pub(super) fn purposes(
+        &self,
+        raw: IndexMap<String, Vec<String>>,
+    ) -> Result<BTreeMap<String, Ranges>> {
+        let mut purposes: BTreeMap<String, Ranges> = BTreeMap::new();
+        for (name, texts) in raw {
+            let key = format!("purposes.{name}");
+            if !super::is_identifier(&name) {
+                return Err(self.err(&key, "a purpose name is letters, digits, '_' or '-'"));
+            }
+            let mut ranges: Vec<PortRange> = Vec::new();
+            for text in texts {
+                let range = PortRange::parse(&text).map_err(|r| self.err(&key, r))?;
+                let mut others = purposes
+                    .iter()
+                    .flat_map(|(n, rs)| rs.iter().map(move |r| (format!("purposes.{n}"), r)))
+                    .chain(ranges.iter().map(|r| (key.clone(), *r)));
+                if let Some((other, r)) = others.find(|(_, r)| range.overlaps(r)) {
+                    return Err(self.err(
+                        &key,
+                        format!("range {range} overlaps {other} ({r}); ranges must be disjoint"),
+                    ));
+                }
+                ranges.push(range);
+            }
+            let ranges = Ranges::new(ranges).ok_or_else(|| {
+                self.err(
+                    &key,
+                    "expected a range \"START-END\" or a list of them, got an empty list",
+                )
+            })?;
+            purposes.insert(name, ranges);
+        }
+        if purposes.is_empty() {
+            return Err(self.err("purposes", "at least one purpose is needed"));
+        }
+        Ok(purposes)
+    }
+}

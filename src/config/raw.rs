@@ -1,0 +1,231 @@
+//! The file's shape as serde reads it, TOML and JSON alike: tables and
+//! typed values, nothing checked beyond types. What the values mean (a
+//! range, a duration, a variable name) is checked by the concept modules
+//! when they turn this into a [`super::Config`].
+//!
+//! Every optional key is `#[serde(default, deserialize_with = ...)]`:
+//! absent is `None`, but a JSON `null` is a type error like any other
+//! wrong type, not a silent "absent". Tables are read as tables only
+//! ([`table`]): serde would also fill a struct from a list.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// The top level.
+#[derive(Deserialize)]
+pub(super) struct RawConfig {
+    #[serde(default, deserialize_with = "table")]
+    pub worktrees: Option<RawWorktrees>,
+    #[serde(default, deserialize_with = "table")]
+    pub allocation: Option<RawAllocation>,
+    /// `name = "LO-HI"` or `name = ["LO-HI", ...]`, as a list either way.
+    #[serde(default, deserialize_with = "present_purposes")]
+    pub purposes: Option<IndexMap<String, Vec<String>>>,
+    #[serde(default, deserialize_with = "entries")]
+    pub services: Option<IndexMap<String, RawService>>,
+    #[serde(default, deserialize_with = "entries")]
+    pub env: Option<IndexMap<String, String>>,
+}
+
+/// The top-level tables a config may have, in the order of [`RawConfig`].
+pub(super) const TABLES: &[&str] = &["worktrees", "allocation", "purposes", "services", "env"];
+
+#[derive(Deserialize)]
+pub(super) struct RawWorktrees {
+    #[serde(default, deserialize_with = "present")]
+    pub root: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub branch: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub default_purpose: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub direnv_allow: Option<bool>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct RawAllocation {
+    #[serde(default, deserialize_with = "present")]
+    pub skip_occupied: Option<bool>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct RawService {
+    /// `env = "NAME"` or `env = ["NAME", ...]`.
+    #[serde(default, deserialize_with = "present_names")]
+    pub env: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub run: Option<String>,
+    /// A duration (`"30s"`), parsed by the services module.
+    #[serde(default, deserialize_with = "present")]
+    pub ready_timeout: Option<String>,
+    #[serde(default, deserialize_with = "table")]
+    pub health: Option<RawHealth>,
+    #[serde(default, deserialize_with = "present_list")]
+    pub depends_on: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub restart: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub socket: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub bind: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct RawHealth {
+    #[serde(default, deserialize_with = "present")]
+    pub http: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub cmd: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub tcp: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub interval: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub timeout: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub start_period: Option<String>,
+    #[serde(default, deserialize_with = "present_retries")]
+    pub retries: Option<u32>,
+}
+
+/// A key that is there: its value, of its type (`null` included in the
+/// type check).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// A table's entries, in file order. A key given twice (JSON allows it) is
+/// an error, not "the last one wins".
+fn entries<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<IndexMap<String, V>>, D::Error> {
+    struct Entries<V>(PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
+        type Value = IndexMap<String, V>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a table")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = IndexMap::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(de::Error::custom(format!("{key:?} is given twice")));
+                }
+                let value = map.next_value()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Entries(PhantomData)).map(Some)
+}
+
+/// A table, and only a table, read as a struct.
+pub(super) fn table<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    struct Table<T>(PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Table<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a table")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_map(Table(PhantomData)).map(Some)
+}
+
+fn present_purposes<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<IndexMap<String, Vec<String>>>, D::Error> {
+    /// One purpose's value, as a list.
+    struct Purpose(Vec<String>);
+    impl<'de> Deserialize<'de> for Purpose {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(Strings {
+                one: true,
+                expecting: "a string \"START-END\" or a list of them",
+            })
+            .map(Purpose)
+        }
+    }
+    let map: Option<IndexMap<String, Purpose>> = entries(d)?;
+    Ok(map.map(|m| m.into_iter().map(|(k, v)| (k, v.0)).collect()))
+}
+
+fn present_names<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    d.deserialize_any(Strings {
+        one: true,
+        expecting: "a string or a list of strings",
+    })
+    .map(Some)
+}
+
+fn present_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    d.deserialize_any(Strings {
+        one: false,
+        expecting: "a list of service names",
+    })
+    .map(Some)
+}
+
+/// `retries`: a whole number from 1 to 1000.
+fn present_retries<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    struct Retries;
+    const EXPECTING: &str = "a whole number from 1 to 1000";
+    impl Visitor<'_> for Retries {
+        type Value = u32;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(EXPECTING)
+        }
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<u32, E> {
+            u32::try_from(n)
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| E::invalid_value(de::Unexpected::Unsigned(n), &EXPECTING))
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<u32, E> {
+            match u64::try_from(n) {
+                Ok(n) => self.visit_u64(n),
+                Err(_) => Err(E::invalid_value(de::Unexpected::Signed(n), &EXPECTING)),
+            }
+        }
+    }
+    d.deserialize_any(Retries).map(Some)
+}
+
+/// A list of strings, or (`one`) a single string standing for a list of one.
+struct Strings {
+    one: bool,
+    expecting: &'static str,
+}
+
+impl<'de> Visitor<'de> for Strings {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Vec<String>, E> {
+        if self.one {
+            Ok(vec![s.to_owned()])
+        } else {
+            Err(E::invalid_type(de::Unexpected::Str(s), &self))
+        }
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element::<String>()? {
+            items.push(item);
+        }
+        Ok(items)
+    }
+}

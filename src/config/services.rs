@@ -1,0 +1,222 @@
+//! Services: the ports a worktree gets (in declaration order), the
+//! variables that carry them, and what `up` does with each one (its
+//! command, socket, health check, dependencies, restart policy).
+
+use std::net::{IpAddr, Ipv6Addr};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use super::Checker;
+use super::raw::{RawHealth, RawService};
+use crate::error::Result;
+use crate::health::{self, Check, Health, Restart};
+
+pub(super) const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub name: String,
+    /// The variables that carry this service's port, in order.
+    pub env: Vec<String>,
+    /// The command `wtenv up` starts (its words, or `sh -c` when it has
+    /// shell syntax: [`crate::supervise::command_words`]).
+    pub run: Option<String>,
+    pub ready_timeout: Duration,
+    /// How `up` knows it is ready and alive; `None`: not configured, the
+    /// default check (its port accepts) is advisory ([`Service::health`]).
+    pub health: Option<Health>,
+    /// Services that must be ready before `up` starts this one.
+    pub depends_on: Vec<String>,
+    /// Whether `up` starts it again when it ends or turns unhealthy.
+    pub restart: Restart,
+    /// `socket = true`: wtenv binds the port itself and hands the
+    /// listening socket to the service (see [`crate::sockets`]).
+    pub socket: bool,
+    /// `bind = "127.0.0.1"`: the address of that socket; `None` is
+    /// dual-stack `[::]`.
+    pub bind: Option<IpAddr>,
+}
+
+impl Service {
+    /// A service with nothing configured but its name: its port exported
+    /// as `<NAME>_PORT`.
+    pub(super) fn named(name: &str) -> Service {
+        Service {
+            name: name.to_owned(),
+            env: vec![default_env_name(name)],
+            run: None,
+            ready_timeout: DEFAULT_READY_TIMEOUT,
+            health: None,
+            depends_on: Vec::new(),
+            restart: Restart::No,
+            socket: false,
+            bind: None,
+        }
+    }
+
+    /// The check `up` runs: the configured one, else the default.
+    pub fn health(&self) -> Health {
+        self.health.clone().unwrap_or_default()
+    }
+
+    /// The address wtenv binds for this service's socket: `bind`, else
+    /// `[::]` (dual-stack: IPv6 and IPv4-mapped).
+    pub fn bind_addr(&self) -> IpAddr {
+        self.bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+    }
+}
+
+/// `web` → `WEB_PORT`, `my-api` → `MY_API_PORT`.
+pub fn default_env_name(service: &str) -> String {
+    let mut name: String = service
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    name.push_str("_PORT");
+    name
+}
+
+impl Checker<'_> {
+    /// The `[services]` table, in declaration order; dependencies name
+    /// services and form no cycle.
+    pub(super) fn services(&self, raw: IndexMap<String, RawService>) -> Result<Vec<Service>> {
+        let mut services = Vec::new();
+        for (name, raw) in raw {
+            let key = format!("services.{name}");
+            if !super::is_identifier(&name) {
+                return Err(self.err(&key, "a service name is letters, digits, '_' or '-'"));
+            }
+            let mut service = Service::named(&name);
+            if let Some(env) = raw.env {
+                if env.is_empty() {
+                    return Err(self.err(
+                        &format!("{key}.env"),
+                        "at least one variable name is needed",
+                    ));
+                }
+                service.env = env;
+            }
+            service.run = raw.run;
+            if let Some(text) = raw.ready_timeout {
+                service.ready_timeout = self.duration(&text, &format!("{key}.ready_timeout"))?;
+            }
+            if let Some(h) = raw.health {
+                service.health = Some(self.health(h, &format!("{key}.health"))?);
+            }
+            service.depends_on = raw.depends_on.unwrap_or_default();
+            if let Some(text) = raw.restart {
+                service.restart = Restart::parse(&text).ok_or_else(|| {
+                    self.err(
+                        &format!("{key}.restart"),
+                        format!(
+                            "{text:?} is not a restart policy: \"no\", \"on-failure\" or \"always\""
+                        ),
+                    )
+                })?;
+            }
+            service.socket = raw.socket.unwrap_or(false);
+            if let Some(text) = raw.bind {
+                service.bind = Some(text.parse().map_err(|_| {
+                    self.err(
+                        &format!("{key}.bind"),
+                        format!("{text:?} is not an IP address like \"127.0.0.1\" or \"::\""),
+                    )
+                })?);
+            }
+            services.push(service);
+        }
+        if services.is_empty() {
+            return Err(self.err(
+                "services",
+                "at least one service is needed (or leave [services] out for the default `app` on PORT)",
+            ));
+        }
+        let graph: Vec<(&str, &[String])> = services
+            .iter()
+            .map(|s| (s.name.as_str(), s.depends_on.as_slice()))
+            .collect();
+        if let Err(e) = health::find_cycle(&graph) {
+            let first = match &e {
+                health::OrderError::Unknown { service, .. } => service,
+                health::OrderError::Cycle(ring) => &ring[0],
+            };
+            return Err(self.err(&format!("services.{first}.depends_on"), e.to_string()));
+        }
+        Ok(services)
+    }
+
+    fn duration(&self, text: &str, key: &str) -> Result<Duration> {
+        humantime::parse_duration(text)
+            .map_err(|e| self.err(key, format!("{text:?} is not a duration like \"30s\": {e}")))
+    }
+
+    /// `health = { http = "/healthz" | cmd = "..." | tcp = true, interval,
+    /// timeout, retries, start_period }`: one check at most.
+    fn health(&self, raw: RawHealth, key: &str) -> Result<Health> {
+        let mut health = Health::default();
+        let mut checks = Vec::new();
+        if let Some(p) = raw.http {
+            if !p.starts_with('/') || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(self.err(
+                    &format!("{key}.http"),
+                    format!("{p:?} is not a request path: it starts with '/' and has no spaces"),
+                ));
+            }
+            checks.push("http");
+            health.check = Check::Http { path: p };
+        }
+        if let Some(c) = raw.cmd {
+            if c.trim().is_empty() {
+                return Err(self.err(&format!("{key}.cmd"), "the command is empty"));
+            }
+            checks.push("cmd");
+            health.check = Check::Cmd { command: c };
+        }
+        if let Some(tcp) = raw.tcp {
+            if !tcp {
+                return Err(self.err(
+                    &format!("{key}.tcp"),
+                    "tcp = false names no check; use http = \"/path\" or cmd = \"...\"",
+                ));
+            }
+            checks.push("tcp");
+            health.check = Check::Tcp;
+        }
+        if checks.len() > 1 {
+            return Err(self.err(
+                key,
+                format!(
+                    "one check only: {} are given together",
+                    checks.join(" and ")
+                ),
+            ));
+        }
+        for (name, text, slot) in [
+            ("interval", raw.interval, &mut health.interval),
+            ("timeout", raw.timeout, &mut health.timeout),
+        ] {
+            if let Some(text) = text {
+                let path = format!("{key}.{name}");
+                let d = self.duration(&text, &path)?;
+                if d.is_zero() {
+                    return Err(self.err(&path, "must be longer than 0s"));
+                }
+                *slot = d;
+            }
+        }
+        if let Some(text) = raw.start_period {
+            health.start_period = self.duration(&text, &format!("{key}.start_period"))?;
+        }
+        if let Some(retries) = raw.retries {
+            health.retries = retries;
+        }
+        Ok(health)
+    }
+}

@@ -1,0 +1,447 @@
+//! The config module's rules, on text: what is accepted, what each
+//! refusal says and names.
+
+use std::time::Duration;
+
+use super::*;
+use crate::health::{Check, Health, Restart};
+
+fn parse(text: &str) -> Result<Config> {
+    Config::parse(Path::new("wtenv.toml"), text)
+}
+
+#[test]
+fn defaults_have_feature_range_and_app_service() {
+    let c = Config::default();
+    assert_eq!(
+        c.purpose_ranges("feature"),
+        Some(&Ranges::one(PortRange {
+            start: 5000,
+            end: 5099
+        }))
+    );
+    assert_eq!(c.services[0].env, vec!["PORT".to_string()]);
+}
+
+#[test]
+fn range_errors_name_the_problem() {
+    assert!(
+        PortRange::parse("5099-5000")
+            .unwrap_err()
+            .contains("reversed")
+    );
+    assert!(
+        PortRange::parse("80-90")
+            .unwrap_err()
+            .contains("below 1024")
+    );
+    assert!(PortRange::parse("abc").unwrap_err().contains("START-END"));
+    assert!(PortRange::parse("5000-70000").is_err());
+}
+
+#[test]
+fn overlapping_purposes_are_refused() {
+    let e = parse(
+        "[purposes]\na = \"5000-5100\"\nb = \"5100-5200\"\n[worktrees]\ndefault_purpose=\"a\"",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("purposes.b: range 5100-5200 overlaps purposes.a"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_purpose_lists_overflow_ranges_in_order_in_toml_and_json() {
+    let toml =
+        parse("[purposes]\nfeature = \"5000-5001\"\nreview = [\"5400-5499\", \"15400-15499\"]")
+            .unwrap();
+    let json = Config::parse(
+        Path::new("wtenv.json"),
+        r#"{"purposes":{"feature":"5000-5001","review":["5400-5499","15400-15499"]}}"#,
+    )
+    .unwrap();
+    for c in [&toml, &json] {
+        let review = c.purpose_ranges("review").unwrap();
+        assert_eq!(review.to_string(), "5400-5499, 15400-15499");
+        assert_eq!(review.label(), "ranges 5400-5499, 15400-15499");
+        assert!(review.contains(15400) && !review.contains(5500));
+        assert_eq!(c.purposes["feature"].label(), "range 5000-5001");
+    }
+}
+
+#[test]
+fn overflow_ranges_must_be_disjoint_and_not_empty() {
+    let e = parse("[purposes]\nfeature = [\"5000-5099\", \"5050-5150\"]").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("purposes.feature: range 5050-5150 overlaps purposes.feature (5000-5099)"),
+        "{e}"
+    );
+    let e = parse("[purposes]\nfeature = \"5000-5099\"\nreview = [\"6000-6009\", \"5090-5100\"]")
+        .unwrap_err();
+    assert!(e.to_string().contains("overlaps purposes.feature"), "{e}");
+    let e = parse("[purposes]\nfeature = []").unwrap_err();
+    assert!(e.to_string().contains("empty list"), "{e}");
+    let e = parse("[purposes]\nfeature = [\"5000-5099\", 7]").unwrap_err();
+    assert!(e.to_string().contains("expected a string"), "{e}");
+}
+
+#[test]
+fn socket_services_bind_dual_stack_unless_an_address_is_given() {
+    let c = parse(
+        "[services.api]\nsocket = true\n[services.db]\n[services.web]\nsocket = true\nbind = \"127.0.0.1\"",
+    )
+    .unwrap();
+    let found: Vec<(&str, String)> = c
+        .socket_services()
+        .into_iter()
+        .map(|(s, ip)| (s.name.as_str(), ip.to_string()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![("api", "::".to_owned()), ("web", "127.0.0.1".to_owned())]
+    );
+    let e = parse("[services.web]\nbind = \"localhost\"").unwrap_err();
+    assert!(e.to_string().contains("services.web.bind"), "{e}");
+    let e = parse("[services.web]\nsocket = \"yes\"").unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "wtenv.toml:2:10: services.web.socket: expected a boolean, got string \"yes\""
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_keys_in_known_tables_warn_with_their_path() {
+    let c = parse("[allocation]\ncolour = 1\n[services.web]\nenvv = \"X\"").unwrap();
+    assert_eq!(c.warnings.len(), 2);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("\"services.web.envv\""))
+    );
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("\"allocation.colour\""))
+    );
+}
+
+#[test]
+fn an_unknown_table_is_an_error_with_a_suggestion() {
+    let e = parse("[purpose]\nfeature = \"6000-6009\"").unwrap_err();
+    assert!(e.to_string().contains("did you mean [purposes]?"), "{e}");
+    let e = parse("[servces.web]").unwrap_err();
+    assert!(e.to_string().contains("did you mean [services]?"), "{e}");
+    let e = parse("colour = 1").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("unknown table [colour]; known: [worktrees]"),
+        "{e}"
+    );
+}
+
+#[test]
+fn refused_names_are_refused_everywhere_with_the_key() {
+    for name in [
+        "PATH",
+        "PROMPT_COMMAND",
+        "PS1",
+        "BASH_ENV",
+        "BASH_FUNC_x%%",
+        "LD_PRELOAD",
+        "DYLD_INSERT_LIBRARIES",
+        "WTENV_STATE_DIR",
+        "WTENV_WORKTREE",
+        "IFS",
+        "ZDOTDIR",
+        "1X",
+        "A-B",
+        "",
+    ] {
+        let e = parse(&format!("[env]\n{name:?} = \"x\"")).unwrap_err();
+        assert!(e.to_string().contains(&format!("env.{name}")), "{e}");
+        let e = parse(&format!("[services.web]\nenv = [{name:?}]")).unwrap_err();
+        assert!(e.to_string().contains("services.web.env"), "{e}");
+    }
+    // Trust gates these; they are not refused.
+    parse("[env]\nNODE_OPTIONS = \"--inspect\"\nPATHS = \"x\"\nLDX = \"y\"").unwrap();
+    let e = parse("[env]\nX = \"a\\u0000b\"").unwrap_err();
+    assert!(
+        e.to_string().contains("env.X: the value holds a NUL byte"),
+        "{e}"
+    );
+}
+
+#[test]
+fn toml_errors_name_line_and_column() {
+    let e = parse("[purposes]\nfeature = \"6000-6009\"\nbugfix = = 1\n").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("invalid config wtenv.toml:3:10: not valid TOML: "),
+        "{e}"
+    );
+    assert_eq!(
+        e.hint().unwrap(),
+        "fix line 3 (`bugfix = = 1`), then run the command again"
+    );
+}
+
+/// A value of the wrong type is placed like a syntax error, with the key
+/// it is under, in TOML and JSON alike; so is a list element.
+#[test]
+fn type_errors_name_line_column_and_key() {
+    let cases = [
+        (
+            "wtenv.toml",
+            "[purposes]\nfeature = [\"5000-5099\", 7]\n",
+            "wtenv.toml:2:25: purposes.feature[1]: expected a string, got integer `7`",
+        ),
+        (
+            "wtenv.toml",
+            "[services.web]\nhealth = { retries = -3 }\n",
+            "wtenv.toml:2:22: services.web.health.retries: expected a whole number from 1 to 1000, got integer `-3`",
+        ),
+        (
+            "wtenv.toml",
+            "[[services]]\nname = \"web\"\n",
+            "wtenv.toml:1:1: services: expected a table, got",
+        ),
+        (
+            "wtenv.json",
+            "{\n  \"services\": {\n    \"wéb\": {\"socket\": 1}}}",
+            "wtenv.json:3:23: services.wéb.socket: expected a boolean, got integer `1`",
+        ),
+        (
+            "wtenv.json",
+            r#"{"purposes": null}"#,
+            "wtenv.json:1:17: purposes: expected a table, got null",
+        ),
+        (
+            "wtenv.json",
+            "[]",
+            "wtenv.json:1:1: expected a table, got sequence",
+        ),
+        (
+            "wtenv.json",
+            r#"{"env": {}, "env": {}}"#,
+            "wtenv.json:1:17: duplicate field `env`",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let e = Config::parse(Path::new(name), text).unwrap_err();
+        assert!(e.to_string().contains(want), "{text}: {e}");
+        assert!(e.hint().unwrap().starts_with("fix line "), "{e:?}");
+    }
+}
+
+#[test]
+fn json_syntax_errors_name_line_and_column() {
+    let e = Config::parse(
+        Path::new("wtenv.json"),
+        "{\n  \"purposes\": {\"feature\": \"5000-5001\",}\n}",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("wtenv.json:2:39: not valid JSON: trailing comma"),
+        "{e}"
+    );
+    let e = Config::parse(Path::new("wtenv.json"), "").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("wtenv.json:1:1: not valid JSON: EOF"),
+        "{e}"
+    );
+    assert_eq!(
+        e.hint().unwrap(),
+        "fix the file, then run the command again"
+    );
+}
+
+#[test]
+fn unknown_keys_are_found_at_every_depth_in_toml_and_json() {
+    let toml = parse("[allocation]\ncolour = 1\n[services.web.health]\nfoo = 1\n").unwrap();
+    let json = Config::parse(
+        Path::new("wtenv.json"),
+        r#"{"allocation": {"colour": 1}, "services": {"web": {"health": {"foo": 1}}}}"#,
+    )
+    .unwrap();
+    for (c, name) in [(toml, "wtenv.toml"), (json, "wtenv.json")] {
+        assert_eq!(
+            c.warnings,
+            [
+                format!("{name}: unknown key \"allocation.colour\" (ignored)"),
+                format!("{name}: unknown key \"services.web.health.foo\" (ignored)"),
+            ]
+        );
+    }
+}
+
+#[test]
+fn env_names_are_validated_and_unique() {
+    let e = parse("[services.web]\nenv = \"1BAD\"").unwrap_err();
+    assert!(e.to_string().contains("services.web.env"), "{e}");
+    let e = parse("[services.a]\nenv = \"P\"\n[services.b]\nenv = [\"P\"]").unwrap_err();
+    assert!(e.to_string().contains("also exported by services.a"), "{e}");
+}
+
+#[test]
+fn templates_parse_and_check_services() {
+    let c = parse("[services.api]\n[env]\nURL = \"http://localhost:{port.api}/{{x}}\"").unwrap();
+    assert_eq!(
+        c.env[0].1.pieces,
+        vec![
+            Piece::Text("http://localhost:".into()),
+            Piece::Port("api".into()),
+            Piece::Text("/{x}".into())
+        ]
+    );
+    let e = parse("[services.api]\n[env]\nURL = \"{port.web}\"").unwrap_err();
+    assert!(e.to_string().contains("names no service"), "{e}");
+}
+
+#[test]
+fn a_worktree_with_the_same_file_reuses_the_known_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let known = Config::discover(&a).unwrap();
+    assert_eq!(Config::discover_unless_same(&b, &known).unwrap(), None);
+
+    let text = "[purposes]\nfeature = \"6000-6009\"\n";
+    std::fs::write(a.join(TOML_NAME), text).unwrap();
+    let known = Config::discover(&a).unwrap();
+    let fresh = Config::discover_unless_same(&b, &known).unwrap();
+    assert_eq!(fresh, Some(Config::default()), "b has no file");
+    std::fs::write(b.join(TOML_NAME), text).unwrap();
+    assert_eq!(Config::discover_unless_same(&b, &known).unwrap(), None);
+    std::fs::write(b.join(TOML_NAME), text.replace("6009", "6019")).unwrap();
+    let other = Config::discover_unless_same(&b, &known).unwrap().unwrap();
+    assert_eq!(other.purposes["feature"].to_string(), "6000-6019");
+    std::fs::remove_file(b.join(TOML_NAME)).unwrap();
+    std::fs::write(b.join(JSON_NAME), r#"{"purposes":{"feature":"6000-6009"}}"#).unwrap();
+    let json = Config::discover_unless_same(&b, &known).unwrap().unwrap();
+    assert_eq!(json.source, Some(b.join(JSON_NAME)));
+}
+
+#[test]
+fn health_depends_on_and_restart_parse() {
+    let c = parse(
+        "[services.api]\nhealth = { http = \"/healthz\", interval = \"500ms\", timeout = \"2s\", retries = 2, start_period = \"5s\" }\ndepends_on = [\"db\"]\nrestart = \"on-failure\"\n[services.db]\nhealth = { cmd = \"pg_isready\" }\n",
+    )
+    .unwrap();
+    let api = c.service("api").unwrap();
+    assert_eq!(
+        api.health(),
+        Health {
+            check: Check::Http {
+                path: "/healthz".into()
+            },
+            interval: Duration::from_millis(500),
+            timeout: Duration::from_secs(2),
+            retries: 2,
+            start_period: Duration::from_secs(5),
+        }
+    );
+    assert_eq!(api.depends_on, vec!["db"]);
+    assert_eq!(api.restart, Restart::OnFailure);
+    let db = c.service("db").unwrap();
+    assert_eq!(
+        db.health().check,
+        Check::Cmd {
+            command: "pg_isready".into()
+        }
+    );
+    assert_eq!(db.restart, Restart::No);
+}
+
+#[test]
+fn bad_health_names_the_service_and_key() {
+    let cases = [
+        (
+            "health = { http = \"healthz\" }",
+            "services.web.health.http: \"healthz\" is not a request path",
+        ),
+        ("health = { http = \"/a b\" }", "services.web.health.http"),
+        (
+            "health = { http = \"/\", cmd = \"true\" }",
+            "services.web.health: one check only: http and cmd",
+        ),
+        (
+            "health = { tcp = false }",
+            "services.web.health.tcp: tcp = false names no check",
+        ),
+        (
+            "health = { cmd = \" \" }",
+            "services.web.health.cmd: the command is empty",
+        ),
+        (
+            "health = { interval = \"0s\" }",
+            "services.web.health.interval: must be longer than 0s",
+        ),
+        (
+            "health = { timeout = \"soon\" }",
+            "services.web.health.timeout: \"soon\" is not a duration",
+        ),
+        (
+            "health = { retries = 0 }",
+            "services.web.health.retries: expected a whole number",
+        ),
+        (
+            "health = \"/healthz\"",
+            "services.web.health: expected a table",
+        ),
+        (
+            "restart = \"sometimes\"",
+            "services.web.restart: \"sometimes\" is not a restart policy",
+        ),
+        (
+            "depends_on = \"db\"",
+            "services.web.depends_on: expected a list of service names",
+        ),
+    ];
+    for (line, want) in cases {
+        let e = parse(&format!("[services.web]\n{line}\n")).unwrap_err();
+        assert!(e.to_string().contains(want), "{line}: {e}");
+    }
+}
+
+#[test]
+fn dependency_cycles_and_unknown_names_are_config_errors() {
+    let e = parse("[services.web]\ndepends_on = [\"api\"]\n").unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "services.web.depends_on: service web depends on \"api\", which is not a service"
+        ),
+        "{e}"
+    );
+    let e = parse("[services.a]\ndepends_on = [\"b\"]\n[services.b]\ndepends_on = [\"a\"]\n")
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("services.a.depends_on: dependency cycle: a -> b -> a"),
+        "{e}"
+    );
+}
+
+#[test]
+fn json_and_toml_share_the_schema() {
+    let c = Config::parse(
+        Path::new("wtenv.json"),
+        r#"{"purposes":{"feature":"6000-6009"},"services":{"web":{"env":["PORT","WEB_PORT"]}}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.purpose_ranges("feature"),
+        Some(&Ranges::one(PortRange {
+            start: 6000,
+            end: 6009
+        }))
+    );
+    assert_eq!(c.services[0].env, vec!["PORT", "WEB_PORT"]);
+}

@@ -1,0 +1,85 @@
+//! Keys the schema does not know. Inside a known table they are warnings,
+//! so an older wtenv can read a newer config; at the top level they are an
+//! error with a suggestion, since a misspelt `[purpose]` must not silently
+//! fall back to the built-in ranges.
+
+use std::path::Path;
+
+use super::raw::TABLES;
+use crate::error::{Error, Result};
+
+/// The warnings for `ignored` (key paths, file order), or the error for
+/// the first unknown table among them.
+pub(super) fn unknown_keys(path: &Path, ignored: &[Vec<String>]) -> Result<Vec<String>> {
+    if let Some(table) = ignored.iter().find(|keys| keys.len() == 1) {
+        return Err(unknown_table(path, &table[0]));
+    }
+    Ok(ignored
+        .iter()
+        .map(|keys| {
+            let key = keys.join(".");
+            format!("{}: unknown key {key:?} (ignored)", path.display())
+        })
+        .collect())
+}
+
+/// An unknown top-level key: an error, with the table it likely means.
+fn unknown_table(path: &Path, key: &str) -> Error {
+    let reason = match suggest(key, TABLES) {
+        Some(table) => format!("unknown table [{key}]; did you mean [{table}]?"),
+        None => {
+            let known = TABLES.iter().map(|t| format!("[{t}]")).collect::<Vec<_>>();
+            format!("unknown table [{key}]; known: {}", known.join(", "))
+        }
+    };
+    Error::config(path, key, reason)
+}
+
+/// The candidate `word` most likely stands for: one edit or two away
+/// (`purpose`, `purpsoes`), or one that starts with it.
+fn suggest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    let word = word.to_ascii_lowercase();
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&word, c), *c))
+        .filter(|(d, c)| *d <= 2 || (word.len() >= 3 && c.starts_with(&word)))
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance, with a swap of two neighbours as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_table_is_suggested_and_a_stranger_is_not() {
+        assert_eq!(suggest("purpose", TABLES), Some("purposes"));
+        assert_eq!(suggest("purpsoes", TABLES), Some("purposes"));
+        assert_eq!(suggest("servces", TABLES), Some("services"));
+        assert_eq!(suggest("colour", TABLES), None);
+    }
+}
