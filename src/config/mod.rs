@@ -1,12 +1,13 @@
 //! `wtenv.toml` / `wtenv.json`: the per-repository configuration.
 //!
-//! Both formats are read by serde into one shape ([`raw`]), so they accept
-//! exactly the same schema and report errors the same way: the file, the
-//! key (dotted path) and the reason, and for a syntax or type error its
-//! line and column ([`decode`]). Unknown keys inside a known table are
-//! warnings, an unknown top-level table is an error ([`warnings`]). The
-//! meaning of the values is checked per concept: [`purposes`] and their
-//! ranges, [`services`], the variables and `[env]` templates ([`env`]).
+//! Both formats are read by serde into one shape (`raw.rs`), so they
+//! accept exactly the same schema and report errors the same way: the
+//! file, the key (dotted path) and the reason, and for a syntax or type
+//! error its line and column (`decode.rs`). Unknown keys inside a known
+//! table are warnings, an unknown top-level table is an error
+//! (`warnings.rs`). The meaning of the values is checked per concept:
+//! purposes and their ranges (`purposes.rs`), services (`services.rs`),
+//! the variables and `[env]` templates (`env.rs`).
 //!
 //! A config comes from a repository someone else may have written: it is
 //! read without blocking, only from a regular file, at most [`MAX_BYTES`],
@@ -274,11 +275,15 @@ impl Checker<'_> {
         };
         if let Some(w) = raw.worktrees {
             let wt = &mut config.worktrees;
-            wt.root = w.root.unwrap_or(std::mem::take(&mut wt.root));
-            wt.branch = w.branch.unwrap_or(std::mem::take(&mut wt.branch));
-            wt.default_purpose = w
-                .default_purpose
-                .unwrap_or(std::mem::take(&mut wt.default_purpose));
+            if let Some(root) = w.root {
+                wt.root = root;
+            }
+            if let Some(branch) = w.branch {
+                wt.branch = branch;
+            }
+            if let Some(purpose) = w.default_purpose {
+                wt.default_purpose = purpose;
+            }
             wt.direnv_allow = w.direnv_allow.unwrap_or(wt.direnv_allow);
         }
         if let Some(a) = raw.allocation {
