@@ -1,4 +1,5 @@
-//! direnv's watch list, extended in-process.
+//! direnv's watch list, extended in-process; and `direnv allow` of a new
+//! worktree whose `.envrc` the user already allowed ([`allow_like`]).
 //!
 //! `use wtenv` must make direnv reload when the config or the worktree's
 //! stamp changes. direnv's own `watch_file` starts a `direnv watch`
@@ -121,6 +122,67 @@ pub fn decode(value: &str) -> Option<Vec<FileTime>> {
 pub fn encode(list: &[FileTime]) -> String {
     let json = serde_json::to_vec(list).expect("file times always serialize");
     URL_SAFE.encode(miniz_oxide::deflate::compress_to_vec_zlib(&json, 6))
+}
+
+/// `direnv allow NEW` when the source worktree's `.envrc` is allowed and
+/// the new one's is the same file, byte for byte, so the new worktree loads
+/// at once. An `.envrc` that differs (the new branch came from someone
+/// else) is code the user has not seen: it is left for them to review,
+/// with a warning. Best effort: the worktree is made either way; without
+/// direnv, nothing is said.
+pub fn allow_like(source: &Path, new: &Path) {
+    const CAP: u64 = 1024 * 1024;
+    let read = |dir: &Path| {
+        crate::files::read_regular(&dir.join(".envrc"), CAP)
+            .ok()
+            .flatten()
+    };
+    let (Some(source_rc), Some(new_rc)) = (read(source), read(new)) else {
+        return;
+    };
+    let status = std::process::Command::new("direnv")
+        .arg("status")
+        .current_dir(source)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output();
+    let Ok(status) = status else {
+        return; // direnv is not installed
+    };
+    // direnv 2.32 prints "Found RC allowed true", newer ones "... 0".
+    let allowed = String::from_utf8_lossy(&status.stdout).lines().any(|l| {
+        l.strip_prefix("Found RC allowed ")
+            .is_some_and(|v| matches!(v.trim(), "true" | "0"))
+    });
+    if !allowed {
+        return;
+    }
+    if source_rc != new_rc {
+        crate::report::warn(&format!(
+            "did not run direnv allow {}: its .envrc differs from the one allowed in {}; \
+             review it, then run `direnv allow {}`",
+            new.display(),
+            source.display(),
+            new.display()
+        ));
+        return;
+    }
+    match std::process::Command::new("direnv")
+        .arg("allow")
+        .arg(new)
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(out) if out.status.success() => {
+            tracing::info!(worktree = %new.display(), "direnv allow");
+        }
+        Ok(out) => crate::report::warn(&format!(
+            "direnv allow {} failed: {}",
+            new.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => crate::report::warn(&format!("could not run direnv allow: {e}")),
+    }
 }
 
 #[cfg(test)]

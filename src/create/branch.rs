@@ -1,0 +1,56 @@
+//! `create`'s first git step: the branch, made atomically at the base, or
+//! (for `enter`) an existing one checked out again.
+
+use super::Plan;
+use crate::error::{Error, Result};
+
+/// Where the new worktree's branch comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Start {
+    /// A new branch at the base, made by this command.
+    NewBranch,
+    /// The branch exists already (`enter` of a worktree removed without
+    /// `--delete-branch`): check it out.
+    ExistingBranch,
+}
+
+/// Makes the branch at the base in one atomic git call (it refuses an
+/// existing branch, an unknown base, a bad name). Only when that fails are
+/// more questions asked, to say why, and, for `enter` (`reuse_branch`,
+/// no base given), to check an existing branch out instead.
+pub(super) fn start_branch(plan: &Plan, reuse_branch: bool) -> Result<Start> {
+    let err = match plan.git.create_branch(&plan.branch, &plan.base) {
+        Ok(()) => return Ok(Start::NewBranch),
+        Err(e @ Error::Git { .. }) => e,
+        Err(e) => return Err(e),
+    };
+    let found = plan.git.lookup(&[
+        format!("{}^{{commit}}", plan.base),
+        format!("refs/heads/{}", plan.branch),
+    ])?;
+    if found[1].is_some() {
+        if reuse_branch && plan.base_given.is_none() {
+            return Ok(Start::ExistingBranch);
+        }
+        return Err(Error::hinted(
+            format!("branch {:?} already exists", plan.branch),
+            format!(
+                "choose another identifier, or delete the branch: git branch -d {}",
+                plan.branch
+            ),
+        ));
+    }
+    if !matches!(&found[0], Some((_, kind)) if kind == "commit") {
+        return Err(Error::hinted(
+            format!("base revision {:?} names no commit", plan.base),
+            "name an existing branch, tag or commit with --branch",
+        ));
+    }
+    if !plan.git.is_valid_branch_name(&plan.branch)? {
+        return Err(Error::hinted(
+            format!("{:?} is not a valid branch name", plan.branch),
+            "check [worktrees] branch in wtenv.toml, or choose another identifier",
+        ));
+    }
+    Err(err)
+}

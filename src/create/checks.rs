@@ -1,0 +1,151 @@
+//! What `create` checks before it touches anything: the identifier, the
+//! base, the path (free, under `[worktrees] root`, every existing ancestor
+//! resolved as git records it).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::worktree::Worktree;
+
+/// An identifier names a directory and a branch: letters, digits, `.`,
+/// `_`, `-`; 1-64 characters; not starting with `-` (an option) or `.` (a
+/// hidden file, `..`); no `..` anywhere (git refuses it in a ref).
+pub fn check_identifier(id: &str) -> Result<()> {
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !id.starts_with(['-', '.'])
+        && !id.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::hinted(
+            format!("invalid identifier {id:?}"),
+            "use 1-64 letters, digits, '.', '_' or '-', not starting with '-' or '.', without '..'",
+        ))
+    }
+}
+
+/// A base revision is passed to git after `--end-of-options`, but one that
+/// looks like an option or holds control characters is refused outright:
+/// it is a mistake, never a revision.
+pub(super) fn check_base(base: &str) -> Result<()> {
+    if base.is_empty()
+        || base.len() > 256
+        || base.starts_with('-')
+        || base.chars().any(char::is_control)
+    {
+        return Err(Error::hinted(
+            format!("invalid base revision {base:?}"),
+            "name a branch, tag or commit, e.g. --branch main",
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn check_path_free(path: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Err(Error::hinted(
+            format!("path {} already exists", path.display()),
+            "choose another identifier or --path, or remove that directory",
+        ));
+    }
+    Ok(())
+}
+
+/// `[worktrees] root` with `{repo}` filled in, relative to the main
+/// worktree (for a bare repository: beside the repository).
+pub(super) fn default_root(
+    template: &str,
+    source: &Worktree,
+    config: Option<&Path>,
+) -> Result<PathBuf> {
+    let (base, repo) = match source.main_root() {
+        Some(main) => {
+            let name = main.file_name().map(|n| n.to_string_lossy().into_owned());
+            (main.clone(), name.unwrap_or_default())
+        }
+        None => {
+            let common = &source.common_dir;
+            let name = common
+                .file_stem()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (
+                common.parent().unwrap_or(Path::new("/")).to_path_buf(),
+                name,
+            )
+        }
+    };
+    let root = template.replace("{repo}", &repo);
+    if root.contains(['{', '}']) {
+        return Err(Error::config(
+            config.map(Path::to_path_buf).unwrap_or_default(),
+            "worktrees.root",
+            format!("{template:?}: only {{repo}} can be filled in"),
+        ));
+    }
+    Ok(base.join(root))
+}
+
+/// `path` with its longest existing prefix canonicalized (what git records
+/// as the worktree's path), and the topmost component that does not exist.
+pub(super) fn resolve_existing_prefix(path: &Path) -> Result<(PathBuf, PathBuf)> {
+    let mut existing = path;
+    let mut rest = Vec::new();
+    while std::fs::symlink_metadata(existing).is_err() {
+        rest.push(existing.file_name().unwrap_or_default().to_owned());
+        existing = existing.parent().unwrap_or(Path::new("/"));
+    }
+    let mut resolved = existing
+        .canonicalize()
+        .map_err(|e| Error::io(format!("could not resolve {}", existing.display()), e))?;
+    if !resolved.is_dir() {
+        return Err(Error::usage(format!(
+            "{} is not a directory",
+            resolved.display()
+        )));
+    }
+    let first_missing = rest.last().cloned().unwrap_or_default();
+    let first_new_dir = resolved.join(first_missing);
+    for part in rest.iter().rev() {
+        resolved.push(part);
+    }
+    Ok((resolved, first_new_dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers() {
+        for ok in ["a", "x-1", "A.b_c", &"a".repeat(64)] {
+            assert!(check_identifier(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-rf",
+            ".x",
+            "a..b",
+            "../x",
+            "a b",
+            "$(touch p)",
+            "a\nb",
+            "é",
+            "a/b",
+            &"a".repeat(65),
+        ] {
+            assert!(check_identifier(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bases() {
+        assert!(check_base("main").is_ok() && check_base("HEAD~2").is_ok());
+        for bad in ["", "-rf", "a\nb", &"a".repeat(300)] {
+            assert!(check_base(bad).is_err(), "{bad:?}");
+        }
+    }
+}

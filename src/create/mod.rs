@@ -1,0 +1,308 @@
+//! Making a worktree (`wtenv create`, and `wtenv enter` when the worktree
+//! is missing): a new worktree on a new branch, optionally with its ports
+//! reserved. All or nothing.
+//!
+//! Two phases. [`plan`] validates everything it can without git and
+//! changes nothing: the purpose is configured, the identifier and the base
+//! are safe, the path is free ([`checks`]). [`execute`] takes the
+//! repository lock, checks the path again, and makes each change under a
+//! [`rollback::Rollback`] guard that records what it made and, unless
+//! disarmed at the very end, undoes it in reverse on any error, on a panic,
+//! and on SIGINT/SIGTERM/SIGHUP (caught with signal-hook from before the
+//! first change; the command then dies of the signal, so the shell sees
+//! 130 for Ctrl-C).
+//!
+//! Order, and why: the branch ([`branch`]: `git update-ref` with an empty
+//! old value: atomic create-if-missing, so the rollback knows the branch is
+//! its own), then the worktree's directory, empty, then `git worktree add`
+//! of the branch into it, and while git checks out, the ports
+//! ([`reserve`]); then the metadata. The directory comes before the
+//! reservation because a reservation for a directory that does not exist
+//! is "worktree gone" to a concurrent wtenv's sweep (allocation rule 4),
+//! which would hand the port out twice.
+//!
+//! Git runs in its own process group ([`crate::git`]), so a terminal's
+//! Ctrl-C reaches wtenv only and the current git step finishes whole before
+//! the rollback undoes it.
+
+mod branch;
+mod checks;
+mod reserve;
+mod rollback;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::json;
+
+use crate::alloc::Ports;
+use crate::config::Config;
+use crate::context::Ctx;
+use crate::error::{Error, Result};
+use crate::git::{Git, RepoLock};
+use crate::report;
+use crate::worktree::{self, Meta, Worktree};
+use branch::{Start, start_branch};
+pub use checks::check_identifier;
+use checks::{check_base, check_path_free, default_root, resolve_existing_prefix};
+use rollback::{Rollback, make_dir};
+
+/// Everything `create` will do, validated; nothing has been touched.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub git: Git,
+    /// The repository (canonical git common dir).
+    pub common_dir: PathBuf,
+    pub purpose: String,
+    pub identifier: String,
+    /// Absolute, with every existing ancestor resolved (what git records).
+    pub path: PathBuf,
+    /// The topmost directory of `path` that does not exist yet (removed on
+    /// rollback, if empty).
+    pub first_new_dir: PathBuf,
+    pub branch: String,
+    pub base: String,
+    /// `--branch BASE` as given.
+    pub base_given: Option<String>,
+    /// The worktree `create` ran in (its `.envrc` decides `direnv allow`).
+    pub source_root: PathBuf,
+    /// That worktree's config.
+    pub config: Config,
+}
+
+/// What `create` made.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub path: PathBuf,
+    pub branch: String,
+    pub purpose: String,
+    pub identifier: String,
+    pub ports: Ports,
+}
+
+impl Created {
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "path": self.path,
+            "branch": self.branch,
+            "purpose": self.purpose,
+            "identifier": self.identifier,
+            "ports": self.ports,
+        })
+    }
+}
+
+/// Validates everything and decides the path and the branch, without
+/// running git: what needs the repository (the base exists, the branch
+/// does not) is checked by [`execute`] under the repository lock, in one
+/// git process.
+pub fn plan(
+    ctx: &Ctx,
+    purpose: &str,
+    identifier: &str,
+    base: Option<&str>,
+    path: Option<&Path>,
+) -> Result<Plan> {
+    check_identifier(identifier)?;
+    if let Some(b) = base {
+        check_base(b)?;
+    }
+    let source = Worktree::require(&ctx.cwd)?;
+    source.require_utf8()?;
+    let config = ctx.config_for(&source.root)?;
+    config.require_purpose(purpose)?;
+    let git = Git::new(&source.root);
+    // Whether git accepts the name is git's to say: `worktree add` refuses
+    // an invalid one before it touches anything.
+    let branch = config
+        .worktrees
+        .branch
+        .replace("{purpose}", purpose)
+        .replace("{identifier}", identifier);
+    if branch.is_empty() || branch.starts_with('-') || branch.chars().any(char::is_control) {
+        return Err(Error::config(
+            config.source.clone().unwrap_or_default(),
+            "worktrees.branch",
+            format!("makes {branch:?}, which is not a valid branch name"),
+        ));
+    }
+    let base_given = base.map(str::to_owned);
+    let base = base.unwrap_or("HEAD").to_owned();
+
+    let wanted = match path {
+        Some(p) => worktree::normalize(&ctx.cwd.join(p)),
+        None => worktree::normalize(
+            &default_root(&config.worktrees.root, &source, config.source.as_deref())?
+                .join(format!("{purpose}-{identifier}")),
+        ),
+    };
+    if wanted.to_str().is_none() {
+        return Err(Error::hinted(
+            format!(
+                "cannot create {}: the path is not valid UTF-8",
+                wanted.display()
+            ),
+            "wtenv records paths as text; choose a UTF-8 path (--path)",
+        ));
+    }
+    check_path_free(&wanted)?;
+    let (path, first_new_dir) = resolve_existing_prefix(&wanted)?;
+    Ok(Plan {
+        git,
+        common_dir: source.common_dir.clone(),
+        purpose: purpose.to_owned(),
+        identifier: identifier.to_owned(),
+        path,
+        first_new_dir,
+        branch,
+        base,
+        base_given,
+        source_root: source.root.clone(),
+        config,
+    })
+}
+
+/// Catches SIGINT, SIGTERM and SIGHUP from before the first change: the
+/// signal number lands in a flag checked between steps.
+struct Signals {
+    caught: Arc<AtomicUsize>,
+}
+
+impl Signals {
+    fn catch() -> Result<Signals> {
+        let caught = Arc::new(AtomicUsize::new(0));
+        for sig in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
+            signal_hook::flag::register_usize(sig, Arc::clone(&caught), sig as usize)
+                .map_err(|e| Error::io("could not install signal handlers", e))?;
+        }
+        Ok(Signals { caught })
+    }
+
+    /// `Err(Interrupted)` once a signal arrived: the caller returns it and
+    /// the rollback guard runs on the way out.
+    fn check(&self) -> Result<()> {
+        match self.caught.load(Ordering::SeqCst) {
+            0 => Ok(()),
+            sig => Err(Error::Interrupted(sig as i32)),
+        }
+    }
+}
+
+/// Makes the worktree (and its ports); all or nothing.
+/// `reuse_branch` (for `enter`): an existing branch of the template's name
+/// is checked out instead of refused, unless a base was given.
+pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool, reuse_branch: bool) -> Result<Created> {
+    let signals = Signals::catch()?;
+    // A step a signal made fail (a probe's EINTR, a git that saw it too)
+    // is the signal's doing: die of it, after the rollback ran.
+    make(ctx, plan, with_ports, reuse_branch, &signals).map_err(|e| match signals.check() {
+        Err(interrupted) => interrupted,
+        Ok(()) => e,
+    })
+}
+
+fn make(
+    ctx: &Ctx,
+    plan: &Plan,
+    with_ports: bool,
+    reuse_branch: bool,
+    signals: &Signals,
+) -> Result<Created> {
+    // Taken before the guard, so it is released after the rollback ran.
+    let _lock = RepoLock::acquire(&plan.common_dir, &|| signals.check())?;
+    // Under the lock, so no other wtenv makes this path between the check
+    // and `git worktree add`.
+    check_path_free(&plan.path)?;
+    let mut guard = Rollback::new(plan, &ctx.registry);
+    signals.check()?;
+
+    // The branch first, then `worktree add` of it: as many git processes
+    // as `git worktree add -b` (which runs `git branch` itself), and the
+    // rollback knows for sure whether the branch is its own.
+    let start = start_branch(plan, reuse_branch)?;
+    guard.branch_created = start == Start::NewBranch;
+    if start == Start::ExistingBranch {
+        report::note(&format!("branch {} exists: checking it out", plan.branch));
+    }
+    signals.check()?;
+
+    // The directory first, empty (git fills an empty one in): from now on
+    // a reservation for it is never "worktree gone" to a concurrent sweep,
+    // which requires the directory to be missing (allocation rule 4). Marked before:
+    // git may leave part of its work behind if it fails half-way.
+    guard.worktree_attempted = true;
+    make_dir(&plan.path)?;
+    guard.dir_made = true;
+    // Its hooks (post-checkout) run before create can record the
+    // worktree's purpose and identifier in its git dir: they get them
+    // through the environment, for this path only.
+    let creating = crate::worktree::creating_value(&plan.path, &plan.purpose, &plan.identifier);
+    let adding = plan.git.start_worktree_add(
+        &plan.path,
+        &plan.branch,
+        (crate::settings::CREATING, &creating),
+    )?;
+    // While git checks out, most of create's time, the ports are reserved.
+    let reserved = if with_ports {
+        let asked = reserve::request(plan)?;
+        guard.allocated_for = Some(plan.path.clone());
+        Some(reserve::early(ctx, asked))
+    } else {
+        None
+    };
+    let added = adding.finish_showing_hooks();
+    guard.worktree_added = added.is_ok();
+    signals.check()?;
+    added?;
+
+    let wt = Worktree::discover(&plan.path)?
+        .filter(|w| w.root == plan.path && w.common_dir == plan.common_dir)
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "git made {} but it is not a worktree of {}",
+                plan.path.display(),
+                plan.common_dir.display()
+            ))
+        })?;
+    let meta = Meta {
+        purpose: Some(plan.purpose.clone()),
+        identifier: Some(plan.identifier.clone()),
+    };
+    wt.set_meta(&meta)?;
+    signals.check()?;
+
+    let mut ports = Ports::new();
+    if let Some(early) = reserved {
+        ports = reserve::confirm(ctx, plan, &wt, &meta, early)?;
+        signals.check()?;
+    }
+
+    guard.armed = false;
+    report::note(&format!(
+        "created worktree {} on branch {} from {}",
+        wt.root.display(),
+        plan.branch,
+        match start {
+            Start::NewBranch => plan.base.as_str(),
+            Start::ExistingBranch => "its existing tip",
+        }
+    ));
+    for (service, port) in &ports {
+        report::note(&format!("reserved port {port} ({service})"));
+    }
+    if plan.config.worktrees.direnv_allow {
+        crate::direnv::allow_like(&plan.source_root, &wt.root);
+    }
+    Ok(Created {
+        path: wt.root,
+        branch: plan.branch.clone(),
+        purpose: plan.purpose.clone(),
+        identifier: plan.identifier.clone(),
+        ports,
+    })
+}

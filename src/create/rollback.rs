@@ -1,0 +1,212 @@
+//! `create`'s all-or-nothing guard: what [`super::execute`] made, undone in
+//! reverse on any error, panic or signal unless disarmed at the very end.
+//! It undoes by looking at what exists (the directory, the
+//! `.git/worktrees` entry pointing at it), so a git that failed half-way
+//! leaves nothing either.
+
+use std::path::{Path, PathBuf};
+
+use super::Plan;
+use crate::error::{Error, Result};
+use crate::registry::Registry;
+use crate::report;
+use crate::worktree;
+
+/// Undoes, in reverse, what [`super::execute`] made, unless disarmed.
+pub(super) struct Rollback<'a> {
+    plan: &'a Plan,
+    /// The branch was made by this command.
+    pub(super) branch_created: bool,
+    registry: &'a Registry,
+    pub(super) worktree_attempted: bool,
+    /// The worktree's directory was made by this command (empty, for git).
+    pub(super) dir_made: bool,
+    /// `git worktree add` succeeded: the directory is ours.
+    pub(super) worktree_added: bool,
+    /// The canonical worktree path ports may have been reserved for.
+    pub(super) allocated_for: Option<PathBuf>,
+    pub(super) armed: bool,
+}
+
+impl<'a> Rollback<'a> {
+    /// Armed, with nothing made yet.
+    pub(super) fn new(plan: &'a Plan, registry: &'a Registry) -> Rollback<'a> {
+        Rollback {
+            plan,
+            registry,
+            branch_created: false,
+            worktree_attempted: false,
+            dir_made: false,
+            worktree_added: false,
+            allocated_for: None,
+            armed: true,
+        }
+    }
+
+    fn failed(&self, what: &str, err: impl std::fmt::Display) {
+        // Said even with -q: something was left behind.
+        report::urgent(
+            &format!("rollback could not {what}: {err}"),
+            "remove it by hand",
+        );
+    }
+
+    fn undo(&mut self) {
+        let plan = self.plan;
+        if !(self.branch_created || self.worktree_attempted || self.allocated_for.is_some()) {
+            return; // nothing made yet
+        }
+        if let Some(root) = self.allocated_for.take()
+            && let Err(e) = self.registry.release_worktree(&plan.common_dir, &root)
+        {
+            self.failed(&format!("release the ports of {}", root.display()), e);
+        }
+        if self.worktree_attempted {
+            // A complete worktree: git removes the directory and its entry.
+            // Anything half-made: by hand, below. A directory git refused to
+            // use (someone made it after the check) is never touched: only one
+            // whose `.git` points into this repository's worktrees is ours.
+            if plan.path.exists() {
+                let _ = plan.git.worktree_remove(&plan.path, 2);
+            }
+            if plan.path.exists()
+                && (self.worktree_added || made_by_git(&plan.path, &plan.common_dir))
+                && let Err(e) = std::fs::remove_dir_all(&plan.path)
+            {
+                self.failed(&format!("remove {}", plan.path.display()), e);
+            }
+            remove_admin_entries(&plan.common_dir, &plan.path);
+            // The directory if this command made it and it is still empty
+            // (git failed before filling it), and the empty parents this
+            // command made (e.g. `../repo.worktrees`); `remove_dir` leaves
+            // a directory another worktree now uses.
+            let mut dir = if self.dir_made {
+                Some(plan.path.as_path())
+            } else {
+                plan.path.parent()
+            };
+            while let Some(d) = dir.filter(|d| d.starts_with(&plan.first_new_dir)) {
+                match std::fs::remove_dir(d) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => break,
+                    _ => dir = d.parent(),
+                }
+            }
+        }
+        if self.branch_created
+            && let Err(e) = plan.git.delete_branch_ref(&plan.branch)
+        {
+            self.failed(&format!("delete branch {}", plan.branch), e);
+        }
+        tracing::info!(path = %plan.path.display(), "rolled back: nothing was kept");
+    }
+}
+
+impl Drop for Rollback<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.undo();
+        }
+    }
+}
+
+/// Makes the worktree's directory, and its missing parents, for git to
+/// fill in. The path was checked free under the repository lock.
+pub(super) fn make_dir(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::io(format!("could not create {}", parent.display()), e))?;
+    }
+    std::fs::create_dir(path)
+        .map_err(|e| Error::io(format!("could not create {}", path.display()), e))
+}
+
+/// Whether `dir` is a worktree checkout git made for `common_dir`: its
+/// `.git` file points into `<common_dir>/worktrees/`.
+fn made_by_git(dir: &Path, common_dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join(".git")).is_ok_and(|text| {
+        text.lines()
+            .next()
+            .and_then(|l| l.strip_prefix("gitdir:"))
+            .is_some_and(|target| {
+                worktree::normalize(&dir.join(target.trim()))
+                    .starts_with(common_dir.join("worktrees"))
+            })
+    })
+}
+
+/// Deletes the `.git/worktrees/<name>` entries that point at `path`, and
+/// the one git was still initializing for it (no `gitdir` yet). What
+/// `git worktree prune` would do, limited to our own path.
+fn remove_admin_entries(common_dir: &Path, path: &Path) {
+    let Ok(entries) = std::fs::read_dir(common_dir.join("worktrees")) else {
+        return;
+    };
+    let dot_git = path.join(".git");
+    let base = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let ours = match std::fs::read_to_string(dir.join("gitdir")) {
+            Ok(text) => worktree::normalize(&dir.join(text.trim())) == dot_git,
+            Err(_) => {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let initializing = std::fs::read_to_string(dir.join("locked"))
+                    .is_ok_and(|t| t.trim() == "initializing");
+                initializing
+                    && name
+                        .strip_prefix(&base)
+                        .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            }
+        };
+        if ours {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollback_removes_only_the_admin_entries_of_its_own_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let common = tmp.path().join("repo/.git");
+        let entry = |name: &str, gitdir: Option<&str>, locked: Option<&str>| {
+            let dir = common.join("worktrees").join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            if let Some(g) = gitdir {
+                std::fs::write(dir.join("gitdir"), format!("{g}\n")).unwrap();
+            }
+            if let Some(l) = locked {
+                std::fs::write(dir.join("locked"), l).unwrap();
+            }
+        };
+        entry("feature-a", Some("/w/feature-a/.git"), None);
+        entry("feature-a1", None, Some("initializing"));
+        entry("feature-ab", None, Some("initializing"));
+        entry("feature-b", Some("/w/feature-b/.git"), None);
+        entry("feature-a2", None, Some("on a usb disk"));
+        remove_admin_entries(&common, Path::new("/w/feature-a"));
+        let mut left: Vec<String> = std::fs::read_dir(common.join("worktrees"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["feature-a2", "feature-ab", "feature-b"]);
+
+        let wt = tmp.path().join("wt");
+        std::fs::create_dir_all(&wt).unwrap();
+        assert!(!made_by_git(&wt, &common));
+        std::fs::write(
+            wt.join(".git"),
+            format!("gitdir: {}\n", common.join("worktrees/feature-a").display()),
+        )
+        .unwrap();
+        assert!(made_by_git(&wt, &common));
+        std::fs::write(wt.join(".git"), "gitdir: /elsewhere/.git/worktrees/x\n").unwrap();
+        assert!(!made_by_git(&wt, &common));
+    }
+}
