@@ -2,7 +2,7 @@
 //! exactly as wtenv wrote it.
 //!
 //! `env`'s hot path reads only its own worktree's lines, found by binary
-//! search ([`super::view::find`]), so it cannot see damage elsewhere in the
+//! search ([`super::find::find`]), so it cannot see damage elsewhere in the
 //! file (a hand edit that records one port twice, say). It relies on the
 //! seal instead: every write sets the temp file's modification time, before
 //! the fsync and the rename, to a value whose sub-second part is derived

@@ -1,0 +1,99 @@
+//! A scripted machine for the decisions' tests, and the requests they
+//! make.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::{HoldMode, Ports, Request, System, allocate_in};
+use crate::background::UnitRef;
+use crate::config::{PortRange, Ranges};
+use crate::error::Result;
+use crate::probe::{Holder, PortState};
+use crate::process::ProcessId;
+use crate::registry::{Hold, RegistryData};
+
+/// A scripted machine: occupied ports, dead processes, gone worktrees.
+#[derive(Default)]
+pub struct Fake {
+    pub occupied: BTreeSet<u16>,
+    pub dead: BTreeSet<u32>,
+    pub gone: BTreeSet<PathBuf>,
+    pub holders: BTreeMap<u16, Vec<Holder>>,
+    pub probes: Vec<u16>,
+    pub active_units: BTreeSet<String>,
+    /// Orphans by the pid of their dead holder.
+    pub orphans: BTreeMap<u32, Vec<u32>>,
+}
+
+impl System for Fake {
+    fn probe(&mut self, port: u16) -> io::Result<PortState> {
+        self.probes.push(port);
+        Ok(if self.occupied.contains(&port) {
+            PortState::Occupied
+        } else {
+            PortState::Free
+        })
+    }
+    fn holders(&mut self, ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>> {
+        self.holders
+            .iter()
+            .filter(|(p, _)| ports.contains(p))
+            .map(|(p, h)| (*p, h.clone()))
+            .collect()
+    }
+    fn is_alive(&mut self, p: ProcessId) -> bool {
+        !self.dead.contains(&p.pid)
+    }
+    fn unit_active(&mut self, unit: &UnitRef) -> bool {
+        self.active_units.contains(&unit.name)
+    }
+    fn worktree_gone(&mut self, w: &Path, _: &Path) -> bool {
+        self.gone.contains(w)
+    }
+    fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool {
+        pid == ancestor
+    }
+    fn orphans(&mut self, hold: &Hold) -> Vec<u32> {
+        self.orphans.get(&hold.pid).cloned().unwrap_or_default()
+    }
+}
+
+pub const RANGE: PortRange = PortRange {
+    start: 5000,
+    end: 5009,
+};
+
+pub fn req(worktree: &str, services: Vec<&'static str>) -> Request<'static> {
+    Request {
+        repository: Path::new("/r/.git"),
+        worktree: Box::leak(PathBuf::from(worktree).into_boxed_path()),
+        purpose: "feature",
+        ranges: Ranges::one(RANGE),
+        services,
+        skip_occupied: false,
+        adhoc: false,
+    }
+}
+
+/// `allocate_in` for worktree `wt` of repository `/r/.git`.
+pub fn alloc(
+    data: &mut RegistryData,
+    wt: &str,
+    services: Vec<&'static str>,
+    mode: &HoldMode,
+    sys: &mut dyn System,
+) -> Result<Ports> {
+    allocate_in(data, &req(wt, services), mode, sys)
+}
+
+pub fn hold(pid: u32) -> Hold {
+    Hold {
+        pid,
+        start_time: 1,
+        command: "x".into(),
+        pgid: None,
+        leader_start: None,
+        unit: None,
+    }
+}

@@ -1,0 +1,216 @@
+//! Rule 4: entries that are provably stale (a holder gone, a worktree
+//! gone), the fixes for them, and releasing a holder's holds.
+
+use std::collections::BTreeSet;
+
+use super::System;
+use crate::process::ProcessId;
+use crate::registry::{Allocation, Hold, RegistryData};
+
+/// Why an entry is provably stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stale {
+    /// A holder process is gone (dead, or its pid reused).
+    HolderGone(Hold),
+    /// The worktree's directory is missing and git no longer lists it.
+    WorktreeGone,
+}
+
+/// Rule 4: what to change for every provably stale entry, without changing
+/// anything. Pair with [`apply_fixes`].
+pub fn find_stale(data: &RegistryData, system: &mut dyn System) -> Vec<(usize, Stale)> {
+    find_stale_where(data, system, |_| true)
+}
+
+/// [`find_stale`] among the entries `wanted` picks.
+fn find_stale_where(
+    data: &RegistryData,
+    system: &mut dyn System,
+    wanted: impl Fn(&Allocation) -> bool,
+) -> Vec<(usize, Stale)> {
+    let mut out = Vec::new();
+    for (i, a) in data.allocations.iter().enumerate() {
+        if !wanted(a) {
+            continue;
+        }
+        if system.worktree_gone(&a.worktree, &a.repository) {
+            out.push((i, Stale::WorktreeGone));
+            continue;
+        }
+        for h in &a.holders {
+            // A gone `run` whose group still runs (it was SIGKILLed) is
+            // not stale: its orphans use the port, and the hold is what
+            // names them until `validate --fix` stops them.
+            if !system.holder_alive(h) && system.orphans(h).is_empty() {
+                out.push((i, Stale::HolderGone(h.clone())));
+            }
+        }
+    }
+    out
+}
+
+/// A repair of one allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fix {
+    /// Remove the allocation.
+    Release,
+    /// Drop this holder; a held (not reserved) entry left with no holder is
+    /// released.
+    DropHolder(Hold),
+}
+
+impl Stale {
+    pub fn fix(&self) -> Fix {
+        match self {
+            Stale::WorktreeGone => Fix::Release,
+            Stale::HolderGone(h) => Fix::DropHolder(h.clone()),
+        }
+    }
+}
+
+/// Applies `fixes` (by allocation index). Returns the released allocations.
+pub fn apply_fixes(data: &mut RegistryData, fixes: &[(usize, Fix)]) -> Vec<Allocation> {
+    let mut release = BTreeSet::new();
+    for (i, fix) in fixes {
+        let a = &mut data.allocations[*i];
+        match fix {
+            Fix::Release => {
+                release.insert(*i);
+            }
+            Fix::DropHolder(h) => {
+                a.holders.retain(|x| x != h);
+                if !a.reserved && a.holders.is_empty() {
+                    release.insert(*i);
+                }
+            }
+        }
+    }
+    let mut released = Vec::new();
+    let mut i = 0;
+    data.allocations.retain(|a| {
+        let keep = !release.contains(&i);
+        if !keep {
+            released.push(a.clone());
+        }
+        i += 1;
+        keep
+    });
+    released
+}
+
+/// Sweeps every entry and logs; returns what was released.
+pub fn sweep(data: &mut RegistryData, system: &mut dyn System) -> Vec<Allocation> {
+    sweep_where(data, system, |_| true)
+}
+
+/// [`sweep`] among the entries `wanted` picks.
+pub fn sweep_where(
+    data: &mut RegistryData,
+    system: &mut dyn System,
+    wanted: impl Fn(&Allocation) -> bool,
+) -> Vec<Allocation> {
+    let stale = find_stale_where(data, system, wanted);
+    for (i, why) in &stale {
+        let a = &data.allocations[*i];
+        tracing::info!(port = a.port, service = %a.service, worktree = %a.worktree.display(), ?why, "sweeping stale entry");
+    }
+    let fixes: Vec<(usize, Fix)> = stale.iter().map(|(i, s)| (*i, s.fix())).collect();
+    apply_fixes(data, &fixes)
+}
+
+/// Drops `holder` from every allocation; held-only ones it was the last
+/// holder of are released. Used when `run`/`up` end.
+pub fn release_holds(data: &mut RegistryData, holder: ProcessId) -> Vec<Allocation> {
+    release_holds_where(data, |h| h.is(holder))
+}
+
+/// [`release_holds`] for the holds `which` picks.
+pub fn release_holds_where(
+    data: &mut RegistryData,
+    which: impl Fn(&Hold) -> bool,
+) -> Vec<Allocation> {
+    let fixes: Vec<(usize, Fix)> = data
+        .allocations
+        .iter()
+        .enumerate()
+        .flat_map(|(i, a)| {
+            a.holders
+                .iter()
+                .filter(|h| which(h))
+                .map(move |h| (i, Fix::DropHolder(h.clone())))
+        })
+        .collect();
+    apply_fixes(data, &fixes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alloc::HoldMode;
+    use crate::alloc::fake::*;
+    use crate::background::UnitRef;
+
+    #[test]
+    fn sweep_drops_dead_holders_and_gone_worktrees() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        alloc(
+            &mut data,
+            "/held",
+            vec!["app"],
+            &HoldMode::HoldAll(hold(10)),
+            &mut sys,
+        )
+        .unwrap();
+        alloc(
+            &mut data,
+            "/reserved",
+            vec!["app"],
+            &HoldMode::HoldAll(hold(11)),
+            &mut sys,
+        )
+        .unwrap();
+        data.allocations[1].reserved = true;
+        alloc(
+            &mut data,
+            "/gone",
+            vec!["app"],
+            &HoldMode::Reserve,
+            &mut sys,
+        )
+        .unwrap();
+        sys.dead = [10, 11].into();
+        sys.gone.insert("/gone".into());
+        let released = sweep(&mut data, &mut sys);
+        assert_eq!(
+            released.iter().map(|a| a.port).collect::<Vec<_>>(),
+            vec![5000, 5002]
+        );
+        assert_eq!(data.allocations.len(), 1);
+        assert!(data.allocations[0].reserved && data.allocations[0].holders.is_empty());
+    }
+
+    #[test]
+    fn a_unit_holder_lives_while_its_unit_is_active() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        let mut h = hold(10);
+        h.unit = Some(UnitRef {
+            manager: crate::background::Manager::Systemd,
+            name: "wtenv-r-w-app.service".into(),
+        });
+        alloc(
+            &mut data,
+            "/w",
+            vec!["app"],
+            &HoldMode::HoldAll(h),
+            &mut sys,
+        )
+        .unwrap();
+        sys.dead = [10].into();
+        sys.active_units.insert("wtenv-r-w-app.service".into());
+        assert!(sweep(&mut data, &mut sys).is_empty(), "unit still active");
+        sys.active_units.clear();
+        assert_eq!(sweep(&mut data, &mut sys).len(), 1, "unit and pid gone");
+    }
+}

@@ -1,0 +1,169 @@
+//! Rule 5: the live state of allocated ports (idle, in use by their
+//! worktree, held by a foreign process), and how holders read in views.
+
+use std::collections::BTreeSet;
+use std::io;
+
+use super::System;
+use crate::probe::{Holder, PortState};
+use crate::process;
+use crate::registry::Allocation;
+
+/// The live state of one allocated port (rule 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Usage {
+    /// Nothing listens.
+    Idle,
+    /// Held on the system by a process of its own worktree.
+    InUse(Vec<Holder>),
+    /// Held by a process not of its worktree; empty: holder unknown.
+    Foreign(Vec<Holder>),
+}
+
+impl Usage {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Usage::Idle => "idle",
+            Usage::InUse(_) => "listening",
+            Usage::Foreign(_) => "conflict",
+        }
+    }
+}
+
+/// Rule 5 for a batch of allocations: probe each; look up holders of the
+/// busy ones in one pass.
+pub fn classify(allocations: &[&Allocation], system: &mut dyn System) -> io::Result<Vec<Usage>> {
+    let mut busy = BTreeSet::new();
+    for a in allocations {
+        if system.probe(a.port)? == PortState::Occupied {
+            busy.insert(a.port);
+        }
+    }
+    let holders = system.holders(&busy);
+    Ok(allocations
+        .iter()
+        .map(|a| {
+            if !busy.contains(&a.port) {
+                return Usage::Idle;
+            }
+            let found = holders.get(&a.port).cloned().unwrap_or_default();
+            let own = !found.is_empty()
+                && found.iter().all(|h| {
+                    h.cwd.as_deref().is_some_and(|c| c.starts_with(&a.worktree))
+                        || a.holders
+                            .iter()
+                            .any(|hold| system.descends_from(h.pid, hold.pid))
+                });
+            if own {
+                Usage::InUse(found)
+            } else {
+                Usage::Foreign(found)
+            }
+        })
+        .collect())
+}
+
+/// How long `a` lives, as the read-only views show it: `reserved`, then
+/// each recorded holder, `held by pid N` (and its unit, for a background
+/// service) while it lives and `held by pid N: gone` once it is not (a view writes nothing: the next allocating
+/// command or `validate --fix` sweeps it).
+pub fn lifetime(a: &Allocation, system: &mut dyn System) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if a.reserved {
+        parts.push("reserved".into());
+    }
+    for h in &a.holders {
+        // A background service's unit, so `list` names what to stop.
+        let unit = h
+            .unit
+            .as_ref()
+            .map(|u| format!(" ({} unit {})", u.manager.name(), u.name))
+            .unwrap_or_default();
+        if system.holder_alive(h) {
+            parts.push(format!("held by pid {}{unit}", h.pid));
+        } else {
+            let orphans = system.orphans(h);
+            if orphans.is_empty() {
+                parts.push(format!("held by pid {}{unit}: gone", h.pid));
+            } else {
+                parts.push(format!(
+                    "held by pid {}{unit}: gone, its orphans run: {}",
+                    h.pid,
+                    describe_pids(&orphans)
+                ));
+            }
+        }
+    }
+    if parts.is_empty() {
+        parts.push("held".into());
+    }
+    parts.join(", ")
+}
+
+/// The recorded holders of `a` as JSON, each with whether it lives.
+pub fn holds_json(a: &Allocation, system: &mut dyn System) -> serde_json::Value {
+    a.holders
+        .iter()
+        .map(|h| {
+            let mut v = serde_json::to_value(h).expect("a hold serializes");
+            v["alive"] = system.holder_alive(h).into();
+            let orphans: Vec<serde_json::Value> = system
+                .orphans(h)
+                .into_iter()
+                .map(|p| serde_json::json!({"pid": p, "command": process::command(p)}))
+                .collect();
+            v["orphans"] = orphans.into();
+            v
+        })
+        .collect()
+}
+
+/// `pid 12 (npm run dev), pid 13 (node vite)`: processes named for a
+/// message.
+pub fn describe_pids(pids: &[u32]) -> String {
+    pids.iter()
+        .map(|p| format!("pid {p} ({})", process::command(*p).unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alloc::HoldMode;
+    use crate::alloc::fake::*;
+    use crate::registry::RegistryData;
+
+    #[test]
+    fn classify_tells_own_from_foreign() {
+        let holder = |pid, cwd: &str| Holder {
+            pid,
+            command: "srv".into(),
+            cwd: Some(cwd.into()),
+        };
+        let mut sys = Fake {
+            occupied: [5000, 5001, 5002].into(),
+            holders: [
+                (5000, vec![holder(1, "/r/sub")]),
+                (5001, vec![holder(2, "/elsewhere")]),
+            ]
+            .into(),
+            ..Fake::default()
+        };
+        let mut data = RegistryData::default();
+        alloc(
+            &mut data,
+            "/r",
+            vec!["a", "b", "c", "d"],
+            &HoldMode::Reserve,
+            &mut Fake::default(),
+        )
+        .unwrap();
+        let refs: Vec<&Allocation> = data.allocations.iter().collect();
+        let usage = classify(&refs, &mut sys).unwrap();
+        assert!(matches!(usage[0], Usage::InUse(_)));
+        assert!(matches!(&usage[1], Usage::Foreign(h) if h[0].pid == 2));
+        assert_eq!(usage[2], Usage::Foreign(vec![]));
+        assert_eq!(usage[3], Usage::Idle);
+    }
+}

@@ -1,0 +1,267 @@
+//! What the registry refuses, and how it says so: a directory or file that
+//! is not the user's own or is writable by others, a symbolic link, a
+//! FIFO, and content wtenv did not write (not JSON, another schema, a
+//! newer version, a key or a port twice, a port below 1024). A refused
+//! registry is never overwritten and never read as empty:
+//! [`Error::RegistryUnusable`], exit 2.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use super::{Allocation, MIN_PORT, Registry, RegistryData, VERSION};
+use crate::error::{Error, Result};
+use crate::files::{self, OpenError, Refusal};
+
+impl Registry {
+    pub(super) fn unusable(&self, reason: impl Into<String>, hint: impl Into<String>) -> Error {
+        Error::RegistryUnusable {
+            path: self.path.clone(),
+            reason: reason.into(),
+            hint: hint.into(),
+        }
+    }
+
+    pub(super) fn move_aside_hint(&self) -> String {
+        format!(
+            "wtenv never overwrites a registry it cannot read; inspect it, or move it aside to start afresh: mv '{0}' '{0}.bak'",
+            self.path.display()
+        )
+    }
+
+    /// The state directory (the registry's own), created 0700 if missing
+    /// The directory must be ours and writable by nobody else: anyone who can
+    /// write there can replace the registry under us.
+    pub(super) fn check_dir(&self) -> Result<()> {
+        let dir = self.dir();
+        let meta = std::fs::metadata(dir).map_err(|e| {
+            Error::io(
+                format!("could not read registry directory {}", dir.display()),
+                e,
+            )
+        })?;
+        if !meta.is_dir() {
+            return Err(self.unusable(
+                format!("its directory {} is not a directory", dir.display()),
+                "move that file aside, or set WTENV_STATE_DIR / --registry elsewhere",
+            ));
+        }
+        let uid = nix::unistd::geteuid().as_raw();
+        if meta.uid() != uid {
+            return Err(self.unusable(
+                format!(
+                    "its directory {} belongs to uid {}, not to you (uid {uid})",
+                    dir.display(),
+                    meta.uid()
+                ),
+                "use a registry directory of your own: set WTENV_STATE_DIR or pass --registry",
+            ));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(self.unusable(
+                format!(
+                    "its directory {} is writable by group or others (mode {:o})",
+                    dir.display(),
+                    meta.mode() & 0o777
+                ),
+                format!("chmod 700 '{}'", dir.display()),
+            ));
+        }
+        Ok(())
+    }
+    /// The data, read and checked (an empty registry when there is no file yet).
+    pub(super) fn load(&self) -> Result<RegistryData> {
+        match self.open_checked()? {
+            Some(file) => self.parse(&self.read_all(&file)?),
+            None => Ok(RegistryData::default()),
+        }
+    }
+
+    /// The file, opened once its type, owner and mode are checked; `None`
+    /// when there is no file yet.
+    pub(super) fn open_checked(&self) -> Result<Option<File>> {
+        // Opened first, then checked through the open file: what is checked
+        // is what is read. O_NOFOLLOW refuses a symbolic link (ELOOP);
+        // O_NONBLOCK keeps a FIFO put there from blocking the open.
+        let file = match files::open_read(&self.path, false) {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(None),
+            Err(OpenError::Refused(Refusal::Symlink)) => {
+                return Err(self.unusable(
+                    "it is a symbolic link; wtenv replaces the registry by rename, which would break the link",
+                    "replace the link with the file it points to, or pass --registry with the real path",
+                ));
+            }
+            Err(OpenError::Refused(r)) => {
+                return Err(self.unusable(r.to_string(), self.move_aside_hint()));
+            }
+            Err(OpenError::Io(e)) => return Err(self.read_error(e)),
+        };
+        let meta = file.metadata().map_err(|e| self.read_error(e))?;
+        if !meta.is_file() {
+            return Err(self.unusable("it is not a regular file", self.move_aside_hint()));
+        }
+        let uid = nix::unistd::geteuid().as_raw();
+        if meta.uid() != uid {
+            return Err(self.unusable(
+                format!("it belongs to uid {}, not to you (uid {uid})", meta.uid()),
+                "use a registry of your own: set WTENV_STATE_DIR or pass --registry",
+            ));
+        }
+        if meta.permissions().mode() & 0o022 != 0 {
+            return Err(self.unusable(
+                format!(
+                    "it is writable by group or others (mode {:o})",
+                    meta.permissions().mode() & 0o777
+                ),
+                format!("chmod 600 '{}'", self.path.display()),
+            ));
+        }
+        Ok(Some(file))
+    }
+
+    pub(super) fn read_error(&self, e: std::io::Error) -> Error {
+        Error::io(
+            format!("could not read registry {}", self.path.display()),
+            e,
+        )
+    }
+
+    pub(super) fn read_all(&self, mut file: &File) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| self.read_error(e))?;
+        Ok(bytes)
+    }
+
+    /// The data, with every record's port checked: see [`check_ports`].
+    pub(super) fn parse(&self, bytes: &[u8]) -> Result<RegistryData> {
+        let data = self.parse_schema(bytes)?;
+        check_ports(&data.allocations).map_err(|reason| {
+            self.unusable(
+                reason,
+                "wtenv never rewrites a registry it cannot trust; 'wtenv validate' shows it, then edit the file or move it aside",
+            )
+        })?;
+        Ok(data)
+    }
+
+    pub(super) fn parse_schema(&self, bytes: &[u8]) -> Result<RegistryData> {
+        // The common case, a valid file of our version, parses straight
+        // into the typed struct: one pass instead of two (JSON value tree,
+        // then struct), which is most of `wtenv ports`' time on a big
+        // registry. Anything else takes the slow path below, which says
+        // exactly what is wrong.
+        // (serde also reads a struct from an array, `[1, []]`: not ours.)
+        let object = bytes.trim_ascii_start().starts_with(b"{");
+        if object
+            && let Ok(data) = serde_json::from_slice::<RegistryData>(bytes)
+            && data.version == VERSION
+        {
+            return Ok(data);
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(self.unusable(
+                "it is empty (a registry always holds at least {\"version\": 1})",
+                self.move_aside_hint(),
+            ));
+        }
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+            self.unusable(
+                format!("it is not valid JSON ({e})"),
+                self.move_aside_hint(),
+            )
+        })?;
+        match value.get("version").and_then(serde_json::Value::as_u64) {
+            Some(v) if v > u64::from(VERSION) => {
+                return Err(self.unusable(
+                    format!("it was written by a newer wtenv (registry version {v}; this wtenv knows version {VERSION})"),
+                    "upgrade wtenv; the registry is left as it is",
+                ));
+            }
+            Some(v) if v == u64::from(VERSION) => {}
+            _ => {
+                return Err(self.unusable(
+                    format!("it has no \"version\": {VERSION} (not a wtenv registry, or from an unknown version)"),
+                    self.move_aside_hint(),
+                ));
+            }
+        }
+        // From the bytes, not from `value`: a value tree keeps the last of
+        // two equal keys, the typed parse refuses them (a second, empty
+        // "allocations" must not make the first one's entries vanish).
+        serde_json::from_slice(bytes).map_err(|e| {
+            let reason = if e.to_string().starts_with("duplicate field") {
+                format!("a key is given twice ({e}); which one counts would be a guess")
+            } else {
+                format!("it does not match the registry schema ({e})")
+            };
+            self.unusable(reason, self.move_aside_hint())
+        })
+    }
+}
+
+/// What wtenv never writes: a port below 1024, one port twice. Either
+/// means the file was edited or damaged, and acting on it would probe a
+/// privileged port or export one port for two services.
+pub fn check_ports(allocations: &[Allocation]) -> std::result::Result<(), String> {
+    let mut seen = std::collections::HashMap::with_capacity(allocations.len());
+    for a in allocations {
+        if a.port < MIN_PORT {
+            return Err(format!(
+                "it records port {} (service {} of {}), outside {MIN_PORT}-65535",
+                a.port,
+                a.service,
+                a.worktree.display()
+            ));
+        }
+        if let Some(other) = seen.insert(a.port, a) {
+            return Err(format!(
+                "it records port {} twice (service {} of {}, and service {} of {})",
+                a.port,
+                other.service,
+                other.worktree.display(),
+                a.service,
+                a.worktree.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::registry::samples::registry;
+
+    #[test]
+    fn bad_files_are_refused_and_untouched() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"", "empty"),
+            (b"{\"version\": 1, \"allocations\": [", "not valid JSON"),
+            (b"[1,2]", "no \"version\""),
+            (b"[1, []]", "no \"version\""),
+            (b"{\"version\": 2, \"allocations\": []}", "newer wtenv"),
+            (
+                b"{\"version\": 1, \"allocations\": [{\"port\": \"x\"}]}",
+                "schema",
+            ),
+        ];
+        for (bytes, expected) in cases {
+            let (_d, reg) = registry();
+            std::fs::write(reg.path(), bytes).unwrap();
+            std::fs::set_permissions(reg.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+            let err = reg.transaction(|_| Ok(())).unwrap_err();
+            assert!(matches!(err, Error::RegistryUnusable { .. }), "{err}");
+            assert!(err.to_string().contains(expected), "{err} lacks {expected}");
+            // `env`'s filtered read refuses it alike, with the same words.
+            let filtered = reg
+                .read_worktree(Path::new("/r/.git"), Path::new("/r"))
+                .unwrap_err();
+            assert_eq!(filtered.to_string(), err.to_string());
+            assert_eq!(std::fs::read(reg.path()).unwrap(), *bytes);
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The registry's locks: `registry.lock` (shared for reads, exclusive for
+//! a transaction), `probe.lock` (turns at probing), and the locks of other
+//! files of the state directory. Lock files are never renamed or deleted:
+//! a rename would let two processes lock two different inodes. Every wait
+//! is bounded (`WTENV_LOCK_TIMEOUT`), never forever.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{LOCK_NAME, PROBE_LOCK_NAME, Registry};
+use crate::error::{Error, Result};
+use crate::files::{self, OpenError};
+
+/// A turn at probing ports: the probe lock, released on drop.
+pub struct ProbeTurn<'f>(&'f File);
+
+impl Drop for ProbeTurn<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+impl Registry {
+    pub(super) fn lock_path(&self) -> PathBuf {
+        self.dir().join(LOCK_NAME)
+    }
+
+    /// The probe lock's file, opened once per process; `None` before the
+    /// registry directory exists. Take a turn with [`probe_turn`].
+    ///
+    /// Why: a probe is itself a listener for a few microseconds (bind +
+    /// listen) and a target for the other's connect backstop, so two wtenv
+    /// processes probing one port at once each see the other's socket and
+    /// call the port occupied (a false conflict, "holder unknown"). Holding
+    /// the lock while probing makes the probes of one registry's processes
+    /// never overlap. No other lock is wanted while it is held, so it
+    /// cannot deadlock with `registry.lock`.
+    ///
+    /// [`probe_turn`]: Registry::probe_turn
+    pub fn open_probe_lock(&self) -> Result<Option<File>> {
+        if !self.dir().is_dir() {
+            return Ok(None);
+        }
+        self.open_lock(&self.dir().join(PROBE_LOCK_NAME)).map(Some)
+    }
+
+    /// The probe lock, exclusive, until the turn is dropped; bounded wait.
+    pub fn probe_turn<'f>(&self, file: &'f File) -> Result<ProbeTurn<'f>> {
+        self.wait_lock(file, &self.dir().join(PROBE_LOCK_NAME), true)?;
+        Ok(ProbeTurn(file))
+    }
+
+    pub(super) fn lock(&self, exclusive: bool) -> Result<File> {
+        let path = self.lock_path();
+        let file = self.open_lock(&path)?;
+        self.wait_lock(&file, &path, exclusive)?;
+        Ok(file)
+    }
+
+    /// A lock file of the state directory, exclusive, held until dropped:
+    /// for other files kept beside the registry (the trust list).
+    pub fn lock_sibling(&self, name: &str) -> Result<File> {
+        self.ensure_dir()?;
+        let path = self.dir().join(name);
+        let file = self.open_lock(&path)?;
+        self.wait_lock(&file, &path, true)?;
+        Ok(file)
+    }
+
+    pub(super) fn open_lock(&self, path: &Path) -> Result<File> {
+        files::open_lock(path).map_err(|e| match e {
+            OpenError::Io(e) => {
+                Error::io(format!("could not open lock file {}", path.display()), e)
+            }
+            OpenError::Refused(r) => self.unusable(
+                format!("its lock file {}: {r}", path.display()),
+                format!(
+                    "something other than wtenv put it there: remove it (rm '{}'), wtenv makes a new one",
+                    path.display()
+                ),
+            ),
+        })
+    }
+
+    /// Waits at most `lock_timeout` for the lock; never forever.
+    pub(super) fn wait_lock(&self, file: &File, path: &Path, exclusive: bool) -> Result<()> {
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let attempt = if exclusive {
+                file.try_lock()
+            } else {
+                file.try_lock_shared()
+            };
+            match attempt {
+                Ok(()) => return Ok(()),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(Error::io(format!("could not lock {}", path.display()), e));
+                }
+            }
+            if start.elapsed() >= self.lock_timeout {
+                return Err(if path.file_name() == Some(LOCK_NAME.as_ref()) {
+                    Error::RegistryBusy {
+                        path: self.path.clone(),
+                        waited: self.lock_timeout,
+                    }
+                } else {
+                    Error::LockBusy {
+                        path: path.to_path_buf(),
+                        waited: self.lock_timeout,
+                    }
+                });
+            }
+            tracing::debug!(lock = %path.display(), "lock busy, waiting");
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A bare number of seconds (`30`, `1.5`), or a duration (`30s`, `500ms`).
+pub(super) fn parse_timeout(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    match text.parse::<f64>() {
+        Ok(secs) => Duration::try_from_secs_f64(secs).ok(),
+        Err(_) => humantime::parse_duration(text).ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::samples::registry;
+
+    #[test]
+    fn lock_wait_is_bounded() {
+        let (_d, mut reg) = registry();
+        reg.lock_timeout = Duration::from_millis(100);
+        let held = reg.lock(true).unwrap();
+        let err = reg.read().unwrap_err();
+        assert!(matches!(err, Error::RegistryBusy { .. }), "{err}");
+        drop(held);
+        reg.read().unwrap();
+    }
+}
