@@ -250,7 +250,15 @@ pub fn ensure_allocations(
     // The sweep is committed even when the allocation then fails: it only
     // removes what is provably stale, so the next command starts clean and
     // the failure can name the process that outlived its holder (rule 4).
-    registry.transaction(|data| {
+    // Only the part of the registry the allocation bears on: this
+    // worktree's entries and those in the ranges it scans (with their
+    // worktrees'), which are also all that `allocate_in` sweeps.
+    let scope = registry::Scope {
+        repository: req.repository,
+        worktree: req.worktree,
+        ports: Some(&req.ranges),
+    };
+    registry.transaction_in(scope, |data| {
         Ok(allocate_in(data, req, mode, system).map(|ports| {
             let mine = allocations_of(data, req, &ports);
             (ports, mine)

@@ -39,6 +39,7 @@ mod checked;
 mod find;
 mod layout;
 mod lock;
+mod part;
 mod record;
 #[cfg(test)]
 mod samples;
@@ -49,6 +50,7 @@ pub use checked::check_ports;
 use layout::serialize;
 pub use lock::ProbeTurn;
 use lock::parse_timeout;
+pub use part::Scope;
 
 pub const VERSION: u32 = 1;
 pub const FILE_NAME: &str = "registry.json";
@@ -271,14 +273,24 @@ impl Registry {
     pub fn transaction<T>(&self, f: impl FnOnce(&mut RegistryData) -> Result<T>) -> Result<T> {
         self.ensure_dir()?;
         let _lock = self.lock(true)?;
-        let mut data = self.load()?;
+        self.commit(self.load()?, f, serialize)
+    }
+
+    /// Runs `f` on `data`; when it changed anything, writes what `render`
+    /// makes of the result and rewrites the stamps of the worktrees whose
+    /// ports changed. Compares data, not bytes: a file written by another
+    /// serializer (by hand, by a script, by an older wtenv) is left as it
+    /// is unless an allocation really changed.
+    fn commit<T>(
+        &self,
+        mut data: RegistryData,
+        f: impl FnOnce(&mut RegistryData) -> Result<T>,
+        render: impl FnOnce(&RegistryData) -> Result<Vec<u8>>,
+    ) -> Result<T> {
         let before = data.clone();
         let out = f(&mut data)?;
-        // Compare data, not bytes: a file written by another serializer
-        // (by hand, by a script, by an older wtenv) is left as it is
-        // unless an allocation really changed.
         if data != before {
-            self.write(&serialize(&data)?)?;
+            self.write(&render(&data)?)?;
             restamp(&before, &data);
         }
         Ok(out)
@@ -291,7 +303,12 @@ impl Registry {
         repository: &Path,
         worktree: &Path,
     ) -> Result<Vec<(String, u16)>> {
-        self.transaction(|data| {
+        let scope = Scope {
+            repository,
+            worktree,
+            ports: None,
+        };
+        self.transaction_in(scope, |data| {
             let mut gone = Vec::new();
             data.allocations.retain(|a| {
                 let hit = a.belongs_to(repository, worktree);

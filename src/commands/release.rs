@@ -7,6 +7,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::process::ProcessId;
+use crate::registry::{RegistryData, Scope};
 use crate::report;
 use crate::worktree::{self, Worktree};
 
@@ -30,20 +31,29 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     if let Some(pid) = args.hold {
         return release_hold(pid, ctx);
     }
-    let target = match &args.worktree {
+    // The repository too when the worktree is one git knows: then only
+    // its part of the registry is read and rewritten. A path git no
+    // longer knows (a deleted worktree) is matched by path alone.
+    let (target, repository) = match &args.worktree {
         Some(p) => {
             let abs = ctx.cwd.join(p);
             match Worktree::discover(&abs) {
-                Ok(Some(wt)) if abs.canonicalize().ok().as_ref() == Some(&wt.root) => wt.root,
-                _ => abs
-                    .canonicalize()
-                    .unwrap_or_else(|_| worktree::normalize(&abs)),
+                Ok(Some(wt)) if abs.canonicalize().ok().as_ref() == Some(&wt.root) => {
+                    (wt.root, Some(wt.common_dir))
+                }
+                _ => (
+                    abs.canonicalize()
+                        .unwrap_or_else(|_| worktree::normalize(&abs)),
+                    None,
+                ),
             }
         }
-        None => Worktree::require(&ctx.cwd)?.root,
+        None => {
+            let wt = Worktree::require(&ctx.cwd)?;
+            (wt.root, Some(wt.common_dir))
+        }
     };
-    let released = ctx.registry.transaction(|data| {
-        let before = data.allocations.len();
+    let release = |data: &mut RegistryData| {
         let mut gone = Vec::new();
         data.allocations.retain(|a| {
             let hit = a.worktree == target && args.service.as_ref().is_none_or(|s| &a.service == s);
@@ -52,9 +62,19 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             }
             !hit
         });
-        debug_assert_eq!(before - gone.len(), data.allocations.len());
         Ok(gone)
-    })?;
+    };
+    let released = match &repository {
+        Some(repository) => {
+            let scope = Scope {
+                repository,
+                worktree: &target,
+                ports: None,
+            };
+            ctx.registry.transaction_in(scope, release)?
+        }
+        None => ctx.registry.transaction(release)?,
+    };
     if released.is_empty() {
         if let Some(s) = &args.service {
             return Err(Error::usage(format!(

@@ -96,12 +96,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
 
     // Who still uses the ports: recorded holders that live, and listeners
     // of the worktree's own (allocation rule 5).
-    let data = ctx.registry.read()?;
-    let mine: Vec<_> = data
-        .allocations
-        .iter()
-        .filter(|a| a.belongs_to(&here.common_dir, &entry.path))
-        .collect();
+    let data = ctx.registry.read_worktree(&here.common_dir, &entry.path)?;
+    let mine: Vec<_> = data.allocations.iter().collect();
     let mut users = Vec::new();
     let mut named = BTreeSet::new();
     let mut system = RealSystem::new(&ctx.registry);

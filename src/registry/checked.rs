@@ -261,6 +261,14 @@ mod tests {
                 .read_worktree(Path::new("/r/.git"), Path::new("/r"))
                 .unwrap_err();
             assert_eq!(filtered.to_string(), err.to_string());
+            // So does a transaction on part of it.
+            let scope = crate::registry::Scope {
+                repository: Path::new("/r/.git"),
+                worktree: Path::new("/r"),
+                ports: None,
+            };
+            let scoped = reg.transaction_in(scope, |_| Ok(())).unwrap_err();
+            assert_eq!(scoped.to_string(), err.to_string());
             assert_eq!(std::fs::read(reg.path()).unwrap(), *bytes);
         }
     }

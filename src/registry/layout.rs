@@ -29,26 +29,39 @@ impl Allocation {
     }
 }
 
-/// One allocation per line: as easy to read and grep as indented JSON,
-/// and about 30% smaller. The lines are sorted by repository, then
-/// worktree (as bytes; a worktree's own lines keep their order), so that
-/// [`super::find::find`] finds one worktree's lines by binary search; files of
-/// older wtenvs, in insertion order, are read whole ([`super::view::read_lines`])
-/// until the next write sorts them.
-pub fn serialize(data: &RegistryData) -> Result<Vec<u8>> {
-    let RegistryData {
-        version,
-        allocations,
-    } = data;
-    let mut sorted: Vec<&Allocation> = allocations.iter().collect();
-    sorted.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
-    let mut bytes = header(*version).into_bytes();
-    for (i, a) in sorted.into_iter().enumerate() {
-        bytes.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
-        bytes.extend_from_slice(INDENT);
+/// Writes the layout: the header, then each allocation on a line of its
+/// own (an object already in the layout's words, or one to serialize),
+/// then the footer.
+pub struct Writer {
+    bytes: Vec<u8>,
+    lines: usize,
+}
+
+impl Writer {
+    pub fn new(version: u32, capacity: usize) -> Writer {
+        let mut bytes = Vec::with_capacity(capacity);
+        bytes.extend_from_slice(header(version).as_bytes());
+        Writer { bytes, lines: 0 }
+    }
+
+    fn next_line(&mut self) {
+        self.bytes
+            .extend_from_slice(if self.lines == 0 { b"\n" } else { b",\n" });
+        self.bytes.extend_from_slice(INDENT);
+        self.lines += 1;
+    }
+
+    /// A line's object as a file in this layout holds it.
+    pub fn raw(&mut self, object: &[u8]) {
+        self.next_line();
+        self.bytes.extend_from_slice(object);
+    }
+
+    pub fn entry(&mut self, a: &Allocation) -> Result<()> {
+        self.next_line();
         // Paths are bytes; JSON strings are UTF-8. Worktrees are refused
         // earlier (`Scope`), this is the backstop: an error, never a panic.
-        serde_json::to_writer(&mut bytes, a).map_err(|e| {
+        serde_json::to_writer(&mut self.bytes, a).map_err(|e| {
             Error::hinted(
                 format!(
                     "could not record port {} for {}: {e}",
@@ -57,13 +70,32 @@ pub fn serialize(data: &RegistryData) -> Result<Vec<u8>> {
                 ),
                 "wtenv handles paths that are valid UTF-8 only; rename the directory",
             )
-        })?;
+        })
     }
-    if !allocations.is_empty() {
-        bytes.push(b'\n');
+
+    pub fn finish(mut self) -> Vec<u8> {
+        if self.lines > 0 {
+            self.bytes.push(b'\n');
+        }
+        self.bytes.extend_from_slice(FOOTER);
+        self.bytes
     }
-    bytes.extend_from_slice(FOOTER);
-    Ok(bytes)
+}
+
+/// One allocation per line: as easy to read and grep as indented JSON,
+/// and about 30% smaller. The lines are sorted by repository, then
+/// worktree (as bytes; a worktree's own lines keep their order), so that
+/// [`super::find::find`] finds one worktree's lines by binary search; files of
+/// older wtenvs, in insertion order, are read whole ([`super::view::read_lines`])
+/// until the next write sorts them.
+pub fn serialize(data: &RegistryData) -> Result<Vec<u8>> {
+    let mut sorted: Vec<&Allocation> = data.allocations.iter().collect();
+    sorted.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    let mut out = Writer::new(data.version, 256 * sorted.len() + 64);
+    for a in sorted {
+        out.entry(a)?;
+    }
+    Ok(out.finish())
 }
 
 #[cfg(test)]

@@ -1092,7 +1092,8 @@ fn a_state_directory_that_is_a_file_is_refused_and_untouched() {
 /// sweeps the stale entries of its range (a worktree gone, a dead holder)
 /// and takes their ports; `env` then finds its own entries by binary search
 /// in the file that allocation wrote (sorted and sealed), reading a few
-/// dozen lines of it, not 20,000, and still verifies its ports.
+/// dozen lines of it, not 20,000, and still verifies its ports; `allocate`
+/// and `release` then rewrite only their part of it, and still sweep.
 #[test]
 fn with_20000_allocations_env_reads_only_its_own_and_the_sweep_finds_stale_ones() {
     let t = TestEnv::new();
@@ -1184,5 +1185,72 @@ fn with_20000_allocations_env_reads_only_its_own_and_the_sweep_finds_stale_ones(
     assert!(
         refused.stderr.contains("held by processes outside it"),
         "{refused}"
+    );
+
+    // Allocating and releasing read and rewrite only their part of the
+    // sealed file (this worktree's entries and those in its range), and
+    // still sweep a holder of another worktree that died since.
+    let mut holder = Command::new("sleep").arg("60").spawn().unwrap();
+    let pid = holder.id().to_string();
+    let held = run(&mut t.wtenv_in(&other, &["env", "--hold", &pid]));
+    assert_eq!(held.code, Some(0), "{held}");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let in_part = |what: &[&str]| {
+        let mut cmd = t.wtenv(what);
+        cmd.env("WTENV_LOG", "wtenv=debug");
+        let out = run(&mut cmd);
+        assert_eq!(out.code, Some(0), "{what:?}: {out}");
+        let field = |name: &str| -> usize {
+            out.stderr
+                .lines()
+                .find(|l| l.contains("transaction on the part in scope"))
+                .and_then(|l| l.split(&format!("{name}=")).nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{what:?} did not take the part: {out}"))
+        };
+        assert!(field("lines") >= 20_000, "{what:?}: {out}");
+        assert!(
+            field("part") <= 4,
+            "{what:?} read more than its part: {out}"
+        );
+        out
+    };
+    let extra = in_part(&["allocate", "--service", "extra"]);
+    assert_eq!(
+        extra.stdout,
+        format!("{}\n", t.ports.port(2)),
+        "the dead holder's ports were not swept"
+    );
+    let registry = t.registry();
+    let recorded = registry["allocations"].as_array().unwrap();
+    assert_eq!(recorded.len(), 20_003, "{:?}", &recorded[20_000..]);
+    assert!(
+        recorded.iter().all(|a| a["worktree"] != json!(other)),
+        "the dead holder's entries are still there"
+    );
+    in_part(&["release", "--service", "extra"]);
+    let registry = t.registry();
+    let recorded = registry["allocations"].as_array().unwrap();
+    assert_eq!(recorded.len(), 20_002);
+    let keys: Vec<(&str, &str)> = recorded
+        .iter()
+        .map(|a| {
+            (
+                a["repository"].as_str().unwrap(),
+                a["worktree"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(keys.is_sorted(), "the registry's lines are not sorted");
+    // Still sealed: `env` finds its own by binary search.
+    let mut last = t.wtenv(&["env"]);
+    last.env("WTENV_LOG", "wtenv=debug");
+    let last = run(&mut last);
+    assert_eq!(last.stdout, first.stdout, "{last}");
+    assert!(
+        last.stderr.contains("own entries found by binary search"),
+        "{last}"
     );
 }

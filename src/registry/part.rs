@@ -1,0 +1,613 @@
+//! A transaction over part of the registry: what `allocate`, `env`,
+//! `release` and `remove` change, without parsing, comparing and
+//! rewriting every other worktree's entries.
+//!
+//! The part ([`Scope`]) is one worktree's entries, and every entry with a
+//! port in given ranges together with all the entries of its worktree.
+//! Within those ranges the part is complete, so an allocation made in it
+//! cannot take a port recorded elsewhere; a port outside them is checked
+//! against the rest of the file before anything is written.
+//!
+//! In a sealed file (see [`super::seal`]) the rest is never parsed: its
+//! lines are framed and their ports read (each must be 1024-65535 and
+//! given once, as in the full parse), the part's lines are found by binary
+//! search in the sorted file and parsed whole, and the new file is the old
+//! one's lines with the part's replaced, byte for byte what [`serialize`]
+//! writes for the whole data. Any other file (unsealed, missing, another
+//! layout) is parsed whole, refused as ever when it cannot be trusted,
+//! and split the same way: both paths give `f` the same entries.
+//!
+//! [`serialize`]: super::layout::serialize
+
+use std::cmp::Ordering;
+use std::collections::HashSet;
+use std::ops::Range;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::layout::{self, Writer};
+use super::record::{self, Key};
+use super::{Allocation, MIN_PORT, Registry, RegistryData, VERSION, seal};
+use crate::config::Ranges;
+use crate::error::{Error, Result};
+
+/// Which entries a [`Registry::transaction_in`] reads and may change.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// The worktree (of `repository`) whose entries are all in the part.
+    pub repository: &'a Path,
+    pub worktree: &'a Path,
+    /// Every entry with a port in these is in the part, with every entry
+    /// of its worktree.
+    pub ports: Option<&'a Ranges>,
+}
+
+impl Scope<'_> {
+    fn covers(&self, port: u16) -> bool {
+        self.ports.is_some_and(|r| r.contains(port))
+    }
+}
+
+impl Registry {
+    /// [`transaction`](Registry::transaction) over the part `scope`
+    /// picks: `f` sees only those entries, and may change, remove or add
+    /// entries of their worktrees. Same lock, same refusals, same atomic
+    /// sealed write, same stamps; the cost grows with the part, not with
+    /// the registry (but for one read and one write of the file).
+    pub fn transaction_in<T>(
+        &self,
+        scope: Scope,
+        f: impl FnOnce(&mut RegistryData) -> Result<T>,
+    ) -> Result<T> {
+        self.ensure_dir()?;
+        let _lock = self.lock(true)?;
+        let file = self.open_checked()?;
+        let mut bytes = None;
+        if let Some(file) = &file {
+            let meta = file.metadata().map_err(|e| self.read_error(e))?;
+            let read = self.read_all(file)?;
+            if seal::is_sealed(&meta)
+                && let Some(lines) = Lines::index(&read)
+                && let Some(part) = lines.part(&scope)
+            {
+                tracing::debug!(
+                    lines = lines.len(),
+                    part = part.data.allocations.len(),
+                    "registry: transaction on the part in scope"
+                );
+                return self.commit(part.data, f, |after| {
+                    lines.splice(&part.groups, after)?.ok_or_else(|| {
+                        self.unusable(
+                            "a line of it is not an allocation as wtenv writes it",
+                            self.move_aside_hint(),
+                        )
+                    })
+                });
+            }
+            bytes = Some(read);
+        }
+        // Not sealed, or not as wtenv writes it: the full parse reads it,
+        // or says exactly what is wrong.
+        let all = match &bytes {
+            Some(bytes) => self.parse(bytes)?,
+            None => RegistryData::default(),
+        };
+        let picked: Vec<bool> = {
+            let mut keys: HashSet<(&[u8], &[u8])> = all
+                .allocations
+                .iter()
+                .filter(|a| scope.covers(a.port))
+                .map(Allocation::sort_key)
+                .collect();
+            keys.insert((
+                scope.repository.as_os_str().as_bytes(),
+                scope.worktree.as_os_str().as_bytes(),
+            ));
+            all.allocations
+                .iter()
+                .map(|a| keys.contains(&a.sort_key()))
+                .collect()
+        };
+        let (mut mine, mut rest) = (Vec::new(), Vec::new());
+        for (a, picked) in all.allocations.into_iter().zip(picked) {
+            if picked {
+                mine.push(a);
+            } else {
+                rest.push(a);
+            }
+        }
+        let mut taken = PortSet::default();
+        for a in &rest {
+            taken.insert(a.port);
+        }
+        let data = RegistryData {
+            version: VERSION,
+            allocations: mine,
+        };
+        self.commit(data, f, |after| {
+            check_new_ports(after, |p| taken.contains(p))?;
+            rest.extend(after.allocations.iter().cloned());
+            layout::serialize(&RegistryData {
+                version: VERSION,
+                allocations: rest,
+            })
+        })
+    }
+}
+
+/// What a transaction may not record, whatever `f` did: a port below
+/// 1024, one port twice in the part, or a port `elsewhere` says the rest
+/// of the file records. Checked before anything is written.
+fn check_new_ports(data: &RegistryData, elsewhere: impl Fn(u16) -> bool) -> Result<()> {
+    let mut seen = PortSet::default();
+    for a in &data.allocations {
+        if a.port < MIN_PORT || !seen.insert(a.port) || elsewhere(a.port) {
+            return Err(Error::hinted(
+                format!(
+                    "refusing to record port {} for service {} of {}: the registry would hold it twice or out of range",
+                    a.port,
+                    a.service,
+                    a.worktree.display()
+                ),
+                "nothing was written; run 'wtenv validate' and report this as a bug",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One bit per port.
+struct PortSet(Vec<u64>);
+
+impl Default for PortSet {
+    fn default() -> Self {
+        PortSet(vec![0; 1 << 10])
+    }
+}
+
+impl PortSet {
+    /// `false` when it was already there.
+    fn insert(&mut self, port: u16) -> bool {
+        let (word, bit) = (usize::from(port) / 64, 1u64 << (port % 64));
+        let new = self.0[word] & bit == 0;
+        self.0[word] |= bit;
+        new
+    }
+
+    fn remove(&mut self, port: u16) {
+        self.0[usize::from(port) / 64] &= !(1u64 << (port % 64));
+    }
+
+    fn contains(&self, port: u16) -> bool {
+        self.0[usize::from(port) / 64] & (1u64 << (port % 64)) != 0
+    }
+}
+
+/// A file in the layout wtenv writes, in memory, as its lines: where each
+/// allocation's object is, and its port.
+struct Lines<'b> {
+    bytes: &'b [u8],
+    /// Each line's JSON object (no indent, comma or newline).
+    objects: Vec<Range<usize>>,
+    ports: Vec<u16>,
+    /// Every port of the file.
+    all: PortSet,
+}
+
+/// The part of a [`Lines`] a scope picks.
+struct Part {
+    /// Runs of lines, one per worktree of the part, in file order.
+    groups: Vec<Range<usize>>,
+    data: RegistryData,
+}
+
+/// How every line's object starts: `serialize` writes the port first.
+const PORT_FIELD: &[u8] = b"{\"port\":";
+
+impl<'b> Lines<'b> {
+    /// `None` when `bytes` is not exactly the framing `serialize` writes,
+    /// or a line's port is not one of 1024-65535 given once.
+    fn index(bytes: &'b [u8]) -> Option<Lines<'b>> {
+        let header = layout::header(VERSION);
+        let mut lines = Lines {
+            bytes,
+            objects: Vec::new(),
+            ports: Vec::new(),
+            all: PortSet::default(),
+        };
+        if bytes == [header.as_bytes(), layout::FOOTER].concat() {
+            return Some(lines);
+        }
+        let body = bytes
+            .strip_prefix(header.as_bytes())?
+            .strip_prefix(b"\n")?
+            .strip_suffix(layout::FOOTER)?;
+        let start = header.len() + 1;
+        let mut at = start;
+        let mut more = true;
+        for nl in memchr::memchr_iter(b'\n', body) {
+            let line = &body[at - start..nl];
+            let object_start = at + layout::INDENT.len();
+            let object = line.strip_prefix(layout::INDENT)?;
+            let (object, comma) = match object.strip_suffix(b",") {
+                Some(object) => (object, true),
+                None => (object, false),
+            };
+            if !more || !object.ends_with(b"}") {
+                return None;
+            }
+            more = comma;
+            let port = port_of(object)?;
+            if port < MIN_PORT || !lines.all.insert(port) {
+                return None;
+            }
+            lines
+                .objects
+                .push(object_start..object_start + object.len());
+            lines.ports.push(port);
+            at = start + nl + 1;
+        }
+        // The last line ends the body, without a comma.
+        (!more && at - start == body.len()).then_some(lines)
+    }
+
+    fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    fn object(&self, i: usize) -> &'b [u8] {
+        &self.bytes[self.objects[i].clone()]
+    }
+
+    /// Where line `i`'s entry stands to `key`.
+    fn order(&self, i: usize, key: &Key) -> Option<Ordering> {
+        record::parse(self.object(i)).map(|a| key.order(&a))
+    }
+
+    /// The first line whose entry is not below `key` (`strict`: above it).
+    fn bound(&self, key: &Key, strict: bool) -> Option<usize> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let below = match self.order(mid, key)? {
+                Ordering::Less => true,
+                Ordering::Equal => strict,
+                Ordering::Greater => false,
+            };
+            if below {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Some(lo)
+    }
+
+    /// The run of lines of `key`'s worktree (empty where they would go).
+    fn group(&self, key: &Key) -> Option<Range<usize>> {
+        Some(self.bound(key, false)?..self.bound(key, true)?)
+    }
+
+    /// The part `scope` picks, its lines parsed whole; `None` when one of
+    /// them is not an allocation as [`Allocation`] reads it.
+    fn part(&self, scope: &Scope) -> Option<Part> {
+        let mut groups = vec![self.group(&Key::new(scope.repository, scope.worktree))?];
+        for i in 0..self.len() {
+            if !scope.covers(self.ports[i]) || groups.iter().any(|g| g.contains(&i)) {
+                continue;
+            }
+            let a = record::parse(self.object(i))?;
+            let key = Key::new(Path::new(&*a.repository), Path::new(&*a.worktree));
+            groups.push(self.group(&key)?);
+        }
+        groups.sort_by_key(|g| g.start);
+        let mut allocations = Vec::new();
+        for i in groups.iter().flat_map(Clone::clone) {
+            allocations.push(record::parse(self.object(i))?.into_owned());
+        }
+        Some(Part {
+            groups,
+            data: RegistryData {
+                version: VERSION,
+                allocations,
+            },
+        })
+    }
+
+    /// The file with the lines of `groups` replaced by `after`'s entries,
+    /// each where its key sorts (after the lines of an equal key that
+    /// stay): byte for byte what [`layout::serialize`] writes for the
+    /// whole data. `Ok(None)` when a line it compares with is not an
+    /// allocation.
+    fn splice(&self, groups: &[Range<usize>], after: &RegistryData) -> Result<Option<Vec<u8>>> {
+        let mut rest = PortSet(self.all.0.clone());
+        let mut replaced = vec![false; self.len()];
+        for i in groups.iter().flat_map(Clone::clone) {
+            rest.remove(self.ports[i]);
+            replaced[i] = true;
+        }
+        check_new_ports(after, |p| rest.contains(p))?;
+        let mut entries: Vec<&Allocation> = after.allocations.iter().collect();
+        entries.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        // Where each entry goes: before the first line whose key is above
+        // its own (one binary search per worktree).
+        let mut at = Vec::with_capacity(entries.len());
+        for (i, a) in entries.iter().enumerate() {
+            let pos = if i > 0 && entries[i - 1].sort_key() == a.sort_key() {
+                at[i - 1]
+            } else {
+                match self.bound(&Key::new(&a.repository, &a.worktree), true) {
+                    Some(pos) => pos,
+                    None => return Ok(None),
+                }
+            };
+            at.push(pos);
+        }
+        let mut out = Writer::new(VERSION, self.bytes.len() + 256 * entries.len());
+        let mut next = entries.iter().zip(&at).peekable();
+        for (i, replaced) in replaced.iter().enumerate() {
+            while let Some((a, _)) = next.next_if(|(_, pos)| **pos == i) {
+                out.entry(a)?;
+            }
+            if !replaced {
+                out.raw(self.object(i));
+            }
+        }
+        for (a, _) in next {
+            out.entry(a)?;
+        }
+        Ok(Some(out.finish()))
+    }
+}
+
+/// The port at the start of a line's object: `{"port":N,`.
+fn port_of(object: &[u8]) -> Option<u16> {
+    let rest = object.strip_prefix(PORT_FIELD)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if !(1..=5).contains(&digits) || rest.get(digits) != Some(&b',') || rest[0] == b'0' {
+        return None;
+    }
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::PortRange;
+    use crate::registry::samples::*;
+
+    /// Ports 5000-5009.
+    fn range() -> Ranges {
+        Ranges::one(PortRange {
+            start: 5000,
+            end: 5009,
+        })
+    }
+
+    fn entry(port: u16, worktree: &str) -> Allocation {
+        Allocation {
+            worktree: worktree.into(),
+            ..alloc(port)
+        }
+    }
+
+    fn scope<'a>(worktree: &'a Path, ports: Option<&'a Ranges>) -> Scope<'a> {
+        Scope {
+            repository: Path::new(REPO),
+            worktree,
+            ports,
+        }
+    }
+
+    /// A registry holding `allocations` as wtenv writes it (sorted,
+    /// sealed), or, `sealed` off, the same bytes written by something
+    /// else.
+    fn holding(allocations: Vec<Allocation>, sealed: bool) -> (tempfile::TempDir, Registry) {
+        let (dir, reg) = registry();
+        std::fs::write(reg.path(), written(allocations)).unwrap();
+        if sealed {
+            let file = std::fs::File::options()
+                .write(true)
+                .open(reg.path())
+                .unwrap();
+            seal::stamp(&file).unwrap();
+        }
+        let meta = std::fs::metadata(reg.path()).unwrap();
+        assert_eq!(seal::is_sealed(&meta), sealed);
+        (dir, reg)
+    }
+
+    fn ports(data: &RegistryData) -> Vec<u16> {
+        let mut ports: Vec<u16> = data.allocations.iter().map(|a| a.port).collect();
+        ports.sort_unstable();
+        ports
+    }
+
+    #[test]
+    fn the_part_is_the_worktrees_entries_and_every_one_in_range_with_its_worktrees() {
+        let all = vec![
+            entry(5000, "/a"),
+            entry(6000, "/a"),
+            entry(6001, "/b"),
+            entry(6002, WT),
+            entry(5005, "/z"),
+            entry(6003, "/z"),
+            entry(7000, "/y"),
+        ];
+        let range = range();
+        for sealed in [true, false] {
+            let (_d, reg) = holding(all.clone(), sealed);
+            let seen = reg
+                .transaction_in(scope(Path::new(WT), Some(&range)), |d| Ok(d.clone()))
+                .unwrap();
+            assert_eq!(
+                ports(&seen),
+                [5000, 5005, 6000, 6002, 6003],
+                "sealed: {sealed}"
+            );
+            let own = reg
+                .transaction_in(scope(Path::new("/b"), None), |d| Ok(d.clone()))
+                .unwrap();
+            assert_eq!(ports(&own), [6001], "sealed: {sealed}");
+            let none = reg
+                .transaction_in(scope(Path::new("/new"), None), |d| Ok(d.clone()))
+                .unwrap();
+            assert!(none.allocations.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_port_recorded_outside_the_part_is_never_written_twice() {
+        let all = vec![entry(6000, "/a"), entry(5000, WT)];
+        for sealed in [true, false] {
+            let (_d, reg) = holding(all.clone(), sealed);
+            let before = std::fs::read(reg.path()).unwrap();
+            for bad in [6000, 5000, 80] {
+                let err = reg
+                    .transaction_in(scope(Path::new(WT), None), |d| {
+                        d.allocations.push(entry(bad, WT));
+                        Ok(())
+                    })
+                    .unwrap_err();
+                assert!(err.to_string().contains("refusing to record port"), "{err}");
+                assert_eq!(std::fs::read(reg.path()).unwrap(), before);
+            }
+        }
+    }
+
+    #[test]
+    fn an_unsealed_file_is_read_whole_and_the_write_seals_it() {
+        let (_d, reg) = holding(vec![entry(6000, "/a"), entry(5000, WT)], false);
+        reg.transaction_in(scope(Path::new(WT), None), |d| {
+            d.allocations.push(entry(5001, WT));
+            Ok(())
+        })
+        .unwrap();
+        let meta = std::fs::metadata(reg.path()).unwrap();
+        assert!(seal::is_sealed(&meta));
+        assert_eq!(ports(&reg.read().unwrap()), [5000, 5001, 6000]);
+    }
+
+    #[test]
+    fn a_sealed_file_whose_lines_are_not_what_wtenv_writes_is_read_whole_and_refused() {
+        // Sealed all the same (only a forger can): the ports the index
+        // reads, and the lines the part parses, are checked.
+        let other = ENTRY.replace("\"/r\"", "\"/z\"").replace(" ", "");
+        let mine = ENTRY.replace(" ", "");
+        for (text, reason) in [
+            (layout_of(&[&mine, &other]), "twice"),
+            (
+                layout_of(&[&mine.replace("5000", "80")]),
+                "outside 1024-65535",
+            ),
+            (layout_of(&[&mine.replace("}", ",\"x\":1}")]), "schema"),
+            (layout_of(&[&mine.replace("5000", "99999")]), "schema"),
+        ] {
+            let (_d, reg) = registry();
+            std::fs::write(reg.path(), &text).unwrap();
+            seal::stamp(
+                &std::fs::File::options()
+                    .write(true)
+                    .open(reg.path())
+                    .unwrap(),
+            )
+            .unwrap();
+            let err = reg
+                .transaction_in(scope(Path::new(WT), None), |d| {
+                    d.allocations.clear();
+                    Ok(())
+                })
+                .unwrap_err();
+            assert!(matches!(err, Error::RegistryUnusable { .. }), "{err}");
+            assert!(err.to_string().contains(reason), "{err} lacks {reason}");
+            assert_eq!(std::fs::read_to_string(reg.path()).unwrap(), text);
+        }
+    }
+
+    /// What the test does to its part: drop some entries, add one of its
+    /// own worktree on a port free in the range (the part holds all of
+    /// them when `ranged`; else on a port no entry has), flip the rest.
+    fn change(d: &mut RegistryData, own: &Path, drop: &[bool], ranged: bool) {
+        let mut i = 0;
+        d.allocations.retain(|_| {
+            i += 1;
+            !drop.get(i - 1).copied().unwrap_or(false)
+        });
+        let free = match ranged {
+            true => (5000..=5009).find(|p| d.allocations.iter().all(|a| a.port != *p)),
+            false => Some(7000),
+        };
+        if let Some(port) = free {
+            // A fixed time: both runs must write the same bytes.
+            d.allocations.push(Allocation {
+                worktree: PathBuf::from(own),
+                created: "2026-01-01T00:00:00Z".into(),
+                ..alloc(port)
+            });
+        }
+        for a in &mut d.allocations {
+            a.reserved = !a.reserved;
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// A sealed file (the part's lines spliced into the rest) and the
+        /// same file unsealed (parsed whole, split, serialized whole) give
+        /// the transaction the same part and end as the same bytes.
+        #[test]
+        fn sealed_and_unsealed_files_give_the_same_part_and_the_same_file(
+            mut allocations in prop::collection::vec(allocation(), 0..24),
+            which in prop::sample::select(vec![WT, "/r/other", "/r/a", "/a", "/z", "/new"]),
+            in_range in prop::collection::vec(any::<bool>(), 24),
+            drop in prop::collection::vec(any::<bool>(), 24),
+            ranged in any::<bool>(),
+        ) {
+            // Distinct ports, none below 1024; some in 5000-5009.
+            for (i, a) in allocations.iter_mut().enumerate() {
+                a.port = if in_range[i] && i < 10 { 5000 + i as u16 } else { 6000 + i as u16 };
+            }
+            let range = range();
+            let own = Path::new(which);
+            let ports = ranged.then_some(&range);
+            let mut results = Vec::new();
+            for sealed in [true, false] {
+                let (_d, reg) = holding(allocations.clone(), sealed);
+                let seen = reg
+                    .transaction_in(scope(own, ports), |d| {
+                        let seen = d.clone();
+                        change(d, own, &drop, ranged);
+                        Ok(seen)
+                    })
+                    .unwrap();
+                let bytes = std::fs::read(reg.path()).unwrap();
+                prop_assert!(seal::is_sealed(&std::fs::metadata(reg.path()).unwrap()));
+                results.push((seen, bytes));
+            }
+            prop_assert_eq!(&results[0].0, &results[1].0);
+            prop_assert_eq!(
+                String::from_utf8_lossy(&results[0].1),
+                String::from_utf8_lossy(&results[1].1)
+            );
+            // Complete in its ranges, and holding all of its worktree.
+            let seen = &results[0].0;
+            for a in &allocations {
+                let wanted = a.belongs_to(Path::new(REPO), own) || (ranged && range.contains(a.port));
+                prop_assert!(!wanted || seen.allocations.contains(a), "{a:?} missing");
+            }
+            // With every entry of each of its worktrees.
+            for a in &allocations {
+                let with = seen.allocations.iter().any(|b| b.sort_key() == a.sort_key());
+                prop_assert!(!with || seen.allocations.contains(a), "{a:?} missing");
+            }
+            // The file is what the full serializer writes for its data.
+            let whole: RegistryData = serde_json::from_slice(&results[0].1).unwrap();
+            prop_assert_eq!(written(whole.allocations), results[0].1.clone());
+        }
+    }
+}
