@@ -251,24 +251,35 @@ pub struct Run {
     pub stdout: String,
     pub stderr: String,
     pub code: Option<i32>,
+    /// The signal it died of, when it did.
+    pub signal: Option<i32>,
 }
 
 pub fn run(cmd: &mut Command) -> Run {
     let out: Output = cmd.output().unwrap();
-    Run {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        code: out.status.code(),
+    Run::of(out.status, out.stdout, out.stderr)
+}
+
+impl Run {
+    fn of(status: std::process::ExitStatus, stdout: Vec<u8>, stderr: Vec<u8>) -> Run {
+        use std::os::unix::process::ExitStatusExt;
+        Run {
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            code: status.code(),
+            signal: status.signal(),
+        }
     }
 }
 
 impl std::fmt::Display for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
+        match (self.code, self.signal) {
+            (Some(code), _) => writeln!(f, "exit: {code}")?,
+            (None, Some(sig)) => writeln!(f, "killed by signal {sig}")?,
+            (None, None) => writeln!(f, "exit: unknown")?,
+        }
+        write!(f, "--- stdout\n{}--- stderr\n{}", self.stdout, self.stderr)
     }
 }
 
@@ -405,24 +416,20 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Run {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let (mut stdout, mut stderr) = (String::new(), String::new());
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     child
         .stdout
         .take()
         .unwrap()
-        .read_to_string(&mut stdout)
+        .read_to_end(&mut stdout)
         .unwrap();
     child
         .stderr
         .take()
         .unwrap()
-        .read_to_string(&mut stderr)
+        .read_to_end(&mut stderr)
         .unwrap();
-    Run {
-        stdout,
-        stderr,
-        code: status.code(),
-    }
+    Run::of(status, stdout, stderr)
 }
 
 /// Every file under `dir` (recursively, links not followed) with its bytes

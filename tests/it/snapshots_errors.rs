@@ -1,0 +1,198 @@
+//! Snapshots of the errors every command can meet before doing its work:
+//! no repository, a bad config, an unusable registry (busy lock, torn or
+//! corrupt file, unsafe permissions), an unknown worktree, bad arguments.
+//! Each leaves the registry as it was.
+
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::snapshots::{snap, two_services};
+use crate::support::{TestEnv, run, snapshot};
+
+#[test]
+fn outside_a_repository_env_and_list_say_so() {
+    let t = TestEnv::new();
+    let outside = t.root().join("home");
+    snap(
+        &t,
+        "env_outside_a_repository_says_so",
+        &mut t.wtenv_in(&outside, &["env"]),
+    );
+    snap(
+        &t,
+        "list_outside_a_repository_says_so",
+        &mut t.wtenv_in(&outside, &["list"]),
+    );
+}
+
+#[test]
+fn bad_configs_are_named_with_the_key_and_position() {
+    let t = TestEnv::new();
+    let cases = [
+        (
+            "config_that_is_not_toml_names_line_and_column",
+            "[services.web]\nenv = [\"PORT\"\n",
+        ),
+        (
+            "config_with_an_unknown_table_suggests_the_right_one",
+            "[purpose]\nfeature = \"20000-20019\"\n",
+        ),
+        (
+            "config_with_a_reversed_range_is_refused",
+            "[purposes]\nfeature = \"20019-20000\"\n",
+        ),
+        (
+            "config_with_a_refused_env_name_is_refused",
+            "[env]\nLD_PRELOAD = \"x\"\n",
+        ),
+    ];
+    for (name, text) in cases {
+        std::fs::write(t.repo.join("wtenv.toml"), text).unwrap();
+        snap(&t, name, &mut t.wtenv(&["env"]));
+    }
+    t.write_config("[services.web]\nunknown_key = 1\n");
+    snap(
+        &t,
+        "config_with_an_unknown_key_warns_and_goes_on",
+        &mut t.wtenv(&["env"]),
+    );
+    snap(
+        &t,
+        "config_named_on_the_command_line_that_is_missing",
+        &mut t.wtenv(&["--config", "no-such.toml", "env"]),
+    );
+}
+
+/// The registry as a first command made it, then `damage` applied: every
+/// command meeting it exits 2, names the file, and leaves it as it was.
+fn unusable_registry(name: &str, damage: impl FnOnce(&TestEnv)) {
+    let t = TestEnv::new();
+    two_services(&t);
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    damage(&t);
+    let before = snapshot(&t.state_dir());
+    for cmd in ["env", "ports", "list"] {
+        snap(&t, &format!("{cmd}_with_{name}"), &mut t.wtenv(&[cmd]));
+    }
+    assert_eq!(snapshot(&t.state_dir()), before, "the registry was touched");
+}
+
+#[test]
+fn a_torn_registry_is_refused_with_exit_2() {
+    unusable_registry("a_torn_registry_exits_2", |t| {
+        let text = std::fs::read(t.registry_path()).unwrap();
+        std::fs::write(t.registry_path(), &text[..text.len() / 2]).unwrap();
+    });
+}
+
+#[test]
+fn a_registry_that_is_not_json_is_refused_with_exit_2() {
+    unusable_registry("a_registry_that_is_not_json_exits_2", |t| {
+        std::fs::write(t.registry_path(), "not json\n").unwrap();
+    });
+}
+
+#[test]
+fn a_registry_writable_by_others_is_refused_with_exit_2() {
+    unusable_registry("a_registry_writable_by_others_exits_2", |t| {
+        std::fs::set_permissions(t.registry_path(), std::fs::Permissions::from_mode(0o666))
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_registry_of_a_newer_version_is_refused_with_exit_2() {
+    unusable_registry("a_registry_of_a_newer_version_exits_2", |t| {
+        std::fs::write(
+            t.registry_path(),
+            "{\"version\": 99, \"allocations\": []}\n",
+        )
+        .unwrap();
+    });
+}
+
+#[test]
+fn a_busy_registry_lock_is_reported_with_exit_2() {
+    let t = TestEnv::new();
+    two_services(&t);
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    t.add_worktree("side");
+    let lock = File::create(t.state_dir().join("registry.lock")).unwrap();
+    lock.lock().unwrap();
+    for cmd in [
+        &["env"][..],
+        &["ports"],
+        &["list"],
+        &["allocate", "--service", "web"],
+        &["release"],
+        &["remove", "side"],
+        &["validate"],
+    ] {
+        snap(
+            &t,
+            &format!("{}_with_the_registry_lock_busy_exits_2", cmd[0]),
+            t.wtenv(cmd).env("WTENV_LOCK_TIMEOUT", "100ms"),
+        );
+    }
+}
+
+#[test]
+fn a_busy_probe_lock_is_reported_with_exit_2() {
+    let t = TestEnv::new();
+    two_services(&t);
+    assert_eq!(run(&mut t.wtenv(&["ports"])).code, Some(0));
+    std::fs::create_dir_all(t.state_dir()).unwrap();
+    let lock = File::create(t.state_dir().join("probe.lock")).unwrap();
+    lock.lock().unwrap();
+    snap(
+        &t,
+        "env_with_the_probe_lock_busy_exits_2",
+        t.wtenv(&["env"]).env("WTENV_LOCK_TIMEOUT", "100ms"),
+    );
+}
+
+#[test]
+fn a_bad_lock_timeout_is_named() {
+    let t = TestEnv::new();
+    snap(
+        &t,
+        "env_with_a_bad_lock_timeout_names_it",
+        t.wtenv(&["env"]).env("WTENV_LOCK_TIMEOUT", "soon"),
+    );
+}
+
+#[test]
+fn an_unknown_worktree_is_named() {
+    let t = TestEnv::new();
+    let nowhere = t.root().join("nowhere");
+    snap(
+        &t,
+        "release_of_a_path_that_is_no_worktree_says_so",
+        &mut t.wtenv(&["release", "--worktree", nowhere.to_str().unwrap()]),
+    );
+    snap(
+        &t,
+        "remove_of_a_path_that_is_no_worktree_says_so",
+        &mut t.wtenv(&["remove", nowhere.to_str().unwrap()]),
+    );
+}
+
+#[test]
+fn bad_arguments_are_refused_with_usage() {
+    let t = TestEnv::new();
+    snap(
+        &t,
+        "an_unknown_command_is_refused",
+        &mut t.wtenv(&["no-such-command"]),
+    );
+    snap(
+        &t,
+        "an_unknown_format_is_refused",
+        &mut t.wtenv(&["env", "--format", "csh"]),
+    );
+    snap(
+        &t,
+        "run_without_a_command_is_refused",
+        &mut t.wtenv(&["run"]),
+    );
+}
