@@ -187,7 +187,7 @@ impl Drop for UserManager {
 
 /// Runs `wtenv down` when dropped: a detached service of a test that
 /// failed half-way is stopped, not left running on the machine.
-struct DownOnDrop<'a>(&'a TestEnv);
+pub struct DownOnDrop<'a>(pub &'a TestEnv);
 
 impl Drop for DownOnDrop<'_> {
     fn drop(&mut self) {

@@ -8,6 +8,7 @@ mod devserver;
 pub mod direnv;
 mod docs;
 mod dotenv;
+mod exit_codes;
 mod fuzz;
 mod health;
 mod hostile;

@@ -12,14 +12,12 @@
 //! snapshots` rewrites them (review the diff). Under `CI=true` a missing
 //! snapshot fails instead of being written.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use rstest::rstest;
 use serde_json::json;
 
-use crate::supervise::PATIENCE;
-use crate::support::{Run, TestEnv, run, wait_for};
+use crate::support::{HttpServer, Run, TestEnv, run};
 
 /// `s` as a regular expression matching it literally.
 fn literal(s: &str) -> String {
@@ -74,11 +72,17 @@ pub fn check(t: &TestEnv, name: &str, out: &Run) {
 /// [`check`] with `extra` filters (pattern, replacement) applied after
 /// the usual ones.
 pub fn check_with(t: &TestEnv, name: &str, out: &Run, extra: &[(&str, &str)]) {
+    check_text(t, name, &out.to_string(), extra);
+}
+
+/// Snapshots `text` (e.g. a file wtenv wrote) as `name`, filtered by
+/// [`settings`] and then `extra`.
+pub fn check_text(t: &TestEnv, name: &str, text: &str, extra: &[(&str, &str)]) {
     let mut s = settings(t);
     for (pattern, replacement) in extra {
         s.add_filter(pattern, *replacement);
     }
-    s.bind(|| insta::assert_snapshot!(name, out.to_string()));
+    s.bind(|| insta::assert_snapshot!(name, text));
 }
 
 /// Runs `cmd`, snapshots its output as `name`, and returns it.
@@ -88,46 +92,12 @@ pub fn snap(t: &TestEnv, name: &str, cmd: &mut Command) -> Run {
     out
 }
 
-/// A listener of another program (python's http.server on 127.0.0.1)
-/// with a short command line, in `dir`. Killed on drop.
-pub struct Server(Child);
-
-impl Server {
-    pub fn start(t: &TestEnv, dir: &Path, port: u16) -> Server {
-        let mut cmd = Command::new("python3");
-        t.apply_env(&mut cmd);
-        let child = cmd
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-            ])
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Server(child);
-        assert!(
-            wait_for(PATIENCE, || std::net::TcpStream::connect((
-                "127.0.0.1",
-                port
-            ))
-            .is_ok()),
-            "http.server on {port} did not start"
-        );
-        server
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// `web` and `api` with a range of one port: the second allocation finds
+/// the range full.
+pub fn one_port_for_two_services(t: &TestEnv) {
+    let p = t.ports.port(0);
+    let config = format!("[purposes]\nfeature = \"{p}-{p}\"\n[services.web]\n[services.api]\n");
+    std::fs::write(t.repo.join("wtenv.toml"), config).unwrap();
 }
 
 /// Two services: `web` (exported as `PORT` too) and `api`.
@@ -191,7 +161,7 @@ fn env_of_an_untrusted_config_leaves_its_env_out_with_a_warning() {
 fn env_on_an_occupied_port_fails_with_the_conflict_message() {
     let t = TestEnv::new();
     two_services(&t);
-    let _squatter = Server::start(&t, &t.repo, t.ports.port(0));
+    let _squatter = HttpServer::start(&t.repo, t.ports.port(0));
     snap(
         &t,
         "env_on_an_occupied_port_fails_with_the_conflict_message",
@@ -215,7 +185,7 @@ fn ports_and_list_show_allocations_and_their_state() {
     two_services(&t);
     snap(&t, "ports_with_an_empty_registry", &mut t.wtenv(&["ports"]));
     assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
-    let _server = Server::start(&t, &t.repo, t.ports.port(1));
+    let _server = HttpServer::start(&t.repo, t.ports.port(1));
     snap(
         &t,
         "ports_shows_each_allocation_idle_or_listening",
@@ -279,12 +249,7 @@ fn allocate_prints_the_port_and_release_names_what_it_freed() {
 #[test]
 fn allocate_in_a_full_range_fails_with_what_to_do() {
     let t = TestEnv::new();
-    let p = t.ports.port(0);
-    std::fs::write(
-        t.repo.join("wtenv.toml"),
-        format!("[purposes]\nfeature = \"{p}-{p}\"\n[services.web]\n[services.api]\n"),
-    )
-    .unwrap();
+    one_port_for_two_services(&t);
     assert_eq!(
         run(&mut t.wtenv(&["allocate", "--service", "web"])).code,
         Some(0)

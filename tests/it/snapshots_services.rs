@@ -4,7 +4,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::snapshots::{check, check_with, snap, two_services};
+use crate::background::DownOnDrop;
+use crate::snapshots::{check_text, check_with, snap, two_services};
 use crate::supervise::PATIENCE;
 use crate::support::{TestEnv, run, wait_for};
 
@@ -88,19 +89,14 @@ fn export_writes_unit_files_and_says_how_to_start_them() {
         .collect();
     files.sort();
     for file in files {
-        let out = crate::support::Run {
-            stdout: std::fs::read_to_string(&file).unwrap(),
-            stderr: String::new(),
-            code: Some(0),
-            signal: None,
-        };
         let name = file
             .file_name()
             .unwrap()
             .to_str()
             .unwrap()
             .replace('.', "_");
-        check(&t, &format!("export_systemd_writes_{name}"), &out);
+        let text = std::fs::read_to_string(&file).unwrap();
+        check_text(&t, &format!("export_systemd_writes_{name}"), &text, &[]);
     }
     snap(
         &t,
@@ -112,15 +108,6 @@ fn export_writes_unit_files_and_says_how_to_start_them() {
         "export_into_a_directory_that_cannot_be_made_fails",
         &mut t.wtenv(&["export", "systemd", "/dev/null/units"]),
     );
-}
-
-/// Runs `wtenv down` when dropped: a failed test leaves nothing running.
-struct DownOnDrop<'a>(&'a TestEnv);
-
-impl Drop for DownOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.wtenv(&["down", "--timeout", "30s"]).output();
-    }
 }
 
 #[test]

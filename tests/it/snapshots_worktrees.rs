@@ -1,7 +1,8 @@
 //! Snapshots of the worktree commands: `create`, `enter`, `remove` (and
 //! `list` between them), their main cases and their refusals.
 
-use crate::snapshots::{Server, snap, two_services};
+use crate::snapshots::{check_with, snap, two_services};
+use crate::support::HttpServer;
 use crate::support::{TestEnv, run};
 
 /// A repository whose committed config declares `web` and `api`, so new
@@ -86,7 +87,7 @@ fn create_refuses_bad_input_before_touching_anything() {
         &mut t.wtenv(&["create", "--purpose", "feature", "--identifier", "taken"]),
     );
     let occupied = t.ports.port(0);
-    let _squatter = Server::start(&t, &t.repo, occupied);
+    let _squatter = HttpServer::start(&t.repo, occupied);
     snap(
         &t,
         "create_on_a_port_conflict_leaves_nothing_behind",
@@ -148,7 +149,7 @@ fn remove_releases_the_ports_and_refuses_what_it_must() {
     );
     std::fs::remove_file(wt.join("dirty.txt")).unwrap();
     {
-        let _server = Server::start(&t, &wt, t.ports.port(2));
+        let _server = HttpServer::start(&wt, t.ports.port(2));
         snap(
             &t,
             "remove_refuses_while_a_listener_runs_in_the_worktree",
@@ -159,5 +160,45 @@ fn remove_releases_the_ports_and_refuses_what_it_must() {
         &t,
         "remove_releases_the_ports_and_deletes_the_branch",
         &mut t.wtenv(&["remove", "login", "--delete-branch"]),
+    );
+}
+
+#[test]
+fn git_failures_are_shown_with_what_git_said() {
+    let t = committed_two_services();
+    let hook = t.repo.join(".git/hooks/post-checkout");
+    std::fs::write(&hook, "#!/bin/sh\necho the hook refuses >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    snap(
+        &t,
+        "create_with_a_failing_post_checkout_hook_undoes_everything",
+        &mut t.wtenv(&[
+            "create",
+            "--purpose",
+            "feature",
+            "--identifier",
+            "hooked",
+            "--ports",
+        ]),
+    );
+    assert!(!t.root().join("repo.worktrees/feature-hooked").exists());
+    assert!(t.allocations().is_empty());
+    std::fs::remove_file(&hook).unwrap();
+    let created = run(&mut t.wtenv(&["create", "--purpose", "feature", "--identifier", "work"]));
+    assert_eq!(created.code, Some(0), "{created}");
+    let wt = t.root().join("repo.worktrees/feature-work");
+    std::fs::write(wt.join("new.txt"), "x").unwrap();
+    t.git_in(&wt, &["add", "new.txt"]);
+    t.git_in(&wt, &["commit", "-q", "-m", "unmerged work"]);
+    // What git says (its wording and advice) differs between git versions.
+    check_with(
+        &t,
+        "remove_delete_branch_of_unmerged_work_keeps_the_branch_and_says_why",
+        &run(&mut t.wtenv(&["remove", "work", "--delete-branch"])),
+        &[(r"(failed: )(?s:.*)", "$1[what git says]\n")],
+    );
+    assert!(
+        t.git(&["branch", "--list", "feature/work"])
+            .contains("feature/work")
     );
 }

@@ -261,7 +261,7 @@ pub fn run(cmd: &mut Command) -> Run {
 }
 
 impl Run {
-    fn of(status: std::process::ExitStatus, stdout: Vec<u8>, stderr: Vec<u8>) -> Run {
+    pub fn of(status: std::process::ExitStatus, stdout: Vec<u8>, stderr: Vec<u8>) -> Run {
         use std::os::unix::process::ExitStatusExt;
         Run {
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -549,5 +549,49 @@ impl Drop for Tmux {
             .arg(&self.socket)
             .arg("kill-server")
             .status();
+    }
+}
+
+/// A real `python3 -m http.server PORT` (the holder the tests of the scripts
+/// wtenv replaces used), killed on drop.
+pub struct HttpServer(std::process::Child);
+
+impl HttpServer {
+    pub fn start(cwd: &Path, port: u16) -> HttpServer {
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .current_dir(cwd)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(
+            wait_for(Duration::from_secs(60), || {
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            }),
+            "http.server did not listen on {port}"
+        );
+        HttpServer(child)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

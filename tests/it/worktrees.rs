@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{PyListener, Run, TestEnv, run, wait_for};
+use crate::support::{HttpServer, PyListener, Run, TestEnv, run, wait_for};
 
 /// Everything `create` could leave behind, to compare before and after.
 #[derive(Debug, PartialEq, Eq)]
@@ -113,50 +113,6 @@ fn assert_nothing_of(t: &TestEnv, id: &str, context: &str) {
         "{context}: allocation left: {:?}",
         t.allocations()
     );
-}
-
-/// A real `python3 -m http.server PORT` (the holder the tests of the scripts
-/// wtenv replaces used), killed on drop.
-struct HttpServer(Child);
-
-impl HttpServer {
-    fn start(cwd: &Path, port: u16) -> HttpServer {
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-            ])
-            .current_dir(cwd)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        assert!(
-            wait_for(Duration::from_secs(20), || {
-                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            }),
-            "http.server did not listen on {port}"
-        );
-        HttpServer(child)
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 // --- the four scenarios of the scripts wtenv replaces----------------------------------------

@@ -1,0 +1,426 @@
+//! The exit codes are the README's: its "Exit codes" table is parsed, and
+//! for every kind of error wtenv has (the variants of `Error` in
+//! src/error.rs, read from the source so that a new kind without a case
+//! here fails) a real case through the binary must exit with the code the
+//! table gives its meaning; every code of the table must be produced by at
+//! least one case.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::snapshots::{one_port_for_two_services, two_services};
+use crate::supervise::PATIENCE;
+use crate::support::{HttpServer, Run, TestEnv, run, wait_for};
+
+/// How a case must end: a code, or death by a signal (what a shell shows
+/// as 128+N).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Code(i32),
+    Signal(i32),
+}
+
+impl End {
+    /// The README row this ending belongs to.
+    fn row(self) -> String {
+        match self {
+            End::Code(c) => c.to_string(),
+            End::Signal(_) => "128+N".into(),
+        }
+    }
+
+    fn of(out: &Run) -> Option<End> {
+        match (out.code, out.signal) {
+            (Some(c), _) => Some(End::Code(c)),
+            (None, Some(s)) => Some(End::Signal(s)),
+            _ => None,
+        }
+    }
+}
+
+/// The README's table: each code (`126 / 127` is two) with its meaning.
+fn readme_table() -> BTreeMap<String, String> {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("\n## Exit codes\n")
+        .nth(1)
+        .expect("README has an \"Exit codes\" section");
+    let section = section.split("\n## ").next().unwrap();
+    let mut table = BTreeMap::new();
+    for line in section.lines().filter(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        let [codes, meaning] = cells[..] else {
+            panic!("README exit-code row with other than 2 cells: {line}");
+        };
+        if codes == "code" || codes.starts_with("---") {
+            continue;
+        }
+        for code in codes.split('/').map(str::trim) {
+            table.insert(code.to_owned(), meaning.to_owned());
+        }
+    }
+    table
+}
+
+/// The variants of `Error`, read from src/error.rs.
+fn error_variants() -> BTreeSet<String> {
+    let source = include_str!("../../src/error.rs");
+    let body = source
+        .split("pub enum Error {")
+        .nth(1)
+        .expect("src/error.rs defines `pub enum Error`");
+    let body = &body[..body.find("\n}").unwrap()];
+    body.lines()
+        .filter(|l| l.starts_with("    ") && !l.starts_with("     "))
+        .map(str::trim)
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_uppercase()))
+        .map(|l| {
+            l.split(|c: char| !c.is_ascii_alphanumeric())
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// A case: the error kind it triggers (`None`: an ending that is not an
+/// error of wtenv's, e.g. a child's exit), the ending the README gives
+/// its meaning, and how the real binary is brought there.
+struct Case {
+    name: &'static str,
+    kind: Option<&'static str>,
+    expected: End,
+    trigger: fn() -> Run,
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "env prints the ports",
+            kind: None,
+            expected: End::Code(0),
+            trigger: || {
+                let t = TestEnv::new();
+                run(&mut t.wtenv(&["env"]))
+            },
+        },
+        Case {
+            name: "a corrupt registry",
+            kind: Some("RegistryUnusable"),
+            expected: End::Code(2),
+            trigger: || {
+                let t = TestEnv::new();
+                std::fs::create_dir_all(t.state_dir()).unwrap();
+                std::fs::write(t.registry_path(), "{\"version\": 1, \"allocations\": [").unwrap();
+                std::fs::set_permissions(t.registry_path(), PermissionsExt::from_mode(0o600))
+                    .unwrap();
+                run(&mut t.wtenv(&["env"]))
+            },
+        },
+        Case {
+            name: "the registry lock held past the wait",
+            kind: Some("RegistryBusy"),
+            expected: End::Code(2),
+            trigger: || {
+                let t = TestEnv::new();
+                std::fs::create_dir_all(t.state_dir()).unwrap();
+                let lock = std::fs::File::create(t.state_dir().join("registry.lock")).unwrap();
+                lock.lock().unwrap();
+                run(t.wtenv(&["list"]).env("WTENV_LOCK_TIMEOUT", "100ms"))
+            },
+        },
+        Case {
+            name: "the probe lock held past the wait",
+            kind: Some("LockBusy"),
+            expected: End::Code(2),
+            trigger: || {
+                let t = TestEnv::new();
+                std::fs::create_dir_all(t.state_dir()).unwrap();
+                let lock = std::fs::File::create(t.state_dir().join("probe.lock")).unwrap();
+                lock.lock().unwrap();
+                run(t.wtenv(&["env"]).env("WTENV_LOCK_TIMEOUT", "100ms"))
+            },
+        },
+        Case {
+            name: "a port occupied outside the registry",
+            kind: Some("Conflict"),
+            expected: End::Code(1),
+            trigger: || {
+                let t = TestEnv::new();
+                let _squatter = HttpServer::start(&t.repo, t.ports.port(0));
+                run(&mut t.wtenv(&["env"]))
+            },
+        },
+        Case {
+            name: "a reserved port held by another worktree's process",
+            kind: Some("ForeignHolder"),
+            expected: End::Code(1),
+            trigger: || {
+                let t = TestEnv::new();
+                assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+                let other = t.add_worktree("other");
+                let _intruder = HttpServer::start(&other, t.ports.port(0));
+                run(&mut t.wtenv(&["env"]))
+            },
+        },
+        Case {
+            name: "no free port left in the range",
+            kind: Some("RangeExhausted"),
+            expected: End::Code(1),
+            trigger: || {
+                let t = TestEnv::new();
+                one_port_for_two_services(&t);
+                run(&mut t.wtenv(&["env"]))
+            },
+        },
+        Case {
+            name: "a config that is not TOML",
+            kind: Some("Config"),
+            expected: End::Code(1),
+            trigger: || {
+                let t = TestEnv::new();
+                std::fs::write(t.repo.join("wtenv.toml"), "[purposes\n").unwrap();
+                run(&mut t.wtenv(&["env"]))
+            },
+        },
+        Case {
+            name: "a failing post-checkout hook in create",
+            kind: Some("Git"),
+            expected: End::Code(1),
+            trigger: || {
+                let t = TestEnv::new();
+                let hook = t.repo.join(".git/hooks/post-checkout");
+                std::fs::write(&hook, "#!/bin/sh\nexit 1\n").unwrap();
+                std::fs::set_permissions(&hook, PermissionsExt::from_mode(0o755)).unwrap();
+                run(&mut t.wtenv(&["create", "--purpose", "feature", "--identifier", "x"]))
+            },
+        },
+        Case {
+            name: "an invalid identifier",
+            kind: Some("Usage"),
+            expected: End::Code(1),
+            trigger: || {
+                let t = TestEnv::new();
+                run(&mut t.wtenv(&["create", "--purpose", "feature", "--identifier", "a..b"]))
+            },
+        },
+        Case {
+            name: "an unknown argument",
+            kind: None,
+            expected: End::Code(1),
+            trigger: || {
+                let t = TestEnv::new();
+                run(&mut t.wtenv(&["env", "--no-such-flag"]))
+            },
+        },
+        Case {
+            name: "a directory that cannot be made",
+            kind: Some("Io"),
+            expected: End::Code(1),
+            trigger: || {
+                let t = TestEnv::new();
+                t.write_config("[services.web]\nrun = \"true\"\n");
+                run(&mut t.wtenv(&["export", "systemd", "/dev/null/units"]))
+            },
+        },
+        Case {
+            name: "Ctrl-C in the middle of create",
+            kind: Some("Interrupted"),
+            expected: End::Signal(2),
+            trigger: interrupted_create,
+        },
+        Case {
+            name: "validate: fixable errors remain",
+            kind: None,
+            expected: End::Code(1),
+            trigger: || {
+                let t = TestEnv::new();
+                let gone = t.root().join("gone");
+                t.write_registry(vec![t.record(
+                    t.ports.port(0),
+                    "web",
+                    "feature",
+                    &gone,
+                    true,
+                    json!([]),
+                )]);
+                run(&mut t.wtenv(&["validate"]))
+            },
+        },
+        Case {
+            name: "validate: a critical finding",
+            kind: None,
+            expected: End::Code(2),
+            trigger: || {
+                let t = TestEnv::new();
+                t.write_registry(vec![
+                    t.record(t.ports.port(0), "web", "feature", &t.repo, true, json!([])),
+                    t.record(t.ports.port(0), "api", "feature", &t.repo, true, json!([])),
+                ]);
+                run(&mut t.wtenv(&["validate"]))
+            },
+        },
+        Case {
+            name: "run: the child dies of SIGTERM",
+            kind: None,
+            expected: End::Signal(15),
+            trigger: || {
+                let t = TestEnv::new();
+                run(&mut t.wtenv(&["run", "--", "sh", "-c", "kill -TERM $$"]))
+            },
+        },
+        Case {
+            name: "run: the command cannot be executed",
+            kind: None,
+            expected: End::Code(126),
+            trigger: || {
+                let t = TestEnv::new();
+                let file = t.root().join("plain.txt");
+                std::fs::write(&file, "not a program\n").unwrap();
+                run(&mut t.wtenv(&["run", "--", file.to_str().unwrap()]))
+            },
+        },
+        Case {
+            name: "run: the command is not found",
+            kind: None,
+            expected: End::Code(127),
+            trigger: || {
+                let t = TestEnv::new();
+                two_services(&t);
+                run(&mut t.wtenv(&["run", "--", "wtenv-no-such-command"]))
+            },
+        },
+    ]
+}
+
+/// `create` whose post-checkout hook waits: SIGINT reaches wtenv while git
+/// runs; it lets git finish, undoes everything, and dies of SIGINT.
+fn interrupted_create() -> Run {
+    let t = TestEnv::new();
+    let started = t.root().join("hook-started");
+    let go = t.root().join("hook-go");
+    let hook = t.repo.join(".git/hooks/post-checkout");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\ntouch '{}'\nwhile [ ! -e '{}' ]; do sleep 0.05; done\n",
+            started.display(),
+            go.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, PermissionsExt::from_mode(0o755)).unwrap();
+    let child = t
+        .wtenv(&[
+            "create",
+            "--purpose",
+            "feature",
+            "--identifier",
+            "x",
+            "--ports",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(PATIENCE, || started.exists()),
+        "the hook did not start"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    // Let the signal land before git goes on (wtenv waits for git either way).
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::write(&go, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let run = Run::of(out.status, out.stdout, out.stderr);
+    assert!(
+        !t.root().join("repo.worktrees/feature-x").exists(),
+        "an interrupted create leaves nothing: {run}"
+    );
+    run
+}
+
+#[test]
+fn every_error_kind_exits_with_the_code_the_readme_documents() {
+    let table = readme_table();
+    let cases = cases();
+    let variants = error_variants();
+    assert!(!variants.is_empty(), "no variant of Error found");
+
+    let covered: BTreeSet<String> = cases
+        .iter()
+        .filter_map(|c| c.kind)
+        .map(String::from)
+        .collect();
+    let untested: Vec<&String> = variants.difference(&covered).collect();
+    assert!(
+        untested.is_empty(),
+        "error kinds without a case here: {untested:?} (add one that triggers each through the binary)"
+    );
+    let stale: Vec<&String> = covered.difference(&variants).collect();
+    assert!(
+        stale.is_empty(),
+        "cases name kinds Error no longer has: {stale:?}"
+    );
+
+    let mut failures = Vec::new();
+    let mut produced = BTreeSet::new();
+    for case in &cases {
+        let row = case.expected.row();
+        assert!(
+            table.contains_key(&row),
+            "case {:?} expects {:?}, which the README's table lacks",
+            case.name,
+            case.expected
+        );
+        let out = (case.trigger)();
+        let got = End::of(&out);
+        if got == Some(case.expected) {
+            produced.insert(row);
+        } else {
+            failures.push(format!(
+                "{} ({}): expected {:?} ({}), got {got:?}\n{out}",
+                case.name,
+                case.kind.unwrap_or("-"),
+                case.expected,
+                table[&row]
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let unproduced: Vec<&String> = table.keys().filter(|k| !produced.contains(*k)).collect();
+    assert!(
+        unproduced.is_empty(),
+        "README codes no case produces: {unproduced:?}"
+    );
+}
+
+/// The table's rows are the ones wtenv's exit module names, and the
+/// mapping is that module's (`Error::exit_code`).
+#[test]
+fn the_readme_table_lists_exactly_the_codes_of_the_exit_module() {
+    use wtenv::exit;
+    let table = readme_table();
+    let codes: BTreeSet<String> = [
+        exit::SUCCESS,
+        exit::FAILURE,
+        exit::REGISTRY,
+        exit::NOT_EXECUTABLE,
+        exit::NOT_FOUND,
+    ]
+    .iter()
+    .map(|c| c.to_string())
+    .chain([format!("{}+N", exit::SIGNAL_BASE)])
+    .collect();
+    let documented: BTreeSet<String> = table.keys().cloned().collect();
+    assert_eq!(documented, codes);
+}
