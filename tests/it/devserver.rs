@@ -251,6 +251,32 @@ fn serves(port: u16) -> bool {
     })
 }
 
+/// Waits until the child of the `wtenv run` holding `port` has the
+/// terminal (its group is the terminal's foreground group, as /proc shows
+/// it to wtenv): `fg` has taken effect, so keys and Ctrl-C reach the child.
+fn wait_child_has_terminal(t: &TestEnv, tmux: &Tmux, port: u16, what: &str) {
+    let child_group = crate::supervise::recorded_pgid(t, port);
+    let wtenv = t.registry()["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["port"] == port)
+        .and_then(|a| a["holders"][0]["pid"].as_u64())
+        .expect("wtenv run holds its port") as u32;
+    // Fields after comm: state ppid pgrp session tty_nr tpgid.
+    let foreground = || {
+        let text = std::fs::read_to_string(format!("/proc/{wtenv}/stat")).ok()?;
+        let rest: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+        rest.get(5)?.parse::<u32>().ok()
+    };
+    assert!(
+        wait_for(PATIENCE, || foreground() == Some(child_group)),
+        "{what}: the child's group {child_group} never got the terminal (foreground: {:?}):\n{}",
+        foreground(),
+        tmux.pane(t)
+    );
+}
+
 #[test]
 fn vite_started_in_the_background_follows_fg_ctrl_z_bg_and_ctrl_c() {
     let t = TestEnv::new();
@@ -265,10 +291,11 @@ fn vite_started_in_the_background_follows_fg_ctrl_z_bg_and_ctrl_c() {
     tmux.keys(&t, &[&line, "Enter"]);
     assert!(serves(port), "{}", tmux.pane(&t));
     tmux.keys(&t, &["fg", "Enter"]);
-    // A keystroke goes to Vite, which has the terminal: nothing stops.
-    std::thread::sleep(Duration::from_millis(500));
-    tmux.keys(&t, &["x"]);
-    std::thread::sleep(Duration::from_millis(500));
+    wait_child_has_terminal(&t, &tmux, port, "fg");
+    // A line typed goes to Vite, which has the terminal: it reads it (its
+    // `h` shortcut prints its help) and nothing stops.
+    tmux.keys(&t, &["h", "Enter"]);
+    expect(&tmux, &t, "Shortcuts", "Vite reading its terminal after fg");
     assert!(serves(port), "after fg and a key:\n{}", tmux.pane(&t));
     assert!(
         !tmux.pane(&t).contains("Stopped"),
@@ -286,6 +313,7 @@ fn vite_started_in_the_background_follows_fg_ctrl_z_bg_and_ctrl_c() {
     );
     tmux.keys(&t, &["fg", "Enter"]);
     assert!(serves(port), "after fg:\n{}", tmux.pane(&t));
+    wait_child_has_terminal(&t, &tmux, port, "fg after Ctrl-Z");
 
     tmux.keys(&t, &["C-z"]);
     expect_nth(&tmux, &t, "Stopped", 2, "second Ctrl-Z");
@@ -295,7 +323,7 @@ fn vite_started_in_the_background_follows_fg_ctrl_z_bg_and_ctrl_c() {
     expect(&tmux, &t, "\nshell-is-free", "the shell after bg");
 
     tmux.keys(&t, &["fg", "Enter"]);
-    std::thread::sleep(Duration::from_millis(500));
+    wait_child_has_terminal(&t, &tmux, port, "fg after bg");
     let start = Instant::now();
     tmux.keys(&t, &["C-c"]);
     tmux.keys(&t, &["echo rc=$?", "Enter"]);

@@ -456,15 +456,18 @@ fn fifty_start_and_ctrl_c_cycles_leak_nothing() {
     assert!(t.allocations().is_empty());
 }
 
-/// Waits until a process whose command line holds `marker` is the
-/// foreground group of its terminal (stat: pgrp == tpgid). Keys typed
-/// before that can land while the shell's line editor still has the
-/// terminal in raw mode, and never reach the child as a line.
+/// Waits until the child `sh -c` whose script holds `marker` is the
+/// foreground group of its terminal (stat: pgrp == tpgid): wtenv has
+/// handed it the terminal. Keys typed before that can land while the
+/// shell's line editor still has the terminal in raw mode, and never
+/// reach the child as a line. (wtenv's own command line holds the marker
+/// too, and is in the foreground before the child is: not it.)
 fn wait_foreground(marker: &str) {
     let found = wait_for(PATIENCE, || {
         process::all_pids().into_iter().any(|pid| {
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if !String::from_utf8_lossy(&cmd).contains(marker) {
+            let is_sh = cmd.split(|&b| b == 0).next() == Some(b"sh".as_slice());
+            if !is_sh || !String::from_utf8_lossy(&cmd).contains(marker) {
                 return false;
             }
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

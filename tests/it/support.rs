@@ -470,9 +470,16 @@ pub struct Tmux {
 }
 
 impl Tmux {
-    /// Session `w` running an interactive bash in the test's repository.
+    /// Session `w` running an interactive bash in the test's repository,
+    /// once it shows its prompt (keys typed earlier could reach bash
+    /// before its line editor is set up).
     pub fn start_bash(t: &TestEnv) -> Tmux {
-        Tmux::start(t, &t.repo, &["bash", "--norc", "--noprofile", "-i"])
+        let tmux = Tmux::start(t, &t.repo, &["bash", "--norc", "--noprofile", "-i"]);
+        assert!(
+            wait_for(Duration::from_secs(30), || !tmux.pane(t).trim().is_empty()),
+            "bash showed no prompt"
+        );
+        tmux
     }
 
     /// Session `w` running `command` in `dir`, in the test's environment.
