@@ -168,6 +168,18 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "run --sockets on a port its own worktree's process listens on",
+            kind: Some("PortInUse"),
+            expected: End::Code(1),
+            trigger: || {
+                let t = TestEnv::new();
+                t.write_config("[services.web]\nsocket = true\n");
+                assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+                let _own = HttpServer::start(&t.repo, t.ports.port(0));
+                run(&mut t.wtenv(&["run", "--sockets", "--", "true"]))
+            },
+        },
+        Case {
             name: "no free port left in the range",
             kind: Some("RangeExhausted"),
             expected: End::Code(1),

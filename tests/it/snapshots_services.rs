@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use crate::background::DownOnDrop;
 use crate::snapshots::{check_text, check_with, snap, two_services};
 use crate::supervise::PATIENCE;
-use crate::support::{TestEnv, run, wait_for};
+use crate::support::{HttpServer, TestEnv, run, wait_for};
 
 #[test]
 fn run_gives_the_command_the_ports_and_its_exit_code() {
@@ -42,6 +42,19 @@ fn run_gives_the_command_the_ports_and_its_exit_code() {
         &mut t.wtenv(&["run", "--", script.to_str().unwrap()]),
     );
     assert!(t.allocations().is_empty(), "run's own ports are released");
+}
+
+#[test]
+fn run_sockets_names_the_process_on_the_port_it_cannot_bind() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\nsocket = true\n");
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let _own = HttpServer::start(&t.repo, t.ports.port(0));
+    snap(
+        &t,
+        "run_sockets_names_the_process_on_the_port_it_cannot_bind",
+        &mut t.wtenv(&["run", "--sockets", "--", "true"]),
+    );
 }
 
 #[test]
