@@ -348,9 +348,15 @@ fn a_racer_never_binds_the_port_while_the_service_restarts_100_times_on_a_held_s
     let t = socket_env("true");
     std::fs::write(t.root().join("oneshot.py"), ONESHOT).unwrap();
     let port = web_port(&t);
+    // After the 100th run wtenv keeps the socket until the racer has
+    // stopped (`done` appears): else the racer, still mid-loop when the
+    // last answer comes, could bind the port wtenv has just let go.
+    let done = t.root().join("racer-stopped");
     let script = format!(
-        "i=0; while [ $i -lt 100 ]; do python3 -S {}; i=$((i+1)); done",
-        t.root().join("oneshot.py").display()
+        "i=0; while [ $i -lt 100 ]; do python3 -S {}; i=$((i+1)); done; \
+         while [ ! -e {} ]; do sleep 0.05; done",
+        t.root().join("oneshot.py").display(),
+        done.display()
     );
     let stop = Arc::new(AtomicBool::new(false));
     let wins = Arc::new(AtomicUsize::new(0));
@@ -373,6 +379,7 @@ fn a_racer_never_binds_the_port_while_the_service_restarts_100_times_on_a_held_s
     }
     stop.store(true, Ordering::Relaxed);
     let tries = racing.join().unwrap();
+    std::fs::write(&done, "").unwrap();
     assert!(w.wait().success(), "{}", w.stderr_text());
     assert_eq!(pids.len(), 100, "100 runs of the service answered");
     assert!(tries > 100, "the racer ran ({tries} binds)");
