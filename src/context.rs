@@ -161,13 +161,11 @@ impl Scope {
             .clone()
             .unwrap_or_else(|| config.worktrees.default_purpose.clone());
         let ranges = config.purpose_ranges(&purpose).cloned().ok_or_else(|| {
-            Error::hinted(
-                format!(
-                    "worktree {} has purpose {purpose:?}, which the config does not define",
-                    worktree.root.display()
-                ),
-                format!("add {purpose} to [purposes] in wtenv.toml"),
-            )
+            Error::not_found(format!(
+                "worktree {} has purpose {purpose:?}, which the config does not define",
+                worktree.root.display()
+            ))
+            .with_hint(format!("add {purpose} to [purposes] in wtenv.toml"))
         })?;
         let identifier = worktree.identifier(meta);
         Ok(Scope {

@@ -1,7 +1,9 @@
 //! The one error type of wtenv, and its mapping to exit codes.
 //!
-//! Every failure carries what failed, on what, and (via [`Error::hint`]) what
-//! to do next. The exit code is decided in one place: [`Error::exit_code`].
+//! Every failure carries a kind that says what went wrong, what failed, on
+//! what, and (via [`Error::hint`]) what to do next; its data, not text, is
+//! rendered by [`crate::report`]. The exit code is decided in one place:
+//! [`Error::exit_code`].
 
 use std::path::PathBuf;
 
@@ -82,9 +84,36 @@ pub enum Error {
     #[error("git {args} failed: {stderr}")]
     Git { args: String, stderr: String },
 
-    /// Bad input on the command line, or a precondition the user can fix.
+    /// Bad input: a value given on the command line, in the environment
+    /// or by the config that wtenv refuses (an identifier, a duration, a
+    /// path that is not UTF-8, a flag this platform cannot honour).
     #[error("{message}")]
-    Usage {
+    Invalid {
+        message: String,
+        hint: Option<String>,
+    },
+
+    /// What the command names does not exist: a worktree, a service, a
+    /// purpose, a process, a config, a log, the directory it needs.
+    #[error("{message}")]
+    NotFound {
+        message: String,
+        hint: Option<String>,
+    },
+
+    /// A precondition the user can fix: the path or branch exists, the
+    /// worktree is in use or is the main one, a file there is not one wtenv
+    /// may use, another wtenv holds the repository.
+    #[error("{message}")]
+    Refused {
+        message: String,
+        hint: Option<String>,
+    },
+
+    /// A step outside wtenv's own rules failed: a service manager, a
+    /// service that did not get ready, a write that could not be made.
+    #[error("{message}")]
+    Failed {
         message: String,
         hint: Option<String>,
     },
@@ -169,18 +198,46 @@ impl Location {
 }
 
 impl Error {
-    pub fn usage(message: impl Into<String>) -> Self {
-        Error::Usage {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::Invalid {
             message: message.into(),
             hint: None,
         }
     }
 
-    pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Error::Usage {
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Error::NotFound {
             message: message.into(),
-            hint: Some(hint.into()),
+            hint: None,
         }
+    }
+
+    pub fn refused(message: impl Into<String>) -> Self {
+        Error::Refused {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn failed(message: impl Into<String>) -> Self {
+        Error::Failed {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// The error with what to do next, for the kinds that carry their hint
+    /// ([`Error::Invalid`], [`Error::NotFound`], [`Error::Refused`],
+    /// [`Error::Failed`]); the others know their own.
+    pub fn with_hint(mut self, text: impl Into<String>) -> Self {
+        if let Error::Invalid { hint, .. }
+        | Error::NotFound { hint, .. }
+        | Error::Refused { hint, .. }
+        | Error::Failed { hint, .. } = &mut self
+        {
+            *hint = Some(text.into());
+        }
+        self
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
@@ -253,7 +310,10 @@ impl Error {
                 "stop that process, or run 'wtenv validate --verify-ports' to find stale allocations"
                     .into(),
             ),
-            Error::Usage { hint, .. } => hint.clone(),
+            Error::Invalid { hint, .. }
+            | Error::NotFound { hint, .. }
+            | Error::Refused { hint, .. }
+            | Error::Failed { hint, .. } => hint.clone(),
             _ => None,
         }
     }
@@ -276,8 +336,41 @@ impl Error {
             | Error::RangeExhausted { .. }
             | Error::Config { .. }
             | Error::Git { .. }
-            | Error::Usage { .. }
+            | Error::Invalid { .. }
+            | Error::NotFound { .. }
+            | Error::Refused { .. }
+            | Error::Failed { .. }
             | Error::Io { .. } => exit::Outcome::Code(exit::FAILURE),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_user_error_carries_its_hint_and_exits_1() {
+        for make in [
+            Error::invalid,
+            Error::not_found,
+            Error::refused,
+            Error::failed,
+        ] {
+            let bare = make("what failed, on what");
+            assert_eq!(bare.hint(), None);
+            assert_eq!(bare.exit_code(), exit::Outcome::Code(exit::FAILURE));
+            let hinted = make("what failed, on what").with_hint("what next");
+            assert_eq!(hinted.to_string(), "what failed, on what");
+            assert_eq!(hinted.hint().as_deref(), Some("what next"));
+            assert_eq!(hinted.exit_code(), exit::Outcome::Code(exit::FAILURE));
+        }
+        // A kind that knows its own hint keeps it.
+        let busy = Error::RegistryBusy {
+            path: "/r".into(),
+            waited: std::time::Duration::from_secs(1),
+        }
+        .with_hint("other");
+        assert!(busy.hint().unwrap().starts_with("another wtenv"));
     }
 }

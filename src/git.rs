@@ -323,12 +323,12 @@ impl RepoLock {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(Error::hinted(
-                        format!(
-                            "could not lock {}: busy for {} s",
-                            path.display(),
-                            REPO_LOCK_WAIT.as_secs()
-                        ),
+                    return Err(Error::refused(format!(
+                        "could not lock {}: busy for {} s",
+                        path.display(),
+                        REPO_LOCK_WAIT.as_secs()
+                    ))
+                    .with_hint(
                         "another wtenv is creating or removing a worktree of this repository; retry",
                     ));
                 }

@@ -186,15 +186,12 @@ fn log_filter() -> error::Result<Option<tracing_subscriber::EnvFilter>> {
         None => return Ok(None),
         Some(Ok(v)) => v,
         Some(Err(v)) => {
-            return Err(Error::hinted(
-                format!("{VAR}={v:?} is not valid UTF-8"),
-                "set it to a level (debug, info) or directives (wtenv=debug)",
-            ));
+            return Err(Error::invalid(format!("{VAR}={v:?} is not valid UTF-8"))
+                .with_hint("set it to a level (debug, info) or directives (wtenv=debug)"));
         }
     };
     let bad = |why: String| {
-        Error::hinted(
-            format!("{VAR}={value:?} is not a log filter: {why}"),
+        Error::invalid(format!("{VAR}={value:?} is not a log filter: {why}")).with_hint(
             "set it to a level (error, warn, info, debug, trace, off) or directives (wtenv=debug)",
         )
     };

@@ -25,10 +25,8 @@ use crate::{exports, trust};
 /// A hold record for a live pid given on the command line.
 pub fn hold_for(pid: u32) -> Result<Hold> {
     let process = ProcessId::of(pid).ok_or_else(|| {
-        Error::hinted(
-            format!("--hold {pid}: no such process"),
-            "pass the pid of a live process, e.g. $$",
-        )
+        Error::not_found(format!("--hold {pid}: no such process"))
+            .with_hint("pass the pid of a live process, e.g. $$")
     })?;
     Ok(Hold {
         pid,

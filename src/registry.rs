@@ -175,10 +175,9 @@ impl Registry {
         const VAR: &str = crate::settings::LOCK_TIMEOUT;
         if let Some(value) = crate::settings::lock_timeout() {
             registry.lock_timeout = value.to_str().and_then(parse_timeout).ok_or_else(|| {
-                Error::hinted(
-                    format!("{VAR}={value:?} is not a duration"),
-                    format!("set {VAR} to seconds (30) or a duration (30s, 500ms, 1m)"),
-                )
+                Error::invalid(format!("{VAR}={value:?} is not a duration")).with_hint(format!(
+                    "set {VAR} to seconds (30) or a duration (30s, 500ms, 1m)"
+                ))
             })?;
         }
         Ok(registry)
@@ -188,10 +187,10 @@ impl Registry {
     /// `~/.local/state/wtenv`; then `registry.json`.
     pub fn default_path() -> Result<PathBuf> {
         let dir = crate::settings::state_dir().ok_or_else(|| {
-            Error::hinted(
+            Error::not_found(
                 "cannot find the registry: none of WTENV_STATE_DIR, XDG_STATE_HOME, HOME is set",
-                "set WTENV_STATE_DIR or pass --registry PATH",
             )
+            .with_hint("set WTENV_STATE_DIR or pass --registry PATH")
         })?;
         Ok(dir.join(FILE_NAME))
     }
@@ -477,7 +476,7 @@ mod tests {
         let (_d, reg) = registry();
         let r: Result<()> = reg.transaction(|d| {
             d.allocations.push(alloc(5000));
-            Err(Error::usage("no"))
+            Err(Error::failed("no"))
         });
         assert!(r.is_err());
         assert!(!reg.path().exists());

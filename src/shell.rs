@@ -46,8 +46,10 @@ pub fn render(format: Format, set: &[(String, String)], unset: &[String]) -> Res
         Format::Dotenv => {
             for (name, value) in set {
                 let quoted = quote_dotenv(value).map_err(|why| {
-                    Error::hinted(
-                        format!("cannot write {name} as a .env line: its value {why}"),
+                    Error::invalid(format!(
+                        "cannot write {name} as a .env line: its value {why}"
+                    ))
+                    .with_hint(
                         "no quoting reads it back exactly in both python-dotenv and node's dotenv; use --format json, or change the value",
                     )
                 })?;

@@ -147,10 +147,9 @@ pub fn bind_services(services: &[&Service], ports: &Ports) -> Result<Vec<Listene
     services
         .iter()
         .map(|s| {
-            let port = ports
-                .get(&s.name)
-                .copied()
-                .ok_or_else(|| Error::usage(format!("service {} has no port allocated", s.name)))?;
+            let port = ports.get(&s.name).copied().ok_or_else(|| {
+                Error::not_found(format!("service {} has no port allocated", s.name))
+            })?;
             Listener::bind(&s.name, s.bind_addr(), port)
         })
         .collect()
@@ -183,7 +182,7 @@ pub fn handoff(
     stdin: Stdin,
 ) -> Result<duct::Expression> {
     if listeners.is_empty() || listeners.len() > MAX_SOCKETS {
-        return Err(Error::usage(format!(
+        return Err(Error::invalid(format!(
             "can hand 1 to {MAX_SOCKETS} sockets to a command, not {}",
             listeners.len()
         )));
@@ -272,10 +271,10 @@ fn place_and_exec(argv: &[OsString]) -> Result<Outcome> {
     let count: usize = crate::settings::listen_fds()
         .and_then(|n| n.parse().ok())
         .filter(|n| (1..=MAX_SOCKETS).contains(n))
-        .ok_or_else(|| Error::usage(format!("{EXEC_COMMAND} is run by wtenv itself")))?;
+        .ok_or_else(|| Error::invalid(format!("{EXEC_COMMAND} is run by wtenv itself")))?;
     let (program, args) = argv
         .split_first()
-        .ok_or_else(|| Error::usage("no command to run"))?;
+        .ok_or_else(|| Error::invalid("no command to run"))?;
     let failed = |e: io::Error| Error::io("could not receive the sockets from wtenv", e);
     let mut fds = receive_fds(io::stdin().as_fd())
         .map_err(failed)?

@@ -169,13 +169,14 @@ pub fn load(registry: &Registry) -> Result<TrustList> {
 
 fn read(path: &Path) -> Result<TrustList> {
     let unusable = |reason: String| {
-        Error::hinted(
-            format!("trust list {} cannot be used: {reason}", path.display()),
-            format!(
-                "wtenv never rewrites it; inspect it, or remove it to trust nothing: rm '{}'",
-                path.display()
-            ),
-        )
+        Error::refused(format!(
+            "trust list {} cannot be used: {reason}",
+            path.display()
+        ))
+        .with_hint(format!(
+            "wtenv never rewrites it; inspect it, or remove it to trust nothing: rm '{}'",
+            path.display()
+        ))
     };
     let bytes = (|| -> std::result::Result<Option<Vec<u8>>, OpenError> {
         let Some(file) = files::open_read(path, false)? else {
@@ -211,14 +212,14 @@ fn update<T>(registry: &Registry, f: impl FnOnce(&mut TrustList) -> T) -> Result
     let _lock = registry.lock_sibling(LOCK_NAME)?;
     let dir = registry
         .state_dir()?
-        .ok_or_else(|| Error::usage("the state directory vanished"))?
+        .ok_or_else(|| Error::failed("the state directory vanished"))?
         .to_path_buf();
     let mut list = read(&dir.join(FILE_NAME))?;
     let before = list.clone();
     let out = f(&mut list);
     if list != before {
         let mut bytes = serde_json::to_vec_pretty(&list)
-            .map_err(|e| Error::usage(format!("could not write the trust list: {e}")))?;
+            .map_err(|e| Error::failed(format!("could not write the trust list: {e}")))?;
         bytes.push(b'\n');
         files::replace(&dir, FILE_NAME, &bytes).map_err(|(what, path, e)| {
             Error::io(format!("could not {what} {}", path.display()), e)
@@ -230,10 +231,10 @@ fn update<T>(registry: &Registry, f: impl FnOnce(&mut TrustList) -> T) -> Result
 /// Trusts `config`'s content for `repository`; false if it already was.
 pub fn trust(registry: &Registry, repository: &Path, config: &Config) -> Result<bool> {
     let (Some(sha256), Some(source)) = (digest(config), config.source.clone()) else {
-        return Err(Error::hinted(
-            "there is no wtenv.toml or wtenv.json here to trust",
-            "trust is for a config's [env] section; without a config there is none",
-        ));
+        return Err(
+            Error::not_found("there is no wtenv.toml or wtenv.json here to trust")
+                .with_hint("trust is for a config's [env] section; without a config there is none"),
+        );
     };
     update(registry, |list| {
         if list.contains(repository, &sha256) {

@@ -87,10 +87,8 @@ impl Worktree {
     /// Like [`discover`](Self::discover), but outside a worktree is an error.
     pub fn require(start: &Path) -> Result<Worktree> {
         Worktree::discover(start)?.ok_or_else(|| {
-            Error::hinted(
-                format!("{} is not inside a git worktree", start.display()),
-                "cd into a git repository or one of its worktrees",
-            )
+            Error::not_found(format!("{} is not inside a git worktree", start.display()))
+                .with_hint("cd into a git repository or one of its worktrees")
         })
     }
 
@@ -101,8 +99,11 @@ impl Worktree {
     pub fn require_utf8(&self) -> Result<()> {
         for path in [&self.root, &self.common_dir] {
             if path.to_str().is_none() {
-                return Err(Error::hinted(
-                    format!("cannot use {}: its path is not valid UTF-8", path.display()),
+                return Err(Error::invalid(format!(
+                    "cannot use {}: its path is not valid UTF-8",
+                    path.display()
+                ))
+                .with_hint(
                     "wtenv records paths as text; rename the directory (or a parent) to a UTF-8 name",
                 ));
             }
@@ -139,10 +140,11 @@ impl Worktree {
                 crate::files::OpenError::Io(e) => {
                     Error::io(format!("could not write {}", path.display()), e)
                 }
-                crate::files::OpenError::Refused(r) => Error::hinted(
-                    format!("could not write {}: {r}", path.display()),
-                    "it is wtenv's record in the worktree's git dir; remove what is there",
-                ),
+                crate::files::OpenError::Refused(r) => {
+                    Error::refused(format!("could not write {}: {r}", path.display())).with_hint(
+                        "it is wtenv's record in the worktree's git dir; remove what is there",
+                    )
+                }
             })
     }
 
@@ -247,10 +249,11 @@ fn read_pointer(path: &Path) -> Result<Option<String>> {
     match files::read_regular(path, 64 * 1024) {
         Ok(bytes) => Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned())),
         Err(OpenError::Io(e)) => Err(Error::io(format!("could not read {}", path.display()), e)),
-        Err(OpenError::Refused(r)) => Err(Error::hinted(
-            format!("could not read {}: {r}", path.display()),
-            "git writes it as a small regular file; remove or fix what is there",
-        )),
+        Err(OpenError::Refused(r)) => Err(Error::refused(format!(
+            "could not read {}: {r}",
+            path.display()
+        ))
+        .with_hint("git writes it as a small regular file; remove or fix what is there")),
     }
 }
 

@@ -111,16 +111,14 @@ pub fn find<'a>(
     match hits.as_slice() {
         [] => Ok(None),
         [one] => Ok(Some(one)),
-        many => Err(Error::hinted(
-            format!(
-                "{} worktrees are named {identifier:?}: {}",
-                many.len(),
-                many.iter()
-                    .map(|e| e.path.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            "add --purpose, or give the path",
-        )),
+        many => Err(Error::invalid(format!(
+            "{} worktrees are named {identifier:?}: {}",
+            many.len(),
+            many.iter()
+                .map(|e| e.path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .with_hint("add --purpose, or give the path")),
     }
 }

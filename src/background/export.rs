@@ -27,7 +27,9 @@ pub fn default_dir(format: Format) -> Result<PathBuf> {
         Format::Systemd => crate::settings::systemd_user_dir(),
         Format::Launchd => crate::settings::launch_agents_dir(),
     }
-    .ok_or_else(|| Error::hinted("HOME is not set", "pass the directory: export FORMAT DIR"))
+    .ok_or_else(|| {
+        Error::not_found("HOME is not set").with_hint("pass the directory: export FORMAT DIR")
+    })
 }
 
 /// Reserves the ports and writes the files into `dir`; returns their
@@ -50,10 +52,8 @@ pub fn export(
         .filter(|s| s.run.is_some())
         .collect();
     if services.is_empty() {
-        return Err(Error::hinted(
-            "no service has a run command",
-            "add run = \"...\" under [services.NAME] in wtenv.toml",
-        ));
+        return Err(Error::not_found("no service has a run command")
+            .with_hint("add run = \"...\" under [services.NAME] in wtenv.toml"));
     }
     let env = passed_env();
     let mut written = Vec::new();

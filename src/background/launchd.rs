@@ -157,14 +157,16 @@ mod imp {
         let out = launchctl(&["bootstrap", &domain(), &path.to_string_lossy()])
             .map_err(|e| Error::io("could not run launchctl", e))?;
         if !out.status.success() {
-            return Err(Error::hinted(
-                format!(
-                    "launchctl bootstrap {} failed: {}",
-                    launch.unit,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-                format!("see 'launchctl print {}/{}'", domain(), launch.unit),
-            ));
+            return Err(Error::failed(format!(
+                "launchctl bootstrap {} failed: {}",
+                launch.unit,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+            .with_hint(format!(
+                "see 'launchctl print {}/{}'",
+                domain(),
+                launch.unit
+            )));
         }
         Ok(query(&launch.unit).pid)
     }
@@ -213,7 +215,7 @@ mod imp {
 
 #[cfg(not(target_os = "macos"))]
 pub fn start(_launch: &Launch, _dir: &Path) -> Result<Option<u32>> {
-    Err(Error::usage("launchd exists only on macOS"))
+    Err(Error::invalid("launchd exists only on macOS"))
 }
 
 #[cfg(not(target_os = "macos"))]

@@ -67,7 +67,7 @@ impl RotatingLog {
         let file = open_append(path).map_err(err)?;
         let meta = file.metadata().map_err(err)?;
         if !meta.is_file() {
-            return Err(Error::usage(format!(
+            return Err(Error::refused(format!(
                 "log {} is not a regular file",
                 path.display()
             )));

@@ -68,14 +68,14 @@ impl Manager {
     /// `systemctl --user` answers, else wtenv.
     pub fn choose(requested: Option<Manager>) -> Result<Manager> {
         match requested {
-            Some(Manager::Launchd) if !cfg!(target_os = "macos") => Err(Error::hinted(
+            Some(Manager::Launchd) if !cfg!(target_os = "macos") => Err(Error::invalid(
                 "--manager launchd: launchd exists only on macOS",
-                "use --manager systemd or --manager wtenv",
-            )),
-            Some(Manager::Systemd) if !systemd::available() => Err(Error::hinted(
+            )
+            .with_hint("use --manager systemd or --manager wtenv")),
+            Some(Manager::Systemd) if !systemd::available() => Err(Error::not_found(
                 "--manager systemd: no systemd user manager answers (systemctl --user)",
-                "start one (or log in with one), or use --manager wtenv",
-            )),
+            )
+            .with_hint("start one (or log in with one), or use --manager wtenv")),
             Some(m) => Ok(m),
             None if cfg!(target_os = "macos") => Ok(Manager::Launchd),
             None if systemd::available() => Ok(Manager::Systemd),

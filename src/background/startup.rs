@@ -188,13 +188,11 @@ impl Startup<'_> {
                     if !tail.is_empty() {
                         hint = format!("its last lines:\n{tail}{hint}");
                     }
-                    return Err(Error::hinted(
-                        format!(
-                            "service {} did not get ready: {reason}; stopped what this 'up --detach' started",
-                            svc.name
-                        ),
-                        hint,
-                    ));
+                    return Err(Error::failed(format!(
+                        "service {} did not get ready: {reason}; stopped what this 'up --detach' started",
+                        svc.name
+                    ))
+                    .with_hint(hint));
                 }
             }
         }

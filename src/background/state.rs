@@ -25,10 +25,10 @@ impl StateDir {
         let meta = std::fs::symlink_metadata(&dir)
             .map_err(|e| Error::io(format!("could not read {}", dir.display()), e))?;
         if !meta.is_dir() {
-            return Err(Error::hinted(
-                format!("{} is not a directory", dir.display()),
-                "move it aside; wtenv keeps its background state there",
-            ));
+            return Err(
+                Error::refused(format!("{} is not a directory", dir.display()))
+                    .with_hint("move it aside; wtenv keeps its background state there"),
+            );
         }
         Ok(StateDir(dir))
     }

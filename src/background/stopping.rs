@@ -32,14 +32,12 @@ pub fn stop(ctx: &Ctx, dir: &StateDir, records: &[Record], patience: Duration) -
         }
         if Instant::now() >= deadline {
             let names: Vec<&str> = left.iter().map(|r| r.unit.as_str()).collect();
-            return Err(Error::hinted(
-                format!(
-                    "{} still running after {}",
-                    names.join(", "),
-                    humantime::format_duration(patience)
-                ),
-                "run 'wtenv down' again, or 'wtenv status' to see them",
-            ));
+            return Err(Error::failed(format!(
+                "{} still running after {}",
+                names.join(", "),
+                humantime::format_duration(patience)
+            ))
+            .with_hint("run 'wtenv down' again, or 'wtenv status' to see them"));
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -161,14 +161,12 @@ pub fn start(launch: &Launch) -> Result<Option<u32>> {
         .output()
         .map_err(|e| Error::io("could not run systemd-run", e))?;
     if !out.status.success() {
-        return Err(Error::hinted(
-            format!(
-                "systemd-run could not start {}: {}",
-                launch.unit,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            "see 'systemctl --user status' and the unit's journal",
-        ));
+        return Err(Error::failed(format!(
+            "systemd-run could not start {}: {}",
+            launch.unit,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+        .with_hint("see 'systemctl --user status' and the unit's journal"));
     }
     Ok(query(&launch.unit).pid)
 }
@@ -186,13 +184,11 @@ pub fn stop(records: &[&Record]) -> Result<()> {
     args.extend(&units);
     let _ = systemctl(&args).stderr(Stdio::null()).status();
     if !out.status.success() && units.iter().any(|u| is_active(u)) {
-        return Err(Error::hinted(
-            format!(
-                "systemctl --user stop failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            "see 'systemctl --user status' for the units",
-        ));
+        return Err(Error::failed(format!(
+            "systemctl --user stop failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+        .with_hint("see 'systemctl --user status' for the units"));
     }
     Ok(())
 }

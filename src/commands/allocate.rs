@@ -27,7 +27,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
-        return Err(Error::usage(format!(
+        return Err(Error::invalid(format!(
             "invalid service name {:?}: use letters, digits, '_' or '-'",
             args.service
         )));

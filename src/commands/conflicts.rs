@@ -32,11 +32,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         // Outside a repository the built-in ranges belong to nothing of
         // the user's: there is nothing to check.
         if ctx.config_path.is_none() && Worktree::discover(&ctx.cwd)?.is_none() {
-            return Err(Error::hinted(
-                format!(
-                    "no configuration to check: {} is not inside a git worktree",
-                    ctx.cwd.display()
-                ),
+            return Err(Error::not_found(format!(
+                "no configuration to check: {} is not inside a git worktree",
+                ctx.cwd.display()
+            ))
+            .with_hint(
                 "run it in a worktree, pass --config PATH, or --all for every repository in the registry",
             ));
         }

@@ -24,10 +24,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let scope = ctx.scope()?;
     for name in &args.services {
         if scope.config.service(name).is_none() {
-            return Err(Error::hinted(
-                format!("unknown service {name:?}"),
-                "the services are the [services.NAME] tables of wtenv.toml",
-            ));
+            return Err(Error::not_found(format!("unknown service {name:?}"))
+                .with_hint("the services are the [services.NAME] tables of wtenv.toml"));
         }
     }
     let dir = StateDir::of(ctx)?;

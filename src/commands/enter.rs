@@ -41,13 +41,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 .as_ref()
                 .map(|w| w.root.clone())
                 .ok_or_else(|| {
-                    Error::hinted(
-                        format!(
-                            "worktree {} is listed by git but its directory is missing",
-                            entry.path.display()
-                        ),
-                        "run 'git worktree prune', then enter again to recreate it",
-                    )
+                    Error::not_found(format!(
+                        "worktree {} is listed by git but its directory is missing",
+                        entry.path.display()
+                    ))
+                    .with_hint("run 'git worktree prune', then enter again to recreate it")
                 })?;
             let scope = ctx.scope_at(&root)?;
             crate::ports::reserve(ctx, &scope)?;
@@ -79,15 +77,18 @@ fn write_cd_file(path: &Path) -> Result<()> {
         return Ok(());
     };
     let file = Path::new(&file);
-    crate::files::write_own(file, path.as_os_str().as_encoded_bytes()).map_err(|e| match e {
-        crate::files::OpenError::Io(e) => Error::io(
-            format!("could not write {CD_FILE} {}", file.display()),
-            e,
-        ),
-        crate::files::OpenError::Refused(r) => Error::hinted(
-            format!("could not write {CD_FILE} {}: {r}", file.display()),
-            format!("{CD_FILE} names a regular file of yours (the shell function makes one with mktemp)"),
-        ),
-    })
-    .map(drop)
+    crate::files::write_own(file, path.as_os_str().as_encoded_bytes())
+        .map_err(|e| match e {
+            crate::files::OpenError::Io(e) => {
+                Error::io(format!("could not write {CD_FILE} {}", file.display()), e)
+            }
+            crate::files::OpenError::Refused(r) => Error::refused(format!(
+                "could not write {CD_FILE} {}: {r}",
+                file.display()
+            ))
+            .with_hint(format!(
+                "{CD_FILE} names a regular file of yours (the shell function makes one with mktemp)"
+            )),
+        })
+        .map(drop)
 }

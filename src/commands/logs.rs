@@ -29,20 +29,16 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     if let Some(name) = &args.service
         && scope.config.service(name).is_none()
     {
-        return Err(Error::hinted(
-            format!("unknown service {name:?}"),
-            "the services are the [services.NAME] tables of wtenv.toml",
-        ));
+        return Err(Error::not_found(format!("unknown service {name:?}"))
+            .with_hint("the services are the [services.NAME] tables of wtenv.toml"));
     }
     let logs = StateDir::of(ctx)?.logs_of(&scope, &names);
     if logs.is_empty() {
-        return Err(Error::hinted(
-            match &args.service {
-                Some(name) => format!("service {name} of this worktree has no log"),
-                None => "no service of this worktree has a log".into(),
-            },
-            "'wtenv up --detach' runs services in the background and logs their output",
-        ));
+        return Err(Error::not_found(match &args.service {
+            Some(name) => format!("service {name} of this worktree has no log"),
+            None => "no service of this worktree has a log".into(),
+        })
+        .with_hint("'wtenv up --detach' runs services in the background and logs their output"));
     }
     let width = logs.iter().map(|(s, _)| s.len()).max().unwrap_or(0);
     let prefixed: Vec<(std::path::PathBuf, String)> = logs

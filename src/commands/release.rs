@@ -77,7 +77,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     };
     if released.is_empty() {
         if let Some(s) = &args.service {
-            return Err(Error::usage(format!(
+            return Err(Error::not_found(format!(
                 "worktree {} has no allocation for service {s:?}",
                 target.display()
             )));

@@ -61,13 +61,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         }
     };
     let entry = entry.ok_or_else(|| {
-        Error::hinted(
-            format!("no worktree {:?} in this repository", args.target),
-            "'wtenv list' shows the worktrees",
-        )
+        Error::not_found(format!("no worktree {:?} in this repository", args.target))
+            .with_hint("'wtenv list' shows the worktrees")
     })?;
     if entry.main || entry.listed.bare {
-        return Err(Error::usage(format!(
+        return Err(Error::refused(format!(
             "{} is the main worktree; it is never removed",
             entry.path.display()
         )));
@@ -82,12 +80,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 .iter()
                 .map(|r| format!("  {} ({}, {})", r.service, r.manager.name(), r.unit))
                 .collect();
-            return Err(Error::hinted(
-                format!(
-                    "worktree {} has services running in the background:\n{}",
-                    entry.path.display(),
-                    names.join("\n")
-                ),
+            return Err(Error::refused(format!(
+                "worktree {} has services running in the background:\n{}",
+                entry.path.display(),
+                names.join("\n")
+            ))
+            .with_hint(
                 "stop them with 'wtenv down' in the worktree, or pass --force (they are stopped first)",
             ));
         }
@@ -145,14 +143,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         }
     }
     if !users.is_empty() && !args.force {
-        return Err(Error::hinted(
-            format!(
-                "worktree {} is in use:\n{}",
-                entry.path.display(),
-                users.join("\n")
-            ),
-            "stop those processes first, or pass --force (they keep running)",
-        ));
+        return Err(Error::refused(format!(
+            "worktree {} is in use:\n{}",
+            entry.path.display(),
+            users.join("\n")
+        ))
+        .with_hint("stop those processes first, or pass --force (they keep running)"));
     }
 
     // Git runs from the main worktree (or the repository): never from
@@ -172,10 +168,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let _lock = RepoLock::acquire(&here.common_dir, &|| Ok(()))?;
     git.worktree_remove(&entry.path, u8::from(args.force))
         .map_err(|e| match e {
-            Error::Git { stderr, .. } => Error::hinted(
-                format!("git refused to remove {}: {stderr}", entry.path.display()),
-                "commit or stash the changes, or pass --force to discard them",
-            ),
+            Error::Git { stderr, .. } => Error::refused(format!(
+                "git refused to remove {}: {stderr}",
+                entry.path.display()
+            ))
+            .with_hint("commit or stash the changes, or pass --force to discard them"),
             e => e,
         })?;
     report::note(&format!("removed worktree {}", entry.path.display()));

@@ -80,10 +80,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         .join(" ");
     for name in &args.services {
         if scope.config.service(name).is_none() {
-            return Err(Error::hinted(
-                format!("--service {name}: no such service"),
-                "the services are the [services.NAME] tables of wtenv.toml",
-            ));
+            return Err(
+                Error::not_found(format!("--service {name}: no such service"))
+                    .with_hint("the services are the [services.NAME] tables of wtenv.toml"),
+            );
         }
     }
     let log = match &args.log {

@@ -178,8 +178,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         }
     }
     if let Some(failure) = up.failure() {
-        return Err(Error::hinted(
-            failure.to_owned(),
+        return Err(Error::failed(failure.to_owned()).with_hint(
             "every service was stopped; see its output above, or raise its ready_timeout",
         ));
     }
@@ -225,10 +224,8 @@ fn select<'a>(config: &'a Config, names: &[String]) -> Result<Vec<&'a Service>> 
             .filter(|&i| services[i].run.is_some())
             .collect();
         if all.is_empty() {
-            return Err(Error::hinted(
-                "no service has a run command",
-                "add run = \"...\" under [services.NAME] in wtenv.toml",
-            ));
+            return Err(Error::not_found("no service has a run command")
+                .with_hint("add run = \"...\" under [services.NAME] in wtenv.toml"));
         }
         all
     } else {
@@ -253,10 +250,9 @@ fn select<'a>(config: &'a Config, names: &[String]) -> Result<Vec<&'a Service>> 
                         "service {n} has no run command, and a service to start depends on it"
                     ),
                 };
-                return Err(Error::hinted(
-                    why,
-                    format!("add run = \"...\" under [services.{n}] in wtenv.toml"),
-                ));
+                return Err(Error::not_found(why).with_hint(format!(
+                    "add run = \"...\" under [services.{n}] in wtenv.toml"
+                )));
             }
             Ok(s)
         })

@@ -171,10 +171,8 @@ impl Config {
     /// The ranges of a purpose given on the command line.
     pub fn require_purpose(&self, purpose: &str) -> Result<Ranges> {
         self.purpose_ranges(purpose).cloned().ok_or_else(|| {
-            Error::hinted(
-                format!("unknown purpose {purpose:?}"),
-                format!("configured purposes: {}", self.purpose_names()),
-            )
+            Error::not_found(format!("unknown purpose {purpose:?}"))
+                .with_hint(format!("configured purposes: {}", self.purpose_names()))
         })
     }
 
@@ -194,17 +192,14 @@ impl Config {
             .iter()
             .position(|s| s.name == name)
             .ok_or_else(|| {
-                Error::hinted(
-                    format!("unknown service {name:?}"),
-                    format!(
-                        "configured services: {}",
-                        self.services
-                            .iter()
-                            .map(|s| s.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
+                Error::not_found(format!("unknown service {name:?}")).with_hint(format!(
+                    "configured services: {}",
+                    self.services
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
             })
     }
 

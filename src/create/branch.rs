@@ -32,25 +32,24 @@ pub(super) fn start_branch(plan: &Plan, reuse_branch: bool) -> Result<Start> {
         if reuse_branch && plan.base_given.is_none() {
             return Ok(Start::ExistingBranch);
         }
-        return Err(Error::hinted(
-            format!("branch {:?} already exists", plan.branch),
-            format!(
+        return Err(
+            Error::refused(format!("branch {:?} already exists", plan.branch)).with_hint(format!(
                 "choose another identifier, or delete the branch: git branch -d {}",
                 plan.branch
-            ),
-        ));
+            )),
+        );
     }
     if !matches!(&found[0], Some((_, kind)) if kind == "commit") {
-        return Err(Error::hinted(
-            format!("base revision {:?} names no commit", plan.base),
-            "name an existing branch, tag or commit with --branch",
-        ));
+        return Err(
+            Error::not_found(format!("base revision {:?} names no commit", plan.base))
+                .with_hint("name an existing branch, tag or commit with --branch"),
+        );
     }
     if !plan.git.is_valid_branch_name(&plan.branch)? {
-        return Err(Error::hinted(
-            format!("{:?} is not a valid branch name", plan.branch),
-            "check [worktrees] branch in wtenv.toml, or choose another identifier",
-        ));
+        return Err(
+            Error::invalid(format!("{:?} is not a valid branch name", plan.branch))
+                .with_hint("check [worktrees] branch in wtenv.toml, or choose another identifier"),
+        );
     }
     Err(err)
 }

@@ -20,8 +20,7 @@ pub fn check_identifier(id: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::hinted(
-            format!("invalid identifier {id:?}"),
+        Err(Error::invalid(format!("invalid identifier {id:?}")).with_hint(
             "use 1-64 letters, digits, '.', '_' or '-', not starting with '-' or '.', without '..'",
         ))
     }
@@ -36,20 +35,18 @@ pub(super) fn check_base(base: &str) -> Result<()> {
         || base.starts_with('-')
         || base.chars().any(char::is_control)
     {
-        return Err(Error::hinted(
-            format!("invalid base revision {base:?}"),
-            "name a branch, tag or commit, e.g. --branch main",
-        ));
+        return Err(Error::invalid(format!("invalid base revision {base:?}"))
+            .with_hint("name a branch, tag or commit, e.g. --branch main"));
     }
     Ok(())
 }
 
 pub(super) fn check_path_free(path: &Path) -> Result<()> {
     if std::fs::symlink_metadata(path).is_ok() {
-        return Err(Error::hinted(
-            format!("path {} already exists", path.display()),
-            "choose another identifier or --path, or remove that directory",
-        ));
+        return Err(
+            Error::refused(format!("path {} already exists", path.display()))
+                .with_hint("choose another identifier or --path, or remove that directory"),
+        );
     }
     Ok(())
 }
@@ -102,7 +99,7 @@ pub(super) fn resolve_existing_prefix(path: &Path) -> Result<(PathBuf, PathBuf)>
         .canonicalize()
         .map_err(|e| Error::io(format!("could not resolve {}", existing.display()), e))?;
     if !resolved.is_dir() {
-        return Err(Error::usage(format!(
+        return Err(Error::refused(format!(
             "{} is not a directory",
             resolved.display()
         )));

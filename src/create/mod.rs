@@ -138,13 +138,11 @@ pub fn plan(
         ),
     };
     if wanted.to_str().is_none() {
-        return Err(Error::hinted(
-            format!(
-                "cannot create {}: the path is not valid UTF-8",
-                wanted.display()
-            ),
-            "wtenv records paths as text; choose a UTF-8 path (--path)",
-        ));
+        return Err(Error::invalid(format!(
+            "cannot create {}: the path is not valid UTF-8",
+            wanted.display()
+        ))
+        .with_hint("wtenv records paths as text; choose a UTF-8 path (--path)"));
     }
     check_path_free(&wanted)?;
     let (path, first_new_dir) = resolve_existing_prefix(&wanted)?;
@@ -263,7 +261,7 @@ fn make(
     let wt = Worktree::discover(&plan.path)?
         .filter(|w| w.root == plan.path && w.common_dir == plan.common_dir)
         .ok_or_else(|| {
-            Error::usage(format!(
+            Error::failed(format!(
                 "git made {} but it is not a worktree of {}",
                 plan.path.display(),
                 plan.common_dir.display()

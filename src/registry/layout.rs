@@ -62,14 +62,12 @@ impl Writer {
         // Paths are bytes; JSON strings are UTF-8. Worktrees are refused
         // earlier (`Scope`), this is the backstop: an error, never a panic.
         serde_json::to_writer(&mut self.bytes, a).map_err(|e| {
-            Error::hinted(
-                format!(
-                    "could not record port {} for {}: {e}",
-                    a.port,
-                    a.worktree.display()
-                ),
-                "wtenv handles paths that are valid UTF-8 only; rename the directory",
-            )
+            Error::invalid(format!(
+                "could not record port {} for {}: {e}",
+                a.port,
+                a.worktree.display()
+            ))
+            .with_hint("wtenv handles paths that are valid UTF-8 only; rename the directory")
         })
     }
 

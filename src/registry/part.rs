@@ -142,15 +142,13 @@ fn check_new_ports(data: &RegistryData, elsewhere: impl Fn(u16) -> bool) -> Resu
     let mut seen = PortSet::default();
     for a in &data.allocations {
         if a.port < MIN_PORT || !seen.insert(a.port) || elsewhere(a.port) {
-            return Err(Error::hinted(
-                format!(
-                    "refusing to record port {} for service {} of {}: the registry would hold it twice or out of range",
-                    a.port,
-                    a.service,
-                    a.worktree.display()
-                ),
-                "nothing was written; run 'wtenv validate' and report this as a bug",
-            ));
+            return Err(Error::failed(format!(
+                "refusing to record port {} for service {} of {}: the registry would hold it twice or out of range",
+                a.port,
+                a.service,
+                a.worktree.display()
+            ))
+            .with_hint("nothing was written; run 'wtenv validate' and report this as a bug"));
         }
     }
     Ok(())

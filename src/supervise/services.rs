@@ -223,13 +223,11 @@ pub fn refuse_busy(ports: &[(&str, u16)]) -> Result<()> {
             pids.join(" ")
         )
     };
-    Err(Error::hinted(
-        format!(
-            "ports of the services to start are already in use:\n{}",
-            lines.join("\n")
-        ),
-        hint,
+    Err(Error::refused(format!(
+        "ports of the services to start are already in use:\n{}",
+        lines.join("\n")
     ))
+    .with_hint(hint))
 }
 
 #[cfg(test)]
