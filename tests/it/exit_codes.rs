@@ -213,11 +213,43 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "an invalid identifier",
-            kind: Some("Usage"),
+            kind: Some("Invalid"),
             expected: End::Code(1),
             trigger: || {
                 let t = TestEnv::new();
                 run(&mut t.wtenv(&["create", "--purpose", "feature", "--identifier", "a..b"]))
+            },
+        },
+        Case {
+            name: "remove of a worktree that does not exist",
+            kind: Some("NotFound"),
+            expected: End::Code(1),
+            trigger: || {
+                let t = TestEnv::new();
+                run(&mut t.wtenv(&["remove", "no-such-worktree"]))
+            },
+        },
+        Case {
+            name: "create where the path exists",
+            kind: Some("Refused"),
+            expected: End::Code(1),
+            trigger: || {
+                let t = TestEnv::new();
+                let create = ["create", "--purpose", "feature", "--identifier", "x"];
+                assert_eq!(run(&mut t.wtenv(&create)).code, Some(0));
+                run(&mut t.wtenv(&create))
+            },
+        },
+        Case {
+            name: "up of a service whose health check never passes",
+            kind: Some("Failed"),
+            expected: End::Code(1),
+            trigger: || {
+                let t = TestEnv::new();
+                t.write_config(
+                    "[services.web]\nrun = \"sleep 60\"\nhealth = { cmd = \"false\" }\nready_timeout = \"1s\"\n",
+                );
+                run(&mut t.wtenv(&["up", "--grace", "5s"]))
             },
         },
         Case {
