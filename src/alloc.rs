@@ -253,12 +253,12 @@ pub fn ensure_allocations(
     // Only the part of the registry the allocation bears on: this
     // worktree's entries and those in the ranges it scans (with their
     // worktrees'), which are also all that `allocate_in` sweeps.
-    let scope = registry::Scope {
+    let part = registry::Part {
         repository: req.repository,
         worktree: req.worktree,
         ports: Some(&req.ranges),
     };
-    registry.transaction_in(scope, |data| {
+    registry.transaction_in(part, |data| {
         Ok(allocate_in(data, req, mode, system).map(|ports| {
             let mine = allocations_of(data, req, &ports);
             (ports, mine)

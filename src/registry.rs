@@ -50,7 +50,7 @@ pub use checked::check_ports;
 use layout::serialize;
 pub use lock::ProbeTurn;
 use lock::parse_timeout;
-pub use part::Scope;
+pub use part::Part;
 
 pub const VERSION: u32 = 1;
 pub const FILE_NAME: &str = "registry.json";
@@ -302,12 +302,8 @@ impl Registry {
         repository: &Path,
         worktree: &Path,
     ) -> Result<Vec<(String, u16)>> {
-        let scope = Scope {
-            repository,
-            worktree,
-            ports: None,
-        };
-        self.transaction_in(scope, |data| {
+        let part = Part::of(repository, worktree);
+        self.transaction_in(part, |data| {
             let mut gone = Vec::new();
             data.allocations.retain(|a| {
                 let hit = a.belongs_to(repository, worktree);

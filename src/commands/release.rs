@@ -7,7 +7,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::process::ProcessId;
-use crate::registry::{RegistryData, Scope};
+use crate::registry::{Part, RegistryData};
 use crate::report;
 use crate::worktree::{self, Worktree};
 
@@ -66,12 +66,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     };
     let released = match &repository {
         Some(repository) => {
-            let scope = Scope {
-                repository,
-                worktree: &target,
-                ports: None,
-            };
-            ctx.registry.transaction_in(scope, release)?
+            let part = Part::of(repository, &target);
+            ctx.registry.transaction_in(part, release)?
         }
         None => ctx.registry.transaction(release)?,
     };

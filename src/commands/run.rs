@@ -21,6 +21,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::ports::ensure_verified;
+use crate::registry::Part;
 use crate::report;
 use crate::sockets::{self, Listener};
 use crate::supervise::hold::{ReleaseGuard, hold, record_pgid};
@@ -93,7 +94,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         )?))),
         None => None,
     };
-    let _release = ReleaseGuard::new(&ctx.registry);
+    let part = Part::of(&scope.worktree.common_dir, &scope.worktree.root);
+    let _release = ReleaseGuard::new(&ctx.registry, part);
     let mut holder = hold(&line);
     holder.unit = args.unit.clone();
     let mode = if args.services.is_empty() {
@@ -142,7 +144,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             return Ok(e.outcome());
         }
     };
-    let report = supervisor.wait(false, || record_pgid(&ctx.registry, |_| Some(pgid)));
+    let report = supervisor.wait(false, || record_pgid(&ctx.registry, part, |_| Some(pgid)));
     if log.is_some() {
         // The group is gone: let the log threads write the last lines
         // (bounded: a daemon that left the group may hold a pipe).

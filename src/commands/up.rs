@@ -22,6 +22,7 @@ use crate::exit::Outcome;
 use crate::health;
 use crate::output;
 use crate::ports::ensure_verified;
+use crate::registry::Part;
 use crate::report;
 use crate::sockets::{self, Listener};
 use crate::supervise::hold::{ReleaseGuard, hold, record_pgid};
@@ -64,7 +65,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         line.push(' ');
         line.push_str(s);
     }
-    let _release = ReleaseGuard::new(&ctx.registry);
+    let part = Part::of(&scope.worktree.common_dir, &scope.worktree.root);
+    let _release = ReleaseGuard::new(&ctx.registry, part);
     let vars = ensure_verified(ctx, &scope, &HoldMode::HoldAll(hold(&line)), false)?;
     let ports = scope.allocated_ports(&ctx.registry)?;
     let wanted: Vec<(&str, u16)> = selected
@@ -150,7 +152,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             Ok((sup.groups() - 1, pgid))
         };
     let spawned = |pgids: &BTreeMap<String, Pgid>| {
-        record_pgid(&ctx.registry, |a| pgids.get(&a.service).copied())
+        record_pgid(&ctx.registry, part, |a| pgids.get(&a.service).copied())
     };
     let state_dir = ctx
         .registry

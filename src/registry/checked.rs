@@ -262,12 +262,12 @@ mod tests {
                 .unwrap_err();
             assert_eq!(filtered.to_string(), err.to_string());
             // So does a transaction on part of it.
-            let scope = crate::registry::Scope {
+            let part = crate::registry::Part {
                 repository: Path::new("/r/.git"),
                 worktree: Path::new("/r"),
                 ports: None,
             };
-            let scoped = reg.transaction_in(scope, |_| Ok(())).unwrap_err();
+            let scoped = reg.transaction_in(part, |_| Ok(())).unwrap_err();
             assert_eq!(scoped.to_string(), err.to_string());
             assert_eq!(std::fs::read(reg.path()).unwrap(), *bytes);
         }

@@ -2,7 +2,7 @@
 //! `release` and `remove` change, without parsing, comparing and
 //! rewriting every other worktree's entries.
 //!
-//! The part ([`Scope`]) is one worktree's entries, and every entry with a
+//! The part ([`Part`]) is one worktree's entries, and every entry with a
 //! port in given ranges together with all the entries of its worktree.
 //! Within those ranges the part is complete, so an allocation made in it
 //! cannot take a port recorded elsewhere; a port outside them is checked
@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 
 /// Which entries a [`Registry::transaction_in`] reads and may change.
 #[derive(Debug, Clone, Copy)]
-pub struct Scope<'a> {
+pub struct Part<'a> {
     /// The worktree (of `repository`) whose entries are all in the part.
     pub repository: &'a Path,
     pub worktree: &'a Path,
@@ -42,21 +42,30 @@ pub struct Scope<'a> {
     pub ports: Option<&'a Ranges>,
 }
 
-impl Scope<'_> {
+impl<'a> Part<'a> {
+    /// The entries of one worktree (of `repository`), nothing else.
+    pub fn of(repository: &'a Path, worktree: &'a Path) -> Part<'a> {
+        Part {
+            repository,
+            worktree,
+            ports: None,
+        }
+    }
+
     fn covers(&self, port: u16) -> bool {
         self.ports.is_some_and(|r| r.contains(port))
     }
 }
 
 impl Registry {
-    /// [`transaction`](Registry::transaction) over the part `scope`
+    /// [`transaction`](Registry::transaction) over the part `part`
     /// picks: `f` sees only those entries, and may change, remove or add
     /// entries of their worktrees. Same lock, same refusals, same atomic
     /// sealed write, same stamps; the cost grows with the part, not with
     /// the registry (but for one read and one write of the file).
     pub fn transaction_in<T>(
         &self,
-        scope: Scope,
+        part: Part,
         f: impl FnOnce(&mut RegistryData) -> Result<T>,
     ) -> Result<T> {
         self.ensure_dir()?;
@@ -68,15 +77,15 @@ impl Registry {
             let read = self.read_all(file)?;
             if seal::is_sealed(&meta)
                 && let Some(lines) = Lines::index(&read)
-                && let Some(part) = lines.part(&scope)
+                && let Some(found) = lines.part(&part)
             {
                 tracing::debug!(
                     lines = lines.len(),
-                    part = part.data.allocations.len(),
+                    part = found.data.allocations.len(),
                     "registry: transaction on the part in scope"
                 );
-                return self.commit(part.data, f, |after| {
-                    lines.splice(&part.groups, after)?.ok_or_else(|| {
+                return self.commit(found.data, f, |after| {
+                    lines.splice(&found.groups, after)?.ok_or_else(|| {
                         self.unusable(
                             "a line of it is not an allocation as wtenv writes it",
                             self.move_aside_hint(),
@@ -96,12 +105,12 @@ impl Registry {
             let mut keys: HashSet<(&[u8], &[u8])> = all
                 .allocations
                 .iter()
-                .filter(|a| scope.covers(a.port))
+                .filter(|a| part.covers(a.port))
                 .map(Allocation::sort_key)
                 .collect();
             keys.insert((
-                scope.repository.as_os_str().as_bytes(),
-                scope.worktree.as_os_str().as_bytes(),
+                part.repository.as_os_str().as_bytes(),
+                part.worktree.as_os_str().as_bytes(),
             ));
             all.allocations
                 .iter()
@@ -192,8 +201,8 @@ struct Lines<'b> {
     all: PortSet,
 }
 
-/// The part of a [`Lines`] a scope picks.
-struct Part {
+/// The lines of a [`Lines`] a [`Part`] picks, and their entries.
+struct Found {
     /// Runs of lines, one per worktree of the part, in file order.
     groups: Vec<Range<usize>>,
     data: RegistryData,
@@ -286,12 +295,12 @@ impl<'b> Lines<'b> {
         Some(self.bound(key, false)?..self.bound(key, true)?)
     }
 
-    /// The part `scope` picks, its lines parsed whole; `None` when one of
+    /// The lines `part` picks, parsed whole; `None` when one of
     /// them is not an allocation as [`Allocation`] reads it.
-    fn part(&self, scope: &Scope) -> Option<Part> {
-        let mut groups = vec![self.group(&Key::new(scope.repository, scope.worktree))?];
+    fn part(&self, part: &Part) -> Option<Found> {
+        let mut groups = vec![self.group(&Key::new(part.repository, part.worktree))?];
         for i in 0..self.len() {
-            if !scope.covers(self.ports[i]) || groups.iter().any(|g| g.contains(&i)) {
+            if !part.covers(self.ports[i]) || groups.iter().any(|g| g.contains(&i)) {
                 continue;
             }
             let a = record::parse(self.object(i))?;
@@ -303,7 +312,7 @@ impl<'b> Lines<'b> {
         for i in groups.iter().flat_map(Clone::clone) {
             allocations.push(record::parse(self.object(i))?.into_owned());
         }
-        Some(Part {
+        Some(Found {
             groups,
             data: RegistryData {
                 version: VERSION,
@@ -393,8 +402,8 @@ mod tests {
         }
     }
 
-    fn scope<'a>(worktree: &'a Path, ports: Option<&'a Ranges>) -> Scope<'a> {
-        Scope {
+    fn part<'a>(worktree: &'a Path, ports: Option<&'a Ranges>) -> Part<'a> {
+        Part {
             repository: Path::new(REPO),
             worktree,
             ports,
@@ -440,7 +449,7 @@ mod tests {
         for sealed in [true, false] {
             let (_d, reg) = holding(all.clone(), sealed);
             let seen = reg
-                .transaction_in(scope(Path::new(WT), Some(&range)), |d| Ok(d.clone()))
+                .transaction_in(part(Path::new(WT), Some(&range)), |d| Ok(d.clone()))
                 .unwrap();
             assert_eq!(
                 ports(&seen),
@@ -448,11 +457,11 @@ mod tests {
                 "sealed: {sealed}"
             );
             let own = reg
-                .transaction_in(scope(Path::new("/b"), None), |d| Ok(d.clone()))
+                .transaction_in(part(Path::new("/b"), None), |d| Ok(d.clone()))
                 .unwrap();
             assert_eq!(ports(&own), [6001], "sealed: {sealed}");
             let none = reg
-                .transaction_in(scope(Path::new("/new"), None), |d| Ok(d.clone()))
+                .transaction_in(part(Path::new("/new"), None), |d| Ok(d.clone()))
                 .unwrap();
             assert!(none.allocations.is_empty());
         }
@@ -466,7 +475,7 @@ mod tests {
             let before = std::fs::read(reg.path()).unwrap();
             for bad in [6000, 5000, 80] {
                 let err = reg
-                    .transaction_in(scope(Path::new(WT), None), |d| {
+                    .transaction_in(part(Path::new(WT), None), |d| {
                         d.allocations.push(entry(bad, WT));
                         Ok(())
                     })
@@ -480,7 +489,7 @@ mod tests {
     #[test]
     fn an_unsealed_file_is_read_whole_and_the_write_seals_it() {
         let (_d, reg) = holding(vec![entry(6000, "/a"), entry(5000, WT)], false);
-        reg.transaction_in(scope(Path::new(WT), None), |d| {
+        reg.transaction_in(part(Path::new(WT), None), |d| {
             d.allocations.push(entry(5001, WT));
             Ok(())
         })
@@ -515,7 +524,7 @@ mod tests {
             )
             .unwrap();
             let err = reg
-                .transaction_in(scope(Path::new(WT), None), |d| {
+                .transaction_in(part(Path::new(WT), None), |d| {
                     d.allocations.clear();
                     Ok(())
                 })
@@ -577,7 +586,7 @@ mod tests {
             for sealed in [true, false] {
                 let (_d, reg) = holding(allocations.clone(), sealed);
                 let seen = reg
-                    .transaction_in(scope(own, ports), |d| {
+                    .transaction_in(part(own, ports), |d| {
                         let seen = d.clone();
                         change(d, own, &drop, ranged);
                         Ok(seen)

@@ -1,11 +1,13 @@
 //! The ports a supervising wtenv (`run`, `up`) holds: its hold record, the
 //! children's process group written on it, and the guard that releases the
 //! holds on every exit path (return, error, panic; a SIGKILL is covered by
-//! the next command's stale sweep).
+//! the next command's stale sweep). The holds are on the worktree's own
+//! entries only (an allocation holds its own worktree's ports), so these
+//! transactions read and rewrite only the worktree's part of the registry.
 
 use crate::alloc;
 use crate::process::ProcessId;
-use crate::registry::{Allocation, Hold, Registry};
+use crate::registry::{Allocation, Hold, Part, Registry};
 
 use super::Pgid;
 
@@ -26,9 +28,9 @@ pub fn hold(command: &str) -> Hold {
 /// process's holds, so that `ports`/`validate` (and a person) can see which
 /// group holds a port, and a SIGKILLed wtenv's orphans can be proved its.
 /// Best effort: the child already runs; a busy registry is logged.
-pub fn record_pgid(registry: &Registry, pgid_of: impl Fn(&Allocation) -> Option<Pgid>) {
+pub fn record_pgid(registry: &Registry, part: Part, pgid_of: impl Fn(&Allocation) -> Option<Pgid>) {
     let me = ProcessId::current();
-    let result = registry.transaction(|data| {
+    let result = registry.transaction_in(part, |data| {
         for a in &mut data.allocations {
             let Some(pgid) = pgid_of(a) else { continue };
             // The leader's pid is the group's id; its start time is taken
@@ -50,11 +52,13 @@ pub fn record_pgid(registry: &Registry, pgid_of: impl Fn(&Allocation) -> Option<
 /// panic (unwinding). A SIGKILL skips it; the stale sweep covers that.
 pub struct ReleaseGuard<'a> {
     registry: &'a Registry,
+    /// The worktree whose entries this process holds.
+    part: Part<'a>,
 }
 
 impl<'a> ReleaseGuard<'a> {
-    pub fn new(registry: &'a Registry) -> Self {
-        ReleaseGuard { registry }
+    pub fn new(registry: &'a Registry, part: Part<'a>) -> Self {
+        ReleaseGuard { registry, part }
     }
 }
 
@@ -63,7 +67,7 @@ impl Drop for ReleaseGuard<'_> {
         let me = ProcessId::current();
         match self
             .registry
-            .transaction(|d| Ok(alloc::release_holds(d, me)))
+            .transaction_in(self.part, |d| Ok(alloc::release_holds(d, me)))
         {
             Ok(released) => {
                 for a in released {
@@ -111,7 +115,8 @@ mod tests {
             })
             .unwrap();
         let result = std::panic::catch_unwind(|| {
-            let _release = ReleaseGuard::new(&registry);
+            let common = dir.path().join(".git");
+            let _release = ReleaseGuard::new(&registry, Part::of(&common, dir.path()));
             panic!("a bug in the supervisor");
         });
         assert!(result.is_err());

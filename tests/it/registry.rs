@@ -1093,7 +1093,8 @@ fn a_state_directory_that_is_a_file_is_refused_and_untouched() {
 /// and takes their ports; `env` then finds its own entries by binary search
 /// in the file that allocation wrote (sorted and sealed), reading a few
 /// dozen lines of it, not 20,000, and still verifies its ports; `allocate`
-/// and `release` then rewrite only their part of it, and still sweep.
+/// and `release` (and `run`'s holds) then rewrite only their part of it,
+/// and still sweep.
 #[test]
 fn with_20000_allocations_env_reads_only_its_own_and_the_sweep_finds_stale_ones() {
     let t = TestEnv::new();
@@ -1244,6 +1245,22 @@ fn with_20000_allocations_env_reads_only_its_own_and_the_sweep_finds_stale_ones(
         })
         .collect();
     assert!(keys.is_sorted(), "the registry's lines are not sorted");
+    // `run`'s hold and its release take the part too.
+    let mut under = t.wtenv(&["run", "--", "true"]);
+    under.env("WTENV_LOG", "wtenv=debug");
+    let under = run(&mut under);
+    assert_eq!(under.code, Some(0), "{under}");
+    let parts: Vec<&str> = under
+        .stderr
+        .lines()
+        .filter(|l| l.contains("transaction on the part in scope"))
+        .collect();
+    assert_eq!(parts.len(), 2, "hold and release: {under}");
+    assert!(parts.iter().all(|l| l.contains("part=2")), "{under}");
+    assert_eq!(
+        t.registry()["allocations"].as_array().unwrap().len(),
+        20_002
+    );
     // Still sealed: `env` finds its own by binary search.
     let mut last = t.wtenv(&["env"]);
     last.env("WTENV_LOG", "wtenv=debug");
