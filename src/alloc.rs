@@ -53,6 +53,13 @@ pub trait System {
     /// wtenv is gone (its orphans); none for a hold with no recorded
     /// group leader ([`process::orphans`]).
     fn orphans(&mut self, hold: &Hold) -> Vec<u32>;
+    /// Whether `holder` is the service manager listening on `a`'s port
+    /// for `a`'s own service (the `.socket` unit `export systemd` wrote):
+    /// the worktree's listener, not a foreign one.
+    fn manager_holds(&mut self, a: &Allocation, holder: &Holder) -> bool {
+        let _ = (a, holder);
+        false
+    }
 }
 
 /// The real machine, with the worktree answer cached per call site.
@@ -115,6 +122,9 @@ impl System for RealSystem {
             (Some(pgid), Some(start)) if !self.holder_alive(hold) => process::orphans(pgid, start),
             _ => Vec::new(),
         }
+    }
+    fn manager_holds(&mut self, a: &Allocation, holder: &Holder) -> bool {
+        crate::background::systemd::socket_unit_holds(a, holder)
     }
 }
 

@@ -24,6 +24,9 @@
 //!   command, which keeps that pid. So `LISTEN_PID` names the server
 //!   without `pre_exec` or any unsafe code, and the child is the leader of
 //!   the process group the supervisor made.
+//! - Sockets a service manager passed to `run` (an exported `.socket`
+//!   unit) are taken over instead of bound ([`inherited`]) and handed on
+//!   the same way.
 //! - The caller keeps its [`Listener`]s while the service runs (and across
 //!   its restarts), and drops them once the children are gone, before the
 //!   ports are released: the port is never free while wtenv holds it.
@@ -47,6 +50,8 @@ use crate::config::{Config, Service};
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::probe;
+
+pub mod inherited;
 
 /// The hidden subcommand that places the sockets and execs the command.
 pub const EXEC_COMMAND: &str = "__listen-exec";

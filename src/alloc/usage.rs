@@ -53,6 +53,7 @@ pub fn classify(allocations: &[&Allocation], system: &mut dyn System) -> io::Res
                         || a.holders
                             .iter()
                             .any(|hold| system.descends_from(h.pid, hold.pid))
+                        || system.manager_holds(a, h)
                 });
             if own {
                 Usage::InUse(found)

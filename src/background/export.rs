@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 /// The formats `export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// A `.target` for the worktree and a `.service` per service.
+    /// A `.target` for the worktree, a `.service` per service and a
+    /// `.socket` per `socket = true` service.
     Systemd,
     /// A launchd agent plist per service.
     Launchd,
@@ -41,7 +42,7 @@ pub fn export(
     dir: &Path,
     options: &Options,
 ) -> Result<Vec<PathBuf>> {
-    crate::ports::reserve(ctx, scope)?;
+    let ports = crate::ports::reserve(ctx, scope)?;
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("could not create {}", dir.display()), e))?;
     let naming = Naming::of(scope);
@@ -65,25 +66,46 @@ pub fn export(
     match format {
         Format::Systemd => {
             let target = format!("{}.target", naming.group());
-            let units: Vec<String> = services
-                .iter()
-                .map(|s| format!("{}.service", naming.unit(&s.name)))
-                .collect();
+            // A `socket = true` service is started by its `.socket`: that
+            // is what the target and its dependents want.
+            let socket_port = |name: &str| {
+                scope
+                    .config
+                    .service(name)
+                    .filter(|s| s.socket)
+                    .and_then(|s| ports.get(&s.name).copied())
+            };
+            let entry = |name: &str| match socket_port(name) {
+                Some(_) => format!("{}.socket", naming.unit(name)),
+                None => format!("{}.service", naming.unit(name)),
+            };
+            let wanted: Vec<String> = services.iter().map(|s| entry(&s.name)).collect();
             write(
                 target.clone(),
-                systemd::target_file(&scope.worktree.root, &units),
+                systemd::target_file(&scope.worktree.root, &wanted),
             )?;
-            for (service, unit) in services.iter().zip(&units) {
+            for service in &services {
+                let unit = format!("{}.service", naming.unit(&service.name));
+                let socket = socket_port(&service.name).map(|port| {
+                    let name = format!("{}.socket", naming.unit(&service.name));
+                    let text = systemd::socket_file(&systemd::SocketUnit {
+                        service: &service.name,
+                        target: &target,
+                        unit: &unit,
+                        root: &scope.worktree.root,
+                        addr: std::net::SocketAddr::new(service.bind_addr(), port),
+                    });
+                    (name, text)
+                });
+                if let Some((name, text)) = &socket {
+                    write(name.clone(), text.clone())?;
+                }
                 let unit_ref = UnitRef {
                     manager: Manager::Systemd,
                     name: unit.clone(),
                 };
                 let argv = run_argv(ctx, service, &unit_ref, None, options)?;
-                let after = service
-                    .depends_on
-                    .iter()
-                    .map(|d| format!("{}.service", naming.unit(d)))
-                    .collect();
+                let after = service.depends_on.iter().map(|d| entry(d)).collect();
                 let text = systemd::service_file(&systemd::ServiceUnit {
                     service: &service.name,
                     target: &target,
@@ -92,8 +114,9 @@ pub fn export(
                     env: &env,
                     argv: &argv,
                     grace: options.grace,
+                    socket: socket.as_ref().map(|(name, _)| name.as_str()),
                 });
-                write(unit.clone(), text)?;
+                write(unit, text)?;
             }
         }
         Format::Launchd => {

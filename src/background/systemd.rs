@@ -193,6 +193,42 @@ pub fn stop(records: &[&Record]) -> Result<()> {
     Ok(())
 }
 
+/// Whether `holder` is a systemd manager that listens on `a`'s port
+/// through the `.socket` unit `export systemd` wrote for `a`'s service
+/// (active, listening on that port): the port is the worktree's, held by
+/// the manager between (and before) the service's runs. Asked only of a
+/// listener no other rule owns, so `env` spawns nothing for it normally.
+pub fn socket_unit_holds(a: &crate::registry::Allocation, holder: &crate::probe::Holder) -> bool {
+    let program = holder.command.split(' ').next().unwrap_or_default();
+    if std::path::Path::new(program).file_name() != Some("systemd".as_ref()) {
+        return false;
+    }
+    let unit = super::Naming::of_worktree(&a.repository, &a.worktree).unit(&a.service);
+    let out = systemctl(&[
+        "show",
+        "--property=ActiveState,Listen",
+        "--",
+        &format!("{unit}.socket"),
+    ])
+    .stderr(Stdio::null())
+    .output();
+    match out {
+        Ok(o) if o.status.success() => listens_on(&String::from_utf8_lossy(&o.stdout), a.port),
+        _ => false,
+    }
+}
+
+/// `systemctl show --property=ActiveState,Listen` of a socket unit: active
+/// and one of its streams on `port` (`Listen=[::]:5000 (Stream)`).
+fn listens_on(text: &str, port: u16) -> bool {
+    let suffix = format!(":{port} (Stream)");
+    text.lines().any(|l| l == "ActiveState=active")
+        && text
+            .lines()
+            .filter_map(|l| l.strip_prefix("Listen="))
+            .any(|l| l.ends_with(&suffix))
+}
+
 /// A value in a unit file's double quotes: C-style escapes for `\`, `"`
 /// and control characters, `%%` for a literal `%` (specifiers), and, in a
 /// command line (`exec`), `$$` for a literal `$` (no variable expansion).
@@ -232,6 +268,9 @@ pub struct ServiceUnit<'a> {
     pub env: &'a [(String, OsString)],
     pub argv: &'a [OsString],
     pub grace: Duration,
+    /// The `.socket` unit (with suffix) that starts it on the first
+    /// connection and passes it the listening socket, if any.
+    pub socket: Option<&'a str>,
 }
 
 /// The text of an exported `.service`: part of the worktree's target,
@@ -248,6 +287,9 @@ pub fn service_file(unit: &ServiceUnit) -> String {
         let after = unit.after.join(" ");
         out.push_str(&format!("Wants={after}\nAfter={after}\n"));
     }
+    if let Some(socket) = unit.socket {
+        out.push_str(&format!("Requires={socket}\nAfter={socket}\n"));
+    }
     out.push_str("\n[Service]\nType=simple\n");
     out.push_str(&format!(
         "WorkingDirectory={}\n",
@@ -262,9 +304,52 @@ pub fn service_file(unit: &ServiceUnit) -> String {
     let exec: Vec<String> = unit.argv.iter().map(|a| quote(&lossy(a), true)).collect();
     out.push_str(&format!("ExecStart={}\n", exec.join(" ")));
     out.push_str(&format!(
-        "KillMode=mixed\nTimeoutStopSec={}ms\n\n[Install]\nWantedBy={}\n",
+        "KillMode=mixed\nTimeoutStopSec={}ms\n",
         stop_timeout(unit.grace).as_millis(),
-        unit.target
+    ));
+    // A socket-activated service is started by its socket, not installed.
+    if unit.socket.is_none() {
+        out.push_str(&format!("\n[Install]\nWantedBy={}\n", unit.target));
+    }
+    out
+}
+
+/// What one exported `.socket` says.
+#[derive(Debug, Clone)]
+pub struct SocketUnit<'a> {
+    pub service: &'a str,
+    /// The worktree's `.target` (with suffix).
+    pub target: &'a str,
+    /// The `.service` it starts (with suffix).
+    pub unit: &'a str,
+    pub root: &'a std::path::Path,
+    /// The service's address (`bind`, else `[::]`) and reserved port.
+    pub addr: std::net::SocketAddr,
+}
+
+/// The text of an exported `.socket`: systemd listens on the reserved
+/// port (dual-stack on `[::]`, as `run --sockets` binds it) and starts the
+/// service on the first connection, passing the socket named after the
+/// service (`LISTEN_FDNAMES`), which its `wtenv run` hands on.
+pub fn socket_file(unit: &SocketUnit) -> String {
+    let mut out = format!(
+        "[Unit]\nDescription=wtenv: socket of service {} of {}\nPartOf={}\n\n[Socket]\nListenStream={}\n",
+        describe(unit.service),
+        describe(&unit.root.display().to_string()),
+        unit.target,
+        unit.addr
+    );
+    if let std::net::IpAddr::V6(ip) = unit.addr.ip() {
+        let only = if ip.is_unspecified() {
+            "both"
+        } else {
+            "ipv6-only"
+        };
+        out.push_str(&format!("BindIPv6Only={only}\n"));
+    }
+    out.push_str(&format!(
+        "FileDescriptorName={}\nService={}\n\n[Install]\nWantedBy={}\n",
+        unit.service, unit.unit, unit.target
     ));
     out
 }
@@ -304,6 +389,49 @@ mod tests {
         );
         assert_eq!(quote("K=$V", false), r#""K=$V""#);
         assert_eq!(quote("two\nlines", false), r#""two\nlines""#);
+    }
+
+    #[test]
+    fn a_socket_unit_listens_on_a_port_only_while_active() {
+        let text = "ActiveState=active\nListen=[::]:5000 (Stream)\n";
+        assert!(listens_on(text, 5000));
+        assert!(!listens_on(text, 500));
+        assert!(!listens_on(
+            "ActiveState=inactive\nListen=[::]:5000 (Stream)\n",
+            5000
+        ));
+        assert!(!listens_on(
+            "ActiveState=active\nListen=[::]:5000 (Datagram)\n",
+            5000
+        ));
+    }
+
+    #[test]
+    fn socket_files_listen_dual_stack_unless_an_address_is_bound() {
+        let root = std::path::Path::new("/w");
+        let unit = |addr: &str| SocketUnit {
+            service: "web",
+            target: "t.target",
+            unit: "w-web.service",
+            root,
+            addr: addr.parse().unwrap(),
+        };
+        let any = socket_file(&unit("[::]:5000"));
+        assert!(
+            any.contains("ListenStream=[::]:5000\nBindIPv6Only=both\n"),
+            "{any}"
+        );
+        assert!(
+            any.contains("FileDescriptorName=web\nService=w-web.service\n"),
+            "{any}"
+        );
+        let v4 = socket_file(&unit("127.0.0.1:5000"));
+        assert!(v4.contains("ListenStream=127.0.0.1:5000\n") && !v4.contains("BindIPv6Only"));
+        let v6 = socket_file(&unit("[::1]:5000"));
+        assert!(
+            v6.contains("ListenStream=[::1]:5000\nBindIPv6Only=ipv6-only\n"),
+            "{v6}"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::report;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// systemd: a .target and a .service per service; launchd: a plist per service.
+    /// systemd: a .target, a .service per service, a .socket per socket = true service; launchd: a plist per service.
     #[arg(value_enum)]
     pub format: Format,
     /// Where to write them (default: ~/.config/systemd/user, ~/Library/LaunchAgents).

@@ -67,6 +67,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    // Before anything is spawned: sockets a service manager passed us
+    // become ours (close-on-exec), so only the hand-off passes them on.
+    let passed = sockets::inherited::take()?;
     if args.setsid {
         nix::unistd::setsid().map_err(|e| Error::io("could not start a session", e.into()))?;
     }
@@ -108,10 +111,20 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         return Err(Error::Interrupted(sig as i32));
     }
     let handed = sockets::run_services(&scope.config, args.sockets, &args.services)?;
-    let listeners = if handed.is_empty() {
+    let listeners = if handed.is_empty() && passed.is_empty() {
         Vec::new()
     } else {
-        sockets::bind_services(&handed, &scope.allocated_ports(&ctx.registry)?)?
+        // The manager's sockets are handed on as they are; only the
+        // services it passed none for are bound here.
+        let ports = scope.allocated_ports(&ctx.registry)?;
+        let mut listeners =
+            sockets::inherited::assign(passed, &scope.config, &args.services, &ports)?;
+        let rest: Vec<_> = handed
+            .into_iter()
+            .filter(|s| listeners.iter().all(|l| l.service != s.name))
+            .collect();
+        listeners.extend(sockets::bind_services(&rest, &ports)?);
+        listeners
     };
     let mut expr = if listeners.is_empty() {
         duct::cmd(&args.command[0], &args.command[1..])

@@ -828,6 +828,130 @@ fn exported_systemd_units_verify_load_and_serve_on_the_reserved_ports() {
     }));
 }
 
+/// `export systemd` for `socket = true` services, under the real user
+/// manager: systemd listens on the reserved ports (web dual-stack, api on
+/// its `bind`), `env` takes that listener as the worktree's own, the first
+/// connection starts the service with the socket at fd 3 and `LISTEN_PID`
+/// its own pid, and stopping the target frees the ports.
+#[test]
+fn exported_socket_units_start_the_service_on_the_first_connection_with_the_socket() {
+    use crate::sockets::{APP, NODE, get_patiently};
+    let t = TestEnv::new();
+    t.write_config(
+        r#"
+[services.web]
+socket = true
+run = "node server.js"
+[services.api]
+socket = true
+bind = "127.0.0.1"
+run = "uvicorn --fd 3 --log-level warning app:asgi"
+"#,
+    );
+    std::fs::write(t.repo.join("app.py"), APP).unwrap();
+    std::fs::write(t.repo.join("server.js"), NODE).unwrap();
+    let m = UserManager::start(&t);
+    let (web, api) = ports(&t);
+    let dir = t.root().join("units");
+    let export = run(&mut m.wtenv(&t, &["export", "systemd", dir.to_str().unwrap()]));
+    assert_eq!(export.code, Some(0), "{export}");
+    let n = naming(&t);
+    let target = format!("{}.target", n.group());
+    let socket = |s: &str| format!("{}.socket", n.unit(s));
+    let service = |s: &str| format!("{}.service", n.unit(s));
+    let files: Vec<&str> = export.stdout.lines().collect();
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| {
+            Path::new(f)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            target.clone(),
+            socket("web"),
+            service("web"),
+            socket("api"),
+            service("api")
+        ]
+    );
+    let read = |name: String| std::fs::read_to_string(dir.join(name)).unwrap();
+    let web_socket = read(socket("web"));
+    assert!(
+        web_socket.contains(&format!(
+            "ListenStream=[::]:{web}\nBindIPv6Only=both\nFileDescriptorName=web\n"
+        )),
+        "{web_socket}"
+    );
+    let api_socket = read(socket("api"));
+    assert!(
+        api_socket.contains(&format!(
+            "ListenStream=127.0.0.1:{api}\nFileDescriptorName=api\n"
+        )),
+        "{api_socket}"
+    );
+
+    let mut verify = Command::new("systemd-analyze");
+    t.apply_env(&mut verify);
+    let verified = run(verify
+        .env("XDG_RUNTIME_DIR", &m.runtime)
+        .args(["verify", "--user"])
+        .args(&files));
+    assert_eq!(verified.code, Some(0), "{verified}");
+    assert!(verified.stderr.trim().is_empty(), "{verified}");
+
+    let mut link = vec!["link"];
+    link.extend(&files);
+    assert_eq!(m.systemctl(&t, &link).code, Some(0));
+    let start = m.systemctl(&t, &["start", &target]);
+    assert_eq!(start.code, Some(0), "{start}");
+    // systemd listens; no service runs until a connection comes.
+    assert!(wait_for(PATIENCE, || !free(web) && !free(api)));
+    for s in ["web", "api"] {
+        let state = m.systemctl(&t, &["is-active", &service(s)]);
+        assert_eq!(state.stdout.trim(), "inactive", "{s}: {state}");
+    }
+    // The manager's listener is the worktree's own, not a foreign holder.
+    let env = run(&mut m.wtenv(&t, &["env"]));
+    assert_eq!(env.code, Some(0), "{env}");
+
+    for (s, port) in [("web", web), ("api", api)] {
+        let logs = || {
+            m.systemctl(&t, &["status", "--no-pager", &service(s)])
+                .to_string()
+        };
+        let answer = get_patiently(port, &logs);
+        let pid = answer["pid"].as_u64().unwrap();
+        assert_eq!(
+            answer["listen_pid"].as_str(),
+            Some(pid.to_string().as_str()),
+            "{s}: LISTEN_PID is not the server's pid: {answer}"
+        );
+        assert_eq!(answer["listen_fds"], "1", "{answer}");
+        assert_eq!(answer["listen_fdnames"], s, "{answer}");
+        assert_eq!(answer["web_port"], web.to_string(), "{answer}");
+        let state = m.systemctl(&t, &["is-active", &service(s)]);
+        assert_eq!(state.stdout.trim(), "active", "{s}: {state}");
+        // Held by the unit's `run`, which binds nothing: the server's
+        // socket is systemd's.
+        assert_eq!(holders(&t, s)[0]["unit"]["name"], service(s).as_str());
+        assert!(listeners(port).contains(&(pid as u32)), "{s}");
+    }
+    // Dual-stack: web answers IPv6 clients too.
+    assert!(TcpStream::connect(("::1", web)).is_ok());
+
+    let stop = m.systemctl(&t, &["stop", &target]);
+    assert_eq!(stop.code, Some(0), "{stop}");
+    assert!(wait_for(PATIENCE, || {
+        holders(&t, "web").is_empty() && holders(&t, "api").is_empty() && free(web) && free(api)
+    }));
+}
+
 #[test]
 fn exported_launchd_plists_carry_the_program_directory_and_environment() {
     let t = TestEnv::new();

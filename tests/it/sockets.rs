@@ -19,7 +19,7 @@ use crate::supervise::{PATIENCE, Wtenv, alive, group_survivors};
 use crate::support::{TestEnv, run, wait_for};
 
 /// One ASGI and one WSGI app, answering what their process was given.
-const APP: &str = r#"
+pub(crate) const APP: &str = r#"
 import json, os
 
 def info():
@@ -45,7 +45,7 @@ def wsgi(environ, start_response):
 "#;
 
 /// The Node server: the socket at fd 3, as systemd passes it.
-const NODE: &str = r#"
+pub(crate) const NODE: &str = r#"
 const http = require("http");
 http.createServer((req, res) => {
   res.setHeader("content-type", "application/json");
@@ -86,7 +86,7 @@ fn web_port(t: &TestEnv) -> u16 {
 
 /// `GET /` over HTTP/1.0 on 127.0.0.1:`port`: the JSON body, once the
 /// server answers.
-fn get(port: u16) -> Option<Value> {
+pub(crate) fn get(port: u16) -> Option<Value> {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -98,7 +98,7 @@ fn get(port: u16) -> Option<Value> {
     serde_json::from_str(body).ok()
 }
 
-fn get_patiently(port: u16, what: &dyn Fn() -> String) -> Value {
+pub(crate) fn get_patiently(port: u16, what: &dyn Fn() -> String) -> Value {
     let mut got = None;
     assert!(
         wait_for(PATIENCE, || {

@@ -1,0 +1,136 @@
+//! Sockets a service manager passed to `wtenv run` (systemd socket
+//! activation: an exported `.socket` unit starts its `.service` on the
+//! first connection). `run` takes them at start-up and hands them on to
+//! its command exactly as it hands on the sockets it binds itself
+//! ([`super::handoff`]), binding nothing: the manager holds the port.
+//!
+//! Contract (systemd's `sd_listen_fds`):
+//! - the sockets are ours only when `LISTEN_PID` is our own pid; otherwise
+//!   the variables were meant for an ancestor and are ignored;
+//! - they are fd 3 .. 3 + `LISTEN_FDS`, named by `LISTEN_FDNAMES`
+//!   (`:`-separated; an exported unit names each by its service);
+//! - each is taken as a close-on-exec copy (`pidfd_getfd` on our own
+//!   pidfd, which needs no unsafe code) and the inherited descriptor is
+//!   closed, so nothing `run` spawns inherits it except through the
+//!   hand-off.
+
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+
+use socket2::{Socket, Type};
+
+use super::{FIRST_FD, Listener, MAX_SOCKETS};
+use crate::alloc::Ports;
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// One socket the manager passed, with the name it gave it.
+#[derive(Debug)]
+pub struct Passed {
+    pub name: Option<String>,
+    pub addr: SocketAddr,
+    socket: Socket,
+}
+
+/// The sockets passed to this process, if any (empty when `LISTEN_PID`
+/// is not our pid or `LISTEN_FDS` is unset).
+pub fn take() -> Result<Vec<Passed>> {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|p| p == std::process::id());
+    let count = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    if !ours || count == 0 {
+        return Ok(Vec::new());
+    }
+    if count > MAX_SOCKETS {
+        return Err(Error::invalid(format!(
+                "the service manager passed {count} sockets (LISTEN_FDS); at most {MAX_SOCKETS} are taken"
+            )).with_hint("pass fewer sockets to one unit"));
+    }
+    let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
+        .map(|n| n.split(':').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let failed = |e: std::io::Error| {
+        Error::io(
+            "could not take the sockets the service manager passed (LISTEN_FDS)",
+            e,
+        )
+    };
+    let me = rustix::process::pidfd_open(
+        rustix::process::getpid(),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .map_err(|e| failed(e.into()))?;
+    let mut passed = Vec::with_capacity(count);
+    for i in 0..count {
+        let fd = FIRST_FD + i as i32;
+        let copy: OwnedFd =
+            rustix::process::pidfd_getfd(&me, fd, rustix::process::PidfdGetfdFlags::empty())
+                .map_err(|e| failed(e.into()))?;
+        // The inherited descriptor is nobody's in this process (it came
+        // with the exec): close it now that the copy holds the socket.
+        nix::unistd::close(fd).map_err(|e| failed(e.into()))?;
+        let socket = Socket::from(copy);
+        let addr = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .filter(|_| socket.r#type().is_ok_and(|t| t == Type::STREAM))
+            .ok_or_else(|| {
+                Error::invalid(format!("descriptor {fd} the service manager passed is not a TCP socket")).with_hint("wtenv takes TCP listening sockets only (ListenStream= with an address and port)")
+            })?;
+        passed.push(Passed {
+            name: names.get(i).filter(|n| !n.is_empty()).cloned(),
+            addr,
+            socket,
+        });
+    }
+    Ok(passed)
+}
+
+/// The passed sockets as the listeners of `services` (the `--service`
+/// names): each goes to the service it is named after, or, one socket for
+/// one service, to that service whatever its name. Its port must be the
+/// service's port in `ports`, so the command's socket and its `*_PORT`
+/// variable agree.
+pub fn assign(
+    passed: Vec<Passed>,
+    config: &Config,
+    services: &[String],
+    ports: &Ports,
+) -> Result<Vec<Listener>> {
+    let only = (passed.len() == 1 && services.len() == 1).then(|| services[0].clone());
+    passed
+        .into_iter()
+        .map(|p| {
+            let service = match (&p.name, &only) {
+                (Some(name), _) if config.service(name).is_some() => name.clone(),
+                (_, Some(service)) => service.clone(),
+                (name, None) => {
+                    return Err(Error::invalid(format!(
+                            "the service manager passed a socket on {} named {:?}, which is no service of wtenv.toml",
+                            p.addr,
+                            name.as_deref().unwrap_or("")
+                        )).with_hint("name each socket after its service (FileDescriptorName=SERVICE), as 'wtenv export systemd' does"));
+                }
+            };
+            let port = ports.get(&service).copied();
+            if port != Some(p.addr.port()) {
+                return Err(Error::refused(format!(
+                        "the socket the service manager passed for service {service} listens on {}, but {service}'s port is {}",
+                        p.addr,
+                        port.map_or("not allocated".to_owned(), |p| p.to_string())
+                    )).with_hint("export the units again ('wtenv export systemd') and reload them"));
+            }
+            Ok(Listener {
+                service,
+                addr: p.addr,
+                socket: p.socket,
+            })
+        })
+        .collect()
+}
