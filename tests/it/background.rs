@@ -110,6 +110,23 @@ impl UserManager {
         cmd
     }
 
+    /// `systemd-analyze verify --user` passes on `files`, silently, and
+    /// `systemctl --user link` loads them.
+    pub fn verify_and_link(&self, t: &TestEnv, files: &[&str]) {
+        let mut verify = Command::new("systemd-analyze");
+        t.apply_env(&mut verify);
+        let verified = run(verify
+            .env("XDG_RUNTIME_DIR", &self.runtime)
+            .args(["verify", "--user"])
+            .args(files));
+        assert_eq!(verified.code, Some(0), "{verified}");
+        assert!(verified.stderr.trim().is_empty(), "{verified}");
+        let mut link = vec!["link"];
+        link.extend(files);
+        let linked = self.systemctl(t, &link);
+        assert_eq!(linked.code, Some(0), "{linked}");
+    }
+
     /// `wtenv ARGS` in `dir`, reaching this manager.
     pub fn wtenv_in(&self, t: &TestEnv, dir: &Path, args: &[&str]) -> Command {
         let mut cmd = t.wtenv_in(dir, args);
@@ -803,18 +820,7 @@ fn exported_systemd_units_verify_load_and_serve_on_the_reserved_ports() {
         .collect();
     assert_eq!(ports, vec![(web, "web".into()), (api, "api".into())]);
 
-    let mut verify = Command::new("systemd-analyze");
-    t.apply_env(&mut verify);
-    let verified = run(verify
-        .env("XDG_RUNTIME_DIR", &m.runtime)
-        .args(["verify", "--user"])
-        .args(&files));
-    assert_eq!(verified.code, Some(0), "{verified}");
-    assert!(verified.stderr.trim().is_empty(), "{verified}");
-
-    let mut link = vec!["link"];
-    link.extend(&files);
-    assert_eq!(m.systemctl(&t, &link).code, Some(0));
+    m.verify_and_link(&t, &files);
     let start = m.systemctl(&t, &["start", &target]);
     assert_eq!(start.code, Some(0), "{start}");
     assert!(wait_for(PATIENCE, || serves(web) && serves(api)));
@@ -896,18 +902,7 @@ run = "uvicorn --fd 3 --log-level warning app:asgi"
         "{api_socket}"
     );
 
-    let mut verify = Command::new("systemd-analyze");
-    t.apply_env(&mut verify);
-    let verified = run(verify
-        .env("XDG_RUNTIME_DIR", &m.runtime)
-        .args(["verify", "--user"])
-        .args(&files));
-    assert_eq!(verified.code, Some(0), "{verified}");
-    assert!(verified.stderr.trim().is_empty(), "{verified}");
-
-    let mut link = vec!["link"];
-    link.extend(&files);
-    assert_eq!(m.systemctl(&t, &link).code, Some(0));
+    m.verify_and_link(&t, &files);
     let start = m.systemctl(&t, &["start", &target]);
     assert_eq!(start.code, Some(0), "{start}");
     // systemd listens; no service runs until a connection comes.
