@@ -36,6 +36,10 @@ pub const HOOK_SAVED: &str = "__WTENV_SAVED";
 pub const DIRENV_WATCHES: &str = "DIRENV_WATCHES";
 /// The socket-activation protocol: how many sockets start at fd 3.
 pub const LISTEN_FDS: &str = "LISTEN_FDS";
+/// The socket-activation protocol: the pid the sockets are for.
+pub const LISTEN_PID: &str = "LISTEN_PID";
+/// The socket-activation protocol: the sockets' names, `:`-separated.
+pub const LISTEN_FDNAMES: &str = "LISTEN_FDNAMES";
 
 /// One variable, read once: `None` when unset or empty.
 macro_rules! once {
@@ -120,6 +124,16 @@ pub fn hook_state() -> (Option<&'static OsString>, Option<&'static OsString>) {
 /// `LISTEN_FDS`, when it is text.
 pub fn listen_fds() -> Option<&'static str> {
     once!(LISTEN_FDS).and_then(|v| v.to_str())
+}
+
+/// `LISTEN_PID`, when it is text.
+pub fn listen_pid() -> Option<&'static str> {
+    once!(LISTEN_PID).and_then(|v| v.to_str())
+}
+
+/// `LISTEN_FDNAMES`, when it is text.
+pub fn listen_fdnames() -> Option<&'static str> {
+    once!(LISTEN_FDNAMES).and_then(|v| v.to_str())
 }
 
 /// The value of a variable wtenv does not interpret but passes on or

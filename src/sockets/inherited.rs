@@ -23,6 +23,7 @@ use super::{FIRST_FD, Listener, MAX_SOCKETS};
 use crate::alloc::Ports;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::settings;
 
 /// One socket the manager passed, with the name it gave it.
 #[derive(Debug)]
@@ -35,12 +36,10 @@ pub struct Passed {
 /// The sockets passed to this process, if any (empty when `LISTEN_PID`
 /// is not our pid or `LISTEN_FDS` is unset).
 pub fn take() -> Result<Vec<Passed>> {
-    let ours = std::env::var("LISTEN_PID")
-        .ok()
+    let ours = settings::listen_pid()
         .and_then(|p| p.parse::<u32>().ok())
         .is_some_and(|p| p == std::process::id());
-    let count = std::env::var("LISTEN_FDS")
-        .ok()
+    let count = settings::listen_fds()
         .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or(0);
     if !ours || count == 0 {
@@ -51,8 +50,8 @@ pub fn take() -> Result<Vec<Passed>> {
                 "the service manager passed {count} sockets (LISTEN_FDS); at most {MAX_SOCKETS} are taken"
             )).with_hint("pass fewer sockets to one unit"));
     }
-    let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
-        .map(|n| n.split(':').map(str::to_owned).collect())
+    let names: Vec<&str> = settings::listen_fdnames()
+        .map(|n| n.split(':').collect())
         .unwrap_or_default();
     let failed = |e: std::io::Error| {
         Error::io(
@@ -84,7 +83,10 @@ pub fn take() -> Result<Vec<Passed>> {
                 Error::invalid(format!("descriptor {fd} the service manager passed is not a TCP socket")).with_hint("wtenv takes TCP listening sockets only (ListenStream= with an address and port)")
             })?;
         passed.push(Passed {
-            name: names.get(i).filter(|n| !n.is_empty()).cloned(),
+            name: names
+                .get(i)
+                .filter(|n| !n.is_empty())
+                .map(|n| n.to_string()),
             addr,
             socket,
         });
