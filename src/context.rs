@@ -20,7 +20,6 @@ pub struct Ctx {
     pub color: bool,
     /// `--color`, for the streams decided on demand ([`Ctx::color_stdout`]).
     pub color_choice: clap::ColorChoice,
-    pub quiet: bool,
     /// `-v` count (`validate` lists every allocation with it).
     pub verbose: u8,
     /// Config warnings already given, without their file: `create` reads

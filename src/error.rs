@@ -66,10 +66,13 @@ pub enum Error {
         holders: Vec<Holder>,
     },
 
-    /// No free port left in any of a purpose's ranges; `ranges` is their
-    /// label (`range 5000-5099`, `ranges 5400-5499, 15400-15499`).
-    #[error("no free port left in {purpose} {ranges}")]
-    RangeExhausted { purpose: String, ranges: String },
+    /// No free port left in any of a purpose's ranges (said as `range
+    /// 5000-5099`, `ranges 5400-5499, 15400-15499`).
+    #[error("no free port left in {purpose} {}", ranges.label())]
+    RangeExhausted {
+        purpose: String,
+        ranges: crate::config::Ranges,
+    },
 
     /// `at`: where a syntax or type error is (`wtenv.toml:3:10: ...`);
     /// `key` is empty for a syntax error.

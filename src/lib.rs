@@ -87,11 +87,11 @@ pub fn run(cli: Cli) -> Outcome {
         registry,
         config,
         verbose,
-        quiet,
         color,
         command,
+        ..
     } = cli;
-    match commands::dispatch(command, || context(registry, config, color, quiet, verbose)) {
+    match commands::dispatch(command, || context(registry, config, color, verbose)) {
         Ok(outcome) => outcome,
         Err(err) => {
             report::error(&err);
@@ -116,7 +116,6 @@ fn context(
     registry: Option<std::path::PathBuf>,
     config_path: Option<std::path::PathBuf>,
     color: clap::ColorChoice,
-    quiet: bool,
     verbose: u8,
 ) -> error::Result<context::Ctx> {
     let registry_path = match registry {
@@ -131,7 +130,6 @@ fn context(
         cwd,
         color: color_enabled(color, std::io::stderr().is_terminal()),
         color_choice: color,
-        quiet,
         verbose,
         warned: Default::default(),
     })

@@ -275,7 +275,10 @@ mod tests {
     fn an_error_drops_its_hint_when_quiet_and_an_interruption_says_nothing() {
         let err = Error::RangeExhausted {
             purpose: "feature".into(),
-            ranges: "range 5000-5009".into(),
+            ranges: Ranges::one(PortRange {
+                start: 5000,
+                end: 5009,
+            }),
         };
         let quiet = render(&err, true);
         assert_eq!(

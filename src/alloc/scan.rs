@@ -155,7 +155,7 @@ pub fn scan_ranges(
     if free.len() < count {
         return Err(Error::RangeExhausted {
             purpose: req.purpose.to_owned(),
-            ranges: req.ranges.label(),
+            ranges: req.ranges.clone(),
         });
     }
     Ok(free)

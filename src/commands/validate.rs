@@ -265,7 +265,7 @@ fn stop_orphans(args: &Args, ctx: &Ctx) -> Result<()> {
     for ((pgid, start), (holder, orphans, ports)) in groups {
         let named = alloc::describe_pids(&orphans);
         let left = supervise::orphans::stop(pgid, start, supervise::orphans::GRACE);
-        if args.json || ctx.quiet {
+        if args.json || crate::report::quiet() {
             continue;
         }
         let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
