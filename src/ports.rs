@@ -50,6 +50,22 @@ pub fn ensure_verified(
     mode: &HoldMode,
     skip_occupied: bool,
 ) -> Result<Vec<(String, String)>> {
+    let (vars, untrusted) = verify(ctx, scope, mode, skip_occupied)?;
+    // The one gate of [env], for every integration (hooks, direnv, nix,
+    // `run`, `up`): what it leaves out is said in one line.
+    if let Some(message) = untrusted {
+        report::warn(&message);
+    }
+    Ok(vars)
+}
+
+/// The worktree's variables, and the line saying what an untrusted `[env]`
+/// left out.
+pub type Verified = (Vec<(String, String)>, Option<String>);
+
+/// [`ensure_verified`], giving the line about an untrusted `[env]` to the
+/// caller instead of saying it: the prompt hook says it once per worktree.
+pub fn verify(ctx: &Ctx, scope: &Scope, mode: &HoldMode, skip_occupied: bool) -> Result<Verified> {
     let mut system = RealSystem::new(&ctx.registry);
     let request = scope.request(skip_occupied);
     let (ports, mine) = alloc::ensure_allocations(&ctx.registry, &request, mode, &mut system)?;
@@ -69,18 +85,14 @@ pub fn ensure_verified(
             ports: foreign,
         });
     }
-    // The one gate of [env], for every integration (hooks, direnv, nix,
-    // `run`, `up`): what it leaves out is said in one line.
     let gate = trust::Gate::of(
         &ctx.registry,
         &scope.worktree.common_dir,
         &scope.config,
         ctx.config_path.is_some(),
     );
-    if let Some(message) = gate.message(&scope.config) {
-        report::warn(&message);
-    }
-    Ok(exports::variables(scope, &ports, gate.applies()))
+    let vars = exports::variables(scope, &ports, gate.applies());
+    Ok((vars, gate.message(&scope.config)))
 }
 
 /// Reserves every service's port for `scope`'s worktree (sticky, fail

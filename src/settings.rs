@@ -32,6 +32,9 @@ pub const HOOK_DIFF: &str = "__WTENV_DIFF";
 /// before it set them (restored on leaving, as direnv does); a name it
 /// lacks was unset.
 pub const HOOK_SAVED: &str = "__WTENV_SAVED";
+/// Set by the prompt hook: the trust warning it last showed, so that a
+/// `cd` inside the same worktree does not repeat it.
+pub const HOOK_WARNED: &str = "__WTENV_WARNED";
 /// Set by direnv: the files it watches (extended, never replaced).
 pub const DIRENV_WATCHES: &str = "DIRENV_WATCHES";
 /// The socket-activation protocol: how many sockets start at fd 3.
@@ -119,6 +122,11 @@ pub fn direnv_watches() -> Option<&'static str> {
 /// `Some("")` (the hook ran and exported nothing).
 pub fn hook_state() -> (Option<&'static OsString>, Option<&'static OsString>) {
     (once!(HOOK_DIFF, raw), once!(HOOK_SAVED, raw))
+}
+
+/// The trust warning the shell hook last showed (`HOOK_WARNED`).
+pub fn hook_warned() -> Option<&'static str> {
+    once!(HOOK_WARNED).and_then(|v| v.to_str())
 }
 
 /// `LISTEN_FDS`, when it is text.

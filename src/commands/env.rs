@@ -21,10 +21,10 @@ use crate::config::is_env_name;
 use crate::context::{Ctx, Scope};
 use crate::error::Result;
 use crate::exit::Outcome;
-use crate::ports::{ensure_verified, hold_for};
+use crate::ports::{ensure_verified, hold_for, verify};
 use crate::shell::{self, Format};
 use crate::worktree::Worktree;
-use crate::{direnv, output, settings, trust};
+use crate::{direnv, output, report, settings, trust};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -184,6 +184,11 @@ fn hook_changes(
 }
 
 /// The hook's variables: none outside a worktree with a config file.
+///
+/// The line about an untrusted `[env]` is said on entering the worktree,
+/// not again on each `cd` inside it: the hook exports the line it said
+/// (`__WTENV_WARNED`, gone once the shell leaves), and says a line only
+/// when it differs (another worktree, or a new reason).
 fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Vec<(String, String)>> {
     let Some(worktree) = Worktree::discover(&ctx.cwd)? else {
         return Ok(vec![]);
@@ -192,5 +197,12 @@ fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Vec<(String, String)>> {
     if scope.config.source.is_none() && ctx.config_path.is_none() {
         return Ok(vec![]);
     }
-    ensure_verified(ctx, &scope, &HoldMode::Reserve, args.skip_occupied)
+    let (mut vars, untrusted) = verify(ctx, &scope, &HoldMode::Reserve, args.skip_occupied)?;
+    if let Some(line) = untrusted {
+        if settings::hook_warned() != Some(line.as_str()) {
+            report::warn(&line);
+        }
+        vars.push((settings::HOOK_WARNED.into(), line));
+    }
+    Ok(vars)
 }

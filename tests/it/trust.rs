@@ -269,9 +269,9 @@ fn commit_config(t: &TestEnv, text: &str) {
 }
 
 /// In each shell: the first prompt exports the ports but not `[env]`
-/// (node runs clean) and says so in one line; after `wtenv trust` the next
-/// prompt applies it; after an edit of the config, re-entering leaves it
-/// out again.
+/// (node runs clean) and says so in one line, not again on a `cd` inside
+/// the worktree; after `wtenv trust` the next prompt applies it; after an
+/// edit of the config, re-entering leaves it out again and says why.
 #[test]
 fn env_applies_in_the_prompt_hooks_only_while_the_config_is_trusted() {
     for sh in SHELLS {
@@ -284,7 +284,8 @@ fn env_applies_in_the_prompt_hooks_only_while_the_config_is_trusted() {
             .map(|n| t.root().join(format!("{n}.env")))
             .collect();
         let lines = format!(
-            "source {hook}\nenv -0 > {before}\nnode -e 0\nwtenv trust\nenv -0 > {trusted}\n\
+            "source {hook}\nenv -0 > {before}\nnode -e 0\nmkdir -p sub\ncd sub\ncd ..\n\
+             wtenv trust\nenv -0 > {trusted}\n\
              echo '# edited' >> wtenv.toml\ncd ..\ncd {repo}\nenv -0 > {changed}\n",
             hook = q(&hook),
             before = q(&files[0]),
