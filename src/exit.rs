@@ -48,7 +48,7 @@ impl Outcome {
 
 #[cfg(unix)]
 fn reraise(sig: i32) {
-    // Restores SIG_DFL (our signal thread replaced it), unblocks and raises:
+    // Restores SIG_DFL (our signal handler replaced it), unblocks and raises:
     // the process dies of `sig`, as the parent shell expects.
     let _ = signal_hook::low_level::emulate_default_handler(sig);
 }

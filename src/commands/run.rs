@@ -2,7 +2,7 @@
 //! variables, its ports held by this wtenv while it runs, released on every
 //! exit path.
 //!
-//! Order matters: the signal thread first (a Ctrl-C from here on is ours),
+//! Order matters: the signal handlers first (a Ctrl-C from here on is ours),
 //! then the release guard (so a failure after the registry write still
 //! releases), then allocate-and-hold (one short transaction), then spawn,
 //! then, once the child has run for [`supervise::SETTLE`], record its pgid

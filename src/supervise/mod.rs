@@ -6,10 +6,12 @@
 //!   std's `process_group(0)`: no `pre_exec`, no unsafe). Its [`Pgid`] is its
 //!   pid, known at spawn; we never `getpgid` after the fact, and we always
 //!   signal the group (`killpg`), never only the leader ([`group`]).
-//! - The signal thread ([`signal`]) is registered in [`Supervisor::new`],
-//!   before any spawn. SIGINT/SIGTERM/SIGHUP/SIGQUIT are forwarded to every
-//!   group once; after the grace the groups get SIGKILL; a second SIGINT
-//!   kills at once ([`Escalation`], a plain state machine).
+//! - The signal handlers ([`signal`]: one self-pipe, read by the loop
+//!   itself; no thread waits on signals or children) are installed in
+//!   [`Supervisor::new`], before any spawn. SIGINT/SIGTERM/SIGHUP/SIGQUIT
+//!   are forwarded to every group once; after the grace the groups get
+//!   SIGKILL; a second SIGINT kills at once ([`Escalation`], a plain state
+//!   machine).
 //!   A stopped group also gets SIGCONT, so it acts on the signal at once.
 //! - After a leader exits, what is left of its group (the server `npm start`
 //!   left behind) gets SIGTERM, then SIGKILL after the grace: a group is
@@ -48,9 +50,9 @@ use std::time::Duration;
 
 pub use escalation::{Action, Escalation, Report, outcome_of, run_outcome, up_outcome};
 pub use group::Pgid;
-pub use signal::{FORWARDED, Signal};
+pub use signal::{FORWARDED, Signal, Waker};
 pub use spawn::{SpawnError, command_words};
-pub use supervisor::{Policy, Supervisor, Waker};
+pub use supervisor::{Policy, Supervisor};
 pub use terminal::TerminalGuard;
 
 /// `--grace` default: how long a group has between SIGTERM (or the

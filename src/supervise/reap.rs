@@ -91,7 +91,7 @@ fn children() -> Option<Vec<u32>> {
                 .collect()
         };
         // The main thread's file must exist (CONFIG_PROC_CHILDREN); another
-        // thread's may vanish as the thread exits (a waiter).
+        // thread's may vanish as the thread exits (a health check's).
         let main = std::process::id().to_string();
         let path = format!("/proc/self/task/{main}/children");
         let mut out = parse(std::fs::read_to_string(path).ok()?);

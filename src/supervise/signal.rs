@@ -1,5 +1,7 @@
-//! Signals as typed values, and the thread that turns the ones wtenv
-//! listens for into [`Event`]s for the supervisor's loop.
+//! Signals as typed values, and the self-pipe that turns the ones wtenv
+//! listens for into [`Event`]s: each handler, installed once, records its
+//! signal and writes a byte that the supervisor's loop waits for (with its
+//! timeout). No thread waits on signals or children: the loop itself does.
 //!
 //! What children inherit (README "Supervision"): a handled disposition
 //! resets to the default across `exec`, an ignored one stays ignored. So
@@ -7,11 +9,14 @@
 //! not ignored when wtenv started: under `nohup`, SIGHUP stays ignored for
 //! wtenv and for its children, and nothing wtenv handles for itself leaks.
 
-use std::io;
-use std::process::ExitStatus;
-use std::sync::mpsc::Sender;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::Duration;
 
 pub use nix::sys::signal::Signal;
+use signal_hook::iterator::backend::SignalDelivery;
+use signal_hook::iterator::exfiltrator::SignalOnly;
 
 /// The signals wtenv forwards to its children.
 pub const FORWARDED: [Signal; 4] = [
@@ -22,6 +27,7 @@ pub const FORWARDED: [Signal; 4] = [
 ];
 
 /// What wakes the supervisor's loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Event {
     /// wtenv received one of [`FORWARDED`].
     Signal(Signal),
@@ -29,26 +35,24 @@ pub(super) enum Event {
     Stop,
     /// SIGCONT: the shell continued wtenv (`fg`, `bg`).
     Continued,
-    /// SIGCHLD: an orphan may be waiting to be reaped, a child may have
-    /// stopped.
+    /// SIGCHLD: a leader may have exited, an orphan may be waiting to be
+    /// reaped, a child may have stopped.
     Child,
-    /// A leader, by spawn order, exited.
-    Exited(usize, io::Result<ExitStatus>),
-    /// A [`Policy`](super::supervisor::Policy) has news (a health check's
-    /// result): take a turn now.
-    Wake,
 }
 
-/// The listener: its thread sends [`Event`]s; dropping it unregisters.
+/// The listener: signal handlers that write to a self-pipe, read by the
+/// supervisor's loop; dropping it unregisters them.
 pub(super) struct Listener {
-    handle: signal_hook::iterator::Handle,
+    delivery: SignalDelivery<UnixStream, SignalOnly>,
+    /// Another handle on the pipe's write end, for [`Waker`]s.
+    wake: Arc<UnixStream>,
     ignored: Vec<Signal>,
 }
 
 impl Listener {
-    /// Starts the listener thread for [`FORWARDED`], SIGCHLD and SIGCONT,
+    /// Installs the handlers for [`FORWARDED`], SIGCHLD and SIGCONT,
     /// leaving alone every signal ignored since wtenv started.
-    pub fn start(tx: Sender<Event>) -> io::Result<Listener> {
+    pub fn start() -> io::Result<Listener> {
         let ignored = ignored_at_start();
         let mut raw: Vec<i32> = FORWARDED
             .iter()
@@ -56,25 +60,16 @@ impl Listener {
             .map(|s| *s as i32)
             .collect();
         raw.extend([Signal::SIGCHLD as i32, Signal::SIGCONT as i32]);
-        let mut signals = signal_hook::iterator::Signals::new(raw)?;
-        let handle = signals.handle();
-        std::thread::Builder::new()
-            .name("wtenv-signals".into())
-            .spawn(move || {
-                for raw in signals.forever() {
-                    let event = match Signal::try_from(raw) {
-                        Ok(Signal::SIGCHLD) => Event::Child,
-                        Ok(Signal::SIGCONT) => Event::Continued,
-                        Ok(Signal::SIGTSTP) => Event::Stop,
-                        Ok(sig) => Event::Signal(sig),
-                        Err(_) => continue,
-                    };
-                    if tx.send(event).is_err() {
-                        break;
-                    }
-                }
-            })?;
-        Ok(Listener { handle, ignored })
+        let (read, write) = UnixStream::pair()?;
+        let wake = write.try_clone()?;
+        // A waker never blocks on a full pipe: one byte pending is enough.
+        wake.set_nonblocking(true)?;
+        let delivery = SignalDelivery::with_pipe(read, write, SignalOnly, raw)?;
+        Ok(Listener {
+            delivery,
+            wake: Arc::new(wake),
+            ignored,
+        })
     }
 
     /// Also catch Ctrl-Z (SIGTSTP), unless it was ignored at start: for
@@ -83,16 +78,55 @@ impl Listener {
         if self.ignored.contains(&Signal::SIGTSTP) {
             return;
         }
-        if let Err(e) = self.handle.add_signal(Signal::SIGTSTP as i32) {
+        if let Err(e) = self.delivery.handle().add_signal(Signal::SIGTSTP as i32) {
             tracing::debug!("could not catch SIGTSTP: {e}");
         }
     }
+
+    /// The signals received so far, without waiting.
+    pub fn pending(&mut self) -> Vec<Event> {
+        self.delivery.pending().filter_map(event).collect()
+    }
+
+    /// Waits until a signal arrives, a [`Waker`] wakes the loop, or
+    /// `timeout` passes; then the signals received.
+    pub fn wait(&mut self, timeout: Duration) -> Vec<Event> {
+        let read = self.delivery.get_read();
+        // A zero timeout would mean "block forever".
+        let timeout = timeout.max(Duration::from_millis(1));
+        if read.set_read_timeout(Some(timeout)).is_ok() {
+            // Timeout, interruption or a byte: the pending signals tell.
+            let _ = (&mut &*read).read(&mut [0u8; 64]);
+        } else {
+            std::thread::sleep(timeout);
+        }
+        self.pending()
+    }
+
+    /// A handle that wakes [`Listener::wait`] from any thread.
+    pub fn waker(&self) -> Waker {
+        Waker(self.wake.clone())
+    }
 }
 
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.handle.close();
+/// Makes the supervisor's loop take a turn now, from any thread.
+#[derive(Clone)]
+pub struct Waker(Arc<UnixStream>);
+
+impl Waker {
+    pub fn wake(&self) {
+        // Full (the loop has not read yet): it wakes anyway.
+        let _ = (&*self.0).write(&[1]);
     }
+}
+
+fn event(raw: i32) -> Option<Event> {
+    Some(match Signal::try_from(raw).ok()? {
+        Signal::SIGCHLD => Event::Child,
+        Signal::SIGCONT => Event::Continued,
+        Signal::SIGTSTP => Event::Stop,
+        sig => Event::Signal(sig),
+    })
 }
 
 /// The signals ignored when wtenv started (`nohup` ignores SIGHUP; a

@@ -6,13 +6,12 @@ use std::collections::BTreeSet;
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::ExitStatus;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use super::escalation::{Action, Escalation, Report};
 use super::group::{Group, Pgid, killpg};
 use super::reap;
-use super::signal::{Event, Listener, Signal};
+use super::signal::{Event, Listener, Signal, Waker};
 use super::spawn::{self, SpawnError};
 use super::terminal::{self, TerminalGuard};
 use super::{POLL, SETTLE};
@@ -25,10 +24,14 @@ const FOREGROUND_POLL: Duration = Duration::from_millis(100);
 
 /// Runs children and stops them, see the module doc.
 pub struct Supervisor {
-    tx: Sender<Event>,
-    rx: Receiver<Event>,
     signals: Listener,
     groups: Vec<Group>,
+    /// Each group's leader, by spawn order, until it is reaped: the loop
+    /// polls them when SIGCHLD wakes it (no waiter thread).
+    leaders: Vec<Option<duct::Handle>>,
+    /// SIGCHLD arrived since the last sweep: orphans may wait to be
+    /// reaped.
+    child_event: bool,
     escalation: Escalation,
     /// The terminal, lent to the (single) child's group.
     terminal: Option<TerminalGuard>,
@@ -41,17 +44,16 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// Registers the signal thread and (Linux) makes wtenv a subreaper.
+    /// Installs the signal handlers and (Linux) makes wtenv a subreaper.
     /// Call before anything that must be cleaned up.
     pub fn new(grace: Duration) -> io::Result<Supervisor> {
-        let (tx, rx) = mpsc::channel();
-        let signals = Listener::start(tx.clone())?;
+        let signals = Listener::start()?;
         reap::become_subreaper();
         Ok(Supervisor {
-            tx,
-            rx,
             signals,
             groups: Vec::new(),
+            leaders: Vec::new(),
+            child_event: false,
             escalation: Escalation::new(grace),
             terminal: None,
             interactive: false,
@@ -63,12 +65,10 @@ impl Supervisor {
     /// nothing and dies of it after cleanup).
     pub fn pending_signal(&mut self) -> Option<Signal> {
         if self.early.is_none() {
-            while let Ok(ev) = self.rx.try_recv() {
-                if let Event::Signal(sig) = ev {
-                    self.early = Some(sig);
-                    break;
-                }
-            }
+            self.early = self.signals.pending().into_iter().find_map(|ev| match ev {
+                Event::Signal(sig) => Some(sig),
+                _ => None,
+            });
         }
         self.early
     }
@@ -101,25 +101,15 @@ impl Supervisor {
         let pgid = group.pgid;
         let index = self.groups.len();
         self.groups.push(group);
+        // duct reaps the leader (`try_wait` in the loop); we only signal
+        // its group.
+        self.leaders.push(Some(handle));
         if terminal && index == 0 && terminal::is_terminal() {
             // In the background now (`wtenv run ... &`): the terminal is
             // handed over when the shell brings wtenv to the foreground.
             self.interactive = true;
             self.terminal = TerminalGuard::hand_over(pgid);
         }
-        let tx = self.tx.clone();
-        // The waiter owns the handle: duct reaps the leader, we only signal
-        // its group.
-        std::thread::Builder::new()
-            .name(format!("wtenv-wait-{leader}"))
-            .spawn(move || {
-                let status = handle.wait().map(|o| o.status);
-                let _ = tx.send(Event::Exited(index, status));
-            })
-            .map_err(|source| SpawnError {
-                program: program.to_owned(),
-                source,
-            })?;
         Ok(pgid)
     }
 
@@ -161,7 +151,7 @@ impl Supervisor {
 
     /// A handle that makes the loop take a turn at once, from any thread.
     pub fn waker(&self) -> Waker {
-        Waker(self.tx.clone())
+        self.signals.waker()
     }
 
     /// Supervises until every group is gone. `stop_all_on_exit`: one
@@ -190,6 +180,25 @@ impl Supervisor {
         }
         loop {
             let now = Instant::now();
+            for (i, status) in self.reap_leaders() {
+                tracing::info!(leader = self.groups[i].leader, ?status, "leader exited");
+                self.groups[i].status = Some(status);
+                self.groups[i].exited = true;
+                if i == 0 || self.groups.len() == 1 {
+                    // The terminal goes back to wtenv as soon as the
+                    // foreground child is gone.
+                    self.terminal = None;
+                }
+                if !self.escalation.stopping() {
+                    if first.is_none() && self.groups[i].kill_at.is_none() {
+                        first = Some(i);
+                    }
+                    if policy.exited(self, i, status) {
+                        let action = self.escalation.stop(Instant::now());
+                        self.apply(action);
+                    }
+                }
+            }
             self.sweep(now);
             for g in self.groups.iter_mut().filter(|g| !g.done) {
                 if g.kill_at.is_some_and(|d| now >= d) {
@@ -204,6 +213,9 @@ impl Supervisor {
             let action = self.escalation.on_tick(now);
             self.apply(action);
             self.follow_foreground();
+            // A swept group is followed by SIGCHLD (every process left in
+            // it descends from a child of ours, see `reap_orphans`); the
+            // poll is a backstop.
             let polling = self.groups.iter().any(|g| g.exited && !g.done);
             let deadlines = self
                 .escalation
@@ -221,41 +233,20 @@ impl Supervisor {
             if self.interactive && self.terminal.is_none() {
                 timeout = timeout.min(FOREGROUND_POLL);
             }
-            match self.rx.recv_timeout(timeout) {
-                Ok(Event::Signal(sig)) => {
-                    let action = self.escalation.on_signal(sig, Instant::now());
-                    tracing::info!(?sig, ?action, "signal received");
-                    self.apply(action);
-                }
-                Ok(Event::Exited(i, status)) => {
-                    let status = status.unwrap_or_else(|e| {
-                        tracing::warn!("could not wait for pid {}: {e}", self.groups[i].leader);
-                        ExitStatus::from_raw(exit::FAILURE as i32 * 256)
-                    });
-                    tracing::info!(leader = self.groups[i].leader, ?status, "leader exited");
-                    self.groups[i].status = Some(status);
-                    self.groups[i].exited = true;
-                    if i == 0 || self.groups.len() == 1 {
-                        // The terminal goes back to wtenv as soon as the
-                        // foreground child is gone.
-                        self.terminal = None;
+            for event in self.signals.wait(timeout) {
+                match event {
+                    Event::Signal(sig) => {
+                        let action = self.escalation.on_signal(sig, Instant::now());
+                        tracing::info!(?sig, ?action, "signal received");
+                        self.apply(action);
                     }
-                    if !self.escalation.stopping() {
-                        if first.is_none() && self.groups[i].kill_at.is_none() {
-                            first = Some(i);
-                        }
-                        if policy.exited(self, i, status) {
-                            let action = self.escalation.stop(Instant::now());
-                            self.apply(action);
-                        }
+                    Event::Child => {
+                        self.child_event = true;
+                        self.follow_stop();
                     }
+                    Event::Stop => self.stop_all(),
+                    Event::Continued => self.resume(),
                 }
-                Ok(Event::Child) => self.follow_stop(),
-                Ok(Event::Stop) => self.stop_all(),
-                Ok(Event::Continued) => self.resume(),
-                Ok(Event::Wake) => {}
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
             }
         }
         self.terminal = None;
@@ -349,7 +340,7 @@ impl Supervisor {
     /// for it, bounded by the grace, so the ports are released only once
     /// nothing of the tree can accept on them. Live processes that left
     /// their group on purpose (a daemon's own session) are not waited for.
-    fn settle(&self) {
+    fn settle(&mut self) {
         let deadline = Instant::now() + self.escalation.grace();
         loop {
             let Some(left) = reap::reap_orphans(&BTreeSet::new()) else {
@@ -369,8 +360,30 @@ impl Supervisor {
                 );
                 return;
             }
-            std::thread::sleep(POLL);
+            // A zombie becomes reapable with a SIGCHLD: no need to sleep
+            // the whole poll.
+            self.signals.wait(POLL);
         }
+    }
+
+    /// The leaders that exited since the last turn, with their status:
+    /// duct reaps them (one `waitid` each, no waiter thread).
+    fn reap_leaders(&mut self) -> Vec<(usize, ExitStatus)> {
+        let mut out = Vec::new();
+        for (i, slot) in self.leaders.iter_mut().enumerate() {
+            let Some(handle) = slot else { continue };
+            let status = match handle.try_wait() {
+                Ok(None) => continue,
+                Ok(Some(output)) => output.status,
+                Err(e) => {
+                    tracing::warn!("could not wait for pid {}: {e}", self.groups[i].leader);
+                    ExitStatus::from_raw(exit::FAILURE as i32 * 256)
+                }
+            };
+            *slot = None;
+            out.push((i, status));
+        }
+        out
     }
 
     fn apply(&mut self, action: Action) {
@@ -393,6 +406,12 @@ impl Supervisor {
     /// The final sweep of groups whose leader exited: reap orphans, then
     /// SIGTERM what is left, SIGKILL after the grace.
     fn sweep(&mut self, now: Instant) {
+        // /proc is read only when a group is left to sweep, or a child of
+        // ours changed state (an orphan to reap).
+        let child_event = std::mem::take(&mut self.child_event);
+        if !child_event && !self.groups.iter().any(|g| g.exited && !g.done) {
+            return;
+        }
         let leaders: BTreeSet<u32> = self
             .groups
             .iter()
@@ -487,15 +506,5 @@ impl<F: FnOnce()> Policy for Plain<F> {
 
     fn finished(&self) -> bool {
         true
-    }
-}
-
-/// Makes [`Supervisor::drive`] take a turn now (see [`Supervisor::waker`]).
-#[derive(Clone)]
-pub struct Waker(Sender<Event>);
-
-impl Waker {
-    pub fn wake(&self) {
-        let _ = self.0.send(Event::Wake);
     }
 }

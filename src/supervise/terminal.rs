@@ -55,7 +55,7 @@ impl Drop for TerminalGuard {
 
 /// The signal that stopped our child `pid`, if it is stopped (job
 /// control). Consumes only the stop report: the exit stays for duct's
-/// waiter.
+/// `try_wait`.
 #[cfg(target_os = "linux")]
 pub(super) fn stopped(pid: u32) -> Option<Signal> {
     use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
