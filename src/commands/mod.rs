@@ -130,10 +130,12 @@ impl Cli {
 
 /// The command lines run most, parsed without clap: `env` as the
 /// integrations run it on every `cd` and prompt (`--format F`, `--hook`,
-/// `--direnv`, `--hold PID`, `--skip-occupied`), and `create` and `remove`
-/// with their flags, each with `-q` (before or after the command). Clap's
-/// parser was a tenth of `env`'s time and a tenth of what `create` +
-/// `remove` add to git's. Anything else (another command, another global
+/// `--direnv`, `--hold PID`, `--skip-occupied`), `create` and `remove`
+/// with their flags, and `run [--grace D] [--sockets] [--service S]... --
+/// CMD...` (around every dev server start), each with `-q` (before or
+/// after the command). Clap's parser was a tenth of `env`'s time, a tenth
+/// of what `create` + `remove` add to git's and a third of the
+/// instructions `run -- true` executes. Anything else (another command, another global
 /// flag, `--flag=value`, a repeated or conflicting flag, a value that looks
 /// like a flag, help, a bad value, a word that is not UTF-8) is `None` and
 /// goes to clap, which parses it or says what is wrong. A test holds this
@@ -214,6 +216,38 @@ fn parse_hot(args: &[OsString]) -> Option<Cli> {
                 force,
                 delete_branch,
             })
+        }
+        "run" => {
+            let mut run = run::Args {
+                grace: crate::supervise::DEFAULT_GRACE,
+                sockets: false,
+                services: Vec::new(),
+                unit: None,
+                log: None,
+                log_limit: crate::background::logfile::DEFAULT_LIMIT,
+                setsid: false,
+                command: Vec::new(),
+            };
+            let mut grace = None;
+            words.each(&mut quiet, |word, words| match word {
+                "--grace" => set(&mut grace, humantime::parse_duration(words.value()?).ok()?),
+                "--sockets" => flag(&mut run.sockets),
+                "--service" => {
+                    run.services.push(words.value()?.to_owned());
+                    Some(())
+                }
+                // Everything after `--` is the command, as it is.
+                "--" => {
+                    run.command = words.0.by_ref().cloned().collect();
+                    Some(())
+                }
+                _ => None,
+            })?;
+            if run.command.is_empty() {
+                return None;
+            }
+            run.grace = grace.unwrap_or(run.grace);
+            Command::Run(run)
         }
         _ => return None,
     };
@@ -429,6 +463,34 @@ mod tests {
         assert!(answered > 50, "{answered}");
     }
 
+    #[test]
+    fn the_hot_path_parses_run_as_clap_does() {
+        let answered = hot_equals_clap(
+            "run",
+            &[
+                &["--", "true"],
+                &["--", "-q"],
+                &["--", "--"],
+                &["--"],
+                &["--grace", "2s"],
+                &["--grace", "soon"],
+                &["--grace", "-1s"],
+                &["--grace"],
+                &["--grace=3s"],
+                &["--sockets"],
+                &["--service", "web"],
+                &["--service", "-x"],
+                &["--service"],
+                &["--setsid"],
+                &["-q"],
+                &["-v"],
+                &["--help"],
+                &["true"],
+            ],
+        );
+        assert!(answered > 100, "{answered}");
+    }
+
     /// The command lines of shell-hooks/ take the hot path.
     #[test]
     fn the_integrations_take_the_hot_path() {
@@ -458,6 +520,18 @@ mod tests {
             ],
             &["-q", "remove", "x"],
             &["remove", "--delete-branch", "x"],
+            &["run", "--", "true"],
+            &[
+                "-q",
+                "run",
+                "--grace",
+                "2s",
+                "--sockets",
+                "--",
+                "npm",
+                "run",
+                "dev",
+            ],
         ] {
             assert!(parse_hot(&argv(words)).is_some(), "{words:?}");
         }
