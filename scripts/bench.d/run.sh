@@ -3,9 +3,11 @@
 # one hyperfine run (target: at most 1.5 ms added at the median), and what
 # the socket hand-off adds (`run --sockets -- true` beside `run -- true`);
 # (2) the time from SIGINT to every port released for a 3-level tree
-# (sh → sh → python3 server), median of 10 runs (target: under 10 ms), and
-# for a real dev server, Vite 8 through `npm run dev` (npm → sh → node),
-# median of 20 runs; (3) the race the hand-off closes: a process binding
+# (sh → sh → python3 server), median of 20 runs (target: under 10 ms),
+# split into the tree's own exit and wtenv's share, the same with a leaf
+# that dies at once (sh → sh → sleep), and for a real dev
+# server, Vite 8 through `npm run dev` (npm → sh → node), median of 20
+# runs; (3) the race the hand-off closes: a process binding
 # the port in a tight loop while a service stops and starts 100 times,
 # with and without `--sockets`. Prints figures; never fails on a slow
 # machine.
@@ -51,50 +53,101 @@ s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(os.environ["PORT"])))
 s.listen(8)
-open(sys.argv[1], "w").write(str(os.getpid()))
+open(sys.argv[1] + ".tmp", "w").write(f"{os.getpid()} {os.environ['PORT']}")
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
 time.sleep(600)
 PY
+# SIGINT to all ports released, timed in one process (no fork of `date`
+# or `grep` inside the clock): starts the command under `wtenv run` RUNS
+# times, waits until it is ready, then times SIGINT → wtenv exited, the
+# port refusing and the registry without holds. For the tree, the server
+# process is watched through a pidfd: the time splits into the tree's own
+# exit (SIGINT → the server gone: Python's KeyboardInterrupt and
+# shutdown) and wtenv's share (the server gone → all released).
+cat >"$BENCH_TMP/sigint.py" <<'PY'
+import json, os, select, signal, socket, statistics, subprocess, sys, time, urllib.request
+label, runs, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+wtenv, state, pidfile = os.environ["WTENV"], os.environ["WTENV_STATE_DIR"], sys.argv[4]
+command = sys.argv[5:]
+registry = os.path.join(state, "registry.json")
+# Children get SIGINT's default action even if this script was started
+# with it ignored (in the background): wtenv leaves an inherited ignore.
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+def refuses(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except OSError:
+        return True
+
+def held():
+    try:
+        return '"holders"' in open(registry).read()
+    except FileNotFoundError:
+        return False
+
+def vite_ready(port):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/@vite/client", timeout=1).read()
+        return True
+    except OSError:
+        return False
+
+total, tree, own = [], [], []
+for _ in range(runs):
+    try:
+        os.unlink(pidfile)
+    except FileNotFoundError:
+        pass
+    wt = subprocess.Popen([wtenv, "run", "--grace", "10s", "--", *command],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = None
+    while True:
+        time.sleep(0.01)
+        if mode == "tree":
+            if os.path.exists(pidfile):
+                pid, port = map(int, open(pidfile).read().split())
+                server = os.pidfd_open(pid)
+                break
+        else:
+            out = subprocess.run([wtenv, "ports", "--json"], capture_output=True, text=True).stdout
+            allocs = json.loads(out)["allocations"] if out else []
+            if allocs and vite_ready(allocs[0]["port"]):
+                port = allocs[0]["port"]
+                break
+    t0 = time.perf_counter()
+    wt.send_signal(signal.SIGINT)
+    if server is not None:
+        select.select([server], [], [])
+        t_server = time.perf_counter()
+        os.close(server)
+    wt.wait()
+    while not refuses(port) or held():
+        time.sleep(0.0005)
+    t1 = time.perf_counter()
+    total.append((t1 - t0) * 1000)
+    if server is not None:
+        tree.append((t_server - t0) * 1000)
+        own.append((t1 - t_server) * 1000)
+
+def summary(xs):
+    xs = sorted(xs)
+    q = lambda p: xs[min(len(xs) - 1, int(p * len(xs)))]
+    return f"median {statistics.median(xs):.1f} ms ({q(.25):.1f}-{q(.75):.1f}, min {xs[0]:.1f}, max {xs[-1]:.1f})"
+print(f"SIGINT to all ports released ({label}, {runs} runs): {summary(total)}")
+if tree:
+    print(f"  of which the tree's own exit (SIGINT → the server gone): {summary(tree)}")
+    print(f"  and wtenv's share (the server gone → all released, wtenv exited): {summary(own)}")
+PY
 pidfile=$BENCH_TMP/server.pid
-# Readiness: the python server wrote its pidfile (it never accepts, so a
-# probing connection would only fill its backlog); Vite answers a request.
-tree_ready() { [ -s "$pidfile" ]; }
-vite_ready() { curl -sf -o /dev/null -m 1 "http://127.0.0.1:$1/@vite/client"; }
-
-# SIGINT to all ports released: starts `$@` under wtenv run `runs` times,
-# waits until `ready PORT` succeeds, then times SIGINT → wtenv exited, the
-# port refusing and the registry without holds.
-sigint_to_release() {
-  local label=$1 runs=$2 ready=$3
-  shift 3
-  # Job control: without it, a script's background command starts with
-  # SIGINT ignored, and wtenv leaves an inherited ignore alone.
-  set -m
-  local times=() wt port t0 t1
-  for _ in $(seq "$runs"); do
-    rm -f "$pidfile"
-    "$WTENV" run --grace 10s -- "$@" </dev/null >/dev/null 2>&1 &
-    wt=$!
-    port=
-    until [ -n "$port" ] && "$ready" "$port"; do
-      sleep 0.01
-      port=$("$WTENV" ports --json | python3 -c 'import json,sys; a=json.load(sys.stdin)["allocations"]; print(a[0]["port"] if a else "")')
-    done
-    t0=$(date +%s%N)
-    kill -INT "$wt"
-    wait "$wt" || true
-    # wtenv exits only after the tree is gone and the holds are released;
-    # confirm both, then stop the clock.
-    while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do sleep 0.001; done
-    while grep -q '"holders"' "$WTENV_STATE_DIR/registry.json"; do sleep 0.001; done
-    t1=$(date +%s%N)
-    times+=($(((t1 - t0) / 1000)))
-  done
-  set +m
-  printf '%s\n' "${times[@]}" | sort -n | awk -v label="$label" '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "SIGINT to all ports released (%s, %d runs): median %.1f ms (min %.1f, max %.1f)\n", label, NR, m/1000, a[1]/1000, a[NR]/1000}'
-}
-
-sigint_to_release "3-level tree, target < 10 ms" 10 tree_ready sh -c "sh -c 'python3 $BENCH_TMP/server.py $pidfile'; true" 2>/dev/null
-sigint_to_release "Vite via npm run dev" 20 vite_ready npm run dev --prefix "$vite_app" 2>/dev/null
+python3 "$BENCH_TMP/sigint.py" "3-level tree sh → sh → python3 server, target < 10 ms" 20 tree "$pidfile" \
+  sh -c "sh -c 'python3 $BENCH_TMP/server.py $pidfile'; true"
+# The same tree with a leaf that dies at once (sleep holds no socket): what
+# is left is wtenv's share.
+python3 "$BENCH_TMP/sigint.py" "3-level tree sh → sh → sleep" 20 tree "$pidfile" \
+  sh -c "sh -c 'echo \$\$ \$PORT >$pidfile.tmp && mv $pidfile.tmp $pidfile && exec sleep 600'; true"
+python3 "$BENCH_TMP/sigint.py" "Vite via npm run dev" 20 vite "$pidfile" npm run dev --prefix "$vite_app"
 
 # (3) The race. The racer binds the port (dual-stack, SO_REUSEADDR, as a
 # server would) in a tight loop until told to stop; each of the service's
