@@ -63,6 +63,7 @@ pub fn export(
         written.push(dir.join(name));
         Ok(())
     };
+    let state = super::StateDir::of(ctx)?;
     match format {
         Format::Systemd => {
             let target = format!("{}.target", naming.group());
@@ -104,7 +105,9 @@ pub fn export(
                     manager: Manager::Systemd,
                     name: unit.clone(),
                 };
-                let argv = run_argv(ctx, service, &unit_ref, None, options)?;
+                // The log `wtenv logs` reads, as for `up --detach`'s units.
+                let log = state.log_path(&unit);
+                let argv = run_argv(ctx, service, &unit_ref, Some(&log), options)?;
                 let after = service.depends_on.iter().map(|d| entry(d)).collect();
                 let text = systemd::service_file(&systemd::ServiceUnit {
                     service: &service.name,
@@ -120,7 +123,6 @@ pub fn export(
             }
         }
         Format::Launchd => {
-            let state = super::StateDir::of(ctx)?;
             for service in services {
                 let label = naming.unit(&service.name);
                 let unit_ref = UnitRef {

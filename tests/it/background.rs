@@ -824,6 +824,16 @@ fn exported_systemd_units_verify_load_and_serve_on_the_reserved_ports() {
     let start = m.systemctl(&t, &["start", &target]);
     assert_eq!(start.code, Some(0), "{start}");
     assert!(wait_for(PATIENCE, || serves(web) && serves(api)));
+    // Their output reaches the log `wtenv logs` reads, as under `up -d`.
+    let web_logs = || run(&mut m.wtenv(&t, &["logs", "web"]));
+    assert!(
+        wait_for(PATIENCE, || web_logs()
+            .stdout
+            .contains("web | web says hello\n")),
+        "{}",
+        web_logs()
+    );
+    assert!(!web_logs().stdout.contains("api says"));
     // Held by the units' `run`s, which the registry names.
     assert_eq!(holders(&t, "web")[0]["unit"]["name"], web_unit.as_str());
     assert_eq!(holders(&t, "api")[0]["unit"]["name"], api_unit.as_str());
