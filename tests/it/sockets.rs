@@ -512,3 +512,130 @@ fn only_its_own_service_inherits_a_socket_and_only_at_fd_3() {
         w.stderr_text()
     );
 }
+
+/// `wtenv run --service web -- CMD` started by a socket activator (systemd's
+/// `systemd-socket-activate`, which passes sockets as a `.socket` unit
+/// does), with the activator's environment plus wtenv's directories.
+fn activated(t: &TestEnv, listen: &str, argv: &[&str]) -> Command {
+    let mut cmd = Command::new("systemd-socket-activate");
+    t.apply_env(&mut cmd);
+    cmd.args(["-l", listen, "--fdname=web"]);
+    for var in [
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "XDG_CACHE_HOME",
+        "XDG_STATE_HOME",
+        "LANG",
+    ] {
+        cmd.args(["-E", var]);
+    }
+    cmd.arg(env!("CARGO_BIN_EXE_wtenv"))
+        .args(["run", "--service", "web", "--"])
+        .args(argv)
+        .current_dir(&t.repo)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Under socket activation `run` takes the socket it was passed (its
+/// LISTEN_PID is run's own), binds nothing (the activator holds the port:
+/// a bind would fail), and hands it on: the server gets it at fd 3 with
+/// its own LISTEN_PID, as under `run --sockets`. Once run is gone, so is
+/// the port.
+#[test]
+fn run_under_socket_activation_hands_on_the_passed_socket_and_binds_nothing() {
+    let t = socket_env("node server.js");
+    let port = web_port(&t);
+    let err = t.root().join("activated.err");
+    let mut child = activated(&t, &port.to_string(), &["node", "server.js"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let stderr = || std::fs::read_to_string(&err).unwrap_or_default();
+    let answer = get_patiently(port, &stderr);
+    let (server, result) = seen(&answer, false);
+    assert_eq!(result, handed_over(), "{answer}");
+    // Without --accept the activator execs run itself: the server is run's child.
+    assert_eq!(parent_of(server), child.id(), "{answer}");
+    let holds: Vec<u64> = t.registry()["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["service"] == "web")
+        .flat_map(|a| a["holders"].as_array().cloned().unwrap_or_default())
+        .filter_map(|h| h["pid"].as_u64())
+        .collect();
+    assert_eq!(holds, [child.id() as u64], "run holds web's port");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    );
+    child.wait().unwrap();
+    assert!(!alive(server), "the server outlived run: {}", stderr());
+    assert_port_bindable(port);
+}
+
+/// A socket passed on another port than the service's (units exported
+/// before the config changed) is refused, saying both ports; nothing runs.
+#[test]
+fn run_refuses_a_passed_socket_on_another_port_than_the_services() {
+    let t = socket_env("node server.js");
+    let port = web_port(&t);
+    let other = t.ports.port(1);
+    assert_ne!(port, other);
+    let err = t.root().join("activated.err");
+    let mut child = activated(&t, &other.to_string(), &["node", "server.js"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    // The activator execs run at the first connection.
+    assert!(wait_for(PATIENCE, || TcpStream::connect((
+        "127.0.0.1",
+        other
+    ))
+    .is_ok()));
+    let mut status = None;
+    assert!(wait_for(PATIENCE, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    }));
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(status.unwrap().code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the socket the service manager passed for service web listens on [::]:{other}, but web's port is {port}"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("export the units again"), "{stderr}");
+}
+
+/// LISTEN_* meant for another process (LISTEN_PID is not run's pid) are
+/// not run's: it binds the socket itself, as without them.
+#[test]
+fn run_ignores_listen_fds_meant_for_another_process() {
+    let t = socket_env("node server.js");
+    let port = web_port(&t);
+    let mut cmd = t.wtenv(&["run", "--service", "web", "--", "node", "server.js"]);
+    let mut child = cmd
+        .env("LISTEN_FDS", "1")
+        .env("LISTEN_PID", "1")
+        .env("LISTEN_FDNAMES", "web")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let answer = get_patiently(port, &|| "run with another process's LISTEN_PID".into());
+    let (server, result) = seen(&answer, false);
+    assert_eq!(result, handed_over(), "{answer}");
+    assert_eq!(parent_of(server), child.id());
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    assert_port_bindable(port);
+}
