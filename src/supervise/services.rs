@@ -108,10 +108,11 @@ fn list(ports: &[u16]) -> String {
 /// How often readiness is checked.
 const TICK: Duration = Duration::from_millis(100);
 
-/// Readiness of one service, reported on stderr from its own thread.
+/// What can go wrong on the way to readiness, reported on stderr from its
+/// own thread (the ready line itself is `up`'s, from the health tracker).
 ///
-/// Ready: its port accepts a connection and every listener on it belongs
-/// to the service. A port answered by someone else is reported at once.
+/// Watched until its port accepts a connection and every listener on it
+/// belongs to the service. A port answered by someone else is reported at once.
 /// At every tick until ready, the service's process tree is also looked
 /// for listeners on other ports: a dev server that ignores `$PORT` or
 /// moved to the next port is named as soon as it listens there (once),
@@ -136,7 +137,7 @@ pub fn watch_ready(name: String, port: u16, pgid: Pgid, timeout: Duration) {
                         .cloned()
                         .collect();
                     if !found.is_empty() && found.iter().all(|h| of_service(h.pid, pgid)) {
-                        report::status(&format!("service {name} ready on port {port}"));
+                        // Ready is said once, by `up`'s health tracker.
                         return;
                     }
                     if !taken {

@@ -167,7 +167,8 @@ impl<'a, 's> Up<'a, 's> {
         self.failure.as_deref()
     }
 
-    /// `web | ready in 1.2s`, on stderr like the service's own lines.
+    /// `web | ready in 1.2s on port 5000`, on stderr like the service's
+    /// own lines.
     fn say(&self, i: usize, text: &str) {
         crate::report::line(&format!("{}{text}", self.states[i].unit.prefix.as_str()));
     }
@@ -264,7 +265,13 @@ impl<'a, 's> Up<'a, 's> {
         match change {
             Change::Ready(after) => {
                 self.ready.insert(s.unit.service.name.clone());
-                self.say(i, &format!("ready in {:.1}s", after.as_secs_f64()));
+                let port = s.unit.port.map(|p| format!(" on port {p}"));
+                let text = format!(
+                    "ready in {:.1}s{}",
+                    after.as_secs_f64(),
+                    port.unwrap_or_default()
+                );
+                self.say(i, &text);
             }
             Change::Healthy => self.say(i, "healthy"),
             Change::Unhealthy(why) => {

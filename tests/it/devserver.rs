@@ -462,12 +462,7 @@ fn up_into_a_file_writes_no_escape_codes_and_python_lines_come_as_printed() {
         read()
     );
     // Messages still go to the terminal, on stderr.
-    expect(
-        &tmux,
-        &t,
-        &format!("service web ready on port {web}"),
-        "ready",
-    );
+    expect(&tmux, &t, &format!(" on port {web}"), "ready");
     tmux.keys(&t, &["C-c"]);
     tmux.keys(&t, &["echo rc=$?", "Enter"]);
     expect(&tmux, &t, "rc=130", "Ctrl-C");

@@ -151,9 +151,21 @@ fn a_ready_service_is_announced_on_its_port() {
     let server = wait_pidfile(&pidfile, &w);
     let pgid = process::pgid(server).unwrap();
     let port = t.ports.port(0);
-    let expected = format!("wtenv: service web ready on port {port}");
+    // One ready line, naming the port; nothing else says "ready".
+    let suffix = format!(" on port {port}");
+    let ready = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("web | ready in ") && l.ends_with(&suffix))
+            .count()
+    };
     assert!(
-        wait_for(PATIENCE, || w.stderr_text().contains(&expected)),
+        wait_for(PATIENCE, || ready(&w.stderr_text()) == 1),
+        "{}",
+        w.stderr_text()
+    );
+    assert_eq!(
+        w.stderr_text().matches("ready").count(),
+        1,
         "{}",
         w.stderr_text()
     );
