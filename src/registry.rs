@@ -38,6 +38,7 @@ use crate::process::ProcessId;
 mod checked;
 mod find;
 mod layout;
+mod lines;
 mod lock;
 mod part;
 mod record;

@@ -8,7 +8,8 @@
 //! cannot take a port recorded elsewhere; a port outside them is checked
 //! against the rest of the file before anything is written.
 //!
-//! In a sealed file (see [`super::seal`]) the rest is never parsed: its
+//! In a sealed file (see [`super::seal`], and [`super::lines`] for how)
+//! the rest is never parsed: its
 //! lines are framed and their ports read (each must be 1024-65535 and
 //! given once, as in the full parse), the part's lines are found by binary
 //! search in the sorted file and parsed whole, and the new file is the old
@@ -19,14 +20,12 @@
 //!
 //! [`serialize`]: super::layout::serialize
 
-use std::cmp::Ordering;
 use std::collections::HashSet;
-use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::layout::{self, Writer};
-use super::record::{self, Key};
+use super::layout;
+use super::lines::{Lines, PortSet};
 use super::{Allocation, MIN_PORT, Registry, RegistryData, VERSION, seal};
 use crate::config::Ranges;
 use crate::error::{Error, Result};
@@ -52,7 +51,7 @@ impl<'a> Part<'a> {
         }
     }
 
-    fn covers(&self, port: u16) -> bool {
+    pub(super) fn covers(&self, port: u16) -> bool {
         self.ports.is_some_and(|r| r.contains(port))
     }
 }
@@ -147,7 +146,7 @@ impl Registry {
 /// What a transaction may not record, whatever `f` did: a port below
 /// 1024, one port twice in the part, or a port `elsewhere` says the rest
 /// of the file records. Checked before anything is written.
-fn check_new_ports(data: &RegistryData, elsewhere: impl Fn(u16) -> bool) -> Result<()> {
+pub(super) fn check_new_ports(data: &RegistryData, elsewhere: impl Fn(u16) -> bool) -> Result<()> {
     let mut seen = PortSet::default();
     for a in &data.allocations {
         if a.port < MIN_PORT || !seen.insert(a.port) || elsewhere(a.port) {
@@ -161,220 +160,6 @@ fn check_new_ports(data: &RegistryData, elsewhere: impl Fn(u16) -> bool) -> Resu
         }
     }
     Ok(())
-}
-
-/// One bit per port.
-struct PortSet(Vec<u64>);
-
-impl Default for PortSet {
-    fn default() -> Self {
-        PortSet(vec![0; 1 << 10])
-    }
-}
-
-impl PortSet {
-    /// `false` when it was already there.
-    fn insert(&mut self, port: u16) -> bool {
-        let (word, bit) = (usize::from(port) / 64, 1u64 << (port % 64));
-        let new = self.0[word] & bit == 0;
-        self.0[word] |= bit;
-        new
-    }
-
-    fn remove(&mut self, port: u16) {
-        self.0[usize::from(port) / 64] &= !(1u64 << (port % 64));
-    }
-
-    fn contains(&self, port: u16) -> bool {
-        self.0[usize::from(port) / 64] & (1u64 << (port % 64)) != 0
-    }
-}
-
-/// A file in the layout wtenv writes, in memory, as its lines: where each
-/// allocation's object is, and its port.
-struct Lines<'b> {
-    bytes: &'b [u8],
-    /// Each line's JSON object (no indent, comma or newline).
-    objects: Vec<Range<usize>>,
-    ports: Vec<u16>,
-    /// Every port of the file.
-    all: PortSet,
-}
-
-/// The lines of a [`Lines`] a [`Part`] picks, and their entries.
-struct Found {
-    /// Runs of lines, one per worktree of the part, in file order.
-    groups: Vec<Range<usize>>,
-    data: RegistryData,
-}
-
-/// How every line's object starts: `serialize` writes the port first.
-const PORT_FIELD: &[u8] = b"{\"port\":";
-
-impl<'b> Lines<'b> {
-    /// `None` when `bytes` is not exactly the framing `serialize` writes,
-    /// or a line's port is not one of 1024-65535 given once.
-    fn index(bytes: &'b [u8]) -> Option<Lines<'b>> {
-        let header = layout::header(VERSION);
-        let mut lines = Lines {
-            bytes,
-            objects: Vec::new(),
-            ports: Vec::new(),
-            all: PortSet::default(),
-        };
-        if bytes == [header.as_bytes(), layout::FOOTER].concat() {
-            return Some(lines);
-        }
-        let body = bytes
-            .strip_prefix(header.as_bytes())?
-            .strip_prefix(b"\n")?
-            .strip_suffix(layout::FOOTER)?;
-        let start = header.len() + 1;
-        let mut at = start;
-        let mut more = true;
-        for nl in memchr::memchr_iter(b'\n', body) {
-            let line = &body[at - start..nl];
-            let object_start = at + layout::INDENT.len();
-            let object = line.strip_prefix(layout::INDENT)?;
-            let (object, comma) = match object.strip_suffix(b",") {
-                Some(object) => (object, true),
-                None => (object, false),
-            };
-            if !more || !object.ends_with(b"}") {
-                return None;
-            }
-            more = comma;
-            let port = port_of(object)?;
-            if port < MIN_PORT || !lines.all.insert(port) {
-                return None;
-            }
-            lines
-                .objects
-                .push(object_start..object_start + object.len());
-            lines.ports.push(port);
-            at = start + nl + 1;
-        }
-        // The last line ends the body, without a comma.
-        (!more && at - start == body.len()).then_some(lines)
-    }
-
-    fn len(&self) -> usize {
-        self.objects.len()
-    }
-
-    fn object(&self, i: usize) -> &'b [u8] {
-        &self.bytes[self.objects[i].clone()]
-    }
-
-    /// Where line `i`'s entry stands to `key`.
-    fn order(&self, i: usize, key: &Key) -> Option<Ordering> {
-        record::parse(self.object(i)).map(|a| key.order(&a))
-    }
-
-    /// The first line whose entry is not below `key` (`strict`: above it).
-    fn bound(&self, key: &Key, strict: bool) -> Option<usize> {
-        let (mut lo, mut hi) = (0, self.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let below = match self.order(mid, key)? {
-                Ordering::Less => true,
-                Ordering::Equal => strict,
-                Ordering::Greater => false,
-            };
-            if below {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        Some(lo)
-    }
-
-    /// The run of lines of `key`'s worktree (empty where they would go).
-    fn group(&self, key: &Key) -> Option<Range<usize>> {
-        Some(self.bound(key, false)?..self.bound(key, true)?)
-    }
-
-    /// The lines `part` picks, parsed whole; `None` when one of
-    /// them is not an allocation as [`Allocation`] reads it.
-    fn part(&self, part: &Part) -> Option<Found> {
-        let mut groups = vec![self.group(&Key::new(part.repository, part.worktree))?];
-        for i in 0..self.len() {
-            if !part.covers(self.ports[i]) || groups.iter().any(|g| g.contains(&i)) {
-                continue;
-            }
-            let a = record::parse(self.object(i))?;
-            let key = Key::new(Path::new(&*a.repository), Path::new(&*a.worktree));
-            groups.push(self.group(&key)?);
-        }
-        groups.sort_by_key(|g| g.start);
-        let mut allocations = Vec::new();
-        for i in groups.iter().flat_map(Clone::clone) {
-            allocations.push(record::parse(self.object(i))?.into_owned());
-        }
-        Some(Found {
-            groups,
-            data: RegistryData {
-                version: VERSION,
-                allocations,
-            },
-        })
-    }
-
-    /// The file with the lines of `groups` replaced by `after`'s entries,
-    /// each where its key sorts (after the lines of an equal key that
-    /// stay): byte for byte what [`layout::serialize`] writes for the
-    /// whole data. `Ok(None)` when a line it compares with is not an
-    /// allocation.
-    fn splice(&self, groups: &[Range<usize>], after: &RegistryData) -> Result<Option<Vec<u8>>> {
-        let mut rest = PortSet(self.all.0.clone());
-        let mut replaced = vec![false; self.len()];
-        for i in groups.iter().flat_map(Clone::clone) {
-            rest.remove(self.ports[i]);
-            replaced[i] = true;
-        }
-        check_new_ports(after, |p| rest.contains(p))?;
-        let mut entries: Vec<&Allocation> = after.allocations.iter().collect();
-        entries.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
-        // Where each entry goes: before the first line whose key is above
-        // its own (one binary search per worktree).
-        let mut at = Vec::with_capacity(entries.len());
-        for (i, a) in entries.iter().enumerate() {
-            let pos = if i > 0 && entries[i - 1].sort_key() == a.sort_key() {
-                at[i - 1]
-            } else {
-                match self.bound(&Key::new(&a.repository, &a.worktree), true) {
-                    Some(pos) => pos,
-                    None => return Ok(None),
-                }
-            };
-            at.push(pos);
-        }
-        let mut out = Writer::new(VERSION, self.bytes.len() + 256 * entries.len());
-        let mut next = entries.iter().zip(&at).peekable();
-        for (i, replaced) in replaced.iter().enumerate() {
-            while let Some((a, _)) = next.next_if(|(_, pos)| **pos == i) {
-                out.entry(a)?;
-            }
-            if !replaced {
-                out.raw(self.object(i));
-            }
-        }
-        for (a, _) in next {
-            out.entry(a)?;
-        }
-        Ok(Some(out.finish()))
-    }
-}
-
-/// The port at the start of a line's object: `{"port":N,`.
-fn port_of(object: &[u8]) -> Option<u16> {
-    let rest = object.strip_prefix(PORT_FIELD)?;
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if !(1..=5).contains(&digits) || rest.get(digits) != Some(&b',') || rest[0] == b'0' {
-        return None;
-    }
-    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
 }
 
 #[cfg(test)]
