@@ -445,3 +445,49 @@ fn json_and_toml_share_the_schema() {
     );
     assert_eq!(c.services[0].env, vec!["PORT", "WEB_PORT"]);
 }
+
+/// Valid configs (`the_fuzz_bases_are_valid`) the fuzz below mutates.
+const FUZZ_BASES: &[&str] = &[
+    "[purposes]\nfeature = [\"5000-5099\", \"15000-15099\"]\n[services.web]\nhealth = { http = \"/h\", retries = 3 }\n[env]\nA = \"{port.web}/é\"\n",
+    "{\"purposes\": {\"feature\": \"5000-5099\"}, \"services\": {\"web\": {\"env\": [\"P\"], \"run\": \"é\"}}}",
+];
+
+#[test]
+fn the_fuzz_bases_are_valid() {
+    parse(FUZZ_BASES[0]).unwrap();
+    Config::parse(Path::new("wtenv.json"), FUZZ_BASES[1]).unwrap();
+}
+
+proptest::proptest! {
+    /// Whatever the text, TOML or JSON: an answer, never a panic, and a
+    /// place given is a place in the text.
+    #[test]
+    fn any_text_parses_or_is_placed_in_the_text(
+        base in proptest::sample::select(FUZZ_BASES.to_vec()),
+        at in 0usize..200,
+        cut in 0usize..8,
+        insert in "[\\[\\]{}\",:=\\n é0-9a-z\\\\]{0,6}",
+    ) {
+        let mut text = base.to_owned();
+        let mut at = at.min(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        let mut end = (at + cut).min(text.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        text.replace_range(at..end, &insert);
+        for name in ["wtenv.toml", "wtenv.json"] {
+            if let Err(crate::error::Error::Config { at: Some(place), .. }) =
+                Config::parse(Path::new(name), &text)
+            {
+                let lines = text.split('\n').count();
+                proptest::prop_assert!(place.line >= 1 && place.line <= lines, "{place:?} in {text:?}");
+                proptest::prop_assert!(place.column >= 1, "{place:?} in {text:?}");
+                let line = text.split('\n').nth(place.line - 1).unwrap();
+                proptest::prop_assert!(place.column <= line.chars().count() + 1, "{place:?} in {text:?}");
+            }
+        }
+    }
+}
