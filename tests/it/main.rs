@@ -23,6 +23,7 @@ mod report;
 mod shell;
 mod snapshots;
 mod snapshots_errors;
+mod snapshots_registry;
 mod snapshots_services;
 mod snapshots_worktrees;
 mod sockets;
