@@ -303,8 +303,13 @@ restart = "on-failure"
     let second = wait_pidfile(&pid_file(&t, "api"), &w);
     assert_ne!(first, second, "a new run: {stderr}");
     assert!(!alive(first));
-    let ports = crate::support::run(&mut t.wtenv(&["ports"]));
-    assert!(ports.stdout.contains("; ready, 1 restart"), "{ports}");
+    // up writes its status file after it prints "ready": poll for it.
+    let ports = || crate::support::run(&mut t.wtenv(&["ports"]));
+    assert!(
+        wait_for(PATIENCE, || ports().stdout.contains("; ready, 1 restart")),
+        "{}",
+        ports()
+    );
     // Without socket hand-off, the port is unbound between the old run's
     // exit and the new run's bind (the README says so); measured, not
     // asserted either way.
