@@ -262,6 +262,8 @@ impl<'a, 's> Up<'a, 's> {
         let Some(change) = s.tracker.observe(at, probe) else {
             return;
         };
+        // A new state is recorded before it is said: `list` or `ports` run
+        // on seeing the line show it.
         match change {
             Change::Ready(after) => {
                 self.ready.insert(s.unit.service.name.clone());
@@ -271,9 +273,13 @@ impl<'a, 's> Up<'a, 's> {
                     after.as_secs_f64(),
                     port.unwrap_or_default()
                 );
+                self.record();
                 self.say(i, &text);
             }
-            Change::Healthy => self.say(i, "healthy"),
+            Change::Healthy => {
+                self.record();
+                self.say(i, "healthy");
+            }
             Change::Unhealthy(why) => {
                 self.say(i, &format!("unhealthy: {why}"));
                 let s = &mut self.states[i];
