@@ -256,25 +256,33 @@ fn serves(port: u16) -> bool {
 /// it to wtenv): `fg` has taken effect, so keys and Ctrl-C reach the child.
 fn wait_child_has_terminal(t: &TestEnv, tmux: &Tmux, port: u16, what: &str) {
     let child_group = crate::supervise::recorded_pgid(t, port);
-    let wtenv = t.registry()["allocations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["port"] == port)
-        .and_then(|a| a["holders"][0]["pid"].as_u64())
-        .expect("wtenv run holds its port") as u32;
-    // Fields after comm: state ppid pgrp session tty_nr tpgid.
-    let foreground = || {
-        let text = std::fs::read_to_string(format!("/proc/{wtenv}/stat")).ok()?;
-        let rest: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
-        rest.get(5)?.parse::<u32>().ok()
-    };
+    let wtenv = wtenv_holding(t, port);
+    let foreground = || stat_field(wtenv, 5)?.parse::<u32>().ok();
     assert!(
         wait_for(PATIENCE, || foreground() == Some(child_group)),
         "{what}: the child's group {child_group} never got the terminal (foreground: {:?}):\n{}",
         foreground(),
         tmux.pane(t)
     );
+}
+
+/// The pid of the `wtenv run` holding `port`.
+fn wtenv_holding(t: &TestEnv, port: u16) -> u32 {
+    t.registry()["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["port"] == port)
+        .and_then(|a| a["holders"][0]["pid"].as_u64())
+        .expect("wtenv run holds its port") as u32
+}
+
+/// Field `i` after the command in `/proc/PID/stat`: state ppid pgrp
+/// session tty_nr tpgid ...
+fn stat_field(pid: u32, i: usize) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    rest.split_whitespace().nth(i).map(str::to_owned)
 }
 
 #[test]
@@ -321,6 +329,16 @@ fn vite_started_in_the_background_follows_fg_ctrl_z_bg_and_ctrl_c() {
     assert!(serves(port), "after bg:\n{}", tmux.pane(&t));
     tmux.keys(&t, &["echo shell-is-free", "Enter"]);
     expect(&tmux, &t, "\nshell-is-free", "the shell after bg");
+    // Those keys made Vite, in the background, read the terminal: SIGTTIN
+    // stops it, and wtenv follows by stopping itself, as the kernel stops
+    // any background job that reads its terminal. Type `fg` once wtenv has
+    // stopped, as a person would: a `fg` in the instant between the
+    // child's stop and wtenv's has bash take wtenv's stop for the answer to
+    // that `fg` (the race of any job that stops itself).
+    let wtenv = wtenv_holding(&t, port);
+    wait_for(Duration::from_secs(10), || {
+        stat_field(wtenv, 0).as_deref() == Some("T")
+    });
 
     tmux.keys(&t, &["fg", "Enter"]);
     wait_child_has_terminal(&t, &tmux, port, "fg after bg");
