@@ -363,15 +363,7 @@ fn a_racer_never_binds_the_port_while_the_service_restarts_100_times_on_a_held_s
     let mut w = Wtenv::start(&t, &["run", "--sockets", "--", "sh", "-c", &script]);
     // The racer starts once wtenv holds the port (a probe connect would
     // be served by one of the 100 runs).
-    assert!(
-        wait_for(PATIENCE, || std::net::TcpListener::bind((
-            "127.0.0.1",
-            port
-        ))
-        .is_err()),
-        "{}",
-        w.stderr_text()
-    );
+    wait_until_held(port, &w);
     let racing = racer(port, stop.clone(), wins.clone());
     let mut pids = std::collections::BTreeSet::new();
     for round in 0..100 {
@@ -391,6 +383,20 @@ fn a_racer_never_binds_the_port_while_the_service_restarts_100_times_on_a_held_s
     assert_port_bindable(port);
 }
 
+/// Waits until the port cannot be bound: wtenv holds its socket (a probe
+/// connect would be served, and so consume one of the service's runs).
+fn wait_until_held(port: u16, w: &Wtenv) {
+    assert!(
+        wait_for(PATIENCE, || std::net::TcpListener::bind((
+            "127.0.0.1",
+            port
+        ))
+        .is_err()),
+        "{}",
+        w.stderr_text()
+    );
+}
+
 #[test]
 fn up_restarts_a_socket_service_on_the_same_socket_and_a_racer_never_binds_between_runs() {
     let t = TestEnv::new();
@@ -401,15 +407,7 @@ fn up_restarts_a_socket_service_on_the_same_socket_and_a_racer_never_binds_betwe
     ));
     let port = web_port(&t);
     let w = Wtenv::start(&t, &["up"]);
-    assert!(
-        wait_for(PATIENCE, || std::net::TcpListener::bind((
-            "127.0.0.1",
-            port
-        ))
-        .is_err()),
-        "{}",
-        w.stderr_text()
-    );
+    wait_until_held(port, &w);
     let stop_racer = Arc::new(AtomicBool::new(false));
     let wins = Arc::new(AtomicUsize::new(0));
     let racing = racer(port, stop_racer.clone(), wins.clone());
