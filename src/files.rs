@@ -182,21 +182,35 @@ pub fn write_own(path: &Path, bytes: &[u8]) -> Result<File, OpenError> {
     Ok(file)
 }
 
+/// What a crash right after [`replace_with`] returns may leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// The new file: the directory is fsynced after the rename.
+    Durable,
+    /// The old file or the new one, whole: the file is fsynced before the
+    /// rename (so a crash never shows an empty or torn file), but the
+    /// rename is not waited for. For changes that may be lost in a crash
+    /// because nothing outlives it to need them (the registry's holders:
+    /// every process a crash ends).
+    OldOrNew,
+}
+
 /// Replaces `dir/name` with `bytes`, atomically: a temp file of a fresh
 /// name (created exclusively, 0600, never through a link), fsync, rename,
 /// fsync of the directory. A crash leaves the old or the new file. Call it
 /// under the lock that serializes writers of `name`.
 pub fn replace(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), (String, PathBuf, io::Error)> {
-    replace_with(dir, name, bytes, |_| Ok(()))
+    replace_with(dir, name, bytes, |_| Ok(()), Commit::Durable)
 }
 
 /// [`replace`], running `finish` on the written temp file before its fsync
-/// (the registry seals it there).
+/// (the registry seals it there), durable as `commit` says.
 pub fn replace_with(
     dir: &Path,
     name: &str,
     bytes: &[u8],
     finish: impl FnOnce(&File) -> io::Result<()>,
+    commit: Commit,
 ) -> Result<(), (String, PathBuf, io::Error)> {
     clean_stale_temps(dir, name);
     let (tmp, mut file) = create_temp(dir, name).map_err(|(p, e)| ("create".into(), p, e))?;
@@ -209,6 +223,9 @@ pub fn replace_with(
     if let Err((what, e)) = done {
         let _ = std::fs::remove_file(&tmp);
         return Err((what.into(), tmp, e));
+    }
+    if commit == Commit::OldOrNew {
+        return Ok(());
     }
     // The rename is durable only once the directory entry is.
     File::open(dir)

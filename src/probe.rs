@@ -159,10 +159,16 @@ pub fn accepts(port: u16) -> bool {
 pub fn ephemeral_range() -> Option<crate::config::PortRange> {
     #[cfg(target_os = "linux")]
     {
-        let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
-        let mut it = text.split_whitespace().map(|n| n.parse::<u16>().ok());
-        let (start, end) = (it.next()??, it.next()??);
-        Some(crate::config::PortRange { start, end })
+        // Read once per process: every range of the config is checked
+        // against it, and a wtenv process lives for one command.
+        static RANGE: std::sync::OnceLock<Option<crate::config::PortRange>> =
+            std::sync::OnceLock::new();
+        *RANGE.get_or_init(|| {
+            let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+            let mut it = text.split_whitespace().map(|n| n.parse::<u16>().ok());
+            let (start, end) = (it.next()??, it.next()??);
+            Some(crate::config::PortRange { start, end })
+        })
     }
     #[cfg(not(target_os = "linux"))]
     {

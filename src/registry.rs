@@ -72,6 +72,20 @@ pub struct RegistryData {
     pub allocations: Vec<Allocation>,
 }
 
+impl RegistryData {
+    /// The same allocations in the same order, but perhaps for their
+    /// holders: the same reservations.
+    pub fn same_but_holders(&self, other: &RegistryData) -> bool {
+        self.version == other.version
+            && self.allocations.len() == other.allocations.len()
+            && self
+                .allocations
+                .iter()
+                .zip(&other.allocations)
+                .all(|(a, b)| a.same_but_holders(b))
+    }
+}
+
 impl Default for RegistryData {
     fn default() -> Self {
         RegistryData {
@@ -144,6 +158,34 @@ impl Hold {
 }
 
 impl Allocation {
+    /// Equal in every field but `holders`. Destructured, so that a new
+    /// field must be placed on one side or the other.
+    fn same_but_holders(&self, other: &Allocation) -> bool {
+        let Allocation {
+            port,
+            service,
+            purpose,
+            repository,
+            worktree,
+            created,
+            reserved,
+            holders: _,
+            adhoc,
+        } = self;
+        (
+            port, service, purpose, repository, worktree, created, reserved, adhoc,
+        ) == (
+            &other.port,
+            &other.service,
+            &other.purpose,
+            &other.repository,
+            &other.worktree,
+            &other.created,
+            &other.reserved,
+            &other.adhoc,
+        )
+    }
+
     pub fn belongs_to(&self, repository: &Path, worktree: &Path) -> bool {
         // Both sides are canonical paths, so equal bytes is equal paths;
         // `Path`'s component-wise `==` was a visible cost of `env`'s hot
@@ -290,7 +332,15 @@ impl Registry {
         let before = data.clone();
         let out = f(&mut data)?;
         if data != before {
-            self.write(&render(&data)?)?;
+            // A change of holders alone need not survive a crash: the
+            // processes it records do not either (docs/ARCHITECTURE.md,
+            // "Registry").
+            let commit = if before.same_but_holders(&data) {
+                files::Commit::OldOrNew
+            } else {
+                files::Commit::Durable
+            };
+            self.write(&render(&data)?, commit)?;
             restamp(&before, &data);
         }
         Ok(out)
@@ -355,22 +405,24 @@ impl Registry {
         Ok(Some(self.dir()))
     }
 
-    fn write(&self, bytes: &[u8]) -> Result<()> {
+    fn write(&self, bytes: &[u8], commit: files::Commit) -> Result<()> {
         let name = self
             .path
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or(FILE_NAME);
-        files::replace_with(self.dir(), name, bytes, seal::stamp).map_err(|(what, path, e)| {
-            Error::io(
-                format!(
-                    "could not {what} {} (replacing registry {})",
-                    path.display(),
-                    self.path.display()
-                ),
-                e,
-            )
-        })
+        files::replace_with(self.dir(), name, bytes, seal::stamp, commit).map_err(
+            |(what, path, e)| {
+                Error::io(
+                    format!(
+                        "could not {what} {} (replacing registry {})",
+                        path.display(),
+                        self.path.display()
+                    ),
+                    e,
+                )
+            },
+        )
     }
 }
 

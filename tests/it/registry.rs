@@ -1271,3 +1271,56 @@ fn with_20000_allocations_env_reads_only_its_own_and_the_sweep_finds_stale_ones(
         "{last}"
     );
 }
+
+/// The fsyncs `wtenv ARGS` makes in the main worktree, as strace sees them:
+/// `(file temp files fsynced, state directory fsynced)`.
+fn fsyncs(t: &TestEnv, args: &[&str]) -> (usize, usize) {
+    let log = t.root().join("strace.log");
+    let cmd = t.wtenv(args);
+    let wtenv = cmd.get_program().to_owned();
+    let mut traced = Command::new("strace");
+    traced
+        .args(["-f", "-y", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&log)
+        .arg(wtenv)
+        .args(cmd.get_args())
+        .current_dir(cmd.get_current_dir().unwrap());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => traced.env(k, v),
+            None => traced.env_remove(k),
+        };
+    }
+    let out = run(&mut traced);
+    assert_eq!(out.code, Some(0), "{out}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let state = t.state_dir();
+    let dir = format!("<{}>", state.display());
+    let temp = format!("<{}/registry.json.tmp.", state.display());
+    let count = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    (count(&temp), count(&dir))
+}
+
+/// A change of holders alone (`run`'s hold and release) is written
+/// atomically (the temp file fsynced before its rename: a crash shows the
+/// old file or the new, never a torn one) but the rename is not waited for:
+/// a crash that loses it ends the holders too. A change of reservations
+/// is durable: the directory is fsynced after the rename.
+#[test]
+fn holds_alone_skip_the_directory_fsync_reservations_never_do() {
+    let t = TestEnv::new();
+    // Allocating: one durable write.
+    assert_eq!(fsyncs(&t, &["env"]), (1, 1));
+    // Hold, then release of the hold: two atomic writes, no directory fsync.
+    assert_eq!(fsyncs(&t, &["run", "--", "true"]), (2, 0));
+    // The reservation is still there, and nothing is held.
+    assert_eq!(t.allocations().len(), 1);
+    assert!(
+        !t.registry().to_string().contains("holders"),
+        "{}",
+        t.registry()
+    );
+    // Releasing the reservation: durable again.
+    assert_eq!(fsyncs(&t, &["release"]), (1, 1));
+    assert!(t.allocations().is_empty());
+}
