@@ -158,21 +158,77 @@ fn init_tracing(verbose: u8, quiet: bool, color: bool) -> error::Result<()> {
         (false, 1) => tracing::Level::INFO,
         (false, _) => tracing::Level::DEBUG,
     };
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(color)
-        .without_time()
-        .with_target(false);
-    let registry = tracing_subscriber::registry().with(fmt);
-    // `WTENV_LOG` is an EnvFilter; without it, a plain target filter, which
-    // costs nothing to build (this runs on every `cd`).
-    let _ = match log_filter()? {
-        Some(filter) => registry.with(filter).try_init(),
-        None => registry
-            .with(tracing_subscriber::filter::Targets::new().with_target("wtenv", level))
-            .try_init(),
+    let printer = move || {
+        tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(color)
+                .without_time()
+                .with_target(false),
+        )
     };
+    // `WTENV_LOG` is an EnvFilter; without it, wtenv's own events at
+    // `level`, printed by a subscriber made at the first one.
+    // (Set once per process: a second call, in tests, keeps the first.)
+    match log_filter()? {
+        Some(filter) => drop(printer().with(filter).try_init()),
+        None => drop(tracing::subscriber::set_global_default(Deferred {
+            level,
+            make: Box::new(move || tracing::Dispatch::new(printer())),
+            made: std::sync::OnceLock::new(),
+        })),
+    }
     Ok(())
+}
+
+/// The subscriber of a run without `WTENV_LOG`: it filters by target and
+/// level itself, and makes the one that prints (tracing-subscriber's span
+/// registry and formatter) only for the first event it lets through. Most
+/// runs print none (every `env` of every `cd`), and making it took about
+/// a tenth of `env`'s page faults. wtenv makes no spans: a span is given
+/// a placeholder id and dropped.
+struct Deferred {
+    level: tracing::Level,
+    make: Box<dyn Fn() -> tracing::Dispatch + Send + Sync>,
+    made: std::sync::OnceLock<tracing::Dispatch>,
+}
+
+impl tracing::Subscriber for Deferred {
+    fn register_callsite(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if self.enabled(meta) {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(self.level.into())
+    }
+
+    fn enabled(&self, meta: &tracing::Metadata<'_>) -> bool {
+        let target = meta.target();
+        *meta.level() <= self.level && (target == "wtenv" || target.starts_with("wtenv::"))
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        self.made.get_or_init(&self.make).event(event);
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 /// `WTENV_LOG`, when set: an error naming it when it does not parse, or
