@@ -73,15 +73,18 @@ pub struct RegistryData {
 }
 
 impl RegistryData {
-    /// The same allocations in the same order, but perhaps for their
-    /// holders: the same reservations.
-    pub fn same_but_holders(&self, other: &RegistryData) -> bool {
+    /// The same reserved allocations, in the same order, but perhaps for
+    /// their holders: what differs, if anything, lives only as long as
+    /// processes do (holders, and the allocations that live while their
+    /// holders do).
+    pub fn same_reservations(&self, other: &RegistryData) -> bool {
+        fn reserved(d: &RegistryData) -> impl Iterator<Item = &Allocation> {
+            d.allocations.iter().filter(|a| a.reserved)
+        }
         self.version == other.version
-            && self.allocations.len() == other.allocations.len()
-            && self
-                .allocations
-                .iter()
-                .zip(&other.allocations)
+            && reserved(self).count() == reserved(other).count()
+            && reserved(self)
+                .zip(reserved(other))
                 .all(|(a, b)| a.same_but_holders(b))
     }
 }
@@ -332,10 +335,10 @@ impl Registry {
         let before = data.clone();
         let out = f(&mut data)?;
         if data != before {
-            // A change of holders alone need not survive a crash: the
-            // processes it records do not either (docs/ARCHITECTURE.md,
+            // A change that only processes live by need not survive a
+            // crash: the processes do not either (docs/ARCHITECTURE.md,
             // "Registry").
-            let commit = if before.same_but_holders(&data) {
+            let commit = if before.same_reservations(&data) {
                 files::Commit::OldOrNew
             } else {
                 files::Commit::Durable

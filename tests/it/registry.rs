@@ -1336,17 +1336,22 @@ fn fsyncs(t: &TestEnv, args: &[&str]) -> (usize, usize) {
     (count(&temp), count(&dir))
 }
 
-/// A change of holders alone (`run`'s hold and release) is written
-/// atomically (the temp file fsynced before its rename: a crash shows the
-/// old file or the new, never a torn one) but the rename is not waited for:
-/// a crash that loses it ends the holders too. A change of reservations
-/// is durable: the directory is fsynced after the rename.
+/// A change that only processes live by (`run`'s holds, and the ports it
+/// allocates for its command alone) is written atomically (the temp file
+/// fsynced before its rename: a crash shows the old file or the new, never
+/// a torn one) but the rename is not waited for: a crash that loses it
+/// ends those processes too. A change of reservations is durable: the
+/// directory is fsynced after the rename.
 #[test]
 fn holds_alone_skip_the_directory_fsync_reservations_never_do() {
     let t = TestEnv::new();
-    // Allocating: one durable write.
+    // Nothing reserved: run allocates a port for its command, then
+    // releases it. Two atomic writes, no directory fsync.
+    assert_eq!(fsyncs(&t, &["run", "--", "true"]), (2, 0));
+    assert!(t.allocations().is_empty());
+    // Reserving: one durable write.
     assert_eq!(fsyncs(&t, &["env"]), (1, 1));
-    // Hold, then release of the hold: two atomic writes, no directory fsync.
+    // Hold, then release of the hold: two atomic writes again.
     assert_eq!(fsyncs(&t, &["run", "--", "true"]), (2, 0));
     // The reservation is still there, and nothing is held.
     assert_eq!(t.allocations().len(), 1);
