@@ -190,8 +190,9 @@ pub enum Commit {
     /// The old file or the new one, whole: the file is fsynced before the
     /// rename (so a crash never shows an empty or torn file), but the
     /// rename is not waited for. For changes that may be lost in a crash
-    /// because nothing outlives it to need them (the registry's holders:
-    /// every process a crash ends).
+    /// because nothing outlives it to need them (the registry's holders,
+    /// and the allocations that live while their holders do: a crash of
+    /// the machine ends every process).
     OldOrNew,
 }
 

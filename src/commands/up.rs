@@ -26,7 +26,7 @@ use crate::registry::Part;
 use crate::report;
 use crate::sockets::{self, Listener};
 use crate::supervise::hold::{ReleaseGuard, hold, record_pgid};
-use crate::supervise::services::{self, Prefix, pump};
+use crate::supervise::services::{self, OpenPipes, Prefix, pump};
 use crate::supervise::up::{Unit, Up};
 use crate::supervise::{self, Pgid, Supervisor};
 
@@ -100,6 +100,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             service,
             port: ports.get(&service.name).copied(),
             prefix: Prefix::new(&service.name, width, i, ctx.color),
+            output: OpenPipes::default(),
         })
         .collect();
     let (pumped, pumps_done) = std::sync::mpsc::channel::<()>();
@@ -146,8 +147,14 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 .position(|s| s.name == unit.service.name)
                 .unwrap_or_default();
             let prefix_out = Prefix::new(&unit.service.name, width, index, colour_out);
-            pump(out_r, prefix_out, false, pumped.clone());
-            pump(err_r, unit.prefix.clone(), true, pumped.clone());
+            pump(out_r, prefix_out, false, pumped.clone(), &unit.output);
+            pump(
+                err_r,
+                unit.prefix.clone(),
+                true,
+                pumped.clone(),
+                &unit.output,
+            );
             pumps.set(pumps.get() + 2);
             Ok((sup.groups() - 1, pgid))
         };

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
-use super::services::{Prefix, describe, watch_ready};
+use super::services::{OpenPipes, Prefix, describe, watch_ready};
 use super::{Pgid, Policy, Supervisor, Waker, outcome_of};
 use crate::config::Service;
 use crate::exit::{self, Outcome};
@@ -29,6 +29,8 @@ pub struct Unit<'a> {
     pub service: &'a Service,
     pub port: Option<u16>,
     pub prefix: Prefix,
+    /// Its output pipes not yet at EOF.
+    pub output: OpenPipes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -313,6 +315,8 @@ impl Policy for Up<'_, '_> {
         let Some(i) = self.states.iter().position(|s| s.group == Some(index)) else {
             return false;
         };
+        // Its last lines first, then what became of it.
+        self.states[i].unit.output.drain(Duration::from_millis(100));
         let now = Instant::now();
         let s = &mut self.states[i];
         s.watching.store(false, Ordering::Relaxed);
