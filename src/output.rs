@@ -116,17 +116,45 @@ pub fn service_prefix(name: &str, width: usize, index: usize, colour: bool) -> S
     }
 }
 
-/// Runs `each` on every line of `reader`, on a thread of its own, then
-/// signals `done`. Bytes, not strings: a child's output need not be UTF-8;
-/// a last line without a newline gets one.
+/// The output pipes of a command that [`pump_lines`] copies and that are
+/// not at EOF yet. Once the command's processes are gone,
+/// [`OpenPipes::drain`] lets the last lines they wrote be printed before
+/// wtenv says what became of the command.
+#[derive(Debug, Default, Clone)]
+pub struct OpenPipes(std::sync::Arc<(std::sync::Mutex<usize>, std::sync::Condvar)>);
+
+impl OpenPipes {
+    /// Waits until every pipe is at EOF, or until `deadline`: a process
+    /// that left the group may hold one open.
+    pub fn drain(&self, deadline: std::time::Instant) {
+        let (open, changed) = &*self.0;
+        let Ok(open) = open.lock() else { return };
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let _ = changed.wait_timeout_while(open, left, |n| *n > 0);
+    }
+
+    fn add(&self, by: isize) {
+        let (open, changed) = &*self.0;
+        if let Ok(mut n) = open.lock() {
+            *n = n.saturating_add_signed(by);
+            changed.notify_all();
+        }
+    }
+}
+
+/// Runs `each` on every line of `reader`, on a thread of its own, counted
+/// in `open` until EOF. Bytes, not strings: a child's output need not be
+/// UTF-8; a last line without a newline gets one.
 pub fn pump_lines(
     name: &str,
     reader: impl std::io::Read + Send + 'static,
-    done: std::sync::mpsc::Sender<()>,
+    open: &OpenPipes,
     mut each: impl FnMut(&[u8]) + Send + 'static,
 ) {
     use std::io::BufRead;
-    let _ = std::thread::Builder::new()
+    open.add(1);
+    let pipe = open.clone();
+    let spawned = std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
             let mut reader = std::io::BufReader::new(reader);
@@ -142,8 +170,11 @@ pub fn pump_lines(
                 }
                 each(&line);
             }
-            let _ = done.send(());
+            pipe.add(-1);
         });
+    if spawned.is_err() {
+        open.add(-1);
+    }
 }
 
 /// `text` in at most `room` characters, its end replaced by `…` if cut.

@@ -103,14 +103,14 @@ impl RotatingLog {
 }
 
 /// Copies `reader` line by line into `log`, and to our own stdout (or
-/// stderr): the journal, under systemd. Signals `done` at EOF.
+/// stderr): the journal, under systemd. Counted in `open` until EOF.
 pub fn tee(
     reader: impl Read + Send + 'static,
     log: Arc<Mutex<RotatingLog>>,
     to_stderr: bool,
-    done: std::sync::mpsc::Sender<()>,
+    open: &crate::output::OpenPipes,
 ) {
-    crate::output::pump_lines("wtenv-log", reader, done, move |line| {
+    crate::output::pump_lines("wtenv-log", reader, open, move |line| {
         if let Ok(mut log) = log.lock() {
             log.write_line(line);
         }

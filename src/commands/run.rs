@@ -20,6 +20,7 @@ use crate::background::logfile::{self, RotatingLog};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
+use crate::output::OpenPipes;
 use crate::ports::ensure_verified;
 use crate::registry::Part;
 use crate::report;
@@ -135,13 +136,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     for (name, value) in &vars {
         expr = expr.env(name, value);
     }
-    let (logged, logged_done) = std::sync::mpsc::channel::<()>();
+    let output = OpenPipes::default();
     if let Some(log) = &log {
         let pipe = || std::io::pipe().map_err(|e| Error::io("could not create a pipe", e));
         let ((out_r, out_w), (err_r, err_w)) = (pipe()?, pipe()?);
         expr = expr.stdout_file(out_w).stderr_file(err_w);
-        logfile::tee(out_r, log.clone(), false, logged.clone());
-        logfile::tee(err_r, log.clone(), true, logged.clone());
+        logfile::tee(out_r, log.clone(), false, &output);
+        logfile::tee(err_r, log.clone(), true, &output);
     }
     let spawned = supervisor.spawn(&expr, &args.command[0].to_string_lossy(), log.is_none());
     // Our copies of the pipes' write ends go with the expression, so the
@@ -158,17 +159,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         }
     };
     let report = supervisor.wait(false, || record_pgid(&ctx.registry, part, |_| Some(pgid)));
-    if log.is_some() {
-        // The group is gone: let the log threads write the last lines
-        // (bounded: a daemon that left the group may hold a pipe).
-        let deadline = Instant::now() + Duration::from_millis(500);
-        for _ in 0..2 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if logged_done.recv_timeout(left).is_err() {
-                break;
-            }
-        }
-    }
+    // The group is gone: let the log threads write the last lines.
+    output.drain(Instant::now() + Duration::from_millis(500));
     // Our copies of the sockets close before the ports are released.
     drop(listeners);
     Ok(supervise::run_outcome(&report))

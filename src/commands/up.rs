@@ -21,12 +21,13 @@ use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::health;
 use crate::output;
+use crate::output::OpenPipes;
 use crate::ports::ensure_verified;
 use crate::registry::Part;
 use crate::report;
 use crate::sockets::{self, Listener};
 use crate::supervise::hold::{ReleaseGuard, hold, record_pgid};
-use crate::supervise::services::{self, OpenPipes, Prefix, pump};
+use crate::supervise::services::{self, Prefix, pump};
 use crate::supervise::up::{Unit, Up};
 use crate::supervise::{self, Pgid, Supervisor};
 
@@ -103,8 +104,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             output: OpenPipes::default(),
         })
         .collect();
-    let (pumped, pumps_done) = std::sync::mpsc::channel::<()>();
-    let pumps = std::cell::Cell::new(0);
+    let outputs: Vec<OpenPipes> = units.iter().map(|u| u.output.clone()).collect();
     let spawn =
         |sup: &mut Supervisor, unit: &Unit| -> std::result::Result<(usize, Pgid), Outcome> {
             let pipe = || std::io::pipe();
@@ -147,15 +147,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 .position(|s| s.name == unit.service.name)
                 .unwrap_or_default();
             let prefix_out = Prefix::new(&unit.service.name, width, index, colour_out);
-            pump(out_r, prefix_out, false, pumped.clone(), &unit.output);
-            pump(
-                err_r,
-                unit.prefix.clone(),
-                true,
-                pumped.clone(),
-                &unit.output,
-            );
-            pumps.set(pumps.get() + 2);
+            pump(out_r, prefix_out, false, &unit.output);
+            pump(err_r, unit.prefix.clone(), true, &unit.output);
             Ok((sup.groups() - 1, pgid))
         };
     let spawned = |pgids: &BTreeMap<String, Pgid>| {
@@ -177,14 +170,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         Box::new(spawned),
     );
     let report = supervisor.drive(&mut up);
-    // Every group is gone, so the pipes are at EOF: let the pumps print
-    // the last lines (bounded: a daemon that left the group may hold one).
+    // Every group is gone: let the pumps print the last lines.
     let deadline = Instant::now() + Duration::from_millis(500);
-    for _ in 0..pumps.get() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if pumps_done.recv_timeout(left).is_err() {
-            break;
-        }
+    for output in &outputs {
+        output.drain(deadline);
     }
     if let Some(failure) = up.failure() {
         return Err(Error::failed(failure.to_owned()).with_hint(

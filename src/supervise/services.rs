@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::Pgid;
 use crate::alloc;
 use crate::error::{Error, Result};
+use crate::output::OpenPipes;
 use crate::probe::{self, Holder};
 use crate::process;
 use crate::report;
@@ -38,47 +39,10 @@ impl Prefix {
     }
 }
 
-/// How many of a service's output pipes are still open (not at EOF).
-#[derive(Debug, Default, Clone)]
-pub struct OpenPipes(std::sync::Arc<std::sync::atomic::AtomicUsize>);
-
-impl OpenPipes {
-    /// Waits, at most `limit`, until every pipe is at EOF: what the
-    /// service printed before it exited is then on the screen, before
-    /// `up` says it ended. A process that left the group may hold a pipe
-    /// open, hence the limit.
-    pub fn drain(&self, limit: std::time::Duration) {
-        let deadline = std::time::Instant::now() + limit;
-        while self.0.load(std::sync::atomic::Ordering::SeqCst) > 0
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-    }
-}
-
-/// One open pipe of [`OpenPipes`], closed when dropped.
-struct Open(OpenPipes);
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        (self.0).0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
 /// Copies `reader` line by line to our stdout (or stderr), prefixed;
 /// counted in `open` until it reaches EOF.
-pub fn pump(
-    reader: impl Read + Send + 'static,
-    prefix: Prefix,
-    to_stderr: bool,
-    done: std::sync::mpsc::Sender<()>,
-    open: &OpenPipes,
-) {
-    open.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let open = Open(open.clone());
-    crate::output::pump_lines("wtenv-pump", reader, done, move |line| {
-        let _ = &open;
+pub fn pump(reader: impl Read + Send + 'static, prefix: Prefix, to_stderr: bool, open: &OpenPipes) {
+    crate::output::pump_lines("wtenv-pump", reader, open, move |line| {
         let mut buf = prefix.0.clone().into_bytes();
         buf.extend_from_slice(line);
         // A closed stdout (EPIPE) must not stop the service.

@@ -17,12 +17,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
-use super::services::{OpenPipes, Prefix, describe, watch_ready};
+use super::services::{Prefix, describe, watch_ready};
 use super::{Pgid, Policy, Supervisor, Waker, outcome_of};
 use crate::config::Service;
 use crate::exit::{self, Outcome};
 use crate::health::status::{ServiceStatus, StatusFile};
 use crate::health::{self, Change, End, Health, Probe, Restarts, Tracker, check};
+use crate::output::OpenPipes;
 
 /// One service to run, as `up` was asked.
 pub struct Unit<'a> {
@@ -316,7 +317,10 @@ impl Policy for Up<'_, '_> {
             return false;
         };
         // Its last lines first, then what became of it.
-        self.states[i].unit.output.drain(Duration::from_millis(100));
+        self.states[i]
+            .unit
+            .output
+            .drain(Instant::now() + Duration::from_millis(100));
         let now = Instant::now();
         let s = &mut self.states[i];
         s.watching.store(false, Ordering::Relaxed);
