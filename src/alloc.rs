@@ -193,10 +193,11 @@ fn current_ports(data: &RegistryData, req: &Request) -> Ports {
 ///
 /// Fast path, for [`HoldMode::Reserve`] only: every service already has a
 /// *reserved* allocation and every recorded holder of it lives: one
-/// shared-lock read of this worktree's entries, no write. Otherwise (a hold
-/// to record, a port missing, one merely held, a dead holder to sweep) one
-/// exclusive transaction sweeps stale entries, scans, and writes. On a conflict
-/// nothing is written (not even the sweep), and the error carries the
+/// shared-lock read of this worktree's entries, no write. Otherwise one
+/// exclusive transaction: over the worktree's own entries when every
+/// service has its port (a hold to record, one merely held, a dead holder
+/// of ours to sweep), else over its ranges too, to sweep them and scan. On
+/// a conflict only the sweep is written, and the error carries the
 /// conflict message.
 pub fn ensure(
     registry: &Registry,
@@ -257,6 +258,19 @@ pub fn ensure_allocations(
         Some(holder) => &HoldMode::HoldAll(holder),
         None => mode,
     };
+    // Every service has its port (a `run` or `up` in a worktree `env`
+    // entered, a port to make sticky): only this worktree's entries are
+    // read, swept and changed. The entries of its ranges (every sibling
+    // worktree of a fleet) are needed only to pick a new port.
+    let own = registry::Part::of(req.repository, req.worktree);
+    if let Some(done) = registry.transaction_in(own, |data| {
+        Ok(hold_in(data, req, mode, system).map(|ports| {
+            let mine = allocations_of(data, req, &ports);
+            (ports, mine)
+        }))
+    })? {
+        return Ok(done);
+    }
     // The sweep is committed even when the allocation then fails: it only
     // removes what is provably stale, so the next command starts clean and
     // the failure can name the process that outlived its holder (rule 4).
@@ -331,6 +345,35 @@ pub fn allocate_in(
             });
         }
     }
+    mark(data, req, mode, &have);
+    Ok(current_ports(data, req))
+}
+
+/// [`allocate_in`] over a part holding only the worktree's own entries
+/// ([`registry::Part::of`]), for a worktree with nothing to allocate: its
+/// stale entries swept, its ports marked as `mode` says. `None`, with
+/// `data` as it was, when a service has no port once the sweep is done:
+/// a new port must be picked where the ranges' entries are all seen.
+fn hold_in(
+    data: &mut RegistryData,
+    req: &Request,
+    mode: &HoldMode,
+    system: &mut dyn System,
+) -> Option<Ports> {
+    let before = data.clone();
+    sweep_where(data, system, |a| a.belongs_to(req.repository, req.worktree));
+    let have = current_ports(data, req);
+    if have.len() < req.services.len() {
+        *data = before;
+        return None;
+    }
+    mark(data, req, mode, &have);
+    Some(have)
+}
+
+/// Ties the worktree's existing allocations (`have`) to `mode`: made
+/// sticky, or given its holder.
+fn mark(data: &mut RegistryData, req: &Request, mode: &HoldMode, have: &Ports) {
     for a in data.allocations.iter_mut() {
         if !a.belongs_to(req.repository, req.worktree) || !have.contains_key(&a.service) {
             continue;
@@ -349,7 +392,6 @@ pub fn allocate_in(
             _ => {}
         }
     }
-    Ok(current_ports(data, req))
 }
 
 #[cfg(test)]
@@ -384,6 +426,33 @@ mod tests {
         let again = alloc(&mut data, "/r", vec!["app"], &HoldMode::Reserve, &mut sys).unwrap();
         assert_eq!(again["app"], 5000);
         assert!(sys.probes.is_empty());
+    }
+
+    /// Over the worktree's own entries: a hold recorded, a dead holder of
+    /// ours swept; when the sweep leaves a service without its port,
+    /// nothing is changed and a port is left to `allocate_in` to pick.
+    #[test]
+    fn hold_in_holds_what_exists_and_leaves_a_missing_port_untouched() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        alloc(&mut data, "/w", vec!["web"], &HoldMode::Reserve, &mut sys).unwrap();
+        let dead = HoldMode::HoldAll(hold(10));
+        alloc(&mut data, "/w", vec!["web", "api"], &dead, &mut sys).unwrap();
+        sys.dead.insert(10);
+        sys.probes.clear();
+        let before = data.clone();
+        let req = req("/w", vec!["web", "api"]);
+        let me = HoldMode::HoldAll(hold(11));
+        assert_eq!(hold_in(&mut data, &req, &me, &mut sys), None);
+        assert_eq!(data, before, "the dead holder's api port goes with it");
+
+        let web = super::fake::req("/w", vec!["web"]);
+        let ports = hold_in(&mut data, &web, &me, &mut sys).unwrap();
+        assert_eq!(ports["web"], 5000);
+        assert_eq!(data.allocations.len(), 1, "the api port was swept");
+        let holders: Vec<u32> = data.allocations[0].holders.iter().map(|h| h.pid).collect();
+        assert_eq!((data.allocations[0].reserved, holders), (true, vec![11]));
+        assert!(sys.probes.is_empty(), "nothing to pick, nothing probed");
     }
 
     #[test]

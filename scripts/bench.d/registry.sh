@@ -3,7 +3,8 @@
 # allocations of other worktrees (WTENV_BENCH_SIZES="1000 20000"):
 # `wtenv env` on its fast path (what each `cd` costs), `allocate` and
 # `release` (a locked read-modify-write with a sweep and a probe), `ports`,
-# each measured side by side with /bin/true in one hyperfine run.
+# `run -- true` (its hold and release: two writes of the file), each
+# measured side by side with /bin/true in one hyperfine run.
 # Targets (issue 17): env at most 1.5x /bin/true at every size (flat);
 # allocate and release under 20 ms. Also `ports` under 5x /bin/true with
 # 1,000 (issue 2). With valgrind installed, also the instructions each
@@ -44,7 +45,8 @@ for size in ${WTENV_BENCH_SIZES:-1000 20000}; do
     -p /bin/true -n "env (hot path)" "$WTENV env -q" \
     -p "$WTENV -q release --service s" -n allocate "$WTENV allocate --service s" \
     -p "$WTENV -q allocate --service s" -n release "$WTENV -q release --service s" \
-    -p /bin/true -n ports "$WTENV ports" >/dev/null
+    -p /bin/true -n ports "$WTENV ports" \
+    -p /bin/true -n "run -- true" "$WTENV run -- true" >/dev/null
 
   counts=$B/instructions
   : >"$counts"
@@ -75,7 +77,7 @@ def q(times, p):
 base = results["/bin/true"]["median"]
 print(f"registry of {size:,} allocations: medians (25th-75th percentile), ratio to /bin/true in the same run"
       + (", instructions (callgrind)" if counts else ""))
-for name in ["/bin/true", "env (hot path)", "allocate", "release", "ports"]:
+for name in ["/bin/true", "env (hot path)", "allocate", "release", "ports", "run -- true"]:
     r = results[name]
     ins = f"  {int(counts[name]):>13,} instr" if name in counts else ""
     print(f"  {name:<15} {r['median'] * 1000:8.2f} ms ({q(r['times'], .25) * 1000:.2f}-{q(r['times'], .75) * 1000:.2f})"

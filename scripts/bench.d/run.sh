@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # wtenv run: (1) the overhead of `wtenv run -- true` against bare `true`, in
-# one hyperfine run (target: at most 1.5 ms added at the median), and what
+# one hyperfine run (target: at most 1.5 ms added at the median), with the
+# ports not reserved, reserved, and reserved among 1,000 siblings, and what
 # the socket hand-off adds (`run --sockets -- true` beside `run -- true`);
 # (2) the time from SIGINT to every port released for a 3-level tree
 # (sh → sh → python3 server), median of 20 runs (target: under 10 ms),
@@ -13,7 +14,8 @@
 # machine.
 set -euo pipefail
 : "${WTENV:?run through scripts/bench}" "${BENCH_TMP:?}"
-vite_app=$PWD/target/fixtures/node
+root=$PWD
+vite_app=$root/target/fixtures/node
 [ -x "$vite_app/node_modules/.bin/vite" ] || scripts/fixtures
 repo=$BENCH_TMP/run-repo
 mkdir -p "$repo"
@@ -21,18 +23,26 @@ cd "$repo"
 git init -q -b main . 2>/dev/null || git init -q .
 git -c user.name=b -c user.email=b@example.invalid commit -q --allow-empty -m init
 # Other benchmarks and tests share this machine: skip their ports.
-printf '[purposes]\nfeature = "32000-32767"\n[allocation]\nskip_occupied = true\n' >wtenv.toml
+printf '[purposes]\nfeature = "31000-32767"\n[allocation]\nskip_occupied = true\n' >wtenv.toml
 
-# Twice: in a worktree whose ports nobody reserved (run allocates them,
-# then releases them: two durable writes), then once `wtenv env` (what
+# Three ways: in a worktree whose ports nobody reserved (run allocates
+# them, then releases them: two durable writes); once `wtenv env` (what
 # every integration runs on entering) has reserved them (run holds them,
 # then lets go: two writes of holders alone, which skip the directory's
-# fsync).
+# fsync); and the same in a fleet, with 1,000 sibling worktrees' ports in
+# the same range, in a registry of its own (run reads and rewrites only
+# its own entries: what it adds over the empty registry is the file's
+# size, read once and written twice).
+fleet_state=$WTENV_STATE_DIR-fleet
+"$root/scripts/fill-registry" "$BENCH_TMP/run-fleet" "$fleet_state" 1000 31000
 for case in "ports not reserved: run allocates and releases them" \
-            "ports reserved by env: run holds and lets go"; do
-  case $case in *"reserved by env"*) "$WTENV" -q env >/dev/null ;; esac
+            "ports reserved by env: run holds and lets go" \
+            "ports reserved, 1,000 siblings in the range: run holds and lets go"; do
+  state=$WTENV_STATE_DIR
+  case $case in *siblings*) state=$fleet_state ;; esac
+  case $case in *"reserved by env"* | *siblings*) WTENV_STATE_DIR=$state "$WTENV" -q env >/dev/null ;; esac
   json=$BENCH_TMP/run-hyperfine.json
-  hyperfine -N --warmup 3 --runs 200 --export-json "$json" "$WTENV run -- true" "true"
+  WTENV_STATE_DIR=$state hyperfine -N --warmup 3 --runs 200 --export-json "$json" "$WTENV run -- true" "true"
   python3 - "$json" "$case" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]

@@ -1076,12 +1076,24 @@ fn env_sweeps_a_dead_hold_on_its_own_reservation_and_a_failed_allocation_keeps_t
         out.stdout.contains(&format!("PORT='{}'", t.ports.port(0))),
         "{out}"
     );
-    // The held-only entry of `other` was swept in the same transaction.
+    // With no port to pick, env read and swept its own entries only: the
+    // held-only entry of `other` waits for an allocation in the range
+    // (below).
     assert_eq!(
         t.allocations(),
-        vec![(t.ports.port(0), "app".into(), t.repo.clone())]
+        vec![
+            (t.ports.port(1), "app".into(), other.clone()),
+            (t.ports.port(0), "app".into(), t.repo.clone())
+        ]
     );
-    assert!(t.registry()["allocations"][0].get("holders").is_none());
+    let registry = t.registry();
+    let mine = registry["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["worktree"] == json!(t.repo))
+        .unwrap();
+    assert!(mine.get("holders").is_none(), "{mine}");
 
     // A stale entry swept by an allocation that then fails fast stays swept.
     let third = t.add_worktree("third");
@@ -1304,6 +1316,77 @@ fn with_20000_allocations_env_reads_only_its_own_and_the_sweep_finds_stale_ones(
     assert!(
         last.stderr.contains("own entries found by binary search"),
         "{last}"
+    );
+}
+
+/// A fleet: sibling worktrees share the range. `run` (and its release) in a
+/// worktree `env` reserved has no port to pick, so it reads, sweeps and
+/// rewrites this worktree's entries alone, not the siblings' in its range;
+/// an allocation still sweeps a stale sibling there and takes its port.
+#[test]
+fn run_with_its_ports_reserved_takes_its_own_entries_not_the_range() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\n[services.api]\n");
+    let siblings = t.root().join("siblings");
+    // Ports 2-16 of the range: live siblings; port 0: one whose worktree
+    // is gone (not a directory, not listed by git).
+    let mut allocations: Vec<serde_json::Value> = (2..17)
+        .map(|i| {
+            let worktree = siblings.join(format!("wt{i}"));
+            std::fs::create_dir_all(&worktree).unwrap();
+            t.record(
+                t.ports.port(i),
+                "app",
+                "feature",
+                &worktree,
+                true,
+                json!([]),
+            )
+        })
+        .collect();
+    let gone = siblings.join("gone");
+    allocations.push(t.record(t.ports.port(0), "app", "feature", &gone, true, json!([])));
+    t.write_registry(allocations);
+
+    let env = run(&mut t.wtenv(&["env"]));
+    assert_eq!(env.code, Some(0), "{env}");
+    assert!(
+        env.stdout
+            .contains(&format!("export WEB_PORT='{}'", t.ports.port(0))),
+        "the gone sibling's port was not swept and taken: {env}"
+    );
+    let count = || t.registry()["allocations"].as_array().unwrap().len();
+    assert_eq!(count(), 17, "15 siblings and this worktree's two");
+
+    let mut under = t.wtenv(&["run", "--", "true"]);
+    under.env("WTENV_LOG", "wtenv=debug");
+    let under = run(&mut under);
+    assert_eq!(under.code, Some(0), "{under}");
+    let parts: Vec<&str> = under
+        .stderr
+        .lines()
+        .filter(|l| l.contains("transaction on the part in scope"))
+        .collect();
+    assert_eq!(parts.len(), 2, "hold and release: {under}");
+    for line in parts {
+        assert!(
+            line.contains("lines=17") && line.contains("part=2"),
+            "run read more than its own entries: {line}"
+        );
+    }
+    assert_eq!(count(), 17);
+    let registry = t.registry();
+    let mine: Vec<&serde_json::Value> = registry["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["worktree"] == json!(t.repo))
+        .collect();
+    assert_eq!(mine.len(), 2);
+    assert!(
+        mine.iter()
+            .all(|a| a["reserved"] == json!(true) && a.get("holders").is_none()),
+        "run's holds were not released: {mine:?}"
     );
 }
 
