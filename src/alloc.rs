@@ -217,10 +217,14 @@ pub fn ensure_allocations(
     mode: &HoldMode,
     system: &mut dyn System,
 ) -> Result<(Ports, Vec<Allocation>)> {
+    // This worktree's entries, under the shared lock (a binary search in
+    // the sealed file): whether a port must be picked decides which
+    // transaction, if any, follows.
+    let data = registry.read_worktree(req.repository, req.worktree)?;
+    let ports = current_ports(&data, req);
+    let complete = ports.len() == req.services.len();
     let mut joined = None;
     if *mode == HoldMode::Reserve {
-        let data = registry.read_worktree(req.repository, req.worktree)?;
-        let ports = current_ports(&data, req);
         let mine = allocations_of(&data, req, &ports);
         // A process under a live holder of this worktree's ports (a prompt
         // hook or a `wtenv env` inside a `nix develop` shell, a command
@@ -240,7 +244,7 @@ pub fn ensure_allocations(
         // transaction below). A dead holder of ours (a SIGKILLed `run`) is
         // swept there too: reading its /proc entry is cheap, and it is
         // only this worktree's holds.
-        let fast = ports.len() == req.services.len()
+        let fast = complete
             && (joined.is_some() || mine.iter().all(|a| a.reserved))
             && mine
                 .iter()
@@ -261,15 +265,18 @@ pub fn ensure_allocations(
     // Every service has its port (a `run` or `up` in a worktree `env`
     // entered, a port to make sticky): only this worktree's entries are
     // read, swept and changed. The entries of its ranges (every sibling
-    // worktree of a fleet) are needed only to pick a new port.
-    let own = registry::Part::of(req.repository, req.worktree);
-    if let Some(done) = registry.transaction_in(own, |data| {
-        Ok(hold_in(data, req, mode, system).map(|ports| {
-            let mine = allocations_of(data, req, &ports);
-            (ports, mine)
-        }))
-    })? {
-        return Ok(done);
+    // worktree of a fleet) are needed only to pick a new port, which the
+    // sweep may still make necessary.
+    if complete {
+        let own = registry::Part::of(req.repository, req.worktree);
+        if let Some(done) = registry.transaction_in(own, |data| {
+            Ok(hold_in(data, req, mode, system).map(|ports| {
+                let mine = allocations_of(data, req, &ports);
+                (ports, mine)
+            }))
+        })? {
+            return Ok(done);
+        }
     }
     // The sweep is committed even when the allocation then fails: it only
     // removes what is provably stale, so the next command starts clean and

@@ -1263,6 +1263,11 @@ fn with_20000_allocations_env_reads_only_its_own_and_the_sweep_finds_stale_ones(
             field("part") <= 4,
             "{what:?} read more than its part: {out}"
         );
+        let reads = out
+            .stderr
+            .matches("transaction on the part in scope")
+            .count();
+        assert_eq!(reads, 1, "{what:?} read the file {reads} times: {out}");
         out
     };
     let extra = in_part(&["allocate", "--service", "extra"]);
