@@ -1,7 +1,7 @@
 //! The allocation rules (docs/ARCHITECTURE.md, "Allocation rules", numbered
 //! there and cited here as "rule N"), in one place.
 //!
-//! Decisions are plain functions over values: [`scan`] picks ports,
+//! Decisions are plain functions over values: [`scan`](fn@scan) picks ports,
 //! [`sweep`] finds provably stale entries, [`classify`] tells in-use from
 //! foreign. They take the system as a trait ([`System`]) so they are tested
 //! without sockets. [`ensure`] is the I/O edge: it runs them inside one

@@ -189,7 +189,7 @@ impl Scope {
     }
 
     /// This worktree's allocated ports by service, as the registry has
-    /// them (after [`crate::commands::env::ensure_verified`]).
+    /// them (after [`crate::ports::ensure_verified`]).
     pub fn allocated_ports(&self, registry: &Registry) -> Result<crate::alloc::Ports> {
         let (repo, root) = (&self.worktree.common_dir, &self.worktree.root);
         Ok(registry

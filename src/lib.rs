@@ -32,7 +32,7 @@
 //! - [`report`]: every message to the user (errors, hints, warnings,
 //!   notes, status lines), honouring `-q` and `--json`
 //! - [`settings`]: every environment variable wtenv reads, each read once
-//! - [`context`], [`error`], [`exit`], [`output`]: what every command shares
+//! - [`context`](mod@context), [`error`], [`exit`], [`output`]: what every command shares
 //! - [`commands`]: one file per verb; verbs never import each other
 //!
 //! The whole map, the data flow of `env` and `run`, and the invariants with

@@ -91,8 +91,11 @@ pub enum Command {
     /// Unit files (systemd) or plists (launchd) for the services, ports reserved.
     Export(export::Args),
     /// Let this repository's config, as it is now, set its [env] variables.
+    // `[env]` is the config's table, in clap's help: not a link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     Trust(trust::Args),
     /// Stop trusting this repository's config: its [env] no longer applies.
+    #[allow(rustdoc::broken_intra_doc_links)]
     Untrust(untrust::Args),
     /// Shell completions.
     Completions(completions::Args),

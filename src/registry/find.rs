@@ -16,7 +16,7 @@ use crate::config::MIN_PORT;
 /// positioned reads: about log2(n) lines are read and parsed, whatever the
 /// size of the registry, so `env` on every `cd` does not grow with other
 /// worktrees' allocations. The lines it reads are checked as
-/// [`read_lines`] checks them (layout, schema, order); the rest of the
+/// [`read_lines`](super::view::read_lines) checks them (layout, schema, order); the rest of the
 /// file is vouched for by the seal.
 /// `Ok(None)` when anything is not as `serialize` writes it: the caller
 /// then reads the file whole, which accepts or says what is wrong.

@@ -2,7 +2,7 @@
 //!
 //! `env` runs on every `cd` and needs only its own worktree's entries, but
 //! the registry holds every worktree's. Parsing all of them into owned
-//! [`Allocation`]s (five heap strings each) was most of `env`'s time on a
+//! [`Allocation`](super::Allocation)s (five heap strings each) was most of `env`'s time on a
 //! registry of 1,000 entries, much of it page faults on fresh heap.
 //! [`read_lines`] reads a file in the layout wtenv writes line by line,
 //! borrows each entry's strings from its line, and copies only the entries

@@ -266,7 +266,7 @@ impl Supervisor {
     ///   the terminal and goes on;
     /// - otherwise (Ctrl-Z, or the terminal is the shell's): wtenv takes
     ///   the terminal back and stops itself, so the shell shows the job
-    ///   stopped and gets its prompt; `fg`/`bg` continue wtenv ([`resume`]).
+    ///   stopped and gets its prompt; `fg`/`bg` continue wtenv ([`resume`](Self::resume)).
     fn follow_stop(&mut self) {
         let Some(g) = self.groups.first() else {
             return;
@@ -306,7 +306,7 @@ impl Supervisor {
 
     /// wtenv got Ctrl-Z itself (its children do not have the terminal, as
     /// under `up`): every group is stopped, then wtenv, so the shell shows
-    /// the job stopped; `fg`/`bg` continue them all ([`resume`]).
+    /// the job stopped; `fg`/`bg` continue them all ([`resume`](Self::resume)).
     fn stop_all(&mut self) {
         tracing::debug!("stopped: stopping every group");
         for g in self.groups.iter().filter(|g| !g.done) {
