@@ -205,18 +205,29 @@ pub fn ensure(
     mode: &HoldMode,
     system: &mut dyn System,
 ) -> Result<Ports> {
-    ensure_allocations(registry, req, mode, system).map(|(ports, _)| ports)
+    ensure_allocations(registry, req, mode, system).map(|e| e.ports)
 }
 
-/// [`ensure`], also returning the worktree's allocations as they stand
-/// afterwards (for the checks `env` makes), so callers need not read the
-/// registry a second time.
+/// What [`ensure_allocations`] leaves.
+#[derive(Debug)]
+pub struct Ensured {
+    pub ports: Ports,
+    /// The worktree's allocations as they stand afterwards (for the
+    /// checks `env` makes), so callers need not read the registry again.
+    pub mine: Vec<Allocation>,
+    /// The ports it picked itself: each proved free on the system, under
+    /// the probe lock, a moment ago.
+    pub picked: BTreeSet<u16>,
+}
+
+/// [`ensure`], also saying what the worktree's allocations are afterwards
+/// and which ports it picked.
 pub fn ensure_allocations(
     registry: &Registry,
     req: &Request,
     mode: &HoldMode,
     system: &mut dyn System,
-) -> Result<(Ports, Vec<Allocation>)> {
+) -> Result<Ensured> {
     // This worktree's entries, under the shared lock (a binary search in
     // the sealed file): whether a port must be picked decides which
     // transaction, if any, follows.
@@ -255,7 +266,11 @@ pub fn ensure_allocations(
                 joined = joined.is_some(),
                 "fast path: every service has its port"
             );
-            return Ok((ports, mine));
+            return Ok(Ensured {
+                ports,
+                mine,
+                picked: BTreeSet::new(),
+            });
         }
     }
     let mode = match joined {
@@ -270,9 +285,10 @@ pub fn ensure_allocations(
     if complete {
         let own = registry::Part::of(req.repository, req.worktree);
         if let Some(done) = registry.transaction_in(own, |data| {
-            Ok(hold_in(data, req, mode, system).map(|ports| {
-                let mine = allocations_of(data, req, &ports);
-                (ports, mine)
+            Ok(hold_in(data, req, mode, system).map(|ports| Ensured {
+                mine: allocations_of(data, req, &ports),
+                ports,
+                picked: BTreeSet::new(),
             }))
         })? {
             return Ok(done);
@@ -290,9 +306,15 @@ pub fn ensure_allocations(
         ports: Some(&req.ranges),
     };
     registry.transaction_in(part, |data| {
-        Ok(allocate_in(data, req, mode, system).map(|ports| {
-            let mine = allocations_of(data, req, &ports);
-            (ports, mine)
+        let had = current_ports(data, req);
+        Ok(allocate_in(data, req, mode, system).map(|ports| Ensured {
+            mine: allocations_of(data, req, &ports),
+            picked: ports
+                .iter()
+                .filter(|(service, port)| had.get(*service) != Some(*port))
+                .map(|(_, port)| *port)
+                .collect(),
+            ports,
         }))
     })?
 }

@@ -68,8 +68,14 @@ pub type Verified = (Vec<(String, String)>, Option<String>);
 pub fn verify(ctx: &Ctx, scope: &Scope, mode: &HoldMode, skip_occupied: bool) -> Result<Verified> {
     let mut system = RealSystem::new(&ctx.registry);
     let request = scope.request(skip_occupied);
-    let (ports, mine) = alloc::ensure_allocations(&ctx.registry, &request, mode, &mut system)?;
-    let mine: Vec<_> = mine.iter().collect();
+    let ensured = alloc::ensure_allocations(&ctx.registry, &request, mode, &mut system)?;
+    // A port it just picked was proved free under the probe lock a moment
+    // ago: probing it again would tell nothing new.
+    let mine: Vec<_> = ensured
+        .mine
+        .iter()
+        .filter(|a| !ensured.picked.contains(&a.port))
+        .collect();
     let usage = alloc::classify(&mine, &mut system).map_err(Error::probe)?;
     let foreign: Vec<(u16, String, Vec<Holder>)> = mine
         .iter()
@@ -91,7 +97,7 @@ pub fn verify(ctx: &Ctx, scope: &Scope, mode: &HoldMode, skip_occupied: bool) ->
         &scope.config,
         ctx.config_path.is_some(),
     );
-    let vars = exports::variables(scope, &ports, gate.applies());
+    let vars = exports::variables(scope, &ensured.ports, gate.applies());
     Ok((vars, gate.message(&scope.config)))
 }
 

@@ -1395,15 +1395,15 @@ fn run_with_its_ports_reserved_takes_its_own_entries_not_the_range() {
     );
 }
 
-/// The fsyncs `wtenv ARGS` makes in the main worktree, as strace sees them:
-/// `(file temp files fsynced, state directory fsynced)`.
-fn fsyncs(t: &TestEnv, args: &[&str]) -> (usize, usize) {
+/// The system calls `wtenv ARGS` makes in the main worktree, as strace
+/// (`-e TRACE`) logs them.
+fn strace(t: &TestEnv, args: &[&str], trace: &str) -> String {
     let log = t.root().join("strace.log");
     let cmd = t.wtenv(args);
     let wtenv = cmd.get_program().to_owned();
     let mut traced = Command::new("strace");
     traced
-        .args(["-f", "-y", "-qq", "-e", "trace=fsync,fdatasync", "-o"])
+        .args(["-f", "-y", "-qq", "-e", trace, "-o"])
         .arg(&log)
         .arg(wtenv)
         .args(cmd.get_args())
@@ -1416,7 +1416,13 @@ fn fsyncs(t: &TestEnv, args: &[&str]) -> (usize, usize) {
     }
     let out = run(&mut traced);
     assert_eq!(out.code, Some(0), "{out}");
-    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::read_to_string(&log).unwrap()
+}
+
+/// The fsyncs `wtenv ARGS` makes in the main worktree, as strace sees them:
+/// `(file temp files fsynced, state directory fsynced)`.
+fn fsyncs(t: &TestEnv, args: &[&str]) -> (usize, usize) {
+    let text = strace(t, args, "trace=fsync,fdatasync");
     let state = t.state_dir();
     let dir = format!("<{}>", state.display());
     let temp = format!("<{}/registry.json.tmp.", state.display());
@@ -1451,4 +1457,32 @@ fn holds_alone_skip_the_directory_fsync_reservations_never_do() {
     // Releasing the reservation: durable again.
     assert_eq!(fsyncs(&t, &["release"]), (1, 1));
     assert!(t.allocations().is_empty());
+}
+
+/// A port `run` or `env` picks was proved free by the scan, under the probe
+/// lock, a moment before: the own-port check that follows does not probe
+/// it again. Every command here probes the port once: as many binds as a
+/// reserved port's check makes.
+#[test]
+fn a_port_just_picked_is_probed_once() {
+    let t = TestEnv::new();
+    let port = format!("htons({})", t.ports.port(0));
+    let binds = |args: &[&str]| {
+        strace(&t, args, "trace=bind")
+            .lines()
+            .filter(|l| l.contains(&port))
+            .count()
+    };
+    // Nothing reserved: run picks the port, holds it, releases it.
+    let picked_by_run = binds(&["run", "--", "true"]);
+    assert!(t.allocations().is_empty());
+    // env picks it and reserves it; then, on its fast path, checks it.
+    let picked_by_env = binds(&["env"]);
+    let checked = binds(&["env"]);
+    assert!(checked > 0, "the reserved port was not probed");
+    assert_eq!(
+        (picked_by_run, picked_by_env),
+        (checked, checked),
+        "a port just picked was probed again"
+    );
 }
