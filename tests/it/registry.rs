@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{PortBlock, PyListener, TestEnv, run, start_time, wait_for};
+use crate::support::{PortBlock, PyListener, Run, TestEnv, run, start_time, wait_for};
 
 #[test]
 fn env_allocates_lowest_port_and_is_sticky() {
@@ -1245,29 +1245,25 @@ fn with_20000_allocations_env_reads_only_its_own_and_the_sweep_finds_stale_ones(
     holder.kill().unwrap();
     holder.wait().unwrap();
     let in_part = |what: &[&str]| {
-        let mut cmd = t.wtenv(what);
-        cmd.env("WTENV_LOG", "wtenv=debug");
-        let out = run(&mut cmd);
-        assert_eq!(out.code, Some(0), "{what:?}: {out}");
+        let (out, parts) = part_transactions(&t, what);
+        assert_eq!(
+            parts.len(),
+            1,
+            "{what:?} read the file more than once: {out}"
+        );
         let field = |name: &str| -> usize {
-            out.stderr
-                .lines()
-                .find(|l| l.contains("transaction on the part in scope"))
-                .and_then(|l| l.split(&format!("{name}=")).nth(1))
+            parts[0]
+                .split(&format!("{name}="))
+                .nth(1)
                 .and_then(|rest| rest.split_whitespace().next())
                 .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("{what:?} did not take the part: {out}"))
+                .unwrap_or_else(|| panic!("{what:?}: no {name} in {}", parts[0]))
         };
         assert!(field("lines") >= 20_000, "{what:?}: {out}");
         assert!(
             field("part") <= 4,
             "{what:?} read more than its part: {out}"
         );
-        let reads = out
-            .stderr
-            .matches("transaction on the part in scope")
-            .count();
-        assert_eq!(reads, 1, "{what:?} read the file {reads} times: {out}");
         out
     };
     let extra = in_part(&["allocate", "--service", "extra"]);
@@ -1298,15 +1294,7 @@ fn with_20000_allocations_env_reads_only_its_own_and_the_sweep_finds_stale_ones(
         .collect();
     assert!(keys.is_sorted(), "the registry's lines are not sorted");
     // `run`'s hold and its release take the part too.
-    let mut under = t.wtenv(&["run", "--", "true"]);
-    under.env("WTENV_LOG", "wtenv=debug");
-    let under = run(&mut under);
-    assert_eq!(under.code, Some(0), "{under}");
-    let parts: Vec<&str> = under
-        .stderr
-        .lines()
-        .filter(|l| l.contains("transaction on the part in scope"))
-        .collect();
+    let (under, parts) = part_transactions(&t, &["run", "--", "true"]);
     assert_eq!(parts.len(), 2, "hold and release: {under}");
     assert!(parts.iter().all(|l| l.contains("part=2")), "{under}");
     assert_eq!(
@@ -1363,15 +1351,7 @@ fn run_with_its_ports_reserved_takes_its_own_entries_not_the_range() {
     let count = || t.registry()["allocations"].as_array().unwrap().len();
     assert_eq!(count(), 17, "15 siblings and this worktree's two");
 
-    let mut under = t.wtenv(&["run", "--", "true"]);
-    under.env("WTENV_LOG", "wtenv=debug");
-    let under = run(&mut under);
-    assert_eq!(under.code, Some(0), "{under}");
-    let parts: Vec<&str> = under
-        .stderr
-        .lines()
-        .filter(|l| l.contains("transaction on the part in scope"))
-        .collect();
+    let (under, parts) = part_transactions(&t, &["run", "--", "true"]);
     assert_eq!(parts.len(), 2, "hold and release: {under}");
     for line in parts {
         assert!(
@@ -1393,6 +1373,22 @@ fn run_with_its_ports_reserved_takes_its_own_entries_not_the_range() {
             .all(|a| a["reserved"] == json!(true) && a.get("holders").is_none()),
         "run's holds were not released: {mine:?}"
     );
+}
+
+/// `wtenv ARGS` in the main worktree, with debug logs: what it printed,
+/// and the log line of each transaction it made on part of the registry.
+fn part_transactions(t: &TestEnv, args: &[&str]) -> (Run, Vec<String>) {
+    let mut cmd = t.wtenv(args);
+    cmd.env("WTENV_LOG", "wtenv=debug");
+    let out = run(&mut cmd);
+    assert_eq!(out.code, Some(0), "wtenv {args:?}: {out}");
+    let parts = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("transaction on the part in scope"))
+        .map(str::to_owned)
+        .collect();
+    (out, parts)
 }
 
 /// The system calls `wtenv ARGS` makes in the main worktree, as strace
