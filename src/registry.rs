@@ -52,6 +52,7 @@ use layout::serialize;
 pub use lock::ProbeTurn;
 use lock::parse_timeout;
 pub use part::Part;
+use record::Key;
 
 pub const VERSION: u32 = 1;
 pub const FILE_NAME: &str = "registry.json";
@@ -269,13 +270,23 @@ impl Registry {
     /// `worktree` (of `repository`): `env`'s hot path. It refuses exactly
     /// what `read` refuses, with the same errors.
     pub fn read_worktree(&self, repository: &Path, worktree: &Path) -> Result<RegistryData> {
+        self.read_matching(Key::new(repository, worktree))
+    }
+
+    /// [`read`](Registry::read), keeping only the allocations of the
+    /// worktrees of `repository`: `ports` and `list` in a repository.
+    pub fn read_repository(&self, repository: &Path) -> Result<RegistryData> {
+        self.read_matching(Key::repository(repository))
+    }
+
+    fn read_matching(&self, key: Key) -> Result<RegistryData> {
         self.read_with(|mut file| {
-            // Sealed, as wtenv writes it: only this worktree's lines, found
-            // by binary search (see `seal` for what vouches for the rest).
+            // Sealed, as wtenv writes it: only the wanted lines, found by
+            // binary search (see `seal` for what vouches for the rest).
             let meta = file.metadata().map_err(|e| self.read_error(e))?;
             if seal::is_sealed(&meta)
-                && let Some((data, lines)) = find::find(file, meta.len(), repository, worktree)
-                    .map_err(|e| self.read_error(e))?
+                && let Some((data, lines)) =
+                    find::find(file, meta.len(), key).map_err(|e| self.read_error(e))?
             {
                 tracing::debug!(
                     lines,
@@ -286,17 +297,14 @@ impl Registry {
             }
             // In the layout wtenv writes but not sealed (an older wtenv):
             // line by line, no whole-file buffer.
-            if let Some(data) =
-                view::read_lines(file, repository, worktree).map_err(|e| self.read_error(e))?
-            {
+            if let Some(data) = view::read_lines(file, key).map_err(|e| self.read_error(e))? {
                 return Ok(data);
             }
             // Another layout, or not a valid registry: the full parse
             // reads it, or says exactly what is wrong.
             file.rewind().map_err(|e| self.read_error(e))?;
             let mut data = self.parse(&self.read_all(file)?)?;
-            data.allocations
-                .retain(|a| a.belongs_to(repository, worktree));
+            data.allocations.retain(|a| key.wants_owned(a));
             Ok(data)
         })
     }

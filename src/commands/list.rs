@@ -24,7 +24,8 @@ pub struct Args {
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let (here, config, entries) = worktrees::entries_from_git(ctx)?;
-    let data = ctx.registry.read()?;
+    // Only this repository's lines (a binary search in the sealed file).
+    let data = ctx.registry.read_repository(&here.common_dir)?;
     let mut system = RealSystem::new(&ctx.registry);
     let mut lookup = Lookup::new(&ctx.registry);
     let mut items = Vec::new();

@@ -24,17 +24,18 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
-    let data = ctx.registry.read()?;
     let repository = if args.all {
         None
     } else {
         Worktree::discover(&ctx.cwd)?.map(|w| w.common_dir)
     };
-    let mut rows: Vec<&Allocation> = data
-        .allocations
-        .iter()
-        .filter(|a| repository.as_ref().is_none_or(|r| &a.repository == r))
-        .collect();
+    // In a repository, only its lines are read (a binary search in the
+    // sealed file), however many other repositories the registry holds.
+    let data = match &repository {
+        Some(r) => ctx.registry.read_repository(r)?,
+        None => ctx.registry.read()?,
+    };
+    let mut rows: Vec<&Allocation> = data.allocations.iter().collect();
     rows.sort_by_key(|a| a.port);
     let mut system = RealSystem::new(&ctx.registry);
     let usage = alloc::classify(&rows, &mut system).map_err(Error::probe)?;

@@ -5,7 +5,6 @@ use std::cmp::Ordering;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 
 use super::record::{self, Key};
 use super::{Allocation, RegistryData, VERSION, layout};
@@ -20,13 +19,7 @@ use crate::config::MIN_PORT;
 /// file is vouched for by the seal.
 /// `Ok(None)` when anything is not as `serialize` writes it: the caller
 /// then reads the file whole, which accepts or says what is wrong.
-pub fn find(
-    file: &File,
-    len: u64,
-    repository: &Path,
-    worktree: &Path,
-) -> io::Result<Option<(RegistryData, usize)>> {
-    let key = Key::new(repository, worktree);
+pub fn find(file: &File, len: u64, key: Key) -> io::Result<Option<(RegistryData, usize)>> {
     let mut at = At {
         file,
         len,
@@ -198,15 +191,21 @@ impl At<'_> {
 mod tests {
     use proptest::prelude::*;
 
+    use std::path::Path;
+
     use super::*;
     use crate::registry::Hold;
     use crate::registry::samples::*;
 
     fn found(bytes: &[u8], repository: &Path, worktree: &Path) -> Option<(RegistryData, usize)> {
+        found_by(bytes, Key::new(repository, worktree))
+    }
+
+    fn found_by(bytes: &[u8], key: Key) -> Option<(RegistryData, usize)> {
         use std::io::Write;
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(bytes).unwrap();
-        find(&file, bytes.len() as u64, repository, worktree).unwrap()
+        find(&file, bytes.len() as u64, key).unwrap()
     }
 
     /// `n` reserved allocations, one per worktree `/w/NNNNN` of `/w/.git`,
@@ -255,6 +254,45 @@ mod tests {
         }
         let (data, _) = found(&bytes, Path::new("/x/.git"), Path::new("/w/00001")).unwrap();
         assert!(data.allocations.is_empty());
+    }
+
+    /// A repository's key finds every worktree of that repository, and
+    /// only those: not a repository whose path it is a prefix of, or that
+    /// is a prefix of it. The lines read grow with what is found, not with
+    /// the file.
+    #[test]
+    fn a_repository_key_finds_all_its_worktrees_and_no_other() {
+        let mut all = many(2000, "npm run dev");
+        let others = ["/a/.git", "/w/.gi", "/w/.git2", "/x/.git"];
+        for (i, repo) in others.iter().enumerate() {
+            for (j, a) in all
+                .iter_mut()
+                .skip(i * 2 + 100)
+                .step_by(7)
+                .take(50)
+                .enumerate()
+            {
+                a.repository = repo.into();
+                a.worktree = format!("/{i}/{j:03}").into();
+            }
+        }
+        let bytes = written(all.clone());
+        for repo in [
+            "/w/.git", "/w/.gi", "/w/.git2", "/x/.git", "/a/.git", "/b/.git",
+        ] {
+            let (data, lines) = found_by(&bytes, Key::repository(Path::new(repo))).unwrap();
+            let mut expected: Vec<Allocation> = all
+                .iter()
+                .filter(|a| a.repository == Path::new(repo))
+                .cloned()
+                .collect();
+            expected.sort_by(|a, b| a.worktree.cmp(&b.worktree));
+            assert_eq!(data.allocations, expected, "{repo}");
+            assert!(
+                lines <= 2 * 12 + 2 + expected.len(),
+                "{lines} lines read for {repo}"
+            );
+        }
     }
 
     #[test]

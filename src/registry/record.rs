@@ -70,29 +70,54 @@ impl AllocationView<'_> {
     }
 }
 
-/// Which worktree's entries to keep (paths as bytes: both sides are
-/// canonical, see [`Allocation::belongs_to`]).
+/// Which entries to keep: one worktree's, or every worktree's of one
+/// repository (paths as bytes: both sides are canonical, see
+/// [`Allocation::belongs_to`]).
 #[derive(Clone, Copy)]
 pub struct Key<'k> {
     repository: &'k [u8],
-    worktree: &'k [u8],
+    /// `None`: every worktree of the repository.
+    worktree: Option<&'k [u8]>,
 }
 
 impl<'k> Key<'k> {
     pub fn new(repository: &'k Path, worktree: &'k Path) -> Key<'k> {
         Key {
             repository: repository.as_os_str().as_bytes(),
-            worktree: worktree.as_os_str().as_bytes(),
+            worktree: Some(worktree.as_os_str().as_bytes()),
+        }
+    }
+
+    /// The entries of every worktree of `repository`: adjacent in the
+    /// file too, since the lines are sorted by repository first.
+    pub fn repository(repository: &'k Path) -> Key<'k> {
+        Key {
+            repository: repository.as_os_str().as_bytes(),
+            worktree: None,
         }
     }
 
     pub fn wants(&self, a: &AllocationView) -> bool {
-        a.worktree.as_bytes() == self.worktree && a.repository.as_bytes() == self.repository
+        self.order(a) == Ordering::Equal
+    }
+
+    /// [`wants`](Key::wants) for an allocation already parsed.
+    pub fn wants_owned(&self, a: &Allocation) -> bool {
+        self.order_of(
+            a.repository.as_os_str().as_bytes(),
+            a.worktree.as_os_str().as_bytes(),
+        ) == Ordering::Equal
     }
 
     /// Where `a` stands to this key in the order `serialize` writes:
     /// by repository, then worktree, as bytes.
     pub fn order(&self, a: &AllocationView) -> Ordering {
-        (a.repository.as_bytes(), a.worktree.as_bytes()).cmp(&(self.repository, self.worktree))
+        self.order_of(a.repository.as_bytes(), a.worktree.as_bytes())
+    }
+
+    fn order_of(&self, repository: &[u8], worktree: &[u8]) -> Ordering {
+        repository
+            .cmp(self.repository)
+            .then_with(|| self.worktree.map_or(Ordering::Equal, |w| worktree.cmp(w)))
     }
 }

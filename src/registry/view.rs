@@ -17,7 +17,6 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
-use std::path::Path;
 
 use super::record::{self, Key};
 use super::{RegistryData, VERSION, layout};
@@ -29,12 +28,7 @@ use super::{RegistryData, VERSION, layout};
 /// all the same.
 /// `Ok(None)` as soon as a line is not exactly that layout (an older
 /// layout, a hand edit, damage): the caller then reads the file whole.
-pub fn read_lines(
-    file: &File,
-    repository: &Path,
-    worktree: &Path,
-) -> io::Result<Option<RegistryData>> {
-    let key = Key::new(repository, worktree);
+pub fn read_lines(file: &File, key: Key) -> io::Result<Option<RegistryData>> {
     let mut reader = BufReader::with_capacity(LINE_BUFFER, file);
     let mut line = Vec::with_capacity(512);
     let mut next = |line: &mut Vec<u8>| -> io::Result<bool> {
@@ -104,6 +98,8 @@ const LINE_BUFFER: usize = 16 * 1024;
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use proptest::prelude::*;
 
     use super::*;
@@ -127,7 +123,7 @@ mod tests {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(bytes).unwrap();
         file.rewind().unwrap();
-        read_lines(&file, repository, worktree).unwrap()
+        read_lines(&file, Key::new(repository, worktree)).unwrap()
     }
 
     #[test]

@@ -1215,15 +1215,21 @@ fn with_20000_allocations_env_reads_only_its_own_and_the_sweep_finds_stale_ones(
         again.stdout, first.stdout,
         "the hot path sees its own allocations"
     );
-    let lines: usize = again
-        .stderr
-        .lines()
-        .find(|l| l.contains("own entries found by binary search"))
-        .and_then(|l| l.split("lines=").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("env did not take the binary search: {again}"));
+    let lines = searched_lines(&again);
     assert!(lines <= 40, "{lines} lines read: {again}");
+    // `ports` and `list` in the repository read its lines alone too.
+    for what in [&["ports"][..], &["list"]] {
+        let mut cmd = t.wtenv(what);
+        cmd.env("WTENV_LOG", "wtenv=debug");
+        let out = run(&mut cmd);
+        assert_eq!(out.code, Some(0), "{what:?}: {out}");
+        let lines = searched_lines(&out);
+        assert!(lines <= 40, "{what:?}: {lines} lines read: {out}");
+        for port in [t.ports.port(0), t.ports.port(1)] {
+            assert!(out.stdout.contains(&port.to_string()), "{what:?}: {out}");
+        }
+        assert!(!out.stdout.contains("wt00000"), "{what:?}: {out}");
+    }
     // Its own-port verification still runs: a foreign listener on its port
     // is refused, registry of 20,000 or not.
     let squatter = PyListener::start(&t.root(), "inet", "127.0.0.1", t.ports.port(0), "");
@@ -1373,6 +1379,18 @@ fn run_with_its_ports_reserved_takes_its_own_entries_not_the_range() {
             .all(|a| a["reserved"] == json!(true) && a.get("holders").is_none()),
         "run's holds were not released: {mine:?}"
     );
+}
+
+/// How many lines of the registry a command run with debug logs read to
+/// find its entries by binary search.
+fn searched_lines(out: &Run) -> usize {
+    out.stderr
+        .lines()
+        .find(|l| l.contains("own entries found by binary search"))
+        .and_then(|l| l.split("lines=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no binary search: {out}"))
 }
 
 /// `wtenv ARGS` in the main worktree, with debug logs: what it printed,
