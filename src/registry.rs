@@ -274,7 +274,7 @@ impl Registry {
     }
 
     /// [`read`](Registry::read), keeping only the allocations of the
-    /// worktrees of `repository`: `ports` and `list` in a repository.
+    /// worktrees of `repository`: `ports` in a repository.
     pub fn read_repository(&self, repository: &Path) -> Result<RegistryData> {
         self.read_matching(Key::repository(repository))
     }

@@ -24,8 +24,10 @@ pub struct Args {
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let (here, config, entries) = worktrees::entries_from_git(ctx)?;
-    // Only this repository's lines (a binary search in the sealed file).
-    let data = ctx.registry.read_repository(&here.common_dir)?;
+    // The whole registry, not this repository's lines: the conflict rows
+    // need every port recorded in the ranges, whichever repository
+    // recorded it (another repository's listening service is no conflict).
+    let data = ctx.registry.read()?;
     let mut system = RealSystem::new(&ctx.registry);
     let mut lookup = Lookup::new(&ctx.registry);
     let mut items = Vec::new();

@@ -1039,3 +1039,32 @@ fn validate_fix_during_create_leaves_the_new_worktree_reserved() {
         "validate --fix during create: {fix}"
     );
 }
+
+/// Two repositories share a purpose's range. The other one's service,
+/// listening on the port the registry records for it, is no conflict in
+/// this repository's `list`: the registry knows that port, whichever
+/// repository recorded it.
+#[test]
+fn list_does_not_call_another_repositorys_recorded_port_a_conflict() {
+    let t = TestEnv::new();
+    let other = t.root().join("other-repo");
+    std::fs::create_dir_all(&other).unwrap();
+    t.git_in(&other, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        other.join("wtenv.toml"),
+        format!("[purposes]\nfeature = \"{}\"\n", t.ports.range()),
+    )
+    .unwrap();
+    let env = run(&mut t.wtenv_in(&other, &["env"]));
+    assert_eq!(env.code, Some(0), "{env}");
+    let port = t.ports.port(0);
+    assert!(env.stdout.contains(&format!("PORT='{port}'")), "{env}");
+    let _server = PyListener::start(&other, "4", "127.0.0.1", port, "");
+
+    let list = run(&mut t.wtenv(&["list", "--json"]));
+    assert_eq!(list.code, Some(0), "{list}");
+    let doc: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(doc["conflicts"], serde_json::json!([]), "{list}");
+    let table = run(&mut t.wtenv(&["list"]));
+    assert!(!table.stdout.contains("conflict"), "{table}");
+}
