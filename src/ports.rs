@@ -147,25 +147,13 @@ impl Conflict {
 }
 
 /// Every conflict of `config`'s ranges, both kinds, by port: what
-/// `conflicts`, `list` and `validate --verify-ports` agree on.
+/// `conflicts` and `validate --verify-ports` agree on.
 pub fn conflicts(
     config: &Config,
     data: &RegistryData,
     system: &mut dyn System,
 ) -> Result<Vec<Conflict>> {
-    let taken: BTreeSet<u16> = data.allocations.iter().map(|a| a.port).collect();
-    let free = alloc::range_conflicts(&config.purposes, &taken, system).map_err(Error::probe)?;
-    let holders = system.holders(&free.iter().map(|c| c.port).collect());
-    let mut out: Vec<Conflict> = free
-        .into_iter()
-        .map(|c| Conflict {
-            holders: holders.get(&c.port).cloned().unwrap_or_default(),
-            port: c.port,
-            purpose: c.purpose,
-            range: c.range,
-            reserved_for: None,
-        })
-        .collect();
+    let mut out = unrecorded_conflicts(config, data, system)?;
     let range_of = |port: u16| {
         config.purposes.iter().find_map(|(purpose, ranges)| {
             ranges
@@ -193,6 +181,31 @@ pub fn conflicts(
     }
     out.sort_by_key(|c| c.port);
     Ok(out)
+}
+
+/// The conflicts of the first kind only: ports of `config`'s ranges free
+/// in the registry (`data`: every repository's records) but held on the
+/// system. `list` shows these; a reservation held by a foreign process is
+/// already its worktree's row, so probing every recorded port of the
+/// ranges (a fleet's worth) would be for nothing.
+pub fn unrecorded_conflicts(
+    config: &Config,
+    data: &RegistryData,
+    system: &mut dyn System,
+) -> Result<Vec<Conflict>> {
+    let taken: BTreeSet<u16> = data.allocations.iter().map(|a| a.port).collect();
+    let free = alloc::range_conflicts(&config.purposes, &taken, system).map_err(Error::probe)?;
+    let holders = system.holders(&free.iter().map(|c| c.port).collect());
+    Ok(free
+        .into_iter()
+        .map(|c| Conflict {
+            holders: holders.get(&c.port).cloned().unwrap_or_default(),
+            port: c.port,
+            purpose: c.purpose,
+            range: c.range,
+            reserved_for: None,
+        })
+        .collect())
 }
 
 /// `idle`, `listening (pid 12 node)`, `conflict (holder unknown)`.

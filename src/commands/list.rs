@@ -111,10 +111,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     // The ports of the ranges taken outside the registry's record, as
     // `conflicts` lists them: a reserved port held by a foreign process is
     // already its worktree's `conflict` row.
-    let unrecorded: Vec<ports::Conflict> = ports::conflicts(&config, &data, &mut system)?
-        .into_iter()
-        .filter(|c| c.reserved_for.is_none())
-        .collect();
+    let unrecorded = ports::unrecorded_conflicts(&config, &data, &mut system)?;
     for c in &unrecorded {
         rows.push(vec![
             "-".into(),

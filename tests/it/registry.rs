@@ -1498,3 +1498,39 @@ fn a_port_just_picked_is_probed_once() {
         "a port just picked was probed again"
     );
 }
+
+/// `list` probes the ports of its ranges that no one recorded (the
+/// conflict rows it shows), and its own worktrees' ports: not every
+/// port a sibling of a fleet, in another repository, reserved there.
+#[test]
+fn list_does_not_probe_the_ports_other_repositories_reserved_in_its_range() {
+    let t = TestEnv::new();
+    let siblings = t.root().join("siblings");
+    let allocations: Vec<serde_json::Value> = (2..17)
+        .map(|i| {
+            let worktree = siblings.join(format!("wt{i}"));
+            std::fs::create_dir_all(&worktree).unwrap();
+            let mut record = t.record(
+                t.ports.port(i),
+                "app",
+                "feature",
+                &worktree,
+                true,
+                json!([]),
+            );
+            record["repository"] = json!(siblings.join(".git"));
+            record
+        })
+        .collect();
+    t.write_registry(allocations);
+    let log = strace(&t, &["list"], "trace=bind");
+    let probed = |i: u16| log.contains(&format!("htons({})", t.ports.port(i)));
+    assert!(
+        (2..17).all(|i| !probed(i)),
+        "a sibling's reserved port was probed:\n{log}"
+    );
+    assert!(
+        [0, 1, 17, 18, 19].into_iter().all(probed),
+        "a port no one recorded was not probed:\n{log}"
+    );
+}
