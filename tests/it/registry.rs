@@ -1324,24 +1324,10 @@ fn with_20000_allocations_env_reads_only_its_own_and_the_sweep_finds_stale_ones(
 fn run_with_its_ports_reserved_takes_its_own_entries_not_the_range() {
     let t = TestEnv::new();
     t.write_config("[services.web]\n[services.api]\n");
-    let siblings = t.root().join("siblings");
     // Ports 2-16 of the range: live siblings; port 0: one whose worktree
     // is gone (not a directory, not listed by git).
-    let mut allocations: Vec<serde_json::Value> = (2..17)
-        .map(|i| {
-            let worktree = siblings.join(format!("wt{i}"));
-            std::fs::create_dir_all(&worktree).unwrap();
-            t.record(
-                t.ports.port(i),
-                "app",
-                "feature",
-                &worktree,
-                true,
-                json!([]),
-            )
-        })
-        .collect();
-    let gone = siblings.join("gone");
+    let mut allocations = fleet(&t, &t.common_dir());
+    let gone = t.root().join("siblings/gone");
     allocations.push(t.record(t.ports.port(0), "app", "feature", &gone, true, json!([])));
     t.write_registry(allocations);
 
@@ -1377,6 +1363,28 @@ fn run_with_its_ports_reserved_takes_its_own_entries_not_the_range() {
             .all(|a| a["reserved"] == json!(true) && a.get("holders").is_none()),
         "run's holds were not released: {mine:?}"
     );
+}
+
+/// Reserved allocations of ports 2-16 of `t`'s range, one per sibling
+/// worktree (a directory that exists) of `repository`: a fleet sharing
+/// the range.
+fn fleet(t: &TestEnv, repository: &Path) -> Vec<serde_json::Value> {
+    (2..17)
+        .map(|i| {
+            let worktree = t.root().join(format!("siblings/wt{i}"));
+            std::fs::create_dir_all(&worktree).unwrap();
+            let mut record = t.record(
+                t.ports.port(i),
+                "app",
+                "feature",
+                &worktree,
+                true,
+                json!([]),
+            );
+            record["repository"] = json!(repository);
+            record
+        })
+        .collect()
 }
 
 /// How many lines of the registry a command run with debug logs read to
@@ -1505,23 +1513,7 @@ fn a_port_just_picked_is_probed_once() {
 #[test]
 fn list_does_not_probe_the_ports_other_repositories_reserved_in_its_range() {
     let t = TestEnv::new();
-    let siblings = t.root().join("siblings");
-    let allocations: Vec<serde_json::Value> = (2..17)
-        .map(|i| {
-            let worktree = siblings.join(format!("wt{i}"));
-            std::fs::create_dir_all(&worktree).unwrap();
-            let mut record = t.record(
-                t.ports.port(i),
-                "app",
-                "feature",
-                &worktree,
-                true,
-                json!([]),
-            );
-            record["repository"] = json!(siblings.join(".git"));
-            record
-        })
-        .collect();
+    let allocations = fleet(&t, &t.root().join("siblings/.git"));
     t.write_registry(allocations);
     let log = strace(&t, &["list"], "trace=bind");
     let probed = |i: u16| log.contains(&format!("htons({})", t.ports.port(i)));
