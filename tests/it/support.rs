@@ -179,6 +179,11 @@ impl TestEnv {
             .env("GIT_COMMITTER_NAME", "t")
             .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
             .env("GIT_CONFIG_NOSYSTEM", "1")
+            // No detached `git maintenance run --auto` after a commit: it
+            // would work inside a worktree a test is about to remove.
+            .env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "maintenance.auto")
+            .env("GIT_CONFIG_VALUE_0", "false")
             .env("DIRENV_LOG_FORMAT", "")
             .env("LANG", "C.UTF-8");
     }
