@@ -305,14 +305,20 @@ fn a_stale_allocation_after_a_crash_is_found_fixed_and_given_out_again() {
     let port = t.ports.port(0);
     assert!(wait_for(PATIENCE, || t.registry_path().exists()));
     let pgid = recorded_pgid(&t, port);
-    // The crash: wtenv and its whole tree die at once.
+    // The crash: wtenv and its whole tree die, wtenv first. (The tree
+    // first would let a live wtenv see its child exit and release the
+    // port cleanly before its own SIGKILL lands: no crash left to find.)
+    w.signal(nix::sys::signal::Signal::SIGKILL);
+    w.wait();
     nix::sys::signal::killpg(
         nix::unistd::Pid::from_raw(pgid as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    w.signal(nix::sys::signal::Signal::SIGKILL);
-    w.wait();
+    assert!(
+        wait_for(PATIENCE, || wtenv::process::group_members(pgid).is_empty()),
+        "group {pgid} outlived SIGKILL"
+    );
     let out = run(&mut t.wtenv(&["validate"]));
     assert_eq!(out.code, Some(1), "{out}");
     assert!(
