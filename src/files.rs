@@ -201,22 +201,25 @@ pub enum Commit {
 /// fsync of the directory. A crash leaves the old or the new file. Call it
 /// under the lock that serializes writers of `name`.
 pub fn replace(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), (String, PathBuf, io::Error)> {
-    replace_with(dir, name, bytes, |_| Ok(()), Commit::Durable)
+    replace_with(dir, name, &[bytes], |_| Ok(()), Commit::Durable)
 }
 
-/// [`replace`], running `finish` on the written temp file before its fsync
-/// (the registry seals it there), durable as `commit` says.
+/// [`replace`] with the bytes of `pieces`, in order, running `finish` on
+/// the written temp file before its fsync (the registry seals it there),
+/// durable as `commit` says.
 pub fn replace_with(
     dir: &Path,
     name: &str,
-    bytes: &[u8],
+    pieces: &[&[u8]],
     finish: impl FnOnce(&File) -> io::Result<()>,
     commit: Commit,
 ) -> Result<(), (String, PathBuf, io::Error)> {
     clean_stale_temps(dir, name);
     let (tmp, mut file) = create_temp(dir, name).map_err(|(p, e)| ("create".into(), p, e))?;
     let done = (|| {
-        file.write_all(bytes).map_err(|e| ("write", e))?;
+        for bytes in pieces {
+            file.write_all(bytes).map_err(|e| ("write", e))?;
+        }
         finish(&file).map_err(|e| ("finish", e))?;
         file.sync_all().map_err(|e| ("sync", e))?;
         std::fs::rename(&tmp, dir.join(name)).map_err(|e| ("rename", e))

@@ -48,7 +48,7 @@ mod seal;
 mod view;
 
 pub use checked::check_ports;
-use layout::serialize;
+use layout::{Pieces, serialize};
 pub use lock::ProbeTurn;
 use lock::parse_timeout;
 pub use part::Part;
@@ -326,7 +326,7 @@ impl Registry {
     pub fn transaction<T>(&self, f: impl FnOnce(&mut RegistryData) -> Result<T>) -> Result<T> {
         self.ensure_dir()?;
         let _lock = self.lock(true)?;
-        self.commit(self.load()?, f, serialize)
+        self.commit(self.load()?, f, |d| serialize(d).map(Pieces::from))
     }
 
     /// Runs `f` on `data`; when it changed anything, writes what `render`
@@ -334,11 +334,11 @@ impl Registry {
     /// ports changed. Compares data, not bytes: a file written by another
     /// serializer (by hand, by a script, by an older wtenv) is left as it
     /// is unless an allocation really changed.
-    fn commit<T>(
+    fn commit<'b, T>(
         &self,
         mut data: RegistryData,
         f: impl FnOnce(&mut RegistryData) -> Result<T>,
-        render: impl FnOnce(&RegistryData) -> Result<Vec<u8>>,
+        render: impl FnOnce(&RegistryData) -> Result<Pieces<'b>>,
     ) -> Result<T> {
         let before = data.clone();
         let out = f(&mut data)?;
@@ -351,7 +351,7 @@ impl Registry {
             } else {
                 files::Commit::Durable
             };
-            self.write(&render(&data)?, commit)?;
+            self.write(&render(&data)?.slices(), commit)?;
             restamp(&before, &data);
         }
         Ok(out)
@@ -416,13 +416,13 @@ impl Registry {
         Ok(Some(self.dir()))
     }
 
-    fn write(&self, bytes: &[u8], commit: files::Commit) -> Result<()> {
+    fn write(&self, pieces: &[&[u8]], commit: files::Commit) -> Result<()> {
         let name = self
             .path
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or(FILE_NAME);
-        files::replace_with(self.dir(), name, bytes, seal::stamp, commit).map_err(
+        files::replace_with(self.dir(), name, pieces, seal::stamp, commit).map_err(
             |(what, path, e)| {
                 Error::io(
                     format!(

@@ -3,6 +3,7 @@
 //! repository, then worktree (docs/ARCHITECTURE.md, "The registry's
 //! layout").
 
+use std::borrow::Cow;
 use std::os::unix::ffi::OsStrExt;
 
 use super::{Allocation, RegistryData};
@@ -30,18 +31,51 @@ impl Allocation {
 }
 
 /// Writes the layout: the header, then each allocation on a line of its
-/// own (an object already in the layout's words, or one to serialize),
-/// then the footer.
-pub struct Writer {
+/// own (a run of lines copied as a file in this layout holds them, or an
+/// allocation to serialize), then the footer. What it writes is
+/// [`Pieces`]: a run copied from the old file stays a slice of it, so a
+/// transaction on a large registry writes the file without building a
+/// second copy of it in memory.
+pub struct Writer<'b> {
+    pieces: Vec<Cow<'b, [u8]>>,
+    /// What is being written after the last piece.
     bytes: Vec<u8>,
     lines: usize,
 }
 
-impl Writer {
-    pub fn new(version: u32, capacity: usize) -> Writer {
+/// A file's bytes, in order, in pieces.
+#[derive(Debug, Default)]
+pub struct Pieces<'b>(pub Vec<Cow<'b, [u8]>>);
+
+impl Pieces<'_> {
+    pub fn slices(&self) -> Vec<&[u8]> {
+        self.0.iter().map(AsRef::as_ref).collect()
+    }
+
+    /// The bytes in one piece (copied, unless they are one already).
+    pub fn concat(self) -> Vec<u8> {
+        match <[_; 1]>::try_from(self.0) {
+            Ok([only]) => only.into_owned(),
+            Err(pieces) => pieces.concat(),
+        }
+    }
+}
+
+impl From<Vec<u8>> for Pieces<'_> {
+    fn from(bytes: Vec<u8>) -> Self {
+        Pieces(vec![Cow::Owned(bytes)])
+    }
+}
+
+impl<'b> Writer<'b> {
+    pub fn new(version: u32, capacity: usize) -> Writer<'b> {
         let mut bytes = Vec::with_capacity(capacity);
         bytes.extend_from_slice(header(version).as_bytes());
-        Writer { bytes, lines: 0 }
+        Writer {
+            pieces: Vec::new(),
+            bytes,
+            lines: 0,
+        }
     }
 
     fn next_line(&mut self) {
@@ -51,10 +85,15 @@ impl Writer {
         self.lines += 1;
     }
 
-    /// A line's object as a file in this layout holds it.
-    pub fn raw(&mut self, object: &[u8]) {
+    /// `count` consecutive lines of a file in this layout, from the first
+    /// line's object to the last one's (the separators between them are
+    /// the ones this writer puts there), kept as a slice of that file.
+    pub fn lines(&mut self, run: &'b [u8], count: usize) {
         self.next_line();
-        self.bytes.extend_from_slice(object);
+        self.pieces
+            .push(Cow::Owned(std::mem::take(&mut self.bytes)));
+        self.pieces.push(Cow::Borrowed(run));
+        self.lines += count - 1;
     }
 
     pub fn entry(&mut self, a: &Allocation) -> Result<()> {
@@ -71,12 +110,13 @@ impl Writer {
         })
     }
 
-    pub fn finish(mut self) -> Vec<u8> {
+    pub fn finish(mut self) -> Pieces<'b> {
         if self.lines > 0 {
             self.bytes.push(b'\n');
         }
         self.bytes.extend_from_slice(FOOTER);
-        self.bytes
+        self.pieces.push(Cow::Owned(self.bytes));
+        Pieces(self.pieces)
     }
 }
 
@@ -93,7 +133,7 @@ pub fn serialize(data: &RegistryData) -> Result<Vec<u8>> {
     for a in sorted {
         out.entry(a)?;
     }
-    Ok(out.finish())
+    Ok(out.finish().concat())
 }
 
 #[cfg(test)]

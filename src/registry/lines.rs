@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use std::ops::Range;
 use std::path::Path;
 
-use super::layout::{self, Writer};
+use super::layout::{self, Pieces, Writer};
 use super::part::{Part, check_new_ports};
 use super::record::{self, Key};
 use super::{Allocation, MIN_PORT, RegistryData, VERSION};
@@ -176,7 +176,12 @@ impl<'b> Lines<'b> {
     /// stay): byte for byte what [`layout::serialize`] writes for the
     /// whole data. `Ok(None)` when a line it compares with is not an
     /// allocation.
-    pub fn splice(&self, groups: &[Range<usize>], after: &RegistryData) -> Result<Option<Vec<u8>>> {
+    /// The lines kept are runs of the file's own bytes, not copies.
+    pub fn splice(
+        &self,
+        groups: &[Range<usize>],
+        after: &RegistryData,
+    ) -> Result<Option<Pieces<'b>>> {
         let mut rest = PortSet(self.all.0.clone());
         let mut replaced = vec![false; self.len()];
         for i in groups.iter().flat_map(Clone::clone) {
@@ -200,20 +205,34 @@ impl<'b> Lines<'b> {
             };
             at.push(pos);
         }
-        let mut out = Writer::new(VERSION, self.bytes.len() + 256 * entries.len());
+        let mut out = Writer::new(VERSION, 256 * entries.len() + 64);
         let mut next = entries.iter().zip(&at).peekable();
+        // The kept lines since the last entry written or line replaced.
+        let mut run: Option<Range<usize>> = None;
         for (i, replaced) in replaced.iter().enumerate() {
+            if *replaced || next.peek().is_some_and(|(_, pos)| **pos == i) {
+                self.keep(&mut out, run.take());
+            }
             while let Some((a, _)) = next.next_if(|(_, pos)| **pos == i) {
                 out.entry(a)?;
             }
             if !replaced {
-                out.raw(self.object(i));
+                run = Some(run.map_or(i..i + 1, |r| r.start..i + 1));
             }
         }
+        self.keep(&mut out, run);
         for (a, _) in next {
             out.entry(a)?;
         }
         Ok(Some(out.finish()))
+    }
+
+    /// Lines `run` as they stand in the file.
+    fn keep(&self, out: &mut Writer<'b>, run: Option<Range<usize>>) {
+        if let Some(run) = run {
+            let bytes = &self.bytes[self.objects[run.start].start..self.objects[run.end - 1].end];
+            out.lines(bytes, run.len());
+        }
     }
 }
 
@@ -225,4 +244,61 @@ fn port_of(object: &[u8]) -> Option<u16> {
         return None;
     }
     std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::registry::samples::{REPO, alloc, written};
+
+    /// A transaction on a large file changes one line: the file it writes
+    /// is the kept lines as two slices of the old file (before and after
+    /// the change), not a second copy of the file built in memory.
+    #[test]
+    fn the_kept_lines_are_written_from_the_files_own_bytes() {
+        let worktree = |i: u16| format!("/w{i:04}");
+        let all: Vec<Allocation> = (0..1000)
+            .map(|i| Allocation {
+                worktree: worktree(i).into(),
+                ..alloc(10_000 + i)
+            })
+            .collect();
+        let file = written(all.clone());
+        let lines = Lines::index(&file).unwrap();
+        let wt = worktree(500);
+        let found = lines
+            .part(&Part::of(Path::new(REPO), Path::new(&wt)))
+            .unwrap();
+        assert_eq!(found.data.allocations.len(), 1);
+        let mut after = found.data.clone();
+        after.allocations[0].port = 20_000;
+        let pieces = lines.splice(&found.groups, &after).unwrap().unwrap();
+
+        let borrowed: Vec<&[u8]> = pieces
+            .0
+            .iter()
+            .filter_map(|p| match p {
+                Cow::Borrowed(b) => Some(*b),
+                Cow::Owned(_) => None,
+            })
+            .collect();
+        assert_eq!(borrowed.len(), 2, "{} pieces", pieces.0.len());
+        let kept: usize = borrowed.iter().map(|b| b.len()).sum();
+        let line = file.len() / all.len();
+        assert!(
+            kept > file.len() - 2 * line,
+            "{kept} of {} bytes",
+            file.len()
+        );
+        for b in borrowed {
+            let at = b.as_ptr() as usize - file.as_ptr() as usize;
+            assert!(at + b.len() <= file.len(), "a slice of the file itself");
+        }
+
+        let mut expected = all;
+        expected[500].port = 20_000;
+        assert_eq!(pieces.concat(), written(expected));
+    }
 }

@@ -139,6 +139,7 @@ impl Registry {
                 version: VERSION,
                 allocations: rest,
             })
+            .map(layout::Pieces::from)
         })
     }
 }
