@@ -3,8 +3,12 @@
 //!
 //! A pid alone is not an identity: pids are reused. A process is identified
 //! by (pid, start time); a recorded holder whose pid is alive with another
-//! start time is gone. Linux reads `/proc` (no subprocess); macOS asks `ps`
-//! and `lsof`, behind the same functions.
+//! start time is gone. On Linux the start time counts clock ticks since
+//! boot, which repeat from one boot to the next (a machine that runs the
+//! same start-up every boot gives the same pid the same start time), and
+//! records outlive a reboot: so the token carries the boot too (see
+//! `imp::start_time`). Linux reads `/proc` (no subprocess); macOS asks
+//! `ps` and `lsof`, behind the same functions.
 
 use std::path::PathBuf;
 
@@ -12,8 +16,9 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProcessId {
     pub pid: u32,
-    /// Opaque start-time token: clock ticks since boot on Linux, a hash of
-    /// `ps -o lstart` on macOS. Only ever compared for equality.
+    /// Opaque start-time token: clock ticks since boot, tagged with the
+    /// boot, on Linux; a hash of `ps -o lstart` (a date) on macOS.
+    /// Compared with [`ProcessId::is_alive`], [`orphans`]: never by hand.
     pub start_time: u64,
 }
 
@@ -32,9 +37,15 @@ impl ProcessId {
         imp::start_time(pid).map(|start_time| ProcessId { pid, start_time })
     }
 
-    /// Whether this very process (not a successor reusing the pid) lives.
+    /// Whether this very process (not a successor reusing the pid, in
+    /// this boot or a later one) lives.
     pub fn is_alive(&self) -> bool {
-        imp::start_time(self.pid) == Some(self.start_time)
+        ProcessId::of(self.pid).is_some_and(|now| now.is(*self))
+    }
+
+    /// Whether this live process is the one `recorded` names.
+    pub fn is(&self, recorded: ProcessId) -> bool {
+        self.pid == recorded.pid && imp::same_start(self.start_time, recorded.start_time)
     }
 }
 
@@ -118,15 +129,20 @@ pub fn working_in(dir: &std::path::Path) -> Vec<(u32, String)> {
 /// process group of that id has a member: if a live process has the pid
 /// `pgid` with another start time, the recorded group is gone entirely and
 /// its id was reused, so nothing is returned.
+/// A group recorded in an earlier boot has no member: every process of
+/// this boot is someone else's, whatever its pid, group and start time.
 pub fn orphans(pgid: u32, leader_start: u64) -> Vec<u32> {
     // Only Linux start times are ordered (clock ticks since boot); the
     // macOS token is a hash: nothing there is provable.
-    if !cfg!(target_os = "linux") || imp::start_time(pgid).is_some_and(|t| t != leader_start) {
+    if !cfg!(target_os = "linux")
+        || !imp::this_boot(leader_start)
+        || imp::start_time(pgid).is_some_and(|t| !imp::same_start(t, leader_start))
+    {
         return Vec::new();
     }
     group_members(pgid)
         .into_iter()
-        .filter(|&p| imp::start_time(p).is_some_and(|t| t >= leader_start))
+        .filter(|&p| imp::start_time(p).is_some_and(|t| imp::not_before(t, leader_start)))
         .collect()
 }
 
@@ -164,6 +180,27 @@ mod imp {
         stat_fields(pid)?.get(field - 3)?.parse().ok()
     }
 
+    /// The low 40 bits of a token: clock ticks since boot (at 100 Hz, 348
+    /// years). The high 24: a tag of the boot ([`boot_tag`]).
+    const TICKS: u64 = (1 << 40) - 1;
+
+    /// A tag of this boot, never 0: 24 bits of a hash (FNV-1a) of the
+    /// kernel's `boot_id`, a random UUID drawn at each boot. 0 when it
+    /// cannot be read, like the tokens recorded before tags existed (see
+    /// [`same_start`]).
+    fn boot_tag() -> u64 {
+        static TAG: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        *TAG.get_or_init(|| {
+            let Ok(id) = std::fs::read("/proc/sys/kernel/random/boot_id") else {
+                return 0;
+            };
+            let hash = id.trim_ascii().iter().fold(0xcbf29ce484222325u64, |h, b| {
+                (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+            });
+            ((hash ^ (hash >> 24) ^ (hash >> 48)) & 0xff_ffff).max(1)
+        })
+    }
+
     pub fn start_time(pid: u32) -> Option<u64> {
         let fields = stat_fields(pid)?;
         // A zombie is dead for our purposes: it will not run again. (Its
@@ -172,7 +209,30 @@ mod imp {
         if fields.first().is_some_and(|s| s == "Z" || s == "X") {
             return None;
         }
-        fields.get(22 - 3)?.parse().ok()
+        let ticks: u64 = fields.get(22 - 3)?.parse().ok()?;
+        Some(boot_tag() << 40 | (ticks & TICKS))
+    }
+
+    /// Whether a live process's token `now` is the `recorded` one. A
+    /// recorded token without a tag (written before tags, or where the
+    /// boot cannot be read) is compared by its ticks, as it always was.
+    pub fn same_start(now: u64, recorded: u64) -> bool {
+        if recorded >> 40 == 0 {
+            now & TICKS == recorded
+        } else {
+            now == recorded
+        }
+    }
+
+    /// Whether `recorded` may be of this boot: tagged with it, or untagged.
+    pub fn this_boot(recorded: u64) -> bool {
+        recorded >> 40 == 0 || recorded >> 40 == boot_tag()
+    }
+
+    /// Whether a live process's token `now` started no earlier than
+    /// `recorded`, in the same boot.
+    pub fn not_before(now: u64, recorded: u64) -> bool {
+        this_boot(recorded) && now & TICKS >= recorded & TICKS
     }
 
     pub fn parent(pid: u32) -> Option<u32> {
@@ -242,6 +302,19 @@ mod imp {
         }))
     }
 
+    /// An `lstart` date names one moment: no boot tag is needed.
+    pub fn same_start(now: u64, recorded: u64) -> bool {
+        now == recorded
+    }
+
+    pub fn this_boot(_recorded: u64) -> bool {
+        true
+    }
+
+    pub fn not_before(_now: u64, _recorded: u64) -> bool {
+        false
+    }
+
     pub fn parent(pid: u32) -> Option<u32> {
         ps(pid, "ppid")?.parse().ok()
     }
@@ -292,6 +365,56 @@ mod tests {
             ..me
         };
         assert!(!reused.is_alive());
+    }
+
+    /// `token` as the same pid's start in another boot: the same ticks,
+    /// another tag.
+    #[cfg(target_os = "linux")]
+    fn in_another_boot(token: u64) -> u64 {
+        let tag = token >> 40;
+        assert_ne!(tag, 0, "the boot id is readable here");
+        (if tag == 7 { 8 } else { 7 }) << 40 | (token & ((1 << 40) - 1))
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_start_of_another_boot_is_dead_and_one_recorded_untagged_is_compared_by_ticks() {
+        let me = ProcessId::current();
+        let earlier_boot = ProcessId {
+            start_time: in_another_boot(me.start_time),
+            ..me
+        };
+        assert!(!earlier_boot.is_alive());
+        assert!(!me.is(earlier_boot));
+        let untagged = ProcessId {
+            start_time: me.start_time & ((1 << 40) - 1),
+            ..me
+        };
+        assert!(untagged.is_alive());
+        assert!(me.is(untagged));
+    }
+
+    /// A group recorded in another boot has no orphans, though a live
+    /// group of this boot has its id, and members started after its ticks.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_group_of_another_boot_has_no_orphans() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let start = ProcessId::of(pid).unwrap().start_time;
+        let found = (
+            orphans(pid, start),
+            orphans(pid, start & ((1 << 40) - 1)),
+            orphans(pid, in_another_boot(start)),
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(found, (vec![pid], vec![pid], vec![]));
     }
 
     #[test]

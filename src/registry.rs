@@ -157,7 +157,7 @@ impl Hold {
     }
 
     pub fn is(&self, id: ProcessId) -> bool {
-        self.process() == id
+        id.is(self.process())
     }
 }
 

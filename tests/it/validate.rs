@@ -147,6 +147,46 @@ fn a_reused_holder_pid_is_holder_dead() {
     impostor.wait().unwrap();
 }
 
+/// After a reboot, pids and start ticks repeat: a process of this boot
+/// may have the pid, group and ticks a hold recorded in the last one. The
+/// hold is still dead, its group has no orphans, and `--fix` signals
+/// nothing of this boot.
+#[test]
+fn a_hold_of_another_boot_is_dead_and_fix_leaves_this_boots_process_alone() {
+    use std::os::unix::process::CommandExt;
+    let t = TestEnv::new();
+    let mut namesake = Command::new("sleep")
+        .arg("60")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = namesake.id();
+    // wtenv's token: ticks in the low 40 bits, the boot's tag above.
+    let now = wtenv::process::ProcessId::of(pid).unwrap().start_time;
+    let tag = now >> 40;
+    let earlier = (if tag == 7 { 8 } else { 7 }) << 40 | start_time(pid);
+    let hold = json!([{"pid": pid, "start_time": earlier, "command": "wtenv run -- npm start",
+                       "pgid": pid, "leader_start": earlier}]);
+    t.write_registry(vec![t.record(
+        t.ports.start,
+        "app",
+        "feature",
+        &t.repo,
+        false,
+        hold,
+    )]);
+    assert_eq!(
+        findings(&t, &[]),
+        (Some(1), one("holder-dead", "error", true, false))
+    );
+    let out = validate(&t, &["--fix"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(t.allocations().is_empty(), "{:?}", t.allocations());
+    assert_eq!(namesake.try_wait().unwrap(), None, "{out}");
+    namesake.kill().unwrap();
+    namesake.wait().unwrap();
+}
+
 #[test]
 fn a_port_outside_its_purposes_range_is_an_error_fixed_by_release() {
     let t = TestEnv::new();
