@@ -119,26 +119,32 @@ fn holder_dead_is_an_error_fixed_by_releasing_the_hold() {
     assert!(t.allocations().is_empty());
 }
 
+/// One allocation of the main worktree held by `hold`: `validate` finds
+/// its holder dead (exit 1), `--fix` fixes it (exit 0).
+fn fixes_a_dead_holder(t: &TestEnv, hold: serde_json::Value, reserved: bool) {
+    t.write_registry(vec![t.record(
+        t.ports.start,
+        "app",
+        "feature",
+        &t.repo,
+        reserved,
+        hold,
+    )]);
+    assert_eq!(
+        findings(t, &[]),
+        (Some(1), one("holder-dead", "error", true, false))
+    );
+    let out = validate(t, &["--fix"]);
+    assert_eq!(out.code, Some(0), "{out}");
+}
+
 #[test]
 fn a_reused_holder_pid_is_holder_dead() {
     let t = TestEnv::new();
     let mut impostor = Command::new("sleep").arg("60").spawn().unwrap();
     let pid = impostor.id();
     let hold = json!([{"pid": pid, "start_time": start_time(pid) + 1, "command": "bash"}]);
-    t.write_registry(vec![t.record(
-        t.ports.start,
-        "app",
-        "feature",
-        &t.repo,
-        true,
-        hold,
-    )]);
-    assert_eq!(
-        findings(&t, &[]),
-        (Some(1), one("holder-dead", "error", true, false))
-    );
-    let out = validate(&t, &["--fix"]);
-    assert_eq!(out.code, Some(0), "{out}");
+    fixes_a_dead_holder(&t, hold, true);
     // A reservation outlives its dead holder: only the hold goes.
     let reg = t.registry();
     assert_eq!(reg["allocations"].as_array().unwrap().len(), 1);
@@ -167,22 +173,9 @@ fn a_hold_of_another_boot_is_dead_and_fix_leaves_this_boots_process_alone() {
     let earlier = (if tag == 7 { 8 } else { 7 }) << 40 | start_time(pid);
     let hold = json!([{"pid": pid, "start_time": earlier, "command": "wtenv run -- npm start",
                        "pgid": pid, "leader_start": earlier}]);
-    t.write_registry(vec![t.record(
-        t.ports.start,
-        "app",
-        "feature",
-        &t.repo,
-        false,
-        hold,
-    )]);
-    assert_eq!(
-        findings(&t, &[]),
-        (Some(1), one("holder-dead", "error", true, false))
-    );
-    let out = validate(&t, &["--fix"]);
-    assert_eq!(out.code, Some(0), "{out}");
+    fixes_a_dead_holder(&t, hold, false);
     assert!(t.allocations().is_empty(), "{:?}", t.allocations());
-    assert_eq!(namesake.try_wait().unwrap(), None, "{out}");
+    assert_eq!(namesake.try_wait().unwrap(), None, "the namesake lives");
     namesake.kill().unwrap();
     namesake.wait().unwrap();
 }
