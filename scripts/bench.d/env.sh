@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # env: the path users touch on every `cd`.
 # - `wtenv env` on the fast path (every service has its reserved port) with
-#   a registry of 1,000 allocations, vs /bin/true and vs
+#   a registry of 1,000 allocations, vs /bin/true, vs a shell that only
+#   exports the ports (`sh -c 'export PORT=...'`: what a user with fixed
+#   ports runs instead, the floor of doing nothing) and vs
 #   `git rev-parse --show-toplevel`, in one hyperfine run. Target: <= 1.5x
 #   /bin/true (issue 17; `scripts/bench registry` measures it with 20,000
 #   allocations too).
@@ -38,6 +40,7 @@ hyperfine -N --warmup 3 --export-json "$json" \
   -n /bin/true /bin/true \
   -n "wtenv env" "$WTENV env" \
   -n "git rev-parse" "git rev-parse --show-toplevel" \
+  -n "sh export" "sh -c 'export PORT=5000 WEB_PORT=5000 API_PORT=5001'" \
   -n "wtenv --version" "$WTENV --version"
 
 # Where the time goes (context): the same env on an empty registry, in a
@@ -78,6 +81,8 @@ env = r["wtenv env"]
 print("median ratios (each pair measured in the same run):")
 print(f"  wtenv env        {env*1000:7.2f} ms  {env/r['/bin/true']:5.2f}x /bin/true (target <= 1.5x: {'met' if env/r['/bin/true'] <= 1.5 else 'missed'})")
 print(f"  wtenv env        {env*1000:7.2f} ms  {env/r['git rev-parse']:5.2f}x git rev-parse --show-toplevel")
+sh = r["sh export"]
+print(f"  wtenv env        {env*1000:7.2f} ms  {env/sh:5.2f}x sh -c 'export PORT=...' ({sh*1000:.2f} ms, {sh/r['/bin/true']:.2f}x /bin/true)")
 v = r["wtenv --version"]
 print(f"  (wtenv --version, start-up and clap: {v*1000:.2f} ms, {v/r['/bin/true']:.2f}x /bin/true)")
 m = e["wtenv env, empty registry"]
