@@ -159,6 +159,10 @@ pub enum HoldMode {
     /// holder (new ones live while it lives); the others are reserved, as
     /// by a plain `env`, so the command still sees every port.
     HoldServices(Hold, Vec<String>),
+    /// `run`: [`HoldMode::HoldAll`], except that when every port is
+    /// already reserved for the worktree nothing is written: the caller
+    /// records the hold once its command has settled ([`Ensured::hold_waits`]).
+    Settling(Hold),
 }
 
 impl HoldMode {
@@ -166,7 +170,7 @@ impl HoldMode {
     fn holder_for(&self, service: &str) -> Option<&Hold> {
         match self {
             HoldMode::Reserve => None,
-            HoldMode::HoldAll(h) => Some(h),
+            HoldMode::HoldAll(h) | HoldMode::Settling(h) => Some(h),
             HoldMode::HoldServices(h, only) => only.iter().any(|s| s == service).then_some(h),
         }
     }
@@ -218,6 +222,13 @@ pub struct Ensured {
     /// The ports it picked itself: each proved free on the system, under
     /// the probe lock, a moment ago.
     pub picked: BTreeSet<u16>,
+    /// A [`HoldMode::Settling`] hold was not written: every port was
+    /// reserved. A reservation is never swept while its worktree exists,
+    /// so no other worktree can take the ports meanwhile; the caller
+    /// writes the hold when its command has run for a moment
+    /// ([`crate::supervise::hold::record_pgid`]), and a command that ends
+    /// sooner (`run -- true`) never writes the registry.
+    pub hold_waits: bool,
 }
 
 /// [`ensure`], also saying what the worktree's allocations are afterwards
@@ -270,12 +281,39 @@ pub fn ensure_allocations(
                 ports,
                 mine,
                 picked: BTreeSet::new(),
+                hold_waits: false,
             });
         }
     }
-    let mode = match joined {
-        Some(holder) => &HoldMode::HoldAll(holder),
-        None => mode,
+    if let HoldMode::Settling(_) = mode {
+        let mine = allocations_of(&data, req, &ports);
+        let waits = complete
+            && mine.iter().all(|a| a.reserved)
+            && mine
+                .iter()
+                .flat_map(|a| &a.holders)
+                .all(|h| system.holder_alive(h));
+        if waits {
+            tracing::debug!("every port reserved: the hold waits for the command to settle");
+            return Ok(Ensured {
+                ports,
+                mine,
+                picked: BTreeSet::new(),
+                hold_waits: true,
+            });
+        }
+    }
+    let owned;
+    let mode = match (joined, mode) {
+        (Some(holder), _) => {
+            owned = HoldMode::HoldAll(holder);
+            &owned
+        }
+        (None, HoldMode::Settling(holder)) => {
+            owned = HoldMode::HoldAll(holder.clone());
+            &owned
+        }
+        (None, mode) => mode,
     };
     // Every service has its port (a `run` or `up` in a worktree `env`
     // entered, a port to make sticky): only this worktree's entries are
@@ -289,6 +327,7 @@ pub fn ensure_allocations(
                 mine: allocations_of(data, req, &ports),
                 ports,
                 picked: BTreeSet::new(),
+                hold_waits: false,
             }))
         })? {
             return Ok(done);
@@ -315,6 +354,7 @@ pub fn ensure_allocations(
                 .map(|(_, port)| *port)
                 .collect(),
             ports,
+            hold_waits: false,
         }))
     })?
 }
@@ -411,7 +451,9 @@ fn mark(data: &mut RegistryData, req: &Request, mode: &HoldMode, have: &Ports) {
             // Sticky (rule 1): what a plain `env` exported stays the
             // worktree's even after the process that held it is gone.
             HoldMode::Reserve if !a.reserved => a.reserved = true,
-            HoldMode::HoldAll(h) if !a.holders.contains(h) => a.holders.push(h.clone()),
+            HoldMode::HoldAll(h) | HoldMode::Settling(h) if !a.holders.contains(h) => {
+                a.holders.push(h.clone())
+            }
             HoldMode::HoldServices(..) => match mode.holder_for(&a.service) {
                 Some(h) if !a.holders.contains(h) => a.holders.push(h.clone()),
                 Some(_) => {}
@@ -482,6 +524,41 @@ mod tests {
         let holders: Vec<u32> = data.allocations[0].holders.iter().map(|h| h.pid).collect();
         assert_eq!((data.allocations[0].reserved, holders), (true, vec![11]));
         assert!(sys.probes.is_empty(), "nothing to pick, nothing probed");
+    }
+
+    /// `run`'s mode in a real registry file: a port it must pick is held
+    /// at once (held-only, as by `HoldAll`); when every port is reserved,
+    /// the hold waits and the file is not written.
+    #[test]
+    fn a_settling_hold_waits_on_reserved_ports_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let registry = Registry::new(dir.path().join(crate::registry::FILE_NAME));
+        let mut sys = Fake::default();
+        let req = req("/r", vec!["app"]);
+        let settling = HoldMode::Settling(hold(10));
+        let first = ensure_allocations(&registry, &req, &settling, &mut sys).unwrap();
+        assert!(!first.hold_waits);
+        let held = registry.read().unwrap().allocations;
+        assert_eq!(
+            (held[0].reserved, held[0].holders.clone()),
+            (false, vec![hold(10)])
+        );
+
+        let reserved = ensure_allocations(&registry, &req, &HoldMode::Reserve, &mut sys).unwrap();
+        assert!(!reserved.hold_waits);
+        registry
+            .transaction(|d| {
+                d.allocations[0].holders.clear();
+                Ok(())
+            })
+            .unwrap();
+        let before = std::fs::read(registry.path()).unwrap();
+        let again = ensure_allocations(&registry, &req, &settling, &mut sys).unwrap();
+        assert!(again.hold_waits);
+        assert_eq!(again.ports, first.ports);
+        assert_eq!(std::fs::read(registry.path()).unwrap(), before);
     }
 
     #[test]

@@ -49,19 +49,26 @@ pub fn ensure_verified(
     scope: &Scope,
     mode: &HoldMode,
     skip_occupied: bool,
-) -> Result<Vec<(String, String)>> {
-    let (vars, untrusted) = verify(ctx, scope, mode, skip_occupied)?;
+) -> Result<Verified> {
+    let verified = verify(ctx, scope, mode, skip_occupied)?;
     // The one gate of [env], for every integration (hooks, direnv, nix,
     // `run`, `up`): what it leaves out is said in one line.
-    if let Some(message) = untrusted {
-        report::warn(&message);
+    if let Some(message) = &verified.untrusted {
+        report::warn(message);
     }
-    Ok(vars)
+    Ok(verified)
 }
 
-/// The worktree's variables, and the line saying what an untrusted `[env]`
-/// left out.
-pub type Verified = (Vec<(String, String)>, Option<String>);
+/// What [`verify`] leaves.
+pub struct Verified {
+    /// The worktree's variables.
+    pub vars: Vec<(String, String)>,
+    /// The line saying what an untrusted `[env]` left out.
+    pub untrusted: Option<String>,
+    /// A [`HoldMode::Settling`] hold is still to be written
+    /// ([`alloc::Ensured::hold_waits`]).
+    pub hold_waits: bool,
+}
 
 /// [`ensure_verified`], giving the line about an untrusted `[env]` to the
 /// caller instead of saying it: the prompt hook says it once per worktree.
@@ -97,8 +104,11 @@ pub fn verify(ctx: &Ctx, scope: &Scope, mode: &HoldMode, skip_occupied: bool) ->
         &scope.config,
         ctx.config_path.is_some(),
     );
-    let vars = exports::variables(scope, &ensured.ports, gate.applies());
-    Ok((vars, gate.message(&scope.config)))
+    Ok(Verified {
+        vars: exports::variables(scope, &ensured.ports, gate.applies()),
+        untrusted: gate.message(&scope.config),
+        hold_waits: ensured.hold_waits,
+    })
 }
 
 /// Reserves every service's port for `scope`'s worktree (sticky, fail

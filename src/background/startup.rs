@@ -37,7 +37,7 @@ pub fn up(
 ) -> Result<Vec<Started>> {
     // The variables the services see (for `cmd` health checks), after the
     // checks `env` makes (a port held outside the worktree is refused).
-    let vars = crate::ports::ensure_verified(ctx, scope, &alloc::HoldMode::Reserve, false)?;
+    let vars = crate::ports::ensure_verified(ctx, scope, &alloc::HoldMode::Reserve, false)?.vars;
     let ports = crate::ports::reserve(ctx, scope)?;
     let dir = StateDir::of(ctx)?;
     let naming = Naming::of(scope);

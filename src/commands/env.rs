@@ -21,7 +21,7 @@ use crate::config::is_env_name;
 use crate::context::{Ctx, Scope};
 use crate::error::Result;
 use crate::exit::Outcome;
-use crate::ports::{ensure_verified, hold_for, verify};
+use crate::ports::{Verified, ensure_verified, hold_for, verify};
 use crate::shell::{self, Format};
 use crate::worktree::Worktree;
 use crate::{direnv, output, report, settings, trust};
@@ -57,7 +57,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         None => HoldMode::Reserve,
         Some(pid) => HoldMode::HoldAll(hold_for(pid)?),
     };
-    let vars = ensure_verified(ctx, &scope, &mode, args.skip_occupied)?;
+    let vars = ensure_verified(ctx, &scope, &mode, args.skip_occupied)?.vars;
     let mut text = shell::render(args.format, &vars, &[])?;
     if args.direnv {
         let files = watched_files(ctx, &scope);
@@ -197,7 +197,11 @@ fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Vec<(String, String)>> {
     if scope.config.source.is_none() && ctx.config_path.is_none() {
         return Ok(vec![]);
     }
-    let (mut vars, untrusted) = verify(ctx, &scope, &HoldMode::Reserve, args.skip_occupied)?;
+    let Verified {
+        mut vars,
+        untrusted,
+        ..
+    } = verify(ctx, &scope, &HoldMode::Reserve, args.skip_occupied)?;
     if let Some(line) = untrusted {
         if settings::hook_warned() != Some(line.as_str()) {
             report::warn(&line);

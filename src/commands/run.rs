@@ -6,8 +6,11 @@
 //! then the release guard (so a failure after the registry write still
 //! releases), then allocate-and-hold (one short transaction), then spawn,
 //! then, once the child has run for [`supervise::SETTLE`], record its pgid
-//! (another short transaction), then release. The registry lock is never
-//! held while the child runs.
+//! (another short transaction), then release. When every port is already
+//! reserved, the hold waits and is written with the pgid
+//! ([`crate::alloc::Ensured::hold_waits`]): a command that ends sooner
+//! never touches the registry. The registry lock is never held while the
+//! child runs.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -25,7 +28,7 @@ use crate::ports::ensure_verified;
 use crate::registry::Part;
 use crate::report;
 use crate::sockets::{self, Listener};
-use crate::supervise::hold::{ReleaseGuard, hold, record_pgid};
+use crate::supervise::hold::{ReleaseGuard, hold, record_hold, record_pgid};
 use crate::supervise::{self, Supervisor};
 
 #[derive(Debug, clap::Args)]
@@ -99,15 +102,17 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         None => None,
     };
     let part = Part::of(&scope.worktree.common_dir, &scope.worktree.root);
-    let _release = ReleaseGuard::new(&ctx.registry, part);
+    let release = ReleaseGuard::new(&ctx.registry, part);
     let mut holder = hold(&line);
     holder.unit = args.unit.clone();
     let mode = if args.services.is_empty() {
-        HoldMode::HoldAll(holder)
+        HoldMode::Settling(holder.clone())
     } else {
-        HoldMode::HoldServices(holder, args.services.clone())
+        HoldMode::HoldServices(holder.clone(), args.services.clone())
     };
-    let vars = ensure_verified(ctx, &scope, &mode, false)?;
+    let verified = ensure_verified(ctx, &scope, &mode, false)?;
+    let (vars, hold_waits) = (verified.vars, verified.hold_waits);
+    release.set_armed(!hold_waits);
     if let Some(sig) = supervisor.pending_signal() {
         return Err(Error::Interrupted(sig as i32));
     }
@@ -158,7 +163,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             return Ok(e.outcome());
         }
     };
-    let report = supervisor.wait(false, || record_pgid(&ctx.registry, part, |_| Some(pgid)));
+    let report = supervisor.wait(false, || {
+        if hold_waits {
+            release.set_armed(record_hold(&ctx.registry, part, &holder, pgid));
+        } else {
+            record_pgid(&ctx.registry, part, |_| Some(pgid));
+        }
+    });
     // The group is gone: let the log threads write the last lines.
     output.drain(Instant::now() + Duration::from_millis(500));
     // Our copies of the sockets close before the ports are released.

@@ -68,7 +68,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     }
     let part = Part::of(&scope.worktree.common_dir, &scope.worktree.root);
     let _release = ReleaseGuard::new(&ctx.registry, part);
-    let vars = ensure_verified(ctx, &scope, &HoldMode::HoldAll(hold(&line)), false)?;
+    let vars = ensure_verified(ctx, &scope, &HoldMode::HoldAll(hold(&line)), false)?.vars;
     let ports = scope.allocated_ports(&ctx.registry)?;
     let wanted: Vec<(&str, u16)> = selected
         .iter()

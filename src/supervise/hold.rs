@@ -7,7 +7,9 @@
 
 use crate::alloc;
 use crate::process::ProcessId;
-use crate::registry::{Allocation, Hold, Part, Registry};
+use std::cell::Cell;
+
+use crate::registry::{Allocation, Hold, Part, Registry, RegistryData};
 
 use super::Pgid;
 
@@ -29,22 +31,49 @@ pub fn hold(command: &str) -> Hold {
 /// group holds a port, and a SIGKILLed wtenv's orphans can be proved its.
 /// Best effort: the child already runs; a busy registry is logged.
 pub fn record_pgid(registry: &Registry, part: Part, pgid_of: impl Fn(&Allocation) -> Option<Pgid>) {
-    let me = ProcessId::current();
     let result = registry.transaction_in(part, |data| {
-        for a in &mut data.allocations {
-            let Some(pgid) = pgid_of(a) else { continue };
-            // The leader's pid is the group's id; its start time is taken
-            // now, while it runs: a leader already gone proves nothing.
-            let leader_start = ProcessId::of(pgid.as_raw()).map(|p| p.start_time);
-            for h in a.holders.iter_mut().filter(|h| h.is(me)) {
-                h.pgid = Some(pgid.as_raw());
-                h.leader_start = leader_start;
-            }
-        }
+        stamp_groups(data, &pgid_of);
         Ok(())
     });
     if let Err(e) = result {
         tracing::warn!("could not record the child's process group: {e}");
+    }
+}
+
+/// The hold of a `run` whose ports were all reserved
+/// ([`crate::alloc::Ensured::hold_waits`]), written once its child has
+/// settled: `holder` on each of the worktree's allocations, with the
+/// child's group, in one transaction. Whether it was written; best
+/// effort, as [`record_pgid`] (the ports stay reserved either way).
+pub fn record_hold(registry: &Registry, part: Part, holder: &Hold, pgid: Pgid) -> bool {
+    let result = registry.transaction_in(part, |data| {
+        for a in &mut data.allocations {
+            if !a.holders.contains(holder) {
+                a.holders.push(holder.clone());
+            }
+        }
+        stamp_groups(data, &|_| Some(pgid));
+        Ok(())
+    });
+    if let Err(e) = &result {
+        tracing::warn!("could not record the hold of this wtenv: {e}");
+    }
+    result.is_ok()
+}
+
+/// Writes each child's group and its leader's start time on this
+/// process's holds.
+fn stamp_groups(data: &mut RegistryData, pgid_of: &impl Fn(&Allocation) -> Option<Pgid>) {
+    let me = ProcessId::current();
+    for a in &mut data.allocations {
+        let Some(pgid) = pgid_of(a) else { continue };
+        // The leader's pid is the group's id; its start time is taken
+        // now, while it runs: a leader already gone proves nothing.
+        let leader_start = ProcessId::of(pgid.as_raw()).map(|p| p.start_time);
+        for h in a.holders.iter_mut().filter(|h| h.is(me)) {
+            h.pgid = Some(pgid.as_raw());
+            h.leader_start = leader_start;
+        }
     }
 }
 
@@ -54,16 +83,32 @@ pub struct ReleaseGuard<'a> {
     registry: &'a Registry,
     /// The worktree whose entries this process holds.
     part: Part<'a>,
+    /// Whether a hold may be in the registry: off while a `run`'s hold
+    /// waits ([`record_hold`]), so a command that ended sooner reads and
+    /// writes nothing.
+    armed: Cell<bool>,
 }
 
 impl<'a> ReleaseGuard<'a> {
     pub fn new(registry: &'a Registry, part: Part<'a>) -> Self {
-        ReleaseGuard { registry, part }
+        ReleaseGuard {
+            registry,
+            part,
+            armed: Cell::new(true),
+        }
+    }
+
+    /// Whether a hold may be in the registry (see `armed`).
+    pub fn set_armed(&self, armed: bool) {
+        self.armed.set(armed);
     }
 }
 
 impl Drop for ReleaseGuard<'_> {
     fn drop(&mut self) {
+        if !self.armed.get() {
+            return;
+        }
         let me = ProcessId::current();
         match self
             .registry

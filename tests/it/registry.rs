@@ -1296,8 +1296,9 @@ fn with_20000_allocations_env_reads_only_its_own_and_the_sweep_finds_stale_ones(
         })
         .collect();
     assert!(keys.is_sorted(), "the registry's lines are not sorted");
-    // `run`'s hold and its release take the part too.
-    let (under, parts) = part_transactions(&t, &["run", "--", "true"]);
+    // `run`'s hold (once its command has settled) and its release take
+    // the part too.
+    let (under, parts) = part_transactions(&t, &["run", "--", "sleep", "1"]);
     assert_eq!(parts.len(), 2, "hold and release: {under}");
     assert!(parts.iter().all(|l| l.contains("part=2")), "{under}");
     assert_eq!(
@@ -1340,7 +1341,11 @@ fn run_with_its_ports_reserved_takes_its_own_entries_not_the_range() {
     let count = || t.registry()["allocations"].as_array().unwrap().len();
     assert_eq!(count(), 17, "15 siblings and this worktree's two");
 
+    // A command that ends before it settles: every port was reserved, so
+    // nothing is held, read under the lock or written.
     let (under, parts) = part_transactions(&t, &["run", "--", "true"]);
+    assert_eq!(parts.len(), 0, "{under}");
+    let (under, parts) = part_transactions(&t, &["run", "--", "sleep", "1"]);
     assert_eq!(parts.len(), 2, "hold and release: {under}");
     for line in parts {
         assert!(
@@ -1464,8 +1469,11 @@ fn holds_alone_skip_the_directory_fsync_reservations_never_do() {
     assert!(t.allocations().is_empty());
     // Reserving: one durable write.
     assert_eq!(fsyncs(&t, &["env"]), (1, 1));
-    // Hold, then release of the hold: two atomic writes again.
-    assert_eq!(fsyncs(&t, &["run", "--", "true"]), (2, 0));
+    // Every port reserved: a command that ends before it settles writes
+    // nothing; a longer one, its hold (with its group) once settled, then
+    // the release of the hold: two atomic writes.
+    assert_eq!(fsyncs(&t, &["run", "--", "true"]), (0, 0));
+    assert_eq!(fsyncs(&t, &["run", "--", "sleep", "1"]), (2, 0));
     // The reservation is still there, and nothing is held.
     assert_eq!(t.allocations().len(), 1);
     assert!(

@@ -552,10 +552,13 @@ fn a_reserved_port_is_held_while_run_runs_and_stays_reserved_after() {
     let port = app_port(&t);
     let marker = t.root().join("during.json");
     let registry = t.registry_path();
+    // The hold is written once the command has settled (with its group,
+    // in one write): wait for it, then take the copy.
     let script = format!(
-        "cp {} {}; test \"$PORT\" = {port}",
-        registry.display(),
-        marker.display()
+        "for i in $(seq 200); do grep -q holders {r} && break; sleep 0.05; done; \
+         cp {r} {m}; test \"$PORT\" = {port}",
+        r = registry.display(),
+        m = marker.display()
     );
     let out = crate::support::run(
         t.wtenv(&["run", "--", "sh", "-c", &script])
@@ -571,6 +574,7 @@ fn a_reserved_port_is_held_while_run_runs_and_stays_reserved_after() {
         format!("sh -c {script}"),
         "{during}"
     );
+    assert!(a["holders"][0]["pgid"].is_u64(), "{during}");
     let after = t.registry();
     assert_eq!(after["allocations"][0]["port"], port);
     assert_eq!(
