@@ -165,7 +165,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     };
     let report = supervisor.wait(false, || {
         if hold_waits {
-            release.set_armed(record_hold(&ctx.registry, part, &holder, pgid));
+            let services =
+                |a: &crate::registry::Allocation| scope.config.service(&a.service).is_some();
+            release.set_armed(record_hold(&ctx.registry, part, &holder, services, pgid));
         } else {
             record_pgid(&ctx.registry, part, |_| Some(pgid));
         }

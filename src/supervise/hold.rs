@@ -5,10 +5,10 @@
 //! entries only (an allocation holds its own worktree's ports), so these
 //! transactions read and rewrite only the worktree's part of the registry.
 
-use crate::alloc;
-use crate::process::ProcessId;
 use std::cell::Cell;
 
+use crate::alloc;
+use crate::process::ProcessId;
 use crate::registry::{Allocation, Hold, Part, Registry, RegistryData};
 
 use super::Pgid;
@@ -42,13 +42,20 @@ pub fn record_pgid(registry: &Registry, part: Part, pgid_of: impl Fn(&Allocation
 
 /// The hold of a `run` whose ports were all reserved
 /// ([`crate::alloc::Ensured::hold_waits`]), written once its child has
-/// settled: `holder` on each of the worktree's allocations, with the
-/// child's group, in one transaction. Whether it was written; best
-/// effort, as [`record_pgid`] (the ports stay reserved either way).
-pub fn record_hold(registry: &Registry, part: Part, holder: &Hold, pgid: Pgid) -> bool {
+/// settled: `holder` on the worktree's allocations `held` picks (those
+/// of the services it verified), with the child's group, in one
+/// transaction. Whether it was written; best effort, as [`record_pgid`]
+/// (the ports stay reserved either way).
+pub fn record_hold(
+    registry: &Registry,
+    part: Part,
+    holder: &Hold,
+    held: impl Fn(&Allocation) -> bool,
+    pgid: Pgid,
+) -> bool {
     let result = registry.transaction_in(part, |data| {
         for a in &mut data.allocations {
-            if !a.holders.contains(holder) {
+            if held(a) && !a.holders.contains(holder) {
                 a.holders.push(holder.clone());
             }
         }

@@ -550,6 +550,10 @@ fn a_reserved_port_is_held_while_run_runs_and_stays_reserved_after() {
     let out = crate::support::run(&mut t.wtenv(&["env"]));
     assert_eq!(out.code, Some(0), "{out}");
     let port = app_port(&t);
+    // A port allocated by hand for a service the config does not declare:
+    // run neither exports nor holds it.
+    let out = crate::support::run(&mut t.wtenv(&["allocate", "--service", "extra"]));
+    assert_eq!(out.code, Some(0), "{out}");
     let marker = t.root().join("during.json");
     let registry = t.registry_path();
     // The hold is written once the command has settled (with its group,
@@ -567,7 +571,10 @@ fn a_reserved_port_is_held_while_run_runs_and_stays_reserved_after() {
     assert_eq!(out.code, Some(0), "{out}");
     let during: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
-    let a = &during["allocations"][0];
+    let all = during["allocations"].as_array().unwrap();
+    let a = all.iter().find(|a| a["service"] == "app").unwrap();
+    let extra = all.iter().find(|a| a["service"] == "extra").unwrap();
+    assert!(extra.get("holders").is_none(), "{during}");
     assert_eq!(a["reserved"], true, "{during}");
     assert_eq!(
         a["holders"][0]["command"],
@@ -576,11 +583,14 @@ fn a_reserved_port_is_held_while_run_runs_and_stays_reserved_after() {
     );
     assert!(a["holders"][0]["pgid"].is_u64(), "{during}");
     let after = t.registry();
-    assert_eq!(after["allocations"][0]["port"], port);
-    assert_eq!(
-        after["allocations"][0]["reserved"], true,
-        "the reservation stays: {after}"
-    );
+    let app = after["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["service"] == "app")
+        .unwrap();
+    assert_eq!(app["port"], port);
+    assert_eq!(app["reserved"], true, "the reservation stays: {after}");
     assert_no_holds(&t);
 }
 
