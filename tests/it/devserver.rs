@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::supervise::{PATIENCE, Wtenv, app_port, assert_no_holds};
+use crate::supervise::{PATIENCE, Wtenv, alive, app_port, assert_no_holds};
 use crate::support::{PyListener, TestEnv, Tmux, wait_for};
 
 /// The Vite fixture app (its `dev` script: `vite --port $PORT --strictPort`).
@@ -344,6 +344,13 @@ fn vite_started_in_the_background_follows_fg_ctrl_z_bg_and_ctrl_c() {
     wait_child_has_terminal(&t, &tmux, port, "fg after bg");
     let start = Instant::now();
     tmux.keys(&t, &["C-c"]);
+    // The next line is typed once wtenv (the job) is gone: typed sooner,
+    // it goes to Vite, which still has the terminal and reads it.
+    assert!(
+        wait_for(PATIENCE, || !alive(wtenv)),
+        "wtenv outlived Ctrl-C:\n{}",
+        tmux.pane(&t)
+    );
     tmux.keys(&t, &["echo rc=$?", "Enter"]);
     expect(&tmux, &t, "rc=130", "Ctrl-C");
     assert!(
