@@ -195,9 +195,10 @@ fn current_ports(data: &RegistryData, req: &Request) -> Ports {
 
 /// Makes sure every service of `req` has a port (rules 1-4, 7).
 ///
-/// Fast path, for [`HoldMode::Reserve`] only: every service already has a
-/// *reserved* allocation and every recorded holder of it lives: one
-/// shared-lock read of this worktree's entries, no write. Otherwise one
+/// Fast path, for [`HoldMode::Reserve`] and [`HoldMode::Settling`]: every
+/// service already has a *reserved* allocation and every recorded holder
+/// of it lives: one shared-lock read of this worktree's entries, no
+/// write. Otherwise one
 /// exclusive transaction: over the worktree's own entries when every
 /// service has its port (a hold to record, one merely held, a dead holder
 /// of ours to sweep), else over its ranges too, to sweep them and scan. On
@@ -226,7 +227,7 @@ pub struct Ensured {
     /// reserved. A reservation is never swept while its worktree exists,
     /// so no other worktree can take the ports meanwhile; the caller
     /// writes the hold when its command has run for a moment
-    /// ([`crate::supervise::hold::record_pgid`]), and a command that ends
+    /// ([`crate::supervise::hold::record_hold`]), and a command that ends
     /// sooner (`run -- true`) never writes the registry.
     pub hold_waits: bool,
 }
@@ -245,9 +246,9 @@ pub fn ensure_allocations(
     let data = registry.read_worktree(req.repository, req.worktree)?;
     let ports = current_ports(&data, req);
     let complete = ports.len() == req.services.len();
+    let mine = allocations_of(&data, req, &ports);
     let mut joined = None;
     if *mode == HoldMode::Reserve {
-        let mine = allocations_of(&data, req, &ports);
         // A process under a live holder of this worktree's ports (a prompt
         // hook or a `wtenv env` inside a `nix develop` shell, a command
         // under `wtenv run`) joins that hold: making the ports sticky
@@ -260,60 +261,42 @@ pub fn ensure_allocations(
             .flat_map(|a| &a.holders)
             .find(|h| system.descends_from(me, h.pid) && system.holder_alive(h))
             .cloned();
-        // Otherwise only reservations: a port merely held (by a `nix
-        // develop` shell, a `run`) goes away with its holder, so a plain
-        // `env` that exports it must make it sticky first (in the
-        // transaction below). A dead holder of ours (a SIGKILLed `run`) is
-        // swept there too: reading its /proc entry is cheap, and it is
-        // only this worktree's holds.
-        let fast = complete
-            && (joined.is_some() || mine.iter().all(|a| a.reserved))
-            && mine
-                .iter()
-                .flat_map(|a| &a.holders)
-                .all(|h| system.holder_alive(h));
-        if fast {
-            tracing::debug!(
-                joined = joined.is_some(),
-                "fast path: every service has its port"
-            );
-            return Ok(Ensured {
-                ports,
-                mine,
-                picked: BTreeSet::new(),
-                hold_waits: false,
-            });
-        }
     }
-    if let HoldMode::Settling(_) = mode {
-        let mine = allocations_of(&data, req, &ports);
-        let waits = complete
-            && mine.iter().all(|a| a.reserved)
-            && mine
-                .iter()
-                .flat_map(|a| &a.holders)
-                .all(|h| system.holder_alive(h));
-        if waits {
-            tracing::debug!("every port reserved: the hold waits for the command to settle");
-            return Ok(Ensured {
-                ports,
-                mine,
-                picked: BTreeSet::new(),
-                hold_waits: true,
-            });
-        }
+    // Nothing to write when every port is reserved: a port merely held (by
+    // a `nix develop` shell, a `run`) goes away with its holder, so a plain
+    // `env` that exports it must make it sticky first, and a hold must be
+    // recorded at once (in the transaction below). A `Settling` hold
+    // waits for its command instead ([`Ensured::hold_waits`]). A dead
+    // holder of ours (a SIGKILLed `run`) is swept below too: reading its
+    // /proc entry is cheap, and it is only this worktree's holds.
+    let unwritten = match mode {
+        HoldMode::Reserve => joined.is_some() || mine.iter().all(|a| a.reserved),
+        HoldMode::Settling(_) => mine.iter().all(|a| a.reserved),
+        HoldMode::HoldAll(_) | HoldMode::HoldServices(..) => false,
+    };
+    let fast = complete
+        && unwritten
+        && mine
+            .iter()
+            .flat_map(|a| &a.holders)
+            .all(|h| system.holder_alive(h));
+    if fast {
+        let hold_waits = matches!(mode, HoldMode::Settling(_));
+        tracing::debug!(
+            joined = joined.is_some(),
+            hold_waits,
+            "fast path: every service has its port"
+        );
+        return Ok(Ensured {
+            ports,
+            mine,
+            picked: BTreeSet::new(),
+            hold_waits,
+        });
     }
-    let owned;
-    let mode = match (joined, mode) {
-        (Some(holder), _) => {
-            owned = HoldMode::HoldAll(holder);
-            &owned
-        }
-        (None, HoldMode::Settling(holder)) => {
-            owned = HoldMode::HoldAll(holder.clone());
-            &owned
-        }
-        (None, mode) => mode,
+    let mode = match joined {
+        Some(holder) => &HoldMode::HoldAll(holder),
+        None => mode,
     };
     // Every service has its port (a `run` or `up` in a worktree `env`
     // entered, a port to make sticky): only this worktree's entries are

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::output::OpenPipes;
 use crate::ports::ensure_verified;
-use crate::registry::Part;
+use crate::registry::{Allocation, Part};
 use crate::report;
 use crate::sockets::{self, Listener};
 use crate::supervise::hold::{ReleaseGuard, hold, record_hold, record_pgid};
@@ -165,8 +165,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     };
     let report = supervisor.wait(false, || {
         if hold_waits {
-            let services =
-                |a: &crate::registry::Allocation| scope.config.service(&a.service).is_some();
+            let services = |a: &Allocation| scope.config.service(&a.service).is_some();
             release.set_armed(record_hold(&ctx.registry, part, &holder, services, pgid));
         } else {
             record_pgid(&ctx.registry, part, |_| Some(pgid));
