@@ -158,9 +158,22 @@ impl TestEnv {
         self.state_dir().join("registry.json")
     }
 
+    /// A repository of its own at `dir` (made here), its `wtenv.toml`
+    /// giving this test's `feature` range (written, not committed).
+    pub fn init_repo(&self, dir: &Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        self.git_in(dir, &["init", "-q", "-b", "main"]);
+        std::fs::write(dir.join("wtenv.toml"), self.range_config()).unwrap();
+    }
+
+    /// The `[purposes]` table of this test's `feature` range.
+    fn range_config(&self) -> String {
+        format!("[purposes]\nfeature = \"{}\"\n", self.ports.range())
+    }
+
     /// Writes `wtenv.toml` with this test's `feature` range, then `extra`.
     pub fn write_config(&self, extra: &str) {
-        let text = format!("[purposes]\nfeature = \"{}\"\n{extra}", self.ports.range());
+        let text = format!("{}{extra}", self.range_config());
         std::fs::write(self.repo.join("wtenv.toml"), text).unwrap();
     }
 

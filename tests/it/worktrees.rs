@@ -517,13 +517,7 @@ fn hostile_identifiers_and_bases_are_refused_touching_and_running_nothing() {
 fn a_repository_under_a_path_with_spaces_and_quotes_works_end_to_end() {
     let t = TestEnv::new();
     let repo = t.root().join("it's a \"repo\" dir").join("my repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    t.git_in(&repo, &["init", "-q", "-b", "main"]);
-    std::fs::write(
-        repo.join("wtenv.toml"),
-        format!("[purposes]\nfeature = \"{}\"\n", t.ports.range()),
-    )
-    .unwrap();
+    t.init_repo(&repo);
     t.git_in(&repo, &["add", "wtenv.toml"]);
     t.git_in(&repo, &["commit", "-q", "-m", "config"]);
 
@@ -1048,13 +1042,7 @@ fn validate_fix_during_create_leaves_the_new_worktree_reserved() {
 fn list_does_not_call_another_repositorys_recorded_port_a_conflict() {
     let t = TestEnv::new();
     let other = t.root().join("other-repo");
-    std::fs::create_dir_all(&other).unwrap();
-    t.git_in(&other, &["init", "-q", "-b", "main"]);
-    std::fs::write(
-        other.join("wtenv.toml"),
-        format!("[purposes]\nfeature = \"{}\"\n", t.ports.range()),
-    )
-    .unwrap();
+    t.init_repo(&other);
     let env = run(&mut t.wtenv_in(&other, &["env"]));
     assert_eq!(env.code, Some(0), "{env}");
     let port = t.ports.port(0);
