@@ -297,6 +297,11 @@ pub fn check(
                 for ((i, a), u) in live.iter().zip(usage) {
                     states[*i] = Some(crate::ports::state_text(&u));
                     match u {
+                        // Nothing listens yet, but a live process holds it
+                        // (a `nix develop` shell, a `run` whose server still
+                        // starts, a background service between restarts):
+                        // its owner has the number, so it is not stale.
+                        Usage::Idle if a.holders.iter().any(|h| system.holder_alive(h)) => {}
                         Usage::Idle => findings.push(Finding::about(
                             Kind::Stale,
                             a,

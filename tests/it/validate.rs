@@ -257,6 +257,42 @@ fn verify_ports_reports_an_idle_allocation_as_a_stale_warning_fixed_by_release()
     assert!(t.allocations().is_empty());
 }
 
+/// Nothing listens on a port a live process holds (a `nix develop` shell
+/// before its server starts): its owner has the number, so it is not
+/// stale, and `--fix` leaves it. A reserved port among them is held too.
+/// Once the holder is gone, the hold is dead and the port idle.
+#[test]
+fn verify_ports_leaves_an_idle_port_that_a_live_process_holds() {
+    let t = TestEnv::new();
+    let mut shell = Command::new("sleep").arg("60").spawn().unwrap();
+    let out = run(&mut t.wtenv(&["env", "--hold", &shell.id().to_string()]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(findings(&t, &["--verify-ports"]), (Some(0), vec![]));
+    let before = std::fs::read(t.registry_path()).unwrap();
+    let out = validate(&t, &["--verify-ports", "--fix"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(std::fs::read(t.registry_path()).unwrap(), before, "{out}");
+    let out = validate(&t, &["--verify-ports", "--verbose"]);
+    assert!(
+        out.stdout.contains(&format!("held by pid {}", shell.id())) && out.stdout.contains("idle"),
+        "{out}"
+    );
+    shell.kill().unwrap();
+    shell.wait().unwrap();
+    let (code, mut list) = findings(&t, &["--verify-ports"]);
+    list.sort();
+    assert_eq!(
+        (code, list),
+        (
+            Some(1),
+            vec![
+                ("holder-dead".into(), "error".into(), true, false),
+                ("stale".into(), "warning".into(), true, false),
+            ]
+        )
+    );
+}
+
 #[test]
 fn verify_ports_accepts_a_listener_of_its_own_worktree() {
     let t = TestEnv::new();
