@@ -413,6 +413,54 @@ mod tests {
         assert_eq!(connected(&to_server), PortState::Occupied);
     }
 
+    /// A port nothing listens on refuses the probe's connect at once; one a
+    /// listener holds is occupied, on both loopback addresses it serves.
+    #[test]
+    fn the_connect_tells_a_refused_port_from_a_listener() {
+        // Dual-stack, whatever the host's default.
+        let listener = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        listener.set_only_v6(false).unwrap();
+        listener
+            .bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)).into())
+            .unwrap();
+        listener.listen(8).unwrap();
+        let port = listener.local_addr().unwrap().as_socket().unwrap().port();
+        for ip in CONNECT_ADDRS {
+            let state = connect_state(SocketAddr::new(ip, port)).unwrap();
+            assert_eq!(state, PortState::Occupied, "{ip}");
+        }
+        drop(listener);
+        for ip in CONNECT_ADDRS {
+            let state = connect_state(SocketAddr::new(ip, port)).unwrap();
+            assert_eq!(state, PortState::Free, "{ip}");
+        }
+    }
+
+    /// A listener whose accept queue is full drops the probe's SYN: the
+    /// connect times out, and a port with a listener is occupied.
+    #[test]
+    fn a_connect_a_full_listener_leaves_hanging_says_occupied() {
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        listener
+            .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+            .unwrap();
+        listener.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap().as_socket().unwrap();
+        // Fill the queue (nobody accepts): kept open until the end.
+        let fillers: Vec<_> = (0..2)
+            .filter_map(|_| TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).ok())
+            .collect();
+        assert!(!fillers.is_empty());
+        let started = std::time::Instant::now();
+        assert_eq!(connect_state(addr).unwrap(), PortState::Occupied);
+        // Waited for (poll counts whole milliseconds), not refused at once.
+        assert!(
+            started.elapsed() >= CONNECT_TIMEOUT / 2,
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
     #[test]
     fn lsof_listener_output_parses_every_address_form() {
         let text = "p101\nf5\nn*:5000\nf6\nn[::1]:5001\np202\nf3\nn127.0.0.1:5002\nnjunk\n";
