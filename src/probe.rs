@@ -394,14 +394,24 @@ fn parse_lsof_listeners(text: &str) -> Vec<(u32, u16)> {
 mod tests {
     use super::*;
 
+    /// A TCP socket bound to `addr` (port 0: any), not yet listening;
+    /// on IPv6, dual-stack whatever the host's default.
+    fn bound(addr: impl Into<SocketAddr>) -> Socket {
+        let addr = addr.into();
+        let socket =
+            Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).unwrap();
+        if addr.is_ipv6() {
+            socket.set_only_v6(false).unwrap();
+        }
+        socket.bind(&addr.into()).unwrap();
+        socket
+    }
+
     /// A socket connected to its own address (what the kernel can make of
     /// a probe's connect to a port in the ephemeral range) is not a server.
     #[test]
     fn a_connect_to_itself_is_not_a_listener() {
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-        socket
-            .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
-            .unwrap();
+        let socket = bound((Ipv4Addr::LOCALHOST, 0));
         let own = socket.local_addr().unwrap();
         socket.connect(&own).unwrap();
         let stream: TcpStream = socket.into();
@@ -417,12 +427,7 @@ mod tests {
     /// listener holds is occupied, on both loopback addresses it serves.
     #[test]
     fn the_connect_tells_a_refused_port_from_a_listener() {
-        // Dual-stack, whatever the host's default.
-        let listener = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP)).unwrap();
-        listener.set_only_v6(false).unwrap();
-        listener
-            .bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)).into())
-            .unwrap();
+        let listener = bound((Ipv6Addr::UNSPECIFIED, 0));
         listener.listen(8).unwrap();
         let port = listener.local_addr().unwrap().as_socket().unwrap().port();
         for ip in CONNECT_ADDRS {
@@ -440,10 +445,7 @@ mod tests {
     /// connect times out, and a port with a listener is occupied.
     #[test]
     fn a_connect_a_full_listener_leaves_hanging_says_occupied() {
-        let listener = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-        listener
-            .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
-            .unwrap();
+        let listener = bound((Ipv4Addr::LOCALHOST, 0));
         listener.listen(0).unwrap();
         let addr = listener.local_addr().unwrap().as_socket().unwrap();
         // Fill the queue (nobody accepts): kept open until the end.

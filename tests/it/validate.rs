@@ -102,12 +102,19 @@ fn worktree_gone_is_an_error_fixed_by_release() {
     );
 }
 
+/// A live process standing for a `nix develop` shell, whose `env --hold`
+/// has reserved and held the worktree's port.
+fn held_by_a_shell(t: &TestEnv) -> std::process::Child {
+    let shell = Command::new("sleep").arg("60").spawn().unwrap();
+    let out = run(&mut t.wtenv(&["env", "--hold", &shell.id().to_string()]));
+    assert_eq!(out.code, Some(0), "{out}");
+    shell
+}
+
 #[test]
 fn holder_dead_is_an_error_fixed_by_releasing_the_hold() {
     let t = TestEnv::new();
-    let mut shell = Command::new("sleep").arg("60").spawn().unwrap();
-    let out = run(&mut t.wtenv(&["env", "--hold", &shell.id().to_string()]));
-    assert_eq!(out.code, Some(0), "{out}");
+    let mut shell = held_by_a_shell(&t);
     assert_eq!(
         findings(&t, &[]),
         (Some(0), vec![]),
@@ -259,14 +266,12 @@ fn verify_ports_reports_an_idle_allocation_as_a_stale_warning_fixed_by_release()
 
 /// Nothing listens on a port a live process holds (a `nix develop` shell
 /// before its server starts): its owner has the number, so it is not
-/// stale, and `--fix` leaves it. A reserved port among them is held too.
-/// Once the holder is gone, the hold is dead and the port idle.
+/// stale, and `--fix` leaves it. Once the holder is gone, the hold is dead
+/// and the port stale.
 #[test]
 fn verify_ports_leaves_an_idle_port_that_a_live_process_holds() {
     let t = TestEnv::new();
-    let mut shell = Command::new("sleep").arg("60").spawn().unwrap();
-    let out = run(&mut t.wtenv(&["env", "--hold", &shell.id().to_string()]));
-    assert_eq!(out.code, Some(0), "{out}");
+    let mut shell = held_by_a_shell(&t);
     assert_eq!(findings(&t, &["--verify-ports"]), (Some(0), vec![]));
     let before = std::fs::read(t.registry_path()).unwrap();
     let out = validate(&t, &["--verify-ports", "--fix"]);
