@@ -4,9 +4,10 @@
 #   a registry of 1,000 allocations, vs /bin/true, vs a shell that only
 #   exports the ports (`sh -c 'export PORT=...'`: what a user with fixed
 #   ports runs instead, the floor of doing nothing) and vs
-#   `git rev-parse --show-toplevel`, in one hyperfine run. Target: <= 1.5x
-#   /bin/true (issue 17; `scripts/bench registry` measures it with 20,000
-#   allocations too).
+#   `git rev-parse --show-toplevel`, and vs an empty Rust program linked as
+#   wtenv is (what start-up alone costs), in one hyperfine run. Target:
+#   <= 1.5x /bin/true (issue 17; `scripts/bench registry` measures it with
+#   20,000 allocations too).
 # - `direnv exec` of an .envrc with `use wtenv` vs one with a plain
 #   `export`, in one run. Target: <= 1.2x.
 # - Peak RSS of `wtenv env` (/usr/bin/time -v "Maximum resident set size",
@@ -35,13 +36,21 @@ cd "$repo"
 echo "registry: $(grep -c '"port"' "$WTENV_STATE_DIR/registry.json") allocations," \
   "$(wc -c <"$WTENV_STATE_DIR/registry.json") bytes"
 
+# The floor of any Rust program built as wtenv is (static-pie glibc, as
+# scripts/release links it): an empty `main`, which does nothing but start
+# and exit.
+floor=$B/floor
+printf 'fn main() {}\n' >"$floor.rs"
+"${BENCH_RUSTC:?run through scripts/bench}" -O -C target-feature=+crt-static -o "$floor" "$floor.rs"
+
 json=$B/env.json
 hyperfine -N --warmup 3 --export-json "$json" \
   -n /bin/true /bin/true \
   -n "wtenv env" "$WTENV env" \
   -n "git rev-parse" "git rev-parse --show-toplevel" \
   -n "sh export" "sh -c 'export PORT=5000 WEB_PORT=5000 API_PORT=5001'" \
-  -n "wtenv --version" "$WTENV --version"
+  -n "wtenv --version" "$WTENV --version" \
+  -n "static Rust floor" "$floor"
 
 # Where the time goes (context): the same env on an empty registry, in a
 # run of its own (the registry is chosen by the environment, as users do).
@@ -83,6 +92,8 @@ print(f"  wtenv env        {env*1000:7.2f} ms  {env/r['/bin/true']:5.2f}x /bin/t
 print(f"  wtenv env        {env*1000:7.2f} ms  {env/r['git rev-parse']:5.2f}x git rev-parse --show-toplevel")
 sh = r["sh export"]
 print(f"  wtenv env        {env*1000:7.2f} ms  {env/sh:5.2f}x sh -c 'export PORT=...' ({sh*1000:.2f} ms, {sh/r['/bin/true']:.2f}x /bin/true)")
+f = r["static Rust floor"]
+print(f"  wtenv env        {env*1000:7.2f} ms  {env/f:5.2f}x an empty static Rust program ({f*1000:.2f} ms, {f/r['/bin/true']:.2f}x /bin/true): the part that is wtenv's work")
 v = r["wtenv --version"]
 print(f"  (wtenv --version, start-up and clap: {v*1000:.2f} ms, {v/r['/bin/true']:.2f}x /bin/true)")
 m = e["wtenv env, empty registry"]
