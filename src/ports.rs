@@ -68,6 +68,8 @@ pub struct Verified {
     /// A [`HoldMode::Settling`] hold is still to be written
     /// ([`alloc::Ensured::hold_waits`]).
     pub hold_waits: bool,
+    /// The worktree's allocations as verified: what that hold is to hold.
+    pub mine: Vec<Allocation>,
 }
 
 /// [`ensure_verified`], giving the line about an untrusted `[env]` to the
@@ -108,6 +110,7 @@ pub fn verify(ctx: &Ctx, scope: &Scope, mode: &HoldMode, skip_occupied: bool) ->
         vars: exports::variables(scope, &ensured.ports, gate.applies()),
         untrusted: gate.message(&scope.config),
         hold_waits: ensured.hold_waits,
+        mine: ensured.mine,
     })
 }
 

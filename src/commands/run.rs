@@ -112,6 +112,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     };
     let verified = ensure_verified(ctx, &scope, &mode, false)?;
     let (vars, hold_waits) = (verified.vars, verified.hold_waits);
+    // What a waited hold holds: the configured services' ports, as
+    // verified and exported (not a port allocated by hand for another).
+    let to_hold: Vec<Allocation> = verified
+        .mine
+        .into_iter()
+        .filter(|a| scope.config.service(&a.service).is_some())
+        .collect();
     release.set_armed(!hold_waits);
     if let Some(sig) = supervisor.pending_signal() {
         return Err(Error::Interrupted(sig as i32));
@@ -165,8 +172,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     };
     let report = supervisor.wait(false, || {
         if hold_waits {
-            let services = |a: &Allocation| scope.config.service(&a.service).is_some();
-            release.set_armed(record_hold(&ctx.registry, part, &holder, services, pgid));
+            release.set_armed(record_hold(&ctx.registry, part, &holder, &to_hold, pgid));
         } else {
             record_pgid(&ctx.registry, part, |_| Some(pgid));
         }

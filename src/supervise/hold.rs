@@ -42,26 +42,74 @@ pub fn record_pgid(registry: &Registry, part: Part, pgid_of: impl Fn(&Allocation
 
 /// The hold of a `run` whose ports were all reserved
 /// ([`crate::alloc::Ensured::hold_waits`]), written once its child has
-/// settled: `holder` on the worktree's allocations `held` picks (those
-/// of the services it verified), with the child's group, in one
-/// transaction. Whether it was written; best effort, as [`record_pgid`]
-/// (the ports stay reserved either way).
+/// settled: `holder` on `verified`, the worktree's allocations as `run`
+/// verified and exported them, with the child's group, in one
+/// transaction. Whether it was written; best effort, as [`record_pgid`].
+///
+/// An allocation gone since (`validate --verify-ports --fix` saw its port
+/// idle and unheld in that moment) is recorded again, held: the command
+/// was given that port and uses it. If another worktree has the port by
+/// then, the registry refuses to record it twice; the rest is held, and
+/// the user is told.
 pub fn record_hold(
     registry: &Registry,
     part: Part,
     holder: &Hold,
-    held: impl Fn(&Allocation) -> bool,
+    verified: &[Allocation],
     pgid: Pgid,
 ) -> bool {
-    let result = registry.transaction_in(part, |data| {
-        for a in &mut data.allocations {
-            if held(a) && !a.holders.contains(holder) {
-                a.holders.push(holder.clone());
+    // The ports recorded again by the last attempt, as `PORT (SERVICE)`.
+    let restored = std::cell::RefCell::new(Vec::new());
+    let write = |restore: bool| {
+        registry.transaction_in(part, |data| {
+            restored.borrow_mut().clear();
+            for want in verified {
+                match data
+                    .allocations
+                    .iter_mut()
+                    .find(|a| a.service == want.service)
+                {
+                    Some(a) if a.port == want.port && !a.holders.contains(holder) => {
+                        a.holders.push(holder.clone());
+                    }
+                    // Held already; or allocated anew meanwhile (a
+                    // `release`, then an `env`), a port the command does
+                    // not have: left alone.
+                    Some(_) => {}
+                    None if restore => {
+                        restored
+                            .borrow_mut()
+                            .push(format!("{} ({})", want.port, want.service));
+                        let mut again = want.clone();
+                        again.holders = vec![holder.clone()];
+                        data.allocations.push(again);
+                    }
+                    None => {}
+                }
             }
+            stamp_groups(data, &|_| Some(pgid));
+            Ok(())
+        })
+    };
+    let mut result = write(true);
+    let tried = restored.borrow().clone();
+    if result.is_err() && !tried.is_empty() {
+        // Refused as a port recorded twice: another worktree has it now.
+        result = write(false);
+        if result.is_ok() {
+            let (what, was) = if tried.len() == 1 {
+                ("port", "was")
+            } else {
+                ("ports", "were")
+            };
+            crate::report::warn(&format!(
+                "{what} {} {was} released while this command started and another worktree has it now; the command still uses it",
+                tried.join(", ")
+            ));
         }
-        stamp_groups(data, &|_| Some(pgid));
-        Ok(())
-    });
+    } else if !tried.is_empty() {
+        tracing::info!(ports = %tried.join(", "), "recorded again: released while the command started");
+    }
     if let Err(e) = &result {
         tracing::warn!("could not record the hold of this wtenv: {e}");
     }

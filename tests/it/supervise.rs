@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use serde_json::Value;
+
 use crate::support::{TestEnv, Tmux, wait_for};
 use wtenv::probe::{self, PortState};
 use wtenv::process::{self, ProcessId};
@@ -594,6 +596,129 @@ fn a_reserved_port_is_held_while_run_runs_and_stays_reserved_after() {
     assert_eq!(app["port"], port);
     assert_eq!(app["reserved"], true, "the reservation stays: {after}");
     assert_no_holds(&t);
+}
+
+/// `run` on reserved ports writes its hold once its command has settled
+/// (50 ms). A `validate --verify-ports --fix` in that moment sees the port
+/// idle and unheld, and releases it. The command stops its own `wtenv
+/// run` (SIGSTOP to its parent) until `validate` is done and `then` has run,
+/// so that moment lasts as long as the test needs; `run` then writes its
+/// hold. Returns what `ports --json` said after `then`, the registry once
+/// the hold was written, and run's output; `None` when the hold was
+/// written before the stop (a loaded machine started `sh` late): try again.
+/// `settled` waits, in the command, for run's write once it goes on.
+fn release_while_run_settles(
+    t: &TestEnv,
+    then: &str,
+    settled: &str,
+) -> Option<(Value, Value, crate::support::Run)> {
+    let w = env!("CARGO_BIN_EXE_wtenv");
+    let (after, during) = (t.root().join("after.json"), t.root().join("during.json"));
+    let registry = t.registry_path();
+    let script = format!(
+        "kill -STOP $PPID; {w} validate --verify-ports --fix >/dev/null 2>&1; {then} \
+         {w} ports --json >{a}; kill -CONT $PPID; {settled}; cp {r} {d}",
+        a = after.display(),
+        r = registry.display(),
+        d = during.display()
+    );
+    let out = crate::support::run(
+        t.wtenv(&["run", "--", "sh", "-c", &script])
+            .stdin(Stdio::null()),
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let read = |p: &Path| -> Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
+    let after = read(&after);
+    if after["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["worktree"] == t.repo.to_str().unwrap())
+    {
+        return None;
+    }
+    Some((after, read(&during), out))
+}
+
+/// The released port is recorded again, held by the `run` that uses it,
+/// and stays reserved after: the command was given that port.
+#[test]
+fn a_port_released_while_run_settles_is_recorded_again_and_held() {
+    let t = TestEnv::new();
+    let out = crate::support::run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let port = app_port(&t);
+    let (after, during, _) = (0..5)
+        .find_map(|_| {
+            let held = format!(
+                "for i in $(seq 200); do grep -q holders {} && break; sleep 0.05; done",
+                t.registry_path().display()
+            );
+            release_while_run_settles(&t, "", &held)
+        })
+        .expect("the hold was written before validate ran, five times");
+    assert_eq!(
+        after["allocations"],
+        serde_json::json!([]),
+        "validate released it: {after}"
+    );
+    let a = &during["allocations"][0];
+    assert_eq!(
+        (a["port"].as_u64(), a["service"].as_str()),
+        (Some(port.into()), Some("app")),
+        "{during}"
+    );
+    assert_eq!(a["reserved"], true, "{during}");
+    assert!(
+        a["holders"][0]["pgid"].is_u64(),
+        "held, with its group: {during}"
+    );
+    let now = t.registry();
+    assert_eq!(
+        now["allocations"][0]["port"], port,
+        "still reserved after: {now}"
+    );
+    assert_no_holds(&t);
+}
+
+/// If another worktree got the port meanwhile, the registry keeps it
+/// that worktree's (never twice), and `run` says its command still uses it.
+#[test]
+fn a_port_released_while_run_settles_and_taken_by_another_worktree_is_told() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    let out = crate::support::run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let port = app_port(&t);
+    let w = env!("CARGO_BIN_EXE_wtenv");
+    let take = format!("(cd {} && {w} env >/dev/null 2>&1);", other.display());
+    let (after, during, out) = (0..5)
+        // Nothing of it is held: run's attempt comes at once, then the
+        // command lives on a little so that it is made.
+        .find_map(|_| release_while_run_settles(&t, &take, "sleep 0.5"))
+        .expect("the hold was written before validate ran, five times");
+    let owner = |v: &Value| -> Vec<(u64, String)> {
+        v["allocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["port"].as_u64().unwrap(),
+                    a["worktree"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let theirs = vec![(u64::from(port), other.to_str().unwrap().to_owned())];
+    assert_eq!(owner(&after), theirs, "the other worktree took it: {after}");
+    assert_eq!(owner(&during), theirs, "recorded once, theirs: {during}");
+    assert!(
+        out.stderr.contains(&format!(
+            "port {port} (app) was released while this command started"
+        )) && out.stderr.contains("the command still uses it"),
+        "{out}"
+    );
 }
 
 #[test]
