@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::supervise::{PATIENCE, Wtenv, alive, app_port, assert_no_holds};
+use crate::supervise::{PATIENCE, Wtenv, alive, app_port, assert_no_holds, reserve_app};
 use crate::support::{PyListener, TestEnv, Tmux, wait_for};
 
 /// The Vite fixture app (its `dev` script: `vite --port $PORT --strictPort`).
@@ -619,9 +619,7 @@ fn children_start_with_the_signal_state_wtenv_was_started_with() {
 #[test]
 fn ports_and_list_fit_the_terminal_and_stay_whole_in_a_pipe_and_json() {
     let t = TestEnv::new();
-    let out = crate::support::run(&mut t.wtenv(&["env"]));
-    assert_eq!(out.code, Some(0), "{out}");
-    let port = app_port(&t);
+    let port = reserve_app(&t);
     // A holder with a long command line.
     let long = format!("import time # {}", "x".repeat(150));
     let listener = PyListener::start(&t.repo, "4", "127.0.0.1", port, &long);

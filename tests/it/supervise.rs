@@ -219,6 +219,33 @@ pub fn app_port(t: &TestEnv) -> u16 {
     t.ports.port(0)
 }
 
+/// `env`, as every integration runs it on entering: the worktree's one
+/// service's port reserved. Returns it.
+pub fn reserve_app(t: &TestEnv) -> u16 {
+    let out = crate::support::run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    app_port(t)
+}
+
+/// `wtenv run -- sh -c SCRIPT`, stdin closed; it must succeed.
+fn run_sh(t: &TestEnv, script: &str) -> crate::support::Run {
+    let out = crate::support::run(
+        t.wtenv(&["run", "--", "sh", "-c", script])
+            .stdin(Stdio::null()),
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    out
+}
+
+/// A shell loop that waits (10 s at most) until the registry records a
+/// hold: `run` writes it once its command has settled.
+fn until_held(t: &TestEnv) -> String {
+    format!(
+        "for i in $(seq 200); do grep -q holders {} && break; sleep 0.05; done",
+        t.registry_path().display()
+    )
+}
+
 fn stop_tree_with(sig: Signal) {
     let t = TestEnv::new();
     let (mut w, pidfile) = start_tree(&t, "10s", "");
@@ -551,9 +578,7 @@ fn a_second_ctrl_c_kills_a_tree_that_ignores_sigint_at_once() {
 #[test]
 fn a_reserved_port_is_held_while_run_runs_and_stays_reserved_after() {
     let t = TestEnv::new();
-    let out = crate::support::run(&mut t.wtenv(&["env"]));
-    assert_eq!(out.code, Some(0), "{out}");
-    let port = app_port(&t);
+    let port = reserve_app(&t);
     // A port allocated by hand for a service the config does not declare:
     // run neither exports nor holds it.
     let out = crate::support::run(&mut t.wtenv(&["allocate", "--service", "extra"]));
@@ -563,16 +588,12 @@ fn a_reserved_port_is_held_while_run_runs_and_stays_reserved_after() {
     // The hold is written once the command has settled (with its group,
     // in one write): wait for it, then take the copy.
     let script = format!(
-        "for i in $(seq 200); do grep -q holders {r} && break; sleep 0.05; done; \
-         cp {r} {m}; test \"$PORT\" = {port}",
+        "{}; cp {r} {m}; test \"$PORT\" = {port}",
+        until_held(&t),
         r = registry.display(),
         m = marker.display()
     );
-    let out = crate::support::run(
-        t.wtenv(&["run", "--", "sh", "-c", &script])
-            .stdin(Stdio::null()),
-    );
-    assert_eq!(out.code, Some(0), "{out}");
+    run_sh(&t, &script);
     let during: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
     let all = during["allocations"].as_array().unwrap();
@@ -622,11 +643,7 @@ fn release_while_run_settles(
         r = registry.display(),
         d = during.display()
     );
-    let out = crate::support::run(
-        t.wtenv(&["run", "--", "sh", "-c", &script])
-            .stdin(Stdio::null()),
-    );
-    assert_eq!(out.code, Some(0), "{out}");
+    let out = run_sh(t, &script);
     let read = |p: &Path| -> Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
     let after = read(&after);
     if after["allocations"]
@@ -645,17 +662,9 @@ fn release_while_run_settles(
 #[test]
 fn a_port_released_while_run_settles_is_recorded_again_and_held() {
     let t = TestEnv::new();
-    let out = crate::support::run(&mut t.wtenv(&["env"]));
-    assert_eq!(out.code, Some(0), "{out}");
-    let port = app_port(&t);
+    let port = reserve_app(&t);
     let (after, during, _) = (0..5)
-        .find_map(|_| {
-            let held = format!(
-                "for i in $(seq 200); do grep -q holders {} && break; sleep 0.05; done",
-                t.registry_path().display()
-            );
-            release_while_run_settles(&t, "", &held)
-        })
+        .find_map(|_| release_while_run_settles(&t, "", &until_held(&t)))
         .expect("the hold was written before validate ran, five times");
     assert_eq!(
         after["allocations"],
@@ -687,9 +696,7 @@ fn a_port_released_while_run_settles_is_recorded_again_and_held() {
 fn a_port_released_while_run_settles_and_taken_by_another_worktree_is_told() {
     let t = TestEnv::new();
     let other = t.add_worktree("other");
-    let out = crate::support::run(&mut t.wtenv(&["env"]));
-    assert_eq!(out.code, Some(0), "{out}");
-    let port = app_port(&t);
+    let port = reserve_app(&t);
     let w = env!("CARGO_BIN_EXE_wtenv");
     let take = format!("(cd {} && {w} env >/dev/null 2>&1);", other.display());
     let (after, during, out) = (0..5)
