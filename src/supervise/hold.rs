@@ -5,7 +5,8 @@
 //! entries only (an allocation holds its own worktree's ports), so these
 //! transactions read and rewrite only the worktree's part of the registry.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 
 use crate::alloc;
 use crate::process::ProcessId;
@@ -59,7 +60,7 @@ pub fn record_hold(
     pgid: Pgid,
 ) -> bool {
     // The ports recorded again by the last attempt, as `PORT (SERVICE)`.
-    let restored = std::cell::RefCell::new(Vec::new());
+    let restored = RefCell::new(Vec::new());
     let write = |restore: bool| {
         registry.transaction_in(part, |data| {
             restored.borrow_mut().clear();
@@ -117,14 +118,21 @@ pub fn record_hold(
 }
 
 /// Writes each child's group and its leader's start time on this
-/// process's holds.
+/// process's holds. Each leader's /proc entry is read once, and only for
+/// an allocation this process holds.
 fn stamp_groups(data: &mut RegistryData, pgid_of: &impl Fn(&Allocation) -> Option<Pgid>) {
     let me = ProcessId::current();
+    let mut starts: BTreeMap<u32, Option<u64>> = BTreeMap::new();
     for a in &mut data.allocations {
+        if !a.holders.iter().any(|h| h.is(me)) {
+            continue;
+        }
         let Some(pgid) = pgid_of(a) else { continue };
         // The leader's pid is the group's id; its start time is taken
         // now, while it runs: a leader already gone proves nothing.
-        let leader_start = ProcessId::of(pgid.as_raw()).map(|p| p.start_time);
+        let leader_start = *starts
+            .entry(pgid.as_raw())
+            .or_insert_with(|| ProcessId::of(pgid.as_raw()).map(|p| p.start_time));
         for h in a.holders.iter_mut().filter(|h| h.is(me)) {
             h.pgid = Some(pgid.as_raw());
             h.leader_start = leader_start;
