@@ -5,10 +5,11 @@
 //! entries only (an allocation holds its own worktree's ports), so these
 //! transactions read and rewrite only the worktree's part of the registry.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use crate::alloc;
+use crate::config::{PortRange, Ranges};
 use crate::process::ProcessId;
 use crate::registry::{Allocation, Hold, Part, Registry, RegistryData};
 
@@ -49,9 +50,10 @@ pub fn record_pgid(registry: &Registry, part: Part, pgid_of: impl Fn(&Allocation
 ///
 /// An allocation gone since (`validate --verify-ports --fix` saw its port
 /// idle and unheld in that moment) is recorded again, held: the command
-/// was given that port and uses it. If another worktree has the port by
-/// then, the registry refuses to record it twice; the rest is held, and
-/// the user is told.
+/// was given that port and uses it. The transaction's part covers those
+/// ports, so it sees who records each now: one another worktree took in
+/// between stays theirs (never twice), the rest is held, and the user is
+/// told which.
 pub fn record_hold(
     registry: &Registry,
     part: Part,
@@ -59,62 +61,75 @@ pub fn record_hold(
     verified: &[Allocation],
     pgid: Pgid,
 ) -> bool {
-    // The ports recorded again by the last attempt, as `PORT (SERVICE)`.
-    let restored = RefCell::new(Vec::new());
-    let write = |restore: bool| {
-        registry.transaction_in(part, |data| {
-            restored.borrow_mut().clear();
-            for want in verified {
-                match data
-                    .allocations
-                    .iter_mut()
-                    .find(|a| a.service == want.service)
-                {
-                    Some(a) if a.port == want.port && !a.holders.contains(holder) => {
-                        a.holders.push(holder.clone());
-                    }
+    let ports = Ranges::new(
+        verified
+            .iter()
+            .map(|a| PortRange {
+                start: a.port,
+                end: a.port,
+            })
+            .collect(),
+    );
+    let part = Part {
+        ports: ports.as_ref(),
+        ..part
+    };
+    // What it recorded again, and what it found taken.
+    let result = registry.transaction_in(part, |data| {
+        let (mut restored, mut taken) = (Vec::new(), Vec::new());
+        for want in verified {
+            let mine = |a: &Allocation| {
+                a.belongs_to(part.repository, part.worktree) && a.service == want.service
+            };
+            match data.allocations.iter().position(mine) {
+                Some(i) => {
+                    let a = &mut data.allocations[i];
                     // Held already; or allocated anew meanwhile (a
                     // `release`, then an `env`), a port the command does
                     // not have: left alone.
-                    Some(_) => {}
-                    None if restore => {
-                        restored
-                            .borrow_mut()
-                            .push(format!("{} ({})", want.port, want.service));
-                        let mut again = want.clone();
-                        again.holders = vec![holder.clone()];
-                        data.allocations.push(again);
+                    if a.port == want.port && !a.holders.contains(holder) {
+                        a.holders.push(holder.clone());
                     }
-                    None => {}
+                }
+                None if data.allocations.iter().any(|a| a.port == want.port) => {
+                    taken.push(label(want));
+                }
+                None => {
+                    restored.push(label(want));
+                    let mut again = want.clone();
+                    again.holders = vec![holder.clone()];
+                    data.allocations.push(again);
                 }
             }
-            stamp_groups(data, &|_| Some(pgid));
-            Ok(())
-        })
-    };
-    let mut result = write(true);
-    let tried = restored.borrow().clone();
-    if result.is_err() && !tried.is_empty() {
-        // Refused as a port recorded twice: another worktree has it now.
-        result = write(false);
-        if result.is_ok() {
-            let (what, was) = if tried.len() == 1 {
-                ("port", "was")
-            } else {
-                ("ports", "were")
-            };
-            crate::report::warn(&format!(
-                "{what} {} {was} released while this command started and another worktree has it now; the command still uses it",
-                tried.join(", ")
-            ));
         }
-    } else if !tried.is_empty() {
-        tracing::info!(ports = %tried.join(", "), "recorded again: released while the command started");
-    }
-    if let Err(e) = &result {
-        tracing::warn!("could not record the hold of this wtenv: {e}");
+        stamp_groups(data, &|_| Some(pgid));
+        Ok((restored, taken))
+    });
+    match &result {
+        Ok((restored, taken)) => {
+            if !taken.is_empty() {
+                let (what, was) = if taken.len() == 1 {
+                    ("port", "was")
+                } else {
+                    ("ports", "were")
+                };
+                crate::report::warn(&format!(
+                    "{what} {} {was} released while this command started and another worktree has it now; the command still uses it",
+                    taken.join(", ")
+                ));
+            }
+            if !restored.is_empty() {
+                tracing::info!(ports = %restored.join(", "), "recorded again: released while the command started");
+            }
+        }
+        Err(e) => tracing::warn!("could not record the hold of this wtenv: {e}"),
     }
     result.is_ok()
+}
+
+/// `PORT (SERVICE)`, as messages name an allocation.
+fn label(a: &Allocation) -> String {
+    format!("{} ({})", a.port, a.service)
 }
 
 /// Writes each child's group and its leader's start time on this

@@ -728,6 +728,68 @@ fn a_port_released_while_run_settles_and_taken_by_another_worktree_is_told() {
     );
 }
 
+/// Two ports released, one of them taken meanwhile: the other is recorded
+/// again and held, and the warning names only the one taken.
+#[test]
+fn of_two_ports_released_while_run_settles_only_the_one_taken_is_given_up() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    t.write_config("[services.app]\n[services.api]\n");
+    let port = reserve_app(&t);
+    let api = t.registry()["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["service"] == "api")
+        .and_then(|a| a["port"].as_u64())
+        .expect("api reserved");
+    let w = env!("CARGO_BIN_EXE_wtenv");
+    // The lowest free port of the range: app's, released by validate.
+    let take = format!(
+        "(cd {} && {w} allocate --service app >/dev/null 2>&1);",
+        other.display()
+    );
+    let (after, during, out) = (0..5)
+        .find_map(|_| release_while_run_settles(&t, &take, &until_held(&t)))
+        .expect("the hold was written before validate ran, five times");
+    let entries = |v: &Value| -> Vec<(u64, String, bool)> {
+        v["allocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["port"].as_u64().unwrap(),
+                    a["worktree"].as_str().unwrap().to_owned(),
+                    a["holders"].as_array().is_some_and(|h| !h.is_empty()),
+                )
+            })
+            .collect()
+    };
+    let (theirs, ours) = (other.to_str().unwrap(), t.repo.to_str().unwrap());
+    assert_eq!(
+        entries(&after),
+        vec![(u64::from(port), theirs.to_owned(), false)],
+        "validate released both, the other worktree took app's: {after}"
+    );
+    let mut during = entries(&during);
+    during.sort();
+    assert_eq!(
+        during,
+        vec![
+            (u64::from(port), theirs.to_owned(), false),
+            (api, ours.to_owned(), true)
+        ],
+        "api's port recorded again and held; app's stays theirs"
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "port {port} (app) was released while this command started"
+        )) && !out.stderr.contains(&format!("{api} (api)")),
+        "{out}"
+    );
+}
+
 #[test]
 fn orphans_are_reparented_to_wtenv_and_reaped_while_the_leader_runs() {
     let t = TestEnv::new();
