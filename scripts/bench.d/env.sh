@@ -42,6 +42,7 @@ echo "registry: $(grep -c '"port"' "$WTENV_STATE_DIR/registry.json") allocations
 floor=$B/floor
 printf 'fn main() {}\n' >"$floor.rs"
 "${BENCH_RUSTC:?run through scripts/bench}" -O -C target-feature=+crt-static -o "$floor" "$floor.rs"
+evict_from_cache "$floor"
 
 json=$B/env.json
 hyperfine -N --warmup 3 --export-json "$json" \
