@@ -657,6 +657,23 @@ fn release_while_run_settles(
     Some((after, read(&during), out))
 }
 
+/// Each allocation of a registry or `ports --json` document: its port, its
+/// worktree, and whether anything holds it.
+fn entries(v: &Value) -> Vec<(u64, String, bool)> {
+    v["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["port"].as_u64().unwrap(),
+                a["worktree"].as_str().unwrap().to_owned(),
+                a["holders"].as_array().is_some_and(|h| !h.is_empty()),
+            )
+        })
+        .collect()
+}
+
 /// The released port is recorded again, held by the `run` that uses it,
 /// and stays reserved after: the command was given that port.
 #[test]
@@ -704,22 +721,13 @@ fn a_port_released_while_run_settles_and_taken_by_another_worktree_is_told() {
         // command lives on a little so that it is made.
         .find_map(|_| release_while_run_settles(&t, &take, "sleep 0.5"))
         .expect("the hold was written before validate ran, five times");
-    let owner = |v: &Value| -> Vec<(u64, String)> {
-        v["allocations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| {
-                (
-                    a["port"].as_u64().unwrap(),
-                    a["worktree"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect()
-    };
-    let theirs = vec![(u64::from(port), other.to_str().unwrap().to_owned())];
-    assert_eq!(owner(&after), theirs, "the other worktree took it: {after}");
-    assert_eq!(owner(&during), theirs, "recorded once, theirs: {during}");
+    let theirs = vec![(u64::from(port), other.to_str().unwrap().to_owned(), false)];
+    assert_eq!(
+        entries(&after),
+        theirs,
+        "the other worktree took it: {after}"
+    );
+    assert_eq!(entries(&during), theirs, "recorded once, theirs: {during}");
     assert!(
         out.stderr.contains(&format!(
             "port {port} (app) was released while this command started"
@@ -752,20 +760,6 @@ fn of_two_ports_released_while_run_settles_only_the_one_taken_is_given_up() {
     let (after, during, out) = (0..5)
         .find_map(|_| release_while_run_settles(&t, &take, &until_held(&t)))
         .expect("the hold was written before validate ran, five times");
-    let entries = |v: &Value| -> Vec<(u64, String, bool)> {
-        v["allocations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| {
-                (
-                    a["port"].as_u64().unwrap(),
-                    a["worktree"].as_str().unwrap().to_owned(),
-                    a["holders"].as_array().is_some_and(|h| !h.is_empty()),
-                )
-            })
-            .collect()
-    };
     let (theirs, ours) = (other.to_str().unwrap(), t.repo.to_str().unwrap());
     assert_eq!(
         entries(&after),
