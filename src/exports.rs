@@ -1,24 +1,28 @@
 //! The variables a worktree exports (README, "Environment"): each service's
-//! names, the `WTENV_*` provenance variables, then the `[env]` templates
-//! (of a trusted config only).
+//! names, the `WTENV_*` provenance variables, then the `[env]` templates;
+//! the templates, and a service's names that are not a port's, of a
+//! trusted config only.
 //!
 //! `WTENV_WORKTREE` is always computed from the worktree found on disk; an
 //! inherited value is never read, so one naming another worktree is simply
 //! replaced.
 
 use crate::alloc::Ports;
-use crate::config::Piece;
+use crate::config::{Piece, is_port_name};
 use crate::context::Scope;
 
 /// Ordered `(name, value)` pairs; values are raw, quoting is `shell`'s job.
-/// The `[env]` templates only when `with_env` (the config is trusted, see
-/// [`crate::trust`]).
-pub fn variables(scope: &Scope, ports: &Ports, with_env: bool) -> Vec<(String, String)> {
+/// What needs trust ([`crate::config::Config::untrusted_names`]: the
+/// `[env]` templates, a service variable not named like a port) only when
+/// `trusted` (see [`crate::trust`]).
+pub fn variables(scope: &Scope, ports: &Ports, trusted: bool) -> Vec<(String, String)> {
     let mut vars = Vec::new();
     for service in &scope.config.services {
         if let Some(port) = ports.get(&service.name) {
             for name in &service.env {
-                vars.push((name.clone(), port.to_string()));
+                if trusted || is_port_name(name) {
+                    vars.push((name.clone(), port.to_string()));
+                }
             }
         }
     }
@@ -29,7 +33,7 @@ pub fn variables(scope: &Scope, ports: &Ports, with_env: bool) -> Vec<(String, S
     vars.push(("WTENV_PURPOSE".into(), scope.purpose.clone()));
     vars.push(("WTENV_IDENTIFIER".into(), scope.identifier.clone()));
     vars.push(("WTENV_PORTS".into(), ports_summary(ports)));
-    let templates = if with_env { &scope.config.env[..] } else { &[] };
+    let templates = if trusted { &scope.config.env[..] } else { &[] };
     for (name, template) in templates {
         let value: String = template
             .pieces

@@ -105,6 +105,7 @@ pub fn verify(ctx: &Ctx, scope: &Scope, mode: &HoldMode, skip_occupied: bool) ->
         &scope.worktree.common_dir,
         &scope.config,
         ctx.config_path.is_some(),
+        || scope.worktree.is_own(),
     );
     Ok(Verified {
         vars: exports::variables(scope, &ensured.ports, gate.applies()),

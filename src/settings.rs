@@ -9,7 +9,7 @@
 //! signal (the shell hook's own variables).
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// Overrides the state directory (registry, locks, trust list, logs).
@@ -55,8 +55,16 @@ macro_rules! once {
     }};
 }
 
+/// A base directory from the environment (`HOME`, `XDG_*_HOME`): absolute
+/// only. A relative one is ignored, as the XDG base directory spec says:
+/// it would name a different place from every directory the user enters,
+/// one the repository there may have shipped (its own trust list).
+fn base_dir(value: Option<&'static OsString>) -> Option<&'static OsString> {
+    value.filter(|v| Path::new(v).is_absolute())
+}
+
 fn home() -> Option<&'static OsString> {
-    once!("HOME")
+    base_dir(once!("HOME"))
 }
 
 /// `$WTENV_STATE_DIR`, else `$XDG_STATE_HOME/wtenv`, else
@@ -64,7 +72,7 @@ fn home() -> Option<&'static OsString> {
 pub fn state_dir() -> Option<PathBuf> {
     if let Some(d) = once!(STATE_DIR) {
         Some(PathBuf::from(d))
-    } else if let Some(d) = once!("XDG_STATE_HOME") {
+    } else if let Some(d) = base_dir(once!("XDG_STATE_HOME")) {
         Some(PathBuf::from(d).join("wtenv"))
     } else {
         home().map(|h| PathBuf::from(h).join(".local/state/wtenv"))
@@ -74,7 +82,7 @@ pub fn state_dir() -> Option<PathBuf> {
 /// Where the user's own systemd units go: `$XDG_CONFIG_HOME/systemd/user`,
 /// else `$HOME/.config/systemd/user`.
 pub fn systemd_user_dir() -> Option<PathBuf> {
-    match once!("XDG_CONFIG_HOME") {
+    match base_dir(once!("XDG_CONFIG_HOME")) {
         Some(config) => Some(PathBuf::from(config).join("systemd/user")),
         None => home().map(|h| PathBuf::from(h).join(".config/systemd/user")),
     }

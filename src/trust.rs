@@ -1,4 +1,6 @@
-//! Trust: whether a repository's config may set its `[env]` variables.
+//! Trust: whether a repository's config may set its `[env]` variables, and
+//! its services' variables not named like a port
+//! ([`crate::config::is_port_name`]).
 //!
 //! Ports are data; `[env]` templates are not: `NODE_OPTIONS` or a
 //! `JAVA_TOOL_OPTIONS` set by a repository someone else wrote runs their
@@ -12,8 +14,12 @@
 //! `PROMPT_COMMAND`, `LD_PRELOAD`, ...) are refused in every config,
 //! trusted or not ([`crate::config::refused_name`]).
 //!
+//! Trust follows the repository's own worktrees only
+//! ([`crate::worktree::Worktree::is_own`]): a `.git` file can name any
+//! repository.
+//!
 //! The check ([`Gate::of`]) runs on `env`'s hot path, only for a config
-//! with an `[env]` section: one hash of text already read and one read of
+//! with something to trust: one hash of text already read and one read of
 //! a small file, no lock (the file is replaced by rename, so a reader sees
 //! the old or the new list), no git. A trust list that cannot be read
 //! counts as trusting nothing, with a warning: failing safe, and the ports
@@ -91,12 +97,15 @@ pub fn digest(config: &Config) -> Option<String> {
 /// What the gate decided for one config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Gate {
-    /// No `[env]` section: nothing to decide.
+    /// Nothing in the config needs trust: nothing to decide.
     Nothing,
-    /// Trusted: `[env]` applies.
+    /// Trusted: `[env]` and every service variable apply.
     Trusted,
-    /// Not trusted: `[env]` is left out, and the user is told so.
+    /// Not trusted: what needs trust is left out, and the user is told so.
     Untrusted { why: String },
+    /// Content trusted for `repository`, but this directory is not one of
+    /// its worktrees (its `.git` only names it): left out, and told.
+    NotOwn { repository: PathBuf },
 }
 
 impl Gate {
@@ -104,8 +113,20 @@ impl Gate {
     /// `[env]` variables, per the trust list beside `registry`. A config
     /// the user named on the command line (`--config PATH`, `explicit`) is
     /// theirs to apply, like the `run` commands `up` starts: trusted.
-    pub fn of(registry: &Registry, repository: &Path, config: &Config, explicit: bool) -> Gate {
-        if config.env.is_empty() {
+    ///
+    /// `own` says whether the worktree is really one of `repository`'s
+    /// ([`crate::worktree::Worktree::is_own`]); asked only when the content
+    /// is trusted. A `.git` file in a downloaded tree can name any
+    /// repository: a trusted config copied beside one must not borrow that
+    /// trust (its `{worktree}` templates would name the copy's files).
+    pub fn of(
+        registry: &Registry,
+        repository: &Path,
+        config: &Config,
+        explicit: bool,
+        own: impl FnOnce() -> bool,
+    ) -> Gate {
+        if config.untrusted_names().next().is_none() {
             return Gate::Nothing;
         }
         if explicit {
@@ -115,7 +136,15 @@ impl Gate {
             return Gate::Nothing;
         };
         match load(registry) {
-            Ok(list) if list.contains(repository, &sha256) => Gate::Trusted,
+            Ok(list) if list.contains(repository, &sha256) => {
+                if own() {
+                    Gate::Trusted
+                } else {
+                    Gate::NotOwn {
+                        repository: repository.to_path_buf(),
+                    }
+                }
+            }
             Ok(list) => Gate::Untrusted {
                 why: if list.trusted.iter().any(|e| e.repository == repository) {
                     "it changed since it was trusted".into()
@@ -135,17 +164,29 @@ impl Gate {
 
     /// The one line telling the user what was left out and how to trust it.
     pub fn message(&self, config: &Config) -> Option<String> {
-        let Gate::Untrusted { why } = self else {
-            return None;
+        let tail = match self {
+            Gate::Untrusted { why } => format!("{why}; review it, then run 'wtenv trust'"),
+            Gate::NotOwn { repository } => format!(
+                "this directory's .git names {}, but that repository does not list it as a worktree; trust applies only to a repository's own worktrees",
+                repository.display()
+            ),
+            Gate::Nothing | Gate::Trusted => return None,
         };
-        let names: Vec<&str> = config.env.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = config.untrusted_names().collect();
         let source = config
             .source
             .as_deref()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
+        // `[env]` alone is the usual case; service variables not named like
+        // a port wait for trust too.
+        let what = match (names.len() > config.env.len(), config.env.is_empty()) {
+            (false, _) => "[env]",
+            (true, true) => "service variables",
+            (true, false) => "[env] and service variables",
+        };
         Some(format!(
-            "[env] of {source} not applied ({}): {why}; review it, then run 'wtenv trust'",
+            "{what} of {source} not applied ({}): {tail}",
             names.join(", ")
         ))
     }
@@ -285,20 +326,23 @@ mod tests {
         let repo = Path::new("/r/.git");
         let a = config("/r/wtenv.toml", "[env]\nX = \"1\"\n");
         assert!(matches!(
-            Gate::of(&registry, repo, &a, false),
+            Gate::of(&registry, repo, &a, false, || true),
             Gate::Untrusted { .. }
         ));
         assert!(trust(&registry, repo, &a).unwrap());
         assert!(!trust(&registry, repo, &a).unwrap(), "already trusted");
-        assert_eq!(Gate::of(&registry, repo, &a, false), Gate::Trusted);
+        assert_eq!(Gate::of(&registry, repo, &a, false, || true), Gate::Trusted);
         let elsewhere = config("/w/feature-x/wtenv.toml", "[env]\nX = \"1\"\n");
-        assert_eq!(Gate::of(&registry, repo, &elsewhere, false), Gate::Trusted);
+        assert_eq!(
+            Gate::of(&registry, repo, &elsewhere, false, || true),
+            Gate::Trusted
+        );
         assert!(matches!(
-            Gate::of(&registry, Path::new("/other/.git"), &a, false),
+            Gate::of(&registry, Path::new("/other/.git"), &a, false, || true),
             Gate::Untrusted { .. }
         ));
         let changed = config("/r/wtenv.toml", "[env]\nX = \"2\"\n");
-        let gate = Gate::of(&registry, repo, &changed, false);
+        let gate = Gate::of(&registry, repo, &changed, false, || true);
         assert!(
             gate.message(&changed)
                 .unwrap()
@@ -306,11 +350,13 @@ mod tests {
         );
         assert_eq!(untrust(&registry, repo).unwrap(), 1);
         assert!(matches!(
-            Gate::of(&registry, repo, &a, false),
+            Gate::of(&registry, repo, &a, false, || true),
             Gate::Untrusted { .. }
         ));
         assert_eq!(
-            Gate::of(&registry, repo, &config("/r/wtenv.toml", ""), false),
+            Gate::of(&registry, repo, &config("/r/wtenv.toml", ""), false, || {
+                true
+            }),
             Gate::Nothing
         );
     }

@@ -111,6 +111,34 @@ impl Worktree {
         Ok(())
     }
 
+    /// Whether the repository leads back to this worktree, as git's own
+    /// records do: its main worktree (a real `.git` directory that is the
+    /// repository itself), a linked worktree the repository lists
+    /// (`worktrees/<name>`, whose `gitdir` points back here), or a
+    /// submodule's checkout (its git dir's `core.worktree` names this
+    /// directory). A `.git` in a downloaded tree can name any repository;
+    /// trust recorded for that repository must not follow it
+    /// ([`crate::trust::Gate::of`]).
+    pub fn is_own(&self) -> bool {
+        let dot_git = self.root.join(".git");
+        match own_git_dir(&self.root) {
+            Some(git_dir) if git_dir == dot_git => git_dir == self.common_dir,
+            Some(git_dir) => git_dir.parent() == Some(self.common_dir.join("worktrees").as_path()),
+            None => {
+                // A submodule: `.git` is a file naming the module's git dir,
+                // which is its own repository and names its checkout.
+                let Some(git_dir) = git_dir_at(&self.root) else {
+                    return false;
+                };
+                git_dir == self.common_dir
+                    && core_worktree(&git_dir).is_some_and(|w| {
+                        normalize(&git_dir.join(&w)) == self.root
+                            || git_dir.join(&w).canonicalize().ok().as_ref() == Some(&self.root)
+                    })
+            }
+        }
+    }
+
     /// The main worktree's directory, when the repository is not bare.
     pub fn main_root(&self) -> Option<PathBuf> {
         main_root_of(&self.common_dir)
@@ -239,6 +267,16 @@ fn own_git_dir(root: &Path) -> Option<PathBuf> {
     let points_here =
         back == normalize(&dot_git) || back.canonicalize().ok() == dot_git.canonicalize().ok();
     points_here.then_some(git_dir)
+}
+
+/// `core.worktree` of the git dir's `config`, as git writes it for a
+/// submodule (`worktree = ../../../sub`): the first such line.
+fn core_worktree(git_dir: &Path) -> Option<PathBuf> {
+    let text = read_pointer(&git_dir.join("config")).ok()??;
+    text.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == "worktree").then(|| PathBuf::from(value.trim()))
+    })
 }
 
 /// A git pointer file (`.git` of a linked worktree, `commondir`): a few

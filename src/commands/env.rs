@@ -81,8 +81,8 @@ fn watched_files(ctx: &Ctx, scope: &Scope) -> Vec<PathBuf> {
     };
     files.push(scope.worktree.stamp_path());
     // `wtenv trust` then reloads direnv by itself. Only for a config with
-    // [env]: the list changes rarely, and only by the user's own hand.
-    if !scope.config.env.is_empty() {
+    // something to trust: the list changes rarely, by the user's own hand.
+    if scope.config.untrusted_names().next().is_some() {
         files.push(ctx.registry.sibling(trust::FILE_NAME));
     }
     files

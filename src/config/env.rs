@@ -59,6 +59,17 @@ pub const REFUSED_NAMES: &[&str] = &[
 /// Linux and macOS, and wtenv's own variables.
 pub const REFUSED_PREFIXES: &[&str] = &["BASH_FUNC_", "LD_", "DYLD_", "WTENV_"];
 
+/// Whether a service's variable `name` is exported before the config is
+/// trusted: a name ending in `PORT` (`PORT`, `WEB_PORT`, the default
+/// `<SERVICE>_PORT`). A port number is data, but not under any name: a
+/// one-port range lets a repository pick the number, and
+/// `GIT_CONFIG_GLOBAL=4242` or `fish_function_path=4242` then make the
+/// user's tools read the repository's own file or directory `4242`, which
+/// runs its code. Any other name waits for trust, like `[env]`.
+pub fn is_port_name(name: &str) -> bool {
+    name.ends_with("PORT")
+}
+
 /// Why `name` may not be exported by a config, if it may not.
 pub fn refused_name(name: &str) -> Option<String> {
     if !is_env_name(name) {

@@ -29,7 +29,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-pub use env::{Piece, REFUSED_NAMES, REFUSED_PREFIXES, Template, is_env_name, refused_name};
+pub use env::{
+    Piece, REFUSED_NAMES, REFUSED_PREFIXES, Template, is_env_name, is_port_name, refused_name,
+};
 pub use purposes::{DEFAULT_PURPOSES, MIN_PORT, PortRange, Ranges};
 pub use services::{Service, default_env_name};
 
@@ -144,6 +146,17 @@ impl Config {
     /// defaults): what trust is recorded for.
     pub fn text(&self) -> &str {
         &self.text
+    }
+
+    /// The variables that apply only once the config is trusted
+    /// ([`crate::trust`]): each service variable not named like a port
+    /// ([`is_port_name`]), then every `[env]` name.
+    pub fn untrusted_names(&self) -> impl Iterator<Item = &str> {
+        let services = self.services.iter().flat_map(|s| &s.env);
+        services
+            .map(String::as_str)
+            .filter(|n| !is_port_name(n))
+            .chain(self.env.iter().map(|(n, _)| n.as_str()))
     }
 
     /// Parses config text; the format follows the file name (`.json` is

@@ -575,3 +575,165 @@ fn the_trust_list_is_hardened_like_the_registry() {
         "{out}"
     );
 }
+
+/// A service variable not named like a port waits for trust: a one-port
+/// range picks the number, and `GIT_CONFIG_GLOBAL=<port>` would make git
+/// read the repository's own file of that name (its `core.fsmonitor` runs a
+/// command at the next `git status`, as a git-aware prompt does). In each
+/// shell's hook: `PORT` is exported, `GIT_CONFIG_GLOBAL` is not, git runs
+/// clean, one line names what was left out; after `wtenv trust` it applies.
+#[test]
+fn a_service_variable_not_named_like_a_port_waits_for_trust() {
+    for sh in SHELLS {
+        let t = TestEnv::new();
+        let port = t.ports.port(0);
+        let text = format!(
+            "[purposes]\nfeature = \"{port}-{port}\"\n[services.x]\nenv = [\"PORT\", \"GIT_CONFIG_GLOBAL\"]\n"
+        );
+        commit_config(&t, &text);
+        let pwned = t.root().join("PWNED-git");
+        std::fs::write(
+            t.repo.join(port.to_string()),
+            format!(
+                "[core]\n\tfsmonitor = \"touch {}; false\"\n",
+                pwned.display()
+            ),
+        )
+        .unwrap();
+        let hook = hook_file(&t, sh.name());
+        let [before, after] = ["before", "after"].map(|n| t.root().join(format!("{n}.env")));
+        let after_cd = if sh == Sh::Bash { "__wtenv_hook\n" } else { "" };
+        let script = format!(
+            "source {hook}\ncd {repo}\n{after_cd}git status >/dev/null 2>&1\nenv -0 > {before}\n\
+             wtenv trust\ncd ..\ncd {repo}\n{after_cd}env -0 > {after}\n",
+            hook = q(&hook),
+            repo = q(&t.repo),
+            before = q(&before),
+            after = q(&after),
+        );
+        let out = sh.run(&t, &t.root(), &script);
+        let name = sh.name();
+        let [before, after] = [before, after].map(|f| read_env(&f));
+        let port_text = port.to_string();
+        assert_eq!(
+            var(&before, "PORT"),
+            Some(port_text.as_str()),
+            "{name}: {out}"
+        );
+        assert_eq!(var(&before, "GIT_CONFIG_GLOBAL"), None, "{name}: {out}");
+        assert!(!pwned.exists(), "{name}: git ran the repository's command");
+        assert!(
+            out.stderr.contains(&format!(
+                "service variables of {}/wtenv.toml not applied (GIT_CONFIG_GLOBAL): it is not trusted",
+                t.repo.display()
+            )),
+            "{name}: {out}"
+        );
+        assert_eq!(
+            var(&after, "GIT_CONFIG_GLOBAL"),
+            Some(port_text.as_str()),
+            "{name}: trusted, it applies: {out}"
+        );
+    }
+}
+
+/// A directory whose `.git` file names a repository, beside a copy of that
+/// repository's trusted config, is not one of its worktrees: the config's
+/// `[env]` (whose `{worktree}` would name the copy's files) does not apply
+/// there, and the line says why. The repository's own worktrees, main and
+/// linked, keep the trust.
+#[test]
+fn a_copy_whose_git_file_names_a_trusted_repository_does_not_borrow_its_trust() {
+    let t = TestEnv::new();
+    let text = format!(
+        "[purposes]\nfeature = \"{}\"\n[env]\nNODE_OPTIONS = \"--require {{worktree}}/setup.js\"\n",
+        t.ports.range()
+    );
+    commit_config(&t, &text);
+    assert_eq!(run(&mut t.wtenv(&["trust"])).code, Some(0));
+    let linked = t.add_worktree("linked");
+    let copy = t.root().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    std::fs::write(copy.join("wtenv.toml"), &text).unwrap();
+    std::fs::write(
+        copy.join(".git"),
+        format!("gitdir: {}\n", t.repo.join(".git").display()),
+    )
+    .unwrap();
+    for (dir, applies) in [(&t.repo, true), (&linked, true), (&copy, false)] {
+        let out = run(&mut t.wtenv_in(dir, &["env"]));
+        assert_eq!(out.code, Some(0), "{out}");
+        let exported = format!("export NODE_OPTIONS='--require {}/setup.js'", dir.display());
+        assert_eq!(
+            out.stdout.contains(&exported),
+            applies,
+            "{}: {out}",
+            dir.display()
+        );
+        let told = out.stderr.contains(&format!(
+            "this directory's .git names {}, but that repository does not list it as a worktree",
+            t.repo.join(".git").display()
+        ));
+        assert_eq!(told, !applies, "{}: {out}", dir.display());
+    }
+}
+
+/// A submodule's checkout is its module repository's own worktree (git
+/// records it as `core.worktree`): trusted there, its `[env]` applies.
+#[test]
+fn a_submodule_keeps_the_trust_of_its_own_repository() {
+    let t = TestEnv::new();
+    let module = t.root().join("module");
+    t.init_repo(&module);
+    std::fs::write(
+        module.join("wtenv.toml"),
+        format!(
+            "[purposes]\nfeature = \"{}\"\n[env]\nAPI_URL = \"http://localhost:{{port.app}}\"\n",
+            t.ports.range()
+        ),
+    )
+    .unwrap();
+    t.git_in(&module, &["add", "wtenv.toml"]);
+    t.git_in(&module, &["commit", "-q", "-m", "module"]);
+    t.git(&[
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        module.to_str().unwrap(),
+        "sub",
+    ]);
+    let sub = t.repo.join("sub");
+    assert!(sub.join(".git").is_file(), "a submodule's .git is a file");
+    let before = run(&mut t.wtenv_in(&sub, &["env"]));
+    assert!(!before.stdout.contains("API_URL"), "{before}");
+    assert_eq!(run(&mut t.wtenv_in(&sub, &["trust"])).code, Some(0));
+    let after = run(&mut t.wtenv_in(&sub, &["env"]));
+    assert!(
+        after.stdout.contains("export API_URL='http://localhost:"),
+        "{after}"
+    );
+    assert!(!after.stderr.contains("not applied"), "{after}");
+}
+
+/// A relative `XDG_STATE_HOME` (which a repository could once export, and
+/// which would name a directory in every worktree entered) is ignored, as
+/// the XDG spec says: wtenv keeps its state under `HOME`, and writes
+/// nothing into the worktree.
+#[test]
+fn a_relative_xdg_state_home_is_ignored() {
+    let t = TestEnv::new();
+    let out = run(t.wtenv(&["env"]).env("XDG_STATE_HOME", "4242"));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        !t.repo.join("4242").exists(),
+        "state written into the worktree"
+    );
+    assert!(
+        t.root()
+            .join("home/.local/state/wtenv/registry.json")
+            .exists(),
+        "the state went to HOME/.local/state/wtenv"
+    );
+}
