@@ -131,6 +131,14 @@ pub fn working_in(dir: &std::path::Path) -> Vec<(u32, String)> {
 /// its id was reused, so nothing is returned.
 /// A group recorded in an earlier boot has no member: every process of
 /// this boot is someone else's, whatever its pid, group and start time.
+///
+/// A reused id whose new leader has exited too leaves no live process to
+/// compare: the members of such a group all started later, like real
+/// orphans. The usual way to make one is `setsid` (a daemon's double
+/// fork), which makes the group a session's, its id the session's id. A
+/// group wtenv starts never is (`setpgid` in wtenv's own session, whose id
+/// stays in use, so is not the child's pid): a member whose session id is
+/// `pgid` is someone else's.
 pub fn orphans(pgid: u32, leader_start: u64) -> Vec<u32> {
     // Only Linux start times are ordered (clock ticks since boot); the
     // macOS token is a hash: nothing there is provable.
@@ -143,6 +151,7 @@ pub fn orphans(pgid: u32, leader_start: u64) -> Vec<u32> {
     group_members(pgid)
         .into_iter()
         .filter(|&p| imp::start_time(p).is_some_and(|t| imp::not_before(t, leader_start)))
+        .filter(|&p| imp::session(p) != Some(pgid))
         .collect()
 }
 
@@ -247,6 +256,10 @@ mod imp {
         stat_field(pid, 5).map(|p| p as u32)
     }
 
+    pub fn session(pid: u32) -> Option<u32> {
+        stat_field(pid, 6).map(|p| p as u32)
+    }
+
     pub fn command(pid: u32) -> Option<String> {
         let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
         let text: Vec<String> = raw
@@ -323,6 +336,11 @@ mod imp {
         ps(pid, "pgid")?.parse().ok()
     }
 
+    /// Not asked: `orphans` proves nothing here (no ordered start times).
+    pub fn session(_pid: u32) -> Option<u32> {
+        None
+    }
+
     pub fn is_zombie(pid: u32) -> bool {
         ps(pid, "stat").is_some_and(|s| s.starts_with('Z'))
     }
@@ -355,6 +373,50 @@ mod imp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `sh -c` started by `launch`, which leaves a `sleep` behind in the
+    /// shell's group and exits: (the group's id, the sleep's pid).
+    #[cfg(target_os = "linux")]
+    fn leave_a_sleep_behind(launch: &mut std::process::Command) -> (u32, u32) {
+        let out = launch
+            .args(["sh", "-c", "sleep 30 >/dev/null 2>&1 & echo $$ $!"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let [group, sleep] = text.split_whitespace().collect::<Vec<_>>()[..] else {
+            panic!("{text:?}");
+        };
+        (group.parse().unwrap(), sleep.parse().unwrap())
+    }
+
+    /// The pid reuse that leaves no leader to compare: a daemon's double
+    /// fork (`setsid`, then the leader exits) under a group id wtenv once
+    /// recorded. Its member started after the recorded leader, as a real
+    /// orphan would, yet it is never claimed (nor signalled, nor kept as a
+    /// reason not to sweep the hold). The same shape started as wtenv
+    /// starts a child (`setpgid` in this session) is.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_session_leaders_group_is_never_taken_for_orphans() {
+        use std::os::unix::process::CommandExt;
+        let recorded_start = ProcessId::current().start_time;
+        let (daemon_group, daemon) =
+            leave_a_sleep_behind(&mut std::process::Command::new("setsid"));
+        let mut like_wtenv = std::process::Command::new("env");
+        like_wtenv.process_group(0);
+        let (group, orphan) = leave_a_sleep_behind(&mut like_wtenv);
+        let found = (
+            orphans(daemon_group, recorded_start),
+            orphans(group, recorded_start),
+        );
+        for pid in [daemon, orphan] {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        assert_eq!(found, (vec![], vec![orphan]));
+    }
 
     #[test]
     fn current_process_is_alive_and_a_wrong_start_time_is_not() {
