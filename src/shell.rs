@@ -50,7 +50,7 @@ pub fn render(format: Format, set: &[(String, String)], unset: &[String]) -> Res
                         "cannot write {name} as a .env line: its value {why}"
                     ))
                     .with_hint(
-                        "no quoting reads it back exactly in both python-dotenv and node's dotenv; use --format json, or change the value",
+                        "no quoting reads it back exactly in both python-dotenv and node's dotenv and runs nothing when a shell sources it; use --format json, or change the value",
                     )
                 })?;
                 writeln!(out, "{name}={quoted}").unwrap();
@@ -114,10 +114,12 @@ pub fn quote_fish(value: &str) -> String {
 ///   escape for it.
 ///
 /// So: single quotes when the value has no `'`, no `\\`, no carriage
-/// return and no trailing `\` (which both would read as an escaped quote); else unquoted when every character is inert ([`inert_unquoted`]);
-/// else double quotes when it has no `"`, no backtick, no `$(` or
-/// `$[`, and no backslash that either reader would decode (newlines and
-/// carriage returns are written `\n`, `\r`); else no line can carry it.
+/// return and no trailing `\` (which both would read as an escaped quote);
+/// else unquoted when every character is inert ([`inert_unquoted`]); else
+/// double quotes when it has no `"`, nothing a shell runs there
+/// ([`runs_in_double_quotes`]), and no backslash that either reader would
+/// decode (newlines and carriage returns are written `\n`, `\r`); else no
+/// line can carry it.
 pub fn quote_dotenv(value: &str) -> Result<String, &'static str> {
     if expands_in_python_dotenv(value) {
         return Err("holds ${...}, which python-dotenv expands when it interpolates");
@@ -128,9 +130,9 @@ pub fn quote_dotenv(value: &str) -> Result<String, &'static str> {
     if !value.is_empty() && value.chars().all(inert_unquoted) {
         return Ok(value.to_owned());
     }
-    if value.contains(['"', '`']) || value.contains("$(") || value.contains("$[") {
+    if value.contains('"') || runs_in_double_quotes(value) {
         return Err(
-            "holds a single quote (or a carriage return, or two backslashes) together with a double quote, a backtick, $( or $[",
+            "holds a single quote (or a carriage return, or two backslashes) together with a double quote, a backtick, $(, $[, ${ or $NAME[",
         );
     }
     let mut out = String::from("\"");
@@ -163,6 +165,23 @@ fn inert_unquoted(c: char) -> bool {
     c.is_ascii_alphanumeric()
         || "_-./:@%+,=\\^".contains(c)
         || (!c.is_ascii() && !c.is_whitespace() && !c.is_control())
+}
+
+/// Whether bash or zsh, reading `value` between double quotes, could run
+/// code: backticks and `$(...)` run commands; `$[...]`, and `${...}` and
+/// zsh's `$NAME[...]` (offsets, subscripts, `${!NAME}`, `${NAME@P}`)
+/// evaluate arithmetic or another variable's value, and that value, say
+/// `a[$(cmd)]` in the environment, runs `cmd`. A plain `$NAME` only
+/// substitutes.
+fn runs_in_double_quotes(value: &str) -> bool {
+    value.contains('`')
+        || value.match_indices('$').any(|(i, _)| {
+            let rest = &value[i + 1..];
+            // zsh names may be non-ASCII; `$#`, `$?` and the like count too.
+            let after_name =
+                rest.trim_start_matches(|c: char| c.is_alphanumeric() || "_#?!$@*-".contains(c));
+            rest.starts_with(['(', '[', '{']) || after_name.starts_with('[')
+        })
 }
 
 /// Whether python-dotenv's interpolation (`${NAME}`, `${NAME:-default}`)
@@ -215,5 +234,23 @@ mod tests {
         assert!(quote_dotenv("${HOME}").is_err());
         assert!(quote_dotenv("${A:-b}").is_err());
         assert!(quote_dotenv("${A:b} $ {x} ${").is_ok());
+        // In double quotes a shell would evaluate these (see
+        // `runs_in_double_quotes`); a plain `$NAME` or a lone `$` is inert.
+        for hostile in [
+            "it's ${A:B}",
+            "it's ${!A}",
+            "it's ${A@P}",
+            "it's ${A[B]}",
+            "it's $A[B]",
+            "it's $é[B]",
+            "it's $#[B]",
+            "it's $[1]",
+        ] {
+            assert!(quote_dotenv(hostile).is_err(), "{hostile}");
+        }
+        assert_eq!(
+            quote_dotenv("it's $A $ [B] $ {B} $").unwrap(),
+            "\"it's $A $ [B] $ {B} $\""
+        );
     }
 }

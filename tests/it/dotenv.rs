@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::shell::pwned_under;
+use crate::shell::{Sh, pwned_under};
 use crate::support::{TestEnv, run};
 
 /// The characters that break one reader or another, alone and in pairs.
@@ -180,5 +180,50 @@ fn dotenv_values_read_back_exactly_in_python_dotenv_and_node_dotenv() {
         "set -a; . ./all.env >/dev/null 2>&1; true",
     ]));
     assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(pwned_under(&t.root()), None);
+}
+
+/// With a `'` a value cannot be single-quoted; between double quotes bash
+/// and zsh evaluate `${X:X}`, `${!X}`, `$X[X]` and the like, and so X's
+/// value `a[$(touch PWNED)]`, which runs. Such values are refused; a plain
+/// `$X` is carried and only substitutes.
+#[test]
+fn dotenv_sourced_by_bash_or_zsh_runs_nothing_from_another_variables_value() {
+    let t = TestEnv::new();
+    let config = t.root().join("case.json");
+    let env_file = t.root().join("x.env");
+    // As a user sources it: without -u, which would stop at the unset `a`
+    // before `$(...)` runs.
+    let source = "set +u\nX='a[$(touch PWNED)]'\nset -a\n. ./x.env\nprintf %s \"$V\"\n";
+    for value in [
+        "it's ${X:X}",
+        "it's ${X:0:X}",
+        "it's ${!X}",
+        "it's ${X@P}",
+        "it's ${X[X]}",
+        "it's ${#X[X]}",
+        "it's $X[X]",
+        "it's $[X]",
+    ] {
+        let out = dotenv_of(&t, &config, value);
+        if out.code == Some(0) {
+            std::fs::write(&env_file, out.stdout.replace("HOSTILE=", "V=")).unwrap();
+            for sh in [Sh::Bash, Sh::Zsh] {
+                sh.run(&t, &t.root(), source);
+                assert_eq!(pwned_under(&t.root()), None, "{value:?} ran in {sh:?}");
+            }
+        }
+        assert_eq!(out.code, Some(1), "{value:?} must be refused: {out}");
+        assert!(out.stderr.contains("as a .env line"), "{out}");
+    }
+
+    let out = dotenv_of(&t, &config, "it's $X");
+    assert_eq!(out.code, Some(0), "{out}");
+    std::fs::write(&env_file, out.stdout.replace("HOSTILE=", "V=")).unwrap();
+    for sh in [Sh::Bash, Sh::Zsh] {
+        let run = sh.run(&t, &t.root(), source);
+        assert_eq!(run.code, Some(0), "{sh:?}: {run}");
+        assert_eq!(run.stdout, "it's a[$(touch PWNED)]", "{sh:?}");
+    }
     assert_eq!(pwned_under(&t.root()), None);
 }
