@@ -134,7 +134,8 @@ pub enum Error {
 }
 
 /// A place in a text file: 1-based line and column (in characters), and
-/// the line's text, cut short, for a hint that shows it.
+/// the line's text, cut short and with control characters escaped, for a
+/// hint that shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
     pub line: usize,
@@ -181,7 +182,10 @@ impl Location {
         let line = text[..start].matches('\n').count() + 1;
         let column = text[start..offset].chars().count() + 1;
         let shown = text[start..end].trim();
-        let mut text: String = shown.chars().take(Self::SHOWN).collect();
+        let cut: String = shown.chars().take(Self::SHOWN).collect();
+        // The hint is printed on every `cd` under the shell hook: a raw
+        // escape sequence in the file would drive the terminal.
+        let mut text = crate::process::printable(&cut);
         if shown.chars().count() > Self::SHOWN {
             text.push_str("...");
         }
@@ -258,7 +262,9 @@ impl Error {
         Error::config_at(path, None, key, reason)
     }
 
-    /// [`Error::config`] at a place in the file.
+    /// [`Error::config`] at a place in the file. Control characters in
+    /// `key` and `reason` (a JSON key may hold `\u001b`) are escaped, as in
+    /// [`Location`].
     pub fn config_at(
         path: impl Into<PathBuf>,
         at: Option<Location>,
@@ -268,8 +274,8 @@ impl Error {
         Error::Config {
             path: path.into(),
             at: at.map(Box::new),
-            key: key.into(),
-            reason: reason.into(),
+            key: crate::process::printable(&key.into()),
+            reason: crate::process::printable(&reason.into()),
         }
     }
 
@@ -375,5 +381,12 @@ mod tests {
         }
         .with_hint("other");
         assert!(busy.hint().unwrap().starts_with("another wtenv"));
+    }
+
+    #[test]
+    fn a_location_shows_its_line_with_control_characters_escaped() {
+        let at = Location::at("[a]\nbad = \x1b]0;T\x07\nx = 1\n", 10);
+        assert_eq!((at.line, at.column), (2, 7));
+        assert_eq!(at.text, r"bad = \u{1b}]0;T\u{7}");
     }
 }

@@ -66,9 +66,9 @@ pub fn command(pid: u32) -> Option<String> {
     imp::command(pid).map(|c| printable(&c))
 }
 
-/// `text` with control characters escaped (`\n`, `\u{1b}`), so text from
-/// other processes (command lines, paths) stays on one line and cannot
-/// drive the terminal it is printed on.
+/// `text` with control characters escaped (`\n`, `\u{1b}`), so text wtenv
+/// did not write (command lines, paths, a config's lines and keys) stays
+/// on one line and cannot drive the terminal it is printed on.
 pub fn printable(text: &str) -> String {
     if !text.chars().any(char::is_control) {
         return text.to_owned();

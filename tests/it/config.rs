@@ -179,6 +179,27 @@ fn a_type_error_names_file_line_column_and_key_in_toml_and_json() {
     );
 }
 
+/// The error and its hint are printed on every `cd` under the shell hook:
+/// an escape sequence in the file (raw, or a JSON `\u001b` in a key) is
+/// shown escaped, never sent to the terminal.
+#[test]
+fn a_config_error_shows_control_characters_escaped() {
+    assert_refused_at(
+        "wtenv.toml",
+        "[purposes]\nbad = \x1b]0;T\x07\n",
+        "2:8: ",
+        "not valid TOML: unexpected key or value, expected newline, `#`",
+        r"fix line 2 (`bad = \u{1b}]0;T\u{7}`)",
+    );
+    assert_refused_at(
+        "wtenv.json",
+        r#"{"purposes": {"\u001b]0;T\u0007": 5}}"#,
+        r"1:35: purposes.\u{1b}]0;T\u{7}: ",
+        "expected a string \"START-END\" or a list of them, got integer `5`",
+        r#"fix line 1 (`{"purposes": {"\u001b]0;T\u0007": 5}}`)"#,
+    );
+}
+
 /// Names that run code on `cd` (or steer wtenv) are refused in every
 /// config, trusted or not, in `[env]` and in a service's `env`.
 #[test]
