@@ -137,6 +137,10 @@ impl Checker<'_> {
         raw: IndexMap<String, Vec<String>>,
     ) -> Result<BTreeMap<String, Ranges>> {
         let mut purposes: BTreeMap<String, Ranges> = BTreeMap::new();
+        // Every range so far, start to end. They are disjoint, so only the
+        // one that starts last at or before a new range's end can overlap
+        // it: O(log n) a range, where a config may list thousands.
+        let mut taken: BTreeMap<u16, u16> = BTreeMap::new();
         for (name, texts) in raw {
             let key = format!("purposes.{name}");
             if !super::is_identifier(&name) {
@@ -145,16 +149,27 @@ impl Checker<'_> {
             let mut ranges: Vec<PortRange> = Vec::new();
             for text in texts {
                 let range = PortRange::parse(&text).map_err(|r| self.err(&key, r))?;
-                let mut others = purposes
-                    .iter()
-                    .flat_map(|(n, rs)| rs.iter().map(move |r| (format!("purposes.{n}"), r)))
-                    .chain(ranges.iter().map(|r| (key.clone(), *r)));
-                if let Some((other, r)) = others.find(|(_, r)| range.overlaps(r)) {
+                let overlapped = taken
+                    .range(..=range.end)
+                    .next_back()
+                    .is_some_and(|(_, end)| *end >= range.start);
+                if overlapped {
+                    // Name the first it overlaps: by purpose name, then
+                    // this purpose's own earlier ranges.
+                    let (other, r) = purposes
+                        .iter()
+                        .flat_map(|(n, rs)| rs.iter().map(move |r| (n.as_str(), r)))
+                        .chain(ranges.iter().map(|r| (name.as_str(), *r)))
+                        .find(|(_, r)| range.overlaps(r))
+                        .expect("an overlapped range is among those taken");
                     return Err(self.err(
                         &key,
-                        format!("range {range} overlaps {other} ({r}); ranges must be disjoint"),
+                        format!(
+                            "range {range} overlaps purposes.{other} ({r}); ranges must be disjoint"
+                        ),
                     ));
                 }
+                taken.insert(range.start, range.end);
                 ranges.push(range);
             }
             let ranges = Ranges::new(ranges).ok_or_else(|| {

@@ -71,6 +71,44 @@ fn a_purpose_lists_overflow_ranges_in_order_in_toml_and_json() {
     }
 }
 
+/// Every `cd` reads the config: tens of thousands of ranges load in one
+/// pass, and an overlap among them names the range it always named (the
+/// first by purpose name, then the purpose's own earlier ranges), not
+/// merely the nearest one.
+#[test]
+fn thirty_thousand_ranges_load_and_an_overlap_among_them_is_named() {
+    let many: Vec<String> = (2000..32000).map(|p| format!("\"{p}-{p}\"")).collect();
+    let feature = format!("[purposes]\nfeature = [{}", many.join(", "));
+    let c = parse(&format!("{feature}]\na0 = \"1024-1099\"\n")).unwrap();
+    let ranges = c.purpose_ranges("feature").unwrap();
+    assert_eq!(ranges.len(), 30_000);
+    assert!(
+        ranges
+            .iter()
+            .zip(2000..)
+            .all(|(r, p)| r.start == p && r.end == p)
+    );
+    assert_eq!(c.purposes["a0"].label(), "range 1024-1099");
+
+    let e = parse(&format!(
+        "{feature}]\na0 = \"1024-1099\"\nz = \"1050-2500\"\n"
+    ))
+    .unwrap_err();
+    assert!(
+        e.to_string().ends_with(
+            "purposes.z: range 1050-2500 overlaps purposes.a0 (1024-1099); ranges must be disjoint"
+        ),
+        "{e}"
+    );
+    let e = parse(&format!("{feature}, \"2500-2600\"]\n")).unwrap_err();
+    assert!(
+        e.to_string().ends_with(
+            "purposes.feature: range 2500-2600 overlaps purposes.feature (2500-2500); ranges must be disjoint"
+        ),
+        "{e}"
+    );
+}
+
 #[test]
 fn overflow_ranges_must_be_disjoint_and_not_empty() {
     let e = parse("[purposes]\nfeature = [\"5000-5099\", \"5050-5150\"]").unwrap_err();
