@@ -38,6 +38,25 @@ pub fn creating_value(path: &Path, purpose: &str, identifier: &str) -> String {
     .expect("the creating record serializes")
 }
 
+/// An identifier names a directory and a branch: letters, digits, `.`,
+/// `_`, `-`; 1-64 characters; not starting with `-` (an option) or `.` (a
+/// hidden file, `..`); no `..` anywhere (git refuses it in a ref).
+pub fn check_identifier(id: &str) -> Result<()> {
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !id.starts_with(['-', '.'])
+        && !id.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!("invalid identifier {id:?}")).with_hint(
+            "use 1-64 letters, digits, '.', '_' or '-', not starting with '-' or '.', without '..'",
+        ))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Worktree {
     /// Canonical top level.
@@ -146,12 +165,32 @@ impl Worktree {
 
     /// What `create` recorded; while `create` is still making this
     /// worktree (its git hooks run), what it passed in [`crate::settings::CREATING`].
+    /// An identifier that `create` would refuse is dropped with a warning
+    /// naming where it was read, so [`identifier`](Self::identifier) falls
+    /// back to the directory name: it is exported to shells, and a NUL in
+    /// it would make fish's `source` fail, applying nothing.
     pub fn meta(&self) -> Meta {
+        let path = self.git_dir.join(META_NAME);
         // Read like any planted file: a FIFO there must not hang the hook.
-        match crate::files::read_regular(&self.git_dir.join(META_NAME), 64 * 1024) {
-            Ok(Some(b)) => serde_json::from_slice(&b).unwrap_or_default(),
-            _ => self.creating_meta().unwrap_or_default(),
+        let (mut meta, from) = match crate::files::read_regular(&path, 64 * 1024) {
+            Ok(Some(b)) => (
+                serde_json::from_slice(&b).unwrap_or_default(),
+                path.display().to_string(),
+            ),
+            _ => (
+                self.creating_meta().unwrap_or_default(),
+                crate::settings::CREATING.to_owned(),
+            ),
+        };
+        if let Some(e) = meta
+            .identifier
+            .as_deref()
+            .and_then(|id| check_identifier(id).err())
+        {
+            crate::report::warn(&format!("{from}: {e}; using the directory name"));
+            meta.identifier = None;
         }
+        meta
     }
 
     fn creating_meta(&self) -> Option<Meta> {
@@ -380,6 +419,28 @@ pub fn normalize(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identifiers() {
+        for ok in ["a", "x-1", "A.b_c", &"a".repeat(64)] {
+            assert!(check_identifier(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-rf",
+            ".x",
+            "a..b",
+            "../x",
+            "a b",
+            "$(touch p)",
+            "a\nb",
+            "é",
+            "a/b",
+            &"a".repeat(65),
+        ] {
+            assert!(check_identifier(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn main_root_of_common_dir() {

@@ -1,30 +1,11 @@
-//! What `create` checks before it touches anything: the identifier, the
-//! base, the path (free, under `[worktrees] root`, every existing ancestor
+//! What `create` checks before it touches anything: the identifier
+//! ([`crate::worktree::check_identifier`]), the base, the path (free, under `[worktrees] root`, every existing ancestor
 //! resolved as git records it).
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::worktree::Worktree;
-
-/// An identifier names a directory and a branch: letters, digits, `.`,
-/// `_`, `-`; 1-64 characters; not starting with `-` (an option) or `.` (a
-/// hidden file, `..`); no `..` anywhere (git refuses it in a ref).
-pub fn check_identifier(id: &str) -> Result<()> {
-    let ok = (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        && !id.starts_with(['-', '.'])
-        && !id.contains("..");
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!("invalid identifier {id:?}")).with_hint(
-            "use 1-64 letters, digits, '.', '_' or '-', not starting with '-' or '.', without '..'",
-        ))
-    }
-}
 
 /// A base revision is passed to git after `--end-of-options`, but one that
 /// looks like an option or holds control characters is refused outright:
@@ -115,28 +96,6 @@ pub(super) fn resolve_existing_prefix(path: &Path) -> Result<(PathBuf, PathBuf)>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn identifiers() {
-        for ok in ["a", "x-1", "A.b_c", &"a".repeat(64)] {
-            assert!(check_identifier(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "-rf",
-            ".x",
-            "a..b",
-            "../x",
-            "a b",
-            "$(touch p)",
-            "a\nb",
-            "é",
-            "a/b",
-            &"a".repeat(65),
-        ] {
-            assert!(check_identifier(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn bases() {

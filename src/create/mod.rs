@@ -44,7 +44,6 @@ use crate::git::{Git, RepoLock};
 use crate::report;
 use crate::worktree::{self, Meta, Worktree};
 use branch::{Start, start_branch};
-pub use checks::check_identifier;
 use checks::{check_base, check_path_free, default_root, resolve_existing_prefix};
 use rollback::{Rollback, make_dir};
 
@@ -104,7 +103,7 @@ pub fn plan(
     base: Option<&str>,
     path: Option<&Path>,
 ) -> Result<Plan> {
-    check_identifier(identifier)?;
+    worktree::check_identifier(identifier)?;
     if let Some(b) = base {
         check_base(b)?;
     }

@@ -1,6 +1,7 @@
 //! Hostile input: files planted in the state directory, a config or a
 //! directive file that is not a regular file, registries wtenv did not
-//! write, paths that are not UTF-8. Each test asserts the exit code and
+//! write, a worktree record holding what `create` refuses, paths that are
+//! not UTF-8. Each test asserts the exit code and
 //! message, that nothing hangs (a bounded run), and that nothing outside
 //! the state directory was written or created (a snapshot of it before and
 //! after).
@@ -9,6 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::shell::{Sh, pwned_under};
 use crate::support::{Run, TestEnv, run, run_bounded, snapshot};
 
 /// A hang is a failure, not a stuck suite.
@@ -620,4 +622,49 @@ fn a_dot_git_naming_a_foreign_directory_gets_nothing_written_there() {
         "written into the foreign directory"
     );
     assert!(!outside.absent.exists());
+}
+
+/// A stored identifier `create` would refuse (a NUL in it made fish's
+/// `source` fail, so nothing was applied) is dropped with one warning
+/// naming the file; the directory name stands in, as for a worktree made
+/// by hand, and every shell applies the output.
+#[test]
+fn an_invalid_stored_identifier_falls_back_to_the_directory_name_with_a_warning() {
+    let t = TestEnv::new();
+    let record = t.repo.join(".git/wtenv.json");
+    std::fs::write(&record, r#"{"identifier":"id\u0000$(touch PWNED)"}"#).unwrap();
+    let out = run(&mut t.wtenv(&["env", "--format", "fish"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "warning: {}: invalid identifier \"id\\0$(touch PWNED)\"; using the directory name\n",
+            record.display()
+        ),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains("set -gx WTENV_IDENTIFIER 'repo'\n"),
+        "{out}"
+    );
+    let file = t.root().join("out.fish");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let sourced = Sh::Fish.run(
+        &t,
+        &t.repo,
+        &format!("source '{}'\nprintf %s $WTENV_IDENTIFIER", file.display()),
+    );
+    assert_eq!(
+        (sourced.code, sourced.stdout.as_str()),
+        (Some(0), "repo"),
+        "{sourced}"
+    );
+    assert_eq!(pwned_under(&t.root()), None);
+
+    // `-q` drops the warning; `list` names the worktree by its directory.
+    let out = run(&mut t.wtenv(&["-q", "env"]));
+    assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""), "{out}");
+    let out = run(&mut t.wtenv(&["list", "--json"]));
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(list["worktrees"][0]["identifier"], "repo", "{out}");
 }
