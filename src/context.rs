@@ -149,6 +149,18 @@ impl Ctx {
         let meta = worktree.meta();
         Scope::new(worktree, &meta, config)
     }
+
+    /// Whether `scope`'s config may set what needs trust
+    /// ([`crate::trust`]): one decision for every command that exports it.
+    pub fn trust_gate(&self, scope: &Scope) -> crate::trust::Gate {
+        crate::trust::Gate::of(
+            &self.registry,
+            &scope.worktree.common_dir,
+            &scope.config,
+            self.config_path.is_some(),
+            || scope.worktree.is_own(),
+        )
+    }
 }
 
 impl Scope {

@@ -16,11 +16,11 @@ use crate::alloc::{self, HoldMode, RealSystem, System, Usage};
 use crate::config::{Config, PortRange};
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
+use crate::exports;
 use crate::probe::Holder;
 use crate::process::ProcessId;
 use crate::registry::{Allocation, Hold, RegistryData};
 use crate::report;
-use crate::{exports, trust};
 
 /// A hold record for a live pid given on the command line.
 pub fn hold_for(pid: u32) -> Result<Hold> {
@@ -100,13 +100,7 @@ pub fn verify(ctx: &Ctx, scope: &Scope, mode: &HoldMode, skip_occupied: bool) ->
             ports: foreign,
         });
     }
-    let gate = trust::Gate::of(
-        &ctx.registry,
-        &scope.worktree.common_dir,
-        &scope.config,
-        ctx.config_path.is_some(),
-        || scope.worktree.is_own(),
-    );
+    let gate = ctx.trust_gate(scope);
     Ok(Verified {
         vars: exports::variables(scope, &ensured.ports, gate.applies()),
         untrusted: gate.message(&scope.config),

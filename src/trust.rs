@@ -109,10 +109,11 @@ pub enum Gate {
 }
 
 impl Gate {
-    /// Whether `config` (of the repository `repository`) may set its
-    /// `[env]` variables, per the trust list beside `registry`. A config
-    /// the user named on the command line (`--config PATH`, `explicit`) is
-    /// theirs to apply, like the `run` commands `up` starts: trusted.
+    /// Whether `config` (of the repository `repository`) may set what
+    /// needs trust ([`Config::untrusted_names`]), per the trust list beside
+    /// `registry`. A config the user named on the command line (`--config
+    /// PATH`, `explicit`) is theirs to apply, like the `run` commands `up`
+    /// starts: trusted.
     ///
     /// `own` says whether the worktree is really one of `repository`'s
     /// ([`crate::worktree::Worktree::is_own`]); asked only when the content

@@ -65,7 +65,8 @@ impl Readiness<'_> {
 }
 
 /// The variables a `cmd` health check of `status` sees: the worktree's
-/// ports as recorded (nothing is allocated), without `[env]`.
+/// ports as recorded (nothing is allocated), and what needs trust through
+/// the same gate as `up`'s checks, so both see one environment.
 pub fn check_variables(ctx: &Ctx, scope: &Scope) -> Result<Vec<(String, String)>> {
     let data = ctx
         .registry
@@ -75,7 +76,8 @@ pub fn check_variables(ctx: &Ctx, scope: &Scope) -> Result<Vec<(String, String)>
         .iter()
         .map(|a| (a.service.clone(), a.port))
         .collect();
-    Ok(crate::exports::variables(scope, &ports, false))
+    let trusted = ctx.trust_gate(scope).applies();
+    Ok(crate::exports::variables(scope, &ports, trusted))
 }
 
 /// One run of the service's health check (the default: its port accepts

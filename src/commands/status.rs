@@ -21,7 +21,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let mut rows = Vec::new();
     let mut json = Vec::new();
     // What a `cmd` check sees of the worktree (read only: ports as
-    // recorded, no [env]).
+    // recorded; [env] when trusted, as under `up`).
     let vars = background::check_variables(ctx, &scope)?;
     for record in dir.records_of(&scope, &[]) {
         let live = background::query(&record);

@@ -529,6 +529,34 @@ fn the_wtenv_back_end_serves_detached_until_down_releases_everything() {
     }
 }
 
+/// `status` runs a `cmd` health check with the environment `up` gave it:
+/// a trusted config's `[env]` and service variables not named like a port
+/// included (one trust gate for both).
+#[test]
+fn status_checks_health_with_the_trusted_variables_up_used() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        r#"
+[services.web]
+env = ["WEB_PORT", "WEB_LISTEN"]
+run = "exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1"
+health = { cmd = "test \"$GREETING:$WEB_LISTEN\" = \"hi:$WEB_PORT\"" }
+[env]
+GREETING = "hi"
+"#,
+    );
+    assert_eq!(run(&mut t.wtenv(&["trust"])).code, Some(0));
+    let up = run(&mut t.wtenv(&["up", "--detach"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let status = run(&mut t.wtenv(&["status"]));
+    let line = status.stdout.lines().find(|l| l.starts_with("web"));
+    assert!(
+        line.is_some_and(|l| l.contains("healthy") && !l.contains("unhealthy")),
+        "{status}"
+    );
+}
+
 #[test]
 fn the_wtenv_back_end_releases_when_its_supervisor_is_stopped_from_outside() {
     let t = TestEnv::new();
