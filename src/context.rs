@@ -76,31 +76,31 @@ impl Ctx {
 
     /// The config's own warnings, and allocation rule 6 (a range overlapping
     /// the ephemeral one), checked here at the edge: it
-    /// depends on the machine, not on the file. The built-in ranges never
-    /// overlap it. Each once per process, keyed without the file's name.
+    /// depends on the machine, not on the file, and is one warning for all
+    /// the ranges. The built-in ranges never overlap it. Each once per
+    /// process, keyed without the file's name.
     pub fn warn_about(&self, config: &Config) {
         let source = config.source.as_deref().map(|p| p.display().to_string());
-        let once = |message: String| {
+        let once = |message: String, hint: Option<String>| {
             let key = source
                 .as_deref()
                 .and_then(|s| message.strip_prefix(s))
                 .unwrap_or(&message)
                 .to_owned();
             if self.warned.borrow_mut().insert(key) {
-                crate::report::warn(&message);
+                match hint {
+                    Some(hint) => crate::report::warn_hinted(&message, &hint),
+                    None => crate::report::warn(&message),
+                }
             }
         };
         for w in &config.warnings {
-            once(w.clone());
+            once(w.clone(), None);
         }
-        if let Some(source) = &source {
-            for (purpose, ranges) in &config.purposes {
-                for range in ranges.iter() {
-                    if let Some(overlap) = crate::probe::ephemeral_overlap(range) {
-                        once(format!("{source}: purposes.{purpose}: {overlap}"));
-                    }
-                }
-            }
+        if let Some(source) = &source
+            && let Some((overlap, hint)) = crate::probe::ephemeral_overlap(&config.purposes)
+        {
+            once(format!("{source}: {overlap}"), Some(hint));
         }
     }
 

@@ -180,12 +180,55 @@ pub fn ephemeral_range() -> Option<crate::config::PortRange> {
     }
 }
 
-/// A warning when `range` overlaps the ephemeral range (allocation rule 6).
-pub fn ephemeral_overlap(range: crate::config::PortRange) -> Option<String> {
-    let eph = ephemeral_range()?;
-    range.overlaps(&eph).then(|| {
-        format!("port range {range} overlaps the OS ephemeral range {eph}: outgoing connections may take its ports at any time")
-    })
+/// The warning, and its hint, when ranges of `purposes` overlap this
+/// machine's ephemeral range (allocation rule 6): see [`overlap_warning`].
+pub fn ephemeral_overlap(
+    purposes: &BTreeMap<String, crate::config::Ranges>,
+) -> Option<(String, String)> {
+    overlap_warning(purposes, ephemeral_range()?)
+}
+
+/// One warning for every range of `purposes` that overlaps `eph`, naming
+/// the first three: it is given on every `cd` under the shell hook, and a
+/// config of thousands of ranges must not print thousands of lines.
+fn overlap_warning(
+    purposes: &BTreeMap<String, crate::config::Ranges>,
+    eph: crate::config::PortRange,
+) -> Option<(String, String)> {
+    const NAMED: usize = 3;
+    let overlapping: Vec<_> = purposes
+        .iter()
+        .flat_map(|(purpose, ranges)| ranges.iter().map(move |r| (purpose, r)))
+        .filter(|(_, r)| r.overlaps(&eph))
+        .collect();
+    match overlapping[..] {
+        [] => return None,
+        [(purpose, range)] => {
+            return Some((
+                format!(
+                    "purposes.{purpose}: port range {range} overlaps the OS ephemeral range {eph}: outgoing connections may take its ports at any time"
+                ),
+                format!("move it out of {eph}"),
+            ));
+        }
+        _ => {}
+    }
+    let count = overlapping.len();
+    let mut named = overlapping
+        .iter()
+        .take(NAMED)
+        .map(|(p, r)| format!("purposes.{p} {r}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if count > NAMED {
+        named.push_str(&format!(" and {} more", count - NAMED));
+    }
+    Some((
+        format!(
+            "{count} port ranges overlap the OS ephemeral range {eph} ({named}): outgoing connections may take their ports at any time"
+        ),
+        format!("move them out of {eph}"),
+    ))
 }
 
 /// A process that listens on a port.
@@ -393,6 +436,7 @@ fn parse_lsof_listeners(text: &str) -> Vec<(u32, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{PortRange, Ranges};
 
     /// A TCP socket bound to `addr` (port 0: any), not yet listening;
     /// on IPv6, dual-stack whatever the host's default.
@@ -405,6 +449,55 @@ mod tests {
         }
         socket.bind(&addr.into()).unwrap();
         socket
+    }
+
+    #[test]
+    fn ranges_in_the_ephemeral_range_are_one_warning_naming_three() {
+        let eph = PortRange {
+            start: 32768,
+            end: 60999,
+        };
+        let purposes = |ranges: &[(&str, u16)]| -> BTreeMap<String, Ranges> {
+            ranges
+                .iter()
+                .map(|&(p, start)| {
+                    let range = PortRange {
+                        start,
+                        end: start + 9,
+                    };
+                    (p.to_owned(), Ranges::one(range))
+                })
+                .collect()
+        };
+        assert_eq!(overlap_warning(&purposes(&[("a", 5000)]), eph), None);
+        let (one, hint) = overlap_warning(&purposes(&[("a", 5000), ("b", 40000)]), eph).unwrap();
+        assert_eq!(
+            one,
+            "purposes.b: port range 40000-40009 overlaps the OS ephemeral range 32768-60999: \
+             outgoing connections may take its ports at any time"
+        );
+        assert_eq!(hint, "move it out of 32768-60999");
+        let (two, _) = overlap_warning(&purposes(&[("a", 40000), ("b", 40010)]), eph).unwrap();
+        assert_eq!(
+            two,
+            "2 port ranges overlap the OS ephemeral range 32768-60999 \
+             (purposes.a 40000-40009, purposes.b 40010-40019): \
+             outgoing connections may take their ports at any time"
+        );
+        let many: Vec<(String, u16)> = (0..1000)
+            .map(|i| (format!("p{i:04}"), 32000 + 10 * i))
+            .collect();
+        let many: Vec<(&str, u16)> = many.iter().map(|(p, s)| (p.as_str(), *s)).collect();
+        let (text, hint) = overlap_warning(&purposes(&many), eph).unwrap();
+        // 32000-32009 .. 32760-32769: the 77th is the first to overlap.
+        assert_eq!(
+            text,
+            "924 port ranges overlap the OS ephemeral range 32768-60999 \
+             (purposes.p0076 32760-32769, purposes.p0077 32770-32779, \
+             purposes.p0078 32780-32789 and 921 more): \
+             outgoing connections may take their ports at any time"
+        );
+        assert_eq!(hint, "move them out of 32768-60999");
     }
 
     /// A socket connected to its own address (what the kernel can make of

@@ -346,6 +346,38 @@ fn a_range_overlapping_the_ephemeral_range_is_a_warning() {
     assert_eq!(out.stderr, "", "{out}");
 }
 
+/// Every `cd` under the shell hook gives the config's warnings: a config
+/// of many ranges in the ephemeral range gives one, with a count.
+#[test]
+fn many_ranges_in_the_ephemeral_range_are_one_warning() {
+    let t = TestEnv::new();
+    let eph = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let start: u16 = eph.split_whitespace().next().unwrap().parse().unwrap();
+    let purposes: String = (0..50)
+        .map(|i| format!("e{i:02} = \"{0}-{0}\"\n", start + i))
+        .collect();
+    t.write_config(&purposes);
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("warning: ")
+            && lines[0].contains(&format!(
+                ": 50 port ranges overlap the OS ephemeral range {}-",
+                start
+            ))
+            && lines[0].contains(&format!(
+                "(purposes.e00 {0}-{0}, purposes.e01 {1}-{1}, purposes.e02 {2}-{2} and 47 more)",
+                start,
+                start + 1,
+                start + 2
+            )),
+        "{out}"
+    );
+    assert!(lines[1].starts_with("hint: move them out of "), "{out}");
+}
+
 /// Services keep the order the file declares them in, TOML and JSON alike:
 /// the first declared gets the range's first port, and the exports, the
 /// `[env]` templates and `WTENV_PORTS` follow that order.
