@@ -176,7 +176,10 @@ impl Scope {
                 "worktree {} has purpose {purpose:?}, which the config does not define",
                 worktree.root.display()
             ))
-            .with_hint(format!("add {purpose} to [purposes] in wtenv.toml"))
+            .with_hint(format!(
+                "add {} to [purposes] in wtenv.toml",
+                crate::process::printable(&purpose)
+            ))
         })?;
         let identifier = worktree.identifier(meta);
         Ok(Scope {

@@ -668,3 +668,29 @@ fn an_invalid_stored_identifier_falls_back_to_the_directory_name_with_a_warning(
     let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(list["worktrees"][0]["identifier"], "repo", "{out}");
 }
+
+/// A stored purpose the config does not define is named in the error and
+/// its hint with control characters escaped: the repository wrote it, and
+/// the message is printed on every `cd` under the shell hook.
+#[test]
+fn an_undefined_stored_purpose_is_shown_escaped() {
+    let t = TestEnv::new();
+    let record = t.repo.join(".git/wtenv.json");
+    std::fs::write(&record, r#"{"purpose":"x\u001b]0;T\u0007\ny"}"#).unwrap();
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("error: worktree ")
+            && lines[0].ends_with(
+                r#" has purpose "x\u{1b}]0;T\u{7}\ny", which the config does not define"#
+            ),
+        "{out}"
+    );
+    assert_eq!(
+        lines[1], r"hint: add x\u{1b}]0;T\u{7}\ny to [purposes] in wtenv.toml",
+        "{out}"
+    );
+    assert!(!out.stderr.contains(['\x1b', '\x07']), "{out}");
+}
