@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::alloc::Request;
 use crate::config::{Config, Ranges};
 use crate::error::{Error, Result};
+use crate::process::printable_path;
 use crate::registry::Registry;
 use crate::worktree::{Meta, Worktree};
 
@@ -80,7 +81,7 @@ impl Ctx {
     /// the ranges. The built-in ranges never overlap it. Each once per
     /// process, keyed without the file's name.
     pub fn warn_about(&self, config: &Config) {
-        let source = config.source.as_deref().map(|p| p.display().to_string());
+        let source = config.source.as_deref().map(printable_path);
         let once = |message: String, hint: Option<String>| {
             let key = source
                 .as_deref()
@@ -174,7 +175,7 @@ impl Scope {
         let ranges = config.purpose_ranges(&purpose).cloned().ok_or_else(|| {
             Error::not_found(format!(
                 "worktree {} has purpose {purpose:?}, which the config does not define",
-                worktree.root.display()
+                printable_path(&worktree.root)
             ))
             .with_hint(format!(
                 "add {} to [purposes] in wtenv.toml",

@@ -27,6 +27,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE;
 use serde::{Deserialize, Serialize};
 
+use crate::process::printable_path;
 use crate::shell::quote_posix;
 
 /// A decoded list larger than this is not direnv's (it watches a handful
@@ -161,9 +162,9 @@ pub fn allow_like(source: &Path, new: &Path) {
         crate::report::warn(&format!(
             "did not run direnv allow {}: its .envrc differs from the one allowed in {}; \
              review it, then run `direnv allow {}`",
-            new.display(),
-            source.display(),
-            new.display()
+            printable_path(new),
+            printable_path(source),
+            printable_path(new)
         ));
         return;
     }
@@ -178,7 +179,7 @@ pub fn allow_like(source: &Path, new: &Path) {
         }
         Ok(out) => crate::report::warn(&format!(
             "direnv allow {} failed: {}",
-            new.display(),
+            printable_path(new),
             String::from_utf8_lossy(&out.stderr).trim()
         )),
         Err(e) => crate::report::warn(&format!("could not run direnv allow: {e}")),

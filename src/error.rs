@@ -15,7 +15,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The registry file exists but cannot be trusted. Never overwritten.
-    #[error("registry {path} cannot be used: {reason}")]
+    #[error(
+        "registry {} cannot be used: {reason}",
+        crate::process::printable_path(path)
+    )]
     RegistryUnusable {
         path: PathBuf,
         reason: String,
@@ -23,7 +26,11 @@ pub enum Error {
     },
 
     /// Another wtenv held the registry lock for longer than we wait.
-    #[error("could not lock registry {path}: busy for {}", humantime::format_duration(*waited))]
+    #[error(
+        "could not lock registry {}: busy for {}",
+        crate::process::printable_path(path),
+        humantime::format_duration(*waited)
+    )]
     RegistryBusy {
         path: PathBuf,
         waited: std::time::Duration,
@@ -31,7 +38,11 @@ pub enum Error {
 
     /// Another lock of the state directory (the probe lock, the trust
     /// list's) held past the wait.
-    #[error("could not lock {path}: busy for {}", humantime::format_duration(*waited))]
+    #[error(
+        "could not lock {}: busy for {}",
+        crate::process::printable_path(path),
+        humantime::format_duration(*waited)
+    )]
     LockBusy {
         path: PathBuf,
         waited: std::time::Duration,
@@ -46,7 +57,7 @@ pub enum Error {
     /// port with its service and holders.
     #[error(
         "ports reserved for worktree {} are held by processes outside it:\n{}",
-        worktree.display(),
+        crate::process::printable_path(worktree),
         crate::report::foreign_lines(ports)
     )]
     ForeignHolder {
@@ -76,7 +87,7 @@ pub enum Error {
 
     /// `at`: where a syntax or type error is (`wtenv.toml:3:10: ...`);
     /// `key` is empty for a syntax error.
-    #[error("invalid config {}{}: {}{reason}", .path.display(), Place(.at), KeyPrefix(.key))]
+    #[error("invalid config {}{}: {}{reason}", crate::process::printable_path(path), Place(.at), KeyPrefix(.key))]
     Config {
         path: PathBuf,
         at: Option<Box<Location>>,

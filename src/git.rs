@@ -19,6 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::process::printable_path;
 
 /// A repository (or one of its worktrees) that git commands run in.
 #[derive(Debug, Clone)]
@@ -313,7 +314,7 @@ impl RepoLock {
     pub fn acquire(common_dir: &Path, interrupted: &dyn Fn() -> Result<()>) -> Result<RepoLock> {
         let path = common_dir;
         let file = File::open(path)
-            .map_err(|e| Error::io(format!("could not open {}", path.display()), e))?;
+            .map_err(|e| Error::io(format!("could not open {}", printable_path(path)), e))?;
         let start = Instant::now();
         loop {
             interrupted()?;
@@ -325,7 +326,7 @@ impl RepoLock {
                 Err(std::fs::TryLockError::WouldBlock) => {
                     return Err(Error::refused(format!(
                         "could not lock {}: busy for {} s",
-                        path.display(),
+                        printable_path(path),
                         REPO_LOCK_WAIT.as_secs()
                     ))
                     .with_hint(
@@ -333,7 +334,10 @@ impl RepoLock {
                     ));
                 }
                 Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(Error::io(format!("could not lock {}", path.display()), e));
+                    return Err(Error::io(
+                        format!("could not lock {}", printable_path(path)),
+                        e,
+                    ));
                 }
             }
         }

@@ -18,7 +18,7 @@ use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::exports;
 use crate::probe::Holder;
-use crate::process::ProcessId;
+use crate::process::{ProcessId, printable_path};
 use crate::registry::{Allocation, Hold, RegistryData};
 use crate::report;
 
@@ -147,7 +147,7 @@ impl Conflict {
         if let Some((service, worktree)) = &self.reserved_for {
             text.push_str(&format!(
                 "; reserved for {service} of {}",
-                worktree.display()
+                printable_path(worktree)
             ));
         }
         text

@@ -254,7 +254,7 @@ impl Holder {
     pub fn describe(&self) -> String {
         let mut s = format!("pid {} ({})", self.pid, self.command);
         if let Some(cwd) = &self.cwd {
-            let cwd = crate::process::printable(&cwd.to_string_lossy());
+            let cwd = crate::process::printable_path(cwd);
             s.push_str(&format!(" in {cwd}"));
         }
         s

@@ -10,7 +10,7 @@
 //! `imp::start_time`). Linux reads `/proc` (no subprocess); macOS asks
 //! `ps` and `lsof`, behind the same functions.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A process identity that survives pid reuse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -82,6 +82,14 @@ pub fn printable(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// `path` as a message names it: [`printable`] applied to what
+/// [`Path::display`] shows. A directory may be named with an escape
+/// sequence or a newline; where a path is data (shell output, the
+/// registry, JSON) it is written as it is, never through this.
+pub fn printable_path(path: &Path) -> String {
+    printable(&path.display().to_string())
 }
 
 /// `pid`'s working directory, if it can be read.
@@ -493,6 +501,10 @@ mod tests {
     fn printable_escapes_control_characters_only() {
         assert_eq!(printable("node  srv.js é"), "node  srv.js é");
         assert_eq!(printable("-c a\nb\x1b[2J"), "-c a\\nb\\u{1b}[2J");
+        assert_eq!(
+            printable_path(Path::new("/w/a\x1bb\nc")),
+            "/w/a\\u{1b}b\\nc"
+        );
     }
 
     #[test]

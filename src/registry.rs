@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::files;
-use crate::process::ProcessId;
+use crate::process::{ProcessId, printable_path};
 
 mod checked;
 mod find;
@@ -394,7 +394,10 @@ impl Registry {
                 .create(dir)
                 .map_err(|e| {
                     Error::io(
-                        format!("could not create registry directory {}", dir.display()),
+                        format!(
+                            "could not create registry directory {}",
+                            printable_path(dir)
+                        ),
                         e,
                     )
                 })?;
@@ -427,8 +430,8 @@ impl Registry {
                 Error::io(
                     format!(
                         "could not {what} {} (replacing registry {})",
-                        path.display(),
-                        self.path.display()
+                        printable_path(&path),
+                        printable_path(&self.path)
                     ),
                     e,
                 )

@@ -37,6 +37,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::files::{self, OpenError};
+use crate::process::printable_path;
 use crate::registry::Registry;
 
 pub const FILE_NAME: &str = "trust.json";
@@ -169,7 +170,7 @@ impl Gate {
             Gate::Untrusted { why } => format!("{why}; review it, then run 'wtenv trust'"),
             Gate::NotOwn { repository } => format!(
                 "this directory's .git names {}, but that repository does not list it as a worktree; trust applies only to a repository's own worktrees",
-                repository.display()
+                printable_path(repository)
             ),
             Gate::Nothing | Gate::Trusted => return None,
         };
@@ -177,7 +178,7 @@ impl Gate {
         let source = config
             .source
             .as_deref()
-            .map(|p| p.display().to_string())
+            .map(printable_path)
             .unwrap_or_default();
         // `[env]` alone is the usual case; service variables not named like
         // a port wait for trust too.
@@ -213,11 +214,11 @@ fn read(path: &Path) -> Result<TrustList> {
     let unusable = |reason: String| {
         Error::refused(format!(
             "trust list {} cannot be used: {reason}",
-            path.display()
+            printable_path(path)
         ))
         .with_hint(format!(
             "wtenv never rewrites it; inspect it, or remove it to trust nothing: rm '{}'",
-            path.display()
+            printable_path(path)
         ))
     };
     let bytes = (|| -> std::result::Result<Option<Vec<u8>>, OpenError> {
@@ -264,7 +265,7 @@ fn update<T>(registry: &Registry, f: impl FnOnce(&mut TrustList) -> T) -> Result
             .map_err(|e| Error::failed(format!("could not write the trust list: {e}")))?;
         bytes.push(b'\n');
         files::replace(&dir, FILE_NAME, &bytes).map_err(|(what, path, e)| {
-            Error::io(format!("could not {what} {}", path.display()), e)
+            Error::io(format!("could not {what} {}", printable_path(&path)), e)
         })?;
     }
     Ok(out)

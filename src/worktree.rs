@@ -15,6 +15,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::process::printable_path;
 
 const META_NAME: &str = "wtenv.json";
 const STAMP_NAME: &str = "wtenv.stamp";
@@ -79,7 +80,7 @@ impl Worktree {
     pub fn discover(start: &Path) -> Result<Option<Worktree>> {
         let start = start
             .canonicalize()
-            .map_err(|e| Error::io(format!("could not resolve {}", start.display()), e))?;
+            .map_err(|e| Error::io(format!("could not resolve {}", printable_path(start)), e))?;
         for dir in start.ancestors() {
             let dot_git = dir.join(".git");
             let Ok(meta) = std::fs::metadata(&dot_git) else {
@@ -106,8 +107,11 @@ impl Worktree {
     /// Like [`discover`](Self::discover), but outside a worktree is an error.
     pub fn require(start: &Path) -> Result<Worktree> {
         Worktree::discover(start)?.ok_or_else(|| {
-            Error::not_found(format!("{} is not inside a git worktree", start.display()))
-                .with_hint("cd into a git repository or one of its worktrees")
+            Error::not_found(format!(
+                "{} is not inside a git worktree",
+                printable_path(start)
+            ))
+            .with_hint("cd into a git repository or one of its worktrees")
         })
     }
 
@@ -120,7 +124,7 @@ impl Worktree {
             if path.to_str().is_none() {
                 return Err(Error::invalid(format!(
                     "cannot use {}: its path is not valid UTF-8",
-                    path.display()
+                    printable_path(path)
                 ))
                 .with_hint(
                     "wtenv records paths as text; rename the directory (or a parent) to a UTF-8 name",
@@ -175,7 +179,7 @@ impl Worktree {
         let (mut meta, from) = match crate::files::read_regular(&path, 64 * 1024) {
             Ok(Some(b)) => (
                 serde_json::from_slice(&b).unwrap_or_default(),
-                path.display().to_string(),
+                printable_path(&path),
             ),
             _ => (
                 self.creating_meta().unwrap_or_default(),
@@ -205,12 +209,13 @@ impl Worktree {
             .map(drop)
             .map_err(|e| match e {
                 crate::files::OpenError::Io(e) => {
-                    Error::io(format!("could not write {}", path.display()), e)
+                    Error::io(format!("could not write {}", printable_path(&path)), e)
                 }
                 crate::files::OpenError::Refused(r) => {
-                    Error::refused(format!("could not write {}: {r}", path.display())).with_hint(
-                        "it is wtenv's record in the worktree's git dir; remove what is there",
-                    )
+                    Error::refused(format!("could not write {}: {r}", printable_path(&path)))
+                        .with_hint(
+                            "it is wtenv's record in the worktree's git dir; remove what is there",
+                        )
                 }
             })
     }
@@ -284,7 +289,7 @@ pub fn write_stamp(root: &Path, content: &str) {
         Ok(())
     });
     if let Err(e) = result {
-        tracing::warn!("did not write {}: {e}", path.display());
+        tracing::warn!("did not write {}: {e}", printable_path(&path));
     }
 }
 
@@ -325,10 +330,13 @@ fn read_pointer(path: &Path) -> Result<Option<String>> {
     use crate::files::{self, OpenError};
     match files::read_regular(path, 64 * 1024) {
         Ok(bytes) => Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned())),
-        Err(OpenError::Io(e)) => Err(Error::io(format!("could not read {}", path.display()), e)),
+        Err(OpenError::Io(e)) => Err(Error::io(
+            format!("could not read {}", printable_path(path)),
+            e,
+        )),
         Err(OpenError::Refused(r)) => Err(Error::refused(format!(
             "could not read {}: {r}",
-            path.display()
+            printable_path(path)
         ))
         .with_hint("git writes it as a small regular file; remove or fix what is there")),
     }
@@ -353,7 +361,10 @@ fn common_dir_of(git_dir: &Path) -> Result<PathBuf> {
     };
     common.canonicalize().map_err(|e| {
         Error::io(
-            format!("could not resolve git common dir {}", common.display()),
+            format!(
+                "could not resolve git common dir {}",
+                printable_path(&common)
+            ),
             e,
         )
     })

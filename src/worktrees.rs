@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::git::{Git, ListedWorktree};
+use crate::process::printable_path;
 use crate::worktree::{self, Worktree};
 
 /// One worktree as git lists it, with what wtenv knows of it.
@@ -115,7 +116,7 @@ pub fn find<'a>(
             "{} worktrees are named {identifier:?}: {}",
             many.len(),
             many.iter()
-                .map(|e| e.path.display().to_string())
+                .map(|e| printable_path(&e.path))
                 .collect::<Vec<_>>()
                 .join(", ")
         ))

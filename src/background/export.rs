@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use super::{Manager, Naming, Options, UnitRef, launchd, passed_env, run_argv, systemd};
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
+use crate::process::printable_path;
 
 /// The formats `export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -44,7 +45,7 @@ pub fn export(
 ) -> Result<Vec<PathBuf>> {
     let ports = crate::ports::reserve(ctx, scope)?;
     std::fs::create_dir_all(dir)
-        .map_err(|e| Error::io(format!("could not create {}", dir.display()), e))?;
+        .map_err(|e| Error::io(format!("could not create {}", printable_path(dir)), e))?;
     let naming = Naming::of(scope);
     let services: Vec<_> = scope
         .config

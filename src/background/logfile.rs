@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::process::printable_path;
 
 /// `up --detach`'s default log limit per service: 10 MiB.
 pub const DEFAULT_LIMIT: u64 = 10 * 1024 * 1024;
@@ -63,13 +64,13 @@ pub struct RotatingLog {
 
 impl RotatingLog {
     pub fn open(path: &Path, limit: u64) -> Result<RotatingLog> {
-        let err = |e| Error::io(format!("could not open log {}", path.display()), e);
+        let err = |e| Error::io(format!("could not open log {}", printable_path(path)), e);
         let file = open_append(path).map_err(err)?;
         let meta = file.metadata().map_err(err)?;
         if !meta.is_file() {
             return Err(Error::refused(format!(
                 "log {} is not a regular file",
-                path.display()
+                printable_path(path)
             )));
         }
         Ok(RotatingLog {
@@ -93,7 +94,7 @@ impl RotatingLog {
                     self.file = file;
                     self.size = 0;
                 }
-                Err(e) => tracing::warn!("could not rotate {}: {e}", self.path.display()),
+                Err(e) => tracing::warn!("could not rotate {}: {e}", printable_path(&self.path)),
             }
         }
         if self.file.write_all(line).is_ok() {

@@ -9,6 +9,7 @@ use super::{Manager, Naming, Record, unit_file_name};
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::files;
+use crate::process::printable_path;
 
 /// `<state>/background`: records, logs, plists.
 pub struct StateDir(PathBuf);
@@ -20,13 +21,13 @@ impl StateDir {
             std::fs::DirBuilder::new()
                 .mode(0o700)
                 .create(&dir)
-                .map_err(|e| Error::io(format!("could not create {}", dir.display()), e))?;
+                .map_err(|e| Error::io(format!("could not create {}", printable_path(&dir)), e))?;
         }
         let meta = std::fs::symlink_metadata(&dir)
-            .map_err(|e| Error::io(format!("could not read {}", dir.display()), e))?;
+            .map_err(|e| Error::io(format!("could not read {}", printable_path(&dir)), e))?;
         if !meta.is_dir() {
             return Err(
-                Error::refused(format!("{} is not a directory", dir.display()))
+                Error::refused(format!("{} is not a directory", printable_path(&dir)))
                     .with_hint("move it aside; wtenv keeps its background state there"),
             );
         }
@@ -59,7 +60,7 @@ impl StateDir {
                 match serde_json::from_slice(&bytes) {
                     Ok(r) => Some(r),
                     Err(err) => {
-                        tracing::warn!("ignoring {}: {err}", e.path().display());
+                        tracing::warn!("ignoring {}: {err}", printable_path(&e.path()));
                         None
                     }
                 }
@@ -121,8 +122,9 @@ impl StateDir {
 /// Replaces `dir/name` with `bytes` (0600, atomically, never through a
 /// planted link or FIFO).
 pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    files::replace(dir, name, bytes)
-        .map_err(|(what, path, e)| Error::io(format!("could not {what} {}", path.display()), e))
+    files::replace(dir, name, bytes).map_err(|(what, path, e)| {
+        Error::io(format!("could not {what} {}", printable_path(&path)), e)
+    })
 }
 
 /// A regular file's bytes, refused past `cap`; `None` for anything else

@@ -9,6 +9,7 @@ use crate::alloc::RealSystem;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::{self, Outcome};
+use crate::process::printable_path;
 use crate::report;
 use crate::worktree::Worktree;
 use crate::{output, ports};
@@ -34,7 +35,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         if ctx.config_path.is_none() && Worktree::discover(&ctx.cwd)?.is_none() {
             return Err(Error::not_found(format!(
                 "no configuration to check: {} is not inside a git worktree",
-                ctx.cwd.display()
+                printable_path(&ctx.cwd)
             ))
             .with_hint(
                 "run it in a worktree, pass --config PATH, or --all for every repository in the registry",

@@ -16,6 +16,7 @@ use crate::create;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::output;
+use crate::process::printable_path;
 use crate::settings::CD_FILE;
 use crate::worktrees;
 
@@ -43,7 +44,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 .ok_or_else(|| {
                     Error::not_found(format!(
                         "worktree {} is listed by git but its directory is missing",
-                        entry.path.display()
+                        printable_path(&entry.path)
                     ))
                     .with_hint("run 'git worktree prune', then enter again to recreate it")
                 })?;
@@ -79,12 +80,13 @@ fn write_cd_file(path: &Path) -> Result<()> {
     let file = Path::new(&file);
     crate::files::write_own(file, path.as_os_str().as_encoded_bytes())
         .map_err(|e| match e {
-            crate::files::OpenError::Io(e) => {
-                Error::io(format!("could not write {CD_FILE} {}", file.display()), e)
-            }
+            crate::files::OpenError::Io(e) => Error::io(
+                format!("could not write {CD_FILE} {}", printable_path(file)),
+                e,
+            ),
             crate::files::OpenError::Refused(r) => Error::refused(format!(
                 "could not write {CD_FILE} {}: {r}",
-                file.display()
+                printable_path(file)
             ))
             .with_hint(format!(
                 "{CD_FILE} names a regular file of yours (the shell function makes one with mktemp)"

@@ -10,6 +10,7 @@ use crate::context::Ctx;
 use crate::error::Result;
 use crate::exit::Outcome;
 use crate::output;
+use crate::process::printable_path;
 use crate::report;
 
 #[derive(Debug, clap::Args)]
@@ -48,7 +49,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     output::stdout(&text)?;
     let quoted: Vec<String> = written
         .iter()
-        .map(|p| format!("'{}'", p.display()))
+        .map(|p| format!("'{}'", printable_path(p)))
         .collect();
     let first = written[0].file_name().unwrap_or_default().to_string_lossy();
     match args.format {

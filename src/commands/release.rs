@@ -6,7 +6,7 @@ use crate::alloc;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
-use crate::process::ProcessId;
+use crate::process::{ProcessId, printable_path};
 use crate::registry::{Part, RegistryData};
 use crate::report;
 use crate::worktree::{self, Worktree};
@@ -75,15 +75,18 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         if let Some(s) = &args.service {
             return Err(Error::not_found(format!(
                 "worktree {} has no allocation for service {s:?}",
-                target.display()
+                printable_path(&target)
             )));
         }
-        report::warn(&format!("worktree {} has no allocations", target.display()));
+        report::warn(&format!(
+            "worktree {} has no allocations",
+            printable_path(&target)
+        ));
     }
     for (service, port) in released {
         report::note(&format!(
             "released port {port} ({service}) of {}",
-            target.display()
+            printable_path(&target)
         ));
     }
     Ok(Outcome::SUCCESS)
@@ -105,7 +108,7 @@ fn release_hold(pid: u32, ctx: &Ctx) -> Result<Outcome> {
             "released port {} ({}) of {}",
             a.port,
             a.service,
-            a.worktree.display()
+            printable_path(&a.worktree)
         ));
     }
     Ok(Outcome::SUCCESS)

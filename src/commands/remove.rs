@@ -21,7 +21,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::git::{Git, RepoLock};
-use crate::process;
+use crate::process::{self, printable_path};
 use crate::report;
 use crate::worktree;
 use crate::worktrees;
@@ -67,7 +67,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     if entry.main || entry.listed.bare {
         return Err(Error::refused(format!(
             "{} is the main worktree; it is never removed",
-            entry.path.display()
+            printable_path(&entry.path)
         )));
     }
 
@@ -82,7 +82,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 .collect();
             return Err(Error::refused(format!(
                 "worktree {} has services running in the background:\n{}",
-                entry.path.display(),
+                printable_path(&entry.path),
                 names.join("\n")
             ))
             .with_hint(
@@ -145,7 +145,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     if !users.is_empty() && !args.force {
         return Err(Error::refused(format!(
             "worktree {} is in use:\n{}",
-            entry.path.display(),
+            printable_path(&entry.path),
             users.join("\n")
         ))
         .with_hint("stop those processes first, or pass --force (they keep running)"));
@@ -170,12 +170,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         .map_err(|e| match e {
             Error::Git { stderr, .. } => Error::refused(format!(
                 "git refused to remove {}: {stderr}",
-                entry.path.display()
+                printable_path(&entry.path)
             ))
             .with_hint("commit or stash the changes, or pass --force to discard them"),
             e => e,
         })?;
-    report::note(&format!("removed worktree {}", entry.path.display()));
+    report::note(&format!("removed worktree {}", printable_path(&entry.path)));
     for u in &users {
         report::warn(&format!("left running: {}", u.trim_start()));
     }
@@ -199,7 +199,7 @@ fn release(ctx: &Ctx, repository: &Path, root: &Path) {
         }
         Err(e) => report::warn(&format!(
             "could not release the ports of {}: {e}; the next wtenv command sweeps them",
-            root.display()
+            printable_path(root)
         )),
     }
 }

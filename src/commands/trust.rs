@@ -5,6 +5,7 @@
 use crate::context::Ctx;
 use crate::error::Result;
 use crate::exit::Outcome;
+use crate::process::printable_path;
 use crate::report;
 use crate::{output, trust};
 
@@ -41,8 +42,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     report::note(&format!(
         "{} {} for repository {}{}",
         if added { "trusted" } else { "already trusted:" },
-        source.display(),
-        scope.worktree.common_dir.display(),
+        printable_path(&source),
+        printable_path(&scope.worktree.common_dir),
         if names.is_empty() {
             String::new()
         } else {

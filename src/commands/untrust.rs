@@ -4,6 +4,7 @@
 use crate::context::Ctx;
 use crate::error::Result;
 use crate::exit::Outcome;
+use crate::process::printable_path;
 use crate::report;
 use crate::trust;
 use crate::worktree::Worktree;
@@ -17,11 +18,11 @@ pub fn run(_args: Args, ctx: &Ctx) -> Result<Outcome> {
     report::note(&match removed {
         0 => format!(
             "repository {} was not trusted",
-            worktree.common_dir.display()
+            printable_path(&worktree.common_dir)
         ),
         n => format!(
             "untrusted repository {} ({n} config version{})",
-            worktree.common_dir.display(),
+            printable_path(&worktree.common_dir),
             if n == 1 { "" } else { "s" }
         ),
     });

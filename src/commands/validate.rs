@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
+use crate::process::printable_path;
 use crate::registry::{Allocation, RegistryData};
 use crate::supervise;
 use crate::validate::{self, Checked, Finding};
@@ -230,7 +231,7 @@ impl ConfigCache<'_> {
                     Err(e) => {
                         crate::report::warn(&format!(
                             "{e}; the allocations of {} are not checked against it",
-                            wt.display()
+                            printable_path(wt)
                         ));
                         None
                     }

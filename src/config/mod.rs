@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::process::printable_path;
 
 pub use env::{
     Piece, REFUSED_NAMES, REFUSED_PREFIXES, Template, is_env_name, is_port_name, refused_name,
@@ -135,7 +136,7 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config> {
         let text = read_optional(path)?.ok_or_else(|| {
             Error::io(
-                format!("could not read config {}", path.display()),
+                format!("could not read config {}", printable_path(path)),
                 std::io::ErrorKind::NotFound.into(),
             )
         })?;
@@ -238,7 +239,7 @@ fn find(root: &Path) -> Result<Option<(PathBuf, String)>> {
             "(file)",
             format!(
                 "both {TOML_NAME} and {JSON_NAME} exist in {}; keep one",
-                root.display()
+                printable_path(root)
             ),
         )),
         (Some(text), None) => Ok(Some((toml_path, text))),
@@ -259,7 +260,7 @@ fn read_optional(path: &Path) -> Result<Option<String>> {
             .map_err(|_| Error::config(path, "(file)", "it is not valid UTF-8")),
         Err(OpenError::Refused(r)) => Err(Error::config(path, "(file)", r.to_string())),
         Err(OpenError::Io(e)) => Err(Error::io(
-            format!("could not read config {}", path.display()),
+            format!("could not read config {}", printable_path(path)),
             e,
         )),
     }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use super::raw::TABLES;
 use crate::error::{Error, Result};
+use crate::process::printable_path;
 
 /// The warnings for `ignored` (key paths, file order), or the error for
 /// the first unknown table among them.
@@ -18,7 +19,7 @@ pub(super) fn unknown_keys(path: &Path, ignored: &[Vec<String>]) -> Result<Vec<S
         .iter()
         .map(|keys| {
             let key = keys.join(".");
-            format!("{}: unknown key {key:?} (ignored)", path.display())
+            format!("{}: unknown key {key:?} (ignored)", printable_path(path))
         })
         .collect())
 }

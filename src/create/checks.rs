@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::process::printable_path;
 use crate::worktree::Worktree;
 
 /// A base revision is passed to git after `--end-of-options`, but one that
@@ -25,7 +26,7 @@ pub(super) fn check_base(base: &str) -> Result<()> {
 pub(super) fn check_path_free(path: &Path) -> Result<()> {
     if std::fs::symlink_metadata(path).is_ok() {
         return Err(
-            Error::refused(format!("path {} already exists", path.display()))
+            Error::refused(format!("path {} already exists", printable_path(path)))
                 .with_hint("choose another identifier or --path, or remove that directory"),
         );
     }
@@ -78,11 +79,11 @@ pub(super) fn resolve_existing_prefix(path: &Path) -> Result<(PathBuf, PathBuf)>
     }
     let mut resolved = existing
         .canonicalize()
-        .map_err(|e| Error::io(format!("could not resolve {}", existing.display()), e))?;
+        .map_err(|e| Error::io(format!("could not resolve {}", printable_path(existing)), e))?;
     if !resolved.is_dir() {
         return Err(Error::refused(format!(
             "{} is not a directory",
-            resolved.display()
+            printable_path(&resolved)
         )));
     }
     let first_missing = rest.last().cloned().unwrap_or_default();

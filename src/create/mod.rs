@@ -41,6 +41,7 @@ use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::git::{Git, RepoLock};
+use crate::process::printable_path;
 use crate::report;
 use crate::worktree::{self, Meta, Worktree};
 use branch::{Start, start_branch};
@@ -139,7 +140,7 @@ pub fn plan(
     if wanted.to_str().is_none() {
         return Err(Error::invalid(format!(
             "cannot create {}: the path is not valid UTF-8",
-            wanted.display()
+            printable_path(&wanted)
         ))
         .with_hint("wtenv records paths as text; choose a UTF-8 path (--path)"));
     }
@@ -262,8 +263,8 @@ fn make(
         .ok_or_else(|| {
             Error::failed(format!(
                 "git made {} but it is not a worktree of {}",
-                plan.path.display(),
-                plan.common_dir.display()
+                printable_path(&plan.path),
+                printable_path(&plan.common_dir)
             ))
         })?;
     let meta = Meta {
@@ -282,7 +283,7 @@ fn make(
     guard.armed = false;
     report::note(&format!(
         "created worktree {} on branch {} from {}",
-        wt.root.display(),
+        printable_path(&wt.root),
         plan.branch,
         match start {
             Start::NewBranch => plan.base.as_str(),

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::Plan;
 use crate::error::{Error, Result};
+use crate::process::printable_path;
 use crate::registry::Registry;
 use crate::report;
 use crate::worktree;
@@ -59,7 +60,10 @@ impl<'a> Rollback<'a> {
         if let Some(root) = self.allocated_for.take()
             && let Err(e) = self.registry.release_worktree(&plan.common_dir, &root)
         {
-            self.failed(&format!("release the ports of {}", root.display()), e);
+            self.failed(
+                &format!("release the ports of {}", printable_path(&root)),
+                e,
+            );
         }
         if self.worktree_attempted {
             // A complete worktree: git removes the directory and its entry.
@@ -73,7 +77,7 @@ impl<'a> Rollback<'a> {
                 && (self.worktree_added || made_by_git(&plan.path, &plan.common_dir))
                 && let Err(e) = std::fs::remove_dir_all(&plan.path)
             {
-                self.failed(&format!("remove {}", plan.path.display()), e);
+                self.failed(&format!("remove {}", printable_path(&plan.path)), e);
             }
             remove_admin_entries(&plan.common_dir, &plan.path);
             // The directory if this command made it and it is still empty
@@ -114,10 +118,10 @@ impl Drop for Rollback<'_> {
 pub(super) fn make_dir(path: &Path) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
-            .map_err(|e| Error::io(format!("could not create {}", parent.display()), e))?;
+            .map_err(|e| Error::io(format!("could not create {}", printable_path(parent)), e))?;
     }
     std::fs::create_dir(path)
-        .map_err(|e| Error::io(format!("could not create {}", path.display()), e))
+        .map_err(|e| Error::io(format!("could not create {}", printable_path(path)), e))
 }
 
 /// Whether `dir` is a worktree checkout git made for `common_dir`: its

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::files;
-use crate::process::ProcessId;
+use crate::process::{ProcessId, printable_path};
 
 /// The file's format version.
 const VERSION: u32 = 1;
@@ -180,12 +180,12 @@ impl StatusFile {
         if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() {
             return Err(std::io::Error::other(format!(
                 "{} is not a directory of ours",
-                dir.display()
+                printable_path(&dir)
             )));
         }
         let name = format!("{}.json", self.me.pid);
         files::replace(&dir, &name, &serde_json::to_vec(f)?).map_err(|(what, path, e)| {
-            std::io::Error::other(format!("could not {what} {}: {e}", path.display()))
+            std::io::Error::other(format!("could not {what} {}: {e}", printable_path(&path)))
         })
     }
 }

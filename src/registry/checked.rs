@@ -12,6 +12,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use super::{Allocation, MIN_PORT, Registry, RegistryData, VERSION};
 use crate::error::{Error, Result};
 use crate::files::{self, OpenError, Refusal};
+use crate::process::printable_path;
 
 impl Registry {
     pub(super) fn unusable(&self, reason: impl Into<String>, hint: impl Into<String>) -> Error {
@@ -25,7 +26,7 @@ impl Registry {
     pub(super) fn move_aside_hint(&self) -> String {
         format!(
             "wtenv never overwrites a registry it cannot read; inspect it, or move it aside to start afresh: mv '{0}' '{0}.bak'",
-            self.path.display()
+            printable_path(&self.path)
         )
     }
 
@@ -36,13 +37,13 @@ impl Registry {
         let dir = self.dir();
         let meta = std::fs::metadata(dir).map_err(|e| {
             Error::io(
-                format!("could not read registry directory {}", dir.display()),
+                format!("could not read registry directory {}", printable_path(dir)),
                 e,
             )
         })?;
         if !meta.is_dir() {
             return Err(self.unusable(
-                format!("its directory {} is not a directory", dir.display()),
+                format!("its directory {} is not a directory", printable_path(dir)),
                 "move that file aside, or set WTENV_STATE_DIR / --registry elsewhere",
             ));
         }
@@ -51,7 +52,7 @@ impl Registry {
             return Err(self.unusable(
                 format!(
                     "its directory {} belongs to uid {}, not to you (uid {uid})",
-                    dir.display(),
+                    printable_path(dir),
                     meta.uid()
                 ),
                 "use a registry directory of your own: set WTENV_STATE_DIR or pass --registry",
@@ -61,10 +62,10 @@ impl Registry {
             return Err(self.unusable(
                 format!(
                     "its directory {} is writable by group or others (mode {:o})",
-                    dir.display(),
+                    printable_path(dir),
                     meta.mode() & 0o777
                 ),
-                format!("chmod 700 '{}'", dir.display()),
+                format!("chmod 700 '{}'", printable_path(dir)),
             ));
         }
         Ok(())
@@ -114,7 +115,7 @@ impl Registry {
                     "it is writable by group or others (mode {:o})",
                     meta.permissions().mode() & 0o777
                 ),
-                format!("chmod 600 '{}'", self.path.display()),
+                format!("chmod 600 '{}'", printable_path(&self.path)),
             ));
         }
         Ok(Some(file))
@@ -122,7 +123,7 @@ impl Registry {
 
     pub(super) fn read_error(&self, e: std::io::Error) -> Error {
         Error::io(
-            format!("could not read registry {}", self.path.display()),
+            format!("could not read registry {}", printable_path(&self.path)),
             e,
         )
     }
@@ -212,7 +213,7 @@ pub fn check_ports(allocations: &[Allocation]) -> std::result::Result<(), String
                 "it records port {} (service {} of {}), outside {MIN_PORT}-65535",
                 a.port,
                 a.service,
-                a.worktree.display()
+                printable_path(&a.worktree)
             ));
         }
         if let Some(other) = seen.insert(a.port, a) {
@@ -220,9 +221,9 @@ pub fn check_ports(allocations: &[Allocation]) -> std::result::Result<(), String
                 "it records port {} twice (service {} of {}, and service {} of {})",
                 a.port,
                 other.service,
-                other.worktree.display(),
+                printable_path(&other.worktree),
                 a.service,
-                a.worktree.display()
+                printable_path(&a.worktree)
             ));
         }
     }

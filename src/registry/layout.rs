@@ -8,6 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use super::{Allocation, RegistryData};
 use crate::error::{Error, Result};
+use crate::process::printable_path;
 
 /// Opens the object and the `allocations` array (closed on the same
 /// line when there are none).
@@ -104,7 +105,7 @@ impl<'b> Writer<'b> {
             Error::invalid(format!(
                 "could not record port {} for {}: {e}",
                 a.port,
-                a.worktree.display()
+                printable_path(&a.worktree)
             ))
             .with_hint("wtenv handles paths that are valid UTF-8 only; rename the directory")
         })

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::{LOCK_NAME, PROBE_LOCK_NAME, Registry};
 use crate::error::{Error, Result};
 use crate::files::{self, OpenError};
+use crate::process::printable_path;
 
 /// A turn at probing ports: the probe lock, released on drop.
 pub struct ProbeTurn<'f>(&'f File);
@@ -71,13 +72,13 @@ impl Registry {
     pub(super) fn open_lock(&self, path: &Path) -> Result<File> {
         files::open_lock(path).map_err(|e| match e {
             OpenError::Io(e) => {
-                Error::io(format!("could not open lock file {}", path.display()), e)
+                Error::io(format!("could not open lock file {}", printable_path(path)), e)
             }
             OpenError::Refused(r) => self.unusable(
-                format!("its lock file {}: {r}", path.display()),
+                format!("its lock file {}: {r}", printable_path(path)),
                 format!(
                     "something other than wtenv put it there: remove it (rm '{}'), wtenv makes a new one",
-                    path.display()
+                    printable_path(path)
                 ),
             ),
         })
@@ -97,7 +98,10 @@ impl Registry {
                 Ok(()) => return Ok(()),
                 Err(std::fs::TryLockError::WouldBlock) => {}
                 Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(Error::io(format!("could not lock {}", path.display()), e));
+                    return Err(Error::io(
+                        format!("could not lock {}", printable_path(path)),
+                        e,
+                    ));
                 }
             }
             if start.elapsed() >= self.lock_timeout {

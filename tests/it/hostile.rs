@@ -694,3 +694,52 @@ fn an_undefined_stored_purpose_is_shown_escaped() {
     );
     assert!(!out.stderr.contains(['\x1b', '\x07']), "{out}");
 }
+
+/// A directory named with an escape sequence and a newline is shown
+/// escaped in the errors and warnings that name it, as a config's own
+/// text is: a repository cloned under such a name would otherwise drive
+/// the terminal, or forge a line, on every `cd` under the shell hook.
+#[test]
+fn a_path_with_control_characters_is_shown_escaped_in_messages() {
+    let t = TestEnv::new();
+    let dir = t.root().join("a\x1b]0;T\x07\nb");
+    t.init_repo(&dir);
+    let shown = format!("{}/a\\u{{1b}}]0;T\\u{{7}}\\nb", t.root().display());
+    let config = dir.join("wtenv.toml");
+    let range = std::fs::read_to_string(&config).unwrap();
+    let check = |args: &[&str], code: i32, stderr: String| {
+        let out = run(&mut t.wtenv_in(&dir, args));
+        assert_eq!((out.code, &out.stderr), (Some(code), &stderr), "{out}");
+        assert!(!out.stderr.contains(['\x1b', '\x07']), "{out}");
+    };
+
+    // A release with nothing to release: a warning, and an error for a
+    // service.
+    check(
+        &["release"],
+        0,
+        format!("warning: worktree {shown} has no allocations\n"),
+    );
+    check(
+        &["release", "--service", "web"],
+        1,
+        format!("error: worktree {shown} has no allocation for service \"web\"\n"),
+    );
+    // A key of the config wtenv does not know: a warning; a config that
+    // does not parse: an error.
+    std::fs::write(&config, format!("{range}[allocation]\nbogus = 1\n")).unwrap();
+    check(
+        &["env", "--format", "json"],
+        0,
+        format!("warning: {shown}/wtenv.toml: unknown key \"allocation.bogus\" (ignored)\n"),
+    );
+    std::fs::write(&config, "[purposes\n").unwrap();
+    let out = run(&mut t.wtenv_in(&dir, &["env"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .starts_with(&format!("error: invalid config {shown}/wtenv.toml:1:")),
+        "{out}"
+    );
+    assert!(!out.stderr.contains(['\x1b', '\x07']), "{out}");
+}
