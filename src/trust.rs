@@ -134,11 +134,27 @@ impl Gate {
         if explicit {
             return Gate::Trusted;
         }
-        let Some(sha256) = digest(config) else {
+        if config.source.as_deref().and_then(Path::file_name).is_none() {
             return Gate::Nothing;
+        }
+        let list = match load(registry) {
+            Ok(list) => list,
+            Err(e) => {
+                return Gate::Untrusted {
+                    why: format!("the trust list cannot be read ({e})"),
+                };
+            }
         };
-        match load(registry) {
-            Ok(list) if list.contains(repository, &sha256) => {
+        // The digest only when the list names this repository: hashing
+        // starts with a CPU feature check, which traps to the hypervisor
+        // in a VM, on every `cd` of a repository never trusted.
+        if !list.trusted.iter().any(|e| e.repository == repository) {
+            return Gate::Untrusted {
+                why: "it is not trusted".into(),
+            };
+        }
+        match digest(config) {
+            Some(sha256) if list.contains(repository, &sha256) => {
                 if own() {
                     Gate::Trusted
                 } else {
@@ -147,15 +163,8 @@ impl Gate {
                     }
                 }
             }
-            Ok(list) => Gate::Untrusted {
-                why: if list.trusted.iter().any(|e| e.repository == repository) {
-                    "it changed since it was trusted".into()
-                } else {
-                    "it is not trusted".into()
-                },
-            },
-            Err(e) => Gate::Untrusted {
-                why: format!("the trust list cannot be read ({e})"),
+            _ => Gate::Untrusted {
+                why: "it changed since it was trusted".into(),
             },
         }
     }
