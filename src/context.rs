@@ -16,6 +16,8 @@ pub struct Ctx {
     pub registry: Registry,
     /// `--config PATH`: used instead of the worktree's own file.
     pub config_path: Option<PathBuf>,
+    /// The current directory as the kernel gives it (`getcwd`): absolute,
+    /// with no symbolic link and no `.` or `..`.
     pub cwd: PathBuf,
     /// Colour on stderr (terminal, `--color`, `NO_COLOR`).
     pub color: bool,
@@ -108,7 +110,7 @@ impl Ctx {
     /// The config of the worktree around the current directory; outside
     /// one, `--config` or the built-in defaults.
     pub fn config_here(&self) -> Result<Config> {
-        match Worktree::discover(&self.cwd)? {
+        match self.worktree_here()? {
             Some(wt) => self.config_for(&wt.root),
             None => match &self.config_path {
                 Some(p) => Config::load(p),
@@ -137,7 +139,19 @@ impl Ctx {
 
     /// The scope of the worktree around the current directory.
     pub fn scope(&self) -> Result<Scope> {
-        self.scope_at(&self.cwd)
+        self.scope_of(self.require_worktree_here()?)
+    }
+
+    /// The worktree around the current directory, found without resolving
+    /// [`Ctx::cwd`] again (it is already).
+    pub fn worktree_here(&self) -> Result<Option<Worktree>> {
+        Worktree::discover_resolved(&self.cwd)
+    }
+
+    /// Like [`Ctx::worktree_here`], but outside a worktree is an error.
+    pub fn require_worktree_here(&self) -> Result<Worktree> {
+        self.worktree_here()?
+            .ok_or_else(|| Worktree::outside(&self.cwd))
     }
 
     pub fn scope_at(&self, dir: &Path) -> Result<Scope> {

@@ -80,11 +80,30 @@ impl Worktree {
     pub fn discover(start: &Path) -> Result<Option<Worktree>> {
         let start = start
             .canonicalize()
-            .map_err(|e| Error::io(format!("could not resolve {}", printable_path(start)), e))?;
+            .map_err(|e| Error::io(format!("could not resolve {}", start.display()), e))?;
+        Worktree::discover_resolved(&start)
+    }
+
+    /// Like [`discover`](Self::discover), for a path that is already
+    /// absolute and free of symbolic links and dots, as the kernel gives
+    /// the current directory ([`crate::context::Ctx::cwd`]): resolving it
+    /// again costs one `readlink` per component, on every `cd`. So does a
+    /// `.git` that is a directory of its own (not a link), in a resolved
+    /// directory, with no `commondir` (a main worktree).
+    pub fn discover_resolved(start: &Path) -> Result<Option<Worktree>> {
         for dir in start.ancestors() {
             let dot_git = dir.join(".git");
-            let Ok(meta) = std::fs::metadata(&dot_git) else {
+            let Ok(meta) = std::fs::symlink_metadata(&dot_git) else {
                 continue;
+            };
+            let resolved = !meta.is_symlink();
+            let meta = if resolved {
+                meta
+            } else {
+                match std::fs::metadata(&dot_git) {
+                    Ok(meta) => meta,
+                    Err(_) => continue,
+                }
             };
             let git_dir = if meta.is_dir() {
                 dot_git
@@ -94,7 +113,7 @@ impl Worktree {
                     None => continue,
                 }
             };
-            let common_dir = common_dir_of(&git_dir)?;
+            let common_dir = common_dir_of(&git_dir, resolved && meta.is_dir())?;
             return Ok(Some(Worktree {
                 root: dir.to_path_buf(),
                 git_dir,
@@ -106,13 +125,16 @@ impl Worktree {
 
     /// Like [`discover`](Self::discover), but outside a worktree is an error.
     pub fn require(start: &Path) -> Result<Worktree> {
-        Worktree::discover(start)?.ok_or_else(|| {
-            Error::not_found(format!(
-                "{} is not inside a git worktree",
-                printable_path(start)
-            ))
-            .with_hint("cd into a git repository or one of its worktrees")
-        })
+        Worktree::discover(start)?.ok_or_else(|| Worktree::outside(start))
+    }
+
+    /// The error for `start`, which is outside any git worktree.
+    pub fn outside(start: &Path) -> Error {
+        Error::not_found(format!(
+            "{} is not inside a git worktree",
+            printable_path(start)
+        ))
+        .with_hint("cd into a git repository or one of its worktrees")
     }
 
     /// The registry and every export format are text: a worktree or
@@ -354,9 +376,13 @@ fn read_gitdir_file(dot_git: &Path) -> Result<Option<PathBuf>> {
     Ok(path.canonicalize().ok())
 }
 
-fn common_dir_of(git_dir: &Path) -> Result<PathBuf> {
+/// The repository `git_dir` belongs to, resolved. `resolved`: `git_dir`
+/// is already (a real directory under a resolved path), so with no
+/// `commondir` it is returned as it is.
+fn common_dir_of(git_dir: &Path, resolved: bool) -> Result<PathBuf> {
     let common = match read_pointer(&git_dir.join("commondir"))? {
         Some(text) => git_dir.join(text.trim()),
+        None if resolved => return Ok(git_dir.to_path_buf()),
         None => git_dir.to_path_buf(),
     };
     common.canonicalize().map_err(|e| {
@@ -451,6 +477,48 @@ mod tests {
         ] {
             assert!(check_identifier(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// The current directory's fast path finds what resolving finds: in a
+    /// main worktree, a linked one, and where `.git` is a symbolic link
+    /// (the one case where the directory found is not resolved already).
+    #[test]
+    fn discovery_without_resolving_agrees_with_resolving() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        let git = |args: &[&str], dir: &Path| {
+            let out = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@e.invalid"])
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "git {args:?}: {out:?}");
+        };
+        let main = base.join("main");
+        std::fs::create_dir(&main).unwrap();
+        git(&["init", "-q"], &main);
+        git(&["commit", "-q", "--allow-empty", "-m", "init"], &main);
+        git(&["worktree", "add", "-q", "../linked"], &main);
+        // A checkout whose .git is a link to the repository's directory.
+        let linked_git = base.join("via-link");
+        std::fs::create_dir_all(linked_git.join("sub")).unwrap();
+        std::os::unix::fs::symlink(main.join(".git"), linked_git.join(".git")).unwrap();
+        for start in [
+            main.clone(),
+            base.join("linked"),
+            linked_git.join("sub"),
+            linked_git.clone(),
+        ] {
+            let fast = Worktree::discover_resolved(&start).unwrap().unwrap();
+            let slow = Worktree::discover(&start).unwrap().unwrap();
+            assert_eq!(fast.root, slow.root, "{start:?}");
+            assert_eq!(fast.git_dir, slow.git_dir, "{start:?}");
+            assert_eq!(fast.common_dir, slow.common_dir, "{start:?}");
+        }
+        let linked = Worktree::discover_resolved(&linked_git).unwrap().unwrap();
+        assert_eq!(linked.common_dir, main.join(".git"));
+        assert!(Worktree::discover_resolved(&base).unwrap().is_none());
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub struct Entry {
 /// The entries' `branch` is left unknown; `list` asks git instead
 /// ([`entries_from_git`]).
 pub fn entries(ctx: &Ctx) -> Result<(Worktree, Config, Vec<Entry>)> {
-    let here = Worktree::require(&ctx.cwd)?;
+    let here = ctx.require_worktree_here()?;
     let config = ctx.config_for(&here.root)?;
     let listed = worktree::listed_worktrees(&here.common_dir)
         .into_iter()
@@ -51,7 +51,7 @@ pub fn entries(ctx: &Ctx) -> Result<(Worktree, Config, Vec<Entry>)> {
 /// Like [`entries`], from `git worktree list --porcelain -z`: with each
 /// worktree's branch, and whether it is detached, locked or prunable.
 pub fn entries_from_git(ctx: &Ctx) -> Result<(Worktree, Config, Vec<Entry>)> {
-    let here = Worktree::require(&ctx.cwd)?;
+    let here = ctx.require_worktree_here()?;
     let config = ctx.config_for(&here.root)?;
     let listed = Git::new(&here.root).worktrees()?;
     let entries = build(&here, &config, listed);

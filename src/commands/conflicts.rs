@@ -11,7 +11,6 @@ use crate::error::{Error, Result};
 use crate::exit::{self, Outcome};
 use crate::process::printable_path;
 use crate::report;
-use crate::worktree::Worktree;
 use crate::{output, ports};
 
 #[derive(Debug, clap::Args)]
@@ -32,7 +31,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     } else {
         // Outside a repository the built-in ranges belong to nothing of
         // the user's: there is nothing to check.
-        if ctx.config_path.is_none() && Worktree::discover(&ctx.cwd)?.is_none() {
+        if ctx.config_path.is_none() && ctx.worktree_here()?.is_none() {
             return Err(Error::not_found(format!(
                 "no configuration to check: {} is not inside a git worktree",
                 printable_path(&ctx.cwd)

@@ -23,7 +23,6 @@ use crate::error::Result;
 use crate::exit::Outcome;
 use crate::ports::{Verified, ensure_verified, hold_for, verify};
 use crate::shell::{self, Format};
-use crate::worktree::Worktree;
 use crate::{direnv, output, report, settings, trust};
 
 #[derive(Debug, clap::Args)]
@@ -190,7 +189,7 @@ fn hook_changes(
 /// (`__WTENV_WARNED`, gone once the shell leaves), and says a line only
 /// when it differs (another worktree, or a new reason).
 fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Vec<(String, String)>> {
-    let Some(worktree) = Worktree::discover(&ctx.cwd)? else {
+    let Some(worktree) = ctx.worktree_here()? else {
         return Ok(vec![]);
     };
     let scope = ctx.scope_of(worktree)?;

@@ -10,7 +10,6 @@ use crate::health::status::{self, Lookup, ServiceStatus};
 use crate::output;
 use crate::ports::state_text;
 use crate::registry::Allocation;
-use crate::worktree::Worktree;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -27,7 +26,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let repository = if args.all {
         None
     } else {
-        Worktree::discover(&ctx.cwd)?.map(|w| w.common_dir)
+        ctx.worktree_here()?.map(|w| w.common_dir)
     };
     // In a repository, only its lines are read (a binary search in the
     // sealed file), however many other repositories the registry holds.

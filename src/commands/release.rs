@@ -49,7 +49,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             }
         }
         None => {
-            let wt = Worktree::require(&ctx.cwd)?;
+            let wt = ctx.require_worktree_here()?;
             (wt.root, Some(wt.common_dir))
         }
     };

@@ -7,13 +7,12 @@ use crate::exit::Outcome;
 use crate::process::printable_path;
 use crate::report;
 use crate::trust;
-use crate::worktree::Worktree;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
 pub fn run(_args: Args, ctx: &Ctx) -> Result<Outcome> {
-    let worktree = Worktree::require(&ctx.cwd)?;
+    let worktree = ctx.require_worktree_here()?;
     let removed = trust::untrust(&ctx.registry, &worktree.common_dir)?;
     report::note(&match removed {
         0 => format!(

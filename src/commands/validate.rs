@@ -15,7 +15,6 @@ use crate::process::printable_path;
 use crate::registry::{Allocation, RegistryData};
 use crate::supervise;
 use crate::validate::{self, Checked, Finding};
-use crate::worktree::Worktree;
 use crate::{output, ports};
 
 /// `--verbose` is the global flag: with it, every allocation checked is
@@ -37,10 +36,7 @@ pub struct Args {
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let mut configs = ConfigCache {
         ctx,
-        repository: Worktree::discover(&ctx.cwd)
-            .ok()
-            .flatten()
-            .map(|w| w.common_dir),
+        repository: ctx.worktree_here().ok().flatten().map(|w| w.common_dir),
         cache: BTreeMap::new(),
     };
     let mut system = RealSystem::new(&ctx.registry);

@@ -108,7 +108,7 @@ pub fn plan(
     if let Some(b) = base {
         check_base(b)?;
     }
-    let source = Worktree::require(&ctx.cwd)?;
+    let source = ctx.require_worktree_here()?;
     source.require_utf8()?;
     let config = ctx.config_for(&source.root)?;
     config.require_purpose(purpose)?;
