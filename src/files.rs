@@ -136,8 +136,11 @@ pub fn require_own_regular(file: &File) -> Result<std::fs::Metadata, OpenError> 
 
 /// The whole file, refused past `cap` bytes (read through the open file:
 /// its size on disk may lie, `/dev/zero` has none).
-pub fn read_capped(mut file: &File, cap: u64) -> Result<Vec<u8>, OpenError> {
-    let mut bytes = Vec::new();
+pub fn read_capped(mut file: &File, cap: u64, size: u64) -> Result<Vec<u8>, OpenError> {
+    // Room for the `size` the file's metadata gave, and the one more byte
+    // that shows it ended: two reads, where an empty buffer grows by small
+    // probes (five reads for a 138-byte config).
+    let mut bytes = Vec::with_capacity(size.min(cap) as usize + 1);
     (&mut file).take(cap + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > cap {
         return Err(OpenError::Refused(Refusal::TooLarge(cap)));
@@ -151,8 +154,8 @@ pub fn read_regular(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, OpenError>
     let Some(file) = open_read(path, true)? else {
         return Ok(None);
     };
-    require_regular(&file)?;
-    read_capped(&file, cap).map(Some)
+    let meta = require_regular(&file)?;
+    read_capped(&file, cap, meta.len()).map(Some)
 }
 
 /// Writes `bytes` into the file at `path` (the shell function's directive
@@ -380,7 +383,7 @@ mod tests {
     fn reads_are_capped() {
         let zero = File::open("/dev/zero").unwrap();
         assert!(matches!(
-            read_capped(&zero, 4096),
+            read_capped(&zero, 4096, 0),
             Err(OpenError::Refused(Refusal::TooLarge(4096)))
         ));
     }

@@ -241,7 +241,7 @@ fn read(path: &Path) -> Result<TrustList> {
                 meta.mode() & 0o777,
             )));
         }
-        files::read_capped(&file, MAX_BYTES).map(Some)
+        files::read_capped(&file, MAX_BYTES, meta.len()).map(Some)
     })()
     .map_err(|e| unusable(e.to_string()))?;
     let Some(bytes) = bytes else {

@@ -131,6 +131,6 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 /// (a link, a FIFO, a device) or when it cannot be read.
 pub fn read_file(path: &Path, cap: u64) -> Option<Vec<u8>> {
     let file = files::open_read(path, false).ok()??;
-    files::require_regular(&file).ok()?;
-    files::read_capped(&file, cap).ok()
+    let meta = files::require_regular(&file).ok()?;
+    files::read_capped(&file, cap, meta.len()).ok()
 }

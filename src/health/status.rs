@@ -105,8 +105,8 @@ impl Lookup {
 /// file, read without following a link, up to a cap.
 pub fn read(state_dir: &Path, holder: ProcessId) -> Option<BTreeMap<String, ServiceStatus>> {
     let file = files::open_read(&path(state_dir, holder.pid), false).ok()??;
-    files::require_regular(&file).ok()?;
-    let bytes = files::read_capped(&file, MAX_SIZE).ok()?;
+    let meta = files::require_regular(&file).ok()?;
+    let bytes = files::read_capped(&file, MAX_SIZE, meta.len()).ok()?;
     let f: File = serde_json::from_slice(&bytes).ok()?;
     (f.version == VERSION && f.pid == holder.pid && f.start_time == holder.start_time)
         .then_some(f.services)
