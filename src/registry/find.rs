@@ -134,7 +134,14 @@ impl At<'_> {
     /// Where the first `\n` at or after `pos` is.
     fn newline(&mut self, mut pos: u64) -> io::Result<Option<u64>> {
         while pos < self.len {
-            let end = (pos + WINDOW).min(self.len);
+            // The rest of the window already read first: the line a
+            // search step lands in usually starts and ends there.
+            let held = self.from + self.buf.len() as u64;
+            let end = if (self.from..held).contains(&pos) {
+                held
+            } else {
+                (pos + WINDOW).min(self.len)
+            };
             let Some(bytes) = self.slice(pos, end)? else {
                 return Ok(None);
             };
