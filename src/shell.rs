@@ -1,4 +1,5 @@
-//! Rendering variables for shells and tools, and the only quoting in wtenv.
+//! Rendering variables for shells and tools, and the only quoting in wtenv
+//! (the paths in the commands that messages suggest use it too).
 //!
 //! Every value goes through one quoting function per format; no value,
 //! whatever it holds (quotes, newlines, `$()`, backticks, backslashes), can
@@ -85,6 +86,22 @@ pub fn quote_posix(value: &str) -> String {
     }
     out.push('\'');
     out
+}
+
+/// `word` (a path, a file name) as it stands in a message's command for
+/// the user to paste (`hint: chmod 700 '/tmp/it'\''s/state'`): quoted by
+/// [`quote_posix`], as `env` quotes values for bash and zsh, so a `'` in a
+/// directory's name cannot end the argument early or add another.
+///
+/// Then, as all text in messages, its control characters are escaped by
+/// [`printable`](crate::process::printable), and only when it has some: a
+/// directory named with an escape sequence or a newline must not drive
+/// the terminal or forge a line. Such a word is for reading, not for
+/// pasting: its `\n` would name another path than its newline does (the
+/// README, "Messages", says so). Quoting first and escaping second, or the
+/// other way, gives the same text: neither touches what the other writes.
+pub fn quote_in_message(word: impl AsRef<std::ffi::OsStr>) -> String {
+    crate::process::printable(&quote_posix(&word.as_ref().to_string_lossy()))
 }
 
 /// fish single quotes: only `\\` and `\'` are escapes inside.
@@ -202,6 +219,15 @@ mod tests {
     #[test]
     fn posix_quoting_escapes_single_quotes() {
         assert_eq!(quote_posix("it's $(x)"), r"'it'\''s $(x)'");
+    }
+
+    #[test]
+    fn a_word_in_a_message_is_quoted_then_its_control_characters_escaped() {
+        assert_eq!(quote_in_message("/tmp/it's/state"), r"'/tmp/it'\''s/state'");
+        assert_eq!(
+            quote_in_message(std::path::Path::new("/w/it's\x1b[2J\nx")),
+            r"'/w/it'\''s\u{1b}[2J\nx'"
+        );
     }
 
     #[test]

@@ -10,8 +10,8 @@ use crate::context::Ctx;
 use crate::error::Result;
 use crate::exit::Outcome;
 use crate::output;
-use crate::process::printable_path;
 use crate::report;
+use crate::shell::quote_in_message;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -47,14 +47,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         text.push('\n');
     }
     output::stdout(&text)?;
-    let quoted: Vec<String> = written
-        .iter()
-        .map(|p| format!("'{}'", printable_path(p)))
-        .collect();
-    let first = written[0].file_name().unwrap_or_default().to_string_lossy();
+    let quoted: Vec<String> = written.iter().map(quote_in_message).collect();
+    let first = quote_in_message(written[0].file_name().unwrap_or_default());
     match args.format {
         Format::Systemd => report::hint(&format!(
-            "systemctl --user link {}; systemctl --user enable --now '{first}'",
+            "systemctl --user link {}; systemctl --user enable --now {first}",
             quoted.join(" ")
         )),
         Format::Launchd => report::hint(&format!(

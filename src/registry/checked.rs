@@ -13,6 +13,7 @@ use super::{Allocation, MIN_PORT, Registry, RegistryData, VERSION};
 use crate::error::{Error, Result};
 use crate::files::{self, OpenError, Refusal};
 use crate::process::printable_path;
+use crate::shell::quote_in_message;
 
 impl Registry {
     pub(super) fn unusable(&self, reason: impl Into<String>, hint: impl Into<String>) -> Error {
@@ -24,9 +25,12 @@ impl Registry {
     }
 
     pub(super) fn move_aside_hint(&self) -> String {
+        let mut aside = self.path.clone().into_os_string();
+        aside.push(".bak");
         format!(
-            "wtenv never overwrites a registry it cannot read; inspect it, or move it aside to start afresh: mv '{0}' '{0}.bak'",
-            printable_path(&self.path)
+            "wtenv never overwrites a registry it cannot read; inspect it, or move it aside to start afresh: mv {} {}",
+            quote_in_message(&self.path),
+            quote_in_message(aside)
         )
     }
 
@@ -65,7 +69,7 @@ impl Registry {
                     printable_path(dir),
                     meta.mode() & 0o777
                 ),
-                format!("chmod 700 '{}'", printable_path(dir)),
+                format!("chmod 700 {}", quote_in_message(dir)),
             ));
         }
         Ok(())
@@ -115,7 +119,7 @@ impl Registry {
                     "it is writable by group or others (mode {:o})",
                     meta.permissions().mode() & 0o777
                 ),
-                format!("chmod 600 '{}'", printable_path(&self.path)),
+                format!("chmod 600 {}", quote_in_message(&self.path)),
             ));
         }
         Ok(Some(file))

@@ -12,6 +12,7 @@ use super::{LOCK_NAME, PROBE_LOCK_NAME, Registry};
 use crate::error::{Error, Result};
 use crate::files::{self, OpenError};
 use crate::process::printable_path;
+use crate::shell::quote_in_message;
 
 /// A turn at probing ports: the probe lock, released on drop.
 pub struct ProbeTurn<'f>(&'f File);
@@ -77,8 +78,8 @@ impl Registry {
             OpenError::Refused(r) => self.unusable(
                 format!("its lock file {}: {r}", printable_path(path)),
                 format!(
-                    "something other than wtenv put it there: remove it (rm '{}'), wtenv makes a new one",
-                    printable_path(path)
+                    "something other than wtenv put it there: remove it (rm {}), wtenv makes a new one",
+                    quote_in_message(path)
                 ),
             ),
         })

@@ -11,6 +11,7 @@ mod dotenv;
 mod exit_codes;
 mod fuzz;
 mod health;
+mod hints;
 mod hostile;
 mod layering;
 mod lifecycle;
