@@ -192,8 +192,9 @@ impl Scope {
                 printable_path(&worktree.root)
             ))
             .with_hint(format!(
-                "add {} to [purposes] in wtenv.toml",
-                crate::process::printable(&purpose)
+                "add {} to [purposes] in {}",
+                crate::process::printable(&purpose),
+                config.file_named_for(&worktree.root)
             ))
         })?;
         let identifier = worktree.identifier(meta);

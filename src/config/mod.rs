@@ -173,6 +173,21 @@ impl Config {
         })
     }
 
+    /// This config's file as a hint names it to whoever works in the
+    /// worktree at `root`: its name when it is that worktree's own
+    /// (`wtenv.json` or `wtenv.toml`), its path when it is elsewhere
+    /// (`--config`), and the name a new one would have, [`TOML_NAME`],
+    /// when the built-in defaults apply.
+    pub fn file_named_for(&self, root: &Path) -> String {
+        match &self.source {
+            Some(path) if path.parent() == Some(root) => {
+                printable_path(Path::new(path.file_name().unwrap_or_default()))
+            }
+            Some(path) => printable_path(path),
+            None => TOML_NAME.to_owned(),
+        }
+    }
+
     pub fn purpose_ranges(&self, purpose: &str) -> Option<&Ranges> {
         self.purposes.get(purpose)
     }

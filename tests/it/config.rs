@@ -419,3 +419,58 @@ fn services_get_ports_in_declaration_order_in_toml_and_json() {
         assert!(web < list.stdout.find(" api ").unwrap(), "{list}");
     }
 }
+
+/// A worktree whose purpose the config does not define: the hint names
+/// the config file in use, JSON, TOML to create, or `--config`'s, and
+/// doing what it says in the JSON file makes `env` succeed.
+#[test]
+fn the_hint_for_an_undefined_purpose_names_the_config_file_in_use() {
+    let t = TestEnv::bare();
+    let json = t.repo.join("wtenv.json");
+    // Each purpose its own half of the test's block: ranges are disjoint.
+    let purposes = |names: &[&str]| {
+        let ranges: Vec<String> = (0..)
+            .zip(names)
+            .map(|(i, n)| {
+                format!(
+                    r#""{n}": "{}-{}""#,
+                    t.ports.port(10 * i),
+                    t.ports.port(10 * i + 9)
+                )
+            })
+            .collect();
+        format!(r#"{{"purposes": {{{}}}}}"#, ranges.join(", "))
+    };
+    std::fs::write(&json, purposes(&["feature"])).unwrap();
+    std::fs::write(t.repo.join(".git/wtenv.json"), r#"{"purpose":"staging"}"#).unwrap();
+    let hint = |args: &[&str]| {
+        let out = run(&mut t.wtenv(args));
+        assert_eq!(out.code, Some(1), "{out}");
+        assert!(
+            out.stderr
+                .contains(r#"has purpose "staging", which the config does not define"#),
+            "{out}"
+        );
+        out.stderr.lines().last().unwrap().to_owned()
+    };
+
+    assert_eq!(
+        hint(&["env"]),
+        "hint: add staging to [purposes] in wtenv.json"
+    );
+    let elsewhere = t.root().join("shared.json");
+    std::fs::copy(&json, &elsewhere).unwrap();
+    assert_eq!(
+        hint(&["--config", elsewhere.to_str().unwrap(), "env"]),
+        format!("hint: add staging to [purposes] in {}", elsewhere.display())
+    );
+    std::fs::write(&json, purposes(&["feature", "staging"])).unwrap();
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+
+    std::fs::remove_file(&json).unwrap();
+    assert_eq!(
+        hint(&["env"]),
+        "hint: add staging to [purposes] in wtenv.toml"
+    );
+}
