@@ -88,7 +88,7 @@ pub fn quote_posix(value: &str) -> String {
     out
 }
 
-/// `word` (a path, a file name) as it stands in a message's command for
+/// `word` (a path, a file name, a branch) as it stands in a message's command for
 /// the user to paste (`hint: chmod 700 '/tmp/it'\''s/state'`): quoted by
 /// [`quote_posix`], as `env` quotes values for bash and zsh, so a `'` in a
 /// directory's name cannot end the argument early or add another.

@@ -3,6 +3,7 @@
 
 use super::Plan;
 use crate::error::{Error, Result};
+use crate::shell::quote_in_message;
 
 /// Where the new worktree's branch comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +36,7 @@ pub(super) fn start_branch(plan: &Plan, reuse_branch: bool) -> Result<Start> {
         return Err(
             Error::refused(format!("branch {:?} already exists", plan.branch)).with_hint(format!(
                 "choose another identifier, or delete the branch: git branch -d {}",
-                plan.branch
+                quote_in_message(&plan.branch)
             )),
         );
     }

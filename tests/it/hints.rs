@@ -1,7 +1,7 @@
 //! Hints that give a command to paste (README, "Messages"): pasted into
 //! the real bash, each does what it says, even under a directory whose
-//! name holds a single quote; and a name with control characters reaches
-//! the terminal escaped.
+//! name holds a single quote (or for a branch holding one, or `$(...)`);
+//! and a name with control characters reaches the terminal escaped.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -178,4 +178,27 @@ fn a_hint_path_with_control_characters_is_quoted_and_escaped() {
         t.root().display()
     );
     assert_eq!(out.stderr.lines().last(), Some(shown.as_str()), "{out}");
+}
+
+/// A branch name the repository's config makes ([worktrees] branch) may
+/// hold a quote or `$(...)`, which git accepts: the hint to delete it,
+/// pasted, deletes it and runs nothing.
+#[test]
+fn the_hint_to_delete_a_taken_branch_works_when_pasted_and_runs_nothing() {
+    let t = TestEnv::new();
+    for template in ["it's/{identifier}", "x$(touch$IFS\"PWNED\")/{identifier}"] {
+        t.write_config(&format!(
+            "[worktrees]\nbranch = {}\n",
+            serde_json::to_string(template).unwrap()
+        ));
+        let branch = template.replace("{identifier}", "taken");
+        t.git(&["branch", &branch]);
+        let out = run(&mut t.wtenv(&["create", "--purpose", "feature", "--identifier", "taken"]));
+        assert_eq!(out.code, Some(1), "{out}");
+        assert!(out.stderr.contains("already exists"), "{out}");
+        let out = Sh::Bash.run(&t, &t.repo, &hinted(&out, "delete the branch: ", ""));
+        assert_eq!(out.code, Some(0), "{template}: {out}");
+        assert_eq!(t.git(&["branch", "--list", &branch]), "", "{template}");
+        assert_eq!(crate::shell::pwned_under(&t.root()), None, "{template}");
+    }
 }
