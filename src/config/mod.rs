@@ -188,6 +188,17 @@ impl Config {
         }
     }
 
+    /// The format of this config's file, which a hint writes keys in:
+    /// JSON for a `.json` file (as [`Config::parse`] reads it), TOML for
+    /// any other and for the defaults (a new file would be
+    /// [`TOML_NAME`]).
+    pub fn syntax(&self) -> Syntax {
+        match &self.source {
+            Some(path) if path.extension().is_some_and(|e| e == "json") => Syntax::Json,
+            _ => Syntax::Toml,
+        }
+    }
+
     pub fn purpose_ranges(&self, purpose: &str) -> Option<&Ranges> {
         self.purposes.get(purpose)
     }
@@ -242,6 +253,67 @@ impl Config {
             .map(|s| (s, s.bind_addr()))
             .collect()
     }
+}
+
+/// How a hint writes a place in a config file, so that the user of a
+/// `wtenv.json` is not told to write TOML into it. Every wording that
+/// differs between the formats is here; a hint says the rest the same way
+/// for both, and names the file with [`Config::file_named_for`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    Toml,
+    Json,
+}
+
+impl Syntax {
+    /// Adding `key` with `value` (already written in the format) to the
+    /// table at `table` (`["services", "web"]`):
+    /// `add run = "..." under [services.web]`,
+    /// `add "run": "..." to "services": {"web": {...}}`.
+    pub fn add(self, key: &str, value: &str, table: &[&str]) -> String {
+        match self {
+            Syntax::Toml => format!("add {key} = {value} under {}", self.table(table)),
+            Syntax::Json => format!("add \"{key}\": {value} to {}", self.table(table)),
+        }
+    }
+
+    /// The tables at `table`, as a list of things the file declares:
+    /// `[services.NAME] tables`, `"services": {"NAME": {...}} entries`.
+    pub fn tables(self, table: &[&str]) -> String {
+        match self {
+            Syntax::Toml => format!("{} tables", self.table(table)),
+            Syntax::Json => format!("{} entries", self.table(table)),
+        }
+    }
+
+    /// The key `key` of the table at `table`: `[worktrees] branch`,
+    /// `"worktrees": {"branch": ...}`.
+    pub fn key(self, table: &[&str], key: &str) -> String {
+        match self {
+            Syntax::Toml => format!("{} {key}", self.table(table)),
+            Syntax::Json => nest(table, &format!("{{\"{key}\": ...}}")),
+        }
+    }
+
+    /// `[services.web]`, `"services": {"web": {...}}`.
+    fn table(self, table: &[&str]) -> String {
+        match self {
+            Syntax::Toml => format!("[{}]", table.join(".")),
+            Syntax::Json => nest(table, "{...}"),
+        }
+    }
+}
+
+/// `inner` as the value at `path` in JSON: `"a": {"b": inner}`.
+fn nest(path: &[&str], inner: &str) -> String {
+    let Some((last, outer)) = path.split_last() else {
+        return inner.to_owned();
+    };
+    let mut out = format!("\"{last}\": {inner}");
+    for name in outer.iter().rev() {
+        out = format!("\"{name}\": {{{out}}}");
+    }
+    out
 }
 
 /// The config file of the worktree at `root` and its text, if it has one.

@@ -24,6 +24,41 @@ fn defaults_have_feature_range_and_app_service() {
 }
 
 #[test]
+fn hints_write_keys_in_the_syntax_of_the_file_in_use() {
+    let json = Config::parse(Path::new("/r/wtenv.json"), "{}").unwrap();
+    let toml = Config::parse(Path::new("/r/wtenv.toml"), "").unwrap();
+    assert_eq!(json.syntax(), Syntax::Json);
+    assert_eq!(toml.syntax(), Syntax::Toml);
+    assert_eq!(Config::default().syntax(), Syntax::Toml);
+
+    let web = ["services", "web"];
+    assert_eq!(
+        Syntax::Toml.add("run", "\"...\"", &web),
+        r#"add run = "..." under [services.web]"#
+    );
+    assert_eq!(
+        Syntax::Json.add("run", "\"...\"", &web),
+        r#"add "run": "..." to "services": {"web": {...}}"#
+    );
+    assert_eq!(
+        Syntax::Toml.tables(&["services", "NAME"]),
+        "[services.NAME] tables"
+    );
+    assert_eq!(
+        Syntax::Json.tables(&["services", "NAME"]),
+        r#""services": {"NAME": {...}} entries"#
+    );
+    assert_eq!(
+        Syntax::Toml.key(&["worktrees"], "branch"),
+        "[worktrees] branch"
+    );
+    assert_eq!(
+        Syntax::Json.key(&["worktrees"], "branch"),
+        r#""worktrees": {"branch": ...}"#
+    );
+}
+
+#[test]
 fn range_errors_name_the_problem() {
     assert!(
         PortRange::parse("5099-5000")
