@@ -54,8 +54,16 @@ pub fn export(
         .filter(|s| s.run.is_some())
         .collect();
     if services.is_empty() {
-        return Err(Error::not_found("no service has a run command")
-            .with_hint("add run = \"...\" under [services.NAME] in wtenv.toml"));
+        return Err(
+            Error::not_found("no service has a run command").with_hint(format!(
+                "{} in {}",
+                scope
+                    .config
+                    .syntax()
+                    .add("run", "\"...\"", &["services", "NAME"]),
+                scope.config.file_named_for(&scope.worktree.root)
+            )),
+        );
     }
     let env = passed_env();
     let mut written = Vec::new();

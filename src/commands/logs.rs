@@ -29,8 +29,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     if let Some(name) = &args.service
         && scope.config.service(name).is_none()
     {
-        return Err(Error::not_found(format!("unknown service {name:?}"))
-            .with_hint("the services are the [services.NAME] tables of wtenv.toml"));
+        return Err(
+            Error::not_found(format!("unknown service {name:?}")).with_hint(format!(
+                "the services are the {} of {}",
+                scope.config.syntax().tables(&["services", "NAME"]),
+                scope.config.file_named_for(&scope.worktree.root)
+            )),
+        );
     }
     let logs = StateDir::of(ctx)?.logs_of(&scope, &names);
     if logs.is_empty() {

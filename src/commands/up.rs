@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::alloc::HoldMode;
 use crate::background::{self, Manager, logfile};
-use crate::config::{Config, Service};
-use crate::context::Ctx;
+use crate::config::Service;
+use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::health;
@@ -60,7 +60,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let mut supervisor = Supervisor::new(args.grace)
         .map_err(|e| Error::io("could not set up signal handling", e))?;
     let scope = ctx.scope()?;
-    let selected = select(&scope.config, &args.services)?;
+    let selected = select(&scope, &args.services)?;
     let mut line = String::from("wtenv up");
     for s in &args.services {
         line.push(' ');
@@ -187,7 +187,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
 /// ready.
 fn detach(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let scope = ctx.scope()?;
-    let selected = select(&scope.config, &args.services)?;
+    let selected = select(&scope, &args.services)?;
     let options = background::Options {
         manager: Manager::choose(args.manager)?,
         grace: args.grace,
@@ -215,15 +215,25 @@ fn detach(args: Args, ctx: &Ctx) -> Result<Outcome> {
 
 /// The services to start: those named (and what they depend on), else
 /// every one with a `run`; in a dependency order.
-fn select<'a>(config: &'a Config, names: &[String]) -> Result<Vec<&'a Service>> {
+fn select<'a>(scope: &'a Scope, names: &[String]) -> Result<Vec<&'a Service>> {
+    let config = &scope.config;
     let services = &config.services;
+    // Where a `run` goes, said in the syntax of the config in use.
+    let add_run = |service: &str| {
+        format!(
+            "{} in {}",
+            config
+                .syntax()
+                .add("run", "\"...\"", &["services", service]),
+            config.file_named_for(&scope.worktree.root)
+        )
+    };
     let wanted: Vec<usize> = if names.is_empty() {
         let all: Vec<usize> = (0..services.len())
             .filter(|&i| services[i].run.is_some())
             .collect();
         if all.is_empty() {
-            return Err(Error::not_found("no service has a run command")
-                .with_hint("add run = \"...\" under [services.NAME] in wtenv.toml"));
+            return Err(Error::not_found("no service has a run command").with_hint(add_run("NAME")));
         }
         all
     } else {
@@ -248,9 +258,7 @@ fn select<'a>(config: &'a Config, names: &[String]) -> Result<Vec<&'a Service>> 
                         "service {n} has no run command, and a service to start depends on it"
                     ),
                 };
-                return Err(Error::not_found(why).with_hint(format!(
-                    "add run = \"...\" under [services.{n}] in wtenv.toml"
-                )));
+                return Err(Error::not_found(why).with_hint(add_run(n)));
             }
             Ok(s)
         })

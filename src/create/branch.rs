@@ -48,8 +48,13 @@ pub(super) fn start_branch(plan: &Plan, reuse_branch: bool) -> Result<Start> {
     }
     if !plan.git.is_valid_branch_name(&plan.branch)? {
         return Err(
-            Error::invalid(format!("{:?} is not a valid branch name", plan.branch))
-                .with_hint("check [worktrees] branch in wtenv.toml, or choose another identifier"),
+            Error::invalid(format!("{:?} is not a valid branch name", plan.branch)).with_hint(
+                format!(
+                    "check {} in {}, or choose another identifier",
+                    plan.config.syntax().key(&["worktrees"], "branch"),
+                    plan.config.file_named_for(&plan.source_root)
+                ),
+            ),
         );
     }
     Err(err)

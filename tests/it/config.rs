@@ -3,6 +3,8 @@
 //! unknown key inside a known table is a warning naming it, and the
 //! command succeeds; an unknown table is an error with a suggestion.
 
+use std::path::Path;
+
 use crate::support::{TestEnv, run};
 
 /// `env` with `config` as wtenv.toml: exit 1, file and key named, the
@@ -472,5 +474,127 @@ fn the_hint_for_an_undefined_purpose_names_the_config_file_in_use() {
     assert_eq!(
         hint(&["env"]),
         "hint: add staging to [purposes] in wtenv.toml"
+    );
+}
+
+/// The hint of each refusal that tells where in the config to look, for
+/// the config `t.repo` has, or the one of `--config` when `config` is
+/// given: `(command, hint line)`.
+fn hints_naming_the_config(t: &TestEnv, config: Option<&Path>) -> Vec<(&'static str, String)> {
+    let units = t.root().join("units");
+    let commands: [(&str, Vec<&str>); 7] = [
+        ("up", vec!["up"]),
+        ("up web", vec!["up", "web"]),
+        ("export", vec!["export", "systemd", units.to_str().unwrap()]),
+        ("run", vec!["run", "--service", "nosuch", "--", "true"]),
+        ("down", vec!["down", "nosuch"]),
+        ("logs", vec!["logs", "nosuch"]),
+        (
+            "create",
+            vec!["create", "--purpose", "feature", "--identifier", "x"],
+        ),
+    ];
+    commands
+        .into_iter()
+        .map(|(name, args)| {
+            let mut cmd = match config {
+                Some(path) => t.wtenv(&[&["--config", path.to_str().unwrap()], &args[..]].concat()),
+                None => t.wtenv(&args),
+            };
+            let out = run(cmd.stdin(std::process::Stdio::null()));
+            assert_eq!(out.code, Some(1), "{name}: {out}");
+            let hint = out.stderr.lines().last().unwrap().to_owned();
+            (name, hint)
+        })
+        .collect()
+}
+
+/// A `wtenv.json` config: the hints that say where to add or look for a
+/// key name `wtenv.json` and write the key in JSON, not TOML (which
+/// would make the user write a second, conflicting `wtenv.toml`).
+#[test]
+fn hints_about_services_and_branches_name_a_json_config_in_json() {
+    let t = TestEnv::bare();
+    let config = serde_json::json!({
+        "purposes": {"feature": t.ports.range()},
+        "services": {"web": {"env": ["PORT"]}},
+        // `..` makes no valid branch name.
+        "worktrees": {"branch": "{purpose}..{identifier}"},
+    });
+    std::fs::write(t.repo.join("wtenv.json"), config.to_string()).unwrap();
+
+    let services = r#"the services are the "services": {"NAME": {...}} entries of wtenv.json"#;
+    let expected = [
+        (
+            "up",
+            r#"add "run": "..." to "services": {"NAME": {...}} in wtenv.json"#,
+        ),
+        (
+            "up web",
+            r#"add "run": "..." to "services": {"web": {...}} in wtenv.json"#,
+        ),
+        (
+            "export",
+            r#"add "run": "..." to "services": {"NAME": {...}} in wtenv.json"#,
+        ),
+        ("run", services),
+        ("down", services),
+        ("logs", services),
+        (
+            "create",
+            r#"check "worktrees": {"branch": ...} in wtenv.json, or choose another identifier"#,
+        ),
+    ];
+    let expected: Vec<_> = expected
+        .into_iter()
+        .map(|(name, hint)| (name, format!("hint: {hint}")))
+        .collect();
+    assert_eq!(hints_naming_the_config(&t, None), expected);
+}
+
+/// The same hints for a `wtenv.toml` config: TOML, as they always were;
+/// and for a `--config` file, which they name by its path.
+#[test]
+fn hints_about_services_and_branches_name_a_toml_config_in_toml() {
+    let t = TestEnv::new();
+    t.write_config(
+        "[services.web]\nenv = [\"PORT\"]\n\n[worktrees]\nbranch = \"{purpose}..{identifier}\"\n",
+    );
+
+    let services = "the services are the [services.NAME] tables of wtenv.toml";
+    let expected = [
+        (
+            "up",
+            r#"add run = "..." under [services.NAME] in wtenv.toml"#,
+        ),
+        (
+            "up web",
+            r#"add run = "..." under [services.web] in wtenv.toml"#,
+        ),
+        (
+            "export",
+            r#"add run = "..." under [services.NAME] in wtenv.toml"#,
+        ),
+        ("run", services),
+        ("down", services),
+        ("logs", services),
+        (
+            "create",
+            "check [worktrees] branch in wtenv.toml, or choose another identifier",
+        ),
+    ];
+    let expected = |file: &str| -> Vec<_> {
+        expected
+            .into_iter()
+            .map(|(name, hint)| (name, format!("hint: {}", hint.replace("wtenv.toml", file))))
+            .collect()
+    };
+    assert_eq!(hints_naming_the_config(&t, None), expected("wtenv.toml"));
+
+    let elsewhere = t.root().join("shared.toml");
+    std::fs::copy(t.repo.join("wtenv.toml"), &elsewhere).unwrap();
+    assert_eq!(
+        hints_naming_the_config(&t, Some(&elsewhere)),
+        expected(elsewhere.to_str().unwrap())
     );
 }
