@@ -78,11 +78,13 @@ pub enum Error {
     },
 
     /// No free port left in any of a purpose's ranges (said as `range
-    /// 5000-5099`, `ranges 5400-5499, 15400-15499`).
+    /// 5000-5099`, `ranges 5400-5499, 15400-15499`); `config_file` is the
+    /// config that gives them, which the hint says to widen them in.
     #[error("no free port left in {purpose} {}", ranges.label())]
     RangeExhausted {
         purpose: String,
         ranges: crate::config::Ranges,
+        config_file: String,
     },
 
     /// `at`: where a syntax or type error is (`wtenv.toml:3:10: ...`);
@@ -314,10 +316,9 @@ impl Error {
             } else {
                 "another wtenv is holding it; retry, or set WTENV_LOCK_TIMEOUT to wait longer".into()
             }),
-            Error::RangeExhausted { .. } => Some(
-                "run 'wtenv validate --verify-ports --fix' to release stale allocations, or widen the range (or add an overflow range) in wtenv.toml"
-                    .into(),
-            ),
+            Error::RangeExhausted { config_file, .. } => Some(format!(
+                "run 'wtenv validate --verify-ports --fix' to release stale allocations, or widen the range (or add an overflow range) in {config_file}"
+            )),
             Error::Config { at: Some(at), .. } if !at.text.is_empty() => Some(format!(
                 "fix line {} (`{}`), then run the command again",
                 at.line, at.text

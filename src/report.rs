@@ -279,6 +279,7 @@ mod tests {
                 start: 5000,
                 end: 5009,
             }),
+            config_file: "wtenv.toml".into(),
         };
         let quiet = render(&err, true);
         assert_eq!(

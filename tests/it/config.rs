@@ -598,3 +598,25 @@ fn hints_about_services_and_branches_name_a_toml_config_in_toml() {
         expected(elsewhere.to_str().unwrap())
     );
 }
+
+/// A range with no free port left: the hint says to widen it in the
+/// config that gives it, `wtenv.json` here (`wtenv.toml` is the snapshot
+/// `allocate_in_a_full_range_fails_with_what_to_do`).
+#[test]
+fn the_hint_for_a_full_range_names_a_json_config() {
+    let t = TestEnv::bare();
+    let one = t.ports.port(0);
+    let config = serde_json::json!({
+        "purposes": {"feature": format!("{one}-{one}")},
+        "services": {"web": {"env": ["PORT"]}, "api": {"env": ["API_PORT"]}},
+    });
+    std::fs::write(t.repo.join("wtenv.json"), config.to_string()).unwrap();
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(
+        out.stderr.lines().last().unwrap(),
+        "hint: run 'wtenv validate --verify-ports --fix' to release stale allocations, \
+         or widen the range (or add an overflow range) in wtenv.json",
+        "{out}"
+    );
+}
