@@ -142,9 +142,10 @@ pub struct Request<'a> {
     /// `allocate --service S` for a service the config does not declare
     /// (recorded on the new allocations).
     pub adhoc: bool,
-    /// The config the ranges come from, as a hint names it
-    /// ([`crate::config::Config::file_named_for`]): where to widen them.
-    pub config_file: String,
+    /// The file of the config the ranges come from (`None`: the built-in
+    /// defaults), which the error of a full range names
+    /// ([`crate::config::file_named`]): where to widen them.
+    pub config_source: Option<&'a Path>,
 }
 
 /// How the allocations a command makes or uses are tied to a process.

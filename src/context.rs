@@ -258,6 +258,6 @@ pub fn request<'a>(
         services: config.services.iter().map(|s| s.name.as_str()).collect(),
         skip_occupied: skip_occupied_flag || config.skip_occupied,
         adhoc: false,
-        config_file: config.file_named_for(worktree),
+        config_source: config.source.as_deref(),
     }
 }

@@ -73,7 +73,7 @@ pub fn req(worktree: &str, services: Vec<&'static str>) -> Request<'static> {
         services,
         skip_occupied: false,
         adhoc: false,
-        config_file: "wtenv.toml".into(),
+        config_source: None,
     }
 }
 

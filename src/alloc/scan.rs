@@ -156,7 +156,7 @@ pub fn scan_ranges(
         return Err(Error::RangeExhausted {
             purpose: req.purpose.to_owned(),
             ranges: req.ranges.clone(),
-            config_file: req.config_file.clone(),
+            config_file: crate::config::file_named(req.config_source, req.worktree),
         });
     }
     Ok(free)

@@ -179,13 +179,7 @@ impl Config {
     /// (`--config`), and the name a new one would have, [`TOML_NAME`],
     /// when the built-in defaults apply.
     pub fn file_named_for(&self, root: &Path) -> String {
-        match &self.source {
-            Some(path) if path.parent() == Some(root) => {
-                printable_path(Path::new(path.file_name().unwrap_or_default()))
-            }
-            Some(path) => printable_path(path),
-            None => TOML_NAME.to_owned(),
-        }
+        file_named(self.source.as_deref(), root)
     }
 
     /// The format of this config's file, which a hint writes keys in:
@@ -314,6 +308,18 @@ fn nest(path: &[&str], inner: &str) -> String {
         out = format!("\"{name}\": {{{out}}}");
     }
     out
+}
+
+/// [`Config::file_named_for`], from the config's `source` alone: what an
+/// allocation request keeps, so the name is made only for its error.
+pub fn file_named(source: Option<&Path>, root: &Path) -> String {
+    match source {
+        Some(path) if path.parent() == Some(root) => {
+            printable_path(Path::new(path.file_name().unwrap_or_default()))
+        }
+        Some(path) => printable_path(path),
+        None => TOML_NAME.to_owned(),
+    }
 }
 
 /// The config file of the worktree at `root` and its text, if it has one.
