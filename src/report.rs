@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::config::{PortRange, Ranges};
+use crate::config::{PortRange, Ranges, Syntax};
 use crate::error::Error;
 use crate::probe::Holder;
 
@@ -144,8 +144,14 @@ pub fn line(text: &str) {
 }
 
 /// The hint that ends every conflict message: the opt-in that skips
-/// occupied ports instead of failing.
-pub const CONFLICT_HINT: &str = "to take the next free port instead, pass --skip-occupied or set [allocation] skip_occupied = true in wtenv.toml";
+/// occupied ports instead of failing, set in the config file in use, in
+/// its syntax.
+fn conflict_hint(config_file: &str, syntax: Syntax) -> String {
+    format!(
+        "to take the next free port instead, pass --skip-occupied or set {} in {config_file}",
+        syntax.setting(&["allocation"], "skip_occupied", "true")
+    )
+}
 
 /// Ports free in the registry but occupied on the system (allocation
 /// rule 3): the data of [`Error::Conflict`].
@@ -158,11 +164,16 @@ pub struct PortConflict {
     pub ranges: Ranges,
     /// Each occupied port with who holds it, as far as the system tells.
     pub ports: Vec<(u16, Vec<Holder>)>,
+    /// The config file that sets `[allocation]`, as the hint names it
+    /// ([`crate::config::file_named`]), and its syntax.
+    pub config_file: String,
+    pub syntax: Syntax,
 }
 
 /// The conflict message: the scripts' words, then one holder line per
 /// port, then, for a purpose with overflow ranges, every range and the rule
-/// that moves on; last the [`CONFLICT_HINT`]. No newline at the end.
+/// that moves on; last the hint to skip occupied ports. No newline at the
+/// end.
 pub fn conflict_text(c: &PortConflict) -> String {
     let ports: Vec<String> = c.ports.iter().map(|(p, _)| p.to_string()).collect();
     let mut msg = format!(
@@ -189,7 +200,7 @@ pub fn conflict_text(c: &PortConflict) -> String {
             ranges = c.ranges.label()
         );
     }
-    let _ = write!(msg, "\nhint: {CONFLICT_HINT}");
+    let _ = write!(msg, "\nhint: {}", conflict_hint(&c.config_file, c.syntax));
     msg
 }
 
@@ -231,6 +242,8 @@ mod tests {
             range,
             ranges: Ranges::one(range),
             ports: vec![(5001, vec![holder(7)]), (5002, vec![])],
+            config_file: "wtenv.toml".into(),
+            syntax: Syntax::Toml,
         }));
         let text = "Port conflict detected in feature range 5000-5009.\n\
              Ports free in registry but occupied on system: 5001, 5002.\n\
@@ -241,6 +254,20 @@ mod tests {
         assert_eq!(render(&err, false), text);
         assert_eq!(render(&err, true), text);
         assert_eq!(format!("{err}\n"), text);
+
+        // A JSON config: the hint names it, and the setting in JSON.
+        let Error::Conflict(mut conflict) = err else {
+            unreachable!()
+        };
+        conflict.config_file = "wtenv.json".into();
+        conflict.syntax = Syntax::Json;
+        assert!(
+            conflict_text(&conflict).ends_with(
+                "\nhint: to take the next free port instead, pass --skip-occupied or set \"allocation\": {\"skip_occupied\": true} in wtenv.json"
+            ),
+            "{}",
+            conflict_text(&conflict)
+        );
     }
 
     #[test]

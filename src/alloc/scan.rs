@@ -145,6 +145,8 @@ pub fn scan_ranges(
                     .iter()
                     .map(|p| (*p, holders.get(p).cloned().unwrap_or_default()))
                     .collect(),
+                config_file: crate::config::file_named(req.config_source, req.worktree),
+                syntax: crate::config::syntax_of(req.config_source),
             })));
         }
         if found.free.len() < count - free.len() {

@@ -38,7 +38,7 @@ pub struct Cli {
     /// Use this registry file instead of $WTENV_STATE_DIR/registry.json.
     #[arg(long, global = true, value_name = "PATH")]
     pub registry: Option<PathBuf>,
-    /// Use this config file instead of the worktree's wtenv.toml.
+    /// Use this config file instead of the worktree's wtenv.toml or wtenv.json.
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// More diagnostics on stderr (-v info, -vv debug); see also WTENV_LOG.

@@ -133,8 +133,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         // The manager's sockets are handed on as they are; only the
         // services it passed none for are bound here.
         let ports = scope.allocated_ports(&ctx.registry)?;
-        let mut listeners =
-            sockets::inherited::assign(passed, &scope.config, &args.services, &ports)?;
+        let mut listeners = sockets::inherited::assign(
+            passed,
+            &scope.config,
+            &scope.worktree.root,
+            &args.services,
+            &ports,
+        )?;
         let rest: Vec<_> = handed
             .into_iter()
             .filter(|s| listeners.iter().all(|l| l.service != s.name))

@@ -187,10 +187,7 @@ impl Config {
     /// any other and for the defaults (a new file would be
     /// [`TOML_NAME`]).
     pub fn syntax(&self) -> Syntax {
-        match &self.source {
-            Some(path) if path.extension().is_some_and(|e| e == "json") => Syntax::Json,
-            _ => Syntax::Toml,
-        }
+        syntax_of(self.source.as_deref())
     }
 
     pub fn purpose_ranges(&self, purpose: &str) -> Option<&Ranges> {
@@ -289,6 +286,16 @@ impl Syntax {
         }
     }
 
+    /// Setting `key` of the table at `table` to `value` (already written
+    /// in the format): `[allocation] skip_occupied = true`,
+    /// `"allocation": {"skip_occupied": true}`.
+    pub fn setting(self, table: &[&str], key: &str, value: &str) -> String {
+        match self {
+            Syntax::Toml => format!("{} {key} = {value}", self.table(table)),
+            Syntax::Json => nest(table, &format!("{{\"{key}\": {value}}}")),
+        }
+    }
+
     /// `[services.web]`, `"services": {"web": {...}}`.
     fn table(self, table: &[&str]) -> String {
         match self {
@@ -319,6 +326,14 @@ pub fn file_named(source: Option<&Path>, root: &Path) -> String {
         }
         Some(path) => printable_path(path),
         None => TOML_NAME.to_owned(),
+    }
+}
+
+/// [`Config::syntax`], from the config's `source` alone.
+pub fn syntax_of(source: Option<&Path>) -> Syntax {
+    match source {
+        Some(path) if path.extension().is_some_and(|e| e == "json") => Syntax::Json,
+        _ => Syntax::Toml,
     }
 }
 

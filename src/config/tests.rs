@@ -56,6 +56,14 @@ fn hints_write_keys_in_the_syntax_of_the_file_in_use() {
         Syntax::Json.key(&["worktrees"], "branch"),
         r#""worktrees": {"branch": ...}"#
     );
+    assert_eq!(
+        Syntax::Toml.setting(&["allocation"], "skip_occupied", "true"),
+        "[allocation] skip_occupied = true"
+    );
+    assert_eq!(
+        Syntax::Json.setting(&["allocation"], "skip_occupied", "true"),
+        r#""allocation": {"skip_occupied": true}"#
+    );
 }
 
 #[test]

@@ -16,6 +16,7 @@
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::path::Path;
 
 use socket2::{Socket, Type};
 
@@ -102,6 +103,7 @@ pub fn take() -> Result<Vec<Passed>> {
 pub fn assign(
     passed: Vec<Passed>,
     config: &Config,
+    root: &Path,
     services: &[String],
     ports: &Ports,
 ) -> Result<Vec<Listener>> {
@@ -114,9 +116,10 @@ pub fn assign(
                 (_, Some(service)) => service.clone(),
                 (name, None) => {
                     return Err(Error::invalid(format!(
-                            "the service manager passed a socket on {} named {:?}, which is no service of wtenv.toml",
+                            "the service manager passed a socket on {} named {:?}, which is no service of {}",
                             p.addr,
-                            name.as_deref().unwrap_or("")
+                            name.as_deref().unwrap_or(""),
+                            config.file_named_for(root)
                         )).with_hint("name each socket after its service (FileDescriptorName=SERVICE), as 'wtenv export systemd' does"));
                 }
             };
@@ -135,4 +138,33 @@ pub fn assign(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_of_no_service_names_the_config_in_use() {
+        let root = Path::new("/r");
+        let config = Config::parse(
+            &root.join("wtenv.json"),
+            r#"{"services": {"web": {}, "api": {}}}"#,
+        )
+        .unwrap();
+        let socket = Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let passed = vec![Passed {
+            name: Some("db".into()),
+            addr: "127.0.0.1:5000".parse().unwrap(),
+            socket,
+        }];
+        let services = ["web".to_owned(), "api".to_owned()];
+        let Err(err) = assign(passed, &config, root, &services, &Ports::default()) else {
+            panic!("db is no service");
+        };
+        assert_eq!(
+            err.to_string(),
+            "the service manager passed a socket on 127.0.0.1:5000 named \"db\", which is no service of wtenv.json"
+        );
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::support::{TestEnv, run};
+use crate::support::{HttpServer, TestEnv, run};
 
 /// `env` with `config` as wtenv.toml: exit 1, file and key named, the
 /// reason given, no registry entry made.
@@ -550,6 +550,39 @@ fn hints_about_services_and_branches_name_a_json_config_in_json() {
         .map(|(name, hint)| (name, format!("hint: {hint}")))
         .collect();
     assert_eq!(hints_naming_the_config(&t, None), expected);
+}
+
+/// A port conflict under a `wtenv.json` config: the hint to skip occupied
+/// ports sets the key in `wtenv.json`, in JSON; under `wtenv.toml`, in
+/// TOML.
+#[test]
+fn the_conflict_hint_sets_skip_occupied_in_the_config_in_use() {
+    for (file, setting) in [
+        ("wtenv.json", r#""allocation": {"skip_occupied": true}"#),
+        ("wtenv.toml", "[allocation] skip_occupied = true"),
+    ] {
+        let t = TestEnv::bare();
+        let range = t.ports.range();
+        let text = if file.ends_with(".json") {
+            serde_json::json!({"purposes": {"feature": range}, "services": {"web": {}}}).to_string()
+        } else {
+            format!("[purposes]\nfeature = \"{range}\"\n[services.web]\n")
+        };
+        std::fs::write(t.repo.join(file), text).unwrap();
+        let _squatter = HttpServer::start(&t.repo, t.ports.port(0));
+        let out = run(&mut t.wtenv(&["env"]));
+        assert_eq!(out.code, Some(1), "{out}");
+        assert_eq!(
+            out.stderr.lines().last(),
+            Some(
+                format!(
+                    "hint: to take the next free port instead, pass --skip-occupied or set {setting} in {file}"
+                )
+                .as_str()
+            ),
+            "{out}"
+        );
+    }
 }
 
 /// The same hints for a `wtenv.toml` config: TOML, as they always were;
