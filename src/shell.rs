@@ -88,20 +88,42 @@ pub fn quote_posix(value: &str) -> String {
     out
 }
 
-/// `word` (a path, a file name, a branch) as it stands in a message's command for
-/// the user to paste (`hint: chmod 700 '/tmp/it'\''s/state'`): quoted by
-/// [`quote_posix`], as `env` quotes values for bash and zsh, so a `'` in a
-/// directory's name cannot end the argument early or add another.
+/// `word` (a path, a file name, a branch) as it stands in a message's
+/// command for the user to paste (`hint: chmod 700 '/tmp/it'\''s/state'`):
+/// quoted by [`quote_portable`], so the same text pasted into bash, zsh or
+/// fish names the same word, and a `'` in a directory's name cannot end the
+/// argument early or add another.
 ///
 /// Then, as all text in messages, its control characters are escaped by
 /// [`printable`](crate::process::printable), and only when it has some: a
 /// directory named with an escape sequence or a newline must not drive
 /// the terminal or forge a line. Such a word is for reading, not for
 /// pasting: its `\n` would name another path than its newline does (the
-/// README, "Messages", says so). Quoting first and escaping second, or the
-/// other way, gives the same text: neither touches what the other writes.
+/// README, "Messages", says so). Quoting comes first: the escapes are
+/// backslashes, which quoting would write again.
 pub fn quote_in_message(word: impl AsRef<std::ffi::OsStr>) -> String {
-    crate::process::printable(&quote_posix(&word.as_ref().to_string_lossy()))
+    crate::process::printable(&quote_portable(&word.as_ref().to_string_lossy()))
+}
+
+/// `value` quoted alike for bash, zsh and fish: in single quotes, with
+/// each `'` and `\` written outside them as `\'` and `\\`. Inside single
+/// quotes fish reads `\\` and `\'` as escapes and bash and zsh do not;
+/// outside, all three read them alike. A value with neither is `'value'`,
+/// and one with only `'` is what [`quote_posix`] writes.
+pub fn quote_portable(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        if c == '\'' || c == '\\' {
+            out.push_str("'\\");
+            out.push(c);
+            out.push('\'');
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    out
 }
 
 /// fish single quotes: only `\\` and `\'` are escapes inside.
@@ -228,6 +250,13 @@ mod tests {
             quote_in_message(std::path::Path::new("/w/it's\x1b[2J\nx")),
             r"'/w/it'\''s\u{1b}[2J\nx'"
         );
+    }
+
+    #[test]
+    fn portable_quoting_writes_quote_and_backslash_outside_the_quotes() {
+        assert_eq!(quote_portable("it's $(x)"), quote_posix("it's $(x)"));
+        assert_eq!(quote_portable(r"a\b'c"), r"'a'\\'b'\''c'");
+        assert_eq!(quote_portable(""), "''");
     }
 
     #[test]

@@ -7,12 +7,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::shell::Sh;
+use crate::shell::{SHELLS, Sh};
 use crate::support::{Run, TestEnv, run};
 
 /// The name of the directory the state is kept under: a hint that wraps a
-/// path in plain single quotes gives a command that breaks on it.
-const QUOTED: &str = "it's here";
+/// path in plain single quotes gives a command that breaks on it, and one
+/// that leaves the backslash inside them names another path in fish.
+const QUOTED: &str = r"it\'s \\here";
 
 /// `wtenv ARGS` in the main worktree, its state (registry, locks, trust
 /// list) kept in `state`.
@@ -55,8 +56,18 @@ fn hinted(out: &Run, before: &str, after: &str) -> String {
 
 /// `command` pasted into the real bash (strict flags): it succeeds.
 fn paste(t: &TestEnv, command: &str) {
-    let out = Sh::Bash.run(t, &t.root(), command);
-    assert_eq!(out.code, Some(0), "pasted {command:?}: {out}");
+    paste_into(Sh::Bash, t, command);
+}
+
+/// `command` pasted into the real `shell`: it succeeds.
+fn paste_into(shell: Sh, t: &TestEnv, command: &str) {
+    let out = shell.run(t, &t.root(), command);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "pasted into {}: {command:?}: {out}",
+        shell.name()
+    );
 }
 
 /// `env` with `state`: exit 2, the registry unusable for `reason`.
@@ -79,12 +90,15 @@ fn chmod_hints_for_the_registry_and_its_directory_work_when_pasted() {
     let state = quoted_state(&t);
     let mode = |p: &Path, m: u32| std::fs::set_permissions(p, PermissionsExt::from_mode(m));
 
-    mode(&state, 0o770).unwrap();
-    let out = refused(&t, &state, "is writable by group or others (mode 770)");
-    let command = hinted(&out, "", "");
-    assert!(command.starts_with("chmod 700 "), "{out}");
-    paste(&t, &command);
-    env_succeeds(&t, &state);
+    // The same text in each shell the hooks serve.
+    for shell in SHELLS {
+        mode(&state, 0o770).unwrap();
+        let out = refused(&t, &state, "is writable by group or others (mode 770)");
+        let command = hinted(&out, "", "");
+        assert!(command.starts_with("chmod 700 "), "{out}");
+        paste_into(shell, &t, &command);
+        env_succeeds(&t, &state);
+    }
 
     mode(&state.join("registry.json"), 0o620).unwrap();
     let out = refused(&t, &state, "is writable by group or others (mode 620)");
