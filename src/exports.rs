@@ -11,6 +11,15 @@ use crate::alloc::Ports;
 use crate::config::{Piece, is_port_name};
 use crate::context::Scope;
 
+/// The provenance variables every worktree exports, in this order: the
+/// only `WTENV_*` names wtenv sets in a shell.
+pub const PROVENANCE: [&str; 4] = [
+    "WTENV_WORKTREE",
+    "WTENV_PURPOSE",
+    "WTENV_IDENTIFIER",
+    "WTENV_PORTS",
+];
+
 /// Ordered `(name, value)` pairs; values are raw, quoting is `shell`'s job.
 /// What needs trust ([`crate::config::Config::untrusted_names`]: the
 /// `[env]` templates, a service variable not named like a port) only when
@@ -26,13 +35,13 @@ pub fn variables(scope: &Scope, ports: &Ports, trusted: bool) -> Vec<(String, St
             }
         }
     }
-    vars.push((
-        "WTENV_WORKTREE".into(),
+    let provenance = [
         scope.worktree.root.to_string_lossy().into_owned(),
-    ));
-    vars.push(("WTENV_PURPOSE".into(), scope.purpose.clone()));
-    vars.push(("WTENV_IDENTIFIER".into(), scope.identifier.clone()));
-    vars.push(("WTENV_PORTS".into(), ports_summary(ports)));
+        scope.purpose.clone(),
+        scope.identifier.clone(),
+        ports_summary(ports),
+    ];
+    vars.extend(PROVENANCE.map(String::from).into_iter().zip(provenance));
     let templates = if trusted { &scope.config.env[..] } else { &[] };
     for (name, template) in templates {
         let value: String = template

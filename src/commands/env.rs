@@ -17,13 +17,13 @@
 use std::path::{Path, PathBuf};
 
 use crate::alloc::HoldMode;
-use crate::config::is_env_name;
+use crate::config::refused_name;
 use crate::context::{Ctx, Scope};
 use crate::error::Result;
 use crate::exit::Outcome;
 use crate::ports::{Verified, ensure_verified, hold_for, verify};
 use crate::shell::{self, Format};
-use crate::{direnv, output, report, settings, trust};
+use crate::{direnv, exports, output, report, settings, trust};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -94,8 +94,11 @@ fn run_hook(args: &Args, ctx: &Ctx) -> Result<Outcome> {
         .unwrap_or_default()
         .split(':')
         // The names are printed unquoted in `unset` lines: only names a
-        // shell accepts as variables, whatever the environment holds.
-        .filter(|n| is_env_name(n))
+        // shell accepts as variables, whatever the environment holds; and
+        // of those a config may not set (`PATH`, `LD_PRELOAD`...), only
+        // wtenv's own exports: another program may have set these two
+        // variables.
+        .filter(|n| refused_name(n).is_none() || exports::PROVENANCE.contains(n))
         .map(str::to_owned)
         .collect();
     let before = Before {

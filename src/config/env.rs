@@ -56,8 +56,18 @@ pub const REFUSED_NAMES: &[&str] = &[
 ];
 
 /// Prefixes of refused names: bash's exported functions, the loaders of
-/// Linux and macOS, and wtenv's own variables.
-pub const REFUSED_PREFIXES: &[&str] = &["BASH_FUNC_", "LD_", "DYLD_", "WTENV_"];
+/// Linux and macOS, wtenv's own variables, and its shell hooks' (the hook
+/// trusts `__WTENV_DIFF` and `__WTENV_SAVED` to say what it exported and
+/// what to restore: a config setting them could make it restore any
+/// `PATH`).
+pub const REFUSED_PREFIXES: &[&str] = &[
+    "BASH_FUNC_",
+    "LD_",
+    "DYLD_",
+    "WTENV_",
+    "__WTENV_",
+    "__wtenv_",
+];
 
 /// Whether a service's variable `name` is exported before the config is
 /// trusted: a name ending in `PORT` (`PORT`, `WEB_PORT`, the default
@@ -87,6 +97,9 @@ pub fn refused_name(name: &str) -> Option<String> {
         .find(|p| name.starts_with(*p))
         .map(|p| match *p {
             "WTENV_" => format!("{name} is refused: WTENV_* variables belong to wtenv itself"),
+            "__WTENV_" | "__wtenv_" => format!(
+                "{name} is refused: {p}* variables belong to wtenv's shell hooks, which would restore what they say"
+            ),
             _ => format!(
                 "{name} is refused: {p}* variables control the shell or the dynamic loader, so a repository setting one would run code on `cd`"
             ),

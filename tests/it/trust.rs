@@ -47,7 +47,40 @@ fn hostile(t: &TestEnv) -> Vec<(&'static str, String)> {
             format!("() {{ touch '{}/PWNED-func'; }}", root.display()),
         ),
         ("PS1", format!("$(touch '{}/PWNED-ps1')", root.display())),
+        // The prompt hook's own bookkeeping: what it exported, and what it
+        // restores when it leaves.
+        ("__WTENV_DIFF", "PATH".into()),
+        (
+            "__WTENV_SAVED",
+            serde_json::json!({ "PATH": evil_bin }).to_string(),
+        ),
     ]
+}
+
+/// The hook's bookkeeping (`__WTENV_DIFF`, `__WTENV_SAVED`) set by some
+/// other program: the prompt hook restores or unsets no name a config may
+/// not set, only the others it lists.
+#[test]
+fn the_hook_restores_no_refused_name_its_bookkeeping_lists() {
+    let t = TestEnv::new();
+    for format in ["bash", "zsh", "fish"] {
+        let out = run(t
+            .wtenv(&["env", "--hook", "--format", format])
+            .current_dir(t.root())
+            .env("__WTENV_DIFF", "PATH:LD_PRELOAD:WTENV_STATE_DIR:OTHER")
+            .env(
+                "__WTENV_SAVED",
+                r#"{"PATH":"/evil","LD_PRELOAD":"/evil.so","WTENV_STATE_DIR":"/evil-state","OTHER":"kept"}"#,
+            ));
+        assert_eq!(out.code, Some(0), "{format}: {out}");
+        for refused in ["PATH", "LD_PRELOAD", "WTENV_STATE_DIR", "/evil"] {
+            assert!(!out.stdout.contains(refused), "{format}: {out}");
+        }
+        assert!(
+            out.stdout.contains("OTHER") && out.stdout.contains("kept"),
+            "{format}: {out}"
+        );
+    }
 }
 
 /// TOML for `[env] NAME = value` (a basic string, escaped by serde).
