@@ -34,6 +34,8 @@ pub enum Refusal {
     WritableByOthers(u32),
     TooLarge(u64),
     HardLinked(u64),
+    /// A link to this file, outside the directories a link may lead to.
+    LinkOutside(PathBuf),
 }
 
 impl std::fmt::Display for Refusal {
@@ -56,6 +58,11 @@ impl std::fmt::Display for Refusal {
             Refusal::HardLinked(n) => {
                 write!(f, "it has {n} hard links, so it is also another file")
             }
+            Refusal::LinkOutside(target) => write!(
+                f,
+                "it is a link to {}, outside the worktree and the Nix store",
+                crate::process::printable_path(target)
+            ),
         }
     }
 }
@@ -152,6 +159,44 @@ pub fn read_capped(mut file: &File, cap: u64, size: u64) -> Result<Vec<u8>, Open
 /// without blocking and up to `cap`; `None` when it does not exist.
 pub fn read_regular(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, OpenError> {
     let Some(file) = open_read(path, true)? else {
+        return Ok(None);
+    };
+    let meta = require_regular(&file)?;
+    read_capped(&file, cap, meta.len()).map(Some)
+}
+
+/// [`read_regular`] for a file a link may name only within `allowed`
+/// (directories): a final link is followed to a file under one of them,
+/// else refused. A planted link must not make wtenv read, and
+/// quote in its errors, a file of the user's elsewhere
+/// (`/proc/self/environ`, `~/.git-credentials`). A file that is no link
+/// costs no more than [`read_regular`]: the link is seen at `open`.
+pub fn read_regular_within(
+    path: &Path,
+    allowed: &[&Path],
+    cap: u64,
+) -> Result<Option<Vec<u8>>, OpenError> {
+    let file = match open_read(path, false) {
+        Err(OpenError::Refused(Refusal::Symlink)) => {
+            let target = match std::fs::canonicalize(path) {
+                Ok(t) => t,
+                // A dangling link: no file, as `open` through it says.
+                Err(e) if e.kind() == ErrorKind::NotFound && !path.exists() => return Ok(None),
+                // A link that leads somewhere with no path (`/dev/stdin` to
+                // `pipe:[...]`): named by what it says.
+                Err(e) if e.kind() == ErrorKind::NotFound => std::fs::read_link(path)?,
+                Err(e) => return Err(e.into()),
+            };
+            let within =
+                |dir: &&Path| std::fs::canonicalize(dir).is_ok_and(|d| target.starts_with(d));
+            if !allowed.iter().any(within) {
+                return Err(OpenError::Refused(Refusal::LinkOutside(target)));
+            }
+            open_read(&target, false)?
+        }
+        other => other?,
+    };
+    let Some(file) = file else {
         return Ok(None);
     };
     let meta = require_regular(&file)?;

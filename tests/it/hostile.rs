@@ -163,18 +163,30 @@ fn planted_lock_files_are_refused_followed_nowhere_and_never_hang() {
 }
 
 /// A config that is a link to `/dev/zero` was read without limit; one to
-/// `/dev/stdin` or a FIFO hung. Now: exit 1 naming the file, at once.
+/// `/dev/stdin` or a FIFO hung. Now: exit 1 naming the file, at once: a
+/// FIFO, or a link within the worktree to one, is no regular file; a link
+/// to a device leads out of the worktree.
 #[test]
 fn a_config_that_is_not_a_regular_file_is_refused_without_hanging() {
-    for target in ["/dev/zero", "/dev/stdin", "fifo"] {
+    for target in ["/dev/zero", "/dev/stdin", "fifo", "link to a fifo"] {
         let t = TestEnv::new();
         let config = t.repo.join("wtenv.toml");
         std::fs::remove_file(&config).unwrap();
-        if target == "fifo" {
-            mkfifo(&config);
-        } else {
-            std::os::unix::fs::symlink(target, &config).unwrap();
-        }
+        let reason = match target {
+            "fifo" => {
+                mkfifo(&config);
+                "(file): it is not a regular file"
+            }
+            "link to a fifo" => {
+                mkfifo(&t.repo.join("config.fifo"));
+                std::os::unix::fs::symlink("config.fifo", &config).unwrap();
+                "(file): it is not a regular file"
+            }
+            _ => {
+                std::os::unix::fs::symlink(target, &config).unwrap();
+                "it is a link to "
+            }
+        };
         for args in [
             &["env"][..],
             &["env", "--hook"],
@@ -187,16 +199,62 @@ fn a_config_that_is_not_a_regular_file_is_refused_without_hanging() {
             let out = run_bounded(&mut cmd, LIMIT);
             assert_eq!(out.code, Some(1), "{target} {args:?}: {out}");
             assert!(
-                out.stderr.contains(&format!(
-                    "invalid config {}: (file): it is not a regular file",
-                    config.display()
-                )),
+                out.stderr
+                    .contains(&format!("invalid config {}: {reason}", config.display())),
                 "{target} {args:?}: {out}"
             );
             assert!(start.elapsed() < LIMIT);
         }
         assert!(t.allocations().is_empty());
     }
+}
+
+/// A config that is a link leading out of the worktree, to a file of the
+/// user's (`/proc/self/environ`, a credentials file): its errors quoted
+/// the file's first line, printing secrets on every `cd`. Now it is
+/// refused, naming where the link leads, and no line of that file is
+/// printed. A link within the worktree is read.
+#[test]
+fn a_config_linked_out_of_the_worktree_is_refused_and_never_quoted() {
+    let t = TestEnv::new();
+    let config = t.repo.join("wtenv.toml");
+    let valid = std::fs::read_to_string(&config).unwrap();
+    let credentials = t.root().join("credentials");
+    std::fs::write(&credentials, "https://alice:TOKEN-IN-FILE@example.com\n").unwrap();
+    for target in [Path::new("/proc/self/environ"), &credentials] {
+        std::fs::remove_file(&config).unwrap();
+        std::os::unix::fs::symlink(target, &config).unwrap();
+        for args in [&["env"][..], &["env", "--hook"], &["list"]] {
+            let out = run_bounded(t.wtenv(args).env("SECRET", "TOKEN-IN-ENV"), LIMIT);
+            assert_eq!(out.code, Some(1), "{target:?} {args:?}: {out}");
+            assert!(
+                !out.stderr.contains("TOKEN-IN"),
+                "{target:?} {args:?}: {out}"
+            );
+            assert!(
+                !out.stdout.contains("TOKEN-IN"),
+                "{target:?} {args:?}: {out}"
+            );
+            assert!(
+                out.stderr.contains(&format!(
+                    "invalid config {}: it is a link to /",
+                    config.display()
+                )) && out
+                    .stderr
+                    .contains("outside the worktree and the Nix store"),
+                "{target:?} {args:?}: {out}"
+            );
+        }
+    }
+    assert!(t.allocations().is_empty());
+
+    std::fs::create_dir(t.repo.join("conf")).unwrap();
+    std::fs::write(t.repo.join("conf/wtenv.toml"), valid).unwrap();
+    std::fs::remove_file(&config).unwrap();
+    std::os::unix::fs::symlink("conf/wtenv.toml", &config).unwrap();
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("export PORT="), "{out}");
 }
 
 #[test]
