@@ -126,17 +126,39 @@ pub fn quote_portable(value: &str) -> String {
     out
 }
 
-/// fish single quotes: only `\\` and `\'` are escapes inside.
+/// fish single quotes: only `\\` and `\'` are escapes inside. Each
+/// character outside ASCII is written between quoted runs as its UTF-8
+/// bytes, `\xHH` each, which fish reads as that byte in every locale.
+/// Inside quotes it would be read in the user's locale, and in GBK or
+/// Shift-JIS a character's last byte may be `\`: `丁` is E4 B8 81, and
+/// GBK reads 81 with the next byte, so `'丁\'...'` (a quote escaped after
+/// it) would end the string and run the rest.
 pub fn quote_fish(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('\'');
-    for c in value.chars() {
-        if c == '\\' || c == '\'' {
-            out.push('\\');
-        }
-        out.push(c);
+    use std::fmt::Write as _;
+    if value.is_empty() {
+        return "''".to_owned();
     }
-    out.push('\'');
+    let mut out = String::with_capacity(value.len() + 2);
+    let mut quoted = false;
+    for c in value.chars() {
+        if c.is_ascii() != quoted {
+            out.push('\'');
+            quoted = !quoted;
+        }
+        if quoted {
+            if c == '\\' || c == '\'' {
+                out.push('\\');
+            }
+            out.push(c);
+        } else {
+            for byte in c.encode_utf8(&mut [0; 4]).bytes() {
+                write!(out, "\\x{byte:02x}").expect("writing to a String");
+            }
+        }
+    }
+    if quoted {
+        out.push('\'');
+    }
     out
 }
 
@@ -262,6 +284,9 @@ mod tests {
     #[test]
     fn fish_quoting_escapes_backslash_and_quote() {
         assert_eq!(quote_fish(r"a\b'c"), r"'a\\b\'c'");
+        assert_eq!(quote_fish(""), "''");
+        assert_eq!(quote_fish("x丁'y"), r"'x'\xe4\xb8\x81'\'y'");
+        assert_eq!(quote_fish("é"), r"\xc3\xa9");
     }
 
     #[test]

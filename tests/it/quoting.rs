@@ -188,3 +188,89 @@ fn hostile_values_arrive_byte_exact_in_every_format_and_run_nothing() {
         .unwrap();
     assert_eq!(pwned_under(&t.root()), None);
 }
+
+/// The locales (made once under `target/`) in which a character's last
+/// byte may be `\`: `(LOCPATH, names)`.
+fn legacy_locales() -> (PathBuf, [&'static str; 3]) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fixtures/locales");
+    let locales = [
+        ("zh_CN", "GBK", "zh_CN.GBK"),
+        ("zh_TW", "BIG5", "zh_TW.BIG5"),
+        ("ja_JP", "SHIFT_JIS", "ja_JP.SJIS"),
+    ];
+    for (input, charmap, name) in locales {
+        if dir.join(name).join("LC_CTYPE").exists() {
+            continue;
+        }
+        // Made beside, then renamed: a parallel or killed run never sees
+        // half a locale.
+        let part = dir.join(format!("{name}.{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // `-c`: Shift-JIS is not ASCII-compatible (5C is the yen sign),
+        // which localedef warns of with exit 1, writing the locale.
+        let out = run(std::process::Command::new("localedef")
+            .args(["-c", "-i", input, "-f", charmap])
+            .arg(&part));
+        assert!(part.join("LC_CTYPE").exists(), "localedef {name}: {out}");
+        let _ = std::fs::rename(&part, dir.join(name));
+        let _ = std::fs::remove_dir_all(&part);
+    }
+    (dir, locales.map(|(_, _, name)| name))
+}
+
+/// fish reads a script in the user's locale. In GBK or Shift-JIS `丁`
+/// (UTF-8 E4 B8 81) ends with a byte that takes the next one with it, so
+/// a `\` written after it inside quotes escaped the closing quote, and a
+/// worktree named `丁'; touch PWNED; echo 丁'` ran `touch`. Every
+/// non-ASCII character now stands outside the quotes as `\xHH` bytes: in
+/// each locale nothing runs, and the path and value arrive byte-exact.
+#[test]
+fn fish_reads_exports_byte_exact_and_runs_nothing_in_gbk_big5_and_shift_jis() {
+    let (locpath, locales) = legacy_locales();
+    let t = TestEnv::new();
+    let hostile = "丁'; touch PWNED; echo 丁'";
+    let worktree = t.root().join(hostile);
+    t.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "gbk",
+        worktree.to_str().unwrap(),
+    ]);
+    let case = Case {
+        t: &t,
+        worktree: &worktree,
+        config: t.root().join("case.json"),
+    };
+    write_case(&t, &case.config, &format!("{hostile} \\ é\\'"));
+    let file = case.output("fish").unwrap();
+    for locale in locales {
+        let dump = t.root().join("fish.env");
+        let _ = std::fs::remove_file(&dump);
+        let script = format!(
+            "source '{}'\nenv -0 > '{}'\n",
+            file.display(),
+            dump.display()
+        );
+        let out = run(Sh::Fish
+            .command(&t, &worktree, &script)
+            .env("LOCPATH", &locpath)
+            .env("LC_ALL", locale));
+        assert_eq!(out.code, Some(0), "{locale}: {out}");
+        assert_eq!(pwned_under(&t.root()), None, "{locale}: code ran: {out}");
+        // The environment holds bytes: compare them, not text in a locale.
+        let env = std::fs::read(&dump).unwrap();
+        for (name, value) in [
+            ("WTENV_WORKTREE", worktree.to_str().unwrap().to_owned()),
+            ("HOSTILE", format!("{hostile} \\ é\\'")),
+        ] {
+            let entry = [name.as_bytes(), b"=", value.as_bytes(), b"\0"].concat();
+            assert!(
+                env.windows(entry.len()).any(|w| w == entry.as_slice()),
+                "{locale}: {name} not byte-exact: {}",
+                String::from_utf8_lossy(&env)
+            );
+        }
+    }
+}

@@ -37,6 +37,11 @@ impl Sh {
 
     /// `script` in this shell, in `dir`, in the test's isolated environment.
     pub fn run(self, t: &TestEnv, dir: &Path, script: &str) -> Run {
+        run(&mut self.command(t, dir, script))
+    }
+
+    /// The command [`Sh::run`] runs, to add to.
+    pub fn command(self, t: &TestEnv, dir: &Path, script: &str) -> Command {
         let mut cmd = Command::new(self.name());
         t.apply_env(&mut cmd);
         match self {
@@ -45,7 +50,7 @@ impl Sh {
             Sh::Fish => cmd.args(["--no-config", "-c", script]),
         };
         cmd.current_dir(dir);
-        run(&mut cmd)
+        cmd
     }
 
     /// What makes the prompt hook run after a `cd`: bash needs its prompt
