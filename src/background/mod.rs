@@ -145,6 +145,11 @@ pub struct Record {
     /// was killed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<(u32, u64)>,
+    /// The service's `cmd` health check as it started: the only command
+    /// `status` runs. The config as it is now may be another's (a branch
+    /// checked out since), and `status` runs nobody's code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_cmd: Option<String>,
 }
 
 impl Record {

@@ -7,6 +7,7 @@ use super::{Record, detached, query};
 use crate::config::Service;
 use crate::context::{Ctx, Scope};
 use crate::error::Result;
+use crate::health::Check;
 use crate::{alloc, health, probe, process};
 
 /// Whether a background service is ready: its unit runs, its health check
@@ -83,11 +84,19 @@ pub fn check_variables(ctx: &Ctx, scope: &Scope) -> Result<Vec<(String, String)>
 /// One run of the service's health check (the default: its port accepts
 /// a connection), as `status` shows it.
 pub fn health_of(scope: &Scope, record: &Record, vars: &[(String, String)]) -> health::Probe {
-    let health = scope
+    let mut health = scope
         .config
         .service(&record.service)
         .map(|s| s.health())
         .unwrap_or_default();
+    // A `cmd` check runs as the service started with it (the config may
+    // have changed hands since); with none recorded, its port is checked.
+    if let Check::Cmd { command } = &mut health.check {
+        match &record.health_cmd {
+            Some(started) => command.clone_from(started),
+            None => health.check = Check::Tcp,
+        }
+    }
     health::check::probe(
         &health,
         record.ports.first().copied(),

@@ -13,7 +13,7 @@ use crate::alloc;
 use crate::config::Service;
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
-use crate::health;
+use crate::health::{self, Check};
 use crate::process::ProcessId;
 
 /// A service started by `up --detach`.
@@ -129,6 +129,10 @@ pub fn up(
             start_time: pid.and_then(ProcessId::of).map_or(0, |p| p.start_time),
             started: unix_now(),
             group: None,
+            health_cmd: match service.health().check {
+                Check::Cmd { command } => Some(command),
+                Check::Tcp | Check::Http { .. } => None,
+            },
         };
         dir.write(&record)?;
         run.pending.push((run.started.len(), service, child));

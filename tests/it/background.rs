@@ -557,6 +557,35 @@ GREETING = "hi"
     );
 }
 
+/// `status` runs the `cmd` check the service started with, not the
+/// config's as it is now: a branch checked out since (another's config)
+/// would have `status` run its code. A service started with no `cmd`
+/// check gets its port checked.
+#[test]
+fn status_runs_only_the_health_command_the_service_started_with() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    let config = |cmd: &str| {
+        format!(
+            "[services.web]\nrun = \"exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1\"\nhealth = {{ cmd = {} }}\n",
+            serde_json::to_string(cmd).unwrap()
+        )
+    };
+    t.write_config(&config("test -n \"$WEB_PORT\""));
+    let up = run(&mut t.wtenv(&["up", "--detach", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let pwned = t.root().join("PWNED");
+    t.write_config(&config(&format!("touch '{}'; false", pwned.display())));
+    let status = run(&mut t.wtenv(&["status"]));
+    assert_eq!(status.code, Some(0), "{status}");
+    assert_eq!(crate::shell::pwned_under(&t.root()), None, "{status}");
+    let line = status.stdout.lines().find(|l| l.starts_with("web"));
+    assert!(
+        line.is_some_and(|l| l.contains("healthy") && !l.contains("unhealthy")),
+        "{status}"
+    );
+}
+
 #[test]
 fn the_wtenv_back_end_releases_when_its_supervisor_is_stopped_from_outside() {
     let t = TestEnv::new();
