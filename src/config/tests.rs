@@ -319,6 +319,26 @@ fn type_errors_name_line_column_and_key() {
     }
 }
 
+/// JSON allows a key twice, where TOML does not: an unknown key given
+/// twice is an error like a known one, not two warnings.
+#[test]
+fn an_unknown_json_key_given_twice_is_an_error() {
+    for (text, key) in [
+        (r#"{"x": 1, "x": 2}"#, "x"),
+        (
+            r#"{"services": {"web": {"flag": 1, "flag": 1}}}"#,
+            "services.web.flag",
+        ),
+    ] {
+        let e = Config::parse(Path::new("/r/wtenv.json"), text).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("invalid config /r/wtenv.json: {key}: it is given twice"),
+            "{text}"
+        );
+    }
+}
+
 #[test]
 fn json_syntax_errors_name_line_and_column() {
     let e = Config::parse(
