@@ -110,9 +110,10 @@ pub fn verify(ctx: &Ctx, scope: &Scope, mode: &HoldMode, skip_occupied: bool) ->
 }
 
 /// Reserves every service's port for `scope`'s worktree (sticky, fail
-/// fast): what `create --ports` and `enter` do.
-pub fn reserve(ctx: &Ctx, scope: &Scope) -> Result<alloc::Ports> {
-    reserve_request(ctx, &scope.request(false))
+/// fast unless `skip_occupied`, the `--skip-occupied` flag, or the
+/// config's key): what `create --ports` and `enter` do.
+pub fn reserve(ctx: &Ctx, scope: &Scope, skip_occupied: bool) -> Result<alloc::Ports> {
+    reserve_request(ctx, &scope.request(skip_occupied))
 }
 
 /// [`reserve`] for a request made by hand, for a worktree git may not

@@ -43,7 +43,7 @@ pub fn export(
     dir: &Path,
     options: &Options,
 ) -> Result<Vec<PathBuf>> {
-    let ports = crate::ports::reserve(ctx, scope)?;
+    let ports = crate::ports::reserve(ctx, scope, options.skip_occupied)?;
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("could not create {}", printable_path(dir)), e))?;
     let naming = Naming::of(scope);

@@ -57,6 +57,8 @@ pub struct Options {
     pub manager: Manager,
     pub grace: Duration,
     pub log_limit: u64,
+    /// `--skip-occupied`: the ports are reserved skipping occupied ones.
+    pub skip_occupied: bool,
 }
 
 /// The `wtenv run` command line a unit runs for `service`.

@@ -37,8 +37,9 @@ pub fn up(
 ) -> Result<Vec<Started>> {
     // The variables the services see (for `cmd` health checks), after the
     // checks `env` makes (a port held outside the worktree is refused).
-    let vars = crate::ports::ensure_verified(ctx, scope, &alloc::HoldMode::Reserve, false)?.vars;
-    let ports = crate::ports::reserve(ctx, scope)?;
+    let skip = options.skip_occupied;
+    let vars = crate::ports::ensure_verified(ctx, scope, &alloc::HoldMode::Reserve, skip)?.vars;
+    let ports = crate::ports::reserve(ctx, scope, skip)?;
     let dir = StateDir::of(ctx)?;
     let naming = Naming::of(scope);
     let all = &scope.config.services;

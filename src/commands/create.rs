@@ -23,6 +23,10 @@ pub struct Args {
     /// Reserve one port per service in the purpose's range (fail fast).
     #[arg(long)]
     pub ports: bool,
+    /// With --ports: skip ports that are occupied on the system instead of
+    /// failing.
+    #[arg(long, requires = "ports")]
+    pub skip_occupied: bool,
     /// Put the worktree here instead of `<root>/<purpose>-<identifier>`.
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
@@ -38,6 +42,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         &args.identifier,
         args.branch.as_deref(),
         args.path.as_deref(),
+        args.skip_occupied,
     )?;
     let created = execute(ctx, &plan, args.ports, false)?;
     if args.json {

@@ -31,6 +31,9 @@ pub struct Args {
     /// The base revision, if the worktree is created (default: HEAD).
     #[arg(long, value_name = "BASE")]
     pub branch: Option<String>,
+    /// Skip ports that are occupied on the system instead of failing.
+    #[arg(long)]
+    pub skip_occupied: bool,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
@@ -49,7 +52,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                     .with_hint("run 'git worktree prune', then enter again to recreate it")
                 })?;
             let scope = ctx.scope_at(&root)?;
-            crate::ports::reserve(ctx, &scope)?;
+            crate::ports::reserve(ctx, &scope, args.skip_occupied)?;
             root
         }
         None => {
@@ -63,6 +66,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 &args.identifier,
                 args.branch.as_deref(),
                 None,
+                args.skip_occupied,
             )?;
             create::execute(ctx, &plan, true, true)?.path
         }

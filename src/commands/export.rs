@@ -24,6 +24,9 @@ pub struct Args {
     /// Time between SIGTERM and SIGKILL for each service.
     #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, default_value = "10s")]
     pub grace: Duration,
+    /// Skip ports that are occupied on the system instead of failing.
+    #[arg(long)]
+    pub skip_occupied: bool,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
@@ -39,6 +42,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         },
         grace: args.grace,
         log_limit: logfile::DEFAULT_LIMIT,
+        skip_occupied: args.skip_occupied,
     };
     let written = export::export(ctx, &scope, args.format, &dir, &options)?;
     let mut text = String::new();

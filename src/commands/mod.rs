@@ -134,8 +134,8 @@ impl Cli {
 /// The command lines run most, parsed without clap: `env` as the
 /// integrations run it on every `cd` and prompt (`--format F`, `--hook`,
 /// `--direnv`, `--hold PID`, `--skip-occupied`), `create` and `remove`
-/// with their flags, and `run [--grace D] [--sockets] [--service S]... --
-/// CMD...` (around every dev server start), each with `-q` (before or
+/// with their flags, and `run [--grace D] [--sockets] [--service S]...
+/// [--skip-occupied] -- CMD...` (around every dev server start), each with `-q` (before or
 /// after the command). Clap's parser was a tenth of `env`'s time, a tenth
 /// of what `create` + `remove` add to git's and a third of the
 /// instructions `run -- true` executes. Anything else (another command, another global
@@ -185,6 +185,7 @@ fn parse_hot(args: &[OsString]) -> Option<Cli> {
                 identifier: String::new(),
                 branch: None,
                 ports: false,
+                skip_occupied: false,
                 path: None,
                 json: false,
             };
@@ -198,9 +199,13 @@ fn parse_hot(args: &[OsString]) -> Option<Cli> {
                     words.value().filter(|v| !v.is_empty())?.into(),
                 ),
                 "--ports" => flag(&mut create.ports),
+                "--skip-occupied" => flag(&mut create.skip_occupied),
                 "--json" => flag(&mut create.json),
                 _ => None,
             })?;
+            if create.skip_occupied && !create.ports {
+                return None;
+            }
             create.purpose = purpose?.to_owned();
             create.identifier = identifier?.to_owned();
             Command::Create(create)
@@ -225,6 +230,7 @@ fn parse_hot(args: &[OsString]) -> Option<Cli> {
                 grace: crate::supervise::DEFAULT_GRACE,
                 sockets: false,
                 services: Vec::new(),
+                skip_occupied: false,
                 unit: None,
                 log: None,
                 log_limit: crate::background::logfile::DEFAULT_LIMIT,
@@ -235,6 +241,7 @@ fn parse_hot(args: &[OsString]) -> Option<Cli> {
             words.each(&mut quiet, |word, words| match word {
                 "--grace" => set(&mut grace, humantime::parse_duration(words.value()?).ok()?),
                 "--sockets" => flag(&mut run.sockets),
+                "--skip-occupied" => flag(&mut run.skip_occupied),
                 "--service" => {
                     run.services.push(words.value()?.to_owned());
                     Some(())

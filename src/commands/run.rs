@@ -47,6 +47,9 @@ pub struct Args {
     /// to CMD when it has `socket = true` (or with --sockets).
     #[arg(long = "service", value_name = "SERVICE")]
     pub services: Vec<String>,
+    /// Skip ports that are occupied on the system instead of failing.
+    #[arg(long)]
+    pub skip_occupied: bool,
     /// The service manager's unit this runs as (MANAGER:NAME), recorded on
     /// the hold so the sweep asks the manager too.
     #[arg(long, hide = true, value_name = "UNIT", value_parser = UnitRef::parse)]
@@ -113,7 +116,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     } else {
         HoldMode::HoldServices(holder.clone(), args.services.clone())
     };
-    let verified = ensure_verified(ctx, &scope, &mode, false)?;
+    let verified = ensure_verified(ctx, &scope, &mode, args.skip_occupied)?;
     let (vars, hold_waits) = (verified.vars, verified.hold_waits);
     // What a waited hold holds: the configured services' ports, as
     // verified and exported (not a port allocated by hand for another).

@@ -48,6 +48,9 @@ pub struct Args {
     /// 512K, 10M).
     #[arg(long, value_name = "SIZE", value_parser = logfile::parse_size, default_value = "10M", requires = "detach")]
     pub log_limit: u64,
+    /// Skip ports that are occupied on the system instead of failing.
+    #[arg(long)]
+    pub skip_occupied: bool,
     /// The services to start (default: every service with a `run` command).
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
@@ -68,7 +71,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     }
     let part = Part::of(&scope.worktree.common_dir, &scope.worktree.root);
     let _release = ReleaseGuard::new(&ctx.registry, part);
-    let vars = ensure_verified(ctx, &scope, &HoldMode::HoldAll(hold(&line)), false)?.vars;
+    let vars = ensure_verified(
+        ctx,
+        &scope,
+        &HoldMode::HoldAll(hold(&line)),
+        args.skip_occupied,
+    )?
+    .vars;
     let ports = scope.allocated_ports(&ctx.registry)?;
     let wanted: Vec<(&str, u16)> = selected
         .iter()
@@ -192,6 +201,7 @@ fn detach(args: Args, ctx: &Ctx) -> Result<Outcome> {
         manager: Manager::choose(args.manager)?,
         grace: args.grace,
         log_limit: args.log_limit,
+        skip_occupied: args.skip_occupied,
     };
     let started = background::up(ctx, &scope, &selected, &options)?;
     let rows: Vec<Vec<String>> = started

@@ -69,6 +69,9 @@ pub struct Plan {
     pub source_root: PathBuf,
     /// That worktree's config.
     pub config: Config,
+    /// `--skip-occupied`: the ports are reserved skipping occupied ones,
+    /// whatever the config says.
+    pub skip_occupied: bool,
 }
 
 /// What `create` made.
@@ -103,6 +106,7 @@ pub fn plan(
     identifier: &str,
     base: Option<&str>,
     path: Option<&Path>,
+    skip_occupied: bool,
 ) -> Result<Plan> {
     worktree::check_identifier(identifier)?;
     if let Some(b) = base {
@@ -158,6 +162,7 @@ pub fn plan(
         base_given,
         source_root: source.root.clone(),
         config,
+        skip_occupied,
     })
 }
 

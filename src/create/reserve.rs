@@ -30,7 +30,7 @@ pub(super) fn request(plan: &Plan) -> Result<Request<'_>> {
         &plan.path,
         &plan.purpose,
         plan.config.require_purpose(&plan.purpose)?,
-        false,
+        plan.skip_occupied,
     ))
 }
 
@@ -53,7 +53,7 @@ pub(super) fn confirm(
 ) -> Result<Ports> {
     let config = ctx.config_for_like(&wt.root, &plan.config)?;
     let scope = Scope::new(wt.clone(), meta, config)?;
-    let wanted = scope.request(false);
+    let wanted = scope.request(plan.skip_occupied);
     let asked = &early.asked;
     if (&wanted.services, &wanted.ranges, wanted.skip_occupied)
         == (&asked.services, &asked.ranges, asked.skip_occupied)
@@ -67,5 +67,5 @@ pub(super) fn confirm(
     // almost always does), or made: a `validate --fix` that ran while
     // git was checking out may have released it, judging the half-made
     // checkout by the default config.
-    crate::ports::reserve(ctx, &scope)
+    crate::ports::reserve(ctx, &scope, plan.skip_occupied)
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{PortBlock, PyListener, Run, TestEnv, run, start_time, wait_for};
+use crate::support::{HttpServer, PortBlock, PyListener, Run, TestEnv, run, start_time, wait_for};
 
 #[test]
 fn env_allocates_lowest_port_and_is_sticky() {
@@ -187,6 +187,57 @@ fn skip_occupied_flag_takes_the_next_free_port() {
             .contains(&format!("export PORT='{}'", t.ports.port(2))),
         "{out}"
     );
+}
+
+/// The conflict's hint says to pass --skip-occupied: every command that
+/// allocates takes it, and following the hint takes the next free port.
+#[test]
+fn every_allocating_command_takes_the_skip_occupied_its_conflict_hint_names() {
+    let t = TestEnv::new();
+    t.write_config("[services.app]\nrun = \"true\"\n");
+    t.git(&["commit", "-qam", "a service"]);
+    let _busy = HttpServer::start(&t.root(), t.ports.port(0));
+    let dir = t.root().join("units");
+    let dir = dir.to_str().unwrap();
+    // What the next free port is after each: `run` gives back at exit the
+    // port it allocated for itself, so `export` takes it again.
+    let cases: [(&[&str], &[&str], u16); 4] = [
+        (
+            &[
+                "create",
+                "--purpose",
+                "feature",
+                "--identifier",
+                "a",
+                "--ports",
+            ],
+            &[],
+            1,
+        ),
+        (&["enter", "b"], &[], 2),
+        (&["run"], &["--", "sh", "-c", "echo \"$APP_PORT\""], 3),
+        (&["export", "systemd", dir], &[], 3),
+    ];
+    for (command, rest, next) in cases {
+        let refused = run(&mut t.wtenv(&[command, rest].concat()));
+        assert_eq!(refused.code, Some(1), "{refused}");
+        let hint = refused.stderr.lines().last().unwrap_or_default();
+        assert!(
+            hint.starts_with("hint: to take the next free port instead, pass --skip-occupied "),
+            "{refused}"
+        );
+        let out = run(&mut t.wtenv(&[command, &["--skip-occupied"], rest].concat()));
+        assert_eq!(out.code, Some(0), "{command:?} --skip-occupied: {out}");
+        let port = t.ports.port(next);
+        if command[0] == "run" {
+            assert_eq!(out.stdout, format!("{port}\n"), "{out}");
+        } else {
+            assert!(
+                t.allocations().iter().any(|(p, _, _)| *p == port),
+                "{command:?} --skip-occupied did not take {port}: {out}"
+            );
+        }
+    }
 }
 
 #[test]
