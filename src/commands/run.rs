@@ -63,13 +63,11 @@ pub struct Args {
     /// Start a new session first (the detached supervisor of `up --detach`).
     #[arg(long, hide = true)]
     pub setsid: bool,
-    /// The command and its arguments (after `--`).
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
+    /// The command and its arguments: every word from CMD on is its own.
+    // No `allow_hyphen_values`: a word before CMD that starts with `-` is
+    // one of run's flags, so a mistyped one is refused, not run as CMD.
+    // `--` still passes a CMD that starts with `-`.
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }
 

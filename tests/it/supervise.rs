@@ -860,3 +860,40 @@ fn ctrl_z_stops_wtenv_with_its_child_and_fg_resumes_both_with_the_terminal() {
     );
     assert_no_holds(&t);
 }
+
+/// A mistyped flag before the command is a usage error that runs
+/// nothing; the command's own flags, after `--` or after its name, are
+/// its own, and `--` lets a command start with a hyphen.
+#[test]
+fn run_refuses_a_mistyped_flag_and_leaves_the_commands_flags_to_it() {
+    let t = TestEnv::new();
+    let ran = t.root().join("ran");
+    let ran = ran.to_str().unwrap();
+    for typo in [&["--gracee", "1s"][..], &["--bogus"]] {
+        let args = [&["run"], typo, &["--", "touch", ran]].concat();
+        let out = crate::support::run(&mut t.wtenv(&args));
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert!(
+            out.stderr
+                .starts_with(&format!("error: unexpected argument '{}' found", typo[0])),
+            "{args:?}: {out}"
+        );
+        assert!(!Path::new(ran).exists(), "{args:?} ran the command");
+    }
+    let echo = ["sh", "-c", "echo \"$@\"", "sh", "start", "--port", "3"];
+    for args in [
+        [&["run", "--"][..], &echo].concat(),
+        [&["run"][..], &echo].concat(),
+    ] {
+        let out = crate::support::run(&mut t.wtenv(&args));
+        assert_eq!(out.code, Some(0), "{args:?}: {out}");
+        assert_eq!(out.stdout, "start --port 3\n", "{args:?}: {out}");
+    }
+    let out = crate::support::run(&mut t.wtenv(&["run", "--", "-x"]));
+    assert_eq!(out.code, Some(127), "{out}");
+    assert!(
+        out.stderr
+            .starts_with("error: could not run -x: command not found"),
+        "{out}"
+    );
+}
