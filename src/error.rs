@@ -139,6 +139,7 @@ pub enum Error {
         context: String,
         #[source]
         source: std::io::Error,
+        hint: Option<String>,
     },
 
     /// The command was interrupted by a signal and cleaned up; die of it.
@@ -248,12 +249,13 @@ impl Error {
 
     /// The error with what to do next, for the kinds that carry their hint
     /// ([`Error::Invalid`], [`Error::NotFound`], [`Error::Refused`],
-    /// [`Error::Failed`]); the others know their own.
+    /// [`Error::Failed`], [`Error::Io`]); the others know their own.
     pub fn with_hint(mut self, text: impl Into<String>) -> Self {
         if let Error::Invalid { hint, .. }
         | Error::NotFound { hint, .. }
         | Error::Refused { hint, .. }
-        | Error::Failed { hint, .. } = &mut self
+        | Error::Failed { hint, .. }
+        | Error::Io { hint, .. } = &mut self
         {
             *hint = Some(text.into());
         }
@@ -264,6 +266,7 @@ impl Error {
         Error::Io {
             context: context.into(),
             source,
+            hint: None,
         }
     }
 
@@ -334,7 +337,8 @@ impl Error {
             Error::Invalid { hint, .. }
             | Error::NotFound { hint, .. }
             | Error::Refused { hint, .. }
-            | Error::Failed { hint, .. } => hint.clone(),
+            | Error::Failed { hint, .. }
+            | Error::Io { hint, .. } => hint.clone(),
             _ => None,
         }
     }

@@ -392,13 +392,17 @@ impl Registry {
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
+                // Unusable (exit 2), like a directory that is not one: the
+                // path wtenv was given cannot hold a registry.
                 .map_err(|e| {
-                    Error::io(
+                    self.unusable(
                         format!(
-                            "could not create registry directory {}",
+                            "could not create its directory {}: {e}",
                             printable_path(dir)
                         ),
-                        e,
+                        "check the path: the registry is --registry PATH, else \
+                         registry.json in WTENV_STATE_DIR, XDG_STATE_HOME/wtenv or \
+                         ~/.local/state/wtenv; its directory must be one you can create",
                     )
                 })?;
         }

@@ -44,8 +44,10 @@ pub fn export(
     options: &Options,
 ) -> Result<Vec<PathBuf>> {
     let ports = crate::ports::reserve(ctx, scope, options.skip_occupied)?;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::io(format!("could not create {}", printable_path(dir)), e))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::io(format!("could not create {}", printable_path(dir)), e)
+            .with_hint("pass a directory you can write to: wtenv export FORMAT DIR")
+    })?;
     let naming = Naming::of(scope);
     let services: Vec<_> = scope
         .config

@@ -135,9 +135,13 @@ impl Config {
     /// Loads an explicit `--config PATH`.
     pub fn load(path: &Path) -> Result<Config> {
         let text = read_optional(path, None)?.ok_or_else(|| {
-            Error::io(
-                format!("could not read config {}", printable_path(path)),
-                std::io::ErrorKind::NotFound.into(),
+            Error::not_found(format!(
+                "could not read config {}: no such file",
+                printable_path(path)
+            ))
+            .with_hint(
+                "check the path given by --config, or leave --config out to use \
+                 the worktree's wtenv.toml or wtenv.json",
             )
         })?;
         Config::parse(path, &text)

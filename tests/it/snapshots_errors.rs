@@ -196,3 +196,21 @@ fn bad_arguments_are_refused_with_usage() {
         &mut t.wtenv(&["run"]),
     );
 }
+
+/// A path the user gave that the OS refuses: the error says what, then
+/// what to do; a registry that cannot be made exits 2.
+#[test]
+fn paths_that_cannot_be_used_are_named_with_a_hint() {
+    let t = TestEnv::new();
+    snap(
+        &t,
+        "a_registry_whose_directory_cannot_be_made_is_unusable",
+        &mut t.wtenv(&["--registry", "/proc/nope/registry.json", "env"]),
+    );
+    t.write_config("[services.web]\nrun = \"true\"\n");
+    snap(
+        &t,
+        "export_into_a_directory_that_cannot_be_made_says_where_to",
+        &mut t.wtenv(&["export", "systemd", "/proc/nope"]),
+    );
+}
