@@ -32,6 +32,8 @@
 //! - [`report`]: every message to the user (errors, hints, warnings,
 //!   notes, status lines), honouring `-q` and `--json`
 //! - [`settings`]: every environment variable wtenv reads, each read once
+//! - [`duration`]: durations as the user types them (`--grace`,
+//!   `WTENV_LOCK_TIMEOUT`)
 //! - [`context`](mod@context), [`error`], [`exit`], [`output`]: what every command shares
 //! - [`commands`]: one file per verb; verbs never import each other
 //!
@@ -45,6 +47,7 @@ pub mod config;
 pub mod context;
 pub mod create;
 pub mod direnv;
+pub mod duration;
 pub mod error;
 pub mod exit;
 pub mod exports;

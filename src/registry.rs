@@ -50,7 +50,6 @@ mod view;
 pub use checked::check_ports;
 use layout::{Pieces, serialize};
 pub use lock::ProbeTurn;
-use lock::parse_timeout;
 pub use part::Part;
 use record::Key;
 
@@ -221,11 +220,14 @@ impl Registry {
         let mut registry = Registry::new(path);
         const VAR: &str = crate::settings::LOCK_TIMEOUT;
         if let Some(value) = crate::settings::lock_timeout() {
-            registry.lock_timeout = value.to_str().and_then(parse_timeout).ok_or_else(|| {
-                Error::invalid(format!("{VAR}={value:?} is not a duration")).with_hint(format!(
-                    "set {VAR} to seconds (30) or a duration (30s, 500ms, 1m)"
-                ))
-            })?;
+            registry.lock_timeout =
+                value
+                    .to_str()
+                    .and_then(crate::duration::parse)
+                    .ok_or_else(|| {
+                        Error::invalid(format!("{VAR}={value:?} is not a duration"))
+                            .with_hint(format!("set {VAR} to {}", crate::duration::FORMS))
+                    })?;
         }
         Ok(registry)
     }

@@ -13,7 +13,7 @@ use crate::report;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// How long to wait for the services to stop.
-    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, default_value = "60s")]
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_arg, default_value = "60s")]
     pub timeout: Duration,
     /// The services to stop (default: all of this worktree's).
     #[arg(value_name = "SERVICE")]

@@ -22,7 +22,7 @@ pub struct Args {
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Time between SIGTERM and SIGKILL for each service.
-    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, default_value = "10s")]
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_arg, default_value = "10s")]
     pub grace: Duration,
     /// Skip ports that are occupied on the system instead of failing.
     #[arg(long)]

@@ -239,7 +239,7 @@ fn parse_hot(args: &[OsString]) -> Option<Cli> {
             };
             let mut grace = None;
             words.each(&mut quiet, |word, words| match word {
-                "--grace" => set(&mut grace, humantime::parse_duration(words.value()?).ok()?),
+                "--grace" => set(&mut grace, crate::duration::parse(words.value()?)?),
                 "--sockets" => flag(&mut run.sockets),
                 "--skip-occupied" => flag(&mut run.skip_occupied),
                 "--service" => {

@@ -53,18 +53,25 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             (wt.root, Some(wt.common_dir))
         }
     };
+    // What was released, and the services the worktree has allocations
+    // for (to name them when the one asked for is not among them).
     let release = |data: &mut RegistryData| {
         let mut gone = Vec::new();
+        let mut services = Vec::new();
         data.allocations.retain(|a| {
-            let hit = a.worktree == target && args.service.as_ref().is_none_or(|s| &a.service == s);
+            if a.worktree != target {
+                return true;
+            }
+            services.push(a.service.clone());
+            let hit = args.service.as_ref().is_none_or(|s| &a.service == s);
             if hit {
                 gone.push((a.service.clone(), a.port));
             }
             !hit
         });
-        Ok(gone)
+        Ok((gone, services))
     };
-    let released = match &repository {
+    let (released, services) = match &repository {
         Some(repository) => {
             let part = Part::of(repository, &target);
             ctx.registry.transaction_in(part, release)?
@@ -73,10 +80,20 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     };
     if released.is_empty() {
         if let Some(s) = &args.service {
+            let hint = match services.is_empty() {
+                true => {
+                    "it has no allocations; 'wtenv ports --all' lists the registry's".to_owned()
+                }
+                false => format!(
+                    "its allocations are for {}; 'wtenv ports' lists them",
+                    crate::process::printable(&services.join(", "))
+                ),
+            };
             return Err(Error::not_found(format!(
                 "worktree {} has no allocation for service {s:?}",
                 printable_path(&target)
-            )));
+            ))
+            .with_hint(hint));
         }
         report::warn(&format!(
             "worktree {} has no allocations",

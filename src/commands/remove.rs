@@ -68,6 +68,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         return Err(Error::refused(format!(
             "{} is the main worktree; it is never removed",
             printable_path(&entry.path)
+        ))
+        .with_hint(format!(
+            "to free its ports instead: wtenv release --worktree {}",
+            crate::shell::quote_in_message(&entry.path)
         )));
     }
 

@@ -34,7 +34,7 @@ use crate::supervise::{self, Supervisor};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Time between the forwarded signal and SIGKILL (e.g. 10s, 500ms).
-    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, default_value = "10s")]
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_arg, default_value = "10s")]
     pub grace: Duration,
     /// Bind the services' ports and hand the listening sockets to CMD (fd 3
     /// onwards, systemd's LISTEN_FDS protocol): no other process can take a
@@ -172,10 +172,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let pgid = match spawned {
         Ok(pgid) => pgid,
         Err(e) => {
-            report::problem(
-                &e.message(),
-                Some("check the command's name, PATH and permissions"),
-            );
+            report::problem(&e.message(), Some(e.hint()));
             return Ok(e.outcome());
         }
     };

@@ -34,7 +34,7 @@ use crate::supervise::{self, Pgid, Supervisor};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Time between SIGTERM (or the forwarded signal) and SIGKILL.
-    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, default_value = "10s")]
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_arg, default_value = "10s")]
     pub grace: Duration,
     /// Start the services in the background, each a unit of a service
     /// manager, and return once every one is ready.
@@ -148,7 +148,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             // see EOF once the service's processes close theirs.
             drop(expr);
             let pgid = spawned.map_err(|e| {
-                report::problem(&e.message(), None);
+                report::problem(&e.message(), Some(e.hint()));
                 e.outcome()
             })?;
             let index = selected

@@ -125,15 +125,6 @@ impl Registry {
     }
 }
 
-/// A bare number of seconds (`30`, `1.5`), or a duration (`30s`, `500ms`).
-pub(super) fn parse_timeout(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    match text.parse::<f64>() {
-        Ok(secs) => Duration::try_from_secs_f64(secs).ok(),
-        Err(_) => humantime::parse_duration(text).ok(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

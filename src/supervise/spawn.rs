@@ -29,6 +29,11 @@ impl SpawnError {
         };
         format!("could not run {}: {why}", self.program)
     }
+
+    /// What to do about it (`run` and `up` alike).
+    pub fn hint(&self) -> &'static str {
+        "check the command's name, PATH and permissions"
+    }
 }
 
 /// Makes a child start clean: with the signal dispositions and mask wtenv

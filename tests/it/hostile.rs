@@ -781,7 +781,10 @@ fn a_path_with_control_characters_is_shown_escaped_in_messages() {
     check(
         &["release", "--service", "web"],
         1,
-        format!("error: worktree {shown} has no allocation for service \"web\"\n"),
+        format!(
+            "error: worktree {shown} has no allocation for service \"web\"\n\
+             hint: it has no allocations; 'wtenv ports --all' lists the registry's\n"
+        ),
     );
     // A key of the config wtenv does not know: a warning; a config that
     // does not parse: an error.

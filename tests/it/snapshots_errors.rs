@@ -195,6 +195,30 @@ fn bad_arguments_are_refused_with_usage() {
         "run_without_a_command_is_refused",
         &mut t.wtenv(&["run"]),
     );
+    snap(
+        &t,
+        "run_with_a_grace_that_is_no_duration_says_what_is",
+        &mut t.wtenv(&["run", "--grace", "banana", "--", "true"]),
+    );
+}
+
+#[test]
+fn the_main_worktree_is_never_removed_and_its_ports_can_be_freed() {
+    let t = TestEnv::new();
+    let out = snap(
+        &t,
+        "remove_of_the_main_worktree_says_how_to_free_its_ports",
+        &mut t.wtenv(&["remove", t.repo.to_str().unwrap()]),
+    );
+    // The hint's command, run as it says, frees them.
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    assert!(!t.allocations().is_empty());
+    let hint = out.stderr.lines().last().unwrap();
+    let command = hint.split_once(": wtenv ").unwrap().1;
+    let words: Vec<&str> = command.split(' ').map(|w| w.trim_matches('\'')).collect();
+    let freed = run(&mut t.wtenv(&words));
+    assert_eq!(freed.code, Some(0), "{freed}");
+    assert!(t.allocations().is_empty(), "{freed}");
 }
 
 /// A path the user gave that the OS refuses: the error says what, then

@@ -77,6 +77,12 @@ fn up_runs_short_lived_services_and_ends_as_they_do() {
         "up_of_an_undeclared_service_is_refused",
         &mut t.wtenv(&["up", "nosuch"]),
     );
+    t.write_config("[services.web]\nrun = \"wtenv-no-such-command\"\n");
+    snap(
+        &t,
+        "up_of_a_service_whose_command_is_missing_says_what_to_check",
+        &mut t.wtenv(&["up"]),
+    );
     t.write_config("[services.web]\n");
     snap(
         &t,
