@@ -15,6 +15,8 @@ use crate::process::printable_path;
 pub struct StateDir(PathBuf);
 
 impl StateDir {
+    /// The directory, made (with the state directory) if missing: for
+    /// the commands that start services.
     pub fn of(ctx: &Ctx) -> Result<StateDir> {
         let dir = ctx.registry.ensure_state_dir()?.join("background");
         if !dir.exists() {
@@ -23,15 +25,44 @@ impl StateDir {
                 .create(&dir)
                 .map_err(|e| Error::io(format!("could not create {}", printable_path(&dir)), e))?;
         }
-        let meta = std::fs::symlink_metadata(&dir)
-            .map_err(|e| Error::io(format!("could not read {}", printable_path(&dir)), e))?;
+        // Gone again only if removed under us: said as the read it fails.
+        let missing = || {
+            let e = std::io::ErrorKind::NotFound.into();
+            Error::io(format!("could not read {}", printable_path(&dir)), e)
+        };
+        StateDir::checked(dir.clone())?.ok_or_else(missing)
+    }
+
+    /// The directory if it exists, for the commands that only read it
+    /// (`status`, `logs`): they create nothing in the state directory,
+    /// like the registry's readers. `None`: nothing ever ran in the
+    /// background.
+    pub fn existing(ctx: &Ctx) -> Result<Option<StateDir>> {
+        match ctx.registry.state_dir()? {
+            Some(state) => StateDir::checked(state.join("background")),
+            None => Ok(None),
+        }
+    }
+
+    /// `dir` when it is a directory; `None` when it does not exist.
+    fn checked(dir: PathBuf) -> Result<Option<StateDir>> {
+        let meta = match std::fs::symlink_metadata(&dir) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("could not read {}", printable_path(&dir)),
+                    e,
+                ));
+            }
+        };
         if !meta.is_dir() {
             return Err(
                 Error::refused(format!("{} is not a directory", printable_path(&dir)))
                     .with_hint("move it aside; wtenv keeps its background state there"),
             );
         }
-        Ok(StateDir(dir))
+        Ok(Some(StateDir(dir)))
     }
 
     pub fn path(&self) -> &Path {

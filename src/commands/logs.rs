@@ -37,7 +37,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             )),
         );
     }
-    let logs = StateDir::of(ctx)?.logs_of(&scope, &names);
+    // Read only: nothing is created when nothing ever ran in the
+    // background.
+    let logs = match StateDir::existing(ctx)? {
+        Some(dir) => dir.logs_of(&scope, &names),
+        None => Vec::new(),
+    };
     if logs.is_empty() {
         return Err(Error::not_found(match &args.service {
             Some(name) => format!("service {name} of this worktree has no log"),

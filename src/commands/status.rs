@@ -17,13 +17,22 @@ pub struct Args {
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let scope = ctx.scope()?;
-    let dir = StateDir::of(ctx)?;
+    // Read only: nothing is created when nothing ever ran in the
+    // background.
+    let records = match StateDir::existing(ctx)? {
+        Some(dir) => dir.records_of(&scope, &[]),
+        None => Vec::new(),
+    };
     let mut rows = Vec::new();
     let mut json = Vec::new();
     // What a `cmd` check sees of the worktree (read only: ports as
-    // recorded; [env] when trusted, as under `up`).
-    let vars = background::check_variables(ctx, &scope)?;
-    for record in dir.records_of(&scope, &[]) {
+    // recorded; [env] when trusted, as under `up`), when there is
+    // something to check.
+    let vars = match records.is_empty() {
+        true => Vec::new(),
+        false => background::check_variables(ctx, &scope)?,
+    };
+    for record in records {
         let live = background::query(&record);
         let health = live
             .running()

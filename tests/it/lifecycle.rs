@@ -496,3 +496,34 @@ fn a_post_checkout_hook_sees_the_new_worktrees_identity_and_its_output_is_shown(
     let out = run(&mut t.wtenv_in(&wt, &["env"]));
     assert!(out.stdout.contains(&format!("PORT='{port}'")), "{out}");
 }
+
+/// Views create nothing in a state directory where nothing was ever
+/// recorded: not the directory, nor `registry.lock`, nor `background/`.
+/// (`logs` with nothing logged fails, saying so; it creates nothing
+/// either.)
+#[test]
+fn views_on_a_fresh_state_directory_create_nothing() {
+    let t = TestEnv::new();
+    let state = t.state_dir();
+    let views: [&[&str]; 6] = [
+        &["list"],
+        &["ports"],
+        &["validate"],
+        &["conflicts"],
+        &["status"],
+        &["logs"],
+    ];
+    for args in views {
+        let out = run(&mut t.wtenv(args));
+        assert!(out.code.is_some_and(|c| c <= 1), "{args:?}: {out}");
+        assert!(!state.exists(), "{args:?} created {}", state.display());
+    }
+    // An empty one made by hand: status and logs leave it empty.
+    std::fs::create_dir_all(&state).unwrap();
+    for args in [&["status"][..], &["logs"]] {
+        let out = run(&mut t.wtenv(args));
+        assert!(out.code.is_some_and(|c| c <= 1), "{args:?}: {out}");
+        let made: Vec<_> = std::fs::read_dir(&state).unwrap().flatten().collect();
+        assert!(made.is_empty(), "{args:?} created {made:?}");
+    }
+}
