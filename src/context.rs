@@ -198,6 +198,7 @@ impl Scope {
             ))
         })?;
         let identifier = worktree.identifier(meta);
+        crate::exports::check_size(&config, &worktree.root, &purpose, &identifier)?;
         Ok(Scope {
             worktree,
             config,

@@ -88,13 +88,15 @@ pub enum Error {
     },
 
     /// `at`: where a syntax or type error is (`wtenv.toml:3:10: ...`);
-    /// `key` is empty for a syntax error.
+    /// `key` is empty for a syntax error. `hint`: what to do, when "fix
+    /// the file" is not enough (a limit, and why it is there).
     #[error("invalid config {}{}: {}{reason}", crate::process::printable_path(path), Place(.at), KeyPrefix(.key))]
     Config {
         path: PathBuf,
         at: Option<Box<Location>>,
         key: String,
         reason: String,
+        hint: Option<String>,
     },
 
     #[error("git {args} failed: {stderr}")]
@@ -249,13 +251,15 @@ impl Error {
 
     /// The error with what to do next, for the kinds that carry their hint
     /// ([`Error::Invalid`], [`Error::NotFound`], [`Error::Refused`],
-    /// [`Error::Failed`], [`Error::Io`]); the others know their own.
+    /// [`Error::Failed`], [`Error::Io`], [`Error::Config`]); the others
+    /// know their own.
     pub fn with_hint(mut self, text: impl Into<String>) -> Self {
         if let Error::Invalid { hint, .. }
         | Error::NotFound { hint, .. }
         | Error::Refused { hint, .. }
         | Error::Failed { hint, .. }
-        | Error::Io { hint, .. } = &mut self
+        | Error::Io { hint, .. }
+        | Error::Config { hint, .. } = &mut self
         {
             *hint = Some(text.into());
         }
@@ -292,6 +296,7 @@ impl Error {
             at: at.map(Box::new),
             key: crate::process::printable(&key.into()),
             reason: crate::process::printable(&reason.into()),
+            hint: None,
         }
     }
 
@@ -322,6 +327,7 @@ impl Error {
             Error::RangeExhausted { config_file, .. } => Some(format!(
                 "run 'wtenv validate --verify-ports --fix' to release stale allocations, or widen the range (or add an overflow range) in {config_file}"
             )),
+            Error::Config { hint: Some(hint), .. } => Some(hint.clone()),
             Error::Config { at: Some(at), .. } if !at.text.is_empty() => Some(format!(
                 "fix line {} (`{}`), then run the command again",
                 at.line, at.text

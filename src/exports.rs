@@ -6,10 +6,17 @@
 //! `WTENV_WORKTREE` is always computed from the worktree found on disk; an
 //! inherited value is never read, so one naming another worktree is simply
 //! replaced.
+//!
+//! What a worktree exports is bounded ([`check_size`], [`MAX_BYTES`]):
+//! the shell passes it to every command it starts, and the kernel refuses
+//! to start any once one string of the environment is over 128 KiB.
+
+use std::path::Path;
 
 use crate::alloc::Ports;
-use crate::config::{Piece, is_port_name};
+use crate::config::{Config, Piece, is_port_name};
 use crate::context::Scope;
+use crate::error::{Error, Result};
 
 /// The provenance variables every worktree exports, in this order: the
 /// only `WTENV_*` names wtenv sets in a shell.
@@ -67,4 +74,79 @@ pub fn ports_summary(ports: &Ports) -> String {
         .map(|(s, p)| format!("{s}={p}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The most a worktree may export, in bytes: every variable [`variables`]
+/// gives, trusted or not, counted as the kernel stores it (`NAME=value`
+/// and a NUL). Linux refuses to start a program when one string of its
+/// environment is over 128 KiB (`MAX_ARG_STRLEN`, E2BIG): a shell that
+/// exported more could run no command at all, not even the hook that
+/// would unset it. Half of that leaves room for the hook's own records
+/// (`__WTENV_DIFF` lists the names again) and the user's environment.
+pub const MAX_BYTES: usize = 64 * 1024;
+
+/// Refuses `config` when what it exports in the worktree at `root`, with
+/// `purpose` and `identifier`, could be over [`MAX_BYTES`]: checked before
+/// anything is allocated, so a port counts as five digits. The error names
+/// the key that takes the most.
+pub fn check_size(config: &Config, root: &Path, purpose: &str, identifier: &str) -> Result<()> {
+    let Some(source) = &config.source else {
+        // The built-in defaults: one service, no templates.
+        return Ok(());
+    };
+    const PORT: usize = 5;
+    // `NAME=value` and the NUL.
+    let var = |name: &str, value: usize| name.len().saturating_add(value).saturating_add(2);
+    let root = root.as_os_str().len();
+    // What no key of the config sets, so never the one named.
+    let mut total = var("WTENV_WORKTREE", root)
+        + var("WTENV_PURPOSE", purpose.len())
+        + var("WTENV_IDENTIFIER", identifier.len());
+    let mut largest = (0usize, String::new());
+    let mut count = |key: &dyn Fn() -> String, bytes: usize| {
+        total = total.saturating_add(bytes);
+        if bytes > largest.0 {
+            largest = (bytes, key());
+        }
+    };
+    let mut ports_summary = 0usize;
+    for service in &config.services {
+        let bytes = service.env.iter().map(|n| var(n, PORT)).sum();
+        count(&|| format!("services.{}.env", service.name), bytes);
+        // `name=port` and a comma.
+        ports_summary += service.name.len() + PORT + 2;
+    }
+    count(&|| "services".into(), var("WTENV_PORTS", ports_summary));
+    for (name, template) in &config.env {
+        let value = template.pieces.iter().fold(0usize, |n, p| {
+            n.saturating_add(match p {
+                Piece::Text(t) => t.len(),
+                Piece::Port(_) => PORT,
+                Piece::Worktree => root,
+                Piece::Purpose => purpose.len(),
+                Piece::Identifier => identifier.len(),
+            })
+        });
+        count(&|| format!("env.{name}"), var(name, value));
+    }
+    if total <= MAX_BYTES {
+        return Ok(());
+    }
+    let (bytes, mut key) = largest;
+    // A name may be as long as the file: shown cut, on every `cd`.
+    if let Some((cut, _)) = key.char_indices().nth(80) {
+        key.truncate(cut);
+        key.push_str("...");
+    }
+    Err(Error::config(
+        source,
+        key,
+        format!(
+            "the variables it exports would take {total} bytes, more than {} KiB; this key takes {bytes}",
+            MAX_BYTES / 1024
+        ),
+    )
+    .with_hint(
+        "a shell passes them to every command it starts, and too large an environment makes every command fail (\"Argument list too long\"); shorten or remove some",
+    ))
 }

@@ -13,6 +13,9 @@
 //! read without blocking, only from a regular file, at most [`MAX_BYTES`],
 //! and variable names that control the shell, the loader or wtenv itself
 //! are refused ([`refused_name`]) whether or not the config is trusted.
+//! What it asks for is bounded ([`MAX_SERVICES`], [`MAX_NAME_CHARS`],
+//! [`MAX_SERVICE_VARS`]; the size of what it exports, which depends on the
+//! worktree, is [`crate::exports::check_size`]).
 //!
 //! Without a file, the built-in defaults apply: the purposes of
 //! [`DEFAULT_PURPOSES`], and one service `app` exported as `PORT`.
@@ -42,6 +45,20 @@ pub const JSON_NAME: &str = "wtenv.json";
 /// A config larger than this is an error (a link to `/dev/zero` must not
 /// be read without end).
 pub const MAX_BYTES: u64 = 1024 * 1024;
+
+/// The most services a config may declare. Each one reserves a port of
+/// its purpose's range as soon as a shell enters the worktree, and is
+/// exported to every command run there: a config from someone else must
+/// not take a whole range (the default ones have 100 ports) or swell the
+/// environment (README, "Hostile files"). No real project comes near.
+pub const MAX_SERVICES: usize = 64;
+
+/// The longest name, in characters, of a service or a purpose: each is
+/// exported (`WTENV_PORTS`, `WTENV_PURPOSE`) to every command.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// The most variable names one service exports its port under.
+pub const MAX_SERVICE_VARS: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorktreesConfig {
@@ -457,6 +474,36 @@ impl Checker<'_> {
             config.env = self.env_templates(env, &config.services)?;
         }
         Ok(config)
+    }
+}
+
+impl Checker<'_> {
+    /// The name of a purpose or a service (`what`), the key `name` of the
+    /// table `table`: letters, digits, `_` or `-`, at most
+    /// [`MAX_NAME_CHARS`]. A name too long is shown cut, as the config
+    /// error is printed on every `cd` under the shell hook.
+    fn check_name(&self, table: &str, name: &str, what: &str) -> Result<()> {
+        let chars = name.chars().count();
+        if chars > MAX_NAME_CHARS {
+            let shown: String = name.chars().take(MAX_NAME_CHARS).collect();
+            return Err(self
+                .err(
+                    &format!("{table}.{shown}..."),
+                    format!(
+                        "{what} is {chars} characters long; at most {MAX_NAME_CHARS} are allowed"
+                    ),
+                )
+                .with_hint(
+                    "use a shorter name: it is exported to every command run in the worktree",
+                ));
+        }
+        if !is_identifier(name) {
+            return Err(self.err(
+                &format!("{table}.{name}"),
+                format!("{what} is letters, digits, '_' or '-'"),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -142,10 +142,8 @@ impl Checker<'_> {
         // it: O(log n) a range, where a config may list thousands.
         let mut taken: BTreeMap<u16, u16> = BTreeMap::new();
         for (name, texts) in raw {
+            self.check_name("purposes", &name, "a purpose name")?;
             let key = format!("purposes.{name}");
-            if !super::is_identifier(&name) {
-                return Err(self.err(&key, "a purpose name is letters, digits, '_' or '-'"));
-            }
             let mut ranges: Vec<PortRange> = Vec::new();
             for text in texts {
                 let range = PortRange::parse(&text).map_err(|r| self.err(&key, r))?;

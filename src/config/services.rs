@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use super::Checker;
 use super::raw::{RawHealth, RawService};
+use super::{Checker, MAX_SERVICE_VARS, MAX_SERVICES};
 use crate::error::Result;
 use crate::health::{self, Check, Health, Restart};
 
@@ -87,12 +87,23 @@ impl Checker<'_> {
     /// The `[services]` table, in declaration order; dependencies name
     /// services and form no cycle.
     pub(super) fn services(&self, raw: IndexMap<String, RawService>) -> Result<Vec<Service>> {
+        if raw.len() > MAX_SERVICES {
+            return Err(self
+                .err(
+                    "services",
+                    format!(
+                        "{} services are declared; at most {MAX_SERVICES} are allowed",
+                        raw.len()
+                    ),
+                )
+                .with_hint(format!(
+                    "each service reserves a port of its purpose's range as soon as a shell enters the worktree; declare at most {MAX_SERVICES}"
+                )));
+        }
         let mut services = Vec::new();
         for (name, raw) in raw {
+            self.check_name("services", &name, "a service name")?;
             let key = format!("services.{name}");
-            if !super::is_identifier(&name) {
-                return Err(self.err(&key, "a service name is letters, digits, '_' or '-'"));
-            }
             let mut service = Service::named(&name);
             if let Some(env) = raw.env {
                 if env.is_empty() {
@@ -100,6 +111,19 @@ impl Checker<'_> {
                         &format!("{key}.env"),
                         "at least one variable name is needed",
                     ));
+                }
+                if env.len() > MAX_SERVICE_VARS {
+                    return Err(self
+                        .err(
+                            &format!("{key}.env"),
+                            format!(
+                                "{} variable names are given; at most {MAX_SERVICE_VARS} are allowed",
+                                env.len()
+                            ),
+                        )
+                        .with_hint(
+                            "each name is exported to every command run in the worktree; keep the ones your programs read",
+                        ));
                 }
                 service.env = env;
             }

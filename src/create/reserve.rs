@@ -24,6 +24,7 @@ pub(super) struct Early<'p> {
 /// The request for the config `create` started from: the new checkout's
 /// own is almost always the same file, and is looked at once git is done.
 pub(super) fn request(plan: &Plan) -> Result<Request<'_>> {
+    crate::exports::check_size(&plan.config, &plan.path, &plan.purpose, &plan.identifier)?;
     Ok(context::request(
         &plan.config,
         &plan.common_dir,

@@ -10,8 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::shell::{Sh, pwned_under};
-use crate::support::{Run, TestEnv, run, run_bounded, snapshot};
+use crate::shell::{SHELLS, Sh, hook_file, pwned_under, q};
+use crate::support::{PortBlock, Run, TestEnv, run, run_bounded, snapshot};
 
 /// A hang is a failure, not a stuck suite.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -267,6 +267,79 @@ fn a_config_over_one_mib_is_refused() {
     assert_eq!(out.code, Some(1), "{out}");
     assert!(out.stderr.contains("it is larger than 1024 KiB"), "{out}");
     assert!(t.allocations().is_empty());
+}
+
+/// A config that made `env` export more than the kernel passes on: 2,500
+/// services of 50-character names put 150 KB in `WTENV_PORTS` (here 70
+/// services of 2,000 characters, so that the test allocates little
+/// without the limit), a trusted `[env]` value 140 KB. Once a prompt hook
+/// exported it, every command the shell started failed with E2BIG
+/// ("Argument list too long"), even after leaving, since the hook's own
+/// `wtenv` could not start. Refused before anything is allocated: the
+/// registry is untouched, and every shell keeps running commands in the
+/// worktree and after it.
+#[test]
+fn a_config_exporting_too_much_is_refused_and_every_shell_still_runs_commands() {
+    let t = TestEnv::with_ports(PortBlock::take_many(4));
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let registry = std::fs::read(t.registry_path()).unwrap();
+    let outside = t.root().join("home");
+    let services: serde_json::Map<String, serde_json::Value> = (0..70)
+        .map(|i| (format!("s{i}{}", "x".repeat(2000)), serde_json::json!({})))
+        .collect();
+    let many = serde_json::json!({
+        "purposes": {"feature": t.ports.range()},
+        "services": services,
+    });
+    let big = format!(
+        "[purposes]\nfeature = \"{}\"\n[env]\nBIG = \"{}\"\n",
+        t.ports.range(),
+        "x".repeat(140_000)
+    );
+    for (name, text, key) in [
+        ("wtenv.json", many.to_string(), "services"),
+        ("wtenv.toml", big, "env.BIG"),
+    ] {
+        for old in ["wtenv.toml", "wtenv.json"] {
+            let _ = std::fs::remove_file(t.repo.join(old));
+        }
+        let file = t.repo.join(name);
+        std::fs::write(&file, text).unwrap();
+        // Trusted where it can be: without the limit, `trust` takes it.
+        run(&mut t.wtenv(&["trust"]));
+        let error = format!("error: invalid config {}: {key}: ", file.display());
+        let out = run(&mut t.wtenv(&["env"]));
+        assert_eq!(out.code, Some(1), "{name}: {out}");
+        assert!(out.stdout.is_empty(), "{name}: {out}");
+        assert!(out.stderr.starts_with(&error), "{name}: {out}");
+        for sh in SHELLS {
+            let hook = hook_file(&t, sh.name());
+            let script = format!(
+                "source {}\ncd {}\n{h}\nenv true\necho in\ncd {}\n{h}\nenv true\necho out\n",
+                q(&hook),
+                q(&t.repo),
+                q(&outside),
+                h = sh.after_cd(),
+            );
+            let out = sh.run(&t, &outside, &script);
+            assert_eq!(
+                (out.code, out.stdout.as_str()),
+                (Some(0), "in\nout\n"),
+                "{name} {}: {out}",
+                sh.name()
+            );
+            assert!(
+                out.stderr.starts_with(&error),
+                "{name} {}: {out}",
+                sh.name()
+            );
+        }
+        assert_eq!(
+            std::fs::read(t.registry_path()).unwrap(),
+            registry,
+            "{name}: the registry was written"
+        );
+    }
 }
 
 /// `WTENV_CD_FILE` as a FIFO hung `enter`; as a link it wrote through it.

@@ -56,7 +56,7 @@ impl Sh {
     /// What makes the prompt hook run after a `cd`: bash needs its prompt
     /// (PROMPT_COMMAND, shown interactively in `bash_prompt_command_...`);
     /// zsh's chpwd and fish's PWD event fire on `cd` itself.
-    fn after_cd(self) -> &'static str {
+    pub fn after_cd(self) -> &'static str {
         match self {
             Sh::Bash => "__wtenv_hook",
             Sh::Zsh | Sh::Fish => "",
