@@ -9,19 +9,41 @@ use super::raw::TABLES;
 use crate::error::{Error, Result};
 use crate::process::printable_path;
 
-/// The warnings for `ignored` (key paths, file order), or the error for
-/// the first unknown table among them.
+/// The most unknown keys named one by one; the rest are counted in one
+/// line. The warnings are said on every `cd` under the shell hook, and a
+/// config of 60,000 unknown keys fits in its 1 MiB.
+pub(super) const MAX_NAMED: usize = 10;
+
+/// The longest unknown key shown whole, in characters.
+const MAX_KEY_CHARS: usize = 80;
+
+/// The warnings for `ignored` (key paths, file order): the first
+/// [`MAX_NAMED`], then how many more; or the error for the first unknown
+/// table among them.
 pub(super) fn unknown_keys(path: &Path, ignored: &[Vec<String>]) -> Result<Vec<String>> {
     if let Some(table) = ignored.iter().find(|keys| keys.len() == 1) {
         return Err(unknown_table(path, &table[0]));
     }
-    Ok(ignored
+    let file = printable_path(path);
+    let mut warnings: Vec<String> = ignored
         .iter()
+        .take(MAX_NAMED)
         .map(|keys| {
-            let key = keys.join(".");
-            format!("{}: unknown key {key:?} (ignored)", printable_path(path))
+            let mut key = keys.join(".");
+            // A key may be as long as the file: shown cut.
+            if let Some((cut, _)) = key.char_indices().nth(MAX_KEY_CHARS) {
+                key.truncate(cut);
+                key.push_str("...");
+            }
+            format!("{file}: unknown key {key:?} (ignored)")
         })
-        .collect())
+        .collect();
+    match ignored.len().saturating_sub(MAX_NAMED) {
+        0 => {}
+        1 => warnings.push(format!("{file}: and 1 more unknown key (ignored)")),
+        more => warnings.push(format!("{file}: and {more} more unknown keys (ignored)")),
+    }
+    Ok(warnings)
 }
 
 /// An unknown top-level key: an error, with the table it likely means.
