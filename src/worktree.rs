@@ -373,19 +373,48 @@ fn read_gitdir_file(dot_git: &Path) -> Result<Option<PathBuf>> {
     };
     let base = dot_git.parent().unwrap_or(Path::new("/"));
     let path = base.join(target.trim());
-    Ok(path.canonicalize().ok())
+    match path.canonicalize() {
+        Ok(git_dir) => refuse_kernel_dir(git_dir, "git dir", dot_git).map(Some),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The kernel's own file systems. Nothing there is a repository, and
+/// some of it names another directory in every process (`/proc/self`,
+/// `/proc/thread-self`, `/dev/fd/N`): a `.git` naming one gave the
+/// repository a new identity on every run, so every `cd` reserved
+/// another port.
+const KERNEL_DIRS: &[&str] = &["/proc", "/sys", "/dev"];
+
+/// `dir` (resolved, the `what` that `named_by` names), unless it is under
+/// one of [`KERNEL_DIRS`]: compared as a path, no system call, since
+/// discovery runs on every `cd`.
+fn refuse_kernel_dir(dir: PathBuf, what: &str, named_by: &Path) -> Result<PathBuf> {
+    let Some(root) = KERNEL_DIRS.iter().find(|root| dir.starts_with(root)) else {
+        return Ok(dir);
+    };
+    Err(Error::refused(format!(
+        "cannot use {} as a {what}: {} names it, and {root} is the kernel's, not a repository",
+        printable_path(&dir),
+        printable_path(named_by),
+    ))
+    .with_hint(format!(
+        "git writes it to name the repository; remove or fix {}",
+        printable_path(named_by)
+    )))
 }
 
 /// The repository `git_dir` belongs to, resolved. `resolved`: `git_dir`
 /// is already (a real directory under a resolved path), so with no
 /// `commondir` it is returned as it is.
 fn common_dir_of(git_dir: &Path, resolved: bool) -> Result<PathBuf> {
-    let common = match read_pointer(&git_dir.join("commondir"))? {
-        Some(text) => git_dir.join(text.trim()),
+    let pointer = git_dir.join("commondir");
+    let (common, named_by) = match read_pointer(&pointer)? {
+        Some(text) => (git_dir.join(text.trim()), pointer.as_path()),
         None if resolved => return Ok(git_dir.to_path_buf()),
-        None => git_dir.to_path_buf(),
+        None => (git_dir.to_path_buf(), git_dir),
     };
-    common.canonicalize().map_err(|e| {
+    let common = common.canonicalize().map_err(|e| {
         Error::io(
             format!(
                 "could not resolve git common dir {}",
@@ -393,7 +422,8 @@ fn common_dir_of(git_dir: &Path, resolved: bool) -> Result<PathBuf> {
             ),
             e,
         )
-    })
+    })?;
+    refuse_kernel_dir(common, "git common dir", named_by)
 }
 
 /// `/repo/.git` → `/repo`; a bare repository has no main worktree.

@@ -684,6 +684,66 @@ fn a_dot_git_that_is_not_a_regular_file_hangs_nothing() {
 
 // ---- the worktree's own git dir: a downloaded tree can plant anything ----
 
+/// A `.git` naming `/proc/self` (or `/proc/thread-self`, or `/dev/fd/0`)
+/// resolves to another directory in every process: the registry recorded
+/// the repository as `/proc/18536`, then `/proc/18537`, and every `env`
+/// reserved another port. A git dir or common dir under `/proc`, `/sys`
+/// or `/dev`, however it is named (`.git` file or link, `commondir`), is
+/// refused with exit 1 naming the file, and nothing is reserved.
+#[test]
+fn a_git_dir_under_proc_sys_or_dev_is_refused_and_reserves_nothing() {
+    let t = with_registry();
+    let registry = std::fs::read(t.registry_path()).unwrap();
+    let plants = [
+        ("file", "/proc/self", "/proc/"),
+        ("file", "/proc/thread-self", "/proc/"),
+        ("file", "/dev/fd/0", "/dev/"),
+        ("file", "/sys/kernel", "/sys/kernel"),
+        ("link", "/proc/self", "/proc/"),
+        ("commondir", "/proc/self", "/proc/"),
+    ];
+    for (i, (how, target, shown)) in plants.into_iter().enumerate() {
+        let dir = t.root().join(format!("tree-{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("wtenv.toml"), "[services.web]\n").unwrap();
+        let dot_git = dir.join(".git");
+        let named_by = match how {
+            "file" => {
+                std::fs::write(&dot_git, format!("gitdir: {target}\n")).unwrap();
+                dot_git.clone()
+            }
+            "link" => {
+                std::os::unix::fs::symlink(target, &dot_git).unwrap();
+                dot_git.clone()
+            }
+            _ => {
+                std::fs::create_dir_all(&dot_git).unwrap();
+                std::fs::write(dot_git.join("commondir"), format!("{target}\n")).unwrap();
+                dot_git.join("commondir")
+            }
+        };
+        for args in [&["env"][..], &["env"], &["env", "--hook"]] {
+            let out = run_bounded(&mut t.wtenv_in(&dir, args), LIMIT);
+            assert_eq!(out.code, Some(1), "{how} {target} {args:?}: {out}");
+            assert!(
+                out.stderr
+                    .starts_with(&format!("error: cannot use {shown}"))
+                    && out
+                        .stderr
+                        .contains(&format!(": {} names it, and ", named_by.display()))
+                    && out.stderr.contains("\nhint: "),
+                "{how} {target} {args:?}: {out}"
+            );
+            assert!(!out.stdout.contains("WEB_PORT"), "{out}");
+        }
+        assert_eq!(
+            std::fs::read(t.registry_path()).unwrap(),
+            registry,
+            "{how} {target}: the registry was written"
+        );
+    }
+}
+
 /// `env` rewrites the worktree's stamp when its ports change (direnv
 /// watches it). Planted as a link, or as a hard link, to a user's file, the
 /// stamp must not be written through: entering the tree would overwrite
