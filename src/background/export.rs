@@ -43,11 +43,14 @@ pub fn export(
     dir: &Path,
     options: &Options,
 ) -> Result<Vec<PathBuf>> {
+    // A worktree path no unit can name is refused before anything is
+    // reserved or written.
+    let root = &scope.worktree.root;
+    match format {
+        Format::Systemd => systemd::working_directory(root).map(drop)?,
+        Format::Launchd => launchd::check_text("WorkingDirectory", &root.to_string_lossy())?,
+    }
     let ports = crate::ports::reserve(ctx, scope, options.skip_occupied)?;
-    std::fs::create_dir_all(dir).map_err(|e| {
-        Error::io(format!("could not create {}", printable_path(dir)), e)
-            .with_hint("pass a directory you can write to: wtenv export FORMAT DIR")
-    })?;
     let naming = Naming::of(scope);
     let services: Vec<_> = scope
         .config
@@ -68,12 +71,9 @@ pub fn export(
         );
     }
     let env = passed_env();
-    let mut written = Vec::new();
-    let mut write = |name: String, text: String| -> Result<()> {
-        super::write_file(dir, &name, text.as_bytes())?;
-        written.push(dir.join(name));
-        Ok(())
-    };
+    // Every file is made before the first is written: one that cannot be
+    // made leaves no half set behind.
+    let mut files: Vec<(String, String)> = Vec::new();
     let state = super::StateDir::of(ctx)?;
     match format {
         Format::Systemd => {
@@ -92,10 +92,10 @@ pub fn export(
                 None => format!("{}.service", naming.unit(name)),
             };
             let wanted: Vec<String> = services.iter().map(|s| entry(&s.name)).collect();
-            write(
+            files.push((
                 target.clone(),
                 systemd::target_file(&scope.worktree.root, &wanted),
-            )?;
+            ));
             for service in &services {
                 let unit = format!("{}.service", naming.unit(&service.name));
                 let socket = socket_port(&service.name).map(|port| {
@@ -110,7 +110,7 @@ pub fn export(
                     (name, text)
                 });
                 if let Some((name, text)) = &socket {
-                    write(name.clone(), text.clone())?;
+                    files.push((name.clone(), text.clone()));
                 }
                 let unit_ref = UnitRef {
                     manager: Manager::Systemd,
@@ -129,8 +129,8 @@ pub fn export(
                     argv: &argv,
                     grace: options.grace,
                     socket: socket.as_ref().map(|(name, _)| name.as_str()),
-                });
-                write(unit, text)?;
+                })?;
+                files.push((unit, text));
             }
         }
         Format::Launchd => {
@@ -150,10 +150,19 @@ pub fn export(
                     log: &log,
                     run_at_load: true,
                     exit_timeout: options.grace + std::time::Duration::from_secs(5),
-                });
-                write(format!("{label}.plist"), text)?;
+                })?;
+                files.push((format!("{label}.plist"), text));
             }
         }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::io(format!("could not create {}", printable_path(dir)), e)
+            .with_hint("pass a directory you can write to: wtenv export FORMAT DIR")
+    })?;
+    let mut written = Vec::new();
+    for (name, text) in files {
+        super::write_file(dir, &name, text.as_bytes())?;
+        written.push(dir.join(name));
     }
     Ok(written)
 }

@@ -33,18 +33,43 @@ pub struct Agent<'a> {
     pub exit_timeout: Duration,
 }
 
-/// XML text, escaped for a plist `<string>`.
-fn string(out: &mut String, text: &str) {
+/// `text` (the plist's `what`) as a `<string>`: `&`, `<` and `>` escaped,
+/// and a carriage return written `&#13;` (an XML reader turns a raw one
+/// into a newline). Refused when it holds a character XML 1.0 cannot
+/// carry at all, even escaped (a control character other than tab,
+/// newline and carriage return, U+FFFE, U+FFFF): launchd would not load
+/// the file.
+fn string(out: &mut String, what: &str, text: &str) -> Result<()> {
+    check_text(what, text)?;
     out.push_str("<string>");
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
+            '\r' => out.push_str("&#13;"),
             c => out.push(c),
         }
     }
     out.push_str("</string>");
+    Ok(())
+}
+
+/// Refuses `text` (the plist's `what`) when it holds a character XML 1.0
+/// cannot carry, even escaped: see [`string`].
+pub fn check_text(what: &str, text: &str) -> Result<()> {
+    let illegal = |c: char| {
+        (c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{fffe}' | '\u{ffff}')
+    };
+    match text.chars().find(|&c| illegal(c)) {
+        None => Ok(()),
+        Some(c) => Err(crate::error::Error::invalid(format!(
+            "cannot write a launchd plist: its {what} {} holds {}, which XML cannot carry",
+            crate::process::printable(text),
+            c.escape_default()
+        ))
+        .with_hint("rename what holds it, or start the services with 'wtenv up'")),
+    }
 }
 
 fn key(out: &mut String, indent: &str, name: &str) {
@@ -54,8 +79,9 @@ fn key(out: &mut String, indent: &str, name: &str) {
     out.push_str("</key>\n");
 }
 
-/// The agent's property list (XML, the format `plutil` and launchd read).
-pub fn plist(agent: &Agent) -> String {
+/// The agent's property list (XML, the format `plutil` and launchd read);
+/// refused when a value holds what XML cannot carry ([`string`]).
+pub fn plist(agent: &Agent) -> Result<String> {
     let lossy = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
     let mut out = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
@@ -64,33 +90,33 @@ pub fn plist(agent: &Agent) -> String {
     );
     key(&mut out, "  ", "Label");
     out.push_str("  ");
-    string(&mut out, agent.label);
+    string(&mut out, "Label", agent.label)?;
     out.push('\n');
     key(&mut out, "  ", "ProgramArguments");
     out.push_str("  <array>\n");
     for arg in agent.argv {
         out.push_str("    ");
-        string(&mut out, &lossy(arg));
+        string(&mut out, "ProgramArguments", &lossy(arg))?;
         out.push('\n');
     }
     out.push_str("  </array>\n");
     key(&mut out, "  ", "WorkingDirectory");
     out.push_str("  ");
-    string(&mut out, &lossy(agent.root.as_os_str()));
+    string(&mut out, "WorkingDirectory", &lossy(agent.root.as_os_str()))?;
     out.push('\n');
     key(&mut out, "  ", "EnvironmentVariables");
     out.push_str("  <dict>\n");
     for (k, v) in agent.env {
         key(&mut out, "    ", k);
         out.push_str("    ");
-        string(&mut out, &lossy(v));
+        string(&mut out, k, &lossy(v))?;
         out.push('\n');
     }
     out.push_str("  </dict>\n");
     for name in ["StandardOutPath", "StandardErrorPath"] {
         key(&mut out, "  ", name);
         out.push_str("  ");
-        string(&mut out, &lossy(agent.log.as_os_str()));
+        string(&mut out, name, &lossy(agent.log.as_os_str()))?;
         out.push('\n');
     }
     key(&mut out, "  ", "RunAtLoad");
@@ -103,7 +129,7 @@ pub fn plist(agent: &Agent) -> String {
     out.push_str("  <false/>\n");
     key(&mut out, "  ", "ProcessType");
     out.push_str("  ");
-    string(&mut out, "Interactive");
+    string(&mut out, "ProcessType", "Interactive")?;
     out.push('\n');
     key(&mut out, "  ", "ExitTimeOut");
     out.push_str(&format!(
@@ -111,7 +137,7 @@ pub fn plist(agent: &Agent) -> String {
         agent.exit_timeout.as_secs().max(1)
     ));
     out.push_str("</dict>\n</plist>\n");
-    out
+    Ok(out)
 }
 
 /// The agent of `launch`, started at load.
@@ -152,7 +178,7 @@ mod imp {
 
     pub fn start(launch: &Launch, dir: &Path) -> Result<Option<u32>> {
         let name = format!("{}.plist", launch.unit);
-        super::super::write_file(dir, &name, plist(&agent_of(launch)).as_bytes())?;
+        super::super::write_file(dir, &name, plist(&agent_of(launch))?.as_bytes())?;
         let path = dir.join(name);
         let out = launchctl(&["bootstrap", &domain(), &path.to_string_lossy()])
             .map_err(|e| Error::io("could not run launchctl", e))?;

@@ -250,6 +250,37 @@ pub fn quote(value: &str, exec: bool) -> String {
     out
 }
 
+/// The value of `WorkingDirectory=` for the worktree at `root`, or why no
+/// unit file can say it. systemd reads that value verbatim (no quotes, no
+/// C escapes: systemd.exec(5)), save for `%` specifiers (written `%%`),
+/// the whitespace it strips at both ends, and the unit-file syntax
+/// (systemd.syntax(7)): a newline ends the line, so a path holding one
+/// would add a line of its own to the unit; a line ending in a backslash
+/// joins the next. A path with a control character, or ending in a
+/// backslash or in whitespace, is refused: there is no way to write it.
+pub fn working_directory(root: &std::path::Path) -> Result<String> {
+    let path = root.to_string_lossy();
+    let reason = if path.chars().any(char::is_control) {
+        Some("holds a control character (a newline would end the unit's line)")
+    } else if path.ends_with('\\') {
+        Some("ends with a backslash (it would join the unit's next line)")
+    } else if path.ends_with(char::is_whitespace) {
+        Some("ends with whitespace (systemd strips it, naming another directory)")
+    } else {
+        None
+    };
+    match reason {
+        None => Ok(path.replace('%', "%%")),
+        Some(reason) => Err(Error::invalid(format!(
+            "cannot write a systemd unit for {}: its path {reason}",
+            crate::process::printable_path(root)
+        ))
+        .with_hint(
+            "WorkingDirectory= has no escape for it; rename the directory, or start the services with 'wtenv up'",
+        )),
+    }
+}
+
 /// Free text on one unit-file line (`Description=`): escaped, no
 /// specifier.
 fn describe(text: &str) -> String {
@@ -275,7 +306,10 @@ pub struct ServiceUnit<'a> {
 
 /// The text of an exported `.service`: part of the worktree's target,
 /// started after its dependencies, stopped like the transient units.
-pub fn service_file(unit: &ServiceUnit) -> String {
+/// Refused for a worktree whose path no unit can name
+/// ([`working_directory`]).
+pub fn service_file(unit: &ServiceUnit) -> Result<String> {
+    let working_directory = working_directory(unit.root)?;
     let lossy = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
     let mut out = format!(
         "[Unit]\nDescription=wtenv: service {} of {}\nPartOf={}\n",
@@ -291,10 +325,7 @@ pub fn service_file(unit: &ServiceUnit) -> String {
         out.push_str(&format!("Requires={socket}\nAfter={socket}\n"));
     }
     out.push_str("\n[Service]\nType=simple\n");
-    out.push_str(&format!(
-        "WorkingDirectory={}\n",
-        lossy(unit.root.as_os_str()).replace('%', "%%")
-    ));
+    out.push_str(&format!("WorkingDirectory={working_directory}\n"));
     for (k, v) in unit.env {
         out.push_str(&format!(
             "Environment={}\n",
@@ -311,7 +342,7 @@ pub fn service_file(unit: &ServiceUnit) -> String {
     if unit.socket.is_none() {
         out.push_str(&format!("\n[Install]\nWantedBy={}\n", unit.target));
     }
-    out
+    Ok(out)
 }
 
 /// What one exported `.socket` says.

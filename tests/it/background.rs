@@ -771,7 +771,7 @@ fn launchd_plists_parse_with_the_right_program_directory_and_environment() {
         run_at_load: true,
         exit_timeout: Duration::from_secs(15),
     };
-    let text = wtenv::background::launchd::plist(&agent);
+    let text = wtenv::background::launchd::plist(&agent).unwrap();
     let t = TestEnv::bare();
     let path = t.root().join("agent.plist");
     std::fs::write(&path, &text).unwrap();
@@ -1055,6 +1055,83 @@ fn exported_launchd_plists_carry_the_program_directory_and_environment() {
         std::env::var("PATH").unwrap()
     );
     assert!(!t.allocations().is_empty(), "ports reserved by export");
+}
+
+/// A repository cloned under a name holding a newline wrote a
+/// `WorkingDirectory=` line that split in two (the rest a line of the
+/// unit's own); a name ending in a backslash joined the next line, one
+/// ending in a space named another directory once systemd stripped it.
+/// `WorkingDirectory=` has no escape for them: `export systemd` refuses,
+/// exit 1 naming the path, before anything is reserved or written.
+#[test]
+fn export_systemd_refuses_a_worktree_path_no_unit_can_name() {
+    let t = TestEnv::new();
+    for name in [
+        "a\nExecStartPre=/bin/sh -c 'touch PWNED'",
+        "ends-in\\",
+        "ends in a space ",
+    ] {
+        let repo = t.root().join(name);
+        t.init_repo(&repo);
+        let config = repo.join("wtenv.toml");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str("[services.web]\nrun = \"true\"\n");
+        std::fs::write(&config, text).unwrap();
+        let dir = t.root().join("units");
+        let out = run(&mut t.wtenv_in(&repo, &["export", "systemd", dir.to_str().unwrap()]));
+        assert_eq!(out.code, Some(1), "{name:?}: {out}");
+        assert!(
+            out.stderr
+                .starts_with("error: cannot write a systemd unit for ")
+                && out.stderr.contains("\nhint: "),
+            "{name:?}: {out}"
+        );
+        assert!(!dir.exists(), "{name:?}: units written");
+        assert!(
+            !t.allocations().iter().any(|(_, _, w)| *w == repo),
+            "{name:?}: ports reserved"
+        );
+    }
+}
+
+/// A plist's strings are XML text: a carriage return there reads back as
+/// a newline (another directory) unless written `&#13;`, and a control
+/// character such as `\x01` cannot be written at all (launchd would not
+/// load the file): the one is kept, the other refused before anything is
+/// reserved or written.
+#[test]
+fn export_launchd_keeps_a_carriage_return_and_refuses_what_xml_cannot_carry() {
+    let t = TestEnv::new();
+    for (name, code) in [("a\rb", 0), ("a\u{1}b", 1)] {
+        let repo = t.root().join(name);
+        t.init_repo(&repo);
+        let config = repo.join("wtenv.toml");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str("[services.web]\nrun = \"true\"\n");
+        std::fs::write(&config, text).unwrap();
+        let dir = t.root().join(format!("agents-{code}"));
+        let out = run(&mut t.wtenv_in(&repo, &["export", "launchd", dir.to_str().unwrap()]));
+        assert_eq!(out.code, Some(code), "{name:?}: {out}");
+        if code == 0 {
+            let plist = PathBuf::from(out.stdout.trim_end());
+            assert_eq!(
+                parse_plist(&plist)["WorkingDirectory"],
+                repo.to_str().unwrap()
+            );
+        } else {
+            assert!(
+                out.stderr
+                    .starts_with("error: cannot write a launchd plist: its WorkingDirectory ")
+                    && out.stderr.contains("\nhint: "),
+                "{out}"
+            );
+            assert!(!dir.exists(), "plists written");
+            assert!(
+                !t.allocations().iter().any(|(_, _, w)| *w == repo),
+                "ports reserved"
+            );
+        }
+    }
 }
 
 #[test]
