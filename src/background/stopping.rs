@@ -55,7 +55,9 @@ pub fn stop(ctx: &Ctx, dir: &StateDir, records: &[Record], patience: Duration) -
 
 /// The background services of a worktree that still run.
 pub fn running(ctx: &Ctx, repository: &Path, worktree: &Path) -> Result<Vec<Record>> {
-    let dir = StateDir::of(ctx)?;
+    let Some(dir) = StateDir::existing(ctx)? else {
+        return Ok(Vec::new());
+    };
     Ok(dir
         .records_in(repository, worktree)
         .into_iter()
@@ -65,7 +67,9 @@ pub fn running(ctx: &Ctx, repository: &Path, worktree: &Path) -> Result<Vec<Reco
 
 /// Stops every background service of a worktree (`remove --force`).
 pub fn stop_all(ctx: &Ctx, repository: &Path, worktree: &Path) -> Result<()> {
-    let dir = StateDir::of(ctx)?;
+    let Some(dir) = StateDir::existing(ctx)? else {
+        return Ok(());
+    };
     let records = dir.records_in(repository, worktree);
     stop(ctx, &dir, &records, Duration::from_secs(60))
 }

@@ -33,7 +33,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             );
         }
     }
-    let dir = StateDir::of(ctx)?;
+    // Nothing is created when nothing ever ran in the background.
+    let Some(dir) = StateDir::existing(ctx)? else {
+        report::status("nothing of this worktree runs in the background");
+        return Ok(Outcome::SUCCESS);
+    };
     let records = dir.records_of(&scope, &args.services);
     if records.is_empty() {
         report::status("nothing of this worktree runs in the background");

@@ -34,9 +34,9 @@ impl Registry {
         )
     }
 
-    /// The state directory (the registry's own), created 0700 if missing
-    /// The directory must be ours and writable by nobody else: anyone who can
-    /// write there can replace the registry under us.
+    /// The state directory (the registry's own) must be ours and writable
+    /// by nobody else: anyone who can write there can replace the registry
+    /// under us.
     pub(super) fn check_dir(&self) -> Result<()> {
         let dir = self.dir();
         let meta = std::fs::metadata(dir).map_err(|e| {

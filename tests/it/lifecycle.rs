@@ -505,22 +505,24 @@ fn a_post_checkout_hook_sees_the_new_worktrees_identity_and_its_output_is_shown(
 fn views_on_a_fresh_state_directory_create_nothing() {
     let t = TestEnv::new();
     let state = t.state_dir();
-    let views: [&[&str]; 6] = [
+    // `down` with nothing running stops nothing, so it makes nothing.
+    let views: [&[&str]; 7] = [
         &["list"],
         &["ports"],
         &["validate"],
         &["conflicts"],
         &["status"],
         &["logs"],
+        &["down"],
     ];
     for args in views {
         let out = run(&mut t.wtenv(args));
         assert!(out.code.is_some_and(|c| c <= 1), "{args:?}: {out}");
         assert!(!state.exists(), "{args:?} created {}", state.display());
     }
-    // An empty one made by hand: status and logs leave it empty.
+    // An empty one made by hand: status, logs and down leave it empty.
     std::fs::create_dir_all(&state).unwrap();
-    for args in [&["status"][..], &["logs"]] {
+    for args in [&["status"][..], &["logs"], &["down"]] {
         let out = run(&mut t.wtenv(args));
         assert!(out.code.is_some_and(|c| c <= 1), "{args:?}: {out}");
         let made: Vec<_> = std::fs::read_dir(&state).unwrap().flatten().collect();
