@@ -50,8 +50,6 @@ pub fn export(
         Format::Systemd => systemd::working_directory(root).map(drop)?,
         Format::Launchd => launchd::check_text("WorkingDirectory", &root.to_string_lossy())?,
     }
-    let ports = crate::ports::reserve(ctx, scope, options.skip_occupied)?;
-    let naming = Naming::of(scope);
     let services: Vec<_> = scope
         .config
         .services
@@ -70,6 +68,9 @@ pub fn export(
             )),
         );
     }
+    // Reserved once the export can be made: a refusal above keeps none.
+    let ports = crate::ports::reserve(ctx, scope, options.skip_occupied)?;
+    let naming = Naming::of(scope);
     let env = passed_env();
     // Every file is made before the first is written: one that cannot be
     // made leaves no half set behind.

@@ -226,18 +226,27 @@ run = "while [ ! -e {go} ]; do sleep 0.05; done; python3 {script} {pidfile} $((P
     assert_eq!(probe::probe(own).unwrap(), PortState::Free);
 }
 
+/// `up` and `export` with no service to run: what to add, and no port
+/// reserved for nothing.
 #[test]
 fn up_without_any_run_command_says_what_to_add() {
     let t = TestEnv::new();
     t.write_config("[services.web]\nenv = [\"PORT\"]\n");
-    let out = crate::support::run(t.wtenv(&["up"]).stdin(std::process::Stdio::null()));
-    assert_eq!(out.code, Some(1), "{out}");
-    assert!(
-        out.stderr.contains("error: no service has a run command"),
-        "{out}"
-    );
-    assert!(out.stderr.contains("hint: add run = "), "{out}");
-    assert!(t.allocations().is_empty(), "nothing allocated: {out}");
+    let units = t.root().join("units");
+    for args in [&["up"][..], &["export", "systemd", units.to_str().unwrap()]] {
+        let out = crate::support::run(t.wtenv(args).stdin(std::process::Stdio::null()));
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert!(
+            out.stderr.contains("error: no service has a run command"),
+            "{args:?}: {out}"
+        );
+        assert!(out.stderr.contains("hint: add run = "), "{args:?}: {out}");
+        assert!(
+            t.allocations().is_empty(),
+            "{args:?}: nothing allocated: {out}"
+        );
+        assert!(!units.exists(), "{args:?}: nothing written");
+    }
 }
 
 #[test]
