@@ -1071,27 +1071,45 @@ fn export_systemd_refuses_a_worktree_path_no_unit_can_name() {
         "ends-in\\",
         "ends in a space ",
     ] {
-        let repo = t.root().join(name);
-        t.init_repo(&repo);
-        let config = repo.join("wtenv.toml");
-        let mut text = std::fs::read_to_string(&config).unwrap();
-        text.push_str("[services.web]\nrun = \"true\"\n");
-        std::fs::write(&config, text).unwrap();
+        let repo = repo_with_a_service(&t, name);
         let dir = t.root().join("units");
         let out = run(&mut t.wtenv_in(&repo, &["export", "systemd", dir.to_str().unwrap()]));
-        assert_eq!(out.code, Some(1), "{name:?}: {out}");
-        assert!(
-            out.stderr
-                .starts_with("error: cannot write a systemd unit for ")
-                && out.stderr.contains("\nhint: "),
-            "{name:?}: {out}"
-        );
-        assert!(!dir.exists(), "{name:?}: units written");
-        assert!(
-            !t.allocations().iter().any(|(_, _, w)| *w == repo),
-            "{name:?}: ports reserved"
+        refused_untouched(
+            &t,
+            &repo,
+            &dir,
+            &out,
+            "error: cannot write a systemd unit for ",
         );
     }
+}
+
+/// A repository at `root/name` whose config has a service to export.
+fn repo_with_a_service(t: &TestEnv, name: &str) -> PathBuf {
+    let repo = t.root().join(name);
+    t.init_repo(&repo);
+    let config = repo.join("wtenv.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[services.web]\nrun = \"true\"\n");
+    std::fs::write(&config, text).unwrap();
+    repo
+}
+
+/// `out` is an export of `repo` into `dir` refused with `error` and a
+/// hint: nothing written, no port reserved.
+fn refused_untouched(t: &TestEnv, repo: &Path, dir: &Path, out: &Run, error: &str) {
+    assert_eq!(out.code, Some(1), "{}: {out}", repo.display());
+    assert!(
+        out.stderr.starts_with(error) && out.stderr.contains("\nhint: "),
+        "{}: {out}",
+        repo.display()
+    );
+    assert!(!dir.exists(), "{}: files written", repo.display());
+    assert!(
+        !t.allocations().iter().any(|(_, _, w)| w == repo),
+        "{}: ports reserved",
+        repo.display()
+    );
 }
 
 /// A plist's strings are XML text: a carriage return there reads back as
@@ -1103,33 +1121,19 @@ fn export_systemd_refuses_a_worktree_path_no_unit_can_name() {
 fn export_launchd_keeps_a_carriage_return_and_refuses_what_xml_cannot_carry() {
     let t = TestEnv::new();
     for (name, code) in [("a\rb", 0), ("a\u{1}b", 1)] {
-        let repo = t.root().join(name);
-        t.init_repo(&repo);
-        let config = repo.join("wtenv.toml");
-        let mut text = std::fs::read_to_string(&config).unwrap();
-        text.push_str("[services.web]\nrun = \"true\"\n");
-        std::fs::write(&config, text).unwrap();
+        let repo = repo_with_a_service(&t, name);
         let dir = t.root().join(format!("agents-{code}"));
         let out = run(&mut t.wtenv_in(&repo, &["export", "launchd", dir.to_str().unwrap()]));
-        assert_eq!(out.code, Some(code), "{name:?}: {out}");
         if code == 0 {
+            assert_eq!(out.code, Some(0), "{name:?}: {out}");
             let plist = PathBuf::from(out.stdout.trim_end());
             assert_eq!(
                 parse_plist(&plist)["WorkingDirectory"],
                 repo.to_str().unwrap()
             );
         } else {
-            assert!(
-                out.stderr
-                    .starts_with("error: cannot write a launchd plist: its WorkingDirectory ")
-                    && out.stderr.contains("\nhint: "),
-                "{out}"
-            );
-            assert!(!dir.exists(), "plists written");
-            assert!(
-                !t.allocations().iter().any(|(_, _, w)| *w == repo),
-                "ports reserved"
-            );
+            let error = "error: cannot write a launchd plist: its WorkingDirectory ";
+            refused_untouched(&t, &repo, &dir, &out, error);
         }
     }
 }
