@@ -79,7 +79,25 @@ struct Case<'a> {
     config: PathBuf,
 }
 
-impl Case<'_> {
+impl<'a> Case<'a> {
+    /// A linked worktree at `worktree`, on a new `branch`, and the config
+    /// file each case writes.
+    fn new(t: &'a TestEnv, worktree: &'a Path, branch: &str) -> Case<'a> {
+        t.git(&[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            branch,
+            worktree.to_str().unwrap(),
+        ]);
+        Case {
+            t,
+            worktree,
+            config: t.root().join("case.json"),
+        }
+    }
+
     fn output(&self, format: &str) -> Result<PathBuf, TestCaseError> {
         let out = self.run(format);
         prop_assert_eq!(out.code, Some(0), "{}", out);
@@ -134,19 +152,7 @@ impl Case<'_> {
 fn hostile_values_arrive_byte_exact_in_every_format_and_run_nothing() {
     let t = TestEnv::new();
     let worktree = t.root().join("wt $(touch PWNED) it's");
-    t.git(&[
-        "worktree",
-        "add",
-        "-q",
-        "-b",
-        "hostile",
-        worktree.to_str().unwrap(),
-    ]);
-    let case = Case {
-        t: &t,
-        worktree: &worktree,
-        config: t.root().join("case.json"),
-    };
+    let case = Case::new(&t, &worktree, "hostile");
     let wt = worktree.to_str().unwrap();
     let mut runner = TestRunner::new(Config {
         // Each case spawns five wtenv and four shells.
@@ -230,19 +236,7 @@ fn fish_reads_exports_byte_exact_and_runs_nothing_in_gbk_big5_and_shift_jis() {
     let t = TestEnv::new();
     let hostile = "丁'; touch PWNED; echo 丁'";
     let worktree = t.root().join(hostile);
-    t.git(&[
-        "worktree",
-        "add",
-        "-q",
-        "-b",
-        "gbk",
-        worktree.to_str().unwrap(),
-    ]);
-    let case = Case {
-        t: &t,
-        worktree: &worktree,
-        config: t.root().join("case.json"),
-    };
+    let case = Case::new(&t, &worktree, "gbk");
     write_case(&t, &case.config, &format!("{hostile} \\ é\\'"));
     let file = case.output("fish").unwrap();
     for locale in locales {
