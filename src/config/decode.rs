@@ -18,12 +18,10 @@ pub(super) fn decode(path: &Path, text: &str) -> Result<(RawConfig, Vec<Vec<Stri
             typed(&mut de, &mut ignored).map_err(|(key, e)| json_error(path, text, &key, &e))?;
         de.end().map_err(|e| json_error(path, text, "", &e))?;
         // A known key given twice is serde's error, and a table's entry
-        // twice [`raw`]'s; an unknown one is only seen here, once per time.
-        if let Some(key) = ignored
-            .iter()
-            .enumerate()
-            .find_map(|(i, key)| ignored[..i].contains(key).then_some(key))
-        {
+        // twice [`raw`]'s; an unknown one is only seen here, once per time
+        // (a set: a file may hold 60,000 of them).
+        let mut seen = std::collections::HashSet::with_capacity(ignored.len());
+        if let Some(key) = ignored.iter().find(|key| !seen.insert(*key)) {
             return Err(Error::config(path, key.join("."), "it is given twice"));
         }
         raw
