@@ -442,14 +442,20 @@ fn wtenv_keeps_its_copy_while_the_child_runs_and_ctrl_c_frees_the_port_at_once()
     assert!(wait_for(PATIENCE, || flag.exists()), "{}", w.stderr_text());
     let taken = std::net::TcpListener::bind(("127.0.0.1", port));
     assert!(taken.is_err(), "the port was free while wtenv ran");
-    let sleeper = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .find(|&p| {
-            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| s.contains("(sleep)"))
-                && parent_of(p) == w.pid()
-        })
-        .expect("the child runs");
+    // The flag is written just before `exec sleep`: the child may still
+    // be `sh` for a moment.
+    let sleeper = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .find(|&p| {
+                std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .is_ok_and(|s| s.contains("(sleep)"))
+                    && parent_of(p) == w.pid()
+            })
+    };
+    assert!(wait_for(PATIENCE, || sleeper().is_some()), "the child runs");
+    let sleeper = sleeper().expect("the child runs");
     // Ctrl-C: wtenv exits, nothing survives, the port binds right away.
     stop(w, port, sleeper);
     let reg = t.registry();
