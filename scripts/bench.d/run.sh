@@ -121,11 +121,18 @@ for _ in range(runs):
         os.unlink(pidfile)
     except FileNotFoundError:
         pass
+    # Its stderr in a file (a pipe nobody reads could fill): shown if it
+    # ends before its service is up, which would otherwise be waited for
+    # forever.
+    err = open(pidfile + ".stderr", "w+")
     wt = subprocess.Popen([wtenv, "run", "--grace", "10s", "--", *command],
-                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
     server = None
     while True:
         time.sleep(0.01)
+        if wt.poll() is not None:
+            err.seek(0)
+            sys.exit(f"{label}: wtenv run ended with {wt.returncode} before its service was up:\n{err.read()}")
         if mode == "tree":
             if os.path.exists(pidfile):
                 pid, port = map(int, open(pidfile).read().split())
