@@ -194,14 +194,15 @@ fn skip_occupied_flag_takes_the_next_free_port() {
 #[test]
 fn every_allocating_command_takes_the_skip_occupied_its_conflict_hint_names() {
     let t = TestEnv::new();
-    t.write_config("[services.app]\nrun = \"true\"\n");
+    t.write_config("[services.app]\nrun = \"echo $APP_PORT\"\n");
     t.git(&["commit", "-qam", "a service"]);
     let _busy = HttpServer::start(&t.root(), t.ports.port(0));
     let dir = t.root().join("units");
     let dir = dir.to_str().unwrap();
-    // What the next free port is after each: `run` gives back at exit the
-    // port it allocated for itself, so `export` takes it again.
-    let cases: [(&[&str], &[&str], u16); 4] = [
+    // What the next free port is after each: `run` and `up` give back at
+    // exit the port they allocated for themselves, so the next takes it
+    // again.
+    let cases: [(&[&str], &[&str], u16); 5] = [
         (
             &[
                 "create",
@@ -216,6 +217,7 @@ fn every_allocating_command_takes_the_skip_occupied_its_conflict_hint_names() {
         ),
         (&["enter", "b"], &[], 2),
         (&["run"], &["--", "sh", "-c", "echo \"$APP_PORT\""], 3),
+        (&["up"], &[], 3),
         (&["export", "systemd", dir], &[], 3),
     ];
     for (command, rest, next) in cases {
@@ -231,6 +233,8 @@ fn every_allocating_command_takes_the_skip_occupied_its_conflict_hint_names() {
         let port = t.ports.port(next);
         if command[0] == "run" {
             assert_eq!(out.stdout, format!("{port}\n"), "{out}");
+        } else if command[0] == "up" {
+            assert!(out.stdout.contains(&format!("app | {port}\n")), "{out}");
         } else {
             assert!(
                 t.allocations().iter().any(|(p, _, _)| *p == port),
