@@ -353,36 +353,71 @@ fn a_dead_holder_is_swept_by_the_next_allocation() {
 fn a_holder_whose_pid_was_reused_is_swept() {
     let t = TestEnv::new();
     let other = t.add_worktree("other");
-    // A live process with the recorded pid, but not the recorded one.
-    let mut impostor = Command::new("sleep").arg("60").spawn().unwrap();
+    // A live process with the recorded pid, but not the recorded one:
+    // start times as wtenv wrote them before they carried the boot.
+    let impostor = Command::new("sleep").arg("60").spawn().unwrap();
+    let real_start = start_time(impostor.id());
+    reused_holders_are_swept(
+        &t,
+        &other,
+        impostor,
+        real_start,
+        [real_start - 1, real_start + 7],
+    );
+}
+
+/// The same with the start times wtenv writes now, tagged with the boot:
+/// a hold of the same ticks in another boot is someone else's too.
+#[test]
+fn a_holder_whose_pid_was_reused_is_swept_in_this_boot_or_from_another() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    let impostor = Command::new("sleep").arg("60").spawn().unwrap();
+    let pid = impostor.id().to_string();
+    // wtenv records the live process's token itself.
+    let out = run(&mut t.wtenv_in(&other, &["env", "--hold", &pid]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let reg = t.registry();
+    let token = reg["allocations"][0]["holders"][0]["start_time"]
+        .as_u64()
+        .unwrap();
+    assert_ne!(token >> 40, 0, "the token carries the boot: {reg}");
+    let earlier = token - 1;
+    let other_boot = token ^ (1 << 40);
+    reused_holders_are_swept(&t, &other, impostor, token, [earlier, other_boot]);
+}
+
+/// Three entries of `other` held by the live `impostor`'s pid: `app`
+/// (held only) and `web` (reserved) recorded with the `reused` start
+/// times, `api` with its own, `start`. An allocation sweeps `app`, keeps
+/// `web`'s reservation without its holder, and keeps `api` held.
+fn reused_holders_are_swept(
+    t: &TestEnv,
+    other: &Path,
+    mut impostor: std::process::Child,
+    start: u64,
+    reused: [u64; 2],
+) {
     let pid = impostor.id();
-    let real_start = start_time(pid);
     let hold = |start: u64| json!([{"pid": pid, "start_time": start, "command": "nix develop"}]);
     t.write_registry(vec![
         t.record(
             t.ports.port(0),
             "app",
             "feature",
-            &other,
+            other,
             false,
-            hold(real_start - 1),
+            hold(reused[0]),
         ),
         t.record(
             t.ports.port(1),
             "web",
             "feature",
-            &other,
+            other,
             true,
-            hold(real_start + 7),
+            hold(reused[1]),
         ),
-        t.record(
-            t.ports.port(2),
-            "api",
-            "feature",
-            &other,
-            false,
-            hold(real_start),
-        ),
+        t.record(t.ports.port(2), "api", "feature", other, false, hold(start)),
     ]);
     let out = run(&mut t.wtenv(&["allocate", "--service", "x"]));
     assert_eq!(out.code, Some(0), "{out}");
