@@ -380,6 +380,37 @@ fn a_sigkilled_wtenv_keeps_its_hold_while_its_orphans_run_and_validate_fix_stops
     assert_eq!(probe::probe(port).unwrap(), PortState::Free);
 }
 
+/// wtenv SIGKILLed, and its orphans stopped by hand afterwards: the next
+/// wtenv command, whatever it is, sweeps the dead hold by itself (no
+/// `validate --fix`), and the port is given out again.
+#[test]
+fn a_sigkilled_wtenv_whose_orphans_are_gone_is_swept_by_the_next_command() {
+    let t = TestEnv::new();
+    let (mut w, pidfile) = start_tree(&t, "10s", "");
+    let server = wait_pidfile(&pidfile, &w);
+    let port = app_port(&t);
+    let pgid = recorded_pgid(&t, port);
+    let survivor = KillGroupOnDrop(pgid);
+    w.signal(Signal::SIGKILL);
+    w.wait();
+    assert!(alive(server));
+    // While its orphans run, the next command names the one on the port.
+    let out = crate::support::run(&mut t.wtenv(&["ports"]));
+    assert!(out.stdout.contains(&format!("pid {server} (")), "{out}");
+    drop(survivor);
+    assert!(wait_for(PATIENCE, || !alive(server)));
+    // A view shows the holder gone and writes nothing: the hold is there
+    // until a command that allocates sweeps it.
+    let out = crate::support::run(&mut t.wtenv(&["ports"]));
+    assert!(out.stdout.contains("gone"), "{out}");
+    assert!(t.registry().to_string().contains("\"holders\""), "{out}");
+    let out = crate::support::run(t.wtenv(&["run", "--", "true"]).stdin(Stdio::null()));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_no_holds(&t);
+    assert!(t.allocations().is_empty(), "{}", t.registry());
+    assert_eq!(probe::probe(port).unwrap(), PortState::Free);
+}
+
 /// SIGKILLs a process group when dropped (a tree no wtenv supervises).
 struct KillGroupOnDrop(u32);
 
