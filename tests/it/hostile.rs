@@ -162,6 +162,36 @@ fn planted_lock_files_are_refused_followed_nowhere_and_never_hang() {
     }
 }
 
+/// Lock files planted with mode 0666, regular files of the user's own:
+/// only their lock is used, never their content, and the 0700 state
+/// directory keeps everyone else out, so the command works, the registry
+/// it writes is 0600, and nothing outside the state directory changes.
+#[test]
+fn lock_files_planted_with_mode_0666_lock_and_leak_nothing() {
+    let t = with_registry();
+    let out_dir = Outside::new(&t);
+    let before = snapshot(&out_dir.dir);
+    for lock in ["registry.lock", "probe.lock"] {
+        let path = t.state_dir().join(lock);
+        std::fs::write(&path, "planted\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    // A new service, so `allocate` probes (and takes the probe lock).
+    let out = env_bounded(&t, &["allocate", "--service", "api"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(t.allocations().iter().any(|(_, s, _)| s == "api"), "{out}");
+    let mode = std::fs::metadata(t.registry_path())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    for lock in ["registry.lock", "probe.lock"] {
+        let text = std::fs::read_to_string(t.state_dir().join(lock)).unwrap();
+        assert_eq!(text, "planted\n", "{lock} was written");
+    }
+    assert_eq!(snapshot(&out_dir.dir), before);
+}
+
 /// A config that is a link to `/dev/zero` was read without limit; one to
 /// `/dev/stdin` or a FIFO hung. Now: exit 1 naming the file, at once: a
 /// FIFO, or a link within the worktree to one, is no regular file; a link
