@@ -96,9 +96,9 @@ fn run_hook(args: &Args, ctx: &Ctx) -> Result<Outcome> {
         // The names are printed unquoted in `unset` lines: only names a
         // shell accepts as variables, whatever the environment holds; and
         // of those a config may not set (`PATH`, `LD_PRELOAD`...), only
-        // wtenv's own exports: another program may have set these two
-        // variables.
-        .filter(|n| refused_name(n).is_none() || exports::PROVENANCE.contains(n))
+        // the ones the hook exports itself: another program may have set
+        // these two variables.
+        .filter(|n| refused_name(n).is_none() || is_hook_export(n))
         .map(str::to_owned)
         .collect();
     let before = Before {
@@ -123,6 +123,12 @@ fn run_hook(args: &Args, ctx: &Ctx) -> Result<Outcome> {
             Err(err)
         }
     }
+}
+
+/// A name a config may not set that the prompt hook exports itself: the
+/// provenance variables, and the trust line it last said.
+fn is_hook_export(name: &str) -> bool {
+    exports::PROVENANCE.contains(&name) || name == settings::HOOK_WARNED
 }
 
 /// What the prompt hook had done before this prompt.

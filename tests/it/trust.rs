@@ -383,6 +383,51 @@ fn env_applies_in_the_prompt_hooks_only_while_the_config_is_trusted() {
     }
 }
 
+/// Leaving an untrusted worktree unsets the line the hook remembers it
+/// said (`__WTENV_WARNED`), so coming back says it again, in each shell.
+#[test]
+fn leaving_and_coming_back_says_the_trust_line_again() {
+    for sh in SHELLS {
+        let t = TestEnv::new();
+        let (text, _) = gated_config(&t);
+        commit_config(&t, &text);
+        let hook = hook_file(&t, sh.name());
+        let left = t.root().join("left.env");
+        let back = t.root().join("back.env");
+        let lines = format!(
+            "source {hook}\ncd ..\n{h}\nenv -0 > {left}\ncd {repo}\n{h}\nenv -0 > {back}\n",
+            hook = q(&hook),
+            h = sh.after_cd(),
+            left = q(&left),
+            back = q(&back),
+            repo = q(&t.repo),
+        );
+        let out = match sh {
+            Sh::Fish => in_tmux(&t, sh, &t.repo, &lines, &back),
+            _ => interactive(&t, sh, &t.repo, &lines),
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let name = sh.name();
+        assert_eq!(
+            var(&read_env(&left), "__WTENV_WARNED"),
+            None,
+            "{name}: {stderr}"
+        );
+        assert_eq!(var(&read_env(&left), "PORT"), None, "{name}: {stderr}");
+        assert!(
+            var(&read_env(&back), "__WTENV_WARNED").is_some(),
+            "{name}: {stderr}"
+        );
+        if sh != Sh::Fish {
+            let said = stderr.lines().filter(|l| l.contains("not applied")).count();
+            assert_eq!(
+                said, 2,
+                "{name}: said on entering, and again on coming back: {stderr}"
+            );
+        }
+    }
+}
+
 /// direnv: `use wtenv` loads the ports, not `[env]`, until `wtenv trust`
 /// (which direnv notices by itself); an edited config needs trust again,
 /// not only `direnv allow`. Refused names make the config an error: the
