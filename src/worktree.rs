@@ -414,11 +414,14 @@ fn common_dir_of(git_dir: &Path, resolved: bool) -> Result<PathBuf> {
         None if resolved => return Ok(git_dir.to_path_buf()),
         None => (git_dir.to_path_buf(), git_dir),
     };
+    // Named by the file that names it, never by what that file says: a
+    // `commondir` planted as a link to `~/.git-credentials` or
+    // `/proc/self/environ` would print it on every `cd`.
     let common = common.canonicalize().map_err(|e| {
         Error::io(
             format!(
-                "could not resolve git common dir {}",
-                printable_path(&common)
+                "could not resolve the git common dir {} names",
+                printable_path(named_by)
             ),
             e,
         )

@@ -287,6 +287,43 @@ fn a_config_linked_out_of_the_worktree_is_refused_and_never_quoted() {
     assert!(out.stdout.contains("export PORT="), "{out}");
 }
 
+/// A downloaded tree whose `.git/commondir` is a link to a file of the
+/// user's: the error named the unresolvable common dir by the file's
+/// text, so every `cd` printed `/proc/self/environ` or a credentials
+/// file. It names the `commondir` file instead, and prints none of it.
+#[test]
+fn a_planted_commondir_never_prints_what_it_holds() {
+    let t = TestEnv::new();
+    let credentials = t.root().join("credentials");
+    std::fs::write(&credentials, "https://alice:TOKEN-IN-FILE@example.com\n").unwrap();
+    let tree = t.root().join("downloaded");
+    std::fs::create_dir_all(tree.join(".git")).unwrap();
+    let pointer = tree.join(".git/commondir");
+    for target in [Path::new("/proc/self/environ"), &credentials] {
+        let _ = std::fs::remove_file(&pointer);
+        std::os::unix::fs::symlink(target, &pointer).unwrap();
+        for args in [&["env"][..], &["env", "--hook"], &["list"]] {
+            let out = run_bounded(t.wtenv_in(&tree, args).env("SECRET", "TOKEN-IN-ENV"), LIMIT);
+            assert_ne!(out.code, Some(0), "{target:?} {args:?}: {out}");
+            assert!(
+                !out.stderr.contains("TOKEN-IN"),
+                "{target:?} {args:?}: {out}"
+            );
+            assert!(
+                !out.stdout.contains("TOKEN-IN"),
+                "{target:?} {args:?}: {out}"
+            );
+            assert!(
+                out.stderr.contains(&format!(
+                    "could not resolve the git common dir {} names",
+                    pointer.display()
+                )),
+                "{target:?} {args:?}: {out}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_config_over_one_mib_is_refused() {
     let t = TestEnv::new();
