@@ -60,7 +60,7 @@ impl std::fmt::Display for Refusal {
             }
             Refusal::LinkOutside(target) => write!(
                 f,
-                "it is a link to {}, outside the worktree and the Nix store",
+                "it is a link to {}",
                 crate::process::printable_path(target)
             ),
         }
