@@ -177,8 +177,12 @@ impl Checker<'_> {
     }
 
     fn duration(&self, text: &str, key: &str) -> Result<Duration> {
-        humantime::parse_duration(text)
-            .map_err(|e| self.err(key, format!("{text:?} is not a duration like \"30s\": {e}")))
+        let duration = humantime::parse_duration(text)
+            .map_err(|e| self.err(key, format!("{text:?} is not a duration like \"30s\": {e}")))?;
+        if duration > crate::duration::MAX {
+            return Err(self.err(key, format!("{text:?} is longer than a year")));
+        }
+        Ok(duration)
     }
 
     /// `health = { http = "/healthz" | cmd = "..." | tcp = true, interval,

@@ -592,3 +592,24 @@ proptest::proptest! {
         }
     }
 }
+
+/// A config's durations become deadlines on the clock: one it would
+/// overflow (`up` panicked on `300000000000years`) is refused, key named.
+#[test]
+fn durations_over_a_year_are_refused_with_their_key() {
+    for (text, key) in [
+        (
+            "[services.web]\nready_timeout = \"300000000000years\"\n",
+            "services.web.ready_timeout",
+        ),
+        (
+            "[services.web]\nhealth = { tcp = true, interval = \"366days\" }\n",
+            "services.web.health.interval",
+        ),
+    ] {
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.contains(&format!("{key}: ")), "{e}");
+        assert!(e.ends_with("is longer than a year"), "{e}");
+    }
+    assert!(parse("[services.web]\nready_timeout = \"365days\"\n").is_ok());
+}
