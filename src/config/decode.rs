@@ -22,7 +22,8 @@ pub(super) fn decode(path: &Path, text: &str) -> Result<(RawConfig, Vec<Vec<Stri
         // (a set: a file may hold 60,000 of them).
         let mut seen = std::collections::HashSet::with_capacity(ignored.len());
         if let Some(key) = ignored.iter().find(|key| !seen.insert(*key)) {
-            return Err(Error::config(path, key.join("."), "it is given twice"));
+            let key = super::warnings::shown(&key.join("."));
+            return Err(Error::config(path, key, "it is given twice"));
         }
         raw
     } else {

@@ -337,6 +337,11 @@ fn an_unknown_json_key_given_twice_is_an_error() {
             "{text}"
         );
     }
+    // A key as long as the file is shown cut.
+    let long = "k".repeat(100_000);
+    let text = format!(r#"{{"{long}": 1, "{long}": 2}}"#);
+    let e = Config::parse(Path::new("/r/wtenv.json"), &text).unwrap_err();
+    assert!(e.to_string().len() < 300, "{} bytes", e.to_string().len());
 }
 
 #[test]

@@ -28,15 +28,7 @@ pub(super) fn unknown_keys(path: &Path, ignored: &[Vec<String>]) -> Result<Vec<S
     let mut warnings: Vec<String> = ignored
         .iter()
         .take(MAX_NAMED)
-        .map(|keys| {
-            let mut key = keys.join(".");
-            // A key may be as long as the file: shown cut.
-            if let Some((cut, _)) = key.char_indices().nth(MAX_KEY_CHARS) {
-                key.truncate(cut);
-                key.push_str("...");
-            }
-            format!("{file}: unknown key {key:?} (ignored)")
-        })
+        .map(|keys| format!("{file}: unknown key {:?} (ignored)", shown(&keys.join("."))))
         .collect();
     match ignored.len().saturating_sub(MAX_NAMED) {
         0 => {}
@@ -46,21 +38,36 @@ pub(super) fn unknown_keys(path: &Path, ignored: &[Vec<String>]) -> Result<Vec<S
     Ok(warnings)
 }
 
+/// An unknown key (its dotted path) as a message shows it: cut after
+/// [`MAX_KEY_CHARS`], since one may be as long as the file and a config's
+/// messages are said on every `cd`.
+pub(super) fn shown(key: &str) -> String {
+    match key.char_indices().nth(MAX_KEY_CHARS) {
+        Some((cut, _)) => format!("{}...", &key[..cut]),
+        None => key.to_owned(),
+    }
+}
+
 /// An unknown top-level key: an error, with the table it likely means.
 fn unknown_table(path: &Path, key: &str) -> Error {
-    let reason = match suggest(key, TABLES) {
+    let key = shown(key);
+    let reason = match suggest(&key, TABLES) {
         Some(table) => format!("unknown table [{key}]; did you mean [{table}]?"),
         None => {
             let known = TABLES.iter().map(|t| format!("[{t}]")).collect::<Vec<_>>();
             format!("unknown table [{key}]; known: {}", known.join(", "))
         }
     };
-    Error::config(path, key, reason)
+    Error::config(path, &key, reason)
 }
 
 /// The candidate `word` most likely stands for: one edit or two away
-/// (`purpose`, `purpsoes`), or one that starts with it.
+/// (`purpose`, `purpsoes`), or one that starts with it. A word much
+/// longer than every candidate stands for none (and costs no edit table).
 fn suggest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    if word.len() > 32 {
+        return None;
+    }
     let word = word.to_ascii_lowercase();
     candidates
         .iter()
@@ -97,6 +104,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_key_is_shown_cut() {
+        let key = "k".repeat(900_000);
+        assert_eq!(shown(&key), format!("{}...", "k".repeat(MAX_KEY_CHARS)));
+        assert_eq!(shown("services.web.x"), "services.web.x");
+        let e = unknown_table(Path::new("/r/wtenv.toml"), &key).to_string();
+        assert!(e.len() < 400, "{} bytes", e.len());
+    }
 
     #[test]
     fn a_misspelt_table_is_suggested_and_a_stranger_is_not() {
