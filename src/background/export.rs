@@ -68,6 +68,7 @@ pub fn export(
             )),
         );
     }
+    let state = super::StateDir::of(ctx)?;
     // Reserved once the export can be made: a refusal above keeps none.
     let ports = crate::ports::reserve(ctx, scope, options.skip_occupied)?;
     let naming = Naming::of(scope);
@@ -75,7 +76,6 @@ pub fn export(
     // Every file is made before the first is written: one that cannot be
     // made leaves no half set behind.
     let mut files: Vec<(String, String)> = Vec::new();
-    let state = super::StateDir::of(ctx)?;
     match format {
         Format::Systemd => {
             let target = format!("{}.target", naming.group());

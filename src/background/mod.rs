@@ -146,8 +146,9 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<(u32, u64)>,
     /// The service's `cmd` health check as it started: the only command
-    /// `status` runs. The config as it is now may be another's (a branch
-    /// checked out since), and `status` runs nobody's code.
+    /// line `status` runs. The config as it is now may be another's (a
+    /// branch checked out since); what that line runs (a script of the
+    /// worktree's, `npm run health`) is the worktree's as it is now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_cmd: Option<String>,
 }

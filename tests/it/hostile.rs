@@ -783,7 +783,7 @@ fn a_git_dir_under_proc_sys_or_dev_is_refused_and_reserves_nothing() {
                 dot_git.join("commondir")
             }
         };
-        for args in [&["env"][..], &["env"], &["env", "--hook"]] {
+        for args in [&["env"][..], &["env", "--hook"], &["list"]] {
             let out = run_bounded(&mut t.wtenv_in(&dir, args), LIMIT);
             assert_eq!(out.code, Some(1), "{how} {target} {args:?}: {out}");
             assert!(
