@@ -352,16 +352,7 @@ fn a_grandchild_left_by_an_exited_leader_is_swept() {
 #[test]
 fn a_sigkilled_wtenv_keeps_its_hold_while_its_orphans_run_and_validate_fix_stops_them() {
     let t = TestEnv::new();
-    let (mut w, pidfile) = start_tree(&t, "10s", "");
-    let server = wait_pidfile(&pidfile, &w);
-    let port = app_port(&t);
-    let pgid = recorded_pgid(&t, port);
-    // The survivor is ours to stop, whatever happens below.
-    let _survivor = KillGroupOnDrop(pgid);
-    w.signal(Signal::SIGKILL);
-    w.wait();
-    // The group lives on: nobody could stop it.
-    assert!(alive(server));
+    let (server, port, _survivor) = sigkilled_run(&t);
     // The next command does not sweep the dead hold: its group still
     // runs on the port (the orphans), and the hold is what names them.
     let out = crate::support::run(t.wtenv(&["run", "--", "true"]).stdin(Stdio::null()));
@@ -386,14 +377,7 @@ fn a_sigkilled_wtenv_keeps_its_hold_while_its_orphans_run_and_validate_fix_stops
 #[test]
 fn a_sigkilled_wtenv_whose_orphans_are_gone_is_swept_by_the_next_command() {
     let t = TestEnv::new();
-    let (mut w, pidfile) = start_tree(&t, "10s", "");
-    let server = wait_pidfile(&pidfile, &w);
-    let port = app_port(&t);
-    let pgid = recorded_pgid(&t, port);
-    let survivor = KillGroupOnDrop(pgid);
-    w.signal(Signal::SIGKILL);
-    w.wait();
-    assert!(alive(server));
+    let (server, port, survivor) = sigkilled_run(&t);
     // While its orphans run, the next command names the one on the port.
     let out = crate::support::run(&mut t.wtenv(&["ports"]));
     assert!(out.stdout.contains(&format!("pid {server} (")), "{out}");
@@ -409,6 +393,20 @@ fn a_sigkilled_wtenv_whose_orphans_are_gone_is_swept_by_the_next_command() {
     assert_no_holds(&t);
     assert!(t.allocations().is_empty(), "{}", t.registry());
     assert_eq!(probe::probe(port).unwrap(), PortState::Free);
+}
+
+/// `wtenv run` of a server tree, SIGKILLed once the server listens: the
+/// server (alive: nobody could stop its group), its port, and its group,
+/// ours to stop whatever the test does next.
+fn sigkilled_run(t: &TestEnv) -> (u32, u16, KillGroupOnDrop) {
+    let (mut w, pidfile) = start_tree(t, "10s", "");
+    let server = wait_pidfile(&pidfile, &w);
+    let port = app_port(t);
+    let survivor = KillGroupOnDrop(recorded_pgid(t, port));
+    w.signal(Signal::SIGKILL);
+    w.wait();
+    assert!(alive(server));
+    (server, port, survivor)
 }
 
 /// SIGKILLs a process group when dropped (a tree no wtenv supervises).
