@@ -22,6 +22,11 @@ use crate::process;
 /// wtenv became the foreground job (one `tcgetpgrp`).
 const FOREGROUND_POLL: Duration = Duration::from_millis(100);
 
+/// How long a child's stop on the terminal waits for the shell to make
+/// wtenv the foreground job before wtenv stops too (see `follow_stop`):
+/// a shell hands the terminal over within a millisecond of reading `fg`.
+const TTY_STOP_PATIENCE: Duration = Duration::from_millis(100);
+
 /// Runs children and stops them, see the module doc.
 pub struct Supervisor {
     signals: Listener,
@@ -280,7 +285,13 @@ impl Supervisor {
         let tty = matches!(sig, Signal::SIGTTIN | Signal::SIGTTOU);
         // The terminal already lent: a stop from just before the hand-over
         // (the child read at once), which the hand-over's SIGCONT undid.
-        if tty && (self.terminal.is_some() || terminal::is_foreground()) {
+        // The keys of a `fg` typed for the shell also wake a child that
+        // reads the terminal from the background: its SIGTTIN races the
+        // shell's hand-over of the terminal to wtenv, and a job that
+        // stopped itself in that instant would have the shell take the
+        // stop for the answer to `fg` (it says "Stopped" again). So a tty
+        // stop waits a moment for that hand-over first.
+        if tty && (self.terminal.is_some() || terminal::becomes_foreground(TTY_STOP_PATIENCE)) {
             tracing::debug!(pgid = %g.pgid, ?sig, "child stopped on the terminal: handing it over");
             self.resume();
             return;

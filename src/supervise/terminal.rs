@@ -78,6 +78,22 @@ pub(super) fn is_foreground() -> bool {
     nix::unistd::tcgetpgrp(std::io::stdin()).is_ok_and(|fg| fg == nix::unistd::getpgrp())
 }
 
+/// Whether wtenv's group is, or within `patience` becomes, the foreground
+/// group of the terminal on stdin (polled: a shell's `fg` sends no signal
+/// to a job it thinks is running).
+pub(super) fn becomes_foreground(patience: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        if is_foreground() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Whether stdin is a terminal (a child may be given it).
 pub(super) fn is_terminal() -> bool {
     use std::io::IsTerminal;
