@@ -312,7 +312,7 @@ impl Registry {
     }
 
     fn read_with(&self, parse: impl FnOnce(&File) -> Result<RegistryData>) -> Result<RegistryData> {
-        if !self.dir().exists() {
+        if !is_there(self.dir()) {
             return Ok(RegistryData::default());
         }
         self.check_dir()?;
@@ -389,7 +389,7 @@ impl Registry {
 
     fn ensure_dir(&self) -> Result<()> {
         let dir = self.dir();
-        if !dir.exists() {
+        if !is_there(dir) {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
@@ -402,9 +402,7 @@ impl Registry {
                             "could not create its directory {}: {e}",
                             printable_path(dir)
                         ),
-                        "check the path: the registry is --registry PATH, else \
-                         registry.json in WTENV_STATE_DIR, XDG_STATE_HOME/wtenv or \
-                         ~/.local/state/wtenv; its directory must be one you can create",
+                        checked::WHERE_IT_IS,
                     )
                 })?;
         }
@@ -418,7 +416,7 @@ impl Registry {
 
     /// The directory holding the registry, checked like the registry's.
     pub fn state_dir(&self) -> Result<Option<&Path>> {
-        if !self.dir().exists() {
+        if !is_there(self.dir()) {
             return Ok(None);
         }
         self.check_dir()?;
@@ -444,6 +442,12 @@ impl Registry {
             },
         )
     }
+}
+
+/// Whether anything is at `path`, a link included (not followed): a link
+/// that leads nowhere is there, and checked, not taken for "no state yet".
+fn is_there(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
 }
 
 /// Rewrites the stamp of every worktree whose ports (service and port) a

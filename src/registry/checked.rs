@@ -15,6 +15,11 @@ use crate::files::{self, OpenError, Refusal};
 use crate::process::printable_path;
 use crate::shell::quote_in_message;
 
+/// Where the registry is, for a hint about a path that cannot hold one.
+pub(super) const WHERE_IT_IS: &str = "check the path: the registry is --registry PATH, else \
+     registry.json in WTENV_STATE_DIR, XDG_STATE_HOME/wtenv or ~/.local/state/wtenv; \
+     its directory must be one you can create";
+
 impl Registry {
     pub(super) fn unusable(&self, reason: impl Into<String>, hint: impl Into<String>) -> Error {
         Error::RegistryUnusable {
@@ -39,10 +44,12 @@ impl Registry {
     /// under us.
     pub(super) fn check_dir(&self) -> Result<()> {
         let dir = self.dir();
+        // A link that leads nowhere (dangling, a loop) cannot hold a
+        // registry: unusable, like a directory that is not one.
         let meta = std::fs::metadata(dir).map_err(|e| {
-            Error::io(
-                format!("could not read registry directory {}", printable_path(dir)),
-                e,
+            self.unusable(
+                format!("its directory {} cannot be read: {e}", printable_path(dir)),
+                WHERE_IT_IS,
             )
         })?;
         if !meta.is_dir() {

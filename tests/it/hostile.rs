@@ -998,3 +998,42 @@ fn a_path_with_control_characters_is_shown_escaped_in_messages() {
     );
     assert!(!out.stderr.contains(['\x1b', '\x07']), "{out}");
 }
+
+/// A state directory that is a link leading nowhere (a loop, or dangling):
+/// `env` said "could not create its directory: File exists", and the views
+/// showed an empty registry, as if nothing were recorded. Both now say the
+/// directory cannot be read, exit 2, and nothing is created.
+#[test]
+fn a_state_directory_that_is_a_broken_link_is_unusable_everywhere() {
+    let t = TestEnv::new();
+    let state = t.root().join("state-link");
+    for (how, target) in [
+        ("loop", state.clone()),
+        ("dangling", t.root().join("absent")),
+    ] {
+        let _ = std::fs::remove_file(&state);
+        std::os::unix::fs::symlink(&target, &state).unwrap();
+        for args in [&["env"][..], &["ports"], &["list"], &["validate"]] {
+            let out = run_bounded(t.wtenv(args).env("WTENV_STATE_DIR", &state), LIMIT);
+            assert_eq!(out.code, Some(2), "{how} {args:?}: {out}");
+            // validate reports it as a finding, on stdout.
+            let said = if args[0] == "validate" {
+                &out.stdout
+            } else {
+                &out.stderr
+            };
+            assert!(
+                said.contains(&format!(
+                    "its directory {} cannot be read: ",
+                    state.display()
+                )),
+                "{how} {args:?}: {out}"
+            );
+            assert!(
+                args[0] == "validate" || out.stderr.contains("\nhint: check the path"),
+                "{how} {args:?}: {out}"
+            );
+        }
+        assert!(!t.root().join("absent").exists(), "{how}: created");
+    }
+}
