@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use crate::alloc::Ports;
-use crate::config::{Config, Piece, is_port_name};
+use crate::config::{Config, Piece, is_port_name, shown_key};
 use crate::context::Scope;
 use crate::error::{Error, Result};
 
@@ -102,21 +102,28 @@ pub fn check_size(config: &Config, root: &Path, purpose: &str, identifier: &str)
     let mut total = var("WTENV_WORKTREE", root)
         + var("WTENV_PURPOSE", purpose.len())
         + var("WTENV_IDENTIFIER", identifier.len());
-    let mut largest = (0usize, String::new());
-    let mut count = |key: &dyn Fn() -> String, bytes: usize| {
+    // The key that takes the most: named, and its name made, only if
+    // the config is refused (this runs on every `cd`).
+    enum Key<'c> {
+        ServiceEnv(&'c str),
+        Services,
+        Env(&'c str),
+    }
+    let mut largest: (usize, Key<'_>) = (0, Key::Services);
+    let mut count = |key, bytes: usize| {
         total = total.saturating_add(bytes);
         if bytes > largest.0 {
-            largest = (bytes, key());
+            largest = (bytes, key);
         }
     };
     let mut ports_summary = 0usize;
     for service in &config.services {
         let bytes = service.env.iter().map(|n| var(n, PORT)).sum();
-        count(&|| format!("services.{}.env", service.name), bytes);
+        count(Key::ServiceEnv(&service.name), bytes);
         // `name=port` and a comma.
         ports_summary += service.name.len() + PORT + 2;
     }
-    count(&|| "services".into(), var("WTENV_PORTS", ports_summary));
+    count(Key::Services, var("WTENV_PORTS", ports_summary));
     for (name, template) in &config.env {
         let value = template.pieces.iter().fold(0usize, |n, p| {
             n.saturating_add(match p {
@@ -127,17 +134,18 @@ pub fn check_size(config: &Config, root: &Path, purpose: &str, identifier: &str)
                 Piece::Identifier => identifier.len(),
             })
         });
-        count(&|| format!("env.{name}"), var(name, value));
+        count(Key::Env(name), var(name, value));
     }
     if total <= MAX_BYTES {
         return Ok(());
     }
-    let (bytes, mut key) = largest;
+    let (bytes, key) = largest;
     // A name may be as long as the file: shown cut, on every `cd`.
-    if let Some((cut, _)) = key.char_indices().nth(80) {
-        key.truncate(cut);
-        key.push_str("...");
-    }
+    let key = shown_key(&match key {
+        Key::ServiceEnv(name) => format!("services.{name}.env"),
+        Key::Services => "services".to_owned(),
+        Key::Env(name) => format!("env.{name}"),
+    });
     Err(Error::config(
         source,
         key,

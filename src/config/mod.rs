@@ -38,6 +38,7 @@ pub use env::{
 };
 pub use purposes::{DEFAULT_PURPOSES, MIN_PORT, PortRange, Ranges};
 pub use services::{Service, default_env_name};
+pub use warnings::shown as shown_key;
 
 pub const TOML_NAME: &str = "wtenv.toml";
 pub const JSON_NAME: &str = "wtenv.json";

@@ -41,7 +41,7 @@ pub(super) fn unknown_keys(path: &Path, ignored: &[Vec<String>]) -> Result<Vec<S
 /// An unknown key (its dotted path) as a message shows it: cut after
 /// [`MAX_KEY_CHARS`], since one may be as long as the file and a config's
 /// messages are said on every `cd`.
-pub(super) fn shown(key: &str) -> String {
+pub fn shown(key: &str) -> String {
     match key.char_indices().nth(MAX_KEY_CHARS) {
         Some((cut, _)) => format!("{}...", &key[..cut]),
         None => key.to_owned(),
