@@ -179,6 +179,29 @@ impl Ctx {
 }
 
 impl Scope {
+    /// Where a `run` for `service` (`NAME` for any) goes, in the syntax
+    /// and the file of the config in use:
+    /// `add run = "..." under [services.web] in wtenv.toml`.
+    pub fn add_run_hint(&self, service: &str) -> String {
+        format!(
+            "{} in {}",
+            self.config
+                .syntax()
+                .add("run", "\"...\"", &["services", service]),
+            self.config.file_named_for(&self.worktree.root)
+        )
+    }
+
+    /// Where the services are, for a hint about a name that is none:
+    /// `the services are the [services.NAME] tables of wtenv.toml`.
+    pub fn services_hint(&self) -> String {
+        format!(
+            "the services are the {} of {}",
+            self.config.syntax().tables(&["services", "NAME"]),
+            self.config.file_named_for(&self.worktree.root)
+        )
+    }
+
     /// The scope of `worktree`, given its metadata and its config.
     pub fn new(worktree: Worktree, meta: &Meta, config: Config) -> Result<Scope> {
         worktree.require_utf8()?;

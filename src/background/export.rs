@@ -58,14 +58,7 @@ pub fn export(
         .collect();
     if services.is_empty() {
         return Err(
-            Error::not_found("no service has a run command").with_hint(format!(
-                "{} in {}",
-                scope
-                    .config
-                    .syntax()
-                    .add("run", "\"...\"", &["services", "NAME"]),
-                scope.config.file_named_for(&scope.worktree.root)
-            )),
+            Error::not_found("no service has a run command").with_hint(scope.add_run_hint("NAME"))
         );
     }
     let state = super::StateDir::of(ctx)?;

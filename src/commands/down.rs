@@ -24,13 +24,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let scope = ctx.scope()?;
     for name in &args.services {
         if scope.config.service(name).is_none() {
-            return Err(
-                Error::not_found(format!("unknown service {name:?}")).with_hint(format!(
-                    "the services are the {} of {}",
-                    scope.config.syntax().tables(&["services", "NAME"]),
-                    scope.config.file_named_for(&scope.worktree.root)
-                )),
-            );
+            return Err(Error::not_found(format!("unknown service {name:?}"))
+                .with_hint(scope.services_hint()));
         }
     }
     // Nothing is created when nothing ever ran in the background.

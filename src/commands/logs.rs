@@ -30,11 +30,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         && scope.config.service(name).is_none()
     {
         return Err(
-            Error::not_found(format!("unknown service {name:?}")).with_hint(format!(
-                "the services are the {} of {}",
-                scope.config.syntax().tables(&["services", "NAME"]),
-                scope.config.file_named_for(&scope.worktree.root)
-            )),
+            Error::not_found(format!("unknown service {name:?}")).with_hint(scope.services_hint())
         );
     }
     // Read only: nothing is created when nothing ever ran in the

@@ -90,11 +90,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     for name in &args.services {
         if scope.config.service(name).is_none() {
             return Err(
-                Error::not_found(format!("--service {name}: no such service")).with_hint(format!(
-                    "the services are the {} of {}",
-                    scope.config.syntax().tables(&["services", "NAME"]),
-                    scope.config.file_named_for(&scope.worktree.root)
-                )),
+                Error::not_found(format!("--service {name}: no such service"))
+                    .with_hint(scope.services_hint()),
             );
         }
     }

@@ -228,22 +228,13 @@ fn detach(args: Args, ctx: &Ctx) -> Result<Outcome> {
 fn select<'a>(scope: &'a Scope, names: &[String]) -> Result<Vec<&'a Service>> {
     let config = &scope.config;
     let services = &config.services;
-    // Where a `run` goes, said in the syntax of the config in use.
-    let add_run = |service: &str| {
-        format!(
-            "{} in {}",
-            config
-                .syntax()
-                .add("run", "\"...\"", &["services", service]),
-            config.file_named_for(&scope.worktree.root)
-        )
-    };
     let wanted: Vec<usize> = if names.is_empty() {
         let all: Vec<usize> = (0..services.len())
             .filter(|&i| services[i].run.is_some())
             .collect();
         if all.is_empty() {
-            return Err(Error::not_found("no service has a run command").with_hint(add_run("NAME")));
+            return Err(Error::not_found("no service has a run command")
+                .with_hint(scope.add_run_hint("NAME")));
         }
         all
     } else {
@@ -268,7 +259,7 @@ fn select<'a>(scope: &'a Scope, names: &[String]) -> Result<Vec<&'a Service>> {
                         "service {n} has no run command, and a service to start depends on it"
                     ),
                 };
-                return Err(Error::not_found(why).with_hint(add_run(n)));
+                return Err(Error::not_found(why).with_hint(scope.add_run_hint(n)));
             }
             Ok(s)
         })
