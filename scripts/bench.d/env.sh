@@ -8,6 +8,7 @@
 #   wtenv is (what start-up alone costs), in one hyperfine run. Target:
 #   <= 1.5x /bin/true (issue 17; `scripts/bench registry` measures it with
 #   20,000 allocations too).
+# - What one port costs: `wtenv env` with one and with five services.
 # - `direnv exec` of an .envrc with `use wtenv` vs one with a plain
 #   `export`, in one run. Target: <= 1.2x.
 # - Peak RSS of `wtenv env` (/usr/bin/time -v "Maximum resident set size",
@@ -64,6 +65,28 @@ WTENV_STATE_DIR=$empty hyperfine -N --warmup 3 --export-json "$ejson" \
   -n /bin/true /bin/true \
   -n "wtenv env, empty registry" "$WTENV env"
 
+# What each port costs: `wtenv env` in worktrees of one and of five
+# services, in one run. Every port `env` exports is verified on each call
+# (four bind + listen and two loopback connects: README "Port probe"), so
+# the difference over four ports is one port's share, probe and export
+# together. `env -C` (coreutils) enters each worktree; it costs both the
+# same, and only their difference is reported.
+ports_repo() { # DIR SERVICES...
+  local dir=$1 svc
+  shift
+  git init -q "$dir"
+  printf '[purposes]\nfeature = "20000-20999"\n' >"$dir/wtenv.toml"
+  for svc in "$@"; do printf '[services.%s]\n' "$svc" >>"$dir/wtenv.toml"; done
+  (cd "$dir" && "$WTENV" -q env >/dev/null)
+}
+ports_repo "$B/one" web
+ports_repo "$B/five" web api db cache worker
+pjson=$B/env-ports.json
+hyperfine -N --warmup 3 --export-json "$pjson" \
+  -n /bin/true /bin/true \
+  -n "1 port" "env -C $B/one $WTENV env" \
+  -n "5 ports" "env -C $B/five $WTENV env"
+
 # direnv: `use wtenv` from direnv's lib dir, vs a plain export.
 mkdir -p "$XDG_CONFIG_HOME/direnv/lib"
 "$WTENV" hook direnv >"$XDG_CONFIG_HOME/direnv/lib/wtenv.sh"
@@ -83,11 +106,11 @@ hyperfine -N --warmup 3 --export-json "$djson" \
   -n "direnv export + watch_file" "direnv exec $watch /bin/true" \
   -n "direnv use wtenv" "direnv exec $repo /bin/true"
 
-python3 - "$json" "$djson" "$ejson" <<'PY'
+python3 - "$json" "$djson" "$ejson" "$pjson" <<'PY'
 import json, sys
 def load(p):
     return {r["command"]: r["median"] for r in json.load(open(p))["results"]}
-r, d, e = load(sys.argv[1]), load(sys.argv[2]), load(sys.argv[3])
+r, d, e, p = (load(a) for a in sys.argv[1:5])
 env = r["wtenv env"]
 print("median ratios (each pair measured in the same run):")
 print(f"  wtenv env        {env*1000:7.2f} ms  {env/r['/bin/true']:5.2f}x /bin/true (target <= 1.5x: {'met' if env/r['/bin/true'] <= 1.5 else 'missed'})")
@@ -100,6 +123,9 @@ v = r["wtenv --version"]
 print(f"  (wtenv --version, start-up and clap: {v*1000:.2f} ms, {v/r['/bin/true']:.2f}x /bin/true)")
 m = e["wtenv env, empty registry"]
 print(f"  (wtenv env, empty registry: {m*1000:.2f} ms, {m/e['/bin/true']:.2f}x /bin/true in its own run)")
+port = (p["5 ports"] - p["1 port"]) / 4
+print(f"  each port env verifies and exports: {port*1000:.3f} ms, {port/p['/bin/true']:.2f}x /bin/true"
+      f" (1 port vs 5 in one run): this config's 2 ports are {2*port/r['/bin/true']:.2f}x of env's ratio")
 ratio = d["direnv use wtenv"] / d["direnv plain export"]
 print(f"  direnv use wtenv {d['direnv use wtenv']*1000:7.2f} ms  {ratio:5.2f}x direnv plain export (target <= 1.2x: {'met' if ratio <= 1.2 else 'missed'})")
 w = d["direnv export + watch_file"]
