@@ -108,6 +108,16 @@ pub fn open_lock(path: &Path) -> Result<File, OpenError> {
     Ok(file)
 }
 
+/// [`open_lock`] for a reader that must not create it: opened for reading
+/// only (`flock` needs no more), `None` when it does not exist.
+pub fn open_existing_lock(path: &Path) -> Result<Option<File>, OpenError> {
+    let Some(file) = open_read(path, false)? else {
+        return Ok(None);
+    };
+    require_own_regular(&file)?;
+    Ok(Some(file))
+}
+
 /// An existing file for reading, without following a final link
 /// (`follow = false`) or through it, without blocking; `None` when it does
 /// not exist. Not checked: see [`require_regular`].

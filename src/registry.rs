@@ -6,7 +6,9 @@
 //!   bytes change: a crash at any instant leaves the old or the new file.
 //! - Every read-modify-write runs under an exclusive `flock` of the sibling
 //!   `registry.lock`, which is never renamed or deleted (renaming it would
-//!   let two processes lock two different inodes). Reads take it shared.
+//!   let two processes lock two different inodes). Reads take it shared;
+//!   in a directory whose mode lets its owner read but not write, a read
+//!   creates no lock file (see [`Registry::check_dir`]).
 //!   The lock is held only for the transaction, never while a child runs
 //!   on its account: no transaction waits for a child (`create`'s runs
 //!   beside `git worktree add`, which it does not wait for).
@@ -17,7 +19,9 @@
 //!   one port twice, a port outside 1024-65535) is refused the same way:
 //!   wtenv never rewrites what it cannot trust.
 //! - A missing file is an empty registry; the directory is created 0700 on
-//!   the first write, the file is 0600.
+//!   the first write, the file is 0600. A directory whose mode does not
+//!   let its owner read and search it (to read) and write it (to change
+//!   anything) is refused before anything is read or written, exit 2.
 //! - Every file of the state directory is opened by [`crate::files`]: no
 //!   write follows a planted link, no open blocks on a planted FIFO.
 
@@ -47,6 +51,7 @@ mod samples;
 mod seal;
 mod view;
 
+use checked::Access;
 pub use checked::check_ports;
 use layout::{Pieces, serialize};
 pub use lock::ProbeTurn;
@@ -315,8 +320,8 @@ impl Registry {
         if !is_there(self.dir()) {
             return Ok(RegistryData::default());
         }
-        self.check_dir()?;
-        let _lock = self.lock(false)?;
+        let may_write = self.check_dir(Access::Read)?;
+        let _lock = self.read_lock(may_write)?;
         match self.open_checked()? {
             Some(file) => parse(&file),
             None => Ok(RegistryData::default()),
@@ -381,7 +386,8 @@ impl Registry {
     }
 
     /// The state directory (the registry's own), created 0700 if missing
-    /// and checked like it: other state files live beside the registry.
+    /// and checked like it, for writing: other state files live beside
+    /// the registry.
     pub fn ensure_state_dir(&self) -> Result<&Path> {
         self.ensure_dir()?;
         Ok(self.dir())
@@ -406,7 +412,7 @@ impl Registry {
                     )
                 })?;
         }
-        self.check_dir()
+        self.check_dir(Access::Write).map(drop)
     }
 
     /// A file beside the registry (it need not exist).
@@ -414,12 +420,15 @@ impl Registry {
         self.dir().join(name)
     }
 
-    /// The directory holding the registry, checked like the registry's.
+    /// The directory holding the registry, checked like the registry's,
+    /// for reading what is beside it ([`ensure_state_dir`] to write).
+    ///
+    /// [`ensure_state_dir`]: Registry::ensure_state_dir
     pub fn state_dir(&self) -> Result<Option<&Path>> {
         if !is_there(self.dir()) {
             return Ok(None);
         }
-        self.check_dir()?;
+        self.check_dir(Access::Read)?;
         Ok(Some(self.dir()))
     }
 

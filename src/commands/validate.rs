@@ -60,10 +60,21 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             &conflicts,
         ))
     };
-    if args.fix {
+    // --fix changes the registry: a state directory it may not change
+    // (see `Registry::check_dir`) is refused before anything is stopped or
+    // fixed, as a registry that cannot be used, not read past as one with
+    // nothing to fix.
+    let writable = if args.fix {
+        ctx.registry.ensure_state_dir().map(drop)
+    } else {
+        Ok(())
+    };
+    if args.fix && writable.is_ok() {
         stop_orphans(&args, ctx)?;
     }
-    let fixed = if args.fix {
+    let fixed = if let Err(e) = writable {
+        Some(Err(e))
+    } else if args.fix {
         match ctx.registry.transaction(|data| {
             let (mut findings, checked) = checker(data)?;
             validate::fix(data, &mut findings);

@@ -15,6 +15,36 @@ use crate::files::{self, OpenError, Refusal};
 use crate::process::printable_path;
 use crate::shell::quote_in_message;
 
+/// What a command does in the state directory, for [`Registry::check_dir`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Access {
+    /// Reads the registry or a file beside it (the views, `env` with
+    /// every port reserved): its owner must be able to read and search it.
+    Read,
+    /// May change what is there (every transaction, the files beside the
+    /// registry that commands write): its owner must be able to write it too.
+    Write,
+}
+
+impl Access {
+    /// The owner's bits of the directory's mode this access needs.
+    fn owner_needs(self) -> u32 {
+        match self {
+            Access::Read => 0o500,
+            Access::Write => 0o700,
+        }
+    }
+
+    fn needs(self) -> &'static str {
+        match self {
+            Access::Read => "reading the registry needs its owner (you) to read and search it",
+            Access::Write => {
+                "changing the registry needs its owner (you) to read, write and search it"
+            }
+        }
+    }
+}
+
 /// Where the registry is, for a hint about a path that cannot hold one.
 pub(super) const WHERE_IT_IS: &str = "check the path: the registry is --registry PATH, else \
      registry.json in WTENV_STATE_DIR, XDG_STATE_HOME/wtenv or ~/.local/state/wtenv; \
@@ -41,8 +71,14 @@ impl Registry {
 
     /// The state directory (the registry's own) must be ours and writable
     /// by nobody else: anyone who can write there can replace the registry
-    /// under us.
-    pub(super) fn check_dir(&self) -> Result<()> {
+    /// under us. Its mode must also grant us what `access` needs (read and
+    /// search, and write to change anything), judged by the mode and not
+    /// by trying: root passes every permission check, and a directory the
+    /// kernel would refuse halfway (a rename that works, then an fsync of
+    /// the directory that cannot open it) must be refused before anything
+    /// is read or written, for root as for anyone. Returns whether the
+    /// mode lets its owner write it.
+    pub(super) fn check_dir(&self, access: Access) -> Result<bool> {
         let dir = self.dir();
         // A link that leads nowhere (dangling, a loop) cannot hold a
         // registry: unusable, like a directory that is not one.
@@ -69,18 +105,29 @@ impl Registry {
                 "use a registry directory of your own: set WTENV_STATE_DIR or pass --registry",
             ));
         }
-        if meta.mode() & 0o022 != 0 {
+        let mode = meta.mode() & 0o777;
+        if mode & 0o022 != 0 {
             return Err(self.unusable(
                 format!(
-                    "its directory {} is writable by group or others (mode {:o})",
+                    "its directory {} is writable by group or others (mode {mode:o})",
                     printable_path(dir),
-                    meta.mode() & 0o777
                 ),
                 format!("chmod 700 {}", quote_in_message(dir)),
             ));
         }
-        Ok(())
+        if mode & access.owner_needs() != access.owner_needs() {
+            return Err(self.unusable(
+                format!(
+                    "its directory {} has mode {mode:o}: {}",
+                    printable_path(dir),
+                    access.needs()
+                ),
+                format!("chmod 700 {}", quote_in_message(dir)),
+            ));
+        }
+        Ok(mode & 0o200 != 0)
     }
+
     /// The data, read and checked (an empty registry when there is no file yet).
     pub(super) fn load(&self) -> Result<RegistryData> {
         match self.open_checked()? {

@@ -8,6 +8,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::checked::Access;
 use super::{LOCK_NAME, PROBE_LOCK_NAME, Registry};
 use crate::error::{Error, Result};
 use crate::files::{self, OpenError};
@@ -39,12 +40,22 @@ impl Registry {
     /// never overlap. No other lock is wanted while it is held, so it
     /// cannot deadlock with `registry.lock`.
     ///
+    /// In a directory whose mode keeps its owner from writing (a view's,
+    /// see [`read_lock`]), an existing probe lock is used and none is
+    /// made: `None` when there is none.
+    ///
     /// [`probe_turn`]: Registry::probe_turn
+    /// [`read_lock`]: Registry::read_lock
     pub fn open_probe_lock(&self) -> Result<Option<File>> {
         if !self.dir().is_dir() {
             return Ok(None);
         }
-        self.open_lock(&self.dir().join(PROBE_LOCK_NAME)).map(Some)
+        let path = self.dir().join(PROBE_LOCK_NAME);
+        if self.check_dir(Access::Read)? {
+            self.open_lock(&path).map(Some)
+        } else {
+            self.open_existing_lock(&path)
+        }
     }
 
     /// The probe lock, exclusive, until the turn is dropped; bounded wait.
@@ -60,6 +71,27 @@ impl Registry {
         Ok(file)
     }
 
+    /// The shared lock a read holds, when the directory's mode lets its
+    /// owner write it (`may_write`, from [`check_dir`]): made if missing.
+    /// Else the read creates nothing, as root as for anyone (the mode says
+    /// nothing is written there), and takes the lock only if it is there:
+    /// without it, no writer can be at work, since every writer refuses
+    /// such a directory before it takes the lock (and a reader sees a
+    /// whole file anyway, the registry being replaced by rename).
+    ///
+    /// [`check_dir`]: Registry::check_dir
+    pub(super) fn read_lock(&self, may_write: bool) -> Result<Option<File>> {
+        if may_write {
+            return self.lock(false).map(Some);
+        }
+        let path = self.lock_path();
+        let Some(file) = self.open_existing_lock(&path)? else {
+            return Ok(None);
+        };
+        self.wait_lock(&file, &path, false)?;
+        Ok(Some(file))
+    }
+
     /// A lock file of the state directory, exclusive, held until dropped:
     /// for other files kept beside the registry (the trust list).
     pub fn lock_sibling(&self, name: &str) -> Result<File> {
@@ -71,7 +103,17 @@ impl Registry {
     }
 
     pub(super) fn open_lock(&self, path: &Path) -> Result<File> {
-        files::open_lock(path).map_err(|e| match e {
+        files::open_lock(path).map_err(|e| self.lock_error(path, e))
+    }
+
+    /// [`open_lock`](Registry::open_lock), never creating it: `None` when
+    /// it is not there.
+    fn open_existing_lock(&self, path: &Path) -> Result<Option<File>> {
+        files::open_existing_lock(path).map_err(|e| self.lock_error(path, e))
+    }
+
+    fn lock_error(&self, path: &Path, e: OpenError) -> Error {
+        match e {
             OpenError::Io(e) => {
                 Error::io(format!("could not open lock file {}", printable_path(path)), e)
             }
@@ -82,7 +124,7 @@ impl Registry {
                     quote_in_message(path)
                 ),
             ),
-        })
+        }
     }
 
     /// Waits at most `lock_timeout` for the lock; never forever.

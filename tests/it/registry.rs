@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{HttpServer, PortBlock, PyListener, Run, TestEnv, run, start_time, wait_for};
+use crate::support::{
+    HttpServer, PortBlock, PyListener, Run, TestEnv, run, snapshot, start_time, wait_for,
+};
 
 #[test]
 fn env_allocates_lowest_port_and_is_sticky() {
@@ -923,6 +925,133 @@ fn a_registry_directory_owned_by_another_user_is_refused_and_untouched() {
     t.write_registry(vec![]);
     std::os::unix::fs::chown(t.state_dir(), Some(65534), None).unwrap();
     assert_refused(&t, "foreign dir", "belongs to uid 65534");
+}
+
+/// A state directory whose mode keeps its owner from reading or searching
+/// it is refused by every command, the views included (exit 2, naming it,
+/// its mode and `chmod 700`), before anything is read or written there.
+/// Judged by the mode: root, whom the kernel lets through, is refused
+/// alike.
+#[test]
+fn a_registry_directory_its_owner_cannot_read_or_search_is_refused_and_untouched() {
+    let t = TestEnv::new();
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let dir = t.state_dir();
+    let before = snapshot(&dir);
+    for mode in [0o300, 0o600, 0o100] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        let said = format!("its directory {} has mode {mode:o}: ", dir.display());
+        assert_refused(&t, &format!("mode {mode:o}"), &said);
+        let out = run(&mut t.wtenv(&["env"]));
+        let hint = format!("hint: chmod 700 '{}'", dir.display());
+        assert_eq!(out.stderr.lines().last(), Some(hint.as_str()), "{out}");
+        assert_eq!(
+            snapshot(&dir),
+            before,
+            "mode {mode:o}: the directory changed"
+        );
+    }
+}
+
+/// The commands that may change the registry (every transaction, the
+/// trust list beside it).
+const WRITERS: &[&[&str]] = &[
+    &["allocate", "--service", "x"],
+    &["release"],
+    &["release", "--service", "app"],
+    &["validate", "--fix"],
+    &["trust"],
+];
+
+/// A state directory its owner can read but not write (mode 500): the
+/// views and `env` with its port reserved read it, and create nothing
+/// there, not even a lock file (root, whom the kernel would let write,
+/// included); every command that may change it is refused, exit 2, before
+/// anything is read or written.
+#[test]
+fn a_registry_directory_its_owner_cannot_write_is_read_and_never_changed() {
+    let t = TestEnv::new();
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let dir = t.state_dir();
+    for lock in ["registry.lock", "probe.lock"] {
+        std::fs::remove_file(dir.join(lock)).unwrap();
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+    let before = snapshot(&dir);
+    let port = t.ports.start.to_string();
+    for args in [
+        &["ports"][..],
+        &["ports", "--all", "--json"],
+        &["list"],
+        &["env"],
+        &["validate", "--verify-ports"],
+        &["conflicts"],
+        &["status"],
+    ] {
+        let out = run(&mut t.wtenv(args));
+        assert_eq!(out.code, Some(0), "wtenv {args:?}: {out}");
+        if ["ports", "list", "env"].contains(&args[0]) {
+            assert!(out.stdout.contains(&port), "wtenv {args:?}: {out}");
+        }
+        assert_eq!(snapshot(&dir), before, "wtenv {args:?} wrote");
+    }
+    let hold = std::process::id().to_string();
+    for &args in WRITERS
+        .iter()
+        .chain([&["env", "--hold", hold.as_str()][..]].iter())
+    {
+        let out = run(&mut t.wtenv(args));
+        assert_eq!(out.code, Some(2), "wtenv {args:?}: {out}");
+        // `validate` says it as a finding, on stdout.
+        let talk = format!("{}{}", out.stdout, out.stderr);
+        assert!(
+            talk.contains(&format!("its directory {} has mode 500: ", dir.display()))
+                && talk.contains("hint: chmod 700 "),
+            "wtenv {args:?}: {out}"
+        );
+        assert_eq!(snapshot(&dir), before, "wtenv {args:?} wrote");
+    }
+}
+
+/// What a user (not root) saw in a state directory of mode 300: `env`
+/// wrote the registry (creating and renaming need no read permission),
+/// then failed to open the directory to sync it, exit 1, the port
+/// recorded. Now refused first: exit 2, nothing written. And with mode
+/// 500 and no lock file yet, the views failed to create one (exit 1); now
+/// they read, creating nothing, and a writer is refused.
+#[test]
+fn a_user_state_directory_its_owner_cannot_read_or_write_fails_before_any_change() {
+    let t = TestEnv::new();
+    let dir = t.state_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    t.give_to_nobody();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o300)).unwrap();
+    let out = run(&mut t.wtenv_as_nobody(&["env"]));
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("its directory {} has mode 300: ", dir.display())),
+        "{out}"
+    );
+    let hint = format!("hint: chmod 700 '{}'", dir.display());
+    assert_eq!(out.stderr.lines().last(), Some(hint.as_str()), "{out}");
+    assert_eq!(snapshot(&dir), vec![], "written behind the failure");
+
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(run(&mut t.wtenv_as_nobody(&["env"])).code, Some(0));
+    for lock in ["registry.lock", "probe.lock"] {
+        std::fs::remove_file(dir.join(lock)).unwrap();
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+    let before = snapshot(&dir);
+    for args in [&["ports"][..], &["list"], &["validate"], &["env"]] {
+        let out = run(&mut t.wtenv_as_nobody(args));
+        assert_eq!(out.code, Some(0), "wtenv {args:?}: {out}");
+    }
+    let out = run(&mut t.wtenv_as_nobody(&["allocate", "--service", "x"]));
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.contains("has mode 500: "), "{out}");
+    assert_eq!(snapshot(&dir), before, "written in a directory of mode 500");
 }
 
 #[test]

@@ -214,6 +214,30 @@ impl TestEnv {
         self.wtenv_in(&self.repo, args)
     }
 
+    /// `wtenv ARGS` in the main worktree as the unprivileged user nobody
+    /// (`setpriv`, from util-linux): the kernel's permission checks then
+    /// apply, which root passes. What it touches must be nobody's: see
+    /// [`give_to_nobody`](Self::give_to_nobody).
+    pub fn wtenv_as_nobody(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("setpriv");
+        self.apply_env(&mut cmd);
+        cmd.current_dir(&self.repo)
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_wtenv"))
+            .args(args);
+        cmd
+    }
+
+    /// Gives the test's whole tree (repository, HOME, state) to nobody.
+    pub fn give_to_nobody(&self) {
+        let out = Command::new("chown")
+            .args(["-R", "nobody:nogroup"])
+            .arg(self.root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+
     pub fn git(&self, args: &[&str]) -> String {
         self.git_in(&self.repo, args)
     }
