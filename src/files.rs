@@ -258,6 +258,14 @@ pub enum Commit {
 /// name (created exclusively, 0600, never through a link), fsync, rename,
 /// fsync of the directory. A crash leaves the old or the new file. Call it
 /// under the lock that serializes writers of `name`.
+///
+/// An error means nothing was replaced: every step that can fail on what
+/// the directory allows (opening it for the fsync needs read permission,
+/// which creating and renaming do not) is taken before the rename. After
+/// the rename the new file is what every reader sees; an fsync of the
+/// directory that fails then cannot take it back, so it is a warning
+/// (the change holds, a crash of the machine may undo it), not an error
+/// that would tell the caller nothing changed.
 pub fn replace(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), (String, PathBuf, io::Error)> {
     replace_with(dir, name, &[bytes], |_| Ok(()), Commit::Durable)
 }
@@ -276,23 +284,35 @@ pub fn replace_with(
     let (tmp, mut file) = create_temp(dir, name).map_err(|(p, e)| ("create".into(), p, e))?;
     let done = (|| {
         for bytes in pieces {
-            file.write_all(bytes).map_err(|e| ("write", e))?;
+            file.write_all(bytes)
+                .map_err(|e| ("write", tmp.clone(), e))?;
         }
-        finish(&file).map_err(|e| ("finish", e))?;
-        file.sync_all().map_err(|e| ("sync", e))?;
-        std::fs::rename(&tmp, dir.join(name)).map_err(|e| ("rename", e))
+        finish(&file).map_err(|e| ("finish", tmp.clone(), e))?;
+        file.sync_all().map_err(|e| ("sync", tmp.clone(), e))?;
+        // The rename is durable only once the directory entry is: opened
+        // now, so that a directory we cannot open fails the write before
+        // it is made.
+        let dir_file = match commit {
+            Commit::Durable => Some(File::open(dir).map_err(|e| ("open", dir.to_path_buf(), e))?),
+            Commit::OldOrNew => None,
+        };
+        std::fs::rename(&tmp, dir.join(name)).map_err(|e| ("rename", tmp.clone(), e))?;
+        Ok(dir_file)
     })();
-    if let Err((what, e)) = done {
-        let _ = std::fs::remove_file(&tmp);
-        return Err((what.into(), tmp, e));
+    let dir_file = match done {
+        Ok(dir_file) => dir_file,
+        Err((what, path, e)) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err((what.into(), path, e));
+        }
+    };
+    if let Some(Err(e)) = dir_file.map(|d| d.sync_all()) {
+        crate::report::warn(&format!(
+            "replaced {}, but could not sync its directory: {e}; the change holds, but a crash of the machine may undo it",
+            crate::process::printable_path(&dir.join(name))
+        ));
     }
-    if commit == Commit::OldOrNew {
-        return Ok(());
-    }
-    // The rename is durable only once the directory entry is.
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| ("sync".into(), dir.to_path_buf(), e))
+    Ok(())
 }
 
 /// `<name>.tmp.<pid>.<nanos>`: the pid makes a leftover provably ours (see

@@ -149,13 +149,13 @@ pub fn export(
             }
         }
     }
+    const ELSEWHERE: &str = "pass a directory you can write to: wtenv export FORMAT DIR";
     std::fs::create_dir_all(dir).map_err(|e| {
-        Error::io(format!("could not create {}", printable_path(dir)), e)
-            .with_hint("pass a directory you can write to: wtenv export FORMAT DIR")
+        Error::io(format!("could not create {}", printable_path(dir)), e).with_hint(ELSEWHERE)
     })?;
     let mut written = Vec::new();
     for (name, text) in files {
-        super::write_file(dir, &name, text.as_bytes())?;
+        super::write_file(dir, &name, text.as_bytes()).map_err(|e| e.with_hint(ELSEWHERE))?;
         written.push(dir.join(name));
     }
     Ok(written)

@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -14,7 +15,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::supervise::{PATIENCE, alive};
-use crate::support::{Run, TestEnv, run, wait_for};
+use crate::support::{Run, TestEnv, run, snapshot, wait_for};
 use wtenv::probe::{self, PortState};
 
 /// A systemd user manager of the test's own: `systemd --user` in a private
@@ -47,7 +48,6 @@ impl UserManager {
     pub fn start(t: &TestEnv) -> UserManager {
         let runtime = t.root().join("run");
         std::fs::create_dir_all(&runtime).unwrap();
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
         let cgroup = format!(
             "wtenv-test-{}-{}",
@@ -1082,6 +1082,29 @@ fn export_systemd_refuses_a_worktree_path_no_unit_can_name() {
             "error: cannot write a systemd unit for ",
         );
     }
+}
+
+/// Into a directory its user can write and search but not read (mode
+/// 300), the first unit file was renamed in, then the directory could not
+/// be opened to sync it: exit 1 with a file written. The directory is now
+/// opened before the rename: the export fails with nothing written there.
+#[test]
+fn export_into_a_directory_it_cannot_read_writes_nothing_there() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\nrun = \"true\"\n");
+    let dir = t.root().join("units");
+    std::fs::create_dir(&dir).unwrap();
+    t.give_to_nobody();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o300)).unwrap();
+    let out = run(&mut t.wtenv_as_nobody(&["export", "systemd", dir.to_str().unwrap()]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .starts_with(&format!("error: could not open {}: ", dir.display()))
+            && out.stderr.contains("\nhint: "),
+        "{out}"
+    );
+    assert_eq!(snapshot(&dir), vec![], "{out}");
 }
 
 /// A repository at `root/name` whose config has a service to export.
