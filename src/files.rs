@@ -104,8 +104,21 @@ pub fn open_lock(path: &Path) -> Result<File, OpenError> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)?;
-    require_own_regular(&file)?;
+    let meta = require_own_regular(&file)?;
+    keep_owner_rw(&file, &meta)?;
     Ok(file)
+}
+
+/// A file wtenv made must let its owner read and write it the next time:
+/// the umask takes bits from the mode it is created with (under 0277, a
+/// lock file made 0400 could not be opened again, by anyone but root).
+/// Given back when missing: a chmod only then, on a file of ours.
+fn keep_owner_rw(file: &File, meta: &std::fs::Metadata) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if meta.mode() & 0o600 != 0o600 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
 }
 
 /// [`open_lock`] for a reader that must not create it: opened for reading
@@ -213,6 +226,34 @@ pub fn read_regular_within(
     read_capped(&file, cap, meta.len()).map(Some)
 }
 
+/// Creates the directory `path` (with its missing parents when
+/// `parents`), mode 0700 whatever the umask: wtenv's own directories must
+/// let their owner read, write and search them (under a umask of 0277 one
+/// would be made 0500, which wtenv then refuses), and no one else. One
+/// that exists is left as it is, its checks the caller's: `Ok(false)`.
+pub fn create_private_dir(path: &Path, parents: bool) -> io::Result<bool> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if parents && let Some(parent) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
+    }
+    // Not recursive: whether this call made it is what says it may be
+    // chmodded.
+    match std::fs::DirBuilder::new().mode(0o700).create(path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+        Ok(()) => {
+            let meta = std::fs::symlink_metadata(path)?;
+            if meta.is_dir() && meta.permissions().mode() & 0o777 != 0o700 {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+            }
+            Ok(true)
+        }
+    }
+}
+
 /// Writes `bytes` into the file at `path` (the shell function's directive
 /// file, a worktree's stamp): never through a link, never blocking on a
 /// FIFO, only into a regular file of ours with one name (a hard link to a
@@ -235,6 +276,7 @@ pub fn write_own(path: &Path, bytes: &[u8]) -> Result<File, OpenError> {
     if meta.nlink() > 1 {
         return Err(OpenError::Refused(Refusal::HardLinked(meta.nlink())));
     }
+    keep_owner_rw(&file, &meta)?;
     file.set_len(0)?;
     file.write_all(bytes)?;
     Ok(file)
@@ -336,7 +378,18 @@ fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, File), (PathBuf, io::
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)
         {
-            Ok(file) => return Ok((tmp, file)),
+            // 0600 whatever the umask (see `keep_owner_rw`): the file
+            // replaced by it is read, and its lock taken, by the next run.
+            Ok(file) => {
+                use std::os::unix::fs::PermissionsExt;
+                return match file.set_permissions(std::fs::Permissions::from_mode(0o600)) {
+                    Ok(()) => Ok((tmp, file)),
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        Err((tmp, e))
+                    }
+                };
+            }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
             Err(e) => return Err((tmp, e)),
         }

@@ -29,7 +29,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::Seek;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -396,10 +395,7 @@ impl Registry {
     fn ensure_dir(&self) -> Result<()> {
         let dir = self.dir();
         if !is_there(dir) {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
+            crate::files::create_private_dir(dir, true)
                 // Unusable (exit 2), like a directory that is not one: the
                 // path wtenv was given cannot hold a registry.
                 .map_err(|e| {

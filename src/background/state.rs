@@ -2,7 +2,6 @@
 //! `down` and `logs` read) and the files beside it, written atomically and
 //! read capped, never through a planted link.
 
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use super::{Manager, Naming, Record, unit_file_name};
@@ -19,12 +18,8 @@ impl StateDir {
     /// the commands that start services.
     pub fn of(ctx: &Ctx) -> Result<StateDir> {
         let dir = ctx.registry.ensure_state_dir()?.join("background");
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&dir)
-                .map_err(|e| Error::io(format!("could not create {}", printable_path(&dir)), e))?;
-        }
+        crate::files::create_private_dir(&dir, false)
+            .map_err(|e| Error::io(format!("could not create {}", printable_path(&dir)), e))?;
         // Gone again only if removed under us: said as the read it fails.
         let missing = || {
             let e = std::io::ErrorKind::NotFound.into();

@@ -167,13 +167,9 @@ impl StatusFile {
     }
 
     fn write_file(&self, f: &File) -> std::io::Result<()> {
-        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        use std::os::unix::fs::MetadataExt;
         let dir = dir(&self.state_dir);
-        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
+        files::create_private_dir(&dir, false)?;
         // Only a directory of ours: a link planted as `up` would redirect
         // the write.
         let meta = std::fs::symlink_metadata(&dir)?;

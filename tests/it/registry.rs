@@ -1064,6 +1064,43 @@ fn a_new_registry_is_private() {
     assert_eq!(t.registry()["version"], 1);
 }
 
+/// A user whose umask takes the owner's bits (0277) still gets a state
+/// directory and files its next run can use: every command after the
+/// first worked only for root, whom the kernel lets through a lock file
+/// made 0400.
+#[test]
+fn a_umask_that_takes_the_owners_bits_leaves_a_registry_the_next_run_can_use() {
+    let t = TestEnv::new();
+    std::fs::create_dir_all(t.state_dir().parent().unwrap()).unwrap();
+    t.give_to_nobody();
+    let as_nobody_under_umask = |args: &[&str]| {
+        let mut cmd = Command::new("setpriv");
+        t.apply_env(&mut cmd);
+        cmd.current_dir(&t.repo)
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .args(["sh", "-c", "umask 277 && exec \"$0\" \"$@\""])
+            .arg(env!("CARGO_BIN_EXE_wtenv"))
+            .args(args);
+        run(&mut cmd)
+    };
+    for args in [
+        &["env"][..],
+        &["env"],
+        &["allocate", "--service", "x"],
+        &["run", "--", "true"],
+        &["release", "--service", "x"],
+        &["trust"],
+    ] {
+        let out = as_nobody_under_umask(args);
+        assert_eq!(out.code, Some(0), "wtenv {args:?}: {out}");
+    }
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&t.state_dir()), 0o700);
+    for file in ["registry.json", "registry.lock", "probe.lock"] {
+        assert_eq!(mode(&t.state_dir().join(file)), 0o600, "{file}");
+    }
+}
+
 // ---- the lock -----------------------------------------------------------
 
 #[test]
