@@ -1,13 +1,15 @@
 //! `export systemd|launchd [DIR]`: unit files (or plists) for people who
 //! manage the worktree's services with their own service manager, like
-//! `foreman export`. The ports are reserved first (sticky), so the files
-//! run the services on the ports `wtenv env` exports; each unit runs
+//! `foreman export`. The ports are reserved (sticky), so the files run the
+//! services on the ports `wtenv env` exports, but only once every file is
+//! made: a refusal leaves the registry as it was. Each unit runs
 //! `wtenv run --service S --unit ...` like `up --detach`'s, so wtenv holds
 //! and releases the port while it runs and the sweep asks the manager.
 
 use std::path::{Path, PathBuf};
 
 use super::{Manager, Naming, Options, UnitRef, launchd, passed_env, run_argv, systemd};
+use crate::config::Service;
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::process::printable_path;
@@ -34,8 +36,16 @@ pub fn default_dir(format: Format) -> Result<PathBuf> {
     })
 }
 
-/// Reserves the ports and writes the files into `dir`; returns their
-/// paths, the worktree's target (systemd) first.
+/// One file of the export, as made before the ports are reserved.
+enum File<'a> {
+    Text(String),
+    /// A `socket = true` service's `.socket`, which names its port: made
+    /// once that is reserved ([`systemd::socket_file`] cannot fail).
+    Socket(&'a Service),
+}
+
+/// Makes the files, reserves the ports and writes the files into `dir`;
+/// returns their paths, the worktree's target (systemd) first.
 pub fn export(
     ctx: &Ctx,
     scope: &Scope,
@@ -43,13 +53,6 @@ pub fn export(
     dir: &Path,
     options: &Options,
 ) -> Result<Vec<PathBuf>> {
-    // A worktree path no unit can name is refused before anything is
-    // reserved or written.
-    let root = &scope.worktree.root;
-    match format {
-        Format::Systemd => systemd::working_directory(root).map(drop)?,
-        Format::Launchd => launchd::check_text("WorkingDirectory", &root.to_string_lossy())?,
-    }
     let services: Vec<_> = scope
         .config
         .services
@@ -62,49 +65,34 @@ pub fn export(
         );
     }
     let state = super::StateDir::of(ctx)?;
-    // Reserved once the export can be made: a refusal above keeps none.
-    let ports = crate::ports::reserve(ctx, scope, options.skip_occupied)?;
     let naming = Naming::of(scope);
     let env = passed_env();
-    // Every file is made before the first is written: one that cannot be
-    // made leaves no half set behind.
-    let mut files: Vec<(String, String)> = Vec::new();
+    // Every file is made before any port is reserved and before the first
+    // is written: what a unit or a plist cannot carry (the worktree's path,
+    // a passed variable, a path on the command line) is refused with the
+    // registry as it was and no half set behind. Only a `.socket` names a
+    // port.
+    let mut files: Vec<(String, File)> = Vec::new();
     match format {
         Format::Systemd => {
             let target = format!("{}.target", naming.group());
             // A `socket = true` service is started by its `.socket`: that
             // is what the target and its dependents want.
-            let socket_port = |name: &str| {
-                scope
-                    .config
-                    .service(name)
-                    .filter(|s| s.socket)
-                    .and_then(|s| ports.get(&s.name).copied())
-            };
-            let entry = |name: &str| match socket_port(name) {
-                Some(_) => format!("{}.socket", naming.unit(name)),
-                None => format!("{}.service", naming.unit(name)),
+            let socket = |name: &str| scope.config.service(name).is_some_and(|s| s.socket);
+            let entry = |name: &str| match socket(name) {
+                true => format!("{}.socket", naming.unit(name)),
+                false => format!("{}.service", naming.unit(name)),
             };
             let wanted: Vec<String> = services.iter().map(|s| entry(&s.name)).collect();
-            files.push((
-                target.clone(),
-                systemd::target_file(&scope.worktree.root, &wanted),
-            ));
+            let text = systemd::target_file(&scope.worktree.root, &wanted);
+            files.push((target.clone(), File::Text(text)));
             for service in &services {
                 let unit = format!("{}.service", naming.unit(&service.name));
-                let socket = socket_port(&service.name).map(|port| {
-                    let name = format!("{}.socket", naming.unit(&service.name));
-                    let text = systemd::socket_file(&systemd::SocketUnit {
-                        service: &service.name,
-                        target: &target,
-                        unit: &unit,
-                        root: &scope.worktree.root,
-                        addr: std::net::SocketAddr::new(service.bind_addr(), port),
-                    });
-                    (name, text)
-                });
-                if let Some((name, text)) = &socket {
-                    files.push((name.clone(), text.clone()));
+                let socket = service
+                    .socket
+                    .then(|| format!("{}.socket", naming.unit(&service.name)));
+                if let Some(name) = &socket {
+                    files.push((name.clone(), File::Socket(service)));
                 }
                 let unit_ref = UnitRef {
                     manager: Manager::Systemd,
@@ -122,9 +110,9 @@ pub fn export(
                     env: &env,
                     argv: &argv,
                     grace: options.grace,
-                    socket: socket.as_ref().map(|(name, _)| name.as_str()),
+                    socket: socket.as_deref(),
                 })?;
-                files.push((unit, text));
+                files.push((unit, File::Text(text)));
             }
         }
         Format::Launchd => {
@@ -145,16 +133,38 @@ pub fn export(
                     run_at_load: true,
                     exit_timeout: options.grace + std::time::Duration::from_secs(5),
                 })?;
-                files.push((format!("{label}.plist"), text));
+                files.push((format!("{label}.plist"), File::Text(text)));
             }
         }
     }
     const ELSEWHERE: &str = "pass a directory you can write to: wtenv export FORMAT DIR";
+    let ports = crate::ports::reserve(ctx, scope, options.skip_occupied)?;
+    let mut texts = Vec::with_capacity(files.len());
+    for (name, file) in files {
+        let text = match file {
+            File::Text(text) => text,
+            File::Socket(service) => {
+                // `reserve` gives every service of the config its port.
+                let port = ports.get(&service.name).copied().ok_or_else(|| {
+                    Error::failed(format!("no port was reserved for service {}", service.name))
+                        .with_hint("run the command again")
+                })?;
+                systemd::socket_file(&systemd::SocketUnit {
+                    service: &service.name,
+                    target: &format!("{}.target", naming.group()),
+                    unit: &format!("{}.service", naming.unit(&service.name)),
+                    root: &scope.worktree.root,
+                    addr: std::net::SocketAddr::new(service.bind_addr(), port),
+                })
+            }
+        };
+        texts.push((name, text));
+    }
     std::fs::create_dir_all(dir).map_err(|e| {
         Error::io(format!("could not create {}", printable_path(dir)), e).with_hint(ELSEWHERE)
     })?;
     let mut written = Vec::new();
-    for (name, text) in files {
+    for (name, text) in texts {
         super::write_file(dir, &name, text.as_bytes()).map_err(|e| e.with_hint(ELSEWHERE))?;
         written.push(dir.join(name));
     }

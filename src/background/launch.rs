@@ -113,3 +113,9 @@ pub fn passed_env() -> Vec<(String, OsString)> {
         .filter_map(|k| crate::settings::passed(k).map(|v| (k.to_string(), v)))
         .collect()
 }
+
+/// The hint of a passed variable whose value a unit's manager cannot
+/// carry (a plist's XML, systemd's UTF-8).
+pub fn unset_hint(name: &str) -> String {
+    format!("change or unset {name} where you run wtenv, or start the services with 'wtenv up'")
+}

@@ -8,16 +8,14 @@
 //! The plist is a pure function ([`plist`]), tested on every platform; only
 //! the `launchctl` calls are macOS-only.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::time::Duration;
 
 #[cfg(not(target_os = "macos"))]
 use super::Record;
 use super::{Launch, Live};
-#[cfg(not(target_os = "macos"))]
-use crate::error::Error;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What one agent's plist says.
 #[derive(Debug, Clone)]
@@ -35,12 +33,10 @@ pub struct Agent<'a> {
 
 /// `text` (the plist's `what`) as a `<string>`: `&`, `<` and `>` escaped,
 /// and a carriage return written `&#13;` (an XML reader turns a raw one
-/// into a newline). Refused when it holds a character XML 1.0 cannot
-/// carry at all, even escaped (a control character other than tab,
-/// newline and carriage return, U+FFFE, U+FFFF): launchd would not load
-/// the file.
-fn string(out: &mut String, what: &str, text: &str) -> Result<()> {
-    check_text(what, text)?;
+/// into a newline). Refused when it holds what the plist cannot carry
+/// ([`check_text`]).
+fn string(out: &mut String, what: &str, text: &OsStr) -> Result<()> {
+    let text = check_text(what, text)?;
     out.push_str("<string>");
     for c in text.chars() {
         match c {
@@ -55,20 +51,31 @@ fn string(out: &mut String, what: &str, text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Refuses `text` (the plist's `what`) when it holds a character XML 1.0
-/// cannot carry, even escaped: see [`string`].
-pub fn check_text(what: &str, text: &str) -> Result<()> {
+/// `text` (the plist's `what`) as the plist's UTF-8, or why the plist
+/// cannot carry it: bytes that are not UTF-8 (the file is UTF-8 text), or a
+/// character XML 1.0 cannot carry at all, even escaped (a control
+/// character other than tab, newline and carriage return, U+FFFE,
+/// U+FFFF): launchd would not load the file.
+fn check_text<'a>(what: &str, text: &'a OsStr) -> Result<&'a str> {
+    let refuse = |why: String| {
+        Error::invalid(format!(
+            "cannot write a launchd plist: its {what} {} {why}",
+            crate::process::printable(&text.to_string_lossy()),
+        ))
+        .with_hint("rename what holds it, or start the services with 'wtenv up'")
+    };
+    let Some(text) = text.to_str() else {
+        return Err(refuse("is not UTF-8, which a plist cannot carry".into()));
+    };
     let illegal = |c: char| {
         (c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{fffe}' | '\u{ffff}')
     };
     match text.chars().find(|&c| illegal(c)) {
-        None => Ok(()),
-        Some(c) => Err(crate::error::Error::invalid(format!(
-            "cannot write a launchd plist: its {what} {} holds {}, which XML cannot carry",
-            crate::process::printable(text),
+        None => Ok(text),
+        Some(c) => Err(refuse(format!(
+            "holds {}, which XML cannot carry",
             c.escape_default()
-        ))
-        .with_hint("rename what holds it, or start the services with 'wtenv up'")),
+        ))),
     }
 }
 
@@ -80,9 +87,10 @@ fn key(out: &mut String, indent: &str, name: &str) {
 }
 
 /// The agent's property list (XML, the format `plutil` and launchd read);
-/// refused when a value holds what XML cannot carry ([`string`]).
+/// refused when a value holds what it cannot carry ([`check_text`]). It
+/// names no port: `export` and `up --detach` make it before they reserve
+/// any, so a refusal leaves the registry as it was.
 pub fn plist(agent: &Agent) -> Result<String> {
-    let lossy = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
     let mut out = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
@@ -90,33 +98,34 @@ pub fn plist(agent: &Agent) -> Result<String> {
     );
     key(&mut out, "  ", "Label");
     out.push_str("  ");
-    string(&mut out, "Label", agent.label)?;
+    string(&mut out, "Label", agent.label.as_ref())?;
     out.push('\n');
     key(&mut out, "  ", "ProgramArguments");
     out.push_str("  <array>\n");
     for arg in agent.argv {
         out.push_str("    ");
-        string(&mut out, "ProgramArguments", &lossy(arg))?;
+        string(&mut out, "ProgramArguments", arg)?;
         out.push('\n');
     }
     out.push_str("  </array>\n");
     key(&mut out, "  ", "WorkingDirectory");
     out.push_str("  ");
-    string(&mut out, "WorkingDirectory", &lossy(agent.root.as_os_str()))?;
+    string(&mut out, "WorkingDirectory", agent.root.as_os_str())?;
     out.push('\n');
     key(&mut out, "  ", "EnvironmentVariables");
     out.push_str("  <dict>\n");
     for (k, v) in agent.env {
         key(&mut out, "    ", k);
         out.push_str("    ");
-        string(&mut out, k, &lossy(v))?;
+        string(&mut out, &format!("variable {k}"), v)
+            .map_err(|e| e.with_hint(super::unset_hint(k)))?;
         out.push('\n');
     }
     out.push_str("  </dict>\n");
     for name in ["StandardOutPath", "StandardErrorPath"] {
         key(&mut out, "  ", name);
         out.push_str("  ");
-        string(&mut out, name, &lossy(agent.log.as_os_str()))?;
+        string(&mut out, name, agent.log.as_os_str())?;
         out.push('\n');
     }
     key(&mut out, "  ", "RunAtLoad");
@@ -129,7 +138,7 @@ pub fn plist(agent: &Agent) -> Result<String> {
     out.push_str("  <false/>\n");
     key(&mut out, "  ", "ProcessType");
     out.push_str("  ");
-    string(&mut out, "ProcessType", "Interactive")?;
+    string(&mut out, "ProcessType", "Interactive".as_ref())?;
     out.push('\n');
     key(&mut out, "  ", "ExitTimeOut");
     out.push_str(&format!(

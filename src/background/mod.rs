@@ -33,7 +33,7 @@ mod state;
 mod stopping;
 pub mod systemd;
 
-pub use launch::{Launch, Options, passed_env, run_argv};
+pub use launch::{Launch, Options, passed_env, run_argv, unset_hint};
 pub use naming::Naming;
 use naming::unit_file_name;
 pub use readiness::{check_variables, health_of};

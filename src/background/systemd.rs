@@ -11,7 +11,7 @@
 //! releases the ports; whatever is left after `TimeoutStopSec` (the grace
 //! and a margin) gets SIGKILL from systemd, the whole cgroup.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -229,6 +229,27 @@ fn listens_on(text: &str, port: u16) -> bool {
             .any(|l| l.ends_with(&suffix))
 }
 
+/// `value` (the unit's `what`) as text, or why systemd cannot carry it:
+/// its bus, which `systemd-run` speaks, carries only UTF-8 strings, and a
+/// unit file is UTF-8 text (an assignment that is not is ignored; an
+/// argument could be escaped byte by byte, but one rule serves both).
+fn text<'a>(what: &str, value: &'a OsStr) -> Result<&'a str> {
+    value.to_str().ok_or_else(|| {
+        Error::invalid(format!(
+            "systemd cannot carry the {what} {}: it is not UTF-8",
+            crate::process::printable(&value.to_string_lossy())
+        ))
+        .with_hint("rename what holds it, or start the services with 'wtenv up'")
+    })
+}
+
+/// A passed variable's value as text ([`text`]): systemd takes a
+/// variable's value only as UTF-8, even escaped (its `env_value_is_valid`:
+/// a unit file's assignment is ignored, `systemd-run` refuses it).
+fn variable<'a>(name: &str, value: &'a OsStr) -> Result<&'a str> {
+    text(&format!("variable {name}"), value).map_err(|e| e.with_hint(super::unset_hint(name)))
+}
+
 /// A value in a unit file's double quotes: C-style escapes for `\`, `"`
 /// and control characters, `%%` for a literal `%` (specifiers), and, in a
 /// command line (`exec`), `$$` for a literal `$` (no variable expansion).
@@ -257,9 +278,10 @@ pub fn quote(value: &str, exec: bool) -> String {
 /// (systemd.syntax(7)): a newline ends the line, so a path holding one
 /// would add a line of its own to the unit; a line ending in a backslash
 /// joins the next. A path with a control character, or ending in a
-/// backslash or in whitespace, is refused: there is no way to write it.
+/// backslash or in whitespace, is refused: there is no way to write it;
+/// so is one that is not UTF-8 ([`text`]).
 pub fn working_directory(root: &std::path::Path) -> Result<String> {
-    let path = root.to_string_lossy();
+    let path = text("worktree path", root.as_os_str())?;
     let reason = if path.chars().any(char::is_control) {
         Some("holds a control character (a newline would end the unit's line)")
     } else if path.ends_with('\\') {
@@ -307,10 +329,11 @@ pub struct ServiceUnit<'a> {
 /// The text of an exported `.service`: part of the worktree's target,
 /// started after its dependencies, stopped like the transient units.
 /// Refused for a worktree whose path no unit can name
-/// ([`working_directory`]).
+/// ([`working_directory`]), and for a value systemd cannot carry
+/// ([`text`], [`variable`]). It names no port: `export` makes it before
+/// it reserves any, so a refusal leaves the registry as it was.
 pub fn service_file(unit: &ServiceUnit) -> Result<String> {
     let working_directory = working_directory(unit.root)?;
-    let lossy = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
     let mut out = format!(
         "[Unit]\nDescription=wtenv: service {} of {}\nPartOf={}\n",
         describe(unit.service),
@@ -329,10 +352,14 @@ pub fn service_file(unit: &ServiceUnit) -> Result<String> {
     for (k, v) in unit.env {
         out.push_str(&format!(
             "Environment={}\n",
-            quote(&format!("{k}={}", lossy(v)), false)
+            quote(&format!("{k}={}", variable(k, v)?), false)
         ));
     }
-    let exec: Vec<String> = unit.argv.iter().map(|a| quote(&lossy(a), true)).collect();
+    let exec = unit
+        .argv
+        .iter()
+        .map(|a| Ok(quote(text("command-line argument", a)?, true)))
+        .collect::<Result<Vec<String>>>()?;
     out.push_str(&format!("ExecStart={}\n", exec.join(" ")));
     out.push_str(&format!(
         "KillMode=mixed\nTimeoutStopSec={}ms\n",

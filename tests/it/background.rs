@@ -4,6 +4,7 @@
 //! the detached wtenv supervisor; launchd plists parsed by python's
 //! plistlib.
 
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
@@ -744,7 +745,6 @@ fn parse_plist(path: &Path) -> serde_json::Value {
 /// program, directory and environment exactly, whatever they hold.
 #[test]
 fn launchd_plists_parse_with_the_right_program_directory_and_environment() {
-    use std::ffi::OsString;
     let argv: Vec<OsString> = [
         "/opt/wtenv",
         "run",
@@ -1158,6 +1158,69 @@ fn export_launchd_keeps_a_carriage_return_and_refuses_what_xml_cannot_carry() {
             let error = "error: cannot write a launchd plist: its WorkingDirectory ";
             refused_untouched(&t, &repo, &dir, &out, error);
         }
+    }
+}
+
+/// A passed variable a plist cannot carry (a control character, which
+/// XML cannot hold even escaped) is refused before the worktree's ports are
+/// reserved: the refusal once came after the reservation, which stayed.
+#[test]
+fn export_launchd_refuses_a_variable_xml_cannot_carry_with_the_registry_as_it_was() {
+    let path = format!("{}:/opt/a\u{1}b", std::env::var("PATH").unwrap());
+    let error = "error: cannot write a launchd plist: its variable PATH ";
+    refused_in_a_fresh_worktree("launchd", "PATH", path.into(), error);
+}
+
+/// systemd takes a variable's value only as UTF-8 (it ignores the
+/// assignment in a unit file, and `systemd-run` refuses it): such a
+/// passed variable is refused before the ports are reserved, where it was
+/// written as another value.
+#[test]
+fn export_systemd_refuses_a_variable_that_is_not_utf8_with_the_registry_as_it_was() {
+    let error = "error: systemd cannot carry the variable PATH ";
+    refused_in_a_fresh_worktree("systemd", "PATH", path_not_utf8(), error);
+}
+
+/// The test's PATH with a directory whose name is not UTF-8 after it.
+fn path_not_utf8() -> OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut path = std::env::var_os("PATH").unwrap().as_bytes().to_vec();
+    path.extend(b":/opt/a\xffb");
+    OsString::from_vec(path)
+}
+
+/// `export FORMAT DIR` in a fresh worktree, with `name=value` in its
+/// environment, is refused with `error` and a hint, and leaves the
+/// registry as it was and DIR as it was: first with no registry (and no
+/// DIR) yet, then with another worktree's ports in it (and DIR empty).
+fn refused_in_a_fresh_worktree(format: &str, name: &str, value: OsString, error: &str) {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\nrun = \"true\"\n");
+    t.git(&["commit", "-q", "-am", "a service"]);
+    let fresh = t.add_worktree("fresh");
+    let dir = t.root().join("units");
+    for before in ["absent", "present"] {
+        if before == "present" {
+            assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+            std::fs::create_dir(&dir).unwrap();
+        }
+        let registry = std::fs::read(t.registry_path()).ok();
+        assert_eq!(registry.is_some(), before == "present");
+        let mut export = t.wtenv_in(&fresh, &["export", format, dir.to_str().unwrap()]);
+        let out = run(export.env(name, &value));
+        assert_eq!(out.code, Some(1), "{before}: {out}");
+        let after = std::fs::read(t.registry_path()).ok();
+        assert!(after == registry, "{before}: the registry changed: {out}");
+        assert!(
+            out.stderr.starts_with(error) && out.stderr.contains("\nhint: "),
+            "{before}: {out}"
+        );
+        let written = std::fs::read_dir(&dir).map_or(0, Iterator::count);
+        assert_eq!(
+            (dir.exists(), written),
+            (before == "present", 0),
+            "{before}"
+        );
     }
 }
 
