@@ -25,21 +25,16 @@ pub struct Started {
     pub already: bool,
 }
 
-/// `up --detach`: reserves the ports, starts each service (and what it
-/// depends on, after those are ready) as a unit, waits until each is
-/// ready, and returns them. When one does not get ready, what this call
-/// started is stopped and the error says why.
+/// `up --detach`: makes each service's unit, reserves the ports, starts
+/// each service (and what it depends on, after those are ready) as a
+/// unit, waits until each is ready, and returns them. When one does not
+/// get ready, what this call started is stopped and the error says why.
 pub fn up(
     ctx: &Ctx,
     scope: &Scope,
     services: &[&Service],
     options: &Options,
 ) -> Result<Vec<Started>> {
-    // The variables the services see (for `cmd` health checks), after the
-    // checks `env` makes (a port held outside the worktree is refused).
-    let skip = options.skip_occupied;
-    let vars = crate::ports::ensure_verified(ctx, scope, &alloc::HoldMode::Reserve, skip)?.vars;
-    let ports = crate::ports::reserve(ctx, scope, skip)?;
     let dir = StateDir::of(ctx)?;
     let naming = Naming::of(scope);
     let all = &scope.config.services;
@@ -51,6 +46,28 @@ pub fn up(
         .iter()
         .filter_map(|s| all.iter().position(|x| x.name == s.name))
         .collect();
+    let order = health::start_order(&graph, &wanted);
+    // Each unit is made before any port is reserved (what it hands its
+    // manager names no port), and what the manager cannot carry (a passed
+    // variable, a path) refused: the registry stays as it was.
+    let env = passed_env();
+    let launches = order
+        .iter()
+        .map(|&i| {
+            let service = &all[i];
+            if service.run.is_none() {
+                return Ok(None);
+            }
+            let launch = launch_of(ctx, scope, &dir, &naming, service, &env, options)?;
+            check(options.manager, &launch)?;
+            Ok(Some(launch))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The variables the services see (for `cmd` health checks), after the
+    // checks `env` makes (a port held outside the worktree is refused).
+    let skip = options.skip_occupied;
+    let vars = crate::ports::ensure_verified(ctx, scope, &alloc::HoldMode::Reserve, skip)?.vars;
+    let ports = crate::ports::reserve(ctx, scope, skip)?;
     let mut run = Startup {
         ctx,
         dir: &dir,
@@ -59,13 +76,13 @@ pub fn up(
         pending: Vec::new(),
         ready: BTreeSet::new(),
     };
-    for i in health::start_order(&graph, &wanted) {
+    for (i, launch) in order.into_iter().zip(launches) {
         let service = &all[i];
-        if service.run.is_none() {
+        let Some(mut launch) = launch else {
             // Nothing to start (a dependency run some other way).
             run.ready.insert(service.name.clone());
             continue;
-        }
+        };
         for dep in &service.depends_on {
             run.await_ready(Some(dep))?;
         }
@@ -83,28 +100,7 @@ pub fn up(
             });
             continue;
         }
-        let unit_ref = UnitRef {
-            manager: options.manager,
-            name: unit_file_name(options.manager, &naming.unit(&service.name)),
-        };
-        let log = dir.log_path(&unit_ref.name);
-        let launch = Launch {
-            service: service.name.clone(),
-            unit: unit_ref.name.clone(),
-            group: naming.group(),
-            root: scope.worktree.root.clone(),
-            ports: ports.get(&service.name).copied().into_iter().collect(),
-            argv: run_argv(
-                ctx,
-                service,
-                &unit_ref,
-                (options.manager != Manager::Launchd).then_some(log.as_path()),
-                options,
-            )?,
-            log,
-            env: passed_env(),
-            grace: options.grace,
-        };
+        launch.ports = ports.get(&service.name).copied().into_iter().collect();
         let result = match options.manager {
             Manager::Systemd => systemd::start(&launch).map(|pid| (pid, None)),
             Manager::Launchd => launchd::start(&launch, dir.path()).map(|pid| (pid, None)),
@@ -120,7 +116,7 @@ pub fn up(
         let record = Record {
             version: 1,
             manager: options.manager,
-            unit: unit_ref.name.clone(),
+            unit: launch.unit.clone(),
             service: service.name.clone(),
             repository: scope.worktree.common_dir.clone(),
             worktree: scope.worktree.root.clone(),
@@ -145,6 +141,47 @@ pub fn up(
     }
     run.await_ready(None)?;
     Ok(run.started)
+}
+
+/// What starting `service` takes, but its ports (known once reserved).
+fn launch_of(
+    ctx: &Ctx,
+    scope: &Scope,
+    dir: &StateDir,
+    naming: &Naming,
+    service: &Service,
+    env: &[(String, std::ffi::OsString)],
+    options: &Options,
+) -> Result<Launch> {
+    let unit_ref = UnitRef {
+        manager: options.manager,
+        name: unit_file_name(options.manager, &naming.unit(&service.name)),
+    };
+    let log = dir.log_path(&unit_ref.name);
+    // launchd writes the output to the log itself.
+    let run_log = (options.manager != Manager::Launchd).then_some(log.as_path());
+    Ok(Launch {
+        service: service.name.clone(),
+        unit: unit_ref.name.clone(),
+        group: naming.group(),
+        root: scope.worktree.root.clone(),
+        ports: Vec::new(),
+        argv: run_argv(ctx, service, &unit_ref, run_log, options)?,
+        log,
+        env: env.to_vec(),
+        grace: options.grace,
+    })
+}
+
+/// Refuses `launch` when its manager cannot be given it, by making what
+/// the manager gets (the same function its start calls).
+fn check(manager: Manager, launch: &Launch) -> Result<()> {
+    match manager {
+        Manager::Systemd => systemd::run_args(launch).map(drop),
+        Manager::Launchd => launchd::plist(&launchd::agent_of(launch)).map(drop),
+        // A process of ours: its environment and paths are passed as bytes.
+        Manager::Wtenv => Ok(()),
+    }
 }
 
 /// The state of one `up --detach` while it starts services.

@@ -129,34 +129,40 @@ fn stop_timeout(grace: Duration) -> Duration {
     grace + Duration::from_secs(5)
 }
 
-/// Starts `launch` as a transient unit; returns its main pid.
-pub fn start(launch: &Launch) -> Result<Option<u32>> {
-    let mut args: Vec<OsString> = vec![
+/// `systemd-run`'s arguments for `launch`, or why systemd cannot be given
+/// them: it all goes over systemd's bus, which carries only UTF-8
+/// ([`text`], [`variable`]). Made before anything is reserved, so a
+/// refusal leaves the registry as it was.
+pub fn run_args(launch: &Launch) -> Result<Vec<String>> {
+    let mut args: Vec<String> = vec![
         "--user".into(),
         "--quiet".into(),
         "--collect".into(),
-        format!("--unit={}", launch.unit).into(),
-        format!("--slice={}.slice", launch.group).into(),
-        format!("--description=wtenv: service {}", launch.service).into(),
+        format!("--unit={}", launch.unit),
+        format!("--slice={}.slice", launch.group),
+        format!("--description=wtenv: service {}", launch.service),
         "--property=KillMode=mixed".into(),
         format!(
             "--property=TimeoutStopSec={}ms",
             stop_timeout(launch.grace).as_millis()
-        )
-        .into(),
+        ),
     ];
-    let mut dir = OsString::from("--working-directory=");
-    dir.push(&launch.root);
-    args.push(dir);
+    let root = text("worktree path", launch.root.as_os_str())?;
+    args.push(format!("--working-directory={root}"));
     for (k, v) in &launch.env {
-        let mut arg = OsString::from(format!("--setenv={k}="));
-        arg.push(v);
-        args.push(arg);
+        args.push(format!("--setenv={k}={}", variable(k, v)?));
     }
     args.push("--".into());
-    args.extend(launch.argv.iter().cloned());
+    for arg in &launch.argv {
+        args.push(text("command-line argument", arg)?.to_owned());
+    }
+    Ok(args)
+}
+
+/// Starts `launch` as a transient unit; returns its main pid.
+pub fn start(launch: &Launch) -> Result<Option<u32>> {
     let out = Command::new("systemd-run")
-        .args(&args)
+        .args(run_args(launch)?)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| Error::io("could not run systemd-run", e))?;

@@ -1224,6 +1224,27 @@ fn refused_in_a_fresh_worktree(format: &str, name: &str, value: OsString, error:
     }
 }
 
+/// `up --detach` under systemd with a passed variable systemd cannot take
+/// is refused before anything is reserved or started.
+#[test]
+fn up_detach_under_systemd_refuses_a_variable_that_is_not_utf8_with_the_registry_as_it_was() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config("[services.web]\nrun = \"sleep 60\"\n");
+    let m = UserManager::start(&t);
+    let mut up = m.wtenv(&t, &["up", "-d", "--manager", "systemd"]);
+    let out = run(up.env("PATH", path_not_utf8()));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(!t.registry_path().exists(), "ports reserved: {out}");
+    let error = "error: systemd cannot carry the variable PATH ";
+    assert!(
+        out.stderr.starts_with(error) && out.stderr.contains("\nhint: "),
+        "{out}"
+    );
+    let state = m.systemctl(&t, &["is-active", &unit(&t, "web")]);
+    assert_ne!(state.stdout.trim(), "active", "{state}");
+}
+
 #[test]
 fn logs_follow_prints_new_lines_as_the_service_writes_them() {
     let t = TestEnv::new();
