@@ -1,28 +1,61 @@
-//! Durations a user types: `WTENV_LOCK_TIMEOUT`, and the flags `--grace`
-//! and `--timeout`. One reading, and one way to say what it accepts, for
-//! all of them. (Config durations such as `ready_timeout` are the
-//! config's own: `humantime` text, refused with the key named, of at most
-//! [`MAX`] too.)
+//! Durations a user types: `WTENV_LOCK_TIMEOUT`, the flags `--grace`
+//! and `--timeout`, and a config's `ready_timeout` and health timings. One
+//! reading, and one way to say what it accepts, for all of them (a config
+//! names the key it refuses, and also takes a bare number as seconds).
 
 use std::time::Duration;
 
 /// What [`parse`] accepts, for the message that refuses anything else.
 pub const FORMS: &str = "seconds (30) or a duration (30s, 500ms, 1m), at most a year";
 
-/// The longest duration accepted, here and in a config (`ready_timeout`,
-/// a health check's times): each is added to the clock (a deadline),
-/// which a duration of `1e19` seconds would overflow.
+/// The longest duration accepted: each is added to the clock (a
+/// deadline), which a duration of `1e19` seconds would overflow.
 pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Why a value is not a duration [`read`] accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Neither seconds nor a duration: text of another shape, a negative
+    /// number, NaN.
+    NotADuration,
+    /// Longer than [`MAX`] (infinity included).
+    TooLong,
+}
 
 /// A bare number of seconds (`30`, `1.5`), or a duration (`30s`,
 /// `500ms`, `1m`, `1h 30m`), of at most [`MAX`].
-pub fn parse(text: &str) -> Option<Duration> {
+pub fn read(text: &str) -> Result<Duration, Refusal> {
     let text = text.trim();
-    let duration = match text.parse::<f64>() {
-        Ok(secs) => Duration::try_from_secs_f64(secs).ok(),
-        Err(_) => humantime::parse_duration(text).ok(),
-    };
-    duration.filter(|d| *d <= MAX)
+    match text.parse::<f64>() {
+        Ok(secs) => from_secs(secs),
+        Err(_) => humantime::parse_duration(text)
+            .map_err(|_| Refusal::NotADuration)
+            .and_then(capped),
+    }
+}
+
+/// A number of seconds (a config's `ready_timeout = 30`), of at most
+/// [`MAX`].
+pub fn from_secs(secs: f64) -> Result<Duration, Refusal> {
+    if secs.is_nan() || secs < 0.0 {
+        return Err(Refusal::NotADuration);
+    }
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| Refusal::TooLong)
+        .and_then(capped)
+}
+
+fn capped(duration: Duration) -> Result<Duration, Refusal> {
+    if duration > MAX {
+        Err(Refusal::TooLong)
+    } else {
+        Ok(duration)
+    }
+}
+
+/// [`read`], for a caller that says what is accepted itself.
+pub fn parse(text: &str) -> Option<Duration> {
+    read(text).ok()
 }
 
 /// [`parse`] as clap's value parser: a refusal says what is accepted.
@@ -54,6 +87,14 @@ mod tests {
         ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
+        assert_eq!(read("-1"), Err(Refusal::NotADuration));
+        assert_eq!(read("nan"), Err(Refusal::NotADuration));
+        assert_eq!(read("inf"), Err(Refusal::TooLong));
+        assert_eq!(read("366days"), Err(Refusal::TooLong));
+        assert_eq!(from_secs(0.5), Ok(Duration::from_millis(500)));
+        assert_eq!(from_secs(-0.5), Err(Refusal::NotADuration));
+        assert_eq!(from_secs(f64::NAN), Err(Refusal::NotADuration));
+        assert_eq!(from_secs(1e300), Err(Refusal::TooLong));
         assert_eq!(
             parse_arg("banana"),
             Err("expected seconds (30) or a duration (30s, 500ms, 1m), at most a year".into())

@@ -59,9 +59,8 @@ pub(super) struct RawService {
     pub env: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
     pub run: Option<String>,
-    /// A duration (`"30s"`), parsed by the services module.
     #[serde(default, deserialize_with = "present")]
-    pub ready_timeout: Option<String>,
+    pub ready_timeout: Option<RawDuration>,
     #[serde(default, deserialize_with = "table")]
     pub health: Option<RawHealth>,
     #[serde(default, deserialize_with = "present_list")]
@@ -83,13 +82,48 @@ pub(super) struct RawHealth {
     #[serde(default, deserialize_with = "present")]
     pub tcp: Option<bool>,
     #[serde(default, deserialize_with = "present")]
-    pub interval: Option<String>,
+    pub interval: Option<RawDuration>,
     #[serde(default, deserialize_with = "present")]
-    pub timeout: Option<String>,
+    pub timeout: Option<RawDuration>,
     #[serde(default, deserialize_with = "present")]
-    pub start_period: Option<String>,
+    pub start_period: Option<RawDuration>,
     #[serde(default, deserialize_with = "present_retries")]
     pub retries: Option<u32>,
+}
+
+/// A duration as written: text (`"30s"`, `"30"`) or a number of seconds
+/// (`30`, `0.5`), read by [`crate::duration`] in the services module.
+pub(super) enum RawDuration {
+    Text(String),
+    /// The seconds, and the number as the file wrote it, for a refusal.
+    Seconds(f64, String),
+}
+
+impl<'de> Deserialize<'de> for RawDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Dur;
+        impl Visitor<'_> for Dur {
+            type Value = RawDuration;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("seconds (30) or a duration (\"30s\")")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<RawDuration, E> {
+                Ok(RawDuration::Text(s.to_owned()))
+            }
+            // `as f64` rounds past 2^53 seconds: far over a year, refused
+            // either way.
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<RawDuration, E> {
+                Ok(RawDuration::Seconds(n as f64, n.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<RawDuration, E> {
+                Ok(RawDuration::Seconds(n as f64, n.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<RawDuration, E> {
+                Ok(RawDuration::Seconds(n, format!("{n:?}")))
+            }
+        }
+        d.deserialize_any(Dur)
+    }
 }
 
 /// A key that is there: its value, of its type (`null` included in the

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use super::raw::{RawHealth, RawService};
+use super::raw::{RawDuration, RawHealth, RawService};
 use super::{Checker, MAX_SERVICE_VARS, MAX_SERVICES};
 use crate::error::Result;
 use crate::health::{self, Check, Health, Restart};
@@ -128,8 +128,8 @@ impl Checker<'_> {
                 service.env = env;
             }
             service.run = raw.run;
-            if let Some(text) = raw.ready_timeout {
-                service.ready_timeout = self.duration(&text, &format!("{key}.ready_timeout"))?;
+            if let Some(raw) = raw.ready_timeout {
+                service.ready_timeout = self.duration(raw, &format!("{key}.ready_timeout"))?;
             }
             if let Some(h) = raw.health {
                 service.health = Some(self.health(h, &format!("{key}.health"))?);
@@ -176,13 +176,22 @@ impl Checker<'_> {
         Ok(services)
     }
 
-    fn duration(&self, text: &str, key: &str) -> Result<Duration> {
-        let duration = humantime::parse_duration(text)
-            .map_err(|e| self.err(key, format!("{text:?} is not a duration like \"30s\": {e}")))?;
-        if duration > crate::duration::MAX {
-            return Err(self.err(key, format!("{text:?} is longer than a year")));
-        }
-        Ok(duration)
+    /// Text as the command line reads it, or a number of seconds.
+    fn duration(&self, raw: RawDuration, key: &str) -> Result<Duration> {
+        use crate::duration::{FORMS, Refusal, from_secs, read};
+        let (read, shown) = match raw {
+            RawDuration::Text(text) => (read(&text), format!("{text:?}")),
+            RawDuration::Seconds(secs, shown) => (from_secs(secs), shown),
+        };
+        read.map_err(|refusal| {
+            self.err(
+                key,
+                match refusal {
+                    Refusal::NotADuration => format!("{shown} is not a duration: expected {FORMS}"),
+                    Refusal::TooLong => format!("{shown} is longer than a year"),
+                },
+            )
+        })
     }
 
     /// `health = { http = "/healthz" | cmd = "..." | tcp = true, interval,
@@ -226,21 +235,21 @@ impl Checker<'_> {
                 ),
             ));
         }
-        for (name, text, slot) in [
+        for (name, raw, slot) in [
             ("interval", raw.interval, &mut health.interval),
             ("timeout", raw.timeout, &mut health.timeout),
         ] {
-            if let Some(text) = text {
+            if let Some(raw) = raw {
                 let path = format!("{key}.{name}");
-                let d = self.duration(&text, &path)?;
+                let d = self.duration(raw, &path)?;
                 if d.is_zero() {
                     return Err(self.err(&path, "must be longer than 0s"));
                 }
                 *slot = d;
             }
         }
-        if let Some(text) = raw.start_period {
-            health.start_period = self.duration(&text, &format!("{key}.start_period"))?;
+        if let Some(raw) = raw.start_period {
+            health.start_period = self.duration(raw, &format!("{key}.start_period"))?;
         }
         if let Some(retries) = raw.retries {
             health.retries = retries;

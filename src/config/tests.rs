@@ -618,3 +618,83 @@ fn durations_over_a_year_are_refused_with_their_key() {
     }
     assert!(parse("[services.web]\nready_timeout = \"365days\"\n").is_ok());
 }
+
+/// A config's durations are read as the command line's are (bare seconds
+/// too), and a TOML or JSON number is seconds.
+#[test]
+fn durations_take_seconds_as_text_or_number() {
+    for (value, want) in [
+        ("\"30\"", Duration::from_secs(30)),
+        ("\"1.5\"", Duration::from_millis(1500)),
+        ("\"1m\"", Duration::from_secs(60)),
+        ("30", Duration::from_secs(30)),
+        ("0.5", Duration::from_millis(500)),
+        ("0", Duration::ZERO),
+    ] {
+        let c = parse(&format!(
+            "[services.web]\nready_timeout = {value}\nhealth = {{ tcp = true, start_period = {value} }}\n"
+        ))
+        .unwrap_or_else(|e| panic!("{value}: {e}"));
+        assert_eq!(c.services[0].ready_timeout, want, "{value}");
+        assert_eq!(c.services[0].health().start_period, want, "{value}");
+    }
+    let c = Config::parse(
+        Path::new("wtenv.json"),
+        r#"{"services": {"web": {"ready_timeout": 2, "health": {"interval": 0.25, "timeout": "3"}}}}"#,
+    )
+    .unwrap();
+    let web = &c.services[0];
+    assert_eq!(web.ready_timeout, Duration::from_secs(2));
+    assert_eq!(web.health().interval, Duration::from_millis(250));
+    assert_eq!(web.health().timeout, Duration::from_secs(3));
+
+    for (line, want) in [
+        (
+            "ready_timeout = -5",
+            "services.web.ready_timeout: -5 is not a duration: expected seconds (30) or a duration (30s, 500ms, 1m), at most a year",
+        ),
+        (
+            "ready_timeout = -0.5",
+            "services.web.ready_timeout: -0.5 is not a duration",
+        ),
+        (
+            "ready_timeout = nan",
+            "services.web.ready_timeout: NaN is not a duration",
+        ),
+        (
+            "ready_timeout = \"-5\"",
+            "services.web.ready_timeout: \"-5\" is not a duration",
+        ),
+        (
+            "ready_timeout = inf",
+            "services.web.ready_timeout: inf is longer than a year",
+        ),
+        (
+            "ready_timeout = 1e300",
+            "services.web.ready_timeout: 1e300 is longer than a year",
+        ),
+        (
+            "ready_timeout = 9223372036854775807",
+            "services.web.ready_timeout: 9223372036854775807 is longer than a year",
+        ),
+        (
+            "ready_timeout = \"1e19\"",
+            "services.web.ready_timeout: \"1e19\" is longer than a year",
+        ),
+        (
+            "health = { interval = 0 }",
+            "services.web.health.interval: must be longer than 0s",
+        ),
+        (
+            "health = { timeout = -1 }",
+            "services.web.health.timeout: -1 is not a duration",
+        ),
+        (
+            "ready_timeout = true",
+            "services.web.ready_timeout: expected seconds (30) or a duration (\"30s\"), got boolean `true`",
+        ),
+    ] {
+        let e = parse(&format!("[services.web]\n{line}\n")).unwrap_err();
+        assert!(e.to_string().contains(want), "{line}: {e}");
+    }
+}

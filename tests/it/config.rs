@@ -50,6 +50,20 @@ fn bad_range_syntax_is_exit_1_naming_the_key() {
 }
 
 #[test]
+fn a_duration_that_is_a_negative_or_huge_number_is_exit_1_naming_the_key() {
+    assert_refused(
+        "[services.web]\nready_timeout = -30\n",
+        "services.web.ready_timeout",
+        "-30 is not a duration: expected seconds (30) or a duration (30s, 500ms, 1m), at most a year",
+    );
+    assert_refused(
+        "[services.web]\nhealth = { interval = 1e12 }\n",
+        "services.web.health.interval",
+        "1000000000000.0 is longer than a year",
+    );
+}
+
+#[test]
 fn a_reversed_range_is_exit_1_naming_the_key() {
     assert_refused(
         "[purposes]\nfeature = \"5099-5000\"\n",

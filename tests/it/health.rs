@@ -460,6 +460,30 @@ ready_timeout = "3s"
     assert_no_holds(&t);
 }
 
+/// A config's durations may be numbers of seconds, as on the command
+/// line: `ready_timeout = 2` and `timeout = 0.5` are the deadlines `up`
+/// keeps.
+#[test]
+fn config_durations_given_as_numbers_of_seconds_are_kept_by_up() {
+    let t = TestEnv::new();
+    t.write_config(
+        "[services.db]\nrun = \"sleep 60\"\nhealth = { cmd = \"sleep 600\", timeout = 0.5, start_period = \"0\" }\nready_timeout = 2\n",
+    );
+    let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
+    let status = w.wait();
+    let stderr = w.stderr_text();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: service db not ready after 2s: cmd "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("timed out after 500ms (killed)"),
+        "{stderr}"
+    );
+    assert_no_holds(&t);
+}
+
 #[test]
 fn a_dependency_cycle_or_unknown_name_is_a_config_error_and_nothing_starts() {
     let t = TestEnv::new();
