@@ -282,6 +282,25 @@ impl Git {
         }
     }
 
+    /// Whether `git branch -d NAME`, run here, would find the branch
+    /// merged: its tip is reachable from its upstream when it has one that
+    /// resolves, else from HEAD (git's own rule for `-d`). Asked before
+    /// anything is removed, so a refusal removes nothing.
+    pub fn branch_merged(&self, name: &str) -> Result<bool> {
+        let branch = format!("refs/heads/{name}");
+        let upstream = self.run(["for-each-ref", "--format=%(upstream)", &branch])?;
+        let upstream = upstream.trim();
+        let into = match upstream.is_empty() {
+            false if self.lookup(&[upstream.to_owned()])?[0].is_some() => upstream,
+            _ => "HEAD",
+        };
+        match self.run(["merge-base", "--is-ancestor", &branch, into]) {
+            Ok(_) => Ok(true),
+            Err(Error::Git { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `git branch -d|-D -- NAME`: `-d` refuses an unmerged branch.
     pub fn delete_branch(&self, name: &str, force: bool) -> Result<()> {
         let flag = if force { "-D" } else { "-d" };

@@ -1,7 +1,8 @@
 //! `wtenv remove ID|PATH`: remove a worktree and give back its ports.
 //!
 //! Order, and why: check everything first (the worktree exists, is not the
-//! main one, no live holder unless `--force`), then `git worktree remove`,
+//! main one, no live holder unless `--force`, and with `--delete-branch`
+//! the branch is merged, as `git branch -d` requires), then `git worktree remove`,
 //! then release the allocations, then (`--delete-branch`) the branch. Git
 //! goes before the release because git is the step that refuses (a dirty
 //! worktree, a locked one): when it does, the worktree and its ports stay
@@ -170,6 +171,19 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     };
 
     let _lock = RepoLock::acquire(&here.common_dir, &|| Ok(()))?;
+    // `git branch -d` refuses an unmerged branch: asked first, so that a
+    // refusal leaves the worktree and its ports as they were.
+    if let Some(branch) = branch.as_ref().filter(|_| !args.force)
+        && !git.branch_merged(branch)?
+    {
+        return Err(Error::refused(format!(
+            "branch {branch} is not fully merged; nothing was removed"
+        ))
+        .with_hint(format!(
+            "merge it first, leave out --delete-branch to keep it, or pass --force to delete it anyway (git branch -D {})",
+            crate::shell::quote_in_message(branch)
+        )));
+    }
     git.worktree_remove(&entry.path, u8::from(args.force))
         .map_err(|e| match e {
             Error::Git { stderr, .. } => Error::refused(format!(

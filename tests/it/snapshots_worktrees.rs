@@ -1,7 +1,7 @@
 //! Snapshots of the worktree commands: `create`, `enter`, `remove` (and
 //! `list` between them), their main cases and their refusals.
 
-use crate::snapshots::{check_with, snap, two_services};
+use crate::snapshots::{check, snap, two_services};
 use crate::support::HttpServer;
 use crate::support::{TestEnv, run};
 
@@ -190,15 +190,14 @@ fn git_failures_are_shown_with_what_git_said() {
     std::fs::write(wt.join("new.txt"), "x").unwrap();
     t.git_in(&wt, &["add", "new.txt"]);
     t.git_in(&wt, &["commit", "-q", "-m", "unmerged work"]);
-    // What git says (its wording and advice) differs between git versions.
-    check_with(
+    check(
         &t,
         "remove_delete_branch_of_unmerged_work_keeps_the_branch_and_says_why",
         &run(&mut t.wtenv(&["remove", "work", "--delete-branch"])),
-        &[(r"(failed: )(?s:.*)", "$1[what git says]\n")],
     );
     assert!(
         t.git(&["branch", "--list", "feature/work"])
             .contains("feature/work")
     );
+    assert!(wt.is_dir(), "the worktree stays too");
 }

@@ -619,6 +619,51 @@ fn remove_releases_the_ports_and_delete_branch_deletes_the_branch() {
     assert!(t.allocations().is_empty());
 }
 
+/// `git branch -d` refuses an unmerged branch; asked after the worktree
+/// was gone, that left the worktree removed and the command failed. It is
+/// asked first now, by git's rule (merged into the branch's upstream when
+/// it has one, else into HEAD).
+#[test]
+fn remove_delete_branch_of_an_unmerged_branch_removes_nothing() {
+    let t = TestEnv::new();
+    assert_eq!(create(&t, "work", &["--ports"]).code, Some(0));
+    let path = default_path(&t, "feature", "work");
+    t.git_in(&path, &["commit", "-q", "--allow-empty", "-m", "unmerged"]);
+    let registry = std::fs::read(t.registry_path()).unwrap();
+
+    let out = run(&mut t.wtenv(&["remove", "work", "--delete-branch"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains("error: branch feature/work is not fully merged; nothing was removed"),
+        "{out}"
+    );
+    assert!(path.is_dir() && listed_by_git(&t, &path));
+    assert!(branch_exists(&t, "feature/work"));
+    assert_eq!(std::fs::read(t.registry_path()).unwrap(), registry);
+
+    // Merged into its upstream though not into HEAD: git deletes it.
+    t.git(&["branch", "published", "feature/work"]);
+    t.git(&[
+        "branch",
+        "-q",
+        "--set-upstream-to=published",
+        "feature/work",
+    ]);
+    let out = run(&mut t.wtenv(&["remove", "work", "--delete-branch"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!path.exists() && !branch_exists(&t, "feature/work"));
+    assert!(t.allocations().is_empty());
+
+    // --force deletes an unmerged one (git branch -D).
+    assert_eq!(create(&t, "gone", &["--ports"]).code, Some(0));
+    let path = default_path(&t, "feature", "gone");
+    t.git_in(&path, &["commit", "-q", "--allow-empty", "-m", "unmerged"]);
+    let out = run(&mut t.wtenv(&["remove", "gone", "--delete-branch", "--force"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!path.exists() && !branch_exists(&t, "feature/gone"));
+}
+
 #[test]
 fn remove_refuses_while_a_holder_lives_unless_forced() {
     let t = TestEnv::new();
