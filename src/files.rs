@@ -260,26 +260,43 @@ pub fn create_private_dir(path: &Path, parents: bool) -> io::Result<bool> {
 /// user's file, planted in a downloaded tree, is refused), created 0600 if
 /// missing. Returns the open file.
 pub fn write_own(path: &Path, bytes: &[u8]) -> Result<File, OpenError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            // A FIFO nobody reads, opened for writing without blocking.
-            Some(libc::ENXIO) => OpenError::Refused(Refusal::NotRegular),
-            _ => e.into(),
-        })?;
+    let (mut file, _) = open_own(path)?;
+    file.set_len(0)?;
+    file.write_all(bytes)?;
+    Ok(file)
+}
+
+/// [`write_own`]'s open and checks, writing nothing: the file, and whether
+/// this call made it (a command that refuses later removes what it made).
+pub fn open_own(path: &Path) -> Result<(File, bool), OpenError> {
+    let open = |create: bool| {
+        OpenOptions::new()
+            .write(true)
+            .create_new(create)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+    };
+    let (file, made) = match open(false) {
+        Ok(file) => (file, false),
+        // Made exclusively, so "made" is never said of another's file.
+        Err(e) if e.kind() == ErrorKind::NotFound => match open(true) {
+            Ok(file) => (file, true),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => (open(false)?, false),
+            Err(e) => return Err(e.into()),
+        },
+        // A FIFO nobody reads, opened for writing without blocking.
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            return Err(OpenError::Refused(Refusal::NotRegular));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let meta = require_own_regular(&file)?;
     if meta.nlink() > 1 {
         return Err(OpenError::Refused(Refusal::HardLinked(meta.nlink())));
     }
     keep_owner_rw(&file, &meta)?;
-    file.set_len(0)?;
-    file.write_all(bytes)?;
-    Ok(file)
+    Ok((file, made))
 }
 
 /// What a crash right after [`replace_with`] returns may leave.

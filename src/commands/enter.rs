@@ -1,7 +1,9 @@
 //! `wtenv enter ID`: create-or-enter. Prints the worktree's path on stdout
 //! and, when `WTENV_CD_FILE` names a file, writes the absolute path (no
 //! newline) into it: the shell function `wtenv` reads that file and runs
-//! `\builtin cd --` (never an eval of free-form output).
+//! `\builtin cd --` (never an eval of free-form output). The file is
+//! opened first, so one that cannot be written refuses the command before
+//! anything is made.
 //!
 //! An existing worktree (made by `create` or by hand) is found by its
 //! identifier; its ports are made sure of (sticky: usually the read-only
@@ -37,6 +39,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    // Opened before anything is made: a file it cannot write refuses the
+    // command while the worktree and the registry are as they were.
+    let mut cd_file = CdFile::open()?;
     let (_, config, entries) = worktrees::entries(ctx)?;
     let path = match worktrees::find(&entries, &args.identifier, args.purpose.as_deref())? {
         Some(entry) => {
@@ -71,30 +76,69 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             create::execute(ctx, &plan, true, true)?.path
         }
     };
-    write_cd_file(&path)?;
+    if let Some(cd_file) = &mut cd_file {
+        cd_file.write(&path)?;
+    }
     output::stdout(&format!("{}\n", path.display()))?;
     Ok(Outcome::SUCCESS)
 }
 
-/// The `WTENV_CD_FILE` contract: the absolute path, no newline.
-fn write_cd_file(path: &Path) -> Result<()> {
-    let Some(file) = crate::settings::cd_file() else {
-        return Ok(());
-    };
-    let file = Path::new(&file);
-    crate::files::write_own(file, path.as_os_str().as_encoded_bytes())
-        .map_err(|e| match e {
+/// The file `WTENV_CD_FILE` names, open; the `WTENV_CD_FILE` contract:
+/// the absolute path, no newline. One this command made and did not
+/// write (it failed on the way) is removed again.
+struct CdFile {
+    path: &'static Path,
+    file: std::fs::File,
+    made: bool,
+    written: bool,
+}
+
+impl CdFile {
+    fn open() -> Result<Option<CdFile>> {
+        let Some(path) = crate::settings::cd_file() else {
+            return Ok(None);
+        };
+        let path = Path::new(path);
+        let (file, made) = crate::files::open_own(path).map_err(|e| match e {
             crate::files::OpenError::Io(e) => Error::io(
-                format!("could not write {CD_FILE} {}", printable_path(file)),
+                format!("could not write {CD_FILE} {}", printable_path(path)),
                 e,
             ),
             crate::files::OpenError::Refused(r) => Error::refused(format!(
                 "could not write {CD_FILE} {}: {r}",
-                printable_path(file)
+                printable_path(path)
             ))
             .with_hint(format!(
                 "{CD_FILE} names a regular file of yours (the shell function makes one with mktemp)"
             )),
-        })
-        .map(drop)
+        })?;
+        Ok(Some(CdFile {
+            path,
+            file,
+            made,
+            written: false,
+        }))
+    }
+
+    fn write(&mut self, worktree: &Path) -> Result<()> {
+        use std::io::Write;
+        self.written = true;
+        self.file
+            .set_len(0)
+            .and_then(|()| self.file.write_all(worktree.as_os_str().as_encoded_bytes()))
+            .map_err(|e| {
+                Error::io(
+                    format!("could not write {CD_FILE} {}", printable_path(self.path)),
+                    e,
+                )
+            })
+    }
+}
+
+impl Drop for CdFile {
+    fn drop(&mut self) {
+        if self.made && !self.written {
+            let _ = std::fs::remove_file(self.path);
+        }
+    }
 }

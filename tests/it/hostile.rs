@@ -422,6 +422,11 @@ fn a_cd_file_that_is_a_fifo_or_a_link_is_refused_without_hanging() {
         assert!(out.stderr.contains("hint: "), "{out}");
     }
     assert_eq!(snapshot(&out_dir.dir), before);
+    assert!(
+        t.allocations().is_empty(),
+        "refused before anything was made"
+    );
+    assert!(!t.git(&["branch", "--list"]).contains("feature/x"));
     // A regular file still works.
     let file = cd_dir.join("file");
     std::fs::write(&file, "").unwrap();

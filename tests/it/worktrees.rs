@@ -756,6 +756,54 @@ fn enter_creates_with_ports_once_then_enters_and_writes_the_cd_file() {
     );
 }
 
+/// `WTENV_CD_FILE` was written last: one that could not be written failed
+/// `enter` after it had made the worktree, its branch and its ports (or
+/// reserved an existing worktree's). It is opened first now; one `enter`
+/// made for a command that then fails is removed again.
+#[test]
+fn enter_refuses_a_cd_file_it_cannot_write_before_making_anything() {
+    let t = TestEnv::new();
+    assert_eq!(create(&t, "old", &[]).code, Some(0));
+    let registry = || std::fs::read(t.registry_path()).ok();
+    let worktrees = || t.git(&["worktree", "list", "--porcelain"]);
+    let branches = || t.git(&["branch", "--list"]);
+    let before = (registry(), worktrees(), branches());
+    let dir = t.root().join("cd");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (cd_file, reason) in [
+        (dir.clone(), "Is a directory"),
+        (dir.join("missing/file"), "No such file or directory"),
+    ] {
+        for id in ["new", "old"] {
+            let out = run(t.wtenv(&["enter", id]).env("WTENV_CD_FILE", &cd_file));
+            assert_eq!(out.code, Some(1), "{id}: {out}");
+            assert!(
+                out.stderr.contains(&format!(
+                    "could not write WTENV_CD_FILE {}",
+                    cd_file.display()
+                )),
+                "{out}"
+            );
+            assert!(out.stderr.contains(reason), "{out}");
+            assert_eq!((registry(), worktrees(), branches()), before, "{id}: {out}");
+        }
+    }
+    // Made by `enter`, which then failed (git knows no such base): gone.
+    let cd_file = dir.join("target");
+    let out = run(t
+        .wtenv(&["enter", "new", "--branch", "no-such-base"])
+        .env("WTENV_CD_FILE", &cd_file));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(!cd_file.exists(), "{out}");
+    assert_eq!((registry(), worktrees(), branches()), before, "{out}");
+    let out = run(t.wtenv(&["enter", "new"]).env("WTENV_CD_FILE", &cd_file));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&cd_file).unwrap(),
+        out.stdout.trim_end()
+    );
+}
+
 #[test]
 fn worktrees_made_by_hand_are_first_class() {
     let t = TestEnv::new();
