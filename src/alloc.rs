@@ -236,6 +236,10 @@ pub struct Ensured {
     pub hold_waits: bool,
 }
 
+/// A command's own check of what [`ensure_vetted`] would leave, made
+/// before anything is written: its refusal writes nothing.
+pub type Vet<'v> = dyn FnMut(&Ensured, &mut dyn System) -> Result<()> + 'v;
+
 /// [`ensure`], also saying what the worktree's allocations are afterwards
 /// and which ports it picked.
 pub fn ensure_allocations(
@@ -243,6 +247,22 @@ pub fn ensure_allocations(
     req: &Request,
     mode: &HoldMode,
     system: &mut dyn System,
+) -> Result<Ensured> {
+    ensure_vetted(registry, req, mode, system, &mut |_, _| Ok(()))
+}
+
+/// [`ensure_allocations`], with `vet` run on the outcome inside the
+/// transaction, before its write (on the fast path, which writes nothing,
+/// after the read). A check that can only be made once the ports are
+/// known (a port of the worktree held from outside it, a value the output
+/// format cannot carry) so refuses with the registry as it was: not even
+/// the sweep is written, unlike a conflict's.
+pub fn ensure_vetted(
+    registry: &Registry,
+    req: &Request,
+    mode: &HoldMode,
+    system: &mut dyn System,
+    vet: &mut Vet,
 ) -> Result<Ensured> {
     // This worktree's entries, under the shared lock (a binary search in
     // the sealed file): whether a port must be picked decides which
@@ -291,12 +311,14 @@ pub fn ensure_allocations(
             hold_waits,
             "fast path: every service has its port"
         );
-        return Ok(Ensured {
+        let ensured = Ensured {
             ports,
             mine,
             picked: BTreeSet::new(),
             hold_waits,
-        });
+        };
+        vet(&ensured, system)?;
+        return Ok(ensured);
     }
     let mode = match joined {
         Some(holder) => &HoldMode::HoldAll(holder),
@@ -310,12 +332,17 @@ pub fn ensure_allocations(
     if complete {
         let own = registry::Part::of(req.repository, req.worktree);
         if let Some(done) = registry.transaction_in(own, |data| {
-            Ok(hold_in(data, req, mode, system).map(|ports| Ensured {
+            let Some(ports) = hold_in(data, req, mode, system) else {
+                return Ok(None);
+            };
+            let ensured = Ensured {
                 mine: allocations_of(data, req, &ports),
                 ports,
                 picked: BTreeSet::new(),
                 hold_waits: false,
-            }))
+            };
+            vet(&ensured, system)?;
+            Ok(Some(ensured))
         })? {
             return Ok(done);
         }
@@ -333,7 +360,12 @@ pub fn ensure_allocations(
     };
     registry.transaction_in(part, |data| {
         let had = current_ports(data, req);
-        Ok(allocate_in(data, req, mode, system).map(|ports| Ensured {
+        let ports = match allocate_in(data, req, mode, system) {
+            Ok(ports) => ports,
+            // The sweep alone is written.
+            Err(e) => return Ok(Err(e)),
+        };
+        let ensured = Ensured {
             mine: allocations_of(data, req, &ports),
             picked: ports
                 .iter()
@@ -342,7 +374,9 @@ pub fn ensure_allocations(
                 .collect(),
             ports,
             hold_waits: false,
-        }))
+        };
+        vet(&ensured, system)?;
+        Ok(Ok(ensured))
     })?
 }
 
@@ -546,6 +580,42 @@ mod tests {
         assert!(again.hold_waits);
         assert_eq!(again.ports, first.ports);
         assert_eq!(std::fs::read(registry.path()).unwrap(), before);
+    }
+
+    /// A vet that refuses writes nothing, on each path: a port to pick, a
+    /// hold to record on ports that exist, and it is asked on the fast path
+    /// too, with what the allocation would leave.
+    #[test]
+    fn a_refusing_vet_writes_nothing() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let registry = Registry::new(dir.path().join(crate::registry::FILE_NAME));
+        let mut sys = Fake::default();
+        let web = req("/r", vec!["web"]);
+        let both = req("/r", vec!["web", "api"]);
+        ensure_allocations(&registry, &web, &HoldMode::Reserve, &mut sys).unwrap();
+        let before = std::fs::read(registry.path()).unwrap();
+        let mut seen = Vec::new();
+        let mut refuse = |e: &Ensured, _: &mut dyn System| {
+            seen.push((e.ports.clone(), e.picked.clone()));
+            Err(crate::error::Error::invalid("refused"))
+        };
+        for (req, mode) in [
+            (&both, HoldMode::Reserve),
+            (&web, HoldMode::HoldAll(hold(10))),
+            (&web, HoldMode::Reserve),
+        ] {
+            let e = ensure_vetted(&registry, req, &mode, &mut sys, &mut refuse).unwrap_err();
+            assert_eq!(e.to_string(), "refused");
+            assert_eq!(std::fs::read(registry.path()).unwrap(), before, "{mode:?}");
+        }
+        let ports: Vec<Vec<u16>> = seen
+            .iter()
+            .map(|(p, _)| p.values().copied().collect())
+            .collect();
+        assert_eq!(ports, vec![vec![5000, 5001], vec![5000], vec![5000]]);
+        assert_eq!(seen[0].1, BTreeSet::from([5001]), "api was picked");
     }
 
     #[test]

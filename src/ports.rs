@@ -43,20 +43,33 @@ pub fn hold_for(pid: u32) -> Result<Hold> {
 /// Allocates what is missing, refuses a port held by another worktree's
 /// process (allocation rule 5), and returns the variables. (The stamp direnv watches
 /// is the registry's to rewrite: [`crate::registry::Registry::transaction`].)
-/// Shared by `env` and `run`.
+/// Shared by `env` and `run`. `accept` is the command's own check of the
+/// variables (`env`'s output format): like the foreign holder's refusal,
+/// it is made before anything is written, so a refusal writes nothing.
 pub fn ensure_verified(
     ctx: &Ctx,
     scope: &Scope,
     mode: &HoldMode,
     skip_occupied: bool,
+    accept: &Accept<'_>,
 ) -> Result<Verified> {
-    let verified = verify(ctx, scope, mode, skip_occupied)?;
+    let verified = verify(ctx, scope, mode, skip_occupied, accept)?;
     // The one gate of [env], for every integration (hooks, direnv, nix,
     // `run`, `up`): what it leaves out is said in one line.
     if let Some(message) = &verified.untrusted {
         report::warn(message);
     }
     Ok(verified)
+}
+
+/// A command's own check of the worktree's variables (name, value), made
+/// before anything is written ([`ensure_verified`]).
+pub type Accept<'a> = dyn Fn(&[(String, String)]) -> Result<()> + 'a;
+
+/// [`ensure_verified`]'s `accept` for a command that takes any variables
+/// (`run`, `up`: they go into a child's environment, not into text).
+pub fn accept_any(_: &[(String, String)]) -> Result<()> {
+    Ok(())
 }
 
 /// What [`verify`] leaves.
@@ -74,10 +87,35 @@ pub struct Verified {
 
 /// [`ensure_verified`], giving the line about an untrusted `[env]` to the
 /// caller instead of saying it: the prompt hook says it once per worktree.
-pub fn verify(ctx: &Ctx, scope: &Scope, mode: &HoldMode, skip_occupied: bool) -> Result<Verified> {
+pub fn verify(
+    ctx: &Ctx,
+    scope: &Scope,
+    mode: &HoldMode,
+    skip_occupied: bool,
+    accept: &Accept<'_>,
+) -> Result<Verified> {
     let mut system = RealSystem::new(&ctx.registry);
     let request = scope.request(skip_occupied);
-    let ensured = alloc::ensure_allocations(&ctx.registry, &request, mode, &mut system)?;
+    let gate = ctx.trust_gate(scope);
+    let mut vars = Vec::new();
+    // Inside the allocation's transaction, before its write.
+    let mut vet = |ensured: &alloc::Ensured, system: &mut dyn System| {
+        refuse_foreign(scope, ensured, system)?;
+        vars = exports::variables(scope, &ensured.ports, gate.applies());
+        accept(&vars)
+    };
+    let ensured = alloc::ensure_vetted(&ctx.registry, &request, mode, &mut system, &mut vet)?;
+    Ok(Verified {
+        vars,
+        untrusted: gate.message(&scope.config),
+        hold_waits: ensured.hold_waits,
+        mine: ensured.mine,
+    })
+}
+
+/// Allocation rule 5: a port of the worktree that a process outside it
+/// holds is refused.
+fn refuse_foreign(scope: &Scope, ensured: &alloc::Ensured, system: &mut dyn System) -> Result<()> {
     // A port it just picked was proved free under the probe lock a moment
     // ago: probing it again would tell nothing new.
     let mine: Vec<_> = ensured
@@ -85,7 +123,7 @@ pub fn verify(ctx: &Ctx, scope: &Scope, mode: &HoldMode, skip_occupied: bool) ->
         .iter()
         .filter(|a| !ensured.picked.contains(&a.port))
         .collect();
-    let usage = alloc::classify(&mine, &mut system).map_err(Error::probe)?;
+    let usage = alloc::classify(&mine, system).map_err(Error::probe)?;
     let foreign: Vec<(u16, String, Vec<Holder>)> = mine
         .iter()
         .zip(usage)
@@ -94,18 +132,12 @@ pub fn verify(ctx: &Ctx, scope: &Scope, mode: &HoldMode, skip_occupied: bool) ->
             _ => None,
         })
         .collect();
-    if !foreign.is_empty() {
-        return Err(Error::ForeignHolder {
-            worktree: scope.worktree.root.clone(),
-            ports: foreign,
-        });
+    if foreign.is_empty() {
+        return Ok(());
     }
-    let gate = ctx.trust_gate(scope);
-    Ok(Verified {
-        vars: exports::variables(scope, &ensured.ports, gate.applies()),
-        untrusted: gate.message(&scope.config),
-        hold_waits: ensured.hold_waits,
-        mine: ensured.mine,
+    Err(Error::ForeignHolder {
+        worktree: scope.worktree.root.clone(),
+        ports: foreign,
     })
 }
 

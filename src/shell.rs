@@ -46,15 +46,7 @@ pub fn render(format: Format, set: &[(String, String)], unset: &[String]) -> Res
         }
         Format::Dotenv => {
             for (name, value) in set {
-                let quoted = quote_dotenv(value).map_err(|why| {
-                    Error::invalid(format!(
-                        "cannot write {name} as a .env line: its value {why}"
-                    ))
-                    .with_hint(
-                        "no quoting reads it back exactly in both python-dotenv and node's dotenv and runs nothing when a shell sources it; use --format json, or change the value",
-                    )
-                })?;
-                writeln!(out, "{name}={quoted}").unwrap();
+                writeln!(out, "{name}={}", dotenv_value(name, value)?).unwrap();
             }
         }
         Format::Json => {
@@ -70,6 +62,29 @@ pub fn render(format: Format, set: &[(String, String)], unset: &[String]) -> Res
         }
     }
     Ok(out)
+}
+
+/// Whether [`render`] would refuse `set`: a command checks so before it
+/// writes anything ([`crate::ports::verify`]). Only dotenv refuses.
+pub fn check(format: Format, set: &[(String, String)]) -> Result<()> {
+    if format == Format::Dotenv {
+        for (name, value) in set {
+            dotenv_value(name, value)?;
+        }
+    }
+    Ok(())
+}
+
+/// `value` quoted for a `.env` line, or the error naming `name`.
+fn dotenv_value(name: &str, value: &str) -> Result<String> {
+    quote_dotenv(value).map_err(|why| {
+        Error::invalid(format!(
+            "cannot write {name} as a .env line: its value {why}"
+        ))
+        .with_hint(
+            "no quoting reads it back exactly in both python-dotenv and node's dotenv and runs nothing when a shell sources it; use --format json, or change the value",
+        )
+    })
 }
 
 /// Single quotes: nothing inside is special to bash or zsh; a `'` closes,

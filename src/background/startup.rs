@@ -66,7 +66,14 @@ pub fn up(
     // The variables the services see (for `cmd` health checks), after the
     // checks `env` makes (a port held outside the worktree is refused).
     let skip = options.skip_occupied;
-    let vars = crate::ports::ensure_verified(ctx, scope, &alloc::HoldMode::Reserve, skip)?.vars;
+    let vars = crate::ports::ensure_verified(
+        ctx,
+        scope,
+        &alloc::HoldMode::Reserve,
+        skip,
+        &crate::ports::accept_any,
+    )?
+    .vars;
     let ports = crate::ports::reserve(ctx, scope, skip)?;
     let mut run = Startup {
         ctx,

@@ -56,7 +56,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         None => HoldMode::Reserve,
         Some(pid) => HoldMode::HoldAll(hold_for(pid)?),
     };
-    let vars = ensure_verified(ctx, &scope, &mode, args.skip_occupied)?.vars;
+    // A value the format cannot carry is refused before anything is written.
+    let accept = |vars: &[(String, String)]| shell::check(args.format, vars);
+    let vars = ensure_verified(ctx, &scope, &mode, args.skip_occupied, &accept)?.vars;
     let mut text = shell::render(args.format, &vars, &[])?;
     if args.direnv {
         let files = watched_files(ctx, &scope);
@@ -209,7 +211,13 @@ fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Vec<(String, String)>> {
         mut vars,
         untrusted,
         ..
-    } = verify(ctx, &scope, &HoldMode::Reserve, args.skip_occupied)?;
+    } = verify(
+        ctx,
+        &scope,
+        &HoldMode::Reserve,
+        args.skip_occupied,
+        &|vars| shell::check(args.format, vars),
+    )?;
     if let Some(line) = untrusted {
         if settings::hook_warned() != Some(line.as_str()) {
             report::warn(&line);

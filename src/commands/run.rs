@@ -24,7 +24,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::output::OpenPipes;
-use crate::ports::ensure_verified;
+use crate::ports::{accept_any, ensure_verified};
 use crate::registry::{Allocation, Part};
 use crate::report;
 use crate::sockets::{self, Listener};
@@ -111,7 +111,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     } else {
         HoldMode::HoldServices(holder.clone(), args.services.clone())
     };
-    let verified = ensure_verified(ctx, &scope, &mode, args.skip_occupied)?;
+    let verified = ensure_verified(ctx, &scope, &mode, args.skip_occupied, &accept_any)?;
     let (vars, hold_waits) = (verified.vars, verified.hold_waits);
     // What a waited hold holds: the configured services' ports, as
     // verified and exported (not a port allocated by hand for another).

@@ -22,7 +22,7 @@ use crate::exit::Outcome;
 use crate::health;
 use crate::output;
 use crate::output::OpenPipes;
-use crate::ports::ensure_verified;
+use crate::ports::{accept_any, ensure_verified};
 use crate::registry::Part;
 use crate::report;
 use crate::sockets::{self, Listener};
@@ -76,6 +76,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         &scope,
         &HoldMode::HoldAll(hold(&line)),
         args.skip_occupied,
+        &accept_any,
     )?
     .vars;
     let ports = scope.allocated_ports(&ctx.registry)?;

@@ -227,3 +227,44 @@ fn dotenv_sourced_by_bash_or_zsh_runs_nothing_from_another_variables_value() {
     }
     assert_eq!(pwned_under(&t.root()), None);
 }
+
+/// A value `dotenv` refuses was found once the ports were allocated, so
+/// `env --format dotenv` exited 1 with ports reserved. It is checked
+/// before the registry is written now: the registry stays as it was,
+/// whether the worktree had no port yet or gains a service.
+#[test]
+fn a_value_dotenv_refuses_reserves_nothing() {
+    let t = TestEnv::new();
+    let config = t.root().join("case.json");
+    let out = dotenv_of(&t, &config, "${HOME}");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("as a .env line"), "{out}");
+    assert!(t.allocations().is_empty(), "{out}");
+
+    let doc = |services: serde_json::Value| {
+        let doc = serde_json::json!({
+            "purposes": { "feature": t.ports.range() },
+            "services": services,
+            "env": { "HOSTILE": "${{HOME}}" },
+        });
+        std::fs::write(&config, doc.to_string()).unwrap();
+    };
+    let env = |format: &str| {
+        run(&mut t.wtenv(&[
+            "--config",
+            config.to_str().unwrap(),
+            "env",
+            "--format",
+            format,
+        ]))
+    };
+    doc(serde_json::json!({ "web": {} }));
+    assert_eq!(env("json").code, Some(0));
+    let registry = std::fs::read(t.registry_path()).unwrap();
+    doc(serde_json::json!({ "web": {}, "api": {} }));
+    let out = env("dotenv");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(std::fs::read(t.registry_path()).unwrap(), registry, "{out}");
+    assert_eq!(env("json").code, Some(0));
+    assert_eq!(t.allocations().len(), 2);
+}

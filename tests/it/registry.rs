@@ -299,6 +299,32 @@ fn reserved_port_held_by_a_foreign_process_fails_env_naming_it() {
     assert_eq!(t.allocations().len(), 1, "the reservation stays");
 }
 
+/// The foreign holder was found after the write: a service added to the
+/// config got its port reserved by the `env` that then exited 1. It is
+/// refused before the write now, and so is a `run`'s hold.
+#[test]
+fn a_foreign_holder_found_while_allocating_another_service_writes_nothing() {
+    let t = TestEnv::new();
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let elsewhere = t.root().join("home");
+    let _server = PyListener::start(&elsewhere, "4", "127.0.0.1", t.ports.start, "");
+    t.write_config("[services.app]\n[services.api]\n");
+    let registry = std::fs::read(t.registry_path()).unwrap();
+    for args in [&["env"][..], &["run", "--", "true"]] {
+        let out = run(&mut t.wtenv(args));
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert!(
+            out.stderr.contains("held by processes outside it"),
+            "{args:?}: {out}"
+        );
+        assert_eq!(
+            std::fs::read(t.registry_path()).unwrap(),
+            registry,
+            "{args:?}: {out}"
+        );
+    }
+}
+
 // ---- sweeps (allocation rule 4) ----------------------------------------------------
 
 fn services_and_worktrees(t: &TestEnv) -> BTreeSet<(String, std::path::PathBuf)> {
