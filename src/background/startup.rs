@@ -14,7 +14,9 @@ use crate::config::Service;
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::health::{self, Check};
+use crate::ports::GiveBack;
 use crate::process::ProcessId;
+use crate::registry::Part;
 
 /// A service started by `up --detach`.
 #[derive(Debug, Clone)]
@@ -28,7 +30,8 @@ pub struct Started {
 /// `up --detach`: makes each service's unit, reserves the ports, starts
 /// each service (and what it depends on, after those are ready) as a
 /// unit, waits until each is ready, and returns them. When one does not
-/// get ready, what this call started is stopped and the error says why.
+/// get ready, what this call started is stopped, the ports it reserved
+/// are released, and the error says why.
 pub fn up(
     ctx: &Ctx,
     scope: &Scope,
@@ -66,14 +69,17 @@ pub fn up(
     // The variables the services see (for `cmd` health checks), after the
     // checks `env` makes (a port held outside the worktree is refused).
     let skip = options.skip_occupied;
-    let vars = crate::ports::ensure_verified(
+    let verified = crate::ports::ensure_verified(
         ctx,
         scope,
         &alloc::HoldMode::Reserve,
         skip,
         &crate::ports::accept_any,
-    )?
-    .vars;
+    )?;
+    // What this call reserved goes back if a service does not start.
+    let part = Part::of(&scope.worktree.common_dir, &scope.worktree.root);
+    let give_back = GiveBack::new(&ctx.registry, part, &verified);
+    let vars = verified.vars;
     let ports = crate::ports::reserve(ctx, scope, skip)?;
     let mut run = Startup {
         ctx,
@@ -147,6 +153,7 @@ pub fn up(
         });
     }
     run.await_ready(None)?;
+    give_back.keep();
     Ok(run.started)
 }
 

@@ -853,6 +853,46 @@ ready_timeout = "3s"
     assert!(status.stdout.contains("\"services\": []"), "{status}");
 }
 
+/// `up -d` reserved the worktree's ports before it found a state
+/// directory it cannot use, or a service that never got ready, and kept
+/// them when it failed. It checks the directory first now, and gives back
+/// what it reserved, never a port reserved before it.
+#[test]
+fn a_failed_up_detach_keeps_no_port_it_reserved() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        "[services.web]\nrun = \"exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1\"\n[services.api]\nrun = \"echo no >&2; exit 3\"\n",
+    );
+    std::fs::create_dir_all(t.state_dir()).unwrap();
+    std::fs::set_permissions(
+        t.state_dir(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let background = t.state_dir().join("background");
+    std::fs::write(&background, "").unwrap();
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(1), "{up}");
+    assert!(up.stderr.contains("background is not a directory"), "{up}");
+    assert!(t.allocations().is_empty(), "{up}");
+    std::fs::remove_file(&background).unwrap();
+
+    let (web, _) = ports(&t);
+    let allocated = run(&mut t.wtenv(&["allocate", "--service", "web"]));
+    assert_eq!(allocated.stdout, format!("{web}\n"), "{allocated}");
+    let before = t.allocations();
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(1), "{up}");
+    assert!(up.stderr.contains("service api did not get ready"), "{up}");
+    assert_eq!(
+        t.allocations(),
+        before,
+        "web stays reserved, api is given back"
+    );
+    assert!(holders(&t, "web").is_empty());
+}
+
 #[test]
 fn exported_systemd_units_verify_load_and_serve_on_the_reserved_ports() {
     let t = TestEnv::new();

@@ -482,6 +482,34 @@ fn a_command_not_found_exits_127_and_releases_the_port() {
     assert!(t.allocations().is_empty());
 }
 
+/// `run --service S` reserves the other services' ports (as `env` does)
+/// and holds only S's: the release guard gave back S's alone, so a
+/// command that could not start, or a socket that could not be bound,
+/// left the others reserved. What it reserved goes back now; what was
+/// reserved before stays.
+#[test]
+fn run_service_that_cannot_start_keeps_no_port_it_reserved() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\n[services.api]\n[services.db]\n");
+    let allocated = crate::support::run(&mut t.wtenv(&["allocate", "--service", "db"]));
+    assert_eq!(allocated.code, Some(0), "{allocated}");
+    let before = std::fs::read(t.registry_path()).unwrap();
+    for args in [
+        &["run", "--service", "web", "--", "wtenv-no-such-command"][..],
+        &["run", "--service", "web", "--sockets", "--", "true"],
+    ] {
+        // A socket on an address this machine does not have cannot be bound.
+        t.write_config("[services.web]\nbind = \"192.0.2.1\"\n[services.api]\n[services.db]\n");
+        let out = crate::support::run(t.wtenv(args).stdin(Stdio::null()));
+        assert_ne!(out.code, Some(0), "{args:?}: {out}");
+        assert_eq!(
+            std::fs::read(t.registry_path()).unwrap(),
+            before,
+            "{args:?}: {out}"
+        );
+    }
+}
+
 #[test]
 fn a_file_that_is_not_executable_exits_126() {
     let t = TestEnv::new();
