@@ -1,7 +1,7 @@
 //! `wtenv remove ID|PATH`: remove a worktree and give back its ports.
 //!
 //! Order, and why: check everything first (the worktree exists, is not the
-//! main one, no live holder unless `--force`, and with `--delete-branch`
+//! main one, not locked, no live holder unless `--force`, and with `--delete-branch`
 //! the branch is merged, as `git branch -d` requires), then `git worktree remove`,
 //! then release the allocations, then (`--delete-branch`) the branch. Git
 //! goes before the release because git is the step that refuses (a dirty
@@ -72,6 +72,19 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         ))
         .with_hint(format!(
             "to free its ports instead: wtenv release --worktree {}",
+            crate::shell::quote_in_message(&entry.path)
+        )));
+    }
+
+    // Git refuses a locked worktree even with --force (it takes `-f -f`):
+    // said before anything is stopped.
+    if entry.listed.locked {
+        return Err(Error::refused(format!(
+            "worktree {} is locked; nothing was removed",
+            printable_path(&entry.path)
+        ))
+        .with_hint(format!(
+            "unlock it first: git worktree unlock {}",
             crate::shell::quote_in_message(&entry.path)
         )));
     }
