@@ -88,6 +88,13 @@ impl Registry {
                 WHERE_IT_IS,
             )
         })?;
+        self.check_dir_meta(&meta, access)
+    }
+
+    /// [`check_dir`](Registry::check_dir) of the directory's metadata,
+    /// for a caller that has it already.
+    pub(super) fn check_dir_meta(&self, meta: &std::fs::Metadata, access: Access) -> Result<bool> {
+        let dir = self.dir();
         if !meta.is_dir() {
             return Err(self.unusable(
                 format!("its directory {} is not a directory", printable_path(dir)),

@@ -47,11 +47,13 @@ impl Registry {
     /// [`probe_turn`]: Registry::probe_turn
     /// [`read_lock`]: Registry::read_lock
     pub fn open_probe_lock(&self) -> Result<Option<File>> {
-        if !self.dir().is_dir() {
-            return Ok(None);
-        }
+        // One stat: no directory (yet) is no lock; one there is checked.
+        let meta = match std::fs::metadata(self.dir()) {
+            Ok(meta) if meta.is_dir() => meta,
+            _ => return Ok(None),
+        };
         let path = self.dir().join(PROBE_LOCK_NAME);
-        if self.check_dir(Access::Read)? {
+        if self.check_dir_meta(&meta, Access::Read)? {
             self.open_lock(&path).map(Some)
         } else {
             self.open_existing_lock(&path)
