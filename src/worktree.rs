@@ -373,35 +373,92 @@ fn read_gitdir_file(dot_git: &Path) -> Result<Option<PathBuf>> {
     };
     let base = dot_git.parent().unwrap_or(Path::new("/"));
     let path = base.join(target.trim());
-    match path.canonicalize() {
-        Ok(git_dir) => refuse_kernel_dir(git_dir, "git dir", dot_git).map(Some),
+    match resolve(&path) {
+        Ok(Resolved::Dir(git_dir)) => Ok(Some(git_dir)),
+        Ok(Resolved::Kernel(shown, root)) => Err(kernel_dir(&shown, root, "git dir", dot_git)),
         Err(_) => Ok(None),
     }
 }
 
 /// The kernel's own file systems. Nothing there is a repository, and
 /// some of it names another directory in every process (`/proc/self`,
-/// `/proc/thread-self`, `/dev/fd/N`): a `.git` naming one gave the
-/// repository a new identity on every run, so every `cd` reserved
-/// another port.
+/// `/proc/thread-self`, `/dev/fd/N`) or in every directory
+/// (`/proc/self/cwd`): a `.git` naming one gave the repository a new
+/// identity on every run or every `cd`, and each reserved another port.
 const KERNEL_DIRS: &[&str] = &["/proc", "/sys", "/dev"];
 
-/// `dir` (resolved, the `what` that `named_by` names), unless it is under
-/// one of [`KERNEL_DIRS`]: compared as a path, no system call, since
-/// discovery runs on every `cd`.
-fn refuse_kernel_dir(dir: PathBuf, what: &str, named_by: &Path) -> Result<PathBuf> {
-    let Some(root) = KERNEL_DIRS.iter().find(|root| dir.starts_with(root)) else {
-        return Ok(dir);
+/// A path as [`resolve`] found it.
+enum Resolved {
+    /// Absolute, with no link, `.` or `..` left (what `canonicalize` gives).
+    Dir(PathBuf),
+    /// Resolving it reached this path, under this one of [`KERNEL_DIRS`].
+    Kernel(PathBuf, &'static str),
+}
+
+/// `path` resolved as `canonicalize` does, one component at a time, so
+/// that a step into one of [`KERNEL_DIRS`] is seen wherever it is: in the
+/// name itself, or in a link's target on the way. What it resolves *to*
+/// can lie outside them (`/proc/self/cwd` is the current directory). As
+/// many system calls as `canonicalize` makes: one per component.
+fn resolve(path: &Path) -> std::io::Result<Resolved> {
+    // The components still to resolve, the next one last.
+    let mut todo: Vec<std::ffi::OsString> = Vec::new();
+    let push = |todo: &mut Vec<std::ffi::OsString>, p: &Path| {
+        for c in p.components().rev() {
+            match c {
+                Component::Normal(n) => todo.push(n.to_owned()),
+                Component::ParentDir => todo.push("..".into()),
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
     };
-    Err(Error::refused(format!(
+    let mut out = if path.is_absolute() {
+        PathBuf::from("/")
+    } else {
+        std::env::current_dir()?
+    };
+    push(&mut todo, path);
+    let mut links = 0;
+    while let Some(name) = todo.pop() {
+        if name == ".." {
+            out.pop();
+            continue;
+        }
+        out.push(&name);
+        if let Some(root) = KERNEL_DIRS.iter().find(|root| out.starts_with(root)) {
+            let mut shown = out;
+            shown.extend(todo.iter().rev());
+            return Ok(Resolved::Kernel(shown, root));
+        }
+        if std::fs::symlink_metadata(&out)?.is_symlink() {
+            links += 1;
+            if links > 40 {
+                return Err(nix::errno::Errno::ELOOP.into());
+            }
+            let target = std::fs::read_link(&out)?;
+            out.pop();
+            if target.is_absolute() {
+                out = PathBuf::from("/");
+            }
+            push(&mut todo, &target);
+        }
+    }
+    Ok(Resolved::Dir(out))
+}
+
+/// The error for a `what` (git dir, common dir) that `named_by` names
+/// and whose resolution reached `shown`, under `root`, one of
+/// [`KERNEL_DIRS`].
+fn kernel_dir(shown: &Path, root: &str, what: &str, named_by: &Path) -> Error {
+    Error::refused(format!(
         "cannot use {} as a {what}: {} names it, and {root} is the kernel's, not a repository",
-        printable_path(&dir),
+        printable_path(shown),
         printable_path(named_by),
     ))
     .with_hint(format!(
         "git writes it to name the repository; remove or fix {}",
         printable_path(named_by)
-    )))
+    ))
 }
 
 /// The repository `git_dir` belongs to, resolved. `resolved`: `git_dir`
@@ -417,16 +474,19 @@ fn common_dir_of(git_dir: &Path, resolved: bool) -> Result<PathBuf> {
     // Named by the file that names it, never by what that file says: a
     // `commondir` planted as a link to `~/.git-credentials` or
     // `/proc/self/environ` would print it on every `cd`.
-    let common = common.canonicalize().map_err(|e| {
-        Error::io(
+    match resolve(&common) {
+        Ok(Resolved::Dir(common)) => Ok(common),
+        Ok(Resolved::Kernel(shown, root)) => {
+            Err(kernel_dir(&shown, root, "git common dir", named_by))
+        }
+        Err(e) => Err(Error::io(
             format!(
                 "could not resolve the git common dir {} names",
                 printable_path(named_by)
             ),
             e,
-        )
-    })?;
-    refuse_kernel_dir(common, "git common dir", named_by)
+        )),
+    }
 }
 
 /// `/repo/.git` → `/repo`; a bare repository has no main worktree.
@@ -509,6 +569,37 @@ mod tests {
             &"a".repeat(65),
         ] {
             assert!(check_identifier(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// `resolve` finds what `canonicalize` finds, through relative and
+    /// absolute links and `..` after a link; it fails where that fails.
+    #[test]
+    fn resolve_agrees_with_canonicalize() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir_all(base.join("a/b/c")).unwrap();
+        std::os::unix::fs::symlink("a/b", base.join("rel")).unwrap();
+        std::os::unix::fs::symlink(base.join("a/b/c"), base.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../rel/c", base.join("a/up")).unwrap();
+        for p in [
+            "a/b/c",
+            "rel/c",
+            "abs",
+            "abs/..",
+            "a/up",
+            "a/up/../c",
+            "a/./b",
+        ] {
+            let path = base.join(p);
+            match resolve(&path).unwrap() {
+                Resolved::Dir(d) => assert_eq!(d, path.canonicalize().unwrap(), "{p}"),
+                Resolved::Kernel(k, _) => panic!("{p}: {k:?}"),
+            }
+        }
+        std::os::unix::fs::symlink("loop", base.join("loop")).unwrap();
+        for p in ["missing", "loop", "a/b/c/missing"] {
+            assert!(resolve(&base.join(p)).is_err(), "{p}");
         }
     }
 

@@ -755,11 +755,18 @@ fn a_dot_git_that_is_not_a_regular_file_hangs_nothing() {
 /// the repository as `/proc/18536`, then `/proc/18537`, and every `env`
 /// reserved another port. A git dir or common dir under `/proc`, `/sys`
 /// or `/dev`, however it is named (`.git` file or link, `commondir`), is
-/// refused with exit 1 naming the file, and nothing is reserved.
+/// refused with exit 1 naming the file, and nothing is reserved. So is one
+/// whose name only passes through them: `/proc/self/cwd` resolves to the
+/// current directory, outside `/proc`, and made each subdirectory `cd`
+/// entered a repository of its own, with a port of its own; a link to it
+/// did the same.
 #[test]
 fn a_git_dir_under_proc_sys_or_dev_is_refused_and_reserves_nothing() {
     let t = with_registry();
     let registry = std::fs::read(t.registry_path()).unwrap();
+    let via = t.root().join("via-link");
+    std::os::unix::fs::symlink("/proc/self/cwd", &via).unwrap();
+    let via = via.to_str().unwrap();
     let plants = [
         ("file", "/proc/self", "/proc/"),
         ("file", "/proc/thread-self", "/proc/"),
@@ -767,6 +774,11 @@ fn a_git_dir_under_proc_sys_or_dev_is_refused_and_reserves_nothing() {
         ("file", "/sys/kernel", "/sys/kernel"),
         ("link", "/proc/self", "/proc/"),
         ("commondir", "/proc/self", "/proc/"),
+        ("file", "/proc/self/cwd", "/proc/self/cwd"),
+        ("link", "/proc/self/cwd", "/proc/self/cwd"),
+        ("commondir", "/proc/self/cwd", "/proc/self/cwd"),
+        ("file", via, "/proc/self/cwd"),
+        ("commondir", via, "/proc/self/cwd"),
     ];
     for (i, (how, target, shown)) in plants.into_iter().enumerate() {
         let dir = t.root().join(format!("tree-{i}"));
@@ -788,8 +800,16 @@ fn a_git_dir_under_proc_sys_or_dev_is_refused_and_reserves_nothing() {
                 dot_git.join("commondir")
             }
         };
-        for args in [&["env"][..], &["env", "--hook"], &["list"]] {
-            let out = run_bounded(&mut t.wtenv_in(&dir, args), LIMIT);
+        // From a subdirectory too: `/proc/self/cwd` names it there.
+        let sub = dir.join("sub");
+        std::fs::create_dir_all(&sub).unwrap();
+        for (cwd, args) in [
+            (&dir, &["env"][..]),
+            (&dir, &["env", "--hook"]),
+            (&dir, &["list"]),
+            (&sub, &["env"]),
+        ] {
+            let out = run_bounded(&mut t.wtenv_in(cwd, args), LIMIT);
             assert_eq!(out.code, Some(1), "{how} {target} {args:?}: {out}");
             assert!(
                 out.stderr
