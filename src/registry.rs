@@ -411,6 +411,14 @@ impl Registry {
         self.check_dir(Access::Write).map(drop)
     }
 
+    /// Refuses, as a transaction would, a state directory whose mode keeps
+    /// its owner from changing it: for a command whose first write comes
+    /// later (`run`'s hold that waits for its command), before it starts
+    /// anything.
+    pub fn check_writable(&self) -> Result<()> {
+        self.check_dir(Access::Write).map(drop)
+    }
+
     /// A file beside the registry (it need not exist).
     pub fn sibling(&self, name: &str) -> PathBuf {
         self.dir().join(name)

@@ -125,6 +125,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         .filter(|a| scope.config.service(&a.service).is_some())
         .collect();
     release.set_armed(!hold_waits);
+    if hold_waits {
+        // Its hold is written only once the command runs: a directory it
+        // could not be written in is refused now, as any writer's is.
+        ctx.registry.check_writable()?;
+    }
     if let Some(sig) = supervisor.pending_signal() {
         return Err(Error::Interrupted(sig as i32));
     }

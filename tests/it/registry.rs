@@ -993,7 +993,10 @@ const WRITERS: &[&[&str]] = &[
 /// views and `env` with its port reserved read it, and create nothing
 /// there, not even a lock file (root, whom the kernel would let write,
 /// included); every command that may change it is refused, exit 2, before
-/// anything is read or written.
+/// anything is read or written. `run` too, whose hold on reserved ports
+/// waits for its command: it ran the command, unable to record the hold,
+/// and said so only in the diagnostics; with `--service` it was refused
+/// but also said it could not release ports it never held.
 #[test]
 fn a_registry_directory_its_owner_cannot_write_is_read_and_never_changed() {
     let t = TestEnv::new();
@@ -1022,12 +1025,20 @@ fn a_registry_directory_its_owner_cannot_write_is_read_and_never_changed() {
         assert_eq!(snapshot(&dir), before, "wtenv {args:?} wrote");
     }
     let hold = std::process::id().to_string();
-    for &args in WRITERS
-        .iter()
-        .chain([&["env", "--hold", hold.as_str()][..]].iter())
-    {
+    let ran = t.root().join("ran");
+    let ran = ran.to_str().unwrap();
+    for &args in WRITERS.iter().chain(
+        [
+            &["env", "--hold", hold.as_str()][..],
+            &["run", "--", "touch", ran],
+            &["run", "--service", "app", "--", "touch", ran],
+        ]
+        .iter(),
+    ) {
         let out = run(&mut t.wtenv(args));
         assert_eq!(out.code, Some(2), "wtenv {args:?}: {out}");
+        assert!(!Path::new(ran).exists(), "wtenv {args:?} ran its command");
+        assert!(!out.stderr.contains("could not release"), "{args:?}: {out}");
         // `validate` says it as a finding, on stdout.
         let talk = format!("{}{}", out.stdout, out.stderr);
         assert!(
