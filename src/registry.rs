@@ -245,6 +245,16 @@ impl Registry {
             )
             .with_hint("set WTENV_STATE_DIR or pass --registry PATH")
         })?;
+        // Only WTENV_STATE_DIR can be relative (the base directories are
+        // taken absolute only): it would name another registry, and
+        // another trust list, in every directory entered.
+        if dir.is_relative() {
+            return Err(Error::invalid(format!(
+                "WTENV_STATE_DIR={} is not an absolute path",
+                crate::process::printable_path(&dir)
+            ))
+            .with_hint("set WTENV_STATE_DIR to an absolute path, or pass --registry PATH"));
+        }
         Ok(dir.join(FILE_NAME))
     }
 

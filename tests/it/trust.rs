@@ -815,3 +815,26 @@ fn a_relative_xdg_state_home_is_ignored() {
         "the state went to HOME/.local/state/wtenv"
     );
 }
+
+/// `WTENV_STATE_DIR` is wtenv's own, so a relative one is refused rather
+/// than ignored: it named a registry, and a trust list, inside every
+/// directory entered (one a repository could ship), and gave each
+/// directory ports of its own.
+#[test]
+fn a_relative_wtenv_state_dir_is_refused() {
+    let t = TestEnv::new();
+    for args in [&["env"][..], &["ports"], &["trust", "--list"]] {
+        let out = run(t.wtenv(args).env("WTENV_STATE_DIR", "state"));
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert!(
+            out.stderr
+                .starts_with("error: WTENV_STATE_DIR=state is not an absolute path\nhint: "),
+            "{args:?}: {out}"
+        );
+        assert!(!out.stdout.contains("PORT"), "{out}");
+        assert!(
+            !t.repo.join("state").exists(),
+            "{args:?}: state in the worktree"
+        );
+    }
+}
