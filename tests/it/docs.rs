@@ -1,5 +1,6 @@
 //! Docs that cannot drift: the README's command table is the
-//! CLI's, command for command, and every flag it shows exists.
+//! CLI's, command for command, every flag it shows exists, and every
+//! flag a command has is shown, with its values.
 
 use clap::CommandFactory;
 
@@ -75,4 +76,54 @@ fn readme_config_example_is_valid() {
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     assert_eq!(config.services.len(), 3);
     assert_eq!(config.env[0].0, "API_URL");
+}
+
+/// The other way round: every flag of a command (but the global ones,
+/// listed once below the table, and the hidden plumbing) is in its row,
+/// and a flag with a fixed set of values shows them all (`--format
+/// bash|zsh|...`). A flag added to the CLI and not to the README fails here.
+#[test]
+fn readme_command_table_shows_every_flag_and_its_values() {
+    let cli = wtenv::Cli::command();
+    let global: Vec<&str> = cli.get_arguments().filter_map(|a| a.get_long()).collect();
+    let rows = readme_rows();
+    for cmd in cli.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let (synopsis, _) = rows
+            .iter()
+            .find(|(s, _)| s.split(' ').next() == Some(cmd.get_name()))
+            .unwrap_or_else(|| panic!("no README row for {}", cmd.get_name()));
+        let words: Vec<&str> = synopsis.split([' ', '[', ']']).collect();
+        for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+            let Some(long) = arg.get_long().filter(|l| !global.contains(l)) else {
+                continue;
+            };
+            // Shown by its long name, or by its short one (`-d`).
+            let flag = format!("--{long}");
+            let short = arg.get_short().map(|c| format!("-{c}"));
+            let at = words.iter().position(|w| {
+                w.split('|')
+                    .any(|f| f == flag || Some(f) == short.as_deref())
+            });
+            assert!(
+                at.is_some(),
+                "README's row for `{}` lacks {flag}: {synopsis}",
+                cmd.get_name()
+            );
+            let values: Vec<String> = arg
+                .get_possible_values()
+                .iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| v.get_name().to_owned())
+                .collect();
+            if arg.get_action().takes_values() && !values.is_empty() {
+                let shown = words.get(at.unwrap() + 1).copied().unwrap_or("");
+                assert_eq!(
+                    shown,
+                    values.join("|"),
+                    "README's row for `{}` shows {flag}'s values",
+                    cmd.get_name()
+                );
+            }
+        }
+    }
 }
