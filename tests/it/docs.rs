@@ -1,6 +1,7 @@
 //! Docs that cannot drift: the README's command table is the
 //! CLI's, command for command, every flag it shows exists, and every
-//! flag a command has is shown, with its values.
+//! flag a command has is shown, with its values; and the variables wtenv
+//! reads and the names a config may not export are all listed.
 
 use clap::CommandFactory;
 
@@ -125,5 +126,64 @@ fn readme_command_table_shows_every_flag_and_its_values() {
                 );
             }
         }
+    }
+}
+
+/// The README section under `heading`, up to the next heading of its level.
+fn readme_section(heading: &str) -> &'static str {
+    let readme = include_str!("../../README.md");
+    let level = heading.split(' ').next().unwrap();
+    let rest = readme
+        .split(&format!("\n{heading}\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("README has {heading}"));
+    rest.split(&format!("\n{level} ")).next().unwrap()
+}
+
+/// Every environment variable `src/settings.rs` reads (its named
+/// constants and the literal names it reads) is in the README's table.
+#[test]
+fn readme_lists_every_environment_variable_wtenv_reads() {
+    let settings = include_str!("../../src/settings.rs");
+    let section = readme_section("## Environment variables");
+    let quoted = |line: &str, open: &str| {
+        line.split_once(open)
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(name, _)| name.to_owned())
+    };
+    let names: Vec<String> = settings
+        .lines()
+        .filter_map(|l| {
+            if l.starts_with("pub const ") && l.contains(": &str = \"") {
+                quoted(l, ": &str = \"")
+            } else {
+                quoted(l, "once!(\"")
+            }
+        })
+        .collect();
+    assert!(names.len() > 15, "{names:?}");
+    for name in names {
+        assert!(
+            section.contains(&format!("`{name}`")),
+            "README's Environment variables lack `{name}`"
+        );
+    }
+}
+
+/// Every name a config may never export is listed under Trust (`PS0`-`PS4`
+/// stands for the prompts between).
+#[test]
+fn readme_lists_every_refused_variable_name() {
+    let section = readme_section("## Trust");
+    for name in wtenv::config::REFUSED_NAMES {
+        let shown = match *name {
+            "PS1" | "PS2" | "PS3" => "`PS0`-`PS4`".to_owned(),
+            _ => format!("`{name}`"),
+        };
+        assert!(section.contains(&shown), "Trust lacks {shown}");
+    }
+    for prefix in wtenv::config::REFUSED_PREFIXES {
+        let shown = format!("`{prefix}*`");
+        assert!(section.contains(&shown), "Trust lacks {shown}");
     }
 }
