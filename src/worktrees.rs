@@ -98,11 +98,14 @@ fn build(here: &Worktree, config: &Config, listed: Vec<ListedWorktree>) -> Vec<E
 }
 
 /// The worktree named `identifier` (and of `purpose`, if given). `None`
-/// if there is none; an error if the name is ambiguous.
+/// if there is none; an error if the name is ambiguous, with `tell_apart`
+/// as its hint: what the command takes to say which (`enter` a purpose,
+/// `remove` a path).
 pub fn find<'a>(
     entries: &'a [Entry],
     identifier: &str,
     purpose: Option<&str>,
+    tell_apart: &str,
 ) -> Result<Option<&'a Entry>> {
     let hits: Vec<&Entry> = entries
         .iter()
@@ -120,6 +123,6 @@ pub fn find<'a>(
                 .collect::<Vec<_>>()
                 .join(", ")
         ))
-        .with_hint("add --purpose, or give the path")),
+        .with_hint(tell_apart)),
     }
 }

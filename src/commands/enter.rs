@@ -43,7 +43,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     // command while the worktree and the registry are as they were.
     let mut cd_file = CdFile::open()?;
     let (_, config, entries) = worktrees::entries(ctx)?;
-    let path = match worktrees::find(&entries, &args.identifier, args.purpose.as_deref())? {
+    let path = match worktrees::find(
+        &entries,
+        &args.identifier,
+        args.purpose.as_deref(),
+        "add --purpose to say which one",
+    )? {
         Some(entry) => {
             let root = entry
                 .worktree

@@ -56,7 +56,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let entry = if args.target.contains('/') || args.target == "." || args.target == ".." {
         by_path(&args.target)
     } else {
-        match worktrees::find(&entries, &args.target, None)? {
+        match worktrees::find(
+            &entries,
+            &args.target,
+            None,
+            "give the path of the one to remove",
+        )? {
             Some(e) => Some(e),
             None => by_path(&args.target),
         }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{HttpServer, PyListener, Run, TestEnv, run, wait_for};
+use crate::support::{HttpServer, PortBlock, PyListener, Run, TestEnv, run, wait_for};
 
 /// Everything `create` could leave behind, to compare before and after.
 #[derive(Debug, PartialEq, Eq)]
@@ -720,6 +720,47 @@ fn remove_never_removes_the_main_worktree() {
     assert_eq!(out.code, Some(1), "{out}");
     assert!(out.stderr.contains("main worktree"), "{out}");
     assert!(t.repo.join(".git").is_dir());
+}
+
+/// Two worktrees of one identifier (under two purposes): the hint says
+/// what that command takes to tell them apart. `remove` said "add
+/// --purpose", a flag it does not have; `enter` said "or give the path",
+/// which it does not take.
+#[test]
+fn an_ambiguous_identifier_is_told_apart_by_what_the_command_takes() {
+    let t = TestEnv::new();
+    let bugfix = PortBlock::take();
+    t.write_config(&format!("bugfix = \"{}\"\n", bugfix.range()));
+    t.git(&["commit", "-qam", "two purposes"]);
+    for purpose in ["feature", "bugfix"] {
+        let out = run(&mut t.wtenv(&["create", "--purpose", purpose, "--identifier", "x"]));
+        assert_eq!(out.code, Some(0), "{out}");
+    }
+    let ambiguous = "error: 2 worktrees are named \"x\": ";
+    let out = run(&mut t.wtenv(&["remove", "x"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.starts_with(ambiguous), "{out}");
+    assert!(
+        out.stderr
+            .contains("\nhint: give the path of the one to remove"),
+        "{out}"
+    );
+    let path = default_path(&t, "bugfix", "x");
+    let out = run(&mut t.wtenv(&["remove", path.to_str().unwrap()]));
+    assert_eq!(out.code, Some(0), "{out}");
+    // Made again (its branch was kept), then entered by its purpose.
+    for _ in 0..2 {
+        let out = run(&mut t.wtenv(&["enter", "x", "--purpose", "bugfix"]));
+        assert_eq!(out.stdout, format!("{}\n", path.display()), "{out}");
+    }
+    let out = run(&mut t.wtenv(&["enter", "x"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.starts_with(ambiguous), "{out}");
+    assert!(
+        out.stderr
+            .contains("\nhint: add --purpose to say which one"),
+        "{out}"
+    );
 }
 
 // --- enter, list, worktrees made by hand ----------------------------------
