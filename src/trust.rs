@@ -105,6 +105,9 @@ pub enum Gate {
     Trusted,
     /// Not trusted: what needs trust is left out, and the user is told so.
     Untrusted { why: String },
+    /// The trust list cannot be read: nothing is trusted, and the user is
+    /// told the list's own way out (`wtenv trust` refuses such a list).
+    Unreadable { why: String, hint: String },
     /// Content trusted for `repository`, but this directory is not one of
     /// its worktrees (its `.git` only names it): left out, and told.
     NotOwn { repository: PathBuf },
@@ -141,8 +144,9 @@ impl Gate {
         let list = match load(registry) {
             Ok(list) => list,
             Err(e) => {
-                return Gate::Untrusted {
+                return Gate::Unreadable {
                     why: format!("the trust list cannot be read ({e})"),
+                    hint: e.hint().unwrap_or_default(),
                 };
             }
         };
@@ -178,6 +182,7 @@ impl Gate {
     pub fn message(&self, config: &Config) -> Option<String> {
         let tail = match self {
             Gate::Untrusted { why } => format!("{why}; review it, then run 'wtenv trust'"),
+            Gate::Unreadable { why, hint } => format!("{why}; {hint}"),
             Gate::NotOwn { repository } => format!(
                 "this directory's .git names {}, but that repository does not list it as a worktree; trust applies only to a repository's own worktrees",
                 printable_path(repository)

@@ -630,6 +630,15 @@ fn the_trust_list_is_hardened_like_the_registry() {
     assert!(out.stdout.contains("export PORT="), "{out}");
     assert!(!out.stdout.contains("API_URL"), "{out}");
     assert!(out.stderr.contains("writable by group or others"), "{out}");
+    // What to do is the list's own way out: `wtenv trust` refuses it.
+    assert!(!out.stderr.contains("then run 'wtenv trust'"), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "remove it to trust nothing: rm '{}'",
+            list.display()
+        )),
+        "{out}"
+    );
     let before = std::fs::read(&list).unwrap();
     let out = run(&mut t.wtenv(&["untrust"]));
     assert_eq!(out.code, Some(1), "{out}");
