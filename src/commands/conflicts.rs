@@ -82,12 +82,19 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             &["PORT", "PURPOSE", "RANGE", "HOLDER"],
             &rows,
         ))?;
+    } else if configs.is_empty() {
+        report::note(
+            "no conflicts: no range to check (no repository of the registry has a main worktree)",
+        );
     } else {
-        let scanned: Vec<String> = configs
-            .iter()
-            .flat_map(|c| &c.purposes)
-            .map(|(purpose, ranges)| format!("{purpose} {ranges}"))
-            .collect();
+        // Repositories that share their ranges name them once.
+        let mut scanned: Vec<String> = Vec::new();
+        for (purpose, ranges) in configs.iter().flat_map(|c| &c.purposes) {
+            let range = format!("{purpose} {ranges}");
+            if !scanned.contains(&range) {
+                scanned.push(range);
+            }
+        }
         report::note(&format!("no conflicts in {}", scanned.join("; ")));
     }
     Ok(if found.is_empty() {

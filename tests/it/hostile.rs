@@ -686,6 +686,19 @@ fn conflicts_outside_a_repository_has_nothing_to_check_unless_all() {
             .contains(&format!("no conflicts in feature {}", t.ports.range())),
         "the registry's repository's range: {out}"
     );
+    // A registry that records no repository: nothing was checked, and
+    // the line says so (it was "no conflicts in ", naming nothing).
+    let empty = t.root().join("empty-registry.json");
+    let out = run(&mut t.wtenv_in(
+        &outside,
+        &["--registry", empty.to_str().unwrap(), "conflicts", "--all"],
+    ));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        out.stderr,
+        "no conflicts: no range to check (no repository of the registry has a main worktree)\n",
+        "{out}"
+    );
     let busy = t.ports.port(5);
     let _listener = crate::support::PyListener::start(&outside, "4", "127.0.0.1", busy, "");
     let out = run(&mut t.wtenv_in(&outside, &["conflicts", "--all", "--json"]));
