@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 /// Success.
 pub const SUCCESS: u8 = 0;
-/// Failure: port conflict, bad input, git error; `validate`: fixable errors remain.
+/// Failure: port conflict, bad input, git error; `validate`: errors remain.
 pub const FAILURE: u8 = 1;
 /// The registry cannot be used (corrupt, locked past the wait, unsafe
 /// permissions); `validate`: critical errors that need a person.
