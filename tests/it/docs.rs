@@ -79,6 +79,25 @@ fn readme_config_example_is_valid() {
     assert_eq!(config.env[0].0, "API_URL");
 }
 
+/// The global flags are listed once, below the command table, each by
+/// its long or its short name.
+#[test]
+fn readme_lists_every_global_flag() {
+    let readme = include_str!("../../README.md");
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("Global flags: "))
+        .expect("README has the global flags line");
+    for arg in wtenv::Cli::command().get_arguments() {
+        let long = arg.get_long().map(|l| format!("`--{l}"));
+        let short = arg.get_short().map(|c| format!("`-{c}`"));
+        assert!(
+            long.iter().chain(&short).any(|f| line.contains(f.as_str())),
+            "README's global flags lack {long:?} / {short:?}: {line}"
+        );
+    }
+}
+
 /// The other way round: every flag of a command (but the global ones,
 /// listed once below the table, and the hidden plumbing) is in its row,
 /// and a flag with a fixed set of values shows them all (`--format
