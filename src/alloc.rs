@@ -224,9 +224,6 @@ pub struct Ensured {
     /// The worktree's allocations as they stand afterwards (for the
     /// checks `env` makes), so callers need not read the registry again.
     pub mine: Vec<Allocation>,
-    /// The ports it picked itself: each proved free on the system, under
-    /// the probe lock, a moment ago.
-    pub picked: BTreeSet<u16>,
     /// A [`HoldMode::Settling`] hold was not written: every port was
     /// reserved. A reservation is never swept while its worktree exists,
     /// so no other worktree can take the ports meanwhile; the caller
@@ -236,32 +233,43 @@ pub struct Ensured {
     pub hold_waits: bool,
 }
 
-/// A command's own check of what [`ensure_vetted`] would leave, made
-/// before anything is written: its refusal writes nothing.
-pub type Vet<'v> = dyn FnMut(&Ensured, &mut dyn System) -> Result<()> + 'v;
+/// A command's check of the worktree's allocations as [`ensure_vetted`]
+/// finds them, before it locks or writes anything: it may probe and walk
+/// `/proc` (a port held from outside the worktree), which must not happen
+/// under the registry's lock. Its refusal writes nothing.
+pub type Had<'h> = dyn FnMut(&[Allocation], &mut dyn System) -> Result<()> + 'h;
 
-/// [`ensure`], also saying what the worktree's allocations are afterwards
-/// and which ports it picked.
+/// A command's check of what [`ensure_vetted`] would leave (the ports it
+/// would export), inside the transaction before its write: cheap, no
+/// system calls, since the lock is held. Its refusal writes nothing.
+pub type Vet<'v> = dyn FnMut(&Ensured) -> Result<()> + 'v;
+
+/// [`ensure`], also saying what the worktree's allocations are afterwards.
 pub fn ensure_allocations(
     registry: &Registry,
     req: &Request,
     mode: &HoldMode,
     system: &mut dyn System,
 ) -> Result<Ensured> {
-    ensure_vetted(registry, req, mode, system, &mut |_, _| Ok(()))
+    ensure_vetted(registry, req, mode, system, &mut |_, _| Ok(()), &mut |_| {
+        Ok(())
+    })
 }
 
-/// [`ensure_allocations`], with `vet` run on the outcome inside the
-/// transaction, before its write (on the fast path, which writes nothing,
-/// after the read). A check that can only be made once the ports are
-/// known (a port of the worktree held from outside it, a value the output
-/// format cannot carry) so refuses with the registry as it was: not even
-/// the sweep is written, unlike a conflict's.
+/// [`ensure_allocations`], with two checks whose refusal leaves the
+/// registry as it was (not even the sweep is written, unlike a
+/// conflict's): `had` on the worktree's allocations as read, before any
+/// lock is taken or anything written (a port held from outside the
+/// worktree; a port this call picks is proved free as it is picked), and
+/// `vet` on the outcome inside the transaction, before its write (a value
+/// the output format cannot carry; on the fast path, which writes
+/// nothing, after the read).
 pub fn ensure_vetted(
     registry: &Registry,
     req: &Request,
     mode: &HoldMode,
     system: &mut dyn System,
+    had: &mut Had,
     vet: &mut Vet,
 ) -> Result<Ensured> {
     // This worktree's entries, under the shared lock (a binary search in
@@ -271,6 +279,7 @@ pub fn ensure_vetted(
     let ports = current_ports(&data, req);
     let complete = ports.len() == req.services.len();
     let mine = allocations_of(&data, req, &ports);
+    had(&mine, system)?;
     let mut joined = None;
     if *mode == HoldMode::Reserve {
         // A process under a live holder of this worktree's ports (a prompt
@@ -314,10 +323,9 @@ pub fn ensure_vetted(
         let ensured = Ensured {
             ports,
             mine,
-            picked: BTreeSet::new(),
             hold_waits,
         };
-        vet(&ensured, system)?;
+        vet(&ensured)?;
         return Ok(ensured);
     }
     let mode = match joined {
@@ -338,10 +346,9 @@ pub fn ensure_vetted(
             let ensured = Ensured {
                 mine: allocations_of(data, req, &ports),
                 ports,
-                picked: BTreeSet::new(),
                 hold_waits: false,
             };
-            vet(&ensured, system)?;
+            vet(&ensured)?;
             Ok(Some(ensured))
         })? {
             return Ok(done);
@@ -359,7 +366,6 @@ pub fn ensure_vetted(
         ports: Some(&req.ranges),
     };
     registry.transaction_in(part, |data| {
-        let had = current_ports(data, req);
         let ports = match allocate_in(data, req, mode, system) {
             Ok(ports) => ports,
             // The sweep alone is written.
@@ -367,15 +373,10 @@ pub fn ensure_vetted(
         };
         let ensured = Ensured {
             mine: allocations_of(data, req, &ports),
-            picked: ports
-                .iter()
-                .filter(|(service, port)| had.get(*service) != Some(*port))
-                .map(|(_, port)| *port)
-                .collect(),
             ports,
             hold_waits: false,
         };
-        vet(&ensured, system)?;
+        vet(&ensured)?;
         Ok(Ok(ensured))
     })?
 }
@@ -586,7 +587,7 @@ mod tests {
     /// hold to record on ports that exist, and it is asked on the fast path
     /// too, with what the allocation would leave.
     #[test]
-    fn a_refusing_vet_writes_nothing() {
+    fn a_refusing_check_writes_nothing() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -596,26 +597,44 @@ mod tests {
         let both = req("/r", vec!["web", "api"]);
         ensure_allocations(&registry, &web, &HoldMode::Reserve, &mut sys).unwrap();
         let before = std::fs::read(registry.path()).unwrap();
-        let mut seen = Vec::new();
-        let mut refuse = |e: &Ensured, _: &mut dyn System| {
-            seen.push((e.ports.clone(), e.picked.clone()));
-            Err(crate::error::Error::invalid("refused"))
-        };
-        for (req, mode) in [
+        let cases = [
             (&both, HoldMode::Reserve),
             (&web, HoldMode::HoldAll(hold(10))),
             (&web, HoldMode::Reserve),
-        ] {
-            let e = ensure_vetted(&registry, req, &mode, &mut sys, &mut refuse).unwrap_err();
+        ];
+        // `vet` sees the outcome: what would be written, api's new port too.
+        let mut seen = Vec::new();
+        for (req, mode) in &cases {
+            let mut refuse = |e: &Ensured| {
+                seen.push(e.ports.values().copied().collect::<Vec<u16>>());
+                Err(crate::error::Error::invalid("refused"))
+            };
+            let e = ensure_vetted(
+                &registry,
+                req,
+                mode,
+                &mut sys,
+                &mut |_, _| Ok(()),
+                &mut refuse,
+            )
+            .unwrap_err();
             assert_eq!(e.to_string(), "refused");
             assert_eq!(std::fs::read(registry.path()).unwrap(), before, "{mode:?}");
         }
-        let ports: Vec<Vec<u16>> = seen
-            .iter()
-            .map(|(p, _)| p.values().copied().collect())
-            .collect();
-        assert_eq!(ports, vec![vec![5000, 5001], vec![5000], vec![5000]]);
-        assert_eq!(seen[0].1, BTreeSet::from([5001]), "api was picked");
+        assert_eq!(seen, vec![vec![5000, 5001], vec![5000], vec![5000]]);
+        // `had` sees what the worktree had, before anything is locked.
+        let mut had_seen = Vec::new();
+        for (req, mode) in &cases {
+            let mut refuse = |mine: &[Allocation], _: &mut dyn System| {
+                had_seen.push(mine.iter().map(|a| a.port).collect::<Vec<u16>>());
+                Err(crate::error::Error::invalid("refused"))
+            };
+            let e = ensure_vetted(&registry, req, mode, &mut sys, &mut refuse, &mut |_| Ok(()))
+                .unwrap_err();
+            assert_eq!(e.to_string(), "refused");
+            assert_eq!(std::fs::read(registry.path()).unwrap(), before, "{mode:?}");
+        }
+        assert_eq!(had_seen, vec![vec![5000], vec![5000], vec![5000]]);
     }
 
     #[test]

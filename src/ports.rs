@@ -1,8 +1,7 @@
 //! A worktree's ports as one service, shared by the commands that need
 //! them (`env`, `run`, `up`, `create`, `enter`): allocate what is missing
 //! and verify the worktree's own ports ([`ensure_verified`]), reserve them
-//! ([`reserve`]), give back what a failed command reserved ([`GiveBack`]),
-//! the hold record for a pid given on the command line ([`hold_for`]), and
+//! ([`reserve`]), the hold record for a pid given on the command line ([`hold_for`]), and
 //! how a port's state reads ([`state_text`]).
 //!
 //! The allocation rules themselves are plain functions in [`crate::alloc`];
@@ -84,9 +83,6 @@ pub struct Verified {
     pub hold_waits: bool,
     /// The worktree's allocations as verified: what that hold is to hold.
     pub mine: Vec<Allocation>,
-    /// The ports this call picked ([`alloc::Ensured::picked`]): what a
-    /// [`GiveBack`] gives back.
-    pub picked: BTreeSet<u16>,
 }
 
 /// [`ensure_verified`], giving the line about an untrusted `[env]` to the
@@ -102,32 +98,35 @@ pub fn verify(
     let request = scope.request(skip_occupied);
     let gate = ctx.trust_gate(scope);
     let mut vars = Vec::new();
-    // Inside the allocation's transaction, before its write.
-    let mut vet = |ensured: &alloc::Ensured, system: &mut dyn System| {
-        refuse_foreign(scope, ensured, system)?;
+    // The ports the worktree had, before anything is written or locked;
+    // the variables, inside the allocation's transaction, before its write.
+    let mut had =
+        |mine: &[Allocation], system: &mut dyn System| refuse_foreign(scope, mine, system);
+    let mut vet = |ensured: &alloc::Ensured| {
         vars = exports::variables(scope, &ensured.ports, gate.applies());
         accept(&vars)
     };
-    let ensured = alloc::ensure_vetted(&ctx.registry, &request, mode, &mut system, &mut vet)?;
+    let ensured = alloc::ensure_vetted(
+        &ctx.registry,
+        &request,
+        mode,
+        &mut system,
+        &mut had,
+        &mut vet,
+    )?;
     Ok(Verified {
         vars,
         untrusted: gate.message(&scope.config),
         hold_waits: ensured.hold_waits,
         mine: ensured.mine,
-        picked: ensured.picked,
     })
 }
 
 /// Allocation rule 5: a port of the worktree that a process outside it
-/// holds is refused.
-fn refuse_foreign(scope: &Scope, ensured: &alloc::Ensured, system: &mut dyn System) -> Result<()> {
-    // A port it just picked was proved free under the probe lock a moment
-    // ago: probing it again would tell nothing new.
-    let mine: Vec<_> = ensured
-        .mine
-        .iter()
-        .filter(|a| !ensured.picked.contains(&a.port))
-        .collect();
+/// holds is refused. (A port picked by this call was proved free under
+/// the probe lock: it is not among them.)
+fn refuse_foreign(scope: &Scope, mine: &[Allocation], system: &mut dyn System) -> Result<()> {
+    let mine: Vec<_> = mine.iter().collect();
     let usage = alloc::classify(&mine, system).map_err(Error::probe)?;
     let foreign: Vec<(u16, String, Vec<Holder>)> = mine
         .iter()
@@ -162,70 +161,6 @@ pub fn reserve_request(ctx: &Ctx, request: &alloc::Request) -> Result<alloc::Por
         &HoldMode::Reserve,
         &mut RealSystem::new(&ctx.registry),
     )
-}
-
-/// The ports a command reserved for a worktree and gives back when it
-/// fails before it is done (`up --detach` whose service never got
-/// ready, `run --service S` whose command could not start): dropped
-/// armed, it releases each that is still reserved as it was made and
-/// held by nobody. What the command found reserved stays reserved.
-pub struct GiveBack<'a> {
-    registry: &'a crate::registry::Registry,
-    part: crate::registry::Part<'a>,
-    made: Vec<(String, u16)>,
-    armed: bool,
-}
-
-impl<'a> GiveBack<'a> {
-    /// For `verified`'s reservations that its call made.
-    pub fn new(
-        registry: &'a crate::registry::Registry,
-        part: crate::registry::Part<'a>,
-        verified: &Verified,
-    ) -> GiveBack<'a> {
-        let made = verified
-            .mine
-            .iter()
-            .filter(|a| a.reserved && verified.picked.contains(&a.port))
-            .map(|a| (a.service.clone(), a.port))
-            .collect();
-        GiveBack {
-            registry,
-            part,
-            made,
-            armed: true,
-        }
-    }
-
-    /// The command is done: the reservations stay.
-    pub fn keep(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for GiveBack<'_> {
-    fn drop(&mut self) {
-        if !self.armed || self.made.is_empty() {
-            return;
-        }
-        let part = self.part;
-        let made = &self.made;
-        let result = self.registry.transaction_in(part, |data| {
-            data.allocations.retain(|a| {
-                !(a.belongs_to(part.repository, part.worktree)
-                    && a.reserved
-                    && a.holders.is_empty()
-                    && made.iter().any(|(s, p)| *s == a.service && *p == a.port))
-            });
-            Ok(())
-        });
-        if let Err(e) = result {
-            report::urgent(
-                &format!("could not release the ports this command reserved: {e}"),
-                "release them with 'wtenv release' in the worktree",
-            );
-        }
-    }
 }
 
 /// A port of a configured range that someone outside wtenv's record

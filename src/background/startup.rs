@@ -14,9 +14,7 @@ use crate::config::Service;
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::health::{self, Check};
-use crate::ports::GiveBack;
 use crate::process::ProcessId;
-use crate::registry::Part;
 
 /// A service started by `up --detach`.
 #[derive(Debug, Clone)]
@@ -30,8 +28,8 @@ pub struct Started {
 /// `up --detach`: makes each service's unit, reserves the ports, starts
 /// each service (and what it depends on, after those are ready) as a
 /// unit, waits until each is ready, and returns them. When one does not
-/// get ready, what this call started is stopped, the ports it reserved
-/// are released, and the error says why.
+/// get ready, what this call started is stopped and the error says why;
+/// the ports stay reserved, as `env` reserves them.
 pub fn up(
     ctx: &Ctx,
     scope: &Scope,
@@ -62,24 +60,25 @@ pub fn up(
                 return Ok(None);
             }
             let launch = launch_of(ctx, scope, &dir, &naming, service, &env, options)?;
-            check(options.manager, &launch)?;
+            // One already running is left as it is (below): not refused
+            // for what its manager could not be handed now.
+            if running_record(&dir, scope, service).is_none() {
+                check(options.manager, &launch)?;
+            }
             Ok(Some(launch))
         })
         .collect::<Result<Vec<_>>>()?;
     // The variables the services see (for `cmd` health checks), after the
     // checks `env` makes (a port held outside the worktree is refused).
     let skip = options.skip_occupied;
-    let verified = crate::ports::ensure_verified(
+    let vars = crate::ports::ensure_verified(
         ctx,
         scope,
         &alloc::HoldMode::Reserve,
         skip,
         &crate::ports::accept_any,
-    )?;
-    // What this call reserved goes back if a service does not start.
-    let part = Part::of(&scope.worktree.common_dir, &scope.worktree.root);
-    let give_back = GiveBack::new(&ctx.registry, part, &verified);
-    let vars = verified.vars;
+    )?
+    .vars;
     let ports = crate::ports::reserve(ctx, scope, skip)?;
     let mut run = Startup {
         ctx,
@@ -99,11 +98,7 @@ pub fn up(
         for dep in &service.depends_on {
             run.await_ready(Some(dep))?;
         }
-        if let Some(record) = dir
-            .records_of(scope, std::slice::from_ref(&service.name))
-            .into_iter()
-            .find(|r| query(r).running())
-        {
+        if let Some(record) = running_record(&dir, scope, service) {
             let pid = query(&record).pid;
             run.ready.insert(service.name.clone());
             run.started.push(Started {
@@ -153,7 +148,6 @@ pub fn up(
         });
     }
     run.await_ready(None)?;
-    give_back.keep();
     Ok(run.started)
 }
 
@@ -267,6 +261,14 @@ impl Startup<'_> {
             tracing::warn!("could not stop what was started: {e}");
         }
     }
+}
+
+/// The record of `service` of `scope`'s worktree running in the
+/// background, if one is.
+fn running_record(dir: &StateDir, scope: &Scope, service: &Service) -> Option<Record> {
+    dir.records_of(scope, std::slice::from_ref(&service.name))
+        .into_iter()
+        .find(|r| query(r).running())
 }
 
 /// The process group (and its leader's start time) the registry records

@@ -24,7 +24,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::output::OpenPipes;
-use crate::ports::{GiveBack, accept_any, ensure_verified};
+use crate::ports::{accept_any, ensure_verified};
 use crate::registry::{Allocation, Part};
 use crate::report;
 use crate::sockets::{self, Listener};
@@ -112,10 +112,6 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         HoldMode::HoldServices(holder.clone(), args.services.clone())
     };
     let verified = ensure_verified(ctx, &scope, &mode, args.skip_occupied, &accept_any)?;
-    // With --service, the other services' ports are reserved, not held:
-    // the release guard keeps them, so those this call reserved go back
-    // if the command does not start.
-    let give_back = GiveBack::new(&ctx.registry, part, &verified);
     let (vars, hold_waits) = (verified.vars, verified.hold_waits);
     // What a waited hold holds: the configured services' ports, as
     // verified and exported (not a port allocated by hand for another).
@@ -182,7 +178,6 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             return Ok(e.outcome());
         }
     };
-    give_back.keep();
     let report = supervisor.wait(false, || {
         if hold_waits {
             release.set_armed(record_hold(&ctx.registry, part, &holder, &to_hold, pgid));
