@@ -125,7 +125,7 @@ m = e["wtenv env, empty registry"]
 print(f"  (wtenv env, empty registry: {m*1000:.2f} ms, {m/e['/bin/true']:.2f}x /bin/true in its own run)")
 port = (p["5 ports"] - p["1 port"]) / 4
 print(f"  each port env verifies and exports: {port*1000:.3f} ms, {port/p['/bin/true']:.2f}x /bin/true"
-      f" (1 port vs 5 in one run): this config's 2 ports are {2*port/r['/bin/true']:.2f}x of env's ratio")
+      f" (1 port vs 5 in one run): this config's 2 ports are {2*port/p['/bin/true']:.2f}x of env's ratio")
 ratio = d["direnv use wtenv"] / d["direnv plain export"]
 print(f"  direnv use wtenv {d['direnv use wtenv']*1000:7.2f} ms  {ratio:5.2f}x direnv plain export (target <= 1.2x: {'met' if ratio <= 1.2 else 'missed'})")
 w = d["direnv export + watch_file"]

@@ -26,7 +26,7 @@ git -c user.name=b -c user.email=b@example.invalid commit -q --allow-empty -m in
 printf '[purposes]\nfeature = "31000-32767"\n[allocation]\nskip_occupied = true\n' >wtenv.toml
 
 # Three ways: in a worktree whose ports nobody reserved (run allocates
-# them, then releases them: two durable writes); once `wtenv env` (what
+# them, then releases them: two writes, each fsynced); once `wtenv env` (what
 # every integration runs on entering) has reserved them (run holds them,
 # then lets go: two writes of holders alone, which skip the directory's
 # fsync); and the same in a fleet, with 1,000 sibling worktrees' ports in
