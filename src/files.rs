@@ -113,7 +113,7 @@ pub fn open_lock(path: &Path) -> Result<File, OpenError> {
 /// the umask takes bits from the mode it is created with (under 0277, a
 /// lock file made 0400 could not be opened again, by anyone but root).
 /// Given back when missing: a chmod only then, on a file of ours.
-fn keep_owner_rw(file: &File, meta: &std::fs::Metadata) -> io::Result<()> {
+pub fn keep_owner_rw(file: &File, meta: &std::fs::Metadata) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if meta.mode() & 0o600 != 0o600 {
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
@@ -229,25 +229,47 @@ pub fn read_regular_within(
 /// Creates the directory `path` (with its missing parents when
 /// `parents`), mode 0700 whatever the umask: wtenv's own directories must
 /// let their owner read, write and search them (under a umask of 0277 one
-/// would be made 0500, which wtenv then refuses), and no one else. One
-/// that exists is left as it is, its checks the caller's: `Ok(false)`.
+/// would be made 0500, which wtenv then refuses), and no one else. The
+/// parents it makes get 0700 too, as the XDG base directory spec asks of a
+/// base directory made on the way (`~/.local/state`): under that umask
+/// they were made 0500, so the state directory could not be made in them,
+/// and they stayed so for every other program. One that exists is left as
+/// it is, its checks the caller's: `Ok(false)`.
 pub fn create_private_dir(path: &Path, parents: bool) -> io::Result<bool> {
+    create_dir_for_owner(path, parents, 0o700)
+}
+
+/// Creates the directory `path` and its missing parents for files the
+/// user asked for (the units `export` writes): the mode the umask leaves
+/// of 0777, with the owner's `rwx` given back when the umask took them
+/// (under 0277 the directory was made 0500 and the files could not be
+/// written into it).
+pub fn create_user_dir_all(path: &Path) -> io::Result<()> {
+    create_dir_for_owner(path, true, 0o777).map(drop)
+}
+
+/// Creates `path` with `mode` (less the umask), and its missing parents
+/// alike when `parents`; each directory this call made gets the owner's
+/// `rwx` if the umask took them. `Ok(false)`: `path` was there.
+fn create_dir_for_owner(path: &Path, parents: bool, mode: u32) -> io::Result<bool> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    if parents && let Some(parent) = path.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)?;
-    }
-    // Not recursive: whether this call made it is what says it may be
-    // chmodded.
-    match std::fs::DirBuilder::new().mode(0o700).create(path) {
+    // One directory at a time, not `recursive`: whether this call made
+    // one is what says it may be chmodded.
+    match std::fs::DirBuilder::new().mode(mode).create(path) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && parents => match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => {
+                create_dir_for_owner(parent, true, mode)?;
+                create_dir_for_owner(path, false, mode)
+            }
+            _ => Err(e),
+        },
         Err(e) => Err(e),
         Ok(()) => {
             let meta = std::fs::symlink_metadata(path)?;
-            if meta.is_dir() && meta.permissions().mode() & 0o777 != 0o700 {
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+            let bits = meta.permissions().mode() & 0o777;
+            if meta.is_dir() && bits & 0o700 != 0o700 {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(bits | 0o700))?;
             }
             Ok(true)
         }

@@ -160,7 +160,7 @@ pub fn export(
         };
         texts.push((name, text));
     }
-    std::fs::create_dir_all(dir).map_err(|e| {
+    crate::files::create_user_dir_all(dir).map_err(|e| {
         Error::io(format!("could not create {}", printable_path(dir)), e).with_hint(ELSEWHERE)
     })?;
     let mut written = Vec::new();

@@ -45,13 +45,21 @@ pub fn previous(path: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// The log, created 0600 if missing; a regular file keeps its owner's
+/// `rw` whatever the umask (under 0277 it was made 0400, which the next
+/// `up --detach` could not open: the service ended at once, exit code 1).
 fn open_append(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
         .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_file() {
+        crate::files::keep_owner_rw(&file, &meta)?;
+    }
+    Ok(file)
 }
 
 /// Whole lines appended to a file that rotates at `limit` bytes.

@@ -661,6 +661,57 @@ run = "python3 -c 'import sys; [print(\"%04d \" % i + \"x\" * 94) for i in range
     assert_eq!(run(&mut t.wtenv(&["down"])).code, Some(0));
 }
 
+/// Under a umask of 0277 a service's log was made 0400: the next
+/// `up --detach` could not open it, and the service "ended (exit code
+/// 1)" at once. Each log keeps its owner's `rw`.
+#[test]
+fn the_wtenv_back_end_starts_again_under_a_umask_that_takes_the_owners_bits() {
+    let t = TestEnv::new();
+    t.write_config(
+        "[services.web]\nrun = \"exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
+    );
+    t.give_to_nobody();
+    let wtenv = |args: &[&str]| run(&mut t.wtenv_as_nobody_under_umask("277", args));
+    struct Down<'a>(&'a dyn Fn(&[&str]) -> Run);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            (self.0)(&["down", "--timeout", "30s"]);
+        }
+    }
+    let _down = Down(&wtenv);
+    for _ in 0..2 {
+        let up = wtenv(&["up", "-d", "--manager", "wtenv"]);
+        assert_eq!(up.code, Some(0), "{up}");
+        assert!(serves(t.ports.port(0)), "{up}");
+        let down = wtenv(&["down"]);
+        assert_eq!(down.code, Some(0), "{down}");
+    }
+    let log = t
+        .state_dir()
+        .join(format!("background/{}.log", naming(&t).unit("web")));
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+/// `export` into a directory it makes, under a umask of 0277: the
+/// directory was made 0500 and the units could not be written into it.
+#[test]
+fn export_makes_a_directory_it_can_write_into_whatever_the_umask() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\nrun = \"true\"\n");
+    t.give_to_nobody();
+    let dir = t.root().join("units/user");
+    for _ in 0..2 {
+        let out = run(&mut t
+            .wtenv_as_nobody_under_umask("277", &["export", "systemd", dir.to_str().unwrap()]));
+        assert_eq!(out.code, Some(0), "{out}");
+    }
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(dir.parent().unwrap()), 0o700);
+    assert_eq!(snapshot(&dir).len(), 2, "{:?}", snapshot(&dir));
+}
+
 #[test]
 fn remove_refuses_while_a_detached_service_runs_and_force_stops_it() {
     let t = TestEnv::new();

@@ -1110,16 +1110,8 @@ fn a_umask_that_takes_the_owners_bits_leaves_a_registry_the_next_run_can_use() {
     let t = TestEnv::new();
     std::fs::create_dir_all(t.state_dir().parent().unwrap()).unwrap();
     t.give_to_nobody();
-    let as_nobody_under_umask = |args: &[&str]| {
-        let mut cmd = Command::new("setpriv");
-        t.apply_env(&mut cmd);
-        cmd.current_dir(&t.repo)
-            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-            .args(["sh", "-c", "umask 277 && exec \"$0\" \"$@\""])
-            .arg(env!("CARGO_BIN_EXE_wtenv"))
-            .args(args);
-        run(&mut cmd)
-    };
+    let as_nobody_under_umask =
+        |args: &[&str]| run(&mut t.wtenv_as_nobody_under_umask("277", args));
     for args in [
         &["env"][..],
         &["env"],
@@ -1136,6 +1128,30 @@ fn a_umask_that_takes_the_owners_bits_leaves_a_registry_the_next_run_can_use() {
     for file in ["registry.json", "registry.lock", "probe.lock"] {
         assert_eq!(mode(&t.state_dir().join(file)), 0o600, "{file}");
     }
+}
+
+/// A user with no `~/.local` yet, under a umask of 0277: the state
+/// directory's missing parents were made 0500, so the state directory
+/// could not be made in them (exit 2), and `~/.local` stayed 0500 for
+/// every other program. Each directory made on the way is 0700, as the
+/// XDG base directory spec asks.
+#[test]
+fn a_umask_that_takes_the_owners_bits_makes_the_missing_parents_usable_too() {
+    let t = TestEnv::new();
+    let home = t.root().join("fresh-home");
+    std::fs::create_dir(&home).unwrap();
+    t.give_to_nobody();
+    for _ in 0..2 {
+        let mut env = t.wtenv_as_nobody_under_umask("277", &["env"]);
+        env.env_remove("XDG_STATE_HOME").env("HOME", &home);
+        let out = run(&mut env);
+        assert_eq!(out.code, Some(0), "{out}");
+    }
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for dir in [".local", ".local/state", ".local/state/wtenv"] {
+        assert_eq!(mode(&home.join(dir)), 0o700, "{dir}");
+    }
+    assert_eq!(mode(&home.join(".local/state/wtenv/registry.json")), 0o600);
 }
 
 // ---- the lock -----------------------------------------------------------

@@ -228,6 +228,19 @@ impl TestEnv {
         cmd
     }
 
+    /// [`wtenv_as_nobody`](Self::wtenv_as_nobody) under `umask` (e.g.
+    /// `"277"`, which takes the owner's own bits from every mode).
+    pub fn wtenv_as_nobody_under_umask(&self, umask: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("setpriv");
+        self.apply_env(&mut cmd);
+        cmd.current_dir(&self.repo)
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .args(["sh", "-c", &format!("umask {umask} && exec \"$0\" \"$@\"")])
+            .arg(env!("CARGO_BIN_EXE_wtenv"))
+            .args(args);
+        cmd
+    }
+
     /// Gives the test's whole tree (repository, HOME, state) to nobody.
     pub fn give_to_nobody(&self) {
         let out = Command::new("chown")
