@@ -125,8 +125,16 @@ fn context(
         Some(p) => p,
         None => registry::Registry::default_path()?,
     };
-    let cwd = std::env::current_dir()
-        .map_err(|e| Error::io("could not read the current directory", e))?;
+    // getcwd fails with ENOENT once the directory is deleted under the
+    // shell (`git worktree remove` from another terminal).
+    let cwd = std::env::current_dir().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            Error::not_found("the current directory no longer exists: it was deleted")
+                .with_hint("cd to a directory that exists")
+        }
+        _ => Error::io("could not read the current directory", e)
+            .with_hint("cd to a directory you can read"),
+    })?;
     Ok(context::Ctx {
         registry: registry::Registry::from_env(registry_path)?,
         config_path,

@@ -47,10 +47,11 @@ pub struct Args {
     pub direnv: bool,
 }
 
-pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+pub fn run(args: Args, ctx: impl FnOnce() -> Result<Ctx>) -> Result<Outcome> {
     if args.hook {
         return run_hook(&args, ctx);
     }
+    let ctx = &ctx()?;
     let scope = ctx.scope()?;
     let mode = match args.hold {
         None => HoldMode::Reserve,
@@ -89,7 +90,11 @@ fn watched_files(ctx: &Ctx, scope: &Scope) -> Vec<PathBuf> {
     files
 }
 
-fn run_hook(args: &Args, ctx: &Ctx) -> Result<Outcome> {
+/// The prompt hook's run. Whatever fails, the context included (the
+/// current directory deleted under the shell, no state directory), the
+/// lines that give back what the hook exported before are printed: the
+/// shell must not keep a worktree's ports it cannot vouch for.
+fn run_hook(args: &Args, ctx: impl FnOnce() -> Result<Ctx>) -> Result<Outcome> {
     let (diff, saved) = settings::hook_state();
     let previous: Vec<String> = diff
         .and_then(|d| d.to_str())
@@ -113,7 +118,7 @@ fn run_hook(args: &Args, ctx: &Ctx) -> Result<Outcome> {
         had_saved: saved.is_some(),
     };
     let current = |name: &str| settings::passed(name).and_then(|v| v.into_string().ok());
-    match hook_variables(args, ctx) {
+    match ctx().and_then(|ctx| hook_variables(args, &ctx)) {
         Ok(vars) => {
             let (set, unset) = hook_changes(&before, vars, current);
             output::stdout(&shell::render(args.format, &set, &unset)?)?;

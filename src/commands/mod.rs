@@ -316,6 +316,8 @@ fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {
 /// Runs a command. The context is built only for the commands that use
 /// it: `hook` and `completions` print text and touch no state, so they
 /// work where no registry can be found (no HOME, e.g. a build sandbox).
+/// `env` builds it itself: under the prompt hook, a context that cannot
+/// be built is a failure like any other (see `env`).
 pub fn dispatch(command: Command, ctx: impl FnOnce() -> Result<Ctx>) -> Result<Outcome> {
     match command {
         Command::Hook(args) => hook::run(args),
@@ -324,7 +326,7 @@ pub fn dispatch(command: Command, ctx: impl FnOnce() -> Result<Ctx>) -> Result<O
         Command::Enter(args) => enter::run(args, &ctx()?),
         Command::Remove(args) => remove::run(args, &ctx()?),
         Command::List(args) => list::run(args, &ctx()?),
-        Command::Env(args) => env::run(args, &ctx()?),
+        Command::Env(args) => env::run(args, ctx),
         Command::Allocate(args) => allocate::run(args, &ctx()?),
         Command::Release(args) => release::run(args, &ctx()?),
         Command::Ports(args) => ports::run(args, &ctx()?),

@@ -435,6 +435,51 @@ fn prompt_hook_switching_worktrees_replaces_the_ports_and_a_failure_unsets_them(
     }
 }
 
+/// The directory deleted under the shell (a worktree's subdirectory that
+/// `git checkout` or another terminal removed): the hook's `wtenv` could
+/// not read the current directory, failed before its own error handling,
+/// and printed nothing, so the shell kept the ports. It now gives back
+/// what it exported, as on any failure, and says why.
+#[test]
+fn prompt_hook_in_a_directory_deleted_under_the_shell_unsets_what_it_exported() {
+    let t = TestEnv::new();
+    let dir = t.repo.join("gone");
+    for sh in SHELLS {
+        std::fs::create_dir(&dir).unwrap();
+        let hook = hook_file(&t, sh.name());
+        let unset = match sh {
+            Sh::Fish => "set -e __WTENV_PWD",
+            Sh::Bash | Sh::Zsh => "unset __WTENV_PWD",
+        };
+        let script = format!(
+            "source {hook}\ncd {dir}\n{h}\nenv -0 > {a}\nrmdir {dir}\n{unset}\n__wtenv_hook\nenv -0 > {b}\necho still alive\n",
+            hook = q(&hook),
+            dir = q(&dir),
+            h = sh.after_cd(),
+            a = q(&t.root().join("a.env")),
+            b = q(&t.root().join("b.env")),
+        );
+        let out = sh.run(&t, &t.root(), &script);
+        assert_eq!(out.code, Some(0), "{}: {out}", sh.name());
+        assert_eq!(out.stdout, "still alive\n", "{}: {out}", sh.name());
+        assert!(
+            out.stderr.contains(
+                "error: the current directory no longer exists: it was deleted\nhint: cd to a directory that exists\n"
+            ),
+            "{}: {out}",
+            sh.name()
+        );
+        let (a, b) = (
+            read_env(&t.root().join("a.env")),
+            read_env(&t.root().join("b.env")),
+        );
+        assert_eq!(var(&a, "PORT"), Some(t.ports.start.to_string().as_str()));
+        for name in ["PORT", "WTENV_WORKTREE", "__WTENV_DIFF"] {
+            assert_eq!(var(&b, name), None, "{}: {name} kept", sh.name());
+        }
+    }
+}
+
 /// An interactive shell fed lines on a pipe: its prompt hooks fire
 /// before each line, as at a terminal.
 pub fn interactive(t: &TestEnv, sh: Sh, dir: &Path, lines: &str) -> std::process::Output {
