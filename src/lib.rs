@@ -104,13 +104,19 @@ pub fn run(cli: Cli) -> Outcome {
 }
 
 /// A command line clap refused: usage errors exit 1 (bad input),
-/// `--help` and `--version` exit 0.
+/// `--help` and `--version` exit 0 once printed (1 when stdout could not
+/// take them, as for any other output).
 pub fn usage_error(err: clap::Error) -> Outcome {
-    let _ = err.print();
+    let printed = err.print();
     if err.use_stderr() {
-        Outcome::Code(exit::FAILURE)
-    } else {
-        Outcome::SUCCESS
+        return Outcome::Code(exit::FAILURE);
+    }
+    match output::written(printed) {
+        Ok(()) => Outcome::SUCCESS,
+        Err(err) => {
+            report::error(&err);
+            err.exit_code()
+        }
     }
 }
 

@@ -10,12 +10,23 @@ use crate::error::{Error, Result};
 /// Writes `text` to stdout; EPIPE is success.
 pub fn stdout(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != ErrorKind::BrokenPipe => {
-            Err(Error::io("could not write to stdout", e))
-        }
+    written(out.write_all(text.as_bytes()).and_then(|()| out.flush()))
+}
+
+/// What a write to stdout came to: an error when the output was lost (a
+/// full disk, `/dev/full`), never a silent success; EPIPE is success (the
+/// reader is gone, having read what it wanted).
+pub fn written(result: std::io::Result<()>) -> Result<()> {
+    match result {
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(write_error(e)),
         _ => Ok(()),
     }
+}
+
+/// The error for output stdout could not take.
+pub fn write_error(e: std::io::Error) -> Error {
+    Error::io("could not write to stdout", e)
+        .with_hint("the output is lost: make room where stdout goes, or send it elsewhere")
 }
 
 /// A JSON document with `"version": 1` first, then `fields`.

@@ -70,12 +70,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                     return Ok(Outcome::SUCCESS);
                 }
-                Err(e) => return Err(Error::io("could not write to stdout", e)),
+                Err(e) => return Err(output::write_error(e)),
                 Ok(()) => {}
             }
         }
     }
-    let _ = out.flush();
+    output::written(out.flush())?;
     drop(out);
     if args.follow {
         logfile::follow(&prefixed)?;

@@ -468,3 +468,36 @@ fn the_readme_table_lists_exactly_the_codes_of_the_exit_module() {
     let documented: BTreeSet<String> = table.keys().cloned().collect();
     assert_eq!(documented, codes);
 }
+
+/// Output stdout cannot take (`> /dev/full`, a full disk) is a failure:
+/// exit 1 with the reason, never a success with the output lost. `--help`
+/// and `--version`, which clap prints, exited 0 that way.
+#[test]
+fn output_that_stdout_cannot_take_is_exit_1_never_a_silent_success() {
+    let t = TestEnv::new();
+    for args in [
+        &["env"][..],
+        &["env", "--format", "json"],
+        &["ports"],
+        &["list", "--json"],
+        &["hook", "bash"],
+        &["completions", "fish"],
+        &["--help"],
+        &["--version"],
+        &["env", "--help"],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = run(t.wtenv(args).stdout(full));
+        assert_eq!(out.code, Some(1), "wtenv {args:?}: {out}");
+        assert!(
+            out.stderr.starts_with("error: could not write to stdout: ")
+                && out.stderr.ends_with(
+                    "\nhint: the output is lost: make room where stdout goes, or send it elsewhere\n"
+                ),
+            "wtenv {args:?}: {out}"
+        );
+    }
+}
