@@ -152,14 +152,17 @@ fn context(
     })
 }
 
-/// Colour on one stream: `--color`, else the stream is a terminal and no
-/// `NO_COLOR`. Decided per stream: `wtenv up > log` on a terminal writes
-/// no escape codes into the file, yet its messages on stderr keep theirs.
+/// Colour on one stream: `--color`, else the stream is a terminal that
+/// shows colour (`TERM` set, not `dumb`) and no `NO_COLOR`. Decided per
+/// stream: `wtenv up > log` on a terminal writes no escape codes into the
+/// file, yet its messages on stderr keep theirs.
 pub(crate) fn color_enabled(choice: clap::ColorChoice, terminal: bool) -> bool {
     match choice {
         clap::ColorChoice::Always => true,
         clap::ColorChoice::Never => false,
-        clap::ColorChoice::Auto => terminal && !settings::no_color(),
+        clap::ColorChoice::Auto => {
+            terminal && !settings::no_color() && settings::term_shows_color()
+        }
     }
 }
 

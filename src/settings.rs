@@ -109,6 +109,13 @@ pub fn no_color() -> bool {
     once!("NO_COLOR").is_some()
 }
 
+/// `TERM` names a terminal that shows colour: set, and not `dumb` (Emacs'
+/// shell, some CI logs), which prints escape codes as they are. The rule
+/// clap applies to `--help`, so both agree.
+pub fn term_shows_color() -> bool {
+    once!("TERM").is_some_and(|term| term != "dumb")
+}
+
 /// `WTENV_CD_FILE`.
 pub fn cd_file() -> Option<&'static OsString> {
     once!(CD_FILE)

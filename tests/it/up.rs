@@ -265,3 +265,34 @@ fn prefixes_are_coloured_only_when_asked() {
     assert_eq!(w.stdout_text(), "web | hello\n");
     assert_no_holds(&t);
 }
+
+/// On a terminal, colour needs a `TERM` that shows it: `TERM=dumb` (Emacs'
+/// shell) or none printed the escape codes as text.
+#[test]
+fn prefixes_on_a_terminal_are_coloured_only_when_its_term_shows_colour() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\nrun = \"echo hello; exit 4\"\n");
+    for (term, coloured) in [(Some("xterm"), true), (Some("dumb"), false), (None, false)] {
+        // `script` gives `up` a terminal as its stdout.
+        let mut cmd = std::process::Command::new("script");
+        t.apply_env(&mut cmd);
+        if let Some(term) = term {
+            cmd.env("TERM", term);
+        }
+        let line = format!("{} up", env!("CARGO_BIN_EXE_wtenv"));
+        let out = crate::support::run(
+            cmd.current_dir(&t.repo)
+                .args(["-qec", &line, "/dev/null"])
+                .stdin(std::process::Stdio::null()),
+        );
+        assert_eq!(out.code, Some(4), "TERM={term:?}: {out}");
+        let plain = out.stdout.contains("web | hello\r\n");
+        let colour = out.stdout.contains("\x1b[36mweb\x1b[0m | hello\r\n");
+        assert_eq!(
+            (colour, plain),
+            (coloured, !coloured),
+            "TERM={term:?}: {out}"
+        );
+    }
+    assert_no_holds(&t);
+}
