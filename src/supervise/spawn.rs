@@ -25,14 +25,32 @@ impl SpawnError {
         let why = match self.source.kind() {
             io::ErrorKind::NotFound => "command not found".to_owned(),
             io::ErrorKind::PermissionDenied => "permission denied (not executable)".to_owned(),
+            io::ErrorKind::ArgumentListTooLong => format!(
+                "its command line and environment are larger than the system allows ({})",
+                self.source
+            ),
             _ => self.source.to_string(),
         };
         format!("could not run {}: {why}", self.program)
     }
 
-    /// What to do about it (`run` and `up` alike).
+    /// What to do about it (`run` and `up` alike). Only a command that is
+    /// missing or not executable is the command's own fault: a limit of
+    /// the system (E2BIG, EMFILE, EAGAIN) is not fixed by checking its name.
     pub fn hint(&self) -> &'static str {
-        "check the command's name, PATH and permissions"
+        use nix::libc;
+        match (self.source.kind(), self.source.raw_os_error()) {
+            (io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied, _) => {
+                "check the command's name, PATH and permissions"
+            }
+            (io::ErrorKind::ArgumentListTooLong, _) => {
+                "unset large environment variables (env | wc -c counts them), or shorten the command line (at most 128 KiB per argument)"
+            }
+            (_, Some(libc::EMFILE | libc::ENFILE)) => {
+                "too many files are open: raise the limit (ulimit -n) or close some, then run it again"
+            }
+            _ => "check the system's limits (ulimit -a), then run it again",
+        }
     }
 }
 

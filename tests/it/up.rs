@@ -55,6 +55,36 @@ run = "while [ ! -s {pidfile} ]; do sleep 0.05; done; wtenv-no-such-service"
     );
 }
 
+/// A service the system refuses to start for a limit of its own (here a
+/// `run` line over Linux's 128 KiB per argument, E2BIG, as a huge
+/// environment gives too) was said as a raw OS error with the hint to
+/// check the command's name and PATH. The message says which limit, the
+/// hint what to change; nothing is left held.
+#[test]
+fn a_service_over_the_systems_argument_limit_says_so_and_what_to_change() {
+    let t = TestEnv::new();
+    t.write_config(&format!(
+        "[services.web]\nrun = \"echo {}\"\n",
+        "x".repeat(200 * 1024)
+    ));
+    let mut w = Wtenv::start(&t, &["up"]);
+    let status = w.wait();
+    assert_eq!(status.code(), Some(126), "{status:?}\n{}", w.stderr_text());
+    let stderr = w.stderr_text();
+    assert!(
+        stderr.contains(
+            "error: could not run service web: its command line and environment are larger than the system allows (Argument list too long (os error 7))\n\
+             hint: unset large environment variables (env | wc -c counts them), or shorten the command line (at most 128 KiB per argument)\n"
+        ),
+        "{stderr}"
+    );
+    assert_no_holds(&t);
+    assert!(
+        t.allocations().is_empty(),
+        "up's own allocations are released"
+    );
+}
+
 #[test]
 fn services_see_every_port_and_their_output_is_prefixed() {
     let t = TestEnv::new();
