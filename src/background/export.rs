@@ -32,7 +32,9 @@ pub fn default_dir(format: Format) -> Result<PathBuf> {
         Format::Launchd => crate::settings::launch_agents_dir(),
     }
     .ok_or_else(|| {
-        Error::not_found("HOME is not set").with_hint("pass the directory: export FORMAT DIR")
+        // A relative HOME or XDG_CONFIG_HOME is ignored (settings).
+        Error::not_found("HOME is not set to an absolute path")
+            .with_hint("pass the directory: export FORMAT DIR")
     })
 }
 

@@ -1234,6 +1234,25 @@ fn export_into_a_directory_it_cannot_read_writes_nothing_there() {
     assert_eq!(snapshot(&dir), vec![], "{out}");
 }
 
+/// A relative `HOME` (and no `XDG_CONFIG_HOME`) names no place for the
+/// units: ignored, as the XDG spec says, so `export` asks for the
+/// directory; the error said "HOME is not set" of a HOME that was.
+#[test]
+fn export_without_an_absolute_home_asks_for_the_directory_and_writes_nothing() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\nrun = \"true\"\n");
+    let mut cmd = t.wtenv(&["export", "systemd"]);
+    cmd.env("HOME", "home").env_remove("XDG_CONFIG_HOME");
+    let out = run(&mut cmd);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(
+        out.stderr,
+        "error: HOME is not set to an absolute path\nhint: pass the directory: export FORMAT DIR\n"
+    );
+    assert!(!t.repo.join("home").exists(), "{out}");
+    assert!(t.allocations().is_empty(), "{out}");
+}
+
 /// A repository at `root/name` whose config has a service to export.
 fn repo_with_a_service(t: &TestEnv, name: &str) -> PathBuf {
     let repo = t.root().join(name);
