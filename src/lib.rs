@@ -128,7 +128,7 @@ fn context(
     verbose: u8,
 ) -> error::Result<context::Ctx> {
     let registry_path = match registry {
-        Some(p) => p,
+        Some(p) => registry::Registry::given_path(p)?,
         None => registry::Registry::default_path()?,
     };
     // getcwd fails with ENOENT once the directory is deleted under the

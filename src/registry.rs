@@ -258,6 +258,25 @@ impl Registry {
         Ok(dir.join(FILE_NAME))
     }
 
+    /// The registry named by `--registry PATH`. A directory there (the
+    /// state directory, named instead of its `registry.json`) is refused
+    /// before any lock is taken: the locks live beside the registry, so
+    /// they were made in its parent, and the refusal's hint was to move
+    /// that directory, the user's registry with it, aside.
+    pub fn given_path(path: PathBuf) -> Result<PathBuf> {
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            let file = path.join(FILE_NAME);
+            return Err(Registry::new(path).unusable(
+                "it is a directory",
+                format!(
+                    "--registry names the registry's file, not its directory: pass --registry {}",
+                    crate::shell::quote_in_message(file)
+                ),
+            ));
+        }
+        Ok(path)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -649,6 +649,37 @@ fn a_bare_registry_file_name_is_resolved_like_any_relative_path() {
     );
 }
 
+/// `--registry` naming the state directory instead of its file: the
+/// locks were made in its parent, and the hint said to move the
+/// directory, registry and all, aside. It is refused first, naming the
+/// file to pass, and nothing is made anywhere.
+#[test]
+fn a_registry_flag_naming_a_directory_points_at_its_file_and_makes_nothing() {
+    let t = with_registry();
+    let dir = t.state_dir();
+    let before = snapshot(&t.root().join("state"));
+    for args in [
+        &["env"][..],
+        &["ports"],
+        &["allocate", "--service", "x"],
+        &["validate", "--fix"],
+    ] {
+        let mut full = vec!["--registry", dir.to_str().unwrap()];
+        full.extend_from_slice(args);
+        let out = run(&mut t.wtenv(&full));
+        assert_eq!(out.code, Some(2), "{args:?}: {out}");
+        assert_eq!(
+            out.stderr,
+            format!(
+                "error: registry {dir} cannot be used: it is a directory\n\
+                 hint: --registry names the registry's file, not its directory: pass --registry '{dir}/registry.json'\n",
+                dir = dir.display()
+            ),
+        );
+    }
+    assert_eq!(snapshot(&t.root().join("state")), before);
+}
+
 /// An unparsable `WTENV_LOG` was silently ignored.
 #[test]
 fn an_unparsable_wtenv_log_is_an_error_naming_it() {
