@@ -335,6 +335,27 @@ pub enum Commit {
     OldOrNew,
 }
 
+/// The error for a [`replace`] or [`replace_with`] that failed, with
+/// `context` (what was being replaced). A full disk or a read-only file
+/// system gets the hint that helps: nothing was changed (see
+/// [`replace_with`]), so the command can simply be run again.
+pub fn replace_error(context: String, e: io::Error) -> crate::error::Error {
+    let hint = match e.raw_os_error() {
+        Some(libc::ENOSPC | libc::EDQUOT) => Some(
+            "its disk is full (or your quota used up): nothing was changed; free some space, then run the command again",
+        ),
+        Some(libc::EROFS) => Some(
+            "its file system is read-only: nothing was changed; set WTENV_STATE_DIR to a directory you can write",
+        ),
+        _ => None,
+    };
+    let err = crate::error::Error::io(context, e);
+    match hint {
+        Some(hint) => err.with_hint(hint),
+        None => err,
+    }
+}
+
 /// Replaces `dir/name` with `bytes`, atomically: a temp file of a fresh
 /// name (created exclusively, 0600, never through a link), fsync, rename,
 /// fsync of the directory. A crash leaves the old or the new file. Call it

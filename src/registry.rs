@@ -473,7 +473,7 @@ impl Registry {
             .unwrap_or(FILE_NAME);
         files::replace_with(self.dir(), name, pieces, seal::stamp, commit).map_err(
             |(what, path, e)| {
-                Error::io(
+                files::replace_error(
                     format!(
                         "could not {what} {} (replacing registry {})",
                         printable_path(&path),

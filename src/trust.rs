@@ -280,7 +280,7 @@ fn update<T>(registry: &Registry, f: impl FnOnce(&mut TrustList) -> T) -> Result
             .map_err(|e| Error::failed(format!("could not write the trust list: {e}")))?;
         bytes.push(b'\n');
         files::replace(&dir, FILE_NAME, &bytes).map_err(|(what, path, e)| {
-            Error::io(format!("could not {what} {}", printable_path(&path)), e)
+            files::replace_error(format!("could not {what} {}", printable_path(&path)), e)
         })?;
     }
     Ok(out)

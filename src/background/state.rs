@@ -149,7 +149,7 @@ impl StateDir {
 /// planted link or FIFO).
 pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     files::replace(dir, name, bytes).map_err(|(what, path, e)| {
-        Error::io(format!("could not {what} {}", printable_path(&path)), e)
+        files::replace_error(format!("could not {what} {}", printable_path(&path)), e)
     })
 }
 

@@ -800,6 +800,59 @@ fn sigkill_at_random_moments_never_tears_or_loses_the_registry() {
     assert_eq!(out.code, Some(0), "{out}");
 }
 
+/// A state directory on a full disk: the write fails before its rename,
+/// so the registry is as it was, and the error says what to do about the
+/// disk (it was a bare "No space left on device").
+#[test]
+fn a_full_disk_changes_nothing_and_says_so() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    let disk = t.root().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let state = disk.join("state");
+    // A tmpfs of 16 KiB in a mount namespace of the test's own: the first
+    // `env` records the port, then the disk is filled, then `other`
+    // needs a write.
+    let script = format!(
+        "mount -t tmpfs -o size=16k tmpfs {disk} || exit 99\n\
+         W={wtenv}\n\
+         cd {repo} && $W env >/dev/null || exit 98\n\
+         cp {state}/registry.json {disk}/before.json\n\
+         head -c 65536 /dev/zero > {disk}/fill 2>/dev/null\n\
+         cd {other} && $W env\n\
+         echo \"exit $?\"\n\
+         cmp {state}/registry.json {disk}/before.json && echo unchanged\n\
+         ls {state}\n",
+        disk = crate::shell::q(&disk),
+        wtenv = env!("CARGO_BIN_EXE_wtenv"),
+        repo = crate::shell::q(&t.repo),
+        other = crate::shell::q(&other),
+        state = crate::shell::q(&state),
+    );
+    let mut cmd = Command::new("unshare");
+    t.apply_env(&mut cmd);
+    let out = run(cmd.env("WTENV_STATE_DIR", &state).args([
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        out.stdout, "exit 1\nunchanged\nprobe.lock\nregistry.json\nregistry.lock\n",
+        "{out}"
+    );
+    assert!(
+        out.stderr.ends_with(
+            ": No space left on device (os error 28)\n\
+             hint: its disk is full (or your quota used up): nothing was changed; free some space, then run the command again\n"
+        ),
+        "{out}"
+    );
+}
+
 // ---- registries that must not be touched (corrupt, empty, newer, unsafe) ----------------
 
 /// Bytes and mtime of the file the registry path leads to, and whether the
