@@ -37,13 +37,19 @@ pub fn start(launch: &Launch) -> Result<Child> {
         .argv
         .split_first()
         .expect("a launch has a command line");
-    let inner = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args(args)
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&launch.root)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::null());
+    // The supervisor passes its signal state on to the service, as `run`
+    // does: started by posix_spawn, it had glibc's signals 32 and 33
+    // ignored, and so had every service of the wtenv back end.
+    crate::supervise::spawn::start_clean(&mut command);
+    let inner = command
         .spawn()
         .map_err(|e| Error::io(format!("could not start {}", launch.unit), e))?;
     let pid = inner.id();

@@ -616,6 +616,35 @@ fn children_start_with_the_signal_state_wtenv_was_started_with() {
     assert_no_holds(&t);
 }
 
+/// A service of the wtenv back end (`up -d`) starts with the signal state
+/// of the shell that ran `up`, as `run`'s child does: its supervisor was
+/// started by posix_spawn, which left glibc's signals 32 and 33 ignored in
+/// it, and so in every service it started.
+#[test]
+fn detached_services_start_with_the_signal_state_up_was_started_with() {
+    let t = TestEnv::new();
+    t.write_config(
+        "[services.web]\nenv = [\"PORT\"]\nrun = \"grep SigIgn /proc/self/status > up-d-child.txt; exec python3 -m http.server $PORT --bind 127.0.0.1\"\n",
+    );
+    let mut up = std::process::Command::new("python3");
+    t.apply_env(&mut up);
+    let out = crate::support::run(
+        up.current_dir(&t.repo)
+            .args(["-c", CLEAN_SIGNALS, env!("CARGO_BIN_EXE_wtenv")])
+            .args(["up", "-d", "--manager", "wtenv"]),
+    );
+    let down = crate::support::run(&mut t.wtenv(&["down"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(down.code, Some(0), "{down}");
+    let child = std::fs::read_to_string(t.repo.join("up-d-child.txt")).unwrap();
+    assert_eq!(
+        mask(&child, "SigIgn").as_deref(),
+        Some("0000000000000000"),
+        "{child}"
+    );
+    assert_no_holds(&t);
+}
+
 #[test]
 fn ports_and_list_fit_the_terminal_and_stay_whole_in_a_pipe_and_json() {
     let t = TestEnv::new();
