@@ -139,13 +139,19 @@ pub fn up(
                 Check::Tcp | Check::Http { .. } => None,
             },
         };
-        dir.write(&record)?;
+        let written = dir.write(&record);
         run.pending.push((run.started.len(), service, child));
         run.started.push(Started {
             record,
             pid,
             already: false,
         });
+        // Without its record `down` cannot find it (a full disk): stop
+        // it, with the rest, now.
+        if let Err(e) = written {
+            run.stop_started();
+            return Err(e);
+        }
     }
     run.await_ready(None)?;
     Ok(run.started)
@@ -182,8 +188,22 @@ fn launch_of(
 }
 
 /// Refuses `launch` when its manager cannot be given it, by making what
-/// the manager gets (the same function its start calls).
+/// the manager gets (the same function its start calls), or when its
+/// record cannot be kept: the record is JSON text, and names the log
+/// under the state directory, whose path may not be UTF-8 (the record
+/// was then written after the start, which failed on it: a service ran
+/// that `down` could not find).
 fn check(manager: Manager, launch: &Launch) -> Result<()> {
+    if launch.log.to_str().is_none() {
+        return Err(Error::invalid(format!(
+            "cannot keep the record of {}: the state directory's path {} is not UTF-8",
+            launch.unit,
+            crate::process::printable_path(launch.log.parent().unwrap_or(&launch.log))
+        ))
+        .with_hint(
+            "set WTENV_STATE_DIR (or XDG_STATE_HOME, HOME) to a UTF-8 path, or start the services with 'wtenv up'",
+        ));
+    }
     match manager {
         Manager::Systemd => systemd::run_args(launch).map(drop),
         Manager::Launchd => launchd::plist(&launchd::agent_of(launch)).map(drop),

@@ -113,7 +113,9 @@ impl StateDir {
     }
 
     pub(super) fn write(&self, record: &Record) -> Result<()> {
-        let mut bytes = serde_json::to_vec_pretty(record).expect("records serialize");
+        let mut bytes = serde_json::to_vec_pretty(record).map_err(|e| {
+            Error::invalid(format!("cannot keep the record of {}: {e}", record.unit))
+        })?;
         bytes.push(b'\n');
         write_file(&self.0, &format!("{}.json", record.unit), &bytes)
     }

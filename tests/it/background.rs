@@ -1253,6 +1253,75 @@ fn export_without_an_absolute_home_asks_for_the_directory_and_writes_nothing() {
     assert!(t.allocations().is_empty(), "{out}");
 }
 
+/// A state directory whose path is not UTF-8: `up -d` under the wtenv back
+/// end started the service, then panicked writing its record (JSON text
+/// naming its log there), so the service ran where `down` could not find
+/// it. Refused before anything is reserved or started.
+#[test]
+fn up_detach_refuses_a_state_directory_it_cannot_name_before_starting_anything() {
+    use std::os::unix::ffi::OsStringExt;
+    let t = TestEnv::new();
+    t.write_config(
+        "[services.web]\nrun = \"exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
+    );
+    let mut state = t.root().into_os_string().into_vec();
+    state.extend(b"/state-\xff");
+    let state = PathBuf::from(OsString::from_vec(state));
+    let out = run(t
+        .wtenv(&["up", "-d", "--manager", "wtenv"])
+        .env("WTENV_STATE_DIR", &state));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains("the state directory's path ")
+            && out.stderr.contains("/background is not UTF-8\nhint: "),
+        "{out}"
+    );
+    assert!(free(t.ports.port(0)), "{out}");
+    assert!(
+        !state.join("registry.json").exists(),
+        "ports reserved: {out}"
+    );
+    assert!(
+        std::fs::read_dir(state.join("background"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "{out}"
+    );
+}
+
+/// A record that cannot be written once its service started (here a
+/// directory planted under its name, as a full disk would fail it): the
+/// service ran on where `down`, which finds services by their records,
+/// could not see it. It is stopped with the error, its ports released.
+#[test]
+fn up_detach_stops_a_service_whose_record_it_cannot_write() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        "[services.web]\nrun = \"exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
+    );
+    let record = t
+        .state_dir()
+        .join(format!("background/{}.json", naming(&t).unit("web")));
+    std::fs::create_dir_all(record.join("planted")).unwrap();
+    let out = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.starts_with("error: could not "), "{out}");
+    // Stopped before `up` returned: no process names its unit.
+    let unit = naming(&t).unit("web");
+    let left: Vec<u32> = wtenv::process::all_pids()
+        .into_iter()
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmd).contains(&unit)
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?} run on: {out}");
+    assert!(free(t.ports.port(0)), "{out}");
+    assert!(holders(&t, "web").is_empty(), "{}", t.registry());
+}
+
 /// A repository at `root/name` whose config has a service to export.
 fn repo_with_a_service(t: &TestEnv, name: &str) -> PathBuf {
     let repo = t.root().join(name);
