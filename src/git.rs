@@ -162,7 +162,15 @@ impl Git {
             .stderr(Stdio::piped())
             .process_group(0)
             .spawn()
-            .map_err(|e| Error::io(format!("could not run git {shown}"), e))?;
+            .map_err(|e| {
+                let missing = e.kind() == std::io::ErrorKind::NotFound;
+                let err = Error::io(format!("could not run git {shown}"), e);
+                if missing {
+                    err.with_hint("install git, or put it on PATH")
+                } else {
+                    err
+                }
+            })?;
         if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
             // Small (a few lines): fits the pipe, no deadlock with stdout.
             if let Err(e) = stdin.write_all(text.as_bytes()) {

@@ -302,6 +302,35 @@ fn create_refuses_an_existing_branch_path_unknown_base_or_no_repository_touching
     assert_eq!(snapshot(&t), before);
 }
 
+/// Without git on PATH (a minimal container, a sandbox), the commands
+/// that run it said only "No such file or directory" of `git ...`; they
+/// say what is missing, and touch nothing. `env` needs no git.
+#[test]
+fn without_git_the_commands_that_need_it_say_so_touching_nothing() {
+    let t = TestEnv::new();
+    let bin = t.root().join("bin-without-git");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink("/bin/sh", bin.join("sh")).unwrap();
+    let before = snapshot(&t);
+    for args in [
+        &["list"][..],
+        &["create", "--purpose", "feature", "--identifier", "x"],
+    ] {
+        let out = run(t.wtenv(args).env("PATH", &bin));
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert!(
+            out.stderr.starts_with("error: could not run git ")
+                && out.stderr.ends_with(
+                    ": No such file or directory (os error 2)\nhint: install git, or put it on PATH\n"
+                ),
+            "{args:?}: {out}"
+        );
+        assert_eq!(snapshot(&t), before, "{args:?}");
+    }
+    let out = run(t.wtenv(&["env"]).env("PATH", &bin));
+    assert_eq!(out.code, Some(0), "{out}");
+}
+
 #[test]
 fn create_rolls_back_when_git_fails_half_way() {
     // A failing post-checkout hook: git has made the branch, the directory
