@@ -46,12 +46,30 @@ pub fn pump(reader: impl Read + Send + 'static, prefix: Prefix, to_stderr: bool,
         let mut buf = prefix.0.clone().into_bytes();
         buf.extend_from_slice(line);
         // A closed stdout (EPIPE) must not stop the service.
-        let _ = if to_stderr {
+        let written = if to_stderr {
             std::io::stderr().lock().write_all(&buf)
         } else {
             std::io::stdout().lock().write_all(&buf)
         };
+        if let Err(e) = written {
+            output_lost(&e);
+        }
     });
+}
+
+/// Says once that the services' output could not be written (a full disk,
+/// `/dev/full`): it is lost, and nothing else would say so. The services
+/// run on (stopping a dev server for its log is worse); a reader gone
+/// (EPIPE) is no news, as for any output.
+fn output_lost(e: &std::io::Error) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if e.kind() != std::io::ErrorKind::BrokenPipe && !SAID.swap(true, Ordering::Relaxed) {
+        crate::report::warn_hinted(
+            &format!("could not write the services' output: {e}; it is lost, the services run on"),
+            "make room where the output goes, or send it elsewhere",
+        );
+    }
 }
 
 /// Whether `pid` belongs to the service whose group is `pgid` (its group,

@@ -296,6 +296,28 @@ fn prefixes_are_coloured_only_when_asked() {
     assert_no_holds(&t);
 }
 
+/// The services' output into a stdout that cannot take it (`> /dev/full`)
+/// was dropped without a word: said once, and the services run on.
+#[test]
+fn output_stdout_cannot_take_is_said_once_and_the_services_run_on() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\nrun = \"echo hello; echo again; exit 4\"\n");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = crate::support::run(t.wtenv(&["up"]).stdout(full));
+    assert_eq!(out.code, Some(4), "{out}");
+    let warning = "warning: could not write the services' output: No space left on device (os error 28); it is lost, the services run on\n\
+                   hint: make room where the output goes, or send it elsewhere\n";
+    assert_eq!(out.stderr.matches(warning).count(), 1, "{out}");
+    assert!(
+        out.stderr.contains("service web ended (exit code 4)"),
+        "{out}"
+    );
+    assert_no_holds(&t);
+}
+
 /// On a terminal, colour needs a `TERM` that shows it: `TERM=dumb` (Emacs'
 /// shell) or none printed the escape codes as text.
 #[test]
