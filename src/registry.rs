@@ -241,7 +241,7 @@ impl Registry {
     pub fn default_path() -> Result<PathBuf> {
         let dir = crate::settings::state_dir().ok_or_else(|| {
             Error::not_found(
-                "cannot find the registry: none of WTENV_STATE_DIR, XDG_STATE_HOME, HOME is set",
+                "cannot find the registry: none of WTENV_STATE_DIR, XDG_STATE_HOME, HOME is set to an absolute path",
             )
             .with_hint("set WTENV_STATE_DIR or pass --registry PATH")
         })?;
