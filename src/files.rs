@@ -105,18 +105,22 @@ pub fn open_lock(path: &Path) -> Result<File, OpenError> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)?;
     let meta = require_own_regular(&file)?;
-    keep_owner_rw(&file, &meta)?;
+    keep_owner_bits(&file, &meta, 0o600)?;
     Ok(file)
 }
 
-/// A file wtenv made must let its owner read and write it the next time:
-/// the umask takes bits from the mode it is created with (under 0277, a
-/// lock file made 0400 could not be opened again, by anyone but root).
-/// Given back when missing: a chmod only then, on a file of ours.
-pub fn keep_owner_rw(file: &File, meta: &std::fs::Metadata) -> io::Result<()> {
+/// What wtenv made must let its owner use it the next time: the umask
+/// takes bits from the mode a file or directory is created with (under
+/// 0277, a lock file made 0400 could not be opened again, by anyone but
+/// root; a state directory made 0500 is refused). The owner's bits in
+/// `owner` (0o600 for a file, 0o700 for a directory) are given back when
+/// missing, the rest of the mode kept: a chmod only then, through what is
+/// open (never a path a link could redirect).
+pub fn keep_owner_bits(file: &File, meta: &std::fs::Metadata, owner: u32) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    if meta.mode() & 0o600 != 0o600 {
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    if meta.mode() & owner != owner {
+        let mode = (meta.mode() & 0o777) | owner;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
     }
     Ok(())
 }
@@ -252,7 +256,7 @@ pub fn create_user_dir_all(path: &Path) -> io::Result<()> {
 /// alike when `parents`; each directory this call made gets the owner's
 /// `rwx` if the umask took them. `Ok(false)`: `path` was there.
 fn create_dir_for_owner(path: &Path, parents: bool, mode: u32) -> io::Result<bool> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     // One directory at a time, not `recursive`: whether this call made
     // one is what says it may be chmodded.
     match std::fs::DirBuilder::new().mode(mode).create(path) {
@@ -266,11 +270,11 @@ fn create_dir_for_owner(path: &Path, parents: bool, mode: u32) -> io::Result<boo
         },
         Err(e) => Err(e),
         Ok(()) => {
-            let meta = std::fs::symlink_metadata(path)?;
-            let bits = meta.permissions().mode() & 0o777;
-            if meta.is_dir() && bits & 0o700 != 0o700 {
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(bits | 0o700))?;
-            }
+            let dir = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(path)?;
+            keep_owner_bits(&dir, &dir.metadata()?, 0o700)?;
             Ok(true)
         }
     }
@@ -317,7 +321,7 @@ pub fn open_own(path: &Path) -> Result<(File, bool), OpenError> {
     if meta.nlink() > 1 {
         return Err(OpenError::Refused(Refusal::HardLinked(meta.nlink())));
     }
-    keep_owner_rw(&file, &meta)?;
+    keep_owner_bits(&file, &meta, 0o600)?;
     Ok((file, made))
 }
 
@@ -438,11 +442,13 @@ fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, File), (PathBuf, io::
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)
         {
-            // 0600 whatever the umask (see `keep_owner_rw`): the file
+            // 0600 whatever the umask (see `keep_owner_bits`): the file
             // replaced by it is read, and its lock taken, by the next run.
             Ok(file) => {
-                use std::os::unix::fs::PermissionsExt;
-                return match file.set_permissions(std::fs::Permissions::from_mode(0o600)) {
+                let kept = file
+                    .metadata()
+                    .and_then(|meta| keep_owner_bits(&file, &meta, 0o600));
+                return match kept {
                     Ok(()) => Ok((tmp, file)),
                     Err(e) => {
                         let _ = std::fs::remove_file(&tmp);

@@ -57,7 +57,7 @@ fn open_append(path: &Path) -> std::io::Result<File> {
         .open(path)?;
     let meta = file.metadata()?;
     if meta.is_file() {
-        crate::files::keep_owner_rw(&file, &meta)?;
+        crate::files::keep_owner_bits(&file, &meta, 0o600)?;
     }
     Ok(file)
 }
