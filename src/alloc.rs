@@ -279,7 +279,15 @@ pub fn ensure_vetted(
     let ports = current_ports(&data, req);
     let complete = ports.len() == req.services.len();
     let mine = allocations_of(&data, req, &ports);
-    had(&mine, system)?;
+    // What the sweep below will leave: a port held only by a gone holder
+    // is released by it, not the worktree's to refuse as held from
+    // outside. (A reserved entry costs this no system call.)
+    let kept: Vec<Allocation> = mine
+        .iter()
+        .filter(|a| !stale::released_by_sweep(a, system))
+        .cloned()
+        .collect();
+    had(&kept, system)?;
     let mut joined = None;
     if *mode == HoldMode::Reserve {
         // A process under a live holder of this worktree's ports (a prompt

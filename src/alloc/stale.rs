@@ -38,15 +38,27 @@ fn find_stale_where(
             continue;
         }
         for h in &a.holders {
-            // A gone `run` whose group still runs (it was SIGKILLed) is
-            // not stale: its orphans use the port, and the hold is what
-            // names them until `validate --fix` stops them.
-            if !system.holder_alive(h) && system.orphans(h).is_empty() {
+            if holder_gone(system, h) {
                 out.push((i, Stale::HolderGone(h.clone())));
             }
         }
     }
     out
+}
+
+/// A holder provably gone: dead (or its pid reused), and nothing of its
+/// group left. A gone `run` whose group still runs (it was SIGKILLed) is
+/// not: its orphans use the port, and the hold is what names them until
+/// `validate --fix` stops them.
+fn holder_gone(system: &mut dyn System, h: &Hold) -> bool {
+    !system.holder_alive(h) && system.orphans(h).is_empty()
+}
+
+/// Whether the sweep releases `a` (its worktree there): held, not
+/// reserved, and every holder gone. Such a port is no longer the
+/// worktree's, whoever holds it now.
+pub fn released_by_sweep(a: &Allocation, system: &mut dyn System) -> bool {
+    !a.reserved && a.holders.iter().all(|h| holder_gone(system, h))
 }
 
 /// A repair of one allocation.

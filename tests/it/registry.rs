@@ -515,6 +515,47 @@ fn a_swept_hold_whose_server_survives_is_a_conflict_naming_the_server() {
     );
 }
 
+/// A port the worktree held only (a SIGKILLed `run`, nothing of it left)
+/// that a process outside it took since: the sweep releases it, so it is
+/// no port of the worktree's, and not a foreign holder of one. `env`
+/// fails fast on the conflict, the sweep written; with --skip-occupied it
+/// takes the next port.
+#[test]
+fn a_held_port_the_sweep_releases_is_a_conflict_not_a_foreign_holder() {
+    let t = TestEnv::new();
+    let mut dead = Command::new("true").spawn().unwrap();
+    let pid = dead.id();
+    let start = start_time(pid);
+    dead.wait().unwrap();
+    let outside = t.root().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let server = PyListener::start(&outside, "4", "127.0.0.1", t.ports.start, "");
+    t.write_registry(vec![t.record(
+        t.ports.start,
+        "app",
+        "feature",
+        &t.repo,
+        false,
+        json!([{"pid": pid, "start_time": start, "command": "wtenv run -- npm start"}]),
+    )]);
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("Port conflict detected"), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("  port {}: pid {} (", t.ports.start, server.pid())),
+        "{out}"
+    );
+    assert!(t.allocations().is_empty(), "the dead hold was not swept");
+    let out = run(&mut t.wtenv(&["env", "--skip-occupied"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("export PORT='{}'", t.ports.port(1))),
+        "{out}"
+    );
+}
+
 #[test]
 fn a_worktree_removed_by_git_is_swept() {
     removed_worktree_is_swept_by_the_next_env(|t, other| {
