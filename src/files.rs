@@ -270,11 +270,26 @@ fn create_dir_for_owner(path: &Path, parents: bool, mode: u32) -> io::Result<boo
         },
         Err(e) => Err(e),
         Ok(()) => {
-            let dir = OpenOptions::new()
+            let opened = OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(path)?;
-            keep_owner_bits(&dir, &dir.metadata()?, 0o700)?;
+                .open(path);
+            match opened {
+                Ok(dir) => keep_owner_bits(&dir, &dir.metadata()?, 0o700)?,
+                // A umask that took the owner's read bit (0477): the
+                // directory this call just made cannot be opened, so it is
+                // chmodded by its path, once seen to be a directory still.
+                Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+                    use std::os::unix::fs::PermissionsExt;
+                    let meta = std::fs::symlink_metadata(path)?;
+                    if !meta.is_dir() {
+                        return Err(e);
+                    }
+                    let mode = (meta.mode() & 0o777) | 0o700;
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+                }
+                Err(e) => return Err(e),
+            }
             Ok(true)
         }
     }

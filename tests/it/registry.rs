@@ -1228,24 +1228,27 @@ fn a_umask_that_takes_the_owners_bits_leaves_a_registry_the_next_run_can_use() {
 /// directory's missing parents were made 0500, so the state directory
 /// could not be made in them (exit 2), and `~/.local` stayed 0500 for
 /// every other program. Each directory made on the way is 0700, as the
-/// XDG base directory spec asks.
+/// XDG base directory spec asks. Under 0477 too, which takes the owner's
+/// read bit: a directory made so cannot be opened to be chmodded.
 #[test]
 fn a_umask_that_takes_the_owners_bits_makes_the_missing_parents_usable_too() {
     let t = TestEnv::new();
-    let home = t.root().join("fresh-home");
-    std::fs::create_dir(&home).unwrap();
-    t.give_to_nobody();
-    for _ in 0..2 {
-        let mut env = t.wtenv_as_nobody_under_umask("277", &["env"]);
-        env.env_remove("XDG_STATE_HOME").env("HOME", &home);
-        let out = run(&mut env);
-        assert_eq!(out.code, Some(0), "{out}");
+    for umask in ["277", "477"] {
+        let home = t.root().join(format!("fresh-home-{umask}"));
+        std::fs::create_dir(&home).unwrap();
+        t.give_to_nobody();
+        for _ in 0..2 {
+            let mut env = t.wtenv_as_nobody_under_umask(umask, &["env"]);
+            env.env_remove("XDG_STATE_HOME").env("HOME", &home);
+            let out = run(&mut env);
+            assert_eq!(out.code, Some(0), "umask {umask}: {out}");
+        }
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for dir in [".local", ".local/state", ".local/state/wtenv"] {
+            assert_eq!(mode(&home.join(dir)), 0o700, "umask {umask}: {dir}");
+        }
+        assert_eq!(mode(&home.join(".local/state/wtenv/registry.json")), 0o600);
     }
-    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    for dir in [".local", ".local/state", ".local/state/wtenv"] {
-        assert_eq!(mode(&home.join(dir)), 0o700, "{dir}");
-    }
-    assert_eq!(mode(&home.join(".local/state/wtenv/registry.json")), 0o600);
 }
 
 // ---- the lock -----------------------------------------------------------
