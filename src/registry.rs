@@ -264,7 +264,9 @@ impl Registry {
     /// they were made in its parent, and the refusal's hint was to move
     /// that directory, the user's registry with it, aside.
     pub fn given_path(path: PathBuf) -> Result<PathBuf> {
-        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+        // Through a link too: a link to the state directory is the same
+        // mistake.
+        if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
             let file = path.join(FILE_NAME);
             return Err(Registry::new(path).unusable(
                 "it is a directory",

@@ -656,28 +656,37 @@ fn a_bare_registry_file_name_is_resolved_like_any_relative_path() {
 #[test]
 fn a_registry_flag_naming_a_directory_points_at_its_file_and_makes_nothing() {
     let t = with_registry();
-    let dir = t.state_dir();
-    let before = snapshot(&t.root().join("state"));
-    for args in [
-        &["env"][..],
-        &["ports"],
-        &["allocate", "--service", "x"],
-        &["validate", "--fix"],
-    ] {
-        let mut full = vec!["--registry", dir.to_str().unwrap()];
-        full.extend_from_slice(args);
-        let out = run(&mut t.wtenv(&full));
-        assert_eq!(out.code, Some(2), "{args:?}: {out}");
-        assert_eq!(
-            out.stderr,
-            format!(
-                "error: registry {dir} cannot be used: it is a directory\n\
-                 hint: --registry names the registry's file, not its directory: pass --registry '{dir}/registry.json'\n",
-                dir = dir.display()
-            ),
-        );
+    // The directory, and a link to it (in a directory of its own, whose
+    // snapshot shows a lock made beside the link).
+    let links = t.root().join("links");
+    std::fs::create_dir(&links).unwrap();
+    std::os::unix::fs::symlink(t.state_dir(), links.join("state")).unwrap();
+    let before = (snapshot(&t.root().join("state")), snapshot(&links));
+    for dir in [t.state_dir(), links.join("state")] {
+        for args in [
+            &["env"][..],
+            &["ports"],
+            &["allocate", "--service", "x"],
+            &["validate", "--fix"],
+        ] {
+            let mut full = vec!["--registry", dir.to_str().unwrap()];
+            full.extend_from_slice(args);
+            let out = run(&mut t.wtenv(&full));
+            assert_eq!(out.code, Some(2), "{args:?}: {out}");
+            assert_eq!(
+                out.stderr,
+                format!(
+                    "error: registry {dir} cannot be used: it is a directory\n\
+                     hint: --registry names the registry's file, not its directory: pass --registry '{dir}/registry.json'\n",
+                    dir = dir.display()
+                ),
+            );
+        }
     }
-    assert_eq!(snapshot(&t.root().join("state")), before);
+    assert_eq!(
+        (snapshot(&t.root().join("state")), snapshot(&links)),
+        before
+    );
 }
 
 /// An unparsable `WTENV_LOG` was silently ignored.
