@@ -47,7 +47,7 @@ pub struct Cli {
     /// Only errors on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Colour on stderr: auto (a terminal and no NO_COLOR), always, never.
+    /// Colour on stderr: auto (a terminal, no NO_COLOR, a TERM that is not dumb), always, never.
     #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
     pub color: clap::ColorChoice,
     #[command(subcommand)]

@@ -89,10 +89,16 @@ fn readme_lists_every_global_flag() {
         .find(|l| l.starts_with("Global flags: "))
         .expect("README has the global flags line");
     for arg in wtenv::Cli::command().get_arguments() {
-        let long = arg.get_long().map(|l| format!("`--{l}"));
+        // The whole name: `--color` is not found in `--colors`.
+        let long = arg
+            .get_long()
+            .map(|l| [format!("`--{l}`"), format!("`--{l} ")]);
         let short = arg.get_short().map(|c| format!("`-{c}`"));
         assert!(
-            long.iter().chain(&short).any(|f| line.contains(f.as_str())),
+            long.iter()
+                .flatten()
+                .chain(&short)
+                .any(|f| line.contains(f.as_str())),
             "README's global flags lack {long:?} / {short:?}: {line}"
         );
     }
