@@ -98,14 +98,14 @@ fn build(here: &Worktree, config: &Config, listed: Vec<ListedWorktree>) -> Vec<E
 }
 
 /// The worktree named `identifier` (and of `purpose`, if given). `None`
-/// if there is none; an error if the name is ambiguous, with `tell_apart`
-/// as its hint: what the command takes to say which (`enter` a purpose,
-/// `remove` a path).
+/// if there is none; an error if the name is ambiguous, with the hint
+/// `tell_apart` gives: what the command takes to say which (`enter` a
+/// purpose, `remove` a path), told whether a purpose would.
 pub fn find<'a>(
     entries: &'a [Entry],
     identifier: &str,
     purpose: Option<&str>,
-    tell_apart: &str,
+    tell_apart: impl Fn(bool) -> String,
 ) -> Result<Option<&'a Entry>> {
     let hits: Vec<&Entry> = entries
         .iter()
@@ -115,14 +115,18 @@ pub fn find<'a>(
     match hits.as_slice() {
         [] => Ok(None),
         [one] => Ok(Some(one)),
-        many => Err(Error::invalid(format!(
-            "{} worktrees are named {identifier:?}: {}",
-            many.len(),
-            many.iter()
-                .map(|e| printable_path(&e.path))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-        .with_hint(tell_apart)),
+        many => {
+            // Whether a purpose could still tell them apart.
+            let by_purpose = purpose.is_none() && many.iter().any(|e| e.purpose != many[0].purpose);
+            Err(Error::invalid(format!(
+                "{} worktrees are named {identifier:?}: {}",
+                many.len(),
+                many.iter()
+                    .map(|e| printable_path(&e.path))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .with_hint(tell_apart(by_purpose)))
+        }
     }
 }

@@ -47,7 +47,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         &entries,
         &args.identifier,
         args.purpose.as_deref(),
-        "add --purpose to say which one",
+        |by_purpose| match by_purpose {
+            true => "add --purpose to say which one".into(),
+            // Same purpose: `enter` takes no path, the shell does.
+            false => "cd into the one you mean; 'wtenv list' shows them".into(),
+        },
     )? {
         Some(entry) => {
             let root = entry

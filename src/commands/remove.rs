@@ -56,12 +56,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let entry = if args.target.contains('/') || args.target == "." || args.target == ".." {
         by_path(&args.target)
     } else {
-        match worktrees::find(
-            &entries,
-            &args.target,
-            None,
-            "give the path of the one to remove",
-        )? {
+        match worktrees::find(&entries, &args.target, None, |_| {
+            "give the path of the one to remove".into()
+        })? {
             Some(e) => Some(e),
             None => by_path(&args.target),
         }

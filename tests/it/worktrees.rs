@@ -790,6 +790,31 @@ fn an_ambiguous_identifier_is_told_apart_by_what_the_command_takes() {
             .contains("\nhint: add --purpose to say which one"),
         "{out}"
     );
+    // Two of one purpose, made by hand: no purpose tells them apart, and
+    // `enter` takes no path.
+    for (dir, branch) in [("a/dup", "feature/d1"), ("b/dup", "feature/d2")] {
+        let path = t.root().join(dir);
+        t.git(&[
+            "worktree",
+            "add",
+            "-q",
+            path.to_str().unwrap(),
+            "-b",
+            branch,
+        ]);
+    }
+    for args in [
+        &["enter", "dup"][..],
+        &["enter", "dup", "--purpose", "feature"],
+    ] {
+        let out = run(&mut t.wtenv(args));
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert!(
+            out.stderr
+                .contains("\nhint: cd into the one you mean; 'wtenv list' shows them"),
+            "{args:?}: {out}"
+        );
+    }
 }
 
 // --- enter, list, worktrees made by hand ----------------------------------
