@@ -1,0 +1,228 @@
+use super::*;
+use crate::alloc::fake::*;
+
+#[test]
+fn lowest_free_port_skipping_the_registry() {
+    let mut sys = Fake::default();
+    let mut data = RegistryData::default();
+    let a = alloc(&mut data, "/r", vec!["app"], &HoldMode::Reserve, &mut sys).unwrap();
+    let b = alloc(
+        &mut data,
+        "/w",
+        vec!["app", "db"],
+        &HoldMode::Reserve,
+        &mut sys,
+    )
+    .unwrap();
+    assert_eq!(a["app"], 5000);
+    assert_eq!((b["app"], b["db"]), (5001, 5002));
+}
+
+#[test]
+fn allocation_is_sticky_and_probes_nothing_when_complete() {
+    let mut sys = Fake::default();
+    let mut data = RegistryData::default();
+    alloc(&mut data, "/r", vec!["app"], &HoldMode::Reserve, &mut sys).unwrap();
+    sys.probes.clear();
+    sys.occupied.insert(5000); // our own server now runs there
+    let again = alloc(&mut data, "/r", vec!["app"], &HoldMode::Reserve, &mut sys).unwrap();
+    assert_eq!(again["app"], 5000);
+    assert!(sys.probes.is_empty());
+}
+
+/// Over the worktree's own entries: a hold recorded, a dead holder of
+/// ours swept; when the sweep leaves a service without its port,
+/// nothing is changed and a port is left to `allocate_in` to pick.
+#[test]
+fn hold_in_holds_what_exists_and_leaves_a_missing_port_untouched() {
+    let mut sys = Fake::default();
+    let mut data = RegistryData::default();
+    alloc(&mut data, "/w", vec!["web"], &HoldMode::Reserve, &mut sys).unwrap();
+    let dead = HoldMode::HoldAll(hold(10));
+    alloc(&mut data, "/w", vec!["web", "api"], &dead, &mut sys).unwrap();
+    sys.dead.insert(10);
+    sys.probes.clear();
+    let before = data.clone();
+    let req = req("/w", vec!["web", "api"]);
+    let me = HoldMode::HoldAll(hold(11));
+    assert_eq!(hold_in(&mut data, &req, &me, &mut sys), None);
+    assert_eq!(data, before, "the dead holder's api port goes with it");
+
+    let web = super::fake::req("/w", vec!["web"]);
+    let ports = hold_in(&mut data, &web, &me, &mut sys).unwrap();
+    assert_eq!(ports["web"], 5000);
+    assert_eq!(data.allocations.len(), 1, "the api port was swept");
+    let holders: Vec<u32> = data.allocations[0].holders.iter().map(|h| h.pid).collect();
+    assert_eq!((data.allocations[0].reserved, holders), (true, vec![11]));
+    assert!(sys.probes.is_empty(), "nothing to pick, nothing probed");
+}
+
+/// `run`'s mode in a real registry file: a port it must pick is held
+/// at once (held-only, as by `HoldAll`); when every port is reserved,
+/// the hold waits and the file is not written.
+#[test]
+fn a_settling_hold_waits_on_reserved_ports_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let registry = Registry::new(dir.path().join(crate::registry::FILE_NAME));
+    let mut sys = Fake::default();
+    let req = req("/r", vec!["app"]);
+    let settling = HoldMode::Settling(hold(10));
+    let first = ensure_allocations(&registry, &req, &settling, &mut sys).unwrap();
+    assert!(!first.hold_waits);
+    let held = registry.read().unwrap().allocations;
+    assert_eq!(
+        (held[0].reserved, held[0].holders.clone()),
+        (false, vec![hold(10)])
+    );
+
+    let reserved = ensure_allocations(&registry, &req, &HoldMode::Reserve, &mut sys).unwrap();
+    assert!(!reserved.hold_waits);
+    registry
+        .transaction(|d| {
+            d.allocations[0].holders.clear();
+            Ok(())
+        })
+        .unwrap();
+    let before = std::fs::read(registry.path()).unwrap();
+    let again = ensure_allocations(&registry, &req, &settling, &mut sys).unwrap();
+    assert!(again.hold_waits);
+    assert_eq!(again.ports, first.ports);
+    assert_eq!(std::fs::read(registry.path()).unwrap(), before);
+}
+
+/// A vet that refuses writes nothing, on each path: a port to pick, a
+/// hold to record on ports that exist, and it is asked on the fast path
+/// too, with what the allocation would leave.
+#[test]
+fn a_refusing_check_writes_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let registry = Registry::new(dir.path().join(crate::registry::FILE_NAME));
+    let mut sys = Fake::default();
+    let web = req("/r", vec!["web"]);
+    let both = req("/r", vec!["web", "api"]);
+    ensure_allocations(&registry, &web, &HoldMode::Reserve, &mut sys).unwrap();
+    let before = std::fs::read(registry.path()).unwrap();
+    let cases = [
+        (&both, HoldMode::Reserve),
+        (&web, HoldMode::HoldAll(hold(10))),
+        (&web, HoldMode::Reserve),
+    ];
+    // `vet` sees the outcome: what would be written, api's new port too.
+    let mut seen = Vec::new();
+    for (req, mode) in &cases {
+        let mut refuse = |e: &Ensured| {
+            seen.push(e.ports.values().copied().collect::<Vec<u16>>());
+            Err(crate::error::Error::invalid("refused"))
+        };
+        let e = ensure_vetted(
+            &registry,
+            req,
+            mode,
+            &mut sys,
+            &mut |_, _| Ok(()),
+            &mut refuse,
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "refused");
+        assert_eq!(std::fs::read(registry.path()).unwrap(), before, "{mode:?}");
+    }
+    assert_eq!(seen, vec![vec![5000, 5001], vec![5000], vec![5000]]);
+    // `had` sees what the worktree had, before anything is locked.
+    let mut had_seen = Vec::new();
+    for (req, mode) in &cases {
+        let mut refuse = |mine: &[Allocation], _: &mut dyn System| {
+            had_seen.push(mine.iter().map(|a| a.port).collect::<Vec<u16>>());
+            Err(crate::error::Error::invalid("refused"))
+        };
+        let e = ensure_vetted(&registry, req, mode, &mut sys, &mut refuse, &mut |_| Ok(()))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "refused");
+        assert_eq!(std::fs::read(registry.path()).unwrap(), before, "{mode:?}");
+    }
+    assert_eq!(had_seen, vec![vec![5000], vec![5000], vec![5000]]);
+}
+
+#[test]
+fn hold_services_holds_only_the_named_services_and_reserves_the_rest() {
+    let mut sys = Fake::default();
+    let mut data = RegistryData::default();
+    let mode = HoldMode::HoldServices(hold(10), vec!["web".into()]);
+    alloc(&mut data, "/w", vec!["web", "api"], &mode, &mut sys).unwrap();
+    let by = |s: &str| data.allocations.iter().find(|a| a.service == s).unwrap();
+    assert!(!by("web").reserved && by("web").holders.len() == 1);
+    assert!(by("api").reserved && by("api").holders.is_empty());
+    // Existing allocations: the same split.
+    let mode = HoldMode::HoldServices(hold(11), vec!["api".into()]);
+    alloc(&mut data, "/w", vec!["web", "api"], &mode, &mut sys).unwrap();
+    let by = |s: &str| data.allocations.iter().find(|a| a.service == s).unwrap();
+    assert_eq!(by("web").holders.len(), 1);
+    assert_eq!(by("api").holders[0].pid, 11);
+}
+
+#[test]
+fn run_marks_reservations_held_and_releases_only_its_own() {
+    let mut sys = Fake::default();
+    let mut data = RegistryData::default();
+    alloc(&mut data, "/r", vec!["app"], &HoldMode::Reserve, &mut sys).unwrap();
+    let me = hold(42);
+    alloc(
+        &mut data,
+        "/r",
+        vec!["app", "db"],
+        &HoldMode::HoldAll(me.clone()),
+        &mut sys,
+    )
+    .unwrap();
+    assert_eq!(data.allocations[0].holders, vec![me.clone()]);
+    assert!(!data.allocations[1].reserved);
+    let released = release_holds(&mut data, me.process());
+    assert_eq!(
+        released.len(),
+        1,
+        "the db port was allocated by the run: released"
+    );
+    assert_eq!(data.allocations.len(), 1);
+    assert!(data.allocations[0].holders.is_empty() && data.allocations[0].reserved);
+}
+
+#[test]
+fn plain_env_makes_a_held_port_sticky_and_a_dead_holders_port_is_swept_first() {
+    let mut sys = Fake::default();
+    let mut data = RegistryData::default();
+    // A `nix develop` shell (pid 10) allocated it, held.
+    alloc(
+        &mut data,
+        "/r",
+        vec!["app"],
+        &HoldMode::HoldAll(hold(10)),
+        &mut sys,
+    )
+    .unwrap();
+    assert!(!data.allocations[0].reserved);
+    // direnv's plain `env` in the same worktree, while it lives.
+    let ports = alloc(&mut data, "/r", vec!["app"], &HoldMode::Reserve, &mut sys).unwrap();
+    assert_eq!(ports["app"], 5000);
+    assert!(data.allocations[0].reserved, "exported by env: sticky");
+    // Another worktree whose nix shell died: swept, then reserved anew.
+    alloc(
+        &mut data,
+        "/w",
+        vec!["app"],
+        &HoldMode::HoldAll(hold(11)),
+        &mut sys,
+    )
+    .unwrap();
+    sys.dead.insert(11);
+    alloc(&mut data, "/w", vec!["app"], &HoldMode::Reserve, &mut sys).unwrap();
+    let w: Vec<_> = data
+        .allocations
+        .iter()
+        .filter(|a| a.worktree == Path::new("/w"))
+        .collect();
+    assert_eq!(w.len(), 1);
+    assert!(w[0].reserved && w[0].holders.is_empty());
+}
