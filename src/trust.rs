@@ -182,6 +182,7 @@ impl Gate {
     pub fn message(&self, config: &Config) -> Option<String> {
         let tail = match self {
             Gate::Untrusted { why } => format!("{why}; review it, then run 'wtenv trust'"),
+            Gate::Unreadable { why, hint } if hint.is_empty() => why.clone(),
             Gate::Unreadable { why, hint } => format!("{why}; {hint}"),
             Gate::NotOwn { repository } => format!(
                 "this directory's .git names {}, but that repository does not list it as a worktree; trust applies only to a repository's own worktrees",

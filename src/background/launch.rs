@@ -114,6 +114,10 @@ pub fn passed_env() -> Vec<(String, OsString)> {
         .collect()
 }
 
+/// The hint of a value a unit's manager cannot carry (a plist's XML,
+/// systemd's UTF-8): a path, an argument.
+pub const RENAME_HINT: &str = "rename what holds it, or start the services with 'wtenv up'";
+
 /// The hint of a passed variable whose value a unit's manager cannot
 /// carry (a plist's XML, systemd's UTF-8).
 pub fn unset_hint(name: &str) -> String {

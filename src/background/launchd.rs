@@ -62,7 +62,7 @@ fn check_text<'a>(what: &str, text: &'a OsStr) -> Result<&'a str> {
             "cannot write a launchd plist: its {what} {} {why}",
             crate::process::printable(&text.to_string_lossy()),
         ))
-        .with_hint("rename what holds it, or start the services with 'wtenv up'")
+        .with_hint(super::launch::RENAME_HINT)
     };
     let Some(text) = text.to_str() else {
         return Err(refuse("is not UTF-8, which a plist cannot carry".into()));

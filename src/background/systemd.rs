@@ -245,7 +245,7 @@ fn text<'a>(what: &str, value: &'a OsStr) -> Result<&'a str> {
             "systemd cannot carry the {what} {}: it is not UTF-8",
             crate::process::printable(&value.to_string_lossy())
         ))
-        .with_hint("rename what holds it, or start the services with 'wtenv up'")
+        .with_hint(super::launch::RENAME_HINT)
     })
 }
 
