@@ -207,6 +207,11 @@ impl Allocation {
 pub struct Registry {
     path: PathBuf,
     lock_timeout: Duration,
+    /// The state directory's metadata once it is found a directory: `env`
+    /// looks at it for its read, its probe and its trust list, and one
+    /// stat per process is enough (the directory is never chmodded by
+    /// wtenv once there).
+    dir_meta: std::sync::OnceLock<std::fs::Metadata>,
 }
 
 impl Registry {
@@ -214,6 +219,7 @@ impl Registry {
         Registry {
             path,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            dir_meta: std::sync::OnceLock::new(),
         }
     }
 
@@ -347,7 +353,7 @@ impl Registry {
     }
 
     fn read_with(&self, parse: impl FnOnce(&File) -> Result<RegistryData>) -> Result<RegistryData> {
-        if !is_there(self.dir()) {
+        if !self.dir_is_there() {
             return Ok(RegistryData::default());
         }
         let may_write = self.check_dir(Access::Read)?;
@@ -460,7 +466,7 @@ impl Registry {
     ///
     /// [`ensure_state_dir`]: Registry::ensure_state_dir
     pub fn state_dir(&self) -> Result<Option<&Path>> {
-        if !is_there(self.dir()) {
+        if !self.dir_is_there() {
             return Ok(None);
         }
         self.check_dir(Access::Read)?;
@@ -492,6 +498,28 @@ impl Registry {
 /// that leads nowhere is there, and checked, not taken for "no state yet".
 fn is_there(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
+}
+
+impl Registry {
+    /// [`is_there`] of the state directory: its metadata
+    /// ([`dir_meta`](Registry::dir_meta)), or, when that cannot be had, a
+    /// look at the link itself.
+    fn dir_is_there(&self) -> bool {
+        self.dir_meta().is_ok() || is_there(self.dir())
+    }
+
+    /// The state directory's metadata, through a link: stat'ed until it is
+    /// found a directory, then kept.
+    fn dir_meta(&self) -> std::io::Result<std::fs::Metadata> {
+        if let Some(meta) = self.dir_meta.get() {
+            return Ok(meta.clone());
+        }
+        let meta = std::fs::metadata(self.dir())?;
+        if meta.is_dir() {
+            let _ = self.dir_meta.set(meta.clone());
+        }
+        Ok(meta)
+    }
 }
 
 /// Rewrites the stamp of every worktree whose ports (service and port) a

@@ -82,7 +82,7 @@ impl Registry {
         let dir = self.dir();
         // A link that leads nowhere (dangling, a loop) cannot hold a
         // registry: unusable, like a directory that is not one.
-        let meta = std::fs::metadata(dir).map_err(|e| {
+        let meta = self.dir_meta().map_err(|e| {
             self.unusable(
                 format!("its directory {} cannot be read: {e}", printable_path(dir)),
                 WHERE_IT_IS,

@@ -47,8 +47,8 @@ impl Registry {
     /// [`probe_turn`]: Registry::probe_turn
     /// [`read_lock`]: Registry::read_lock
     pub fn open_probe_lock(&self) -> Result<Option<File>> {
-        // One stat: no directory (yet) is no lock; one there is checked.
-        let meta = match std::fs::metadata(self.dir()) {
+        // No directory (yet) is no lock; one there is checked.
+        let meta = match self.dir_meta() {
             Ok(meta) if meta.is_dir() => meta,
             _ => return Ok(None),
         };
