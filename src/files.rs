@@ -117,12 +117,18 @@ pub fn open_lock(path: &Path) -> Result<File, OpenError> {
 /// missing, the rest of the mode kept: a chmod only then, through what is
 /// open (never a path a link could redirect).
 pub fn keep_owner_bits(file: &File, meta: &std::fs::Metadata, owner: u32) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if meta.mode() & owner != owner {
-        let mode = (meta.mode() & 0o777) | owner;
-        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    match with_owner_bits(meta, owner) {
+        Some(permissions) => file.set_permissions(permissions),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// The mode `meta`'s with the owner's bits in `owner` given back, when
+/// any is missing ([`keep_owner_bits`]).
+fn with_owner_bits(meta: &std::fs::Metadata, owner: u32) -> Option<std::fs::Permissions> {
+    use std::os::unix::fs::PermissionsExt;
+    (meta.mode() & owner != owner)
+        .then(|| std::fs::Permissions::from_mode((meta.mode() & 0o777) | owner))
 }
 
 /// [`open_lock`] for a reader that must not create it: opened for reading
@@ -280,13 +286,13 @@ fn create_dir_for_owner(path: &Path, parents: bool, mode: u32) -> io::Result<boo
                 // directory this call just made cannot be opened, so it is
                 // chmodded by its path, once seen to be a directory still.
                 Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-                    use std::os::unix::fs::PermissionsExt;
                     let meta = std::fs::symlink_metadata(path)?;
                     if !meta.is_dir() {
                         return Err(e);
                     }
-                    let mode = (meta.mode() & 0o777) | 0o700;
-                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+                    if let Some(permissions) = with_owner_bits(&meta, 0o700) {
+                        std::fs::set_permissions(path, permissions)?;
+                    }
                 }
                 Err(e) => return Err(e),
             }
