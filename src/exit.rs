@@ -3,8 +3,6 @@
 //! Every command returns an [`Outcome`]; only `main` turns it into a process
 //! exit, after every `Drop` (port release lives there) has run.
 
-use std::process::ExitCode;
-
 /// Success.
 pub const SUCCESS: u8 = 0;
 /// Failure: port conflict, bad input, git error; `validate`: errors remain.
@@ -18,6 +16,8 @@ pub const NOT_EXECUTABLE: u8 = 126;
 pub const NOT_FOUND: u8 = 127;
 /// Base of "killed by signal N" (128 + N), used when re-raising is impossible.
 pub const SIGNAL_BASE: u8 = 128;
+/// A panic: a bug of wtenv's (the code Rust's runtime gives one).
+pub const PANIC: u8 = 101;
 
 /// How the process should end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,16 +33,19 @@ impl Outcome {
     pub const SUCCESS: Outcome = Outcome::Code(SUCCESS);
 
     /// Ends the process as described. Call only from `main`, after cleanup.
-    pub fn exit(self) -> ExitCode {
-        match self {
-            Outcome::Code(c) => ExitCode::from(c),
+    /// `process::exit` flushes stdout first, as a return from `main` does.
+    pub fn exit(self) -> ! {
+        let code = match self {
+            Outcome::Code(c) => c,
             Outcome::Signal(sig) => {
                 reraise(sig);
                 // Still alive (signal blocked or ignored by our parent's
                 // disposition): report it the shell's way.
-                ExitCode::from(SIGNAL_BASE.saturating_add(sig as u8))
+                SIGNAL_BASE.saturating_add(sig as u8)
             }
-        }
+        };
+        #[allow(clippy::disallowed_methods)] // The one exit: every `Drop` has run.
+        std::process::exit(i32::from(code))
     }
 }
 

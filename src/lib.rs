@@ -40,6 +40,10 @@
 //! The whole map, the data flow of `env` and `run`, and the invariants with
 //! their reasons: `docs/ARCHITECTURE.md`.
 
+// The binary's entry may not be able to do without (src/main.rs); the
+// logic can.
+#![forbid(unsafe_code)]
+
 pub mod alloc;
 pub mod background;
 pub mod commands;
@@ -74,6 +78,17 @@ use std::io::IsTerminal;
 pub use commands::Cli;
 use error::Error;
 use exit::Outcome;
+
+/// The program: parses the command line, runs the command and ends the
+/// process with its outcome, once every `Drop` has run (port release lives
+/// there). A panic ends it with 101, as under Rust's own start-up.
+pub fn main() -> ! {
+    let outcome = std::panic::catch_unwind(|| match Cli::from_env() {
+        Ok(cli) => run(cli),
+        Err(err) => usage_error(err),
+    });
+    outcome.unwrap_or(Outcome::Code(exit::PANIC)).exit()
+}
 
 /// Runs a parsed command line; errors are printed here, once.
 pub fn run(cli: Cli) -> Outcome {

@@ -501,3 +501,73 @@ fn output_that_stdout_cannot_take_is_exit_1_never_a_silent_success() {
         );
     }
 }
+
+/// A reader gone before wtenv writes (`wtenv env | true`) is EPIPE to
+/// wtenv, which takes it as success: never a death by SIGPIPE, which would
+/// also kill a supervisor before it released its ports. wtenv's own
+/// start-up ignores SIGPIPE (src/main.rs). Its children still start with
+/// SIGPIPE at its default, as every program expects.
+#[test]
+fn a_reader_gone_is_epipe_and_success_never_a_death_by_sigpipe() {
+    let t = TestEnv::new();
+    for args in [&["env"][..], &["hook", "bash"], &["--help"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = run(t.wtenv(args).stdout(writer));
+        assert_eq!(
+            (out.code, out.signal),
+            (Some(0), None),
+            "wtenv {args:?}: {out}"
+        );
+    }
+    let out = run(&mut t.wtenv(&["run", "--", "cat", "/proc/self/status"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let ignored = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .map(|mask| u64::from_str_radix(mask.trim(), 16).unwrap())
+        .expect("/proc/self/status has SigIgn");
+    let sigpipe = 1 << (nix::sys::signal::Signal::SIGPIPE as u32 - 1);
+    assert_eq!(ignored & sigpipe, 0, "the child ignores SIGPIPE: {out}");
+}
+
+/// Standard descriptors closed before wtenv starts are `/dev/null` to it,
+/// as to any Rust program (wtenv's own start-up opens them: src/main.rs):
+/// no file wtenv opens (the registry, a lock) takes the place of its
+/// stdout or stderr, and the command succeeds. Its children inherit the
+/// same `/dev/null`: a write of theirs to stdout or stderr succeeds.
+#[test]
+fn closed_standard_descriptors_are_dev_null_never_a_file_wtenv_opens() {
+    let t = TestEnv::new();
+    for args in [
+        &["env"][..],
+        &["run", "--", "sh", "-c", "echo out && echo err >&2"],
+    ] {
+        let mut cmd = std::process::Command::new("sh");
+        t.apply_env(&mut cmd);
+        cmd.current_dir(&t.repo)
+            .args(["-c", "exec \"$@\" <&- >&- 2>&-", "sh"])
+            .arg(env!("CARGO_BIN_EXE_wtenv"))
+            .args(args);
+        let out = run(&mut cmd);
+        assert_eq!(out.code, Some(0), "wtenv {args:?}: {out}");
+        assert!(
+            !t.allocations().is_empty(),
+            "wtenv {args:?}: nothing reserved"
+        );
+        for entry in std::fs::read_dir(t.state_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            if path.extension().is_some_and(|e| e == "lock") {
+                assert!(
+                    bytes.is_empty(),
+                    "wtenv {args:?} wrote into {}",
+                    path.display()
+                );
+            } else if path.file_name().is_some_and(|n| n == "registry.json") {
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap();
+            }
+        }
+    }
+}
