@@ -94,7 +94,9 @@ pub struct ListedWorktree {
     pub branch: Option<String>,
     pub bare: bool,
     pub detached: bool,
-    pub locked: bool,
+    /// Locked (`git worktree lock`): its reason, empty when none was
+    /// given. Git's own `initializing` while `git worktree add` runs.
+    pub locked: Option<String>,
     /// Git would prune it (its directory is missing).
     pub prunable: bool,
 }
@@ -404,7 +406,7 @@ pub fn parse_worktree_list(text: &str) -> Vec<ListedWorktree> {
             }
             "bare" => w.bare = true,
             "detached" => w.detached = true,
-            "locked" => w.locked = true,
+            "locked" => w.locked = Some(value.to_owned()),
             "prunable" => w.prunable = true,
             _ => {}
         }
@@ -420,12 +422,16 @@ mod tests {
     #[test]
     fn parses_porcelain_z() {
         let text = "worktree /r\0HEAD abc\0branch refs/heads/main\0\0\
-                    worktree /w x\nnl\0HEAD def\0detached\0locked reason\0prunable gitdir file points to non-existent location\0\0";
+                    worktree /w x\nnl\0HEAD def\0detached\0locked on a USB disk\0prunable gitdir file points to non-existent location\0\0\
+                    worktree /l\0HEAD abc\0branch refs/heads/l\0locked\0\0";
         let list = parse_worktree_list(text);
-        assert_eq!(list.len(), 2);
+        assert_eq!(list.len(), 3);
         assert_eq!(list[0].branch.as_deref(), Some("main"));
         assert_eq!(list[1].path, PathBuf::from("/w x\nnl"));
-        assert!(list[1].detached && list[1].locked && list[1].prunable);
+        assert!(list[1].detached && list[1].prunable);
+        assert_eq!(list[1].locked.as_deref(), Some("on a USB disk"));
         assert_eq!(list[1].branch, None);
+        assert_eq!(list[0].locked, None);
+        assert_eq!(list[2].locked.as_deref(), Some(""), "locked, no reason");
     }
 }

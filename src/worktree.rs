@@ -495,10 +495,11 @@ pub fn main_root_of(common_dir: &Path) -> Option<PathBuf> {
 }
 
 /// Every worktree git knows of in `common_dir`, read from its files (the
-/// main one, then `worktrees/*/gitdir`), with whether it is locked.
-pub fn listed_worktrees(common_dir: &Path) -> Vec<(PathBuf, bool)> {
-    let mut out: Vec<(PathBuf, bool)> = main_root_of(common_dir)
-        .map(|p| (p, false))
+/// main one, then `worktrees/*/gitdir`), with its lock's reason when it is
+/// locked (as [`crate::git::ListedWorktree::locked`]).
+pub fn listed_worktrees(common_dir: &Path) -> Vec<(PathBuf, Option<String>)> {
+    let mut out: Vec<(PathBuf, Option<String>)> = main_root_of(common_dir)
+        .map(|p| (p, None))
         .into_iter()
         .collect();
     if let Ok(entries) = std::fs::read_dir(common_dir.join("worktrees")) {
@@ -506,12 +507,24 @@ pub fn listed_worktrees(common_dir: &Path) -> Vec<(PathBuf, bool)> {
             if let Ok(Some(text)) = read_pointer(&entry.path().join("gitdir")) {
                 let dot_git = entry.path().join(text.trim());
                 if let Some(root) = Path::new(&normalize(&dot_git)).parent() {
-                    out.push((root.to_path_buf(), entry.path().join("locked").exists()));
+                    out.push((root.to_path_buf(), lock_reason(&entry.path())));
                 }
             }
         }
     }
     out
+}
+
+/// The reason in a `.git/worktrees/NAME/locked` file, trimmed as git trims
+/// it; `None` without the file. Read as git's other small files are (a
+/// FIFO or a huge file there must not hang or flood a message); one that
+/// cannot be read is still a lock, without a reason.
+fn lock_reason(admin_dir: &Path) -> Option<String> {
+    match crate::files::read_regular(&admin_dir.join("locked"), 64 * 1024) {
+        Ok(None) => None,
+        Ok(Some(bytes)) => Some(String::from_utf8_lossy(bytes.trim_ascii()).into_owned()),
+        Err(_) => Some(String::new()),
+    }
 }
 
 /// A worktree is gone when its directory is missing and git no longer lists
@@ -528,7 +541,7 @@ pub fn is_gone(worktree: &Path, common_dir: &Path) -> bool {
     let wanted = normalize(worktree);
     !listed_worktrees(common_dir)
         .iter()
-        .any(|(p, locked)| *locked && normalize(p) == wanted)
+        .any(|(p, locked)| locked.is_some() && normalize(p) == wanted)
 }
 
 /// Lexical normalization (`.` and `..`), for paths that may not exist.

@@ -100,7 +100,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             "head": e.listed.head,
             "main": e.main,
             "bare": e.listed.bare,
-            "locked": e.listed.locked,
+            "locked": e.listed.locked.is_some(),
             "prunable": e.listed.prunable,
             "purpose": e.purpose,
             "ranges": ranges,

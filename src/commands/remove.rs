@@ -79,10 +79,15 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     }
 
     // Git refuses a locked worktree even with --force (it takes `-f -f`):
-    // said before anything is stopped.
-    if entry.listed.locked {
+    // said before anything is stopped, with the lock's reason, which says
+    // whether to unlock it.
+    if let Some(reason) = &entry.listed.locked {
+        let why = match reason.as_str() {
+            "" => String::new(),
+            reason => format!(" (reason: {reason:?})"),
+        };
         return Err(Error::refused(format!(
-            "worktree {} is locked; nothing was removed",
+            "worktree {} is locked{why}; nothing was removed",
             printable_path(&entry.path)
         ))
         .with_hint(format!(

@@ -751,6 +751,53 @@ fn remove_never_removes_the_main_worktree() {
     assert!(t.repo.join(".git").is_dir());
 }
 
+/// A locked worktree is refused, and the refusal gives git's reason for
+/// the lock (escaped like all text in messages), so that the user knows
+/// why it was locked before unlocking it. The refusal said only "is
+/// locked".
+#[test]
+fn remove_of_a_locked_worktree_names_the_lock_reason_and_removes_nothing() {
+    let t = TestEnv::new();
+    assert_eq!(create(&t, "usb", &["--ports"]).code, Some(0));
+    let path = default_path(&t, "feature", "usb");
+    let shown = path.display();
+    assert_eq!(t.allocations().len(), 1);
+
+    for (reason, said) in [
+        ("on a USB disk", r#" (reason: "on a USB disk")"#),
+        ("\"mine\"\x1b[2J", r#" (reason: "\"mine\"\u{1b}[2J")"#),
+        ("", ""),
+    ] {
+        let mut lock = vec!["worktree", "lock"];
+        if !reason.is_empty() {
+            lock.extend(["--reason", reason]);
+        }
+        lock.push(path.to_str().unwrap());
+        t.git(&lock);
+        let before = snapshot(&t);
+        for force in [&[][..], &["--force"]] {
+            let mut args = vec!["remove", "usb"];
+            args.extend(force);
+            let out = run(&mut t.wtenv(&args));
+            assert_eq!(out.code, Some(1), "{reason:?}: {out}");
+            assert!(
+                out.stderr.contains(&format!(
+                    "error: worktree {shown} is locked{said}; nothing was removed\n\
+                     hint: unlock it first: git worktree unlock '{shown}'\n"
+                )),
+                "{reason:?}: {out}"
+            );
+            assert!(!out.stderr.contains('\x1b'), "{out}");
+            assert_eq!(snapshot(&t), before, "{reason:?}: nothing removed");
+            assert!(branch_exists(&t, "feature/usb") && listed_by_git(&t, &path));
+        }
+        t.git(&["worktree", "unlock", path.to_str().unwrap()]);
+    }
+    let out = run(&mut t.wtenv(&["remove", "usb"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!path.exists() && t.allocations().is_empty());
+}
+
 /// Two worktrees of one identifier (under two purposes): the hint says
 /// what that command takes to tell them apart. `remove` said "add
 /// --purpose", a flag it does not have; `enter` said "or give the path",
