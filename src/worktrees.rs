@@ -34,7 +34,12 @@ pub struct Entry {
 /// The entries' `branch` is left unknown; `list` asks git instead
 /// ([`entries_from_git`]).
 pub fn entries(ctx: &Ctx) -> Result<(Worktree, Config, Vec<Entry>)> {
-    let here = ctx.require_worktree_here()?;
+    entries_of(ctx, ctx.require_worktree_here()?)
+}
+
+/// [`entries`] of the worktree `here`, already found (`remove` finds it,
+/// takes the repository lock, then reads the listing).
+pub fn entries_of(ctx: &Ctx, here: Worktree) -> Result<(Worktree, Config, Vec<Entry>)> {
     let config = ctx.config_for(&here.root)?;
     let listed = worktree::listed_worktrees(&here.common_dir)
         .into_iter()

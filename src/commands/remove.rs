@@ -11,7 +11,8 @@
 //! wtenv's sweep releases (allocation rule 4): nothing is lost either way. The same
 //! holds for a Ctrl-C: git runs in its own process group and finishes its
 //! step; a wtenv killed before the release leaves allocations the sweep
-//! takes back.
+//! takes back. All of it runs under the repository lock ([`RepoLock`]),
+//! taken before the worktree listing is read.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -43,7 +44,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
-    let (here, _, entries) = worktrees::entries(ctx)?;
+    let here = ctx.require_worktree_here()?;
+    // Taken before the listing is read: a `create` holds it until its
+    // worktree is whole, and while git adds one it is locked
+    // ("initializing") and has no recorded identifier yet. What is decided
+    // from the listing (which worktree, locked or not) is so decided on
+    // what `create` leaves.
+    let _lock = RepoLock::acquire(&here.common_dir, &|| Ok(()))?;
+    let (here, _, entries) = worktrees::entries_of(ctx, here)?;
     let by_path = |target: &str| {
         let abs = ctx.cwd.join(target);
         let path = abs
@@ -190,7 +198,6 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         None
     };
 
-    let _lock = RepoLock::acquire(&here.common_dir, &|| Ok(()))?;
     // `git branch -d` refuses an unmerged branch: asked first, so that a
     // refusal leaves the worktree and its ports as they were.
     if let Some(branch) = branch.as_ref().filter(|_| !args.force)

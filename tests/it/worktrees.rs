@@ -798,6 +798,59 @@ fn remove_of_a_locked_worktree_names_the_lock_reason_and_removes_nothing() {
     assert!(!path.exists() && t.allocations().is_empty());
 }
 
+/// While `git worktree add` runs, git locks the new worktree with the
+/// reason "initializing"; `create` holds the repository lock until its
+/// worktree is whole. `remove` read the listing before taking that lock,
+/// so during a concurrent `create` it could see git's transient lock and
+/// refuse with "unlock it first". It reads the listing under the lock
+/// now. Here the test holds the lock as `create` would, with git's
+/// "initializing" lock in place, and lifts both (git's first) only once
+/// `remove` either ended (as it did, refusing) or holds the lock's file
+/// open, waiting: it opens that file before it reads anything of the
+/// listing, so no timing decides the outcome.
+#[test]
+fn remove_reads_the_worktree_listing_under_the_repository_lock() {
+    let t = TestEnv::new();
+    assert_eq!(create(&t, "late", &["--ports"]).code, Some(0));
+    let path = default_path(&t, "feature", "late");
+    let common_dir = t.repo.join(".git");
+    let held = std::fs::File::open(&common_dir).unwrap();
+    held.lock().unwrap();
+    t.git(&[
+        "worktree",
+        "lock",
+        "--reason",
+        "initializing",
+        path.to_str().unwrap(),
+    ]);
+
+    let mut remove = t
+        .wtenv(&["remove", "late"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fds = format!("/proc/{}/fd", remove.id());
+    let waits_on_the_lock = || {
+        std::fs::read_dir(&fds)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|to| to == common_dir))
+    };
+    assert!(wait_for(Duration::from_secs(20), || {
+        remove.try_wait().unwrap().is_some() || waits_on_the_lock()
+    }));
+    t.git(&["worktree", "unlock", path.to_str().unwrap()]);
+    drop(held);
+
+    let out = remove.wait_with_output().unwrap();
+    let out = Run::of(out.status, out.stdout, out.stderr);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!path.exists() && !listed_by_git(&t, &path), "{out}");
+    assert!(t.allocations().is_empty(), "{out}");
+}
+
 /// Two worktrees of one identifier (under two purposes): the hint says
 /// what that command takes to tell them apart. `remove` said "add
 /// --purpose", a flag it does not have; `enter` said "or give the path",
