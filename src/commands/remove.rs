@@ -94,14 +94,24 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             "" => String::new(),
             reason => format!(" (reason: {reason:?})"),
         };
+        let unlock = format!(
+            "git worktree unlock {}",
+            crate::shell::quote_in_message(&entry.path)
+        );
+        // Git's own lock while `git worktree add` (run outside wtenv)
+        // still makes it: unlocking would pull it from under git.
+        let hint = if reason == "initializing" {
+            format!(
+                "git is still adding it: run this again once that is done; if git was killed while adding it: {unlock}"
+            )
+        } else {
+            format!("unlock it first: {unlock}")
+        };
         return Err(Error::refused(format!(
             "worktree {} is locked{why}; nothing was removed",
             printable_path(&entry.path)
         ))
-        .with_hint(format!(
-            "unlock it first: git worktree unlock {}",
-            crate::shell::quote_in_message(&entry.path)
-        )));
+        .with_hint(hint));
     }
 
     // Services in the background: stopped first with --force (their

@@ -763,10 +763,26 @@ fn remove_of_a_locked_worktree_names_the_lock_reason_and_removes_nothing() {
     let shown = path.display();
     assert_eq!(t.allocations().len(), 1);
 
-    for (reason, said) in [
-        ("on a USB disk", r#" (reason: "on a USB disk")"#),
-        ("\"mine\"\x1b[2J", r#" (reason: "\"mine\"\u{1b}[2J")"#),
-        ("", ""),
+    let unlock = format!("git worktree unlock '{shown}'");
+    let unlock_first = format!("unlock it first: {unlock}");
+    // Git's own lock while `git worktree add` runs: wait, or unlock only
+    // what a killed git left.
+    let git_adding = format!(
+        "git is still adding it: run this again once that is done; if git was killed while adding it: {unlock}"
+    );
+    for (reason, said, hint) in [
+        (
+            "on a USB disk",
+            r#" (reason: "on a USB disk")"#,
+            &unlock_first,
+        ),
+        (
+            "\"mine\"\x1b[2J",
+            r#" (reason: "\"mine\"\u{1b}[2J")"#,
+            &unlock_first,
+        ),
+        ("", "", &unlock_first),
+        ("initializing", r#" (reason: "initializing")"#, &git_adding),
     ] {
         let mut lock = vec!["worktree", "lock"];
         if !reason.is_empty() {
@@ -783,7 +799,7 @@ fn remove_of_a_locked_worktree_names_the_lock_reason_and_removes_nothing() {
             assert!(
                 out.stderr.contains(&format!(
                     "error: worktree {shown} is locked{said}; nothing was removed\n\
-                     hint: unlock it first: git worktree unlock '{shown}'\n"
+                     hint: {hint}\n"
                 )),
                 "{reason:?}: {out}"
             );
