@@ -394,26 +394,30 @@ pub fn replace_error(context: String, e: io::Error) -> crate::error::Error {
 /// (the change holds, a crash of the machine may undo it), not an error
 /// that would tell the caller nothing changed.
 pub fn replace(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), (String, PathBuf, io::Error)> {
-    replace_with(dir, name, &[bytes], |_| Ok(()), Commit::Durable)
+    replace_with(
+        dir,
+        name,
+        |f| f.write_all(bytes),
+        |_| Ok(()),
+        Commit::Durable,
+    )
 }
 
-/// [`replace`] with the bytes of `pieces`, in order, running `finish` on
-/// the written temp file before its fsync (the registry seals it there),
-/// durable as `commit` says.
+/// [`replace`] with the bytes `fill` writes to the temp file (the
+/// registry copies most of them from the old file), running `finish` on
+/// it before its fsync (the registry seals it there), durable as
+/// `commit` says.
 pub fn replace_with(
     dir: &Path,
     name: &str,
-    pieces: &[&[u8]],
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
     finish: impl FnOnce(&File) -> io::Result<()>,
     commit: Commit,
 ) -> Result<(), (String, PathBuf, io::Error)> {
     clean_stale_temps(dir, name);
     let (tmp, mut file) = create_temp(dir, name).map_err(|(p, e)| ("create".into(), p, e))?;
     let done = (|| {
-        for bytes in pieces {
-            file.write_all(bytes)
-                .map_err(|e| ("write", tmp.clone(), e))?;
-        }
+        fill(&mut file).map_err(|e| ("write", tmp.clone(), e))?;
         finish(&file).map_err(|e| ("finish", tmp.clone(), e))?;
         file.sync_all().map_err(|e| ("sync", tmp.clone(), e))?;
         // The rename is durable only once the directory entry is: opened

@@ -27,7 +27,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
-use std::io::Seek;
+use std::io::{Seek, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -479,7 +479,8 @@ impl Registry {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or(FILE_NAME);
-        files::replace_with(self.dir(), name, pieces, seal::stamp, commit).map_err(
+        let fill = |file: &mut File| pieces.iter().try_for_each(|bytes| file.write_all(bytes));
+        files::replace_with(self.dir(), name, fill, seal::stamp, commit).map_err(
             |(what, path, e)| {
                 files::replace_error(
                     format!(
