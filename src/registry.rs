@@ -27,7 +27,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
-use std::io::{Seek, Write};
+use std::io::Seek;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -394,7 +394,7 @@ impl Registry {
             } else {
                 files::Commit::Durable
             };
-            self.write(&render(&data)?.slices(), commit)?;
+            self.write(&render(&data)?, commit)?;
             restamp(&before, &data);
         }
         Ok(out)
@@ -473,25 +473,29 @@ impl Registry {
         Ok(Some(self.dir()))
     }
 
-    fn write(&self, pieces: &[&[u8]], commit: files::Commit) -> Result<()> {
+    fn write(&self, pieces: &Pieces, commit: files::Commit) -> Result<()> {
         let name = self
             .path
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or(FILE_NAME);
-        let fill = |file: &mut File| pieces.iter().try_for_each(|bytes| file.write_all(bytes));
-        files::replace_with(self.dir(), name, fill, seal::stamp, commit).map_err(
-            |(what, path, e)| {
-                files::replace_error(
-                    format!(
-                        "could not {what} {} (replacing registry {})",
-                        printable_path(&path),
-                        printable_path(&self.path)
-                    ),
-                    e,
-                )
-            },
+        files::replace_with(
+            self.dir(),
+            name,
+            |file| pieces.write_to(file),
+            seal::stamp,
+            commit,
         )
+        .map_err(|(what, path, e)| {
+            files::replace_error(
+                format!(
+                    "could not {what} {} (replacing registry {})",
+                    printable_path(&path),
+                    printable_path(&self.path)
+                ),
+                e,
+            )
+        })
     }
 }
 

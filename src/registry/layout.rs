@@ -3,7 +3,9 @@
 //! repository, then worktree (docs/ARCHITECTURE.md, "The registry's
 //! layout").
 
-use std::borrow::Cow;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 
 use super::{Allocation, RegistryData};
@@ -32,44 +34,63 @@ impl Allocation {
 }
 
 /// Writes the layout: the header, then each allocation on a line of its
-/// own (a run of lines copied as a file in this layout holds them, or an
+/// own (a run of lines copied from a file in this layout, or an
 /// allocation to serialize), then the footer. What it writes is
-/// [`Pieces`]: a run copied from the old file stays a slice of it, so a
-/// transaction on a large registry writes the file without building a
-/// second copy of it in memory.
-pub struct Writer<'b> {
-    pieces: Vec<Cow<'b, [u8]>>,
+/// [`Pieces`]: a run kept from the old file stays a range of that file,
+/// copied from it when the new file is written, so a transaction on a
+/// large registry never holds the file in memory.
+pub struct Writer<'f> {
+    pieces: Vec<Piece<'f>>,
     /// What is being written after the last piece.
     bytes: Vec<u8>,
     lines: usize,
 }
 
+/// Part of a file's bytes.
+#[derive(Debug)]
+pub enum Piece<'f> {
+    Bytes(Vec<u8>),
+    /// Bytes `range` of a file, as they stand there.
+    Copy(&'f File, Range<u64>),
+}
+
 /// A file's bytes, in order, in pieces.
 #[derive(Debug, Default)]
-pub struct Pieces<'b>(pub Vec<Cow<'b, [u8]>>);
+pub struct Pieces<'f>(pub Vec<Piece<'f>>);
 
 impl Pieces<'_> {
-    pub fn slices(&self) -> Vec<&[u8]> {
-        self.0.iter().map(AsRef::as_ref).collect()
-    }
-
-    /// The bytes in one piece (copied, unless they are one already).
-    pub fn concat(self) -> Vec<u8> {
-        match <[_; 1]>::try_from(self.0) {
-            Ok([only]) => only.into_owned(),
-            Err(pieces) => pieces.concat(),
+    /// Writes the bytes to `out`: a [`Piece::Copy`] straight from its
+    /// file (a seek, then `std::io::copy`, which copies file to file in
+    /// the kernel where it can: `copy_file_range`).
+    pub fn write_to(&self, out: &mut File) -> io::Result<()> {
+        for piece in &self.0 {
+            match piece {
+                Piece::Bytes(bytes) => out.write_all(bytes)?,
+                Piece::Copy(from, range) => {
+                    let mut from = *from;
+                    from.seek(SeekFrom::Start(range.start))?;
+                    let want = range.end - range.start;
+                    // Shorter than when it was read: changed under the
+                    // lock by something that ignores it. Nothing is
+                    // renamed in.
+                    if io::copy(&mut from.take(want), out)? != want {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                }
+            }
         }
+        Ok(())
     }
 }
 
 impl From<Vec<u8>> for Pieces<'_> {
     fn from(bytes: Vec<u8>) -> Self {
-        Pieces(vec![Cow::Owned(bytes)])
+        Pieces(vec![Piece::Bytes(bytes)])
     }
 }
 
-impl<'b> Writer<'b> {
-    pub fn new(version: u32, capacity: usize) -> Writer<'b> {
+impl<'f> Writer<'f> {
+    pub fn new(version: u32, capacity: usize) -> Writer<'f> {
         let mut bytes = Vec::with_capacity(capacity);
         bytes.extend_from_slice(header(version).as_bytes());
         Writer {
@@ -86,14 +107,15 @@ impl<'b> Writer<'b> {
         self.lines += 1;
     }
 
-    /// `count` consecutive lines of a file in this layout, from the first
-    /// line's object to the last one's (the separators between them are
-    /// the ones this writer puts there), kept as a slice of that file.
-    pub fn lines(&mut self, run: &'b [u8], count: usize) {
+    /// `count` consecutive lines of `file`, in this layout, bytes `run`
+    /// from the first line's object to the last one's (the separators
+    /// between them are the ones this writer puts there), copied from the
+    /// file when the pieces are written.
+    pub fn lines(&mut self, file: &'f File, run: Range<u64>, count: usize) {
         self.next_line();
         self.pieces
-            .push(Cow::Owned(std::mem::take(&mut self.bytes)));
-        self.pieces.push(Cow::Borrowed(run));
+            .push(Piece::Bytes(std::mem::take(&mut self.bytes)));
+        self.pieces.push(Piece::Copy(file, run));
         self.lines += count - 1;
     }
 
@@ -111,13 +133,24 @@ impl<'b> Writer<'b> {
         })
     }
 
-    pub fn finish(mut self) -> Pieces<'b> {
+    fn end(&mut self) {
         if self.lines > 0 {
             self.bytes.push(b'\n');
         }
         self.bytes.extend_from_slice(FOOTER);
-        self.pieces.push(Cow::Owned(self.bytes));
+    }
+
+    pub fn finish(mut self) -> Pieces<'f> {
+        self.end();
+        self.pieces.push(Piece::Bytes(self.bytes));
         Pieces(self.pieces)
+    }
+
+    /// The whole file, of a writer given no [`lines`](Writer::lines).
+    fn into_bytes(mut self) -> Vec<u8> {
+        debug_assert!(self.pieces.is_empty(), "lines of a file are not bytes");
+        self.end();
+        self.bytes
     }
 }
 
@@ -134,7 +167,7 @@ pub fn serialize(data: &RegistryData) -> Result<Vec<u8>> {
     for a in sorted {
         out.entry(a)?;
     }
-    Ok(out.finish().concat())
+    Ok(out.into_bytes())
 }
 
 #[cfg(test)]

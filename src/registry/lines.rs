@@ -1,17 +1,21 @@
-//! A sealed registry file in memory, as its lines: the part a
-//! [`Part`] picks found by binary search and parsed, the rest only framed
-//! and its ports read, and the new file spliced from the old one's lines
-//! and the part's new entries.
+//! A sealed registry file as its lines: framed and its ports read in
+//! fixed chunks through one buffer (never the whole file in memory), the
+//! part a [`Part`] picks found by binary search and parsed (positioned
+//! reads of its lines only), and the new file spliced from runs of the
+//! old one's lines, copied from it as they stand, and the part's new
+//! entries.
 
 use std::cmp::Ordering;
+use std::fs::File;
+use std::io;
 use std::ops::Range;
-use std::path::Path;
+use std::os::unix::fs::FileExt;
 
 use super::layout::{self, Pieces, Writer};
 use super::part::{Part, check_new_ports};
 use super::record::{self, Key};
 use super::{Allocation, MIN_PORT, RegistryData, VERSION};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One bit per port.
 pub struct PortSet(Vec<u64>);
@@ -40,12 +44,14 @@ impl PortSet {
     }
 }
 
-/// A file in the layout wtenv writes, in memory, as its lines: where each
-/// allocation's object is, and its port.
-pub struct Lines<'b> {
-    bytes: &'b [u8],
+/// A file in the layout wtenv writes, as its lines: where each
+/// allocation's object is in the file, and its port. Only what
+/// [`Lines::part`] picks, and the lines a binary search lands on, are
+/// read again (positioned reads) and parsed.
+pub struct Lines<'f> {
+    file: &'f File,
     /// Each line's JSON object (no indent, comma or newline).
-    objects: Vec<Range<usize>>,
+    objects: Vec<Range<u64>>,
     ports: Vec<u16>,
     /// Every port of the file.
     all: PortSet,
@@ -61,75 +67,138 @@ pub struct Found {
 /// How every line's object starts: `serialize` writes the port first.
 const PORT_FIELD: &[u8] = b"{\"port\":";
 
-impl<'b> Lines<'b> {
-    /// `None` when `bytes` is not exactly the framing `serialize` writes,
-    /// or a line's port is not one of 1024-65535 given once.
-    pub fn index(bytes: &'b [u8]) -> Option<Lines<'b>> {
+/// How much of the file one read brings while it is framed: the buffer,
+/// reused, is all the memory the framing takes but for the index itself.
+const CHUNK: usize = 64 * 1024;
+
+/// Where the framing is: which line may come next.
+#[derive(PartialEq)]
+enum Frame {
+    Header,
+    /// After the header: an allocation's line.
+    First,
+    /// After a line with a comma: another one.
+    More,
+    /// After a line without one: the footer.
+    Last,
+    /// After the footer (or the empty file's one line): nothing.
+    End,
+}
+
+impl<'f> Lines<'f> {
+    /// `file` (read from its start, in chunks) as its lines; `None` when
+    /// it is not exactly the framing `serialize` writes, or a line's port
+    /// is not one of 1024-65535 given once.
+    pub fn index(file: &'f File) -> io::Result<Option<Lines<'f>>> {
+        Lines::index_by(file, CHUNK)
+    }
+
+    fn index_by(file: &'f File, chunk: usize) -> io::Result<Option<Lines<'f>>> {
         let header = layout::header(VERSION);
+        let empty = [header.as_bytes(), layout::FOOTER].concat();
+        let footer = &layout::FOOTER[..layout::FOOTER.len() - 1];
         let mut lines = Lines {
-            bytes,
+            file,
             objects: Vec::new(),
             ports: Vec::new(),
             all: PortSet::default(),
         };
-        if bytes == [header.as_bytes(), layout::FOOTER].concat() {
-            return Some(lines);
-        }
-        let body = bytes
-            .strip_prefix(header.as_bytes())?
-            .strip_prefix(b"\n")?
-            .strip_suffix(layout::FOOTER)?;
-        let start = header.len() + 1;
-        let mut at = start;
-        let mut more = true;
-        for nl in memchr::memchr_iter(b'\n', body) {
-            let line = &body[at - start..nl];
-            let object_start = at + layout::INDENT.len();
-            let object = line.strip_prefix(layout::INDENT)?;
-            let (object, comma) = match object.strip_suffix(b",") {
-                Some(object) => (object, true),
-                None => (object, false),
+        let mut frame = Frame::Header;
+        // `buf[..held]` are the file's bytes from `base`: the start of a
+        // line not read whole yet.
+        let mut buf = vec![0; chunk];
+        let (mut base, mut held) = (0u64, 0);
+        loop {
+            if held == buf.len() {
+                // A line longer than the buffer.
+                buf.resize(held + chunk, 0);
+            }
+            let read = match file.read_at(&mut buf[held..], base + held as u64) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
             };
-            if !more || !object.ends_with(b"}") {
-                return None;
+            let mut start = 0;
+            for nl in memchr::memchr_iter(b'\n', &buf[held..held + read]) {
+                let nl = held + nl;
+                let line = &buf[start..nl];
+                let at = base + start as u64;
+                frame = match frame {
+                    Frame::Header if line == header.as_bytes() => Frame::First,
+                    Frame::Header if line == &empty[..empty.len() - 1] => Frame::End,
+                    Frame::First | Frame::More => match lines.push(line, at) {
+                        Some(true) => Frame::More,
+                        Some(false) => Frame::Last,
+                        None => return Ok(None),
+                    },
+                    Frame::Last if line == footer => Frame::End,
+                    _ => return Ok(None),
+                };
+                start = nl + 1;
             }
-            more = comma;
-            let port = port_of(object)?;
-            if port < MIN_PORT || !lines.all.insert(port) {
-                return None;
-            }
-            lines
-                .objects
-                .push(object_start..object_start + object.len());
-            lines.ports.push(port);
-            at = start + nl + 1;
+            held += read;
+            buf.copy_within(start..held, 0);
+            base += start as u64;
+            held -= start;
         }
-        // The last line ends the body, without a comma.
-        (!more && at - start == body.len()).then_some(lines)
+        // The footer's newline ends the file.
+        Ok((frame == Frame::End && held == 0).then_some(lines))
+    }
+
+    /// Indexes the allocation's `line`, at `at` in the file: whether a
+    /// comma ends it (another line follows); `None` when it is not one.
+    fn push(&mut self, line: &[u8], at: u64) -> Option<bool> {
+        let object = line.strip_prefix(layout::INDENT)?;
+        let (object, comma) = match object.strip_suffix(b",") {
+            Some(object) => (object, true),
+            None => (object, false),
+        };
+        if !object.ends_with(b"}") {
+            return None;
+        }
+        let port = port_of(object)?;
+        if port < MIN_PORT || !self.all.insert(port) {
+            return None;
+        }
+        let start = at + layout::INDENT.len() as u64;
+        self.objects.push(start..start + object.len() as u64);
+        self.ports.push(port);
+        Some(comma)
     }
 
     pub fn len(&self) -> usize {
         self.objects.len()
     }
 
-    fn object(&self, i: usize) -> &'b [u8] {
-        &self.bytes[self.objects[i].clone()]
+    /// Line `i`'s object, read again from the file.
+    fn object(&self, i: usize) -> io::Result<Vec<u8>> {
+        let range = &self.objects[i];
+        let mut bytes = vec![0; (range.end - range.start) as usize];
+        self.file.read_exact_at(&mut bytes, range.start)?;
+        Ok(bytes)
+    }
+
+    /// Line `i`'s entry; `None` when it is not an allocation.
+    fn entry(&self, i: usize) -> io::Result<Option<Allocation>> {
+        Ok(record::parse(&self.object(i)?).map(record::AllocationView::into_owned))
     }
 
     /// Where line `i`'s entry stands to `key`.
-    fn order(&self, i: usize, key: &Key) -> Option<Ordering> {
-        record::parse(self.object(i)).map(|a| key.order(&a))
+    fn order(&self, i: usize, key: &Key) -> io::Result<Option<Ordering>> {
+        Ok(record::parse(&self.object(i)?).map(|a| key.order(&a)))
     }
 
     /// The first line whose entry is not below `key` (`strict`: above it).
-    fn bound(&self, key: &Key, strict: bool) -> Option<usize> {
+    fn bound(&self, key: &Key, strict: bool) -> io::Result<Option<usize>> {
         let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let below = match self.order(mid, key)? {
-                Ordering::Less => true,
-                Ordering::Equal => strict,
-                Ordering::Greater => false,
+                None => return Ok(None),
+                Some(Ordering::Less) => true,
+                Some(Ordering::Equal) => strict,
+                Some(Ordering::Greater) => false,
             };
             if below {
                 lo = mid + 1;
@@ -137,51 +206,65 @@ impl<'b> Lines<'b> {
                 hi = mid;
             }
         }
-        Some(lo)
+        Ok(Some(lo))
     }
 
     /// The run of lines of `key`'s worktree (empty where they would go).
-    fn group(&self, key: &Key) -> Option<Range<usize>> {
-        Some(self.bound(key, false)?..self.bound(key, true)?)
+    fn group(&self, key: &Key) -> io::Result<Option<Range<usize>>> {
+        let Some(start) = self.bound(key, false)? else {
+            return Ok(None);
+        };
+        Ok(self.bound(key, true)?.map(|end| start..end))
     }
 
     /// The lines `part` picks, parsed whole; `None` when one of
     /// them is not an allocation as [`Allocation`] reads it.
-    pub fn part(&self, part: &Part) -> Option<Found> {
-        let mut groups = vec![self.group(&Key::new(part.repository, part.worktree))?];
+    pub fn part(&self, part: &Part) -> io::Result<Option<Found>> {
+        let Some(own) = self.group(&Key::new(part.repository, part.worktree))? else {
+            return Ok(None);
+        };
+        let mut groups = vec![own];
         for i in 0..self.len() {
             if !part.covers(self.ports[i]) || groups.iter().any(|g| g.contains(&i)) {
                 continue;
             }
-            let a = record::parse(self.object(i))?;
-            let key = Key::new(Path::new(&*a.repository), Path::new(&*a.worktree));
-            groups.push(self.group(&key)?);
+            let Some(a) = self.entry(i)? else {
+                return Ok(None);
+            };
+            match self.group(&Key::new(&a.repository, &a.worktree))? {
+                Some(group) => groups.push(group),
+                None => return Ok(None),
+            }
         }
         groups.sort_by_key(|g| g.start);
         let mut allocations = Vec::new();
         for i in groups.iter().flat_map(Clone::clone) {
-            allocations.push(record::parse(self.object(i))?.into_owned());
+            match self.entry(i)? {
+                Some(a) => allocations.push(a),
+                None => return Ok(None),
+            }
         }
-        Some(Found {
+        Ok(Some(Found {
             groups,
             data: RegistryData {
                 version: VERSION,
                 allocations,
             },
-        })
+        }))
     }
 
     /// The file with the lines of `groups` replaced by `after`'s entries,
     /// each where its key sorts (after the lines of an equal key that
     /// stay): byte for byte what [`layout::serialize`] writes for the
     /// whole data. `Ok(None)` when a line it compares with is not an
-    /// allocation.
-    /// The lines kept are runs of the file's own bytes, not copies.
+    /// allocation; `read_error` says why the file could not be read.
+    /// The lines kept are runs of the file, copied from it when written.
     pub fn splice(
         &self,
         groups: &[Range<usize>],
         after: &RegistryData,
-    ) -> Result<Option<Pieces<'b>>> {
+        read_error: impl Fn(io::Error) -> Error,
+    ) -> Result<Option<Pieces<'f>>> {
         let mut rest = PortSet(self.all.0.clone());
         let mut replaced = vec![false; self.len()];
         for i in groups.iter().flat_map(Clone::clone) {
@@ -198,7 +281,8 @@ impl<'b> Lines<'b> {
             let pos = if i > 0 && entries[i - 1].sort_key() == a.sort_key() {
                 at[i - 1]
             } else {
-                match self.bound(&Key::new(&a.repository, &a.worktree), true) {
+                let key = Key::new(&a.repository, &a.worktree);
+                match self.bound(&key, true).map_err(&read_error)? {
                     Some(pos) => pos,
                     None => return Ok(None),
                 }
@@ -228,10 +312,10 @@ impl<'b> Lines<'b> {
     }
 
     /// Lines `run` as they stand in the file.
-    fn keep(&self, out: &mut Writer<'b>, run: Option<Range<usize>>) {
+    fn keep(&self, out: &mut Writer<'f>, run: Option<Range<usize>>) {
         if let Some(run) = run {
-            let bytes = &self.bytes[self.objects[run.start].start..self.objects[run.end - 1].end];
-            out.lines(bytes, run.len());
+            let bytes = self.objects[run.start].start..self.objects[run.end - 1].end;
+            out.lines(self.file, bytes, run.len());
         }
     }
 }
@@ -248,16 +332,43 @@ fn port_of(object: &[u8]) -> Option<u16> {
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
+    use std::io::{Read, Seek, Write};
+    use std::path::Path;
+
+    use proptest::prelude::*;
 
     use super::*;
-    use crate::registry::samples::{REPO, alloc, written};
+    use crate::registry::layout::Piece;
+    use crate::registry::samples::*;
+
+    fn file_of(bytes: &[u8]) -> File {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(bytes).unwrap();
+        file
+    }
+
+    /// What `pieces` write, as a file would hold it.
+    fn bytes_of(pieces: &Pieces) -> Vec<u8> {
+        let mut out = tempfile::tempfile().unwrap();
+        pieces.write_to(&mut out).unwrap();
+        let mut bytes = Vec::new();
+        out.rewind().unwrap();
+        out.read_to_end(&mut bytes).unwrap();
+        bytes
+    }
+
+    /// What an index holds: each line's object and port.
+    fn framed(lines: &Lines) -> Vec<(Vec<u8>, u16)> {
+        (0..lines.len())
+            .map(|i| (lines.object(i).unwrap(), lines.ports[i]))
+            .collect()
+    }
 
     /// A transaction on a large file changes one line: the file it writes
-    /// is the kept lines as two slices of the old file (before and after
-    /// the change), not a second copy of the file built in memory.
+    /// is the kept lines as two runs of the old file (before and after
+    /// the change), copied from it, and never read into memory whole.
     #[test]
-    fn the_kept_lines_are_written_from_the_files_own_bytes() {
+    fn the_kept_lines_are_copied_from_the_old_file() {
         let worktree = |i: u16| format!("/w{i:04}");
         let all: Vec<Allocation> = (0..1000)
             .map(|i| Allocation {
@@ -265,40 +376,115 @@ mod tests {
                 ..alloc(10_000 + i)
             })
             .collect();
-        let file = written(all.clone());
-        let lines = Lines::index(&file).unwrap();
+        let bytes = written(all.clone());
+        assert!(
+            bytes.len() > 2 * CHUNK,
+            "{} bytes: framed in chunks",
+            bytes.len()
+        );
+        let file = file_of(&bytes);
+        let lines = Lines::index(&file).unwrap().unwrap();
+        assert_eq!(lines.len(), all.len());
         let wt = worktree(500);
         let found = lines
             .part(&Part::of(Path::new(REPO), Path::new(&wt)))
+            .unwrap()
             .unwrap();
-        assert_eq!(found.data.allocations.len(), 1);
+        assert_eq!(found.data.allocations, [all[500].clone()]);
         let mut after = found.data.clone();
         after.allocations[0].port = 20_000;
-        let pieces = lines.splice(&found.groups, &after).unwrap().unwrap();
+        let pieces = lines
+            .splice(&found.groups, &after, |e| panic!("{e}"))
+            .unwrap()
+            .unwrap();
 
-        let borrowed: Vec<&[u8]> = pieces
+        let copied: Vec<&Range<u64>> = pieces
             .0
             .iter()
             .filter_map(|p| match p {
-                Cow::Borrowed(b) => Some(*b),
-                Cow::Owned(_) => None,
+                Piece::Copy(_, range) => Some(range),
+                Piece::Bytes(_) => None,
             })
             .collect();
-        assert_eq!(borrowed.len(), 2, "{} pieces", pieces.0.len());
-        let kept: usize = borrowed.iter().map(|b| b.len()).sum();
-        let line = file.len() / all.len();
+        assert_eq!(copied.len(), 2, "{} pieces", pieces.0.len());
+        let kept: u64 = copied.iter().map(|r| r.end - r.start).sum();
+        let line = (bytes.len() / all.len()) as u64;
         assert!(
-            kept > file.len() - 2 * line,
+            kept > bytes.len() as u64 - 2 * line,
             "{kept} of {} bytes",
-            file.len()
+            bytes.len()
         );
-        for b in borrowed {
-            let at = b.as_ptr() as usize - file.as_ptr() as usize;
-            assert!(at + b.len() <= file.len(), "a slice of the file itself");
-        }
 
         let mut expected = all;
         expected[500].port = 20_000;
-        assert_eq!(pieces.concat(), written(expected));
+        assert_eq!(bytes_of(&pieces), written(expected));
+    }
+
+    #[test]
+    fn what_serialize_does_not_write_is_not_framed() {
+        let one = layout_of(&[&ENTRY.replace(" ", "")]);
+        let two = layout_of(&[
+            &ENTRY.replace(" ", ""),
+            &ENTRY.replace(" ", "").replace("5000", "5001"),
+        ]);
+        let empty = String::from_utf8(written(vec![])).unwrap();
+        for good in [&one, &two, &empty] {
+            for chunk in [1, 2, 7, 64, CHUNK] {
+                let file = file_of(good.as_bytes());
+                assert!(Lines::index_by(&file, chunk).unwrap().is_some(), "{good}");
+            }
+        }
+        for damaged in [
+            two.replace("]}\n", "]}"),
+            two.replace(",\n", "\n"),
+            two.replace("\n  {", "\n {"),
+            two.replace("}\n]", "},\n]"),
+            two.replace("\"allocations\": [", "\"allocations\":["),
+            two.replace("5001", "5000"),
+            two.replace("5001", "80"),
+            two.replace("5001", "05001"),
+            two.replace("5001", "65536"),
+            format!("{two}\n"),
+            format!("{two}x"),
+            format!("{empty}\n"),
+            empty.replace("]}", "\n]}"),
+            one.replace("\n]}", "]}"),
+            String::new(),
+        ] {
+            for chunk in [1, 2, 7, 64, CHUNK] {
+                let file = file_of(damaged.as_bytes());
+                assert!(
+                    Lines::index_by(&file, chunk).unwrap().is_none(),
+                    "{damaged}"
+                );
+            }
+        }
+    }
+
+    proptest! {
+        /// Framed in chunks of any size, lines cut anywhere: the same
+        /// objects and ports as framed in one read, each the line's own
+        /// object as `serialize` wrote it.
+        #[test]
+        fn any_chunk_frames_the_same_lines(
+            allocations in prop::collection::vec(allocation(), 0..24),
+            chunk in 1usize..400,
+        ) {
+            let mut allocations = allocations;
+            for (i, a) in allocations.iter_mut().enumerate() {
+                a.port = 1024 + 8 * i as u16 + a.port % 8;
+            }
+            let bytes = written(allocations.clone());
+            let file = file_of(&bytes);
+            let whole = Lines::index_by(&file, bytes.len() + 1).unwrap().unwrap();
+            let cut = Lines::index_by(&file, chunk).unwrap().unwrap();
+            prop_assert_eq!(framed(&cut), framed(&whole));
+            let mut sorted = allocations;
+            sorted.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+            for (i, a) in sorted.iter().enumerate() {
+                prop_assert_eq!(&cut.entry(i).unwrap().unwrap(), a);
+                prop_assert_eq!(cut.ports[i], a.port);
+            }
+        }
     }
 }

@@ -9,12 +9,12 @@
 //! against the rest of the file before anything is written.
 //!
 //! In a sealed file (see [`super::seal`], and [`super::lines`] for how)
-//! the rest is never parsed: its
-//! lines are framed and their ports read (each must be 1024-65535 and
-//! given once, as in the full parse), the part's lines are found by binary
-//! search in the sorted file and parsed whole, and the new file is the old
-//! one's lines with the part's replaced, byte for byte what [`serialize`]
-//! writes for the whole data. Any other file (unsealed, missing, another
+//! the rest is never parsed, nor held in memory: its
+//! lines are framed and their ports read, in chunks (each must be
+//! 1024-65535 and given once, as in the full parse), the part's lines are
+//! found by binary search in the sorted file and parsed whole, and the new
+//! file is the old one's lines, copied from it, with the part's replaced:
+//! byte for byte what [`serialize`] writes for the whole data. Any other file (unsealed, missing, another
 //! layout) is parsed whole, refused as ever when it cannot be trusted,
 //! and split the same way: both paths give `f` the same entries.
 //!
@@ -74,10 +74,9 @@ impl Registry {
         let mut bytes = None;
         if let Some(file) = &file {
             let meta = file.metadata().map_err(|e| self.read_error(e))?;
-            let read = self.read_all(file)?;
             if seal::is_sealed(&meta)
-                && let Some(lines) = Lines::index(&read)
-                && let Some(found) = lines.part(&part)
+                && let Some(lines) = Lines::index(file).map_err(|e| self.read_error(e))?
+                && let Some(found) = lines.part(&part).map_err(|e| self.read_error(e))?
             {
                 tracing::debug!(
                     lines = lines.len(),
@@ -85,15 +84,17 @@ impl Registry {
                     "registry: transaction on the part in scope"
                 );
                 return self.commit(found.data, f, |after| {
-                    lines.splice(&found.groups, after)?.ok_or_else(|| {
-                        self.unusable(
-                            "a line of it is not an allocation as wtenv writes it",
-                            self.move_aside_hint(),
-                        )
-                    })
+                    lines
+                        .splice(&found.groups, after, |e| self.read_error(e))?
+                        .ok_or_else(|| {
+                            self.unusable(
+                                "a line of it is not an allocation as wtenv writes it",
+                                self.move_aside_hint(),
+                            )
+                        })
                 });
             }
-            bytes = Some(read);
+            bytes = Some(self.read_all(file)?);
         }
         // Not sealed, or not as wtenv writes it: the full parse reads it,
         // or says exactly what is wrong.
@@ -351,12 +352,16 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
-        /// A sealed file (the part's lines spliced into the rest) and the
+        /// A sealed file (framed in chunks, the part's lines read and
+        /// spliced into runs of the rest copied from the old file) and the
         /// same file unsealed (parsed whole, split, serialized whole) give
-        /// the transaction the same part and end as the same bytes.
+        /// the transaction the same part and end as the same bytes. Some
+        /// lines are long: the file then spans several chunks, and lines
+        /// and kept runs cross their edges.
         #[test]
         fn sealed_and_unsealed_files_give_the_same_part_and_the_same_file(
             mut allocations in prop::collection::vec(allocation(), 0..24),
+            long in prop::collection::vec(prop::option::weighted(0.3, 0usize..40_000), 24),
             which in prop::sample::select(vec![WT, "/r/other", "/r/a", "/a", "/z", "/new"]),
             in_range in prop::collection::vec(any::<bool>(), 24),
             drop in prop::collection::vec(any::<bool>(), 24),
@@ -365,6 +370,9 @@ mod tests {
             // Distinct ports, none below 1024; some in 5000-5009.
             for (i, a) in allocations.iter_mut().enumerate() {
                 a.port = if in_range[i] && i < 10 { 5000 + i as u16 } else { 6000 + i as u16 };
+                if let Some(n) = long[i] {
+                    a.created.push_str(&"x".repeat(n));
+                }
             }
             let range = range();
             let own = Path::new(which);
