@@ -1849,6 +1849,45 @@ fn strace(t: &TestEnv, args: &[&str], trace: &str) -> String {
     std::fs::read_to_string(&log).unwrap()
 }
 
+/// The own-port check finds a busy port's holders in `/proc` (every
+/// process's descriptors: tens of milliseconds on a busy machine) before
+/// it takes any lock of the registry, so no other wtenv waits on that
+/// walk. Here the worktree's own server holds its reserved port and a new
+/// service must be reserved, so `env` also writes: strace shows the walk,
+/// and no `/proc/N/fd` opened while `registry.lock` is locked.
+#[test]
+fn the_own_port_check_walks_proc_outside_the_registry_lock() {
+    let t = TestEnv::new();
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let _own = PyListener::start(&t.repo, "4", "127.0.0.1", t.ports.start, "");
+    t.write_config("[services.app]\n[services.api]\n");
+    let text = strace(&t, &["env"], "trace=flock,openat,close");
+    let lock = format!("<{}/registry.lock>", t.state_dir().display());
+    let is_fd_dir = |line: &str| {
+        line.split('"').nth(1).is_some_and(|path| {
+            let mut parts = path.split('/').skip(1);
+            parts.next() == Some("proc")
+                && parts.next().is_some_and(|pid| pid.parse::<u32>().is_ok())
+                && parts.next() == Some("fd")
+        })
+    };
+    let (mut locked, mut walked, mut exclusive) = (false, 0, 0);
+    for line in text.lines() {
+        if line.contains(&lock) && line.contains("flock(") && line.ends_with("= 0") {
+            locked = !line.contains("LOCK_UN");
+            exclusive += usize::from(line.contains("LOCK_EX"));
+        } else if line.contains(&lock) && line.contains("close(") {
+            locked = false;
+        } else if line.contains("openat(") && is_fd_dir(line) {
+            walked += 1;
+            assert!(!locked, "/proc walked under the registry lock:\n{text}");
+        }
+    }
+    assert!(walked > 0, "no /proc walk: nothing tested\n{text}");
+    assert!(exclusive > 0, "no write: nothing tested\n{text}");
+    assert_eq!(t.allocations().len(), 2);
+}
+
 /// The fsyncs `wtenv ARGS` makes in the main worktree, as strace sees them:
 /// `(file temp files fsynced, state directory fsynced)`.
 fn fsyncs(t: &TestEnv, args: &[&str]) -> (usize, usize) {
