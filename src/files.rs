@@ -246,22 +246,54 @@ pub fn read_regular_within(
 /// and they stayed so for every other program. One that exists is left as
 /// it is, its checks the caller's: `Ok(false)`.
 pub fn create_private_dir(path: &Path, parents: bool) -> io::Result<bool> {
-    create_dir_for_owner(path, parents, 0o700)
+    create_dir_for_owner(path, parents, 0o700, &mut Vec::new())
 }
 
 /// Creates the directory `path` and its missing parents for files the
 /// user asked for (the units `export` writes): the mode the umask leaves
 /// of 0777, with the owner's `rwx` given back when the umask took them
 /// (under 0277 the directory was made 0500 and the files could not be
-/// written into it).
-pub fn create_user_dir_all(path: &Path) -> io::Result<()> {
-    create_dir_for_owner(path, true, 0o777).map(drop)
+/// written into it). Returns the directories it made, parents first, for
+/// a command refused afterwards to remove ([`remove_made_dirs`]); on an
+/// error it has removed them itself.
+pub fn create_user_dir_all(path: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut made = Vec::new();
+    create_dir_for_owner(path, true, 0o777, &mut made).inspect_err(|_| remove_made_dirs(&made))?;
+    Ok(made)
+}
+
+/// Removes the directories [`create_user_dir_all`] made, newest first,
+/// each only while empty: what something else put there meanwhile stays.
+pub fn remove_made_dirs(made: &[PathBuf]) {
+    for dir in made.iter().rev() {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// Checks, writing nothing, that [`replace`] can write files into `dir`:
+/// it opens as a directory (the fsync after the rename needs that) and
+/// its user may write and search it. Returns what failed (`open`, `write
+/// into`) with the OS's error.
+pub fn check_writable_dir(dir: &Path) -> Result<(), (&'static str, io::Error)> {
+    use nix::unistd::{AccessFlags, access};
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+        .map_err(|e| ("open", e))?;
+    access(dir, AccessFlags::W_OK | AccessFlags::X_OK)
+        .map_err(|errno| ("write into", io::Error::from(errno)))
 }
 
 /// Creates `path` with `mode` (less the umask), and its missing parents
-/// alike when `parents`; each directory this call made gets the owner's
-/// `rwx` if the umask took them. `Ok(false)`: `path` was there.
-fn create_dir_for_owner(path: &Path, parents: bool, mode: u32) -> io::Result<bool> {
+/// alike when `parents`, adding each it made to `made`; each gets the
+/// owner's `rwx` if the umask took them. `Ok(false)`: `path` was there.
+fn create_dir_for_owner(
+    path: &Path,
+    parents: bool,
+    mode: u32,
+    made: &mut Vec<PathBuf>,
+) -> io::Result<bool> {
     use std::os::unix::fs::DirBuilderExt;
     // One directory at a time, not `recursive`: whether this call made
     // one is what says it may be chmodded.
@@ -269,13 +301,14 @@ fn create_dir_for_owner(path: &Path, parents: bool, mode: u32) -> io::Result<boo
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) if e.kind() == io::ErrorKind::NotFound && parents => match path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => {
-                create_dir_for_owner(parent, true, mode)?;
-                create_dir_for_owner(path, false, mode)
+                create_dir_for_owner(parent, true, mode, made)?;
+                create_dir_for_owner(path, false, mode, made)
             }
             _ => Err(e),
         },
         Err(e) => Err(e),
         Ok(()) => {
+            made.push(path.to_path_buf());
             let opened = OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
