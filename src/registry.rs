@@ -289,7 +289,8 @@ impl Registry {
         &self.path
     }
 
-    fn dir(&self) -> &Path {
+    /// The state directory, whether it exists or not.
+    pub fn dir(&self) -> &Path {
         // `--registry registry.json`: its parent is "", the current directory.
         match self.path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,

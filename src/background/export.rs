@@ -2,7 +2,9 @@
 //! manage the worktree's services with their own service manager, like
 //! `foreman export`. The ports are reserved (sticky), so the files run the
 //! services on the ports `wtenv env` exports, but only once every file is
-//! made: a refusal leaves the registry as it was. Each unit runs
+//! made and DIR made and seen to take them: a refusal leaves the registry
+//! (and the state directory) as it was. A failure after that (a full disk
+//! writing a file) keeps the reservation, as `env` keeps one. Each unit runs
 //! `wtenv run --service S --unit ...` like `up --detach`'s, so wtenv holds
 //! and releases the port while it runs and the sweep asks the manager.
 
@@ -38,6 +40,9 @@ pub fn default_dir(format: Format) -> Result<PathBuf> {
     })
 }
 
+/// The hint of a DIR that cannot take the files.
+const ELSEWHERE: &str = "pass a directory you can write to: wtenv export FORMAT DIR";
+
 /// One file of the export, as made before the ports are reserved.
 enum File<'a> {
     Text(String),
@@ -46,8 +51,8 @@ enum File<'a> {
     Socket(&'a Service),
 }
 
-/// Makes the files, reserves the ports and writes the files into `dir`;
-/// returns their paths, the worktree's target (systemd) first.
+/// Makes the files and `dir`, reserves the ports and writes the files
+/// into `dir`; returns their paths, the worktree's target (systemd) first.
 pub fn export(
     ctx: &Ctx,
     scope: &Scope,
@@ -66,7 +71,9 @@ pub fn export(
             Error::not_found("no service has a run command").with_hint(scope.add_run_hint("NAME"))
         );
     }
-    let state = super::StateDir::of(ctx)?;
+    // Made once nothing can refuse the export any more (below): a refusal
+    // leaves the state directory as it was.
+    let state = super::StateDir::planned(ctx)?;
     let naming = Naming::of(scope);
     let env = passed_env();
     // Every file is made before any port is reserved and before the first
@@ -139,7 +146,40 @@ pub fn export(
             }
         }
     }
-    const ELSEWHERE: &str = "pass a directory you can write to: wtenv export FORMAT DIR";
+    // DIR too is made, and seen to take files, before anything is
+    // reserved: a DIR that cannot hold them is refused with the registry
+    // as it was.
+    let made = crate::files::create_user_dir_all(dir).map_err(|e| {
+        Error::io(format!("could not create {}", printable_path(dir)), e).with_hint(ELSEWHERE)
+    })?;
+    let texts = reserve_and_finish(ctx, scope, &naming, files, options, dir).inspect_err(|_| {
+        // The directories made for DIR go again, so a refusal leaves
+        // DIR's place as it was; a reservation made stays, as `env`
+        // keeps one.
+        crate::files::remove_made_dirs(&made);
+    })?;
+    let mut written = Vec::new();
+    for (name, text) in texts {
+        super::write_file(dir, &name, text.as_bytes()).map_err(|e| e.with_hint(ELSEWHERE))?;
+        written.push(dir.join(name));
+    }
+    Ok(written)
+}
+
+/// Checks that `dir` takes files, reserves the ports, makes the files
+/// that name one and the state directory the units log into: what is
+/// left to do is writing the files.
+fn reserve_and_finish(
+    ctx: &Ctx,
+    scope: &Scope,
+    naming: &Naming,
+    files: Vec<(String, File)>,
+    options: &Options,
+    dir: &Path,
+) -> Result<Vec<(String, String)>> {
+    crate::files::check_writable_dir(dir).map_err(|(what, e)| {
+        Error::io(format!("could not {what} {}", printable_path(dir)), e).with_hint(ELSEWHERE)
+    })?;
     let ports = crate::ports::reserve(ctx, scope, options.skip_occupied)?;
     let mut texts = Vec::with_capacity(files.len());
     for (name, file) in files {
@@ -162,13 +202,8 @@ pub fn export(
         };
         texts.push((name, text));
     }
-    crate::files::create_user_dir_all(dir).map_err(|e| {
-        Error::io(format!("could not create {}", printable_path(dir)), e).with_hint(ELSEWHERE)
-    })?;
-    let mut written = Vec::new();
-    for (name, text) in texts {
-        super::write_file(dir, &name, text.as_bytes()).map_err(|e| e.with_hint(ELSEWHERE))?;
-        written.push(dir.join(name));
-    }
-    Ok(written)
+    // The logs' directory: the state directory exists now (the
+    // reservation is in it).
+    super::StateDir::of(ctx)?;
+    Ok(texts)
 }

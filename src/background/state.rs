@@ -28,6 +28,17 @@ impl StateDir {
         StateDir::checked(dir.clone())?.ok_or_else(missing)
     }
 
+    /// The directory [`of`](StateDir::of) makes, made by nothing yet (it
+    /// may be missing, the state directory too), for a command that names
+    /// paths in it before anything can refuse it (`export`'s logs): one
+    /// that is not a directory is refused here, as `of` refuses it.
+    pub fn planned(ctx: &Ctx) -> Result<StateDir> {
+        match StateDir::existing(ctx)? {
+            Some(dir) => Ok(dir),
+            None => Ok(StateDir(ctx.registry.dir().join("background"))),
+        }
+    }
+
     /// The directory if it exists, for the commands that only read it
     /// (`status`, `logs`): they create nothing in the state directory,
     /// like the registry's readers. `None`: nothing ever ran in the

@@ -1234,6 +1234,85 @@ fn export_into_a_directory_it_cannot_read_writes_nothing_there() {
     assert_eq!(snapshot(&dir), vec![], "{out}");
 }
 
+/// A DIR that cannot be made (under a regular file) was found so only
+/// after the worktree's ports were reserved: the export failed on its
+/// input with the registry changed. DIR is made first now: refused (exit
+/// 1, naming it) with nothing reserved or made.
+#[test]
+fn export_into_a_directory_under_a_regular_file_changes_nothing() {
+    let t = TestEnv::new();
+    let fresh = a_fresh_worktree_with_a_service(&t);
+    let file = t.root().join("file");
+    std::fs::write(&file, "").unwrap();
+    let dir = file.join("units");
+    let export = t.wtenv_in(&fresh, &["export", "systemd", dir.to_str().unwrap()]);
+    let error = format!("error: could not create {}: ", dir.display());
+    refused_with_nothing_changed(&t, export, &error);
+}
+
+/// A DIR its user cannot write into, or make (its parent not writable),
+/// failed as the first file was written, after the ports were reserved.
+/// Seen before anything is reserved now; nothing made on the way.
+#[test]
+fn export_into_a_directory_it_cannot_write_changes_nothing() {
+    let t = TestEnv::new();
+    let fresh = a_fresh_worktree_with_a_service(&t);
+    let locked = t.root().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    t.give_to_nobody();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o500)).unwrap();
+    for (dir, error) in [
+        (locked.clone(), "could not write into"),
+        (locked.join("units/user"), "could not create"),
+    ] {
+        let mut export = t.wtenv_as_nobody(&["export", "launchd", dir.to_str().unwrap()]);
+        export.current_dir(&fresh);
+        let error = format!("error: {error} {}: Permission denied", dir.display());
+        refused_with_nothing_changed(&t, export, &error);
+    }
+}
+
+/// DIR is made before the ports are reserved: when the reservation is
+/// refused (no free port left for the second service), what was made for
+/// DIR goes again.
+#[test]
+fn export_refused_its_ports_removes_the_directories_it_made() {
+    let t = TestEnv::new();
+    let p = t.ports.port(0);
+    let config = format!(
+        "[purposes]\nfeature = \"{p}-{p}\"\n[services.web]\nrun = \"true\"\n[services.api]\nrun = \"true\"\n"
+    );
+    std::fs::write(t.repo.join("wtenv.toml"), config).unwrap();
+    let dir = t.root().join("new/units");
+    let out = run(&mut t.wtenv(&["export", "systemd", dir.to_str().unwrap()]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.starts_with("error: no free port left"), "{out}");
+    assert!(!t.root().join("new").exists(), "{out}");
+    assert!(t.allocations().is_empty(), "{out}");
+}
+
+/// A worktree `fresh` of `t`'s repository, with a service to export and
+/// no port reserved, beside the main worktree's (so the registry exists).
+fn a_fresh_worktree_with_a_service(t: &TestEnv) -> PathBuf {
+    t.write_config("[services.web]\nrun = \"true\"\n");
+    t.git(&["commit", "-q", "-am", "a service"]);
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    t.add_worktree("fresh")
+}
+
+/// `export` is refused with `error` and a hint, with the test's tree (the
+/// registry, the state directory, where DIR would be) as it was.
+fn refused_with_nothing_changed(t: &TestEnv, mut export: Command, error: &str) {
+    let before = snapshot(&t.root());
+    let out = run(&mut export);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(snapshot(&t.root()) == before, "something changed: {out}");
+    assert!(
+        out.stderr.starts_with(error) && out.stderr.contains("\nhint: "),
+        "{out}"
+    );
+}
+
 /// A relative `HOME` (and no `XDG_CONFIG_HOME`) names no place for the
 /// units: ignored, as the XDG spec says, so `export` asks for the
 /// directory; the error said "HOME is not set" of a HOME that was.
@@ -1406,8 +1485,9 @@ fn path_not_utf8() -> OsString {
 
 /// `export FORMAT DIR` in a fresh worktree, with `name=value` in its
 /// environment, is refused with `error` and a hint, and leaves the
-/// registry as it was and DIR as it was: first with no registry (and no
-/// DIR) yet, then with another worktree's ports in it (and DIR empty).
+/// registry, the state directory and DIR as they were: first with no
+/// registry (and no DIR) yet, then with another worktree's ports in it
+/// (and DIR empty).
 fn refused_in_a_fresh_worktree(format: &str, name: &str, value: OsString, error: &str) {
     let t = TestEnv::new();
     t.write_config("[services.web]\nrun = \"true\"\n");
@@ -1421,11 +1501,18 @@ fn refused_in_a_fresh_worktree(format: &str, name: &str, value: OsString, error:
         }
         let registry = std::fs::read(t.registry_path()).ok();
         assert_eq!(registry.is_some(), before == "present");
+        let state = snapshot(&t.root().join("state"));
         let mut export = t.wtenv_in(&fresh, &["export", format, dir.to_str().unwrap()]);
         let out = run(export.env(name, &value));
         assert_eq!(out.code, Some(1), "{before}: {out}");
         let after = std::fs::read(t.registry_path()).ok();
         assert!(after == registry, "{before}: the registry changed: {out}");
+        // Not even an empty `background/` (or state) directory is made.
+        let made = snapshot(&t.root().join("state"));
+        assert!(
+            made == state,
+            "{before}: the state directory changed: {out}"
+        );
         assert!(
             out.stderr.starts_with(error) && out.stderr.contains("\nhint: "),
             "{before}: {out}"
