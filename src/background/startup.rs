@@ -36,7 +36,9 @@ pub fn up(
     services: &[&Service],
     options: &Options,
 ) -> Result<Vec<Started>> {
-    let dir = StateDir::of(ctx)?;
+    // Named now, made once nothing can refuse (after the reservation,
+    // below): a refusal leaves the state directory as it was.
+    let dir = StateDir::planned(ctx)?;
     let naming = Naming::of(scope);
     let all = &scope.config.services;
     let graph: Vec<(&str, &[String])> = all
@@ -80,6 +82,7 @@ pub fn up(
     )?
     .vars;
     let ports = crate::ports::reserve(ctx, scope, skip)?;
+    let dir = StateDir::of(ctx)?;
     let mut run = Startup {
         ctx,
         dir: &dir,

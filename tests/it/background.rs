@@ -1360,13 +1360,8 @@ fn up_detach_refuses_a_state_directory_it_cannot_name_before_starting_anything()
         !state.join("registry.json").exists(),
         "ports reserved: {out}"
     );
-    assert!(
-        std::fs::read_dir(state.join("background"))
-            .unwrap()
-            .next()
-            .is_none(),
-        "{out}"
-    );
+    // Nothing made for it in the state directory either.
+    assert!(!state.join("background").exists(), "{out}");
 }
 
 /// A record that cannot be written once its service started (here a
@@ -1527,17 +1522,24 @@ fn refused_in_a_fresh_worktree(format: &str, name: &str, value: OsString, error:
 }
 
 /// `up --detach` under systemd with a passed variable systemd cannot take
-/// is refused before anything is reserved or started.
+/// is refused before anything is reserved, started or made in the state
+/// directory.
 #[test]
 fn up_detach_under_systemd_refuses_a_variable_that_is_not_utf8_with_the_registry_as_it_was() {
     let t = TestEnv::new();
     let _down = DownOnDrop(&t);
     t.write_config("[services.web]\nrun = \"sleep 60\"\n");
     let m = UserManager::start(&t);
+    let state = snapshot(&t.root().join("state"));
     let mut up = m.wtenv(&t, &["up", "-d", "--manager", "systemd"]);
     let out = run(up.env("PATH", path_not_utf8()));
     assert_eq!(out.code, Some(1), "{out}");
     assert!(!t.registry_path().exists(), "ports reserved: {out}");
+    // Not even an empty `background/` (or state) directory is made.
+    assert!(
+        snapshot(&t.root().join("state")) == state,
+        "the state directory changed: {out}"
+    );
     let error = "error: systemd cannot carry the variable PATH ";
     assert!(
         out.stderr.starts_with(error) && out.stderr.contains("\nhint: "),
