@@ -1214,7 +1214,8 @@ fn export_systemd_refuses_a_worktree_path_no_unit_can_name() {
 /// Into a directory its user can write and search but not read (mode
 /// 300), the first unit file was renamed in, then the directory could not
 /// be opened to sync it: exit 1 with a file written. The directory is now
-/// opened before the rename: the export fails with nothing written there.
+/// opened (`files::check_writable_dir`) before any port is reserved: the
+/// export fails with nothing written there and nothing reserved.
 #[test]
 fn export_into_a_directory_it_cannot_read_writes_nothing_there() {
     let t = TestEnv::new();
@@ -1232,6 +1233,7 @@ fn export_into_a_directory_it_cannot_read_writes_nothing_there() {
         "{out}"
     );
     assert_eq!(snapshot(&dir), vec![], "{out}");
+    assert!(t.allocations().is_empty(), "ports reserved: {out}");
 }
 
 /// A DIR that cannot be made (under a regular file) was found so only
