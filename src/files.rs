@@ -20,7 +20,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, ErrorKind, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::libc;
@@ -339,16 +339,28 @@ fn create_dir_for_owner(
 /// FIFO, only into a regular file of ours with one name (a hard link to a
 /// user's file, planted in a downloaded tree, is refused), created 0600 if
 /// missing. Returns the open file.
+///
+/// Written in place, then cut to its length: a file that passes through
+/// size 0 on the way costs its block freed and taken again, and, on ext4,
+/// a flush when it is closed (its "replace by truncate" heuristic), about
+/// 0.3 ms on every change of a worktree's ports.
 pub fn write_own(path: &Path, bytes: &[u8]) -> Result<File, OpenError> {
-    let (mut file, _) = open_own(path)?;
-    file.set_len(0)?;
-    file.write_all(bytes)?;
+    let (file, meta, _) = open_own_with_meta(path)?;
+    file.write_all_at(bytes, 0)?;
+    let len = bytes.len() as u64;
+    if meta.len() > len {
+        file.set_len(len)?;
+    }
     Ok(file)
 }
 
 /// [`write_own`]'s open and checks, writing nothing: the file, and whether
 /// this call made it (a command that refuses later removes what it made).
 pub fn open_own(path: &Path) -> Result<(File, bool), OpenError> {
+    open_own_with_meta(path).map(|(file, _, made)| (file, made))
+}
+
+fn open_own_with_meta(path: &Path) -> Result<(File, std::fs::Metadata, bool), OpenError> {
     let open = |create: bool| {
         OpenOptions::new()
             .write(true)
@@ -376,7 +388,7 @@ pub fn open_own(path: &Path) -> Result<(File, bool), OpenError> {
         return Err(OpenError::Refused(Refusal::HardLinked(meta.nlink())));
     }
     keep_owner_bits(&file, &meta, 0o600)?;
-    Ok((file, made))
+    Ok((file, meta, made))
 }
 
 /// What a crash right after [`replace_with`] returns may leave.
@@ -593,6 +605,21 @@ mod tests {
             dir.path().join("f.tmp").symlink_metadata().is_ok(),
             "a link is left alone"
         );
+    }
+
+    /// Written in place: each write leaves exactly its bytes, shorter or
+    /// longer than the file was, and the same inode.
+    #[test]
+    fn write_own_leaves_exactly_the_bytes_written_in_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stamp");
+        write_own(&path, b"app=5000,web=5001\n").unwrap();
+        let ino = std::fs::metadata(&path).unwrap().ino();
+        for bytes in [&b"app=5000\n"[..], b"\n", b"app=5000,web=5001,db=5002\n"] {
+            write_own(&path, bytes).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), bytes);
+            assert_eq!(std::fs::metadata(&path).unwrap().ino(), ino);
+        }
     }
 
     #[test]

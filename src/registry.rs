@@ -562,7 +562,9 @@ fn restamp(before: &RegistryData, after: &RegistryData) {
                 .flatten()
                 .map(|(service, port)| format!("{service}={port}"))
                 .collect();
-            crate::worktree::write_stamp(worktree, &summary.join(","));
+            // A line, so never empty: a stamp never cut to size 0 keeps
+            // its block ([`files::write_own`]).
+            crate::worktree::write_stamp(worktree, &format!("{}\n", summary.join(",")));
         }
     }
 }
