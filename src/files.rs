@@ -561,12 +561,15 @@ pub fn clean_stale_temps(dir: &Path, name: &str) {
         } else {
             false
         };
-        // `symlink_metadata`: the entry itself, never what a link names.
-        let ours = entry
-            .path()
-            .symlink_metadata()
-            .is_ok_and(|m| m.file_type().is_file() && m.uid() == uid);
-        if stale && ours {
+        // `symlink_metadata`: the entry itself, never what a link names;
+        // asked only of a stale name (every write lists the directory).
+        let ours = || {
+            entry
+                .path()
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_file() && m.uid() == uid)
+        };
+        if stale && ours() {
             tracing::debug!(file = %entry.path().display(), "removing a stale temp file");
             let _ = std::fs::remove_file(entry.path());
         }
