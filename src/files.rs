@@ -188,6 +188,17 @@ pub fn read_capped(mut file: &File, cap: u64, size: u64) -> Result<Vec<u8>, Open
     Ok(bytes)
 }
 
+/// A file of /proc, whole, as text. Their size reads as 0, so std's
+/// `read_to_string` sizes its buffer with a `statx`, then starts from a
+/// 32-byte read and doubles: eight reads for `/proc/self/status`, which
+/// `run` reads at every start. One page holds every such file wtenv reads
+/// but the socket tables, which grow it as needed.
+pub fn read_proc(path: impl AsRef<Path>) -> io::Result<String> {
+    let mut bytes = Vec::with_capacity(4096);
+    File::open(path)?.take(u64::MAX).read_to_end(&mut bytes)?;
+    String::from_utf8(bytes).map_err(|e| io::Error::new(ErrorKind::InvalidData, e))
+}
+
 /// A small file's bytes, through a link, only from a regular file, read
 /// without blocking and up to `cap`; `None` when it does not exist.
 pub fn read_regular(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, OpenError> {

@@ -192,7 +192,7 @@ pub fn ephemeral_range() -> Option<crate::config::PortRange> {
         static RANGE: std::sync::OnceLock<Option<crate::config::PortRange>> =
             std::sync::OnceLock::new();
         *RANGE.get_or_init(|| {
-            let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+            let text = crate::files::read_proc("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
             let mut it = text.split_whitespace().map(|n| n.parse::<u16>().ok());
             let (start, end) = (it.next()??, it.next()??);
             Some(crate::config::PortRange { start, end })
@@ -324,7 +324,7 @@ mod imp {
     fn listen_inodes(wanted: impl Fn(u16) -> bool) -> HashMap<u64, u16> {
         let mut inodes = HashMap::new();
         for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            let Ok(text) = std::fs::read_to_string(table) else {
+            let Ok(text) = crate::files::read_proc(table) else {
                 continue;
             };
             for line in text.lines().skip(1) {

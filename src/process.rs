@@ -187,7 +187,7 @@ mod imp {
     /// Fields of /proc/PID/stat after the `(comm)`, which may hold spaces
     /// and parentheses: split at the last ')'.
     fn stat_fields(pid: u32) -> Option<Vec<String>> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let stat = crate::files::read_proc(format!("/proc/{pid}/stat")).ok()?;
         let rest = &stat[stat.rfind(')')? + 1..];
         Some(rest.split_whitespace().map(str::to_owned).collect())
     }
@@ -208,12 +208,16 @@ mod imp {
     fn boot_tag() -> u64 {
         static TAG: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
         *TAG.get_or_init(|| {
-            let Ok(id) = std::fs::read("/proc/sys/kernel/random/boot_id") else {
+            let Ok(id) = crate::files::read_proc("/proc/sys/kernel/random/boot_id") else {
                 return 0;
             };
-            let hash = id.trim_ascii().iter().fold(0xcbf29ce484222325u64, |h, b| {
-                (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
-            });
+            let hash = id
+                .trim_ascii()
+                .as_bytes()
+                .iter()
+                .fold(0xcbf29ce484222325u64, |h, b| {
+                    (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+                });
             ((hash ^ (hash >> 24) ^ (hash >> 48)) & 0xff_ffff).max(1)
         })
     }
@@ -277,7 +281,7 @@ mod imp {
             .collect();
         if text.is_empty() {
             // Kernel threads and zombies: fall back to comm.
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            let comm = crate::files::read_proc(format!("/proc/{pid}/comm")).ok()?;
             return Some(comm.trim_end().to_owned());
         }
         Some(text.join(" "))

@@ -119,7 +119,7 @@ fn parse_show(text: &str, now: Option<Duration>) -> Live {
 /// Time since boot (`/proc/uptime`), the clock of systemd's monotonic
 /// timestamps.
 fn uptime_now() -> Option<Duration> {
-    let text = std::fs::read_to_string("/proc/uptime").ok()?;
+    let text = crate::files::read_proc("/proc/uptime").ok()?;
     let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
     Some(Duration::from_secs_f64(secs))
 }

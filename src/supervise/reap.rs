@@ -94,12 +94,12 @@ fn children() -> Option<Vec<u32>> {
         // thread's may vanish as the thread exits (a health check's).
         let main = std::process::id().to_string();
         let path = format!("/proc/self/task/{main}/children");
-        let mut out = parse(std::fs::read_to_string(path).ok()?);
+        let mut out = parse(crate::files::read_proc(path).ok()?);
         for t in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
             if t.file_name().to_str() == Some(main.as_str()) {
                 continue;
             }
-            if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
+            if let Ok(text) = crate::files::read_proc(t.path().join("children")) {
                 out.extend(parse(text));
             }
         }

@@ -133,7 +133,7 @@ fn event(raw: i32) -> Option<Event> {
 /// non-interactive shell's `&` ignores SIGINT and SIGQUIT), as Linux's
 /// `/proc/self/status` tells. Elsewhere: none known.
 fn ignored_at_start() -> Vec<Signal> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let status = crate::files::read_proc("/proc/self/status").unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("SigIgn:"))
