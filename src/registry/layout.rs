@@ -62,7 +62,14 @@ impl Pieces<'_> {
     /// Writes the bytes to `out`: a [`Piece::Copy`] straight from its
     /// file (a seek, then `std::io::copy`, which copies file to file in
     /// the kernel where it can: `copy_file_range`).
+    ///
+    /// A file copied from must still carry the seal ([`super::seal`])
+    /// once copied: its lines were checked when it was indexed, and
+    /// anything that wrote it since, in place and under wtenv's lock (an
+    /// editor, a script), left its own modification time. Then nothing is
+    /// renamed in: the lines copied may not be the lines checked.
     pub fn write_to(&self, out: &mut File) -> io::Result<()> {
+        let mut sources: Vec<&File> = Vec::new();
         for piece in &self.0 {
             match piece {
                 Piece::Bytes(bytes) => out.write_all(bytes)?,
@@ -76,7 +83,17 @@ impl Pieces<'_> {
                     if io::copy(&mut from.take(want), out)? != want {
                         return Err(io::ErrorKind::UnexpectedEof.into());
                     }
+                    if !sources.iter().any(|f| std::ptr::eq(*f, from)) {
+                        sources.push(from);
+                    }
                 }
+            }
+        }
+        for from in sources {
+            if !super::seal::is_sealed(&from.metadata()?) {
+                return Err(io::Error::other(
+                    "it was written while wtenv rewrote it, by a program that ignores wtenv's lock; nothing was changed, run the command again",
+                ));
             }
         }
         Ok(())

@@ -341,9 +341,11 @@ mod tests {
     use crate::registry::layout::Piece;
     use crate::registry::samples::*;
 
+    /// A file of `bytes`, sealed as wtenv seals what it writes.
     fn file_of(bytes: &[u8]) -> File {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(bytes).unwrap();
+        crate::registry::seal::stamp(&file).unwrap();
         file
     }
 
@@ -364,18 +366,39 @@ mod tests {
             .collect()
     }
 
+    /// `n` worktrees of one port each: `/w0000` has 10000, and so on.
+    fn fleet(n: u16) -> Vec<Allocation> {
+        (0..n)
+            .map(|i| Allocation {
+                worktree: format!("/w{i:04}").into(),
+                ..alloc(10_000 + i)
+            })
+            .collect()
+    }
+
+    /// Worktree `i`'s part of `lines`, and the pieces of the file with its
+    /// port moved to 20000.
+    fn moved<'f>(lines: &Lines<'f>, i: u16) -> (Found, Pieces<'f>) {
+        let wt = format!("/w{i:04}");
+        let found = lines
+            .part(&Part::of(Path::new(REPO), Path::new(&wt)))
+            .unwrap()
+            .unwrap();
+        let mut after = found.data.clone();
+        after.allocations[0].port = 20_000;
+        let pieces = lines
+            .splice(&found.groups, &after, |e| panic!("{e}"))
+            .unwrap()
+            .unwrap();
+        (found, pieces)
+    }
+
     /// A transaction on a large file changes one line: the file it writes
     /// is the kept lines as two runs of the old file (before and after
     /// the change), copied from it, and never read into memory whole.
     #[test]
     fn the_kept_lines_are_copied_from_the_old_file() {
-        let worktree = |i: u16| format!("/w{i:04}");
-        let all: Vec<Allocation> = (0..1000)
-            .map(|i| Allocation {
-                worktree: worktree(i).into(),
-                ..alloc(10_000 + i)
-            })
-            .collect();
+        let all = fleet(1000);
         let bytes = written(all.clone());
         assert!(
             bytes.len() > 2 * CHUNK,
@@ -385,18 +408,8 @@ mod tests {
         let file = file_of(&bytes);
         let lines = Lines::index(&file).unwrap().unwrap();
         assert_eq!(lines.len(), all.len());
-        let wt = worktree(500);
-        let found = lines
-            .part(&Part::of(Path::new(REPO), Path::new(&wt)))
-            .unwrap()
-            .unwrap();
+        let (found, pieces) = moved(&lines, 500);
         assert_eq!(found.data.allocations, [all[500].clone()]);
-        let mut after = found.data.clone();
-        after.allocations[0].port = 20_000;
-        let pieces = lines
-            .splice(&found.groups, &after, |e| panic!("{e}"))
-            .unwrap()
-            .unwrap();
 
         let copied: Vec<&Range<u64>> = pieces
             .0
@@ -418,6 +431,26 @@ mod tests {
         let mut expected = all;
         expected[500].port = 20_000;
         assert_eq!(bytes_of(&pieces), written(expected));
+    }
+
+    /// A line rewritten in place while the transaction runs, by a program
+    /// that ignores the lock, is not copied into the new file: the write
+    /// fails, so nothing is renamed in.
+    #[test]
+    fn a_file_written_since_it_was_indexed_is_not_copied_from() {
+        let bytes = written(fleet(3));
+        let file = file_of(&bytes);
+        let lines = Lines::index(&file).unwrap().unwrap();
+        let (_, pieces) = moved(&lines, 1);
+        assert_eq!(bytes_of(&pieces).len(), bytes.len(), "sealed: copied");
+
+        // Another worktree's port, changed in place: the same length, so
+        // only the seal tells.
+        let at = memchr::memmem::find(&bytes, b"10000").unwrap() as u64;
+        file.write_all_at(b"10009", at).unwrap();
+        let mut out = tempfile::tempfile().unwrap();
+        let err = pieces.write_to(&mut out).unwrap_err();
+        assert!(err.to_string().contains("ignores wtenv's lock"), "{err}");
     }
 
     #[test]
