@@ -86,7 +86,7 @@ print(f"median ({sys.argv[2]}): wtenv run -- true {wt:.2f} ms ({q(r[0]['times'],
 if "not reserved" in sys.argv[2]:
     d = float(sys.argv[3])
     print(f"  of which its two writes of the registry: 2 x {d:.2f} ms, what one costs this disk"
-          f" (temporary file, fsync, rename: median of 100)")
+          f" (temporary file, fsync, rename: median of 100); the rest {added - 2 * d:.2f} ms")
 PY
 done
 # The rest as before: nothing reserved.
