@@ -101,6 +101,15 @@ pub struct ListedWorktree {
     pub prunable: bool,
 }
 
+impl ListedWorktree {
+    /// Locked by git itself, reason `initializing`, as `git worktree add`
+    /// keeps the worktree it is making (or as a git killed meanwhile left
+    /// it): not a user's lock, and not one to lift while git runs.
+    pub fn being_added(&self) -> bool {
+        self.locked.as_deref() == Some("initializing")
+    }
+}
+
 impl Git {
     /// Git commands run with `dir` as their working directory.
     pub fn new(dir: impl Into<PathBuf>) -> Git {
@@ -423,9 +432,10 @@ mod tests {
     fn parses_porcelain_z() {
         let text = "worktree /r\0HEAD abc\0branch refs/heads/main\0\0\
                     worktree /w x\nnl\0HEAD def\0detached\0locked on a USB disk\0prunable gitdir file points to non-existent location\0\0\
-                    worktree /l\0HEAD abc\0branch refs/heads/l\0locked\0\0";
+                    worktree /l\0HEAD abc\0branch refs/heads/l\0locked\0\0\
+                    worktree /a\0HEAD abc\0branch refs/heads/a\0locked initializing\0\0";
         let list = parse_worktree_list(text);
-        assert_eq!(list.len(), 3);
+        assert_eq!(list.len(), 4);
         assert_eq!(list[0].branch.as_deref(), Some("main"));
         assert_eq!(list[1].path, PathBuf::from("/w x\nnl"));
         assert!(list[1].detached && list[1].prunable);
@@ -433,5 +443,7 @@ mod tests {
         assert_eq!(list[1].branch, None);
         assert_eq!(list[0].locked, None);
         assert_eq!(list[2].locked.as_deref(), Some(""), "locked, no reason");
+        assert!(list[3].being_added(), "git's own lock while it adds one");
+        assert!(!list[0].being_added() && !list[1].being_added() && !list[2].being_added());
     }
 }

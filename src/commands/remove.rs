@@ -100,7 +100,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         );
         // Git's own lock while `git worktree add` (run outside wtenv)
         // still makes it: unlocking would pull it from under git.
-        let hint = if reason == "initializing" {
+        let hint = if entry.listed.being_added() {
             format!(
                 "git is still adding it: run this again once that is done; if git was killed while adding it: {unlock}"
             )
