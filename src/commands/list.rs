@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
+use crate::git::ListedWorktree;
 use crate::health::status::{self, Lookup, ServiceStatus};
 use crate::output;
 use crate::ports::{self, state_text};
@@ -83,6 +84,19 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         } else {
             ranges.join(",")
         };
+        // A locked worktree says so on a row of its own, before its
+        // services': `remove` refuses it, and the reason says why.
+        if let Some(lock) = lock_state(&e.listed) {
+            rows.push(vec![
+                e.path.display().to_string(),
+                branch.clone(),
+                e.purpose.clone(),
+                ranges_cell.clone(),
+                "-".into(),
+                "-".into(),
+                lock,
+            ]);
+        }
         for s in &services {
             rows.push(vec![
                 e.path.display().to_string(),
@@ -101,6 +115,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             "main": e.main,
             "bare": e.listed.bare,
             "locked": e.listed.locked.is_some(),
+            // Git's reason, as git recorded it ("" for none); a field of
+            // its own, so `locked` stays the boolean it always was.
+            "lock_reason": e.listed.locked,
             "prunable": e.listed.prunable,
             "purpose": e.purpose,
             "ranges": ranges,
@@ -139,6 +156,21 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         ))?;
     }
     Ok(Outcome::SUCCESS)
+}
+
+/// The STATE of a locked worktree's own row: `locked: REASON` (the table
+/// escapes the reason's control characters, as it does every cell's), or,
+/// for git's own lock while `git worktree add` makes it, that git is
+/// adding it, as `remove`'s refusal says.
+fn lock_state(listed: &ListedWorktree) -> Option<String> {
+    let reason = listed.locked.as_deref()?;
+    Some(if listed.being_added() {
+        "being added by git".into()
+    } else if reason.is_empty() {
+        "locked".into()
+    } else {
+        format!("locked: {reason}")
+    })
 }
 
 struct ServiceView {

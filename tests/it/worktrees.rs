@@ -1342,6 +1342,81 @@ fn validate_fix_during_create_leaves_the_new_worktree_reserved() {
 /// listening on the port the registry records for it, is no conflict in
 /// this repository's `list`: the registry knows that port, whichever
 /// repository recorded it.
+/// A locked worktree is shown locked, with git's reason: `remove` refuses
+/// it, and a user or an agent reading `list` should see why before it
+/// does. The reason is the locker's text: the table escapes it as it does
+/// every cell, JSON carries it as it is. Git's own lock of a worktree it
+/// is adding reads as that, not as a user's lock. `list` said only
+/// `"locked": true` in JSON, and nothing in its table.
+#[test]
+fn list_shows_a_locked_worktree_with_gits_reason_for_the_lock() {
+    let t = TestEnv::new();
+    let hostile = "x\n\x1b[2Jy";
+    let mut cases = vec![];
+    for (name, reason, state) in [
+        ("usb", Some("on a USB disk"), "locked: on a USB disk"),
+        ("bare-lock", None, "locked"),
+        ("hostile", Some(hostile), r"locked: x\n\u{1b}[2Jy"),
+        ("adding", Some("initializing"), "being added by git"),
+    ] {
+        let path = t.add_worktree(name);
+        let mut lock = vec!["worktree", "lock"];
+        lock.extend(reason.iter().flat_map(|r| ["--reason", r]));
+        lock.push(path.to_str().unwrap());
+        t.git(&lock);
+        cases.push((path, reason.unwrap_or(""), state));
+    }
+    let free = t.add_worktree("free");
+
+    let json = run(&mut t.wtenv(&["list", "--json"]));
+    assert_eq!(json.code, Some(0), "{json}");
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let entry = |path: &Path| {
+        doc["worktrees"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["path"] == path.to_str().unwrap())
+            .unwrap_or_else(|| panic!("{} not listed: {json}", path.display()))
+            .clone()
+    };
+    for (path, reason, _) in &cases {
+        let w = entry(path);
+        assert_eq!(w["locked"], true, "{json}");
+        assert_eq!(w["lock_reason"], *reason, "{json}");
+    }
+    for path in [&t.repo, &free] {
+        let w = entry(path);
+        assert_eq!(w["locked"], false, "{json}");
+        assert_eq!(w["lock_reason"], serde_json::Value::Null, "{json}");
+    }
+
+    let list = run(&mut t.wtenv(&["list"]));
+    assert_eq!(list.code, Some(0), "{list}");
+    assert!(!list.stdout.contains('\x1b'), "{list}");
+    let rows: Vec<&str> = list.stdout.lines().collect();
+    // One row of the worktree's own (SERVICE and PORT `-`), before its
+    // service's: header, 6 worktrees' `app`, 4 locked ones.
+    assert_eq!(rows.len(), 1 + 6 + 4, "{list}");
+    let rows_of = |path: &Path| -> Vec<&str> {
+        rows.iter()
+            .copied()
+            .filter(|r| r.starts_with(&format!("{}  ", path.display())))
+            .collect()
+    };
+    for (path, _, state) in &cases {
+        let own = rows_of(path);
+        assert_eq!(own.len(), 2, "{list}");
+        let cells: Vec<&str> = own[0].split_whitespace().collect();
+        assert_eq!(cells[4..6], ["-", "-"], "{list}");
+        assert!(own[0].ends_with(&format!("  {state}")), "{state}: {list}");
+        assert_eq!(own[1].split_whitespace().nth(4), Some("app"), "{list}");
+    }
+    for path in [&t.repo, &free] {
+        assert_eq!(rows_of(path).len(), 1, "{list}");
+    }
+}
+
 #[test]
 fn list_does_not_call_another_repositorys_recorded_port_a_conflict() {
     let t = TestEnv::new();
