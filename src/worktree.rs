@@ -90,11 +90,18 @@ impl Worktree {
     /// again costs one `readlink` per component, on every `cd`. So does a
     /// `.git` that is a directory of its own (not a link), in a resolved
     /// directory, with no `commondir` (a main worktree).
+    ///
+    /// Only a `.git` that is not there (or a dangling link) lets the walk
+    /// go on up; one that cannot be looked at (a directory on the way the
+    /// user may not search) is an error naming it: going on would answer
+    /// "not in a worktree", or name the repository around this one.
     pub fn discover_resolved(start: &Path) -> Result<Option<Worktree>> {
         for dir in start.ancestors() {
             let dot_git = dir.join(".git");
-            let Ok(meta) = std::fs::symlink_metadata(&dot_git) else {
-                continue;
+            let meta = match std::fs::symlink_metadata(&dot_git) {
+                Ok(meta) => meta,
+                Err(e) if is_absent(&e) => continue,
+                Err(e) => return Err(unreadable(&dot_git, e)),
             };
             let resolved = !meta.is_symlink();
             let meta = if resolved {
@@ -102,7 +109,8 @@ impl Worktree {
             } else {
                 match std::fs::metadata(&dot_git) {
                     Ok(meta) => meta,
-                    Err(_) => continue,
+                    Err(e) if is_absent(&e) => continue,
+                    Err(e) => return Err(unreadable(&dot_git, e)),
                 }
             };
             let git_dir = if meta.is_dir() {
@@ -352,16 +360,54 @@ fn read_pointer(path: &Path) -> Result<Option<String>> {
     use crate::files::{self, OpenError};
     match files::read_regular(path, 64 * 1024) {
         Ok(bytes) => Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned())),
-        Err(OpenError::Io(e)) => Err(Error::io(
-            format!("could not read {}", printable_path(path)),
-            e,
-        )),
+        Err(OpenError::Io(e)) => Err(unreadable(path, e)),
         Err(OpenError::Refused(r)) => Err(Error::refused(format!(
             "could not read {}: {r}",
             printable_path(path)
         ))
         .with_hint("git writes it as a small regular file; remove or fix what is there")),
     }
+}
+
+/// Whether looking up a path failed because nothing is there: not found,
+/// or a component on the way is a file. Any other failure (no permission,
+/// an I/O error) leaves unknown what is there.
+fn is_absent(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
+}
+
+/// The error for git's file `path`, which could not be looked at or read.
+/// On a permission error, the hint names the first directory on the way
+/// the user may not search, when there is one (found only now: the walk
+/// makes no call for it).
+fn unreadable(path: &Path, e: std::io::Error) -> Error {
+    let denied = e.kind() == std::io::ErrorKind::PermissionDenied;
+    let error = Error::io(format!("could not read {}", printable_path(path)), e);
+    if !denied {
+        return error.with_hint("fix or remove it, or run wtenv from another directory");
+    }
+    match unsearchable_dir(path) {
+        Some(dir) => error.with_hint(format!(
+            "you may not search {}: have its permissions fixed (x for you), or run wtenv from a directory you can read",
+            printable_path(&dir)
+        )),
+        None => error.with_hint(
+            "fix its permissions (or those of what it links to), or run wtenv from a directory you can read",
+        ),
+    }
+}
+
+/// The first directory above `path`, from the root down, that the user
+/// may not search: the one whose entry cannot be looked at.
+fn unsearchable_dir(path: &Path) -> Option<PathBuf> {
+    let mut above: Vec<&Path> = path.ancestors().collect();
+    above.reverse();
+    above.windows(2).find_map(|pair| {
+        let denied = std::fs::symlink_metadata(pair[1])
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+        denied.then(|| pair[0].to_path_buf())
+    })
 }
 
 fn read_gitdir_file(dot_git: &Path) -> Result<Option<PathBuf>> {
@@ -376,7 +422,24 @@ fn read_gitdir_file(dot_git: &Path) -> Result<Option<PathBuf>> {
     match resolve(&path) {
         Ok(Resolved::Dir(git_dir)) => Ok(Some(git_dir)),
         Ok(Resolved::Kernel(shown, root)) => Err(kernel_dir(&shown, root, "git dir", dot_git)),
-        Err(_) => Ok(None),
+        // A worktree whose repository is gone is no worktree: walk on.
+        Err(e) if is_absent(&e) => Ok(None),
+        // Named by the file, never by what it says (see `common_dir_of`).
+        Err(e) => {
+            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                "you may not search a directory on the way to the one it names: have its permissions fixed, or run wtenv from a directory you can read"
+            } else {
+                "fix or remove it, or run wtenv from another directory"
+            };
+            Err(Error::io(
+                format!(
+                    "could not resolve the git dir {} names",
+                    printable_path(dot_git)
+                ),
+                e,
+            )
+            .with_hint(hint))
+        }
     }
 }
 

@@ -219,9 +219,16 @@ impl TestEnv {
     /// apply, which root passes. What it touches must be nobody's: see
     /// [`give_to_nobody`](Self::give_to_nobody).
     pub fn wtenv_as_nobody(&self, args: &[&str]) -> Command {
+        self.wtenv_as_nobody_in(&self.repo, args)
+    }
+
+    /// [`wtenv_as_nobody`](Self::wtenv_as_nobody) in `dir`. Root enters
+    /// it before giving up its rights, so nobody can be in a directory
+    /// it may not search (as after `sudo -u`, or a `chmod` above a shell).
+    pub fn wtenv_as_nobody_in(&self, dir: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new("setpriv");
         self.apply_env(&mut cmd);
-        cmd.current_dir(&self.repo)
+        cmd.current_dir(dir)
             .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
             .arg(env!("CARGO_BIN_EXE_wtenv"))
             .args(args);
