@@ -50,8 +50,19 @@ impl PortRange {
     pub fn parse(text: &str) -> std::result::Result<PortRange, String> {
         let bad = || format!("expected \"START-END\" (e.g. \"5000-5099\"), got {text:?}");
         let (a, b) = text.split_once('-').ok_or_else(bad)?;
-        let start: u16 = a.trim().parse().map_err(|_| bad())?;
-        let end: u16 = b.trim().parse().map_err(|_| bad())?;
+        // A number past the last port is named, not called a bad shape:
+        // "5000-70000" has the shape, and one of its numbers is wrong.
+        let port = |side: &str| match side.trim().parse::<u16>() {
+            Ok(port) => Ok(port),
+            Err(_) if is_digits(side.trim()) => Err(format!(
+                "range {text:?}: {} is not a port; ports go up to {}",
+                side.trim(),
+                u16::MAX
+            )),
+            Err(_) => Err(bad()),
+        };
+        let start = port(a)?;
+        let end = port(b)?;
         if start > end {
             return Err(format!("range {text:?} is reversed: {start} > {end}"));
         }
@@ -62,6 +73,11 @@ impl PortRange {
         }
         Ok(PortRange { start, end })
     }
+}
+
+/// `text` is a number written in decimal digits, of any size.
+fn is_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl fmt::Display for PortRange {

@@ -79,7 +79,20 @@ fn range_errors_name_the_problem() {
             .contains("below 1024")
     );
     assert!(PortRange::parse("abc").unwrap_err().contains("START-END"));
-    assert!(PortRange::parse("5000-70000").is_err());
+    assert_eq!(
+        PortRange::parse("5000-70000").unwrap_err(),
+        "range \"5000-70000\": 70000 is not a port; ports go up to 65535"
+    );
+    assert!(
+        PortRange::parse("99999999999999999999999-5000")
+            .unwrap_err()
+            .contains(": 99999999999999999999999 is not a port")
+    );
+    assert!(
+        PortRange::parse("5000-7e4")
+            .unwrap_err()
+            .contains("START-END")
+    );
 }
 
 #[test]

@@ -38,7 +38,7 @@ fn bad_range_syntax_is_exit_1_naming_the_key() {
     assert_refused(
         "[purposes]\nfeature = \"5000-70000\"\n",
         "purposes.feature",
-        "START-END",
+        "range \"5000-70000\": 70000 is not a port; ports go up to 65535",
     );
     assert_refused_at(
         "wtenv.toml",
