@@ -402,9 +402,20 @@ fn read_optional(path: &Path, any_link: bool) -> Result<Option<String>> {
     };
     match read {
         Ok(None) => Ok(None),
-        Ok(Some(bytes)) => String::from_utf8(bytes)
-            .map(Some)
-            .map_err(|_| Error::config(path, "(file)", "it is not valid UTF-8")),
+        Ok(Some(bytes)) => String::from_utf8(bytes).map(Some).map_err(|e| {
+            // Where, as for a syntax error: one byte in a long file is
+            // found by its line, not by reading the whole file again.
+            let offset = e.utf8_error().valid_up_to();
+            let byte = e.as_bytes()[offset];
+            let text = String::from_utf8_lossy(e.as_bytes());
+            let at = crate::error::Location::at(&text, offset);
+            Error::config_at(
+                path,
+                Some(at),
+                "",
+                format!("not valid UTF-8 (byte {byte:#04x})"),
+            )
+        }),
         Err(OpenError::Refused(r @ Refusal::LinkOutside(_))) => Err(Error::refused(format!(
             "invalid config {}: {r}; a config is read through a link only into the Nix store",
             printable_path(path)

@@ -132,11 +132,12 @@ fn an_unknown_table_is_exit_1_with_a_suggestion_and_allocates_nothing() {
 /// `env` with `config` as the repository's `name` (wtenv.toml or
 /// wtenv.json): exit 1, `FILE:LINE:COL: KEY: ` then the reason, the hint
 /// quoting the line, no registry entry made.
-fn assert_refused_at(name: &str, config: &str, place: &str, reason: &str, hint: &str) {
+fn assert_refused_at(name: &str, config: impl AsRef<[u8]>, place: &str, reason: &str, hint: &str) {
     let t = TestEnv::new();
     std::fs::remove_file(t.repo.join("wtenv.toml")).unwrap();
     let file = t.repo.join(name);
-    std::fs::write(&file, config).unwrap();
+    std::fs::write(&file, &config).unwrap();
+    let config = String::from_utf8_lossy(config.as_ref());
     let out = run(&mut t.wtenv(&["env"]));
     assert_eq!(out.code, Some(1), "{config:?}: {out}");
     assert!(out.stdout.is_empty(), "{out}");
@@ -214,6 +215,21 @@ fn a_config_error_shows_control_characters_escaped() {
         "expected a string \"START-END\" or a list of them, got integer `5`",
         r#"fix line 1 (`{"purposes": {"\u001b]0;T\u0007": 5}}`)"#,
     );
+}
+
+/// A byte that is not UTF-8 is found by its line, as a syntax error is:
+/// in a long file, "it is not valid UTF-8" left the user to search.
+#[test]
+fn a_config_that_is_not_utf8_names_the_line_and_the_byte() {
+    for name in ["wtenv.toml", "wtenv.json"] {
+        assert_refused_at(
+            name,
+            b"# ok\n# caf\xe9 ou th\xe9\n",
+            "2:6: ",
+            "not valid UTF-8 (byte 0xe9)",
+            "fix line 2 (`# caf\u{fffd} ou th\u{fffd}`)",
+        );
+    }
 }
 
 /// Names that run code on `cd` (or steer wtenv) are refused in every
