@@ -36,6 +36,8 @@ pub enum Refusal {
     HardLinked(u64),
     /// A link to this file, outside the directories a link may lead to.
     LinkOutside(PathBuf),
+    /// A link to this path, where nothing is.
+    LinkNowhere(PathBuf),
 }
 
 impl std::fmt::Display for Refusal {
@@ -61,6 +63,11 @@ impl std::fmt::Display for Refusal {
             Refusal::LinkOutside(target) => write!(
                 f,
                 "it is a link to {}",
+                crate::process::printable_path(target)
+            ),
+            Refusal::LinkNowhere(target) => write!(
+                f,
+                "it is a link to {}, which does not exist",
                 crate::process::printable_path(target)
             ),
         }
@@ -211,7 +218,8 @@ pub fn read_regular(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, OpenError>
 
 /// [`read_regular`] for a file a link may name only within `allowed`
 /// (directories): a final link is followed to a file under one of them,
-/// else refused. A planted link must not make wtenv read, and
+/// else refused, as is a link that leads nowhere. A planted link must
+/// not make wtenv read, and
 /// quote in its errors, a file of the user's elsewhere
 /// (`/proc/self/environ`, `~/.git-credentials`). A file that is no link
 /// costs no more than [`read_regular`]: the link is seen at `open`.
@@ -224,8 +232,14 @@ pub fn read_regular_within(
         Err(OpenError::Refused(Refusal::Symlink)) => {
             let target = match std::fs::canonicalize(path) {
                 Ok(t) => t,
-                // A dangling link: no file, as `open` through it says.
-                Err(e) if e.kind() == ErrorKind::NotFound && !path.exists() => return Ok(None),
+                // A dangling link is no file, but it is not "no config"
+                // either: read as absent, a config Nix made and then
+                // collected would silently give the built-in ranges.
+                Err(e) if e.kind() == ErrorKind::NotFound && !path.exists() => {
+                    return Err(OpenError::Refused(Refusal::LinkNowhere(
+                        std::fs::read_link(path)?,
+                    )));
+                }
                 // A link that leads somewhere with no path (`/dev/stdin` to
                 // `pipe:[...]`): named by what it says.
                 Err(e) if e.kind() == ErrorKind::NotFound => std::fs::read_link(path)?,

@@ -421,6 +421,11 @@ fn read_optional(path: &Path, any_link: bool) -> Result<Option<String>> {
             printable_path(path)
         ))
         .with_hint("put the file itself in the worktree, or name it with --config")),
+        Err(OpenError::Refused(r @ Refusal::LinkNowhere(_))) => Err(Error::not_found(format!(
+            "invalid config {}: {r}",
+            printable_path(path)
+        ))
+        .with_hint("restore the file it names, or remove the link to use the built-in defaults")),
         Err(OpenError::Refused(r)) => Err(Error::config(path, "(file)", r.to_string())),
         Err(OpenError::Io(e)) => Err(Error::io(
             format!("could not read config {}", printable_path(path)),

@@ -281,6 +281,38 @@ fn a_config_linked_anywhere_but_the_nix_store_is_refused_and_never_quoted() {
     assert!(t.allocations().is_empty());
 }
 
+/// A config that is a link leading nowhere (a Nix store path since
+/// collected) was read as no config: `env` reserved a port of the
+/// built-in 5000-5099 range without a word. It is refused, naming the
+/// link's target, and nothing is reserved.
+#[test]
+fn a_config_linked_nowhere_is_refused_and_reserves_nothing() {
+    let t = TestEnv::new();
+    let config = t.repo.join("wtenv.toml");
+    std::fs::remove_file(&config).unwrap();
+    let gone = t.root().join("collected/wtenv.toml");
+    std::os::unix::fs::symlink(&gone, &config).unwrap();
+    for args in [
+        &["env"][..],
+        &["env", "--hook"],
+        &["allocate", "--service", "web"],
+    ] {
+        let out = env_bounded(&t, args);
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert_eq!(
+            out.stderr,
+            format!(
+                "error: invalid config {}: it is a link to {}, which does not exist\n\
+                 hint: restore the file it names, or remove the link to use the built-in defaults\n",
+                config.display(),
+                gone.display()
+            ),
+            "{args:?}"
+        );
+    }
+    assert!(t.allocations().is_empty());
+}
+
 /// A downloaded tree whose `.git/commondir` is a link to a file of the
 /// user's: the error named the unresolvable common dir by the file's
 /// text, so every `cd` printed `/proc/self/environ` or a credentials
