@@ -38,6 +38,8 @@ pub enum Refusal {
     LinkOutside(PathBuf),
     /// A link to this path, where nothing is.
     LinkNowhere(PathBuf),
+    /// A file of ours whose mode (these bits) keeps us out.
+    OwnerMode(u32),
 }
 
 impl std::fmt::Display for Refusal {
@@ -64,6 +66,10 @@ impl std::fmt::Display for Refusal {
                 f,
                 "it is a link to {}",
                 crate::process::printable_path(target)
+            ),
+            Refusal::OwnerMode(mode) => write!(
+                f,
+                "its mode {mode:03o} keeps its owner (you) from reading or writing it"
             ),
             Refusal::LinkNowhere(target) => write!(
                 f,
@@ -97,6 +103,29 @@ impl std::fmt::Display for OpenError {
             OpenError::Io(e) => e.fmt(f),
             OpenError::Refused(r) => r.fmt(f),
         }
+    }
+}
+
+/// What an open the kernel refused says of the file at `path`, for a
+/// caller that takes only regular files of its own: a directory (EISDIR,
+/// from an open for writing), a file of another user or one whose mode
+/// keeps its owner out (EACCES). Root is never refused so, and meets the
+/// same files in the checks after the open: this says the same to
+/// everyone. `None`: the OS's error says it all.
+pub fn refusal_of(path: &Path, e: &io::Error) -> Option<Refusal> {
+    match e.raw_os_error()? {
+        libc::EISDIR => Some(Refusal::NotRegular),
+        libc::EACCES => {
+            let meta = std::fs::symlink_metadata(path).ok()?;
+            if meta.uid() != nix::unistd::geteuid().as_raw() {
+                Some(Refusal::Owner(meta.uid()))
+            } else if meta.mode() & 0o600 != 0o600 {
+                Some(Refusal::OwnerMode(meta.mode() & 0o777))
+            } else {
+                None
+            }
+        }
+        _ => None,
     }
 }
 

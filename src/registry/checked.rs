@@ -161,18 +161,26 @@ impl Registry {
             Err(OpenError::Refused(r)) => {
                 return Err(self.unusable(r.to_string(), self.move_aside_hint()));
             }
-            Err(OpenError::Io(e)) => return Err(self.read_error(e)),
+            // What the kernel refused a user (root reads on, to the
+            // checks below) is said as those checks say it, exit 2.
+            Err(OpenError::Io(e)) => {
+                return Err(match files::refusal_of(&self.path, &e) {
+                    Some(Refusal::Owner(uid)) => self.not_ours(uid),
+                    Some(r @ Refusal::OwnerMode(_)) => self.unusable(
+                        r.to_string(),
+                        format!("chmod 600 {}", quote_in_message(&self.path)),
+                    ),
+                    Some(r) => self.unusable(r.to_string(), self.move_aside_hint()),
+                    None => self.read_error(e),
+                });
+            }
         };
         let meta = file.metadata().map_err(|e| self.read_error(e))?;
         if !meta.is_file() {
             return Err(self.unusable("it is not a regular file", self.move_aside_hint()));
         }
-        let uid = nix::unistd::geteuid().as_raw();
-        if meta.uid() != uid {
-            return Err(self.unusable(
-                format!("it belongs to uid {}, not to you (uid {uid})", meta.uid()),
-                "use a registry of your own: set WTENV_STATE_DIR or pass --registry",
-            ));
+        if meta.uid() != nix::unistd::geteuid().as_raw() {
+            return Err(self.not_ours(meta.uid()));
         }
         if meta.permissions().mode() & 0o022 != 0 {
             return Err(self.unusable(
@@ -184,6 +192,14 @@ impl Registry {
             ));
         }
         Ok(Some(file))
+    }
+
+    /// The registry file belongs to `uid`, another user.
+    fn not_ours(&self, uid: u32) -> Error {
+        self.unusable(
+            Refusal::Owner(uid).to_string(),
+            "use a registry of your own: set WTENV_STATE_DIR or pass --registry",
+        )
     }
 
     pub(super) fn read_error(&self, e: std::io::Error) -> Error {

@@ -115,6 +115,16 @@ impl Registry {
     }
 
     fn lock_error(&self, path: &Path, e: OpenError) -> Error {
+        // A directory, or a file the kernel keeps this user from opening
+        // (not theirs, or a mode without the owner's rw), is refused as
+        // root's checks refuse it: exit 2, and the way out.
+        let e = match e {
+            OpenError::Io(e) => match files::refusal_of(path, &e) {
+                Some(r) => OpenError::Refused(r),
+                None => OpenError::Io(e),
+            },
+            refused => refused,
+        };
         match e {
             OpenError::Io(e) => {
                 Error::io(format!("could not open lock file {}", printable_path(path)), e)

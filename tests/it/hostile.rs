@@ -130,12 +130,13 @@ fn a_leftover_temp_file_with_mode_0666_is_cleaned_and_its_mode_not_inherited() {
 }
 
 /// The lock files, planted as links (to an existing file, to a missing
-/// one) or as FIFOs: refused with exit 2 naming the file; no link is
-/// followed (nothing created or locked elsewhere), nothing hangs.
+/// one), as FIFOs or as directories: refused with exit 2 naming the file
+/// (a directory was "Is a directory (os error 21)", exit 1, no hint); no
+/// link is followed (nothing created or locked elsewhere), nothing hangs.
 #[test]
 fn planted_lock_files_are_refused_followed_nowhere_and_never_hang() {
     for lock in ["registry.lock", "probe.lock"] {
-        for plant in ["link", "dangling link", "fifo"] {
+        for plant in ["link", "dangling link", "fifo", "directory"] {
             let t = with_registry();
             // A new service, so `allocate` probes (and takes the probe lock).
             let out_dir = Outside::new(&t);
@@ -144,6 +145,7 @@ fn planted_lock_files_are_refused_followed_nowhere_and_never_hang() {
             match plant {
                 "link" => std::os::unix::fs::symlink(&out_dir.victim, &path).unwrap(),
                 "dangling link" => std::os::unix::fs::symlink(&out_dir.absent, &path).unwrap(),
+                "directory" => std::fs::create_dir(&path).unwrap(),
                 _ => mkfifo(&path),
             }
             let before = snapshot(&out_dir.dir);
@@ -583,6 +585,79 @@ fn a_registry_with_a_port_below_1024_is_exit_2_and_untouched() {
             assert_eq!(std::fs::read_to_string(t.registry_path()).unwrap(), text);
         }
     }
+}
+
+/// A registry or lock file the kernel keeps a user from opening (another
+/// user's, as one `sudo wtenv` leaves behind; or the user's own with its
+/// owner's bits taken) was "could not read registry: Permission denied",
+/// exit 1 and no hint, where root, whom the kernel lets through, was
+/// told exit 2 and the way out. Every user is now told as root is, and
+/// nothing is written.
+#[test]
+fn a_registry_or_lock_the_kernel_keeps_the_user_from_is_exit_2_with_the_way_out() {
+    use std::os::unix::fs::chown;
+    let t = with_registry();
+    t.give_to_nobody();
+    let registry = t.registry_path();
+    let lock = t.state_dir().join("registry.lock");
+    let nobody = {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(t.state_dir()).unwrap();
+        (Some(meta.uid()), Some(meta.gid()))
+    };
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, PermissionsExt::from_mode(m));
+    let quoted = |p: &Path| format!("'{}'", p.display());
+    let refused = |reason: &str, hint: &str| {
+        let before = snapshot(&t.root());
+        for args in [&["env"][..], &["ports"], &["allocate", "--service", "web"]] {
+            let out = run_bounded(&mut t.wtenv_as_nobody(args), LIMIT);
+            assert_eq!(out.code, Some(2), "{args:?}: {out}");
+            assert!(out.stdout.is_empty(), "{args:?}: {out}");
+            let want = format!(
+                "error: registry {} cannot be used: {reason}",
+                registry.display()
+            );
+            assert!(
+                out.stderr.starts_with(&want),
+                "{args:?}: want {want:?}: {out}"
+            );
+            assert!(
+                out.stderr.ends_with(&format!("\nhint: {hint}\n")),
+                "{args:?}: want the hint {hint:?}: {out}"
+            );
+        }
+        assert!(snapshot(&t.root()) == before, "something changed");
+    };
+
+    chown(&registry, Some(0), Some(0)).unwrap();
+    refused(
+        "it belongs to uid 0, not to you",
+        "use a registry of your own: set WTENV_STATE_DIR or pass --registry",
+    );
+    chown(&registry, nobody.0, nobody.1).unwrap();
+
+    mode(&registry, 0o000).unwrap();
+    refused(
+        "its mode 000 keeps its owner (you) from reading or writing it",
+        &format!("chmod 600 {}", quoted(&registry)),
+    );
+    mode(&registry, 0o600).unwrap();
+
+    chown(&lock, Some(0), Some(0)).unwrap();
+    refused(
+        &format!(
+            "its lock file {}: it belongs to uid 0, not to you",
+            lock.display()
+        ),
+        &format!(
+            "something other than wtenv put it there: remove it (rm {}), wtenv makes a new one",
+            quoted(&lock)
+        ),
+    );
+    chown(&lock, nobody.0, nobody.1).unwrap();
+
+    let out = run(&mut t.wtenv_as_nobody(&["env"]));
+    assert_eq!(out.code, Some(0), "once mended: {out}");
 }
 
 // ---- case 18: paths that are not UTF-8 --------------------------------
