@@ -427,10 +427,20 @@ fn read_optional(path: &Path, any_link: bool) -> Result<Option<String>> {
         ))
         .with_hint("restore the file it names, or remove the link to use the built-in defaults")),
         Err(OpenError::Refused(r)) => Err(Error::config(path, "(file)", r.to_string())),
-        Err(OpenError::Io(e)) => Err(Error::io(
-            format!("could not read config {}", printable_path(path)),
-            e,
-        )),
+        Err(OpenError::Io(e)) => {
+            let quoted = crate::shell::quote_in_message(path);
+            let hint = match files::refusal_of(path, &e) {
+                Some(Refusal::OwnerMode(_)) => format!("chmod u+r {quoted}"),
+                Some(Refusal::Owner(uid)) => format!(
+                    "it belongs to uid {uid}, who can make it readable to you (chmod a+r {quoted}); or name another file with --config"
+                ),
+                _ => "check that the file can be read, then run the command again".to_owned(),
+            };
+            Err(
+                Error::io(format!("could not read config {}", printable_path(path)), e)
+                    .with_hint(hint),
+            )
+        }
     }
 }
 

@@ -216,3 +216,39 @@ fn the_hint_to_delete_a_taken_branch_works_when_pasted_and_runs_nothing() {
         assert_eq!(crate::shell::pwned_under(&t.root()), None, "{template}");
     }
 }
+
+/// A config its owner cannot read (mode 200) was "could not read config:
+/// Permission denied (os error 13)" with no hint. The hint's command,
+/// pasted, lets the next `env` read it.
+#[test]
+fn the_hint_for_a_config_its_owner_cannot_read_works_when_pasted() {
+    let t = TestEnv::new();
+    let config = t.repo.join("wtenv.toml");
+    t.give_to_nobody();
+    std::fs::set_permissions(&config, PermissionsExt::from_mode(0o200)).unwrap();
+    let out = run(&mut t.wtenv_as_nobody(&["env"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "error: could not read config {}: Permission denied",
+            config.display()
+        )),
+        "{out}"
+    );
+    let command = hinted(&out, "", "");
+    assert!(command.starts_with("chmod u+r "), "{out}");
+    paste(&t, &command);
+    let out = run(&mut t.wtenv_as_nobody(&["env"]));
+    assert_eq!(out.code, Some(0), "after the hint's command: {out}");
+
+    // Another user's: the hint names the owner, and the command that
+    // owner would paste.
+    std::os::unix::fs::chown(&config, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&config, PermissionsExt::from_mode(0o600)).unwrap();
+    let out = run(&mut t.wtenv_as_nobody(&["env"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("hint: it belongs to uid 0, "), "{out}");
+    paste(&t, &hinted(&out, "(", ")"));
+    let out = run(&mut t.wtenv_as_nobody(&["env"]));
+    assert_eq!(out.code, Some(0), "after the hint's command: {out}");
+}
