@@ -268,21 +268,30 @@ impl Registry {
     /// state directory, named instead of its `registry.json`) is refused
     /// before any lock is taken: the locks live beside the registry, so
     /// they were made in its parent, and the refusal's hint was to move
-    /// that directory, the user's registry with it, aside.
+    /// that directory, the user's registry with it, aside. So is a
+    /// device, a FIFO or a socket (`--registry /dev/null`): its lock was
+    /// made in `/dev`, and the hint was to move `/dev/null` aside.
     pub fn given_path(path: PathBuf) -> Result<PathBuf> {
         // Through a link too: a link to the state directory is the same
         // mistake.
-        if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
-            let file = path.join(FILE_NAME);
-            return Err(Registry::new(path).unusable(
-                "it is a directory",
-                format!(
-                    "--registry names the registry's file, not its directory: pass --registry {}",
-                    crate::shell::quote_in_message(file)
-                ),
-            ));
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => {
+                let file = path.join(FILE_NAME);
+                Err(Registry::new(path).unusable(
+                    "it is a directory",
+                    format!(
+                        "--registry names the registry's file, not its directory: pass --registry {}",
+                        crate::shell::quote_in_message(file)
+                    ),
+                ))
+            }
+            Ok(meta) if !meta.is_file() => Err(Registry::new(path).unusable(
+                "it is not a regular file (a device, a FIFO or a socket)",
+                "--registry names the registry's file: pass the path of a regular file, \
+                 or of one wtenv may create",
+            )),
+            _ => Ok(path),
         }
-        Ok(path)
     }
 
     pub fn path(&self) -> &Path {

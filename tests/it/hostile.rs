@@ -796,6 +796,40 @@ fn a_registry_flag_naming_a_directory_points_at_its_file_and_makes_nothing() {
     );
 }
 
+/// `--registry /dev/null` made its lock in `/dev`, then said to move
+/// `/dev/null` aside. A device, a FIFO or a socket is refused before any
+/// lock is made beside it (here a FIFO, and a link to `/dev/null`, each
+/// in a directory of its own whose snapshot would show the lock).
+#[test]
+fn a_registry_flag_naming_a_device_or_fifo_is_refused_and_makes_nothing() {
+    let t = with_registry();
+    let dir = t.root().join("special");
+    std::fs::create_dir(&dir).unwrap();
+    let fifo = dir.join("fifo");
+    mkfifo(&fifo);
+    let null = dir.join("null");
+    std::os::unix::fs::symlink("/dev/null", &null).unwrap();
+    let before = (snapshot(&t.state_dir()), snapshot(&dir));
+    for path in [&fifo, &null] {
+        for args in [&["env"][..], &["ports"], &["validate", "--fix"]] {
+            let mut full = vec!["--registry", path.to_str().unwrap()];
+            full.extend_from_slice(args);
+            let out = run_bounded(&mut t.wtenv(&full), LIMIT);
+            assert_eq!(out.code, Some(2), "{args:?}: {out}");
+            assert_eq!(
+                out.stderr,
+                format!(
+                    "error: registry {} cannot be used: it is not a regular file (a device, a FIFO or a socket)\n\
+                     hint: --registry names the registry's file: pass the path of a regular file, or of one wtenv may create\n",
+                    path.display()
+                ),
+                "{args:?}"
+            );
+        }
+    }
+    assert_eq!((snapshot(&t.state_dir()), snapshot(&dir)), before);
+}
+
 /// An unparsable `WTENV_LOG` was silently ignored.
 #[test]
 fn an_unparsable_wtenv_log_is_an_error_naming_it() {
