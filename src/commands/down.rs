@@ -13,7 +13,9 @@ use crate::report;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// How long to wait for the services to stop.
-    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_arg, default_value = "60s")]
+    // `allow_hyphen_values`: a negative value reaches the parser, which
+    // says what it takes (clap called it an unknown flag).
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true, value_parser = crate::duration::parse_arg, default_value = "60s")]
     pub timeout: Duration,
     /// The services to stop (default: all of this worktree's).
     #[arg(value_name = "SERVICE")]

@@ -32,7 +32,9 @@ pub struct Args {
     pub format: Format,
     /// Tie the allocations this makes to PID (e.g. a `nix develop` shell's
     /// `$$`): they are released once PID is gone.
-    #[arg(long, value_name = "PID")]
+    // `allow_hyphen_values`: a negative value reaches the parser, which
+    // says what it takes (clap called it an unknown flag).
+    #[arg(long, value_name = "PID", allow_hyphen_values = true)]
     pub hold: Option<u32>,
     /// Skip ports that are occupied on the system instead of failing.
     #[arg(long)]

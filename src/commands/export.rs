@@ -22,7 +22,9 @@ pub struct Args {
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Time between SIGTERM and SIGKILL for each service.
-    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_arg, default_value = "10s")]
+    // `allow_hyphen_values`: a negative value reaches the parser, which
+    // says what it takes (clap called it an unknown flag).
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true, value_parser = crate::duration::parse_arg, default_value = "10s")]
     pub grace: Duration,
     /// Skip ports that are occupied on the system instead of failing.
     #[arg(long)]

@@ -16,7 +16,14 @@ pub struct Args {
     #[arg(short, long)]
     pub follow: bool,
     /// Only the last N lines of each service.
-    #[arg(short = 'n', long = "lines", value_name = "N")]
+    // `allow_hyphen_values`: a negative value reaches the parser, which
+    // says what it takes (clap called it an unknown flag).
+    #[arg(
+        short = 'n',
+        long = "lines",
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
     pub lines: Option<usize>,
     /// The service (default: every service of this worktree).
     #[arg(value_name = "SERVICE")]

@@ -23,7 +23,9 @@ pub struct Args {
     /// Instead, drop the holds of PID in every worktree (what a `nix
     /// develop` shell's EXIT trap runs): its reservations stay, ports only
     /// it held are released.
-    #[arg(long, value_name = "PID", conflicts_with_all = ["service", "worktree"])]
+    // `allow_hyphen_values`: a negative value reaches the parser, which
+    // says what it takes (clap called it an unknown flag).
+    #[arg(long, value_name = "PID", allow_hyphen_values = true, conflicts_with_all = ["service", "worktree"])]
     pub hold: Option<u32>,
 }
 

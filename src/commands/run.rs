@@ -34,7 +34,9 @@ use crate::supervise::{self, Supervisor};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Time between the forwarded signal and SIGKILL (e.g. 10s, 500ms).
-    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_arg, default_value = "10s")]
+    // `allow_hyphen_values`: a negative value reaches the parser, which
+    // says what it takes (clap called it an unknown flag).
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true, value_parser = crate::duration::parse_arg, default_value = "10s")]
     pub grace: Duration,
     /// Bind the services' ports and hand the listening sockets to CMD (fd 3
     /// onwards, systemd's LISTEN_FDS protocol): no other process can take a

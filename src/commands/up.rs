@@ -34,7 +34,9 @@ use crate::supervise::{self, Pgid, Supervisor};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Time between SIGTERM (or the forwarded signal) and SIGKILL.
-    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_arg, default_value = "10s")]
+    // `allow_hyphen_values`: a negative value reaches the parser, which
+    // says what it takes (clap called it an unknown flag).
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true, value_parser = crate::duration::parse_arg, default_value = "10s")]
     pub grace: Duration,
     /// Start the services in the background, each a unit of a service
     /// manager, and return once every one is ready.
@@ -46,7 +48,9 @@ pub struct Args {
     pub manager: Option<Manager>,
     /// With --detach: each service's log file rotates at this size (e.g.
     /// 512K, 10M).
-    #[arg(long, value_name = "SIZE", value_parser = logfile::parse_size, default_value = "10M", requires = "detach")]
+    // `allow_hyphen_values`: a negative value reaches the parser, which
+    // says what it takes (clap called it an unknown flag).
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true, value_parser = logfile::parse_size, default_value = "10M", requires = "detach")]
     pub log_limit: u64,
     /// Skip ports that are occupied on the system instead of failing.
     #[arg(long)]

@@ -200,6 +200,18 @@ fn bad_arguments_are_refused_with_usage() {
         "run_with_a_grace_that_is_no_duration_says_what_is",
         &mut t.wtenv(&["run", "--grace", "banana", "--", "true"]),
     );
+    // A negative value was an unknown flag to clap, whose tip (`-- -1`)
+    // would have run `-1` as the command.
+    snap(
+        &t,
+        "run_with_a_negative_grace_says_what_a_duration_is",
+        &mut t.wtenv(&["run", "--grace", "-1s", "--", "true"]),
+    );
+    snap(
+        &t,
+        "env_with_a_negative_hold_names_the_flag",
+        &mut t.wtenv(&["env", "--hold", "-1"]),
+    );
 }
 
 #[test]
