@@ -27,10 +27,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
-        return Err(Error::invalid(format!(
-            "invalid service name {:?}: use letters, digits, '_' or '-'",
-            args.service
-        )));
+        return Err(
+            Error::invalid(format!("invalid service name {:?}", args.service))
+                .with_hint("use letters, digits, '_' or '-'"),
+        );
     }
     let mut scope = ctx.scope()?;
     if let Some(p) = &args.purpose {

@@ -212,6 +212,11 @@ fn bad_arguments_are_refused_with_usage() {
         "env_with_a_negative_hold_names_the_flag",
         &mut t.wtenv(&["env", "--hold", "-1"]),
     );
+    snap(
+        &t,
+        "allocate_with_an_invalid_service_name_says_what_a_name_is",
+        &mut t.wtenv(&["allocate", "--service", "web ui"]),
+    );
 }
 
 #[test]
