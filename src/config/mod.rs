@@ -371,10 +371,13 @@ fn find(root: &Path) -> Result<Option<(PathBuf, String)>> {
             &toml_path,
             "(file)",
             format!(
-                "both {TOML_NAME} and {JSON_NAME} exist in {}; keep one",
+                "both {TOML_NAME} and {JSON_NAME} exist in {}",
                 printable_path(root)
             ),
-        )),
+        )
+        .with_hint(format!(
+            "keep one: remove {TOML_NAME} or {JSON_NAME} (both take the same settings)"
+        ))),
         (Some(text), None) => Ok(Some((toml_path, text))),
         (None, Some(text)) => Ok(Some((json_path, text))),
         (None, None) => Ok(None),

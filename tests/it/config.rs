@@ -316,6 +316,26 @@ fn a_json_config_has_the_same_schema_and_errors() {
     );
 }
 
+/// Both files in one worktree: the hint said "fix the file", which one
+/// fix cannot do; it says to remove one of them, and nothing is reserved.
+#[test]
+fn a_toml_and_a_json_config_side_by_side_say_to_keep_one() {
+    let t = TestEnv::new();
+    std::fs::write(t.repo.join("wtenv.json"), "{}").unwrap();
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: invalid config {}: (file): both wtenv.toml and wtenv.json exist in {}\n\
+             hint: keep one: remove wtenv.toml or wtenv.json (both take the same settings)\n",
+            t.repo.join("wtenv.toml").display(),
+            t.repo.display()
+        )
+    );
+    assert!(t.allocations().is_empty());
+}
+
 #[test]
 fn no_config_means_the_built_in_defaults() {
     let t = TestEnv::bare();
