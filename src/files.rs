@@ -29,7 +29,8 @@ use nix::libc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     Symlink,
-    NotRegular,
+    /// Not a regular file: what it is instead ([`kind_of`]).
+    NotRegular(&'static str),
     Owner(u32),
     WritableByOthers(u32),
     TooLarge(u64),
@@ -46,10 +47,7 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refusal::Symlink => write!(f, "it is a symbolic link"),
-            Refusal::NotRegular => write!(
-                f,
-                "it is not a regular file (a FIFO, a device, a directory?)"
-            ),
+            Refusal::NotRegular(kind) => write!(f, "it is {kind}, not a regular file"),
             Refusal::Owner(uid) => write!(
                 f,
                 "it belongs to uid {uid}, not to you (uid {})",
@@ -114,7 +112,7 @@ impl std::fmt::Display for OpenError {
 /// everyone. `None`: the OS's error says it all.
 pub fn refusal_of(path: &Path, e: &io::Error) -> Option<Refusal> {
     match e.raw_os_error()? {
-        libc::EISDIR => Some(Refusal::NotRegular),
+        libc::EISDIR => Some(Refusal::NotRegular("a directory")),
         libc::EACCES => {
             let meta = std::fs::symlink_metadata(path).ok()?;
             if meta.uid() != nix::unistd::geteuid().as_raw() {
@@ -196,9 +194,31 @@ pub fn open_read(path: &Path, follow: bool) -> Result<Option<File>, OpenError> {
 pub fn require_regular(file: &File) -> Result<std::fs::Metadata, OpenError> {
     let meta = file.metadata()?;
     if !meta.is_file() {
-        return Err(OpenError::Refused(Refusal::NotRegular));
+        return Err(OpenError::Refused(Refusal::NotRegular(kind_of(&meta))));
     }
     Ok(meta)
+}
+
+/// What a file that is not a regular one is, for a message that says
+/// so: "a FIFO", "a directory", ...
+pub fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a file of another kind"
+    }
 }
 
 /// The open file is a regular file owned by the effective user.
@@ -433,7 +453,7 @@ fn open_own_with_meta(path: &Path) -> Result<(File, std::fs::Metadata, bool), Op
         },
         // A FIFO nobody reads, opened for writing without blocking.
         Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
-            return Err(OpenError::Refused(Refusal::NotRegular));
+            return Err(OpenError::Refused(Refusal::NotRegular("a FIFO")));
         }
         Err(e) => return Err(e.into()),
     };
@@ -711,7 +731,7 @@ mod tests {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         assert!(matches!(
             open_lock(&fifo),
-            Err(OpenError::Refused(Refusal::NotRegular))
+            Err(OpenError::Refused(Refusal::NotRegular("a FIFO")))
         ));
     }
 

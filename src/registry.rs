@@ -286,7 +286,7 @@ impl Registry {
                 ))
             }
             Ok(meta) if !meta.is_file() => Err(Registry::new(path).unusable(
-                "it is not a regular file (a device, a FIFO or a socket)",
+                crate::files::Refusal::NotRegular(crate::files::kind_of(&meta)).to_string(),
                 "--registry names the registry's file: pass the path of a regular file, \
                  or of one wtenv may create",
             )),

@@ -177,7 +177,10 @@ impl Registry {
         };
         let meta = file.metadata().map_err(|e| self.read_error(e))?;
         if !meta.is_file() {
-            return Err(self.unusable("it is not a regular file", self.move_aside_hint()));
+            return Err(self.unusable(
+                Refusal::NotRegular(files::kind_of(&meta)).to_string(),
+                self.move_aside_hint(),
+            ));
         }
         if meta.uid() != nix::unistd::geteuid().as_raw() {
             return Err(self.not_ours(meta.uid()));

@@ -196,18 +196,30 @@ fn lock_files_planted_with_mode_0666_lock_and_leak_nothing() {
 
 /// A config that is a link to `/dev/zero` was read without limit; one to
 /// `/dev/stdin` or a FIFO hung. Now: exit 1 naming the file, at once: a
-/// FIFO is no regular file, and a link (to a device, or to a FIFO beside
-/// it) leads somewhere a config is not read from.
+/// FIFO or a directory is no regular file (the message says which, where
+/// it used to guess "a FIFO, a device, a directory?"), and a link (to a
+/// device, or to a FIFO beside it) leads somewhere a config is not read
+/// from.
 #[test]
 fn a_config_that_is_not_a_regular_file_is_refused_without_hanging() {
-    for target in ["/dev/zero", "/dev/stdin", "fifo", "link to a fifo"] {
+    for target in [
+        "/dev/zero",
+        "/dev/stdin",
+        "fifo",
+        "directory",
+        "link to a fifo",
+    ] {
         let t = TestEnv::new();
         let config = t.repo.join("wtenv.toml");
         std::fs::remove_file(&config).unwrap();
         let reason = match target {
             "fifo" => {
                 mkfifo(&config);
-                "(file): it is not a regular file"
+                "(file): it is a FIFO, not a regular file\n"
+            }
+            "directory" => {
+                std::fs::create_dir(&config).unwrap();
+                "(file): it is a directory, not a regular file\n"
             }
             "link to a fifo" => {
                 mkfifo(&t.repo.join("config.fifo"));
@@ -819,9 +831,14 @@ fn a_registry_flag_naming_a_device_or_fifo_is_refused_and_makes_nothing() {
             assert_eq!(
                 out.stderr,
                 format!(
-                    "error: registry {} cannot be used: it is not a regular file (a device, a FIFO or a socket)\n\
+                    "error: registry {} cannot be used: it is {}, not a regular file\n\
                      hint: --registry names the registry's file: pass the path of a regular file, or of one wtenv may create\n",
-                    path.display()
+                    path.display(),
+                    if path == &fifo {
+                        "a FIFO"
+                    } else {
+                        "a character device"
+                    }
                 ),
                 "{args:?}"
             );
@@ -931,9 +948,13 @@ fn a_dot_git_that_is_not_a_regular_file_hangs_nothing() {
         for args in [&["env", "--hook"][..], &["env"]] {
             let out = run_bounded(&mut t.wtenv_in(&dir, args), LIMIT);
             assert_eq!(out.code, Some(1), "{plant} {args:?}: {out}");
+            let kind = match plant {
+                "fifo" => "a FIFO",
+                _ => "a character device",
+            };
             assert!(
                 out.stderr.contains(&format!(
-                    "could not read {}: it is not a regular file",
+                    "could not read {}: it is {kind}, not a regular file",
                     dot_git.display()
                 )),
                 "{plant} {args:?}: {out}"
