@@ -304,7 +304,7 @@ fn place_and_exec(argv: &[OsString]) -> Result<Outcome> {
         program: program.to_string_lossy().into_owned(),
         source: err,
     };
-    crate::report::problem(&spawn.message(), Some(spawn.hint()));
+    crate::report::problem(&spawn.message(), Some(&spawn.hint()));
     Ok(spawn.outcome())
 }
 

@@ -176,7 +176,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let pgid = match spawned {
         Ok(pgid) => pgid,
         Err(e) => {
-            report::problem(&e.message(), Some(e.hint()));
+            report::problem(&e.message(), Some(&e.hint()));
             return Ok(e.outcome());
         }
     };

@@ -153,7 +153,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             // see EOF once the service's processes close theirs.
             drop(expr);
             let pgid = spawned.map_err(|e| {
-                report::problem(&e.message(), Some(e.hint()));
+                report::problem(&e.message(), Some(&e.hint()));
                 e.outcome()
             })?;
             let index = selected

@@ -23,7 +23,14 @@ impl SpawnError {
     /// `could not run foo: command not found`.
     pub fn message(&self) -> String {
         let why = match self.source.kind() {
-            io::ErrorKind::NotFound => "command not found".to_owned(),
+            io::ErrorKind::NotFound => match self.missing_interpreter() {
+                Some(Some(interpreter)) => format!(
+                    "its interpreter {} (its #! line) was not found",
+                    crate::process::printable(&interpreter)
+                ),
+                Some(None) => "it is there, but what it needs to start (a #! interpreter, a dynamic loader) was not found".to_owned(),
+                None => "command not found".to_owned(),
+            },
             io::ErrorKind::PermissionDenied => "permission denied (not executable)".to_owned(),
             io::ErrorKind::ArgumentListTooLong => format!(
                 "its command line and environment are larger than the system allows ({})",
@@ -31,16 +38,59 @@ impl SpawnError {
             ),
             _ => self.source.to_string(),
         };
-        format!("could not run {}: {why}", self.program)
+        // An empty name would read "could not run : ...".
+        let program = match self.program.as_str() {
+            "" => "''",
+            p => p,
+        };
+        format!("could not run {program}: {why}")
+    }
+
+    /// For a command not found that names a file that is there (`./x`,
+    /// `/opt/x`): `execve` says ENOENT too when its `#!` interpreter or an
+    /// ELF's dynamic loader is missing, and "command not found" sent the
+    /// user looking for a file they could see. `Some(interpreter)` when
+    /// its first line names one, `Some(None)` when it does not; `None` when
+    /// no such file is there. A bare name (looked up in PATH) is not
+    /// looked up again: "command not found" stays the message.
+    fn missing_interpreter(&self) -> Option<Option<String>> {
+        use std::io::Read;
+        if !self.program.contains('/') {
+            return None;
+        }
+        let path = std::path::Path::new(&self.program);
+        // Regular files only: a FIFO there would block the read.
+        if !path.metadata().is_ok_and(|m| m.is_file()) {
+            return None;
+        }
+        let mut head = Vec::with_capacity(256);
+        let read = std::fs::File::open(path).and_then(|f| f.take(256).read_to_end(&mut head));
+        let interpreter = read.ok().and_then(|_| {
+            let line = head.strip_prefix(b"#!")?.split(|&b| b == b'\n').next()?;
+            let word = String::from_utf8_lossy(line);
+            word.split_whitespace().next().map(str::to_owned)
+        });
+        Some(interpreter)
     }
 
     /// What to do about it (`run` and `up` alike). Only a command that is
     /// missing or not executable is the command's own fault: a limit of
     /// the system (E2BIG, EMFILE, EAGAIN) is not fixed by checking its name.
-    pub fn hint(&self) -> &'static str {
+    pub fn hint(&self) -> String {
         use nix::libc;
-        match (self.source.kind(), self.source.raw_os_error()) {
-            (io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied, _) => {
+        let hint = match (self.source.kind(), self.source.raw_os_error()) {
+            (io::ErrorKind::NotFound, _) => match self.missing_interpreter() {
+                Some(Some(interpreter)) => {
+                    return format!(
+                        "install {}, or fix the first line of {}",
+                        crate::process::printable(&interpreter),
+                        self.program
+                    );
+                }
+                Some(None) => "check that it was built for this system (file(1) tells)",
+                None => "check the command's name, PATH and permissions",
+            },
+            (io::ErrorKind::PermissionDenied, _) => {
                 "check the command's name, PATH and permissions"
             }
             (io::ErrorKind::ArgumentListTooLong, _) => {
@@ -50,7 +100,8 @@ impl SpawnError {
                 "too many files are open: raise the limit (ulimit -n) or close some, then run it again"
             }
             _ => "check the system's limits (ulimit -a), then run it again",
-        }
+        };
+        hint.to_owned()
     }
 }
 

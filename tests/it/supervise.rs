@@ -482,6 +482,35 @@ fn a_command_not_found_exits_127_and_releases_the_port() {
     assert!(t.allocations().is_empty());
 }
 
+/// A script that is there but whose `#!` interpreter is not: execve says
+/// ENOENT, and "command not found" sent the user looking for a file they
+/// could see. The error names the interpreter, exit 127 as a shell's.
+#[test]
+fn a_script_whose_interpreter_is_missing_names_it_and_exits_127() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestEnv::new();
+    let script = t.repo.join("serve");
+    std::fs::write(&script, "#!/nonexistent/python9 -u\nprint(1)\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = crate::support::run(t.wtenv(&["run", "--", "./serve"]).stdin(Stdio::null()));
+    assert_eq!(out.code, Some(127), "{out}");
+    assert_eq!(
+        out.stderr,
+        "error: could not run ./serve: its interpreter /nonexistent/python9 (its #! line) was not found\n\
+         hint: install /nonexistent/python9, or fix the first line of ./serve\n"
+    );
+    // An empty name is shown as one.
+    let out = crate::support::run(t.wtenv(&["run", "--", ""]).stdin(Stdio::null()));
+    assert_eq!(out.code, Some(127), "{out}");
+    assert!(
+        out.stderr
+            .starts_with("error: could not run '': command not found\n"),
+        "{out}"
+    );
+    assert_no_holds(&t);
+    assert!(t.allocations().is_empty());
+}
+
 /// `run --service S` holds only S's port and reserves the others (as
 /// `env` does). A command that could not start, or a socket that could
 /// not be bound, lets S's port go as at any exit, and leaves the others
