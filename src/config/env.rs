@@ -115,14 +115,40 @@ impl Checker<'_> {
             for var in &s.env {
                 let key = format!("services.{}.env", s.name);
                 if let Some(reason) = refused_name(var) {
-                    return Err(self.err(&key, reason));
+                    return Err(self.with_default_env_hint(self.err(&key, reason), s));
                 }
                 if let Some(other) = seen.insert(var, &s.name) {
-                    return Err(self.err(&key, format!("{var} is also exported by services.{other}; each variable names one port")));
+                    let err = self.err(&key, format!("{var} is also exported by services.{other}; each variable names one port"));
+                    return Err(self.with_default_env_hint(err, s));
                 }
             }
         }
         Ok(())
+    }
+
+    /// `err` about `service`'s variable, with a hint when that variable is
+    /// the one made from its name (`1web` gives `1WEB_PORT`, `ld` gives
+    /// `LD_PORT`): the key named, `services.1web.env`, is not in the file,
+    /// and "fix the file" left the user looking for it.
+    fn with_default_env_hint(
+        &self,
+        err: crate::error::Error,
+        service: &Service,
+    ) -> crate::error::Error {
+        if service.env != [super::services::default_env_name(&service.name)] {
+            return err;
+        }
+        let set = super::syntax_of(Some(self.path)).setting(
+            &["services", &service.name],
+            "env",
+            "[\"NAME\"]",
+        );
+        // The file by its name: the error names its whole path.
+        let file = super::file_named(Some(self.path), self.path.parent().unwrap_or(self.path));
+        err.with_hint(format!(
+            "{} is made from the service's name: rename the service, or name its variable: set {set} in {file}",
+            service.env[0]
+        ))
     }
 
     /// The `[env]` table: allowed names not set by a service, values an

@@ -113,6 +113,42 @@ fn duplicate_env_names_across_services_are_exit_1_naming_the_key() {
     );
 }
 
+/// A service whose name makes no variable a shell can export (`1web`
+/// gives `1WEB_PORT`, `ld` gives `LD_PORT`): the error names
+/// `services.1web.env`, a key the file does not have, and the hint was
+/// "fix the file". It says where the name comes from and what to set,
+/// in the syntax of the file in use.
+#[test]
+fn a_variable_made_from_a_service_name_says_so_in_the_hint() {
+    let t = TestEnv::new();
+    std::fs::remove_file(t.repo.join("wtenv.toml")).unwrap();
+    for (file, text, hint) in [
+        (
+            "wtenv.toml",
+            "[services.1web]\n",
+            "hint: 1WEB_PORT is made from the service's name: rename the service, or name its variable: set [services.1web] env = [\"NAME\"] in wtenv.toml\n",
+        ),
+        (
+            "wtenv.json",
+            r#"{"services": {"ld": {}}}"#,
+            "hint: LD_PORT is made from the service's name: rename the service, or name its variable: set \"services\": {\"ld\": {\"env\": [\"NAME\"]}} in wtenv.json\n",
+        ),
+    ] {
+        let path = t.repo.join(file);
+        std::fs::write(&path, text).unwrap();
+        let out = run(&mut t.wtenv(&["env"]));
+        assert_eq!(out.code, Some(1), "{out}");
+        assert!(
+            out.stderr
+                .contains(&format!("invalid config {}: services.", path.display())),
+            "{out}"
+        );
+        assert!(out.stderr.contains(hint), "{file}: want {hint:?}: {out}");
+        std::fs::remove_file(&path).unwrap();
+    }
+    assert!(t.allocations().is_empty());
+}
+
 /// A misspelt table used to be a warning, and `[purpose]` then silently
 /// fell back to the built-in 5000-5099 range.
 #[test]
