@@ -212,6 +212,10 @@ pub struct Registry {
     /// stat per process is enough (the directory is never chmodded by
     /// wtenv once there).
     dir_meta: std::sync::OnceLock<std::fs::Metadata>,
+    /// Whether this process (through this registry or a clone of it) has
+    /// replaced the file: before that, nothing of this process's is in
+    /// it, and there is nothing to release ([`Registry::wrote`]).
+    wrote: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Registry {
@@ -220,7 +224,15 @@ impl Registry {
             path,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             dir_meta: std::sync::OnceLock::new(),
+            wrote: Default::default(),
         }
+    }
+
+    /// Whether this process has changed the registry file. A process
+    /// whose every write was refused (a registry it cannot use) holds
+    /// nothing in it: its release guard has nothing to say.
+    pub fn wrote(&self) -> bool {
+        self.wrote.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// [`new`](Registry::new), waiting for locks as long as
@@ -489,6 +501,7 @@ impl Registry {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or(FILE_NAME);
+        // An error means nothing was renamed in: the file is as it was.
         files::replace_with(
             self.dir(),
             name,
@@ -496,6 +509,7 @@ impl Registry {
             seal::stamp,
             commit,
         )
+        .map(|()| self.wrote.store(true, std::sync::atomic::Ordering::Relaxed))
         .map_err(|(what, path, e)| {
             files::replace_error(
                 format!(

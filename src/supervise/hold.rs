@@ -198,7 +198,9 @@ impl ReleaseGuard<'_> {
 
 impl Drop for ReleaseGuard<'_> {
     fn drop(&mut self) {
-        if !self.armed.get() {
+        // Nothing written by this process, nothing of it to release: a
+        // registry that refused the hold must not be said to keep one.
+        if !self.armed.get() || !self.registry.wrote() {
             return;
         }
         let me = ProcessId::current();

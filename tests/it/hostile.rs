@@ -487,7 +487,9 @@ fn a_cd_file_that_is_a_fifo_or_a_link_is_refused_without_hanging() {
 // ---- case 17: registries wtenv did not write -------------------------
 
 /// A registry holding `json`, then `args` run in the main worktree and in
-/// another: exit 2, the file byte-identical, the reason named.
+/// another: exit 2, the file byte-identical, the reason named, once (a
+/// `run` refused so also said it "could not release the ports held by
+/// this wtenv", which held none).
 fn assert_registry_refused(t: &TestEnv, text: &str, reason: &str) {
     let path = t.registry_path();
     std::fs::create_dir_all(t.state_dir()).unwrap();
@@ -504,6 +506,7 @@ fn assert_registry_refused(t: &TestEnv, text: &str, reason: &str) {
         (&other, &["allocate", "--service", "app"][..]),
         (&t.repo, &["ports"][..]),
         (&t.repo, &["release"][..]),
+        (&t.repo, &["run", "--", "true"][..]),
     ] {
         let out = run_bounded(&mut t.wtenv_in(dir, args), LIMIT);
         assert_eq!(out.code, Some(2), "{args:?} in {}: {out}", dir.display());
@@ -512,6 +515,7 @@ fn assert_registry_refused(t: &TestEnv, text: &str, reason: &str) {
             out.stderr.contains(reason),
             "{args:?}: no {reason:?}: {out}"
         );
+        assert_eq!(out.stderr.matches("error: ").count(), 1, "{args:?}: {out}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "{args:?}");
     }
 }
