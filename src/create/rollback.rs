@@ -57,7 +57,11 @@ impl<'a> Rollback<'a> {
         if !(self.branch_created || self.worktree_attempted || self.allocated_for.is_some()) {
             return; // nothing made yet
         }
+        // A registry this process never changed holds nothing of it: a
+        // reservation refused by a registry it cannot use left nothing to
+        // release, and nothing to remove by hand.
         if let Some(root) = self.allocated_for.take()
+            && self.registry.wrote()
             && let Err(e) = self.registry.release_worktree(&plan.common_dir, &root)
         {
             self.failed(

@@ -489,7 +489,8 @@ fn a_cd_file_that_is_a_fifo_or_a_link_is_refused_without_hanging() {
 /// A registry holding `json`, then `args` run in the main worktree and in
 /// another: exit 2, the file byte-identical, the reason named, once (a
 /// `run` refused so also said it "could not release the ports held by
-/// this wtenv", which held none).
+/// this wtenv", which held none, and `create --ports` that its rollback
+/// "could not release the ports", with the hint to remove them by hand).
 fn assert_registry_refused(t: &TestEnv, text: &str, reason: &str) {
     let path = t.registry_path();
     std::fs::create_dir_all(t.state_dir()).unwrap();
@@ -507,6 +508,17 @@ fn assert_registry_refused(t: &TestEnv, text: &str, reason: &str) {
         (&t.repo, &["ports"][..]),
         (&t.repo, &["release"][..]),
         (&t.repo, &["run", "--", "true"][..]),
+        (
+            &t.repo,
+            &[
+                "create",
+                "--purpose",
+                "feature",
+                "--identifier",
+                "x",
+                "--ports",
+            ][..],
+        ),
     ] {
         let out = run_bounded(&mut t.wtenv_in(dir, args), LIMIT);
         assert_eq!(out.code, Some(2), "{args:?} in {}: {out}", dir.display());
