@@ -250,7 +250,13 @@ fn read(path: &Path) -> Result<TrustList> {
         }
         files::read_capped(&file, MAX_BYTES, meta.len()).map(Some)
     })()
-    .map_err(|e| unusable(e.to_string()))?;
+    // What the kernel refused a user is said as root's checks say it.
+    .map_err(|e| match e {
+        OpenError::Io(e) => {
+            unusable(files::refusal_of(path, &e).map_or(e.to_string(), |r| r.to_string()))
+        }
+        refused => unusable(refused.to_string()),
+    })?;
     let Some(bytes) = bytes else {
         return Ok(TrustList::default());
     };

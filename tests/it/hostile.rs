@@ -688,6 +688,33 @@ fn a_registry_or_lock_the_kernel_keeps_the_user_from_is_exit_2_with_the_way_out(
     assert_eq!(out.code, Some(0), "once mended: {out}");
 }
 
+/// A trust list of another user's (left by `sudo wtenv trust`) was "cannot
+/// be used: Permission denied (os error 13)" for a user, where root was
+/// told whose it is. Every user is told as root is, and nothing changes.
+#[test]
+fn a_trust_list_of_another_user_is_named_as_such_for_every_user() {
+    let t = with_registry();
+    let out = run(&mut t.wtenv(&["trust"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    t.give_to_nobody();
+    let list = t.state_dir().join("trust.json");
+    std::os::unix::fs::chown(&list, Some(0), Some(0)).unwrap();
+    let before = snapshot(&t.root());
+    for args in [&["trust", "--list"][..], &["trust"]] {
+        let out = run_bounded(&mut t.wtenv_as_nobody(args), LIMIT);
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert!(
+            out.stderr.starts_with(&format!(
+                "error: trust list {} cannot be used: it belongs to uid 0, not to you",
+                list.display()
+            )),
+            "{args:?}: {out}"
+        );
+        assert!(out.stderr.contains("\nhint: "), "{args:?}: {out}");
+    }
+    assert!(snapshot(&t.root()) == before, "something changed");
+}
+
 // ---- case 18: paths that are not UTF-8 --------------------------------
 
 /// `env`, `allocate` and `create` panicked (exit 101) in a repository
