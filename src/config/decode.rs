@@ -13,6 +13,10 @@ use crate::error::{Error, Location, Result};
 pub(super) fn decode(path: &Path, text: &str) -> Result<(RawConfig, Vec<Vec<String>>)> {
     let mut ignored = Vec::new();
     let raw = if path.extension().is_some_and(|e| e == "json") {
+        // A byte order mark, which editors on Windows write, is read past
+        // as TOML's parser does (RFC 8259 lets a parser ignore it): else
+        // the error pointed at 1:1, a character no editor shows.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut de = serde_json::Deserializer::from_str(text);
         let raw =
             typed(&mut de, &mut ignored).map_err(|(key, e)| json_error(path, text, &key, &e))?;

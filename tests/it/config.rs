@@ -372,6 +372,35 @@ fn a_toml_and_a_json_config_side_by_side_say_to_keep_one() {
     assert!(t.allocations().is_empty());
 }
 
+/// A UTF-8 byte order mark (as editors on Windows write it) was read
+/// past in wtenv.toml and refused in wtenv.json with "expected value" at
+/// 1:1, a character no editor shows. Both read it alike.
+#[test]
+fn a_byte_order_mark_is_read_past_in_toml_and_json() {
+    let t = TestEnv::new();
+    let range = t.ports.range();
+    for (file, text) in [
+        (
+            "wtenv.toml",
+            format!("\u{feff}[purposes]\nfeature = \"{range}\"\n"),
+        ),
+        (
+            "wtenv.json",
+            format!("\u{feff}{{\"purposes\": {{\"feature\": \"{range}\"}}}}"),
+        ),
+    ] {
+        std::fs::remove_file(t.repo.join("wtenv.toml")).ok();
+        std::fs::remove_file(t.repo.join("wtenv.json")).ok();
+        std::fs::write(t.repo.join(file), text).unwrap();
+        let out = run(&mut t.wtenv(&["env"]));
+        assert_eq!(out.code, Some(0), "{file}: {out}");
+        assert!(
+            out.stdout.contains(&format!("PORT='{}'", t.ports.start)),
+            "{file}: {out}"
+        );
+    }
+}
+
 #[test]
 fn no_config_means_the_built_in_defaults() {
     let t = TestEnv::bare();
