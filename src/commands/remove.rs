@@ -44,6 +44,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    // An empty word is the path "", the current directory: `remove "$WT"
+    // --force` with WT unset removed the worktree it ran in.
+    if args.target.is_empty() {
+        return Err(
+            Error::invalid("the worktree to remove is an empty word").with_hint(
+                "name it by its identifier or its path ('.' for this one); 'wtenv list' shows them",
+            ),
+        );
+    }
     let here = ctx.require_worktree_here()?;
     // Taken before the listing is read: a `create` holds it until its
     // worktree is whole, and while git adds one it is locked

@@ -890,6 +890,30 @@ fn a_registry_flag_naming_a_device_or_fifo_is_refused_and_makes_nothing() {
     assert_eq!((snapshot(&t.state_dir()), snapshot(&dir)), before);
 }
 
+/// `remove ""` (a script's `wtenv remove "$WT" --force` with WT unset)
+/// read the empty word as the path "", the current directory, and with
+/// --force removed the worktree it ran in. It is refused, and the
+/// worktree, its branch and its ports stay.
+#[test]
+fn remove_of_an_empty_word_is_refused_and_removes_nothing() {
+    let t = TestEnv::new();
+    let wt = t.add_worktree("linked");
+    assert_eq!(run(&mut t.wtenv_in(&wt, &["env"])).code, Some(0));
+    let before = (t.allocations(), t.git(&["worktree", "list"]));
+    for args in [&["remove", ""][..], &["remove", "", "--force"]] {
+        let out = run(&mut t.wtenv_in(&wt, args));
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert_eq!(
+            out.stderr,
+            "error: the worktree to remove is an empty word\n\
+             hint: name it by its identifier or its path ('.' for this one); 'wtenv list' shows them\n",
+            "{args:?}"
+        );
+        assert!(wt.exists(), "{args:?}: {out}");
+    }
+    assert_eq!((t.allocations(), t.git(&["worktree", "list"])), before);
+}
+
 /// An unparsable `WTENV_LOG` was silently ignored.
 #[test]
 fn an_unparsable_wtenv_log_is_an_error_naming_it() {
