@@ -1,0 +1,208 @@
+//! Services' rules, on text: health checks, dependencies, restarts and
+//! the durations they take.
+
+use std::time::Duration;
+
+use super::*;
+use crate::health::{Check, Health, Restart};
+
+#[test]
+fn health_depends_on_and_restart_parse() {
+    let c = parse(
+        "[services.api]\nhealth = { http = \"/healthz\", interval = \"500ms\", timeout = \"2s\", retries = 2, start_period = \"5s\" }\ndepends_on = [\"db\"]\nrestart = \"on-failure\"\n[services.db]\nhealth = { cmd = \"pg_isready\" }\n",
+    )
+    .unwrap();
+    let api = c.service("api").unwrap();
+    assert_eq!(
+        api.health(),
+        Health {
+            check: Check::Http {
+                path: "/healthz".into()
+            },
+            interval: Duration::from_millis(500),
+            timeout: Duration::from_secs(2),
+            retries: 2,
+            start_period: Duration::from_secs(5),
+        }
+    );
+    assert_eq!(api.depends_on, vec!["db"]);
+    assert_eq!(api.restart, Restart::OnFailure);
+    let db = c.service("db").unwrap();
+    assert_eq!(
+        db.health().check,
+        Check::Cmd {
+            command: "pg_isready".into()
+        }
+    );
+    assert_eq!(db.restart, Restart::No);
+}
+
+#[test]
+fn bad_health_names_the_service_and_key() {
+    let cases = [
+        (
+            "health = { http = \"healthz\" }",
+            "services.web.health.http: \"healthz\" is not a request path",
+        ),
+        ("health = { http = \"/a b\" }", "services.web.health.http"),
+        (
+            "health = { http = \"/\", cmd = \"true\" }",
+            "services.web.health: one check only: http and cmd",
+        ),
+        (
+            "health = { tcp = false }",
+            "services.web.health.tcp: tcp = false names no check",
+        ),
+        (
+            "health = { cmd = \" \" }",
+            "services.web.health.cmd: the command is empty",
+        ),
+        (
+            "health = { interval = \"0s\" }",
+            "services.web.health.interval: must be longer than 0s",
+        ),
+        (
+            "health = { timeout = \"soon\" }",
+            "services.web.health.timeout: \"soon\" is not a duration",
+        ),
+        (
+            "health = { retries = 0 }",
+            "services.web.health.retries: expected a whole number",
+        ),
+        (
+            "health = \"/healthz\"",
+            "services.web.health: expected a table",
+        ),
+        (
+            "restart = \"sometimes\"",
+            "services.web.restart: \"sometimes\" is not a restart policy",
+        ),
+        (
+            "depends_on = \"db\"",
+            "services.web.depends_on: expected a list of service names",
+        ),
+    ];
+    for (line, want) in cases {
+        let e = parse(&format!("[services.web]\n{line}\n")).unwrap_err();
+        assert!(e.to_string().contains(want), "{line}: {e}");
+    }
+}
+
+#[test]
+fn dependency_cycles_and_unknown_names_are_config_errors() {
+    let e = parse("[services.web]\ndepends_on = [\"api\"]\n").unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "services.web.depends_on: service web depends on \"api\", which is not a service"
+        ),
+        "{e}"
+    );
+    let e = parse("[services.a]\ndepends_on = [\"b\"]\n[services.b]\ndepends_on = [\"a\"]\n")
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("services.a.depends_on: dependency cycle: a -> b -> a"),
+        "{e}"
+    );
+}
+
+/// A config's durations become deadlines on the clock: one it would
+/// overflow (`up` panicked on `300000000000years`) is refused, key named.
+#[test]
+fn durations_over_a_year_are_refused_with_their_key() {
+    for (text, key) in [
+        (
+            "[services.web]\nready_timeout = \"300000000000years\"\n",
+            "services.web.ready_timeout",
+        ),
+        (
+            "[services.web]\nhealth = { tcp = true, interval = \"366days\" }\n",
+            "services.web.health.interval",
+        ),
+    ] {
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.contains(&format!("{key}: ")), "{e}");
+        assert!(e.ends_with("is longer than a year"), "{e}");
+    }
+    assert!(parse("[services.web]\nready_timeout = \"365days\"\n").is_ok());
+}
+
+/// A config's durations are read as the command line's are (bare seconds
+/// too), and a TOML or JSON number is seconds.
+#[test]
+fn durations_take_seconds_as_text_or_number() {
+    for (value, want) in [
+        ("\"30\"", Duration::from_secs(30)),
+        ("\"1.5\"", Duration::from_millis(1500)),
+        ("\"1m\"", Duration::from_secs(60)),
+        ("30", Duration::from_secs(30)),
+        ("0.5", Duration::from_millis(500)),
+        ("0", Duration::ZERO),
+    ] {
+        let c = parse(&format!(
+            "[services.web]\nready_timeout = {value}\nhealth = {{ tcp = true, start_period = {value} }}\n"
+        ))
+        .unwrap_or_else(|e| panic!("{value}: {e}"));
+        assert_eq!(c.services[0].ready_timeout, want, "{value}");
+        assert_eq!(c.services[0].health().start_period, want, "{value}");
+    }
+    let c = Config::parse(
+        Path::new("wtenv.json"),
+        r#"{"services": {"web": {"ready_timeout": 2, "health": {"interval": 0.25, "timeout": "3"}}}}"#,
+    )
+    .unwrap();
+    let web = &c.services[0];
+    assert_eq!(web.ready_timeout, Duration::from_secs(2));
+    assert_eq!(web.health().interval, Duration::from_millis(250));
+    assert_eq!(web.health().timeout, Duration::from_secs(3));
+
+    for (line, want) in [
+        (
+            "ready_timeout = -5",
+            "services.web.ready_timeout: -5 is not a duration: expected seconds (30) or a duration (30s, 500ms, 1m), at most a year",
+        ),
+        (
+            "ready_timeout = -0.5",
+            "services.web.ready_timeout: -0.5 is not a duration",
+        ),
+        (
+            "ready_timeout = nan",
+            "services.web.ready_timeout: NaN is not a duration",
+        ),
+        (
+            "ready_timeout = \"-5\"",
+            "services.web.ready_timeout: \"-5\" is not a duration",
+        ),
+        (
+            "ready_timeout = inf",
+            "services.web.ready_timeout: inf is longer than a year",
+        ),
+        (
+            "ready_timeout = 1e300",
+            "services.web.ready_timeout: 1e300 is longer than a year",
+        ),
+        (
+            "ready_timeout = 9223372036854775807",
+            "services.web.ready_timeout: 9223372036854775807 is longer than a year",
+        ),
+        (
+            "ready_timeout = \"1e19\"",
+            "services.web.ready_timeout: \"1e19\" is longer than a year",
+        ),
+        (
+            "health = { interval = 0 }",
+            "services.web.health.interval: must be longer than 0s",
+        ),
+        (
+            "health = { timeout = -1 }",
+            "services.web.health.timeout: -1 is not a duration",
+        ),
+        (
+            "ready_timeout = true",
+            "services.web.ready_timeout: expected seconds (30) or a duration (\"30s\"), got boolean `true`",
+        ),
+    ] {
+        let e = parse(&format!("[services.web]\n{line}\n")).unwrap_err();
+        assert!(e.to_string().contains(want), "{line}: {e}");
+    }
+}
