@@ -5,8 +5,9 @@
 //! skips Rust's runtime start-up. On that platform the start-up reads
 //! `/proc/self/maps` to place the main thread's stack guard and makes a
 //! signal stack for the stack-overflow message: about 8% of every `wtenv
-//! env`, which runs on every `cd` (README, "Where the time goes"). The two
-//! duties of that start-up wtenv relies on are done here instead:
+//! env`, which runs on every `cd` (docs/PERFORMANCE.md, "Where the time
+//! goes"). The two duties of that start-up wtenv relies on are done here
+//! instead:
 //! - standard descriptors 0-2 that are closed are opened on `/dev/null`,
 //!   so no file wtenv opens (the registry) can become its stdout;
 //! - SIGPIPE is ignored, so a write to a closed pipe is an EPIPE error the
