@@ -12,9 +12,13 @@
 //! first change; the command then dies of the signal, so the shell sees
 //! 130 for Ctrl-C).
 //!
-//! Order, and why: the branch ([`branch`]: `git update-ref` with an empty
-//! old value: atomic create-if-missing, so the rollback knows the branch is
-//! its own), then the worktree's directory, empty, then `git worktree add`
+//! Order, and why: with `--ports`, first a look at the registry
+//! ([`crate::registry::Registry::check_usable`]): one the reservation
+//! could not use refuses the command before git runs, so nothing is made
+//! (the rollback stays for what cannot be foreseen: a registry damaged
+//! meanwhile, content a transaction refuses). Then the branch
+//! ([`branch`]: `git update-ref` with an empty old value: atomic
+//! create-if-missing, so the rollback knows the branch is its own), then the worktree's directory, empty, then `git worktree add`
 //! of the branch into it, and while git checks out, the ports
 //! ([`reserve`]); then the metadata. The directory comes before the
 //! reservation because a reservation for a directory that does not exist
@@ -216,6 +220,14 @@ fn make(
     reuse_branch: bool,
     signals: &Signals,
 ) -> Result<Created> {
+    // A registry the reservation could not use is refused now, with the
+    // error the reservation would give, before git makes anything the
+    // rollback would have to undo. Before the repository lock: it waits
+    // for no other create's checkout. Not under the registry's lock
+    // either: the reservation beside git takes it for itself.
+    if with_ports {
+        ctx.registry.check_usable()?;
+    }
     // Taken before the guard, so it is released after the rollback ran.
     let _lock = RepoLock::acquire(&plan.common_dir, &|| signals.check())?;
     // Under the lock, so no other wtenv makes this path between the check

@@ -135,6 +135,22 @@ impl Registry {
         Ok(mode & 0o200 != 0)
     }
 
+    /// Refuses, with the error a transaction would give, a registry no
+    /// transaction could use, as far as the filesystem tells: its
+    /// directory (made if missing, then checked for writing), its lock
+    /// file (opened, made if missing, not locked: nobody waits, and
+    /// nobody is made to wait), the file itself (its type, owner and
+    /// mode), in a transaction's order, so the first refusal is the one
+    /// a transaction meets. Its content is not read: that is the
+    /// transaction's, and a file replaced meanwhile too. For a command
+    /// whose first write follows a step it would have to undo
+    /// (`create --ports`, before git runs).
+    pub fn check_usable(&self) -> Result<()> {
+        self.ensure_dir()?;
+        self.open_lock(&self.lock_path())?;
+        self.open_checked().map(drop)
+    }
+
     /// The data, read and checked (an empty registry when there is no file yet).
     pub(super) fn load(&self) -> Result<RegistryData> {
         match self.open_checked()? {

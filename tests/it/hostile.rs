@@ -16,7 +16,7 @@ use crate::support::{PortBlock, Run, TestEnv, run, run_bounded, snapshot};
 /// A hang is a failure, not a stuck suite.
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn mkfifo(path: &Path) {
+pub(crate) fn mkfifo(path: &Path) {
     let status = std::process::Command::new("mkfifo")
         .arg(path)
         .status()
@@ -52,7 +52,7 @@ fn env_bounded(t: &TestEnv, args: &[&str]) -> Run {
 }
 
 /// A state directory with a registry in it (made by a first `env`).
-fn with_registry() -> TestEnv {
+pub(crate) fn with_registry() -> TestEnv {
     let t = TestEnv::new();
     let out = run(&mut t.wtenv(&["env"]));
     assert_eq!(out.code, Some(0), "{out}");

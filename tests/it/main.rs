@@ -30,6 +30,7 @@ mod snapshots_worktrees;
 mod sockets;
 mod supervise;
 mod trust;
+mod unusable_state;
 mod up;
 mod validate;
 mod worktrees;
