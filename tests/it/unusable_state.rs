@@ -1,5 +1,6 @@
 //! A state directory wtenv cannot use: `create --ports` and `enter` refuse
-//! it before git runs, with the registry's own error.
+//! it before git runs, with the registry's own error, and a lock file
+//! planted as a directory is refused with the command that removes it.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -143,4 +144,62 @@ fn create_and_enter_refuse_an_unusable_registry_before_git_runs() {
         "the hooks never fire: the test proves nothing"
     );
     assert_ne!(worktrees(), listed);
+}
+
+/// A directory where a lock file goes was refused with the hint to
+/// `rm` it, which fails on a directory. The hint now names the command
+/// for what is there (`rmdir` when empty, `rm -r` when it holds
+/// anything), and that command, run as given, mends it.
+#[test]
+fn a_lock_planted_as_a_directory_is_refused_with_the_command_that_removes_it() {
+    // Each lock, with a command that takes it: `allocate` of a new
+    // service probes (the probe lock), `trust` writes the trust list.
+    let locks: [(&str, &[&str]); 3] = [
+        ("registry.lock", &["allocate", "--service", "api"]),
+        ("probe.lock", &["allocate", "--service", "api"]),
+        ("trust.lock", &["trust"]),
+    ];
+    for (name, args) in locks {
+        for holds in [None, Some("left")] {
+            let t = with_registry();
+            let path = t.state_dir().join(name);
+            if path.exists() {
+                std::fs::remove_file(&path).unwrap();
+            }
+            std::fs::create_dir(&path).unwrap();
+            if let Some(file) = holds {
+                std::fs::write(path.join(file), "").unwrap();
+            }
+            let quoted = format!("'{}'", path.display());
+            let hint = match holds {
+                None => format!(
+                    "something other than wtenv put it there: remove it (rmdir {quoted}), wtenv makes a new one"
+                ),
+                Some(_) => format!(
+                    "something other than wtenv put it there: see what it holds, then remove it (rm -r {quoted}); wtenv makes a new one"
+                ),
+            };
+            let out = run_bounded(&mut t.wtenv(args), LIMIT);
+            let case = format!("{name} holding {holds:?}");
+            assert_eq!(out.code, Some(2), "{case}: {out}");
+            assert_eq!(
+                out.stderr,
+                format!(
+                    "error: registry {} cannot be used: its lock file {}: it is a directory, not a regular file\nhint: {hint}\n",
+                    t.registry_path().display(),
+                    path.display()
+                ),
+                "{case}"
+            );
+            // The command as the hint gives it.
+            let command = &hint[hint.find(" (").unwrap() + 2..hint.find(')').unwrap()];
+            let status = std::process::Command::new("sh")
+                .args(["-c", command])
+                .status()
+                .unwrap();
+            assert!(status.success(), "{case}: {command} failed");
+            let out = run_bounded(&mut t.wtenv(args), LIMIT);
+            assert_eq!(out.code, Some(0), "{case}: once mended: {out}");
+        }
+    }
 }
