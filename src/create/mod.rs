@@ -18,12 +18,13 @@
 //! (the rollback stays for what cannot be foreseen: a registry damaged
 //! meanwhile, content a transaction refuses). Then the branch
 //! ([`branch`]: `git update-ref` with an empty old value: atomic
-//! create-if-missing, so the rollback knows the branch is its own), then the worktree's directory, empty, then `git worktree add`
-//! of the branch into it, and while git checks out, the ports
-//! ([`reserve`]); then the metadata. The directory comes before the
-//! reservation because a reservation for a directory that does not exist
-//! is "worktree gone" to a concurrent wtenv's sweep (allocation rule 4),
-//! which would hand the port out twice.
+//! create-if-missing, so the rollback knows the branch is its own), then
+//! the worktree's directory, empty, then `git worktree add` of the branch
+//! into it, and while git checks out, the ports ([`reserve`]); then the
+//! metadata. The directory comes before the reservation because a
+//! reservation for a directory that does not exist is "worktree gone" to
+//! a concurrent wtenv's sweep (allocation rule 4), which would hand the
+//! port out twice.
 //!
 //! Git runs in its own process group ([`crate::git`]), so a terminal's
 //! Ctrl-C reaches wtenv only and the current git step finishes whole before
