@@ -116,6 +116,13 @@ pub fn term_shows_color() -> bool {
     once!("TERM").is_some_and(|term| term != "dumb")
 }
 
+/// `PATH`, where a command named without a `/` is found: read only to
+/// say why `run` or `up` could not start one (the system looks it up
+/// itself, in the same value).
+pub fn path() -> Option<&'static OsString> {
+    once!("PATH")
+}
+
 /// `WTENV_CD_FILE`.
 pub fn cd_file() -> Option<&'static OsString> {
     once!(CD_FILE)

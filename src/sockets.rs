@@ -302,6 +302,7 @@ fn place_and_exec(argv: &[OsString]) -> Result<Outcome> {
         .exec();
     let spawn = crate::supervise::SpawnError {
         program: program.to_string_lossy().into_owned(),
+        command: program.to_owned(),
         source: err,
     };
     crate::report::problem(&spawn.message(), Some(&spawn.hint()));

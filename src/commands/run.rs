@@ -169,7 +169,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         logfile::tee(out_r, log.clone(), false, &output);
         logfile::tee(err_r, log.clone(), true, &output);
     }
-    let spawned = supervisor.spawn(&expr, &args.command[0].to_string_lossy(), log.is_none());
+    let program = &args.command[0];
+    let spawned = supervisor.spawn(&expr, &program.to_string_lossy(), program, log.is_none());
     // Our copies of the pipes' write ends go with the expression, so the
     // log threads see EOF once the command's processes close theirs.
     drop(expr);

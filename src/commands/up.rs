@@ -148,7 +148,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             for (name, value) in &extra {
                 expr = expr.env(name, value);
             }
-            let spawned = sup.spawn(&expr, &format!("service {}", unit.service.name), false);
+            let name = format!("service {}", unit.service.name);
+            let spawned = sup.spawn(&expr, &name, &argv[0], false);
             // Our copies of the write ends go with the expression, so the pumps
             // see EOF once the service's processes close theirs.
             drop(expr);

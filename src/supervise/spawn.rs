@@ -1,14 +1,33 @@
 //! Starting a child: clean, and why it could not start.
 
+use std::ffi::OsString;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 use crate::exit::{self, Outcome};
 
 /// Why a child could not be started, with the shell's exit codes.
 #[derive(Debug)]
 pub struct SpawnError {
+    /// How the message names it: the command as given (`run`), or
+    /// `service web` (`up`).
     pub program: String,
+    /// What was executed: the command's first word, a path or a name
+    /// looked up in PATH (looked up again to say why it did not start).
+    pub command: OsString,
     pub source: io::Error,
+}
+
+/// A command not found that names a file that is there: `execve` says
+/// ENOENT too when the file's `#!` interpreter or an ELF's dynamic loader
+/// is missing, and "command not found" sent the user looking for a file
+/// they could see.
+struct Missing {
+    /// The file: the path as given, or the one found in PATH.
+    file: PathBuf,
+    /// The interpreter its first line names; `None` when it names none.
+    interpreter: Option<String>,
 }
 
 impl SpawnError {
@@ -22,13 +41,19 @@ impl SpawnError {
 
     /// `could not run foo: command not found`.
     pub fn message(&self) -> String {
+        let mut at = String::new();
         let why = match self.source.kind() {
-            io::ErrorKind::NotFound => match self.missing_interpreter() {
-                Some(Some(interpreter)) => format!(
-                    "its interpreter {} (its #! line) was not found",
-                    crate::process::printable(&interpreter)
-                ),
-                Some(None) => "it is there, but what it needs to start (a #! interpreter, a dynamic loader) was not found".to_owned(),
+            io::ErrorKind::NotFound => match self.missing() {
+                Some(missing) => {
+                    at = self.named(&missing.file);
+                    match missing.interpreter {
+                        Some(interpreter) => format!(
+                            "its interpreter {} (its #! line) was not found",
+                            crate::process::printable(&interpreter)
+                        ),
+                        None => "it is there, but what it needs to start (a #! interpreter, a dynamic loader) was not found".to_owned(),
+                    }
+                }
                 None => "command not found".to_owned(),
             },
             io::ErrorKind::PermissionDenied => "permission denied (not executable)".to_owned(),
@@ -43,34 +68,53 @@ impl SpawnError {
             "" => "''",
             p => p,
         };
-        format!("could not run {program}: {why}")
+        format!("could not run {program}{at}: {why}")
     }
 
-    /// For a command not found that names a file that is there (`./x`,
-    /// `/opt/x`): `execve` says ENOENT too when its `#!` interpreter or an
-    /// ELF's dynamic loader is missing, and "command not found" sent the
-    /// user looking for a file they could see. `Some(interpreter)` when
-    /// its first line names one, `Some(None)` when it does not; `None` when
-    /// no such file is there. A bare name (looked up in PATH) is not
-    /// looked up again: "command not found" stays the message.
-    fn missing_interpreter(&self) -> Option<Option<String>> {
+    /// ` (/usr/local/bin/serve, found in PATH)`: the file, after the
+    /// program's name when that does not say it already (a bare name, or
+    /// `up`'s `service web`).
+    fn named(&self, file: &Path) -> String {
+        let shown = crate::process::printable_path(file);
+        if file.as_os_str() == self.program.as_str() {
+            String::new()
+        } else if self.command.as_bytes().contains(&b'/') {
+            format!(" ({shown})")
+        } else {
+            format!(" ({shown}, found in PATH)")
+        }
+    }
+
+    /// The file a command not found names, when it is there, and the
+    /// interpreter its first line names. A path is the file as given (`up`
+    /// runs a relative one from wtenv's own directory too: duct makes it
+    /// absolute from there). A bare name is looked up in PATH as `execvp`
+    /// does: the first regular file of that name, in PATH's absolute
+    /// directories; a relative one (`.`, an empty entry) names a directory
+    /// that depends on where the child runs, and is skipped.
+    fn missing(&self) -> Option<Missing> {
         use std::io::Read;
-        if !self.program.contains('/') {
-            return None;
-        }
-        let path = std::path::Path::new(&self.program);
+        let command = Path::new(&self.command);
         // Regular files only: a FIFO there would block the read.
-        if !path.metadata().is_ok_and(|m| m.is_file()) {
-            return None;
-        }
+        let is_file = |p: &Path| p.metadata().is_ok_and(|m| m.is_file());
+        let file = if self.command.as_bytes().contains(&b'/') {
+            Some(command.to_path_buf()).filter(|p| is_file(p))
+        } else if self.command.is_empty() {
+            None
+        } else {
+            std::env::split_paths(crate::settings::path()?)
+                .filter(|dir| dir.is_absolute())
+                .map(|dir| dir.join(command))
+                .find(|p| is_file(p))
+        }?;
         let mut head = Vec::with_capacity(256);
-        let read = std::fs::File::open(path).and_then(|f| f.take(256).read_to_end(&mut head));
+        let read = std::fs::File::open(&file).and_then(|f| f.take(256).read_to_end(&mut head));
         let interpreter = read.ok().and_then(|_| {
             let line = head.strip_prefix(b"#!")?.split(|&b| b == b'\n').next()?;
             let word = String::from_utf8_lossy(line);
             word.split_whitespace().next().map(str::to_owned)
         });
-        Some(interpreter)
+        Some(Missing { file, interpreter })
     }
 
     /// What to do about it (`run` and `up` alike). Only a command that is
@@ -79,15 +123,18 @@ impl SpawnError {
     pub fn hint(&self) -> String {
         use nix::libc;
         let hint = match (self.source.kind(), self.source.raw_os_error()) {
-            (io::ErrorKind::NotFound, _) => match self.missing_interpreter() {
-                Some(Some(interpreter)) => {
+            (io::ErrorKind::NotFound, _) => match self.missing() {
+                Some(Missing {
+                    file,
+                    interpreter: Some(interpreter),
+                }) => {
                     return format!(
                         "install {}, or fix the first line of {}",
                         crate::process::printable(&interpreter),
-                        self.program
+                        crate::process::printable_path(&file)
                     );
                 }
-                Some(None) => "check that it was built for this system (file(1) tells)",
+                Some(_) => "check that it was built for this system (file(1) tells)",
                 None => "check the command's name, PATH and permissions",
             },
             (io::ErrorKind::PermissionDenied, _) => {
@@ -191,12 +238,14 @@ mod tests {
     fn spawn_errors_map_to_shell_codes() {
         let e = SpawnError {
             program: "nope".into(),
+            command: "nope".into(),
             source: io::Error::from(io::ErrorKind::NotFound),
         };
         assert_eq!(e.outcome(), Outcome::Code(127));
         assert!(e.message().contains("command not found"));
         let e = SpawnError {
             program: "./x".into(),
+            command: "./x".into(),
             source: io::Error::from(io::ErrorKind::PermissionDenied),
         };
         assert_eq!(e.outcome(), Outcome::Code(126));

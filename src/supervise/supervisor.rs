@@ -78,12 +78,15 @@ impl Supervisor {
         self.early
     }
 
-    /// Starts `expr` in a new process group. `terminal`: hand it the
-    /// terminal when stdin is one and wtenv is in the foreground.
+    /// Starts `expr` in a new process group. `program` names it in an
+    /// error, `command` is its first word (see [`SpawnError`]).
+    /// `terminal`: hand it the terminal when stdin is one and wtenv is in
+    /// the foreground.
     pub fn spawn(
         &mut self,
         expr: &duct::Expression,
         program: &str,
+        command: &std::ffi::OsStr,
         terminal: bool,
     ) -> Result<Pgid, SpawnError> {
         let handle = expr
@@ -96,6 +99,7 @@ impl Supervisor {
             .start()
             .map_err(|source| SpawnError {
                 program: program.to_owned(),
+                command: command.to_owned(),
                 source,
             })?;
         let leader = *handle

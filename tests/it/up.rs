@@ -85,6 +85,65 @@ fn a_service_over_the_systems_argument_limit_says_so_and_what_to_change() {
     );
 }
 
+/// A script found in PATH whose `#!` interpreter is missing: `execvp`
+/// says ENOENT, and "command not found" was false (the command was
+/// found). `run` and `up` name the file found and the interpreter, and
+/// exit 127 as for a script named by its path; nothing is left held.
+#[test]
+fn a_script_found_in_path_whose_interpreter_is_missing_names_both() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestEnv::new();
+    let bin = t.root().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let script = bin.join("wtenv-test-serve");
+    std::fs::write(&script, "#!/nonexistent/python9 -u\nprint(1)\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = std::env::join_paths(std::iter::once(bin.clone()).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .unwrap();
+    t.write_config("[services.web]\nrun = \"wtenv-test-serve --port 1\"\n");
+    let found = format!(
+        "({}, found in PATH): its interpreter /nonexistent/python9 (its #! line) was not found\n\
+         hint: install /nonexistent/python9, or fix the first line of {}\n",
+        script.display(),
+        script.display()
+    );
+    for (args, program) in [
+        (&["run", "--", "wtenv-test-serve"][..], "wtenv-test-serve"),
+        (
+            &["run", "--sockets", "--", "wtenv-test-serve"],
+            "wtenv-test-serve",
+        ),
+        (&["up"], "service web"),
+    ] {
+        let out = crate::support::run(
+            t.wtenv(args)
+                .env("PATH", &path)
+                .stdin(std::process::Stdio::null()),
+        );
+        assert_eq!(out.code, Some(127), "{args:?}: {out}");
+        assert!(
+            out.stderr
+                .ends_with(&format!("error: could not run {program} {found}")),
+            "{args:?}: {out}"
+        );
+        assert_no_holds(&t);
+        assert!(t.allocations().is_empty(), "{args:?}: {out}");
+    }
+    // Not in PATH: still not found.
+    let out = crate::support::run(
+        t.wtenv(&["run", "--", "wtenv-test-serve"])
+            .stdin(std::process::Stdio::null()),
+    );
+    assert_eq!(out.code, Some(127), "{out}");
+    assert!(
+        out.stderr
+            .starts_with("error: could not run wtenv-test-serve: command not found\n"),
+        "{out}"
+    );
+}
+
 #[test]
 fn services_see_every_port_and_their_output_is_prefixed() {
     let t = TestEnv::new();
