@@ -2,14 +2,16 @@
 //! the current directory, printed alone on stdout (for other tools' hooks).
 
 use crate::alloc::{self, HoldMode, RealSystem};
+use crate::config;
 use crate::context::Ctx;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exit::Outcome;
 use crate::output;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The service name (need not be declared in the config).
+    /// The service name: letters, digits, '_' or '-', at most 64 (need not be
+    /// declared in the config).
     #[arg(long)]
     pub service: String,
     /// Allocate from this purpose's range instead of the worktree's.
@@ -21,17 +23,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
-    if args.service.is_empty()
-        || !args
-            .service
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(
-            Error::invalid(format!("invalid service name {:?}", args.service))
-                .with_hint("use letters, digits, '_' or '-'"),
-        );
-    }
+    config::check_service_name(&args.service)?;
     let mut scope = ctx.scope()?;
     if let Some(p) = &args.purpose {
         scope = scope.with_purpose(p)?;

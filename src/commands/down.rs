@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::background::{self, StateDir};
+use crate::config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
@@ -23,6 +24,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    for name in &args.services {
+        config::check_service_name(name)?;
+    }
     let scope = ctx.scope()?;
     for name in &args.services {
         if scope.config.service(name).is_none() {

@@ -5,6 +5,7 @@
 use std::io::Write;
 
 use crate::background::{StateDir, logfile};
+use crate::config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
@@ -31,6 +32,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    if let Some(name) = &args.service {
+        config::check_service_name(name)?;
+    }
     let scope = ctx.scope()?;
     let names: Vec<String> = args.service.iter().cloned().collect();
     if let Some(name) = &args.service

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::alloc;
+use crate::config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
@@ -32,6 +33,9 @@ pub struct Args {
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     if let Some(pid) = args.hold {
         return release_hold(pid, ctx);
+    }
+    if let Some(service) = &args.service {
+        config::check_service_name(service)?;
     }
     // The repository too when the worktree is one git knows: then only
     // its part of the registry is read and rewritten. A path git no

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use crate::alloc::HoldMode;
 use crate::background::UnitRef;
 use crate::background::logfile::{self, RotatingLog};
+use crate::config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
@@ -74,6 +75,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    for name in &args.services {
+        config::check_service_name(name)?;
+    }
     // Before anything is spawned: sockets a service manager passed us
     // become ours (close-on-exec), so only the hand-off passes them on.
     let passed = sockets::inherited::take()?;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::alloc::HoldMode;
 use crate::background::{self, Manager, logfile};
-use crate::config::Service;
+use crate::config::{self, Service};
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
@@ -61,6 +61,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    for name in &args.services {
+        config::check_service_name(name)?;
+    }
     if args.detach {
         return detach(args, ctx);
     }

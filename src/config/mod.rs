@@ -508,40 +508,75 @@ impl Checker<'_> {
 
 impl Checker<'_> {
     /// The name of a purpose or a service (`what`), the key `name` of the
-    /// table `table`: letters, digits, `_` or `-`, at most
-    /// [`MAX_NAME_CHARS`]. A name too long is shown cut, as the config
-    /// error is printed on every `cd` under the shell hook.
+    /// table `table`: [`name_problem`]'s rule.
     fn check_name(&self, table: &str, name: &str, what: &str) -> Result<()> {
-        let chars = name.chars().count();
-        if chars > MAX_NAME_CHARS {
-            let shown: String = name.chars().take(MAX_NAME_CHARS).collect();
-            return Err(self
-                .err(
-                    &format!("{table}.{shown}..."),
-                    format!(
-                        "{what} is {chars} characters long; at most {MAX_NAME_CHARS} are allowed"
-                    ),
-                )
-                .with_hint(
-                    "use a shorter name: it is exported to every command run in the worktree",
-                ));
-        }
-        if !is_identifier(name) {
-            return Err(self.err(
-                &format!("{table}.{name}"),
-                format!("{what} is letters, digits, '_' or '-'"),
-            ));
-        }
-        Ok(())
+        let Some(problem) = name_problem(name, what) else {
+            return Ok(());
+        };
+        let err = self.err(&format!("{table}.{}", problem.shown), problem.reason);
+        Err(match problem.too_long {
+            true => err.with_hint(
+                "use a shorter name: it is exported to every command run in the worktree",
+            ),
+            false => err,
+        })
     }
 }
 
-/// A purpose's or a service's name: letters, digits, `_` or `-`.
-fn is_identifier(name: &str) -> bool {
-    !name.is_empty()
+/// What is wrong with a name of a purpose or a service.
+struct NameProblem {
+    /// The name, cut after [`MAX_NAME_CHARS`] (`...` then says so): an
+    /// error is printed on every `cd` under the shell hook.
+    shown: String,
+    /// `a service name is letters, digits, '_' or '-'`.
+    reason: String,
+    too_long: bool,
+}
+
+/// The one rule for the name of a purpose or a service (`what`: "a
+/// service name"), in a config's table or on the command line
+/// ([`check_service_name`]): letters, digits, `_` or `-`, at most
+/// [`MAX_NAME_CHARS`]. `None` when the name keeps it.
+fn name_problem(name: &str, what: &str) -> Option<NameProblem> {
+    let chars = name.chars().count();
+    if chars > MAX_NAME_CHARS {
+        let shown: String = name.chars().take(MAX_NAME_CHARS).collect();
+        return Some(NameProblem {
+            shown: format!("{shown}..."),
+            reason: format!(
+                "{what} is {chars} characters long; at most {MAX_NAME_CHARS} are allowed"
+            ),
+            too_long: true,
+        });
+    }
+    let identifier = !name.is_empty()
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    (!identifier).then(|| NameProblem {
+        shown: name.to_owned(),
+        reason: format!("{what} is letters, digits, '_' or '-'"),
+        too_long: false,
+    })
+}
+
+/// A service named on the command line (`allocate --service S`, `release
+/// --service S`, `run --service S`, `up S`, `down S`, `logs S`): the rule
+/// of a `[services.NAME]` key ([`name_problem`]), with its words, checked
+/// before anything is read or written. A name no config could declare is
+/// refused where it is given, not recorded (`allocate`'s ad hoc services)
+/// nor looked for.
+pub fn check_service_name(name: &str) -> Result<()> {
+    let Some(problem) = name_problem(name, "a service name") else {
+        return Ok(());
+    };
+    Err(Error::invalid(format!(
+        "invalid service name {:?}: {}",
+        problem.shown, problem.reason
+    ))
+    .with_hint(format!(
+        "use letters, digits, '_' or '-', at most {MAX_NAME_CHARS} characters: the names a config's [services] accepts"
+    )))
 }
 
 #[cfg(test)]

@@ -255,3 +255,57 @@ fn paths_that_cannot_be_used_are_named_with_a_hint() {
         &mut t.wtenv(&["export", "systemd", "/proc/nope"]),
     );
 }
+
+/// A service named on the command line keeps the rule of a
+/// `[services.NAME]` key (letters, digits, `_` or `-`, at most 64
+/// characters) and is refused in its words: `allocate` recorded a
+/// 300-character name a config could never declare. Every command that
+/// takes a service name refuses, exit 1, with nothing written.
+#[test]
+fn a_service_name_a_config_would_refuse_is_refused_on_the_command_line() {
+    let t = TestEnv::new();
+    two_services(&t);
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let before = snapshot(&t.state_dir());
+    let long = "a".repeat(300);
+    let cases = [
+        (
+            long.as_str(),
+            format!("\"{}...\"", "a".repeat(64)),
+            "a service name is 300 characters long; at most 64 are allowed",
+        ),
+        (
+            "web.ui",
+            "\"web.ui\"".to_owned(),
+            "a service name is letters, digits, '_' or '-'",
+        ),
+    ];
+    for (name, shown, reason) in &cases {
+        for args in [
+            &["allocate", "--service", name][..],
+            &["release", "--service", name],
+            &["run", "--service", name, "--", "true"],
+            &["up", name],
+            &["down", name],
+            &["logs", name],
+        ] {
+            let out = run(t.wtenv(args).stdin(std::process::Stdio::null()));
+            assert_eq!(out.code, Some(1), "{args:?}: {out}");
+            assert_eq!(
+                out.stderr,
+                format!(
+                    "error: invalid service name {shown}: {reason}\n\
+                     hint: use letters, digits, '_' or '-', at most 64 characters: the names a config's [services] accepts\n"
+                ),
+                "{args:?}"
+            );
+            assert_eq!(snapshot(&t.state_dir()), before, "{args:?}: written");
+        }
+        // A config says the same of the same name.
+        t.write_config(&format!("[services.{name:?}]\n"));
+        let out = run(&mut t.wtenv(&["env"]));
+        assert_eq!(out.code, Some(1), "{out}");
+        assert!(out.stderr.contains(reason), "{out}");
+        two_services(&t);
+    }
+}
