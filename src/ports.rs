@@ -18,7 +18,7 @@ use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::exports;
 use crate::probe::Holder;
-use crate::process::{ProcessId, printable_path};
+use crate::process::{ProcessId, printable, printable_path};
 use crate::registry::{Allocation, Hold, RegistryData};
 use crate::report;
 
@@ -262,7 +262,7 @@ pub fn state_text(usage: &Usage) -> String {
                 "holder unknown".to_string()
             } else {
                 h.iter()
-                    .map(|h| format!("pid {} {}", h.pid, h.command))
+                    .map(|h| format!("pid {} {}", h.pid, printable(&h.command)))
                     .collect::<Vec<_>>()
                     .join(", ")
             };

@@ -280,7 +280,11 @@ impl Holder {
 
     /// `pid 123 (python3 -m http.server 5000) in /some/dir`.
     pub fn describe(&self) -> String {
-        let mut s = format!("pid {} ({})", self.pid, self.command);
+        let mut s = format!(
+            "pid {} ({})",
+            self.pid,
+            crate::process::printable(&self.command)
+        );
         if let Some(cwd) = &self.cwd {
             let cwd = crate::process::printable_path(cwd);
             s.push_str(&format!(" in {cwd}"));

@@ -59,11 +59,12 @@ pub fn pgid(pid: u32) -> Option<u32> {
     imp::pgid(pid)
 }
 
-/// `pid`'s command line, space-joined, if it can be read. Control
-/// characters are escaped ([`printable`]): a `python3 -c SCRIPT` holds
-/// newlines, and a holder is shown on one line of a message.
+/// `pid`'s command line, space-joined, if it can be read. It is data, as
+/// the process wrote it (the registry records it, JSON carries it): a
+/// message or a table shows it through [`printable`], since a
+/// `python3 -c SCRIPT` holds newlines and a holder is shown on one line.
 pub fn command(pid: u32) -> Option<String> {
-    imp::command(pid).map(|c| printable(&c))
+    imp::command(pid)
 }
 
 /// `text` with control characters escaped (`\n`, `\u{1b}`), so text wtenv

@@ -189,7 +189,7 @@ pub fn check(
                     "port {} is also allocated to {} of {}",
                     a.port,
                     other.service,
-                    other.worktree.display()
+                    crate::process::printable_path(&other.worktree)
                 ),
                 None,
             ));
@@ -208,13 +208,17 @@ pub fn check(
                     Kind::WorktreeGone,
                     format!(
                         "worktree {} is gone (directory missing, not listed by git)",
-                        a.worktree.display()
+                        crate::process::printable_path(&a.worktree)
                     ),
                 )
             }
             Stale::HolderGone(h) => (
                 Kind::HolderDead,
-                format!("holder pid {} ({}) is gone", h.pid, h.command),
+                format!(
+                    "holder pid {} ({}) is gone",
+                    h.pid,
+                    crate::process::printable(&h.command)
+                ),
             ),
         };
         findings.push(Finding::about(kind, a, reason, Some((*i, why.fix()))));
@@ -233,7 +237,7 @@ pub fn check(
                 format!(
                     "holder pid {} ({}) is gone, its process group still runs (orphans): {}",
                     h.pid,
-                    h.command,
+                    crate::process::printable(&h.command),
                     alloc::describe_pids(&orphans)
                 ),
                 Some((i, Fix::DropHolder(h.clone()))),

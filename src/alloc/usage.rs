@@ -78,7 +78,13 @@ pub fn lifetime(a: &Allocation, system: &mut dyn System) -> String {
         let unit = h
             .unit
             .as_ref()
-            .map(|u| format!(" ({} unit {})", u.manager.name(), u.name))
+            .map(|u| {
+                format!(
+                    " ({} unit {})",
+                    u.manager.name(),
+                    process::printable(&u.name)
+                )
+            })
             .unwrap_or_default();
         if system.holder_alive(h) {
             parts.push(format!("held by pid {}{unit}", h.pid));
@@ -123,7 +129,10 @@ pub fn holds_json(a: &Allocation, system: &mut dyn System) -> serde_json::Value 
 /// message.
 pub fn describe_pids(pids: &[u32]) -> String {
     pids.iter()
-        .map(|p| format!("pid {p} ({})", process::command(*p).unwrap_or_default()))
+        .map(|p| {
+            let command = process::command(*p).unwrap_or_default();
+            format!("pid {p} ({})", process::printable(&command))
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

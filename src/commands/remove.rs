@@ -157,7 +157,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 named.insert(h.pid);
                 users.push(format!(
                     "  port {} ({}): held by pid {} {}",
-                    a.port, a.service, h.pid, h.command
+                    a.port,
+                    a.service,
+                    h.pid,
+                    process::printable(&h.command)
                 ));
                 continue;
             }
@@ -169,7 +172,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                     a.port,
                     a.service,
                     h.pid,
-                    h.command,
+                    process::printable(&h.command),
                     alloc::describe_pids(&orphans)
                 ));
             }
@@ -191,6 +194,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     // that holds no recorded port) would be left in a deleted directory.
     for (pid, command) in process::working_in(&entry.path) {
         if named.insert(pid) {
+            let command = process::printable(&command);
             users.push(format!("  pid {pid} {command}: working directory inside"));
         }
     }

@@ -156,7 +156,11 @@ fn report(
     }
     for f in findings {
         let what = match (f.port, &f.service, &f.worktree) {
-            (Some(p), Some(s), Some(w)) => format!("port {p} ({s}) of {}: ", w.display()),
+            (Some(p), Some(s), Some(w)) => format!(
+                "port {p} ({}) of {}: ",
+                crate::process::printable(s),
+                printable_path(w)
+            ),
             _ => String::new(),
         };
         let tail = match (f.fixed, f.fixable) {
@@ -172,6 +176,9 @@ fn report(
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
+        // Each part wtenv did not write is escaped where it is put in (a
+        // path, a command line): escaping the whole line then changes
+        // nothing, and still catches a part that was not.
         let line = crate::process::printable(&format!("{sev}: {kind}: {what}{}{tail}", f.reason));
         out.push_str(&line);
         out.push('\n');
@@ -280,7 +287,7 @@ fn stop_orphans(args: &Args, ctx: &Ctx) -> Result<()> {
         let mut line = format!(
             "stopped the orphans of gone holder pid {} ({}) on port {}: {named}\n",
             holder.pid,
-            holder.command,
+            crate::process::printable(&holder.command),
             ports.join(", ")
         );
         if !left.is_empty() {

@@ -61,7 +61,7 @@ impl ServiceStatus {
 /// service, the service's health: `listening (...); ready, 1 restart`.
 pub fn with_state(state: String, health: Option<&ServiceStatus>) -> String {
     match health {
-        Some(h) => format!("{state}; {}", h.text()),
+        Some(h) => format!("{state}; {}", crate::process::printable(&h.text())),
         None => state,
     }
 }

@@ -6,6 +6,7 @@ mod background;
 mod config;
 mod devserver;
 pub mod direnv;
+mod display;
 mod docs;
 mod dotenv;
 mod exit_codes;

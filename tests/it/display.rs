@@ -1,0 +1,144 @@
+//! Text wtenv did not write (paths, branch names, command lines) as the
+//! user sees it: escaped in messages and tables, so it cannot drive the
+//! terminal or forge a line; exact in JSON and the registry, which are
+//! data.
+
+use std::fs::File;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::supervise::Wtenv;
+use crate::support::{PyListener, TestEnv, run, wait_for};
+
+/// A process's command line is data: the registry and JSON carry it as
+/// the process has it, and messages and tables show it escaped. `env
+/// --hold` recorded it escaped, JSON gave a listener's escaped, and
+/// `remove` printed the command of a `run`'s hold as it stood, escape
+/// sequence and newline included.
+#[test]
+fn a_command_line_is_exact_in_json_and_the_registry_and_escaped_where_shown() {
+    let t = TestEnv::new();
+    let wt = t.add_worktree("held");
+    let script = "import time\ntime.sleep(60)  # \x1b[2J";
+    let (stdout, stderr) = (t.root().join("run-out"), t.root().join("run-err"));
+    let child = t
+        .wtenv_in(&wt, &["run", "--", "python3", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(File::create(&stdout).unwrap())
+        .stderr(File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let holder = Wtenv {
+        child,
+        stdout,
+        stderr,
+    };
+    let line = format!("python3 -c {script}");
+    // Its hold, with its group once the command runs.
+    let held = wait_for(Duration::from_secs(10), || {
+        t.registry_path().exists() && t.registry()["allocations"][0]["holders"][0]["pgid"].is_u64()
+    });
+    assert!(held, "no hold recorded: {}", holder.stderr_text());
+    let port = t.ports.port(0);
+    let listener = PyListener::start(&wt, "4", "127.0.0.1", port, "");
+    let pid = listener.pid().to_string();
+    let out = run(&mut t.wtenv_in(&wt, &["env", "--hold", &pid]));
+    assert_eq!(out.code, Some(0), "{out}");
+    // The listener's command line, as python3 has it and as it is shown.
+    let (raw, shown) = ("import socket,sys,time\ns=", r"import socket,sys,time\ns=");
+
+    let holds = t.registry()["allocations"][0]["holders"].clone();
+    let command = |pid: u32| {
+        holds
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["pid"] == pid)
+            .unwrap_or_else(|| panic!("no hold of {pid}: {holds}"))["command"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(command(holder.pid()), line, "{holds}");
+    assert!(command(listener.pid()).contains(raw), "{holds}");
+
+    let json = run(&mut t.wtenv(&["list", "--json"]));
+    assert_eq!(json.code, Some(0), "{json}");
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let service = doc["worktrees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["path"] == wt.to_str().unwrap())
+        .unwrap()["services"][0]
+        .clone();
+    let listening = service["listeners"][0]["command"].as_str().unwrap();
+    assert!(listening.contains(raw), "{json}");
+    let held_by = |pid: u32| {
+        service["holds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["pid"] == pid)
+            .unwrap()["command"]
+            .clone()
+    };
+    assert_eq!(held_by(holder.pid()), line.as_str(), "{json}");
+    assert!(
+        held_by(listener.pid()).as_str().unwrap().contains(raw),
+        "{json}"
+    );
+
+    // The table: one line a row, the listener's command escaped.
+    let table = run(&mut t.wtenv(&["list"]));
+    assert_eq!(table.code, Some(0), "{table}");
+    assert!(!table.stdout.contains('\x1b'), "{table}");
+    let rows: Vec<&str> = table.stdout.lines().collect();
+    assert_eq!(rows.len(), 3, "{table}");
+    assert!(
+        rows[2].starts_with(&format!("{}  ", wt.display())) && rows[2].contains(shown),
+        "{table}"
+    );
+
+    // `remove` names each process using the worktree, one line each, its
+    // command escaped: the hold of `run`, the listener (held and
+    // listening), and the command `run` runs there.
+    let out = run(&mut t.wtenv(&["remove", "held"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(!out.stderr.contains('\x1b'), "{out}");
+    // (python3 may be a shim that runs another: its path then starts the
+    // command lines of the processes.)
+    let escaped = r"python3 -c import time\ntime.sleep(60)  # \u{1b}[2J";
+    let line_of = |what: &str| {
+        out.stderr
+            .lines()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no line with {what:?}: {out}"))
+    };
+    assert!(
+        line_of(&format!("held by pid {} ", holder.pid())).ends_with(escaped),
+        "{out}"
+    );
+    assert!(
+        line_of(&format!("held by pid {pid} ")).contains(shown),
+        "{out}"
+    );
+    assert!(
+        line_of(&format!("listening: pid {pid} ")).contains(shown),
+        "{out}"
+    );
+    assert!(
+        line_of("working directory inside")
+            .ends_with(&format!("{escaped}: working directory inside")),
+        "{out}"
+    );
+    for l in out.stderr.lines() {
+        assert!(
+            ["error: worktree ", "  port ", "  pid ", "hint: "]
+                .iter()
+                .any(|p| l.starts_with(p)),
+            "a line of its own: {l:?}\n{out}"
+        );
+    }
+    assert!(wt.exists());
+}
