@@ -67,22 +67,56 @@ pub fn command(pid: u32) -> Option<String> {
     imp::command(pid)
 }
 
-/// `text` with control characters escaped (`\n`, `\u{1b}`), so text wtenv
-/// did not write (command lines, paths, a config's lines and keys) stays
-/// on one line and cannot drive the terminal it is printed on.
+/// `text` as a message or a table shows text wtenv did not write (command
+/// lines, paths, branch names, a config's lines and keys): the characters
+/// `needs_escape` names are escaped (`\n`, `\u{1b}`, `\u{202e}`), so it
+/// stays on one line, cannot drive the terminal, and reads as the
+/// characters it holds. The one rule for it (README, "Hostile files"); a
+/// table escapes its cells with it too.
+///
+/// Once a text has one to escape, its backslashes are escaped as well
+/// (`\\`): in it `\n` is then a newline and `\\n` a backslash and an
+/// `n`, whichever the name held. A text with none is returned as it is,
+/// backslashes included: an ordinary path or command line reads as typed
+/// and a hint's command stays pasteable, and escaping escaped text again
+/// changes nothing (a table cell holds command lines a state text has
+/// escaped already). Its cost: a name holding a literal `\n` and nothing
+/// else to escape reads like one holding a newline; `--json` tells them
+/// apart.
 pub fn printable(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(needs_escape) {
         return text.to_owned();
     }
     text.chars()
         .map(|c| {
-            if c.is_control() {
+            if needs_escape(c) || c == '\\' {
                 c.escape_default().to_string()
             } else {
                 c.to_string()
             }
         })
         .collect()
+}
+
+/// Whether [`printable`] escapes `c`: a control character (it drives the
+/// terminal or breaks the line); a Unicode bidirectional control (U+202A-
+/// U+202E, U+2066-U+2069, U+200E, U+200F, U+061C), which reorders what the
+/// terminal shows after it ("Trojan Source": a branch holding U+202E reads
+/// backwards); or an invisible character (U+200B-U+200D, U+2060, U+FEFF),
+/// which makes two different names look the same.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{061c}'
+                | '\u{200b}'..='\u{200d}'
+                | '\u{2060}'
+                | '\u{feff}'
+        )
 }
 
 /// `path` as a message names it: [`printable`] applied to what
@@ -503,13 +537,74 @@ mod tests {
     }
 
     #[test]
-    fn printable_escapes_control_characters_only() {
-        assert_eq!(printable("node  srv.js é"), "node  srv.js é");
-        assert_eq!(printable("-c a\nb\x1b[2J"), "-c a\\nb\\u{1b}[2J");
+    fn printable_escapes_control_characters() {
+        assert_eq!(printable("-c a\nb\x1b[2J"), r"-c a\nb\u{1b}[2J");
+        assert_eq!(printable("\t\r\0\x7f\u{85}"), r"\t\r\u{0}\u{7f}\u{85}");
+        assert_eq!(printable_path(Path::new("/w/a\x1bb\nc")), r"/w/a\u{1b}b\nc");
+    }
+
+    #[test]
+    fn printable_escapes_bidirectional_controls() {
+        for c in ('\u{202a}'..='\u{202e}').chain('\u{2066}'..='\u{2069}') {
+            assert_eq!(
+                printable(&format!("a{c}b")),
+                format!("a\\u{{{:x}}}b", c as u32)
+            );
+        }
+        for (c, shown) in [
+            ('\u{200e}', r"\u{200e}"),
+            ('\u{200f}', r"\u{200f}"),
+            ('\u{061c}', r"\u{61c}"),
+        ] {
+            assert_eq!(printable(&format!("a{c}b")), format!("a{shown}b"));
+        }
+        // A branch that reads `feature/exe.png` on a terminal.
         assert_eq!(
-            printable_path(Path::new("/w/a\x1bb\nc")),
-            "/w/a\\u{1b}b\\nc"
+            printable("feature/\u{202e}gnp.exe"),
+            r"feature/\u{202e}gnp.exe"
         );
+    }
+
+    #[test]
+    fn printable_escapes_invisible_characters() {
+        for (c, shown) in [
+            ('\u{200b}', r"\u{200b}"),
+            ('\u{200c}', r"\u{200c}"),
+            ('\u{200d}', r"\u{200d}"),
+            ('\u{2060}', r"\u{2060}"),
+            ('\u{feff}', r"\u{feff}"),
+        ] {
+            assert_eq!(printable(&format!("main{c}")), format!("main{shown}"));
+        }
+    }
+
+    #[test]
+    fn printable_leaves_other_text_as_it_is() {
+        for text in [
+            "node  srv.js é",
+            "שלום عربي 中文 🦀",
+            r"C:\dir\new",
+            r"a\nb\u{1b}",
+            "'it'\\''s here'",
+        ] {
+            assert_eq!(printable(text), text);
+        }
+    }
+
+    #[test]
+    fn once_printable_escapes_anything_it_escapes_every_backslash() {
+        // A literal backslash-n beside a newline: each reads one way.
+        assert_eq!(printable("a\\nb\nc"), r"a\\nb\nc");
+        assert_eq!(
+            printable_path(Path::new("/w/x\\n\u{202e}y\\")),
+            r"/w/x\\n\u{202e}y\\"
+        );
+        // Escaped text has nothing left to escape: escaping it again, as a
+        // table does its cells, changes nothing.
+        for text in ["a\\nb\nc", "x\u{202e}\\", "\u{1b}[2J\\u{1b}"] {
+            let once = printable(text);
+            assert_eq!(printable(&once), once);
+        }
     }
 
     #[test]

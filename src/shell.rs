@@ -109,12 +109,13 @@ pub fn quote_posix(value: &str) -> String {
 /// fish names the same word, and a `'` in a directory's name cannot end the
 /// argument early or add another.
 ///
-/// Then, as all text in messages, its control characters are escaped by
-/// [`printable`](crate::process::printable), and only when it has some: a
-/// directory named with an escape sequence or a newline must not drive
-/// the terminal or forge a line. Such a word is for reading, not for
-/// pasting: its `\n` would name another path than its newline does (the
-/// README, "Messages", says so). Quoting comes first: the escapes are
+/// Then, as all text in messages, it goes through
+/// [`printable`](crate::process::printable), which changes it only when it
+/// holds a character to escape: a directory named with an escape sequence
+/// or a newline must not drive the terminal or forge a line. Such a word
+/// is for reading, not for pasting: its `\n` would name another path than
+/// its newline does, and the quoting's own backslashes are shown doubled
+/// (the README, "Messages", says so). Quoting comes first: the escapes are
 /// backslashes, which quoting would write again.
 pub fn quote_in_message(word: impl AsRef<std::ffi::OsStr>) -> String {
     crate::process::printable(&quote_portable(&word.as_ref().to_string_lossy()))
@@ -281,11 +282,15 @@ mod tests {
     }
 
     #[test]
-    fn a_word_in_a_message_is_quoted_then_its_control_characters_escaped() {
+    fn a_word_in_a_message_is_quoted_then_escaped() {
+        // Nothing to escape: pasteable as it stands.
         assert_eq!(quote_in_message("/tmp/it's/state"), r"'/tmp/it'\''s/state'");
+        assert_eq!(quote_in_message(r"/tmp/a\b"), r"'/tmp/a'\\'b'");
+        // Escaped, then its backslashes too, the quoting's included: the
+        // shown text reads back as the quoted word.
         assert_eq!(
             quote_in_message(std::path::Path::new("/w/it's\x1b[2J\nx")),
-            r"'/w/it'\''s\u{1b}[2J\nx'"
+            r"'/w/it'\\''s\u{1b}[2J\nx'"
         );
     }
 

@@ -142,3 +142,75 @@ fn a_command_line_is_exact_in_json_and_the_registry_and_escaped_where_shown() {
     }
     assert!(wt.exists());
 }
+
+/// A worktree whose branch holds U+202E (right-to-left override: the
+/// branch `feature/<U+202E>gnp.exe` reads `feature/exe.png` on a terminal)
+/// and whose path holds U+200B (zero width: invisible) beside a literal
+/// backslash-n. `list`'s table escapes both, and then the path's
+/// backslash too, so that its `\\n` cannot read as the escaped newline
+/// `\n`; `--json` keeps both names exact. (Git refuses a backslash in a
+/// branch name, so the path holds it.) A path with a backslash and
+/// nothing else to escape is shown as it is. The table showed the
+/// branch and path raw: the rest of the row read backwards, and the
+/// path like its neighbour's.
+#[test]
+fn list_escapes_bidi_and_invisible_characters_and_then_backslashes_too() {
+    let t = TestEnv::new();
+    let branch = "feature/\u{202e}gnp.exe";
+    let path = t.root().join("wt\\n\u{200b}x");
+    t.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        branch,
+        path.to_str().unwrap(),
+    ]);
+    let plain = t.root().join("plain\\n");
+    t.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "plain",
+        plain.to_str().unwrap(),
+    ]);
+
+    let json = run(&mut t.wtenv(&["list", "--json"]));
+    assert_eq!(json.code, Some(0), "{json}");
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let listed = doc["worktrees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["branch"] == branch)
+        .unwrap_or_else(|| panic!("{branch:?} not listed: {json}"))
+        .clone();
+    assert_eq!(listed["path"], path.to_str().unwrap(), "{json}");
+    assert!(json.stdout.contains("\u{202e}"), "{json}");
+
+    let table = run(&mut t.wtenv(&["list"]));
+    assert_eq!(table.code, Some(0), "{table}");
+    assert!(!table.stdout.contains(['\u{202e}', '\u{200b}']), "{table}");
+    let root = t.root().display().to_string();
+    // Each row's PATH and BRANCH cells (no cell holds two spaces).
+    let rows: Vec<Vec<&str>> = table
+        .stdout
+        .lines()
+        .map(|r| {
+            r.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .take(2)
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), 4, "{table}");
+    let shown = [
+        format!(r"{root}/wt\\n\u{{200b}}x"),
+        r"feature/\u{202e}gnp.exe".to_owned(),
+    ];
+    assert!(rows.contains(&vec![&shown[0], &shown[1]]), "{table}");
+    let shown = format!(r"{root}/plain\n");
+    assert!(rows.contains(&vec![&shown, "plain"]), "{table}");
+}

@@ -177,7 +177,8 @@ fn the_hint_after_export_names_the_unit_files_when_pasted() {
 
 /// A state directory named with an escape sequence and a newline: the
 /// hint's path is quoted and its control characters escaped, never sent
-/// raw (README, "Messages").
+/// raw, and then the backslashes, the quoting's `\'` included (README,
+/// "Messages").
 #[test]
 fn a_hint_path_with_control_characters_is_quoted_and_escaped() {
     let t = TestEnv::new();
@@ -188,7 +189,7 @@ fn a_hint_path_with_control_characters_is_quoted_and_escaped() {
     let out = refused(&t, &state, "(mode 777)");
     assert!(!out.stderr.contains(['\x1b', '\x07']), "{out}");
     let shown = format!(
-        r"hint: chmod 700 '{}/it'\''s\u{{1b}}]0;T\u{{7}}\nhere/state'",
+        r"hint: chmod 700 '{}/it'\\''s\u{{1b}}]0;T\u{{7}}\nhere/state'",
         t.root().display()
     );
     assert_eq!(out.stderr.lines().last(), Some(shown.as_str()), "{out}");
