@@ -80,7 +80,7 @@ impl Worktree {
     pub fn discover(start: &Path) -> Result<Option<Worktree>> {
         let start = start
             .canonicalize()
-            .map_err(|e| Error::io(format!("could not resolve {}", start.display()), e))?;
+            .map_err(|e| Error::io(format!("could not resolve {}", printable_path(start)), e))?;
         Worktree::discover_resolved(&start)
     }
 

@@ -111,3 +111,16 @@ fn normalize_resolves_dots() {
         PathBuf::from("/a/c/d")
     );
 }
+
+/// A directory that cannot be resolved is named escaped, as every path
+/// in a message is: it was shown as it stood.
+#[test]
+fn a_path_that_cannot_be_resolved_is_named_escaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let start = tmp.path().join("gone\x1b[2J\u{202e}");
+    let err = Worktree::discover(&start).unwrap_err().to_string();
+    assert!(
+        err.starts_with("could not resolve ") && err.contains(r"gone\u{1b}[2J\u{202e}"),
+        "{err}"
+    );
+}
