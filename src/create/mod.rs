@@ -12,11 +12,14 @@
 //! first change; the command then dies of the signal, so the shell sees
 //! 130 for Ctrl-C).
 //!
-//! Order, and why: with `--ports`, first a look at the registry
-//! ([`crate::registry::Registry::check_usable`]): one the reservation
-//! could not use refuses the command before git runs, so nothing is made
-//! (the rollback stays for what cannot be foreseen: a registry damaged
-//! meanwhile, content a transaction refuses). Then the branch
+//! Order, and why: with `--ports`, first the reservation's request
+//! ([`reserve::request`]: what it refuses on input alone, an export too
+//! large for the new path and identifier, refuses the command) and a
+//! look at the registry ([`crate::registry::Registry::check_usable`]):
+//! one the reservation could not use refuses the command. Both before
+//! git runs, so nothing is made (the rollback stays for what cannot be
+//! foreseen: a registry damaged meanwhile, content a transaction
+//! refuses, the new checkout's own config). Then the branch
 //! ([`branch`]: `git update-ref` with an empty old value: atomic
 //! create-if-missing, so the rollback knows the branch is its own), then
 //! the worktree's directory, empty, then `git worktree add` of the branch
@@ -221,14 +224,20 @@ fn make(
     reuse_branch: bool,
     signals: &Signals,
 ) -> Result<Created> {
-    // A registry the reservation could not use is refused now, with the
-    // error the reservation would give, before git makes anything the
-    // rollback would have to undo. Before the repository lock: it waits
-    // for no other create's checkout. Not under the registry's lock
-    // either: the reservation beside git takes it for itself.
-    if with_ports {
+    // What can be refused before git makes anything the rollback would
+    // have to undo is refused now, before the repository lock (it waits
+    // for no other create's checkout): the reservation's request, with the
+    // checks it makes on input alone (what the worktree would export
+    // fits), then a registry the reservation could not use, with the error
+    // the reservation would give. Not under the registry's lock: the
+    // reservation beside git takes it for itself.
+    let asked = if with_ports {
+        let asked = reserve::request(plan)?;
         ctx.registry.check_usable()?;
-    }
+        Some(asked)
+    } else {
+        None
+    };
     // Taken before the guard, so it is released after the rollback ran.
     let _lock = RepoLock::acquire(&plan.common_dir, &|| signals.check())?;
     // Under the lock, so no other wtenv makes this path between the check
@@ -264,13 +273,10 @@ fn make(
         (crate::settings::CREATING, &creating),
     )?;
     // While git checks out, most of create's time, the ports are reserved.
-    let reserved = if with_ports {
-        let asked = reserve::request(plan)?;
+    let reserved = asked.map(|asked| {
         guard.allocated_for = Some(plan.path.clone());
-        Some(reserve::early(ctx, asked))
-    } else {
-        None
-    };
+        reserve::early(ctx, asked)
+    });
     let added = adding.finish_showing_hooks();
     guard.worktree_added = added.is_ok();
     signals.check()?;

@@ -23,6 +23,8 @@ pub(super) struct Early<'p> {
 
 /// The request for the config `create` started from: the new checkout's
 /// own is almost always the same file, and is looked at once git is done.
+/// Its checks need nothing but the plan (no registry, no file git checks
+/// out), so it is made before git runs: what it refuses, git never starts.
 pub(super) fn request(plan: &Plan) -> Result<Request<'_>> {
     crate::exports::check_size(&plan.config, &plan.path, &plan.purpose, &plan.identifier)?;
     Ok(context::request(

@@ -1,6 +1,8 @@
-//! A state directory wtenv cannot use: `create --ports` and `enter` refuse
-//! it before git runs, with the registry's own error, and a lock file
-//! planted as a directory is refused with the command that removes it.
+//! What `create --ports` and `enter` refuse before git runs: a state
+//! directory wtenv cannot use (with the registry's own error), and a
+//! config whose exports would be over the limit in the new worktree. A
+//! lock file planted as a directory is refused with the command that
+//! removes it.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -144,6 +146,74 @@ fn create_and_enter_refuse_an_unusable_registry_before_git_runs() {
         "the hooks never fire: the test proves nothing"
     );
     assert_ne!(worktrees(), listed);
+}
+
+/// The reservation's request, with its check that what the worktree
+/// would export fits (64 KiB), was made once `git worktree add` had
+/// started: a create refused on the new worktree's identifier alone ran
+/// git and its hooks, then rolled back. Now it is refused before git
+/// runs, `create --ports` and `enter` alike, with the config's error.
+#[test]
+fn create_and_enter_refuse_an_export_over_the_limit_before_git_runs() {
+    let t = with_registry();
+    let marker = t.root().join("git-ran");
+    record_git_hooks(&t, &marker);
+    // 1100 copies of the identifier: 4.4 KB for the main worktree's
+    // (`repo`), over 64 KiB for one of 64 characters.
+    t.write_config(&format!(
+        "[env]\nIDS = \"{}\"\n",
+        "{identifier}".repeat(1100)
+    ));
+    let config = t.repo.join("wtenv.toml");
+    assert_eq!(
+        run(&mut t.wtenv(&["env"])).code,
+        Some(0),
+        "the config fits here"
+    );
+    let long = "x".repeat(64);
+    let (listed, branched) = (
+        t.git(&["worktree", "list", "--porcelain"]),
+        t.git(&["branch", "--list"]),
+    );
+    let registry = std::fs::read(t.registry_path()).unwrap();
+    let repo = snapshot(&t.repo);
+    for args in [
+        &[
+            "create",
+            "--purpose",
+            "feature",
+            "--identifier",
+            &long,
+            "--ports",
+        ][..],
+        &["enter", &long],
+    ] {
+        let out = run_bounded(&mut t.wtenv(args), LIMIT);
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert_eq!(out.stdout, "", "{args:?}");
+        let want = format!(
+            "error: invalid config {}: env.IDS: the variables it exports would take ",
+            config.display()
+        );
+        assert!(out.stderr.starts_with(&want), "{args:?}: {out}");
+        assert!(
+            !marker.exists(),
+            "{args:?}: git ran: {}",
+            std::fs::read_to_string(&marker).unwrap_or_default()
+        );
+        assert_eq!(t.git(&["worktree", "list", "--porcelain"]), listed);
+        assert_eq!(t.git(&["branch", "--list"]), branched);
+        assert!(!t.root().join("repo.worktrees").exists(), "{args:?}");
+        assert!(snapshot(&t.repo) == repo, "{args:?}: repo changed");
+        assert_eq!(std::fs::read(t.registry_path()).unwrap(), registry);
+    }
+    // A short identifier fits: git runs (the hooks fire) and it is made.
+    let out = run(&mut t.wtenv(&["enter", "x"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        marker.exists(),
+        "the hooks never fire: the test proves nothing"
+    );
 }
 
 /// A directory where a lock file goes was refused with the hint to
