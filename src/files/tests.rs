@@ -81,3 +81,27 @@ fn reads_are_capped() {
         Err(OpenError::Refused(Refusal::TooLarge(4096)))
     ));
 }
+
+/// The command that removes what is there: `rm` fails on a directory.
+#[test]
+fn the_removal_of_what_is_at_a_path_fits_what_is_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("planted");
+    let quoted = crate::shell::quote_in_message(&path);
+    let removal = || {
+        let r = removal(&path);
+        (r.command, r.recursive)
+    };
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+    nix::unistd::mkfifo(&path, mode).unwrap();
+    assert_eq!(removal(), (format!("rm {quoted}"), false));
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    assert_eq!(removal(), (format!("rmdir {quoted}"), false));
+    std::fs::write(path.join("left"), "").unwrap();
+    assert_eq!(removal(), (format!("rm -r {quoted}"), true));
+    // A link to a directory is the link's to remove, not the directory's.
+    std::fs::remove_dir_all(&path).unwrap();
+    std::os::unix::fs::symlink(dir.path(), &path).unwrap();
+    assert_eq!(removal(), (format!("rm {quoted}"), false));
+}

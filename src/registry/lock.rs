@@ -13,7 +13,6 @@ use super::{LOCK_NAME, PROBE_LOCK_NAME, Registry};
 use crate::error::{Error, Result};
 use crate::files::{self, OpenError};
 use crate::process::printable_path;
-use crate::shell::quote_in_message;
 
 /// A turn at probing ports: the probe lock, released on drop.
 pub struct ProbeTurn<'f>(&'f File);
@@ -178,22 +177,14 @@ impl Registry {
 }
 
 /// The way out of something planted where a lock file goes: removing
-/// it, by the command that removes what is there (looked at, not
-/// followed). `rm` fails on a directory: an empty one is `rmdir`'s, one
-/// that holds anything (or that cannot be looked into) `rm -r`'s, once
-/// its owner has seen what it holds.
+/// it, by the command that removes what is there ([`files::removal`]).
 fn removal_hint(path: &Path) -> String {
     const PLANTED: &str = "something other than wtenv put it there";
-    let quoted = quote_in_message(path);
-    if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-        return format!("{PLANTED}: remove it (rm {quoted}), wtenv makes a new one");
-    }
-    if std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_none()) {
-        format!("{PLANTED}: remove it (rmdir {quoted}), wtenv makes a new one")
+    let files::Removal { command, recursive } = files::removal(path);
+    if recursive {
+        format!("{PLANTED}: see what it holds, then remove it ({command}); wtenv makes a new one")
     } else {
-        format!(
-            "{PLANTED}: see what it holds, then remove it (rm -r {quoted}); wtenv makes a new one"
-        )
+        format!("{PLANTED}: remove it ({command}), wtenv makes a new one")
     }
 }
 
@@ -211,34 +202,5 @@ mod tests {
         assert!(matches!(err, Error::RegistryBusy { .. }), "{err}");
         drop(held);
         reg.read().unwrap();
-    }
-
-    /// The hint's command is the one that removes what is there: `rm`
-    /// fails on a directory.
-    #[test]
-    fn the_way_out_of_a_planted_lock_fits_what_is_there() {
-        let (_d, reg) = registry();
-        let path = reg.lock_path();
-        // The command in the hint of the lock's refusal.
-        let command = || match reg.lock(true).unwrap_err() {
-            Error::RegistryUnusable { hint, .. } => {
-                let start = hint.find(" (").unwrap() + 2;
-                hint[start..start + hint[start..].find(')').unwrap()].to_owned()
-            }
-            other => panic!("{other}"),
-        };
-        let quoted = quote_in_message(&path);
-        let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
-        nix::unistd::mkfifo(&path, mode).unwrap();
-        assert_eq!(command(), format!("rm {quoted}"));
-        std::fs::remove_file(&path).unwrap();
-        std::fs::create_dir(&path).unwrap();
-        assert_eq!(command(), format!("rmdir {quoted}"));
-        std::fs::write(path.join("left"), "").unwrap();
-        assert_eq!(command(), format!("rm -r {quoted}"));
-        // A link to a directory is the link's to remove, not the directory's.
-        std::fs::remove_dir_all(&path).unwrap();
-        std::os::unix::fs::symlink(reg.dir(), &path).unwrap();
-        assert_eq!(command(), format!("rm {quoted}"));
     }
 }
