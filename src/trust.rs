@@ -39,7 +39,6 @@ use crate::error::{Error, Result};
 use crate::files::{self, OpenError};
 use crate::process::printable_path;
 use crate::registry::Registry;
-use crate::shell::quote_in_message;
 
 pub const FILE_NAME: &str = "trust.json";
 const LOCK_NAME: &str = "trust.lock";
@@ -233,8 +232,8 @@ fn read(path: &Path) -> Result<TrustList> {
             printable_path(path)
         ))
         .with_hint(format!(
-            "wtenv never rewrites it; inspect it, or remove it to trust nothing: rm {}",
-            quote_in_message(path)
+            "wtenv never rewrites it; inspect it, or remove it to trust nothing: {}",
+            files::removal(path).command
         ))
     };
     let bytes = (|| -> std::result::Result<Option<Vec<u8>>, OpenError> {

@@ -1,8 +1,8 @@
 //! What `create --ports` and `enter` refuse before git runs: a state
 //! directory wtenv cannot use (with the registry's own error), and a
 //! config whose exports would be over the limit in the new worktree. A
-//! lock file planted as a directory is refused with the command that
-//! removes it.
+//! lock file or the trust list planted as a directory is refused with the
+//! command that removes it.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -271,5 +271,42 @@ fn a_lock_planted_as_a_directory_is_refused_with_the_command_that_removes_it() {
             let out = run_bounded(&mut t.wtenv(args), LIMIT);
             assert_eq!(out.code, Some(0), "{case}: once mended: {out}");
         }
+    }
+}
+
+/// The trust list's hint said `rm` it, which fails on a directory
+/// planted there. Its command is now the one for what is there, as for
+/// a lock file, and run as given it mends the list: `trust` then works.
+#[test]
+fn a_trust_list_planted_as_a_directory_is_refused_with_the_command_that_removes_it() {
+    for holds in [None, Some("left")] {
+        let t = with_registry();
+        let path = t.state_dir().join("trust.json");
+        std::fs::create_dir(&path).unwrap();
+        if let Some(file) = holds {
+            std::fs::write(path.join(file), "").unwrap();
+        }
+        let command = match holds {
+            None => format!("rmdir '{}'", path.display()),
+            Some(_) => format!("rm -r '{}'", path.display()),
+        };
+        let out = run_bounded(&mut t.wtenv(&["trust"]), LIMIT);
+        assert_eq!(out.code, Some(1), "{holds:?}: {out}");
+        assert_eq!(
+            out.stderr,
+            format!(
+                "error: trust list {} cannot be used: it is a directory, not a regular file\n\
+                 hint: wtenv never rewrites it; inspect it, or remove it to trust nothing: {command}\n",
+                path.display()
+            ),
+            "{holds:?}"
+        );
+        let status = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .status()
+            .unwrap();
+        assert!(status.success(), "{holds:?}: {command} failed");
+        let out = run_bounded(&mut t.wtenv(&["trust"]), LIMIT);
+        assert_eq!(out.code, Some(0), "{holds:?}: once mended: {out}");
     }
 }
