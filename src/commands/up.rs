@@ -133,7 +133,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 return Err(Outcome::Code(crate::exit::FAILURE));
             };
             let command = unit.service.run.as_deref().unwrap_or_default();
-            let argv = supervise::command_words(command);
+            let argv = supervise::in_dir(supervise::command_words(command), &scope.worktree.root);
             let expr = match listeners.get(&unit.service.name) {
                 Some(l) => sockets::handoff(&argv, &[l], sockets::Stdin::Null).map_err(|e| {
                     report::error(&e);

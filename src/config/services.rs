@@ -20,7 +20,9 @@ pub struct Service {
     /// The variables that carry this service's port, in order.
     pub env: Vec<String>,
     /// The command `wtenv up` starts (its words, or `sh -c` when it has
-    /// shell syntax: [`crate::supervise::command_words`]).
+    /// shell syntax: [`crate::supervise::command_words`]), in the
+    /// worktree's root, a relative program path included
+    /// ([`crate::supervise::in_dir`]).
     pub run: Option<String>,
     pub ready_timeout: Duration,
     /// How `up` knows it is ready and alive; `None`: not configured, the

@@ -51,7 +51,7 @@ use std::time::Duration;
 pub use escalation::{Action, Escalation, Report, outcome_of, run_outcome, up_outcome};
 pub use group::Pgid;
 pub use signal::{FORWARDED, Signal, Waker};
-pub use spawn::{SpawnError, command_words};
+pub use spawn::{SpawnError, command_words, in_dir};
 pub use supervisor::{Policy, Supervisor};
 pub use terminal::TerminalGuard;
 

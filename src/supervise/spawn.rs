@@ -54,7 +54,14 @@ impl SpawnError {
                         None => "it is there, but what it needs to start (a #! interpreter, a dynamic loader) was not found".to_owned(),
                     }
                 }
-                None => "command not found".to_owned(),
+                None => {
+                    // `up`'s `./serve` is the root's file, wherever `up`
+                    // was started: say which file was not there.
+                    if self.command.as_bytes().contains(&b'/') {
+                        at = self.named(Path::new(&self.command));
+                    }
+                    "command not found".to_owned()
+                }
             },
             io::ErrorKind::PermissionDenied => "permission denied (not executable)".to_owned(),
             io::ErrorKind::ArgumentListTooLong => format!(
@@ -87,8 +94,9 @@ impl SpawnError {
 
     /// The file a command not found names, when it is there, and the
     /// interpreter its first line names. A path is the file as given (`up`
-    /// runs a relative one from wtenv's own directory too: duct makes it
-    /// absolute from there). A bare name is looked up in PATH as `execvp`
+    /// gives a relative one made absolute from the worktree's root:
+    /// [`in_dir`]; `run`'s is relative to wtenv's own directory, which is
+    /// its child's). A bare name is looked up in PATH as `execvp`
     /// does: the first regular file of that name, in PATH's absolute
     /// directories; a relative one (`.`, an empty entry) names a directory
     /// that depends on where the child runs, and is skipped.
@@ -201,6 +209,32 @@ pub fn command_words(line: &str) -> Vec<std::ffi::OsString> {
     }
 }
 
+/// A service's `argv` as run in `dir`, the directory it runs in (the
+/// worktree's root): a program path with a `/` that is not absolute
+/// (`./serve`, `bin/serve`) is `dir`'s file, made absolute here; a bare
+/// name is left to PATH, `sh -c LINE` to the shell (which runs in `dir`).
+///
+/// Why: given `.dir()`, duct makes such a path absolute from wtenv's own
+/// directory (it prefers Windows' rule), so `up` started in a
+/// subdirectory looked for `sub/./serve` and said "command not found".
+/// std alone would find it in the child's directory (its chdir comes
+/// before the exec), but an absolute path leaves nothing to either
+/// (duct also resolved links, so the program's `argv[0]` was the link's
+/// target). `run -- ./serve` is not a service: the user's own command
+/// line runs from where it is typed, as in a shell.
+pub fn in_dir(mut argv: Vec<OsString>, dir: &Path) -> Vec<OsString> {
+    if let Some(program) = argv.first_mut()
+        && program.as_bytes().contains(&b'/')
+        && Path::new(program).is_relative()
+    {
+        // `components` drops the `.` of `./serve`; `..` stays (a link
+        // on the way makes it mean something else than a lexical step).
+        let path: PathBuf = dir.join(&*program).components().collect();
+        *program = path.into_os_string();
+    }
+    argv
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +266,46 @@ mod tests {
         ] {
             assert_eq!(words(shell), ["sh", "-c", shell], "{shell:?}");
         }
+    }
+
+    #[test]
+    fn a_relative_program_path_is_the_service_directory_s_file() {
+        let dir = Path::new("/w/repo");
+        let run = |words: &[&str]| -> Vec<String> {
+            in_dir(words.iter().map(Into::into).collect(), dir)
+                .into_iter()
+                .map(|w| w.into_string().unwrap())
+                .collect()
+        };
+        assert_eq!(run(&["./serve", "./x"]), ["/w/repo/serve", "./x"]);
+        assert_eq!(run(&["bin/serve", "--dev"]), ["/w/repo/bin/serve", "--dev"]);
+        assert_eq!(run(&["../tools/serve"]), ["/w/repo/../tools/serve"]);
+        // Absolute, a name for PATH, the shell: as they are.
+        assert_eq!(run(&["/usr/bin/serve"]), ["/usr/bin/serve"]);
+        assert_eq!(run(&["serve", "a/b"]), ["serve", "a/b"]);
+        assert_eq!(run(&["sh", "-c", "./serve"]), ["sh", "-c", "./serve"]);
+        assert!(run(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_path_not_found_is_named_unless_it_is_the_command_as_typed() {
+        let missing = |program: &str, command: &str| SpawnError {
+            program: program.into(),
+            command: command.into(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        };
+        assert_eq!(
+            missing("service web", "/nonexistent/wtenv/serve").message(),
+            "could not run service web (/nonexistent/wtenv/serve): command not found"
+        );
+        assert_eq!(
+            missing("./nonexistent-serve", "./nonexistent-serve").message(),
+            "could not run ./nonexistent-serve: command not found"
+        );
+        assert_eq!(
+            missing("service web", "wtenv-no-such-command").message(),
+            "could not run service web: command not found"
+        );
     }
 
     #[test]

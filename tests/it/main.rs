@@ -22,6 +22,7 @@ mod quoting;
 mod ranges;
 mod registry;
 mod report;
+mod service_dir;
 mod shell;
 mod snapshots;
 mod snapshots_errors;

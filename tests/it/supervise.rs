@@ -53,6 +53,11 @@ pub struct Wtenv {
 
 impl Wtenv {
     pub fn start(t: &TestEnv, args: &[&str]) -> Wtenv {
+        Wtenv::start_in(t, &t.repo, args)
+    }
+
+    /// Like [`start`](Self::start), in `dir`.
+    pub fn start_in(t: &TestEnv, dir: &Path, args: &[&str]) -> Wtenv {
         let n = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -60,7 +65,7 @@ impl Wtenv {
         let stdout = t.root().join(format!("out-{n}"));
         let stderr = t.root().join(format!("err-{n}"));
         let child = t
-            .wtenv(args)
+            .wtenv_in(dir, args)
             .stdin(Stdio::null())
             .stdout(File::create(&stdout).unwrap())
             .stderr(File::create(&stderr).unwrap())
