@@ -119,6 +119,17 @@ fn needs_escape(c: char) -> bool {
         )
 }
 
+/// The first character of `text` that [`printable`] escapes, as it shows
+/// it (`\u{202e}`, `\n`), or `None` when it has none. A name wtenv makes
+/// (a new branch, the directories of a new worktree) must have none:
+/// `create` refuses one, naming this, rather than make a name every
+/// message and table has to show escaped.
+pub fn first_escaped(text: &str) -> Option<String> {
+    text.chars()
+        .find(|&c| needs_escape(c))
+        .map(|c| c.escape_default().to_string())
+}
+
 /// `path` as a message names it: [`printable`] applied to what
 /// [`Path::display`] shows. A directory may be named with an escape
 /// sequence or a newline; where a path is data (shell output, the
@@ -588,6 +599,20 @@ mod tests {
             "'it'\\''s here'",
         ] {
             assert_eq!(printable(text), text);
+        }
+    }
+
+    #[test]
+    fn first_escaped_names_the_first_character_printable_escapes() {
+        assert_eq!(first_escaped(r"feature/a\b.c-d_é 中"), None);
+        assert_eq!(
+            first_escaped("a\u{200b}b\u{202e}").as_deref(),
+            Some(r"\u{200b}")
+        );
+        assert_eq!(first_escaped("x\ny").as_deref(), Some(r"\n"));
+        for text in ["\u{202e}", "\u{200b}", "\u{feff}", "\u{1b}", "\t"] {
+            let shown = first_escaped(text).unwrap();
+            assert_eq!(printable(text), shown);
         }
     }
 

@@ -1,11 +1,13 @@
 //! What `create` checks before it touches anything: the identifier
 //! ([`crate::worktree::check_identifier`]), the base, the path (free, under `[worktrees] root`, every existing ancestor
-//! resolved as git records it).
+//! resolved as git records it, the directories to make named with
+//! nothing a message would escape).
 
 use std::path::{Path, PathBuf};
 
+use super::{HIDDEN, NOT_SHOWN};
 use crate::error::{Error, Result};
-use crate::process::printable_path;
+use crate::process::{first_escaped, printable_path};
 use crate::worktree::Worktree;
 
 /// A base revision is passed to git after `--end-of-options`, but one that
@@ -31,6 +33,43 @@ pub(super) fn check_path_free(path: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The directories `create` makes, `first_new_dir` down to `path`, hold
+/// no character a message would show escaped ([`first_escaped`]): a
+/// worktree's name is shown in every message and table, and one holding
+/// U+202E reads backwards there, one holding U+200B like its neighbour.
+/// The directories that exist already are not wtenv's to name.
+/// `given`: the path came from `--path`, else from `[worktrees] root`
+/// (in `config`) and the main worktree's name.
+pub(super) fn check_new_dirs(
+    path: &Path,
+    first_new_dir: &Path,
+    given: bool,
+    config: Option<&Path>,
+) -> Result<()> {
+    let made = first_new_dir
+        .parent()
+        .and_then(|existing| path.strip_prefix(existing).ok())
+        .unwrap_or(path);
+    let Some(shown) = first_escaped(&made.to_string_lossy()) else {
+        return Ok(());
+    };
+    let hint = match (given, config) {
+        (true, _) => format!("choose a --path whose new directories hold no {HIDDEN}"),
+        (false, config) => format!(
+            "the name comes from [worktrees] root{} and the main worktree's directory name: set root to a directory without it, or choose one with --path",
+            config
+                .map(|c| format!(" in {}", printable_path(c)))
+                .unwrap_or_default()
+        ),
+    };
+    Err(Error::invalid(format!(
+        "cannot create {}: the directories it would make, {}, hold {shown}, {NOT_SHOWN}",
+        printable_path(path),
+        printable_path(made)
+    ))
+    .with_hint(hint))
 }
 
 /// `[worktrees] root` with `{repo}` filled in, relative to the main

@@ -4,7 +4,8 @@
 //!
 //! Two phases. [`plan`] validates everything it can without git and
 //! changes nothing: the purpose is configured, the identifier and the base
-//! are safe, the path is free ([`checks`]). [`execute`] takes the
+//! are safe, the path is free ([`checks`]), and the branch and the
+//! directories it will make hold no character a message would escape. [`execute`] takes the
 //! repository lock, checks the path again, and makes each change under a
 //! [`rollback::Rollback`] guard that records what it made and, unless
 //! disarmed at the very end, undoes it in reverse on any error, on a panic,
@@ -49,12 +50,18 @@ use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::git::{Git, RepoLock};
-use crate::process::printable_path;
+use crate::process::{first_escaped, printable_path};
 use crate::report;
 use crate::worktree::{self, Meta, Worktree};
 use branch::{Start, start_branch};
-use checks::{check_base, check_path_free, default_root, resolve_existing_prefix};
+use checks::{check_base, check_new_dirs, check_path_free, default_root, resolve_existing_prefix};
 use rollback::{Rollback, make_dir};
+
+/// What is wrong with a character [`crate::process::printable`] escapes
+/// in a name wtenv would make (a branch, a worktree's directories).
+const NOT_SHOWN: &str = "a character a terminal does not show as it is";
+/// The kinds of characters that [`NOT_SHOWN`] covers, for a hint.
+const HIDDEN: &str = "control, bidirectional or invisible characters";
 
 /// Everything `create` will do, validated; nothing has been touched.
 #[derive(Debug, Clone)]
@@ -132,16 +139,29 @@ pub fn plan(
         .branch
         .replace("{purpose}", purpose)
         .replace("{identifier}", identifier);
-    if branch.is_empty() || branch.starts_with('-') || branch.chars().any(char::is_control) {
+    if branch.is_empty() || branch.starts_with('-') {
         return Err(Error::config(
             config.source.clone().unwrap_or_default(),
             "worktrees.branch",
             format!("makes {branch:?}, which is not a valid branch name"),
         ));
     }
+    // Purpose and identifier are letters, digits and punctuation: what a
+    // message would have to escape comes from the template itself.
+    if let Some(shown) = first_escaped(&branch) {
+        return Err(Error::config(
+            config.source.clone().unwrap_or_default(),
+            "worktrees.branch",
+            format!("makes {branch:?}, which holds {shown}, {NOT_SHOWN}"),
+        )
+        .with_hint(format!(
+            "remove {shown} from [worktrees] branch: wtenv makes no branch that holds {HIDDEN}"
+        )));
+    }
     let base_given = base.map(str::to_owned);
     let base = base.unwrap_or("HEAD").to_owned();
 
+    let path_given = path.is_some();
     let wanted = match path {
         Some(p) => worktree::normalize(&ctx.cwd.join(p)),
         None => worktree::normalize(
@@ -158,6 +178,7 @@ pub fn plan(
     }
     check_path_free(&wanted)?;
     let (path, first_new_dir) = resolve_existing_prefix(&wanted)?;
+    check_new_dirs(&path, &first_new_dir, path_given, config.source.as_deref())?;
     Ok(Plan {
         git,
         common_dir: source.common_dir.clone(),

@@ -16,6 +16,7 @@ mod hints;
 mod hostile;
 mod layering;
 mod lifecycle;
+mod names;
 mod nix;
 mod probe;
 mod quoting;
