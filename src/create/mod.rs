@@ -50,7 +50,7 @@ use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::git::{Git, RepoLock};
-use crate::process::{first_escaped, printable_path};
+use crate::process::{first_escaped, printable, printable_path};
 use crate::report;
 use crate::worktree::{self, Meta, Worktree};
 use branch::{Start, start_branch};
@@ -273,7 +273,10 @@ fn make(
     let start = start_branch(plan, reuse_branch)?;
     guard.branch_created = start == Start::NewBranch;
     if start == Start::ExistingBranch {
-        report::note(&format!("branch {} exists: checking it out", plan.branch));
+        report::note(&format!(
+            "branch {} exists: checking it out",
+            printable(&plan.branch)
+        ));
     }
     signals.check()?;
 
@@ -329,10 +332,12 @@ fn make(
     report::note(&format!(
         "created worktree {} on branch {} from {}",
         printable_path(&wt.root),
-        plan.branch,
+        printable(&plan.branch),
         match start {
-            Start::NewBranch => plan.base.as_str(),
-            Start::ExistingBranch => "its existing tip",
+            // A base may name another's branch, which git lets hold
+            // U+202E: shown escaped, like any text wtenv did not write.
+            Start::NewBranch => printable(&plan.base),
+            Start::ExistingBranch => "its existing tip".to_owned(),
         }
     ));
     for (service, port) in &ports {

@@ -214,3 +214,30 @@ fn list_escapes_bidi_and_invisible_characters_and_then_backslashes_too() {
     let shown = format!(r"{root}/plain\n");
     assert!(rows.contains(&vec![&shown, "plain"]), "{table}");
 }
+
+/// A base revision is text wtenv did not write: another's branch may hold
+/// U+202E, which git accepts, and `create --branch` from it said
+/// `created worktree ... from <base>` with the character raw, the rest of
+/// the line reading backwards.
+#[test]
+fn create_names_its_base_escaped() {
+    let t = TestEnv::new();
+    let base = "theirs/\u{202e}gnp.exe";
+    t.git(&["branch", base]);
+    let out = run(&mut t.wtenv(&[
+        "create",
+        "--purpose",
+        "feature",
+        "--identifier",
+        "from-theirs",
+        "--branch",
+        base,
+    ]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!out.stderr.contains('\u{202e}'), "{out}");
+    assert!(
+        out.stderr
+            .contains(r"on branch feature/from-theirs from theirs/\u{202e}gnp.exe"),
+        "{out}"
+    );
+}
