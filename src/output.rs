@@ -189,11 +189,25 @@ pub fn pump_lines(
 }
 
 /// `text` in at most `room` characters, its end replaced by `…` if cut.
+/// The cut never splits an escape [`crate::process::printable`] wrote:
+/// it comes before one that does not fit whole, since `\u{20…` or `\…`
+/// would read as another escape (the cell is then shorter than `room`).
 fn shorten(text: &str, room: usize) -> String {
     if text.chars().count() <= room {
         return text.to_owned();
     }
-    let mut out: String = text.chars().take(room.saturating_sub(1)).collect();
+    let room = room.saturating_sub(1);
+    let (mut out, mut used, mut rest) = (String::new(), 0, text);
+    while let Some(c) = rest.chars().next() {
+        let unit = crate::process::escape_at(rest).unwrap_or(&rest[..c.len_utf8()]);
+        let width = unit.chars().count();
+        if used + width > room {
+            break;
+        }
+        out.push_str(unit);
+        used += width;
+        rest = &rest[unit.len()..];
+    }
     out.push('…');
     out
 }
@@ -225,5 +239,51 @@ mod tests {
         assert!(narrow.contains("listening (pid 12 node /a/v…"), "{narrow}");
         // Wide enough: unchanged.
         assert_eq!(fit(&header, &rows, 1, Some(200)), full);
+    }
+
+    /// `text` shortened to every room from nothing to its own width: the
+    /// cut never falls inside an escape (`\u{202e}`, `\\`, `\n`); when
+    /// it would, it falls before that escape.
+    fn cuts(text: &str) -> Vec<String> {
+        (0..=text.chars().count())
+            .map(|room| shorten(text, room))
+            .collect()
+    }
+
+    #[test]
+    fn shortening_never_splits_a_unicode_escape() {
+        // `ab`, the 8 characters of `\u{202e}`, `cd`: a room of 4 to 10
+        // keeps 3 to 9 characters, which would cut the escape.
+        let text = r"ab\u{202e}cd";
+        let mut want = vec!["…", "…", "a…", "ab…"];
+        want.extend(["ab…"; 7]);
+        want.extend([r"ab\u{202e}…", text]);
+        assert_eq!(cuts(text), want);
+    }
+
+    #[test]
+    fn shortening_never_splits_a_two_character_escape() {
+        // `\\` (a backslash, once anything is escaped) and `\n`.
+        let text = r"a\\n\nb";
+        assert_eq!(
+            cuts(text),
+            ["…", "…", "a…", "a…", r"a\\…", r"a\\n…", r"a\\n…", text]
+        );
+    }
+
+    #[test]
+    fn a_shortened_cell_keeps_the_escapes_printable_made_whole() {
+        let cell = crate::process::printable("node \u{1b}[2J\u{202e}x");
+        assert_eq!(cell, r"node \u{1b}[2J\u{202e}x");
+        for (room, shown) in [
+            (6, "node …"),
+            (11, "node …"),
+            (12, r"node \u{1b}…"),
+            (16, r"node \u{1b}[2J…"),
+            (22, r"node \u{1b}[2J…"),
+            (23, r"node \u{1b}[2J\u{202e}x"),
+        ] {
+            assert_eq!(shorten(&cell, room), shown, "room {room}");
+        }
     }
 }

@@ -130,6 +130,26 @@ pub fn first_escaped(text: &str) -> Option<String> {
         .map(|c| c.escape_default().to_string())
 }
 
+/// The escape [`printable`] writes that `text` starts with, if any (`\n`,
+/// `\t`, `\r`, `\\`, `\u{202e}`): what a table that shortens a cell
+/// keeps or cuts whole, since half of one (`\u{20`, a lone `\`) reads as
+/// another or as none. In text [`printable`] left as it was, a literal
+/// backslash-n reads like an escape, and is kept whole alike.
+pub fn escape_at(text: &str) -> Option<&str> {
+    let len = match text.strip_prefix('\\')?.as_bytes() {
+        [b'n' | b't' | b'r' | b'\\', ..] => 2,
+        [b'u', b'{', rest @ ..] => {
+            let digits = rest.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+            if !(1..=6).contains(&digits) || rest.get(digits) != Some(&b'}') {
+                return None;
+            }
+            digits + 4
+        }
+        _ => return None,
+    };
+    Some(&text[..len])
+}
+
 /// `path` as a message names it: [`printable`] applied to what
 /// [`Path::display`] shows. A directory may be named with an escape
 /// sequence or a newline; where a path is data (shell output, the
@@ -613,6 +633,36 @@ mod tests {
         for text in ["\u{202e}", "\u{200b}", "\u{feff}", "\u{1b}", "\t"] {
             let shown = first_escaped(text).unwrap();
             assert_eq!(printable(text), shown);
+        }
+    }
+
+    #[test]
+    fn escape_at_finds_each_escape_printable_writes() {
+        for (text, escape) in [
+            ("\\nb", Some("\\n")),
+            ("\\t", Some("\\t")),
+            ("\\r", Some("\\r")),
+            ("\\\\n", Some("\\\\")),
+            ("\\u{202e}gnp", Some("\\u{202e}")),
+            ("\\u{10ffff}}", Some("\\u{10ffff}")),
+            ("\\u{0}", Some("\\u{0}")),
+            ("a\\n", None),
+            ("\\", None),
+            ("\\d", None),
+            ("\\u{20", None),
+            ("\\u{}", None),
+            ("\\u{1234567}", None),
+            ("\\u{2x}", None),
+        ] {
+            assert_eq!(escape_at(text), escape, "{text:?}");
+        }
+        // Every escape printable writes is found whole.
+        for c in [
+            '\n', '\t', '\r', '\\', '\u{1b}', '\u{85}', '\u{202e}', '\u{feff}',
+        ] {
+            let shown = printable(&format!("{c}\u{200b}"));
+            let escape = escape_at(&shown).unwrap();
+            assert_eq!(escape, c.escape_default().to_string());
         }
     }
 
