@@ -38,18 +38,46 @@ mod up;
 mod validate;
 mod worktrees;
 
-/// Every file in tests/it/ is a module here: a forgotten file would be
-/// tests that never run.
+/// Every file in tests/it/ is a module here, and every file in a
+/// module's directory (tests/it/NAME/) a module of NAME: a forgotten file
+/// would be tests that never run.
 #[test]
 fn every_test_file_is_a_module() {
-    let main = include_str!("main.rs");
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it")).unwrap() {
-        let name = entry.unwrap().file_name().into_string().unwrap();
-        if let Some(module) = name.strip_suffix(".rs").filter(|m| *m != "main") {
+    use std::path::Path;
+    /// The files of `dir` are declared in `declaring` (`main.rs`, a
+    /// `mod.rs`, or the directory's sibling `NAME.rs`), and so, below it,
+    /// are those of each directory that holds Rust files.
+    fn check(dir: &Path, declaring: &Path) {
+        let text = std::fs::read_to_string(declaring).unwrap();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            let module = if path.is_dir() {
+                let holds_rust = std::fs::read_dir(&path)
+                    .unwrap()
+                    .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "rs"));
+                if !holds_rust {
+                    continue;
+                }
+                let own = path.join("mod.rs");
+                let sibling = dir.join(format!("{name}.rs"));
+                check(&path, if own.exists() { &own } else { &sibling });
+                name
+            } else if path == declaring || name == "mod.rs" {
+                continue;
+            } else if let Some(module) = name.strip_suffix(".rs") {
+                module.to_owned()
+            } else {
+                continue;
+            };
             assert!(
-                main.contains(&format!("mod {module};")),
-                "tests/it/{name} is not declared in main.rs"
+                text.contains(&format!("mod {module};")),
+                "{} is not declared in {}",
+                path.display(),
+                declaring.display()
             );
         }
     }
+    let it = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it"));
+    check(it, &it.join("main.rs"));
 }
