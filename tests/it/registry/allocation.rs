@@ -1,0 +1,88 @@
+//! Allocation and release: the lowest free port, sticky once reserved;
+//! `allocate` and `release` of one service or of a gone worktree; a
+//! purpose's range.
+
+use crate::support::{PortBlock, TestEnv, run};
+
+#[test]
+fn env_allocates_lowest_port_and_is_sticky() {
+    let t = TestEnv::new();
+    let first = run(&mut t.wtenv(&["env"]));
+    assert_eq!(first.code, Some(0), "{first}");
+    assert!(
+        first
+            .stdout
+            .contains(&format!("export PORT='{}'\n", t.ports.start)),
+        "{first}"
+    );
+    let again = run(&mut t.wtenv(&["env"]));
+    assert_eq!(again.stdout, first.stdout);
+    assert_eq!(t.allocations().len(), 1);
+}
+
+#[test]
+fn allocate_prints_the_port_alone_and_release_gives_it_back() {
+    let t = TestEnv::new();
+    let out = run(&mut t.wtenv(&["allocate", "--service", "db"]));
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), &*format!("{}\n", t.ports.start)),
+        "{out}"
+    );
+    let out = run(&mut t.wtenv(&["release", "--service", "db"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(t.allocations().is_empty());
+}
+
+#[test]
+fn release_by_path_frees_a_deleted_worktrees_ports_and_leaves_others() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    assert_eq!(run(&mut t.wtenv_in(&other, &["env"])).code, Some(0));
+    std::fs::remove_dir_all(&other).unwrap();
+    let out = run(&mut t.wtenv(&["release", "--worktree", other.to_str().unwrap()]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("released port {} (app)", t.ports.port(1))),
+        "{out}"
+    );
+    assert_eq!(
+        t.allocations(),
+        vec![(t.ports.start, "app".into(), t.repo.clone())]
+    );
+    let out = run(&mut t.wtenv(&["release", "--service", "nope"]));
+    assert_eq!(out.code, Some(1), "{out}");
+}
+
+#[test]
+fn allocate_with_a_purpose_uses_that_range() {
+    let t = TestEnv::with_ports(PortBlock::take_many(2));
+    let (a, b) = (t.ports.start, t.ports.start + 20);
+    std::fs::write(
+        t.repo.join("wtenv.toml"),
+        format!(
+            "[purposes]\nfeature = \"{a}-{}\"\nbugfix = \"{b}-{}\"\n",
+            b - 1,
+            t.ports.end()
+        ),
+    )
+    .unwrap();
+    let out = run(&mut t.wtenv(&["allocate", "--service", "x", "--purpose", "bugfix"]));
+    assert_eq!(
+        (out.code, out.stdout.clone()),
+        (Some(0), format!("{b}\n")),
+        "{out}"
+    );
+    let out = run(&mut t.wtenv(&["allocate", "--service", "y"]));
+    assert_eq!(out.stdout, format!("{a}\n"), "{out}");
+    let out = run(&mut t.wtenv(&["allocate", "--service", "z", "--purpose", "nightly"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("unknown purpose \"nightly\""), "{out}");
+    assert_eq!(
+        run(&mut t.wtenv(&["validate"])).code,
+        Some(0),
+        "purposes recorded right"
+    );
+}

@@ -1,0 +1,67 @@
+//! Own vs foreign holder (allocation rule 5): a reserved port held by a
+//! process of its own worktree is in use; one held by a process outside it
+//! fails, naming the process, with nothing written.
+
+use crate::support::{PyListener, TestEnv, run};
+
+#[test]
+fn reserved_port_held_by_a_process_of_its_own_worktree_is_in_use() {
+    let t = TestEnv::new();
+    let first = run(&mut t.wtenv(&["env"]));
+    assert_eq!(first.code, Some(0), "{first}");
+    let sub = t.repo.join("sub dir");
+    std::fs::create_dir_all(&sub).unwrap();
+    let _server = PyListener::start(&sub, "6", "::", t.ports.start, "");
+    let again = run(&mut t.wtenv(&["env"]));
+    assert_eq!(again.code, Some(0), "{again}");
+    assert_eq!(again.stdout, first.stdout);
+    let ports = run(&mut t.wtenv(&["ports"]));
+    assert!(ports.stdout.contains("listening (pid"), "{ports}");
+}
+
+#[test]
+fn reserved_port_held_by_a_foreign_process_fails_env_naming_it() {
+    let t = TestEnv::new();
+    let first = run(&mut t.wtenv(&["env"]));
+    assert_eq!(first.code, Some(0), "{first}");
+    let elsewhere = t.root().join("home");
+    let server = PyListener::start(&elsewhere, "4", "127.0.0.1", t.ports.start, "");
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stdout.is_empty(), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "port {} (app): pid {} (",
+            t.ports.start,
+            server.pid()
+        )) && out.stderr.contains(&format!(" in {}", elsewhere.display())),
+        "{out}"
+    );
+    assert_eq!(t.allocations().len(), 1, "the reservation stays");
+}
+
+/// The foreign holder was found after the write: a service added to the
+/// config got its port reserved by the `env` that then exited 1. It is
+/// refused before the write now, and so is a `run`'s hold.
+#[test]
+fn a_foreign_holder_found_while_allocating_another_service_writes_nothing() {
+    let t = TestEnv::new();
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let elsewhere = t.root().join("home");
+    let _server = PyListener::start(&elsewhere, "4", "127.0.0.1", t.ports.start, "");
+    t.write_config("[services.app]\n[services.api]\n");
+    let registry = std::fs::read(t.registry_path()).unwrap();
+    for args in [&["env"][..], &["run", "--", "true"]] {
+        let out = run(&mut t.wtenv(args));
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert!(
+            out.stderr.contains("held by processes outside it"),
+            "{args:?}: {out}"
+        );
+        assert_eq!(
+            std::fs::read(t.registry_path()).unwrap(),
+            registry,
+            "{args:?}: {out}"
+        );
+    }
+}

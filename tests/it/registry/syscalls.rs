@@ -1,0 +1,163 @@
+//! What a command costs in system calls, as strace sees them: no `/proc`
+//! walk under the registry lock, the fsyncs a change needs and no more, a
+//! port just picked probed once, other repositories' reserved ports not
+//! probed.
+
+use std::process::Command;
+
+use super::fleet;
+use crate::support::{PyListener, TestEnv, run};
+
+/// The system calls `wtenv ARGS` makes in the main worktree, as strace
+/// (`-e TRACE`) logs them.
+fn strace(t: &TestEnv, args: &[&str], trace: &str) -> String {
+    let log = t.root().join("strace.log");
+    let cmd = t.wtenv(args);
+    let wtenv = cmd.get_program().to_owned();
+    let mut traced = Command::new("strace");
+    traced
+        .args(["-f", "-y", "-qq", "-e", trace, "-o"])
+        .arg(&log)
+        .arg(wtenv)
+        .args(cmd.get_args())
+        .current_dir(cmd.get_current_dir().unwrap());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => traced.env(k, v),
+            None => traced.env_remove(k),
+        };
+    }
+    let out = run(&mut traced);
+    assert_eq!(out.code, Some(0), "{out}");
+    std::fs::read_to_string(&log).unwrap()
+}
+
+/// The own-port check finds a busy port's holders in `/proc` (every
+/// process's descriptors: tens of milliseconds on a busy machine) before
+/// it takes any lock of the registry, so no other wtenv waits on that
+/// walk. Here the worktree's own server holds its reserved port and a new
+/// service must be reserved, so `env` also writes: strace shows the walk,
+/// and no `/proc/N/fd` opened while `registry.lock` is locked.
+#[test]
+fn the_own_port_check_walks_proc_outside_the_registry_lock() {
+    let t = TestEnv::new();
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let _own = PyListener::start(&t.repo, "4", "127.0.0.1", t.ports.start, "");
+    t.write_config("[services.app]\n[services.api]\n");
+    let text = strace(&t, &["env"], "trace=flock,openat,close");
+    let lock = format!("<{}/registry.lock>", t.state_dir().display());
+    let is_fd_dir = |line: &str| {
+        line.split('"').nth(1).is_some_and(|path| {
+            let mut parts = path.split('/').skip(1);
+            parts.next() == Some("proc")
+                && parts.next().is_some_and(|pid| pid.parse::<u32>().is_ok())
+                && parts.next() == Some("fd")
+        })
+    };
+    let (mut locked, mut walked, mut exclusive) = (false, 0, 0);
+    for line in text.lines() {
+        if line.contains(&lock) && line.contains("flock(") && line.ends_with("= 0") {
+            locked = !line.contains("LOCK_UN");
+            exclusive += usize::from(line.contains("LOCK_EX"));
+        } else if line.contains(&lock) && line.contains("close(") {
+            locked = false;
+        } else if line.contains("openat(") && is_fd_dir(line) {
+            walked += 1;
+            assert!(!locked, "/proc walked under the registry lock:\n{text}");
+        }
+    }
+    assert!(walked > 0, "no /proc walk: nothing tested\n{text}");
+    assert!(exclusive > 0, "no write: nothing tested\n{text}");
+    assert_eq!(t.allocations().len(), 2);
+}
+
+/// The fsyncs `wtenv ARGS` makes in the main worktree, as strace sees them:
+/// `(file temp files fsynced, state directory fsynced)`.
+fn fsyncs(t: &TestEnv, args: &[&str]) -> (usize, usize) {
+    let text = strace(t, args, "trace=fsync,fdatasync");
+    let state = t.state_dir();
+    let dir = format!("<{}>", state.display());
+    let temp = format!("<{}/registry.json.tmp.", state.display());
+    let count = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    (count(&temp), count(&dir))
+}
+
+/// A change that only processes live by (`run`'s holds, and the ports it
+/// allocates for its command alone) is written atomically (the temp file
+/// fsynced before its rename: a crash shows the old file or the new, never
+/// a torn one) but the rename is not waited for: a crash that loses it
+/// ends those processes too. A change of reservations is durable: the
+/// directory is fsynced after the rename.
+#[test]
+fn holds_alone_skip_the_directory_fsync_reservations_never_do() {
+    let t = TestEnv::new();
+    // Nothing reserved: run allocates a port for its command, then
+    // releases it. Two atomic writes, no directory fsync.
+    assert_eq!(fsyncs(&t, &["run", "--", "true"]), (2, 0));
+    assert!(t.allocations().is_empty());
+    // Reserving: one durable write.
+    assert_eq!(fsyncs(&t, &["env"]), (1, 1));
+    // Every port reserved: a command that ends before it settles writes
+    // nothing; a longer one, its hold (with its group) once settled, then
+    // the release of the hold: two atomic writes.
+    assert_eq!(fsyncs(&t, &["run", "--", "true"]), (0, 0));
+    assert_eq!(fsyncs(&t, &["run", "--", "sleep", "1"]), (2, 0));
+    // The reservation is still there, and nothing is held.
+    assert_eq!(t.allocations().len(), 1);
+    assert!(
+        !t.registry().to_string().contains("holders"),
+        "{}",
+        t.registry()
+    );
+    // Releasing the reservation: durable again.
+    assert_eq!(fsyncs(&t, &["release"]), (1, 1));
+    assert!(t.allocations().is_empty());
+}
+
+/// A port `run` or `env` picks was proved free by the scan, under the probe
+/// lock, a moment before: the own-port check that follows does not probe
+/// it again. Every command here probes the port once: as many binds as a
+/// reserved port's check makes.
+#[test]
+fn a_port_just_picked_is_probed_once() {
+    let t = TestEnv::new();
+    let port = format!("htons({})", t.ports.port(0));
+    let binds = |args: &[&str]| {
+        strace(&t, args, "trace=bind")
+            .lines()
+            .filter(|l| l.contains(&port))
+            .count()
+    };
+    // Nothing reserved: run picks the port, holds it, releases it.
+    let picked_by_run = binds(&["run", "--", "true"]);
+    assert!(t.allocations().is_empty());
+    // env picks it and reserves it; then, on its fast path, checks it.
+    let picked_by_env = binds(&["env"]);
+    let checked = binds(&["env"]);
+    assert!(checked > 0, "the reserved port was not probed");
+    assert_eq!(
+        (picked_by_run, picked_by_env),
+        (checked, checked),
+        "a port just picked was probed again"
+    );
+}
+
+/// `list` probes the ports of its ranges that no one recorded (the
+/// conflict rows it shows), and its own worktrees' ports: not every
+/// port a sibling of a fleet, in another repository, reserved there.
+#[test]
+fn list_does_not_probe_the_ports_other_repositories_reserved_in_its_range() {
+    let t = TestEnv::new();
+    let allocations = fleet(&t, &t.root().join("siblings/.git"));
+    t.write_registry(allocations);
+    let log = strace(&t, &["list"], "trace=bind");
+    let probed = |i: u16| log.contains(&format!("htons({})", t.ports.port(i)));
+    assert!(
+        (2..17).all(|i| !probed(i)),
+        "a sibling's reserved port was probed:\n{log}"
+    );
+    assert!(
+        [0, 1, 17, 18, 19].into_iter().all(probed),
+        "a port no one recorded was not probed:\n{log}"
+    );
+}
