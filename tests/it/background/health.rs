@@ -1,0 +1,118 @@
+//! Health in the background: `up --detach` starts dependencies first and
+//! waits for their health, fails with a failing check, and `status` runs
+//! only the check (with the variables) the service started with.
+
+use super::{DownOnDrop, free, holders, ports, serves};
+use crate::supervise::PATIENCE;
+use crate::support::{TestEnv, run, wait_for};
+
+/// `status` runs a `cmd` health check with the environment `up` gave it:
+/// a trusted config's `[env]` and service variables not named like a port
+/// included (one trust gate for both).
+#[test]
+fn status_checks_health_with_the_trusted_variables_up_used() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        r#"
+[services.web]
+env = ["WEB_PORT", "WEB_LISTEN"]
+run = "exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1"
+health = { cmd = "test \"$GREETING:$WEB_LISTEN\" = \"hi:$WEB_PORT\"" }
+[env]
+GREETING = "hi"
+"#,
+    );
+    assert_eq!(run(&mut t.wtenv(&["trust"])).code, Some(0));
+    let up = run(&mut t.wtenv(&["up", "--detach"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let status = run(&mut t.wtenv(&["status"]));
+    let line = status.stdout.lines().find(|l| l.starts_with("web"));
+    assert!(
+        line.is_some_and(|l| l.contains("healthy") && !l.contains("unhealthy")),
+        "{status}"
+    );
+}
+
+/// `status` runs the `cmd` check the service started with, not the
+/// config's as it is now: a branch checked out since (another's config)
+/// would have `status` run its code. A service started with no `cmd`
+/// check gets its port checked.
+#[test]
+fn status_runs_only_the_health_command_the_service_started_with() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    let config = |cmd: &str| {
+        format!(
+            "[services.web]\nrun = \"exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1\"\nhealth = {{ cmd = {} }}\n",
+            serde_json::to_string(cmd).unwrap()
+        )
+    };
+    t.write_config(&config("test -n \"$WEB_PORT\""));
+    let up = run(&mut t.wtenv(&["up", "--detach", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let pwned = t.root().join("PWNED");
+    t.write_config(&config(&format!("touch '{}'; false", pwned.display())));
+    let status = run(&mut t.wtenv(&["status"]));
+    assert_eq!(status.code, Some(0), "{status}");
+    assert_eq!(crate::shell::pwned_under(&t.root()), None, "{status}");
+    let line = status.stdout.lines().find(|l| l.starts_with("web"));
+    assert!(
+        line.is_some_and(|l| l.contains("healthy") && !l.contains("unhealthy")),
+        "{status}"
+    );
+}
+
+#[test]
+fn up_detach_starts_dependencies_first_and_waits_for_their_health() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        r#"
+[services.web]
+run = "exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1"
+depends_on = ["api"]
+[services.api]
+run = "exec python3 -u -m http.server $API_PORT --bind 127.0.0.1"
+health = { http = "/wtenv.toml" }
+"#,
+    );
+    let (web, api) = ports(&t);
+    // Only web is named: api, which it depends on, starts too, first.
+    let up = run(&mut t.wtenv(&["up", "-d", "web"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let lines: Vec<&str> = up.stdout.lines().collect();
+    assert!(
+        lines.len() == 2 && lines[0].starts_with("api") && lines[1].starts_with("web"),
+        "{up}"
+    );
+    assert!(serves(web) && serves(api));
+    assert_eq!(run(&mut t.wtenv(&["down"])).code, Some(0));
+    assert!(free(web) && free(api));
+}
+
+#[test]
+fn up_detach_fails_with_the_failing_health_check_and_releases() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        r#"
+[services.web]
+run = "exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1"
+health = { http = "/no-such-page" }
+ready_timeout = "3s"
+"#,
+    );
+    let web = t.ports.port(0);
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(1), "{up}");
+    assert!(
+        up.stderr
+            .contains("service web did not get ready: GET /no-such-page -> 404"),
+        "{up}"
+    );
+    assert!(wait_for(PATIENCE, || free(web)));
+    assert!(holders(&t, "web").is_empty());
+    let status = run(&mut t.wtenv(&["status", "--json"]));
+    assert!(status.stdout.contains("\"services\": []"), "{status}");
+}

@@ -1,0 +1,277 @@
+//! The systemd back end under a real user manager: `up --detach` serves
+//! until `down` releases everything, units stopped or killed from outside
+//! release their ports, a failed start stops what it started, units of
+//! same-named repositories stay apart, unit names escape as
+//! `systemd-escape` does, and a variable systemd cannot carry is refused
+//! before anything starts.
+
+use std::process::Command;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use super::{
+    DownOnDrop, UserManager, free, holders, listeners, path_not_utf8, ports, printed_port, serves,
+    signal, two_http_services, unit,
+};
+use crate::supervise::{PATIENCE, alive};
+use crate::support::{TestEnv, run, snapshot, wait_for};
+
+#[test]
+fn up_detach_under_systemd_serves_until_down_releases_everything() {
+    let t = TestEnv::new();
+    let web_unit = unit(&t, "web");
+    let api_unit = unit(&t, "api");
+    two_http_services(&t);
+    let m = UserManager::start(&t);
+    let (web, api) = ports(&t);
+    let up = run(&mut m.wtenv(&t, &["up", "--detach"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    // One line per service: unit, pid, port; both answer on return.
+    for (unit, port) in [(web_unit.as_str(), web), (api_unit.as_str(), api)] {
+        let line = up.stdout.lines().find(|l| l.contains(unit)).unwrap();
+        assert!(line.contains(&format!("port {port}")), "{up}");
+        assert!(line.contains("pid "), "{up}");
+        assert!(serves(port), "port {port} does not serve after up returned");
+        let active = m.systemctl(&t, &["is-active", unit]);
+        assert_eq!(active.stdout.trim(), "active", "{active}");
+    }
+    // The process that ran `up` is gone; the services keep serving.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(serves(web) && serves(api));
+    let web_server = listeners(web);
+    assert!(!web_server.is_empty());
+    // The holds name the units.
+    assert_eq!(holders(&t, "web")[0]["unit"]["name"], web_unit.as_str());
+    assert_eq!(holders(&t, "web")[0]["unit"]["manager"], "systemd");
+
+    let status = run(&mut m.wtenv(&t, &["status"]));
+    assert_eq!(status.code, Some(0), "{status}");
+    for (unit, port) in [(web_unit.as_str(), web), (api_unit.as_str(), api)] {
+        let line = status.stdout.lines().find(|l| l.contains(unit)).unwrap();
+        for word in ["systemd", "active", &port.to_string(), "healthy"] {
+            assert!(line.contains(word), "{word} missing: {status}");
+        }
+    }
+    let json = run(&mut m.wtenv(&t, &["status", "--json"]));
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["services"].as_array().unwrap().len(), 2, "{json}");
+
+    // `list` names the unit that holds each port.
+    let list = run(&mut m.wtenv(&t, &["list"]));
+    assert!(
+        list.stdout.contains(&format!("(systemd unit {web_unit})")),
+        "{list}"
+    );
+
+    let logs = run(&mut m.wtenv(&t, &["logs", "web"]));
+    assert_eq!(logs.code, Some(0), "{logs}");
+    assert!(logs.stdout.contains("web | web says hello\n"), "{logs}");
+    assert!(!logs.stdout.contains("api says"), "{logs}");
+
+    let down = run(&mut m.wtenv(&t, &["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert!(free(web) && free(api), "ports still busy after down");
+    assert!(holders(&t, "web").is_empty() && holders(&t, "api").is_empty());
+    for pid in web_server {
+        assert!(!alive(pid), "server {pid} survived down");
+    }
+    let units = m.systemctl(
+        &t,
+        &[
+            "list-units",
+            "--all",
+            "--plain",
+            "--no-legend",
+            "wtenv-*.service",
+        ],
+    );
+    assert!(units.stdout.trim().is_empty(), "units left: {units}");
+    let status = run(&mut m.wtenv(&t, &["status", "--json"]));
+    assert!(status.stdout.contains("\"services\": []"), "{status}");
+}
+
+#[test]
+fn a_unit_stopped_from_outside_releases_its_ports() {
+    let t = TestEnv::new();
+    let web_unit = unit(&t, "web");
+    two_http_services(&t);
+    let m = UserManager::start(&t);
+    let (web, api) = ports(&t);
+    let up = run(&mut m.wtenv(&t, &["up", "-d"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let stop = m.systemctl(&t, &["stop", &web_unit]);
+    assert_eq!(stop.code, Some(0), "{stop}");
+    assert!(wait_for(PATIENCE, || holders(&t, "web").is_empty() && free(web)));
+    // The other one is untouched.
+    assert!(serves(api) && !holders(&t, "api").is_empty());
+    let status = run(&mut m.wtenv(&t, &["status"]));
+    let line = status
+        .stdout
+        .lines()
+        .find(|l| l.contains(&web_unit))
+        .unwrap();
+    assert!(line.contains("inactive"), "{status}");
+    assert_eq!(run(&mut m.wtenv(&t, &["down"])).code, Some(0));
+    assert!(free(api));
+}
+
+#[test]
+fn a_unit_whose_main_process_is_killed_is_swept_once_inactive() {
+    let t = TestEnv::new();
+    let web_unit = unit(&t, "web");
+    two_http_services(&t);
+    let m = UserManager::start(&t);
+    let (web, _) = ports(&t);
+    let up = run(&mut m.wtenv(&t, &["up", "-d", "web"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let main = m.main_pid(&t, &web_unit);
+    signal(main, Signal::SIGKILL);
+    // The dead run cannot release; the manager stops the rest of the unit.
+    assert!(wait_for(PATIENCE, || {
+        m.systemctl(&t, &["is-active", &web_unit]).stdout.trim() != "active"
+    }));
+    assert!(wait_for(PATIENCE, || free(web)));
+    assert_eq!(holders(&t, "web").len(), 1, "the hold stays until a sweep");
+    // The next allocating command sweeps it: pid gone, unit inactive.
+    let env = run(&mut m.wtenv(&t, &["env"]));
+    assert_eq!(env.code, Some(0), "{env}");
+    assert!(holders(&t, "web").is_empty(), "{}", t.registry());
+}
+
+#[test]
+fn up_detach_fails_with_the_reason_and_stops_what_it_started() {
+    let t = TestEnv::new();
+    let web_unit = unit(&t, "web");
+    t.write_config(
+        r#"
+[services.web]
+run = "exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1"
+[services.api]
+run = "echo api cannot start >&2; exit 3"
+"#,
+    );
+    let m = UserManager::start(&t);
+    let (web, api) = ports(&t);
+    let up = run(&mut m.wtenv(&t, &["up", "-d"]));
+    assert_eq!(up.code, Some(1), "{up}");
+    assert!(up.stderr.contains("service api did not get ready"), "{up}");
+    assert!(up.stderr.contains("api cannot start"), "{up}");
+    assert!(wait_for(PATIENCE, || free(web) && free(api)));
+    let active = m.systemctl(&t, &["is-active", &web_unit]);
+    assert_ne!(active.stdout.trim(), "active", "{active}");
+    assert!(holders(&t, "web").is_empty());
+}
+
+/// Two repositories with the same directory name and worktree name
+/// (`<tmp>/repo` and `<tmp>/b/repo`) run side by side under one user
+/// manager: each gets units of its own, and `status` and `down` in one
+/// never reach the other's.
+#[test]
+fn same_named_repositories_get_distinct_units_under_systemd() {
+    let t = TestEnv::new();
+    t.write_config(
+        r#"
+[services.web]
+run = "exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1"
+"#,
+    );
+    let other = t.root().join("b").join("repo");
+    std::fs::create_dir_all(&other).unwrap();
+    t.git_in(&other, &["init", "-q", "-b", "main"]);
+    std::fs::copy(t.repo.join("wtenv.toml"), other.join("wtenv.toml")).unwrap();
+    let m = UserManager::start(&t);
+    let a = unit(&t, "web");
+    let b = format!(
+        "{}.service",
+        wtenv::background::Naming::of_worktree(&other.join(".git"), &other).unit("web")
+    );
+    assert_ne!(a, b);
+    let up_a = run(&mut m.wtenv(&t, &["up", "-d"]));
+    assert_eq!(up_a.code, Some(0), "{up_a}");
+    let up_b = run(&mut m.wtenv_in(&t, &other, &["up", "-d"]));
+    assert_eq!(up_b.code, Some(0), "{up_b}");
+    let (port_a, port_b) = (printed_port(&up_a, &a), printed_port(&up_b, &b));
+    assert_ne!(port_a, port_b);
+    for (unit, port) in [(&a, port_a), (&b, port_b)] {
+        let active = m.systemctl(&t, &["is-active", unit]);
+        assert_eq!(active.stdout.trim(), "active", "{unit}: {active}");
+        assert!(serves(port), "{unit} does not serve on {port}");
+    }
+    let status = run(&mut m.wtenv_in(&t, &other, &["status"]));
+    assert!(
+        status.stdout.contains(&b) && !status.stdout.contains(&a),
+        "{status}"
+    );
+    let down = run(&mut m.wtenv(&t, &["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert!(free(port_a));
+    assert_eq!(m.systemctl(&t, &["is-active", &b]).stdout.trim(), "active");
+    assert!(serves(port_b), "down in one repository stopped the other's");
+    let down = run(&mut m.wtenv_in(&t, &other, &["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert!(free(port_b));
+}
+
+/// Every string escapes as `systemd-escape` does.
+#[test]
+fn unit_name_escaping_matches_systemd_escape() {
+    for text in [
+        "web",
+        "my-repo",
+        "feature/login",
+        ".hidden",
+        "a.b",
+        "sp ace",
+        "quo\"te'",
+        "$(touch x)",
+        "ünï",
+        "back\\slash",
+        "x:y_z",
+        "-lead",
+        "tab\there",
+        &"long".repeat(60),
+    ] {
+        let out = Command::new("systemd-escape")
+            .arg("--")
+            .arg(text)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{text:?}");
+        let theirs = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            wtenv::background::systemd::escape(text),
+            theirs.trim_end_matches('\n'),
+            "{text:?}"
+        );
+    }
+}
+
+/// `up --detach` under systemd with a passed variable systemd cannot take
+/// is refused before anything is reserved, started or made in the state
+/// directory.
+#[test]
+fn up_detach_under_systemd_refuses_a_variable_that_is_not_utf8_with_the_registry_as_it_was() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config("[services.web]\nrun = \"sleep 60\"\n");
+    let m = UserManager::start(&t);
+    let state = snapshot(&t.root().join("state"));
+    let mut up = m.wtenv(&t, &["up", "-d", "--manager", "systemd"]);
+    let out = run(up.env("PATH", path_not_utf8()));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(!t.registry_path().exists(), "ports reserved: {out}");
+    // Not even an empty `background/` (or state) directory is made.
+    assert!(
+        snapshot(&t.root().join("state")) == state,
+        "the state directory changed: {out}"
+    );
+    let error = "error: systemd cannot carry the variable PATH ";
+    assert!(
+        out.stderr.starts_with(error) && out.stderr.contains("\nhint: "),
+        "{out}"
+    );
+    let state = m.systemctl(&t, &["is-active", &unit(&t, "web")]);
+    assert_ne!(state.stdout.trim(), "active", "{state}");
+}

@@ -1,0 +1,121 @@
+//! `up --detach` that cannot go through: its checks come before any port
+//! is reserved or service started, and a service it started but cannot
+//! record is stopped, holding nothing.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use super::{DownOnDrop, free, holders, naming, ports};
+use crate::support::{TestEnv, run};
+
+/// `up -d` reserved the worktree's ports before it found a state
+/// directory it cannot use: it checks the directory first now. A service
+/// that never gets ready stops what `up -d` started and leaves no hold;
+/// the ports stay reserved, as `env` reserves them (a shell may have
+/// exported them meanwhile: a reservation has no owner to give it back).
+#[test]
+fn a_failed_up_detach_reserves_nothing_before_its_checks_and_holds_nothing_after() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        "[services.web]\nrun = \"exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1\"\n[services.api]\nrun = \"echo no >&2; exit 3\"\n",
+    );
+    std::fs::create_dir_all(t.state_dir()).unwrap();
+    std::fs::set_permissions(
+        t.state_dir(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let background = t.state_dir().join("background");
+    std::fs::write(&background, "").unwrap();
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(1), "{up}");
+    assert!(up.stderr.contains("background is not a directory"), "{up}");
+    assert!(t.allocations().is_empty(), "{up}");
+    std::fs::remove_file(&background).unwrap();
+
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(1), "{up}");
+    assert!(up.stderr.contains("service api did not get ready"), "{up}");
+    let (web, api) = ports(&t);
+    let env = run(&mut t.wtenv(&["env"]));
+    assert!(
+        env.stdout.contains(&format!("export WEB_PORT='{web}'")),
+        "{env}"
+    );
+    assert!(
+        env.stdout.contains(&format!("export API_PORT='{api}'")),
+        "{env}"
+    );
+    for service in ["web", "api"] {
+        assert!(
+            holders(&t, service).is_empty(),
+            "{service} held after up -d failed"
+        );
+    }
+    assert!(free(web), "the web service up -d started still listens");
+}
+
+/// A state directory whose path is not UTF-8: `up -d` under the wtenv back
+/// end started the service, then panicked writing its record (JSON text
+/// naming its log there), so the service ran where `down` could not find
+/// it. Refused before anything is reserved or started.
+#[test]
+fn up_detach_refuses_a_state_directory_it_cannot_name_before_starting_anything() {
+    use std::os::unix::ffi::OsStringExt;
+    let t = TestEnv::new();
+    t.write_config(
+        "[services.web]\nrun = \"exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
+    );
+    let mut state = t.root().into_os_string().into_vec();
+    state.extend(b"/state-\xff");
+    let state = PathBuf::from(OsString::from_vec(state));
+    let out = run(t
+        .wtenv(&["up", "-d", "--manager", "wtenv"])
+        .env("WTENV_STATE_DIR", &state));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains("the state directory's path ")
+            && out.stderr.contains("/background is not UTF-8\nhint: "),
+        "{out}"
+    );
+    assert!(free(t.ports.port(0)), "{out}");
+    assert!(
+        !state.join("registry.json").exists(),
+        "ports reserved: {out}"
+    );
+    // Nothing made for it in the state directory either.
+    assert!(!state.join("background").exists(), "{out}");
+}
+
+/// A record that cannot be written once its service started (here a
+/// directory planted under its name, as a full disk would fail it): the
+/// service ran on where `down`, which finds services by their records,
+/// could not see it. It is stopped with the error, its ports released.
+#[test]
+fn up_detach_stops_a_service_whose_record_it_cannot_write() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        "[services.web]\nrun = \"exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
+    );
+    let record = t
+        .state_dir()
+        .join(format!("background/{}.json", naming(&t).unit("web")));
+    std::fs::create_dir_all(record.join("planted")).unwrap();
+    let out = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.starts_with("error: could not "), "{out}");
+    // Stopped before `up` returned: no process names its unit.
+    let unit = naming(&t).unit("web");
+    let left: Vec<u32> = wtenv::process::all_pids()
+        .into_iter()
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmd).contains(&unit)
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?} run on: {out}");
+    assert!(free(t.ports.port(0)), "{out}");
+    assert!(holders(&t, "web").is_empty(), "{}", t.registry());
+}

@@ -1,0 +1,200 @@
+//! The detached wtenv supervisor, where no user manager answers: it serves
+//! until `down`, releases when stopped from outside, keeps its logs under
+//! their limit (followed by `logs -f`), and starts again under any umask.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use super::{
+    DownOnDrop, free, holders, listeners, naming, ports, serves, signal, two_http_services,
+};
+use crate::supervise::{PATIENCE, alive};
+use crate::support::{Run, TestEnv, run, wait_for};
+
+/// The detached wtenv supervisor, where no user manager answers (the
+/// test's environment has no XDG_RUNTIME_DIR).
+#[test]
+fn the_wtenv_back_end_serves_detached_until_down_releases_everything() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    two_http_services(&t);
+    let (web, api) = ports(&t);
+    let up = run(&mut t.wtenv(&["up", "--detach"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    assert!(serves(web) && serves(api), "{up}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(serves(web) && serves(api));
+    let status = run(&mut t.wtenv(&["status"]));
+    let line = status
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("web"))
+        .unwrap();
+    for word in ["wtenv", "running", &web.to_string(), "healthy"] {
+        assert!(line.contains(word), "{word} missing: {status}");
+    }
+    // Its own session: no terminal, no shell's job control reaches it.
+    let supervisor: u32 = holders(&t, "web")[0]["pid"].as_u64().unwrap() as u32;
+    assert_eq!(
+        nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(supervisor as i32)))
+            .unwrap()
+            .as_raw() as u32,
+        supervisor
+    );
+    let logs = run(&mut t.wtenv(&["logs"]));
+    assert!(logs.stdout.contains("web | web says hello\n"), "{logs}");
+    assert!(logs.stdout.contains("api | api says hello\n"), "{logs}");
+    let servers: Vec<u32> = listeners(web).into_iter().chain(listeners(api)).collect();
+    let down = run(&mut t.wtenv(&["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert!(free(web) && free(api));
+    assert!(holders(&t, "web").is_empty() && holders(&t, "api").is_empty());
+    for pid in servers.into_iter().chain([supervisor]) {
+        assert!(!alive(pid), "{pid} survived down");
+    }
+}
+
+#[test]
+fn the_wtenv_back_end_releases_when_its_supervisor_is_stopped_from_outside() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    two_http_services(&t);
+    let (web, api) = ports(&t);
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let supervisor = |s: &str| holders(&t, s)[0]["pid"].as_u64().unwrap() as i32;
+    // SIGTERM: it stops its service and releases, as in the foreground.
+    let web_server = listeners(web);
+    signal(supervisor("web"), Signal::SIGTERM);
+    assert!(wait_for(PATIENCE, || holders(&t, "web").is_empty() && free(web)));
+    assert!(web_server.iter().all(|&p| !alive(p)));
+    // SIGKILL: nobody releases. Its server outlives it (no manager above
+    // it): `status` says so, and `down` stops it, proven of its group, and
+    // then the hold goes.
+    let api_supervisor = supervisor("api");
+    let api_server = listeners(api);
+    assert!(!api_server.is_empty());
+    signal(api_supervisor, Signal::SIGKILL);
+    assert!(wait_for(PATIENCE, || !alive(api_supervisor as u32)));
+    // (No request here: an orphan's next log line goes to a dead pipe.)
+    assert!(api_server.iter().all(|&p| alive(p)), "the orphan lives on");
+    // The sweep keeps a dead holder's hold while its orphans live.
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    assert_eq!(holders(&t, "api").len(), 1, "{}", t.registry());
+    let status = run(&mut t.wtenv(&["status"]));
+    let line = status
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("api"))
+        .unwrap();
+    assert!(line.contains("orphaned"), "{status}");
+    let web_line = status
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("web"))
+        .unwrap();
+    assert!(web_line.contains("inactive"), "{status}");
+    let down = run(&mut t.wtenv(&["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert!(free(api), "down stopped the orphan");
+    assert!(api_server.iter().all(|&p| !alive(p)));
+    assert!(holders(&t, "api").is_empty(), "{}", t.registry());
+}
+
+#[test]
+fn the_wtenv_back_end_keeps_each_log_under_its_size_limit() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    // 3,000 lines of 100 bytes (300 KB) before it serves.
+    t.write_config(
+        r#"
+[services.web]
+run = "python3 -c 'import sys; [print(\"%04d \" % i + \"x\" * 94) for i in range(3000)]'; exec python3 -m http.server $WEB_PORT --bind 127.0.0.1"
+"#,
+    );
+    let up = run(&mut t.wtenv(&["up", "-d", "--log-limit", "64K"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let dir = t.state_dir().join("background");
+    let name = naming(&t).unit("web");
+    let log = dir.join(format!("{name}.log"));
+    let previous = dir.join(format!("{name}.log.1"));
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    assert!(size(&log) <= 64 * 1024, "{}", size(&log));
+    assert!(size(&previous) > 0 && size(&previous) <= 64 * 1024);
+    let last = run(&mut t.wtenv(&["logs", "web", "-n", "1"]));
+    assert!(last.stdout.starts_with("web | 2999 xxx"), "{last}");
+    let all = run(&mut t.wtenv(&["logs", "web"]));
+    assert!(all.stdout.lines().count() < 3000 && all.stdout.lines().count() > 600);
+    assert_eq!(run(&mut t.wtenv(&["down"])).code, Some(0));
+}
+
+/// Under a umask of 0277 a service's log was made 0400: the next
+/// `up --detach` could not open it, and the service "ended (exit code
+/// 1)" at once. Each log keeps its owner's `rw`.
+#[test]
+fn the_wtenv_back_end_starts_again_under_a_umask_that_takes_the_owners_bits() {
+    let t = TestEnv::new();
+    t.write_config(
+        "[services.web]\nrun = \"exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
+    );
+    t.give_to_nobody();
+    let wtenv = |args: &[&str]| run(&mut t.wtenv_as_nobody_under_umask("277", args));
+    struct Down<'a>(&'a dyn Fn(&[&str]) -> Run);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            (self.0)(&["down", "--timeout", "30s"]);
+        }
+    }
+    let _down = Down(&wtenv);
+    for _ in 0..2 {
+        let up = wtenv(&["up", "-d", "--manager", "wtenv"]);
+        assert_eq!(up.code, Some(0), "{up}");
+        assert!(serves(t.ports.port(0)), "{up}");
+        let down = wtenv(&["down"]);
+        assert_eq!(down.code, Some(0), "{down}");
+    }
+    let log = t
+        .state_dir()
+        .join(format!("background/{}.log", naming(&t).unit("web")));
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn logs_follow_prints_new_lines_as_the_service_writes_them() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        r#"
+[services.web]
+run = "(i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done) & exec python3 -m http.server $WEB_PORT --bind 127.0.0.1"
+"#,
+    );
+    let up = run(&mut t.wtenv(&["up", "-d"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let out = t.root().join("follow.out");
+    let mut follow = t
+        .wtenv(&["logs", "web", "-f", "-n", "1"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .spawn()
+        .unwrap();
+    // Lines written after `logs -f` started arrive, prefixed, in order.
+    let ticks = || -> Vec<u32> {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("web | tick ")?.parse().ok())
+            .collect()
+    };
+    assert!(wait_for(PATIENCE, || ticks().len() >= 5), "{:?}", ticks());
+    let seen = ticks();
+    assert!(seen.windows(2).all(|w| w[1] == w[0] + 1), "{seen:?}");
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    assert_eq!(run(&mut t.wtenv(&["down"])).code, Some(0));
+}
