@@ -31,8 +31,21 @@ pub(super) struct RawConfig {
     pub env: Option<IndexMap<String, String>>,
 }
 
-/// The top-level tables a config may have, in the order of [`RawConfig`].
-pub(super) const TABLES: &[&str] = &["worktrees", "allocation", "purposes", "services", "env"];
+/// The keys the table at `path` (its keys, outermost first; empty for the
+/// top level) may have, in the order of its struct: the struct's own
+/// fields as serde reads them ([`fields`]), so no list is kept beside
+/// it. `None` where the keys are names the file chooses (`[purposes]`,
+/// `[services]`, `[env]`) or where there is no table.
+pub(super) fn keys_at(path: &[&str]) -> Option<&'static [&'static str]> {
+    Some(match path {
+        [] => fields::<RawConfig>(),
+        ["worktrees"] => fields::<RawWorktrees>(),
+        ["allocation"] => fields::<RawAllocation>(),
+        ["services", _] => fields::<RawService>(),
+        ["services", _, "health"] => fields::<RawHealth>(),
+        _ => return None,
+    })
+}
 
 #[derive(Deserialize)]
 pub(super) struct RawWorktrees {
@@ -124,6 +137,37 @@ impl<'de> Deserialize<'de> for RawDuration {
         }
         d.deserialize_any(Dur)
     }
+}
+
+/// The field names serde's derive gives `T` (`FIELDS`, which it keeps
+/// private): `T` is asked to read itself from a deserializer that notes
+/// the names a struct hands it and reads nothing. Empty for a type that is
+/// not a plain struct (a `flatten`ed one asks for a map).
+fn fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct Fields<'a>(&'a mut &'static [&'static str]);
+    impl<'de> Deserializer<'de> for Fields<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("the fields are noted"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut noted: &'static [&'static str] = &[];
+    let _ = T::deserialize(Fields(&mut noted));
+    noted
 }
 
 /// A key that is there: its value, of its type (`null` included in the

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::raw::TABLES;
+use super::raw::keys_at;
 use crate::error::{Error, Result};
 use crate::process::printable_path;
 
@@ -51,10 +51,11 @@ pub fn shown(key: &str) -> String {
 /// An unknown top-level key: an error, with the table it likely means.
 fn unknown_table(path: &Path, key: &str) -> Error {
     let key = shown(key);
-    let reason = match suggest(&key, TABLES) {
+    let tables = keys_at(&[]).unwrap_or_default();
+    let reason = match suggest(&key, tables) {
         Some(table) => format!("unknown table [{key}]; did you mean [{table}]?"),
         None => {
-            let known = TABLES.iter().map(|t| format!("[{t}]")).collect::<Vec<_>>();
+            let known = tables.iter().map(|t| format!("[{t}]")).collect::<Vec<_>>();
             format!("unknown table [{key}]; known: {}", known.join(", "))
         }
     };
@@ -114,11 +115,33 @@ mod tests {
         assert!(e.len() < 400, "{} bytes", e.len());
     }
 
+    /// The known keys are the structs' own fields, read from serde: a
+    /// field added to a struct is known at once.
+    #[test]
+    fn the_known_keys_of_each_table_are_its_structs_fields() {
+        let tables = ["worktrees", "allocation", "purposes", "services", "env"];
+        assert_eq!(keys_at(&[]), Some(&tables[..]));
+        assert_eq!(
+            keys_at(&["worktrees"]),
+            Some(&["root", "branch", "default_purpose", "direnv_allow"][..])
+        );
+        assert_eq!(keys_at(&["allocation"]), Some(&["skip_occupied"][..]));
+        let service = keys_at(&["services", "web"]).unwrap();
+        assert!(service.contains(&"restart") && service.contains(&"health"));
+        let health = keys_at(&["services", "web", "health"]).unwrap();
+        assert!(health.contains(&"interval") && health.contains(&"retries"));
+        // Names the file chooses: no fixed keys.
+        for free in [&["purposes"][..], &["services"], &["env"], &["env", "X"]] {
+            assert_eq!(keys_at(free), None, "{free:?}");
+        }
+    }
+
     #[test]
     fn a_misspelt_table_is_suggested_and_a_stranger_is_not() {
-        assert_eq!(suggest("purpose", TABLES), Some("purposes"));
-        assert_eq!(suggest("purpsoes", TABLES), Some("purposes"));
-        assert_eq!(suggest("servces", TABLES), Some("services"));
-        assert_eq!(suggest("colour", TABLES), None);
+        let tables = keys_at(&[]).unwrap();
+        assert_eq!(suggest("purpose", tables), Some("purposes"));
+        assert_eq!(suggest("purpsoes", tables), Some("purposes"));
+        assert_eq!(suggest("servces", tables), Some("services"));
+        assert_eq!(suggest("colour", tables), None);
     }
 }
