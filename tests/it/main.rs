@@ -33,6 +33,7 @@ mod snapshots_worktrees;
 mod sockets;
 mod supervise;
 mod trust;
+mod unknown_keys;
 mod unusable_state;
 mod up;
 mod validate;
