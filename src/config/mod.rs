@@ -4,10 +4,11 @@
 //! accept exactly the same schema and report errors the same way: the
 //! file, the key (dotted path) and the reason, and for a syntax or type
 //! error its line and column (`decode.rs`). Unknown keys inside a known
-//! table are warnings, an unknown top-level table is an error
-//! (`warnings.rs`). The meaning of the values is checked per concept:
-//! purposes and their ranges (`purposes.rs`), services (`services.rs`),
-//! the variables and `[env]` templates (`env.rs`).
+//! table are warnings, an unknown top-level table is an error, each with
+//! the known name it likely stands for (`warnings.rs`). The meaning of the
+//! values is checked per concept: purposes and their ranges
+//! (`purposes.rs`), services (`services.rs`), the variables and `[env]`
+//! templates (`env.rs`).
 //!
 //! A config comes from a repository someone else may have written: it is
 //! read without blocking, only from a regular file, at most [`MAX_BYTES`],

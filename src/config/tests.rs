@@ -221,9 +221,95 @@ fn unknown_keys_in_known_tables_warn_with_their_path() {
     );
 }
 
+/// A misspelt key lost its setting with only "unknown key" said: in each
+/// table whose keys are fixed, the warning names the key it likely stands
+/// for; a key far from all of them is named alone.
+#[test]
+fn a_misspelt_key_suggests_the_known_key_of_its_table() {
+    let cases = [
+        (
+            "[worktrees]\nbrnach = \"x\"",
+            "worktrees.brnach",
+            Some("branch"),
+        ),
+        (
+            "[worktrees]\nDefault_Purpose = \"feature\"",
+            "worktrees.Default_Purpose",
+            Some("default_purpose"),
+        ),
+        ("[worktrees]\ncolour = 1", "worktrees.colour", None),
+        (
+            "[allocation]\nskip_ocupied = true",
+            "allocation.skip_ocupied",
+            Some("skip_occupied"),
+        ),
+        ("[allocation]\ncolour = 1", "allocation.colour", None),
+        (
+            "[services.web]\nrestrat = \"always\"",
+            "services.web.restrat",
+            Some("restart"),
+        ),
+        (
+            "[services.web]\ndepends = []",
+            "services.web.depends",
+            Some("depends_on"),
+        ),
+        // There is no `port` key, and `url` is two edits from `run`, of
+        // three letters.
+        ("[services.web]\nprots = 1", "services.web.prots", None),
+        ("[services.web]\nurl = \"/\"", "services.web.url", None),
+        (
+            "[services.web]\nhealth = { intervl = \"2s\" }",
+            "services.web.health.intervl",
+            Some("interval"),
+        ),
+        (
+            "[services.web]\nhealth = { colour = 1 }",
+            "services.web.health.colour",
+            None,
+        ),
+    ];
+    for (text, key, known) in cases {
+        let table = key.rsplit_once('.').unwrap().0;
+        let want = match known {
+            Some(k) => {
+                format!(
+                    "wtenv.toml: unknown key \"{key}\" (ignored); did you mean \"{table}.{k}\"?"
+                )
+            }
+            None => format!("wtenv.toml: unknown key \"{key}\" (ignored)"),
+        };
+        assert_eq!(parse(text).unwrap().warnings, [want], "{text}");
+    }
+    let json = r#"{"services": {"web": {"restrat": "always"}}}"#;
+    let c = Config::parse(Path::new("wtenv.json"), json).unwrap();
+    assert_eq!(
+        c.warnings,
+        [
+            "wtenv.json: unknown key \"services.web.restrat\" (ignored); did you mean \"services.web.restart\"?"
+        ]
+    );
+}
+
+/// `[purposes]`, `[services]` and `[env]` take names the file chooses: a
+/// name close to a known key, or to another name, is a purpose, service or
+/// variable of its own, never an unknown key; nothing is warned there.
+#[test]
+fn names_the_file_chooses_are_not_unknown_keys() {
+    let c = parse(
+        "[purposes]\nfeature = \"6000-6009\"\nbugfx = \"6010-6019\"\n\
+         [services.wbe]\nrun = \"x\"\n[env]\nRESTRAT = \"x\"\nRUN = \"y\"\n",
+    )
+    .unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(c.env.len(), 2);
+}
+
 #[test]
 fn an_unknown_table_is_an_error_with_a_suggestion() {
     let e = parse("[purpose]\nfeature = \"6000-6009\"").unwrap_err();
+    assert!(e.to_string().contains("did you mean [purposes]?"), "{e}");
+    let e = parse("[Purposes]\nfeature = \"6000-6009\"").unwrap_err();
     assert!(e.to_string().contains("did you mean [purposes]?"), "{e}");
     let e = parse("[servces.web]").unwrap_err();
     assert!(e.to_string().contains("did you mean [services]?"), "{e}");

@@ -1,7 +1,10 @@
 //! Keys the schema does not know. Inside a known table they are warnings,
-//! so an older wtenv can read a newer config; at the top level they are an
-//! error with a suggestion, since a misspelt `[purpose]` must not silently
-//! fall back to the built-in ranges.
+//! so an older wtenv can read a newer config, each with the key of its
+//! table it likely stands for, since a misspelt key silently loses its
+//! setting; at the top level they are an error with a suggestion, since a
+//! misspelt `[purpose]` must not silently fall back to the built-in
+//! ranges. Both suggestions are made by [`suggest`], from the keys
+//! [`keys_at`] gives.
 
 use std::path::Path;
 
@@ -18,8 +21,8 @@ pub(super) const MAX_NAMED: usize = 10;
 const MAX_KEY_CHARS: usize = 80;
 
 /// The warnings for `ignored` (key paths, file order): the first
-/// [`MAX_NAMED`], then how many more; or the error for the first unknown
-/// table among them.
+/// [`MAX_NAMED`], each with its suggestion, then how many more; or the
+/// error for the first unknown table among them.
 pub(super) fn unknown_keys(path: &Path, ignored: &[Vec<String>]) -> Result<Vec<String>> {
     if let Some(table) = ignored.iter().find(|keys| keys.len() == 1) {
         return Err(unknown_table(path, &table[0]));
@@ -28,7 +31,7 @@ pub(super) fn unknown_keys(path: &Path, ignored: &[Vec<String>]) -> Result<Vec<S
     let mut warnings: Vec<String> = ignored
         .iter()
         .take(MAX_NAMED)
-        .map(|keys| format!("{file}: unknown key {:?} (ignored)", shown(&keys.join("."))))
+        .map(|keys| format!("{file}: {}", unknown_key(keys)))
         .collect();
     match ignored.len().saturating_sub(MAX_NAMED) {
         0 => {}
@@ -48,6 +51,25 @@ pub fn shown(key: &str) -> String {
     }
 }
 
+/// An unknown key in a table (its path, outermost first), and the known
+/// key of that table it likely stands for:
+/// `unknown key "services.web.restrat" (ignored); did you mean "services.web.restart"?`.
+/// None is suggested in a table of names the file chooses ([`keys_at`]).
+fn unknown_key(keys: &[String]) -> String {
+    let warning = format!("unknown key {:?} (ignored)", shown(&keys.join(".")));
+    let Some((key, table)) = keys.split_last() else {
+        return warning;
+    };
+    let table: Vec<&str> = table.iter().map(String::as_str).collect();
+    match keys_at(&table).and_then(|known| suggest(key, known)) {
+        Some(known) => {
+            let meant = [&table[..], &[known]].concat().join(".");
+            format!("{warning}; did you mean {:?}?", shown(&meant))
+        }
+        None => warning,
+    }
+}
+
 /// An unknown top-level key: an error, with the table it likely means.
 fn unknown_table(path: &Path, key: &str) -> Error {
     let key = shown(key);
@@ -62,9 +84,14 @@ fn unknown_table(path: &Path, key: &str) -> Error {
     Error::config(path, &key, reason)
 }
 
-/// The candidate `word` most likely stands for: one edit or two away
-/// (`purpose`, `purpsoes`), or one that starts with it. A word much
-/// longer than every candidate stands for none (and costs no edit table).
+/// The candidate `word` most likely stands for (the closest; of two as
+/// close, the first in the alphabet), case aside: one edit or two away
+/// (`purpose`, `purpsoes`; a swap of neighbours is one), but no more than
+/// one for every two letters of the candidate (`ev` stands for `env`,
+/// `url` not for `run`), or one that starts with it, from three letters
+/// on (`depends` for `depends_on`). The README's "Configuration" says this
+/// rule. A word much longer than every candidate stands for none (and
+/// costs no edit table).
 fn suggest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
     if word.len() > 32 {
         return None;
@@ -73,7 +100,7 @@ fn suggest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
     candidates
         .iter()
         .map(|c| (edit_distance(&word, c), *c))
-        .filter(|(d, c)| *d <= 2 || (word.len() >= 3 && c.starts_with(&word)))
+        .filter(|(d, c)| (*d <= 2 && 2 * d <= c.len()) || (word.len() >= 3 && c.starts_with(&word)))
         .min()
         .map(|(_, c)| c)
 }
@@ -143,5 +170,18 @@ mod tests {
         assert_eq!(suggest("purpsoes", tables), Some("purposes"));
         assert_eq!(suggest("servces", tables), Some("services"));
         assert_eq!(suggest("colour", tables), None);
+    }
+
+    /// Short keys (`run`, `env`, `tcp`, `cmd`) are close to many short
+    /// words: no more than one edit in two letters.
+    #[test]
+    fn a_short_key_is_suggested_for_one_edit_only() {
+        let service = keys_at(&["services", "web"]).unwrap();
+        assert_eq!(suggest("rn", service), Some("run"));
+        assert_eq!(suggest("Run", service), Some("run"));
+        assert_eq!(suggest("url", service), None);
+        let health = keys_at(&["services", "web", "health"]).unwrap();
+        assert_eq!(suggest("tls", health), None);
+        assert_eq!(suggest("tpc", health), Some("tcp"));
     }
 }

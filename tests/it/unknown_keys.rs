@@ -33,6 +33,38 @@ fn unknown_keys_are_warnings_naming_the_key() {
     }
 }
 
+/// A misspelt key silently lost its setting (a restart policy, a health
+/// check's interval) with only "unknown key" said: the warning names the
+/// key it likely stands for, and `env` goes on, exporting the ports.
+#[test]
+fn a_misspelt_key_is_warned_with_the_key_it_likely_stands_for() {
+    let t = TestEnv::new();
+    let file = t.repo.join("wtenv.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[purposes]\nfeature = \"{}\"\n[services.web]\nrestrat = \"always\"\nhealth = {{ intervl = \"2s\" }}\n",
+            t.ports.range()
+        ),
+    )
+    .unwrap();
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("export WEB_PORT='{}'", t.ports.start)),
+        "{out}"
+    );
+    let f = file.display();
+    assert_eq!(
+        out.stderr,
+        format!(
+            "warning: {f}: unknown key \"services.web.restrat\" (ignored); did you mean \"services.web.restart\"?\n\
+             warning: {f}: unknown key \"services.web.health.intervl\" (ignored); did you mean \"services.web.health.interval\"?\n"
+        ),
+    );
+}
+
 /// A config of 60,000 unknown keys (770 KB, under the 1 MiB cap) printed
 /// 60,000 warning lines on every `cd` under the shell hook. The first ten
 /// are named (a key longer than 80 characters shown cut), then one line
