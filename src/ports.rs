@@ -183,7 +183,8 @@ impl Conflict {
         let mut text = alloc::describe_holders(&self.holders);
         if let Some((service, worktree)) = &self.reserved_for {
             text.push_str(&format!(
-                "; reserved for {service} of {}",
+                "; reserved for {} of {}",
+                printable(service),
                 printable_path(worktree)
             ));
         }

@@ -210,7 +210,8 @@ pub fn foreign_lines(ports: &[(u16, String, Vec<Holder>)]) -> String {
         .iter()
         .map(|(port, service, holders)| {
             format!(
-                "  port {port} ({service}): {}",
+                "  port {port} ({}): {}",
+                crate::process::printable(service),
                 crate::alloc::describe_holders(holders)
             )
         })

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::alloc::{self, Fix, Stale, System, Usage};
 use crate::config::Config;
 use crate::ports::Conflict;
+use crate::process::{printable, printable_path};
 use crate::registry::{Allocation, RegistryData};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -188,8 +189,8 @@ pub fn check(
                 format!(
                     "port {} is also allocated to {} of {}",
                     a.port,
-                    other.service,
-                    crate::process::printable_path(&other.worktree)
+                    printable(&other.service),
+                    printable_path(&other.worktree)
                 ),
                 None,
             ));
@@ -208,17 +209,13 @@ pub fn check(
                     Kind::WorktreeGone,
                     format!(
                         "worktree {} is gone (directory missing, not listed by git)",
-                        crate::process::printable_path(&a.worktree)
+                        printable_path(&a.worktree)
                     ),
                 )
             }
             Stale::HolderGone(h) => (
                 Kind::HolderDead,
-                format!(
-                    "holder pid {} ({}) is gone",
-                    h.pid,
-                    crate::process::printable(&h.command)
-                ),
+                format!("holder pid {} ({}) is gone", h.pid, printable(&h.command)),
             ),
         };
         findings.push(Finding::about(kind, a, reason, Some((*i, why.fix()))));
@@ -237,7 +234,7 @@ pub fn check(
                 format!(
                     "holder pid {} ({}) is gone, its process group still runs (orphans): {}",
                     h.pid,
-                    crate::process::printable(&h.command),
+                    printable(&h.command),
                     alloc::describe_pids(&orphans)
                 ),
                 Some((i, Fix::DropHolder(h.clone()))),
@@ -258,13 +255,18 @@ pub fn check(
             None => findings.push(Finding::about(
                 Kind::UnknownPurpose,
                 a,
-                format!("purpose {:?} is not configured", a.purpose),
+                format!("purpose \"{}\" is not configured", printable(&a.purpose)),
                 Some((i, Fix::Release)),
             )),
             Some(r) if !r.contains(a.port) => findings.push(Finding::about(
                 Kind::OutOfRange,
                 a,
-                format!("port {} is outside the {} {}", a.port, a.purpose, r.label()),
+                format!(
+                    "port {} is outside the {} {}",
+                    a.port,
+                    printable(&a.purpose),
+                    r.label()
+                ),
                 Some((i, Fix::Release)),
             )),
             Some(_) => {}
@@ -275,7 +277,7 @@ pub fn check(
                 a,
                 format!(
                     "service {} is not declared in the worktree's config (stale)",
-                    a.service
+                    printable(&a.service)
                 ),
                 Some((i, Fix::Release)),
             ));

@@ -7,7 +7,7 @@ use crate::config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
-use crate::process::{ProcessId, printable_path};
+use crate::process::{ProcessId, printable, printable_path};
 use crate::registry::{Part, RegistryData};
 use crate::report;
 use crate::worktree::{self, Worktree};
@@ -92,7 +92,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 }
                 false => format!(
                     "its allocations are for {}; 'wtenv ports' lists them",
-                    crate::process::printable(&services.join(", "))
+                    printable(&services.join(", "))
                 ),
             };
             return Err(Error::not_found(format!(
@@ -108,7 +108,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     }
     for (service, port) in released {
         report::note(&format!(
-            "released port {port} ({service}) of {}",
+            "released port {port} ({}) of {}",
+            printable(&service),
             printable_path(&target)
         ));
     }
@@ -130,7 +131,7 @@ fn release_hold(pid: u32, ctx: &Ctx) -> Result<Outcome> {
         report::note(&format!(
             "released port {} ({}) of {}",
             a.port,
-            a.service,
+            printable(&a.service),
             printable_path(&a.worktree)
         ));
     }

@@ -158,7 +158,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 users.push(format!(
                     "  port {} ({}): held by pid {} {}",
                     a.port,
-                    a.service,
+                    process::printable(&a.service),
                     h.pid,
                     process::printable(&h.command)
                 ));
@@ -170,7 +170,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 users.push(format!(
                     "  port {} ({}): orphans of gone pid {} {}: {}",
                     a.port,
-                    a.service,
+                    process::printable(&a.service),
                     h.pid,
                     process::printable(&h.command),
                     alloc::describe_pids(&orphans)
@@ -185,7 +185,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             users.push(format!(
                 "  port {} ({}): listening: {}",
                 a.port,
-                a.service,
+                process::printable(&a.service),
                 alloc::describe_holders(found)
             ));
         }
@@ -262,7 +262,10 @@ fn release(ctx: &Ctx, repository: &Path, root: &Path) {
     match ctx.registry.release_worktree(repository, root) {
         Ok(gone) => {
             for (service, port) in gone {
-                report::note(&format!("released port {port} ({service})"));
+                report::note(&format!(
+                    "released port {port} ({})",
+                    process::printable(&service)
+                ));
             }
         }
         Err(e) => report::warn(&format!(

@@ -100,7 +100,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         Err(Error::RegistryUnusable { path, reason, hint }) => {
             let f = Finding::unreadable(format!(
                 "registry {} cannot be used: {reason}",
-                path.display()
+                printable_path(&path)
             ));
             report(&args, ctx, &[f], &[], 0)?;
             crate::report::hint(&hint);

@@ -12,7 +12,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use super::{Allocation, MIN_PORT, Registry, RegistryData, VERSION};
 use crate::error::{Error, Result};
 use crate::files::{self, OpenError, Refusal};
-use crate::process::printable_path;
+use crate::process::{printable, printable_path};
 use crate::shell::quote_in_message;
 
 /// What a command does in the state directory, for [`Registry::check_dir`].
@@ -295,7 +295,11 @@ impl Registry {
             let reason = if e.to_string().starts_with("duplicate field") {
                 format!("a key is given twice ({e}); which one counts would be a guess")
             } else {
-                format!("it does not match the registry schema ({e})")
+                // serde names an unknown key as the file spells it.
+                format!(
+                    "it does not match the registry schema ({})",
+                    printable(&e.to_string())
+                )
             };
             self.unusable(reason, self.move_aside_hint())
         })
@@ -312,7 +316,7 @@ pub fn check_ports(allocations: &[Allocation]) -> std::result::Result<(), String
             return Err(format!(
                 "it records port {} (service {} of {}), outside {MIN_PORT}-65535",
                 a.port,
-                a.service,
+                printable(&a.service),
                 printable_path(&a.worktree)
             ));
         }
@@ -320,9 +324,9 @@ pub fn check_ports(allocations: &[Allocation]) -> std::result::Result<(), String
             return Err(format!(
                 "it records port {} twice (service {} of {}, and service {} of {})",
                 a.port,
-                other.service,
+                printable(&other.service),
                 printable_path(&other.worktree),
-                a.service,
+                printable(&a.service),
                 printable_path(&a.worktree)
             ));
         }

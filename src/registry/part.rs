@@ -29,7 +29,7 @@ use super::lines::{Lines, PortSet};
 use super::{Allocation, MIN_PORT, Registry, RegistryData, VERSION, seal};
 use crate::config::Ranges;
 use crate::error::{Error, Result};
-use crate::process::printable_path;
+use crate::process::{printable, printable_path};
 
 /// Which entries a [`Registry::transaction_in`] reads and may change.
 #[derive(Debug, Clone, Copy)]
@@ -156,7 +156,7 @@ pub(super) fn check_new_ports(data: &RegistryData, elsewhere: impl Fn(u16) -> bo
             return Err(Error::failed(format!(
                 "refusing to record port {} for service {} of {}: the registry would hold it twice or out of range",
                 a.port,
-                a.service,
+                printable(&a.service),
                 printable_path(&a.worktree)
             ))
             .with_hint("nothing was written; run 'wtenv validate' and report this as a bug"));

@@ -129,7 +129,7 @@ pub fn record_hold(
 
 /// `PORT (SERVICE)`, as messages name an allocation.
 fn label(a: &Allocation) -> String {
-    format!("{} ({})", a.port, a.service)
+    format!("{} ({})", a.port, crate::process::printable(&a.service))
 }
 
 /// Writes each child's group and its leader's start time on this

@@ -8,7 +8,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::supervise::Wtenv;
-use crate::support::{PyListener, TestEnv, run, wait_for};
+use serde_json::json;
+
+use crate::support::{PyListener, Run, TestEnv, run, wait_for};
 
 /// A process's command line is data: the registry and JSON carry it as
 /// the process has it, and messages and tables show it escaped. `env
@@ -238,6 +240,179 @@ fn create_names_its_base_escaped() {
     assert!(
         out.stderr
             .contains(r"on branch feature/from-theirs from theirs/\u{202e}gnp.exe"),
+        "{out}"
+    );
+}
+
+/// The registry is a file a user, a script or an older wtenv may have
+/// edited: the names read from it (a service, a purpose, a worktree's
+/// path, a key) are text wtenv did not write. Every command that reports
+/// on it shows them escaped, each where it is put into the line (a
+/// finding escaped whole on top would double the backslashes of its
+/// escaped path); `--json` gives them exact. `release` and `remove` said
+/// `released port ... (<service>)` raw, a registry refused for a port
+/// recorded twice, or for a key it does not know, put the service or the
+/// key raw into its error, and `validate`'s line showed the path's
+/// escapes doubled (`\\u{1b}`) beside a service it had not escaped.
+#[test]
+fn names_read_from_the_registry_are_escaped_where_shown_and_exact_in_json() {
+    let t = TestEnv::new();
+    let hostile = "\x1b[2J\u{202e}";
+    let wt = t.root().join(format!("wt{hostile}gnp"));
+    t.git(&["worktree", "add", "-q", "-b", "plain", wt.to_str().unwrap()]);
+    let (service, purpose) = (format!("w{hostile}eb"), format!("n{hostile}ew"));
+    let (p0, p1) = (t.ports.port(0), t.ports.port(1));
+    let planted = || {
+        vec![
+            t.record(p0, &service, "feature", &wt, true, json!([])),
+            t.record(p1, "api", &purpose, &wt, true, json!([])),
+        ]
+    };
+    let escaped = |text: &str| {
+        text.replace('\x1b', r"\u{1b}")
+            .replace('\u{202e}', r"\u{202e}")
+    };
+    let (service_shown, purpose_shown) = (escaped(&service), escaped(&purpose));
+    let wt_shown = escaped(wt.to_str().unwrap());
+    // No raw character on the terminal, and no escape escaped twice.
+    let clean = |out: &Run| {
+        for text in [&out.stdout, &out.stderr] {
+            assert!(!text.contains(['\x1b', '\u{202e}']), "raw: {out}");
+            assert!(!text.contains(r"\\u{"), "escaped twice: {out}");
+        }
+    };
+    t.write_registry(planted());
+
+    let out = run(&mut t.wtenv(&["validate"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    clean(&out);
+    let finding = format!(
+        "error: service-removed: port {p0} ({service_shown}) of {wt_shown}: service {service_shown} is not declared in the worktree's config (stale) [fixable: run with --fix]"
+    );
+    assert!(out.stdout.lines().any(|l| l == finding), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("purpose \"{purpose_shown}\" is not configured")),
+        "{out}"
+    );
+    // The tables (`list` shows the worktree's purpose, not a record's).
+    for (args, purpose) in [
+        (&["validate", "-v"][..], true),
+        (&["ports"], true),
+        (&["list"], false),
+    ] {
+        let out = run(&mut t.wtenv(args));
+        clean(&out);
+        let shown = [&service_shown, &wt_shown, &purpose_shown];
+        for shown in &shown[..2 + usize::from(purpose)] {
+            assert!(out.stdout.contains(shown.as_str()), "{args:?}: {out}");
+        }
+    }
+
+    // A reservation a process outside its worktree listens on.
+    let listener = PyListener::start(&t.root(), "4", "127.0.0.1", p0, "");
+    let out = run(&mut t.wtenv(&["conflicts"]));
+    drop(listener);
+    assert_eq!(out.code, Some(1), "{out}");
+    clean(&out);
+    assert!(
+        out.stdout
+            .contains(&format!("; reserved for {service_shown} of {wt_shown}\n")),
+        "{out}"
+    );
+
+    // JSON is data: the names as the registry has them.
+    let json_of = |args: &[&str]| {
+        let out = run(&mut t.wtenv(args));
+        serde_json::from_str::<serde_json::Value>(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    };
+    let doc = json_of(&["validate", "-v", "--json"]);
+    let finding = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "service-removed" && f["port"] == p0)
+        .unwrap_or_else(|| panic!("{doc}"));
+    assert_eq!(finding["service"], service.as_str(), "{doc}");
+    assert_eq!(finding["worktree"], wt.to_str().unwrap(), "{doc}");
+    assert!(
+        doc["allocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["purpose"] == purpose.as_str()),
+        "{doc}"
+    );
+    let doc = json_of(&["ports", "--json"]);
+    let first = &doc["allocations"][0];
+    assert_eq!(first["service"], service.as_str(), "{doc}");
+    assert_eq!(first["worktree"], wt.to_str().unwrap(), "{doc}");
+    assert_eq!(doc["allocations"][1]["purpose"], purpose.as_str(), "{doc}");
+    let doc = json_of(&["list", "--json"]);
+    let listed = doc["worktrees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["path"] == wt.to_str().unwrap())
+        .unwrap_or_else(|| panic!("{doc}"));
+    assert!(
+        listed["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["service"] == service.as_str()),
+        "{doc}"
+    );
+
+    // What `release` and `remove` say they released.
+    let released = format!("released port {p0} ({service_shown})");
+    let out = run(&mut t.wtenv_in(&wt, &["release"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    clean(&out);
+    assert!(
+        out.stderr.contains(&format!("{released} of {wt_shown}\n")),
+        "{out}"
+    );
+    t.write_registry(planted());
+    let out = run(&mut t.wtenv(&["remove", wt.to_str().unwrap()]));
+    assert_eq!(out.code, Some(0), "{out}");
+    clean(&out);
+    assert!(out.stderr.lines().any(|l| l == released), "{out}");
+
+    // A registry refused for what it holds names it escaped.
+    let mut twice = planted();
+    twice[1] = t.record(p0, "api", "feature", &t.repo, true, json!([]));
+    t.write_registry(twice);
+    let out = run(&mut t.wtenv(&["ports"]));
+    assert_eq!(out.code, Some(2), "{out}");
+    clean(&out);
+    assert!(
+        out.stderr.contains(&format!(
+            "it records port {p0} twice (service {service_shown} of {wt_shown}, and service api of "
+        )),
+        "{out}"
+    );
+    let out = run(&mut t.wtenv(&["validate"]));
+    assert_eq!(out.code, Some(2), "{out}");
+    clean(&out);
+    assert!(
+        out.stdout.contains(&format!(
+            "port {p0} is also allocated to {service_shown} of {wt_shown} "
+        )),
+        "{out}"
+    );
+    let mut unknown = planted();
+    unknown[0][format!("x{hostile}y")] = json!(1);
+    t.write_registry(unknown);
+    let out = run(&mut t.wtenv(&["ports"]));
+    assert_eq!(out.code, Some(2), "{out}");
+    clean(&out);
+    assert!(
+        out.stderr.contains(&format!(
+            "unknown field `{}`",
+            escaped(&format!("x{hostile}y"))
+        )),
         "{out}"
     );
 }
