@@ -97,8 +97,10 @@ pub struct ListedWorktree {
     /// Locked (`git worktree lock`): its reason, empty when none was
     /// given. Git's own `initializing` while `git worktree add` runs.
     pub locked: Option<String>,
-    /// Git would prune it (its directory is missing).
-    pub prunable: bool,
+    /// Git would prune it (`git worktree prune`): its reason, such as
+    /// `gitdir file points to non-existent location` when the directory
+    /// is missing.
+    pub prunable: Option<String>,
 }
 
 impl ListedWorktree {
@@ -416,7 +418,7 @@ pub fn parse_worktree_list(text: &str) -> Vec<ListedWorktree> {
             "bare" => w.bare = true,
             "detached" => w.detached = true,
             "locked" => w.locked = Some(value.to_owned()),
-            "prunable" => w.prunable = true,
+            "prunable" => w.prunable = Some(value.to_owned()),
             _ => {}
         }
     }
@@ -438,7 +440,12 @@ mod tests {
         assert_eq!(list.len(), 4);
         assert_eq!(list[0].branch.as_deref(), Some("main"));
         assert_eq!(list[1].path, PathBuf::from("/w x\nnl"));
-        assert!(list[1].detached && list[1].prunable);
+        assert!(list[1].detached);
+        assert_eq!(
+            list[1].prunable.as_deref(),
+            Some("gitdir file points to non-existent location")
+        );
+        assert_eq!(list[0].prunable, None);
         assert_eq!(list[1].locked.as_deref(), Some("on a USB disk"));
         assert_eq!(list[1].branch, None);
         assert_eq!(list[0].locked, None);

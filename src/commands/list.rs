@@ -33,6 +33,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let mut lookup = Lookup::new(&ctx.registry);
     let mut items = Vec::new();
     let mut rows = Vec::new();
+    // Whether a worktree git would prune is listed, and whether one of
+    // them has ports `validate --fix` would release: what the hint after
+    // the table says to do.
+    let mut prunable = None;
     for e in &entries {
         // Each worktree's own config decides its services (a branch may
         // have another wtenv.toml); the current one when it cannot be read.
@@ -86,7 +90,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         };
         // A locked worktree says so on a row of its own, before its
         // services': `remove` refuses it, and the reason says why.
-        if let Some(lock) = lock_state(&e.listed) {
+        // So does one whose directory is gone, which git would prune.
+        let own_rows = [lock_state(&e.listed), prune_state(&e.listed)];
+        for state in own_rows.into_iter().flatten() {
             rows.push(vec![
                 e.path.display().to_string(),
                 branch.clone(),
@@ -94,8 +100,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 ranges_cell.clone(),
                 "-".into(),
                 "-".into(),
-                lock,
+                state,
             ]);
+        }
+        if e.listed.prunable.is_some() {
+            let stale = !mine.is_empty() && system.worktree_gone(&e.path, &here.common_dir);
+            prunable = Some(prunable.unwrap_or(false) || stale);
         }
         for s in &services {
             rows.push(vec![
@@ -118,7 +128,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             // Git's reason, as git recorded it ("" for none); a field of
             // its own, so `locked` stays the boolean it always was.
             "lock_reason": e.listed.locked,
-            "prunable": e.listed.prunable,
+            "prunable": e.listed.prunable.is_some(),
+            // Git's reason, as for `lock_reason`; `null` when not prunable.
+            "prunable_reason": e.listed.prunable,
             "purpose": e.purpose,
             "ranges": ranges,
             "identifier": e.identifier,
@@ -154,8 +166,37 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             &rows,
             6, // STATE: the holders' command lines, shortened to fit a terminal
         ))?;
+        if let Some(has_ports) = prunable {
+            crate::report::hint(&prune_hint(has_ports));
+        }
     }
     Ok(Outcome::SUCCESS)
+}
+
+/// The STATE of the own row of a worktree git would prune (its directory
+/// is missing): `prunable: REASON`, git's reason escaped as every cell is.
+fn prune_state(listed: &ListedWorktree) -> Option<String> {
+    let reason = listed.prunable.as_deref()?;
+    Some(match reason {
+        "" => "prunable".into(),
+        reason => format!("prunable: {reason}"),
+    })
+}
+
+/// The way out for a worktree git would prune: git forgets it with
+/// `git worktree prune`; its ports, when wtenv counts them stale (its
+/// directory is missing: "worktree gone"), are released by `validate
+/// --fix` (README, "validate"), or by `remove`, which does both for one
+/// worktree.
+fn prune_hint(stale_ports: bool) -> String {
+    let prune = "'git worktree prune' forgets a worktree listed as prunable";
+    if stale_ports {
+        format!(
+            "{prune}, and 'wtenv validate --fix' releases its ports ('wtenv remove PATH' does both for one worktree)"
+        )
+    } else {
+        prune.to_owned()
+    }
 }
 
 /// The STATE of a locked worktree's own row: `locked: REASON` (the table

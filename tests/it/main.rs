@@ -19,6 +19,7 @@ mod lifecycle;
 mod names;
 mod nix;
 mod probe;
+mod prunable;
 mod quoting;
 mod ranges;
 mod registry;
