@@ -1,0 +1,298 @@
+//! `create` all or nothing: a refusal (a held port, a taken branch or
+//! path, no git, a hostile identifier or base, a branch git refuses) or a
+//! failure half way (git, a signal) leaves nothing behind.
+
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::Stdio;
+use std::time::Duration;
+
+use super::{assert_nothing_of, branch_exists, create, default_path, listed_by_git, snapshot};
+use crate::support::{HttpServer, TestEnv, run};
+
+#[test]
+fn create_ports_fails_fast_on_a_held_port_with_the_seeds_message_and_leaves_nothing() {
+    let t = TestEnv::new();
+    let _server = HttpServer::start(&t.root(), t.ports.start);
+    let before = snapshot(&t);
+    let out = create(&t, "held", &["--ports"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    let expected = format!(
+        "Port conflict detected in feature range {}.\n\
+         Ports free in registry but occupied on system: {}.\n\
+         Run 'wtenv validate --verify-ports' to detect and clean stale allocations.\n",
+        t.ports.range(),
+        t.ports.start
+    );
+    assert!(out.stderr.starts_with(&expected), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("port {}: pid {}", t.ports.start, _server.pid())),
+        "the holder is named: {out}"
+    );
+    assert_nothing_of(&t, "held", "after a port conflict");
+    assert_eq!(snapshot(&t), before);
+}
+
+#[test]
+fn create_refuses_an_existing_branch_path_unknown_base_or_no_repository_touching_nothing() {
+    let t = TestEnv::new();
+    t.git(&["branch", "feature/taken"]);
+    std::fs::create_dir_all(default_path(&t, "feature", "occupied")).unwrap();
+    let before = snapshot(&t);
+    for (id, extra, says) in [
+        ("taken", &[][..], "already exists"),
+        ("occupied", &[][..], "already exists"),
+        (
+            "nobase",
+            &["--branch", "no-such-branch"][..],
+            "names no commit",
+        ),
+        ("nopurpose", &[][..], ""),
+    ] {
+        let out = if id == "nopurpose" {
+            run(&mut t.wtenv(&["create", "--purpose", "nope", "--identifier", id]))
+        } else {
+            create(&t, id, extra)
+        };
+        assert_eq!(out.code, Some(1), "{id}: {out}");
+        assert!(out.stderr.contains(says), "{id}: {out}");
+        assert_eq!(snapshot(&t), before, "{id}");
+    }
+    let outside = t.root().join("not-a-repo");
+    std::fs::create_dir(&outside).unwrap();
+    let before = snapshot(&t);
+    let out = run(&mut t.wtenv_in(
+        &outside,
+        &["create", "--purpose", "feature", "--identifier", "x"],
+    ));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("not inside a git worktree"), "{out}");
+    assert_eq!(snapshot(&t), before);
+}
+
+/// Without git on PATH (a minimal container, a sandbox), the commands
+/// that run it said only "No such file or directory" of `git ...`; they
+/// say what is missing, and touch nothing. `env` needs no git.
+#[test]
+fn without_git_the_commands_that_need_it_say_so_touching_nothing() {
+    let t = TestEnv::new();
+    let bin = t.root().join("bin-without-git");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink("/bin/sh", bin.join("sh")).unwrap();
+    let before = snapshot(&t);
+    for args in [
+        &["list"][..],
+        &["create", "--purpose", "feature", "--identifier", "x"],
+    ] {
+        let out = run(t.wtenv(args).env("PATH", &bin));
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert!(
+            out.stderr.starts_with("error: could not run git ")
+                && out.stderr.ends_with(
+                    ": No such file or directory (os error 2)\nhint: install git, or put it on PATH\n"
+                ),
+            "{args:?}: {out}"
+        );
+        assert_eq!(snapshot(&t), before, "{args:?}");
+    }
+    let out = run(t.wtenv(&["env"]).env("PATH", &bin));
+    assert_eq!(out.code, Some(0), "{out}");
+}
+
+#[test]
+fn create_rolls_back_when_git_fails_half_way() {
+    // A failing post-checkout hook: git has made the branch, the directory
+    // and the .git/worktrees entry, then exits 1. create undoes all three.
+    let t = TestEnv::new();
+    let hook = t.repo.join(".git/hooks/post-checkout");
+    std::fs::write(&hook, "#!/bin/sh\necho hook refuses >&2\nexit 3\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let before = snapshot(&t);
+    let out = create(&t, "hooked", &["--ports"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains("hook refuses"),
+        "git's own words: {out}"
+    );
+    assert_nothing_of(&t, "hooked", "after git failed");
+    assert_eq!(snapshot(&t), before);
+}
+
+#[test]
+fn create_rolls_back_the_worktree_when_the_new_checkout_has_no_such_purpose() {
+    // The base branch's wtenv.toml lacks the purpose: the worktree is made,
+    // then its ports cannot be: nothing is kept.
+    let t = TestEnv::new();
+    t.write_config("bugfix = \"1100-1101\"\n");
+    t.git(&["commit", "-q", "-am", "bugfix purpose"]);
+    t.git(&["branch", "old", "HEAD~1"]);
+    let before = snapshot(&t);
+    let out = run(&mut t.wtenv(&[
+        "create",
+        "--purpose",
+        "bugfix",
+        "--identifier",
+        "b",
+        "--branch",
+        "old",
+        "--ports",
+    ]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("bugfix"), "{out}");
+    let path = default_path(&t, "bugfix", "b");
+    assert!(!path.exists() && !branch_exists(&t, "bugfix/b"), "{out}");
+    assert_eq!(snapshot(&t), before);
+}
+
+/// SIGINT at 16 moments spread over a whole create (before wtenv catches
+/// it, during git, during allocation, after): wtenv either finished (exit
+/// 0, everything there) or died of the signal with nothing left. Odd rounds
+/// signal wtenv's whole process group, as a terminal's Ctrl-C does (git
+/// runs in a group of its own, so it finishes its step); some even rounds
+/// send SIGTERM instead.
+#[test]
+fn sigint_or_sigterm_at_any_moment_of_create_leaves_everything_or_nothing() {
+    let t = TestEnv::new();
+    // A slow post-checkout hook widens the window in the middle of git.
+    let hook = t.repo.join(".git/hooks/post-checkout");
+    std::fs::write(&hook, "#!/bin/sh\nsleep 0.05\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // The delays span one whole create on this machine (measured), from 0
+    // to a little past its end, so a slow machine is covered as well.
+    let start = std::time::Instant::now();
+    assert_eq!(create(&t, "calibrate", &["--ports"]).code, Some(0));
+    let whole = start.elapsed().as_millis() as u64;
+    assert_eq!(
+        run(&mut t.wtenv(&["remove", "--delete-branch", "calibrate"])).code,
+        Some(0)
+    );
+    let (mut interrupted, mut finished, mut rolled_back) = (0, 0, 0);
+    for round in 0..16u64 {
+        let delay_ms = whole * round / 13;
+        let id = format!("sig{round}");
+        let round = round as usize;
+        let mut cmd = t.wtenv(&[
+            "create",
+            "--purpose",
+            "feature",
+            "--identifier",
+            &id,
+            "--ports",
+        ]);
+        cmd.process_group(0)
+            .env("WTENV_LOG", "wtenv=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        // Every fourth round is a SIGTERM (wtenv dies of it likewise).
+        let expected = if round % 4 == 2 { 15 } else { 2 };
+        if round % 2 == 1 {
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGINT);
+        } else if expected == 15 {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        } else {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let context = format!("round {round} ({delay_ms} ms): {:?} {stderr}", out.status);
+        match (out.status.code(), out.status.signal()) {
+            (Some(0), _) => {
+                finished += 1;
+                let path = default_path(&t, "feature", &id);
+                assert!(path.is_dir() && listed_by_git(&t, &path), "{context}");
+                assert!(branch_exists(&t, &format!("feature/{id}")), "{context}");
+                assert!(
+                    t.allocations().iter().any(|(_, _, w)| w == &path),
+                    "{context}"
+                );
+                // Keep the port block free for the next rounds.
+                let rm = run(&mut t.wtenv(&["remove", "--delete-branch", &id]));
+                assert_eq!(rm.code, Some(0), "{rm}");
+            }
+            (None, Some(sig)) if sig == expected => {
+                interrupted += 1;
+                rolled_back += usize::from(stderr.contains("rolled back"));
+                assert_nothing_of(&t, &id, &context);
+            }
+            _ => panic!("neither success nor death by the signal sent: {context}"),
+        }
+    }
+    eprintln!("{interrupted} interrupted ({rolled_back} after a change), {finished} finished");
+    assert!(
+        rolled_back > 0,
+        "no round was interrupted mid-create ({interrupted} interrupted, {finished} finished)"
+    );
+    // Empty parents the interrupted rounds made are gone too.
+    let root = t.root().join("repo.worktrees");
+    assert!(
+        !root.exists() || std::fs::read_dir(&root).unwrap().next().is_none(),
+        "leftovers in {}",
+        root.display()
+    );
+}
+
+#[test]
+fn hostile_identifiers_and_bases_are_refused_touching_and_running_nothing() {
+    let t = TestEnv::new();
+    let long = "a".repeat(300);
+    let before = snapshot(&t);
+    let hostile = [
+        "../x",
+        "a b",
+        "$(touch p)",
+        "`touch p`",
+        "-rf",
+        "a\nb",
+        long.as_str(),
+        "ünï",
+        "x;touch p",
+        "a/../../b",
+        ".hidden",
+        "",
+    ];
+    for id in hostile {
+        let out = run(&mut t.wtenv(&[
+            "create",
+            "--purpose",
+            "feature",
+            &format!("--identifier={id}"),
+            "--ports",
+        ]));
+        assert_eq!(out.code, Some(1), "identifier {id:?}: {out}");
+        assert!(out.stderr.contains("invalid identifier"), "{id:?}: {out}");
+        assert_eq!(snapshot(&t), before, "identifier {id:?}");
+    }
+    for base in hostile {
+        let out = run(&mut t.wtenv(&[
+            "create",
+            "--purpose",
+            "feature",
+            "--identifier",
+            "ok",
+            &format!("--branch={base}"),
+            "--ports",
+        ]));
+        assert_eq!(out.code, Some(1), "base {base:?}: {out}");
+        assert_eq!(snapshot(&t), before, "base {base:?}");
+    }
+    // And through `enter` too.
+    let out = run(&mut t.wtenv(&["enter", "--", "$(touch p)"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(snapshot(&t), before);
+    assert!(!t.repo.join("p").exists() && !t.root().join("p").exists());
+}
+
+#[test]
+fn a_branch_template_git_refuses_fails_touching_nothing() {
+    let t = TestEnv::new();
+    t.write_config("[worktrees]\nbranch = \"{identifier}.lock\"\n");
+    t.git(&["commit", "-q", "-am", "bad template"]);
+    let before = snapshot(&t);
+    let out = create(&t, "x", &["--ports"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("not a valid branch name"), "{out}");
+    assert_eq!(snapshot(&t), before);
+}

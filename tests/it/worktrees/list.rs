@@ -1,0 +1,161 @@
+//! `list`: every worktree with each service's port and live state, a
+//! locked one with git's reason, and no conflict of another repository's
+//! recorded port.
+
+use std::path::Path;
+
+use super::{create, default_path};
+use crate::support::{PyListener, TestEnv, run};
+
+#[test]
+fn list_shows_every_worktree_with_each_services_port_and_live_state() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\n[services.api]\n");
+    t.git(&["commit", "-q", "-am", "two services"]);
+    assert_eq!(create(&t, "live", &["--ports"]).code, Some(0));
+    assert_eq!(create(&t, "noports", &[]).code, Some(0));
+    let hand = t.add_worktree("hand");
+    let live = default_path(&t, "feature", "live");
+    // `api` is declared second: it has the block's second port.
+    let _api = PyListener::start(&live, "4", "127.0.0.1", t.ports.start + 1, "");
+    // `web`'s port, held by a process outside the worktree: a conflict.
+    let _foreign = PyListener::start(&t.root(), "4", "127.0.0.1", t.ports.start, "");
+    let env = run(&mut t.wtenv_in(&hand, &["env"]));
+    assert_eq!(env.code, Some(0), "{env}");
+
+    let list = run(&mut t.wtenv(&["list"]));
+    assert_eq!(list.code, Some(0), "{list}");
+    let rows: Vec<&str> = list.stdout.lines().collect();
+    assert!(rows[0].starts_with("PATH"), "{list}");
+    let row = |path: &Path, service: &str| {
+        rows.iter()
+            .find(|r| {
+                r.starts_with(&format!("{}  ", path.display()))
+                    && r.split_whitespace().nth(4) == Some(service)
+            })
+            .unwrap_or_else(|| panic!("no row for {} {service}: {list}", path.display()))
+            .to_string()
+    };
+    assert!(row(&t.repo, "web").contains("unallocated"), "{list}");
+    let api = row(&live, "api");
+    assert!(api.contains(&format!("{} ", t.ports.start + 1)), "{api}");
+    assert!(
+        api.contains(&format!("listening (pid {}", _api.pid())),
+        "{api}"
+    );
+    assert!(
+        row(&live, "web").contains(&format!("conflict (pid {}", _foreign.pid())),
+        "{list}"
+    );
+    assert!(row(&hand, "web").ends_with("idle"), "{list}");
+    assert!(row(&default_path(&t, "feature", "noports"), "api").contains("unallocated"));
+    assert!(
+        row(&hand, "web").contains("hand"),
+        "hand-made, its branch: {list}"
+    );
+
+    let json = run(&mut t.wtenv(&["list", "--json"]));
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["version"], 1);
+    let wts = doc["worktrees"].as_array().unwrap();
+    assert_eq!(wts.len(), 4, "main, two created, one by hand");
+    assert_eq!(wts[0]["main"], true);
+}
+
+/// Two repositories share a purpose's range. The other one's service,
+/// listening on the port the registry records for it, is no conflict in
+/// this repository's `list`: the registry knows that port, whichever
+/// repository recorded it.
+/// A locked worktree is shown locked, with git's reason: `remove` refuses
+/// it, and a user or an agent reading `list` should see why before it
+/// does. The reason is the locker's text: the table escapes it as it does
+/// every cell, JSON carries it as it is. Git's own lock of a worktree it
+/// is adding reads as that, not as a user's lock. `list` said only
+/// `"locked": true` in JSON, and nothing in its table.
+#[test]
+fn list_shows_a_locked_worktree_with_gits_reason_for_the_lock() {
+    let t = TestEnv::new();
+    let hostile = "x\n\x1b[2Jy";
+    let mut cases = vec![];
+    for (name, reason, state) in [
+        ("usb", Some("on a USB disk"), "locked: on a USB disk"),
+        ("bare-lock", None, "locked"),
+        ("hostile", Some(hostile), r"locked: x\n\u{1b}[2Jy"),
+        ("adding", Some("initializing"), "being added by git"),
+    ] {
+        let path = t.add_worktree(name);
+        let mut lock = vec!["worktree", "lock"];
+        lock.extend(reason.iter().flat_map(|r| ["--reason", r]));
+        lock.push(path.to_str().unwrap());
+        t.git(&lock);
+        cases.push((path, reason.unwrap_or(""), state));
+    }
+    let free = t.add_worktree("free");
+
+    let json = run(&mut t.wtenv(&["list", "--json"]));
+    assert_eq!(json.code, Some(0), "{json}");
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let entry = |path: &Path| {
+        doc["worktrees"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["path"] == path.to_str().unwrap())
+            .unwrap_or_else(|| panic!("{} not listed: {json}", path.display()))
+            .clone()
+    };
+    for (path, reason, _) in &cases {
+        let w = entry(path);
+        assert_eq!(w["locked"], true, "{json}");
+        assert_eq!(w["lock_reason"], *reason, "{json}");
+    }
+    for path in [&t.repo, &free] {
+        let w = entry(path);
+        assert_eq!(w["locked"], false, "{json}");
+        assert_eq!(w["lock_reason"], serde_json::Value::Null, "{json}");
+    }
+
+    let list = run(&mut t.wtenv(&["list"]));
+    assert_eq!(list.code, Some(0), "{list}");
+    assert!(!list.stdout.contains('\x1b'), "{list}");
+    let rows: Vec<&str> = list.stdout.lines().collect();
+    // One row of the worktree's own (SERVICE and PORT `-`), before its
+    // service's: header, 6 worktrees' `app`, 4 locked ones.
+    assert_eq!(rows.len(), 1 + 6 + 4, "{list}");
+    let rows_of = |path: &Path| -> Vec<&str> {
+        rows.iter()
+            .copied()
+            .filter(|r| r.starts_with(&format!("{}  ", path.display())))
+            .collect()
+    };
+    for (path, _, state) in &cases {
+        let own = rows_of(path);
+        assert_eq!(own.len(), 2, "{list}");
+        let cells: Vec<&str> = own[0].split_whitespace().collect();
+        assert_eq!(cells[4..6], ["-", "-"], "{list}");
+        assert!(own[0].ends_with(&format!("  {state}")), "{state}: {list}");
+        assert_eq!(own[1].split_whitespace().nth(4), Some("app"), "{list}");
+    }
+    for path in [&t.repo, &free] {
+        assert_eq!(rows_of(path).len(), 1, "{list}");
+    }
+}
+
+#[test]
+fn list_does_not_call_another_repositorys_recorded_port_a_conflict() {
+    let t = TestEnv::new();
+    let other = t.root().join("other-repo");
+    t.init_repo(&other);
+    let env = run(&mut t.wtenv_in(&other, &["env"]));
+    assert_eq!(env.code, Some(0), "{env}");
+    let port = t.ports.port(0);
+    assert!(env.stdout.contains(&format!("PORT='{port}'")), "{env}");
+    let _server = PyListener::start(&other, "4", "127.0.0.1", port, "");
+
+    let list = run(&mut t.wtenv(&["list", "--json"]));
+    assert_eq!(list.code, Some(0), "{list}");
+    let doc: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(doc["conflicts"], serde_json::json!([]), "{list}");
+    let table = run(&mut t.wtenv(&["list"]));
+    assert!(!table.stdout.contains("conflict"), "{table}");
+}

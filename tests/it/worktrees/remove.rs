@@ -1,0 +1,276 @@
+//! `remove`: releases the ports (and deletes the branch if asked), and
+//! refuses, removing nothing, what git or a live holder would lose.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::{branch_exists, create, default_path, listed_by_git, snapshot};
+use crate::support::{PyListener, Run, TestEnv, run, wait_for};
+
+#[test]
+fn remove_releases_the_ports_and_delete_branch_deletes_the_branch() {
+    let t = TestEnv::new();
+    for id in ["keep", "drop"] {
+        assert_eq!(create(&t, id, &["--ports"]).code, Some(0));
+    }
+    let keep = default_path(&t, "feature", "keep");
+    let out = run(&mut t.wtenv(&["remove", "keep"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("released port {}", t.ports.start)),
+        "{out}"
+    );
+    assert!(!keep.exists() && !listed_by_git(&t, &keep));
+    assert!(
+        branch_exists(&t, "feature/keep"),
+        "the branch stays by default"
+    );
+    assert!(t.allocations().iter().all(|a| a.2 != keep));
+
+    // By path, with the branch.
+    let drop = default_path(&t, "feature", "drop");
+    let out = run(&mut t.wtenv(&["remove", drop.to_str().unwrap(), "--delete-branch"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!drop.exists() && !branch_exists(&t, "feature/drop"));
+    assert!(t.allocations().is_empty());
+}
+
+/// `git branch -d` refuses an unmerged branch; asked after the worktree
+/// was gone, that left the worktree removed and the command failed. It is
+/// asked first now, by git's rule (merged into the branch's upstream when
+/// it has one, else into HEAD).
+#[test]
+fn remove_delete_branch_of_an_unmerged_branch_removes_nothing() {
+    let t = TestEnv::new();
+    assert_eq!(create(&t, "work", &["--ports"]).code, Some(0));
+    let path = default_path(&t, "feature", "work");
+    t.git_in(&path, &["commit", "-q", "--allow-empty", "-m", "unmerged"]);
+    let registry = std::fs::read(t.registry_path()).unwrap();
+
+    let out = run(&mut t.wtenv(&["remove", "work", "--delete-branch"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains("error: branch feature/work is not fully merged; nothing was removed"),
+        "{out}"
+    );
+    assert!(path.is_dir() && listed_by_git(&t, &path));
+    assert!(branch_exists(&t, "feature/work"));
+    assert_eq!(std::fs::read(t.registry_path()).unwrap(), registry);
+
+    // Merged into its upstream though not into HEAD: git deletes it.
+    t.git(&["branch", "published", "feature/work"]);
+    t.git(&[
+        "branch",
+        "-q",
+        "--set-upstream-to=published",
+        "feature/work",
+    ]);
+    let out = run(&mut t.wtenv(&["remove", "work", "--delete-branch"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!path.exists() && !branch_exists(&t, "feature/work"));
+    assert!(t.allocations().is_empty());
+
+    // --force deletes an unmerged one (git branch -D).
+    assert_eq!(create(&t, "gone", &["--ports"]).code, Some(0));
+    let path = default_path(&t, "feature", "gone");
+    t.git_in(&path, &["commit", "-q", "--allow-empty", "-m", "unmerged"]);
+    let out = run(&mut t.wtenv(&["remove", "gone", "--delete-branch", "--force"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!path.exists() && !branch_exists(&t, "feature/gone"));
+}
+
+#[test]
+fn remove_refuses_while_a_holder_lives_unless_forced() {
+    let t = TestEnv::new();
+    assert_eq!(create(&t, "busy", &[]).code, Some(0));
+    let path = default_path(&t, "feature", "busy");
+    let mut sleeper = Command::new("sleep").arg("600").spawn().unwrap();
+    let pid = sleeper.id().to_string();
+    let held = run(&mut t.wtenv_in(&path, &["env", "--hold", &pid]));
+    assert_eq!(held.code, Some(0), "{held}");
+    let before = t.allocations();
+    assert_eq!(before.len(), 1);
+
+    let out = run(&mut t.wtenv(&["remove", "busy"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains(&format!("held by pid {pid}")), "{out}");
+    assert!(path.is_dir() && listed_by_git(&t, &path));
+    assert_eq!(t.allocations(), before, "nothing released");
+
+    let out = run(&mut t.wtenv(&["remove", "busy", "--force"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stderr.contains("left running"), "{out}");
+    assert!(out.stderr.contains(&pid), "{out}");
+    assert!(!path.exists());
+    assert!(t.allocations().is_empty());
+    assert!(
+        sleeper.try_wait().unwrap().is_none(),
+        "the holder keeps running"
+    );
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}
+
+#[test]
+fn remove_refuses_a_dirty_worktree_keeping_its_ports_unless_forced() {
+    let t = TestEnv::new();
+    assert_eq!(create(&t, "dirty", &["--ports"]).code, Some(0));
+    let path = default_path(&t, "feature", "dirty");
+    std::fs::write(path.join("wtenv.toml"), "# edited\n").unwrap();
+    let before = t.allocations();
+    let out = run(&mut t.wtenv(&["remove", "dirty"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("git refused"), "{out}");
+    assert!(path.is_dir());
+    assert_eq!(t.allocations(), before, "a refusal releases nothing");
+    let out = run(&mut t.wtenv(&["remove", "dirty", "--force"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!path.exists() && t.allocations().is_empty());
+}
+
+#[test]
+fn remove_never_removes_the_main_worktree() {
+    let t = TestEnv::new();
+    let out = run(&mut t.wtenv(&["remove", t.repo.to_str().unwrap(), "--force"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("main worktree"), "{out}");
+    assert!(t.repo.join(".git").is_dir());
+}
+
+/// A locked worktree is refused, and the refusal gives git's reason for
+/// the lock (escaped like all text in messages), so that the user knows
+/// why it was locked before unlocking it. The refusal said only "is
+/// locked".
+#[test]
+fn remove_of_a_locked_worktree_names_the_lock_reason_and_removes_nothing() {
+    let t = TestEnv::new();
+    assert_eq!(create(&t, "usb", &["--ports"]).code, Some(0));
+    let path = default_path(&t, "feature", "usb");
+    let shown = path.display();
+    assert_eq!(t.allocations().len(), 1);
+
+    let unlock = format!("git worktree unlock '{shown}'");
+    let unlock_first = format!("unlock it first: {unlock}");
+    // Git's own lock while `git worktree add` runs: wait, or unlock only
+    // what a killed git left.
+    let git_adding = format!(
+        "git is still adding it: run this again once that is done; if git was killed while adding it: {unlock}"
+    );
+    for (reason, said, hint) in [
+        (
+            "on a USB disk",
+            r#" (reason: "on a USB disk")"#,
+            &unlock_first,
+        ),
+        (
+            "\"mine\"\x1b[2J",
+            r#" (reason: "\"mine\"\u{1b}[2J")"#,
+            &unlock_first,
+        ),
+        ("", "", &unlock_first),
+        ("initializing", r#" (reason: "initializing")"#, &git_adding),
+    ] {
+        let mut lock = vec!["worktree", "lock"];
+        if !reason.is_empty() {
+            lock.extend(["--reason", reason]);
+        }
+        lock.push(path.to_str().unwrap());
+        t.git(&lock);
+        let before = snapshot(&t);
+        for force in [&[][..], &["--force"]] {
+            let mut args = vec!["remove", "usb"];
+            args.extend(force);
+            let out = run(&mut t.wtenv(&args));
+            assert_eq!(out.code, Some(1), "{reason:?}: {out}");
+            assert!(
+                out.stderr.contains(&format!(
+                    "error: worktree {shown} is locked{said}; nothing was removed\n\
+                     hint: {hint}\n"
+                )),
+                "{reason:?}: {out}"
+            );
+            assert!(!out.stderr.contains('\x1b'), "{out}");
+            assert_eq!(snapshot(&t), before, "{reason:?}: nothing removed");
+            assert!(branch_exists(&t, "feature/usb") && listed_by_git(&t, &path));
+        }
+        t.git(&["worktree", "unlock", path.to_str().unwrap()]);
+    }
+    let out = run(&mut t.wtenv(&["remove", "usb"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!path.exists() && t.allocations().is_empty());
+}
+
+/// While `git worktree add` runs, git locks the new worktree with the
+/// reason "initializing"; `create` holds the repository lock until its
+/// worktree is whole. `remove` read the listing before taking that lock,
+/// so during a concurrent `create` it could see git's transient lock and
+/// refuse with "unlock it first". It reads the listing under the lock
+/// now. Here the test holds the lock as `create` would, with git's
+/// "initializing" lock in place, and lifts both (git's first) only once
+/// `remove` either ended (as it did, refusing) or holds the lock's file
+/// open, waiting: it opens that file before it reads anything of the
+/// listing, so no timing decides the outcome.
+#[test]
+fn remove_reads_the_worktree_listing_under_the_repository_lock() {
+    let t = TestEnv::new();
+    assert_eq!(create(&t, "late", &["--ports"]).code, Some(0));
+    let path = default_path(&t, "feature", "late");
+    let common_dir = t.repo.join(".git");
+    let held = std::fs::File::open(&common_dir).unwrap();
+    held.lock().unwrap();
+    t.git(&[
+        "worktree",
+        "lock",
+        "--reason",
+        "initializing",
+        path.to_str().unwrap(),
+    ]);
+
+    let mut remove = t
+        .wtenv(&["remove", "late"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fds = format!("/proc/{}/fd", remove.id());
+    let waits_on_the_lock = || {
+        std::fs::read_dir(&fds)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|to| to == common_dir))
+    };
+    assert!(wait_for(Duration::from_secs(20), || {
+        remove.try_wait().unwrap().is_some() || waits_on_the_lock()
+    }));
+    t.git(&["worktree", "unlock", path.to_str().unwrap()]);
+    drop(held);
+
+    let out = remove.wait_with_output().unwrap();
+    let out = Run::of(out.status, out.stdout, out.stderr);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!path.exists() && !listed_by_git(&t, &path), "{out}");
+    assert!(t.allocations().is_empty(), "{out}");
+}
+
+#[test]
+fn remove_refuses_while_its_own_server_listens_on_its_port() {
+    let t = TestEnv::new();
+    assert_eq!(create(&t, "serving", &["--ports"]).code, Some(0));
+    let path = default_path(&t, "feature", "serving");
+    let server = PyListener::start(&path, "4", "127.0.0.1", t.ports.start, "");
+    let out = run(&mut t.wtenv(&["remove", "serving"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("listening: pid {}", server.pid())),
+        "{out}"
+    );
+    assert!(path.is_dir() && t.allocations().len() == 1);
+    drop(server);
+    let out = run(&mut t.wtenv(&["remove", "serving"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!path.exists() && t.allocations().is_empty());
+}
