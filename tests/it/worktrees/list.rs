@@ -62,10 +62,6 @@ fn list_shows_every_worktree_with_each_services_port_and_live_state() {
     assert_eq!(wts[0]["main"], true);
 }
 
-/// Two repositories share a purpose's range. The other one's service,
-/// listening on the port the registry records for it, is no conflict in
-/// this repository's `list`: the registry knows that port, whichever
-/// repository recorded it.
 /// A locked worktree is shown locked, with git's reason: `remove` refuses
 /// it, and a user or an agent reading `list` should see why before it
 /// does. The reason is the locker's text: the table escapes it as it does
@@ -141,6 +137,10 @@ fn list_shows_a_locked_worktree_with_gits_reason_for_the_lock() {
     }
 }
 
+/// Two repositories share a purpose's range. The other one's service,
+/// listening on the port the registry records for it, is no conflict in
+/// this repository's `list`: the registry knows that port, whichever
+/// repository recorded it.
 #[test]
 fn list_does_not_call_another_repositorys_recorded_port_a_conflict() {
     let t = TestEnv::new();
