@@ -1,9 +1,7 @@
 //! A worktree whose directory is gone while git still lists it
 //! (`prunable`): how `list` shows it and the way out it gives.
 
-use std::path::Path;
-
-use crate::support::{TestEnv, run};
+use crate::support::{TestEnv, listed_worktree, run};
 
 /// A worktree deleted with `rm -rf` is one git calls prunable. `list`
 /// showed it as any other, its port `idle`, with nothing to say that its
@@ -35,16 +33,10 @@ fn list_shows_a_prunable_worktree_and_the_commands_that_clear_it() {
     assert_eq!(json.code, Some(0), "{json}");
     assert_eq!(json.stderr, "", "{json}");
     let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
-    let entry = |path: &Path| {
-        doc["worktrees"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|w| w["path"] == path.to_str().unwrap())
-            .unwrap_or_else(|| panic!("{} not listed: {json}", path.display()))
-            .clone()
-    };
-    let (listed, main) = (entry(&gone), entry(&t.repo));
+    let (listed, main) = (
+        listed_worktree(&doc, &gone, &json),
+        listed_worktree(&doc, &t.repo, &json),
+    );
     assert_eq!(listed["prunable"], true, "{json}");
     assert_eq!(listed["prunable_reason"], reason, "{json}");
     assert_eq!(main["prunable"], false, "{json}");

@@ -345,6 +345,18 @@ impl std::fmt::Display for Run {
     }
 }
 
+/// The worktree at `path` in `doc`, the parsed output of `list --json`
+/// (`json`, shown when it is not listed).
+pub fn listed_worktree(doc: &serde_json::Value, path: &Path, json: &Run) -> serde_json::Value {
+    doc["worktrees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["path"] == path.to_str().unwrap())
+        .unwrap_or_else(|| panic!("{} not listed: {json}", path.display()))
+        .clone()
+}
+
 /// A listener that is a real other process (python3), with exact socket
 /// options, in `cwd`. Killed on drop.
 pub struct PyListener {

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::{create, default_path};
-use crate::support::{PyListener, TestEnv, run};
+use crate::support::{PyListener, TestEnv, listed_worktree, run};
 
 #[test]
 fn list_shows_every_worktree_with_each_services_port_and_live_state() {
@@ -91,22 +91,13 @@ fn list_shows_a_locked_worktree_with_gits_reason_for_the_lock() {
     let json = run(&mut t.wtenv(&["list", "--json"]));
     assert_eq!(json.code, Some(0), "{json}");
     let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
-    let entry = |path: &Path| {
-        doc["worktrees"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|w| w["path"] == path.to_str().unwrap())
-            .unwrap_or_else(|| panic!("{} not listed: {json}", path.display()))
-            .clone()
-    };
     for (path, reason, _) in &cases {
-        let w = entry(path);
+        let w = listed_worktree(&doc, path, &json);
         assert_eq!(w["locked"], true, "{json}");
         assert_eq!(w["lock_reason"], *reason, "{json}");
     }
     for path in [&t.repo, &free] {
-        let w = entry(path);
+        let w = listed_worktree(&doc, path, &json);
         assert_eq!(w["locked"], false, "{json}");
         assert_eq!(w["lock_reason"], serde_json::Value::Null, "{json}");
     }
