@@ -107,7 +107,10 @@ pub fn stop(records: &[&Record], grace: Duration) {
         } else if let Some((pgid, start)) = r.group {
             let left = crate::supervise::orphans::stop(pgid, start, grace);
             if !left.is_empty() {
-                tracing::warn!("{}: {left:?} still run after SIGKILL", r.unit);
+                tracing::warn!(
+                    "{}: {left:?} still run after SIGKILL",
+                    crate::process::printable(&r.unit)
+                );
             }
         }
     }

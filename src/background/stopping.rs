@@ -8,6 +8,7 @@ use super::{Manager, Record, StateDir, detached, launchd, query, systemd};
 use crate::alloc::{self, RealSystem};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
+use crate::process::printable;
 
 /// `down`: stops `records`' units, waits until they are inactive and their
 /// holds are gone from the registry, and forgets them.
@@ -31,7 +32,7 @@ pub fn stop(ctx: &Ctx, dir: &StateDir, records: &[Record], patience: Duration) -
             break;
         }
         if Instant::now() >= deadline {
-            let names: Vec<&str> = left.iter().map(|r| r.unit.as_str()).collect();
+            let names: Vec<String> = left.iter().map(|r| printable(&r.unit)).collect();
             return Err(Error::failed(format!(
                 "{} still running after {}",
                 names.join(", "),

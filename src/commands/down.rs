@@ -9,6 +9,7 @@ use crate::config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
+use crate::process;
 use crate::report;
 
 #[derive(Debug, clap::Args)]
@@ -46,7 +47,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     }
     background::stop(ctx, &dir, &records, args.timeout)?;
     for r in &records {
-        report::status(&format!("stopped {} ({})", r.service, r.unit));
+        // Read back from a record, a file anyone may have edited.
+        report::status(&format!(
+            "stopped {} ({})",
+            process::printable(&r.service),
+            process::printable(&r.unit)
+        ));
     }
     Ok(Outcome::SUCCESS)
 }

@@ -130,7 +130,14 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         if !args.force {
             let names: Vec<String> = detached
                 .iter()
-                .map(|r| format!("  {} ({}, {})", r.service, r.manager.name(), r.unit))
+                .map(|r| {
+                    format!(
+                        "  {} ({}, {})",
+                        process::printable(&r.service),
+                        r.manager.name(),
+                        process::printable(&r.unit)
+                    )
+                })
                 .collect();
             return Err(Error::refused(format!(
                 "worktree {} has services running in the background:\n{}",

@@ -9,6 +9,7 @@ pub mod direnv;
 mod display;
 mod docs;
 mod dotenv;
+mod escaped_messages;
 mod exit_codes;
 mod fuzz;
 mod health;

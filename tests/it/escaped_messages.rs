@@ -1,0 +1,90 @@
+//! Text wtenv did not write, read back from a file or from git, in the
+//! messages that name it: a background record's service and unit (the
+//! record may have been edited by hand), a branch made with git. Each is
+//! shown escaped (`process::printable`), never raw: no ESC, no U+202E.
+
+use std::process::{Command, Stdio};
+
+use crate::support::{Run, TestEnv, run, start_time};
+
+/// Neither stream of `out` holds a raw ESC or U+202E.
+fn nothing_raw(out: &Run) {
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains(['\x1b', '\u{202e}']), "{out}");
+    }
+}
+
+/// A background record the wtenv back end would have written for a
+/// supervisor `pid` of `wt`, with `service` and `unit` as someone edited
+/// them in.
+fn plant_record(t: &TestEnv, wt: &std::path::Path, pid: u32, service: &str, unit: &str) {
+    let dir = t.state_dir().join("background");
+    std::fs::create_dir_all(&dir).unwrap();
+    let record = serde_json::json!({
+        "version": 1,
+        "manager": "wtenv",
+        "unit": unit,
+        "service": service,
+        "repository": t.common_dir(),
+        "worktree": wt,
+        "ports": [],
+        "log": dir.join("web.log"),
+        "pid": pid,
+        "start_time": start_time(pid),
+        "started": 0,
+    });
+    std::fs::write(
+        dir.join("planted.json"),
+        serde_json::to_vec_pretty(&record).unwrap(),
+    )
+    .unwrap();
+}
+
+/// Kills the process on drop: a failed assertion leaves nothing running.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0 as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// Records are read as they are (serde checks their shape, nothing their
+/// names), so a hand-edited service or unit name reached `remove`'s list
+/// of what runs in the background and `down`'s "stopped" raw.
+#[test]
+fn a_background_records_names_are_escaped_in_remove_and_down() {
+    let t = TestEnv::new();
+    let wt = t.add_worktree("bg");
+    let mut sleeper = Command::new("sleep")
+        .arg("60")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = sleeper.id();
+    let _kill = KillOnDrop(pid);
+    // Reaped as soon as `down` stops it: a zombie would look alive.
+    let reaper = std::thread::spawn(move || sleeper.wait());
+    plant_record(&t, &wt, pid, "web\x1b[2J", "wtenv-\u{202e}gnp.exe");
+
+    let refused = run(&mut t.wtenv(&["remove", wt.to_str().unwrap()]));
+    assert_eq!(refused.code, Some(1), "{refused}");
+    nothing_raw(&refused);
+    assert!(
+        refused
+            .stderr
+            .contains("\n  web\\u{1b}[2J (wtenv, wtenv-\\u{202e}gnp.exe)\n"),
+        "{refused}"
+    );
+
+    let down = run(&mut t.wtenv_in(&wt, &["down", "--timeout", "20s"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    nothing_raw(&down);
+    assert!(
+        down.stderr
+            .contains("stopped web\\u{1b}[2J (wtenv-\\u{202e}gnp.exe)"),
+        "{down}"
+    );
+    reaper.join().unwrap().unwrap();
+}
