@@ -234,7 +234,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         && !git.branch_merged(branch)?
     {
         return Err(Error::refused(format!(
-            "branch {branch} is not fully merged; nothing was removed"
+            "branch {} is not fully merged; nothing was removed",
+            process::printable(branch)
         ))
         .with_hint(format!(
             "merge it first, leave out --delete-branch to keep it, or pass --force to delete it anyway (git branch -D {})",
@@ -258,7 +259,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
 
     if let Some(branch) = &branch {
         git.delete_branch(branch, args.force)?;
-        report::note(&format!("deleted branch {branch}"));
+        report::note(&format!("deleted branch {}", process::printable(branch)));
     }
     Ok(Outcome::SUCCESS)
 }

@@ -88,3 +88,50 @@ fn a_background_records_names_are_escaped_in_remove_and_down() {
     );
     reaper.join().unwrap().unwrap();
 }
+
+/// A branch made with git may hold U+202E (git refuses control
+/// characters in a ref name, ESC among them, but not Unicode's
+/// bidirectional controls): `remove --delete-branch` named it raw in
+/// "is not fully merged" and "deleted branch", so `feature/` U+202E
+/// `gnp.exe` read `feature/exe.png`.
+#[test]
+fn remove_delete_branch_escapes_a_branch_made_with_git() {
+    let t = TestEnv::new();
+    for (dir, branch, merged) in [
+        ("merged", "merged/\u{202e}gnp.exe", true),
+        ("unmerged", "feature/\u{202e}gnp.exe", false),
+    ] {
+        let wt = t.root().join(dir);
+        t.git(&["branch", branch]);
+        t.git(&["worktree", "add", "-q", wt.to_str().unwrap(), branch]);
+        let escaped = branch.replace('\u{202e}', "\\u{202e}");
+        if !merged {
+            t.git_in(&wt, &["commit", "-q", "--allow-empty", "-m", "ahead"]);
+            let refused = run(&mut t.wtenv(&["remove", "--delete-branch", dir]));
+            assert_eq!(refused.code, Some(1), "{refused}");
+            nothing_raw(&refused);
+            assert!(
+                refused.stderr.contains(&format!(
+                    "branch {escaped} is not fully merged; nothing was removed"
+                )),
+                "{refused}"
+            );
+            assert!(wt.is_dir(), "{refused}");
+        }
+        // The unmerged one is deleted with --force (`git branch -D`).
+        let mut args = vec!["remove", "--delete-branch", dir];
+        if !merged {
+            args.push("--force");
+        }
+        let removed = run(&mut t.wtenv(&args));
+        assert_eq!(removed.code, Some(0), "{removed}");
+        nothing_raw(&removed);
+        assert!(
+            removed
+                .stderr
+                .contains(&format!("deleted branch {escaped}\n")),
+            "{removed}"
+        );
+        assert!(t.git(&["branch", "--list", branch]).is_empty());
+    }
+}
