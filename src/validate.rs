@@ -205,10 +205,17 @@ pub fn check(
         let (kind, reason) = match why {
             Stale::WorktreeGone => {
                 gone[*i] = true;
+                // Git lists an unlocked worktree whose directory was
+                // deleted, as prunable, until `git worktree prune`.
+                let listing = if crate::worktree::still_listed(&a.worktree, &a.repository) {
+                    "git still lists it, as prunable"
+                } else {
+                    "not listed by git"
+                };
                 (
                     Kind::WorktreeGone,
                     format!(
-                        "worktree {} is gone (directory missing, not listed by git)",
+                        "worktree {} is gone (directory missing, {listing})",
                         printable_path(&a.worktree)
                     ),
                 )

@@ -599,12 +599,30 @@ pub fn is_gone(worktree: &Path, common_dir: &Path) -> bool {
     if worktree.exists() {
         return false;
     }
-    // The directory is missing, so compare lexically: there is nothing to
-    // canonicalize.
+    !matches!(listing(worktree, common_dir), Some(Some(_)))
+}
+
+/// Whether git still lists `worktree`, whose directory is missing: an
+/// entry `git worktree prune` has not deleted yet (git lists it as
+/// prunable), or a locked one. A gone worktree ([`is_gone`]) is either
+/// the first or listed no more, and a message says which.
+pub fn still_listed(worktree: &Path, common_dir: &Path) -> bool {
+    listing(worktree, common_dir).is_some()
+}
+
+/// Git's entry for `worktree`, whose directory is missing, with its lock's
+/// reason when it is locked; `None` when git lists no such worktree (nor
+/// anything, its common dir gone). Compared lexically: there is nothing
+/// to canonicalize.
+fn listing(worktree: &Path, common_dir: &Path) -> Option<Option<String>> {
+    if !common_dir.is_dir() {
+        return None;
+    }
     let wanted = normalize(worktree);
-    !listed_worktrees(common_dir)
-        .iter()
-        .any(|(p, locked)| locked.is_some() && normalize(p) == wanted)
+    listed_worktrees(common_dir)
+        .into_iter()
+        .find(|(p, _)| normalize(p) == wanted)
+        .map(|(_, locked)| locked)
 }
 
 /// Lexical normalization (`.` and `..`), for paths that may not exist.

@@ -12,7 +12,8 @@ use crate::registry::{Allocation, Hold, RegistryData};
 pub enum Stale {
     /// A holder process is gone (dead, or its pid reused).
     HolderGone(Hold),
-    /// The worktree's directory is missing and git no longer lists it.
+    /// The worktree's directory is missing and git no longer lists it, or
+    /// lists it only as prunable (unlocked): `git worktree prune` drops it.
     WorktreeGone,
 }
 

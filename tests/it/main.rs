@@ -39,6 +39,7 @@ mod unknown_keys;
 mod unusable_state;
 mod up;
 mod validate;
+mod validate_prunable;
 mod worktrees;
 
 /// Every file in tests/it/ is a module here, and every file in a
