@@ -79,6 +79,20 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// Whether `unit` is a name [`Naming`] could have made, with a manager's
+/// suffix ([`unit_file_name`]): `wtenv-`, then only what [`systemd::escape`]
+/// writes (its kept bytes, its `\xNN` escapes, the `-` between parts), at
+/// most 255 bytes. Such a name holds no `/` and does not start with `.`:
+/// it names a file in the state directory and nothing else, and is safe to
+/// pass to a manager.
+pub(super) fn is_unit_name(unit: &str) -> bool {
+    unit.len() <= NAME_MAX + ".service".len()
+        && unit.starts_with("wtenv-")
+        && unit
+            .bytes()
+            .all(|b| systemd::kept(b) || matches!(b, b'\\' | b'-'))
+}
+
 /// The manager's own name for the unit.
 pub(super) fn unit_file_name(manager: Manager, unit: &str) -> String {
     match manager {
@@ -116,6 +130,28 @@ mod tests {
         // Stable: the same repository always gets the same name.
         let again = Naming::of_worktree(Path::new("/tmp/a/app/.git"), Path::new("/tmp/a/app"));
         assert_eq!(a, again);
+    }
+
+    #[test]
+    fn only_names_naming_makes_are_unit_names() {
+        let n = Naming::of_worktree(Path::new("/r/my-app/.git"), Path::new("/w/.hidden w"));
+        let long = Naming::new("r", Path::new("/r/.git"), &"é".repeat(200));
+        for m in [Manager::Systemd, Manager::Launchd, Manager::Wtenv] {
+            assert!(is_unit_name(&unit_file_name(m, &n.unit("web/é"))));
+            assert!(is_unit_name(&unit_file_name(m, &long.unit("web"))));
+        }
+        for bad in [
+            "../../victim",
+            "wtenv-a/../../b",
+            ".wtenv-a",
+            "wtenv-\u{202e}gnp.exe",
+            "wtenv-a b",
+            "other-web",
+            "",
+        ] {
+            assert!(!is_unit_name(bad), "{bad}");
+        }
+        assert!(!is_unit_name(&format!("wtenv-{}", "x".repeat(250))));
     }
 
     #[test]

@@ -4,11 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Manager, Naming, Record, unit_file_name};
+use super::{Manager, Naming, Record, is_unit_name, unit_file_name};
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::files;
-use crate::process::printable_path;
+use crate::process::{printable, printable_path};
 
 /// `<state>/background`: records, logs, plists.
 pub struct StateDir(PathBuf);
@@ -84,23 +84,41 @@ impl StateDir {
     }
 
     /// Every record, in unit order; unreadable ones are skipped with a
-    /// warning (they name nothing wtenv could act on safely).
+    /// warning (they name nothing wtenv could act on safely), and so is
+    /// one whose unit is not a name wtenv makes or not its file's name
+    /// (`<unit>.json`): the unit names files here (the record, a plist)
+    /// and is passed to the manager, so `../../x` would have `down`
+    /// delete `x.json` outside the state directory.
     pub fn records(&self) -> Vec<Record> {
         let Ok(entries) = std::fs::read_dir(&self.0) else {
             return vec![];
         };
         let mut out: Vec<Record> = entries
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
             .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let stem = name.strip_suffix(".json")?;
                 let bytes = read_file(&e.path(), 64 * 1024)?;
-                match serde_json::from_slice(&bytes) {
-                    Ok(r) => Some(r),
+                let record: Record = match serde_json::from_slice(&bytes) {
+                    Ok(r) => r,
                     Err(err) => {
                         tracing::warn!("ignoring {}: {err}", printable_path(&e.path()));
-                        None
+                        return None;
                     }
+                };
+                if record.unit != stem || !is_unit_name(&record.unit) {
+                    tracing::warn!(
+                        "ignoring {}: its unit {} is not a name wtenv makes for it \
+                         (wtenv-..., named as the file); wtenv acts on nothing it names: \
+                         stop what it started yourself, then remove it by hand \
+                         (rm {})",
+                        printable_path(&e.path()),
+                        printable(&format!("{:?}", record.unit)),
+                        crate::shell::quote_in_message(e.path()),
+                    );
+                    return None;
                 }
+                Some(record)
             })
             .collect();
         out.sort_by(|a: &Record, b| a.unit.cmp(&b.unit));

@@ -28,13 +28,16 @@ pub fn escape(text: &str) -> String {
         match b {
             b'/' => out.push('-'),
             b'.' if i == 0 => out.push_str("\\x2e"),
-            b if b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.') => {
-                out.push(b as char)
-            }
+            b if kept(b) => out.push(b as char),
             b => out.push_str(&format!("\\x{b:02x}")),
         }
     }
     out
+}
+
+/// Whether [`escape`] keeps `b` as it is (but a leading `.`).
+pub(super) fn kept(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.')
 }
 
 fn systemctl(args: &[&str]) -> Command {

@@ -16,8 +16,15 @@ fn nothing_raw(out: &Run) {
 
 /// A background record the wtenv back end would have written for a
 /// supervisor `pid` of `wt`, with `service` and `unit` as someone edited
-/// them in.
-fn plant_record(t: &TestEnv, wt: &std::path::Path, pid: u32, service: &str, unit: &str) {
+/// them in, as `<state>/background/<file>`.
+fn plant_record(
+    t: &TestEnv,
+    wt: &std::path::Path,
+    pid: u32,
+    service: &str,
+    unit: &str,
+    file: &str,
+) {
     let dir = t.state_dir().join("background");
     std::fs::create_dir_all(&dir).unwrap();
     let record = serde_json::json!({
@@ -33,11 +40,7 @@ fn plant_record(t: &TestEnv, wt: &std::path::Path, pid: u32, service: &str, unit
         "start_time": start_time(pid),
         "started": 0,
     });
-    std::fs::write(
-        dir.join("planted.json"),
-        serde_json::to_vec_pretty(&record).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.join(file), serde_json::to_vec_pretty(&record).unwrap()).unwrap();
 }
 
 /// Kills the process on drop: a failed assertion leaves nothing running.
@@ -66,7 +69,10 @@ fn a_background_records_names_are_escaped_in_remove_and_down() {
     let _kill = KillOnDrop(pid);
     // Reaped as soon as `down` stops it: a zombie would look alive.
     let reaper = std::thread::spawn(move || sleeper.wait());
-    plant_record(&t, &wt, pid, "web\x1b[2J", "wtenv-\u{202e}gnp.exe");
+    // The unit is a name wtenv makes (one that is not is never acted on,
+    // see below), so only the service's name needs escaping.
+    let unit = r"wtenv-r_0000abcd-bg-web\x1b";
+    plant_record(&t, &wt, pid, "web\x1b[2J", unit, &format!("{unit}.json"));
 
     let refused = run(&mut t.wtenv(&["remove", wt.to_str().unwrap()]));
     assert_eq!(refused.code, Some(1), "{refused}");
@@ -74,7 +80,7 @@ fn a_background_records_names_are_escaped_in_remove_and_down() {
     assert!(
         refused
             .stderr
-            .contains("\n  web\\u{1b}[2J (wtenv, wtenv-\\u{202e}gnp.exe)\n"),
+            .contains(&format!("\n  web\\u{{1b}}[2J (wtenv, {unit})\n")),
         "{refused}"
     );
 
@@ -83,10 +89,72 @@ fn a_background_records_names_are_escaped_in_remove_and_down() {
     nothing_raw(&down);
     assert!(
         down.stderr
-            .contains("stopped web\\u{1b}[2J (wtenv-\\u{202e}gnp.exe)"),
+            .contains(&format!("stopped web\\u{{1b}}[2J ({unit})")),
         "{down}"
     );
     reaper.join().unwrap().unwrap();
+}
+
+/// A record's unit names files in the state directory (`down` and
+/// `remove --force` delete `<unit>.json`, launchd's `<unit>.plist`) and
+/// is passed to the manager: a unit of `../../victim`, which serde lets
+/// through, had them delete `victim.json` outside it. A record whose unit
+/// is not a name wtenv makes, or not its file's name, is now skipped with
+/// a warning naming it: nothing is stopped or deleted through it.
+#[test]
+fn a_background_record_whose_unit_is_no_name_of_wtenv_is_never_acted_on() {
+    let t = TestEnv::new();
+    let victim = t.root().join("state/victim.json");
+    let record_dir = t.state_dir().join("background");
+    for (name, args) in [
+        ("down", &["down", "--timeout", "20s"][..]),
+        ("status", &["status"][..]),
+        ("removed", &["remove", "--force", "."][..]),
+    ] {
+        let wt = t.add_worktree(name);
+        let mut sleeper = Command::new("sleep")
+            .arg("60")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = sleeper.id();
+        let kill = KillOnDrop(pid);
+        let reaper = std::thread::spawn(move || sleeper.wait());
+        std::fs::write(&victim, "keep me").unwrap();
+        plant_record(&t, &wt, pid, "web", "../../victim", "traversal.json");
+        // The file's name is a unit name, the unit in it is not.
+        let bidi = "wtenv-\u{202e}gnp.exe";
+        plant_record(&t, &wt, pid, "api", bidi, &format!("{bidi}.json"));
+
+        let out = run(&mut t.wtenv_in(&wt, args));
+        assert_eq!(out.code, Some(0), "{out}");
+        nothing_raw(&out);
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "keep me",
+            "{out}"
+        );
+        for (file, unit) in [
+            ("traversal.json", r#""../../victim""#),
+            (r"wtenv-\u{202e}gnp.exe.json", r#""wtenv-\u{202e}gnp.exe""#),
+        ] {
+            let path = record_dir.join(file);
+            let warning = format!(
+                "ignoring {}: its unit {unit} is not a name wtenv makes",
+                path.display()
+            );
+            assert!(out.stderr.contains(&warning), "{warning}\n{out}");
+            assert!(out.stderr.contains("remove it by hand (rm '"), "{out}");
+        }
+        // Nothing was stopped through them either.
+        assert!(!out.stderr.contains("stopped"), "{out}");
+        assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok());
+        for file in ["traversal.json".to_owned(), format!("{bidi}.json")] {
+            std::fs::remove_file(record_dir.join(file)).unwrap();
+        }
+        drop(kill);
+        reaper.join().unwrap().unwrap();
+    }
 }
 
 /// A branch made with git may hold U+202E (git refuses control
