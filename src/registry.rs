@@ -321,14 +321,14 @@ impl Registry {
 
     /// A consistent snapshot under the shared lock.
     pub fn read(&self) -> Result<RegistryData> {
-        self.read_with(|file| self.parse(&self.read_all(file)?))
+        self.read_with(|file, meta| self.parse(&self.read_all(file, meta)?))
     }
 
     /// [`read`](Registry::read) without the checks of the records' ports
     /// (one port twice, a port below 1024), for `validate`, which reports
     /// them as findings. Everything else is refused alike.
     pub fn read_unchecked(&self) -> Result<RegistryData> {
-        self.read_with(|file| self.parse_schema(&self.read_all(file)?))
+        self.read_with(|file, meta| self.parse_schema(&self.read_all(file, meta)?))
     }
 
     /// [`read`](Registry::read), keeping only the allocations of
@@ -345,11 +345,10 @@ impl Registry {
     }
 
     fn read_matching(&self, key: Key) -> Result<RegistryData> {
-        self.read_with(|mut file| {
+        self.read_with(|mut file, meta| {
             // Sealed, as wtenv writes it: only the wanted lines, found by
             // binary search (see `seal` for what vouches for the rest).
-            let meta = file.metadata().map_err(|e| self.read_error(e))?;
-            if seal::is_sealed(&meta)
+            if seal::is_sealed(meta)
                 && let Some((data, lines)) =
                     find::find(file, meta.len(), key).map_err(|e| self.read_error(e))?
             {
@@ -368,20 +367,24 @@ impl Registry {
             // Another layout, or not a valid registry: the full parse
             // reads it, or says exactly what is wrong.
             file.rewind().map_err(|e| self.read_error(e))?;
-            let mut data = self.parse(&self.read_all(file)?)?;
+            let mut data = self.parse(&self.read_all(file, meta)?)?;
             data.allocations.retain(|a| key.wants_owned(a));
             Ok(data)
         })
     }
 
-    fn read_with(&self, parse: impl FnOnce(&File) -> Result<RegistryData>) -> Result<RegistryData> {
+    /// `parse` gets the file and the metadata it was checked on.
+    fn read_with(
+        &self,
+        parse: impl FnOnce(&File, &std::fs::Metadata) -> Result<RegistryData>,
+    ) -> Result<RegistryData> {
         if !self.dir_is_there() {
             return Ok(RegistryData::default());
         }
         let may_write = self.check_dir(Access::Read)?;
         let _lock = self.read_lock(may_write)?;
         match self.open_checked()? {
-            Some(file) => parse(&file),
+            Some((file, meta)) => parse(&file, &meta),
             None => Ok(RegistryData::default()),
         }
     }

@@ -5,7 +5,7 @@
 //! registry is never overwritten and never read as empty:
 //! [`Error::RegistryUnusable`], exit 2.
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
@@ -154,14 +154,16 @@ impl Registry {
     /// The data, read and checked (an empty registry when there is no file yet).
     pub(super) fn load(&self) -> Result<RegistryData> {
         match self.open_checked()? {
-            Some(file) => self.parse(&self.read_all(&file)?),
+            Some((file, meta)) => self.parse(&self.read_all(&file, &meta)?),
             None => Ok(RegistryData::default()),
         }
     }
 
-    /// The file, opened once its type, owner and mode are checked; `None`
-    /// when there is no file yet.
-    pub(super) fn open_checked(&self) -> Result<Option<File>> {
+    /// The file, opened once its type, owner and mode are checked, with
+    /// the metadata they were checked on (the seal and the read's size
+    /// come from it: one `fstat` per open); `None` when there is no file
+    /// yet.
+    pub(super) fn open_checked(&self) -> Result<Option<(File, Metadata)>> {
         // Opened first, then checked through the open file: what is checked
         // is what is read. O_NOFOLLOW refuses a symbolic link (ELOOP);
         // O_NONBLOCK keeps a FIFO put there from blocking the open.
@@ -210,7 +212,7 @@ impl Registry {
                 format!("chmod 600 {}", quote_in_message(&self.path)),
             ));
         }
-        Ok(Some(file))
+        Ok(Some((file, meta)))
     }
 
     /// The registry file belongs to `uid`, another user.
@@ -228,9 +230,15 @@ impl Registry {
         )
     }
 
-    pub(super) fn read_all(&self, mut file: &File) -> Result<Vec<u8>> {
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
+    /// The rest of `file`, whose metadata `meta` (from
+    /// [`open_checked`](Registry::open_checked)) sizes the buffer: std's
+    /// `read_to_end` on a `File` would `fstat` it again for that, and a
+    /// `Take` does not. The size is a hint only: the read goes to the end,
+    /// whatever the file holds by then.
+    pub(super) fn read_all(&self, file: &File, meta: &Metadata) -> Result<Vec<u8>> {
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
+        file.take(u64::MAX)
+            .read_to_end(&mut bytes)
             .map_err(|e| self.read_error(e))?;
         Ok(bytes)
     }

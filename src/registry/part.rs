@@ -72,9 +72,8 @@ impl Registry {
         let _lock = self.lock(true)?;
         let file = self.open_checked()?;
         let mut bytes = None;
-        if let Some(file) = &file {
-            let meta = file.metadata().map_err(|e| self.read_error(e))?;
-            if seal::is_sealed(&meta)
+        if let Some((file, meta)) = &file {
+            if seal::is_sealed(meta)
                 && let Some(lines) = Lines::index(file).map_err(|e| self.read_error(e))?
                 && let Some(found) = lines.part(&part).map_err(|e| self.read_error(e))?
             {
@@ -94,7 +93,7 @@ impl Registry {
                         })
                 });
             }
-            bytes = Some(self.read_all(file)?);
+            bytes = Some(self.read_all(file, meta)?);
         }
         // Not sealed, or not as wtenv writes it: the full parse reads it,
         // or says exactly what is wrong.

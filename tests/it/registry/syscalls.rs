@@ -161,3 +161,51 @@ fn list_does_not_probe_the_ports_other_repositories_reserved_in_its_range() {
         "a port no one recorded was not probed:\n{log}"
     );
 }
+
+/// How often each open of `registry.json` is stat'ed, in the order of the
+/// opens of `wtenv ARGS`.
+fn stats_per_open(t: &TestEnv, args: &[&str]) -> Vec<usize> {
+    let text = strace(t, args, "trace=openat,statx,fstat,newfstatat");
+    let file = format!("<{}>", t.registry_path().display());
+    let mut per_open: Vec<usize> = Vec::new();
+    for line in text.lines() {
+        if line.contains("openat(") && line.ends_with(&file) {
+            per_open.push(0);
+        } else if !line.contains("openat(")
+            && line.contains(&file)
+            && let Some(n) = per_open.last_mut()
+        {
+            *n += 1;
+        }
+    }
+    per_open
+}
+
+/// The registry file is checked through its open descriptor (type, owner,
+/// mode), and that one `fstat` also gives what the read needs: the seal
+/// (modification time, inode, length) and the size of a whole read. Each
+/// open is stat'ed once, sealed or not, read or transaction.
+#[test]
+fn each_open_of_the_registry_is_stat_ed_once() {
+    let t = TestEnv::new();
+    // Unsealed (written by hand): env reads it whole, then reserves.
+    t.write_registry(vec![]);
+    let unsealed = stats_per_open(&t, &["env"]);
+    assert_eq!(t.allocations().len(), 1);
+    // Sealed: env's binary search, then run's read, its hold (with its
+    // group) and its release, each a transaction on its part.
+    let sealed_env = stats_per_open(&t, &["env"]);
+    let sealed_run = stats_per_open(&t, &["run", "--", "sleep", "0.2"]);
+    assert!(unsealed.len() >= 2, "{unsealed:?}");
+    assert!(sealed_run.len() >= 3, "{sealed_run:?}");
+    for (what, per_open) in [
+        ("unsealed env", &unsealed),
+        ("sealed env", &sealed_env),
+        ("sealed run", &sealed_run),
+    ] {
+        assert!(
+            per_open.iter().all(|&n| n == 1),
+            "{what}: stats of registry.json per open: {per_open:?}"
+        );
+    }
+}
