@@ -23,10 +23,16 @@ static UNREAPED: std::sync::Mutex<BTreeSet<u32>> = std::sync::Mutex::new(BTreeSe
 /// the reaper never sees the child before it is recorded.
 pub fn spawn_unreaped(command: &mut std::process::Command) -> std::io::Result<std::process::Child> {
     let mut set = UNREAPED.lock().unwrap_or_else(|e| e.into_inner());
+    SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let child = command.spawn()?;
     set.insert(child.id());
     Ok(child)
 }
+
+/// How many children [`spawn_unreaped`] started (changed under
+/// [`UNREAPED`]'s lock): [`Childless`] tells from it whether one was
+/// started since.
+static SPAWNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Set by [`kill_unreaped`]: nothing more is spawned.
 static CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -50,6 +56,34 @@ pub fn forget_unreaped(pid: u32) {
         .remove(&pid);
 }
 
+/// What [`reap_orphans`] found.
+#[derive(Debug)]
+pub struct Reaped {
+    /// The children still there, see [`reap_orphans`].
+    pub left: Vec<u32>,
+    /// Set when /proc showed no child of ours at all (no leader, no
+    /// orphan, no health check's command): see [`Childless`].
+    pub childless: Option<Childless>,
+}
+
+/// wtenv had no child at all when [`reap_orphans`] looked. A subreaper
+/// with no child has no descendant (every one descends from us through a
+/// child of ours), so none can appear, alive or dying, until wtenv starts
+/// one: a look at /proc until then would show none again. Valid while
+/// [`spawn_unreaped`] started nothing since (its count, taken under the
+/// same lock as the look) and the holder spawned nothing itself (the
+/// supervisor forgets it when it spawns a group).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Childless(u64);
+
+impl Childless {
+    /// Still no child: nothing was spawned since the look.
+    pub fn still(self) -> bool {
+        let _set = UNREAPED.lock().unwrap_or_else(|e| e.into_inner());
+        SPAWNED.load(std::sync::atomic::Ordering::Relaxed) == self.0
+    }
+}
+
 /// Reaps exited children that are not `leaders` (duct reaps those), and
 /// returns the ones still there: alive, or dying (a process whose main
 /// thread is a zombie while its other threads still exit, and still hold
@@ -58,12 +92,18 @@ pub fn forget_unreaped(pid: u32) {
 /// dead ancestors' orphans were re-parented to us), so "no child but
 /// running leaders" proves those groups empty. `None` where that cannot be
 /// read (not Linux, no /proc children file).
-pub fn reap_orphans(leaders: &BTreeSet<u32>) -> Option<Vec<u32>> {
+pub fn reap_orphans(leaders: &BTreeSet<u32>) -> Option<Reaped> {
     use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
     // Held while reaping: a child spawned meanwhile is recorded first.
     let unreaped = UNREAPED.lock().unwrap_or_else(|e| e.into_inner());
     let mut left = Vec::new();
-    for pid in children()? {
+    let children = children()?;
+    // Only a list that was empty: a child reaped below may have had
+    // children of its own re-parented to us after the list was read.
+    let childless = children
+        .is_empty()
+        .then(|| Childless(SPAWNED.load(std::sync::atomic::Ordering::Relaxed)));
+    for pid in children {
         if leaders.contains(&pid) || unreaped.contains(&pid) {
             continue;
         }
@@ -78,7 +118,7 @@ pub fn reap_orphans(leaders: &BTreeSet<u32>) -> Option<Vec<u32>> {
             Err(_) => left.push(pid),
         }
     }
-    Some(left)
+    Some(Reaped { left, childless })
 }
 
 /// Our children (leaders and re-parented orphans), if /proc tells.

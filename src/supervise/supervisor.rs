@@ -37,6 +37,10 @@ pub struct Supervisor {
     /// SIGCHLD arrived since the last sweep: orphans may wait to be
     /// reaped.
     child_event: bool,
+    /// The last sweep read /proc and found no child of ours at all
+    /// (forgotten when a group is spawned or a sweep does not look): the
+    /// teardown's [`settle`](Self::settle) then need not look again.
+    childless: Option<reap::Childless>,
     escalation: Escalation,
     /// The terminal, lent to the (single) child's group.
     terminal: Option<TerminalGuard>,
@@ -59,6 +63,7 @@ impl Supervisor {
             groups: Vec::new(),
             leaders: Vec::new(),
             child_event: false,
+            childless: None,
             escalation: Escalation::new(grace),
             terminal: None,
             interactive: false,
@@ -110,6 +115,7 @@ impl Supervisor {
         let pgid = group.pgid;
         let index = self.groups.len();
         self.groups.push(group);
+        self.childless = None;
         // duct reaps the leader (`try_wait` in the loop); we only signal
         // its group.
         self.leaders.push(Some(handle));
@@ -355,10 +361,17 @@ impl Supervisor {
     /// for it, bounded by the grace, so the ports are released only once
     /// nothing of the tree can accept on them. Live processes that left
     /// their group on purpose (a daemon's own session) are not waited for.
+    ///
+    /// When the sweep that found the last group gone saw no child of ours
+    /// at all, and nothing was spawned since, there is none now either
+    /// (see [`reap::Childless`]): /proc is not read again.
     fn settle(&mut self) {
+        if self.childless.take().is_some_and(reap::Childless::still) {
+            return;
+        }
         let deadline = Instant::now() + self.escalation.grace();
         loop {
-            let Some(left) = reap::reap_orphans(&BTreeSet::new()) else {
+            let Some(left) = reap::reap_orphans(&BTreeSet::new()).map(|r| r.left) else {
                 return;
             };
             let dying: Vec<u32> = left
@@ -424,6 +437,7 @@ impl Supervisor {
         // /proc is read only when a group is left to sweep, or a child of
         // ours changed state (an orphan to reap).
         let child_event = std::mem::take(&mut self.child_event);
+        self.childless = None;
         if !child_event && !self.groups.iter().any(|g| g.exited && !g.done) {
             return;
         }
@@ -433,7 +447,9 @@ impl Supervisor {
             .filter(|g| !g.exited)
             .map(|g| g.leader)
             .collect();
-        let left = reap::reap_orphans(&leaders);
+        let reaped = reap::reap_orphans(&leaders);
+        self.childless = reaped.as_ref().and_then(|r| r.childless);
+        let left = reaped.map(|r| r.left);
         let grace = self.escalation.grace();
         let killed = self.escalation.killed();
         for g in self.groups.iter_mut().filter(|g| g.exited && !g.done) {

@@ -1,7 +1,8 @@
 //! What a command costs in system calls, as strace sees them: no `/proc`
 //! walk under the registry lock, the fsyncs a change needs and no more, a
 //! port just picked probed once, other repositories' reserved ports not
-//! probed.
+//! probed, the registry file stat'ed once per open, what is left of a
+//! child's tree read from `/proc` once per look.
 
 use std::process::Command;
 
@@ -11,6 +12,12 @@ use crate::support::{PyListener, TestEnv, run};
 /// The system calls `wtenv ARGS` makes in the main worktree, as strace
 /// (`-e TRACE`) logs them.
 fn strace(t: &TestEnv, args: &[&str], trace: &str) -> String {
+    strace_ending(t, args, trace, Some(0))
+}
+
+/// [`strace`] of a command that exits with `code` (`None`: killed by a
+/// signal, as `run` ends after forwarding one).
+fn strace_ending(t: &TestEnv, args: &[&str], trace: &str, code: Option<i32>) -> String {
     let log = t.root().join("strace.log");
     let cmd = t.wtenv(args);
     let wtenv = cmd.get_program().to_owned();
@@ -28,7 +35,7 @@ fn strace(t: &TestEnv, args: &[&str], trace: &str) -> String {
         };
     }
     let out = run(&mut traced);
-    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.code, code, "{out}");
     std::fs::read_to_string(&log).unwrap()
 }
 
@@ -208,4 +215,38 @@ fn each_open_of_the_registry_is_stat_ed_once() {
             "{what}: stats of registry.json per open: {per_open:?}"
         );
     }
+}
+
+/// After the child is reaped, the supervisor reads its children from
+/// `/proc/self/task` to sweep what is left of the group, and once every
+/// group is gone, to wait for the tree's dying processes before the ports
+/// are released. When the sweep found no child of ours at all and nothing
+/// was spawned since, there is nothing to wait for: `/proc/self/task` is
+/// listed again only after the loop waited for an event (on its self-pipe,
+/// whose wait sets `SO_RCVTIMEO` for its timeout), never twice in a row. Shown on a command that ends, and on
+/// one interrupted (SIGINT to wtenv, forwarded to the group).
+#[test]
+fn the_tree_is_read_from_proc_once_per_look() {
+    let t = TestEnv::new();
+    let looks = |args: &[&str], code: Option<i32>| {
+        let text = strace_ending(&t, args, "trace=openat,setsockopt", code);
+        let (mut listings, mut twice, mut waited) = (0, 0, true);
+        for line in text.lines() {
+            if line.contains("openat(") && line.contains("\"/proc/self/task\"") {
+                listings += 1;
+                twice += usize::from(!waited);
+                waited = false;
+            } else if line.contains("setsockopt(") && line.contains("SO_RCVTIMEO") {
+                waited = true;
+            }
+        }
+        assert!(listings > 0, "/proc/self/task never listed:\n{text}");
+        assert_eq!(twice, 0, "/proc/self/task listed twice in a row:\n{text}");
+        listings
+    };
+    assert_eq!(looks(&["run", "--", "true"], Some(0)), 1);
+    looks(
+        &["run", "--", "sh", "-c", "kill -INT $PPID; exec sleep 5"],
+        None,
+    );
 }
