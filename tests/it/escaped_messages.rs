@@ -53,6 +53,27 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A real `sleep 60` for a planted record to point at: killed when its
+/// guard drops (a failed assertion included), and reaped by a thread as
+/// soon as it dies, since a zombie would look alive to `down`.
+fn sleeper() -> (
+    u32,
+    KillOnDrop,
+    std::thread::JoinHandle<std::io::Result<std::process::ExitStatus>>,
+) {
+    let mut sleeper = Command::new("sleep")
+        .arg("60")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = sleeper.id();
+    (
+        pid,
+        KillOnDrop(pid),
+        std::thread::spawn(move || sleeper.wait()),
+    )
+}
+
 /// Records are read as they are (serde checks their shape, nothing their
 /// names), so a hand-edited service or unit name reached `remove`'s list
 /// of what runs in the background and `down`'s "stopped" raw.
@@ -60,15 +81,7 @@ impl Drop for KillOnDrop {
 fn a_background_records_names_are_escaped_in_remove_and_down() {
     let t = TestEnv::new();
     let wt = t.add_worktree("bg");
-    let mut sleeper = Command::new("sleep")
-        .arg("60")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = sleeper.id();
-    let _kill = KillOnDrop(pid);
-    // Reaped as soon as `down` stops it: a zombie would look alive.
-    let reaper = std::thread::spawn(move || sleeper.wait());
+    let (pid, _kill, reaper) = sleeper();
     // The unit is a name wtenv makes (one that is not is never acted on,
     // see below), so only the service's name needs escaping.
     let unit = r"wtenv-r_0000abcd-bg-web\x1b";
@@ -112,14 +125,7 @@ fn a_background_record_whose_unit_is_no_name_of_wtenv_is_never_acted_on() {
         ("removed", &["remove", "--force", "."][..]),
     ] {
         let wt = t.add_worktree(name);
-        let mut sleeper = Command::new("sleep")
-            .arg("60")
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let pid = sleeper.id();
-        let kill = KillOnDrop(pid);
-        let reaper = std::thread::spawn(move || sleeper.wait());
+        let (pid, kill, reaper) = sleeper();
         std::fs::write(&victim, "keep me").unwrap();
         plant_record(&t, &wt, pid, "web", "../../victim", "traversal.json");
         // The file's name is a unit name, the unit in it is not.
