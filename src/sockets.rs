@@ -241,11 +241,17 @@ fn receive_fds(socket: BorrowedFd<'_>) -> io::Result<Vec<OwnedFd>> {
     let mut byte = [0u8; 1];
     let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_SOCKETS + 1))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
+    // Linux marks them close-on-exec as they arrive; macOS has no such
+    // flag, so each is marked below, before this process spawns anything.
+    #[cfg(target_os = "linux")]
+    let flags = RecvFlags::CMSG_CLOEXEC;
+    #[cfg(not(target_os = "linux"))]
+    let flags = RecvFlags::empty();
     let got = rustix::net::recvmsg(
         socket,
         &mut [IoSliceMut::new(&mut byte)],
         &mut control,
-        RecvFlags::CMSG_CLOEXEC,
+        flags,
     )?;
     if got.bytes != 1 {
         return Err(io::Error::other("no sockets were passed"));
@@ -255,6 +261,10 @@ fn receive_fds(socket: BorrowedFd<'_>) -> io::Result<Vec<OwnedFd>> {
         if let RecvAncillaryMessage::ScmRights(received) = message {
             fds.extend(received);
         }
+    }
+    #[cfg(not(target_os = "linux"))]
+    for fd in &fds {
+        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
     }
     Ok(fds)
 }

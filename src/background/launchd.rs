@@ -12,9 +12,9 @@ use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::time::Duration;
 
+use super::Launch;
 #[cfg(not(target_os = "macos"))]
-use super::Record;
-use super::{Launch, Live};
+use super::{Live, Record};
 use crate::error::{Error, Result};
 
 /// What one agent's plist says.

@@ -12,7 +12,8 @@
 //! - each is taken as a close-on-exec copy (`pidfd_getfd` on our own
 //!   pidfd, which needs no unsafe code) and the inherited descriptor is
 //!   closed, so nothing `run` spawns inherits it except through the
-//!   hand-off.
+//!   hand-off. `pidfd_getfd` is Linux's: on macOS, whose launchd passes
+//!   sockets by an API of its own, a passed socket is refused.
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
@@ -54,26 +55,9 @@ pub fn take() -> Result<Vec<Passed>> {
     let names: Vec<&str> = settings::listen_fdnames()
         .map(|n| n.split(':').collect())
         .unwrap_or_default();
-    let failed = |e: std::io::Error| {
-        Error::io(
-            "could not take the sockets the service manager passed (LISTEN_FDS)",
-            e,
-        )
-    };
-    let me = rustix::process::pidfd_open(
-        rustix::process::getpid(),
-        rustix::process::PidfdFlags::empty(),
-    )
-    .map_err(|e| failed(e.into()))?;
     let mut passed = Vec::with_capacity(count);
-    for i in 0..count {
+    for (i, copy) in copies(count)?.into_iter().enumerate() {
         let fd = FIRST_FD + i as i32;
-        let copy: OwnedFd =
-            rustix::process::pidfd_getfd(&me, fd, rustix::process::PidfdGetfdFlags::empty())
-                .map_err(|e| failed(e.into()))?;
-        // The inherited descriptor is nobody's in this process (it came
-        // with the exec): close it now that the copy holds the socket.
-        nix::unistd::close(fd).map_err(|e| failed(e.into()))?;
         let socket = Socket::from(copy);
         let addr = socket
             .local_addr()
@@ -93,6 +77,42 @@ pub fn take() -> Result<Vec<Passed>> {
         });
     }
     Ok(passed)
+}
+
+/// Close-on-exec copies of the `count` inherited descriptors from
+/// [`FIRST_FD`] on, the inherited ones closed: they came with the exec and
+/// are nobody's in this process, so nothing `run` spawns inherits them
+/// except through the hand-off.
+#[cfg(target_os = "linux")]
+fn copies(count: usize) -> Result<Vec<OwnedFd>> {
+    use rustix::process::{PidfdFlags, PidfdGetfdFlags, getpid, pidfd_getfd, pidfd_open};
+    let failed = |e: std::io::Error| {
+        Error::io(
+            "could not take the sockets the service manager passed (LISTEN_FDS)",
+            e,
+        )
+    };
+    let me = pidfd_open(getpid(), PidfdFlags::empty()).map_err(|e| failed(e.into()))?;
+    (0..count)
+        .map(|i| {
+            let fd = FIRST_FD + i as i32;
+            let copy =
+                pidfd_getfd(&me, fd, PidfdGetfdFlags::empty()).map_err(|e| failed(e.into()))?;
+            nix::unistd::close(fd).map_err(|e| failed(e.into()))?;
+            Ok(copy)
+        })
+        .collect()
+}
+
+/// Socket activation through `LISTEN_FDS` is systemd's: elsewhere (macOS's
+/// launchd passes sockets by its own API) a passed socket is refused
+/// rather than taken without `pidfd_getfd`, which only Linux has.
+#[cfg(not(target_os = "linux"))]
+fn copies(_count: usize) -> Result<Vec<OwnedFd>> {
+    Err(
+        Error::invalid("sockets passed by a service manager (LISTEN_FDS) are taken on Linux only")
+            .with_hint("start 'wtenv run' without socket activation: it binds the ports itself"),
+    )
 }
 
 /// The passed sockets as the listeners of `services` (the `--service`
