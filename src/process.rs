@@ -104,7 +104,7 @@ pub fn printable(text: &str) -> String {
 /// terminal shows after it ("Trojan Source": a branch holding U+202E reads
 /// backwards); or an invisible character (U+200B-U+200D, U+2060, U+FEFF),
 /// which makes two different names look the same.
-fn needs_escape(c: char) -> bool {
+pub(crate) fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(
             c,

@@ -16,6 +16,7 @@
 //!   answer, so notes and hints that repeat it are dropped; warnings and
 //!   errors stay.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,10 +45,33 @@ fn talk() -> bool {
     !quiet() && !JSON.load(Ordering::Relaxed)
 }
 
+/// Writes wtenv's own message `text` to stderr: [`emit_raw`] of
+/// [`said`]`(text)`.
+fn emit(text: &str) {
+    emit_raw(&said(text));
+}
+
 /// Writes `text` to stderr in one write (lines of concurrent threads do
 /// not interleave); a closed stderr is ignored (there is no one to tell).
-fn emit(text: &str) {
+fn emit_raw(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// `text` with each of its lines [`printable`](crate::process::printable).
+/// Each message escapes the names it quotes where it quotes them; this is
+/// the net under those sites, for text that reaches a message unescaped
+/// (a git error's stderr, a name a new message forgets to escape): no
+/// message of wtenv can drive the terminal. Escaped text has nothing left
+/// to escape, so it passes as it is, backslashes included.
+fn said(text: &str) -> Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| c != '\n' && crate::process::needs_escape(c))
+    {
+        return Cow::Borrowed(text);
+    }
+    let lines: Vec<String> = text.split('\n').map(crate::process::printable).collect();
+    Cow::Owned(lines.join("\n"))
 }
 
 /// The error a command ended with: [`render`]ed.
@@ -135,11 +159,12 @@ pub fn status(message: &str) {
     }
 }
 
-/// A status line that carries its own prefix (`web | starting`, in the
-/// service's colour). Dropped by `-q`.
-pub fn line(text: &str) {
+/// A status line after a service's own prefix (`web | starting`, the
+/// prefix in the service's colour: written as it is, the text [`said`]).
+/// Dropped by `-q`.
+pub fn line(prefix: &str, text: &str) {
     if !quiet() {
-        emit(&format!("{text}\n"));
+        emit_raw(&format!("{prefix}{}\n", said(text)));
     }
 }
 
@@ -223,6 +248,30 @@ pub fn foreign_lines(ports: &[(u16, String, Vec<Holder>)]) -> String {
 mod tests {
     use super::*;
     use crate::config::Ranges;
+
+    #[test]
+    fn a_message_cannot_drive_the_terminal_whatever_reached_it() {
+        let text = render(
+            &Error::invalid("branch feature/\u{202e}gnp.exe in /w/a\x1b[2J")
+                .with_hint("run 'wtenv list'\r"),
+            false,
+        );
+        assert_eq!(
+            said(&text),
+            "error: branch feature/\\u{202e}gnp.exe in /w/a\\u{1b}[2J\nhint: run 'wtenv list'\\r\n"
+        );
+    }
+
+    #[test]
+    fn a_message_already_escaped_is_said_as_it_is() {
+        for text in [
+            "error: worktree /w/a\\u{1b}[2J has no allocations\nhint: x\n",
+            "removed C:\\dir\\new\n",
+            "",
+        ] {
+            assert!(matches!(said(text), Cow::Borrowed(t) if t == text));
+        }
+    }
 
     fn holder(pid: u32) -> Holder {
         Holder {

@@ -173,7 +173,7 @@ impl<'a, 's> Up<'a, 's> {
     /// `web | ready in 1.2s on port 5000`, on stderr like the service's
     /// own lines.
     fn say(&self, i: usize, text: &str) {
-        crate::report::line(&format!("{}{text}", self.states[i].unit.prefix.as_str()));
+        crate::report::line(self.states[i].unit.prefix.as_str(), text);
     }
 
     fn record(&mut self) {
