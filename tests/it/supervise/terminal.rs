@@ -1,0 +1,123 @@
+//! `run` under a real terminal (tmux): an interactive child reads its
+//! input and dies on Ctrl-C; Ctrl-Z stops wtenv with its child and `fg`
+//! gives both the terminal back.
+
+use super::{PATIENCE, alive, app_port, assert_all_clean, assert_no_holds, server_script};
+use crate::support::{TestEnv, Tmux, wait_for};
+use wtenv::process;
+
+/// Waits until the child `sh -c` whose script holds `marker` is the
+/// foreground group of its terminal (stat: pgrp == tpgid): wtenv has
+/// handed it the terminal. Keys typed before that can land while the
+/// shell's line editor still has the terminal in raw mode, and never
+/// reach the child as a line. (wtenv's own command line holds the marker
+/// too, and is in the foreground before the child is: not it.)
+fn wait_foreground(marker: &str) {
+    let found = wait_for(PATIENCE, || {
+        process::all_pids().into_iter().any(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let is_sh = cmd.split(|&b| b == 0).next() == Some(b"sh".as_slice());
+            if !is_sh || !String::from_utf8_lossy(&cmd).contains(marker) {
+                return false;
+            }
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let Some(close) = stat.rfind(')') else {
+                return false;
+            };
+            let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+            // Fields after comm: state ppid pgrp session tty_nr tpgid.
+            f.len() > 5 && f[2] == f[5]
+        })
+    });
+    assert!(found, "no foreground process runs {marker:?}");
+}
+
+#[test]
+fn an_interactive_child_under_a_terminal_reads_input_and_dies_on_ctrl_c() {
+    let t = TestEnv::new();
+    let script = server_script(&t);
+    let pidfile = t.root().join("server.pid");
+    let tmux = Tmux::start_bash(&t);
+    let line = format!(
+        "{} run -- sh -c 'read l; echo got:$l; python3 {} {}'",
+        env!("CARGO_BIN_EXE_wtenv"),
+        script.display(),
+        pidfile.display()
+    );
+    tmux.keys(&t, &[&line, "Enter"]);
+    // The child reads the terminal: it must not be stopped by SIGTTIN.
+    wait_foreground("read l; echo got:");
+    tmux.keys(&t, &["hello", "Enter"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("got:hello")),
+        "the child could not read its line:\n{}",
+        tmux.pane(&t)
+    );
+    assert!(wait_for(PATIENCE, || pidfile.exists()), "{}", tmux.pane(&t));
+    let server: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let port = app_port(&t);
+    let pgid = process::pgid(server).unwrap();
+    tmux.keys(&t, &["C-c"]);
+    assert!(
+        wait_for(PATIENCE, || !alive(server)),
+        "Ctrl-C did not reach the child:\n{}",
+        tmux.pane(&t)
+    );
+    tmux.keys(&t, &["echo rc=$?", "Enter"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=130")),
+        "the shell sees a SIGINT death:\n{}",
+        tmux.pane(&t)
+    );
+    assert_all_clean(&t, pgid, server, port);
+}
+
+#[test]
+fn ctrl_z_stops_wtenv_with_its_child_and_fg_resumes_both_with_the_terminal() {
+    let t = TestEnv::new();
+    let tmux = Tmux::start_bash(&t);
+    let line = format!(
+        "{} run -- sh -c 'read a; echo first:$a; read b; echo second:$b; exit 5'",
+        env!("CARGO_BIN_EXE_wtenv")
+    );
+    tmux.keys(&t, &[&line, "Enter"]);
+    wait_foreground("read a; echo first:");
+    tmux.keys(&t, &["one", "Enter"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("first:one")),
+        "{}",
+        tmux.pane(&t)
+    );
+    tmux.keys(&t, &["C-z"]);
+    // The shell gets its prompt back with wtenv stopped, and can run jobs.
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("Stopped")),
+        "Ctrl-Z did not give the shell back:\n{}",
+        tmux.pane(&t)
+    );
+    tmux.keys(&t, &["echo shell-is-back", "Enter"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("\nshell-is-back")),
+        "{}",
+        tmux.pane(&t)
+    );
+    tmux.keys(&t, &["fg", "Enter"]);
+    wait_foreground("read a; echo first:");
+    tmux.keys(&t, &["two", "Enter"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("second:two")),
+        "the child did not get the terminal back after fg:\n{}",
+        tmux.pane(&t)
+    );
+    tmux.keys(&t, &["echo rc=$?", "Enter"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=5")),
+        "{}",
+        tmux.pane(&t)
+    );
+    assert_no_holds(&t);
+}
