@@ -1,7 +1,7 @@
 //! Unknown keys in `wtenv.toml` / `wtenv.json` through the real binary:
 //! a warning naming each (ten at most, then a count), and the command
 //! goes on. An unknown table is an error, with the config's other
-//! refusals in `config.rs`.
+//! refusals in `config/`.
 
 use crate::support::{TestEnv, run};
 

@@ -1,0 +1,141 @@
+//! TOML, JSON, or none: one schema and one set of errors, both files side
+//! by side refused, a byte order mark read past, the built-in defaults
+//! without a config, and services in declaration order in both.
+
+use crate::support::{TestEnv, run};
+
+#[test]
+fn a_json_config_has_the_same_schema_and_errors() {
+    let t = TestEnv::new();
+    std::fs::remove_file(t.repo.join("wtenv.toml")).unwrap();
+    let json = t.repo.join("wtenv.json");
+    std::fs::write(
+        &json,
+        format!(
+            r#"{{"purposes": {{"feature": "{}"}}, "services": {{"web": {{"env": ["PORT", "WEB_PORT"]}}}}}}"#,
+            t.ports.range()
+        ),
+    )
+    .unwrap();
+    let out = run(&mut t.wtenv(&["env", "--format", "json"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let vars: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(vars["WEB_PORT"], t.ports.start.to_string());
+    std::fs::write(&json, r#"{"purposes": {"feature": "6000-5000"}}"#).unwrap();
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "invalid config {}: purposes.feature: ",
+            json.display()
+        )),
+        "{out}"
+    );
+}
+
+/// Both files in one worktree: the hint said "fix the file", which one
+/// fix cannot do; it says to remove one of them, and nothing is reserved.
+#[test]
+fn a_toml_and_a_json_config_side_by_side_say_to_keep_one() {
+    let t = TestEnv::new();
+    std::fs::write(t.repo.join("wtenv.json"), "{}").unwrap();
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: invalid config {}: (file): both wtenv.toml and wtenv.json exist in {}\n\
+             hint: keep one: remove wtenv.toml or wtenv.json (both take the same settings)\n",
+            t.repo.join("wtenv.toml").display(),
+            t.repo.display()
+        )
+    );
+    assert!(t.allocations().is_empty());
+}
+
+/// A UTF-8 byte order mark (as editors on Windows write it) was read
+/// past in wtenv.toml and refused in wtenv.json with "expected value" at
+/// 1:1, a character no editor shows. Both read it alike.
+#[test]
+fn a_byte_order_mark_is_read_past_in_toml_and_json() {
+    let t = TestEnv::new();
+    let range = t.ports.range();
+    for (file, text) in [
+        (
+            "wtenv.toml",
+            format!("\u{feff}[purposes]\nfeature = \"{range}\"\n"),
+        ),
+        (
+            "wtenv.json",
+            format!("\u{feff}{{\"purposes\": {{\"feature\": \"{range}\"}}}}"),
+        ),
+    ] {
+        std::fs::remove_file(t.repo.join("wtenv.toml")).ok();
+        std::fs::remove_file(t.repo.join("wtenv.json")).ok();
+        std::fs::write(t.repo.join(file), text).unwrap();
+        let out = run(&mut t.wtenv(&["env"]));
+        assert_eq!(out.code, Some(0), "{file}: {out}");
+        assert!(
+            out.stdout.contains(&format!("PORT='{}'", t.ports.start)),
+            "{file}: {out}"
+        );
+    }
+}
+
+#[test]
+fn no_config_means_the_built_in_defaults() {
+    let t = TestEnv::bare();
+    let out = run(&mut t.wtenv(&["env", "--format", "json"]));
+    // The default feature range 5000-5099 is not this test's: the port may
+    // be anything in it, or a conflict if the machine uses all of it.
+    if out.code == Some(0) {
+        let vars: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let port: u16 = vars["PORT"].as_str().unwrap().parse().unwrap();
+        assert!((5000..=5099).contains(&port), "{out}");
+        assert_eq!(vars["WTENV_PURPOSE"], "feature");
+    } else {
+        assert!(out.stderr.contains("feature range 5000-5099"), "{out}");
+    }
+}
+
+/// Services keep the order the file declares them in, TOML and JSON alike:
+/// the first declared gets the range's first port, and the exports, the
+/// `[env]` templates and `WTENV_PORTS` follow that order.
+#[test]
+fn services_get_ports_in_declaration_order_in_toml_and_json() {
+    for json in [false, true] {
+        let t = TestEnv::new();
+        let (first, second) = (t.ports.port(0), t.ports.port(1));
+        if json {
+            std::fs::remove_file(t.repo.join("wtenv.toml")).unwrap();
+            let config = format!(
+                r#"{{"purposes": {{"feature": "{}"}},
+                   "services": {{"web": {{"env": "PORT"}}, "api": {{}}}},
+                   "env": {{"Z_URL": "{{port.web}}", "A_URL": "{{port.api}}"}}}}"#,
+                t.ports.range()
+            );
+            std::fs::write(t.repo.join("wtenv.json"), config).unwrap();
+        } else {
+            t.write_config(
+                "[services.web]\nenv = \"PORT\"\n[services.api]\n[env]\nZ_URL = \"{port.web}\"\nA_URL = \"{port.api}\"\n",
+            );
+        }
+        // [env] applies once trusted (README "Trust").
+        assert_eq!(run(&mut t.wtenv(&["trust"])).code, Some(0));
+        let out = run(&mut t.wtenv(&["env"]));
+        assert_eq!(out.code, Some(0), "{out}");
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(lines[0], format!("export PORT='{first}'"), "{out}");
+        assert_eq!(lines[1], format!("export API_PORT='{second}'"), "{out}");
+        assert!(
+            out.stdout
+                .contains(&format!("export WTENV_PORTS='web={first},api={second}'")),
+            "{out}"
+        );
+        let z = out.stdout.find("Z_URL").unwrap();
+        assert!(z < out.stdout.find("A_URL").unwrap(), "{out}");
+        let list = run(&mut t.wtenv(&["list"]));
+        let web = list.stdout.find(" web ").unwrap();
+        assert!(web < list.stdout.find(" api ").unwrap(), "{list}");
+    }
+}
