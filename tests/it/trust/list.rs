@@ -1,0 +1,103 @@
+//! The trust list: kept like the registry (0600, never through a link,
+//! unreadable means nothing trusted), and in a state directory no
+//! repository can move into itself (a relative `XDG_STATE_HOME` ignored, a
+//! relative `WTENV_STATE_DIR` refused).
+
+use super::{commit_config, gated_config};
+use crate::support::{TestEnv, run};
+
+/// The trust list is kept like the registry: 0600, never written through
+/// a link, and one wtenv cannot read trusts nothing (with a warning) while
+/// the ports are still exported.
+#[test]
+fn the_trust_list_is_hardened_like_the_registry() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestEnv::new();
+    let (text, _) = gated_config(&t);
+    commit_config(&t, &text);
+    assert_eq!(run(&mut t.wtenv(&["trust"])).code, Some(0));
+    let list = t.state_dir().join("trust.json");
+    let mode = std::fs::metadata(&list).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    std::fs::set_permissions(&list, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("export PORT="), "{out}");
+    assert!(!out.stdout.contains("API_URL"), "{out}");
+    assert!(out.stderr.contains("writable by group or others"), "{out}");
+    // What to do is the list's own way out: `wtenv trust` refuses it.
+    assert!(!out.stderr.contains("then run 'wtenv trust'"), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "remove it to trust nothing: rm '{}'",
+            list.display()
+        )),
+        "{out}"
+    );
+    let before = std::fs::read(&list).unwrap();
+    let out = run(&mut t.wtenv(&["untrust"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(std::fs::read(&list).unwrap(), before, "rewritten");
+
+    let victim = t.root().join("victim");
+    std::fs::write(&victim, "mine\n").unwrap();
+    std::fs::remove_file(&list).unwrap();
+    std::os::unix::fs::symlink(&victim, &list).unwrap();
+    let out = run(&mut t.wtenv(&["trust"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("symbolic link"), "{out}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "mine\n");
+
+    let bare = TestEnv::bare();
+    let out = run(&mut bare.wtenv(&["trust"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains("no wtenv.toml or wtenv.json here to trust"),
+        "{out}"
+    );
+}
+
+/// A relative `XDG_STATE_HOME` (which a repository could once export, and
+/// which would name a directory in every worktree entered) is ignored, as
+/// the XDG spec says: wtenv keeps its state under `HOME`, and writes
+/// nothing into the worktree.
+#[test]
+fn a_relative_xdg_state_home_is_ignored() {
+    let t = TestEnv::new();
+    let out = run(t.wtenv(&["env"]).env("XDG_STATE_HOME", "4242"));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        !t.repo.join("4242").exists(),
+        "state written into the worktree"
+    );
+    assert!(
+        t.root()
+            .join("home/.local/state/wtenv/registry.json")
+            .exists(),
+        "the state went to HOME/.local/state/wtenv"
+    );
+}
+
+/// `WTENV_STATE_DIR` is wtenv's own, so a relative one is refused rather
+/// than ignored: it named a registry, and a trust list, inside every
+/// directory entered (one a repository could ship), and gave each
+/// directory ports of its own.
+#[test]
+fn a_relative_wtenv_state_dir_is_refused() {
+    let t = TestEnv::new();
+    for args in [&["env"][..], &["ports"], &["trust", "--list"]] {
+        let out = run(t.wtenv(args).env("WTENV_STATE_DIR", "state"));
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert!(
+            out.stderr
+                .starts_with("error: WTENV_STATE_DIR=state is not an absolute path\nhint: "),
+            "{args:?}: {out}"
+        );
+        assert!(!out.stdout.contains("PORT"), "{out}");
+        assert!(
+            !t.repo.join("state").exists(),
+            "{args:?}: state in the worktree"
+        );
+    }
+}

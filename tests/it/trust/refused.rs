@@ -1,0 +1,155 @@
+//! Names a config may not set (PATH, LD_PRELOAD, BASH_ENV, PROMPT_COMMAND,
+//! PS1, wtenv's own): in the prompt hooks, interactive or in a terminal
+//! opened inside the clone, they run nothing, before or after `wtenv
+//! trust`, which refuses them; the hook's bookkeeping restores none.
+
+use super::{assert_nothing_ran, env_entry, hostile, trusted_count};
+use crate::shell::{SHELLS, Sh, hook_file, in_tmux, interactive, q, read_env, var};
+use crate::support::{TestEnv, run};
+
+/// The hook's bookkeeping (`__WTENV_DIFF`, `__WTENV_SAVED`) set by some
+/// other program: the prompt hook restores or unsets no name a config may
+/// not set, only the others it lists.
+#[test]
+fn the_hook_restores_no_refused_name_its_bookkeeping_lists() {
+    let t = TestEnv::new();
+    for format in ["bash", "zsh", "fish"] {
+        let out = run(t
+            .wtenv(&["env", "--hook", "--format", format])
+            .current_dir(t.root())
+            .env("__WTENV_DIFF", "PATH:LD_PRELOAD:WTENV_STATE_DIR:OTHER")
+            .env(
+                "__WTENV_SAVED",
+                r#"{"PATH":"/evil","LD_PRELOAD":"/evil.so","WTENV_STATE_DIR":"/evil-state","OTHER":"kept"}"#,
+            ));
+        assert_eq!(out.code, Some(0), "{format}: {out}");
+        for refused in ["PATH", "LD_PRELOAD", "WTENV_STATE_DIR", "/evil"] {
+            assert!(!out.stdout.contains(refused), "{format}: {out}");
+        }
+        assert!(
+            out.stdout.contains("OTHER") && out.stdout.contains("kept"),
+            "{format}: {out}"
+        );
+    }
+}
+
+/// One worktree per hostile name, each with its own `wtenv.toml`; an
+/// interactive shell with the prompt hook enters each, runs `wtenv trust`
+/// (refused: exit 1), starts a bash (which would read `BASH_ENV`), and
+/// dumps its environment. Nothing ran, nothing was trusted, nothing of the
+/// config was exported.
+#[test]
+fn refused_names_run_nothing_in_the_prompt_hooks_before_or_after_trust() {
+    let t = TestEnv::new();
+    let payloads = hostile(&t);
+    let mut worktrees = Vec::new();
+    for (i, (name, value)) in payloads.iter().enumerate() {
+        let wt = t.add_worktree(&format!("h{i}"));
+        std::fs::write(
+            wt.join("wtenv.toml"),
+            format!(
+                "[purposes]\nfeature = \"{}\"\n{}",
+                t.ports.range(),
+                env_entry(name, value)
+            ),
+        )
+        .unwrap();
+        worktrees.push(wt);
+    }
+    let path = std::env::var("PATH").unwrap();
+    for sh in SHELLS {
+        let hook = hook_file(&t, sh.name());
+        let mut lines = format!("source {}\n", q(&hook));
+        let mut dumps = Vec::new();
+        for (i, wt) in worktrees.iter().enumerate() {
+            let dump = t.root().join(format!("{}-{i}.env", sh.name()));
+            lines.push_str(&format!(
+                "cd {}\nwtenv trust\nbash -c :\nenv -0 > {}\n",
+                q(wt),
+                q(&dump)
+            ));
+            dumps.push(dump);
+        }
+        let out = match sh {
+            Sh::Fish => in_tmux(&t, sh, &t.root(), &lines, dumps.last().unwrap()),
+            _ => interactive(&t, sh, &t.root(), &lines),
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for ((name, value), dump) in payloads.iter().zip(&dumps) {
+            let env = read_env(dump);
+            assert_ne!(
+                var(&env, name),
+                Some(value.as_str()),
+                "{} {name}: {stderr}",
+                sh.name()
+            );
+            assert_eq!(
+                var(&env, "PATH"),
+                Some(path.as_str()),
+                "{} {name}",
+                sh.name()
+            );
+            assert_eq!(
+                var(&env, "PORT"),
+                None,
+                "{} {name}: a refused config exports nothing",
+                sh.name()
+            );
+            if sh != Sh::Fish {
+                assert!(
+                    stderr.contains(&format!("env.{name}: ")),
+                    "{} {name}: {stderr}",
+                    sh.name()
+                );
+            }
+        }
+        if sh != Sh::Fish {
+            assert!(stderr.contains("is refused"), "{stderr}");
+        }
+        assert_nothing_ran(&t, sh.name());
+    }
+    assert_eq!(trusted_count(&t), 0, "a refused config was trusted");
+}
+
+/// A new terminal (tmux) opened inside a hostile clone, the hook installed
+/// as its first line: at the prompts that follow, in bash, zsh and fish,
+/// nothing of the repository runs, before or after `wtenv trust`.
+#[test]
+fn a_terminal_opened_in_a_hostile_clone_runs_nothing_at_its_prompts() {
+    let t = TestEnv::new();
+    let payloads = hostile(&t);
+    // PROMPT_COMMAND and PS1 are what a prompt would run; PATH would
+    // hijack every command typed.
+    for (name, value) in payloads
+        .iter()
+        .filter(|(n, _)| ["PROMPT_COMMAND", "PS1", "PATH"].contains(n))
+    {
+        t.write_config(&env_entry(name, value));
+        for sh in SHELLS {
+            let hook = hook_file(&t, sh.name());
+            let dump = t.root().join(format!("{}-tmux.env", sh.name()));
+            let _ = std::fs::remove_file(&dump);
+            let lines = format!(
+                "source {}\n\nwtenv trust\n\nenv -0 > {}\n",
+                q(&hook),
+                q(&dump)
+            );
+            let screen = in_tmux(&t, sh, &t.repo, &lines, &dump);
+            let screen = String::from_utf8_lossy(&screen.stdout);
+            let env = read_env(&dump);
+            assert_ne!(
+                var(&env, name),
+                Some(value.as_str()),
+                "{} {name}: {screen}",
+                sh.name()
+            );
+            assert!(
+                screen.contains("is refused"),
+                "{} {name}: {screen}",
+                sh.name()
+            );
+            assert_nothing_ran(&t, &format!("{} {name}", sh.name()));
+        }
+    }
+    assert_eq!(trusted_count(&t), 0);
+}
