@@ -1,0 +1,124 @@
+//! The `wtenv` shell function: it `cd`s into the path the directive file
+//! names (read, never evaluated), keeps a failing command's exit code, and
+//! with the real `wtenv enter` lands in the new worktree with its port.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use wtenv::commands::hook::{self, Target};
+
+use super::{SHELLS, Sh, hook_file, pwned_under, q};
+use crate::support::{TestEnv, run};
+
+/// A stand-in for the binary: writes `$STUB_TARGET` to `$WTENV_CD_FILE`,
+/// prints shell code on stdout that must never run, exits `$STUB_EXIT`.
+/// As `env` (the prompt hook, which zsh and fish run on `cd`) it prints
+/// nothing.
+fn stub_binary(t: &TestEnv) -> PathBuf {
+    let dir = t.root().join("stub bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("wtenv's stub");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\n[ \"$1\" = env ] && exit 0\n[ -n \"$WTENV_CD_FILE\" ] && printf '%s' \"$STUB_TARGET\" > \"$WTENV_CD_FILE\"\necho 'touch PWNED'\nexit \"${STUB_EXIT:-0}\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn wtenv_function_cds_into_the_path_from_the_directive_file() {
+    let t = TestEnv::new();
+    let stub = stub_binary(&t);
+    // Quotes, $(), a newline and a trailing newline: read, never eval'd.
+    let target = t.root().join("it's $(touch PWNED)\nhere\n");
+    std::fs::create_dir_all(&target).unwrap();
+    for (sh, tgt) in [
+        (Sh::Bash, Target::Bash),
+        (Sh::Zsh, Target::Zsh),
+        (Sh::Fish, Target::Fish),
+    ] {
+        let hook = t.root().join(format!("stub-hook.{}", sh.name()));
+        std::fs::write(&hook, hook::render(tgt, &stub)).unwrap();
+        let pwd_file = t.root().join(format!("{}.pwd", sh.name()));
+        let status = match sh {
+            Sh::Fish => "$status",
+            _ => "$?",
+        };
+        let script = format!(
+            "source {hook}\nwtenv enter x\nprintf '%s' \"$PWD\" > {pwd}\ncd {root}\nSTUB_EXIT=3 wtenv enter x; echo \"rc={status}\"\npwd\n",
+            hook = q(&hook),
+            pwd = q(&pwd_file),
+            root = q(&t.root()),
+        );
+        let mut cmd = Command::new(sh.name());
+        let out = {
+            t.apply_env(&mut cmd);
+            let flags: &[&str] = match sh {
+                Sh::Bash => &["--noprofile", "--norc", "-uo", "pipefail", "-c"],
+                Sh::Zsh => &["--no-rcs", "-uc"],
+                Sh::Fish => &["--no-config", "-c"],
+            };
+            cmd.args(flags)
+                .arg(&script)
+                .env("STUB_TARGET", &target)
+                .current_dir(t.root());
+            run(&mut cmd)
+        };
+        assert_eq!(out.code, Some(0), "{}: {out}", sh.name());
+        assert_eq!(
+            std::fs::read(&pwd_file).unwrap(),
+            target.to_str().unwrap().as_bytes(),
+            "{}: {out}",
+            sh.name()
+        );
+        // A failing command keeps its exit code and does not cd.
+        assert!(out.stdout.contains("rc=3\n"), "{}: {out}", sh.name());
+        assert!(
+            out.stdout.ends_with(&format!("{}\n", t.root().display())),
+            "{}: {out}",
+            sh.name()
+        );
+        assert_eq!(pwned_under(&t.root()), None, "{}", sh.name());
+    }
+}
+
+/// The real `wtenv enter` through each shell's `wtenv` function: the shell
+/// ends up in the new worktree, and the prompt hook exports its port.
+#[test]
+fn wtenv_enter_changes_the_directory_of_each_shell_and_exports_its_port() {
+    let t = TestEnv::new();
+    for sh in SHELLS {
+        let hook = hook_file(&t, sh.name());
+        let out_file = t.root().join(format!("{}.out", sh.name()));
+        let script = format!(
+            "source {hook}\nwtenv enter {name}-x\n{after}\nprintf '%s\\n%s\\n' \"$PWD\" \"$PORT\" > {out}\n",
+            hook = q(&hook),
+            name = sh.name(),
+            after = sh.after_cd(),
+            out = q(&out_file),
+        );
+        let out = sh.run(&t, &t.repo, &script);
+        assert_eq!(out.code, Some(0), "{}: {out}", sh.name());
+        let written = std::fs::read_to_string(&out_file).unwrap();
+        let mut lines = written.lines();
+        let pwd = PathBuf::from(lines.next().unwrap());
+        assert!(
+            pwd.ends_with(format!("feature-{}-x", sh.name())) && pwd.join(".git").is_file(),
+            "{}: the shell is not in the new worktree: {written}",
+            sh.name()
+        );
+        let port: u16 = lines
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|_| panic!("{}: no PORT: {written}", sh.name()));
+        assert!(
+            t.allocations().contains(&(port, "app".into(), pwd.clone())),
+            "{}: PORT {port} is not the worktree's allocation",
+            sh.name()
+        );
+    }
+}

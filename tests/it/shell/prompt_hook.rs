@@ -1,0 +1,348 @@
+//! The prompt hook as the shell moves: silent outside a worktree, the
+//! ports on entry (at the first prompt of an interactive shell), exactly
+//! those unset and what was there before restored on leaving, nothing
+//! when the directory did not change, nothing half-set after a failure.
+
+use super::{SHELLS, Sh, hook_file, in_tmux, interactive, q, read_env, var};
+use crate::support::{TestEnv, run};
+
+#[test]
+fn hooks_eval_silently_in_strict_shells_outside_a_worktree() {
+    let t = TestEnv::new();
+    let outside = t.root().join("home");
+    for sh in SHELLS {
+        let hook = hook_file(&t, sh.name());
+        let script = format!(
+            "source {}\n__wtenv_hook\ncd {}\n{}\ncd {}\n__wtenv_hook\n",
+            q(&hook),
+            q(&t.root()),
+            sh.after_cd(),
+            q(&outside),
+        );
+        let out = sh.run(&t, &outside, &script);
+        assert_eq!(out.code, Some(0), "{}: {out}", sh.name());
+        assert_eq!(out.stdout, "", "{}: {out}", sh.name());
+        assert_eq!(out.stderr, "", "{}: {out}", sh.name());
+    }
+    // The direnv and nix snippets are bash too.
+    for target in ["direnv", "nix"] {
+        let hook = hook_file(&t, target);
+        let out = Sh::Bash.run(&t, &outside, &format!("source {}\n", q(&hook)));
+        assert_eq!(out.code, Some(0), "{target}: {out}");
+        assert_eq!(out.stdout, "", "{target}: {out}");
+    }
+}
+
+#[test]
+fn prompt_hook_exports_on_entry_and_unsets_exactly_those_on_leaving() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\nenv = [\"PORT\", \"WEB_PORT\"]\n[env]\nWEB_URL = \"http://localhost:{port.web}\"\n");
+    assert_eq!(run(&mut t.wtenv(&["trust"])).code, Some(0));
+    let outside = t.root().join("home");
+    for sh in SHELLS {
+        let hook = hook_file(&t, sh.name());
+        let (a, b, c) = (
+            t.root().join(format!("{}-in.env", sh.name())),
+            t.root().join(format!("{}-sub.env", sh.name())),
+            t.root().join(format!("{}-out.env", sh.name())),
+        );
+        let sub = t.repo.join("src");
+        std::fs::create_dir_all(&sub).unwrap();
+        let script = format!(
+            "source {hook}\ncd {repo}\n{h}\nenv -0 > {a}\ncd {sub}\n{h}\nenv -0 > {b}\ncd {out}\n{h}\nenv -0 > {c}\n",
+            hook = q(&hook),
+            repo = q(&t.repo),
+            sub = q(&sub),
+            out = q(&outside),
+            h = sh.after_cd(),
+            a = q(&a),
+            b = q(&b),
+            c = q(&c),
+        );
+        let out = sh.run(&t, &outside, &script);
+        assert_eq!(out.code, Some(0), "{}: {out}", sh.name());
+        assert_eq!(out.stderr, "", "{}: {out}", sh.name());
+        let port = t.ports.start.to_string();
+        let inside = read_env(&a);
+        assert_eq!(var(&inside, "PORT"), Some(port.as_str()), "{}", sh.name());
+        assert_eq!(var(&inside, "WEB_PORT"), Some(port.as_str()));
+        assert_eq!(
+            var(&inside, "WEB_URL"),
+            Some(format!("http://localhost:{port}").as_str())
+        );
+        assert_eq!(var(&inside, "WTENV_WORKTREE"), t.repo.to_str());
+        let no_pwd = |env: Vec<(String, String)>| -> Vec<(String, String)> {
+            env.into_iter()
+                .filter(|(k, _)| !["PWD", "OLDPWD"].contains(&k.as_str()))
+                .collect()
+        };
+        assert_eq!(
+            no_pwd(read_env(&b)),
+            no_pwd(inside.clone()),
+            "{}: a subdirectory keeps them",
+            sh.name()
+        );
+        let left = read_env(&c);
+        for name in [
+            "PORT",
+            "WEB_PORT",
+            "WEB_URL",
+            "WTENV_WORKTREE",
+            "WTENV_PORTS",
+            "__WTENV_DIFF",
+        ] {
+            assert_eq!(var(&left, name), None, "{}: {name} left behind", sh.name());
+        }
+        // Exactly those: everything else is as it was (HOME, PATH, ...).
+        let before: Vec<_> = inside
+            .iter()
+            .filter(|(k, _)| {
+                !k.starts_with("WTENV_")
+                    && ![
+                        "PORT",
+                        "WEB_PORT",
+                        "WEB_URL",
+                        "__WTENV_DIFF",
+                        "PWD",
+                        "OLDPWD",
+                    ]
+                    .contains(&k.as_str())
+            })
+            .cloned()
+            .collect();
+        let after: Vec<_> = left
+            .iter()
+            .filter(|(k, _)| !["PWD", "OLDPWD"].contains(&k.as_str()))
+            .cloned()
+            .collect();
+        // zsh execs the script's last command, one level down.
+        let shlvl = |v: Vec<(String, String)>| -> Vec<(String, String)> {
+            v.into_iter().filter(|(k, _)| k != "SHLVL").collect()
+        };
+        let (mut before, mut after) = (shlvl(before), shlvl(after));
+        before.sort();
+        after.sort();
+        assert_eq!(before, after, "{}", sh.name());
+    }
+}
+
+/// Leaving a worktree restores what the user had before entering it, as
+/// direnv does: a `PORT` exported before is back with its value (also
+/// after passing through another worktree); one unset before is unset.
+#[test]
+fn prompt_hook_restores_on_leaving_the_values_set_before_entering() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    let outside = t.root().join("home");
+    let mine = "user's value $x \\ ✓";
+    for sh in SHELLS {
+        let hook = hook_file(&t, sh.name());
+        let file = |n: &str| t.root().join(format!("{}-restore-{n}.env", sh.name()));
+        let set = match sh {
+            Sh::Fish => format!("set -gx PORT {}", wtenv::shell::quote_fish(mine)),
+            _ => format!("export PORT={}", wtenv::shell::quote_posix(mine)),
+        };
+        let script = format!(
+            "{set}\nsource {hook}\ncd {repo}\n{h}\nenv -0 > {a}\ncd {other}\n{h}\nenv -0 > {b}\ncd {out}\n{h}\nenv -0 > {c}\n",
+            hook = q(&hook),
+            repo = q(&t.repo),
+            other = q(&other),
+            out = q(&outside),
+            h = sh.after_cd(),
+            a = q(&file("a")),
+            b = q(&file("b")),
+            c = q(&file("c")),
+        );
+        let out = sh.run(&t, &outside, &script);
+        assert_eq!(out.code, Some(0), "{}: {out}", sh.name());
+        assert_eq!(out.stderr, "", "{}: {out}", sh.name());
+        let (a, b, c) = (
+            read_env(&file("a")),
+            read_env(&file("b")),
+            read_env(&file("c")),
+        );
+        assert_eq!(
+            var(&a, "PORT"),
+            Some(t.ports.port(0).to_string().as_str()),
+            "{}",
+            sh.name()
+        );
+        assert_eq!(
+            var(&b, "PORT"),
+            Some(t.ports.port(1).to_string().as_str()),
+            "{}",
+            sh.name()
+        );
+        assert_eq!(var(&c, "PORT"), Some(mine), "{}: not restored", sh.name());
+        for name in ["WTENV_WORKTREE", "__WTENV_DIFF", "__WTENV_SAVED"] {
+            assert_eq!(var(&c, name), None, "{}: {name} left behind", sh.name());
+        }
+    }
+}
+
+#[test]
+fn prompt_hook_does_nothing_when_the_directory_did_not_change() {
+    let t = TestEnv::new();
+    for sh in SHELLS {
+        let hook = hook_file(&t, sh.name());
+        let sub = t.repo.join("sub");
+        std::fs::create_dir_all(&sub).unwrap();
+        // Once inside, the registry is made unreadable: a hook that ran
+        // wtenv again would print an error. Without a cd it must not;
+        // after a cd into a subdirectory it does (so the probe is real).
+        let script = format!(
+            "source {hook}\ncd {repo}\n{h}\nprintf garbage > {reg}\n__wtenv_hook\n__wtenv_hook\necho quiet >&2\ncd {sub}\n{h}\nenv -0 > {env}\n",
+            hook = q(&hook),
+            repo = q(&t.repo),
+            sub = q(&sub),
+            h = sh.after_cd(),
+            reg = q(&t.registry_path()),
+            env = q(&t.root().join("after.env")),
+        );
+        std::fs::remove_dir_all(t.state_dir()).ok();
+        let out = sh.run(&t, &t.root(), &script);
+        assert_eq!(out.code, Some(0), "{}: {out}", sh.name());
+        let (before_cd, after_cd) = out.stderr.split_once("quiet\n").unwrap();
+        assert_eq!(
+            before_cd,
+            "",
+            "{}: the hook ran without a cd: {out}",
+            sh.name()
+        );
+        assert!(after_cd.contains("registry"), "{}: {out}", sh.name());
+        // The failure left nothing half-set: everything exported is gone.
+        let env = read_env(&t.root().join("after.env"));
+        assert_eq!(var(&env, "PORT"), None, "{}", sh.name());
+        assert_eq!(var(&env, "WTENV_WORKTREE"), None, "{}", sh.name());
+        assert_eq!(var(&env, "__WTENV_DIFF"), None, "{}", sh.name());
+    }
+}
+
+#[test]
+fn prompt_hook_switching_worktrees_replaces_the_ports_and_a_failure_unsets_them() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    let third = t.add_worktree("third");
+    for sh in SHELLS {
+        let hook = hook_file(&t, sh.name());
+        let script = format!(
+            "source {hook}\ncd {repo}\n{h}\nenv -0 > {a}\ncd {other}\n{h}\nenv -0 > {b}\nprintf garbage > {reg}\ncd {third}\n{h}\nenv -0 > {c}\necho still alive\n",
+            hook = q(&hook),
+            repo = q(&t.repo),
+            other = q(&other),
+            third = q(&third),
+            h = sh.after_cd(),
+            reg = q(&t.registry_path()),
+            a = q(&t.root().join("a.env")),
+            b = q(&t.root().join("b.env")),
+            c = q(&t.root().join("c.env")),
+        );
+        std::fs::remove_dir_all(t.state_dir()).ok();
+        let out = sh.run(&t, &t.root(), &script);
+        assert_eq!(out.code, Some(0), "{}: {out}", sh.name());
+        assert_eq!(out.stdout, "still alive\n", "{}: {out}", sh.name());
+        assert!(out.stderr.contains("registry"), "{}: {out}", sh.name());
+        let (a, b, c) = (
+            read_env(&t.root().join("a.env")),
+            read_env(&t.root().join("b.env")),
+            read_env(&t.root().join("c.env")),
+        );
+        assert_eq!(var(&a, "PORT"), Some(t.ports.start.to_string().as_str()));
+        assert_eq!(
+            var(&b, "PORT"),
+            Some((t.ports.start + 1).to_string().as_str())
+        );
+        assert_eq!(var(&b, "WTENV_WORKTREE"), other.to_str());
+        assert_eq!(
+            var(&c, "PORT"),
+            None,
+            "{}: half-set after a failure",
+            sh.name()
+        );
+        assert_eq!(var(&c, "WTENV_WORKTREE"), None, "{}", sh.name());
+    }
+}
+
+/// The directory deleted under the shell (a worktree's subdirectory that
+/// `git checkout` or another terminal removed): the hook's `wtenv` could
+/// not read the current directory, failed before its own error handling,
+/// and printed nothing, so the shell kept the ports. It now gives back
+/// what it exported, as on any failure, and says why.
+#[test]
+fn prompt_hook_in_a_directory_deleted_under_the_shell_unsets_what_it_exported() {
+    let t = TestEnv::new();
+    let dir = t.repo.join("gone");
+    for sh in SHELLS {
+        std::fs::create_dir(&dir).unwrap();
+        let hook = hook_file(&t, sh.name());
+        let unset = match sh {
+            Sh::Fish => "set -e __WTENV_PWD",
+            Sh::Bash | Sh::Zsh => "unset __WTENV_PWD",
+        };
+        let script = format!(
+            "source {hook}\ncd {dir}\n{h}\nenv -0 > {a}\nrmdir {dir}\n{unset}\n__wtenv_hook\nenv -0 > {b}\necho still alive\n",
+            hook = q(&hook),
+            dir = q(&dir),
+            h = sh.after_cd(),
+            a = q(&t.root().join("a.env")),
+            b = q(&t.root().join("b.env")),
+        );
+        let out = sh.run(&t, &t.root(), &script);
+        assert_eq!(out.code, Some(0), "{}: {out}", sh.name());
+        assert_eq!(out.stdout, "still alive\n", "{}: {out}", sh.name());
+        assert!(
+            out.stderr.contains(
+                "error: the current directory no longer exists: it was deleted\nhint: cd to a directory that exists\n"
+            ),
+            "{}: {out}",
+            sh.name()
+        );
+        let (a, b) = (
+            read_env(&t.root().join("a.env")),
+            read_env(&t.root().join("b.env")),
+        );
+        assert_eq!(var(&a, "PORT"), Some(t.ports.start.to_string().as_str()));
+        for name in ["PORT", "WTENV_WORKTREE", "__WTENV_DIFF"] {
+            assert_eq!(var(&b, name), None, "{}: {name} kept", sh.name());
+        }
+    }
+}
+
+/// A shell started inside a worktree gets the ports at its first prompt
+/// (no `cd` needed: bash's PROMPT_COMMAND, zsh's precmd, fish's
+/// fish_prompt event), and loses them on `cd` out.
+#[test]
+fn interactive_shells_get_the_ports_at_the_first_prompt_and_lose_them_on_cd() {
+    let t = TestEnv::new();
+    for sh in SHELLS {
+        let hook = hook_file(&t, sh.name());
+        let (inside, outside) = (
+            t.root().join(format!("{}-i-in.env", sh.name())),
+            t.root().join(format!("{}-i-out.env", sh.name())),
+        );
+        // The hook is sourced on the first line; its first prompt follows.
+        let lines = format!(
+            "source {}\nenv -0 > {}\ncd ..\nenv -0 > {}\n",
+            q(&hook),
+            q(&inside),
+            q(&outside)
+        );
+        let out = match sh {
+            // fish runs no prompt events when it reads from a pipe: it
+            // gets a real terminal.
+            Sh::Fish => in_tmux(&t, sh, &t.repo, &lines, &outside),
+            _ => interactive(&t, sh, &t.repo, &lines),
+        };
+        assert!(out.status.success(), "{}: {out:?}", sh.name());
+        let inside = read_env(&inside);
+        assert_eq!(
+            var(&inside, "PORT"),
+            Some(t.ports.start.to_string().as_str()),
+            "{}: {out:?}",
+            sh.name()
+        );
+        let outside = read_env(&outside);
+        assert_eq!(var(&outside, "PORT"), None, "{}: {out:?}", sh.name());
+        assert_eq!(var(&outside, "__WTENV_DIFF"), None, "{}", sh.name());
+    }
+}
