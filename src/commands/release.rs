@@ -121,12 +121,19 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
 /// pid (a live successor reusing the pid is not it).
 fn release_hold(pid: u32, ctx: &Ctx) -> Result<Outcome> {
     let me = ProcessId::of(pid);
-    let released = ctx.registry.transaction(|data| {
-        Ok(alloc::release_holds_where(data, |h| match me {
-            Some(me) => h.is(me),
-            None => h.pid == pid,
-        }))
+    let its = |h: &crate::registry::Hold| match me {
+        Some(me) => h.is(me),
+        None => h.pid == pid,
+    };
+    let (held, released) = ctx.registry.transaction(|data| {
+        let held = data.allocations.iter().any(|a| a.holders.iter().any(its));
+        Ok((held, alloc::release_holds_where(data, its)))
     })?;
+    if !held {
+        // Said, not refused: the EXIT trap of a shell that allocated
+        // nothing runs it too, and a gone pid may be passed to clean up.
+        report::warn(&format!("pid {pid} holds no port of any worktree"));
+    }
     for a in released {
         report::note(&format!(
             "released port {} ({}) of {}",

@@ -65,3 +65,44 @@ fn a_foreign_holder_found_while_allocating_another_service_writes_nothing() {
         );
     }
 }
+
+/// `release --hold PID` (a `nix develop` shell's EXIT trap) releases the
+/// ports only PID held; run again, or for a pid that holds nothing, it
+/// says so, exits 0 and writes nothing.
+#[test]
+fn release_hold_releases_what_the_pid_held_and_says_when_it_holds_nothing() {
+    let t = TestEnv::new();
+    let mut holder = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .unwrap();
+    let pid = holder.id().to_string();
+    let out = run(&mut t.wtenv(&["env", "--hold", &pid]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(t.allocations().len(), 1, "{out}");
+    let out = run(&mut t.wtenv(&["release", "--hold", &pid]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("released port {} (app)", t.ports.start)),
+        "{out}"
+    );
+    assert!(t.allocations().is_empty(), "{out}");
+    let before = std::fs::read(t.registry_path()).unwrap();
+    let out = run(&mut t.wtenv(&["release", "--hold", &pid]));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        out.stderr,
+        format!("warning: pid {pid} holds no port of any worktree\n"),
+        "{out}"
+    );
+    let quiet = run(&mut t.wtenv(&["-q", "release", "--hold", "0"]));
+    assert_eq!(
+        (quiet.code, quiet.stderr.as_str()),
+        (Some(0), ""),
+        "{quiet}"
+    );
+    assert_eq!(std::fs::read(t.registry_path()).unwrap(), before);
+}
