@@ -47,6 +47,16 @@ pub trait System {
         self.is_alive(hold.process()) || hold.unit.as_ref().is_some_and(|u| self.unit_active(u))
     }
     fn worktree_gone(&mut self, worktree: &Path, repository: &Path) -> bool;
+    /// Where the gone worktree of `a` went, when it was moved (`git
+    /// worktree move` keeps the worktree's git dir, and with it the stamp
+    /// the registry last wrote there): the worktree of `a`'s repository
+    /// whose stamp lists `a`'s service and port
+    /// ([`crate::worktree::stamped_ports`]). Asked only of an entry whose
+    /// worktree is gone; a port is recorded once, so one at most.
+    fn moved_to(&mut self, a: &Allocation) -> Option<PathBuf> {
+        let _ = a;
+        None
+    }
     /// Whether `pid` is `ancestor` or one of its descendants.
     fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool;
     /// The live processes of the group `hold`'s wtenv spawned, once that
@@ -71,7 +81,13 @@ pub struct RealSystem {
     registry: Option<Registry>,
     /// The registry's probe lock, opened at the first probe.
     probe_lock: Option<std::fs::File>,
+    /// By repository: its worktrees that exist, with the ports their stamps
+    /// list (read at the first [`System::moved_to`]).
+    stamped: BTreeMap<PathBuf, Vec<Stamped>>,
 }
+
+/// A worktree, with the `(service, port)` pairs its stamp lists.
+type Stamped = (PathBuf, Vec<(String, u16)>);
 
 impl RealSystem {
     /// The machine as the wtenv processes sharing `registry` see it: each
@@ -113,6 +129,25 @@ impl System for RealSystem {
             .gone
             .entry((worktree.to_path_buf(), repository.to_path_buf()))
             .or_insert_with(|| crate::worktree::is_gone(worktree, repository))
+    }
+    fn moved_to(&mut self, a: &Allocation) -> Option<PathBuf> {
+        let worktrees = self.stamped.entry(a.repository.clone()).or_insert_with(|| {
+            crate::worktree::listed_worktrees(&a.repository)
+                .into_iter()
+                .filter_map(|(root, _)| {
+                    // Canonical, as the registry records worktrees.
+                    let root = root.canonicalize().ok()?;
+                    let ports = crate::worktree::stamped_ports(&root);
+                    Some((root, ports))
+                })
+                .collect()
+        });
+        worktrees
+            .iter()
+            .find(|(root, ports)| {
+                *root != a.worktree && ports.iter().any(|(s, p)| *s == a.service && *p == a.port)
+            })
+            .map(|(root, _)| root.clone())
     }
     fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool {
         process::descends_from(pid, ancestor)

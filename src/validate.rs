@@ -30,6 +30,9 @@ pub enum Kind {
     /// A port below 1024: wtenv never records one (the file was edited).
     PrivilegedPort,
     WorktreeGone,
+    /// Recorded at the path a worktree was moved from (`--fix` records it
+    /// where it went).
+    WorktreeMoved,
     HolderDead,
     OutOfRange,
     UnknownPurpose,
@@ -56,7 +59,7 @@ impl Kind {
             | Kind::UnknownPurpose
             | Kind::ServiceRemoved
             | Kind::Conflict => Severity::Error,
-            Kind::Stale => Severity::Warning,
+            Kind::Stale | Kind::WorktreeMoved => Severity::Warning,
         }
     }
 }
@@ -217,6 +220,18 @@ pub fn check(
                     format!(
                         "worktree {} is gone (directory missing, {listing})",
                         printable_path(&a.worktree)
+                    ),
+                )
+            }
+            Stale::Moved(to) => {
+                // Its config is read where it went, at the next check.
+                gone[*i] = true;
+                (
+                    Kind::WorktreeMoved,
+                    format!(
+                        "worktree {} was moved to {} (git worktree move): its ports follow it",
+                        printable_path(&a.worktree),
+                        printable_path(to)
                     ),
                 )
             }

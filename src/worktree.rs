@@ -323,6 +323,27 @@ pub fn write_stamp(root: &Path, content: &str) {
     }
 }
 
+/// The ports the stamp in the own git dir of the worktree at `root` lists
+/// (`service=port,...`, as [`write_stamp`] is given them): what the
+/// registry last gave the worktree of that git dir. Empty when there is
+/// no stamp, or no such git dir.
+pub fn stamped_ports(root: &Path) -> Vec<(String, u16)> {
+    let Some(git_dir) = own_git_dir(root) else {
+        return Vec::new();
+    };
+    let Ok(Some(bytes)) = crate::files::read_regular(&git_dir.join(STAMP_NAME), 64 * 1024) else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&bytes)
+        .trim()
+        .split(',')
+        .filter_map(|pair| {
+            let (service, port) = pair.rsplit_once('=')?;
+            Some((service.to_owned(), port.parse().ok()?))
+        })
+        .collect()
+}
+
 /// The private git dir of the worktree at `root`, only when it is really
 /// that worktree's: `root/.git` itself, or the linked worktree's dir under
 /// the repository whose `gitdir` file points back at `root/.git` (the

@@ -24,6 +24,8 @@ pub struct Fake {
     pub active_units: BTreeSet<String>,
     /// Orphans by the pid of their dead holder.
     pub orphans: BTreeMap<u32, Vec<u32>>,
+    /// Where the worktree of a port's entry was moved, by port.
+    pub moved: BTreeMap<u16, PathBuf>,
 }
 
 impl System for Fake {
@@ -50,6 +52,9 @@ impl System for Fake {
     }
     fn worktree_gone(&mut self, w: &Path, _: &Path) -> bool {
         self.gone.contains(w)
+    }
+    fn moved_to(&mut self, a: &crate::registry::Allocation) -> Option<PathBuf> {
+        self.moved.get(&a.port).cloned()
     }
     fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool {
         pid == ancestor

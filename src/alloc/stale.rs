@@ -2,6 +2,7 @@
 //! gone), the fixes for them, and releasing a holder's holds.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use super::System;
 use crate::process::ProcessId;
@@ -15,6 +16,10 @@ pub enum Stale {
     /// The worktree's directory is missing and git no longer lists it, or
     /// lists it only as prunable (unlocked): `git worktree prune` drops it.
     WorktreeGone,
+    /// The worktree is gone from its path because it was moved (`git
+    /// worktree move`) to this one: the moved worktree's stamp lists the
+    /// entry ([`System::moved_to`]). The entry follows it, sticky as ever.
+    Moved(PathBuf),
 }
 
 /// Rule 4: what to change for every provably stale entry, without changing
@@ -35,7 +40,11 @@ fn find_stale_where(
             continue;
         }
         if system.worktree_gone(&a.worktree, &a.repository) {
-            out.push((i, Stale::WorktreeGone));
+            let why = match system.moved_to(a) {
+                Some(to) => Stale::Moved(to),
+                None => Stale::WorktreeGone,
+            };
+            out.push((i, why));
             continue;
         }
         for h in &a.holders {
@@ -70,6 +79,9 @@ pub enum Fix {
     /// Drop this holder; a held (not reserved) entry left with no holder is
     /// released.
     DropHolder(Hold),
+    /// Record the entry for the worktree it moved to; released instead when
+    /// that worktree has a port of its own for the service by then.
+    MoveTo(PathBuf),
 }
 
 impl Stale {
@@ -77,6 +89,7 @@ impl Stale {
         match self {
             Stale::WorktreeGone => Fix::Release,
             Stale::HolderGone(h) => Fix::DropHolder(h.clone()),
+            Stale::Moved(to) => Fix::MoveTo(to.clone()),
         }
     }
 }
@@ -85,8 +98,22 @@ impl Stale {
 pub fn apply_fixes(data: &mut RegistryData, fixes: &[(usize, Fix)]) -> Vec<Allocation> {
     let mut release = BTreeSet::new();
     for (i, fix) in fixes {
+        if let Fix::MoveTo(to) = fix {
+            let a = &data.allocations[*i];
+            let has_own = data
+                .allocations
+                .iter()
+                .any(|b| b.belongs_to(&a.repository, to) && b.service == a.service);
+            if has_own {
+                release.insert(*i);
+            } else {
+                data.allocations[*i].worktree = to.clone();
+            }
+            continue;
+        }
         let a = &mut data.allocations[*i];
         match fix {
+            Fix::MoveTo(_) => {}
             Fix::Release => {
                 release.insert(*i);
             }
@@ -201,6 +228,32 @@ mod tests {
         );
         assert_eq!(data.allocations.len(), 1);
         assert!(data.allocations[0].reserved && data.allocations[0].holders.is_empty());
+    }
+
+    #[test]
+    fn entries_of_a_moved_worktree_follow_it_unless_it_has_its_own() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        alloc(
+            &mut data,
+            "/old",
+            vec!["web", "api"],
+            &HoldMode::Reserve,
+            &mut sys,
+        )
+        .unwrap();
+        alloc(&mut data, "/new", vec!["api"], &HoldMode::Reserve, &mut sys).unwrap();
+        sys.gone.insert("/old".into());
+        sys.moved = [(5000, "/new".into()), (5001, "/new".into())].into();
+        let released = sweep(&mut data, &mut sys);
+        // api: /new has a port of its own by now, so /old's is freed.
+        assert_eq!(released.iter().map(|a| a.port).collect::<Vec<_>>(), [5001]);
+        let left: Vec<_> = data
+            .allocations
+            .iter()
+            .map(|a| (a.port, a.service.as_str(), a.worktree.to_str().unwrap()))
+            .collect();
+        assert_eq!(left, [(5000, "web", "/new"), (5002, "api", "/new")]);
     }
 
     #[test]

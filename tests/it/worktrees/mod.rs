@@ -9,6 +9,7 @@ mod create;
 mod discovery;
 mod enter;
 mod list;
+mod moved;
 mod remove;
 mod validate;
 

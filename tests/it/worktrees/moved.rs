@@ -1,0 +1,123 @@
+//! A worktree moved with `git worktree move` keeps its ports: its entries
+//! follow it (the stamp in its git dir lists them), whether the sweep of
+//! another allocation, `validate --fix` or its own next `env` finds them
+//! first. A worktree deleted and made again is not a move.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::{PortBlock, TestEnv, run};
+
+/// A repository whose committed config has two services, and a linked
+/// worktree `first` whose `env` reserved the range's first two ports.
+fn moved_world() -> (TestEnv, PathBuf) {
+    let t = TestEnv::with_ports(PortBlock::take_many(2));
+    t.write_config("[services.web]\n[services.api]\n");
+    t.git(&["commit", "-q", "-am", "two services"]);
+    let first = t.add_worktree("first");
+    let out = run(&mut t.wtenv_in(&first, &["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(ports_of(&t, &first), vec![t.ports.port(0), t.ports.port(1)]);
+    (t, first)
+}
+
+/// The ports the registry records for `worktree`, sorted.
+fn ports_of(t: &TestEnv, worktree: &Path) -> Vec<u16> {
+    let mut ports: Vec<u16> = t
+        .allocations()
+        .into_iter()
+        .filter(|(_, _, w)| w == worktree)
+        .map(|(p, _, _)| p)
+        .collect();
+    ports.sort();
+    ports
+}
+
+fn move_worktree(t: &TestEnv, from: &Path, to_name: &str) -> PathBuf {
+    let to = t.root().join(to_name);
+    t.git(&[
+        "worktree",
+        "move",
+        from.to_str().unwrap(),
+        to.to_str().unwrap(),
+    ]);
+    to
+}
+
+#[test]
+fn a_moved_worktree_keeps_its_ports_at_its_next_env() {
+    let (t, first) = moved_world();
+    let moved = move_worktree(&t, &first, "moved");
+
+    let before = std::fs::read(t.registry_path()).unwrap();
+    let check = run(&mut t.wtenv(&["validate"]));
+    assert_eq!(check.code, Some(0), "a warning: {check}");
+    assert!(
+        check.stdout.contains(&format!(
+            "worktree {} was moved to {} (git worktree move): its ports follow it",
+            first.display(),
+            moved.display()
+        )),
+        "{check}"
+    );
+    assert_eq!(std::fs::read(t.registry_path()).unwrap(), before);
+
+    let out = run(&mut t.wtenv_in(&moved, &["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("export WEB_PORT='{}'", t.ports.port(0))),
+        "{out}"
+    );
+    assert_eq!(ports_of(&t, &moved), vec![t.ports.port(0), t.ports.port(1)]);
+    assert!(ports_of(&t, &first).is_empty());
+    let check = run(&mut t.wtenv(&["validate"]));
+    assert_eq!(check.code, Some(0), "{check}");
+    assert!(!check.stdout.contains("moved"), "{check}");
+}
+
+#[test]
+fn the_sweep_of_another_allocation_moves_the_entries_instead_of_freeing_them() {
+    let (t, first) = moved_world();
+    let moved = move_worktree(&t, &first, "moved");
+    let second = t.add_worktree("second");
+    let out = run(&mut t.wtenv_in(&second, &["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        ports_of(&t, &second),
+        vec![t.ports.port(2), t.ports.port(3)],
+        "the moved worktree's ports are not free"
+    );
+    assert_eq!(ports_of(&t, &moved), vec![t.ports.port(0), t.ports.port(1)]);
+    let out = run(&mut t.wtenv_in(&moved, &["env"]));
+    assert!(
+        out.stdout
+            .contains(&format!("export API_PORT='{}'", t.ports.port(1))),
+        "{out}"
+    );
+}
+
+#[test]
+fn validate_fix_records_the_entries_where_the_worktree_went() {
+    let (t, first) = moved_world();
+    let moved = move_worktree(&t, &first, "moved");
+    let fixed = run(&mut t.wtenv(&["validate", "--fix"]));
+    assert_eq!(fixed.code, Some(0), "{fixed}");
+    assert!(fixed.stdout.contains("[fixed]"), "{fixed}");
+    assert_eq!(ports_of(&t, &moved), vec![t.ports.port(0), t.ports.port(1)]);
+    assert!(ports_of(&t, &first).is_empty());
+}
+
+/// Deleted, pruned and added again under the same name elsewhere: git
+/// makes a new git dir, with no stamp, so the old entries are gone ones.
+#[test]
+fn a_worktree_deleted_and_added_again_is_not_taken_for_a_move() {
+    let (t, first) = moved_world();
+    std::fs::remove_dir_all(&first).unwrap();
+    t.git(&["worktree", "prune"]);
+    let again = t.root().join("elsewhere/first");
+    t.git(&["worktree", "add", "-q", again.to_str().unwrap(), "first"]);
+    let check = run(&mut t.wtenv(&["validate"]));
+    assert_eq!(check.code, Some(1), "{check}");
+    assert!(check.stdout.contains("worktree-gone"), "{check}");
+    assert!(!check.stdout.contains("moved"), "{check}");
+}
