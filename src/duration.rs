@@ -9,8 +9,9 @@ use std::time::Duration;
 pub const FORMS: &str = "seconds (30) or a duration (30s, 500ms, 1m), at most a year";
 
 /// The longest duration accepted: each is added to the clock (a
-/// deadline), which a duration of `1e19` seconds would overflow.
-pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+/// deadline), which a duration of `1e19` seconds would overflow. A year
+/// as `1y` reads it (humantime's year: 365.25 days), so `1y` is accepted.
+pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600 + 6 * 3600);
 
 /// Why a value is not a duration [`read`] accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +61,10 @@ pub fn parse(text: &str) -> Option<Duration> {
 
 /// [`parse`] as clap's value parser: a refusal says what is accepted.
 pub fn parse_arg(text: &str) -> Result<Duration, String> {
-    parse(text).ok_or_else(|| format!("expected {FORMS}"))
+    read(text).map_err(|why| match why {
+        Refusal::NotADuration => format!("expected {FORMS}"),
+        Refusal::TooLong => "longer than a year (1y), the most accepted".to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -73,7 +77,8 @@ mod tests {
         assert_eq!(parse("1.5"), Some(Duration::from_millis(1500)));
         assert_eq!(parse("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse(" 1m "), Some(Duration::from_secs(60)));
-        assert_eq!(parse("365days"), Some(MAX));
+        assert_eq!(parse("1y"), Some(MAX));
+        assert_eq!(parse("365days"), Some(Duration::from_secs(365 * 24 * 3600)));
         for bad in [
             "",
             "banana",
@@ -98,6 +103,10 @@ mod tests {
         assert_eq!(
             parse_arg("banana"),
             Err("expected seconds (30) or a duration (30s, 500ms, 1m), at most a year".into())
+        );
+        assert_eq!(
+            parse_arg("1y 1s"),
+            Err("longer than a year (1y), the most accepted".into())
         );
     }
 }
