@@ -197,20 +197,27 @@ pub fn quote_fish(value: &str) -> String {
 /// ([`runs_in_double_quotes`]), and no backslash that either reader would
 /// decode (newlines and carriage returns are written `\n`, `\r`); else no
 /// line can carry it.
-pub fn quote_dotenv(value: &str) -> Result<String, &'static str> {
+pub fn quote_dotenv(value: &str) -> Result<String, String> {
     if expands_in_python_dotenv(value) {
-        return Err("holds ${...}, which python-dotenv expands when it interpolates");
+        return Err("holds ${...}, which python-dotenv expands when it interpolates".into());
     }
-    if !value.contains(['\'', '\r']) && !value.contains("\\\\") && !value.ends_with('\\') {
+    let Some(unquotable) = single_quote_blocker(value) else {
         return Ok(format!("'{value}'"));
-    }
+    };
     if !value.is_empty() && value.chars().all(inert_unquoted) {
         return Ok(value.to_owned());
     }
-    if value.contains('"') || runs_in_double_quotes(value) {
-        return Err(
-            "holds a single quote (or a carriage return, or two backslashes) together with a double quote, a backtick, $(, $[, ${ or $NAME[",
-        );
+    // Why neither quoting carries it: first why not single quotes.
+    let neither = |why_not_double: &str| {
+        format!("holds {unquotable} (no single-quoted line carries it) and {why_not_double}")
+    };
+    if value.contains('"') {
+        return Err(neither("a double quote (nor a double-quoted one)"));
+    }
+    if runs_in_double_quotes(value) {
+        return Err(neither(
+            "a backtick, $(, $[, ${ or $NAME[, which a shell runs in double quotes",
+        ));
     }
     let mut out = String::from("\"");
     let mut chars = value.chars().peekable();
@@ -222,9 +229,9 @@ pub fn quote_dotenv(value: &str) -> Result<String, &'static str> {
                 None
                 | Some('\\' | '\'' | '"' | 'a' | 'b' | 'f' | 'n' | 'r' | 't' | 'v' | '\n' | '\r') =>
                 {
-                    return Err(
-                        "holds a single quote (or a carriage return) together with a backslash that dotenv readers decode differently",
-                    );
+                    return Err(neither(
+                        "a backslash that dotenv readers decode differently in double quotes",
+                    ));
                 }
                 Some(_) => out.push(c),
             },
@@ -233,6 +240,22 @@ pub fn quote_dotenv(value: &str) -> Result<String, &'static str> {
     }
     out.push('"');
     Ok(out)
+}
+
+/// What keeps `value` out of single quotes in a dotenv line (see
+/// [`quote_dotenv`]), or `None` when nothing does.
+fn single_quote_blocker(value: &str) -> Option<&'static str> {
+    if value.contains('\'') {
+        Some("a single quote")
+    } else if value.contains('\r') {
+        Some("a carriage return")
+    } else if value.contains("\\\\") {
+        Some("two backslashes in a row")
+    } else if value.ends_with('\\') {
+        Some("a trailing backslash")
+    } else {
+        None
+    }
 }
 
 /// A character that every reader and a shell take as itself in an unquoted
@@ -332,6 +355,19 @@ mod tests {
         assert!(quote_dotenv("it's `x`").is_err());
         assert!(quote_dotenv("it's $(x)").is_err());
         assert!(quote_dotenv("${HOME}").is_err());
+        // Each refusal says what it is about this value.
+        assert_eq!(
+            quote_dotenv("C:\\Program Files\\").unwrap_err(),
+            "holds a trailing backslash (no single-quoted line carries it) and a backslash that dotenv readers decode differently in double quotes"
+        );
+        assert_eq!(
+            quote_dotenv("it's \"x\"").unwrap_err(),
+            "holds a single quote (no single-quoted line carries it) and a double quote (nor a double-quoted one)"
+        );
+        assert_eq!(
+            quote_dotenv("a\\\\b `x`").unwrap_err(),
+            "holds two backslashes in a row (no single-quoted line carries it) and a backtick, $(, $[, ${ or $NAME[, which a shell runs in double quotes"
+        );
         assert!(quote_dotenv("${A:-b}").is_err());
         assert!(quote_dotenv("${A:b} $ {x} ${").is_ok());
         // In double quotes a shell would evaluate these (see
