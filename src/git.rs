@@ -176,6 +176,18 @@ impl Git {
             .process_group(0)
             .spawn()
             .map_err(|e| {
+                // The kernel says ENOENT alike for a missing program and a
+                // missing working directory: a directory deleted behind
+                // wtenv's back is no reason to install git.
+                if e.kind() == std::io::ErrorKind::NotFound && !self.dir.exists() {
+                    return Error::not_found(format!(
+                        "could not run git {shown}: its working directory {} does not exist",
+                        printable_path(&self.dir)
+                    ))
+                    .with_hint(
+                        "it was deleted or moved: run wtenv again from a worktree that exists ('wtenv list' shows them)",
+                    );
+                }
                 let missing = e.kind() == std::io::ErrorKind::NotFound;
                 let err = Error::io(format!("could not run git {shown}"), e);
                 if missing {
@@ -429,6 +441,25 @@ pub fn parse_worktree_list(text: &str) -> Vec<ListedWorktree> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Git spawned in a directory that is gone fails with ENOENT, as a
+    /// git missing from PATH does: it was said as "install git".
+    #[test]
+    fn a_missing_working_directory_is_named_not_a_missing_git() {
+        let tmp = tempfile::tempdir().unwrap();
+        let gone = tmp.path().join("gone");
+        let err = Git::new(&gone).worktrees().unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "could not run git worktree list --porcelain -z: its working directory {} does not exist",
+                gone.display()
+            )
+        );
+        let hint = err.hint().unwrap_or_default();
+        assert!(!hint.contains("install git"), "{hint}");
+    }
 
     #[test]
     fn parses_porcelain_z() {
