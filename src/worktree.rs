@@ -204,27 +204,12 @@ impl Worktree {
     /// back to the directory name: it is exported to shells, and a NUL in
     /// it would make fish's `source` fail, applying nothing.
     pub fn meta(&self) -> Meta {
-        let path = self.git_dir.join(META_NAME);
-        // Read like any planted file: a FIFO there must not hang the hook.
-        let (mut meta, from) = match crate::files::read_regular(&path, 64 * 1024) {
-            Ok(Some(b)) => (
-                serde_json::from_slice(&b).unwrap_or_default(),
-                printable_path(&path),
-            ),
-            _ => (
+        recorded_meta(&self.git_dir).unwrap_or_else(|| {
+            checked_meta(
                 self.creating_meta().unwrap_or_default(),
-                crate::settings::CREATING.to_owned(),
-            ),
-        };
-        if let Some(e) = meta
-            .identifier
-            .as_deref()
-            .and_then(|id| check_identifier(id).err())
-        {
-            crate::report::warn(&format!("{from}: {e}; using the directory name"));
-            meta.identifier = None;
-        }
-        meta
+                crate::settings::CREATING,
+            )
+        })
     }
 
     fn creating_meta(&self) -> Option<Meta> {
@@ -253,12 +238,7 @@ impl Worktree {
     /// The identifier: recorded by `create` (in `meta`, this worktree's
     /// [`meta`](Self::meta)), else the directory name.
     pub fn identifier(&self, meta: &Meta) -> String {
-        meta.identifier.clone().unwrap_or_else(|| {
-            self.root
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        })
+        identifier_of(&self.root, meta)
     }
 
     /// A small per-worktree file that changes when this worktree's ports
@@ -266,6 +246,46 @@ impl Worktree {
     pub fn stamp_path(&self) -> PathBuf {
         self.git_dir.join(STAMP_NAME)
     }
+}
+
+/// What `create` recorded in `git_dir` (a linked worktree's own git dir,
+/// `.git/worktrees/<name>`), `None` when there is no record. Read from
+/// the git dir alone, so it holds for a worktree whose directory is gone
+/// or whose `.git` file is: git keeps the git dir until it prunes the
+/// worktree. An identifier `create` would refuse is dropped with a
+/// warning naming the file (see [`Worktree::meta`]).
+pub fn recorded_meta(git_dir: &Path) -> Option<Meta> {
+    let path = git_dir.join(META_NAME);
+    // Read like any planted file: a FIFO there must not hang the hook.
+    let bytes = crate::files::read_regular(&path, 64 * 1024).ok()??;
+    Some(checked_meta(
+        serde_json::from_slice(&bytes).unwrap_or_default(),
+        &printable_path(&path),
+    ))
+}
+
+/// `meta` without an identifier `create` would refuse, which a warning
+/// names, saying where it was read (`from`).
+fn checked_meta(mut meta: Meta, from: &str) -> Meta {
+    if let Some(e) = meta
+        .identifier
+        .as_deref()
+        .and_then(|id| check_identifier(id).err())
+    {
+        crate::report::warn(&format!("{from}: {e}; using the directory name"));
+        meta.identifier = None;
+    }
+    meta
+}
+
+/// The identifier of the worktree at `root`: recorded by `create` (in
+/// `meta`), else the directory name.
+pub fn identifier_of(root: &Path, meta: &Meta) -> String {
+    meta.identifier.clone().unwrap_or_else(|| {
+        root.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    })
 }
 
 /// The private git dir of the worktree whose top level is `root`, read
@@ -582,16 +602,38 @@ pub fn main_root_of(common_dir: &Path) -> Option<PathBuf> {
 /// main one, then `worktrees/*/gitdir`), with its lock's reason when it is
 /// locked (as [`crate::git::ListedWorktree::locked`]).
 pub fn listed_worktrees(common_dir: &Path) -> Vec<(PathBuf, Option<String>)> {
-    let mut out: Vec<(PathBuf, Option<String>)> = main_root_of(common_dir)
-        .map(|p| (p, None))
+    let main = main_root_of(common_dir).map(|p| (p, None));
+    let linked = linked_worktrees(common_dir)
         .into_iter()
-        .collect();
+        .map(|(root, admin_dir)| (root, lock_reason(&admin_dir)));
+    main.into_iter().chain(linked).collect()
+}
+
+/// The git dir (`worktrees/<name>` in `common_dir`) of the linked
+/// worktree at `root`, as its `gitdir` file names it; found whether the
+/// directory `root` exists or not. Compared lexically, then (for a
+/// directory that exists) by canonical path.
+pub fn admin_dir_of(common_dir: &Path, root: &Path) -> Option<PathBuf> {
+    let wanted = normalize(root);
+    let canonical = root.canonicalize().ok();
+    linked_worktrees(common_dir)
+        .into_iter()
+        .find(|(r, _)| {
+            normalize(r) == wanted || (canonical.is_some() && r.canonicalize().ok() == canonical)
+        })
+        .map(|(_, admin_dir)| admin_dir)
+}
+
+/// Each linked worktree of `common_dir`: the top level its
+/// `worktrees/<name>/gitdir` names, and that git dir.
+fn linked_worktrees(common_dir: &Path) -> Vec<(PathBuf, PathBuf)> {
+    let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(common_dir.join("worktrees")) {
         for entry in entries.flatten() {
             if let Ok(Some(text)) = read_pointer(&entry.path().join("gitdir")) {
                 let dot_git = entry.path().join(text.trim());
                 if let Some(root) = Path::new(&normalize(&dot_git)).parent() {
-                    out.push((root.to_path_buf(), lock_reason(&entry.path())));
+                    out.push((root.to_path_buf(), entry.path()));
                 }
             }
         }

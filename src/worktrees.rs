@@ -10,7 +10,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::git::{Git, ListedWorktree};
 use crate::process::printable_path;
-use crate::worktree::{self, Worktree};
+use crate::worktree::{self, Meta, Worktree};
 
 /// One worktree as git lists it, with what wtenv knows of it.
 #[derive(Debug, Clone)]
@@ -23,7 +23,8 @@ pub struct Entry {
     pub worktree: Option<Worktree>,
     /// Recorded by `create`, else the config's `default_purpose`.
     pub purpose: String,
-    /// Recorded by `create`, else the directory name.
+    /// Recorded by `create` (read from the worktree's git dir, also when
+    /// its directory is missing), else the directory name.
     pub identifier: String,
     pub main: bool,
 }
@@ -80,14 +81,17 @@ fn build(here: &Worktree, config: &Config, listed: Vec<ListedWorktree>) -> Vec<E
                 .as_ref()
                 .map(|w| w.root.clone())
                 .unwrap_or_else(|| l.path.clone());
-            let meta = worktree.as_ref().map(Worktree::meta).unwrap_or_default();
-            let identifier = match &worktree {
-                Some(w) => w.identifier(&meta),
-                None => path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
+            // A worktree whose directory is gone, or whose `.git` file
+            // is, keeps its record in its git dir until git prunes it:
+            // it is still found by the identifier it was made with.
+            let meta = match &worktree {
+                Some(w) => w.meta(),
+                None if l.bare => Meta::default(),
+                None => worktree::admin_dir_of(&here.common_dir, &l.path)
+                    .and_then(|admin_dir| worktree::recorded_meta(&admin_dir))
                     .unwrap_or_default(),
             };
+            let identifier = worktree::identifier_of(&path, &meta);
             Entry {
                 main: main_root.as_deref() == Some(path.as_path()),
                 purpose: meta

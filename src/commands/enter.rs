@@ -58,13 +58,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 .worktree
                 .as_ref()
                 .map(|w| w.root.clone())
-                .ok_or_else(|| {
-                    Error::not_found(format!(
-                        "worktree {} is listed by git but its directory is missing",
-                        printable_path(&entry.path)
-                    ))
-                    .with_hint("run 'git worktree prune', then enter again to recreate it")
-                })?;
+                .ok_or_else(|| not_a_worktree(entry))?;
             let scope = ctx.scope_at(&root)?;
             crate::ports::reserve(ctx, &scope, args.skip_occupied)?;
             root
@@ -90,6 +84,31 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     }
     output::stdout(&format!("{}\n", path.display()))?;
     Ok(Outcome::SUCCESS)
+}
+
+/// The refusal for a worktree git still lists (it keeps the record it
+/// was found by) whose directory is gone, or is there without its `.git`
+/// file: creating it again would fail on git's record (its branch is
+/// still checked out there), and entering it finds no worktree.
+fn not_a_worktree(entry: &worktrees::Entry) -> Error {
+    let path = crate::shell::quote_in_message(&entry.path);
+    if entry.path.is_dir() {
+        Error::not_found(format!(
+            "worktree {} is listed by git but its directory is not a worktree any more (its .git file is missing or broken)",
+            printable_path(&entry.path)
+        ))
+        .with_hint(format!(
+            "restore its .git file with 'git worktree repair' (run here), then enter again; or remove it: wtenv remove {path}"
+        ))
+    } else {
+        Error::not_found(format!(
+            "worktree {} is listed by git but its directory is gone",
+            printable_path(&entry.path)
+        ))
+        .with_hint(format!(
+            "forget it and release its ports (its branch is kept), then enter again to make it anew: wtenv remove {path}"
+        ))
+    }
 }
 
 /// The file `WTENV_CD_FILE` names, open; the `WTENV_CD_FILE` contract:

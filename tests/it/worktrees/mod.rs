@@ -6,6 +6,7 @@
 
 mod all_or_nothing;
 mod create;
+mod damaged;
 mod discovery;
 mod enter;
 mod list;

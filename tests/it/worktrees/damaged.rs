@@ -1,0 +1,91 @@
+//! Worktrees deleted or damaged behind wtenv's back (`rm -rf` of the
+//! directory, `rm` of its `.git` file): `remove` and `enter` find them by
+//! what git and wtenv recorded in the repository, and say what works.
+
+use std::path::Path;
+
+use super::{branch_exists, default_path, listed_by_git, snapshot};
+use crate::support::{PortBlock, TestEnv, listed_worktree, run};
+
+/// Two services, as a real project has; `bugfix` a range of its own.
+fn two_services(t: &TestEnv, bugfix: &PortBlock) {
+    t.write_config(&format!(
+        "bugfix = \"{}\"\n[services.web]\n[services.api]\n",
+        bugfix.range()
+    ));
+    t.git(&["commit", "-qam", "two services"]);
+}
+
+fn ports_of(t: &TestEnv, path: &Path) -> usize {
+    t.allocations().iter().filter(|a| a.2 == path).count()
+}
+
+/// A worktree made with `--path` and `--identifier`, then deleted: the
+/// listing took its identifier (and purpose) from the missing directory,
+/// so `list` called it by the directory's name, `remove cust` found no
+/// such worktree, and `enter cust` tried to make it again and failed on
+/// git's raw error. Its record in the repository (the worktree's git
+/// dir) is read whether the directory is there or not: `list` names it,
+/// `remove` removes it, `enter` says the directory is gone and what to
+/// do, and what it says works.
+#[test]
+fn a_deleted_worktree_is_found_by_its_recorded_identifier_and_purpose() {
+    let t = TestEnv::new();
+    let bugfix = PortBlock::take();
+    two_services(&t, &bugfix);
+    let custom = t.root().join("customdir");
+    let out = run(&mut t.wtenv(&[
+        "create",
+        "--purpose",
+        "bugfix",
+        "--identifier",
+        "cust",
+        "--path",
+        custom.to_str().unwrap(),
+        "--ports",
+    ]));
+    assert_eq!(out.code, Some(0), "{out}");
+    std::fs::remove_dir_all(&custom).unwrap();
+
+    let json = run(&mut t.wtenv(&["list", "--json"]));
+    assert_eq!(json.code, Some(0), "{json}");
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let listed = listed_worktree(&doc, &custom, &json);
+    assert_eq!(listed["identifier"], "cust", "{json}");
+    assert_eq!(listed["purpose"], "bugfix", "{json}");
+    assert_eq!(listed["prunable"], true, "{json}");
+
+    let before = snapshot(&t);
+    let out = run(&mut t.wtenv(&["enter", "cust"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: worktree {0} is listed by git but its directory is gone\n\
+             hint: forget it and release its ports (its branch is kept), then enter again to make it anew: wtenv remove '{0}'\n",
+            custom.display()
+        ),
+        "{out}"
+    );
+    assert_eq!(snapshot(&t), before, "nothing made: {out}");
+
+    let out = run(&mut t.wtenv(&["remove", "cust"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!listed_by_git(&t, &custom), "{out}");
+    assert_eq!(t.allocations(), vec![], "{out}");
+    assert!(branch_exists(&t, "bugfix/cust"), "kept: {out}");
+
+    // Entered again: made anew on its kept branch, under its purpose.
+    let out = run(&mut t.wtenv(&["enter", "cust", "--purpose", "bugfix"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let made = default_path(&t, "bugfix", "cust");
+    assert_eq!(out.stdout, format!("{}\n", made.display()), "{out}");
+    assert_eq!(ports_of(&t, &made), 2, "{out}");
+    assert!(
+        t.allocations()
+            .iter()
+            .all(|a| (bugfix.start..=bugfix.end()).contains(&a.0)),
+        "{:?}",
+        t.allocations()
+    );
+}
