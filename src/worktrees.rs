@@ -57,7 +57,14 @@ pub fn entries_of(ctx: &Ctx, here: Worktree) -> Result<(Worktree, Config, Vec<En
 /// Like [`entries`], from `git worktree list --porcelain -z`: with each
 /// worktree's branch, and whether it is detached, locked or prunable.
 pub fn entries_from_git(ctx: &Ctx) -> Result<(Worktree, Config, Vec<Entry>)> {
-    let here = ctx.require_worktree_here()?;
+    entries_from_git_of(ctx, ctx.require_worktree_here()?)
+}
+
+/// [`entries_from_git`] of the worktree `here`, already found. Git reads
+/// each worktree's branch from the repository (the worktree's git dir),
+/// so it is known also for a worktree whose directory is gone (`remove
+/// --delete-branch`).
+pub fn entries_from_git_of(ctx: &Ctx, here: Worktree) -> Result<(Worktree, Config, Vec<Entry>)> {
     let config = ctx.config_for(&here.root)?;
     let listed = Git::new(&here.root).worktrees()?;
     let entries = build(&here, &config, listed);

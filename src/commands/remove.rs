@@ -60,7 +60,14 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     // from the listing (which worktree, locked or not) is so decided on
     // what `create` leaves.
     let _lock = RepoLock::acquire(&here.common_dir, &|| Ok(()))?;
-    let (here, _, entries) = worktrees::entries_of(ctx, here)?;
+    // `--delete-branch` needs the branch: git lists it from the
+    // repository, also for a worktree whose directory is gone (git run
+    // inside that directory could not start). One git process either way.
+    let (here, _, entries) = if args.delete_branch {
+        worktrees::entries_from_git_of(ctx, here)?
+    } else {
+        worktrees::entries_of(ctx, here)?
+    };
     let by_path = |target: &str| {
         let abs = ctx.cwd.join(target);
         let path = abs
@@ -221,12 +228,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             .filter(|m| m.exists())
             .unwrap_or_else(|| here.common_dir.clone()),
     );
-    // Asked before the worktree is gone, and only when needed.
-    let branch = if args.delete_branch {
-        Git::new(&entry.path).current_branch()?
-    } else {
-        None
-    };
+    // Listed by git when needed (`None` when detached).
+    let branch = entry.listed.branch.clone().filter(|_| args.delete_branch);
 
     // `git branch -d` refuses an unmerged branch: asked first, so that a
     // refusal leaves the worktree and its ports as they were.

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{branch_exists, default_path, listed_by_git, snapshot};
+use super::{branch_exists, create, default_path, listed_by_git, snapshot};
 use crate::support::{PortBlock, TestEnv, listed_worktree, run};
 
 /// Two services, as a real project has; `bugfix` a range of its own.
@@ -18,6 +18,72 @@ fn two_services(t: &TestEnv, bugfix: &PortBlock) {
 
 fn ports_of(t: &TestEnv, path: &Path) -> usize {
     t.allocations().iter().filter(|a| a.2 == path).count()
+}
+
+/// `remove PATH --delete-branch` of a worktree whose directory was
+/// deleted ran `git symbolic-ref HEAD` inside that directory to find the
+/// branch: the spawn failed (ENOENT), was said as "install git", and
+/// nothing was removed, `--force` or not. Git now lists the branch from
+/// the repository: the ports are released, the worktree pruned and the
+/// branch deleted, as for a worktree that is there; an unmerged branch is
+/// refused first, nothing removed, as for one that is there.
+#[test]
+fn remove_delete_branch_of_a_deleted_worktree_prunes_it_and_deletes_its_branch() {
+    let t = TestEnv::new();
+    two_services(&t, &PortBlock::take());
+    for id in ["gone", "unmerged"] {
+        let out = create(&t, id, &["--ports"]);
+        assert_eq!(out.code, Some(0), "{out}");
+    }
+    let (gone, unmerged) = (
+        default_path(&t, "feature", "gone"),
+        default_path(&t, "feature", "unmerged"),
+    );
+    t.git_in(
+        &unmerged,
+        &["commit", "-q", "--allow-empty", "-m", "unmerged"],
+    );
+    for path in [&gone, &unmerged] {
+        assert_eq!(ports_of(&t, path), 2);
+        std::fs::remove_dir_all(path).unwrap();
+    }
+
+    // Unmerged: refused before anything is removed.
+    let before = snapshot(&t);
+    let out = run(&mut t.wtenv(&["remove", unmerged.to_str().unwrap(), "--delete-branch"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(
+        out.stderr,
+        "error: branch feature/unmerged is not fully merged; nothing was removed\n\
+         hint: merge it first, leave out --delete-branch to keep it, or pass --force to delete it anyway (git branch -D 'feature/unmerged')\n",
+        "{out}"
+    );
+    assert_eq!(snapshot(&t), before, "{out}");
+
+    for (path, branch, force) in [
+        (&gone, "feature/gone", &[][..]),
+        (&unmerged, "feature/unmerged", &["--force"]),
+    ] {
+        let mut args = vec!["remove", path.to_str().unwrap(), "--delete-branch"];
+        args.extend(force);
+        let out = run(&mut t.wtenv(&args));
+        assert_eq!(out.code, Some(0), "{force:?}: {out}");
+        assert!(!out.stderr.contains("install git"), "{out}");
+        for service in ["web", "api"] {
+            assert!(
+                out.stderr.contains(&format!("({service})")),
+                "released: {out}"
+            );
+        }
+        assert!(
+            out.stderr.ends_with(&format!("deleted branch {branch}\n")),
+            "{out}"
+        );
+        assert_eq!(ports_of(&t, path), 0, "{out}");
+        assert!(!listed_by_git(&t, path), "pruned: {out}");
+        assert!(!branch_exists(&t, branch), "{out}");
+    }
+    assert_eq!(t.allocations(), vec![]);
 }
 
 /// A worktree made with `--path` and `--identifier`, then deleted: the
