@@ -251,7 +251,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 "git refused to remove {}: {stderr}",
                 printable_path(&entry.path)
             ))
-            .with_hint("commit or stash the changes, or pass --force to discard them"),
+            .with_hint(refusal_hint(entry, &args)),
             e => e,
         })?;
     report::note(&format!("removed worktree {}", printable_path(&entry.path)));
@@ -265,6 +265,32 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         report::note(&format!("deleted branch {}", process::printable(branch)));
     }
     Ok(Outcome::SUCCESS)
+}
+
+/// What to do when git refused to remove `entry`. A directory that is
+/// there but is no worktree any more (its `.git` file deleted or broken:
+/// nothing found it, see [`worktrees::Entry::worktree`]) is refused by
+/// git's validation, `--force` or not; `git worktree repair` writes the
+/// `.git` file again from the repository's record, after which git checks
+/// the worktree for changes as for any other. Otherwise git found changes
+/// (or what `--force` does not override): `--force` is offered only when
+/// it was not given. The command to run again repeats the flags given.
+fn refusal_hint(entry: &worktrees::Entry, args: &Args) -> String {
+    if entry.worktree.is_none() && entry.path.is_dir() {
+        let flags = [
+            (args.force, " --force"),
+            (args.delete_branch, " --delete-branch"),
+        ];
+        let flags: String = flags.iter().filter(|f| f.0).map(|f| f.1).collect();
+        format!(
+            "its .git file is missing or broken: restore it with 'git worktree repair' (run here), then run again: wtenv remove{flags} {}",
+            crate::shell::quote_in_message(&entry.path)
+        )
+    } else if args.force {
+        "git refused even with --force; its message says why".into()
+    } else {
+        "commit or stash the changes, or pass --force to discard them".into()
+    }
 }
 
 /// Releases every allocation of the removed worktree. A failure here is a

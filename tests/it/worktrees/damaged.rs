@@ -155,3 +155,58 @@ fn a_deleted_worktree_is_found_by_its_recorded_identifier_and_purpose() {
         t.allocations()
     );
 }
+
+/// A worktree whose `.git` file was deleted: git refuses to remove it
+/// ("validation failed"), `--force` or not, and the hint said to commit
+/// or stash, or pass `--force` (also when it was given), which cannot
+/// help. The hint now gives what does (`git worktree repair` writes the
+/// `.git` file again from the repository's record, then `remove` runs as
+/// for any worktree), never offers `--force` when it was given, and
+/// following it removes the worktree. `enter` says the same of it.
+#[test]
+fn remove_of_a_worktree_without_its_git_file_hints_the_repair_that_works() {
+    let t = TestEnv::new();
+    two_services(&t, &PortBlock::take());
+    assert_eq!(create(&t, "nogit", &["--ports"]).code, Some(0));
+    let path = default_path(&t, "feature", "nogit");
+    std::fs::remove_file(path.join(".git")).unwrap();
+    let shown = path.display();
+
+    let before = snapshot(&t);
+    for (force, again) in [
+        (&["--force"][..], "wtenv remove --force"),
+        (&[], "wtenv remove"),
+    ] {
+        let mut args = vec!["remove", "nogit"];
+        args.extend(force);
+        let out = run(&mut t.wtenv(&args));
+        assert_eq!(out.code, Some(1), "{force:?}: {out}");
+        assert_eq!(
+            out.stderr,
+            format!(
+                "error: git refused to remove {shown}: fatal: validation failed, cannot remove working tree: '{shown}/.git' does not exist\n\
+                 hint: its .git file is missing or broken: restore it with 'git worktree repair' (run here), then run again: {again} '{shown}'\n"
+            ),
+            "{force:?}: {out}"
+        );
+        assert_eq!(snapshot(&t), before, "{force:?}: nothing removed: {out}");
+    }
+    let out = run(&mut t.wtenv(&["enter", "nogit"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: worktree {shown} is listed by git but its directory is not a worktree any more (its .git file is missing or broken)\n\
+             hint: restore its .git file with 'git worktree repair' (run here), then enter again; or remove it: wtenv remove '{shown}'\n"
+        ),
+        "{out}"
+    );
+    assert_eq!(snapshot(&t), before, "nothing made: {out}");
+
+    // What the hint says, done.
+    t.git(&["worktree", "repair"]);
+    let out = run(&mut t.wtenv(&["remove", "--force", path.to_str().unwrap()]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!path.exists() && !listed_by_git(&t, &path), "{out}");
+    assert_eq!(t.allocations(), vec![], "{out}");
+}
