@@ -593,101 +593,6 @@ fn common_dir_of(git_dir: &Path, resolved: bool) -> Result<PathBuf> {
     }
 }
 
-/// `/repo/.git` → `/repo`; a bare repository has no main worktree.
-pub fn main_root_of(common_dir: &Path) -> Option<PathBuf> {
-    (common_dir.file_name()? == ".git").then(|| common_dir.parent().map(Path::to_path_buf))?
-}
-
-/// Every worktree git knows of in `common_dir`, read from its files (the
-/// main one, then `worktrees/*/gitdir`), with its lock's reason when it is
-/// locked (as [`crate::git::ListedWorktree::locked`]).
-pub fn listed_worktrees(common_dir: &Path) -> Vec<(PathBuf, Option<String>)> {
-    let main = main_root_of(common_dir).map(|p| (p, None));
-    let linked = linked_worktrees(common_dir)
-        .into_iter()
-        .map(|(root, admin_dir)| (root, lock_reason(&admin_dir)));
-    main.into_iter().chain(linked).collect()
-}
-
-/// The git dir (`worktrees/<name>` in `common_dir`) of the linked
-/// worktree at `root`, as its `gitdir` file names it; found whether the
-/// directory `root` exists or not. Compared lexically, then (for a
-/// directory that exists) by canonical path.
-pub fn admin_dir_of(common_dir: &Path, root: &Path) -> Option<PathBuf> {
-    let wanted = normalize(root);
-    let canonical = root.canonicalize().ok();
-    linked_worktrees(common_dir)
-        .into_iter()
-        .find(|(r, _)| {
-            normalize(r) == wanted || (canonical.is_some() && r.canonicalize().ok() == canonical)
-        })
-        .map(|(_, admin_dir)| admin_dir)
-}
-
-/// Each linked worktree of `common_dir`: the top level its
-/// `worktrees/<name>/gitdir` names, and that git dir.
-fn linked_worktrees(common_dir: &Path) -> Vec<(PathBuf, PathBuf)> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(common_dir.join("worktrees")) {
-        for entry in entries.flatten() {
-            if let Ok(Some(text)) = read_pointer(&entry.path().join("gitdir")) {
-                let dot_git = entry.path().join(text.trim());
-                if let Some(root) = Path::new(&normalize(&dot_git)).parent() {
-                    out.push((root.to_path_buf(), entry.path()));
-                }
-            }
-        }
-    }
-    out
-}
-
-/// The reason in a `.git/worktrees/NAME/locked` file, trimmed as git trims
-/// it; `None` without the file. Read as git's other small files are (a
-/// FIFO or a huge file there must not hang or flood a message); one that
-/// cannot be read is still a lock, without a reason.
-fn lock_reason(admin_dir: &Path) -> Option<String> {
-    match crate::files::read_regular(&admin_dir.join("locked"), 64 * 1024) {
-        Ok(None) => None,
-        Ok(Some(bytes)) => Some(String::from_utf8_lossy(bytes.trim_ascii()).into_owned()),
-        Err(_) => Some(String::new()),
-    }
-}
-
-/// A worktree is gone when its directory is missing and git no longer lists
-/// it (allocation rule 4). An unlocked entry whose directory is missing is one
-/// `git worktree prune` deletes, so git no longer counts it: gone. A locked
-/// one (a worktree on an unmounted disk) is kept, as git keeps it. The main
-/// worktree is never locked: it is gone with its directory.
-pub fn is_gone(worktree: &Path, common_dir: &Path) -> bool {
-    if worktree.exists() {
-        return false;
-    }
-    !matches!(listing(worktree, common_dir), Some(Some(_)))
-}
-
-/// Whether git still lists `worktree`, whose directory is missing: an
-/// entry `git worktree prune` has not deleted yet (git lists it as
-/// prunable), or a locked one. A gone worktree ([`is_gone`]) is either
-/// the first or listed no more, and a message says which.
-pub fn still_listed(worktree: &Path, common_dir: &Path) -> bool {
-    listing(worktree, common_dir).is_some()
-}
-
-/// Git's entry for `worktree`, whose directory is missing, with its lock's
-/// reason when it is locked; `None` when git lists no such worktree (nor
-/// anything, its common dir gone). Compared lexically: there is nothing
-/// to canonicalize.
-fn listing(worktree: &Path, common_dir: &Path) -> Option<Option<String>> {
-    if !common_dir.is_dir() {
-        return None;
-    }
-    let wanted = normalize(worktree);
-    listed_worktrees(common_dir)
-        .into_iter()
-        .find(|(p, _)| normalize(p) == wanted)
-        .map(|(_, locked)| locked)
-}
-
 /// Lexical normalization (`.` and `..`), for paths that may not exist.
 pub fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -703,5 +608,8 @@ pub fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+mod listing;
 #[cfg(test)]
 mod tests;
+
+pub use listing::{admin_dir_of, is_gone, listed_worktrees, main_root_of, still_listed};
