@@ -85,6 +85,19 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         None => ctx.registry.transaction(release)?,
     };
     if released.is_empty() {
+        // Nothing recorded for a path that is not there: most likely a typo,
+        // and a success would hide it. A path that exists (a worktree with
+        // nothing reserved) stays a warning: release is idempotent.
+        if services.is_empty()
+            && let Some(p) = &args.worktree
+            && is_missing(&ctx.cwd.join(p))
+        {
+            return Err(Error::not_found(format!(
+                "worktree {} does not exist, and the registry has no allocations for it",
+                printable_path(&target)
+            ))
+            .with_hint("check the path; 'wtenv ports --all' lists what the registry holds"));
+        }
         if let Some(s) = &args.service {
             let hint = match services.is_empty() {
                 true => {
@@ -114,6 +127,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         ));
     }
     Ok(Outcome::SUCCESS)
+}
+
+/// Whether nothing is at `path` (a link counts as something, even one
+/// that leads nowhere; a path wtenv may not look at is not said missing).
+fn is_missing(path: &std::path::Path) -> bool {
+    matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// Drops the holds of `pid`: of this very process while it lives (the

@@ -86,3 +86,31 @@ fn allocate_with_a_purpose_uses_that_range() {
         "purposes recorded right"
     );
 }
+
+#[test]
+fn release_of_a_missing_path_with_nothing_recorded_is_not_found() {
+    let t = TestEnv::new();
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let before = std::fs::read(t.registry_path()).unwrap();
+    let nowhere = t.root().join("nowhere");
+    let out = run(&mut t.wtenv(&["release", "--worktree", nowhere.to_str().unwrap()]));
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            Some(1),
+            &*format!(
+                "error: worktree {} does not exist, and the registry has no allocations for it\n\
+                 hint: check the path; 'wtenv ports --all' lists what the registry holds\n",
+                nowhere.display()
+            )
+        ),
+        "{out}"
+    );
+    assert_eq!(std::fs::read(t.registry_path()).unwrap(), before);
+    // A path that is there, with nothing recorded: said, and a success
+    // (release is idempotent).
+    let out = run(&mut t.wtenv(&["release", "--worktree", t.root().to_str().unwrap()]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stderr.starts_with("warning: "), "{out}");
+    assert_eq!(std::fs::read(t.registry_path()).unwrap(), before);
+}
