@@ -7,6 +7,8 @@ use crate::context::Ctx;
 use crate::error::Result;
 use crate::exit::Outcome;
 use crate::output;
+use crate::process::printable;
+use crate::report;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,12 +33,36 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let mut request = scope.request(args.skip_occupied);
     request.services = vec![args.service.as_str()];
     request.adhoc = scope.config.service(&args.service).is_none();
-    let ports = alloc::ensure(
+    let ensured = alloc::ensure_allocations(
         &ctx.registry,
         &request,
         &HoldMode::Reserve,
         &mut RealSystem::new(&ctx.registry),
     )?;
-    output::stdout(&format!("{}\n", ports[&args.service]))?;
+    let port = ensured.ports[&args.service];
+    // Sticky: a port already reserved stays, whatever --purpose asks
+    // (allocation rule 1); said, since the range asked for was not used.
+    if let Some(asked) = &args.purpose
+        && let Some(had) = ensured
+            .mine
+            .iter()
+            .find(|a| a.service == args.service && a.port == port)
+        && &had.purpose != asked
+    {
+        let service = printable(&args.service);
+        report::warn_hinted(
+            &format!(
+                "service {service} keeps its port {port} from purpose {}, the one it was \
+                 allocated in: --purpose applies to new allocations only",
+                printable(&had.purpose)
+            ),
+            &format!(
+                "to move it, release it, then allocate it again: 'wtenv release --service \
+                 {service}', then 'wtenv allocate --service {service} --purpose {}'",
+                printable(asked)
+            ),
+        );
+    }
+    output::stdout(&format!("{port}\n"))?;
     Ok(Outcome::SUCCESS)
 }

@@ -114,3 +114,55 @@ fn release_of_a_missing_path_with_nothing_recorded_is_not_found() {
     assert!(out.stderr.starts_with("warning: "), "{out}");
     assert_eq!(std::fs::read(t.registry_path()).unwrap(), before);
 }
+
+#[test]
+fn allocate_with_another_purpose_keeps_the_port_and_says_how_to_move_it() {
+    let t = TestEnv::with_ports(PortBlock::take_many(2));
+    let (a, b) = (t.ports.start, t.ports.start + 20);
+    std::fs::write(
+        t.repo.join("wtenv.toml"),
+        format!(
+            "[purposes]\nfeature = \"{a}-{}\"\nbugfix = \"{b}-{}\"\n",
+            b - 1,
+            t.ports.end()
+        ),
+    )
+    .unwrap();
+    let out = run(&mut t.wtenv(&["allocate", "--service", "web"]));
+    assert_eq!(
+        (out.code, out.stdout.clone()),
+        (Some(0), format!("{a}\n")),
+        "{out}"
+    );
+    // Sticky: the port stays, and the warning says why --purpose did not
+    // apply, and how to move it.
+    let out = run(&mut t.wtenv(&["allocate", "--service", "web", "--purpose", "bugfix"]));
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (
+            Some(0),
+            &*format!("{a}\n"),
+            &*format!(
+                "warning: service web keeps its port {a} from purpose feature, the one it was \
+                 allocated in: --purpose applies to new allocations only\n\
+                 hint: to move it, release it, then allocate it again: 'wtenv release --service \
+                 web', then 'wtenv allocate --service web --purpose bugfix'\n"
+            )
+        ),
+        "{out}"
+    );
+    // Asked in the purpose it has: nothing to say.
+    let out = run(&mut t.wtenv(&["allocate", "--service", "web", "--purpose", "feature"]));
+    assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""), "{out}");
+    // The way the hint gives moves it.
+    assert_eq!(
+        run(&mut t.wtenv(&["release", "--service", "web"])).code,
+        Some(0)
+    );
+    let out = run(&mut t.wtenv(&["allocate", "--service", "web", "--purpose", "bugfix"]));
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (Some(0), &*format!("{b}\n"), ""),
+        "{out}"
+    );
+}
