@@ -160,7 +160,7 @@ pub struct Location {
 }
 
 /// `:LINE:COL` after a file name, or nothing.
-struct Place<'a>(&'a Option<Box<Location>>);
+pub(crate) struct Place<'a>(pub(crate) &'a Option<Box<Location>>);
 
 impl std::fmt::Display for Place<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -172,7 +172,7 @@ impl std::fmt::Display for Place<'_> {
 }
 
 /// `KEY: `, or nothing for a syntax error (no key).
-struct KeyPrefix<'a>(&'a str);
+pub(crate) struct KeyPrefix<'a>(pub(crate) &'a str);
 
 impl std::fmt::Display for KeyPrefix<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -361,6 +361,15 @@ pub fn syntax_of(source: Option<&Path>) -> Syntax {
 }
 
 /// The config file of the worktree at `root` and its text, if it has one.
+/// The name of the config file in the worktree at `root`, if it has one:
+/// looked at, not read (a link counts, as [`Config::discover`] reads one
+/// into the Nix store).
+pub fn file_in(root: &Path) -> Option<&'static str> {
+    [TOML_NAME, JSON_NAME]
+        .into_iter()
+        .find(|name| std::fs::symlink_metadata(root.join(name)).is_ok())
+}
+
 fn find(root: &Path) -> Result<Option<(PathBuf, String)>> {
     let toml_path = root.join(TOML_NAME);
     let json_path = root.join(JSON_NAME);

@@ -34,6 +34,7 @@
 //! Ctrl-C reaches wtenv only and the current git step finishes whole before
 //! the rollback undoes it.
 
+mod base;
 mod branch;
 mod checks;
 mod reserve;
@@ -304,7 +305,12 @@ fn make(
     let added = adding.finish_showing_hooks();
     guard.worktree_added = added.is_ok();
     signals.check()?;
-    added?;
+    if let Err(e) = added {
+        if matches!(e, Error::Git { .. }) && rollback::made_by_git(&plan.path, &plan.common_dir) {
+            return Err(base::hook_refused(e, guard.undo_now()));
+        }
+        return Err(e);
+    }
 
     let wt = Worktree::discover(&plan.path)?
         .filter(|w| w.root == plan.path && w.common_dir == plan.common_dir)
@@ -324,7 +330,11 @@ fn make(
 
     let mut ports = Ports::new();
     if let Some(early) = reserved {
-        ports = reserve::confirm(ctx, plan, &wt, &meta, early)?;
+        let scope = match reserve::scope(ctx, plan, &wt, &meta) {
+            Ok(scope) => scope,
+            Err(e) => return Err(base::refused(e, plan, start, &wt.root, guard.undo_now())),
+        };
+        ports = reserve::confirm(ctx, plan, &scope, early)?;
         signals.check()?;
     }
 
@@ -343,6 +353,7 @@ fn make(
     for (service, port) in &ports {
         report::note(&format!("reserved port {port} ({service})"));
     }
+    base::warn_if_missing(ctx, plan, &wt.root, start, with_ports);
     if plan.config.worktrees.direnv_allow {
         crate::direnv::allow_like(&plan.source_root, &wt.root);
     }

@@ -43,19 +43,22 @@ pub(super) fn early<'p>(ctx: &Ctx, asked: Request<'p>) -> Early<'p> {
     Early { asked, outcome }
 }
 
-/// The ports of the new worktree `wt`, by its own config: its branch may
+/// The scope of the new worktree `wt`, by its own config: its branch may
 /// have another wtenv.toml, asking for other services, another range or
-/// skip_occupied. Then what was reserved (or refused) for the source's
-/// config does not count.
-pub(super) fn confirm(
-    ctx: &Ctx,
-    plan: &Plan,
-    wt: &Worktree,
-    meta: &Meta,
-    early: Early,
-) -> Result<Ports> {
+/// skip_occupied. What it refuses, the caller says of the base the file
+/// came from ([`super::base::refused`]), once the rollback ran.
+pub(super) fn scope(ctx: &Ctx, plan: &Plan, wt: &Worktree, meta: &Meta) -> Result<Scope> {
     let config = ctx.config_for_like(&wt.root, &plan.config)?;
-    let scope = Scope::new(wt.clone(), meta, config)?;
+    if config.purpose_ranges(&plan.purpose).is_none() {
+        return Err(super::base::no_purpose(plan, &config, &wt.root));
+    }
+    Scope::new(wt.clone(), meta, config)
+}
+
+/// The ports of the new worktree, by its own `scope`: when that asks for
+/// other services, another range or skip_occupied, what was reserved (or
+/// refused) for the source's config does not count.
+pub(super) fn confirm(ctx: &Ctx, plan: &Plan, scope: &Scope, early: Early) -> Result<Ports> {
     let wanted = scope.request(plan.skip_occupied);
     let asked = &early.asked;
     if (&wanted.services, &wanted.ranges, wanted.skip_occupied)
@@ -70,5 +73,5 @@ pub(super) fn confirm(
     // almost always does), or made: a `validate --fix` that ran while
     // git was checking out may have released it, judging the half-made
     // checkout by the default config.
-    crate::ports::reserve(ctx, &scope, plan.skip_occupied)
+    crate::ports::reserve(ctx, scope, plan.skip_occupied)
 }

@@ -27,6 +27,8 @@ pub(super) struct Rollback<'a> {
     /// The canonical worktree path ports may have been reserved for.
     pub(super) allocated_for: Option<PathBuf>,
     pub(super) armed: bool,
+    /// A step of the undo failed: something is left for the user.
+    left_behind: std::cell::Cell<bool>,
 }
 
 impl<'a> Rollback<'a> {
@@ -41,10 +43,20 @@ impl<'a> Rollback<'a> {
             worktree_added: false,
             allocated_for: None,
             armed: true,
+            left_behind: std::cell::Cell::new(false),
         }
     }
 
+    /// Undoes now, disarmed, so that the error the command ends with can
+    /// say what was undone: `true` when nothing is left behind.
+    pub(super) fn undo_now(&mut self) -> bool {
+        self.armed = false;
+        self.undo();
+        !self.left_behind.get()
+    }
+
     fn failed(&self, what: &str, err: impl std::fmt::Display) {
+        self.left_behind.set(true);
         // Said even with -q: something was left behind.
         report::urgent(
             &format!("rollback could not {what}: {err}"),
@@ -130,7 +142,7 @@ pub(super) fn make_dir(path: &Path) -> Result<()> {
 
 /// Whether `dir` is a worktree checkout git made for `common_dir`: its
 /// `.git` file points into `<common_dir>/worktrees/`.
-fn made_by_git(dir: &Path, common_dir: &Path) -> bool {
+pub(super) fn made_by_git(dir: &Path, common_dir: &Path) -> bool {
     std::fs::read_to_string(dir.join(".git")).is_ok_and(|text| {
         text.lines()
             .next()

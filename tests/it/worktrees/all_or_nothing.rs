@@ -114,7 +114,43 @@ fn create_rolls_back_when_git_fails_half_way() {
         out.stderr.contains("hook refuses"),
         "git's own words: {out}"
     );
+    assert!(
+        out.stderr.ends_with(
+            "hint: git's post-checkout hook refused the new worktree (its words are above); \
+             nothing was left behind (the worktree, its branch and its ports were rolled \
+             back); fix what the hook checks, then run the command again\n"
+        ),
+        "{out}"
+    );
     assert_nothing_of(&t, "hooked", "after git failed");
+    assert_eq!(snapshot(&t), before);
+}
+
+#[test]
+fn create_rolls_back_an_invalid_config_of_its_base_and_names_it_there() {
+    // The branch the worktree is made from has a config wtenv refuses: the
+    // error names the file on that branch (its copy in the checkout is
+    // gone with the rollback) and says nothing was created.
+    let t = TestEnv::new();
+    t.git(&["checkout", "-q", "-b", "bad"]);
+    t.write_config("\n[allocation]\nskip_occupied = \"yes\"\n");
+    t.git(&["commit", "-q", "-am", "bad config"]);
+    t.git(&["checkout", "-q", "main"]);
+    let before = snapshot(&t);
+    let out = create(&t, "x", &["--branch", "bad", "--ports"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            Some(1),
+            "error: invalid config wtenv.toml:5:17 committed on bad, which the new worktree was \
+             made from: allocation.skip_occupied: expected a boolean, got string \"yes\"; \
+             nothing was created (the new worktree was rolled back)\n\
+             hint: fix line 5 (`skip_occupied = \"yes\"`) of wtenv.toml on bad and commit it (or \
+             make the worktree from another base, --branch), then run the command again\n"
+        ),
+        "{out}"
+    );
+    assert_nothing_of(&t, "x", "after the base's config was refused");
     assert_eq!(snapshot(&t), before);
 }
 

@@ -273,3 +273,56 @@ fn create_honours_skip_occupied_in_the_new_checkouts_config() {
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(doc["ports"], serde_json::json!({"app": t.ports.start + 1}));
 }
+
+#[test]
+fn create_from_a_config_that_is_not_committed_says_the_new_worktree_has_none() {
+    // The config is in the main worktree, never committed: the new
+    // checkout has none, so its ports would come from the built-in ranges
+    // without a word.
+    let t = TestEnv::bare();
+    t.write_config("");
+    let out = create(&t, "a", &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let path = default_path(&t, "feature", "a");
+    assert!(!path.join("wtenv.toml").exists());
+    let warning = format!(
+        "warning: new worktree {} has no wtenv.toml (it is not committed on main, which the \
+         worktree was made from), so its ports come from the built-in ranges\n\
+         hint: commit wtenv.toml on main, so that the worktrees made from it have it; for this \
+         one, copy it in",
+        path.display()
+    );
+    assert!(out.stderr.contains(&format!("{warning}\n")), "{out}");
+    // With --ports, from the linked worktree (which has no config either:
+    // the main worktree's is the one that counts), the hint says how to
+    // move the ports it reserved.
+    let out = run(&mut t.wtenv_in(
+        &path,
+        &[
+            "create",
+            "--purpose",
+            "feature",
+            "--identifier",
+            "b",
+            "--branch",
+            "main",
+            "--ports",
+            "--skip-occupied",
+        ],
+    ));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "{}, then run 'wtenv release' and 'wtenv env' there to take its ports from its \
+             ranges\n",
+            warning.replace("feature-a", "feature-b")
+        )),
+        "{out}"
+    );
+    // Committed, it is the new worktree's: nothing to say.
+    t.git(&["add", "wtenv.toml"]);
+    t.git(&["commit", "-q", "-m", "config"]);
+    let out = create(&t, "c", &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!out.stderr.contains("warning"), "{out}");
+}
