@@ -306,6 +306,15 @@ impl Git {
             .map(drop)
     }
 
+    /// The branch checked out in this worktree, `None` when detached.
+    pub fn current_branch(&self) -> Result<Option<String>> {
+        match self.run(["symbolic-ref", "--quiet", "--short", "HEAD"]) {
+            Ok(out) => Ok(Some(out.trim().to_owned())),
+            Err(Error::Git { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether `git branch -d NAME`, run here, would find the branch
     /// merged: its tip is reachable from its upstream when it has one that
     /// resolves, else from HEAD (git's own rule for `-d`). Asked before
