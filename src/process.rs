@@ -59,6 +59,11 @@ pub fn pgid(pid: u32) -> Option<u32> {
     imp::pgid(pid)
 }
 
+/// The session of `pid`, if it is alive and can be read (Linux).
+pub fn session(pid: u32) -> Option<u32> {
+    imp::session(pid)
+}
+
 /// `pid`'s command line, space-joined, if it can be read. It is data, as
 /// the process wrote it (the registry records it, JSON carries it): a
 /// message or a table shows it through [`printable`], since a

@@ -21,6 +21,10 @@
 //!   become our children, so they are reaped here and swept; after the
 //!   last group, the tree's zombies are reaped (bounded by the grace)
 //!   before the ports are released.
+//! - The tree's strays ([`tree`]): processes below wtenv, in its session,
+//!   in groups of their own (job control). Each gets the forwarded signals
+//!   alone, and once every leader has exited they are swept as a group's
+//!   rest is.
 //! - The terminal is handed to the child's group whenever stdin is a
 //!   terminal and wtenv is its foreground group ([`terminal`]); job control
 //!   follows the child: Ctrl-Z stops it, then wtenv takes the terminal back
@@ -44,6 +48,7 @@ pub mod signal;
 pub mod spawn;
 mod supervisor;
 pub mod terminal;
+mod tree;
 pub mod up;
 
 use std::time::Duration;

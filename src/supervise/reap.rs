@@ -48,6 +48,12 @@ pub fn kill_unreaped() {
     }
 }
 
+/// The children of [`spawn_unreaped`] not waited for yet (each the leader
+/// of its group).
+pub(super) fn unreaped() -> BTreeSet<u32> {
+    UNREAPED.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// The child `pid` of [`spawn_unreaped`] was waited for.
 pub fn forget_unreaped(pid: u32) {
     UNREAPED
@@ -123,6 +129,12 @@ pub fn reap_orphans(leaders: &BTreeSet<u32>) -> Option<Reaped> {
 
 /// Our children (leaders and re-parented orphans), if /proc tells.
 fn children() -> Option<Vec<u32>> {
+    children_of(std::process::id())
+}
+
+/// The children of `pid`, from each of its threads' `children` file, if
+/// /proc tells (Linux, with `CONFIG_PROC_CHILDREN`).
+pub(super) fn children_of(pid: u32) -> Option<Vec<u32>> {
     #[cfg(target_os = "linux")]
     {
         let parse = |text: String| -> Vec<u32> {
@@ -132,10 +144,10 @@ fn children() -> Option<Vec<u32>> {
         };
         // The main thread's file must exist (CONFIG_PROC_CHILDREN); another
         // thread's may vanish as the thread exits (a health check's).
-        let main = std::process::id().to_string();
-        let path = format!("/proc/self/task/{main}/children");
-        let mut out = parse(crate::files::read_proc(path).ok()?);
-        for t in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let main = pid.to_string();
+        let tasks = format!("/proc/{pid}/task");
+        let mut out = parse(crate::files::read_proc(format!("{tasks}/{main}/children")).ok()?);
+        for t in std::fs::read_dir(&tasks).ok()?.flatten() {
             if t.file_name().to_str() == Some(main.as_str()) {
                 continue;
             }
@@ -147,6 +159,7 @@ fn children() -> Option<Vec<u32>> {
     }
     #[cfg(not(target_os = "linux"))]
     {
+        let _ = pid;
         None
     }
 }

@@ -14,6 +14,7 @@ use super::reap;
 use super::signal::{Event, Listener, Signal, Waker};
 use super::spawn::{self, SpawnError};
 use super::terminal::{self, TerminalGuard};
+use super::tree;
 use super::{POLL, SETTLE};
 use crate::exit;
 use crate::process;
@@ -42,6 +43,9 @@ pub struct Supervisor {
     /// teardown's [`settle`](Self::settle) then need not look again.
     childless: Option<reap::Childless>,
     escalation: Escalation,
+    /// The sweep of the tree's strays (processes of the tree in groups of
+    /// their own), once every leader has exited: see [`tree`].
+    strays: tree::Sweep,
     /// The terminal, lent to the (single) child's group.
     terminal: Option<TerminalGuard>,
     /// The child is meant to have the terminal (stdin is one): follow its
@@ -65,6 +69,7 @@ impl Supervisor {
             child_event: false,
             childless: None,
             escalation: Escalation::new(grace),
+            strays: tree::Sweep::default(),
             terminal: None,
             interactive: false,
             early: None,
@@ -222,7 +227,10 @@ impl Supervisor {
                 }
             }
             let next = policy.turn(self, now);
-            if self.groups.iter().all(|g| g.done) && (self.stopping() || policy.finished()) {
+            if self.groups.iter().all(|g| g.done)
+                && !self.strays.left
+                && (self.stopping() || policy.finished())
+            {
                 break;
             }
             let action = self.escalation.on_tick(now);
@@ -231,7 +239,7 @@ impl Supervisor {
             // A swept group is followed by SIGCHLD (every process left in
             // it descends from a child of ours, see `reap_orphans`); the
             // poll is a backstop.
-            let polling = self.groups.iter().any(|g| g.exited && !g.done);
+            let polling = self.strays.left || self.groups.iter().any(|g| g.exited && !g.done);
             let deadlines = self
                 .escalation
                 .deadline()
@@ -429,6 +437,22 @@ impl Supervisor {
                 g.signal(Signal::SIGCONT);
             }
         }
+        // The tree's processes in groups of their own get it too.
+        let signals: &[Signal] = if sig == Signal::SIGKILL {
+            &[sig]
+        } else {
+            &[sig, Signal::SIGCONT]
+        };
+        tree::signal(&self.live_groups(), signals);
+    }
+
+    /// The ids of the groups that may still have members.
+    fn live_groups(&self) -> BTreeSet<u32> {
+        self.groups
+            .iter()
+            .filter(|g| !g.done)
+            .map(|g| g.pgid.as_raw())
+            .collect()
     }
 
     /// The final sweep of groups whose leader exited: reap orphans, then
@@ -438,7 +462,7 @@ impl Supervisor {
         // ours changed state (an orphan to reap).
         let child_event = std::mem::take(&mut self.child_event);
         self.childless = None;
-        if !child_event && !self.groups.iter().any(|g| g.exited && !g.done) {
+        if !child_event && !self.strays.left && !self.groups.iter().any(|g| g.exited && !g.done) {
             return;
         }
         let leaders: BTreeSet<u32> = self
@@ -490,6 +514,16 @@ impl Supervisor {
                 g.sweep_deadline = None;
                 killpg(g.pgid, Signal::SIGKILL);
             }
+        }
+        // Every leader gone: the tree's strays are swept as the groups'
+        // leftovers are. With no child of ours left there is none (each
+        // descends from us through a child of ours).
+        let all_exited = self.groups.iter().all(|g| g.exited);
+        if !all_exited || left.as_ref().is_some_and(Vec::is_empty) {
+            self.strays = tree::Sweep::default();
+        } else {
+            let live = self.live_groups();
+            self.strays.turn(&live, now, grace, killed);
         }
     }
 }

@@ -11,6 +11,7 @@ mod exits;
 mod holds;
 mod orphans;
 mod signals;
+mod strays;
 mod terminal;
 
 use std::fs::File;
