@@ -78,6 +78,48 @@ fn of_service(pid: u32, pgid: Pgid) -> bool {
     process::pgid(pid) == Some(pgid.as_raw()) || process::descends_from(pid, pgid.as_raw())
 }
 
+/// The supervising wtenv, as [`stranger`] knows it.
+struct Supervisor {
+    pid: u32,
+    /// Its executable (Linux): a fork of it runs it until it execs, and
+    /// so does the `__listen-exec` it execs.
+    exe: Option<std::path::PathBuf>,
+}
+
+impl Supervisor {
+    fn current() -> Supervisor {
+        let pid = std::process::id();
+        Supervisor { pid, exe: exe(pid) }
+    }
+}
+
+/// The executable `pid` runs, where /proc tells (Linux, a process of ours).
+fn exe(pid: u32) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
+
+/// Whether `pid`, found holding the port of the service whose group is
+/// `pgid`, is a stranger to it, the one thing the ownership check speaks
+/// of. Not strangers: the service's own processes ([`of_service`]); a
+/// process gone since the holders were read (a shell's subshell); and a
+/// child of wtenv that runs wtenv's own executable: another service being
+/// started, between its fork and its exec, holds a copy of each of
+/// wtenv's descriptors, every service's socket included, until the exec
+/// closes them (its command line may read empty in the exec itself).
+/// Once exec'd, such a child (`__listen-exec`) holds only its own
+/// service's sockets.
+fn stranger(pid: u32, pgid: Pgid, wtenv: &Supervisor) -> bool {
+    if pid == wtenv.pid || of_service(pid, pgid) {
+        return false;
+    }
+    let Some(parent) = process::parent(pid) else {
+        return false; // gone
+    };
+    let wtenv_s = parent == wtenv.pid && wtenv.exe.is_some() && exe(pid) == wtenv.exe;
+    // Gone while it was looked at: its pid may say nothing more.
+    !wtenv_s && process::ProcessId::of(pid).is_some()
+}
+
 /// The service's processes: its group, and the descendants of its leader
 /// that made groups of their own. One /proc pass per call (it runs at
 /// every readiness tick).
@@ -137,6 +179,7 @@ pub fn watch_ready(name: String, port: u16, pgid: Pgid, timeout: Duration) {
     let _ = std::thread::Builder::new()
         .name("wtenv-ready".into())
         .spawn(move || {
+            let wtenv = Supervisor::current();
             let start = Instant::now();
             let mut taken = false;
             let mut moved = false;
@@ -148,18 +191,26 @@ pub fn watch_ready(name: String, port: u16, pgid: Pgid, timeout: Duration) {
                         .get(&port)
                         .into_iter()
                         .flatten()
-                        .filter(|h| h.pid != std::process::id())
+                        .filter(|h| h.pid != wtenv.pid)
                         .cloned()
                         .collect();
-                    if !found.is_empty() && found.iter().all(|h| of_service(h.pid, pgid)) {
+                    let strangers: Vec<Holder> = found
+                        .iter()
+                        .filter(|h| stranger(h.pid, pgid, &wtenv))
+                        .cloned()
+                        .collect();
+                    if strangers.is_empty() && found.iter().any(|h| of_service(h.pid, pgid)) {
                         // Ready is said once, by `up`'s health tracker.
                         return;
                     }
-                    if !taken {
+                    // No holder known at all is someone wtenv cannot see
+                    // (another user's); holders that are no strangers but
+                    // not the service yet (a fork of wtenv) are waited for.
+                    if !taken && (!strangers.is_empty() || found.is_empty()) {
                         taken = true;
                         report::warn(&format!(
                             "port {port} of service {name} accepts connections, but not from the service: {}",
-                            alloc::describe_holders(&found)
+                            alloc::describe_holders(&strangers)
                         ));
                     }
                 }
@@ -249,6 +300,81 @@ pub fn refuse_busy(ports: &[(&str, u16)]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// SIGKILLs the processes it names, and kills and reaps its children,
+    /// when dropped (a failed assertion leaks nothing).
+    struct Kill(Vec<u32>, Vec<std::process::Child>);
+
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            for &pid in &self.0 {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            for child in &mut self.1 {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    /// The rule of the ownership check, with real processes: the service's
+    /// own (its leader, a job it put in a group of its own), a process gone,
+    /// and a fork of wtenv not exec'd yet are no strangers; an unrelated
+    /// process is one, even running wtenv's executable when wtenv is not
+    /// its parent.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_holder_is_a_stranger_only_outside_the_service_and_wtenv() {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        use std::process::{Command, Stdio};
+        let mut service = Command::new("bash")
+            .args(["-c", "set -m; sleep 30 & echo $!; wait"])
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let other = Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let (leader, other_pid) = (service.id(), other.id());
+        let stdout = service.stdout.take().unwrap();
+        let mut kill = Kill(Vec::new(), vec![service, other]);
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let job: u32 = line.trim().parse().unwrap();
+        kill.0.push(job);
+        let pgid = Pgid(leader);
+        let wtenv = Supervisor::current();
+
+        assert!(!stranger(leader, pgid, &wtenv), "the leader");
+        assert_ne!(process::pgid(job), Some(pgid.as_raw()), "the setup");
+        assert!(!stranger(job, pgid, &wtenv), "a job below the leader");
+        assert!(!stranger(wtenv.pid, pgid, &wtenv), "wtenv itself");
+        assert!(stranger(other_pid, pgid, &wtenv), "an unrelated process");
+        // `other` is our child: running our executable, it is a fork of
+        // ours that has not exec'd.
+        let forked = Supervisor {
+            pid: wtenv.pid,
+            exe: exe(other_pid),
+        };
+        assert!(!stranger(other_pid, pgid, &forked), "a fork of wtenv");
+        let not_parent = Supervisor {
+            pid: leader,
+            exe: exe(other_pid),
+        };
+        assert!(stranger(other_pid, pgid, &not_parent), "not wtenv's child");
+        let mut gone = Command::new("true").spawn().unwrap();
+        gone.wait().unwrap();
+        assert!(!stranger(gone.id(), pgid, &wtenv), "gone");
+    }
 
     #[test]
     fn python_is_unbuffered_and_colour_forced_only_when_ours_is_on() {
