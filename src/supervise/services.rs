@@ -303,8 +303,10 @@ mod tests {
 
     /// SIGKILLs the processes it names, and kills and reaps its children,
     /// when dropped (a failed assertion leaks nothing).
+    #[cfg(target_os = "linux")]
     struct Kill(Vec<u32>, Vec<std::process::Child>);
 
+    #[cfg(target_os = "linux")]
     impl Drop for Kill {
         fn drop(&mut self) {
             for &pid in &self.0 {
