@@ -104,11 +104,16 @@ pub fn var<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
     env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-/// A file named PWNED anywhere under `dir`: code ran that should not have.
+/// A file named PWNED (or `PWNED-` and what ran: `PWNED-path`) anywhere
+/// under `dir`: code ran that should not have.
 pub fn pwned_under(dir: &Path) -> Option<PathBuf> {
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         let path = entry.path();
-        if path.file_name().is_some_and(|n| n == "PWNED") {
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n == "PWNED" || n.starts_with("PWNED-"))
+        {
             return Some(path);
         }
         if entry.file_type().is_ok_and(|f| f.is_dir())
