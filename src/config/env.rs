@@ -1,12 +1,13 @@
 //! The variables a config exports: a service's port variables and the
-//! `[env]` templates, and the names no config may export, trusted or not
-//! ([`refused_name`]; the README lists them under "Trust").
+//! `[env]` templates, checked against the names no config may export
+//! ([`refused_name`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use indexmap::IndexMap;
 
 use super::Checker;
+use super::refused::refused_name;
 use super::services::Service;
 use crate::error::Result;
 
@@ -32,43 +33,6 @@ pub fn is_env_name(name: &str) -> bool {
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
-/// Names no config may export, trusted or not: each one runs code or
-/// changes what runs (the shell, the dynamic loader) the moment a shell
-/// enters the worktree, or steers wtenv itself. Exact names here, prefixes
-/// in [`REFUSED_PREFIXES`]; the README lists both ("Trust").
-pub const REFUSED_NAMES: &[&str] = &[
-    "PATH",
-    "HOME",
-    "SHELL",
-    "IFS",
-    "ENV",
-    "BASH_ENV",
-    "PROMPT_COMMAND",
-    "PS0",
-    "PS1",
-    "PS2",
-    "PS3",
-    "PS4",
-    "SHELLOPTS",
-    "BASHOPTS",
-    "CDPATH",
-    "ZDOTDIR",
-];
-
-/// Prefixes of refused names: bash's exported functions, the loaders of
-/// Linux and macOS, wtenv's own variables, and its shell hooks' (the hook
-/// trusts `__WTENV_DIFF` and `__WTENV_SAVED` to say what it exported and
-/// what to restore: a config setting them could make it restore any
-/// `PATH`).
-pub const REFUSED_PREFIXES: &[&str] = &[
-    "BASH_FUNC_",
-    "LD_",
-    "DYLD_",
-    "WTENV_",
-    "__WTENV_",
-    "__wtenv_",
-];
-
 /// Whether a service's variable `name` is exported before the config is
 /// trusted: a name ending in `PORT` (`PORT`, `WEB_PORT`, the default
 /// `<SERVICE>_PORT`). A port number is data, but not under any name: a
@@ -78,32 +42,6 @@ pub const REFUSED_PREFIXES: &[&str] = &[
 /// runs its code. Any other name waits for trust, like `[env]`.
 pub fn is_port_name(name: &str) -> bool {
     name.ends_with("PORT")
-}
-
-/// Why `name` may not be exported by a config, if it may not.
-pub fn refused_name(name: &str) -> Option<String> {
-    if !is_env_name(name) {
-        return Some(format!(
-            "{name:?} is not a valid environment variable name (letters, digits, '_', not starting with a digit)"
-        ));
-    }
-    if REFUSED_NAMES.contains(&name) {
-        return Some(format!(
-            "{name} is refused: it controls the shell, so a repository setting it would run code on `cd`"
-        ));
-    }
-    REFUSED_PREFIXES
-        .iter()
-        .find(|p| name.starts_with(*p))
-        .map(|p| match *p {
-            "WTENV_" => format!("{name} is refused: WTENV_* variables belong to wtenv itself"),
-            "__WTENV_" | "__wtenv_" => format!(
-                "{name} is refused: {p}* variables belong to wtenv's shell hooks, which would restore what they say"
-            ),
-            _ => format!(
-                "{name} is refused: {p}* variables control the shell or the dynamic loader, so a repository setting one would run code on `cd`"
-            ),
-        })
 }
 
 impl Checker<'_> {

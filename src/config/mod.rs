@@ -8,12 +8,12 @@
 //! the known name it likely stands for (`warnings.rs`). The meaning of the
 //! values is checked per concept: purposes and their ranges
 //! (`purposes.rs`), services (`services.rs`), the variables and `[env]`
-//! templates (`env.rs`).
+//! templates (`env.rs`), the names no config may export (`refused.rs`).
 //!
 //! A config comes from a repository someone else may have written: it is
 //! read without blocking, only from a regular file, at most [`MAX_BYTES`],
-//! and variable names that control the shell, the loader or wtenv itself
-//! are refused ([`refused_name`]) whether or not the config is trusted.
+//! and variable names that control the shell, the loader or wtenv itself,
+//! or that a shell cannot set, are refused ([`refused_name`]) whether or not the config is trusted.
 //! What it asks for is bounded ([`MAX_SERVICES`], [`MAX_NAME_CHARS`],
 //! [`MAX_SERVICE_VARS`]; the size of what it exports, which depends on the
 //! worktree, is [`crate::exports::check_size`]).
@@ -25,6 +25,7 @@ mod decode;
 mod env;
 mod purposes;
 mod raw;
+mod refused;
 mod services;
 mod warnings;
 
@@ -34,10 +35,9 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::process::printable_path;
 
-pub use env::{
-    Piece, REFUSED_NAMES, REFUSED_PREFIXES, Template, is_env_name, is_port_name, refused_name,
-};
+pub use env::{Piece, Template, is_env_name, is_port_name};
 pub use purposes::{DEFAULT_PURPOSES, MIN_PORT, PortRange, Ranges};
+pub use refused::{REFUSED, REFUSED_PREFIXES, Refused, refused_name};
 pub use services::{Service, default_env_name};
 pub use warnings::shown as shown_key;
 

@@ -195,17 +195,21 @@ fn readme_lists_every_environment_variable_wtenv_reads() {
     }
 }
 
-/// Every name a config may never export is listed under Trust (`PS0`-`PS4`
-/// stands for the prompts between).
+/// Every name a config may never export is listed under Trust, with the
+/// reason of its group (`PS0`-`PS4` and `PROMPT2`-`PROMPT4` stand for the
+/// prompts between).
 #[test]
 fn readme_lists_every_refused_variable_name() {
     let section = readme_section("## Trust");
-    for name in wtenv::config::REFUSED_NAMES {
-        let shown = match *name {
-            "PS1" | "PS2" | "PS3" => "`PS0`-`PS4`".to_owned(),
-            _ => format!("`{name}`"),
-        };
-        assert!(section.contains(&shown), "Trust lacks {shown}");
+    for group in wtenv::config::REFUSED {
+        for name in group.names {
+            let shown = match *name {
+                "PS1" | "PS2" | "PS3" => "`PS0`-`PS4`".to_owned(),
+                "PROMPT3" => "`PROMPT2`-`PROMPT4`".to_owned(),
+                _ => format!("`{name}`"),
+            };
+            assert!(section.contains(&shown), "Trust lacks {shown}");
+        }
     }
     for prefix in wtenv::config::REFUSED_PREFIXES {
         let shown = format!("`{prefix}*`");

@@ -153,3 +153,59 @@ fn a_terminal_opened_in_a_hostile_clone_runs_nothing_at_its_prompts() {
     }
     assert_eq!(trusted_count(&t), 0);
 }
+
+/// The zsh and fish names for what the refused bash names do, in the shell
+/// each one acts in, at a real terminal: fish's `fish_user_paths` (put
+/// before `PATH`: the repository's `ls` would run), zsh's `PROMPT` (`PS1`
+/// under `prompt_subst`: its `$(...)` would run at every prompt) and zsh's
+/// `UID` (a root shell would become `nobody`). Refused, before and after
+/// `wtenv trust`.
+#[test]
+fn zsh_and_fish_equivalents_of_refused_names_run_nothing() {
+    let t = TestEnv::new();
+    hostile(&t);
+    let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+    let uid = String::from_utf8(uid.stdout).unwrap();
+    let cases = [
+        (
+            Sh::Fish,
+            "fish_user_paths",
+            t.root().join("evil-bin").display().to_string(),
+        ),
+        (
+            Sh::Zsh,
+            "PROMPT",
+            format!("$(touch '{}/PWNED-prompt')% ", t.root().display()),
+        ),
+        (Sh::Zsh, "UID", "65534".to_owned()),
+    ];
+    for (sh, name, value) in cases {
+        t.write_config(&env_entry(name, &value));
+        let hook = hook_file(&t, sh.name());
+        let dump = t.root().join(format!("{name}.env"));
+        let id = t.root().join(format!("{name}.id"));
+        let setopt = if sh == Sh::Zsh {
+            "setopt prompt_subst\n"
+        } else {
+            ""
+        };
+        let lines = format!(
+            "{setopt}source {hook}\n\nwtenv trust\n\nls >/dev/null\nid -u > {id}\n/usr/bin/env -0 > {dump}\n",
+            hook = q(&hook),
+            id = q(&id),
+            dump = q(&dump),
+        );
+        let screen = in_tmux(&t, sh, &t.repo, &lines, &dump);
+        let screen = String::from_utf8_lossy(&screen.stdout);
+        let env = read_env(&dump);
+        assert_ne!(var(&env, name), Some(value.as_str()), "{name}: {screen}");
+        assert!(screen.contains("is refused"), "{name}: {screen}");
+        assert_eq!(
+            std::fs::read_to_string(&id).unwrap(),
+            uid,
+            "{name}: {screen}"
+        );
+        assert_nothing_ran(&t, name);
+    }
+    assert_eq!(trusted_count(&t), 0);
+}
