@@ -34,7 +34,10 @@ __wtenv_hook() {
     # On failure the binary prints the reason on stderr and, on stdout, the
     # lines that unset what was exported before: nothing is left half-set.
     __wtenv_out=$(__WTENV_EXE__ env --format bash --hook) || :
-    eval "$__wtenv_out"
+    # `|| :`: a line bash cannot run (a name the user made read-only) is
+    # said on stderr and ends neither the shell (errexit) nor the lines
+    # after it (README "Shell integration").
+    eval "$__wtenv_out" || :
   fi
   return "$__wtenv_status"
 }

@@ -34,7 +34,11 @@ __wtenv_hook() {
     # On failure the binary prints the reason on stderr and, on stdout, the
     # lines that unset what was exported before: nothing is left half-set.
     __wtenv_out=$(__WTENV_EXE__ env --format zsh --hook) || :
-    eval "$__wtenv_out"
+    # `|| :`: a line zsh cannot run (a name the user made read-only or an
+    # array) stops the eval, said on stderr, but not the shell (err_exit);
+    # the bookkeeping comes first, so leaving still gives back every name
+    # (README "Shell integration").
+    eval "$__wtenv_out" || :
   fi
 }
 

@@ -151,11 +151,17 @@ struct Before {
     had_saved: bool,
 }
 
-/// What the hook prints, as (set, unset): `vars`, and for each variable it
-/// set before and no longer sets, the value the user had before (or an
-/// unset when there was none); then its own bookkeeping. A variable it
-/// keeps setting keeps its first saved value, whatever worktree set it
+/// What the hook prints, as (set, unset): its own bookkeeping first, then
+/// for each variable it set before and no longer sets, the value the user
+/// had before (or an unset when there was none), then `vars`. A variable
+/// it keeps setting keeps its first saved value, whatever worktree set it
 /// since. `current` reads the environment as it is now.
+///
+/// Bookkeeping first: a shell stops (zsh) or goes on (bash, fish) at a
+/// line it cannot run (a name the user made read-only or an array), and
+/// either way the names after it are listed, so leaving gives each back
+/// what it had (the value saved is the one the user had, set or not by
+/// the lines that ran). Bookkeeping last would be lost with the line.
 fn hook_changes(
     before: &Before,
     vars: Vec<(String, String)>,
@@ -183,21 +189,23 @@ fn hook_changes(
     }
     let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
     let diff = names.join(":");
-    set.extend(vars);
+    let mut bookkeeping = Vec::new();
     match (diff.is_empty(), before.had_diff) {
-        (false, _) => set.push((settings::HOOK_DIFF.into(), diff)),
+        (false, _) => bookkeeping.push((settings::HOOK_DIFF.into(), diff)),
         (true, true) => unset.push(settings::HOOK_DIFF.into()),
         (true, false) => {}
     }
     match (saved.is_empty(), before.had_saved) {
-        (false, _) => set.push((
+        (false, _) => bookkeeping.push((
             settings::HOOK_SAVED.into(),
             serde_json::to_string(&saved).expect("strings serialize"),
         )),
         (true, true) => unset.push(settings::HOOK_SAVED.into()),
         (true, false) => {}
     }
-    (set, unset)
+    bookkeeping.extend(set);
+    bookkeeping.extend(vars);
+    (bookkeeping, unset)
 }
 
 /// The hook's variables: none outside a worktree with a config file.

@@ -346,3 +346,46 @@ fn interactive_shells_get_the_ports_at_the_first_prompt_and_lose_them_on_cd() {
         assert_eq!(var(&outside, "__WTENV_DIFF"), None, "{}", sh.name());
     }
 }
+
+/// A variable the shell cannot set (one the user made read-only in bash,
+/// an array in zsh) in a trusted `[env]`: the export fails, said on
+/// stderr, but the shell (errexit) lives on, the hook's bookkeeping is set
+/// (it comes first), and leaving gives the user's `PORT` back and unsets
+/// what the worktree exported.
+#[test]
+fn a_variable_the_shell_cannot_set_leaves_nothing_half_set() {
+    let t = TestEnv::new();
+    t.write_config("[env]\nAPI_URL = \"http://localhost:{port.app}\"\n");
+    assert_eq!(run(&mut t.wtenv(&["trust"])).code, Some(0));
+    let outside = t.root().join("home");
+    for (sh, declare) in [
+        (Sh::Bash, "readonly API_URL=mine"),
+        (Sh::Zsh, "typeset -a API_URL"),
+    ] {
+        let hook = hook_file(&t, sh.name());
+        let file = |n: &str| t.root().join(format!("{}-cannot-{n}.env", sh.name()));
+        let script = format!(
+            "export PORT=mine\n{declare}\nsource {hook}\ncd {repo}\n{h}\nenv -0 > {a}\ncd {out}\n{h}\nenv -0 > {b}\necho still alive\n",
+            hook = q(&hook),
+            repo = q(&t.repo),
+            out = q(&outside),
+            h = sh.after_cd(),
+            a = q(&file("in")),
+            b = q(&file("out")),
+        );
+        let out = sh.run(&t, &outside, &script);
+        let name = sh.name();
+        assert_eq!(out.code, Some(0), "{name}: {out}");
+        assert_eq!(out.stdout, "still alive\n", "{name}: {out}");
+        assert!(out.stderr.contains("API_URL"), "{name}: {out}");
+        let (inside, left) = (read_env(&file("in")), read_env(&file("out")));
+        assert!(
+            var(&inside, "__WTENV_DIFF").is_some_and(|d| d.split(':').any(|n| n == "PORT")),
+            "{name}: {out}"
+        );
+        assert_eq!(var(&left, "PORT"), Some("mine"), "{name}: {out}");
+        for gone in ["WTENV_WORKTREE", "__WTENV_DIFF", "__WTENV_SAVED"] {
+            assert_eq!(var(&left, gone), None, "{name}: {gone} left behind: {out}");
+        }
+    }
+}
