@@ -189,19 +189,12 @@ impl Gate {
             ),
             Gate::Nothing | Gate::Trusted => return None,
         };
-        let names: Vec<&str> = config.untrusted_names().collect();
+        let (what, names) = config.gated()?;
         let source = config
             .source
             .as_deref()
             .map(printable_path)
             .unwrap_or_default();
-        // `[env]` alone is the usual case; service variables not named like
-        // a port wait for trust too.
-        let what = match (names.len() > config.env.len(), config.env.is_empty()) {
-            (false, _) => "[env]",
-            (true, true) => "service variables",
-            (true, false) => "[env] and service variables",
-        };
         Some(format!(
             "{what} of {source} not applied ({}): {tail}",
             names.join(", ")

@@ -38,16 +38,16 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let scope = ctx.scope()?;
     let source = scope.config.source.clone().unwrap_or_default();
     let added = trust::trust(&ctx.registry, &scope.worktree.common_dir, &scope.config)?;
-    let names: Vec<&str> = scope.config.env.iter().map(|(n, _)| n.as_str()).collect();
+    // Every name the trust allows, service variables included: what the
+    // user reviews is all of it.
     report::note(&format!(
         "{} {} for repository {}{}",
         if added { "trusted" } else { "already trusted:" },
         printable_path(&source),
         printable_path(&scope.worktree.common_dir),
-        if names.is_empty() {
-            String::new()
-        } else {
-            format!(" ([env]: {})", names.join(", "))
+        match scope.config.gated() {
+            Some((what, names)) => format!(" ({what}: {})", names.join(", ")),
+            None => String::new(),
         }
     ));
     Ok(Outcome::SUCCESS)

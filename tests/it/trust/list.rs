@@ -1,7 +1,8 @@
 //! The trust list: kept like the registry (0600, never through a link,
 //! unreadable means nothing trusted), and in a state directory no
 //! repository can move into itself (a relative `XDG_STATE_HOME` ignored, a
-//! relative `WTENV_STATE_DIR` refused).
+//! relative `WTENV_STATE_DIR` refused); and what `wtenv trust` says it
+//! allows.
 
 use super::{commit_config, gated_config};
 use crate::support::{TestEnv, run};
@@ -100,4 +101,47 @@ fn a_relative_wtenv_state_dir_is_refused() {
             "{args:?}: state in the worktree"
         );
     }
+}
+
+/// `wtenv trust` names every variable the trust allows, so what the user
+/// reviews is all of it: the `[env]` names and the service variables not
+/// named like a port (`GIT_CONFIG_GLOBAL` would make git read the
+/// repository's own file), as the untrusted warning names them.
+#[test]
+fn trust_names_every_variable_it_allows() {
+    let t = TestEnv::new();
+    for (config, allowed) in [
+        (
+            "[services.web]\nenv = [\"PORT\", \"GIT_CONFIG_GLOBAL\"]\n",
+            "(service variables: GIT_CONFIG_GLOBAL)",
+        ),
+        (
+            "[services.web]\nenv = [\"PORT\", \"GIT_CONFIG_GLOBAL\"]\n[env]\nNODE_OPTIONS = \"x\"\n",
+            "([env] and service variables: GIT_CONFIG_GLOBAL, NODE_OPTIONS)",
+        ),
+        ("[env]\nNODE_OPTIONS = \"x\"\n", "([env]: NODE_OPTIONS)"),
+    ] {
+        t.write_config(config);
+        let warned = run(&mut t.wtenv(&["env"]));
+        let out = run(&mut t.wtenv(&["trust"]));
+        assert_eq!(out.code, Some(0), "{out}");
+        assert!(
+            out.stderr.starts_with(&format!(
+                "trusted {}/wtenv.toml for repository ",
+                t.repo.display()
+            )) && out.stderr.ends_with(&format!(" {allowed}\n")),
+            "{out}"
+        );
+        // The same names the warning said were left out.
+        let names = allowed.split_once(": ").unwrap().1.trim_end_matches(')');
+        assert!(
+            warned.stderr.contains(&format!(" not applied ({names}): ")),
+            "{warned}"
+        );
+    }
+    // Nothing to allow: nothing listed.
+    t.write_config("[services.web]\nenv = [\"PORT\"]\n");
+    let out = run(&mut t.wtenv(&["trust"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stderr.ends_with(".git\n"), "{out}");
 }
