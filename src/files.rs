@@ -25,6 +25,9 @@ use std::path::{Path, PathBuf};
 
 use nix::libc;
 
+mod removal;
+pub use removal::{Removal, planted_hint, removal};
+
 /// Why an existing path was refused; shown after the path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -124,35 +127,6 @@ pub fn refusal_of(path: &Path, e: &io::Error) -> Option<Refusal> {
             }
         }
         _ => None,
-    }
-}
-
-/// The way out of something wtenv refuses at a path (a lock file, the
-/// trust list): removing it ([`removal`]).
-pub struct Removal {
-    /// The command, with the path quoted for a message.
-    pub command: String,
-    /// It is `rm -r`: what the directory holds goes too, so its owner
-    /// should see what that is first.
-    pub recursive: bool,
-}
-
-/// The command that removes what is at `path`, looked at, not followed
-/// (a link is the link's to remove). `rm` fails on a directory: an empty
-/// one is `rmdir`'s, one that holds anything (or cannot be looked into)
-/// `rm -r`'s.
-pub fn removal(path: &Path) -> Removal {
-    let quoted = crate::shell::quote_in_message(path);
-    let (command, recursive) = if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-        ("rm", false)
-    } else if std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_none()) {
-        ("rmdir", false)
-    } else {
-        ("rm -r", true)
-    };
-    Removal {
-        command: format!("{command} {quoted}"),
-        recursive,
     }
 }
 

@@ -314,7 +314,8 @@ pub fn git_dir_at(root: &Path) -> Option<PathBuf> {
 /// The worktree may be a tree someone else made: the stamp is written only
 /// into a git dir that is this worktree's own (see [`own_git_dir`]), never
 /// through a link and only into a regular file of ours ([`write_own`]);
-/// otherwise it is skipped, and direnv merely misses one reload.
+/// otherwise it is skipped, and direnv misses the reload: a warning says
+/// so, and how to remove what is there instead.
 ///
 /// [`write_own`]: crate::files::write_own
 pub fn write_stamp(root: &Path, content: &str) {
@@ -339,7 +340,16 @@ pub fn write_stamp(root: &Path, content: &str) {
         Ok(())
     });
     if let Err(e) = result {
-        tracing::warn!("did not write {}: {e}", printable_path(&path));
+        let message = format!(
+            "did not write {}: {e}; direnv will not reload this worktree's environment when its ports change",
+            printable_path(&path)
+        );
+        match e {
+            crate::files::OpenError::Refused(_) => {
+                crate::report::warn_hinted(&message, &crate::files::planted_hint(&path));
+            }
+            crate::files::OpenError::Io(_) => crate::report::warn(&message),
+        }
     }
 }
 

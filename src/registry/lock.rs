@@ -131,7 +131,7 @@ impl Registry {
             ),
             OpenError::Refused(r) => self.unusable(
                 format!("its lock file {}: {r}", printable_path(path)),
-                removal_hint(path),
+                files::planted_hint(path),
             ),
         }
     }
@@ -173,18 +173,6 @@ impl Registry {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
         }
-    }
-}
-
-/// The way out of something planted where a lock file goes: removing
-/// it, by the command that removes what is there ([`files::removal`]).
-fn removal_hint(path: &Path) -> String {
-    const PLANTED: &str = "something other than wtenv put it there";
-    let files::Removal { command, recursive } = files::removal(path);
-    if recursive {
-        format!("{PLANTED}: see what it holds, then remove it ({command}); wtenv makes a new one")
-    } else {
-        format!("{PLANTED}: remove it ({command}), wtenv makes a new one")
     }
 }
 

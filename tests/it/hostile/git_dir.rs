@@ -160,23 +160,42 @@ fn a_git_dir_under_proc_sys_or_dev_is_refused_and_reserves_nothing() {
 /// `env` rewrites the worktree's stamp when its ports change (direnv
 /// watches it). Planted as a link, or as a hard link, to a user's file, the
 /// stamp must not be written through: entering the tree would overwrite
-/// that file.
+/// that file. Nor into a FIFO. Each time a warning says what direnv then
+/// misses, and how to remove what is there.
 #[test]
 fn a_stamp_planted_as_a_link_or_hard_link_is_never_written_through() {
     let t = TestEnv::new();
     let outside = Outside::new(&t);
     let stamp = t.repo.join(".git/wtenv.stamp");
-    for kind in ["symlink", "hard link"] {
+    for (kind, why) in [
+        ("symlink", "it is a symbolic link"),
+        ("hard link", "it has 2 hard links"),
+        ("fifo", "it is a FIFO"),
+    ] {
         let _ = std::fs::remove_file(&stamp);
-        if kind == "symlink" {
-            std::os::unix::fs::symlink(&outside.victim, &stamp).unwrap();
-        } else {
-            std::fs::hard_link(&outside.victim, &stamp).unwrap();
+        match kind {
+            "symlink" => std::os::unix::fs::symlink(&outside.victim, &stamp).unwrap(),
+            "hard link" => std::fs::hard_link(&outside.victim, &stamp).unwrap(),
+            _ => mkfifo(&stamp),
         }
         // A change of ports, so the stamp is due: allocate, then release.
         for args in [&["env"][..], &["release"]] {
             let out = env_bounded(&t, args);
             assert_eq!(out.code, Some(0), "{kind} {args:?}: {out}");
+            let warning = format!("warning: did not write {}: {why}", stamp.display());
+            let consequence = "; direnv will not reload this worktree's environment when its ports change\n\
+                 hint: something other than wtenv put it there: remove it (rm '";
+            assert!(
+                out.stderr.contains(&warning) && out.stderr.contains(consequence),
+                "{kind} {args:?}: {out}"
+            );
+            assert!(
+                out.stderr.contains(&format!(
+                    "rm '{}'), wtenv makes a new one\n",
+                    stamp.display()
+                )),
+                "{kind} {args:?}: {out}"
+            );
         }
         assert_eq!(
             std::fs::read_to_string(&outside.victim).unwrap(),
