@@ -219,14 +219,38 @@ pub fn load(registry: &Registry) -> Result<TrustList> {
 }
 
 fn read(path: &Path) -> Result<TrustList> {
+    let remove = || {
+        format!(
+            "remove it to trust nothing: {}",
+            files::removal(path).command
+        )
+    };
     let unusable = |reason: String| {
         Error::refused(format!(
             "trust list {} cannot be used: {reason}",
             printable_path(path)
         ))
         .with_hint(format!(
-            "wtenv never rewrites it; inspect it, or remove it to trust nothing: {}",
-            files::removal(path).command
+            "wtenv never rewrites it; inspect it, or {}",
+            remove()
+        ))
+    };
+    // A mode alone is mended by chmod, which keeps every entry: removing
+    // the file is for one that is damaged. Writable by others, it is
+    // checked first: whoever could write it could have trusted for you.
+    let mode = |refusal: files::Refusal| {
+        let first = match refusal {
+            files::Refusal::WritableByOthers(_) => "inspect what it trusts, then ",
+            _ => "",
+        };
+        Error::refused(format!(
+            "trust list {} cannot be used: {refusal}",
+            printable_path(path)
+        ))
+        .with_hint(format!(
+            "wtenv never rewrites it; {first}chmod 600 {}; or, if it is damaged, {}",
+            crate::shell::quote_in_message(path),
+            remove()
         ))
     };
     let bytes = (|| -> std::result::Result<Option<Vec<u8>>, OpenError> {
@@ -244,9 +268,11 @@ fn read(path: &Path) -> Result<TrustList> {
     })()
     // What the kernel refused a user is said as root's checks say it.
     .map_err(|e| match e {
-        OpenError::Io(e) => {
-            unusable(files::refusal_of(path, &e).map_or(e.to_string(), |r| r.to_string()))
-        }
+        OpenError::Io(e) => match files::refusal_of(path, &e) {
+            Some(r @ files::Refusal::OwnerMode(_)) => mode(r),
+            r => unusable(r.map_or(e.to_string(), |r| r.to_string())),
+        },
+        OpenError::Refused(r @ files::Refusal::WritableByOthers(_)) => mode(r),
         refused => unusable(refused.to_string()),
     })?;
     let Some(bytes) = bytes else {

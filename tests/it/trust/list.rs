@@ -28,10 +28,12 @@ fn the_trust_list_is_hardened_like_the_registry() {
     assert!(out.stderr.contains("writable by group or others"), "{out}");
     // What to do is the list's own way out: `wtenv trust` refuses it.
     assert!(!out.stderr.contains("then run 'wtenv trust'"), "{out}");
+    // A mode alone is mended by chmod, which keeps what it trusts; rm,
+    // which trusts nothing, is for a damaged file.
+    let quoted = format!("'{}'", list.display());
     assert!(
         out.stderr.contains(&format!(
-            "remove it to trust nothing: rm '{}'",
-            list.display()
+            "inspect what it trusts, then chmod 600 {quoted}; or, if it is damaged, remove it to trust nothing: rm {quoted}"
         )),
         "{out}"
     );
