@@ -59,11 +59,29 @@ impl SpawnError {
                     // was started: say which file was not there.
                     if self.command.as_bytes().contains(&b'/') {
                         at = self.named(Path::new(&self.command));
+                        "command not found".to_owned()
+                    } else if self.command.as_os_str() != self.program.as_str() {
+                        // `up`'s `service web` does not say which command.
+                        format!(
+                            "{}: command not found",
+                            crate::process::printable(&self.command.to_string_lossy())
+                        )
+                    } else {
+                        "command not found".to_owned()
                     }
-                    "command not found".to_owned()
                 }
             },
-            io::ErrorKind::PermissionDenied => "permission denied (not executable)".to_owned(),
+            io::ErrorKind::PermissionDenied => match self.found(|_| true) {
+                Some(file) => {
+                    at = self.named(&file);
+                    if file.is_dir() {
+                        "is a directory".to_owned()
+                    } else {
+                        "permission denied (not executable)".to_owned()
+                    }
+                }
+                None => "permission denied (not executable)".to_owned(),
+            },
             io::ErrorKind::ArgumentListTooLong => format!(
                 "its command line and environment are larger than the system allows ({})",
                 self.source
@@ -102,19 +120,8 @@ impl SpawnError {
     /// that depends on where the child runs, and is skipped.
     fn missing(&self) -> Option<Missing> {
         use std::io::Read;
-        let command = Path::new(&self.command);
         // Regular files only: a FIFO there would block the read.
-        let is_file = |p: &Path| p.metadata().is_ok_and(|m| m.is_file());
-        let file = if self.command.as_bytes().contains(&b'/') {
-            Some(command.to_path_buf()).filter(|p| is_file(p))
-        } else if self.command.is_empty() {
-            None
-        } else {
-            std::env::split_paths(crate::settings::path()?)
-                .filter(|dir| dir.is_absolute())
-                .map(|dir| dir.join(command))
-                .find(|p| is_file(p))
-        }?;
+        let file = self.found(|m| m.is_file())?;
         let mut head = Vec::with_capacity(256);
         let read = std::fs::File::open(&file).and_then(|f| f.take(256).read_to_end(&mut head));
         let interpreter = read.ok().and_then(|_| {
@@ -123,6 +130,27 @@ impl SpawnError {
             word.split_whitespace().next().map(str::to_owned)
         });
         Some(Missing { file, interpreter })
+    }
+
+    /// The file the command names, when one that `wanted` accepts is
+    /// there: the path as given, or the first of PATH's absolute
+    /// directories that has one (a relative entry depends on where the
+    /// child runs, and is skipped). `execvp` skips a directory or a file
+    /// it may not execute and says EACCES when nothing else is found: the
+    /// first such entry is the one to name.
+    fn found(&self, wanted: impl Fn(&std::fs::Metadata) -> bool) -> Option<PathBuf> {
+        let command = Path::new(&self.command);
+        let there = |p: &Path| p.metadata().is_ok_and(|m| wanted(&m));
+        if self.command.as_bytes().contains(&b'/') {
+            Some(command.to_path_buf()).filter(|p| there(p))
+        } else if self.command.is_empty() {
+            None
+        } else {
+            std::env::split_paths(crate::settings::path()?)
+                .filter(|dir| dir.is_absolute())
+                .map(|dir| dir.join(command))
+                .find(|p| there(p))
+        }
     }
 
     /// What to do about it (`run` and `up` alike). Only a command that is
@@ -146,7 +174,11 @@ impl SpawnError {
                 None => "check the command's name, PATH and permissions",
             },
             (io::ErrorKind::PermissionDenied, _) => {
-                "check the command's name, PATH and permissions"
+                if self.found(|m| m.is_dir()).is_some() {
+                    "name a program, not a directory"
+                } else {
+                    "check the command's name, PATH and permissions"
+                }
             }
             (io::ErrorKind::ArgumentListTooLong, _) => {
                 "unset large environment variables (env | wc -c counts them), or shorten the command line (at most 128 KiB per argument)"
@@ -304,7 +336,7 @@ mod tests {
         );
         assert_eq!(
             missing("service web", "wtenv-no-such-command").message(),
-            "could not run service web: command not found"
+            "could not run service web: wtenv-no-such-command: command not found"
         );
     }
 

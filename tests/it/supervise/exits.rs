@@ -187,3 +187,30 @@ fn run_refuses_a_mistyped_flag_and_leaves_the_commands_flags_to_it() {
         "{out}"
     );
 }
+
+/// A directory named as the command was "permission denied (not
+/// executable)" (execve's EACCES): it is said to be a directory, as a
+/// shell says it, exit 126.
+#[test]
+fn a_directory_run_as_a_command_is_said_to_be_one_and_exits_126() {
+    let t = TestEnv::new();
+    let out = crate::support::run(t.wtenv(&["run", "--", "/etc"]).stdin(Stdio::null()));
+    assert_eq!(out.code, Some(126), "{out}");
+    assert_eq!(
+        out.stderr,
+        "error: could not run /etc: is a directory\nhint: name a program, not a directory\n"
+    );
+    // Under `up`, a directory of the worktree is named by its path.
+    std::fs::create_dir(t.repo.join("serve")).unwrap();
+    t.write_config("[services.web]\nrun = \"./serve\"\n");
+    let out = crate::support::run(t.wtenv(&["up"]).stdin(Stdio::null()));
+    assert_eq!(out.code, Some(126), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "error: could not run service web ({}/serve): is a directory\n",
+            t.repo.display()
+        )),
+        "{out}"
+    );
+    assert_no_holds(&t);
+}
