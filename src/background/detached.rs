@@ -25,10 +25,7 @@ impl Child {
     /// How it ended, if it did.
     pub fn exited(&mut self) -> Option<String> {
         let status = self.inner.try_wait().ok()??;
-        Some(match status.code() {
-            Some(c) => format!("exit code {c}"),
-            None => format!("{status}"),
-        })
+        Some(crate::supervise::services::describe(status))
     }
 }
 

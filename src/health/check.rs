@@ -191,8 +191,10 @@ pub fn cmd(command: &str, vars: &[(String, String)], dir: &Path, timeout: Durati
     use std::os::unix::process::ExitStatusExt;
     Err(match (status.code(), status.signal()) {
         (Some(code), _) => format!("cmd {command:?} -> exit {code}"),
-        (None, Some(sig)) => format!("cmd {command:?} -> killed by signal {sig}"),
-        _ => format!("cmd {command:?} failed"),
+        _ => format!(
+            "cmd {command:?} -> {}",
+            crate::supervise::services::describe(status)
+        ),
     })
 }
 

@@ -15,11 +15,27 @@ use crate::probe::{self, Holder};
 use crate::process;
 use crate::report;
 
+/// How a service or command ended, as `up` and `up --detach` say it:
+/// `exit code 3`, `killed by SIGTERM`. An exit code of 128 + N for a
+/// signal N is how a shell reports a command that signal killed (the
+/// `sh -c` of a `run` line, a `wtenv run` that could not die of it), and
+/// says so, the code kept: `killed by SIGTERM, exit code 143`.
 pub fn describe(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
+    let name = |n: i32| {
+        nix::sys::signal::Signal::try_from(n)
+            .ok()
+            .map(|s| s.as_str())
+    };
     match (status.code(), status.signal()) {
-        (Some(c), _) => format!("exit code {c}"),
-        (None, Some(s)) => format!("killed by signal {s}"),
+        (Some(c), _) => match c.checked_sub(128).filter(|&n| n > 0).and_then(name) {
+            Some(sig) => format!("killed by {sig}, exit code {c}"),
+            None => format!("exit code {c}"),
+        },
+        (None, Some(s)) => match name(s) {
+            Some(sig) => format!("killed by {sig}"),
+            None => format!("killed by signal {s}"),
+        },
         _ => "unknown status".into(),
     }
 }
@@ -393,5 +409,17 @@ mod tests {
         // What the user set wins.
         let user = |n: &str| n == "FORCE_COLOR" || n == "PYTHONUNBUFFERED";
         assert_eq!(child_env(true, user), vec![("CLICOLOR_FORCE", "1")]);
+    }
+
+    #[test]
+    fn an_end_by_a_signal_names_it_as_the_shell_s_exit_code_does() {
+        use std::os::unix::process::ExitStatusExt;
+        let end = |raw| describe(std::process::ExitStatus::from_raw(raw));
+        assert_eq!(end(3 << 8), "exit code 3");
+        assert_eq!(end(128 << 8), "exit code 128");
+        assert_eq!(end(15), "killed by SIGTERM");
+        assert_eq!(end(143 << 8), "killed by SIGTERM, exit code 143");
+        assert_eq!(end(130 << 8), "killed by SIGINT, exit code 130");
+        assert_eq!(end(255 << 8), "exit code 255");
     }
 }

@@ -407,3 +407,35 @@ fn prefixes_on_a_terminal_are_coloured_only_when_its_term_shows_colour() {
     }
     assert_no_holds(&t);
 }
+
+/// A service a signal killed was said as "killed by signal 15", or as
+/// "exit code 143" when its `sh -c` reported its command's death: the
+/// signal is named, and a shell's 128 + N keeps its code.
+#[test]
+fn a_service_killed_by_a_signal_is_said_so_by_the_signal_s_name() {
+    let t = TestEnv::new();
+    let pidfile = t.root().join("web.pid");
+    let p = pidfile.display();
+    for (run, said) in [
+        // The leader itself (the shell execs sleep).
+        (
+            format!("echo $$ > {p}.tmp; mv {p}.tmp {p}; exec sleep 100"),
+            "wtenv: service web ended (killed by SIGTERM)\n",
+        ),
+        // The shell waits for its command, and reports its end as 143.
+        (
+            format!("sleep 100 & echo $! > {p}.tmp; mv {p}.tmp {p}; wait $!"),
+            "wtenv: service web ended (killed by SIGTERM, exit code 143)\n",
+        ),
+    ] {
+        let _ = std::fs::remove_file(&pidfile);
+        t.write_config(&format!("[services.web]\nrun = \"{run}\"\n"));
+        let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
+        let pid = wait_pidfile(&pidfile, &w);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
+        w.wait();
+        let stderr = w.stderr_text();
+        assert!(stderr.contains(said), "{stderr}");
+        assert_no_holds(&t);
+    }
+}
