@@ -347,6 +347,12 @@ impl Policy for Up<'_, '_> {
             return true;
         }
         let plan = s.restarts.plan(s.began, now);
+        // How this run ended comes first, the last run's too (before
+        // the restart limit line). One killed for being unhealthy said so.
+        if end != End::Unhealthy {
+            self.say(i, &format!("ended ({})", describe(status)));
+        }
+        let s = &mut self.states[i];
         let Some(plan) = plan else {
             s.phase = Phase::Ended;
             self.record();
@@ -366,9 +372,6 @@ impl Policy for Up<'_, '_> {
         };
         s.phase = Phase::Backoff;
         s.restart_at = Some(now + plan.delay);
-        if end != End::Unhealthy {
-            self.say(i, &format!("ended ({})", describe(status)));
-        }
         self.say(
             i,
             &format!(

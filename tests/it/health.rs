@@ -358,10 +358,14 @@ run = "{db}"
             "{stderr}"
         );
     }
+    // Each run's end is said, the last one's too, before the limit.
     assert!(
-        stderr.contains("flaky | restart limit reached: 5 restarts in 60s; stopping all"),
+        stderr.contains(
+            "flaky | ended (exit code 3)\nflaky | restart limit reached: 5 restarts in 60s; stopping all"
+        ),
         "{stderr}"
     );
+    assert_eq!(stderr.matches("flaky | ended (exit code 3)\n").count(), 6);
     assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 6);
     assert!(!alive(db), "the other service was stopped");
     assert_no_holds(&t);
