@@ -107,11 +107,17 @@ pub fn render(err: &Error, quiet: bool) -> String {
 /// spawned, within a supervisor that goes on to stop the others): `error:`
 /// always, its hint unless `-q`.
 pub fn problem(message: &str, hint: Option<&str>) {
+    emit(&problem_text(message, hint));
+}
+
+/// What [`problem`] writes: `error: ...` and its hint unless `-q` (for a
+/// log that keeps it too).
+pub fn problem_text(message: &str, hint: Option<&str>) -> String {
     let mut out = format!("error: {message}\n");
     if let Some(hint) = hint.filter(|_| !quiet()) {
         let _ = writeln!(out, "hint: {hint}");
     }
-    emit(&out);
+    out
 }
 
 /// Something was left behind for the user to mend (a rollback step that

@@ -111,6 +111,19 @@ impl RotatingLog {
     }
 }
 
+/// wtenv's own message `text` (its lines, each ending with a newline) in
+/// `log`, where the service's output goes: what the supervisor of a
+/// background service says on its stderr reaches no one else.
+pub fn note(log: &Mutex<RotatingLog>, text: &str) {
+    if let Ok(mut log) = log.lock() {
+        for line in text.lines() {
+            let mut line = crate::process::printable(line).into_bytes();
+            line.push(b'\n');
+            log.write_line(&line);
+        }
+    }
+}
+
 /// Copies `reader` line by line into `log`, and to our own stdout (or
 /// stderr): the journal, under systemd. Counted in `open` until EOF.
 pub fn tee(
@@ -135,16 +148,38 @@ pub fn tee(
 const READ_MAX: u64 = 64 * 1024 * 1024;
 
 fn read_file(path: &Path) -> Vec<u8> {
-    let Ok(Some(mut file)) = crate::files::open_read(path, false) else {
-        return vec![];
-    };
-    let Ok(meta) = crate::files::require_regular(&file) else {
-        return vec![];
-    };
-    let _ = file.seek(SeekFrom::Start(meta.len().saturating_sub(READ_MAX)));
+    read_from(path, 0).unwrap_or_default()
+}
+
+/// The bytes of the file at `path` from `offset` on (the last
+/// [`READ_MAX`] of them); `None` when it is not a regular file.
+fn read_from(path: &Path, offset: u64) -> Option<Vec<u8>> {
+    let mut file = crate::files::open_read(path, false).ok()??;
+    let meta = crate::files::require_regular(&file).ok()?;
+    let start = offset.max(meta.len().saturating_sub(READ_MAX));
+    let _ = file.seek(SeekFrom::Start(start));
     let mut bytes = Vec::new();
     let _ = file.take(READ_MAX).read_to_end(&mut bytes);
-    bytes
+    Some(bytes)
+}
+
+/// Where a log ends now (its file and length): what is written after it
+/// is a new run's, told from the runs before ([`tail_since`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Mark {
+    file: (u64, u64),
+    len: u64,
+}
+
+impl Mark {
+    /// `None`: there is no log yet (all it will hold is new).
+    pub fn of(path: &Path) -> Option<Mark> {
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        Some(Mark {
+            file: (meta.dev(), meta.ino()),
+            len: meta.len(),
+        })
+    }
 }
 
 /// The log's lines (the rotated file's first), the last `n` if given.
@@ -161,9 +196,30 @@ pub fn lines(path: &Path, n: Option<usize>) -> Vec<Vec<u8>> {
     out
 }
 
-/// The last `n` lines as text, for an error's hint.
-pub fn tail(path: &Path, n: usize) -> String {
-    lines(path, Some(n))
+/// The last `n` lines written since `mark` (all the log holds, with no
+/// mark) as text, for an error's hint: only what this run wrote, not the
+/// last words of an earlier one. A rotation since is followed: the marked
+/// file is then the rotated one, and the new file is all new.
+pub fn tail_since(path: &Path, mark: Option<Mark>, n: usize) -> String {
+    let file = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
+    let from = |p: &Path, offset| read_from(p, offset).unwrap_or_default();
+    let before = previous(path);
+    let bytes = match mark {
+        Some(m) if file(path) == Some(m.file) => from(path, m.len),
+        Some(m) if file(&before) == Some(m.file) => {
+            let mut bytes = from(&before, m.len);
+            bytes.extend(from(path, 0));
+            bytes
+        }
+        _ => from(path, 0),
+    };
+    let mut lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
+    lines.drain(..lines.len().saturating_sub(n));
+    lines
         .iter()
         .map(|l| {
             let mut s = String::from("  ");

@@ -112,6 +112,9 @@ pub fn up(
             continue;
         }
         launch.ports = ports.get(&service.name).copied().into_iter().collect();
+        // Where its log ends before this run: the lines of an error's hint
+        // are this run's, not an earlier run's last words.
+        let mark = logfile::Mark::of(&launch.log);
         let result = match options.manager {
             Manager::Systemd => systemd::start(&launch).map(|pid| (pid, None)),
             Manager::Launchd => launchd::start(&launch, dir.path()).map(|pid| (pid, None)),
@@ -143,7 +146,12 @@ pub fn up(
             },
         };
         let written = dir.write(&record);
-        run.pending.push((run.started.len(), service, child));
+        run.pending.push(Pending {
+            index: run.started.len(),
+            service,
+            child,
+            mark,
+        });
         run.started.push(Started {
             record,
             pid,
@@ -222,10 +230,20 @@ struct Startup<'a> {
     /// The worktree's variables, for `cmd` health checks.
     vars: &'a [(String, String)],
     started: Vec<Started>,
-    /// Started, not yet seen ready: (index in `started`, its service,
-    /// the detached supervisor while it is our child).
-    pending: Vec<(usize, &'a Service, Option<detached::Child>)>,
+    /// Started, not yet seen ready.
+    pending: Vec<Pending<'a>>,
     ready: BTreeSet<String>,
+}
+
+/// A service started, not yet seen ready.
+struct Pending<'a> {
+    /// Its place in [`Startup::started`].
+    index: usize,
+    service: &'a Service,
+    /// The detached supervisor while it is our child.
+    child: Option<detached::Child>,
+    /// Where its log ended before it started.
+    mark: Option<logfile::Mark>,
 }
 
 impl Startup<'_> {
@@ -235,9 +253,14 @@ impl Startup<'_> {
         while let Some(k) = self
             .pending
             .iter()
-            .position(|(_, s, _)| service.is_none_or(|n| s.name == n))
+            .position(|p| service.is_none_or(|n| p.service.name == n))
         {
-            let (i, svc, mut child) = self.pending.remove(k);
+            let Pending {
+                index: i,
+                service: svc,
+                mut child,
+                mark,
+            } = self.pending.remove(k);
             let deadline = Instant::now() + svc.ready_timeout;
             let check = Readiness {
                 service: svc,
@@ -256,7 +279,7 @@ impl Startup<'_> {
                 Err(reason) => {
                     self.stop_started();
                     let record = &self.started[i].record;
-                    let tail = logfile::tail(&record.log, 10);
+                    let tail = logfile::tail_since(&record.log, mark, 10);
                     let mut hint = format!("see its output with 'wtenv logs {}'", svc.name);
                     if !tail.is_empty() {
                         hint = format!("its last lines:\n{tail}{hint}");

@@ -84,7 +84,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     if args.setsid {
         nix::unistd::setsid().map_err(|e| Error::io("could not start a session", e.into()))?;
     }
-    let mut supervisor = Supervisor::new(args.grace)
+    let supervisor = Supervisor::new(args.grace)
         .map_err(|e| Error::io("could not set up signal handling", e))?;
     let scope = ctx.scope()?;
     let line = args
@@ -108,16 +108,35 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         )?))),
         None => None,
     };
+    let result = supervised(&args, ctx, &scope, supervisor, passed, &line, log.clone());
+    // The supervisor of a background service talks to no terminal: why
+    // it ended goes to the service's log too (`wtenv logs S`).
+    if let (Err(e), Some(log)) = (&result, &log) {
+        logfile::note(log, &report::render(e, report::quiet()));
+    }
+    result
+}
+
+/// [`run`] once its log is open: each error it returns is logged there.
+fn supervised(
+    args: &Args,
+    ctx: &Ctx,
+    scope: &crate::context::Scope,
+    mut supervisor: Supervisor,
+    passed: Vec<sockets::inherited::Passed>,
+    line: &str,
+    log: Option<Arc<Mutex<RotatingLog>>>,
+) -> Result<Outcome> {
     let part = Part::of(&scope.worktree.common_dir, &scope.worktree.root);
     let release = ReleaseGuard::new(&ctx.registry, part);
-    let mut holder = hold(&line);
+    let mut holder = hold(line);
     holder.unit = args.unit.clone();
     let mode = if args.services.is_empty() {
         HoldMode::Settling(holder.clone())
     } else {
         HoldMode::HoldServices(holder.clone(), args.services.clone())
     };
-    let verified = ensure_verified(ctx, &scope, &mode, args.skip_occupied, &accept_any)?;
+    let verified = ensure_verified(ctx, scope, &mode, args.skip_occupied, &accept_any)?;
     let (vars, hold_waits) = (verified.vars, verified.hold_waits);
     // What a waited hold holds: the configured services' ports, as
     // verified and exported (not a port allocated by hand for another).
@@ -174,7 +193,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         logfile::tee(err_r, log.clone(), true, &output);
     }
     let program = &args.command[0];
-    let spawned = supervisor.spawn(&expr, &program.to_string_lossy(), program, log.is_none());
+    // A background unit's service is named as `up` names it.
+    let named = match (&args.unit, args.services.as_slice()) {
+        (Some(_), [service]) => format!("service {service}"),
+        _ => program.to_string_lossy().into_owned(),
+    };
+    let spawned = supervisor.spawn(&expr, &named, program, log.is_none());
     // Our copies of the pipes' write ends go with the expression, so the
     // log threads see EOF once the command's processes close theirs.
     drop(expr);
@@ -182,6 +206,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         Ok(pgid) => pgid,
         Err(e) => {
             report::problem(&e.message(), Some(&e.hint()));
+            if let Some(log) = &log {
+                logfile::note(log, &report::problem_text(&e.message(), Some(&e.hint())));
+            }
             return Ok(e.outcome());
         }
     };

@@ -119,3 +119,54 @@ fn up_detach_stops_a_service_whose_record_it_cannot_write() {
     assert!(free(t.ports.port(0)), "{out}");
     assert!(holders(&t, "web").is_empty(), "{}", t.registry());
 }
+
+/// A service of the wtenv back end whose command could not start: its
+/// supervisor said why on a stderr that is /dev/null, and `up -d`'s hint
+/// showed the last lines of the log, an earlier run's ("Serving HTTP on
+/// ..."). Why reaches the log (`wtenv logs`), and the hint shows only the
+/// lines of this run: its reason, as the foreground `up` gives it.
+#[test]
+fn up_detach_of_a_command_that_cannot_start_says_why_from_this_run_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        "[services.web]\nrun = \"python3 -u -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
+    );
+    let wtenv = |args: &[&str]| run(&mut t.wtenv(args));
+    let up = wtenv(&["up", "-d", "--manager", "wtenv"]);
+    assert_eq!(up.code, Some(0), "{up}");
+    assert_eq!(wtenv(&["down"]).code, Some(0));
+    assert!(wtenv(&["logs", "web"]).stdout.contains("Serving HTTP"));
+
+    let notexec = t.repo.join("notexec");
+    std::fs::write(&notexec, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&notexec, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for (line, code, why) in [
+        (
+            "wtenv-no-such-command --x",
+            127,
+            "error: could not run service web: wtenv-no-such-command: command not found",
+        ),
+        (
+            "./notexec",
+            126,
+            "error: could not run service web (./notexec): permission denied (not executable)",
+        ),
+    ] {
+        t.write_config(&format!("[services.web]\nrun = \"{line}\"\n"));
+        let up = wtenv(&["up", "-d", "--manager", "wtenv"]);
+        assert_eq!(up.code, Some(1), "{up}");
+        assert!(
+            up.stderr.starts_with(&format!(
+                "error: service web did not get ready: it ended (exit code {code}); stopped what this 'up --detach' started\n\
+                 hint: its last lines:\n  {why}\n  hint: check the command's name, PATH and permissions\n\
+                 see its output with 'wtenv logs web'\n"
+            )),
+            "{up}"
+        );
+        let logs = wtenv(&["logs", "web"]);
+        assert!(logs.stdout.contains(&format!("web | {why}\n")), "{logs}");
+        assert!(holders(&t, "web").is_empty(), "{}", t.registry());
+    }
+}
