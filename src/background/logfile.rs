@@ -344,6 +344,29 @@ mod tests {
     }
 
     #[test]
+    fn the_tail_since_a_mark_is_only_what_was_written_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.log");
+        assert_eq!(tail_since(&path, Mark::of(&path), 10), "");
+        let mut log = RotatingLog::open(&path, 30).unwrap();
+        log.write_line(b"old run\n");
+        let mark = Mark::of(&path);
+        assert_eq!(tail_since(&path, mark, 10), "");
+        log.write_line(b"new 1\n");
+        assert_eq!(tail_since(&path, mark, 10), "  new 1\n");
+        // Rotated since: the rest of the marked file, then the new one.
+        log.write_line(b"new 2 4567890123456\n");
+        assert!(previous(&path).exists());
+        assert_eq!(
+            tail_since(&path, mark, 10),
+            "  new 1\n  new 2 4567890123456\n"
+        );
+        assert_eq!(tail_since(&path, mark, 1), "  new 2 4567890123456\n");
+        // No mark: the log was made by this run.
+        assert_eq!(tail_since(&path, None, 10), "  new 2 4567890123456\n");
+    }
+
+    #[test]
     fn following_prints_appended_lines_across_a_rotation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.log");
