@@ -9,6 +9,8 @@ use std::fmt;
 use std::time::Instant;
 
 use super::signal::Signal;
+use super::tree::Stray;
+use crate::process::ProcessId;
 
 /// A process group id. Distinct from a pid on purpose: a pgid is signalled
 /// with `killpg`, a pid never is by this module.
@@ -52,6 +54,9 @@ pub(super) struct Group {
     /// The leader's exit status.
     pub status: Option<std::process::ExitStatus>,
     pub done: bool,
+    /// The tree's strays proven this group's (see [`Group::claim`]), by
+    /// pid and start time: they stay its once their ancestors are gone.
+    pub strays: Vec<ProcessId>,
 }
 
 impl Group {
@@ -65,7 +70,29 @@ impl Group {
             kill_at: None,
             status: None,
             done: false,
+            strays: Vec::new(),
         }
+    }
+
+    /// Of the strays just `found` in the tree, those of this group: found
+    /// below one of its members (its service started them), or claimed so
+    /// before (the same pid and start time). Returns their pids, and which
+    /// of them are claimed only now.
+    pub fn claim(&mut self, found: &[Stray]) -> (Vec<u32>, Vec<u32>) {
+        let (mut mine, mut new) = (Vec::new(), Vec::new());
+        for s in found {
+            let Some(id) = ProcessId::of(s.pid) else {
+                continue;
+            };
+            if self.strays.iter().any(|&c| id.is(c)) {
+                mine.push(s.pid);
+            } else if s.owner == Some(self.pgid.0) {
+                self.strays.push(id);
+                mine.push(s.pid);
+                new.push(s.pid);
+            }
+        }
+        (mine, new)
     }
 
     pub fn signal(&self, sig: Signal) {

@@ -23,8 +23,10 @@
 //!   before the ports are released.
 //! - The tree's strays ([`tree`]): processes below wtenv, in its session,
 //!   in groups of their own (job control). Each gets the forwarded signals
-//!   alone, and once every leader has exited they are swept as a group's
-//!   rest is.
+//!   alone, is stopped and continued with the groups (job control), and
+//!   once every leader has exited they are swept as a group's rest is. A
+//!   stray found below a group's member is that group's: stopped and swept
+//!   with it, so `up` restarts a service only once its strays are gone.
 //! - The terminal is handed to the child's group whenever stdin is a
 //!   terminal and wtenv is its foreground group ([`terminal`]); job control
 //!   follows the child: Ctrl-Z stops it, then wtenv takes the terminal back
@@ -33,7 +35,8 @@
 //!   Ctrl-Z stops every group, then wtenv.
 //! - Children start clean ([`spawn::start_clean`], [`signal`]): the
 //!   dispositions and mask wtenv was started with, nothing of its own.
-//! - A panic while children run SIGKILLs their groups (`Group`'s `Drop`).
+//! - A panic while children run SIGKILLs the tree's strays (the
+//!   supervisor's `Drop`), then their groups (`Group`'s `Drop`).
 //! - The ports a supervising wtenv holds are released on every exit path
 //!   ([`hold`]); `up`'s per-service output and readiness live in
 //!   [`services`].

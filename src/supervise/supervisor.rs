@@ -146,16 +146,30 @@ impl Supervisor {
     }
 
     /// Stops one group (SIGTERM, SIGKILL after the grace) while the others
-    /// run on: `up` restarting a service.
+    /// run on: `up` restarting a service. Its strays (found below its
+    /// members, before they are signalled) are stopped with it, and it is
+    /// [`done`](Self::done) only once they are gone too.
     pub fn stop_group(&mut self, index: usize) {
         let grace = self.escalation.grace();
+        let (strays, _) = self.group_strays(index);
         if let Some(g) = self.groups.get_mut(index)
             && !g.done
         {
             g.signal(Signal::SIGTERM);
             g.signal(Signal::SIGCONT);
+            tree::signal_each(&strays, &[Signal::SIGTERM, Signal::SIGCONT]);
             g.kill_at = Some(Instant::now() + grace);
         }
+    }
+
+    /// The strays of group `index` (see [`Group::claim`]) and those
+    /// claimed only now: none once it is done.
+    fn group_strays(&mut self, index: usize) -> (Vec<u32>, Vec<u32>) {
+        if self.groups.get(index).is_none_or(|g| g.done) {
+            return Default::default();
+        }
+        let found = tree::strays(&self.live_groups());
+        self.groups[index].claim(&found)
     }
 
     /// Whether group `index` is gone: its leader exited and nothing of
@@ -220,10 +234,12 @@ impl Supervisor {
                 }
             }
             self.sweep(now);
-            for g in self.groups.iter_mut().filter(|g| !g.done) {
-                if g.kill_at.is_some_and(|d| now >= d) {
-                    g.kill_at = None;
-                    g.signal(Signal::SIGKILL);
+            for i in 0..self.groups.len() {
+                if !self.groups[i].done && self.groups[i].kill_at.is_some_and(|d| now >= d) {
+                    let (strays, _) = self.group_strays(i);
+                    self.groups[i].kill_at = None;
+                    self.groups[i].signal(Signal::SIGKILL);
+                    tree::signal_each(&strays, &[Signal::SIGKILL]);
                 }
             }
             let next = policy.turn(self, now);
@@ -288,7 +304,8 @@ impl Supervisor {
     ///   was running), or just before wtenv lent it the terminal: it gets
     ///   the terminal and goes on;
     /// - otherwise (Ctrl-Z, or the terminal is the shell's): wtenv takes
-    ///   the terminal back and stops itself, so the shell shows the job
+    ///   the terminal back, stops the tree's strays (a job in a group of
+    ///   its own did not get the stop) and itself, so the shell shows the job
     ///   stopped and gets its prompt; `fg`/`bg` continue wtenv ([`resume`](Self::resume)).
     fn follow_stop(&mut self) {
         let Some(g) = self.groups.first() else {
@@ -315,6 +332,13 @@ impl Supervisor {
             return;
         }
         tracing::debug!(pgid = %g.pgid, ?sig, "child stopped: stopping too");
+        // The tree's jobs in groups of their own did not get the stop.
+        let stop = if sig == Signal::SIGSTOP {
+            sig
+        } else {
+            Signal::SIGTSTP
+        };
+        tree::signal(&self.live_groups(), &[stop]);
         self.terminal = None;
         terminal::stop_self(Signal::SIGTSTP);
         self.resume();
@@ -334,13 +358,15 @@ impl Supervisor {
     }
 
     /// wtenv got Ctrl-Z itself (its children do not have the terminal, as
-    /// under `up`): every group is stopped, then wtenv, so the shell shows
+    /// under `up`): every group and the tree's strays are stopped, then
+    /// wtenv, so the shell shows
     /// the job stopped; `fg`/`bg` continue them all ([`resume`](Self::resume)).
     fn stop_all(&mut self) {
         tracing::debug!("stopped: stopping every group");
         for g in self.groups.iter().filter(|g| !g.done) {
             g.signal(Signal::SIGTSTP);
         }
+        tree::signal(&self.live_groups(), &[Signal::SIGTSTP]);
         self.terminal = None;
         // SIGTSTP is caught here, so only SIGSTOP stops wtenv itself.
         terminal::stop_self(Signal::SIGSTOP);
@@ -349,7 +375,7 @@ impl Supervisor {
 
     /// wtenv was continued (`fg`, `bg`), or woke from its own stop: an
     /// interactive child gets the terminal if wtenv is now the terminal's
-    /// foreground group, and every group goes on. Idempotent: the SIGCONT
+    /// foreground group, and every group and stray goes on. Idempotent: the SIGCONT
     /// that ends a stop arrives here again as an event.
     fn resume(&mut self) {
         if self.interactive
@@ -362,6 +388,7 @@ impl Supervisor {
         for g in self.groups.iter().filter(|g| !g.done) {
             g.signal(Signal::SIGCONT);
         }
+        tree::signal(&self.live_groups(), &[Signal::SIGCONT]);
     }
 
     /// Every group is gone; what the tree left among our children may still
@@ -476,6 +503,20 @@ impl Supervisor {
         let left = reaped.map(|r| r.left);
         let grace = self.escalation.grace();
         let killed = self.escalation.killed();
+        let all_exited = self.groups.iter().all(|g| g.exited);
+        // While other leaders run, an exited leader's strays are its
+        // group's (see `Group::claim`): swept with its rest, its service
+        // restarted only once they are gone. Each is below a child of ours
+        // other than the leaders, or there is none.
+        let found = (!all_exited
+            && left.as_ref().is_none_or(|l| !l.is_empty())
+            && self.groups.iter().any(|g| g.exited && !g.done))
+        .then(|| tree::strays(&self.live_groups()));
+        let first: &[Signal] = if killed {
+            &[Signal::SIGKILL]
+        } else {
+            &[Signal::SIGTERM, Signal::SIGCONT]
+        };
         for g in self.groups.iter_mut().filter(|g| g.exited && !g.done) {
             // With no child but running leaders, an exited leader's group
             // is empty (see `reap_orphans`): no /proc scan needed. A child
@@ -496,34 +537,49 @@ impl Supervisor {
                 }
                 None => process::group_members(g.pgid.as_raw()),
             };
-            if members.is_empty() {
+            let (strays, new) = found.as_ref().map(|f| g.claim(f)).unwrap_or_default();
+            if members.is_empty() && strays.is_empty() {
                 g.done = true;
                 continue;
             }
             if !g.sweeping {
-                tracing::info!(pgid = %g.pgid, ?members, "leader gone, sweeping its group");
+                tracing::info!(pgid = %g.pgid, ?members, ?strays, "leader gone, sweeping its group");
                 g.sweeping = true;
                 g.sweep_deadline = Some(now + grace);
-                if killed {
-                    killpg(g.pgid, Signal::SIGKILL);
-                } else {
-                    killpg(g.pgid, Signal::SIGTERM);
-                    killpg(g.pgid, Signal::SIGCONT);
+                for &sig in first {
+                    killpg(g.pgid, sig);
                 }
+                tree::signal_each(&strays, first);
             } else if g.sweep_deadline.is_some_and(|d| now >= d) {
                 g.sweep_deadline = None;
                 killpg(g.pgid, Signal::SIGKILL);
+                tree::signal_each(&strays, &[Signal::SIGKILL]);
+            } else if g.sweep_deadline.is_some() {
+                tree::signal_each(&new, first);
+            } else {
+                tree::signal_each(&new, &[Signal::SIGKILL]);
             }
         }
         // Every leader gone: the tree's strays are swept as the groups'
         // leftovers are. With no child of ours left there is none (each
         // descends from us through a child of ours).
-        let all_exited = self.groups.iter().all(|g| g.exited);
         if !all_exited || left.as_ref().is_some_and(Vec::is_empty) {
             self.strays = tree::Sweep::default();
         } else {
             let live = self.live_groups();
             self.strays.turn(&live, now, grace, killed);
+        }
+    }
+}
+
+impl Drop for Supervisor {
+    /// A supervisor that unwinds (panic) must not leave the tree: the
+    /// strays get SIGKILL, found while the groups still live, before each
+    /// `Group`'s guard kills its group. Nothing is read when every group
+    /// is gone and no stray was left (`run -- true`).
+    fn drop(&mut self) {
+        if self.groups.iter().any(|g| !g.done) || self.strays.left {
+            tree::signal(&self.live_groups(), &[Signal::SIGKILL]);
         }
     }
 }

@@ -2,8 +2,17 @@
 //! session, but left the supervised groups for groups of their own (a
 //! shell's job control, `set -m`, gives each job its own group). A signal
 //! to the child's group misses them, so wtenv finds them below itself and
-//! signals each alone: the forwarded stop signals, and the sweep once
-//! every leader has exited (README "Nothing is left behind").
+//! signals each alone: the forwarded stop signals, job control's stop and
+//! continue, the sweep once every leader has exited (README "Nothing is
+//! left behind"), and SIGKILL when the supervisor unwinds (its `Drop`).
+//!
+//! A stray found below a member of a supervised group is that group's
+//! (its service started it): `Group::claim` records it by pid and start
+//! time, so it stays the group's once its ancestors exit and it is
+//! re-parented to wtenv. `up` stops it with its service and restarts the
+//! service only once it is gone. A stray first seen after every ancestor
+//! in its group exited cannot be told from another service's: it is
+//! swept once every leader has exited.
 //!
 //! Proof that a stray is the tree's, read right before each signal: /proc
 //! shows it below wtenv, each step a child of the one before (read from
@@ -27,9 +36,19 @@ use crate::process;
 /// Bounds the walk (a tree this size is not a dev server's).
 const MAX_PROCESSES: usize = 100_000;
 
+/// A stray, and the supervised group it was found below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Stray {
+    pub pid: u32,
+    /// The supervised group of its nearest ancestor that is in one (that
+    /// group's service started it), if any: `None` once every such
+    /// ancestor is gone (it was re-parented to wtenv).
+    pub owner: Option<u32>,
+}
+
 /// The live strays of the tree, `groups` being the ids of the supervised
 /// groups that still have members.
-pub(super) fn strays(groups: &BTreeSet<u32>) -> Vec<u32> {
+pub(super) fn strays(groups: &BTreeSet<u32>) -> Vec<Stray> {
     let me = std::process::id();
     let Some(session) = process::session(me) else {
         return Vec::new();
@@ -39,8 +58,8 @@ pub(super) fn strays(groups: &BTreeSet<u32>) -> Vec<u32> {
     not_strays.extend(process::pgid(me));
     let mut found = Vec::new();
     let mut seen = BTreeSet::new();
-    let mut todo = vec![me];
-    while let Some(parent) = todo.pop() {
+    let mut todo = vec![(me, None)];
+    while let Some((parent, owner)) = todo.pop() {
         for pid in reap::children_of(parent).unwrap_or_default() {
             if seen.len() >= MAX_PROCESSES || !seen.insert(pid) {
                 continue;
@@ -52,12 +71,17 @@ pub(super) fn strays(groups: &BTreeSet<u32>) -> Vec<u32> {
             {
                 continue;
             }
-            todo.push(pid);
             let Some(pgid) = process::pgid(pid) else {
                 continue;
             };
+            let owner = if groups.contains(&pgid) {
+                Some(pgid)
+            } else {
+                owner
+            };
+            todo.push((pid, owner));
             if !not_strays.contains(&pgid) && !process::is_zombie(pid) {
-                found.push(pid);
+                found.push(Stray { pid, owner });
             }
         }
     }
@@ -68,8 +92,14 @@ pub(super) fn strays(groups: &BTreeSet<u32>) -> Vec<u32> {
 /// id: an outsider in the same session may have joined that group).
 /// Returns how many there were.
 pub(super) fn signal(groups: &BTreeSet<u32>, signals: &[Signal]) -> usize {
-    let found = strays(groups);
-    for &pid in &found {
+    let found: Vec<u32> = strays(groups).iter().map(|s| s.pid).collect();
+    signal_each(&found, signals);
+    found.len()
+}
+
+/// Sends each of `signals` to each of `pids`, strays just found.
+pub(super) fn signal_each(pids: &[u32], signals: &[Signal]) {
+    for &pid in pids {
         for &sig in signals {
             let target = nix::unistd::Pid::from_raw(pid as i32);
             if let Err(e) = nix::sys::signal::kill(target, sig) {
@@ -77,10 +107,9 @@ pub(super) fn signal(groups: &BTreeSet<u32>, signals: &[Signal]) -> usize {
             }
         }
     }
-    if !found.is_empty() {
-        tracing::debug!(?found, ?signals, "signalled the tree's strays");
+    if !pids.is_empty() {
+        tracing::debug!(?pids, ?signals, "signalled the tree's strays");
     }
-    found.len()
 }
 
 /// The sweep of the strays once every leader has exited, as a group's:
@@ -128,5 +157,70 @@ impl Sweep {
         } else if self.left && !signals.is_empty() {
             self.deadline = None;
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::super::Supervisor;
+    use crate::process;
+
+    /// Whether `pid` is gone or dead (a zombie: SIGKILL done, not reaped).
+    fn dead(pid: u32) -> bool {
+        process::ProcessId::of(pid).is_none() || process::is_zombie(pid)
+    }
+
+    /// A panic cannot be made from outside the binary, so the guard is
+    /// tested here, with real processes: a supervisor that unwinds while
+    /// `bash -c 'set -m; sleep 300 & ...'` runs SIGKILLs the job in its
+    /// own group too, not only the child's group (`Supervisor`'s `Drop`,
+    /// before each `Group`'s).
+    #[test]
+    fn a_panic_kills_the_jobs_in_groups_of_their_own_with_the_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("job.pid");
+        let script = format!(
+            "set -m; sleep 300 & echo $! > {0}.tmp; mv {0}.tmp {0}; wait",
+            file.display()
+        );
+        let job = AtomicU32::new(0);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut sup = Supervisor::new(Duration::from_secs(5)).unwrap();
+            let expr = duct::cmd!("bash", "-c", &script);
+            let pgid = sup.spawn(&expr, "bash", "bash".as_ref(), false).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !file.exists() {
+                assert!(Instant::now() < deadline, "the job never started");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let pid: u32 = std::fs::read_to_string(&file)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            job.store(pid, Ordering::Relaxed);
+            // The setup: the job is a stray, in a group of its own.
+            assert_ne!(process::pgid(pid), Some(pgid.as_raw()));
+            panic!("a bug in the supervisor");
+        }));
+        let job = job.load(Ordering::Relaxed);
+        let msg = result.expect_err("the closure panics");
+        assert_eq!(msg.downcast_ref::<&str>(), Some(&"a bug in the supervisor"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !dead(job) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let survived = !dead(job);
+        if survived {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(job as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(job as i32), None);
+        assert!(!survived, "the job {job} survived the panic");
     }
 }

@@ -328,6 +328,72 @@ restart = "on-failure"
     );
 }
 
+/// A service whose shell put its server in a group of its own (`set -m`)
+/// is restarted while another service runs: the old run's server (found
+/// below the service's leader when it is stopped) goes with its group, so
+/// the new run binds the port; it is not left until every service ends.
+#[test]
+fn an_unhealthy_services_jobs_in_their_own_groups_are_stopped_before_its_restart() {
+    let t = TestEnv::new();
+    let health = health_server(&t);
+    t.write_config(&format!(
+        r#"
+[services.api]
+run = "bash -c 'set -m; python3 {health} $API_PORT {code} {pid} & wait'"
+health = {{ http = "/healthz", interval = "200ms", retries = 2 }}
+restart = "on-failure"
+
+[services.web]
+run = "{web}"
+"#,
+        health = health.display(),
+        code = code_file(&t, "api").display(),
+        pid = pid_file(&t, "api").display(),
+        web = serve(&t, "web", "WEB_PORT"),
+    ));
+    let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
+    let first = wait_pidfile(&pid_file(&t, "api"), &w);
+    let web = wait_pidfile(&pid_file(&t, "web"), &w);
+    let port = port_of(&t, "api");
+    wait_text(&w, "api | ready in ", PATIENCE);
+    let shell = process::parent(first).unwrap();
+    assert_ne!(
+        process::pgid(first),
+        process::pgid(shell),
+        "the server has its own group"
+    );
+    set_code(&t, "api", 503);
+    wait_text(&w, "api | unhealthy: GET /healthz -> 503", PATIENCE);
+    set_code(&t, "api", 200);
+    let restarted = || {
+        std::fs::read_to_string(pid_file(&t, "api"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .filter(|&p| p != first)
+    };
+    // The new run binds the port, or fails to and is restarted again.
+    let second_restart = || w.stderr_text().contains("api | restarting in 2s (2/5)");
+    wait_for(PATIENCE, || restarted().is_some() || second_restart());
+    let survived = alive(first);
+    if survived {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(first as i32), Signal::SIGKILL);
+    }
+    assert!(
+        !survived && !second_restart(),
+        "the old run's server outlived the restart, and the new run could not bind\n{}",
+        w.stderr_text()
+    );
+    let second =
+        restarted().unwrap_or_else(|| panic!("the new run never listened\n{}", w.stderr_text()));
+    assert!(alive(web), "the other service runs on");
+    wait_text(&w, "api | restarting in 1s (1/5)", PATIENCE);
+    w.signal(Signal::SIGINT);
+    assert_eq!(w.wait().signal(), Some(Signal::SIGINT as i32));
+    assert!(!alive(second) && !alive(web));
+    assert_eq!(probe::probe(port).unwrap(), PortState::Free);
+    assert_no_holds(&t);
+}
+
 #[test]
 fn reaching_the_restart_limit_stops_all_and_exits_with_the_services_status() {
     let t = TestEnv::new();

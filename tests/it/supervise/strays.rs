@@ -19,10 +19,10 @@ use wtenv::process::{self, ProcessId};
 
 /// SIGKILLs, when dropped, each process still alive that it was given (by
 /// pid and start time: never a reused pid): a failed test leaks nothing.
-struct KillOnDrop(Vec<ProcessId>);
+pub struct KillOnDrop(pub Vec<ProcessId>);
 
 impl KillOnDrop {
-    fn add(&mut self, pid: u32) {
+    pub fn add(&mut self, pid: u32) {
         self.0.extend(ProcessId::of(pid));
     }
 }
@@ -38,12 +38,20 @@ impl Drop for KillOnDrop {
 }
 
 /// The pid in `path` (written by the tree once it runs).
-fn read_pid(path: &Path) -> u32 {
+pub fn read_pid(path: &Path) -> u32 {
     std::fs::read_to_string(path)
         .unwrap()
         .trim()
         .parse()
         .unwrap()
+}
+
+/// Whether `pid` is stopped (job control: state `T` in /proc).
+pub fn is_stopped(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rfind(')')
+        .and_then(|close| stat[close + 1..].split_whitespace().next())
+        == Some("T")
 }
 
 /// What each test ends with: the processes are gone (by pid), the port is
@@ -170,4 +178,56 @@ fn a_setsid_daemon_is_left_alone_while_a_job_is_swept() {
         Some(daemon),
         "it leads a session of its own"
     );
+}
+
+/// Ctrl-Z under `up` (wtenv gets SIGTSTP: the services never have the
+/// terminal): the job a service's shell put in a group of its own is
+/// stopped with the groups, and `fg` (SIGCONT) continues it.
+#[test]
+fn a_stop_under_up_reaches_the_jobs_in_their_own_groups_and_so_does_fg() {
+    let t = TestEnv::new();
+    let file = t.root().join("job.pid");
+    t.write_config(&format!(
+        "[services.app]\nrun = \"bash -c 'set -m; sleep 300 & echo $! > {0}.tmp; mv {0}.tmp {0}; wait'\"\n",
+        file.display()
+    ));
+    let mut guard = KillOnDrop(Vec::new());
+    let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
+    assert!(wait_for(PATIENCE, || file.exists()), "{}", w.stderr_text());
+    let job = read_pid(&file);
+    guard.add(job);
+    let shell = process::parent(job).unwrap();
+    assert_ne!(
+        process::pgid(job),
+        process::pgid(shell),
+        "the job has its own group"
+    );
+    w.signal(Signal::SIGTSTP);
+    assert!(
+        wait_for(PATIENCE, || is_stopped(w.pid())),
+        "wtenv did not stop"
+    );
+    assert!(
+        wait_for(PATIENCE, || is_stopped(shell)),
+        "the service's group runs on"
+    );
+    assert!(
+        wait_for(PATIENCE, || is_stopped(job)),
+        "the job in its own group runs on while wtenv is stopped"
+    );
+    w.signal(Signal::SIGCONT);
+    assert!(
+        wait_for(PATIENCE, || !is_stopped(job) && !is_stopped(shell)),
+        "SIGCONT did not continue them all"
+    );
+    w.signal(Signal::SIGINT);
+    let status = w.wait();
+    assert_eq!(
+        status.signal(),
+        Some(Signal::SIGINT as i32),
+        "{}",
+        w.stderr_text()
+    );
+    assert!(!alive(job), "the job survived");
+    assert_no_holds(&t);
 }

@@ -2,11 +2,12 @@
 //! input and dies on Ctrl-C; Ctrl-Z stops wtenv with its child and `fg`
 //! gives both the terminal back.
 
+use super::strays::{KillOnDrop, is_stopped, read_pid};
 use super::{PATIENCE, alive, app_port, assert_all_clean, assert_no_holds, server_script};
 use crate::support::{TestEnv, Tmux, wait_for};
 use wtenv::process;
 
-/// Waits until the child `sh -c` whose script holds `marker` is the
+/// Waits until the child `sh -c` (or `bash -c`) whose script holds `marker` is the
 /// foreground group of its terminal (stat: pgrp == tpgid): wtenv has
 /// handed it the terminal. Keys typed before that can land while the
 /// shell's line editor still has the terminal in raw mode, and never
@@ -16,8 +17,11 @@ fn wait_foreground(marker: &str) {
     let found = wait_for(PATIENCE, || {
         process::all_pids().into_iter().any(|pid| {
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let is_sh = cmd.split(|&b| b == 0).next() == Some(b"sh".as_slice());
-            if !is_sh || !String::from_utf8_lossy(&cmd).contains(marker) {
+            let shell = cmd
+                .split(|&b| b == 0)
+                .next()
+                .is_some_and(|w| w == b"sh" || w == b"bash");
+            if !shell || !String::from_utf8_lossy(&cmd).contains(marker) {
                 return false;
             }
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -119,5 +123,58 @@ fn ctrl_z_stops_wtenv_with_its_child_and_fg_resumes_both_with_the_terminal() {
         "{}",
         tmux.pane(&t)
     );
+    assert_no_holds(&t);
+}
+
+/// A job the child's shell put in a group of its own (`set -m`) is not in
+/// the terminal's foreground group, so Ctrl-Z misses it: wtenv stops it
+/// with the child, and `fg` continues it with the rest. Once the child
+/// ends, the job is swept.
+#[test]
+fn ctrl_z_stops_the_jobs_in_their_own_groups_and_fg_continues_them() {
+    let t = TestEnv::new();
+    let file = t.root().join("job.pid");
+    let tmux = Tmux::start_bash(&t);
+    let line = format!(
+        "{} run -- bash -c 'set -m; sleep 300 & echo $! > {1}.tmp; mv {1}.tmp {1}; \
+         read a; echo got:$a'",
+        env!("CARGO_BIN_EXE_wtenv"),
+        file.display()
+    );
+    tmux.keys(&t, &[&line, "Enter"]);
+    wait_foreground("read a; echo got:");
+    assert!(wait_for(PATIENCE, || file.exists()), "{}", tmux.pane(&t));
+    let mut guard = KillOnDrop(Vec::new());
+    let job = read_pid(&file);
+    guard.add(job);
+    tmux.keys(&t, &["C-z"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("Stopped")),
+        "Ctrl-Z did not give the shell back:\n{}",
+        tmux.pane(&t)
+    );
+    assert!(
+        wait_for(PATIENCE, || is_stopped(job)),
+        "the job in its own group runs on while the shell shows wtenv stopped"
+    );
+    tmux.keys(&t, &["fg", "Enter"]);
+    wait_foreground("read a; echo got:");
+    assert!(
+        wait_for(PATIENCE, || !is_stopped(job)),
+        "fg did not continue the job"
+    );
+    tmux.keys(&t, &["x", "Enter"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("got:x")),
+        "{}",
+        tmux.pane(&t)
+    );
+    tmux.keys(&t, &["echo rc=$?", "Enter"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=0")),
+        "{}",
+        tmux.pane(&t)
+    );
+    assert!(!alive(job), "the job was not swept");
     assert_no_holds(&t);
 }
