@@ -1,6 +1,9 @@
-//! `wtenv completions SHELL`: clap's completion script on stdout.
+//! `wtenv completions SHELL`: clap's completion script on stdout, without
+//! the hidden subcommands and flags (`--help` hides them; clap_complete's
+//! scripts would offer them, its generators list every item of the tree).
 
-use clap::CommandFactory;
+use clap::builder::ArgGroup;
+use clap::{Command, CommandFactory};
 
 use crate::commands::Cli;
 use crate::error::Result;
@@ -13,8 +16,194 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<Outcome> {
-    let mut buf = Vec::new();
-    clap_complete::generate(args.shell, &mut Cli::command(), "wtenv", &mut buf);
-    output::stdout(&String::from_utf8_lossy(&buf))?;
+    output::stdout(&script(args.shell))?;
     Ok(Outcome::SUCCESS)
+}
+
+/// The completion script for `shell`.
+pub fn script(shell: clap_complete::Shell) -> String {
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut shown(&Cli::command()), "wtenv", &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// `cmd` as `--help` shows it: the same command without its hidden
+/// subcommands and arguments, at every level. clap cannot take an item
+/// out of a command, so the command is made anew with what a completion
+/// script reads of it (names, helps, aliases, arguments, the settings that
+/// shape the help flag, the version flag and the help subcommand). Called
+/// before the tree is built: global arguments are still only where they
+/// are declared, and are propagated when the generator builds it.
+fn shown(cmd: &Command) -> Command {
+    let args: Vec<_> = cmd
+        .get_arguments()
+        .filter(|a| !a.is_hide_set())
+        .cloned()
+        .collect();
+    // Each derived `Args` struct is a group of its fields: keep the groups,
+    // less the arguments taken out (a group naming one would not build).
+    let groups: Vec<_> = cmd
+        .get_groups()
+        .filter_map(|g| {
+            let members: Vec<_> = g
+                .get_args()
+                .filter(|id| args.iter().any(|a| a.get_id() == *id))
+                .cloned()
+                .collect();
+            let mut g = g.clone();
+            (!members.is_empty()).then(|| {
+                ArgGroup::new(g.get_id().clone())
+                    .args(members)
+                    .multiple(g.is_multiple())
+                    .required(g.is_required_set())
+            })
+        })
+        .collect();
+    let mut out = Command::new(cmd.get_name().to_owned())
+        .visible_aliases(cmd.get_visible_aliases().map(str::to_owned))
+        .args(args)
+        .groups(groups)
+        .subcommands(
+            cmd.get_subcommands()
+                .filter(|c| !c.is_hide_set())
+                .map(shown),
+        )
+        .subcommand_required(cmd.is_subcommand_required_set())
+        .arg_required_else_help(cmd.is_arg_required_else_help_set())
+        .allow_external_subcommands(cmd.is_allow_external_subcommands_set())
+        .args_conflicts_with_subcommands(cmd.is_args_conflicts_with_subcommands_set())
+        .subcommand_negates_reqs(cmd.is_subcommand_negates_reqs_set())
+        .subcommand_precedence_over_arg(cmd.is_subcommand_precedence_over_arg_set())
+        .allow_missing_positional(cmd.is_allow_missing_positional_set())
+        .disable_help_flag(cmd.is_disable_help_flag_set())
+        .disable_help_subcommand(cmd.is_disable_help_subcommand_set())
+        .disable_version_flag(cmd.is_disable_version_flag_set())
+        .propagate_version(cmd.is_propagate_version_set());
+    if let Some(about) = cmd.get_about() {
+        out = out.about(about.clone());
+    }
+    if let Some(about) = cmd.get_long_about() {
+        out = out.long_about(about.clone());
+    }
+    if let Some(v) = cmd.get_version() {
+        out = out.version(v.to_owned());
+    }
+    if let Some(v) = cmd.get_long_version() {
+        out = out.long_version(v.to_owned());
+    }
+    if let Some(name) = cmd.get_subcommand_value_name() {
+        out = out.subcommand_value_name(name.to_owned());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use clap_complete::Shell;
+
+    use super::*;
+
+    const SHELLS: [Shell; 3] = [Shell::Bash, Shell::Zsh, Shell::Fish];
+
+    fn generated(shell: Shell, mut cmd: Command) -> String {
+        let mut buf = Vec::new();
+        clap_complete::generate(shell, &mut cmd, "wtenv", &mut buf);
+        String::from_utf8(buf).unwrap()
+    }
+
+    /// The hidden subcommands and flags (their long names) of the tree.
+    fn hidden(cmd: &Command, commands: &mut Vec<String>, flags: &mut Vec<String>) {
+        for a in cmd.get_arguments().filter(|a| a.is_hide_set()) {
+            flags.push(a.get_long().expect("hidden flags are long").to_owned());
+        }
+        for c in cmd.get_subcommands() {
+            if c.is_hide_set() {
+                commands.push(c.get_name().to_owned());
+            }
+            hidden(c, commands, flags);
+        }
+    }
+
+    /// Whether `text` offers the flag `--long`, as each shell's script
+    /// spells one (`--log` is not `--log-limit`).
+    fn offers(shell: Shell, text: &str, long: &str) -> bool {
+        match shell {
+            Shell::Bash => text
+                .split(|c: char| c.is_whitespace() || c == ')' || c == '"' || c == '|')
+                .any(|word| word == format!("--{long}")),
+            Shell::Zsh => {
+                text.contains(&format!("'--{long}=[")) || text.contains(&format!("'--{long}["))
+            }
+            Shell::Fish => text.lines().any(|line| {
+                line.contains(&format!(" -l {long} ")) || line.ends_with(&format!(" -l {long}"))
+            }),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn scripts_offer_no_hidden_subcommand_or_flag_and_every_shown_one() {
+        let cli = Cli::command();
+        let (mut commands, mut flags) = (Vec::new(), Vec::new());
+        hidden(&cli, &mut commands, &mut flags);
+        assert_eq!(commands, ["__listen-exec"]);
+        assert_eq!(flags, ["unit", "log", "log-limit", "setsid"]);
+        for shell in SHELLS {
+            let text = script(shell);
+            assert!(!text.contains("__listen-exec"), "{shell}");
+            assert!(!text.contains("Internal:"), "{shell}");
+            for long in &flags {
+                // `up` has a --log-limit of its own, shown.
+                if long != "log-limit" {
+                    assert!(!offers(shell, &text, long), "{shell}: --{long} offered");
+                }
+            }
+            for c in cli.get_subcommands().filter(|c| !c.is_hide_set()) {
+                assert!(text.contains(c.get_name()), "{shell}: {}", c.get_name());
+            }
+            for long in ["grace", "skip-occupied", "registry", "detach", "log-limit"] {
+                assert!(offers(shell, &text, long), "{shell}: --{long} not offered");
+            }
+        }
+    }
+
+    /// `run --log-limit` is hidden, `up --log-limit` is not: the one is
+    /// offered after `up` only.
+    #[test]
+    fn a_flag_hidden_in_one_subcommand_stays_in_another() {
+        let text = script(Shell::Fish);
+        let with = |sub: &str| {
+            text.lines().any(|l| {
+                l.contains(&format!("__fish_wtenv_using_subcommand {sub}\""))
+                    && l.contains(" -l log-limit")
+            })
+        };
+        assert!(with("up") && !with("run"), "{text}");
+    }
+
+    /// A command with nothing hidden is made anew as it was: the same
+    /// script, byte for byte, for each subcommand of wtenv's that has no
+    /// hidden item (run's flags and `__listen-exec` are the only ones).
+    #[test]
+    fn a_command_with_nothing_hidden_gives_the_same_script() {
+        let cli = Cli::command();
+        let mut checked = 0;
+        for c in cli.get_subcommands() {
+            let (mut commands, mut flags) = (Vec::new(), Vec::new());
+            hidden(c, &mut commands, &mut flags);
+            if c.is_hide_set() || !commands.is_empty() || !flags.is_empty() {
+                continue;
+            }
+            for shell in SHELLS {
+                assert_eq!(
+                    generated(shell, shown(c)),
+                    generated(shell, c.clone()),
+                    "{shell}: {}",
+                    c.get_name()
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked > 10, "{checked}");
+    }
 }

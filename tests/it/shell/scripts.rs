@@ -142,3 +142,75 @@ fn hook_and_completions_work_without_home() {
     assert_eq!(out.code, Some(1), "{out}");
     assert!(out.stderr.contains("cannot find the registry"), "{out}");
 }
+
+/// The completions offer what `--help` shows and nothing it hides: bash
+/// and fish asked as they are when Tab is pressed (zsh's are checked as
+/// text by the unit tests of `commands::completions`).
+#[test]
+fn completions_offer_no_hidden_subcommand_or_flag() {
+    let t = TestEnv::new();
+    for sh in SHELLS {
+        let out = run(&mut t.wtenv(&["completions", sh.name()]));
+        assert_eq!(out.code, Some(0), "{out}");
+        assert!(!out.stdout.contains("__listen-exec"), "{}", sh.name());
+        assert!(!out.stdout.contains("Internal:"), "{}", sh.name());
+        let file = t.root().join(format!("completion.{}", sh.name()));
+        std::fs::write(&file, &out.stdout).unwrap();
+    }
+    // What Tab offers after each word list, one candidate a line (bash's
+    // function fails under -e when nothing matches: `compgen` in `$(...)`).
+    let bash = |words: &str| {
+        let script = format!(
+            "source {}\nCOMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))\n\
+             _wtenv wtenv \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\" || true\n\
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            q(&t.root().join("completion.bash"))
+        );
+        let out = Sh::Bash.run(&t, &t.repo, &script);
+        assert_eq!(out.code, Some(0), "{out}");
+        out.stdout
+    };
+    let fish = |line: &str| {
+        let script = format!(
+            "source {}\ncomplete -C '{line}'",
+            q(&t.root().join("completion.fish"))
+        );
+        let out = Sh::Fish.run(&t, &t.repo, &script);
+        assert_eq!(out.code, Some(0), "{out}");
+        // `candidate<TAB>description`: the candidate.
+        out.stdout
+            .lines()
+            .map(|l| l.split('\t').next().unwrap().to_owned() + "\n")
+            .collect::<String>()
+    };
+    let has = |list: &str, word: &str| list.lines().any(|l| l == word);
+    for (sh, subcommands, underscore, run_flags) in [
+        (
+            "bash",
+            bash("wtenv ''"),
+            bash("wtenv _"),
+            bash("wtenv run --"),
+        ),
+        (
+            "fish",
+            fish("wtenv "),
+            fish("wtenv _"),
+            fish("wtenv run --"),
+        ),
+    ] {
+        for word in ["create", "enter", "env", "run", "up", "completions"] {
+            assert!(has(&subcommands, word), "{sh}: {word} in\n{subcommands}");
+        }
+        assert!(!has(&subcommands, "__listen-exec"), "{sh}:\n{subcommands}");
+        assert!(
+            underscore.trim().is_empty(),
+            "{sh}: `wtenv _` offers\n{underscore}"
+        );
+        for flag in ["--grace", "--sockets", "--service", "--skip-occupied"] {
+            assert!(has(&run_flags, flag), "{sh}: {flag} in\n{run_flags}");
+        }
+        for flag in ["--unit", "--log", "--log-limit", "--setsid"] {
+            assert!(!has(&run_flags, flag), "{sh}: {flag} in\n{run_flags}");
+        }
+    }
+}
