@@ -494,9 +494,11 @@ impl Checker<'_> {
         if let Some(w) = raw.worktrees {
             let wt = &mut config.worktrees;
             if let Some(root) = w.root {
+                self.check_placeholders("worktrees.root", &root, ROOT_PLACEHOLDERS)?;
                 wt.root = root;
             }
             if let Some(branch) = w.branch {
+                self.check_placeholders("worktrees.branch", &branch, BRANCH_PLACEHOLDERS)?;
                 wt.branch = branch;
             }
             if let Some(purpose) = w.default_purpose {
@@ -534,7 +536,31 @@ impl Checker<'_> {
     }
 }
 
+/// What `[worktrees] root` fills in: the main worktree's directory name.
+const ROOT_PLACEHOLDERS: &[&str] = &["repo"];
+
+/// What `[worktrees] branch` fills in: `create`'s purpose and identifier.
+const BRANCH_PLACEHOLDERS: &[&str] = &["purpose", "identifier"];
+
 impl Checker<'_> {
+    /// `template`, the value of `key`, fills in `known`'s placeholders
+    /// only: any other `{...}` is refused when the file is read, by every
+    /// command, rather than made into a branch or a directory named with
+    /// it. A brace outside a placeholder is refused too (no branch or
+    /// directory wtenv makes holds one).
+    fn check_placeholders(&self, key: &str, template: &str, known: &[&str]) -> Result<()> {
+        match placeholder_problem(template, known) {
+            None => Ok(()),
+            Some(problem) => {
+                let known: Vec<String> = known.iter().map(|k| format!("{{{k}}}")).collect();
+                Err(self.err(
+                    key,
+                    format!("{template:?}: {problem}; known: {}", known.join(", ")),
+                ))
+            }
+        }
+    }
+
     /// The name of a purpose or a service (`what`), the key `name` of the
     /// table `table`: [`name_problem`]'s rule.
     fn check_name(&self, table: &str, name: &str, what: &str) -> Result<()> {
@@ -549,6 +575,29 @@ impl Checker<'_> {
             false => err,
         })
     }
+}
+
+/// What is wrong with the placeholders of `template`, which may fill in
+/// `known` (names without their braces): the first `{...}` that is not
+/// one of them, or a brace that opens or closes none.
+fn placeholder_problem(template: &str, known: &[&str]) -> Option<String> {
+    let mut rest = template;
+    while let Some(i) = rest.find(['{', '}']) {
+        let tail = &rest[i..];
+        if tail.starts_with('}') {
+            return Some("a '}' that no '{' opens".into());
+        }
+        let end = match tail[1..].find(['{', '}']) {
+            Some(e) if tail[1 + e..].starts_with('}') => 1 + e,
+            _ => return Some("a '{' that no '}' closes".into()),
+        };
+        let name = &tail[1..end];
+        if !known.contains(&name) {
+            return Some(format!("unknown placeholder {{{name}}}"));
+        }
+        rest = &tail[end + 1..];
+    }
+    None
 }
 
 /// What is wrong with a name of a purpose or a service.

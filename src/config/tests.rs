@@ -611,3 +611,65 @@ proptest::proptest! {
 
 /// Services' health checks, dependencies, restarts and durations.
 mod services;
+
+/// `[worktrees] root` fills in `{repo}` only, `branch` `{purpose}` and
+/// `{identifier}`: anything else between braces, or a brace alone, is
+/// refused when the file is read, naming the key and what is known.
+#[test]
+fn worktrees_templates_refuse_unknown_placeholders_when_read() {
+    for (text, key, reason) in [
+        (
+            "[worktrees]\nbranch = \"{purpose}/{nope}/{identifier}\"\n",
+            "worktrees.branch",
+            "\"{purpose}/{nope}/{identifier}\": unknown placeholder {nope}; known: {purpose}, {identifier}",
+        ),
+        (
+            "[worktrees]\nbranch = \"{repo}/{identifier}\"\n",
+            "worktrees.branch",
+            "unknown placeholder {repo}; known: {purpose}, {identifier}",
+        ),
+        (
+            "[worktrees]\nroot = \"../c.{nope}\"\n",
+            "worktrees.root",
+            "\"../c.{nope}\": unknown placeholder {nope}; known: {repo}",
+        ),
+        (
+            "[worktrees]\nroot = \"../{identifier}\"\n",
+            "worktrees.root",
+            "unknown placeholder {identifier}; known: {repo}",
+        ),
+        (
+            "[worktrees]\nroot = \"../{repo\"\n",
+            "worktrees.root",
+            "a '{' that no '}' closes",
+        ),
+        (
+            "[worktrees]\nroot = \"../{{repo}\"\n",
+            "worktrees.root",
+            "a '{' that no '}' closes",
+        ),
+        (
+            "[worktrees]\nroot = \"../repo}\"\n",
+            "worktrees.root",
+            "a '}' that no '{' opens",
+        ),
+        (
+            "[worktrees]\nbranch = \"{}\"\n",
+            "worktrees.branch",
+            "unknown placeholder {}",
+        ),
+    ] {
+        let err = parse(text).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.contains(&format!("{key}: ")), "{text:?}: {shown}");
+        assert!(shown.contains(reason), "{text:?}: {shown}");
+        assert!(matches!(err, Error::Config { .. }), "{text:?}: {err:?}");
+    }
+    for text in [
+        "[worktrees]\nroot = \"../{repo}.worktrees\"\nbranch = \"{purpose}/{identifier}\"\n",
+        "[worktrees]\nroot = \"/srv/trees\"\nbranch = \"wt-{identifier}-{identifier}\"\n",
+        "[worktrees]\nroot = \"{repo}{repo}\"\nbranch = \"x{purpose}{identifier}\"\n",
+    ] {
+        parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+    }
+}

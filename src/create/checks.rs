@@ -74,11 +74,7 @@ pub(super) fn check_new_dirs(
 
 /// `[worktrees] root` with `{repo}` filled in, relative to the main
 /// worktree (for a bare repository: beside the repository).
-pub(super) fn default_root(
-    template: &str,
-    source: &Worktree,
-    config: Option<&Path>,
-) -> Result<PathBuf> {
+pub(super) fn default_root(template: &str, source: &Worktree) -> PathBuf {
     let (base, repo) = match source.main_root() {
         Some(main) => {
             let name = main.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -96,15 +92,9 @@ pub(super) fn default_root(
             )
         }
     };
-    let root = template.replace("{repo}", &repo);
-    if root.contains(['{', '}']) {
-        return Err(Error::config(
-            config.map(Path::to_path_buf).unwrap_or_default(),
-            "worktrees.root",
-            format!("{template:?}: only {{repo}} can be filled in"),
-        ));
-    }
-    Ok(base.join(root))
+    // The config's reading refused any other placeholder
+    // (`config::ROOT_PLACEHOLDERS`).
+    base.join(template.replace("{repo}", &repo))
 }
 
 /// `path` with its longest existing prefix canonicalized (what git records

@@ -166,8 +166,7 @@ pub fn plan(
     let wanted = match path {
         Some(p) => worktree::normalize(&ctx.cwd.join(p)),
         None => worktree::normalize(
-            &default_root(&config.worktrees.root, &source, config.source.as_deref())?
-                .join(format!("{purpose}-{identifier}")),
+            &default_root(&config.worktrees.root, &source).join(format!("{purpose}-{identifier}")),
         ),
     };
     if wanted.to_str().is_none() {

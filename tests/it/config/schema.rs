@@ -3,6 +3,7 @@
 //! type (where it is, the key, what was expected and found).
 
 use super::{assert_refused, assert_refused_at};
+use crate::support::{TestEnv, run};
 
 #[test]
 fn a_duration_that_is_a_negative_or_huge_number_is_exit_1_naming_the_key() {
@@ -52,4 +53,54 @@ fn a_type_error_names_file_line_column_and_key_in_toml_and_json() {
         "expected a whole number from 1 to 1000, got integer `0`",
         "fix line 2 (`\"web\": {\"health\": {\"retries\": 0}}}}`)",
     );
+}
+
+/// `[worktrees] branch` fills in `{purpose}` and `{identifier}`, `root`
+/// `{repo}`: another placeholder is refused when the config is read, by
+/// every command that reads it (`env` and `run` read `root` and `branch`
+/// without using them), and
+/// `create` then makes no branch, worktree nor directory.
+#[test]
+fn an_unknown_placeholder_in_worktrees_is_refused_by_every_command() {
+    assert_refused(
+        "[worktrees]\nbranch = \"{purpose}/{nope}/{identifier}\"\n",
+        "worktrees.branch",
+        "\"{purpose}/{nope}/{identifier}\": unknown placeholder {nope}; known: {purpose}, {identifier}",
+    );
+    assert_refused(
+        "[worktrees]\nroot = \"../c.{nope}\"\n",
+        "worktrees.root",
+        "\"../c.{nope}\": unknown placeholder {nope}; known: {repo}",
+    );
+    let t = TestEnv::new();
+    for extra in [
+        "[worktrees]\nbranch = \"{purpose}/{nope}/{identifier}\"\n",
+        "[worktrees]\nroot = \"../c.{nope}\"\n",
+    ] {
+        t.write_config(extra);
+        for args in [
+            &[
+                "create",
+                "--purpose",
+                "feature",
+                "--identifier",
+                "p1",
+                "--ports",
+            ][..],
+            &["enter", "p1"],
+            &["list"],
+            &["run", "--", "true"],
+        ] {
+            let out = run(&mut t.wtenv(args));
+            assert_eq!(out.code, Some(1), "{extra:?} {args:?}: {out}");
+            assert!(
+                out.stderr.contains("unknown placeholder {nope}"),
+                "{extra:?} {args:?}: {out}"
+            );
+        }
+        assert_eq!(t.git(&["branch", "--list", "feature/*"]), "", "{extra:?}");
+        assert!(!t.root().join("repo.worktrees").exists(), "{extra:?}");
+        assert!(!t.root().join("c.{nope}").exists(), "{extra:?}");
+        assert!(t.allocations().is_empty(), "{extra:?}");
+    }
 }
