@@ -46,20 +46,25 @@ impl PortRange {
         self.start <= other.end && other.start <= self.end
     }
 
-    /// Parses `"5000-5099"`; the error says what is wrong with it.
+    /// Parses `"5000-5099"`; the error says what is wrong with it. START
+    /// and END are ASCII digits, nothing else: no sign, no space, no
+    /// leading zero (`"021000"` is no port number anyone means; Rust's
+    /// own parse would take all three).
     pub fn parse(text: &str) -> std::result::Result<PortRange, String> {
         let bad = || format!("expected \"START-END\" (e.g. \"5000-5099\"), got {text:?}");
         let (a, b) = text.split_once('-').ok_or_else(bad)?;
         // A number past the last port is named, not called a bad shape:
         // "5000-70000" has the shape, and one of its numbers is wrong.
-        let port = |side: &str| match side.trim().parse::<u16>() {
-            Ok(port) => Ok(port),
-            Err(_) if is_digits(side.trim()) => Err(format!(
-                "range {text:?}: {} is not a port; ports go up to {}",
-                side.trim(),
-                u16::MAX
-            )),
-            Err(_) => Err(bad()),
+        let port = |side: &str| {
+            if !is_digits(side) || (side.len() > 1 && side.starts_with('0')) {
+                return Err(bad());
+            }
+            side.parse::<u16>().map_err(|_| {
+                format!(
+                    "range {text:?}: {side} is not a port; ports go up to {}",
+                    u16::MAX
+                )
+            })
         };
         let start = port(a)?;
         let end = port(b)?;

@@ -90,6 +90,48 @@ fn range_errors_name_the_problem() {
             .unwrap_err()
             .contains("START-END")
     );
+    // Digits only: Rust's parse takes a sign, and `trim` took spaces.
+    for text in [
+        "+21000-21099",
+        "21000-+21099",
+        "021000-21099",
+        "21000-021099",
+        "00000000000000070000-5000",
+        " 21000 - 21001 ",
+        "21000 -21001",
+        "21000-21001\n",
+        "\u{a0}21000-21001",
+        "21000-\u{0661}",
+        "-21000-21001",
+        "21000--21001",
+        "21000-21001-21002",
+        "-",
+        "",
+    ] {
+        assert_eq!(
+            PortRange::parse(text).unwrap_err(),
+            format!("expected \"START-END\" (e.g. \"5000-5099\"), got {text:?}")
+        );
+    }
+    assert_eq!(
+        PortRange::parse("21000-21099"),
+        Ok(PortRange {
+            start: 21000,
+            end: 21099
+        })
+    );
+    assert_eq!(
+        PortRange::parse("65535-65535"),
+        Ok(PortRange {
+            start: 65535,
+            end: 65535
+        })
+    );
+    assert!(
+        PortRange::parse("0-1100")
+            .unwrap_err()
+            .contains("below 1024")
+    );
 }
 
 #[test]

@@ -17,6 +17,16 @@ fn bad_range_syntax_is_exit_1_naming_the_key() {
         "purposes.feature",
         "range \"5000-70000\": 70000 is not a port; ports go up to 65535",
     );
+    // START and END are digits only: no sign, space or leading zero.
+    for range in ["+21000-21099", "021000-21099", " 21000 - 21001 "] {
+        assert_refused(
+            &format!("[purposes]\nfeature = \"{range}\"\n"),
+            "purposes.feature",
+            &format!(
+                "expected \"START-END\" (e.g. \"5000-5099\"), got \"{range}\"\nhint: fix the file, then run the command again\n"
+            ),
+        );
+    }
     assert_refused_at(
         "wtenv.toml",
         "[purposes]\nfeature = 5000\n",
