@@ -15,11 +15,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The registry file exists but cannot be trusted. Never overwritten.
+    /// Also a file wtenv keeps beside it (`what`: "trust list") whose state
+    /// directory or lock file cannot be used: the same refusal, of the
+    /// file the command uses.
     #[error(
-        "registry {} cannot be used: {reason}",
+        "{what} {} cannot be used: {reason}",
         crate::process::printable_path(path)
     )]
     RegistryUnusable {
+        /// `registry`, or what the file beside it is.
+        what: &'static str,
         path: PathBuf,
         reason: String,
         hint: String,

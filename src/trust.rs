@@ -212,10 +212,26 @@ impl TrustList {
 
 /// The trust list beside `registry` (empty when there is none).
 pub fn load(registry: &Registry) -> Result<TrustList> {
-    let Some(dir) = registry.state_dir()? else {
+    let path = registry.sibling(FILE_NAME);
+    let Some(dir) = registry.state_dir().map_err(said_of(&path))? else {
         return Ok(TrustList::default());
     };
     read(&dir.join(FILE_NAME))
+}
+
+/// The refusals of the state directory and of a lock file in it, which
+/// the registry words as its own, said of the trust list at `path`:
+/// `trust` and `untrust` use `trust.json`, not the registry.
+fn said_of(path: &Path) -> impl Fn(Error) -> Error + '_ {
+    move |e| match e {
+        Error::RegistryUnusable { reason, hint, .. } => Error::RegistryUnusable {
+            what: "trust list",
+            path: path.to_path_buf(),
+            reason,
+            hint,
+        },
+        e => e,
+    }
 }
 
 fn read(path: &Path) -> Result<TrustList> {
@@ -292,9 +308,11 @@ fn read(path: &Path) -> Result<TrustList> {
 /// Read-modify-write of the trust list under its lock; written only when
 /// `f` changed it.
 fn update<T>(registry: &Registry, f: impl FnOnce(&mut TrustList) -> T) -> Result<T> {
-    let _lock = registry.lock_sibling(LOCK_NAME)?;
+    let path = registry.sibling(FILE_NAME);
+    let _lock = registry.lock_sibling(LOCK_NAME).map_err(said_of(&path))?;
     let dir = registry
-        .state_dir()?
+        .state_dir()
+        .map_err(said_of(&path))?
         .ok_or_else(|| Error::failed("the state directory vanished"))?
         .to_path_buf();
     let mut list = read(&dir.join(FILE_NAME))?;

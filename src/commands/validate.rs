@@ -97,7 +97,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     });
     let (findings, checked, remaining) = match result {
         Ok(r) => r,
-        Err(Error::RegistryUnusable { path, reason, hint }) => {
+        Err(Error::RegistryUnusable {
+            path, reason, hint, ..
+        }) => {
             let f = Finding::unreadable(format!(
                 "registry {} cannot be used: {reason}",
                 printable_path(&path)

@@ -37,9 +37,9 @@ impl Access {
 
     fn needs(self) -> &'static str {
         match self {
-            Access::Read => "reading the registry needs its owner (you) to read and search it",
+            Access::Read => "reading what is there needs its owner (you) to read and search it",
             Access::Write => {
-                "changing the registry needs its owner (you) to read, write and search it"
+                "changing what is there needs its owner (you) to read, write and search it"
             }
         }
     }
@@ -53,6 +53,7 @@ pub(super) const WHERE_IT_IS: &str = "check the path: the registry is --registry
 impl Registry {
     pub(super) fn unusable(&self, reason: impl Into<String>, hint: impl Into<String>) -> Error {
         Error::RegistryUnusable {
+            what: "registry",
             path: self.path.clone(),
             reason: reason.into(),
             hint: hint.into(),

@@ -252,11 +252,16 @@ fn a_lock_planted_as_a_directory_is_refused_with_the_command_that_removes_it() {
             let out = run_bounded(&mut t.wtenv(args), LIMIT);
             let case = format!("{name} holding {holds:?}");
             assert_eq!(out.code, Some(2), "{case}: {out}");
+            // Said of the file the lock serves: `trust` uses the trust list.
+            let (what, file) = match name {
+                "trust.lock" => ("trust list", t.state_dir().join("trust.json")),
+                _ => ("registry", t.registry_path()),
+            };
             assert_eq!(
                 out.stderr,
                 format!(
-                    "error: registry {} cannot be used: its lock file {}: it is a directory, not a regular file\nhint: {hint}\n",
-                    t.registry_path().display(),
+                    "error: {what} {} cannot be used: its lock file {}: it is a directory, not a regular file\nhint: {hint}\n",
+                    file.display(),
                     path.display()
                 ),
                 "{case}"

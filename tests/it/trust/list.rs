@@ -61,6 +61,57 @@ fn the_trust_list_is_hardened_like_the_registry() {
     );
 }
 
+/// `trust` writes `trust.json`: a state directory it cannot use is said
+/// of that file (it said "registry .../registry.json cannot be used"),
+/// exit 2 as for the registry, with the directory, its mode and the way
+/// out, and nothing written.
+#[test]
+fn a_state_directory_trust_cannot_use_is_said_of_the_trust_list() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestEnv::new();
+    let (text, _) = gated_config(&t);
+    commit_config(&t, &text);
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let dir = t.state_dir();
+    let list = dir.join("trust.json");
+    for (mode, commands) in [
+        (0o500, &[&["trust"][..], &["untrust"]][..]),
+        (0o300, &[&["trust", "--list"][..], &["trust"]]),
+    ] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        let before = crate::support::snapshot(&dir);
+        for args in commands {
+            let out = run(&mut t.wtenv(args));
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+            assert_eq!(out.code, Some(2), "{args:?}: {out}");
+            assert_eq!(
+                out.stderr,
+                format!(
+                    "error: trust list {} cannot be used: its directory {} has mode {mode:o}: {} \
+                     needs its owner (you) to {}\nhint: chmod 700 '{}'\n",
+                    list.display(),
+                    dir.display(),
+                    if args.len() == 1 {
+                        "changing what is there"
+                    } else {
+                        "reading what is there"
+                    },
+                    if args.len() == 1 {
+                        "read, write and search it"
+                    } else {
+                        "read and search it"
+                    },
+                    dir.display()
+                ),
+                "{args:?}"
+            );
+            assert_eq!(crate::support::snapshot(&dir), before, "{args:?} wrote");
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+}
+
 /// A relative `XDG_STATE_HOME` (which a repository could once export, and
 /// which would name a directory in every worktree entered) is ignored, as
 /// the XDG spec says: wtenv keeps its state under `HOME`, and writes
