@@ -111,6 +111,9 @@ fn not_a_worktree(entry: &worktrees::Entry) -> Error {
     }
 }
 
+/// What `WTENV_CD_FILE` is for, said in each refusal of it.
+const WHAT_IT_IS: &str = "WTENV_CD_FILE names the file enter writes the worktree's path into, for the shell function `wtenv` to cd there (the function sets it to a file mktemp makes)";
+
 /// The file `WTENV_CD_FILE` names, open; the `WTENV_CD_FILE` contract:
 /// the absolute path, no newline. One this command made and did not
 /// write (it failed on the way) is removed again.
@@ -127,18 +130,36 @@ impl CdFile {
             return Ok(None);
         };
         let path = Path::new(path);
-        let (file, made) = crate::files::open_own(path).map_err(|e| match e {
-            crate::files::OpenError::Io(e) => Error::io(
-                format!("could not write {CD_FILE} {}", printable_path(path)),
-                e,
-            ),
-            crate::files::OpenError::Refused(r) => Error::refused(format!(
-                "could not write {CD_FILE} {}: {r}",
+        // Relative, it would be written where `enter` runs: into the
+        // worktree the user stands in, a file of their checkout.
+        if !path.is_absolute() {
+            return Err(Error::invalid(format!(
+                "{CD_FILE} {} is not an absolute path: enter would write the worktree's path into a file of the current directory",
                 printable_path(path)
             ))
-            .with_hint(format!(
-                "{CD_FILE} names a regular file of yours (the shell function makes one with mktemp)"
-            )),
+            .with_hint(format!("{WHAT_IT_IS}: set it to an absolute path, or unset it")));
+        }
+        let could_not = || format!("could not write {CD_FILE} {}", printable_path(path));
+        let (file, made) = crate::files::open_own(path).map_err(|e| {
+            // A directory, or what the kernel keeps this user from opening,
+            // is said as what is there (`files::refusal_of`).
+            let e = match e {
+                crate::files::OpenError::Io(e) => match crate::files::refusal_of(path, &e) {
+                    Some(r) => crate::files::OpenError::Refused(r),
+                    None => crate::files::OpenError::Io(e),
+                },
+                refused => refused,
+            };
+            match e {
+                crate::files::OpenError::Io(e) => Error::io(could_not(), e).with_hint(format!(
+                    "{WHAT_IT_IS}: name a file in a directory of yours, or unset it"
+                )),
+                crate::files::OpenError::Refused(r) => {
+                    Error::refused(format!("{}: {r}", could_not())).with_hint(format!(
+                        "{WHAT_IT_IS}: name a regular file of yours, or unset it"
+                    ))
+                }
+            }
         })?;
         Ok(Some(CdFile {
             path,

@@ -106,7 +106,9 @@ fn enter_creates_with_ports_once_then_enters_and_writes_the_cd_file() {
 /// `WTENV_CD_FILE` was written last: one that could not be written failed
 /// `enter` after it had made the worktree, its branch and its ports (or
 /// reserved an existing worktree's). It is opened first now; one `enter`
-/// made for a command that then fails is removed again.
+/// made for a command that then fails is removed again. Each refusal says
+/// what the variable is for; a relative one, which was written into the
+/// current directory (the worktree), is refused.
 #[test]
 fn enter_refuses_a_cd_file_it_cannot_write_before_making_anything() {
     let t = TestEnv::new();
@@ -117,23 +119,58 @@ fn enter_refuses_a_cd_file_it_cannot_write_before_making_anything() {
     let before = (registry(), worktrees(), branches());
     let dir = t.root().join("cd");
     std::fs::create_dir_all(&dir).unwrap();
-    for (cd_file, reason) in [
-        (dir.clone(), "Is a directory"),
-        (dir.join("missing/file"), "No such file or directory"),
+    // What WTENV_CD_FILE is for, and what to do: in every refusal.
+    let hint = "hint: WTENV_CD_FILE names the file enter writes the worktree's path into, \
+                for the shell function `wtenv` to cd there";
+    for (cd_file, reason, todo) in [
+        (
+            dir.clone(),
+            ": it is a directory, not a regular file\n",
+            "name a regular file of yours, or unset it\n",
+        ),
+        (
+            dir.join("missing/file"),
+            ": No such file or directory",
+            "name a file in a directory of yours, or unset it\n",
+        ),
     ] {
         for id in ["new", "old"] {
             let out = run(t.wtenv(&["enter", id]).env("WTENV_CD_FILE", &cd_file));
             assert_eq!(out.code, Some(1), "{id}: {out}");
             assert!(
-                out.stderr.contains(&format!(
-                    "could not write WTENV_CD_FILE {}",
+                out.stderr.starts_with(&format!(
+                    "error: could not write WTENV_CD_FILE {}{reason}",
                     cd_file.display()
                 )),
                 "{out}"
             );
-            assert!(out.stderr.contains(reason), "{out}");
+            assert!(
+                out.stderr.contains(hint) && out.stderr.ends_with(todo),
+                "{out}"
+            );
             assert_eq!((registry(), worktrees(), branches()), before, "{id}: {out}");
         }
+    }
+    // A relative one was written where `enter` ran: into the worktree.
+    for id in ["new", "old"] {
+        let out = run(t.wtenv(&["enter", id]).env("WTENV_CD_FILE", "cd-target"));
+        assert_eq!(out.code, Some(1), "{id}: {out}");
+        assert!(
+            out.stderr.starts_with(
+                "error: WTENV_CD_FILE cd-target is not an absolute path: enter would write \
+                 the worktree's path into a file of the current directory\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.stderr.contains(hint)
+                && out
+                    .stderr
+                    .ends_with("set it to an absolute path, or unset it\n"),
+            "{out}"
+        );
+        assert!(!t.repo.join("cd-target").exists(), "{id}: {out}");
+        assert_eq!((registry(), worktrees(), branches()), before, "{id}: {out}");
     }
     // Made by `enter`, which then failed (git knows no such base): gone.
     let cd_file = dir.join("target");
