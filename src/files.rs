@@ -134,19 +134,58 @@ pub fn refusal_of(path: &Path, e: &io::Error) -> Option<Refusal> {
 }
 
 /// A lock file: created 0600 if missing, never through a link, and only a
-/// regular file of ours.
+/// regular file of ours that its owner may read and write: one wtenv made
+/// gets its owner's bits back from the umask ([`keep_owner_bits`]); one
+/// that was there without them is refused, root included
+/// ([`require_owner_bits`]).
 pub fn open_lock(path: &Path) -> Result<File, OpenError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)?;
+    let (file, made) = open_or_make(|create| {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(create)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+    })?;
     let meta = require_own_regular(&file)?;
-    keep_owner_bits(&file, &meta, 0o600)?;
+    if made {
+        keep_owner_bits(&file, &meta, 0o600)?;
+    } else {
+        require_owner_bits(&meta, 0o600)?;
+    }
     Ok(file)
+}
+
+/// The file `open` opens (`open(false)`: never creating it), else the
+/// one it creates exclusively (`open(true)`), and whether this call made
+/// it: made exclusively, so "made" is never said of another's file.
+fn open_or_make(open: impl Fn(bool) -> io::Result<File>) -> Result<(File, bool), OpenError> {
+    match open(false) {
+        Ok(file) => Ok((file, false)),
+        Err(e) if e.kind() == ErrorKind::NotFound => match open(true) {
+            Ok(file) => Ok((file, true)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok((open(false)?, false)),
+            Err(e) => Err(e.into()),
+        },
+        // A FIFO nobody reads, opened for writing without blocking.
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            Err(OpenError::Refused(Refusal::NotRegular("a FIFO")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A file of ours has the owner's bits `needs` (0o400 to read it, 0o600
+/// to read and write it) that the open it was given asks for. The kernel
+/// refuses a user such an open ([`refusal_of`] says so in these words);
+/// root, whom it lets through, is refused here alike (README, "Hostile
+/// files"), not made to use, or repair, a file its owner's mode closes.
+pub fn require_owner_bits(meta: &std::fs::Metadata, needs: u32) -> Result<(), OpenError> {
+    if meta.mode() & needs != needs {
+        return Err(OpenError::Refused(Refusal::OwnerMode(meta.mode() & 0o777)));
+    }
+    Ok(())
 }
 
 /// What wtenv made must let its owner use it the next time: the umask
@@ -177,7 +216,7 @@ pub fn open_existing_lock(path: &Path) -> Result<Option<File>, OpenError> {
     let Some(file) = open_read(path, false)? else {
         return Ok(None);
     };
-    require_own_regular(&file)?;
+    require_owner_bits(&require_own_regular(&file)?, 0o400)?;
     Ok(Some(file))
 }
 
@@ -441,28 +480,14 @@ pub fn open_own(path: &Path) -> Result<(File, bool), OpenError> {
 }
 
 fn open_own_with_meta(path: &Path) -> Result<(File, std::fs::Metadata, bool), OpenError> {
-    let open = |create: bool| {
+    let (file, made) = open_or_make(|create| {
         OpenOptions::new()
             .write(true)
             .create_new(create)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(path)
-    };
-    let (file, made) = match open(false) {
-        Ok(file) => (file, false),
-        // Made exclusively, so "made" is never said of another's file.
-        Err(e) if e.kind() == ErrorKind::NotFound => match open(true) {
-            Ok(file) => (file, true),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => (open(false)?, false),
-            Err(e) => return Err(e.into()),
-        },
-        // A FIFO nobody reads, opened for writing without blocking.
-        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
-            return Err(OpenError::Refused(Refusal::NotRegular("a FIFO")));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    })?;
     let meta = require_own_regular(&file)?;
     if meta.nlink() > 1 {
         return Err(OpenError::Refused(Refusal::HardLinked(meta.nlink())));

@@ -185,10 +185,7 @@ impl Registry {
             Err(OpenError::Io(e)) => {
                 return Err(match files::refusal_of(&self.path, &e) {
                     Some(Refusal::Owner(uid)) => self.not_ours(uid),
-                    Some(r @ Refusal::OwnerMode(_)) => self.unusable(
-                        r.to_string(),
-                        format!("chmod 600 {}", quote_in_message(&self.path)),
-                    ),
+                    Some(r @ Refusal::OwnerMode(_)) => self.owner_mode(r),
                     Some(r) => self.unusable(r.to_string(), self.move_aside_hint()),
                     None => self.read_error(e),
                 });
@@ -204,6 +201,10 @@ impl Registry {
         if meta.uid() != nix::unistd::geteuid().as_raw() {
             return Err(self.not_ours(meta.uid()));
         }
+        // Root reads past its owner's mode; a user does not: refused alike.
+        if let Err(OpenError::Refused(r)) = files::require_owner_bits(&meta, 0o400) {
+            return Err(self.owner_mode(r));
+        }
         if meta.permissions().mode() & 0o022 != 0 {
             return Err(self.unusable(
                 format!(
@@ -214,6 +215,15 @@ impl Registry {
             ));
         }
         Ok(Some((file, meta)))
+    }
+
+    /// The registry file is ours, but its mode keeps its owner out
+    /// (`Refusal::OwnerMode`).
+    fn owner_mode(&self, refusal: Refusal) -> Error {
+        self.unusable(
+            refusal.to_string(),
+            format!("chmod 600 {}", quote_in_message(&self.path)),
+        )
     }
 
     /// The registry file belongs to `uid`, another user.

@@ -129,6 +129,11 @@ impl Registry {
                 format!("could not open lock file {}", printable_path(path)),
                 e,
             ),
+            // Ours, with its owner's bits taken: given back, it serves.
+            OpenError::Refused(r @ files::Refusal::OwnerMode(_)) => self.unusable(
+                format!("its lock file {}: {r}", printable_path(path)),
+                format!("chmod 600 {}", crate::shell::quote_in_message(path)),
+            ),
             OpenError::Refused(r) => self.unusable(
                 format!("its lock file {}: {r}", printable_path(path)),
                 files::planted_hint(path),

@@ -210,6 +210,105 @@ fn a_registry_or_lock_the_kernel_keeps_the_user_from_is_exit_2_with_the_way_out(
     assert_eq!(out.code, Some(0), "once mended: {out}");
 }
 
+/// A registry or lock file of yours with its owner's bits taken: a user
+/// is refused by the kernel, and so wtenv refused them, exit 2 with the
+/// way out; root, whom the kernel lets through, read such a registry
+/// anyway (and rewrote it 0600), and gave a lock file its bits back.
+/// Root now meets the same refusal in wtenv's own checks, word for word
+/// (but the path), and nothing changes, modes included. What the open
+/// asks for decides, as the kernel's check does: the registry is read
+/// (0400 is enough), a lock opened to be made if missing is read and
+/// written (0600), an existing one a reader only takes is read (0400).
+#[test]
+fn a_file_with_its_owners_bits_taken_is_refused_alike_for_root_and_a_user() {
+    use std::os::unix::fs::MetadataExt;
+    let root = with_registry();
+    let user = with_registry();
+    user.give_to_nobody();
+    // (file, mode, the commands refused): the rest must read and work.
+    let cases: [(&str, u32, &[&[&str]]); 6] = [
+        (
+            "registry.json",
+            0o000,
+            &[&["env"], &["ports"], &["allocate", "--service", "web"]],
+        ),
+        (
+            "registry.json",
+            0o200,
+            &[&["env"], &["ports"], &["allocate", "--service", "web"]],
+        ),
+        (
+            "registry.lock",
+            0o000,
+            &[&["env"], &["ports"], &["allocate", "--service", "web"]],
+        ),
+        (
+            "registry.lock",
+            0o400,
+            &[&["env"], &["ports"], &["allocate", "--service", "web"]],
+        ),
+        ("probe.lock", 0o000, &[&["allocate", "--service", "web"]]),
+        ("probe.lock", 0o200, &[&["allocate", "--service", "web"]]),
+    ];
+    for (name, mode, refused) in cases {
+        let case = format!("{name} {mode:03o}");
+        let mut said = Vec::new();
+        for (t, nobody) in [(&root, false), (&user, true)] {
+            let file = t.state_dir().join(name);
+            std::fs::set_permissions(&file, PermissionsExt::from_mode(mode)).unwrap();
+            let before = snapshot(&t.root());
+            for args in refused {
+                let mut cmd = match nobody {
+                    false => t.wtenv(args),
+                    true => t.wtenv_as_nobody(args),
+                };
+                let out = run_bounded(&mut cmd, LIMIT);
+                assert_eq!(out.code, Some(2), "{case} {args:?}, nobody {nobody}: {out}");
+                let shown = |p: &Path| format!("{}", p.display());
+                let what = match name {
+                    "registry.json" => String::new(),
+                    _ => format!("its lock file {}: ", shown(&file)),
+                };
+                assert_eq!(
+                    out.stderr,
+                    format!(
+                        "error: registry {} cannot be used: {what}its mode {mode:03o} keeps its owner (you) from reading or writing it\nhint: chmod 600 '{}'\n",
+                        shown(&t.registry_path()),
+                        shown(&file)
+                    ),
+                    "{case} {args:?}, nobody {nobody}"
+                );
+                said.push(out.stderr.replace(&shown(&t.root()), "ROOT"));
+            }
+            assert!(
+                snapshot(&t.root()) == before,
+                "{case}, nobody {nobody}: something changed"
+            );
+            let kept = std::fs::metadata(&file).unwrap().mode() & 0o777;
+            assert_eq!(kept, mode, "{case}, nobody {nobody}: its mode was changed");
+            std::fs::set_permissions(&file, PermissionsExt::from_mode(0o600)).unwrap();
+        }
+        let (as_root, as_user) = said.split_at(said.len() / 2);
+        assert_eq!(as_root, as_user, "{case}: root and a user told apart");
+    }
+    // Only the bits an open needs: a registry its owner may only read is
+    // read, and replaced by the next write, for root as for a user.
+    for (t, nobody) in [(&root, false), (&user, true)] {
+        let registry = t.registry_path();
+        std::fs::set_permissions(&registry, PermissionsExt::from_mode(0o400)).unwrap();
+        for args in [&["ports"][..], &["allocate", "--service", "api"]] {
+            let mut cmd = match nobody {
+                false => t.wtenv(args),
+                true => t.wtenv_as_nobody(args),
+            };
+            let out = run_bounded(&mut cmd, LIMIT);
+            assert_eq!(out.code, Some(0), "{args:?}, nobody {nobody}: {out}");
+        }
+        let mode = std::fs::metadata(&registry).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o600, "nobody {nobody}: rewritten as wtenv writes it");
+    }
+}
+
 /// A trust list of another user's (left by `sudo wtenv trust`) was "cannot
 /// be used: Permission denied (os error 13)" for a user, where root was
 /// told whose it is. Every user is told as root is, and nothing changes.
