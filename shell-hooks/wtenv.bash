@@ -7,10 +7,19 @@
 #   wtenv.toml or wtenv.json exports its variables; leaving it gives exactly
 #   those back the values they had before (unset if they had none), as
 #   direnv does (names in __WTENV_DIFF, old values in __WTENV_SAVED). When
-#   the directory did not change since the last prompt, it does nothing.
+#   the directory did not change since the last prompt, it does nothing;
+#   after a `cd` inside the same worktree, the binary reloads only when a
+#   file the last load depended on changed (__WTENV_LOADED), so a value set
+#   by hand stays. `wtenv reload` loads now, whatever changed (after a
+#   failure, once its cause is fixed).
 
 wtenv() {
   local __wtenv_file __wtenv_dir __wtenv_rc=0
+  if [[ $# -eq 1 && $1 == reload ]]; then
+    unset __WTENV_LOADED
+    __wtenv_load
+    return
+  fi
   __wtenv_file=$(\command mktemp "${TMPDIR:-/tmp}/wtenv-cd.XXXXXX") || {
     __WTENV_EXE__ "$@"
     return
@@ -20,24 +29,31 @@ wtenv() {
   IFS= read -r -d '' __wtenv_dir <"$__wtenv_file" || :
   \command rm -f -- "$__wtenv_file"
   # `trust`/`untrust` change what this worktree exports: the next prompt reloads.
-  case ${1-} in trust | untrust) __WTENV_PWD= ;; esac
+  case ${1-} in trust | untrust) __WTENV_PWD= && unset __WTENV_LOADED ;; esac
   if [[ $__wtenv_rc -eq 0 && -n $__wtenv_dir ]]; then
     \builtin cd -- "$__wtenv_dir" || return
   fi
   return "$__wtenv_rc"
 }
 
+# Loads this directory's variables; returns wtenv's status.
+__wtenv_load() {
+  local __wtenv_out __wtenv_rc=0
+  __WTENV_PWD=$PWD
+  # On failure the binary prints the reason on stderr and, on stdout, the
+  # lines that unset what was exported before: nothing is left half-set.
+  __wtenv_out=$(__WTENV_EXE__ env --format bash --hook) || __wtenv_rc=$?
+  # `|| :`: a line bash cannot run (a name the user made read-only) is
+  # said on stderr and ends neither the shell (errexit) nor the lines
+  # after it (README "Shell integration").
+  eval "$__wtenv_out" || :
+  return "$__wtenv_rc"
+}
+
 __wtenv_hook() {
-  local __wtenv_status=$? __wtenv_out
+  local __wtenv_status=$?
   if [[ ${__WTENV_PWD-} != "$PWD" ]]; then
-    __WTENV_PWD=$PWD
-    # On failure the binary prints the reason on stderr and, on stdout, the
-    # lines that unset what was exported before: nothing is left half-set.
-    __wtenv_out=$(__WTENV_EXE__ env --format bash --hook) || :
-    # `|| :`: a line bash cannot run (a name the user made read-only) is
-    # said on stderr and ends neither the shell (errexit) nor the lines
-    # after it (README "Shell integration").
-    eval "$__wtenv_out" || :
+    __wtenv_load || :
   fi
   return "$__wtenv_status"
 }

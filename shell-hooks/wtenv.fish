@@ -8,9 +8,18 @@
 #   wtenv.toml or wtenv.json exports its variables; leaving it gives exactly
 #   those back the values they had before (unset if they had none), as
 #   direnv does (names in __WTENV_DIFF, old values in __WTENV_SAVED). When
-#   the directory did not change since the last prompt, it does nothing.
+#   the directory did not change since the last prompt, it does nothing;
+#   after a `cd` inside the same worktree, the binary reloads only when a
+#   file the last load depended on changed (__WTENV_LOADED), so a value set
+#   by hand stays. `wtenv reload` loads now, whatever changed (after a
+#   failure, once its cause is fixed).
 
 function wtenv --description 'wtenv, able to change the directory (wtenv enter)'
+    if test (count $argv) -eq 1; and test "$argv[1]" = reload
+        set -e __WTENV_LOADED
+        __wtenv_load
+        return
+    end
     set -l __wtenv_tmp /tmp
     set -q TMPDIR[1]; and test -n "$TMPDIR"; and set __wtenv_tmp $TMPDIR
     set -l __wtenv_file (command mktemp "$__wtenv_tmp/wtenv-cd.XXXXXX")
@@ -23,19 +32,28 @@ function wtenv --description 'wtenv, able to change the directory (wtenv enter)'
     set -l __wtenv_dir (string collect --no-trim-newlines <$__wtenv_file)
     command rm -f -- $__wtenv_file
     # `trust`/`untrust` change what this worktree exports: the next prompt reloads.
-    contains -- "$argv[1]" trust untrust; and set -g __WTENV_PWD ''
+    if contains -- "$argv[1]" trust untrust
+        set -g __WTENV_PWD ''
+        set -e __WTENV_LOADED
+    end
     if test $__wtenv_rc -eq 0; and test -n "$__wtenv_dir"
         builtin cd -- $__wtenv_dir; or return
     end
     return $__wtenv_rc
 end
 
+# Loads this directory's variables; returns wtenv's status.
+function __wtenv_load
+    set -g __WTENV_PWD $PWD
+    # On failure the binary prints the reason on stderr and, on stdout,
+    # the lines that unset what was exported before: nothing is left
+    # half-set.
+    __WTENV_EXE__ env --format fish --hook | source
+    return $pipestatus[1]
+end
+
 function __wtenv_hook --on-variable PWD --on-event fish_prompt
     if test "$__WTENV_PWD" != "$PWD"
-        set -g __WTENV_PWD $PWD
-        # On failure the binary prints the reason on stderr and, on stdout,
-        # the lines that unset what was exported before: nothing is left
-        # half-set.
-        __WTENV_EXE__ env --format fish --hook | source
+        __wtenv_load
     end
 end

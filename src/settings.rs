@@ -35,6 +35,10 @@ pub const HOOK_SAVED: &str = "__WTENV_SAVED";
 /// Set by the prompt hook: the trust warning it last showed, so that a
 /// `cd` inside the same worktree does not repeat it.
 pub const HOOK_WARNED: &str = "__WTENV_WARNED";
+/// Set by the prompt hook: the fingerprint of the files its last load
+/// depended on, so that a `cd` inside the same worktree reloads only when
+/// one of them changed (see `env --hook`).
+pub const HOOK_LOADED: &str = "__WTENV_LOADED";
 /// Set by direnv: the files it watches (extended, never replaced).
 pub const DIRENV_WATCHES: &str = "DIRENV_WATCHES";
 /// The socket-activation protocol: how many sockets start at fd 3.
@@ -149,6 +153,11 @@ pub fn hook_state() -> (Option<&'static OsString>, Option<&'static OsString>) {
 /// The trust warning the shell hook last showed (`HOOK_WARNED`).
 pub fn hook_warned() -> Option<&'static str> {
     once!(HOOK_WARNED).and_then(|v| v.to_str())
+}
+
+/// The fingerprint of the shell hook's last load (`HOOK_LOADED`).
+pub fn hook_loaded() -> Option<&'static str> {
+    once!(HOOK_LOADED).and_then(|v| v.to_str())
 }
 
 /// `LISTEN_FDS`, when it is text.

@@ -9,9 +9,12 @@
 //! worktree with a `wtenv.toml`/`wtenv.json` it allocates nothing and reads
 //! no registry; it unsets what `$__WTENV_DIFF` says the hook exported before
 //! and no longer applies, and records the names it exports in
-//! `__WTENV_DIFF`. On failure it still prints (on stdout) the lines that
+//! `__WTENV_DIFF`. Inside the worktree the shell last loaded, it prints
+//! nothing while none of the files that load depended on changed
+//! (`__WTENV_LOADED`): a value the user set by hand stays, as under
+//! direnv. On failure it still prints (on stdout) the lines that
 //! unset everything exported before, so a shell that evals its stdout is
-//! never left half-set. `--direnv` adds what makes direnv watch the config
+//! never left half-set, and says that `wtenv reload` loads once fixed. `--direnv` adds what makes direnv watch the config
 //! and the worktree's stamp (never the shared registry): see [`direnv`].
 
 use std::path::{Path, PathBuf};
@@ -121,7 +124,10 @@ fn run_hook(args: &Args, ctx: impl FnOnce() -> Result<Ctx>) -> Result<Outcome> {
     };
     let current = |name: &str| settings::passed(name).and_then(|v| v.into_string().ok());
     match ctx().and_then(|ctx| hook_variables(args, &ctx)) {
-        Ok(vars) => {
+        // The same worktree, nothing it depends on changed: the shell
+        // keeps what it has, a value the user set by hand included.
+        Ok(None) => Ok(Outcome::SUCCESS),
+        Ok(Some(vars)) => {
             let (set, unset) = hook_changes(&before, vars, current);
             output::stdout(&shell::render(args.format, &set, &unset)?)?;
             Ok(Outcome::SUCCESS)
@@ -129,15 +135,27 @@ fn run_hook(args: &Args, ctx: impl FnOnce() -> Result<Ctx>) -> Result<Outcome> {
         Err(err) => {
             let (set, unset) = hook_changes(&before, Vec::new(), current);
             output::stdout(&shell::render(args.format, &set, &unset)?)?;
-            Err(err)
+            // The hook does not run again at the next prompt (the
+            // directory did not change): said here, after the error's own
+            // hint, so the user knows how to load once it is fixed.
+            report::error(&err);
+            report::hint(RETRY_HINT);
+            Ok(err.exit_code())
         }
     }
 }
 
+/// What the prompt hook says after a failed load (README "Shell
+/// integration").
+pub const RETRY_HINT: &str =
+    "once that is fixed, 'wtenv reload' (or the next cd) loads this directory's variables";
+
 /// A name a config may not set that the prompt hook exports itself: the
 /// provenance variables, and the trust line it last said.
 fn is_hook_export(name: &str) -> bool {
-    exports::PROVENANCE.contains(&name) || name == settings::HOOK_WARNED
+    exports::PROVENANCE.contains(&name)
+        || name == settings::HOOK_WARNED
+        || name == settings::HOOK_LOADED
 }
 
 /// What the prompt hook had done before this prompt.
@@ -208,19 +226,24 @@ fn hook_changes(
     (bookkeeping, unset)
 }
 
-/// The hook's variables: none outside a worktree with a config file.
+/// The hook's variables: none outside a worktree with a config file;
+/// `None` when the shell already has them: the last load
+/// (`__WTENV_LOADED`) was of these very files, unchanged since.
 ///
 /// The line about an untrusted `[env]` is said on entering the worktree,
 /// not again on each `cd` inside it: the hook exports the line it said
 /// (`__WTENV_WARNED`, gone once the shell leaves), and says a line only
 /// when it differs (another worktree, or a new reason).
-fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Vec<(String, String)>> {
+fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Option<Vec<(String, String)>>> {
     let Some(worktree) = ctx.worktree_here()? else {
-        return Ok(vec![]);
+        return Ok(Some(vec![]));
     };
     let scope = ctx.scope_of(worktree)?;
     if scope.config.source.is_none() && ctx.config_path.is_none() {
-        return Ok(vec![]);
+        return Ok(Some(vec![]));
+    }
+    if settings::hook_loaded() == Some(fingerprint(ctx, &scope).as_str()) {
+        return Ok(None);
     }
     let Verified {
         mut vars,
@@ -239,5 +262,39 @@ fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Vec<(String, String)>> {
         }
         vars.push((settings::HOOK_WARNED.into(), line));
     }
-    Ok(vars)
+    // Taken after the load, as direnv does: a write of this load's own
+    // (the first allocation rewrites the stamp) does not count as a change.
+    vars.push((settings::HOOK_LOADED.into(), fingerprint(ctx, &scope)));
+    Ok(Some(vars))
+}
+
+/// What the hook's load depended on, as one value: the files direnv would
+/// watch ([`watched_files`]: the config, the worktree's stamp, the trust
+/// list when something waits for trust), each by path and, when it
+/// exists, device, inode, size, modification and change times. The files
+/// are only looked at (`stat`), never opened. The hash is the standard
+/// library's: stable within one build, and a new build at worst reloads
+/// once.
+fn fingerprint(ctx: &Ctx, scope: &Scope) -> String {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    scope.worktree.root.hash(&mut hasher);
+    for file in watched_files(ctx, scope) {
+        file.hash(&mut hasher);
+        match std::fs::metadata(&file) {
+            Ok(m) => (
+                m.dev(),
+                m.ino(),
+                m.len(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec(),
+            )
+                .hash(&mut hasher),
+            Err(e) => e.kind().hash(&mut hasher),
+        }
+    }
+    format!("{:016x}", hasher.finish())
 }

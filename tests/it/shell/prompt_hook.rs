@@ -90,6 +90,7 @@ fn prompt_hook_exports_on_entry_and_unsets_exactly_those_on_leaving() {
             "WTENV_WORKTREE",
             "WTENV_PORTS",
             "__WTENV_DIFF",
+            "__WTENV_LOADED",
         ] {
             assert_eq!(var(&left, name), None, "{}: {name} left behind", sh.name());
         }
@@ -103,6 +104,7 @@ fn prompt_hook_exports_on_entry_and_unsets_exactly_those_on_leaving() {
                         "WEB_PORT",
                         "WEB_URL",
                         "__WTENV_DIFF",
+                        "__WTENV_LOADED",
                         "PWD",
                         "OLDPWD",
                     ]
@@ -180,6 +182,9 @@ fn prompt_hook_restores_on_leaving_the_values_set_before_entering() {
     }
 }
 
+/// Without a `cd` the hook starts no wtenv; after a `cd` inside the same
+/// worktree, wtenv reads no registry (nothing it depends on changed);
+/// `wtenv reload` does, and its failure leaves nothing half-set.
 #[test]
 fn prompt_hook_does_nothing_when_the_directory_did_not_change() {
     let t = TestEnv::new();
@@ -187,34 +192,41 @@ fn prompt_hook_does_nothing_when_the_directory_did_not_change() {
         let hook = hook_file(&t, sh.name());
         let sub = t.repo.join("sub");
         std::fs::create_dir_all(&sub).unwrap();
-        // Once inside, the registry is made unreadable: a hook that ran
-        // wtenv again would print an error. Without a cd it must not;
-        // after a cd into a subdirectory it does (so the probe is real).
+        // Once inside, the registry is made unreadable: a hook that read
+        // it again would print an error. Without a cd, or after a cd
+        // into a subdirectory, it must not; `wtenv reload` does (so the
+        // probe is real).
         let script = format!(
-            "source {hook}\ncd {repo}\n{h}\nprintf garbage > {reg}\n__wtenv_hook\n__wtenv_hook\necho quiet >&2\ncd {sub}\n{h}\nenv -0 > {env}\n",
+            "source {hook}\ncd {repo}\n{h}\nprintf garbage > {reg}\n__wtenv_hook\n__wtenv_hook\ncd {sub}\n{h}\nenv -0 > {kept}\necho quiet >&2\nwtenv reload || echo reload failed {st}\nenv -0 > {env}\n",
             hook = q(&hook),
             repo = q(&t.repo),
             sub = q(&sub),
             h = sh.after_cd(),
             reg = q(&t.registry_path()),
+            kept = q(&t.root().join("kept.env")),
+            st = if sh == Sh::Fish { "$status" } else { "$?" },
             env = q(&t.root().join("after.env")),
         );
         std::fs::remove_dir_all(t.state_dir()).ok();
         let out = sh.run(&t, &t.root(), &script);
         assert_eq!(out.code, Some(0), "{}: {out}", sh.name());
-        let (before_cd, after_cd) = out.stderr.split_once("quiet\n").unwrap();
+        assert_eq!(out.stdout, "reload failed 2\n", "{}: {out}", sh.name());
+        let (before_reload, after_reload) = out.stderr.split_once("quiet\n").unwrap();
         assert_eq!(
-            before_cd,
+            before_reload,
             "",
-            "{}: the hook ran without a cd: {out}",
+            "{}: the hook read the registry: {out}",
             sh.name()
         );
-        assert!(after_cd.contains("registry"), "{}: {out}", sh.name());
+        assert!(after_reload.contains("registry"), "{}: {out}", sh.name());
+        let kept = read_env(&t.root().join("kept.env"));
+        assert_eq!(var(&kept, "PORT"), Some(t.ports.start.to_string().as_str()));
         // The failure left nothing half-set: everything exported is gone.
         let env = read_env(&t.root().join("after.env"));
         assert_eq!(var(&env, "PORT"), None, "{}", sh.name());
         assert_eq!(var(&env, "WTENV_WORKTREE"), None, "{}", sh.name());
         assert_eq!(var(&env, "__WTENV_DIFF"), None, "{}", sh.name());
+        assert_eq!(var(&env, "__WTENV_LOADED"), None, "{}", sh.name());
     }
 }
 
@@ -387,5 +399,107 @@ fn a_variable_the_shell_cannot_set_leaves_nothing_half_set() {
         for gone in ["WTENV_WORKTREE", "__WTENV_DIFF", "__WTENV_SAVED"] {
             assert_eq!(var(&left, gone), None, "{name}: {gone} left behind: {out}");
         }
+    }
+}
+
+/// A `cd` inside the same worktree keeps a value the user set by hand, as
+/// direnv does; an edit of the config (a file the load depended on)
+/// reloads at the next `cd`, and `wtenv reload` reloads at once.
+#[test]
+fn a_cd_inside_the_worktree_keeps_a_hand_set_value_until_the_config_changes() {
+    let t = TestEnv::new();
+    let config = t.repo.join("wtenv.toml");
+    assert!(config.is_file(), "the test repository has a wtenv.toml");
+    for sh in SHELLS {
+        let hook = hook_file(&t, sh.name());
+        let sub = t.repo.join("sub");
+        std::fs::create_dir_all(&sub).unwrap();
+        let file = |n: &str| t.root().join(format!("{}-hand-{n}.env", sh.name()));
+        let export = |v: &str| match sh {
+            Sh::Fish => format!("set -gx PORT {v}"),
+            _ => format!("export PORT={v}"),
+        };
+        let script = format!(
+            "source {hook}\ncd {repo}\n{h}\n{mine}\ncd {sub}\n{h}\nenv -0 > {a}\nprintf '\\n' >> {config}\ncd {repo}\n{h}\nenv -0 > {b}\n{mine}\nwtenv reload\nenv -0 > {c}\n",
+            hook = q(&hook),
+            repo = q(&t.repo),
+            sub = q(&sub),
+            config = q(&config),
+            mine = export("9999"),
+            h = sh.after_cd(),
+            a = q(&file("a")),
+            b = q(&file("b")),
+            c = q(&file("c")),
+        );
+        let out = sh.run(&t, &t.root(), &script);
+        let name = sh.name();
+        assert_eq!(out.code, Some(0), "{name}: {out}");
+        assert_eq!(out.stderr, "", "{name}: {out}");
+        let port = t.ports.start.to_string();
+        assert_eq!(
+            var(&read_env(&file("a")), "PORT"),
+            Some("9999"),
+            "{name}: overwritten by a cd"
+        );
+        assert_eq!(
+            var(&read_env(&file("b")), "PORT"),
+            Some(port.as_str()),
+            "{name}: the edit did not reload"
+        );
+        assert_eq!(
+            var(&read_env(&file("c")), "PORT"),
+            Some(port.as_str()),
+            "{name}: reload did not"
+        );
+    }
+}
+
+/// After a failed load, the fix alone reloads nothing at the next prompt
+/// (no error repeated at every prompt either); the hint names `wtenv
+/// reload`, which loads. At a real prompt (fish in tmux: it runs no
+/// prompt events on a pipe).
+#[test]
+fn after_a_failed_load_the_hint_names_wtenv_reload_which_loads() {
+    let t = TestEnv::new();
+    for sh in SHELLS {
+        let hook = hook_file(&t, sh.name());
+        std::fs::remove_dir_all(t.state_dir()).ok();
+        std::fs::create_dir_all(t.registry_path().parent().unwrap()).unwrap();
+        std::fs::write(t.registry_path(), "garbage").unwrap();
+        let file = |n: &str| t.root().join(format!("{}-retry-{n}.env", sh.name()));
+        // The first prompt fails (the registry is garbage); the fix; two
+        // prompts with no reload; then `wtenv reload`.
+        let lines = format!(
+            "source {hook}\nenv -0 > {a}\nrm {reg}\ntrue\nenv -0 > {b}\nwtenv reload\nenv -0 > {c}\n",
+            hook = q(&hook),
+            reg = q(&t.registry_path()),
+            a = q(&file("a")),
+            b = q(&file("b")),
+            c = q(&file("c")),
+        );
+        let out = match sh {
+            Sh::Fish => in_tmux(&t, sh, &t.repo, &lines, &file("c")),
+            _ => interactive(&t, sh, &t.repo, &lines),
+        };
+        let name = sh.name();
+        let said = String::from_utf8_lossy(if sh == Sh::Fish {
+            &out.stdout
+        } else {
+            &out.stderr
+        });
+        let hint = "hint: once that is fixed, 'wtenv reload' (or the next cd) loads this directory's variables";
+        assert_eq!(said.matches(hint).count(), 1, "{name}: {said}");
+        assert_eq!(
+            said.matches("error:").count(),
+            1,
+            "{name}: said again: {said}"
+        );
+        assert_eq!(var(&read_env(&file("a")), "PORT"), None, "{name}: {said}");
+        assert_eq!(var(&read_env(&file("b")), "PORT"), None, "{name}: {said}");
+        assert_eq!(
+            var(&read_env(&file("c")), "PORT"),
+            Some(t.ports.start.to_string().as_str()),
+            "{name}: {said}"
+        );
     }
 }
