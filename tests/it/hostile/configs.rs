@@ -132,9 +132,15 @@ fn a_config_linked_nowhere_is_refused_and_reserves_nothing() {
             out.stderr,
             format!(
                 "error: invalid config {}: it is a link to {}, which does not exist\n\
-                 hint: restore the file it names, or remove the link to use the built-in defaults\n",
+                 hint: restore the file it names, or remove the link to use the built-in defaults\n{}",
                 config.display(),
-                gone.display()
+                gone.display(),
+                // The prompt hook's failures say how to load once fixed.
+                if args.contains(&"--hook") {
+                    format!("hint: {}\n", wtenv::commands::env::RETRY_HINT)
+                } else {
+                    String::new()
+                }
             ),
             "{args:?}"
         );
