@@ -23,6 +23,7 @@ pub mod listen_exec;
 pub mod logs;
 pub mod ports;
 pub mod release;
+pub mod reload;
 pub mod remove;
 pub mod run;
 pub mod status;
@@ -68,6 +69,8 @@ pub enum Command {
     Env(env::Args),
     /// Print the shell integration: bash, zsh, fish, direnv or nix.
     Hook(hook::Args),
+    /// Load this worktree's variables into the shell again (a command of the shell integration's function).
+    Reload(reload::Args),
     /// Allocate one service's port for this worktree; prints the port.
     Allocate(allocate::Args),
     /// Release this worktree's allocations (or one service's).
@@ -322,6 +325,7 @@ pub fn dispatch(command: Command, ctx: impl FnOnce() -> Result<Ctx>) -> Result<O
     match command {
         Command::Hook(args) => hook::run(args),
         Command::Completions(args) => completions::run(args),
+        Command::Reload(args) => reload::run(args),
         Command::Create(args) => create::run(args, &ctx()?),
         Command::Enter(args) => enter::run(args, &ctx()?),
         Command::Remove(args) => remove::run(args, &ctx()?),

@@ -122,3 +122,37 @@ fn wtenv_enter_changes_the_directory_of_each_shell_and_exports_its_port() {
         );
     }
 }
+
+/// The binary's own `wtenv reload` cannot change its shell's variables:
+/// it exits 1 and says how to define the function that can. Followed in
+/// bash (the binary on PATH as `wtenv`, as the hint assumes), the
+/// function's `wtenv reload` exports the worktree's port.
+#[test]
+fn the_binarys_reload_says_how_to_define_the_function_that_reloads() {
+    let t = TestEnv::new();
+    let out = run(&mut t.wtenv(&["reload"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    let define = r#"eval "$(wtenv hook bash)""#;
+    assert!(out.stderr.contains(define), "{out}");
+    assert!(out.stdout.is_empty(), "{out}");
+
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_wtenv"));
+    let mut bash = Command::new("bash");
+    t.apply_env(&mut bash);
+    let path = std::env::join_paths(
+        std::iter::once(bin.parent().unwrap().to_path_buf())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    bash.env("PATH", path).current_dir(&t.repo).args([
+        "--norc",
+        "-c",
+        &format!("{define} && wtenv reload && echo \"PORT=$PORT\""),
+    ]);
+    let out = run(&mut bash);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout.contains(&format!("PORT={}", t.ports.start)),
+        "{out}"
+    );
+}
