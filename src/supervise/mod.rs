@@ -23,8 +23,9 @@
 //!   before the ports are released.
 //! - The tree's strays ([`tree`]): processes below wtenv, in its session,
 //!   in groups of their own (job control). Each gets the forwarded signals
-//!   alone, is stopped and continued with the groups (job control), and
-//!   once every leader has exited they are swept as a group's rest is. A
+//!   alone (not job control's stop and continue: a terminal's Ctrl-Z
+//!   leaves them running too, and stopping one ends a `set -m` shell's
+//!   `wait`), and once every leader has exited they are swept as a group's rest is. A
 //!   stray found below a group's member is that group's: stopped and swept
 //!   with it, so `up` restarts a service only once its strays are gone.
 //! - The terminal is handed to the child's group whenever stdin is a

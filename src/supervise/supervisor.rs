@@ -304,8 +304,7 @@ impl Supervisor {
     ///   was running), or just before wtenv lent it the terminal: it gets
     ///   the terminal and goes on;
     /// - otherwise (Ctrl-Z, or the terminal is the shell's): wtenv takes
-    ///   the terminal back, stops the tree's strays (a job in a group of
-    ///   its own did not get the stop) and itself, so the shell shows the job
+    ///   the terminal back and stops itself, so the shell shows the job
     ///   stopped and gets its prompt; `fg`/`bg` continue wtenv ([`resume`](Self::resume)).
     fn follow_stop(&mut self) {
         let Some(g) = self.groups.first() else {
@@ -332,13 +331,6 @@ impl Supervisor {
             return;
         }
         tracing::debug!(pgid = %g.pgid, ?sig, "child stopped: stopping too");
-        // The tree's jobs in groups of their own did not get the stop.
-        let stop = if sig == Signal::SIGSTOP {
-            sig
-        } else {
-            Signal::SIGTSTP
-        };
-        tree::signal(&self.live_groups(), &[stop]);
         self.terminal = None;
         terminal::stop_self(Signal::SIGTSTP);
         self.resume();
@@ -358,15 +350,15 @@ impl Supervisor {
     }
 
     /// wtenv got Ctrl-Z itself (its children do not have the terminal, as
-    /// under `up`): every group and the tree's strays are stopped, then
-    /// wtenv, so the shell shows
-    /// the job stopped; `fg`/`bg` continue them all ([`resume`](Self::resume)).
+    /// under `up`): every group is stopped, then wtenv, so the shell shows
+    /// the job stopped (as a terminal's Ctrl-Z, it leaves the tree's jobs in
+    /// groups of their own running: stopping one would end a `set -m`
+    /// shell's `wait`); `fg`/`bg` continue them all ([`resume`](Self::resume)).
     fn stop_all(&mut self) {
         tracing::debug!("stopped: stopping every group");
         for g in self.groups.iter().filter(|g| !g.done) {
             g.signal(Signal::SIGTSTP);
         }
-        tree::signal(&self.live_groups(), &[Signal::SIGTSTP]);
         self.terminal = None;
         // SIGTSTP is caught here, so only SIGSTOP stops wtenv itself.
         terminal::stop_self(Signal::SIGSTOP);
@@ -375,7 +367,7 @@ impl Supervisor {
 
     /// wtenv was continued (`fg`, `bg`), or woke from its own stop: an
     /// interactive child gets the terminal if wtenv is now the terminal's
-    /// foreground group, and every group and stray goes on. Idempotent: the SIGCONT
+    /// foreground group, and every group goes on. Idempotent: the SIGCONT
     /// that ends a stop arrives here again as an event.
     fn resume(&mut self) {
         if self.interactive
@@ -388,7 +380,6 @@ impl Supervisor {
         for g in self.groups.iter().filter(|g| !g.done) {
             g.signal(Signal::SIGCONT);
         }
-        tree::signal(&self.live_groups(), &[Signal::SIGCONT]);
     }
 
     /// Every group is gone; what the tree left among our children may still

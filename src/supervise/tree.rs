@@ -2,8 +2,7 @@
 //! session, but left the supervised groups for groups of their own (a
 //! shell's job control, `set -m`, gives each job its own group). A signal
 //! to the child's group misses them, so wtenv finds them below itself and
-//! signals each alone: the forwarded stop signals, job control's stop and
-//! continue, the sweep once every leader has exited (README "Nothing is
+//! signals each alone: the forwarded stop signals, the sweep once every leader has exited (README "Nothing is
 //! left behind"), and SIGKILL when the supervisor unwinds (its `Drop`).
 //!
 //! A stray found below a member of a supervised group is that group's

@@ -181,10 +181,12 @@ fn a_setsid_daemon_is_left_alone_while_a_job_is_swept() {
 }
 
 /// Ctrl-Z under `up` (wtenv gets SIGTSTP: the services never have the
-/// terminal): the job a service's shell put in a group of its own is
-/// stopped with the groups, and `fg` (SIGCONT) continues it.
+/// terminal) stops the services' groups, not the job a service's shell
+/// put in a group of its own (as a terminal's Ctrl-Z leaves it running):
+/// stopping it would end that shell's `wait`, and with it the service.
+/// After `fg` (SIGCONT) the service still runs, and SIGINT ends all.
 #[test]
-fn a_stop_under_up_reaches_the_jobs_in_their_own_groups_and_so_does_fg() {
+fn a_stop_under_up_leaves_the_jobs_in_their_own_groups_and_the_service_runs_on() {
     let t = TestEnv::new();
     let file = t.root().join("job.pid");
     t.write_config(&format!(
@@ -212,14 +214,15 @@ fn a_stop_under_up_reaches_the_jobs_in_their_own_groups_and_so_does_fg() {
         "the service's group runs on"
     );
     assert!(
-        wait_for(PATIENCE, || is_stopped(job)),
-        "the job in its own group runs on while wtenv is stopped"
+        alive(job) && !is_stopped(job),
+        "the stop reached the job in its own group"
     );
     w.signal(Signal::SIGCONT);
     assert!(
-        wait_for(PATIENCE, || !is_stopped(job) && !is_stopped(shell)),
-        "SIGCONT did not continue them all"
+        wait_for(PATIENCE, || !is_stopped(shell)),
+        "SIGCONT did not continue the service"
     );
+    assert!(alive(shell), "the service ended: {}", w.stderr_text());
     w.signal(Signal::SIGINT);
     let status = w.wait();
     assert_eq!(

@@ -127,11 +127,12 @@ fn ctrl_z_stops_wtenv_with_its_child_and_fg_resumes_both_with_the_terminal() {
 }
 
 /// A job the child's shell put in a group of its own (`set -m`) is not in
-/// the terminal's foreground group, so Ctrl-Z misses it: wtenv stops it
-/// with the child, and `fg` continues it with the rest. Once the child
-/// ends, the job is swept.
+/// the terminal's foreground group, so Ctrl-Z misses it, as it would
+/// without wtenv: it runs on while the shell shows wtenv stopped, and `fg`
+/// gives the child the terminal back. Once the child ends, the job is
+/// swept.
 #[test]
-fn ctrl_z_stops_the_jobs_in_their_own_groups_and_fg_continues_them() {
+fn ctrl_z_leaves_the_jobs_in_their_own_groups_running_and_the_end_sweeps_them() {
     let t = TestEnv::new();
     let file = t.root().join("job.pid");
     let tmux = Tmux::start_bash(&t);
@@ -154,15 +155,11 @@ fn ctrl_z_stops_the_jobs_in_their_own_groups_and_fg_continues_them() {
         tmux.pane(&t)
     );
     assert!(
-        wait_for(PATIENCE, || is_stopped(job)),
-        "the job in its own group runs on while the shell shows wtenv stopped"
+        alive(job) && !is_stopped(job),
+        "Ctrl-Z reached the job in its own group"
     );
     tmux.keys(&t, &["fg", "Enter"]);
     wait_foreground("read a; echo got:");
-    assert!(
-        wait_for(PATIENCE, || !is_stopped(job)),
-        "fg did not continue the job"
-    );
     tmux.keys(&t, &["x", "Enter"]);
     assert!(
         wait_for(PATIENCE, || tmux.pane(&t).contains("got:x")),
