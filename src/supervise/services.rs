@@ -188,9 +188,10 @@ const TICK: Duration = Duration::from_millis(100);
 /// belongs to the service. A port answered by someone else is reported at once.
 /// At every tick until ready, the service's process tree is also looked
 /// for listeners on other ports: a dev server that ignores `$PORT` or
-/// moved to the next port is named as soon as it listens there (once),
-/// not at the timeout; the watch then goes on, and a service that comes
-/// to its own port later is still announced ready.
+/// moved to the next port is named as soon as it listens there (once);
+/// the watch then goes on, and a service that comes to its own port later
+/// is still announced ready. One not ready at `timeout` is reported then,
+/// silent or listening elsewhere (that port named again).
 pub fn watch_ready(name: String, port: u16, pgid: Pgid, timeout: Duration) {
     let _ = std::thread::Builder::new()
         .name("wtenv-ready".into())
@@ -198,7 +199,9 @@ pub fn watch_ready(name: String, port: u16, pgid: Pgid, timeout: Duration) {
             let wtenv = Supervisor::current();
             let start = Instant::now();
             let mut taken = false;
-            let mut moved = false;
+            // Where it listens instead, once seen: said at once, and again
+            // at the timeout, which it is not ready at either.
+            let mut moved: Vec<u16> = Vec::new();
             loop {
                 if probe::accepts(port) {
                     let holders = probe::holders(&[port].into());
@@ -230,14 +233,13 @@ pub fn watch_ready(name: String, port: u16, pgid: Pgid, timeout: Duration) {
                         ));
                     }
                 }
-                if !moved {
-                    let other = elsewhere(pgid, port);
-                    if !other.is_empty() {
-                        moved = true;
+                if moved.is_empty() {
+                    moved = elsewhere(pgid, port);
+                    if !moved.is_empty() {
                         report::warn_hinted(
                             &format!(
                                 "service {name} listens on port {} instead of its port {port}",
-                                list(&other)
+                                list(&moved)
                             ),
                             "make it listen on the port in its variable (e.g. $PORT)",
                         );
@@ -247,12 +249,17 @@ pub fn watch_ready(name: String, port: u16, pgid: Pgid, timeout: Duration) {
                     return; // the service ended; the supervisor reports it
                 }
                 if start.elapsed() >= timeout {
-                    if !moved {
-                        let after = humantime::format_duration(timeout);
-                        report::warn(&format!(
-                            "service {name} is not listening on its port {port} after {after}"
-                        ));
-                    }
+                    // Not ready, whether silent or listening elsewhere: its
+                    // own port does not answer for it.
+                    let after = humantime::format_duration(timeout);
+                    let instead = if moved.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (it listens on port {})", list(&moved))
+                    };
+                    report::warn(&format!(
+                        "service {name} is not listening on its port {port} after {after}{instead}"
+                    ));
                     return;
                 }
                 std::thread::sleep(TICK);

@@ -226,6 +226,50 @@ ready_timeout = "10m"
     assert_eq!(probe::probe(elsewhere).unwrap(), PortState::Free);
 }
 
+/// A service that listens elsewhere is not ready either: its own port
+/// does not answer. At its `ready_timeout` it is reported as a silent one
+/// is, the port it listens on named again; it is still not stopped.
+#[test]
+fn a_service_listening_elsewhere_is_reported_at_its_ready_timeout() {
+    let t = TestEnv::new();
+    let script = server_script(&t);
+    let pidfile = t.root().join("web.pid");
+    let elsewhere = t.ports.port(15);
+    t.write_config(&format!(
+        r#"
+[services.web]
+env = ["PORT"]
+run = "python3 {} {} {elsewhere}"
+ready_timeout = "1s"
+"#,
+        script.display(),
+        pidfile.display()
+    ));
+    let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
+    let server = wait_pidfile(&pidfile, &w);
+    let pgid = process::pgid(server).unwrap();
+    let own = t.ports.port(0);
+    let moved =
+        format!("warning: service web listens on port {elsewhere} instead of its port {own}");
+    let late = format!(
+        "warning: service web is not listening on its port {own} after 1s (it listens on port {elsewhere})\n"
+    );
+    assert!(
+        wait_for(PATIENCE, || {
+            let e = w.stderr_text();
+            e.contains(&moved) && e.contains(&late)
+        }),
+        "{}",
+        w.stderr_text()
+    );
+    assert_eq!(w.stderr_text().matches(&late).count(), 1);
+    assert!(alive(server), "a late service is reported, not stopped");
+    w.signal(Signal::SIGINT);
+    assert_eq!(w.wait().signal(), Some(Signal::SIGINT as i32));
+    assert_all_clean(&t, pgid, server, own);
+    assert_eq!(probe::probe(elsewhere).unwrap(), PortState::Free);
+}
+
 #[test]
 fn a_ready_service_is_announced_on_its_port() {
     let t = TestEnv::new();
