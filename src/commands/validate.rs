@@ -71,6 +71,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     };
     if args.fix && writable.is_ok() {
         stop_orphans(&args, ctx)?;
+        remove_stale_status(&args, ctx)?;
     }
     let fixed = if let Err(e) = writable {
         Some(Err(e))
@@ -255,6 +256,23 @@ impl ConfigCache<'_> {
             })
             .clone()
     }
+}
+
+/// `--fix`: removes the status files (`up/<pid>.json`) of `up`s that are
+/// gone, which a SIGKILLed `up` leaves, and says how many.
+fn remove_stale_status(args: &Args, ctx: &Ctx) -> Result<()> {
+    let Some(state_dir) = ctx.registry.path().parent() else {
+        return Ok(());
+    };
+    let n = crate::health::status::remove_stale(state_dir);
+    if n == 0 || args.json || crate::report::quiet() {
+        return Ok(());
+    }
+    let files = if n == 1 { "file" } else { "files" };
+    output::stdout(&format!(
+        "removed {n} status {files} of gone up processes from {}\n",
+        printable_path(&state_dir.join("up"))
+    ))
 }
 
 /// `--fix`, first: stops the orphans of every gone `run`/`up` (SIGTERM,

@@ -7,7 +7,8 @@
 //! `up` writes the file (temp file, rename) only when a state changes and
 //! removes it when it ends; a reader trusts it only for a live holder of
 //! the registry with the same pid and start time, so a file left by a
-//! SIGKILLed `up` is never shown (and the next `up` removes it).
+//! SIGKILLed `up` is never shown; the next `up`, or `validate --fix`,
+//! removes it ([`remove_stale`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -112,6 +113,69 @@ pub fn read(state_dir: &Path, holder: ProcessId) -> Option<BTreeMap<String, Serv
         .then_some(f.services)
 }
 
+/// Who wrote a status file: all a stale one needs to show.
+#[derive(Deserialize)]
+struct Writer {
+    pid: u32,
+    start_time: u64,
+}
+
+/// Removes the status files of `up`s that are gone (a SIGKILLed `up`
+/// cannot remove its own): each `<pid>.json` (the pid as `up` writes it)
+/// that is a regular file of ours, whose pid is dead, or alive with
+/// another start time than the file records (the pid reused). Never
+/// through a link (the directory planted as one, or an entry), and
+/// anything else in the directory is left alone, as is a file of a live
+/// pid that does not say whose it is. Best effort; the number removed.
+pub fn remove_stale(state_dir: &Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let dir = dir(state_dir);
+    let me = nix::unistd::geteuid().as_raw();
+    let ours = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == me);
+    if !ours {
+        return 0;
+    }
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(|n| n.parse::<u32>().ok())
+            .filter(|pid| name.to_str() == Some(&format!("{pid}.json")))
+        else {
+            continue;
+        };
+        let path = e.path();
+        let Ok(Some(file)) = files::open_read(&path, false) else {
+            continue;
+        };
+        let Ok(meta) = files::require_own_regular(&file) else {
+            continue;
+        };
+        let stale = match ProcessId::of(pid) {
+            None => true,
+            Some(now) => files::read_capped(&file, MAX_SIZE, meta.len())
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Writer>(&b).ok())
+                .is_some_and(|w| {
+                    w.pid == pid
+                        && !now.is(ProcessId {
+                            pid,
+                            start_time: w.start_time,
+                        })
+                }),
+        };
+        if stale && std::fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// The file of this `up`; removed on drop.
 pub struct StatusFile {
     state_dir: PathBuf,
@@ -121,29 +185,12 @@ pub struct StatusFile {
 
 impl StatusFile {
     /// For this process, under `state_dir`; removes the files of `up`s
-    /// that are gone.
+    /// that are gone (see [`remove_stale`]).
     pub fn new(state_dir: &Path) -> StatusFile {
-        let me = ProcessId::current();
-        // Never through a link planted as `up`.
-        let ours = std::fs::symlink_metadata(dir(state_dir)).is_ok_and(|m| m.is_dir());
-        if ours && let Ok(entries) = std::fs::read_dir(dir(state_dir)) {
-            for e in entries.flatten() {
-                let name = e.file_name();
-                let pid = name
-                    .to_str()
-                    .and_then(|n| n.strip_suffix(".json"))
-                    .and_then(|n| n.parse::<u32>().ok());
-                if let Some(pid) = pid
-                    && pid != me.pid
-                    && ProcessId::of(pid).is_none()
-                {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
+        remove_stale(state_dir);
         StatusFile {
             state_dir: state_dir.to_path_buf(),
-            me,
+            me: ProcessId::current(),
             last: None,
         }
     }

@@ -33,6 +33,7 @@ mod snapshots_registry;
 mod snapshots_services;
 mod snapshots_worktrees;
 mod sockets;
+mod status_files;
 mod supervise;
 mod trust;
 mod unknown_keys;
