@@ -45,14 +45,22 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         report::status("nothing of this worktree runs in the background");
         return Ok(Outcome::SUCCESS);
     }
+    // A service that died on its own is not stopped by this `down`: said
+    // so, by the state its manager gives (as `status` shows it). Its
+    // record is removed and its holds swept all the same.
+    let before: Vec<background::Live> = records.iter().map(background::query).collect();
     background::stop(ctx, &dir, &records, args.timeout)?;
-    for r in &records {
+    for (r, live) in records.iter().zip(&before) {
         // Read back from a record, a file anyone may have edited.
-        report::status(&format!(
-            "stopped {} ({})",
-            process::printable(&r.service),
-            process::printable(&r.unit)
-        ));
+        let service = process::printable(&r.service);
+        report::status(&if live.running() {
+            format!("stopped {service} ({})", process::printable(&r.unit))
+        } else {
+            format!(
+                "{service} was not running ({}); its record is removed",
+                process::printable(&live.state)
+            )
+        });
     }
     Ok(Outcome::SUCCESS)
 }

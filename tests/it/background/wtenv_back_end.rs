@@ -103,6 +103,33 @@ fn the_wtenv_back_end_releases_when_its_supervisor_is_stopped_from_outside() {
     assert!(free(api), "down stopped the orphan");
     assert!(api_server.iter().all(|&p| !alive(p)));
     assert!(holders(&t, "api").is_empty(), "{}", t.registry());
+    // What had ended on its own is said as not running, not as stopped;
+    // its record goes all the same.
+    let api_unit = naming(&t).unit("api");
+    assert!(
+        down.stderr
+            .contains(&format!("wtenv: stopped api ({api_unit}")),
+        "{down}"
+    );
+    assert!(
+        down.stderr
+            .contains("wtenv: web was not running (inactive); its record is removed\n"),
+        "{down}"
+    );
+    assert!(!down.stderr.contains("stopped web"), "{down}");
+    let records = std::fs::read_dir(t.state_dir().join("background"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".json")
+        })
+        .count();
+    assert_eq!(records, 0, "down leaves a record");
+    let status = run(&mut t.wtenv(&["status"]));
+    assert!(!status.stdout.contains("web"), "{status}");
 }
 
 #[test]
