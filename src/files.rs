@@ -139,15 +139,7 @@ pub fn refusal_of(path: &Path, e: &io::Error) -> Option<Refusal> {
 /// that was there without them is refused, root included
 /// ([`require_owner_bits`]).
 pub fn open_lock(path: &Path) -> Result<File, OpenError> {
-    let (file, made) = open_or_make(|create| {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(create)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(path)
-    })?;
+    let (file, made) = open_or_make(path, true)?;
     let meta = require_own_regular(&file)?;
     if made {
         keep_owner_bits(&file, &meta, 0o600)?;
@@ -157,10 +149,20 @@ pub fn open_lock(path: &Path) -> Result<File, OpenError> {
     Ok(file)
 }
 
-/// The file `open` opens (`open(false)`: never creating it), else the
-/// one it creates exclusively (`open(true)`), and whether this call made
-/// it: made exclusively, so "made" is never said of another's file.
-fn open_or_make(open: impl Fn(bool) -> io::Result<File>) -> Result<(File, bool), OpenError> {
+/// The file of ours at `path`, opened for writing (and reading, when
+/// `read`) never through a link and never blocking (a FIFO), else the one
+/// this call creates exclusively, mode 600, and whether this call made it:
+/// made exclusively, so "made" is never said of another's file.
+fn open_or_make(path: &Path, read: bool) -> Result<(File, bool), OpenError> {
+    let open = |create: bool| {
+        OpenOptions::new()
+            .read(read)
+            .write(true)
+            .create_new(create)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+    };
     match open(false) {
         Ok(file) => Ok((file, false)),
         Err(e) if e.kind() == ErrorKind::NotFound => match open(true) {
@@ -480,14 +482,7 @@ pub fn open_own(path: &Path) -> Result<(File, bool), OpenError> {
 }
 
 fn open_own_with_meta(path: &Path) -> Result<(File, std::fs::Metadata, bool), OpenError> {
-    let (file, made) = open_or_make(|create| {
-        OpenOptions::new()
-            .write(true)
-            .create_new(create)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(path)
-    })?;
+    let (file, made) = open_or_make(path, false)?;
     let meta = require_own_regular(&file)?;
     if meta.nlink() > 1 {
         return Err(OpenError::Refused(Refusal::HardLinked(meta.nlink())));

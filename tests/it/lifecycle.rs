@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::direnv::{allow, with_direnv};
 use crate::supervise::{PATIENCE, Wtenv, recorded_pgid, server_script, wait_pidfile};
-use crate::support::{PyListener, TestEnv, Tmux, run, wait_for};
+use crate::support::{PyListener, TestEnv, Tmux, held_env, run, wait_for};
 
 const WTENV: &str = env!("CARGO_BIN_EXE_wtenv");
 
@@ -104,13 +104,7 @@ fn a_direnv_shell_reloads_when_release_or_validate_fix_gives_its_port_away() {
 #[test]
 fn read_only_views_show_a_gone_holder_as_gone_and_write_nothing() {
     let t = TestEnv::new();
-    let mut holder = std::process::Command::new("sleep")
-        .arg("600")
-        .spawn()
-        .unwrap();
-    let pid = holder.id().to_string();
-    let out = run(&mut t.wtenv(&["env", "--hold", &pid]));
-    assert_eq!(out.code, Some(0), "{out}");
+    let (mut holder, pid) = held_env(&t);
     let out = run(&mut t.wtenv(&["ports"]));
     assert!(out.stdout.contains(&format!("held by pid {pid} ")), "{out}");
     holder.kill().unwrap();

@@ -307,6 +307,17 @@ impl TestEnv {
     }
 }
 
+/// A live process standing for a `nix develop` shell (`sleep 600`, killed
+/// by the caller), whose `env --hold` in `t`'s main worktree allocated the
+/// worktree's ports: the process and its pid.
+pub fn held_env(t: &TestEnv) -> (std::process::Child, String) {
+    let holder = Command::new("sleep").arg("600").spawn().unwrap();
+    let pid = holder.id().to_string();
+    let out = run(&mut t.wtenv(&["env", "--hold", &pid]));
+    assert_eq!(out.code, Some(0), "{out}");
+    (holder, pid)
+}
+
 /// stdout, stderr and status of a finished command, for assertions and
 /// snapshots (jj's `CommandOutput`).
 pub struct Run {

@@ -186,10 +186,11 @@ run = "echo api sees $WEB_PORT $API_PORT; exec sleep 600"
     assert_no_holds(&t);
 }
 
-#[test]
-fn a_service_that_ignores_its_port_is_reported_with_the_port_it_uses() {
-    let t = TestEnv::new();
-    let script = server_script(&t);
+/// `up` of a service `web` that listens on another port than its own
+/// (the range's 16th), with this `ready_timeout`: wtenv, the server's pid
+/// and the port it listens on.
+fn up_elsewhere(t: &TestEnv, ready_timeout: &str) -> (Wtenv, u32, u16) {
+    let script = server_script(t);
     let pidfile = t.root().join("web.pid");
     let elsewhere = t.ports.port(15);
     t.write_config(&format!(
@@ -197,13 +198,20 @@ fn a_service_that_ignores_its_port_is_reported_with_the_port_it_uses() {
 [services.web]
 env = ["PORT"]
 run = "python3 {} {} {elsewhere}"
-ready_timeout = "10m"
+ready_timeout = "{ready_timeout}"
 "#,
         script.display(),
         pidfile.display()
     ));
-    let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
+    let w = Wtenv::start(t, &["up", "--grace", "5s"]);
     let server = wait_pidfile(&pidfile, &w);
+    (w, server, elsewhere)
+}
+
+#[test]
+fn a_service_that_ignores_its_port_is_reported_with_the_port_it_uses() {
+    let t = TestEnv::new();
+    let (mut w, server, elsewhere) = up_elsewhere(&t, "10m");
     let pgid = process::pgid(server).unwrap();
     let own = t.ports.port(0);
     // Named as soon as it listens there, not after the ready_timeout.
@@ -232,21 +240,7 @@ ready_timeout = "10m"
 #[test]
 fn a_service_listening_elsewhere_is_reported_at_its_ready_timeout() {
     let t = TestEnv::new();
-    let script = server_script(&t);
-    let pidfile = t.root().join("web.pid");
-    let elsewhere = t.ports.port(15);
-    t.write_config(&format!(
-        r#"
-[services.web]
-env = ["PORT"]
-run = "python3 {} {} {elsewhere}"
-ready_timeout = "1s"
-"#,
-        script.display(),
-        pidfile.display()
-    ));
-    let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
-    let server = wait_pidfile(&pidfile, &w);
+    let (mut w, server, elsewhere) = up_elsewhere(&t, "1s");
     let pgid = process::pgid(server).unwrap();
     let own = t.ports.port(0);
     let moved =

@@ -56,8 +56,9 @@ fn release_by_path_frees_a_deleted_worktrees_ports_and_leaves_others() {
     assert_eq!(out.code, Some(1), "{out}");
 }
 
-#[test]
-fn allocate_with_a_purpose_uses_that_range() {
+/// A repository whose `feature` range starts at `a` and `bugfix` range at
+/// `b`, 20 ports on.
+fn two_purposes() -> (TestEnv, u16, u16) {
     let t = TestEnv::with_ports(PortBlock::take_many(2));
     let (a, b) = (t.ports.start, t.ports.start + 20);
     std::fs::write(
@@ -69,6 +70,12 @@ fn allocate_with_a_purpose_uses_that_range() {
         ),
     )
     .unwrap();
+    (t, a, b)
+}
+
+#[test]
+fn allocate_with_a_purpose_uses_that_range() {
+    let (t, a, b) = two_purposes();
     let out = run(&mut t.wtenv(&["allocate", "--service", "x", "--purpose", "bugfix"]));
     assert_eq!(
         (out.code, out.stdout.clone()),
@@ -117,17 +124,7 @@ fn release_of_a_missing_path_with_nothing_recorded_is_not_found() {
 
 #[test]
 fn allocate_with_another_purpose_keeps_the_port_and_says_how_to_move_it() {
-    let t = TestEnv::with_ports(PortBlock::take_many(2));
-    let (a, b) = (t.ports.start, t.ports.start + 20);
-    std::fs::write(
-        t.repo.join("wtenv.toml"),
-        format!(
-            "[purposes]\nfeature = \"{a}-{}\"\nbugfix = \"{b}-{}\"\n",
-            b - 1,
-            t.ports.end()
-        ),
-    )
-    .unwrap();
+    let (t, a, b) = two_purposes();
     let out = run(&mut t.wtenv(&["allocate", "--service", "web"]));
     assert_eq!(
         (out.code, out.stdout.clone()),

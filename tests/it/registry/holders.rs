@@ -2,7 +2,7 @@
 //! process of its own worktree is in use; one held by a process outside it
 //! fails, naming the process, with nothing written.
 
-use crate::support::{PyListener, TestEnv, run};
+use crate::support::{PyListener, TestEnv, held_env, run};
 
 #[test]
 fn reserved_port_held_by_a_process_of_its_own_worktree_is_in_use() {
@@ -72,14 +72,8 @@ fn a_foreign_holder_found_while_allocating_another_service_writes_nothing() {
 #[test]
 fn release_hold_releases_what_the_pid_held_and_says_when_it_holds_nothing() {
     let t = TestEnv::new();
-    let mut holder = std::process::Command::new("sleep")
-        .arg("600")
-        .spawn()
-        .unwrap();
-    let pid = holder.id().to_string();
-    let out = run(&mut t.wtenv(&["env", "--hold", &pid]));
-    assert_eq!(out.code, Some(0), "{out}");
-    assert_eq!(t.allocations().len(), 1, "{out}");
+    let (mut holder, pid) = held_env(&t);
+    assert_eq!(t.allocations().len(), 1);
     let out = run(&mut t.wtenv(&["release", "--hold", &pid]));
     assert_eq!(out.code, Some(0), "{out}");
     assert!(
