@@ -8,14 +8,9 @@ use crate::support::{TestEnv, run};
 #[test]
 fn unknown_keys_are_warnings_naming_the_key() {
     let t = TestEnv::new();
-    std::fs::write(
-        t.repo.join("wtenv.toml"),
-        format!(
-            "[allocation]\ncolour = true\n[purposes]\nfeature = \"{}\"\n[services.app]\nenv = \"PORT\"\nreadyness = \"5s\"\n",
-            t.ports.range()
-        ),
-    )
-    .unwrap();
+    t.write_config(
+        "[allocation]\ncolour = true\n[services.app]\nenv = \"PORT\"\nreadyness = \"5s\"\n",
+    );
     let out = run(&mut t.wtenv(&["env"]));
     assert_eq!(out.code, Some(0), "{out}");
     assert!(
@@ -40,14 +35,7 @@ fn unknown_keys_are_warnings_naming_the_key() {
 fn a_misspelt_key_is_warned_with_the_key_it_likely_stands_for() {
     let t = TestEnv::new();
     let file = t.repo.join("wtenv.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "[purposes]\nfeature = \"{}\"\n[services.web]\nrestrat = \"always\"\nhealth = {{ intervl = \"2s\" }}\n",
-            t.ports.range()
-        ),
-    )
-    .unwrap();
+    t.write_config("[services.web]\nrestrat = \"always\"\nhealth = { intervl = \"2s\" }\n");
     let out = run(&mut t.wtenv(&["env"]));
     assert_eq!(out.code, Some(0), "{out}");
     assert!(
