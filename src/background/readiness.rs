@@ -8,24 +8,34 @@ use crate::config::Service;
 use crate::context::{Ctx, Scope};
 use crate::error::Result;
 use crate::health::Check;
+use crate::registry::Registry;
 use crate::{alloc, health, probe, process};
 
-/// Whether a background service is ready: its unit runs, its health check
+/// Whether a background service is ready: its unit runs, its command has
+/// started (the registry records its process group), its health check
 /// passes, and (unless the check is a command) its port's listener is of
 /// the unit's own process tree.
 pub(super) struct Readiness<'a> {
     pub service: &'a Service,
     pub vars: &'a [(String, String)],
+    pub registry: &'a Registry,
+}
+
+/// A ready service: its unit's main pid, and the process group its `run`
+/// recorded for its command, with the leader's start time.
+pub(super) struct Ready {
+    pub pid: u32,
+    pub group: (u32, u64),
 }
 
 impl Readiness<'_> {
-    /// Polls until ready (the unit's main pid) or why not.
+    /// Polls until ready or why not.
     pub fn wait(
         &self,
         record: &Record,
         mut child: Option<&mut detached::Child>,
         deadline: Instant,
-    ) -> std::result::Result<u32, String> {
+    ) -> std::result::Result<Ready, String> {
         let health = self.service.health();
         let mut last = String::from("it does not listen on its port");
         loop {
@@ -37,11 +47,16 @@ impl Readiness<'_> {
                     None => format!("its unit is {}", live.state),
                 });
             }
-            if let Some(pid) = live.pid {
-                match self.check(&health, record, pid) {
-                    Ok(()) => return Ok(pid),
+            // A check that passes at once (`cmd = "true"`) proves nothing
+            // of the service: until its `run` has started the command (and
+            // recorded the group `down` stops), it is not ready.
+            match (live.pid, recorded_group(self.registry, record)) {
+                (Some(pid), Some(group)) => match self.check(&health, record, pid) {
+                    Ok(()) => return Ok(Ready { pid, group }),
                     Err(why) => last = why,
-                }
+                },
+                (_, None) => last = "its command has not started".into(),
+                (None, Some(_)) => {}
             }
             if Instant::now() >= deadline {
                 return Err(format!(
@@ -103,6 +118,20 @@ pub fn health_of(scope: &Scope, record: &Record, vars: &[(String, String)]) -> h
         vars,
         &record.worktree,
     )
+}
+
+/// The process group (and its leader's start time) the registry records
+/// on the hold of `record`'s unit: its `run` writes them once the command
+/// has run a moment ([`crate::supervise::SETTLE`]).
+fn recorded_group(registry: &Registry, record: &Record) -> Option<(u32, u64)> {
+    let data = registry
+        .read_worktree(&record.repository, &record.worktree)
+        .ok()?;
+    data.allocations
+        .iter()
+        .flat_map(|a| &a.holders)
+        .find(|h| h.unit.as_ref().is_some_and(|u| u.name == record.unit))
+        .and_then(|h| h.pgid.zip(h.leader_start))
 }
 
 /// Whether `port` accepts connections and every listener found on it is

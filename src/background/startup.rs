@@ -265,14 +265,15 @@ impl Startup<'_> {
             let check = Readiness {
                 service: svc,
                 vars: self.vars,
+                registry: &self.ctx.registry,
             };
             match check.wait(&self.started[i].record, child.as_mut(), deadline) {
-                Ok(pid) => {
-                    self.started[i].pid = Some(pid);
+                Ok(ready) => {
+                    self.started[i].pid = Some(ready.pid);
                     self.ready.insert(svc.name.clone());
                     let record = &mut self.started[i].record;
                     if record.manager == Manager::Wtenv {
-                        record.group = recorded_group(self.ctx, &record.unit);
+                        record.group = Some(ready.group);
                         self.dir.write(record)?;
                     }
                 }
@@ -315,15 +316,4 @@ fn running_record(dir: &StateDir, scope: &Scope, service: &Service) -> Option<Re
     dir.records_of(scope, std::slice::from_ref(&service.name))
         .into_iter()
         .find(|r| query(r).running())
-}
-
-/// The process group (and its leader's start time) the registry records
-/// for `unit`'s hold: its `run` records them once the service started.
-fn recorded_group(ctx: &Ctx, unit: &str) -> Option<(u32, u64)> {
-    let data = ctx.registry.read().ok()?;
-    data.allocations
-        .iter()
-        .flat_map(|a| &a.holders)
-        .find(|h| h.unit.as_ref().is_some_and(|u| u.name == unit))
-        .and_then(|h| h.pgid.zip(h.leader_start))
 }

@@ -2,8 +2,10 @@
 //! waits for their health, fails with a failing check, and `status` runs
 //! only the check (with the variables) the service started with.
 
-use super::{DownOnDrop, free, holders, ports, serves};
-use crate::supervise::PATIENCE;
+use nix::sys::signal::Signal;
+
+use super::{DownOnDrop, free, holders, ports, serves, signal};
+use crate::supervise::{PATIENCE, alive};
 use crate::support::{TestEnv, run, wait_for};
 
 /// `status` runs a `cmd` health check with the environment `up` gave it:
@@ -64,6 +66,39 @@ fn status_runs_only_the_health_command_the_service_started_with() {
         "{status}\n--- wtenv logs web\n{}",
         run(&mut t.wtenv(&["logs", "web"]))
     );
+}
+
+/// A `cmd` check that passes at once does not make a service ready before
+/// its command has started: `up --detach` returns with the group recorded,
+/// so a server whose supervisor is killed right then is still found by
+/// `status` (orphaned) and stopped by `down`.
+#[test]
+fn a_check_that_passes_at_once_waits_for_the_command_to_start() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    // A server that writes nothing: its supervisor's pipes die with it.
+    t.write_config(
+        r#"
+[services.web]
+run = "exec python3 -c 'import os, socket, time; s = socket.socket(); s.bind((\"127.0.0.1\", int(os.environ[\"WEB_PORT\"]))); s.listen(); time.sleep(600)'"
+health = { cmd = "true" }
+"#,
+    );
+    let web = t.ports.port(0);
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let hold = &holders(&t, "web")[0];
+    assert!(hold["pgid"].is_u64(), "{}", t.registry());
+    let supervisor = hold["pid"].as_u64().unwrap() as u32;
+    signal(supervisor, Signal::SIGKILL);
+    assert!(wait_for(PATIENCE, || !alive(supervisor)));
+    assert!(wait_for(PATIENCE, || !free(web)), "the server outlives it");
+    let status = run(&mut t.wtenv(&["status"]));
+    let line = status.stdout.lines().find(|l| l.starts_with("web"));
+    assert!(line.is_some_and(|l| l.contains("orphaned")), "{status}");
+    let down = run(&mut t.wtenv(&["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert!(free(web), "{down}");
 }
 
 #[test]
