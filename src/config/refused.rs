@@ -14,7 +14,8 @@ pub struct Refused {
 }
 
 /// Every name refused, by group. Each one runs code or changes what runs
-/// (the shell, the dynamic loader) the moment a shell enters the worktree,
+/// (the shell, the dynamic loader, bash's arithmetic) the moment a shell
+/// enters the worktree,
 /// acts on the user's shell or files by being set, or is a name a shell
 /// cannot set at all, which would leave the prompt hook's `eval` half done
 /// (zsh stops at the first line it cannot run). Prefixes are in
@@ -72,6 +73,17 @@ pub const REFUSED: &[Refused] = &[
         why: "it controls the shell, so a repository setting it would run code on `cd`",
     },
     Refused {
+        // Found by setting every variable name of bash, zsh and fish to
+        // `a[$(touch CANARY)]` in each shell, `-c` and interactive (see
+        // the commit that added them): bash gives RANDOM, SRANDOM, OPTIND
+        // and HISTCMD the integer attribute, so a value assigned to one is
+        // evaluated as arithmetic at once, and evaluates MAILCHECK as
+        // arithmetic at an interactive prompt; arithmetic expands a
+        // subscript, `$(...)` included. zsh's and fish's ran nothing.
+        names: &["RANDOM", "SRANDOM", "OPTIND", "HISTCMD", "MAILCHECK"],
+        why: "bash evaluates it as arithmetic, and a subscript there runs `$(...)` (`a[$(cmd)]`), so a repository setting it would run code on `cd`",
+    },
+    Refused {
         names: &["UID", "EUID", "GID", "EGID", "USERNAME"],
         why: "zsh changes the shell's user or group when it is set, so a repository setting it would switch a root shell to another user",
     },
@@ -93,10 +105,10 @@ pub const REFUSED: &[Refused] = &[
     Refused {
         // `zsh -c 'typeset +'` with every module zsh ships loaded: the
         // read-only ones and the arrays and hashes an `export NAME=value`
-        // stops the prompt hook's `eval` on; then fish's read-only ones.
+        // stops the prompt hook's `eval` on (HISTCMD, one of them, is in
+        // bash's arithmetic group above); then fish's read-only ones.
         names: &[
             "ARGC",
-            "HISTCMD",
             "LINENO",
             "PPID",
             "TTYIDLE",
@@ -247,6 +259,8 @@ mod tests {
             ("PATH", "controls the shell"),
             ("fish_user_paths", "controls the shell"),
             ("PROMPT", "controls the shell"),
+            ("RANDOM", "evaluates it as arithmetic"),
+            ("MAILCHECK", "evaluates it as arithmetic"),
             ("UID", "switch a root shell"),
             ("HISTFILE", "acts on it as soon as it is set"),
             ("argv", "special parameter of zsh or fish"),
@@ -261,7 +275,7 @@ mod tests {
             assert!(reason.contains(why), "{reason}");
         }
         // Gated by trust, not refused.
-        for name in ["NODE_OPTIONS", "MAILCHECK", "MAIL", "PATHS", "Path", "PORT"] {
+        for name in ["NODE_OPTIONS", "MAIL", "SECONDS", "PATHS", "Path", "PORT"] {
             assert_eq!(refused_name(name), None, "{name}");
         }
     }

@@ -209,3 +209,58 @@ fn zsh_and_fish_equivalents_of_refused_names_run_nothing() {
     }
     assert_eq!(trusted_count(&t), 0);
 }
+
+/// The names bash evaluates as arithmetic when they are set (`RANDOM`,
+/// `SRANDOM`, `OPTIND`, `HISTCMD`; `MAILCHECK` at an interactive
+/// prompt), where a subscript's `$(...)` runs: `a[$(touch PWNED)]` would
+/// run on `cd`. Each is written into a config that `wtenv trust` is asked
+/// to trust; bash and zsh enter it with the prompt hook (interactive, a
+/// prompt after each line), fish with `fish -c`, its hook on `cd` and
+/// `wtenv reload`.
+/// Nothing runs, in any shell, and each refusal names the variable and
+/// says why.
+#[test]
+fn names_bash_evaluates_as_arithmetic_run_nothing_in_any_shell() {
+    let t = TestEnv::new();
+    let names = ["RANDOM", "SRANDOM", "OPTIND", "HISTCMD", "MAILCHECK"];
+    let mut worktrees = Vec::new();
+    for name in names {
+        let wt = t.add_worktree(&format!("arith-{name}"));
+        let payload = format!("a[$(touch '{}/PWNED-{name}')]", t.root().display());
+        std::fs::write(
+            wt.join("wtenv.toml"),
+            format!(
+                "[purposes]\nfeature = \"{}\"\n{}",
+                t.ports.range(),
+                env_entry(name, &payload)
+            ),
+        )
+        .unwrap();
+        worktrees.push(wt);
+    }
+    for sh in SHELLS {
+        let mut lines = format!("source {}\n", q(&hook_file(&t, sh.name())));
+        for wt in &worktrees {
+            // `wtenv reload` loads at once: fish, run with `-c`, shows no
+            // prompt to reload at after `trust`.
+            lines.push_str(&format!("cd {}\nwtenv trust\nwtenv reload\n:\n:\n", q(wt)));
+        }
+        let stderr = match sh {
+            Sh::Fish => sh.run(&t, &t.root(), &lines).stderr,
+            _ => {
+                String::from_utf8_lossy(&interactive(&t, sh, &t.root(), &lines).stderr).into_owned()
+            }
+        };
+        assert_nothing_ran(&t, &format!("{}: {stderr}", sh.name()));
+        for name in names {
+            assert!(
+                stderr.contains(&format!(
+                    "env.{name}: {name} is refused: bash evaluates it as arithmetic"
+                )),
+                "{} {name}: {stderr}",
+                sh.name()
+            );
+        }
+    }
+    assert_eq!(trusted_count(&t), 0, "a refused config was trusted");
+}
