@@ -125,12 +125,15 @@ pub fn encode(list: &[FileTime]) -> String {
     URL_SAFE.encode(miniz_oxide::deflate::compress_to_vec_zlib(&json, 6))
 }
 
-/// `direnv allow NEW` when the source worktree's `.envrc` is allowed and
-/// the new one's is the same file, byte for byte, so the new worktree loads
-/// at once. An `.envrc` that differs (the new branch came from someone
-/// else) is code the user has not seen: it is left for them to review,
-/// with a warning. Best effort: the worktree is made either way; without
-/// direnv, nothing is said.
+/// `direnv allow NEW` when the source worktree's `.envrc` is allowed, the
+/// new one's is the same file, byte for byte, and the new worktree's whole
+/// checkout is the source's HEAD (the same `HEAD^{tree}`), so the new
+/// worktree loads at once. An `.envrc` loads other files (`source`,
+/// `dotenv`, `use flake`), so one that is the same over other files (the
+/// new branch came from someone else) is code the user has not seen, as is
+/// an `.envrc` that differs: it is left for them to review, with a warning.
+/// When it runs `direnv allow`, a note says so and why. Best effort: the
+/// worktree is made either way; without direnv, nothing is said.
 pub fn allow_like(source: &Path, new: &Path) {
     const CAP: u64 = 1024 * 1024;
     let read = |dir: &Path| {
@@ -158,15 +161,39 @@ pub fn allow_like(source: &Path, new: &Path) {
     if !allowed {
         return;
     }
-    if source_rc != new_rc {
+    let not_allowed = |why: String| {
         crate::report::warn(&format!(
-            "did not run direnv allow {}: its .envrc differs from the one allowed in {}; \
-             review it, then run `direnv allow {}`",
+            "did not run direnv allow {}: {why}; review it, then run `direnv allow {}`",
             printable_path(new),
-            printable_path(source),
             printable_path(new)
         ));
-        return;
+    };
+    if source_rc != new_rc {
+        return not_allowed(format!(
+            "its .envrc differs from the one allowed in {}",
+            printable_path(source)
+        ));
+    }
+    let head_tree = |dir: &Path| {
+        crate::git::Git::new(dir)
+            .lookup(&["HEAD^{tree}".to_owned()])
+            .map(|mut found| found.pop().flatten().map(|(hash, _)| hash))
+    };
+    match (head_tree(source), head_tree(new)) {
+        (Ok(Some(ours)), Ok(Some(theirs))) if ours == theirs => {}
+        (Err(e), _) | (_, Err(e)) => {
+            return not_allowed(format!(
+                "could not compare its files with those of {} ({e}), which its .envrc may load",
+                printable_path(source)
+            ));
+        }
+        _ => {
+            return not_allowed(format!(
+                "its branch's files differ from those of {} (its HEAD), where the same .envrc is allowed, \
+                 and the .envrc may load them (`source`, `dotenv`, `use flake`)",
+                printable_path(source)
+            ));
+        }
     }
     match std::process::Command::new("direnv")
         .arg("allow")
@@ -174,9 +201,11 @@ pub fn allow_like(source: &Path, new: &Path) {
         .stdin(std::process::Stdio::null())
         .output()
     {
-        Ok(out) if out.status.success() => {
-            tracing::info!(worktree = %new.display(), "direnv allow");
-        }
+        Ok(out) if out.status.success() => crate::report::note(&format!(
+            "ran direnv allow {}: it and every file of its checkout are those of {} (its HEAD), where the .envrc is allowed",
+            printable_path(&new.join(".envrc")),
+            printable_path(source)
+        )),
         Ok(out) => crate::report::warn(&format!(
             "direnv allow {} failed: {}",
             printable_path(new),

@@ -160,11 +160,7 @@ fn create_runs_direnv_allow_when_the_source_envrc_is_allowed() {
     std::fs::write(t.repo.join(".envrc"), "export FROM_ENVRC=yes\n").unwrap();
     t.git(&["add", ".envrc", "wtenv.toml"]);
     t.git(&["commit", "-q", "-m", "envrc"]);
-    let direnv = |dir: &Path, args: &[&str]| {
-        let mut cmd = Command::new("direnv");
-        t.apply_env(&mut cmd);
-        run(cmd.current_dir(dir).args(args))
-    };
+    let direnv = |dir: &Path, args: &[&str]| direnv(&t, dir, args);
     // Not allowed in the source: the new worktree is not allowed either.
     assert_eq!(create(&t, "no", &[]).code, Some(0));
     let no = default_path(&t, "feature", "no");
@@ -201,6 +197,76 @@ fn create_runs_direnv_allow_when_the_source_envrc_is_allowed() {
             .contains(&format!("run `direnv allow {}`", theirs.display())),
         "{out}"
     );
+}
+
+/// `direnv ARGS` in `dir`, in the test's environment (its own allow list).
+fn direnv(t: &TestEnv, dir: &Path, args: &[&str]) -> crate::support::Run {
+    let mut cmd = Command::new("direnv");
+    t.apply_env(&mut cmd);
+    run(cmd.current_dir(dir).args(args))
+}
+
+/// An `.envrc` loads other files (`source`, `dotenv`, `use flake`): a
+/// branch (a pull request's) whose `.envrc` is the allowed one but whose
+/// `dev.sh`, which it sources, is not, is not allowed, and direnv then runs
+/// none of it. The same `.envrc` over the source's very files is allowed,
+/// and `create` says so.
+#[test]
+fn create_runs_direnv_allow_only_over_the_source_s_own_files() {
+    let t = TestEnv::new();
+    t.write_config("[worktrees]\ndirenv_allow = true\n");
+    std::fs::write(t.repo.join(".envrc"), "source ./dev.sh\n").unwrap();
+    std::fs::write(t.repo.join("dev.sh"), "export FROM_DEV=ours\n").unwrap();
+    t.git(&["add", ".envrc", "dev.sh", "wtenv.toml"]);
+    t.git(&["commit", "-q", "-m", "envrc"]);
+    assert_eq!(direnv(&t, &t.repo, &["allow", "."]).code, Some(0));
+    t.git(&["checkout", "-q", "-b", "pr42"]);
+    std::fs::write(
+        t.repo.join("dev.sh"),
+        format!(
+            "touch '{}/PWNED-dev'\nexport FROM_DEV=theirs\n",
+            t.root().display()
+        ),
+    )
+    .unwrap();
+    t.git(&["commit", "-q", "-am", "their dev.sh"]);
+    t.git(&["checkout", "-q", "-"]);
+
+    let out = create(&t, "pr42", &["--branch", "pr42"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let pr = default_path(&t, "feature", "pr42");
+    let status = direnv(&t, &pr, &["status"]);
+    assert!(status.stdout.contains("Found RC allowed false"), "{status}");
+    assert!(
+        out.stderr.contains(&format!(
+            "did not run direnv allow {}: its branch's files differ from those of {}",
+            pr.display(),
+            t.repo.display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("run `direnv allow {}`", pr.display())),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("ran direnv allow"), "{out}");
+    let exec = direnv(&t, &pr, &["exec", ".", "printenv", "FROM_DEV"]);
+    assert_ne!(exec.code, Some(0), "{exec}");
+    assert_eq!(crate::shell::pwned_under(&t.root()), None, "{exec}");
+
+    let out = create(&t, "same", &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let same = default_path(&t, "feature", "same");
+    assert!(
+        out.stderr.contains(&format!(
+            "ran direnv allow {}: ",
+            same.join(".envrc").display()
+        )),
+        "{out}"
+    );
+    let exec = direnv(&t, &same, &["exec", ".", "printenv", "FROM_DEV"]);
+    assert_eq!(exec.stdout.trim(), "ours", "{exec}");
 }
 
 #[test]
