@@ -57,6 +57,14 @@ pub trait System {
         let _ = a;
         None
     }
+    /// The repository whose own worktree `worktree`'s directory is now,
+    /// when it is not `repository` and that is proven from git's files
+    /// ([`crate::worktree::now_of_another_repository`]); asked by
+    /// `validate` of an entry whose worktree is not gone.
+    fn now_of_another_repository(&mut self, worktree: &Path, repository: &Path) -> Option<PathBuf> {
+        let _ = (worktree, repository);
+        None
+    }
     /// Whether `pid` is `ancestor` or one of its descendants.
     fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool;
     /// The live processes of the group `hold`'s wtenv spawned, once that
@@ -148,6 +156,9 @@ impl System for RealSystem {
                 *root != a.worktree && ports.iter().any(|(s, p)| *s == a.service && *p == a.port)
             })
             .map(|(root, _)| root.clone())
+    }
+    fn now_of_another_repository(&mut self, worktree: &Path, repository: &Path) -> Option<PathBuf> {
+        crate::worktree::now_of_another_repository(worktree, repository)
     }
     fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool {
         process::descends_from(pid, ancestor)

@@ -242,6 +242,28 @@ pub fn check(
         };
         findings.push(Finding::about(kind, a, reason, Some((*i, why.fix()))));
     }
+    // A worktree whose directory is now another repository's own (a
+    // deleted worktree replaced by a clone at its path): proven from git's
+    // files, and only while no holder of the entry lives. Not part of the
+    // sweep (rule 4), which looks no further than a missing directory.
+    for (i, a) in data.allocations.iter().enumerate() {
+        if gone[i] || a.holders.iter().any(|h| system.holder_alive(h)) {
+            continue;
+        }
+        if let Some(other) = system.now_of_another_repository(&a.worktree, &a.repository) {
+            gone[i] = true;
+            findings.push(Finding::about(
+                Kind::WorktreeGone,
+                a,
+                format!(
+                    "worktree {} is gone: its directory is now a worktree of another repository ({})",
+                    printable_path(&a.worktree),
+                    printable_path(&other)
+                ),
+                Some((i, Fix::Release)),
+            ));
+        }
+    }
     // A gone `run` whose group still runs is not swept (its orphans use
     // the port): it is reported here, and `--fix` stops them first.
     for (i, a) in data.allocations.iter().enumerate() {

@@ -622,4 +622,6 @@ mod listing;
 #[cfg(test)]
 mod tests;
 
-pub use listing::{admin_dir_of, is_gone, listed_worktrees, main_root_of, still_listed};
+pub use listing::{
+    admin_dir_of, is_gone, listed_worktrees, main_root_of, now_of_another_repository, still_listed,
+};

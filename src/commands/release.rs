@@ -37,26 +37,31 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     if let Some(service) = &args.service {
         config::check_service_name(service)?;
     }
-    // The repository too when the worktree is one git knows: then only
-    // its part of the registry is read and rewritten. A path git no
-    // longer knows (a deleted worktree) is matched by path alone.
-    let (target, repository) = match &args.worktree {
+    // A path named with --worktree is matched by path alone, whichever
+    // repository recorded it: the directory may have been made again as
+    // another repository (a deleted worktree replaced by a clone), and its
+    // old entries are what the user means to free. `repository` is the
+    // one the path has now, if any, to name the others. The worktree
+    // around the current directory is its repository's: only that part of
+    // the registry is read and rewritten.
+    let (target, repository, whole) = match &args.worktree {
         Some(p) => {
             let abs = ctx.cwd.join(p);
             match Worktree::discover(&abs) {
                 Ok(Some(wt)) if abs.canonicalize().ok().as_ref() == Some(&wt.root) => {
-                    (wt.root, Some(wt.common_dir))
+                    (wt.root, Some(wt.common_dir), true)
                 }
                 _ => (
                     abs.canonicalize()
                         .unwrap_or_else(|_| worktree::normalize(&abs)),
                     None,
+                    true,
                 ),
             }
         }
         None => {
             let wt = ctx.require_worktree_here()?;
-            (wt.root, Some(wt.common_dir))
+            (wt.root, Some(wt.common_dir), false)
         }
     };
     // What was released, and the services the worktree has allocations
@@ -71,18 +76,18 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             services.push(a.service.clone());
             let hit = args.service.as_ref().is_none_or(|s| &a.service == s);
             if hit {
-                gone.push((a.service.clone(), a.port));
+                gone.push((a.service.clone(), a.port, a.repository.clone()));
             }
             !hit
         });
         Ok((gone, services))
     };
     let (released, services) = match &repository {
-        Some(repository) => {
+        Some(repository) if !whole => {
             let part = Part::of(repository, &target);
             ctx.registry.transaction_in(part, release)?
         }
-        None => ctx.registry.transaction(release)?,
+        _ => ctx.registry.transaction(release)?,
     };
     if released.is_empty() {
         // Nothing recorded for a path that is not there: most likely a typo,
@@ -119,9 +124,16 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             printable_path(&target)
         ));
     }
-    for (service, port) in released {
+    for (service, port, recorded_by) in released {
+        // An entry the path's repository did not record (or, the path
+        // gone, any): named with the repository that did.
+        let by = match &repository {
+            Some(r) if *r == recorded_by => String::new(),
+            Some(_) => format!(", recorded for repository {}", printable_path(&recorded_by)),
+            None => String::new(),
+        };
         report::note(&format!(
-            "released port {port} ({}) of {}",
+            "released port {port} ({}) of {}{by}",
             printable(&service),
             printable_path(&target)
         ));

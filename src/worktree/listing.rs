@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{normalize, read_pointer};
+use super::{Worktree, normalize, read_pointer};
 
 /// `/repo/.git` → `/repo`; a bare repository has no main worktree.
 pub fn main_root_of(common_dir: &Path) -> Option<PathBuf> {
@@ -99,4 +99,17 @@ fn listing(worktree: &Path, common_dir: &Path) -> Option<Option<String>> {
         .into_iter()
         .find(|(p, _)| normalize(p) == wanted)
         .map(|(_, locked)| locked)
+}
+
+/// The repository whose own worktree the directory `worktree` is now, when
+/// that is not `common_dir`: the directory's own `.git` resolves to
+/// another common dir (a deleted worktree replaced by a clone, or its
+/// `.git` replaced), read from git's files alone. An entry `common_dir`
+/// recorded there is then gone: no command in that directory can reach
+/// it again. `None` when that is not proven: the directory or its `.git`
+/// missing (discovery would find a directory above), a `.git` that cannot
+/// be read or resolved, or one that leads to `common_dir` itself.
+pub fn now_of_another_repository(worktree: &Path, common_dir: &Path) -> Option<PathBuf> {
+    let found = Worktree::discover(worktree).ok()??;
+    (found.root == worktree && found.common_dir != common_dir).then_some(found.common_dir)
 }

@@ -102,6 +102,50 @@ fn worktree_gone_is_an_error_fixed_by_release() {
     );
 }
 
+/// A linked worktree deleted and a fresh clone made at its path: the
+/// path's own `.git` now leads to another repository, which proves the
+/// entry recorded there by the first one gone (no git asked). A path
+/// with no `.git` of its own (an empty directory there) proves nothing:
+/// its entry stays, unreported.
+#[test]
+fn a_worktree_whose_path_is_now_another_repository_is_gone() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    assert_eq!(run(&mut t.wtenv_in(&other, &["env"])).code, Some(0));
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    std::fs::remove_dir_all(&other).unwrap();
+    t.git_in(
+        &t.root(),
+        &[
+            "clone",
+            "-q",
+            t.repo.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+    );
+    let out = validate(&t, &[]);
+    assert!(
+        out.stdout.contains(&format!(
+            "worktree {} is gone: its directory is now a worktree of another repository ({})",
+            other.display(),
+            other.join(".git").display()
+        )),
+        "{out}"
+    );
+    assert_fixable_error(&t, "worktree-gone", &[]);
+    assert_eq!(
+        t.allocations(),
+        vec![(t.ports.port(1), "app".into(), t.repo.clone())]
+    );
+
+    let empty = t.add_worktree("empty");
+    assert_eq!(run(&mut t.wtenv_in(&empty, &["env"])).code, Some(0));
+    std::fs::remove_dir_all(&empty).unwrap();
+    std::fs::create_dir(&empty).unwrap();
+    assert_eq!(findings(&t, &[]), (Some(0), vec![]));
+    assert_eq!(t.allocations().len(), 2);
+}
+
 /// A live process standing for a `nix develop` shell, whose `env --hold`
 /// has reserved and held the worktree's port.
 fn held_by_a_shell(t: &TestEnv) -> std::process::Child {

@@ -56,6 +56,46 @@ fn release_by_path_frees_a_deleted_worktrees_ports_and_leaves_others() {
     assert_eq!(out.code, Some(1), "{out}");
 }
 
+/// A linked worktree deleted and a fresh clone made at its path: its
+/// entry is recorded under the first repository, the path is now the
+/// clone's. `release --worktree PATH` releases it all the same (the user
+/// named the path) and names it, with the repository that recorded it.
+#[test]
+fn release_by_path_frees_what_another_repository_recorded_there() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    assert_eq!(run(&mut t.wtenv_in(&other, &["env"])).code, Some(0));
+    std::fs::remove_dir_all(&other).unwrap();
+    t.git_in(
+        &t.root(),
+        &[
+            "clone",
+            "-q",
+            t.repo.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+    );
+    let out = run(&mut t.wtenv(&["release", "--worktree", other.to_str().unwrap()]));
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            Some(0),
+            &*format!(
+                "released port {} (app) of {}, recorded for repository {}\n",
+                t.ports.port(1),
+                other.display(),
+                t.repo.join(".git").display()
+            )
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        t.allocations(),
+        vec![(t.ports.start, "app".into(), t.repo.clone())]
+    );
+}
+
 /// A repository whose `feature` range starts at `a` and `bugfix` range at
 /// `b`, 20 ports on.
 fn two_purposes() -> (TestEnv, u16, u16) {
