@@ -274,6 +274,9 @@ fn read(path: &Path) -> Result<TrustList> {
             return Ok(None);
         };
         let meta = files::require_own_regular(&file)?;
+        // Root reads past its owner's mode; a user does not: refused alike,
+        // as the registry is.
+        files::require_owner_bits(&meta, 0o400)?;
         // Anyone else who could write it could trust for you.
         if meta.mode() & 0o022 != 0 {
             return Err(OpenError::Refused(files::Refusal::WritableByOthers(
@@ -288,7 +291,9 @@ fn read(path: &Path) -> Result<TrustList> {
             Some(r @ files::Refusal::OwnerMode(_)) => mode(r),
             r => unusable(r.map_or(e.to_string(), |r| r.to_string())),
         },
-        OpenError::Refused(r @ files::Refusal::WritableByOthers(_)) => mode(r),
+        OpenError::Refused(
+            r @ (files::Refusal::WritableByOthers(_) | files::Refusal::OwnerMode(_)),
+        ) => mode(r),
         refused => unusable(refused.to_string()),
     })?;
     let Some(bytes) = bytes else {

@@ -61,6 +61,50 @@ fn the_trust_list_is_hardened_like_the_registry() {
     );
 }
 
+/// A trust list whose mode keeps its owner from reading it (000, 200) is
+/// refused as the registry is, root included (the kernel lets root read
+/// it; the suite runs as root): it trusts nothing, with the mode and the
+/// `chmod 600` in the warning, and `untrust` neither reads it nor gives
+/// it its bits back.
+#[test]
+fn a_trust_list_its_owner_may_not_read_trusts_nothing_even_for_root() {
+    use std::os::unix::fs::PermissionsExt;
+    assert!(nix::unistd::geteuid().is_root(), "this test is about root");
+    let t = TestEnv::new();
+    let (text, _) = gated_config(&t);
+    commit_config(&t, &text);
+    assert_eq!(run(&mut t.wtenv(&["trust"])).code, Some(0));
+    let list = t.state_dir().join("trust.json");
+    let quoted = format!("'{}'", list.display());
+    for mode in [0o000, 0o200] {
+        std::fs::set_permissions(&list, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = run(&mut t.wtenv(&["env"]));
+        assert_eq!(out.code, Some(0), "{mode:o}: {out}");
+        assert!(out.stdout.contains("export PORT="), "{mode:o}: {out}");
+        assert!(!out.stdout.contains("API_URL"), "{mode:o}: {out}");
+        assert!(
+            out.stderr.contains(&format!(
+                "its mode {mode:03o} keeps its owner (you) from reading or writing it); \
+                 wtenv never rewrites it; chmod 600 {quoted}"
+            )),
+            "{mode:o}: {out}"
+        );
+        let before = std::fs::read(&list).unwrap();
+        for args in [&["untrust"][..], &["trust"], &["trust", "--list"]] {
+            let out = run(&mut t.wtenv(args));
+            assert_eq!(out.code, Some(1), "{mode:o} {args:?}: {out}");
+            assert!(
+                out.stderr
+                    .contains(&format!("its mode {mode:03o} keeps its owner")),
+                "{mode:o} {args:?}: {out}"
+            );
+            let now = std::fs::metadata(&list).unwrap().permissions().mode();
+            assert_eq!(now & 0o777, mode, "{args:?} gave the list its bits back");
+            assert_eq!(std::fs::read(&list).unwrap(), before, "{args:?} rewrote it");
+        }
+    }
+}
+
 /// `trust` writes `trust.json`: a state directory it cannot use is said
 /// of that file (it said "registry .../registry.json cannot be used"),
 /// exit 2 as for the registry, with the directory, its mode and the way
