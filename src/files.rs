@@ -41,10 +41,14 @@ pub enum Refusal {
     WritableByOthers(u32),
     TooLarge(u64),
     HardLinked(u64),
-    /// A link to this file, outside the directories a link may lead to.
+    /// A link, naming this (as written: `ls -l`), that leads outside the
+    /// directories a link may lead to.
     LinkOutside(PathBuf),
     /// A link to this path, where nothing is.
     LinkNowhere(PathBuf),
+    /// A link to this path, which leads back to a link on the way (a
+    /// loop: a link to itself, or two links to each other).
+    LinkLoop(PathBuf),
     /// A file of ours whose mode (these bits) keeps us out.
     OwnerMode(u32),
 }
@@ -78,6 +82,11 @@ impl std::fmt::Display for Refusal {
             Refusal::LinkNowhere(target) => write!(
                 f,
                 "it is a link to {}, which does not exist",
+                crate::process::printable_path(target)
+            ),
+            Refusal::LinkLoop(target) => write!(
+                f,
+                "it is a link to {}, which leads nowhere (a loop of links)",
                 crate::process::printable_path(target)
             ),
         }
@@ -314,7 +323,9 @@ pub fn read_regular(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, OpenError>
 
 /// [`read_regular`] for a file a link may name only within `allowed`
 /// (directories): a final link is followed to a file under one of them,
-/// else refused, as is a link that leads nowhere. A planted link must
+/// else refused, naming what the link says (as `ls -l` shows it, not
+/// where it resolves), as is a link that leads nowhere (or in a loop).
+/// A planted link must
 /// not make wtenv read, and
 /// quote in its errors, a file of the user's elsewhere
 /// (`/proc/self/environ`, `~/.git-credentials`). A file that is no link
@@ -336,15 +347,22 @@ pub fn read_regular_within(
                         std::fs::read_link(path)?,
                     )));
                 }
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                    return Err(OpenError::Refused(Refusal::LinkLoop(std::fs::read_link(
+                        path,
+                    )?)));
+                }
                 // A link that leads somewhere with no path (`/dev/stdin` to
-                // `pipe:[...]`): named by what it says.
+                // `pipe:[...]`): outside, whatever it is.
                 Err(e) if e.kind() == ErrorKind::NotFound => std::fs::read_link(path)?,
                 Err(e) => return Err(e.into()),
             };
             let within =
                 |dir: &&Path| std::fs::canonicalize(dir).is_ok_and(|d| target.starts_with(d));
             if !allowed.iter().any(within) {
-                return Err(OpenError::Refused(Refusal::LinkOutside(target)));
+                return Err(OpenError::Refused(Refusal::LinkOutside(
+                    std::fs::read_link(path)?,
+                )));
             }
             open_read(&target, false)?
         }

@@ -457,6 +457,11 @@ fn read_optional(path: &Path, any_link: bool) -> Result<Option<String>> {
             printable_path(path)
         ))
         .with_hint("restore the file it names, or remove the link to use the built-in defaults")),
+        Err(OpenError::Refused(r @ Refusal::LinkLoop(_))) => Err(Error::not_found(format!(
+            "invalid config {}: {r}",
+            printable_path(path)
+        ))
+        .with_hint("point the link at a file, or remove it to use the built-in defaults")),
         Err(OpenError::Refused(r)) => Err(Error::config(path, "(file)", r.to_string())),
         Err(OpenError::Io(e)) => {
             let quoted = crate::shell::quote_in_message(path);

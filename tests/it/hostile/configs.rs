@@ -36,14 +36,20 @@ fn a_config_that_is_not_a_regular_file_is_refused_without_hanging() {
                 std::fs::create_dir(&config).unwrap();
                 "(file): it is a directory, not a regular file\n"
             }
+            // Named as the link is written (`ls -l`), not where it
+            // resolves: `/dev/stdin` named `/dev/null` or `/dev/pts/0`.
             "link to a fifo" => {
                 mkfifo(&t.repo.join("config.fifo"));
                 std::os::unix::fs::symlink("config.fifo", &config).unwrap();
-                "it is a link to "
+                "it is a link to config.fifo;"
+            }
+            "/dev/zero" => {
+                std::os::unix::fs::symlink(target, &config).unwrap();
+                "it is a link to /dev/zero;"
             }
             _ => {
                 std::os::unix::fs::symlink(target, &config).unwrap();
-                "it is a link to "
+                "it is a link to /dev/stdin;"
             }
         };
         for args in [
@@ -96,10 +102,13 @@ fn a_config_linked_anywhere_but_the_nix_store_is_refused_and_never_quoted() {
                 !out.stderr.contains("TOKEN-IN") && !out.stdout.contains("TOKEN-IN"),
                 "{target:?} {args:?}: {out}"
             );
+            // The link's own target, as `ls -l` shows it: not
+            // `/proc/24578/environ`, nor `.env` made absolute.
             assert!(
                 out.stderr.contains(&format!(
-                    "invalid config {}: it is a link to /",
-                    config.display()
+                    "invalid config {}: it is a link to {};",
+                    config.display(),
+                    target.display()
                 )) && out
                     .stderr
                     .contains("a config is read through a link only into the Nix store"),
@@ -143,6 +152,37 @@ fn a_config_linked_nowhere_is_refused_and_reserves_nothing() {
                 }
             ),
             "{args:?}"
+        );
+    }
+    assert!(t.allocations().is_empty());
+}
+
+/// A config that is a link to itself (or to a link back to it) is a
+/// link that leads nowhere, and is said so: it was "(file): it is a
+/// symbolic link", which says nothing of the loop.
+#[test]
+fn a_config_linked_in_a_loop_is_said_to_lead_nowhere() {
+    let t = TestEnv::new();
+    let config = t.repo.join("wtenv.toml");
+    for target in ["wtenv.toml", "other.toml"] {
+        let _ = std::fs::remove_file(&config);
+        let _ = std::fs::remove_file(t.repo.join("other.toml"));
+        std::os::unix::fs::symlink(target, &config).unwrap();
+        if target == "other.toml" {
+            std::os::unix::fs::symlink("wtenv.toml", t.repo.join("other.toml")).unwrap();
+        }
+        let out = env_bounded(&t, &["env"]);
+        assert_eq!(
+            (out.code, out.stderr.as_str()),
+            (
+                Some(1),
+                &*format!(
+                    "error: invalid config {}: it is a link to {target}, which leads nowhere (a loop of links)\n\
+                     hint: point the link at a file, or remove it to use the built-in defaults\n",
+                    config.display()
+                )
+            ),
+            "{target}: {out}"
         );
     }
     assert!(t.allocations().is_empty());
