@@ -395,9 +395,10 @@ fn find(root: &Path) -> Result<Option<(PathBuf, String)>> {
         read_optional(&toml_path, false)?,
         read_optional(&json_path, false)?,
     ) {
+        // No key: the file as a whole.
         (Some(_), Some(_)) => Err(Error::config(
             &toml_path,
-            "(file)",
+            "",
             format!(
                 "both {TOML_NAME} and {JSON_NAME} exist in {}",
                 printable_path(root)
@@ -462,7 +463,7 @@ fn read_optional(path: &Path, any_link: bool) -> Result<Option<String>> {
             printable_path(path)
         ))
         .with_hint("point the link at a file, or remove it to use the built-in defaults")),
-        Err(OpenError::Refused(r)) => Err(Error::config(path, "(file)", r.to_string())),
+        Err(OpenError::Refused(r)) => Err(Error::config(path, "", r.to_string())),
         Err(OpenError::Io(e)) => {
             let quoted = crate::shell::quote_in_message(path);
             let hint = match files::refusal_of(path, &e) {

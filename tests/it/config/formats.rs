@@ -44,7 +44,7 @@ fn a_toml_and_a_json_config_side_by_side_say_to_keep_one() {
     assert_eq!(
         out.stderr,
         format!(
-            "error: invalid config {}: (file): both wtenv.toml and wtenv.json exist in {}\n\
+            "error: invalid config {}: both wtenv.toml and wtenv.json exist in {}\n\
              hint: keep one: remove wtenv.toml or wtenv.json (both take the same settings)\n",
             t.repo.join("wtenv.toml").display(),
             t.repo.display()

@@ -30,11 +30,11 @@ fn a_config_that_is_not_a_regular_file_is_refused_without_hanging() {
         let reason = match target {
             "fifo" => {
                 mkfifo(&config);
-                "(file): it is a FIFO, not a regular file\n"
+                "it is a FIFO, not a regular file\n"
             }
             "directory" => {
                 std::fs::create_dir(&config).unwrap();
-                "(file): it is a directory, not a regular file\n"
+                "it is a directory, not a regular file\n"
             }
             // Named as the link is written (`ls -l`), not where it
             // resolves: `/dev/stdin` named `/dev/null` or `/dev/pts/0`.
