@@ -461,6 +461,10 @@ fn unsearchable_dir(path: &Path) -> Option<PathBuf> {
     })
 }
 
+/// The hint for a pointer file (`.git`, `commondir`) whose directory
+/// cannot be resolved because a directory on the way may not be searched.
+const SEARCH_DENIED_HINT: &str = "you may not search a directory on the way to the one it names: have its permissions fixed, or run wtenv from a directory you can read";
+
 fn read_gitdir_file(dot_git: &Path) -> Result<Option<PathBuf>> {
     let Some(text) = read_pointer(dot_git)? else {
         return Ok(None);
@@ -478,7 +482,7 @@ fn read_gitdir_file(dot_git: &Path) -> Result<Option<PathBuf>> {
         // Named by the file, never by what it says (see `common_dir_of`).
         Err(e) => {
             let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
-                "you may not search a directory on the way to the one it names: have its permissions fixed, or run wtenv from a directory you can read"
+                SEARCH_DENIED_HINT
             } else {
                 "fix or remove it, or run wtenv from another directory"
             };
@@ -593,13 +597,23 @@ fn common_dir_of(git_dir: &Path, resolved: bool) -> Result<PathBuf> {
         Ok(Resolved::Kernel(shown, root)) => {
             Err(kernel_dir(&shown, root, "git common dir", named_by))
         }
-        Err(e) => Err(Error::io(
-            format!(
-                "could not resolve the git common dir {} names",
-                printable_path(named_by)
-            ),
-            e,
-        )),
+        Err(e) => {
+            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                SEARCH_DENIED_HINT
+            } else {
+                "it should hold the path of the repository's git directory, relative to the directory it is in \
+                 (git writes ../.. in a linked worktree's): check it; if the repository was moved, \
+                 run 'git worktree repair' in its main worktree"
+            };
+            Err(Error::io(
+                format!(
+                    "could not resolve the git common dir {} names",
+                    printable_path(named_by)
+                ),
+                e,
+            )
+            .with_hint(hint))
+        }
     }
 }
 

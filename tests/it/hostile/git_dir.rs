@@ -45,6 +45,33 @@ fn a_planted_commondir_never_prints_what_it_holds() {
     }
 }
 
+/// A `.git/commondir` that names nothing (it holds `x`): the error gave
+/// the system's "No such file or directory" and nothing to do. The hint
+/// says what the file should hold and what mends a moved repository's
+/// worktrees (never what the file holds: see above).
+#[test]
+fn a_commondir_that_names_nothing_says_what_to_check() {
+    let t = TestEnv::new();
+    let pointer = t.repo.join(".git/commondir");
+    std::fs::write(&pointer, "x\n").unwrap();
+    let out = env_bounded(&t, &["env"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            Some(1),
+            &*format!(
+                "error: could not resolve the git common dir {} names: No such file or directory (os error 2)\n\
+                 hint: it should hold the path of the repository's git directory, relative to the directory it is in \
+                 (git writes ../.. in a linked worktree's): check it; if the repository was moved, \
+                 run 'git worktree repair' in its main worktree\n",
+                pointer.display()
+            )
+        ),
+        "{out}"
+    );
+    assert!(t.allocations().is_empty());
+}
+
 /// A `.git` that is a FIFO or a link to `/dev/zero` (a downloaded tree can
 /// hold anything) hung or read without end every prompt hook run in it.
 #[test]
