@@ -112,6 +112,10 @@ impl Created {
     }
 }
 
+/// The longest part (between slashes) of a branch name git can keep as a
+/// file: a file name's 255 bytes, less the `.lock` it is written through.
+const MAX_BRANCH_PART: usize = 250;
+
 /// Validates everything and decides the path and the branch, without
 /// running git: what needs the repository (the base exists, the branch
 /// does not) is checked by [`execute`] under the repository lock, in one
@@ -157,6 +161,26 @@ pub fn plan(
         )
         .with_hint(format!(
             "remove {shown} from [worktrees] branch: wtenv makes no branch that holds {HIDDEN}"
+        )));
+    }
+    // Each part of a branch name is a file name in the repository (a
+    // loose ref, written through its `.lock`): git's own error for one
+    // too long is the system's "File name too long", and it leaves the
+    // directories it made on the way. Refused before git runs.
+    let longest = branch.split('/').map(str::len).max().unwrap_or(0);
+    if longest > MAX_BRANCH_PART {
+        return Err(Error::config(
+            config.source.clone().unwrap_or_default(),
+            "worktrees.branch",
+            format!(
+                "makes {branch:?}, a part of which (between slashes) is {longest} bytes long; \
+                 git keeps each part as a file name, at most {MAX_BRANCH_PART} bytes"
+            ),
+        )
+        .with_hint(format!(
+            "shorten {} in {} (each part at most {MAX_BRANCH_PART} bytes once {{purpose}} and {{identifier}} are filled in), or choose a shorter identifier",
+            config.syntax().key(&["worktrees"], "branch"),
+            config.file_named_for(&source.root)
         )));
     }
     let base_given = base.map(str::to_owned);

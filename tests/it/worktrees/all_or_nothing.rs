@@ -332,3 +332,33 @@ fn a_branch_template_git_refuses_fails_touching_nothing() {
     assert!(out.stderr.contains("not a valid branch name"), "{out}");
     assert_eq!(snapshot(&t), before);
 }
+
+/// A branch template that makes a part of the name (between slashes)
+/// longer than a file name may be: git failed with its own "File name too
+/// long" and no hint. The error says so, and the hint names the key to
+/// shorten.
+#[test]
+fn a_branch_template_making_a_part_too_long_names_the_key_to_shorten() {
+    let t = TestEnv::new();
+    let long = "a".repeat(300);
+    t.write_config(&format!(
+        "[worktrees]\nbranch = \"{{purpose}}/{long}-{{identifier}}\"\n"
+    ));
+    t.git(&["commit", "-q", "-am", "long template"]);
+    let before = snapshot(&t);
+    let out = create(&t, "x", &["--ports"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "worktrees.branch: makes \"feature/{long}-x\", a part of which (between slashes) is 302 bytes long; \
+             git keeps each part as a file name, at most 250 bytes\n"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("hint: shorten [worktrees] branch in wtenv.toml"),
+        "{out}"
+    );
+    assert_eq!(snapshot(&t), before);
+}
