@@ -39,7 +39,7 @@ pub fn creating_value(path: &Path, purpose: &str, identifier: &str) -> String {
     .expect("the creating record serializes")
 }
 
-/// An identifier names a directory and a branch: letters, digits, `.`,
+/// An identifier names a directory and a branch: ASCII letters, digits, `.`,
 /// `_`, `-`; 1-64 characters; not starting with `-` (an option) or `.` (a
 /// hidden file, `..`); no `..` anywhere (git refuses it in a ref).
 pub fn check_identifier(id: &str) -> Result<()> {
@@ -53,7 +53,7 @@ pub fn check_identifier(id: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::invalid(format!("invalid identifier {id:?}")).with_hint(
-            "use 1-64 letters, digits, '.', '_' or '-', not starting with '-' or '.', without '..'",
+            "use 1-64 ASCII letters, digits, '.', '_' or '-', not starting with '-' or '.', without '..'",
         ))
     }
 }

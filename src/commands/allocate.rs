@@ -12,7 +12,7 @@ use crate::report;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The service name: letters, digits, '_' or '-', at most 64 (need not be
+    /// The service name: ASCII letters, digits, '_' or '-', at most 64 (need not be
     /// declared in the config).
     #[arg(long)]
     pub service: String,

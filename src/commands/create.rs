@@ -14,7 +14,7 @@ pub struct Args {
     /// The purpose (a configured port range): feature, bugfix, ...
     #[arg(long)]
     pub purpose: String,
-    /// Names the worktree: letters, digits, '.', '_', '-' (1-64).
+    /// Names the worktree: ASCII letters, digits, '.', '_', '-' (1-64).
     #[arg(long)]
     pub identifier: String,
     /// The base revision of the new branch (default: HEAD).

@@ -611,14 +611,14 @@ struct NameProblem {
     /// The name, cut after [`MAX_NAME_CHARS`] (`...` then says so): an
     /// error is printed on every `cd` under the shell hook.
     shown: String,
-    /// `a service name is letters, digits, '_' or '-'`.
+    /// `a service name is ASCII letters, digits, '_' or '-'`.
     reason: String,
     too_long: bool,
 }
 
 /// The one rule for the name of a purpose or a service (`what`: "a
 /// service name"), in a config's table or on the command line
-/// ([`check_service_name`]): letters, digits, `_` or `-`, at most
+/// ([`check_service_name`]): ASCII letters, digits, `_` or `-`, at most
 /// [`MAX_NAME_CHARS`]. `None` when the name keeps it.
 fn name_problem(name: &str, what: &str) -> Option<NameProblem> {
     let chars = name.chars().count();
@@ -638,7 +638,7 @@ fn name_problem(name: &str, what: &str) -> Option<NameProblem> {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     (!identifier).then(|| NameProblem {
         shown: name.to_owned(),
-        reason: format!("{what} is letters, digits, '_' or '-'"),
+        reason: format!("{what} is ASCII letters, digits, '_' or '-'"),
         too_long: false,
     })
 }
@@ -658,7 +658,7 @@ pub fn check_service_name(name: &str) -> Result<()> {
         problem.shown, problem.reason
     ))
     .with_hint(format!(
-        "use letters, digits, '_' or '-', at most {MAX_NAME_CHARS} characters: the names a config's [services] accepts"
+        "use ASCII letters, digits, '_' or '-', at most {MAX_NAME_CHARS} characters: the names a config's [services] accepts"
     )))
 }
 

@@ -210,7 +210,7 @@ pub const REFUSED_PREFIXES: &[&str] = &[
 pub fn refused_name(name: &str) -> Option<String> {
     if !is_env_name(name) {
         return Some(format!(
-            "{name:?} is not a valid environment variable name (letters, digits, '_', not starting with a digit)"
+            "{name:?} is not a valid environment variable name (ASCII letters, digits, '_', not starting with a digit)"
         ));
     }
     if let Some(group) = REFUSED.iter().find(|g| g.names.contains(&name)) {

@@ -277,7 +277,13 @@ fn a_service_name_a_config_would_refuse_is_refused_on_the_command_line() {
         (
             "web.ui",
             "\"web.ui\"".to_owned(),
-            "a service name is letters, digits, '_' or '-'",
+            "a service name is ASCII letters, digits, '_' or '-'",
+        ),
+        // `é` is a letter, but not one a name may hold.
+        (
+            "caf\u{e9}",
+            "\"caf\u{e9}\"".to_owned(),
+            "a service name is ASCII letters, digits, '_' or '-'",
         ),
     ];
     for (name, shown, reason) in &cases {
@@ -295,7 +301,7 @@ fn a_service_name_a_config_would_refuse_is_refused_on_the_command_line() {
                 out.stderr,
                 format!(
                     "error: invalid service name {shown}: {reason}\n\
-                     hint: use letters, digits, '_' or '-', at most 64 characters: the names a config's [services] accepts\n"
+                     hint: use ASCII letters, digits, '_' or '-', at most 64 characters: the names a config's [services] accepts\n"
                 ),
                 "{args:?}"
             );

@@ -16,6 +16,12 @@ fn an_invalid_env_var_name_is_exit_1_naming_the_key() {
         "env.API URL",
         "not a valid environment variable name",
     );
+    // `é` is a letter, but not one a name may hold: the rule says ASCII.
+    assert_refused(
+        "[services.web]\n[env]\n\"CAF\u{c9}\" = \"x\"\n",
+        "env.CAF\u{c9}",
+        "not a valid environment variable name (ASCII letters, digits, '_', not starting with a digit)",
+    );
 }
 
 #[test]

@@ -299,6 +299,11 @@ fn hostile_identifiers_and_bases_are_refused_touching_and_running_nothing() {
         ]));
         assert_eq!(out.code, Some(1), "identifier {id:?}: {out}");
         assert!(out.stderr.contains("invalid identifier"), "{id:?}: {out}");
+        // `ü` is a letter, but not one an identifier may hold.
+        assert!(
+            out.stderr.contains("hint: use 1-64 ASCII letters, digits"),
+            "{id:?}: {out}"
+        );
         assert_eq!(snapshot(&t), before, "identifier {id:?}");
     }
     for base in hostile {
