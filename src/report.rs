@@ -161,9 +161,22 @@ pub fn hint(message: &str) {
 /// lines. Dropped by `-q`.
 pub fn status(message: &str) {
     if !quiet() {
-        emit(&format!("wtenv: {message}\n"));
+        emit(&status_text(message));
     }
 }
+
+/// What [`status`] writes, for a log that keeps it too: `wtenv: ...`.
+pub fn status_text(message: &str) -> String {
+    format!("{STATUS}{message}\n")
+}
+
+/// What [`status_text`] said in `line`, if it is such a line.
+pub fn status_said(line: &str) -> Option<&str> {
+    line.strip_prefix(STATUS)
+}
+
+/// How a status line starts.
+const STATUS: &str = "wtenv: ";
 
 /// A status line after a service's own prefix (`web | starting`, the
 /// prefix in the service's colour: written as it is, the text [`said`]).

@@ -201,22 +201,7 @@ pub fn lines(path: &Path, n: Option<usize>) -> Vec<Vec<u8>> {
 /// last words of an earlier one. A rotation since is followed: the marked
 /// file is then the rotated one, and the new file is all new.
 pub fn tail_since(path: &Path, mark: Option<Mark>, n: usize) -> String {
-    let file = |p: &Path| {
-        std::fs::symlink_metadata(p)
-            .ok()
-            .map(|m| (m.dev(), m.ino()))
-    };
-    let from = |p: &Path, offset| read_from(p, offset).unwrap_or_default();
-    let before = previous(path);
-    let bytes = match mark {
-        Some(m) if file(path) == Some(m.file) => from(path, m.len),
-        Some(m) if file(&before) == Some(m.file) => {
-            let mut bytes = from(&before, m.len);
-            bytes.extend(from(path, 0));
-            bytes
-        }
-        _ => from(path, 0),
-    };
+    let bytes = since(path, mark);
     let mut lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
     lines.drain(..lines.len().saturating_sub(n));
     lines
@@ -230,6 +215,44 @@ pub fn tail_since(path: &Path, mark: Option<Mark>, n: usize) -> String {
             s
         })
         .collect()
+}
+
+/// How the `wtenv run` of a background service noted, in the lines
+/// written since `mark`, that its command `named` (`service web`) ended:
+/// `exit code 4` of its last `wtenv: service web ended (exit code 4)`
+/// ([`crate::supervise::services::ended`]). What tells why a unit its
+/// manager has forgotten (systemd's `--collect`) is no longer running.
+pub fn ended_since(path: &Path, mark: Option<Mark>, named: &str) -> Option<String> {
+    let bytes = since(path, mark);
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .rev()
+        .find_map(|line| {
+            let said = crate::report::status_said(line)?;
+            crate::supervise::services::ended_how(said, named).map(str::to_owned)
+        })
+}
+
+/// The bytes written to the log since `mark` (all it holds, with no
+/// mark), following a rotation since: the marked file is then the
+/// rotated one, and the new file is all new.
+fn since(path: &Path, mark: Option<Mark>) -> Vec<u8> {
+    let file = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
+    let from = |p: &Path, offset| read_from(p, offset).unwrap_or_default();
+    let before = previous(path);
+    match mark {
+        Some(m) if file(path) == Some(m.file) => from(path, m.len),
+        Some(m) if file(&before) == Some(m.file) => {
+            let mut bytes = from(&before, m.len);
+            bytes.extend(from(path, 0));
+            bytes
+        }
+        _ => from(path, 0),
+    }
 }
 
 /// A log being followed: the open file and how far it was read.
@@ -364,6 +387,23 @@ mod tests {
         assert_eq!(tail_since(&path, mark, 1), "  new 2 4567890123456\n");
         // No mark: the log was made by this run.
         assert_eq!(tail_since(&path, None, 10), "  new 2 4567890123456\n");
+    }
+
+    #[test]
+    fn how_a_command_ended_is_read_from_this_run_s_last_note() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.log");
+        let log = Mutex::new(RotatingLog::open(&path, 1 << 20).unwrap());
+        note(&log, "wtenv: service web ended (exit code 1)");
+        let mark = Mark::of(&path);
+        assert_eq!(ended_since(&path, mark, "service web"), None);
+        note(&log, "wtenv: service web ended (exit code 7)\nserving");
+        note(&log, "wtenv: service api ended (exit code 5)");
+        note(&log, "wtenv: service web ended (exit code 4)");
+        let ended = |named| ended_since(&path, mark, named);
+        assert_eq!(ended("service web").as_deref(), Some("exit code 4"));
+        assert_eq!(ended("service api").as_deref(), Some("exit code 5"));
+        assert_eq!(ended("service db"), None);
     }
 
     #[test]

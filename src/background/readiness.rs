@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Record, detached, query};
+use super::{Record, detached, logfile, query};
 use crate::config::Service;
 use crate::context::{Ctx, Scope};
 use crate::error::Result;
@@ -29,23 +29,31 @@ pub(super) struct Ready {
 }
 
 impl Readiness<'_> {
-    /// Polls until ready or why not.
+    /// Polls until ready or why not. `mark`: where the service's log ended
+    /// before this run started.
     pub fn wait(
         &self,
         record: &Record,
         mut child: Option<&mut detached::Child>,
+        mark: Option<logfile::Mark>,
         deadline: Instant,
     ) -> std::result::Result<Ready, String> {
         let health = self.service.health();
         let mut last = String::from("it does not listen on its port");
         loop {
             let live = query(record);
+            // How it ended: our child's status (the wtenv back end), else
+            // what its `run` noted in this run's lines of its log (a unit
+            // systemd collected keeps no result).
             let exited = child.as_mut().and_then(|c| c.exited());
             if !live.running() || exited.is_some() {
-                return Err(match exited {
-                    Some(status) => format!("it ended ({status})"),
-                    None => format!("its unit is {}", live.state),
-                });
+                let named = format!("service {}", record.service);
+                return Err(
+                    match exited.or_else(|| logfile::ended_since(&record.log, mark, &named)) {
+                        Some(how) => format!("it ended ({how})"),
+                        None => format!("its unit is {}", live.state),
+                    },
+                );
             }
             // A check that passes at once (`cmd = "true"`) proves nothing
             // of the service: until its `run` has started the command (and

@@ -267,7 +267,7 @@ impl Startup<'_> {
                 vars: self.vars,
                 registry: &self.ctx.registry,
             };
-            match check.wait(&self.started[i].record, child.as_mut(), deadline) {
+            match check.wait(&self.started[i].record, child.as_mut(), mark, deadline) {
                 Ok(ready) => {
                     self.started[i].pid = Some(ready.pid);
                     self.ready.insert(svc.name.clone());

@@ -212,7 +212,7 @@ fn supervised(
             return Ok(e.outcome());
         }
     };
-    let report = supervisor.wait(false, || {
+    let waited = supervisor.wait(false, || {
         if hold_waits {
             release.set_armed(record_hold(&ctx.registry, part, &holder, &to_hold, pgid));
         } else {
@@ -221,7 +221,20 @@ fn supervised(
     });
     // The group is gone: let the log threads write the last lines.
     output.drain(Instant::now() + Duration::from_millis(500));
+    // The supervisor of a background service says how its command ended,
+    // after its last lines: a unit its manager forgets (systemd's
+    // `--collect`) leaves no other word of it, and `up --detach` takes
+    // its reason from there. Under launchd stderr is the log.
+    if (args.unit.is_some() || log.is_some())
+        && let Some(status) = waited.exits.first().copied().flatten()
+    {
+        let said = supervise::services::ended(&named, status);
+        report::status(&said);
+        if let Some(log) = &log {
+            logfile::note(log, &report::status_text(&said));
+        }
+    }
     // Our copies of the sockets close before the ports are released.
     drop(listeners);
-    Ok(supervise::run_outcome(&report))
+    Ok(supervise::run_outcome(&waited))
 }

@@ -40,6 +40,21 @@ pub fn describe(status: std::process::ExitStatus) -> String {
     }
 }
 
+/// `service web ended (exit code 3)`: how `up` says a service ended, and
+/// how the `wtenv run` of a background service notes in its log how its
+/// command ended (`named` is `service web` there too).
+pub fn ended(named: &str, status: std::process::ExitStatus) -> String {
+    format!("{named} ended ({})", describe(status))
+}
+
+/// What [`ended`] said of `named` in `line`: `exit code 3` of
+/// `service web ended (exit code 3)`.
+pub fn ended_how<'a>(line: &'a str, named: &str) -> Option<&'a str> {
+    line.strip_prefix(named)?
+        .strip_prefix(" ended (")?
+        .strip_suffix(')')
+}
+
 /// `web | ` (coloured when asked).
 #[derive(Clone)]
 pub struct Prefix(String);
@@ -428,5 +443,13 @@ mod tests {
         assert_eq!(end(143 << 8), "killed by SIGTERM, exit code 143");
         assert_eq!(end(130 << 8), "killed by SIGINT, exit code 130");
         assert_eq!(end(255 << 8), "exit code 255");
+        let said = ended("service web", std::process::ExitStatus::from_raw(143 << 8));
+        assert_eq!(said, "service web ended (killed by SIGTERM, exit code 143)");
+        assert_eq!(
+            ended_how(&said, "service web"),
+            Some("killed by SIGTERM, exit code 143")
+        );
+        assert_eq!(ended_how(&said, "service api"), None);
+        assert_eq!(ended_how("service web ended", "service web"), None);
     }
 }

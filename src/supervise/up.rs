@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
-use super::services::{Prefix, describe, watch_ready};
+use super::services::{Prefix, describe, ended, watch_ready};
 use super::{Pgid, Policy, Supervisor, Waker, outcome_of};
 use crate::config::Service;
 use crate::exit::{self, Outcome};
@@ -341,8 +341,8 @@ impl Policy for Up<'_, '_> {
                 ""
             };
             crate::report::status(&format!(
-                "service {name} ended ({}){others}",
-                describe(status)
+                "{}{others}",
+                ended(&format!("service {name}"), status)
             ));
             return true;
         }

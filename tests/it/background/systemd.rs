@@ -156,12 +156,25 @@ run = "echo api cannot start >&2; exit 3"
     let (web, api) = ports(&t);
     let up = run(&mut m.wtenv(&t, &["up", "-d"]));
     assert_eq!(up.code, Some(1), "{up}");
-    assert!(up.stderr.contains("service api did not get ready"), "{up}");
+    // How it ended, as the wtenv back end says it: systemd collected the
+    // unit and forgot its result ("its unit is inactive"); its `run`
+    // noted it in the log.
+    assert!(
+        up.stderr
+            .starts_with("error: service api did not get ready: it ended (exit code 3); "),
+        "{up}"
+    );
     assert!(up.stderr.contains("api cannot start"), "{up}");
     assert!(wait_for(PATIENCE, || free(web) && free(api)));
     let active = m.systemctl(&t, &["is-active", &web_unit]);
     assert_ne!(active.stdout.trim(), "active", "{active}");
     assert!(holders(&t, "web").is_empty());
+    let logs = run(&mut m.wtenv(&t, &["logs", "api"]));
+    assert!(
+        logs.stdout
+            .ends_with("api | api cannot start\napi | wtenv: service api ended (exit code 3)\n"),
+        "{logs}"
+    );
 }
 
 /// Two repositories with the same directory name and worktree name

@@ -36,7 +36,18 @@ fn a_failed_up_detach_reserves_nothing_before_its_checks_and_holds_nothing_after
 
     let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
     assert_eq!(up.code, Some(1), "{up}");
-    assert!(up.stderr.contains("service api did not get ready"), "{up}");
+    assert!(
+        up.stderr
+            .starts_with("error: service api did not get ready: it ended (exit code 3); "),
+        "{up}"
+    );
+    // Its supervisor noted how it ended, after its last line.
+    let logs = run(&mut t.wtenv(&["logs", "api"]));
+    assert!(
+        logs.stdout
+            .ends_with("api | no\napi | wtenv: service api ended (exit code 3)\n"),
+        "{logs}"
+    );
     let (web, api) = ports(&t);
     let env = run(&mut t.wtenv(&["env"]));
     assert!(
