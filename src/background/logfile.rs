@@ -124,23 +124,19 @@ pub fn note(log: &Mutex<RotatingLog>, text: &str) {
     }
 }
 
-/// Copies `reader` line by line into `log`, and to our own stdout (or
-/// stderr): the journal, under systemd. Counted in `open` until EOF.
+/// Copies `reader` (the command's stdout and stderr, one pipe) line by
+/// line into `log`, and to our own stdout: the journal, under systemd.
+/// Counted in `open` until EOF.
 pub fn tee(
     reader: impl Read + Send + 'static,
     log: Arc<Mutex<RotatingLog>>,
-    to_stderr: bool,
     open: &crate::output::OpenPipes,
 ) {
     crate::output::pump_lines("wtenv-log", reader, open, move |line| {
         if let Ok(mut log) = log.lock() {
             log.write_line(line);
         }
-        let _ = if to_stderr {
-            std::io::stderr().lock().write_all(line)
-        } else {
-            std::io::stdout().lock().write_all(line)
-        };
+        let _ = std::io::stdout().lock().write_all(line);
     });
 }
 

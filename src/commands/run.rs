@@ -186,11 +186,15 @@ fn supervised(
     }
     let output = OpenPipes::default();
     if let Some(log) = &log {
-        let pipe = || std::io::pipe().map_err(|e| Error::io("could not create a pipe", e));
-        let ((out_r, out_w), (err_r, err_w)) = (pipe()?, pipe()?);
-        expr = expr.stdout_file(out_w).stderr_file(err_w);
-        logfile::tee(out_r, log.clone(), false, &output);
-        logfile::tee(err_r, log.clone(), true, &output);
+        // One pipe, as fd 1 and fd 2: the log keeps the order of the
+        // command's writes, as a terminal shows them (two pipes read by
+        // two threads logged `echo 1; echo 2 >&2` in either order).
+        let err = |e| Error::io("could not create a pipe", e);
+        let (reader, writer) = std::io::pipe().map_err(err)?;
+        expr = expr
+            .stdout_file(writer.try_clone().map_err(err)?)
+            .stderr_file(writer);
+        logfile::tee(reader, log.clone(), &output);
     }
     let program = &args.command[0];
     // A background unit's service is named as `up` names it.

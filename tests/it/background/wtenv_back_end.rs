@@ -225,3 +225,26 @@ run = "(i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done) & exec py
     follow.wait().unwrap();
     assert_eq!(run(&mut t.wtenv(&["down"])).code, Some(0));
 }
+
+/// A service's stdout and stderr went through two pipes, read by two
+/// threads: `echo 1; echo 2 >&2` was logged in either order. One pipe,
+/// as fd 1 and fd 2, keeps the order of the writes.
+#[test]
+fn the_log_keeps_the_order_of_the_services_stdout_and_stderr_lines() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        r#"
+[services.web]
+run = "for i in $(seq 1 50); do echo out $i; echo err $i >&2; done; exec python3 -m http.server $WEB_PORT --bind 127.0.0.1 2>/dev/null"
+"#,
+    );
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let logs = run(&mut t.wtenv(&["logs", "web"]));
+    let expected: String = (1..=50)
+        .map(|i| format!("web | out {i}\nweb | err {i}\n"))
+        .collect();
+    assert!(logs.stdout.starts_with(&expected), "{logs}");
+    assert_eq!(run(&mut t.wtenv(&["down"])).code, Some(0));
+}
