@@ -87,12 +87,16 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let supervisor = Supervisor::new(args.grace)
         .map_err(|e| Error::io("could not set up signal handling", e))?;
     let scope = ctx.scope()?;
-    let line = args
-        .command
-        .iter()
-        .map(|a| a.to_string_lossy())
-        .collect::<Vec<_>>()
-        .join(" ");
+    // The hold names this process (its pid is ours, not the command's):
+    // `wtenv run -- CMD ARGS`, as `up`'s hold is `wtenv up`.
+    let held_as = format!(
+        "wtenv run -- {}",
+        args.command
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     for name in &args.services {
         if scope.config.service(name).is_none() {
             return Err(
@@ -108,7 +112,15 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         )?))),
         None => None,
     };
-    let result = supervised(&args, ctx, &scope, supervisor, passed, &line, log.clone());
+    let result = supervised(
+        &args,
+        ctx,
+        &scope,
+        supervisor,
+        passed,
+        &held_as,
+        log.clone(),
+    );
     // The supervisor of a background service talks to no terminal: why
     // it ended goes to the service's log too (`wtenv logs S`).
     if let (Err(e), Some(log)) = (&result, &log) {
@@ -124,12 +136,12 @@ fn supervised(
     scope: &crate::context::Scope,
     mut supervisor: Supervisor,
     passed: Vec<sockets::inherited::Passed>,
-    line: &str,
+    held_as: &str,
     log: Option<Arc<Mutex<RotatingLog>>>,
 ) -> Result<Outcome> {
     let part = Part::of(&scope.worktree.common_dir, &scope.worktree.root);
     let release = ReleaseGuard::new(&ctx.registry, part);
-    let mut holder = hold(line);
+    let mut holder = hold(held_as);
     holder.unit = args.unit.clone();
     let mode = if args.services.is_empty() {
         HoldMode::Settling(holder.clone())

@@ -35,7 +35,8 @@ fn a_command_line_is_exact_in_json_and_the_registry_and_escaped_where_shown() {
         stdout,
         stderr,
     };
-    let line = format!("python3 -c {script}");
+    // The hold names wtenv's `run`, whose pid it records.
+    let line = format!("wtenv run -- python3 -c {script}");
     // Its hold, with its group once the command runs.
     let held = wait_for(Duration::from_secs(10), || {
         t.registry_path().exists() && t.registry()["allocations"][0]["holders"][0]["pgid"].is_u64()

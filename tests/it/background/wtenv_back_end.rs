@@ -85,6 +85,13 @@ fn the_wtenv_back_end_releases_when_its_supervisor_is_stopped_from_outside() {
     // The sweep keeps a dead holder's hold while its orphans live.
     assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
     assert_eq!(holders(&t, "api").len(), 1, "{}", t.registry());
+    // The hold names its pid's own command, the supervisor's (it named
+    // the service's command line, which another pid runs).
+    let validate = run(&mut t.wtenv(&["validate", "--verify-ports"]));
+    let said = format!(
+        "holder pid {api_supervisor} (wtenv run -- sh -c echo api says hello; exec python3 -u -m http.server $API_PORT --bind 127.0.0.1) is gone, its process group still runs"
+    );
+    assert!(validate.stdout.contains(&said), "{validate}");
     let status = run(&mut t.wtenv(&["status"]));
     let line = status
         .stdout
