@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::Pgid;
 use crate::alloc;
+use crate::config::Service;
 use crate::error::{Error, Result};
 use crate::output::OpenPipes;
 use crate::probe::{self, Holder};
@@ -207,7 +208,10 @@ const TICK: Duration = Duration::from_millis(100);
 /// the watch then goes on, and a service that comes to its own port later
 /// is still announced ready. One not ready at `timeout` is reported then,
 /// silent or listening elsewhere (that port named again).
-pub fn watch_ready(name: String, port: u16, pgid: Pgid, timeout: Duration) {
+pub fn watch_ready(service: &Service, port: u16, pgid: Pgid) {
+    let (name, timeout) = (service.name.clone(), service.ready_timeout);
+    // The hint names the service's own variable (`$PORT` may be unset).
+    let variable = service.env.first().cloned().unwrap_or_default();
     let _ = std::thread::Builder::new()
         .name("wtenv-ready".into())
         .spawn(move || {
@@ -256,7 +260,7 @@ pub fn watch_ready(name: String, port: u16, pgid: Pgid, timeout: Duration) {
                                 "service {name} listens on port {} instead of its port {port}",
                                 list(&moved)
                             ),
-                            "make it listen on the port in its variable (e.g. $PORT)",
+                            &format!("make it listen on the port in its variable ${variable}"),
                         );
                     }
                 }

@@ -214,7 +214,7 @@ impl<'a, 's> Up<'a, 's> {
         s.watching = Arc::new(AtomicBool::new(true));
         let name = s.unit.service.name.clone();
         if let Some(port) = s.unit.port {
-            watch_ready(name.clone(), port, pgid, s.unit.service.ready_timeout);
+            watch_ready(s.unit.service, port, pgid);
         }
         self.watch(i);
         self.pgids.insert(name, pgid);

@@ -188,7 +188,8 @@ run = "echo api sees $WEB_PORT $API_PORT; exec sleep 600"
 
 /// `up` of a service `web` that listens on another port than its own
 /// (the range's 16th), with this `ready_timeout`: wtenv, the server's pid
-/// and the port it listens on.
+/// and the port it listens on. Its variable is `WEB_PORT`; `PORT` is not
+/// set for it.
 fn up_elsewhere(t: &TestEnv, ready_timeout: &str) -> (Wtenv, u32, u16) {
     let script = server_script(t);
     let pidfile = t.root().join("web.pid");
@@ -196,7 +197,6 @@ fn up_elsewhere(t: &TestEnv, ready_timeout: &str) -> (Wtenv, u32, u16) {
     t.write_config(&format!(
         r#"
 [services.web]
-env = ["PORT"]
 run = "python3 {} {} {elsewhere}"
 ready_timeout = "{ready_timeout}"
 "#,
@@ -216,7 +216,7 @@ fn a_service_that_ignores_its_port_is_reported_with_the_port_it_uses() {
     let own = t.ports.port(0);
     // Named as soon as it listens there, not after the ready_timeout.
     let expected = format!(
-        "warning: service web listens on port {elsewhere} instead of its port {own}\nhint: make it listen on the port in its variable (e.g. $PORT)"
+        "warning: service web listens on port {elsewhere} instead of its port {own}\nhint: make it listen on the port in its variable $WEB_PORT"
     );
     assert!(
         wait_for(PATIENCE, || w.stderr_text().contains(&expected)),
