@@ -9,6 +9,7 @@ use crate::context::{Ctx, Scope};
 use crate::error::Result;
 use crate::health::Check;
 use crate::registry::Registry;
+use crate::supervise::services::{elsewhere, listening_instead};
 use crate::{alloc, health, probe, process};
 
 /// Whether a background service is ready: its unit runs, its command has
@@ -40,6 +41,9 @@ impl Readiness<'_> {
     ) -> std::result::Result<Ready, String> {
         let health = self.service.health();
         let mut last = String::from("it does not listen on its port");
+        // The service's group and its port, while nothing of the unit
+        // listens there: where it listens instead is named at the end.
+        let mut silent: Option<(u32, u16)> = None;
         loop {
             let live = query(record);
             // How it ended: our child's status (the wtenv back end), else
@@ -59,32 +63,41 @@ impl Readiness<'_> {
             // of the service: until its `run` has started the command (and
             // recorded the group `down` stops), it is not ready.
             match (live.pid, recorded_group(self.registry, record)) {
-                (Some(pid), Some(group)) => match self.check(&health, record, pid) {
-                    Ok(()) => return Ok(Ready { pid, group }),
-                    Err(why) => last = why,
-                },
-                (_, None) => last = "its command has not started".into(),
+                (Some(pid), Some(group)) => {
+                    let port = record.ports.first().copied();
+                    silent = port
+                        .filter(|&port| {
+                            !matches!(health.check, Check::Cmd { .. }) && !listens_for(port, pid)
+                        })
+                        .map(|port| (group.0, port));
+                    if let Some((_, port)) = silent {
+                        last = format!("nothing of the unit listens on port {port}");
+                    } else {
+                        match health::check::probe(&health, port, self.vars, &record.worktree) {
+                            Ok(()) => return Ok(Ready { pid, group }),
+                            Err(why) => last = why,
+                        }
+                    }
+                }
+                (_, None) => {
+                    last = "its command has not started".into();
+                    silent = None;
+                }
                 (None, Some(_)) => {}
             }
             if Instant::now() >= deadline {
+                // As the foreground `up` says it: `... (it listens on
+                // port 5001)`, from the same look at the service's tree.
+                let instead = silent
+                    .map(|(pgid, port)| listening_instead(&elsewhere(pgid, port)))
+                    .unwrap_or_default();
                 return Err(format!(
-                    "{last} after {}",
+                    "{last} after {}{instead}",
                     humantime::format_duration(self.service.ready_timeout)
                 ));
             }
             std::thread::sleep(health.ready_poll());
         }
-    }
-
-    fn check(&self, health: &health::Health, record: &Record, pid: u32) -> health::Probe {
-        let port = record.ports.first().copied();
-        if !matches!(health.check, health::Check::Cmd { .. })
-            && let Some(port) = port
-            && !listens_for(port, pid)
-        {
-            return Err(format!("nothing of the unit listens on port {port}"));
-        }
-        health::check::probe(health, port, self.vars, &record.worktree)
     }
 }
 

@@ -155,11 +155,11 @@ fn stranger(pid: u32, pgid: Pgid, wtenv: &Supervisor) -> bool {
 /// The service's processes: its group, and the descendants of its leader
 /// that made groups of their own. One /proc pass per call (it runs at
 /// every readiness tick).
-fn tree_of(pgid: Pgid) -> BTreeSet<u32> {
+fn tree_of(pgid: u32) -> BTreeSet<u32> {
     let mut children: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
     let mut tree = BTreeSet::new();
     for pid in process::all_pids() {
-        if process::pgid(pid) == Some(pgid.as_raw()) {
+        if process::pgid(pid) == Some(pgid) {
             tree.insert(pid);
         }
         if let Some(parent) = process::parent(pid) {
@@ -167,7 +167,7 @@ fn tree_of(pgid: Pgid) -> BTreeSet<u32> {
         }
     }
     let mut todo: Vec<u32> = tree.iter().copied().collect();
-    todo.push(pgid.as_raw());
+    todo.push(pgid);
     while let Some(pid) = todo.pop() {
         for &child in children.get(&pid).into_iter().flatten() {
             if tree.insert(child) {
@@ -178,12 +178,25 @@ fn tree_of(pgid: Pgid) -> BTreeSet<u32> {
     tree
 }
 
-/// Ports (other than `own`) where the service's processes listen.
-fn elsewhere(pgid: Pgid, own: u16) -> Vec<u16> {
+/// Ports (other than `own`) where the processes of the service whose
+/// group is `pgid` listen: `up`'s readiness watch, and `up --detach`'s
+/// reason for a unit that does not listen on its port.
+pub fn elsewhere(pgid: u32, own: u16) -> Vec<u16> {
     let tree = tree_of(pgid);
     let mut ports = probe::listening_ports_of(&tree);
     ports.remove(&own);
     ports.into_iter().collect()
+}
+
+/// ` (it listens on port 5001)`, what a report of a service not listening
+/// on its own port adds when it listens on others (`moved`); empty when
+/// it does not.
+pub fn listening_instead(moved: &[u16]) -> String {
+    if moved.is_empty() {
+        String::new()
+    } else {
+        format!(" (it listens on port {})", list(moved))
+    }
 }
 
 fn list(ports: &[u16]) -> String {
@@ -253,7 +266,7 @@ pub fn watch_ready(service: &Service, port: u16, pgid: Pgid) {
                     }
                 }
                 if moved.is_empty() {
-                    moved = elsewhere(pgid, port);
+                    moved = elsewhere(pgid.as_raw(), port);
                     if !moved.is_empty() {
                         report::warn_hinted(
                             &format!(
@@ -271,11 +284,7 @@ pub fn watch_ready(service: &Service, port: u16, pgid: Pgid) {
                     // Not ready, whether silent or listening elsewhere: its
                     // own port does not answer for it.
                     let after = humantime::format_duration(timeout);
-                    let instead = if moved.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (it listens on port {})", list(&moved))
-                    };
+                    let instead = listening_instead(&moved);
                     report::warn(&format!(
                         "service {name} is not listening on its port {port} after {after}{instead}"
                     ));

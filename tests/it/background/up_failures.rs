@@ -181,3 +181,26 @@ fn up_detach_of_a_command_that_cannot_start_says_why_from_this_run_only() {
         assert!(holders(&t, "web").is_empty(), "{}", t.registry());
     }
 }
+
+/// A service that listens on another port than its own: `up -d` said
+/// `nothing of the unit listens on port P after 2s` without naming where
+/// it listens, which the foreground `up` names. It names it now, from the
+/// same look at the service's tree.
+#[test]
+fn up_detach_of_a_service_listening_elsewhere_names_the_port_it_listens_on() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        "[services.wrong]\nrun = \"exec python3 -m http.server $((WRONG_PORT+5)) --bind 127.0.0.1\"\nready_timeout = \"2s\"\n",
+    );
+    let (own, elsewhere) = (t.ports.port(0), t.ports.port(0) + 5);
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(1), "{up}");
+    assert!(
+        up.stderr.starts_with(&format!(
+            "error: service wrong did not get ready: nothing of the unit listens on port {own} after 2s (it listens on port {elsewhere}); stopped what this 'up --detach' started\n"
+        )),
+        "{up}"
+    );
+    assert!(free(elsewhere), "the service up -d started still listens");
+}
