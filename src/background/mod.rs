@@ -34,8 +34,8 @@ mod stopping;
 pub mod systemd;
 
 pub use launch::{Launch, Options, passed_env, run_argv, unset_hint};
-pub use naming::Naming;
-use naming::{is_unit_name, unit_file_name};
+use naming::is_unit_name;
+pub use naming::{Naming, unit_file_name};
 pub use readiness::{check_variables, health_of};
 pub use startup::{Started, up};
 pub use state::{StateDir, read_file, write_file};

@@ -94,7 +94,7 @@ pub(super) fn is_unit_name(unit: &str) -> bool {
 }
 
 /// The manager's own name for the unit.
-pub(super) fn unit_file_name(manager: Manager, unit: &str) -> String {
+pub fn unit_file_name(manager: Manager, unit: &str) -> String {
     match manager {
         Manager::Systemd => format!("{unit}.service"),
         Manager::Launchd | Manager::Wtenv => unit.to_owned(),

@@ -1,12 +1,13 @@
 //! `wtenv status [--json]`: the worktree's services that run in the
 //! background, as their managers tell it.
 
-use crate::background::{self, StateDir};
-use crate::context::Ctx;
+use crate::background::{self, Manager, Naming, StateDir};
+use crate::context::{Ctx, Scope};
 use crate::error::Result;
 use crate::exit::Outcome;
 use crate::output;
 use crate::report;
+use crate::shell::quote_in_message;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -72,7 +73,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         output::json(serde_json::json!({ "services": json }))?;
     } else if rows.is_empty() {
         report::status("nothing of this worktree runs in the background");
-        report::hint("'wtenv up --detach' starts its services in the background");
+        report::hint(
+            "'wtenv up --detach' starts its services in the background, and 'wtenv status' shows what it started",
+        );
+        if let Some(hint) = exported_hint(&scope) {
+            report::hint(&hint);
+        }
     } else {
         output::stdout(&output::table(
             &[
@@ -83,4 +89,47 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         ))?;
     }
     Ok(Outcome::SUCCESS)
+}
+
+/// Where the services of units `wtenv export` made are shown: their user's
+/// manager runs them, not wtenv, so `status` (what `up --detach` started)
+/// does not; `None` when the worktree has no service to run.
+fn exported_hint(scope: &Scope) -> Option<String> {
+    let naming = Naming::of(scope);
+    let manager = if cfg!(target_os = "macos") {
+        Manager::Launchd
+    } else {
+        Manager::Systemd
+    };
+    let units: Vec<String> = scope
+        .config
+        .services
+        .iter()
+        .filter(|s| s.run.is_some())
+        .map(|s| background::unit_file_name(manager, &naming.unit(&s.name)))
+        .collect();
+    let first = units.first()?;
+    let show = match manager {
+        // One service a call.
+        Manager::Launchd => format!(
+            "launchctl print gui/$(id -u)/{}{}",
+            quote_in_message(first),
+            if units.len() > 1 {
+                " (and so for each service)"
+            } else {
+                ""
+            }
+        ),
+        _ => format!(
+            "systemctl --user status {}",
+            units
+                .iter()
+                .map(quote_in_message)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    };
+    Some(format!(
+        "units made by 'wtenv export' are your service manager's to show: {show}"
+    ))
 }

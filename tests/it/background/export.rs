@@ -295,3 +295,31 @@ fn exported_launchd_plists_carry_the_program_directory_and_environment() {
     );
     assert!(!t.allocations().is_empty(), "ports reserved by export");
 }
+
+/// Services started from exported units run under the user's manager,
+/// not wtenv: `status` (what `up --detach` started) says nothing runs,
+/// and now also where those units are shown, by the names `export`
+/// gave their files.
+#[test]
+fn status_names_where_the_units_export_made_are_shown() {
+    let t = TestEnv::new();
+    two_http_services(&t);
+    let dir = t.root().join("units");
+    let export = run(&mut t.wtenv(&["export", "systemd", dir.to_str().unwrap()]));
+    assert_eq!(export.code, Some(0), "{export}");
+    let (web, api) = (unit(&t, "web"), unit(&t, "api"));
+    for name in [&web, &api] {
+        assert!(dir.join(name).is_file(), "{export}");
+    }
+    let status = run(&mut t.wtenv(&["status"]));
+    assert_eq!(status.code, Some(0), "{status}");
+    assert_eq!(
+        status.stderr,
+        format!(
+            "wtenv: nothing of this worktree runs in the background\n\
+             hint: 'wtenv up --detach' starts its services in the background, and 'wtenv status' shows what it started\n\
+             hint: units made by 'wtenv export' are your service manager's to show: systemctl --user status '{web}' '{api}'\n"
+        ),
+        "{status}"
+    );
+}
