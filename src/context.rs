@@ -215,8 +215,12 @@ impl Scope {
                 printable_path(&worktree.root)
             ))
             .with_hint(format!(
-                "add {} to [purposes] in {}",
-                crate::process::printable(&purpose),
+                "{} in {}",
+                config.syntax().add(
+                    &crate::process::printable(&purpose),
+                    "\"START-END\"",
+                    &["purposes"]
+                ),
                 config.file_named_for(&worktree.root)
             ))
         })?;

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use super::Syntax;
 use super::raw::{self, RawConfig};
 use crate::error::{Error, Location, Result};
 
@@ -12,23 +13,16 @@ use crate::error::{Error, Location, Result};
 /// file order: the warnings and the unknown-table error come from them.
 pub(super) fn decode(path: &Path, text: &str) -> Result<(RawConfig, Vec<Vec<String>>)> {
     let mut ignored = Vec::new();
-    let raw = if path.extension().is_some_and(|e| e == "json") {
+    let raw = if super::syntax_of(Some(path)) == Syntax::Json {
         // A byte order mark, which editors on Windows write, is read past
         // as TOML's parser does (RFC 8259 lets a parser ignore it): else
         // the error pointed at 1:1, a character no editor shows.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut de = serde_json::Deserializer::from_str(text);
+        // A key given twice, known or not, is [`raw`]'s error, placed.
         let raw =
             typed(&mut de, &mut ignored).map_err(|(key, e)| json_error(path, text, &key, &e))?;
         de.end().map_err(|e| json_error(path, text, "", &e))?;
-        // A known key given twice is serde's error, and a table's entry
-        // twice [`raw`]'s; an unknown one is only seen here, once per time
-        // (a set: a file may hold 60,000 of them).
-        let mut seen = std::collections::HashSet::with_capacity(ignored.len());
-        if let Some(key) = ignored.iter().find(|key| !seen.insert(*key)) {
-            let key = super::warnings::shown(&key.join("."));
-            return Err(Error::config(path, key, "it is given twice"));
-        }
         raw
     } else {
         let de = toml::Deserializer::parse(text).map_err(|e| toml_error(path, text, None, &e))?;
@@ -46,13 +40,17 @@ fn typed<'de, D: serde::Deserializer<'de>>(
     let mut note = |p: serde_ignored::Path| ignored.push(segments(&p));
     let mut track = serde_path_to_error::Track::new();
     let de = serde_ignored::Deserializer::new(de, &mut note);
-    let raw = raw::table(serde_path_to_error::Deserializer::new(de, &mut track));
-    raw.map(|raw| raw.expect("a table or an error"))
-        .map_err(|e| {
-            let key = track.path().to_string();
-            let key = if key == "." { String::new() } else { key };
-            (key, e)
-        })
+    let raw = raw::struct_table(serde_path_to_error::Deserializer::new(de, &mut track));
+    raw.map_err(|e| {
+        let key = track.path().to_string();
+        // A key may be as long as the file: shown cut, as an unknown one.
+        let key = if key == "." {
+            String::new()
+        } else {
+            super::warnings::shown(&key)
+        };
+        (key, e)
+    })
 }
 
 /// An ignored key's path as its keys, outermost first (`Some` and newtype
@@ -79,8 +77,8 @@ fn segments(path: &serde_ignored::Path) -> Vec<String> {
 fn toml_error(path: &Path, text: &str, key: Option<&str>, e: &toml::de::Error) -> Error {
     let at = e.span().map(|span| Location::at(text, span.start));
     let message = e.message().trim_end();
-    let syntax = key.is_none().then_some("TOML");
-    describe(path, at, key.unwrap_or(""), message, syntax)
+    let syntax = key.is_none();
+    describe(path, at, key.unwrap_or(""), message, Syntax::Toml, syntax)
 }
 
 fn json_error(path: &Path, text: &str, key: &str, e: &serde_json::Error) -> Error {
@@ -90,32 +88,32 @@ fn json_error(path: &Path, text: &str, key: &str, e: &serde_json::Error) -> Erro
         .strip_suffix(&format!(" at line {} column {}", e.line(), e.column()))
         .unwrap_or(&full);
     let syntax = !matches!(e.classify(), serde_json::error::Category::Data);
-    describe(
-        path,
-        at,
-        if syntax { "" } else { key },
-        message,
-        syntax.then_some("JSON"),
-    )
+    let key = if syntax { "" } else { key };
+    describe(path, at, key, message, Syntax::Json, syntax)
 }
 
-/// The error for a syntax error (`format` named) or a type error: serde's
+/// The error for a syntax error (`syntax`) or a type error: serde's
 /// "invalid type: X, expected Y" said the way the other checks say it,
-/// "expected Y, got X".
+/// "expected Y, got X", with the types named in the format's words
+/// ([`Syntax::type_words`]: a JSON array is no sequence).
 fn describe(
     path: &Path,
     at: Option<Location>,
     key: &str,
     message: &str,
-    format: Option<&str>,
+    format: Syntax,
+    syntax: bool,
 ) -> Error {
     let reason = match format {
-        Some(format) => format!("not valid {format}: {message}"),
-        None => ["invalid type: ", "invalid value: "]
+        _ if syntax => format!("not valid {}: {message}", format.name()),
+        _ => ["invalid type: ", "invalid value: "]
             .iter()
             .find_map(|p| message.strip_prefix(p))
             .and_then(|rest| rest.rsplit_once(", expected "))
-            .map(|(got, expected)| format!("expected {expected}, got {got}"))
+            .map(|(got, expected)| {
+                let (got, expected) = (format.type_words(got), format.type_words(expected));
+                format!("expected {expected}, got {got}")
+            })
             .unwrap_or_else(|| message.to_owned()),
     };
     Error::config_at(path, at, key, reason)

@@ -76,11 +76,9 @@ impl Checker<'_> {
         if service.env != [super::services::default_env_name(&service.name)] {
             return err;
         }
-        let set = super::syntax_of(Some(self.path)).setting(
-            &["services", &service.name],
-            "env",
-            "[\"NAME\"]",
-        );
+        let set = self
+            .syntax()
+            .setting(&["services", &service.name], "env", "[\"NAME\"]");
         // The file by its name: the error names its whole path.
         let file = super::file_named(Some(self.path), self.path.parent().unwrap_or(self.path));
         err.with_hint(format!(
@@ -120,8 +118,9 @@ impl Checker<'_> {
                 if let Piece::Port(s) = piece
                     && !services.iter().any(|svc| &svc.name == s)
                 {
+                    let services = self.syntax().table(&["services"]);
                     return Err(
-                        self.err(&key, format!("{{port.{s}}} names no service in [services]"))
+                        self.err(&key, format!("{{port.{s}}} names no service in {services}"))
                     );
                 }
             }

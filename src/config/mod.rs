@@ -9,6 +9,8 @@
 //! values is checked per concept: purposes and their ranges
 //! (`purposes.rs`), services (`services.rs`), the variables and `[env]`
 //! templates (`env.rs`), the names no config may export (`refused.rs`).
+//! Every message writes a key, a table or a type in the file's own
+//! syntax (`syntax.rs`).
 //!
 //! A config comes from a repository someone else may have written: it is
 //! read without blocking, only from a regular file, at most [`MAX_BYTES`],
@@ -27,6 +29,7 @@ mod purposes;
 mod raw;
 mod refused;
 mod services;
+mod syntax;
 mod warnings;
 
 use std::collections::BTreeMap;
@@ -39,6 +42,7 @@ pub use env::{Piece, Template, is_env_name, is_port_name};
 pub use purposes::{DEFAULT_PURPOSES, MIN_PORT, PortRange, Ranges};
 pub use refused::{REFUSED, REFUSED_PREFIXES, Refused, refused_name};
 pub use services::{Service, default_env_name};
+pub use syntax::{Syntax, syntax_of};
 pub use warnings::shown as shown_key;
 
 pub const TOML_NAME: &str = "wtenv.toml";
@@ -287,77 +291,6 @@ impl Config {
     }
 }
 
-/// How a hint writes a place in a config file, so that the user of a
-/// `wtenv.json` is not told to write TOML into it. Every wording that
-/// differs between the formats is here; a hint says the rest the same way
-/// for both, and names the file with [`Config::file_named_for`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Syntax {
-    Toml,
-    Json,
-}
-
-impl Syntax {
-    /// Adding `key` with `value` (already written in the format) to the
-    /// table at `table` (`["services", "web"]`):
-    /// `add run = "..." under [services.web]`,
-    /// `add "run": "..." to "services": {"web": {...}}`.
-    pub fn add(self, key: &str, value: &str, table: &[&str]) -> String {
-        match self {
-            Syntax::Toml => format!("add {key} = {value} under {}", self.table(table)),
-            Syntax::Json => format!("add \"{key}\": {value} to {}", self.table(table)),
-        }
-    }
-
-    /// The tables at `table`, as a list of things the file declares:
-    /// `[services.NAME] tables`, `"services": {"NAME": {...}} entries`.
-    pub fn tables(self, table: &[&str]) -> String {
-        match self {
-            Syntax::Toml => format!("{} tables", self.table(table)),
-            Syntax::Json => format!("{} entries", self.table(table)),
-        }
-    }
-
-    /// The key `key` of the table at `table`: `[worktrees] branch`,
-    /// `"worktrees": {"branch": ...}`.
-    pub fn key(self, table: &[&str], key: &str) -> String {
-        match self {
-            Syntax::Toml => format!("{} {key}", self.table(table)),
-            Syntax::Json => nest(table, &format!("{{\"{key}\": ...}}")),
-        }
-    }
-
-    /// Setting `key` of the table at `table` to `value` (already written
-    /// in the format): `[allocation] skip_occupied = true`,
-    /// `"allocation": {"skip_occupied": true}`.
-    pub fn setting(self, table: &[&str], key: &str, value: &str) -> String {
-        match self {
-            Syntax::Toml => format!("{} {key} = {value}", self.table(table)),
-            Syntax::Json => nest(table, &format!("{{\"{key}\": {value}}}")),
-        }
-    }
-
-    /// `[services.web]`, `"services": {"web": {...}}`.
-    fn table(self, table: &[&str]) -> String {
-        match self {
-            Syntax::Toml => format!("[{}]", table.join(".")),
-            Syntax::Json => nest(table, "{...}"),
-        }
-    }
-}
-
-/// `inner` as the value at `path` in JSON: `"a": {"b": inner}`.
-fn nest(path: &[&str], inner: &str) -> String {
-    let Some((last, outer)) = path.split_last() else {
-        return inner.to_owned();
-    };
-    let mut out = format!("\"{last}\": {inner}");
-    for name in outer.iter().rev() {
-        out = format!("\"{name}\": {{{out}}}");
-    }
-    out
-}
-
 /// [`Config::file_named_for`], from the config's `source` alone: what an
 /// allocation request keeps, so the name is made only for its error.
 pub fn file_named(source: Option<&Path>, root: &Path) -> String {
@@ -367,14 +300,6 @@ pub fn file_named(source: Option<&Path>, root: &Path) -> String {
         }
         Some(path) => printable_path(path),
         None => TOML_NAME.to_owned(),
-    }
-}
-
-/// [`Config::syntax`], from the config's `source` alone.
-pub fn syntax_of(source: Option<&Path>) -> Syntax {
-    match source {
-        Some(path) if path.extension().is_some_and(|e| e == "json") => Syntax::Json,
-        _ => Syntax::Toml,
     }
 }
 
@@ -492,6 +417,11 @@ impl Checker<'_> {
         Error::config(self.path, key, reason)
     }
 
+    /// The syntax the file's messages write keys in.
+    fn syntax(&self) -> Syntax {
+        syntax_of(Some(self.path))
+    }
+
     fn config(&self, raw: raw::RawConfig) -> Result<Config> {
         let mut config = Config {
             source: Some(self.path.to_path_buf()),
@@ -528,8 +458,9 @@ impl Checker<'_> {
             return Err(self.err(
                 "worktrees.default_purpose",
                 format!(
-                    "purpose {:?} is not defined in [purposes] (defined: {})",
+                    "purpose {:?} is not defined in {} (defined: {})",
                     config.worktrees.default_purpose,
+                    self.syntax().table(&["purposes"]),
                     config.purpose_names()
                 ),
             ));

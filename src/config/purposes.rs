@@ -194,7 +194,7 @@ impl Checker<'_> {
             let ranges = Ranges::new(ranges).ok_or_else(|| {
                 self.err(
                     &key,
-                    "expected a range \"START-END\" or a list of them, got an empty list",
+                    "expected a range \"START-END\" or an array of them, got an empty array",
                 )
             })?;
             purposes.insert(name, ranges);

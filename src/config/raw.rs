@@ -6,14 +6,26 @@
 //! Every optional key is `#[serde(default, deserialize_with = ...)]`:
 //! absent is `None`, but a JSON `null` is a type error like any other
 //! wrong type, not a silent "absent". Tables are read as tables only
-//! ([`table`]): serde would also fill a struct from a list.
+//! ([`table`]): serde would also fill a struct from an array. A key given
+//! twice in one table (JSON allows it, TOML's syntax does not), known or
+//! not, is an error placed where it is given the second time ([`twice`]).
+//!
+//! What a type error expects is said in words both formats share
+//! (`array`, `string`), or as [`TABLE`], which a JSON file's message calls
+//! an object ([`super::Syntax::type_words`]).
 
+use std::collections::HashSet;
 use std::fmt;
 use std::marker::PhantomData;
 
 use indexmap::IndexMap;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor,
+};
+
+/// What a table's type error expects: `expected a table, got array`.
+pub(super) const TABLE: &str = "a table";
 
 /// The top level.
 #[derive(Deserialize)]
@@ -25,7 +37,7 @@ pub(super) struct RawConfig {
     /// `name = "LO-HI"` or `name = ["LO-HI", ...]`, as a list either way.
     #[serde(default, deserialize_with = "present_purposes")]
     pub purposes: Option<IndexMap<String, Vec<String>>>,
-    #[serde(default, deserialize_with = "entries")]
+    #[serde(default, deserialize_with = "services")]
     pub services: Option<IndexMap<String, RawService>>,
     #[serde(default, deserialize_with = "entries")]
     pub env: Option<IndexMap<String, String>>,
@@ -177,7 +189,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 }
 
 /// A table's entries, in file order. A key given twice (JSON allows it) is
-/// an error, not "the last one wins".
+/// an error ([`twice`]), not "the last one wins".
 fn entries<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<IndexMap<String, V>>, D::Error> {
@@ -185,13 +197,13 @@ fn entries<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
     impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
         type Value = IndexMap<String, V>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a table")
+            f.write_str(TABLE)
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut out = IndexMap::with_capacity(map.size_hint().unwrap_or(0));
             while let Some(key) = map.next_key::<String>()? {
                 if out.contains_key(&key) {
-                    return Err(de::Error::custom(format!("{key:?} is given twice")));
+                    return Err(twice(&mut map));
                 }
                 let value = map.next_value()?;
                 out.insert(key, value);
@@ -202,21 +214,99 @@ fn entries<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
     d.deserialize_map(Entries(PhantomData)).map(Some)
 }
 
-/// A table, and only a table, read as a struct.
-pub(super) fn table<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+/// The services: tables, each read as [`table`] reads one (serde's derive
+/// would read a service from its map as it comes, and expect a `struct
+/// RawService`).
+fn services<'de, D: Deserializer<'de>>(
     d: D,
-) -> Result<Option<T>, D::Error> {
+) -> Result<Option<IndexMap<String, RawService>>, D::Error> {
+    struct Service(RawService);
+    impl<'de> Deserialize<'de> for Service {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct_table(d).map(Service)
+        }
+    }
+    let map: Option<IndexMap<String, Service>> = entries(d)?;
+    Ok(map.map(|m| m.into_iter().map(|(k, v)| (k, v.0)).collect()))
+}
+
+/// A key that holds a table: [`struct_table`].
+fn table<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    struct_table(d).map(Some)
+}
+
+/// A table, and only a table, read as a struct, each of its keys once
+/// ([`Once`]).
+pub(super) fn struct_table<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
     struct Table<T>(PhantomData<T>);
     impl<'de, T: Deserialize<'de>> Visitor<'de> for Table<T> {
         type Value = T;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a table")
+            f.write_str(TABLE)
         }
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            let map = Once {
+                map,
+                seen: HashSet::new(),
+            };
             T::deserialize(de::value::MapAccessDeserializer::new(map))
         }
     }
-    d.deserialize_map(Table(PhantomData)).map(Some)
+    d.deserialize_map(Table(PhantomData))
+}
+
+/// A struct's table with every key checked to be there once, known or
+/// unknown: serde's derive would refuse a known one in its own words
+/// ("duplicate field") and let an unknown one pass, to be ignored twice.
+struct Once<A> {
+    map: A,
+    seen: HashSet<String>,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Once<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        let Some(key) = self.map.next_key::<String>()? else {
+            return Ok(None);
+        };
+        if !self.seen.insert(key.clone()) {
+            return Err(twice(&mut self.map));
+        }
+        seed.deserialize(key.into_deserializer()).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.map.size_hint()
+    }
+}
+
+/// The error for the key `map` has just read, given a second time in its
+/// table: `it is given twice`. It is raised as the key's value is read,
+/// so that it comes with the key's path (`services.web.zz`, which
+/// `serde_path_to_error` makes as a value is read) and, in JSON, with the
+/// line and column where that value begins.
+fn twice<'de, A: MapAccess<'de>>(map: &mut A) -> A::Error {
+    const TWICE: &str = "it is given twice";
+    struct Twice;
+    impl<'de> DeserializeSeed<'de> for Twice {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, _: D) -> Result<(), D::Error> {
+            Err(de::Error::custom(TWICE))
+        }
+    }
+    // `Twice` never reads a value: this is its error, or the file's.
+    map.next_value_seed(Twice)
+        .map_or_else(|e| e, |()| de::Error::custom(TWICE))
 }
 
 fn present_purposes<'de, D: Deserializer<'de>>(
@@ -228,7 +318,7 @@ fn present_purposes<'de, D: Deserializer<'de>>(
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             d.deserialize_any(Strings {
                 one: true,
-                expecting: "a string \"START-END\" or a list of them",
+                expecting: "a string \"START-END\" or an array of them",
             })
             .map(Purpose)
         }
@@ -240,7 +330,7 @@ fn present_purposes<'de, D: Deserializer<'de>>(
 fn present_names<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     d.deserialize_any(Strings {
         one: true,
-        expecting: "a string or a list of strings",
+        expecting: "a string or an array of strings",
     })
     .map(Some)
 }
@@ -248,7 +338,7 @@ fn present_names<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>,
 fn present_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     d.deserialize_any(Strings {
         one: false,
-        expecting: "a list of service names",
+        expecting: "an array of service names",
     })
     .map(Some)
 }
@@ -278,7 +368,8 @@ fn present_retries<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Er
     d.deserialize_any(Retries).map(Some)
 }
 
-/// A list of strings, or (`one`) a single string standing for a list of one.
+/// An array of strings, or (`one`) a single string standing for an array
+/// of one.
 struct Strings {
     one: bool,
     expecting: &'static str,

@@ -161,7 +161,10 @@ impl Checker<'_> {
         if services.is_empty() {
             return Err(self.err(
                 "services",
-                "at least one service is needed (or leave [services] out for the default `app` on PORT)",
+                format!(
+                    "at least one service is needed (or leave {} out for the default `app` on PORT)",
+                    self.syntax().table(&["services"])
+                ),
             ));
         }
         let graph: Vec<(&str, &[String])> = services
@@ -220,9 +223,15 @@ impl Checker<'_> {
         }
         if let Some(tcp) = raw.tcp {
             if !tcp {
+                let syntax = self.syntax();
                 return Err(self.err(
                     &format!("{key}.tcp"),
-                    "tcp = false names no check; use http = \"/path\" or cmd = \"...\"",
+                    format!(
+                        "{} names no check; use {} or {}",
+                        syntax.pair("tcp", "false"),
+                        syntax.pair("http", "\"/path\""),
+                        syntax.pair("cmd", "\"...\"")
+                    ),
                 ));
             }
             checks.push("tcp");

@@ -4,6 +4,7 @@
 use super::*;
 
 mod ranges;
+mod syntax;
 
 fn parse(text: &str) -> Result<Config> {
     Config::parse(Path::new("wtenv.toml"), text)
@@ -20,49 +21,6 @@ fn defaults_have_feature_range_and_app_service() {
         }))
     );
     assert_eq!(c.services[0].env, vec!["PORT".to_string()]);
-}
-
-#[test]
-fn hints_write_keys_in_the_syntax_of_the_file_in_use() {
-    let json = Config::parse(Path::new("/r/wtenv.json"), "{}").unwrap();
-    let toml = Config::parse(Path::new("/r/wtenv.toml"), "").unwrap();
-    assert_eq!(json.syntax(), Syntax::Json);
-    assert_eq!(toml.syntax(), Syntax::Toml);
-    assert_eq!(Config::default().syntax(), Syntax::Toml);
-
-    let web = ["services", "web"];
-    assert_eq!(
-        Syntax::Toml.add("run", "\"...\"", &web),
-        r#"add run = "..." under [services.web]"#
-    );
-    assert_eq!(
-        Syntax::Json.add("run", "\"...\"", &web),
-        r#"add "run": "..." to "services": {"web": {...}}"#
-    );
-    assert_eq!(
-        Syntax::Toml.tables(&["services", "NAME"]),
-        "[services.NAME] tables"
-    );
-    assert_eq!(
-        Syntax::Json.tables(&["services", "NAME"]),
-        r#""services": {"NAME": {...}} entries"#
-    );
-    assert_eq!(
-        Syntax::Toml.key(&["worktrees"], "branch"),
-        "[worktrees] branch"
-    );
-    assert_eq!(
-        Syntax::Json.key(&["worktrees"], "branch"),
-        r#""worktrees": {"branch": ...}"#
-    );
-    assert_eq!(
-        Syntax::Toml.setting(&["allocation"], "skip_occupied", "true"),
-        "[allocation] skip_occupied = true"
-    );
-    assert_eq!(
-        Syntax::Json.setting(&["allocation"], "skip_occupied", "true"),
-        r#""allocation": {"skip_occupied": true}"#
-    );
 }
 
 #[test]
@@ -286,53 +244,95 @@ fn type_errors_name_line_column_and_key() {
         (
             "wtenv.toml",
             "[[services]]\nname = \"web\"\n",
-            "wtenv.toml:1:1: services: expected a table, got",
+            "wtenv.toml:1:1: services: expected a table, got array",
         ),
+        (
+            "wtenv.toml",
+            "[services.web]\nsocket = 1.5\n",
+            "wtenv.toml:2:10: services.web.socket: expected a boolean, got float `1.5`",
+        ),
+        (
+            "wtenv.toml",
+            "[services]\nweb = 5\n",
+            "wtenv.toml:2:7: services.web: expected a table, got integer `5`",
+        ),
+        (
+            "wtenv.toml",
+            "[services.web]\nenv = { a = 1 }\n",
+            "wtenv.toml:2:7: services.web.env: expected a string or an array of strings, got table",
+        ),
+        // JSON's words: object, array, number.
         (
             "wtenv.json",
             "{\n  \"services\": {\n    \"wéb\": {\"socket\": 1}}}",
-            "wtenv.json:3:23: services.wéb.socket: expected a boolean, got integer `1`",
+            "wtenv.json:3:23: services.wéb.socket: expected a boolean, got number `1`",
+        ),
+        (
+            "wtenv.json",
+            r#"{"services": {"web": {"socket": 1.5}}}"#,
+            "wtenv.json:1:35: services.web.socket: expected a boolean, got number `1.5`",
         ),
         (
             "wtenv.json",
             r#"{"purposes": null}"#,
-            "wtenv.json:1:17: purposes: expected a table, got null",
+            "wtenv.json:1:17: purposes: expected an object, got null",
         ),
         (
             "wtenv.json",
             "[]",
-            "wtenv.json:1:1: expected a table, got sequence",
+            "wtenv.json:1:1: expected an object, got array",
         ),
         (
             "wtenv.json",
-            r#"{"env": {}, "env": {}}"#,
-            "wtenv.json:1:17: duplicate field `env`",
+            r#"{"services": {"web": 5}}"#,
+            "wtenv.json:1:22: services.web: expected an object, got number `5`",
+        ),
+        (
+            "wtenv.json",
+            r#"{"services": {"web": {"env": {}}}}"#,
+            "wtenv.json:1:31: services.web.env: expected a string or an array of strings, got object",
         ),
     ];
     for (name, text, want) in cases {
         let e = Config::parse(Path::new(name), text).unwrap_err();
-        assert!(e.to_string().contains(want), "{text}: {e}");
+        assert_eq!(e.to_string(), format!("invalid config {want}"), "{text}");
         assert!(e.hint().unwrap().starts_with("fix line "), "{e:?}");
     }
 }
 
-/// JSON allows a key twice, where TOML does not: an unknown key given
-/// twice is an error like a known one, not two warnings.
+/// JSON allows a key twice, where TOML does not: a key given twice is an
+/// error, known or not (not two warnings), in every table, said one way
+/// and placed where it is given the second time.
 #[test]
-fn an_unknown_json_key_given_twice_is_an_error() {
-    for (text, key) in [
-        (r#"{"x": 1, "x": 2}"#, "x"),
+fn a_json_key_given_twice_is_an_error_placed_in_the_file() {
+    for (text, want) in [
+        (r#"{"x": 1, "x": 2}"#, "1:14: x"),
+        (r#"{"env": {}, "env": {}}"#, "1:19: env"),
         (
-            r#"{"services": {"web": {"flag": 1, "flag": 1}}}"#,
-            "services.web.flag",
+            "{\"services\": {\"web\": {\n  \"flag\": 1,\n  \"flag\": 1}}}",
+            "3:10: services.web.flag",
         ),
+        (
+            r#"{"services": {"web": {"health": {"tcp": true, "tcp": true}}}}"#,
+            "1:53: services.web.health.tcp",
+        ),
+        (
+            r#"{"services": {"web": {}, "web": {}}}"#,
+            "1:32: services.web",
+        ),
+        (
+            r#"{"purposes": {"a": "5000-5001", "a": "5002-5003"}}"#,
+            "1:37: purposes.a",
+        ),
+        (r#"{"env": {"A": "1", "A": "2"}}"#, "1:24: env.A"),
     ] {
         let e = Config::parse(Path::new("/r/wtenv.json"), text).unwrap_err();
         assert_eq!(
             e.to_string(),
-            format!("invalid config /r/wtenv.json: {key}: it is given twice"),
+            format!("invalid config /r/wtenv.json:{want}: it is given twice"),
             "{text}"
         );
+        assert!(e.hint().unwrap().starts_with("fix line "), "{e:?}");
     }
     // A key as long as the file is shown cut.
     let long = "k".repeat(100_000);

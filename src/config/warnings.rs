@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use super::Syntax;
 use super::raw::keys_at;
 use crate::error::{Error, Result};
 use crate::process::printable_path;
@@ -25,7 +26,7 @@ const MAX_KEY_CHARS: usize = 80;
 /// error for the first unknown table among them.
 pub(super) fn unknown_keys(path: &Path, ignored: &[Vec<String>]) -> Result<Vec<String>> {
     if let Some(table) = ignored.iter().find(|keys| keys.len() == 1) {
-        return Err(unknown_table(path, &table[0]));
+        return Err(unknown_table(path, &table[0], super::syntax_of(Some(path))));
     }
     let file = printable_path(path);
     let mut warnings: Vec<String> = ignored
@@ -70,15 +71,21 @@ fn unknown_key(keys: &[String]) -> String {
     }
 }
 
-/// An unknown top-level key: an error, with the table it likely means.
-fn unknown_table(path: &Path, key: &str) -> Error {
+/// An unknown top-level key: an error, with the table it likely means,
+/// written as the file writes one (`[purposes]`, `"purposes"`).
+fn unknown_table(path: &Path, key: &str, syntax: Syntax) -> Error {
     let key = shown(key);
     let tables = keys_at(&[]).unwrap_or_default();
+    let unknown = format!(
+        "unknown {} {}",
+        syntax.top_level_kind(),
+        syntax.top_level(&key)
+    );
     let reason = match suggest(&key, tables) {
-        Some(table) => format!("unknown table [{key}]; did you mean [{table}]?"),
+        Some(table) => format!("{unknown}; did you mean {}?", syntax.top_level(table)),
         None => {
-            let known = tables.iter().map(|t| format!("[{t}]")).collect::<Vec<_>>();
-            format!("unknown table [{key}]; known: {}", known.join(", "))
+            let known: Vec<String> = tables.iter().map(|t| syntax.top_level(t)).collect();
+            format!("{unknown}; known: {}", known.join(", "))
         }
     };
     Error::config(path, &key, reason)
@@ -138,7 +145,7 @@ mod tests {
         let key = "k".repeat(900_000);
         assert_eq!(shown(&key), format!("{}...", "k".repeat(MAX_KEY_CHARS)));
         assert_eq!(shown("services.web.x"), "services.web.x");
-        let e = unknown_table(Path::new("/r/wtenv.toml"), &key).to_string();
+        let e = unknown_table(Path::new("/r/wtenv.toml"), &key, Syntax::Toml).to_string();
         assert!(e.len() < 400, "{} bytes", e.len());
     }
 

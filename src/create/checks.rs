@@ -58,7 +58,8 @@ pub(super) fn check_new_dirs(
     let hint = match (given, config) {
         (true, _) => format!("choose a --path whose new directories hold no {HIDDEN}"),
         (false, config) => format!(
-            "the name comes from [worktrees] root{} and the main worktree's directory name: set root to a directory without it, or choose one with --path",
+            "the name comes from {}{} and the main worktree's directory name: set root to a directory without it, or choose one with --path",
+            crate::config::syntax_of(config).key(&["worktrees"], "root"),
             config
                 .map(|c| format!(" in {}", printable_path(c)))
                 .unwrap_or_default()

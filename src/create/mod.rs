@@ -160,7 +160,8 @@ pub fn plan(
             format!("makes {branch:?}, which holds {shown}, {NOT_SHOWN}"),
         )
         .with_hint(format!(
-            "remove {shown} from [worktrees] branch: wtenv makes no branch that holds {HIDDEN}"
+            "remove {shown} from {}: wtenv makes no branch that holds {HIDDEN}",
+            config.syntax().key(&["worktrees"], "branch")
         )));
     }
     // Each part of a branch name is a file name in the repository (a

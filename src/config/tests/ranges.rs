@@ -155,7 +155,7 @@ fn overflow_ranges_must_be_disjoint_and_not_empty() {
         .unwrap_err();
     assert!(e.to_string().contains("overlaps purposes.feature"), "{e}");
     let e = parse("[purposes]\nfeature = []").unwrap_err();
-    assert!(e.to_string().contains("empty list"), "{e}");
+    assert!(e.to_string().contains("got an empty array"), "{e}");
     let e = parse("[purposes]\nfeature = [\"5000-5099\", 7]").unwrap_err();
     assert!(e.to_string().contains("expected a string"), "{e}");
 }

@@ -79,7 +79,7 @@ fn bad_health_names_the_service_and_key() {
         ),
         (
             "depends_on = \"db\"",
-            "services.web.depends_on: expected a list of service names",
+            "services.web.depends_on: expected an array of service names",
         ),
     ];
     for (line, want) in cases {

@@ -1,6 +1,7 @@
-//! TOML, JSON, or none: one schema and one set of errors, both files side
-//! by side refused, a byte order mark read past, the built-in defaults
-//! without a config, and services in declaration order in both.
+//! TOML, JSON, or none: one schema and one set of errors (a JSON file's
+//! in JSON's words), both files side by side refused, a byte order mark
+//! read past, the built-in defaults without a config, and services in
+//! declaration order in both.
 
 use crate::support::{TestEnv, run};
 
@@ -79,6 +80,72 @@ fn a_byte_order_mark_is_read_past_in_toml_and_json() {
             out.stdout.contains(&format!("PORT='{}'", t.ports.start)),
             "{file}: {out}"
         );
+    }
+}
+
+/// A wtenv.json's errors speak JSON: an object, an array, a number, keys
+/// written `"services": {...}`, never TOML's tables nor serde's maps and
+/// sequences; and a key given twice, known or not, is said one way, where
+/// it is given the second time. Exit 1, nothing allocated.
+#[test]
+fn a_json_config_s_errors_speak_json() {
+    let t = TestEnv::new();
+    std::fs::remove_file(t.repo.join("wtenv.toml")).unwrap();
+    let json = t.repo.join("wtenv.json");
+    let fix_line =
+        |n: u32, line: &str| format!("fix line {n} (`{line}`), then run the command again");
+    let fix_file = "fix the file, then run the command again".to_owned();
+    let cases = [
+        (
+            "[]",
+            ":1:1: expected an object, got array",
+            fix_line(1, "[]"),
+        ),
+        (
+            "{\"services\": {\"web\": {\"health\": {\n  \"tcp\": true,\n  \"tcp\": true}}}}",
+            ":3:9: services.web.health.tcp: it is given twice",
+            fix_line(3, "\"tcp\": true}}}}"),
+        ),
+        (
+            "{\"services\": {\"web\": {\n  \"zz\": 1,\n  \"zz\": 2}}}",
+            ":3:8: services.web.zz: it is given twice",
+            fix_line(3, "\"zz\": 2}}}"),
+        ),
+        (
+            r#"{"services": {}}"#,
+            r#": services: at least one service is needed (or leave "services": {...} out for the default `app` on PORT)"#,
+            fix_file.clone(),
+        ),
+        (
+            r#"{"services": {"web": {"health": {"tcp": false}}}}"#,
+            r#": services.web.health.tcp: "tcp": false names no check; use "http": "/path" or "cmd": "...""#,
+            fix_file.clone(),
+        ),
+        (
+            r#"{"services": {"web": {"socket": 1.5}}}"#,
+            ":1:35: services.web.socket: expected a boolean, got number `1.5`",
+            fix_line(1, r#"{"services": {"web": {"socket": 1.5}}}"#),
+        ),
+        (
+            r#"{"purpose": {}}"#,
+            r#": purpose: unknown top-level key "purpose"; did you mean "purposes"?"#,
+            fix_file.clone(),
+        ),
+    ];
+    for (text, said, hint) in cases {
+        std::fs::write(&json, text).unwrap();
+        let out = run(&mut t.wtenv(&["env"]));
+        assert_eq!(out.code, Some(1), "{text}: {out}");
+        assert!(out.stdout.is_empty(), "{out}");
+        assert_eq!(
+            out.stderr,
+            format!(
+                "error: invalid config {}{said}\nhint: {hint}\n",
+                json.display()
+            ),
+            "{text}"
+        );
+        assert!(t.allocations().is_empty(), "{text}");
     }
 }
 

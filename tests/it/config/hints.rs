@@ -43,13 +43,16 @@ fn the_hint_for_an_undefined_purpose_names_the_config_file_in_use() {
 
     assert_eq!(
         hint(&["env"]),
-        "hint: add staging to [purposes] in wtenv.json"
+        r#"hint: add "staging": "START-END" to "purposes": {...} in wtenv.json"#
     );
     let elsewhere = t.root().join("shared.json");
     std::fs::copy(&json, &elsewhere).unwrap();
     assert_eq!(
         hint(&["--config", elsewhere.to_str().unwrap(), "env"]),
-        format!("hint: add staging to [purposes] in {}", elsewhere.display())
+        format!(
+            r#"hint: add "staging": "START-END" to "purposes": {{...}} in {}"#,
+            elsewhere.display()
+        )
     );
     std::fs::write(&json, purposes(&["feature", "staging"])).unwrap();
     let out = run(&mut t.wtenv(&["env"]));
@@ -58,7 +61,7 @@ fn the_hint_for_an_undefined_purpose_names_the_config_file_in_use() {
     std::fs::remove_file(&json).unwrap();
     assert_eq!(
         hint(&["env"]),
-        "hint: add staging to [purposes] in wtenv.toml"
+        r#"hint: add staging = "START-END" under [purposes] in wtenv.toml"#
     );
 }
 
@@ -237,4 +240,32 @@ fn the_hint_for_a_full_range_names_a_json_config() {
          or widen the range (or add an overflow range) in wtenv.json",
         "{out}"
     );
+}
+
+/// `create`'s refusal of a branch or a directory that `"worktrees"` makes
+/// with a character no message shows points at that key in JSON, in a
+/// wtenv.json: `[worktrees] branch` is no key of that file.
+#[test]
+fn create_s_hints_about_worktrees_write_json_in_a_json_config() {
+    let t = TestEnv::new();
+    std::fs::remove_file(t.repo.join("wtenv.toml")).unwrap();
+    let range = t.ports.range();
+    for (worktrees, hint) in [
+        (
+            r#""branch": "{purpose}/\u202e{identifier}""#,
+            r#"hint: remove \u{202e} from "worktrees": {"branch": ...}: wtenv makes no branch"#,
+        ),
+        (
+            r#""root": "../\u202e{repo}""#,
+            r#"hint: the name comes from "worktrees": {"root": ...} in "#,
+        ),
+    ] {
+        let config =
+            format!(r#"{{"purposes": {{"feature": "{range}"}}, "worktrees": {{{worktrees}}}}}"#);
+        std::fs::write(t.repo.join("wtenv.json"), config).unwrap();
+        let out = run(&mut t.wtenv(&["create", "--purpose", "feature", "--identifier", "ok"]));
+        assert_eq!(out.code, Some(1), "{out}");
+        assert!(out.stderr.contains(hint), "{worktrees}: {out}");
+        assert_eq!(t.git(&["branch", "--list", "feature/*"]), "");
+    }
 }

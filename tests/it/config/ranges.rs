@@ -31,7 +31,7 @@ fn bad_range_syntax_is_exit_1_naming_the_key() {
         "wtenv.toml",
         "[purposes]\nfeature = 5000\n",
         "2:11: purposes.feature: ",
-        "expected a string \"START-END\" or a list of them, got integer `5000`",
+        "expected a string \"START-END\" or an array of them, got integer `5000`",
         "fix line 2 (`feature = 5000`)",
     );
 }

@@ -50,7 +50,7 @@ fn a_type_error_names_file_line_column_and_key_in_toml_and_json() {
         "wtenv.json",
         "{\"services\": {\n  \"web\": {\"health\": {\"retries\": 0}}}}\n",
         "2:33: services.web.health.retries: ",
-        "expected a whole number from 1 to 1000, got integer `0`",
+        "expected a whole number from 1 to 1000, got number `0`",
         "fix line 2 (`\"web\": {\"health\": {\"retries\": 0}}}}`)",
     );
 }

@@ -121,7 +121,7 @@ fn an_undefined_stored_purpose_is_shown_escaped() {
         "{out}"
     );
     assert_eq!(
-        lines[1], r"hint: add x\u{1b}]0;T\u{7}\ny to [purposes] in wtenv.toml",
+        lines[1], r#"hint: add x\u{1b}]0;T\u{7}\ny = "START-END" under [purposes] in wtenv.toml"#,
         "{out}"
     );
     assert!(!out.stderr.contains(['\x1b', '\x07']), "{out}");
