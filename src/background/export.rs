@@ -47,8 +47,9 @@ const ELSEWHERE: &str = "pass a directory you can write to: wtenv export FORMAT 
 enum File<'a> {
     Text(String),
     /// A `socket = true` service's `.socket`, which names its port: made
-    /// once that is reserved ([`systemd::socket_file`] cannot fail).
-    Socket(&'a Service),
+    /// once that is reserved ([`systemd::socket_file`] cannot fail), in
+    /// the worktree whose path was checked already.
+    Socket(&'a Service, systemd::UnitPath),
 }
 
 /// Makes the files and `dir`, reserves the ports and writes the files
@@ -84,6 +85,8 @@ pub fn export(
     let mut files: Vec<(String, File)> = Vec::new();
     match format {
         Format::Systemd => {
+            // Refused for a worktree whose path no unit can name.
+            let root = systemd::unit_path(&scope.worktree.root)?;
             let target = format!("{}.target", naming.group());
             // A `socket = true` service is started by its `.socket`: that
             // is what the target and its dependents want.
@@ -93,7 +96,7 @@ pub fn export(
                 false => format!("{}.service", naming.unit(name)),
             };
             let wanted: Vec<String> = services.iter().map(|s| entry(&s.name)).collect();
-            let text = systemd::target_file(&scope.worktree.root, &wanted);
+            let text = systemd::target_file(&root, &wanted);
             files.push((target.clone(), File::Text(text)));
             for service in &services {
                 let unit = format!("{}.service", naming.unit(&service.name));
@@ -101,7 +104,7 @@ pub fn export(
                     .socket
                     .then(|| format!("{}.socket", naming.unit(&service.name)));
                 if let Some(name) = &socket {
-                    files.push((name.clone(), File::Socket(service)));
+                    files.push((name.clone(), File::Socket(service, root.clone())));
                 }
                 let unit_ref = UnitRef {
                     manager: Manager::Systemd,
@@ -115,7 +118,7 @@ pub fn export(
                     service: &service.name,
                     target: &target,
                     after,
-                    root: &scope.worktree.root,
+                    root: &root,
                     env: &env,
                     argv: &argv,
                     grace: options.grace,
@@ -185,7 +188,7 @@ fn reserve_and_finish(
     for (name, file) in files {
         let text = match file {
             File::Text(text) => text,
-            File::Socket(service) => {
+            File::Socket(service, root) => {
                 // `reserve` gives every service of the config its port.
                 let port = ports.get(&service.name).copied().ok_or_else(|| {
                     Error::failed(format!("no port was reserved for service {}", service.name))
@@ -195,7 +198,7 @@ fn reserve_and_finish(
                     service: &service.name,
                     target: &format!("{}.target", naming.group()),
                     unit: &format!("{}.service", naming.unit(&service.name)),
-                    root: &scope.worktree.root,
+                    root: &root,
                     addr: std::net::SocketAddr::new(service.bind_addr(), port),
                 })
             }

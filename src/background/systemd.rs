@@ -280,16 +280,23 @@ pub fn quote(value: &str, exec: bool) -> String {
     out
 }
 
-/// The value of `WorkingDirectory=` for the worktree at `root`, or why no
-/// unit file can say it. systemd reads that value verbatim (no quotes, no
-/// C escapes: systemd.exec(5)), save for `%` specifiers (written `%%`),
-/// the whitespace it strips at both ends, and the unit-file syntax
-/// (systemd.syntax(7)): a newline ends the line, so a path holding one
-/// would add a line of its own to the unit; a line ending in a backslash
-/// joins the next. A path with a control character, or ending in a
-/// backslash or in whitespace, is refused: there is no way to write it;
-/// so is one that is not UTF-8 ([`text`]).
-pub fn working_directory(root: &std::path::Path) -> Result<String> {
+/// A worktree's path as a unit file writes it, `WorkingDirectory=` and
+/// `Description=` alike: both are read verbatim, but for `%` specifiers
+/// ([`unit_path`]).
+#[derive(Debug, Clone)]
+pub struct UnitPath(String);
+
+/// The worktree at `root`'s path as a unit file writes it, or why no unit
+/// file can say it. systemd reads `WorkingDirectory=` (systemd.exec(5)) and
+/// `Description=` (systemd.unit(5)) verbatim (no quotes, no C escapes),
+/// save for `%` specifiers (written `%%`), the whitespace it strips at
+/// both ends, and the unit-file syntax (systemd.syntax(7)): a newline
+/// ends the line, so a path holding one would add a line of its own to
+/// the unit; a line ending in a backslash joins the next. A path with a
+/// control character, or ending in a backslash or in whitespace, is
+/// refused: there is no way to write it; so is one that is not UTF-8
+/// ([`text`]).
+pub fn unit_path(root: &std::path::Path) -> Result<UnitPath> {
     let path = text("worktree path", root.as_os_str())?;
     let reason = if path.chars().any(char::is_control) {
         Some("holds a control character (a newline would end the unit's line)")
@@ -301,7 +308,7 @@ pub fn working_directory(root: &std::path::Path) -> Result<String> {
         None
     };
     match reason {
-        None => Ok(path.replace('%', "%%")),
+        None => Ok(UnitPath(no_specifiers(path))),
         Some(reason) => Err(Error::invalid(format!(
             "cannot write a systemd unit for {}: its path {reason}",
             crate::process::printable_path(root)
@@ -312,10 +319,9 @@ pub fn working_directory(root: &std::path::Path) -> Result<String> {
     }
 }
 
-/// Free text on one unit-file line (`Description=`): escaped, no
-/// specifier.
-fn describe(text: &str) -> String {
-    text.escape_debug().to_string().replace('%', "%%")
+/// Text systemd reads verbatim but for its specifiers: `%` written `%%`.
+fn no_specifiers(text: &str) -> String {
+    text.replace('%', "%%")
 }
 
 /// What one exported `.service` says.
@@ -326,7 +332,7 @@ pub struct ServiceUnit<'a> {
     pub target: &'a str,
     /// The units it starts after (its `depends_on`, with suffix).
     pub after: Vec<String>,
-    pub root: &'a std::path::Path,
+    pub root: &'a UnitPath,
     pub env: &'a [(String, OsString)],
     pub argv: &'a [OsString],
     pub grace: Duration,
@@ -337,16 +343,14 @@ pub struct ServiceUnit<'a> {
 
 /// The text of an exported `.service`: part of the worktree's target,
 /// started after its dependencies, stopped like the transient units.
-/// Refused for a worktree whose path no unit can name
-/// ([`working_directory`]), and for a value systemd cannot carry
-/// ([`text`], [`variable`]). It names no port: `export` makes it before
-/// it reserves any, so a refusal leaves the registry as it was.
+/// Refused for a value systemd cannot carry ([`text`], [`variable`]). It
+/// names no port: `export` makes it before it reserves any, so a refusal
+/// leaves the registry as it was.
 pub fn service_file(unit: &ServiceUnit) -> Result<String> {
-    let working_directory = working_directory(unit.root)?;
     let mut out = format!(
         "[Unit]\nDescription=wtenv: service {} of {}\nPartOf={}\n",
-        describe(unit.service),
-        describe(&unit.root.display().to_string()),
+        no_specifiers(unit.service),
+        unit.root.0,
         unit.target
     );
     if !unit.after.is_empty() {
@@ -357,7 +361,7 @@ pub fn service_file(unit: &ServiceUnit) -> Result<String> {
         out.push_str(&format!("Requires={socket}\nAfter={socket}\n"));
     }
     out.push_str("\n[Service]\nType=simple\n");
-    out.push_str(&format!("WorkingDirectory={working_directory}\n"));
+    out.push_str(&format!("WorkingDirectory={}\n", unit.root.0));
     for (k, v) in unit.env {
         out.push_str(&format!(
             "Environment={}\n",
@@ -389,7 +393,7 @@ pub struct SocketUnit<'a> {
     pub target: &'a str,
     /// The `.service` it starts (with suffix).
     pub unit: &'a str,
-    pub root: &'a std::path::Path,
+    pub root: &'a UnitPath,
     /// The service's address (`bind`, else `[::]`) and reserved port.
     pub addr: std::net::SocketAddr,
 }
@@ -401,8 +405,8 @@ pub struct SocketUnit<'a> {
 pub fn socket_file(unit: &SocketUnit) -> String {
     let mut out = format!(
         "[Unit]\nDescription=wtenv: socket of service {} of {}\nPartOf={}\n\n[Socket]\nListenStream={}\n",
-        describe(unit.service),
-        describe(&unit.root.display().to_string()),
+        no_specifiers(unit.service),
+        unit.root.0,
         unit.target,
         unit.addr
     );
@@ -423,10 +427,10 @@ pub fn socket_file(unit: &SocketUnit) -> String {
 
 /// The text of an exported `.target`: starts the worktree's services
 /// (`Wants=`), and is started at login once enabled.
-pub fn target_file(root: &std::path::Path, services: &[String]) -> String {
+pub fn target_file(root: &UnitPath, services: &[String]) -> String {
     format!(
         "[Unit]\nDescription=wtenv: services of worktree {}\nWants={}\n\n[Install]\nWantedBy=default.target\n",
-        describe(&root.display().to_string()),
+        root.0,
         services.join(" ")
     )
 }
@@ -458,6 +462,59 @@ mod tests {
         assert_eq!(quote("two\nlines", false), r#""two\nlines""#);
     }
 
+    /// systemd reads `Description=` verbatim but for its specifiers: a
+    /// path is written as it is, `%` doubled, and `systemctl show` gives
+    /// it back whole (it showed `\'` and `\\` from a C escape nothing
+    /// undid).
+    #[test]
+    fn descriptions_name_the_worktree_as_it_is_but_for_specifiers() {
+        let root = &unit_path(std::path::Path::new(r"/w/it's 100% a\b $HOME")).unwrap();
+        let shown = r"/w/it's 100%% a\b $HOME";
+        let description = |text: &str| {
+            let line = text.lines().find_map(|l| l.strip_prefix("Description="));
+            line.unwrap().to_owned()
+        };
+        let service = service_file(&ServiceUnit {
+            service: "web",
+            target: "t.target",
+            after: Vec::new(),
+            root,
+            env: &[],
+            argv: &[OsString::from("true")],
+            grace: Duration::from_secs(1),
+            socket: None,
+        })
+        .unwrap();
+        assert_eq!(
+            description(&service),
+            format!("wtenv: service web of {shown}")
+        );
+        assert!(
+            service.contains(&format!("\nWorkingDirectory={shown}\n")),
+            "{service}"
+        );
+        let socket = socket_file(&SocketUnit {
+            service: "web",
+            target: "t.target",
+            unit: "w-web.service",
+            root,
+            addr: "[::]:5000".parse().unwrap(),
+        });
+        assert_eq!(
+            description(&socket),
+            format!("wtenv: socket of service web of {shown}")
+        );
+        let target = target_file(root, &["w-web.service".to_owned()]);
+        assert_eq!(
+            description(&target),
+            format!("wtenv: services of worktree {shown}")
+        );
+        // What cannot be written there is refused before any file is made.
+        for bad in ["/w/a\nb", "/w/a\\", "/w/a "] {
+            assert!(unit_path(std::path::Path::new(bad)).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn a_socket_unit_listens_on_a_port_only_while_active() {
         let text = "ActiveState=active\nListen=[::]:5000 (Stream)\n";
@@ -475,7 +532,7 @@ mod tests {
 
     #[test]
     fn socket_files_listen_dual_stack_unless_an_address_is_bound() {
-        let root = std::path::Path::new("/w");
+        let root = &unit_path(std::path::Path::new("/w")).unwrap();
         let unit = |addr: &str| SocketUnit {
             service: "web",
             target: "t.target",

@@ -140,6 +140,51 @@ fn exported_systemd_units_verify_load_and_serve_on_the_reserved_ports() {
     }));
 }
 
+/// A worktree whose path holds `%`, `'`, `\` and spaces: each unit's
+/// `Description=` names it as it is (`%` written `%%`, systemd's one
+/// expansion there), and the real manager shows it back whole. It showed
+/// `100%% it\'s a\\b`: a C escape, which systemd does not undo there.
+#[test]
+fn exported_units_describe_the_worktree_by_its_path_as_it_is() {
+    let t = TestEnv::new();
+    t.write_config(
+        "[services.web]\nrun = \"true\"\n[services.api]\nrun = \"true\"\nsocket = true\n",
+    );
+    t.git(&["commit", "-q", "-am", "services"]);
+    let path = t.root().join(r"it's 100% a\b $HOME");
+    t.git(&["worktree", "add", "-q", "-b", "odd", path.to_str().unwrap()]);
+    let m = UserManager::start(&t);
+    let dir = t.root().join("units");
+    let export = run(&mut m.wtenv_in(&t, &path, &["export", "systemd", dir.to_str().unwrap()]));
+    assert_eq!(export.code, Some(0), "{export}");
+    let files: Vec<&str> = export.stdout.lines().collect();
+    assert_eq!(files.len(), 4, "{export}");
+    let shown = path.display().to_string();
+    let described = |unit: &str| {
+        if unit.ends_with(".target") {
+            format!("wtenv: services of worktree {shown}")
+        } else if unit.ends_with("-web.service") {
+            format!("wtenv: service web of {shown}")
+        } else if unit.ends_with("-api.service") {
+            format!("wtenv: service api of {shown}")
+        } else {
+            format!("wtenv: socket of service api of {shown}")
+        }
+    };
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let line = text.lines().find_map(|l| l.strip_prefix("Description="));
+        assert_eq!(line, Some(&*described(file).replace('%', "%%")), "{text}");
+    }
+    m.verify_and_link(&t, &files);
+    for file in &files {
+        let unit = Path::new(file).file_name().unwrap().to_str().unwrap();
+        let show = m.systemctl(&t, &["show", "--property=Description", "--value", unit]);
+        assert_eq!(show.code, Some(0), "{show}");
+        assert_eq!(show.stdout, format!("{}\n", described(file)), "{unit}");
+    }
+}
+
 /// `export systemd` for `socket = true` services, under the real user
 /// manager: systemd listens on the reserved ports (web dual-stack, api on
 /// its `bind`), `env` takes that listener as the worktree's own, the first
