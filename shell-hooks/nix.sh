@@ -4,7 +4,8 @@
 # In a real `nix develop` shell the worktree's ports are held by that shell
 # ($$), so `wtenv remove` refuses while it lives; an EXIT trap gives the
 # holds back when it exits (ports it allocated are released, reservations
-# stay); a killed shell's holds are swept by the next wtenv command. A
+# stay), and the watcher `env --hold` starts gives them back when it ends
+# without running the trap (`nix develop --command`, `exec`, a kill). A
 # prompt hook or `wtenv env` inside the shell joins its hold. Under direnv
 # (`use flake`, nix-direnv), the shellHook runs in direnv's short-lived
 # bash (DIRENV_IN_ENVRC=1), whose pid dies at once: there it uses the

@@ -146,11 +146,13 @@ mod tests {
         let cli = Cli::command();
         let (mut commands, mut flags) = (Vec::new(), Vec::new());
         hidden(&cli, &mut commands, &mut flags);
-        assert_eq!(commands, ["__listen-exec"]);
+        assert_eq!(commands, ["__listen-exec", "__watch"]);
         assert_eq!(flags, ["unit", "log", "log-limit", "setsid"]);
         for shell in SHELLS {
             let text = script(shell);
-            assert!(!text.contains("__listen-exec"), "{shell}");
+            for command in &commands {
+                assert!(!text.contains(command.as_str()), "{shell}: {command}");
+            }
             assert!(!text.contains("Internal:"), "{shell}");
             for long in &flags {
                 // `up` has a --log-limit of its own, shown.
@@ -183,7 +185,7 @@ mod tests {
 
     /// A command with nothing hidden is made anew as it was: the same
     /// script, byte for byte, for each subcommand of wtenv's that has no
-    /// hidden item (run's flags and `__listen-exec` are the only ones).
+    /// hidden item (run's flags, `__listen-exec` and `__watch` are the only ones).
     #[test]
     fn a_command_with_nothing_hidden_gives_the_same_script() {
         let cli = Cli::command();

@@ -26,7 +26,7 @@ use crate::error::Result;
 use crate::exit::Outcome;
 use crate::ports::{Verified, ensure_verified, hold_for, verify};
 use crate::shell::{self, Format};
-use crate::{direnv, exports, output, report, settings, trust};
+use crate::{direnv, exports, output, report, settings, supervise, trust};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -65,6 +65,10 @@ pub fn run(args: Args, ctx: impl FnOnce() -> Result<Ctx>) -> Result<Outcome> {
     // A value the format cannot carry is refused before anything is written.
     let accept = |vars: &[(String, String)]| shell::check(args.format, vars);
     let vars = ensure_verified(ctx, &scope, &mode, args.skip_occupied, &accept)?.vars;
+    if let HoldMode::HoldAll(hold) = &mode {
+        // Its holds are released once it ends, however it ends.
+        supervise::watcher::ensure(&ctx.registry, hold.process());
+    }
     let mut text = shell::render(args.format, &vars, &[])?;
     if args.direnv {
         let files = watched_files(ctx, &scope);

@@ -31,6 +31,7 @@ pub mod trust;
 pub mod untrust;
 pub mod up;
 pub mod validate;
+pub mod watch;
 
 /// Per-worktree TCP ports: allocated, proven free, exported, released.
 #[derive(Debug, Parser)]
@@ -105,6 +106,9 @@ pub enum Command {
     /// Internal: place the sockets wtenv passed at fd 3.. and exec CMD.
     #[command(name = "__listen-exec", hide = true)]
     ListenExec(listen_exec::Args),
+    /// Internal: wait for an `env --hold` holder to end, then release its holds.
+    #[command(name = "__watch", hide = true)]
+    Watch(watch::Args),
 }
 
 impl Command {
@@ -345,6 +349,7 @@ pub fn dispatch(command: Command, ctx: impl FnOnce() -> Result<Ctx>) -> Result<O
         Command::Trust(args) => trust::run(args, &ctx()?),
         Command::Untrust(args) => untrust::run(args, &ctx()?),
         Command::ListenExec(args) => listen_exec::run(args),
+        Command::Watch(args) => watch::run(args, &ctx()?),
     }
 }
 

@@ -2,15 +2,14 @@
 
 use std::path::PathBuf;
 
-use crate::alloc;
 use crate::config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
-use crate::process::{ProcessId, printable, printable_path};
+use crate::process::{printable, printable_path};
 use crate::registry::{Part, RegistryData};
-use crate::report;
 use crate::worktree::{self, Worktree};
+use crate::{report, supervise};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -147,19 +146,10 @@ fn is_missing(path: &std::path::Path) -> bool {
     matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
 }
 
-/// Drops the holds of `pid`: of this very process while it lives (the
-/// EXIT trap of the shell that holds), else of any gone process with that
-/// pid (a live successor reusing the pid is not it).
+/// Drops the holds of `pid` ([`supervise::hold::release_pid`]), saying
+/// what it released.
 fn release_hold(pid: u32, ctx: &Ctx) -> Result<Outcome> {
-    let me = ProcessId::of(pid);
-    let its = |h: &crate::registry::Hold| match me {
-        Some(me) => h.is(me),
-        None => h.pid == pid,
-    };
-    let (held, released) = ctx.registry.transaction(|data| {
-        let held = data.allocations.iter().any(|a| a.holders.iter().any(its));
-        Ok((held, alloc::release_holds_where(data, its)))
-    })?;
+    let (held, released) = supervise::hold::release_pid(&ctx.registry, pid)?;
     if !held {
         // Said, not refused: the EXIT trap of a shell that allocated
         // nothing runs it too, and a gone pid may be passed to clean up.

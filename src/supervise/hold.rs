@@ -127,6 +127,24 @@ pub fn record_hold(
     result.is_ok()
 }
 
+/// Drops the holds of `pid` (`release --hold PID`, and the
+/// [watcher](super::watcher) of an `env --hold` holder once it has ended):
+/// of this very process while it lives (the EXIT trap of the shell that
+/// holds), else of any gone process with that pid (a live successor
+/// reusing the pid is not it). Ports only it held are released,
+/// reservations stay. Whether it held any, and what was released.
+pub fn release_pid(registry: &Registry, pid: u32) -> crate::error::Result<(bool, Vec<Allocation>)> {
+    let me = ProcessId::of(pid);
+    let its = |h: &Hold| match me {
+        Some(me) => h.is(me),
+        None => h.pid == pid,
+    };
+    registry.transaction(|data| {
+        let held = data.allocations.iter().any(|a| a.holders.iter().any(its));
+        Ok((held, alloc::release_holds_where(data, its)))
+    })
+}
+
 /// `PORT (SERVICE)`, as messages name an allocation.
 fn label(a: &Allocation) -> String {
     format!("{} ({})", a.port, crate::process::printable(&a.service))

@@ -40,7 +40,8 @@
 //!   supervisor's `Drop`), then their groups (`Group`'s `Drop`).
 //! - The ports a supervising wtenv holds are released on every exit path
 //!   ([`hold`]); `up`'s per-service output and readiness live in
-//!   [`services`].
+//!   [`services`]. The holds of an `env --hold` holder (a `nix develop`
+//!   shell) are released once it ends by its [`watcher`].
 
 pub mod escalation;
 pub mod group;
@@ -54,6 +55,7 @@ mod supervisor;
 pub mod terminal;
 mod tree;
 pub mod up;
+pub mod watcher;
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::direnv::{allow, with_direnv};
 use crate::supervise::{PATIENCE, Wtenv, recorded_pgid, server_script, wait_pidfile};
-use crate::support::{PyListener, TestEnv, Tmux, held_env, run, wait_for};
+use crate::support::{PyListener, TestEnv, Tmux, held_env, kill_watcher_of, run, wait_for};
 
 const WTENV: &str = env!("CARGO_BIN_EXE_wtenv");
 
@@ -100,13 +100,15 @@ fn a_direnv_shell_reloads_when_release_or_validate_fix_gives_its_port_away() {
 }
 
 /// A holder that is gone is shown as gone by the read-only views, which
-/// write nothing; `validate` reports it, `validate --fix` clears it.
+/// write nothing; `validate` reports it, `validate --fix` clears it. (Its
+/// watcher, killed first, would have released it.)
 #[test]
 fn read_only_views_show_a_gone_holder_as_gone_and_write_nothing() {
     let t = TestEnv::new();
     let (mut holder, pid) = held_env(&t);
     let out = run(&mut t.wtenv(&["ports"]));
     assert!(out.stdout.contains(&format!("held by pid {pid} ")), "{out}");
+    kill_watcher_of(holder.id());
     holder.kill().unwrap();
     holder.wait().unwrap();
     let before = std::fs::read(t.registry_path()).unwrap();

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::support::{PyListener, Run, TestEnv, run, start_time};
+use crate::support::{PyListener, Run, TestEnv, kill_watcher_of, run, start_time};
 
 fn validate(t: &TestEnv, args: &[&str]) -> Run {
     let mut full = vec!["validate"];
@@ -164,6 +164,8 @@ fn holder_dead_is_an_error_fixed_by_releasing_the_hold() {
         (Some(0), vec![]),
         "a live holder is fine"
     );
+    // Its watcher would release it: killed first, as a watcher may be.
+    kill_watcher_of(shell.id());
     shell.kill().unwrap();
     shell.wait().unwrap();
     assert_fixable_error(&t, "holder-dead", &[]);
@@ -326,6 +328,7 @@ fn verify_ports_leaves_an_idle_port_that_a_live_process_holds() {
         out.stdout.contains(&format!("held by pid {}", shell.id())) && out.stdout.contains("idle"),
         "{out}"
     );
+    kill_watcher_of(shell.id());
     shell.kill().unwrap();
     shell.wait().unwrap();
     let (code, mut list) = findings(&t, &["--verify-ports"]);

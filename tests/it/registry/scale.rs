@@ -7,7 +7,7 @@ use std::process::Command;
 use serde_json::json;
 
 use super::fleet;
-use crate::support::{PyListener, Run, TestEnv, run};
+use crate::support::{PyListener, Run, TestEnv, kill_watcher_of, run};
 
 /// A registry of 20,000 allocations of other worktrees: an allocation still
 /// sweeps the stale entries of its range (a worktree gone, a dead holder)
@@ -120,6 +120,8 @@ fn with_20000_allocations_env_reads_only_its_own_and_the_sweep_finds_stale_ones(
     let pid = holder.id().to_string();
     let held = run(&mut t.wtenv_in(&other, &["env", "--hold", &pid]));
     assert_eq!(held.code, Some(0), "{held}");
+    // Its watcher would release it: killed first, the sweep is left.
+    kill_watcher_of(holder.id());
     holder.kill().unwrap();
     holder.wait().unwrap();
     let in_part = |what: &[&str]| {

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::support::{PyListener, TestEnv, run, start_time};
+use crate::support::{PyListener, TestEnv, kill_watcher_of, run, start_time};
 
 fn services_and_worktrees(t: &TestEnv) -> BTreeSet<(String, std::path::PathBuf)> {
     t.allocations()
@@ -45,6 +45,8 @@ fn a_dead_holder_is_swept_by_the_next_allocation() {
         .parse()
         .unwrap();
     assert_eq!(hold["pgid"].as_u64(), Some(pgid), "{hold}");
+    // Its watcher would release it: killed first, the sweep is left.
+    kill_watcher_of(shell.id());
     shell.kill().unwrap();
     shell.wait().unwrap();
     let out = run(&mut t.wtenv(&["allocate", "--service", "x"]));

@@ -1,0 +1,239 @@
+//! The watcher of an `env --hold PID` holder (README "Use with Nix"): a
+//! detached `wtenv __watch PID START` that waits for that process to end
+//! and then does what `release --hold PID` does.
+//!
+//! Why: the EXIT trap of a `nix develop` shell is the release on a normal
+//! exit, but many ends never run it: `nix develop --command CMD` (its
+//! rcfile `exec`s the command, and bash drops EXIT traps on exec), `exec
+//! zsh`, a killed shell, a shellHook that sets its own EXIT trap after
+//! ours. The holds would stay until some allocating command swept them.
+//!
+//! - One watcher per holder (pid and start time): it holds an exclusive
+//!   `flock` on `<state>/watch/<pid>-<start>.lock`, a file it makes and
+//!   removes (while it still holds the lock) once it is done. `env
+//!   --hold` starts one only when that file is missing or not locked
+//!   ([`ensure`]): with a watcher running, its cost is an open and a
+//!   `try_lock`. A watcher that finds the lock taken (another one won,
+//!   or an `env --hold` was looking at that instant, and then starts one
+//!   itself) exits at once.
+//! - Detached: its own session (a terminal's hang-up, job control and a
+//!   supervising `wtenv run`, which sweeps the strays of its session,
+//!   leave it alone), its standard descriptors on `/dev/null` (it never
+//!   keeps a caller's pipe open: `$(...)`, direnv and nix read theirs to
+//!   the end), `/` as its directory (it keeps no worktree busy).
+//! - The wait: on Linux a pidfd, polled (the process's end wakes it; no
+//!   timer); where there is none (macOS, or a kernel without
+//!   `pidfd_open`), `kill(pid, 0)` once a second, with the start time
+//!   compared on Linux each time and on macOS every
+//!   [`IDENTITY_EVERY`] seconds (there it costs a `ps`).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::files;
+use crate::process::{ProcessId, printable_path};
+use crate::registry::Registry;
+
+/// The watchers' directory, beside the registry.
+const DIR: &str = "watch";
+
+/// The hidden command a watcher runs (`wtenv __watch PID START`).
+pub const COMMAND: &str = "__watch";
+
+/// Where `ps` answers for the start time (macOS), how many seconds of
+/// `kill(pid, 0)` go between two comparisons of it: a pid reused within
+/// that time is found that much later (the sweep would release its holds
+/// anyway), and a sleeping shell's watcher starts no `ps` every second.
+const IDENTITY_EVERY: u32 = 30;
+
+/// The lock file of `holder`'s watcher.
+fn lock_path(registry: &Registry, holder: ProcessId) -> PathBuf {
+    registry
+        .sibling(DIR)
+        .join(format!("{}-{}.lock", holder.pid, holder.start_time))
+}
+
+/// Whether a watcher of `holder` runs: its lock file is there and
+/// locked. A file that cannot be looked at counts as none: the watcher
+/// started then says nothing and exits, having found what refused it.
+fn running(path: &Path) -> bool {
+    match files::open_existing_lock(path) {
+        Ok(Some(file)) => matches!(
+            file.try_lock_shared(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ),
+        _ => false,
+    }
+}
+
+/// Starts the watcher of `holder` unless one runs: called by `env --hold`
+/// once it recorded the hold. Best effort: a watcher that cannot be
+/// started is said, and the holds are then released by the shell's EXIT
+/// trap or swept by the next allocating command, as before watchers.
+pub fn ensure(registry: &Registry, holder: ProcessId) {
+    if running(&lock_path(registry, holder)) {
+        return;
+    }
+    match start(registry, holder) {
+        Ok(watcher) => tracing::info!("started the watcher of pid {}: pid {watcher}", holder.pid),
+        Err(e) => crate::report::warn(&format!(
+            "could not start the watcher of pid {}, which releases its holds once it is gone: {e}",
+            holder.pid
+        )),
+    }
+}
+
+/// Starts the watcher of `holder`: its pid.
+fn start(registry: &Registry, holder: ProcessId) -> Result<u32> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::io("could not find wtenv's own executable", e))?;
+    // It runs in `/`: a registry named relative to here is named whole.
+    let registry_path = std::path::absolute(registry.path()).map_err(|e| {
+        Error::io(
+            format!("could not resolve {}", printable_path(registry.path())),
+            e,
+        )
+    })?;
+    let child = Command::new(exe)
+        .arg("--registry")
+        .arg(registry_path)
+        .args([
+            COMMAND,
+            &holder.pid.to_string(),
+            &holder.start_time.to_string(),
+        ])
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| Error::io("could not start it", e))?;
+    // Not waited for: once this process exits, the watcher is adopted.
+    Ok(child.id())
+}
+
+/// The watcher's life: leave the caller's session, take the lock (or
+/// leave it to the watcher that has it), wait for `holder` to end,
+/// release its holds, remove the lock file.
+pub fn run(registry: &Registry, holder: ProcessId) -> Result<()> {
+    // Fails only for a group leader, which a spawned process is not.
+    let _ = nix::unistd::setsid();
+    let Some((file, path)) = take_lock(registry, holder)? else {
+        return Ok(());
+    };
+    wait_for_end(holder);
+    let released = super::hold::release_pid(registry, holder.pid);
+    // Removed while locked: whoever opened it before sees it locked, and
+    // whoever opens the path after finds none.
+    let _ = std::fs::remove_file(&path);
+    drop(file);
+    let (_, released) = released?;
+    for a in released {
+        tracing::info!(port = a.port, service = %a.service, "released");
+    }
+    Ok(())
+}
+
+/// The lock of `holder`'s watcher, made in `<state>/watch`, with its
+/// path; `None` when another process has it (a watcher, or an `env
+/// --hold` looking, which then starts another), or when the file locked
+/// was removed meanwhile (its watcher was done: `holder` has ended).
+fn take_lock(registry: &Registry, holder: ProcessId) -> Result<Option<(File, PathBuf)>> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = registry.ensure_state_dir()?.join(DIR);
+    let could_not = |what: &str, e: std::io::Error| {
+        Error::io(format!("could not {what} {}", printable_path(&dir)), e)
+    };
+    files::create_private_dir(&dir, false).map_err(|e| could_not("create", e))?;
+    // Only a directory of ours: a link there would place the lock elsewhere.
+    let meta = std::fs::symlink_metadata(&dir).map_err(|e| could_not("read", e))?;
+    if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(could_not(
+            "use",
+            std::io::Error::other("it is not a directory of ours"),
+        ));
+    }
+    let path = lock_path(registry, holder);
+    let file = files::open_lock(&path).map_err(|e| {
+        Error::io(
+            format!("could not open {}", printable_path(&path)),
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(Error::io(
+                format!("could not lock {}", printable_path(&path)),
+                e,
+            ));
+        }
+    }
+    let same = match (file.metadata(), std::fs::symlink_metadata(&path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
+    };
+    Ok(same.then_some((file, path)))
+}
+
+/// Returns once `holder` has ended (at once when it has already).
+fn wait_for_end(holder: ProcessId) {
+    #[cfg(target_os = "linux")]
+    if linux::wait(holder) {
+        return;
+    }
+    let pid = nix::unistd::Pid::from_raw(holder.pid as i32);
+    let mut seconds = 0u32;
+    loop {
+        // EPERM: alive, another user's (a pid reused by one).
+        if nix::sys::signal::kill(pid, None) == Err(nix::errno::Errno::ESRCH) {
+            return;
+        }
+        let compare = cfg!(target_os = "linux") || seconds.is_multiple_of(IDENTITY_EVERY);
+        if compare && !holder.is_alive() {
+            return;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        seconds = seconds.wrapping_add(1);
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use rustix::event::{PollFd, PollFlags, poll};
+    use rustix::io::Errno;
+    use rustix::process::{Pid, PidfdFlags, pidfd_open};
+
+    use crate::process::ProcessId;
+
+    /// Waits on a pidfd of `holder`: `true` once it has ended, `false`
+    /// when no pidfd can be had or polled (the caller then polls).
+    pub fn wait(holder: ProcessId) -> bool {
+        let Some(pid) = Pid::from_raw(holder.pid as i32) else {
+            return true;
+        };
+        let fd = match pidfd_open(pid, PidfdFlags::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::SRCH) => return true,
+            Err(_) => return false,
+        };
+        // Checked after the open: a pid reused before it names another
+        // process, whose start time differs; one reused after it cannot
+        // be, the pidfd naming the process that had it.
+        if !holder.is_alive() {
+            return true;
+        }
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        loop {
+            match poll(&mut fds, None) {
+                Ok(_) => return true,
+                Err(Errno::INTR) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}

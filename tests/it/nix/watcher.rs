@@ -1,0 +1,163 @@
+//! The watcher `env --hold PID` starts: the holds of a `nix develop`
+//! shell are released once it ends, however it ends (`--command`, which
+//! runs no EXIT trap, a SIGKILL), by one watcher per shell, which keeps no
+//! caller's pipe open and leaves no lock file behind.
+
+use std::process::Command;
+use std::time::Duration;
+
+use super::{nix_develop, nix_develop_in_tmux, write_test_flake};
+use crate::support::{TestEnv, run, run_bounded, wait_for, watchers_of};
+
+/// The lock files of the watchers.
+fn lock_files(t: &TestEnv) -> Vec<std::path::PathBuf> {
+    match std::fs::read_dir(t.state_dir().join("watch")) {
+        Ok(dir) => dir.map(|e| e.unwrap().path()).collect(),
+        Err(_) => vec![],
+    }
+}
+
+/// Once `shell` has ended, its holds are released without any other
+/// command (the ports only it held with them: no allocation is left
+/// that is not reserved), its watcher is gone and its lock file with it;
+/// the views show nothing held and `validate` passes.
+fn released_after(t: &TestEnv, shell: u32) {
+    let unheld = || {
+        t.registry()["allocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["reserved"] == true && a.get("holders").is_none())
+    };
+    assert!(
+        wait_for(Duration::from_secs(30), unheld),
+        "the holds of {shell} were not released: {}",
+        t.registry()
+    );
+    assert!(
+        wait_for(Duration::from_secs(30), || watchers_of(shell).is_empty()),
+        "the watcher of {shell} did not exit"
+    );
+    assert_eq!(lock_files(t), Vec::<std::path::PathBuf>::new());
+    for view in [&["ports"][..], &["validate", "-v"]] {
+        let out = run(&mut t.wtenv(view));
+        assert!(!out.stdout.contains("held"), "{view:?}: {out}");
+        assert_eq!(out.code, Some(0), "{view:?}: {out}");
+    }
+}
+
+/// `nix develop --command CMD`, CI's form: nix's rcfile `exec`s CMD, and
+/// bash drops its EXIT trap on exec, so `release --hold $$` never runs.
+/// The shell's watcher releases its holds once CMD has exited.
+#[test]
+fn nix_develop_command_is_released_once_the_command_exits() {
+    let t = TestEnv::new();
+    write_test_flake(&t);
+    let mut cmd = nix_develop(&t);
+    cmd.arg(format!(
+        "echo \"pid $$\"; '{}' ports",
+        env!("CARGO_BIN_EXE_wtenv")
+    ))
+    .current_dir(&t.repo);
+    let out = run_bounded(&mut cmd, Duration::from_secs(120));
+    assert_eq!(out.code, Some(0), "{out}");
+    let shell: u32 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("pid "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        out.stdout.contains(&format!("held by pid {shell}")),
+        "the command ran unheld: {out}"
+    );
+    released_after(&t, shell);
+    assert!(t.allocations().is_empty(), "{}", t.registry());
+}
+
+/// A `nix develop` shell killed with SIGKILL runs no trap: its watcher
+/// releases its holds.
+#[test]
+fn a_killed_nix_develop_shell_is_released_by_its_watcher() {
+    let t = TestEnv::new();
+    write_test_flake(&t);
+    let (_tmux, shell) = nix_develop_in_tmux(&t, &t.repo, "kill");
+    assert!(
+        wait_for(Duration::from_secs(30), || lock_files(&t).len() == 1),
+        "the watcher took no lock"
+    );
+    assert_eq!(watchers_of(shell).len(), 1, "no watcher of {shell}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shell as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    released_after(&t, shell);
+    assert!(t.allocations().is_empty(), "{}", t.registry());
+}
+
+/// More `wtenv env --hold $$` inside a shell whose watcher runs start
+/// none: one watcher per shell, the first.
+#[test]
+fn one_watcher_per_shell_however_often_it_holds() {
+    let t = TestEnv::new();
+    write_test_flake(&t);
+    let (tmux, shell) = nix_develop_in_tmux(&t, &t.repo, "again");
+    assert!(
+        wait_for(Duration::from_secs(30), || lock_files(&t).len() == 1),
+        "the watcher took no lock"
+    );
+    let first = watchers_of(shell);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let (log, done) = (t.root().join("again.log"), t.root().join("again.done"));
+    tmux.line(
+        &t,
+        &format!(
+            "for i in 1 2 3; do '{}' -v env --hold $$ >/dev/null 2>>'{}'; done; echo ok > '{}'",
+            env!("CARGO_BIN_EXE_wtenv"),
+            log.display(),
+            done.display()
+        ),
+    );
+    assert!(
+        wait_for(Duration::from_secs(60), || done.exists()),
+        "{}",
+        tmux.pane(&t)
+    );
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(!said.contains("started the watcher"), "{said}");
+    assert_eq!(watchers_of(shell), first);
+    assert_eq!(lock_files(&t).len(), 1);
+    tmux.line(&t, "exit");
+    released_after(&t, shell);
+}
+
+/// The watcher keeps none of its caller's pipes open: `$(wtenv env --hold
+/// PID)` ends while PID (and so its watcher) lives on. A plain `env`
+/// starts no watcher; the reservation it made outlives the hold.
+#[test]
+fn the_watcher_keeps_no_pipe_of_its_caller_open() {
+    let t = TestEnv::new();
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!t.state_dir().join("watch").exists(), "a plain env watches");
+    let mut holder = Command::new("sleep").arg("600").spawn().unwrap();
+    let pid = holder.id();
+    let mut cmd = Command::new("bash");
+    t.apply_env(&mut cmd);
+    cmd.args([
+        "-c",
+        "out=$(\"$0\" env --hold \"$1\" 2>&1); echo \"[$out]\"",
+        env!("CARGO_BIN_EXE_wtenv"),
+        &pid.to_string(),
+    ])
+    .current_dir(&t.repo);
+    let out = run_bounded(&mut cmd, Duration::from_secs(30));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("export PORT="), "{out}");
+    assert_eq!(watchers_of(pid).len(), 1, "no watcher of {pid}");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    released_after(&t, pid);
+}
