@@ -16,9 +16,11 @@ pub struct Ctx {
     pub registry: Registry,
     /// `--config PATH`: used instead of the worktree's own file.
     pub config_path: Option<PathBuf>,
-    /// The current directory as the kernel gives it (`getcwd`): absolute,
-    /// with no symbolic link and no `.` or `..`.
-    pub cwd: PathBuf,
+    /// The current directory as the kernel gave it at start-up (`getcwd`:
+    /// absolute, with no symbolic link and no `.` or `..`), or why it could
+    /// not: read through [`Ctx::cwd`], so that only the commands that need
+    /// it fail without it (a directory deleted under the shell).
+    pub(crate) current_dir: std::io::Result<PathBuf>,
     /// Colour on stderr (terminal, `--color`, `NO_COLOR`).
     pub color: bool,
     /// `--color`, for the streams decided on demand ([`Ctx::color_stdout`]).
@@ -42,6 +44,37 @@ pub struct Scope {
 }
 
 impl Ctx {
+    /// The current directory; an error saying what to do when there is
+    /// none (deleted under the shell) or it cannot be read. Only what
+    /// needs it asks: `release --hold`, `ports --all` and `validate` work
+    /// from a deleted directory.
+    pub fn cwd(&self) -> Result<&Path> {
+        self.current_dir.as_deref().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::not_found("the current directory no longer exists: it was deleted")
+                    .with_hint("cd to a directory that exists")
+            }
+            kind => {
+                let again = match e.raw_os_error() {
+                    Some(code) => std::io::Error::from_raw_os_error(code),
+                    None => std::io::Error::new(kind, e.to_string()),
+                };
+                Error::io("could not read the current directory", again)
+                    .with_hint("cd to a directory you can read")
+            }
+        })
+    }
+
+    /// `path` as given on the command line, made absolute against the
+    /// current directory when it is relative (only then is the current
+    /// directory needed).
+    pub fn absolute(&self, path: &Path) -> Result<PathBuf> {
+        if path.is_absolute() {
+            return Ok(path.to_path_buf());
+        }
+        Ok(self.cwd()?.join(path))
+    }
+
     /// Colour on stdout, decided like [`Ctx::color`] from stdout's own
     /// state (only `up` asks: its prefixed lines go to stdout).
     pub fn color_stdout(&self) -> bool {
@@ -145,13 +178,13 @@ impl Ctx {
     /// The worktree around the current directory, found without resolving
     /// [`Ctx::cwd`] again (it is already).
     pub fn worktree_here(&self) -> Result<Option<Worktree>> {
-        Worktree::discover_resolved(&self.cwd)
+        Worktree::discover_resolved(self.cwd()?)
     }
 
     /// Like [`Ctx::worktree_here`], but outside a worktree is an error.
     pub fn require_worktree_here(&self) -> Result<Worktree> {
-        self.worktree_here()?
-            .ok_or_else(|| Worktree::outside(&self.cwd))
+        let cwd = self.cwd()?;
+        Worktree::discover_resolved(cwd)?.ok_or_else(|| Worktree::outside(cwd))
     }
 
     pub fn scope_at(&self, dir: &Path) -> Result<Scope> {

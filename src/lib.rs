@@ -147,19 +147,12 @@ fn context(
         None => registry::Registry::default_path()?,
     };
     // getcwd fails with ENOENT once the directory is deleted under the
-    // shell (`git worktree remove` from another terminal).
-    let cwd = std::env::current_dir().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::not_found("the current directory no longer exists: it was deleted")
-                .with_hint("cd to a directory that exists")
-        }
-        _ => Error::io("could not read the current directory", e)
-            .with_hint("cd to a directory you can read"),
-    })?;
+    // shell (`git worktree remove` from another terminal): said by the
+    // commands that need it (`Ctx::cwd`), not by those that do not.
     Ok(context::Ctx {
         registry: registry::Registry::from_env(registry_path)?,
         config_path,
-        cwd,
+        current_dir: std::env::current_dir(),
         color: color_enabled(color, std::io::stderr().is_terminal()),
         color_choice: color,
         verbose,

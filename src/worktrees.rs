@@ -29,9 +29,10 @@ pub struct Entry {
     pub main: bool,
 }
 
-/// The repository around `ctx.cwd`: its worktree, its config, and every
-/// worktree of it, found from git's files without running git (`enter`
-/// runs on a `cd`, `remove` should cost what `git worktree remove` costs).
+/// The repository around the current directory ([`Ctx::cwd`]): its
+/// worktree, its config, and every worktree of it, found from git's files
+/// without running git (`enter` runs on a `cd`, `remove` should cost what
+/// `git worktree remove` costs).
 /// The entries' `branch` is left unknown; `list` asks git instead
 /// ([`entries_from_git`]).
 pub fn entries(ctx: &Ctx) -> Result<(Worktree, Config, Vec<Entry>)> {

@@ -72,10 +72,10 @@ pub fn run_argv(
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("could not find wtenv's own executable", e))?;
     let mut argv: Vec<OsString> = vec![exe.into(), "--registry".into()];
-    argv.push(ctx.cwd.join(ctx.registry.path()).into());
+    argv.push(ctx.absolute(ctx.registry.path())?.into());
     if let Some(config) = &ctx.config_path {
         argv.push("--config".into());
-        argv.push(ctx.cwd.join(config).into());
+        argv.push(ctx.absolute(config)?.into());
     }
     argv.push("run".into());
     if options.manager == Manager::Wtenv {

@@ -34,7 +34,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         if ctx.config_path.is_none() && ctx.worktree_here()?.is_none() {
             return Err(Error::not_found(format!(
                 "no configuration to check: {} is not inside a git worktree",
-                printable_path(&ctx.cwd)
+                printable_path(ctx.cwd()?)
             ))
             .with_hint(
                 "run it in a worktree, pass --config PATH, or --all for every repository in the registry",

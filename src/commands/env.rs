@@ -71,7 +71,7 @@ pub fn run(args: Args, ctx: impl FnOnce() -> Result<Ctx>) -> Result<Outcome> {
     }
     let mut text = shell::render(args.format, &vars, &[])?;
     if args.direnv {
-        let files = watched_files(ctx, &scope);
+        let files = watched_files(ctx, &scope)?;
         let files: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
         text.push_str(&direnv::watch(settings::direnv_watches(), &files));
     }
@@ -81,10 +81,10 @@ pub fn run(args: Args, ctx: impl FnOnce() -> Result<Ctx>) -> Result<Outcome> {
 
 /// What direnv reloads on: the config (both names when there is none yet,
 /// so creating one reloads) and the worktree's stamp.
-fn watched_files(ctx: &Ctx, scope: &Scope) -> Vec<PathBuf> {
+fn watched_files(ctx: &Ctx, scope: &Scope) -> Result<Vec<PathBuf>> {
     let mut files = match (&ctx.config_path, &scope.config.source) {
         // direnv records absolute, clean paths.
-        (Some(p), _) | (None, Some(p)) => vec![crate::worktree::normalize(&ctx.cwd.join(p))],
+        (Some(p), _) | (None, Some(p)) => vec![crate::worktree::normalize(&ctx.absolute(p)?)],
         (None, None) => vec![
             scope.worktree.root.join(crate::config::TOML_NAME),
             scope.worktree.root.join(crate::config::JSON_NAME),
@@ -96,7 +96,7 @@ fn watched_files(ctx: &Ctx, scope: &Scope) -> Vec<PathBuf> {
     if scope.config.untrusted_names().next().is_some() {
         files.push(ctx.registry.sibling(trust::FILE_NAME));
     }
-    files
+    Ok(files)
 }
 
 /// The prompt hook's run. Whatever fails, the context included (the
@@ -246,7 +246,7 @@ fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Option<Vec<(String, String)>
     if scope.config.source.is_none() && ctx.config_path.is_none() {
         return Ok(Some(vec![]));
     }
-    if settings::hook_loaded() == Some(fingerprint(ctx, &scope).as_str()) {
+    if settings::hook_loaded() == Some(fingerprint(ctx, &scope)?.as_str()) {
         return Ok(None);
     }
     let Verified {
@@ -268,7 +268,7 @@ fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Option<Vec<(String, String)>
     }
     // Taken after the load, as direnv does: a write of this load's own
     // (the first allocation rewrites the stamp) does not count as a change.
-    vars.push((settings::HOOK_LOADED.into(), fingerprint(ctx, &scope)));
+    vars.push((settings::HOOK_LOADED.into(), fingerprint(ctx, &scope)?));
     Ok(Some(vars))
 }
 
@@ -279,12 +279,12 @@ fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Option<Vec<(String, String)>
 /// are only looked at (`stat`), never opened. The hash is the standard
 /// library's: stable within one build, and a new build at worst reloads
 /// once.
-fn fingerprint(ctx: &Ctx, scope: &Scope) -> String {
+fn fingerprint(ctx: &Ctx, scope: &Scope) -> Result<String> {
     use std::hash::{Hash, Hasher};
     use std::os::unix::fs::MetadataExt;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     scope.worktree.root.hash(&mut hasher);
-    for file in watched_files(ctx, scope) {
+    for file in watched_files(ctx, scope)? {
         file.hash(&mut hasher);
         match std::fs::metadata(&file) {
             Ok(m) => (
@@ -300,5 +300,5 @@ fn fingerprint(ctx: &Ctx, scope: &Scope) -> String {
             Err(e) => e.kind().hash(&mut hasher),
         }
     }
-    format!("{:016x}", hasher.finish())
+    Ok(format!("{:016x}", hasher.finish()))
 }

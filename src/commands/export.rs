@@ -34,7 +34,7 @@ pub struct Args {
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let scope = ctx.scope()?;
     let dir = match args.dir {
-        Some(d) => ctx.cwd.join(d),
+        Some(d) => ctx.absolute(&d)?,
         None => export::default_dir(args.format)?,
     };
     let options = Options {

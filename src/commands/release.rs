@@ -45,7 +45,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     // the registry is read and rewritten.
     let (target, repository, whole) = match &args.worktree {
         Some(p) => {
-            let abs = ctx.cwd.join(p);
+            let abs = ctx.absolute(p)?;
             match Worktree::discover(&abs) {
                 Ok(Some(wt)) if abs.canonicalize().ok().as_ref() == Some(&wt.root) => {
                     (wt.root, Some(wt.common_dir), true)
@@ -94,7 +94,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         // nothing reserved) stays a warning: release is idempotent.
         if services.is_empty()
             && let Some(p) = &args.worktree
-            && is_missing(&ctx.cwd.join(p))
+            && is_missing(&ctx.absolute(p)?)
         {
             return Err(Error::not_found(format!(
                 "worktree {} does not exist, and the registry has no allocations for it",

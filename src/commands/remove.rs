@@ -68,8 +68,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     } else {
         worktrees::entries_of(ctx, here)?
     };
+    let cwd = ctx.cwd()?;
     let by_path = |target: &str| {
-        let abs = ctx.cwd.join(target);
+        let abs = cwd.join(target);
         let path = abs
             .canonicalize()
             .unwrap_or_else(|_| worktree::normalize(&abs));

@@ -189,7 +189,7 @@ pub fn plan(
 
     let path_given = path.is_some();
     let wanted = match path {
-        Some(p) => worktree::normalize(&ctx.cwd.join(p)),
+        Some(p) => worktree::normalize(&ctx.absolute(p)?),
         None => worktree::normalize(
             &default_root(&config.worktrees.root, &source).join(format!("{purpose}-{identifier}")),
         ),

@@ -100,3 +100,54 @@ fn release_hold_releases_what_the_pid_held_and_says_when_it_holds_nothing() {
     );
     assert_eq!(std::fs::read(t.registry_path()).unwrap(), before);
 }
+
+/// `wtenv ARGS` run by a shell whose current directory was deleted under
+/// it (`rmdir` of its own directory).
+fn in_a_deleted_directory(t: &TestEnv, args: &[&str]) -> crate::support::Run {
+    let gone = t.root().join("gone");
+    std::fs::create_dir_all(&gone).unwrap();
+    let mut cmd = std::process::Command::new("sh");
+    t.apply_env(&mut cmd);
+    cmd.args(["-c", "rmdir \"$PWD\" && exec \"$@\"", "sh"])
+        .arg(env!("CARGO_BIN_EXE_wtenv"))
+        .args(args)
+        .current_dir(&gone);
+    let out = run(&mut cmd);
+    assert!(!gone.exists());
+    out
+}
+
+/// A `nix develop` shell exited from a directory deleted under it: its
+/// EXIT trap's `release --hold $$` needs no worktree, so it needs no
+/// current directory; neither do `ports --all` and `validate`. A command
+/// that acts on the worktree around it says the directory is gone.
+#[test]
+fn release_hold_and_the_registry_views_work_from_a_deleted_directory() {
+    let t = TestEnv::new();
+    let (mut holder, pid) = held_env(&t);
+    let ports = in_a_deleted_directory(&t, &["ports", "--all"]);
+    assert_eq!(ports.code, Some(0), "{ports}");
+    assert!(
+        ports.stdout.contains(&format!("held by pid {pid}")),
+        "{ports}"
+    );
+    let validate = in_a_deleted_directory(&t, &["validate"]);
+    assert_eq!(validate.code, Some(0), "{validate}");
+    let here = in_a_deleted_directory(&t, &["ports"]);
+    assert_eq!(here.code, Some(1), "{here}");
+    assert_eq!(
+        here.stderr,
+        "error: the current directory no longer exists: it was deleted\nhint: cd to a directory that exists\n"
+    );
+    let release = in_a_deleted_directory(&t, &["release", "--hold", &pid]);
+    assert_eq!(release.code, Some(0), "{release}");
+    assert!(
+        release
+            .stderr
+            .contains(&format!("released port {} (app)", t.ports.start)),
+        "{release}"
+    );
+    assert!(t.allocations().is_empty());
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}
