@@ -18,10 +18,33 @@ if [ "${DIRENV_IN_ENVRC-}" = 1 ]; then
   __wtenv_out=$(__WTENV_EXE__ env --format bash --direnv </dev/null) || __wtenv_out=
 else
   __wtenv_out=$(__WTENV_EXE__ env --format bash --hold "$$" </dev/null) || __wtenv_out=
+  # Returns the status it was called with: a trap after it sees the
+  # shell's exit status.
   __wtenv_release() {
+    local __wtenv_rc=$?
     __WTENV_EXE__ release --hold "$1" </dev/null >/dev/null 2>&1 || :
+    return "$__wtenv_rc"
   }
-  trap '__wtenv_release "$$"' EXIT
+  # An EXIT trap the shellHook set before this one still runs, after the
+  # release. Its text is taken from what bash itself prints, `trap --
+  # 'TEXT' EXIT` (TEXT quoted by bash), and only that is eval'd, to
+  # unquote it. A trap set after this one replaces it: the watcher of
+  # `env --hold` releases then.
+  __wtenv_trap=$(trap -p EXIT)
+  case $__wtenv_trap in
+  "trap -- '"*"' EXIT")
+    __wtenv_trap=${__wtenv_trap#"trap -- "}
+    eval "__wtenv_trap=${__wtenv_trap%" EXIT"}"
+    ;;
+  *) __wtenv_trap= ;;
+  esac
+  case $__wtenv_trap in
+  '__wtenv_release "$$"'*) ;;
+  '') __wtenv_trap='__wtenv_release "$$"' ;;
+  *) __wtenv_trap='__wtenv_release "$$"'$'\n'$__wtenv_trap ;;
+  esac
+  trap -- "$__wtenv_trap" EXIT
+  unset __wtenv_trap
 fi
 eval "$__wtenv_out"
 unset __wtenv_out
