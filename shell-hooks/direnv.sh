@@ -17,8 +17,9 @@ use_wtenv() {
   if wtenv_out=$("$wtenv_exe" env --format bash --direnv </dev/null); then
     eval "$wtenv_out"
   else
-    # Reload once the config is fixed.
-    watch_file wtenv.toml wtenv.json
+    # What wtenv prints on failure: the watch of the config where it looks
+    # for it (the worktree's root), so fixing it reloads.
+    eval "$wtenv_out"
     log_error "wtenv: the worktree's ports were not loaded (reason above); fix it, then run 'direnv reload'"
   fi
 }

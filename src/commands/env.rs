@@ -57,6 +57,26 @@ pub fn run(args: Args, ctx: impl FnOnce() -> Result<Ctx>) -> Result<Outcome> {
         return run_hook(&args, ctx);
     }
     let ctx = &ctx()?;
+    match load(&args, ctx) {
+        Ok(text) => output::stdout(&text)?,
+        // direnv reloads once the config is fixed: the config is watched
+        // where wtenv looks for it, so the hooks (`use wtenv`, the nix
+        // hook under direnv) eval this output on failure too.
+        Err(err) if args.direnv => {
+            if let Some(files) = watched_on_failure(ctx) {
+                let files: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+                output::stdout(&direnv::watch(settings::direnv_watches(), &files))?;
+            }
+            return Err(err);
+        }
+        Err(err) => return Err(err),
+    }
+    Ok(Outcome::SUCCESS)
+}
+
+/// The variables (and with `--direnv`, what direnv watches), as shell
+/// code in `args.format`.
+fn load(args: &Args, ctx: &Ctx) -> Result<String> {
     let scope = ctx.scope()?;
     let mode = match args.hold {
         None => HoldMode::Reserve,
@@ -75,8 +95,23 @@ pub fn run(args: Args, ctx: impl FnOnce() -> Result<Ctx>) -> Result<Outcome> {
         let files: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
         text.push_str(&direnv::watch(settings::direnv_watches(), &files));
     }
-    output::stdout(&text)?;
-    Ok(Outcome::SUCCESS)
+    Ok(text)
+}
+
+/// What direnv reloads on after a failed load: the config where wtenv
+/// looks for it (`--config`, else both names at the worktree's root,
+/// whichever directory below it holds the `.envrc`), so that fixing it
+/// reloads. `None` where there is nothing of wtenv's to watch: outside a
+/// worktree, or the directory gone.
+fn watched_on_failure(ctx: &Ctx) -> Option<Vec<PathBuf>> {
+    if let Some(p) = &ctx.config_path {
+        return Some(vec![crate::worktree::normalize(&ctx.absolute(p).ok()?)]);
+    }
+    let root = ctx.worktree_here().ok()??.root;
+    Some(vec![
+        root.join(crate::config::TOML_NAME),
+        root.join(crate::config::JSON_NAME),
+    ])
 }
 
 /// What direnv reloads on: the config (both names when there is none yet,

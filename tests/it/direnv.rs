@@ -336,3 +336,52 @@ fn wtenv_extends_the_watch_list_exactly_as_direnv_watch_does() {
     assert_eq!(ours, dump(&theirs));
     assert_eq!(ours.as_array().map(Vec::len), Some(3), "{ours}");
 }
+
+/// `use wtenv` in an `.envrc` below the worktree's root (`front/`) whose
+/// load fails on the root's invalid config watches that config, where
+/// wtenv looks for it, not `front/wtenv.toml`: fixing it reloads.
+#[test]
+fn a_failed_load_below_the_root_reloads_once_the_root_config_is_fixed() {
+    let t = TestEnv::new();
+    with_direnv(&t);
+    let front = t.repo.join("front");
+    std::fs::create_dir_all(&front).unwrap();
+    std::fs::write(front.join(".envrc"), "use wtenv\n").unwrap();
+    allow(&t, &front);
+    std::fs::write(t.repo.join("wtenv.toml"), "[purposes\n").unwrap();
+    // What `use wtenv` evals on failure: the watch of the root's config,
+    // nothing else.
+    let out = run(&mut t.wtenv_in(&front, &["env", "--direnv"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "watch_file '{root}/wtenv.toml' '{root}/wtenv.json'\n",
+            root = t.repo.display()
+        ),
+        "{out}"
+    );
+    let valid = format!("[purposes]\nfeature = \"{}\"\n", t.ports.range());
+    let script = format!(
+        "cd '{front}'\neval \"$(direnv export bash)\"\necho \"failed=${{PORT-}}\"\n\
+         echo \"again: [$(direnv export json)]\"\n\
+         sleep 1.1; printf '%s' '{valid}' > ../wtenv.toml\n\
+         echo \"fixed: [$(direnv export json | head -c 1)]\"\n\
+         eval \"$(direnv export bash)\"\necho \"loaded=$PORT\"\n",
+        front = front.display(),
+    );
+    let mut cmd = Command::new("bash");
+    t.apply_env(&mut cmd);
+    let out = run(cmd
+        .args(["--noprofile", "--norc", "-euo", "pipefail", "-c", &script])
+        .current_dir(t.root()));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("failed=\n"), "{out}");
+    assert!(out.stderr.contains("wtenv.toml"), "{out}");
+    assert!(out.stdout.contains("again: []\n"), "{out}");
+    assert!(out.stdout.contains("fixed: [{]\n"), "{out}");
+    assert!(
+        out.stdout.contains(&format!("loaded={}\n", t.ports.start)),
+        "{out}"
+    );
+}
