@@ -15,7 +15,9 @@
 # exported, and the shell still starts.
 
 if [ "${DIRENV_IN_ENVRC-}" = 1 ]; then
-  __wtenv_out=$(__WTENV_EXE__ env --format bash --direnv </dev/null) || __wtenv_out=
+  # Kept on failure: it is then the watch of the config where wtenv looks
+  # for it (the worktree's root), as for `use wtenv`, so fixing it reloads.
+  __wtenv_out=$(__WTENV_EXE__ env --format bash --direnv </dev/null) || :
 else
   __wtenv_out=$(__WTENV_EXE__ env --format bash --hold "$$" </dev/null) || __wtenv_out=
   # Returns the status it was called with: a trap after it sees the
