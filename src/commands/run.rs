@@ -78,12 +78,14 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     for name in &args.services {
         config::check_service_name(name)?;
     }
+    if args.setsid {
+        // The wtenv back end's supervisor, which no manager passes
+        // sockets: what its caller left open is let go of first.
+        crate::supervise::detach().map_err(|e| Error::io("could not start a session", e.into()))?;
+    }
     // Before anything is spawned: sockets a service manager passed us
     // become ours (close-on-exec), so only the hand-off passes them on.
     let passed = sockets::inherited::take()?;
-    if args.setsid {
-        nix::unistd::setsid().map_err(|e| Error::io("could not start a session", e.into()))?;
-    }
     let supervisor = Supervisor::new(args.grace)
         .map_err(|e| Error::io("could not set up signal handling", e))?;
     let scope = ctx.scope()?;

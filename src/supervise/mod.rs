@@ -43,6 +43,7 @@
 //!   [`services`]. The holds of an `env --hold` holder (a `nix develop`
 //!   shell) are released once it ends by its [`watcher`].
 
+mod detach;
 pub mod escalation;
 pub mod group;
 pub mod hold;
@@ -56,6 +57,8 @@ pub mod terminal;
 mod tree;
 pub mod up;
 pub mod watcher;
+
+pub use detach::detach;
 
 use std::time::Duration;
 

@@ -120,7 +120,7 @@ fn start(registry: &Registry, holder: ProcessId) -> Result<u32> {
 /// release its holds, remove the lock file.
 pub fn run(registry: &Registry, holder: ProcessId) -> Result<()> {
     // Fails only for a group leader, which a spawned process is not.
-    let _ = nix::unistd::setsid();
+    let _ = super::detach();
     let Some((file, path)) = take_lock(registry, holder)? else {
         return Ok(());
     };

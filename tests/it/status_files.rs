@@ -3,12 +3,12 @@
 //! `validate --fix` and by the next `up`; nothing else there is touched.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use nix::sys::signal::Signal;
 
 use crate::supervise::{PATIENCE, Wtenv, alive, assert_all_clean, server_script, wait_pidfile};
-use crate::support::{TestEnv, wait_for};
+use crate::support::{Sleeper, TestEnv, wait_for};
 use wtenv::process::{self, ProcessId};
 
 /// A pid that was alive a moment ago and is not any more.
@@ -34,7 +34,7 @@ struct Bystanders {
 
 impl Bystanders {
     fn plant(t: &TestEnv, dir: &Path) -> Bystanders {
-        let live = sleeper();
+        let live = Sleeper::new();
         let me = ProcessId::of(live.0.id()).unwrap();
         let live_file = dir.join(format!("{}.json", me.pid));
         std::fs::write(&live_file, status_json(me.pid, me.start_time)).unwrap();
@@ -63,31 +63,9 @@ impl Bystanders {
     }
 }
 
-/// A live process, killed on drop (a failed test leaks nothing).
-struct Sleeper(Child);
-
-impl Drop for Sleeper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn sleeper() -> Sleeper {
-    Sleeper(
-        Command::new("sleep")
-            .arg("60")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
-
 /// A file of a live pid that records another start time: the pid reused.
 fn plant_reused(dir: &Path) -> (Sleeper, PathBuf) {
-    let c = sleeper();
+    let c = Sleeper::new();
     let path = dir.join(format!("{}.json", c.0.id()));
     std::fs::write(&path, status_json(c.0.id(), 1)).unwrap();
     (c, path)

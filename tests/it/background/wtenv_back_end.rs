@@ -13,7 +13,7 @@ use super::{
     DownOnDrop, free, holders, listeners, naming, ports, serves, signal, two_http_services,
 };
 use crate::supervise::{PATIENCE, alive};
-use crate::support::{Run, TestEnv, run, wait_for};
+use crate::support::{Run, TestEnv, run, run_bounded, wait_for};
 
 /// The detached wtenv supervisor, where no user manager answers (the
 /// test's environment has no XDG_RUNTIME_DIR).
@@ -56,6 +56,28 @@ fn the_wtenv_back_end_serves_detached_until_down_releases_everything() {
     for pid in servers.into_iter().chain([supervisor]) {
         assert!(!alive(pid), "{pid} survived down");
     }
+}
+
+/// The detached supervisor lets go of what its caller left open beyond
+/// stdio without close-on-exec (`exec 7>&1`, a CI runner's pipe): its
+/// service does not inherit it, so `$(wtenv up -d)` ends while it serves.
+#[test]
+fn the_wtenv_back_end_lets_go_of_descriptors_its_caller_passed_down() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    two_http_services(&t);
+    let (web, _) = ports(&t);
+    let mut cmd = std::process::Command::new("bash");
+    t.apply_env(&mut cmd);
+    cmd.args([
+        "-c",
+        "out=$(\"$0\" up -d --manager wtenv 7>&1 2>&1); echo \"[$out]\"",
+        env!("CARGO_BIN_EXE_wtenv"),
+    ])
+    .current_dir(&t.repo);
+    let out = run_bounded(&mut cmd, Duration::from_secs(30));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(serves(web), "{out}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::{nix_develop, nix_develop_in_tmux, write_test_flake};
-use crate::support::{TestEnv, run, run_bounded, wait_for, watchers_of};
+use crate::support::{Sleeper, TestEnv, run, run_bounded, wait_for, watchers_of};
 
 /// The lock files of the watchers.
 fn lock_files(t: &TestEnv) -> Vec<std::path::PathBuf> {
@@ -159,5 +159,31 @@ fn the_watcher_keeps_no_pipe_of_its_caller_open() {
     assert_eq!(watchers_of(pid).len(), 1, "no watcher of {pid}");
     holder.kill().unwrap();
     holder.wait().unwrap();
+    released_after(&t, pid);
+}
+
+/// Nor a descriptor its caller left open beyond stdio without
+/// close-on-exec (`exec 7>&1`, nix's fd 3, a CI runner's pipe): the
+/// watcher closes them as it starts, so `$(...)` ends.
+#[test]
+fn the_watcher_lets_go_of_descriptors_its_caller_passed_down() {
+    let t = TestEnv::new();
+    let holder = Sleeper::new();
+    let pid = holder.0.id();
+    let mut cmd = Command::new("bash");
+    t.apply_env(&mut cmd);
+    cmd.args([
+        "-c",
+        "out=$(\"$0\" env --hold \"$1\" 7>&1 2>&1); echo \"[$out]\"",
+        env!("CARGO_BIN_EXE_wtenv"),
+        &pid.to_string(),
+    ])
+    .current_dir(&t.repo);
+    let out = run_bounded(&mut cmd, Duration::from_secs(30));
+    let watchers = watchers_of(pid);
+    drop(holder);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("export PORT="), "{out}");
+    assert_eq!(watchers.len(), 1, "no watcher of {pid}");
     released_after(&t, pid);
 }
