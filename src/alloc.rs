@@ -31,7 +31,7 @@ pub use scan::{
 pub use stale::{
     Fix, Stale, apply_fixes, find_stale, release_holds, release_holds_where, sweep, sweep_where,
 };
-pub use usage::{Usage, classify, describe_pids, holds_json, lifetime};
+pub use usage::{Usage, classify, describe_pids, holders_of_busy, holds_json, lifetime};
 
 /// What the decisions need to know about the machine.
 pub trait System {

@@ -241,9 +241,11 @@ pub fn unrecorded_conflicts(
 ) -> Result<Vec<Conflict>> {
     let taken: BTreeSet<u16> = data.allocations.iter().map(|a| a.port).collect();
     let free = alloc::range_conflicts(&config.purposes, &taken, system).map_err(Error::probe)?;
-    let holders = system.holders(&free.iter().map(|c| c.port).collect());
+    let mut busy = free.iter().map(|c| c.port).collect();
+    let holders = alloc::holders_of_busy(&mut busy, system).map_err(Error::probe)?;
     Ok(free
         .into_iter()
+        .filter(|c| busy.contains(&c.port))
         .map(|c| Conflict {
             holders: holders.get(&c.port).cloned().unwrap_or_default(),
             port: c.port,

@@ -23,7 +23,9 @@
 //! is returned: "could not tell" is never reported as "free".
 //!
 //! Holder lookup is advisory: /proc on Linux, `lsof` elsewhere. An empty
-//! answer means "holder unknown", which callers must say as such.
+//! answer means "holder unknown", which callers must say as such, once a
+//! second probe found the port still busy (its holder may have exited
+//! since the first): [`crate::alloc::holders_of_busy`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;

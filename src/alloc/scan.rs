@@ -132,24 +132,33 @@ pub fn scan_ranges(
         if free.len() >= count {
             break;
         }
-        let found = scan(range, taken, count - free.len(), req.skip_occupied, system)
-            .map_err(Error::probe)?;
+        let wanted = count - free.len();
+        let mut found =
+            scan(range, taken, wanted, req.skip_occupied, system).map_err(Error::probe)?;
         if !found.conflicts.is_empty() && !req.skip_occupied {
-            let holders = system.holders(&found.conflicts.iter().copied().collect());
-            return Err(Error::Conflict(Box::new(crate::report::PortConflict {
-                purpose: req.purpose.to_owned(),
-                range,
-                ranges: req.ranges.clone(),
-                ports: found
-                    .conflicts
-                    .iter()
-                    .map(|p| (*p, holders.get(p).cloned().unwrap_or_default()))
-                    .collect(),
-                config_file: crate::config::file_named(req.config_source, req.worktree),
-                syntax: crate::config::syntax_of(req.config_source),
-            })));
+            let mut busy: BTreeSet<u16> = found.conflicts.iter().copied().collect();
+            let holders = super::holders_of_busy(&mut busy, system).map_err(Error::probe)?;
+            if !busy.is_empty() {
+                return Err(Error::Conflict(Box::new(crate::report::PortConflict {
+                    purpose: req.purpose.to_owned(),
+                    range,
+                    ranges: req.ranges.clone(),
+                    ports: busy
+                        .iter()
+                        .map(|p| (*p, holders.get(p).cloned().unwrap_or_default()))
+                        .collect(),
+                    config_file: crate::config::file_named(req.config_source, req.worktree),
+                    syntax: crate::config::syntax_of(req.config_source),
+                })));
+            }
+            // Every conflict's holder exited between the probe and the
+            // lookup: those ports are free now, and the lowest free are
+            // taken (rule 2).
+            found.free.extend(found.conflicts);
+            found.free.sort_unstable();
+            found.free.truncate(wanted);
         }
-        if found.free.len() < count - free.len() {
+        if found.free.len() < wanted {
             tracing::debug!(%range, "range has no more free ports: next range");
         }
         free.extend(found.free);

@@ -226,3 +226,130 @@ fn plain_env_makes_a_held_port_sticky_and_a_dead_holders_port_is_swept_first() {
     assert_eq!(w.len(), 1);
     assert!(w[0].reserved && w[0].holders.is_empty());
 }
+
+/// The real machine, but for what happens between a probe that found a
+/// port busy and the lookup of its holder.
+struct Between {
+    real: RealSystem,
+    /// Closed just before the lookup: a server that exits in between.
+    stopping: Option<std::net::TcpListener>,
+    /// The lookup finds nobody though the port stays busy (a `/proc` the
+    /// holder is hidden from).
+    hidden: bool,
+}
+
+impl Between {
+    /// A listener on a port of loopback, and that port.
+    fn listener() -> (std::net::TcpListener, u16) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        (listener, port)
+    }
+}
+
+impl System for Between {
+    fn probe(&mut self, port: u16) -> std::io::Result<crate::probe::PortState> {
+        self.real.probe(port)
+    }
+    fn holders(&mut self, ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<crate::probe::Holder>> {
+        self.stopping = None;
+        if self.hidden {
+            return BTreeMap::new();
+        }
+        self.real.holders(ports)
+    }
+    fn is_alive(&mut self, p: crate::process::ProcessId) -> bool {
+        self.real.is_alive(p)
+    }
+    fn unit_active(&mut self, unit: &crate::background::UnitRef) -> bool {
+        self.real.unit_active(unit)
+    }
+    fn worktree_gone(&mut self, w: &Path, r: &Path) -> bool {
+        self.real.worktree_gone(w, r)
+    }
+    fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool {
+        self.real.descends_from(pid, ancestor)
+    }
+    fn orphans(&mut self, hold: &crate::registry::Hold) -> Vec<u32> {
+        self.real.orphans(hold)
+    }
+}
+
+/// A reserved port whose server exits between the probe and the holder
+/// lookup (`env` while the worktree's own dev server stops) is free, not
+/// a foreign holder; one still busy whose holder nobody can name stays
+/// "holder unknown". Real sockets: the test closes its listener itself
+/// between the two steps.
+#[test]
+fn a_holder_that_exits_before_its_lookup_leaves_its_port_free() {
+    let mut data = RegistryData::default();
+    alloc(
+        &mut data,
+        "/r",
+        vec!["app"],
+        &HoldMode::Reserve,
+        &mut Fake::default(),
+    )
+    .unwrap();
+    let (listener, port) = Between::listener();
+    data.allocations[0].port = port;
+    let mine: Vec<&Allocation> = data.allocations.iter().collect();
+    let mut stopping = Between {
+        real: RealSystem::default(),
+        stopping: Some(listener),
+        hidden: false,
+    };
+    assert_eq!(classify(&mine, &mut stopping).unwrap(), vec![Usage::Idle]);
+
+    let (listener, port) = Between::listener();
+    data.allocations[0].port = port;
+    let mine: Vec<&Allocation> = data.allocations.iter().collect();
+    let mut hidden = Between {
+        real: RealSystem::default(),
+        stopping: None,
+        hidden: true,
+    };
+    let usage = classify(&mine, &mut hidden).unwrap();
+    assert_eq!(usage, vec![Usage::Foreign(vec![])], "holder unknown");
+    drop(listener);
+}
+
+/// The allocation's side of the same race: a port of the range found
+/// busy whose holder exits before its lookup is picked (it is the lowest
+/// free), not a conflict; one still busy and nameless is the conflict.
+#[test]
+fn a_conflict_whose_holder_exits_before_its_lookup_is_no_conflict() {
+    let (listener, port) = Between::listener();
+    let mut request = req("/r", vec!["app"]);
+    request.ranges = crate::config::Ranges::one(crate::config::PortRange {
+        start: port,
+        end: port,
+    });
+    let mut stopping = Between {
+        real: RealSystem::default(),
+        stopping: Some(listener),
+        hidden: false,
+    };
+    let mut data = RegistryData::default();
+    let ports = allocate_in(&mut data, &request, &HoldMode::Reserve, &mut stopping).unwrap();
+    assert_eq!(ports["app"], port);
+
+    let (listener, port) = Between::listener();
+    request.ranges = crate::config::Ranges::one(crate::config::PortRange {
+        start: port,
+        end: port,
+    });
+    let mut hidden = Between {
+        real: RealSystem::default(),
+        stopping: None,
+        hidden: true,
+    };
+    let mut data = RegistryData::default();
+    let err = allocate_in(&mut data, &request, &HoldMode::Reserve, &mut hidden).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("  port {port}: holder unknown")),
+        "{text}"
+    );
+    drop(listener);
+}

@@ -1,7 +1,7 @@
 //! Rule 5: the live state of allocated ports (idle, in use by their
 //! worktree, held by a foreign process), and how holders read in views.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 
 use super::System;
@@ -30,8 +30,39 @@ impl Usage {
     }
 }
 
+/// Who holds each port of `busy` (ports a probe found occupied), as the
+/// system names them: where a probe and a holder lookup meet, for every
+/// caller (`env`, `run`, `up`, an allocation's conflict, `list`,
+/// `conflicts`, `validate --verify-ports`). A port whose lookup finds
+/// nobody is probed once more: its holder may have exited between the
+/// probe and the lookup (a dev server stopping), and a port free now is
+/// free: it leaves `busy`. One still occupied stays in `busy` with no
+/// holder: holder unknown (a hidden `/proc`, another namespace). No port
+/// busy, no system call.
+pub fn holders_of_busy(
+    busy: &mut BTreeSet<u16>,
+    system: &mut dyn System,
+) -> io::Result<BTreeMap<u16, Vec<Holder>>> {
+    if busy.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let holders = system.holders(busy);
+    let unnamed: Vec<u16> = busy
+        .iter()
+        .copied()
+        .filter(|p| holders.get(p).is_none_or(Vec::is_empty))
+        .collect();
+    for port in unnamed {
+        if system.probe(port)? == PortState::Free {
+            tracing::debug!(port, "occupied, then held by nobody: free now");
+            busy.remove(&port);
+        }
+    }
+    Ok(holders)
+}
+
 /// Rule 5 for a batch of allocations: probe each; look up holders of the
-/// busy ones in one pass.
+/// busy ones in one pass ([`holders_of_busy`]).
 pub fn classify(allocations: &[&Allocation], system: &mut dyn System) -> io::Result<Vec<Usage>> {
     let mut busy = BTreeSet::new();
     for a in allocations {
@@ -39,7 +70,7 @@ pub fn classify(allocations: &[&Allocation], system: &mut dyn System) -> io::Res
             busy.insert(a.port);
         }
     }
-    let holders = system.holders(&busy);
+    let holders = holders_of_busy(&mut busy, system)?;
     Ok(allocations
         .iter()
         .map(|a| {

@@ -314,15 +314,18 @@ pub fn child_env(colour: bool, set: impl Fn(&str) -> bool) -> Vec<(&'static str,
 /// even a process of this worktree (a server left running by an earlier
 /// `run` or `up`): the service would only fail with "address in use".
 pub fn refuse_busy(ports: &[(&str, u16)]) -> Result<()> {
-    let busy: BTreeSet<u16> = ports
+    let mut busy: BTreeSet<u16> = ports
         .iter()
         .map(|&(_, p)| p)
         .filter(|&p| probe::probe(p).is_ok_and(|s| s == probe::PortState::Occupied))
         .collect();
+    // A port whose holder exited since the probe is free (a server
+    // stopping); a second probe that fails leaves it busy, holder unknown.
+    let holders =
+        alloc::holders_of_busy(&mut busy, &mut alloc::RealSystem::default()).unwrap_or_default();
     if busy.is_empty() {
         return Ok(());
     }
-    let holders = probe::holders(&busy);
     let mut lines = Vec::new();
     let mut pids = Vec::new();
     for &(service, port) in ports.iter().filter(|(_, p)| busy.contains(p)) {
