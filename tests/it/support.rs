@@ -8,6 +8,10 @@
 
 #![allow(dead_code)]
 
+mod tmpfs;
+
+pub use tmpfs::Tmpfs;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

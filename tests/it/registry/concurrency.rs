@@ -4,12 +4,12 @@
 //! nothing.
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{PortBlock, TestEnv, run};
+use crate::support::{PortBlock, TestEnv, Tmpfs, run};
 
 #[test]
 fn thirty_two_processes_at_once_get_distinct_ports() {
@@ -249,43 +249,23 @@ fn sigkill_at_random_moments_never_tears_or_loses_the_registry() {
 fn a_full_disk_changes_nothing_and_says_so() {
     let t = TestEnv::new();
     let other = t.add_worktree("other");
-    let disk = t.root().join("disk");
-    std::fs::create_dir(&disk).unwrap();
-    let state = disk.join("state");
-    // A tmpfs of 16 KiB in a mount namespace of the test's own: the first
-    // `env` records the port, then the disk is filled, then `other`
-    // needs a write.
-    let script = format!(
-        "mount -t tmpfs -o size=16k tmpfs {disk} || exit 99\n\
-         W={wtenv}\n\
-         cd {repo} && $W env >/dev/null || exit 98\n\
-         cp {state}/registry.json {disk}/before.json\n\
-         head -c 65536 /dev/zero > {disk}/fill 2>/dev/null\n\
-         cd {other} && $W env\n\
-         echo \"exit $?\"\n\
-         cmp {state}/registry.json {disk}/before.json && echo unchanged\n\
-         ls {state}\n",
-        disk = crate::shell::q(&disk),
-        wtenv = env!("CARGO_BIN_EXE_wtenv"),
-        repo = crate::shell::q(&t.repo),
-        other = crate::shell::q(&other),
-        state = crate::shell::q(&state),
-    );
-    let mut cmd = Command::new("unshare");
-    t.apply_env(&mut cmd);
-    let out = run(cmd.env("WTENV_STATE_DIR", &state).args([
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        &script,
-    ]));
+    // The first `env` records the port, then the disk is filled, then
+    // `other` needs a write.
+    let disk = Tmpfs::mount(&t.root().join("disk"), "16k");
+    let state = disk.path().join("state");
+    let out = run(t.wtenv(&["env"]).env("WTENV_STATE_DIR", &state));
     assert_eq!(out.code, Some(0), "{out}");
-    assert_eq!(
-        out.stdout, "exit 1\nunchanged\nprobe.lock\nregistry.json\nregistry.lock\n",
-        "{out}"
-    );
+    let before = std::fs::read(state.join("registry.json")).unwrap();
+    disk.fill();
+    let out = run(t.wtenv_in(&other, &["env"]).env("WTENV_STATE_DIR", &state));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(std::fs::read(state.join("registry.json")).unwrap(), before);
+    let mut left: Vec<String> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["probe.lock", "registry.json", "registry.lock"]);
     assert!(
         out.stderr.ends_with(
             ": No space left on device (os error 28)\n\
