@@ -221,13 +221,16 @@ fn with_owner_bits(meta: &std::fs::Metadata, owner: u32) -> Option<std::fs::Perm
         .then(|| std::fs::Permissions::from_mode((meta.mode() & 0o777) | owner))
 }
 
-/// [`open_lock`] for a reader that must not create it: opened for reading
-/// only (`flock` needs no more), `None` when it does not exist.
-pub fn open_existing_lock(path: &Path) -> Result<Option<File>, OpenError> {
+/// [`open_lock`] for a reader, never creating it: opened for reading only
+/// (`flock` needs no more, so a read-only file system opens it too),
+/// `None` when it does not exist. Checked as [`open_lock`] checks it (a
+/// regular file of ours, never through a link), with the owner's bits
+/// `needs` (0o600 where writers use it too, 0o400 to read).
+pub fn open_existing_lock(path: &Path, needs: u32) -> Result<Option<File>, OpenError> {
     let Some(file) = open_read(path, false)? else {
         return Ok(None);
     };
-    require_owner_bits(&require_own_regular(&file)?, 0o400)?;
+    require_owner_bits(&require_own_regular(&file)?, needs)?;
     Ok(Some(file))
 }
 

@@ -457,18 +457,27 @@ impl Registry {
     fn ensure_dir(&self) -> Result<()> {
         let dir = self.dir();
         if !is_there(dir) {
-            crate::files::create_private_dir(dir, true)
-                // Unusable (exit 2), like a directory that is not one: the
-                // path wtenv was given cannot hold a registry.
-                .map_err(|e| {
-                    self.unusable(
+            crate::files::create_private_dir(dir, true).map_err(|e| {
+                // A read-only file system is said as such (exit 1).
+                if e.raw_os_error() == Some(nix::libc::EROFS) {
+                    return files::replace_error(
                         format!(
-                            "could not create its directory {}: {e}",
+                            "could not create the state directory {}",
                             printable_path(dir)
                         ),
-                        checked::WHERE_IT_IS,
-                    )
-                })?;
+                        e,
+                    );
+                }
+                // Unusable (exit 2), like a directory that is not one: the
+                // path wtenv was given cannot hold a registry.
+                self.unusable(
+                    format!(
+                        "could not create its directory {}: {e}",
+                        printable_path(dir)
+                    ),
+                    checked::WHERE_IT_IS,
+                )
+            })?;
         }
         self.check_dir(Access::Write).map(drop)
     }

@@ -26,16 +26,18 @@ pub enum Commit {
 }
 
 /// The error for a [`replace`] or [`replace_with`] that failed, with
-/// `context` (what was being replaced). A full disk or a read-only file
-/// system gets the hint that helps: nothing was changed (see
-/// [`replace_with`]), so the command can simply be run again.
+/// `context` (what was being replaced), or for another step of a write
+/// that fails before anything is changed (a lock file that cannot be
+/// made or opened for writing). A full disk or a read-only file system
+/// gets the hint that helps: nothing was changed (see [`replace_with`]),
+/// so the command can simply be run again once the disk is mended.
 pub fn replace_error(context: String, e: io::Error) -> crate::error::Error {
     let hint = match e.raw_os_error() {
         Some(libc::ENOSPC | libc::EDQUOT) => Some(
             "its disk is full (or your quota used up): nothing was changed; free some space, then run the command again",
         ),
         Some(libc::EROFS) => Some(
-            "its file system is read-only: nothing was changed; set WTENV_STATE_DIR to a directory you can write",
+            "its file system is read-only: nothing was changed; remount it read-write, or set WTENV_STATE_DIR to a directory you can write",
         ),
         _ => None,
     };

@@ -133,7 +133,29 @@ impl Registry {
                 format!("chmod 700 {}", quote_in_message(dir)),
             ));
         }
+        if access == Access::Write {
+            self.refuse_read_only()?;
+        }
         Ok(mode & 0o200 != 0)
+    }
+
+    /// A state directory on a file system mounted read-only takes no
+    /// write, whatever its mode says (root's neither): a command that
+    /// would change anything says so before it starts, as a write would
+    /// (a read-only file system, exit 1, with what to do). Reads never
+    /// ask: they need no write ([`Registry::read_lock`]).
+    fn refuse_read_only(&self) -> Result<()> {
+        use nix::sys::statvfs::{FsFlags, statvfs};
+        match statvfs(self.dir()) {
+            Ok(fs) if fs.flags().contains(FsFlags::ST_RDONLY) => Err(files::replace_error(
+                format!(
+                    "could not write in the state directory {}",
+                    printable_path(self.dir())
+                ),
+                std::io::Error::from_raw_os_error(nix::libc::EROFS),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Refuses, with the error a transaction would give, a registry no

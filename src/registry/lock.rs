@@ -39,9 +39,10 @@ impl Registry {
     /// never overlap. No other lock is wanted while it is held, so it
     /// cannot deadlock with `registry.lock`.
     ///
-    /// In a directory whose mode keeps its owner from writing (a view's,
-    /// see [`read_lock`]), an existing probe lock is used and none is
-    /// made: `None` when there is none.
+    /// Opened as [`read_lock`] opens its lock: an existing probe lock is
+    /// used read-only, and none is made where the directory's mode keeps
+    /// its owner from writing or the file system is read-only: `None`
+    /// when there is none.
     ///
     /// [`probe_turn`]: Registry::probe_turn
     /// [`read_lock`]: Registry::read_lock
@@ -51,12 +52,8 @@ impl Registry {
             Ok(meta) if meta.is_dir() => meta,
             _ => return Ok(None),
         };
-        let path = self.dir().join(PROBE_LOCK_NAME);
-        if self.check_dir_meta(&meta, Access::Read)? {
-            self.open_lock(&path).map(Some)
-        } else {
-            self.open_existing_lock(&path)
-        }
+        let may_write = self.check_dir_meta(&meta, Access::Read)?;
+        self.open_lock_to_read(&self.dir().join(PROBE_LOCK_NAME), may_write)
     }
 
     /// The probe lock, exclusive, until the turn is dropped; bounded wait.
@@ -72,25 +69,46 @@ impl Registry {
         Ok(file)
     }
 
-    /// The shared lock a read holds, when the directory's mode lets its
-    /// owner write it (`may_write`, from [`check_dir`]): made if missing.
-    /// Else the read creates nothing, as root as for anyone (the mode says
-    /// nothing is written there), and takes the lock only if it is there:
-    /// without it, no writer can be at work, since every writer refuses
-    /// such a directory before it takes the lock (and a reader sees a
-    /// whole file anyway, the registry being replaced by rename).
+    /// The shared lock a read holds, on the lock file opened read-only
+    /// when it is there ([`open_lock_to_read`]): a read needs no write, so
+    /// the views, and `env` with every port reserved, work on a read-only
+    /// file system as in a directory of mode 500.
     ///
-    /// [`check_dir`]: Registry::check_dir
+    /// [`open_lock_to_read`]: Registry::open_lock_to_read
     pub(super) fn read_lock(&self, may_write: bool) -> Result<Option<File>> {
-        if may_write {
-            return self.lock(false).map(Some);
-        }
         let path = self.lock_path();
-        let Some(file) = self.open_existing_lock(&path)? else {
+        let Some(file) = self.open_lock_to_read(&path, may_write)? else {
             return Ok(None);
         };
         self.wait_lock(&file, &path, false)?;
         Ok(Some(file))
+    }
+
+    /// A lock file for a shared lock or a probe turn (`flock` needs only a
+    /// descriptor, read-only will do): the one there, opened read-only and
+    /// checked as [`open_lock`](Registry::open_lock) checks it (a regular
+    /// file of yours, never through a link; its owner's read and write
+    /// bits when the directory's mode lets its owner write, `may_write`
+    /// from [`check_dir`], since writers use it too). When there is none,
+    /// it is made if `may_write`; else, or when the file system is
+    /// read-only, nothing is made, as root as for anyone, and the answer
+    /// is `None`: no writer can be at work there, since every writer
+    /// refuses such a directory or file system before it takes the lock
+    /// (and a reader sees a whole file anyway, the registry being
+    /// replaced by rename).
+    ///
+    /// [`check_dir`]: Registry::check_dir
+    fn open_lock_to_read(&self, path: &Path, may_write: bool) -> Result<Option<File>> {
+        let needs = if may_write { 0o600 } else { 0o400 };
+        let there = files::open_existing_lock(path, needs).map_err(|e| self.lock_error(path, e))?;
+        if there.is_some() || !may_write {
+            return Ok(there);
+        }
+        match files::open_lock(path) {
+            Ok(file) => Ok(Some(file)),
+            Err(OpenError::Io(e)) if e.raw_os_error() == Some(nix::libc::EROFS) => Ok(None),
+            Err(e) => Err(self.lock_error(path, e)),
+        }
     }
 
     /// A lock file of the state directory, exclusive, held until dropped:
@@ -107,12 +125,6 @@ impl Registry {
         files::open_lock(path).map_err(|e| self.lock_error(path, e))
     }
 
-    /// [`open_lock`](Registry::open_lock), never creating it: `None` when
-    /// it is not there.
-    fn open_existing_lock(&self, path: &Path) -> Result<Option<File>> {
-        files::open_existing_lock(path).map_err(|e| self.lock_error(path, e))
-    }
-
     fn lock_error(&self, path: &Path, e: OpenError) -> Error {
         // A directory, or a file the kernel keeps this user from opening
         // (not theirs, or a mode without the owner's rw), is refused as
@@ -125,7 +137,8 @@ impl Registry {
             refused => refused,
         };
         match e {
-            OpenError::Io(e) => Error::io(
+            // A full disk or a read-only file system, said as such.
+            OpenError::Io(e) => files::replace_error(
                 format!("could not open lock file {}", printable_path(path)),
                 e,
             ),

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::assert_refused;
-use crate::support::{TestEnv, run, snapshot};
+use crate::support::{TestEnv, Tmpfs, run, snapshot};
 
 #[test]
 fn a_group_writable_registry_directory_is_refused_and_untouched() {
@@ -136,6 +136,77 @@ fn a_registry_directory_its_owner_cannot_write_is_read_and_never_changed() {
         );
         assert_eq!(snapshot(&dir), before, "wtenv {args:?} wrote");
     }
+}
+
+/// A state directory on a file system mounted read-only: the views and
+/// `env` with its port reserved read it as ever, the lock files opened
+/// read-only (they failed, exit 1, "could not open lock file ...:
+/// Read-only file system", no hint), or none taken when there is none
+/// (no writer can be at work there); every command that must write says
+/// the file system is read-only, exit 1, with what to do, before it
+/// starts anything. Nothing changes.
+#[test]
+fn a_read_only_file_system_is_read_as_ever_and_a_write_says_what_to_do() {
+    let t = TestEnv::new();
+    let disk = Tmpfs::mount(&t.root().join("disk"), "1m");
+    let state = disk.path().join("state");
+    let wtenv = |args: &[&str]| run(t.wtenv(args).env("WTENV_STATE_DIR", &state));
+    assert_eq!(wtenv(&["env"]).code, Some(0));
+    // The same registry without its lock files, on a disk of its own.
+    let bare = Tmpfs::mount(&t.root().join("bare"), "1m");
+    let bare_state = bare.path().join("state");
+    std::fs::create_dir(&bare_state).unwrap();
+    std::fs::set_permissions(&bare_state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::copy(
+        state.join("registry.json"),
+        bare_state.join("registry.json"),
+    )
+    .unwrap();
+    disk.remount_read_only();
+    bare.remount_read_only();
+    let before = (snapshot(&state), snapshot(&bare_state));
+    let port = t.ports.start.to_string();
+    for args in [
+        &["ports"][..],
+        &["ports", "--all", "--json"],
+        &["list"],
+        &["env"],
+        &["validate", "--verify-ports"],
+        &["conflicts"],
+        &["status"],
+    ] {
+        for dir in [&state, &bare_state] {
+            let out = run(t.wtenv(args).env("WTENV_STATE_DIR", dir));
+            assert_eq!(out.code, Some(0), "wtenv {args:?}: {out}");
+            if ["ports", "list", "env"].contains(&args[0]) {
+                assert!(out.stdout.contains(&port), "wtenv {args:?}: {out}");
+            }
+        }
+    }
+    let hold = std::process::id().to_string();
+    let ran = t.root().join("ran");
+    let ran = ran.to_str().unwrap();
+    for &args in WRITERS.iter().chain(
+        [
+            &["env", "--hold", hold.as_str()][..],
+            &["run", "--", "touch", ran],
+            &["run", "--service", "app", "--", "touch", ran],
+        ]
+        .iter(),
+    ) {
+        let out = wtenv(args);
+        assert_eq!(out.code, Some(1), "wtenv {args:?}: {out}");
+        assert!(!Path::new(ran).exists(), "wtenv {args:?} ran its command");
+        let said = format!(
+            "error: could not write in the state directory {}: \
+             Read-only file system (os error 30)\n\
+             hint: its file system is read-only: nothing was changed; \
+             remount it read-write, or set WTENV_STATE_DIR to a directory you can write\n",
+            state.display()
+        );
+        assert_eq!(out.stderr, said, "wtenv {args:?}: {out}");
+    }
+    assert_eq!((snapshot(&state), snapshot(&bare_state)), before);
 }
 
 /// What a user (not root) saw in a state directory of mode 300: `env`
