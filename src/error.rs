@@ -320,14 +320,16 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::RegistryUnusable { hint, .. } => Some(hint.clone()),
+            // Whoever holds a lock may be any process (`flock(1)`, a
+            // script): said as what it usually is, not as what it must be.
             Error::RegistryBusy { .. } => Some(
-                "another wtenv is holding the registry; retry, or set WTENV_LOCK_TIMEOUT to wait longer"
+                "another process (usually another wtenv) holds registry.lock; retry, or set WTENV_LOCK_TIMEOUT to wait longer"
                     .into(),
             ),
             Error::LockBusy { path, .. } => Some(if path.file_name() == Some(crate::registry::PROBE_LOCK_NAME.as_ref()) {
-                "another wtenv is probing ports with this registry; retry, or set WTENV_LOCK_TIMEOUT to wait longer".into()
+                "another process (usually another wtenv probing ports with this registry) holds probe.lock; retry, or set WTENV_LOCK_TIMEOUT to wait longer".into()
             } else {
-                "another wtenv is holding it; retry, or set WTENV_LOCK_TIMEOUT to wait longer".into()
+                "another process (usually another wtenv) holds it; retry, or set WTENV_LOCK_TIMEOUT to wait longer".into()
             }),
             Error::RangeExhausted { config_file, .. } => Some(format!(
                 "run 'wtenv validate --verify-ports --fix' to release stale allocations, or widen the range (or add an overflow range) in {config_file}"

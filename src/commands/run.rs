@@ -9,8 +9,8 @@
 //! (another short transaction), then release. When every port is already
 //! reserved, the hold waits and is written with the pgid
 //! ([`crate::alloc::Ensured::hold_waits`]): a command that ends sooner
-//! never touches the registry. The registry lock is never held while the
-//! child runs.
+//! never writes the registry (it read the ports under the shared lock).
+//! The registry lock is never held while the child runs.
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -111,6 +111,11 @@ fn a_registry_of_a_newer_version_is_refused_with_exit_2() {
     });
 }
 
+/// Every command that reads or writes the registry waits for its lock
+/// at most WTENV_LOCK_TIMEOUT, then exits 2, saying that another process
+/// (here the test itself, as `flock(1)` would) holds it. `run -- true`
+/// in a worktree whose ports are all reserved writes nothing, but reads
+/// them under the shared lock: it waits too.
 #[test]
 fn a_busy_registry_lock_is_reported_with_exit_2() {
     let t = TestEnv::new();
@@ -127,6 +132,7 @@ fn a_busy_registry_lock_is_reported_with_exit_2() {
         &["release"],
         &["remove", "side"],
         &["validate"],
+        &["run", "--", "true"],
     ] {
         snap(
             &t,
