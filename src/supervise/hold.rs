@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::alloc;
 use crate::config::{PortRange, Ranges};
+use crate::error::Error;
 use crate::process::ProcessId;
 use crate::registry::{Allocation, Hold, Part, Registry, RegistryData};
 
@@ -31,14 +32,56 @@ pub fn hold(command: &str) -> Hold {
 /// Records each child's process group and its leader's start time on this
 /// process's holds, so that `ports`/`validate` (and a person) can see which
 /// group holds a port, and a SIGKILLed wtenv's orphans can be proved its.
-/// Best effort: the child already runs; a busy registry is logged.
+/// Best effort: the child already runs; a write that fails is a warning
+/// ([`Unrecorded::Group`]).
 pub fn record_pgid(registry: &Registry, part: Part, pgid_of: impl Fn(&Allocation) -> Option<Pgid>) {
     let result = registry.transaction_in(part, |data| {
         stamp_groups(data, &pgid_of);
         Ok(())
     });
     if let Err(e) = result {
-        tracing::warn!("could not record the child's process group: {e}");
+        Unrecorded::Group.warn(&e);
+    }
+}
+
+/// What a supervising wtenv could not write once its command ran: said as
+/// a warning (the command goes on), with what that costs and what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unrecorded {
+    /// `run`'s hold on ports that were all reserved ([`record_hold`]).
+    Hold,
+    /// The children's process group on the holds ([`record_pgid`]).
+    Group,
+}
+
+impl Unrecorded {
+    fn warn(self, e: &Error) {
+        let (message, hint) = self.text(e);
+        crate::report::warn_hinted(&message, &hint);
+    }
+
+    /// The warning and its hint for the write that failed with `e`: the
+    /// error's own hint says how to mend its cause (a full disk, a
+    /// read-only file system, a busy lock) and run the command again,
+    /// when it has one; the command running now keeps going unrecorded.
+    fn text(self, e: &Error) -> (String, String) {
+        let message = match self {
+            Unrecorded::Hold => format!(
+                "could not record the hold of this wtenv: {e}; its ports stay reserved for the worktree but are not recorded as held by this run, so `wtenv remove` and `wtenv validate` do not see it"
+            ),
+            Unrecorded::Group => format!(
+                "could not record the child's process group: {e}; its ports are recorded as held by this wtenv but not by the group, so if this wtenv is killed, `wtenv validate --fix` cannot prove the processes it leaves are its and will not stop them"
+            ),
+        };
+        let mend = e
+            .hint()
+            .unwrap_or_else(|| "mend what the error says, then run the command again".to_owned());
+        let what = match self {
+            Unrecorded::Hold => "hold",
+            Unrecorded::Group => "group",
+        };
+        let hint = format!("{mend} (stop this one first: it records its {what} only as it starts)");
+        (message, hint)
     }
 }
 
@@ -122,7 +165,7 @@ pub fn record_hold(
                 tracing::info!(ports = %restored.join(", "), "recorded again: released while the command started");
             }
         }
-        Err(e) => tracing::warn!("could not record the hold of this wtenv: {e}"),
+        Err(e) => Unrecorded::Hold.warn(e),
     }
     result.is_ok()
 }

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use serde_json::Value;
 
 use super::{assert_no_holds, reserve_app};
-use crate::support::TestEnv;
+use crate::support::{TestEnv, Tmpfs};
 
 /// `wtenv run -- sh -c SCRIPT`, stdin closed; it must succeed.
 fn run_sh(t: &TestEnv, script: &str) -> crate::support::Run {
@@ -237,4 +237,96 @@ fn of_two_ports_released_while_run_settles_only_the_one_taken_is_given_up() {
         )) && !out.stderr.contains(&format!("{api} (api)")),
         "{out}"
     );
+}
+
+/// What `run` says when the registry's disk is full as it records its
+/// hold or its child's group: a `warning:` line in the Messages format,
+/// with what that costs and what to do (it was a raw ` WARN could not
+/// record ...` line of the diagnostics, saying neither).
+const FULL_DISK_HINT: &str = "hint: its disk is full (or your quota used up): nothing was changed; \
+     free some space, then run the command again";
+
+/// The hold of a `run` on reserved ports, written once its command has
+/// settled, on a disk that is full by then: the command goes on, told
+/// that its ports are not recorded as held by it.
+#[test]
+fn a_hold_that_cannot_be_recorded_is_a_warning_saying_what_it_costs() {
+    let t = TestEnv::new();
+    let disk = Tmpfs::mount(&t.root().join("disk"), "16k");
+    let state = disk.path().join("state");
+    let wtenv = |args: &[&str]| {
+        crate::support::run(
+            t.wtenv(args)
+                .env("WTENV_STATE_DIR", &state)
+                .stdin(Stdio::null()),
+        )
+    };
+    assert_eq!(wtenv(&["env"]).code, Some(0));
+    disk.fill();
+    let out = wtenv(&["run", "--", "sleep", "1"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let (warning, hint) = out.stderr.split_once('\n').unwrap();
+    assert!(
+        warning.starts_with("warning: could not record the hold of this wtenv: could not write ")
+            && warning.ends_with(
+                ": No space left on device (os error 28); its ports stay reserved for the \
+                 worktree but are not recorded as held by this run, so `wtenv remove` and \
+                 `wtenv validate` do not see it"
+            ),
+        "{out}"
+    );
+    let said =
+        format!("{FULL_DISK_HINT} (stop this one first: it records its hold only as it starts)\n");
+    assert_eq!(hint, said, "{out}");
+}
+
+/// The group of a `run` that allocated (and held) its port before its
+/// command started, on a disk the command fills before `run` records the
+/// group: it stops its `run` (SIGSTOP to its parent) first, so the
+/// moment lasts; when the group was recorded before the stop (a loaded
+/// machine started `sh` late), it says so and the test tries again. (The
+/// registry records the script too, its quotes escaped: `"pgid":` is
+/// found only as the group's key.)
+#[test]
+fn a_group_that_cannot_be_recorded_is_a_warning_saying_what_it_costs() {
+    let t = TestEnv::new();
+    let disk = Tmpfs::mount(&t.root().join("disk"), "16k");
+    let state = disk.path().join("state");
+    let registry = state.join("registry.json");
+    let script = format!(
+        "kill -STOP $PPID; grep -qF '\"pgid\":' {r} && echo late; \
+         head -c 1048576 /dev/zero >{fill} 2>/dev/null; kill -CONT $PPID; sleep 1",
+        r = registry.display(),
+        fill = disk.path().join("fill").display(),
+    );
+    for _ in 0..5 {
+        let _ = std::fs::remove_file(disk.path().join("fill"));
+        let out = crate::support::run(
+            t.wtenv(&["run", "--", "sh", "-c", &script])
+                .env("WTENV_STATE_DIR", &state)
+                .stdin(Stdio::null()),
+        );
+        if out.stdout.contains("late") {
+            continue;
+        }
+        assert_eq!(out.code, Some(0), "{out}");
+        let mut lines = out.stderr.lines();
+        let warning = lines.next().unwrap();
+        assert!(
+            warning.starts_with(
+                "warning: could not record the child's process group: could not write "
+            ) && warning.ends_with(
+                ": No space left on device (os error 28); its ports are recorded as held by \
+                     this wtenv but not by the group, so if this wtenv is killed, `wtenv validate \
+                     --fix` cannot prove the processes it leaves are its and will not stop them"
+            ),
+            "{out}"
+        );
+        let said = format!(
+            "{FULL_DISK_HINT} (stop this one first: it records its group only as it starts)"
+        );
+        assert_eq!(lines.next(), Some(said.as_str()), "{out}");
+        return;
+    }
+    panic!("the group was recorded before the command could stop its run, five times");
 }
