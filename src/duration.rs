@@ -13,6 +13,9 @@ pub const FORMS: &str = "seconds (30) or a duration (30s, 500ms, 1m), at most a 
 /// as `1y` reads it (humantime's year: 365.25 days), so `1y` is accepted.
 pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600 + 6 * 3600);
 
+/// What is said of a value longer than [`MAX`].
+const TOO_LONG: &str = "longer than a year (1y), the most accepted";
+
 /// Why a value is not a duration [`read`] accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -23,8 +26,20 @@ pub enum Refusal {
     TooLong,
 }
 
-/// A bare number of seconds (`30`, `1.5`), or a duration (`30s`,
-/// `500ms`, `1m`, `1h 30m`), of at most [`MAX`].
+impl Refusal {
+    /// What the value refused is, said after it (`"2y" is longer than
+    /// a year (1y), the most accepted`): which of the two refusals.
+    pub fn said(self) -> &'static str {
+        match self {
+            Refusal::NotADuration => "not a duration",
+            Refusal::TooLong => TOO_LONG,
+        }
+    }
+}
+
+/// A bare number of seconds, as Rust reads a decimal number (`30`,
+/// `1.5`, `1e3`), or a duration (`30s`, `500ms`, `1m`, `1h 30m`), of at
+/// most [`MAX`].
 pub fn read(text: &str) -> Result<Duration, Refusal> {
     let text = text.trim();
     match text.parse::<f64>() {
@@ -63,7 +78,7 @@ pub fn parse(text: &str) -> Option<Duration> {
 pub fn parse_arg(text: &str) -> Result<Duration, String> {
     read(text).map_err(|why| match why {
         Refusal::NotADuration => format!("expected {FORMS}"),
-        Refusal::TooLong => "longer than a year (1y), the most accepted".to_owned(),
+        Refusal::TooLong => TOO_LONG.to_owned(),
     })
 }
 

@@ -236,20 +236,19 @@ impl Registry {
     }
 
     /// [`new`](Registry::new), waiting for locks as long as
-    /// `WTENV_LOCK_TIMEOUT` says: a bare number is seconds (`30`), else a
-    /// duration (`30s`, `500ms`); anything else is an error naming it.
+    /// `WTENV_LOCK_TIMEOUT` says, read as every duration a user types
+    /// ([`crate::duration::read`]): anything else is an error naming it
+    /// and saying which refusal it is (not a duration, longer than a year).
     pub fn from_env(path: PathBuf) -> Result<Registry> {
+        use crate::duration::{FORMS, Refusal, read};
         let mut registry = Registry::new(path);
         const VAR: &str = crate::settings::LOCK_TIMEOUT;
         if let Some(value) = crate::settings::lock_timeout() {
-            registry.lock_timeout =
-                value
-                    .to_str()
-                    .and_then(crate::duration::parse)
-                    .ok_or_else(|| {
-                        Error::invalid(format!("{VAR}={value:?} is not a duration"))
-                            .with_hint(format!("set {VAR} to {}", crate::duration::FORMS))
-                    })?;
+            let read = value.to_str().map_or(Err(Refusal::NotADuration), read);
+            registry.lock_timeout = read.map_err(|why| {
+                Error::invalid(format!("{VAR}={value:?} is {}", why.said()))
+                    .with_hint(format!("set {VAR} to {FORMS}"))
+            })?;
         }
         Ok(registry)
     }

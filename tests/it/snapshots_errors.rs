@@ -157,6 +157,10 @@ fn a_busy_probe_lock_is_reported_with_exit_2() {
     );
 }
 
+/// WTENV_LOCK_TIMEOUT is read as every duration a user types (`--grace`),
+/// and a refusal says which it is: not a duration, or longer than a year
+/// (`2y`, `400d`, one second more than a year, were "not a duration").
+/// `1e3` is a number of seconds, as `1.5` is.
 #[test]
 fn a_bad_lock_timeout_is_named() {
     let t = TestEnv::new();
@@ -165,6 +169,18 @@ fn a_bad_lock_timeout_is_named() {
         "env_with_a_bad_lock_timeout_names_it",
         t.wtenv(&["env"]).env("WTENV_LOCK_TIMEOUT", "soon"),
     );
+    let over = snap(
+        &t,
+        "env_with_a_lock_timeout_over_a_year_says_so",
+        t.wtenv(&["env"]).env("WTENV_LOCK_TIMEOUT", "2y"),
+    );
+    for value in ["400d", "31557601"] {
+        let out = run(t.wtenv(&["env"]).env("WTENV_LOCK_TIMEOUT", value));
+        let said = over.stderr.replace("\"2y\"", &format!("{value:?}"));
+        assert_eq!((out.code, out.stderr), (Some(1), said), "{value}");
+    }
+    let out = run(t.wtenv(&["env"]).env("WTENV_LOCK_TIMEOUT", "1e3"));
+    assert_eq!(out.code, Some(0), "{out}");
 }
 
 #[test]
