@@ -104,6 +104,12 @@ impl Finding {
         }
     }
 
+    /// Whether `--fix` applies its fix ([`fix`]): a dead holder whose
+    /// orphans still run is left as it is (its record names them).
+    fn applies(&self) -> bool {
+        self.fixable && self.orphans.is_empty()
+    }
+
     /// A port taken outside the registry's record: `--fix` cannot free a
     /// port another process holds.
     pub fn conflict(c: &Conflict) -> Finding {
@@ -335,6 +341,15 @@ pub fn check(
     );
     let mut states: Vec<Option<String>> = vec![None; data.allocations.len()];
     if verify_ports {
+        // A port whose finding's fix releases it (out of range, a service
+        // removed, a dead holder's held-only port) is not stale as well:
+        // one port, one finding, one fix.
+        let fixes: Vec<(usize, Fix)> = findings
+            .iter()
+            .filter(|f| f.applies())
+            .filter_map(|f| f.fix.clone())
+            .collect();
+        let released = alloc::released_by(data, &fixes);
         let live: Vec<(usize, &Allocation)> = data
             .allocations
             .iter()
@@ -352,6 +367,7 @@ pub fn check(
                         // starts, a background service between restarts):
                         // its owner has the number, so it is not stale.
                         Usage::Idle if a.holders.iter().any(|h| system.holder_alive(h)) => {}
+                        Usage::Idle if released.contains(i) => {}
                         Usage::Idle => findings.push(Finding::about(
                             Kind::Stale,
                             a,
@@ -410,14 +426,13 @@ pub fn check(
 /// orphans still run (the caller stops them first) is left as it is: its
 /// record is what names them.
 pub fn fix(data: &mut RegistryData, findings: &mut [Finding]) {
-    let applies = |f: &Finding| f.fixable && f.orphans.is_empty();
     let fixes: Vec<(usize, Fix)> = findings
         .iter()
-        .filter(|f| applies(f))
+        .filter(|f| f.applies())
         .filter_map(|f| f.fix.clone())
         .collect();
     alloc::apply_fixes(data, &fixes);
-    for f in findings.iter_mut().filter(|f| applies(f)) {
+    for f in findings.iter_mut().filter(|f| f.applies()) {
         f.fixed = true;
     }
 }

@@ -96,6 +96,33 @@ impl Stale {
 
 /// Applies `fixes` (by allocation index). Returns the released allocations.
 pub fn apply_fixes(data: &mut RegistryData, fixes: &[(usize, Fix)]) -> Vec<Allocation> {
+    let release = mark_fixes(data, fixes);
+    let mut released = Vec::new();
+    let mut i = 0;
+    data.allocations.retain(|a| {
+        let keep = !release.contains(&i);
+        if !keep {
+            released.push(a.clone());
+        }
+        i += 1;
+        keep
+    });
+    released
+}
+
+/// The allocations (by index) that [`apply_fixes`] would release, `data`
+/// left as it is: `validate` reports no other finding of a port its fix
+/// releases.
+pub fn released_by(data: &RegistryData, fixes: &[(usize, Fix)]) -> BTreeSet<usize> {
+    if fixes.is_empty() {
+        return BTreeSet::new();
+    }
+    mark_fixes(&mut data.clone(), fixes)
+}
+
+/// [`apply_fixes`] but for the releases: the holders dropped and the
+/// moves made in `data`, and the allocations to release, by index.
+fn mark_fixes(data: &mut RegistryData, fixes: &[(usize, Fix)]) -> BTreeSet<usize> {
     let mut release = BTreeSet::new();
     for (i, fix) in fixes {
         if let Fix::MoveTo(to) = fix {
@@ -125,17 +152,7 @@ pub fn apply_fixes(data: &mut RegistryData, fixes: &[(usize, Fix)]) -> Vec<Alloc
             }
         }
     }
-    let mut released = Vec::new();
-    let mut i = 0;
-    data.allocations.retain(|a| {
-        let keep = !release.contains(&i);
-        if !keep {
-            released.push(a.clone());
-        }
-        i += 1;
-        keep
-    });
-    released
+    release
 }
 
 /// Sweeps every entry and logs; returns what was released.

@@ -312,8 +312,9 @@ fn verify_ports_reports_an_idle_allocation_as_a_stale_warning_fixed_by_release()
 
 /// Nothing listens on a port a live process holds (a `nix develop` shell
 /// before its server starts): its owner has the number, so it is not
-/// stale, and `--fix` leaves it. Once the holder is gone, the hold is dead
-/// and the port stale.
+/// stale, and `--fix` leaves it. Once the holder is gone, the hold is
+/// dead, and its fix releases the port, which it held alone (`env
+/// --hold` allocated it, unreserved): one finding, not also `stale`.
 #[test]
 fn verify_ports_leaves_an_idle_port_that_a_live_process_holds() {
     let t = TestEnv::new();
@@ -331,18 +332,13 @@ fn verify_ports_leaves_an_idle_port_that_a_live_process_holds() {
     kill_watcher_of(shell.id());
     shell.kill().unwrap();
     shell.wait().unwrap();
-    let (code, mut list) = findings(&t, &["--verify-ports"]);
-    list.sort();
     assert_eq!(
-        (code, list),
-        (
-            Some(1),
-            vec![
-                ("holder-dead".into(), "error".into(), true, false),
-                ("stale".into(), "warning".into(), true, false),
-            ]
-        )
+        findings(&t, &["--verify-ports"]),
+        (Some(1), one("holder-dead", "error", true, false))
     );
+    let out = validate(&t, &["--verify-ports", "--fix"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(t.allocations().is_empty(), "{out}");
 }
 
 #[test]
@@ -441,4 +437,41 @@ fn config_flag_does_not_judge_other_repositories() {
     let out = run(&mut t.wtenv(&["--config", config.to_str().unwrap(), "validate", "--fix"]));
     assert_eq!(out.code, Some(0), "{out}");
     assert_eq!(t.allocations().len(), 2, "{out}");
+}
+
+/// `--verify-ports` reports each port once: one whose finding's fix
+/// releases it (out of range, a service the config no longer declares, a
+/// held-only port whose holder is dead) is not also a `stale` warning,
+/// which it was (two findings, two fixes, for one port). A port with no
+/// other finding is still stale.
+#[test]
+fn verify_ports_reports_a_port_its_fix_releases_once() {
+    let t = TestEnv::new();
+    let (other, third) = (t.add_worktree("other"), t.add_worktree("third"));
+    let dead = json!([{"pid": std::process::id(), "start_time": 1, "command": "gone"}]);
+    let (p, outside) = (t.ports.start, t.ports.end() + 1);
+    t.write_registry(vec![
+        t.record(outside, "app", "feature", &t.repo, true, json!([])),
+        t.record(p, "old", "feature", &t.repo, true, json!([])),
+        t.record(p + 1, "app", "feature", &other, false, dead),
+        t.record(p + 2, "app", "feature", &third, true, json!([])),
+    ]);
+    let out = validate(&t, &["--verify-ports"]);
+    let (repo, other, third) = (t.repo.display(), other.display(), third.display());
+    let pid = std::process::id();
+    let range = t.ports.range();
+    assert_eq!(
+        out.stdout,
+        format!(
+            "error: holder-dead: port {p1} (app) of {other}: holder pid {pid} (gone) is gone [fixable: run with --fix]\n\
+             error: out-of-range: port {outside} (app) of {repo}: port {outside} is outside the feature range {range} [fixable: run with --fix]\n\
+             error: service-removed: port {p} (old) of {repo}: service old is not declared in the worktree's config (stale) [fixable: run with --fix]\n\
+             warning: stale: port {p2} (app) of {third}: nothing is listening on it (stale) [fixable: run with --fix]\n\
+             invalid: 4 allocation(s) checked, 4 left; 0 critical, 3 error(s), 1 warning(s) remaining; 0 fixed\n",
+            p1 = p + 1,
+            p2 = p + 2,
+        ),
+        "{out}"
+    );
+    assert_eq!(out.code, Some(1), "{out}");
 }
