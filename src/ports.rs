@@ -256,6 +256,15 @@ pub fn unrecorded_conflicts(
         .collect())
 }
 
+/// The STATE of an unrecorded conflict's row in `list`: the state a
+/// reserved port held from outside its worktree reads as ([`state_text`]:
+/// one rendering of holders for every row), then that the registry has
+/// the port free: `conflict (pid 12 node): free in the registry`.
+pub fn unrecorded_state_text(c: &Conflict) -> String {
+    let state = state_text(&Usage::Foreign(c.holders.clone()));
+    format!("{state}: free in the registry")
+}
+
 /// `idle`, `listening (pid 12 node)`, `conflict (holder unknown)`.
 pub fn state_text(usage: &Usage) -> String {
     match usage {

@@ -149,7 +149,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             c.range.to_string(),
             "-".into(),
             c.port.to_string(),
-            format!("conflict ({}): free in the registry", c.describe()),
+            ports::unrecorded_state_text(c),
         ]);
     }
     if args.json {

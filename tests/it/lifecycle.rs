@@ -207,13 +207,13 @@ fn the_conflict_message_followed_literally_shows_the_conflict_everywhere() {
     let conflicts = run(&mut t.wtenv(&["conflicts"]));
     assert_eq!(conflicts.code, Some(1), "{conflicts}");
     assert!(conflicts.stdout.contains(&holder), "{conflicts}");
+    // A table cell names a holder as `pid N COMMAND`, as every row does.
     let list = run(&mut t.wtenv(&["list"]));
     assert!(
         list.stdout
             .lines()
             .any(|l| l.contains(&t.ports.port(0).to_string())
-                && l.contains("conflict (")
-                && l.contains(&holder)),
+                && l.contains(&format!("conflict (pid {} ", squatter.pid()))),
         "{list}"
     );
     // The hint: --skip-occupied takes the next free port.

@@ -150,3 +150,41 @@ fn list_does_not_call_another_repositorys_recorded_port_a_conflict() {
     let table = run(&mut t.wtenv(&["list"]));
     assert!(!table.stdout.contains("conflict"), "{table}");
 }
+
+/// One rendering of a conflict's holders in `list`, whichever kind: a
+/// reserved port held by a process outside its worktree, and a port of
+/// the range free in the registry but held on the system (whose row
+/// read `conflict (pid N (COMMAND) in DIR): ...`, an extra parenthesis).
+#[test]
+fn list_writes_both_kinds_of_conflict_row_alike() {
+    let t = TestEnv::new();
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let (reserved, unrecorded) = (t.ports.start, t.ports.start + 1);
+    let thief = PyListener::start(&t.root(), "4", "127.0.0.1", reserved, "");
+    let squatter = PyListener::start(&t.root(), "4", "127.0.0.1", unrecorded, "");
+    let list = run(&mut t.wtenv(&["list"]));
+    assert_eq!(list.code, Some(0), "{list}");
+    let holder = |pid: u32| {
+        let command = wtenv::process::command(pid).unwrap();
+        format!("pid {pid} {}", wtenv::process::printable(&command))
+    };
+    let state = |port: u16| {
+        let row = list
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(5) == Some(&port.to_string()))
+            .unwrap_or_else(|| panic!("no row for port {port}: {list}"));
+        row[row.find("conflict").unwrap_or_else(|| panic!("{list}"))..].to_owned()
+    };
+    assert_eq!(
+        state(reserved),
+        format!("conflict ({})", holder(thief.pid()))
+    );
+    assert_eq!(
+        state(unrecorded),
+        format!(
+            "conflict ({}): free in the registry",
+            holder(squatter.pid())
+        )
+    );
+}
