@@ -265,6 +265,20 @@ pub fn unrecorded_state_text(c: &Conflict) -> String {
     format!("{state}: free in the registry")
 }
 
+/// `state` (a row's STATE in `ports` and `list`), said of a port whose
+/// worktree is gone (allocation rule 4: its directory is missing, and git
+/// lists it no more, or as prunable): `worktree gone, idle`. The port is
+/// still recorded, and its live state still read, until the next
+/// allocation in its range or `validate --fix` (`worktree-gone`) sweeps
+/// it. First, so that a table shortened to fit a terminal keeps it.
+pub fn with_worktree_gone(state: String, gone: bool) -> String {
+    if gone {
+        format!("worktree gone, {state}")
+    } else {
+        state
+    }
+}
+
 /// `idle`, `listening (pid 12 node)`, `conflict (holder unknown)`.
 pub fn state_text(usage: &Usage) -> String {
     match usage {

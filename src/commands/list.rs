@@ -12,7 +12,7 @@ use crate::exit::Outcome;
 use crate::git::ListedWorktree;
 use crate::health::status::{self, Lookup, ServiceStatus};
 use crate::output;
-use crate::ports::{self, state_text};
+use crate::ports::{self, state_text, with_worktree_gone};
 use crate::registry::Allocation;
 use crate::worktrees;
 
@@ -59,6 +59,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 names.push(&a.service);
             }
         }
+        // A worktree git would prune may be gone (a stat, then git's
+        // files; no git process): its ports' rows say so.
+        let gone = !mine.is_empty() && system.worktree_gone(&e.path, &here.common_dir);
         let mut services = Vec::new();
         for name in names {
             let found = mine.iter().zip(&usage).find(|(a, _)| a.service == name);
@@ -68,6 +71,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 found.map(|(a, u)| (*a, u)),
                 &mut system,
                 health,
+                gone,
             ));
         }
         let branch = e.listed.branch.clone().unwrap_or_else(|| {
@@ -104,8 +108,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             ]);
         }
         if e.listed.prunable.is_some() {
-            let stale = !mine.is_empty() && system.worktree_gone(&e.path, &here.common_dir);
-            prunable = Some(prunable.unwrap_or(false) || stale);
+            prunable = Some(prunable.unwrap_or(false) || gone);
         }
         for s in &services {
             rows.push(vec![
@@ -222,12 +225,14 @@ struct ServiceView {
 }
 
 /// A service's row: its port's live state, then, when processes hold it,
-/// each holder (`held by pid N`, or `: gone` once it is not).
+/// each holder (`held by pid N`, or `: gone` once it is not); after
+/// `worktree gone, ` when its worktree is (`gone`).
 fn service_view(
     name: &str,
     found: Option<(&Allocation, &Usage)>,
     system: &mut dyn System,
     health: Option<ServiceStatus>,
+    gone: bool,
 ) -> ServiceView {
     match found {
         None => ServiceView {
@@ -250,7 +255,7 @@ fn service_view(
             ServiceView {
                 service: name.to_owned(),
                 port: Some(a.port),
-                state: status::with_state(state, health.as_ref()),
+                state: with_worktree_gone(status::with_state(state, health.as_ref()), gone),
                 json: json!({
                     "service": name,
                     "port": a.port,
@@ -260,6 +265,7 @@ fn service_view(
                     "holds": alloc::holds_json(a, system),
                     "health": health.as_ref().map(|h| &h.health),
                     "restarts": health.as_ref().map(|h| h.restarts),
+                    "worktree_gone": gone,
                 }),
             }
         }

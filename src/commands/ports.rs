@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::health::status::{self, Lookup, ServiceStatus};
 use crate::output;
-use crate::ports::state_text;
+use crate::ports::{state_text, with_worktree_gone};
 use crate::registry::Allocation;
 
 #[derive(Debug, clap::Args)]
@@ -40,12 +40,24 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let usage = alloc::classify(&rows, &mut system).map_err(Error::probe)?;
     let mut lookup = Lookup::new(&ctx.registry);
     let health: Vec<Option<ServiceStatus>> = rows.iter().map(|a| lookup.of(a)).collect();
+    // A stat of each recorded worktree (git's files only for one whose
+    // directory is missing; no git process): what `validate` calls
+    // `worktree-gone`.
+    let gone: Vec<bool> = rows
+        .iter()
+        .map(|a| system.worktree_gone(&a.worktree, &a.repository))
+        .collect();
     if args.json {
         let items: Vec<_> = rows
             .iter()
             .zip(&usage)
             .zip(&health)
-            .map(|((a, u), h)| allocation_json(a, u, h.as_ref(), &mut system))
+            .zip(&gone)
+            .map(|(((a, u), h), gone)| {
+                let mut item = allocation_json(a, u, h.as_ref(), &mut system);
+                item["worktree_gone"] = (*gone).into();
+                item
+            })
             .collect();
         output::json(json!({ "allocations": items }))?;
     } else {
@@ -53,13 +65,15 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             .iter()
             .zip(&usage)
             .zip(&health)
-            .map(|((a, u), h)| {
+            .zip(&gone)
+            .map(|(((a, u), h), gone)| {
+                let state = status::with_state(state_text(u), h.as_ref());
                 vec![
                     a.port.to_string(),
                     a.service.clone(),
                     a.purpose.clone(),
                     alloc::lifetime(a, &mut system),
-                    status::with_state(state_text(u), h.as_ref()),
+                    with_worktree_gone(state, *gone),
                     a.worktree.display().to_string(),
                 ]
             })

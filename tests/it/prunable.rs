@@ -98,3 +98,83 @@ fn list_shows_a_prunable_worktree_and_the_commands_that_clear_it() {
     assert_eq!(rows_of(&list.stdout), Vec::<String>::new(), "{list}");
     assert_eq!(list.stderr, "", "{list}");
 }
+
+/// `ports` and `list` say in the STATE column that a port's worktree is
+/// gone, as `validate` reports `worktree-gone` (they read `reserved`,
+/// `idle`, nothing said of the directory): one deleted and forgotten by
+/// git (`ports` only; `list` shows the worktrees git lists) and one git
+/// still lists as prunable. `ports --json` and `list --json` carry it.
+#[test]
+fn ports_and_list_say_a_gone_worktrees_port_is_of_a_gone_worktree() {
+    let t = TestEnv::new();
+    let (forgotten, prunable) = (t.add_worktree("forgotten"), t.add_worktree("prunable"));
+    for wt in [&forgotten, &prunable, &t.repo] {
+        let env = run(&mut t.wtenv_in(wt, &["env"]));
+        assert_eq!(env.code, Some(0), "{env}");
+    }
+    std::fs::remove_dir_all(&forgotten).unwrap();
+    t.git(&["worktree", "prune"]);
+    std::fs::remove_dir_all(&prunable).unwrap();
+    let cells = |line: &str| -> Vec<String> {
+        line.split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let ports = run(&mut t.wtenv(&["ports"]));
+    assert_eq!(ports.code, Some(0), "{ports}");
+    let rows: Vec<Vec<String>> = ports.stdout.lines().skip(1).map(cells).collect();
+    let row = |i: u16, state: &str, wt: &std::path::Path| {
+        let port = t.ports.port(i).to_string();
+        [
+            &port,
+            "app",
+            "feature",
+            "reserved",
+            state,
+            wt.to_str().unwrap(),
+        ]
+        .map(str::to_owned)
+    };
+    assert_eq!(
+        rows,
+        [
+            row(0, "worktree gone, idle", &forgotten),
+            row(1, "worktree gone, idle", &prunable),
+            row(2, "idle", &t.repo),
+        ],
+        "{ports}"
+    );
+    let json = run(&mut t.wtenv(&["ports", "--json"]));
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let gone: Vec<bool> = doc["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["worktree_gone"].as_bool().unwrap())
+        .collect();
+    assert_eq!(gone, [true, true, false], "{json}");
+
+    let list = run(&mut t.wtenv(&["list"]));
+    let service_rows: Vec<Vec<String>> = list
+        .stdout
+        .lines()
+        .map(cells)
+        .filter(|r| r.get(4).is_some_and(|s| s == "app"))
+        .collect();
+    let states: Vec<(&str, &str)> = service_rows
+        .iter()
+        .map(|r| (r[0].as_str(), r[6].as_str()))
+        .collect();
+    let (repo, prunable) = (t.repo.to_str().unwrap(), prunable.to_str().unwrap());
+    assert_eq!(
+        states,
+        [(repo, "idle"), (prunable, "worktree gone, idle")],
+        "{list}"
+    );
+    let json = run(&mut t.wtenv(&["list", "--json"]));
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let listed = listed_worktree(&doc, std::path::Path::new(prunable), &json);
+    assert_eq!(listed["services"][0]["worktree_gone"], true, "{json}");
+}
