@@ -409,7 +409,11 @@ mod tests {
             waited: std::time::Duration::from_secs(1),
         }
         .with_hint("other");
-        assert!(busy.hint().unwrap().starts_with("another wtenv"));
+        assert!(
+            busy.hint()
+                .unwrap()
+                .starts_with("another process (usually another wtenv)")
+        );
     }
 
     #[test]
