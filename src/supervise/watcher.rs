@@ -60,7 +60,7 @@ fn lock_path(registry: &Registry, holder: ProcessId) -> PathBuf {
 /// locked. A file that cannot be looked at counts as none: the watcher
 /// started then says nothing and exits, having found what refused it.
 fn running(path: &Path) -> bool {
-    match files::open_existing_lock(path) {
+    match files::open_existing_lock(path, 0o400) {
         Ok(Some(file)) => matches!(
             file.try_lock_shared(),
             Err(std::fs::TryLockError::WouldBlock)
