@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+mod reclone;
 mod tmpfs;
 
 pub use tmpfs::Tmpfs;

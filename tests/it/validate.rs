@@ -113,16 +113,7 @@ fn a_worktree_whose_path_is_now_another_repository_is_gone() {
     let other = t.add_worktree("other");
     assert_eq!(run(&mut t.wtenv_in(&other, &["env"])).code, Some(0));
     assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
-    std::fs::remove_dir_all(&other).unwrap();
-    t.git_in(
-        &t.root(),
-        &[
-            "clone",
-            "-q",
-            t.repo.to_str().unwrap(),
-            other.to_str().unwrap(),
-        ],
-    );
+    t.reclone(&other);
     let out = validate(&t, &[]);
     assert!(
         out.stdout.contains(&format!(

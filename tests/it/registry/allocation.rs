@@ -66,16 +66,7 @@ fn release_by_path_frees_what_another_repository_recorded_there() {
     let other = t.add_worktree("other");
     assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
     assert_eq!(run(&mut t.wtenv_in(&other, &["env"])).code, Some(0));
-    std::fs::remove_dir_all(&other).unwrap();
-    t.git_in(
-        &t.root(),
-        &[
-            "clone",
-            "-q",
-            t.repo.to_str().unwrap(),
-            other.to_str().unwrap(),
-        ],
-    );
+    t.reclone(&other);
     let out = run(&mut t.wtenv(&["release", "--worktree", other.to_str().unwrap()]));
     assert_eq!(
         (out.code, out.stderr.as_str()),

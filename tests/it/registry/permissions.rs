@@ -77,6 +77,33 @@ const WRITERS: &[&[&str]] = &[
     &["trust"],
 ];
 
+/// The views, which read a state directory they cannot write in.
+const VIEWS: &[&[&str]] = &[
+    &["ports"],
+    &["ports", "--all", "--json"],
+    &["list"],
+    &["env"],
+    &["validate", "--verify-ports"],
+    &["conflicts"],
+    &["status"],
+];
+
+/// [`WRITERS`], a hold by this test's pid, and two `run`s whose command
+/// creates `ran`: refused, they must not run it.
+fn writers(ran: &str) -> Vec<Vec<String>> {
+    let hold = std::process::id().to_string();
+    let more: [&[&str]; 3] = [
+        &["env", "--hold", &hold],
+        &["run", "--", "touch", ran],
+        &["run", "--service", "app", "--", "touch", ran],
+    ];
+    WRITERS
+        .iter()
+        .chain(more.iter())
+        .map(|args| args.iter().map(|a| a.to_string()).collect())
+        .collect()
+}
+
 /// A state directory its owner can read but not write (mode 500): the
 /// views and `env` with its port reserved read it, and create nothing
 /// there, not even a lock file (root, whom the kernel would let write,
@@ -96,15 +123,7 @@ fn a_registry_directory_its_owner_cannot_write_is_read_and_never_changed() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500)).unwrap();
     let before = snapshot(&dir);
     let port = t.ports.start.to_string();
-    for args in [
-        &["ports"][..],
-        &["ports", "--all", "--json"],
-        &["list"],
-        &["env"],
-        &["validate", "--verify-ports"],
-        &["conflicts"],
-        &["status"],
-    ] {
+    for &args in VIEWS {
         let out = run(&mut t.wtenv(args));
         assert_eq!(out.code, Some(0), "wtenv {args:?}: {out}");
         if ["ports", "list", "env"].contains(&args[0]) {
@@ -112,17 +131,11 @@ fn a_registry_directory_its_owner_cannot_write_is_read_and_never_changed() {
         }
         assert_eq!(snapshot(&dir), before, "wtenv {args:?} wrote");
     }
-    let hold = std::process::id().to_string();
     let ran = t.root().join("ran");
     let ran = ran.to_str().unwrap();
-    for &args in WRITERS.iter().chain(
-        [
-            &["env", "--hold", hold.as_str()][..],
-            &["run", "--", "touch", ran],
-            &["run", "--service", "app", "--", "touch", ran],
-        ]
-        .iter(),
-    ) {
+    for args in writers(ran) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let args = args.as_slice();
         let out = run(&mut t.wtenv(args));
         assert_eq!(out.code, Some(2), "wtenv {args:?}: {out}");
         assert!(!Path::new(ran).exists(), "wtenv {args:?} ran its command");
@@ -166,15 +179,7 @@ fn a_read_only_file_system_is_read_as_ever_and_a_write_says_what_to_do() {
     bare.remount_read_only();
     let before = (snapshot(&state), snapshot(&bare_state));
     let port = t.ports.start.to_string();
-    for args in [
-        &["ports"][..],
-        &["ports", "--all", "--json"],
-        &["list"],
-        &["env"],
-        &["validate", "--verify-ports"],
-        &["conflicts"],
-        &["status"],
-    ] {
+    for &args in VIEWS {
         for dir in [&state, &bare_state] {
             let out = run(t.wtenv(args).env("WTENV_STATE_DIR", dir));
             assert_eq!(out.code, Some(0), "wtenv {args:?}: {out}");
@@ -183,17 +188,11 @@ fn a_read_only_file_system_is_read_as_ever_and_a_write_says_what_to_do() {
             }
         }
     }
-    let hold = std::process::id().to_string();
     let ran = t.root().join("ran");
     let ran = ran.to_str().unwrap();
-    for &args in WRITERS.iter().chain(
-        [
-            &["env", "--hold", hold.as_str()][..],
-            &["run", "--", "touch", ran],
-            &["run", "--service", "app", "--", "touch", ran],
-        ]
-        .iter(),
-    ) {
+    for args in writers(ran) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let args = args.as_slice();
         let out = wtenv(args);
         assert_eq!(out.code, Some(1), "wtenv {args:?}: {out}");
         assert!(!Path::new(ran).exists(), "wtenv {args:?} ran its command");
