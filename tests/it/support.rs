@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 mod watchers;
-pub use watchers::{kill_watcher_of, watchers_of};
+pub use watchers::{kill_watcher_of, watchers_of, watchers_seen};
 
 /// Ports handed to tests: below Linux's default ephemeral range (32768).
 const BLOCK_BASE: u16 = 20000;

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::{nix_develop, nix_develop_in_tmux, write_test_flake};
-use crate::support::{Sleeper, TestEnv, run, run_bounded, wait_for, watchers_of};
+use crate::support::{Sleeper, TestEnv, run, run_bounded, wait_for, watchers_of, watchers_seen};
 
 /// The lock files of the watchers.
 fn lock_files(t: &TestEnv) -> Vec<std::path::PathBuf> {
@@ -156,7 +156,7 @@ fn the_watcher_keeps_no_pipe_of_its_caller_open() {
     let out = run_bounded(&mut cmd, Duration::from_secs(30));
     assert_eq!(out.code, Some(0), "{out}");
     assert!(out.stdout.contains("export PORT="), "{out}");
-    assert_eq!(watchers_of(pid).len(), 1, "no watcher of {pid}");
+    assert_eq!(watchers_seen(pid).len(), 1, "no watcher of {pid}");
     holder.kill().unwrap();
     holder.wait().unwrap();
     released_after(&t, pid);
@@ -180,7 +180,7 @@ fn the_watcher_lets_go_of_descriptors_its_caller_passed_down() {
     ])
     .current_dir(&t.repo);
     let out = run_bounded(&mut cmd, Duration::from_secs(30));
-    let watchers = watchers_of(pid);
+    let watchers = watchers_seen(pid);
     drop(holder);
     assert_eq!(out.code, Some(0), "{out}");
     assert!(out.stdout.contains("export PORT="), "{out}");

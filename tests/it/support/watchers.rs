@@ -26,7 +26,7 @@ pub fn watchers_of(pid: u32) -> Vec<u32> {
 /// of `pid` then outlive it, as after a killed watcher, for the sweep and
 /// `validate` to find.
 pub fn kill_watcher_of(pid: u32) {
-    let watchers = watchers_of(pid);
+    let watchers = watchers_seen(pid);
     assert!(!watchers.is_empty(), "pid {pid} has no watcher");
     for w in watchers {
         let _ = nix::sys::signal::kill(
@@ -38,4 +38,17 @@ pub fn kill_watcher_of(pid: u32) {
         wait_for(Duration::from_secs(30), || watchers_of(pid).is_empty()),
         "the watcher of {pid} outlived SIGKILL"
     );
+}
+
+/// The watchers of `pid` once one is seen, waiting for it a while: `env
+/// --hold` returns as soon as its watcher is exec'd, and the kernel shows
+/// a new program's command line only a moment later (a loaded machine
+/// made that moment long enough to miss it once).
+pub fn watchers_seen(pid: u32) -> Vec<u32> {
+    let mut seen = Vec::new();
+    wait_for(Duration::from_secs(30), || {
+        seen = watchers_of(pid);
+        !seen.is_empty()
+    });
+    seen
 }
