@@ -320,17 +320,22 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::RegistryUnusable { hint, .. } => Some(hint.clone()),
-            // Whoever holds a lock may be any process (`flock(1)`, a
-            // script): said as what it usually is, not as what it must be.
-            Error::RegistryBusy { .. } => Some(
-                "another process (usually another wtenv) holds registry.lock; retry, or set WTENV_LOCK_TIMEOUT to wait longer"
-                    .into(),
+            Error::RegistryBusy { .. } => Some(lock_busy_hint(
+                "another wtenv",
+                crate::registry::LOCK_NAME,
+                WAIT_LONGER,
+            )),
+            Error::LockBusy { path, .. } => Some(
+                if path.file_name() == Some(crate::registry::PROBE_LOCK_NAME.as_ref()) {
+                    lock_busy_hint(
+                        "another wtenv probing ports with this registry",
+                        crate::registry::PROBE_LOCK_NAME,
+                        WAIT_LONGER,
+                    )
+                } else {
+                    lock_busy_hint("another wtenv", "it", WAIT_LONGER)
+                },
             ),
-            Error::LockBusy { path, .. } => Some(if path.file_name() == Some(crate::registry::PROBE_LOCK_NAME.as_ref()) {
-                "another process (usually another wtenv probing ports with this registry) holds probe.lock; retry, or set WTENV_LOCK_TIMEOUT to wait longer".into()
-            } else {
-                "another process (usually another wtenv) holds it; retry, or set WTENV_LOCK_TIMEOUT to wait longer".into()
-            }),
             Error::RangeExhausted { config_file, .. } => Some(format!(
                 "run 'wtenv validate --verify-ports --fix' to release stale allocations, or widen the range (or add an overflow range) in {config_file}"
             )),
@@ -381,6 +386,16 @@ impl Error {
             | Error::Io { .. } => exit::Outcome::Code(exit::FAILURE),
         }
     }
+}
+
+/// What to do about a state-directory lock held past `WTENV_LOCK_TIMEOUT`.
+const WAIT_LONGER: &str = "retry, or set WTENV_LOCK_TIMEOUT to wait longer";
+
+/// The hint for a lock held past the wait. Whoever holds an `flock` may
+/// be any process (`flock(1)`, a script): said as what it `usually` is,
+/// not as what it must be, naming the `lock` it holds, then what to do.
+pub fn lock_busy_hint(usually: &str, lock: &str, then: &str) -> String {
+    format!("another process (usually {usually}) holds {lock}; {then}")
 }
 
 #[cfg(test)]

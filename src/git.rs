@@ -364,6 +364,15 @@ impl RepoLock {
     /// Waits for the lock, polling `interrupted` so a Ctrl-C while waiting
     /// is seen at once (an `Err` from it is returned as is).
     pub fn acquire(common_dir: &Path, interrupted: &dyn Fn() -> Result<()>) -> Result<RepoLock> {
+        Self::acquire_within(common_dir, REPO_LOCK_WAIT, interrupted)
+    }
+
+    /// [`RepoLock::acquire`], waiting at most `wait`.
+    fn acquire_within(
+        common_dir: &Path,
+        wait: Duration,
+        interrupted: &dyn Fn() -> Result<()>,
+    ) -> Result<RepoLock> {
         let path = common_dir;
         let file = File::open(path)
             .map_err(|e| Error::io(format!("could not open {}", printable_path(path)), e))?;
@@ -372,18 +381,20 @@ impl RepoLock {
             interrupted()?;
             match file.try_lock() {
                 Ok(()) => return Ok(RepoLock { _file: file }),
-                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < REPO_LOCK_WAIT => {
+                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
                     return Err(Error::refused(format!(
                         "could not lock {}: busy for {} s",
                         printable_path(path),
-                        REPO_LOCK_WAIT.as_secs()
+                        wait.as_secs()
                     ))
-                    .with_hint(
-                        "another wtenv is creating or removing a worktree of this repository; retry",
-                    ));
+                    .with_hint(crate::error::lock_busy_hint(
+                        "another wtenv creating or removing a worktree of this repository",
+                        &format!("the lock on {}", printable_path(path)),
+                        "retry",
+                    )));
                 }
                 Err(std::fs::TryLockError::Error(e)) => {
                     return Err(Error::io(
@@ -459,6 +470,32 @@ mod tests {
         );
         let hint = err.hint().unwrap_or_default();
         assert!(!hint.contains("install git"), "{hint}");
+    }
+
+    /// Any process may hold the flock on the common dir (`flock(1)`, a
+    /// script): the hint says so and names what is locked.
+    #[test]
+    fn a_busy_repository_lock_names_the_lock_and_any_holder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let other = File::open(tmp.path()).unwrap();
+        other.try_lock().unwrap();
+        let Err(err) = RepoLock::acquire_within(tmp.path(), Duration::ZERO, &|| Ok(())) else {
+            panic!("the lock was busy");
+        };
+        assert!(matches!(err, Error::Refused { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("could not lock {}: busy for 0 s", tmp.path().display())
+        );
+        assert_eq!(
+            err.hint().unwrap(),
+            format!(
+                "another process (usually another wtenv creating or removing a worktree of this repository) holds the lock on {}; retry",
+                tmp.path().display()
+            )
+        );
+        drop(other);
+        RepoLock::acquire_within(tmp.path(), Duration::ZERO, &|| Ok(())).unwrap();
     }
 
     #[test]
