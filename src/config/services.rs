@@ -189,13 +189,11 @@ impl Checker<'_> {
             RawDuration::Seconds(secs, shown) => (from_secs(secs), shown),
         };
         read.map_err(|refusal| {
-            self.err(
-                key,
-                match refusal {
-                    Refusal::NotADuration => format!("{shown} is not a duration: expected {FORMS}"),
-                    Refusal::TooLong => format!("{shown} is longer than a year"),
-                },
-            )
+            let expected = match refusal {
+                Refusal::NotADuration => format!(": expected {FORMS}"),
+                Refusal::TooLong => String::new(),
+            };
+            self.err(key, format!("{shown} is {}{expected}", refusal.said()))
         })
     }
 

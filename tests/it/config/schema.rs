@@ -15,8 +15,41 @@ fn a_duration_that_is_a_negative_or_huge_number_is_exit_1_naming_the_key() {
     assert_refused(
         "[services.web]\nhealth = { interval = 1e12 }\n",
         "services.web.health.interval",
-        "1000000000000.0 is longer than a year",
+        "1000000000000.0 is longer than a year (1y), the most accepted",
     );
+}
+
+/// A config's duration over a year is refused in the words `--grace` and
+/// `WTENV_LOCK_TIMEOUT` use: the longest accepted, named.
+#[test]
+fn a_config_duration_over_a_year_says_the_most_accepted_word_for_word() {
+    for (line, key, shown) in [
+        ("ready_timeout = \"2y\"", "ready_timeout", "\"2y\""),
+        (
+            "health = { tcp = true, timeout = 1e12 }",
+            "health.timeout",
+            "1000000000000.0",
+        ),
+    ] {
+        let t = TestEnv::new();
+        let file = t.repo.join("wtenv.toml");
+        let config = format!("[services.web]\nenv = \"WEB_PORT\"\n{line}\n");
+        std::fs::write(&file, &config).unwrap();
+        let out = run(&mut t.wtenv(&["env"]));
+        assert_eq!(out.code, Some(1), "{out}");
+        assert_eq!(
+            out.stderr,
+            format!(
+                "error: invalid config {}: services.web.{key}: {shown} is longer than a year (1y), the most accepted\n\
+                 hint: fix the file, then run the command again\n",
+                file.display()
+            ),
+            "{out}"
+        );
+        assert!(out.stdout.is_empty(), "{out}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), config);
+        assert!(t.allocations().is_empty());
+    }
 }
 
 /// A misspelt table used to be a warning, and `[purpose]` then silently
