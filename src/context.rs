@@ -49,11 +49,23 @@ impl Ctx {
     /// needs it asks: `release --hold`, `ports --all` and `validate` work
     /// from a deleted directory.
     pub fn cwd(&self) -> Result<&Path> {
+        self.cwd_else(None)
+    }
+
+    /// [`Ctx::cwd`] for a command with a form that needs none
+    /// (`ports --all`): a deleted directory's hint names that form,
+    /// `anywhere`, which works from anywhere.
+    pub fn cwd_else(&self, anywhere: Option<&str>) -> Result<&Path> {
         self.current_dir.as_deref().map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                Error::not_found("the current directory no longer exists: it was deleted")
-                    .with_hint("cd to a directory that exists")
-            }
+            std::io::ErrorKind::NotFound => Error::not_found(
+                "the current directory no longer exists: it was deleted",
+            )
+            .with_hint(match anywhere {
+                Some(form) => format!(
+                    "cd to a directory that exists, or run {form}, which works from anywhere"
+                ),
+                None => "cd to a directory that exists".into(),
+            }),
             kind => {
                 let again = match e.raw_os_error() {
                     Some(code) => std::io::Error::from_raw_os_error(code),

@@ -26,7 +26,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let repository = if args.all {
         None
     } else {
-        ctx.worktree_here()?.map(|w| w.common_dir)
+        let cwd = ctx.cwd_else(Some("'wtenv ports --all'"))?;
+        crate::worktree::Worktree::discover_resolved(cwd)?.map(|w| w.common_dir)
     };
     // In a repository, only its lines are read (a binary search in the
     // sealed file), however many other repositories the registry holds.

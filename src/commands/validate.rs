@@ -43,6 +43,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     // The check the conflict message sends the user to: with
     // --verify-ports, the ranges of the config here are scanned too.
     let here = if args.verify_ports {
+        // It needs the current directory; plain `validate` does not.
+        ctx.cwd_else(Some("'wtenv validate' without --verify-ports"))?;
         Some(ctx.config_here()?)
     } else {
         None

@@ -133,12 +133,25 @@ fn release_hold_and_the_registry_views_work_from_a_deleted_directory() {
     );
     let validate = in_a_deleted_directory(&t, &["validate"]);
     assert_eq!(validate.code, Some(0), "{validate}");
-    let here = in_a_deleted_directory(&t, &["ports"]);
-    assert_eq!(here.code, Some(1), "{here}");
-    assert_eq!(
-        here.stderr,
-        "error: the current directory no longer exists: it was deleted\nhint: cd to a directory that exists\n"
-    );
+    // Their forms that need the worktree say which form works anywhere.
+    for (args, form) in [
+        (&["ports"][..], "'wtenv ports --all'"),
+        (
+            &["validate", "--verify-ports"][..],
+            "'wtenv validate' without --verify-ports",
+        ),
+    ] {
+        let here = in_a_deleted_directory(&t, args);
+        assert_eq!(here.code, Some(1), "{here}");
+        assert_eq!(
+            here.stderr,
+            format!(
+                "error: the current directory no longer exists: it was deleted\n\
+                 hint: cd to a directory that exists, or run {form}, which works from anywhere\n"
+            )
+        );
+        assert!(here.stdout.is_empty(), "{here}");
+    }
     let release = in_a_deleted_directory(&t, &["release", "--hold", &pid]);
     assert_eq!(release.code, Some(0), "{release}");
     assert!(
