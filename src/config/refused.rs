@@ -26,8 +26,11 @@ pub const REFUSED: &[Refused] = &[
         // arrays tied to PATH, CDPATH and its function and module paths,
         // its prompts (PROMPT is PS1, run with prompt_subst) and the
         // commands it runs for a redirection alone; fish's own PATH
-        // entries, and where it loads functions and completions from;
-        // mail messages, which bash and zsh expand (`$(...)` runs).
+        // entries, and where it loads functions and completions from,
+        // and its key bindings (interactive fish runs the function
+        // `fish_key_bindings` names when it changes: any function, one
+        // of the user's included; a name that is no function runs
+        // nothing); mail messages, which bash and zsh expand (`$(...)` runs).
         names: &[
             "PATH",
             "HOME",
@@ -69,6 +72,7 @@ pub const REFUSED: &[Refused] = &[
             "fish_user_paths",
             "fish_function_path",
             "fish_complete_path",
+            "fish_key_bindings",
         ],
         why: "it controls the shell, so a repository setting it would run code on `cd`",
     },
@@ -258,6 +262,7 @@ mod tests {
         for (name, why) in [
             ("PATH", "controls the shell"),
             ("fish_user_paths", "controls the shell"),
+            ("fish_key_bindings", "controls the shell"),
             ("PROMPT", "controls the shell"),
             ("RANDOM", "evaluates it as arithmetic"),
             ("MAILCHECK", "evaluates it as arithmetic"),

@@ -7,7 +7,8 @@
 //! unsets as the shell moves) and `enter` (the `wtenv` function's `cd`).
 //! This file holds the shells and the helpers several of them share, which
 //! other areas' tests use too (`Sh`, `SHELLS`, `hook_file`, `q`,
-//! `read_env`, `var`, `pwned_under`, `interactive`, `in_tmux`).
+//! `read_env`, `var`, `pwned_under`, `interactive`, `in_tmux`,
+//! `in_tmux_as`).
 
 mod enter;
 mod prompt_hook;
@@ -162,6 +163,25 @@ pub fn in_tmux(
     lines: &str,
     last_file: &Path,
 ) -> std::process::Output {
+    let flags = match sh {
+        Sh::Bash => "--noprofile --norc -i",
+        Sh::Zsh => "--no-rcs -i",
+        Sh::Fish => "--no-config -i",
+    };
+    in_tmux_as(t, sh, flags, dir, lines, last_file)
+}
+
+/// [`in_tmux`], the shell started with `flags` (`-i` alone: a fish that
+/// reads its own `share/config.fish`, where interactive fish's event
+/// handlers are; the user's config is the test's, empty).
+pub fn in_tmux_as(
+    t: &TestEnv,
+    sh: Sh,
+    flags: &str,
+    dir: &Path,
+    lines: &str,
+    last_file: &Path,
+) -> std::process::Output {
     // A server of its own per call: a test that calls this again right
     // after `kill-server` must not meet the dying one on the same socket.
     static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -174,11 +194,6 @@ pub fn in_tmux(
         .map(|(k, v)| format!("'{}={}'", k.to_str().unwrap(), v.unwrap().to_str().unwrap()))
         .collect();
     let launcher = t.root().join(format!("{}-launch.sh", sh.name()));
-    let flags = match sh {
-        Sh::Bash => "--noprofile --norc -i",
-        Sh::Zsh => "--no-rcs -i",
-        Sh::Fish => "--no-config -i",
-    };
     std::fs::write(
         &launcher,
         format!(

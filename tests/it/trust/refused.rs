@@ -4,7 +4,7 @@
 //! trust`, which refuses them; the hook's bookkeeping restores none.
 
 use super::{assert_nothing_ran, env_entry, hostile, trusted_count};
-use crate::shell::{SHELLS, Sh, hook_file, in_tmux, interactive, q, read_env, var};
+use crate::shell::{SHELLS, Sh, hook_file, in_tmux, in_tmux_as, interactive, q, read_env, var};
 use crate::support::{TestEnv, run};
 
 /// The hook's bookkeeping (`__WTENV_DIFF`, `__WTENV_SAVED`) set by some
@@ -207,6 +207,39 @@ fn zsh_and_fish_equivalents_of_refused_names_run_nothing() {
         );
         assert_nothing_ran(&t, name);
     }
+    assert_eq!(trusted_count(&t), 0);
+}
+
+/// Interactive fish runs the function `fish_key_bindings` names whenever
+/// the variable changes (its own handler, defined by `share/config.fish`,
+/// so this fish reads it): a repository naming one of the user's
+/// functions would run it on `cd`. Refused, before and after `wtenv
+/// trust`: the function never runs.
+#[test]
+fn fish_key_bindings_naming_a_function_runs_nothing() {
+    let t = TestEnv::new();
+    t.write_config(&env_entry("fish_key_bindings", "pwned_keys"));
+    // First start of a fish with this config: no background generation
+    // of completions from the man pages.
+    std::fs::create_dir_all(t.root().join("data/fish/generated_completions")).unwrap();
+    let hook = hook_file(&t, "fish");
+    let dump = t.root().join("fish_key_bindings.env");
+    let lines = format!(
+        "function pwned_keys; touch {pwned}; end\nsource {hook}\n\nwtenv trust\n\n/usr/bin/env -0 > {dump}\n",
+        pwned = q(&t.root().join("PWNED-keys")),
+        hook = q(&hook),
+        dump = q(&dump),
+    );
+    let screen = in_tmux_as(&t, Sh::Fish, "-i", &t.repo, &lines, &dump);
+    let screen = String::from_utf8_lossy(&screen.stdout);
+    assert_nothing_ran(&t, &screen);
+    assert!(screen.contains("fish_key_bindings is refused"), "{screen}");
+    let env = read_env(&dump);
+    assert_ne!(
+        var(&env, "fish_key_bindings"),
+        Some("pwned_keys"),
+        "{screen}"
+    );
     assert_eq!(trusted_count(&t), 0);
 }
 
