@@ -361,18 +361,29 @@ fn a_failed_load_below_the_root_reloads_once_the_root_config_is_fixed() {
         ),
         "{out}"
     );
+    let mut bash = Command::new("bash");
+    t.apply_env(&mut bash);
+    fails_then_reloads_once_fixed(&t, &front, bash);
+}
+
+/// Enters `dir` under direnv (`bash` runs it, in the test's environment)
+/// while the worktree's `wtenv.toml` is invalid, then writes a valid one:
+/// the load fails (nothing exported, the error names the config), the
+/// next prompt does not load again while nothing changed, and once the
+/// config is fixed it reloads and exports the port.
+pub fn fails_then_reloads_once_fixed(t: &TestEnv, dir: &Path, mut bash: Command) {
+    std::fs::write(t.repo.join("wtenv.toml"), "[purposes\n").unwrap();
     let valid = format!("[purposes]\nfeature = \"{}\"\n", t.ports.range());
     let script = format!(
-        "cd '{front}'\neval \"$(direnv export bash)\"\necho \"failed=${{PORT-}}\"\n\
+        "cd '{dir}'\neval \"$(direnv export bash)\"\necho \"failed=${{PORT-}}\"\n\
          echo \"again: [$(direnv export json)]\"\n\
-         sleep 1.1; printf '%s' '{valid}' > ../wtenv.toml\n\
+         sleep 1.1; printf '%s' '{valid}' > '{config}'\n\
          echo \"fixed: [$(direnv export json | head -c 1)]\"\n\
          eval \"$(direnv export bash)\"\necho \"loaded=$PORT\"\n",
-        front = front.display(),
+        dir = dir.display(),
+        config = t.repo.join("wtenv.toml").display(),
     );
-    let mut cmd = Command::new("bash");
-    t.apply_env(&mut cmd);
-    let out = run(cmd
+    let out = run(bash
         .args(["--noprofile", "--norc", "-euo", "pipefail", "-c", &script])
         .current_dir(t.root()));
     assert_eq!(out.code, Some(0), "{out}");

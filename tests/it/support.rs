@@ -9,8 +9,10 @@
 #![allow(dead_code)]
 
 mod reclone;
+mod sleeper;
 mod tmpfs;
 
+pub use sleeper::Sleeper;
 pub use tmpfs::Tmpfs;
 
 use std::fs::File;
@@ -693,31 +695,5 @@ impl HttpServer {
 impl Drop for HttpServer {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-/// A live `sleep 600`, killed and reaped on drop: a failed assertion
-/// leaks nothing.
-pub struct Sleeper(pub std::process::Child);
-
-impl Sleeper {
-    pub fn new() -> Sleeper {
-        use std::process::Stdio;
-        Sleeper(
-            Command::new("sleep")
-                .arg("600")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
-    }
-}
-
-impl Drop for Sleeper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
