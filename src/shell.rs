@@ -103,6 +103,31 @@ pub fn quote_posix(value: &str) -> String {
     out
 }
 
+/// A character a shell takes as itself in an unquoted word: no quoting,
+/// expansion, globbing or word splitting touches it.
+pub fn plain_word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-_./:,=+%@^".contains(c)
+}
+
+/// An argument vector as one line a shell reads back into the same words:
+/// plain words bare (`npm run dev`), the others in single quotes
+/// (`sh -c 'sleep 1; echo done'`). For records and messages a user reads;
+/// an empty word is `''`.
+pub fn join_words<S: AsRef<str>>(words: impl IntoIterator<Item = S>) -> String {
+    let quoted: Vec<String> = words
+        .into_iter()
+        .map(|w| {
+            let w = w.as_ref();
+            if !w.is_empty() && w.chars().all(plain_word_char) {
+                w.to_owned()
+            } else {
+                quote_posix(w)
+            }
+        })
+        .collect();
+    quoted.join(" ")
+}
+
 /// `word` (a path, a file name, a branch) as it stands in a message's
 /// command for the user to paste (`hint: chmod 700 '/tmp/it'\''s/state'`):
 /// quoted by [`quote_portable`], so the same text pasted into bash, zsh or
@@ -298,6 +323,15 @@ fn expands_in_python_dotenv(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn joined_words_quote_only_what_a_shell_would_change() {
+        assert_eq!(join_words(["npm", "run", "dev"]), "npm run dev");
+        assert_eq!(
+            join_words(["sh", "-c", "sleep 1; echo it's done", ""]),
+            r"sh -c 'sleep 1; echo it'\''s done' ''"
+        );
+    }
 
     #[test]
     fn posix_quoting_escapes_single_quotes() {

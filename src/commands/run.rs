@@ -93,11 +93,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     // `wtenv run -- CMD ARGS`, as `up`'s hold is `wtenv up`.
     let held_as = format!(
         "wtenv run -- {}",
-        args.command
-            .iter()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ")
+        crate::shell::join_words(args.command.iter().map(|a| a.to_string_lossy()))
     );
     for name in &args.services {
         if scope.config.service(name).is_none() {

@@ -228,12 +228,13 @@ const SHELL_WORDS: &[&str] = &[
 /// command is the child itself, so `LISTEN_PID` names it (README
 /// "Sockets instead of port numbers").
 pub fn command_words(line: &str) -> Vec<std::ffi::OsString> {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:,=+%@^".contains(c);
     let words: Vec<&str> = line.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
     let direct = !words.is_empty()
         && !words[0].contains('=')
         && !SHELL_WORDS.contains(&words[0])
-        && words.iter().all(|w| w.chars().all(plain));
+        && words
+            .iter()
+            .all(|w| w.chars().all(crate::shell::plain_word_char));
     if direct {
         words.into_iter().map(Into::into).collect()
     } else {

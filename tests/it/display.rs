@@ -35,8 +35,9 @@ fn a_command_line_is_exact_in_json_and_the_registry_and_escaped_where_shown() {
         stdout,
         stderr,
     };
-    // The hold names wtenv's `run`, whose pid it records.
-    let line = format!("wtenv run -- python3 -c {script}");
+    // The hold names wtenv's `run`, whose pid it records, its words quoted
+    // as a shell reads them back.
+    let line = format!("wtenv run -- python3 -c '{script}'");
     // Its hold, with its group once the command runs.
     let held = wait_for(Duration::from_secs(10), || {
         t.registry_path().exists() && t.registry()["allocations"][0]["holders"][0]["pgid"].is_u64()
@@ -119,7 +120,8 @@ fn a_command_line_is_exact_in_json_and_the_registry_and_escaped_where_shown() {
             .unwrap_or_else(|| panic!("no line with {what:?}: {out}"))
     };
     assert!(
-        line_of(&format!("held by pid {} ", holder.pid())).ends_with(escaped),
+        line_of(&format!("held by pid {} ", holder.pid()))
+            .ends_with(r"wtenv run -- python3 -c 'import time\ntime.sleep(60)  # \u{1b}[2J'"),
         "{out}"
     );
     assert!(

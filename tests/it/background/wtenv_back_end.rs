@@ -111,7 +111,7 @@ fn the_wtenv_back_end_releases_when_its_supervisor_is_stopped_from_outside() {
     // the service's command line, which another pid runs).
     let validate = run(&mut t.wtenv(&["validate", "--verify-ports"]));
     let said = format!(
-        "holder pid {api_supervisor} (wtenv run -- sh -c echo api says hello; exec python3 -u -m http.server $API_PORT --bind 127.0.0.1) is gone, its process group still runs"
+        "holder pid {api_supervisor} (wtenv run -- sh -c 'echo api says hello; exec python3 -u -m http.server $API_PORT --bind 127.0.0.1') is gone, its process group still runs"
     );
     assert!(validate.stdout.contains(&said), "{validate}");
     let status = run(&mut t.wtenv(&["status"]));

@@ -58,7 +58,7 @@ fn a_reserved_port_is_held_while_run_runs_and_stays_reserved_after() {
     assert_eq!(a["reserved"], true, "{during}");
     assert_eq!(
         a["holders"][0]["command"],
-        format!("wtenv run -- sh -c {script}"),
+        format!("wtenv run -- sh -c {}", wtenv::shell::quote_posix(&script)),
         "{during}"
     );
     assert!(a["holders"][0]["pgid"].is_u64(), "{during}");
