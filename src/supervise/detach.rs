@@ -13,13 +13,16 @@ use std::os::fd::RawFd;
 /// Starts a session and closes every inherited descriptor above 2. Call
 /// it first, before this process opens anything of its own: whatever is
 /// open above 2 then is the caller's.
+/// The descriptors are closed even when `setsid` fails (this process
+/// already leads a group): a caller that goes on regardless must not keep
+/// its caller's pipes.
 pub fn detach() -> nix::Result<()> {
-    nix::unistd::setsid()?;
+    let session = nix::unistd::setsid();
     for fd in inherited() {
         // Owned by no one here: nothing of this process was opened yet.
         let _ = nix::unistd::close(fd);
     }
-    Ok(())
+    session.map(drop)
 }
 
 /// The open descriptors above 2, listed before any is closed (the

@@ -119,7 +119,8 @@ fn start(registry: &Registry, holder: ProcessId) -> Result<u32> {
 /// leave it to the watcher that has it), wait for `holder` to end,
 /// release its holds, remove the lock file.
 pub fn run(registry: &Registry, holder: ProcessId) -> Result<()> {
-    // Fails only for a group leader, which a spawned process is not.
+    // Fails only for a group leader (which `env --hold`'s spawn is not);
+    // the descriptors are closed all the same.
     let _ = super::detach();
     let Some((file, path)) = take_lock(registry, holder)? else {
         return Ok(());

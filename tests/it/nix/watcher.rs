@@ -187,3 +187,35 @@ fn the_watcher_lets_go_of_descriptors_its_caller_passed_down() {
     assert_eq!(watchers.len(), 1, "no watcher of {pid}");
     released_after(&t, pid);
 }
+
+/// Even a watcher that cannot start a session of its own (started as a
+/// session leader: `setsid` fails) lets go of them, rather than keep
+/// them while it watches.
+#[test]
+fn a_watcher_that_already_leads_a_session_still_lets_go_of_descriptors() {
+    let t = TestEnv::new();
+    let holder = Sleeper::new();
+    let pid = holder.0.id();
+    let start = wtenv::process::ProcessId::of(pid).unwrap().start_time;
+    let mut cmd = Command::new("bash");
+    t.apply_env(&mut cmd);
+    // util-linux `setsid` makes wtenv lead a new session before it runs.
+    cmd.args([
+        "-c",
+        "out=$(setsid \"$0\" __watch \"$1\" \"$2\" 7>&1 </dev/null >/dev/null 2>&1 &); echo \"[$out]\"",
+        env!("CARGO_BIN_EXE_wtenv"),
+        &pid.to_string(),
+        &start.to_string(),
+    ])
+    .current_dir(&t.repo);
+    let out = run_bounded(&mut cmd, Duration::from_secs(30));
+    let watchers = watchers_seen(pid);
+    drop(holder);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stdout, "[]\n", "{out}");
+    assert_eq!(watchers.len(), 1, "no watcher of {pid}");
+    assert!(
+        wait_for(Duration::from_secs(30), || watchers_of(pid).is_empty()),
+        "the watcher outlived {pid}"
+    );
+}
