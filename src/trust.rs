@@ -339,7 +339,7 @@ pub fn trust(registry: &Registry, repository: &Path, config: &Config) -> Result<
     let (Some(sha256), Some(source)) = (digest(config), config.source.clone()) else {
         return Err(
             Error::not_found("there is no wtenv.toml or wtenv.json here to trust")
-                .with_hint("trust is for a config's [env] section; without a config there is none"),
+                .with_hint("trust is for a config's [env] section (\"env\" in wtenv.json); without a config there is none"),
         );
     };
     update(registry, |list| {

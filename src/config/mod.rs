@@ -187,20 +187,21 @@ impl Config {
             .chain(self.env.iter().map(|(n, _)| n.as_str()))
     }
 
-    /// What trust gates, as the messages name it: `[env]`, `service
-    /// variables` or both, and every name ([`Config::untrusted_names`]);
-    /// `None` when nothing waits for trust. The untrusted warning and
-    /// `wtenv trust`'s confirmation both say it, so what the user reviews
-    /// is what the trust allows.
-    pub fn gated(&self) -> Option<(&'static str, Vec<&str>)> {
+    /// What trust gates, as the messages name it: `[env]` (`"env"` in a
+    /// `wtenv.json`), `service variables` or both, and every name
+    /// ([`Config::untrusted_names`]); `None` when nothing waits for trust.
+    /// The untrusted warning and `wtenv trust`'s confirmation both say it,
+    /// so what the user reviews is what the trust allows.
+    pub fn gated(&self) -> Option<(String, Vec<&str>)> {
         let names: Vec<&str> = self.untrusted_names().collect();
         // `[env]` alone is the usual case; service variables not named like
         // a port wait for trust too.
+        let env = self.syntax().top_level("env");
         let what = match (names.len() > self.env.len(), self.env.is_empty()) {
             _ if names.is_empty() => return None,
-            (false, _) => "[env]",
-            (true, true) => "service variables",
-            (true, false) => "[env] and service variables",
+            (false, _) => env,
+            (true, true) => "service variables".to_owned(),
+            (true, false) => format!("{env} and service variables"),
         };
         Some((what, names))
     }

@@ -241,4 +241,18 @@ fn trust_names_every_variable_it_allows() {
     let out = run(&mut t.wtenv(&["trust"]));
     assert_eq!(out.code, Some(0), "{out}");
     assert!(out.stderr.ends_with(".git\n"), "{out}");
+    // A wtenv.json's section is named as JSON writes it.
+    std::fs::remove_file(t.repo.join("wtenv.toml")).unwrap();
+    let json = format!(
+        r#"{{"purposes": {{"feature": "{}"}}, "env": {{"NODE_OPTIONS": "y"}}}}"#,
+        t.ports.range()
+    );
+    std::fs::write(t.repo.join("wtenv.json"), json).unwrap();
+    let warned = run(&mut t.wtenv(&["env"]));
+    assert!(
+        warned.stderr.contains("\"env\" of ") && !warned.stderr.contains("[env]"),
+        "{warned}"
+    );
+    let out = run(&mut t.wtenv(&["trust"]));
+    assert!(out.stderr.ends_with(" (\"env\": NODE_OPTIONS)\n"), "{out}");
 }
