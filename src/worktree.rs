@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::process::printable_path;
+use crate::shell::quote_in_message;
 
 const META_NAME: &str = "wtenv.json";
 const STAMP_NAME: &str = "wtenv.stamp";
@@ -118,6 +119,7 @@ impl Worktree {
             } else {
                 match read_gitdir_file(&dot_git)? {
                     Some(d) => d,
+                    // Removed between the look and the read.
                     None => continue,
                 }
             };
@@ -465,20 +467,38 @@ fn unsearchable_dir(path: &Path) -> Option<PathBuf> {
 /// cannot be resolved because a directory on the way may not be searched.
 const SEARCH_DENIED_HINT: &str = "you may not search a directory on the way to the one it names: have its permissions fixed, or run wtenv from a directory you can read";
 
+/// The git dir a `.git` file names; `None` only when the file is gone.
+///
+/// A `.git` file that names no git dir, or one that is not there (the
+/// worktree was pruned, or its repository moved), is an error, as it is
+/// to git: walking on up would take the repository around this directory,
+/// and give this worktree the ports of that one's.
 fn read_gitdir_file(dot_git: &Path) -> Result<Option<PathBuf>> {
     let Some(text) = read_pointer(dot_git)? else {
         return Ok(None);
     };
     let Some(target) = text.lines().next().and_then(|l| l.strip_prefix("gitdir:")) else {
-        return Ok(None);
+        return Err(Error::invalid(format!(
+            "{} is not a git dir, nor a file naming one (\"gitdir: PATH\")",
+            printable_path(dot_git)
+        ))
+        .with_hint("git finds no repository here either: fix or remove it"));
     };
     let base = dot_git.parent().unwrap_or(Path::new("/"));
     let path = base.join(target.trim());
     match resolve(&path) {
         Ok(Resolved::Dir(git_dir)) => Ok(Some(git_dir)),
         Ok(Resolved::Kernel(shown, root)) => Err(kernel_dir(&shown, root, "git dir", dot_git)),
-        // A worktree whose repository is gone is no worktree: walk on.
-        Err(e) if is_absent(&e) => Ok(None),
+        Err(e) if is_absent(&e) => Err(Error::not_found(format!(
+            "{} names the git dir {}, which is not there",
+            printable_path(dot_git),
+            printable_path(&path)
+        ))
+        .with_hint(format!(
+            "git finds no repository here either: if the worktree was pruned, remove {}; if its repository moved, go there and run: git worktree repair {}",
+            quote_in_message(dot_git),
+            quote_in_message(base)
+        ))),
         // Named by the file, never by what it says (see `common_dir_of`).
         Err(e) => {
             let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {

@@ -165,3 +165,46 @@ fn a_nested_repository_the_user_may_not_search_is_not_taken_for_the_one_around_i
     );
     assert!(t.allocations().is_empty(), "{:?}", t.allocations());
 }
+
+/// A `.git` file whose git dir is gone (the worktree pruned, or its
+/// repository moved), or that names none, is an error, as it is to git:
+/// the walk went on up and gave a worktree nested in another the outer
+/// one's identity and ports, the EADDRINUSE wtenv is there to prevent.
+#[test]
+fn a_dot_git_file_naming_no_git_dir_is_an_error_not_the_repository_around_it() {
+    let t = TestEnv::new();
+    t.git(&["worktree", "add", "-q", "-b", "nest", "nested"]);
+    let nested = t.repo.join("nested");
+    let outer = run(&mut t.wtenv(&["env"]));
+    assert_eq!(outer.code, Some(0), "{outer}");
+    let inner = run(&mut t.wtenv_in(&nested, &["env"]));
+    assert_eq!(inner.code, Some(0), "{inner}");
+    let registry = std::fs::read(t.registry_path()).unwrap();
+    let dot_git = nested.join(".git");
+
+    std::fs::remove_dir_all(t.repo.join(".git/worktrees/nested")).unwrap();
+    let out = run(&mut t.wtenv_in(&nested, &["env"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(out.stdout, "", "{out}");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "error: {} names the git dir {}, which is not there\n",
+            dot_git.display(),
+            t.repo.join(".git/worktrees/nested").display()
+        )) && out.stderr.contains("git worktree repair '"),
+        "{out}"
+    );
+    for text in ["garbage\n", ""] {
+        std::fs::write(&dot_git, text).unwrap();
+        let out = run(&mut t.wtenv_in(&nested, &["env"]));
+        assert_eq!(out.code, Some(1), "{out}");
+        assert!(
+            out.stderr.starts_with(&format!(
+                "error: {} is not a git dir, nor a file naming one",
+                dot_git.display()
+            )),
+            "{out}"
+        );
+    }
+    assert_eq!(std::fs::read(t.registry_path()).unwrap(), registry);
+}
