@@ -9,9 +9,10 @@
 //! `snapshots_services.rs` and `snapshots_errors.rs` hold the tests.
 //!
 //! Snapshots live in `tests/it/snapshots/NAME.snap`. A changed output
-//! fails the test; on purpose, `INSTA_UPDATE=always cargo nextest run
-//! snapshots` rewrites them (review the diff). Under `CI=true` a missing
-//! snapshot fails instead of being written.
+//! fails the test; on purpose, `INSTA_UPDATE=always cargo test --test it
+//! snapshots` (or `cargo nextest run snapshots`) rewrites them (review the
+//! diff). Under `CI=true` a missing snapshot fails instead of being
+//! written.
 
 use std::process::Command;
 
