@@ -21,6 +21,32 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::process::printable_path;
 
+/// The environment variables that make git act on another repository
+/// than the one its working directory is in (`git rev-parse
+/// --local-env-vars`, less the user's config, `GIT_CONFIG*`, and the
+/// ones that steer discovery): wtenv finds the repository from the
+/// current directory itself, and `env` and `run` run no git, so every git
+/// wtenv runs is rid of them and acts on that same repository. A
+/// `GIT_DIR` left in a shell made `list` show another repository's
+/// worktrees beside this one's config. Services (`run`, `up`) keep them.
+const REPOSITORY_VARS: &[&str] = &[
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_COMMON_DIR",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_IMPLICIT_WORK_TREE",
+    "GIT_PREFIX",
+    "GIT_SHALLOW_FILE",
+    "GIT_GRAFT_FILE",
+    "GIT_NO_REPLACE_OBJECTS",
+    "GIT_REPLACE_REF_BASE",
+    "GIT_NAMESPACE",
+    "GIT_CEILING_DIRECTORIES",
+    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+];
+
 /// A repository (or one of its worktrees) that git commands run in.
 #[derive(Debug, Clone)]
 pub struct Git {
@@ -160,6 +186,9 @@ impl Git {
         // `commands::create`), instead of git dying half-way with children
         // still holding ref locks.
         let mut command = Command::new("git");
+        for name in REPOSITORY_VARS {
+            command.env_remove(name);
+        }
         if let Some((name, value)) = env {
             command.env(name, value);
         }
@@ -496,6 +525,26 @@ mod tests {
         );
         drop(other);
         RepoLock::acquire_within(tmp.path(), Duration::ZERO, &|| Ok(())).unwrap();
+    }
+
+    /// Every variable git itself counts as selecting the repository is
+    /// cleared, but the user's config (`GIT_CONFIG_COUNT`,
+    /// `GIT_CONFIG_PARAMETERS`), which says how git acts, not on what.
+    #[test]
+    fn every_repository_variable_git_knows_is_cleared() {
+        let out = Command::new("git")
+            .args(["rev-parse", "--local-env-vars"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let missing: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|v| !v.starts_with("GIT_CONFIG"))
+            .filter(|v| !REPOSITORY_VARS.contains(v))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(missing, Vec::<String>::new());
+        assert!(!REPOSITORY_VARS.iter().any(|v| v.starts_with("GIT_CONFIG")));
     }
 
     #[test]

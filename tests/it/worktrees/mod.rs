@@ -9,6 +9,7 @@ mod create;
 mod damaged;
 mod discovery;
 mod enter;
+mod git_env;
 mod list;
 mod moved;
 mod remove;
