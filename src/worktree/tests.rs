@@ -124,3 +124,28 @@ fn a_path_that_cannot_be_resolved_is_named_escaped() {
         "{err}"
     );
 }
+
+/// A key of git's own config file is read from its section only, names
+/// compared without case, as git writes them.
+#[test]
+fn config_values_are_read_from_their_section() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("config"),
+        "[remote \"origin\"]\n\tworktree = /not/this\n\tbare = true\n[Core]\n\tBare = false\n\tworktree = ../../../sm\n",
+    )
+    .unwrap();
+    assert_eq!(
+        config_value(tmp.path(), "core", "bare").as_deref(),
+        Some("false")
+    );
+    assert_eq!(
+        core_worktree(tmp.path()),
+        Some(PathBuf::from("../../../sm"))
+    );
+    assert_eq!(config_value(tmp.path(), "core", "ignorecase"), None);
+    assert_eq!(
+        config_value(&tmp.path().join("missing"), "core", "bare"),
+        None
+    );
+}

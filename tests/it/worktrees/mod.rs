@@ -10,6 +10,7 @@ mod damaged;
 mod discovery;
 mod enter;
 mod git_env;
+mod layouts;
 mod list;
 mod moved;
 mod remove;
