@@ -261,9 +261,17 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     }
     release(ctx, &here.common_dir, &entry.path);
 
-    if let Some(branch) = &branch {
-        git.delete_branch(branch, args.force)?;
-        report::note(&format!("deleted branch {}", process::printable(branch)));
+    match &branch {
+        Some(branch) => {
+            git.delete_branch(branch, args.force)?;
+            report::note(&format!("deleted branch {}", process::printable(branch)));
+        }
+        // Git lists no branch for a worktree on a detached HEAD: nothing
+        // to delete, said rather than passed over in silence.
+        None if args.delete_branch => {
+            report::note("no branch deleted: the worktree was on a detached HEAD");
+        }
+        None => {}
     }
     Ok(Outcome::SUCCESS)
 }

@@ -36,6 +36,40 @@ fn remove_releases_the_ports_and_delete_branch_deletes_the_branch() {
     assert!(t.allocations().is_empty());
 }
 
+/// A worktree on a detached HEAD has no branch to delete: `remove
+/// --delete-branch` deleted none and said nothing of it. It says so now,
+/// and succeeds.
+#[test]
+fn remove_delete_branch_of_a_detached_worktree_says_no_branch_was_deleted() {
+    let t = TestEnv::new();
+    assert_eq!(create(&t, "det", &["--ports"]).code, Some(0));
+    let path = default_path(&t, "feature", "det");
+    t.git_in(&path, &["checkout", "-q", "--detach"]);
+    let branches = t.git(&["for-each-ref", "--format=%(refname)", "refs/heads"]);
+    let out = run(&mut t.wtenv(&["remove", "det", "--delete-branch"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!path.exists() && t.allocations().is_empty(), "{out}");
+    assert!(
+        out.stderr
+            .ends_with("no branch deleted: the worktree was on a detached HEAD\n"),
+        "{out}"
+    );
+    assert_eq!(
+        t.git(&["for-each-ref", "--format=%(refname)", "refs/heads"]),
+        branches,
+        "a branch was deleted"
+    );
+    // Said only when a branch was asked for.
+    assert_eq!(create(&t, "det2", &[]).code, Some(0));
+    t.git_in(
+        &default_path(&t, "feature", "det2"),
+        &["checkout", "-q", "--detach"],
+    );
+    let out = run(&mut t.wtenv(&["remove", "det2"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!out.stderr.contains("no branch deleted"), "{out}");
+}
+
 /// `git branch -d` refuses an unmerged branch; asked after the worktree
 /// was gone, that left the worktree removed and the command failed. It is
 /// asked first now, by git's rule (merged into the branch's upstream when
