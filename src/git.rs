@@ -283,6 +283,24 @@ impl Git {
         .map(drop)
     }
 
+    /// The first branch under `name/` (`feature/x/y` for `feature/x`),
+    /// which keeps a branch `name` from being made: git keeps a branch as
+    /// a file, and a directory of branches under the same name. `name`
+    /// is a valid branch name (no glob characters).
+    pub fn branch_under(&self, name: &str) -> Result<Option<String>> {
+        let out = self.run([
+            "for-each-ref",
+            "--count=1",
+            "--format=%(refname)",
+            &format!("refs/heads/{name}/"),
+        ])?;
+        Ok(out
+            .lines()
+            .next()
+            .and_then(|r| r.strip_prefix("refs/heads/"))
+            .map(str::to_owned))
+    }
+
     /// Whether `name` is a valid branch name (`git check-ref-format` on
     /// `refs/heads/<name>`, so it can never be read as an option).
     pub fn is_valid_branch_name(&self, name: &str) -> Result<bool> {

@@ -3,7 +3,8 @@
 //! checks out again): none while the repository's worktrees have one (a
 //! `wtenv.toml` never committed), or one it refuses, said once the
 //! rollback ran, since the checkout's copy it would name is gone by then.
-//! A git hook that refused the new worktree is said here too.
+//! A git hook that refused the new worktree is said here too, and any
+//! other git step that failed, with what the rollback left.
 
 use std::path::Path;
 
@@ -156,4 +157,29 @@ pub(super) fn hook_refused(err: Error, undone: bool) -> Error {
         }
     };
     Error::failed(err.to_string()).with_hint(hint)
+}
+
+/// A git step of `create` failed (`err`, git's own words), once the
+/// rollback ran (`undone`: nothing is left): the hint says what was left
+/// and what to do. Git's words name no way out, and a full disk is the
+/// one failure where what to do is known. Other errors pass unchanged.
+pub(super) fn git_failed(err: Error, undone: bool) -> Error {
+    let Error::Git { stderr, .. } = &err else {
+        return err;
+    };
+    let then = if stderr.contains("No space left on device") {
+        "free space on the file system git names, or make the worktree on another one (--path)"
+    } else {
+        "git's words say why: mend what they name, then run the command again"
+    };
+    Error::failed(err.to_string()).with_hint(left(undone, then))
+}
+
+/// What the rollback left, then what to do (`then`), for the hint of a
+/// failure of `create` that the rollback undid.
+pub(super) fn left(undone: bool, then: &str) -> String {
+    match undone {
+        true => format!("nothing was created (no worktree, branch or port); {then}"),
+        false => format!("the rollback could not undo everything (see above); {then}"),
+    }
 }

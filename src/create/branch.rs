@@ -25,10 +25,19 @@ pub(super) fn start_branch(plan: &Plan, reuse_branch: bool) -> Result<Start> {
         Err(e @ Error::Git { .. }) => e,
         Err(e) => return Err(e),
     };
-    let found = plan.git.lookup(&[
+    // The base, the branch, then each branch the new one would be a
+    // directory of (`feature` for `feature/x`).
+    let above: Vec<&str> = plan
+        .branch
+        .match_indices('/')
+        .map(|(i, _)| &plan.branch[..i])
+        .collect();
+    let mut names = vec![
         format!("{}^{{commit}}", plan.base),
         format!("refs/heads/{}", plan.branch),
-    ])?;
+    ];
+    names.extend(above.iter().map(|a| format!("refs/heads/{a}")));
+    let found = plan.git.lookup(&names)?;
     if found[1].is_some() {
         if reuse_branch && plan.base_given.is_none() {
             return Ok(Start::ExistingBranch);
@@ -56,6 +65,40 @@ pub(super) fn start_branch(plan: &Plan, reuse_branch: bool) -> Result<Start> {
                 ),
             ),
         );
+    }
+    // Git keeps a branch as a file and the branches under its name as a
+    // directory of that name: one cannot be both. Git's own words for it
+    // name a lock and no way out.
+    let clash = match above.iter().zip(&found[2..]).find(|(_, f)| f.is_some()) {
+        Some((above, _)) => Some((*above).to_owned()),
+        None => plan.git.branch_under(&plan.branch)?,
+    };
+    if let Some(clash) = clash {
+        let template = &plan.config.worktrees.branch;
+        let branches = format!(
+            "another name for the new worktrees' branches ({} in {})",
+            plan.config.syntax().key(&["worktrees"], "branch"),
+            plan.config.file_named_for(&plan.source_root)
+        );
+        // Another identifier helps when the identifier is part of the
+        // clashing name: not with `feature` for `feature/{identifier}`.
+        let identifier_at = template
+            .find("{identifier}")
+            .map(|at| template[..at].replace("{purpose}", &plan.purpose).len());
+        let hint = match identifier_at {
+            Some(at) if clash.len() > at => {
+                format!("choose another identifier, or {branches}")
+            }
+            _ => format!(
+                "rename branch {clash:?} (git branch -m {} NEW), or choose {branches}",
+                quote_in_message(&clash)
+            ),
+        };
+        return Err(Error::refused(format!(
+            "branch {:?} cannot be made: branch {clash:?} exists (a branch name cannot also be a directory of branches)",
+            plan.branch
+        ))
+        .with_hint(hint));
     }
     Err(err)
 }

@@ -295,7 +295,11 @@ fn make(
     // The branch first, then `worktree add` of it: as many git processes
     // as `git worktree add -b` (which runs `git branch` itself), and the
     // rollback knows for sure whether the branch is its own.
-    let start = start_branch(plan, reuse_branch)?;
+    let start = match start_branch(plan, reuse_branch) {
+        Ok(start) => start,
+        Err(e @ Error::Git { .. }) => return Err(base::git_failed(e, guard.undo_now())),
+        Err(e) => return Err(e),
+    };
     guard.branch_created = start == Start::NewBranch;
     if start == Start::ExistingBranch {
         report::note(&format!(
@@ -330,21 +334,32 @@ fn make(
     guard.worktree_added = added.is_ok();
     signals.check()?;
     if let Err(e) = added {
-        if matches!(e, Error::Git { .. }) && rollback::made_by_git(&plan.path, &plan.common_dir) {
-            return Err(base::hook_refused(e, guard.undo_now()));
+        if !matches!(e, Error::Git { .. }) {
+            return Err(e);
         }
-        return Err(e);
+        // Git keeps the worktree whole only when its hook refused it.
+        let hook = rollback::made_by_git(&plan.path, &plan.common_dir);
+        let undone = guard.undo_now();
+        return Err(match hook {
+            true => base::hook_refused(e, undone),
+            false => base::git_failed(e, undone),
+        });
     }
 
-    let wt = Worktree::discover(&plan.path)?
-        .filter(|w| w.root == plan.path && w.common_dir == plan.common_dir)
-        .ok_or_else(|| {
-            Error::failed(format!(
-                "git made {} but it is not a worktree of {}",
-                printable_path(&plan.path),
-                printable_path(&plan.common_dir)
-            ))
-        })?;
+    let found = Worktree::discover(&plan.path)?
+        .filter(|w| w.root == plan.path && w.common_dir == plan.common_dir);
+    let Some(wt) = found else {
+        let undone = guard.undo_now();
+        return Err(Error::failed(format!(
+            "git made {} but it is not a worktree of {}",
+            printable_path(&plan.path),
+            printable_path(&plan.common_dir)
+        ))
+        .with_hint(base::left(
+            undone,
+            "see what git lists ('git worktree list'), then run the command again",
+        )));
+    };
     let meta = Meta {
         purpose: Some(plan.purpose.clone()),
         identifier: Some(plan.identifier.clone()),

@@ -155,8 +155,9 @@ pub(super) fn made_by_git(dir: &Path, common_dir: &Path) -> bool {
 }
 
 /// Deletes the `.git/worktrees/<name>` entries that point at `path`, and
-/// the one git was still initializing for it (no `gitdir` yet). What
-/// `git worktree prune` would do, limited to our own path.
+/// the one git was still initializing for it (no `gitdir` yet), then
+/// `worktrees` itself if that left it empty. What `git worktree prune`
+/// would do, limited to our own path.
 fn remove_admin_entries(common_dir: &Path, path: &Path) {
     let Ok(entries) = std::fs::read_dir(common_dir.join("worktrees")) else {
         return;
@@ -184,6 +185,9 @@ fn remove_admin_entries(common_dir: &Path, path: &Path) {
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
+    // Made by the `git worktree add` undone, when it was the first: git
+    // deletes it once empty too (`git worktree prune`, `remove`).
+    let _ = std::fs::remove_dir(common_dir.join("worktrees"));
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use super::{assert_nothing_of, branch_exists, create, default_path, listed_by_git, snapshot};
-use crate::support::{HttpServer, TestEnv, run};
+use crate::support::{HttpServer, TestEnv, Tmpfs, run};
 
 #[test]
 fn create_ports_fails_fast_on_a_held_port_with_the_seeds_message_and_leaves_nothing() {
@@ -366,4 +366,146 @@ fn a_branch_template_making_a_part_too_long_names_the_key_to_shorten() {
         "{out}"
     );
     assert_eq!(snapshot(&t), before);
+}
+
+/// Git keeps a branch as a file and the branches under its name as a
+/// directory: `feature/zz` cannot be made beside `feature/zz/deeper`, nor
+/// under `feature`. Git's own error ("cannot lock ref ... exists; cannot
+/// create ...") came with no hint; the clash is named, with a way out
+/// that works (another identifier only where the identifier is part of
+/// the clashing name), and nothing is made.
+#[test]
+fn a_branch_that_would_clash_with_a_directory_of_branches_is_named_touching_nothing() {
+    let t = TestEnv::new();
+    let refused = |branch: &str, clash: &str| {
+        format!(
+            "error: branch \"{branch}\" cannot be made: branch \"{clash}\" exists \
+             (a branch name cannot also be a directory of branches)\n"
+        )
+    };
+    let other_id = "hint: choose another identifier, or another name for the new worktrees' \
+                    branches ([worktrees] branch in wtenv.toml)\n";
+    t.git(&["branch", "feature/zz/deeper"]);
+    let before = snapshot(&t);
+    for args in [
+        &[
+            "create",
+            "--purpose",
+            "feature",
+            "--identifier",
+            "zz",
+            "--ports",
+        ][..],
+        &["enter", "zz"],
+    ] {
+        let out = run(&mut t.wtenv(args));
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert_eq!(
+            out.stderr,
+            format!("{}{other_id}", refused("feature/zz", "feature/zz/deeper")),
+            "{args:?}"
+        );
+        assert_eq!(snapshot(&t), before, "{args:?}");
+    }
+    // Packed, as `git gc` leaves it: the same. Git's refused update-ref
+    // leaves the empty directory it made for its lock file (`git branch
+    // feature/zz` does too), which git ignores and `git pack-refs` removes.
+    t.git(&["pack-refs", "--all"]);
+    let before = snapshot(&t);
+    let out = create(&t, "zz", &[]);
+    assert_eq!(
+        out.stderr,
+        format!("{}{other_id}", refused("feature/zz", "feature/zz/deeper")),
+    );
+    let mut after = snapshot(&t);
+    after.files.remove(&t.repo.join(".git/refs/heads/feature"));
+    assert_eq!(after, before);
+    t.git(&["branch", "-D", "-q", "feature/zz/deeper"]);
+
+    // A branch named like the purpose: every identifier clashes with it.
+    t.git(&["branch", "feature"]);
+    let before = snapshot(&t);
+    let out = create(&t, "zz", &["--ports"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "{}hint: rename branch \"feature\" (git branch -m 'feature' NEW), or choose another \
+             name for the new worktrees' branches ([worktrees] branch in wtenv.toml)\n",
+            refused("feature/zz", "feature")
+        )
+    );
+    assert_eq!(snapshot(&t), before);
+    t.git(&["branch", "-D", "-q", "feature"]);
+
+    // The identifier inside the clashing name: another one helps.
+    t.write_config("[worktrees]\nbranch = \"{purpose}/{identifier}/wip\"\n");
+    t.git(&["commit", "-q", "-am", "wip branches"]);
+    t.git(&["branch", "feature/yy"]);
+    let before = snapshot(&t);
+    let out = create(&t, "yy", &["--ports"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(
+        out.stderr,
+        format!("{}{other_id}", refused("feature/yy/wip", "feature/yy"))
+    );
+    assert_eq!(snapshot(&t), before);
+}
+
+/// A git step that fails past wtenv's checks (here `git worktree add` on
+/// a full disk) gave git's words and no hint: the hint now says that
+/// nothing was left and what to do.
+#[test]
+fn a_git_step_failing_on_a_full_disk_says_nothing_was_created_and_what_to_do() {
+    let t = TestEnv::new();
+    let disk = Tmpfs::mount(&t.root().join("full"), "16k");
+    disk.fill();
+    let path = disk.path().join("wt");
+    let before = snapshot(&t);
+    let out = create(&t, "full", &["--ports", "--path", path.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "error: git worktree add --quiet -- {} feature/full failed: ",
+            path.display()
+        )) && out.stderr.contains("No space left on device"),
+        "{out}"
+    );
+    assert!(
+        out.stderr.ends_with(
+            "\nhint: nothing was created (no worktree, branch or port); free space on the file \
+             system git names, or make the worktree on another one (--path)\n"
+        ),
+        "{out}"
+    );
+    assert!(!branch_exists(&t, "feature/full") && !listed_by_git(&t, &path));
+    assert_eq!(snapshot(&t), before);
+}
+
+/// The branch step failing for a reason of git's own (a repository on a
+/// read-only file system): git's words, and the hint that nothing was
+/// created.
+#[test]
+fn a_branch_step_git_fails_says_nothing_was_created() {
+    let t = TestEnv::new();
+    let disk = Tmpfs::mount(&t.root().join("ro"), "4m");
+    let repo = disk.path().join("repo");
+    t.init_repo(&repo);
+    t.git_in(&repo, &["add", "wtenv.toml"]);
+    t.git_in(&repo, &["commit", "-q", "-m", "config"]);
+    disk.remount_read_only();
+    let out = run(&mut t.wtenv_in(
+        &repo,
+        &["create", "--purpose", "feature", "--identifier", "ro"],
+    ));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.starts_with("error: git update-ref ")
+            && out.stderr.contains("cannot lock ref")
+            && out.stderr.ends_with(
+                "\nhint: nothing was created (no worktree, branch or port); git's words say \
+                 why: mend what they name, then run the command again\n"
+            ),
+        "{out}"
+    );
 }
