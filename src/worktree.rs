@@ -138,33 +138,10 @@ impl Worktree {
         Worktree::discover(start)?.ok_or_else(|| Worktree::outside(start))
     }
 
-    /// The error for `start`, which is outside any git worktree. Inside a
-    /// repository's own directory with no `.git` above it (a bare
-    /// repository, or the git dir of one whose work tree is elsewhere),
-    /// it says so, and that a worktree of it is the place to run in.
+    /// The error for `start`, which is outside any git worktree (see
+    /// [`repository::outside`]).
     pub fn outside(start: &Path) -> Error {
-        let Some(git_dir) = enclosing_git_dir(start) else {
-            return Error::not_found(format!(
-                "{} is not inside a git worktree",
-                printable_path(start)
-            ))
-            .with_hint("cd into a git repository or one of its worktrees");
-        };
-        let bare = config_value(&git_dir, "core", "bare").as_deref() == Some("true");
-        let message = match (start.canonicalize().is_ok_and(|s| s == git_dir), bare) {
-            (true, true) => format!("{} is a bare repository", printable_path(start)),
-            (true, false) => format!("{} is a repository's git dir", printable_path(start)),
-            (false, bare) => format!(
-                "{} is inside the {} {}",
-                printable_path(start),
-                if bare { "bare repository" } else { "git dir" },
-                printable_path(&git_dir)
-            ),
-        };
-        let message = format!("{message}, not a git worktree");
-        Error::not_found(message).with_hint(
-            "cd into one of its worktrees ('git worktree list' shows them), or add one: git worktree add PATH",
-        )
+        repository::outside(start)
     }
 
     /// The registry and every export format are text: a worktree or
@@ -214,9 +191,20 @@ impl Worktree {
         }
     }
 
-    /// The main worktree's directory, when the repository is not bare.
+    /// The main worktree's directory, when wtenv can know it: as the
+    /// repository's files name it ([`main_root_of`]: `.git`'s parent, a
+    /// submodule's `core.worktree`), or this very worktree when its `.git`
+    /// file names the repository itself and that is not bare (a separate
+    /// git dir, seen from its main worktree; the `.bare` layout's `.git`
+    /// names a bare one). `None` for a bare repository, and for a separate
+    /// git dir seen from a linked worktree: git's records do not name its
+    /// main worktree.
     pub fn main_root(&self) -> Option<PathBuf> {
-        main_root_of(&self.common_dir)
+        main_root_of(&self.common_dir).or_else(|| {
+            let names_repository =
+                self.git_dir == self.common_dir && self.root.join(".git").is_file();
+            (names_repository && !is_bare(&self.common_dir)).then(|| self.root.clone())
+        })
     }
 
     /// What `create` recorded; while `create` is still making this
@@ -414,46 +402,6 @@ fn own_git_dir(root: &Path) -> Option<PathBuf> {
     let points_here =
         back == normalize(&dot_git) || back.canonicalize().ok() == dot_git.canonicalize().ok();
     points_here.then_some(git_dir)
-}
-
-/// `core.worktree` of the git dir's `config`, as git writes it for a
-/// submodule (`worktree = ../../../sub`).
-fn core_worktree(git_dir: &Path) -> Option<PathBuf> {
-    config_value(git_dir, "core", "worktree").map(PathBuf::from)
-}
-
-/// The value of `key` in `[section]` of the git dir's `config`, as git
-/// writes the file (`\tkey = value`, names compared without case): the
-/// first such line. Enough for the keys git itself writes there
-/// (`core.bare`, `core.worktree`); no includes, no quoting.
-fn config_value(git_dir: &Path, section: &str, key: &str) -> Option<String> {
-    let text = read_pointer(&git_dir.join("config")).ok()??;
-    let mut current = String::new();
-    text.lines().find_map(|line| {
-        let line = line.trim();
-        if let Some(header) = line.strip_prefix('[') {
-            let name = header.split([']', ' ', '"']).next().unwrap_or_default();
-            current = name.to_ascii_lowercase();
-            return None;
-        }
-        let (k, value) = line.split_once('=')?;
-        (current.eq_ignore_ascii_case(section) && k.trim().eq_ignore_ascii_case(key))
-            .then(|| value.trim().to_owned())
-    })
-}
-
-/// The git dir `start` is in or under, when one holds it (with no `.git`
-/// above, which discovery would have found): what git itself takes for
-/// one, a directory with a `HEAD` file and `objects` and `refs`
-/// directories.
-fn enclosing_git_dir(start: &Path) -> Option<PathBuf> {
-    let start = start.canonicalize().unwrap_or_else(|_| start.to_path_buf());
-    start
-        .ancestors()
-        .find(|dir| {
-            dir.join("HEAD").is_file() && dir.join("objects").is_dir() && dir.join("refs").is_dir()
-        })
-        .map(Path::to_path_buf)
 }
 
 /// A git pointer file (`.git` of a linked worktree, `commondir`): a few
@@ -703,9 +651,14 @@ pub fn normalize(path: &Path) -> PathBuf {
 }
 
 mod listing;
+mod repository;
 #[cfg(test)]
 mod tests;
 
+pub use repository::enclosing_git_dir;
+use repository::{core_worktree, is_bare};
+
 pub use listing::{
-    admin_dir_of, is_gone, listed_worktrees, main_root_of, now_of_another_repository, still_listed,
+    admin_dir_of, is_gone, listed_worktrees, listed_worktrees_with, main_root_of,
+    now_of_another_repository, still_listed,
 };

@@ -43,7 +43,7 @@ pub fn entries(ctx: &Ctx) -> Result<(Worktree, Config, Vec<Entry>)> {
 /// takes the repository lock, then reads the listing).
 pub fn entries_of(ctx: &Ctx, here: Worktree) -> Result<(Worktree, Config, Vec<Entry>)> {
     let config = ctx.config_for(&here.root)?;
-    let listed = worktree::listed_worktrees(&here.common_dir)
+    let listed = worktree::listed_worktrees_with(&here.common_dir, here.main_root())
         .into_iter()
         .map(|(path, locked)| ListedWorktree {
             path,
@@ -76,7 +76,15 @@ fn build(here: &Worktree, config: &Config, listed: Vec<ListedWorktree>) -> Vec<E
     let main_root = here.main_root();
     listed
         .into_iter()
-        .map(|l| {
+        .map(|mut l| {
+            // Git lists the main worktree of a submodule, or of a separate
+            // git dir, as the git dir itself: named by the worktree, when
+            // wtenv knows it, so that its row is that worktree's.
+            let names_git_dir =
+                !l.bare && l.path.canonicalize().ok().as_ref() == Some(&here.common_dir);
+            if let Some(main) = main_root.as_ref().filter(|_| names_git_dir) {
+                l.path = main.clone();
+            }
             let worktree = if l.bare {
                 None
             } else {
@@ -101,7 +109,7 @@ fn build(here: &Worktree, config: &Config, listed: Vec<ListedWorktree>) -> Vec<E
             };
             let identifier = worktree::identifier_of(&path, &meta);
             Entry {
-                main: main_root.as_deref() == Some(path.as_path()),
+                main: names_git_dir || main_root.as_deref() == Some(path.as_path()),
                 purpose: meta
                     .purpose
                     .unwrap_or_else(|| config.worktrees.default_purpose.clone()),

@@ -88,19 +88,28 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             None => by_path(&args.target),
         }
     };
-    let entry = entry.ok_or_else(|| {
-        Error::not_found(format!("no worktree {:?} in this repository", args.target))
-            .with_hint("'wtenv list' shows the worktrees")
-    })?;
+    let Some(entry) = entry else {
+        // A separate git dir's main worktree, named from a linked one:
+        // git's records do not name it, its own `.git` file does.
+        let named = cwd.join(&args.target).canonicalize().ok();
+        let main = named
+            .as_deref()
+            .and_then(|path| worktree::Worktree::discover(path).ok().flatten())
+            .filter(|w| {
+                Some(&w.root) == named.as_ref()
+                    && w.common_dir == here.common_dir
+                    && w.main_root().as_ref() == Some(&w.root)
+            });
+        if let Some(main) = main {
+            return Err(main_worktree_refused(&main.root));
+        }
+        return Err(
+            Error::not_found(format!("no worktree {:?} in this repository", args.target))
+                .with_hint("'wtenv list' shows the worktrees"),
+        );
+    };
     if entry.main || entry.listed.bare {
-        return Err(Error::refused(format!(
-            "{} is the main worktree; it is never removed",
-            printable_path(&entry.path)
-        ))
-        .with_hint(format!(
-            "to free its ports instead: wtenv release --worktree {}",
-            crate::shell::quote_in_message(&entry.path)
-        )));
+        return Err(main_worktree_refused(&entry.path));
     }
 
     // Git refuses a locked worktree even with --force (it takes `-f -f`):
@@ -274,6 +283,18 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         None => {}
     }
     Ok(Outcome::SUCCESS)
+}
+
+/// The refusal of the main worktree at `path`, which is never removed.
+fn main_worktree_refused(path: &Path) -> Error {
+    Error::refused(format!(
+        "{} is the main worktree; it is never removed",
+        printable_path(path)
+    ))
+    .with_hint(format!(
+        "to free its ports instead: wtenv release --worktree {}",
+        crate::shell::quote_in_message(path)
+    ))
 }
 
 /// What to do when git refused to remove `entry`. A directory that is

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::{HIDDEN, NOT_SHOWN};
 use crate::error::{Error, Result};
 use crate::process::{first_escaped, printable_path};
-use crate::worktree::Worktree;
+use crate::worktree::{Worktree, enclosing_git_dir, git_dir_at};
 
 /// A base revision is passed to git after `--end-of-options`, but one that
 /// looks like an option or holds control characters is refused outright:
@@ -73,29 +73,87 @@ pub(super) fn check_new_dirs(
     .with_hint(hint))
 }
 
-/// `[worktrees] root` with `{repo}` filled in, relative to the main
-/// worktree (for a bare repository: beside the repository).
+/// Where `create` puts a new worktree by default: `[worktrees] root`
+/// (`template`) with `{repo}` filled in, relative to the directory it is
+/// placed beside, the one place that decides it:
+///
+/// - the main worktree, where wtenv knows it ([`Worktree::main_root`]:
+///   `.git`'s parent, a submodule's `core.worktree`, a separate git dir's
+///   worktree seen from itself); `{repo}` is its name: `/x/app` →
+///   `/x/app.worktrees`, a submodule `super/sm` → `super/sm.worktrees`;
+/// - else (a bare repository; a separate git dir seen from a linked
+///   worktree) the repository: its git common dir, or in the `.bare`
+///   layout (a hidden git dir that the `.git` file of the directory
+///   holding it names) that directory; `{repo}` is its name without a
+///   trailing `.git`: `/x/bare.git` → `/x/bare.worktrees`, `/x/proj/.bare`
+///   → `/x/proj.worktrees`, `/x/sepgit` → `/x/sepgit.worktrees`.
 pub(super) fn default_root(template: &str, source: &Worktree) -> PathBuf {
+    let name = |dir: &Path| {
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     let (base, repo) = match source.main_root() {
         Some(main) => {
-            let name = main.file_name().map(|n| n.to_string_lossy().into_owned());
-            (main.clone(), name.unwrap_or_default())
+            let repo = name(&main);
+            (main, repo)
         }
         None => {
-            let common = &source.common_dir;
-            let name = common
-                .file_stem()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            (
-                common.parent().unwrap_or(Path::new("/")).to_path_buf(),
-                name,
-            )
+            let repository = bare_repository(&source.common_dir);
+            let repo = name(&repository);
+            let repo = repo.strip_suffix(".git").unwrap_or(&repo).to_owned();
+            (repository, repo)
         }
     };
     // The config's reading refused any other placeholder
     // (`config::ROOT_PLACEHOLDERS`).
     base.join(template.replace("{repo}", &repo))
+}
+
+/// The directory that stands for the repository without a main worktree
+/// whose git common dir is `common_dir`: that dir itself, but in the
+/// `.bare` layout (`proj/.bare`, and `proj/.git` a file naming it), the
+/// directory holding it.
+fn bare_repository(common_dir: &Path) -> PathBuf {
+    let hidden = common_dir
+        .file_name()
+        .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));
+    match common_dir.parent() {
+        Some(outer) if hidden && git_dir_at(outer).as_deref() == Some(common_dir) => {
+            outer.to_path_buf()
+        }
+        _ => common_dir.to_path_buf(),
+    }
+}
+
+/// A new worktree's path inside a git dir (a repository's own files: a
+/// bare one, `.git`, a submodule's under the superproject's) is refused:
+/// git's files are no checkout's place. `given`: the path came from
+/// `--path`, else from `[worktrees] root` (in `config`).
+pub(super) fn check_outside_git_dirs(
+    path: &Path,
+    given: bool,
+    config: Option<&Path>,
+) -> Result<()> {
+    let Some(git_dir) = enclosing_git_dir(path) else {
+        return Ok(());
+    };
+    let hint = match given {
+        true => "choose a --path outside it".to_owned(),
+        false => format!(
+            "set {}{} to a directory outside it, or choose one with --path",
+            crate::config::syntax_of(config).key(&["worktrees"], "root"),
+            config
+                .map(|c| format!(" in {}", printable_path(c)))
+                .unwrap_or_default()
+        ),
+    };
+    Err(Error::invalid(format!(
+        "cannot create {}: it is inside the git dir {}, which holds git's own files",
+        printable_path(path),
+        printable_path(&git_dir)
+    ))
+    .with_hint(hint))
 }
 
 /// `path` with its longest existing prefix canonicalized (what git records
@@ -127,6 +185,29 @@ pub(super) fn resolve_existing_prefix(path: &Path) -> Result<(PathBuf, PathBuf)>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bare repository's `{repo}` is its name less a trailing `.git`
+    /// only (a file stem took `my.app` for `my`), and the root is beside
+    /// it.
+    #[test]
+    fn a_bare_repositorys_root_is_beside_it_named_without_dot_git() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (name, root) in [
+            ("my.app.git", "my.app.worktrees"),
+            ("plain", "plain.worktrees"),
+        ] {
+            let common = tmp.path().join(name);
+            let source = Worktree {
+                root: tmp.path().join("linked"),
+                git_dir: common.join("worktrees/linked"),
+                common_dir: common,
+            };
+            assert_eq!(
+                crate::worktree::normalize(&default_root("../{repo}.worktrees", &source)),
+                tmp.path().join(root)
+            );
+        }
+    }
 
     #[test]
     fn bases() {

@@ -55,7 +55,10 @@ use crate::process::{first_escaped, printable, printable_path};
 use crate::report;
 use crate::worktree::{self, Meta, Worktree};
 use branch::{Start, start_branch};
-use checks::{check_base, check_new_dirs, check_path_free, default_root, resolve_existing_prefix};
+use checks::{
+    check_base, check_new_dirs, check_outside_git_dirs, check_path_free, default_root,
+    resolve_existing_prefix,
+};
 use rollback::{Rollback, make_dir};
 
 /// What is wrong with a character [`crate::process::printable`] escapes
@@ -204,6 +207,7 @@ pub fn plan(
     check_path_free(&wanted)?;
     let (path, first_new_dir) = resolve_existing_prefix(&wanted)?;
     check_new_dirs(&path, &first_new_dir, path_given, config.source.as_deref())?;
+    check_outside_git_dirs(&path, path_given, config.source.as_deref())?;
     Ok(Plan {
         git,
         common_dir: source.common_dir.clone(),

@@ -4,18 +4,42 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Worktree, normalize, read_pointer};
+use super::{Worktree, core_worktree, git_dir_at, normalize, read_pointer};
 
-/// `/repo/.git` → `/repo`; a bare repository has no main worktree.
+/// The main worktree of the repository whose git common dir is
+/// `common_dir`, as the repository's own files name it: `/repo/.git` →
+/// `/repo`; else the directory its `core.worktree` names (relative to
+/// it, as git writes it for a submodule: `../../../sm`), when that
+/// directory's `.git` leads back to `common_dir` (a config can name any
+/// directory). `None` for a bare repository, and for a separate git dir
+/// (`git init --separate-git-dir`), whose main worktree only that
+/// worktree's own `.git` file names: [`Worktree::main_root`] knows it
+/// when wtenv runs there.
 pub fn main_root_of(common_dir: &Path) -> Option<PathBuf> {
-    (common_dir.file_name()? == ".git").then(|| common_dir.parent().map(Path::to_path_buf))?
+    if common_dir.file_name()? == ".git" {
+        return common_dir.parent().map(Path::to_path_buf);
+    }
+    let root = common_dir
+        .join(core_worktree(common_dir)?)
+        .canonicalize()
+        .ok()?;
+    (git_dir_at(&root).as_deref() == Some(common_dir)).then_some(root)
 }
 
 /// Every worktree git knows of in `common_dir`, read from its files (the
 /// main one, then `worktrees/*/gitdir`), with its lock's reason when it is
 /// locked (as [`crate::git::ListedWorktree::locked`]).
 pub fn listed_worktrees(common_dir: &Path) -> Vec<(PathBuf, Option<String>)> {
-    let main = main_root_of(common_dir).map(|p| (p, None));
+    listed_worktrees_with(common_dir, main_root_of(common_dir))
+}
+
+/// [`listed_worktrees`], the main worktree being `main` (as
+/// [`Worktree::main_root`] finds it).
+pub fn listed_worktrees_with(
+    common_dir: &Path,
+    main: Option<PathBuf>,
+) -> Vec<(PathBuf, Option<String>)> {
+    let main = main.map(|p| (p, None));
     let linked = linked_worktrees(common_dir)
         .into_iter()
         .map(|(root, admin_dir)| (root, lock_reason(&admin_dir)));

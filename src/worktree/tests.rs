@@ -136,16 +136,19 @@ fn config_values_are_read_from_their_section() {
     )
     .unwrap();
     assert_eq!(
-        config_value(tmp.path(), "core", "bare").as_deref(),
+        repository::config_value(tmp.path(), "core", "bare").as_deref(),
         Some("false")
     );
     assert_eq!(
         core_worktree(tmp.path()),
         Some(PathBuf::from("../../../sm"))
     );
-    assert_eq!(config_value(tmp.path(), "core", "ignorecase"), None);
     assert_eq!(
-        config_value(&tmp.path().join("missing"), "core", "bare"),
+        repository::config_value(tmp.path(), "core", "ignorecase"),
+        None
+    );
+    assert_eq!(
+        repository::config_value(&tmp.path().join("missing"), "core", "bare"),
         None
     );
 }
