@@ -1,8 +1,9 @@
 //! A bounded fuzz of what wtenv reads from disk: random mutations of a
 //! valid registry (in the layout wtenv writes, so both the line reader and
-//! the full parse see them) and of a valid config, fed to the real binary.
-//! Whatever the bytes: no panic, no hang, exit 0, 1 or 2 only, and a
-//! registry wtenv refused is left byte for byte.
+//! the full parse see them) and of a valid config, as `wtenv.toml` and as
+//! `wtenv.json`, fed to the real binary. Whatever the bytes: no panic, no
+//! hang, exit 0, 1 or 2 only, and a registry wtenv refused is left byte
+//! for byte.
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
@@ -125,28 +126,51 @@ fn mutated_registries_never_panic_hang_or_get_rewritten() {
 #[test]
 fn mutated_configs_never_panic_or_hang() {
     let t = TestEnv::new();
-    let valid = format!(
+    let toml = format!(
         "[purposes]\nfeature = \"{}\"\n[services.web]\nenv = [\"PORT\", \"WEB_PORT\"]\nrun = \"true\"\n[services.api]\n[env]\nAPI_URL = \"http://localhost:{{port.api}}\"\n",
         t.ports.range()
     );
-    let config = t.repo.join("wtenv.toml");
+    // The same config in JSON, one key a line: its own parser, its own
+    // errors placed at line and column.
+    let json = serde_json::to_string_pretty(&serde_json::json!({
+        "purposes": {"feature": t.ports.range()},
+        "services": {"web": {"env": ["PORT", "WEB_PORT"], "run": "true"}, "api": {}},
+        "env": {"API_URL": "http://localhost:{port.api}"},
+    }))
+    .unwrap();
+    let bases = [("wtenv.toml", toml), ("wtenv.json", json)];
+    // Only one file at a time: both present is an error of its own.
+    let write = |name: &str, bytes: &[u8]| {
+        for (other, _) in &bases {
+            let _ = std::fs::remove_file(t.repo.join(other));
+        }
+        std::fs::write(t.repo.join(name), bytes).unwrap();
+    };
+    // Each base is a config wtenv takes: the mutations start from one.
+    for (name, valid) in &bases {
+        write(name, valid.as_bytes());
+        let out = run(&mut t.wtenv(&["env"]));
+        assert_eq!(out.code, Some(0), "{name} unmutated: {out}");
+        assert!(out.stdout.contains("export WEB_PORT="), "{name}: {out}");
+    }
     runner(48)
         .run(&mutation(), |edits| {
-            let bytes = apply(valid.clone().into_bytes(), &edits);
-            std::fs::write(&config, &bytes).unwrap();
-            for args in [
-                &["env", "--hook"][..],
-                &["env", "--format", "fish"],
-                &["trust"],
-                &["validate"],
-            ] {
-                let out = run_bounded(&mut t.wtenv(args), LIMIT);
-                assert_sane(
-                    &out,
-                    &format!("{args:?} on {}", String::from_utf8_lossy(&bytes)),
-                );
+            for (name, valid) in &bases {
+                let bytes = apply(valid.clone().into_bytes(), &edits);
+                write(name, &bytes);
+                for args in [
+                    &["env", "--hook"][..],
+                    &["env", "--format", "fish"],
+                    &["trust"],
+                    &["validate"],
+                ] {
+                    let out = run_bounded(&mut t.wtenv(args), LIMIT);
+                    assert_sane(
+                        &out,
+                        &format!("{args:?} on {name} {}", String::from_utf8_lossy(&bytes)),
+                    );
+                }
             }
-            // The JSON form of the schema, mutated alike.
             Ok(())
         })
         .unwrap();
