@@ -116,10 +116,12 @@ fn enter_prints_the_path_creating_the_worktree_if_needed() {
         "enter_of_an_existing_worktree_prints_its_path_only",
         &mut t.wtenv(&["enter", "login"]),
     );
+    // After `--`: `enter -bad` is clap's unknown flag `-b`, refused
+    // before wtenv ever sees an identifier.
     snap(
         &t,
         "enter_refuses_an_invalid_identifier",
-        &mut t.wtenv(&["enter", "-bad"]),
+        &mut t.wtenv(&["enter", "--", "-bad"]),
     );
 }
 
