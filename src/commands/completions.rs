@@ -141,6 +141,17 @@ mod tests {
         }
     }
 
+    /// Whether `text` offers the subcommand `name`, as each shell's script
+    /// spells one (the name alone is in every `wtenv`, for `env`).
+    fn offers_command(shell: Shell, text: &str, name: &str) -> bool {
+        match shell {
+            Shell::Bash => text.contains(&format!("wtenv,{name})")),
+            Shell::Zsh => text.contains(&format!("\n'{name}:")),
+            Shell::Fish => text.contains(&format!(" -a \"{name}\" ")),
+            _ => unreachable!(),
+        }
+    }
+
     #[test]
     fn scripts_offer_no_hidden_subcommand_or_flag_and_every_shown_one() {
         let cli = Cli::command();
@@ -161,7 +172,8 @@ mod tests {
                 }
             }
             for c in cli.get_subcommands().filter(|c| !c.is_hide_set()) {
-                assert!(text.contains(c.get_name()), "{shell}: {}", c.get_name());
+                let name = c.get_name();
+                assert!(offers_command(shell, &text, name), "{shell}: {name}");
             }
             for long in ["grace", "skip-occupied", "registry", "detach", "log-limit"] {
                 assert!(offers(shell, &text, long), "{shell}: --{long} not offered");
