@@ -1,0 +1,239 @@
+use super::*;
+
+/// `sh -c` started by `launch`, which leaves a `sleep` behind in the
+/// shell's group and exits: (the group's id, the sleep's pid).
+#[cfg(target_os = "linux")]
+fn leave_a_sleep_behind(launch: &mut std::process::Command) -> (u32, u32) {
+    let out = launch
+        .args(["sh", "-c", "sleep 30 >/dev/null 2>&1 & echo $$ $!"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let [group, sleep] = text.split_whitespace().collect::<Vec<_>>()[..] else {
+        panic!("{text:?}");
+    };
+    (group.parse().unwrap(), sleep.parse().unwrap())
+}
+
+/// The pid reuse that leaves no leader to compare: a daemon's double
+/// fork (`setsid`, then the leader exits) under a group id wtenv once
+/// recorded. Its member started after the recorded leader, as a real
+/// orphan would, yet it is never claimed (nor signalled, nor kept as a
+/// reason not to sweep the hold). The same shape started as wtenv
+/// starts a child (`setpgid` in this session) is.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_session_leaders_group_is_never_taken_for_orphans() {
+    use std::os::unix::process::CommandExt;
+    let recorded_start = ProcessId::current().start_time;
+    let (daemon_group, daemon) = leave_a_sleep_behind(&mut std::process::Command::new("setsid"));
+    let mut like_wtenv = std::process::Command::new("env");
+    like_wtenv.process_group(0);
+    let (group, orphan) = leave_a_sleep_behind(&mut like_wtenv);
+    let found = (
+        orphans(daemon_group, recorded_start),
+        orphans(group, recorded_start),
+    );
+    for pid in [daemon, orphan] {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert_eq!(found, (vec![], vec![orphan]));
+}
+
+#[test]
+fn current_process_is_alive_and_a_wrong_start_time_is_not() {
+    let me = ProcessId::current();
+    assert!(me.is_alive());
+    let reused = ProcessId {
+        start_time: me.start_time + 1,
+        ..me
+    };
+    assert!(!reused.is_alive());
+}
+
+/// `token` as the same pid's start in another boot: the same ticks,
+/// another tag.
+#[cfg(target_os = "linux")]
+fn in_another_boot(token: u64) -> u64 {
+    let tag = token >> 40;
+    assert_ne!(tag, 0, "the boot id is readable here");
+    (if tag == 7 { 8 } else { 7 }) << 40 | (token & ((1 << 40) - 1))
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_start_of_another_boot_is_dead_and_one_recorded_untagged_is_compared_by_ticks() {
+    let me = ProcessId::current();
+    let earlier_boot = ProcessId {
+        start_time: in_another_boot(me.start_time),
+        ..me
+    };
+    assert!(!earlier_boot.is_alive());
+    assert!(!me.is(earlier_boot));
+    let untagged = ProcessId {
+        start_time: me.start_time & ((1 << 40) - 1),
+        ..me
+    };
+    assert!(untagged.is_alive());
+    assert!(me.is(untagged));
+}
+
+/// A group recorded in another boot has no orphans, though a live
+/// group of this boot has its id, and members started after its ticks.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_group_of_another_boot_has_no_orphans() {
+    use std::os::unix::process::CommandExt;
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let start = ProcessId::of(pid).unwrap().start_time;
+    let found = (
+        orphans(pid, start),
+        orphans(pid, start & ((1 << 40) - 1)),
+        orphans(pid, in_another_boot(start)),
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(found, (vec![pid], vec![pid], vec![]));
+}
+
+#[test]
+fn a_reaped_child_is_dead() {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let id = ProcessId::of(child.id());
+    child.wait().unwrap();
+    if let Some(id) = id {
+        assert!(!id.is_alive());
+    }
+}
+
+#[test]
+fn printable_escapes_control_characters() {
+    assert_eq!(printable("-c a\nb\x1b[2J"), r"-c a\nb\u{1b}[2J");
+    assert_eq!(printable("\t\r\0\x7f\u{85}"), r"\t\r\u{0}\u{7f}\u{85}");
+    assert_eq!(printable_path(Path::new("/w/a\x1bb\nc")), r"/w/a\u{1b}b\nc");
+}
+
+#[test]
+fn printable_escapes_bidirectional_controls() {
+    for c in ('\u{202a}'..='\u{202e}').chain('\u{2066}'..='\u{2069}') {
+        assert_eq!(
+            printable(&format!("a{c}b")),
+            format!("a\\u{{{:x}}}b", c as u32)
+        );
+    }
+    for (c, shown) in [
+        ('\u{200e}', r"\u{200e}"),
+        ('\u{200f}', r"\u{200f}"),
+        ('\u{061c}', r"\u{61c}"),
+    ] {
+        assert_eq!(printable(&format!("a{c}b")), format!("a{shown}b"));
+    }
+    // A branch that reads `feature/exe.png` on a terminal.
+    assert_eq!(
+        printable("feature/\u{202e}gnp.exe"),
+        r"feature/\u{202e}gnp.exe"
+    );
+}
+
+#[test]
+fn printable_escapes_invisible_characters() {
+    for (c, shown) in [
+        ('\u{200b}', r"\u{200b}"),
+        ('\u{200c}', r"\u{200c}"),
+        ('\u{200d}', r"\u{200d}"),
+        ('\u{2060}', r"\u{2060}"),
+        ('\u{feff}', r"\u{feff}"),
+    ] {
+        assert_eq!(printable(&format!("main{c}")), format!("main{shown}"));
+    }
+}
+
+#[test]
+fn printable_leaves_other_text_as_it_is() {
+    for text in [
+        "node  srv.js é",
+        "שלום عربي 中文 🦀",
+        r"C:\dir\new",
+        r"a\nb\u{1b}",
+        "'it'\\''s here'",
+    ] {
+        assert_eq!(printable(text), text);
+    }
+}
+
+#[test]
+fn first_escaped_names_the_first_character_printable_escapes() {
+    assert_eq!(first_escaped(r"feature/a\b.c-d_é 中"), None);
+    assert_eq!(
+        first_escaped("a\u{200b}b\u{202e}").as_deref(),
+        Some(r"\u{200b}")
+    );
+    assert_eq!(first_escaped("x\ny").as_deref(), Some(r"\n"));
+    for text in ["\u{202e}", "\u{200b}", "\u{feff}", "\u{1b}", "\t"] {
+        let shown = first_escaped(text).unwrap();
+        assert_eq!(printable(text), shown);
+    }
+}
+
+#[test]
+fn escape_at_finds_each_escape_printable_writes() {
+    for (text, escape) in [
+        ("\\nb", Some("\\n")),
+        ("\\t", Some("\\t")),
+        ("\\r", Some("\\r")),
+        ("\\\\n", Some("\\\\")),
+        ("\\u{202e}gnp", Some("\\u{202e}")),
+        ("\\u{10ffff}}", Some("\\u{10ffff}")),
+        ("\\u{0}", Some("\\u{0}")),
+        ("a\\n", None),
+        ("\\", None),
+        ("\\d", None),
+        ("\\u{20", None),
+        ("\\u{}", None),
+        ("\\u{1234567}", None),
+        ("\\u{2x}", None),
+    ] {
+        assert_eq!(escape_at(text), escape, "{text:?}");
+    }
+    // Every escape printable writes is found whole.
+    for c in [
+        '\n', '\t', '\r', '\\', '\u{1b}', '\u{85}', '\u{202e}', '\u{feff}',
+    ] {
+        let shown = printable(&format!("{c}\u{200b}"));
+        let escape = escape_at(&shown).unwrap();
+        assert_eq!(escape, c.escape_default().to_string());
+    }
+}
+
+#[test]
+fn once_printable_escapes_anything_it_escapes_every_backslash() {
+    // A literal backslash-n beside a newline: each reads one way.
+    assert_eq!(printable("a\\nb\nc"), r"a\\nb\nc");
+    assert_eq!(
+        printable_path(Path::new("/w/x\\n\u{202e}y\\")),
+        r"/w/x\\n\u{202e}y\\"
+    );
+    // Escaped text has nothing left to escape: escaping it again, as a
+    // table does its cells, changes nothing.
+    for text in ["a\\nb\nc", "x\u{202e}\\", "\u{1b}[2J\\u{1b}"] {
+        let once = printable(text);
+        assert_eq!(printable(&once), once);
+    }
+}
+
+#[test]
+fn ancestry_and_cwd_of_self() {
+    let me = std::process::id();
+    let parent = parent(me).unwrap();
+    assert!(descends_from(me, parent));
+    assert!(!descends_from(parent, me));
+    assert_eq!(cwd(me).unwrap(), std::env::current_dir().unwrap());
+}
