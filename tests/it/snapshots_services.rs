@@ -107,6 +107,10 @@ fn export_writes_unit_files_and_says_how_to_start_them() {
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
+    // Those two files, whatever stdout said: the loop below snapshots
+    // what it finds, and finds nothing in an empty directory.
+    let kinds: Vec<_> = files.iter().filter_map(|f| f.extension()).collect();
+    assert_eq!(kinds, ["service", "target"], "{files:?}");
     // Named by what they are: the files' names carry a hash of the path.
     for file in files {
         let kind = file.extension().unwrap().to_str().unwrap();
