@@ -165,12 +165,11 @@ fn background_services_started_from_a_subdirectory_run_from_the_worktree_root() 
             "{manager}: {up}"
         );
         let status = wtenv(&["status"]);
-        let line = status.stdout.lines().find(|l| l.starts_with("web"));
-        assert!(
-            line.is_some_and(|l| l.contains(manager)
-                && l.contains("healthy")
-                && !l.contains("unhealthy")),
-            "{manager}: {status}"
+        let cells = crate::background::status_cells(&status, "web");
+        assert_eq!(
+            [1, 6].map(|i| cells[i].as_str()),
+            [manager, "healthy"],
+            "manager, health: {status}"
         );
         let down = wtenv(&["down"]);
         assert_eq!(down.code, Some(0), "{manager}: {down}");

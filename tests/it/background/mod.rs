@@ -269,6 +269,19 @@ fn holders(t: &TestEnv, service: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The cells of `service`'s row in `status`'s table: SERVICE MANAGER UNIT
+/// STATE PID PORT HEALTH UPTIME RESTARTS. Checked cell by cell, a word is
+/// whole: `active` is in `inactive`, `healthy` in `unhealthy`, and `wtenv`
+/// in every unit's name.
+pub fn status_cells(status: &Run, service: &str) -> Vec<String> {
+    status
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .find(|cells| cells.first().is_some_and(|c| c == service))
+        .unwrap_or_else(|| panic!("no row for {service}: {status}"))
+}
+
 /// The pids of the processes listening on `port`, from /proc.
 fn listeners(port: u16) -> Vec<u32> {
     probe::holders(&[port].into())

@@ -12,7 +12,7 @@ use nix::sys::signal::Signal;
 
 use super::{
     DownOnDrop, UserManager, free, holders, listeners, path_not_utf8, ports, printed_port, serves,
-    signal, two_http_services, unit,
+    signal, status_cells, two_http_services, unit,
 };
 use crate::supervise::{PATIENCE, alive};
 use crate::support::{TestEnv, run, snapshot, wait_for};
@@ -47,11 +47,19 @@ fn up_detach_under_systemd_serves_until_down_releases_everything() {
 
     let status = run(&mut m.wtenv(&t, &["status"]));
     assert_eq!(status.code, Some(0), "{status}");
-    for (unit, port) in [(web_unit.as_str(), web), (api_unit.as_str(), api)] {
-        let line = status.stdout.lines().find(|l| l.contains(unit)).unwrap();
-        for word in ["systemd", "active", &port.to_string(), "healthy"] {
-            assert!(line.contains(word), "{word} missing: {status}");
-        }
+    for (service, unit, port) in [("web", &web_unit, web), ("api", &api_unit, api)] {
+        let cells = status_cells(&status, service);
+        assert_eq!(
+            [1, 2, 3, 5, 6].map(|i| cells[i].as_str()),
+            [
+                "systemd",
+                unit.as_str(),
+                "active",
+                &*port.to_string(),
+                "healthy"
+            ],
+            "manager, unit, state, port, health: {status}"
+        );
     }
     let json = run(&mut m.wtenv(&t, &["status", "--json"]));
     let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();

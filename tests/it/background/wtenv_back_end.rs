@@ -10,7 +10,8 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::{
-    DownOnDrop, free, holders, listeners, naming, ports, serves, signal, two_http_services,
+    DownOnDrop, free, holders, listeners, naming, ports, serves, signal, status_cells,
+    two_http_services,
 };
 use crate::supervise::{PATIENCE, alive};
 use crate::support::{Run, TestEnv, run, run_bounded, wait_for};
@@ -29,14 +30,12 @@ fn the_wtenv_back_end_serves_detached_until_down_releases_everything() {
     std::thread::sleep(Duration::from_secs(1));
     assert!(serves(web) && serves(api));
     let status = run(&mut t.wtenv(&["status"]));
-    let line = status
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("web"))
-        .unwrap();
-    for word in ["wtenv", "running", &web.to_string(), "healthy"] {
-        assert!(line.contains(word), "{word} missing: {status}");
-    }
+    let cells = status_cells(&status, "web");
+    assert_eq!(
+        [1, 3, 5, 6].map(|i| cells[i].as_str()),
+        ["wtenv", "running", &*web.to_string(), "healthy"],
+        "manager, state, port, health: {status}"
+    );
     // Its own session: no terminal, no shell's job control reaches it.
     let supervisor: u32 = holders(&t, "web")[0]["pid"].as_u64().unwrap() as u32;
     assert_eq!(
@@ -49,6 +48,7 @@ fn the_wtenv_back_end_serves_detached_until_down_releases_everything() {
     assert!(logs.stdout.contains("web | web says hello\n"), "{logs}");
     assert!(logs.stdout.contains("api | api says hello\n"), "{logs}");
     let servers: Vec<u32> = listeners(web).into_iter().chain(listeners(api)).collect();
+    assert!(servers.len() >= 2, "a server on each port: {servers:?}");
     let down = run(&mut t.wtenv(&["down"]));
     assert_eq!(down.code, Some(0), "{down}");
     assert!(free(web) && free(api));
@@ -91,6 +91,7 @@ fn the_wtenv_back_end_releases_when_its_supervisor_is_stopped_from_outside() {
     let supervisor = |s: &str| holders(&t, s)[0]["pid"].as_u64().unwrap() as i32;
     // SIGTERM: it stops its service and releases, as in the foreground.
     let web_server = listeners(web);
+    assert!(!web_server.is_empty(), "nothing listens on {web}");
     signal(supervisor("web"), Signal::SIGTERM);
     assert!(wait_for(PATIENCE, || holders(&t, "web").is_empty() && free(web)));
     assert!(web_server.iter().all(|&p| !alive(p)));
