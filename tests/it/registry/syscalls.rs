@@ -204,6 +204,10 @@ fn each_open_of_the_registry_is_stat_ed_once() {
     let sealed_env = stats_per_open(&t, &["env"]);
     let sealed_run = stats_per_open(&t, &["run", "--", "sleep", "0.2"]);
     assert!(unsealed.len() >= 2, "{unsealed:?}");
+    assert!(
+        !sealed_env.is_empty(),
+        "env opened no registry: {sealed_env:?}"
+    );
     assert!(sealed_run.len() >= 3, "{sealed_run:?}");
     for (what, per_open) in [
         ("unsealed env", &unsealed),
