@@ -329,16 +329,22 @@ fn vite_started_in_the_background_follows_fg_ctrl_z_bg_and_ctrl_c() {
     assert!(serves(port), "after bg:\n{}", tmux.pane(&t));
     tmux.keys(&t, &["echo shell-is-free", "Enter"]);
     expect(&tmux, &t, "\nshell-is-free", "the shell after bg");
-    // Those keys made Vite, in the background, read the terminal: SIGTTIN
-    // stops it, and wtenv follows by stopping itself, as the kernel stops
-    // any background job that reads its terminal. Type `fg` once wtenv has
-    // stopped, as a person would: a `fg` in the instant between the
-    // child's stop and wtenv's has bash take wtenv's stop for the answer to
-    // that `fg` (the race of any job that stops itself).
+    // A background job that reads its terminal gets SIGTTIN, its whole
+    // group, and wtenv follows by stopping itself, as the kernel stops any
+    // background job that reads its terminal. Those keys do not make Vite
+    // read (node was seen sleeping, not stopped, however long the wait),
+    // so the group gets the kernel's SIGTTIN from here. Type `fg` once
+    // wtenv has stopped, as a person would: a `fg` in the instant between
+    // the child's stop and wtenv's has bash take wtenv's stop for the
+    // answer to that `fg` (the race of any job that stops itself).
     let wtenv = wtenv_holding(&t, port);
-    wait_for(Duration::from_secs(10), || {
-        stat_field(wtenv, 0).as_deref() == Some("T")
-    });
+    let group = crate::supervise::recorded_pgid(&t, port);
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group as i32), Signal::SIGTTIN).unwrap();
+    assert!(
+        wait_for(PATIENCE, || stat_field(wtenv, 0).as_deref() == Some("T")),
+        "wtenv did not stop with its child, stopped by SIGTTIN in the background:\n{}",
+        tmux.pane(&t)
+    );
 
     tmux.keys(&t, &["fg", "Enter"]);
     wait_child_has_terminal(&t, &tmux, port, "fg after bg");
