@@ -24,10 +24,8 @@ pub struct Args {
     pub services: Vec<String>,
 }
 
-pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
-    for name in &args.services {
-        config::check_service_name(name)?;
-    }
+pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
+    config::check_service_names(&mut args.services)?;
     let scope = ctx.scope()?;
     for name in &args.services {
         if scope.config.service(name).is_none() {

@@ -74,10 +74,8 @@ pub struct Args {
     pub command: Vec<OsString>,
 }
 
-pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
-    for name in &args.services {
-        config::check_service_name(name)?;
-    }
+pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
+    config::check_service_names(&mut args.services)?;
     if args.setsid {
         // The wtenv back end's supervisor, which no manager passes
         // sockets: what its caller left open is let go of first.

@@ -60,10 +60,8 @@ pub struct Args {
     pub services: Vec<String>,
 }
 
-pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
-    for name in &args.services {
-        config::check_service_name(name)?;
-    }
+pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
+    config::check_service_names(&mut args.services)?;
     if args.detach {
         return detach(args, ctx);
     }

@@ -594,5 +594,19 @@ pub fn check_service_name(name: &str) -> Result<()> {
     )))
 }
 
+/// The services named on a command line that takes several (`run
+/// --service S...`, `up S...`, `down S...`): each checked
+/// ([`check_service_name`]), and a name given twice taken once, where
+/// it first stood (`up web web` starts web once; `run --sockets --service
+/// web --service web` binds its port once).
+pub fn check_service_names(names: &mut Vec<String>) -> Result<()> {
+    for name in names.iter() {
+        check_service_name(name)?;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests;

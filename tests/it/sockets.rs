@@ -517,6 +517,29 @@ fn only_its_own_service_inherits_a_socket_and_only_at_fd_3() {
     );
 }
 
+/// A service named twice is taken once, as `up web web` takes it: its
+/// socket is bound once and handed on once (`run` bound it twice and
+/// refused, blaming its own pid for the port), with `--sockets` or by
+/// the service's `socket = true`.
+#[test]
+fn run_with_a_service_named_twice_binds_its_socket_once() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\n[services.api]\nsocket = true\n");
+    for args in [
+        &["run", "--sockets", "--service", "web", "--service", "web"][..],
+        &["run", "--service", "api", "--service", "api"],
+        // Through clap: the hot parse answers the others.
+        &["run", "--service=api", "--service", "api"],
+    ] {
+        let mut line = args.to_vec();
+        line.extend(["--", "sh", "-c", "echo $LISTEN_FDS $LISTEN_FDNAMES"]);
+        let out = run(&mut t.wtenv(&line));
+        assert_eq!(out.code, Some(0), "{line:?}: {out}");
+        let service = args[args.len() - 1];
+        assert_eq!(out.stdout, format!("1 {service}\n"), "{line:?}: {out}");
+    }
+}
+
 /// `wtenv run --service web -- CMD` started by a socket activator (systemd's
 /// `systemd-socket-activate`, which passes sockets as a `.socket` unit
 /// does), with the activator's environment plus wtenv's directories.
