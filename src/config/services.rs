@@ -198,7 +198,8 @@ impl Checker<'_> {
     }
 
     /// `health = { http = "/healthz" | cmd = "..." | tcp = true, interval,
-    /// timeout, retries, start_period }`: one check at most.
+    /// timeout, retries, start_period }`: one check at most (`tcp =
+    /// false` beside `http` or `cmd` is no second one).
     fn health(&self, raw: RawHealth, key: &str) -> Result<Health> {
         let mut health = Health::default();
         let mut checks = Vec::new();
@@ -219,8 +220,10 @@ impl Checker<'_> {
             checks.push("cmd");
             health.check = Check::Cmd { command: c };
         }
+        // `tcp = false` says "not tcp": beside `http` or `cmd`, that one
+        // is the check; alone it names none.
         if let Some(tcp) = raw.tcp {
-            if !tcp {
+            if !tcp && checks.is_empty() {
                 let syntax = self.syntax();
                 return Err(self.err(
                     &format!("{key}.tcp"),
@@ -232,8 +235,10 @@ impl Checker<'_> {
                     ),
                 ));
             }
-            checks.push("tcp");
-            health.check = Check::Tcp;
+            if tcp {
+                checks.push("tcp");
+                health.check = Check::Tcp;
+            }
         }
         if checks.len() > 1 {
             return Err(self.err(

@@ -554,6 +554,25 @@ fn config_durations_given_as_numbers_of_seconds_are_kept_by_up() {
     assert_no_holds(&t);
 }
 
+/// `tcp = false` beside `cmd` (or `http`) says "not tcp": the config is
+/// accepted and the other key is the one check `up` makes.
+#[test]
+fn tcp_false_beside_a_cmd_check_leaves_the_cmd_the_check() {
+    let t = TestEnv::new();
+    t.write_config(
+        "[services.db]\nrun = \"sleep 60\"\nhealth = { tcp = false, cmd = \"exit 3\" }\nready_timeout = 1\n",
+    );
+    let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
+    let status = w.wait();
+    let stderr = w.stderr_text();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: service db not ready after 1s: cmd \"exit 3\" -> exit 3"),
+        "{stderr}"
+    );
+    assert_no_holds(&t);
+}
+
 #[test]
 fn a_dependency_cycle_or_unknown_name_is_a_config_error_and_nothing_starts() {
     let t = TestEnv::new();

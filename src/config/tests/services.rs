@@ -37,6 +37,27 @@ fn health_depends_on_and_restart_parse() {
     assert_eq!(db.restart, Restart::No);
 }
 
+/// `tcp = false` says "not tcp": beside `http` or `cmd` that one is the
+/// check, whichever order the keys come in.
+#[test]
+fn tcp_false_beside_another_check_leaves_that_check() {
+    for (health, check) in [
+        (
+            "{ tcp = false, http = \"/x\" }",
+            Check::Http { path: "/x".into() },
+        ),
+        (
+            "{ cmd = \"true\", tcp = false }",
+            Check::Cmd {
+                command: "true".into(),
+            },
+        ),
+    ] {
+        let c = parse(&format!("[services.web]\nhealth = {health}\n")).unwrap();
+        assert_eq!(c.service("web").unwrap().health().check, check, "{health}");
+    }
+}
+
 #[test]
 fn bad_health_names_the_service_and_key() {
     let cases = [
@@ -52,6 +73,14 @@ fn bad_health_names_the_service_and_key() {
         (
             "health = { tcp = false }",
             "services.web.health.tcp: tcp = false names no check",
+        ),
+        (
+            "health = { tcp = true, http = \"/\" }",
+            "services.web.health: one check only: http and tcp",
+        ),
+        (
+            "health = { cmd = \"true\", tcp = true }",
+            "services.web.health: one check only: cmd and tcp",
         ),
         (
             "health = { cmd = \" \" }",
