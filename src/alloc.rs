@@ -471,7 +471,12 @@ pub fn allocate_in(
         .collect();
     if !missing.is_empty() {
         let taken: BTreeSet<u16> = data.allocations.iter().map(|a| a.port).collect();
-        let free = scan_ranges(req, &taken, missing.len(), system)?;
+        let own = data
+            .allocations
+            .iter()
+            .filter(|a| a.belongs_to(req.repository, req.worktree) && req.ranges.contains(a.port))
+            .count();
+        let free = scan_ranges(req, &taken, missing.len(), own, system)?;
         let created = registry::now_rfc3339();
         for (service, port) in missing.iter().zip(free) {
             let (reserved, holders) = match mode.holder_for(service) {

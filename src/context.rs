@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::alloc::Request;
-use crate::config::{Config, Ranges};
+use crate::config::{Config, Ranges, Service};
 use crate::error::{Error, Result};
 use crate::process::printable_path;
 use crate::registry::Registry;
@@ -237,14 +237,11 @@ impl Scope {
         )
     }
 
-    /// Where the services are, for a hint about a name that is none:
-    /// `the services are the [services.NAME] tables of wtenv.toml`.
-    pub fn services_hint(&self) -> String {
-        format!(
-            "the services are the {} of {}",
-            self.config.syntax().tables(&["services", "NAME"]),
-            self.config.file_named_for(&self.worktree.root)
-        )
+    /// A service named on the command line: the config's, or the error
+    /// every command gives for one it does not declare
+    /// ([`Config::service_index`]).
+    pub fn require_service(&self, name: &str) -> Result<&Service> {
+        self.config.require_service(name, &self.worktree.root)
     }
 
     /// The scope of `worktree`, given its metadata and its config.

@@ -85,10 +85,14 @@ pub enum Error {
     /// No free port left in any of a purpose's ranges (said as `range
     /// 5000-5099`, `ranges 5400-5499, 15400-15499`); `config_file` is the
     /// config that gives them, which the hint says to widen them in.
-    #[error("no free port left in {purpose} {}", ranges.label())]
+    /// `need`: the ports the worktree needs from them, those it has there
+    /// and those it lacks; when the ranges hold fewer, that is the cause,
+    /// and the message says so.
+    #[error("no free port left in {purpose} {}{}", ranges.label(), too_small(ranges, *need))]
     RangeExhausted {
         purpose: String,
         ranges: crate::config::Ranges,
+        need: usize,
         config_file: String,
     },
 
@@ -186,6 +190,20 @@ impl std::fmt::Display for KeyPrefix<'_> {
             key => write!(f, "{key}: "),
         }
     }
+}
+
+/// `: this worktree's services need 3 ports; the ranges hold 2` after a
+/// full range's message, when holding too few is why; else nothing.
+fn too_small(ranges: &crate::config::Ranges, need: usize) -> String {
+    let size = ranges.size();
+    if need <= size {
+        return String::new();
+    }
+    let them = match ranges.len() {
+        1 => "the range holds",
+        _ => "the ranges hold",
+    };
+    format!(": this worktree's services need {need} ports; {them} {size}")
 }
 
 impl Location {
@@ -336,9 +354,24 @@ impl Error {
                     lock_busy_hint("another wtenv", "it", WAIT_LONGER)
                 },
             ),
-            Error::RangeExhausted { config_file, .. } => Some(format!(
-                "run 'wtenv validate --verify-ports --fix' to release stale allocations, or widen the range (or add an overflow range) in {config_file}"
-            )),
+            Error::RangeExhausted {
+                ranges,
+                need,
+                config_file,
+                ..
+            } => Some(if *need > ranges.size() {
+                let (them, together) = match ranges.len() {
+                    1 => ("the range", ""),
+                    _ => ("the ranges", " together"),
+                };
+                format!(
+                    "widen {them} to at least {need} ports{together} (or add an overflow range) in {config_file}"
+                )
+            } else {
+                format!(
+                    "run 'wtenv validate --verify-ports --fix' to release stale allocations, or widen the range (or add an overflow range) in {config_file}"
+                )
+            }),
             Error::Config { hint: Some(hint), .. } => Some(hint.clone()),
             Error::Config { at: Some(at), .. } if !at.text.is_empty() => Some(format!(
                 "fix line {} (`{}`), then run the command again",

@@ -375,6 +375,7 @@ mod tests {
                 start: 5000,
                 end: 5009,
             }),
+            need: 1,
             config_file: "wtenv.toml".into(),
         };
         let quiet = render(&err, true);

@@ -126,9 +126,11 @@ impl AsFd for Listener {
 
 /// The services whose sockets `run` hands over: with `--sockets`, those
 /// named by `--service` (default: every service); without it, those named
-/// by `--service` that have `socket = true`.
+/// by `--service` that have `socket = true`. `root`: the worktree, which
+/// the error for a name the config does not declare names its file for.
 pub fn run_services<'a>(
     config: &'a Config,
+    root: &std::path::Path,
     sockets: bool,
     named: &[String],
 ) -> Result<Vec<&'a Service>> {
@@ -137,7 +139,7 @@ pub fn run_services<'a>(
     } else {
         named
             .iter()
-            .map(|n| config.require_service(n))
+            .map(|n| config.require_service(n, root))
             .collect::<Result<_>>()?
     };
     Ok(chosen

@@ -120,11 +120,14 @@ pub fn describe_holders(holders: &[Holder]) -> String {
 /// Overflow ranges: `count` free ports from `req`'s ranges in order, the
 /// next range only for what the current one could not give. Fail fast
 /// stays per range: a conflict in a range fails with that range's message
-/// (unless `skip_occupied`), even when a later range has room.
+/// (unless `skip_occupied`), even when a later range has room. `own`: the
+/// worktree's ports already in the ranges, which a full range's error
+/// counts with `count` to say when the ranges are too small for it.
 pub fn scan_ranges(
     req: &Request,
     taken: &BTreeSet<u16>,
     count: usize,
+    own: usize,
     system: &mut dyn System,
 ) -> Result<Vec<u16>> {
     let mut free = Vec::new();
@@ -167,6 +170,7 @@ pub fn scan_ranges(
         return Err(Error::RangeExhausted {
             purpose: req.purpose.to_owned(),
             ranges: req.ranges.clone(),
+            need: own + count,
             config_file: crate::config::file_named(req.config_source, req.worktree),
         });
     }
@@ -313,8 +317,46 @@ mod tests {
         let err = allocate_in(&mut data, &r, &HoldMode::Reserve, &mut sys).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "no free port left in feature ranges 5000-5001, 5100-5109"
+            "no free port left in feature ranges 5000-5001, 5100-5109: \
+             this worktree's services need 13 ports; the ranges hold 12"
+        );
+        assert!(
+            err.hint()
+                .unwrap()
+                .starts_with("widen the ranges to at least 13 ports together")
         );
         assert!(data.allocations.is_empty());
+    }
+
+    /// Ranges another worktree filled are full, not too small: the
+    /// message says no numbers. The worktree's own ports there count
+    /// towards what it needs.
+    #[test]
+    fn ranges_too_small_only_when_the_worktrees_own_need_is_more() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        let mut other = overflow("/other");
+        other.services = (0..11).map(|i| &*format!("s{i}").leak()).collect();
+        allocate_in(&mut data, &other, &HoldMode::Reserve, &mut sys).unwrap();
+        let mut r = overflow("/a");
+        r.services = vec!["a", "b"];
+        let err = allocate_in(&mut data, &r, &HoldMode::Reserve, &mut sys).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no free port left in feature ranges 5000-5001, 5100-5109"
+        );
+        assert!(err.hint().unwrap().starts_with("run 'wtenv validate"));
+        // Its one port there and the 12 it lacks: 13.
+        data.allocations.clear();
+        let mut first = overflow("/a");
+        first.services = vec!["a"];
+        allocate_in(&mut data, &first, &HoldMode::Reserve, &mut sys).unwrap();
+        r.services = (0..12).map(|i| &*format!("s{i}").leak()).collect();
+        let err = allocate_in(&mut data, &r, &HoldMode::Reserve, &mut sys).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("need 13 ports; the ranges hold 12"),
+            "{err}"
+        );
     }
 }

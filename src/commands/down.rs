@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::background::{self, StateDir};
 use crate::config;
 use crate::context::Ctx;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exit::Outcome;
 use crate::process;
 use crate::report;
@@ -28,10 +28,7 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
     config::check_service_names(&mut args.services)?;
     let scope = ctx.scope()?;
     for name in &args.services {
-        if scope.config.service(name).is_none() {
-            return Err(Error::not_found(format!("unknown service {name:?}"))
-                .with_hint(scope.services_hint()));
-        }
+        scope.require_service(name)?;
     }
     // Nothing is created when nothing ever ran in the background.
     let Some(dir) = StateDir::existing(ctx)? else {

@@ -37,12 +37,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     }
     let scope = ctx.scope()?;
     let names: Vec<String> = args.service.iter().cloned().collect();
-    if let Some(name) = &args.service
-        && scope.config.service(name).is_none()
-    {
-        return Err(
-            Error::not_found(format!("unknown service {name:?}")).with_hint(scope.services_hint())
-        );
+    if let Some(name) = &args.service {
+        scope.require_service(name)?;
     }
     // Read only: nothing is created when nothing ever ran in the
     // background.

@@ -94,12 +94,7 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
         crate::shell::join_words(args.command.iter().map(|a| a.to_string_lossy()))
     );
     for name in &args.services {
-        if scope.config.service(name).is_none() {
-            return Err(
-                Error::not_found(format!("--service {name}: no such service"))
-                    .with_hint(scope.services_hint()),
-            );
-        }
+        scope.require_service(name)?;
     }
     let log = match &args.log {
         Some(path) => Some(Arc::new(Mutex::new(RotatingLog::open(
@@ -162,7 +157,12 @@ fn supervised(
     if let Some(sig) = supervisor.pending_signal() {
         return Err(Error::Interrupted(sig as i32));
     }
-    let handed = sockets::run_services(&scope.config, args.sockets, &args.services)?;
+    let handed = sockets::run_services(
+        &scope.config,
+        &scope.worktree.root,
+        args.sockets,
+        &args.services,
+    )?;
     let listeners = if handed.is_empty() && passed.is_empty() {
         Vec::new()
     } else {

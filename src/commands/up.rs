@@ -247,7 +247,7 @@ fn select<'a>(scope: &'a Scope, names: &[String]) -> Result<Vec<&'a Service>> {
     } else {
         names
             .iter()
-            .map(|n| config.service_index(n))
+            .map(|n| config.service_index(n, &scope.worktree.root))
             .collect::<Result<_>>()?
     };
     let graph: Vec<(&str, &[String])> = services

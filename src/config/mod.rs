@@ -257,27 +257,32 @@ impl Config {
         self.services.iter().find(|s| s.name == name)
     }
 
-    /// A service named on the command line.
-    pub fn require_service(&self, name: &str) -> Result<&Service> {
-        self.service_index(name).map(|i| &self.services[i])
+    /// The place in [`Config::services`] of a service named on the command
+    /// line (`run --service S`, `up S`, `down S`, `logs S`), or the one
+    /// error every command gives for a name the config does not declare:
+    /// `unknown service "api"`, its hint listing those it does, where, in
+    /// the file's syntax (`configured services: web, db (the
+    /// [services.NAME] tables of wtenv.toml)`). `root`: the worktree the
+    /// file is named for ([`Config::file_named_for`]).
+    pub fn service_index(&self, name: &str, root: &Path) -> Result<usize> {
+        if let Some(i) = self.services.iter().position(|s| s.name == name) {
+            return Ok(i);
+        }
+        // Never empty: a config without services has the default `app`.
+        let names: Vec<&str> = self.services.iter().map(|s| s.name.as_str()).collect();
+        Err(
+            Error::not_found(format!("unknown service {name:?}")).with_hint(format!(
+                "configured services: {} (the {} of {})",
+                names.join(", "),
+                self.syntax().tables(&["services", "NAME"]),
+                self.file_named_for(root)
+            )),
+        )
     }
 
-    /// The place in [`Config::services`] of a service named on the command
-    /// line.
-    pub fn service_index(&self, name: &str) -> Result<usize> {
-        self.services
-            .iter()
-            .position(|s| s.name == name)
-            .ok_or_else(|| {
-                Error::not_found(format!("unknown service {name:?}")).with_hint(format!(
-                    "configured services: {}",
-                    self.services
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })
+    /// The service named on the command line, by [`Config::service_index`].
+    pub fn require_service(&self, name: &str, root: &Path) -> Result<&Service> {
+        self.service_index(name, root).map(|i| &self.services[i])
     }
 
     /// The services with `socket = true` and the address each one's socket

@@ -122,6 +122,14 @@ impl Ranges {
         self.0.iter().any(|r| r.contains(port))
     }
 
+    /// How many ports the ranges hold together.
+    pub fn size(&self) -> usize {
+        self.0
+            .iter()
+            .map(|r| usize::from(r.end - r.start) + 1)
+            .sum()
+    }
+
     /// `range 5000-5099` or `ranges 5400-5499, 15400-15499`: for messages.
     pub fn label(&self) -> String {
         let word = if self.0.len() == 1 { "range" } else { "ranges" };

@@ -149,12 +149,45 @@ fn a_json_config_with_every_range_full_names_every_range() {
     assert_eq!(port_of(&t, &b), two);
     let out = run(&mut t.wtenv_in(&c, &["env"]));
     assert_eq!(out.code, Some(1), "{out}");
-    assert!(
-        out.stderr.contains(&format!(
-            "no free port left in feature ranges {one}-{one}, {two}-{two}"
-        )),
-        "{out}"
+    // The worktree needs one port: the ranges are full, not too small.
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: no free port left in feature ranges {one}-{one}, {two}-{two}\n\
+             hint: run 'wtenv validate --verify-ports --fix' to release stale allocations, \
+             or widen the range (or add an overflow range) in wtenv.json\n"
+        ),
     );
+}
+
+/// Ranges that hold fewer ports than the worktree's services need are
+/// the cause, said with both numbers, and the hint says how wide (a
+/// `validate --fix` could free nothing). Ranges full of other worktrees'
+/// ports keep the message above.
+#[test]
+fn ranges_smaller_than_the_services_need_say_both_numbers() {
+    let t = TestEnv::new();
+    let (one, two) = (t.ports.port(0), t.ports.port(10));
+    commit_config(
+        &t,
+        "wtenv.toml",
+        &format!(
+            "[purposes]\nfeature = [\"{one}-{one}\", \"{two}-{two}\"]\n\
+             [services.web]\n[services.api]\n[services.db]\n"
+        ),
+    );
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: no free port left in feature ranges {one}-{one}, {two}-{two}: \
+             this worktree's services need 3 ports; the ranges hold 2\n\
+             hint: widen the ranges to at least 3 ports together (or add an overflow range) \
+             in wtenv.toml\n"
+        ),
+    );
+    assert!(t.allocations().is_empty(), "{out}");
 }
 
 #[test]

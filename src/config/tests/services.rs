@@ -58,6 +58,36 @@ fn tcp_false_beside_another_check_leaves_that_check() {
     }
 }
 
+/// A service the config does not declare: one error for every command,
+/// its hint listing the configured ones (the default `app` when it
+/// declares none).
+#[test]
+fn an_unknown_service_is_said_with_the_configured_ones() {
+    let root = std::path::Path::new("/w");
+    for (text, hint) in [
+        (
+            "[services.web]\n[services.db]\n",
+            "configured services: web, db (the [services.NAME] tables of wtenv.toml)",
+        ),
+        (
+            "",
+            "configured services: app (the [services.NAME] tables of wtenv.toml)",
+        ),
+    ] {
+        let c = parse(text).unwrap();
+        let err = c.require_service("api", root).unwrap_err();
+        assert_eq!(err.to_string(), "unknown service \"api\"");
+        assert_eq!(err.hint().as_deref(), Some(hint), "{text}");
+    }
+    assert_eq!(
+        parse("[services.a]\n[services.b]\n")
+            .unwrap()
+            .service_index("b", root)
+            .unwrap(),
+        1
+    );
+}
+
 #[test]
 fn bad_health_names_the_service_and_key() {
     let cases = [

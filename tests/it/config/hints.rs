@@ -70,9 +70,10 @@ fn the_hint_for_an_undefined_purpose_names_the_config_file_in_use() {
 /// given: `(command, hint line)`.
 fn hints_naming_the_config(t: &TestEnv, config: Option<&Path>) -> Vec<(&'static str, String)> {
     let units = t.root().join("units");
-    let commands: [(&str, Vec<&str>); 7] = [
+    let commands: [(&str, Vec<&str>); 8] = [
         ("up", vec!["up"]),
         ("up web", vec!["up", "web"]),
+        ("up nosuch", vec!["up", "nosuch"]),
         ("export", vec!["export", "systemd", units.to_str().unwrap()]),
         ("run", vec!["run", "--service", "nosuch", "--", "true"]),
         ("down", vec!["down", "nosuch"]),
@@ -99,7 +100,9 @@ fn hints_naming_the_config(t: &TestEnv, config: Option<&Path>) -> Vec<(&'static 
 
 /// A `wtenv.json` config: the hints that say where to add or look for a
 /// key name `wtenv.json` and write the key in JSON, not TOML (which
-/// would make the user write a second, conflicting `wtenv.toml`).
+/// would make the user write a second, conflicting `wtenv.toml`). A
+/// service the config does not declare gets one hint in every command
+/// (`up`, `run`, `down`, `logs`): the configured ones, and where.
 #[test]
 fn hints_about_services_and_branches_name_a_json_config_in_json() {
     let t = TestEnv::bare();
@@ -111,7 +114,8 @@ fn hints_about_services_and_branches_name_a_json_config_in_json() {
     });
     std::fs::write(t.repo.join("wtenv.json"), config.to_string()).unwrap();
 
-    let services = r#"the services are the "services": {"NAME": {...}} entries of wtenv.json"#;
+    let services =
+        r#"configured services: web (the "services": {"NAME": {...}} entries of wtenv.json)"#;
     let expected = [
         (
             "up",
@@ -121,6 +125,7 @@ fn hints_about_services_and_branches_name_a_json_config_in_json() {
             "up web",
             r#"add "run": "..." to "services": {"web": {...}} in wtenv.json"#,
         ),
+        ("up nosuch", services),
         (
             "export",
             r#"add "run": "..." to "services": {"NAME": {...}} in wtenv.json"#,
@@ -182,7 +187,7 @@ fn hints_about_services_and_branches_name_a_toml_config_in_toml() {
         "[services.web]\nenv = [\"PORT\"]\n\n[worktrees]\nbranch = \"{purpose}..{identifier}\"\n",
     );
 
-    let services = "the services are the [services.NAME] tables of wtenv.toml";
+    let services = "configured services: web (the [services.NAME] tables of wtenv.toml)";
     let expected = [
         (
             "up",
@@ -192,6 +197,7 @@ fn hints_about_services_and_branches_name_a_toml_config_in_toml() {
             "up web",
             r#"add run = "..." under [services.web] in wtenv.toml"#,
         ),
+        ("up nosuch", services),
         (
             "export",
             r#"add run = "..." under [services.NAME] in wtenv.toml"#,
@@ -220,9 +226,11 @@ fn hints_about_services_and_branches_name_a_toml_config_in_toml() {
     );
 }
 
-/// A range with no free port left: the hint says to widen it in the
+/// A range too small for the services: the hint says to widen it in the
 /// config that gives it, `wtenv.json` here (`wtenv.toml` is the snapshot
-/// `allocate_in_a_full_range_fails_with_what_to_do`).
+/// `allocate_in_a_full_range_fails_with_what_to_do`; a range full of other
+/// worktrees' ports, whose hint names `validate --fix` too, is
+/// `ranges::a_json_config_with_every_range_full_names_every_range`).
 #[test]
 fn the_hint_for_a_full_range_names_a_json_config() {
     let t = TestEnv::bare();
@@ -236,8 +244,7 @@ fn the_hint_for_a_full_range_names_a_json_config() {
     assert_eq!(out.code, Some(1), "{out}");
     assert_eq!(
         out.stderr.lines().last().unwrap(),
-        "hint: run 'wtenv validate --verify-ports --fix' to release stale allocations, \
-         or widen the range (or add an overflow range) in wtenv.json",
+        "hint: widen the range to at least 2 ports (or add an overflow range) in wtenv.json",
         "{out}"
     );
 }
