@@ -18,8 +18,9 @@ pub enum Format {
     /// One flat object of variable to string (the shape of `direnv export
     /// json`); `null` unsets.
     Json,
-    /// `NAME='value'` lines for `.env` readers (python-dotenv, node's
-    /// `dotenv`), quoted so both read every value back exactly.
+    /// `NAME=value` lines for `.env` readers (python-dotenv, node's
+    /// `dotenv`), each value quoted as it needs (single quotes, none, or
+    /// double quotes) so both read it back exactly.
     Dotenv,
 }
 

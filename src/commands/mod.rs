@@ -33,24 +33,28 @@ pub mod up;
 pub mod validate;
 pub mod watch;
 
+/// The heading the global options are shown under in every `--help`,
+/// after a command's own.
+const GLOBAL: &str = "Global options";
+
 /// Per-worktree TCP ports: allocated, proven free, exported, released.
 #[derive(Debug, Parser)]
 #[command(name = "wtenv", version, about, max_term_width = 100)]
 pub struct Cli {
     /// Use this registry file instead of $WTENV_STATE_DIR/registry.json.
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
     pub registry: Option<PathBuf>,
     /// Use this config file instead of the worktree's wtenv.toml or wtenv.json.
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
     pub config: Option<PathBuf>,
     /// More diagnostics on stderr (-v info, -vv debug); see also WTENV_LOG.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
     /// Only errors on stderr.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
     /// Colour on stderr: auto (a terminal, no NO_COLOR, a TERM that is not dumb), always, never.
-    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto", help_heading = GLOBAL)]
     pub color: clap::ColorChoice,
     #[command(subcommand)]
     pub command: Command,

@@ -216,3 +216,63 @@ fn readme_lists_every_refused_variable_name() {
         assert!(section.contains(&shown), "Trust lacks {shown}");
     }
 }
+
+/// Every command's `--help`, from the real binary, shows its own flags
+/// first and the global ones (`--registry`, `--config`, `-v`, `-q`,
+/// `--color`) after them, under a heading of their own, never among
+/// them; `-h` as `--help`.
+#[test]
+fn every_help_shows_the_global_options_apart_after_the_commands_own() {
+    let t = crate::support::TestEnv::new();
+    let cli = wtenv::Cli::command();
+    let globals = ["--registry", "--config", "--verbose", "--quiet", "--color"];
+    let commands: Vec<String> = cli
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    let mut lines: Vec<Vec<&str>> = vec![vec![]];
+    lines.extend(commands.iter().map(|c| vec![c.as_str()]));
+    for words in lines {
+        for flag in ["--help", "-h"] {
+            let mut args = words.clone();
+            args.push(flag);
+            let out = crate::support::run(&mut t.wtenv(&args));
+            assert_eq!(out.code, Some(0), "{args:?}: {out}");
+            let (own, global) = out
+                .stdout
+                .split_once("\nGlobal options:\n")
+                .unwrap_or_else(|| panic!("{args:?}: no Global options heading:\n{out}"));
+            for g in globals {
+                assert!(
+                    !own.contains(g),
+                    "{args:?}: {g} among the command's own:\n{own}"
+                );
+                assert!(
+                    global.contains(g),
+                    "{args:?}: {g} not under Global options:\n{global}"
+                );
+            }
+            assert!(own.contains("\nOptions:\n"), "{args:?}:\n{own}");
+            assert!(own.contains("--help"), "{args:?}:\n{own}");
+        }
+    }
+}
+
+/// `env --help` says how dotenv values are quoted: each as it needs, not
+/// always in single quotes.
+#[test]
+fn env_help_says_dotenv_quotes_each_value_as_it_needs() {
+    let t = crate::support::TestEnv::new();
+    let out = crate::support::run(&mut t.wtenv(&["env", "--help"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let help = out.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(!help.contains("`NAME='value'`"), "{help}");
+    assert!(
+        help.contains(
+            "dotenv: `NAME=value` lines for `.env` readers (python-dotenv, node's `dotenv`), \
+             each value quoted as it needs (single quotes, none, or double quotes)"
+        ),
+        "{help}"
+    );
+}
