@@ -54,6 +54,8 @@ pub fn up(
     // manager names no port), and what the manager cannot carry (a passed
     // variable, a path) refused: the registry stays as it was.
     let env = passed_env();
+    // The services this call starts: not one already running.
+    let mut to_start = Vec::new();
     let launches = order
         .iter()
         .map(|&i| {
@@ -66,6 +68,7 @@ pub fn up(
             // for what its manager could not be handed now.
             if running_record(&dir, scope, service).is_none() {
                 check(options.manager, &launch)?;
+                to_start.push(service);
             }
             Ok(Some(launch))
         })
@@ -82,6 +85,14 @@ pub fn up(
     )?
     .vars;
     let ports = crate::ports::reserve(ctx, scope, skip)?;
+    // What foreground `up` refuses, refused before any unit starts: a
+    // port something listens on already (a server left running in the
+    // worktree) would fail its service with "address in use".
+    let wanted: Vec<(&str, u16)> = to_start
+        .iter()
+        .filter_map(|s| Some((s.name.as_str(), *ports.get(&s.name)?)))
+        .collect();
+    crate::supervise::services::refuse_busy(&wanted)?;
     let dir = StateDir::of(ctx)?;
     let mut run = Startup {
         ctx,

@@ -313,6 +313,7 @@ pub fn child_env(colour: bool, set: impl Fn(&str) -> bool) -> Vec<(&'static str,
 /// Refuses to start services whose ports something already listens on,
 /// even a process of this worktree (a server left running by an earlier
 /// `run` or `up`): the service would only fail with "address in use".
+/// `up` and `up --detach` alike, before they start anything.
 pub fn refuse_busy(ports: &[(&str, u16)]) -> Result<()> {
     let mut busy: BTreeSet<u16> = ports
         .iter()

@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use super::{DownOnDrop, free, holders, naming, ports};
+use super::{DownOnDrop, free, holders, listeners, naming, ports, serves, two_http_services};
 use crate::support::{TestEnv, run};
 
 /// `up -d` reserved the worktree's ports before it found a state
@@ -203,4 +203,54 @@ fn up_detach_of_a_service_listening_elsewhere_names_the_port_it_listens_on() {
         "{up}"
     );
     assert!(free(elsewhere), "the service up -d started still listens");
+}
+
+/// A server left listening on a service's port from inside the
+/// worktree: foreground `up` refuses before starting anything, and `up
+/// -d` did not (its unit died with "address in use" and a traceback).
+/// It makes the same check now, in the same words, exit 1, no unit
+/// started, nothing recorded; a service already running as a unit is its
+/// own listener and is left out of the check.
+#[test]
+fn up_detach_refuses_a_port_something_listens_on_as_up_does() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    two_http_services(&t);
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let (web, api) = ports(&t);
+    let server = crate::support::HttpServer::start(&t.repo, web);
+    let foreground = run(&mut t.wtenv(&["up", "web"]));
+    assert_eq!(foreground.code, Some(1), "{foreground}");
+    let said = format!(
+        "error: ports of the services to start are already in use:\n  port {web} (web): pid {}",
+        server.pid()
+    );
+    assert!(foreground.stderr.starts_with(&said), "{foreground}");
+    let detached = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv", "web"]));
+    assert_eq!(detached.code, Some(1), "{detached}");
+    assert_eq!(detached.stderr, foreground.stderr, "{detached}");
+    assert!(
+        detached.stderr.ends_with(&format!(
+            "hint: stop it (e.g. kill {}), then run wtenv up again\n",
+            server.pid()
+        )),
+        "{detached}"
+    );
+    assert_eq!(listeners(web), vec![server.pid()], "{detached}");
+    assert!(holders(&t, "web").is_empty(), "{}", t.registry());
+    let status = run(&mut t.wtenv(&["status"]));
+    assert!(
+        status.stdout.is_empty()
+            && status
+                .stderr
+                .starts_with("wtenv: nothing of this worktree runs in the background\n"),
+        "{status}"
+    );
+    // api runs as a unit: a second `up -d` of it passes the check.
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv", "api"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    assert!(serves(api), "{up}");
+    let again = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv", "api"]));
+    assert_eq!(again.code, Some(0), "{again}");
+    assert!(again.stdout.contains("(already running)"), "{again}");
 }
