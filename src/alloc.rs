@@ -29,8 +29,8 @@ pub use scan::{
     RangeConflict, Scan, describe_holders, occupied_in, range_conflicts, scan, scan_ranges,
 };
 pub use stale::{
-    Fix, Stale, apply_fixes, find_stale, release_holds, release_holds_where, released_by, sweep,
-    sweep_where,
+    Fix, Stale, apply_fixes, find_stale, moves_to, release_holds, release_holds_where, released_by,
+    sweep, sweep_where,
 };
 pub use usage::{Usage, classify, describe_pids, holders_of_busy, holds_json, lifetime};
 

@@ -10,16 +10,16 @@
 //! [`crate::supervise::hold`].
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::alloc::{self, HoldMode, RealSystem, System, Usage};
-use crate::config::{Config, PortRange};
+use crate::config::{Config, PortRange, Ranges};
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::exports;
 use crate::probe::Holder;
 use crate::process::{ProcessId, printable, printable_path};
-use crate::registry::{Allocation, Hold, RegistryData};
+use crate::registry::{Allocation, Hold, Part, RegistryData};
 use crate::report;
 
 /// A hold record for a live pid given on the command line.
@@ -38,6 +38,90 @@ pub fn hold_for(pid: u32) -> Result<Hold> {
         leader_start: None,
         unit: None,
     })
+}
+
+/// The entries a worktree owns at a path it was moved from (`git worktree
+/// move`; the stamp in its git dir lists them), found as the sweep finds
+/// them ([`alloc::moves_to`]): what `remove` and `release` record at the
+/// worktree's path before they release what it owns, so that they
+/// release those too. `env` and `allocate` make the same move in their
+/// sweep.
+#[derive(Debug, Default)]
+pub struct Moved {
+    pub entries: Vec<Allocation>,
+    /// Their ports, one range each: the [`Part`] the release covers.
+    ports: Option<Ranges>,
+}
+
+impl Moved {
+    /// The entries of `repository` recorded elsewhere for the worktree at
+    /// `root`, read under the shared lock. Nothing more is read (nor a
+    /// directory looked at) when its stamp lists no port it lacks there.
+    pub fn find(ctx: &Ctx, repository: &Path, root: &Path) -> Result<Moved> {
+        let stamped = crate::worktree::stamped_ports(root);
+        if stamped.is_empty() {
+            return Ok(Moved::default());
+        }
+        let own = ctx.registry.read_worktree(repository, root)?;
+        let lacks = |(service, port): &(String, u16)| {
+            !own.allocations
+                .iter()
+                .any(|a| a.belongs_to(repository, root) && a.service == *service && a.port == *port)
+        };
+        if !stamped.iter().any(lacks) {
+            return Ok(Moved::default());
+        }
+        let data = ctx.registry.read_repository(repository)?;
+        let mut system = RealSystem::new(&ctx.registry);
+        let entries: Vec<Allocation> = alloc::moves_to(&data, &mut system, repository, root)
+            .into_iter()
+            .map(|(i, _)| data.allocations[i].clone())
+            .collect();
+        let mut ports: Vec<u16> = entries.iter().map(|a| a.port).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        let ports = Ranges::new(
+            ports
+                .into_iter()
+                .map(|p| PortRange { start: p, end: p })
+                .collect(),
+        );
+        Ok(Moved { entries, ports })
+    }
+
+    /// The part of the registry a release of the worktree at `root`
+    /// covers: its own entries, and these.
+    pub fn part<'a>(&'a self, repository: &'a Path, root: &'a Path) -> Part<'a> {
+        Part {
+            repository,
+            worktree: root,
+            ports: self.ports.as_ref(),
+        }
+    }
+
+    /// Records at `root` those of these entries `data` still holds as
+    /// they were found ([`alloc::Fix::MoveTo`], as the sweep does: one
+    /// whose service the worktree has a port of its own for by now is
+    /// released instead).
+    pub fn apply(&self, data: &mut RegistryData, root: &Path) {
+        if self.entries.is_empty() {
+            return;
+        }
+        let fixes: Vec<(usize, alloc::Fix)> = data
+            .allocations
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| {
+                self.entries.iter().any(|m| {
+                    m.belongs_to(&a.repository, &a.worktree)
+                        && m.service == a.service
+                        && m.port == a.port
+                })
+            })
+            .map(|(i, _)| (i, alloc::Fix::MoveTo(root.to_path_buf())))
+            .collect();
+        alloc::apply_fixes(data, &fixes);
+    }
 }
 
 /// Allocates what is missing, refuses a port held by another worktree's

@@ -424,15 +424,18 @@ impl Registry {
         Ok(out)
     }
 
-    /// Releases every allocation of one worktree, in one transaction:
-    /// what it released, as (service, port).
+    /// Releases every allocation of `part`'s worktree, in one transaction
+    /// over `part`, after `first` (`remove`: the entries recorded where
+    /// the worktree was moved from, recorded at its path): what it
+    /// released, as (service, port).
     pub fn release_worktree(
         &self,
-        repository: &Path,
-        worktree: &Path,
+        part: Part,
+        first: impl FnOnce(&mut RegistryData),
     ) -> Result<Vec<(String, u16)>> {
-        let part = Part::of(repository, worktree);
+        let (repository, worktree) = (part.repository, part.worktree);
         self.transaction_in(part, |data| {
+            first(data);
             let mut gone = Vec::new();
             data.allocations.retain(|a| {
                 let hit = a.belongs_to(repository, worktree);

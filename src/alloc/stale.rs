@@ -2,7 +2,7 @@
 //! gone), the fixes for them, and releasing a holder's holds.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::System;
 use crate::process::ProcessId;
@@ -39,11 +39,7 @@ fn find_stale_where(
         if !wanted(a) {
             continue;
         }
-        if system.worktree_gone(&a.worktree, &a.repository) {
-            let why = match system.moved_to(a) {
-                Some(to) => Stale::Moved(to),
-                None => Stale::WorktreeGone,
-            };
+        if let Some(why) = worktree_stale(a, system) {
             out.push((i, why));
             continue;
         }
@@ -51,6 +47,45 @@ fn find_stale_where(
             if holder_gone(system, h) {
                 out.push((i, Stale::HolderGone(h.clone())));
             }
+        }
+    }
+    out
+}
+
+/// Whether `a`'s worktree is gone ([`Stale::WorktreeGone`]), or gone from
+/// its path because it was moved ([`Stale::Moved`]); `None` while it is
+/// there.
+fn worktree_stale(a: &Allocation, system: &mut dyn System) -> Option<Stale> {
+    if !system.worktree_gone(&a.worktree, &a.repository) {
+        return None;
+    }
+    Some(match system.moved_to(a) {
+        Some(to) => Stale::Moved(to),
+        None => Stale::WorktreeGone,
+    })
+}
+
+/// The sweep's moved-worktree step ([`Stale::Moved`]) for one worktree:
+/// the entries of `data` recorded at another path of `repository`, gone
+/// because its worktree was moved to `worktree` (`git worktree move`: its
+/// stamp lists them), by index, each with the fix that records it there.
+/// `remove` and `release` make these moves before they release what the
+/// worktree owns; `env` and `allocate` get them from their sweep.
+pub fn moves_to(
+    data: &RegistryData,
+    system: &mut dyn System,
+    repository: &Path,
+    worktree: &Path,
+) -> Vec<(usize, Fix)> {
+    let mut out = Vec::new();
+    for (i, a) in data.allocations.iter().enumerate() {
+        if a.repository != repository || a.worktree == worktree {
+            continue;
+        }
+        if let Some(Stale::Moved(to)) = worktree_stale(a, system)
+            && to == worktree
+        {
+            out.push((i, Fix::MoveTo(to)));
         }
     }
     out
@@ -271,6 +306,23 @@ mod tests {
             .map(|a| (a.port, a.service.as_str(), a.worktree.to_str().unwrap()))
             .collect();
         assert_eq!(left, [(5000, "web", "/new"), (5002, "api", "/new")]);
+    }
+
+    /// One worktree's moves: only the entries that moved to it, whatever
+    /// else is stale (a gone worktree's, a moved one's elsewhere).
+    #[test]
+    fn moves_to_finds_only_what_moved_to_that_worktree() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        for (worktree, services) in [("/old", vec!["web", "api"]), ("/gone", vec!["web"])] {
+            alloc(&mut data, worktree, services, &HoldMode::Reserve, &mut sys).unwrap();
+        }
+        sys.gone = ["/old".into(), "/gone".into()].into();
+        sys.moved = [(5000, "/new".into()), (5001, "/other".into())].into();
+        let repository = data.allocations[0].repository.clone();
+        let moves = moves_to(&data, &mut sys, &repository, Path::new("/new"));
+        assert_eq!(moves, [(0, Fix::MoveTo("/new".into()))]);
+        assert!(moves_to(&data, &mut sys, Path::new("/elsewhere"), Path::new("/new")).is_empty());
     }
 
     #[test]

@@ -6,8 +6,9 @@ use crate::config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
+use crate::ports;
 use crate::process::{printable, printable_path};
-use crate::registry::{Part, RegistryData};
+use crate::registry::RegistryData;
 use crate::worktree::{self, Worktree};
 use crate::{report, supervise};
 
@@ -63,9 +64,18 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             (wt.root, Some(wt.common_dir), false)
         }
     };
+    // A worktree moved with `git worktree move` owns the entries recorded
+    // at the path it left (its ports follow it): recorded at its path
+    // first, as `env`'s sweep would, so that they are released with the
+    // rest.
+    let moved = match &repository {
+        Some(repository) => ports::Moved::find(ctx, repository, &target)?,
+        None => ports::Moved::default(),
+    };
     // What was released, and the services the worktree has allocations
     // for (to name them when the one asked for is not among them).
     let release = |data: &mut RegistryData| {
+        moved.apply(data, &target);
         let mut gone = Vec::new();
         let mut services = Vec::new();
         data.allocations.retain(|a| {
@@ -83,7 +93,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     };
     let (released, services) = match &repository {
         Some(repository) if !whole => {
-            let part = Part::of(repository, &target);
+            let part = moved.part(repository, &target);
             ctx.registry.transaction_in(part, release)?
         }
         _ => ctx.registry.transaction(release)?,

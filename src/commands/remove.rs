@@ -23,6 +23,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::git::{Git, RepoLock};
+use crate::ports;
 use crate::process::{self, printable_path};
 use crate::report;
 use crate::worktree;
@@ -169,8 +170,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     }
 
     // Who still uses the ports: recorded holders that live, and listeners
-    // of the worktree's own (allocation rule 5).
-    let data = ctx.registry.read_worktree(&here.common_dir, &entry.path)?;
+    // of the worktree's own (allocation rule 5). A worktree moved with
+    // `git worktree move` owns the entries recorded at the path it left
+    // (its ports follow it): seen here as its own, and released with them.
+    let moved = ports::Moved::find(ctx, &here.common_dir, &entry.path)?;
+    let mut data = ctx.registry.read_worktree(&here.common_dir, &entry.path)?;
+    data.allocations.extend(moved.entries.iter().cloned());
+    moved.apply(&mut data, &entry.path);
     let mine: Vec<_> = data.allocations.iter().collect();
     let mut users = Vec::new();
     let mut named = BTreeSet::new();
@@ -268,7 +274,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     for u in &users {
         report::warn(&format!("left running: {}", u.trim_start()));
     }
-    release(ctx, &here.common_dir, &entry.path);
+    release(ctx, &here.common_dir, &entry.path, &moved);
 
     match &branch {
         Some(branch) => {
@@ -323,10 +329,15 @@ fn refusal_hint(entry: &worktrees::Entry, args: &Args) -> String {
     }
 }
 
-/// Releases every allocation of the removed worktree. A failure here is a
-/// warning: the worktree is gone, so the next sweep releases them.
-fn release(ctx: &Ctx, repository: &Path, root: &Path) {
-    match ctx.registry.release_worktree(repository, root) {
+/// Releases every allocation of the removed worktree, those `moved`
+/// names with them. A failure here is a warning: the worktree is gone, so
+/// the next sweep releases them.
+fn release(ctx: &Ctx, repository: &Path, root: &Path, moved: &ports::Moved) {
+    let part = moved.part(repository, root);
+    match ctx
+        .registry
+        .release_worktree(part, |data| moved.apply(data, root))
+    {
         Ok(gone) => {
             for (service, port) in gone {
                 report::note(&format!(

@@ -66,8 +66,8 @@ pub(super) fn confirm(ctx: &Ctx, plan: &Plan, scope: &Scope, early: Early) -> Re
     {
         early.outcome?;
     } else {
-        ctx.registry
-            .release_worktree(&plan.common_dir, &plan.path)?;
+        let part = crate::registry::Part::of(&plan.common_dir, &plan.path);
+        ctx.registry.release_worktree(part, |_| {})?;
     }
     // Confirmed against the registry (one read when it stands, as it
     // almost always does), or made: a `validate --fix` that ran while

@@ -74,7 +74,9 @@ impl<'a> Rollback<'a> {
         // release, and nothing to remove by hand.
         if let Some(root) = self.allocated_for.take()
             && self.registry.wrote()
-            && let Err(e) = self.registry.release_worktree(&plan.common_dir, &root)
+            && let Err(e) = self
+                .registry
+                .release_worktree(crate::registry::Part::of(&plan.common_dir, &root), |_| {})
         {
             self.failed(
                 &format!("release the ports of {}", printable_path(&root)),

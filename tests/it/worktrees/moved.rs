@@ -121,3 +121,81 @@ fn a_worktree_deleted_and_added_again_is_not_taken_for_a_move() {
     assert!(check.stdout.contains("worktree-gone"), "{check}");
     assert!(!check.stdout.contains("moved"), "{check}");
 }
+
+/// `remove` of a moved worktree, before any `env` there: the entries left
+/// at the path it was moved from are its own, and are released with it
+/// (it said "removed worktree", released nothing, and `ports --all` kept
+/// them as a gone worktree's). While a server of the worktree listens on
+/// one of them, they are seen as its ports in use: refused, the registry
+/// as it was.
+#[test]
+fn remove_of_a_moved_worktree_releases_the_ports_it_left_behind() {
+    let (t, first) = moved_world();
+    let moved = move_worktree(&t, &first, "moved");
+    let mut server = crate::support::HttpServer::start(&moved, t.ports.port(0));
+    let before = std::fs::read(t.registry_path()).unwrap();
+    let refused = run(&mut t.wtenv(&["remove", moved.to_str().unwrap()]));
+    assert_eq!(refused.code, Some(1), "{refused}");
+    assert!(
+        refused.stderr.contains(&format!(
+            "  port {} (web): listening: pid {}",
+            t.ports.port(0),
+            server.pid()
+        )),
+        "{refused}"
+    );
+    assert_eq!(std::fs::read(t.registry_path()).unwrap(), before);
+    server.kill();
+
+    let out = run(&mut t.wtenv(&["remove", moved.to_str().unwrap()]));
+    assert_eq!(out.code, Some(0), "{out}");
+    for (port, service) in [(t.ports.port(0), "web"), (t.ports.port(1), "api")] {
+        assert!(
+            out.stderr
+                .contains(&format!("released port {port} ({service})\n")),
+            "{out}"
+        );
+    }
+    assert!(t.allocations().is_empty(), "{}", t.registry());
+    let check = run(&mut t.wtenv(&["validate"]));
+    assert_eq!(check.code, Some(0), "{check}");
+}
+
+/// `release` in a moved worktree, and `release --worktree PATH` naming
+/// it, release what it owns: the entries left at the path it was moved
+/// from (it warned "has no allocations" and released nothing). One
+/// service's release moves the others with it, as `env` would.
+#[test]
+fn release_in_a_moved_worktree_releases_the_ports_it_left_behind() {
+    let (t, first) = moved_world();
+    let moved = move_worktree(&t, &first, "moved");
+    let (web, api) = (t.ports.port(0), t.ports.port(1));
+    let out = run(&mut t.wtenv_in(&moved, &["release", "--service", "api"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "released port {api} (api) of {}\n",
+            moved.display()
+        )),
+        "{out}"
+    );
+    assert_eq!(ports_of(&t, &moved), vec![web]);
+    assert!(ports_of(&t, &first).is_empty());
+    let out = run(&mut t.wtenv_in(&moved, &["release"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "released port {web} (web) of {}\n",
+            moved.display()
+        )),
+        "{out}"
+    );
+    assert!(t.allocations().is_empty(), "{}", t.registry());
+
+    let (t, first) = moved_world();
+    let moved = move_worktree(&t, &first, "moved");
+    let out = run(&mut t.wtenv(&["release", "--worktree", moved.to_str().unwrap()]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!out.stderr.contains("has no allocations"), "{out}");
+    assert!(t.allocations().is_empty(), "{}", t.registry());
+}
