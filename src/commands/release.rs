@@ -157,9 +157,11 @@ fn is_missing(path: &std::path::Path) -> bool {
 }
 
 /// Drops the holds of `pid` ([`supervise::hold::release_pid`]), saying
-/// what it released.
+/// what it released, and stops its watcher, which has nothing left to
+/// watch for ([`supervise::watcher::stop`]).
 fn release_hold(pid: u32, ctx: &Ctx) -> Result<Outcome> {
     let (held, released) = supervise::hold::release_pid(&ctx.registry, pid)?;
+    supervise::watcher::stop(&ctx.registry, pid);
     if !held {
         // Said, not refused: the EXIT trap of a shell that allocated
         // nothing runs it too, and a gone pid may be passed to clean up.

@@ -53,13 +53,20 @@ impl Listener {
     /// Installs the handlers for [`FORWARDED`], SIGCHLD and SIGCONT,
     /// leaving alone every signal ignored since wtenv started.
     pub fn start() -> io::Result<Listener> {
+        Listener::of(&FORWARDED, &[Signal::SIGCHLD, Signal::SIGCONT])
+    }
+
+    /// Installs the handlers for `signals` (but those ignored since wtenv
+    /// started) and `always`: the supervisor's, or the few the watcher of
+    /// an `env --hold` holder ends on ([`super::watcher`]).
+    pub fn of(signals: &[Signal], always: &[Signal]) -> io::Result<Listener> {
         let ignored = ignored_at_start();
-        let mut raw: Vec<i32> = FORWARDED
+        let mut raw: Vec<i32> = signals
             .iter()
             .filter(|s| !ignored.contains(s))
             .map(|s| *s as i32)
             .collect();
-        raw.extend([Signal::SIGCHLD as i32, Signal::SIGCONT as i32]);
+        raw.extend(always.iter().map(|s| *s as i32));
         let (read, write) = UnixStream::pair()?;
         let wake = write.try_clone()?;
         // A waker never blocks on a full pipe: one byte pending is enough.
@@ -101,6 +108,13 @@ impl Listener {
             std::thread::sleep(timeout);
         }
         self.pending()
+    }
+
+    /// The self-pipe's read end, readable once a signal arrived: for a
+    /// `poll` beside other descriptors, then [`Listener::pending`].
+    #[cfg(target_os = "linux")]
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self.delivery.get_read())
     }
 
     /// A handle that wakes [`Listener::wait`] from any thread.

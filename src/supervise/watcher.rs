@@ -26,8 +26,18 @@
 //!   `pidfd_open`), `kill(pid, 0)` once a second, with the start time
 //!   compared on Linux each time and on macOS every
 //!   [`IDENTITY_EVERY`] seconds (there it costs a `ps`).
+//! - Stopped by `release --hold PID` ([`stop`]): the holds are released,
+//!   nothing is left to watch for (the holder may live on for ever, pid
+//!   1). The watcher writes its pid into its lock file once it holds the
+//!   lock; `release --hold` reads it, proves that process is the watcher
+//!   of that holder (its command line ends `__watch PID START`) and sends
+//!   it SIGTERM. SIGTERM, SIGINT and SIGHUP end a watcher (a self-pipe,
+//!   polled beside the pidfd, or read with the one-second wait), which
+//!   removes its lock file while it still holds the lock and exits 0.
 
 use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -36,6 +46,11 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::process::{ProcessId, printable_path};
 use crate::registry::Registry;
+
+use super::signal::{Event, Listener, Signal};
+
+/// The signals that end a watcher, its lock file removed.
+const ENDING: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
 
 /// The watchers' directory, beside the registry.
 const DIR: &str = "watch";
@@ -116,26 +131,94 @@ fn start(registry: &Registry, holder: ProcessId) -> Result<u32> {
 }
 
 /// The watcher's life: leave the caller's session, take the lock (or
-/// leave it to the watcher that has it), wait for `holder` to end,
-/// release its holds, remove the lock file.
+/// leave it to the watcher that has it), write its pid there, wait for
+/// `holder` to end, release its holds, remove the lock file. Ended by a
+/// signal of [`ENDING`] instead (`release --hold`: [`stop`]), it removes
+/// the lock file and releases nothing.
 pub fn run(registry: &Registry, holder: ProcessId) -> Result<()> {
     // Fails only for a group leader (which `env --hold`'s spawn is not);
     // the descriptors are closed all the same.
     let _ = super::detach();
+    // Before the pid is written: `release --hold` signals no watcher that
+    // would not handle it. Without handlers it watches as before.
+    let mut signals = Listener::of(&[], &ENDING).ok();
     let Some((file, path)) = take_lock(registry, holder)? else {
         return Ok(());
     };
-    wait_for_end(holder);
-    let released = super::hold::release_pid(registry, holder.pid);
+    let me = format!("{}\n", std::process::id());
+    if let Err(e) = file
+        .set_len(0)
+        .and_then(|()| file.write_all_at(me.as_bytes(), 0))
+    {
+        tracing::info!("could not write the watcher's pid: {e}");
+    }
+    let released = match wait_for_end(holder, signals.as_mut()) {
+        End::Ended => Some(super::hold::release_pid(registry, holder.pid)),
+        End::Signalled => None,
+    };
     // Removed while locked: whoever opened it before sees it locked, and
     // whoever opens the path after finds none.
     let _ = std::fs::remove_file(&path);
     drop(file);
+    let Some(released) = released else {
+        return Ok(());
+    };
     let (_, released) = released?;
     for a in released {
         tracing::info!(port = a.port, service = %a.service, "released");
     }
     Ok(())
+}
+
+/// Stops the watcher of the live process `pid`, whose holds `release
+/// --hold PID` released: the one whose lock file names its pid, once
+/// that process is proven to be it (its command line ends `__watch PID
+/// START`); unsure (no lock file, not locked, no pid, another process), it
+/// is left to end with its holder. Not waited for.
+pub fn stop(registry: &Registry, pid: u32) {
+    // A holder gone: its watcher ends on its own.
+    let Some(holder) = ProcessId::of(pid) else {
+        return;
+    };
+    let path = lock_path(registry, holder);
+    let Ok(Some(file)) = files::open_existing_lock(&path, 0o400) else {
+        return;
+    };
+    if !matches!(
+        file.try_lock_shared(),
+        Err(std::fs::TryLockError::WouldBlock)
+    ) {
+        return;
+    }
+    let mut text = String::new();
+    let _ = (&file).take(32).read_to_string(&mut text);
+    let Ok(watcher) = text.trim().parse::<u32>() else {
+        return;
+    };
+    let theirs = format!(" {COMMAND} {} {}", holder.pid, holder.start_time);
+    if !crate::process::command(watcher).is_some_and(|c| c.ends_with(&theirs)) {
+        return;
+    }
+    let to = nix::unistd::Pid::from_raw(watcher as i32);
+    match nix::sys::signal::kill(to, Signal::SIGTERM) {
+        Ok(()) => tracing::info!("stopped the watcher of pid {pid}: pid {watcher}"),
+        Err(e) => tracing::info!("could not stop the watcher of pid {pid}: {e}"),
+    }
+}
+
+/// How a watcher's wait ended.
+enum End {
+    /// The holder has ended.
+    Ended,
+    /// A signal of [`ENDING`] came.
+    Signalled,
+}
+
+/// Whether `signals` received one of [`ENDING`] (drained).
+fn ending(events: Vec<Event>) -> bool {
+    events
+        .into_iter()
+        .any(|e| matches!(e, Event::Signal(s) if ENDING.contains(&s)))
 }
 
 /// The lock of `holder`'s watcher, made in `<state>/watch`, with its
@@ -181,24 +264,33 @@ fn take_lock(registry: &Registry, holder: ProcessId) -> Result<Option<(File, Pat
     Ok(same.then_some((file, path)))
 }
 
-/// Returns once `holder` has ended (at once when it has already).
-fn wait_for_end(holder: ProcessId) {
+/// Returns once `holder` has ended (at once when it has already), or a
+/// signal of [`ENDING`] came (`signals`).
+fn wait_for_end(holder: ProcessId, mut signals: Option<&mut Listener>) -> End {
     #[cfg(target_os = "linux")]
-    if linux::wait(holder) {
-        return;
+    if let Some(end) = linux::wait(holder, signals.as_deref_mut()) {
+        return end;
     }
     let pid = nix::unistd::Pid::from_raw(holder.pid as i32);
     let mut seconds = 0u32;
     loop {
         // EPERM: alive, another user's (a pid reused by one).
         if nix::sys::signal::kill(pid, None) == Err(nix::errno::Errno::ESRCH) {
-            return;
+            return End::Ended;
         }
         let compare = cfg!(target_os = "linux") || seconds.is_multiple_of(IDENTITY_EVERY);
         if compare && !holder.is_alive() {
-            return;
+            return End::Ended;
         }
-        std::thread::sleep(Duration::from_secs(1));
+        let second = Duration::from_secs(1);
+        match signals.as_deref_mut() {
+            Some(signals) => {
+                if ending(signals.wait(second)) {
+                    return End::Signalled;
+                }
+            }
+            None => std::thread::sleep(second),
+        }
         seconds = seconds.wrapping_add(1);
     }
 }
@@ -209,31 +301,47 @@ mod linux {
     use rustix::io::Errno;
     use rustix::process::{Pid, PidfdFlags, pidfd_open};
 
+    use super::{End, Listener, ending};
     use crate::process::ProcessId;
 
-    /// Waits on a pidfd of `holder`: `true` once it has ended, `false`
-    /// when no pidfd can be had or polled (the caller then polls).
-    pub fn wait(holder: ProcessId) -> bool {
+    /// Waits on a pidfd of `holder`, beside the self-pipe of `signals`:
+    /// how it ended, `None` when no pidfd can be had or polled (the
+    /// caller then polls).
+    pub fn wait(holder: ProcessId, mut signals: Option<&mut Listener>) -> Option<End> {
         let Some(pid) = Pid::from_raw(holder.pid as i32) else {
-            return true;
+            return Some(End::Ended);
         };
         let fd = match pidfd_open(pid, PidfdFlags::empty()) {
             Ok(fd) => fd,
-            Err(Errno::SRCH) => return true,
-            Err(_) => return false,
+            Err(Errno::SRCH) => return Some(End::Ended),
+            Err(_) => return None,
         };
         // Checked after the open: a pid reused before it names another
         // process, whose start time differs; one reused after it cannot
         // be, the pidfd naming the process that had it.
         if !holder.is_alive() {
-            return true;
+            return Some(End::Ended);
         }
-        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
         loop {
-            match poll(&mut fds, None) {
-                Ok(_) => return true,
-                Err(Errno::INTR) => continue,
-                Err(_) => return false,
+            let (ended, signalled) = {
+                let pipe = signals.as_deref().map(Listener::fd);
+                let mut fds = vec![PollFd::new(&fd, PollFlags::IN)];
+                if let Some(pipe) = &pipe {
+                    fds.push(PollFd::new(pipe, PollFlags::IN));
+                }
+                match poll(&mut fds, None) {
+                    Ok(_) => {}
+                    Err(Errno::INTR) => continue,
+                    Err(_) => return None,
+                }
+                let ready = |f: &PollFd| !f.revents().is_empty();
+                (ready(&fds[0]), fds.get(1).is_some_and(ready))
+            };
+            if ended {
+                return Some(End::Ended);
+            }
+            if signalled && signals.as_deref_mut().is_some_and(|s| ending(s.pending())) {
+                return Some(End::Signalled);
             }
         }
     }

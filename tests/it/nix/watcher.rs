@@ -219,3 +219,78 @@ fn a_watcher_that_already_leads_a_session_still_lets_go_of_descriptors() {
         "the watcher outlived {pid}"
     );
 }
+
+/// `release --hold PID` of a holder that lives on (pid 1 never ends; a
+/// shell whose EXIT trap ran is about to): its holds are released and its
+/// watcher, with nothing left to watch for, is stopped, its lock file
+/// gone. The watcher kept running until PID ended.
+#[test]
+fn release_hold_stops_the_watcher_of_a_holder_that_lives_on() {
+    let t = TestEnv::new();
+    let holder = Sleeper::new();
+    let pid = holder.0.id();
+    let out = run(&mut t.wtenv(&["env", "--hold", &pid.to_string()]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let watchers = watchers_seen(pid);
+    assert_eq!(watchers.len(), 1, "no watcher of {pid}");
+    // It names itself in its lock file once it holds the lock.
+    let me = format!("{}\n", watchers[0]);
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            let locks = lock_files(&t);
+            locks.len() == 1 && std::fs::read_to_string(&locks[0]).unwrap_or_default() == me
+        }),
+        "{:?}",
+        lock_files(&t)
+    );
+    let out = run(&mut t.wtenv(&["release", "--hold", &pid.to_string()]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        wait_for(Duration::from_secs(30), || watchers_of(pid).is_empty()),
+        "the watcher of {pid} outlived release --hold"
+    );
+    assert_eq!(lock_files(&t), Vec::<std::path::PathBuf>::new());
+    assert!(t.allocations().is_empty(), "{}", t.registry());
+    assert!(
+        wtenv::process::ProcessId::of(pid).is_some(),
+        "the holder lives on"
+    );
+}
+
+/// A watcher ended by SIGTERM, SIGINT or SIGHUP (`release --hold`, a
+/// shutdown, a `kill`) removes its lock file and exits 0, releasing
+/// nothing: its holder lives. A SIGTERMed one left its lock file.
+#[test]
+fn a_watcher_ended_by_a_signal_removes_its_lock_file_and_exits_0() {
+    use nix::sys::signal::Signal;
+    let t = TestEnv::new();
+    let holder = Sleeper::new();
+    let pid = holder.0.id();
+    let start = wtenv::process::ProcessId::of(pid).unwrap().start_time;
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        let mut watcher = t.wtenv(&["__watch", &pid.to_string(), &start.to_string()]);
+        let mut watcher = watcher
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let me = format!("{}\n", watcher.id());
+        assert!(
+            wait_for(Duration::from_secs(30), || {
+                lock_files(&t)
+                    .iter()
+                    .any(|l| std::fs::read_to_string(l).unwrap_or_default() == me)
+            }),
+            "{signal}: the watcher named itself in no lock file"
+        );
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(watcher.id() as i32), signal).unwrap();
+        let mut status = None;
+        assert!(wait_for(Duration::from_secs(30), || {
+            status = watcher.try_wait().unwrap();
+            status.is_some()
+        }));
+        assert_eq!(status.unwrap().code(), Some(0), "{signal}: {status:?}");
+        assert_eq!(lock_files(&t), Vec::<std::path::PathBuf>::new(), "{signal}");
+    }
+}
