@@ -218,7 +218,7 @@ impl Ctx {
             &scope.worktree.common_dir,
             &scope.config,
             self.config_path.is_some(),
-            || scope.worktree.is_own(),
+            || scope.worktree.ownership(),
         )
     }
 }

@@ -15,7 +15,7 @@
 //! trusted or not ([`crate::config::refused_name`]).
 //!
 //! Trust follows the repository's own worktrees only
-//! ([`crate::worktree::Worktree::is_own`]): a `.git` file can name any
+//! ([`crate::worktree::Worktree::ownership`]): a `.git` file can name any
 //! repository.
 //!
 //! The check ([`Gate::of`]) runs on `env`'s hot path, only for a config
@@ -39,6 +39,8 @@ use crate::error::{Error, Result};
 use crate::files::{self, OpenError};
 use crate::process::printable_path;
 use crate::registry::Registry;
+use crate::shell::quote_in_message;
+use crate::worktree::Ownership;
 
 pub const FILE_NAME: &str = "trust.json";
 const LOCK_NAME: &str = "trust.lock";
@@ -108,8 +110,12 @@ pub enum Gate {
     /// told the list's own way out (`wtenv trust` refuses such a list).
     Unreadable { why: String, hint: String },
     /// Content trusted for `repository`, but this directory is not one of
-    /// its worktrees (its `.git` only names it): left out, and told.
-    NotOwn { repository: PathBuf },
+    /// its worktrees (its `.git` only names it; `ownership` says how):
+    /// left out, and told.
+    NotOwn {
+        repository: PathBuf,
+        ownership: Ownership,
+    },
 }
 
 impl Gate {
@@ -120,7 +126,7 @@ impl Gate {
     /// starts: trusted.
     ///
     /// `own` says whether the worktree is really one of `repository`'s
-    /// ([`crate::worktree::Worktree::is_own`]); asked only when the content
+    /// ([`crate::worktree::Worktree::ownership`]); asked only when the content
     /// is trusted. A `.git` file in a downloaded tree can name any
     /// repository: a trusted config copied beside one must not borrow that
     /// trust (its `{worktree}` templates would name the copy's files).
@@ -129,7 +135,7 @@ impl Gate {
         repository: &Path,
         config: &Config,
         explicit: bool,
-        own: impl FnOnce() -> bool,
+        own: impl FnOnce() -> Ownership,
     ) -> Gate {
         if config.untrusted_names().next().is_none() {
             return Gate::Nothing;
@@ -158,15 +164,13 @@ impl Gate {
             };
         }
         match digest(config) {
-            Some(sha256) if list.contains(repository, &sha256) => {
-                if own() {
-                    Gate::Trusted
-                } else {
-                    Gate::NotOwn {
-                        repository: repository.to_path_buf(),
-                    }
-                }
-            }
+            Some(sha256) if list.contains(repository, &sha256) => match own() {
+                Ownership::Own => Gate::Trusted,
+                ownership => Gate::NotOwn {
+                    repository: repository.to_path_buf(),
+                    ownership,
+                },
+            },
             _ => Gate::Untrusted {
                 why: "it changed since it was trusted".into(),
             },
@@ -183,7 +187,17 @@ impl Gate {
             Gate::Untrusted { why } => format!("{why}; review it, then run 'wtenv trust'"),
             Gate::Unreadable { why, hint } if hint.is_empty() => why.clone(),
             Gate::Unreadable { why, hint } => format!("{why}; {hint}"),
-            Gate::NotOwn { repository } => format!(
+            Gate::NotOwn {
+                repository,
+                ownership: Ownership::Unrecorded { root },
+            } => format!(
+                "this directory's .git names {}, a separate git dir that records no worktree (no core.worktree), so a copy whose .git names it would look the same; \
+                 if this directory is that repository's main worktree, not a copy, record it: git -C {} config core.worktree {}",
+                printable_path(repository),
+                quote_in_message(root),
+                quote_in_message(root)
+            ),
+            Gate::NotOwn { repository, .. } => format!(
                 "this directory's .git names {}, but that repository does not list it as a worktree; trust applies only to a repository's own worktrees",
                 printable_path(repository)
             ),
@@ -391,23 +405,28 @@ mod tests {
         let repo = Path::new("/r/.git");
         let a = config("/r/wtenv.toml", "[env]\nX = \"1\"\n");
         assert!(matches!(
-            Gate::of(&registry, repo, &a, false, || true),
+            Gate::of(&registry, repo, &a, false, || Ownership::Own),
             Gate::Untrusted { .. }
         ));
         assert!(trust(&registry, repo, &a).unwrap());
         assert!(!trust(&registry, repo, &a).unwrap(), "already trusted");
-        assert_eq!(Gate::of(&registry, repo, &a, false, || true), Gate::Trusted);
+        assert_eq!(
+            Gate::of(&registry, repo, &a, false, || Ownership::Own),
+            Gate::Trusted
+        );
         let elsewhere = config("/w/feature-x/wtenv.toml", "[env]\nX = \"1\"\n");
         assert_eq!(
-            Gate::of(&registry, repo, &elsewhere, false, || true),
+            Gate::of(&registry, repo, &elsewhere, false, || Ownership::Own),
             Gate::Trusted
         );
         assert!(matches!(
-            Gate::of(&registry, Path::new("/other/.git"), &a, false, || true),
+            Gate::of(&registry, Path::new("/other/.git"), &a, false, || {
+                Ownership::Own
+            }),
             Gate::Untrusted { .. }
         ));
         let changed = config("/r/wtenv.toml", "[env]\nX = \"2\"\n");
-        let gate = Gate::of(&registry, repo, &changed, false, || true);
+        let gate = Gate::of(&registry, repo, &changed, false, || Ownership::Own);
         assert!(
             gate.message(&changed)
                 .unwrap()
@@ -415,12 +434,12 @@ mod tests {
         );
         assert_eq!(untrust(&registry, repo).unwrap(), 1);
         assert!(matches!(
-            Gate::of(&registry, repo, &a, false, || true),
+            Gate::of(&registry, repo, &a, false, || Ownership::Own),
             Gate::Untrusted { .. }
         ));
         assert_eq!(
             Gate::of(&registry, repo, &config("/r/wtenv.toml", ""), false, || {
-                true
+                Ownership::Own
             }),
             Gate::Nothing
         );

@@ -163,48 +163,19 @@ impl Worktree {
         Ok(())
     }
 
-    /// Whether the repository leads back to this worktree, as git's own
-    /// records do: its main worktree (a real `.git` directory that is the
-    /// repository itself), a linked worktree the repository lists
-    /// (`worktrees/<name>`, whose `gitdir` points back here), or a
-    /// submodule's checkout (its git dir's `core.worktree` names this
-    /// directory). A `.git` in a downloaded tree can name any repository;
-    /// trust recorded for that repository must not follow it
-    /// ([`crate::trust::Gate::of`]).
-    pub fn is_own(&self) -> bool {
-        let dot_git = self.root.join(".git");
-        match own_git_dir(&self.root) {
-            Some(git_dir) if git_dir == dot_git => git_dir == self.common_dir,
-            Some(git_dir) => git_dir.parent() == Some(self.common_dir.join("worktrees").as_path()),
-            None => {
-                // A submodule: `.git` is a file naming the module's git dir,
-                // which is its own repository and names its checkout.
-                let Some(git_dir) = git_dir_at(&self.root) else {
-                    return false;
-                };
-                git_dir == self.common_dir
-                    && core_worktree(&git_dir).is_some_and(|w| {
-                        normalize(&git_dir.join(&w)) == self.root
-                            || git_dir.join(&w).canonicalize().ok().as_ref() == Some(&self.root)
-                    })
-            }
-        }
-    }
-
     /// The main worktree's directory, when wtenv can know it: as the
-    /// repository's files name it ([`main_root_of`]: `.git`'s parent, a
-    /// submodule's `core.worktree`), or this very worktree when its `.git`
-    /// file names the repository itself and that is not bare (a separate
-    /// git dir, seen from its main worktree; the `.bare` layout's `.git`
-    /// names a bare one). `None` for a bare repository, and for a separate
-    /// git dir seen from a linked worktree: git's records do not name its
-    /// main worktree.
+    /// repository's files name it ([`main_root_of`]: `.git`'s parent, the
+    /// directory `core.worktree` names), or this very worktree when its
+    /// `.git` file names the repository itself and that is not bare (a
+    /// separate git dir, seen from its main worktree; the `.bare` layout's
+    /// `.git` names a bare one). `None` for a bare repository, and for a
+    /// separate git dir without `core.worktree` seen from a linked
+    /// worktree: git's records do not name its main worktree. Where to
+    /// put and how to show worktrees only: what is the repository's own
+    /// (trust, the stamp) is [`ownership`](Self::ownership).
     pub fn main_root(&self) -> Option<PathBuf> {
-        main_root_of(&self.common_dir).or_else(|| {
-            let names_repository =
-                self.git_dir == self.common_dir && self.root.join(".git").is_file();
-            (names_repository && !is_bare(&self.common_dir)).then(|| self.root.clone())
-        })
+        main_root_of(&self.common_dir)
+            .or_else(|| self.names_repository().then(|| self.root.clone()))
     }
 
     /// What `create` recorded; while `create` is still making this
@@ -382,26 +353,6 @@ pub fn stamped_ports(root: &Path) -> Vec<(String, u16)> {
             Some((service.to_owned(), port.parse().ok()?))
         })
         .collect()
-}
-
-/// The private git dir of the worktree at `root`, only when it is really
-/// that worktree's: `root/.git` itself, or the linked worktree's dir under
-/// the repository whose `gitdir` file points back at `root/.git` (the
-/// check git makes). A `.git` file in a downloaded tree can name any
-/// directory; wtenv writes into none but the worktree's own.
-fn own_git_dir(root: &Path) -> Option<PathBuf> {
-    let dot_git = root.join(".git");
-    let git_dir = git_dir_at(root)?;
-    if git_dir == dot_git {
-        // A `.git` link to a directory elsewhere is not the worktree's own.
-        let real_dir = std::fs::symlink_metadata(&dot_git).is_ok_and(|m| m.is_dir());
-        return real_dir.then_some(git_dir);
-    }
-    let back = read_pointer(&git_dir.join("gitdir")).ok()??;
-    let back = normalize(&git_dir.join(back.trim()));
-    let points_here =
-        back == normalize(&dot_git) || back.canonicalize().ok() == dot_git.canonicalize().ok();
-    points_here.then_some(git_dir)
 }
 
 /// A git pointer file (`.git` of a linked worktree, `commondir`): a few
@@ -651,12 +602,15 @@ pub fn normalize(path: &Path) -> PathBuf {
 }
 
 mod listing;
+mod own;
 mod repository;
 #[cfg(test)]
 mod tests;
 
+pub use own::Ownership;
+use own::own_git_dir;
+use repository::core_worktree;
 pub use repository::enclosing_git_dir;
-use repository::{core_worktree, is_bare};
 
 pub use listing::{
     admin_dir_of, is_gone, listed_worktrees, listed_worktrees_with, main_root_of,

@@ -76,8 +76,12 @@ pub fn enclosing_git_dir(start: &Path) -> Option<PathBuf> {
     let start = start.canonicalize().unwrap_or_else(|_| start.to_path_buf());
     start
         .ancestors()
-        .find(|dir| {
-            dir.join("HEAD").is_file() && dir.join("objects").is_dir() && dir.join("refs").is_dir()
-        })
+        .find(|dir| is_git_dir(dir))
         .map(Path::to_path_buf)
+}
+
+/// Whether `dir` is what git itself takes for a git dir: a `HEAD` file
+/// and `objects` and `refs` directories.
+pub(super) fn is_git_dir(dir: &Path) -> bool {
+    dir.join("HEAD").is_file() && dir.join("objects").is_dir() && dir.join("refs").is_dir()
 }

@@ -83,3 +83,101 @@ fn a_submodule_keeps_the_trust_of_its_own_repository() {
     );
     assert!(!after.stderr.contains("not applied"), "{after}");
 }
+
+/// A separate git dir (`git init --separate-git-dir`) records no worktree:
+/// its main worktree's `.git` file, `gitdir: <sepgit>`, is all that makes
+/// it one, and a downloaded tree `evil/` holding the same line is, to git,
+/// a worktree just as much. So neither gets the trusted `[env]`, nor
+/// writes the stamp into the repository, and the line says how to record
+/// the main worktree. Once `core.worktree` names it, it is the
+/// repository's own (trust applies; the stamp is written, it was never
+/// written there), and `evil/` still borrows nothing.
+#[test]
+fn a_separate_git_dir_trusts_its_main_worktree_once_recorded_never_a_copy() {
+    let t = TestEnv::new();
+    let sepgit = t.root().join("sepgit");
+    let sepwt = t.root().join("sepwt");
+    t.git_in(
+        &t.root(),
+        &["init", "-q", "-b", "main", "--separate-git-dir"]
+            .into_iter()
+            .chain([sepgit.to_str().unwrap(), sepwt.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+    );
+    let text = format!(
+        "[purposes]\nfeature = \"{}\"\n[env]\nAPI_URL = \"http://localhost:{{port.app}}/{{worktree}}\"\n",
+        t.ports.range()
+    );
+    let evil = t.root().join("evil");
+    std::fs::create_dir(&evil).unwrap();
+    for dir in [&sepwt, &evil] {
+        std::fs::write(dir.join("wtenv.toml"), &text).unwrap();
+    }
+    std::fs::write(evil.join(".git"), format!("gitdir: {}\n", sepgit.display())).unwrap();
+    assert_eq!(run(&mut t.wtenv_in(&sepwt, &["trust"])).code, Some(0));
+    let stamp = sepgit.join("wtenv.stamp");
+    // What `env` in `dir` exports as API_URL (after a release, so its
+    // ports change and the stamp is due), and its stderr.
+    let env = |dir: &std::path::Path| {
+        assert_eq!(run(&mut t.wtenv_in(dir, &["release"])).code, Some(0));
+        let out = run(&mut t.wtenv_in(dir, &["env"]));
+        assert_eq!(out.code, Some(0), "{}: {out}", dir.display());
+        let api = out
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("export API_URL="))
+            .map(str::to_owned);
+        (api, out.stderr)
+    };
+    let unrecorded = |dir: &std::path::Path| {
+        format!(
+            "this directory's .git names {}, a separate git dir that records no worktree (no core.worktree), \
+             so a copy whose .git names it would look the same; if this directory is that repository's main \
+             worktree, not a copy, record it: git -C '{}' config core.worktree '{}'\n",
+            sepgit.display(),
+            dir.display(),
+            dir.display()
+        )
+    };
+    for dir in [&sepwt, &evil] {
+        let (api, stderr) = env(dir);
+        assert_eq!(api, None, "{}: {stderr}", dir.display());
+        assert!(
+            stderr.contains(&unrecorded(dir)),
+            "{}: {stderr}",
+            dir.display()
+        );
+        assert!(!stamp.exists(), "{}: the stamp was written", dir.display());
+    }
+
+    t.git_in(
+        &sepwt,
+        &["config", "core.worktree", sepwt.to_str().unwrap()],
+    );
+    let (api, stderr) = env(&sepwt);
+    let port = t.ports.start;
+    assert_eq!(
+        api,
+        Some(format!("'http://localhost:{port}/{}'", sepwt.display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not applied"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&stamp).unwrap(),
+        format!("app={port}\n")
+    );
+    let (api, stderr) = env(&evil);
+    assert_eq!(api, None, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "this directory's .git names {}, but that repository does not list it as a worktree",
+            sepgit.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&stamp).unwrap(),
+        format!("app={port}\n"),
+        "evil/ rewrote the stamp"
+    );
+}
