@@ -7,10 +7,10 @@ use serde_json::json;
 
 use crate::alloc::RealSystem;
 use crate::context::Ctx;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exit::{self, Outcome};
-use crate::process::printable_path;
 use crate::report;
+use crate::worktree::Worktree;
 use crate::{output, ports};
 
 #[derive(Debug, clap::Args)]
@@ -30,15 +30,16 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         ctx.registry_configs(&data)?
     } else {
         // Outside a repository the built-in ranges belong to nothing of
-        // the user's: there is nothing to check.
+        // the user's: there is nothing to check. Said as every command
+        // says it (a bare repository named as one), with the two ways
+        // out `conflicts` has besides.
         if ctx.config_path.is_none() && ctx.worktree_here()?.is_none() {
-            return Err(Error::not_found(format!(
-                "no configuration to check: {} is not inside a git worktree",
-                printable_path(ctx.cwd()?)
-            ))
-            .with_hint(
-                "run it in a worktree, pass --config PATH, or --all for every repository in the registry",
-            ));
+            let outside = Worktree::outside(ctx.cwd()?);
+            let hint = format!(
+                "{}; or pass --config PATH, or --all for every repository in the registry",
+                outside.hint().unwrap_or_default()
+            );
+            return Err(outside.with_hint(hint));
         }
         vec![ctx.config_here()?]
     };

@@ -215,8 +215,16 @@ fn conflicts_outside_a_repository_has_nothing_to_check_unless_all() {
     let outside = t.root().join("home");
     let out = run(&mut t.wtenv_in(&outside, &["conflicts"]));
     assert_eq!(out.code, Some(1), "{out}");
-    assert!(out.stderr.contains("no configuration to check"), "{out}");
-    assert!(out.stderr.contains("--all"), "{out}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: {} is not inside a git worktree\n\
+             hint: cd into a git repository or one of its worktrees; \
+             or pass --config PATH, or --all for every repository in the registry\n",
+            outside.display()
+        ),
+        "the words every command says outside a worktree"
+    );
     let out = run(&mut t.wtenv_in(&outside, &["conflicts", "--all"]));
     assert_eq!(out.code, Some(0), "{out}");
     assert!(

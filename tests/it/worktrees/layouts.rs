@@ -20,11 +20,14 @@ fn bare_clone(t: &TestEnv, name: &str) -> PathBuf {
 /// `create` said "... is not inside a git worktree" with the hint "cd into
 /// a git repository or one of its worktrees": the user was in one. They
 /// now say it is a bare repository, and how to get a worktree of it.
+/// `conflicts` had words of its own ("no configuration to check: ... is
+/// not inside a git worktree"): it says the same, with its own two ways
+/// out besides.
 #[test]
 fn a_bare_repository_is_named_as_one_with_the_way_to_a_worktree() {
     let t = TestEnv::new();
     let bare = bare_clone(&t, "bare.git");
-    let hint = "hint: cd into one of its worktrees ('git worktree list' shows them), or add one: git worktree add PATH\n";
+    let hint = "hint: cd into one of its worktrees ('git worktree list' shows them), or add one: git worktree add PATH";
     let cases: [(&Path, String); 2] = [
         (
             &bare,
@@ -55,10 +58,20 @@ fn a_bare_repository_is_named_as_one_with_the_way_to_a_worktree() {
                 "b1",
                 "--ports",
             ],
+            &["conflicts"],
         ] {
             let out = run(&mut t.wtenv_in(dir, args));
             assert_eq!(out.code, Some(1), "{args:?} in {dir:?}: {out}");
-            assert_eq!(out.stderr, format!("{error}{hint}"), "{args:?} in {dir:?}");
+            let besides = if args == ["conflicts"] {
+                "; or pass --config PATH, or --all for every repository in the registry"
+            } else {
+                ""
+            };
+            assert_eq!(
+                out.stderr,
+                format!("{error}{hint}{besides}\n"),
+                "{args:?} in {dir:?}"
+            );
             assert_eq!(out.stdout, "", "{args:?} in {dir:?}");
         }
     }
