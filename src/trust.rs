@@ -191,10 +191,11 @@ impl Gate {
                 repository,
                 ownership: Ownership::Unrecorded { root },
             } => format!(
+                // No command to paste: run in a downloaded copy, it would
+                // point the user's repository at the copy.
                 "this directory's .git names {}, a separate git dir that records no worktree (no core.worktree), so a copy whose .git names it would look the same; \
-                 if this directory is that repository's main worktree, not a copy, record it: git -C {} config core.worktree {}",
+                 if {} is that repository's main worktree (made there, not a downloaded copy), record it as core.worktree in that repository (README, \"Trust\")",
                 printable_path(repository),
-                quote_in_message(root),
                 quote_in_message(root)
             ),
             Gate::NotOwn { repository, .. } => format!(

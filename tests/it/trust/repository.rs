@@ -132,10 +132,10 @@ fn a_separate_git_dir_trusts_its_main_worktree_once_recorded_never_a_copy() {
     let unrecorded = |dir: &std::path::Path| {
         format!(
             "this directory's .git names {}, a separate git dir that records no worktree (no core.worktree), \
-             so a copy whose .git names it would look the same; if this directory is that repository's main \
-             worktree, not a copy, record it: git -C '{}' config core.worktree '{}'\n",
+             so a copy whose .git names it would look the same; if '{}' is that repository's main \
+             worktree (made there, not a downloaded copy), record it as core.worktree in that repository \
+             (README, \"Trust\")\n",
             sepgit.display(),
-            dir.display(),
             dir.display()
         )
     };
