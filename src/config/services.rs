@@ -131,7 +131,7 @@ impl Checker<'_> {
             }
             service.run = raw.run;
             if let Some(raw) = raw.ready_timeout {
-                service.ready_timeout = self.duration(raw, &format!("{key}.ready_timeout"))?;
+                service.ready_timeout = self.positive(raw, &format!("{key}.ready_timeout"))?;
             }
             if let Some(h) = raw.health {
                 service.health = Some(self.health(h, &format!("{key}.health"))?);
@@ -197,6 +197,17 @@ impl Checker<'_> {
         })
     }
 
+    /// A duration that must be longer than zero: a deadline or a period
+    /// (`ready_timeout`, `interval`, `timeout`), which at 0s would fail at
+    /// once or spin.
+    fn positive(&self, raw: RawDuration, key: &str) -> Result<Duration> {
+        let d = self.duration(raw, key)?;
+        if d.is_zero() {
+            return Err(self.err(key, "must be longer than 0s"));
+        }
+        Ok(d)
+    }
+
     /// `health = { http = "/healthz" | cmd = "..." | tcp = true, interval,
     /// timeout, retries, start_period }`: one check at most (`tcp =
     /// false` beside `http` or `cmd` is no second one).
@@ -254,12 +265,7 @@ impl Checker<'_> {
             ("timeout", raw.timeout, &mut health.timeout),
         ] {
             if let Some(raw) = raw {
-                let path = format!("{key}.{name}");
-                let d = self.duration(raw, &path)?;
-                if d.is_zero() {
-                    return Err(self.err(&path, "must be longer than 0s"));
-                }
-                *slot = d;
+                *slot = self.positive(raw, &format!("{key}.{name}"))?;
             }
         }
         if let Some(raw) = raw.start_period {

@@ -199,7 +199,6 @@ fn durations_take_seconds_as_text_or_number() {
         ("\"1m\"", Duration::from_secs(60)),
         ("30", Duration::from_secs(30)),
         ("0.5", Duration::from_millis(500)),
-        ("0", Duration::ZERO),
     ] {
         let c = parse(&format!(
             "[services.web]\nready_timeout = {value}\nhealth = {{ tcp = true, start_period = {value} }}\n"
@@ -208,6 +207,9 @@ fn durations_take_seconds_as_text_or_number() {
         assert_eq!(c.services[0].ready_timeout, want, "{value}");
         assert_eq!(c.services[0].health().start_period, want, "{value}");
     }
+    // A start period may be none at all.
+    let c = parse("[services.web]\nhealth = { tcp = true, start_period = 0 }\n").unwrap();
+    assert_eq!(c.services[0].health().start_period, Duration::ZERO);
     let c = Config::parse(
         Path::new("wtenv.json"),
         r#"{"services": {"web": {"ready_timeout": 2, "health": {"interval": 0.25, "timeout": "3"}}}}"#,
@@ -254,6 +256,16 @@ fn durations_take_seconds_as_text_or_number() {
         (
             "health = { interval = 0 }",
             "services.web.health.interval: must be longer than 0s",
+        ),
+        // A deadline of 0s fails `up` at once: refused as interval and
+        // timeout are, in the same words.
+        (
+            "ready_timeout = 0",
+            "services.web.ready_timeout: must be longer than 0s",
+        ),
+        (
+            "ready_timeout = \"0ms\"",
+            "services.web.ready_timeout: must be longer than 0s",
         ),
         (
             "health = { timeout = -1 }",

@@ -19,6 +19,25 @@ fn a_duration_that_is_a_negative_or_huge_number_is_exit_1_naming_the_key() {
     );
 }
 
+/// `ready_timeout = 0` made `up` fail at once (`not ready after 0s`): it
+/// is refused as a zero `interval` or `timeout` is, in the same words.
+#[test]
+fn a_zero_ready_timeout_is_refused_like_a_zero_interval() {
+    for (line, key) in [
+        ("ready_timeout = 0", "services.web.ready_timeout"),
+        (
+            "health = { interval = \"0s\" }",
+            "services.web.health.interval",
+        ),
+    ] {
+        assert_refused(
+            &format!("[services.web]\nrun = \"true\"\n{line}\n"),
+            key,
+            &format!("{key}: must be longer than 0s\n"),
+        );
+    }
+}
+
 /// A config's duration over a year is refused in the words `--grace` and
 /// `WTENV_LOCK_TIMEOUT` use: the longest accepted, named.
 #[test]
