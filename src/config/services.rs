@@ -215,10 +215,10 @@ impl Checker<'_> {
         let mut health = Health::default();
         let mut checks = Vec::new();
         if let Some(p) = raw.http {
-            if !p.starts_with('/') || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            if let Some(why) = not_a_request_path(&p) {
                 return Err(self.err(
                     &format!("{key}.http"),
-                    format!("{p:?} is not a request path: it starts with '/' and has no spaces"),
+                    format!("{p:?} is not a request path: {why}"),
                 ));
             }
             checks.push("http");
@@ -275,5 +275,20 @@ impl Checker<'_> {
             health.retries = retries;
         }
         Ok(health)
+    }
+}
+
+/// Why `path` cannot be sent as the target of `health.http`'s request,
+/// or `None` when it can: it is written on the request line as it is, so
+/// it starts with `/` and holds only printable ASCII without spaces (a
+/// space ends the target; anything else is percent-encoded by a client),
+/// and no `#`: a fragment stays with the client, which never sends it.
+fn not_a_request_path(path: &str) -> Option<&'static str> {
+    if !path.starts_with('/') || !path.chars().all(|c| c.is_ascii_graphic()) {
+        Some("a request path starts with '/' and holds only printable ASCII without spaces")
+    } else if path.contains('#') {
+        Some("it holds a fragment ('#'), which clients never send")
+    } else {
+        None
     }
 }

@@ -93,9 +93,24 @@ fn bad_health_names_the_service_and_key() {
     let cases = [
         (
             "health = { http = \"healthz\" }",
-            "services.web.health.http: \"healthz\" is not a request path",
+            "services.web.health.http: \"healthz\" is not a request path: a request path starts with '/' and holds only printable ASCII without spaces",
         ),
-        ("health = { http = \"/a b\" }", "services.web.health.http"),
+        (
+            "health = { http = \"/a b\" }",
+            "services.web.health.http: \"/a b\" is not a request path: a request path starts with '/' and holds only printable ASCII without spaces",
+        ),
+        (
+            "health = { http = \"/a\\tb\" }",
+            "services.web.health.http: \"/a\\tb\" is not a request path: a request path starts with '/' and holds only printable ASCII",
+        ),
+        (
+            "health = { http = \"/café\" }",
+            "services.web.health.http: \"/café\" is not a request path: a request path starts with '/' and holds only printable ASCII",
+        ),
+        (
+            "health = { http = \"/h?q=1#frag\" }",
+            "services.web.health.http: \"/h?q=1#frag\" is not a request path: it holds a fragment ('#'), which clients never send",
+        ),
         (
             "health = { http = \"/\", cmd = \"true\" }",
             "services.web.health: one check only: http and cmd",

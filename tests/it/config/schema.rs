@@ -71,6 +71,30 @@ fn a_config_duration_over_a_year_says_the_most_accepted_word_for_word() {
     }
 }
 
+/// `health.http` is sent on the request line as written: the refusal
+/// says what a request path is (it read as a false statement of the value
+/// refused), and a fragment, which no client sends, is refused for that.
+#[test]
+fn a_health_path_that_is_not_a_request_path_says_what_one_is() {
+    let rule = "a request path starts with '/' and holds only printable ASCII without spaces";
+    for (toml, shown, reason) in [
+        ("h", "\"h\"", rule),
+        ("/a\\tb", "\"/a\\tb\"", rule),
+        ("/caf\u{e9}", "\"/caf\u{e9}\"", rule),
+        (
+            "/h?q=1#frag",
+            "\"/h?q=1#frag\"",
+            "it holds a fragment ('#'), which clients never send",
+        ),
+    ] {
+        assert_refused(
+            &format!("[services.web]\nhealth = {{ http = \"{toml}\" }}\n"),
+            "services.web.health.http",
+            &format!("services.web.health.http: {shown} is not a request path: {reason}\n"),
+        );
+    }
+}
+
 /// A misspelt table used to be a warning, and `[purpose]` then silently
 /// fell back to the built-in 5000-5099 range.
 #[test]
