@@ -24,6 +24,9 @@
 //!   command, which keeps that pid. So `LISTEN_PID` names the server
 //!   without `pre_exec` or any unsafe code, and the child is the leader of
 //!   the process group the supervisor made.
+//! - An exec that fails in that child is said by the caller, in the words
+//!   of any command it could not start: the child sends the errno back
+//!   over the pair, whose copy it keeps close-on-exec ([`ExecReport`]).
 //! - Sockets a service manager passed to `run` (an exported `.socket`
 //!   unit) are taken over instead of bound ([`inherited`]) and handed on
 //!   the same way.
@@ -180,14 +183,16 @@ pub enum Stdin {
 }
 
 /// The expression that runs `argv` with `listeners` at fd 3 onwards (see
-/// the module doc). The caller adds the environment, directory and output
-/// and spawns it in its own group; `LISTEN_FDS` and `LISTEN_FDNAMES` are
-/// set here, `LISTEN_PID` by the child itself.
+/// the module doc), and what its child will say of its exec. The caller
+/// adds the environment, directory and output and spawns it in its own
+/// group ([`crate::supervise::Supervisor::spawn`], which reads the
+/// [`ExecReport`]); `LISTEN_FDS` and `LISTEN_FDNAMES` are set here,
+/// `LISTEN_PID` by the child itself.
 pub fn handoff(
     argv: &[OsString],
     listeners: &[&Listener],
     stdin: Stdin,
-) -> Result<duct::Expression> {
+) -> Result<(duct::Expression, ExecReport)> {
     if listeners.is_empty() || listeners.len() > MAX_SOCKETS {
         return Err(Error::invalid(format!(
             "can hand 1 to {MAX_SOCKETS} sockets to a command, not {}",
@@ -215,11 +220,44 @@ pub fn handoff(
     send_fds(&ours, &fds).map_err(|e| Error::io("could not pass the sockets", e))?;
     let mut args: Vec<OsString> = vec![EXEC_COMMAND.into(), "--".into()];
     args.extend(argv.iter().cloned());
-    Ok(duct::cmd(exe, args)
+    let expr = duct::cmd(exe, args)
         .stdin_file(OwnedFd::from(theirs))
         .env("LISTEN_FDS", listeners.len().to_string())
         .env("LISTEN_FDNAMES", fd_names(listeners))
-        .env_remove("LISTEN_PID"))
+        .env_remove("LISTEN_PID");
+    Ok((expr, ExecReport(ours)))
+}
+
+/// The parent's end of a hand-off's socketpair, kept past the spawn: an
+/// exec of the command that fails in `__listen-exec` is said back through
+/// it (the errno, 4 bytes), so the command is named in the words of any
+/// command that could not be started, by the one who started it
+/// ([`crate::supervise::SpawnError`]), not in the service's output.
+#[derive(Debug)]
+pub struct ExecReport(UnixStream);
+
+impl ExecReport {
+    /// Why the command could not be exec'd, or `None` once it was: the
+    /// child's copy of the pair is close-on-exec, so its exec ends the
+    /// stream. Read once the caller's own copy of the child's end is
+    /// closed (the expression dropped), else this waits for `patience`.
+    /// Past `patience` (a child slow to start) the report is dropped, and
+    /// a child that then fails finds no reader and says the error itself.
+    pub fn failure(self, patience: std::time::Duration) -> Option<io::Error> {
+        use std::io::Read;
+        self.0.set_read_timeout(Some(patience)).ok()?;
+        let mut errno = [0u8; 4];
+        let mut got = 0;
+        while got < errno.len() {
+            match (&self.0).read(&mut errno[got..]) {
+                Ok(0) => return None,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+        Some(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)))
+    }
 }
 
 /// One message carrying `fds` (queued in the pair until the child reads it).
@@ -303,6 +341,10 @@ fn place_and_exec(argv: &[OsString]) -> Result<Outcome> {
             fds.len()
         ))));
     }
+    // The pair stays open, close-on-exec and above the sockets' places,
+    // for an exec that fails to say why ([`ExecReport`]).
+    let report = rustix::io::fcntl_dupfd_cloexec(io::stdin(), FIRST_FD + count as i32)
+        .map_err(|e| failed(e.into()))?;
     let stdin = fds.next().expect("counted above");
     rustix::stdio::dup2_stdin(&stdin).map_err(|e| failed(e.into()))?;
     drop(stdin);
@@ -317,6 +359,12 @@ fn place_and_exec(argv: &[OsString]) -> Result<Outcome> {
         command: program.to_owned(),
         source: err,
     };
+    // Said by wtenv, which started this process, as for any command that
+    // could not be started; only with no one reading is it said here.
+    let errno = spawn.source.raw_os_error().map(i32::to_ne_bytes);
+    if errno.is_some_and(|errno| rustix::io::write(&report, &errno) == Ok(errno.len())) {
+        return Ok(spawn.outcome());
+    }
     crate::report::problem(&spawn.message(), Some(&spawn.hint()));
     Ok(spawn.outcome())
 }

@@ -183,11 +183,12 @@ fn supervised(
         listeners.extend(sockets::bind_services(&rest, &ports)?);
         listeners
     };
-    let mut expr = if listeners.is_empty() {
-        duct::cmd(&args.command[0], &args.command[1..])
+    let (mut expr, exec) = if listeners.is_empty() {
+        (duct::cmd(&args.command[0], &args.command[1..]), None)
     } else {
         let refs: Vec<&Listener> = listeners.iter().collect();
-        sockets::handoff(&args.command, &refs, sockets::Stdin::Inherit)?
+        let (expr, exec) = sockets::handoff(&args.command, &refs, sockets::Stdin::Inherit)?;
+        (expr, Some(exec))
     };
     for (name, value) in &vars {
         expr = expr.env(name, value);
@@ -210,10 +211,9 @@ fn supervised(
         (Some(_), [service]) => format!("service {service}"),
         _ => program.to_string_lossy().into_owned(),
     };
-    let spawned = supervisor.spawn(&expr, &named, program, log.is_none());
     // Our copies of the pipes' write ends go with the expression, so the
     // log threads see EOF once the command's processes close theirs.
-    drop(expr);
+    let spawned = supervisor.spawn(expr, exec, &named, program, log.is_none());
     let pgid = match spawned {
         Ok(pgid) => pgid,
         Err(e) => {

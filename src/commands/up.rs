@@ -132,12 +132,14 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
             };
             let command = unit.service.run.as_deref().unwrap_or_default();
             let argv = supervise::in_dir(supervise::command_words(command), &scope.worktree.root);
-            let expr = match listeners.get(&unit.service.name) {
-                Some(l) => sockets::handoff(&argv, &[l], sockets::Stdin::Null).map_err(|e| {
-                    report::error(&e);
-                    Outcome::Code(crate::exit::FAILURE)
-                })?,
-                None => duct::cmd(&argv[0], &argv[1..]).stdin_null(),
+            let (expr, exec) = match listeners.get(&unit.service.name) {
+                Some(l) => sockets::handoff(&argv, &[l], sockets::Stdin::Null)
+                    .map(|(expr, exec)| (expr, Some(exec)))
+                    .map_err(|e| {
+                        report::error(&e);
+                        Outcome::Code(crate::exit::FAILURE)
+                    })?,
+                None => (duct::cmd(&argv[0], &argv[1..]).stdin_null(), None),
             };
             let mut expr = expr
                 .dir(&scope.worktree.root)
@@ -150,10 +152,9 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
                 expr = expr.env(name, value);
             }
             let name = format!("service {}", unit.service.name);
-            let spawned = sup.spawn(&expr, &name, &argv[0], false);
-            // Our copies of the write ends go with the expression, so the pumps
-            // see EOF once the service's processes close theirs.
-            drop(expr);
+            // Our copies of the write ends go with the expression, so the
+            // pumps see EOF once the service's processes close theirs.
+            let spawned = sup.spawn(expr, exec, &name, &argv[0], false);
             let pgid = spawned.map_err(|e| {
                 report::problem(&e.message(), Some(&e.hint()));
                 e.outcome()

@@ -18,6 +18,7 @@ use super::tree;
 use super::{POLL, SETTLE};
 use crate::exit;
 use crate::process;
+use crate::sockets::ExecReport;
 
 /// How often an interactive child without the terminal checks whether
 /// wtenv became the foreground job (one `tcgetpgrp`).
@@ -27,6 +28,10 @@ const FOREGROUND_POLL: Duration = Duration::from_millis(100);
 /// wtenv the foreground job before wtenv stops too (see `follow_stop`):
 /// a shell hands the terminal over within a millisecond of reading `fg`.
 const TTY_STOP_PATIENCE: Duration = Duration::from_millis(100);
+
+/// How long a spawn waits for a socket hand-off's child to exec its
+/// command (a wtenv process start: milliseconds), to say why it could not.
+const EXEC_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Runs children and stops them, see the module doc.
 pub struct Supervisor {
@@ -91,14 +96,24 @@ impl Supervisor {
     /// Starts `expr` in a new process group. `program` names it in an
     /// error, `command` is its first word (see [`SpawnError`]).
     /// `terminal`: hand it the terminal when stdin is one and wtenv is in
-    /// the foreground.
+    /// the foreground. `exec`: a socket hand-off's report
+    /// ([`crate::sockets::handoff`]): a command its `__listen-exec` could
+    /// not exec is a [`SpawnError`] too, its process reaped, no group left.
+    /// The expression is dropped once started, with the caller's copies of
+    /// what it hands the child (pipes' write ends, the pair).
     pub fn spawn(
         &mut self,
-        expr: &duct::Expression,
+        expr: duct::Expression,
+        exec: Option<ExecReport>,
         program: &str,
         command: &std::ffi::OsStr,
         terminal: bool,
     ) -> Result<Pgid, SpawnError> {
+        let failed = |source| SpawnError {
+            program: program.to_owned(),
+            command: command.to_owned(),
+            source,
+        };
         let handle = expr
             .unchecked()
             .before_spawn(|c| {
@@ -107,11 +122,13 @@ impl Supervisor {
                 Ok(())
             })
             .start()
-            .map_err(|source| SpawnError {
-                program: program.to_owned(),
-                command: command.to_owned(),
-                source,
-            })?;
+            .map_err(failed)?;
+        drop(expr);
+        if let Some(source) = exec.and_then(|e| e.failure(EXEC_PATIENCE)) {
+            // It exits as soon as it has said so.
+            let _ = handle.wait();
+            return Err(failed(source));
+        }
         let leader = *handle
             .pids()
             .first()

@@ -189,7 +189,9 @@ mod tests {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut sup = Supervisor::new(Duration::from_secs(5)).unwrap();
             let expr = duct::cmd!("bash", "-c", &script);
-            let pgid = sup.spawn(&expr, "bash", "bash".as_ref(), false).unwrap();
+            let pgid = sup
+                .spawn(expr, None, "bash", "bash".as_ref(), false)
+                .unwrap();
             let deadline = Instant::now() + Duration::from_secs(30);
             while !file.exists() {
                 assert!(Instant::now() < deadline, "the job never started");

@@ -144,6 +144,36 @@ fn a_script_found_in_path_whose_interpreter_is_missing_names_both() {
     );
 }
 
+/// A service whose command is not found, with and without `socket =
+/// true`: the socket hand-off's child (`__listen-exec`) said it in the
+/// service's output, in other words (`nf | error: could not run
+/// nosuchcmd: ...`), and `up` then took it for a run that ended (ready,
+/// ended, restarted). Now wtenv says it as for any service it could not
+/// start, word for word the same, and stops: exit 127, nothing restarted,
+/// nothing held, the socket closed.
+#[test]
+fn a_socket_services_missing_command_is_said_as_any_services() {
+    let t = TestEnv::new();
+    let mut said = Vec::new();
+    for socket in ["", "socket = true\n"] {
+        t.write_config(&format!(
+            "[services.nf]\nrun = \"wtenv-no-such-command\"\nrestart = \"on-failure\"\n{socket}"
+        ));
+        let out = crate::support::run(t.wtenv(&["up"]).stdin(std::process::Stdio::null()));
+        assert_eq!(out.code, Some(127), "{socket:?}: {out}");
+        assert_no_holds(&t);
+        assert_eq!(probe::probe(t.ports.port(0)).unwrap(), PortState::Free);
+        said.push(out.stderr);
+    }
+    assert_eq!(
+        said[1],
+        "nf | starting\n\
+         error: could not run service nf: wtenv-no-such-command: command not found\n\
+         hint: check the command's name, PATH and permissions\n"
+    );
+    assert_eq!(said[0], said[1], "without a socket, then with one");
+}
+
 #[test]
 fn services_see_every_port_and_their_output_is_prefixed() {
     let t = TestEnv::new();
