@@ -132,7 +132,7 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
             };
             let command = unit.service.run.as_deref().unwrap_or_default();
             let argv = supervise::in_dir(supervise::command_words(command), &scope.worktree.root);
-            let (expr, exec) = match listeners.get(&unit.service.name) {
+            let (mut expr, exec) = match listeners.get(&unit.service.name) {
                 Some(l) => sockets::handoff(&argv, &[l], sockets::Stdin::Null)
                     .map(|(expr, exec)| (expr, Some(exec)))
                     .map_err(|e| {
@@ -141,7 +141,9 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
                     })?,
                 None => (duct::cmd(&argv[0], &argv[1..]).stdin_null(), None),
             };
-            let mut expr = expr
+            // Assigned, not shadowed: the expression built so far holds
+            // the hand-off's pair, which must close with the last one.
+            expr = expr
                 .dir(&scope.worktree.root)
                 .stdout_file(out_w)
                 .stderr_file(err_w);

@@ -39,6 +39,7 @@ mod trust;
 mod unknown_keys;
 mod unusable_state;
 mod up;
+mod up_sockets;
 mod validate;
 mod validate_prunable;
 mod worktrees;
