@@ -235,13 +235,17 @@ pub fn watch_ready(service: &Service, port: u16, pgid: Pgid) {
             // at the timeout, which it is not ready at either.
             let mut moved: Vec<u16> = Vec::new();
             loop {
+                // Ended first: what it leaves listening is no news of it
+                // (a socket service's port answers from wtenv's own copy).
+                if process::group_members(pgid.as_raw()).is_empty() {
+                    return; // the service ended; the supervisor reports it
+                }
                 if probe::accepts(port) {
                     let holders = probe::holders(&[port].into());
+                    let all = holders.get(&port).map(Vec::as_slice).unwrap_or_default();
                     // wtenv's own copy of a handed-off socket is no stranger.
-                    let found: Vec<Holder> = holders
-                        .get(&port)
-                        .into_iter()
-                        .flatten()
+                    let found: Vec<Holder> = all
+                        .iter()
                         .filter(|h| h.pid != wtenv.pid)
                         .cloned()
                         .collect();
@@ -256,8 +260,10 @@ pub fn watch_ready(service: &Service, port: u16, pgid: Pgid) {
                     }
                     // No holder known at all is someone wtenv cannot see
                     // (another user's); holders that are no strangers but
-                    // not the service yet (a fork of wtenv) are waited for.
-                    if !taken && (!strangers.is_empty() || found.is_empty()) {
+                    // not the service yet (a fork of wtenv, or wtenv's
+                    // kept socket alone: the service ended since it was
+                    // looked at, or closed its copy) are waited for.
+                    if !taken && (!strangers.is_empty() || all.is_empty()) {
                         taken = true;
                         report::warn(&format!(
                             "port {port} of service {name} accepts connections, but not from the service: {}",
@@ -276,9 +282,6 @@ pub fn watch_ready(service: &Service, port: u16, pgid: Pgid) {
                             &format!("make it listen on the port in its variable ${variable}"),
                         );
                     }
-                }
-                if process::group_members(pgid.as_raw()).is_empty() {
-                    return; // the service ended; the supervisor reports it
                 }
                 if start.elapsed() >= timeout {
                     // Not ready, whether silent or listening elsewhere: its

@@ -39,3 +39,28 @@ fn a_socket_service_starts_without_waiting_on_its_hand_off() {
     );
     assert_no_holds(&t);
 }
+
+/// A socket service that crashes at once, restarted: its port keeps
+/// answering from wtenv's own copy of the socket between runs (as the
+/// README says), and the watch of each run, looking after the crash,
+/// said `port N of service sk accepts connections, but not from the
+/// service: holder unknown` after every one. An ended service is seen
+/// first, and wtenv's kept socket is nobody else's.
+#[test]
+fn a_crashing_socket_service_is_not_said_to_be_held_by_someone_else() {
+    let t = TestEnv::new();
+    t.write_config("[services.sk]\nrun = \"false\"\nsocket = true\nrestart = \"on-failure\"\n");
+    let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
+    // Three runs (1 s, then 2 s of backoff).
+    wait_text(&w, "sk | restarting in 4s (3/5)", PATIENCE);
+    w.signal(Signal::SIGINT);
+    w.wait();
+    let stderr = w.stderr_text();
+    assert_eq!(
+        stderr.matches("sk | ended (exit code 1)").count(),
+        3,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("warning:"), "{stderr}");
+    assert_no_holds(&t);
+}
