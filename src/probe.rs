@@ -171,17 +171,13 @@ mod libc_errno {
     pub const EACCES: i32 = 13;
 }
 
-/// Whether a server accepts a connection on loopback `port` (IPv4 or
-/// IPv6): what "ready" means for a service.
-pub fn accepts(port: u16) -> bool {
-    use std::net::{Ipv6Addr, SocketAddr, TcpStream};
-    let addrs: [SocketAddr; 2] = [
-        ([127, 0, 0, 1], port).into(),
-        (Ipv6Addr::LOCALHOST, port).into(),
-    ];
+/// Whether a server accepts a connection at one of `addrs` (a service's,
+/// from [`crate::health::check::addresses`]): what "ready" means for a
+/// service.
+pub fn accepts(addrs: &[SocketAddr]) -> bool {
     addrs
         .iter()
-        .any(|a| TcpStream::connect_timeout(a, std::time::Duration::from_millis(500)).is_ok())
+        .any(|a| TcpStream::connect_timeout(a, Duration::from_millis(500)).is_ok())
 }
 
 /// The OS ephemeral (outgoing connection) port range, if known. Ports in it

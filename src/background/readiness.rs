@@ -67,13 +67,21 @@ impl Readiness<'_> {
                     let port = record.ports.first().copied();
                     silent = port
                         .filter(|&port| {
-                            !matches!(health.check, Check::Cmd { .. }) && !listens_for(port, pid)
+                            !matches!(health.check, Check::Cmd { .. })
+                                && !listens_for(self.service, port, pid)
                         })
                         .map(|port| (group.0, port));
                     if let Some((_, port)) = silent {
                         last = format!("nothing of the unit listens on port {port}");
                     } else {
-                        match health::check::probe(&health, port, self.vars, &record.worktree) {
+                        let bound = self.service.bound();
+                        match health::check::probe(
+                            &health,
+                            port,
+                            bound,
+                            self.vars,
+                            &record.worktree,
+                        ) {
                             Ok(()) => return Ok(Ready { pid, group }),
                             Err(why) => last = why,
                         }
@@ -120,11 +128,8 @@ pub fn check_variables(ctx: &Ctx, scope: &Scope) -> Result<Vec<(String, String)>
 /// One run of the service's health check (the default: its port accepts
 /// a connection), as `status` shows it.
 pub fn health_of(scope: &Scope, record: &Record, vars: &[(String, String)]) -> health::Probe {
-    let mut health = scope
-        .config
-        .service(&record.service)
-        .map(|s| s.health())
-        .unwrap_or_default();
+    let service = scope.config.service(&record.service);
+    let mut health = service.map(|s| s.health()).unwrap_or_default();
     // A `cmd` check runs as the service started with it (the config may
     // have changed hands since); with none recorded, its port is checked.
     if let Check::Cmd { command } = &mut health.check {
@@ -136,6 +141,7 @@ pub fn health_of(scope: &Scope, record: &Record, vars: &[(String, String)]) -> h
     health::check::probe(
         &health,
         record.ports.first().copied(),
+        service.and_then(Service::bound),
         vars,
         &record.worktree,
     )
@@ -155,10 +161,10 @@ fn recorded_group(registry: &Registry, record: &Record) -> Option<(u32, u64)> {
         .and_then(|h| h.pgid.zip(h.leader_start))
 }
 
-/// Whether `port` accepts connections and every listener found on it is
-/// `main` or descends from it.
-fn listens_for(port: u16, main: u32) -> bool {
-    if !probe::accepts(port) {
+/// Whether `service`'s `port` accepts connections and every listener
+/// found on it is `main` or descends from it.
+fn listens_for(service: &Service, port: u16, main: u32) -> bool {
+    if !probe::accepts(&health::check::addresses(service.bound(), port)) {
         return false;
     }
     let found = probe::holders(&[port].into())

@@ -67,6 +67,13 @@ impl Service {
     pub fn bind_addr(&self) -> IpAddr {
         self.bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED))
     }
+
+    /// The address its port listens on as wtenv bound it, when wtenv binds
+    /// it (`socket = true`): where its checks connect
+    /// ([`crate::health::check::addresses`]).
+    pub fn bound(&self) -> Option<IpAddr> {
+        self.socket.then(|| self.bind_addr())
+    }
 }
 
 /// `web` → `WEB_PORT`, `my-api` → `MY_API_PORT`.

@@ -6,7 +6,7 @@
 //! after `unhealthy:` (`GET /healthz -> 503`).
 
 use std::io::{Read, Write};
-use std::net::{Ipv6Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -14,29 +14,47 @@ use std::time::{Duration, Instant};
 
 use super::{Check, Health, Probe};
 
-/// Runs `health`'s check once against `port`. `vars` and `dir`: the
-/// environment and directory of a `cmd` check.
-pub fn probe(health: &Health, port: Option<u16>, vars: &[(String, String)], dir: &Path) -> Probe {
+/// Runs `health`'s check once against `port`, at the addresses `bound`
+/// gives ([`addresses`]). `vars` and `dir`: the environment and directory
+/// of a `cmd` check.
+pub fn probe(
+    health: &Health,
+    port: Option<u16>,
+    bound: Option<IpAddr>,
+    vars: &[(String, String)],
+    dir: &Path,
+) -> Probe {
     let deadline = Instant::now() + health.timeout;
     match (&health.check, port) {
-        (Check::Tcp, Some(port)) => tcp(port, health.timeout),
-        (Check::Http { path }, Some(port)) => http(port, path, deadline),
+        (Check::Tcp, Some(port)) => tcp(&addresses(bound, port), health.timeout),
+        (Check::Http { path }, Some(port)) => http(&addresses(bound, port), path, deadline),
         (Check::Cmd { command }, _) => cmd(command, vars, dir, health.timeout),
         (_, None) => Err("no port allocated".to_owned()),
     }
 }
 
-fn loopback(port: u16) -> [SocketAddr; 2] {
-    [
-        ([127, 0, 0, 1], port).into(),
-        (Ipv6Addr::LOCALHOST, port).into(),
-    ]
+/// Where every check of a service's port connects (the tcp and http
+/// checks, `up`'s watch of its listener), in order: the address its
+/// socket is bound to when that is a specific one (`bound`: a `socket =
+/// true` service's `bind`, as wtenv binds it, [`crate::config::Service::bound`]),
+/// since a listener there answers nowhere else; else, for a wildcard or
+/// no address known, 127.0.0.1 then ::1 (a server on `localhost` may
+/// listen on either).
+pub fn addresses(bound: Option<IpAddr>, port: u16) -> Vec<SocketAddr> {
+    match bound.filter(|ip| !ip.is_unspecified()) {
+        Some(ip) => vec![SocketAddr::new(ip, port)],
+        None => vec![
+            ([127, 0, 0, 1], port).into(),
+            (Ipv6Addr::LOCALHOST, port).into(),
+        ],
+    }
 }
 
-/// The port accepts a connection on 127.0.0.1 or ::1.
-pub fn tcp(port: u16, timeout: Duration) -> Probe {
+/// The port accepts a connection at one of `addrs` (all of one port).
+pub fn tcp(addrs: &[SocketAddr], timeout: Duration) -> Probe {
+    let port = addrs.first().map_or(0, SocketAddr::port);
     let mut last = String::new();
-    for addr in loopback(port) {
+    for &addr in addrs {
         match TcpStream::connect_timeout(&addr, timeout) {
             Ok(_) => return Ok(()),
             Err(e) => last = connect_error(&e),
@@ -53,12 +71,14 @@ fn connect_error(e: &std::io::Error) -> String {
     }
 }
 
-/// `GET path` on 127.0.0.1, else ::1 (when 127.0.0.1 refuses: a server on
-/// `localhost` may listen on either); 2xx and 3xx are healthy.
-pub fn http(port: u16, path: &str, deadline: Instant) -> Probe {
+/// `GET path` at the first of `addrs` that takes the connection (all of
+/// one port; 127.0.0.1, else ::1 when it refuses, unless the service's
+/// socket is bound to one address: [`addresses`]); 2xx and 3xx are healthy.
+pub fn http(addrs: &[SocketAddr], path: &str, deadline: Instant) -> Probe {
     let what = format!("GET {path}");
     let mut last = String::new();
-    for addr in loopback(port) {
+    for &addr in addrs {
+        let port = addr.port();
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(format!("{what}: timed out"));
@@ -217,6 +237,24 @@ mod tests {
                 .contains("not an HTTP answer")
         );
         assert!(status_code(b"HTTP/1.1 abc\r\n").is_err());
+    }
+
+    #[test]
+    fn a_specific_bound_address_is_the_one_checked_else_loopback() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let addrs = |bound, port| -> Vec<String> {
+            addresses(bound, port)
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        let loopback = ["127.0.0.1:5000", "[::1]:5000"];
+        assert_eq!(addrs(None, 5000), loopback);
+        assert_eq!(addrs(ip("::"), 5000), loopback);
+        assert_eq!(addrs(ip("0.0.0.0"), 5000), loopback);
+        assert_eq!(addrs(ip("127.0.0.2"), 5000), ["127.0.0.2:5000"]);
+        assert_eq!(addrs(ip("192.168.1.7"), 5000), ["192.168.1.7:5000"]);
+        assert_eq!(addrs(ip("::1"), 5000), ["[::1]:5000"]);
     }
 
     #[test]

@@ -223,6 +223,7 @@ const TICK: Duration = Duration::from_millis(100);
 /// silent or listening elsewhere (that port named again).
 pub fn watch_ready(service: &Service, port: u16, pgid: Pgid) {
     let (name, timeout) = (service.name.clone(), service.ready_timeout);
+    let at = crate::health::check::addresses(service.bound(), port);
     // The hint names the service's own variable (`$PORT` may be unset).
     let variable = service.env.first().cloned().unwrap_or_default();
     let _ = std::thread::Builder::new()
@@ -240,7 +241,7 @@ pub fn watch_ready(service: &Service, port: u16, pgid: Pgid) {
                 if process::group_members(pgid.as_raw()).is_empty() {
                     return; // the service ended; the supervisor reports it
                 }
-                if probe::accepts(port) {
+                if probe::accepts(&at) {
                     let holders = probe::holders(&[port].into());
                     let all = holders.get(&port).map(Vec::as_slice).unwrap_or_default();
                     // wtenv's own copy of a handed-off socket is no stranger.

@@ -227,6 +227,7 @@ impl<'a, 's> Up<'a, 's> {
     fn watch(&self, i: usize) {
         let s = &self.states[i];
         let (health, port, run, flag) = (s.health.clone(), s.unit.port, s.run, s.watching.clone());
+        let bound = s.unit.service.bound();
         let (vars, dir, tx, waker) = (
             self.vars.clone(),
             self.dir.clone(),
@@ -238,7 +239,7 @@ impl<'a, 's> Up<'a, 's> {
             .spawn(move || {
                 let mut passed = false;
                 while flag.load(Ordering::Relaxed) {
-                    let result = check::probe(&health, port, &vars, &dir);
+                    let result = check::probe(&health, port, bound, &vars, &dir);
                     passed |= result.is_ok();
                     if tx.send((i, run, result, Instant::now())).is_err() {
                         return;

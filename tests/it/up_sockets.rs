@@ -64,3 +64,48 @@ fn a_crashing_socket_service_is_not_said_to_be_held_by_someone_else() {
     assert!(!stderr.contains("warning:"), "{stderr}");
     assert_no_holds(&t);
 }
+
+/// `python3 fd3.py`: an HTTP server on the socket at fd 3 (how a server
+/// takes a handed-over socket), answering 200 to every GET.
+const FD3_SERVER: &str = r#"
+import http.server, socket
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("", 0), H, bind_and_activate=False)
+server.socket = socket.socket(fileno=3)
+server.serve_forever()
+"#;
+
+/// A socket service bound to one address that is not 127.0.0.1 (here
+/// 127.0.0.2, of the loopback device, so the host's network is left
+/// alone): its checks and the watch of its listener went to 127.0.0.1
+/// and ::1 only, where nothing listens, so `up` warned that it did not
+/// listen while it served, and an http check could never pass. Every
+/// check now connects where the socket is bound.
+#[test]
+fn a_socket_service_bound_to_one_address_is_checked_there() {
+    let t = TestEnv::new();
+    std::fs::write(t.repo.join("fd3.py"), FD3_SERVER).unwrap();
+    t.write_config(
+        "[services.ext]\nrun = \"python3 fd3.py\"\nsocket = true\nbind = \"127.0.0.2\"\nhealth = { http = \"/\" }\nready_timeout = \"10s\"\n",
+    );
+    let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
+    wait_text(&w, "ext | ready in ", PATIENCE);
+    // The setup: it answers at 127.0.0.2 only.
+    let port = t.ports.port(0);
+    let at = |ip: [u8; 4]| {
+        std::net::TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(2)).is_ok()
+    };
+    assert!(at([127, 0, 0, 2]) && !at([127, 0, 0, 1]));
+    w.signal(Signal::SIGINT);
+    w.wait();
+    let stderr = w.stderr_text();
+    assert!(!stderr.contains("warning:"), "{stderr}");
+    assert!(!stderr.contains("not ready"), "{stderr}");
+    assert_no_holds(&t);
+}
