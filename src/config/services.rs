@@ -62,6 +62,15 @@ impl Service {
         self.health.clone().unwrap_or_default()
     }
 
+    /// Whether `up` checks it at all: not a `socket = true` service
+    /// without a `health` key, which is ready at once (connections queue
+    /// in wtenv's socket until the server accepts them) and has no
+    /// default check after: a connection to its port tests wtenv's
+    /// socket, not the server, and is one the server then accepts, empty.
+    pub fn checked(&self) -> bool {
+        !(self.socket && self.health.is_none())
+    }
+
     /// The address wtenv binds for this service's socket: `bind`, else
     /// `[::]` (dual-stack: IPv6 and IPv4-mapped).
     pub fn bind_addr(&self) -> IpAddr {
@@ -140,8 +149,15 @@ impl Checker<'_> {
             if let Some(raw) = raw.ready_timeout {
                 service.ready_timeout = self.positive(raw, &format!("{key}.ready_timeout"))?;
             }
+            // Where a tcp check on a socket service was asked for, if one was.
+            let mut tcp_at = None;
             if let Some(h) = raw.health {
-                service.health = Some(self.health(h, &format!("{key}.health"))?);
+                let at = format!("{key}.health");
+                tcp_at = Some(match h.tcp {
+                    Some(_) => format!("{at}.tcp"),
+                    None => at.clone(),
+                });
+                service.health = Some(self.health(h, &at)?);
             }
             service.depends_on = raw.depends_on.unwrap_or_default();
             if let Some(text) = raw.restart {
@@ -155,6 +171,15 @@ impl Checker<'_> {
                 })?;
             }
             service.socket = raw.socket.unwrap_or(false);
+            if service.socket
+                && let Some(at) = tcp_at
+                && service
+                    .health
+                    .as_ref()
+                    .is_some_and(|h| h.check == Check::Tcp)
+            {
+                return Err(self.socket_tcp(&at));
+            }
             if let Some(text) = raw.bind {
                 service.bind = Some(text.parse().map_err(|_| {
                     self.err(
@@ -202,6 +227,23 @@ impl Checker<'_> {
             };
             self.err(key, format!("{shown} is {}{expected}", refusal.said()))
         })
+    }
+
+    /// A tcp check (named, or the default of a `health` table that names
+    /// none) on a `socket = true` service: it would connect to wtenv's
+    /// own socket, which accepts whether the server answers or not, and
+    /// each connection is one the server then accepts, empty.
+    fn socket_tcp(&self, key: &str) -> crate::error::Error {
+        let syntax = self.syntax();
+        self.err(
+            key,
+            format!(
+                "a tcp check (the default) of a service with {} would test wtenv's own socket, which accepts connections whether the server answers or not, not the server; use {} or {}",
+                syntax.pair("socket", "true"),
+                syntax.pair("http", "\"/path\""),
+                syntax.pair("cmd", "\"...\"")
+            ),
+        )
     }
 
     /// A duration that must be longer than zero: a deadline or a period

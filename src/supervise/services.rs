@@ -224,6 +224,7 @@ const TICK: Duration = Duration::from_millis(100);
 pub fn watch_ready(service: &Service, port: u16, pgid: Pgid) {
     let (name, timeout) = (service.name.clone(), service.ready_timeout);
     let at = crate::health::check::addresses(service.bound(), port);
+    let service_socket = service.socket;
     // The hint names the service's own variable (`$PORT` may be unset).
     let variable = service.env.first().cloned().unwrap_or_default();
     let _ = std::thread::Builder::new()
@@ -241,7 +242,10 @@ pub fn watch_ready(service: &Service, port: u16, pgid: Pgid) {
                 if process::group_members(pgid.as_raw()).is_empty() {
                     return; // the service ended; the supervisor reports it
                 }
-                if probe::accepts(&at) {
+                // A socket service's port accepts by wtenv's own socket:
+                // a connection would test that, and be one the server
+                // then accepts, empty. Who holds it is what tells.
+                if service_socket || probe::accepts(&at) {
                     let holders = probe::holders(&[port].into());
                     let all = holders.get(&port).map(Vec::as_slice).unwrap_or_default();
                     // wtenv's own copy of a handed-off socket is no stranger.

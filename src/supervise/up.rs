@@ -216,10 +216,18 @@ impl<'a, 's> Up<'a, 's> {
         if let Some(port) = s.unit.port {
             watch_ready(s.unit.service, port, pgid);
         }
-        self.watch(i);
+        let checked = s.unit.service.checked();
+        let run = s.run;
+        if checked {
+            self.watch(i);
+        }
         self.pgids.insert(name, pgid);
         (self.spawned)(&self.pgids);
         self.record();
+        if !checked {
+            // Ready at once, never checked after (see `Service::checked`).
+            self.observe(sup, (i, run, Ok(()), now));
+        }
     }
 
     /// The check thread of the current run of service `i`: every

@@ -109,3 +109,89 @@ fn a_socket_service_bound_to_one_address_is_checked_there() {
     assert!(!stderr.contains("not ready"), "{stderr}");
     assert_no_holds(&t);
 }
+
+/// `python3 counting.py LOG`: a server on the socket at fd 3 that writes,
+/// for each connection it accepts, what it read first (`b''` for a
+/// connection closed without a word), and answers a request.
+const COUNTING_SERVER: &str = r#"
+import socket, sys
+s = socket.socket(fileno=3)
+log = open(sys.argv[1], "a", buffering=1)
+while True:
+    c, _ = s.accept()
+    data = c.recv(1024)
+    log.write(repr(data[:3]) + "\n")
+    if data:
+        c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+    c.close()
+"#;
+
+/// A socket service without a `health` key: its default check (and the
+/// watch of its listener) connected to its port, which wtenv's own
+/// socket makes accept whatever the server does, so it passed with the
+/// server hung, and each check was a connection the server then
+/// accepted, empty (a one-request server lost its request to it). Ready
+/// at once, it is now never connected to by wtenv: the server's first
+/// connection is the first request.
+#[test]
+fn a_socket_service_without_a_health_key_is_never_connected_to() {
+    let t = TestEnv::new();
+    let log = t.root().join("accepted");
+    std::fs::write(t.repo.join("counting.py"), COUNTING_SERVER).unwrap();
+    t.write_config(&format!(
+        "[services.sk]\nrun = \"python3 counting.py {}\"\nsocket = true\n",
+        log.display()
+    ));
+    let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
+    wait_text(&w, "sk | ready in 0.0s on port ", PATIENCE);
+    // Past the default check's interval (2 s): a liveness check would
+    // have connected by now.
+    std::thread::sleep(Duration::from_millis(2500));
+    let port = t.ports.port(0);
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::{Read, Write};
+    c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    c.set_read_timeout(Some(PATIENCE)).unwrap();
+    c.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer:?}");
+    w.signal(Signal::SIGINT);
+    w.wait();
+    let accepted = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(accepted, "b'GET'\n", "{}", w.stderr_text());
+    assert!(!w.stderr_text().contains("warning:"), "{}", w.stderr_text());
+    assert_no_holds(&t);
+}
+
+/// A tcp check of a socket service tests wtenv's socket, not the server:
+/// asked for (or left the default of a `health` table that names no
+/// check), it is a config error that says so, for every command.
+#[test]
+fn a_tcp_check_of_a_socket_service_is_refused_saying_why() {
+    let t = TestEnv::new();
+    let file = t.repo.join("wtenv.toml");
+    for (health, key) in [
+        ("{ tcp = true }", "services.sk.health.tcp"),
+        ("{ interval = \"1s\" }", "services.sk.health"),
+    ] {
+        t.write_config(&format!(
+            "[services.sk]\nrun = \"sleep 60\"\nsocket = true\nhealth = {health}\n"
+        ));
+        for args in [&["env"][..], &["up"]] {
+            let out = crate::support::run(t.wtenv(args).stdin(std::process::Stdio::null()));
+            assert_eq!(out.code, Some(1), "{args:?}: {out}");
+            assert!(
+                out.stderr.starts_with(&format!(
+                    "error: invalid config {}: {key}: a tcp check (the default) of a service with socket = true would test wtenv's own socket, which accepts connections whether the server answers or not, not the server; use http = \"/path\" or cmd = \"...\"\n",
+                    file.display()
+                )),
+                "{args:?}: {out}"
+            );
+            assert!(t.allocations().is_empty(), "{args:?}: {out}");
+        }
+    }
+    // An http or cmd check is the server's.
+    t.write_config("[services.sk]\nsocket = true\nhealth = { cmd = \"true\" }\n");
+    let out = crate::support::run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+}
