@@ -365,9 +365,14 @@ impl Policy for Up<'_, '_> {
         let Some(plan) = plan else {
             s.phase = Phase::Ended;
             self.record();
-            self.outcome = Some(match end {
-                End::Unhealthy => Outcome::Code(exit::FAILURE),
-                _ => outcome_of(status),
+            // Stopped for the limit, `up` fails: with the last run's
+            // status when that is a failure (a code, a signal), else 1
+            // (a service that kept exiting 0, or that was stopped).
+            self.outcome = Some(match (end, outcome_of(status)) {
+                (End::Unhealthy, _) | (_, Outcome::Code(exit::SUCCESS)) => {
+                    Outcome::Code(exit::FAILURE)
+                }
+                (_, failed) => failed,
             });
             self.say(
                 i,

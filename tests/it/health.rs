@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+mod restarts;
+
 use crate::supervise::{PATIENCE, Wtenv, alive, assert_no_holds, group_survivors, wait_pidfile};
 use crate::support::{TestEnv, wait_for};
 use wtenv::probe::{self, PortState};
