@@ -42,6 +42,9 @@ pub enum End {
     Failure,
     /// Its health check failed `retries` times in a row.
     Unhealthy,
+    /// A restarted run was not ready within its `ready_timeout` (the first
+    /// run's is `up`'s own failure, no restart).
+    NotReady,
 }
 
 /// Most restarts allowed within [`RESTART_WINDOW`].
@@ -160,6 +163,8 @@ mod tests {
         assert!(Restart::OnFailure.allows(End::Failure));
         assert!(Restart::OnFailure.allows(End::Unhealthy));
         assert!(!Restart::OnFailure.allows(End::Success));
+        assert!(Restart::OnFailure.allows(End::NotReady));
+        assert!(!Restart::No.allows(End::NotReady));
         assert!(Restart::Always.allows(End::Success));
         assert_eq!(Restart::parse("on-failure"), Some(Restart::OnFailure));
         assert_eq!(Restart::parse("sometimes"), None);

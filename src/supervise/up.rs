@@ -56,8 +56,12 @@ struct State<'a> {
     began: Instant,
     tracker: Tracker,
     restarts: Restarts,
-    /// Why we stopped it ([`End::Unhealthy`]), for the restart decision.
+    /// Why we stopped it ([`End::Unhealthy`], [`End::NotReady`]), for the
+    /// restart decision.
     ending: Option<End>,
+    /// What a restarted run not ready in time last saw: `not ready after
+    /// 3s: GET / -> 503`, said with what becomes of it once it exited.
+    not_ready: Option<String>,
     restart_at: Option<Instant>,
     /// Tells this run's check thread to end.
     watching: Arc<AtomicBool>,
@@ -132,6 +136,7 @@ impl<'a, 's> Up<'a, 's> {
                     began: now,
                     restarts: Restarts::default(),
                     ending: None,
+                    not_ready: None,
                     restart_at: None,
                     watching: Arc::new(AtomicBool::new(false)),
                 }
@@ -357,9 +362,16 @@ impl Policy for Up<'_, '_> {
         }
         let plan = s.restarts.plan(s.began, now);
         // How this run ended comes first, the last run's too (before
-        // the restart limit line). One killed for being unhealthy said so.
-        if end != End::Unhealthy {
-            self.say(i, &format!("ended ({})", describe(status)));
+        // the restart limit line). One killed for being unhealthy said so;
+        // one not ready in time says it with what comes next.
+        let not_ready = s.not_ready.take().filter(|_| end == End::NotReady);
+        match (&not_ready, plan) {
+            (Some(why), None) => self.say(i, why),
+            (Some(_), Some(_)) => {}
+            (None, _) if end != End::Unhealthy => {
+                self.say(i, &format!("ended ({})", describe(status)));
+            }
+            (None, _) => {}
         }
         let s = &mut self.states[i];
         let Some(plan) = plan else {
@@ -369,7 +381,7 @@ impl Policy for Up<'_, '_> {
             // status when that is a failure (a code, a signal), else 1
             // (a service that kept exiting 0, or that was stopped).
             self.outcome = Some(match (end, outcome_of(status)) {
-                (End::Unhealthy, _) | (_, Outcome::Code(exit::SUCCESS)) => {
+                (End::Unhealthy | End::NotReady, _) | (_, Outcome::Code(exit::SUCCESS)) => {
                     Outcome::Code(exit::FAILURE)
                 }
                 (_, failed) => failed,
@@ -386,15 +398,16 @@ impl Policy for Up<'_, '_> {
         };
         s.phase = Phase::Backoff;
         s.restart_at = Some(now + plan.delay);
-        self.say(
-            i,
-            &format!(
-                "restarting in {}s ({}/{})",
-                plan.delay.as_secs(),
-                plan.count,
-                health::RESTART_LIMIT
-            ),
+        let restarting = format!(
+            "restarting in {}s ({}/{})",
+            plan.delay.as_secs(),
+            plan.count,
+            health::RESTART_LIMIT
         );
+        match not_ready {
+            Some(why) => self.say(i, &format!("{why}; {restarting}")),
+            None => self.say(i, &restarting),
+        }
         self.record();
         false
     }
@@ -423,11 +436,26 @@ impl Policy for Up<'_, '_> {
                     // one warns (see `watch_ready`).
                     if s.unit.service.health.is_some() && s.tracker.timed_out(now, timeout) {
                         let last = s.tracker.last_failure().unwrap_or("no answer yet");
-                        self.failure = Some(format!(
-                            "service {} not ready after {}: {last}",
-                            s.unit.service.name,
+                        let why = format!(
+                            "not ready after {}: {last}",
                             humantime::format_duration(timeout)
-                        ));
+                        );
+                        // The first start fails `up` fast; a restarted run
+                        // not ready in time is a failure of that run.
+                        if s.run > 1
+                            && s.unit.service.restart.allows(End::NotReady)
+                            && let Some(group) = s.group
+                        {
+                            let s = &mut self.states[i];
+                            s.ending = Some(End::NotReady);
+                            s.not_ready = Some(why);
+                            s.phase = Phase::Stopping;
+                            s.watching.store(false, Ordering::Relaxed);
+                            sup.stop_group(group);
+                            self.record();
+                            continue;
+                        }
+                        self.failure = Some(format!("service {} {why}", s.unit.service.name));
                         self.outcome = Some(Outcome::Code(exit::FAILURE));
                         sup.stop();
                         return None;
