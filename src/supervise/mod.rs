@@ -31,8 +31,9 @@
 //! - The terminal is handed to the child's group whenever stdin is a
 //!   terminal and wtenv is its foreground group ([`terminal`]); job control
 //!   follows the child: Ctrl-Z stops it, then wtenv takes the terminal back
-//!   and stops itself; `fg`/`bg` (SIGCONT) continue both, the child with
-//!   the terminal when wtenv is in the foreground. Under `up`, wtenv's own
+//!   and stops its own group (the shell's job: a pipeline, a `bash -c`);
+//!   `fg`/`bg` (SIGCONT) continue it all, the child with the terminal when
+//!   wtenv is in the foreground. Under `up`, wtenv's own
 //!   Ctrl-Z stops every group, then wtenv.
 //! - Children start clean ([`spawn::start_clean`], [`signal`]): the
 //!   dispositions and mask wtenv was started with, nothing of its own.

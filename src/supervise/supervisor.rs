@@ -321,8 +321,10 @@ impl Supervisor {
     ///   was running), or just before wtenv lent it the terminal: it gets
     ///   the terminal and goes on;
     /// - otherwise (Ctrl-Z, or the terminal is the shell's): wtenv takes
-    ///   the terminal back and stops itself, so the shell shows the job
-    ///   stopped and gets its prompt; `fg`/`bg` continue wtenv ([`resume`](Self::resume)).
+    ///   the terminal back and stops its own group (itself and the rest of
+    ///   the shell's job: a pipeline, a `bash -c`), so the shell shows the
+    ///   job stopped and gets its prompt; `fg`/`bg` continue it
+    ///   ([`resume`](Self::resume)).
     fn follow_stop(&mut self) {
         let Some(g) = self.groups.first() else {
             return;
@@ -349,7 +351,7 @@ impl Supervisor {
         }
         tracing::debug!(pgid = %g.pgid, ?sig, "child stopped: stopping too");
         self.terminal = None;
-        terminal::stop_self(Signal::SIGTSTP);
+        terminal::stop_job();
         self.resume();
     }
 
@@ -378,7 +380,7 @@ impl Supervisor {
         }
         self.terminal = None;
         // SIGTSTP is caught here, so only SIGSTOP stops wtenv itself.
-        terminal::stop_self(Signal::SIGSTOP);
+        terminal::stop_self();
         self.resume();
     }
 

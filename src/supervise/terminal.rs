@@ -100,11 +100,22 @@ pub(super) fn is_terminal() -> bool {
     std::io::stdin().is_terminal()
 }
 
-/// Stops wtenv with `sig`; returns once continued. SIGTSTP, as Ctrl-Z
-/// would (the shell then says "Stopped"), when wtenv does not catch it; a
-/// process group the kernel considers orphaned ignores that one, and then
-/// we go on. SIGSTOP when SIGTSTP is caught (the shell says "Stopped
-/// (signal)").
-pub(super) fn stop_self(sig: Signal) {
-    let _ = nix::sys::signal::raise(sig);
+/// Stops wtenv's whole process group with SIGTSTP, as the terminal's
+/// Ctrl-Z does when that group has the terminal (sudo does the same);
+/// returns once continued. The shell's job is wtenv's group, which may
+/// hold more than wtenv (the rest of a pipeline, the `bash -c`, `make` or
+/// npm script that ran it), and the shell sees the job stopped, and gets
+/// its prompt back, only once every process of it is. SIGTSTP is not
+/// caught when this is called (the child has the terminal), so wtenv
+/// stops with the rest and the shell says "Stopped". A process group the
+/// kernel considers orphaned ignores it, and then we go on.
+pub(super) fn stop_job() {
+    let _ = nix::sys::signal::killpg(nix::unistd::getpgrp(), Signal::SIGTSTP);
+}
+
+/// Stops wtenv alone with SIGSTOP, its own SIGTSTP being caught (under
+/// `up`: the terminal's Ctrl-Z reached the rest of its group already);
+/// returns once continued. The shell says "Stopped (signal)".
+pub(super) fn stop_self() {
+    let _ = nix::sys::signal::raise(Signal::SIGSTOP);
 }

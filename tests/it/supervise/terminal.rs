@@ -175,3 +175,90 @@ fn ctrl_z_leaves_the_jobs_in_their_own_groups_running_and_the_end_sweeps_them() 
     assert!(!alive(job), "the job was not swept");
     assert_no_holds(&t);
 }
+
+/// A loop that prints `tick 1` to `tick 12`, one every 0.25 s: quoted for
+/// a shell's single quotes, its `$` escaped for double quotes around them.
+const TICKS: &str = "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo tick \\$i; sleep 0.25; done";
+
+/// Types `line` into the shell of `tmux`; once the job shows `tick 2`,
+/// Ctrl-Z must give the shell its prompt back with the whole job stopped
+/// (the shell says `stopped`: it does only once every process of the
+/// job's group is), and `fg` must run the job on to its end (`done`,
+/// which the pane shows once the job printed its last line).
+/// wtenv shares its group with the rest of the job (a pipeline's `cat`, a
+/// `bash -c` that ran it): stopping wtenv alone left the shell waiting
+/// for a job it saw running.
+fn ctrl_z_stops_the_whole_job(t: &TestEnv, tmux: &Tmux, line: &str, stopped: &str, done: &str) {
+    tmux.line(t, line);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(t).contains("tick 2")),
+        "{}",
+        tmux.pane(t)
+    );
+    tmux.keys(t, &["C-z"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(t).contains(stopped)),
+        "Ctrl-Z did not stop the whole job:\n{}",
+        tmux.pane(t)
+    );
+    tmux.line(t, "echo shell-is-back");
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(t).contains("\nshell-is-back")),
+        "{}",
+        tmux.pane(t)
+    );
+    tmux.line(t, "fg");
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(t).contains(done)),
+        "fg did not run the job on to its end:\n{}",
+        tmux.pane(t)
+    );
+}
+
+#[test]
+fn ctrl_z_stops_a_pipeline_wtenv_is_in_and_fg_resumes_it() {
+    let t = TestEnv::new();
+    let tmux = Tmux::start_bash(&t);
+    let line = format!(
+        "{} run -- sh -c '{}' | cat",
+        env!("CARGO_BIN_EXE_wtenv"),
+        TICKS.replace("\\$", "$")
+    );
+    ctrl_z_stops_the_whole_job(&t, &tmux, &line, "Stopped", "tick 12");
+    tmux.line(&t, "echo rc=$?");
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=0")),
+        "{}",
+        tmux.pane(&t)
+    );
+    assert_no_holds(&t);
+}
+
+#[test]
+fn ctrl_z_stops_the_bash_c_that_ran_wtenv_and_fg_resumes_it() {
+    let t = TestEnv::new();
+    let tmux = Tmux::start_bash(&t);
+    let line = format!(
+        "bash -c \"{} run -- sh -c '{TICKS}'; echo after-wtenv:\\$?\"",
+        env!("CARGO_BIN_EXE_wtenv")
+    );
+    ctrl_z_stops_the_whole_job(&t, &tmux, &line, "Stopped", "after-wtenv:0");
+    assert_no_holds(&t);
+}
+
+/// zsh says so in its own words, and waits for the whole job alike.
+#[test]
+fn in_zsh_ctrl_z_stops_the_bash_c_that_ran_wtenv_and_fg_resumes_it() {
+    let t = TestEnv::new();
+    let tmux = Tmux::start(&t, &t.repo, &["zsh", "-f", "-i"]);
+    assert!(
+        wait_for(PATIENCE, || !tmux.pane(&t).trim().is_empty()),
+        "zsh showed no prompt"
+    );
+    let line = format!(
+        "bash -c \"{} run -- sh -c '{TICKS}'; echo after-wtenv:\\$?\"",
+        env!("CARGO_BIN_EXE_wtenv")
+    );
+    ctrl_z_stops_the_whole_job(&t, &tmux, &line, "suspended", "after-wtenv:0");
+    assert_no_holds(&t);
+}
