@@ -28,8 +28,9 @@
 //!   `wait`), and once every leader has exited they are swept as a group's rest is. A
 //!   stray found below a group's member is that group's: stopped and swept
 //!   with it, so `up` restarts a service only once its strays are gone.
-//! - The terminal is handed to the child's group whenever stdin is a
-//!   terminal and wtenv is its foreground group ([`terminal`]); job control
+//! - The terminal is handed to the child's group whenever wtenv has a
+//!   controlling terminal and is its foreground group, whatever stdin is
+//!   ([`terminal`]); job control
 //!   follows the child: Ctrl-Z stops it, then wtenv takes the terminal back
 //!   and stops its own group (the shell's job: a pipeline, a `bash -c`);
 //!   `fg`/`bg` (SIGCONT) continue it all, the child with the terminal when

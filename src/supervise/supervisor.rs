@@ -13,7 +13,7 @@ use super::group::{Group, Pgid, killpg};
 use super::reap;
 use super::signal::{Event, Listener, Signal, Waker};
 use super::spawn::{self, SpawnError};
-use super::terminal::{self, TerminalGuard};
+use super::terminal::{self, TerminalGuard, Tty};
 use super::tree;
 use super::{POLL, SETTLE};
 use crate::exit;
@@ -53,10 +53,11 @@ pub struct Supervisor {
     strays: tree::Sweep,
     /// The terminal, lent to the (single) child's group.
     terminal: Option<TerminalGuard>,
-    /// The child is meant to have the terminal (stdin is one): follow its
-    /// job-control stops, and hand it the terminal whenever wtenv is in
-    /// the foreground.
-    interactive: bool,
+    /// wtenv's controlling terminal, when the child is meant to have it
+    /// (wtenv was its foreground group at the spawn, or stdin is a
+    /// terminal): follow the child's job-control stops, and hand it the
+    /// terminal whenever wtenv is in the foreground.
+    tty: Option<Tty>,
     /// A signal that arrived before any child was spawned.
     early: Option<Signal>,
 }
@@ -76,7 +77,7 @@ impl Supervisor {
             escalation: Escalation::new(grace),
             strays: tree::Sweep::default(),
             terminal: None,
-            interactive: false,
+            tty: None,
             early: None,
         })
     }
@@ -95,12 +96,13 @@ impl Supervisor {
 
     /// Starts `expr` in a new process group. `program` names it in an
     /// error, `command` is its first word (see [`SpawnError`]).
-    /// `terminal`: hand it the terminal when stdin is one and wtenv is in
-    /// the foreground. `exec`: a socket hand-off's report
-    /// ([`crate::sockets::handoff`]): a command its `__listen-exec` could
-    /// not exec is a [`SpawnError`] too, its process reaped, no group left.
-    /// The expression is dropped once started, with the caller's copies of
-    /// what it hands the child (pipes' write ends, the pair).
+    /// `terminal`: hand it wtenv's controlling terminal whenever wtenv is
+    /// that terminal's foreground group (see [`Tty`]). `exec`: a socket
+    /// hand-off's report ([`crate::sockets::handoff`]): a command its
+    /// `__listen-exec` could not exec is a [`SpawnError`] too, its process
+    /// reaped, no group left. The expression is dropped once started, with
+    /// the caller's copies of what it hands the child (pipes' write ends,
+    /// the pair).
     pub fn spawn(
         &mut self,
         expr: duct::Expression,
@@ -141,11 +143,18 @@ impl Supervisor {
         // duct reaps the leader (`try_wait` in the loop); we only signal
         // its group.
         self.leaders.push(Some(handle));
-        if terminal && index == 0 && terminal::is_terminal() {
-            // In the background now (`wtenv run ... &`): the terminal is
-            // handed over when the shell brings wtenv to the foreground.
-            self.interactive = true;
-            self.terminal = TerminalGuard::hand_over(pgid);
+        if terminal
+            && index == 0
+            && let Some(tty) = Tty::open()
+        {
+            // In the foreground, whatever stdin is (`seq 9 | wtenv run --
+            // less`): the child gets the terminal now. In the background
+            // with a terminal on stdin (`wtenv run ... &`): when the shell
+            // brings wtenv to the foreground.
+            self.terminal = tty.hand_over(pgid);
+            if self.terminal.is_some() || terminal::stdin_is_terminal() {
+                self.tty = Some(tty);
+            }
         }
         Ok(pgid)
     }
@@ -222,7 +231,7 @@ impl Supervisor {
     /// policy may start and stop groups on each turn.
     pub fn drive(&mut self, policy: &mut dyn Policy) -> Report {
         let mut first = None;
-        if !self.interactive {
+        if self.tty.is_none() {
             self.signals.catch_stop();
         }
         if let Some(sig) = self.early {
@@ -286,7 +295,7 @@ impl Supervisor {
                     .max(Duration::from_millis(1)),
                 (false, None) => Duration::from_secs(3600),
             };
-            if self.interactive && self.terminal.is_none() {
+            if self.tty.is_some() && self.terminal.is_none() {
                 timeout = timeout.min(FOREGROUND_POLL);
             }
             for event in self.signals.wait(timeout) {
@@ -326,16 +335,16 @@ impl Supervisor {
     ///   job stopped and gets its prompt; `fg`/`bg` continue it
     ///   ([`resume`](Self::resume)).
     fn follow_stop(&mut self) {
-        let Some(g) = self.groups.first() else {
+        let (Some(g), Some(tty)) = (self.groups.first(), &self.tty) else {
             return;
         };
-        if !self.interactive || g.exited {
+        if g.exited {
             return;
         }
         let Some(sig) = terminal::stopped(g.leader) else {
             return;
         };
-        let tty = matches!(sig, Signal::SIGTTIN | Signal::SIGTTOU);
+        let on_tty = matches!(sig, Signal::SIGTTIN | Signal::SIGTTOU);
         // The terminal already lent: a stop from just before the hand-over
         // (the child read at once), which the hand-over's SIGCONT undid.
         // The keys of a `fg` typed for the shell also wake a child that
@@ -344,7 +353,7 @@ impl Supervisor {
         // stopped itself in that instant would have the shell take the
         // stop for the answer to `fg` (it says "Stopped" again). So a tty
         // stop waits a moment for that hand-over first.
-        if tty && (self.terminal.is_some() || terminal::becomes_foreground(TTY_STOP_PATIENCE)) {
+        if on_tty && (self.terminal.is_some() || tty.becomes_foreground(TTY_STOP_PATIENCE)) {
             tracing::debug!(pgid = %g.pgid, ?sig, "child stopped on the terminal: handing it over");
             self.resume();
             return;
@@ -359,10 +368,9 @@ impl Supervisor {
     /// (`fg` of a running job sends no SIGCONT): then the interactive
     /// child, still in the background, gets the terminal now.
     fn follow_foreground(&mut self) {
-        if self.interactive
-            && self.terminal.is_none()
+        if self.terminal.is_none()
             && self.groups.first().is_some_and(|g| !g.exited)
-            && terminal::is_foreground()
+            && self.tty.as_ref().is_some_and(Tty::is_foreground)
         {
             self.resume();
         }
@@ -389,12 +397,12 @@ impl Supervisor {
     /// foreground group, and every group goes on. Idempotent: the SIGCONT
     /// that ends a stop arrives here again as an event.
     fn resume(&mut self) {
-        if self.interactive
-            && self.terminal.is_none()
+        if self.terminal.is_none()
+            && let Some(tty) = &self.tty
             && let Some(g) = self.groups.first()
             && !g.exited
         {
-            self.terminal = TerminalGuard::hand_over(g.pgid);
+            self.terminal = tty.hand_over(g.pgid);
         }
         for g in self.groups.iter().filter(|g| !g.done) {
             g.signal(Signal::SIGCONT);

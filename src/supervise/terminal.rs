@@ -1,39 +1,82 @@
-//! The terminal and job control: the child's group gets the terminal when
-//! stdin is one and wtenv is its foreground group, and wtenv takes it back
-//! afterwards (with SIGTTOU blocked, so taking it back from the background
-//! cannot stop us).
+//! The terminal and job control: the child's group gets wtenv's
+//! controlling terminal whenever wtenv's group is that terminal's
+//! foreground group, whatever stdin is (a pager fed by a pipe, a password
+//! prompt read from `/dev/tty`), and wtenv takes it back afterwards (with
+//! SIGTTOU blocked, so taking it back from the background cannot stop us).
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 use super::group::{Pgid, killpg};
 use super::signal::Signal;
 
-/// The terminal lent to a child's group; given back on drop.
-pub struct TerminalGuard {
-    ours: nix::unistd::Pid,
-}
+/// wtenv's controlling terminal, opened once (`/dev/tty`): the terminal
+/// a child may read whatever its stdin, so the one that decides, not
+/// stdin (`seq 9 | wtenv run -- less` reads its keys there).
+#[derive(Clone)]
+pub(super) struct Tty(Arc<OwnedFd>);
 
-impl TerminalGuard {
-    /// Hands the terminal on stdin to `pgid` if stdin is a terminal and
-    /// wtenv's group is its foreground group.
-    pub(super) fn hand_over(pgid: Pgid) -> Option<TerminalGuard> {
-        use std::io::IsTerminal;
-        let stdin = std::io::stdin();
-        if !stdin.is_terminal() {
-            return None;
+impl Tty {
+    /// wtenv's controlling terminal, if it has one: one `open`, which
+    /// fails at once without one (ENXIO).
+    pub(super) fn open() -> Option<Tty> {
+        use nix::fcntl::OFlag;
+        let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+        match nix::fcntl::open("/dev/tty", flags, nix::sys::stat::Mode::empty()) {
+            Ok(fd) => Some(Tty(Arc::new(fd))),
+            Err(e) => {
+                tracing::debug!("no controlling terminal: {e}");
+                None
+            }
         }
-        let ours = nix::unistd::getpgrp();
-        if !is_foreground() {
+    }
+
+    /// Whether wtenv's group is the terminal's foreground group.
+    pub(super) fn is_foreground(&self) -> bool {
+        nix::unistd::tcgetpgrp(&*self.0).is_ok_and(|fg| fg == nix::unistd::getpgrp())
+    }
+
+    /// Whether wtenv's group is, or within `patience` becomes, the
+    /// terminal's foreground group (polled: a shell's `fg` sends no signal
+    /// to a job it thinks is running).
+    pub(super) fn becomes_foreground(&self, patience: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            if self.is_foreground() {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Hands the terminal to `pgid` if wtenv's group is its foreground
+    /// group.
+    pub(super) fn hand_over(&self, pgid: Pgid) -> Option<TerminalGuard> {
+        if !self.is_foreground() {
             return None;
         }
         let child = nix::unistd::Pid::from_raw(pgid.as_raw() as i32);
-        if let Err(e) = nix::unistd::tcsetpgrp(&stdin, child) {
+        if let Err(e) = nix::unistd::tcsetpgrp(&*self.0, child) {
             tracing::debug!("could not hand the terminal to group {pgid}: {e}");
             return None;
         }
         // The child may have read the terminal before it was its own and
         // been stopped by SIGTTIN: let it go on.
         killpg(pgid, Signal::SIGCONT);
-        Some(TerminalGuard { ours })
+        Some(TerminalGuard {
+            ours: nix::unistd::getpgrp(),
+            tty: self.clone(),
+        })
     }
+}
+
+/// The terminal lent to a child's group; given back on drop.
+pub struct TerminalGuard {
+    ours: nix::unistd::Pid,
+    tty: Tty,
 }
 
 impl Drop for TerminalGuard {
@@ -44,7 +87,7 @@ impl Drop for TerminalGuard {
         let mut ttou = SigSet::empty();
         ttou.add(Signal::SIGTTOU);
         let old = ttou.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK);
-        if let Err(e) = nix::unistd::tcsetpgrp(std::io::stdin(), self.ours) {
+        if let Err(e) = nix::unistd::tcsetpgrp(&*self.tty.0, self.ours) {
             tracing::debug!("could not take the terminal back: {e}");
         }
         if let Ok(old) = old {
@@ -73,29 +116,10 @@ pub(super) fn stopped(_pid: u32) -> Option<Signal> {
     None
 }
 
-/// Whether wtenv's group is the foreground group of the terminal on stdin.
-pub(super) fn is_foreground() -> bool {
-    nix::unistd::tcgetpgrp(std::io::stdin()).is_ok_and(|fg| fg == nix::unistd::getpgrp())
-}
-
-/// Whether wtenv's group is, or within `patience` becomes, the foreground
-/// group of the terminal on stdin (polled: a shell's `fg` sends no signal
-/// to a job it thinks is running).
-pub(super) fn becomes_foreground(patience: std::time::Duration) -> bool {
-    let deadline = std::time::Instant::now() + patience;
-    loop {
-        if is_foreground() {
-            return true;
-        }
-        if std::time::Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-}
-
-/// Whether stdin is a terminal (a child may be given it).
-pub(super) fn is_terminal() -> bool {
+/// Whether stdin is a terminal: a child started in the background
+/// (`wtenv run ... &`) is then meant to get the terminal once the shell
+/// brings wtenv to the foreground.
+pub(super) fn stdin_is_terminal() -> bool {
     use std::io::IsTerminal;
     std::io::stdin().is_terminal()
 }

@@ -262,3 +262,75 @@ fn in_zsh_ctrl_z_stops_the_bash_c_that_ran_wtenv_and_fg_resumes_it() {
     ctrl_z_stops_the_whole_job(&t, &tmux, &line, "suspended", "after-wtenv:0");
     assert_no_holds(&t);
 }
+
+/// A command that reads `/dev/tty` gets the terminal whatever its stdin:
+/// what decides is wtenv's controlling terminal (a password prompt, fzf,
+/// a pager). Without it, the command was stopped by SIGTTIN and the
+/// terminal's keys went nowhere.
+#[test]
+fn a_child_reading_dev_tty_gets_the_terminal_when_stdin_is_not_one() {
+    let t = TestEnv::new();
+    let tmux = Tmux::start_bash(&t);
+    let line = format!(
+        "{} run -- sh -c 'read x </dev/tty; echo got:$x' </dev/null",
+        env!("CARGO_BIN_EXE_wtenv")
+    );
+    tmux.line(&t, &line);
+    wait_foreground("read x </dev/tty; echo got:");
+    tmux.line(&t, "hello");
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("got:hello")),
+        "the child could not read the terminal:\n{}",
+        tmux.pane(&t)
+    );
+    tmux.line(&t, "echo rc=$?");
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=0")),
+        "{}",
+        tmux.pane(&t)
+    );
+    assert_no_holds(&t);
+}
+
+/// The end of a pipeline (`seq 3 | wtenv run -- fzf`) gets the terminal,
+/// and job control follows it as with a terminal on stdin: Ctrl-Z stops
+/// the job, `fg` gives the child the terminal back.
+#[test]
+fn a_child_fed_by_a_pipe_gets_the_terminal_and_ctrl_z_and_fg_follow_it() {
+    let t = TestEnv::new();
+    let tmux = Tmux::start_bash(&t);
+    let line = format!(
+        "seq 3 | {} run -- sh -c 'n=$(wc -l); read a </dev/tty; echo first:$a:$n; \
+         read b </dev/tty; echo second:$b'",
+        env!("CARGO_BIN_EXE_wtenv")
+    );
+    tmux.line(&t, &line);
+    wait_foreground("read a </dev/tty; echo first:");
+    tmux.line(&t, "one");
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("first:one:3")),
+        "the child could not read the terminal:\n{}",
+        tmux.pane(&t)
+    );
+    tmux.keys(&t, &["C-z"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("Stopped")),
+        "Ctrl-Z did not give the shell back:\n{}",
+        tmux.pane(&t)
+    );
+    tmux.line(&t, "fg");
+    wait_foreground("read a </dev/tty; echo first:");
+    tmux.line(&t, "two");
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("second:two")),
+        "the child did not get the terminal back after fg:\n{}",
+        tmux.pane(&t)
+    );
+    tmux.line(&t, "echo rc=$?");
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=0")),
+        "{}",
+        tmux.pane(&t)
+    );
+    assert_no_holds(&t);
+}
