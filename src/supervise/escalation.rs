@@ -1,6 +1,8 @@
 //! How a stop unfolds and how it ends, as plain values (no I/O): the
 //! signal → grace → SIGKILL state machine (a second Ctrl-C kills at once,
-//! as watchexec's `GracefulStop`), and the exit status `run`/`up` report.
+//! as watchexec's `GracefulStop`; one within [`SAME_CTRL_C`] of the one
+//! before is the same, delivered twice), and the exit status `run`/`up`
+//! report.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
@@ -8,6 +10,13 @@ use std::time::{Duration, Instant};
 
 use super::signal::Signal;
 use crate::exit::{self, Outcome};
+
+/// A SIGINT that comes less than this after the last one that counted is
+/// the same Ctrl-C, delivered twice: a wrapper that forwards SIGINT
+/// (`timeout`, a task runner) while wtenv shares the terminal's
+/// foreground group passes on the very Ctrl-C wtenv got from the
+/// terminal, microseconds apart. A person's second Ctrl-C comes later.
+pub const SAME_CTRL_C: Duration = Duration::from_millis(200);
 
 /// What the supervisor does next, decided by [`Escalation`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +37,8 @@ pub struct Escalation {
     killed: bool,
     /// The first signal wtenv itself received.
     interrupted: Option<Signal>,
+    /// When the last SIGINT that counted came (see [`SAME_CTRL_C`]).
+    ctrl_c: Option<Instant>,
 }
 
 impl Escalation {
@@ -37,6 +48,7 @@ impl Escalation {
             deadline: None,
             killed: false,
             interrupted: None,
+            ctrl_c: None,
         }
     }
 
@@ -44,6 +56,15 @@ impl Escalation {
     pub fn on_signal(&mut self, sig: Signal, now: Instant) -> Action {
         if self.killed {
             return Action::Nothing;
+        }
+        if sig == Signal::SIGINT {
+            if self
+                .ctrl_c
+                .is_some_and(|last| now.saturating_duration_since(last) < SAME_CTRL_C)
+            {
+                return Action::Nothing;
+            }
+            self.ctrl_c = Some(now);
         }
         if self.interrupted.is_none() {
             self.interrupted = Some(sig);
@@ -175,8 +196,29 @@ mod tests {
         let t0 = Instant::now();
         let mut e = Escalation::new(Duration::from_secs(10));
         assert_eq!(e.on_signal(SIGINT, t0), Action::Signal(SIGINT));
-        assert_eq!(e.on_signal(SIGINT, t0), Action::Kill);
+        assert_eq!(e.on_signal(SIGINT, t0 + SAME_CTRL_C), Action::Kill);
         assert!(e.killed());
+    }
+
+    /// `timeout 60 wtenv run -- ...`: the terminal's Ctrl-C and the copy
+    /// `timeout` forwards come microseconds apart; one Ctrl-C, not two.
+    #[test]
+    fn a_ctrl_c_delivered_twice_at_once_is_one_ctrl_c() {
+        let t0 = Instant::now();
+        let mut e = Escalation::new(Duration::from_secs(10));
+        assert_eq!(e.on_signal(SIGINT, t0), Action::Signal(SIGINT));
+        let again = t0 + Duration::from_micros(50);
+        assert_eq!(e.on_signal(SIGINT, again), Action::Nothing);
+        let almost = t0 + SAME_CTRL_C - Duration::from_millis(1);
+        assert_eq!(e.on_signal(SIGINT, almost), Action::Nothing);
+        assert!(!e.killed());
+        // Measured from the Ctrl-C that counted, not from its copies: a
+        // stream of them cannot put off the kill forever.
+        assert_eq!(e.on_signal(SIGINT, t0 + SAME_CTRL_C), Action::Kill);
+        // A SIGTERM then a SIGINT at once are two signals.
+        let mut e = Escalation::new(Duration::from_secs(10));
+        assert_eq!(e.on_signal(SIGTERM, t0), Action::Signal(SIGTERM));
+        assert_eq!(e.on_signal(SIGINT, t0), Action::Kill);
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!   itself; no thread waits on signals or children) are installed in
 //!   [`Supervisor::new`], before any spawn. SIGINT/SIGTERM/SIGHUP/SIGQUIT
 //!   are forwarded to every group once; after the grace the groups get
-//!   SIGKILL; a second SIGINT kills at once ([`Escalation`], a plain state
+//!   SIGKILL; a second SIGINT kills at once, one within 200 ms of the
+//!   last being the same Ctrl-C ([`Escalation`], a plain state
 //!   machine).
 //!   A stopped group also gets SIGCONT, so it acts on the signal at once.
 //! - After a leader exits, what is left of its group (the server `npm start`

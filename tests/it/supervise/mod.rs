@@ -122,14 +122,15 @@ impl Wtenv {
 impl Drop for Wtenv {
     /// A failed test must not leak its tree: SIGKILL would leave wtenv's
     /// children running, so ask wtenv to stop them first (two Ctrl-C: the
-    /// second kills at once), and only then SIGKILL it.
+    /// second kills at once, once it comes 200 ms after the first), and
+    /// only then SIGKILL it.
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_some() {
             return;
         }
         let pid = Pid::from_raw(self.pid() as i32);
         let _ = kill(pid, Signal::SIGINT);
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(250));
         let _ = kill(pid, Signal::SIGINT);
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {

@@ -1,15 +1,19 @@
 //! Stopping a tree: Ctrl-C, SIGTERM, SIGHUP and SIGQUIT stop an
 //! `npm start`-shaped tree and wtenv dies of the signal; a child ignoring
-//! SIGTERM is killed after the grace, a second Ctrl-C kills at once; fifty
-//! start and stop cycles leak nothing.
+//! SIGTERM is killed after the grace, a second Ctrl-C kills at once (one
+//! delivered twice at once does not); fifty start and stop cycles leak
+//! nothing.
 
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::{alive, app_port, assert_all_clean, recorded_pgid, start_tree, wait_pidfile};
-use crate::support::TestEnv;
+use super::{
+    PATIENCE, Wtenv, alive, app_port, assert_all_clean, assert_no_holds, recorded_pgid, start_tree,
+    wait_pidfile,
+};
+use crate::support::{TestEnv, wait_for};
 use wtenv::probe::{self, PortState};
 use wtenv::process;
 
@@ -120,4 +124,53 @@ fn a_second_ctrl_c_kills_a_tree_that_ignores_sigint_at_once() {
     let status = w.wait();
     assert_eq!(status.signal(), Some(Signal::SIGINT as i32), "{status:?}");
     assert_all_clean(&t, pgid, server, port);
+}
+
+/// A child that handles SIGINT: says `got INT` for each, then, a second
+/// after the first, how many it got, and exits 0.
+const COUNTS_CTRL_C: &str = r#"
+import signal, sys, time
+got = []
+signal.signal(signal.SIGINT, lambda s, f: (got.append(s), print("got INT", flush=True)))
+open(sys.argv[1], "w").close()
+while not got:
+    time.sleep(0.01)
+time.sleep(1)
+print("ints=%d" % len(got), flush=True)
+"#;
+
+/// `timeout 60 wtenv run -- ...` under a terminal: wtenv gets the
+/// terminal's Ctrl-C and the copy `timeout` forwards, microseconds apart.
+/// That is one Ctrl-C, forwarded once, not a second one that kills: the
+/// second SIGINT is sent the moment the child shows the first arrived.
+#[test]
+fn a_ctrl_c_delivered_twice_at_once_is_one_ctrl_c() {
+    let t = TestEnv::new();
+    let ready = t.root().join("ready");
+    let ready_arg = ready.to_str().unwrap();
+    let mut w = Wtenv::start(
+        &t,
+        &["run", "--", "python3", "-c", COUNTS_CTRL_C, ready_arg],
+    );
+    assert!(
+        wait_for(PATIENCE, || ready.exists()),
+        "the child never started\nstderr: {}",
+        w.stderr_text()
+    );
+    w.signal(Signal::SIGINT);
+    let start = Instant::now();
+    while !w.stdout_text().contains("got INT") && start.elapsed() < PATIENCE {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    w.signal(Signal::SIGINT);
+    let status = w.wait();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{status:?}\nstdout: {}\nstderr: {}",
+        w.stdout_text(),
+        w.stderr_text()
+    );
+    assert_eq!(w.stdout_text(), "got INT\nints=1\n");
+    assert_no_holds(&t);
 }
