@@ -165,6 +165,12 @@ pub fn status(message: &str) {
     }
 }
 
+/// A status line `-q` keeps: what wtenv did to the user's processes
+/// unasked (`wtenv: npm did not stop within 10s: killed`).
+pub fn status_kept(message: &str) {
+    emit(&status_text(message));
+}
+
 /// What [`status`] writes, for a log that keeps it too: `wtenv: ...`.
 pub fn status_text(message: &str) -> String {
     format!("{STATUS}{message}\n")

@@ -43,6 +43,8 @@ pub fn killpg(pgid: Pgid, sig: Signal) {
 /// One supervised child and its group.
 pub(super) struct Group {
     pub leader: u32,
+    /// What it runs, as messages name it (`npm`, `service web`).
+    pub name: String,
     pub pgid: Pgid,
     pub exited: bool,
     /// Live members were seen after the leader exited (being swept).
@@ -60,9 +62,10 @@ pub(super) struct Group {
 }
 
 impl Group {
-    pub fn new(leader: u32) -> Group {
+    pub fn new(leader: u32, name: &str) -> Group {
         Group {
             leader,
+            name: name.to_owned(),
             pgid: Pgid(leader),
             exited: false,
             sweeping: false,

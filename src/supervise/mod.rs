@@ -50,6 +50,7 @@ mod detach;
 pub mod escalation;
 pub mod group;
 pub mod hold;
+mod notice;
 pub mod orphans;
 pub mod reap;
 pub mod services;

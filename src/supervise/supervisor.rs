@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::escalation::{Action, Escalation, Report};
 use super::group::{Group, Pgid, killpg};
+use super::notice::{self, Notice};
 use super::reap;
 use super::signal::{Event, Listener, Signal, Waker};
 use super::spawn::{self, SpawnError};
@@ -60,6 +61,8 @@ pub struct Supervisor {
     tty: Option<Tty>,
     /// A signal that arrived before any child was spawned.
     early: Option<Signal>,
+    /// The line that says wtenv waits for the grace (see [`notice`]).
+    notice: Notice,
 }
 
 impl Supervisor {
@@ -79,6 +82,7 @@ impl Supervisor {
             terminal: None,
             tty: None,
             early: None,
+            notice: Notice::default(),
         })
     }
 
@@ -135,7 +139,7 @@ impl Supervisor {
             .pids()
             .first()
             .expect("a started duct command has a pid");
-        let group = Group::new(leader);
+        let group = Group::new(leader, program);
         let pgid = group.pgid;
         let index = self.groups.len();
         self.groups.push(group);
@@ -235,8 +239,7 @@ impl Supervisor {
             self.signals.catch_stop();
         }
         if let Some(sig) = self.early {
-            let action = self.escalation.on_signal(sig, Instant::now());
-            self.apply(action);
+            self.signalled(sig);
         }
         loop {
             let now = Instant::now();
@@ -276,6 +279,11 @@ impl Supervisor {
                 break;
             }
             let action = self.escalation.on_tick(now);
+            if action == Action::Kill {
+                notice::killed(&self.running(), self.escalation.grace());
+            } else if self.notice.due(now) && !self.escalation.killed() {
+                notice::waiting(&self.running(), self.escalation.grace());
+            }
             self.apply(action);
             self.follow_foreground();
             // A swept group is followed by SIGCHLD (every process left in
@@ -286,6 +294,7 @@ impl Supervisor {
                 .escalation
                 .deadline()
                 .into_iter()
+                .chain(self.notice.deadline())
                 .chain(next)
                 .chain(self.groups.iter().filter_map(|g| g.kill_at));
             let mut timeout = match (polling, deadlines.min()) {
@@ -300,11 +309,7 @@ impl Supervisor {
             }
             for event in self.signals.wait(timeout) {
                 match event {
-                    Event::Signal(sig) => {
-                        let action = self.escalation.on_signal(sig, Instant::now());
-                        tracing::info!(?sig, ?action, "signal received");
-                        self.apply(action);
-                    }
+                    Event::Signal(sig) => self.signalled(sig),
                     Event::Child => {
                         self.child_event = true;
                         self.follow_stop();
@@ -322,6 +327,32 @@ impl Supervisor {
             interrupted: self.escalation.interrupted(),
             killed: self.escalation.killed(),
         }
+    }
+
+    /// wtenv received `sig`: escalate; the first one makes the waiting
+    /// line due (see [`notice`]).
+    fn signalled(&mut self, sig: Signal) {
+        let now = Instant::now();
+        let first = self.escalation.interrupted().is_none();
+        let action = self.escalation.on_signal(sig, now);
+        tracing::info!(?sig, ?action, "signal received");
+        if first && self.escalation.interrupted().is_some() {
+            self.notice.first_signal(now);
+        }
+        self.apply(action);
+    }
+
+    /// What still runs, as messages name it: the groups not gone, or,
+    /// when only the tree's strays are left, every group (they are its).
+    fn running(&self) -> Vec<String> {
+        let all_done = self.groups.iter().all(|g| g.done);
+        let mut names: Vec<String> = Vec::new();
+        for g in self.groups.iter().filter(|g| all_done || !g.done) {
+            if !names.contains(&g.name) {
+                names.push(g.name.clone());
+            }
+        }
+        names
     }
 
     /// Job control, as a shell would see it. The interactive child stopped:

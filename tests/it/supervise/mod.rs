@@ -8,6 +8,7 @@
 //! areas' tests use too).
 
 mod exits;
+mod grace;
 mod holds;
 mod orphans;
 mod signals;

@@ -1,0 +1,147 @@
+//! What wtenv says while it waits out the grace: on a terminal, a second
+//! after the first signal it received, that it waits and that a second
+//! Ctrl-C kills now (not under `-q`); when the grace ends in SIGKILL, what
+//! it killed, terminal or not, `-q` or not.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+
+use super::{PATIENCE, Wtenv, assert_no_holds};
+use crate::support::{TestEnv, Tmux, wait_for};
+
+/// A `sh -c` line that ignores SIGINT and SIGTERM (its `sleep` too: an
+/// ignored signal stays ignored across exec) once it touched `ready`.
+fn stubborn(ready: &Path) -> String {
+    format!(
+        "trap '' INT TERM; touch {}; exec sleep 600",
+        ready.display()
+    )
+}
+
+/// Not on a terminal: no waiting line (no one to press Ctrl-C again), but
+/// the SIGKILL is said, under `-q` too.
+#[test]
+fn without_a_terminal_only_the_kill_after_the_grace_is_said_quiet_or_not() {
+    for quiet in [false, true] {
+        let t = TestEnv::new();
+        let ready = t.root().join("ready");
+        let line = stubborn(&ready);
+        let mut args = vec!["run", "--grace", "1s", "--", "sh", "-c", &line];
+        if quiet {
+            args.insert(0, "-q");
+        }
+        let mut w = Wtenv::start(&t, &args);
+        assert!(wait_for(PATIENCE, || ready.exists()), "{}", w.stderr_text());
+        w.signal(Signal::SIGTERM);
+        let status = w.wait();
+        assert_eq!(status.signal(), Some(Signal::SIGTERM as i32), "{status:?}");
+        assert_eq!(
+            w.stderr_text(),
+            "wtenv: sh did not stop within 1s: killed\n",
+            "quiet: {quiet}"
+        );
+        assert_no_holds(&t);
+    }
+}
+
+/// `up` on a terminal: Ctrl-C reaches wtenv (its services never have the
+/// terminal); a second later it says it waits for the services still
+/// running, then that it killed them.
+#[test]
+fn up_on_a_terminal_says_it_waits_for_the_services_then_that_it_killed_them() {
+    let t = TestEnv::new();
+    let (web, api) = (t.root().join("web.ready"), t.root().join("api.ready"));
+    t.write_config(&format!(
+        "[services.web]\nrun = \"{}\"\nready_timeout = \"60s\"\n\
+         [services.api]\nrun = \"{}\"\nready_timeout = \"60s\"\n",
+        stubborn(&web),
+        stubborn(&api)
+    ));
+    let tmux = Tmux::start_bash(&t);
+    tmux.line(
+        &t,
+        &format!("{} up --grace 3s", env!("CARGO_BIN_EXE_wtenv")),
+    );
+    assert!(
+        wait_for(PATIENCE, || web.exists() && api.exists()),
+        "{}",
+        tmux.pane(&t)
+    );
+    tmux.keys(&t, &["C-c"]);
+    let sent = Instant::now();
+    let waiting = "wtenv: waiting up to 3s for services web, api to stop; \
+                   Ctrl-C again to kill them now";
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains(waiting)),
+        "{}",
+        tmux.pane(&t)
+    );
+    assert!(
+        sent.elapsed().as_millis() >= 1000,
+        "said before the services had a second"
+    );
+    let killed = "wtenv: services web, api did not stop within 3s: killed";
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains(killed)),
+        "{}",
+        tmux.pane(&t)
+    );
+    let pane = tmux.pane(&t);
+    assert_eq!(pane.matches("waiting up to").count(), 1, "{pane}");
+    tmux.line(&t, "echo rc=$?");
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=130")),
+        "{}",
+        tmux.pane(&t)
+    );
+    assert_no_holds(&t);
+}
+
+/// `run` signalled from the shell (its child has the terminal, so a
+/// Ctrl-C would reach the child, not wtenv): the waiting line names the
+/// command; `-q` drops it and keeps the kill.
+#[test]
+fn run_on_a_terminal_says_it_waits_for_its_command_unless_quiet() {
+    let t = TestEnv::new();
+    let tmux = Tmux::start_bash(&t);
+    for (round, quiet) in [(0, ""), (1, "-q ")] {
+        let ready = t.root().join(format!("ready-{round}"));
+        tmux.line(
+            &t,
+            &format!(
+                "{} {quiet}run --grace 2s -- sh -c \"{}\" &",
+                env!("CARGO_BIN_EXE_wtenv"),
+                stubborn(&ready)
+            ),
+        );
+        assert!(wait_for(PATIENCE, || ready.exists()), "{}", tmux.pane(&t));
+        tmux.line(&t, "kill -INT %1");
+        let killed = "wtenv: sh did not stop within 2s: killed";
+        assert!(
+            wait_for(PATIENCE, || tmux.pane(&t).matches(killed).count()
+                == round + 1),
+            "{}",
+            tmux.pane(&t)
+        );
+        let waiting = "wtenv: waiting up to 2s for sh to stop; Ctrl-C again to kill it now";
+        assert_eq!(
+            tmux.pane(&t).matches(waiting).count(),
+            1,
+            "{}",
+            tmux.pane(&t)
+        );
+        // The job table is empty for the next round's `%1` once wtenv
+        // exited, which it does once it released its ports.
+        tmux.line(&t, "wait");
+        let released = || {
+            let reg = t.registry();
+            let allocations = reg["allocations"].as_array().unwrap();
+            allocations.iter().all(|a| a.get("holders").is_none())
+        };
+        assert!(wait_for(PATIENCE, released), "{}", tmux.pane(&t));
+    }
+    assert_no_holds(&t);
+}
