@@ -248,7 +248,13 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
 /// may still be exiting and holding its files (sockets included) until the
 /// last one is gone and its parent can reap it.
 pub fn is_zombie(pid: u32) -> bool {
-    imp::is_zombie(pid)
+    imp::state(pid) == Some('Z')
+}
+
+/// Whether `pid` is stopped: by a signal (job control, state `T`) or by
+/// its tracer (`t`). It runs no code until continued.
+pub fn is_stopped(pid: u32) -> bool {
+    matches!(imp::state(pid), Some('T' | 't'))
 }
 
 #[cfg(target_os = "linux")]
@@ -331,8 +337,9 @@ mod imp {
         stat_field(pid, 4).map(|p| p as u32)
     }
 
-    pub fn is_zombie(pid: u32) -> bool {
-        stat_fields(pid).is_some_and(|f| f.first().is_some_and(|s| s == "Z"))
+    /// The state letter of `pid` (proc(5): `R`, `S`, `T`, `t`, `Z`...).
+    pub fn state(pid: u32) -> Option<char> {
+        stat_fields(pid)?.first()?.chars().next()
     }
 
     pub fn pgid(pid: u32) -> Option<u32> {
@@ -424,8 +431,9 @@ mod imp {
         None
     }
 
-    pub fn is_zombie(pid: u32) -> bool {
-        ps(pid, "stat").is_some_and(|s| s.starts_with('Z'))
+    /// The state letter of `pid` (ps(1)'s `stat`: `R`, `S`, `T`, `Z`...).
+    pub fn state(pid: u32) -> Option<char> {
+        ps(pid, "stat")?.chars().next()
     }
 
     pub fn command(pid: u32) -> Option<String> {

@@ -532,7 +532,8 @@ impl Supervisor {
     }
 
     /// The final sweep of groups whose leader exited: reap orphans, then
-    /// SIGTERM what is left, SIGKILL after the grace.
+    /// SIGTERM what is left, SIGKILL after the grace, or on a later turn
+    /// for what is stopped again ([`tree::kill_stopped`]).
     fn sweep(&mut self, now: Instant) {
         // /proc is read only when a group is left to sweep, or a child of
         // ours changed state (an orphan to reap).
@@ -605,6 +606,9 @@ impl Supervisor {
                 tree::signal_each(&strays, &[Signal::SIGKILL]);
             } else if g.sweep_deadline.is_some() {
                 tree::signal_each(&new, first);
+                // Continued by that SIGCONT, or by the first turn's.
+                let all: Vec<u32> = members.iter().chain(&strays).copied().collect();
+                tree::kill_stopped(&all);
             } else {
                 tree::signal_each(&new, &[Signal::SIGKILL]);
             }

@@ -111,8 +111,26 @@ pub(super) fn signal_each(pids: &[u32], signals: &[Signal]) {
     }
 }
 
+/// SIGKILLs, each alone, those of `pids` that are stopped (state `T` or
+/// `t`), during a sweep that sent them SIGTERM and SIGCONT on an earlier
+/// turn: one stopped again (vim, asked to end, writes to the terminal
+/// from the background and gets SIGTTOU) is not finishing its work, and
+/// waiting the grace for it only freezes the terminal.
+pub(super) fn kill_stopped(pids: &[u32]) {
+    let stopped: Vec<u32> = pids
+        .iter()
+        .copied()
+        .filter(|&p| process::is_stopped(p))
+        .collect();
+    if !stopped.is_empty() {
+        tracing::info!(?stopped, "stopped again during the sweep: killed at once");
+        signal_each(&stopped, &[Signal::SIGKILL]);
+    }
+}
+
 /// The sweep of the strays once every leader has exited, as a group's:
-/// SIGTERM (and SIGCONT), SIGKILL after the grace.
+/// SIGTERM (and SIGCONT), SIGKILL after the grace, or at once for one
+/// stopped again meanwhile ([`kill_stopped`]).
 #[derive(Debug, Default)]
 pub(super) struct Sweep {
     /// The first signal was sent.
@@ -144,7 +162,11 @@ impl Sweep {
             &[]
         };
         let n = if signals.is_empty() {
-            strays(groups).len()
+            let found: Vec<u32> = strays(groups).iter().map(|s| s.pid).collect();
+            if self.deadline.is_some() {
+                kill_stopped(&found);
+            }
+            found.len()
         } else {
             signal(groups, signals)
         };

@@ -334,3 +334,121 @@ fn a_child_fed_by_a_pipe_gets_the_terminal_and_ctrl_z_and_fg_follow_it() {
     );
     assert_no_holds(&t);
 }
+
+/// Asked to end (SIGTERM), sets the terminal back as vim does, which a
+/// process outside the terminal's foreground group may not: SIGTTOU stops
+/// it, again each time it is continued. Writes its pid to argv[1] once
+/// it handles SIGTERM.
+const SETS_THE_TERMINAL_ON_SIGTERM: &str = r#"
+import os, signal, sys, termios, time
+tty = os.open("/dev/tty", os.O_RDWR)
+def on_term(sig, frame):
+    termios.tcsetattr(tty, termios.TCSANOW, termios.tcgetattr(tty))
+signal.signal(signal.SIGTERM, on_term)
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+while True:
+    time.sleep(1)
+"#;
+
+/// Writes [`SETS_THE_TERMINAL_ON_SIGTERM`] into the test's directory;
+/// returns its path and the path of the pid file it will write.
+fn vim_like(t: &TestEnv) -> (std::path::PathBuf, std::path::PathBuf) {
+    let script = t.root().join("vim_like.py");
+    std::fs::write(&script, SETS_THE_TERMINAL_ON_SIGTERM).unwrap();
+    (script, t.root().join("vim_like.pid"))
+}
+
+/// Types `echo outer-back` into the outer shell at once (it waits in the
+/// terminal until the shell reads it): the outer prompt must come back
+/// well under the grace (20 s), and the vim-like process be gone.
+fn outer_prompt_returns_at_once(t: &TestEnv, tmux: &Tmux, vim: u32) {
+    let start = std::time::Instant::now();
+    tmux.line(t, "echo outer-back");
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(t).contains("\nouter-back")),
+        "{}",
+        tmux.pane(t)
+    );
+    let waited = start.elapsed();
+    assert!(
+        waited < std::time::Duration::from_secs(5),
+        "the terminal froze for {waited:?}, the grace:\n{}",
+        tmux.pane(t)
+    );
+    assert!(!alive(vim), "the stopped process survived");
+    assert_no_holds(t);
+}
+
+/// `wtenv run -- bash -i`, vim in it, Ctrl-Z, `exit`, `exit`: the inner
+/// shell leaves vim stopped (a job in a group of its own, adopted by
+/// wtenv, so not orphaned). Its sweep's SIGTERM and SIGCONT make it write
+/// to the terminal it no longer has, which stops it again: it is killed at
+/// once, not after the grace, which froze the terminal.
+#[test]
+fn a_job_an_inner_shell_leaves_stopped_is_killed_once_stopped_again() {
+    let t = TestEnv::new();
+    let (script, pidfile) = vim_like(&t);
+    let tmux = Tmux::start_bash(&t);
+    tmux.line(
+        &t,
+        &format!(
+            "{} run --grace 20s -- env PS1='inner$ ' bash --norc --noprofile -i",
+            env!("CARGO_BIN_EXE_wtenv")
+        ),
+    );
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("inner$ ")),
+        "{}",
+        tmux.pane(&t)
+    );
+    tmux.line(
+        &t,
+        &format!("python3 {} {}", script.display(), pidfile.display()),
+    );
+    assert!(wait_for(PATIENCE, || pidfile.exists()), "{}", tmux.pane(&t));
+    let vim = read_pid(&pidfile);
+    let mut guard = KillOnDrop(Vec::new());
+    guard.add(vim);
+    tmux.keys(&t, &["C-z"]);
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("Stopped")),
+        "{}",
+        tmux.pane(&t)
+    );
+    tmux.line(&t, "exit");
+    assert!(
+        wait_for(PATIENCE, || tmux
+            .pane(&t)
+            .contains("There are stopped jobs")),
+        "{}",
+        tmux.pane(&t)
+    );
+    tmux.line(&t, "exit");
+    outer_prompt_returns_at_once(&t, &tmux, vim);
+}
+
+/// The same for what is left of the child's own group when its leader
+/// exits: the terminal went back to wtenv, and the leftover, asked to
+/// end, stops on it.
+#[test]
+fn what_the_leader_leaves_in_its_group_is_killed_once_stopped_again() {
+    let t = TestEnv::new();
+    let (script, pidfile) = vim_like(&t);
+    let tmux = Tmux::start_bash(&t);
+    tmux.line(
+        &t,
+        &format!(
+            "{} run --grace 20s -- sh -c 'python3 {} {} & while [ ! -s {2} ]; do sleep 0.05; done'",
+            env!("CARGO_BIN_EXE_wtenv"),
+            script.display(),
+            pidfile.display()
+        ),
+    );
+    assert!(wait_for(PATIENCE, || pidfile.exists()), "{}", tmux.pane(&t));
+    let vim = read_pid(&pidfile);
+    let mut guard = KillOnDrop(Vec::new());
+    guard.add(vim);
+    outer_prompt_returns_at_once(&t, &tmux, vim);
+}
