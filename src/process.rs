@@ -257,6 +257,11 @@ pub fn is_stopped(pid: u32) -> bool {
     matches!(imp::state(pid), Some('T' | 't'))
 }
 
+/// Whether `pid` is stopped by a signal (state `T`), not by a tracer.
+pub fn is_signal_stopped(pid: u32) -> bool {
+    imp::state(pid) == Some('T')
+}
+
 #[cfg(target_os = "linux")]
 mod imp {
     use std::path::PathBuf;

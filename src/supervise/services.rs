@@ -5,6 +5,8 @@
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::Pgid;
@@ -301,6 +303,59 @@ pub fn watch_ready(service: &Service, port: u16, pgid: Pgid) {
                 std::thread::sleep(TICK);
             }
         });
+}
+
+/// How often a service's processes are looked at for a stop (see
+/// [`watch_stops`]).
+const STOP_TICK: Duration = Duration::from_millis(500);
+
+/// Says once that the service `name` (its group `pgid`) is stopped, when
+/// its leader or a process below it is in state `T` while wtenv did not
+/// stop it (`ours` unset): it read from the terminal, or set it, which
+/// services never get (SIGTTIN/SIGTTOU), and would wait silently forever.
+/// Looks every [`STOP_TICK`] until the run ends (`running` unset). Linux
+/// only: the tree is read from /proc.
+pub fn watch_stops(name: &str, pgid: Pgid, running: Arc<AtomicBool>, ours: Arc<AtomicBool>) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let name = name.to_owned();
+    let set = |flag: &AtomicBool| flag.load(Ordering::SeqCst);
+    let _ = std::thread::Builder::new()
+        .name("wtenv-stops".into())
+        .spawn(move || {
+            while set(&running) {
+                std::thread::sleep(STOP_TICK);
+                // `ours` again after the look: a stop of wtenv's own may
+                // have begun meanwhile.
+                if set(&running) && !set(&ours) && stopped_below(pgid) && !set(&ours) {
+                    report::warn(&format!(
+                        "service {name} is stopped: it read from the terminal, which services \
+                         do not get; give it its input another way (stdin of a file, an \
+                         option, an environment variable)"
+                    ));
+                    return;
+                }
+            }
+        });
+}
+
+/// Whether the leader of `pgid` or a process below it is stopped by a
+/// signal.
+fn stopped_below(pgid: Pgid) -> bool {
+    let mut todo = vec![pgid.as_raw()];
+    let mut looked = 0;
+    while let Some(pid) = todo.pop() {
+        if process::is_signal_stopped(pid) {
+            return true;
+        }
+        looked += 1;
+        if looked > 10_000 {
+            break;
+        }
+        todo.extend(super::reap::children_of(pid).unwrap_or_default());
+    }
+    false
 }
 
 /// The variables `up` adds for its services (the way honcho does), unless

@@ -63,6 +63,10 @@ pub struct Supervisor {
     early: Option<Signal>,
     /// The line that says wtenv waits for the grace (see [`notice`]).
     notice: Notice,
+    /// Set while wtenv stops its groups itself (Ctrl-Z under `up`), from
+    /// before its SIGTSTP to after its SIGCONT: a stop seen meanwhile is
+    /// its own (see [`Supervisor::own_stop`]).
+    own_stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Supervisor {
@@ -83,6 +87,7 @@ impl Supervisor {
             tty: None,
             early: None,
             notice: Notice::default(),
+            own_stop: Default::default(),
         })
     }
 
@@ -211,6 +216,13 @@ impl Supervisor {
     /// Whether every group is being stopped (a signal, [`Supervisor::stop`]).
     pub fn stopping(&self) -> bool {
         self.escalation.stopping()
+    }
+
+    /// A flag set while wtenv stops its groups itself (Ctrl-Z under `up`):
+    /// a thread that finds a child stopped tells wtenv's stop from
+    /// another by it.
+    pub fn own_stop(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.own_stop.clone()
     }
 
     /// A handle that makes the loop take a turn at once, from any thread.
@@ -414,6 +426,8 @@ impl Supervisor {
     /// shell's `wait`); `fg`/`bg` continue them all ([`resume`](Self::resume)).
     fn stop_all(&mut self) {
         tracing::debug!("stopped: stopping every group");
+        self.own_stop
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         for g in self.groups.iter().filter(|g| !g.done) {
             g.signal(Signal::SIGTSTP);
         }
@@ -438,6 +452,8 @@ impl Supervisor {
         for g in self.groups.iter().filter(|g| !g.done) {
             g.signal(Signal::SIGCONT);
         }
+        self.own_stop
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Every group is gone; what the tree left among our children may still

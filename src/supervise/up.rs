@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
-use super::services::{Prefix, describe, ended, watch_ready};
+use super::services::{Prefix, describe, ended, watch_ready, watch_stops};
 use super::{Pgid, Policy, Supervisor, Waker, outcome_of};
 use crate::config::Service;
 use crate::exit::{self, Outcome};
@@ -221,6 +221,7 @@ impl<'a, 's> Up<'a, 's> {
         if let Some(port) = s.unit.port {
             watch_ready(s.unit.service, port, pgid);
         }
+        watch_stops(&name, pgid, s.watching.clone(), sup.own_stop());
         let checked = s.unit.service.checked();
         let run = s.run;
         if checked {

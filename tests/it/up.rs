@@ -8,7 +8,7 @@ use nix::sys::signal::Signal;
 use crate::supervise::{
     PATIENCE, Wtenv, alive, assert_all_clean, assert_no_holds, server_script, wait_pidfile,
 };
-use crate::support::{TestEnv, wait_for};
+use crate::support::{TestEnv, Tmux, wait_for};
 use wtenv::probe::{self, PortState};
 use wtenv::process;
 
@@ -506,4 +506,80 @@ fn a_service_killed_by_a_signal_is_said_so_by_the_signal_s_name() {
         assert!(stderr.contains(said), "{stderr}");
         assert_no_holds(&t);
     }
+}
+
+/// A service that asks on the terminal (`read x </dev/tty`) is stopped by
+/// SIGTTIN: services never get the terminal. `up` says so once, rather
+/// than only that the service does not listen.
+#[test]
+fn a_service_stopped_reading_the_terminal_is_said_to_be() {
+    let t = TestEnv::new();
+    let asked = t.root().join("asked");
+    t.write_config(&format!(
+        "[services.asker]\nrun = \"touch {}; echo 'Use another port? (Y/n)'; \
+         read x </dev/tty; sleep 100\"\nready_timeout = \"60s\"\n",
+        asked.display()
+    ));
+    let tmux = Tmux::start_bash(&t);
+    tmux.line(
+        &t,
+        &format!("{} up --grace 2s", env!("CARGO_BIN_EXE_wtenv")),
+    );
+    let said = "warning: service asker is stopped: it read from the terminal, which services \
+                do not get; give it its input another way (stdin of a file, an option, an \
+                environment variable)";
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains(said)),
+        "{}",
+        tmux.pane(&t)
+    );
+    assert!(asked.exists(), "the setup: the service ran");
+    tmux.keys(&t, &["C-c"]);
+    tmux.line(&t, "echo rc=$?");
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=130")),
+        "{}",
+        tmux.pane(&t)
+    );
+    assert_eq!(tmux.pane(&t).matches("is stopped").count(), 1);
+    assert_no_holds(&t);
+}
+
+/// Stopped by wtenv itself (Ctrl-Z under `up`), a service is not said to
+/// have read the terminal, before or after `fg`.
+#[test]
+fn a_service_wtenv_stopped_itself_is_not_said_to_have_read_the_terminal() {
+    let t = TestEnv::new();
+    let started = t.root().join("started");
+    t.write_config(&format!(
+        "[services.web]\nrun = \"touch {}; exec sleep 100\"\nready_timeout = \"60s\"\n",
+        started.display()
+    ));
+    let tmux = Tmux::start_bash(&t);
+    tmux.line(
+        &t,
+        &format!("{} up --grace 2s", env!("CARGO_BIN_EXE_wtenv")),
+    );
+    assert!(wait_for(PATIENCE, || started.exists()), "{}", tmux.pane(&t));
+    for round in 1..=3 {
+        tmux.keys(&t, &["C-z"]);
+        assert!(
+            wait_for(PATIENCE, || tmux.pane(&t).matches("Stopped").count()
+                == round),
+            "{}",
+            tmux.pane(&t)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        tmux.line(&t, "fg");
+        std::thread::sleep(std::time::Duration::from_millis(600));
+    }
+    tmux.keys(&t, &["C-c"]);
+    tmux.line(&t, "echo rc=$?");
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=130")),
+        "{}",
+        tmux.pane(&t)
+    );
+    assert!(!tmux.pane(&t).contains("is stopped"), "{}", tmux.pane(&t));
+    assert_no_holds(&t);
 }
