@@ -83,7 +83,7 @@ impl Readiness<'_> {
                             &record.worktree,
                         ) {
                             Ok(()) => return Ok(Ready { pid, group }),
-                            Err(why) => last = why,
+                            Err(why) => last = why.to_string(),
                         }
                     }
                 }

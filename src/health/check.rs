@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Check, Health, Probe};
+use super::{Check, Failed, Health, OUTPUT_BYTES, OUTPUT_LINES, Probe};
 
 /// Runs `health`'s check once against `port`, at the addresses `bound`
 /// gives ([`addresses`]). `vars` and `dir`: the environment and directory
@@ -29,7 +29,7 @@ pub fn probe(
         (Check::Tcp, Some(port)) => tcp(&addresses(bound, port), health.timeout),
         (Check::Http { path }, Some(port)) => http(&addresses(bound, port), path, deadline),
         (Check::Cmd { command }, _) => cmd(command, vars, dir, health.timeout),
-        (_, None) => Err("no port allocated".to_owned()),
+        (_, None) => Err("no port allocated".into()),
     }
 }
 
@@ -60,7 +60,7 @@ pub fn tcp(addrs: &[SocketAddr], timeout: Duration) -> Probe {
             Err(e) => last = connect_error(&e),
         }
     }
-    Err(format!("connect to port {port}: {last}"))
+    Err(format!("connect to port {port}: {last}").into())
 }
 
 fn connect_error(e: &std::io::Error) -> String {
@@ -81,7 +81,7 @@ pub fn http(addrs: &[SocketAddr], path: &str, deadline: Instant) -> Probe {
         let port = addr.port();
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!("{what}: timed out"));
+            return Err(format!("{what}: timed out").into());
         }
         let stream = match TcpStream::connect_timeout(&addr, left) {
             Ok(s) => s,
@@ -92,11 +92,11 @@ pub fn http(addrs: &[SocketAddr], path: &str, deadline: Instant) -> Probe {
         };
         return match exchange(stream, port, path, deadline) {
             Ok(code) if (200..400).contains(&code) => Ok(()),
-            Ok(code) => Err(format!("{what} -> {code}")),
-            Err(why) => Err(format!("{what}: {why}")),
+            Ok(code) => Err(format!("{what} -> {code}").into()),
+            Err(why) => Err(format!("{what}: {why}").into()),
         };
     }
-    Err(format!("{what}: {last}"))
+    Err(format!("{what}: {last}").into())
 }
 
 /// Sends the request and reads the status line.
@@ -163,28 +163,43 @@ pub fn status_code(head: &[u8]) -> Result<u16, String> {
 /// `sh -c command` with `vars`, from `dir`, in its own process group;
 /// exit 0 is healthy. At `timeout` the whole group gets SIGKILL, so a
 /// check that hangs (or left a child behind) never outlives its turn.
+/// What it prints (stdout and stderr, one pipe) is read as it comes, the
+/// end kept ([`Tail`]) for a failure to show.
 pub fn cmd(command: &str, vars: &[(String, String)], dir: &Path, timeout: Duration) -> Probe {
+    let (mut out, into) =
+        std::io::pipe().map_err(|e| format!("cmd {command:?}: could not create a pipe: {e}"))?;
+    // Read between two looks at the child, never waiting: a process the
+    // check left outside its group may keep the pipe open.
+    rustix::io::ioctl_fionbio(&out, true)
+        .map_err(|e| format!("cmd {command:?}: could not set up its output: {e}"))?;
+    let into_err = into
+        .try_clone()
+        .map_err(|e| format!("cmd {command:?}: could not create a pipe: {e}"))?;
     let mut c = Command::new("sh");
     c.arg("-c")
         .arg(command)
         .current_dir(dir)
         .envs(vars.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(into)
+        .stderr(into_err)
         .process_group(0);
-    let mut child = crate::supervise::reap::spawn_unreaped(&mut c)
-        .map_err(|e| format!("cmd {command:?}: could not run sh: {e}"))?;
+    let spawned = crate::supervise::reap::spawn_unreaped(&mut c);
+    // Our copies of the write end go with the command.
+    drop(c);
+    let mut child = spawned.map_err(|e| format!("cmd {command:?}: could not run sh: {e}"))?;
     let pid = child.id();
     let deadline = Instant::now() + timeout;
+    let mut tail = Tail::default();
     let status = loop {
+        tail.read(&mut out);
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) if Instant::now() >= deadline => break None,
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => {
                 crate::supervise::reap::forget_unreaped(pid);
-                return Err(format!("cmd {command:?}: {e}"));
+                return Err(format!("cmd {command:?}: {e}").into());
             }
         }
     };
@@ -198,24 +213,83 @@ pub fn cmd(command: &str, vars: &[(String, String)], dir: &Path, timeout: Durati
         None => {
             let _ = child.wait();
             crate::supervise::reap::forget_unreaped(pid);
-            return Err(format!(
+            tail.read(&mut out);
+            return Err(tail.failed(format!(
                 "cmd {command:?}: timed out after {} (killed)",
                 humantime::format_duration(timeout)
-            ));
+            )));
         }
     };
     crate::supervise::reap::forget_unreaped(pid);
     if status.success() {
         return Ok(());
     }
+    tail.read(&mut out);
     use std::os::unix::process::ExitStatusExt;
-    Err(match (status.code(), status.signal()) {
+    Err(tail.failed(match (status.code(), status.signal()) {
         (Some(code), _) => format!("cmd {command:?} -> exit {code}"),
         _ => format!(
             "cmd {command:?} -> {}",
             crate::supervise::services::describe(status)
         ),
-    })
+    }))
+}
+
+/// The end of what a `cmd` check printed: its last [`OUTPUT_BYTES`] (a
+/// little more is held while reading), of which a failure shows the last
+/// [`OUTPUT_LINES`] lines, escaped.
+#[derive(Debug, Default)]
+struct Tail {
+    bytes: Vec<u8>,
+    /// Bytes were dropped from the front.
+    cut: bool,
+}
+
+impl Tail {
+    /// Takes what `from` has now (a non-blocking pipe), keeping the end.
+    fn read(&mut self, from: &mut impl Read) {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = from.read(&mut buf) {
+            self.push(&buf[..n]);
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+        if self.bytes.len() > 2 * OUTPUT_BYTES {
+            let drop = self.bytes.len() - OUTPUT_BYTES;
+            self.bytes.drain(..drop);
+            self.cut = true;
+        }
+    }
+
+    /// `what`, with the lines kept.
+    fn failed(&self, what: String) -> Failed {
+        let mut bytes = self.bytes.as_slice();
+        let mut cut = self.cut;
+        if bytes.len() > OUTPUT_BYTES {
+            bytes = &bytes[bytes.len() - OUTPUT_BYTES..];
+            cut = true;
+        }
+        let text = String::from_utf8_lossy(bytes);
+        let mut lines: Vec<&str> = text.lines().collect();
+        // A first line cut in its middle is not shown as if whole.
+        if cut && lines.len() > 1 {
+            lines.remove(0);
+        }
+        while lines.last().is_some_and(|l| l.trim().is_empty()) {
+            lines.pop();
+        }
+        if lines.len() > OUTPUT_LINES {
+            lines.drain(..lines.len() - OUTPUT_LINES);
+            cut = true;
+        }
+        Failed {
+            what,
+            output: lines.iter().map(|l| crate::process::printable(l)).collect(),
+            cut,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -255,6 +329,38 @@ mod tests {
         assert_eq!(addrs(ip("127.0.0.2"), 5000), ["127.0.0.2:5000"]);
         assert_eq!(addrs(ip("192.168.1.7"), 5000), ["192.168.1.7:5000"]);
         assert_eq!(addrs(ip("::1"), 5000), ["[::1]:5000"]);
+    }
+
+    #[test]
+    fn a_checks_output_keeps_its_last_lines_escaped_and_says_when_cut() {
+        let failed = |chunks: &[&[u8]]| {
+            let mut tail = Tail::default();
+            for chunk in chunks {
+                tail.push(chunk);
+            }
+            tail.failed("cmd \"x\" -> exit 2".into())
+        };
+        let f = failed(&[b"some output\n", b"err\x1b[31m\n\n"]);
+        assert_eq!(f.output, ["some output", "err\\u{1b}[31m"]);
+        assert!(!f.cut);
+        assert_eq!(
+            f.detailed(),
+            "cmd \"x\" -> exit 2\n  its output:\n    some output\n    err\\u{1b}[31m"
+        );
+        assert_eq!(f.to_string(), "cmd \"x\" -> exit 2", "one line");
+        // Seven lines: the last five.
+        let f = failed(&[b"1\n2\n3\n4\n5\n6\n7"]);
+        assert_eq!((f.output.join(","), f.cut), ("3,4,5,6,7".into(), true));
+        assert!(f.detailed().contains("\n  the end of its output:\n    3\n"));
+        // Much more: the last KiB, its first (partial) line left out.
+        let long = format!("{}\nlast\n", "y".repeat(100_000));
+        let f = failed(&[long.as_bytes()]);
+        assert_eq!(f.output, ["last"]);
+        let line = "z".repeat(3000);
+        let f = failed(&[line.as_bytes()]);
+        assert_eq!(f.output, ["z".repeat(OUTPUT_BYTES)]);
+        assert!(f.cut);
+        assert_eq!(failed(&[]).detailed(), "cmd \"x\" -> exit 2", "no output");
     }
 
     #[test]

@@ -86,7 +86,80 @@ pub const READY_POLL: Duration = Duration::from_millis(100);
 
 /// The result of one check: `Ok` healthy, `Err` what it saw
 /// (`GET /healthz -> 503`, `connection refused`).
-pub type Probe = Result<(), String>;
+pub type Probe = Result<(), Failed>;
+
+/// What a failed check saw: one line (`GET /healthz -> 503`), and for a
+/// `cmd` check the end of what it printed, so that `pg_isready`'s reason
+/// is seen.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Failed {
+    /// The words after `unhealthy:` (its `Display`).
+    pub what: String,
+    /// The last lines a `cmd` check printed (stdout and stderr as one),
+    /// each escaped ([`crate::process::printable`]): at most
+    /// [`OUTPUT_LINES`] of its last [`OUTPUT_BYTES`].
+    pub output: Vec<String>,
+    /// Whether it printed more than `output` holds.
+    pub cut: bool,
+}
+
+/// At most this many of a `cmd` check's last lines are kept.
+pub const OUTPUT_LINES: usize = 5;
+/// Of at most this many of its last bytes.
+pub const OUTPUT_BYTES: usize = 1024;
+
+impl Failed {
+    /// What a message shows: [`Failed::what`], then the output kept, on
+    /// lines of their own, indented:
+    /// ```text
+    /// cmd "pg_isready -p 5432" -> exit 2
+    ///   its output:
+    ///     /tmp:5432 - no response
+    /// ```
+    pub fn detailed(&self) -> String {
+        let mut text = self.what.clone();
+        if !self.output.is_empty() {
+            text.push_str(match self.cut {
+                true => "\n  the end of its output:",
+                false => "\n  its output:",
+            });
+            for line in &self.output {
+                text.push_str("\n    ");
+                text.push_str(line);
+            }
+        }
+        text
+    }
+
+    /// The same output after other words: `not ready after 3s: ...`.
+    pub fn reworded(&self, what: String) -> Failed {
+        Failed {
+            what,
+            ..self.clone()
+        }
+    }
+}
+
+impl fmt::Display for Failed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+impl From<String> for Failed {
+    fn from(what: String) -> Failed {
+        Failed {
+            what,
+            ..Failed::default()
+        }
+    }
+}
+
+impl From<&str> for Failed {
+    fn from(what: &str) -> Failed {
+        Failed::from(what.to_owned())
+    }
+}
 
 /// A state change of a service, printed as one line (`web | ready in 1.2s`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +167,7 @@ pub enum Change {
     /// First passing check of this run, this long after the start.
     Ready(Duration),
     /// `retries` liveness checks failed in a row; the last one's result.
-    Unhealthy(String),
+    Unhealthy(Failed),
     /// A check passed again after the service was unhealthy.
     Healthy,
 }
@@ -108,7 +181,7 @@ pub struct Tracker {
     ready: bool,
     unhealthy: bool,
     failures: u32,
-    last: Option<String>,
+    last: Option<Failed>,
 }
 
 impl Tracker {
@@ -171,8 +244,8 @@ impl Tracker {
     }
 
     /// The last failed probe's result, if the last probe failed.
-    pub fn last_failure(&self) -> Option<&str> {
-        self.last.as_deref()
+    pub fn last_failure(&self) -> Option<&Failed> {
+        self.last.as_ref()
     }
 
     /// Not ready `ready_timeout` after the start.
@@ -197,7 +270,7 @@ mod tests {
         for i in 1..10 {
             assert_eq!(t.observe(t0 + s(i), Err("refused".into())), None);
         }
-        assert_eq!(t.last_failure(), Some("refused"));
+        assert_eq!(t.last_failure(), Some(&Failed::from("refused")));
         assert!(!t.timed_out(t0 + s(9), s(30)));
         assert!(t.timed_out(t0 + s(30), s(30)));
         assert_eq!(t.observe(t0 + s(10), Ok(())), Some(Change::Ready(s(10))));
@@ -214,7 +287,7 @@ mod tests {
         };
         let mut t = Tracker::new(&h, t0);
         t.observe(t0, Ok(()));
-        let bad = || Err::<(), _>("GET /healthz -> 503".to_owned());
+        let bad = || Err::<(), Failed>("GET /healthz -> 503".into());
         assert_eq!(t.observe(t0 + s(1), bad()), None);
         assert_eq!(t.observe(t0 + s(2), bad()), None);
         assert_eq!(

@@ -22,7 +22,7 @@ use super::{Pgid, Policy, Supervisor, Waker, outcome_of};
 use crate::config::Service;
 use crate::exit::{self, Outcome};
 use crate::health::status::{ServiceStatus, StatusFile};
-use crate::health::{self, Change, End, Health, Probe, Restarts, Tracker, check};
+use crate::health::{self, Change, End, Failed, Health, Probe, Restarts, Tracker, check};
 use crate::output::OpenPipes;
 
 /// One service to run, as `up` was asked.
@@ -61,7 +61,7 @@ struct State<'a> {
     ending: Option<End>,
     /// What a restarted run not ready in time last saw: `not ready after
     /// 3s: GET / -> 503`, said with what becomes of it once it exited.
-    not_ready: Option<String>,
+    not_ready: Option<Failed>,
     restart_at: Option<Instant>,
     /// Tells this run's check thread to end.
     watching: Arc<AtomicBool>,
@@ -176,9 +176,11 @@ impl<'a, 's> Up<'a, 's> {
     }
 
     /// `web | ready in 1.2s on port 5000`, on stderr like the service's
-    /// own lines.
+    /// own lines; each line of `text` prefixed (a `cmd` check's output).
     fn say(&self, i: usize, text: &str) {
-        crate::report::line(self.states[i].unit.prefix.as_str(), text);
+        for line in text.split('\n') {
+            crate::report::line(self.states[i].unit.prefix.as_str(), line);
+        }
     }
 
     fn record(&mut self) {
@@ -299,7 +301,7 @@ impl<'a, 's> Up<'a, 's> {
                 self.say(i, "healthy");
             }
             Change::Unhealthy(why) => {
-                self.say(i, &format!("unhealthy: {why}"));
+                self.say(i, &format!("unhealthy: {}", why.detailed()));
                 let s = &mut self.states[i];
                 if s.unit.service.restart.allows(End::Unhealthy)
                     && let Some(group) = s.group
@@ -367,7 +369,7 @@ impl Policy for Up<'_, '_> {
         // one not ready in time says it with what comes next.
         let not_ready = s.not_ready.take().filter(|_| end == End::NotReady);
         match (&not_ready, plan) {
-            (Some(why), None) => self.say(i, why),
+            (Some(why), None) => self.say(i, &why.detailed()),
             (Some(_), Some(_)) => {}
             (None, _) if end != End::Unhealthy => {
                 self.say(i, &format!("ended ({})", describe(status)));
@@ -406,7 +408,10 @@ impl Policy for Up<'_, '_> {
             health::RESTART_LIMIT
         );
         match not_ready {
-            Some(why) => self.say(i, &format!("{why}; {restarting}")),
+            Some(why) => {
+                let said = why.reworded(format!("{}; {restarting}", why.what));
+                self.say(i, &said.detailed());
+            }
             None => self.say(i, &restarting),
         }
         self.record();
@@ -436,11 +441,13 @@ impl Policy for Up<'_, '_> {
                     // Only a configured check is enforced; the default
                     // one warns (see `watch_ready`).
                     if s.unit.service.health.is_some() && s.tracker.timed_out(now, timeout) {
-                        let last = s.tracker.last_failure().unwrap_or("no answer yet");
-                        let why = format!(
-                            "not ready after {}: {last}",
-                            humantime::format_duration(timeout)
-                        );
+                        let none = Failed::from("no answer yet");
+                        let last = s.tracker.last_failure().unwrap_or(&none);
+                        let why = last.reworded(format!(
+                            "not ready after {}: {}",
+                            humantime::format_duration(timeout),
+                            last.what
+                        ));
                         // The first start fails `up` fast; a restarted run
                         // not ready in time is a failure of that run.
                         if s.run > 1
@@ -456,7 +463,11 @@ impl Policy for Up<'_, '_> {
                             self.record();
                             continue;
                         }
-                        self.failure = Some(format!("service {} {why}", s.unit.service.name));
+                        self.failure = Some(format!(
+                            "service {} {}",
+                            s.unit.service.name,
+                            why.detailed()
+                        ));
                         self.outcome = Some(Outcome::Code(exit::FAILURE));
                         sup.stop();
                         return None;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+mod output;
 mod restarts;
 
 use crate::supervise::{PATIENCE, Wtenv, alive, assert_no_holds, group_survivors, wait_pidfile};
