@@ -218,7 +218,8 @@ pub fn quote_fish(value: &str) -> String {
 ///
 /// So: single quotes when the value has no `'`, no `\\`, no carriage
 /// return and no trailing `\` (which both would read as an escaped quote);
-/// else unquoted when every character is inert ([`inert_unquoted`]); else
+/// else unquoted when every character is inert ([`inert_unquoted`]) and it
+/// does not end in an escaped newline ([`joins_next_line`]); else
 /// double quotes when it has no `"`, nothing a shell runs there
 /// ([`runs_in_double_quotes`]), and no backslash that either reader would
 /// decode (newlines and carriage returns are written `\n`, `\r`); else no
@@ -230,7 +231,7 @@ pub fn quote_dotenv(value: &str) -> Result<String, String> {
     let Some(unquotable) = single_quote_blocker(value) else {
         return Ok(format!("'{value}'"));
     };
-    if !value.is_empty() && value.chars().all(inert_unquoted) {
+    if !value.is_empty() && value.chars().all(inert_unquoted) && !joins_next_line(value) {
         return Ok(value.to_owned());
     }
     // Why neither quoting carries it: first why not single quotes.
@@ -282,6 +283,14 @@ fn single_quote_blocker(value: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Whether a shell that sources the unquoted line `NAME=value` would join
+/// the next line to it: the value ends in an odd number of backslashes,
+/// the last of which escapes the newline (`A=x\` then `B='y'` gave A
+/// `xB=y` and B nothing).
+fn joins_next_line(value: &str) -> bool {
+    value.bytes().rev().take_while(|&b| b == b'\\').count() % 2 == 1
 }
 
 /// A character that every reader and a shell take as itself in an unquoted
@@ -387,6 +396,15 @@ mod tests {
         assert_eq!(quote_dotenv("it's $HOME\n").unwrap(), "\"it's $HOME\\n\"");
         assert_eq!(quote_dotenv("C:\\\\a\\b").unwrap(), "C:\\\\a\\b");
         assert!(quote_dotenv("a\\\\b c").is_err());
+        // Unquoted, an odd run of backslashes at the end escapes the
+        // newline in a shell; an even one is backslashes.
+        assert_eq!(
+            quote_dotenv("x\\").unwrap_err(),
+            "holds a trailing backslash (no single-quoted line carries it) and a backslash that dotenv readers decode differently in double quotes"
+        );
+        assert!(quote_dotenv("\\").is_err());
+        assert!(quote_dotenv("x\\\\\\").is_err());
+        assert_eq!(quote_dotenv("x\\\\").unwrap(), "x\\\\");
         assert!(quote_dotenv("it's `x`").is_err());
         assert!(quote_dotenv("it's $(x)").is_err());
         assert!(quote_dotenv("${HOME}").is_err());

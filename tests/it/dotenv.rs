@@ -268,3 +268,49 @@ fn a_value_dotenv_refuses_reserves_nothing() {
     assert_eq!(env("json").code, Some(0));
     assert_eq!(t.allocations().len(), 2);
 }
+
+/// `A = 'x\'` was written unquoted, `A=x\`, and a shell sourcing the
+/// file (`set -a; . ./.env`) read that backslash as a line continuation:
+/// A became `xB=y` and B was lost. A value ending in an odd number of
+/// backslashes is refused like the other values no line carries; an even
+/// number is backslashes, and the next line stays its own.
+#[test]
+fn a_value_ending_in_a_backslash_cannot_swallow_the_next_line() {
+    let t = TestEnv::new();
+    let config = t.root().join("case.json");
+    let dotenv = |a: &str| {
+        let doc = serde_json::json!({
+            "purposes": { "feature": t.ports.range() },
+            "env": { "A": a, "B": "y" },
+        });
+        std::fs::write(&config, doc.to_string()).unwrap();
+        run(&mut t.wtenv(&[
+            "--config",
+            config.to_str().unwrap(),
+            "env",
+            "--format",
+            "dotenv",
+        ]))
+    };
+    for odd in ["x\\", "\\", "x\\\\\\"] {
+        let out = dotenv(odd);
+        assert_eq!(out.code, Some(1), "{odd:?}: {out}");
+        assert!(out.stdout.is_empty(), "{odd:?}: {out}");
+        assert!(
+            out.stderr
+                .starts_with("error: cannot write A as a .env line: its value holds "),
+            "{odd:?}: {out}"
+        );
+        assert!(t.allocations().is_empty(), "{odd:?}: {out}");
+    }
+    let out = dotenv("x\\\\");
+    assert_eq!(out.code, Some(0), "{out}");
+    std::fs::write(t.root().join("x.env"), &out.stdout).unwrap();
+    let sourced = run(Command::new("bash").current_dir(t.root()).args([
+        "--norc",
+        "--noprofile",
+        "-c",
+        "set -a; . ./x.env; printf '%s|%s' \"$A\" \"$B\"",
+    ]));
+    assert_eq!(sourced.stdout, "x\\|y", "{}\n{sourced}", out.stdout);
+}
