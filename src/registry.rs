@@ -594,14 +594,8 @@ fn restamp(before: &RegistryData, after: &RegistryData) {
         let now = new.get(worktree);
         if old.get(worktree) != now {
             let worktree = Path::new(std::ffi::OsStr::from_bytes(worktree));
-            let summary: Vec<String> = now
-                .into_iter()
-                .flatten()
-                .map(|(service, port)| format!("{service}={port}"))
-                .collect();
-            // A line, so never empty: a stamp never cut to size 0 keeps
-            // its block ([`files::write_own`]).
-            crate::worktree::write_stamp(worktree, &format!("{}\n", summary.join(",")));
+            let line = crate::worktree::stamp_line(now.into_iter().flatten().copied());
+            crate::worktree::write_stamp(worktree, &line);
         }
     }
 }

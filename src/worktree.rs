@@ -282,9 +282,25 @@ pub fn git_dir_at(root: &Path) -> Option<PathBuf> {
     }
 }
 
-/// Rewrites the stamp of the worktree at `root` with `content` (a summary
-/// of its ports), so that direnv reloads it. The registry calls this for
-/// every worktree whose ports a transaction changed, whatever the command.
+/// The stamp's content for a worktree's `ports`: one line,
+/// `service=port,...`, sorted, whatever their order (what
+/// [`stamped_ports`] reads back). A line, so never empty: a stamp never
+/// cut to size 0 keeps its block ([`write_own`]).
+///
+/// [`write_own`]: crate::files::write_own
+pub fn stamp_line<'a>(ports: impl IntoIterator<Item = (&'a str, u16)>) -> String {
+    let sorted: std::collections::BTreeSet<(&str, u16)> = ports.into_iter().collect();
+    let summary: Vec<String> = sorted
+        .into_iter()
+        .map(|(service, port)| format!("{service}={port}"))
+        .collect();
+    format!("{}\n", summary.join(","))
+}
+
+/// Rewrites the stamp of the worktree at `root` with `content` (a
+/// [`stamp_line`] of its ports), so that direnv reloads it. The registry
+/// calls this for every worktree whose ports a transaction changed,
+/// whatever the command.
 /// Nothing happens for a worktree that is gone or not made yet.
 ///
 /// direnv compares modification times in whole seconds: when the stamp
