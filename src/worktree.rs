@@ -227,6 +227,21 @@ impl Worktree {
     pub fn stamp_path(&self) -> PathBuf {
         self.git_dir.join(STAMP_NAME)
     }
+
+    /// Writes this worktree's stamp for `ports` ([`write_stamp`]) unless
+    /// it already holds their [`stamp_line`]: one read of the small file
+    /// when it does. For `create --ports`, whose reservation, made while
+    /// git checks out, may be written before git has made the git dir the
+    /// stamp lives in: the registry's rewrite of it is then skipped, and
+    /// the confirmation, finding the ports reserved, writes nothing.
+    pub fn stamp_unless_current<'a>(&self, ports: impl IntoIterator<Item = (&'a str, u16)>) {
+        let line = stamp_line(ports);
+        // Capped at the line's length: a longer file is not it.
+        let now = crate::files::read_regular(&self.stamp_path(), line.len() as u64);
+        if !matches!(now, Ok(Some(bytes)) if bytes == line.as_bytes()) {
+            write_stamp(&self.root, &line);
+        }
+    }
 }
 
 /// What `create` recorded in `git_dir` (a linked worktree's own git dir,
@@ -300,7 +315,8 @@ pub fn stamp_line<'a>(ports: impl IntoIterator<Item = (&'a str, u16)>) -> String
 /// Rewrites the stamp of the worktree at `root` with `content` (a
 /// [`stamp_line`] of its ports), so that direnv reloads it. The registry
 /// calls this for every worktree whose ports a transaction changed,
-/// whatever the command.
+/// whatever the command; `create --ports` once more when git is done, if
+/// the stamp is not current ([`Worktree::stamp_unless_current`]).
 /// Nothing happens for a worktree that is gone or not made yet.
 ///
 /// direnv compares modification times in whole seconds: when the stamp

@@ -25,10 +25,13 @@
 //! create-if-missing, so the rollback knows the branch is its own), then
 //! the worktree's directory, empty, then `git worktree add` of the branch
 //! into it, and while git checks out, the ports ([`reserve`]); then the
-//! metadata. The directory comes before the reservation because a
-//! reservation for a directory that does not exist is "worktree gone" to
-//! a concurrent wtenv's sweep (allocation rule 4), which would hand the
-//! port out twice.
+//! metadata, then the ports confirmed for the new checkout's own config,
+//! and the worktree's stamp, should the reservation have been written
+//! before git made the git dir it lives in ([`reserve::confirm`]). The
+//! directory comes before the reservation because a reservation for a
+//! directory that does not exist is "worktree gone" to a concurrent
+//! wtenv's sweep (allocation rule 4), which would hand the port out
+//! twice.
 //!
 //! Git runs in its own process group ([`crate::git`]), so a terminal's
 //! Ctrl-C reaches wtenv only and the current git step finishes whole before

@@ -73,5 +73,12 @@ pub(super) fn confirm(ctx: &Ctx, plan: &Plan, scope: &Scope, early: Early) -> Re
     // almost always does), or made: a `validate --fix` that ran while
     // git was checking out may have released it, judging the half-made
     // checkout by the default config.
-    crate::ports::reserve(ctx, scope, plan.skip_occupied)
+    let ports = crate::ports::reserve(ctx, scope, plan.skip_occupied)?;
+    // The reservation's write may have come before git made the git dir
+    // the stamp lives in (the stamp was then skipped), and a confirmation
+    // that finds the ports reserved writes nothing: git is done now.
+    scope
+        .worktree
+        .stamp_unless_current(ports.iter().map(|(s, p)| (s.as_str(), *p)));
+    Ok(ports)
 }

@@ -199,3 +199,68 @@ fn release_in_a_moved_worktree_releases_the_ports_it_left_behind() {
     assert!(!out.stderr.contains("has no allocations"), "{out}");
     assert!(t.allocations().is_empty(), "{}", t.registry());
 }
+
+/// `create --ports` reserves while git checks out. When the reservation's
+/// write came before git had made the worktree's git dir, it wrote no
+/// stamp, and the confirmation (the ports already reserved) wrote none
+/// either: direnv had nothing to reload on, and a `git worktree move`
+/// then was no move (a third of the time, on a loaded machine). A `git`
+/// on PATH that starts `worktree add` only once the registry records the
+/// new worktree (and a moment after, for the write's own stamp attempt)
+/// makes that order certain.
+#[test]
+fn create_ports_leaves_the_stamp_when_its_reservation_came_before_git() {
+    let t = TestEnv::with_ports(PortBlock::take_many(2));
+    t.write_config("[services.web]\n[services.api]\n");
+    t.git(&["commit", "-q", "-am", "two services"]);
+    let bin = t.root().join("late-git");
+    std::fs::create_dir(&bin).unwrap();
+    // At most 10 s for the registry: a reservation that never comes
+    // lets git run, and the test fails on what create did, not by hanging.
+    let script = format!(
+        "#!/bin/sh\n\
+         if [ \"$1\" = worktree ] && [ \"$2\" = add ]; then\n\
+         i=0\n\
+         until grep -qF feature-late '{}' 2>/dev/null || [ $i -ge 1000 ]; do i=$((i+1)); sleep 0.01; done\n\
+         sleep 0.3\n\
+         fi\n\
+         PATH=${{PATH#*:}} exec git \"$@\"\n",
+        t.registry_path().display()
+    );
+    let git = bin.join("git");
+    std::fs::write(&git, script).unwrap();
+    std::fs::set_permissions(&git, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let args = [
+        "create",
+        "--purpose",
+        "feature",
+        "--identifier",
+        "late",
+        "--ports",
+    ];
+    let out = run(t.wtenv(&args).env("PATH", path));
+    assert_eq!(out.code, Some(0), "{out}");
+    let (web, api) = (t.ports.port(0), t.ports.port(1));
+    let stamp = t.repo.join(".git/worktrees/feature-late/wtenv.stamp");
+    assert_eq!(
+        std::fs::read_to_string(&stamp).unwrap_or_default(),
+        format!("api={api},web={web}\n")
+    );
+
+    let made = super::default_path(&t, "feature", "late");
+    let moved = move_worktree(&t, &made, "moved");
+    let out = run(&mut t.wtenv(&["remove", moved.to_str().unwrap()]));
+    assert_eq!(out.code, Some(0), "{out}");
+    for (port, service) in [(web, "web"), (api, "api")] {
+        assert!(
+            out.stderr
+                .contains(&format!("released port {port} ({service})\n")),
+            "{out}"
+        );
+    }
+    assert!(t.allocations().is_empty(), "{}", t.registry());
+}
