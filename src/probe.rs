@@ -130,18 +130,25 @@ fn bind_state(addr: SocketAddr) -> io::Result<Bind> {
 fn connect_state(addr: SocketAddr) -> io::Result<PortState> {
     match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
         Ok(stream) => Ok(connected(&stream)),
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(PortState::Occupied),
-        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(PortState::Free),
-        Err(e)
-            if family_absent(&e)
-                || matches!(
-                    e.kind(),
-                    io::ErrorKind::NetworkUnreachable | io::ErrorKind::HostUnreachable
-                ) =>
-        {
-            Ok(PortState::Free)
-        }
-        Err(e) => Err(io::Error::new(e.kind(), format!("probing {addr}: {e}"))),
+        Err(e) => connect_failed(&e)
+            .ok_or_else(|| io::Error::new(e.kind(), format!("probing {addr}: {e}"))),
+    }
+}
+
+/// What a connect that failed with `e` says of the port, `None` when it
+/// says nothing (an error of the probe). Refused: nobody listens. Timed
+/// out: a listener whose queue is full drops the SYN. Reset or aborted: a
+/// listener answered the SYN, then dropped the connection (its queue
+/// overflowed, or it was closing): something is there. A reset made
+/// `env` fail with "could not probe ports" beside a listener that never
+/// accepts, once the connects of earlier commands had filled its queue.
+fn connect_failed(e: &io::Error) -> Option<PortState> {
+    use io::ErrorKind::*;
+    match e.kind() {
+        TimedOut | ConnectionReset | ConnectionAborted => Some(PortState::Occupied),
+        ConnectionRefused | NetworkUnreachable | HostUnreachable => Some(PortState::Free),
+        _ if family_absent(e) => Some(PortState::Free),
+        _ => None,
     }
 }
 

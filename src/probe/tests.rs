@@ -231,3 +231,29 @@ fn a_v4_loopback_listener_is_seen_with_its_holder() {
     drop(listener);
     assert_eq!(probe(port).unwrap(), PortState::Free);
 }
+
+/// A connect that something at the port answered, then dropped, is
+/// occupied; refused is free; an error of the probe itself is an error.
+#[test]
+fn a_connect_reset_or_aborted_is_occupied_not_an_error() {
+    use std::io::{Error, ErrorKind};
+    for kind in [
+        ErrorKind::ConnectionReset,
+        ErrorKind::ConnectionAborted,
+        ErrorKind::TimedOut,
+    ] {
+        assert_eq!(
+            connect_failed(&Error::from(kind)),
+            Some(PortState::Occupied),
+            "{kind:?}"
+        );
+    }
+    assert_eq!(
+        connect_failed(&Error::from(ErrorKind::ConnectionRefused)),
+        Some(PortState::Free)
+    );
+    assert_eq!(
+        connect_failed(&Error::from(ErrorKind::PermissionDenied)),
+        None
+    );
+}
