@@ -357,8 +357,7 @@ fn vite_started_in_the_background_follows_fg_ctrl_z_bg_and_ctrl_c() {
         "wtenv outlived Ctrl-C:\n{}",
         tmux.pane(&t)
     );
-    tmux.keys(&t, &["echo rc=$?", "Enter"]);
-    expect(&tmux, &t, "rc=130", "Ctrl-C");
+    tmux.expect_status(&t, 130);
     assert!(
         start.elapsed() < Duration::from_secs(60),
         "Ctrl-C waited for the grace"
@@ -409,8 +408,7 @@ fn ctrl_z_stops_every_service_of_up_and_fg_resumes_them() {
         "api after fg"
     );
     tmux.keys(&t, &["C-c"]);
-    tmux.keys(&t, &["echo rc=$?", "Enter"]);
-    expect(&tmux, &t, "rc=130", "Ctrl-C");
+    tmux.expect_status(&t, 130);
     assert!(refuses(web) && refuses(api));
     assert_no_holds(&t);
 }
@@ -495,8 +493,7 @@ fn up_into_a_file_writes_no_escape_codes_and_python_lines_come_as_printed() {
     // Messages still go to the terminal, on stderr.
     expect(&tmux, &t, &format!(" on port {web}"), "ready");
     tmux.keys(&t, &["C-c"]);
-    tmux.keys(&t, &["echo rc=$?", "Enter"]);
-    expect(&tmux, &t, "rc=130", "Ctrl-C");
+    tmux.expect_status(&t, 130);
     let text = read();
     assert!(text.contains("web | "), "{text:?}");
     assert!(!text.contains('\x1b'), "escape codes in the file: {text:?}");

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 mod reclone;
+mod shell_status;
 mod sleeper;
 mod tmpfs;
 

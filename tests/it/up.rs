@@ -535,12 +535,7 @@ fn a_service_stopped_reading_the_terminal_is_said_to_be() {
     );
     assert!(asked.exists(), "the setup: the service ran");
     tmux.keys(&t, &["C-c"]);
-    tmux.line(&t, "echo rc=$?");
-    assert!(
-        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=130")),
-        "{}",
-        tmux.pane(&t)
-    );
+    tmux.expect_status(&t, 130);
     assert_eq!(tmux.pane(&t).matches("is stopped").count(), 1);
     assert_no_holds(&t);
 }
@@ -574,12 +569,7 @@ fn a_service_wtenv_stopped_itself_is_not_said_to_have_read_the_terminal() {
         std::thread::sleep(std::time::Duration::from_millis(600));
     }
     tmux.keys(&t, &["C-c"]);
-    tmux.line(&t, "echo rc=$?");
-    assert!(
-        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=130")),
-        "{}",
-        tmux.pane(&t)
-    );
+    tmux.expect_status(&t, 130);
     assert!(!tmux.pane(&t).contains("is stopped"), "{}", tmux.pane(&t));
     assert_no_holds(&t);
 }

@@ -91,12 +91,7 @@ fn up_on_a_terminal_says_it_waits_for_the_services_then_that_it_killed_them() {
     );
     let pane = tmux.pane(&t);
     assert_eq!(pane.matches("waiting up to").count(), 1, "{pane}");
-    tmux.line(&t, "echo rc=$?");
-    assert!(
-        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=130")),
-        "{}",
-        tmux.pane(&t)
-    );
+    tmux.expect_status(&t, 130);
     assert_no_holds(&t);
 }
 

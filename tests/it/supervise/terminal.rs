@@ -71,12 +71,7 @@ fn an_interactive_child_under_a_terminal_reads_input_and_dies_on_ctrl_c() {
         "Ctrl-C did not reach the child:\n{}",
         tmux.pane(&t)
     );
-    tmux.keys(&t, &["echo rc=$?", "Enter"]);
-    assert!(
-        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=130")),
-        "the shell sees a SIGINT death:\n{}",
-        tmux.pane(&t)
-    );
+    tmux.expect_status(&t, 130);
     assert_all_clean(&t, pgid, server, port);
 }
 
@@ -117,12 +112,7 @@ fn ctrl_z_stops_wtenv_with_its_child_and_fg_resumes_both_with_the_terminal() {
         "the child did not get the terminal back after fg:\n{}",
         tmux.pane(&t)
     );
-    tmux.keys(&t, &["echo rc=$?", "Enter"]);
-    assert!(
-        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=5")),
-        "{}",
-        tmux.pane(&t)
-    );
+    tmux.expect_status(&t, 5);
     assert_no_holds(&t);
 }
 
@@ -166,12 +156,7 @@ fn ctrl_z_leaves_the_jobs_in_their_own_groups_running_and_the_end_sweeps_them() 
         "{}",
         tmux.pane(&t)
     );
-    tmux.keys(&t, &["echo rc=$?", "Enter"]);
-    assert!(
-        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=0")),
-        "{}",
-        tmux.pane(&t)
-    );
+    tmux.expect_status(&t, 0);
     assert!(!alive(job), "the job was not swept");
     assert_no_holds(&t);
 }
@@ -225,12 +210,7 @@ fn ctrl_z_stops_a_pipeline_wtenv_is_in_and_fg_resumes_it() {
         TICKS.replace("\\$", "$")
     );
     ctrl_z_stops_the_whole_job(&t, &tmux, &line, "Stopped", "tick 12");
-    tmux.line(&t, "echo rc=$?");
-    assert!(
-        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=0")),
-        "{}",
-        tmux.pane(&t)
-    );
+    tmux.expect_status(&t, 0);
     assert_no_holds(&t);
 }
 
@@ -283,12 +263,7 @@ fn a_child_reading_dev_tty_gets_the_terminal_when_stdin_is_not_one() {
         "the child could not read the terminal:\n{}",
         tmux.pane(&t)
     );
-    tmux.line(&t, "echo rc=$?");
-    assert!(
-        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=0")),
-        "{}",
-        tmux.pane(&t)
-    );
+    tmux.expect_status(&t, 0);
     assert_no_holds(&t);
 }
 
@@ -326,12 +301,7 @@ fn a_child_fed_by_a_pipe_gets_the_terminal_and_ctrl_z_and_fg_follow_it() {
         "the child did not get the terminal back after fg:\n{}",
         tmux.pane(&t)
     );
-    tmux.line(&t, "echo rc=$?");
-    assert!(
-        wait_for(PATIENCE, || tmux.pane(&t).contains("rc=0")),
-        "{}",
-        tmux.pane(&t)
-    );
+    tmux.expect_status(&t, 0);
     assert_no_holds(&t);
 }
 
