@@ -75,9 +75,16 @@ fn values() -> Vec<String> {
 /// `env --format dotenv` in a worktree whose config has `value` as an
 /// `[env]` template (braces doubled: literal).
 fn dotenv_of(t: &TestEnv, config: &Path, value: &str) -> crate::support::Run {
+    let literal = value.replace('{', "{{").replace('}', "}}");
+    dotenv_with(t, config, serde_json::json!({ "HOSTILE": literal }))
+}
+
+/// `env --format dotenv` with `env` (a JSON object) as the config's
+/// `[env]`, written to `config`.
+fn dotenv_with(t: &TestEnv, config: &Path, env: serde_json::Value) -> crate::support::Run {
     let doc = serde_json::json!({
         "purposes": { "feature": t.ports.range() },
-        "env": { "HOSTILE": value.replace('{', "{{").replace('}', "}}") },
+        "env": env,
     });
     std::fs::write(config, doc.to_string()).unwrap();
     run(&mut t.wtenv(&[
@@ -278,20 +285,7 @@ fn a_value_dotenv_refuses_reserves_nothing() {
 fn a_value_ending_in_a_backslash_cannot_swallow_the_next_line() {
     let t = TestEnv::new();
     let config = t.root().join("case.json");
-    let dotenv = |a: &str| {
-        let doc = serde_json::json!({
-            "purposes": { "feature": t.ports.range() },
-            "env": { "A": a, "B": "y" },
-        });
-        std::fs::write(&config, doc.to_string()).unwrap();
-        run(&mut t.wtenv(&[
-            "--config",
-            config.to_str().unwrap(),
-            "env",
-            "--format",
-            "dotenv",
-        ]))
-    };
+    let dotenv = |a: &str| dotenv_with(&t, &config, serde_json::json!({ "A": a, "B": "y" }));
     for odd in ["x\\", "\\", "x\\\\\\"] {
         let out = dotenv(odd);
         assert_eq!(out.code, Some(1), "{odd:?}: {out}");
