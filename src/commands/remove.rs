@@ -3,7 +3,9 @@
 //! Order, and why: check everything first (the worktree exists, is not the
 //! main one, not locked, no live holder unless `--force`, and with `--delete-branch`
 //! the branch is merged, as `git branch -d` requires), then `git worktree remove`,
-//! then release the allocations, then (`--delete-branch`) the branch. Git
+//! then release the allocations, then (`--delete-branch`) the branch, then
+//! the default placement root when the worktree was its last
+//! ([`placement_root`]). Git
 //! goes before the release because git is the step that refuses (a dirty
 //! worktree, a locked one): when it does, the worktree and its ports stay
 //! exactly as they were. If the release then fails (the registry busy),
@@ -15,18 +17,20 @@
 //! taken before the worktree listing is read.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::alloc::{self, RealSystem, System, Usage};
 use crate::background;
+use crate::config::Config;
 use crate::context::Ctx;
+use crate::create;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::git::{Git, RepoLock};
 use crate::ports;
 use crate::process::{self, printable_path};
 use crate::report;
-use crate::worktree;
+use crate::worktree::{self, Worktree};
 use crate::worktrees;
 
 #[derive(Debug, clap::Args)]
@@ -64,7 +68,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     // `--delete-branch` needs the branch: git lists it from the
     // repository, also for a worktree whose directory is gone (git run
     // inside that directory could not start). One git process either way.
-    let (here, _, entries) = if args.delete_branch {
+    let (here, config, entries) = if args.delete_branch {
         worktrees::entries_from_git_of(ctx, here)?
     } else {
         worktrees::entries_of(ctx, here)?
@@ -95,7 +99,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         let named = cwd.join(&args.target).canonicalize().ok();
         let main = named
             .as_deref()
-            .and_then(|path| worktree::Worktree::discover(path).ok().flatten())
+            .and_then(|path| Worktree::discover(path).ok().flatten())
             .filter(|w| {
                 Some(&w.root) == named.as_ref()
                     && w.common_dir == here.common_dir
@@ -246,6 +250,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     );
     // Listed by git when needed (`None` when detached).
     let branch = entry.listed.branch.clone().filter(|_| args.delete_branch);
+    // Found while `here` is whole: it may be the worktree git removes.
+    let root = placement_root(&config, &here, &entry.path);
 
     // `git branch -d` refuses an unmerged branch: asked first, so that a
     // refusal leaves the worktree and its ports as they were.
@@ -275,6 +281,15 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         report::warn(&format!("left running: {}", u.trim_start()));
     }
     release(ctx, &here.common_dir, &entry.path, &moved);
+    if let Some(root) = root {
+        // Only an empty directory goes, never a link (`rmdir` removes
+        // neither a directory with anything in it nor a link put there
+        // meanwhile); one left is no error: the worktree is gone.
+        match std::fs::remove_dir(&root) {
+            Ok(()) => tracing::debug!(root = %root.display(), "removed the empty placement root"),
+            Err(e) => tracing::debug!(root = %root.display(), error = %e, "placement root left"),
+        }
+    }
 
     match &branch {
         Some(branch) => {
@@ -289,6 +304,18 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         None => {}
     }
     Ok(Outcome::SUCCESS)
+}
+
+/// The directory `create` places this repository's new worktrees in by
+/// default ([`create::default_root`], for the config `remove` runs under),
+/// when it is the parent of the worktree at `path` and a directory, not a
+/// link: `remove` takes it away once it is empty (git leaves it; in a
+/// submodule it is an untracked directory of the superproject). `None`
+/// for any other parent, such as a `--path` worktree's.
+fn placement_root(config: &Config, here: &Worktree, path: &Path) -> Option<PathBuf> {
+    let root = worktree::normalize(&create::default_root(&config.worktrees.root, here));
+    let is_dir = std::fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir());
+    (is_dir && root.canonicalize().ok().as_deref() == path.parent()).then_some(root)
 }
 
 /// The refusal of the main worktree at `path`, which is never removed.

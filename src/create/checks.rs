@@ -87,7 +87,7 @@ pub(super) fn check_new_dirs(
 ///   holding it names) that directory; `{repo}` is its name without a
 ///   trailing `.git`: `/x/bare.git` → `/x/bare.worktrees`, `/x/proj/.bare`
 ///   → `/x/proj.worktrees`, `/x/sepgit` → `/x/sepgit.worktrees`.
-pub(super) fn default_root(template: &str, source: &Worktree) -> PathBuf {
+pub fn default_root(template: &str, source: &Worktree) -> PathBuf {
     let name = |dir: &Path| {
         dir.file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -58,9 +58,9 @@ use crate::process::{first_escaped, printable, printable_path};
 use crate::report;
 use crate::worktree::{self, Meta, Worktree};
 use branch::{Start, start_branch};
+pub use checks::default_root;
 use checks::{
-    check_base, check_new_dirs, check_outside_git_dirs, check_path_free, default_root,
-    resolve_existing_prefix,
+    check_base, check_new_dirs, check_outside_git_dirs, check_path_free, resolve_existing_prefix,
 };
 use rollback::{Rollback, make_dir};
 

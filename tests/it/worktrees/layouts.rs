@@ -268,6 +268,9 @@ fn create_in_a_submodule_goes_beside_its_checkout_never_into_a_git_dir() {
     let out = run(&mut t.wtenv_in(&sm, &["remove", "insub"]));
     assert_eq!(out.code, Some(0), "{out}");
     assert!(!made.exists(), "{out}");
+    // Its last worktree gone, the root goes too: git left it, an
+    // untracked directory of the superproject.
+    assert!(!sup.join("sm.worktrees").exists(), "{out}");
     let git_dir = sup.join(".git");
     let entries: Vec<_> = std::fs::read_dir(&git_dir)
         .unwrap()

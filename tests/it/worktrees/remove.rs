@@ -36,6 +36,61 @@ fn remove_releases_the_ports_and_delete_branch_deletes_the_branch() {
     assert!(t.allocations().is_empty());
 }
 
+/// `remove` of the last worktree in the default root (`repo.worktrees`)
+/// left that directory behind, empty, as git does. It goes now, with the
+/// worktree, and nothing else does: not while anything is in it, not
+/// through a link, not a `--path` worktree's parent.
+#[test]
+fn remove_of_the_last_worktree_takes_its_empty_default_root_and_nothing_else() {
+    let t = TestEnv::new();
+    let root = t.root().join("repo.worktrees");
+    for id in ["one", "two"] {
+        assert_eq!(create(&t, id, &[]).code, Some(0));
+    }
+    let out = run(&mut t.wtenv(&["remove", "one"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(root.is_dir(), "another worktree is in it: {out}");
+    let out = run(&mut t.wtenv(&["remove", "two"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!root.exists(), "{out}");
+    assert_eq!(
+        out.stderr,
+        format!("removed worktree {}\n", root.join("feature-two").display())
+    );
+
+    // Anything else in it keeps it.
+    assert_eq!(create(&t, "three", &[]).code, Some(0));
+    std::fs::write(root.join("notes"), "mine").unwrap();
+    let out = run(&mut t.wtenv(&["remove", "three"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(std::fs::read_to_string(root.join("notes")).unwrap(), "mine");
+    std::fs::remove_file(root.join("notes")).unwrap();
+    std::fs::remove_dir(&root).unwrap();
+
+    // A link in its place stays, and so does the directory it names.
+    let real = t.root().join("real-root");
+    std::fs::create_dir(&real).unwrap();
+    std::os::unix::fs::symlink(&real, &root).unwrap();
+    assert_eq!(create(&t, "four", &[]).code, Some(0));
+    assert!(real.join("feature-four").is_dir());
+    let out = run(&mut t.wtenv(&["remove", "four"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        root.symlink_metadata().unwrap().is_symlink() && real.is_dir(),
+        "{out}"
+    );
+    std::fs::remove_file(&root).unwrap();
+
+    // A worktree placed with --path leaves its parent as it is.
+    let elsewhere = t.root().join("elsewhere");
+    let path = elsewhere.join("five");
+    let made = create(&t, "five", &["--path", path.to_str().unwrap()]);
+    assert_eq!(made.code, Some(0), "{made}");
+    let out = run(&mut t.wtenv(&["remove", "five"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!path.exists() && elsewhere.is_dir(), "{out}");
+}
+
 /// A worktree on a detached HEAD has no branch to delete: `remove
 /// --delete-branch` deleted none and said nothing of it. It says so now,
 /// and succeeds.
