@@ -190,14 +190,7 @@ impl Gate {
             Gate::NotOwn {
                 repository,
                 ownership: Ownership::Unrecorded { root },
-            } => format!(
-                // No command to paste: run in a downloaded copy, it would
-                // point the user's repository at the copy.
-                "this directory's .git names {}, a separate git dir that records no worktree (no core.worktree), so a copy whose .git names it would look the same; \
-                 if {} is that repository's main worktree (made there, not a downloaded copy), record it as core.worktree in that repository (README, \"Trust\")",
-                printable_path(repository),
-                quote_in_message(root)
-            ),
+            } => unrecorded(repository, root),
             Gate::NotOwn { repository, .. } => format!(
                 "this directory's .git names {}, but that repository does not list it as a worktree; trust applies only to a repository's own worktrees",
                 printable_path(repository)
@@ -215,6 +208,21 @@ impl Gate {
             names.join(", ")
         ))
     }
+}
+
+/// Why trusted content of `repository` does not apply in `root`, a
+/// directory whose `.git` file names that separate git dir while it
+/// records no worktree ([`Ownership::Unrecorded`]), and the way out: the
+/// words `env`'s warning and `trust`'s message share.
+pub fn unrecorded(repository: &Path, root: &Path) -> String {
+    format!(
+        // No command to paste: run in a downloaded copy, it would point
+        // the user's repository at the copy.
+        "this directory's .git names {}, a separate git dir that records no worktree (no core.worktree), so a copy whose .git names it would look the same; \
+         if {} is that repository's main worktree (made there, not a downloaded copy), record it as core.worktree in that repository (README, \"Trust\")",
+        printable_path(repository),
+        quote_in_message(root)
+    )
 }
 
 impl TrustList {

@@ -7,6 +7,7 @@ use crate::error::Result;
 use crate::exit::Outcome;
 use crate::process::printable_path;
 use crate::report;
+use crate::worktree::Ownership;
 use crate::{output, trust};
 
 #[derive(Debug, clap::Args)]
@@ -40,7 +41,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let added = trust::trust(&ctx.registry, &scope.worktree.common_dir, &scope.config)?;
     // Every name the trust allows, service variables included: what the
     // user reviews is all of it.
-    report::note(&format!(
+    let message = format!(
         "{} {} for repository {}{}",
         if added { "trusted" } else { "already trusted:" },
         printable_path(&source),
@@ -49,6 +50,15 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             Some((what, names)) => format!(" ({what}: {})", names.join(", ")),
             None => String::new(),
         }
-    ));
+    );
+    // Recorded all the same: it applies as soon as the repository records
+    // this worktree, which `env` would otherwise say only later.
+    match scope.worktree.ownership() {
+        Ownership::Unrecorded { root } => report::warn(&format!(
+            "{message}; it applies here once core.worktree is set: {}",
+            trust::unrecorded(&scope.worktree.common_dir, &root)
+        )),
+        _ => report::note(&message),
+    }
     Ok(Outcome::SUCCESS)
 }

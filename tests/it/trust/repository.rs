@@ -114,7 +114,29 @@ fn a_separate_git_dir_trusts_its_main_worktree_once_recorded_never_a_copy() {
         std::fs::write(dir.join("wtenv.toml"), &text).unwrap();
     }
     std::fs::write(evil.join(".git"), format!("gitdir: {}\n", sepgit.display())).unwrap();
-    assert_eq!(run(&mut t.wtenv_in(&sepwt, &["trust"])).code, Some(0));
+    let unrecorded = |dir: &std::path::Path| {
+        format!(
+            "this directory's .git names {}, a separate git dir that records no worktree (no core.worktree), \
+             so a copy whose .git names it would look the same; if '{}' is that repository's main \
+             worktree (made there, not a downloaded copy), record it as core.worktree in that repository \
+             (README, \"Trust\")\n",
+            sepgit.display(),
+            dir.display()
+        )
+    };
+    // Recorded, and said not to apply yet: it said "trusted" alone, and
+    // the next `env` said otherwise.
+    let trust = run(&mut t.wtenv_in(&sepwt, &["trust"]));
+    assert_eq!(trust.code, Some(0), "{trust}");
+    assert_eq!(
+        trust.stderr,
+        format!(
+            "warning: trusted {} for repository {} ([env]: API_URL); it applies here once core.worktree is set: {}",
+            sepwt.join("wtenv.toml").display(),
+            sepgit.display(),
+            unrecorded(&sepwt)
+        )
+    );
     let stamp = sepgit.join("wtenv.stamp");
     // What `env` in `dir` exports as API_URL (after a release, so its
     // ports change and the stamp is due), and its stderr.
@@ -128,16 +150,6 @@ fn a_separate_git_dir_trusts_its_main_worktree_once_recorded_never_a_copy() {
             .find_map(|l| l.strip_prefix("export API_URL="))
             .map(str::to_owned);
         (api, out.stderr)
-    };
-    let unrecorded = |dir: &std::path::Path| {
-        format!(
-            "this directory's .git names {}, a separate git dir that records no worktree (no core.worktree), \
-             so a copy whose .git names it would look the same; if '{}' is that repository's main \
-             worktree (made there, not a downloaded copy), record it as core.worktree in that repository \
-             (README, \"Trust\")\n",
-            sepgit.display(),
-            dir.display()
-        )
     };
     for dir in [&sepwt, &evil] {
         let (api, stderr) = env(dir);
@@ -162,6 +174,15 @@ fn a_separate_git_dir_trusts_its_main_worktree_once_recorded_never_a_copy() {
         "{stderr}"
     );
     assert!(!stderr.contains("not applied"), "{stderr}");
+    let trust = run(&mut t.wtenv_in(&sepwt, &["trust"]));
+    assert_eq!(
+        trust.stderr,
+        format!(
+            "already trusted: {} for repository {} ([env]: API_URL)\n",
+            sepwt.join("wtenv.toml").display(),
+            sepgit.display()
+        )
+    );
     assert_eq!(
         std::fs::read_to_string(&stamp).unwrap(),
         format!("app={port}\n")
