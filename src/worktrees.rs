@@ -27,6 +27,12 @@ pub struct Entry {
     /// its directory is missing), else the directory name.
     pub identifier: String,
     pub main: bool,
+    /// Git lists the repository's git dir in the main worktree's place,
+    /// and wtenv cannot name that worktree either: a separate git dir
+    /// without `core.worktree`, seen from a linked worktree (git lists the
+    /// git dir there from any directory). No worktree one could enter:
+    /// `list` says so, `remove` refuses it as the git dir.
+    pub git_dir: bool,
 }
 
 /// The repository around the current directory ([`Ctx::cwd`]): its
@@ -82,6 +88,8 @@ fn build(here: &Worktree, config: &Config, listed: Vec<ListedWorktree>) -> Vec<E
             // wtenv knows it, so that its row is that worktree's.
             let names_git_dir =
                 !l.bare && l.path.canonicalize().ok().as_ref() == Some(&here.common_dir);
+            // Else it stays the git dir, as git lists it ([`Entry::git_dir`]).
+            let git_dir = names_git_dir && main_root.is_none();
             if let Some(main) = main_root.as_ref().filter(|_| names_git_dir) {
                 l.path = main.clone();
             }
@@ -110,6 +118,7 @@ fn build(here: &Worktree, config: &Config, listed: Vec<ListedWorktree>) -> Vec<E
             let identifier = worktree::identifier_of(&path, &meta);
             Entry {
                 main: names_git_dir || main_root.as_deref() == Some(path.as_path()),
+                git_dir,
                 purpose: meta
                     .purpose
                     .unwrap_or_else(|| config.worktrees.default_purpose.clone()),
@@ -122,8 +131,9 @@ fn build(here: &Worktree, config: &Config, listed: Vec<ListedWorktree>) -> Vec<E
         .collect()
 }
 
-/// The worktree named `identifier` (and of `purpose`, if given). `None`
-/// if there is none; an error if the name is ambiguous, with the hint
+/// The worktree named `identifier` (and of `purpose`, if given), never a
+/// repository's own directory (bare, or [`Entry::git_dir`]). `None` if
+/// there is none; an error if the name is ambiguous, with the hint
 /// `tell_apart` gives: what the command takes to say which (`enter` a
 /// purpose, `remove` a path), told whether a purpose would.
 pub fn find<'a>(
@@ -134,7 +144,7 @@ pub fn find<'a>(
 ) -> Result<Option<&'a Entry>> {
     let hits: Vec<&Entry> = entries
         .iter()
-        .filter(|e| !e.listed.bare && e.identifier == identifier)
+        .filter(|e| !e.listed.bare && !e.git_dir && e.identifier == identifier)
         .filter(|e| purpose.is_none_or(|p| e.purpose == p))
         .collect();
     match hits.as_slice() {

@@ -52,7 +52,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             .filter(|a| a.belongs_to(&here.common_dir, &e.path))
             .collect();
         let usage = alloc::classify(&mine, &mut system).map_err(Error::probe)?;
-        let mut names: Vec<&str> = wt_config.services.iter().map(|s| s.name.as_str()).collect();
+        // The git dir git lists in the place of a main worktree wtenv
+        // cannot name is no worktree: no services of its own
+        // (`unallocated` would invite an `env` there), a row saying so.
+        let mut names: Vec<&str> = match e.git_dir {
+            true => Vec::new(),
+            false => wt_config.services.iter().map(|s| s.name.as_str()).collect(),
+        };
         // Allocations of services the config no longer has are shown too.
         for a in &mine {
             if !names.contains(&a.service.as_str()) {
@@ -95,7 +101,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         // A locked worktree says so on a row of its own, before its
         // services': `remove` refuses it, and the reason says why.
         // So does one whose directory is gone, which git would prune.
-        let own_rows = [lock_state(&e.listed), prune_state(&e.listed)];
+        let own_rows = [
+            lock_state(&e.listed),
+            prune_state(&e.listed),
+            e.git_dir.then(|| GIT_DIR_STATE.to_owned()),
+        ];
         for state in own_rows.into_iter().flatten() {
             rows.push(vec![
                 e.path.display().to_string(),
@@ -126,6 +136,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             "branch": e.listed.branch,
             "head": e.listed.head,
             "main": e.main,
+            "git_dir": e.git_dir,
             "bare": e.listed.bare,
             "locked": e.listed.locked.is_some(),
             // Git's reason, as git recorded it ("" for none); a field of
@@ -175,6 +186,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     }
     Ok(Outcome::SUCCESS)
 }
+
+/// The STATE of the row of the git dir git lists in the place of the
+/// main worktree ([`worktrees::Entry::git_dir`]).
+const GIT_DIR_STATE: &str = "git dir, not a worktree: no core.worktree names the main one";
 
 /// The STATE of the own row of a worktree git would prune (its directory
 /// is missing): `prunable: REASON`, git's reason escaped as every cell is.

@@ -94,9 +94,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         }
     };
     let Some(entry) = entry else {
+        let named = cwd.join(&args.target).canonicalize().ok();
+        if named.as_ref() == Some(&here.common_dir) {
+            return Err(git_dir_refused(&here.common_dir));
+        }
         // A separate git dir's main worktree, named from a linked one:
         // git's records do not name it, its own `.git` file does.
-        let named = cwd.join(&args.target).canonicalize().ok();
         let main = named
             .as_deref()
             .and_then(|path| Worktree::discover(path).ok().flatten())
@@ -113,7 +116,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 .with_hint("'wtenv list' shows the worktrees"),
         );
     };
-    if entry.main || entry.listed.bare {
+    if entry.git_dir || entry.listed.bare {
+        return Err(git_dir_refused(&entry.path));
+    }
+    if entry.main {
         return Err(main_worktree_refused(&entry.path));
     }
 
@@ -328,6 +334,17 @@ fn main_worktree_refused(path: &Path) -> Error {
         "to free its ports instead: wtenv release --worktree {}",
         crate::shell::quote_in_message(path)
     ))
+}
+
+/// The refusal of the repository's git dir at `path` (`.git`, a bare
+/// repository, a separate git dir, which git lists in the place of a main
+/// worktree it cannot name): no worktree, and never removed.
+fn git_dir_refused(path: &Path) -> Error {
+    Error::invalid(format!(
+        "{} is the repository's git dir, not a worktree; nothing was removed",
+        printable_path(path)
+    ))
+    .with_hint("name a worktree by its identifier or its path; 'wtenv list' shows them")
 }
 
 /// What to do when git refused to remove `entry`. A directory that is

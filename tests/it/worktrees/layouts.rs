@@ -156,15 +156,11 @@ fn create_in_a_bare_repository_goes_beside_the_repository() {
     assert!(!holder.join("proj.worktrees/feature-pb").exists());
 }
 
-/// A separate git dir (`git init --separate-git-dir`): from its main
-/// worktree, whose `.git` file names the repository itself, the default
-/// root is beside that worktree (it was beside the git dir), `list` shows
-/// that worktree with its ports (it showed the git dir, unallocated), and
-/// `remove` of it, from anywhere, is refused as the main worktree (from a
-/// linked worktree it said "no worktree ... in this repository").
-#[test]
-fn a_separate_git_dir_has_its_main_worktree_where_wtenv_can_know_it() {
-    let t = TestEnv::new();
+/// `git init --separate-git-dir <root>/sepgit <root>/sepwt` with the
+/// test's config committed, and a linked worktree `<root>/seplinked`:
+/// the three, in that order. The repository records no main worktree
+/// (no `core.worktree`).
+fn separate_git_dir(t: &TestEnv) -> (PathBuf, PathBuf, PathBuf) {
     let sepgit = t.root().join("sepgit");
     let sepwt = t.root().join("sepwt");
     t.git_in(
@@ -194,6 +190,19 @@ fn a_separate_git_dir_has_its_main_worktree_where_wtenv_can_know_it() {
             linked.to_str().unwrap(),
         ],
     );
+    (sepgit, sepwt, linked)
+}
+
+/// A separate git dir (`git init --separate-git-dir`): from its main
+/// worktree, whose `.git` file names the repository itself, the default
+/// root is beside that worktree (it was beside the git dir), `list` shows
+/// that worktree with its ports (it showed the git dir, unallocated), and
+/// `remove` of it, from anywhere, is refused as the main worktree (from a
+/// linked worktree it said "no worktree ... in this repository").
+#[test]
+fn a_separate_git_dir_has_its_main_worktree_where_wtenv_can_know_it() {
+    let t = TestEnv::new();
+    let (sepgit, sepwt, linked) = separate_git_dir(&t);
     let env = run(&mut t.wtenv_in(&sepwt, &["env"]));
     assert_eq!(env.code, Some(0), "{env}");
 
@@ -225,6 +234,106 @@ fn a_separate_git_dir_has_its_main_worktree_where_wtenv_can_know_it() {
         );
     }
     assert!(sepwt.join("wtenv.toml").is_file());
+}
+
+/// Git lists a separate git dir that records no main worktree (no
+/// `core.worktree`) in the main worktree's place, from any directory
+/// (`git worktree list`: `worktree <sepgit>`, branch `main`). From a
+/// linked worktree, where wtenv cannot name the main one either, `list`
+/// showed that git dir as the main worktree, its services `unallocated`,
+/// and `remove` of it said "no worktree". `list` keeps git's row, marked
+/// as the git dir, without services; `remove` of a repository's git dir
+/// says what it is, from anywhere, `.git` included.
+#[test]
+fn a_git_dir_git_lists_for_the_main_worktree_is_never_a_worktree() {
+    let t = TestEnv::new();
+    let (sepgit, sepwt, linked) = separate_git_dir(&t);
+    let porcelain = t.git_in(&linked, &["worktree", "list", "--porcelain"]);
+    assert!(
+        porcelain.starts_with(&format!("worktree {}\n", sepgit.display())),
+        "{porcelain}"
+    );
+
+    let out = run(&mut t.wtenv_in(&linked, &["list", "--json"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let rows = doc["worktrees"].as_array().unwrap();
+    let fields = |w: &serde_json::Value| {
+        (
+            w["path"].as_str().unwrap().to_owned(),
+            w["branch"].clone(),
+            w["main"].clone(),
+            w["git_dir"].clone(),
+            w["services"].as_array().unwrap().len(),
+        )
+    };
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    assert_eq!(
+        rows.iter().map(fields).collect::<Vec<_>>(),
+        [
+            (path(&sepgit), "main".into(), true.into(), true.into(), 0),
+            (path(&linked), "sl".into(), false.into(), false.into(), 1),
+        ]
+    );
+    let out = run(&mut t.wtenv_in(&linked, &["list"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let main_rows: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with(&format!("{} ", sepgit.display())))
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        main_rows,
+        [[
+            sepgit.to_str().unwrap(),
+            "main",
+            "feature",
+            &t.ports.range(),
+            "-",
+            "-",
+            "git dir, not a worktree: no core.worktree names the main one",
+        ]],
+        "{out}"
+    );
+
+    let refused = |git_dir: &Path| {
+        format!(
+            "error: {} is the repository's git dir, not a worktree; nothing was removed\n\
+             hint: name a worktree by its identifier or its path; 'wtenv list' shows them\n",
+            git_dir.display()
+        )
+    };
+    let sepgit_arg = path(&sepgit);
+    let cases: [(&Path, &[&str], &Path); 4] = [
+        (&linked, &["remove", &sepgit_arg], &sepgit),
+        (
+            &linked,
+            &["remove", &sepgit_arg, "--delete-branch"],
+            &sepgit,
+        ),
+        (&sepwt, &["remove", "../sepgit"], &sepgit),
+        (
+            &t.repo,
+            &["remove", ".git", "--force"],
+            &t.repo.join(".git"),
+        ),
+    ];
+    for (dir, args, git_dir) in cases {
+        let out = run(&mut t.wtenv_in(dir, args));
+        assert_eq!(out.code, Some(1), "{args:?} in {dir:?}: {out}");
+        assert_eq!(out.stderr, refused(git_dir), "{args:?} in {dir:?}");
+    }
+    assert!(sepgit.join("HEAD").is_file() && t.repo.join(".git/HEAD").is_file());
+    assert!(
+        t.git_in(&linked, &["worktree", "list", "--porcelain"]) == porcelain,
+        "git's worktrees changed"
+    );
 }
 
 /// A submodule's git dir lies in the superproject's `.git`: the default
