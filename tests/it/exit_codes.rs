@@ -2,8 +2,9 @@
 //! for every kind of error wtenv has (the variants of `Error` in
 //! src/error.rs, read from the source so that a new kind without a case
 //! here fails) a real case through the binary must exit with the code the
-//! table gives its meaning; every code of the table must be produced by at
-//! least one case.
+//! table gives its meaning, saying what only that error says (a stable
+//! fragment of its message: the same code from another error fails); every
+//! code of the table must be produced by at least one case.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
@@ -87,13 +88,36 @@ fn error_variants() -> BTreeSet<String> {
         .collect()
 }
 
+/// What a case's output must show for its ending to be the one it names:
+/// a stable fragment of the message, on the stream wtenv writes it to, or
+/// nothing at all (an ending wtenv says nothing about). The code alone
+/// would let a different error with the same code pass.
+#[derive(Debug, Clone, Copy)]
+enum Says {
+    Stderr(&'static str),
+    Stdout(&'static str),
+    Nothing,
+}
+
+impl Says {
+    fn shown_by(self, out: &Run) -> bool {
+        match self {
+            Says::Stderr(fragment) => out.stderr.contains(fragment),
+            Says::Stdout(fragment) => out.stdout.contains(fragment),
+            Says::Nothing => out.stdout.is_empty() && out.stderr.is_empty(),
+        }
+    }
+}
+
 /// A case: the error kind it triggers (`None`: an ending that is not an
 /// error of wtenv's, e.g. a child's exit), the ending the README gives
-/// its meaning, and how the real binary is brought there.
+/// its meaning, what its output says that only that error says, and how
+/// the real binary is brought there.
 struct Case {
     name: &'static str,
     kind: Option<&'static str>,
     expected: End,
+    says: Says,
     trigger: fn() -> Run,
 }
 
@@ -103,6 +127,7 @@ fn cases() -> Vec<Case> {
             name: "env prints the ports",
             kind: None,
             expected: End::Code(0),
+            says: Says::Stdout("export PORT='"),
             trigger: || {
                 let t = TestEnv::new();
                 run(&mut t.wtenv(&["env"]))
@@ -112,6 +137,7 @@ fn cases() -> Vec<Case> {
             name: "a corrupt registry",
             kind: Some("RegistryUnusable"),
             expected: End::Code(2),
+            says: Says::Stderr("registry.json cannot be used: it is not valid JSON"),
             trigger: || {
                 let t = TestEnv::new();
                 std::fs::create_dir_all(t.state_dir()).unwrap();
@@ -125,6 +151,7 @@ fn cases() -> Vec<Case> {
             name: "the registry lock held past the wait",
             kind: Some("RegistryBusy"),
             expected: End::Code(2),
+            says: Says::Stderr("error: could not lock registry "),
             trigger: || {
                 let t = TestEnv::new();
                 std::fs::create_dir_all(t.state_dir()).unwrap();
@@ -137,6 +164,7 @@ fn cases() -> Vec<Case> {
             name: "the probe lock held past the wait",
             kind: Some("LockBusy"),
             expected: End::Code(2),
+            says: Says::Stderr("probe.lock: busy for 100ms"),
             trigger: || {
                 let t = TestEnv::new();
                 std::fs::create_dir_all(t.state_dir()).unwrap();
@@ -149,6 +177,7 @@ fn cases() -> Vec<Case> {
             name: "a port occupied outside the registry",
             kind: Some("Conflict"),
             expected: End::Code(1),
+            says: Says::Stderr("Port conflict detected in feature range "),
             trigger: || {
                 let t = TestEnv::new();
                 let _squatter = HttpServer::start(&t.repo, t.ports.port(0));
@@ -159,6 +188,7 @@ fn cases() -> Vec<Case> {
             name: "a reserved port held by another worktree's process",
             kind: Some("ForeignHolder"),
             expected: End::Code(1),
+            says: Says::Stderr("are held by processes outside it:\n"),
             trigger: || {
                 let t = TestEnv::new();
                 assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
@@ -171,6 +201,7 @@ fn cases() -> Vec<Case> {
             name: "run --sockets on a port its own worktree's process listens on",
             kind: Some("PortInUse"),
             expected: End::Code(1),
+            says: Says::Stderr("for service web: it is in use: pid "),
             trigger: || {
                 let t = TestEnv::new();
                 t.write_config("[services.web]\nsocket = true\n");
@@ -183,6 +214,7 @@ fn cases() -> Vec<Case> {
             name: "no free port left in the range",
             kind: Some("RangeExhausted"),
             expected: End::Code(1),
+            says: Says::Stderr("error: no free port left in feature range "),
             trigger: || {
                 let t = TestEnv::new();
                 one_port_for_two_services(&t);
@@ -193,6 +225,7 @@ fn cases() -> Vec<Case> {
             name: "a config that is not TOML",
             kind: Some("Config"),
             expected: End::Code(1),
+            says: Says::Stderr("wtenv.toml:1:10: not valid TOML: "),
             trigger: || {
                 let t = TestEnv::new();
                 std::fs::write(t.repo.join("wtenv.toml"), "[purposes\n").unwrap();
@@ -203,6 +236,7 @@ fn cases() -> Vec<Case> {
             name: "a failing post-checkout hook in create",
             kind: Some("Git"),
             expected: End::Code(1),
+            says: Says::Stderr("git's post-checkout hook refused the new worktree"),
             trigger: || {
                 let t = TestEnv::new();
                 let hook = t.repo.join(".git/hooks/post-checkout");
@@ -215,6 +249,7 @@ fn cases() -> Vec<Case> {
             name: "an invalid identifier",
             kind: Some("Invalid"),
             expected: End::Code(1),
+            says: Says::Stderr("error: invalid identifier \"a..b\"\n"),
             trigger: || {
                 let t = TestEnv::new();
                 run(&mut t.wtenv(&["create", "--purpose", "feature", "--identifier", "a..b"]))
@@ -224,6 +259,7 @@ fn cases() -> Vec<Case> {
             name: "remove of a worktree that does not exist",
             kind: Some("NotFound"),
             expected: End::Code(1),
+            says: Says::Stderr("error: no worktree \"no-such-worktree\" in this repository\n"),
             trigger: || {
                 let t = TestEnv::new();
                 run(&mut t.wtenv(&["remove", "no-such-worktree"]))
@@ -233,6 +269,7 @@ fn cases() -> Vec<Case> {
             name: "create where the path exists",
             kind: Some("Refused"),
             expected: End::Code(1),
+            says: Says::Stderr("feature-x already exists\n"),
             trigger: || {
                 let t = TestEnv::new();
                 let create = ["create", "--purpose", "feature", "--identifier", "x"];
@@ -244,6 +281,7 @@ fn cases() -> Vec<Case> {
             name: "up of a service whose health check never passes",
             kind: Some("Failed"),
             expected: End::Code(1),
+            says: Says::Stderr("error: service web not ready after 1s: "),
             trigger: || {
                 let t = TestEnv::new();
                 t.write_config(
@@ -256,6 +294,7 @@ fn cases() -> Vec<Case> {
             name: "an unknown argument",
             kind: None,
             expected: End::Code(1),
+            says: Says::Stderr("error: unexpected argument '--no-such-flag' found\n"),
             trigger: || {
                 let t = TestEnv::new();
                 run(&mut t.wtenv(&["env", "--no-such-flag"]))
@@ -265,6 +304,7 @@ fn cases() -> Vec<Case> {
             name: "a directory that cannot be made",
             kind: Some("Io"),
             expected: End::Code(1),
+            says: Says::Stderr("error: could not create /dev/null/units: "),
             trigger: || {
                 let t = TestEnv::new();
                 t.write_config("[services.web]\nrun = \"true\"\n");
@@ -275,12 +315,14 @@ fn cases() -> Vec<Case> {
             name: "Ctrl-C in the middle of create",
             kind: Some("Interrupted"),
             expected: End::Signal(2),
+            says: Says::Nothing,
             trigger: interrupted_create,
         },
         Case {
             name: "validate: fixable errors remain",
             kind: None,
             expected: End::Code(1),
+            says: Says::Stdout("error: worktree-gone: "),
             trigger: || {
                 let t = TestEnv::new();
                 let gone = t.root().join("gone");
@@ -299,6 +341,7 @@ fn cases() -> Vec<Case> {
             name: "validate: a critical finding",
             kind: None,
             expected: End::Code(2),
+            says: Says::Stdout("critical: duplicate-port: "),
             trigger: || {
                 let t = TestEnv::new();
                 t.write_registry(vec![
@@ -312,6 +355,7 @@ fn cases() -> Vec<Case> {
             name: "run: the child dies of SIGTERM",
             kind: None,
             expected: End::Signal(15),
+            says: Says::Nothing,
             trigger: || {
                 let t = TestEnv::new();
                 run(&mut t.wtenv(&["run", "--", "sh", "-c", "kill -TERM $$"]))
@@ -321,6 +365,7 @@ fn cases() -> Vec<Case> {
             name: "run: the command cannot be executed",
             kind: None,
             expected: End::Code(126),
+            says: Says::Stderr(": permission denied (not executable)\n"),
             trigger: || {
                 let t = TestEnv::new();
                 let file = t.root().join("plain.txt");
@@ -332,6 +377,7 @@ fn cases() -> Vec<Case> {
             name: "run: the command is not found",
             kind: None,
             expected: End::Code(127),
+            says: Says::Stderr("error: could not run wtenv-no-such-command: command not found\n"),
             trigger: || {
                 let t = TestEnv::new();
                 two_services(&t);
@@ -428,9 +474,7 @@ fn every_error_kind_exits_with_the_code_the_readme_documents() {
         );
         let out = (case.trigger)();
         let got = End::of(&out);
-        if got == Some(case.expected) {
-            produced.insert(row);
-        } else {
+        if got != Some(case.expected) {
             failures.push(format!(
                 "{} ({}): expected {:?} ({}), got {got:?}\n{out}",
                 case.name,
@@ -438,6 +482,15 @@ fn every_error_kind_exits_with_the_code_the_readme_documents() {
                 case.expected,
                 table[&row]
             ));
+        } else if !case.says.shown_by(&out) {
+            failures.push(format!(
+                "{} ({}): exited as expected, but not with the error it names: expected {:?}\n{out}",
+                case.name,
+                case.kind.unwrap_or("-"),
+                case.says
+            ));
+        } else {
+            produced.insert(row);
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
