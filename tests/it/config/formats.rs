@@ -3,6 +3,9 @@
 //! read past, the built-in defaults without a config, and services in
 //! declaration order in both.
 
+use std::path::Path;
+use std::process::Command;
+
 use crate::support::{TestEnv, run};
 
 #[test]
@@ -149,20 +152,71 @@ fn a_json_config_s_errors_speak_json() {
     }
 }
 
+/// Without a config a worktree's one service, `app`, is exported as
+/// `PORT` and gets the lowest port of the built-in purpose `feature`,
+/// 5000-5099; once the registry holds every port of that range, `env`
+/// refuses, naming it, and writes nothing. Both run in a network namespace
+/// of the test's own (`unshare -n`, as root: `scripts/fixtures` installs
+/// util-linux), where nothing of the machine listens and whose binds no
+/// one outside sees: the range is free there whatever the machine runs,
+/// and the test binds none of the machine's ports in it.
 #[test]
 fn no_config_means_the_built_in_defaults() {
     let t = TestEnv::bare();
-    let out = run(&mut t.wtenv(&["env", "--format", "json"]));
-    // The default feature range 5000-5099 is not this test's: the port may
-    // be anything in it, or a conflict if the machine uses all of it.
-    if out.code == Some(0) {
-        let vars: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-        let port: u16 = vars["PORT"].as_str().unwrap().parse().unwrap();
-        assert!((5000..=5099).contains(&port), "{out}");
-        assert_eq!(vars["WTENV_PURPOSE"], "feature");
-    } else {
-        assert!(out.stderr.contains("feature range 5000-5099"), "{out}");
-    }
+    let out = run(&mut in_own_network(
+        &t,
+        &t.repo,
+        &["env", "--format", "json"],
+    ));
+    assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""), "{out}");
+    let vars: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        vars,
+        serde_json::json!({
+            "PORT": "5000",
+            "WTENV_WORKTREE": t.repo,
+            "WTENV_PURPOSE": "feature",
+            "WTENV_IDENTIFIER": "repo",
+            "WTENV_PORTS": "app=5000",
+        }),
+        "{out}"
+    );
+
+    let other = t.add_worktree("other");
+    let third = t.add_worktree("third");
+    let mut taken = vec![t.record(5000, "app", "feature", &t.repo, true, serde_json::json!([]))];
+    taken.extend(
+        (5001..=5099)
+            .map(|port| t.record(port, "app", "feature", &other, true, serde_json::json!([]))),
+    );
+    t.write_registry(taken);
+    let before = std::fs::read(t.registry_path()).unwrap();
+    let out = run(&mut in_own_network(
+        &t,
+        &third,
+        &["env", "--format", "json"],
+    ));
+    assert_eq!((out.code, out.stdout.as_str()), (Some(1), ""), "{out}");
+    assert_eq!(
+        out.stderr,
+        "error: no free port left in feature range 5000-5099\n\
+         hint: run 'wtenv validate --verify-ports --fix' to release stale allocations, \
+         or widen the range (or add an overflow range) in wtenv.toml\n",
+        "{out}"
+    );
+    assert_eq!(std::fs::read(t.registry_path()).unwrap(), before, "{out}");
+}
+
+/// `wtenv ARGS` in `dir`, in a fresh network namespace with its loopback
+/// up (see [`no_config_means_the_built_in_defaults`]).
+fn in_own_network(t: &TestEnv, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new("unshare");
+    t.apply_env(&mut cmd);
+    cmd.current_dir(dir)
+        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_wtenv"))
+        .args(args);
+    cmd
 }
 
 /// Services keep the order the file declares them in, TOML and JSON alike:
