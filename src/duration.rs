@@ -1,7 +1,8 @@
 //! Durations a user types: `WTENV_LOCK_TIMEOUT`, the flags `--grace`
 //! and `--timeout`, and a config's `ready_timeout` and health timings. One
 //! reading, and one way to say what it accepts, for all of them (a config
-//! names the key it refuses, and also takes a bare number as seconds).
+//! names the key it refuses, at its line and column, and also takes a
+//! bare number as seconds).
 
 use std::time::Duration;
 

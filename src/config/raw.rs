@@ -1,7 +1,9 @@
 //! The file's shape as serde reads it, TOML and JSON alike: tables and
 //! typed values, nothing checked beyond types. What the values mean (a
-//! range, a duration, a variable name) is checked by the concept modules
-//! when they turn this into a [`super::Config`].
+//! range, a variable name) is checked by the concept modules when they
+//! turn this into a [`super::Config`]; a value whose refusal is made as
+//! it is read (`retries`, a duration: [`ReadDuration`]) is the value's
+//! error, placed at its line and column as a type error is.
 //!
 //! Every optional key is `#[serde(default, deserialize_with = ...)]`:
 //! absent is `None`, but a JSON `null` is a type error like any other
@@ -17,6 +19,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -84,8 +87,8 @@ pub(super) struct RawService {
     pub env: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
     pub run: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    pub ready_timeout: Option<RawDuration>,
+    #[serde(default, deserialize_with = "positive_duration")]
+    pub ready_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "table")]
     pub health: Option<RawHealth>,
     #[serde(default, deserialize_with = "present_list")]
@@ -106,49 +109,67 @@ pub(super) struct RawHealth {
     pub cmd: Option<String>,
     #[serde(default, deserialize_with = "present")]
     pub tcp: Option<bool>,
-    #[serde(default, deserialize_with = "present")]
-    pub interval: Option<RawDuration>,
-    #[serde(default, deserialize_with = "present")]
-    pub timeout: Option<RawDuration>,
-    #[serde(default, deserialize_with = "present")]
-    pub start_period: Option<RawDuration>,
+    #[serde(default, deserialize_with = "positive_duration")]
+    pub interval: Option<Duration>,
+    #[serde(default, deserialize_with = "positive_duration")]
+    pub timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    pub start_period: Option<Duration>,
     #[serde(default, deserialize_with = "present_retries")]
     pub retries: Option<u32>,
 }
 
 /// A duration as written: text (`"30s"`, `"30"`) or a number of seconds
-/// (`30`, `0.5`), read by [`crate::duration`] in the services module.
+/// (`30`, `0.5`), read by [`super::services::duration`].
 pub(super) enum RawDuration {
     Text(String),
     /// The seconds, and the number as the file wrote it, for a refusal.
     Seconds(f64, String),
 }
 
-impl<'de> Deserialize<'de> for RawDuration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Dur;
-        impl Visitor<'_> for Dur {
-            type Value = RawDuration;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("seconds (30) or a duration (\"30s\")")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<RawDuration, E> {
-                Ok(RawDuration::Text(s.to_owned()))
-            }
-            // `as f64` rounds past 2^53 seconds: far over a year, refused
-            // either way.
-            fn visit_u64<E: de::Error>(self, n: u64) -> Result<RawDuration, E> {
-                Ok(RawDuration::Seconds(n as f64, n.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, n: i64) -> Result<RawDuration, E> {
-                Ok(RawDuration::Seconds(n as f64, n.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, n: f64) -> Result<RawDuration, E> {
-                Ok(RawDuration::Seconds(n, format!("{n:?}")))
-            }
-        }
-        d.deserialize_any(Dur)
+/// A duration ([`RawDuration`]), read as it is read, so that a refusal is
+/// the value's error, placed at its line and column as a type error is.
+/// `positive`: a deadline or a period, which must be longer than zero.
+struct ReadDuration {
+    positive: bool,
+}
+
+impl ReadDuration {
+    fn read<E: de::Error>(&self, raw: RawDuration) -> Result<Duration, E> {
+        super::services::duration(raw, self.positive).map_err(E::custom)
     }
+}
+
+impl Visitor<'_> for ReadDuration {
+    type Value = Duration;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("seconds (30) or a duration (\"30s\")")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Duration, E> {
+        self.read(RawDuration::Text(s.to_owned()))
+    }
+    // `as f64` rounds past 2^53 seconds: far over a year, refused either
+    // way.
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Duration, E> {
+        self.read(RawDuration::Seconds(n as f64, n.to_string()))
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Duration, E> {
+        self.read(RawDuration::Seconds(n as f64, n.to_string()))
+    }
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Duration, E> {
+        self.read(RawDuration::Seconds(n, format!("{n:?}")))
+    }
+}
+
+/// `start_period`: any duration, zero included.
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    d.deserialize_any(ReadDuration { positive: false })
+        .map(Some)
+}
+
+/// `ready_timeout`, `interval`, `timeout`: longer than zero.
+fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    d.deserialize_any(ReadDuration { positive: true }).map(Some)
 }
 
 /// The field names serde's derive gives `T` (`FIELDS`, which it keeps

@@ -146,8 +146,8 @@ impl Checker<'_> {
                 service.env = env;
             }
             service.run = raw.run;
-            if let Some(raw) = raw.ready_timeout {
-                service.ready_timeout = self.positive(raw, &format!("{key}.ready_timeout"))?;
+            if let Some(timeout) = raw.ready_timeout {
+                service.ready_timeout = timeout;
             }
             // Where a tcp check on a socket service was asked for, if one was.
             let mut tcp_at = None;
@@ -213,22 +213,6 @@ impl Checker<'_> {
         Ok(services)
     }
 
-    /// Text as the command line reads it, or a number of seconds.
-    fn duration(&self, raw: RawDuration, key: &str) -> Result<Duration> {
-        use crate::duration::{FORMS, Refusal, from_secs, read};
-        let (read, shown) = match raw {
-            RawDuration::Text(text) => (read(&text), format!("{text:?}")),
-            RawDuration::Seconds(secs, shown) => (from_secs(secs), shown),
-        };
-        read.map_err(|refusal| {
-            let expected = match refusal {
-                Refusal::NotADuration => format!(": expected {FORMS}"),
-                Refusal::TooLong => String::new(),
-            };
-            self.err(key, format!("{shown} is {}{expected}", refusal.said()))
-        })
-    }
-
     /// A tcp check (named, or the default of a `health` table that names
     /// none) on a `socket = true` service: it would connect to wtenv's
     /// own socket, which accepts whether the server answers or not, and
@@ -244,17 +228,6 @@ impl Checker<'_> {
                 syntax.pair("cmd", "\"...\"")
             ),
         )
-    }
-
-    /// A duration that must be longer than zero: a deadline or a period
-    /// (`ready_timeout`, `interval`, `timeout`), which at 0s would fail at
-    /// once or spin.
-    fn positive(&self, raw: RawDuration, key: &str) -> Result<Duration> {
-        let d = self.duration(raw, key)?;
-        if d.is_zero() {
-            return Err(self.err(key, "must be longer than 0s"));
-        }
-        Ok(d)
     }
 
     /// `health = { http = "/healthz" | cmd = "..." | tcp = true, interval,
@@ -309,22 +282,45 @@ impl Checker<'_> {
                 ),
             ));
         }
-        for (name, raw, slot) in [
-            ("interval", raw.interval, &mut health.interval),
-            ("timeout", raw.timeout, &mut health.timeout),
-        ] {
-            if let Some(raw) = raw {
-                *slot = self.positive(raw, &format!("{key}.{name}"))?;
-            }
+        if let Some(interval) = raw.interval {
+            health.interval = interval;
         }
-        if let Some(raw) = raw.start_period {
-            health.start_period = self.duration(raw, &format!("{key}.start_period"))?;
+        if let Some(timeout) = raw.timeout {
+            health.timeout = timeout;
+        }
+        if let Some(start_period) = raw.start_period {
+            health.start_period = start_period;
         }
         if let Some(retries) = raw.retries {
             health.retries = retries;
         }
         Ok(health)
     }
+}
+
+/// A duration as the file writes it, read as the command line's are
+/// ([`crate::duration`]), or why it is refused, in the words `--grace`
+/// and `WTENV_LOCK_TIMEOUT` use; the reader ([`super::raw`]) places the
+/// refusal in the file. `positive`: a deadline or a period
+/// (`ready_timeout`, `interval`, `timeout`), which at 0s would fail at
+/// once or spin.
+pub(super) fn duration(raw: RawDuration, positive: bool) -> std::result::Result<Duration, String> {
+    use crate::duration::{FORMS, Refusal, from_secs, read};
+    let (read, shown) = match raw {
+        RawDuration::Text(text) => (read(&text), format!("{text:?}")),
+        RawDuration::Seconds(secs, shown) => (from_secs(secs), shown),
+    };
+    let duration = read.map_err(|refusal| {
+        let expected = match refusal {
+            Refusal::NotADuration => format!(": expected {FORMS}"),
+            Refusal::TooLong => String::new(),
+        };
+        format!("{shown} is {}{expected}", refusal.said())
+    })?;
+    if positive && duration.is_zero() {
+        return Err("must be longer than 0s".into());
+    }
+    Ok(duration)
 }
 
 /// Why `path` cannot be sent as the target of `health.http`'s request,

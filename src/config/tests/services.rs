@@ -133,11 +133,11 @@ fn bad_health_names_the_service_and_key() {
         ),
         (
             "health = { interval = \"0s\" }",
-            "services.web.health.interval: must be longer than 0s",
+            "wtenv.toml:2:23: services.web.health.interval: must be longer than 0s",
         ),
         (
             "health = { timeout = \"soon\" }",
-            "services.web.health.timeout: \"soon\" is not a duration",
+            "wtenv.toml:2:22: services.web.health.timeout: \"soon\" is not a duration",
         ),
         (
             "health = { retries = 0 }",
@@ -187,21 +187,52 @@ fn durations_over_a_year_are_refused_with_their_key() {
     for (text, key) in [
         (
             "[services.web]\nready_timeout = \"300000000000years\"\n",
-            "services.web.ready_timeout",
+            "2:17: services.web.ready_timeout",
         ),
         (
             "[services.web]\nhealth = { tcp = true, interval = \"366days\" }\n",
-            "services.web.health.interval",
+            "2:35: services.web.health.interval",
         ),
     ] {
         let e = parse(text).unwrap_err().to_string();
-        assert!(e.contains(&format!("{key}: ")), "{e}");
+        assert!(e.contains(&format!("wtenv.toml:{key}: ")), "{e}");
         assert!(
             e.ends_with("is longer than a year (1y), the most accepted"),
             "{e}"
         );
     }
     assert!(parse("[services.web]\nready_timeout = \"365days\"\n").is_ok());
+}
+
+/// A duration refused is placed at its line and column, as a value of
+/// the wrong type is, in TOML and JSON alike, whatever its key.
+#[test]
+fn a_refused_duration_is_placed_at_its_line_and_column() {
+    for (name, text, want) in [
+        (
+            "wtenv.toml",
+            "[services.web]\nhealth = { tcp = true, start_period = \"soon\" }\n",
+            "wtenv.toml:2:39: services.web.health.start_period: \"soon\" is not a duration: ",
+        ),
+        (
+            "wtenv.json",
+            "{\"services\": {\"web\": {\n  \"ready_timeout\": \"5x\"}}}",
+            "wtenv.json:2:23: services.web.ready_timeout: \"5x\" is not a duration: ",
+        ),
+        (
+            "wtenv.json",
+            "{\"services\": {\"web\": {\"health\": {\n  \"timeout\": 0}}}}",
+            "wtenv.json:2:14: services.web.health.timeout: must be longer than 0s",
+        ),
+    ] {
+        let e = Config::parse(Path::new(name), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("invalid config {want}")),
+            "{text}: {e}"
+        );
+    }
 }
 
 /// A config's durations are read as the command line's are (bare seconds
@@ -238,57 +269,57 @@ fn durations_take_seconds_as_text_or_number() {
     for (line, want) in [
         (
             "ready_timeout = -5",
-            "services.web.ready_timeout: -5 is not a duration: expected seconds (30) or a duration (30s, 500ms, 1m), at most a year",
+            "wtenv.toml:2:17: services.web.ready_timeout: -5 is not a duration: expected seconds (30) or a duration (30s, 500ms, 1m), at most a year",
         ),
         (
             "ready_timeout = -0.5",
-            "services.web.ready_timeout: -0.5 is not a duration",
+            "wtenv.toml:2:17: services.web.ready_timeout: -0.5 is not a duration",
         ),
         (
             "ready_timeout = nan",
-            "services.web.ready_timeout: NaN is not a duration",
+            "wtenv.toml:2:17: services.web.ready_timeout: NaN is not a duration",
         ),
         (
             "ready_timeout = \"-5\"",
-            "services.web.ready_timeout: \"-5\" is not a duration",
+            "wtenv.toml:2:17: services.web.ready_timeout: \"-5\" is not a duration",
         ),
         (
             "ready_timeout = inf",
-            "services.web.ready_timeout: inf is longer than a year (1y), the most accepted",
+            "wtenv.toml:2:17: services.web.ready_timeout: inf is longer than a year (1y), the most accepted",
         ),
         (
             "ready_timeout = 1e300",
-            "services.web.ready_timeout: 1e300 is longer than a year (1y), the most accepted",
+            "wtenv.toml:2:17: services.web.ready_timeout: 1e300 is longer than a year (1y), the most accepted",
         ),
         (
             "ready_timeout = 9223372036854775807",
-            "services.web.ready_timeout: 9223372036854775807 is longer than a year (1y), the most accepted",
+            "wtenv.toml:2:17: services.web.ready_timeout: 9223372036854775807 is longer than a year (1y), the most accepted",
         ),
         (
             "ready_timeout = \"1e19\"",
-            "services.web.ready_timeout: \"1e19\" is longer than a year (1y), the most accepted",
+            "wtenv.toml:2:17: services.web.ready_timeout: \"1e19\" is longer than a year (1y), the most accepted",
         ),
         (
             "health = { interval = 0 }",
-            "services.web.health.interval: must be longer than 0s",
+            "wtenv.toml:2:23: services.web.health.interval: must be longer than 0s",
         ),
         // A deadline of 0s fails `up` at once: refused as interval and
         // timeout are, in the same words.
         (
             "ready_timeout = 0",
-            "services.web.ready_timeout: must be longer than 0s",
+            "wtenv.toml:2:17: services.web.ready_timeout: must be longer than 0s",
         ),
         (
             "ready_timeout = \"0ms\"",
-            "services.web.ready_timeout: must be longer than 0s",
+            "wtenv.toml:2:17: services.web.ready_timeout: must be longer than 0s",
         ),
         (
             "health = { timeout = -1 }",
-            "services.web.health.timeout: -1 is not a duration",
+            "wtenv.toml:2:22: services.web.health.timeout: -1 is not a duration",
         ),
         (
             "ready_timeout = true",
-            "services.web.ready_timeout: expected seconds (30) or a duration (\"30s\"), got boolean `true`",
+            "wtenv.toml:2:17: services.web.ready_timeout: expected seconds (30) or a duration (\"30s\"), got boolean `true`",
         ),
     ] {
         let e = parse(&format!("[services.web]\n{line}\n")).unwrap_err();

@@ -5,35 +5,55 @@
 use super::{assert_refused, assert_refused_at};
 use crate::support::{TestEnv, run};
 
+/// A duration refused is placed as a value of the wrong type is: the
+/// file's line and column, the key, and the hint quoting the line.
 #[test]
-fn a_duration_that_is_a_negative_or_huge_number_is_exit_1_naming_the_key() {
-    assert_refused(
+fn a_duration_that_is_a_negative_or_huge_number_is_exit_1_at_its_place() {
+    assert_refused_at(
+        "wtenv.toml",
         "[services.web]\nready_timeout = -30\n",
-        "services.web.ready_timeout",
+        "2:17: services.web.ready_timeout: ",
         "-30 is not a duration: expected seconds (30) or a duration (30s, 500ms, 1m), at most a year",
+        "fix line 2 (`ready_timeout = -30`)",
     );
-    assert_refused(
+    assert_refused_at(
+        "wtenv.toml",
         "[services.web]\nhealth = { interval = 1e12 }\n",
-        "services.web.health.interval",
+        "2:23: services.web.health.interval: ",
         "1000000000000.0 is longer than a year (1y), the most accepted",
+        "fix line 2 (`health = { interval = 1e12 }`)",
+    );
+    assert_refused_at(
+        "wtenv.json",
+        "{\"services\": {\"web\": {\n  \"ready_timeout\": \"5x\"}}}\n",
+        "2:23: services.web.ready_timeout: ",
+        "\"5x\" is not a duration: expected seconds (30) or a duration (30s, 500ms, 1m), at most a year",
+        "fix line 2 (`\"ready_timeout\": \"5x\"}}}`)",
     );
 }
 
 /// `ready_timeout = 0` made `up` fail at once (`not ready after 0s`): it
-/// is refused as a zero `interval` or `timeout` is, in the same words.
+/// is refused as a zero `interval` or `timeout` is, in the same words and
+/// at its place.
 #[test]
 fn a_zero_ready_timeout_is_refused_like_a_zero_interval() {
-    for (line, key) in [
-        ("ready_timeout = 0", "services.web.ready_timeout"),
+    for (line, place) in [
+        ("ready_timeout = 0", "3:17: services.web.ready_timeout: "),
         (
             "health = { interval = \"0s\" }",
-            "services.web.health.interval",
+            "3:23: services.web.health.interval: ",
+        ),
+        (
+            "health = { tcp = true, timeout = \"0ms\" }",
+            "3:34: services.web.health.timeout: ",
         ),
     ] {
-        assert_refused(
-            &format!("[services.web]\nrun = \"true\"\n{line}\n"),
-            key,
-            &format!("{key}: must be longer than 0s\n"),
+        assert_refused_at(
+            "wtenv.toml",
+            format!("[services.web]\nrun = \"true\"\n{line}\n"),
+            place,
+            "must be longer than 0s",
+            &format!("fix line 3 (`{line}`)"),
         );
     }
 }
@@ -42,11 +62,15 @@ fn a_zero_ready_timeout_is_refused_like_a_zero_interval() {
 /// `WTENV_LOCK_TIMEOUT` use: the longest accepted, named.
 #[test]
 fn a_config_duration_over_a_year_says_the_most_accepted_word_for_word() {
-    for (line, key, shown) in [
-        ("ready_timeout = \"2y\"", "ready_timeout", "\"2y\""),
+    for (line, place, shown) in [
+        (
+            "ready_timeout = \"2y\"",
+            "3:17: services.web.ready_timeout",
+            "\"2y\"",
+        ),
         (
             "health = { tcp = true, timeout = 1e12 }",
-            "health.timeout",
+            "3:34: services.web.health.timeout",
             "1000000000000.0",
         ),
     ] {
@@ -59,8 +83,8 @@ fn a_config_duration_over_a_year_says_the_most_accepted_word_for_word() {
         assert_eq!(
             out.stderr,
             format!(
-                "error: invalid config {}: services.web.{key}: {shown} is longer than a year (1y), the most accepted\n\
-                 hint: fix the file, then run the command again\n",
+                "error: invalid config {}:{place}: {shown} is longer than a year (1y), the most accepted\n\
+                 hint: fix line 3 (`{line}`), then run the command again\n",
                 file.display()
             ),
             "{out}"
