@@ -1,6 +1,9 @@
 //! `wtenv completions SHELL`: clap's completion script on stdout, without
 //! the hidden subcommands and flags (`--help` hides them; clap_complete's
-//! scripts would offer them, its generators list every item of the tree).
+//! scripts would offer them, its generators list every item of the tree);
+//! fish's with the values of positional arguments that have fixed
+//! choices, which bash's and zsh's offer and clap_complete's fish
+//! generator leaves out.
 
 use clap::builder::ArgGroup;
 use clap::{Command, CommandFactory};
@@ -22,9 +25,97 @@ pub fn run(args: Args) -> Result<Outcome> {
 
 /// The completion script for `shell`.
 pub fn script(shell: clap_complete::Shell) -> String {
+    let mut cmd = shown(&Cli::command());
     let mut buf = Vec::new();
-    clap_complete::generate(shell, &mut shown(&Cli::command()), "wtenv", &mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
+    // `generate` builds `cmd`: global arguments are then in every
+    // subcommand, as the fish lines below need them.
+    clap_complete::generate(shell, &mut cmd, "wtenv", &mut buf);
+    let mut text = String::from_utf8_lossy(&buf).into_owned();
+    if shell == clap_complete::Shell::Fish {
+        text.push_str(&fish_positionals(&cmd));
+    }
+    text
+}
+
+/// Whether the word being completed is the positional argument number
+/// `$argv[1]` (from 0) of the subcommand, whose options are `$argv[2..]`
+/// (argparse's optspecs): the options before the subcommand are read
+/// past as the generated `__fish_wtenv_needs_command` does, then the
+/// subcommand's own, with their values.
+const FISH_POSITIONAL_AT: &str = "
+function __fish_wtenv_positional_at
+    set -l at $argv[1]
+    set -l specs $argv[2..-1]
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_wtenv_global_optspecs) -- $cmd 2>/dev/null
+    or return 1
+    set -e argv[1]
+    argparse $specs -- $argv 2>/dev/null
+    or return 1
+    test (count $argv) -eq $at
+end
+";
+
+/// fish's lines offering the values of each subcommand's positional
+/// arguments that have fixed choices (`hook TARGET`, `completions
+/// SHELL`, `export FORMAT`), as bash's and zsh's scripts do: clap_complete's
+/// fish generator completes options only. Made from the built command
+/// (`cmd`), as the rest of the script is, at the argument's position
+/// only, so that a later positional (`export FORMAT DIR`) still
+/// completes files. Empty when no subcommand has such an argument.
+fn fish_positionals(cmd: &Command) -> String {
+    use crate::shell::quote_fish;
+    let mut lines = String::new();
+    for sub in cmd.get_subcommands() {
+        let mut positionals: Vec<_> = sub.get_positionals().collect();
+        positionals.sort_by_key(|a| a.get_index());
+        let specs: Vec<String> = sub.get_arguments().filter_map(optspec).collect();
+        for (at, arg) in positionals.iter().enumerate() {
+            let values: Vec<String> = arg
+                .get_possible_values()
+                .iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| {
+                    let help = v.get_help().map(|h| h.to_string()).unwrap_or_default();
+                    format!("{}\\t{}", quote_fish(v.get_name()), quote_fish(&help))
+                })
+                .collect();
+            if values.is_empty() {
+                continue;
+            }
+            let names = sub.get_name_and_visible_aliases();
+            let condition = format!(
+                "__fish_wtenv_using_subcommand {}; and __fish_wtenv_positional_at {at} {}",
+                names.join(" "),
+                specs.join(" ")
+            );
+            lines.push_str(&format!(
+                "complete -c wtenv -n {} -f -a {}\n",
+                quote_fish(&condition),
+                quote_fish(&values.join(" "))
+            ));
+        }
+    }
+    if lines.is_empty() {
+        return lines;
+    }
+    format!("{FISH_POSITIONAL_AT}{lines}")
+}
+
+/// An option as fish's `argparse` names it: `v/verbose`, `registry=` (it
+/// takes a value); `None` for a positional argument.
+fn optspec(arg: &clap::Arg) -> Option<String> {
+    let mut spec = match (arg.get_short(), arg.get_long()) {
+        (Some(short), Some(long)) => format!("{short}/{long}"),
+        (Some(short), None) => short.to_string(),
+        (None, Some(long)) => long.to_owned(),
+        (None, None) => return None,
+    };
+    if arg.get_num_args().is_some_and(|n| n.takes_values()) {
+        spec.push('=');
+    }
+    Some(spec)
 }
 
 /// `cmd` as `--help` shows it: the same command without its hidden
@@ -178,6 +269,37 @@ mod tests {
             for long in ["grace", "skip-occupied", "registry", "detach", "log-limit"] {
                 assert!(offers(shell, &text, long), "{shell}: --{long} not offered");
             }
+        }
+    }
+
+    /// fish's lines for positionals with fixed choices are made for the
+    /// subcommands of `wtenv` (the only level `fish_positionals` walks):
+    /// a subcommand of a subcommand with one would be left out.
+    #[test]
+    fn positionals_with_fixed_choices_are_at_the_first_level_only() {
+        fn deeper(cmd: &Command, depth: usize, found: &mut Vec<String>) {
+            for sub in cmd.get_subcommands() {
+                if depth > 0
+                    && sub
+                        .get_positionals()
+                        .any(|a| !a.get_possible_values().is_empty())
+                {
+                    found.push(sub.get_name().to_owned());
+                }
+                deeper(sub, depth + 1, found);
+            }
+        }
+        let mut cli = shown(&Cli::command());
+        cli.build();
+        let mut found = Vec::new();
+        deeper(&cli, 0, &mut found);
+        assert_eq!(found, Vec::<String>::new());
+        let fish = fish_positionals(&cli);
+        for sub in ["hook", "export", "completions"] {
+            assert!(
+                fish.contains(&format!("'__fish_wtenv_using_subcommand {sub}; and ")),
+                "{sub}: {fish}"
+            );
         }
     }
 

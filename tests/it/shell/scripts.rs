@@ -143,6 +143,52 @@ fn hook_and_completions_work_without_home() {
     assert!(out.stderr.contains("cannot find the registry"), "{out}");
 }
 
+/// `wtenv completions SHELL` for bash and fish, written where
+/// [`bash_offers`] and [`fish_offers`] source them.
+fn write_completions(t: &TestEnv) {
+    for sh in [Sh::Bash, Sh::Fish] {
+        let out = run(&mut t.wtenv(&["completions", sh.name()]));
+        assert_eq!(out.code, Some(0), "{out}");
+        let file = t.root().join(format!("completion.{}", sh.name()));
+        std::fs::write(&file, &out.stdout).unwrap();
+    }
+}
+
+/// What bash's completion offers after `words` (a bash array's words, the
+/// last the one completed: `wtenv ''`), one candidate a line (its
+/// function fails under -e when nothing matches: `compgen` in `$(...)`).
+fn bash_offers(t: &TestEnv, words: &str) -> String {
+    let script = format!(
+        "source {}\nCOMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))\n\
+         _wtenv wtenv \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\" || true\n\
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        q(&t.root().join("completion.bash"))
+    );
+    let out = Sh::Bash.run(t, &t.repo, &script);
+    assert_eq!(out.code, Some(0), "{out}");
+    out.stdout
+}
+
+/// What fish offers when Tab is pressed at the end of `line`, one
+/// candidate a line (without its description).
+fn fish_offers(t: &TestEnv, line: &str) -> String {
+    let script = format!(
+        "source {}\ncomplete -C '{line}'",
+        q(&t.root().join("completion.fish"))
+    );
+    let out = Sh::Fish.run(t, &t.repo, &script);
+    assert_eq!(out.code, Some(0), "{out}");
+    // `candidate<TAB>description`: the candidate.
+    out.stdout
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_owned() + "\n")
+        .collect()
+}
+
+fn has(list: &str, word: &str) -> bool {
+    list.lines().any(|l| l == word)
+}
+
 /// The completions offer what `--help` shows and nothing it hides: bash
 /// and fish asked as they are when Tab is pressed (zsh's are checked as
 /// text by the unit tests of `commands::completions`).
@@ -154,36 +200,10 @@ fn completions_offer_no_hidden_subcommand_or_flag() {
         assert_eq!(out.code, Some(0), "{out}");
         assert!(!out.stdout.contains("__listen-exec"), "{}", sh.name());
         assert!(!out.stdout.contains("Internal:"), "{}", sh.name());
-        let file = t.root().join(format!("completion.{}", sh.name()));
-        std::fs::write(&file, &out.stdout).unwrap();
     }
-    // What Tab offers after each word list, one candidate a line (bash's
-    // function fails under -e when nothing matches: `compgen` in `$(...)`).
-    let bash = |words: &str| {
-        let script = format!(
-            "source {}\nCOMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))\n\
-             _wtenv wtenv \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\" || true\n\
-             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
-            q(&t.root().join("completion.bash"))
-        );
-        let out = Sh::Bash.run(&t, &t.repo, &script);
-        assert_eq!(out.code, Some(0), "{out}");
-        out.stdout
-    };
-    let fish = |line: &str| {
-        let script = format!(
-            "source {}\ncomplete -C '{line}'",
-            q(&t.root().join("completion.fish"))
-        );
-        let out = Sh::Fish.run(&t, &t.repo, &script);
-        assert_eq!(out.code, Some(0), "{out}");
-        // `candidate<TAB>description`: the candidate.
-        out.stdout
-            .lines()
-            .map(|l| l.split('\t').next().unwrap().to_owned() + "\n")
-            .collect::<String>()
-    };
-    let has = |list: &str, word: &str| list.lines().any(|l| l == word);
+    write_completions(&t);
+    let bash = |words: &str| bash_offers(&t, words);
+    let fish = |line: &str| fish_offers(&t, line);
     for (sh, subcommands, underscore, run_flags) in [
         (
             "bash",
@@ -213,4 +233,59 @@ fn completions_offer_no_hidden_subcommand_or_flag() {
             assert!(!has(&run_flags, flag), "{sh}: {flag} in\n{run_flags}");
         }
     }
+}
+
+/// A positional argument with fixed choices (found in clap's definition:
+/// `hook TARGET`, `export FORMAT`, `completions SHELL`) has its values
+/// offered by fish, as bash offers them, options or not before it, and at
+/// its position only: `export FORMAT DIR` completes files after FORMAT.
+/// (clap_complete's fish script completed files for all of them.)
+#[test]
+fn fish_offers_the_values_of_positionals_with_fixed_choices_as_bash_does() {
+    use clap::CommandFactory;
+    let t = TestEnv::new();
+    write_completions(&t);
+    let mut cli = wtenv::Cli::command();
+    cli.build();
+    let mut found = Vec::new();
+    for sub in cli.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let mut positionals: Vec<_> = sub.get_positionals().collect();
+        positionals.sort_by_key(|a| a.get_index());
+        // The words of the positionals before the one completed.
+        let mut before = String::new();
+        for arg in positionals {
+            let mut values: Vec<String> = arg
+                .get_possible_values()
+                .iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| v.get_name().to_owned())
+                .collect();
+            values.sort();
+            if !values.is_empty() {
+                let name = sub.get_name();
+                found.push(name);
+                for line in [
+                    format!("wtenv {name} {before}"),
+                    format!("wtenv -v {name} --color never {before}"),
+                ] {
+                    let fish = fish_offers(&t, &line);
+                    assert_eq!(fish.lines().collect::<Vec<_>>(), values, "fish: {line}");
+                    let bash = bash_offers(&t, &format!("{line}''"));
+                    for value in &values {
+                        assert!(has(&bash, value), "bash: {line}: {value} in\n{bash}");
+                    }
+                }
+            }
+            before.push_str(values.first().map_or("x", String::as_str));
+            before.push(' ');
+        }
+    }
+    assert_eq!(found, ["hook", "export", "completions"]);
+    assert_eq!(
+        fish_offers(&t, "wtenv hook ").lines().collect::<Vec<_>>(),
+        ["bash", "direnv", "fish", "nix", "zsh"]
+    );
+    let dir = fish_offers(&t, "wtenv export systemd ");
+    assert!(has(&dir, "wtenv.toml"), "export's DIR: files in\n{dir}");
+    assert!(!has(&dir, "launchd"), "export's DIR:\n{dir}");
 }
