@@ -317,8 +317,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
 /// when it is the parent of the worktree at `path` and a directory, not a
 /// link: `remove` takes it away once it is empty (git leaves it; in a
 /// submodule it is an untracked directory of the superproject). `None`
-/// for any other parent, such as a `--path` worktree's.
+/// for any other parent, such as a `--path` worktree's, and for a root
+/// whose template does not name `{repo}`: a directory shared by several
+/// repositories (`root = "~/worktrees"`) is the user's, not this one's.
 fn placement_root(config: &Config, here: &Worktree, path: &Path) -> Option<PathBuf> {
+    if !config.worktrees.root.contains("{repo}") {
+        return None;
+    }
     let root = worktree::normalize(&create::default_root(&config.worktrees.root, here));
     let is_dir = std::fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir());
     (is_dir && root.canonicalize().ok().as_deref() == path.parent()).then_some(root)

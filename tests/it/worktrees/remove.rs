@@ -39,7 +39,8 @@ fn remove_releases_the_ports_and_delete_branch_deletes_the_branch() {
 /// `remove` of the last worktree in the default root (`repo.worktrees`)
 /// left that directory behind, empty, as git does. It goes now, with the
 /// worktree, and nothing else does: not while anything is in it, not
-/// through a link, not a `--path` worktree's parent.
+/// through a link, not a `--path` worktree's parent, not a root shared
+/// by several repositories.
 #[test]
 fn remove_of_the_last_worktree_takes_its_empty_default_root_and_nothing_else() {
     let t = TestEnv::new();
@@ -89,6 +90,16 @@ fn remove_of_the_last_worktree_takes_its_empty_default_root_and_nothing_else() {
     let out = run(&mut t.wtenv(&["remove", "five"]));
     assert_eq!(out.code, Some(0), "{out}");
     assert!(!path.exists() && elsewhere.is_dir(), "{out}");
+
+    // A root whose template does not name the repository may be shared
+    // by several: it stays, empty.
+    t.write_config("[worktrees]\nroot = \"../shared\"\n");
+    let shared = t.root().join("shared");
+    assert_eq!(create(&t, "six", &[]).code, Some(0));
+    assert!(shared.join("feature-six").is_dir());
+    let out = run(&mut t.wtenv(&["remove", "six"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(shared.is_dir(), "{out}");
 }
 
 /// A worktree on a detached HEAD has no branch to delete: `remove
