@@ -270,13 +270,16 @@ fn a_service_that_ignores_its_port_is_reported_with_the_port_it_uses() {
 #[test]
 fn a_service_listening_elsewhere_is_reported_at_its_ready_timeout() {
     let t = TestEnv::new();
-    let (mut w, server, elsewhere) = up_elsewhere(&t, "1s");
+    // Long enough for python to start and listen elsewhere first on a
+    // loaded machine (at 1s it sometimes had not: the warning then names
+    // no other port).
+    let (mut w, server, elsewhere) = up_elsewhere(&t, "4s");
     let pgid = process::pgid(server).unwrap();
     let own = t.ports.port(0);
     let moved =
         format!("warning: service web listens on port {elsewhere} instead of its port {own}");
     let late = format!(
-        "warning: service web is not listening on its port {own} after 1s (it listens on port {elsewhere})\n"
+        "warning: service web is not listening on its port {own} after 4s (it listens on port {elsewhere})\n"
     );
     assert!(
         wait_for(PATIENCE, || {
