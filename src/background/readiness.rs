@@ -7,15 +7,17 @@ use super::{Record, detached, logfile, query};
 use crate::config::Service;
 use crate::context::{Ctx, Scope};
 use crate::error::Result;
-use crate::health::Check;
+use crate::health::{Check, Health};
 use crate::registry::Registry;
 use crate::supervise::services::{elsewhere, listening_instead};
 use crate::{alloc, health, probe, process};
 
 /// Whether a background service is ready: its unit runs, its command has
-/// started (the registry records its process group), its health check
-/// passes, and (unless the check is a command) its port's listener is of
-/// the unit's own process tree.
+/// started (the registry records its process group), and, when it has a
+/// health check ([`Service::health`]), that check passes and (unless the
+/// check is a command) its port's listener is of the unit's own process
+/// tree. One without (a `socket = true` service without a `health` key)
+/// is ready once its command has started, as under the foreground `up`.
 pub(super) struct Readiness<'a> {
     pub service: &'a Service,
     pub vars: &'a [(String, String)],
@@ -64,6 +66,9 @@ impl Readiness<'_> {
             // recorded the group `down` stops), it is not ready.
             match (live.pid, recorded_group(self.registry, record)) {
                 (Some(pid), Some(group)) => {
+                    let Some(health) = &health else {
+                        return Ok(Ready { pid, group });
+                    };
                     let port = record.ports.first().copied();
                     silent = port
                         .filter(|&port| {
@@ -75,13 +80,8 @@ impl Readiness<'_> {
                         last = format!("nothing of the unit listens on port {port}");
                     } else {
                         let bound = self.service.bound();
-                        match health::check::probe(
-                            &health,
-                            port,
-                            bound,
-                            self.vars,
-                            &record.worktree,
-                        ) {
+                        match health::check::probe(health, port, bound, self.vars, &record.worktree)
+                        {
                             Ok(()) => return Ok(Ready { pid, group }),
                             Err(why) => last = why.to_string(),
                         }
@@ -104,7 +104,11 @@ impl Readiness<'_> {
                     humantime::format_duration(self.service.ready_timeout)
                 ));
             }
-            std::thread::sleep(health.ready_poll());
+            std::thread::sleep(
+                health
+                    .as_ref()
+                    .map_or(health::READY_POLL, Health::ready_poll),
+            );
         }
     }
 }
@@ -125,26 +129,35 @@ pub fn check_variables(ctx: &Ctx, scope: &Scope) -> Result<Vec<(String, String)>
     Ok(crate::exports::variables(scope, &ports, trusted))
 }
 
-/// One run of the service's health check (the default: its port accepts
-/// a connection), as `status` shows it.
-pub fn health_of(scope: &Scope, record: &Record, vars: &[(String, String)]) -> health::Probe {
+/// One run of the service's health check ([`Service::health`]; one no
+/// longer in the config gets the default: its port accepts a
+/// connection), as `status` shows it; `None`: the service has no check.
+pub fn health_of(
+    scope: &Scope,
+    record: &Record,
+    vars: &[(String, String)],
+) -> Option<health::Probe> {
     let service = scope.config.service(&record.service);
-    let mut health = service.map(|s| s.health()).unwrap_or_default();
+    let mut health = match service {
+        Some(s) => s.health()?,
+        None => Health::default(),
+    };
     // A `cmd` check runs as the service started with it (the config may
-    // have changed hands since); with none recorded, its port is checked.
+    // have changed hands since); with none recorded, the service's
+    // default check is run instead, if it has one.
     if let Check::Cmd { command } = &mut health.check {
         match &record.health_cmd {
             Some(started) => command.clone_from(started),
-            None => health.check = Check::Tcp,
+            None => health.check = service?.default_health()?.check,
         }
     }
-    health::check::probe(
+    Some(health::check::probe(
         &health,
         record.ports.first().copied(),
         service.and_then(Service::bound),
         vars,
         &record.worktree,
-    )
+    ))
 }
 
 /// The process group (and its leader's start time) the registry records
@@ -162,9 +175,14 @@ fn recorded_group(registry: &Registry, record: &Record) -> Option<(u32, u64)> {
 }
 
 /// Whether `service`'s `port` accepts connections and every listener
-/// found on it is `main` or descends from it.
+/// found on it is `main` or descends from it. A `socket = true`
+/// service's port accepts by the socket its `run` holds, whatever the
+/// server does: a connection would test that, and be one the server
+/// then accepts, empty; who holds the socket is what tells, as the
+/// foreground `up`'s watch looks at it
+/// ([`crate::supervise::services::watch_ready`]).
 fn listens_for(service: &Service, port: u16, main: u32) -> bool {
-    if !probe::accepts(&health::check::addresses(service.bound(), port)) {
+    if !service.socket && !probe::accepts(&health::check::addresses(service.bound(), port)) {
         return false;
     }
     let found = probe::holders(&[port].into())

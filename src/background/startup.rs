@@ -151,9 +151,9 @@ pub fn up(
             start_time: pid.and_then(ProcessId::of).map_or(0, |p| p.start_time),
             started: unix_now(),
             group: None,
-            health_cmd: match service.health().check {
-                Check::Cmd { command } => Some(command),
-                Check::Tcp | Check::Http { .. } => None,
+            health_cmd: match service.health().map(|h| h.check) {
+                Some(Check::Cmd { command }) => Some(command),
+                Some(Check::Tcp | Check::Http { .. }) | None => None,
             },
         };
         let written = dir.write(&record);

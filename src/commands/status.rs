@@ -35,11 +35,14 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     };
     for record in records {
         let live = background::query(&record);
+        // A service without a check (a socket service without a `health`
+        // key) is `ready` while it runs, as the foreground `up` has it.
         let health = live
             .running()
             .then(|| match background::health_of(&scope, &record, &vars) {
-                Ok(()) => "healthy".to_owned(),
-                Err(why) => format!("unhealthy: {why}"),
+                None => "ready".to_owned(),
+                Some(Ok(())) => "healthy".to_owned(),
+                Some(Err(why)) => format!("unhealthy: {why}"),
             });
         let ports: Vec<String> = record.ports.iter().map(u16::to_string).collect();
         let uptime = live

@@ -26,7 +26,7 @@ pub struct Service {
     pub run: Option<String>,
     pub ready_timeout: Duration,
     /// How `up` knows it is ready and alive; `None`: not configured, the
-    /// default check (its port accepts) is advisory ([`Service::health`]).
+    /// default check, if any, is advisory ([`Service::health`]).
     pub health: Option<Health>,
     /// Services that must be ready before `up` starts this one.
     pub depends_on: Vec<String>,
@@ -57,18 +57,22 @@ impl Service {
         }
     }
 
-    /// The check `up` runs: the configured one, else the default.
-    pub fn health(&self) -> Health {
-        self.health.clone().unwrap_or_default()
+    /// The one answer to what check a service has, which the foreground
+    /// `up`, `up --detach`'s readiness and `status` all ask: the
+    /// configured one, else its default ([`Service::default_health`]);
+    /// `None`: it has none.
+    pub fn health(&self) -> Option<Health> {
+        self.health.clone().or_else(|| self.default_health())
     }
 
-    /// Whether `up` checks it at all: not a `socket = true` service
-    /// without a `health` key, which is ready at once (connections queue
-    /// in wtenv's socket until the server accepts them) and has no
-    /// default check after: a connection to its port tests wtenv's
-    /// socket, not the server, and is one the server then accepts, empty.
-    pub fn checked(&self) -> bool {
-        !(self.socket && self.health.is_none())
+    /// The check a service without a `health` key has: its port accepts
+    /// (tcp). `None` for a `socket = true` service, which is ready once
+    /// started (connections queue in wtenv's socket until the server
+    /// accepts them) and never checked after: a connection to its port
+    /// tests wtenv's socket, not the server, and is one the server then
+    /// accepts, empty.
+    pub fn default_health(&self) -> Option<Health> {
+        (!self.socket).then(Health::default)
     }
 
     /// The address wtenv binds for this service's socket: `bind`, else

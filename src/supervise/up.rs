@@ -48,7 +48,9 @@ enum Phase {
 
 struct State<'a> {
     unit: Unit<'a>,
-    health: Health,
+    /// Its check ([`crate::config::Service::health`]); `None`: ready once
+    /// started, never checked after.
+    health: Option<Health>,
     phase: Phase,
     /// Which run of the service (checks of older runs are ignored).
     run: u64,
@@ -127,7 +129,7 @@ impl<'a, 's> Up<'a, 's> {
             .map(|unit| {
                 let health = unit.service.health();
                 State {
-                    tracker: Tracker::new(&health, now),
+                    tracker: tracker(health.as_ref(), now),
                     health,
                     unit,
                     phase: Phase::Waiting,
@@ -216,7 +218,7 @@ impl<'a, 's> Up<'a, 's> {
         s.run += 1;
         s.group = Some(group);
         s.began = now;
-        s.tracker = Tracker::new(&s.health, now);
+        s.tracker = tracker(s.health.as_ref(), now);
         s.restart_at = None;
         s.watching = Arc::new(AtomicBool::new(true));
         let name = s.unit.service.name.clone();
@@ -224,7 +226,7 @@ impl<'a, 's> Up<'a, 's> {
             watch_ready(s.unit.service, port, pgid);
         }
         watch_stops(&name, pgid, s.watching.clone(), sup.own_stop());
-        let checked = s.unit.service.checked();
+        let checked = s.health.is_some();
         let run = s.run;
         if checked {
             self.watch(i);
@@ -233,7 +235,7 @@ impl<'a, 's> Up<'a, 's> {
         (self.spawned)(&self.pgids);
         self.record();
         if !checked {
-            // Ready at once, never checked after (see `Service::checked`).
+            // Ready at once, never checked after (see `Service::health`).
             self.observe(sup, (i, run, Ok(()), now));
         }
     }
@@ -242,7 +244,10 @@ impl<'a, 's> Up<'a, 's> {
     /// [`Health::ready_poll`] until it first passes, then every `interval`.
     fn watch(&self, i: usize) {
         let s = &self.states[i];
-        let (health, port, run, flag) = (s.health.clone(), s.unit.port, s.run, s.watching.clone());
+        let Some(health) = s.health.clone() else {
+            return;
+        };
+        let (port, run, flag) = (s.unit.port, s.run, s.watching.clone());
         let bound = s.unit.service.bound();
         let (vars, dir, tx, waker) = (
             self.vars.clone(),
@@ -497,4 +502,10 @@ impl Policy for Up<'_, '_> {
             .iter()
             .any(|s| matches!(s.phase, Phase::Waiting | Phase::Backoff | Phase::Stopping))
     }
+}
+
+/// The tracker of one run; a service without a check has its one report
+/// (ready at its start) judged as any first pass, by the default timing.
+fn tracker(health: Option<&Health>, now: Instant) -> Tracker {
+    Tracker::new(health.unwrap_or(&Health::default()), now)
 }

@@ -113,7 +113,7 @@ fn a_socket_service_bound_to_one_address_is_checked_there() {
 /// `python3 counting.py LOG`: a server on the socket at fd 3 that writes,
 /// for each connection it accepts, what it read first (`b''` for a
 /// connection closed without a word), and answers a request.
-const COUNTING_SERVER: &str = r#"
+pub const COUNTING_SERVER: &str = r#"
 import socket, sys
 s = socket.socket(fileno=3)
 log = open(sys.argv[1], "a", buffering=1)

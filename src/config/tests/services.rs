@@ -15,7 +15,7 @@ fn health_depends_on_and_restart_parse() {
     let api = c.service("api").unwrap();
     assert_eq!(
         api.health(),
-        Health {
+        Some(Health {
             check: Check::Http {
                 path: "/healthz".into()
             },
@@ -23,13 +23,13 @@ fn health_depends_on_and_restart_parse() {
             timeout: Duration::from_secs(2),
             retries: 2,
             start_period: Duration::from_secs(5),
-        }
+        })
     );
     assert_eq!(api.depends_on, vec!["db"]);
     assert_eq!(api.restart, Restart::OnFailure);
     let db = c.service("db").unwrap();
     assert_eq!(
-        db.health().check,
+        db.health().unwrap().check,
         Check::Cmd {
             command: "pg_isready".into()
         }
@@ -54,7 +54,11 @@ fn tcp_false_beside_another_check_leaves_that_check() {
         ),
     ] {
         let c = parse(&format!("[services.web]\nhealth = {health}\n")).unwrap();
-        assert_eq!(c.service("web").unwrap().health().check, check, "{health}");
+        assert_eq!(
+            c.service("web").unwrap().health().unwrap().check,
+            check,
+            "{health}"
+        );
     }
 }
 
@@ -251,11 +255,15 @@ fn durations_take_seconds_as_text_or_number() {
         ))
         .unwrap_or_else(|e| panic!("{value}: {e}"));
         assert_eq!(c.services[0].ready_timeout, want, "{value}");
-        assert_eq!(c.services[0].health().start_period, want, "{value}");
+        assert_eq!(
+            c.services[0].health().unwrap().start_period,
+            want,
+            "{value}"
+        );
     }
     // A start period may be none at all.
     let c = parse("[services.web]\nhealth = { tcp = true, start_period = 0 }\n").unwrap();
-    assert_eq!(c.services[0].health().start_period, Duration::ZERO);
+    assert_eq!(c.services[0].health().unwrap().start_period, Duration::ZERO);
     let c = Config::parse(
         Path::new("wtenv.json"),
         r#"{"services": {"web": {"ready_timeout": 2, "health": {"interval": 0.25, "timeout": "3"}}}}"#,
@@ -263,8 +271,8 @@ fn durations_take_seconds_as_text_or_number() {
     .unwrap();
     let web = &c.services[0];
     assert_eq!(web.ready_timeout, Duration::from_secs(2));
-    assert_eq!(web.health().interval, Duration::from_millis(250));
-    assert_eq!(web.health().timeout, Duration::from_secs(3));
+    assert_eq!(web.health().unwrap().interval, Duration::from_millis(250));
+    assert_eq!(web.health().unwrap().timeout, Duration::from_secs(3));
 
     for (line, want) in [
         (
@@ -343,4 +351,25 @@ fn a_service_name_on_the_command_line_keeps_the_configs_rule() {
             "{name:?}"
         );
     }
+}
+
+/// What check a service has: the configured one, else the default tcp
+/// check, but none at all for a `socket = true` service without a
+/// `health` key (its port accepts by wtenv's own socket).
+#[test]
+fn a_socket_service_without_a_health_key_has_no_check() {
+    let c = parse(
+        "[services.web]\n[services.sk]\nsocket = true\n[services.hk]\nsocket = true\nhealth = { cmd = \"true\" }\n",
+    )
+    .unwrap();
+    let check = |name: &str| c.service(name).unwrap().health().map(|h| h.check);
+    assert_eq!(check("web"), Some(Check::Tcp));
+    assert_eq!(check("sk"), None);
+    assert_eq!(
+        check("hk"),
+        Some(Check::Cmd {
+            command: "true".into()
+        })
+    );
+    assert_eq!(c.service("hk").unwrap().default_health(), None);
 }

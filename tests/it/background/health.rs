@@ -1,10 +1,11 @@
 //! Health in the background: `up --detach` starts dependencies first and
 //! waits for their health, fails with a failing check, and `status` runs
-//! only the check (with the variables) the service started with.
+//! only the check (with the variables) the service started with; a
+//! socket service is checked as the foreground `up` checks it.
 
 use nix::sys::signal::Signal;
 
-use super::{DownOnDrop, free, holders, ports, serves, signal};
+use super::{DownOnDrop, free, holders, ports, serves, signal, status_cells};
 use crate::supervise::{PATIENCE, alive};
 use crate::support::{TestEnv, run, wait_for};
 
@@ -153,4 +154,48 @@ ready_timeout = "3s"
     assert!(holders(&t, "web").is_empty());
     let status = run(&mut t.wtenv(&["status", "--json"]));
     assert!(status.stdout.contains("\"services\": []"), "{status}");
+}
+
+/// Socket services in the background: one without a `health` key got the
+/// default tcp check from `up -d` and from `status`, which said `healthy`
+/// whatever the server did (wtenv's socket accepts for it), and `up -d`'s
+/// wait connected to its port to see who listens there, as it did for one
+/// with an http check: each was a connection the server then accepted,
+/// empty. As under the foreground `up`, one without a check is ready once
+/// started (`status` says `ready`), and wtenv connects to a socket
+/// service's port only to send its http check's request.
+#[test]
+fn socket_services_in_the_background_get_no_empty_connections() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    std::fs::write(
+        t.repo.join("counting.py"),
+        crate::up_sockets::COUNTING_SERVER,
+    )
+    .unwrap();
+    let (sk_log, hk_log) = (t.root().join("sk.accepted"), t.root().join("hk.accepted"));
+    t.write_config(&format!(
+        "[services.sk]\nrun = \"python3 counting.py {}\"\nsocket = true\n[services.hk]\nrun = \"python3 counting.py {}\"\nsocket = true\nhealth = {{ http = \"/\" }}\n",
+        sk_log.display(),
+        hk_log.display()
+    ));
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let status = run(&mut t.wtenv(&["status"]));
+    assert_eq!(status.code, Some(0), "{status}");
+    assert_eq!(status_cells(&status, "sk")[6], "ready", "{status}");
+    assert_eq!(status_cells(&status, "hk")[6], "healthy", "{status}");
+    // Each server handles its connections in turn: once this request is
+    // answered, every earlier connection is in its log.
+    let (sk, hk) = ports(&t);
+    assert!(serves(sk) && serves(hk), "{up}");
+    let accepted = |log: &std::path::Path| std::fs::read_to_string(log).unwrap();
+    assert_eq!(accepted(&sk_log), "b'GET'\n", "{up}{status}");
+    let hk_accepted = accepted(&hk_log);
+    assert!(
+        hk_accepted.lines().count() >= 3 && hk_accepted.lines().all(|l| l == "b'GET'"),
+        "{hk_accepted}"
+    );
+    let down = run(&mut t.wtenv(&["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
 }
