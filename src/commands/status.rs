@@ -5,6 +5,7 @@ use crate::background::{self, Manager, Naming, StateDir};
 use crate::context::{Ctx, Scope};
 use crate::error::Result;
 use crate::exit::Outcome;
+use crate::health;
 use crate::output;
 use crate::report;
 use crate::shell::quote_in_message;
@@ -33,17 +34,29 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         true => Vec::new(),
         false => background::check_variables(ctx, &scope)?,
     };
+    // The failed checks that printed something: said after the table as
+    // the foreground `up` says them, its last lines included.
+    let mut failed = Vec::new();
     for record in records {
         let live = background::query(&record);
+        let probe = live
+            .running()
+            .then(|| background::health_of(&scope, &record, &vars));
         // A service without a check (a socket service without a `health`
         // key) is `ready` while it runs, as the foreground `up` has it.
-        let health = live
-            .running()
-            .then(|| match background::health_of(&scope, &record, &vars) {
-                None => "ready".to_owned(),
-                Some(Ok(())) => "healthy".to_owned(),
-                Some(Err(why)) => format!("unhealthy: {why}"),
-            });
+        let health = probe.as_ref().map(|probe| match probe {
+            None => "ready".to_owned(),
+            Some(Ok(())) => "healthy".to_owned(),
+            Some(Err(why)) => format!("unhealthy: {why}"),
+        });
+        let output = match probe {
+            Some(Some(Err(why))) if !why.output.is_empty() => {
+                let output = why.output.clone();
+                failed.push((record.service.clone(), why));
+                output
+            }
+            _ => Vec::new(),
+        };
         let ports: Vec<String> = record.ports.iter().map(u16::to_string).collect();
         let uptime = live
             .uptime
@@ -67,6 +80,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             "pid": live.pid,
             "ports": record.ports,
             "health": health,
+            "health_output": output,
             "uptime_seconds": live.uptime.map(|u| u.as_secs()),
             "restarts": live.restarts,
             "log": record.log,
@@ -83,15 +97,40 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             report::hint(&hint);
         }
     } else {
-        output::stdout(&output::table(
+        let mut text = output::table(
             &[
                 "SERVICE", "MANAGER", "UNIT", "STATE", "PID", "PORT", "HEALTH", "UPTIME",
                 "RESTARTS",
             ],
             &rows,
-        ))?;
+        );
+        text.push_str(&failures(ctx, &scope, &failed));
+        output::stdout(&text)?;
     }
     Ok(Outcome::SUCCESS)
+}
+
+/// Each failed check that printed something, in the foreground `up`'s
+/// lines (`db | unhealthy: cmd "pg_isready" -> exit 2`, then its output's
+/// last lines), prefixed as `up` and `logs` prefix its service's lines.
+fn failures(ctx: &Ctx, scope: &Scope, failed: &[(String, health::Failed)]) -> String {
+    let width = failed.iter().map(|(s, _)| s.len()).max().unwrap_or(0);
+    let mut text = String::new();
+    for (service, why) in failed {
+        let index = scope
+            .config
+            .services
+            .iter()
+            .position(|s| &s.name == service)
+            .unwrap_or(0);
+        let prefix = output::service_prefix(service, width, index, ctx.color_stdout());
+        for line in why.unhealthy().split('\n') {
+            text.push_str(&prefix);
+            text.push_str(&crate::process::printable(line));
+            text.push('\n');
+        }
+    }
+    text
 }
 
 /// Where the services of units `wtenv export` made are shown: their user's

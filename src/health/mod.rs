@@ -131,6 +131,13 @@ impl Failed {
         text
     }
 
+    /// How a service whose check failed is said, by the foreground `up`
+    /// (its `unhealthy:` line) and by `status` (after its table):
+    /// `unhealthy: ` and [`Failed::detailed`].
+    pub fn unhealthy(&self) -> String {
+        format!("unhealthy: {}", self.detailed())
+    }
+
     /// The same output after other words: `not ready after 3s: ...`.
     pub fn reworded(&self, what: String) -> Failed {
         Failed {

@@ -306,7 +306,7 @@ impl<'a, 's> Up<'a, 's> {
                 self.say(i, "healthy");
             }
             Change::Unhealthy(why) => {
-                self.say(i, &format!("unhealthy: {}", why.detailed()));
+                self.say(i, &why.unhealthy());
                 let s = &mut self.states[i];
                 if s.unit.service.restart.allows(End::Unhealthy)
                     && let Some(group) = s.group

@@ -199,3 +199,50 @@ fn socket_services_in_the_background_get_no_empty_connections() {
     let down = run(&mut t.wtenv(&["down"]));
     assert_eq!(down.code, Some(0), "{down}");
 }
+
+/// `status` said only the first line of a failing `cmd` check
+/// (`unhealthy: cmd "..." -> exit 2`), while the foreground `up` says its
+/// last lines too: `pg_isready`'s reason was lost. After its table it now
+/// says them in `up`'s lines, bounded and escaped (`--json`:
+/// `health_output`).
+#[test]
+fn status_shows_a_failing_cmd_checks_last_lines_as_up_does() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    let ok = t.root().join("ok");
+    std::fs::write(&ok, "").unwrap();
+    let check = format!(
+        "test -e {} || {{ seq 1 6; printf 'err\\033[31m\\n' >&2; exit 2; }}",
+        ok.display()
+    );
+    t.write_config(&format!(
+        "[services.z]\nrun = \"exec python3 -u -m http.server $Z_PORT --bind 127.0.0.1\"\nhealth = {{ cmd = {} }}\n",
+        serde_json::to_string(&check).unwrap()
+    ));
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    std::fs::remove_file(&ok).unwrap();
+    let status = run(&mut t.wtenv(&["status"]));
+    assert_eq!(status.code, Some(0), "{status}");
+    let said = format!("unhealthy: cmd {check:?} -> exit 2");
+    assert_eq!(
+        status_cells(&status, "z")[6..8],
+        ["unhealthy:", "cmd"],
+        "{status}"
+    );
+    assert!(
+        status.stdout.ends_with(&format!(
+            "\nz | {said}\nz |   the end of its output:\nz |     3\nz |     4\nz |     5\nz |     6\nz |     err\\u{{1b}}[31m\n"
+        )),
+        "{status}"
+    );
+    let json = run(&mut t.wtenv(&["status", "--json"]));
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let web = &json["services"][0];
+    assert_eq!(web["health"], said.as_str(), "{json}");
+    assert_eq!(
+        web["health_output"],
+        serde_json::json!(["3", "4", "5", "6", "err\\u{1b}[31m"]),
+        "{json}"
+    );
+}
