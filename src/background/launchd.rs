@@ -162,6 +162,18 @@ pub fn agent_of(launch: &Launch) -> Agent<'_> {
     }
 }
 
+/// `launchctl print gui/$(id -u)/'LABEL'`, a command for a hint: the
+/// label quoted ([`crate::shell::quote_in_message`]) so that the text
+/// pasted into bash, zsh or fish names it whole (a label is a unit name,
+/// with systemd's escapes: `-` is `\x2d`, whose backslash an unquoted
+/// word loses).
+pub fn print_command(label: &str) -> String {
+    format!(
+        "launchctl print gui/$(id -u)/{}",
+        crate::shell::quote_in_message(label)
+    )
+}
+
 #[cfg(target_os = "macos")]
 pub use imp::{is_active, query, start, stop};
 
@@ -198,9 +210,8 @@ mod imp {
                 String::from_utf8_lossy(&out.stderr).trim()
             ))
             .with_hint(format!(
-                "see 'launchctl print {}/{}'",
-                domain(),
-                launch.unit
+                "see what launchd says of it: {}",
+                super::print_command(&launch.unit)
             )));
         }
         Ok(query(&launch.unit).pid)

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use super::{Launch, Live, Record};
 use crate::error::{Error, Result};
+use crate::shell::quote_in_message;
 
 /// systemd's escaping of a string into one unit-name component, as
 /// `systemd-escape STRING` does: `/` becomes `-`; ASCII letters, digits,
@@ -38,6 +39,24 @@ pub fn escape(text: &str) -> String {
 /// Whether [`escape`] keeps `b` as it is (but a leading `.`).
 pub(super) fn kept(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.')
+}
+
+/// `systemctl --user status 'UNIT'...`, a command for a hint: each name
+/// quoted ([`quote_in_message`]) so that the text pasted into bash, zsh
+/// or fish names the unit whole. A name holds systemd's escapes (`-` is
+/// `\x2d`), whose backslash an unquoted word loses (`x2d`).
+pub fn status_command<S: AsRef<str>>(units: &[S]) -> String {
+    let mut command = String::from("systemctl --user status");
+    for unit in units {
+        command.push(' ');
+        command.push_str(&quote_in_message(unit.as_ref()));
+    }
+    command
+}
+
+/// `journalctl --user -u 'UNIT'`, quoted as [`status_command`] quotes it.
+pub fn journal_command(unit: &str) -> String {
+    format!("journalctl --user -u {}", quote_in_message(unit))
 }
 
 fn systemctl(args: &[&str]) -> Command {
@@ -175,7 +194,11 @@ pub fn start(launch: &Launch) -> Result<Option<u32>> {
             launch.unit,
             String::from_utf8_lossy(&out.stderr).trim()
         ))
-        .with_hint("see 'systemctl --user status' and the unit's journal"));
+        .with_hint(format!(
+            "see what systemd says of it: {}; {}",
+            status_command(&[&launch.unit]),
+            journal_command(&launch.unit)
+        )));
     }
     Ok(query(&launch.unit).pid)
 }
@@ -197,7 +220,10 @@ pub fn stop(records: &[&Record]) -> Result<()> {
             "systemctl --user stop failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         ))
-        .with_hint("see 'systemctl --user status' for the units"));
+        .with_hint(format!(
+            "see what systemd says of them: {}",
+            status_command(&units)
+        )));
     }
     Ok(())
 }
@@ -449,6 +475,19 @@ mod tests {
         assert_eq!(escape("é"), r"\xc3\xa9");
         assert_eq!(escape("x:y_z"), "x:y_z");
         assert_eq!(escape(r"\"), r"\x5c");
+    }
+
+    /// A hint's commands name each unit quoted, its `\x2d` kept.
+    #[test]
+    fn hint_commands_quote_each_unit() {
+        assert_eq!(
+            status_command(&[r"wtenv-my\x2drepo-wt-web.service", "b.service"]),
+            r"systemctl --user status 'wtenv-my'\\'x2drepo-wt-web.service' 'b.service'"
+        );
+        assert_eq!(
+            journal_command(r"a\x2db.service"),
+            r"journalctl --user -u 'a'\\'x2db.service'"
+        );
     }
 
     #[test]

@@ -8,7 +8,6 @@ use crate::exit::Outcome;
 use crate::health;
 use crate::output;
 use crate::report;
-use crate::shell::quote_in_message;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -154,22 +153,15 @@ fn exported_hint(scope: &Scope) -> Option<String> {
     let show = match manager {
         // One service a call.
         Manager::Launchd => format!(
-            "launchctl print gui/$(id -u)/{}{}",
-            quote_in_message(first),
+            "{}{}",
+            background::launchd::print_command(first),
             if units.len() > 1 {
                 " (and so for each service)"
             } else {
                 ""
             }
         ),
-        _ => format!(
-            "systemctl --user status {}",
-            units
-                .iter()
-                .map(quote_in_message)
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
+        _ => background::systemd::status_command(&units),
     };
     Some(format!(
         "units made by 'wtenv export' are your service manager's to show: {show}"

@@ -15,7 +15,7 @@ use super::{
     signal, status_cells, two_http_services, unit,
 };
 use crate::supervise::{PATIENCE, alive};
-use crate::support::{TestEnv, run, snapshot, wait_for};
+use crate::support::{Run, TestEnv, run, snapshot, wait_for};
 
 #[test]
 fn up_detach_under_systemd_serves_until_down_releases_everything() {
@@ -295,4 +295,105 @@ fn up_detach_under_systemd_refuses_a_variable_that_is_not_utf8_with_the_registry
     );
     let state = m.systemctl(&t, &["is-active", &unit(&t, "web")]);
     assert_ne!(state.stdout.trim(), "active", "{state}");
+}
+
+/// A start systemd refuses (here: a unit of that name runs already)
+/// hints at what systemd says of the unit, naming it: `systemctl --user
+/// status` and `journalctl --user -u`. Its name holds systemd's `\x2d`
+/// (a worktree named `feature-login`), which an unquoted word loses
+/// (`x2d` to bash): pasted into bash, zsh and fish, with stand-ins for
+/// both commands that log their arguments, each command gets the unit's
+/// name whole.
+#[test]
+fn a_refused_start_hints_at_the_unit_by_a_name_each_shell_reads_whole() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\nrun = \"sleep 60\"\n");
+    let wt = t.add_worktree("feature-login");
+    std::fs::copy(t.repo.join("wtenv.toml"), wt.join("wtenv.toml")).unwrap();
+    let repo = std::fs::canonicalize(&t.repo).unwrap();
+    let wt = std::fs::canonicalize(&wt).unwrap();
+    let unit = format!(
+        "{}.service",
+        wtenv::background::Naming::of_worktree(&repo.join(".git"), &wt).unit("web")
+    );
+    assert!(unit.contains(r"feature\x2dlogin"), "{unit}");
+    let m = UserManager::start(&t);
+    let mut taken = Command::new("systemd-run");
+    t.apply_env(&mut taken);
+    let taken = run(taken
+        .env("XDG_RUNTIME_DIR", &m.runtime)
+        .args(["--user", "--unit", &unit, "sleep", "600"]));
+    assert_eq!(taken.code, Some(0), "{taken}");
+    let out = run(&mut m.wtenv_in(&t, &wt, &["up", "-d", "--manager", "systemd"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .starts_with(&format!("error: systemd-run could not start {unit}: ")),
+        "{out}"
+    );
+    // Stand-ins that log their name and each argument, a line each.
+    let bin = t.root().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = t.root().join("pasted.log");
+    for name in ["systemctl", "journalctl"] {
+        let path = bin.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' {name} \"$@\" >>'{}'\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // The command after `said` on `out`'s hint line, pasted into each
+    // shell, runs `expected` (names and arguments, a line each).
+    let pastes = |out: &Run, said: &str, expected: &[&str]| {
+        let hint = out
+            .stderr
+            .lines()
+            .find_map(|l| l.strip_prefix(said))
+            .unwrap_or_else(|| panic!("no {said:?}: {out}"));
+        for shell in crate::shell::SHELLS {
+            let _ = std::fs::remove_file(&log);
+            let pasted = run(shell.command(&t, &wt, hint).env("PATH", &path));
+            assert_eq!(pasted.code, Some(0), "{}: {hint}: {pasted}", shell.name());
+            let logged = std::fs::read_to_string(&log).unwrap();
+            assert_eq!(
+                logged.lines().collect::<Vec<_>>(),
+                expected,
+                "{}: {hint}",
+                shell.name()
+            );
+        }
+    };
+    pastes(
+        &out,
+        "hint: see what systemd says of it: ",
+        &[
+            "systemctl",
+            "--user",
+            "status",
+            &unit,
+            "journalctl",
+            "--user",
+            "-u",
+            &unit,
+        ],
+    );
+    // `status`'s hint at units `export` made, by the same names.
+    let status = run(&mut m.wtenv_in(&t, &wt, &["status"]));
+    assert_eq!(status.code, Some(0), "{status}");
+    pastes(
+        &status,
+        "hint: units made by 'wtenv export' are your service manager's to show: ",
+        &["systemctl", "--user", "status", &unit],
+    );
 }
