@@ -68,6 +68,15 @@ pub trait System {
     }
     /// Whether `pid` is `ancestor` or one of its descendants.
     fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool;
+    /// Whether `pid` is `hold`'s holder or one of its descendants, that
+    /// holder being the very process recorded, alive with its start time
+    /// ([`System::is_alive`]). A dead holder's pid may be another
+    /// process's by now (or tomorrow): what descends from that one is
+    /// not the hold's, and must not pass for its worktree's own (rule 5)
+    /// nor join its hold.
+    fn descends_from_holder(&mut self, pid: u32, hold: &Hold) -> bool {
+        self.is_alive(hold.process()) && self.descends_from(pid, hold.pid)
+    }
     /// The live processes of the group `hold`'s wtenv spawned, once that
     /// wtenv is gone (its orphans); none for a hold with no recorded
     /// group leader ([`process::orphans`]).
@@ -347,7 +356,7 @@ pub fn ensure_vetted(
             .allocations
             .iter()
             .flat_map(|a| &a.holders)
-            .find(|h| system.descends_from(me, h.pid) && system.holder_alive(h))
+            .find(|h| system.descends_from_holder(me, h))
             .cloned();
     }
     // Nothing to write when every port is reserved: a port merely held (by

@@ -14,7 +14,10 @@ use crate::registry::Allocation;
 pub enum Usage {
     /// Nothing listens.
     Idle,
-    /// Held on the system by a process of its own worktree.
+    /// Held on the system by a process of its own worktree: working
+    /// inside it, descending from a live holder of the allocation
+    /// ([`System::descends_from_holder`]), or the service manager
+    /// listening for its service ([`System::manager_holds`]).
     InUse(Vec<Holder>),
     /// Held by a process not of its worktree; empty: holder unknown.
     Foreign(Vec<Holder>),
@@ -83,7 +86,7 @@ pub fn classify(allocations: &[&Allocation], system: &mut dyn System) -> io::Res
                     h.cwd.as_deref().is_some_and(|c| c.starts_with(&a.worktree))
                         || a.holders
                             .iter()
-                            .any(|hold| system.descends_from(h.pid, hold.pid))
+                            .any(|hold| system.descends_from_holder(h.pid, hold))
                         || system.manager_holds(a, h)
                 });
             if own {
@@ -206,5 +209,38 @@ mod tests {
         assert!(matches!(&usage[1], Usage::Foreign(h) if h[0].pid == 2));
         assert_eq!(usage[2], Usage::Foreign(vec![]));
         assert_eq!(usage[3], Usage::Idle);
+    }
+
+    /// A listener outside the worktree under its allocation's holder is
+    /// its own while that holder lives; once the holder is gone, its pid
+    /// is nobody's to descend from (another process may have it now).
+    #[test]
+    fn only_a_live_holder_makes_its_descendants_own() {
+        let mut data = RegistryData::default();
+        alloc(
+            &mut data,
+            "/r",
+            vec!["app"],
+            &HoldMode::Reserve,
+            &mut Fake::default(),
+        )
+        .unwrap();
+        data.allocations[0].holders.push(hold(7));
+        let refs: Vec<&Allocation> = data.allocations.iter().collect();
+        let listener = Holder {
+            pid: 7,
+            command: "srv".into(),
+            cwd: Some("/elsewhere".into()),
+        };
+        let mut sys = Fake {
+            occupied: [5000].into(),
+            holders: [(5000, vec![listener.clone()])].into(),
+            ..Fake::default()
+        };
+        let usage = classify(&refs, &mut sys).unwrap();
+        assert_eq!(usage, vec![Usage::InUse(vec![listener.clone()])]);
+        sys.dead.insert(7);
+        let usage = classify(&refs, &mut sys).unwrap();
+        assert_eq!(usage, vec![Usage::Foreign(vec![listener])]);
     }
 }

@@ -2,7 +2,9 @@
 //! process of its own worktree is in use; one held by a process outside it
 //! fails, naming the process, with nothing written.
 
-use crate::support::{PyListener, TestEnv, held_env, run};
+use serde_json::json;
+
+use crate::support::{PyListener, TestEnv, held_env, run, start_time};
 
 #[test]
 fn reserved_port_held_by_a_process_of_its_own_worktree_is_in_use() {
@@ -38,6 +40,56 @@ fn reserved_port_held_by_a_foreign_process_fails_env_naming_it() {
         "{out}"
     );
     assert_eq!(t.allocations().len(), 1, "the reservation stays");
+}
+
+/// A dead holder's pid is nobody's to descend from: here the pid of this
+/// test process, recorded with another start time (as once by a `run`
+/// that was SIGKILLed, its pid then reused). A listener outside the
+/// worktree under this process used to count as the worktree's own: `env`
+/// exported the port and the views reported no conflict.
+#[test]
+fn a_listener_under_a_process_reusing_a_dead_holders_pid_is_foreign() {
+    let t = TestEnv::new();
+    let me = std::process::id();
+    t.write_registry(vec![t.record(
+        t.ports.start,
+        "app",
+        "feature",
+        &t.repo,
+        true,
+        json!([{"pid": me, "start_time": start_time(me) + 1, "command": "wtenv run -- npm start"}]),
+    )]);
+    let outside = t.root().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let server = PyListener::start(&outside, "4", "127.0.0.1", t.ports.start, "");
+    let held = format!("pid {} (", server.pid());
+    let ports = run(&mut t.wtenv(&["ports"]));
+    assert!(
+        ports.stdout.contains(&format!("held by pid {me}: gone")),
+        "{ports}"
+    );
+    let conflicts = run(&mut t.wtenv(&["conflicts"]));
+    assert_eq!(conflicts.code, Some(1), "{conflicts}");
+    assert!(conflicts.stdout.contains(&held), "{conflicts}");
+    let validate = run(&mut t.wtenv(&["validate", "--verify-ports"]));
+    assert_eq!(validate.code, Some(2), "{validate}");
+    assert!(
+        validate
+            .stdout
+            .contains("held by a process not of its worktree")
+            && validate.stdout.contains(&held),
+        "{validate}"
+    );
+    let registry = std::fs::read(t.registry_path()).unwrap();
+    let env = run(&mut t.wtenv(&["env"]));
+    assert_eq!(env.code, Some(1), "{env}");
+    assert!(env.stdout.is_empty(), "{env}");
+    assert!(
+        env.stderr
+            .contains(&format!("port {} (app): {held}", t.ports.start)),
+        "{env}"
+    );
+    assert_eq!(std::fs::read(t.registry_path()).unwrap(), registry);
 }
 
 /// The foreign holder was found after the write: a service added to the
