@@ -32,7 +32,9 @@ pub use stale::{
     Fix, Stale, apply_fixes, find_stale, moves_to, release_holds, release_holds_where, released_by,
     sweep, sweep_where,
 };
-pub use usage::{Usage, classify, describe_pids, holders_of_busy, holds_json, lifetime};
+pub use usage::{
+    Usage, classify, describe_pids, holders_of_busy, holds_json, lifetime, works_in_worktree,
+};
 
 /// What the decisions need to know about the machine.
 pub trait System {
@@ -66,6 +68,11 @@ pub trait System {
         let _ = (worktree, repository);
         None
     }
+    /// Whether a process working in `dir` is, by that directory, of the
+    /// worktree at `worktree` of `repository` (rule 5): `worktree` is the
+    /// innermost worktree of `repository` around `dir`
+    /// ([`works_in_worktree`]).
+    fn works_in(&mut self, dir: &Path, worktree: &Path, repository: &Path) -> bool;
     /// Whether `pid` is `ancestor` or one of its descendants.
     fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool;
     /// Whether `pid` is `hold`'s holder or one of its descendants, that
@@ -169,6 +176,9 @@ impl System for RealSystem {
     }
     fn now_of_another_repository(&mut self, worktree: &Path, repository: &Path) -> Option<PathBuf> {
         crate::worktree::now_of_another_repository(worktree, repository)
+    }
+    fn works_in(&mut self, dir: &Path, worktree: &Path, repository: &Path) -> bool {
+        works_in_worktree(dir, worktree, repository)
     }
     fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool {
         process::descends_from(pid, ancestor)

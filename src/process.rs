@@ -191,7 +191,11 @@ pub fn all_pids() -> Vec<u32> {
 
 /// Live processes whose working directory is `dir` or below it (other
 /// than this one), with their command lines: what still works in a
-/// worktree about to be removed.
+/// worktree about to be removed. Below it means anywhere below, another
+/// worktree placed inside it included, unlike the in-use rule's
+/// [`crate::alloc::works_in_worktree`] (allocation rule 5): removing the
+/// worktree deletes the files of one nested in it too, so a process
+/// working there is left in a deleted directory all the same.
 pub fn working_in(dir: &std::path::Path) -> Vec<(u32, String)> {
     let me = std::process::id();
     imp::all_pids()

@@ -56,6 +56,9 @@ impl System for Fake {
     fn moved_to(&mut self, a: &crate::registry::Allocation) -> Option<PathBuf> {
         self.moved.get(&a.port).cloned()
     }
+    fn works_in(&mut self, dir: &Path, worktree: &Path, _: &Path) -> bool {
+        dir.starts_with(worktree)
+    }
     fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool {
         pid == ancestor
     }

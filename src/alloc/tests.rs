@@ -267,6 +267,9 @@ impl System for Between {
     fn worktree_gone(&mut self, w: &Path, r: &Path) -> bool {
         self.real.worktree_gone(w, r)
     }
+    fn works_in(&mut self, dir: &Path, worktree: &Path, repository: &Path) -> bool {
+        self.real.works_in(dir, worktree, repository)
+    }
     fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool {
         self.real.descends_from(pid, ancestor)
     }

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
+use std::path::Path;
 
 use super::System;
 use crate::probe::{Holder, PortState};
@@ -83,7 +84,9 @@ pub fn classify(allocations: &[&Allocation], system: &mut dyn System) -> io::Res
             let found = holders.get(&a.port).cloned().unwrap_or_default();
             let own = !found.is_empty()
                 && found.iter().all(|h| {
-                    h.cwd.as_deref().is_some_and(|c| c.starts_with(&a.worktree))
+                    h.cwd
+                        .as_deref()
+                        .is_some_and(|c| system.works_in(c, &a.worktree, &a.repository))
                         || a.holders
                             .iter()
                             .any(|hold| system.descends_from_holder(h.pid, hold))
@@ -96,6 +99,32 @@ pub fn classify(allocations: &[&Allocation], system: &mut dyn System) -> io::Res
             }
         })
         .collect())
+}
+
+/// Whether a process working in `dir` is of the worktree at `worktree`
+/// of `repository` by that directory (rule 5): `dir` is inside
+/// `worktree`, and no directory on the way up from `dir` to `worktree` is
+/// the top level of another worktree of `repository`. A linked worktree
+/// placed inside another (`git worktree add .worktrees/feat` in the main
+/// one) owns what runs in it; a checkout of another repository inside
+/// `worktree` (a submodule, a clone) does not end the walk: a dev server
+/// started in a submodule is still the worktree's own. Only a directory
+/// with a `.git` is read ([`Worktree::discover_resolved`], git's files, no
+/// git process); one that cannot be read proves nothing, and the walk
+/// goes on. Asked only of a process found listening on a worktree's port.
+///
+/// [`Worktree::discover_resolved`]: crate::worktree::Worktree::discover_resolved
+pub fn works_in_worktree(dir: &Path, worktree: &Path, repository: &Path) -> bool {
+    if !dir.starts_with(worktree) {
+        return false;
+    }
+    !dir.ancestors()
+        .take_while(|d| *d != worktree)
+        .filter(|d| std::fs::symlink_metadata(d.join(".git")).is_ok())
+        .any(|d| {
+            crate::worktree::Worktree::discover_resolved(d)
+                .is_ok_and(|found| found.is_some_and(|w| w.root == d && w.common_dir == repository))
+        })
 }
 
 /// How long `a` lives, as the read-only views show it: `reserved`, then

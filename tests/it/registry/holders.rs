@@ -92,6 +92,88 @@ fn a_listener_under_a_process_reusing_a_dead_holders_pid_is_foreign() {
     assert_eq!(std::fs::read(t.registry_path()).unwrap(), registry);
 }
 
+/// A linked worktree placed inside the main one (`git worktree add
+/// .worktrees/feat`): a server started in it is its own, not the main
+/// worktree's, though it works below the main worktree's path. On the
+/// main worktree's port it is a foreign holder, as it is started from a
+/// sibling worktree outside; on its own port it is in use. A submodule's
+/// checkout inside the main worktree is another repository's, and stays
+/// the main worktree's: a server started there is its own.
+#[test]
+fn a_server_in_a_worktree_nested_in_another_is_the_nested_ones() {
+    let t = TestEnv::new();
+    let module = t.root().join("module");
+    t.init_repo(&module);
+    t.git_in(&module, &["commit", "-q", "--allow-empty", "-m", "module"]);
+    t.git(&[
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        module.to_str().unwrap(),
+        "sm",
+    ]);
+    let nested = t.repo.join(".worktrees/feat");
+    t.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "feat",
+        nested.to_str().unwrap(),
+    ]);
+    let deep = nested.join("src/app");
+    std::fs::create_dir_all(&deep).unwrap();
+    let first = run(&mut t.wtenv(&["env"]));
+    assert_eq!(first.code, Some(0), "{first}");
+    assert_eq!(
+        run(&mut t.wtenv_in(&nested, &["env"])).code,
+        Some(0),
+        "the nested worktree gets a port of its own"
+    );
+    let (main_port, feat_port) = (t.ports.start, t.ports.port(1));
+
+    // In the submodule, on the main worktree's port: the main one's.
+    let server = PyListener::start(&t.repo.join("sm"), "4", "127.0.0.1", main_port, "");
+    let env = run(&mut t.wtenv(&["env"]));
+    assert_eq!((env.code, &env.stdout), (Some(0), &first.stdout), "{env}");
+    drop(server);
+
+    // In the nested worktree, on its own port: its own.
+    let _own = PyListener::start(&deep, "4", "127.0.0.1", feat_port, "");
+    let env = run(&mut t.wtenv_in(&nested, &["env"]));
+    assert_eq!(env.code, Some(0), "{env}");
+
+    // In the nested worktree, on the main worktree's port: foreign.
+    let server = PyListener::start(&deep, "4", "127.0.0.1", main_port, "");
+    let held = format!("pid {} (", server.pid());
+    let registry = std::fs::read(t.registry_path()).unwrap();
+    let env = run(&mut t.wtenv(&["env"]));
+    assert_eq!(env.code, Some(1), "{env}");
+    assert!(
+        env.stderr
+            .contains(&format!("port {main_port} (app): {held}")),
+        "{env}"
+    );
+    assert_eq!(std::fs::read(t.registry_path()).unwrap(), registry);
+    let ports = run(&mut t.wtenv(&["ports"]));
+    assert!(
+        ports
+            .stdout
+            .lines()
+            .any(|l| l.contains(&main_port.to_string())
+                && l.contains(&format!("conflict (pid {}", server.pid()))),
+        "{ports}"
+    );
+    let conflicts = run(&mut t.wtenv(&["conflicts"]));
+    assert_eq!(conflicts.code, Some(1), "{conflicts}");
+    assert!(conflicts.stdout.contains(&held), "{conflicts}");
+    let validate = run(&mut t.wtenv(&["validate", "--verify-ports"]));
+    assert_eq!(validate.code, Some(2), "{validate}");
+    assert!(validate.stdout.contains(&held), "{validate}");
+}
+
 /// The foreign holder was found after the write: a service added to the
 /// config got its port reserved by the `env` that then exited 1. It is
 /// refused before the write now, and so is a `run`'s hold.
