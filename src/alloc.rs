@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::background::UnitRef;
 use crate::config::Ranges;
 use crate::error::Result;
-use crate::probe::{self, Holder, PortState};
+use crate::probe::{self, Holder, Holders, PortState};
 use crate::process::{self, ProcessId};
 use crate::registry::{self, Allocation, Hold, Registry, RegistryData};
 
@@ -26,20 +26,24 @@ mod stale;
 mod usage;
 
 pub use scan::{
-    RangeConflict, Scan, describe_holders, occupied_in, range_conflicts, scan, scan_ranges,
+    RangeConflict, Scan, describe_found, describe_holders, occupied_in, range_conflicts, scan,
+    scan_ranges,
 };
 pub use stale::{
     Fix, Stale, apply_fixes, find_stale, moves_to, release_holds, release_holds_where, released_by,
     sweep, sweep_where,
 };
 pub use usage::{
-    Usage, classify, describe_pids, holders_of_busy, holds_json, lifetime, works_in_worktree,
+    Usage, classify, describe_pids, holders_of_busy, holds_json, lifetime, lookup_busy,
+    works_in_worktree,
 };
 
 /// What the decisions need to know about the machine.
 pub trait System {
     fn probe(&mut self, port: u16) -> io::Result<PortState>;
-    fn holders(&mut self, ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>>;
+    /// Who holds each port of `ports` ([`probe::lookup`]); a port missing
+    /// from the answer: holder unknown.
+    fn holders(&mut self, ports: &BTreeSet<u16>) -> BTreeMap<u16, Holders>;
     fn is_alive(&mut self, process: ProcessId) -> bool;
     /// Whether the service manager says `unit` is still active.
     fn unit_active(&mut self, unit: &UnitRef) -> bool;
@@ -140,8 +144,8 @@ impl System for RealSystem {
         };
         probe::probe(port)
     }
-    fn holders(&mut self, ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>> {
-        probe::holders(ports)
+    fn holders(&mut self, ports: &BTreeSet<u16>) -> BTreeMap<u16, Holders> {
+        probe::lookup(ports)
     }
     fn is_alive(&mut self, p: ProcessId) -> bool {
         p.is_alive()

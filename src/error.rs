@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use crate::exit;
-use crate::probe::Holder;
+use crate::probe::Holders;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -67,19 +67,19 @@ pub enum Error {
     )]
     ForeignHolder {
         worktree: PathBuf,
-        ports: Vec<(u16, String, Vec<Holder>)>,
+        ports: Vec<(u16, String, Holders)>,
     },
 
     /// A port wtenv binds for a service (socket hand-off) is taken.
     #[error(
         "could not bind port {port} ({addr}) for service {service}: it is in use: {}",
-        crate::alloc::describe_holders(holders)
+        crate::alloc::describe_found(holders)
     )]
     PortInUse {
         port: u16,
         addr: std::net::SocketAddr,
         service: String,
-        holders: Vec<Holder>,
+        holders: Holders,
     },
 
     /// No free port left in any of a purpose's ranges (said as `range

@@ -17,7 +17,7 @@ use crate::config::{Config, PortRange, Ranges};
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::exports;
-use crate::probe::Holder;
+use crate::probe::Holders;
 use crate::process::{ProcessId, printable, printable_path};
 use crate::registry::{Allocation, Hold, Part, RegistryData};
 use crate::report;
@@ -212,7 +212,7 @@ pub fn verify(
 fn refuse_foreign(scope: &Scope, mine: &[Allocation], system: &mut dyn System) -> Result<()> {
     let mine: Vec<_> = mine.iter().collect();
     let usage = alloc::classify(&mine, system).map_err(Error::probe)?;
-    let foreign: Vec<(u16, String, Vec<Holder>)> = mine
+    let foreign: Vec<(u16, String, Holders)> = mine
         .iter()
         .zip(usage)
         .filter_map(|(a, u)| match u {
@@ -258,13 +258,13 @@ pub struct Conflict {
     /// The reservation it takes over, as (service, worktree); `None`: the
     /// port is free in the registry.
     pub reserved_for: Option<(String, PathBuf)>,
-    pub holders: Vec<Holder>,
+    pub holders: Holders,
 }
 
 impl Conflict {
     /// `pid 12 (node) in /dir`, then for a reserved port whose it is.
     pub fn describe(&self) -> String {
-        let mut text = alloc::describe_holders(&self.holders);
+        let mut text = alloc::describe_found(&self.holders);
         if let Some((service, worktree)) = &self.reserved_for {
             text.push_str(&format!(
                 "; reserved for {} of {}",
@@ -326,7 +326,7 @@ pub fn unrecorded_conflicts(
     let taken: BTreeSet<u16> = data.allocations.iter().map(|a| a.port).collect();
     let free = alloc::range_conflicts(&config.purposes, &taken, system).map_err(Error::probe)?;
     let mut busy = free.iter().map(|c| c.port).collect();
-    let holders = alloc::holders_of_busy(&mut busy, system).map_err(Error::probe)?;
+    let holders = alloc::lookup_busy(&mut busy, system).map_err(Error::probe)?;
     Ok(free
         .into_iter()
         .filter(|c| busy.contains(&c.port))
@@ -363,20 +363,18 @@ pub fn with_worktree_gone(state: String, gone: bool) -> String {
     }
 }
 
-/// `idle`, `listening (pid 12 node)`, `conflict (holder unknown)`.
+/// `idle`, `listening (pid 12 node)`, `conflict (holder unknown)`,
+/// `conflict (no listening process (...))`.
 pub fn state_text(usage: &Usage) -> String {
-    match usage {
-        Usage::Idle => "idle".into(),
-        Usage::InUse(h) | Usage::Foreign(h) => {
-            let who = if h.is_empty() {
-                "holder unknown".to_string()
-            } else {
-                h.iter()
-                    .map(|h| format!("pid {} {}", h.pid, printable(&h.command)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            format!("{} ({who})", usage.label())
-        }
-    }
+    let who = match usage {
+        Usage::Idle => return "idle".into(),
+        Usage::Foreign(h) if h.processes.is_empty() => h.unnamed().to_owned(),
+        _ => usage
+            .listeners()
+            .iter()
+            .map(|h| format!("pid {} {}", h.pid, printable(&h.command)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    format!("{} ({who})", usage.label())
 }

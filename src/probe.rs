@@ -3,8 +3,12 @@
 //! A port is occupied when any of these says so (docs/ARCHITECTURE.md, "Probe"):
 //! - bind + listen on `[::]` (IPV6_V6ONLY off), `127.0.0.1`, `0.0.0.0` and
 //!   `::1` fails with EADDRINUSE or EACCES. SO_REUSEADDR is on, so a
-//!   TIME_WAIT leftover is not "busy"; SO_REUSEPORT is never set, so a
-//!   listener that set it cannot share with us and still shows as busy.
+//!   TIME_WAIT left by a socket that had it on too (the connections of a
+//!   listener that set it, as servers do) is not "busy"; one left by a
+//!   socket without it is, as it is to every bind of the port (a server's
+//!   with SO_REUSEADDR included) until it clears, within a minute.
+//!   SO_REUSEPORT is never set, so a listener that set it cannot share
+//!   with us and still shows as busy.
 //!   On Linux, a bind + listen on `[::]` that succeeds answers for the other
 //!   three, which are then not made: the kernel's bind-conflict check
 //!   matches an IPv6 any-address socket without IPV6_V6ONLY against every
@@ -25,7 +29,10 @@
 //! Holder lookup is advisory: /proc on Linux, `lsof` elsewhere. An empty
 //! answer means "holder unknown", which callers must say as such, once a
 //! second probe found the port still busy (its holder may have exited
-//! since the first): [`crate::alloc::holders_of_busy`].
+//! since the first): [`crate::alloc::lookup_busy`]. On Linux the lookup
+//! also tells when no socket listens on the port at all
+//! ([`Holders::unlistened`]): then no process is hidden, the port is
+//! held by a socket bound without listening or by a TIME_WAIT.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -298,14 +305,62 @@ impl Holder {
     }
 }
 
-/// The listening processes of each port in `ports` that the system tells
-/// about. A port missing from the answer, or with an empty list: holder
-/// unknown (another user's process, or no permission to look).
-pub fn holders(ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>> {
+/// Who holds a busy port, as the holder lookup ([`lookup`]) found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holders {
+    /// The processes listening on it. None: holder unknown, or nothing
+    /// listens there at all ([`Holders::unlistened`]).
+    pub processes: Vec<Holder>,
+    /// No listening socket of the port was seen: on Linux, none in
+    /// `/proc/net/tcp` and `tcp6`, which list every socket of the network
+    /// namespace, whoever's. What keeps the port busy is then a socket
+    /// bound without listening, or a TIME_WAIT left by a socket without
+    /// SO_REUSEADDR (see [`probe`]), not a hidden process. `false` where
+    /// the lookup cannot tell (`lsof` shows only what the user may see;
+    /// a table that could not be read).
+    pub unlistened: bool,
+}
+
+/// What a message says of a busy port whose lookup found a listening
+/// socket, but not the process behind it (another user's, another PID
+/// namespace's).
+pub const HOLDER_UNKNOWN: &str = "holder unknown";
+
+/// What a message says of a busy port on which nothing listens
+/// ([`Holders::unlistened`]).
+pub const NOT_LISTENING: &str = "no listening process (a socket bound without listening, or a TIME_WAIT: it clears within a minute)";
+
+impl Holders {
+    /// What a message says of a port no process is named for: holder
+    /// unknown, or that nothing listens there.
+    pub fn unnamed(&self) -> &'static str {
+        if self.unlistened {
+            NOT_LISTENING
+        } else {
+            HOLDER_UNKNOWN
+        }
+    }
+}
+
+/// Who holds each port of `ports`, from one look at the system: every
+/// port of `ports` is in the answer (with no process when none is found).
+pub fn lookup(ports: &BTreeSet<u16>) -> BTreeMap<u16, Holders> {
     if ports.is_empty() {
         return BTreeMap::new();
     }
-    imp::holders(ports)
+    imp::lookup(ports)
+}
+
+/// The listening processes of each port in `ports` that the system tells
+/// about ([`lookup`]'s processes). A port missing from the answer: holder
+/// unknown (another user's process, or no permission to look), or
+/// nothing listening.
+pub fn holders(ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>> {
+    lookup(ports)
+        .into_iter()
+        .filter(|(_, h)| !h.processes.is_empty())
+        .map(|(port, h)| (port, h.processes))
+        .collect()
 }
 
 /// The ports where one of `pids` listens: cheaper than [`all_holders`]
@@ -329,12 +384,21 @@ mod imp {
     use std::collections::HashMap;
 
     /// LISTEN sockets of the ports `wanted` accepts: inode → port, from
-    /// /proc/net/tcp{,6}.
-    fn listen_inodes(wanted: impl Fn(u16) -> bool) -> HashMap<u64, u16> {
+    /// /proc/net/tcp{,6}; and whether both tables were read (a host
+    /// without IPv6 has no `tcp6`, and no IPv6 socket either).
+    fn listen_inodes(wanted: impl Fn(u16) -> bool) -> (HashMap<u64, u16>, bool) {
         let mut inodes = HashMap::new();
+        let mut read = true;
         for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            let Ok(text) = crate::files::read_proc(table) else {
-                continue;
+            let text = match crate::files::read_proc(table) {
+                Ok(text) => text,
+                Err(e) => {
+                    // No `tcp6` is no IPv6: no socket of it to miss.
+                    if !(table.ends_with('6') && e.kind() == std::io::ErrorKind::NotFound) {
+                        read = false;
+                    }
+                    continue;
+                }
             };
             for line in text.lines().skip(1) {
                 let f: Vec<&str> = line.split_whitespace().collect();
@@ -353,19 +417,33 @@ mod imp {
                 }
             }
         }
-        inodes
+        (inodes, read)
     }
 
-    pub fn holders(ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>> {
-        holders_of(listen_inodes(|p| ports.contains(&p)))
+    /// A port with no LISTEN socket in tables that were both read is
+    /// [`Holders::unlistened`]: told from what the lookup reads anyway.
+    pub fn lookup(ports: &BTreeSet<u16>) -> BTreeMap<u16, Holders> {
+        let (inodes, read) = listen_inodes(|p| ports.contains(&p));
+        let listening: BTreeSet<u16> = inodes.values().copied().collect();
+        let mut found = holders_of(inodes);
+        ports
+            .iter()
+            .map(|&port| {
+                let holders = Holders {
+                    processes: found.remove(&port).unwrap_or_default(),
+                    unlistened: read && !listening.contains(&port),
+                };
+                (port, holders)
+            })
+            .collect()
     }
 
     pub fn all_holders() -> BTreeMap<u16, Vec<Holder>> {
-        holders_of(listen_inodes(|_| true))
+        holders_of(listen_inodes(|_| true).0)
     }
 
     pub fn listening_ports_of(pids: &BTreeSet<u32>) -> BTreeSet<u16> {
-        let inodes = listen_inodes(|_| true);
+        let (inodes, _) = listen_inodes(|_| true);
         let mut out = BTreeSet::new();
         if inodes.is_empty() {
             return out;
@@ -435,10 +513,21 @@ mod imp {
         out
     }
 
-    pub fn holders(ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>> {
+    /// `lsof` shows only the processes the user may see: a port none
+    /// of them listens on may still have a listener, so it is never
+    /// [`Holders::unlistened`] here.
+    pub fn lookup(ports: &BTreeSet<u16>) -> BTreeMap<u16, Holders> {
         let mut all = all_holders();
-        all.retain(|port, _| ports.contains(port));
-        all
+        ports
+            .iter()
+            .map(|&port| {
+                let holders = Holders {
+                    processes: all.remove(&port).unwrap_or_default(),
+                    unlistened: false,
+                };
+                (port, holders)
+            })
+            .collect()
     }
 
     pub fn listening_ports_of(pids: &BTreeSet<u32>) -> BTreeSet<u16> {

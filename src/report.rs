@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config::{PortRange, Ranges, Syntax};
 use crate::error::Error;
-use crate::probe::Holder;
+use crate::probe::Holders;
 
 static QUIET: AtomicBool = AtomicBool::new(false);
 static JSON: AtomicBool = AtomicBool::new(false);
@@ -213,7 +213,7 @@ pub struct PortConflict {
     /// Every range of the purpose, in order.
     pub ranges: Ranges,
     /// Each occupied port with who holds it, as far as the system tells.
-    pub ports: Vec<(u16, Vec<Holder>)>,
+    pub ports: Vec<(u16, Holders)>,
     /// The config file that sets `[allocation]`, as the hint names it
     /// ([`crate::config::file_named`]), and its syntax.
     pub config_file: String,
@@ -238,7 +238,7 @@ pub fn conflict_text(c: &PortConflict) -> String {
         let _ = write!(
             msg,
             "\n  port {port}: {}",
-            crate::alloc::describe_holders(holders)
+            crate::alloc::describe_found(holders)
         );
     }
     if c.ranges.len() > 1 {
@@ -255,14 +255,14 @@ pub fn conflict_text(c: &PortConflict) -> String {
 }
 
 /// One line per port of [`Error::ForeignHolder`]: `  port 5000 (web): pid ...`.
-pub fn foreign_lines(ports: &[(u16, String, Vec<Holder>)]) -> String {
+pub fn foreign_lines(ports: &[(u16, String, Holders)]) -> String {
     ports
         .iter()
         .map(|(port, service, holders)| {
             format!(
                 "  port {port} ({}): {}",
                 crate::process::printable(service),
-                crate::alloc::describe_holders(holders)
+                crate::alloc::describe_found(holders)
             )
         })
         .collect::<Vec<_>>()
@@ -298,11 +298,15 @@ mod tests {
         }
     }
 
-    fn holder(pid: u32) -> Holder {
-        Holder {
-            pid,
-            command: "python3 -m http.server".into(),
-            cwd: Some("/w/other".into()),
+    /// Who holds a port: the process `pid`.
+    fn holder(pid: u32) -> Holders {
+        Holders {
+            processes: vec![crate::probe::Holder {
+                pid,
+                command: "python3 -m http.server".into(),
+                cwd: Some("/w/other".into()),
+            }],
+            unlistened: false,
         }
     }
 
@@ -316,15 +320,26 @@ mod tests {
             purpose: "feature".into(),
             range,
             ranges: Ranges::one(range),
-            ports: vec![(5001, vec![holder(7)]), (5002, vec![])],
+            ports: vec![
+                (5001, holder(7)),
+                (5002, Holders::default()),
+                (
+                    5003,
+                    Holders {
+                        processes: vec![],
+                        unlistened: true,
+                    },
+                ),
+            ],
             config_file: "wtenv.toml".into(),
             syntax: Syntax::Toml,
         }));
         let text = "Port conflict detected in feature range 5000-5009.\n\
-             Ports free in registry but occupied on system: 5001, 5002.\n\
+             Ports free in registry but occupied on system: 5001, 5002, 5003.\n\
              Run 'wtenv validate --verify-ports' to detect and clean stale allocations.\n  \
              port 5001: pid 7 (python3 -m http.server) in /w/other\n  \
-             port 5002: holder unknown\n\
+             port 5002: holder unknown\n  \
+             port 5003: no listening process (a socket bound without listening, or a TIME_WAIT: it clears within a minute)\n\
              hint: to take the next free port instead, pass --skip-occupied or set [allocation] skip_occupied = true in wtenv.toml\n";
         assert_eq!(render(&err, false), text);
         assert_eq!(render(&err, true), text);
@@ -349,7 +364,7 @@ mod tests {
     fn a_foreign_holder_renders_as_error_and_hint_even_when_quiet() {
         let err = Error::ForeignHolder {
             worktree: "/w/mine".into(),
-            ports: vec![(5000, "web".into(), vec![holder(7)])],
+            ports: vec![(5000, "web".into(), holder(7))],
         };
         let text = "error: ports reserved for worktree /w/mine are held by processes outside it:\n  \
              port 5000 (web): pid 7 (python3 -m http.server) in /w/other\n\
@@ -364,7 +379,7 @@ mod tests {
             port: 5000,
             addr: "127.0.0.1:5000".parse().unwrap(),
             service: "web".into(),
-            holders: vec![holder(7)],
+            holders: holder(7),
         };
         assert_eq!(
             render(&err, true),

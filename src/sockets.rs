@@ -103,13 +103,14 @@ impl Listener {
                 socket,
             }),
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                let holders = probe::holders(&[port].into());
-                let found = holders.get(&port).map(Vec::as_slice).unwrap_or_default();
+                let holders = probe::lookup(&[port].into())
+                    .remove(&port)
+                    .unwrap_or_default();
                 Err(Error::PortInUse {
                     port,
                     addr,
                     service: service.to_owned(),
-                    holders: found.to_vec(),
+                    holders,
                 })
             }
             Err(e) => Err(Error::io(what(), e)),

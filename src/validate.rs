@@ -379,7 +379,7 @@ pub fn check(
                             a,
                             format!(
                                 "held by a process not of its worktree: {}",
-                                alloc::describe_holders(&h)
+                                alloc::describe_found(&h)
                             ),
                             None,
                         )),

@@ -9,7 +9,7 @@ use super::{HoldMode, Ports, Request, System, allocate_in};
 use crate::background::UnitRef;
 use crate::config::{PortRange, Ranges};
 use crate::error::Result;
-use crate::probe::{Holder, PortState};
+use crate::probe::{Holder, Holders, PortState};
 use crate::process::ProcessId;
 use crate::registry::{Hold, RegistryData};
 
@@ -20,6 +20,8 @@ pub struct Fake {
     pub dead: BTreeSet<u32>,
     pub gone: BTreeSet<PathBuf>,
     pub holders: BTreeMap<u16, Vec<Holder>>,
+    /// Occupied ports the lookup finds no listening socket on.
+    pub unlistened: BTreeSet<u16>,
     pub probes: Vec<u16>,
     pub active_units: BTreeSet<String>,
     /// Orphans by the pid of their dead holder.
@@ -37,11 +39,16 @@ impl System for Fake {
             PortState::Free
         })
     }
-    fn holders(&mut self, ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<Holder>> {
-        self.holders
+    fn holders(&mut self, ports: &BTreeSet<u16>) -> BTreeMap<u16, Holders> {
+        ports
             .iter()
-            .filter(|(p, _)| ports.contains(p))
-            .map(|(p, h)| (*p, h.clone()))
+            .map(|p| {
+                let found = Holders {
+                    processes: self.holders.get(p).cloned().unwrap_or_default(),
+                    unlistened: self.unlistened.contains(p),
+                };
+                (*p, found)
+            })
             .collect()
     }
     fn is_alive(&mut self, p: ProcessId) -> bool {

@@ -8,7 +8,7 @@ use std::io;
 use super::{Request, System};
 use crate::config::{PortRange, Ranges};
 use crate::error::{Error, Result};
-use crate::probe::{Holder, PortState};
+use crate::probe::{Holder, Holders, PortState};
 
 /// The result of scanning a range for `count` free ports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,13 +107,24 @@ pub fn range_conflicts(
 /// One line per holder, or "holder unknown".
 pub fn describe_holders(holders: &[Holder]) -> String {
     if holders.is_empty() {
-        "holder unknown".into()
+        crate::probe::HOLDER_UNKNOWN.into()
     } else {
         holders
             .iter()
             .map(Holder::describe)
             .collect::<Vec<_>>()
             .join("; ")
+    }
+}
+
+/// One line per holder the lookup found ([`describe_holders`]), or,
+/// with none, holder unknown or that nothing listens
+/// ([`Holders::unnamed`]).
+pub fn describe_found(found: &Holders) -> String {
+    if found.processes.is_empty() {
+        found.unnamed().into()
+    } else {
+        describe_holders(&found.processes)
     }
 }
 
@@ -140,7 +151,7 @@ pub fn scan_ranges(
             scan(range, taken, wanted, req.skip_occupied, system).map_err(Error::probe)?;
         if !found.conflicts.is_empty() && !req.skip_occupied {
             let mut busy: BTreeSet<u16> = found.conflicts.iter().copied().collect();
-            let holders = super::holders_of_busy(&mut busy, system).map_err(Error::probe)?;
+            let holders = super::lookup_busy(&mut busy, system).map_err(Error::probe)?;
             if !busy.is_empty() {
                 return Err(Error::Conflict(Box::new(crate::report::PortConflict {
                     purpose: req.purpose.to_owned(),

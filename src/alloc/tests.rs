@@ -251,7 +251,7 @@ impl System for Between {
     fn probe(&mut self, port: u16) -> std::io::Result<crate::probe::PortState> {
         self.real.probe(port)
     }
-    fn holders(&mut self, ports: &BTreeSet<u16>) -> BTreeMap<u16, Vec<crate::probe::Holder>> {
+    fn holders(&mut self, ports: &BTreeSet<u16>) -> BTreeMap<u16, crate::probe::Holders> {
         self.stopping = None;
         if self.hidden {
             return BTreeMap::new();
@@ -313,7 +313,11 @@ fn a_holder_that_exits_before_its_lookup_leaves_its_port_free() {
         hidden: true,
     };
     let usage = classify(&mine, &mut hidden).unwrap();
-    assert_eq!(usage, vec![Usage::Foreign(vec![])], "holder unknown");
+    assert_eq!(
+        usage,
+        vec![Usage::Foreign(crate::probe::Holders::default())],
+        "holder unknown"
+    );
     drop(listener);
 }
 

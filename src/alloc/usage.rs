@@ -6,7 +6,7 @@ use std::io;
 use std::path::Path;
 
 use super::System;
-use crate::probe::{Holder, PortState};
+use crate::probe::{Holder, Holders, PortState};
 use crate::process;
 use crate::registry::Allocation;
 
@@ -20,8 +20,9 @@ pub enum Usage {
     /// ([`System::descends_from_holder`]), or the service manager
     /// listening for its service ([`System::manager_holds`]).
     InUse(Vec<Holder>),
-    /// Held by a process not of its worktree; empty: holder unknown.
-    Foreign(Vec<Holder>),
+    /// Held by a process not of its worktree; none named: holder unknown,
+    /// or no listening socket ([`Holders::unlistened`]).
+    Foreign(Holders),
 }
 
 impl Usage {
@@ -30,6 +31,16 @@ impl Usage {
             Usage::Idle => "idle",
             Usage::InUse(_) => "listening",
             Usage::Foreign(_) => "conflict",
+        }
+    }
+
+    /// The processes found listening: none when idle, or held from
+    /// outside by a process nobody can name.
+    pub fn listeners(&self) -> &[Holder] {
+        match self {
+            Usage::Idle => &[],
+            Usage::InUse(h) => h,
+            Usage::Foreign(h) => &h.processes,
         }
     }
 }
@@ -41,12 +52,13 @@ impl Usage {
 /// nobody is probed once more: its holder may have exited between the
 /// probe and the lookup (a dev server stopping), and a port free now is
 /// free: it leaves `busy`. One still occupied stays in `busy` with no
-/// holder: holder unknown (a hidden `/proc`, another namespace). No port
-/// busy, no system call.
-pub fn holders_of_busy(
+/// holder: holder unknown (a hidden `/proc`, another namespace), or no
+/// listening socket at all ([`Holders::unlistened`]). No port busy, no
+/// system call.
+pub fn lookup_busy(
     busy: &mut BTreeSet<u16>,
     system: &mut dyn System,
-) -> io::Result<BTreeMap<u16, Vec<Holder>>> {
+) -> io::Result<BTreeMap<u16, Holders>> {
     if busy.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -54,7 +66,7 @@ pub fn holders_of_busy(
     let unnamed: Vec<u16> = busy
         .iter()
         .copied()
-        .filter(|p| holders.get(p).is_none_or(Vec::is_empty))
+        .filter(|p| holders.get(p).is_none_or(|h| h.processes.is_empty()))
         .collect();
     for port in unnamed {
         if system.probe(port)? == PortState::Free {
@@ -65,8 +77,20 @@ pub fn holders_of_busy(
     Ok(holders)
 }
 
+/// [`lookup_busy`], the processes alone: for a caller that says `holder
+/// unknown` of a port none is named for.
+pub fn holders_of_busy(
+    busy: &mut BTreeSet<u16>,
+    system: &mut dyn System,
+) -> io::Result<BTreeMap<u16, Vec<Holder>>> {
+    Ok(lookup_busy(busy, system)?
+        .into_iter()
+        .map(|(port, h)| (port, h.processes))
+        .collect())
+}
+
 /// Rule 5 for a batch of allocations: probe each; look up holders of the
-/// busy ones in one pass ([`holders_of_busy`]).
+/// busy ones in one pass ([`lookup_busy`]).
 pub fn classify(allocations: &[&Allocation], system: &mut dyn System) -> io::Result<Vec<Usage>> {
     let mut busy = BTreeSet::new();
     for a in allocations {
@@ -74,7 +98,7 @@ pub fn classify(allocations: &[&Allocation], system: &mut dyn System) -> io::Res
             busy.insert(a.port);
         }
     }
-    let holders = holders_of_busy(&mut busy, system)?;
+    let holders = lookup_busy(&mut busy, system)?;
     Ok(allocations
         .iter()
         .map(|a| {
@@ -82,8 +106,8 @@ pub fn classify(allocations: &[&Allocation], system: &mut dyn System) -> io::Res
                 return Usage::Idle;
             }
             let found = holders.get(&a.port).cloned().unwrap_or_default();
-            let own = !found.is_empty()
-                && found.iter().all(|h| {
+            let own = !found.processes.is_empty()
+                && found.processes.iter().all(|h| {
                     h.cwd
                         .as_deref()
                         .is_some_and(|c| system.works_in(c, &a.worktree, &a.repository))
@@ -93,7 +117,7 @@ pub fn classify(allocations: &[&Allocation], system: &mut dyn System) -> io::Res
                         || system.manager_holds(a, h)
                 });
             if own {
-                Usage::InUse(found)
+                Usage::InUse(found.processes)
             } else {
                 Usage::Foreign(found)
             }
@@ -235,8 +259,8 @@ mod tests {
         let refs: Vec<&Allocation> = data.allocations.iter().collect();
         let usage = classify(&refs, &mut sys).unwrap();
         assert!(matches!(usage[0], Usage::InUse(_)));
-        assert!(matches!(&usage[1], Usage::Foreign(h) if h[0].pid == 2));
-        assert_eq!(usage[2], Usage::Foreign(vec![]));
+        assert!(matches!(&usage[1], Usage::Foreign(h) if h.processes[0].pid == 2));
+        assert_eq!(usage[2], Usage::Foreign(Holders::default()));
         assert_eq!(usage[3], Usage::Idle);
     }
 
@@ -270,6 +294,10 @@ mod tests {
         assert_eq!(usage, vec![Usage::InUse(vec![listener.clone()])]);
         sys.dead.insert(7);
         let usage = classify(&refs, &mut sys).unwrap();
-        assert_eq!(usage, vec![Usage::Foreign(vec![listener])]);
+        let foreign = Holders {
+            processes: vec![listener],
+            unlistened: false,
+        };
+        assert_eq!(usage, vec![Usage::Foreign(foreign)]);
     }
 }

@@ -61,7 +61,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                     "port": c.port,
                     "purpose": c.purpose,
                     "range": c.range.to_string(),
-                    "holders": c.holders,
+                    "holders": c.holders.processes,
                     "reserved_for": c.reserved_for.as_ref().map(|(service, worktree)| json!({"service": service, "worktree": worktree})),
                 })
             })

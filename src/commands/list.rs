@@ -169,7 +169,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     if args.json {
         let conflicts: Vec<_> = unrecorded
             .iter()
-            .map(|c| json!({"port": c.port, "purpose": c.purpose, "range": c.range.to_string(), "holders": c.holders}))
+            .map(|c| json!({"port": c.port, "purpose": c.purpose, "range": c.range.to_string(), "holders": c.holders.processes}))
             .collect();
         output::json(json!({ "worktrees": items, "conflicts": conflicts }))?;
     } else {
@@ -257,10 +257,7 @@ fn service_view(
             json: json!({ "service": name, "port": null, "state": "unallocated", "listeners": [] }),
         },
         Some((a, u)) => {
-            let listeners = match u {
-                Usage::Idle => vec![],
-                Usage::InUse(h) | Usage::Foreign(h) => h.clone(),
-            };
+            let listeners = u.listeners();
             let lifetime = alloc::lifetime(a, system);
             let state = if a.holders.is_empty() {
                 state_text(u)

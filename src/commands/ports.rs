@@ -101,10 +101,7 @@ pub fn allocation_json(
     health: Option<&ServiceStatus>,
     system: &mut dyn System,
 ) -> serde_json::Value {
-    let holders = match usage {
-        Usage::Idle => vec![],
-        Usage::InUse(h) | Usage::Foreign(h) => h.clone(),
-    };
+    let holders = usage.listeners();
     json!({
         "port": a.port,
         "service": a.service,

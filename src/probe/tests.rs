@@ -232,6 +232,30 @@ fn a_v4_loopback_listener_is_seen_with_its_holder() {
     assert_eq!(probe(port).unwrap(), PortState::Free);
 }
 
+/// A port kept busy by a socket bound without listening has no listening
+/// socket for the lookup to find: nothing listens, no process is hidden.
+/// A listener is no such port.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_socket_bound_without_listening_is_seen_as_no_listener() {
+    let socket = bound(([127, 0, 0, 1], 0));
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    assert_eq!(probe(port).unwrap(), PortState::Occupied);
+    let found = lookup(&BTreeSet::from([port]));
+    assert_eq!(
+        found[&port],
+        Holders {
+            processes: vec![],
+            unlistened: true
+        }
+    );
+    assert_eq!(found[&port].unnamed(), NOT_LISTENING);
+    socket.listen(1).unwrap();
+    let found = lookup(&BTreeSet::from([port]));
+    assert!(!found[&port].unlistened, "{found:?}");
+    assert_eq!(found[&port].processes[0].pid, std::process::id());
+}
+
 /// A connect that something at the port answered, then dropped, is
 /// occupied; refused is free; an error of the probe itself is an error.
 #[test]

@@ -1,14 +1,16 @@
 //! The port probe against real listeners: every
-//! way a port can be taken is "busy", TIME_WAIT is "free", and a host
+//! way a port can be taken is "busy", a TIME_WAIT a server's SO_REUSEADDR
+//! left is "free" (one left without it is busy, said so), and a host
 //! without IPv6 still allocates. Each case is checked through the library
 //! (`wtenv::probe::probe`) and through the real binary, whose fail-fast
 //! allocation must refuse the port.
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
+use socket2::{Domain, Socket, Type};
 use wtenv::probe::{PortState, probe};
 
 use crate::support::{PyListener, TestEnv, run, wait_for};
@@ -104,10 +106,17 @@ fn time_wait_lines(port: u16) -> Vec<String> {
 
 /// A real TIME_WAIT whose local port is the candidate: the server side of
 /// an accepted connection closes first, so its socket (local port = the
-/// listening port) lingers in TIME_WAIT after everything is closed.
-fn make_time_wait(addr: &str, port: u16) {
-    let listener = TcpListener::bind((addr, port)).unwrap();
-    let mut client = TcpStream::connect((addr, port)).unwrap();
+/// listening port) lingers in TIME_WAIT after everything is closed. Its
+/// listener sets SO_REUSEADDR, as servers do (and std's `TcpListener`),
+/// when `reuse_address`; the TIME_WAIT keeps it.
+fn make_time_wait(addr: &str, port: u16, reuse_address: bool) {
+    let at = SocketAddr::new(addr.parse().unwrap(), port);
+    let socket = Socket::new(Domain::for_address(at), Type::STREAM, None).unwrap();
+    socket.set_reuse_address(reuse_address).unwrap();
+    socket.bind(&at.into()).unwrap();
+    socket.listen(1).unwrap();
+    let listener = TcpListener::from(socket);
+    let mut client = TcpStream::connect(at).unwrap();
     let (server_side, _) = listener.accept().unwrap();
     drop(listener);
     drop(server_side); // active close: this side goes to TIME_WAIT
@@ -121,8 +130,8 @@ fn make_time_wait(addr: &str, port: u16) {
 fn time_wait_on_the_candidate_port_is_free() {
     let t = TestEnv::new();
     let port = t.ports.start;
-    make_time_wait("127.0.0.1", port);
-    make_time_wait("::1", port);
+    make_time_wait("127.0.0.1", port, true);
+    make_time_wait("::1", port, true);
     let lines = time_wait_lines(port);
     assert!(
         lines.iter().any(|l| l.contains("127.0.0.1:"))
@@ -137,6 +146,57 @@ fn time_wait_on_the_candidate_port_is_free() {
         !time_wait_lines(port).is_empty(),
         "the TIME_WAIT was gone before wtenv ran: the test proved nothing"
     );
+}
+
+/// A port busy with nothing listening on it: a socket bound without
+/// listening, or a TIME_WAIT left by a socket without SO_REUSEADDR (no
+/// bind of the port succeeds until it clears, a server's with
+/// SO_REUSEADDR included). No process is hidden there, as `holder
+/// unknown` would say: the line says what holds the port instead, where
+/// a reserved port is refused (`env`, `ports`, `conflicts`) and where the
+/// allocation fails fast on a free one.
+#[test]
+fn a_port_busy_with_nothing_listening_is_said_so_not_holder_unknown() {
+    const NOT_LISTENING: &str = "no listening process (a socket bound without listening, or a TIME_WAIT: it clears within a minute)";
+    let t = TestEnv::new();
+    let (bound_port, waiting_port) = (t.ports.port(0), t.ports.port(1));
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let bound = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    bound
+        .bind(&SocketAddr::from(([127, 0, 0, 1], bound_port)).into())
+        .unwrap();
+    let env = run(&mut t.wtenv(&["env"]));
+    assert_eq!(env.code, Some(1), "{env}");
+    assert!(
+        env.stderr
+            .contains(&format!("  port {bound_port} (app): {NOT_LISTENING}\n")),
+        "{env}"
+    );
+    let ports = run(&mut t.wtenv(&["ports"]));
+    assert!(
+        ports
+            .stdout
+            .contains(&format!("conflict ({NOT_LISTENING})")),
+        "{ports}"
+    );
+    let conflicts = run(&mut t.wtenv(&["conflicts"]));
+    assert_eq!(conflicts.code, Some(1), "{conflicts}");
+    assert!(conflicts.stdout.contains(NOT_LISTENING), "{conflicts}");
+
+    make_time_wait("127.0.0.1", waiting_port, false);
+    assert_eq!(probe(waiting_port).unwrap(), PortState::Occupied);
+    let out = run(&mut t.wtenv(&["allocate", "--service", "x"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("\n  port {waiting_port}: {NOT_LISTENING}\n")),
+        "{out}"
+    );
+    assert!(
+        !time_wait_lines(waiting_port).is_empty(),
+        "the TIME_WAIT was gone before wtenv ran: the test proved nothing"
+    );
+    drop(bound);
 }
 
 /// The real binary in a fresh network namespace where IPv6 is disabled on
