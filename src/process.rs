@@ -255,13 +255,10 @@ pub fn is_zombie(pid: u32) -> bool {
     imp::state(pid) == Some('Z')
 }
 
-/// Whether `pid` is stopped: by a signal (job control, state `T`) or by
-/// its tracer (`t`). It runs no code until continued.
-pub fn is_stopped(pid: u32) -> bool {
-    matches!(imp::state(pid), Some('T' | 't'))
-}
-
-/// Whether `pid` is stopped by a signal (state `T`), not by a tracer.
+/// Whether `pid` is stopped by a signal (job control, state `T`): it runs
+/// no code until continued, and acts on no signal but SIGKILL. One
+/// stopped by its tracer (`t`) is not: its tracer continues it, and
+/// decides what a signal sent to it does.
 pub fn is_signal_stopped(pid: u32) -> bool {
     imp::state(pid) == Some('T')
 }

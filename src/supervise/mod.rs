@@ -16,7 +16,8 @@
 //!   A stopped group also gets SIGCONT, so it acts on the signal at once.
 //! - After a leader exits, what is left of its group (the server `npm start`
 //!   left behind) gets SIGTERM, then SIGKILL after the grace (at once for
-//!   a process stopped again meanwhile: [`tree::kill_stopped`]): a group is
+//!   a process stopped again by a signal meanwhile, not by its tracer:
+//!   [`tree::kill_stopped`]): a group is
 //!   done only when none of its processes is left, zombies included (a
 //!   zombie main thread's other threads may still hold its sockets).
 //! - On Linux wtenv is a child subreaper ([`reap`]): orphans of the tree

@@ -111,16 +111,19 @@ pub(super) fn signal_each(pids: &[u32], signals: &[Signal]) {
     }
 }
 
-/// SIGKILLs, each alone, those of `pids` that are stopped (state `T` or
-/// `t`), during a sweep that sent them SIGTERM and SIGCONT on an earlier
-/// turn: one stopped again (vim, asked to end, writes to the terminal
-/// from the background and gets SIGTTOU) is not finishing its work, and
-/// waiting the grace for it only freezes the terminal.
+/// SIGKILLs, each alone, those of `pids` that are stopped by a signal
+/// (state `T`), during a sweep that sent them SIGTERM and SIGCONT on an
+/// earlier turn: one stopped again (vim, asked to end, writes to the
+/// terminal from the background and gets SIGTTOU) is not finishing its
+/// work, and waiting the grace for it only freezes the terminal. One
+/// stopped by its tracer (state `t`: strace, a debugger at a breakpoint)
+/// is not: its tracer decides what the SIGTERM does, so it gets the grace
+/// like any running process.
 pub(super) fn kill_stopped(pids: &[u32]) {
     let stopped: Vec<u32> = pids
         .iter()
         .copied()
-        .filter(|&p| process::is_stopped(p))
+        .filter(|&p| process::is_signal_stopped(p))
         .collect();
     if !stopped.is_empty() {
         tracing::info!(?stopped, "stopped again during the sweep: killed at once");

@@ -13,6 +13,7 @@ mod holds;
 mod orphans;
 mod signals;
 mod strays;
+mod sweeps;
 mod terminal;
 
 use std::fs::File;

@@ -1,0 +1,122 @@
+//! The sweep of what a leader leaves in its group: a process stopped by
+//! its tracer (strace, a debugger) gets the grace like a running one,
+//! since its tracer decides what the SIGTERM does; only one stopped by a
+//! signal is killed at once (see `terminal.rs` for those).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::strays::{KillOnDrop, read_pid};
+use super::{PATIENCE, Wtenv, alive, assert_no_holds};
+use crate::support::{TestEnv, wait_for};
+
+/// A tracer that seizes the pid argv[1], stops it (`PTRACE_INTERRUPT`:
+/// state `t`) and never continues it, as a debugger at a breakpoint; it
+/// touches argv[2] once the tracee is stopped, and waits for the tracee's
+/// death (only SIGKILL can end it), so that its parent can reap it.
+const TRACER: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+libc.ptrace.restype = ctypes.c_long
+PTRACE_SEIZE, PTRACE_INTERRUPT, WALL = 0x4206, 0x4207, 0x40000000
+pid = int(sys.argv[1])
+for request in (PTRACE_SEIZE, PTRACE_INTERRUPT):
+    if libc.ptrace(request, pid, None, None) != 0:
+        sys.exit(f"ptrace {request:#x}: {os.strerror(ctypes.get_errno())}")
+os.waitpid(pid, WALL)
+open(sys.argv[2] + ".tmp", "w").close()
+os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+while True:
+    _, status = os.waitpid(pid, WALL)
+    if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+        break
+"#;
+
+/// A running [`TRACER`], killed and reaped on drop.
+struct Tracer(Child);
+
+impl Tracer {
+    /// Traces `pid` and stops it; returns once it is stopped.
+    fn stop(t: &TestEnv, pid: u32, traced: &Path) -> Tracer {
+        let script = t.root().join("tracer.py");
+        std::fs::write(&script, TRACER).unwrap();
+        let child = Command::new("python3")
+            .arg(&script)
+            .arg(pid.to_string())
+            .arg(traced)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut tracer = Tracer(child);
+        assert!(
+            wait_for(PATIENCE, || traced.exists()
+                || tracer.0.try_wait().unwrap().is_some()),
+            "the tracer never stopped {pid}"
+        );
+        assert!(traced.exists(), "the tracer could not trace {pid}");
+        tracer
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The state letter of `pid` in /proc (`R`, `S`, `T`, `t`...).
+fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+/// `sh -c 'sleep 300 & ...; exit 0'` with the sleep held stopped by a
+/// tracer when the leader exits: the sweep's SIGTERM waits on the tracer,
+/// and the sleep is killed at the grace's end, not at once as a process
+/// stopped by a signal would be.
+#[test]
+fn a_leftover_stopped_by_its_tracer_gets_the_grace() {
+    let t = TestEnv::new();
+    let pidfile = t.root().join("sleep.pid");
+    let traced = t.root().join("traced");
+    let tree = format!(
+        "sleep 300 & echo $! > {0}.tmp; mv {0}.tmp {0}; \
+         while [ ! -e {1} ]; do sleep 0.05; done; exit 0",
+        pidfile.display(),
+        traced.display()
+    );
+    let mut guard = KillOnDrop(Vec::new());
+    let mut w = Wtenv::start(&t, &["run", "--grace", "5s", "--", "sh", "-c", &tree]);
+    assert!(
+        wait_for(PATIENCE, || pidfile.exists()),
+        "{}",
+        w.stderr_text()
+    );
+    let sleep = read_pid(&pidfile);
+    guard.add(sleep);
+    let leader = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(sleep as i32)))
+        .unwrap()
+        .as_raw() as u32;
+    let _tracer = Tracer::stop(&t, sleep, &traced);
+    assert_eq!(state(sleep), Some('t'), "the setup: stopped by its tracer");
+    assert!(
+        wait_for(PATIENCE, || !alive(leader)),
+        "the leader never exited"
+    );
+    // Well within the grace: a sweep that took it for stopped by a signal
+    // killed it on its second turn (10 ms).
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        alive(sleep),
+        "the traced leftover was killed before the grace ended\n{}",
+        w.stderr_text()
+    );
+    assert_eq!(state(sleep), Some('t'));
+    let status = w.wait();
+    assert_eq!(status.code(), Some(0), "{}", w.stderr_text());
+    assert!(!alive(sleep), "the traced leftover survived the grace");
+    assert_no_holds(&t);
+}
