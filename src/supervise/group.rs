@@ -8,6 +8,7 @@
 use std::fmt;
 use std::time::Instant;
 
+use super::notice::Kills;
 use super::signal::Signal;
 use super::tree::Stray;
 use crate::process::ProcessId;
@@ -59,6 +60,8 @@ pub(super) struct Group {
     /// The tree's strays proven this group's (see [`Group::claim`]), by
     /// pid and start time: they stay its once their ancestors are gone.
     pub strays: Vec<ProcessId>,
+    /// What the SIGKILLs of its sweep (or its restart's stop) said.
+    pub kills: Kills,
 }
 
 impl Group {
@@ -74,6 +77,7 @@ impl Group {
             status: None,
             done: false,
             strays: Vec::new(),
+            kills: Kills::default(),
         }
     }
 

@@ -2,13 +2,14 @@
 //! "Supervision"): once, a second after the first signal it received,
 //! that it waits up to the grace and that a second Ctrl-C kills now (on a
 //! terminal only, and not under `-q`: a log or a script has no one to
-//! press it); and when the grace ends in SIGKILL, what it killed (always:
-//! a process killed unasked leaves a trace).
+//! press it); and whenever it SIGKILLs processes of the command unasked,
+//! what it killed (always: a process killed unasked leaves a trace): when
+//! the grace after a signal it received ends, and in a sweep ([`Kills`]).
 
 use std::time::{Duration, Instant};
 
-use crate::process;
-use crate::report;
+use crate::process::{self, ProcessId};
+use crate::{alloc, report};
 
 /// How long after the first signal the children may take to stop before
 /// wtenv says it waits.
@@ -56,13 +57,70 @@ pub(super) fn waiting(names: &[String], grace: Duration) {
     ));
 }
 
-/// `wtenv: npm did not stop within 10s: killed`, kept by `-q`.
+/// `wtenv: npm did not stop within 10s: killed`, kept by `-q`: the grace
+/// after a signal wtenv received ended.
 pub(super) fn killed(names: &[String], grace: Duration) {
-    report::status_kept(&format!(
-        "{} did not stop within {}: killed",
-        who(names),
-        humantime::format_duration(grace)
-    ));
+    report::status_kept(&kill_line(names, Why::Grace(grace), None));
+}
+
+/// Why a sweep SIGKILLs processes of the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Why {
+    /// They did not stop within the grace after their SIGTERM.
+    Grace(Duration),
+    /// Asked to end, they were stopped again by a signal instead (vim,
+    /// by SIGTTOU).
+    StoppedAgain,
+}
+
+/// The SIGKILLs one sweep said (a group's leftovers, with its restart's
+/// stop, or the tree's strays once every leader exited): each process it
+/// kills is named once, in the line of the SIGKILL that first reached it.
+#[derive(Debug, Default)]
+pub(super) struct Kills {
+    named: Vec<u32>,
+}
+
+impl Kills {
+    /// Says, right before they get SIGKILL, that the live ones of `pids`
+    /// this sweep has not named yet are killed: `wtenv: npm did not stop
+    /// within 10s: killed 2 processes, pid 4243 (python3 server.py) and 1
+    /// more`, kept by `-q` as [`killed`]'s line is. Nothing is said when
+    /// none is left to name (a zombie: it is dead already).
+    pub fn say(&mut self, names: &[String], why: Why, pids: &[u32]) {
+        let new: Vec<u32> = pids
+            .iter()
+            .copied()
+            .filter(|p| !self.named.contains(p) && ProcessId::of(*p).is_some())
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        self.named.extend(&new);
+        let first = alloc::describe_pids(&new[..1]);
+        report::status_kept(&kill_line(names, why, Some((new.len(), &first))));
+    }
+}
+
+/// `npm did not stop within 10s: killed`, and when `killed` holds how many
+/// processes and how the first is named, `... killed 2 processes, pid 4243
+/// (python3 server.py) and 1 more`: every kill line, in one place.
+fn kill_line(names: &[String], why: Why, killed: Option<(usize, &str)>) -> String {
+    let why = match why {
+        Why::Grace(grace) => {
+            format!("did not stop within {}", humantime::format_duration(grace))
+        }
+        Why::StoppedAgain => "was stopped again instead of ending".to_owned(),
+    };
+    let mut line = format!("{} {why}: killed", who(names));
+    if let Some((n, first)) = killed {
+        let s = if n == 1 { "" } else { "es" };
+        line.push_str(&format!(" {n} process{s}, {first}"));
+        if n > 1 {
+            line.push_str(&format!(" and {} more", n - 1));
+        }
+    }
+    line
 }
 
 /// `npm`, `service web`, `services web, api`: the names the supervisor
@@ -91,6 +149,24 @@ mod tests {
             "services web, api"
         );
         assert_eq!(who(&names(&["sh\u{1b}[2J"])), "sh\\u{1b}[2J");
+    }
+
+    #[test]
+    fn a_kill_line_names_how_many_were_killed_and_the_first() {
+        let npm = ["npm".to_owned()];
+        let grace = Why::Grace(Duration::from_secs(10));
+        assert_eq!(
+            kill_line(&npm, grace, None),
+            "npm did not stop within 10s: killed"
+        );
+        assert_eq!(
+            kill_line(&npm, grace, Some((1, "pid 7 (sleep 600)"))),
+            "npm did not stop within 10s: killed 1 process, pid 7 (sleep 600)"
+        );
+        assert_eq!(
+            kill_line(&npm, Why::StoppedAgain, Some((3, "pid 7 (vim)"))),
+            "npm was stopped again instead of ending: killed 3 processes, pid 7 (vim) and 2 more"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use super::escalation::{Action, Escalation, Report};
-use super::group::{Group, Pgid, killpg};
+use super::group::{Group, Pgid};
 use super::notice::{self, Notice};
 use super::reap;
 use super::signal::{Event, Listener, Signal, Waker};
@@ -20,6 +20,8 @@ use super::{POLL, SETTLE};
 use crate::exit;
 use crate::process;
 use crate::sockets::ExecReport;
+
+mod sweep;
 
 /// How often an interactive child without the terminal checks whether
 /// wtenv became the foreground job (one `tcgetpgrp`).
@@ -275,14 +277,7 @@ impl Supervisor {
                 }
             }
             self.sweep(now);
-            for i in 0..self.groups.len() {
-                if !self.groups[i].done && self.groups[i].kill_at.is_some_and(|d| now >= d) {
-                    let (strays, _) = self.group_strays(i);
-                    self.groups[i].kill_at = None;
-                    self.groups[i].signal(Signal::SIGKILL);
-                    tree::signal_each(&strays, &[Signal::SIGKILL]);
-                }
-            }
+            self.kill_overdue_groups(now);
             let next = policy.turn(self, now);
             if self.groups.iter().all(|g| g.done)
                 && !self.strays.left
@@ -357,9 +352,13 @@ impl Supervisor {
     /// What still runs, as messages name it: the groups not gone, or,
     /// when only the tree's strays are left, every group (they are its).
     fn running(&self) -> Vec<String> {
-        let all_done = self.groups.iter().all(|g| g.done);
+        self.names(self.groups.iter().all(|g| g.done))
+    }
+
+    /// The groups' names, each once: `all` of them, or those not gone.
+    fn names(&self, all: bool) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
-        for g in self.groups.iter().filter(|g| all_done || !g.done) {
+        for g in self.groups.iter().filter(|g| all || !g.done) {
             if !names.contains(&g.name) {
                 names.push(g.name.clone());
             }
@@ -545,99 +544,6 @@ impl Supervisor {
             .filter(|g| !g.done)
             .map(|g| g.pgid.as_raw())
             .collect()
-    }
-
-    /// The final sweep of groups whose leader exited: reap orphans, then
-    /// SIGTERM what is left, SIGKILL after the grace, or on a later turn
-    /// for what is stopped again ([`tree::kill_stopped`]).
-    fn sweep(&mut self, now: Instant) {
-        // /proc is read only when a group is left to sweep, or a child of
-        // ours changed state (an orphan to reap).
-        let child_event = std::mem::take(&mut self.child_event);
-        self.childless = None;
-        if !child_event && !self.strays.left && !self.groups.iter().any(|g| g.exited && !g.done) {
-            return;
-        }
-        let leaders: BTreeSet<u32> = self
-            .groups
-            .iter()
-            .filter(|g| !g.exited)
-            .map(|g| g.leader)
-            .collect();
-        let reaped = reap::reap_orphans(&leaders);
-        self.childless = reaped.as_ref().and_then(|r| r.childless);
-        let left = reaped.map(|r| r.left);
-        let grace = self.escalation.grace();
-        let killed = self.escalation.killed();
-        let all_exited = self.groups.iter().all(|g| g.exited);
-        // While other leaders run, an exited leader's strays are its
-        // group's (see `Group::claim`): swept with its rest, its service
-        // restarted only once they are gone. Each is below a child of ours
-        // other than the leaders, or there is none.
-        let found = (!all_exited
-            && left.as_ref().is_none_or(|l| !l.is_empty())
-            && self.groups.iter().any(|g| g.exited && !g.done))
-        .then(|| tree::strays(&self.live_groups()));
-        let first: &[Signal] = if killed {
-            &[Signal::SIGKILL]
-        } else {
-            &[Signal::SIGTERM, Signal::SIGCONT]
-        };
-        for g in self.groups.iter_mut().filter(|g| g.exited && !g.done) {
-            // With no child but running leaders, an exited leader's group
-            // is empty (see `reap_orphans`): no /proc scan needed. A child
-            // of ours in the group that is not reaped yet still counts,
-            // live or dying: its sockets close only when it is reapable.
-            let members: Vec<u32> = match &left {
-                Some(left) if left.is_empty() => Vec::new(),
-                Some(left) => {
-                    let mut m = process::group_members(g.pgid.as_raw());
-                    let dying: Vec<u32> = left
-                        .iter()
-                        .copied()
-                        .filter(|p| !m.contains(p))
-                        .filter(|&p| process::pgid(p) == Some(g.pgid.as_raw()))
-                        .collect();
-                    m.extend(dying);
-                    m
-                }
-                None => process::group_members(g.pgid.as_raw()),
-            };
-            let (strays, new) = found.as_ref().map(|f| g.claim(f)).unwrap_or_default();
-            if members.is_empty() && strays.is_empty() {
-                g.done = true;
-                continue;
-            }
-            if !g.sweeping {
-                tracing::info!(pgid = %g.pgid, ?members, ?strays, "leader gone, sweeping its group");
-                g.sweeping = true;
-                g.sweep_deadline = Some(now + grace);
-                for &sig in first {
-                    killpg(g.pgid, sig);
-                }
-                tree::signal_each(&strays, first);
-            } else if g.sweep_deadline.is_some_and(|d| now >= d) {
-                g.sweep_deadline = None;
-                killpg(g.pgid, Signal::SIGKILL);
-                tree::signal_each(&strays, &[Signal::SIGKILL]);
-            } else if g.sweep_deadline.is_some() {
-                tree::signal_each(&new, first);
-                // Continued by that SIGCONT, or by the first turn's.
-                let all: Vec<u32> = members.iter().chain(&strays).copied().collect();
-                tree::kill_stopped(&all);
-            } else {
-                tree::signal_each(&new, &[Signal::SIGKILL]);
-            }
-        }
-        // Every leader gone: the tree's strays are swept as the groups'
-        // leftovers are. With no child of ours left there is none (each
-        // descends from us through a child of ours).
-        if !all_exited || left.as_ref().is_some_and(Vec::is_empty) {
-            self.strays = tree::Sweep::default();
-        } else {
-            let live = self.live_groups();
-            self.strays.turn(&live, now, grace, killed);
-        }
     }
 }
 

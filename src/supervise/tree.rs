@@ -28,6 +28,7 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use super::notice::{Kills, Why};
 use super::reap;
 use super::signal::Signal;
 use crate::process;
@@ -118,8 +119,9 @@ pub(super) fn signal_each(pids: &[u32], signals: &[Signal]) {
 /// work, and waiting the grace for it only freezes the terminal. One
 /// stopped by its tracer (state `t`: strace, a debugger at a breakpoint)
 /// is not: its tracer decides what the SIGTERM does, so it gets the grace
-/// like any running process.
-pub(super) fn kill_stopped(pids: &[u32]) {
+/// like any running process. `say` is given those about to be killed
+/// first (none: not called).
+pub(super) fn kill_stopped(pids: &[u32], say: impl FnOnce(&[u32])) {
     let stopped: Vec<u32> = pids
         .iter()
         .copied()
@@ -127,13 +129,15 @@ pub(super) fn kill_stopped(pids: &[u32]) {
         .collect();
     if !stopped.is_empty() {
         tracing::info!(?stopped, "stopped again during the sweep: killed at once");
+        say(&stopped);
         signal_each(&stopped, &[Signal::SIGKILL]);
     }
 }
 
 /// The sweep of the strays once every leader has exited, as a group's:
 /// SIGTERM (and SIGCONT), SIGKILL after the grace, or at once for one
-/// stopped again meanwhile ([`kill_stopped`]).
+/// stopped again meanwhile ([`kill_stopped`]); each SIGKILL said
+/// ([`Kills`]), unless wtenv killed everything already.
 #[derive(Debug, Default)]
 pub(super) struct Sweep {
     /// The first signal was sent.
@@ -142,16 +146,21 @@ pub(super) struct Sweep {
     deadline: Option<Instant>,
     /// The last turn found some.
     pub left: bool,
+    /// What its SIGKILLs said.
+    kills: Kills,
 }
 
 impl Sweep {
     /// One turn: signals what is due, and notes whether any was found.
+    /// `killed`: wtenv killed everything already (said then, or asked);
+    /// `names`: the groups', for what a SIGKILL says.
     pub fn turn(
         &mut self,
         groups: &BTreeSet<u32>,
         now: Instant,
         grace: std::time::Duration,
         killed: bool,
+        names: &[String],
     ) {
         let signals: &[Signal] = if !self.started {
             if killed {
@@ -164,15 +173,23 @@ impl Sweep {
         } else {
             &[]
         };
-        let n = if signals.is_empty() {
-            let found: Vec<u32> = strays(groups).iter().map(|s| s.pid).collect();
+        let found: Vec<u32> = strays(groups).iter().map(|s| s.pid).collect();
+        let kills = &mut self.kills;
+        if signals.is_empty() {
             if self.deadline.is_some() {
-                kill_stopped(&found);
+                kill_stopped(&found, |stopped| {
+                    if !killed {
+                        kills.say(names, Why::StoppedAgain, stopped);
+                    }
+                });
             }
-            found.len()
         } else {
-            signal(groups, signals)
-        };
+            if self.started && !killed {
+                kills.say(names, Why::Grace(grace), &found);
+            }
+            signal_each(&found, signals);
+        }
+        let n = found.len();
         self.left = n > 0;
         if self.left && !self.started {
             tracing::info!(strays = n, "every leader gone, sweeping the tree's strays");

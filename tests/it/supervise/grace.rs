@@ -14,7 +14,7 @@ use crate::support::{TestEnv, Tmux, wait_for};
 
 /// A `sh -c` line that ignores SIGINT and SIGTERM (its `sleep` too: an
 /// ignored signal stays ignored across exec) once it touched `ready`.
-fn stubborn(ready: &Path) -> String {
+pub(super) fn stubborn(ready: &Path) -> String {
     format!(
         "trap '' INT TERM; touch {}; exec sleep 600",
         ready.display()

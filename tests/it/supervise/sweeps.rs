@@ -1,12 +1,14 @@
 //! The sweep of what a leader leaves in its group: a process stopped by
 //! its tracer (strace, a debugger) gets the grace like a running one,
 //! since its tracer decides what the SIGTERM does; only one stopped by a
-//! signal is killed at once (see `terminal.rs` for those).
+//! signal is killed at once (see `terminal.rs` for those). Every SIGKILL
+//! a sweep sends is said, naming how many and the first.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use super::grace::stubborn;
 use super::strays::{KillOnDrop, read_pid};
 use super::{PATIENCE, Wtenv, alive, assert_no_holds};
 use crate::support::{TestEnv, wait_for};
@@ -118,5 +120,134 @@ fn a_leftover_stopped_by_its_tracer_gets_the_grace() {
     let status = w.wait();
     assert_eq!(status.code(), Some(0), "{}", w.stderr_text());
     assert!(!alive(sleep), "the traced leftover survived the grace");
+    assert_eq!(
+        w.stderr_text(),
+        format!("wtenv: sh did not stop within 5s: killed 1 process, pid {sleep} (sleep 300)\n")
+    );
+    assert_no_holds(&t);
+}
+
+/// `bash -c 'sh -c STUBBORN & ...; exit 0'`, run by wtenv with `args`:
+/// the leader leaves a `sleep 600` that ignores SIGTERM, in its group, or
+/// with `job`, under `set -m`, in a group of its own. Returns wtenv and
+/// the sleep's pid.
+fn leave_a_stubborn_sleep(t: &TestEnv, args: &[&str], job: bool) -> (Wtenv, u32) {
+    let ready = t.root().join("ready");
+    let pidfile = t.root().join("sleep.pid");
+    let tree = format!(
+        "{0}sh -c \"{1}\" & echo $! > {2}.tmp; mv {2}.tmp {2}; \
+         while [ ! -e {3} ]; do sleep 0.05; done; exit 0",
+        if job { "set -m; " } else { "" },
+        stubborn(&ready),
+        pidfile.display(),
+        ready.display()
+    );
+    let mut args = args.to_vec();
+    args.extend(["--", "bash", "-c", &tree]);
+    let w = Wtenv::start(t, &args);
+    assert!(
+        wait_for(PATIENCE, || pidfile.exists()),
+        "{}",
+        w.stderr_text()
+    );
+    (w, read_pid(&pidfile))
+}
+
+/// What the leader leaves in its group, ignoring SIGTERM, is killed when
+/// the grace ends, and that is said as the kill after a signal wtenv
+/// received is, naming how many and the first: `-q` or not.
+#[test]
+fn a_leftover_killed_after_the_grace_is_said_quiet_or_not() {
+    for quiet in [false, true] {
+        let t = TestEnv::new();
+        let args: &[&str] = if quiet {
+            &["-q", "run", "--grace", "1s"]
+        } else {
+            &["run", "--grace", "1s"]
+        };
+        let (mut w, sleep) = leave_a_stubborn_sleep(&t, args, false);
+        let mut guard = KillOnDrop(Vec::new());
+        guard.add(sleep);
+        let status = w.wait();
+        assert_eq!(status.code(), Some(0), "{}", w.stderr_text());
+        assert_eq!(
+            w.stderr_text(),
+            format!(
+                "wtenv: bash did not stop within 1s: killed 1 process, pid {sleep} (sleep 600)\n"
+            ),
+            "quiet: {quiet}"
+        );
+        assert!(!alive(sleep));
+        assert_no_holds(&t);
+    }
+}
+
+/// The same for a job the leader put in a group of its own (the tree's
+/// strays are swept once every leader exited).
+#[test]
+fn a_job_killed_after_the_grace_is_said() {
+    let t = TestEnv::new();
+    let (mut w, sleep) = leave_a_stubborn_sleep(&t, &["run", "--grace", "1s"], true);
+    let mut guard = KillOnDrop(Vec::new());
+    guard.add(sleep);
+    let status = w.wait();
+    assert_eq!(status.code(), Some(0), "{}", w.stderr_text());
+    assert_eq!(
+        w.stderr_text(),
+        format!("wtenv: bash did not stop within 1s: killed 1 process, pid {sleep} (sleep 600)\n")
+    );
+    assert!(!alive(sleep));
+    assert_no_holds(&t);
+}
+
+/// `up` restarting an unhealthy service that ignores SIGTERM: its group
+/// is killed when the grace ends, and that is said once.
+#[test]
+fn a_restarts_kill_after_the_grace_is_said() {
+    let t = TestEnv::new();
+    let (bad, pidfile) = (t.root().join("bad"), t.root().join("web.pid"));
+    t.write_config(&format!(
+        "[services.web]\nrun = \"trap '' TERM; echo $$ > {0}.tmp; mv {0}.tmp {0}; exec sleep 600\"\n\
+         health = {{ cmd = \"test ! -e {1}\", interval = \"200ms\", retries = 1 }}\n\
+         restart = \"on-failure\"\n",
+        pidfile.display(),
+        bad.display()
+    ));
+    let mut w = Wtenv::start(&t, &["up", "--grace", "1s"]);
+    let mut guard = KillOnDrop(Vec::new());
+    assert!(
+        wait_for(PATIENCE, || w.stderr_text().contains("web | ready in ")),
+        "{}",
+        w.stderr_text()
+    );
+    let web = read_pid(&pidfile);
+    guard.add(web);
+    std::fs::write(&bad, "").unwrap();
+    let killed = format!(
+        "wtenv: service web did not stop within 1s: killed 1 process, pid {web} (sleep 600)\n"
+    );
+    assert!(
+        wait_for(PATIENCE, || w.stderr_text().contains(&killed)),
+        "{}",
+        w.stderr_text()
+    );
+    assert!(
+        wait_for(PATIENCE, || w
+            .stderr_text()
+            .matches("web | starting")
+            .count()
+            == 2),
+        "not restarted: {}",
+        w.stderr_text()
+    );
+    w.signal(nix::sys::signal::Signal::SIGINT);
+    w.wait();
+    assert!(!alive(web));
+    assert_eq!(
+        w.stderr_text().matches(" killed").count(),
+        1,
+        "{}",
+        w.stderr_text()
+    );
     assert_no_holds(&t);
 }

@@ -322,18 +322,25 @@ while True:
     time.sleep(1)
 "#;
 
+/// Where [`vim_like`] writes the script, and where it writes its pid, in
+/// the test's directory.
+const VIM_LIKE: &str = "vim_like.py";
+const VIM_LIKE_PID: &str = "vim_like.pid";
+
 /// Writes [`SETS_THE_TERMINAL_ON_SIGTERM`] into the test's directory;
 /// returns its path and the path of the pid file it will write.
 fn vim_like(t: &TestEnv) -> (std::path::PathBuf, std::path::PathBuf) {
-    let script = t.root().join("vim_like.py");
+    let script = t.root().join(VIM_LIKE);
     std::fs::write(&script, SETS_THE_TERMINAL_ON_SIGTERM).unwrap();
-    (script, t.root().join("vim_like.pid"))
+    (script, t.root().join(VIM_LIKE_PID))
 }
 
 /// Types `echo outer-back` into the outer shell at once (it waits in the
 /// terminal until the shell reads it): the outer prompt must come back
-/// well under the grace (20 s), and the vim-like process be gone.
-fn outer_prompt_returns_at_once(t: &TestEnv, tmux: &Tmux, vim: u32) {
+/// well under the grace (20 s), the vim-like process be gone, and its
+/// kill said once, naming it: `wtenv: {who} was stopped again ...`,
+/// `who` being what wtenv ran.
+fn outer_prompt_returns_at_once(t: &TestEnv, tmux: &Tmux, vim: u32, who: &str) {
     let start = std::time::Instant::now();
     tmux.line(t, "echo outer-back");
     assert!(
@@ -348,6 +355,16 @@ fn outer_prompt_returns_at_once(t: &TestEnv, tmux: &Tmux, vim: u32) {
         tmux.pane(t)
     );
     assert!(!alive(vim), "the stopped process survived");
+    // The command as /proc has it: python3 may be a shim that execs
+    // another path.
+    let said =
+        format!("wtenv: {who} was stopped again instead of ending: killed 1 process, pid {vim} (");
+    let pane = tmux.pane(t);
+    assert_eq!(pane.matches(&said).count(), 1, "{pane}");
+    let rest = pane.split(&said).nth(1).unwrap().lines().next().unwrap();
+    let (script, pidfile) = (t.root().join(VIM_LIKE), t.root().join(VIM_LIKE_PID));
+    let command = format!("{} {})", script.display(), pidfile.display());
+    assert!(rest.ends_with(&command), "{pane}");
     assert_no_holds(t);
 }
 
@@ -396,7 +413,7 @@ fn a_job_an_inner_shell_leaves_stopped_is_killed_once_stopped_again() {
         tmux.pane(&t)
     );
     tmux.line(&t, "exit");
-    outer_prompt_returns_at_once(&t, &tmux, vim);
+    outer_prompt_returns_at_once(&t, &tmux, vim, "env");
 }
 
 /// The same for what is left of the child's own group when its leader
@@ -420,5 +437,5 @@ fn what_the_leader_leaves_in_its_group_is_killed_once_stopped_again() {
     let vim = read_pid(&pidfile);
     let mut guard = KillOnDrop(Vec::new());
     guard.add(vim);
-    outer_prompt_returns_at_once(&t, &tmux, vim);
+    outer_prompt_returns_at_once(&t, &tmux, vim, "sh");
 }
