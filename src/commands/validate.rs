@@ -74,6 +74,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     if args.fix && writable.is_ok() {
         stop_orphans(&args, ctx)?;
         remove_stale_status(&args, ctx)?;
+        remove_stale_watch_locks(&args, ctx)?;
     }
     let fixed = if let Err(e) = writable {
         Some(Err(e))
@@ -274,6 +275,21 @@ fn remove_stale_status(args: &Args, ctx: &Ctx) -> Result<()> {
     output::stdout(&format!(
         "removed {n} status {files} of gone up processes from {}\n",
         printable_path(&state_dir.join("up"))
+    ))
+}
+
+/// `--fix`: removes the lock files killed watchers left
+/// (`watch/<pid>-<start>.lock` of a gone holder, not locked:
+/// [`supervise::watcher::remove_stale`]), and says how many.
+fn remove_stale_watch_locks(args: &Args, ctx: &Ctx) -> Result<()> {
+    let n = supervise::watcher::remove_stale(&ctx.registry);
+    if n == 0 || args.json || crate::report::quiet() {
+        return Ok(());
+    }
+    let files = if n == 1 { "file" } else { "files" };
+    output::stdout(&format!(
+        "removed {n} lock {files} of killed watchers from {}\n",
+        printable_path(&supervise::watcher::dir(&ctx.registry))
     ))
 }
 

@@ -34,6 +34,9 @@
 //!   it SIGTERM. SIGTERM, SIGINT and SIGHUP end a watcher (a self-pipe,
 //!   polled beside the pidfd, or read with the one-second wait), which
 //!   removes its lock file while it still holds the lock and exits 0.
+//! - A watcher SIGKILLed cannot remove its lock file: the next watcher to
+//!   start, and `validate --fix`, remove those of holders that are gone
+//!   and that no process has locked ([`remove_stale`]).
 
 use std::fs::File;
 use std::io::Read;
@@ -64,11 +67,84 @@ pub const COMMAND: &str = "__watch";
 /// anyway), and a sleeping shell's watcher starts no `ps` every second.
 const IDENTITY_EVERY: u32 = 30;
 
+/// The watchers' directory, `<state>/watch`.
+pub fn dir(registry: &Registry) -> PathBuf {
+    registry.sibling(DIR)
+}
+
 /// The lock file of `holder`'s watcher.
 fn lock_path(registry: &Registry, holder: ProcessId) -> PathBuf {
-    registry
-        .sibling(DIR)
-        .join(format!("{}-{}.lock", holder.pid, holder.start_time))
+    dir(registry).join(lock_name(holder))
+}
+
+/// `<pid>-<start>.lock`: the name of `holder`'s watcher's lock file.
+fn lock_name(holder: ProcessId) -> String {
+    format!("{}-{}.lock", holder.pid, holder.start_time)
+}
+
+/// The holder whose watcher's lock file is named `name` ([`lock_name`]),
+/// if it is one.
+fn holder_of(name: &str) -> Option<ProcessId> {
+    let (pid, start) = name.strip_suffix(".lock")?.split_once('-')?;
+    let holder = ProcessId {
+        pid: pid.parse().ok()?,
+        start_time: start.parse().ok()?,
+    };
+    (lock_name(holder) == name).then_some(holder)
+}
+
+/// Whether `dir`'s metadata is a directory of ours: a link there would
+/// place the lock files elsewhere.
+fn is_own_dir(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    meta.is_dir() && meta.uid() == nix::unistd::geteuid().as_raw()
+}
+
+/// Whether `path` still names the open `file` (not removed, nor replaced).
+fn names(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
+    }
+}
+
+/// Removes the lock files killed watchers left (SIGKILL ends a watcher
+/// before it can remove its own; nothing else would, and they pile up):
+/// each whose holder is gone and that no process has locked. Each is
+/// locked before it is removed, as a watcher removes its own: a watcher
+/// that opened it meanwhile finds it gone and takes another
+/// ([`take_lock`]). A locked one (a watcher runs there) is never
+/// removed, nor one of a holder that lives (its next watcher takes it
+/// again). Returns how many it removed. Run by a watcher once it holds
+/// its lock (`env --hold` started it), off its caller's path, and by
+/// `validate --fix`; never by `env` itself.
+pub fn remove_stale(registry: &Registry) -> usize {
+    let dir = dir(registry);
+    if !std::fs::symlink_metadata(&dir).is_ok_and(|m| is_own_dir(&m)) {
+        return 0;
+    }
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let Some(holder) = entry.file_name().to_str().and_then(holder_of) else {
+            continue;
+        };
+        if holder.is_alive() {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(Some(file)) = files::open_existing_lock(&path, 0o400) else {
+            continue;
+        };
+        if file.try_lock().is_ok() && names(&file, &path) && std::fs::remove_file(&path).is_ok() {
+            tracing::info!("removed {}: its watcher was killed", path.display());
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Whether a watcher of `holder` runs: its lock file is there and
@@ -152,6 +228,7 @@ pub fn run(registry: &Registry, holder: ProcessId) -> Result<()> {
     {
         tracing::info!("could not write the watcher's pid: {e}");
     }
+    remove_stale(registry);
     let released = match wait_for_end(holder, signals.as_mut()) {
         End::Ended => Some(super::hold::release_pid(registry, holder.pid)),
         End::Signalled => None,
@@ -223,45 +300,47 @@ fn ending(events: Vec<Event>) -> bool {
 
 /// The lock of `holder`'s watcher, made in `<state>/watch`, with its
 /// path; `None` when another process has it (a watcher, or an `env
-/// --hold` looking, which then starts another), or when the file locked
-/// was removed meanwhile (its watcher was done: `holder` has ended).
+/// --hold` looking, which then starts another). A file removed between
+/// its open and its lock (its watcher was done, or [`remove_stale`]
+/// took it for a killed watcher's: either way `holder` has ended) is
+/// made again and locked: the holds are then released here, if they are
+/// not yet. A few tries, then `None`.
 fn take_lock(registry: &Registry, holder: ProcessId) -> Result<Option<(File, PathBuf)>> {
-    use std::os::unix::fs::MetadataExt;
     let dir = registry.ensure_state_dir()?.join(DIR);
     let could_not = |what: &str, e: std::io::Error| {
         Error::io(format!("could not {what} {}", printable_path(&dir)), e)
     };
     files::create_private_dir(&dir, false).map_err(|e| could_not("create", e))?;
-    // Only a directory of ours: a link there would place the lock elsewhere.
     let meta = std::fs::symlink_metadata(&dir).map_err(|e| could_not("read", e))?;
-    if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() {
+    if !is_own_dir(&meta) {
         return Err(could_not(
             "use",
             std::io::Error::other("it is not a directory of ours"),
         ));
     }
     let path = lock_path(registry, holder);
-    let file = files::open_lock(&path).map_err(|e| {
-        Error::io(
-            format!("could not open {}", printable_path(&path)),
-            std::io::Error::other(e.to_string()),
-        )
-    })?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(Error::io(
-                format!("could not lock {}", printable_path(&path)),
-                e,
-            ));
+    for _ in 0..3 {
+        let file = files::open_lock(&path).map_err(|e| {
+            Error::io(
+                format!("could not open {}", printable_path(&path)),
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io(
+                    format!("could not lock {}", printable_path(&path)),
+                    e,
+                ));
+            }
+        }
+        if names(&file, &path) {
+            return Ok(Some((file, path)));
         }
     }
-    let same = match (file.metadata(), std::fs::symlink_metadata(&path)) {
-        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
-        _ => false,
-    };
-    Ok(same.then_some((file, path)))
+    Ok(None)
 }
 
 /// Returns once `holder` has ended (at once when it has already), or a
@@ -343,6 +422,31 @@ mod linux {
             if signalled && signals.as_deref_mut().is_some_and(|s| ending(s.pending())) {
                 return Some(End::Signalled);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only the names [`lock_name`] makes are a holder's: a file named
+    /// otherwise in the directory is left alone.
+    #[test]
+    fn a_lock_files_name_is_read_back_as_its_holder_and_no_other_is() {
+        let holder = ProcessId {
+            pid: 4242,
+            start_time: 5133241558091585346,
+        };
+        assert_eq!(holder_of(&lock_name(holder)), Some(holder));
+        for name in [
+            "+4242-7.lock",
+            "4242-07.lock",
+            "4242-7.lock.tmp",
+            "4242.lock",
+            "x-7.lock",
+        ] {
+            assert_eq!(holder_of(name), None, "{name}");
         }
     }
 }

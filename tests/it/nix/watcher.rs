@@ -7,7 +7,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::{nix_develop, nix_develop_in_tmux, write_test_flake};
-use crate::support::{Sleeper, TestEnv, run, run_bounded, wait_for, watchers_of, watchers_seen};
+use crate::support::{
+    Sleeper, TestEnv, kill_watcher_of, run, run_bounded, wait_for, watchers_of, watchers_seen,
+};
 
 /// The lock files of the watchers.
 fn lock_files(t: &TestEnv) -> Vec<std::path::PathBuf> {
@@ -293,4 +295,73 @@ fn a_watcher_ended_by_a_signal_removes_its_lock_file_and_exits_0() {
         assert_eq!(status.unwrap().code(), Some(0), "{signal}: {status:?}");
         assert_eq!(lock_files(&t), Vec::<std::path::PathBuf>::new(), "{signal}");
     }
+}
+
+/// A SIGKILLed watcher cannot remove its lock file: the next watcher to
+/// start removes it once its holder is gone, and leaves the lock file of
+/// a holder that lives (its next watcher takes it again) and one that is
+/// locked (a watcher runs there), whatever its holder. `validate --fix`
+/// removes it too, and says so.
+#[test]
+fn lock_files_of_killed_watchers_are_removed_once_their_holders_are_gone() {
+    let t = TestEnv::new();
+    let watch = t.state_dir().join("watch");
+    // Two holders whose watchers are killed: one ends, one lives on.
+    let (gone, lives) = (Sleeper::new(), Sleeper::new());
+    let killed_watchers_lock = |holder: &Sleeper| {
+        let pid = holder.0.id();
+        let out = run(&mut t.wtenv(&["env", "--hold", &pid.to_string()]));
+        assert_eq!(out.code, Some(0), "{out}");
+        assert!(
+            wait_for(Duration::from_secs(30), || lock_files(&t)
+                .iter()
+                .any(|l| l.to_string_lossy().contains(&format!("/{pid}-")))),
+            "the watcher of {pid} took no lock"
+        );
+        kill_watcher_of(pid);
+        let start = wtenv::process::ProcessId::of(pid).unwrap().start_time;
+        watch.join(format!("{pid}-{start}.lock"))
+    };
+    let (gone_lock, lives_lock) = (killed_watchers_lock(&gone), killed_watchers_lock(&lives));
+    drop(gone);
+    // One of a gone holder (the start time is not this process's) that
+    // is locked.
+    let locked_lock = watch.join(format!("{}-1.lock", std::process::id()));
+    let locked = std::fs::File::create(&locked_lock).unwrap();
+    locked.lock().unwrap();
+    let mut before = vec![gone_lock.clone(), lives_lock.clone(), locked_lock.clone()];
+    before.sort();
+    let mut found = lock_files(&t);
+    found.sort();
+    assert_eq!(found, before, "the setup");
+    // The next watcher to start removes the one left by a gone holder.
+    let next = Sleeper::new();
+    let out = run(&mut t.wtenv(&["env", "--hold", &next.0.id().to_string()]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        wait_for(Duration::from_secs(30), || !gone_lock.exists()),
+        "{:?}",
+        lock_files(&t)
+    );
+    assert!(lives_lock.exists() && locked_lock.exists());
+    assert_eq!(lock_files(&t).len(), 3, "{:?}", lock_files(&t));
+    // `validate --fix`: the next holder's watcher killed, the holder gone.
+    let next_pid = next.0.id();
+    kill_watcher_of(next_pid);
+    drop(next);
+    let out = run(&mut t.wtenv(&["validate", "--fix"]));
+    assert!(
+        out.stdout.contains(&format!(
+            "removed 1 lock file of killed watchers from {}\n",
+            watch.display()
+        )),
+        "{out}"
+    );
+    let mut left = lock_files(&t);
+    left.sort();
+    let mut kept = vec![lives_lock, locked_lock];
+    kept.sort();
+    assert_eq!(left, kept);
+    drop(lives);
+    drop(locked);
 }
