@@ -166,7 +166,8 @@ pub fn status(message: &str) {
 }
 
 /// A status line `-q` keeps: what wtenv did to the user's processes
-/// unasked (`wtenv: npm did not stop within 10s: killed`).
+/// unasked (`wtenv: npm did not stop within 10s: killed`, and each
+/// SIGKILL of a sweep: `supervise::notice`).
 pub fn status_kept(message: &str) {
     emit(&status_text(message));
 }
