@@ -55,15 +55,42 @@ __wtenv_hook() {
   if [[ ${__WTENV_PWD-} != "$PWD" ]]; then
     __wtenv_load || :
   fi
+  # `$?` given back to a PROMPT_COMMAND element added after this one;
+  # but bash's errexit ends the shell at a PROMPT_COMMAND that fails, so
+  # under `set -e` it returns 0 (README "Shell integration").
+  if [[ $- == *e* ]]; then
+    return 0
+  fi
   return "$__wtenv_status"
 }
 
-if [[ ";${PROMPT_COMMAND[*]-};" != *";__wtenv_hook;"* ]]; then
+# Installed last in PROMPT_COMMAND: an element before it, or one that
+# prepends itself later (direnv, starship), sees the command's own `$?`
+# and PIPESTATUS. Installed once: each element is looked at, a string's
+# commands (`;`-separated) too, so sourcing this again adds nothing.
+__wtenv_installed=
+__wtenv_re='(^|[;&[:space:]])__wtenv_hook($|[;&[:space:]])'
+for __wtenv_pc in ${PROMPT_COMMAND[@]+"${PROMPT_COMMAND[@]}"}; do
+  if [[ $__wtenv_pc =~ $__wtenv_re ]]; then
+    __wtenv_installed=1
+  fi
+done
+if [[ -z $__wtenv_installed ]]; then
   if [[ $(declare -p PROMPT_COMMAND 2>&1) == "declare -a"* ]]; then
-    PROMPT_COMMAND=(__wtenv_hook "${PROMPT_COMMAND[@]}")
+    PROMPT_COMMAND+=(__wtenv_hook)
   else
-    # A string here (the array case is above).
-    # shellcheck disable=SC2128,SC2178
-    PROMPT_COMMAND="__wtenv_hook${PROMPT_COMMAND:+;$PROMPT_COMMAND}"
+    # A string here (the array case is above). Its trailing blanks are
+    # dropped, and a `;` or `&` it ends with is the separator (`;;` is a
+    # syntax error): `history -a;` becomes `history -a;__wtenv_hook`.
+    # shellcheck disable=SC2128
+    __wtenv_pc=${PROMPT_COMMAND-}
+    __wtenv_pc=${__wtenv_pc%"${__wtenv_pc##*[![:space:]]}"}
+    # shellcheck disable=SC2178
+    case $__wtenv_pc in
+    '') PROMPT_COMMAND=__wtenv_hook ;;
+    *';' | *'&') PROMPT_COMMAND=${__wtenv_pc}__wtenv_hook ;;
+    *) PROMPT_COMMAND="$__wtenv_pc;__wtenv_hook" ;;
+    esac
   fi
 fi
+unset __wtenv_installed __wtenv_pc __wtenv_re
