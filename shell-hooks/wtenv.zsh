@@ -43,10 +43,11 @@ __wtenv_load() {
   # On failure the binary prints the reason on stderr and, on stdout, the
   # lines that unset what was exported before: nothing is left half-set.
   __wtenv_out=$(__WTENV_EXE__ env --format zsh --hook) || __wtenv_rc=$?
-  # `|| :`: a line zsh cannot run (a name the user made read-only or an
-  # array) stops the eval, said on stderr, but not the shell (err_exit);
-  # the bookkeeping comes first, so leaving still gives back every name
-  # (README "Shell integration").
+  # A line zsh cannot run (a name the user made read-only, or an array)
+  # would stop the whole eval: the binary puts each line in a block of
+  # its own (`{ ...; } always { TRY_BLOCK_ERROR=0; }`), so the error is
+  # said on stderr and the other lines run; `|| :` keeps err_exit from
+  # ending the shell (README "Shell integration").
   eval "$__wtenv_out" || :
   return "$__wtenv_rc"
 }

@@ -5,8 +5,6 @@
 //! whatever it holds (quotes, newlines, `$()`, backticks, backslashes), can
 //! run code when the output is `eval`ed. Values are never `format!`ed raw.
 
-use std::fmt::Write;
-
 use crate::error::{Error, Result};
 
 /// An output format of `wtenv env`.
@@ -24,43 +22,63 @@ pub enum Format {
     Dotenv,
 }
 
-/// Renders `set` (in order) and then `unset`. Only a dotenv value can be
-/// refused ([`quote_dotenv`]).
-pub fn render(format: Format, set: &[(String, String)], unset: &[String]) -> Result<String> {
+/// A variable as the prompt hook leaves it: set to a value, or unset
+/// (`None`).
+pub type Change = (String, Option<String>);
+
+/// Renders `set`, in order. Only a dotenv value can be refused
+/// ([`quote_dotenv`]).
+pub fn render(format: Format, set: &[(String, String)]) -> Result<String> {
+    let changes = set.iter().map(|(n, v)| (n.as_str(), Some(v.as_str())));
+    render_changes(format, changes, false)
+}
+
+/// Renders the prompt hook's `changes`, in order. In zsh each line stands
+/// in a `{ ...; } always { TRY_BLOCK_ERROR=0; }` block: zsh stops a whole
+/// `eval` at a line it cannot run (an `unset` or `export` of a name the
+/// user made read-only, an `export` of an array), and the block contains
+/// that error, said on stderr, to its own line, so the others still run.
+/// bash and fish go on by themselves.
+pub fn render_hook(format: Format, changes: &[Change]) -> Result<String> {
+    let changes = changes.iter().map(|(n, v)| (n.as_str(), v.as_deref()));
+    render_changes(format, changes, format == Format::Zsh)
+}
+
+/// One line per change (for JSON one object, `null` unsets; dotenv has
+/// no unset), each line in zsh's error-containing block when `contained`.
+fn render_changes<'a>(
+    format: Format,
+    changes: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+    contained: bool,
+) -> Result<String> {
+    let (open, close) = if contained {
+        ("{ ", "; } always { TRY_BLOCK_ERROR=0; }")
+    } else {
+        ("", "")
+    };
+    if format == Format::Json {
+        let mut map = serde_json::Map::new();
+        for (name, value) in changes {
+            let value = value.map_or(serde_json::Value::Null, |v| v.into());
+            map.insert(name.to_owned(), value);
+        }
+        let mut out = serde_json::to_string(&map).expect("strings serialize");
+        out.push('\n');
+        return Ok(out);
+    }
     let mut out = String::new();
-    match format {
-        Format::Bash | Format::Zsh => {
-            for name in unset {
-                writeln!(out, "unset {name}").unwrap();
-            }
-            for (name, value) in set {
-                writeln!(out, "export {name}={}", quote_posix(value)).unwrap();
-            }
-        }
-        Format::Fish => {
-            for name in unset {
-                writeln!(out, "set -e {name}").unwrap();
-            }
-            for (name, value) in set {
-                writeln!(out, "set -gx {name} {}", quote_fish(value)).unwrap();
-            }
-        }
-        Format::Dotenv => {
-            for (name, value) in set {
-                writeln!(out, "{name}={}", dotenv_value(name, value)?).unwrap();
-            }
-        }
-        Format::Json => {
-            let mut map = serde_json::Map::new();
-            for name in unset {
-                map.insert(name.clone(), serde_json::Value::Null);
-            }
-            for (name, value) in set {
-                map.insert(name.clone(), serde_json::Value::String(value.clone()));
-            }
-            out = serde_json::to_string(&map).expect("strings serialize");
-            out.push('\n');
-        }
+    for (name, value) in changes {
+        let line = match (format, value) {
+            (Format::Fish, None) => format!("set -e {name}"),
+            (Format::Fish, Some(v)) => format!("set -gx {name} {}", quote_fish(v)),
+            (Format::Dotenv, None) => continue,
+            (Format::Dotenv, Some(v)) => format!("{name}={}", dotenv_value(name, v)?),
+            // bash and zsh (JSON is rendered above).
+            (_, None) => format!("{open}unset {name}{close}"),
+            (_, Some(v)) => format!("{open}export {name}={}{close}", quote_posix(v)),
+        };
+        out.push_str(&line);
+        out.push('\n');
     }
     Ok(out)
 }
@@ -378,13 +396,29 @@ mod tests {
 
     #[test]
     fn json_is_flat_with_null_for_unset() {
-        let out = render(
+        let out = render_hook(
             Format::Json,
-            &[("PORT".into(), "5000".into())],
-            &["OLD".into()],
+            &[("OLD".into(), None), ("PORT".into(), Some("5000".into()))],
         )
         .unwrap();
         assert_eq!(out, "{\"OLD\":null,\"PORT\":\"5000\"}\n");
+    }
+
+    #[test]
+    fn the_hooks_zsh_lines_each_contain_their_own_error() {
+        let changes = [("A".into(), None), ("B".into(), Some("it's".into()))];
+        assert_eq!(
+            render_hook(Format::Zsh, &changes).unwrap(),
+            "{ unset A; } always { TRY_BLOCK_ERROR=0; }\n{ export B='it'\\''s'; } always { TRY_BLOCK_ERROR=0; }\n"
+        );
+        assert_eq!(
+            render_hook(Format::Bash, &changes).unwrap(),
+            "unset A\nexport B='it'\\''s'\n"
+        );
+        assert_eq!(
+            render(Format::Zsh, &[("B".into(), "x".into())]).unwrap(),
+            "export B='x'\n"
+        );
     }
 
     #[test]

@@ -89,7 +89,7 @@ fn load(args: &Args, ctx: &Ctx) -> Result<String> {
         // Its holds are released once it ends, however it ends.
         supervise::watcher::ensure(&ctx.registry, hold.process());
     }
-    let mut text = shell::render(args.format, &vars, &[])?;
+    let mut text = shell::render(args.format, &vars)?;
     if args.direnv {
         let files = watched_files(ctx, &scope)?;
         let files: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
@@ -167,13 +167,13 @@ fn run_hook(args: &Args, ctx: impl FnOnce() -> Result<Ctx>) -> Result<Outcome> {
         // keeps what it has, a value the user set by hand included.
         Ok(None) => Ok(Outcome::SUCCESS),
         Ok(Some(vars)) => {
-            let (set, unset) = hook_changes(&before, vars, current);
-            output::stdout(&shell::render(args.format, &set, &unset)?)?;
+            let changes = hook_changes(&before, vars, current);
+            output::stdout(&shell::render_hook(args.format, &changes)?)?;
             Ok(Outcome::SUCCESS)
         }
         Err(err) => {
-            let (set, unset) = hook_changes(&before, Vec::new(), current);
-            output::stdout(&shell::render(args.format, &set, &unset)?)?;
+            let changes = hook_changes(&before, Vec::new(), current);
+            output::stdout(&shell::render_hook(args.format, &changes)?)?;
             // The hook does not run again at the next prompt (the
             // directory did not change): said here, after the error's own
             // hint, so the user knows how to load once it is fixed.
@@ -208,31 +208,30 @@ struct Before {
     had_saved: bool,
 }
 
-/// What the hook prints, as (set, unset): its own bookkeeping first, then
-/// for each variable it set before and no longer sets, the value the user
+/// What the hook prints, in order: its own bookkeeping first, then for
+/// each variable it set before and no longer sets, the value the user
 /// had before (or an unset when there was none), then `vars`. A variable
 /// it keeps setting keeps its first saved value, whatever worktree set it
 /// since. `current` reads the environment as it is now.
 ///
-/// Bookkeeping first: a shell stops (zsh) or goes on (bash, fish) at a
-/// line it cannot run (a name the user made read-only or an array), and
-/// either way the names after it are listed, so leaving gives each back
-/// what it had (the value saved is the one the user had, set or not by
-/// the lines that ran). Bookkeeping last would be lost with the line.
+/// Bookkeeping first, on entering and on leaving alike: a line the shell
+/// cannot run (a name the user made read-only, or an array in zsh) is
+/// said and the others run (zsh's lines are each contained:
+/// [`shell::render_hook`]), and should one stop the rest, the names after
+/// it are listed, so leaving gives each back what it had (the value saved
+/// is the one the user had, set or not by the lines that ran).
+/// Bookkeeping last would be lost with the line.
 fn hook_changes(
     before: &Before,
     vars: Vec<(String, String)>,
     current: impl Fn(&str) -> Option<String>,
-) -> (Vec<(String, String)>, Vec<String>) {
+) -> Vec<shell::Change> {
     let sets = |name: &str| vars.iter().any(|(n, _)| n == name);
-    let mut set = Vec::new();
-    let mut unset = Vec::new();
-    for name in before.names.iter().filter(|n| !sets(n)) {
-        match before.saved.get(name) {
-            Some(value) => set.push((name.clone(), value.clone())),
-            None => unset.push(name.clone()),
-        }
-    }
+    let given_back = before
+        .names
+        .iter()
+        .filter(|n| !sets(n))
+        .map(|name| (name.clone(), before.saved.get(name).cloned()));
     let mut saved = std::collections::BTreeMap::new();
     for (name, _) in &vars {
         let old = if before.names.contains(name) {
@@ -246,23 +245,23 @@ fn hook_changes(
     }
     let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
     let diff = names.join(":");
-    let mut bookkeeping = Vec::new();
+    let mut changes = Vec::new();
     match (diff.is_empty(), before.had_diff) {
-        (false, _) => bookkeeping.push((settings::HOOK_DIFF.into(), diff)),
-        (true, true) => unset.push(settings::HOOK_DIFF.into()),
+        (false, _) => changes.push((settings::HOOK_DIFF.into(), Some(diff))),
+        (true, true) => changes.push((settings::HOOK_DIFF.into(), None)),
         (true, false) => {}
     }
     match (saved.is_empty(), before.had_saved) {
-        (false, _) => bookkeeping.push((
+        (false, _) => changes.push((
             settings::HOOK_SAVED.into(),
-            serde_json::to_string(&saved).expect("strings serialize"),
+            Some(serde_json::to_string(&saved).expect("strings serialize")),
         )),
-        (true, true) => unset.push(settings::HOOK_SAVED.into()),
+        (true, true) => changes.push((settings::HOOK_SAVED.into(), None)),
         (true, false) => {}
     }
-    bookkeeping.extend(set);
-    bookkeeping.extend(vars);
-    (bookkeeping, unset)
+    changes.extend(given_back);
+    changes.extend(vars.into_iter().map(|(n, v)| (n, Some(v))));
+    changes
 }
 
 /// The hook's variables: none outside a worktree with a config file;

@@ -402,6 +402,82 @@ fn a_variable_the_shell_cannot_set_leaves_nothing_half_set() {
     }
 }
 
+/// zsh stops a whole `eval` at a line it cannot run: a name the worktree
+/// exports that the user made read-only (its `unset` on leaving, its
+/// `export` on entering) or an array stopped every line after it, so
+/// leaving kept the worktree's ports exported, lost the user's `PORT`,
+/// and every later `cd` said the error again. Each line now runs; the
+/// error is still said, once each way, and never again after leaving.
+#[test]
+fn zsh_runs_every_line_of_the_hook_after_one_it_cannot_run() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\nenv = [\"WEB_PORT\", \"PORT\"]\n");
+    let outside = t.root().join("home");
+    let hook = hook_file(&t, "zsh");
+    for (case, declare, said) in [
+        (
+            "read-only",
+            "readonly WEB_PORT=5",
+            "read-only variable: WEB_PORT",
+        ),
+        (
+            "array",
+            "typeset -a WEB_PORT",
+            "WEB_PORT: inconsistent type",
+        ),
+    ] {
+        let file = |n: &str| t.root().join(format!("zsh-{case}-{n}.env"));
+        let script = format!(
+            "export PORT=1\n{declare}\nsource {hook}\ncd {repo}\nenv -0 > {a}\ncd {out}\nenv -0 > {b}\necho left >&2\ncd {root}\ncd {out}\necho still alive\n",
+            hook = q(&hook),
+            repo = q(&t.repo),
+            out = q(&outside),
+            root = q(&t.root()),
+            a = q(&file("in")),
+            b = q(&file("out")),
+        );
+        let out = Sh::Zsh.run(&t, &outside, &script);
+        assert_eq!(out.code, Some(0), "{case}: {out}");
+        assert_eq!(out.stdout, "still alive\n", "{case}: {out}");
+        let (inside, left) = (read_env(&file("in")), read_env(&file("out")));
+        let port = t.ports.start.to_string();
+        // The lines after WEB_PORT's ran.
+        assert_eq!(var(&inside, "PORT"), Some(port.as_str()), "{case}: {out}");
+        assert_eq!(
+            var(&inside, "WTENV_WORKTREE"),
+            t.repo.to_str(),
+            "{case}: {out}"
+        );
+        assert_eq!(var(&left, "PORT"), Some("1"), "{case}: {out}");
+        for gone in [
+            "WTENV_WORKTREE",
+            "WTENV_PORTS",
+            "__WTENV_DIFF",
+            "__WTENV_SAVED",
+        ] {
+            assert_eq!(var(&left, gone), None, "{case}: {gone} left behind: {out}");
+        }
+        let (before_leaving, after) = out.stderr.split_once("left\n").unwrap();
+        assert!(before_leaving.contains(said), "{case}: {out}");
+        assert_eq!(after, "", "{case}: said again after leaving: {out}");
+    }
+    let out = Sh::Zsh.run(
+        &t,
+        &outside,
+        &format!(
+            "readonly WEB_PORT=5\nsource {}\ncd {}\ncd ..\n",
+            q(&hook),
+            q(&t.repo)
+        ),
+    );
+    // Said once entering, once leaving.
+    assert_eq!(
+        out.stderr.matches("read-only variable: WEB_PORT").count(),
+        2,
+        "{out}"
+    );
+}
+
 /// A `cd` inside the same worktree keeps a value the user set by hand, as
 /// direnv does; an edit of the config (a file the load depended on)
 /// reloads at the next `cd`, and `wtenv reload` reloads at once.
