@@ -15,6 +15,6 @@ pub fn run(_args: Args) -> Result<Outcome> {
         "'wtenv reload' loads the worktree's variables into this shell, which only the shell integration's wtenv function can do, and it is not defined here",
     )
     .with_hint(
-        "define it: eval \"$(wtenv hook bash)\" (zsh: wtenv hook zsh; fish: wtenv hook fish | source), in your shell's rc file; or load them once: eval \"$(wtenv env)\"",
+        "define it: eval \"$(wtenv hook bash)\" (zsh: wtenv hook zsh; fish: wtenv hook fish | source), in your shell's rc file; or load them once: eval \"$(wtenv env)\" (fish: wtenv env --format fish | source)",
     ))
 }

@@ -124,9 +124,10 @@ fn wtenv_enter_changes_the_directory_of_each_shell_and_exports_its_port() {
 }
 
 /// The binary's own `wtenv reload` cannot change its shell's variables:
-/// it exits 1 and says how to define the function that can. Followed in
-/// bash (the binary on PATH as `wtenv`, as the hint assumes), the
-/// function's `wtenv reload` exports the worktree's port.
+/// it exits 1 and says how to define the function that can, or how to
+/// load them once, in one line. Followed in bash (the binary on PATH as
+/// `wtenv`, as the hint assumes), the function's `wtenv reload` exports
+/// the worktree's port; in fish, the one-time load it names does.
 #[test]
 fn the_binarys_reload_says_how_to_define_the_function_that_reloads() {
     let t = TestEnv::new();
@@ -135,6 +136,10 @@ fn the_binarys_reload_says_how_to_define_the_function_that_reloads() {
     let define = r#"eval "$(wtenv hook bash)""#;
     assert!(out.stderr.contains(define), "{out}");
     assert!(out.stdout.is_empty(), "{out}");
+    let fish_once = "wtenv env --format fish | source";
+    let hint = out.stderr.lines().find(|l| l.starts_with("hint:")).unwrap();
+    assert!(hint.contains(r#"eval "$(wtenv env)""#), "{out}");
+    assert!(hint.contains(fish_once), "{out}");
 
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_wtenv"));
     let mut bash = Command::new("bash");
@@ -144,7 +149,7 @@ fn the_binarys_reload_says_how_to_define_the_function_that_reloads() {
             .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
     )
     .unwrap();
-    bash.env("PATH", path).current_dir(&t.repo).args([
+    bash.env("PATH", &path).current_dir(&t.repo).args([
         "--norc",
         "-c",
         &format!("{define} && wtenv reload && echo \"PORT=$PORT\""),
@@ -155,4 +160,15 @@ fn the_binarys_reload_says_how_to_define_the_function_that_reloads() {
         out.stdout.contains(&format!("PORT={}", t.ports.start)),
         "{out}"
     );
+
+    let mut fish = Command::new("fish");
+    t.apply_env(&mut fish);
+    fish.env("PATH", &path).current_dir(&t.repo).args([
+        "--no-config",
+        "-c",
+        &format!("{fish_once}; and echo \"PORT=$PORT\""),
+    ]);
+    let out = run(&mut fish);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stdout, format!("PORT={}\n", t.ports.start), "{out}");
 }
