@@ -38,11 +38,18 @@ wtenv() {
 
 # Loads this directory's variables; returns wtenv's status.
 __wtenv_load() {
-  local __wtenv_out __wtenv_rc=0
+  local __wtenv_out __wtenv_rc=0 __wtenv_direnv=
   __WTENV_PWD=$PWD
+  # direnv's hook is installed in this shell too: the binary leaves a
+  # worktree whose .envrc says `use wtenv` to it (README "Shell
+  # integration"). PROMPT_COMMAND is looked at first, so that without
+  # direnv no redirection (no system call) is made.
+  if [[ ${PROMPT_COMMAND[*]-} == *_direnv_hook* ]] && declare -F _direnv_hook >/dev/null; then
+    __wtenv_direnv=1
+  fi
   # On failure the binary prints the reason on stderr and, on stdout, the
   # lines that unset what was exported before: nothing is left half-set.
-  __wtenv_out=$(__WTENV_EXE__ env --format bash --hook) || __wtenv_rc=$?
+  __wtenv_out=$(__WTENV_DIRENV=$__wtenv_direnv __WTENV_EXE__ env --format bash --hook) || __wtenv_rc=$?
   # `|| :`: a line bash cannot run (a name the user made read-only) is
   # said on stderr and ends neither the shell (errexit) nor the lines
   # after it (README "Shell integration").

@@ -45,10 +45,15 @@ end
 # Loads this directory's variables; returns wtenv's status.
 function __wtenv_load
     set -g __WTENV_PWD $PWD
+    # direnv's hook is installed in this shell too: the binary leaves a
+    # worktree whose .envrc says `use wtenv` to it (README "Shell
+    # integration").
+    set -l __wtenv_direnv
+    functions -q __direnv_export_eval; and set __wtenv_direnv 1
     # On failure the binary prints the reason on stderr and, on stdout,
     # the lines that unset what was exported before: nothing is left
     # half-set.
-    __WTENV_EXE__ env --format fish --hook | source
+    __WTENV_DIRENV=$__wtenv_direnv __WTENV_EXE__ env --format fish --hook | source
     return $pipestatus[1]
 end
 

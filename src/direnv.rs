@@ -1,5 +1,7 @@
-//! direnv's watch list, extended in-process; and `direnv allow` of a new
-//! worktree whose `.envrc` the user already allowed ([`allow_like`]).
+//! direnv's watch list, extended in-process; `direnv allow` of a new
+//! worktree whose `.envrc` the user already allowed ([`allow_like`]); and
+//! whether a worktree's `.envrc` says `use wtenv` ([`uses_wtenv`]), for the
+//! prompt hook, which then leaves the worktree to direnv.
 //!
 //! `use wtenv` must make direnv reload when the config or the worktree's
 //! stamp changes. direnv's own `watch_file` starts a `direnv watch`
@@ -47,6 +49,43 @@ pub struct FileTime {
     pub modtime: i64,
     #[serde(alias = "Exists")]
     pub exists: bool,
+}
+
+/// direnv's file in a directory.
+pub const ENVRC: &str = ".envrc";
+
+/// The most of an `.envrc` [`uses_wtenv`] reads: an `.envrc` is a few
+/// lines; a larger one is not read.
+const ENVRC_CAP: u64 = 64 * 1024;
+
+/// The `.envrc` at a worktree's `root`, when it says `use wtenv` (or
+/// `use_wtenv`): its metadata, for the prompt hook's fingerprint. Read as
+/// data, never run, and only a regular file of at most 64 KiB, opened
+/// without following a link and without blocking: a link, a FIFO, a
+/// directory, a larger file or one that cannot be read counts as none.
+pub fn uses_wtenv(root: &Path) -> Option<std::fs::Metadata> {
+    let file = crate::files::open_read(&root.join(ENVRC), false).ok()??;
+    let meta = crate::files::require_regular(&file).ok()?;
+    let bytes = crate::files::read_capped(&file, ENVRC_CAP, meta.len()).ok()?;
+    says_use_wtenv(&String::from_utf8_lossy(&bytes)).then_some(meta)
+}
+
+/// Whether a command of `text` (a line, or a part of one between `;`,
+/// `&` and `|`), past the shell words that may open it (`then`, `do`,
+/// `{`...), is `use wtenv` or `use_wtenv`. A comment is no command.
+fn says_use_wtenv(text: &str) -> bool {
+    text.lines()
+        .flat_map(|line| line.split('#').next().unwrap_or("").split([';', '&', '|']))
+        .any(|command| {
+            let mut words = command
+                .split_whitespace()
+                .skip_while(|w| matches!(*w, "then" | "else" | "do" | "{" | "(" | "!"));
+            match words.next() {
+                Some("use") => words.next() == Some("wtenv"),
+                Some("use_wtenv") => true,
+                _ => false,
+            }
+        })
 }
 
 /// The bash for an .envrc that makes direnv watch `paths`: an `export` of
@@ -137,7 +176,7 @@ pub fn encode(list: &[FileTime]) -> String {
 pub fn allow_like(source: &Path, new: &Path) {
     const CAP: u64 = 1024 * 1024;
     let read = |dir: &Path| {
-        crate::files::read_regular(&dir.join(".envrc"), CAP)
+        crate::files::read_regular(&dir.join(ENVRC), CAP)
             .ok()
             .flatten()
     };
@@ -225,6 +264,55 @@ mod tests {
             modtime,
             exists,
         }
+    }
+
+    #[test]
+    fn an_envrc_says_use_wtenv_in_a_command_of_its_own() {
+        for says in [
+            "use wtenv\n",
+            "  use wtenv # ports\n",
+            "eval \"$(wtenv hook direnv)\"; use wtenv",
+            "has wtenv && use wtenv",
+            "if has wtenv; then use wtenv; fi",
+            "use_wtenv",
+            "use flake\nuse wtenv",
+        ] {
+            assert!(says_use_wtenv(says), "{says:?}");
+        }
+        for not in [
+            "",
+            "# use wtenv",
+            "echo use wtenv",
+            "use wtenvx",
+            "use flake",
+            "use_wtenvx",
+            "dotenv # use wtenv",
+        ] {
+            assert!(!says_use_wtenv(not), "{not:?}");
+        }
+    }
+
+    #[test]
+    fn an_envrc_is_read_only_when_a_small_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let envrc = dir.path().join(ENVRC);
+        assert!(uses_wtenv(dir.path()).is_none());
+        std::fs::write(&envrc, "use wtenv\n").unwrap();
+        assert!(uses_wtenv(dir.path()).is_some());
+        // A link to one that says it counts as none.
+        let other = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(&envrc, other.path().join(ENVRC)).unwrap();
+        assert!(uses_wtenv(other.path()).is_none());
+        // A FIFO: not opened to block, none.
+        std::fs::remove_file(&envrc).unwrap();
+        nix::unistd::mkfifo(&envrc, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(uses_wtenv(dir.path()).is_none());
+        // Past the cap: none, whatever it says.
+        std::fs::remove_file(&envrc).unwrap();
+        let mut big = "use wtenv\n".to_owned();
+        big.push_str(&"#".repeat(ENVRC_CAP as usize));
+        std::fs::write(&envrc, big).unwrap();
+        assert!(uses_wtenv(dir.path()).is_none());
     }
 
     #[test]

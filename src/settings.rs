@@ -39,6 +39,9 @@ pub const HOOK_WARNED: &str = "__WTENV_WARNED";
 /// depended on, so that a `cd` inside the same worktree reloads only when
 /// one of them changed (see `env --hook`).
 pub const HOOK_LOADED: &str = "__WTENV_LOADED";
+/// Set by the shell function on its `env --hook` command (never
+/// exported): `1` when direnv's hook is installed in that shell.
+pub const HOOK_DIRENV: &str = "__WTENV_DIRENV";
 /// Set by direnv: the files it watches (extended, never replaced).
 pub const DIRENV_WATCHES: &str = "DIRENV_WATCHES";
 /// The socket-activation protocol: how many sockets start at fd 3.
@@ -158,6 +161,12 @@ pub fn hook_warned() -> Option<&'static str> {
 /// The fingerprint of the shell hook's last load (`HOOK_LOADED`).
 pub fn hook_loaded() -> Option<&'static str> {
     once!(HOOK_LOADED).and_then(|v| v.to_str())
+}
+
+/// Whether the shell function said direnv's hook is installed in its
+/// shell (`HOOK_DIRENV` is `1`).
+pub fn hook_beside_direnv() -> bool {
+    once!(HOOK_DIRENV).is_some_and(|v| v == "1")
 }
 
 /// `LISTEN_FDS`, when it is text.

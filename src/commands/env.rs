@@ -14,8 +14,12 @@
 //! (`__WTENV_LOADED`): a value the user set by hand stays, as under
 //! direnv. On failure it still prints (on stdout) the lines that
 //! unset everything exported before, so a shell that evals its stdout is
-//! never left half-set, and says that `wtenv reload` loads once fixed. `--direnv` adds what makes direnv watch the config
-//! and the worktree's stamp (never the shared registry): see [`direnv`].
+//! never left half-set, and says that `wtenv reload` loads once fixed.
+//! When the shell function says direnv's hook is installed too
+//! (`__WTENV_DIRENV`), it leaves a worktree whose `.envrc` says `use
+//! wtenv` to direnv ([`beside_direnv`]). `--direnv` adds what makes direnv
+//! watch the config and the worktree's stamp (never the shared registry):
+//! see [`direnv`].
 
 use std::path::{Path, PathBuf};
 
@@ -276,6 +280,11 @@ fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Option<Vec<(String, String)>
     let Some(worktree) = ctx.worktree_here()? else {
         return Ok(Some(vec![]));
     };
+    if settings::hook_beside_direnv()
+        && let Some(envrc) = direnv::uses_wtenv(&worktree.root)
+    {
+        return Ok(beside_direnv(&worktree.root, envrc));
+    }
     let scope = ctx.scope_of(worktree)?;
     if scope.config.source.is_none() && ctx.config_path.is_none() {
         return Ok(Some(vec![]));
@@ -306,6 +315,27 @@ fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Option<Vec<(String, String)>
     Ok(Some(vars))
 }
 
+/// What the prompt hook says when it leaves a worktree to direnv (README
+/// "Shell integration").
+pub const BESIDE_DIRENV: &str = "direnv's 'use wtenv' (this worktree's .envrc) loads its variables: the prompt hook leaves them to direnv";
+
+/// The hook in a worktree whose `.envrc` says `use wtenv`, in a shell
+/// where direnv's hook is installed too: both would export the ports,
+/// and on leaving each would restore what the other set. It stands aside:
+/// it exports none of the worktree's variables (the caller gives back
+/// what it exported before) and says so once, on entering. What it
+/// records is the `.envrc`'s fingerprint: a `cd` inside the worktree
+/// then prints and says nothing, and an edit of the `.envrc` looks again.
+fn beside_direnv(root: &Path, envrc: std::fs::Metadata) -> Option<Vec<(String, String)>> {
+    let file = root.join(direnv::ENVRC);
+    let loaded = fingerprint_of(root, [(file.as_path(), Ok(envrc))]);
+    if settings::hook_loaded() == Some(loaded.as_str()) {
+        return None;
+    }
+    report::note(BESIDE_DIRENV);
+    Some(vec![(settings::HOOK_LOADED.into(), loaded)])
+}
+
 /// What the hook's load depended on, as one value: the files direnv would
 /// watch ([`watched_files`]: the config, the worktree's stamp, the trust
 /// list when something waits for trust), each by path and, when it
@@ -314,13 +344,24 @@ fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Option<Vec<(String, String)>
 /// library's: stable within one build, and a new build at worst reloads
 /// once.
 fn fingerprint(ctx: &Ctx, scope: &Scope) -> Result<String> {
+    let files = watched_files(ctx, scope)?;
+    let looked = files.iter().map(|f| (f.as_path(), std::fs::metadata(f)));
+    Ok(fingerprint_of(&scope.worktree.root, looked))
+}
+
+/// [`fingerprint`] of the worktree at `root` over `files`, each with what
+/// looking at it gave.
+fn fingerprint_of<'a>(
+    root: &Path,
+    files: impl IntoIterator<Item = (&'a Path, std::io::Result<std::fs::Metadata>)>,
+) -> String {
     use std::hash::{Hash, Hasher};
     use std::os::unix::fs::MetadataExt;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    scope.worktree.root.hash(&mut hasher);
-    for file in watched_files(ctx, scope)? {
+    root.hash(&mut hasher);
+    for (file, looked) in files {
         file.hash(&mut hasher);
-        match std::fs::metadata(&file) {
+        match looked {
             Ok(m) => (
                 m.dev(),
                 m.ino(),
@@ -334,5 +375,5 @@ fn fingerprint(ctx: &Ctx, scope: &Scope) -> Result<String> {
             Err(e) => e.kind().hash(&mut hasher),
         }
     }
-    Ok(format!("{:016x}", hasher.finish()))
+    format!("{:016x}", hasher.finish())
 }

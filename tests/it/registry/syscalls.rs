@@ -18,8 +18,13 @@ fn strace(t: &TestEnv, args: &[&str], trace: &str) -> String {
 /// [`strace`] of a command that exits with `code` (`None`: killed by a
 /// signal, as `run` ends after forwarding one).
 fn strace_ending(t: &TestEnv, args: &[&str], trace: &str, code: Option<i32>) -> String {
+    strace_of(t, &t.wtenv(args), trace, code)
+}
+
+/// [`strace_ending`] of `cmd`, a `wtenv` command made by the test's
+/// environment (its directory and variables kept).
+fn strace_of(t: &TestEnv, cmd: &Command, trace: &str, code: Option<i32>) -> String {
     let log = t.root().join("strace.log");
-    let cmd = t.wtenv(args);
     let wtenv = cmd.get_program().to_owned();
     let mut traced = Command::new("strace");
     traced
@@ -264,4 +269,27 @@ fn the_tree_is_read_from_proc_once_per_look() {
         &["run", "--", "sh", "-c", "kill -INT $PPID; exec sleep 5"],
         None,
     );
+}
+
+/// The prompt hook looks at a worktree's `.envrc` (to leave a `use wtenv`
+/// one to direnv) only when the shell says direnv's hook is installed
+/// (`__WTENV_DIRENV=1`): without it, not one system call more, the
+/// `.envrc` not even stat'ed.
+#[test]
+fn the_prompt_hook_looks_at_the_envrc_only_beside_direnv() {
+    let t = TestEnv::new();
+    std::fs::write(t.repo.join(".envrc"), "use wtenv\n").unwrap();
+    let hook = |direnv: Option<&str>| {
+        let mut cmd = t.wtenv(&["env", "--format", "bash", "--hook"]);
+        if let Some(v) = direnv {
+            cmd.env("__WTENV_DIRENV", v);
+        }
+        strace_of(&t, &cmd, "trace=all", Some(0))
+    };
+    for off in [None, Some("")] {
+        let text = hook(off);
+        assert!(!text.contains(".envrc"), "{off:?}: {text}");
+    }
+    let text = hook(Some("1"));
+    assert!(text.contains("/.envrc\""), "{text}");
 }

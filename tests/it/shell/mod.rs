@@ -5,14 +5,15 @@
 //! text: the files they come from, linted, parsed, printed without
 //! state), `prompt_hook` (what the prompt hook exports, restores and
 //! unsets as the shell moves), `bash_prompt` (bash's hook among the
-//! other PROMPT_COMMAND elements) and `enter` (the `wtenv` function's
-//! `cd`).
+//! other PROMPT_COMMAND elements), `beside_direnv` (the hook and
+//! direnv's in one shell) and `enter` (the `wtenv` function's `cd`).
 //! This file holds the shells and the helpers several of them share, which
 //! other areas' tests use too (`Sh`, `SHELLS`, `hook_file`, `q`,
 //! `read_env`, `var`, `pwned_under`, `interactive`, `in_tmux`,
 //! `in_tmux_as`).
 
 mod bash_prompt;
+mod beside_direnv;
 mod enter;
 mod prompt_hook;
 mod scripts;
