@@ -35,6 +35,10 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
         report::status("nothing of this worktree runs in the background");
         return Ok(Outcome::SUCCESS);
     };
+    // Stopping ends with writes (the records removed, the holds
+    // released): a state directory they could not be made in (mode 500,
+    // a read-only file system) is refused before anything is stopped.
+    ctx.registry.check_usable()?;
     let records = dir.records_of(&scope, &args.services);
     if records.is_empty() {
         report::status("nothing of this worktree runs in the background");

@@ -1,7 +1,8 @@
 //! `wtenv remove ID|PATH`: remove a worktree and give back its ports.
 //!
-//! Order, and why: check everything first (the worktree exists, is not the
-//! main one, not locked, no live holder unless `--force`, and with `--delete-branch`
+//! Order, and why: check everything first (the state directory takes the
+//! release's write: [`crate::registry::Registry::check_usable`]; the
+//! worktree exists, is not the main one, not locked, no live holder unless `--force`, and with `--delete-branch`
 //! the branch is merged, as `git branch -d` requires), then `git worktree remove`,
 //! then release the allocations, then (`--delete-branch`) the branch, then
 //! the default placement root when the worktree was its last
@@ -59,6 +60,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         );
     }
     let here = ctx.require_worktree_here()?;
+    // The release comes after git has removed the worktree, which cannot
+    // be undone: a state directory the release could not write in (mode
+    // 500, a read-only file system, a registry wtenv refuses) is refused
+    // now, before anything is stopped or removed, as `create --ports`
+    // refuses it before git runs.
+    ctx.registry.check_usable()?;
     // Taken before the listing is read: a `create` holds it until its
     // worktree is whole, and while git adds one it is locked
     // ("initializing") and has no recorded identifier yet. What is decided

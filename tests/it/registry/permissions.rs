@@ -208,6 +208,46 @@ fn a_read_only_file_system_is_read_as_ever_and_a_write_says_what_to_do() {
     assert_eq!((snapshot(&state), snapshot(&bare_state)), before);
 }
 
+/// `remove` in a state directory the release could not be written in
+/// removed the worktree, then warned that it could not release its ports
+/// ("the next wtenv command sweeps them", which could not either) and
+/// exited 0. Now it is refused before anything is removed, as any
+/// command that would change the state directory is: exit 2 for mode
+/// 500, exit 1 for a file system mounted read-only; the worktree and the
+/// state directory as they were.
+#[test]
+fn remove_in_a_state_directory_it_cannot_write_removes_nothing() {
+    let t = TestEnv::new();
+    let disk = Tmpfs::mount(&t.root().join("disk"), "1m");
+    let on_disk = disk.path().join("state");
+    let wt = t.add_worktree("feature-x");
+    let path = wt.to_str().unwrap();
+    let cases = [
+        (t.state_dir(), 2, "has mode 500: "),
+        (on_disk, 1, "Read-only file system (os error 30)"),
+    ];
+    for (state, ..) in &cases {
+        let out = run(t.wtenv_in(&wt, &["env"]).env("WTENV_STATE_DIR", state));
+        assert_eq!(out.code, Some(0), "{out}");
+    }
+    std::fs::set_permissions(t.state_dir(), std::fs::Permissions::from_mode(0o500)).unwrap();
+    disk.remount_read_only();
+    for (state, code, said) in cases {
+        let before = snapshot(&state);
+        let out = run(t.wtenv(&["remove", path]).env("WTENV_STATE_DIR", &state));
+        assert_eq!(out.code, Some(code), "{out}");
+        let dir = state.display().to_string();
+        assert!(
+            out.stderr.contains(said) && out.stderr.contains(&dir),
+            "{out}"
+        );
+        assert!(!out.stderr.contains("removed worktree"), "{out}");
+        assert!(wt.join(".git").is_file(), "removed: {out}");
+        assert!(t.git(&["worktree", "list"]).contains(path), "{out}");
+        assert_eq!(snapshot(&state), before, "{dir} changed");
+    }
+}
+
 /// What a user (not root) saw in a state directory of mode 300: `env`
 /// wrote the registry (creating and renaming need no read permission),
 /// then failed to open the directory to sync it, exit 1, the port
