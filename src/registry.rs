@@ -539,8 +539,12 @@ impl Registry {
 
 /// Whether anything is at `path`, a link included (not followed): a link
 /// that leads nowhere is there, and checked, not taken for "no state yet".
+/// So is a path wtenv cannot look at: one through a file (`<file>/sub`,
+/// a HOME that is a file: ENOTDIR) or through a directory it may not
+/// search. Only "nothing there" (ENOENT) is no state yet; the rest is
+/// checked, and refused with what is in the way.
 fn is_there(path: &Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok()
+    !matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
 }
 
 impl Registry {

@@ -8,6 +8,7 @@
 use std::fs::{File, Metadata};
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
 
 use super::{Allocation, MIN_PORT, Registry, RegistryData, VERSION};
 use crate::error::{Error, Result};
@@ -50,6 +51,21 @@ pub(super) const WHERE_IT_IS: &str = "check the path: the registry is --registry
      registry.json in WTENV_STATE_DIR, XDG_STATE_HOME/wtenv or ~/.local/state/wtenv; \
      its directory must be one you can create";
 
+/// What to do when a file stands where the state directory, or one of
+/// its parents, must be.
+const NOT_A_DIRECTORY_HINT: &str =
+    "move that file aside, or set WTENV_STATE_DIR / --registry elsewhere";
+
+/// The nearest of `dir`'s parents that is there and is not a directory
+/// (links followed, as the kernel walks the path), with its metadata:
+/// what makes a look at `dir` fail with ENOTDIR.
+fn file_above(dir: &Path) -> Option<(&Path, Metadata)> {
+    dir.ancestors()
+        .skip(1)
+        .find_map(|p| std::fs::metadata(p).ok().map(|m| (p, m)))
+        .filter(|(_, meta)| !meta.is_dir())
+}
+
 impl Registry {
     pub(super) fn unusable(&self, reason: impl Into<String>, hint: impl Into<String>) -> Error {
         Error::RegistryUnusable {
@@ -84,6 +100,24 @@ impl Registry {
         // A link that leads nowhere (dangling, a loop) cannot hold a
         // registry: unusable, like a directory that is not one.
         let meta = self.dir_meta().map_err(|e| {
+            // A path through a file: the file is named, the way out said.
+            if e.kind() == std::io::ErrorKind::NotADirectory
+                && let Some((file, meta)) = file_above(dir)
+            {
+                let kind = if meta.is_file() {
+                    "a file"
+                } else {
+                    files::kind_of(&meta)
+                };
+                return self.unusable(
+                    format!(
+                        "its directory {} cannot be made: {} is {kind}, not a directory",
+                        printable_path(dir),
+                        printable_path(file),
+                    ),
+                    NOT_A_DIRECTORY_HINT,
+                );
+            }
             self.unusable(
                 format!("its directory {} cannot be read: {e}", printable_path(dir)),
                 WHERE_IT_IS,
@@ -99,7 +133,7 @@ impl Registry {
         if !meta.is_dir() {
             return Err(self.unusable(
                 format!("its directory {} is not a directory", printable_path(dir)),
-                "move that file aside, or set WTENV_STATE_DIR / --registry elsewhere",
+                NOT_A_DIRECTORY_HINT,
             ));
         }
         let uid = nix::unistd::geteuid().as_raw();

@@ -1,6 +1,6 @@
 //! Files planted in the state directory (temp files and lock files as
 //! links, FIFOs, directories, or with mode 0666), and a state directory
-//! that is a link leading nowhere.
+//! that is a link leading nowhere or a path through a file.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -177,4 +177,58 @@ fn a_state_directory_that_is_a_broken_link_is_unusable_everywhere() {
         }
         assert!(!t.root().join("absent").exists(), "{how}: created");
     }
+}
+
+/// A state directory whose path leads through a file
+/// (`WTENV_STATE_DIR=<file>/sub`, or HOME or XDG_STATE_HOME a file): `env`
+/// refused it (exit 2), but the views showed an empty, valid registry,
+/// exit 0, as if nothing were recorded. Every command now names the file
+/// in the way, exit 2, and creates nothing.
+#[test]
+fn a_state_directory_through_a_file_is_unusable_everywhere() {
+    let t = TestEnv::new();
+    let file = t.root().join("a-file");
+    std::fs::write(&file, "not a directory\n").unwrap();
+    let cases = [
+        ("WTENV_STATE_DIR", file.join("sub"), file.join("sub")),
+        ("XDG_STATE_HOME", file.clone(), file.join("wtenv")),
+        ("HOME", file.clone(), file.join(".local/state/wtenv")),
+    ];
+    let views: [&[&str]; 7] = [
+        &["env"],
+        &["ports"],
+        &["list"],
+        &["validate"],
+        &["conflicts"],
+        &["status"],
+        &["logs"],
+    ];
+    for (var, value, dir) in cases {
+        for args in views {
+            let mut cmd = t.wtenv(args);
+            cmd.env_remove("XDG_STATE_HOME").env(var, &value);
+            let out = run_bounded(&mut cmd, LIMIT);
+            assert_eq!(out.code, Some(2), "{var} {args:?}: {out}");
+            // validate reports it as a finding, on stdout.
+            let said = if args[0] == "validate" {
+                &out.stdout
+            } else {
+                &out.stderr
+            };
+            let reason = format!(
+                "its directory {} cannot be made: {} is a file, not a directory",
+                dir.display(),
+                file.display()
+            );
+            assert!(said.contains(&reason), "{var} {args:?}: {out}");
+            assert!(
+                args[0] == "validate"
+                    || out.stderr.ends_with(
+                        "\nhint: move that file aside, or set WTENV_STATE_DIR / --registry elsewhere\n"
+                    ),
+                "{var} {args:?}: {out}"
+            );
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory\n");
 }
