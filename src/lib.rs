@@ -142,15 +142,15 @@ fn context(
     color: clap::ColorChoice,
     verbose: u8,
 ) -> error::Result<context::Ctx> {
-    let registry_path = match registry {
-        Some(p) => registry::Registry::given_path(p)?,
+    let (registry_path, base) = match registry {
+        Some(p) => (registry::Registry::given_path(p)?, None),
         None => registry::Registry::default_path()?,
     };
     // getcwd fails with ENOENT once the directory is deleted under the
     // shell (`git worktree remove` from another terminal): said by the
     // commands that need it (`Ctx::cwd`), not by those that do not.
     Ok(context::Ctx {
-        registry: registry::Registry::from_env(registry_path)?,
+        registry: registry::Registry::from_env(registry_path)?.made_below(base),
         config_path,
         current_dir: std::env::current_dir(),
         color: color_enabled(color, std::io::stderr().is_terminal()),

@@ -202,10 +202,68 @@ impl Allocation {
     }
 }
 
+/// What the default state directory is made below, which must exist for
+/// it (and its missing parents) to be made: HOME for
+/// `~/.local/state/wtenv`; for `$XDG_STATE_HOME/wtenv`, XDG_STATE_HOME's
+/// parent, or HOME when XDG_STATE_HOME is inside it. A HOME that does
+/// not exist (`HOME=/nonexistent`, as for `nobody`, systemd's
+/// DynamicUser, many containers) was made, parents and all, with a
+/// second, empty registry in it that handed out again the ports the real
+/// one reserved: it is an error, as an unset HOME is.
+#[derive(Debug, Clone)]
+pub struct Base {
+    must_exist: PathBuf,
+    /// What the error says when it does not, and its hint.
+    missing: String,
+    hint: &'static str,
+}
+
+impl Base {
+    fn of(from: crate::settings::StateDirFrom) -> Option<Base> {
+        use crate::settings::StateDirFrom;
+        let home_missing = |home: &Path| {
+            format!(
+                "cannot find the registry: HOME={} does not exist, and wtenv makes its state directory only in a HOME that does",
+                printable_path(home)
+            )
+        };
+        const SET_HOME: &str =
+            "set WTENV_STATE_DIR, or HOME to a directory that exists, or pass --registry PATH";
+        match from {
+            StateDirFrom::StateDir => None,
+            StateDirFrom::Home(home) => Some(Base {
+                must_exist: home.to_path_buf(),
+                missing: home_missing(home),
+                hint: SET_HOME,
+            }),
+            StateDirFrom::XdgStateHome(xdg, Some(home)) if xdg.starts_with(home) => Some(Base {
+                must_exist: home.to_path_buf(),
+                missing: home_missing(home),
+                hint: SET_HOME,
+            }),
+            StateDirFrom::XdgStateHome(xdg, _) => {
+                let parent = xdg.parent().unwrap_or(xdg);
+                Some(Base {
+                    must_exist: parent.to_path_buf(),
+                    missing: format!(
+                        "cannot find the registry: XDG_STATE_HOME={} is in {}, which does not exist",
+                        printable_path(xdg),
+                        printable_path(parent)
+                    ),
+                    hint: "set WTENV_STATE_DIR, or XDG_STATE_HOME in a directory that exists, or pass --registry PATH",
+                })
+            }
+        }
+    }
+}
+
 /// Where the registry lives and how long to wait for its lock.
 #[derive(Debug, Clone)]
 pub struct Registry {
     path: PathBuf,
+    /// What its state directory may be made below (`None`: anywhere, as
+    /// named by `WTENV_STATE_DIR` or `--registry`).
+    base: Option<Base>,
     lock_timeout: Duration,
     /// The state directory's metadata once it is found a directory: `env`
     /// looks at it for its read, its probe and its trust list, and one
@@ -222,6 +280,7 @@ impl Registry {
     pub fn new(path: PathBuf) -> Registry {
         Registry {
             path,
+            base: None,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             dir_meta: std::sync::OnceLock::new(),
             wrote: Default::default(),
@@ -254,9 +313,10 @@ impl Registry {
     }
 
     /// `$WTENV_STATE_DIR`, else `$XDG_STATE_HOME/wtenv`, else
-    /// `~/.local/state/wtenv`; then `registry.json`.
-    pub fn default_path() -> Result<PathBuf> {
-        let dir = crate::settings::state_dir().ok_or_else(|| {
+    /// `~/.local/state/wtenv`; then `registry.json`. With it, what it is
+    /// made below ([`Base`]; not for `WTENV_STATE_DIR`, made as named).
+    pub fn default_path() -> Result<(PathBuf, Option<Base>)> {
+        let (dir, from) = crate::settings::state_dir().ok_or_else(|| {
             Error::not_found(
                 "cannot find the registry: none of WTENV_STATE_DIR, XDG_STATE_HOME, HOME is set to an absolute path",
             )
@@ -272,7 +332,25 @@ impl Registry {
             ))
             .with_hint("set WTENV_STATE_DIR to an absolute path, or pass --registry PATH"));
         }
-        Ok(dir.join(FILE_NAME))
+        Ok((dir.join(FILE_NAME), Base::of(from)))
+    }
+
+    /// This registry, its state directory made only below `base` when
+    /// it is missing ([`Base`]).
+    pub fn made_below(mut self, base: Option<Base>) -> Registry {
+        self.base = base;
+        self
+    }
+
+    /// Refuses a state directory that is not there when what it would be
+    /// made below is not there either.
+    fn check_base(&self) -> Result<()> {
+        match &self.base {
+            Some(base) if !is_there(&base.must_exist) => {
+                Err(Error::not_found(base.missing.clone()).with_hint(base.hint))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The registry named by `--registry PATH`. A directory there (the
@@ -378,6 +456,7 @@ impl Registry {
         parse: impl FnOnce(&File, &std::fs::Metadata) -> Result<RegistryData>,
     ) -> Result<RegistryData> {
         if !self.dir_is_there() {
+            self.check_base()?;
             return Ok(RegistryData::default());
         }
         let may_write = self.check_dir(Access::Read)?;
@@ -459,6 +538,7 @@ impl Registry {
     fn ensure_dir(&self) -> Result<()> {
         let dir = self.dir();
         if !is_there(dir) {
+            self.check_base()?;
             crate::files::create_private_dir(dir, true).map_err(|e| {
                 // A read-only file system is said as such (exit 1).
                 if e.raw_os_error() == Some(nix::libc::EROFS) {
@@ -503,6 +583,7 @@ impl Registry {
     /// [`ensure_state_dir`]: Registry::ensure_state_dir
     pub fn state_dir(&self) -> Result<Option<&Path>> {
         if !self.dir_is_there() {
+            self.check_base()?;
             return Ok(None);
         }
         self.check_dir(Access::Read)?;

@@ -74,15 +74,37 @@ fn home() -> Option<&'static OsString> {
     base_dir(once!("HOME"))
 }
 
+/// The variable [`state_dir`] came from, with its value (the registry
+/// decides what may be made below it).
+#[derive(Debug, Clone, Copy)]
+pub enum StateDirFrom {
+    /// `WTENV_STATE_DIR`, the directory itself.
+    StateDir,
+    /// `XDG_STATE_HOME`, and `HOME` when it is set too.
+    XdgStateHome(&'static Path, Option<&'static Path>),
+    /// `HOME`.
+    Home(&'static Path),
+}
+
 /// `$WTENV_STATE_DIR`, else `$XDG_STATE_HOME/wtenv`, else
-/// `$HOME/.local/state/wtenv`; `None` when none is set.
-pub fn state_dir() -> Option<PathBuf> {
+/// `$HOME/.local/state/wtenv`, with where it came from; `None` when none
+/// is set.
+pub fn state_dir() -> Option<(PathBuf, StateDirFrom)> {
     if let Some(d) = once!(STATE_DIR) {
-        Some(PathBuf::from(d))
+        Some((PathBuf::from(d), StateDirFrom::StateDir))
     } else if let Some(d) = base_dir(once!("XDG_STATE_HOME")) {
-        Some(PathBuf::from(d).join("wtenv"))
+        let home = home().map(Path::new);
+        Some((
+            Path::new(d).join("wtenv"),
+            StateDirFrom::XdgStateHome(Path::new(d), home),
+        ))
     } else {
-        home().map(|h| PathBuf::from(h).join(".local/state/wtenv"))
+        home().map(|h| {
+            (
+                Path::new(h).join(".local/state/wtenv"),
+                StateDirFrom::Home(Path::new(h)),
+            )
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! Settings from the environment and the command line (`WTENV_CD_FILE`,
 //! `WTENV_LOCK_TIMEOUT`, `WTENV_LOG`, `--registry`, an empty word), and
-//! what a command checks where it has nothing to check.
+//! what a command checks where it has nothing to check, and a HOME that
+//! does not exist.
 
 use std::time::Duration;
 
@@ -277,4 +278,69 @@ fn validate_shows_config_problems_and_a_misspelt_table_releases_nothing() {
             .contains("unknown key \"services.app.readyness\""),
         "{out}"
     );
+}
+
+/// A HOME that does not exist (`HOME=/nonexistent`, as for `nobody`,
+/// systemd's DynamicUser, many containers) was made, parents and all,
+/// with a second, empty registry in it, which handed out again the ports
+/// the real registry reserved. It is now an error, as an unset HOME is
+/// (exit 1, the hint to set WTENV_STATE_DIR or HOME), for the views as
+/// for the writers, and nothing is made; so is an XDG_STATE_HOME whose
+/// parent does not exist. One inside an existing HOME is made as ever.
+#[test]
+fn a_home_that_does_not_exist_is_an_error_and_nothing_is_made() {
+    let t = TestEnv::new();
+    let absent = t.root().join("absent");
+    let home = absent.join("home");
+    let cases = [
+        (
+            "HOME",
+            home.clone(),
+            format!(
+                "error: cannot find the registry: HOME={} does not exist, and wtenv makes its state directory only in a HOME that does\n\
+                 hint: set WTENV_STATE_DIR, or HOME to a directory that exists, or pass --registry PATH\n",
+                home.display()
+            ),
+        ),
+        (
+            "XDG_STATE_HOME",
+            absent.join("state"),
+            format!(
+                "error: cannot find the registry: XDG_STATE_HOME={} is in {}, which does not exist\n\
+                 hint: set WTENV_STATE_DIR, or XDG_STATE_HOME in a directory that exists, or pass --registry PATH\n",
+                absent.join("state").display(),
+                absent.display()
+            ),
+        ),
+    ];
+    for (var, value, said) in cases {
+        for args in [
+            &["env"][..],
+            &["ports"],
+            &["status"],
+            &["allocate", "--service", "x"],
+            &["trust"],
+        ] {
+            let mut cmd = t.wtenv(args);
+            cmd.env_remove("XDG_STATE_HOME").env(var, &value);
+            let out = run(&mut cmd);
+            assert_eq!(out.code, Some(1), "{var} {args:?}: {out}");
+            assert_eq!(out.stderr, said, "{var} {args:?}");
+            assert!(
+                !absent.exists(),
+                "{var} {args:?}: made {}",
+                absent.display()
+            );
+        }
+    }
+    // XDG_STATE_HOME inside a HOME that exists: its missing parents are
+    // made, as under HOME itself.
+    let home = t.root().join("home");
+    let state = home.join(".local/state");
+    let out = run(t
+        .wtenv(&["env"])
+        .env("XDG_STATE_HOME", &state)
+        .env("HOME", &home));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(state.join("wtenv/registry.json").is_file(), "{out}");
 }
