@@ -388,8 +388,10 @@ impl Error {
             Error::Invalid { hint, .. }
             | Error::NotFound { hint, .. }
             | Error::Refused { hint, .. }
-            | Error::Failed { hint, .. }
-            | Error::Io { hint, .. } => hint.clone(),
+            | Error::Failed { hint, .. } => hint.clone(),
+            Error::Io { hint, source, .. } => hint
+                .clone()
+                .or_else(|| too_many_files_hint(source).map(Into::into)),
             _ => None,
         }
     }
@@ -419,6 +421,18 @@ impl Error {
             | Error::Io { .. } => exit::Outcome::Code(exit::FAILURE),
         }
     }
+}
+
+/// What to do when wtenv ran out of descriptors (EMFILE: its own limit,
+/// ENFILE: the system's): the one hint for it, whatever failed (a spawn,
+/// a pipe for a service's output, an open in the state directory, a
+/// probe's socket); `None` for any other error. An [`Error::Io`] without
+/// a hint of its own gets it.
+pub fn too_many_files_hint(e: &std::io::Error) -> Option<&'static str> {
+    use nix::libc;
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)).then_some(
+        "too many files are open: raise the limit (ulimit -n) or close some, then run it again",
+    )
 }
 
 /// What to do about a state-directory lock held past `WTENV_LOCK_TIMEOUT`.

@@ -122,14 +122,20 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
     let outputs: Vec<OpenPipes> = units.iter().map(|u| u.output.clone()).collect();
     let spawn =
         |sup: &mut Supervisor, unit: &Unit| -> std::result::Result<(usize, Pgid), Outcome> {
-            let pipe = || std::io::pipe();
-            let (Ok((out_r, out_w)), Ok((err_r, err_w))) = (pipe(), pipe()) else {
-                report::problem(
-                    &format!("could not create a pipe for service {}", unit.service.name),
-                    None,
-                );
-                return Err(Outcome::Code(crate::exit::FAILURE));
-            };
+            let pipes = std::io::pipe().and_then(|out| Ok((out, std::io::pipe()?)));
+            let ((out_r, out_w), (err_r, err_w)) = pipes.map_err(|source| {
+                // Said, with its hint and exit code, as a spawn that
+                // failed on the same error is (out of descriptors: 126).
+                let name = format!("service {}", unit.service.name);
+                let message = format!("could not create a pipe for {name}: {source}");
+                let e = supervise::spawn::SpawnError {
+                    program: name,
+                    command: Default::default(),
+                    source,
+                };
+                report::problem(&message, Some(&e.hint()));
+                e.outcome()
+            })?;
             let command = unit.service.run.as_deref().unwrap_or_default();
             let argv = supervise::in_dir(supervise::command_words(command), &scope.worktree.root);
             let (mut expr, exec) = match listeners.get(&unit.service.name) {

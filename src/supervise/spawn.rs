@@ -157,9 +157,8 @@ impl SpawnError {
     /// missing or not executable is the command's own fault: a limit of
     /// the system (E2BIG, EMFILE, EAGAIN) is not fixed by checking its name.
     pub fn hint(&self) -> String {
-        use nix::libc;
-        let hint = match (self.source.kind(), self.source.raw_os_error()) {
-            (io::ErrorKind::NotFound, _) => match self.missing() {
+        let hint = match self.source.kind() {
+            io::ErrorKind::NotFound => match self.missing() {
                 Some(Missing {
                     file,
                     interpreter: Some(interpreter),
@@ -173,20 +172,18 @@ impl SpawnError {
                 Some(_) => "check that it was built for this system (file(1) tells)",
                 None => "check the command's name, PATH and permissions",
             },
-            (io::ErrorKind::PermissionDenied, _) => {
+            io::ErrorKind::PermissionDenied => {
                 if self.found(|m| m.is_dir()).is_some() {
                     "name a program, not a directory"
                 } else {
                     "check the command's name, PATH and permissions"
                 }
             }
-            (io::ErrorKind::ArgumentListTooLong, _) => {
+            io::ErrorKind::ArgumentListTooLong => {
                 "unset large environment variables (env | wc -c counts them), or shorten the command line (at most 128 KiB per argument)"
             }
-            (_, Some(libc::EMFILE | libc::ENFILE)) => {
-                "too many files are open: raise the limit (ulimit -n) or close some, then run it again"
-            }
-            _ => "check the system's limits (ulimit -a), then run it again",
+            _ => crate::error::too_many_files_hint(&self.source)
+                .unwrap_or("check the system's limits (ulimit -a), then run it again"),
         };
         hint.to_owned()
     }

@@ -4,6 +4,7 @@ mod support;
 
 mod background;
 mod config;
+mod descriptors;
 mod devserver;
 pub mod direnv;
 mod display;
