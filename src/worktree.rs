@@ -417,9 +417,10 @@ fn is_absent(e: &std::io::Error) -> bool {
 /// makes no call for it).
 fn unreadable(path: &Path, e: std::io::Error) -> Error {
     let denied = e.kind() == std::io::ErrorKind::PermissionDenied;
+    let hint = not_read_hint(&e);
     let error = Error::io(format!("could not read {}", printable_path(path)), e);
     if !denied {
-        return error.with_hint("fix or remove it, or run wtenv from another directory");
+        return error.with_hint(hint);
     }
     match unsearchable_dir(path) {
         Some(dir) => error.with_hint(format!(
@@ -430,6 +431,18 @@ fn unreadable(path: &Path, e: std::io::Error) -> Error {
             "fix its permissions (or those of what it links to), or run wtenv from a directory you can read",
         ),
     }
+}
+
+/// What to do about git's file that could not be read or resolved, for
+/// an error that is not a permission's. Only a loop of links is what is
+/// there (fix or remove it); any other error (out of descriptors, the
+/// disk's EIO) is the system's, and removing the file would take away
+/// what makes the directory a worktree without mending anything.
+fn not_read_hint(e: &std::io::Error) -> &'static str {
+    if e.raw_os_error() == Some(nix::libc::ELOOP) {
+        return "fix or remove it, or run wtenv from another directory";
+    }
+    crate::error::too_many_files_hint(e).unwrap_or("check the file system, then run it again")
 }
 
 /// The first directory above `path`, from the root down, that the user
@@ -485,7 +498,7 @@ fn read_gitdir_file(dot_git: &Path) -> Result<Option<PathBuf>> {
             let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
                 SEARCH_DENIED_HINT
             } else {
-                "fix or remove it, or run wtenv from another directory"
+                not_read_hint(&e)
             };
             Err(Error::io(
                 format!(

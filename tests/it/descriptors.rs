@@ -92,11 +92,7 @@ fn out_of_descriptors(t: &TestEnv, dir: &Path, args: &str) -> Vec<String> {
         let out = run(&mut cmd);
         let lines: Vec<&str> = out.stderr.lines().collect();
         for (i, line) in lines.iter().enumerate() {
-            // A worktree's own files are said in the next change.
-            if line.starts_with("error: ")
-                && line.contains("Too many open files (os error 24)")
-                && !line.contains("/.git")
-            {
+            if line.starts_with("error: ") && line.contains("Too many open files (os error 24)") {
                 assert_eq!(out.code, Some(1), "ulimit -n {n}: {out}");
                 assert_eq!(lines.get(i + 1), Some(&HINT), "ulimit -n {n}: {out}");
                 errors.push(line.to_string());
@@ -126,4 +122,33 @@ fn the_state_directory_and_the_probe_out_of_descriptors_say_what_to_do() {
             "never met {said:?}: {errors:#?}"
         );
     }
+}
+
+/// A worktree's `.git` (or its `commondir`) that could not be read for
+/// want of a descriptor got the hint "fix or remove it", which tells the
+/// user to delete what makes the directory a worktree. An I/O error now
+/// says what failed with the hint for it; "fix or remove it" is kept for
+/// what is there (a loop of links).
+#[test]
+fn a_git_file_out_of_descriptors_is_not_to_be_removed() {
+    let t = TestEnv::new();
+    let wt = t.add_worktree("feature-fd");
+    // `run` sets up its signal handling first: fewer descriptors are
+    // left for git's files than `env` has.
+    let errors = out_of_descriptors(&t, &wt, "run -- true");
+    assert!(
+        errors.iter().any(|e| e.contains("/.git")),
+        "never met reading git's files: {errors:#?}"
+    );
+    // A loop is what is there.
+    let looped = t.root().join("looped");
+    std::fs::create_dir(&looped).unwrap();
+    std::os::unix::fs::symlink(".git", looped.join(".git")).unwrap();
+    let out = run(&mut t.wtenv_in(&looped, &["env"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .ends_with("hint: fix or remove it, or run wtenv from another directory\n"),
+        "{out}"
+    );
 }
