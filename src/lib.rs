@@ -142,6 +142,7 @@ fn context(
     color: clap::ColorChoice,
     verbose: u8,
 ) -> error::Result<context::Ctx> {
+    let relative = registry.as_ref().is_some_and(|p| p.is_relative());
     let (registry_path, base) = match registry {
         Some(p) => (registry::Registry::given_path(p)?, None),
         None => registry::Registry::default_path()?,
@@ -149,7 +150,7 @@ fn context(
     // getcwd fails with ENOENT once the directory is deleted under the
     // shell (`git worktree remove` from another terminal): said by the
     // commands that need it (`Ctx::cwd`), not by those that do not.
-    Ok(context::Ctx {
+    let ctx = context::Ctx {
         registry: registry::Registry::from_env(registry_path)?.made_below(base),
         config_path,
         current_dir: std::env::current_dir(),
@@ -157,7 +158,14 @@ fn context(
         color_choice: color,
         verbose,
         warned: Default::default(),
-    })
+    };
+    // A relative `--registry` is relative to the current directory: every
+    // command needs it then, and says so as each command that needs it
+    // does (it said "could not open lock file ./registry.lock").
+    if relative {
+        ctx.cwd()?;
+    }
+    Ok(ctx)
 }
 
 /// Colour on one stream: `--color`, else the stream is a terminal that

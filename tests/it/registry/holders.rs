@@ -298,3 +298,30 @@ fn release_hold_and_the_registry_views_work_from_a_deleted_directory() {
     holder.kill().unwrap();
     holder.wait().unwrap();
 }
+
+/// A relative `--registry` names a file of the current directory: from a
+/// deleted one it said `could not open lock file ./registry.lock: No such
+/// file or directory`, without a hint. It now says the directory is gone
+/// and what to do, as every command that needs it does, even for the
+/// forms that otherwise work from anywhere.
+#[test]
+fn a_relative_registry_from_a_deleted_directory_says_the_directory_is_gone() {
+    let t = TestEnv::new();
+    for args in [
+        &["ports", "--all"][..],
+        &["validate"],
+        &["release", "--hold", "1"],
+        &["env"],
+    ] {
+        let mut full = vec!["--registry", "rel.json"];
+        full.extend(args);
+        let out = in_a_deleted_directory(&t, &full);
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert_eq!(
+            out.stderr,
+            "error: the current directory no longer exists: it was deleted\n\
+             hint: cd to a directory that exists\n",
+            "{args:?}"
+        );
+    }
+}
