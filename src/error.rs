@@ -87,13 +87,17 @@ pub enum Error {
     /// config that gives them, which the hint says to widen them in.
     /// `need`: the ports the worktree needs from them, those it has there
     /// and those it lacks; when the ranges hold fewer, that is the cause,
-    /// and the message says so.
-    #[error("no free port left in {purpose} {}{}", ranges.label(), too_small(ranges, *need))]
+    /// and the message says so. `occupied`: the ports free in the
+    /// registry that `skip_occupied` skipped as occupied on the system,
+    /// with their holders, named one a line (at most
+    /// [`SKIPPED_NAMED`]), and the hint says to stop them.
+    #[error("no free port left in {purpose} {}{}{}", ranges.label(), too_small(ranges, *need), Skipped(occupied))]
     RangeExhausted {
         purpose: String,
         ranges: crate::config::Ranges,
         need: usize,
         config_file: String,
+        occupied: Vec<(u16, crate::probe::Holders)>,
     },
 
     /// `at`: where a syntax or type error is (`wtenv.toml:3:10: ...`);
@@ -188,6 +192,34 @@ impl std::fmt::Display for KeyPrefix<'_> {
         match self.0 {
             "" => Ok(()),
             key => write!(f, "{key}: "),
+        }
+    }
+}
+
+/// How many of the ports a full range skipped as occupied its message
+/// names, a line each: it is said on every `cd` under the shell hook, and
+/// a range of thousands must not print thousands of lines.
+pub const SKIPPED_NAMED: usize = 10;
+
+/// `; occupied on the system, so skipped:` and a line per port (as the
+/// conflict message's: [`crate::report::port_lines`]), after a full
+/// range's message; nothing when none was skipped.
+struct Skipped<'a>(&'a [(u16, crate::probe::Holders)]);
+
+impl std::fmt::Display for Skipped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let named = &self.0[..self.0.len().min(SKIPPED_NAMED)];
+        write!(
+            f,
+            "; occupied on the system, so skipped:{}",
+            crate::report::port_lines(named)
+        )?;
+        match self.0.len() - named.len() {
+            0 => Ok(()),
+            more => write!(f, "\n  and {more} more"),
         }
     }
 }
@@ -358,6 +390,7 @@ impl Error {
                 ranges,
                 need,
                 config_file,
+                occupied,
                 ..
             } => Some(if *need > ranges.size() {
                 let (them, together) = match ranges.len() {
@@ -366,6 +399,10 @@ impl Error {
                 };
                 format!(
                     "widen {them} to at least {need} ports{together} (or add an overflow range) in {config_file}"
+                )
+            } else if !occupied.is_empty() {
+                format!(
+                    "stop what holds those ports, or widen the range (or add an overflow range) in {config_file}"
                 )
             } else {
                 format!(

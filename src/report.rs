@@ -235,13 +235,7 @@ pub fn conflict_text(c: &PortConflict) -> String {
         purpose = c.purpose,
         range = c.range,
     );
-    for (port, holders) in &c.ports {
-        let _ = write!(
-            msg,
-            "\n  port {port}: {}",
-            crate::alloc::describe_found(holders)
-        );
-    }
+    msg.push_str(&port_lines(&c.ports));
     if c.ranges.len() > 1 {
         let _ = write!(
             msg,
@@ -253,6 +247,21 @@ pub fn conflict_text(c: &PortConflict) -> String {
     }
     let _ = write!(msg, "\nhint: {}", conflict_hint(&c.config_file, c.syntax));
     msg
+}
+
+/// `\n  port 5000: pid ...` for each occupied port, naming its holders:
+/// the conflict message's lines, and those of the ports a full range
+/// skipped as occupied ([`Error::RangeExhausted`]).
+pub fn port_lines(ports: &[(u16, Holders)]) -> String {
+    let mut lines = String::new();
+    for (port, holders) in ports {
+        let _ = write!(
+            lines,
+            "\n  port {port}: {}",
+            crate::alloc::describe_found(holders)
+        );
+    }
+    lines
 }
 
 /// One line per port of [`Error::ForeignHolder`]: `  port 5000 (web): pid ...`.
@@ -399,6 +408,7 @@ mod tests {
             }),
             need: 1,
             config_file: "wtenv.toml".into(),
+            occupied: Vec::new(),
         };
         let quiet = render(&err, true);
         assert_eq!(

@@ -142,6 +142,9 @@ pub fn scan_ranges(
     system: &mut dyn System,
 ) -> Result<Vec<u16>> {
     let mut free = Vec::new();
+    // Occupied on the system, skipped (`skip_occupied`): named if the
+    // ranges run out.
+    let mut skipped = BTreeSet::new();
     for range in req.ranges.iter() {
         if free.len() >= count {
             break;
@@ -149,6 +152,9 @@ pub fn scan_ranges(
         let wanted = count - free.len();
         let mut found =
             scan(range, taken, wanted, req.skip_occupied, system).map_err(Error::probe)?;
+        if req.skip_occupied {
+            skipped.extend(found.conflicts.iter().copied());
+        }
         if !found.conflicts.is_empty() && !req.skip_occupied {
             let mut busy: BTreeSet<u16> = found.conflicts.iter().copied().collect();
             let holders = super::lookup_busy(&mut busy, system).map_err(Error::probe)?;
@@ -178,11 +184,18 @@ pub fn scan_ranges(
         free.extend(found.free);
     }
     if free.len() < count {
+        // Their holders, as far as the system tells (a port whose holder
+        // is unknown is said so, as in the conflict message).
+        let mut holders = system.holders(&skipped);
         return Err(Error::RangeExhausted {
             purpose: req.purpose.to_owned(),
             ranges: req.ranges.clone(),
             need: own + count,
             config_file: crate::config::file_named(req.config_source, req.worktree),
+            occupied: skipped
+                .iter()
+                .map(|p| (*p, holders.remove(p).unwrap_or_default()))
+                .collect(),
         });
     }
     Ok(free)
@@ -237,6 +250,56 @@ mod tests {
             allocate_in(&mut data, &r, &HoldMode::Reserve, &mut sys).unwrap()["app"],
             5002
         );
+    }
+
+    /// A range whose free ports are all occupied, skipped: the message
+    /// named none of them ("no free port left", and a hint about stale
+    /// allocations). It names each, with its holders as the conflict
+    /// message does, at most ten; the hint says to stop them.
+    #[test]
+    fn a_range_exhausted_by_skipping_names_what_it_skipped() {
+        let holder = Holder {
+            pid: 7,
+            command: "python3 -m http.server".into(),
+            cwd: Some("/w/other".into()),
+        };
+        let mut sys = Fake {
+            occupied: (5000..=5009).collect(),
+            holders: [(5001, vec![holder])].into(),
+            ..Fake::default()
+        };
+        let mut data = RegistryData::default();
+        let mut r = req("/r", vec!["app"]);
+        r.skip_occupied = true;
+        r.ranges = Ranges::one(PortRange {
+            start: 5000,
+            end: 5001,
+        });
+        let err = allocate_in(&mut data, &r, &HoldMode::Reserve, &mut sys).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no free port left in feature range 5000-5001; occupied on the system, so skipped:\n  \
+             port 5000: holder unknown\n  \
+             port 5001: pid 7 (python3 -m http.server) in /w/other"
+        );
+        assert_eq!(
+            err.hint().unwrap(),
+            "stop what holds those ports, or widen the range (or add an overflow range) in wtenv.toml"
+        );
+        // Bounded: a line each for the first ten, then how many more.
+        r.ranges = Ranges::one(PortRange {
+            start: 5000,
+            end: 5011,
+        });
+        sys.occupied = (5000..=5011).collect();
+        let err = allocate_in(&mut data, &r, &HoldMode::Reserve, &mut sys).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(text.lines().count(), 12, "{text}");
+        assert!(
+            text.ends_with("\n  port 5009: holder unknown\n  and 2 more"),
+            "{text}"
+        );
+        assert!(data.allocations.is_empty());
     }
 
     #[test]

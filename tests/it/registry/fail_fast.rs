@@ -148,3 +148,50 @@ fn skip_occupied_config_key_takes_the_next_free_port() {
     );
     assert!(out.stderr.is_empty(), "{out}");
 }
+
+/// `--skip-occupied` with no free port left because the free ones are
+/// occupied said `no free port left in feature range A-B` with the hint
+/// about stale allocations: the occupied ports were never named. The
+/// message now names each port it skipped, with its holder (as the
+/// conflict message does), and the hint says to stop them or widen the
+/// range; nothing is allocated.
+#[test]
+fn a_range_its_occupied_ports_exhaust_names_them_and_their_holders() {
+    let t = TestEnv::new();
+    let (p0, p1) = (t.ports.port(0), t.ports.port(1));
+    std::fs::write(
+        t.repo.join("wtenv.toml"),
+        format!("[purposes]\nfeature = \"{p0}-{p1}\"\n"),
+    )
+    .unwrap();
+    let elsewhere = t.root().join("home");
+    let listeners = [
+        PyListener::start(&elsewhere, "4", "127.0.0.1", p0, ""),
+        PyListener::start(&elsewhere, "6", "::", p1, ""),
+    ];
+    let out = run(&mut t.wtenv(&["env", "--skip-occupied"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "error: no free port left in feature range {p0}-{p1}; occupied on the system, so skipped:"
+        ),
+        "{out}"
+    );
+    for ((line, port), l) in lines[1..3].iter().zip([p0, p1]).zip(&listeners) {
+        let prefix = format!("  port {port}: pid {} (", l.pid());
+        let suffix = format!(") in {}", elsewhere.display());
+        assert!(
+            line.starts_with(&prefix) && line.ends_with(&suffix),
+            "{line:?} in {out}"
+        );
+    }
+    assert_eq!(
+        lines[3],
+        "hint: stop what holds those ports, or widen the range (or add an overflow range) in wtenv.toml",
+        "{out}"
+    );
+    assert!(t.allocations().is_empty(), "{out}");
+}
