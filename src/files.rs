@@ -496,6 +496,35 @@ pub fn write_own(path: &Path, bytes: &[u8]) -> Result<File, OpenError> {
     Ok(file)
 }
 
+/// Replaces the file of ours at `path` with `bytes` through a temp file
+/// beside it, renamed over it ([`replace_with`], nothing fsynced:
+/// [`Commit::Unsynced`]), `finish` run on the temp file once written (the
+/// stamp's time is set there). A write that fails (a full disk) leaves
+/// the file as it was, never empty or torn, as [`write_own`]'s in place
+/// could: a new file stayed empty, a longer line could be cut short.
+/// What is there is checked as [`write_own`] checks it, and refused
+/// alike (a link, a FIFO, a directory, another user's file, one with
+/// other hard links), though the rename would only replace its name.
+pub fn replace_own(
+    path: &Path,
+    bytes: &[u8],
+    finish: impl FnOnce(&File) -> io::Result<()>,
+) -> Result<(), OpenError> {
+    use std::io::Write;
+    if let Some(file) = open_read(path, false)? {
+        let meta = require_own_regular(&file)?;
+        if meta.nlink() > 1 {
+            return Err(OpenError::Refused(Refusal::HardLinked(meta.nlink())));
+        }
+    }
+    let (dir, name) = match (path.parent(), path.file_name().and_then(|n| n.to_str())) {
+        (Some(dir), Some(name)) => (dir, name),
+        _ => return Err(OpenError::Io(io::Error::from(ErrorKind::InvalidInput))),
+    };
+    replace_with(dir, name, |f| f.write_all(bytes), finish, Commit::Unsynced)
+        .map_err(|(_, _, e)| OpenError::from(e))
+}
+
 /// [`write_own`]'s open and checks, writing nothing: the file, and whether
 /// this call made it (a command that refuses later removes what it made).
 pub fn open_own(path: &Path) -> Result<(File, bool), OpenError> {

@@ -299,10 +299,7 @@ pub fn git_dir_at(root: &Path) -> Option<PathBuf> {
 
 /// The stamp's content for a worktree's `ports`: one line,
 /// `service=port,...`, sorted, whatever their order (what
-/// [`stamped_ports`] reads back). A line, so never empty: a stamp never
-/// cut to size 0 keeps its block ([`write_own`]).
-///
-/// [`write_own`]: crate::files::write_own
+/// [`stamped_ports`] reads back). A line, so never empty.
 pub fn stamp_line<'a>(ports: impl IntoIterator<Item = (&'a str, u16)>) -> String {
     let sorted: std::collections::BTreeSet<(&str, u16)> = ports.into_iter().collect();
     let summary: Vec<String> = sorted
@@ -326,11 +323,13 @@ pub fn stamp_line<'a>(ports: impl IntoIterator<Item = (&'a str, u16)>) -> String
 ///
 /// The worktree may be a tree someone else made: the stamp is written only
 /// into a git dir that is this worktree's own (see [`own_git_dir`]), never
-/// through a link and only into a regular file of ours ([`write_own`]);
-/// otherwise it is skipped, and direnv misses the reload: a warning says
-/// so, and how to remove what is there instead.
+/// through a link and only over a regular file of ours
+/// ([`replace_own`]: a temp file renamed over it, so a write that fails
+/// leaves the stamp as it was, never empty); otherwise it is skipped, and
+/// direnv misses the reload: a warning says so, and how to remove what
+/// is there instead.
 ///
-/// [`write_own`]: crate::files::write_own
+/// [`replace_own`]: crate::files::replace_own
 pub fn write_stamp(root: &Path, content: &str) {
     let Some(git_dir) = own_git_dir(root) else {
         return;
@@ -344,7 +343,7 @@ pub fn write_stamp(root: &Path, content: &str) {
     let old = std::fs::symlink_metadata(&path)
         .and_then(|m| m.modified())
         .ok();
-    let result = crate::files::write_own(&path, content.as_bytes()).and_then(|file| {
+    let result = crate::files::replace_own(&path, content.as_bytes(), |file| {
         let Some(old) = old else { return Ok(()) };
         let now = file.metadata()?.modified()?;
         if secs(now) <= secs(old) {

@@ -23,6 +23,11 @@ pub enum Commit {
     /// and the allocations that live while their holders do: a crash of
     /// the machine ends every process).
     OldOrNew,
+    /// Nothing is fsynced: a write that fails still never leaves the file
+    /// empty or torn (the temp file is renamed in only once written
+    /// whole), but a crash of the machine may. For a file wtenv writes
+    /// again from the registry (a worktree's stamp).
+    Unsynced,
 }
 
 /// The error for a [`replace`] or [`replace_with`] that failed, with
@@ -86,13 +91,15 @@ pub fn replace_with(
     let done = (|| {
         fill(&mut file).map_err(|e| ("write", tmp.clone(), e))?;
         finish(&file).map_err(|e| ("finish", tmp.clone(), e))?;
-        file.sync_all().map_err(|e| ("sync", tmp.clone(), e))?;
+        if commit != Commit::Unsynced {
+            file.sync_all().map_err(|e| ("sync", tmp.clone(), e))?;
+        }
         // The rename is durable only once the directory entry is: opened
         // now, so that a directory we cannot open fails the write before
         // it is made.
         let dir_file = match commit {
             Commit::Durable => Some(File::open(dir).map_err(|e| ("open", dir.to_path_buf(), e))?),
-            Commit::OldOrNew => None,
+            Commit::OldOrNew | Commit::Unsynced => None,
         };
         std::fs::rename(&tmp, dir.join(name)).map_err(|e| ("rename", tmp.clone(), e))?;
         Ok(dir_file)

@@ -37,6 +37,38 @@ fn write_own_leaves_exactly_the_bytes_written_in_the_same_file() {
     }
 }
 
+/// Replaced: each write leaves exactly its bytes, 0600; what is there
+/// and is not a regular file of ours with one name is refused, as
+/// `write_own` refuses it, and left as it is.
+#[test]
+fn replace_own_leaves_exactly_the_bytes_written_and_refuses_what_write_own_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stamp");
+    for bytes in [
+        &b"app=5000,web=5001\n"[..],
+        b"\n",
+        b"app=5000,web=5001,db=5002\n",
+    ] {
+        replace_own(&path, bytes, |_| Ok(())).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let target = dir.path().join("elsewhere");
+    std::fs::write(&target, "keep").unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let hard = dir.path().join("hard");
+    std::fs::hard_link(&target, &hard).unwrap();
+    for planted in [&link, &hard] {
+        let err = replace_own(planted, b"x\n", |_| Ok(())).unwrap_err();
+        let write_own_err = write_own(planted, b"x\n").unwrap_err();
+        assert_eq!(err.to_string(), write_own_err.to_string());
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+    }
+    assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+}
+
 #[test]
 fn stale_temps_of_dead_writers_are_removed_live_ones_kept() {
     let dir = tempfile::tempdir().unwrap();

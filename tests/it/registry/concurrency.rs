@@ -274,3 +274,36 @@ fn a_full_disk_changes_nothing_and_says_so() {
         "{out}"
     );
 }
+
+/// A worktree on a full disk: its stamp was made, then written, and the
+/// write failed, leaving it empty; a moved worktree would then not be
+/// followed (its ports are found by the stamp). The stamp is now written
+/// to a temp file renamed over it: a write that fails leaves nothing
+/// behind, neither an empty stamp nor a temp file, and says so in a
+/// warning; the command's own work (the registry, elsewhere) is done.
+#[test]
+fn a_stamp_on_a_full_disk_is_never_left_empty() {
+    let t = TestEnv::new();
+    let disk = Tmpfs::mount(&t.root().join("disk"), "1m");
+    let repo = disk.path().join("r");
+    t.init_repo(&repo);
+    disk.fill();
+    let out = run(&mut t.wtenv_in(&repo, &["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let stamp = repo.join(".git/wtenv.stamp");
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: did not write {}: No space left on device (os error 28)",
+            stamp.display()
+        )),
+        "{out}"
+    );
+    assert!(!stamp.exists(), "left: {:?}", std::fs::read(&stamp));
+    let temps: Vec<_> = std::fs::read_dir(repo.join(".git"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains(".tmp."))
+        .collect();
+    assert!(temps.is_empty(), "{temps:?}");
+    assert_eq!(t.allocations().len(), 1, "{out}");
+}
