@@ -15,9 +15,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The registry file exists but cannot be trusted. Never overwritten.
-    /// Also a file wtenv keeps beside it (`what`: "trust list") whose state
-    /// directory or lock file cannot be used: the same refusal, of the
-    /// file the command uses.
+    /// Also a file wtenv keeps beside it (`what`: "trust list") that
+    /// cannot be used, itself (damaged, a link, its mode) or its state
+    /// directory or lock file: the same refusal, of the file the command
+    /// uses, exit 2 whatever is wrong.
     #[error(
         "{what} {} cannot be used: {reason}",
         crate::process::printable_path(path)

@@ -7,8 +7,9 @@
 pub const SUCCESS: u8 = 0;
 /// Failure: port conflict, bad input, git error; `validate`: errors remain.
 pub const FAILURE: u8 = 1;
-/// The registry cannot be used (corrupt, locked past the wait, unsafe
-/// permissions); `validate`: critical errors that need a person.
+/// The registry, or a file wtenv keeps beside it (the trust list), cannot
+/// be used (corrupt, locked past the wait, unsafe permissions);
+/// `validate`: critical errors that need a person.
 pub const REGISTRY: u8 = 2;
 /// `run`: the command was found but could not be executed.
 pub const NOT_EXECUTABLE: u8 = 126;

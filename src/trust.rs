@@ -264,15 +264,20 @@ fn read(path: &Path) -> Result<TrustList> {
             files::removal(path).command
         )
     };
+    // A file wtenv keeps that it cannot use is refused as the registry is
+    // (exit 2), whatever is wrong with it: its content, its mode, or its
+    // directory's (README "Exit codes").
+    let refused = |reason: String, hint: String| Error::RegistryUnusable {
+        what: "trust list",
+        path: path.to_path_buf(),
+        reason,
+        hint,
+    };
     let unusable = |reason: String| {
-        Error::refused(format!(
-            "trust list {} cannot be used: {reason}",
-            printable_path(path)
-        ))
-        .with_hint(format!(
-            "wtenv never rewrites it; inspect it, or {}",
-            remove()
-        ))
+        refused(
+            reason,
+            format!("wtenv never rewrites it; inspect it, or {}", remove()),
+        )
     };
     // A mode alone is mended by chmod, which keeps every entry: removing
     // the file is for one that is damaged. Writable by others, it is
@@ -282,15 +287,14 @@ fn read(path: &Path) -> Result<TrustList> {
             files::Refusal::WritableByOthers(_) => "inspect what it trusts, then ",
             _ => "",
         };
-        Error::refused(format!(
-            "trust list {} cannot be used: {refusal}",
-            printable_path(path)
-        ))
-        .with_hint(format!(
-            "wtenv never rewrites it; {first}chmod 600 {}; or, if it is damaged, {}",
-            crate::shell::quote_in_message(path),
-            remove()
-        ))
+        refused(
+            refusal.to_string(),
+            format!(
+                "wtenv never rewrites it; {first}chmod 600 {}; or, if it is damaged, {}",
+                crate::shell::quote_in_message(path),
+                remove()
+            ),
+        )
     };
     let bytes = (|| -> std::result::Result<Option<Vec<u8>>, OpenError> {
         let Some(file) = files::open_read(path, false)? else {

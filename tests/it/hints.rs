@@ -142,7 +142,7 @@ fn the_hint_to_remove_an_unusable_trust_list_works_when_pasted() {
     let list = state.join("trust.json");
     std::os::unix::fs::symlink(t.root().join("elsewhere"), &list).unwrap();
     let out = run(&mut wtenv(&t, &state, &["trust"]));
-    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(out.code, Some(2), "{out}");
     assert!(out.stderr.contains("symbolic link"), "{out}");
     paste(&t, &hinted(&out, "trust nothing: ", ""));
     let out = run(&mut wtenv(&t, &state, &["trust"]));

@@ -296,7 +296,7 @@ fn a_trust_list_planted_as_a_directory_is_refused_with_the_command_that_removes_
             Some(_) => format!("rm -r '{}'", path.display()),
         };
         let out = run_bounded(&mut t.wtenv(&["trust"]), LIMIT);
-        assert_eq!(out.code, Some(1), "{holds:?}: {out}");
+        assert_eq!(out.code, Some(2), "{holds:?}: {out}");
         assert_eq!(
             out.stderr,
             format!(

@@ -323,7 +323,7 @@ fn a_trust_list_of_another_user_is_named_as_such_for_every_user() {
     let before = snapshot(&t.root());
     for args in [&["trust", "--list"][..], &["trust"]] {
         let out = run_bounded(&mut t.wtenv_as_nobody(args), LIMIT);
-        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert_eq!(out.code, Some(2), "{args:?}: {out}");
         assert!(
             out.stderr.starts_with(&format!(
                 "error: trust list {} cannot be used: it belongs to uid 0, not to you",

@@ -39,7 +39,7 @@ fn the_trust_list_is_hardened_like_the_registry() {
     );
     let before = std::fs::read(&list).unwrap();
     let out = run(&mut t.wtenv(&["untrust"]));
-    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(out.code, Some(2), "{out}");
     assert_eq!(std::fs::read(&list).unwrap(), before, "rewritten");
 
     let victim = t.root().join("victim");
@@ -47,7 +47,7 @@ fn the_trust_list_is_hardened_like_the_registry() {
     std::fs::remove_file(&list).unwrap();
     std::os::unix::fs::symlink(&victim, &list).unwrap();
     let out = run(&mut t.wtenv(&["trust"]));
-    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(out.code, Some(2), "{out}");
     assert!(out.stderr.contains("symbolic link"), "{out}");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "mine\n");
 
@@ -92,7 +92,7 @@ fn a_trust_list_its_owner_may_not_read_trusts_nothing_even_for_root() {
         let before = std::fs::read(&list).unwrap();
         for args in [&["untrust"][..], &["trust"], &["trust", "--list"]] {
             let out = run(&mut t.wtenv(args));
-            assert_eq!(out.code, Some(1), "{mode:o} {args:?}: {out}");
+            assert_eq!(out.code, Some(2), "{mode:o} {args:?}: {out}");
             assert!(
                 out.stderr
                     .contains(&format!("its mode {mode:03o} keeps its owner")),
@@ -255,4 +255,38 @@ fn trust_names_every_variable_it_allows() {
     );
     let out = run(&mut t.wtenv(&["trust"]));
     assert!(out.stderr.ends_with(" (\"env\": NODE_OPTIONS)\n"), "{out}");
+}
+
+/// A file wtenv keeps that it cannot use is one kind, exit 2 (README
+/// "Exit codes"): `trust` exited 1 for a damaged `trust.json` but 2 in a
+/// state directory of mode 500, where a damaged registry is 2 either way.
+/// The trust list now follows the registry.
+#[test]
+fn a_damaged_trust_list_is_refused_as_a_damaged_registry_is() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestEnv::new();
+    let (text, _) = gated_config(&t);
+    commit_config(&t, &text);
+    assert_eq!(run(&mut t.wtenv(&["trust"])).code, Some(0));
+    let dir = t.state_dir();
+    let list = dir.join("trust.json");
+    std::fs::write(&list, "{not json").unwrap();
+    for args in [&["trust"][..], &["untrust"], &["trust", "--list"]] {
+        let out = run(&mut t.wtenv(args));
+        assert_eq!(out.code, Some(2), "{args:?}: {out}");
+        assert!(
+            out.stderr.starts_with(&format!(
+                "error: trust list {} cannot be used: it is not a trust list (",
+                list.display()
+            )),
+            "{args:?}: {out}"
+        );
+    }
+    std::fs::write(t.registry_path(), "{not json").unwrap();
+    let out = run(&mut t.wtenv(&["allocate", "--service", "x"]));
+    assert_eq!(out.code, Some(2), "{out}");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+    let out = run(&mut t.wtenv(&["trust"]));
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(out.code, Some(2), "{out}");
 }
