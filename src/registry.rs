@@ -57,6 +57,11 @@ pub use lock::ProbeTurn;
 pub use part::Part;
 use record::Key;
 
+/// What to do about a registry path that can hold no registry of
+/// wtenv's (a device, a file of the kernel's).
+const REGULAR_FILE_HINT: &str = "--registry names the registry's file: pass the path of a regular file, \
+     or of one wtenv may create";
+
 pub const VERSION: u32 = 1;
 pub const FILE_NAME: &str = "registry.json";
 pub const LOCK_NAME: &str = "registry.lock";
@@ -376,8 +381,7 @@ impl Registry {
             }
             Ok(meta) if !meta.is_file() => Err(Registry::new(path).unusable(
                 crate::files::Refusal::NotRegular(crate::files::kind_of(&meta)).to_string(),
-                "--registry names the registry's file: pass the path of a regular file, \
-                 or of one wtenv may create",
+                REGULAR_FILE_HINT,
             )),
             _ => Ok(path),
         }

@@ -518,6 +518,13 @@ fn read_gitdir_file(dot_git: &Path) -> Result<Option<PathBuf>> {
 /// identity on every run or every `cd`, and each reserved another port.
 const KERNEL_DIRS: &[&str] = &["/proc", "/sys", "/dev"];
 
+/// Whether `path`, resolved as [`resolve`] resolves it, passes through
+/// one of [`KERNEL_DIRS`]: a file there is the kernel's, never one to
+/// move aside (`--registry /proc/self/environ` was told to `mv` it).
+pub(crate) fn in_kernel_dir(path: &Path) -> bool {
+    matches!(resolve(path), Ok(Resolved::Kernel(..)))
+}
+
 /// A path as [`resolve`] found it.
 enum Resolved {
     /// Absolute, with no link, `.` or `..` left (what `canonicalize` gives).

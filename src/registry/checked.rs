@@ -77,6 +77,11 @@ impl Registry {
     }
 
     pub(super) fn move_aside_hint(&self) -> String {
+        // A file of /proc, /sys or /dev is the kernel's: never to be
+        // moved, and never one wtenv could write its registry to.
+        if crate::worktree::in_kernel_dir(&self.path) {
+            return super::REGULAR_FILE_HINT.to_owned();
+        }
         let mut aside = self.path.clone().into_os_string();
         aside.push(".bak");
         format!(

@@ -164,6 +164,26 @@ fn a_registry_flag_naming_a_device_or_fifo_is_refused_and_makes_nothing() {
     assert_eq!((snapshot(&t.state_dir()), snapshot(&dir)), before);
 }
 
+/// `--registry /proc/self/environ` (a regular file of the kernel's) was
+/// refused with the hint to `mv` it aside, to `/proc/self/environ.bak`.
+/// A file under /proc, /sys or /dev gets the hint a device gets: pass
+/// the path of a regular file.
+#[test]
+fn a_registry_flag_naming_a_kernel_file_is_not_to_be_moved_aside() {
+    let t = with_registry();
+    for path in ["/proc/self/environ", "/proc/self/status"] {
+        let out = run_bounded(&mut t.wtenv(&["--registry", path, "ports"]), LIMIT);
+        assert_eq!(out.code, Some(2), "{out}");
+        assert!(!out.stderr.contains("mv "), "{out}");
+        assert!(
+            out.stderr.ends_with(
+                "\nhint: --registry names the registry's file: pass the path of a regular file, or of one wtenv may create\n"
+            ),
+            "{out}"
+        );
+    }
+}
+
 /// `remove ""` (a script's `wtenv remove "$WT" --force` with WT unset)
 /// read the empty word as the path "", the current directory, and with
 /// --force removed the worktree it ran in. It is refused, and the
