@@ -394,6 +394,12 @@ fn read_optional(path: &Path, any_link: bool) -> Result<Option<String>> {
             printable_path(path)
         ))
         .with_hint("point the link at a file, or remove it to use the built-in defaults")),
+        // `--config /dev/null`, a directory, a FIFO: there is no file to
+        // fix, but another path to pass (as `--registry` says of one).
+        Err(OpenError::Refused(r @ Refusal::NotRegular(_))) if any_link => {
+            Err(Error::config(path, "", r.to_string())
+                .with_hint("--config names the config file: pass the path of a regular file"))
+        }
         Err(OpenError::Refused(r)) => Err(Error::config(path, "", r.to_string())),
         Err(OpenError::Io(e)) => {
             let quoted = crate::shell::quote_in_message(path);

@@ -1,7 +1,8 @@
 //! Hints that say where in the config to look name the config in use
 //! (`wtenv.toml`, `wtenv.json` or `--config`'s) and write the key in its
 //! syntax: an undefined purpose, services and branches, a port
-//! conflict, a full range.
+//! conflict, a full range; a `--config` that names no file says to
+//! pass one.
 
 use std::path::Path;
 
@@ -274,5 +275,35 @@ fn create_s_hints_about_worktrees_write_json_in_a_json_config() {
         assert_eq!(out.code, Some(1), "{out}");
         assert!(out.stderr.contains(hint), "{worktrees}: {out}");
         assert_eq!(t.git(&["branch", "--list", "feature/*"]), "");
+    }
+}
+
+/// `--config /dev/null`, a directory or a FIFO got "fix the file": there
+/// is no file to fix, but another path to pass, as `--registry` says of
+/// a device. Nothing is read from a FIFO (the command does not hang).
+#[test]
+fn a_config_flag_naming_what_is_not_a_file_asks_for_a_regular_file() {
+    let t = TestEnv::new();
+    let fifo = t.root().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for (path, kind) in [
+        (Path::new("/dev/null"), "a character device"),
+        (&t.root(), "a directory"),
+        (&fifo, "a FIFO"),
+    ] {
+        let out = run(&mut t.wtenv(&["--config", path.to_str().unwrap(), "env"]));
+        assert_eq!(out.code, Some(1), "{out}");
+        assert_eq!(
+            out.stderr,
+            format!(
+                "error: invalid config {}: it is {kind}, not a regular file\n\
+                 hint: --config names the config file: pass the path of a regular file\n",
+                path.display()
+            )
+        );
     }
 }
