@@ -152,7 +152,9 @@ impl Registry {
                 "use a registry directory of your own: set WTENV_STATE_DIR or pass --registry",
             ));
         }
-        let mode = meta.mode() & 0o777;
+        // Shown with its special bits: a directory of mode 1777 (sticky,
+        // as /tmp) was said to have mode 777.
+        let mode = meta.mode() & 0o7777;
         if mode & 0o022 != 0 {
             return Err(self.unusable(
                 format!(

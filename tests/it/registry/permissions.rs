@@ -17,6 +17,20 @@ fn a_group_writable_registry_directory_is_refused_and_untouched() {
     assert_refused(&t, "group-writable dir", "writable by group");
 }
 
+/// A state directory of mode 1777 (sticky, as /tmp) was said to have
+/// mode 777: its mode is shown whole, special bits included.
+#[test]
+fn a_sticky_world_writable_registry_directory_is_shown_with_its_sticky_bit() {
+    let t = TestEnv::new();
+    t.write_registry(vec![]);
+    std::fs::set_permissions(t.state_dir(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    assert_refused(
+        &t,
+        "sticky world-writable dir",
+        "writable by group or others (mode 1777)",
+    );
+}
+
 #[test]
 fn a_group_writable_registry_file_is_refused_and_untouched() {
     let t = TestEnv::new();
