@@ -57,12 +57,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let prefixed: Vec<(std::path::PathBuf, String)> = logs
         .iter()
         .map(|(service, path)| {
-            let index = scope
-                .config
-                .services
-                .iter()
-                .position(|s| &s.name == service)
-                .unwrap_or(0);
+            let index = scope.config.prefix_index(service);
             let prefix = output::service_prefix(service, width, index, ctx.color);
             (path.clone(), prefix)
         })

@@ -116,12 +116,7 @@ fn failures(ctx: &Ctx, scope: &Scope, failed: &[(String, health::Failed)]) -> St
     let width = failed.iter().map(|(s, _)| s.len()).max().unwrap_or(0);
     let mut text = String::new();
     for (service, why) in failed {
-        let index = scope
-            .config
-            .services
-            .iter()
-            .position(|s| &s.name == service)
-            .unwrap_or(0);
+        let index = scope.config.prefix_index(service);
         let prefix = output::service_prefix(service, width, index, ctx.color_stdout());
         for line in why.unhealthy().split('\n') {
             text.push_str(&prefix);

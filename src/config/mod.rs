@@ -257,6 +257,16 @@ impl Config {
         self.services.iter().find(|s| s.name == name)
     }
 
+    /// The place of a service in [`Config::services`], which picks its
+    /// prefix's colour in `logs` and `status`: 0 for one the config no
+    /// longer declares (a record of an older config).
+    pub fn prefix_index(&self, name: &str) -> usize {
+        self.services
+            .iter()
+            .position(|s| s.name == name)
+            .unwrap_or(0)
+    }
+
     /// The place in [`Config::services`] of a service named on the command
     /// line (`run --service S`, `up S`, `down S`, `logs S`), or the one
     /// error every command gives for a name the config does not declare:
