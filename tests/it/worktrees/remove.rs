@@ -93,13 +93,13 @@ fn remove_of_the_last_worktree_takes_its_empty_default_root_and_nothing_else() {
 
     // A root whose template does not name the repository may be shared
     // by several: it stays, empty.
-    t.write_config("[worktrees]\nroot = \"../shared\"\n");
-    let shared = t.root().join("shared");
+    t.write_config("[worktrees]\nroot = \"../pool\"\n");
+    let pool = t.root().join("pool");
     assert_eq!(create(&t, "six", &[]).code, Some(0));
-    assert!(shared.join("feature-six").is_dir());
+    assert!(pool.join("feature-six").is_dir());
     let out = run(&mut t.wtenv(&["remove", "six"]));
     assert_eq!(out.code, Some(0), "{out}");
-    assert!(shared.is_dir(), "{out}");
+    assert!(pool.is_dir(), "{out}");
 }
 
 /// A worktree on a detached HEAD has no branch to delete: `remove
