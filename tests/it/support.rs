@@ -11,10 +11,13 @@
 mod reclone;
 mod shell_status;
 mod sleeper;
+mod submodule;
 mod tmpfs;
+mod watchers;
 
 pub use sleeper::Sleeper;
 pub use tmpfs::Tmpfs;
+pub use watchers::{kill_watcher_of, watchers_of, watchers_seen};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -22,9 +25,6 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
-
-mod watchers;
-pub use watchers::{kill_watcher_of, watchers_of, watchers_seen};
 
 /// Ports handed to tests: below Linux's default ephemeral range (32768).
 const BLOCK_BASE: u16 = 20000;

@@ -105,15 +105,7 @@ fn a_server_in_a_worktree_nested_in_another_is_the_nested_ones() {
     let module = t.root().join("module");
     t.init_repo(&module);
     t.git_in(&module, &["commit", "-q", "--allow-empty", "-m", "module"]);
-    t.git(&[
-        "-c",
-        "protocol.file.allow=always",
-        "submodule",
-        "add",
-        "-q",
-        module.to_str().unwrap(),
-        "sm",
-    ]);
+    t.add_submodule(&t.repo, &module, "sm");
     let nested = t.repo.join(".worktrees/feat");
     t.git(&[
         "worktree",

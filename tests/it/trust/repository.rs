@@ -62,15 +62,7 @@ fn a_submodule_keeps_the_trust_of_its_own_repository() {
     .unwrap();
     t.git_in(&module, &["add", "wtenv.toml"]);
     t.git_in(&module, &["commit", "-q", "-m", "module"]);
-    t.git(&[
-        "-c",
-        "protocol.file.allow=always",
-        "submodule",
-        "add",
-        "-q",
-        module.to_str().unwrap(),
-        "sub",
-    ]);
+    t.add_submodule(&t.repo, &module, "sub");
     let sub = t.repo.join("sub");
     assert!(sub.join(".git").is_file(), "a submodule's .git is a file");
     let before = run(&mut t.wtenv_in(&sub, &["env"]));

@@ -347,18 +347,7 @@ fn create_in_a_submodule_goes_beside_its_checkout_never_into_a_git_dir() {
     let sup = t.root().join("super");
     t.init_repo(&sup);
     t.git_in(&sup, &["commit", "-q", "--allow-empty", "-m", "init"]);
-    t.git_in(
-        &sup,
-        &[
-            "-c",
-            "protocol.file.allow=always",
-            "submodule",
-            "add",
-            "-q",
-            t.repo.to_str().unwrap(),
-            "sm",
-        ],
-    );
+    t.add_submodule(&sup, &t.repo, "sm");
     t.git_in(&sup, &["commit", "-q", "-m", "submodule"]);
     let sm = sup.join("sm");
     let env = run(&mut t.wtenv_in(&sm, &["env"]));
