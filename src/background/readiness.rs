@@ -7,7 +7,7 @@ use super::{Record, detached, logfile, query};
 use crate::config::Service;
 use crate::context::{Ctx, Scope};
 use crate::error::Result;
-use crate::health::{Check, Health};
+use crate::health::{Check, Failed, Health};
 use crate::registry::Registry;
 use crate::supervise::services::{elsewhere, listening_instead};
 use crate::{alloc, health, probe, process};
@@ -32,17 +32,18 @@ pub(super) struct Ready {
 }
 
 impl Readiness<'_> {
-    /// Polls until ready or why not. `mark`: where the service's log ended
-    /// before this run started.
+    /// Polls until ready or why not (a failed `cmd` check's last lines
+    /// kept, as the foreground `up` keeps them). `mark`: where the
+    /// service's log ended before this run started.
     pub fn wait(
         &self,
         record: &Record,
         mut child: Option<&mut detached::Child>,
         mark: Option<logfile::Mark>,
         deadline: Instant,
-    ) -> std::result::Result<Ready, String> {
+    ) -> std::result::Result<Ready, Failed> {
         let health = self.service.health();
-        let mut last = String::from("it does not listen on its port");
+        let mut last = Failed::from("it does not listen on its port");
         // The service's group and its port, while nothing of the unit
         // listens there: where it listens instead is named at the end.
         let mut silent: Option<(u32, u16)> = None;
@@ -58,7 +59,8 @@ impl Readiness<'_> {
                     match exited.or_else(|| logfile::ended_since(&record.log, mark, &named)) {
                         Some(how) => format!("it ended ({how})"),
                         None => format!("its unit is {}", live.state),
-                    },
+                    }
+                    .into(),
                 );
             }
             // A check that passes at once (`cmd = "true"`) proves nothing
@@ -77,13 +79,13 @@ impl Readiness<'_> {
                         })
                         .map(|port| (group.0, port));
                     if let Some((_, port)) = silent {
-                        last = format!("nothing of the unit listens on port {port}");
+                        last = format!("nothing of the unit listens on port {port}").into();
                     } else {
                         let bound = self.service.bound();
                         match health::check::probe(health, port, bound, self.vars, &record.worktree)
                         {
                             Ok(()) => return Ok(Ready { pid, group }),
-                            Err(why) => last = why.to_string(),
+                            Err(why) => last = why,
                         }
                     }
                 }
@@ -99,10 +101,11 @@ impl Readiness<'_> {
                 let instead = silent
                     .map(|(pgid, port)| listening_instead(&elsewhere(pgid, port)))
                     .unwrap_or_default();
-                return Err(format!(
-                    "{last} after {}{instead}",
+                return Err(last.reworded(format!(
+                    "{} after {}{instead}",
+                    last.what,
                     humantime::format_duration(self.service.ready_timeout)
-                ));
+                )));
             }
             std::thread::sleep(
                 health

@@ -296,11 +296,16 @@ impl Startup<'_> {
                     if !tail.is_empty() {
                         hint = format!("its last lines:\n{tail}{hint}");
                     }
-                    return Err(Error::failed(format!(
-                        "service {} did not get ready: {reason}; stopped what this 'up --detach' started",
-                        svc.name
-                    ))
-                    .with_hint(hint));
+                    // A failed `cmd` check's last lines follow, as the
+                    // foreground `up` and `status` say them.
+                    let why = reason.reworded(format!(
+                        "did not get ready: {}; stopped what this 'up --detach' started",
+                        reason.what
+                    ));
+                    return Err(
+                        Error::failed(format!("service {} {}", svc.name, why.detailed()))
+                            .with_hint(hint),
+                    );
                 }
             }
         }

@@ -246,3 +246,33 @@ fn status_shows_a_failing_cmd_checks_last_lines_as_up_does() {
         "{json}"
     );
 }
+
+/// `up --detach`'s not-ready error for a failing `cmd` check said its
+/// one line only, while the foreground `up` and `status` say its last
+/// lines too: `pg_isready`'s reason was lost. It now says them as they
+/// do (`its output:`, then the lines), after its own first line.
+#[test]
+fn up_detach_says_a_failing_cmd_checks_last_lines_as_up_does() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        r#"
+[services.web]
+run = "exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1"
+health = { cmd = "sh -c 'echo why >&2; exit 2'" }
+ready_timeout = "2s"
+"#,
+    );
+    let web = t.ports.port(0);
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(1), "{up}");
+    assert!(
+        up.stderr.starts_with(
+            "error: service web did not get ready: cmd \"sh -c 'echo why >&2; exit 2'\" -> exit 2 after 2s; \
+             stopped what this 'up --detach' started\n  its output:\n    why\nhint: "
+        ),
+        "{up}"
+    );
+    assert!(wait_for(PATIENCE, || free(web)));
+    assert!(holders(&t, "web").is_empty());
+}
