@@ -14,12 +14,15 @@
 //!   worktree, service, ports and log file it has, for `status`, `down`
 //!   and `logs`; the log is `<unit>.log` beside it ([`logfile`]).
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Service;
 use crate::error::{Error, Result};
+use crate::health::{Check, Health};
 
 pub mod detached;
 pub mod export;
@@ -145,15 +148,81 @@ pub struct Record {
     /// was killed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<(u32, u64)>,
-    /// The service's `cmd` health check as it started: the only command
-    /// line `status` runs. The config as it is now may be another's (a
-    /// branch checked out since); what that line runs (a script of the
-    /// worktree's, `npm run health`) is the worktree's as it is now.
+    /// The service's health check as it started: the one `status` runs
+    /// ([`Record::started_health`]). `None` in an older wtenv's record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<StartedHealth>,
+    /// An older wtenv's record of the service's `cmd` check as it started
+    /// (read, never written: [`Record::health`] holds it now).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_cmd: Option<String>,
 }
 
+/// The health check a background service started with, as `up --detach`
+/// recorded it: what `status` runs, whatever the config says now. The
+/// config may be another's (a branch checked out since) or no longer name
+/// the service; a `cmd` line is the only one `status` runs, and what it
+/// runs (a script of the worktree's, `npm run health`) is the worktree's
+/// as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartedHealth {
+    /// `None` (`null`): it had none, a `socket = true` service without a
+    /// `health` key ([`Service::default_health`]).
+    pub check: Option<Check>,
+    /// One check's limit (its `timeout`), in milliseconds.
+    pub timeout_ms: u64,
+    /// The address wtenv bound its socket to ([`Service::bound`]): where
+    /// a check of its port connects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound: Option<IpAddr>,
+}
+
+impl StartedHealth {
+    /// `service`'s check ([`Service::health`]), as it starts.
+    pub fn of(service: &Service) -> StartedHealth {
+        let health = service.health();
+        let timeout = health
+            .as_ref()
+            .map_or(Health::default().timeout, |h| h.timeout);
+        StartedHealth {
+            check: health.map(|h| h.check),
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            bound: service.bound(),
+        }
+    }
+}
+
 impl Record {
+    /// The check `status` runs, from this record alone, and the address
+    /// its socket was bound to; `None`: the service has no check. An older
+    /// wtenv's record, which kept a `cmd` check's line only, gets that
+    /// check, else the default one of a service it says nothing more of:
+    /// its port (both with the default timing).
+    pub fn started_health(&self) -> Option<(Health, Option<IpAddr>)> {
+        let Some(started) = &self.health else {
+            let check = match &self.health_cmd {
+                Some(command) => Check::Cmd {
+                    command: command.clone(),
+                },
+                None => Check::Tcp,
+            };
+            return Some((
+                Health {
+                    check,
+                    ..Health::default()
+                },
+                None,
+            ));
+        };
+        let health = Health {
+            check: started.check.clone()?,
+            timeout: Duration::from_millis(started.timeout_ms),
+            ..Health::default()
+        };
+        Some((health, started.bound))
+    }
+
     pub fn unit_ref(&self) -> UnitRef {
         UnitRef {
             manager: self.manager,
@@ -213,5 +282,54 @@ mod tests {
         assert!(UnitRef::parse("nothing").is_err());
         assert!(UnitRef::parse("upstart:x").is_err());
         assert!(UnitRef::parse("wtenv:").is_err());
+    }
+
+    /// `status`'s check comes from the record alone: the one it keeps,
+    /// none when it kept none, and for an older wtenv's record (no
+    /// `health`) its `cmd` line, else its port, with the default timing.
+    #[test]
+    fn the_check_status_runs_is_the_records() {
+        let record = |extra: serde_json::Value| -> Record {
+            let mut json = serde_json::json!({
+                "version": 1, "manager": "wtenv", "unit": "wtenv-a_1-b-web",
+                "service": "web", "repository": "/r/.git", "worktree": "/r",
+                "ports": [5000], "log": "/s/web.log", "pid": 1, "start_time": 2,
+                "started": 3,
+            });
+            json.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            serde_json::from_value(json).unwrap()
+        };
+        let default = Health::default();
+        let http = record(serde_json::json!({"health": {
+            "check": {"http": {"path": "/ok"}}, "timeout_ms": 2500, "bound": "127.0.0.2",
+        }}));
+        let (health, bound) = http.started_health().unwrap();
+        assert_eq!(health.check, Check::Http { path: "/ok".into() });
+        assert_eq!(health.timeout, Duration::from_millis(2500));
+        assert_eq!(bound, Some("127.0.0.2".parse().unwrap()));
+        let none = record(serde_json::json!({"health": {"check": null, "timeout_ms": 1000}}));
+        assert_eq!(none.started_health(), None, "a socket service without one");
+        let older = record(serde_json::json!({"health_cmd": "pg_isready"}));
+        let cmd = Check::Cmd {
+            command: "pg_isready".into(),
+        };
+        assert_eq!(older.started_health().unwrap().0.check, cmd);
+        let (port, bound) = record(serde_json::json!({})).started_health().unwrap();
+        assert_eq!((port, bound), (default, None));
+        // As `up -d` writes it, read back.
+        let written = serde_json::to_value(&http).unwrap();
+        assert_eq!(
+            written["health"]["check"],
+            serde_json::json!({"http": {"path": "/ok"}})
+        );
+        assert_eq!(serde_json::from_value::<Record>(written).unwrap(), http);
+        let started = |json| serde_json::from_value::<StartedHealth>(json);
+        assert!(started(serde_json::json!({"check": "tcp", "timeout_ms": 1})).is_ok());
+        assert!(
+            started(serde_json::json!({"check": "tcp", "timeout_ms": 1, "retries": 3})).is_err(),
+            "unknown fields are refused"
+        );
     }
 }

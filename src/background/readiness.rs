@@ -132,32 +132,16 @@ pub fn check_variables(ctx: &Ctx, scope: &Scope) -> Result<Vec<(String, String)>
     Ok(crate::exports::variables(scope, &ports, trusted))
 }
 
-/// One run of the service's health check ([`Service::health`]; one no
-/// longer in the config gets the default: its port accepts a
-/// connection), as `status` shows it; `None`: the service has no check.
-pub fn health_of(
-    scope: &Scope,
-    record: &Record,
-    vars: &[(String, String)],
-) -> Option<health::Probe> {
-    let service = scope.config.service(&record.service);
-    let mut health = match service {
-        Some(s) => s.health()?,
-        None => Health::default(),
-    };
-    // A `cmd` check runs as the service started with it (the config may
-    // have changed hands since); with none recorded, the service's
-    // default check is run instead, if it has one.
-    if let Check::Cmd { command } = &mut health.check {
-        match &record.health_cmd {
-            Some(started) => command.clone_from(started),
-            None => health.check = service?.default_health()?.check,
-        }
-    }
+/// One run of the health check the service started with, from its
+/// record alone ([`Record::started_health`]: the config may have changed
+/// since, or dropped the service), as `status` shows it; `None`: the
+/// service has no check.
+pub fn health_of(record: &Record, vars: &[(String, String)]) -> Option<health::Probe> {
+    let (health, bound) = record.started_health()?;
     Some(health::check::probe(
         &health,
         record.ports.first().copied(),
-        service.and_then(Service::bound),
+        bound,
         vars,
         &record.worktree,
     ))

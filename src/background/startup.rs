@@ -6,14 +6,14 @@ use std::time::{Duration, Instant};
 
 use super::readiness::Readiness;
 use super::{
-    Launch, Manager, Naming, Options, Record, StateDir, UnitRef, detached, launchd, logfile,
-    passed_env, query, run_argv, stop, systemd, unit_file_name, unix_now,
+    Launch, Manager, Naming, Options, Record, StartedHealth, StateDir, UnitRef, detached, launchd,
+    logfile, passed_env, query, run_argv, stop, systemd, unit_file_name, unix_now,
 };
 use crate::alloc;
 use crate::config::Service;
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
-use crate::health::{self, Check};
+use crate::health;
 use crate::process::ProcessId;
 
 /// A service started by `up --detach`.
@@ -151,10 +151,8 @@ pub fn up(
             start_time: pid.and_then(ProcessId::of).map_or(0, |p| p.start_time),
             started: unix_now(),
             group: None,
-            health_cmd: match service.health().map(|h| h.check) {
-                Some(Check::Cmd { command }) => Some(command),
-                Some(Check::Tcp | Check::Http { .. }) | None => None,
-            },
+            health: Some(StartedHealth::of(service)),
+            health_cmd: None,
         };
         let written = dir.write(&record);
         run.pending.push(Pending {

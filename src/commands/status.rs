@@ -40,7 +40,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         let live = background::query(&record);
         let probe = live
             .running()
-            .then(|| background::health_of(&scope, &record, &vars));
+            .then(|| background::health_of(&record, &vars));
         // A service without a check (a socket service without a `health`
         // key) is `ready` while it runs, as the foreground `up` has it.
         let health = probe.as_ref().map(|probe| match probe {

@@ -24,8 +24,11 @@ pub mod status;
 pub use order::{OrderError, find_cycle, may_start, start_order};
 pub use restarts::{End, Planned, RESTART_LIMIT, RESTART_WINDOW, Restart, Restarts, backoff};
 
-/// How a service's health is checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a service's health is checked. A background service's record
+/// keeps the one it started with (`"tcp"`, `{"http": {"path": ...}}`,
+/// `{"cmd": {"command": ...}}`): [`crate::background::StartedHealth`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum Check {
     /// Its port accepts a TCP connection (the default).
     Tcp,

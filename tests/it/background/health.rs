@@ -276,3 +276,55 @@ ready_timeout = "2s"
     assert!(wait_for(PATIENCE, || free(web)));
     assert!(holders(&t, "web").is_empty());
 }
+
+/// `status` decided a check from the config as it is now: a service
+/// removed from it since `up -d` got a tcp check, a socket service too
+/// (whose check is none: wtenv's socket answers, and the server then
+/// accepts an empty connection), and a service still there got the
+/// config's http path. It runs the check the record says the service
+/// started with, and the config is not consulted for it.
+#[test]
+fn status_runs_the_recorded_check_whatever_the_config_says_now() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    std::fs::write(
+        t.repo.join("counting.py"),
+        crate::up_sockets::COUNTING_SERVER,
+    )
+    .unwrap();
+    for page in ["web-ok", "api-ok"] {
+        std::fs::write(t.repo.join(page), "").unwrap();
+    }
+    let sk_log = t.root().join("sk.accepted");
+    let http = |name: &str, page: &str| {
+        format!(
+            "[services.{name}]\nrun = \"exec python3 -u -m http.server ${}_PORT --bind 127.0.0.1\"\nhealth = {{ http = \"/{page}\" }}\n",
+            name.to_uppercase()
+        )
+    };
+    t.write_config(&format!(
+        "[services.sk]\nrun = \"python3 counting.py {}\"\nsocket = true\n{}{}",
+        sk_log.display(),
+        http("web", "web-ok"),
+        http("api", "api-ok"),
+    ));
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    // sk and web leave the config; api's check changes.
+    t.write_config(&http("api", "no-such-page"));
+    std::fs::remove_file(t.repo.join("web-ok")).unwrap();
+    let status = run(&mut t.wtenv(&["status"]));
+    assert_eq!(status.code, Some(0), "{status}");
+    assert_eq!(status_cells(&status, "sk")[6], "ready", "{status}");
+    assert_eq!(
+        status_cells(&status, "web")[6..10],
+        ["unhealthy:", "GET", "/web-ok", "->"],
+        "{status}"
+    );
+    assert_eq!(status_cells(&status, "api")[6], "healthy", "{status}");
+    // The server's first connection is this request: status made none.
+    let sk: u16 = status_cells(&status, "sk")[5].parse().unwrap();
+    assert!(serves(sk), "{status}");
+    let accepted = std::fs::read_to_string(&sk_log).unwrap();
+    assert_eq!(accepted, "b'GET'\n", "{status}");
+}
