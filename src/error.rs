@@ -85,7 +85,9 @@ pub enum Error {
 
     /// No free port left in any of a purpose's ranges (said as `range
     /// 5000-5099`, `ranges 5400-5499, 15400-15499`); `config_file` is the
-    /// config that gives them, which the hint says to widen them in.
+    /// config that gives them, which the hint says to widen them in
+    /// (`None`: the built-in defaults, and the hint says to create one:
+    /// [`widen_where`]).
     /// `need`: the ports the worktree needs from them, those it has there
     /// and those it lacks; when the ranges hold fewer, that is the cause,
     /// and the message says so. `occupied`: the ports free in the
@@ -97,7 +99,7 @@ pub enum Error {
         purpose: String,
         ranges: crate::config::Ranges,
         need: usize,
-        config_file: String,
+        config_file: Option<String>,
         occupied: Vec<(u16, crate::probe::Holders)>,
     },
 
@@ -237,6 +239,34 @@ fn too_small(ranges: &crate::config::Ranges, need: usize) -> String {
         _ => "the ranges hold",
     };
     format!(": this worktree's services need {need} ports; {them} {size}")
+}
+
+/// Where a full range's hint says to widen it: ` in wtenv.toml`, the
+/// config that gives the ranges (as [`crate::config::file_named`] names
+/// it); with none (the built-in defaults), the file to create and the
+/// line to start from, since a `[purposes]` table replaces every
+/// built-in purpose: `: there is no config, so create wtenv.toml with a
+/// [purposes] table, from the built-in line feature = "5000-5099" (...)`.
+fn widen_where(config_file: Option<&str>, purpose: &str, ranges: &crate::config::Ranges) -> String {
+    let Some(file) = config_file else {
+        let value = match ranges.len() {
+            1 => format!("\"{ranges}\""),
+            _ => format!(
+                "[{}]",
+                ranges
+                    .iter()
+                    .map(|r| format!("\"{r}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        return format!(
+            ": there is no config, so create {} with a [purposes] table, from the built-in line \
+             {purpose} = {value} (the table replaces every built-in purpose)",
+            crate::config::TOML_NAME
+        );
+    };
+    format!(" in {file}")
 }
 
 impl Location {
@@ -388,28 +418,31 @@ impl Error {
                 },
             ),
             Error::RangeExhausted {
+                purpose,
                 ranges,
                 need,
                 config_file,
                 occupied,
-                ..
-            } => Some(if *need > ranges.size() {
-                let (them, together) = match ranges.len() {
-                    1 => ("the range", ""),
-                    _ => ("the ranges", " together"),
-                };
-                format!(
-                    "widen {them} to at least {need} ports{together} (or add an overflow range) in {config_file}"
-                )
-            } else if !occupied.is_empty() {
-                format!(
-                    "stop what holds those ports, or widen the range (or add an overflow range) in {config_file}"
-                )
-            } else {
-                format!(
-                    "run 'wtenv validate --verify-ports --fix' to release stale allocations, or widen the range (or add an overflow range) in {config_file}"
-                )
-            }),
+            } => {
+                let there = widen_where(config_file.as_deref(), purpose, ranges);
+                Some(if *need > ranges.size() {
+                    let (them, together) = match ranges.len() {
+                        1 => ("the range", ""),
+                        _ => ("the ranges", " together"),
+                    };
+                    format!(
+                        "widen {them} to at least {need} ports{together} (or add an overflow range){there}"
+                    )
+                } else if !occupied.is_empty() {
+                    format!(
+                        "stop what holds those ports, or widen the range (or add an overflow range){there}"
+                    )
+                } else {
+                    format!(
+                        "run 'wtenv validate --verify-ports --fix' to release stale allocations, or widen the range (or add an overflow range){there}"
+                    )
+                })
+            }
             Error::Config { hint: Some(hint), .. } => Some(hint.clone()),
             Error::Config { at: Some(at), .. } if !at.text.is_empty() => Some(format!(
                 "fix line {} (`{}`), then run the command again",
@@ -513,6 +546,48 @@ mod tests {
             busy.hint()
                 .unwrap()
                 .starts_with("another process (usually another wtenv)")
+        );
+    }
+
+    /// A full range's hint names the config that gives the range; with
+    /// none, the built-in ranges are in use, and it says which file to
+    /// create and the line to start from (a `[purposes]` table replaces
+    /// every built-in purpose).
+    #[test]
+    fn a_full_range_says_where_to_widen_it_with_and_without_a_config() {
+        use crate::config::{PortRange, Ranges};
+        let full = |config_file: Option<&str>, ranges: Vec<(u16, u16)>| Error::RangeExhausted {
+            purpose: "feature".into(),
+            ranges: Ranges::new(
+                ranges
+                    .into_iter()
+                    .map(|(start, end)| PortRange { start, end })
+                    .collect(),
+            )
+            .unwrap(),
+            need: 1,
+            config_file: config_file.map(str::to_owned),
+            occupied: Vec::new(),
+        };
+        let stale = "run 'wtenv validate --verify-ports --fix' to release stale allocations, \
+                     or widen the range (or add an overflow range)";
+        assert_eq!(
+            full(Some("wtenv.json"), vec![(5000, 5099)]).hint().unwrap(),
+            format!("{stale} in wtenv.json")
+        );
+        assert_eq!(
+            full(None, vec![(5000, 5099)]).hint().unwrap(),
+            format!(
+                "{stale}: there is no config, so create wtenv.toml with a [purposes] table, \
+                 from the built-in line feature = \"5000-5099\" \
+                 (the table replaces every built-in purpose)"
+            )
+        );
+        assert!(
+            full(None, vec![(5000, 5000), (6000, 6000)])
+                .hint()
+                .unwrap()
+                .contains(" feature = [\"5000-5000\", \"6000-6000\"] "),
         );
     }
 

@@ -407,7 +407,7 @@ mod tests {
                 end: 5009,
             }),
             need: 1,
-            config_file: "wtenv.toml".into(),
+            config_file: Some("wtenv.toml".into()),
             occupied: Vec::new(),
         };
         let quiet = render(&err, true);

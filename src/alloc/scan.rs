@@ -191,7 +191,9 @@ pub fn scan_ranges(
             purpose: req.purpose.to_owned(),
             ranges: req.ranges.clone(),
             need: own + count,
-            config_file: crate::config::file_named(req.config_source, req.worktree),
+            config_file: req
+                .config_source
+                .map(|source| crate::config::file_named(Some(source), req.worktree)),
             occupied: skipped
                 .iter()
                 .map(|p| (*p, holders.remove(p).unwrap_or_default()))
@@ -271,6 +273,7 @@ mod tests {
         let mut data = RegistryData::default();
         let mut r = req("/r", vec!["app"]);
         r.skip_occupied = true;
+        r.config_source = Some(std::path::Path::new("/r/wtenv.toml"));
         r.ranges = Ranges::one(PortRange {
             start: 5000,
             end: 5001,

@@ -155,7 +155,8 @@ fn a_json_config_s_errors_speak_json() {
 /// Without a config a worktree's one service, `app`, is exported as
 /// `PORT` and gets the lowest port of the built-in purpose `feature`,
 /// 5000-5099; once the registry holds every port of that range, `env`
-/// refuses, naming it, and writes nothing. Both run in a network namespace
+/// refuses, naming it, and writes nothing; its hint, with no config to
+/// name, says to create one and the line to start from. Both run in a network namespace
 /// of the test's own (`unshare -n`, as root: `scripts/fixtures` installs
 /// util-linux), where nothing of the machine listens and whose binds no
 /// one outside sees: the range is free there whatever the machine runs,
@@ -201,7 +202,9 @@ fn no_config_means_the_built_in_defaults() {
         out.stderr,
         "error: no free port left in feature range 5000-5099\n\
          hint: run 'wtenv validate --verify-ports --fix' to release stale allocations, \
-         or widen the range (or add an overflow range) in wtenv.toml\n",
+         or widen the range (or add an overflow range): there is no config, so create \
+         wtenv.toml with a [purposes] table, from the built-in line feature = \"5000-5099\" \
+         (the table replaces every built-in purpose)\n",
         "{out}"
     );
     assert_eq!(std::fs::read(t.registry_path()).unwrap(), before, "{out}");
