@@ -51,6 +51,11 @@ pub(super) const WHERE_IT_IS: &str = "check the path: the registry is --registry
      registry.json in WTENV_STATE_DIR, XDG_STATE_HOME/wtenv or ~/.local/state/wtenv; \
      its directory must be one you can create";
 
+/// What to do about a state directory that is not the user's own, or
+/// one the kernel will not let wtenv make its lock file in whatever its
+/// mode says (a directory of the kernel's, such as `/sys/kernel`).
+pub(super) const OWN_DIRECTORY_HINT: &str = "use a registry directory of your own that you can write in: set WTENV_STATE_DIR or pass --registry";
+
 /// What to do when a file stands where the state directory, or one of
 /// its parents, must be.
 const NOT_A_DIRECTORY_HINT: &str =
@@ -149,7 +154,7 @@ impl Registry {
                     printable_path(dir),
                     meta.uid()
                 ),
-                "use a registry directory of your own: set WTENV_STATE_DIR or pass --registry",
+                OWN_DIRECTORY_HINT,
             ));
         }
         // Shown with its special bits: a directory of mode 1777 (sticky,

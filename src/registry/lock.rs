@@ -137,6 +137,21 @@ impl Registry {
             refused => refused,
         };
         match e {
+            // The kernel refused a file the checks let through (root in a
+            // directory of mode 755 under /sys, one made immutable): no
+            // lock, no registry there, exit 2 as for a directory that is
+            // not the user's, with the same way out.
+            OpenError::Io(e)
+                if matches!(e.raw_os_error(), Some(nix::libc::EACCES | nix::libc::EPERM)) =>
+            {
+                self.unusable(
+                    format!(
+                        "its lock file {} cannot be opened or made: {e}",
+                        printable_path(path)
+                    ),
+                    super::checked::OWN_DIRECTORY_HINT,
+                )
+            }
             // A full disk or a read-only file system, said as such.
             OpenError::Io(e) => files::replace_error(
                 format!("could not open lock file {}", printable_path(path)),

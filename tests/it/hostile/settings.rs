@@ -184,6 +184,63 @@ fn a_registry_flag_naming_a_kernel_file_is_not_to_be_moved_aside() {
     }
 }
 
+/// `--registry /sys/kernel/notes`, a regular file in a directory of mode
+/// 755 whose files the kernel makes alone: root passes the checks of
+/// the state directory, then the lock file beside it could not be made,
+/// and the error was the OS's "Permission denied", exit 1, with no hint.
+/// It is the registry that cannot be used (exit 2), with the way out
+/// that a directory of another user's gets; nothing is made there. Linux
+/// only, and only where /sys is mounted read-write (as here, not in
+/// every container); anyone else meets another user's directory, refused
+/// with the same hint.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_registry_where_no_lock_can_be_made_says_to_use_a_directory_of_ones_own() {
+    let notes = std::path::Path::new("/sys/kernel/notes");
+    let read_only = nix::sys::statvfs::statvfs("/sys/kernel")
+        .is_ok_and(|fs| fs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+    if !notes.is_file() || read_only {
+        eprintln!("skipped: no /sys/kernel/notes, or /sys is mounted read-only");
+        return;
+    }
+    let t = with_registry();
+    let before = t.allocations();
+    for args in [&["env"][..], &["ports"], &["allocate", "--service", "x"]] {
+        let mut full = vec!["--registry", "/sys/kernel/notes"];
+        full.extend_from_slice(args);
+        let out = run_bounded(&mut t.wtenv(&full), LIMIT);
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (Some(2), ""),
+            "{args:?}: {out}"
+        );
+        assert!(
+            out.stderr
+                .starts_with("error: registry /sys/kernel/notes cannot be used: "),
+            "{args:?}: {out}"
+        );
+        if nix::unistd::geteuid().is_root() {
+            assert_eq!(
+                out.stderr,
+                "error: registry /sys/kernel/notes cannot be used: its lock file \
+                 /sys/kernel/registry.lock cannot be opened or made: Permission denied (os error 13)\n\
+                 hint: use a registry directory of your own that you can write in: \
+                 set WTENV_STATE_DIR or pass --registry\n",
+                "{args:?}"
+            );
+        }
+        assert!(
+            out.stderr.ends_with(
+                "\nhint: use a registry directory of your own that you can write in: \
+                 set WTENV_STATE_DIR or pass --registry\n"
+            ),
+            "{args:?}: {out}"
+        );
+    }
+    assert!(!std::path::Path::new("/sys/kernel/registry.lock").exists());
+    assert_eq!(t.allocations(), before);
+}
+
 /// `remove ""` (a script's `wtenv remove "$WT" --force` with WT unset)
 /// read the empty word as the path "", the current directory, and with
 /// --force removed the worktree it ran in. It is refused, and the
