@@ -1,7 +1,8 @@
 //! direnv's watch list, extended in-process; `direnv allow` of a new
 //! worktree whose `.envrc` the user already allowed ([`allow_like`]); and
-//! whether a worktree's `.envrc` says `use wtenv` ([`uses_wtenv`]), for the
-//! prompt hook, which then leaves the worktree to direnv.
+//! whether a worktree's `.envrc` has direnv load wtenv's variables, by
+//! `use wtenv` or a Nix shell that runs `wtenv hook nix` ([`manages`]),
+//! for the prompt hook, which then leaves the worktree to direnv.
 //!
 //! `use wtenv` must make direnv reload when the config or the worktree's
 //! stamp changes. direnv's own `watch_file` starts a `direnv watch`
@@ -54,26 +55,95 @@ pub struct FileTime {
 /// direnv's file in a directory.
 pub const ENVRC: &str = ".envrc";
 
-/// The most of an `.envrc` [`uses_wtenv`] reads: an `.envrc` is a few
-/// lines; a larger one is not read.
+/// The most of an `.envrc`, or of the Nix file it loads, that
+/// [`manages`] reads: such a file is a few lines; a larger one is not read.
 const ENVRC_CAP: u64 = 64 * 1024;
 
-/// The `.envrc` at a worktree's `root`, when it says `use wtenv` (or
-/// `use_wtenv`): its metadata, for the prompt hook's fingerprint. Read as
-/// data, never run, and only a regular file of at most 64 KiB, opened
-/// without following a link and without blocking: a link, a FIFO, a
-/// directory, a larger file or one that cannot be read counts as none.
-pub fn uses_wtenv(root: &Path) -> Option<std::fs::Metadata> {
-    let file = crate::files::open_read(&root.join(ENVRC), false).ok()??;
+/// How an `.envrc` has direnv load wtenv's variables: `use wtenv`, or a
+/// Nix shell whose shellHook runs `wtenv hook nix` (`use flake`: the
+/// worktree's `flake.nix`; `use nix`: its `shell.nix`, else
+/// `default.nix`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loader {
+    Wtenv,
+    Flake,
+    Nix,
+}
+
+impl Loader {
+    /// The word after `use`, as the `.envrc` says it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Loader::Wtenv => "wtenv",
+            Loader::Flake => "flake",
+            Loader::Nix => "nix",
+        }
+    }
+}
+
+/// A worktree whose `.envrc` has direnv load its variables ([`manages`]):
+/// how, and the files that tell (the `.envrc`, and for a Nix shell its
+/// file), with their metadata, for the prompt hook's fingerprint.
+#[derive(Debug)]
+pub struct Managed {
+    pub loader: Loader,
+    pub files: Vec<(std::path::PathBuf, std::fs::Metadata)>,
+}
+
+/// Whether the `.envrc` at a worktree's `root` has direnv load wtenv's
+/// variables: it says `use wtenv` (or `use_wtenv`); or it says `use
+/// flake` and the worktree's `flake.nix` mentions `wtenv` (an input named
+/// so, `wtenv.lib.shellHook`, `wtenv hook nix`); or `use nix` and its
+/// `shell.nix` (else `default.nix`) does. Every file is read as data,
+/// never run, and only a regular file of at most 64 KiB, opened without
+/// following a link and without blocking: a link, a FIFO, a directory, a
+/// larger file or one that cannot be read counts as none.
+pub fn manages(root: &Path) -> Option<Managed> {
+    let envrc = root.join(ENVRC);
+    let (meta, text) = read_small(&envrc)?;
+    let says = |word: &str| says_use(&text, word);
+    if says(Loader::Wtenv.word()) {
+        return Some(Managed {
+            loader: Loader::Wtenv,
+            files: vec![(envrc, meta)],
+        });
+    }
+    let nix_file = |names: &[&str]| {
+        names
+            .iter()
+            .map(|name| root.join(name))
+            .find(|path| std::fs::symlink_metadata(path).is_ok())
+    };
+    [
+        (Loader::Flake, nix_file(&["flake.nix"])),
+        (Loader::Nix, nix_file(&["shell.nix", "default.nix"])),
+    ]
+    .into_iter()
+    .filter(|(loader, _)| says(loader.word()))
+    .find_map(|(loader, file)| {
+        let file = file?;
+        let (file_meta, text) = read_small(&file)?;
+        text.contains("wtenv").then(|| Managed {
+            loader,
+            files: vec![(envrc.clone(), meta.clone()), (file, file_meta)],
+        })
+    })
+}
+
+/// The text of a small regular file ([`ENVRC_CAP`]), never through a
+/// link, with its metadata.
+fn read_small(path: &Path) -> Option<(std::fs::Metadata, String)> {
+    let file = crate::files::open_read(path, false).ok()??;
     let meta = crate::files::require_regular(&file).ok()?;
     let bytes = crate::files::read_capped(&file, ENVRC_CAP, meta.len()).ok()?;
-    says_use_wtenv(&String::from_utf8_lossy(&bytes)).then_some(meta)
+    Some((meta, String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// Whether a command of `text` (a line, or a part of one between `;`,
 /// `&` and `|`), past the shell words that may open it (`then`, `do`,
-/// `{`...), is `use wtenv` or `use_wtenv`. A comment is no command.
-fn says_use_wtenv(text: &str) -> bool {
+/// `{`...), is `use WORD` or `use_WORD` (with any arguments). A comment
+/// is no command.
+fn says_use(text: &str, word: &str) -> bool {
     text.lines()
         .flat_map(|line| line.split('#').next().unwrap_or("").split([';', '&', '|']))
         .any(|command| {
@@ -81,9 +151,9 @@ fn says_use_wtenv(text: &str) -> bool {
                 .split_whitespace()
                 .skip_while(|w| matches!(*w, "then" | "else" | "do" | "{" | "(" | "!"));
             match words.next() {
-                Some("use") => words.next() == Some("wtenv"),
-                Some("use_wtenv") => true,
-                _ => false,
+                Some("use") => words.next() == Some(word),
+                Some(joined) => joined.strip_prefix("use_") == Some(word),
+                None => false,
             }
         })
 }
@@ -277,7 +347,7 @@ mod tests {
             "use_wtenv",
             "use flake\nuse wtenv",
         ] {
-            assert!(says_use_wtenv(says), "{says:?}");
+            assert!(says_use(says, "wtenv"), "{says:?}");
         }
         for not in [
             "",
@@ -288,7 +358,46 @@ mod tests {
             "use_wtenvx",
             "dotenv # use wtenv",
         ] {
-            assert!(!says_use_wtenv(not), "{not:?}");
+            assert!(!says_use(not, "wtenv"), "{not:?}");
+        }
+    }
+
+    /// `use flake` or `use nix` counts when the Nix file it loads (read
+    /// as data, as the `.envrc` is) mentions wtenv; `use wtenv` first.
+    #[test]
+    fn a_nix_shell_counts_when_its_file_mentions_wtenv() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let loader = |root: &Path| manages(root).map(|m| (m.loader, m.files.len()));
+        std::fs::write(root.join(ENVRC), "use flake . --impure\n").unwrap();
+        assert_eq!(loader(root), None, "no flake.nix");
+        std::fs::write(root.join("flake.nix"), "{ outputs = _: { }; }\n").unwrap();
+        assert_eq!(loader(root), None, "a flake without wtenv");
+        std::fs::write(
+            root.join("flake.nix"),
+            "{ shellHook = wtenv.lib.shellHook { }; }\n",
+        )
+        .unwrap();
+        assert_eq!(loader(root), Some((Loader::Flake, 2)));
+        std::fs::write(root.join(ENVRC), "use flake\nuse wtenv\n").unwrap();
+        assert_eq!(loader(root), Some((Loader::Wtenv, 1)));
+        // `use nix`: shell.nix, else default.nix; a flake.nix is not it.
+        std::fs::write(root.join(ENVRC), "use_nix\n").unwrap();
+        assert_eq!(loader(root), None);
+        std::fs::write(root.join("default.nix"), "eval \"$(wtenv hook nix)\"").unwrap();
+        assert_eq!(loader(root), Some((Loader::Nix, 2)));
+        std::fs::write(root.join("shell.nix"), "{ }").unwrap();
+        assert_eq!(loader(root), None, "shell.nix is the one nix-shell reads");
+        // A link is none, as an .envrc that is one.
+        std::fs::remove_file(root.join("shell.nix")).unwrap();
+        std::fs::write(root.join(ENVRC), "use flake\n").unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let target = elsewhere.path().join("flake.nix");
+        std::fs::rename(root.join("flake.nix"), &target).unwrap();
+        std::os::unix::fs::symlink(&target, root.join("flake.nix")).unwrap();
+        assert_eq!(loader(root), None);
+        for not in ["use flakes", "# use flake", "echo use flake", "use nixx"] {
+            assert!(!says_use(not, "flake") && !says_use(not, "nix"), "{not:?}");
         }
     }
 
@@ -296,23 +405,23 @@ mod tests {
     fn an_envrc_is_read_only_when_a_small_regular_file() {
         let dir = tempfile::tempdir().unwrap();
         let envrc = dir.path().join(ENVRC);
-        assert!(uses_wtenv(dir.path()).is_none());
+        assert!(manages(dir.path()).is_none());
         std::fs::write(&envrc, "use wtenv\n").unwrap();
-        assert!(uses_wtenv(dir.path()).is_some());
+        assert!(manages(dir.path()).is_some());
         // A link to one that says it counts as none.
         let other = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(&envrc, other.path().join(ENVRC)).unwrap();
-        assert!(uses_wtenv(other.path()).is_none());
+        assert!(manages(other.path()).is_none());
         // A FIFO: not opened to block, none.
         std::fs::remove_file(&envrc).unwrap();
         nix::unistd::mkfifo(&envrc, nix::sys::stat::Mode::S_IRWXU).unwrap();
-        assert!(uses_wtenv(dir.path()).is_none());
+        assert!(manages(dir.path()).is_none());
         // Past the cap: none, whatever it says.
         std::fs::remove_file(&envrc).unwrap();
         let mut big = "use wtenv\n".to_owned();
         big.push_str(&"#".repeat(ENVRC_CAP as usize));
         std::fs::write(&envrc, big).unwrap();
-        assert!(uses_wtenv(dir.path()).is_none());
+        assert!(manages(dir.path()).is_none());
     }
 
     #[test]

@@ -16,8 +16,9 @@
 //! unset everything exported before, so a shell that evals its stdout is
 //! never left half-set, and says that `wtenv reload` loads once fixed.
 //! When the shell function says direnv's hook is installed too
-//! (`__WTENV_DIRENV`), it leaves a worktree whose `.envrc` says `use
-//! wtenv` to direnv ([`beside_direnv`]). `--direnv` adds what makes direnv
+//! (`__WTENV_DIRENV`), it leaves a worktree whose `.envrc` has direnv
+//! load its variables (`use wtenv`, or `use flake`/`use nix` of a Nix
+//! shell that runs wtenv's hook) to direnv ([`beside_direnv`]). `--direnv` adds what makes direnv
 //! watch the config and the worktree's stamp (never the shared registry):
 //! see [`direnv`].
 
@@ -281,9 +282,9 @@ fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Option<Vec<(String, String)>
         return Ok(Some(vec![]));
     };
     if settings::hook_beside_direnv()
-        && let Some(envrc) = direnv::uses_wtenv(&worktree.root)
+        && let Some(managed) = direnv::manages(&worktree.root)
     {
-        return Ok(beside_direnv(&worktree.root, envrc));
+        return Ok(beside_direnv(&worktree.root, managed));
     }
     let scope = ctx.scope_of(worktree)?;
     if scope.config.source.is_none() && ctx.config_path.is_none() {
@@ -316,23 +317,43 @@ fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Option<Vec<(String, String)>
 }
 
 /// What the prompt hook says when it leaves a worktree to direnv (README
-/// "Shell integration").
-pub const BESIDE_DIRENV: &str = "direnv's 'use wtenv' (this worktree's .envrc) loads its variables: the prompt hook leaves them to direnv";
+/// "Shell integration"): `direnv's 'use wtenv' (this worktree's .envrc)
+/// loads its variables: ...`, or for a Nix shell that runs wtenv's hook
+/// `direnv's 'use flake' (this worktree's .envrc, its flake.nix running
+/// wtenv's hook) loads ...`.
+fn beside_direnv_note(managed: &direnv::Managed) -> String {
+    let through = match managed.files.get(1).and_then(|(f, _)| f.file_name()) {
+        Some(nix_file) => format!(", its {} running wtenv's hook", nix_file.to_string_lossy()),
+        None => String::new(),
+    };
+    format!(
+        "direnv's 'use {}' (this worktree's .envrc{through}) loads its variables: \
+         the prompt hook leaves them to direnv",
+        managed.loader.word()
+    )
+}
 
-/// The hook in a worktree whose `.envrc` says `use wtenv`, in a shell
-/// where direnv's hook is installed too: both would export the ports,
-/// and on leaving each would restore what the other set. It stands aside:
-/// it exports none of the worktree's variables (the caller gives back
-/// what it exported before) and says so once, on entering. What it
-/// records is the `.envrc`'s fingerprint: a `cd` inside the worktree
-/// then prints and says nothing, and an edit of the `.envrc` looks again.
-fn beside_direnv(root: &Path, envrc: std::fs::Metadata) -> Option<Vec<(String, String)>> {
-    let file = root.join(direnv::ENVRC);
-    let loaded = fingerprint_of(root, [(file.as_path(), Ok(envrc))]);
+/// The hook in a worktree whose `.envrc` has direnv load its variables
+/// (`use wtenv`, or a Nix shell whose shellHook runs `wtenv hook nix`:
+/// [`direnv::manages`]), in a shell where direnv's hook is installed
+/// too: both would export the ports, and on leaving each would restore
+/// what the other set. It stands aside: it exports none of the
+/// worktree's variables (the caller gives back what it exported before)
+/// and says so once, on entering. What it records is the fingerprint of
+/// the files that told (the `.envrc`, the Nix file): a `cd` inside the
+/// worktree then prints and says nothing, and an edit of one looks again.
+fn beside_direnv(root: &Path, managed: direnv::Managed) -> Option<Vec<(String, String)>> {
+    let loaded = fingerprint_of(
+        root,
+        managed
+            .files
+            .iter()
+            .map(|(file, meta)| (file.as_path(), Ok(meta.clone()))),
+    );
     if settings::hook_loaded() == Some(loaded.as_str()) {
         return None;
     }
-    report::note(BESIDE_DIRENV);
+    report::note(&beside_direnv_note(&managed));
     Some(vec![(settings::HOOK_LOADED.into(), loaded)])
 }
 

@@ -8,6 +8,7 @@ use std::process::Command;
 use crate::shell::{read_env, var};
 use crate::support::{Run, TestEnv, run};
 
+mod beside_prompt_hook;
 mod trap;
 mod watcher;
 
