@@ -67,6 +67,19 @@ pub fn variables(scope: &Scope, ports: &Ports, trusted: bool) -> Vec<(String, St
     vars
 }
 
+/// The names [`variables`] gives for `scope` once every service has its
+/// port: what a load of the worktree exports, its ports aside.
+pub fn names(scope: &Scope, trusted: bool) -> Vec<String> {
+    let ports: Ports = scope
+        .config
+        .services
+        .iter()
+        .map(|s| (s.name.clone(), 0))
+        .collect();
+    let vars = variables(scope, &ports, trusted);
+    vars.into_iter().map(|(name, _)| name).collect()
+}
+
 /// `web=5000,api=5001`, in the config's declaration order.
 pub fn ports_summary(ports: &Ports) -> String {
     ports

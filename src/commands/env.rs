@@ -167,17 +167,17 @@ fn run_hook(args: &Args, ctx: impl FnOnce() -> Result<Ctx>) -> Result<Outcome> {
         had_saved: saved.is_some(),
     };
     let current = |name: &str| settings::passed(name).and_then(|v| v.into_string().ok());
-    match ctx().and_then(|ctx| hook_variables(args, &ctx)) {
+    match ctx().and_then(|ctx| hook_variables(args, &ctx, &before)) {
         // The same worktree, nothing it depends on changed: the shell
         // keeps what it has, a value the user set by hand included.
         Ok(None) => Ok(Outcome::SUCCESS),
-        Ok(Some(vars)) => {
-            let changes = hook_changes(&before, vars, current);
+        Ok(Some(load)) => {
+            let changes = hook_changes(&before, load, current);
             output::stdout(&shell::render_hook(args.format, &changes)?)?;
             Ok(Outcome::SUCCESS)
         }
         Err(err) => {
-            let changes = hook_changes(&before, Vec::new(), current);
+            let changes = hook_changes(&before, Load::default(), current);
             output::stdout(&shell::render_hook(args.format, &changes)?)?;
             // The hook does not run again at the next prompt (the
             // directory did not change): said here, after the error's own
@@ -213,11 +213,23 @@ struct Before {
     had_saved: bool,
 }
 
+/// What the hook's run found to export.
+#[derive(Debug, Default)]
+struct Load {
+    /// The variables it exports now.
+    vars: Vec<(String, String)>,
+    /// Names it exported before that direnv has since set over it
+    /// ([`beside_direnv`]): it keeps them in its bookkeeping, with the
+    /// value the user had, and prints nothing for them.
+    kept: Vec<String>,
+}
+
 /// What the hook prints, in order: its own bookkeeping first, then for
-/// each variable it set before and no longer sets, the value the user
-/// had before (or an unset when there was none), then `vars`. A variable
-/// it keeps setting keeps its first saved value, whatever worktree set it
-/// since. `current` reads the environment as it is now.
+/// each variable it set before and no longer sets nor keeps, the value
+/// the user had before (or an unset when there was none), then `vars`. A
+/// variable it keeps setting, or keeps, keeps its first saved value,
+/// whatever worktree set it since. `current` reads the environment as it
+/// is now.
 ///
 /// Bookkeeping first, on entering and on leaving alike: a line the shell
 /// cannot run (a name the user made read-only, or an array in zsh) is
@@ -228,27 +240,37 @@ struct Before {
 /// Bookkeeping last would be lost with the line.
 fn hook_changes(
     before: &Before,
-    vars: Vec<(String, String)>,
+    load: Load,
     current: impl Fn(&str) -> Option<String>,
 ) -> Vec<shell::Change> {
+    let Load { vars, kept } = load;
     let sets = |name: &str| vars.iter().any(|(n, _)| n == name);
+    let kept: Vec<&String> = before
+        .names
+        .iter()
+        .filter(|n| kept.contains(n) && !sets(n))
+        .collect();
     let given_back = before
         .names
         .iter()
-        .filter(|n| !sets(n))
+        .filter(|n| !sets(n) && !kept.contains(n))
         .map(|name| (name.clone(), before.saved.get(name).cloned()));
+    let names: Vec<&str> = kept
+        .iter()
+        .map(|n| n.as_str())
+        .chain(vars.iter().map(|(n, _)| n.as_str()))
+        .collect();
     let mut saved = std::collections::BTreeMap::new();
-    for (name, _) in &vars {
-        let old = if before.names.contains(name) {
+    for &name in &names {
+        let old = if before.names.iter().any(|n| n == name) {
             before.saved.get(name).cloned()
         } else {
             current(name)
         };
         if let Some(old) = old {
-            saved.insert(name.clone(), old);
+            saved.insert(name.to_owned(), old);
         }
     }
-    let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
     let diff = names.join(":");
     let mut changes = Vec::new();
     match (diff.is_empty(), before.had_diff) {
@@ -277,18 +299,18 @@ fn hook_changes(
 /// not again on each `cd` inside it: the hook exports the line it said
 /// (`__WTENV_WARNED`, gone once the shell leaves), and says a line only
 /// when it differs (another worktree, or a new reason).
-fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Option<Vec<(String, String)>>> {
+fn hook_variables(args: &Args, ctx: &Ctx, before: &Before) -> Result<Option<Load>> {
     let Some(worktree) = ctx.worktree_here()? else {
-        return Ok(Some(vec![]));
+        return Ok(Some(Load::default()));
     };
     if settings::hook_beside_direnv()
         && let Some(managed) = direnv::manages(&worktree.root)
     {
-        return Ok(beside_direnv(&worktree.root, managed));
+        return Ok(beside_direnv(ctx, worktree, managed, before));
     }
     let scope = ctx.scope_of(worktree)?;
     if scope.config.source.is_none() && ctx.config_path.is_none() {
-        return Ok(Some(vec![]));
+        return Ok(Some(Load::default()));
     }
     if settings::hook_loaded() == Some(fingerprint(ctx, &scope)?.as_str()) {
         return Ok(None);
@@ -313,7 +335,7 @@ fn hook_variables(args: &Args, ctx: &Ctx) -> Result<Option<Vec<(String, String)>
     // Taken after the load, as direnv does: a write of this load's own
     // (the first allocation rewrites the stamp) does not count as a change.
     vars.push((settings::HOOK_LOADED.into(), fingerprint(ctx, &scope)?));
-    Ok(Some(vars))
+    Ok(Some(Load { vars, kept: vec![] }))
 }
 
 /// What the prompt hook says when it leaves a worktree to direnv (README
@@ -342,9 +364,25 @@ fn beside_direnv_note(managed: &direnv::Managed) -> String {
 /// and says so once, on entering. What it records is the fingerprint of
 /// the files that told (the `.envrc`, the Nix file): a `cd` inside the
 /// worktree then prints and says nothing, and an edit of one looks again.
-fn beside_direnv(root: &Path, managed: direnv::Managed) -> Option<Vec<(String, String)>> {
+///
+/// Where direnv's hook ran first (bash's and zsh's order: direnv puts
+/// its hook first) straight from a worktree whose variables the hook had
+/// exported, direnv has loaded this one over them (the environment's
+/// `WTENV_WORKTREE` names it already), and recorded them as the values
+/// to give back on leaving. Giving the user's back now would undo
+/// direnv's load; so of the names the hook had exported, those this
+/// worktree exports too are kept ([`Load::kept`]): nothing printed, still
+/// listed, with the user's values saved, so that once direnv has given
+/// back the other worktree's values on leaving, the hook gives back the
+/// user's. The rest is given back as ever.
+fn beside_direnv(
+    ctx: &Ctx,
+    worktree: crate::worktree::Worktree,
+    managed: direnv::Managed,
+    before: &Before,
+) -> Option<Load> {
     let loaded = fingerprint_of(
-        root,
+        &worktree.root,
         managed
             .files
             .iter()
@@ -354,7 +392,21 @@ fn beside_direnv(root: &Path, managed: direnv::Managed) -> Option<Vec<(String, S
         return None;
     }
     report::note(&beside_direnv_note(&managed));
-    Some(vec![(settings::HOOK_LOADED.into(), loaded)])
+    let loaded_by_direnv =
+        || settings::passed(exports::PROVENANCE[0]).as_deref() == Some(worktree.root.as_os_str());
+    let kept = if before.names.is_empty() || !loaded_by_direnv() {
+        Vec::new()
+    } else {
+        // A config that does not read (direnv's load failed on it too):
+        // nothing kept, everything given back, as before direnv.
+        ctx.scope_of(worktree)
+            .map(|scope| exports::names(&scope, ctx.trust_gate(&scope).applies()))
+            .unwrap_or_default()
+    };
+    Some(Load {
+        vars: vec![(settings::HOOK_LOADED.into(), loaded)],
+        kept,
+    })
 }
 
 /// What the hook's load depended on, as one value: the files direnv would

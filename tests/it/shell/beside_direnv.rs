@@ -164,3 +164,98 @@ fn beside_direnv_a_worktree_without_use_wtenv_is_the_prompt_hooks() {
         assert!(!said.contains("direnv's"), "{name}: {said}");
     }
 }
+
+/// Straight from a worktree V whose ports the prompt hook exports into a
+/// worktree W whose `.envrc` says `use wtenv`, with direnv's hook running
+/// first (bash's and zsh's order, however installed: direnv puts its hook
+/// first): direnv loads W over V's values and records them as the ones to
+/// give back. The hook gave the user's back over direnv's load (W showed
+/// `PORT=mine` and no `WTENV_WORKTREE`), and on leaving W direnv gave V's
+/// back, which stayed exported outside. Now W has its own, V its own again
+/// after W, and V -> W -> V -> outside, or V -> W -> outside, leaves
+/// exactly the user's values (`PORT=mine`, or none).
+#[test]
+fn straight_from_a_hooks_worktree_into_direnvs_and_back_each_has_its_own() {
+    let t = TestEnv::new();
+    with_direnv(&t);
+    let w = t.add_worktree("w");
+    // V's `.envrc` gone: V is the prompt hook's.
+    std::fs::remove_file(t.repo.join(".envrc")).unwrap();
+    allow(&t, &w);
+    let v = &t.repo;
+    let outside = t.root().join("home");
+    let cases = [
+        (Sh::Bash, "eval \"$(direnv hook bash)\"\nsource HOOK"),
+        (Sh::Bash, "source HOOK\neval \"$(direnv hook bash)\""),
+        (Sh::Zsh, "eval \"$(direnv hook zsh)\"\nsource HOOK"),
+        (Sh::Zsh, "source HOOK\neval \"$(direnv hook zsh)\""),
+    ];
+    for (i, (sh, install)) in cases.into_iter().enumerate() {
+        for mine in [Some("mine"), None] {
+            let name = sh.name();
+            let hook = hook_file(&t, name);
+            let file = |n: &str| t.root().join(format!("straight-{i}-{mine:?}-{n}.env"));
+            let lines = format!(
+                "{set}\n{install}\ncd {v}\nenv -0 > {v1}\ncd {w}\nenv -0 > {w1}\n\
+                 cd {v}\nenv -0 > {v2}\ncd {out}\nenv -0 > {o1}\n\
+                 cd {v}\ncd {w}\ncd {out}\nenv -0 > {o2}\n",
+                set = mine.map_or("unset PORT".into(), |m| format!("export PORT={m}")),
+                install = install.replace("HOOK", &q(&hook)),
+                v = q(v),
+                w = q(&w),
+                out = q(&outside),
+                v1 = q(&file("v1")),
+                w1 = q(&file("w")),
+                v2 = q(&file("v2")),
+                o1 = q(&file("out1")),
+                o2 = q(&file("out2")),
+            );
+            let out = interactive(&t, sh, &outside, &lines);
+            let said = String::from_utf8_lossy(&out.stderr);
+            let case = format!("{name}, {install:?}, PORT {mine:?}");
+            assert!(out.status.success(), "{case}: {said}");
+            let port_of = |root: &std::path::Path| {
+                let ports: Vec<u16> = t
+                    .allocations()
+                    .into_iter()
+                    .filter(|(_, _, wt)| wt == root)
+                    .map(|(p, _, _)| p)
+                    .collect();
+                assert_eq!(ports.len(), 1, "{case}: {ports:?}");
+                ports[0].to_string()
+            };
+            for (place, root) in [("v1", v), ("w", &w), ("v2", v)] {
+                let env = read_env(&file(place));
+                let port = port_of(root);
+                assert_eq!(
+                    var(&env, "PORT"),
+                    Some(port.as_str()),
+                    "{case}, {place}: {said}"
+                );
+                assert_eq!(
+                    var(&env, "WTENV_WORKTREE"),
+                    root.to_str(),
+                    "{case}, {place}"
+                );
+                assert_eq!(
+                    var(&env, "WTENV_PURPOSE"),
+                    Some("feature"),
+                    "{case}, {place}"
+                );
+            }
+            for place in ["out1", "out2"] {
+                let left = read_env(&file(place));
+                assert_eq!(var(&left, "PORT"), mine, "{case}, {place}: {said}");
+                for gone in [
+                    "WTENV_WORKTREE",
+                    "WTENV_PURPOSE",
+                    "WTENV_PORTS",
+                    "__WTENV_DIFF",
+                    "__WTENV_SAVED",
+                ] {
+                    assert_eq!(var(&left, gone), None, "{case}, {place}: {gone}: {said}");
+                }
+            }
+        }
+    }
+}
