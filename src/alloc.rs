@@ -34,7 +34,7 @@ pub use stale::{
     sweep, sweep_where,
 };
 pub use usage::{
-    Usage, classify, describe_pids, holders_of_busy, holds_json, lifetime, lookup_busy,
+    Usage, busy_holders, classify, describe_pids, holds_json, lifetime, lookup_busy,
     works_in_worktree,
 };
 

@@ -77,16 +77,23 @@ pub fn lookup_busy(
     Ok(holders)
 }
 
-/// [`lookup_busy`], the processes alone: for a caller that says `holder
-/// unknown` of a port none is named for.
-pub fn holders_of_busy(
-    busy: &mut BTreeSet<u16>,
+/// The ports of `ports` busy on the system now, each with who holds it
+/// ([`lookup_busy`]), for a caller that refuses or reports a busy port
+/// outside an allocation (`up`'s refusal of a port something holds, `up
+/// -d`'s not-ready error). A port whose probe fails is left out: nothing
+/// is said of it; one whose second probe fails stays, holder unknown.
+pub fn busy_holders(
+    ports: impl IntoIterator<Item = u16>,
     system: &mut dyn System,
-) -> io::Result<BTreeMap<u16, Vec<Holder>>> {
-    Ok(lookup_busy(busy, system)?
+) -> BTreeMap<u16, Holders> {
+    let mut busy: BTreeSet<u16> = ports
         .into_iter()
-        .map(|(port, h)| (port, h.processes))
-        .collect())
+        .filter(|&p| system.probe(p).is_ok_and(|s| s == PortState::Occupied))
+        .collect();
+    let mut found = lookup_busy(&mut busy, system).unwrap_or_default();
+    busy.into_iter()
+        .map(|port| (port, found.remove(&port).unwrap_or_default()))
+        .collect()
 }
 
 /// Rule 5 for a batch of allocations: probe each; look up holders of the

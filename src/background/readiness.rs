@@ -97,9 +97,12 @@ impl Readiness<'_> {
             }
             if Instant::now() >= deadline {
                 // As the foreground `up` says it: `... (it listens on
-                // port 5001)`, from the same look at the service's tree.
+                // port 5001)`, from the same look at the service's tree;
+                // then what holds its port, if anything does.
                 let instead = silent
-                    .map(|(pgid, port)| listening_instead(&elsewhere(pgid, port)))
+                    .map(|(pgid, port)| {
+                        listening_instead(&elsewhere(pgid, port)) + &busy_with(port)
+                    })
                     .unwrap_or_default();
                 return Err(last.reworded(format!(
                     "{} after {}{instead}",
@@ -159,6 +162,19 @@ fn recorded_group(registry: &Registry, record: &Record) -> Option<(u32, u64)> {
         .flat_map(|a| &a.holders)
         .find(|h| h.unit.as_ref().is_some_and(|u| u.name == record.unit))
         .and_then(|h| h.pgid.zip(h.leader_start))
+}
+
+/// `, and port 5000 is busy: pid 7 (...)`, naming what holds `port` (a
+/// process not of the unit, a socket bound without listening) as
+/// `conflicts` names it; nothing when the port is free.
+fn busy_with(port: u16) -> String {
+    match alloc::busy_holders([port], &mut alloc::RealSystem::default()).get(&port) {
+        Some(holders) => format!(
+            ", and port {port} is busy: {}",
+            alloc::describe_found(holders)
+        ),
+        None => String::new(),
+    }
 }
 
 /// Whether `service`'s `port` accepts connections and every listener

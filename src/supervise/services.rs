@@ -378,28 +378,23 @@ pub fn child_env(colour: bool, set: impl Fn(&str) -> bool) -> Vec<(&'static str,
 /// `run` or `up`): the service would only fail with "address in use".
 /// `up` and `up --detach` alike, before they start anything.
 pub fn refuse_busy(ports: &[(&str, u16)]) -> Result<()> {
-    let mut busy: BTreeSet<u16> = ports
+    let mut holders = alloc::busy_holders(
+        ports.iter().map(|&(_, p)| p),
+        &mut alloc::RealSystem::default(),
+    );
+    // Named as `conflicts` and the conflict message name them.
+    let busy: Vec<(u16, String, probe::Holders)> = ports
         .iter()
-        .map(|&(_, p)| p)
-        .filter(|&p| probe::probe(p).is_ok_and(|s| s == probe::PortState::Occupied))
+        .filter_map(|&(service, port)| Some((port, service.to_owned(), holders.remove(&port)?)))
         .collect();
-    // A port whose holder exited since the probe is free (a server
-    // stopping); a second probe that fails leaves it busy, holder unknown.
-    let holders =
-        alloc::holders_of_busy(&mut busy, &mut alloc::RealSystem::default()).unwrap_or_default();
     if busy.is_empty() {
         return Ok(());
     }
-    let mut lines = Vec::new();
-    let mut pids = Vec::new();
-    for &(service, port) in ports.iter().filter(|(_, p)| busy.contains(p)) {
-        let found = holders.get(&port).map(Vec::as_slice).unwrap_or_default();
-        pids.extend(found.iter().map(|h| h.pid.to_string()));
-        lines.push(format!(
-            "  port {port} ({service}): {}",
-            alloc::describe_holders(found)
-        ));
-    }
+    let pids: Vec<String> = busy
+        .iter()
+        .flat_map(|(_, _, h)| &h.processes)
+        .map(|h| h.pid.to_string())
+        .collect();
     let hint = if pids.is_empty() {
         "stop what listens there, then run wtenv up again".to_owned()
     } else {
@@ -410,7 +405,7 @@ pub fn refuse_busy(ports: &[(&str, u16)]) -> Result<()> {
     };
     Err(Error::refused(format!(
         "ports of the services to start are already in use:\n{}",
-        lines.join("\n")
+        report::foreign_lines(&busy)
     ))
     .with_hint(hint))
 }

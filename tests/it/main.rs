@@ -15,6 +15,7 @@ mod exit_codes;
 mod fuzz;
 mod health;
 mod hints;
+mod holders;
 mod hostile;
 mod layering;
 mod lifecycle;

@@ -205,6 +205,37 @@ fn up_detach_of_a_service_listening_elsewhere_names_the_port_it_listens_on() {
     assert!(free(elsewhere), "the service up -d started still listens");
 }
 
+/// A service that binds its port and never listens: `up -d` said
+/// `nothing of the unit listens on port P after 2s` and nothing of the
+/// port, which was busy all the same. What holds it is named now, in the
+/// words of `conflicts`: no process listens there.
+#[test]
+fn up_detach_of_a_service_bound_without_listening_says_what_holds_its_port() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    let script = t.root().join("bind.py");
+    std::fs::write(
+        &script,
+        "import os,socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',int(os.environ['WEB_PORT'])))\ntime.sleep(60)\n",
+    )
+    .unwrap();
+    t.write_config(&format!(
+        "[services.web]\nrun = \"exec python3 {}\"\nready_timeout = \"2s\"\n",
+        script.display()
+    ));
+    let port = t.ports.port(0);
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(1), "{up}");
+    assert!(
+        up.stderr.starts_with(&format!(
+            "error: service web did not get ready: nothing of the unit listens on port {port} after 2s, and port {port} is busy: {}; stopped what this 'up --detach' started\n",
+            crate::holders::NOT_LISTENING
+        )),
+        "{up}"
+    );
+    assert!(free(port), "the service up -d started still holds its port");
+}
+
 /// A server left listening on a service's port from inside the
 /// worktree: foreground `up` refuses before starting anything, and `up
 /// -d` did not (its unit died with "address in use" and a traceback).

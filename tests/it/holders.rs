@@ -1,0 +1,121 @@
+//! Who holds a busy port, said the same wherever wtenv says it: a port
+//! a socket is bound to without listening (a real one, of another
+//! process) is `no listening process (...)` in every message that names
+//! a port's holders, never `holder unknown`, which README keeps for a
+//! process wtenv cannot see.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::support::{Run, TestEnv};
+
+/// What a message says of a busy port no socket listens on.
+pub const NOT_LISTENING: &str = "no listening process (a socket bound without listening, or a TIME_WAIT: it clears within a minute)";
+
+/// A socket of another process (python3) bound to `127.0.0.1:port`
+/// without listening, as a program that failed between its bind and its
+/// listen leaves it. Killed on drop.
+pub struct PyBound {
+    child: Child,
+}
+
+impl PyBound {
+    pub fn start(cwd: &Path, port: u16) -> PyBound {
+        let script = format!(
+            "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',{port}))\nprint('ready',flush=True)\ntime.sleep(600)\n"
+        );
+        let mut child = Command::new("python3")
+            .args(["-c", &script])
+            .current_dir(cwd)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "could not bind port {port}");
+        PyBound { child }
+    }
+}
+
+impl Drop for PyBound {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `up` refuses, before it starts anything, a service's port something
+/// holds. A port a socket is bound to without listening was `holder
+/// unknown` there (and in `up -d`'s refusal, the same function); it is
+/// said as `conflicts` says it now. The worktree's own ports are checked
+/// first, before the registry is locked, and such a port is refused
+/// there as held from outside the worktree (`env`'s refusal): the socket
+/// is bound while `up` waits for the registry's lock after that check
+/// (the test holds it shared), so that the check `up` makes before it
+/// starts anything is the one that finds it.
+#[test]
+fn up_refuses_a_port_bound_without_listening_in_the_words_of_conflicts() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\nrun = \"sleep 60\"\n");
+    assert_eq!(crate::support::run(&mut t.wtenv(&["env"])).code, Some(0));
+    let port = t.ports.port(0);
+    let lock = File::open(t.state_dir().join("registry.lock")).unwrap();
+    lock.lock_shared().unwrap();
+    let mut up = t
+        .wtenv(&["up"])
+        .env("WTENV_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let stderr = up.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let mut said = Vec::new();
+    while !said
+        .iter()
+        .any(|l: &String| l.contains("lock busy, waiting") && l.contains("registry.lock"))
+    {
+        match lines.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => said.push(line),
+            Err(_) => {
+                let _ = up.kill();
+                panic!(
+                    "up never waited for the registry's lock:\n{}",
+                    said.join("\n")
+                );
+            }
+        }
+    }
+    let bound = PyBound::start(&t.repo, port);
+    lock.unlock().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while up.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = up.kill();
+            panic!("up did not refuse the port");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    reader.join().unwrap();
+    said.extend(lines.try_iter());
+    let out = Run::of(up.wait().unwrap(), Vec::new(), said.join("\n").into_bytes());
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "error: ports of the services to start are already in use:\n  port {port} (web): {NOT_LISTENING}\n"
+        )),
+        "{out}"
+    );
+    drop(bound);
+}
