@@ -449,12 +449,21 @@ impl Error {
                 at.line, at.text
             )),
             Error::Config { .. } => Some("fix the file, then run the command again".into()),
-            Error::ForeignHolder { .. } => {
-                Some("stop those processes; the reservation stays with this worktree".into())
+            Error::ForeignHolder { ports, .. } => {
+                let ports: Vec<(u16, &Holders)> = ports.iter().map(|(p, _, h)| (*p, h)).collect();
+                let mut what: Vec<String> = Vec::new();
+                if ports.iter().any(|(_, h)| !h.unlistened) {
+                    what.push("stop those processes".into());
+                }
+                what.extend(unlistened_hint(&ports));
+                what.push("the reservation stays with this worktree".into());
+                Some(what.join("; "))
             }
-            Error::PortInUse { .. } => Some(
-                "stop that process, or run 'wtenv validate --verify-ports' to find stale allocations"
-                    .into(),
+            Error::PortInUse { port, holders, .. } => Some(
+                unlistened_hint(&[(*port, holders)]).unwrap_or_else(|| {
+                    "stop that process, or run 'wtenv validate --verify-ports' to find stale allocations"
+                        .into()
+                }),
             ),
             Error::Invalid { hint, .. }
             | Error::NotFound { hint, .. }
@@ -492,6 +501,90 @@ impl Error {
             | Error::Io { .. } => exit::Outcome::Code(exit::FAILURE),
         }
     }
+}
+
+/// What to do about the ports of `ports` no socket listens on
+/// ([`Holders::unlistened`]); `None` when there is none. On Linux the
+/// lookup saw whether a connection of each is in TIME_WAIT
+/// ([`Holders::time_wait`]; a socket bound without listening is not in
+/// `/proc/net/tcp`): the hint says which to do, wait for it to clear or
+/// stop the program that bound the port, naming the ports of each.
+/// Elsewhere wtenv cannot tell, and says both.
+pub fn unlistened_hint(ports: &[(u16, &Holders)]) -> Option<String> {
+    let unlistened: Vec<&(u16, &Holders)> = ports.iter().filter(|(_, h)| h.unlistened).collect();
+    if unlistened.is_empty() {
+        return None;
+    }
+    // `port 5000` and its words, or `ports 5000, 5001` and theirs.
+    let named = |ports: Vec<u16>| {
+        let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+        let one = ports.len() == 1;
+        Ports {
+            ports: format!("port{} {}", if one { "" } else { "s" }, list.join(", ")),
+            a_connection: if one { "a connection" } else { "connections" },
+            is: if one { "is" } else { "are" },
+            it: if one { "it" } else { "they" },
+            them: if one { "it" } else { "them" },
+            programs: if one {
+                "the program that bound it"
+            } else {
+                "the programs that bound them"
+            },
+        }
+    };
+    let of = |waits: &dyn Fn(&Holders) -> bool| -> Vec<u16> {
+        unlistened
+            .iter()
+            .filter(|(_, h)| waits(h))
+            .map(|(p, _)| *p)
+            .collect()
+    };
+    if !cfg!(target_os = "linux") {
+        let Ports {
+            ports,
+            is,
+            it,
+            programs,
+            ..
+        } = named(of(&|_| true));
+        return Some(format!(
+            "wait a minute if {ports} {is} in TIME_WAIT; should {it} stay busy, stop {programs} without listening"
+        ));
+    }
+    let mut what = Vec::new();
+    let (waiting, bound) = (of(&|h| h.time_wait), of(&|h| !h.time_wait));
+    if !waiting.is_empty() {
+        let Ports {
+            ports,
+            a_connection,
+            is,
+            it,
+            them,
+            programs,
+        } = named(waiting);
+        what.push(format!(
+            "{a_connection} of {ports} {is} in TIME_WAIT: wait for {them} to clear (within a minute); should {it} stay busy, stop {programs} without listening"
+        ));
+    }
+    if !bound.is_empty() {
+        let Ports {
+            ports, programs, ..
+        } = named(bound);
+        what.push(format!(
+            "no connection of {ports} is in TIME_WAIT: stop {programs} without listening"
+        ));
+    }
+    Some(what.join("; "))
+}
+
+/// Ports named in a hint, with the words that agree with how many.
+struct Ports {
+    ports: String,
+    a_connection: &'static str,
+    is: &'static str,
+    it: &'static str,
+    them: &'static str,
+    programs: &'static str,
 }
 
 /// What to do when wtenv ran out of descriptors (EMFILE: its own limit,

@@ -32,7 +32,9 @@
 //! since the first): [`crate::alloc::lookup_busy`]. On Linux the lookup
 //! also tells when no socket listens on the port at all
 //! ([`Holders::unlistened`]): then no process is hidden, the port is
-//! held by a socket bound without listening or by a TIME_WAIT.
+//! held by a socket bound without listening or by a TIME_WAIT, and the
+//! same tables tell whether a connection of it is in TIME_WAIT
+//! ([`Holders::time_wait`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -319,6 +321,11 @@ pub struct Holders {
     /// the lookup cannot tell (`lsof` shows only what the user may see;
     /// a table that could not be read).
     pub unlistened: bool,
+    /// A connection of the port in TIME_WAIT was seen (on Linux, in
+    /// `/proc/net/tcp` and `tcp6`; never elsewhere). A socket bound
+    /// without listening is not in those tables: a port no socket listens
+    /// on without a TIME_WAIT is held by such a socket.
+    pub time_wait: bool,
 }
 
 /// What a message says of a busy port whose lookup found a listening
@@ -383,19 +390,31 @@ mod imp {
     use super::*;
     use std::collections::HashMap;
 
-    /// LISTEN sockets of the ports `wanted` accepts: inode → port, from
-    /// /proc/net/tcp{,6}; and whether both tables were read (a host
-    /// without IPv6 has no `tcp6`, and no IPv6 socket either).
-    fn listen_inodes(wanted: impl Fn(u16) -> bool) -> (HashMap<u64, u16>, bool) {
-        let mut inodes = HashMap::new();
-        let mut read = true;
+    /// What /proc/net/tcp{,6} say of the ports `wanted` accepts; their
+    /// TIME_WAITs only when `waits` (a busy server has thousands).
+    struct Tables {
+        /// LISTEN sockets: inode → port.
+        listen: HashMap<u64, u16>,
+        /// Ports with a connection in TIME_WAIT.
+        time_wait: BTreeSet<u16>,
+        /// Both tables were read (a host without IPv6 has no `tcp6`, and
+        /// no IPv6 socket either).
+        read: bool,
+    }
+
+    fn tables(wanted: impl Fn(u16) -> bool, waits: bool) -> Tables {
+        let mut out = Tables {
+            listen: HashMap::new(),
+            time_wait: BTreeSet::new(),
+            read: true,
+        };
         for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
             let text = match crate::files::read_proc(table) {
                 Ok(text) => text,
                 Err(e) => {
                     // No `tcp6` is no IPv6: no socket of it to miss.
                     if !(table.ends_with('6') && e.kind() == std::io::ErrorKind::NotFound) {
-                        read = false;
+                        out.read = false;
                     }
                     continue;
                 }
@@ -403,35 +422,51 @@ mod imp {
             for line in text.lines().skip(1) {
                 let f: Vec<&str> = line.split_whitespace().collect();
                 // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
-                if f.len() < 10 || f[3] != "0A" {
-                    continue; // 0A = TCP_LISTEN
+                // st: 0A = TCP_LISTEN, 06 = TCP_TIME_WAIT.
+                let waiting = waits && f.get(3) == Some(&"06");
+                if f.len() < 10 || !(f[3] == "0A" || waiting) {
+                    continue;
                 }
                 let Some(port) = f[1]
                     .rsplit_once(':')
                     .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+                    .filter(|&p| wanted(p))
                 else {
                     continue;
                 };
-                if let (true, Ok(inode)) = (wanted(port), f[9].parse::<u64>()) {
-                    inodes.insert(inode, port);
+                if waiting {
+                    out.time_wait.insert(port);
+                } else if let Ok(inode) = f[9].parse::<u64>() {
+                    out.listen.insert(inode, port);
                 }
             }
         }
-        (inodes, read)
+        out
+    }
+
+    /// LISTEN sockets of the ports `wanted` accepts: inode → port.
+    fn listen_inodes(wanted: impl Fn(u16) -> bool) -> HashMap<u64, u16> {
+        tables(wanted, false).listen
     }
 
     /// A port with no LISTEN socket in tables that were both read is
-    /// [`Holders::unlistened`]: told from what the lookup reads anyway.
+    /// [`Holders::unlistened`]: told from what the lookup reads anyway,
+    /// as is [`Holders::time_wait`].
     pub fn lookup(ports: &BTreeSet<u16>) -> BTreeMap<u16, Holders> {
-        let (inodes, read) = listen_inodes(|p| ports.contains(&p));
-        let listening: BTreeSet<u16> = inodes.values().copied().collect();
-        let mut found = holders_of(inodes);
+        let Tables {
+            listen,
+            time_wait,
+            read,
+        } = tables(|p| ports.contains(&p), true);
+        let listening: BTreeSet<u16> = listen.values().copied().collect();
+        let mut found = holders_of(listen);
         ports
             .iter()
             .map(|&port| {
                 let holders = Holders {
                     processes: found.remove(&port).unwrap_or_default(),
                     unlistened: read && !listening.contains(&port),
+                    time_wait: time_wait.contains(&port),
                 };
                 (port, holders)
             })
@@ -439,11 +474,11 @@ mod imp {
     }
 
     pub fn all_holders() -> BTreeMap<u16, Vec<Holder>> {
-        holders_of(listen_inodes(|_| true).0)
+        holders_of(listen_inodes(|_| true))
     }
 
     pub fn listening_ports_of(pids: &BTreeSet<u32>) -> BTreeSet<u16> {
-        let (inodes, _) = listen_inodes(|_| true);
+        let inodes = listen_inodes(|_| true);
         let mut out = BTreeSet::new();
         if inodes.is_empty() {
             return out;
@@ -524,6 +559,7 @@ mod imp {
                 let holders = Holders {
                     processes: all.remove(&port).unwrap_or_default(),
                     unlistened: false,
+                    time_wait: false,
                 };
                 (port, holders)
             })

@@ -316,7 +316,16 @@ mod tests {
                 command: "python3 -m http.server".into(),
                 cwd: Some("/w/other".into()),
             }],
-            unlistened: false,
+            ..Holders::default()
+        }
+    }
+
+    /// A port no socket listens on, with a connection in TIME_WAIT or not.
+    fn unlistened(time_wait: bool) -> Holders {
+        Holders {
+            processes: vec![],
+            unlistened: true,
+            time_wait,
         }
     }
 
@@ -333,13 +342,7 @@ mod tests {
             ports: vec![
                 (5001, holder(7)),
                 (5002, Holders::default()),
-                (
-                    5003,
-                    Holders {
-                        processes: vec![],
-                        unlistened: true,
-                    },
-                ),
+                (5003, unlistened(false)),
             ],
             config_file: "wtenv.toml".into(),
             syntax: Syntax::Toml,
@@ -381,6 +384,77 @@ mod tests {
              hint: stop those processes; the reservation stays with this worktree\n";
         assert_eq!(render(&err, false), text);
         assert_eq!(render(&err, true), text);
+    }
+
+    /// A port no socket listens on holds no process to stop: the hint
+    /// says what to do instead. On Linux the lookup saw whether a
+    /// connection of the port is in TIME_WAIT, and the hint says which
+    /// to do; elsewhere wtenv cannot tell, and says both, nothing of
+    /// `/proc`.
+    #[test]
+    fn a_foreign_holder_with_no_process_listening_hints_what_to_do_instead() {
+        let hint = |ports: Vec<(u16, &str, Holders)>| {
+            Error::ForeignHolder {
+                worktree: "/w/mine".into(),
+                ports: ports
+                    .into_iter()
+                    .map(|(p, s, h)| (p, s.to_owned(), h))
+                    .collect(),
+            }
+            .hint()
+            .unwrap()
+        };
+        let stays = "the reservation stays with this worktree";
+        if cfg!(target_os = "linux") {
+            assert_eq!(
+                hint(vec![(5000, "web", unlistened(false))]),
+                format!(
+                    "no connection of port 5000 is in TIME_WAIT: stop the program that bound it without listening; {stays}"
+                )
+            );
+            assert_eq!(
+                hint(vec![(5000, "web", unlistened(true))]),
+                format!(
+                    "a connection of port 5000 is in TIME_WAIT: wait for it to clear (within a minute); should it stay busy, stop the program that bound it without listening; {stays}"
+                )
+            );
+            assert_eq!(
+                hint(vec![
+                    (5000, "web", holder(7)),
+                    (5001, "api", unlistened(true)),
+                    (5002, "db", unlistened(true)),
+                    (5003, "mq", unlistened(false)),
+                ]),
+                format!(
+                    "stop those processes; connections of ports 5001, 5002 are in TIME_WAIT: wait for them to clear (within a minute); should they stay busy, stop the programs that bound them without listening; no connection of port 5003 is in TIME_WAIT: stop the program that bound it without listening; {stays}"
+                )
+            );
+        } else {
+            assert_eq!(
+                hint(vec![(5000, "web", unlistened(false))]),
+                format!(
+                    "wait a minute if port 5000 is in TIME_WAIT; should it stay busy, stop the program that bound it without listening; {stays}"
+                )
+            );
+        }
+        // A socket hand-off's bind says the same of its port.
+        let in_use = Error::PortInUse {
+            port: 5000,
+            addr: "127.0.0.1:5000".parse().unwrap(),
+            service: "web".into(),
+            holders: unlistened(false),
+        };
+        assert_eq!(
+            in_use.hint(),
+            crate::error::unlistened_hint(&[(5000, &unlistened(false))])
+        );
+        // A process, named or not, is still to be stopped.
+        for holders in [holder(7), Holders::default()] {
+            assert_eq!(
+                hint(vec![(5000, "web", holders)]),
+                format!("stop those processes; {stays}")
+            );
+        }
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct Fake {
     pub holders: BTreeMap<u16, Vec<Holder>>,
     /// Occupied ports the lookup finds no listening socket on.
     pub unlistened: BTreeSet<u16>,
+    /// Ports the lookup finds a connection in TIME_WAIT on.
+    pub time_wait: BTreeSet<u16>,
     pub probes: Vec<u16>,
     pub active_units: BTreeSet<String>,
     /// Orphans by the pid of their dead holder.
@@ -46,6 +48,7 @@ impl System for Fake {
                 let found = Holders {
                     processes: self.holders.get(p).cloned().unwrap_or_default(),
                     unlistened: self.unlistened.contains(p),
+                    time_wait: self.time_wait.contains(p),
                 };
                 (*p, found)
             })

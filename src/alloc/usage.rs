@@ -303,7 +303,7 @@ mod tests {
         let usage = classify(&refs, &mut sys).unwrap();
         let foreign = Holders {
             processes: vec![listener],
-            unlistened: false,
+            ..Holders::default()
         };
         assert_eq!(usage, vec![Usage::Foreign(foreign)]);
     }

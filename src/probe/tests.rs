@@ -246,7 +246,8 @@ fn a_socket_bound_without_listening_is_seen_as_no_listener() {
         found[&port],
         Holders {
             processes: vec![],
-            unlistened: true
+            unlistened: true,
+            time_wait: false,
         }
     );
     assert_eq!(found[&port].unnamed(), NOT_LISTENING);

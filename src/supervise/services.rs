@@ -395,14 +395,15 @@ pub fn refuse_busy(ports: &[(&str, u16)]) -> Result<()> {
         .flat_map(|(_, _, h)| &h.processes)
         .map(|h| h.pid.to_string())
         .collect();
-    let hint = if pids.is_empty() {
-        "stop what listens there, then run wtenv up again".to_owned()
-    } else {
-        format!(
-            "stop it (e.g. kill {}), then run wtenv up again",
-            pids.join(" ")
-        )
-    };
+    let mut what = Vec::new();
+    if !pids.is_empty() {
+        what.push(format!("stop it (e.g. kill {})", pids.join(" ")));
+    } else if busy.iter().any(|(_, _, h)| !h.unlistened) {
+        what.push("stop what listens there".to_owned());
+    }
+    let ports: Vec<(u16, &probe::Holders)> = busy.iter().map(|(p, _, h)| (*p, h)).collect();
+    what.extend(crate::error::unlistened_hint(&ports));
+    let hint = format!("{}, then run wtenv up again", what.join("; "));
     Err(Error::refused(format!(
         "ports of the services to start are already in use:\n{}",
         report::foreign_lines(&busy)

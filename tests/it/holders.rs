@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::support::{Run, TestEnv};
+use crate::support::{Run, TestEnv, run};
 
 /// What a message says of a busy port no socket listens on.
 pub const NOT_LISTENING: &str = "no listening process (a socket bound without listening, or a TIME_WAIT: it clears within a minute)";
@@ -63,7 +63,7 @@ impl Drop for PyBound {
 fn up_refuses_a_port_bound_without_listening_in_the_words_of_conflicts() {
     let t = TestEnv::new();
     t.write_config("[services.web]\nrun = \"sleep 60\"\n");
-    assert_eq!(crate::support::run(&mut t.wtenv(&["env"])).code, Some(0));
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
     let port = t.ports.port(0);
     let lock = File::open(t.state_dir().join("registry.lock")).unwrap();
     lock.lock_shared().unwrap();
@@ -109,13 +109,59 @@ fn up_refuses_a_port_bound_without_listening_in_the_words_of_conflicts() {
     }
     reader.join().unwrap();
     said.extend(lines.try_iter());
-    let out = Run::of(up.wait().unwrap(), Vec::new(), said.join("\n").into_bytes());
+    let out = Run::of(
+        up.wait().unwrap(),
+        Vec::new(),
+        said.iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .into_bytes(),
+    );
     assert_eq!(out.code, Some(1), "{out}");
     assert!(
         out.stderr.contains(&format!(
-            "error: ports of the services to start are already in use:\n  port {port} (web): {NOT_LISTENING}\n"
+            "error: ports of the services to start are already in use:\n  port {port} (web): {NOT_LISTENING}\n\
+             hint: no connection of port {port} is in TIME_WAIT: stop the program that bound it without listening, then run wtenv up again\n"
         )),
         "{out}"
     );
     drop(bound);
+}
+
+/// `env` refuses a port of its worktree that something outside it holds,
+/// with "stop those processes" for a hint, which was its hint too where
+/// no process listens, with none to stop. It says what to do instead,
+/// from what /proc tells: a socket bound without listening (no
+/// connection of the port in TIME_WAIT) is a program to stop; a
+/// TIME_WAIT left by a socket without SO_REUSEADDR, to wait for.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_reserved_port_no_process_listens_on_hints_what_to_do_instead() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\nrun = \"sleep 60\"\n");
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let port = t.ports.port(0);
+    let refused = |hint: &str| {
+        let env = run(&mut t.wtenv(&["env"]));
+        assert_eq!(env.code, Some(1), "{env}");
+        assert!(
+            env.stderr.ends_with(&format!(
+                "  port {port} (web): {NOT_LISTENING}\nhint: {hint}; the reservation stays with this worktree\n"
+            )),
+            "{env}"
+        );
+    };
+    let bound = PyBound::start(&t.root(), port);
+    refused(&format!(
+        "no connection of port {port} is in TIME_WAIT: stop the program that bound it without listening"
+    ));
+    drop(bound);
+    crate::probe::make_time_wait("127.0.0.1", port, false);
+    refused(&format!(
+        "a connection of port {port} is in TIME_WAIT: wait for it to clear (within a minute); should it stay busy, stop the program that bound it without listening"
+    ));
+    assert!(
+        !crate::probe::time_wait_lines(port).is_empty(),
+        "the TIME_WAIT was gone before wtenv ran: the test proved nothing"
+    );
 }

@@ -87,7 +87,7 @@ fn v6_listener_with_so_reuseport_is_busy() {
 }
 
 /// `ss -tan state time-wait` lines whose local port is `port`.
-fn time_wait_lines(port: u16) -> Vec<String> {
+pub fn time_wait_lines(port: u16) -> Vec<String> {
     let out = Command::new("ss")
         .args(["-Htan", "state", "time-wait"])
         .output()
@@ -109,7 +109,7 @@ fn time_wait_lines(port: u16) -> Vec<String> {
 /// listening port) lingers in TIME_WAIT after everything is closed. Its
 /// listener sets SO_REUSEADDR, as servers do (and std's `TcpListener`),
 /// when `reuse_address`; the TIME_WAIT keeps it.
-fn make_time_wait(addr: &str, port: u16, reuse_address: bool) {
+pub fn make_time_wait(addr: &str, port: u16, reuse_address: bool) {
     let at = SocketAddr::new(addr.parse().unwrap(), port);
     let socket = Socket::new(Domain::for_address(at), Type::STREAM, None).unwrap();
     socket.set_reuse_address(reuse_address).unwrap();
