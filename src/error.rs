@@ -452,7 +452,7 @@ impl Error {
             Error::ForeignHolder { ports, .. } => {
                 let ports: Vec<(u16, &Holders)> = ports.iter().map(|(p, _, h)| (*p, h)).collect();
                 let mut what: Vec<String> = Vec::new();
-                if ports.iter().any(|(_, h)| !h.unlistened) {
+                if ports.iter().any(|(_, h)| !h.unlistened()) {
                     what.push("stop those processes".into());
                 }
                 what.extend(unlistened_hint(&ports));
@@ -511,7 +511,7 @@ impl Error {
 /// stop the program that bound the port, naming the ports of each.
 /// Elsewhere wtenv cannot tell, and says both.
 pub fn unlistened_hint(ports: &[(u16, &Holders)]) -> Option<String> {
-    let unlistened: Vec<&(u16, &Holders)> = ports.iter().filter(|(_, h)| h.unlistened).collect();
+    let unlistened: Vec<&(u16, &Holders)> = ports.iter().filter(|(_, h)| h.unlistened()).collect();
     if unlistened.is_empty() {
         return None;
     }

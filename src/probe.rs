@@ -313,14 +313,15 @@ pub struct Holders {
     /// The processes listening on it. None: holder unknown, or nothing
     /// listens there at all ([`Holders::unlistened`]).
     pub processes: Vec<Holder>,
-    /// No listening socket of the port was seen: on Linux, none in
-    /// `/proc/net/tcp` and `tcp6`, which list every socket of the network
-    /// namespace, whoever's. What keeps the port busy is then a socket
-    /// bound without listening, or a TIME_WAIT left by a socket without
-    /// SO_REUSEADDR (see [`probe`]), not a hidden process. `false` where
-    /// the lookup cannot tell (`lsof` shows only what the user may see;
-    /// a table that could not be read).
-    pub unlistened: bool,
+    /// Whether a listening socket of the port was seen: on Linux, in
+    /// `/proc/net/tcp` and `tcp6`, which list every listening socket of
+    /// the network namespace, whoever's. `Some(false)`: none was
+    /// ([`Holders::unlistened`]); `Some(true)`: one was, its process
+    /// named or not; `None` where the lookup cannot tell and names no
+    /// process (`lsof` shows only what the user may see; a table that
+    /// could not be read). `--json` gives it as `"listening"`, beside the
+    /// processes ([`listening_json`]).
+    pub listening: Option<bool>,
     /// A connection of the port in TIME_WAIT was seen (on Linux, in
     /// `/proc/net/tcp` and `tcp6`; never elsewhere). A socket bound
     /// without listening is not in those tables: a port no socket listens
@@ -338,14 +339,36 @@ pub const HOLDER_UNKNOWN: &str = "holder unknown";
 pub const NOT_LISTENING: &str = "no listening process (a socket bound without listening, or a TIME_WAIT: it clears within a minute)";
 
 impl Holders {
+    /// No listening socket of the port was seen ([`Holders::listening`]):
+    /// what keeps the port busy is then a socket bound without
+    /// listening, or a TIME_WAIT left by a socket without SO_REUSEADDR
+    /// (see [`probe`]), not a hidden process.
+    pub fn unlistened(&self) -> bool {
+        self.listening == Some(false)
+    }
+
     /// What a message says of a port no process is named for: holder
     /// unknown, or that nothing listens there.
     pub fn unnamed(&self) -> &'static str {
-        if self.unlistened {
+        if self.unlistened() {
             NOT_LISTENING
         } else {
             HOLDER_UNKNOWN
         }
+    }
+}
+
+/// Puts `"listening"` (`listening`: [`Holders::listening`]) in the JSON
+/// object `item` right after its key `after`, the port's processes; no
+/// key where wtenv could not tell (README, the JSON of `conflicts`,
+/// `ports` and `list`).
+pub fn listening_json(item: &mut serde_json::Value, after: &str, listening: Option<bool>) {
+    if let (Some(listening), Some(map)) = (listening, item.as_object_mut()) {
+        let at = map
+            .keys()
+            .position(|k| k == after)
+            .map_or(map.len(), |i| i + 1);
+        map.shift_insert(at, "listening".into(), listening.into());
     }
 }
 
@@ -463,9 +486,10 @@ mod imp {
         ports
             .iter()
             .map(|&port| {
+                let processes = found.remove(&port).unwrap_or_default();
                 let holders = Holders {
-                    processes: found.remove(&port).unwrap_or_default(),
-                    unlistened: read && !listening.contains(&port),
+                    listening: (read || !processes.is_empty()).then(|| listening.contains(&port)),
+                    processes,
                     time_wait: time_wait.contains(&port),
                 };
                 (port, holders)
@@ -550,15 +574,17 @@ mod imp {
 
     /// `lsof` shows only the processes the user may see: a port none
     /// of them listens on may still have a listener, so it is never
-    /// [`Holders::unlistened`] here.
+    /// [`Holders::unlistened`] here, and whether one listens is known
+    /// only where a process is named.
     pub fn lookup(ports: &BTreeSet<u16>) -> BTreeMap<u16, Holders> {
         let mut all = all_holders();
         ports
             .iter()
             .map(|&port| {
+                let processes = all.remove(&port).unwrap_or_default();
                 let holders = Holders {
-                    processes: all.remove(&port).unwrap_or_default(),
-                    unlistened: false,
+                    listening: (!processes.is_empty()).then_some(true),
+                    processes,
                     time_wait: false,
                 };
                 (port, holders)

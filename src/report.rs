@@ -324,7 +324,7 @@ mod tests {
     fn unlistened(time_wait: bool) -> Holders {
         Holders {
             processes: vec![],
-            unlistened: true,
+            listening: Some(false),
             time_wait,
         }
     }

@@ -47,7 +47,7 @@ impl System for Fake {
             .map(|p| {
                 let found = Holders {
                     processes: self.holders.get(p).cloned().unwrap_or_default(),
-                    unlistened: self.unlistened.contains(p),
+                    listening: self.unlistened.contains(p).then_some(false),
                     time_wait: self.time_wait.contains(p),
                 };
                 (*p, found)

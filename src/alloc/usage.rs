@@ -34,6 +34,17 @@ impl Usage {
         }
     }
 
+    /// Whether a socket listens on the port ([`Holders::listening`]):
+    /// not when idle (the probe found it free), so when in use; held
+    /// from outside, as the lookup found it.
+    pub fn listening(&self) -> Option<bool> {
+        match self {
+            Usage::Idle => Some(false),
+            Usage::InUse(_) => Some(true),
+            Usage::Foreign(h) => h.listening,
+        }
+    }
+
     /// The processes found listening: none when idle, or held from
     /// outside by a process nobody can name.
     pub fn listeners(&self) -> &[Holder] {

@@ -57,13 +57,15 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         let items: Vec<_> = found
             .iter()
             .map(|c| {
-                json!({
+                let mut item = json!({
                     "port": c.port,
                     "purpose": c.purpose,
                     "range": c.range.to_string(),
                     "holders": c.holders.processes,
                     "reserved_for": c.reserved_for.as_ref().map(|(service, worktree)| json!({"service": service, "worktree": worktree})),
-                })
+                });
+                crate::probe::listening_json(&mut item, "holders", c.holders.listening);
+                item
             })
             .collect();
         output::json(json!({ "conflicts": items }))?;

@@ -169,7 +169,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     if args.json {
         let conflicts: Vec<_> = unrecorded
             .iter()
-            .map(|c| json!({"port": c.port, "purpose": c.purpose, "range": c.range.to_string(), "holders": c.holders.processes}))
+            .map(|c| {
+                let mut item = json!({"port": c.port, "purpose": c.purpose, "range": c.range.to_string(), "holders": c.holders.processes});
+                crate::probe::listening_json(&mut item, "holders", c.holders.listening);
+                item
+            })
             .collect();
         output::json(json!({ "worktrees": items, "conflicts": conflicts }))?;
     } else {
@@ -264,21 +268,23 @@ fn service_view(
             } else {
                 format!("{}; {lifetime}", state_text(u))
             };
+            let mut json = json!({
+                "service": name,
+                "port": a.port,
+                "lifetime": lifetime,
+                "state": u.label(),
+                "listeners": listeners,
+                "holds": alloc::holds_json(a, system),
+                "health": health.as_ref().map(|h| &h.health),
+                "restarts": health.as_ref().map(|h| h.restarts),
+                "worktree_gone": gone,
+            });
+            crate::probe::listening_json(&mut json, "listeners", u.listening());
             ServiceView {
                 service: name.to_owned(),
                 port: Some(a.port),
                 state: with_worktree_gone(status::with_state(state, health.as_ref()), gone),
-                json: json!({
-                    "service": name,
-                    "port": a.port,
-                    "lifetime": lifetime,
-                    "state": u.label(),
-                    "listeners": listeners,
-                    "holds": alloc::holds_json(a, system),
-                    "health": health.as_ref().map(|h| &h.health),
-                    "restarts": health.as_ref().map(|h| h.restarts),
-                    "worktree_gone": gone,
-                }),
+                json,
             }
         }
     }

@@ -102,7 +102,7 @@ pub fn allocation_json(
     system: &mut dyn System,
 ) -> serde_json::Value {
     let holders = usage.listeners();
-    json!({
+    let mut item = json!({
         "port": a.port,
         "service": a.service,
         "purpose": a.purpose,
@@ -116,5 +116,7 @@ pub fn allocation_json(
         "listeners": holders,
         "health": health.map(|h| &h.health),
         "restarts": health.map(|h| h.restarts),
-    })
+    });
+    crate::probe::listening_json(&mut item, "listeners", usage.listening());
+    item
 }

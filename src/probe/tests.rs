@@ -246,14 +246,14 @@ fn a_socket_bound_without_listening_is_seen_as_no_listener() {
         found[&port],
         Holders {
             processes: vec![],
-            unlistened: true,
+            listening: Some(false),
             time_wait: false,
         }
     );
     assert_eq!(found[&port].unnamed(), NOT_LISTENING);
     socket.listen(1).unwrap();
     let found = lookup(&BTreeSet::from([port]));
-    assert!(!found[&port].unlistened, "{found:?}");
+    assert_eq!(found[&port].listening, Some(true), "{found:?}");
     assert_eq!(found[&port].processes[0].pid, std::process::id());
 }
 
@@ -281,4 +281,20 @@ fn a_connect_reset_or_aborted_is_occupied_not_an_error() {
         connect_failed(&Error::from(ErrorKind::PermissionDenied)),
         None
     );
+}
+
+/// `"listening"` goes right after the port's processes in JSON, and is
+/// left out where the lookup could not tell.
+#[test]
+fn listening_is_put_beside_the_processes_or_left_out() {
+    let item = || serde_json::json!({"port": 5000, "holders": [], "range": "5000-5009"});
+    let mut told = item();
+    listening_json(&mut told, "holders", Some(false));
+    assert_eq!(
+        serde_json::to_string(&told).unwrap(),
+        r#"{"port":5000,"holders":[],"listening":false,"range":"5000-5009"}"#
+    );
+    let mut untold = item();
+    listening_json(&mut untold, "holders", None);
+    assert_eq!(untold, item());
 }

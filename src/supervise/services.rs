@@ -398,7 +398,7 @@ pub fn refuse_busy(ports: &[(&str, u16)]) -> Result<()> {
     let mut what = Vec::new();
     if !pids.is_empty() {
         what.push(format!("stop it (e.g. kill {})", pids.join(" ")));
-    } else if busy.iter().any(|(_, _, h)| !h.unlistened) {
+    } else if busy.iter().any(|(_, _, h)| !h.unlistened()) {
         what.push("stop what listens there".to_owned());
     }
     let ports: Vec<(u16, &probe::Holders)> = busy.iter().map(|(p, _, h)| (*p, h)).collect();

@@ -165,3 +165,60 @@ fn a_reserved_port_no_process_listens_on_hints_what_to_do_instead() {
         "the TIME_WAIT was gone before wtenv ran: the test proved nothing"
     );
 }
+
+/// `conflicts --json`, `ports --json` and `list --json` gave a port no
+/// process listens on an empty list of holders, as they give one whose
+/// listener nobody can name: `"listening": false` beside it tells the
+/// two apart now, and `true` is given where a process listens.
+#[cfg(target_os = "linux")]
+#[test]
+fn json_says_whether_a_process_listens_on_a_busy_port() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\nrun = \"sleep 60\"\n");
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let (reserved, unrecorded, listened) = (t.ports.port(0), t.ports.port(1), t.ports.port(2));
+    let _reserved = PyBound::start(&t.root(), reserved);
+    let _unrecorded = PyBound::start(&t.root(), unrecorded);
+    let listener = crate::support::PyListener::start(&t.root(), "4", "127.0.0.1", listened, "");
+    let json = |args: &[&str]| {
+        let out = run(&mut t.wtenv(args));
+        let doc: serde_json::Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out}"));
+        (doc, out)
+    };
+    let (doc, out) = json(&["conflicts", "--json"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    let conflict = |port: u16| {
+        doc["conflicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["port"] == port)
+            .unwrap_or_else(|| panic!("port {port} not listed: {out}"))
+            .clone()
+    };
+    for port in [reserved, unrecorded] {
+        let c = conflict(port);
+        assert_eq!(c["holders"], serde_json::json!([]), "{out}");
+        assert_eq!(c["listening"], false, "{out}");
+    }
+    let c = conflict(listened);
+    assert_eq!(c["holders"][0]["pid"], listener.pid(), "{out}");
+    assert_eq!(c["listening"], true, "{out}");
+
+    let (doc, out) = json(&["ports", "--json"]);
+    let web = &doc["allocations"][0];
+    assert_eq!(web["port"], reserved, "{out}");
+    assert_eq!(web["state"], "conflict", "{out}");
+    assert_eq!(web["listeners"], serde_json::json!([]), "{out}");
+    assert_eq!(web["listening"], false, "{out}");
+
+    let (doc, out) = json(&["list", "--json"]);
+    let web = &doc["worktrees"][0]["services"][0];
+    assert_eq!(web["state"], "conflict", "{out}");
+    assert_eq!(web["listening"], false, "{out}");
+    let rows = doc["conflicts"].as_array().unwrap();
+    let row = |port: u16| rows.iter().find(|c| c["port"] == port).unwrap();
+    assert_eq!(row(unrecorded)["listening"], false, "{out}");
+    assert_eq!(row(listened)["listening"], true, "{out}");
+}
