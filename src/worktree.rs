@@ -665,5 +665,5 @@ pub use repository::enclosing_git_dir;
 
 pub use listing::{
     admin_dir_of, is_gone, listed_worktrees, listed_worktrees_with, main_root_of,
-    now_of_another_repository, still_listed,
+    now_of_another_repository, root_of_admin_dir, still_listed,
 };

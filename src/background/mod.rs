@@ -12,7 +12,9 @@
 //!   says the unit is inactive;
 //! - a small record per unit (`<state>/background/<unit>.json`) says which
 //!   worktree, service, ports and log file it has, for `status`, `down`
-//!   and `logs`; the log is `<unit>.log` beside it ([`logfile`]).
+//!   and `logs`; the log is `<unit>.log` beside it ([`logfile`]). A record
+//!   is its worktree's by the worktree's git dir, which `git worktree
+//!   move` keeps ([`Owner`]): a unit keeps the name it was started with.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -42,7 +44,7 @@ pub use naming::{Naming, unit_file_name};
 pub use readiness::{check_variables, health_of};
 pub use startup::{Started, up};
 pub use state::{StateDir, read_file, write_file};
-pub use stopping::{running, stop, stop_all};
+pub use stopping::{forget_gone, running, stop, stop_all};
 
 /// Who runs the services in the background.
 #[derive(
@@ -135,7 +137,14 @@ pub struct Record {
     pub unit: String,
     pub service: String,
     pub repository: PathBuf,
+    /// Where the worktree was when the unit started.
     pub worktree: PathBuf,
+    /// The worktree's own git dir (`.git/worktrees/<name>`, or the main
+    /// worktree's `.git`), which `git worktree move` keeps: the record is
+    /// that worktree's wherever it moves ([`Owner`]). `None` in a record an
+    /// older wtenv wrote, matched by `worktree` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_dir: Option<PathBuf>,
     pub ports: Vec<u16>,
     pub log: PathBuf,
     /// The main process when it started (wtenv's `run`).
@@ -230,8 +239,54 @@ impl Record {
         }
     }
 
-    fn belongs_to(&self, repository: &Path, worktree: &Path) -> bool {
-        self.worktree == worktree && self.repository == repository
+    /// Whether the record is `owner`'s: by the git dir both know (a moved
+    /// worktree's units stay its own; a new worktree made at the path it
+    /// left has another git dir), else by the path the unit started in.
+    fn belongs_to(&self, owner: &Owner) -> bool {
+        let same = match (&self.git_dir, owner.git_dir) {
+            (Some(mine), Some(theirs)) => mine == theirs,
+            _ => self.worktree == owner.root,
+        };
+        same && self.repository == owner.repository
+    }
+}
+
+impl Record {
+    /// Whether the record's worktree is gone (allocation rule 4), where it
+    /// is now: a linked worktree's git dir that its repository no longer
+    /// lists is gone with it; else where that git dir says it is, or (the
+    /// main worktree, a record without a git dir) where the unit started.
+    fn worktree_gone(&self) -> bool {
+        let now = match &self.git_dir {
+            Some(git_dir) if git_dir.parent() == Some(&self.repository.join("worktrees")) => {
+                match crate::worktree::root_of_admin_dir(&self.repository, git_dir) {
+                    Some(root) => root,
+                    None => return true,
+                }
+            }
+            _ => self.worktree.clone(),
+        };
+        crate::worktree::is_gone(&now, &self.repository)
+    }
+}
+
+/// A worktree whose background records are looked for: its repository
+/// (canonical git common dir), where it is now, and its own git dir when
+/// known ([`Record::git_dir`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Owner<'a> {
+    pub repository: &'a Path,
+    pub root: &'a Path,
+    pub git_dir: Option<&'a Path>,
+}
+
+impl<'a> Owner<'a> {
+    pub fn of(worktree: &'a crate::worktree::Worktree) -> Owner<'a> {
+        Owner {
+            repository: &worktree.common_dir,
+            root: &worktree.root,
+            git_dir: Some(&worktree.git_dir),
+        }
     }
 }
 
@@ -331,5 +386,49 @@ mod tests {
             started(serde_json::json!({"check": "tcp", "timeout_ms": 1, "retries": 3})).is_err(),
             "unknown fields are refused"
         );
+    }
+
+    #[test]
+    fn a_record_is_its_worktrees_by_git_dir_and_an_older_ones_by_path() {
+        let record = |git_dir: Option<&str>| Record {
+            version: 1,
+            manager: Manager::Wtenv,
+            unit: "wtenv-r_00000000-a-web".into(),
+            service: "web".into(),
+            repository: "/r/.git".into(),
+            worktree: "/w/a".into(),
+            git_dir: git_dir.map(PathBuf::from),
+            ports: vec![],
+            log: "/s/x.log".into(),
+            pid: 0,
+            start_time: 0,
+            started: 0,
+            group: None,
+            health: None,
+            health_cmd: None,
+        };
+        let owner = |root: &'static str, git_dir: &'static str| Owner {
+            repository: Path::new("/r/.git"),
+            root: Path::new(root),
+            git_dir: Some(Path::new(git_dir)),
+        };
+        let new = record(Some("/r/.git/worktrees/a"));
+        // Moved: another path, the same git dir.
+        assert!(new.belongs_to(&owner("/w/m", "/r/.git/worktrees/a")));
+        // A new worktree at the path it left: another git dir.
+        assert!(!new.belongs_to(&owner("/w/a", "/r/.git/worktrees/a1")));
+        let other_repository = Owner {
+            repository: Path::new("/q/.git"),
+            ..owner("/w/m", "/r/.git/worktrees/a")
+        };
+        assert!(!new.belongs_to(&other_repository));
+        // Written by an older wtenv: by the path it started in.
+        let old = record(None);
+        assert!(old.belongs_to(&owner("/w/a", "/r/.git/worktrees/a")));
+        assert!(!old.belongs_to(&owner("/w/m", "/r/.git/worktrees/a")));
+        // An older record reads as it did.
+        let json = serde_json::to_value(&old).unwrap();
+        assert!(json.get("git_dir").is_none(), "{json}");
+        assert_eq!(serde_json::from_value::<Record>(json).unwrap(), old);
     }
 }

@@ -145,6 +145,7 @@ pub fn up(
             service: service.name.clone(),
             repository: scope.worktree.common_dir.clone(),
             worktree: scope.worktree.root.clone(),
+            git_dir: Some(scope.worktree.git_dir.clone()),
             ports: launch.ports.clone(),
             log: launch.log.clone(),
             pid: pid.unwrap_or(0),

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Manager, Naming, Record, is_unit_name, unit_file_name};
+use super::{Manager, Naming, Owner, Record, is_unit_name, unit_file_name};
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::files;
@@ -127,17 +127,17 @@ impl StateDir {
 
     /// Records of `scope`'s worktree, of `services` (all when empty).
     pub fn records_of(&self, scope: &Scope, services: &[String]) -> Vec<Record> {
-        self.records_in(&scope.worktree.common_dir, &scope.worktree.root)
+        self.records_in(&Owner::of(&scope.worktree))
             .into_iter()
             .filter(|r| services.is_empty() || services.contains(&r.service))
             .collect()
     }
 
-    /// Records of the worktree at `worktree` of `repository`.
-    pub fn records_in(&self, repository: &Path, worktree: &Path) -> Vec<Record> {
+    /// Records of the worktree `owner` ([`Record::belongs_to`]).
+    pub fn records_in(&self, owner: &Owner) -> Vec<Record> {
         self.records()
             .into_iter()
-            .filter(|r| r.belongs_to(repository, worktree))
+            .filter(|r| r.belongs_to(owner))
             .collect()
     }
 
@@ -150,9 +150,12 @@ impl StateDir {
     }
 
     /// The log of each of `scope`'s services (all when `services` is
-    /// empty) that has one, whatever ran it, also after `down`.
+    /// empty) that has one, whatever ran it, also after `down`: by the
+    /// unit names the worktree has now, and by its records (a unit started
+    /// before the worktree moved keeps its name, and its log).
     pub fn logs_of(&self, scope: &Scope, services: &[String]) -> Vec<(String, PathBuf)> {
         let naming = Naming::of(scope);
+        let records = self.records_of(scope, services);
         scope
             .config
             .services
@@ -160,10 +163,14 @@ impl StateDir {
             .filter(|s| services.is_empty() || services.contains(&s.name))
             .filter_map(|s| {
                 let unit = naming.unit(&s.name);
-                // The newest, when the service ran under several managers.
+                // The newest, when the service ran under several managers
+                // or names. A record's log is its unit's (the unit is
+                // checked as a name wtenv makes: `records`).
+                let recorded = records.iter().filter(|r| r.service == s.name);
                 [Manager::Systemd, Manager::Launchd, Manager::Wtenv]
                     .into_iter()
                     .map(|m| self.log_path(&unit_file_name(m, &unit)))
+                    .chain(recorded.map(|r| self.log_path(&r.unit)))
                     .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
                     .max()
                     .map(|(_, p)| (s.name.clone(), p))

@@ -1,10 +1,9 @@
 //! Stopping background services (`down`, `remove --force`, a failed
 //! `up --detach`), and which still run.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{Manager, Record, StateDir, detached, launchd, query, systemd};
+use super::{Manager, Owner, Record, StateDir, detached, launchd, query, systemd};
 use crate::alloc::{self, RealSystem};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
@@ -55,22 +54,40 @@ pub fn stop(ctx: &Ctx, dir: &StateDir, records: &[Record], patience: Duration) -
 }
 
 /// The background services of a worktree that still run.
-pub fn running(ctx: &Ctx, repository: &Path, worktree: &Path) -> Result<Vec<Record>> {
+pub fn running(ctx: &Ctx, owner: &Owner) -> Result<Vec<Record>> {
     let Some(dir) = StateDir::existing(ctx)? else {
         return Ok(Vec::new());
     };
     Ok(dir
-        .records_in(repository, worktree)
+        .records_in(owner)
         .into_iter()
         .filter(|r| query(r).running())
         .collect())
 }
 
 /// Stops every background service of a worktree (`remove --force`).
-pub fn stop_all(ctx: &Ctx, repository: &Path, worktree: &Path) -> Result<()> {
+pub fn stop_all(ctx: &Ctx, owner: &Owner) -> Result<()> {
     let Some(dir) = StateDir::existing(ctx)? else {
         return Ok(());
     };
-    let records = dir.records_in(repository, worktree);
+    let records = dir.records_in(owner);
     stop(ctx, &dir, &records, Duration::from_secs(60))
+}
+
+/// `validate --fix`: forgets the records whose unit no longer runs and
+/// whose worktree is gone ([`Record::worktree_gone`]): nothing could find
+/// them again (`down`, `status` run in a worktree). Their logs stay.
+pub fn forget_gone(ctx: &Ctx) -> Result<Vec<Record>> {
+    let Some(dir) = StateDir::existing(ctx)? else {
+        return Ok(Vec::new());
+    };
+    let gone: Vec<Record> = dir
+        .records()
+        .into_iter()
+        .filter(|r| r.worktree_gone() && !query(r).running())
+        .collect();
+    for r in &gone {
+        dir.forget(&r.unit);
+    }
+    Ok(gone)
 }

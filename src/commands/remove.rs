@@ -160,7 +160,18 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
 
     // Services in the background: stopped first with --force (their
     // managers would restart or keep them), else a refusal naming them.
-    let detached = background::running(ctx, &here.common_dir, &entry.path)?;
+    // Found by the worktree's git dir (theirs since they started, also
+    // after `git worktree move`), its directory there or not.
+    let git_dir = match &entry.worktree {
+        Some(w) => Some(w.git_dir.clone()),
+        None => worktree::admin_dir_of(&here.common_dir, &entry.path),
+    };
+    let owner = background::Owner {
+        repository: &here.common_dir,
+        root: &entry.path,
+        git_dir: git_dir.as_deref(),
+    };
+    let detached = background::running(ctx, &owner)?;
     if !detached.is_empty() {
         if !args.force {
             let names: Vec<String> = detached
@@ -183,7 +194,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 "stop them with 'wtenv down' in the worktree, or pass --force (they are stopped first)",
             ));
         }
-        background::stop_all(ctx, &here.common_dir, &entry.path)?;
+        background::stop_all(ctx, &owner)?;
     }
 
     // Who still uses the ports: recorded holders that live, and listeners

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::alloc::{self, RealSystem, System};
+use crate::background;
 use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
@@ -75,6 +76,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         stop_orphans(&args, ctx)?;
         remove_stale_status(&args, ctx)?;
         remove_stale_watch_locks(&args, ctx)?;
+        remove_gone_background(&args, ctx)?;
     }
     let fixed = if let Err(e) = writable {
         Some(Err(e))
@@ -276,6 +278,26 @@ fn remove_stale_status(args: &Args, ctx: &Ctx) -> Result<()> {
         "removed {n} status {files} of gone up processes from {}\n",
         printable_path(&state_dir.join("up"))
     ))
+}
+
+/// `--fix`: removes the records of background services whose unit no
+/// longer runs and whose worktree is gone ([`background::forget_gone`]),
+/// and names each.
+fn remove_gone_background(args: &Args, ctx: &Ctx) -> Result<()> {
+    let gone = background::forget_gone(ctx)?;
+    if args.json || crate::report::quiet() {
+        return Ok(());
+    }
+    for r in gone {
+        output::stdout(&crate::process::printable(&format!(
+            "removed the record of background service {} ({}): its worktree (started at {}) is gone and its unit no longer runs",
+            r.service,
+            r.unit,
+            printable_path(&r.worktree)
+        )))?;
+        output::stdout("\n")?;
+    }
+    Ok(())
 }
 
 /// `--fix`: removes the lock files killed watchers left

@@ -61,6 +61,16 @@ pub fn admin_dir_of(common_dir: &Path, root: &Path) -> Option<PathBuf> {
         .map(|(_, admin_dir)| admin_dir)
 }
 
+/// The top level of the linked worktree whose git dir is `admin_dir`
+/// (`worktrees/<name>` in `common_dir`), as its `gitdir` file names it;
+/// `None` when `common_dir` lists no such worktree.
+pub fn root_of_admin_dir(common_dir: &Path, admin_dir: &Path) -> Option<PathBuf> {
+    linked_worktrees(common_dir)
+        .into_iter()
+        .find(|(_, a)| a == admin_dir)
+        .map(|(root, _)| root)
+}
+
 /// Each linked worktree of `common_dir`: the top level its
 /// `worktrees/<name>/gitdir` names, and that git dir.
 fn linked_worktrees(common_dir: &Path) -> Vec<(PathBuf, PathBuf)> {

@@ -10,6 +10,7 @@
 mod export;
 mod export_refused;
 mod health;
+mod moved;
 mod remove;
 mod systemd;
 mod up_failures;
