@@ -664,6 +664,6 @@ use repository::core_worktree;
 pub use repository::enclosing_git_dir;
 
 pub use listing::{
-    admin_dir_of, is_gone, listed_worktrees, listed_worktrees_with, main_root_of,
-    now_of_another_repository, root_of_admin_dir, still_listed,
+    admin_dir_of, is_gone, is_of_another_repository, listed_worktrees, listed_worktrees_with,
+    main_root_of, now_of_another_repository, root_of_admin_dir, still_listed,
 };

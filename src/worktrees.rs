@@ -3,7 +3,7 @@
 //! purpose and identifier wtenv knows for it, and the lookup by identifier
 //! that `enter`, `remove` and `list` share.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::context::Ctx;
@@ -33,6 +33,13 @@ pub struct Entry {
     /// git dir there from any directory). No worktree one could enter:
     /// `list` says so, `remove` refuses it as the git dir.
     pub git_dir: bool,
+    /// The directory as the worktree of another repository, whose own
+    /// it is: its `.git` names that repository's git dir, which leads
+    /// back to it ([`worktree::is_of_another_repository`]). This
+    /// repository's record of it is stale (a repository copied with `cp
+    /// -a` lists the original's worktrees): `list` says so, `remove`
+    /// refuses it.
+    pub of_another_repository: Option<Worktree>,
 }
 
 /// The repository around the current directory ([`Ctx::cwd`]): its
@@ -93,13 +100,18 @@ fn build(here: &Worktree, config: &Config, listed: Vec<ListedWorktree>) -> Vec<E
             if let Some(main) = main_root.as_ref().filter(|_| names_git_dir) {
                 l.path = main.clone();
             }
-            let worktree = if l.bare {
-                None
-            } else {
-                Worktree::discover(&l.path).ok().flatten().filter(|w| {
-                    w.common_dir == here.common_dir
-                        && w.root == l.path.canonicalize().unwrap_or_default()
-                })
+            let found = match l.bare {
+                true => None,
+                false => Worktree::discover(&l.path).ok().flatten(),
+            };
+            let at_path = |w: &Worktree| w.root == l.path.canonicalize().unwrap_or_default();
+            let found = found.filter(at_path);
+            let (worktree, of_another_repository) = match found {
+                Some(w) if w.common_dir == here.common_dir => (Some(w), None),
+                Some(w) if worktree::is_of_another_repository(&w, &here.common_dir) => {
+                    (None, Some(w))
+                }
+                _ => (None, None),
             };
             let path = worktree
                 .as_ref()
@@ -125,10 +137,53 @@ fn build(here: &Worktree, config: &Config, listed: Vec<ListedWorktree>) -> Vec<E
                 identifier,
                 path,
                 worktree,
+                of_another_repository,
                 listed: l,
             }
         })
         .collect()
+}
+
+impl Entry {
+    /// The refusal of this worktree when it is another repository's own
+    /// ([`Entry::of_another_repository`]), ending with `nothing` (what
+    /// was not done). This repository's record of it
+    /// (`<common_dir>/worktrees/<name>`) is stale, as a repository copied
+    /// with `cp -a` has: git refuses to remove the worktree by it, and
+    /// `git worktree repair` run here would point the worktree at this
+    /// repository, taking it from its own. Removing that record alone
+    /// touches neither the worktree nor its repository (`git worktree
+    /// prune` does not: the directory it names is there).
+    pub fn another_repositorys(&self, common_dir: &Path, nothing: &str) -> Option<Error> {
+        let other = self.of_another_repository.as_ref()?;
+        let record = worktree::admin_dir_of(common_dir, &self.path)
+            .unwrap_or_else(|| common_dir.join("worktrees"));
+        let error = Error::refused(format!(
+            "worktree {} is another repository's ({}): its .git file names that repository's git dir, which leads back to it; this repository's record of it ({}) is {}; {nothing}",
+            printable_path(&self.path),
+            printable_path(&other.common_dir),
+            printable_path(&record),
+            stale_record(other)
+        ))
+        .with_hint(format!(
+            "to drop this repository's record and leave the worktree as it is: {}; use the worktree from its own repository (never 'git worktree repair' here: it would take the worktree from its repository)",
+            crate::files::removal(&record).command
+        ));
+        Some(error)
+    }
+}
+
+/// What is said of this repository's record of `other`'s own worktree
+/// ([`Entry::of_another_repository`]): a copy of that repository's own
+/// record (`other` is one of its linked worktrees, whose record was
+/// copied with it: `cp -a` of a repository), or stale (a worktree
+/// deleted and replaced by a clone, say).
+pub fn stale_record(other: &Worktree) -> &'static str {
+    if other.git_dir != other.common_dir {
+        "a stale copy of that repository's own"
+    } else {
+        "stale"
+    }
 }
 
 /// The worktree named `identifier` (and of `purpose`, if given), never a

@@ -42,7 +42,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     // Opened before anything is made: a file it cannot write refuses the
     // command while the worktree and the registry are as they were.
     let mut cd_file = CdFile::open()?;
-    let (_, config, entries) = worktrees::entries(ctx)?;
+    let (here, config, entries) = worktrees::entries(ctx)?;
     let path = match worktrees::find(
         &entries,
         &args.identifier,
@@ -58,7 +58,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 .worktree
                 .as_ref()
                 .map(|w| w.root.clone())
-                .ok_or_else(|| not_a_worktree(entry))?;
+                .ok_or_else(|| not_a_worktree(entry, &here.common_dir))?;
             let scope = ctx.scope_at(&root)?;
             crate::ports::reserve(ctx, &scope, args.skip_occupied)?;
             root
@@ -89,10 +89,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
 /// The refusal for a worktree git still lists (it keeps the record it
 /// was found by) whose directory is gone, or is there without its `.git`
 /// file: creating it again would fail on git's record (its branch is
-/// still checked out there), and entering it finds no worktree.
-fn not_a_worktree(entry: &worktrees::Entry) -> Error {
+/// still checked out there), and entering it finds no worktree. One that
+/// is another repository's own is said so, never sent to `repair`.
+fn not_a_worktree(entry: &worktrees::Entry, common_dir: &Path) -> Error {
     let path = crate::shell::quote_in_message(&entry.path);
-    if entry.path.is_dir() {
+    if let Some(refused) = entry.another_repositorys(common_dir, "nothing was entered") {
+        refused
+    } else if entry.path.is_dir() {
         Error::not_found(format!(
             "worktree {} is listed by git but its directory is not a worktree any more (its .git file is missing or broken)",
             printable_path(&entry.path)

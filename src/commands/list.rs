@@ -14,7 +14,7 @@ use crate::health::status::{self, Lookup, ServiceStatus};
 use crate::output;
 use crate::ports::{self, state_text, with_worktree_gone};
 use crate::registry::Allocation;
-use crate::worktrees;
+use crate::worktrees::{self, stale_record};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -55,7 +55,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         // The git dir git lists in the place of a main worktree wtenv
         // cannot name is no worktree: no services of its own
         // (`unallocated` would invite an `env` there), a row saying so.
-        let mut names: Vec<&str> = match e.git_dir {
+        // Nor is another repository's worktree this repository's (its
+        // `env` allocates for its own repository).
+        let mut names: Vec<&str> = match e.git_dir || e.of_another_repository.is_some() {
             true => Vec::new(),
             false => wt_config.services.iter().map(|s| s.name.as_str()).collect(),
         };
@@ -105,6 +107,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             lock_state(&e.listed),
             prune_state(&e.listed),
             e.git_dir.then(|| GIT_DIR_STATE.to_owned()),
+            e.of_another_repository
+                .as_ref()
+                .map(another_repositorys_state),
         ];
         for state in own_rows.into_iter().flatten() {
             rows.push(vec![
@@ -137,6 +142,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             "head": e.listed.head,
             "main": e.main,
             "git_dir": e.git_dir,
+            "of_another_repository": e.of_another_repository.as_ref().map(|w| &w.common_dir),
             "bare": e.listed.bare,
             "locked": e.listed.locked.is_some(),
             // Git's reason, as git recorded it ("" for none); a field of
@@ -194,6 +200,17 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
 /// The STATE of the row of the git dir git lists in the place of the
 /// main worktree ([`worktrees::Entry::git_dir`]).
 const GIT_DIR_STATE: &str = "git dir, not a worktree: no core.worktree names the main one";
+
+/// The STATE of the row of another repository's own worktree, which this
+/// repository lists from a stale record
+/// ([`worktrees::Entry::of_another_repository`]): `remove` refuses it.
+fn another_repositorys_state(other: &crate::worktree::Worktree) -> String {
+    format!(
+        "another repository's worktree ({}): this repository's record of it is {}",
+        other.common_dir.display(),
+        stale_record(other)
+    )
+}
 
 /// The STATE of the own row of a worktree git would prune (its directory
 /// is missing): `prunable: REASON`, git's reason escaped as every cell is.

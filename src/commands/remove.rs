@@ -129,6 +129,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     if entry.main {
         return Err(main_worktree_refused(&entry.path));
     }
+    if let Some(refused) = entry.another_repositorys(&here.common_dir, "nothing was removed") {
+        return Err(refused);
+    }
 
     // Git refuses a locked worktree even with --force (it takes `-f -f`):
     // said before anything is stopped, with the lock's reason, which says

@@ -147,3 +147,15 @@ pub fn now_of_another_repository(worktree: &Path, common_dir: &Path) -> Option<P
     let found = Worktree::discover(worktree).ok()??;
     (found.root == worktree && found.common_dir != common_dir).then_some(found.common_dir)
 }
+
+/// Whether `found` is the own worktree of another repository than
+/// `common_dir`: its `.git` names another repository's git dir, and that
+/// repository leads back to it ([`Worktree::ownership`]: `Own`, as git's
+/// own records say). Such a directory is that repository's, whatever
+/// `common_dir` lists: a repository copied with `cp -a` lists the
+/// original's linked worktrees (their records were copied), and `git
+/// worktree repair` run in the copy would take them from the original.
+/// `false` when that is not proven.
+pub fn is_of_another_repository(found: &Worktree, common_dir: &Path) -> bool {
+    found.common_dir != common_dir && found.ownership() == super::Ownership::Own
+}

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{branch_exists, create, default_path, listed_by_git, snapshot};
+use super::{branch_exists, create, default_path, listed_by_git, snapshot, snapshot_of};
 use crate::support::{PortBlock, TestEnv, listed_worktree, run};
 
 /// Two services, as a real project has; `bugfix` a range of its own.
@@ -209,4 +209,107 @@ fn remove_of_a_worktree_without_its_git_file_hints_the_repair_that_works() {
     assert_eq!(out.code, Some(0), "{out}");
     assert!(!path.exists() && !listed_by_git(&t, &path), "{out}");
     assert_eq!(t.allocations(), vec![], "{out}");
+}
+
+/// QA finding D: in a `cp -a` copy of a repository, git lists the
+/// original's linked worktree (its record was copied). `remove` there
+/// failed on git's refusal with the hint for a missing or broken `.git`
+/// file, `git worktree repair` (run here): followed, it pointed the
+/// original's worktree at the copy, and the next `remove` deleted the
+/// original's checkout. The worktree's `.git` names the original's git
+/// dir, which leads back to it: `remove` and `enter` say it is that
+/// repository's and that the copy's record is stale, hint the `rm -r`
+/// of that record alone (`git worktree prune` keeps it: the directory is
+/// there), and change nothing; `list` says so on its row. Following the
+/// hint leaves the original's worktree and its ports as they were.
+#[test]
+fn in_a_copied_repository_the_originals_worktree_is_refused_never_sent_to_repair() {
+    let t = TestEnv::new();
+    two_services(&t, &PortBlock::take());
+    assert_eq!(create(&t, "orig", &["--ports"]).code, Some(0));
+    let wt = default_path(&t, "feature", "orig");
+    let copy = t.root().join("copy");
+    let cp = std::process::Command::new("cp")
+        .args(["-a"])
+        .arg(&t.repo)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let record = copy.join(".git/worktrees/feature-orig");
+    assert!(
+        record.is_dir(),
+        "the copy has no record of it: proves nothing"
+    );
+    // Git's own way to forget a stale record keeps it: its directory is there.
+    t.git_in(&copy, &["worktree", "prune"]);
+    assert!(record.is_dir());
+
+    let registry = std::fs::read(t.registry_path()).unwrap();
+    let dot_git = std::fs::read(wt.join(".git")).unwrap();
+    let before = (snapshot(&t), snapshot_of(&t, &copy));
+    let (shown, repo) = (wt.display(), t.repo.join(".git"));
+    let path = wt.to_str().unwrap();
+    for (args, nothing) in [
+        (&["remove", "orig"][..], "removed"),
+        (&["remove", "--force", path], "removed"),
+        (&["enter", "orig"], "entered"),
+    ] {
+        let out = run(&mut t.wtenv_in(&copy, args));
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert_eq!(
+            out.stderr,
+            format!(
+                "error: worktree {shown} is another repository's ({}): its .git file names that repository's git dir, which leads back to it; this repository's record of it ({}) is a stale copy of that repository's own; nothing was {nothing}\n\
+                 hint: to drop this repository's record and leave the worktree as it is: rm -r '{}'; use the worktree from its own repository (never 'git worktree repair' here: it would take the worktree from its repository)\n",
+                repo.display(),
+                record.display(),
+                record.display()
+            ),
+            "{args:?}: {out}"
+        );
+        assert_eq!(
+            std::fs::read(t.registry_path()).unwrap(),
+            registry,
+            "{args:?}"
+        );
+        assert_eq!(std::fs::read(wt.join(".git")).unwrap(), dot_git, "{args:?}");
+        assert_eq!((snapshot(&t), snapshot_of(&t, &copy)), before, "{args:?}");
+    }
+
+    let list = run(&mut t.wtenv_in(&copy, &["list"]));
+    assert_eq!(list.code, Some(0), "{list}");
+    let rows: Vec<&str> = list
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with(path))
+        .collect();
+    assert_eq!(rows.len(), 1, "one row of its own, no services: {list}");
+    assert!(
+        rows[0].ends_with(&format!(
+            "another repository's worktree ({}): this repository's record of it is a stale copy of that repository's own",
+            repo.display()
+        )),
+        "{list}"
+    );
+    let json = run(&mut t.wtenv_in(&copy, &["list", "--json"]));
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let row = listed_worktree(&doc, &wt, &json);
+    assert_eq!(
+        row["of_another_repository"],
+        repo.to_str().unwrap(),
+        "{json}"
+    );
+    assert_eq!(row["services"], serde_json::json!([]), "{json}");
+    let main = listed_worktree(&doc, &copy, &json);
+    assert!(main["of_another_repository"].is_null(), "{json}");
+
+    // What the hint says, done: the copy forgets it; the original keeps
+    // its worktree, as it was, and its ports.
+    std::fs::remove_dir_all(&record).unwrap();
+    let listed = t.git_in(&copy, &["worktree", "list", "--porcelain"]);
+    assert!(!listed.contains(path), "{listed}");
+    assert!(listed_by_git(&t, &wt));
+    assert_eq!(std::fs::read(wt.join(".git")).unwrap(), dot_git);
+    assert_eq!(ports_of(&t, &wt), 2, "{:?}", t.allocations());
 }
