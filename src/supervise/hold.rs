@@ -170,21 +170,40 @@ pub fn record_hold(
     result.is_ok()
 }
 
-/// Drops the holds of `pid` (`release --hold PID`, and the
-/// [watcher](super::watcher) of an `env --hold` holder once it has ended):
-/// of this very process while it lives (the EXIT trap of the shell that
-/// holds), else of any gone process with that pid (a live successor
-/// reusing the pid is not it). Ports only it held are released,
-/// reservations stay. Whether it held any, and what was released.
+/// Drops the holds of `pid` (`release --hold PID`, the EXIT trap of the
+/// shell that holds): of this very process while it lives (pid and start
+/// time: a hold an earlier process with that pid left is not its), else
+/// of any gone process with that pid, each hold's own process proven gone
+/// under the lock (a process that took the pid since and held is not
+/// it). Ports only it held are released, reservations stay. Whether it
+/// held any, and what was released.
 pub fn release_pid(registry: &Registry, pid: u32) -> crate::error::Result<(bool, Vec<Allocation>)> {
-    let me = ProcessId::of(pid);
-    let its = |h: &Hold| match me {
-        Some(me) => h.is(me),
-        None => h.pid == pid,
-    };
+    match ProcessId::of(pid) {
+        Some(me) => release_holder(registry, me),
+        None => release_where(registry, |h| h.pid == pid && !h.process().is_alive()),
+    }
+}
+
+/// Drops the holds of `holder`, alive or gone: the holds recorded with
+/// its pid and its start time, never those of another process with that
+/// pid (the [watcher](super::watcher) of a holder that has ended, whose
+/// pid may be reused by now). As [`release_pid`] otherwise.
+pub fn release_holder(
+    registry: &Registry,
+    holder: ProcessId,
+) -> crate::error::Result<(bool, Vec<Allocation>)> {
+    release_where(registry, |h| h.is(holder))
+}
+
+/// Drops the holds `its` picks, in every worktree: whether there were
+/// any, and what was released.
+fn release_where(
+    registry: &Registry,
+    its: impl Fn(&Hold) -> bool,
+) -> crate::error::Result<(bool, Vec<Allocation>)> {
     registry.transaction(|data| {
-        let held = data.allocations.iter().any(|a| a.holders.iter().any(its));
-        Ok((held, alloc::release_holds_where(data, its)))
+        let held = data.allocations.iter().any(|a| a.holders.iter().any(&its));
+        Ok((held, alloc::release_holds_where(data, &its)))
     })
 }
 

@@ -1,6 +1,7 @@
 //! The watcher of an `env --hold PID` holder (README "Use with Nix"): a
 //! detached `wtenv __watch PID START` that waits for that process to end
-//! and then does what `release --hold PID` does.
+//! and then does what `release --hold PID` does, for that very process
+//! (pid and start time: its pid may be another process's by then).
 //!
 //! Why: the EXIT trap of a `nix develop` shell is the release on a normal
 //! exit, but many ends never run it: `nix develop --command CMD` (its
@@ -230,7 +231,7 @@ pub fn run(registry: &Registry, holder: ProcessId) -> Result<()> {
     }
     remove_stale(registry);
     let released = match wait_for_end(holder, signals.as_mut()) {
-        End::Ended => Some(super::hold::release_pid(registry, holder.pid)),
+        End::Ended => Some(super::hold::release_holder(registry, holder)),
         End::Signalled => None,
     };
     // Removed while locked: whoever opened it before sees it locked, and

@@ -365,3 +365,40 @@ fn lock_files_of_killed_watchers_are_removed_once_their_holders_are_gone() {
     drop(lives);
     drop(locked);
 }
+
+/// A watcher releases the holds of its holder, the very process (pid and
+/// start time), once it has ended, and no other's: here its holder's pid
+/// is another process's now (a live one, started at another time), which
+/// holds a port of its own. The watcher used to match the live process
+/// by pid and release its hold, keeping the gone holder's.
+#[test]
+fn a_watcher_releases_its_holders_holds_not_those_of_a_process_reusing_its_pid() {
+    let t = TestEnv::new();
+    let now = Sleeper::new();
+    let pid = now.0.id();
+    let start = wtenv::process::ProcessId::of(pid).unwrap().start_time;
+    let gone = start + 1;
+    let (theirs, its) = (t.ports.start, t.ports.start + 1);
+    let hold =
+        |start: u64| serde_json::json!([{"pid": pid, "start_time": start, "command": "bash"}]);
+    t.write_registry(vec![
+        t.record(theirs, "app", "feature", &t.repo, false, hold(gone)),
+        t.record(its, "api", "feature", &t.repo, false, hold(start)),
+    ]);
+    let out = run_bounded(
+        &mut t.wtenv(&["__watch", &pid.to_string(), &gone.to_string()]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let left = t.registry()["allocations"].clone();
+    assert_eq!(
+        left,
+        serde_json::json!([t.record(its, "api", "feature", &t.repo, false, hold(start))]),
+        "{out}"
+    );
+    assert_eq!(lock_files(&t), Vec::<std::path::PathBuf>::new());
+    assert!(
+        wtenv::process::ProcessId::of(pid).is_some(),
+        "the pid's process lives on"
+    );
+}
