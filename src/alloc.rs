@@ -415,12 +415,17 @@ pub fn ensure_vetted(
     // read, swept and changed. The entries of its ranges (every sibling
     // worktree of a fleet) are needed only to pick a new port, which the
     // sweep may still make necessary.
+    // The holders whose holds the sweep dropped: once it is written, the
+    // lock files their watchers left, killed too, go with them.
+    let mut swept = Vec::new();
     if complete {
         let own = registry::Part::of(req.repository, req.worktree);
         if let Some(done) = registry.transaction_in(own, |data| {
+            let before = holders_in(data);
             let Some(ports) = hold_in(data, req, mode, system) else {
                 return Ok(None);
             };
+            swept = dropped(&before, data);
             let ensured = Ensured {
                 mine: allocations_of(data, req, &ports),
                 ports,
@@ -429,6 +434,7 @@ pub fn ensure_vetted(
             vet(&ensured)?;
             Ok(Some(ensured))
         })? {
+            crate::supervise::watcher::remove_stale_of(registry, &swept);
             return Ok(done);
         }
     }
@@ -443,8 +449,11 @@ pub fn ensure_vetted(
         worktree: req.worktree,
         ports: Some(&req.ranges),
     };
-    registry.transaction_in(part, |data| {
-        let ports = match allocate_in(data, req, mode, system) {
+    let ensured = registry.transaction_in(part, |data| {
+        let before = holders_in(data);
+        let ports = allocate_in(data, req, mode, system);
+        swept = dropped(&before, data);
+        let ports = match ports {
             Ok(ports) => ports,
             // The sweep alone is written.
             Err(e) => return Ok(Err(e)),
@@ -456,7 +465,27 @@ pub fn ensure_vetted(
         };
         vet(&ensured)?;
         Ok(Ok(ensured))
-    })?
+    })?;
+    crate::supervise::watcher::remove_stale_of(registry, &swept);
+    ensured
+}
+
+/// Every holder `data` records, as (pid, start time).
+fn holders_in(data: &RegistryData) -> BTreeSet<(u32, u64)> {
+    data.allocations
+        .iter()
+        .flat_map(|a| &a.holders)
+        .map(|h| (h.pid, h.start_time))
+        .collect()
+}
+
+/// The holders of `before` that `data` no longer records: those whose
+/// holds the sweep dropped (an allocation only adds holders).
+fn dropped(before: &BTreeSet<(u32, u64)>, data: &RegistryData) -> Vec<ProcessId> {
+    before
+        .difference(&holders_in(data))
+        .map(|&(pid, start_time)| ProcessId { pid, start_time })
+        .collect()
 }
 
 fn allocations_of(data: &RegistryData, req: &Request, ports: &Ports) -> Vec<Allocation> {

@@ -37,7 +37,8 @@
 //!   removes its lock file while it still holds the lock and exits 0.
 //! - A watcher SIGKILLed cannot remove its lock file: the next watcher to
 //!   start, and `validate --fix`, remove those of holders that are gone
-//!   and that no process has locked ([`remove_stale`]).
+//!   and that no process has locked ([`remove_stale`]); an allocating
+//!   command, those of the holds its sweep released ([`remove_stale_of`]).
 
 use std::fs::File;
 use std::io::Read;
@@ -112,38 +113,73 @@ fn names(file: &File, path: &Path) -> bool {
 
 /// Removes the lock files killed watchers left (SIGKILL ends a watcher
 /// before it can remove its own; nothing else would, and they pile up):
-/// each whose holder is gone and that no process has locked. Each is
-/// locked before it is removed, as a watcher removes its own: a watcher
-/// that opened it meanwhile finds it gone and takes another
-/// ([`take_lock`]). A locked one (a watcher runs there) is never
-/// removed, nor one of a holder that lives (its next watcher takes it
-/// again). Returns how many it removed. Run by a watcher once it holds
-/// its lock (`env --hold` started it), off its caller's path, and by
-/// `validate --fix`; never by `env` itself.
+/// each whose holder is gone and that no process has locked
+/// ([`remove_if_stale`]). Returns how many it removed. Run by a watcher
+/// once it holds its lock (`env --hold` started it), off its caller's
+/// path, and by `validate --fix`; never by `env`, `allocate` or `run`,
+/// which remove only those of the holds their sweep released
+/// ([`remove_stale_of`]).
 pub fn remove_stale(registry: &Registry) -> usize {
-    let dir = dir(registry);
-    if !std::fs::symlink_metadata(&dir).is_ok_and(|m| is_own_dir(&m)) {
+    let Some(dir) = own_dir(registry) else {
         return 0;
-    }
+    };
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return 0;
     };
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let Some(holder) = entry.file_name().to_str().and_then(holder_of) else {
-            continue;
-        };
-        if holder.is_alive() {
-            continue;
-        }
-        let path = entry.path();
-        let Ok(Some(file)) = files::open_existing_lock(&path, 0o400) else {
-            continue;
-        };
-        if file.try_lock().is_ok() && names(&file, &path) && std::fs::remove_file(&path).is_ok() {
-            tracing::info!("removed {}: its watcher was killed", path.display());
-            removed += 1;
-        }
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str().and_then(holder_of))
+        .filter(|&holder| remove_if_stale(&dir, holder))
+        .count()
+}
+
+/// [`remove_stale`] for the lock files of `holders` alone: those of the
+/// holds an allocating command's sweep released as stale (their holders
+/// gone, a watcher killed too), so they do not wait for the next
+/// watcher or `validate --fix`. A holder with no lock file (a `run`, a
+/// hold whose watcher ended well) costs a failed open. Returns how many
+/// it removed; none, and no system call, for no holder.
+pub fn remove_stale_of(registry: &Registry, holders: &[ProcessId]) -> usize {
+    if holders.is_empty() {
+        return 0;
+    }
+    let Some(dir) = own_dir(registry) else {
+        return 0;
+    };
+    holders
+        .iter()
+        .filter(|&&holder| remove_if_stale(&dir, holder))
+        .count()
+}
+
+/// The watchers' directory, when it is there and a directory of ours
+/// ([`is_own_dir`]): nothing is removed anywhere else.
+fn own_dir(registry: &Registry) -> Option<PathBuf> {
+    let dir = dir(registry);
+    std::fs::symlink_metadata(&dir)
+        .is_ok_and(|m| is_own_dir(&m))
+        .then_some(dir)
+}
+
+/// Removes the lock file of `holder`'s watcher in `dir` when `holder` is
+/// gone and no process has it locked: whether it did. It is locked
+/// before it is removed, as a watcher removes its own: a watcher that
+/// opened it meanwhile finds it gone and takes another ([`take_lock`]).
+/// A locked one (a watcher runs there) is never removed, nor one of a
+/// holder that lives (its next watcher takes it again), nor anything
+/// but a regular file of ours ([`files::open_existing_lock`]).
+fn remove_if_stale(dir: &Path, holder: ProcessId) -> bool {
+    if holder.is_alive() {
+        return false;
+    }
+    let path = dir.join(lock_name(holder));
+    let Ok(Some(file)) = files::open_existing_lock(&path, 0o400) else {
+        return false;
+    };
+    let removed =
+        file.try_lock().is_ok() && names(&file, &path) && std::fs::remove_file(&path).is_ok();
+    if removed {
+        tracing::info!("removed {}: its watcher was killed", path.display());
     }
     removed
 }

@@ -323,6 +323,12 @@ fn lock_files_of_killed_watchers_are_removed_once_their_holders_are_gone() {
         watch.join(format!("{pid}-{start}.lock"))
     };
     let (gone_lock, lives_lock) = (killed_watchers_lock(&gone), killed_watchers_lock(&lives));
+    // Its holds released before it ends (its EXIT trap ran; the watcher,
+    // killed, could not be stopped): the sweep of the next `env --hold`,
+    // which removes the lock files of the holds it releases, has none of
+    // it to release, and the watcher's look at them all is what is left.
+    let out = run(&mut t.wtenv(&["release", "--hold", &gone.0.id().to_string()]));
+    assert_eq!(out.code, Some(0), "{out}");
     drop(gone);
     // One of a gone holder (the start time is not this process's) that
     // is locked.

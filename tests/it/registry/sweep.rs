@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::support::{PyListener, TestEnv, kill_watcher_of, run, start_time};
+use crate::support::{PyListener, Sleeper, TestEnv, kill_watcher_of, run, start_time, wait_for};
 
 fn services_and_worktrees(t: &TestEnv) -> BTreeSet<(String, std::path::PathBuf)> {
     t.allocations()
@@ -60,6 +60,51 @@ fn a_dead_holder_is_swept_by_the_next_allocation() {
         t.allocations(),
         vec![(t.ports.start, "x".into(), t.repo.clone())]
     );
+}
+
+/// The sweep of an allocating command removes the lock file a killed
+/// watcher left for each hold it releases as stale (rather than leave it
+/// to the next watcher or `validate --fix`); that of a holder that lives,
+/// whose hold it keeps, stays.
+#[test]
+fn the_sweep_removes_the_lock_files_of_killed_watchers_of_the_holds_it_releases() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    let (gone, lives) = (Sleeper::new(), Sleeper::new());
+    // Each holds `other`'s port; its watcher is killed once it took its lock.
+    let killed_watchers_lock = |holder: &Sleeper| {
+        let pid = holder.0.id();
+        let out = run(&mut t.wtenv_in(&other, &["env", "--hold", &pid.to_string()]));
+        assert_eq!(out.code, Some(0), "{out}");
+        let start = wtenv::process::ProcessId::of(pid).unwrap().start_time;
+        let lock = t.state_dir().join(format!("watch/{pid}-{start}.lock"));
+        assert!(
+            wait_for(std::time::Duration::from_secs(30), || lock.exists()),
+            "the watcher of {pid} took no lock"
+        );
+        kill_watcher_of(pid);
+        lock
+    };
+    let (gone_lock, lives_lock) = (killed_watchers_lock(&gone), killed_watchers_lock(&lives));
+    drop(gone);
+    assert!(gone_lock.exists() && lives_lock.exists(), "the setup");
+    let out = run(&mut t.wtenv(&["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        !gone_lock.exists(),
+        "the swept hold's lock file is left: {out}"
+    );
+    assert!(lives_lock.exists(), "{out}");
+    let registry = t.registry();
+    let others = registry["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["worktree"] == other.to_str().unwrap())
+        .expect("other's allocation");
+    let holders = &others["holders"];
+    assert_eq!(holders.as_array().map(Vec::len), Some(1), "{holders}");
+    assert_eq!(holders[0]["pid"].as_u64(), Some(lives.0.id().into()));
 }
 
 #[test]
