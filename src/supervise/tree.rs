@@ -136,8 +136,9 @@ pub(super) fn kill_stopped(pids: &[u32], say: impl FnOnce(&[u32])) {
 
 /// The sweep of the strays once every leader has exited, as a group's:
 /// SIGTERM (and SIGCONT), SIGKILL after the grace, or at once for one
-/// stopped again meanwhile ([`kill_stopped`]); each SIGKILL said
-/// ([`Kills`]), unless wtenv killed everything already.
+/// stopped again meanwhile ([`kill_stopped`]) and for one found after the
+/// grace ended; each SIGKILL said ([`Kills`]), unless wtenv killed
+/// everything already.
 #[derive(Debug, Default)]
 pub(super) struct Sweep {
     /// The first signal was sent.
@@ -162,14 +163,15 @@ impl Sweep {
         killed: bool,
         names: &[String],
     ) {
-        let signals: &[Signal] = if !self.started {
-            if killed {
-                &[Signal::SIGKILL]
-            } else {
-                &[Signal::SIGTERM, Signal::SIGCONT]
-            }
-        } else if self.deadline.is_some_and(|d| now >= d) {
+        // Once the grace has ended (its SIGKILL went out: no deadline
+        // left), or wtenv killed everything, a stray found later (forked
+        // meanwhile, or re-parented to wtenv since) is killed at once:
+        // its grace is over too.
+        let over = self.started && self.deadline.is_none_or(|d| now >= d);
+        let signals: &[Signal] = if killed || over {
             &[Signal::SIGKILL]
+        } else if !self.started {
+            &[Signal::SIGTERM, Signal::SIGCONT]
         } else {
             &[]
         };

@@ -251,3 +251,84 @@ fn a_restarts_kill_after_the_grace_is_said() {
     );
     assert_no_holds(&t);
 }
+
+/// The leader leaves a stray that ignores SIGTERM and, hidden below it
+/// in wtenv's own group (walked, never signalled), the process that
+/// waits for it and, once it was killed, moves to a group of its own: a
+/// stray found only after the grace ended. It is killed at once (its
+/// grace is over) and said as the others; it used to be signalled no
+/// more, and wtenv waited for it.
+#[test]
+fn a_stray_found_after_the_grace_ended_is_killed_at_once_and_said() {
+    let t = TestEnv::new();
+    let (script, out) = (t.root().join("tree.py"), t.root().join("pid"));
+    std::fs::write(
+        &script,
+        r#"
+import os, signal, sys, time
+wtenv = os.getpgid(os.getppid())
+out = sys.argv[1]
+def write(name, pid):
+    with open(f"{out}.{name}.tmp", "w") as f:
+        f.write(str(pid))
+    os.rename(f"{out}.{name}.tmp", f"{out}.{name}")
+hidden = os.fork()
+if hidden == 0:
+    os.setpgid(0, wtenv)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    first = os.fork()
+    if first == 0:
+        os.setpgid(0, 0)
+        time.sleep(60)
+        os._exit(0)
+    # To move before wtenv's next turn (10 ms) on a busy machine, where
+    # it may (root).
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    except OSError:
+        pass
+    write("first", first)
+    os.waitpid(first, 0)
+    os.setpgid(0, 0)
+    time.sleep(60)
+    os._exit(0)
+write("hidden", hidden)
+while not os.path.exists(f"{out}.first"):
+    time.sleep(0.01)
+"#,
+    )
+    .unwrap();
+    let (script, out) = (script.to_str().unwrap(), out.to_str().unwrap());
+    let mut guard = KillOnDrop(Vec::new());
+    let mut w = Wtenv::start(&t, &["run", "--grace", "1s", "--", "python3", script, out]);
+    let pid = |name: &str| {
+        let file = t.root().join(format!("pid.{name}"));
+        assert!(wait_for(PATIENCE, || file.exists()), "{}", w.stderr_text());
+        read_pid(&file)
+    };
+    let (hidden, first) = (pid("hidden"), pid("first"));
+    guard.add(hidden);
+    guard.add(first);
+    // As the kernel has it (a `python3` on PATH may exec another path).
+    let command = std::fs::read(format!("/proc/{first}/cmdline")).unwrap();
+    let command = String::from_utf8(command)
+        .unwrap()
+        .trim_end_matches('\0')
+        .replace('\0', " ");
+    assert!(
+        wait_for(Duration::from_secs(10), || w
+            .child
+            .try_wait()
+            .unwrap()
+            .is_some()),
+        "wtenv waits for the stray found after the grace: {}",
+        w.stderr_text()
+    );
+    assert_eq!(w.wait().code(), Some(0), "{}", w.stderr_text());
+    assert!(!alive(hidden) && !alive(first), "{}", w.stderr_text());
+    let said = |pid| {
+        format!("wtenv: python3 did not stop within 1s: killed 1 process, pid {pid} ({command})\n")
+    };
+    assert_eq!(w.stderr_text(), said(first) + &said(hidden));
+    assert_no_holds(&t);
+}
