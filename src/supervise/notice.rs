@@ -3,8 +3,9 @@
 //! that it waits up to the grace and that a second Ctrl-C kills now (on a
 //! terminal only, and not under `-q`: a log or a script has no one to
 //! press it); and whenever it SIGKILLs processes of the command unasked,
-//! what it killed (always: a process killed unasked leaves a trace): when
-//! the grace after a signal it received ends, and in a sweep ([`Kills`]).
+//! what it killed (always: a process killed unasked leaves a trace), how
+//! many and the first: when the grace after a signal it received ends,
+//! and in a sweep ([`Kills`]).
 
 use std::time::{Duration, Instant};
 
@@ -57,12 +58,6 @@ pub(super) fn waiting(names: &[String], grace: Duration) {
     ));
 }
 
-/// `wtenv: npm did not stop within 10s: killed`, kept by `-q`: the grace
-/// after a signal wtenv received ended.
-pub(super) fn killed(names: &[String], grace: Duration) {
-    report::status_kept(&kill_line(names, Why::Grace(grace), None));
-}
-
 /// Why a sweep SIGKILLs processes of the command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Why {
@@ -85,8 +80,8 @@ impl Kills {
     /// Says, right before they get SIGKILL, that the live ones of `pids`
     /// this sweep has not named yet are killed: `wtenv: npm did not stop
     /// within 10s: killed 2 processes, pid 4243 (python3 server.py) and 1
-    /// more`, kept by `-q` as [`killed`]'s line is. Nothing is said when
-    /// none is left to name (a zombie: it is dead already).
+    /// more`, kept by `-q`. Nothing is said when none is left to name (a
+    /// zombie: it is dead already).
     pub fn say(&mut self, names: &[String], why: Why, pids: &[u32]) {
         let new: Vec<u32> = pids
             .iter()
@@ -98,27 +93,24 @@ impl Kills {
         }
         self.named.extend(&new);
         let first = alloc::describe_pids(&new[..1]);
-        report::status_kept(&kill_line(names, why, Some((new.len(), &first))));
+        report::status_kept(&kill_line(names, why, new.len(), &first));
     }
 }
 
-/// `npm did not stop within 10s: killed`, and when `killed` holds how many
-/// processes and how the first is named, `... killed 2 processes, pid 4243
-/// (python3 server.py) and 1 more`: every kill line, in one place.
-fn kill_line(names: &[String], why: Why, killed: Option<(usize, &str)>) -> String {
+/// `npm did not stop within 10s: killed 2 processes, pid 4243 (python3
+/// server.py) and 1 more`: `n` processes killed, the first named
+/// `first`. Every kill line, in one place.
+fn kill_line(names: &[String], why: Why, n: usize, first: &str) -> String {
     let why = match why {
         Why::Grace(grace) => {
             format!("did not stop within {}", humantime::format_duration(grace))
         }
         Why::StoppedAgain => "was stopped again instead of ending".to_owned(),
     };
-    let mut line = format!("{} {why}: killed", who(names));
-    if let Some((n, first)) = killed {
-        let s = if n == 1 { "" } else { "es" };
-        line.push_str(&format!(" {n} process{s}, {first}"));
-        if n > 1 {
-            line.push_str(&format!(" and {} more", n - 1));
-        }
+    let s = if n == 1 { "" } else { "es" };
+    let mut line = format!("{} {why}: killed {n} process{s}, {first}", who(names));
+    if n > 1 {
+        line.push_str(&format!(" and {} more", n - 1));
     }
     line
 }
@@ -156,15 +148,11 @@ mod tests {
         let npm = ["npm".to_owned()];
         let grace = Why::Grace(Duration::from_secs(10));
         assert_eq!(
-            kill_line(&npm, grace, None),
-            "npm did not stop within 10s: killed"
-        );
-        assert_eq!(
-            kill_line(&npm, grace, Some((1, "pid 7 (sleep 600)"))),
+            kill_line(&npm, grace, 1, "pid 7 (sleep 600)"),
             "npm did not stop within 10s: killed 1 process, pid 7 (sleep 600)"
         );
         assert_eq!(
-            kill_line(&npm, Why::StoppedAgain, Some((3, "pid 7 (vim)"))),
+            kill_line(&npm, Why::StoppedAgain, 3, "pid 7 (vim)"),
             "npm was stopped again instead of ending: killed 3 processes, pid 7 (vim) and 2 more"
         );
     }

@@ -285,13 +285,15 @@ impl Supervisor {
             {
                 break;
             }
-            let action = self.escalation.on_tick(now);
-            if action == Action::Kill {
-                notice::killed(&self.running(), self.escalation.grace());
-            } else if self.notice.due(now) && !self.escalation.killed() {
-                notice::waiting(&self.running(), self.escalation.grace());
+            match self.escalation.on_tick(now) {
+                Action::Kill => self.kill_all_overdue(),
+                action => {
+                    if self.notice.due(now) && !self.escalation.killed() {
+                        notice::waiting(&self.running(), self.escalation.grace());
+                    }
+                    self.apply(action);
+                }
             }
-            self.apply(action);
             self.follow_foreground();
             // A swept group is followed by SIGCHLD (every process left in
             // it descends from a child of ours, see `reap_orphans`); the

@@ -1,6 +1,7 @@
 //! The supervisor's sweeps: what is left of a group once its leader
-//! exited (and the tree's strays once every leader has), and the SIGKILL
-//! at the end of a restart's stop; each SIGKILL sent unasked is said
+//! exited (and the tree's strays once every leader has), the SIGKILL at
+//! the end of a restart's stop, and the one at the end of the grace after
+//! a signal wtenv received; each SIGKILL sent unasked is said
 //! ([`Kills`](crate::supervise::notice::Kills)).
 
 use std::collections::BTreeSet;
@@ -9,12 +10,31 @@ use std::time::Instant;
 use super::Supervisor;
 use crate::process;
 use crate::supervise::group::killpg;
-use crate::supervise::notice::Why;
+use crate::supervise::notice::{Kills, Why};
 use crate::supervise::reap;
 use crate::supervise::signal::Signal;
 use crate::supervise::tree;
 
 impl Supervisor {
+    /// The grace after a signal wtenv received (or its own stop) ended:
+    /// every group and the tree's strays get SIGKILL, said first as
+    /// every SIGKILL a sweep sends is, naming how many and the first.
+    pub(super) fn kill_all_overdue(&mut self) {
+        let live = self.live_groups();
+        let strays: Vec<u32> = tree::strays(&live).iter().map(|s| s.pid).collect();
+        let mut all: Vec<u32> = live
+            .iter()
+            .flat_map(|&pgid| process::group_members(pgid))
+            .collect();
+        all.extend(&strays);
+        let grace = self.escalation.grace();
+        Kills::default().say(&self.running(), Why::Grace(grace), &all);
+        for g in &self.groups {
+            g.signal(Signal::SIGKILL);
+        }
+        tree::signal_each(&strays, &[Signal::SIGKILL]);
+    }
+
     /// The groups [`stop_group`](Self::stop_group) stopped whose grace
     /// ended: SIGKILL, to the group and its strays, said first.
     pub(super) fn kill_overdue_groups(&mut self, now: Instant) {

@@ -1,7 +1,7 @@
 //! What wtenv says while it waits out the grace: on a terminal, a second
 //! after the first signal it received, that it waits and that a second
 //! Ctrl-C kills now (not under `-q`); when the grace ends in SIGKILL, what
-//! it killed, terminal or not, `-q` or not.
+//! it killed (how many, and the first), terminal or not, `-q` or not.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -35,12 +35,18 @@ fn without_a_terminal_only_the_kill_after_the_grace_is_said_quiet_or_not() {
         }
         let mut w = Wtenv::start(&t, &args);
         assert!(wait_for(PATIENCE, || ready.exists()), "{}", w.stderr_text());
+        // wtenv's one child: `sh`, which exec'd `sleep 600`.
+        let children = format!("/proc/{0}/task/{0}/children", w.pid());
+        let leader = std::fs::read_to_string(children).unwrap();
         w.signal(Signal::SIGTERM);
         let status = w.wait();
         assert_eq!(status.signal(), Some(Signal::SIGTERM as i32), "{status:?}");
         assert_eq!(
             w.stderr_text(),
-            "wtenv: sh did not stop within 1s: killed\n",
+            format!(
+                "wtenv: sh did not stop within 1s: killed 1 process, pid {} (sleep 600)\n",
+                leader.trim()
+            ),
             "quiet: {quiet}"
         );
         assert_no_holds(&t);
