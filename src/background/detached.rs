@@ -95,14 +95,17 @@ fn orphans(record: &Record) -> Vec<u32> {
 
 /// SIGTERM to each live supervisor: it stops its service and releases.
 /// A service whose supervisor was killed is stopped here: SIGTERM to each
-/// proven orphan, SIGKILL after `grace`.
+/// proven orphan, SIGKILL after `grace`, said as its supervisor would
+/// have said it (`wtenv: service web did not stop within 30s: killed 1
+/// process, ...`).
 pub fn stop(records: &[&Record], grace: Duration) {
     use nix::sys::signal::{Signal, kill};
     for r in records {
         if r.pid != 0 && process(r).is_alive() {
             let _ = kill(nix::unistd::Pid::from_raw(r.pid as i32), Signal::SIGTERM);
         } else if let Some((pgid, start)) = r.group {
-            let left = crate::supervise::orphans::stop(pgid, start, grace);
+            let names = [format!("service {}", r.service)];
+            let left = crate::supervise::orphans::stop(pgid, start, grace, Some(&names));
             if !left.is_empty() {
                 tracing::warn!(
                     "{}: {left:?} still run after SIGKILL",

@@ -1,5 +1,6 @@
 //! Stopping the orphans of a SIGKILLed `run`/`up`: the processes of the
-//! group it spawned that outlived it (`validate --fix`).
+//! group it spawned that outlived it (`validate --fix`, and `down` for a
+//! detached service whose supervisor was killed).
 //!
 //! wtenv never signals a process it cannot prove it started: each pid is
 //! checked against the recorded group (same pgid, started no earlier than
@@ -11,28 +12,37 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use super::notice::{Kills, Why};
 use crate::process;
 
 /// How long orphans get between SIGTERM and SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(5);
 
 /// SIGTERM to each proven orphan of the group `pgid` (leader started at
-/// `leader_start`), then, after `grace`, SIGKILL to those left. Returns
-/// the ones still alive at the end (none, unless one resists SIGKILL).
-pub fn stop(pgid: u32, leader_start: u64, grace: Duration) -> Vec<u32> {
-    let signal_all = |sig: Signal| {
-        for pid in process::orphans(pgid, leader_start) {
+/// `leader_start`), then, after `grace`, SIGKILL to those left: said
+/// first, when `names` names what they run (`down`: `service web`), as
+/// every SIGKILL wtenv sends unasked is, how many and the first
+/// ([`Kills`]); `validate --fix`, which says what it stopped on stdout,
+/// passes none. Returns the ones still alive at the end (none, unless one
+/// resists SIGKILL).
+pub fn stop(pgid: u32, leader_start: u64, grace: Duration, names: Option<&[String]>) -> Vec<u32> {
+    let signal_each = |pids: &[u32], sig: Signal| {
+        for &pid in pids {
             if let Err(e) = kill(Pid::from_raw(pid as i32), sig) {
                 tracing::debug!(pid, ?sig, "kill: {e}");
             }
         }
     };
-    signal_all(Signal::SIGTERM);
+    signal_each(&process::orphans(pgid, leader_start), Signal::SIGTERM);
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline && !process::orphans(pgid, leader_start).is_empty() {
         std::thread::sleep(Duration::from_millis(50));
     }
-    signal_all(Signal::SIGKILL);
+    let left = process::orphans(pgid, leader_start);
+    if let Some(names) = names {
+        Kills::default().say(names, Why::Grace(grace), &left);
+    }
+    signal_each(&left, Signal::SIGKILL);
     let deadline = Instant::now() + Duration::from_secs(2);
     while Instant::now() < deadline && !process::orphans(pgid, leader_start).is_empty() {
         std::thread::sleep(Duration::from_millis(20));

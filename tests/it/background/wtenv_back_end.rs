@@ -278,3 +278,43 @@ run = "for i in $(seq 1 50); do echo out $i; echo err $i >&2; done; exec python3
     assert!(logs.stdout.starts_with(&expected), "{logs}");
     assert_eq!(run(&mut t.wtenv(&["down"])).code, Some(0));
 }
+
+/// `down` stopping the orphan of a killed supervisor that ignores
+/// SIGTERM: its SIGKILL, once half of `--timeout` has passed, is said as
+/// the supervisor would have said it, how many and the first. It used to
+/// be sent without a word.
+#[test]
+fn down_says_the_sigkill_of_an_orphan_that_outlived_its_grace() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    let pidfile = t.root().join("web.pid");
+    t.write_config(&format!(
+        "[services.web]\nrun = \"trap '' TERM; echo $$ > {0}.tmp; mv {0}.tmp {0}; exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
+        pidfile.display()
+    ));
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    assert!(wait_for(PATIENCE, || pidfile.exists()), "{up}");
+    let sleep: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let supervisor = holders(&t, "web")[0]["pid"].as_u64().unwrap() as i32;
+    signal(supervisor, Signal::SIGKILL);
+    assert!(wait_for(PATIENCE, || !alive(supervisor as u32)));
+    assert!(alive(sleep), "the orphan lives on");
+    // As the kernel has it (a `python3` on PATH may exec another path).
+    let command = std::fs::read(format!("/proc/{sleep}/cmdline")).unwrap();
+    let command = String::from_utf8(command).unwrap();
+    let command = command.trim_end_matches('\0').replace('\0', " ");
+    let down = run(&mut t.wtenv(&["down", "--timeout", "2s"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert!(!alive(sleep), "{down}");
+    assert!(
+        down.stderr.contains(&format!(
+            "wtenv: service web did not stop within 1s: killed 1 process, pid {sleep} ({command})\n"
+        )),
+        "{down}"
+    );
+}
