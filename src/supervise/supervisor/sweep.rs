@@ -2,7 +2,7 @@
 //! exited (and the tree's strays once every leader has), the SIGKILL at
 //! the end of a restart's stop, and the one at the end of the grace after
 //! a signal wtenv received; each SIGKILL sent unasked is said
-//! ([`Kills`](crate::supervise::notice::Kills)).
+//! ([`Kills`]).
 
 use std::collections::BTreeSet;
 use std::time::Instant;
