@@ -68,6 +68,7 @@ impl Running {
     /// stderr.
     pub fn finish(self) -> Result<String> {
         self.wait(false)
+            .map(|out| String::from_utf8_lossy(&out).into_owned())
     }
 
     /// [`finish`](Running::finish), and on success git's stderr is passed
@@ -75,9 +76,11 @@ impl Running {
     /// there), which the user sees as `git worktree add` would show it.
     pub fn finish_showing_hooks(self) -> Result<String> {
         self.wait(true)
+            .map(|out| String::from_utf8_lossy(&out).into_owned())
     }
 
-    fn wait(mut self, show_stderr: bool) -> Result<String> {
+    /// Git's stdout, its bytes as they are: where it holds paths.
+    fn wait(mut self, show_stderr: bool) -> Result<Vec<u8>> {
         let child = self.child.take().expect("finished once");
         let out = child
             .wait_with_output()
@@ -87,7 +90,7 @@ impl Running {
                 use std::io::Write;
                 let _ = std::io::stderr().write_all(&out.stderr);
             }
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            Ok(out.stdout)
         } else {
             let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
             Err(Error::Git {
@@ -389,7 +392,10 @@ impl Git {
 
     /// Every worktree of the repository, the main one first.
     pub fn worktrees(&self) -> Result<Vec<ListedWorktree>> {
-        let out = self.run(["worktree", "list", "--porcelain", "-z"])?;
+        // Paths as bytes: a worktree's path need not be UTF-8.
+        let out = self
+            .start(["worktree", "list", "--porcelain", "-z"], None, None)?
+            .wait(false)?;
         Ok(parse_worktree_list(&out))
     }
 }
@@ -456,25 +462,33 @@ impl RepoLock {
 
 /// Parses `git worktree list --porcelain -z`: NUL-terminated `key value`
 /// fields, an empty field between entries. `-z` keeps paths with newlines
-/// intact.
-pub fn parse_worktree_list(text: &str) -> Vec<ListedWorktree> {
+/// intact, and a path is read as its bytes (UTF-8 or not), never lossily:
+/// a copy with U+FFFD would name another directory.
+pub fn parse_worktree_list(bytes: &[u8]) -> Vec<ListedWorktree> {
+    use std::os::unix::ffi::OsStrExt;
     let mut out = Vec::new();
     let mut cur: Option<ListedWorktree> = None;
-    for field in text.split('\0') {
+    for field in bytes.split(|&b| b == 0) {
         if field.is_empty() {
             out.extend(cur.take());
             continue;
         }
-        let (key, value) = field.split_once(' ').unwrap_or((field, ""));
-        if key == "worktree" {
+        let (key, raw) = match field.iter().position(|&b| b == b' ') {
+            Some(space) => (&field[..space], &field[space + 1..]),
+            None => (field, &[][..]),
+        };
+        if key == b"worktree" {
             out.extend(cur.take());
             cur = Some(ListedWorktree {
-                path: PathBuf::from(value),
+                path: PathBuf::from(OsStr::from_bytes(raw)),
                 ..ListedWorktree::default()
             });
             continue;
         }
         let Some(w) = cur.as_mut() else { continue };
+        let key = String::from_utf8_lossy(key);
+        let value = &*String::from_utf8_lossy(raw);
+        let key = &*key;
         match key {
             "HEAD" => w.head = Some(value.to_owned()),
             "branch" => {
@@ -571,7 +585,7 @@ mod tests {
                     worktree /w x\nnl\0HEAD def\0detached\0locked on a USB disk\0prunable gitdir file points to non-existent location\0\0\
                     worktree /l\0HEAD abc\0branch refs/heads/l\0locked\0\0\
                     worktree /a\0HEAD abc\0branch refs/heads/a\0locked initializing\0\0";
-        let list = parse_worktree_list(text);
+        let list = parse_worktree_list(text.as_bytes());
         assert_eq!(list.len(), 4);
         assert_eq!(list[0].branch.as_deref(), Some("main"));
         assert_eq!(list[1].path, PathBuf::from("/w x\nnl"));
@@ -587,5 +601,15 @@ mod tests {
         assert_eq!(list[2].locked.as_deref(), Some(""), "locked, no reason");
         assert!(list[3].being_added(), "git's own lock while it adds one");
         assert!(!list[0].being_added() && !list[1].being_added() && !list[2].being_added());
+    }
+
+    /// A path that is not UTF-8 keeps its bytes: a lossy copy (U+FFFD)
+    /// names another directory, or another worktree.
+    #[test]
+    fn a_listed_path_keeps_its_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let list = parse_worktree_list(b"worktree /bad\xffname\0HEAD abc\0branch refs/heads/b\0\0");
+        assert_eq!(list[0].path.as_os_str().as_bytes(), b"/bad\xffname");
+        assert_eq!(list[0].branch.as_deref(), Some("b"));
     }
 }

@@ -149,11 +149,16 @@ impl Worktree {
     /// error, before anything is allocated (a lossy copy would name
     /// another directory).
     pub fn require_utf8(&self) -> Result<()> {
+        use std::os::unix::ffi::OsStrExt;
         for path in [&self.root, &self.common_dir] {
-            if path.to_str().is_none() {
+            if let Err(e) = std::str::from_utf8(path.as_os_str().as_bytes()) {
+                let bytes = path.as_os_str().as_bytes();
+                let byte = bytes[e.valid_up_to()];
+                let before = String::from_utf8_lossy(&bytes[..e.valid_up_to()]);
                 return Err(Error::invalid(format!(
-                    "cannot use {}: its path is not valid UTF-8",
-                    printable_path(path)
+                    "cannot use {}: its path is not valid UTF-8 (byte \\x{byte:02x} after {})",
+                    printable_path(path),
+                    crate::process::printable(&before),
                 ))
                 .with_hint(
                     "wtenv records paths as text; rename the directory (or a parent) to a UTF-8 name",
@@ -389,10 +394,12 @@ pub fn stamped_ports(root: &Path) -> Vec<(String, u16)> {
 /// A git pointer file (`.git` of a linked worktree, `commondir`): a few
 /// hundred bytes. Read like any file a stranger may have planted (a FIFO
 /// named `.git` in a downloaded tree must not hang the prompt hook).
-fn read_pointer(path: &Path) -> Result<Option<String>> {
+/// Its bytes as they are: a path git wrote there need not be UTF-8, and a
+/// lossy copy (U+FFFD) would name another directory ([`path_in`]).
+fn read_pointer(path: &Path) -> Result<Option<Vec<u8>>> {
     use crate::files::{self, OpenError};
     match files::read_regular(path, 64 * 1024) {
-        Ok(bytes) => Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned())),
+        Ok(bytes) => Ok(bytes),
         Err(OpenError::Io(e)) => Err(unreadable(path, e)),
         Err(OpenError::Refused(r)) => Err(Error::refused(format!(
             "could not read {}: {r}",
@@ -400,6 +407,14 @@ fn read_pointer(path: &Path) -> Result<Option<String>> {
         ))
         .with_hint("git writes it as a small regular file; remove or fix what is there")),
     }
+}
+
+/// The path a line of git's files holds, its bytes as they are (what
+/// git writes is the path's own bytes, UTF-8 or not), ASCII whitespace
+/// around it trimmed as git trims it.
+fn path_in(bytes: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    PathBuf::from(std::ffi::OsStr::from_bytes(bytes.trim_ascii()))
 }
 
 /// Whether looking up a path failed because nothing is there: not found,
@@ -467,10 +482,11 @@ const SEARCH_DENIED_HINT: &str = "you may not search a directory on the way to t
 /// to git: walking on up would take the repository around this directory,
 /// and give this worktree the ports of that one's.
 fn read_gitdir_file(dot_git: &Path) -> Result<Option<PathBuf>> {
-    let Some(text) = read_pointer(dot_git)? else {
+    let Some(bytes) = read_pointer(dot_git)? else {
         return Ok(None);
     };
-    let Some(target) = text.lines().next().and_then(|l| l.strip_prefix("gitdir:")) else {
+    let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let Some(target) = first_line.strip_prefix(b"gitdir:") else {
         return Err(Error::invalid(format!(
             "{} is not a git dir, nor a file naming one (\"gitdir: PATH\")",
             printable_path(dot_git)
@@ -478,7 +494,7 @@ fn read_gitdir_file(dot_git: &Path) -> Result<Option<PathBuf>> {
         .with_hint("git finds no repository here either: fix or remove it"));
     };
     let base = dot_git.parent().unwrap_or(Path::new("/"));
-    let path = base.join(target.trim());
+    let path = base.join(path_in(target));
     match resolve(&path) {
         Ok(Resolved::Dir(git_dir)) => Ok(Some(git_dir)),
         Ok(Resolved::Kernel(shown, root)) => Err(kernel_dir(&shown, root, "git dir", dot_git)),
@@ -605,7 +621,7 @@ fn kernel_dir(shown: &Path, root: &str, what: &str, named_by: &Path) -> Error {
 fn common_dir_of(git_dir: &Path, resolved: bool) -> Result<PathBuf> {
     let pointer = git_dir.join("commondir");
     let (common, named_by) = match read_pointer(&pointer)? {
-        Some(text) => (git_dir.join(text.trim()), pointer.as_path()),
+        Some(bytes) => (git_dir.join(path_in(&bytes)), pointer.as_path()),
         None if resolved => return Ok(git_dir.to_path_buf()),
         None => (git_dir.to_path_buf(), git_dir),
     };

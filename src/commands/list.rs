@@ -136,8 +136,14 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 s.state.clone(),
             ]);
         }
+        let lossy_name = e.path.file_name().is_some_and(|name| {
+            name.to_str().is_none() && name.to_string_lossy() == e.identifier.as_str()
+        });
         items.push(json!({
-            "path": e.path,
+            // JSON strings are Unicode: a path that is not UTF-8 is `null`,
+            // never a lossy copy naming another directory (README, "Paths
+            // that are not UTF-8").
+            "path": e.path.to_str(),
             "branch": e.listed.branch,
             "head": e.listed.head,
             "main": e.main,
@@ -153,7 +159,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             "prunable_reason": e.listed.prunable,
             "purpose": e.purpose,
             "ranges": ranges,
-            "identifier": e.identifier,
+            // `null` too when it is a directory name that is not UTF-8.
+            "identifier": (!lossy_name).then_some(&e.identifier),
             "services": services.iter().map(|s| s.json.clone()).collect::<Vec<_>>(),
         }));
     }

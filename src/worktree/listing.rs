@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Worktree, core_worktree, git_dir_at, normalize, read_pointer};
+use super::{Worktree, core_worktree, git_dir_at, normalize, path_in, read_pointer};
 
 /// The main worktree of the repository whose git common dir is
 /// `common_dir`, as the repository's own files name it: `/repo/.git` →
@@ -77,8 +77,8 @@ fn linked_worktrees(common_dir: &Path) -> Vec<(PathBuf, PathBuf)> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(common_dir.join("worktrees")) {
         for entry in entries.flatten() {
-            if let Ok(Some(text)) = read_pointer(&entry.path().join("gitdir")) {
-                let dot_git = entry.path().join(text.trim());
+            if let Ok(Some(bytes)) = read_pointer(&entry.path().join("gitdir")) {
+                let dot_git = entry.path().join(path_in(&bytes));
                 if let Some(root) = Path::new(&normalize(&dot_git)).parent() {
                     out.push((root.to_path_buf(), entry.path()));
                 }

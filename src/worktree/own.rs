@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::repository::{core_worktree, is_bare, is_git_dir};
-use super::{Worktree, git_dir_at, main_root_of, normalize, read_pointer};
+use super::{Worktree, git_dir_at, main_root_of, normalize, path_in, read_pointer};
 
 /// Whether a directory is one of its repository's own worktrees
 /// ([`Worktree::ownership`]).
@@ -86,7 +86,7 @@ pub(super) fn own_git_dir(root: &Path) -> Option<PathBuf> {
     }
     let names_root = match read_pointer(&git_dir.join("gitdir")).ok()? {
         Some(back) => {
-            let back = normalize(&git_dir.join(back.trim()));
+            let back = normalize(&git_dir.join(path_in(&back)));
             back == normalize(&dot_git) || back.canonicalize().ok() == dot_git.canonicalize().ok()
         }
         None => core_worktree(&git_dir).is_some_and(|w| {

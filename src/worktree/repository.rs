@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::read_pointer;
+use super::{path_in, read_pointer};
 use crate::error::Error;
 use crate::process::printable_path;
 
@@ -38,33 +38,38 @@ pub(super) fn outside(start: &Path) -> Error {
 }
 
 /// `core.worktree` of the git dir's `config`, as git writes it for a
-/// submodule (`worktree = ../../../sub`).
+/// submodule (`worktree = ../../../sub`): its bytes, UTF-8 or not.
 pub(super) fn core_worktree(git_dir: &Path) -> Option<PathBuf> {
-    config_value(git_dir, "core", "worktree").map(PathBuf::from)
+    config_value(git_dir, "core", "worktree").map(|value| path_in(&value))
 }
 
 /// Whether the repository at `git_dir` is bare (its `core.bare`).
 pub(super) fn is_bare(git_dir: &Path) -> bool {
-    config_value(git_dir, "core", "bare").as_deref() == Some("true")
+    config_value(git_dir, "core", "bare").as_deref() == Some(b"true".as_slice())
 }
 
 /// The value of `key` in `[section]` of the git dir's `config`, as git
 /// writes the file (`\tkey = value`, names compared without case): the
-/// first such line. Enough for the keys git itself writes there
-/// (`core.bare`, `core.worktree`); no includes, no quoting.
-pub(super) fn config_value(git_dir: &Path, section: &str, key: &str) -> Option<String> {
-    let text = read_pointer(&git_dir.join("config")).ok()??;
-    let mut current = String::new();
-    text.lines().find_map(|line| {
-        let line = line.trim();
-        if let Some(header) = line.strip_prefix('[') {
-            let name = header.split([']', ' ', '"']).next().unwrap_or_default();
-            current = name.to_ascii_lowercase();
+/// first such line, its bytes as they are (a path need not be UTF-8).
+/// Enough for the keys git itself writes there (`core.bare`,
+/// `core.worktree`); no includes, no quoting.
+pub(super) fn config_value(git_dir: &Path, section: &str, key: &str) -> Option<Vec<u8>> {
+    let bytes = read_pointer(&git_dir.join("config")).ok()??;
+    let mut current: &[u8] = &[];
+    bytes.split(|&b| b == b'\n').find_map(|line| {
+        let line = line.trim_ascii();
+        if let Some(header) = line.strip_prefix(b"[") {
+            current = header
+                .split(|b| matches!(b, b']' | b' ' | b'"'))
+                .next()
+                .unwrap_or_default();
             return None;
         }
-        let (k, value) = line.split_once('=')?;
-        (current.eq_ignore_ascii_case(section) && k.trim().eq_ignore_ascii_case(key))
-            .then(|| value.trim().to_owned())
+        let eq = line.iter().position(|&b| b == b'=')?;
+        let (k, value) = (&line[..eq], &line[eq + 1..]);
+        (current.eq_ignore_ascii_case(section.as_bytes())
+            && k.trim_ascii().eq_ignore_ascii_case(key.as_bytes()))
+        .then(|| value.trim_ascii().to_vec())
     })
 }
 

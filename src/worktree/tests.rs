@@ -137,7 +137,7 @@ fn config_values_are_read_from_their_section() {
     .unwrap();
     assert_eq!(
         repository::config_value(tmp.path(), "core", "bare").as_deref(),
-        Some("false")
+        Some(b"false".as_slice())
     );
     assert_eq!(
         core_worktree(tmp.path()),

@@ -56,6 +56,52 @@ fn a_repository_path_that_is_not_utf8_is_refused_never_a_panic() {
     assert!(t.allocations().is_empty());
 }
 
+/// A linked worktree whose path is not UTF-8: its `.git` file was read
+/// lossily (U+FFFD), so every command said its git dir "is not there" and
+/// hinted to remove `.git`. Now it is found, and refused as a repository
+/// at such a path is, naming the byte; `list --json` in the main worktree
+/// gives its path as `null`, never a lossy copy naming another directory.
+#[test]
+fn a_linked_worktree_path_that_is_not_utf8_is_found_and_refused_naming_the_byte() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = TestEnv::new();
+    let wt = t.root().join(std::ffi::OsStr::from_bytes(b"wt-\xffname"));
+    let out = std::process::Command::new("git")
+        .current_dir(&t.repo)
+        .args(["worktree", "add", "-q", "-b", "bad"])
+        .arg(&wt)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    for args in [
+        &["env"][..],
+        &["env", "--hook"],
+        &["allocate", "--service", "app"],
+    ] {
+        let out = run_bounded(&mut t.wtenv_in(&wt, args), LIMIT);
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert!(
+            out.stderr
+                .contains("its path is not valid UTF-8 (byte \\xff after "),
+            "{args:?}: {out}"
+        );
+        assert!(!out.stderr.contains("not there"), "{args:?}: {out}");
+    }
+    assert!(!t.registry_path().exists(), "something was recorded");
+    let out = run(&mut t.wtenv(&["list", "--json"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let listed = doc["worktrees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["branch"] == "bad")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(listed["path"], serde_json::Value::Null, "{out}");
+    assert_eq!(listed["identifier"], serde_json::Value::Null, "{out}");
+    assert!(!out.stdout.contains('\u{fffd}'), "{out}");
+}
+
 /// A stored identifier `create` would refuse (a NUL in it made fish's
 /// `source` fail, so nothing was applied) is dropped with one warning
 /// naming the file; the directory name stands in, as for a worktree made
