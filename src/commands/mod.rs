@@ -137,9 +137,44 @@ impl Cli {
         let args: Vec<OsString> = std::env::args_os().collect();
         match parse_hot(&args) {
             Some(cli) => Ok(cli),
-            None => Cli::try_parse_from(args),
+            None => Cli::try_parse_colored(args),
         }
     }
+
+    /// Clap's parse, its own output (help, usage errors, `--version`)
+    /// coloured as `--color` asks: clap reads the flag only once it has
+    /// parsed, too late for the messages it writes while parsing, so the
+    /// choice is taken from the words first ([`color_in`]).
+    fn try_parse_colored(args: Vec<OsString>) -> std::result::Result<Cli, clap::Error> {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut command = Cli::command().color(color_in(&args));
+        let mut matches = command.try_get_matches_from_mut(args)?;
+        Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command))
+    }
+}
+
+/// The colour `--color WHEN` or `--color=WHEN` asks for among `args`
+/// (the last one given, before any `--`), for clap's own output; `auto`,
+/// clap's own choice, when there is none or its value is not one clap
+/// takes (clap then says so).
+fn color_in(args: &[OsString]) -> clap::ColorChoice {
+    let mut choice = clap::ColorChoice::Auto;
+    let mut words = args.iter().skip(1).map(|a| a.to_str());
+    while let Some(word) = words.next() {
+        let value = match word {
+            Some("--") => break,
+            Some("--color") => words.next().flatten(),
+            Some(word) => word.strip_prefix("--color="),
+            None => None,
+        };
+        match value {
+            Some("always") => choice = clap::ColorChoice::Always,
+            Some("never") => choice = clap::ColorChoice::Never,
+            Some("auto") => choice = clap::ColorChoice::Auto,
+            _ => {}
+        }
+    }
+    choice
 }
 
 /// The command lines run most, parsed without clap: `env` as the

@@ -419,3 +419,40 @@ fn names_read_from_the_registry_are_escaped_where_shown_and_exact_in_json() {
         "{out}"
     );
 }
+
+/// `--color always|never` colours clap's own output too (help, usage
+/// errors), as its help says: it was never handed to clap, so `never`
+/// under CLICOLOR_FORCE (clap's stand-in for a terminal) still coloured
+/// them and `always` into a pipe did not. Without the flag, clap's own
+/// choice stands.
+#[test]
+fn color_always_and_never_apply_to_clap_help_and_usage_errors() {
+    let t = TestEnv::new();
+    let coloured = |text: &str| text.contains("\u{1b}[");
+    let cases: [(&[&str], bool, bool); 6] = [
+        // (args, CLICOLOR_FORCE, coloured)
+        (&["--color", "always", "list", "--jsn"], false, true),
+        (&["list", "--color=always", "--help"], false, true),
+        (&["--color", "never", "list", "--jsn"], true, false),
+        (&["--color=never", "list", "--help"], true, false),
+        (&["list", "--jsn"], true, true),
+        (&["list", "--jsn"], false, false),
+    ];
+    for (args, force, expected) in cases {
+        let mut cmd = t.wtenv(args);
+        if force {
+            cmd.env("CLICOLOR_FORCE", "1");
+        }
+        let out = run(&mut cmd);
+        let text = if args.contains(&"--help") {
+            assert_eq!(out.code, Some(0), "{args:?}: {out}");
+            &out.stdout
+        } else {
+            assert_eq!(out.code, Some(1), "{args:?}: {out}");
+            assert!(out.stderr.contains("--jsn"), "{args:?}: {out}");
+            &out.stderr
+        };
+        assert!(text.contains("Usage:"), "{args:?}: {out}");
+        assert_eq!(coloured(text), expected, "{args:?} force {force}: {out}");
+    }
+}
