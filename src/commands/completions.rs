@@ -32,9 +32,57 @@ pub fn script(shell: clap_complete::Shell) -> String {
     clap_complete::generate(shell, &mut cmd, "wtenv", &mut buf);
     let mut text = String::from_utf8_lossy(&buf).into_owned();
     if shell == clap_complete::Shell::Fish {
+        text = fish_mended(&text);
         text.push_str(&fish_positionals(&cmd));
     }
     text
+}
+
+/// The generated `__fish_wtenv_needs_command`'s parse of the words before
+/// the command, which fails on a last global option still waiting for its
+/// value (`wtenv --color `): no completion then held, and fish offered
+/// files instead of `--color`'s values.
+const FISH_NEEDS_COMMAND_PARSE: &str =
+    "    argparse -s (__fish_wtenv_global_optspecs) -- $cmd 2>/dev/null\n    or return\n";
+
+/// [`FISH_NEEDS_COMMAND_PARSE`], where a failed parse whose last word is
+/// a global option taking a value (a long one: `--color`) is parsed again
+/// without it: with no command before it, the command is still needed,
+/// and `--color`'s own line offers its values.
+const FISH_NEEDS_COMMAND_MENDED: &str = "    argparse -s (__fish_wtenv_global_optspecs) -- $cmd 2>/dev/null
+    or begin
+        # The last word a global option waiting for its value (`wtenv --color `).
+        set -l takes_value (__fish_wtenv_global_optspecs | string replace -rf -- '^(?:./)?(..+)=$' '--$1')
+        set -q cmd[1]; and contains -- $cmd[-1] $takes_value
+        or return 1
+        set -e cmd[-1]
+        argparse -s (__fish_wtenv_global_optspecs) -- $cmd 2>/dev/null
+        and not set -q argv[1]
+    end
+    or return
+";
+
+/// clap_complete's fish script, mended where it offers files for what has
+/// values: after a global option such as `--color` before the command
+/// ([`FISH_NEEDS_COMMAND_MENDED`]), and after `help`, whose lines offering
+/// the commands held only while no command was seen, `help` among them
+/// (itself seen, so never). A test holds each mend applied, so that a
+/// new clap_complete that writes these lines otherwise is noticed.
+fn fish_mended(text: &str) -> String {
+    let text = text.replacen(FISH_NEEDS_COMMAND_PARSE, FISH_NEEDS_COMMAND_MENDED, 1);
+    text.lines()
+        .map(|line| {
+            let help =
+                "-n \"__fish_wtenv_using_subcommand help; and not __fish_seen_subcommand_from ";
+            match line.split_once(help) {
+                Some((head, rest)) => match rest.split_once(" help\" ") {
+                    Some((seen, tail)) => format!("{head}{help}{seen}\" {tail}\n"),
+                    None => format!("{line}\n"),
+                },
+                None => format!("{line}\n"),
+            }
+        })
+        .collect()
 }
 
 /// Whether the word being completed is the positional argument number
@@ -269,6 +317,28 @@ mod tests {
             for long in ["grace", "skip-occupied", "registry", "detach", "log-limit"] {
                 assert!(offers(shell, &text, long), "{shell}: --{long} not offered");
             }
+        }
+    }
+
+    /// Each of [`fish_mended`]'s mends applies to the script clap_complete
+    /// writes: the parse it replaces is there once, and every line
+    /// offering a command after `help` lists `help` among the seen ones.
+    #[test]
+    fn the_fish_mends_apply_to_the_generated_script() {
+        let mut cmd = shown(&Cli::command());
+        let raw = generated(Shell::Fish, cmd.clone());
+        assert_eq!(raw.matches(FISH_NEEDS_COMMAND_PARSE).count(), 1, "{raw}");
+        let mended = script(Shell::Fish);
+        assert!(mended.contains(FISH_NEEDS_COMMAND_MENDED), "{mended}");
+        cmd.build();
+        let after_help: Vec<&str> = mended
+            .lines()
+            .filter(|l| l.contains("__fish_wtenv_using_subcommand help;"))
+            .collect();
+        let shown_commands = cmd.get_subcommands().count();
+        assert_eq!(after_help.len(), shown_commands, "{mended}");
+        for line in after_help {
+            assert!(!line.contains(" help\" "), "{line}");
         }
     }
 

@@ -18,7 +18,7 @@ use crate::worktrees::{self, stale_record};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Print JSON (`"version": 1`, one object per worktree).
+    /// Print one JSON object: {"version": 1, "worktrees": [...], "conflicts": [...]}.
     #[arg(long)]
     pub json: bool,
 }

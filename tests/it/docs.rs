@@ -276,3 +276,23 @@ fn env_help_says_dotenv_quotes_each_value_as_it_needs() {
         "{help}"
     );
 }
+
+/// `list --help` says `--json` prints one object, holding the worktrees
+/// and the conflicts: "one object per worktree" read like a line per
+/// worktree (NDJSON). And the README says `conflicts` exits 1 when it
+/// finds any, which it does (the exit-code table's row alone did not).
+#[test]
+fn list_help_names_the_one_json_object_and_the_readme_conflicts_exit() {
+    let t = crate::support::TestEnv::new();
+    let out = crate::support::run(&mut t.wtenv(&["list", "--help"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let json = out.stdout.lines().find(|l| l.contains("--json")).unwrap();
+    assert!(!json.contains("per worktree"), "{json}");
+    assert!(
+        json.contains(r#"one JSON object: {"version": 1, "worktrees": [...], "conflicts": [...]}"#),
+        "{json}"
+    );
+    let readme = include_str!("../../README.md");
+    let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(readme.contains("`conflicts` exits 1 when it lists any"));
+}

@@ -289,3 +289,40 @@ fn fish_offers_the_values_of_positionals_with_fixed_choices_as_bash_does() {
     assert!(has(&dir, "wtenv.toml"), "export's DIR: files in\n{dir}");
     assert!(!has(&dir, "launchd"), "export's DIR:\n{dir}");
 }
+
+/// fish offers `--color`'s values after it before the command (`wtenv
+/// --color `), and the commands after `help`: it offered files for both
+/// (the generated parse of the words before the command failed on the
+/// option waiting for its value; `help` counted as a command already
+/// seen in its own lines).
+#[test]
+fn fish_offers_color_values_before_the_command_and_commands_after_help() {
+    let t = TestEnv::new();
+    write_completions(&t);
+    let offers = |line: &str| fish_offers(&t, line);
+    for line in [
+        "wtenv --color ",
+        "wtenv -v --config x --color ",
+        "wtenv list --color ",
+    ] {
+        assert_eq!(
+            offers(line).lines().collect::<Vec<_>>(),
+            ["always", "auto", "never"],
+            "{line}"
+        );
+    }
+    for line in ["wtenv help ", "wtenv -q help "] {
+        let commands = offers(line);
+        for word in ["create", "env", "list", "up", "completions"] {
+            assert!(has(&commands, word), "{line}: {word} in\n{commands}");
+        }
+        assert!(
+            !has(&commands, "wtenv.toml"),
+            "{line}: files in\n{commands}"
+        );
+    }
+    // A finished option still leads to the commands; one with no fixed
+    // values (--registry) still completes files.
+    assert!(has(&offers("wtenv --color never "), "create"));
+    assert!(has(&offers("wtenv --registry "), "wtenv.toml"));
+}
