@@ -145,7 +145,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             // that are not UTF-8").
             "path": e.path.to_str(),
             "branch": e.listed.branch,
-            "head": e.listed.head,
+            // Git's all-zero id before the first commit: no commit, `null`.
+            "head": e.listed.head.as_deref().filter(|h| h.bytes().any(|b| b != b'0')),
             "main": e.main,
             "git_dir": e.git_dir,
             "of_another_repository": e.of_another_repository.as_ref().map(|w| &w.common_dir),
@@ -282,7 +283,19 @@ fn service_view(
             service: name.to_owned(),
             port: None,
             state: "unallocated".into(),
-            json: json!({ "service": name, "port": null, "state": "unallocated", "listeners": [] }),
+            // The keys of an allocated service's, each empty: a script
+            // reads `.holds[]` of every service alike.
+            json: json!({
+                "service": name,
+                "port": null,
+                "lifetime": null,
+                "state": "unallocated",
+                "listeners": [],
+                "holds": [],
+                "health": health.as_ref().map(|h| &h.health),
+                "restarts": health.as_ref().map(|h| h.restarts),
+                "worktree_gone": gone,
+            }),
         },
         Some((a, u)) => {
             let listeners = u.listeners();

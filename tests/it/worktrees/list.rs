@@ -188,3 +188,51 @@ fn list_writes_both_kinds_of_conflict_row_alike() {
         )
     );
 }
+
+/// Every service object of `list --json` carries the same keys whatever
+/// its state: an unallocated one had only `service`, `port`, `state` and
+/// `listeners`, so `.holds[]` failed on it. And before the first commit,
+/// `head` is `null`, not git's all-zero id.
+#[test]
+fn list_json_gives_every_service_the_same_keys_and_no_head_before_a_commit() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\n[services.api]\n");
+    let allocated = run(&mut t.wtenv(&["allocate", "--service", "web"]));
+    assert_eq!(allocated.code, Some(0), "{allocated}");
+    let json = run(&mut t.wtenv(&["list", "--json"]));
+    assert_eq!(json.code, Some(0), "{json}");
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let main = listed_worktree(&doc, &t.repo, &json);
+    assert!(main["head"].is_string(), "{json}");
+    let services = main["services"].as_array().unwrap();
+    let keys = |s: &serde_json::Value| {
+        let mut k: Vec<String> = s.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let states: Vec<&str> = services
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert!(
+        states.contains(&"unallocated") && states.len() == 2,
+        "{json}"
+    );
+    assert_eq!(keys(&services[0]), keys(&services[1]), "{json}");
+    let unallocated = services
+        .iter()
+        .find(|s| s["state"] == "unallocated")
+        .unwrap();
+    assert_eq!(unallocated["holds"], serde_json::json!([]), "{json}");
+    assert_eq!(unallocated["worktree_gone"], false, "{json}");
+    assert!(unallocated["port"].is_null() && unallocated["lifetime"].is_null());
+
+    let fresh = t.root().join("fresh");
+    t.init_repo(&fresh);
+    let json = run(&mut t.wtenv_in(&fresh, &["list", "--json"]));
+    assert_eq!(json.code, Some(0), "{json}");
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let w = listed_worktree(&doc, &fresh, &json);
+    assert_eq!(w["head"], serde_json::Value::Null, "{json}");
+    assert_eq!(w["branch"], "main", "{json}");
+}
