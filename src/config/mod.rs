@@ -66,6 +66,9 @@ pub const MAX_NAME_CHARS: usize = 64;
 /// The most variable names one service exports its port under.
 pub const MAX_SERVICE_VARS: usize = 16;
 
+/// `[worktrees] branch` when the file does not set it.
+pub const DEFAULT_BRANCH: &str = "{purpose}/{identifier}";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorktreesConfig {
     /// Where `create` puts worktrees; `{repo}` is the main worktree's name.
@@ -104,7 +107,7 @@ impl Default for Config {
             source: None,
             worktrees: WorktreesConfig {
                 root: "../{repo}.worktrees".into(),
-                branch: "{purpose}/{identifier}".into(),
+                branch: DEFAULT_BRANCH.into(),
                 default_purpose: "feature".into(),
                 direnv_allow: false,
             },
@@ -571,8 +574,9 @@ struct NameProblem {
 
 /// The one rule for the name of a purpose or a service (`what`: "a
 /// service name"), in a config's table or on the command line
-/// ([`check_service_name`]): ASCII letters, digits, `_` or `-`, at most
-/// [`MAX_NAME_CHARS`]. `None` when the name keeps it.
+/// ([`check_service_name`]): ASCII letters, digits, `_` or `-`, not
+/// starting with `-`, at most [`MAX_NAME_CHARS`]. `None` when the name
+/// keeps it.
 fn name_problem(name: &str, what: &str) -> Option<NameProblem> {
     let chars = name.chars().count();
     if chars > MAX_NAME_CHARS {
@@ -589,9 +593,21 @@ fn name_problem(name: &str, what: &str) -> Option<NameProblem> {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    (!identifier).then(|| NameProblem {
+    if !identifier {
+        return Some(NameProblem {
+            shown: name.to_owned(),
+            reason: format!("{what} is ASCII letters, digits, '_' or '-'"),
+            too_long: false,
+        });
+    }
+    // `--purpose -p` and `--service -d` read as options: only
+    // `--service=-d` could name it.
+    let flag = what.trim_start_matches("a ").trim_end_matches(" name");
+    name.starts_with('-').then(|| NameProblem {
         shown: name.to_owned(),
-        reason: format!("{what} is ASCII letters, digits, '_' or '-'"),
+        reason: format!(
+            "{what} may not start with '-': a command line would take it for an option (only --{flag}={name} could pass it)"
+        ),
         too_long: false,
     })
 }
@@ -611,7 +627,7 @@ pub fn check_service_name(name: &str) -> Result<()> {
         problem.shown, problem.reason
     ))
     .with_hint(format!(
-        "use ASCII letters, digits, '_' or '-', at most {MAX_NAME_CHARS} characters: the names a config's [services] accepts"
+        "use ASCII letters, digits, '_' or '-', not starting with '-', at most {MAX_NAME_CHARS} characters: the names a config's [services] accepts"
     )))
 }
 

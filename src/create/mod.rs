@@ -151,10 +151,20 @@ pub fn plan(
         .replace("{purpose}", purpose)
         .replace("{identifier}", identifier);
     if branch.is_empty() || branch.starts_with('-') {
+        let reason = format!("makes {branch:?}, which is not a valid branch name");
+        // The default template is no key of the file's to fix: name it,
+        // and the purpose and identifier that made the name.
+        if config.worktrees.branch == crate::config::DEFAULT_BRANCH {
+            return Err(Error::invalid(format!(
+                "the default branch template {:?} (no [worktrees] branch is set) {reason}, from purpose {purpose:?} and identifier {identifier:?}",
+                crate::config::DEFAULT_BRANCH
+            ))
+            .with_hint("choose another purpose or identifier, or set [worktrees] branch"));
+        }
         return Err(Error::config(
             config.source.clone().unwrap_or_default(),
             "worktrees.branch",
-            format!("makes {branch:?}, which is not a valid branch name"),
+            reason,
         ));
     }
     // Purpose and identifier are letters, digits and punctuation: what a

@@ -152,3 +152,48 @@ fn names_holding_hidden_characters_are_refused_before_anything_is_made() {
             .contains("feature/ok")
     );
 }
+
+/// A purpose or a service whose name starts with `-` is refused by the
+/// config check and by the commands that take one, naming the key and
+/// why: `create --purpose -p-1` and `allocate --service -web` read it as
+/// an option, so only `--purpose=-p-1` could pass it, and `create` then
+/// said `worktrees.branch: makes "-p-1/a"` of a file that sets no such
+/// key.
+#[test]
+fn names_starting_with_a_dash_are_refused_naming_the_key_and_why() {
+    let t = TestEnv::new();
+    let why = "may not start with '-': a command line would take it for an option";
+    for (config, key) in [
+        (
+            "\"-p-1\" = \"1100-1109\"\n[worktrees]\ndefault_purpose = \"-p-1\"\n",
+            "purposes.-p-1: a purpose name",
+        ),
+        ("[services.\"-web\"]\n", "services.-web: a service name"),
+    ] {
+        t.write_config(config);
+        let before = before_and_after(&t);
+        for args in [
+            &["env"][..],
+            &["create", "--purpose=-p-1", "--identifier", "a"],
+        ] {
+            let out = run(&mut t.wtenv(args));
+            assert_eq!(out.code, Some(1), "{args:?}: {out}");
+            assert!(
+                out.stderr.contains(&format!("{key} {why}")),
+                "{args:?}: {out}"
+            );
+            assert!(!out.stderr.contains("worktrees.branch"), "{args:?}: {out}");
+        }
+        assert_eq!(before_and_after(&t), before, "something changed");
+    }
+    t.write_config("");
+    let out = run(&mut t.wtenv(&["allocate", "--service=-web"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "invalid service name \"-web\": a service name {why} (only --service=-web could pass it)"
+        )),
+        "{out}"
+    );
+    assert!(!t.registry_path().exists(), "something was recorded");
+}

@@ -323,7 +323,7 @@ fn a_service_name_a_config_would_refuse_is_refused_on_the_command_line() {
                 out.stderr,
                 format!(
                     "error: invalid service name {shown}: {reason}\n\
-                     hint: use ASCII letters, digits, '_' or '-', at most 64 characters: the names a config's [services] accepts\n"
+                     hint: use ASCII letters, digits, '_' or '-', not starting with '-', at most 64 characters: the names a config's [services] accepts\n"
                 ),
                 "{args:?}"
             );

@@ -337,14 +337,24 @@ fn durations_take_seconds_as_text_or_number() {
 
 /// A service named on the command line keeps a `[services]` key's rule,
 /// through the same function: 64 characters are allowed, 65 are not; only
-/// ASCII letters, digits, `_` and `-`; never empty.
+/// ASCII letters, digits, `_` and `-`, not starting with `-` (an option's
+/// look); never empty.
 #[test]
 fn a_service_name_on_the_command_line_keeps_the_configs_rule() {
     for name in ["web", "my-api_2", &"a".repeat(64)] {
         assert!(check_service_name(name).is_ok(), "{name}");
         assert!(parse(&format!("[services.{name:?}]\n")).is_ok(), "{name}");
     }
-    for name in ["", "web ui", "web.ui", "wéb", "a/b", &"a".repeat(65)] {
+    for name in [
+        "",
+        "web ui",
+        "web.ui",
+        "wéb",
+        "a/b",
+        "-web",
+        "-",
+        &"a".repeat(65),
+    ] {
         assert!(check_service_name(name).is_err(), "{name:?}");
         assert!(
             parse(&format!("[services.{name:?}]\n")).is_err(),
