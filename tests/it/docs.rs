@@ -296,3 +296,18 @@ fn list_help_names_the_one_json_object_and_the_readme_conflicts_exit() {
     let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(readme.contains("`conflicts` exits 1 when it lists any"));
 }
+
+/// README says what a `run` or `up` hold's `command` is: wtenv's own
+/// rendering (`wtenv run -- ...`, quoted for a shell), which
+/// `display::a_command_line_is_exact_in_json_and_the_registry_and_escaped_where_shown`
+/// holds it to. It said a hold's command was given "as the process has
+/// it", which is true of a listener's and an `env --hold` holder's only.
+#[test]
+fn readme_says_a_run_holds_command_is_wtenvs_rendering() {
+    let readme = include_str!("../../README.md");
+    let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(!readme.contains("(a listener's, a hold's)"));
+    assert!(readme.contains(
+        "its `command` is wtenv's rendering, not the process's argv: the command line `wtenv run` was given, quoted for a shell"
+    ));
+}
