@@ -359,11 +359,11 @@ impl Holders {
 }
 
 /// Puts `"listening"` (`listening`: [`Holders::listening`]) in the JSON
-/// object `item` right after its key `after`, the port's processes; no
-/// key where wtenv could not tell (README, the JSON of `conflicts`,
-/// `ports` and `list`).
+/// object `item` right after its key `after`, the port's processes;
+/// `null` where wtenv could not tell, so that every object has the same
+/// keys (README, the JSON of `conflicts`, `ports` and `list`).
 pub fn listening_json(item: &mut serde_json::Value, after: &str, listening: Option<bool>) {
-    if let (Some(listening), Some(map)) = (listening, item.as_object_mut()) {
+    if let Some(map) = item.as_object_mut() {
         let at = map
             .keys()
             .position(|k| k == after)

@@ -291,6 +291,7 @@ fn service_view(
                 "lifetime": null,
                 "state": "unallocated",
                 "listeners": [],
+                "listening": null,
                 "holds": [],
                 "health": health.as_ref().map(|h| &h.health),
                 "restarts": health.as_ref().map(|h| h.restarts),
