@@ -434,8 +434,11 @@ impl Error {
                         "widen {them} to at least {need} ports{together} (or add an overflow range){there}"
                     )
                 } else if !occupied.is_empty() {
+                    let ports: Vec<(u16, &Holders)> =
+                        occupied.iter().map(|(p, h)| (*p, h)).collect();
                     format!(
-                        "stop what holds those ports, or widen the range (or add an overflow range){there}"
+                        "{}, or widen the range (or add an overflow range){there}",
+                        stop_hint(&ports, "stop what holds those ports")
                     )
                 } else {
                     format!(
@@ -443,7 +446,9 @@ impl Error {
                     )
                 })
             }
-            Error::Config { hint: Some(hint), .. } => Some(hint.clone()),
+            Error::Config {
+                hint: Some(hint), ..
+            } => Some(hint.clone()),
             Error::Config { at: Some(at), .. } if !at.text.is_empty() => Some(format!(
                 "fix line {} (`{}`), then run the command again",
                 at.line, at.text
@@ -459,12 +464,10 @@ impl Error {
                 what.push("the reservation stays with this worktree".into());
                 Some(what.join("; "))
             }
-            Error::PortInUse { port, holders, .. } => Some(
-                unlistened_hint(&[(*port, holders)]).unwrap_or_else(|| {
-                    "stop that process, or run 'wtenv validate --verify-ports' to find stale allocations"
-                        .into()
-                }),
-            ),
+            Error::PortInUse { port, holders, .. } => Some(stop_hint(
+                &[(*port, holders)],
+                "stop that process, or run 'wtenv validate --verify-ports' to find stale allocations",
+            )),
             Error::Invalid { hint, .. }
             | Error::NotFound { hint, .. }
             | Error::Refused { hint, .. }
@@ -501,6 +504,19 @@ impl Error {
             | Error::Io { .. } => exit::Outcome::Code(exit::FAILURE),
         }
     }
+}
+
+/// What to do about the busy ports of `ports`: where no socket listens
+/// on any of them, [`unlistened_hint`]'s words, since there is no process
+/// to stop; where one is held by a process (or by a holder wtenv cannot
+/// see), `processes`, the words for stopping it.
+fn stop_hint(ports: &[(u16, &Holders)], processes: &str) -> String {
+    ports
+        .iter()
+        .all(|(_, h)| h.unlistened())
+        .then(|| unlistened_hint(ports))
+        .flatten()
+        .unwrap_or_else(|| processes.to_owned())
 }
 
 /// What to do about the ports of `ports` no socket listens on

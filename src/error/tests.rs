@@ -77,3 +77,55 @@ fn a_location_shows_its_line_with_control_characters_escaped() {
     assert_eq!((at.line, at.column), (2, 7));
     assert_eq!(at.text, r"bad = \u{1b}]0;T\u{7}");
 }
+
+/// A full range whose skipped ports no socket listens on has no process
+/// to stop: its hint says what to do instead, as the other refusals
+/// naming such a port do; where a process holds one of them (or a
+/// holder wtenv cannot see), it still says to stop what holds them.
+#[test]
+fn a_full_range_of_ports_no_process_listens_on_hints_what_to_do_instead() {
+    use crate::config::{PortRange, Ranges};
+    let unlistened = Holders {
+        listening: Some(false),
+        ..Holders::default()
+    };
+    let full = |occupied: Vec<(u16, Holders)>| {
+        Error::RangeExhausted {
+            purpose: "feature".into(),
+            ranges: Ranges::one(PortRange {
+                start: 5000,
+                end: 5001,
+            }),
+            need: 1,
+            config_file: Some("wtenv.toml".into()),
+            occupied,
+        }
+        .hint()
+        .unwrap()
+    };
+    let widen = "or widen the range (or add an overflow range) in wtenv.toml";
+    let bound = if cfg!(target_os = "linux") {
+        "no connection of ports 5000, 5001 is in TIME_WAIT: stop the programs that bound them without listening"
+    } else {
+        "wait a minute if ports 5000, 5001 are in TIME_WAIT; should they stay busy, stop the programs that bound them without listening"
+    };
+    assert_eq!(
+        full(vec![(5000, unlistened.clone()), (5001, unlistened.clone())]),
+        format!("{bound}, {widen}")
+    );
+    let process = Holders {
+        processes: vec![crate::probe::Holder {
+            pid: 7,
+            command: "python3 -m http.server".into(),
+            cwd: None,
+        }],
+        listening: Some(true),
+        ..Holders::default()
+    };
+    for held in [process, Holders::default()] {
+        assert_eq!(
+            full(vec![(5000, unlistened.clone()), (5001, held)]),
+            format!("stop what holds those ports, {widen}")
+        );
+    }
+}

@@ -222,3 +222,33 @@ fn json_says_whether_a_process_listens_on_a_busy_port() {
     assert_eq!(row(unrecorded)["listening"], false, "{out}");
     assert_eq!(row(listened)["listening"], true, "{out}");
 }
+
+/// `--skip-occupied` that runs out of ports because a socket is bound,
+/// without listening, to the one port left hinted "stop what holds those
+/// ports", with no process to stop: it says what to do instead, as `env`'s
+/// refusal of a reserved port does.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_range_a_port_no_process_listens_on_exhausts_hints_what_to_do_instead() {
+    let t = TestEnv::new();
+    let port = t.ports.port(0);
+    std::fs::write(
+        t.repo.join("wtenv.toml"),
+        format!("[purposes]\nfeature = \"{port}-{port}\"\n"),
+    )
+    .unwrap();
+    let _bound = PyBound::start(&t.root(), port);
+    let out = run(&mut t.wtenv(&["env", "--skip-occupied"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: no free port left in feature range {port}-{port}; occupied on the system, so skipped:\n  \
+             port {port}: {NOT_LISTENING}\n\
+             hint: no connection of port {port} is in TIME_WAIT: stop the program that bound it without listening, \
+             or widen the range (or add an overflow range) in wtenv.toml\n"
+        ),
+        "{out}"
+    );
+    assert!(t.allocations().is_empty(), "{out}");
+}
