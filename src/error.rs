@@ -261,12 +261,23 @@ fn widen_where(config_file: Option<&str>, purpose: &str, ranges: &crate::config:
             ),
         };
         return format!(
-            ": there is no config, so create {} with a [purposes] table, from the built-in line \
-             {purpose} = {value} (the table replaces every built-in purpose)",
-            crate::config::TOML_NAME
+            ": {}, from the built-in line {purpose} = {value} (the table replaces every built-in purpose)",
+            create_config("a [purposes] table")
         );
     };
     format!(" in {file}")
+}
+
+/// What a hint says where a setting it names has no config to go in
+/// (the built-in defaults are in use): the file to create, `with` in it:
+/// `there is no config, so create wtenv.toml with a [purposes] table`.
+/// Said by a full range's hint ([`widen_where`]) and the conflict
+/// message's ([`crate::report::conflict_text`]).
+pub fn create_config(with: &str) -> String {
+    format!(
+        "there is no config, so create {} with {with}",
+        crate::config::TOML_NAME
+    )
 }
 
 impl Location {

@@ -196,12 +196,15 @@ pub fn line(prefix: &str, text: &str) {
 
 /// The hint that ends every conflict message: the opt-in that skips
 /// occupied ports instead of failing, set in the config file in use, in
-/// its syntax.
-fn conflict_hint(config_file: &str, syntax: Syntax) -> String {
-    format!(
-        "to take the next free port instead, pass --skip-occupied or set {} in {config_file}",
-        syntax.setting(&["allocation"], "skip_occupied", "true")
-    )
+/// its syntax; with none (the built-in defaults), in the file to create
+/// ([`crate::error::create_config`]).
+fn conflict_hint(config_file: Option<&str>, syntax: Syntax) -> String {
+    let setting = syntax.setting(&["allocation"], "skip_occupied", "true");
+    let there = match config_file {
+        Some(file) => format!(" in {file}"),
+        None => format!(": {}", crate::error::create_config("that table")),
+    };
+    format!("to take the next free port instead, pass --skip-occupied or set {setting}{there}")
 }
 
 /// Ports free in the registry but occupied on the system (allocation
@@ -216,8 +219,9 @@ pub struct PortConflict {
     /// Each occupied port with who holds it, as far as the system tells.
     pub ports: Vec<(u16, Holders)>,
     /// The config file that sets `[allocation]`, as the hint names it
-    /// ([`crate::config::file_named`]), and its syntax.
-    pub config_file: String,
+    /// ([`crate::config::file_named`]; `None`: there is none, and the
+    /// hint says which to create), and its syntax.
+    pub config_file: Option<String>,
     pub syntax: Syntax,
 }
 
@@ -245,7 +249,11 @@ pub fn conflict_text(c: &PortConflict) -> String {
             ranges = c.ranges.label()
         );
     }
-    let _ = write!(msg, "\nhint: {}", conflict_hint(&c.config_file, c.syntax));
+    let _ = write!(
+        msg,
+        "\nhint: {}",
+        conflict_hint(c.config_file.as_deref(), c.syntax)
+    );
     msg
 }
 
@@ -344,7 +352,7 @@ mod tests {
                 (5002, Holders::default()),
                 (5003, unlistened(false)),
             ],
-            config_file: "wtenv.toml".into(),
+            config_file: Some("wtenv.toml".into()),
             syntax: Syntax::Toml,
         }));
         let text = "Port conflict detected in feature range 5000-5009.\n\
@@ -362,11 +370,24 @@ mod tests {
         let Error::Conflict(mut conflict) = err else {
             unreachable!()
         };
-        conflict.config_file = "wtenv.json".into();
+        conflict.config_file = Some("wtenv.json".into());
         conflict.syntax = Syntax::Json;
         assert!(
             conflict_text(&conflict).ends_with(
                 "\nhint: to take the next free port instead, pass --skip-occupied or set \"allocation\": {\"skip_occupied\": true} in wtenv.json"
+            ),
+            "{}",
+            conflict_text(&conflict)
+        );
+
+        // No config (the built-in defaults): the hint says which file to
+        // create, with the table, in TOML.
+        conflict.config_file = None;
+        conflict.syntax = Syntax::Toml;
+        assert!(
+            conflict_text(&conflict).ends_with(
+                "\nhint: to take the next free port instead, pass --skip-occupied or set [allocation] skip_occupied = true: \
+                 there is no config, so create wtenv.toml with that table"
             ),
             "{}",
             conflict_text(&conflict)

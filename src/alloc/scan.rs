@@ -141,6 +141,12 @@ pub fn scan_ranges(
     own: usize,
     system: &mut dyn System,
 ) -> Result<Vec<u16>> {
+    // The config that gives the ranges, as a hint names it; `None`: the
+    // built-in defaults, and the hint says which file to create.
+    let config_file = || {
+        req.config_source
+            .map(|source| crate::config::file_named(Some(source), req.worktree))
+    };
     let mut free = Vec::new();
     // Occupied on the system, skipped (`skip_occupied`): named if the
     // ranges run out.
@@ -167,7 +173,7 @@ pub fn scan_ranges(
                         .iter()
                         .map(|p| (*p, holders.get(p).cloned().unwrap_or_default()))
                         .collect(),
-                    config_file: crate::config::file_named(req.config_source, req.worktree),
+                    config_file: config_file(),
                     syntax: crate::config::syntax_of(req.config_source),
                 })));
             }
@@ -191,9 +197,7 @@ pub fn scan_ranges(
             purpose: req.purpose.to_owned(),
             ranges: req.ranges.clone(),
             need: own + count,
-            config_file: req
-                .config_source
-                .map(|source| crate::config::file_named(Some(source), req.worktree)),
+            config_file: config_file(),
             occupied: skipped
                 .iter()
                 .map(|p| (*p, holders.remove(p).unwrap_or_default()))

@@ -210,13 +210,64 @@ fn no_config_means_the_built_in_defaults() {
     assert_eq!(std::fs::read(t.registry_path()).unwrap(), before, "{out}");
 }
 
+/// Without a config, a port of the built-in range that is occupied on the
+/// system fails with the conflict message, whose hint said to set
+/// `[allocation] skip_occupied = true in wtenv.toml`, a file that does not
+/// exist: it says to create it with that table. In a network namespace of
+/// the test's own, where a python3 listener holds port 5000 (see
+/// [`no_config_means_the_built_in_defaults`]).
+#[test]
+fn a_conflict_without_a_config_says_which_file_to_create() {
+    let t = TestEnv::bare();
+    let mut cmd = in_own_network_under(
+        &t,
+        &t.repo,
+        &[
+            "python3",
+            "-c",
+            "import socket,subprocess,sys\n\
+             s=socket.socket()\n\
+             s.bind(('127.0.0.1',5000))\n\
+             s.listen()\n\
+             sys.exit(subprocess.run(sys.argv[1:]).returncode)",
+        ],
+        &["env"],
+    );
+    let out = run(&mut cmd);
+    assert_eq!((out.code, out.stdout.as_str()), (Some(1), ""), "{out}");
+    assert!(
+        out.stderr.starts_with(
+            "Port conflict detected in feature range 5000-5099.\n\
+             Ports free in registry but occupied on system: 5000.\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.stderr.ends_with(
+            "\nhint: to take the next free port instead, pass --skip-occupied or set \
+             [allocation] skip_occupied = true: there is no config, so create wtenv.toml \
+             with that table\n"
+        ),
+        "{out}"
+    );
+    assert!(!t.repo.join("wtenv.toml").exists(), "{out}");
+    assert!(t.allocations().is_empty(), "{out}");
+}
+
 /// `wtenv ARGS` in `dir`, in a fresh network namespace with its loopback
 /// up (see [`no_config_means_the_built_in_defaults`]).
 fn in_own_network(t: &TestEnv, dir: &Path, args: &[&str]) -> Command {
+    in_own_network_under(t, dir, &[], args)
+}
+
+/// [`in_own_network`], wtenv run by the command `under` (its arguments
+/// then wtenv's path and `args`), in the namespace too.
+fn in_own_network_under(t: &TestEnv, dir: &Path, under: &[&str], args: &[&str]) -> Command {
     let mut cmd = Command::new("unshare");
     t.apply_env(&mut cmd);
     cmd.current_dir(dir)
         .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .args(under)
         .arg(env!("CARGO_BIN_EXE_wtenv"))
         .args(args);
     cmd
