@@ -248,34 +248,36 @@ pub fn watch_ready(service: &Service, port: u16, pgid: Pgid) {
                 // a connection would test that, and be one the server
                 // then accepts, empty. Who holds it is what tells.
                 if service_socket || probe::accepts(&at) {
-                    let holders = probe::holders(&[port].into());
-                    let all = holders.get(&port).map(Vec::as_slice).unwrap_or_default();
-                    // wtenv's own copy of a handed-off socket is no stranger.
-                    let found: Vec<Holder> = all
-                        .iter()
-                        .filter(|h| h.pid != wtenv.pid)
-                        .cloned()
-                        .collect();
-                    let strangers: Vec<Holder> = found
-                        .iter()
-                        .filter(|h| stranger(h.pid, pgid, &wtenv))
-                        .cloned()
-                        .collect();
-                    if strangers.is_empty() && found.iter().any(|h| of_service(h.pid, pgid)) {
-                        // Ready is said once, by `up`'s health tracker.
-                        return;
-                    }
-                    // No holder known at all is someone wtenv cannot see
-                    // (another user's); holders that are no strangers but
-                    // not the service yet (a fork of wtenv, or wtenv's
-                    // kept socket alone: the service ended since it was
-                    // looked at, or closed its copy) are waited for.
-                    if !taken && (!strangers.is_empty() || all.is_empty()) {
-                        taken = true;
-                        report::warn(&format!(
-                            "port {port} of service {name} accepts connections, but not from the service: {}",
-                            alloc::describe_holders(&strangers)
-                        ));
+                    // Looked up as `up`'s refusal and `up -d`'s readiness
+                    // look: a port free again by now (its listener just
+                    // closed) has no holder to name; the next tick looks.
+                    let mut busy = alloc::busy_holders([port], &mut alloc::RealSystem::default());
+                    if let Some(mut holders) = busy.remove(&port) {
+                        let unnamed = holders.processes.is_empty();
+                        // wtenv's own copy of a handed-off socket is no stranger.
+                        holders.processes.retain(|h| h.pid != wtenv.pid);
+                        let found = std::mem::take(&mut holders.processes);
+                        let (strangers, ours): (Vec<Holder>, Vec<Holder>) = found
+                            .into_iter()
+                            .partition(|h| stranger(h.pid, pgid, &wtenv));
+                        if strangers.is_empty() && ours.iter().any(|h| of_service(h.pid, pgid)) {
+                            // Ready is said once, by `up`'s health tracker.
+                            return;
+                        }
+                        // No holder named at all is someone wtenv cannot
+                        // see (another user's), or no listener; holders
+                        // that are no strangers but not the service yet
+                        // (a fork of wtenv, or wtenv's kept socket alone:
+                        // the service ended since it was looked at, or
+                        // closed its copy) are waited for.
+                        if !taken && (!strangers.is_empty() || unnamed) {
+                            taken = true;
+                            holders.processes = strangers;
+                            report::warn(&format!(
+                                "port {port} of service {name} accepts connections, but not from the service: {}",
+                                alloc::describe_found(&holders)
+                            ));
+                        }
                     }
                 }
                 if moved.is_empty() {
