@@ -137,7 +137,10 @@ pub(super) fn kill_stopped(pids: &[u32], say: impl FnOnce(&[u32])) {
 /// The sweep of the strays once every leader has exited, as a group's:
 /// SIGTERM (and SIGCONT), SIGKILL after the grace, or at once for one
 /// stopped again meanwhile ([`kill_stopped`]) and for one found after the
-/// grace ended; each SIGKILL said ([`Kills`]), unless wtenv killed
+/// grace ended; one found during the grace (forked meanwhile, or
+/// re-parented to wtenv since) gets its SIGTERM then, once, as a group's
+/// sweep sends its strays claimed then, and SIGKILL at the grace's end
+/// with the rest. Each SIGKILL said ([`Kills`]), unless wtenv killed
 /// everything already.
 #[derive(Debug, Default)]
 pub(super) struct Sweep {
@@ -147,6 +150,9 @@ pub(super) struct Sweep {
     deadline: Option<Instant>,
     /// The last turn found some.
     pub left: bool,
+    /// The strays sent SIGTERM, by pid and start time (a pid reused by a
+    /// later stray is another process).
+    termed: Vec<process::ProcessId>,
     /// What its SIGKILLs said.
     kills: Kills,
 }
@@ -168,28 +174,32 @@ impl Sweep {
         // meanwhile, or re-parented to wtenv since) is killed at once:
         // its grace is over too.
         let over = self.started && self.deadline.is_none_or(|d| now >= d);
-        let signals: &[Signal] = if killed || over {
-            &[Signal::SIGKILL]
-        } else if !self.started {
-            &[Signal::SIGTERM, Signal::SIGCONT]
-        } else {
-            &[]
-        };
         let found: Vec<u32> = strays(groups).iter().map(|s| s.pid).collect();
         let kills = &mut self.kills;
-        if signals.is_empty() {
-            if self.deadline.is_some() {
-                kill_stopped(&found, |stopped| {
-                    if !killed {
-                        kills.say(names, Why::StoppedAgain, stopped);
-                    }
-                });
-            }
-        } else {
+        if killed || over {
             if self.started && !killed {
                 kills.say(names, Why::Grace(grace), &found);
             }
-            signal_each(&found, signals);
+            signal_each(&found, &[Signal::SIGKILL]);
+        } else {
+            // Before the grace's end: SIGTERM (and SIGCONT) once to each,
+            // those of the first turn and any found since; SIGKILL at once
+            // to one sent it on an earlier turn and stopped again.
+            let (mut new, mut earlier) = (Vec::new(), Vec::new());
+            for &pid in &found {
+                match process::ProcessId::of(pid) {
+                    Some(id) if self.termed.iter().any(|&t| id.is(t)) => earlier.push(pid),
+                    Some(id) => {
+                        self.termed.push(id);
+                        new.push(pid);
+                    }
+                    None => {} // gone since
+                }
+            }
+            signal_each(&new, &[Signal::SIGTERM, Signal::SIGCONT]);
+            kill_stopped(&earlier, |stopped| {
+                kills.say(names, Why::StoppedAgain, stopped);
+            });
         }
         let n = found.len();
         self.left = n > 0;
@@ -197,7 +207,7 @@ impl Sweep {
             tracing::info!(strays = n, "every leader gone, sweeping the tree's strays");
             self.started = true;
             self.deadline = Some(now + grace);
-        } else if self.left && !signals.is_empty() {
+        } else if self.left && (killed || over) {
             self.deadline = None;
         }
     }

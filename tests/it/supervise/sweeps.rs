@@ -332,3 +332,88 @@ while not os.path.exists(f"{out}.first"):
     assert_eq!(w.stderr_text(), said(first) + &said(hidden));
     assert_no_holds(&t);
 }
+
+/// The leader leaves a stray; hidden below it in wtenv's own group
+/// (walked, never signalled), the process that waits for it and, once
+/// the sweep's SIGTERM ended it, forks a second stray (its SIGTERM
+/// handler set before it leaves the group): one found during the
+/// grace. It gets its SIGTERM then and ends by it, well before the
+/// grace's end; it used to get nothing until the grace's SIGKILL.
+#[test]
+fn a_stray_found_during_the_grace_gets_sigterm_then() {
+    let t = TestEnv::new();
+    let (script, out) = (t.root().join("tree.py"), t.root().join("pid"));
+    std::fs::write(
+        &script,
+        r#"
+import os, signal, sys, time
+wtenv = os.getpgid(os.getppid())
+out = sys.argv[1]
+def write(name, pid):
+    with open(f"{out}.{name}.tmp", "w") as f:
+        f.write(str(pid))
+    os.rename(f"{out}.{name}.tmp", f"{out}.{name}")
+hidden = os.fork()
+if hidden == 0:
+    os.setpgid(0, wtenv)
+    first = os.fork()
+    if first == 0:
+        os.setpgid(0, 0)
+        time.sleep(60)
+        os._exit(0)
+    write("first", first)
+    os.waitpid(first, 0)
+    second = os.fork()
+    if second == 0:
+        def termed(*_):
+            write("termed", os.getpid())
+            os._exit(0)
+        signal.signal(signal.SIGTERM, termed)
+        os.setpgid(0, 0)
+        write("second", os.getpid())
+        time.sleep(60)
+        os._exit(0)
+    os.waitpid(second, 0)
+    os._exit(0)
+write("hidden", hidden)
+while not os.path.exists(f"{out}.first"):
+    time.sleep(0.01)
+"#,
+    )
+    .unwrap();
+    let (script, out) = (script.to_str().unwrap(), out.to_str().unwrap());
+    let mut guard = KillOnDrop(Vec::new());
+    let mut w = Wtenv::start(&t, &["run", "--grace", "30s", "--", "python3", script, out]);
+    let hidden = t.root().join("pid.hidden");
+    assert!(
+        wait_for(PATIENCE, || hidden.exists()),
+        "{}",
+        w.stderr_text()
+    );
+    guard.add(read_pid(&hidden));
+    let second = t.root().join("pid.second");
+    assert!(
+        wait_for(PATIENCE, || second.exists()),
+        "{}",
+        w.stderr_text()
+    );
+    guard.add(read_pid(&second));
+    let termed = t.root().join("pid.termed");
+    assert!(
+        wait_for(Duration::from_secs(10), || termed.exists()),
+        "the stray found during the grace got no SIGTERM: {}",
+        w.stderr_text()
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || w
+            .child
+            .try_wait()
+            .unwrap()
+            .is_some()),
+        "wtenv waits for the grace's end: {}",
+        w.stderr_text()
+    );
+    assert_eq!(w.wait().code(), Some(0), "{}", w.stderr_text());
+    assert_eq!(w.stderr_text(), "", "nothing was killed");
+    assert_no_holds(&t);
+}
