@@ -166,8 +166,9 @@ pub fn status(message: &str) {
 }
 
 /// A status line `-q` keeps: what wtenv did to the user's processes
-/// unasked (`wtenv: npm did not stop within 10s: killed`, and each
-/// SIGKILL of a sweep: `supervise::notice`).
+/// unasked, each SIGKILL it sent, at the grace's end or by a sweep
+/// (`wtenv: npm did not stop within 10s: killed 1 process, pid 4242
+/// (npm start)`; the words are `supervise::notice`'s).
 pub fn status_kept(message: &str) {
     emit(&status_text(message));
 }
