@@ -54,12 +54,21 @@ pub trait System {
         self.is_alive(hold.process()) || hold.unit.as_ref().is_some_and(|u| self.unit_active(u))
     }
     fn worktree_gone(&mut self, worktree: &Path, repository: &Path) -> bool;
-    /// Where the gone worktree of `a` went, when it was moved (`git
-    /// worktree move` keeps the worktree's git dir, and with it the stamp
-    /// the registry last wrote there): the worktree of `a`'s repository
-    /// whose stamp lists `a`'s service and port
-    /// ([`crate::worktree::stamped_ports`]). Asked only of an entry whose
-    /// worktree is gone; a port is recorded once, so one at most.
+    /// Whether the stamp of `a`'s worktree, which exists, lists `a`'s
+    /// service and port ([`crate::worktree::stamped_ports`]): the entry
+    /// is that worktree's. When it does not, the entry may be another's,
+    /// moved away from this path ([`System::moved_to`]).
+    fn stamp_lists(&mut self, a: &Allocation) -> bool {
+        let _ = a;
+        true
+    }
+    /// Where the worktree of `a` went, when it was moved away from `a`'s
+    /// path (`git worktree move` keeps the worktree's git dir, and with
+    /// it the stamp the registry last wrote there): the other existing
+    /// worktree of `a`'s repository whose stamp lists `a`'s service and
+    /// port ([`crate::worktree::stamped_ports`]). Asked of an entry whose
+    /// worktree is gone, or whose worktree's own stamp does not list it
+    /// ([`System::stamp_lists`]: a new worktree at the old path).
     fn moved_to(&mut self, a: &Allocation) -> Option<PathBuf> {
         let _ = a;
         None
@@ -113,6 +122,9 @@ pub struct RealSystem {
     /// By repository: its worktrees that exist, with the ports their stamps
     /// list (read at the first [`System::moved_to`]).
     stamped: BTreeMap<PathBuf, Vec<Stamped>>,
+    /// By worktree: the ports its own stamp lists (read at the first
+    /// [`System::stamp_lists`] of one of its entries).
+    stamps: BTreeMap<PathBuf, Vec<(String, u16)>>,
 }
 
 /// A worktree, with the `(service, port)` pairs its stamp lists.
@@ -158,6 +170,13 @@ impl System for RealSystem {
             .gone
             .entry((worktree.to_path_buf(), repository.to_path_buf()))
             .or_insert_with(|| crate::worktree::is_gone(worktree, repository))
+    }
+    fn stamp_lists(&mut self, a: &Allocation) -> bool {
+        self.stamps
+            .entry(a.worktree.clone())
+            .or_insert_with(|| crate::worktree::stamped_ports(&a.worktree))
+            .iter()
+            .any(|(s, p)| *s == a.service && *p == a.port)
     }
     fn moved_to(&mut self, a: &Allocation) -> Option<PathBuf> {
         let worktrees = self.stamped.entry(a.repository.clone()).or_insert_with(|| {
@@ -216,6 +235,11 @@ pub struct Request<'a> {
     /// defaults), which the error of a full range names
     /// ([`crate::config::file_named`]): where to widen them.
     pub config_source: Option<&'a Path>,
+    /// The worktree's own git dir, already found, where its stamp is:
+    /// before its entries are used without a transaction, the stamp must
+    /// list them ([`ensure_vetted`]). `None` (`create`, whose git dir git
+    /// may not have made yet): not checked there.
+    pub git_dir: Option<&'a Path>,
 }
 
 /// How the allocations a command makes or uses are tied to a process.
@@ -349,12 +373,22 @@ pub fn ensure_vetted(
     let ports = current_ports(&data, req);
     let complete = ports.len() == req.services.len();
     let mine = allocations_of(&data, req, &ports);
+    // The entries are the worktree's only if its own stamp lists them, or
+    // no other worktree's stamp does (README, "Allocation": a new
+    // worktree at the path another was moved from is not that one). One
+    // read of the stamp in the git dir already found; when it does not
+    // list them, the transaction below decides.
+    let stamped = req.git_dir.is_none_or(|g| stamp_lists_all(g, &mine));
     // What the sweep below will leave: a port held only by a gone holder
-    // is released by it, not the worktree's to refuse as held from
-    // outside. (A reserved entry costs this no system call.)
+    // is released by it, and one that follows a moved worktree is that
+    // one's, not this worktree's to refuse as held from outside. (A
+    // reserved entry whose stamp lists it costs this no system call.)
     let kept: Vec<Allocation> = mine
         .iter()
-        .filter(|a| !stale::released_by_sweep(a, system))
+        .filter(|a| {
+            !stale::released_by_sweep(a, system)
+                && (stamped || !stale::moved_away(&data, a, system))
+        })
         .cloned()
         .collect();
     had(&kept, system)?;
@@ -387,6 +421,7 @@ pub fn ensure_vetted(
     };
     let fast = complete
         && unwritten
+        && stamped
         && mine
             .iter()
             .flat_map(|a| &a.holders)
@@ -410,6 +445,55 @@ pub fn ensure_vetted(
         Some(holder) => &HoldMode::HoldAll(holder),
         None => mode,
     };
+    // The stamp's line once the transaction is done, to write when the
+    // stamp did not list the worktree's entries and they stay its own
+    // (a stamp an older wtenv never wrote): the registry rewrites a stamp
+    // only when the worktree's ports change.
+    let mut line = None;
+    let ensured = transact(registry, req, mode, system, vet, complete, &mut line)?;
+    if !stamped && let Some(line) = line {
+        let now = req.git_dir.map(crate::worktree::stamped_in);
+        if now.is_some_and(|now| {
+            crate::worktree::stamp_line(now.iter().map(|(s, p)| (s.as_str(), *p))) != line
+        }) {
+            crate::worktree::write_stamp(req.worktree, &line);
+        }
+    }
+    Ok(ensured)
+}
+
+/// Whether the stamp in `git_dir` lists every one of `mine`'s service
+/// and port. No read when there are none.
+fn stamp_lists_all(git_dir: &Path, mine: &[Allocation]) -> bool {
+    if mine.is_empty() {
+        return true;
+    }
+    let stamped = crate::worktree::stamped_in(git_dir);
+    mine.iter()
+        .all(|a| stamped.iter().any(|(s, p)| *s == a.service && *p == a.port))
+}
+
+/// The stamp's line of the worktree of `req`, from its entries in `data`.
+fn own_line(data: &RegistryData, req: &Request) -> String {
+    crate::worktree::stamp_line(
+        data.allocations
+            .iter()
+            .filter(|a| a.belongs_to(req.repository, req.worktree))
+            .map(|a| (a.service.as_str(), a.port)),
+    )
+}
+
+/// [`ensure_vetted`]'s transaction, once the fast path is ruled out;
+/// `line` gets the worktree's stamp line as it leaves the registry.
+fn transact(
+    registry: &Registry,
+    req: &Request,
+    mode: &HoldMode,
+    system: &mut dyn System,
+    vet: &mut Vet,
+    complete: bool,
+    line: &mut Option<String>,
+) -> Result<Ensured> {
     // Every service has its port (a `run` or `up` in a worktree `env`
     // entered, a port to make sticky): only this worktree's entries are
     // read, swept and changed. The entries of its ranges (every sibling
@@ -432,6 +516,7 @@ pub fn ensure_vetted(
                 hold_waits: false,
             };
             vet(&ensured)?;
+            *line = Some(own_line(data, req));
             Ok(Some(ensured))
         })? {
             crate::supervise::watcher::remove_stale_of(registry, &swept);
@@ -464,6 +549,7 @@ pub fn ensure_vetted(
             hold_waits: false,
         };
         vet(&ensured)?;
+        *line = Some(own_line(data, req));
         Ok(Ok(ensured))
     })?;
     crate::supervise::watcher::remove_stale_of(registry, &swept);

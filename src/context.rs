@@ -279,14 +279,17 @@ impl Scope {
 
     /// The allocation request for this worktree's configured services.
     pub fn request(&self, skip_occupied_flag: bool) -> Request<'_> {
-        request(
-            &self.config,
-            &self.worktree.common_dir,
-            &self.worktree.root,
-            &self.purpose,
-            self.ranges.clone(),
-            skip_occupied_flag,
-        )
+        Request {
+            git_dir: Some(&self.worktree.git_dir),
+            ..request(
+                &self.config,
+                &self.worktree.common_dir,
+                &self.worktree.root,
+                &self.purpose,
+                self.ranges.clone(),
+                skip_occupied_flag,
+            )
+        }
     }
 
     /// This worktree's allocated ports by service, as the registry has
@@ -329,5 +332,6 @@ pub fn request<'a>(
         skip_occupied: skip_occupied_flag || config.skip_occupied,
         adhoc: false,
         config_source: config.source.as_deref(),
+        git_dir: None,
     }
 }

@@ -375,9 +375,16 @@ pub fn write_stamp(root: &Path, content: &str) {
 /// registry last gave the worktree of that git dir. Empty when there is
 /// no stamp, or no such git dir.
 pub fn stamped_ports(root: &Path) -> Vec<(String, u16)> {
-    let Some(git_dir) = own_git_dir(root) else {
-        return Vec::new();
-    };
+    match own_git_dir(root) {
+        Some(git_dir) => stamped_in(&git_dir),
+        None => Vec::new(),
+    }
+}
+
+/// The ports the stamp in `git_dir` lists ([`stamped_ports`], for a git
+/// dir already found: one read of the small file). Empty when there is
+/// no stamp.
+pub fn stamped_in(git_dir: &Path) -> Vec<(String, u16)> {
     let Ok(Some(bytes)) = crate::files::read_regular(&git_dir.join(STAMP_NAME), 64 * 1024) else {
         return Vec::new();
     };

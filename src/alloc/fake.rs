@@ -30,6 +30,8 @@ pub struct Fake {
     pub orphans: BTreeMap<u32, Vec<u32>>,
     /// Where the worktree of a port's entry was moved, by port.
     pub moved: BTreeMap<u16, PathBuf>,
+    /// Ports whose worktree's own stamp does not list them.
+    pub unstamped: BTreeSet<u16>,
 }
 
 impl System for Fake {
@@ -63,6 +65,9 @@ impl System for Fake {
     fn worktree_gone(&mut self, w: &Path, _: &Path) -> bool {
         self.gone.contains(w)
     }
+    fn stamp_lists(&mut self, a: &crate::registry::Allocation) -> bool {
+        !self.unstamped.contains(&a.port)
+    }
     fn moved_to(&mut self, a: &crate::registry::Allocation) -> Option<PathBuf> {
         self.moved.get(&a.port).cloned()
     }
@@ -92,6 +97,7 @@ pub fn req(worktree: &str, services: Vec<&'static str>) -> Request<'static> {
         skip_occupied: false,
         adhoc: false,
         config_source: None,
+        git_dir: None,
     }
 }
 

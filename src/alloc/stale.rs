@@ -39,7 +39,7 @@ fn find_stale_where(
         if !wanted(a) {
             continue;
         }
-        if let Some(why) = worktree_stale(a, system) {
+        if let Some(why) = worktree_stale(data, a, system) {
             out.push((i, why));
             continue;
         }
@@ -54,15 +54,34 @@ fn find_stale_where(
 
 /// Whether `a`'s worktree is gone ([`Stale::WorktreeGone`]), or gone from
 /// its path because it was moved ([`Stale::Moved`]); `None` while it is
-/// there.
-fn worktree_stale(a: &Allocation, system: &mut dyn System) -> Option<Stale> {
-    if !system.worktree_gone(&a.worktree, &a.repository) {
+/// there. A worktree at `a`'s path is `a`'s only if its own stamp lists
+/// `a` or no other worktree's stamp does: when another's does (the
+/// worktree `git worktree move` took away, its git dir and stamp with
+/// it; a new one was added at the old path), the entry follows that one,
+/// unless that one has a port of its own for the service by then (the
+/// entry then stays where it is: nothing proves it stale).
+fn worktree_stale(data: &RegistryData, a: &Allocation, system: &mut dyn System) -> Option<Stale> {
+    if system.worktree_gone(&a.worktree, &a.repository) {
+        return Some(match system.moved_to(a) {
+            Some(to) => Stale::Moved(to),
+            None => Stale::WorktreeGone,
+        });
+    }
+    if system.stamp_lists(a) {
         return None;
     }
-    Some(match system.moved_to(a) {
-        Some(to) => Stale::Moved(to),
-        None => Stale::WorktreeGone,
-    })
+    let to = system.moved_to(a)?;
+    let has_own = data
+        .allocations
+        .iter()
+        .any(|b| b.belongs_to(&a.repository, &to) && b.service == a.service);
+    (!has_own).then_some(Stale::Moved(to))
+}
+
+/// Whether `a`, recorded at a worktree that exists, belongs to another
+/// worktree moved away from that path ([`worktree_stale`]).
+pub fn moved_away(data: &RegistryData, a: &Allocation, system: &mut dyn System) -> bool {
+    matches!(worktree_stale(data, a, system), Some(Stale::Moved(_)))
 }
 
 /// The sweep's moved-worktree step ([`Stale::Moved`]) for one worktree:
@@ -82,7 +101,7 @@ pub fn moves_to(
         if a.repository != repository || a.worktree == worktree {
             continue;
         }
-        if let Some(Stale::Moved(to)) = worktree_stale(a, system)
+        if let Some(Stale::Moved(to)) = worktree_stale(data, a, system)
             && to == worktree
         {
             out.push((i, Fix::MoveTo(to)));
@@ -306,6 +325,42 @@ mod tests {
             .map(|a| (a.port, a.service.as_str(), a.worktree.to_str().unwrap()))
             .collect();
         assert_eq!(left, [(5000, "web", "/new"), (5002, "api", "/new")]);
+    }
+
+    /// A worktree at the path another was moved from: an entry its own
+    /// stamp does not list, that another worktree's stamp does, follows
+    /// that one (unless it has a port of its own for the service); one
+    /// its stamp lists, or that nobody claims, stays.
+    #[test]
+    fn an_entry_at_an_existing_path_follows_the_stamp_that_lists_it() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        let services = vec!["web", "api", "db"];
+        alloc(&mut data, "/old", services, &HoldMode::Reserve, &mut sys).unwrap();
+        alloc(&mut data, "/new", vec!["db"], &HoldMode::Reserve, &mut sys).unwrap();
+        // web: claimed by /new; api: nobody's claim; db: /new has its own.
+        sys.unstamped = [5000, 5001, 5002].into();
+        sys.moved = [(5000, "/new".into()), (5002, "/new".into())].into();
+        assert!(sweep(&mut data, &mut sys).is_empty());
+        let left: Vec<_> = data
+            .allocations
+            .iter()
+            .map(|a| (a.port, a.worktree.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                (5000, "/new"),
+                (5001, "/old"),
+                (5002, "/old"),
+                (5003, "/new")
+            ]
+        );
+        // Listed by its own stamp: its own, whoever else claims it.
+        let mut data = RegistryData::default();
+        alloc(&mut data, "/old", vec!["web"], &HoldMode::Reserve, &mut sys).unwrap();
+        sys.unstamped.clear();
+        assert!(find_stale(&data, &mut sys).is_empty());
     }
 
     /// One worktree's moves: only the entries that moved to it, whatever

@@ -9,7 +9,7 @@ use crate::support::{PortBlock, TestEnv, run};
 
 /// A repository whose committed config has two services, and a linked
 /// worktree `first` whose `env` reserved the range's first two ports.
-fn moved_world() -> (TestEnv, PathBuf) {
+pub(super) fn moved_world() -> (TestEnv, PathBuf) {
     let t = TestEnv::with_ports(PortBlock::take_many(2));
     t.write_config("[services.web]\n[services.api]\n");
     t.git(&["commit", "-q", "-am", "two services"]);
@@ -21,7 +21,7 @@ fn moved_world() -> (TestEnv, PathBuf) {
 }
 
 /// The ports the registry records for `worktree`, sorted.
-fn ports_of(t: &TestEnv, worktree: &Path) -> Vec<u16> {
+pub(super) fn ports_of(t: &TestEnv, worktree: &Path) -> Vec<u16> {
     let mut ports: Vec<u16> = t
         .allocations()
         .into_iter()
@@ -32,7 +32,7 @@ fn ports_of(t: &TestEnv, worktree: &Path) -> Vec<u16> {
     ports
 }
 
-fn move_worktree(t: &TestEnv, from: &Path, to_name: &str) -> PathBuf {
+pub(super) fn move_worktree(t: &TestEnv, from: &Path, to_name: &str) -> PathBuf {
     let to = t.root().join(to_name);
     t.git(&[
         "worktree",

@@ -1,0 +1,123 @@
+//! An entry follows its worktree's identity (the git dir, and the stamp
+//! in it), not only its path: a new worktree at the path another was
+//! moved from gets ports of its own, a stamp a release left stale names
+//! nothing, a repository deleted or moved whole is told apart.
+
+use std::path::Path;
+
+use super::moved::{move_worktree, moved_world, ports_of};
+use crate::support::{HttpServer, TestEnv, run};
+
+/// `env` exports `service`'s port as `port` (`PORT` for `web`, as the
+/// config of [`moved_world`] names none: `WEB_PORT`).
+fn exports(t: &TestEnv, dir: &Path, variable: &str, port: u16) {
+    let out = run(&mut t.wtenv_in(dir, &["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout.contains(&format!("export {variable}='{port}'")),
+        "{out}"
+    );
+}
+
+/// Finding A: `git worktree move` keeps the git dir and its stamp; a new
+/// worktree added at the old path is another worktree (a new git dir),
+/// and gets ports of its own, whichever of the two runs `env` first.
+#[test]
+fn a_new_worktree_at_a_moved_worktrees_old_path_gets_ports_of_its_own() {
+    let (t, first) = moved_world();
+    let (web, api) = (t.ports.port(0), t.ports.port(1));
+    let moved = move_worktree(&t, &first, "moved");
+    t.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "other",
+        first.to_str().unwrap(),
+    ]);
+    // A server started before the move keeps serving: not the new
+    // worktree's, nor a foreign holder of a port it would refuse.
+    let mut server = HttpServer::start(&moved, web);
+
+    exports(&t, &first, "WEB_PORT", t.ports.port(2));
+    assert_eq!(ports_of(&t, &first), vec![t.ports.port(2), t.ports.port(3)]);
+    assert_eq!(ports_of(&t, &moved), vec![web, api]);
+    exports(&t, &moved, "WEB_PORT", web);
+    exports(&t, &moved, "API_PORT", api);
+    let ports = run(&mut t.wtenv_in(&moved, &["ports"]));
+    assert!(
+        ports
+            .stdout
+            .contains(&format!("listening (pid {}", server.pid())),
+        "{ports}"
+    );
+    server.kill();
+    let check = run(&mut t.wtenv(&["validate"]));
+    assert_eq!(check.code, Some(0), "{check}");
+    assert!(!check.stdout.contains("moved"), "{check}");
+}
+
+/// The same, `validate` first: it reports the entries as moved (a
+/// warning), and `--fix` records them at the moved worktree.
+#[test]
+fn validate_tells_a_moved_worktrees_entries_from_a_new_worktree_at_its_path() {
+    let (t, first) = moved_world();
+    let moved = move_worktree(&t, &first, "moved");
+    t.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "other",
+        first.to_str().unwrap(),
+    ]);
+    let check = run(&mut t.wtenv(&["validate"]));
+    assert_eq!(check.code, Some(0), "{check}");
+    assert!(
+        check.stdout.contains(&format!(
+            "worktree {} was moved to {} (git worktree move): its ports follow it",
+            first.display(),
+            moved.display()
+        )),
+        "{check}"
+    );
+    let fixed = run(&mut t.wtenv(&["validate", "--fix"]));
+    assert_eq!(fixed.code, Some(0), "{fixed}");
+    assert_eq!(ports_of(&t, &moved), vec![t.ports.port(0), t.ports.port(1)]);
+    assert!(ports_of(&t, &first).is_empty());
+}
+
+/// A worktree whose stamp is missing (an older wtenv wrote none) keeps
+/// its entries when no other worktree's stamp claims them, and `env`
+/// writes the stamp.
+#[test]
+fn a_missing_stamp_keeps_the_entries_and_env_writes_it() {
+    let (t, first) = moved_world();
+    let stamp = t.repo.join(".git/worktrees/first/wtenv.stamp");
+    std::fs::remove_file(&stamp).unwrap();
+    exports(&t, &first, "WEB_PORT", t.ports.port(0));
+    assert_eq!(ports_of(&t, &first), vec![t.ports.port(0), t.ports.port(1)]);
+    assert_eq!(
+        std::fs::read_to_string(&stamp).unwrap(),
+        format!("api={},web={}\n", t.ports.port(1), t.ports.port(0))
+    );
+}
+
+/// `create --ports` at the path a worktree was moved from: the
+/// reservation, made while git checks out, is the new worktree's own.
+#[test]
+fn create_ports_at_a_moved_worktrees_old_path_reserves_ports_of_its_own() {
+    let (t, first) = moved_world();
+    let moved = move_worktree(&t, &first, "moved");
+    let path = first.to_str().unwrap();
+    let args = ["create", "--purpose", "feature", "--identifier", "c"];
+    let out = run(&mut t.wtenv(&[&args[..], &["--path", path, "--ports"]].concat()));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("reserved port {} (web)", t.ports.port(2))),
+        "{out}"
+    );
+    assert_eq!(ports_of(&t, &first), vec![t.ports.port(2), t.ports.port(3)]);
+    assert_eq!(ports_of(&t, &moved), vec![t.ports.port(0), t.ports.port(1)]);
+}
