@@ -62,16 +62,26 @@ pub trait System {
         let _ = a;
         true
     }
+    /// The other existing worktrees of `a`'s repository whose stamps
+    /// list `a`'s service and port ([`crate::worktree::stamped_ports`]).
+    fn claimants(&mut self, a: &Allocation) -> Vec<PathBuf> {
+        let _ = a;
+        Vec::new()
+    }
     /// Where the worktree of `a` went, when it was moved away from `a`'s
     /// path (`git worktree move` keeps the worktree's git dir, and with
-    /// it the stamp the registry last wrote there): the other existing
-    /// worktree of `a`'s repository whose stamp lists `a`'s service and
-    /// port ([`crate::worktree::stamped_ports`]). Asked of an entry whose
-    /// worktree is gone, or whose worktree's own stamp does not list it
-    /// ([`System::stamp_lists`]: a new worktree at the old path).
+    /// it the stamp the registry last wrote there): the one claimant of
+    /// `a` ([`System::claimants`]). Asked of an entry whose worktree is
+    /// gone, or whose worktree's own stamp does not list it
+    /// ([`System::stamp_lists`]: a new worktree at the old path). Two
+    /// stamps or more that list it prove nothing (one of them is stale):
+    /// none is followed, and `validate` names them.
     fn moved_to(&mut self, a: &Allocation) -> Option<PathBuf> {
-        let _ = a;
-        None
+        let mut claimants = self.claimants(a);
+        match claimants.len() {
+            1 => claimants.pop(),
+            _ => None,
+        }
     }
     /// The repository whose own worktree `worktree`'s directory is now,
     /// when it is not `repository` and that is proven from git's files
@@ -178,7 +188,7 @@ impl System for RealSystem {
             .iter()
             .any(|(s, p)| *s == a.service && *p == a.port)
     }
-    fn moved_to(&mut self, a: &Allocation) -> Option<PathBuf> {
+    fn claimants(&mut self, a: &Allocation) -> Vec<PathBuf> {
         let worktrees = self.stamped.entry(a.repository.clone()).or_insert_with(|| {
             crate::worktree::listed_worktrees(&a.repository)
                 .into_iter()
@@ -192,10 +202,11 @@ impl System for RealSystem {
         });
         worktrees
             .iter()
-            .find(|(root, ports)| {
+            .filter(|(root, ports)| {
                 *root != a.worktree && ports.iter().any(|(s, p)| *s == a.service && *p == a.port)
             })
             .map(|(root, _)| root.clone())
+            .collect()
     }
     fn now_of_another_repository(&mut self, worktree: &Path, repository: &Path) -> Option<PathBuf> {
         crate::worktree::now_of_another_repository(worktree, repository)
@@ -378,7 +389,7 @@ pub fn ensure_vetted(
     // worktree at the path another was moved from is not that one). One
     // read of the stamp in the git dir already found; when it does not
     // list them, the transaction below decides.
-    let stamped = req.git_dir.is_none_or(|g| stamp_lists_all(g, &mine));
+    let stamped = req.git_dir.is_none_or(|g| stamp_is_current(g, &data, req));
     // What the sweep below will leave: a port held only by a gone holder
     // is released by it, and one that follows a moved worktree is that
     // one's, not this worktree's to refuse as held from outside. (A
@@ -462,15 +473,22 @@ pub fn ensure_vetted(
     Ok(ensured)
 }
 
-/// Whether the stamp in `git_dir` lists every one of `mine`'s service
-/// and port. No read when there are none.
-fn stamp_lists_all(git_dir: &Path, mine: &[Allocation]) -> bool {
-    if mine.is_empty() {
+/// Whether the stamp in `git_dir` lists the service and port of every
+/// entry of `req`'s worktree in `data`, and nothing else (a port it lists
+/// that the worktree no longer has would claim another worktree's entry).
+/// No read when the worktree has no entries.
+fn stamp_is_current(git_dir: &Path, data: &RegistryData, req: &Request) -> bool {
+    let own: BTreeSet<(&str, u16)> = data
+        .allocations
+        .iter()
+        .filter(|a| a.belongs_to(req.repository, req.worktree))
+        .map(|a| (a.service.as_str(), a.port))
+        .collect();
+    if own.is_empty() {
         return true;
     }
     let stamped = crate::worktree::stamped_in(git_dir);
-    mine.iter()
-        .all(|a| stamped.iter().any(|(s, p)| *s == a.service && *p == a.port))
+    stamped.len() == own.len() && stamped.iter().all(|(s, p)| own.contains(&(s.as_str(), *p)))
 }
 
 /// The stamp's line of the worktree of `req`, from its entries in `data`.

@@ -518,12 +518,15 @@ fn restamp(before: &RegistryData, after: &RegistryData) {
     // Keyed by the paths' bytes, in hash maps: `Path`'s component-wise
     // ordering in a BTreeMap made this most of a transaction's time on a
     // big registry (1.6 billion instructions for 20,000 allocations).
-    type Ports<'a> = HashMap<&'a [u8], BTreeSet<(&'a str, u16)>>;
+    // With each worktree's repository: a worktree whose directory is gone
+    // has its stamp found through it ([`crate::worktree::write_stamp_of`]).
+    type Ports<'a> = HashMap<&'a [u8], (&'a Path, BTreeSet<(&'a str, u16)>)>;
     fn ports(data: &RegistryData) -> Ports<'_> {
         let mut out = Ports::with_capacity(data.allocations.len());
         for a in &data.allocations {
             out.entry(a.worktree.as_os_str().as_bytes())
-                .or_default()
+                .or_insert_with(|| (a.repository.as_path(), BTreeSet::new()))
+                .1
                 .insert((a.service.as_str(), a.port));
         }
         out
@@ -535,11 +538,14 @@ fn restamp(before: &RegistryData, after: &RegistryData) {
         .keys()
         .chain(new.keys().filter(|w| !old.contains_key(*w)));
     for &worktree in worktrees {
-        let now = new.get(worktree);
-        if old.get(worktree) != now {
+        let (was, now) = (old.get(worktree), new.get(worktree));
+        if was.map(|w| &w.1) != now.map(|n| &n.1) {
+            let Some(&(repository, _)) = now.or(was) else {
+                continue;
+            };
             let worktree = Path::new(std::ffi::OsStr::from_bytes(worktree));
-            let line = crate::worktree::stamp_line(now.into_iter().flatten().copied());
-            crate::worktree::write_stamp(worktree, &line);
+            let line = crate::worktree::stamp_line(now.into_iter().flat_map(|n| &n.1).copied());
+            crate::worktree::write_stamp_of(worktree, repository, &line);
         }
     }
 }

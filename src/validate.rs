@@ -33,6 +33,9 @@ pub enum Kind {
     /// Recorded at the path a worktree was moved from (`--fix` records it
     /// where it went).
     WorktreeMoved,
+    /// Listed by the stamps of more than one other worktree: none is
+    /// followed (no guessing).
+    StampClaimed,
     HolderDead,
     OutOfRange,
     UnknownPurpose,
@@ -59,7 +62,7 @@ impl Kind {
             | Kind::UnknownPurpose
             | Kind::ServiceRemoved
             | Kind::Conflict => Severity::Error,
-            Kind::Stale | Kind::WorktreeMoved => Severity::Warning,
+            Kind::Stale | Kind::WorktreeMoved | Kind::StampClaimed => Severity::Warning,
         }
     }
 }
@@ -247,6 +250,30 @@ pub fn check(
             ),
         };
         findings.push(Finding::about(kind, a, reason, Some((*i, why.fix()))));
+    }
+    // Two stamps or more claim an entry that its own worktree's stamp
+    // does not list (or whose worktree is gone): none is followed
+    // (`System::moved_to`), and this names them.
+    for a in &data.allocations {
+        let unlisted = system.worktree_gone(&a.worktree, &a.repository) || !system.stamp_lists(a);
+        let claimants = if unlisted {
+            system.claimants(a)
+        } else {
+            Vec::new()
+        };
+        if claimants.len() > 1 {
+            let names: Vec<String> = claimants.iter().map(|c| printable_path(c)).collect();
+            findings.push(Finding::about(
+                Kind::StampClaimed,
+                a,
+                format!(
+                    "the stamps of {} worktrees list it ({}): wtenv cannot tell which one, if any, it was moved to, so none gets it (it stays where it is recorded, or goes with its worktree); `wtenv env` in each of them rewrites its stamp",
+                    claimants.len(),
+                    names.join(", ")
+                ),
+                None,
+            ));
+        }
     }
     // A worktree whose directory is now another repository's own (a
     // deleted worktree replaced by a clone at its path): proven from git's

@@ -302,102 +302,6 @@ pub fn git_dir_at(root: &Path) -> Option<PathBuf> {
     }
 }
 
-/// The stamp's content for a worktree's `ports`: one line,
-/// `service=port,...`, sorted, whatever their order (what
-/// [`stamped_ports`] reads back). A line, so never empty.
-pub fn stamp_line<'a>(ports: impl IntoIterator<Item = (&'a str, u16)>) -> String {
-    let sorted: std::collections::BTreeSet<(&str, u16)> = ports.into_iter().collect();
-    let summary: Vec<String> = sorted
-        .into_iter()
-        .map(|(service, port)| format!("{service}={port}"))
-        .collect();
-    format!("{}\n", summary.join(","))
-}
-
-/// Rewrites the stamp of the worktree at `root` with `content` (a
-/// [`stamp_line`] of its ports), so that direnv reloads it. The registry
-/// calls this for every worktree whose ports a transaction changed,
-/// whatever the command; `create --ports` once more when git is done, if
-/// the stamp is not current ([`Worktree::stamp_unless_current`]).
-/// Nothing happens for a worktree that is gone or not made yet.
-///
-/// direnv compares modification times in whole seconds: when the stamp
-/// was already written within the current second, its time is moved one
-/// second past the old one, so a second change in that second still
-/// reloads.
-///
-/// The worktree may be a tree someone else made: the stamp is written only
-/// into a git dir that is this worktree's own (see [`own_git_dir`]), never
-/// through a link and only over a regular file of ours
-/// ([`replace_own`]: a temp file renamed over it, so a write that fails
-/// leaves the stamp as it was, never empty); otherwise it is skipped, and
-/// direnv misses the reload: a warning says so, and how to remove what
-/// is there instead.
-///
-/// [`replace_own`]: crate::files::replace_own
-pub fn write_stamp(root: &Path, content: &str) {
-    let Some(git_dir) = own_git_dir(root) else {
-        return;
-    };
-    let path = git_dir.join(STAMP_NAME);
-    let secs = |t: std::time::SystemTime| {
-        t.duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    };
-    let old = std::fs::symlink_metadata(&path)
-        .and_then(|m| m.modified())
-        .ok();
-    let result = crate::files::replace_own(&path, content.as_bytes(), |file| {
-        let Some(old) = old else { return Ok(()) };
-        let now = file.metadata()?.modified()?;
-        if secs(now) <= secs(old) {
-            file.set_modified(old + std::time::Duration::from_secs(1))?;
-        }
-        Ok(())
-    });
-    if let Err(e) = result {
-        let message = format!(
-            "did not write {}: {e}; direnv will not reload this worktree's environment when its ports change",
-            printable_path(&path)
-        );
-        match e {
-            crate::files::OpenError::Refused(_) => {
-                crate::report::warn_hinted(&message, &crate::files::planted_hint(&path));
-            }
-            crate::files::OpenError::Io(_) => crate::report::warn(&message),
-        }
-    }
-}
-
-/// The ports the stamp in the own git dir of the worktree at `root` lists
-/// (`service=port,...`, as [`write_stamp`] is given them): what the
-/// registry last gave the worktree of that git dir. Empty when there is
-/// no stamp, or no such git dir.
-pub fn stamped_ports(root: &Path) -> Vec<(String, u16)> {
-    match own_git_dir(root) {
-        Some(git_dir) => stamped_in(&git_dir),
-        None => Vec::new(),
-    }
-}
-
-/// The ports the stamp in `git_dir` lists ([`stamped_ports`], for a git
-/// dir already found: one read of the small file). Empty when there is
-/// no stamp.
-pub fn stamped_in(git_dir: &Path) -> Vec<(String, u16)> {
-    let Ok(Some(bytes)) = crate::files::read_regular(&git_dir.join(STAMP_NAME), 64 * 1024) else {
-        return Vec::new();
-    };
-    String::from_utf8_lossy(&bytes)
-        .trim()
-        .split(',')
-        .filter_map(|pair| {
-            let (service, port) = pair.rsplit_once('=')?;
-            Some((service.to_owned(), port.parse().ok()?))
-        })
-        .collect()
-}
-
 /// A git pointer file (`.git` of a linked worktree, `commondir`): a few
 /// hundred bytes. Read like any file a stranger may have planted (a FIFO
 /// named `.git` in a downloaded tree must not hang the prompt hook).
@@ -678,6 +582,7 @@ pub fn normalize(path: &Path) -> PathBuf {
 mod listing;
 mod own;
 mod repository;
+mod stamp;
 #[cfg(test)]
 mod tests;
 
@@ -685,6 +590,8 @@ pub use own::Ownership;
 use own::own_git_dir;
 use repository::core_worktree;
 pub use repository::enclosing_git_dir;
+
+pub use stamp::{stamp_line, stamped_in, stamped_ports, write_stamp, write_stamp_of};
 
 pub use listing::{
     admin_dir_of, is_gone, is_of_another_repository, listed_worktrees, listed_worktrees_with,

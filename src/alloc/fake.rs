@@ -30,6 +30,8 @@ pub struct Fake {
     pub orphans: BTreeMap<u32, Vec<u32>>,
     /// Where the worktree of a port's entry was moved, by port.
     pub moved: BTreeMap<u16, PathBuf>,
+    /// A second worktree whose stamp lists a port's entry, by port.
+    pub claimed_too: BTreeMap<u16, PathBuf>,
     /// Ports whose worktree's own stamp does not list them.
     pub unstamped: BTreeSet<u16>,
 }
@@ -68,8 +70,12 @@ impl System for Fake {
     fn stamp_lists(&mut self, a: &crate::registry::Allocation) -> bool {
         !self.unstamped.contains(&a.port)
     }
-    fn moved_to(&mut self, a: &crate::registry::Allocation) -> Option<PathBuf> {
-        self.moved.get(&a.port).cloned()
+    fn claimants(&mut self, a: &crate::registry::Allocation) -> Vec<PathBuf> {
+        [self.moved.get(&a.port), self.claimed_too.get(&a.port)]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
     }
     fn works_in(&mut self, dir: &Path, worktree: &Path, _: &Path) -> bool {
         dir.starts_with(worktree)

@@ -363,6 +363,39 @@ mod tests {
         assert!(find_stale(&data, &mut sys).is_empty());
     }
 
+    /// Two stamps that list one entry prove nothing: a gone worktree's
+    /// entry is released as if none did, one at an existing path stays.
+    #[test]
+    fn an_entry_two_stamps_claim_follows_neither() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        alloc(
+            &mut data,
+            "/gone",
+            vec!["web"],
+            &HoldMode::Reserve,
+            &mut sys,
+        )
+        .unwrap();
+        alloc(
+            &mut data,
+            "/here",
+            vec!["web"],
+            &HoldMode::Reserve,
+            &mut sys,
+        )
+        .unwrap();
+        sys.gone.insert("/gone".into());
+        sys.unstamped = [5001].into();
+        sys.moved = [(5000, "/a".into()), (5001, "/a".into())].into();
+        sys.claimed_too = [(5000, "/b".into()), (5001, "/b".into())].into();
+        assert_eq!(
+            find_stale(&data, &mut sys),
+            [(0, Stale::WorktreeGone)],
+            "the gone one's released, the other stays"
+        );
+    }
+
     /// One worktree's moves: only the entries that moved to it, whatever
     /// else is stale (a gone worktree's, a moved one's elsewhere).
     #[test]

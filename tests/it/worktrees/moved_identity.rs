@@ -121,3 +121,63 @@ fn create_ports_at_a_moved_worktrees_old_path_reserves_ports_of_its_own() {
     assert_eq!(ports_of(&t, &first), vec![t.ports.port(2), t.ports.port(3)]);
     assert_eq!(ports_of(&t, &moved), vec![t.ports.port(0), t.ports.port(1)]);
 }
+
+/// Finding C: `validate --fix` released the ports of a worktree moved
+/// away with `mv` for a while, and left its stamp listing them; once the
+/// directory was back, its stale stamp claimed the ports another
+/// worktree got next, and took them when that one was moved. The release
+/// rewrites the stamp in the git dir git keeps.
+#[test]
+fn a_release_of_a_gone_worktrees_ports_rewrites_the_stamp_git_keeps() {
+    let (t, first) = moved_world();
+    let away = t.root().join("away");
+    std::fs::rename(&first, &away).unwrap();
+    let fixed = run(&mut t.wtenv(&["validate", "--fix"]));
+    assert_eq!(fixed.code, Some(0), "{fixed}");
+    assert!(fixed.stdout.contains("worktree-gone"), "{fixed}");
+    let stamp = t.repo.join(".git/worktrees/first/wtenv.stamp");
+    assert_eq!(std::fs::read_to_string(&stamp).unwrap(), "\n");
+    std::fs::rename(&away, &first).unwrap();
+
+    let second = t.add_worktree("second");
+    exports(&t, &second, "WEB_PORT", t.ports.port(0));
+    let moved = move_worktree(&t, &second, "second-moved");
+    let fixed = run(&mut t.wtenv(&["validate", "--fix"]));
+    assert_eq!(fixed.code, Some(0), "{fixed}");
+    assert_eq!(ports_of(&t, &moved), vec![t.ports.port(0), t.ports.port(1)]);
+    assert!(ports_of(&t, &first).is_empty(), "{}", t.registry());
+}
+
+/// Two stamps that list one entry prove nothing: none is followed (the
+/// gone worktree's entry is released as if no stamp named it), and
+/// `validate` names both. The entry only one stamp lists follows it.
+#[test]
+fn an_entry_two_stamps_claim_follows_neither_and_validate_names_them() {
+    let (t, first) = moved_world();
+    let (web, api) = (t.ports.port(0), t.ports.port(1));
+    let moved = move_worktree(&t, &first, "moved");
+    let third = t.add_worktree("third");
+    let stamp = t.repo.join(".git/worktrees/third/wtenv.stamp");
+    std::fs::write(&stamp, format!("web={web}\n")).unwrap();
+    let check = run(&mut t.wtenv(&["validate"]));
+    assert_eq!(check.code, Some(1), "{check}");
+    assert!(check.stdout.contains("stamp-claimed"), "{check}");
+    assert!(
+        check.stdout.contains(&format!(
+            "the stamps of 2 worktrees list it ({}, {})",
+            moved.display(),
+            third.display()
+        )) || check.stdout.contains(&format!(
+            "the stamps of 2 worktrees list it ({}, {})",
+            third.display(),
+            moved.display()
+        )),
+        "{check}"
+    );
+    assert!(check.stdout.contains("worktree-gone"), "{check}");
+    let fixed = run(&mut t.wtenv(&["validate", "--fix"]));
+    assert_eq!(fixed.code, Some(0), "{fixed}");
+    assert_eq!(ports_of(&t, &moved), vec![api]);
+    assert!(ports_of(&t, &third).is_empty());
+    assert!(t.allocations().iter().all(|(p, _, _)| *p != web));
+}
