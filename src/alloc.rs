@@ -31,7 +31,7 @@ pub use scan::{
 };
 pub use stale::{
     Fix, Stale, apply_fixes, find_stale, moves_to, release_holds, release_holds_where, released_by,
-    sweep, sweep_where,
+    repository_gone, sweep, sweep_where,
 };
 pub use usage::{
     Usage, busy_holders, classify, describe_pids, holds_json, lifetime, lookup_busy,
@@ -54,6 +54,13 @@ pub trait System {
         self.is_alive(hold.process()) || hold.unit.as_ref().is_some_and(|u| self.unit_active(u))
     }
     fn worktree_gone(&mut self, worktree: &Path, repository: &Path) -> bool;
+    /// Whether the common dir `repository` an entry records is gone: the
+    /// repository was deleted (or moved), whatever is left at its
+    /// worktrees' paths.
+    fn repository_gone(&mut self, repository: &Path) -> bool {
+        let _ = repository;
+        false
+    }
     /// Whether the stamp of `a`'s worktree, which exists, lists `a`'s
     /// service and port ([`crate::worktree::stamped_ports`]): the entry
     /// is that worktree's. When it does not, the entry may be another's,
@@ -132,6 +139,8 @@ pub struct RealSystem {
     /// By repository: its worktrees that exist, with the ports their stamps
     /// list (read at the first [`System::moved_to`]).
     stamped: BTreeMap<PathBuf, Vec<Stamped>>,
+    /// By repository (common dir): whether it is gone.
+    repositories_gone: BTreeMap<PathBuf, bool>,
     /// By worktree: the ports its own stamp lists (read at the first
     /// [`System::stamp_lists`] of one of its entries).
     stamps: BTreeMap<PathBuf, Vec<(String, u16)>>,
@@ -180,6 +189,12 @@ impl System for RealSystem {
             .gone
             .entry((worktree.to_path_buf(), repository.to_path_buf()))
             .or_insert_with(|| crate::worktree::is_gone(worktree, repository))
+    }
+    fn repository_gone(&mut self, repository: &Path) -> bool {
+        *self
+            .repositories_gone
+            .entry(repository.to_path_buf())
+            .or_insert_with(|| crate::worktree::repository_gone(repository))
     }
     fn stamp_lists(&mut self, a: &Allocation) -> bool {
         self.stamps

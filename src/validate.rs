@@ -232,6 +232,17 @@ pub fn check(
                     ),
                 )
             }
+            Stale::RepositoryGone => {
+                gone[*i] = true;
+                (
+                    Kind::WorktreeGone,
+                    format!(
+                        "worktree {} is gone: its repository {} no longer exists",
+                        printable_path(&a.worktree),
+                        printable_path(&a.repository)
+                    ),
+                )
+            }
             Stale::Moved(to) => {
                 // Its config is read where it went, at the next check.
                 gone[*i] = true;

@@ -595,5 +595,5 @@ pub use stamp::{stamp_line, stamped_in, stamped_ports, write_stamp, write_stamp_
 
 pub use listing::{
     admin_dir_of, is_gone, is_of_another_repository, listed_worktrees, listed_worktrees_with,
-    main_root_of, now_of_another_repository, root_of_admin_dir, still_listed,
+    main_root_of, now_of_another_repository, repository_gone, root_of_admin_dir, still_listed,
 };

@@ -16,6 +16,10 @@ pub enum Stale {
     /// The worktree's directory is missing and git no longer lists it, or
     /// lists it only as prunable (unlocked): `git worktree prune` drops it.
     WorktreeGone,
+    /// The repository (the common dir the entry records) is gone, and no
+    /// holder of the entry lives: nothing of it can reach the entry again,
+    /// whatever is left at the worktree's path.
+    RepositoryGone,
     /// The worktree is gone from its path because it was moved (`git
     /// worktree move`) to this one: the moved worktree's stamp lists the
     /// entry ([`System::moved_to`]). The entry follows it, sticky as ever.
@@ -67,6 +71,9 @@ fn worktree_stale(data: &RegistryData, a: &Allocation, system: &mut dyn System) 
             None => Stale::WorktreeGone,
         });
     }
+    if repository_gone(a, system) {
+        return Some(Stale::RepositoryGone);
+    }
     if system.stamp_lists(a) {
         return None;
     }
@@ -76,6 +83,14 @@ fn worktree_stale(data: &RegistryData, a: &Allocation, system: &mut dyn System) 
         .iter()
         .any(|b| b.belongs_to(&a.repository, &to) && b.service == a.service);
     (!has_own).then_some(Stale::Moved(to))
+}
+
+/// Whether `a`'s repository is gone ([`System::repository_gone`]) while
+/// no holder of `a` lives ([`Stale::RepositoryGone`]): a `run` still
+/// serving in a checkout whose repository was deleted keeps its port
+/// until it ends.
+pub fn repository_gone(a: &Allocation, system: &mut dyn System) -> bool {
+    system.repository_gone(&a.repository) && !a.holders.iter().any(|h| system.holder_alive(h))
 }
 
 /// Whether `a`, recorded at a worktree that exists, belongs to another
@@ -141,7 +156,7 @@ pub enum Fix {
 impl Stale {
     pub fn fix(&self) -> Fix {
         match self {
-            Stale::WorktreeGone => Fix::Release,
+            Stale::WorktreeGone | Stale::RepositoryGone => Fix::Release,
             Stale::HolderGone(h) => Fix::DropHolder(h.clone()),
             Stale::Moved(to) => Fix::MoveTo(to.clone()),
         }

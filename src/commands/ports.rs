@@ -42,11 +42,14 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let mut lookup = Lookup::new(&ctx.registry);
     let health: Vec<Option<ServiceStatus>> = rows.iter().map(|a| lookup.of(a)).collect();
     // A stat of each recorded worktree (git's files only for one whose
-    // directory is missing; no git process): what `validate` calls
-    // `worktree-gone`.
+    // directory is missing; no git process) and of its repository: what
+    // `validate` calls `worktree-gone`.
     let gone: Vec<bool> = rows
         .iter()
-        .map(|a| system.worktree_gone(&a.worktree, &a.repository))
+        .map(|a| {
+            system.worktree_gone(&a.worktree, &a.repository)
+                || alloc::repository_gone(a, &mut system)
+        })
         .collect();
     if args.json {
         let items: Vec<_> = rows

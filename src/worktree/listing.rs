@@ -112,6 +112,13 @@ pub fn is_gone(worktree: &Path, common_dir: &Path) -> bool {
     !matches!(listing(worktree, common_dir), Some(Some(_)))
 }
 
+/// Whether the repository whose common dir is `common_dir` is gone: no
+/// directory there (a stat). One that cannot be looked at is not proven
+/// gone.
+pub fn repository_gone(common_dir: &Path) -> bool {
+    matches!(std::fs::metadata(common_dir), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+}
+
 /// Whether git still lists `worktree`, whose directory is missing: an
 /// entry `git worktree prune` has not deleted yet (git lists it as
 /// prunable), or a locked one. A gone worktree ([`is_gone`]) is either

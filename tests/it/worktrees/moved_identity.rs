@@ -181,3 +181,52 @@ fn an_entry_two_stamps_claim_follows_neither_and_validate_names_them() {
     assert!(ports_of(&t, &third).is_empty());
     assert!(t.allocations().iter().all(|(p, _, _)| *p != web));
 }
+
+/// Finding G: a repository deleted with its main worktree leaves its
+/// linked worktrees' directories behind; their entries are gone all the
+/// same (no command can reach them again), once no holder lives: `ports
+/// --all` says so, and `validate --fix` releases them.
+#[test]
+fn a_deleted_repositorys_entries_are_gone_though_a_worktrees_directory_is_left() {
+    let (t, first) = moved_world();
+    let (web, api) = (t.ports.port(0), t.ports.port(1));
+    let mut holder = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .unwrap();
+    let pid = holder.id().to_string();
+    let out = run(&mut t.wtenv_in(&first, &["env", "--hold", &pid]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let common = t.repo.join(".git");
+    std::fs::remove_dir_all(&t.repo).unwrap();
+    assert!(first.join(".git").exists());
+    let root = t.root();
+
+    // A live holder keeps them: its process has the numbers.
+    let check = run(&mut t.wtenv_in(&root, &["validate", "--fix"]));
+    assert!(!check.stdout.contains("no longer exists"), "{check}");
+    assert_eq!(ports_of(&t, &first), vec![web, api]);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+
+    let ports = run(&mut t.wtenv_in(&root, &["ports", "--all"]));
+    assert_eq!(ports.code, Some(0), "{ports}");
+    assert_eq!(
+        ports.stdout.matches("worktree gone, idle").count(),
+        2,
+        "{ports}"
+    );
+    let check = run(&mut t.wtenv_in(&root, &["validate"]));
+    assert_eq!(check.code, Some(1), "{check}");
+    assert!(
+        check.stdout.contains(&format!(
+            "worktree {} is gone: its repository {} no longer exists",
+            first.display(),
+            common.display()
+        )),
+        "{check}"
+    );
+    let fixed = run(&mut t.wtenv_in(&root, &["validate", "--fix"]));
+    assert_eq!(fixed.code, Some(0), "{fixed}");
+    assert!(t.allocations().is_empty(), "{}", t.registry());
+}
