@@ -21,6 +21,7 @@ use crate::registry::{self, Allocation, Hold, Registry, RegistryData};
 
 #[cfg(test)]
 mod fake;
+mod identity;
 mod scan;
 mod stale;
 mod usage;
@@ -60,6 +61,20 @@ pub trait System {
     fn repository_gone(&mut self, repository: &Path) -> bool {
         let _ = repository;
         false
+    }
+    /// The `(service, port)` pairs the stamp in `git_dir` lists
+    /// ([`crate::worktree::stamped_in`]).
+    fn stamped_in(&mut self, git_dir: &Path) -> Vec<(String, u16)> {
+        let _ = git_dir;
+        Vec::new()
+    }
+    /// The `(service, port)` pairs the stamps of every worktree of the
+    /// repository whose common dir is `repository` list, its git dirs'
+    /// whether their directories are where git last saw them or not
+    /// ([`crate::worktree::stamped_in_repository`]).
+    fn stamped_in_repository(&mut self, repository: &Path) -> Vec<(String, u16)> {
+        let _ = repository;
+        Vec::new()
     }
     /// Whether the stamp of `a`'s worktree, which exists, lists `a`'s
     /// service and port ([`crate::worktree::stamped_ports`]): the entry
@@ -195,6 +210,12 @@ impl System for RealSystem {
             .repositories_gone
             .entry(repository.to_path_buf())
             .or_insert_with(|| crate::worktree::repository_gone(repository))
+    }
+    fn stamped_in(&mut self, git_dir: &Path) -> Vec<(String, u16)> {
+        crate::worktree::stamped_in(git_dir)
+    }
+    fn stamped_in_repository(&mut self, repository: &Path) -> Vec<(String, u16)> {
+        crate::worktree::stamped_in_repository(repository)
     }
     fn stamp_lists(&mut self, a: &Allocation) -> bool {
         self.stamps
@@ -404,7 +425,9 @@ pub fn ensure_vetted(
     // worktree at the path another was moved from is not that one). One
     // read of the stamp in the git dir already found; when it does not
     // list them, the transaction below decides.
-    let stamped = req.git_dir.is_none_or(|g| stamp_is_current(g, &data, req));
+    let stamped = req
+        .git_dir
+        .is_none_or(|g| identity::stamp_is_current(g, &data, req));
     // What the sweep below will leave: a port held only by a gone holder
     // is released by it, and one that follows a moved worktree is that
     // one's, not this worktree's to refuse as held from outside. (A
@@ -488,34 +511,6 @@ pub fn ensure_vetted(
     Ok(ensured)
 }
 
-/// Whether the stamp in `git_dir` lists the service and port of every
-/// entry of `req`'s worktree in `data`, and nothing else (a port it lists
-/// that the worktree no longer has would claim another worktree's entry).
-/// No read when the worktree has no entries.
-fn stamp_is_current(git_dir: &Path, data: &RegistryData, req: &Request) -> bool {
-    let own: BTreeSet<(&str, u16)> = data
-        .allocations
-        .iter()
-        .filter(|a| a.belongs_to(req.repository, req.worktree))
-        .map(|a| (a.service.as_str(), a.port))
-        .collect();
-    if own.is_empty() {
-        return true;
-    }
-    let stamped = crate::worktree::stamped_in(git_dir);
-    stamped.len() == own.len() && stamped.iter().all(|(s, p)| own.contains(&(s.as_str(), *p)))
-}
-
-/// The stamp's line of the worktree of `req`, from its entries in `data`.
-fn own_line(data: &RegistryData, req: &Request) -> String {
-    crate::worktree::stamp_line(
-        data.allocations
-            .iter()
-            .filter(|a| a.belongs_to(req.repository, req.worktree))
-            .map(|a| (a.service.as_str(), a.port)),
-    )
-}
-
 /// [`ensure_vetted`]'s transaction, once the fast path is ruled out;
 /// `line` gets the worktree's stamp line as it leaves the registry.
 fn transact(
@@ -549,7 +544,7 @@ fn transact(
                 hold_waits: false,
             };
             vet(&ensured)?;
-            *line = Some(own_line(data, req));
+            *line = Some(identity::own_line(data, req));
             Ok(Some(ensured))
         })? {
             crate::supervise::watcher::remove_stale_of(registry, &swept);
@@ -582,7 +577,7 @@ fn transact(
             hold_waits: false,
         };
         vet(&ensured)?;
-        *line = Some(own_line(data, req));
+        *line = Some(identity::own_line(data, req));
         Ok(Ok(ensured))
     })?;
     crate::supervise::watcher::remove_stale_of(registry, &swept);
@@ -630,8 +625,11 @@ pub fn allocate_in(
     // others wait for an allocation in their range or `validate --fix`:
     // checking every entry is a stat (and a /proc read per holder) each,
     // which made an allocation grow with the registry (20,000 stats).
+    let kept = identity::claim_from_gone_repository(data, req, system);
     sweep_where(data, system, |a| {
-        req.ranges.iter().any(|r| r.contains(a.port)) || a.belongs_to(req.repository, req.worktree)
+        (req.ranges.iter().any(|r| r.contains(a.port))
+            || a.belongs_to(req.repository, req.worktree))
+            && !kept.contains(&a.port)
     });
     let have = current_ports(data, req);
     let missing: Vec<&str> = req

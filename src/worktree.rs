@@ -591,7 +591,9 @@ use own::own_git_dir;
 use repository::core_worktree;
 pub use repository::enclosing_git_dir;
 
-pub use stamp::{stamp_line, stamped_in, stamped_ports, write_stamp, write_stamp_of};
+pub use stamp::{
+    stamp_line, stamped_in, stamped_in_repository, stamped_ports, write_stamp, write_stamp_of,
+};
 
 pub use listing::{
     admin_dir_of, is_gone, is_of_another_repository, listed_worktrees, listed_worktrees_with,

@@ -230,13 +230,15 @@ fn prune_state(listed: &ListedWorktree) -> Option<String> {
     })
 }
 
-/// The way out for a worktree git would prune: git forgets it with
-/// `git worktree prune`; its ports, when wtenv counts them stale (its
+/// The way out for a worktree git would prune: git finds a moved one
+/// again with `git worktree repair` (a prune first would forget it, git
+/// dir, stamp and all), and forgets a deleted one with `git worktree
+/// prune`; its ports, when wtenv counts them stale (its
 /// directory is missing: "worktree gone"), are released by `validate
 /// --fix` (README, "validate"), or by `remove`, which does both for one
 /// worktree.
 fn prune_hint(stale_ports: bool) -> String {
-    let prune = "'git worktree prune' forgets a worktree listed as prunable";
+    let prune = "a worktree listed as prunable was moved or deleted: if moved, 'git worktree repair <its new path>' (run here) finds it again, before any prune; if deleted, 'git worktree prune' forgets it";
     if stale_ports {
         format!(
             "{prune}, and 'wtenv validate --fix' releases its ports ('wtenv remove PATH' does both for one worktree)"

@@ -125,3 +125,17 @@ pub fn stamped_in(git_dir: &Path) -> Vec<(String, u16)> {
         })
         .collect()
 }
+
+/// The `(service, port)` pairs the stamps of every worktree of the
+/// repository whose common dir is `common_dir` list: its own git dir's
+/// (the main worktree's) and each linked worktree's (`worktrees/*`),
+/// wherever git last saw their directories.
+pub fn stamped_in_repository(common_dir: &Path) -> Vec<(String, u16)> {
+    let mut out = stamped_in(common_dir);
+    if let Ok(entries) = std::fs::read_dir(common_dir.join("worktrees")) {
+        for entry in entries.flatten() {
+            out.extend(stamped_in(&entry.path()));
+        }
+    }
+    out
+}

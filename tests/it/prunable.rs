@@ -49,7 +49,7 @@ fn list_shows_a_prunable_worktree_and_the_commands_that_clear_it() {
             .map(str::to_owned)
             .collect()
     };
-    let prune = "hint: 'git worktree prune' forgets a worktree listed as prunable";
+    let prune = "hint: a worktree listed as prunable was moved or deleted: if moved, 'git worktree repair <its new path>' (run here) finds it again, before any prune; if deleted, 'git worktree prune' forgets it";
     let list = run(&mut t.wtenv(&["list"]));
     assert_eq!(list.code, Some(0), "{list}");
     let rows = rows_of(&list.stdout);

@@ -230,3 +230,58 @@ fn a_deleted_repositorys_entries_are_gone_though_a_worktrees_directory_is_left()
     assert_eq!(fixed.code, Some(0), "{fixed}");
     assert!(t.allocations().is_empty(), "{}", t.registry());
 }
+
+/// Finding E: a repository moved whole with `mv` (its main worktree and
+/// its worktrees). Each worktree claims the entries its own stamp lists
+/// from the gone paths, whichever enters first; none gets another's
+/// ports. Before the repair, `list` says to repair a moved worktree
+/// before it says to prune.
+#[test]
+fn a_repository_moved_whole_keeps_each_worktrees_ports() {
+    let (t, first) = moved_world();
+    exports(&t, &t.repo, "WEB_PORT", t.ports.port(2));
+    let to = t.root().join("elsewhere");
+    std::fs::create_dir(&to).unwrap();
+    let (main, linked) = (to.join("repo"), to.join("first"));
+    std::fs::rename(&t.repo, &main).unwrap();
+    std::fs::rename(&first, &linked).unwrap();
+
+    exports(&t, &main, "WEB_PORT", t.ports.port(2));
+    exports(&t, &main, "API_PORT", t.ports.port(3));
+    let list = run(&mut t.wtenv_in(&main, &["list"]));
+    assert_eq!(list.code, Some(0), "{list}");
+    let (repair, prune) = (
+        list.stderr
+            .find("git worktree repair")
+            .unwrap_or_else(|| panic!("{list}")),
+        list.stderr
+            .find("git worktree prune")
+            .unwrap_or_else(|| panic!("{list}")),
+    );
+    assert!(repair < prune, "{list}");
+    // The entries the unrepaired worktree's stamp lists are left for it:
+    // a new worktree's allocation meanwhile does not take them.
+    let third = to.join("third");
+    t.git_in(
+        &main,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "third",
+            third.to_str().unwrap(),
+        ],
+    );
+    exports(&t, &third, "WEB_PORT", t.ports.port(4));
+
+    t.git_in(&main, &["worktree", "repair", linked.to_str().unwrap()]);
+    exports(&t, &linked, "WEB_PORT", t.ports.port(0));
+    exports(&t, &linked, "API_PORT", t.ports.port(1));
+    assert_eq!(ports_of(&t, &main), vec![t.ports.port(2), t.ports.port(3)]);
+    assert_eq!(
+        ports_of(&t, &linked),
+        vec![t.ports.port(0), t.ports.port(1)]
+    );
+    assert_eq!(t.allocations().len(), 6, "{}", t.registry());
+}
