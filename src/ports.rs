@@ -363,6 +363,17 @@ pub fn with_worktree_gone(state: String, gone: bool) -> String {
     }
 }
 
+/// `state` said of a port whose worktree was moved away from the path
+/// recorded (`git worktree move`): `moved to /src/m, idle`. The entry
+/// follows it at the next allocation in its range, its own `env`, or
+/// `validate --fix` (`worktree-moved`): it is not freed.
+pub fn with_moved_to(state: String, to: Option<&Path>) -> String {
+    match to {
+        Some(to) => format!("moved to {}, {state}", printable_path(to)),
+        None => state,
+    }
+}
+
 /// `idle`, `listening (pid 12 node)`, `conflict (holder unknown)`,
 /// `conflict (no listening process (...))`.
 pub fn state_text(usage: &Usage) -> String {

@@ -93,6 +93,16 @@ pub fn repository_gone(a: &Allocation, system: &mut dyn System) -> bool {
     system.repository_gone(&a.repository) && !a.holders.iter().any(|h| system.holder_alive(h))
 }
 
+/// Where the worktree of `a` went, when it was moved away from `a`'s
+/// path ([`Stale::Moved`]): what the views say instead of "worktree
+/// gone", as `validate` does.
+pub fn moved_to(data: &RegistryData, a: &Allocation, system: &mut dyn System) -> Option<PathBuf> {
+    match worktree_stale(data, a, system) {
+        Some(Stale::Moved(to)) => Some(to),
+        _ => None,
+    }
+}
+
 /// Whether `a`, recorded at a worktree that exists, belongs to another
 /// worktree moved away from that path ([`worktree_stale`]).
 pub fn moved_away(data: &RegistryData, a: &Allocation, system: &mut dyn System) -> bool {

@@ -12,7 +12,7 @@ use crate::exit::Outcome;
 use crate::git::ListedWorktree;
 use crate::health::status::{self, Lookup, ServiceStatus};
 use crate::output;
-use crate::ports::{self, state_text, with_worktree_gone};
+use crate::ports::{self, state_text, with_moved_to, with_worktree_gone};
 use crate::registry::Allocation;
 use crate::worktrees::{self, stale_record};
 
@@ -74,12 +74,15 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         for name in names {
             let found = mine.iter().zip(&usage).find(|(a, _)| a.service == name);
             let health = found.and_then(|(a, _)| lookup.of(a));
+            // Moved away from this path (`git worktree move`, a new
+            // worktree added here): said so, not as this worktree's.
+            let moved = found.and_then(|(a, _)| alloc::moved_to(&data, a, &mut system));
             services.push(service_view(
                 name,
                 found.map(|(a, u)| (*a, u)),
                 &mut system,
                 health,
-                gone,
+                (gone && moved.is_none(), moved),
             ));
         }
         let branch = e.listed.branch.clone().unwrap_or_else(|| {
@@ -278,7 +281,7 @@ fn service_view(
     found: Option<(&Allocation, &Usage)>,
     system: &mut dyn System,
     health: Option<ServiceStatus>,
-    gone: bool,
+    (gone, moved): (bool, Option<std::path::PathBuf>),
 ) -> ServiceView {
     match found {
         None => ServiceView {
@@ -298,6 +301,7 @@ fn service_view(
                 "health": health.as_ref().map(|h| &h.health),
                 "restarts": health.as_ref().map(|h| h.restarts),
                 "worktree_gone": gone,
+                "moved_to": null,
             }),
         },
         Some((a, u)) => {
@@ -318,12 +322,16 @@ fn service_view(
                 "health": health.as_ref().map(|h| &h.health),
                 "restarts": health.as_ref().map(|h| h.restarts),
                 "worktree_gone": gone,
+                "moved_to": moved,
             });
             crate::probe::listening_json(&mut json, "listeners", u.listening());
             ServiceView {
                 service: name.to_owned(),
                 port: Some(a.port),
-                state: with_worktree_gone(status::with_state(state, health.as_ref()), gone),
+                state: with_moved_to(
+                    with_worktree_gone(status::with_state(state, health.as_ref()), gone),
+                    moved.as_deref(),
+                ),
                 json,
             }
         }

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::health::status::{self, Lookup, ServiceStatus};
 use crate::output;
-use crate::ports::{state_text, with_worktree_gone};
+use crate::ports::{state_text, with_moved_to, with_worktree_gone};
 use crate::registry::Allocation;
 
 #[derive(Debug, clap::Args)]
@@ -44,11 +44,19 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     // A stat of each recorded worktree (git's files only for one whose
     // directory is missing; no git process) and of its repository: what
     // `validate` calls `worktree-gone`.
+    // A worktree moved away from the path recorded is not gone: its
+    // entries follow it (its stamp says where).
+    let moved: Vec<Option<std::path::PathBuf>> = rows
+        .iter()
+        .map(|a| alloc::moved_to(&data, a, &mut system))
+        .collect();
     let gone: Vec<bool> = rows
         .iter()
-        .map(|a| {
-            system.worktree_gone(&a.worktree, &a.repository)
-                || alloc::repository_gone(a, &mut system)
+        .zip(&moved)
+        .map(|(a, moved)| {
+            moved.is_none()
+                && (system.worktree_gone(&a.worktree, &a.repository)
+                    || alloc::repository_gone(a, &mut system))
         })
         .collect();
     if args.json {
@@ -56,10 +64,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             .iter()
             .zip(&usage)
             .zip(&health)
-            .zip(&gone)
-            .map(|(((a, u), h), gone)| {
+            .zip(gone.iter().zip(&moved))
+            .map(|(((a, u), h), (gone, moved))| {
                 let mut item = allocation_json(a, u, h.as_ref(), &mut system);
                 item["worktree_gone"] = (*gone).into();
+                item["moved_to"] = json!(moved);
                 item
             })
             .collect();
@@ -69,15 +78,16 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             .iter()
             .zip(&usage)
             .zip(&health)
-            .zip(&gone)
-            .map(|(((a, u), h), gone)| {
+            .zip(gone.iter().zip(&moved))
+            .map(|(((a, u), h), (gone, moved))| {
                 let state = status::with_state(state_text(u), h.as_ref());
+                let state = with_moved_to(with_worktree_gone(state, *gone), moved.as_deref());
                 vec![
                     a.port.to_string(),
                     a.service.clone(),
                     a.purpose.clone(),
                     alloc::lifetime(a, &mut system),
-                    with_worktree_gone(state, *gone),
+                    state,
                     a.worktree.display().to_string(),
                 ]
             })

@@ -285,3 +285,37 @@ fn a_repository_moved_whole_keeps_each_worktrees_ports() {
     );
     assert_eq!(t.allocations().len(), 6, "{}", t.registry());
 }
+
+/// Finding H: `ports` and `list` said "worktree gone" of a worktree that
+/// was only moved (its ports are not freed: they follow it); they say
+/// where it went, as `validate` does, and JSON's `moved_to` names it.
+#[test]
+fn ports_and_list_say_a_moved_worktrees_ports_moved_not_gone() {
+    let (t, first) = moved_world();
+    let moved = move_worktree(&t, &first, "moved");
+    let said = format!("moved to {}, idle", moved.display());
+    for args in [&["ports"][..], &["ports", "--all"]] {
+        let out = run(&mut t.wtenv(args));
+        assert_eq!(out.code, Some(0), "{out}");
+        assert_eq!(out.stdout.matches(&said).count(), 2, "{out}");
+        assert!(!out.stdout.contains("worktree gone"), "{out}");
+    }
+    let json = run(&mut t.wtenv(&["ports", "--json"]));
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    for a in doc["allocations"].as_array().unwrap() {
+        assert_eq!(a["worktree_gone"], false, "{json}");
+        assert_eq!(a["moved_to"], moved.to_str().unwrap(), "{json}");
+    }
+    // A new worktree at the old path: its rows say whose they are.
+    t.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "other",
+        first.to_str().unwrap(),
+    ]);
+    let list = run(&mut t.wtenv(&["list"]));
+    assert_eq!(list.code, Some(0), "{list}");
+    assert_eq!(list.stdout.matches(&said).count(), 2, "{list}");
+}
