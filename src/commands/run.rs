@@ -131,7 +131,7 @@ fn supervised(
     log: Option<Arc<Mutex<RotatingLog>>>,
 ) -> Result<Outcome> {
     let part = Part::of(&scope.worktree.common_dir, &scope.worktree.root);
-    let release = ReleaseGuard::new(&ctx.registry, part);
+    let release = ReleaseGuard::new(&ctx.registry, &scope.worktree);
     let mut holder = hold(held_as);
     holder.unit = args.unit.clone();
     let mode = if args.services.is_empty() {

@@ -75,7 +75,7 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
         line.push_str(s);
     }
     let part = Part::of(&scope.worktree.common_dir, &scope.worktree.root);
-    let _release = ReleaseGuard::new(&ctx.registry, part);
+    let _release = ReleaseGuard::new(&ctx.registry, &scope.worktree);
     let vars = ensure_verified(
         ctx,
         &scope,

@@ -3,16 +3,19 @@
 //! holds on every exit path (return, error, panic; a SIGKILL is covered by
 //! the next command's stale sweep). The holds are on the worktree's own
 //! entries only (an allocation holds its own worktree's ports), so these
-//! transactions read and rewrite only the worktree's part of the registry.
+//! transactions read and rewrite only the worktree's part of the registry
+//! (the guard's also where `git worktree move` took the worktree since).
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use crate::alloc;
 use crate::config::{PortRange, Ranges};
 use crate::error::Error;
 use crate::process::ProcessId;
 use crate::registry::{Allocation, Hold, Part, Registry, RegistryData};
+use crate::worktree::Worktree;
 
 use super::Pgid;
 
@@ -239,8 +242,8 @@ fn stamp_groups(data: &mut RegistryData, pgid_of: &impl Fn(&Allocation) -> Optio
 /// panic (unwinding). A SIGKILL skips it; the stale sweep covers that.
 pub struct ReleaseGuard<'a> {
     registry: &'a Registry,
-    /// The worktree whose entries this process holds.
-    part: Part<'a>,
+    /// The worktree whose entries this process holds, as it started.
+    worktree: &'a Worktree,
     /// Whether a hold may be in the registry: off while a `run`'s hold
     /// waits ([`record_hold`]), so a command that ended sooner reads and
     /// writes nothing.
@@ -248,10 +251,10 @@ pub struct ReleaseGuard<'a> {
 }
 
 impl<'a> ReleaseGuard<'a> {
-    pub fn new(registry: &'a Registry, part: Part<'a>) -> Self {
+    pub fn new(registry: &'a Registry, worktree: &'a Worktree) -> Self {
         ReleaseGuard {
             registry,
-            part,
+            worktree,
             armed: Cell::new(true),
         }
     }
@@ -263,11 +266,34 @@ impl<'a> ReleaseGuard<'a> {
 }
 
 impl ReleaseGuard<'_> {
-    /// Whether the registry may still record a hold of `me` in the
-    /// worktree: yes when it cannot be read to tell.
-    fn holds_any(&self, me: ProcessId) -> bool {
+    /// Where the worktree's entries, and this process's holds on them,
+    /// may be recorded now: the path it started at, and the path `git
+    /// worktree move` took it to since (its entries follow it there:
+    /// `env`, `validate --fix`, a sweep), found by its git dir, which the
+    /// move keeps. A path another worktree is at now is not its: that
+    /// worktree's entries are left alone. Unmoved, one read of its `.git`.
+    fn roots(&self) -> Vec<PathBuf> {
+        let wt = self.worktree;
+        let there = crate::worktree::git_dir_at(&wt.root);
+        if there.as_deref() == Some(wt.git_dir.as_path()) {
+            return vec![wt.root.clone()];
+        }
+        let now = crate::worktree::root_of_admin_dir(&wt.common_dir, &wt.git_dir)
+            .and_then(|root| root.canonicalize().ok())
+            .filter(|root| *root != wt.root);
+        there
+            .is_none()
+            .then(|| wt.root.clone())
+            .into_iter()
+            .chain(now)
+            .collect()
+    }
+
+    /// Whether the registry may still record a hold of `me` at `root`:
+    /// yes when it cannot be read to tell.
+    fn holds_any(&self, root: &Path, me: ProcessId) -> bool {
         self.registry
-            .read_worktree(self.part.repository, self.part.worktree)
+            .read_worktree(&self.worktree.common_dir, root)
             .map_or(true, |d| {
                 d.allocations
                     .iter()
@@ -284,22 +310,28 @@ impl Drop for ReleaseGuard<'_> {
             return;
         }
         let me = ProcessId::current();
-        match self
-            .registry
-            .transaction_in(self.part, |d| Ok(alloc::release_holds(d, me)))
-        {
-            Ok(released) => {
-                for a in released {
-                    tracing::info!(port = a.port, service = %a.service, "released");
+        for root in self.roots() {
+            let part = Part::of(&self.worktree.common_dir, &root);
+            match self
+                .registry
+                .transaction_in(part, |d| Ok(alloc::release_holds(d, me)))
+            {
+                Ok(released) => {
+                    for a in released {
+                        tracing::info!(port = a.port, service = %a.service, "released");
+                    }
                 }
+                // Only when something is left behind: a registry this
+                // process could not change (refused before its hold) holds
+                // nothing of it. Said once: the next command releases all.
+                Err(e) if self.holds_any(&root, me) => {
+                    return crate::report::urgent(
+                        &format!("could not release the ports held by this wtenv: {e}"),
+                        "the next wtenv command releases them (its holder is gone)",
+                    );
+                }
+                Err(e) => tracing::debug!("nothing to release: {e}"),
             }
-            // Only when something is left behind: a registry this process
-            // could not change (refused before its hold) holds nothing of it.
-            Err(e) if self.holds_any(me) => crate::report::urgent(
-                &format!("could not release the ports held by this wtenv: {e}"),
-                "the next wtenv command releases them (its holder is gone)",
-            ),
-            Err(e) => tracing::debug!("nothing to release: {e}"),
         }
     }
 }
@@ -337,13 +369,50 @@ mod tests {
             })
             .unwrap();
         let result = std::panic::catch_unwind(|| {
-            let common = dir.path().join(".git");
-            let _release = ReleaseGuard::new(&registry, Part::of(&common, dir.path()));
+            let worktree = Worktree {
+                root: dir.path().to_path_buf(),
+                git_dir: dir.path().join(".git"),
+                common_dir: dir.path().join(".git"),
+            };
+            let _release = ReleaseGuard::new(&registry, &worktree);
             panic!("a bug in the supervisor");
         });
         assert!(result.is_err());
         let left = registry.read().unwrap().allocations;
         assert_eq!(left.len(), 1, "the held-only port was released: {left:?}");
         assert_eq!((left[0].port, left[0].holders.len()), (5000, 0));
+    }
+
+    /// Where the guard looks for its holds: the path it started at while
+    /// the worktree is there; after `git worktree move`, that path and
+    /// the one the move took it to; once another worktree is at the old
+    /// path, only the new one (that worktree's entries are its own).
+    #[test]
+    fn the_release_guard_follows_a_moved_worktree_and_no_other() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@e.invalid"])
+                .args(args)
+                .current_dir(base.join("main"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "git {args:?}: {out:?}");
+        };
+        std::fs::create_dir(base.join("main")).unwrap();
+        git(&["init", "-q"]);
+        git(&["commit", "-q", "--allow-empty", "-m", "init"]);
+        git(&["worktree", "add", "-q", "-b", "a", "../first"]);
+        let (first, moved) = (base.join("first"), base.join("moved"));
+        let worktree = Worktree::discover(&first).unwrap().unwrap();
+        let registry = Registry::new(base.join(FILE_NAME));
+        let guard = ReleaseGuard::new(&registry, &worktree);
+        guard.set_armed(false);
+        assert_eq!(guard.roots(), vec![first.clone()]);
+        git(&["worktree", "move", "../first", "../moved"]);
+        assert_eq!(guard.roots(), vec![first.clone(), moved.clone()]);
+        git(&["worktree", "add", "-q", "-b", "b", "../first"]);
+        assert_eq!(guard.roots(), vec![moved]);
     }
 }

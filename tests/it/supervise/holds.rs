@@ -6,10 +6,14 @@
 use std::path::Path;
 use std::process::Stdio;
 
+use nix::sys::signal::Signal;
 use serde_json::Value;
+use wtenv::probe::{self, PortState};
 
-use super::{assert_no_holds, reserve_app};
-use crate::support::{TestEnv, Tmpfs};
+use super::{
+    PATIENCE, Wtenv, app_port, assert_all_clean, assert_no_holds, recorded_pgid, reserve_app,
+};
+use crate::support::{TestEnv, Tmpfs, wait_for};
 
 /// `wtenv run -- sh -c SCRIPT`, stdin closed; it must succeed.
 fn run_sh(t: &TestEnv, script: &str) -> crate::support::Run {
@@ -329,4 +333,59 @@ fn a_group_that_cannot_be_recorded_is_a_warning_saying_what_it_costs() {
         return;
     }
     panic!("the group was recorded before the command could stop its run, five times");
+}
+
+/// A `run` started before `git worktree move` releases its holds when it
+/// stops, though an `env` in the moved worktree made its entries follow
+/// it there: they are its by its pid and start time, wherever they are
+/// recorded (it released by the path it started in, and left them `held
+/// by pid N: gone`, `validate` saying holder-dead). So does `up`.
+#[test]
+fn a_run_releases_its_holds_where_its_moved_worktree_took_them() {
+    let serve = "exec python3 -m http.server $PORT --bind 127.0.0.1";
+    held_across_a_move("", &["run", "--", "sh", "-c", serve]);
+    let config = format!("[services.app]\nenv = [\"PORT\"]\nrun = \"{serve}\"\n");
+    held_across_a_move(&config, &["up"]);
+}
+
+/// `args` (a `run` or `up` serving the one service `app`, as `config`
+/// declares it) in a linked worktree, moved while it serves, its entries
+/// made to follow by `env` there; then SIGTERM: nothing is left.
+fn held_across_a_move(config: &str, args: &[&str]) {
+    let t = TestEnv::new();
+    t.write_config(config);
+    t.git(&["commit", "-q", "--allow-empty", "-am", "the service"]);
+    let first = t.add_worktree("first");
+    let port = app_port(&t);
+    let mut w = Wtenv::start_in(&t, &first, args);
+    assert!(wait_for(PATIENCE, || t.registry_path().exists()));
+    let pgid = recorded_pgid(&t, port);
+    assert!(
+        wait_for(PATIENCE, || probe::probe(port).unwrap()
+            == PortState::Occupied),
+        "the server never listened\nstderr: {}",
+        w.stderr_text()
+    );
+    let moved = t.root().join("moved");
+    t.git(&[
+        "worktree",
+        "move",
+        first.to_str().unwrap(),
+        moved.to_str().unwrap(),
+    ]);
+    let out = crate::support::run(&mut t.wtenv_in(&moved, &["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let held = (u64::from(port), moved.to_str().unwrap().to_owned(), true);
+    assert_eq!(
+        entries(&t.registry()),
+        vec![held],
+        "the entry followed, held"
+    );
+
+    w.signal(Signal::SIGTERM);
+    w.wait();
+    assert_all_clean(&t, pgid, pgid, port);
+    let check = crate::support::run(&mut t.wtenv(&["validate"]));
+    assert_eq!(check.code, Some(0), "{check}");
+    assert!(!check.stdout.contains("holder-dead"), "{check}");
 }
