@@ -14,7 +14,9 @@
 //!   worktree, service, ports and log file it has, for `status`, `down`
 //!   and `logs`; the log is `<unit>.log` beside it ([`logfile`]). A record
 //!   is its worktree's by the worktree's git dir, which `git worktree
-//!   move` keeps ([`Owner`]): a unit keeps the name it was started with.
+//!   move` keeps ([`Owner`]): a unit keeps the name it was started with;
+//! - one lock per worktree ([`WorktreeLock`]) serializes what starts or
+//!   stops its units (`up -d`, `down`, `remove --force`).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,7 @@ pub mod detached;
 pub mod export;
 mod launch;
 pub mod launchd;
+mod lock;
 pub mod logfile;
 mod naming;
 mod readiness;
@@ -39,12 +42,13 @@ mod stopping;
 pub mod systemd;
 
 pub use launch::{Launch, Options, passed_env, run_argv, unset_hint};
+pub use lock::WorktreeLock;
 use naming::is_unit_name;
 pub use naming::{Naming, unit_file_name};
 pub use readiness::{check_variables, health_of};
 pub use startup::{Started, up};
 pub use state::{StateDir, read_file, write_file};
-pub use stopping::{forget_gone, running, stop, stop_all};
+pub use stopping::{forget_gone, running, stop, stop_all, stop_saying};
 
 /// Who runs the services in the background.
 #[derive(

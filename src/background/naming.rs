@@ -73,7 +73,7 @@ fn shorten(name: String) -> String {
 }
 
 /// FNV-1a: stable across versions and platforms, unlike std's hasher.
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
         (h ^ b as u64).wrapping_mul(0x100000001b3)
     })

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use super::lock::WorktreeLock;
 use super::readiness::Readiness;
 use super::{
     Launch, Manager, Naming, Options, Record, StartedHealth, StateDir, UnitRef, detached, launchd,
@@ -35,6 +36,7 @@ pub fn up(
     scope: &Scope,
     services: &[&Service],
     options: &Options,
+    interrupted: &dyn Fn() -> Result<()>,
 ) -> Result<Vec<Started>> {
     // Named now, made once nothing can refuse (after the reservation,
     // below): a refusal leaves the state directory as it was.
@@ -54,8 +56,6 @@ pub fn up(
     // manager names no port), and what the manager cannot carry (a passed
     // variable, a path) refused: the registry stays as it was.
     let env = passed_env();
-    // The services this call starts: not one already running.
-    let mut to_start = Vec::new();
     let launches = order
         .iter()
         .map(|&i| {
@@ -68,7 +68,6 @@ pub fn up(
             // for what its manager could not be handed now.
             if running_record(&dir, scope, service).is_none() {
                 check(options.manager, &launch)?;
-                to_start.push(service);
             }
             Ok(Some(launch))
         })
@@ -85,6 +84,28 @@ pub fn up(
     )?
     .vars;
     let ports = crate::ports::reserve(ctx, scope, skip)?;
+    let dir = StateDir::of(ctx)?;
+    // From here until each unit it starts is ready (or stopped), this
+    // worktree's starts and stops wait for this one: what runs is looked
+    // at again now, under the lock.
+    let _lock = WorktreeLock::acquire(
+        &dir,
+        &scope.worktree.git_dir,
+        "wtenv up --detach",
+        "this worktree",
+        interrupted,
+    )?;
+    // The services this call starts: not one already running.
+    let mut to_start = Vec::new();
+    for (&i, launch) in order.iter().zip(&launches) {
+        let service = &all[i];
+        if let Some(launch) = launch
+            && running_record(&dir, scope, service).is_none()
+        {
+            check(options.manager, launch)?;
+            to_start.push(service);
+        }
+    }
     // What foreground `up` refuses, refused before any unit starts: a
     // port something listens on already (a server left running in the
     // worktree) would fail its service with "address in use".
@@ -93,7 +114,6 @@ pub fn up(
         .filter_map(|s| Some((s.name.as_str(), *ports.get(&s.name)?)))
         .collect();
     crate::supervise::services::refuse_busy(&wanted)?;
-    let dir = StateDir::of(ctx)?;
     let mut run = Startup {
         ctx,
         dir: &dir,

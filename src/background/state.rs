@@ -178,8 +178,19 @@ impl StateDir {
             .collect()
     }
 
-    pub(super) fn forget(&self, unit: &str) {
-        let _ = std::fs::remove_file(self.record_path(unit));
+    /// Removes `record`'s file while it is still that record (the same
+    /// process started): never one another command wrote since under the
+    /// same unit name.
+    pub(super) fn forget(&self, record: &Record) {
+        let path = self.record_path(&record.unit);
+        let same = read_file(&path, 64 * 1024)
+            .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok())
+            .is_some_and(|r| {
+                (r.pid, r.start_time, r.started) == (record.pid, record.start_time, record.started)
+            });
+        if same {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 

@@ -3,11 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Manager, Owner, Record, StateDir, detached, launchd, query, systemd};
+use super::{
+    Live, Manager, Owner, Record, StateDir, WorktreeLock, detached, launchd, query, systemd,
+};
 use crate::alloc::{self, RealSystem};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
-use crate::process::printable;
+use crate::process::{printable, printable_path};
+use crate::report;
 
 /// `down`: stops `records`' units, waits until they are inactive and their
 /// holds are gone from the registry, and forgets them.
@@ -48,7 +51,7 @@ pub fn stop(ctx: &Ctx, dir: &StateDir, records: &[Record], patience: Duration) -
         Ok(())
     })?;
     for r in records {
-        dir.forget(&r.unit);
+        dir.forget(r);
     }
     Ok(())
 }
@@ -65,11 +68,18 @@ pub fn running(ctx: &Ctx, owner: &Owner) -> Result<Vec<Record>> {
         .collect())
 }
 
-/// Stops every background service of a worktree (`remove --force`).
+/// Stops every background service of a worktree (`remove --force`),
+/// under its lock when its git dir is known (`None` when its directory
+/// is gone).
 pub fn stop_all(ctx: &Ctx, owner: &Owner) -> Result<()> {
     let Some(dir) = StateDir::existing(ctx)? else {
         return Ok(());
     };
+    let place = format!("worktree {}", printable_path(owner.root));
+    let _lock = owner
+        .git_dir
+        .map(|g| WorktreeLock::acquire(&dir, g, "wtenv remove --force", &place, &|| Ok(())))
+        .transpose()?;
     let records = dir.records_in(owner);
     stop(ctx, &dir, &records, Duration::from_secs(60))
 }
@@ -87,7 +97,36 @@ pub fn forget_gone(ctx: &Ctx) -> Result<Vec<Record>> {
         .filter(|r| r.worktree_gone() && !query(r).running())
         .collect();
     for r in &gone {
-        dir.forget(&r.unit);
+        dir.forget(r);
     }
     Ok(gone)
+}
+
+/// [`stop`], then one line per record: `stopped web (<unit>)`, or that it
+/// was not running (as its manager said before the stop) and its record
+/// is removed (`down`'s and `remove --force`'s words).
+pub fn stop_saying(
+    ctx: &Ctx,
+    dir: &StateDir,
+    records: &[Record],
+    patience: Duration,
+) -> Result<()> {
+    // A service that died on its own is not stopped here: said so, by the
+    // state its manager gives (as `status` shows it). Its record is
+    // removed and its holds swept all the same.
+    let before: Vec<Live> = records.iter().map(query).collect();
+    stop(ctx, dir, records, patience)?;
+    for (r, live) in records.iter().zip(&before) {
+        // Read back from a record, a file anyone may have edited.
+        let service = printable(&r.service);
+        report::status(&if live.running() {
+            format!("stopped {service} ({})", printable(&r.unit))
+        } else {
+            format!(
+                "{service} was not running ({}); its record is removed",
+                printable(&live.state)
+            )
+        });
+    }
+    Ok(())
 }

@@ -9,7 +9,6 @@ use crate::config;
 use crate::context::Ctx;
 use crate::error::Result;
 use crate::exit::Outcome;
-use crate::process;
 use crate::report;
 
 #[derive(Debug, clap::Args)]
@@ -39,27 +38,20 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
     // released): a state directory they could not be made in (mode 500,
     // a read-only file system) is refused before anything is stopped.
     ctx.registry.check_usable()?;
+    // An `up -d` starting them (or another `down`) goes first: what runs
+    // is read once it is done.
+    let _lock = background::WorktreeLock::acquire(
+        &dir,
+        &scope.worktree.git_dir,
+        "wtenv down",
+        "this worktree",
+        &|| Ok(()),
+    )?;
     let records = dir.records_of(&scope, &args.services);
     if records.is_empty() {
         report::status("nothing of this worktree runs in the background");
         return Ok(Outcome::SUCCESS);
     }
-    // A service that died on its own is not stopped by this `down`: said
-    // so, by the state its manager gives (as `status` shows it). Its
-    // record is removed and its holds swept all the same.
-    let before: Vec<background::Live> = records.iter().map(background::query).collect();
-    background::stop(ctx, &dir, &records, args.timeout)?;
-    for (r, live) in records.iter().zip(&before) {
-        // Read back from a record, a file anyone may have edited.
-        let service = process::printable(&r.service);
-        report::status(&if live.running() {
-            format!("stopped {service} ({})", process::printable(&r.unit))
-        } else {
-            format!(
-                "{service} was not running ({}); its record is removed",
-                process::printable(&live.state)
-            )
-        });
-    }
+    background::stop_saying(ctx, &dir, &records, args.timeout)?;
     Ok(Outcome::SUCCESS)
 }

@@ -219,7 +219,7 @@ fn detach(args: Args, ctx: &Ctx) -> Result<Outcome> {
         log_limit: args.log_limit,
         skip_occupied: args.skip_occupied,
     };
-    let started = background::up(ctx, &scope, &selected, &options)?;
+    let started = background::up(ctx, &scope, &selected, &options, &|| Ok(()))?;
     let rows: Vec<Vec<String>> = started
         .iter()
         .map(|s| {

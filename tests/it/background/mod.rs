@@ -11,6 +11,7 @@ mod export;
 mod export_refused;
 mod health;
 mod moved;
+mod races;
 mod remove;
 mod systemd;
 mod up_failures;

@@ -1,0 +1,170 @@
+//! Starts and stops of one worktree's background services at once: one
+//! lock per worktree makes them take turns, each made deterministic here
+//! by ordering (a service that listens only once the test says so, one
+//! that ignores SIGTERM), never by sleeps.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use super::{DownOnDrop, free, naming, ports, serves, status_cells};
+use crate::support::{Run, TestEnv, run, wait_for};
+
+/// `wtenv ARGS` started in the main worktree, its output in files.
+struct Spawned {
+    child: Child,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Spawned {
+    fn start(t: &TestEnv, name: &str, args: &[&str]) -> Spawned {
+        let out = t.root().join(format!("{name}.out"));
+        let err = t.root().join(format!("{name}.err"));
+        let child = t
+            .wtenv(args)
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        Spawned { child, out, err }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    fn finish(mut self) -> Run {
+        let status = self.child.wait().unwrap();
+        Run::of(
+            status,
+            std::fs::read(&self.out).unwrap(),
+            std::fs::read(&self.err).unwrap(),
+        )
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The record files of the main worktree's units.
+fn records(t: &TestEnv) -> Vec<PathBuf> {
+    let dir = t.state_dir().join("background");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    found.retain(|p| p.extension().is_some_and(|e| e == "json"));
+    found
+}
+
+fn record_of(t: &TestEnv, service: &str) -> PathBuf {
+    t.state_dir()
+        .join(format!("background/{}.json", naming(t).unit(service)))
+}
+
+fn touch(path: &Path) {
+    std::fs::write(path, "").unwrap();
+}
+
+/// Two `up -d` at once: the loser started a second unit of the same name,
+/// failed on the port, and its cleanup removed the winner's record (the
+/// service ran where `status` and `down` could not see it). The second
+/// now waits for the first, saying for whom, and then finds its service
+/// running: `(already running)`, one unit, one record.
+#[test]
+fn a_second_up_detach_waits_for_the_first_and_finds_its_service_running() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    // Listens once the test creates `go` in the worktree.
+    t.write_config(
+        "[services.web]\nrun = \"while [ ! -e go ]; do sleep 0.05; done; exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
+    );
+    let (web, _) = ports(&t);
+    let first = Spawned::start(&t, "first", &["up", "-d", "--manager", "wtenv"]);
+    // Its unit started, not ready: the first holds the lock.
+    assert!(
+        wait_for(Duration::from_secs(30), || record_of(&t, "web").exists()),
+        "{}",
+        first.stderr()
+    );
+    let second = Spawned::start(&t, "second", &["up", "-d", "--manager", "wtenv"]);
+    let waiting = format!(
+        "wtenv: waiting for 'wtenv up --detach' (pid {}) in this worktree\n",
+        first.child.id()
+    );
+    let said = wait_for(Duration::from_secs(30), || {
+        second.stderr().contains(&waiting)
+    });
+    assert!(said, "{}", second.stderr());
+    touch(&t.repo.join("go"));
+    let first = first.finish();
+    assert_eq!(first.code, Some(0), "{first}");
+    let second = second.finish();
+    assert_eq!(second.code, Some(0), "{second}");
+    assert!(
+        second.stdout.contains("(already running)"),
+        "{second}\n{first}"
+    );
+    assert_eq!(second.stderr.matches("waiting for").count(), 1, "{second}");
+    assert_eq!(records(&t).len(), 1, "{second}");
+    assert!(serves(web));
+    let status = run(&mut t.wtenv(&["status"]));
+    assert_eq!(status_cells(&status, "web")[3], "running", "{status}");
+    let down = run(&mut t.wtenv(&["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert!(free(web), "{down}");
+}
+
+/// `up -d` during a slow `down` (a service that ignores SIGTERM) said
+/// "(already running)" of the service being stopped, and the `down` then
+/// removed the record of a unit it never stopped. It now waits for the
+/// `down` and starts the service anew.
+#[test]
+fn up_detach_during_a_slow_down_waits_for_it_and_starts_anew() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    std::fs::write(
+        t.repo.join("stubborn.py"),
+        "import http.server, os, signal\n\
+         signal.signal(signal.SIGTERM, lambda *a: open('termed', 'w').close())\n\
+         http.server.HTTPServer(('127.0.0.1', int(os.environ['WEB_PORT'])), \
+         http.server.SimpleHTTPRequestHandler).serve_forever(0.05)\n",
+    )
+    .unwrap();
+    t.write_config("[services.web]\nrun = \"python3 stubborn.py\"\n");
+    let (web, _) = ports(&t);
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv", "--grace", "3s"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let down = Spawned::start(&t, "down", &["down"]);
+    // The service got its SIGTERM: the `down` is stopping it.
+    assert!(
+        wait_for(Duration::from_secs(30), || t.repo.join("termed").exists()),
+        "{}",
+        down.stderr()
+    );
+    let again = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv", "--grace", "1s"]));
+    let down_pid = down.child.id();
+    let down = down.finish();
+    assert_eq!(down.code, Some(0), "{down}");
+    assert_eq!(again.code, Some(0), "{again}");
+    let waiting = format!(
+        "wtenv: waiting for 'wtenv down' (pid {}) in this worktree\n",
+        down_pid
+    );
+    assert!(!again.stdout.contains("(already running)"), "{again}");
+    assert!(again.stderr.contains(&waiting), "{again}");
+    assert!(serves(web), "{again}");
+    let status = run(&mut t.wtenv(&["status"]));
+    assert_eq!(status_cells(&status, "web")[3], "running", "{status}");
+    assert_eq!(records(&t).len(), 1);
+    let down = run(&mut t.wtenv(&["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert!(free(web), "{down}");
+}
