@@ -30,6 +30,7 @@ use crate::health::{Check, Health};
 
 pub mod detached;
 pub mod export;
+mod guard;
 mod launch;
 pub mod launchd;
 mod lock;
@@ -41,6 +42,7 @@ mod state;
 mod stopping;
 pub mod systemd;
 
+pub use guard::{refuse_running, unit_pids};
 pub use launch::{Launch, Options, passed_env, run_argv, unset_hint};
 pub use lock::WorktreeLock;
 use naming::is_unit_name;

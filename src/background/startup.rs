@@ -113,7 +113,7 @@ pub fn up(
         .iter()
         .filter_map(|s| Some((s.name.as_str(), *ports.get(&s.name)?)))
         .collect();
-    crate::supervise::services::refuse_busy(&wanted)?;
+    crate::supervise::services::refuse_busy(&wanted, &super::unit_pids(ctx, scope))?;
     let mut run = Startup {
         ctx,
         dir: &dir,

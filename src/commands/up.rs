@@ -74,6 +74,14 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
         line.push(' ');
         line.push_str(s);
     }
+    // One running as a background unit is not started twice: refused
+    // before anything is held, as `up -d` waited for (its lock).
+    let signalled = std::cell::RefCell::new(&mut supervisor);
+    let interrupted = || match signalled.borrow_mut().pending_signal() {
+        Some(sig) => Err(Error::Interrupted(sig as i32)),
+        None => Ok(()),
+    };
+    background::refuse_running(ctx, &scope, &selected, &interrupted)?;
     let part = Part::of(&scope.worktree.common_dir, &scope.worktree.root);
     let _release = ReleaseGuard::new(&ctx.registry, &scope.worktree);
     let vars = ensure_verified(
@@ -89,7 +97,7 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
         .iter()
         .filter_map(|s| Some((s.name.as_str(), *ports.get(&s.name)?)))
         .collect();
-    services::refuse_busy(&wanted)?;
+    services::refuse_busy(&wanted, &background::unit_pids(ctx, &scope))?;
     // Every socket is bound before any service starts (a port taken since
     // the check above fails `up` with nothing started), and kept while `up` runs: each restart
     // of a service gets the same socket. Declared before `up`, dropped

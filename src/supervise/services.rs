@@ -379,7 +379,10 @@ pub fn child_env(colour: bool, set: impl Fn(&str) -> bool) -> Vec<(&'static str,
 /// even a process of this worktree (a server left running by an earlier
 /// `run` or `up`): the service would only fail with "address in use".
 /// `up` and `up --detach` alike, before they start anything.
-pub fn refuse_busy(ports: &[(&str, u16)]) -> Result<()> {
+/// `units`: the main pids of the worktree's background units; a port one
+/// of them (or a process under it) listens on is stopped with `wtenv
+/// down`, not `kill`.
+pub fn refuse_busy(ports: &[(&str, u16)], units: &[u32]) -> Result<()> {
     let mut holders = alloc::busy_holders(
         ports.iter().map(|&(_, p)| p),
         &mut alloc::RealSystem::default(),
@@ -397,8 +400,18 @@ pub fn refuse_busy(ports: &[(&str, u16)]) -> Result<()> {
         .flat_map(|(_, _, h)| &h.processes)
         .map(|h| h.pid.to_string())
         .collect();
+    let of_units = busy.iter().flat_map(|(_, _, h)| &h.processes).any(|h| {
+        units
+            .iter()
+            .any(|&u| h.pid == u || crate::process::descends_from(h.pid, u))
+    });
     let mut what = Vec::new();
-    if !pids.is_empty() {
+    if of_units {
+        what.push(
+            "a service of this worktree runs in the background there: stop it with 'wtenv down' ('wtenv status' shows them)"
+                .to_owned(),
+        );
+    } else if !pids.is_empty() {
         what.push(format!("stop it (e.g. kill {})", pids.join(" ")));
     } else if busy.iter().any(|(_, _, h)| !h.unlistened()) {
         what.push("stop what listens there".to_owned());

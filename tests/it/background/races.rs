@@ -168,3 +168,81 @@ fn up_detach_during_a_slow_down_waits_for_it_and_starts_anew() {
     assert_eq!(down.code, Some(0), "{down}");
     assert!(free(web), "{down}");
 }
+
+/// The foreground `up` of a service still starting in the background
+/// started a second copy, reported it ready (the background one's port
+/// answered), and failed on "address in use". It now waits for the
+/// `up -d`, then refuses, naming the unit and the `down` that stops it,
+/// with nothing started or held.
+#[test]
+fn foreground_up_refuses_a_service_that_runs_as_a_background_unit() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        "[services.web]\nrun = \"while [ ! -e go ]; do sleep 0.05; done; exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
+    );
+    let (web, _) = ports(&t);
+    let detached = Spawned::start(&t, "detached", &["up", "-d", "--manager", "wtenv", "web"]);
+    assert!(
+        wait_for(Duration::from_secs(30), || record_of(&t, "web").exists()),
+        "{}",
+        detached.stderr()
+    );
+    let fg = Spawned::start(&t, "fg", &["up", "web"]);
+    let waiting = format!(
+        "wtenv: waiting for 'wtenv up --detach' (pid {}) in this worktree\n",
+        detached.child.id()
+    );
+    let said = wait_for(Duration::from_secs(30), || fg.stderr().contains(&waiting));
+    assert!(said, "{}", fg.stderr());
+    touch(&t.repo.join("go"));
+    let detached = detached.finish();
+    assert_eq!(detached.code, Some(0), "{detached}");
+    let mut fg = fg;
+    let ended = wait_for(Duration::from_secs(30), || {
+        fg.child.try_wait().ok().flatten().is_some()
+    });
+    assert!(ended, "foreground up runs on: {}", fg.stderr());
+    let fg = fg.finish();
+    assert_eq!(fg.code, Some(1), "{fg}");
+    let unit = naming(&t).unit("web");
+    assert!(
+        fg.stderr.contains(&format!(
+            "error: services to start already run in the background; nothing was started:\n  web (wtenv, {unit})\n"
+        )) && fg.stderr.contains("hint: stop them with 'wtenv down web' (or 'wtenv down' for all)"),
+        "{fg}"
+    );
+    assert!(
+        !fg.stdout.contains("web |") && !fg.stderr.contains("web |"),
+        "{fg}"
+    );
+    let held: Vec<_> = super::holders(&t, "web");
+    assert_eq!(held.len(), 1, "only the unit holds it: {held:?}");
+    assert!(serves(web));
+}
+
+/// A port of a service to start that a background unit's process listens
+/// on (here another service's, told to listen there) is the unit's: the
+/// hint says `wtenv down`, not `kill PID`.
+#[test]
+fn a_port_a_background_unit_listens_on_is_said_with_wtenv_down() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        "[services.web]\nrun = \"exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n\
+         [services.api]\nrun = \"exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n\
+         health = { cmd = \"true\" }\n",
+    );
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv", "api"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let (web, _) = ports(&t);
+    assert!(wait_for(Duration::from_secs(30), || serves(web)), "{up}");
+    let fg = crate::support::run_bounded(&mut t.wtenv(&["up", "web"]), Duration::from_secs(30));
+    assert_eq!(fg.code, Some(1), "{fg}");
+    assert!(
+        fg.stderr.contains(
+            "hint: a service of this worktree runs in the background there: stop it with 'wtenv down'"
+        ) && !fg.stderr.contains("kill "),
+        "{fg}"
+    );
+}

@@ -1,0 +1,77 @@
+//! What the foreground `up` checks of the worktree's background services
+//! before it starts anything: a service that runs as a unit (its record's
+//! unit running, listening yet or not) is not started a second time, and
+//! a port a unit's process listens on is said as the unit's.
+
+use super::{StateDir, WorktreeLock, query};
+use crate::config::Service;
+use crate::context::{Ctx, Scope};
+use crate::error::{Error, Result};
+use crate::process::printable;
+
+/// Refuses `services` of which one runs in the background in `scope`'s
+/// worktree, naming each one's unit and the `down` that stops it. Looked
+/// at under the worktree's lock ([`WorktreeLock`]), so an `up -d` still
+/// starting one is waited for and then seen; `interrupted` ends the wait.
+pub fn refuse_running(
+    ctx: &Ctx,
+    scope: &Scope,
+    services: &[&Service],
+    interrupted: &dyn Fn() -> Result<()>,
+) -> Result<()> {
+    let Some(dir) = StateDir::existing(ctx)? else {
+        return Ok(());
+    };
+    let records = dir.records_of(scope, &[]);
+    if records.is_empty() {
+        return Ok(());
+    }
+    let _lock = WorktreeLock::acquire(
+        &dir,
+        &scope.worktree.git_dir,
+        "wtenv up",
+        "this worktree",
+        interrupted,
+    )?;
+    let running: Vec<_> = dir
+        .records_of(scope, &[])
+        .into_iter()
+        .filter(|r| services.iter().any(|s| s.name == r.service) && query(r).running())
+        .collect();
+    if running.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = running
+        .iter()
+        .map(|r| {
+            format!(
+                "  {} ({}, {})",
+                printable(&r.service),
+                r.manager.name(),
+                printable(&r.unit)
+            )
+        })
+        .collect();
+    let names: Vec<String> = running.iter().map(|r| printable(&r.service)).collect();
+    Err(Error::refused(format!(
+        "services to start already run in the background; nothing was started:\n{}",
+        lines.join("\n")
+    ))
+    .with_hint(format!(
+        "stop them with 'wtenv down {}' (or 'wtenv down' for all), then run wtenv up again; or leave them running ('wtenv status' shows them)",
+        names.join(" ")
+    )))
+}
+
+/// The main pids of the worktree's units that run (a port one of them,
+/// or a process under it, listens on is the unit's: `wtenv down` stops
+/// it, not `kill`).
+pub fn unit_pids(ctx: &Ctx, scope: &Scope) -> Vec<u32> {
+    let Ok(Some(dir)) = StateDir::existing(ctx) else {
+        return Vec::new();
+    };
+    dir.records_of(scope, &[])
+        .iter()
+        .filter_map(|r| query(r).pid)
+        .collect()
+}
