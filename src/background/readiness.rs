@@ -153,7 +153,7 @@ pub fn health_of(record: &Record, vars: &[(String, String)]) -> Option<health::P
 /// The process group (and its leader's start time) the registry records
 /// on the hold of `record`'s unit: its `run` writes them once the command
 /// has run a moment ([`crate::supervise::SETTLE`]).
-fn recorded_group(registry: &Registry, record: &Record) -> Option<(u32, u64)> {
+pub(super) fn recorded_group(registry: &Registry, record: &Record) -> Option<(u32, u64)> {
     let data = registry
         .read_worktree(&record.repository, &record.worktree)
         .ok()?;

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use super::lock::WorktreeLock;
-use super::readiness::Readiness;
+use super::readiness::{Readiness, recorded_group};
 use super::{
     Launch, Manager, Naming, Options, Record, StartedHealth, StateDir, UnitRef, detached, launchd,
     logfile, passed_env, query, run_argv, stop, systemd, unit_file_name, unix_now,
@@ -332,12 +332,22 @@ impl Startup<'_> {
     }
 
     /// Stops the units this call started (not those that ran before it).
+    /// One not yet ready has no group in its record: the one its `run`
+    /// recorded in the registry is taken, so that a service whose
+    /// supervisor died (SIGKILLed) is stopped, as `down` stops an orphan,
+    /// and the dead supervisor's hold swept, not kept for its orphans.
     fn stop_started(&self) {
         let mine: Vec<Record> = self
             .started
             .iter()
             .filter(|s| !s.already)
-            .map(|s| s.record.clone())
+            .map(|s| {
+                let mut record = s.record.clone();
+                if record.group.is_none() {
+                    record.group = recorded_group(&self.ctx.registry, &record);
+                }
+                record
+            })
             .collect();
         if let Err(e) = stop(self.ctx, self.dir, &mine, Duration::from_secs(60)) {
             tracing::warn!("could not stop what was started: {e}");

@@ -246,3 +246,44 @@ fn a_port_a_background_unit_listens_on_is_said_with_wtenv_down() {
         "{fg}"
     );
 }
+
+/// A supervisor SIGKILLed while `up -d` waits for its service: the
+/// failed `up -d` stopped what it started but left the dead supervisor's
+/// hold (`validate` exit 1, holder dead). Its ports are left reserved and
+/// held by nothing, as after any failed `up -d`.
+#[test]
+fn a_failed_up_detach_sweeps_the_hold_of_a_supervisor_killed_meanwhile() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        "[services.web]\nrun = \"while [ ! -e go ]; do sleep 0.05; done; exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
+    );
+    let (web, _) = ports(&t);
+    let up = Spawned::start(&t, "up", &["up", "-d", "--manager", "wtenv"]);
+    // Its run has recorded the service's group: it supervises it.
+    let supervised = wait_for(Duration::from_secs(30), || {
+        record_of(&t, "web").exists()
+            && super::holders(&t, "web")
+                .first()
+                .is_some_and(|h| h["pgid"].is_u64())
+    });
+    assert!(supervised, "{}", up.stderr());
+    let supervisor = super::holders(&t, "web")[0]["pid"].as_u64().unwrap();
+    super::signal(supervisor as i32, nix::sys::signal::Signal::SIGKILL);
+    let up = up.finish();
+    assert_eq!(up.code, Some(1), "{up}");
+    assert!(up.stderr.contains("killed by SIGKILL"), "{up}");
+    assert_eq!(
+        super::holders(&t, "web"),
+        Vec::<serde_json::Value>::new(),
+        "{up}"
+    );
+    let reserved = t.allocations();
+    assert!(
+        reserved.iter().any(|(p, s, _)| *p == web && s == "web"),
+        "{reserved:?}"
+    );
+    let validate = run(&mut t.wtenv(&["validate"]));
+    assert_eq!(validate.code, Some(0), "{validate}");
+    assert!(free(web));
+}
