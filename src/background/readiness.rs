@@ -22,6 +22,8 @@ pub(super) struct Readiness<'a> {
     pub service: &'a Service,
     pub vars: &'a [(String, String)],
     pub registry: &'a Registry,
+    /// Polled between checks: an `Err` ends the wait (a signal).
+    pub interrupted: &'a dyn Fn() -> Result<()>,
 }
 
 /// A ready service: its unit's main pid, and the process group its `run`
@@ -48,6 +50,9 @@ impl Readiness<'_> {
         // listens there: where it listens instead is named at the end.
         let mut silent: Option<(u32, u16)> = None;
         loop {
+            if (self.interrupted)().is_err() {
+                return Err("interrupted".into());
+            }
             let live = query(record);
             // How it ended: our child's status (the wtenv back end), else
             // what its `run` noted in this run's lines of its log (a unit

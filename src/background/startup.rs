@@ -116,6 +116,7 @@ pub fn up(
     crate::supervise::services::refuse_busy(&wanted, &super::unit_pids(ctx, scope))?;
     let mut run = Startup {
         ctx,
+        interrupted,
         dir: &dir,
         vars: &vars,
         started: Vec::new(),
@@ -193,6 +194,9 @@ pub fn up(
             run.stop_started();
             return Err(e);
         }
+        if let Err(signal) = interrupted() {
+            return Err(run.leave_running(signal));
+        }
     }
     run.await_ready(None)?;
     Ok(run.started)
@@ -256,6 +260,8 @@ fn check(manager: Manager, launch: &Launch) -> Result<()> {
 /// The state of one `up --detach` while it starts services.
 struct Startup<'a> {
     ctx: &'a Ctx,
+    /// A signal's `Err` ([`Startup::leave_running`]).
+    interrupted: &'a dyn Fn() -> Result<()>,
     dir: &'a StateDir,
     /// The worktree's variables, for `cmd` health checks.
     vars: &'a [(String, String)],
@@ -296,6 +302,7 @@ impl Startup<'_> {
                 service: svc,
                 vars: self.vars,
                 registry: &self.ctx.registry,
+                interrupted: self.interrupted,
             };
             match check.wait(&self.started[i].record, child.as_mut(), mark, deadline) {
                 Ok(ready) => {
@@ -308,6 +315,9 @@ impl Startup<'_> {
                     }
                 }
                 Err(reason) => {
+                    if let Err(signal) = (self.interrupted)() {
+                        return Err(self.leave_running(signal));
+                    }
                     self.stop_started();
                     let record = &self.started[i].record;
                     let tail = logfile::tail_since(&record.log, mark, 10);
@@ -329,6 +339,29 @@ impl Startup<'_> {
             }
         }
         Ok(())
+    }
+
+    /// A signal (Ctrl-C) while it starts them: what it started is left
+    /// running in the background, each unit said with how to see and
+    /// stop it (as `up -d`'s units are the manager's, not the terminal's:
+    /// they run on whether or not it waits), and the signal returned.
+    fn leave_running(&self, signal: Error) -> Error {
+        let left: Vec<String> = self
+            .started
+            .iter()
+            .filter(|s| !s.already)
+            .map(|s| format!("{} ({})", s.record.service, s.record.unit))
+            .collect();
+        if !left.is_empty() {
+            crate::report::warn_hinted(
+                &format!(
+                    "interrupted; left running in the background, not waited for: {}",
+                    left.join(", ")
+                ),
+                "see them with 'wtenv status', stop them with 'wtenv down'",
+            );
+        }
+        signal
     }
 
     /// Stops the units this call started (not those that ran before it).

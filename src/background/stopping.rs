@@ -70,7 +70,7 @@ pub fn running(ctx: &Ctx, owner: &Owner) -> Result<Vec<Record>> {
 
 /// Stops every background service of a worktree (`remove --force`),
 /// under its lock when its git dir is known (`None` when its directory
-/// is gone).
+/// is gone), saying each one as `down` does.
 pub fn stop_all(ctx: &Ctx, owner: &Owner) -> Result<()> {
     let Some(dir) = StateDir::existing(ctx)? else {
         return Ok(());
@@ -81,7 +81,7 @@ pub fn stop_all(ctx: &Ctx, owner: &Owner) -> Result<()> {
         .map(|g| WorktreeLock::acquire(&dir, g, "wtenv remove --force", &place, &|| Ok(())))
         .transpose()?;
     let records = dir.records_in(owner);
-    stop(ctx, &dir, &records, Duration::from_secs(60))
+    stop_saying(ctx, &dir, &records, Duration::from_secs(60))
 }
 
 /// `validate --fix`: forgets the records whose unit no longer runs and

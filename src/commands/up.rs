@@ -227,7 +227,10 @@ fn detach(args: Args, ctx: &Ctx) -> Result<Outcome> {
         log_limit: args.log_limit,
         skip_occupied: args.skip_occupied,
     };
-    let started = background::up(ctx, &scope, &selected, &options, &|| Ok(()))?;
+    // A signal while it starts them (Ctrl-C) leaves what it started
+    // running in the background, said, and wtenv dies of it.
+    let signals = crate::create::Signals::catch()?;
+    let started = background::up(ctx, &scope, &selected, &options, &|| signals.check())?;
     let rows: Vec<Vec<String>> = started
         .iter()
         .map(|s| {

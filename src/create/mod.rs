@@ -238,13 +238,13 @@ pub fn plan(
 }
 
 /// Catches SIGINT, SIGTERM and SIGHUP from before the first change: the
-/// signal number lands in a flag checked between steps.
-struct Signals {
+/// signal number lands in a flag checked between steps (also `up -d`'s).
+pub struct Signals {
     caught: Arc<AtomicUsize>,
 }
 
 impl Signals {
-    fn catch() -> Result<Signals> {
+    pub fn catch() -> Result<Signals> {
         let caught = Arc::new(AtomicUsize::new(0));
         for sig in [
             signal_hook::consts::SIGINT,
@@ -259,7 +259,7 @@ impl Signals {
 
     /// `Err(Interrupted)` once a signal arrived: the caller returns it and
     /// the rollback guard runs on the way out.
-    fn check(&self) -> Result<()> {
+    pub fn check(&self) -> Result<()> {
         match self.caught.load(Ordering::SeqCst) {
             0 => Ok(()),
             sig => Err(Error::Interrupted(sig as i32)),

@@ -287,3 +287,41 @@ fn a_failed_up_detach_sweeps_the_hold_of_a_supervisor_killed_meanwhile() {
     assert_eq!(validate.code, Some(0), "{validate}");
     assert!(free(web));
 }
+
+/// Ctrl-C of `up -d` while it waits for a service: it died with no word,
+/// its units running on unsaid. It now says what it leaves running in
+/// the background and how to stop it, then dies of SIGINT (130); the unit
+/// runs on, recorded, and `down` stops it.
+#[test]
+fn ctrl_c_of_up_detach_says_what_it_leaves_running() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        "[services.web]\nrun = \"while [ ! -e go ]; do sleep 0.05; done; exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
+    );
+    let (web, _) = ports(&t);
+    let up = Spawned::start(&t, "up", &["up", "-d", "--manager", "wtenv"]);
+    assert!(
+        wait_for(Duration::from_secs(30), || record_of(&t, "web").exists()),
+        "{}",
+        up.stderr()
+    );
+    super::signal(up.child.id(), nix::sys::signal::Signal::SIGINT);
+    let up = up.finish();
+    assert_eq!(up.signal, Some(2), "{up}");
+    let unit = naming(&t).unit("web");
+    assert!(
+        up.stderr.contains(&format!(
+            "warning: interrupted; left running in the background, not waited for: web ({unit})\n\
+             hint: see them with 'wtenv status', stop them with 'wtenv down'"
+        )),
+        "{up}"
+    );
+    let status = run(&mut t.wtenv(&["status"]));
+    assert_eq!(status_cells(&status, "web")[3], "running", "{status}");
+    touch(&t.repo.join("go"));
+    assert!(wait_for(Duration::from_secs(30), || serves(web)));
+    let down = run(&mut t.wtenv(&["down"]));
+    assert!(down.stderr.contains("stopped web"), "{down}");
+    assert!(free(web), "{down}");
+}

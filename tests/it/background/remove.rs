@@ -30,6 +30,11 @@ fn remove_refuses_while_a_detached_service_runs_and_force_stops_it() {
     assert!(serves(port));
     let forced = run(&mut t.wtenv(&["remove", "--force", wt.to_str().unwrap()]));
     assert_eq!(forced.code, Some(0), "{forced}");
+    // Each unit it stops is said, in `down`'s words.
+    assert!(
+        forced.stderr.contains("wtenv: stopped web (wtenv-"),
+        "{forced}"
+    );
     assert!(free(port) && !wt.exists());
     assert!(t.allocations().is_empty(), "{:?}", t.allocations());
 }
