@@ -55,6 +55,13 @@ pub trait System {
         self.is_alive(hold.process()) || hold.unit.as_ref().is_some_and(|u| self.unit_active(u))
     }
     fn worktree_gone(&mut self, worktree: &Path, repository: &Path) -> bool;
+    /// Whether a wtenv is starting or stopping the background services of
+    /// the worktree at `worktree` now (it holds the worktree's lock,
+    /// [`crate::background::WorktreeLock`]): its reservations are its
+    /// units' to hold, idle or not.
+    fn worktree_starting(&mut self, _worktree: &Path) -> bool {
+        false
+    }
     /// Whether the common dir `repository` an entry records is gone: the
     /// repository was deleted (or moved), whatever is left at its
     /// worktrees' paths.
@@ -199,6 +206,15 @@ impl System for RealSystem {
     fn unit_active(&mut self, unit: &UnitRef) -> bool {
         unit.is_active()
     }
+    fn worktree_starting(&mut self, worktree: &Path) -> bool {
+        let (Some(registry), Some(git_dir)) =
+            (&self.registry, crate::worktree::git_dir_at(worktree))
+        else {
+            return false;
+        };
+        crate::background::WorktreeLock::held(&registry.dir().join("background"), &git_dir)
+    }
+
     fn worktree_gone(&mut self, worktree: &Path, repository: &Path) -> bool {
         *self
             .gone

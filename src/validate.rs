@@ -406,6 +406,9 @@ pub fn check(
                         // its owner has the number, so it is not stale.
                         Usage::Idle if a.holders.iter().any(|h| system.holder_alive(h)) => {}
                         Usage::Idle if released.contains(i) => {}
+                        // An `up -d` starting its units, whose `run`s
+                        // have yet to hold their ports.
+                        Usage::Idle if system.worktree_starting(&a.worktree) => {}
                         Usage::Idle => findings.push(Finding::about(
                             Kind::Stale,
                             a,

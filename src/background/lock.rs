@@ -85,6 +85,24 @@ impl WorktreeLock {
     }
 }
 
+impl WorktreeLock {
+    /// Whether another process holds the lock of the worktree whose git
+    /// dir is `git_dir`, in the background directory `dir`; never waits
+    /// and never makes the file (`validate`, under the registry's lock).
+    pub fn held(dir: &Path, git_dir: &Path) -> bool {
+        let path = dir.join(lock_name(git_dir));
+        let Ok(Some(file)) = files::open_existing_lock(&path, 0o400) else {
+            return false;
+        };
+        let held = matches!(
+            file.try_lock_shared(),
+            Err(std::fs::TryLockError::WouldBlock)
+        );
+        let _ = file.unlock();
+        held
+    }
+}
+
 impl Drop for WorktreeLock {
     fn drop(&mut self) {
         let _ = self.file.set_len(0);
@@ -94,11 +112,16 @@ impl Drop for WorktreeLock {
 
 /// `<dir>/worktree-<hash>.lock`.
 pub fn lock_path(dir: &StateDir, git_dir: &Path) -> PathBuf {
+    dir.path().join(lock_name(git_dir))
+}
+
+/// `worktree-<hash>.lock`.
+fn lock_name(git_dir: &Path) -> String {
     let git_dir = git_dir
         .canonicalize()
         .unwrap_or_else(|_| git_dir.to_path_buf());
     let hash = super::naming::fnv1a(git_dir.as_os_str().as_encoded_bytes());
-    dir.path().join(format!("worktree-{hash:016x}.lock"))
+    format!("worktree-{hash:016x}.lock")
 }
 
 /// `'wtenv down' (pid 4242)`, from what the holder wrote, while that

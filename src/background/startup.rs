@@ -83,7 +83,6 @@ pub fn up(
         &crate::ports::accept_any,
     )?
     .vars;
-    let ports = crate::ports::reserve(ctx, scope, skip)?;
     let dir = StateDir::of(ctx)?;
     // From here until each unit it starts is ready (or stopped), this
     // worktree's starts and stops wait for this one: what runs is looked
@@ -95,6 +94,11 @@ pub fn up(
         "this worktree",
         interrupted,
     )?;
+    // Reserved again under the lock: a `validate --verify-ports --fix`
+    // before it was taken may have released them as idle (nothing
+    // listens, nobody holds); from now on it leaves them (its
+    // `worktree_starting`) until each unit's `run` holds its port.
+    let ports = crate::ports::reserve(ctx, scope, skip)?;
     // The services this call starts: not one already running.
     let mut to_start = Vec::new();
     for (&i, launch) in order.iter().zip(&launches) {

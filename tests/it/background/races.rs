@@ -325,3 +325,53 @@ fn ctrl_c_of_up_detach_says_what_it_leaves_running() {
     assert!(down.stderr.contains("stopped web"), "{down}");
     assert!(free(web), "{down}");
 }
+
+/// `validate --verify-ports --fix` while `up -d` starts its units: a port
+/// reserved for a unit whose `run` has yet to hold it is idle and unheld,
+/// and was released as stale; that `run` then allocated it held only,
+/// and the reservation was gone for good once it stopped. An `up -d` at
+/// work (the worktree's lock held) keeps its reservations.
+#[test]
+fn validate_fix_keeps_the_reservations_of_an_up_detach_at_work() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    // api starts once web is ready, which it is once the test says so:
+    // meanwhile api's port is reserved, and nothing holds it.
+    t.write_config(
+        "[services.web]\nrun = \"while [ ! -e go ]; do sleep 0.05; done; exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n\
+         [services.api]\nrun = \"exec python3 -m http.server $API_PORT --bind 127.0.0.1\"\n\
+         depends_on = [\"web\"]\n",
+    );
+    let (web, api) = ports(&t);
+    let up = Spawned::start(&t, "up", &["up", "-d", "--manager", "wtenv"]);
+    assert!(
+        wait_for(Duration::from_secs(30), || record_of(&t, "web").exists()),
+        "{}",
+        up.stderr()
+    );
+    let fix = run(&mut t.wtenv(&["validate", "--verify-ports", "--fix"]));
+    assert!(
+        t.allocations()
+            .iter()
+            .any(|(p, s, _)| *p == api && s == "api"),
+        "api's reservation released: {fix}"
+    );
+    touch(&t.repo.join("go"));
+    let up = up.finish();
+    assert_eq!(up.code, Some(0), "{up}");
+    let down = run(&mut t.wtenv(&["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    // Both reserved still, held by nothing.
+    let reserved: Vec<serde_json::Value> = t.registry()["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["reserved"] == true)
+        .map(|a| a["port"].clone())
+        .collect();
+    assert!(
+        reserved.contains(&web.into()) && reserved.contains(&api.into()),
+        "{reserved:?}: {}",
+        t.registry()
+    );
+}
