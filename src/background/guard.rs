@@ -22,10 +22,8 @@ pub fn refuse_running(
     let Some(dir) = StateDir::existing(ctx)? else {
         return Ok(());
     };
-    let records = dir.records_of(scope, &[]);
-    if records.is_empty() {
-        return Ok(());
-    }
+    // Taken even with no record yet: an `up -d` holding it may be about
+    // to write its first.
     let _lock = WorktreeLock::acquire(
         &dir,
         &scope.worktree.git_dir,

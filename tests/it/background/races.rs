@@ -45,10 +45,19 @@ impl Spawned {
     }
 }
 
+/// A test that failed half-way stops its wtenv with SIGTERM first, so that
+/// a foreground `up` stops its services (SIGKILL would leave them).
 impl Drop for Spawned {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
+            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let ended = wait_for(Duration::from_secs(20), || {
+                self.child.try_wait().ok().flatten().is_some()
+            });
+            if !ended {
+                let _ = self.child.kill();
+            }
             let _ = self.child.wait();
         }
     }
@@ -374,4 +383,43 @@ fn validate_fix_keeps_the_reservations_of_an_up_detach_at_work() {
         "{reserved:?}: {}",
         t.registry()
     );
+}
+
+/// The foreground `up` looks under the worktree's lock even before any
+/// record is written: an `up -d` holding it (here the test, holding it as
+/// a wtenv that has not named itself) may be about to write its first.
+#[test]
+fn foreground_up_waits_for_the_lock_with_no_record_yet() {
+    let t = TestEnv::new();
+    t.write_config(
+        "[services.web]\nrun = \"exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
+    );
+    let (web, _) = ports(&t);
+    let dir = t.state_dir().join("background");
+    std::fs::create_dir_all(&dir).unwrap();
+    // `worktree-<FNV-1a of the canonical git dir>.lock`.
+    let git_dir = std::fs::canonicalize(t.repo.join(".git")).unwrap();
+    let hash = git_dir
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf29ce484222325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        });
+    let lock = std::fs::File::create(dir.join(format!("worktree-{hash:016x}.lock"))).unwrap();
+    lock.lock().unwrap();
+    let fg = Spawned::start(&t, "fg", &["up", "web"]);
+    let waiting = "wtenv: waiting for another wtenv in this worktree\n";
+    let said = wait_for(Duration::from_secs(30), || fg.stderr().contains(waiting));
+    assert!(said, "{}", fg.stderr());
+    assert!(free(web), "started while the lock was held");
+    lock.unlock().unwrap();
+    assert!(
+        wait_for(Duration::from_secs(30), || serves(web)),
+        "{}",
+        fg.stderr()
+    );
+    super::signal(fg.child.id(), nix::sys::signal::Signal::SIGINT);
+    let fg = fg.finish();
+    assert!(free(web), "{fg}");
 }
