@@ -44,7 +44,7 @@ pub use usage::{
 /// What the decisions need to know about the machine.
 pub trait System {
     fn probe(&mut self, port: u16) -> io::Result<PortState>;
-    /// Who holds each port of `ports` ([`probe::lookup`]); a port missing
+    /// Who holds each port of `ports` ([`crate::probe::lookup`]); a port missing
     /// from the answer: holder unknown.
     fn holders(&mut self, ports: &BTreeSet<u16>) -> BTreeMap<u16, Holders>;
     fn is_alive(&mut self, process: ProcessId) -> bool;
@@ -140,7 +140,7 @@ pub trait System {
     }
     /// The live processes of the group `hold`'s wtenv spawned, once that
     /// wtenv is gone (its orphans); none for a hold with no recorded
-    /// group leader ([`process::orphans`]).
+    /// group leader ([`crate::process::orphans`]).
     fn orphans(&mut self, hold: &Hold) -> Vec<u32>;
     /// Whether `holder` is the service manager listening on `a`'s port
     /// for `a`'s own service (the `.socket` unit `export systemd` wrote):

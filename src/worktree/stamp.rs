@@ -25,7 +25,7 @@ pub fn stamp_line<'a>(ports: impl IntoIterator<Item = (&'a str, u16)>) -> String
 /// [`stamp_line`] of its ports), so that direnv reloads it. The registry
 /// calls this for every worktree whose ports a transaction changed,
 /// whatever the command; `create --ports` once more when git is done, if
-/// the stamp is not current ([`Worktree::stamp_unless_current`]).
+/// the stamp is not current ([`super::Worktree::stamp_unless_current`]).
 /// Nothing happens for a worktree that is gone or not made yet.
 ///
 /// direnv compares modification times in whole seconds: when the stamp
