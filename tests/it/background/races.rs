@@ -63,6 +63,10 @@ impl Drop for Spawned {
     }
 }
 
+/// A service `web` whose server listens only once the test creates `go`
+/// in the worktree: the test, not a sleep, decides when it is ready.
+const GATED_WEB: &str = "[services.web]\nrun = \"while [ ! -e go ]; do sleep 0.05; done; exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n";
+
 /// The record files of the main worktree's units.
 fn records(t: &TestEnv) -> Vec<PathBuf> {
     let dir = t.state_dir().join("background");
@@ -92,9 +96,7 @@ fn a_second_up_detach_waits_for_the_first_and_finds_its_service_running() {
     let t = TestEnv::new();
     let _down = DownOnDrop(&t);
     // Listens once the test creates `go` in the worktree.
-    t.write_config(
-        "[services.web]\nrun = \"while [ ! -e go ]; do sleep 0.05; done; exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
-    );
+    t.write_config(GATED_WEB);
     let (web, _) = ports(&t);
     let first = Spawned::start(&t, "first", &["up", "-d", "--manager", "wtenv"]);
     // Its unit started, not ready: the first holds the lock.
@@ -187,9 +189,7 @@ fn up_detach_during_a_slow_down_waits_for_it_and_starts_anew() {
 fn foreground_up_refuses_a_service_that_runs_as_a_background_unit() {
     let t = TestEnv::new();
     let _down = DownOnDrop(&t);
-    t.write_config(
-        "[services.web]\nrun = \"while [ ! -e go ]; do sleep 0.05; done; exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
-    );
+    t.write_config(GATED_WEB);
     let (web, _) = ports(&t);
     let detached = Spawned::start(&t, "detached", &["up", "-d", "--manager", "wtenv", "web"]);
     assert!(
@@ -264,9 +264,7 @@ fn a_port_a_background_unit_listens_on_is_said_with_wtenv_down() {
 fn a_failed_up_detach_sweeps_the_hold_of_a_supervisor_killed_meanwhile() {
     let t = TestEnv::new();
     let _down = DownOnDrop(&t);
-    t.write_config(
-        "[services.web]\nrun = \"while [ ! -e go ]; do sleep 0.05; done; exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
-    );
+    t.write_config(GATED_WEB);
     let (web, _) = ports(&t);
     let up = Spawned::start(&t, "up", &["up", "-d", "--manager", "wtenv"]);
     // Its run has recorded the service's group: it supervises it.
@@ -305,9 +303,7 @@ fn a_failed_up_detach_sweeps_the_hold_of_a_supervisor_killed_meanwhile() {
 fn ctrl_c_of_up_detach_says_what_it_leaves_running() {
     let t = TestEnv::new();
     let _down = DownOnDrop(&t);
-    t.write_config(
-        "[services.web]\nrun = \"while [ ! -e go ]; do sleep 0.05; done; exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
-    );
+    t.write_config(GATED_WEB);
     let (web, _) = ports(&t);
     let up = Spawned::start(&t, "up", &["up", "-d", "--manager", "wtenv"]);
     assert!(
@@ -347,9 +343,10 @@ fn validate_fix_keeps_the_reservations_of_an_up_detach_at_work() {
     // api starts once web is ready, which it is once the test says so:
     // meanwhile api's port is reserved, and nothing holds it.
     t.write_config(
-        "[services.web]\nrun = \"while [ ! -e go ]; do sleep 0.05; done; exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n\
-         [services.api]\nrun = \"exec python3 -m http.server $API_PORT --bind 127.0.0.1\"\n\
-         depends_on = [\"web\"]\n",
+        &format!(
+            "{GATED_WEB}[services.api]\nrun = \"exec python3 -m http.server $API_PORT --bind 127.0.0.1\"\n\
+             depends_on = [\"web\"]\n"
+        ),
     );
     let (web, api) = ports(&t);
     let up = Spawned::start(&t, "up", &["up", "-d", "--manager", "wtenv"]);
