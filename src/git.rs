@@ -195,7 +195,13 @@ impl Git {
         if let Some((name, value)) = env {
             command.env(name, value);
         }
+        // A repository's `core.fsmonitor` names a command git runs whenever
+        // it refreshes an index (`worktree add`'s checkout, `worktree
+        // remove`'s dirty check): a git dir that came with an archive
+        // could name anything. It only makes git faster, so wtenv's git
+        // runs without it; `-c` reaches git's own git children too.
         let mut child = command
+            .args(["-c", "core.fsmonitor=false"])
             .args(&args)
             .current_dir(&self.dir)
             .stdin(if input.is_some() {

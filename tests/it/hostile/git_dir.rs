@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::{LIMIT, Outside, env_bounded, mkfifo, with_registry};
-use crate::support::{TestEnv, run_bounded, snapshot};
+use crate::support::{TestEnv, run, run_bounded, snapshot};
 
 /// A downloaded tree whose `.git/commondir` is a link to a file of the
 /// user's: the error named the unresolvable common dir by the file's
@@ -272,4 +272,47 @@ fn a_dot_git_naming_a_foreign_directory_gets_nothing_written_there() {
         "written into the foreign directory"
     );
     assert!(!outside.absent.exists());
+}
+
+/// A git dir that came with a downloaded archive may set `core.fsmonitor`
+/// to any command, and git runs it whenever it refreshes an index:
+/// `create`'s `git worktree add` ran it twice, `remove`'s dirty check
+/// again. wtenv's git runs without it.
+#[test]
+fn a_planted_fsmonitor_command_never_runs() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestEnv::new();
+    t.write_config("[services.web]\n");
+    let marker = t.root().join("fsmonitor-ran");
+    let monitor = t.root().join("monitor.sh");
+    let script = format!("#!/bin/sh\necho \"$@\" >>'{}'\nexit 1\n", marker.display());
+    std::fs::write(&monitor, script).unwrap();
+    std::fs::set_permissions(&monitor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    t.git(&["config", "core.fsmonitor", monitor.to_str().unwrap()]);
+    // The premise: git itself runs it.
+    t.git(&["status", "--porcelain"]);
+    assert!(
+        marker.exists(),
+        "git ran no core.fsmonitor: this test shows nothing"
+    );
+    std::fs::remove_file(&marker).unwrap();
+
+    let create = [
+        "create",
+        "--purpose",
+        "feature",
+        "--identifier",
+        "fsm",
+        "--ports",
+    ];
+    for args in [
+        &create[..],
+        &["list"],
+        &["remove", "--delete-branch", "fsm"],
+    ] {
+        let out = run(&mut t.wtenv(args));
+        assert_eq!(out.code, Some(0), "{args:?}: {out}");
+        let ran = std::fs::read_to_string(&marker).unwrap_or_default();
+        assert_eq!(ran, "", "{args:?} ran core.fsmonitor: {out}");
+    }
 }
