@@ -1,10 +1,12 @@
 //! The lock that serializes what starts or stops one worktree's
 //! background services: `up --detach` (from its first look at the
 //! running records until each unit it started is recorded ready, or
-//! stopped), `down`, and the stop of `remove --force`. Without it two
-//! `up -d` at once each started a unit of the same name (the loser's
-//! cleanup then removed the winner's record), and an `up -d` during a
-//! slow `down` called "already running" a service being stopped.
+//! stopped), `down`, and `remove` (from its look at what runs until
+//! `--force` stopped it, or the refusal). Without it two `up -d` at once
+//! each started a unit of the same name (the loser's cleanup then removed
+//! the winner's record), an `up -d` during a slow `down` called "already
+//! running" a service being stopped, and a `remove --force` during an
+//! `up -d` that had written no record yet saw nothing to stop.
 //!
 //! An `flock` on `<state>/background/worktree-<hash>.lock`, `<hash>` the
 //! FNV-1a of the worktree's canonical git dir (as unit names hash the

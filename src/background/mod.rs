@@ -16,7 +16,7 @@
 //!   is its worktree's by the worktree's git dir, which `git worktree
 //!   move` keeps ([`Owner`]): a unit keeps the name it was started with;
 //! - one lock per worktree ([`WorktreeLock`]) serializes what starts or
-//!   stops its units (`up -d`, `down`, `remove --force`).
+//!   stops its units (`up -d`, `down`, `remove`).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -50,7 +50,7 @@ pub use naming::{Naming, unit_file_name};
 pub use readiness::{check_variables, health_of};
 pub use startup::{Started, up};
 pub use state::{StateDir, read_file, write_file};
-pub use stopping::{forget_gone, running, stop, stop_all, stop_saying};
+pub use stopping::{Locked, forget_gone, stop, stop_saying};
 
 /// Who runs the services in the background.
 #[derive(

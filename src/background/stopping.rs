@@ -56,32 +56,47 @@ pub fn stop(ctx: &Ctx, dir: &StateDir, records: &[Record], patience: Duration) -
     Ok(())
 }
 
-/// The background services of a worktree that still run.
-pub fn running(ctx: &Ctx, owner: &Owner) -> Result<Vec<Record>> {
-    let Some(dir) = StateDir::existing(ctx)? else {
-        return Ok(Vec::new());
-    };
-    Ok(dir
-        .records_in(owner)
-        .into_iter()
-        .filter(|r| query(r).running())
-        .collect())
+/// A worktree's background records, looked at under its lock
+/// ([`WorktreeLock`]) when its git dir is known (`None` when its
+/// directory is gone): `remove` looks for what runs, and with `--force`
+/// stops it, in one turn, so that an `up -d` at work in that worktree is
+/// waited for (said once, as `down` says it) and its units then seen,
+/// or waits for this one.
+pub struct Locked {
+    dir: StateDir,
+    _lock: Option<WorktreeLock>,
 }
 
-/// Stops every background service of a worktree (`remove --force`),
-/// under its lock when its git dir is known (`None` when its directory
-/// is gone), saying each one as `down` does.
-pub fn stop_all(ctx: &Ctx, owner: &Owner) -> Result<()> {
-    let Some(dir) = StateDir::existing(ctx)? else {
-        return Ok(());
-    };
-    let place = format!("worktree {}", printable_path(owner.root));
-    let _lock = owner
-        .git_dir
-        .map(|g| WorktreeLock::acquire(&dir, g, "wtenv remove --force", &place, &|| Ok(())))
-        .transpose()?;
-    let records = dir.records_in(owner);
-    stop_saying(ctx, &dir, &records, Duration::from_secs(60))
+impl Locked {
+    /// The lock of `owner`'s worktree, taken for `command`; `None` when
+    /// nothing ever ran in the background (no state directory).
+    pub fn take(ctx: &Ctx, owner: &Owner, command: &str) -> Result<Option<Locked>> {
+        let Some(dir) = StateDir::existing(ctx)? else {
+            return Ok(None);
+        };
+        let place = format!("worktree {}", printable_path(owner.root));
+        let lock = owner
+            .git_dir
+            .map(|g| WorktreeLock::acquire(&dir, g, command, &place, &|| Ok(())))
+            .transpose()?;
+        Ok(Some(Locked { dir, _lock: lock }))
+    }
+
+    /// The background services of `owner`'s worktree that still run.
+    pub fn running(&self, owner: &Owner) -> Vec<Record> {
+        self.dir
+            .records_in(owner)
+            .into_iter()
+            .filter(|r| query(r).running())
+            .collect()
+    }
+
+    /// Stops every background service of `owner`'s worktree (`remove
+    /// --force`), saying each one as `down` does.
+    pub fn stop_all(&self, ctx: &Ctx, owner: &Owner) -> Result<()> {
+        let records = self.dir.records_in(owner);
+        stop_saying(ctx, &self.dir, &records, Duration::from_secs(60))
+    }
 }
 
 /// `validate --fix`: forgets the records whose unit no longer runs and

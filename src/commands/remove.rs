@@ -174,8 +174,21 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         root: &entry.path,
         git_dir: git_dir.as_deref(),
     };
-    let detached = background::running(ctx, &owner)?;
-    if !detached.is_empty() {
+    // Looked at under the worktree's lock, held until what runs is
+    // stopped (or refused): an `up -d` still starting its first unit,
+    // with no record written yet, is waited for and its units then seen
+    // (or waits for this `remove`).
+    let command = if args.force {
+        "wtenv remove --force"
+    } else {
+        "wtenv remove"
+    };
+    let background = background::Locked::take(ctx, &owner, command)?;
+    let detached = background
+        .as_ref()
+        .map(|b| b.running(&owner))
+        .unwrap_or_default();
+    if let Some(background) = background.filter(|_| !detached.is_empty()) {
         if !args.force {
             let names: Vec<String> = detached
                 .iter()
@@ -197,7 +210,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 "stop them with 'wtenv down' in the worktree, or pass --force (they are stopped first)",
             ));
         }
-        background::stop_all(ctx, &owner)?;
+        background.stop_all(ctx, &owner)?;
     }
 
     // Who still uses the ports: recorded holders that live, and listeners

@@ -4,7 +4,7 @@
 //! that ignores SIGTERM), never by sleeps.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::{DownOnDrop, free, naming, ports, serves, status_cells};
@@ -19,10 +19,14 @@ struct Spawned {
 
 impl Spawned {
     fn start(t: &TestEnv, name: &str, args: &[&str]) -> Spawned {
+        Spawned::of(t, name, t.wtenv(args))
+    }
+
+    /// `command` (a `wtenv` of [`TestEnv`]'s), started.
+    fn of(t: &TestEnv, name: &str, mut command: Command) -> Spawned {
         let out = t.root().join(format!("{name}.out"));
         let err = t.root().join(format!("{name}.err"));
-        let child = t
-            .wtenv(args)
+        let child = command
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&err).unwrap())
             .stdin(Stdio::null())
@@ -392,18 +396,7 @@ fn foreground_up_waits_for_the_lock_with_no_record_yet() {
         "[services.web]\nrun = \"exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
     );
     let (web, _) = ports(&t);
-    let dir = t.state_dir().join("background");
-    std::fs::create_dir_all(&dir).unwrap();
-    // `worktree-<FNV-1a of the canonical git dir>.lock`.
-    let git_dir = std::fs::canonicalize(t.repo.join(".git")).unwrap();
-    let hash = git_dir
-        .as_os_str()
-        .as_encoded_bytes()
-        .iter()
-        .fold(0xcbf29ce484222325u64, |h, &b| {
-            (h ^ b as u64).wrapping_mul(0x100000001b3)
-        });
-    let lock = std::fs::File::create(dir.join(format!("worktree-{hash:016x}.lock"))).unwrap();
+    let lock = worktree_lock(&t, &t.repo.join(".git"));
     lock.lock().unwrap();
     let fg = Spawned::start(&t, "fg", &["up", "web"]);
     let waiting = "wtenv: waiting for another wtenv in this worktree\n";
@@ -419,4 +412,161 @@ fn foreground_up_waits_for_the_lock_with_no_record_yet() {
     super::signal(fg.child.id(), nix::sys::signal::Signal::SIGINT);
     let fg = fg.finish();
     assert!(free(web), "{fg}");
+}
+
+/// The lock file of the worktree whose git dir is `git_dir`, opened (and
+/// made, with its directory): `worktree-<FNV-1a of the canonical git
+/// dir>.lock` in the background directory.
+fn worktree_lock(t: &TestEnv, git_dir: &Path) -> std::fs::File {
+    let dir = t.state_dir().join("background");
+    std::fs::create_dir_all(&dir).unwrap();
+    let git_dir = std::fs::canonicalize(git_dir).unwrap();
+    let hash = git_dir
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf29ce484222325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        });
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(format!("worktree-{hash:016x}.lock")))
+        .unwrap()
+}
+
+/// `remove --force` while an `up -d` of that worktree starts, before it
+/// wrote its first record: the `remove` saw nothing running (its look was
+/// made without the worktree's lock), removed the worktree, and the unit
+/// then started ran on where nothing could find it. It now waits for the
+/// `up -d` under that lock, saying once for whom, then stops its unit.
+/// Held by ordering: the test holds the worktree's lock until `up -d`
+/// waits for it, then the registry's, which `up -d` wants next (its
+/// ports reserved again under the worktree's lock, before its first
+/// unit starts), until the `remove` says it waits.
+#[test]
+fn remove_force_waits_for_an_up_detach_with_no_record_yet_and_stops_its_unit() {
+    remove_during_an_up_detach_with_no_record_yet(true);
+}
+
+/// A plain `remove` at the same moment refused nothing (it saw nothing
+/// running) and went on to its other checks; it now waits alike, then
+/// refuses, naming the unit the `up -d` started, which serves on.
+#[test]
+fn remove_waits_for_an_up_detach_with_no_record_yet_and_refuses_its_unit() {
+    remove_during_an_up_detach_with_no_record_yet(false);
+}
+
+/// `remove` (`--force`: `force`) of a worktree while its `up -d` holds
+/// the worktree's lock with no record written yet.
+fn remove_during_an_up_detach_with_no_record_yet(force: bool) {
+    let t = TestEnv::new();
+    t.write_config(
+        "[services.web]\nrun = \"exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
+    );
+    t.git(&["commit", "-q", "-am", "services"]);
+    let wt = t.add_worktree("feature-race");
+    let _down = DownIn(&t, &wt);
+    // Its port reserved now: `up -d` then reads the registry only.
+    let env = run(&mut t.wtenv_in(&wt, &["env"]));
+    assert_eq!(env.code, Some(0), "{env}");
+    let web = t
+        .allocations()
+        .into_iter()
+        .find(|(_, s, w)| s == "web" && w.ends_with("feature-race"))
+        .map(|(p, _, _)| p)
+        .unwrap();
+    let patient = |dir: &Path, args: &[&str]| {
+        let mut command = t.wtenv_in(dir, args);
+        command.env("WTENV_LOCK_TIMEOUT", "120s");
+        command
+    };
+    let lock = worktree_lock(&t, &t.repo.join(".git/worktrees/feature-race"));
+    lock.lock().unwrap();
+    let up = Spawned::of(&t, "up", patient(&wt, &["up", "-d", "--manager", "wtenv"]));
+    let waits = "wtenv: waiting for another wtenv in this worktree\n";
+    let said = wait_for(Duration::from_secs(30), || up.stderr().contains(waits));
+    assert!(said, "{}", up.stderr());
+    let registry = std::fs::File::open(t.state_dir().join("registry.lock")).unwrap();
+    registry.lock().unwrap();
+    lock.unlock().unwrap();
+    // The `up -d` holds the worktree's lock (it wrote its name there),
+    // and waits for the registry's.
+    let holds = wait_for(Duration::from_secs(30), || {
+        lock_text(&lock).contains("wtenv up --detach")
+    });
+    assert!(holds, "{}", up.stderr());
+    assert!(
+        records(&t).is_empty(),
+        "a record already: the test proves nothing"
+    );
+    let wt_path = std::fs::canonicalize(&wt).unwrap();
+    let path = wt.to_str().unwrap();
+    let (args, command): (&[&str], _) = if force {
+        (&["remove", "--force", path], "wtenv remove --force")
+    } else {
+        (&["remove", path], "wtenv remove")
+    };
+    let remove = Spawned::of(&t, "remove", patient(&t.repo, args));
+    let waiting = format!(
+        "wtenv: waiting for 'wtenv up --detach' (pid {}) in worktree {}\n",
+        up.child.id(),
+        wt_path.display()
+    );
+    let said = wait_for(Duration::from_secs(30), || {
+        remove.stderr().contains(&waiting)
+    });
+    assert!(said, "{command}: {}", remove.stderr());
+    registry.unlock().unwrap();
+    let up = up.finish();
+    assert_eq!(up.code, Some(0), "{up}");
+    let remove = remove.finish();
+    assert_eq!(remove.stderr.matches("waiting for").count(), 1, "{remove}");
+    let repo = std::fs::canonicalize(&t.repo).unwrap();
+    let unit = wtenv::background::Naming::of_worktree(&repo.join(".git"), &wt_path).unit("web");
+    if force {
+        assert_eq!(remove.code, Some(0), "{remove}\n{up}");
+        assert!(
+            remove
+                .stderr
+                .contains(&format!("wtenv: stopped web ({unit})\n")),
+            "{remove}"
+        );
+        assert!(!wt.exists() && free(web), "{remove}");
+        assert!(records(&t).is_empty(), "{remove}");
+    } else {
+        assert_eq!(remove.code, Some(1), "{remove}\n{up}");
+        assert!(
+            remove.stderr.contains(&format!(
+                "has services running in the background:\n  web (wtenv, {unit})\n"
+            )),
+            "{remove}"
+        );
+        assert!(wt.is_dir() && serves(web), "{remove}");
+    }
+}
+
+/// What the holder of a worktree's lock wrote in it.
+fn lock_text(lock: &std::fs::File) -> String {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 4096];
+    let n = lock.read_at(&mut buf, 0).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Runs `wtenv down` in the worktree `.1`, while it is there, when
+/// dropped: nothing a failed test started is left running.
+struct DownIn<'a>(&'a TestEnv, &'a Path);
+
+impl Drop for DownIn<'_> {
+    fn drop(&mut self) {
+        if self.1.is_dir() {
+            let _ = self
+                .0
+                .wtenv_in(self.1, &["down", "--timeout", "30s"])
+                .output();
+        }
+    }
 }
