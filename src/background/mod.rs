@@ -50,7 +50,7 @@ pub use naming::{Naming, unit_file_name};
 pub use readiness::{check_variables, health_of};
 pub use startup::{Started, up};
 pub use state::{StateDir, read_file, write_file};
-pub use stopping::{Locked, forget_gone, stop, stop_saying};
+pub use stopping::{Locked, StillHeld, forget_gone, stop, stop_saying};
 
 /// Who runs the services in the background.
 #[derive(

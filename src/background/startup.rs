@@ -372,7 +372,8 @@ impl Startup<'_> {
     /// One not yet ready has no group in its record: the one its `run`
     /// recorded in the registry is taken, so that a service whose
     /// supervisor died (SIGKILLed) is stopped, as `down` stops an orphan,
-    /// and the dead supervisor's hold swept, not kept for its orphans.
+    /// and the dead supervisor's hold swept, not kept for its orphans. A
+    /// port still held once they stopped is said ([`super::StillHeld`]).
     fn stop_started(&self) {
         let mine: Vec<Record> = self
             .started
@@ -386,8 +387,10 @@ impl Startup<'_> {
                 record
             })
             .collect();
-        if let Err(e) = stop(self.ctx, self.dir, &mine, Duration::from_secs(60)) {
-            tracing::warn!("could not stop what was started: {e}");
+        match stop(self.ctx, self.dir, &mine, Duration::from_secs(60)) {
+            Ok(Some(still_held)) => still_held.warn(),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("could not stop what was started: {e}"),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Stopping background services (`down`, `remove --force`, a failed
-//! `up --detach`), and which still run.
+//! `up --detach`), which still run, and whose ports are still held once
+//! they stopped.
 
 use std::time::{Duration, Instant};
 
@@ -9,12 +10,21 @@ use super::{
 use crate::alloc::{self, RealSystem};
 use crate::context::Ctx;
 use crate::error::{Error, Result};
+use crate::probe::Holders;
 use crate::process::{printable, printable_path};
 use crate::report;
 
 /// `down`: stops `records`' units, waits until they are inactive and their
-/// holds are gone from the registry, and forgets them.
-pub fn stop(ctx: &Ctx, dir: &StateDir, records: &[Record], patience: Duration) -> Result<()> {
+/// holds are gone from the registry, and forgets them; then probes their
+/// ports once: what still holds one ([`StillHeld`]) is no unit's (a
+/// daemon that double-forked out of its group, a server that moved to a
+/// group of its own before its supervisor was SIGKILLed).
+pub fn stop(
+    ctx: &Ctx,
+    dir: &StateDir,
+    records: &[Record],
+    patience: Duration,
+) -> Result<Option<StillHeld>> {
     for manager in [Manager::Systemd, Manager::Launchd, Manager::Wtenv] {
         let mine: Vec<&Record> = records.iter().filter(|r| r.manager == manager).collect();
         if mine.is_empty() {
@@ -53,7 +63,59 @@ pub fn stop(ctx: &Ctx, dir: &StateDir, records: &[Record], patience: Duration) -
     for r in records {
         dir.forget(r);
     }
-    Ok(())
+    Ok(StillHeld::probe(ctx, records))
+}
+
+/// Ports of stopped services that something still holds, each with who
+/// (the lookup and words of `conflicts`).
+#[derive(Debug)]
+pub struct StillHeld {
+    /// Port, service, holders.
+    busy: Vec<(u16, String, Holders)>,
+}
+
+impl StillHeld {
+    /// `records`' ports probed once; `None` when all are free. A port no
+    /// socket listens on that only a connection's TIME_WAIT keeps busy is
+    /// left out: it clears by itself, and nothing of the service is left
+    /// in it. Probed in turn with other wtenv processes (the probe lock),
+    /// whose probe of the port would make it look busy.
+    fn probe(ctx: &Ctx, records: &[Record]) -> Option<StillHeld> {
+        let ports = records.iter().flat_map(|r| r.ports.iter().copied());
+        let mut holders = alloc::busy_holders(ports, &mut RealSystem::new(&ctx.registry));
+        let busy: Vec<(u16, String, Holders)> = records
+            .iter()
+            .flat_map(|r| r.ports.iter().map(move |&p| (p, r)))
+            .filter_map(|(port, r)| Some((port, r.service.clone(), holders.remove(&port)?)))
+            .filter(|(_, _, h)| !(h.unlistened() && h.time_wait))
+            .collect();
+        (!busy.is_empty()).then_some(StillHeld { busy })
+    }
+
+    /// `ports of the stopped services are still held:` and a line per
+    /// port, as `up`'s refusal of a busy port names its holders.
+    fn message(&self) -> String {
+        format!(
+            "ports of the stopped services are still held:\n{}",
+            report::foreign_lines(&self.busy)
+        )
+    }
+
+    /// What to do: `up`'s words for a busy port
+    /// ([`crate::supervise::services::busy_hint`]).
+    fn hint(&self) -> String {
+        crate::supervise::services::busy_hint(&self.busy, &[])
+    }
+
+    /// `down`'s error (exit 1: it could not do all it was asked).
+    pub fn error(&self) -> Error {
+        Error::failed(self.message()).with_hint(self.hint())
+    }
+
+    /// What `remove --force` and a failed `up -d` say of it.
+    pub fn warn(&self) {
+        report::warn_hinted(&self.message(), &self.hint());
+    }
 }
 
 /// A worktree's background records, looked at under its lock
@@ -93,7 +155,7 @@ impl Locked {
 
     /// Stops every background service of `owner`'s worktree (`remove
     /// --force`), saying each one as `down` does.
-    pub fn stop_all(&self, ctx: &Ctx, owner: &Owner) -> Result<()> {
+    pub fn stop_all(&self, ctx: &Ctx, owner: &Owner) -> Result<Option<StillHeld>> {
         let records = self.dir.records_in(owner);
         stop_saying(ctx, &self.dir, &records, Duration::from_secs(60))
     }
@@ -119,18 +181,19 @@ pub fn forget_gone(ctx: &Ctx) -> Result<Vec<Record>> {
 
 /// [`stop`], then one line per record: `stopped web (<unit>)`, or that it
 /// was not running (as its manager said before the stop) and its record
-/// is removed (`down`'s and `remove --force`'s words).
+/// is removed (`down`'s and `remove --force`'s words); what still holds
+/// their ports is returned, for the caller to say.
 pub fn stop_saying(
     ctx: &Ctx,
     dir: &StateDir,
     records: &[Record],
     patience: Duration,
-) -> Result<()> {
+) -> Result<Option<StillHeld>> {
     // A service that died on its own is not stopped here: said so, by the
     // state its manager gives (as `status` shows it). Its record is
     // removed and its holds swept all the same.
     let before: Vec<Live> = records.iter().map(query).collect();
-    stop(ctx, dir, records, patience)?;
+    let still_held = stop(ctx, dir, records, patience)?;
     for (r, live) in records.iter().zip(&before) {
         // Read back from a record, a file anyone may have edited.
         let service = printable(&r.service);
@@ -143,5 +206,5 @@ pub fn stop_saying(
             )
         });
     }
-    Ok(())
+    Ok(still_held)
 }

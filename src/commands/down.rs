@@ -1,6 +1,8 @@
 //! `wtenv down [SERVICE...]`: stops the worktree's services that run in the
 //! background (all, or those named) and waits until their ports are
-//! released.
+//! released. A port something still holds once its unit stopped (a
+//! daemon out of the unit's reach) is said, naming its holder, and `down`
+//! exits 1: it could not free every port it was asked to.
 
 use std::time::Duration;
 
@@ -52,6 +54,8 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
         report::status("nothing of this worktree runs in the background");
         return Ok(Outcome::SUCCESS);
     }
-    background::stop_saying(ctx, &dir, &records, args.timeout)?;
-    Ok(Outcome::SUCCESS)
+    match background::stop_saying(ctx, &dir, &records, args.timeout)? {
+        Some(still_held) => Err(still_held.error()),
+        None => Ok(Outcome::SUCCESS),
+    }
 }

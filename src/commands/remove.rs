@@ -210,7 +210,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 "stop them with 'wtenv down' in the worktree, or pass --force (they are stopped first)",
             ));
         }
-        background.stop_all(ctx, &owner)?;
+        // A port still held once they stopped is said; the removal goes
+        // on (what holds it keeps running, as --force leaves the rest).
+        if let Some(still_held) = background.stop_all(ctx, &owner)? {
+            still_held.warn();
+        }
     }
 
     // Who still uses the ports: recorded holders that live, and listeners

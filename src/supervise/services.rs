@@ -395,6 +395,23 @@ pub fn refuse_busy(ports: &[(&str, u16)], units: &[u32]) -> Result<()> {
     if busy.is_empty() {
         return Ok(());
     }
+    let hint = format!("{}, then run wtenv up again", busy_hint(&busy, units));
+    Err(Error::refused(format!(
+        "ports of the services to start are already in use:\n{}",
+        report::foreign_lines(&busy)
+    ))
+    .with_hint(hint))
+}
+
+/// What to do about the busy ports of `busy` (port, service, who holds
+/// it): a unit of `units` (main pids of the worktree's background units)
+/// or a process under one is stopped with `wtenv down`; a named process
+/// with `kill`; a port no socket listens on as [`unlistened_hint`] says.
+/// `up`'s refusal and what `down` says of a port still held after its
+/// stop alike.
+///
+/// [`unlistened_hint`]: crate::error::unlistened_hint
+pub fn busy_hint(busy: &[(u16, String, probe::Holders)], units: &[u32]) -> String {
     let pids: Vec<String> = busy
         .iter()
         .flat_map(|(_, _, h)| &h.processes)
@@ -418,12 +435,7 @@ pub fn refuse_busy(ports: &[(&str, u16)], units: &[u32]) -> Result<()> {
     }
     let ports: Vec<(u16, &probe::Holders)> = busy.iter().map(|(p, _, h)| (*p, h)).collect();
     what.extend(crate::error::unlistened_hint(&ports));
-    let hint = format!("{}, then run wtenv up again", what.join("; "));
-    Err(Error::refused(format!(
-        "ports of the services to start are already in use:\n{}",
-        report::foreign_lines(&busy)
-    ))
-    .with_hint(hint))
+    what.join("; ")
 }
 
 #[cfg(test)]
