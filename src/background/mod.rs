@@ -47,7 +47,7 @@ pub use launch::{Launch, Options, passed_env, run_argv, unset_hint};
 pub use lock::WorktreeLock;
 use naming::is_unit_name;
 pub use naming::{Naming, unit_file_name};
-pub use readiness::{check_variables, health_of};
+pub use readiness::{CheckVariables, check_variables, health_of};
 pub use startup::{Started, up};
 pub use state::{StateDir, read_file, write_file};
 pub use stopping::{Locked, StillHeld, forget_gone, stop, stop_saying};
@@ -191,19 +191,37 @@ pub struct StartedHealth {
     /// a check of its port connects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound: Option<IpAddr>,
+    /// A `cmd` check's variables of the service's own port (`PORT`, its
+    /// `env` names the check saw as it started), each set to the
+    /// record's port when `status` runs it, whatever the config says now:
+    /// one that no longer names the service exports none of them. Empty
+    /// (absent) in an older wtenv's record, and for the other checks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
 }
 
 impl StartedHealth {
-    /// `service`'s check ([`Service::health`]), as it starts.
-    pub fn of(service: &Service) -> StartedHealth {
+    /// `service`'s check ([`Service::health`]), as it starts; `vars`:
+    /// what a `cmd` check of it sees then.
+    pub fn of(service: &Service, vars: &[(String, String)]) -> StartedHealth {
         let health = service.health();
         let timeout = health
             .as_ref()
             .map_or(Health::default().timeout, |h| h.timeout);
+        let env = match health.as_ref().map(|h| &h.check) {
+            Some(Check::Cmd { .. }) => service
+                .env
+                .iter()
+                .filter(|name| vars.iter().any(|(seen, _)| seen == *name))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
         StartedHealth {
             check: health.map(|h| h.check),
             timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
             bound: service.bound(),
+            env,
         }
     }
 }

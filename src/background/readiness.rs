@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::{Record, detached, logfile, query};
-use crate::config::Service;
+use crate::config::{Service, is_port_name};
 use crate::context::{Ctx, Scope};
 use crate::error::Result;
 use crate::health::{Check, Failed, Health};
@@ -124,10 +124,16 @@ impl Readiness<'_> {
     }
 }
 
-/// The variables a `cmd` health check of `status` sees: the worktree's
-/// ports as recorded (nothing is allocated), and what needs trust through
-/// the same gate as `up`'s checks, so both see one environment.
-pub fn check_variables(ctx: &Ctx, scope: &Scope) -> Result<Vec<(String, String)>> {
+/// What a `cmd` health check of `status` sees of the worktree: its ports
+/// as recorded (nothing is allocated), and what needs trust through the
+/// same gate as `up`'s checks, so both see one environment
+/// ([`CheckVariables::of`] adds a service's own).
+pub struct CheckVariables {
+    vars: Vec<(String, String)>,
+    trusted: bool,
+}
+
+pub fn check_variables(ctx: &Ctx, scope: &Scope) -> Result<CheckVariables> {
     let data = ctx
         .registry
         .read_worktree(&scope.worktree.common_dir, &scope.worktree.root)?;
@@ -137,20 +143,43 @@ pub fn check_variables(ctx: &Ctx, scope: &Scope) -> Result<Vec<(String, String)>
         .map(|a| (a.service.clone(), a.port))
         .collect();
     let trusted = ctx.trust_gate(scope).applies();
-    Ok(crate::exports::variables(scope, &ports, trusted))
+    Ok(CheckVariables {
+        vars: crate::exports::variables(scope, &ports, trusted),
+        trusted,
+    })
+}
+
+impl CheckVariables {
+    /// What `record`'s check sees: the worktree's variables, and the
+    /// variables of its service's port it started with
+    /// ([`super::StartedHealth::env`]) set to its recorded port, as at its
+    /// start, though the config no longer names the service (or gives
+    /// the name to another), each through the trust gate again.
+    pub fn of(&self, record: &Record) -> Vec<(String, String)> {
+        let mut vars = self.vars.clone();
+        let Some(port) = record.ports.first() else {
+            return vars;
+        };
+        let own = record.health.iter().flat_map(|h| &h.env);
+        for name in own.filter(|n| self.trusted || is_port_name(n)) {
+            vars.retain(|(seen, _)| seen != name);
+            vars.push((name.clone(), port.to_string()));
+        }
+        vars
+    }
 }
 
 /// One run of the health check the service started with, from its
 /// record alone ([`Record::started_health`]: the config may have changed
 /// since, or dropped the service), as `status` shows it; `None`: the
 /// service has no check.
-pub fn health_of(record: &Record, vars: &[(String, String)]) -> Option<health::Probe> {
+pub fn health_of(record: &Record, vars: &CheckVariables) -> Option<health::Probe> {
     let (health, bound) = record.started_health()?;
     Some(health::check::probe(
         &health,
         record.ports.first().copied(),
         bound,
-        vars,
+        &vars.of(record),
         &record.worktree,
     ))
 }
@@ -200,4 +229,46 @@ fn listens_for(service: &Service, port: u16, main: u32) -> bool {
         && found
             .iter()
             .all(|h| h.pid == main || process::descends_from(h.pid, main))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record's own variables are set to its port over the worktree's
+    /// (the config may give the name to another service now), through the
+    /// trust gate again; an older record's (none kept) add nothing.
+    #[test]
+    fn a_checks_own_variables_are_its_recorded_port_through_the_gate() {
+        let record = |env: serde_json::Value| -> Record {
+            serde_json::from_value(serde_json::json!({
+                "version": 1, "manager": "wtenv", "unit": "wtenv-a_1-b-web",
+                "service": "web", "repository": "/r/.git", "worktree": "/r",
+                "ports": [5000], "log": "/s/web.log", "pid": 1, "start_time": 2,
+                "started": 3,
+                "health": {"check": {"cmd": {"command": "true"}}, "timeout_ms": 1, "env": env},
+            }))
+            .unwrap()
+        };
+        let pair = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+        let vars = |trusted| CheckVariables {
+            vars: vec![pair("PORT", "6000"), pair("WTENV_PURPOSE", "dev")],
+            trusted,
+        };
+        let own = record(serde_json::json!(["PORT", "WEB_LISTEN"]));
+        assert_eq!(
+            vars(true).of(&own),
+            [
+                pair("WTENV_PURPOSE", "dev"),
+                pair("PORT", "5000"),
+                pair("WEB_LISTEN", "5000")
+            ]
+        );
+        assert_eq!(
+            vars(false).of(&own),
+            [pair("WTENV_PURPOSE", "dev"), pair("PORT", "5000")]
+        );
+        let older = record(serde_json::json!([]));
+        assert_eq!(vars(true).of(&older), vars(true).vars);
+    }
 }

@@ -177,7 +177,7 @@ pub fn up(
             start_time: pid.and_then(ProcessId::of).map_or(0, |p| p.start_time),
             started: unix_now(),
             group: None,
-            health: Some(StartedHealth::of(service)),
+            health: Some(StartedHealth::of(service, &vars)),
             health_cmd: None,
         };
         let written = dir.write(&record);

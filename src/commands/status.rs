@@ -30,17 +30,18 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     // recorded; [env] when trusted, as under `up`), when there is
     // something to check.
     let vars = match records.is_empty() {
-        true => Vec::new(),
-        false => background::check_variables(ctx, &scope)?,
+        true => None,
+        false => Some(background::check_variables(ctx, &scope)?),
     };
     // The failed checks that printed something: said after the table as
     // the foreground `up` says them, its last lines included.
     let mut failed = Vec::new();
     for record in records {
         let live = background::query(&record);
-        let probe = live
-            .running()
-            .then(|| background::health_of(&record, &vars));
+        let probe = vars
+            .as_ref()
+            .filter(|_| live.running())
+            .map(|vars| background::health_of(&record, vars));
         // A service without a check (a socket service without a `health`
         // key) is `ready` while it runs, as the foreground `up` has it.
         let health = probe.as_ref().map(|probe| match probe {

@@ -69,6 +69,35 @@ fn status_runs_only_the_health_command_the_service_started_with() {
     );
 }
 
+/// `status` runs a `cmd` check with the variables of the service's port it
+/// started with, though the config no longer names the service: it ran
+/// without `$PORT` (and failed) once the service was removed.
+#[test]
+fn status_checks_a_service_the_config_dropped_with_its_port_variables() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        r#"
+[services.web]
+env = ["PORT"]
+run = "exec python3 -u -m http.server $PORT --bind 127.0.0.1"
+health = { cmd = "python3 -c 'import os, socket; socket.create_connection((\"127.0.0.1\", int(os.environ[\"PORT\"])), 1)'" }
+"#,
+    );
+    let web = t.ports.port(0);
+    let up = run(&mut t.wtenv(&["up", "--detach", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    t.write_config("[services.api]\n");
+    assert!(serves(web));
+    let status = run(&mut t.wtenv(&["status"]));
+    assert_eq!(status.code, Some(0), "{status}");
+    assert_eq!(status_cells(&status, "web")[6], "healthy", "{status}");
+    // `down` stops it still, by its record.
+    let down = run(&mut t.wtenv(&["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert!(free(web), "{down}");
+}
+
 /// A `cmd` check that passes at once does not make a service ready before
 /// its command has started: `up --detach` returns with the group recorded,
 /// so a server whose supervisor is killed right then is still found by
