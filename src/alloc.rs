@@ -33,8 +33,8 @@ pub use scan::{
     scan_ranges,
 };
 pub use stale::{
-    Fix, Stale, apply_fixes, find_stale, moved_to, moves_to, release_holds, release_holds_where,
-    released_by, repository_gone, sweep, sweep_where,
+    Fix, Stale, apply_fixes, find_stale, gone_but_held, live_holder, moved_to, moves_to,
+    release_holds, release_holds_where, released_by, repository_gone, sweep, sweep_where,
 };
 pub use usage::{
     Usage, busy_holders, classify, describe_pids, holds_json, lifetime, lookup_busy,

@@ -30,6 +30,10 @@ pub enum Kind {
     /// A port below 1024: wtenv never records one (the file was edited).
     PrivilegedPort,
     WorktreeGone,
+    /// Its worktree is gone, but a holder of it lives (a `run` still
+    /// serving from a removed worktree): kept, not fixable; released when
+    /// the holder ends ([`alloc::gone_but_held`]).
+    WorktreeGoneHeld,
     /// Recorded at the path a worktree was moved from (`--fix` records it
     /// where it went).
     WorktreeMoved,
@@ -62,7 +66,9 @@ impl Kind {
             | Kind::UnknownPurpose
             | Kind::ServiceRemoved
             | Kind::Conflict => Severity::Error,
-            Kind::Stale | Kind::WorktreeMoved | Kind::StampClaimed => Severity::Warning,
+            Kind::Stale | Kind::WorktreeMoved | Kind::StampClaimed | Kind::WorktreeGoneHeld => {
+                Severity::Warning
+            }
         }
     }
 }
@@ -217,20 +223,7 @@ pub fn check(
         let (kind, reason) = match why {
             Stale::WorktreeGone => {
                 gone[*i] = true;
-                // Git lists an unlocked worktree whose directory was
-                // deleted, as prunable, until `git worktree prune`.
-                let listing = if crate::worktree::still_listed(&a.worktree, &a.repository) {
-                    "git still lists it, as prunable"
-                } else {
-                    "not listed by git"
-                };
-                (
-                    Kind::WorktreeGone,
-                    format!(
-                        "worktree {} is gone (directory missing, {listing})",
-                        printable_path(&a.worktree)
-                    ),
-                )
+                (Kind::WorktreeGone, worktree_gone(a))
             }
             Stale::RepositoryGone => {
                 gone[*i] = true;
@@ -261,6 +254,25 @@ pub fn check(
             ),
         };
         findings.push(Finding::about(kind, a, reason, Some((*i, why.fix()))));
+    }
+    // A gone worktree's entry whose holder lives (a `run` still serving
+    // from a worktree removed under it) is not stale: said, and never
+    // released by `--fix`; the holder's release frees it, or the sweep
+    // once the holder is dead.
+    for (i, a) in data.allocations.iter().enumerate() {
+        if gone[i] {
+            continue;
+        }
+        if let Some(h) = alloc::gone_but_held(data, a, system) {
+            gone[i] = true;
+            let reason = format!(
+                "{}, held by live pid {} ({})",
+                worktree_gone(a),
+                h.pid,
+                printable(&h.command)
+            );
+            findings.push(Finding::about(Kind::WorktreeGoneHeld, a, reason, None));
+        }
     }
     // Two stamps or more claim an entry that its own worktree's stamp
     // does not list (or whose worktree is gone): none is followed
@@ -461,6 +473,21 @@ pub fn check(
         })
         .collect();
     (findings, checked)
+}
+
+/// `worktree PATH is gone (directory missing, ...)`, with what git says
+/// of it: an unlocked worktree whose directory was deleted is listed, as
+/// prunable, until `git worktree prune`.
+fn worktree_gone(a: &Allocation) -> String {
+    let listing = if crate::worktree::still_listed(&a.worktree, &a.repository) {
+        "git still lists it, as prunable"
+    } else {
+        "not listed by git"
+    };
+    format!(
+        "worktree {} is gone (directory missing, {listing})",
+        printable_path(&a.worktree)
+    )
 }
 
 /// Applies every fixable finding; marks them fixed. A dead holder whose

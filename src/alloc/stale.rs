@@ -15,6 +15,8 @@ pub enum Stale {
     HolderGone(Hold),
     /// The worktree's directory is missing and git no longer lists it, or
     /// lists it only as prunable (unlocked): `git worktree prune` drops it.
+    /// Never while a holder of the entry lives ([`live_holder`]): a `run`
+    /// still serving from a removed worktree keeps its port until it ends.
     WorktreeGone,
     /// The repository (the common dir the entry records) is gone, and no
     /// holder of the entry lives: nothing of it can reach the entry again,
@@ -63,13 +65,15 @@ fn find_stale_where(
 /// worktree `git worktree move` took away, its git dir and stamp with
 /// it; a new one was added at the old path), the entry follows that one,
 /// unless that one has a port of its own for the service by then (the
-/// entry then stays where it is: nothing proves it stale).
+/// entry then stays where it is: nothing proves it stale). A gone
+/// worktree's entry whose holder lives is not stale ([`gone_but_held`]).
 fn worktree_stale(data: &RegistryData, a: &Allocation, system: &mut dyn System) -> Option<Stale> {
     if system.worktree_gone(&a.worktree, &a.repository) {
-        return Some(match system.moved_to(a) {
-            Some(to) => Stale::Moved(to),
-            None => Stale::WorktreeGone,
-        });
+        return match system.moved_to(a) {
+            Some(to) => Some(Stale::Moved(to)),
+            None if live_holder(a, system).is_some() => None,
+            None => Some(Stale::WorktreeGone),
+        };
     }
     if repository_gone(a, system) {
         return Some(Stale::RepositoryGone);
@@ -90,7 +94,31 @@ fn worktree_stale(data: &RegistryData, a: &Allocation, system: &mut dyn System) 
 /// serving in a checkout whose repository was deleted keeps its port
 /// until it ends.
 pub fn repository_gone(a: &Allocation, system: &mut dyn System) -> bool {
-    system.repository_gone(&a.repository) && !a.holders.iter().any(|h| system.holder_alive(h))
+    system.repository_gone(&a.repository) && live_holder(a, system).is_none()
+}
+
+/// The first holder of `a` that lives ([`System::holder_alive`]: the very
+/// process recorded, pid and start time, or its active unit).
+pub fn live_holder<'a>(a: &'a Allocation, system: &mut dyn System) -> Option<&'a Hold> {
+    a.holders.iter().find(|h| system.holder_alive(h))
+}
+
+/// The live holder that keeps `a` though its worktree is gone (not moved
+/// elsewhere): a `run` still serving from a worktree `git worktree remove
+/// --force` removed. Neither the sweep nor `validate --fix` releases such
+/// an entry; its holder's own release does when it ends, or, if it dies
+/// without, the next sweep. `validate` names it.
+pub fn gone_but_held<'a>(
+    data: &RegistryData,
+    a: &'a Allocation,
+    system: &mut dyn System,
+) -> Option<&'a Hold> {
+    if !system.worktree_gone(&a.worktree, &a.repository)
+        || worktree_stale(data, a, system).is_some()
+    {
+        return None;
+    }
+    live_holder(a, system)
 }
 
 /// Where the worktree of `a` went, when it was moved away from `a`'s
@@ -324,6 +352,27 @@ mod tests {
         );
         assert_eq!(data.allocations.len(), 1);
         assert!(data.allocations[0].reserved && data.allocations[0].holders.is_empty());
+    }
+
+    /// A gone worktree's entry whose holder lives is kept (and said by
+    /// [`gone_but_held`]); once the holder is dead, it is released.
+    #[test]
+    fn a_gone_worktrees_entry_is_kept_while_its_holder_lives() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        let mode = HoldMode::HoldAll(hold(10));
+        alloc(&mut data, "/gone", vec!["app"], &mode, &mut sys).unwrap();
+        data.allocations[0].reserved = true;
+        sys.gone.insert("/gone".into());
+        assert!(find_stale(&data, &mut sys).is_empty());
+        let a = &data.allocations[0];
+        assert_eq!(gone_but_held(&data, a, &mut sys), Some(&hold(10)));
+        assert!(sweep(&mut data, &mut sys).is_empty());
+        sys.dead = [10].into();
+        let a = &data.allocations[0];
+        assert_eq!(gone_but_held(&data, a, &mut sys), None);
+        assert_eq!(sweep(&mut data, &mut sys).len(), 1);
+        assert!(data.allocations.is_empty());
     }
 
     #[test]

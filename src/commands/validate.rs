@@ -174,6 +174,10 @@ fn report(
         let tail = match (f.fixed, f.fixable) {
             (true, _) => " [fixed]",
             (false, true) => " [fixable: run with --fix]",
+            // Nothing to do: it goes once its holder ends.
+            (false, false) if f.kind == validate::Kind::WorktreeGoneHeld => {
+                " [kept while its holder lives, released when it ends]"
+            }
             (false, false) => " [needs manual intervention]",
         };
         let kind = serde_json::to_value(f.kind)

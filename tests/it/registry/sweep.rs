@@ -8,6 +8,9 @@ use std::process::Command;
 
 use serde_json::json;
 
+use nix::sys::signal::Signal;
+
+use crate::supervise::{PATIENCE, Wtenv};
 use crate::support::{PyListener, Sleeper, TestEnv, kill_watcher_of, run, start_time, wait_for};
 
 fn services_and_worktrees(t: &TestEnv) -> BTreeSet<(String, std::path::PathBuf)> {
@@ -320,6 +323,67 @@ fn removed_worktree_is_swept_by_the_next_env(remove: impl FnOnce(&TestEnv, &Path
         services_and_worktrees(&t),
         [("app".to_string(), t.repo.clone())].into()
     );
+}
+
+/// A worktree `git worktree remove --force` removed while a `wtenv run`
+/// still serves from it (its cwd's inode lives on): its entry is kept
+/// while that run lives, by the next allocation's sweep and by `validate
+/// --fix` (which says so), so its port is not handed out; once the run
+/// stops, it is released.
+#[test]
+fn a_removed_worktree_whose_run_still_serves_keeps_its_port_until_it_ends() {
+    let t = TestEnv::new();
+    let other = t.add_worktree("other");
+    let port = t.ports.start;
+    let mut server = Wtenv::start_in(
+        &t,
+        &other,
+        &[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "exec python3 -m http.server $PORT --bind 127.0.0.1",
+        ],
+    );
+    let serves = || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    assert!(wait_for(PATIENCE, serves), "{}", server.stderr_text());
+    t.git(&["worktree", "remove", "--force", other.to_str().unwrap()]);
+    assert!(!other.exists() && serves());
+    let out = run(&mut t.wtenv(&["allocate", "--service", "x"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stdout, format!("{}\n", t.ports.port(1)), "{out}");
+    // `validate` says it, a warning nothing fixes; `--fix` keeps it.
+    let said = format!(
+        "warning: worktree-gone-held: port {port} (app) of {}: worktree {0} is gone (directory missing, not listed by git), held by live pid {} (wtenv run -- ",
+        other.display(),
+        server.pid()
+    );
+    for args in [&["validate"][..], &["validate", "--fix"]] {
+        let out = run(&mut t.wtenv(args));
+        assert_eq!(out.code, Some(0), "{out}");
+        assert!(out.stdout.contains(&said), "{out}");
+        assert!(
+            out.stdout
+                .contains("[kept while its holder lives, released when it ends]"),
+            "{out}"
+        );
+    }
+    assert!(
+        t.allocations()
+            .contains(&(port, "app".into(), other.clone())),
+        "kept by validate --fix: {}",
+        t.registry()
+    );
+    server.signal(Signal::SIGINT);
+    server.wait();
+    assert!(
+        !t.allocations().iter().any(|(p, _, _)| *p == port),
+        "released when it ended: {}",
+        t.registry()
+    );
+    let out = run(&mut t.wtenv(&["allocate", "--service", "y"]));
+    assert_eq!(out.stdout, format!("{port}\n"), "{out}");
 }
 
 #[test]
