@@ -3,7 +3,8 @@
 //! scripts would offer them, its generators list every item of the tree);
 //! fish's with the values of positional arguments that have fixed
 //! choices, which bash's and zsh's offer and clap_complete's fish
-//! generator leaves out.
+//! generator leaves out; bash's and fish's offering nothing after `help
+//! COMMAND`, where they offered file names.
 
 use clap::builder::ArgGroup;
 use clap::{Command, CommandFactory};
@@ -33,10 +34,32 @@ pub fn script(shell: clap_complete::Shell) -> String {
     let mut text = String::from_utf8_lossy(&buf).into_owned();
     if shell == clap_complete::Shell::Fish {
         text = fish_mended(&text);
+        text.push_str(&fish_after_help(&cmd));
         text.push_str(&fish_positionals(&cmd));
+    }
+    if shell == clap_complete::Shell::Bash {
+        text = text.replacen(BASH_DISPATCH, BASH_DISPATCH_MENDED, 1);
     }
     text
 }
+
+/// Where clap_complete's bash function, which has found the command the
+/// words before the cursor name (`wtenv__subcmd__help__subcmd__list` for
+/// `wtenv help list`), completes for it.
+const BASH_DISPATCH: &str = "\n    case \"${cmd}\" in\n";
+
+/// [`BASH_DISPATCH`], first turning off, after `help COMMAND`, the
+/// fallback to file names (`complete -o default`, which the script sets
+/// for the words it offers nothing for: `run -- CMD`'s, `export`'s DIR):
+/// nothing follows a command there (wtenv's commands have no subcommands
+/// of their own). `compopt` is bash 4's: older ones keep offering files.
+const BASH_DISPATCH_MENDED: &str = "
+    # After `help COMMAND` nothing follows, file names included.
+    if [[ \"${cmd}\" == wtenv__subcmd__help__subcmd__* ]]; then
+        compopt +o default +o bashdefault 2>/dev/null
+    fi
+    case \"${cmd}\" in
+";
 
 /// The generated `__fish_wtenv_needs_command`'s parse of the words before
 /// the command, which fails on a last global option still waiting for its
@@ -83,6 +106,31 @@ fn fish_mended(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// fish's line that offers no file names after `help COMMAND` (fish
+/// offers them where no line says `-f`): nothing follows a command
+/// there, or, for one with subcommands, those, which clap_complete's
+/// lines for `help` offer. `help` itself is not among the commands seen:
+/// the word `help` is (see [`fish_mended`]). Empty without a `help`
+/// subcommand.
+fn fish_after_help(cmd: &Command) -> String {
+    let Some(help) = cmd.find_subcommand("help") else {
+        return String::new();
+    };
+    let names: Vec<&str> = help
+        .get_subcommands()
+        .map(Command::get_name)
+        .filter(|&name| name != "help")
+        .collect();
+    let condition = format!(
+        "__fish_wtenv_using_subcommand help; and __fish_seen_subcommand_from {}",
+        names.join(" ")
+    );
+    format!(
+        "complete -c wtenv -n {} -f\n",
+        crate::shell::quote_fish(&condition)
+    )
 }
 
 /// Whether the word being completed is the positional argument number
@@ -333,13 +381,28 @@ mod tests {
         cmd.build();
         let after_help: Vec<&str> = mended
             .lines()
-            .filter(|l| l.contains("__fish_wtenv_using_subcommand help;"))
+            .filter(|l| l.contains("__fish_wtenv_using_subcommand help; and not "))
             .collect();
         let shown_commands = cmd.get_subcommands().count();
         assert_eq!(after_help.len(), shown_commands, "{mended}");
         for line in after_help {
             assert!(!line.contains(" help\" "), "{line}");
         }
+    }
+
+    /// The bash mend ([`BASH_DISPATCH_MENDED`]) applies to the script
+    /// clap_complete writes: its dispatch is there once, and the commands
+    /// after `help` are named as the mend expects.
+    #[test]
+    fn the_bash_mend_applies_to_the_generated_script() {
+        let raw = generated(Shell::Bash, shown(&Cli::command()));
+        assert_eq!(raw.matches(BASH_DISPATCH).count(), 1, "{raw}");
+        assert!(
+            raw.contains("\n        wtenv__subcmd__help__subcmd__list)\n"),
+            "{raw}"
+        );
+        let mended = script(Shell::Bash);
+        assert_eq!(mended.matches(BASH_DISPATCH_MENDED).count(), 1, "{mended}");
     }
 
     /// fish's lines for positionals with fixed choices are made for the

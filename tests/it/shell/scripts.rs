@@ -5,11 +5,12 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use wtenv::commands::hook::{self, Target};
 
 use super::{SHELLS, Sh, q};
-use crate::support::{TestEnv, run};
+use crate::support::{TestEnv, Tmux, run, wait_for};
 
 const TARGETS: [(&str, Target); 5] = [
     ("bash", Target::Bash),
@@ -325,4 +326,50 @@ fn fish_offers_color_values_before_the_command_and_commands_after_help() {
     // values (--registry) still completes files.
     assert!(has(&offers("wtenv --color never "), "create"));
     assert!(has(&offers("wtenv --registry "), "wtenv.toml"));
+}
+
+/// After `help COMMAND` nothing is offered (wtenv's commands have no
+/// subcommands of their own): fish and bash offered file names there
+/// (fish where no line says `-f`; bash by `complete -o default`, whose
+/// fallback only a real line editor shows, so bash is asked in tmux,
+/// against `export`'s DIR, which completes files still).
+#[test]
+fn nothing_is_offered_after_help_and_a_command() {
+    let t = TestEnv::new();
+    write_completions(&t);
+    for line in ["wtenv help list ", "wtenv -q help up ", "wtenv help list w"] {
+        assert_eq!(fish_offers(&t, line), "", "{line}");
+    }
+    assert!(has(&fish_offers(&t, "wtenv help li"), "list"));
+    let tmux = Tmux::start_bash(&t);
+    let source = format!("PS1='> '; source {}", q(&t.root().join("completion.bash")));
+    tmux.line(&t, &source);
+    // Keys are taken in order: the word typed after Tab shows once its
+    // completion is done. `export`'s DIR first: a file is offered.
+    let completed = |line: &str, end: &str| {
+        tmux.keys(&t, &["-l", line]);
+        tmux.keys(&t, &["Tab"]);
+        tmux.keys(&t, &["-l", end]);
+        let pane = || tmux.pane(&t);
+        assert!(
+            wait_for(Duration::from_secs(30), || pane().contains(end)),
+            "{}",
+            pane()
+        );
+        let pane = pane();
+        let line = pane.lines().find(|l| l.contains(end)).unwrap();
+        tmux.keys(&t, &["C-c"]);
+        line.trim_end().to_owned()
+    };
+    let files = completed("wtenv export systemd wtenv.", " END1");
+    // (Typed ahead, a line may show after the prompt's echo.)
+    assert!(
+        files.ends_with("> wtenv export systemd wtenv.toml  END1"),
+        "{files}"
+    );
+    let after_help = completed("wtenv help list wtenv.", " END2");
+    assert!(
+        after_help.ends_with("> wtenv help list wtenv. END2"),
+        "{after_help}"
+    );
 }
