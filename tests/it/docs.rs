@@ -1,7 +1,8 @@
 //! Docs that cannot drift: the README's command table is the
 //! CLI's, command for command, every flag it shows exists, and every
 //! flag a command has is shown, with its values; and the variables wtenv
-//! reads and the names a config may not export are all listed.
+//! reads and the names a config may not export are all listed; every
+//! link to an anchor in README.md and docs/ leads to one.
 
 use clap::CommandFactory;
 
@@ -310,4 +311,86 @@ fn readme_says_a_run_holds_command_is_wtenvs_rendering() {
     assert!(readme.contains(
         "its `command` is wtenv's rendering, not the process's argv: the command line `wtenv run` was given, quoted for a shell"
     ));
+}
+
+/// The anchors of a Markdown file: its headings' (GitHub's slugs:
+/// lower case, spaces as `-`, other punctuation dropped; a repeated
+/// heading gets `-1`, `-2`) and its `<a id="...">`s.
+fn anchors(text: &str) -> std::collections::BTreeSet<String> {
+    let mut found = std::collections::BTreeSet::new();
+    let mut seen: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+        }
+        if fenced {
+            continue;
+        }
+        if let Some(heading) = line.trim_start_matches('#').strip_prefix(' ')
+            && line.starts_with('#')
+        {
+            let slug: String = heading
+                .trim()
+                .chars()
+                .filter_map(|c| match c {
+                    ' ' => Some('-'),
+                    c if c.is_alphanumeric() || c == '-' || c == '_' => {
+                        Some(c.to_lowercase().next().unwrap_or(c))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let n = seen.entry(slug.clone()).or_default();
+            found.insert(if *n == 0 { slug } else { format!("{slug}-{n}") });
+            *n += 1;
+        }
+        for id in line.split("<a id=\"").skip(1) {
+            found.insert(id.split('"').next().unwrap_or_default().to_owned());
+        }
+    }
+    found
+}
+
+/// Every link to an anchor in README.md and docs/ (`[x](#a)`,
+/// `[x](docs/ARCHITECTURE.md#a)`, `[x](../README.md#a)`) names one that
+/// exists: a heading renamed left its links pointing nowhere.
+#[test]
+fn every_link_to_an_anchor_in_the_docs_leads_somewhere() {
+    use std::path::{Path, PathBuf};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            files.push(path);
+        }
+    }
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+    let mut broken = Vec::new();
+    let mut links = 0;
+    for file in &files {
+        let text = read(file);
+        for link in text.split("](").skip(1) {
+            let Some(target) = link.split([')', ' ']).next() else {
+                continue;
+            };
+            let Some((path, anchor)) = target.split_once('#') else {
+                continue;
+            };
+            if path.contains("://") {
+                continue;
+            }
+            let to: PathBuf = match path {
+                "" => file.clone(),
+                path => file.parent().unwrap().join(path),
+            };
+            links += 1;
+            if !anchors(&read(&to)).contains(anchor) {
+                broken.push(format!("{}: {target}", file.display()));
+            }
+        }
+    }
+    assert!(links > 50, "the links were not found: {links}");
+    assert_eq!(broken, Vec::<String>::new());
 }
