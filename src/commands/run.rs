@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::output::OpenPipes;
 use crate::ports::{accept_any, ensure_verified};
-use crate::registry::{Allocation, Part};
+use crate::registry::Allocation;
 use crate::report;
 use crate::sockets::{self, Listener};
 use crate::supervise::hold::{ReleaseGuard, hold, record_hold, record_pgid};
@@ -130,7 +130,6 @@ fn supervised(
     held_as: &str,
     log: Option<Arc<Mutex<RotatingLog>>>,
 ) -> Result<Outcome> {
-    let part = Part::of(&scope.worktree.common_dir, &scope.worktree.root);
     let release = ReleaseGuard::new(&ctx.registry, &scope.worktree);
     let mut holder = hold(held_as);
     holder.unit = args.unit.clone();
@@ -226,9 +225,15 @@ fn supervised(
     };
     let waited = supervisor.wait(false, || {
         if hold_waits {
-            release.set_armed(record_hold(&ctx.registry, part, &holder, &to_hold, pgid));
+            release.set_armed(record_hold(
+                &ctx.registry,
+                &scope.worktree,
+                &holder,
+                &to_hold,
+                pgid,
+            ));
         } else {
-            record_pgid(&ctx.registry, part, |_| Some(pgid));
+            record_pgid(&ctx.registry, &scope.worktree, |_| Some(pgid));
         }
     });
     // The group is gone: let the log threads write the last lines.

@@ -23,7 +23,6 @@ use crate::health;
 use crate::output;
 use crate::output::OpenPipes;
 use crate::ports::{accept_any, ensure_verified};
-use crate::registry::Part;
 use crate::report;
 use crate::sockets::{self, Listener};
 use crate::supervise::hold::{ReleaseGuard, hold, record_pgid};
@@ -82,7 +81,6 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
         None => Ok(()),
     };
     background::refuse_running(ctx, &scope, &selected, &interrupted)?;
-    let part = Part::of(&scope.worktree.common_dir, &scope.worktree.root);
     let _release = ReleaseGuard::new(&ctx.registry, &scope.worktree);
     let vars = ensure_verified(
         ctx,
@@ -145,7 +143,10 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
                 e.outcome()
             })?;
             let command = unit.service.run.as_deref().unwrap_or_default();
-            let argv = supervise::in_dir(supervise::command_words(command), &scope.worktree.root);
+            // Where the worktree is now: a restart after `git worktree
+            // move` runs in the moved directory (the old path is gone).
+            let root = scope.worktree.root_now();
+            let argv = supervise::in_dir(supervise::command_words(command), &root);
             let (mut expr, exec) = match listeners.get(&unit.service.name) {
                 Some(l) => sockets::handoff(&argv, &[l], sockets::Stdin::Null)
                     .map(|(expr, exec)| (expr, Some(exec)))
@@ -157,10 +158,7 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
             };
             // Assigned, not shadowed: the expression built so far holds
             // the hand-off's pair, which must close with the last one.
-            expr = expr
-                .dir(&scope.worktree.root)
-                .stdout_file(out_w)
-                .stderr_file(err_w);
+            expr = expr.dir(&root).stdout_file(out_w).stderr_file(err_w);
             for (name, value) in &vars {
                 expr = expr.env(name, value);
             }
@@ -185,7 +183,9 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
             Ok((sup.groups() - 1, pgid))
         };
     let spawned = |pgids: &BTreeMap<String, Pgid>| {
-        record_pgid(&ctx.registry, part, |a| pgids.get(&a.service).copied())
+        record_pgid(&ctx.registry, &scope.worktree, |a| {
+            pgids.get(&a.service).copied()
+        })
     };
     let state_dir = ctx
         .registry
@@ -197,7 +197,7 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
         units,
         &supervisor,
         vars.clone(),
-        scope.worktree.root.clone(),
+        scope.worktree.clone(),
         &state_dir,
         Box::new(spawn),
         Box::new(spawned),

@@ -8,7 +8,7 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::alloc;
 use crate::config::{PortRange, Ranges};
@@ -35,15 +35,27 @@ pub fn hold(command: &str) -> Hold {
 /// Records each child's process group and its leader's start time on this
 /// process's holds, so that `ports`/`validate` (and a person) can see which
 /// group holds a port, and a SIGKILLed wtenv's orphans can be proved its.
-/// Best effort: the child already runs; a write that fails is a warning
-/// ([`Unrecorded::Group`]).
-pub fn record_pgid(registry: &Registry, part: Part, pgid_of: impl Fn(&Allocation) -> Option<Pgid>) {
-    let result = registry.transaction_in(part, |data| {
-        stamp_groups(data, &pgid_of);
-        Ok(())
-    });
-    if let Err(e) = result {
-        Unrecorded::Group.warn(&e);
+/// The holds are found by this process's identity (pid and start time)
+/// where `worktree`'s entries may be recorded now
+/// ([`Worktree::roots_now`]): after `git worktree move`, where they
+/// followed it too, as the [`ReleaseGuard`] releases them (a restart of
+/// `up`'s service records its new group there). Best effort: the child
+/// already runs; a write that fails is a warning ([`Unrecorded::Group`]).
+pub fn record_pgid(
+    registry: &Registry,
+    worktree: &Worktree,
+    pgid_of: impl Fn(&Allocation) -> Option<Pgid>,
+) {
+    for root in worktree.roots_now() {
+        let part = Part::of(&worktree.common_dir, &root);
+        let result = registry.transaction_in(part, |data| {
+            stamp_groups(data, &pgid_of);
+            Ok(())
+        });
+        if let Err(e) = result {
+            // Said once: the other path's write would fail alike.
+            return Unrecorded::Group.warn(&e);
+        }
     }
 }
 
@@ -94,15 +106,22 @@ impl Unrecorded {
 /// verified and exported them, with the child's group, in one
 /// transaction. Whether it was written; best effort, as [`record_pgid`].
 ///
+/// The entries are the worktree's where it is now: after `git worktree
+/// move` (since `run` found it), those `env` made follow it to the path
+/// git names for its git dir, which its stamp lists (an entry another
+/// worktree left at that path is not its), or those still at the path it
+/// started at while nothing is there ([`Worktree::roots_now`]); never a
+/// worktree's that is at that path now.
+///
 /// An allocation gone since (`validate --verify-ports --fix` saw its port
-/// idle and unheld in that moment) is recorded again, held: the command
-/// was given that port and uses it. The transaction's part covers those
-/// ports, so it sees who records each now: one another worktree took in
-/// between stays theirs (never twice), the rest is held, and the user is
-/// told which.
+/// idle and unheld in that moment) is recorded again, held, where the
+/// worktree is now: the command was given that port and uses it. The
+/// transaction's part covers those ports, so it sees who records each
+/// now: one another worktree took in between stays theirs (never twice),
+/// the rest is held, and the user is told which.
 pub fn record_hold(
     registry: &Registry,
-    part: Part,
+    worktree: &Worktree,
     holder: &Hold,
     verified: &[Allocation],
     pgid: Pgid,
@@ -116,17 +135,31 @@ pub fn record_hold(
             })
             .collect(),
     );
+    let roots = worktree.roots_now();
+    let (started, repository) = (&worktree.root, &worktree.common_dir);
+    let now = roots.last().unwrap_or(started);
+    // Moved: the entries at the new path that are its are those its stamp
+    // lists; at the path it started at, those not followed yet.
+    let stamped = (now != started).then(|| crate::worktree::stamped_in(&worktree.git_dir));
+    let ours = |a: &Allocation| {
+        a.repository == *repository
+            && if a.worktree == *now {
+                stamped
+                    .as_ref()
+                    .is_none_or(|s| s.iter().any(|(sv, p)| *sv == a.service && *p == a.port))
+            } else {
+                a.worktree == *started && roots.contains(started)
+            }
+    };
     let part = Part {
         ports: ports.as_ref(),
-        ..part
+        ..Part::of(repository, now)
     };
     // What it recorded again, and what it found taken.
     let result = registry.transaction_in(part, |data| {
         let (mut restored, mut taken) = (Vec::new(), Vec::new());
         for want in verified {
-            let mine = |a: &Allocation| {
-                a.belongs_to(part.repository, part.worktree) && a.service == want.service
-            };
+            let mine = |a: &Allocation| ours(a) && a.service == want.service;
             match data.allocations.iter().position(mine) {
                 Some(i) => {
                     let a = &mut data.allocations[i];
@@ -143,6 +176,7 @@ pub fn record_hold(
                 None => {
                     restored.push(label(want));
                     let mut again = want.clone();
+                    again.worktree = now.clone();
                     again.holders = vec![holder.clone()];
                     data.allocations.push(again);
                 }
@@ -266,29 +300,6 @@ impl<'a> ReleaseGuard<'a> {
 }
 
 impl ReleaseGuard<'_> {
-    /// Where the worktree's entries, and this process's holds on them,
-    /// may be recorded now: the path it started at, and the path `git
-    /// worktree move` took it to since (its entries follow it there:
-    /// `env`, `validate --fix`, a sweep), found by its git dir, which the
-    /// move keeps. A path another worktree is at now is not its: that
-    /// worktree's entries are left alone. Unmoved, one read of its `.git`.
-    fn roots(&self) -> Vec<PathBuf> {
-        let wt = self.worktree;
-        let there = crate::worktree::git_dir_at(&wt.root);
-        if there.as_deref() == Some(wt.git_dir.as_path()) {
-            return vec![wt.root.clone()];
-        }
-        let now = crate::worktree::root_of_admin_dir(&wt.common_dir, &wt.git_dir)
-            .and_then(|root| root.canonicalize().ok())
-            .filter(|root| *root != wt.root);
-        there
-            .is_none()
-            .then(|| wt.root.clone())
-            .into_iter()
-            .chain(now)
-            .collect()
-    }
-
     /// Whether the registry may still record a hold of `me` at `root`:
     /// yes when it cannot be read to tell.
     fn holds_any(&self, root: &Path, me: ProcessId) -> bool {
@@ -310,7 +321,7 @@ impl Drop for ReleaseGuard<'_> {
             return;
         }
         let me = ProcessId::current();
-        for root in self.roots() {
+        for root in self.worktree.roots_now() {
             let part = Part::of(&self.worktree.common_dir, &root);
             match self
                 .registry
@@ -383,12 +394,50 @@ mod tests {
         assert_eq!((left[0].port, left[0].holders.len()), (5000, 0));
     }
 
-    /// Where the guard looks for its holds: the path it started at while
-    /// the worktree is there; after `git worktree move`, that path and
-    /// the one the move took it to; once another worktree is at the old
+    /// Where the guard (and the group's and the waited hold's writes)
+    /// look for the holds: the path it started at while the worktree is
+    /// there; after `git worktree move`, that path and the one the moves
+    /// took it to, however many; once another worktree is at the old
     /// path, only the new one (that worktree's entries are its own).
     #[test]
-    fn the_release_guard_follows_a_moved_worktree_and_no_other() {
+    fn the_holds_are_looked_for_where_a_moved_worktree_is_and_no_other() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@e.invalid"])
+                .args(args)
+                .current_dir(base.join("main"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "git {args:?}: {out:?}");
+        };
+        std::fs::create_dir(base.join("main")).unwrap();
+        git(&["init", "-q"]);
+        git(&["commit", "-q", "--allow-empty", "-m", "init"]);
+        git(&["worktree", "add", "-q", "-b", "a", "../first"]);
+        let [first, moved, again] = ["first", "moved", "again"].map(|n| base.join(n));
+        let worktree = Worktree::discover(&first).unwrap().unwrap();
+        assert_eq!(worktree.roots_now(), vec![first.clone()]);
+        assert_eq!(worktree.root_now(), first);
+        git(&["worktree", "move", "../first", "../moved"]);
+        assert_eq!(worktree.roots_now(), vec![first.clone(), moved.clone()]);
+        assert_eq!(worktree.root_now(), moved);
+        git(&["worktree", "move", "../moved", "../again"]);
+        assert_eq!(worktree.roots_now(), vec![first.clone(), again.clone()]);
+        git(&["worktree", "add", "-q", "-b", "b", "../first"]);
+        assert_eq!(worktree.roots_now(), vec![again.clone()]);
+        assert_eq!(worktree.root_now(), again);
+    }
+
+    /// A `run`'s waited hold, written after `git worktree move` took its
+    /// worktree and `env` made its entries follow: on the entries at the
+    /// new path that its stamp lists, one released meanwhile recorded
+    /// again there; an entry at that path its stamp does not list (left
+    /// by another worktree) is not its, and nothing is written at the
+    /// path it started at.
+    #[test]
+    fn a_waited_hold_is_written_where_a_moved_worktree_took_its_entries() {
         let tmp = tempfile::tempdir().unwrap();
         let base = tmp.path().canonicalize().unwrap();
         let git = |args: &[&str]| {
@@ -406,13 +455,67 @@ mod tests {
         git(&["worktree", "add", "-q", "-b", "a", "../first"]);
         let (first, moved) = (base.join("first"), base.join("moved"));
         let worktree = Worktree::discover(&first).unwrap().unwrap();
-        let registry = Registry::new(base.join(FILE_NAME));
-        let guard = ReleaseGuard::new(&registry, &worktree);
-        guard.set_armed(false);
-        assert_eq!(guard.roots(), vec![first.clone()]);
         git(&["worktree", "move", "../first", "../moved"]);
-        assert_eq!(guard.roots(), vec![first.clone(), moved.clone()]);
-        git(&["worktree", "add", "-q", "-b", "b", "../first"]);
-        assert_eq!(guard.roots(), vec![moved]);
+        let state = base.join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let registry = Registry::new(state.join(FILE_NAME));
+        let entry = |service: &str, port, at: &Path| Allocation {
+            port,
+            service: service.into(),
+            purpose: "feature".into(),
+            repository: worktree.common_dir.clone(),
+            worktree: at.to_path_buf(),
+            created: crate::registry::now_rfc3339(),
+            reserved: true,
+            holders: Vec::new(),
+            adhoc: false,
+        };
+        // `app` followed the worktree; `web` was left at that path by a
+        // worktree there before (its stamp does not list it).
+        registry
+            .transaction(|d| {
+                d.allocations = vec![entry("app", 5000, &moved), entry("web", 5001, &moved)];
+                Ok(())
+            })
+            .unwrap();
+        std::fs::write(worktree.stamp_path(), "app=5000\n").unwrap();
+        let verified = [
+            entry("app", 5000, &first),
+            entry("web", 5001, &first),
+            entry("api", 5002, &first),
+        ];
+        let holder = hold("wtenv run -- serve");
+        let me = std::process::id();
+        assert!(record_hold(
+            &registry,
+            &worktree,
+            &holder,
+            &verified,
+            Pgid(me)
+        ));
+        let mut left: Vec<_> = registry
+            .read()
+            .unwrap()
+            .allocations
+            .into_iter()
+            .map(|a| {
+                let held = a
+                    .holders
+                    .iter()
+                    .map(|h| (h.is(ProcessId::current()), h.pgid));
+                (a.service, a.worktree, held.collect::<Vec<_>>())
+            })
+            .collect();
+        left.sort();
+        let held = vec![(true, Some(me))];
+        assert_eq!(
+            left,
+            [
+                ("api".into(), moved.clone(), held.clone()),
+                ("app".into(), moved.clone(), held),
+                ("web".into(), moved, vec![]),
+            ]
+        );
     }
 }

@@ -10,7 +10,6 @@
 //! with their result; a result of an earlier run is ignored.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +23,7 @@ use crate::exit::{self, Outcome};
 use crate::health::status::{ServiceStatus, StatusFile};
 use crate::health::{self, Change, End, Failed, Health, Probe, Restarts, Tracker, check};
 use crate::output::OpenPipes;
+use crate::worktree::Worktree;
 
 /// One service to run, as `up` was asked.
 pub struct Unit<'a> {
@@ -99,7 +99,9 @@ pub struct Up<'a, 's> {
     spawned: Box<OnSpawn<'s>>,
     pgids: BTreeMap<String, Pgid>,
     vars: Arc<Vec<(String, String)>>,
-    dir: PathBuf,
+    /// Whose services run: a `cmd` check runs where it is now
+    /// ([`Worktree::root_now`]: `git worktree move` may take it away).
+    worktree: Worktree,
     waker: Waker,
     tx: Sender<Report>,
     rx: Receiver<Report>,
@@ -117,7 +119,7 @@ impl<'a, 's> Up<'a, 's> {
         units: Vec<Unit<'a>>,
         sup: &Supervisor,
         vars: Vec<(String, String)>,
-        dir: PathBuf,
+        worktree: Worktree,
         state_dir: &std::path::Path,
         spawn: Box<Spawner<'s>>,
         spawned: Box<OnSpawn<'s>>,
@@ -150,7 +152,7 @@ impl<'a, 's> Up<'a, 's> {
             spawned,
             pgids: BTreeMap::new(),
             vars: Arc::new(vars),
-            dir,
+            worktree,
             waker: sup.waker(),
             tx,
             rx,
@@ -251,7 +253,7 @@ impl<'a, 's> Up<'a, 's> {
         let bound = s.unit.service.bound();
         let (vars, dir, tx, waker) = (
             self.vars.clone(),
-            self.dir.clone(),
+            self.worktree.root_now(),
             self.tx.clone(),
             self.waker.clone(),
         );

@@ -166,3 +166,40 @@ pub fn now_of_another_repository(worktree: &Path, common_dir: &Path) -> Option<P
 pub fn is_of_another_repository(found: &Worktree, common_dir: &Path) -> bool {
     found.common_dir != common_dir && found.ownership() == super::Ownership::Own
 }
+
+impl Worktree {
+    /// Where this worktree's entries may be recorded now, for a command
+    /// that found it at `root` and runs on (`run`, `up`): `root` while its
+    /// `.git` there still names this git dir; after `git worktree move`,
+    /// `root` while nothing is there (entries not followed yet) and the
+    /// path git names for this git dir now, which the move keeps (where
+    /// `env`, `validate --fix` or a sweep make them follow it), however
+    /// many moves were made since. A path another worktree is at now is
+    /// not this one's: never listed. Unmoved, one read of its `.git`.
+    pub fn roots_now(&self) -> Vec<PathBuf> {
+        let there = git_dir_at(&self.root);
+        if there.as_deref() == Some(self.git_dir.as_path()) {
+            return vec![self.root.clone()];
+        }
+        let now = self.moved_root().filter(|root| *root != self.root);
+        there
+            .is_none()
+            .then(|| self.root.clone())
+            .into_iter()
+            .chain(now)
+            .collect()
+    }
+
+    /// The directory this worktree is at now: `root` unless `git worktree
+    /// move` took it elsewhere since it was found (the path git names for
+    /// its git dir: [`roots_now`](Self::roots_now)'s last). `root` too
+    /// when git names none (a repository moved with `mv`, not repaired).
+    pub fn root_now(&self) -> PathBuf {
+        self.roots_now().pop().unwrap_or_else(|| self.root.clone())
+    }
+
+    /// The path git names for this (linked) worktree's git dir, canonical.
+    fn moved_root(&self) -> Option<PathBuf> {
+        root_of_admin_dir(&self.common_dir, &self.git_dir).and_then(|root| root.canonicalize().ok())
+    }
+}

@@ -10,6 +10,7 @@
 mod exits;
 mod grace;
 mod holds;
+mod moves;
 mod orphans;
 mod signals;
 mod strays;
