@@ -8,7 +8,7 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::alloc;
 use crate::config::{PortRange, Ranges};
@@ -46,7 +46,7 @@ pub fn record_pgid(
     worktree: &Worktree,
     pgid_of: impl Fn(&Allocation) -> Option<Pgid>,
 ) {
-    for root in worktree.roots_now() {
+    for root in held_at(registry, worktree, ProcessId::current()) {
         let part = Part::of(&worktree.common_dir, &root);
         let result = registry.transaction_in(part, |data| {
             stamp_groups(data, &pgid_of);
@@ -57,6 +57,32 @@ pub fn record_pgid(
             return Unrecorded::Group.warn(&e);
         }
     }
+}
+
+/// Where the holds of `me` on `worktree`'s entries may be recorded now:
+/// [`Worktree::roots_now`]; once the worktree moved, also each path of
+/// its repository that no worktree is at now where an entry carries a
+/// hold of `me` (its entries followed it to a path it has left since:
+/// `env` there, then `git worktree move` again; they follow it on at the
+/// next sweep, the holds with them). One read of the repository's lines,
+/// only after a move; unmoved, one read of its `.git`.
+fn held_at(registry: &Registry, worktree: &Worktree, me: ProcessId) -> Vec<PathBuf> {
+    let mut roots = worktree.roots_now();
+    if roots == std::slice::from_ref(&worktree.root) {
+        return roots;
+    }
+    let Ok(data) = registry.read_repository(&worktree.common_dir) else {
+        return roots;
+    };
+    for a in data.allocations {
+        let left = !roots.contains(&a.worktree)
+            && a.holders.iter().any(|h| h.is(me))
+            && crate::worktree::git_dir_at(&a.worktree).is_none();
+        if left {
+            roots.push(a.worktree);
+        }
+    }
+    roots
 }
 
 /// What a supervising wtenv could not write once its command ran: said as
@@ -321,7 +347,7 @@ impl Drop for ReleaseGuard<'_> {
             return;
         }
         let me = ProcessId::current();
-        for root in self.worktree.roots_now() {
+        for root in held_at(self.registry, self.worktree, me) {
             let part = Part::of(&self.worktree.common_dir, &root);
             match self
                 .registry

@@ -127,3 +127,56 @@ fn a_restarted_service_of_a_moved_worktree_records_its_group_where_the_entries_w
     assert_all_clean(&t, new, new, port);
     assert_valid(&t);
 }
+
+/// Two moves with no wtenv command between (first → second → third):
+/// `env` in the third path makes the entries follow there, held, and the
+/// `run` releases its hold there when it stops.
+#[test]
+fn a_run_whose_worktree_moved_twice_releases_its_hold_where_the_entries_went() {
+    let t = TestEnv::new();
+    let config = "[services.app]\nenv = [\"PORT\"]\n";
+    let (first, mut w, port, pgid) = serving(&t, config, &["run", "--", "sh", "-c", SERVE]);
+    let (second, third) = (t.root().join("second"), t.root().join("third"));
+    move_worktree(&t, &first, &second);
+    move_worktree(&t, &second, &third);
+    ok_in(&t, &third, &["env"]);
+    let here = third.to_str().unwrap().to_owned();
+    assert_eq!(entry(&t, port), (here, vec![Some(u64::from(pgid))]));
+    assert_valid(&t);
+
+    w.signal(Signal::SIGTERM);
+    w.wait();
+    assert_all_clean(&t, pgid, pgid, port);
+    assert_valid(&t);
+}
+
+/// Moved on after its entries followed it (first → second, `env` there,
+/// then second → third, no command in the third path yet): the `run`
+/// still clears its hold where the entries are, at the path the worktree
+/// left (it looked only where it started and where it is now, and left
+/// them `held by pid N: gone` for a sweep); an `env` in the third path
+/// then takes them there, and `validate` finds nothing.
+#[test]
+fn a_run_clears_its_hold_at_a_path_its_worktree_left_after_its_entries_followed() {
+    let t = TestEnv::new();
+    let config = "[services.app]\nenv = [\"PORT\"]\n";
+    let (first, mut w, port, pgid) = serving(&t, config, &["run", "--", "sh", "-c", SERVE]);
+    let (second, third) = (t.root().join("second"), t.root().join("third"));
+    move_worktree(&t, &first, &second);
+    ok_in(&t, &second, &["env"]);
+    move_worktree(&t, &second, &third);
+    let middle = second.to_str().unwrap().to_owned();
+    assert_eq!(
+        entry(&t, port),
+        (middle.clone(), vec![Some(u64::from(pgid))])
+    );
+
+    w.signal(Signal::SIGTERM);
+    w.wait();
+    assert_all_clean(&t, pgid, pgid, port);
+    assert_eq!(entry(&t, port), (middle, vec![]), "the reservation stays");
+    ok_in(&t, &third, &["env"]);
+    let here = third.to_str().unwrap().to_owned();
+    assert_eq!(entry(&t, port), (here, vec![]), "it followed");
+    assert_valid(&t);
+}
