@@ -27,14 +27,15 @@ mod scan;
 mod stale;
 mod usage;
 
+pub use identity::left_to_claim;
 pub use real::RealSystem;
 pub use scan::{
     RangeConflict, Scan, describe_found, describe_holders, occupied_in, range_conflicts, scan,
     scan_ranges,
 };
 pub use stale::{
-    Fix, Stale, apply_fixes, find_stale, gone_but_held, live_holder, moved_to, moves_to,
-    release_holds, release_holds_where, released_by, repository_gone, sweep, sweep_where,
+    Fix, Stale, apply_fixes, find_stale, find_stale_where, gone_but_held, live_holder, moved_to,
+    moves_to, release_holds, release_holds_where, released_by, repository_gone, sweep, sweep_where,
 };
 pub use usage::{
     Usage, busy_holders, classify, describe_pids, holds_json, lifetime, lookup_busy,

@@ -2,8 +2,8 @@
 //! as plain data, each with a kind, a severity, what it concerns, why, and
 //! the [`Fix`] that repairs it if one exists.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -40,6 +40,10 @@ pub enum Kind {
     /// Listed by the stamps of more than one other worktree: none is
     /// followed (no guessing).
     StampClaimed,
+    /// Recorded at a gone path of a gone repository, listed by a stamp of
+    /// the repository `validate` runs in (moved whole with `mv`): kept for
+    /// its worktree, which claims it once repaired (`git worktree repair`).
+    RepositoryMoved,
     HolderDead,
     OutOfRange,
     UnknownPurpose,
@@ -66,9 +70,11 @@ impl Kind {
             | Kind::UnknownPurpose
             | Kind::ServiceRemoved
             | Kind::Conflict => Severity::Error,
-            Kind::Stale | Kind::WorktreeMoved | Kind::StampClaimed | Kind::WorktreeGoneHeld => {
-                Severity::Warning
-            }
+            Kind::Stale
+            | Kind::WorktreeMoved
+            | Kind::StampClaimed
+            | Kind::WorktreeGoneHeld
+            | Kind::RepositoryMoved => Severity::Warning,
         }
     }
 }
@@ -176,10 +182,14 @@ pub struct Checked {
 /// Checks every allocation. `config_of` gives the config that applies to an
 /// allocation's worktree (None: unknown, range and service checks
 /// skipped). `conflicts` are the ranges' ports taken outside the registry
-/// (given with `--verify-ports`).
+/// (given with `--verify-ports`). `here` is the repository (common dir)
+/// `validate` runs in, if any: the entries of a repository moved whole
+/// that its stamps list are left for its worktrees to claim, as its
+/// allocations' sweep leaves them ([`alloc::left_to_claim`]).
 pub fn check(
     data: &RegistryData,
     verify_ports: bool,
+    here: Option<&Path>,
     system: &mut dyn System,
     config_of: &mut dyn FnMut(&Allocation) -> Option<Config>,
     conflicts: &[Conflict],
@@ -216,8 +226,23 @@ pub fn check(
             by_port.insert(a.port, i);
         }
     }
-    let stale = alloc::find_stale(data, system);
+    let left = here.map_or_else(BTreeSet::new, |r| alloc::left_to_claim(data, r, system));
+    let stale = alloc::find_stale_where(data, system, |a| !left.contains(&a.port));
     let mut gone = vec![false; data.allocations.len()];
+    for (i, a) in data.allocations.iter().enumerate() {
+        if left.contains(&a.port) {
+            // Not fixable: `git worktree repair`, then the worktree's own
+            // `env`, takes it.
+            gone[i] = true;
+            let reason = format!(
+                "worktree {} is gone with its repository {}, and a stamp of this repository lists it (moved with it): kept for that worktree, whose next 'wtenv env' takes it; git lists a linked one as prunable until it is found again: {}",
+                printable_path(&a.worktree),
+                printable_path(&a.repository),
+                crate::worktree::MOVED_OR_DELETED
+            );
+            findings.push(Finding::about(Kind::RepositoryMoved, a, reason, None));
+        }
+    }
     for (i, why) in &stale {
         let a = &data.allocations[*i];
         let (kind, reason) = match why {

@@ -596,6 +596,7 @@ pub use stamp::{
 };
 
 pub use listing::{
-    admin_dir_of, is_gone, is_of_another_repository, listed_worktrees, listed_worktrees_with,
-    main_root_of, now_of_another_repository, repository_gone, root_of_admin_dir, still_listed,
+    MOVED_OR_DELETED, admin_dir_of, is_gone, is_of_another_repository, listed_worktrees,
+    listed_worktrees_with, main_root_of, now_of_another_repository, repository_gone,
+    root_of_admin_dir, still_listed,
 };

@@ -43,31 +43,20 @@ pub(super) fn own_line(data: &RegistryData, req: &Request) -> String {
 /// (recorded at its path and repository instead; not one for a service
 /// it has a port for already), so it keeps its ports rather than take
 /// another's as the lowest free. Those the stamps of its repository's
-/// other worktrees list (not repaired yet, `git worktree repair`, or not
-/// entered yet) are theirs to claim: returned, by port, for the sweep to
-/// leave. Nothing is read when no entry of `data` has a gone repository.
+/// other worktrees list are theirs to claim: returned, by port, for the
+/// sweep to leave ([`left_to_claim`]). Nothing is read when no entry of
+/// `data` has a gone repository.
 pub(super) fn claim_from_gone_repository(
     data: &mut RegistryData,
     req: &Request,
     system: &mut dyn System,
 ) -> BTreeSet<u16> {
-    let mut orphaned = Vec::new();
-    for (i, a) in data.allocations.iter().enumerate() {
-        if a.repository != req.repository
-            && system.repository_gone(&a.repository)
-            && system.worktree_gone(&a.worktree, &a.repository)
-        {
-            orphaned.push(i);
-        }
-    }
+    let orphaned = of_gone_repositories(data, req.repository, system);
     let Some(git_dir) = req.git_dir.filter(|_| !orphaned.is_empty()) else {
         return BTreeSet::new();
     };
     let own = system.stamped_in(git_dir);
-    let lists = |stamped: &[(String, u16)], a: &Allocation| {
-        stamped.iter().any(|(s, p)| *s == a.service && *p == a.port)
-    };
-    let mut left = Vec::new();
+    let mut left = false;
     for i in orphaned {
         let a = &data.allocations[i];
         let has_own = data
@@ -80,16 +69,62 @@ pub(super) fn claim_from_gone_repository(
             a.worktree = req.worktree.to_path_buf();
             a.repository = req.repository.to_path_buf();
         } else {
-            left.push(i);
+            left = true;
         }
     }
-    if left.is_empty() {
+    if !left {
         return BTreeSet::new();
     }
-    let theirs = system.stamped_in_repository(req.repository);
-    left.into_iter()
+    left_to_claim(data, req.repository, system)
+}
+
+/// The rule that keeps a repository moved whole from losing the ports of
+/// its worktrees not repaired (`git worktree repair`) or not entered yet:
+/// the entries of `data` recorded at a gone path of a gone repository
+/// (other than `repository`) that the stamps of `repository`'s git dirs
+/// list (its main one's and `worktrees/*`, wherever git last saw their
+/// directories), by port. They are left for their worktree to claim: the
+/// allocating sweep of a worktree of `repository` leaves them
+/// ([`claim_from_gone_repository`]), and so does `validate --fix` run in
+/// one. Nothing is read when no entry of `data` has a gone repository.
+pub fn left_to_claim(
+    data: &RegistryData,
+    repository: &Path,
+    system: &mut dyn System,
+) -> BTreeSet<u16> {
+    let orphaned = of_gone_repositories(data, repository, system);
+    if orphaned.is_empty() {
+        return BTreeSet::new();
+    }
+    let theirs = system.stamped_in_repository(repository);
+    orphaned
+        .into_iter()
         .map(|i| &data.allocations[i])
         .filter(|a| lists(&theirs, a))
         .map(|a| a.port)
         .collect()
+}
+
+/// The entries of `data` (by index) recorded at a gone path of a gone
+/// repository other than `repository`.
+fn of_gone_repositories(
+    data: &RegistryData,
+    repository: &Path,
+    system: &mut dyn System,
+) -> Vec<usize> {
+    let mut orphaned = Vec::new();
+    for (i, a) in data.allocations.iter().enumerate() {
+        if a.repository != repository
+            && system.repository_gone(&a.repository)
+            && system.worktree_gone(&a.worktree, &a.repository)
+        {
+            orphaned.push(i);
+        }
+    }
+    orphaned
+}
+
+/// Whether `stamped` lists `a`'s service and port.
+fn lists(stamped: &[(String, u16)], a: &Allocation) -> bool {
+    stamped.iter().any(|(s, p)| *s == a.service && *p == a.port)
 }

@@ -35,7 +35,7 @@ pub fn find_stale(data: &RegistryData, system: &mut dyn System) -> Vec<(usize, S
 }
 
 /// [`find_stale`] among the entries `wanted` picks.
-fn find_stale_where(
+pub fn find_stale_where(
     data: &RegistryData,
     system: &mut dyn System,
     wanted: impl Fn(&Allocation) -> bool,

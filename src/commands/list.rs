@@ -241,7 +241,7 @@ fn prune_state(listed: &ListedWorktree) -> Option<String> {
 /// --fix` (README, "validate"), or by `remove`, which does both for one
 /// worktree.
 fn prune_hint(stale_ports: bool) -> String {
-    let prune = "a worktree listed as prunable was moved or deleted: if moved, 'git worktree repair <its new path>' (run here) finds it again, before any prune; if deleted, 'git worktree prune' forgets it";
+    let prune = crate::worktree::MOVED_OR_DELETED;
     if stale_ports {
         format!(
             "{prune}, and 'wtenv validate --fix' releases its ports ('wtenv remove PATH' does both for one worktree)"

@@ -35,9 +35,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
+    let here_repository = ctx.worktree_here().ok().flatten().map(|w| w.common_dir);
     let mut configs = ConfigCache {
         ctx,
-        repository: ctx.worktree_here().ok().flatten().map(|w| w.common_dir),
+        repository: here_repository.clone(),
         cache: BTreeMap::new(),
     };
     let mut system = RealSystem::new(&ctx.registry);
@@ -58,6 +59,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         Ok(validate::check(
             data,
             args.verify_ports,
+            here_repository.as_deref(),
             &mut system,
             &mut |a| configs.config_of(a),
             &conflicts,

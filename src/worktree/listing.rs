@@ -6,6 +6,12 @@ use std::path::{Path, PathBuf};
 
 use super::{Worktree, core_worktree, git_dir_at, normalize, path_in, read_pointer};
 
+/// The way out for a worktree git would prune (its directory is
+/// missing), said where `list` and `validate` (run in its repository)
+/// find one: git finds a moved one again with `git worktree repair`, a
+/// prune first would forget it, git dir, stamp and all.
+pub const MOVED_OR_DELETED: &str = "a worktree listed as prunable was moved or deleted: if moved, 'git worktree repair <its new path>' (run here) finds it again, before any prune; if deleted, 'git worktree prune' forgets it";
+
 /// The main worktree of the repository whose git common dir is
 /// `common_dir`, as the repository's own files name it: `/repo/.git` →
 /// `/repo`; else the directory its `core.worktree` names (relative to

@@ -319,3 +319,49 @@ fn ports_and_list_say_a_moved_worktrees_ports_moved_not_gone() {
     assert_eq!(list.code, Some(0), "{list}");
     assert_eq!(list.stdout.matches(&said).count(), 2, "{list}");
 }
+
+/// A repository moved whole, `validate --fix` run in it before its linked
+/// worktree is repaired: the entries the stamps of its worktrees list are
+/// kept, as the allocating sweep keeps them (it released them all), and
+/// reported with the repair that finds the worktree again; once
+/// repaired, each worktree's `env` takes its own.
+#[test]
+fn validate_fix_keeps_the_entries_of_a_repository_moved_whole_for_its_worktrees() {
+    let (t, first) = moved_world();
+    exports(&t, &t.repo, "WEB_PORT", t.ports.port(2));
+    let to = t.root().join("elsewhere");
+    std::fs::create_dir(&to).unwrap();
+    let (main, linked) = (to.join("repo"), to.join("first"));
+    std::fs::rename(&t.repo, &main).unwrap();
+    std::fs::rename(&first, &linked).unwrap();
+
+    let fix = |expected: usize| {
+        let fixed = run(&mut t.wtenv_in(&main, &["validate", "--fix"]));
+        assert_eq!(fixed.code, Some(0), "{fixed}");
+        let said = fixed.stdout.matches("repository-moved").count();
+        assert_eq!(said, expected, "{fixed}");
+        assert!(
+            fixed
+                .stdout
+                .contains("'git worktree repair <its new path>' (run here)"),
+            "{fixed}"
+        );
+        assert_eq!(t.allocations().len(), 4, "kept: {}", t.registry());
+    };
+    fix(4);
+    exports(&t, &main, "WEB_PORT", t.ports.port(2));
+    exports(&t, &main, "API_PORT", t.ports.port(3));
+    fix(2);
+
+    t.git_in(&main, &["worktree", "repair", linked.to_str().unwrap()]);
+    exports(&t, &linked, "WEB_PORT", t.ports.port(0));
+    exports(&t, &linked, "API_PORT", t.ports.port(1));
+    assert_eq!(
+        ports_of(&t, &linked),
+        vec![t.ports.port(0), t.ports.port(1)]
+    );
+    assert_eq!(ports_of(&t, &main), vec![t.ports.port(2), t.ports.port(3)]);
+    let check = run(&mut t.wtenv_in(&main, &["validate"]));
+    assert_eq!(check.code, Some(0), "{check}");
+    assert!(!check.stdout.contains("repository-moved"), "{check}");
+}
