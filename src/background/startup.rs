@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use super::lock::WorktreeLock;
 use super::readiness::{Readiness, recorded_group};
 use super::{
-    Launch, Manager, Naming, Options, Record, StartedHealth, StateDir, UnitRef, detached, launchd,
-    logfile, passed_env, query, run_argv, stop, systemd, unit_file_name, unix_now,
+    Launch, Manager, Naming, Options, Record, StartedHealth, StateDir, StillHeld, UnitRef,
+    detached, launchd, logfile, passed_env, query, run_argv, stop, systemd, unit_file_name,
+    unix_now,
 };
 use crate::alloc;
 use crate::config::Service;
@@ -388,8 +389,11 @@ impl Startup<'_> {
             })
             .collect();
         match stop(self.ctx, self.dir, &mine, Duration::from_secs(60)) {
-            Ok(Some(still_held)) => still_held.warn(),
-            Ok(None) => {}
+            Ok(()) => {
+                if let Some(still_held) = StillHeld::probe(self.ctx, &mine) {
+                    still_held.warn();
+                }
+            }
             Err(e) => tracing::warn!("could not stop what was started: {e}"),
         }
     }

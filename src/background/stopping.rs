@@ -15,16 +15,11 @@ use crate::process::{printable, printable_path};
 use crate::report;
 
 /// `down`: stops `records`' units, waits until they are inactive and their
-/// holds are gone from the registry, and forgets them; then probes their
-/// ports once: what still holds one ([`StillHeld`]) is no unit's (a
-/// daemon that double-forked out of its group, a server that moved to a
-/// group of its own before its supervisor was SIGKILLed).
-pub fn stop(
-    ctx: &Ctx,
-    dir: &StateDir,
-    records: &[Record],
-    patience: Duration,
-) -> Result<Option<StillHeld>> {
+/// holds are gone from the registry, and forgets them. What still holds
+/// one of their ports then ([`StillHeld::probe`]) is no unit's (a daemon
+/// that double-forked out of its group, a server that moved to a group
+/// of its own before its supervisor was SIGKILLed).
+pub fn stop(ctx: &Ctx, dir: &StateDir, records: &[Record], patience: Duration) -> Result<()> {
     for manager in [Manager::Systemd, Manager::Launchd, Manager::Wtenv] {
         let mine: Vec<&Record> = records.iter().filter(|r| r.manager == manager).collect();
         if mine.is_empty() {
@@ -63,7 +58,7 @@ pub fn stop(
     for r in records {
         dir.forget(r);
     }
-    Ok(StillHeld::probe(ctx, records))
+    Ok(())
 }
 
 /// Ports of stopped services that something still holds, each with who
@@ -75,12 +70,13 @@ pub struct StillHeld {
 }
 
 impl StillHeld {
-    /// `records`' ports probed once; `None` when all are free. A port no
-    /// socket listens on that only a connection's TIME_WAIT keeps busy is
-    /// left out: it clears by itself, and nothing of the service is left
-    /// in it. Probed in turn with other wtenv processes (the probe lock),
-    /// whose probe of the port would make it look busy.
-    fn probe(ctx: &Ctx, records: &[Record]) -> Option<StillHeld> {
+    /// The ports of `records`, stopped ([`stop`]), probed once; `None`
+    /// when all are free. A port no socket listens on that only a
+    /// connection's TIME_WAIT keeps busy is left out: it clears by
+    /// itself, and nothing of the service is left in it. Probed in turn
+    /// with other wtenv processes (the probe lock), whose probe of the
+    /// port would make it look busy.
+    pub fn probe(ctx: &Ctx, records: &[Record]) -> Option<StillHeld> {
         let ports = records.iter().flat_map(|r| r.ports.iter().copied());
         let mut holders = alloc::busy_holders(ports, &mut RealSystem::new(&ctx.registry));
         let busy: Vec<(u16, String, Holders)> = records
@@ -112,7 +108,7 @@ impl StillHeld {
         Error::failed(self.message()).with_hint(self.hint())
     }
 
-    /// What `remove --force` and a failed `up -d` say of it.
+    /// What a failed `up -d` says of it.
     pub fn warn(&self) {
         report::warn_hinted(&self.message(), &self.hint());
     }
@@ -154,8 +150,10 @@ impl Locked {
     }
 
     /// Stops every background service of `owner`'s worktree (`remove
-    /// --force`), saying each one as `down` does.
-    pub fn stop_all(&self, ctx: &Ctx, owner: &Owner) -> Result<Option<StillHeld>> {
+    /// --force`), saying each one as `down` does. What still holds a
+    /// port of theirs is not probed here: `remove` names it with what it
+    /// leaves running (`left running: port 5000 (web): listening: ...`).
+    pub fn stop_all(&self, ctx: &Ctx, owner: &Owner) -> Result<()> {
         let records = self.dir.records_in(owner);
         stop_saying(ctx, &self.dir, &records, Duration::from_secs(60))
     }
@@ -181,19 +179,18 @@ pub fn forget_gone(ctx: &Ctx) -> Result<Vec<Record>> {
 
 /// [`stop`], then one line per record: `stopped web (<unit>)`, or that it
 /// was not running (as its manager said before the stop) and its record
-/// is removed (`down`'s and `remove --force`'s words); what still holds
-/// their ports is returned, for the caller to say.
+/// is removed (`down`'s and `remove --force`'s words).
 pub fn stop_saying(
     ctx: &Ctx,
     dir: &StateDir,
     records: &[Record],
     patience: Duration,
-) -> Result<Option<StillHeld>> {
+) -> Result<()> {
     // A service that died on its own is not stopped here: said so, by the
     // state its manager gives (as `status` shows it). Its record is
     // removed and its holds swept all the same.
     let before: Vec<Live> = records.iter().map(query).collect();
-    let still_held = stop(ctx, dir, records, patience)?;
+    stop(ctx, dir, records, patience)?;
     for (r, live) in records.iter().zip(&before) {
         // Read back from a record, a file anyone may have edited.
         let service = printable(&r.service);
@@ -206,5 +203,5 @@ pub fn stop_saying(
             )
         });
     }
-    Ok(still_held)
+    Ok(())
 }

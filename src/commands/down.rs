@@ -54,7 +54,8 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
         report::status("nothing of this worktree runs in the background");
         return Ok(Outcome::SUCCESS);
     }
-    match background::stop_saying(ctx, &dir, &records, args.timeout)? {
+    background::stop_saying(ctx, &dir, &records, args.timeout)?;
+    match background::StillHeld::probe(ctx, &records) {
         Some(still_held) => Err(still_held.error()),
         None => Ok(Outcome::SUCCESS),
     }

@@ -210,11 +210,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 "stop them with 'wtenv down' in the worktree, or pass --force (they are stopped first)",
             ));
         }
-        // A port still held once they stopped is said; the removal goes
-        // on (what holds it keeps running, as --force leaves the rest).
-        if let Some(still_held) = background.stop_all(ctx, &owner)? {
-            still_held.warn();
-        }
+        // A port still held once they stopped (a daemon out of their
+        // reach) is named below with what `--force` leaves running, once.
+        background.stop_all(ctx, &owner)?;
     }
 
     // Who still uses the ports: recorded holders that live, and listeners

@@ -170,9 +170,10 @@ fn down_of_a_service_that_let_go_of_its_port_says_no_more() {
     assert!(free(web), "{down}");
 }
 
-/// `remove --force` stops the units, says what still holds a port of
-/// theirs as a warning (what holds it keeps running, as `--force` leaves
-/// the worktree's other processes), and removes the worktree.
+/// `remove --force` stops the units, names what still holds a port of
+/// theirs once, as it names what it leaves running (what holds it keeps
+/// running, as `--force` leaves the worktree's other processes; it was
+/// said twice, a still-held warning first), and removes the worktree.
 #[test]
 fn remove_force_warns_of_a_daemon_that_still_holds_the_port() {
     let t = TestEnv::new();
@@ -202,14 +203,20 @@ fn remove_force_warns_of_a_daemon_that_still_holds_the_port() {
     let remove = run(&mut t.wtenv(&["remove", "--force", wt.to_str().unwrap()]));
     assert_eq!(remove.code, Some(0), "{remove}");
     assert!(
-        remove.stderr.contains(&format!(
-            "wtenv: stopped web ({unit})\n\
-             warning: ports of the stopped services are still held:\n  \
-             port {web} (web): {described}\n\
-             hint: stop it (e.g. kill {pid})\n"
-        )),
+        remove
+            .stderr
+            .contains(&format!("wtenv: stopped web ({unit})\n"))
+            && remove.stderr.contains(&format!(
+                "warning: left running: port {web} (web): listening: {described}\n"
+            )),
         "{remove}"
     );
+    assert_eq!(
+        remove.stderr.matches(&format!("pid {pid} ")).count(),
+        1,
+        "{remove}"
+    );
+    assert!(!remove.stderr.contains("still held"), "{remove}");
     assert!(!wt.exists() && alive(pid), "{remove}");
 }
 
