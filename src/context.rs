@@ -57,15 +57,7 @@ impl Ctx {
     /// `anywhere`, which works from anywhere.
     pub fn cwd_else(&self, anywhere: Option<&str>) -> Result<&Path> {
         self.current_dir.as_deref().map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::not_found(
-                "the current directory no longer exists: it was deleted",
-            )
-            .with_hint(match anywhere {
-                Some(form) => format!(
-                    "cd to a directory that exists, or run {form}, which works from anywhere"
-                ),
-                None => "cd to a directory that exists".into(),
-            }),
+            std::io::ErrorKind::NotFound => cwd_deleted("it was deleted", anywhere),
             kind => {
                 let again = match e.raw_os_error() {
                     Some(code) => std::io::Error::from_raw_os_error(code),
@@ -311,6 +303,22 @@ impl Scope {
         self.purpose = purpose.to_owned();
         Ok(self)
     }
+}
+
+/// The error of a command whose current directory was deleted (exit 1):
+/// `the current directory no longer exists: WHY`, and the hint to cd to
+/// one that exists (or to run `anywhere`, a form of the command that
+/// needs none). Also an `up -d` that waited for the `remove` of its
+/// worktree ([`crate::background::up`]).
+pub fn cwd_deleted(why: &str, anywhere: Option<&str>) -> Error {
+    Error::not_found(format!("the current directory no longer exists: {why}")).with_hint(
+        match anywhere {
+            Some(form) => {
+                format!("cd to a directory that exists, or run {form}, which works from anywhere")
+            }
+            None => "cd to a directory that exists".into(),
+        },
+    )
 }
 
 /// The allocation request, under `config`, of the worktree at `worktree`

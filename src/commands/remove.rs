@@ -174,10 +174,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         root: &entry.path,
         git_dir: git_dir.as_deref(),
     };
-    // Looked at under the worktree's lock, held until what runs is
-    // stopped (or refused): an `up -d` still starting its first unit,
-    // with no record written yet, is waited for and its units then seen
-    // (or waits for this `remove`).
+    // Looked at under the worktree's lock, held until this `remove` is
+    // done (the worktree removed and its ports released, or a refusal):
+    // an `up -d` still starting its first unit, with no record written
+    // yet, is waited for and its units then seen; one that waits for
+    // this `remove` then finds the worktree gone and starts nothing.
     let command = if args.force {
         "wtenv remove --force"
     } else {
@@ -188,7 +189,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         .as_ref()
         .map(|b| b.running(&owner))
         .unwrap_or_default();
-    if let Some(background) = background.filter(|_| !detached.is_empty()) {
+    if let Some(background) = background.as_ref().filter(|_| !detached.is_empty()) {
         if !args.force {
             let names: Vec<String> = detached
                 .iter()
@@ -345,6 +346,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         }
         None => {}
     }
+    // The worktree's lock goes last: an `up -d` waiting for it finds the
+    // worktree gone, its ports released.
+    drop(background);
     Ok(Outcome::SUCCESS)
 }
 

@@ -548,6 +548,107 @@ fn remove_during_an_up_detach_with_no_record_yet(force: bool) {
     }
 }
 
+/// An `up -d` that waited for a `remove --force` of its worktree got the
+/// lock once the `remove` had stopped its unit, before git removed the
+/// worktree, and started units in a worktree being removed. The `remove`
+/// now holds the lock until it is done; the `up -d` then finds the
+/// worktree gone, fails as in a deleted directory (exit 1), naming the
+/// worktree, and starts nothing. Held by ordering: the unit's service
+/// ignores SIGTERM (noting it got one) and exits once the test says so;
+/// the test then holds the probe lock, which `remove` wants after its
+/// stop, before git removes the worktree, and sees who holds the
+/// worktree's lock meanwhile.
+#[test]
+fn up_detach_that_waited_for_a_remove_finds_the_worktree_gone() {
+    let t = TestEnv::new();
+    std::fs::write(
+        t.repo.join("slow_stop.py"),
+        "import http.server, os, signal, threading, time\n\
+         def die():\n    while not os.path.exists('die'): time.sleep(0.05)\n    os._exit(0)\n\
+         def term(*a):\n    open('termed', 'w').close()\n    threading.Thread(target=die).start()\n\
+         signal.signal(signal.SIGTERM, term)\n\
+         http.server.HTTPServer(('127.0.0.1', int(os.environ['WEB_PORT'])), \
+         http.server.SimpleHTTPRequestHandler).serve_forever(0.05)\n",
+    )
+    .unwrap();
+    t.write_config("[services.web]\nrun = \"exec python3 slow_stop.py\"\n");
+    t.git(&["add", "slow_stop.py", "wtenv.toml"]);
+    t.git(&["commit", "-q", "-m", "services"]);
+    let wt = t.add_worktree("feature-gone");
+    let _down = DownIn(&t, &wt);
+    let wt_path = std::fs::canonicalize(&wt).unwrap();
+    let up_d = ["up", "-d", "--manager", "wtenv", "--grace", "60s"];
+    let up = run(&mut t.wtenv_in(&wt, &up_d));
+    assert_eq!(up.code, Some(0), "{up}");
+    let web = t
+        .allocations()
+        .into_iter()
+        .find(|(_, s, w)| s == "web" && w.ends_with("feature-gone"))
+        .map(|(p, _, _)| p)
+        .unwrap();
+    let patient = |dir: &Path, args: &[&str]| {
+        let mut command = t.wtenv_in(dir, args);
+        command.env("WTENV_LOCK_TIMEOUT", "120s");
+        command
+    };
+    let mut command = patient(&t.repo, &["remove", "--force", wt.to_str().unwrap()]);
+    // Says when it waits for the probe lock.
+    command.env("WTENV_LOG", "wtenv=debug");
+    let remove = Spawned::of(&t, "remove", command);
+    // Its unit got SIGTERM: the `remove` holds the lock, stopping it.
+    assert!(
+        wait_for(Duration::from_secs(30), || wt.join("termed").exists()),
+        "{}",
+        remove.stderr()
+    );
+    let again = Spawned::of(&t, "again", patient(&wt, &up_d));
+    let waiting = format!(
+        "wtenv: waiting for 'wtenv remove --force' (pid {}) in this worktree\n",
+        remove.child.id()
+    );
+    let said = wait_for(Duration::from_secs(30), || {
+        again.stderr().contains(&waiting)
+    });
+    assert!(said, "{}", again.stderr());
+    let probe = std::fs::File::open(t.state_dir().join("probe.lock")).unwrap();
+    probe.lock().unwrap();
+    touch(&wt.join("die"));
+    // Stopped, and waiting for its turn to probe the worktree's ports.
+    let stopped = wait_for(Duration::from_secs(30), || {
+        let err = remove.stderr();
+        err.split_once("wtenv: stopped web")
+            .is_some_and(|(_, after)| after.contains("probe.lock"))
+    });
+    assert!(stopped, "{}", remove.stderr());
+    let lock = worktree_lock(&t, &t.repo.join(".git/worktrees/feature-gone"));
+    assert!(
+        lock_text(&lock).contains("wtenv remove --force"),
+        "the remove let go of the worktree's lock before git removed it: {:?}",
+        lock_text(&lock)
+    );
+    probe.unlock().unwrap();
+    let remove = remove.finish();
+    assert_eq!(remove.code, Some(0), "{remove}");
+    let again = again.finish();
+    assert_eq!(again.code, Some(1), "{again}");
+    assert_eq!(
+        again.stderr,
+        format!(
+            "{waiting}error: the current directory no longer exists: worktree {} was removed while this waited; nothing was started\n\
+             hint: cd to a directory that exists\n",
+            wt_path.display()
+        ),
+        "{again}"
+    );
+    assert!(!wt.exists() && free(web), "{again}");
+    assert!(records(&t).is_empty(), "{again}");
+    let left = t.allocations();
+    assert!(
+        !left.iter().any(|(_, _, w)| w.ends_with("feature-gone")),
+        "{left:?}"
+    );
+}
+
 /// What the holder of a worktree's lock wrote in it.
 fn lock_text(lock: &std::fs::File) -> String {
     use std::os::unix::fs::FileExt;
