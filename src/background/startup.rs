@@ -133,6 +133,7 @@ pub fn up(
     crate::supervise::services::refuse_busy(&wanted, &super::unit_pids(ctx, scope))?;
     let mut run = Startup {
         ctx,
+        scope,
         interrupted,
         dir: &dir,
         vars: &vars,
@@ -277,6 +278,7 @@ fn check(manager: Manager, launch: &Launch) -> Result<()> {
 /// The state of one `up --detach` while it starts services.
 struct Startup<'a> {
     ctx: &'a Ctx,
+    scope: &'a Scope,
     /// A signal's `Err` ([`Startup::leave_running`]).
     interrupted: &'a dyn Fn() -> Result<()>,
     dir: &'a StateDir,
@@ -386,7 +388,9 @@ impl Startup<'_> {
     /// recorded in the registry is taken, so that a service whose
     /// supervisor died (SIGKILLed) is stopped, as `down` stops an orphan,
     /// and the dead supervisor's hold swept, not kept for its orphans. A
-    /// port still held once they stopped is said ([`super::StillHeld`]).
+    /// port still held once they stopped is said ([`super::StillHeld`]);
+    /// one that a unit still running holds (one that ran before this
+    /// `up`) is said with `wtenv down`.
     fn stop_started(&self) {
         let mine: Vec<Record> = self
             .started
@@ -402,7 +406,8 @@ impl Startup<'_> {
             .collect();
         match stop(self.ctx, self.dir, &mine, Duration::from_secs(60)) {
             Ok(()) => {
-                if let Some(still_held) = StillHeld::probe(self.ctx, &mine) {
+                let units = super::unit_pids(self.ctx, self.scope);
+                if let Some(still_held) = StillHeld::probe(self.ctx, &mine, units) {
                     still_held.warn();
                 }
             }

@@ -67,6 +67,10 @@ pub fn stop(ctx: &Ctx, dir: &StateDir, records: &[Record], patience: Duration) -
 pub struct StillHeld {
     /// Port, service, holders.
     busy: Vec<(u16, String, Holders)>,
+    /// The main pids of the worktree's units that still run: a port one
+    /// of them (or a process under it) holds is stopped with `wtenv
+    /// down`, not `kill`.
+    units: Vec<u32>,
 }
 
 impl StillHeld {
@@ -75,8 +79,10 @@ impl StillHeld {
     /// connection's TIME_WAIT keeps busy is left out: it clears by
     /// itself, and nothing of the service is left in it. Probed in turn
     /// with other wtenv processes (the probe lock), whose probe of the
-    /// port would make it look busy.
-    pub fn probe(ctx: &Ctx, records: &[Record]) -> Option<StillHeld> {
+    /// port would make it look busy. `units`: the main pids of the
+    /// worktree's units that still run ([`super::unit_pids`], read once
+    /// `records` are forgotten), for the hint.
+    pub fn probe(ctx: &Ctx, records: &[Record], units: Vec<u32>) -> Option<StillHeld> {
         let ports = records.iter().flat_map(|r| r.ports.iter().copied());
         let mut holders = alloc::busy_holders(ports, &mut RealSystem::new(&ctx.registry));
         let busy: Vec<(u16, String, Holders)> = records
@@ -85,7 +91,7 @@ impl StillHeld {
             .filter_map(|(port, r)| Some((port, r.service.clone(), holders.remove(&port)?)))
             .filter(|(_, _, h)| !(h.unlistened() && h.time_wait))
             .collect();
-        (!busy.is_empty()).then_some(StillHeld { busy })
+        (!busy.is_empty()).then_some(StillHeld { busy, units })
     }
 
     /// `ports of the stopped services are still held:` and a line per
@@ -100,7 +106,7 @@ impl StillHeld {
     /// What to do: `up`'s words for a busy port
     /// ([`crate::supervise::services::busy_hint`]).
     fn hint(&self) -> String {
-        crate::supervise::services::busy_hint(&self.busy, &[])
+        crate::supervise::services::busy_hint(&self.busy, &self.units)
     }
 
     /// `down`'s error (exit 1: it could not do all it was asked).

@@ -55,7 +55,11 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
         return Ok(Outcome::SUCCESS);
     }
     background::stop_saying(ctx, &dir, &records, args.timeout)?;
-    match background::StillHeld::probe(ctx, &records) {
+    // Its units that still run (`down web` leaves the others) are read
+    // now that the stopped ones' records are removed: a port one of them
+    // holds is said with `wtenv down`, not `kill`.
+    let units = background::unit_pids(ctx, &scope);
+    match background::StillHeld::probe(ctx, &records, units) {
         Some(still_held) => Err(still_held.error()),
         None => Ok(Outcome::SUCCESS),
     }

@@ -242,3 +242,33 @@ fn a_failed_up_detach_warns_of_a_daemon_left_on_the_port() {
     assert!(up.stderr.contains(&warning), "{up}");
     assert!(alive(pid), "{up}");
 }
+
+/// `down web` while another service of the worktree, still running in the
+/// background, listens on web's port: its hint said `kill` of the pid, as
+/// of a stranger's, where `up` says `wtenv down` of a unit's process.
+/// Said now with `wtenv down`, the units `down` left running given.
+#[test]
+fn down_of_one_says_wtenv_down_of_a_port_another_unit_still_holds() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    // web listens on no port; api, ready once web is, listens on web's.
+    t.write_config(
+        "[services.web]\nrun = \"exec sleep 600\"\nhealth = { cmd = \"true\" }\n\
+         [services.api]\nrun = \"exec python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n\
+         health = { cmd = \"true\" }\ndepends_on = [\"web\"]\n",
+    );
+    let (web, _) = ports(&t);
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    assert!(wait_for(PATIENCE, || super::serves(web)), "{up}");
+    let down = run(&mut t.wtenv(&["down", "web"]));
+    assert_eq!(down.code, Some(1), "{down}");
+    assert!(
+        down.stderr.contains(&format!(
+            "error: ports of the stopped services are still held:\n  port {web} (web): pid "
+        )) && down.stderr.contains(
+            "hint: a service of this worktree runs in the background there: stop it with 'wtenv down' ('wtenv status' shows them)\n"
+        ) && !down.stderr.contains("kill "),
+        "{down}"
+    );
+}
