@@ -36,6 +36,18 @@ impl Refusal {
             Refusal::TooLong => TOO_LONG,
         }
     }
+
+    /// The whole refusal of the value written as `shown`: which of the
+    /// two it is, and what is accepted when it is not a duration
+    /// (`2x is not a duration: expected seconds (30) ...`, `"2y" is
+    /// longer than a year (1y), the most accepted`). A flag's and a
+    /// config's words.
+    pub fn of(self, shown: &str) -> String {
+        match self {
+            Refusal::NotADuration => format!("{shown} is {}: expected {FORMS}", self.said()),
+            Refusal::TooLong => format!("{shown} is {}", self.said()),
+        }
+    }
 }
 
 /// A bare number of seconds, as Rust reads a decimal number (`30`,
@@ -75,12 +87,10 @@ pub fn parse(text: &str) -> Option<Duration> {
     read(text).ok()
 }
 
-/// [`parse`] as clap's value parser: a refusal says what is accepted.
+/// [`parse`] as clap's value parser: a refusal says which it is and
+/// what is accepted ([`Refusal::of`]).
 pub fn parse_arg(text: &str) -> Result<Duration, String> {
-    read(text).map_err(|why| match why {
-        Refusal::NotADuration => format!("expected {FORMS}"),
-        Refusal::TooLong => TOO_LONG.to_owned(),
-    })
+    read(text).map_err(|why| why.of(text))
 }
 
 #[cfg(test)]
@@ -118,11 +128,11 @@ mod tests {
         assert_eq!(from_secs(1e300), Err(Refusal::TooLong));
         assert_eq!(
             parse_arg("banana"),
-            Err("expected seconds (30) or a duration (30s, 500ms, 1m), at most a year".into())
+            Err("banana is not a duration: expected seconds (30) or a duration (30s, 500ms, 1m), at most a year".into())
         );
         assert_eq!(
             parse_arg("1y 1s"),
-            Err("longer than a year (1y), the most accepted".into())
+            Err("1y 1s is longer than a year (1y), the most accepted".into())
         );
     }
 }

@@ -309,18 +309,12 @@ impl Checker<'_> {
 /// (`ready_timeout`, `interval`, `timeout`), which at 0s would fail at
 /// once or spin.
 pub(super) fn duration(raw: RawDuration, positive: bool) -> std::result::Result<Duration, String> {
-    use crate::duration::{FORMS, Refusal, from_secs, read};
+    use crate::duration::{from_secs, read};
     let (read, shown) = match raw {
         RawDuration::Text(text) => (read(&text), format!("{text:?}")),
         RawDuration::Seconds(secs, shown) => (from_secs(secs), shown),
     };
-    let duration = read.map_err(|refusal| {
-        let expected = match refusal {
-            Refusal::NotADuration => format!(": expected {FORMS}"),
-            Refusal::TooLong => String::new(),
-        };
-        format!("{shown} is {}{expected}", refusal.said())
-    })?;
+    let duration = read.map_err(|refusal| refusal.of(&shown))?;
     if positive && duration.is_zero() {
         return Err("must be longer than 0s".into());
     }

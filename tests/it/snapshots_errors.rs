@@ -229,6 +229,13 @@ fn bad_arguments_are_refused_with_usage() {
         "run_with_a_negative_grace_says_what_a_duration_is",
         &mut t.wtenv(&["run", "--grace", "-1s", "--", "true"]),
     );
+    // A flag says which refusal it is, as WTENV_LOCK_TIMEOUT and a
+    // config do (it said "expected ..." alone, or "longer than a year").
+    let out = run(&mut t.wtenv(&["run", "--grace", "2y", "--", "true"]));
+    let said =
+        "invalid value '2y' for '--grace <DUR>': 2y is longer than a year (1y), the most accepted";
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains(said), "{out}");
     snap(
         &t,
         "env_with_a_negative_hold_names_the_flag",
