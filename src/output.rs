@@ -45,8 +45,19 @@ pub fn json(fields: serde_json::Value) -> Result<()> {
 /// shortening the cells of column `shrink` (the one that holds command
 /// lines) with `…`; in a pipe or a file every cell stays whole.
 pub fn table_for_stdout(header: &[&str], rows: &[Vec<String>], shrink: usize) -> String {
-    let width = terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| w.0 as usize);
-    fit(header, rows, shrink, width)
+    fit(header, rows, shrink, terminal_width(std::io::stdout()))
+}
+
+/// The column count of the terminal `fd` is, if it is one that reports
+/// one: its rows do not matter (a pty made by `script` without a size,
+/// then `stty cols 90`, has 0 of them).
+fn terminal_width(fd: impl std::os::fd::AsFd) -> Option<usize> {
+    use rustix::termios::{isatty, tcgetwinsize};
+    if !isatty(&fd) {
+        return None;
+    }
+    let cols = tcgetwinsize(&fd).ok()?.ws_col;
+    (cols > 0).then_some(usize::from(cols))
 }
 
 /// Left-aligned columns, two spaces apart; the last column is not padded.

@@ -456,3 +456,41 @@ fn color_always_and_never_apply_to_clap_help_and_usage_errors() {
         assert_eq!(coloured(text), expected, "{args:?} force {force}: {out}");
     }
 }
+
+/// `ports` and `list` fit a terminal of 90 columns that reports 0 rows
+/// (`stty cols 90` in a pty of no size, as `script` makes one): the
+/// column count alone is the width. They printed every cell whole, as
+/// in a pipe, because the size was taken only with both counts set.
+#[test]
+fn ports_and_list_fit_a_terminal_that_reports_columns_but_no_rows() {
+    let t = TestEnv::new();
+    let port = crate::supervise::reserve_app(&t);
+    let long = format!("import time # {}", "x".repeat(150));
+    let _listener = PyListener::start(&t.repo, "4", "127.0.0.1", port, &long);
+    let wtenv = env!("CARGO_BIN_EXE_wtenv");
+    let mut script = std::process::Command::new("script");
+    t.apply_env(&mut script);
+    let out = run(script
+        .current_dir(&t.repo)
+        .stdin(Stdio::null())
+        .args([
+            "-qc",
+            &format!("stty cols 90 rows 0; stty size; {wtenv} ports; {wtenv} list"),
+        ])
+        .arg("/dev/null"));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.starts_with("0 90\r\n"), "{out}");
+    let rows: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(&port.to_string()) && l.contains("listening (pid "))
+        .collect();
+    assert_eq!(rows.len(), 2, "a row in ports and one in list:\n{out}");
+    for row in rows {
+        let row = row.trim_end_matches('\r');
+        assert!(row.contains('…'), "not shortened: {row:?}\n{out}");
+        // The state cell is cut (to 28 characters at the least, which
+        // a long worktree path can push past 90).
+        assert!(!row.contains(&"x".repeat(20)), "whole: {row:?}");
+    }
+}
