@@ -61,3 +61,24 @@ fn a_config_that_is_not_utf8_names_the_line_and_the_byte() {
         );
     }
 }
+
+/// A syntax error and a byte that is not UTF-8 stop the reading before
+/// any key is known: they name no key, even in a value (README said
+/// every error placed in the file named the key it is under).
+#[test]
+fn a_syntax_error_or_a_byte_not_utf8_in_a_value_names_no_key() {
+    assert_refused_at(
+        "wtenv.toml",
+        b"[env]\nX = \"\xff\"\n",
+        "2:6: ",
+        "not valid UTF-8 (byte 0xff)",
+        "fix line 2 (`X = \"\u{fffd}\"`)",
+    );
+    assert_refused_at(
+        "wtenv.toml",
+        "[services.web]\nrun = \"serve\nenv = [\"PORT\"]\n",
+        "2:13: ",
+        "not valid TOML: invalid basic string, expected `\"`",
+        "fix line 2 (`run = \"serve`)",
+    );
+}
