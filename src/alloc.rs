@@ -182,8 +182,13 @@ pub struct Request<'a> {
 pub enum HoldMode {
     /// New allocations are reserved (sticky); nothing is marked held. A
     /// process under a live holder of the worktree joins that hold instead
-    /// ([`ensure_allocations`]).
+    /// ([`ensure_allocations`]): `env` in a `nix develop` shell.
     Reserve,
+    /// [`HoldMode::Reserve`], whatever hold the calling process is under:
+    /// for a command whose result outlives that hold (`up --detach`'s
+    /// units, `export`'s unit files, `create --ports`, `enter`), whose
+    /// ports must stay the worktree's once the shell is gone.
+    Sticky,
     /// `run`/`up`/`env --hold PID`: every allocation of the worktree gets
     /// this holder, reserved ones too (so `remove` sees it); new ones live
     /// only while it lives.
@@ -202,7 +207,7 @@ impl HoldMode {
     /// The holder `service`'s allocation gets, if any.
     fn holder_for(&self, service: &str) -> Option<&Hold> {
         match self {
-            HoldMode::Reserve => None,
+            HoldMode::Reserve | HoldMode::Sticky => None,
             HoldMode::HoldAll(h) | HoldMode::Settling(h) => Some(h),
             HoldMode::HoldServices(h, only) => only.iter().any(|s| s == service).then_some(h),
         }
@@ -228,11 +233,11 @@ fn current_ports(data: &RegistryData, req: &Request) -> Ports {
 
 /// Makes sure every service of `req` has a port (rules 1-4, 7).
 ///
-/// Fast path, for [`HoldMode::Reserve`] and [`HoldMode::Settling`]: every
-/// service already has a *reserved* allocation and every recorded holder
-/// of it lives: one shared-lock read of this worktree's entries, no
-/// write. Otherwise one
-/// exclusive transaction: over the worktree's own entries when every
+/// Fast path, for [`HoldMode::Reserve`], [`HoldMode::Sticky`] and
+/// [`HoldMode::Settling`]: every service already has a *reserved*
+/// allocation and every recorded holder of it lives: one shared-lock
+/// read of this worktree's entries, no write. Otherwise one exclusive
+/// transaction: over the worktree's own entries when every
 /// service has its port (a hold to record, one merely held, a dead holder
 /// of ours to sweep), else over its ranges too, to sweep them and scan. On
 /// a conflict only the sweep is written, and the error carries the
@@ -334,8 +339,9 @@ pub fn ensure_vetted(
         // A process under a live holder of this worktree's ports (a prompt
         // hook or a `wtenv env` inside a `nix develop` shell, a command
         // under `wtenv run`) joins that hold: making the ports sticky
-        // would keep them after the holder is gone. Only held ports cost
-        // this /proc walk.
+        // would keep them after the holder is gone. (What outlives the
+        // holder asks for [`HoldMode::Sticky`], which never joins.) Only
+        // held ports cost this /proc walk.
         let me = std::process::id();
         joined = data
             .allocations
@@ -353,7 +359,7 @@ pub fn ensure_vetted(
     // /proc entry is cheap, and it is only this worktree's holds.
     let unwritten = match mode {
         HoldMode::Reserve => joined.is_some() || mine.iter().all(|a| a.reserved),
-        HoldMode::Settling(_) => mine.iter().all(|a| a.reserved),
+        HoldMode::Sticky | HoldMode::Settling(_) => mine.iter().all(|a| a.reserved),
         HoldMode::HoldAll(_) | HoldMode::HoldServices(..) => false,
     };
     let fast = complete
@@ -589,7 +595,7 @@ fn mark(data: &mut RegistryData, req: &Request, mode: &HoldMode, have: &Ports) {
         match mode {
             // Sticky (rule 1): what a plain `env` exported stays the
             // worktree's even after the process that held it is gone.
-            HoldMode::Reserve if !a.reserved => a.reserved = true,
+            HoldMode::Reserve | HoldMode::Sticky if !a.reserved => a.reserved = true,
             HoldMode::HoldAll(h) | HoldMode::Settling(h) if !a.holders.contains(h) => {
                 a.holders.push(h.clone())
             }

@@ -231,7 +231,9 @@ fn refuse_foreign(scope: &Scope, mine: &[Allocation], system: &mut dyn System) -
 
 /// Reserves every service's port for `scope`'s worktree (sticky, fail
 /// fast unless `skip_occupied`, the `--skip-occupied` flag, or the
-/// config's key): what `create --ports` and `enter` do.
+/// config's key): what `create --ports`, `enter`, `up --detach` and
+/// `export` do. Even under a live hold of the worktree's ports (a `nix
+/// develop` shell's), unlike `env`: what they leave outlives that hold.
 pub fn reserve(ctx: &Ctx, scope: &Scope, skip_occupied: bool) -> Result<alloc::Ports> {
     reserve_request(ctx, &scope.request(skip_occupied))
 }
@@ -242,7 +244,7 @@ pub fn reserve_request(ctx: &Ctx, request: &alloc::Request) -> Result<alloc::Por
     alloc::ensure(
         &ctx.registry,
         request,
-        &HoldMode::Reserve,
+        &HoldMode::Sticky,
         &mut RealSystem::new(&ctx.registry),
     )
 }

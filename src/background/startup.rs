@@ -75,11 +75,13 @@ pub fn up(
         .collect::<Result<Vec<_>>>()?;
     // The variables the services see (for `cmd` health checks), after the
     // checks `env` makes (a port held outside the worktree is refused).
+    // Sticky even in a shell that holds the ports (a `nix develop`
+    // shell's hook): the units outlive that shell.
     let skip = options.skip_occupied;
     let vars = crate::ports::ensure_verified(
         ctx,
         scope,
-        &alloc::HoldMode::Reserve,
+        &alloc::HoldMode::Sticky,
         skip,
         &crate::ports::accept_any,
     )?

@@ -13,6 +13,7 @@ mod health;
 mod moved;
 mod races;
 mod remove;
+mod shell_hold;
 mod still_held;
 mod systemd;
 mod up_failures;
