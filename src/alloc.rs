@@ -186,7 +186,8 @@ pub enum HoldMode {
     Reserve,
     /// [`HoldMode::Reserve`], whatever hold the calling process is under:
     /// for a command whose result outlives that hold (`up --detach`'s
-    /// units, `export`'s unit files, `create --ports`, `enter`), whose
+    /// units, `export`'s unit files, `allocate`, `create --ports`,
+    /// `enter`), whose
     /// ports must stay the worktree's once the shell is gone.
     Sticky,
     /// `run`/`up`/`env --hold PID`: every allocation of the worktree gets

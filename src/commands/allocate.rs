@@ -33,10 +33,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let mut request = scope.request(args.skip_occupied);
     request.services = vec![args.service.as_str()];
     request.adhoc = scope.config.service(&args.service).is_none();
+    // Sticky even inside a shell that holds the worktree's ports (a `nix
+    // develop` shell's): a port asked for by name is for what runs later,
+    // a script's container or a unit, not for that shell alone.
     let ensured = alloc::ensure_allocations(
         &ctx.registry,
         &request,
-        &HoldMode::Reserve,
+        &HoldMode::Sticky,
         &mut RealSystem::new(&ctx.registry),
     )?;
     let port = ensured.ports[&args.service];

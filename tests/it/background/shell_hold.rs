@@ -1,4 +1,4 @@
-//! `up --detach` and `export` inside a shell that holds the worktree's
+//! `up --detach`, `export` and `allocate` inside a shell that holds the worktree's
 //! ports (a `nix develop` shell's hook, simulated in `bash -c` as the
 //! devShell's shellHook evals it): what they leave outlives that shell, so
 //! they reserve the ports rather than join its hold, as `env` there does.
@@ -128,4 +128,39 @@ fn export_in_a_holding_shell_reserves_every_port() {
         "the shell did not hold both: {out}"
     );
     still_reserved(&t, &out);
+}
+
+/// `allocate` in the shell: the port it prints, for a service of the
+/// config (held by the shell) or one it names ad hoc, stays the
+/// worktree's once the shell is gone, as `allocate` outside any shell
+/// keeps it.
+#[test]
+fn allocate_in_a_holding_shell_reserves_the_port_it_prints() {
+    let t = TestEnv::new();
+    committed_services(&t);
+    let out = in_a_holding_shell(
+        &t,
+        "{hook}\n{wtenv} allocate --service web || exit\n{wtenv} allocate --service db",
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let printed: Vec<u64> = out.stdout.lines().map(|l| l.parse().unwrap()).collect();
+    let reg = t.registry();
+    let reserved: Vec<(String, u64)> = reg["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["reserved"] == true && a.get("holders").is_none())
+        .map(|a| {
+            (
+                a["service"].as_str().unwrap().to_owned(),
+                a["port"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    for (service, port) in ["web", "db"].into_iter().zip(printed) {
+        assert!(
+            reserved.contains(&(service.to_owned(), port)),
+            "{service} on {port} not kept: {out}\n{reg}"
+        );
+    }
 }
