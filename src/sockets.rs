@@ -359,6 +359,7 @@ fn place_and_exec(argv: &[OsString]) -> Result<Outcome> {
         program: program.to_string_lossy().into_owned(),
         command: program.to_owned(),
         source: err,
+        dir: None,
     };
     // Said by wtenv, which started this process, as for any command that
     // could not be started; only with no one reading is it said here.

@@ -212,7 +212,7 @@ fn supervised(
     };
     // Our copies of the pipes' write ends go with the expression, so the
     // log threads see EOF once the command's processes close theirs.
-    let spawned = supervisor.spawn(expr, exec, &named, program, log.is_none());
+    let spawned = supervisor.spawn(expr, exec, &named, program, None, log.is_none());
     let pgid = match spawned {
         Ok(pgid) => pgid,
         Err(e) => {

@@ -138,6 +138,7 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
                     program: name,
                     command: Default::default(),
                     source,
+                    dir: None,
                 };
                 report::problem(&message, Some(&e.hint()));
                 e.outcome()
@@ -168,7 +169,7 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
             let name = format!("service {}", unit.service.name);
             // Our copies of the write ends go with the expression, so the
             // pumps see EOF once the service's processes close theirs.
-            let spawned = sup.spawn(expr, exec, &name, &argv[0], false);
+            let spawned = sup.spawn(expr, exec, &name, &argv[0], Some(&root), false);
             let pgid = spawned.map_err(|e| {
                 report::problem(&e.message(), Some(&e.hint()));
                 e.outcome()

@@ -17,6 +17,11 @@ pub struct SpawnError {
     /// looked up in PATH (looked up again to say why it did not start).
     pub command: OsString,
     pub source: io::Error,
+    /// The directory the child was to start in, when wtenv chose it
+    /// (`up`'s services: the worktree's root); `None` when the child
+    /// inherits wtenv's own, which `run` checked before (see
+    /// [`SpawnError::gone_dir`]).
+    pub dir: Option<PathBuf>,
 }
 
 /// A command not found that names a file that is there: `execve` says
@@ -42,51 +47,58 @@ impl SpawnError {
     /// `could not run foo: command not found`.
     pub fn message(&self) -> String {
         let mut at = String::new();
-        let why = match self.source.kind() {
-            io::ErrorKind::NotFound => match self.missing() {
-                Some(missing) => {
-                    at = self.named(&missing.file);
-                    match missing.interpreter {
+        let why = if let Some(dir) = self.gone_dir() {
+            format!(
+                "its working directory {} is gone",
+                crate::process::printable_path(dir)
+            )
+        } else {
+            match self.source.kind() {
+                io::ErrorKind::NotFound => match self.missing() {
+                    Some(missing) => {
+                        at = self.named(&missing.file);
+                        match missing.interpreter {
                         Some(interpreter) => format!(
                             "its interpreter {} (its #! line) was not found",
                             crate::process::printable(&interpreter)
                         ),
                         None => "it is there, but what it needs to start (a #! interpreter, a dynamic loader) was not found".to_owned(),
                     }
-                }
-                None => {
-                    // `up`'s `./serve` is the root's file, wherever `up`
-                    // was started: say which file was not there.
-                    if self.command.as_bytes().contains(&b'/') {
-                        at = self.named(Path::new(&self.command));
-                        "command not found".to_owned()
-                    } else if self.command.as_os_str() != self.program.as_str() {
-                        // `up`'s `service web` does not say which command.
-                        format!(
-                            "{}: command not found",
-                            crate::process::printable(&self.command.to_string_lossy())
-                        )
-                    } else {
-                        "command not found".to_owned()
                     }
-                }
-            },
-            io::ErrorKind::PermissionDenied => match self.found(|_| true) {
-                Some(file) => {
-                    at = self.named(&file);
-                    if file.is_dir() {
-                        "is a directory".to_owned()
-                    } else {
-                        "permission denied (not executable)".to_owned()
+                    None => {
+                        // `up`'s `./serve` is the root's file, wherever `up`
+                        // was started: say which file was not there.
+                        if self.command.as_bytes().contains(&b'/') {
+                            at = self.named(Path::new(&self.command));
+                            "command not found".to_owned()
+                        } else if self.command.as_os_str() != self.program.as_str() {
+                            // `up`'s `service web` does not say which command.
+                            format!(
+                                "{}: command not found",
+                                crate::process::printable(&self.command.to_string_lossy())
+                            )
+                        } else {
+                            "command not found".to_owned()
+                        }
                     }
-                }
-                None => "permission denied (not executable)".to_owned(),
-            },
-            io::ErrorKind::ArgumentListTooLong => format!(
-                "its command line and environment are larger than the system allows ({})",
-                self.source
-            ),
-            _ => self.source.to_string(),
+                },
+                io::ErrorKind::PermissionDenied => match self.found(|_| true) {
+                    Some(file) => {
+                        at = self.named(&file);
+                        if file.is_dir() {
+                            "is a directory".to_owned()
+                        } else {
+                            "permission denied (not executable)".to_owned()
+                        }
+                    }
+                    None => "permission denied (not executable)".to_owned(),
+                },
+                io::ErrorKind::ArgumentListTooLong => format!(
+                    "its command line and environment are larger than the system allows ({})",
+                    self.source
+                ),
+                _ => self.source.to_string(),
+            }
         };
         // An empty name would read "could not run : ...".
         let program = match self.program.as_str() {
@@ -107,6 +119,22 @@ impl SpawnError {
             format!(" ({shown})")
         } else {
             format!(" ({shown}, found in PATH)")
+        }
+    }
+
+    /// The directory the child was to start in, when it is not there now:
+    /// the child's `chdir` failed, which its `exec` would have said as
+    /// ENOENT too, and naming the command (or its `#!` interpreter, when
+    /// the command is there) sent the user looking for the wrong thing.
+    /// Checked after the failed spawn, as the command's file is.
+    fn gone_dir(&self) -> Option<&Path> {
+        let dir = self.dir.as_deref()?;
+        if self.source.kind() != io::ErrorKind::NotFound {
+            return None;
+        }
+        match dir.metadata() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Some(dir),
+            _ => None,
         }
     }
 
@@ -157,6 +185,9 @@ impl SpawnError {
     /// missing or not executable is the command's own fault: a limit of
     /// the system (E2BIG, EMFILE, EAGAIN) is not fixed by checking its name.
     pub fn hint(&self) -> String {
+        if self.gone_dir().is_some() {
+            return "its worktree was moved or removed: 'wtenv list' shows the worktrees and where they are".to_owned();
+        }
         let hint = match self.source.kind() {
             io::ErrorKind::NotFound => match self.missing() {
                 Some(Missing {
@@ -323,6 +354,7 @@ mod tests {
             program: program.into(),
             command: command.into(),
             source: io::Error::from(io::ErrorKind::NotFound),
+            dir: None,
         };
         assert_eq!(
             missing("service web", "/nonexistent/wtenv/serve").message(),
@@ -339,11 +371,40 @@ mod tests {
     }
 
     #[test]
+    fn a_working_directory_gone_is_named_not_the_command() {
+        // `sh` is there: without the check, its missing "#! interpreter"
+        // was blamed.
+        let gone = |dir: &str| SpawnError {
+            program: "service web".into(),
+            command: "sh".into(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+            dir: Some(dir.into()),
+        };
+        let e = gone("/nonexistent/wtenv/worktree");
+        assert_eq!(
+            e.message(),
+            "could not run service web: its working directory /nonexistent/wtenv/worktree is gone"
+        );
+        assert!(e.hint().contains("'wtenv list'"), "{}", e.hint());
+        assert_eq!(e.outcome(), Outcome::Code(127));
+        // A directory that is there: the command is to blame.
+        let e = SpawnError {
+            command: "wtenv-no-such-command".into(),
+            ..gone("/")
+        };
+        assert_eq!(
+            e.message(),
+            "could not run service web: wtenv-no-such-command: command not found"
+        );
+    }
+
+    #[test]
     fn spawn_errors_map_to_shell_codes() {
         let e = SpawnError {
             program: "nope".into(),
             command: "nope".into(),
             source: io::Error::from(io::ErrorKind::NotFound),
+            dir: None,
         };
         assert_eq!(e.outcome(), Outcome::Code(127));
         assert!(e.message().contains("command not found"));
@@ -351,6 +412,7 @@ mod tests {
             program: "./x".into(),
             command: "./x".into(),
             source: io::Error::from(io::ErrorKind::PermissionDenied),
+            dir: None,
         };
         assert_eq!(e.outcome(), Outcome::Code(126));
     }

@@ -106,7 +106,8 @@ impl Supervisor {
     }
 
     /// Starts `expr` in a new process group. `program` names it in an
-    /// error, `command` is its first word (see [`SpawnError`]).
+    /// error, `command` is its first word, `dir` the directory `expr`
+    /// starts it in, when it names one (see [`SpawnError`]).
     /// `terminal`: hand it wtenv's controlling terminal whenever wtenv is
     /// that terminal's foreground group (see [`Tty`]). `exec`: a socket
     /// hand-off's report ([`crate::sockets::handoff`]): a command its
@@ -120,12 +121,14 @@ impl Supervisor {
         exec: Option<ExecReport>,
         program: &str,
         command: &std::ffi::OsStr,
+        dir: Option<&std::path::Path>,
         terminal: bool,
     ) -> Result<Pgid, SpawnError> {
         let failed = |source| SpawnError {
             program: program.to_owned(),
             command: command.to_owned(),
             source,
+            dir: dir.map(ToOwned::to_owned),
         };
         let handle = expr
             .unchecked()

@@ -244,7 +244,7 @@ mod tests {
             let mut sup = Supervisor::new(Duration::from_secs(5)).unwrap();
             let expr = duct::cmd!("bash", "-c", &script);
             let pgid = sup
-                .spawn(expr, None, "bash", "bash".as_ref(), false)
+                .spawn(expr, None, "bash", "bash".as_ref(), None, false)
                 .unwrap();
             let deadline = Instant::now() + Duration::from_secs(30);
             while !file.exists() {

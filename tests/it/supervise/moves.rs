@@ -1,7 +1,8 @@
 //! A supervising wtenv (`run`, `up`) whose worktree `git worktree move`
 //! takes elsewhere while it runs: what it writes later (a restarted
 //! service's group) lands on the entries that followed the worktree, and
-//! its holds are released there when it ends.
+//! its holds are released there when it ends. One removed under it
+//! cannot restart a service, and says why.
 
 use std::path::{Path, PathBuf};
 
@@ -179,4 +180,28 @@ fn a_run_clears_its_hold_at_a_path_its_worktree_left_after_its_entries_followed(
     let here = third.to_str().unwrap().to_owned();
     assert_eq!(entry(&t, port), (here, vec![]), "it followed");
     assert_valid(&t);
+}
+
+/// `up` whose worktree was removed (`rm -rf`) while its service ran: the
+/// restart could not start there, and the error names the directory that
+/// is gone, not the command (`sh` is there: "a #! interpreter ... was not
+/// found" sent the user looking at the command).
+#[test]
+fn a_restart_in_a_removed_worktree_names_its_working_directory() {
+    let t = TestEnv::new();
+    let config =
+        format!("[services.app]\nenv = [\"PORT\"]\nrun = \"{SERVE}\"\nrestart = \"on-failure\"\n");
+    let (first, mut w, _, old) = serving(&t, &config, &["up", "--grace", "5s"]);
+    std::fs::remove_dir_all(&first).unwrap();
+    killpg(Pid::from_raw(old as i32), Signal::SIGKILL).unwrap();
+    let status = w.wait();
+    let stderr = w.stderr_text();
+    let gone = format!(
+        "error: could not run service app: its working directory {} is gone\n\
+         hint: its worktree was moved or removed: 'wtenv list' shows the worktrees and where they are\n",
+        first.display()
+    );
+    assert!(stderr.contains(&gone), "{stderr}");
+    assert!(!stderr.contains("interpreter"), "{stderr}");
+    assert_eq!(status.code(), Some(127), "{stderr}");
 }
