@@ -365,6 +365,20 @@ pub fn with_worktree_gone(state: String, gone: bool) -> String {
     }
 }
 
+/// `state` said of a port kept for a worktree of a repository moved
+/// whole (`mv` of its main worktree and its worktrees), as `validate` run
+/// in that repository reports it (`repository-moved`, the same rule:
+/// [`crate::alloc::left_to_claim`]): `repository moved, idle`. Kept, not
+/// freed: the worktree's next `env` takes it, once git finds it again
+/// (`git worktree repair`).
+pub fn with_repository_moved(state: String, kept: bool) -> String {
+    if kept {
+        format!("repository moved, {state}")
+    } else {
+        state
+    }
+}
+
 /// `state` said of a port whose worktree was moved away from the path
 /// recorded (`git worktree move`): `moved to /src/m, idle`. The entry
 /// follows it at the next allocation in its range, its own `env`, or

@@ -12,7 +12,7 @@ use crate::exit::Outcome;
 use crate::git::ListedWorktree;
 use crate::health::status::{self, Lookup, ServiceStatus};
 use crate::output;
-use crate::ports::{self, state_text, with_moved_to, with_worktree_gone};
+use crate::ports::{self, state_text, with_moved_to, with_repository_moved, with_worktree_gone};
 use crate::registry::Allocation;
 use crate::worktrees::{self, stale_record};
 
@@ -37,6 +37,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     // them has ports `validate --fix` would release: what the hint after
     // the table says to do.
     let mut prunable = None;
+    // The ports kept for worktrees of a repository moved whole
+    // ([`alloc::left_to_claim`]), read once a worktree may have some.
+    let mut left = None;
     for e in &entries {
         // Each worktree's own config decides its services (a branch may
         // have another wtenv.toml); the current one when it cannot be read.
@@ -46,11 +49,27 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             .and_then(|w| Config::discover(&w.root).ok())
             .filter(|_| ctx.config_path.is_none())
             .unwrap_or_else(|| config.clone());
-        let mine: Vec<&Allocation> = data
+        let mut mine: Vec<&Allocation> = data
             .allocations
             .iter()
             .filter(|a| a.belongs_to(&here.common_dir, &e.path))
             .collect();
+        // A worktree of this repository moved whole with it, not found
+        // again by git yet (`git worktree repair`), is listed at its old
+        // path, prunable; its entries, recorded there with the old common
+        // dir, are kept for it (`validate` run here: `repository-moved`):
+        // its rows show them. Looked for only for such a worktree with no
+        // entries of its own, in this repository's own stamps.
+        let kept = mine.is_empty() && e.listed.prunable.is_some() && {
+            let left = left
+                .get_or_insert_with(|| alloc::left_to_claim(&data, &here.common_dir, &mut system));
+            mine.extend(
+                data.allocations
+                    .iter()
+                    .filter(|a| a.worktree == e.path && left.contains(&a.port)),
+            );
+            !mine.is_empty()
+        };
         let usage = alloc::classify(&mine, &mut system).map_err(Error::probe)?;
         // The git dir git lists in the place of a main worktree wtenv
         // cannot name is no worktree: no services of its own
@@ -69,7 +88,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         }
         // A worktree git would prune may be gone (a stat, then git's
         // files; no git process): its ports' rows say so.
-        let gone = !mine.is_empty() && system.worktree_gone(&e.path, &here.common_dir);
+        let gone = !kept && !mine.is_empty() && system.worktree_gone(&e.path, &here.common_dir);
         let mut services = Vec::new();
         for name in names {
             let found = mine.iter().zip(&usage).find(|(a, _)| a.service == name);
@@ -82,7 +101,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 found.map(|(a, u)| (*a, u)),
                 &mut system,
                 health,
-                (gone && moved.is_none(), moved),
+                Whereabouts {
+                    gone: gone && moved.is_none(),
+                    kept: kept && moved.is_none(),
+                    moved,
+                },
             ));
         }
         let branch = e.listed.branch.clone().unwrap_or_else(|| {
@@ -273,15 +296,27 @@ struct ServiceView {
     json: serde_json::Value,
 }
 
+/// Where a service's entry is, beside its worktree's path.
+struct Whereabouts {
+    /// Its worktree is gone: `worktree gone, `.
+    gone: bool,
+    /// Kept for a worktree of a repository moved whole: `repository
+    /// moved, `.
+    kept: bool,
+    /// Its worktree was moved there: `moved to PATH, `.
+    moved: Option<std::path::PathBuf>,
+}
+
 /// A service's row: its port's live state, then, when processes hold it,
 /// each holder (`held by pid N`, or `: gone` once it is not); after
-/// `worktree gone, ` when its worktree is (`gone`).
+/// `worktree gone, ` when its worktree is, or where it went
+/// ([`Whereabouts`]).
 fn service_view(
     name: &str,
     found: Option<(&Allocation, &Usage)>,
     system: &mut dyn System,
     health: Option<ServiceStatus>,
-    (gone, moved): (bool, Option<std::path::PathBuf>),
+    Whereabouts { gone, kept, moved }: Whereabouts,
 ) -> ServiceView {
     match found {
         None => ServiceView {
@@ -302,6 +337,7 @@ fn service_view(
                 "restarts": health.as_ref().map(|h| h.restarts),
                 "worktree_gone": gone,
                 "moved_to": null,
+                "repository_moved": kept,
             }),
         },
         Some((a, u)) => {
@@ -323,14 +359,18 @@ fn service_view(
                 "restarts": health.as_ref().map(|h| h.restarts),
                 "worktree_gone": gone,
                 "moved_to": moved,
+                "repository_moved": kept,
             });
             crate::probe::listening_json(&mut json, "listeners", u.listening());
             ServiceView {
                 service: name.to_owned(),
                 port: Some(a.port),
-                state: with_moved_to(
-                    with_worktree_gone(status::with_state(state, health.as_ref()), gone),
-                    moved.as_deref(),
+                state: with_repository_moved(
+                    with_moved_to(
+                        with_worktree_gone(status::with_state(state, health.as_ref()), gone),
+                        moved.as_deref(),
+                    ),
+                    kept,
                 ),
                 json,
             }

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::health::status::{self, Lookup, ServiceStatus};
 use crate::output;
-use crate::ports::{state_text, with_moved_to, with_worktree_gone};
+use crate::ports::{state_text, with_moved_to, with_repository_moved, with_worktree_gone};
 use crate::registry::Allocation;
 
 #[derive(Debug, clap::Args)]
@@ -50,7 +50,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         .iter()
         .map(|a| alloc::moved_to(&data, a, &mut system))
         .collect();
-    let gone: Vec<bool> = rows
+    let mut gone: Vec<bool> = rows
         .iter()
         .zip(&moved)
         .map(|(a, moved)| {
@@ -59,16 +59,38 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                     || alloc::repository_gone(a, &mut system))
         })
         .collect();
+    // A gone row kept for a worktree of a repository moved whole: kept,
+    // not gone, as `validate` run here says (`repository-moved`). Only
+    // another repository's rows can be (`--all`), and only gone ones are
+    // looked at: the repository here is found, and its own stamps read,
+    // only when there is one.
+    let kept: Vec<bool> = match repository.is_none() && gone.contains(&true) {
+        true => {
+            let here = ctx.worktree_here().ok().flatten().map(|w| w.common_dir);
+            let left = here.map_or_else(Default::default, |r| {
+                alloc::left_to_claim(&data, &r, &mut system)
+            });
+            rows.iter()
+                .zip(&gone)
+                .map(|(a, gone)| *gone && left.contains(&a.port))
+                .collect()
+        }
+        false => vec![false; rows.len()],
+    };
+    for (gone, kept) in gone.iter_mut().zip(&kept) {
+        *gone &= !kept;
+    }
     if args.json {
         let items: Vec<_> = rows
             .iter()
             .zip(&usage)
             .zip(&health)
-            .zip(gone.iter().zip(&moved))
-            .map(|(((a, u), h), (gone, moved))| {
+            .zip(gone.iter().zip(&moved).zip(&kept))
+            .map(|(((a, u), h), ((gone, moved), kept))| {
                 let mut item = allocation_json(a, u, h.as_ref(), &mut system);
                 item["worktree_gone"] = (*gone).into();
                 item["moved_to"] = json!(moved);
+                item["repository_moved"] = (*kept).into();
                 item
             })
             .collect();
@@ -78,10 +100,11 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             .iter()
             .zip(&usage)
             .zip(&health)
-            .zip(gone.iter().zip(&moved))
-            .map(|(((a, u), h), (gone, moved))| {
+            .zip(gone.iter().zip(&moved).zip(&kept))
+            .map(|(((a, u), h), ((gone, moved), kept))| {
                 let state = status::with_state(state_text(u), h.as_ref());
                 let state = with_moved_to(with_worktree_gone(state, *gone), moved.as_deref());
+                let state = with_repository_moved(state, *kept);
                 vec![
                     a.port.to_string(),
                     a.service.clone(),

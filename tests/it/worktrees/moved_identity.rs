@@ -3,7 +3,7 @@
 //! moved from gets ports of its own, a stamp a release left stale names
 //! nothing, a repository deleted or moved whole is told apart.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::moved::{move_worktree, moved_world, ports_of};
 use crate::support::{HttpServer, TestEnv, run};
@@ -17,6 +17,19 @@ fn exports(t: &TestEnv, dir: &Path, variable: &str, port: u16) {
         out.stdout.contains(&format!("export {variable}='{port}'")),
         "{out}"
     );
+}
+
+/// The main worktree given ports too, then the repository moved whole
+/// with `mv` (its main worktree and `first`) into `elsewhere`: returns
+/// the main worktree, the linked one and `elsewhere`.
+fn move_whole(t: &TestEnv, first: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    exports(t, &t.repo, "WEB_PORT", t.ports.port(2));
+    let to = t.root().join("elsewhere");
+    std::fs::create_dir(&to).unwrap();
+    let (main, linked) = (to.join("repo"), to.join("first"));
+    std::fs::rename(&t.repo, &main).unwrap();
+    std::fs::rename(first, &linked).unwrap();
+    (main, linked, to)
 }
 
 /// Finding A: `git worktree move` keeps the git dir and its stamp; a new
@@ -239,12 +252,7 @@ fn a_deleted_repositorys_entries_are_gone_though_a_worktrees_directory_is_left()
 #[test]
 fn a_repository_moved_whole_keeps_each_worktrees_ports() {
     let (t, first) = moved_world();
-    exports(&t, &t.repo, "WEB_PORT", t.ports.port(2));
-    let to = t.root().join("elsewhere");
-    std::fs::create_dir(&to).unwrap();
-    let (main, linked) = (to.join("repo"), to.join("first"));
-    std::fs::rename(&t.repo, &main).unwrap();
-    std::fs::rename(&first, &linked).unwrap();
+    let (main, linked, to) = move_whole(&t, &first);
 
     exports(&t, &main, "WEB_PORT", t.ports.port(2));
     exports(&t, &main, "API_PORT", t.ports.port(3));
@@ -328,12 +336,7 @@ fn ports_and_list_say_a_moved_worktrees_ports_moved_not_gone() {
 #[test]
 fn validate_fix_keeps_the_entries_of_a_repository_moved_whole_for_its_worktrees() {
     let (t, first) = moved_world();
-    exports(&t, &t.repo, "WEB_PORT", t.ports.port(2));
-    let to = t.root().join("elsewhere");
-    std::fs::create_dir(&to).unwrap();
-    let (main, linked) = (to.join("repo"), to.join("first"));
-    std::fs::rename(&t.repo, &main).unwrap();
-    std::fs::rename(&first, &linked).unwrap();
+    let (main, linked, _) = move_whole(&t, &first);
 
     let fix = |expected: usize| {
         let fixed = run(&mut t.wtenv_in(&main, &["validate", "--fix"]));
@@ -364,4 +367,74 @@ fn validate_fix_keeps_the_entries_of_a_repository_moved_whole_for_its_worktrees(
     let check = run(&mut t.wtenv_in(&main, &["validate"]));
     assert_eq!(check.code, Some(0), "{check}");
     assert!(!check.stdout.contains("repository-moved"), "{check}");
+}
+
+/// A repository moved whole, seen from its main worktree before the
+/// linked one is repaired: `ports --all` and `list` said the entries
+/// kept for the linked one `worktree gone` (and `list` showed its
+/// services unallocated) while `validate` says `repository-moved`; they
+/// say `repository moved`, in JSON `repository_moved`. Seen from
+/// outside the repository, `worktree gone`, as `validate` says there.
+#[test]
+fn ports_and_list_say_a_repository_moved_whole_as_validate_does() {
+    let (t, first) = moved_world();
+    let (main, linked, _) = move_whole(&t, &first);
+    exports(&t, &main, "WEB_PORT", t.ports.port(2));
+    let kept = [t.ports.port(0), t.ports.port(1)];
+    let said = "repository moved, idle";
+
+    let all = run(&mut t.wtenv_in(&main, &["ports", "--all"]));
+    assert_eq!(all.code, Some(0), "{all}");
+    assert_eq!(all.stdout.matches(said).count(), 2, "{all}");
+    assert!(!all.stdout.contains("worktree gone"), "{all}");
+    let list = run(&mut t.wtenv_in(&main, &["list"]));
+    assert_eq!(list.code, Some(0), "{list}");
+    for port in kept {
+        let row = list
+            .stdout
+            .lines()
+            .find(|l| l.contains(&format!(" {port} ")))
+            .unwrap_or_else(|| panic!("no row of {port}: {list}"));
+        assert!(row.starts_with(first.to_str().unwrap()), "{list}");
+        assert!(row.ends_with(said), "{list}");
+    }
+    assert!(!list.stderr.contains("validate --fix"), "{list}");
+
+    let json = run(&mut t.wtenv_in(&main, &["ports", "--all", "--json"]));
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    for a in doc["allocations"].as_array().unwrap() {
+        let is_kept = kept.iter().any(|p| a["port"] == *p);
+        assert_eq!(a["repository_moved"], is_kept, "{json}");
+        assert_eq!(a["worktree_gone"], false, "{json}");
+    }
+    let json = run(&mut t.wtenv_in(&main, &["list", "--json"]));
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let services: Vec<&serde_json::Value> = doc["worktrees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["path"] == first.to_str().unwrap())
+        .flat_map(|w| w["services"].as_array().unwrap())
+        .collect();
+    assert_eq!(services.len(), 2, "{json}");
+    for s in services {
+        assert!(kept.iter().any(|p| s["port"] == *p), "{json}");
+        assert_eq!(s["repository_moved"], true, "{json}");
+        assert_eq!(s["worktree_gone"], false, "{json}");
+    }
+
+    // Outside the repository, nothing tells where it went.
+    let outside = run(&mut t.wtenv_in(&t.root(), &["ports", "--all"]));
+    assert_eq!(
+        outside.stdout.matches("worktree gone, idle").count(),
+        2,
+        "{outside}"
+    );
+    assert!(!outside.stdout.contains(said), "{outside}");
+
+    // Once the linked worktree takes them, nothing is kept.
+    t.git_in(&main, &["worktree", "repair", linked.to_str().unwrap()]);
+    exports(&t, &linked, "WEB_PORT", t.ports.port(0));
+    let all = run(&mut t.wtenv_in(&main, &["ports", "--all"]));
+    assert!(!all.stdout.contains("repository moved"), "{all}");
 }
