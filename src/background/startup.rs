@@ -270,7 +270,10 @@ fn check(manager: Manager, launch: &Launch) -> Result<()> {
         ));
     }
     match manager {
-        Manager::Systemd => systemd::run_args(launch).map(drop),
+        Manager::Systemd => {
+            systemd::run_args(launch)?;
+            systemd::refuse_exported(launch)
+        }
         Manager::Launchd => launchd::plist(&launchd::agent_of(launch)).map(drop),
         // A process of ours: its environment and paths are passed as bytes.
         Manager::Wtenv => Ok(()),

@@ -203,6 +203,55 @@ pub fn start(launch: &Launch) -> Result<Option<u32>> {
     Ok(query(&launch.unit).pid)
 }
 
+/// Refuses `launch` when the manager has a unit file of its name: the
+/// `.service` `export systemd` wrote for the service, linked or exported
+/// into a directory the manager loads. `systemd-run` cannot make a
+/// transient unit of that name ("was already loaded or has a fragment
+/// file"), and the exported units are the other way to run the same
+/// services (README, "Exporting units"). Asked before anything is
+/// reserved: the refusal leaves the registry as it was.
+pub fn refuse_exported(launch: &Launch) -> Result<()> {
+    let out = systemctl(&[
+        "show",
+        "--property=Transient,FragmentPath",
+        "--",
+        &launch.unit,
+    ])
+    .stderr(Stdio::null())
+    .output();
+    let text = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        _ => return Ok(()),
+    };
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_default()
+    };
+    // A transient unit's fragment (`/run/.../transient/`) is an earlier
+    // `up -d`'s, which `systemd-run` says of itself.
+    let fragment = get("FragmentPath").to_owned();
+    if fragment.is_empty() || get("Transient") == "yes" {
+        return Ok(());
+    }
+    let target = format!("{}.target", launch.group);
+    // Every file of the worktree's starts with its target's name: the
+    // `*` outside the quotes, so that the shell expands it.
+    let files = std::path::Path::new(&fragment).with_file_name(&launch.group);
+    Err(Error::refused(format!(
+        "service {} is exported: the systemd user manager has the unit {} ({}), so 'up --detach' cannot start it as a unit of its own",
+        crate::process::printable(&launch.service),
+        quote_in_message(&launch.unit),
+        crate::process::printable(&fragment)
+    ))
+    .with_hint(format!(
+        "run the exported units instead (systemctl --user start {}), or, to use 'up --detach', remove the exported files and links of this worktree (systemctl --user disable {}; rm {}*) and run systemctl --user daemon-reload",
+        quote_in_message(&target),
+        quote_in_message(&target),
+        quote_in_message(&files),
+    )))
+}
+
 /// Stops the units (one `systemctl stop` for all: they go down together)
 /// and forgets failed ones. A unit that is already gone is not an error.
 pub fn stop(records: &[&Record]) -> Result<()> {

@@ -9,6 +9,7 @@
 
 mod export;
 mod export_refused;
+mod exported;
 mod health;
 mod moved;
 mod races;
