@@ -468,17 +468,33 @@ impl Error {
             Error::ForeignHolder { ports, .. } => {
                 let ports: Vec<(u16, &Holders)> = ports.iter().map(|(p, _, h)| (*p, h)).collect();
                 let mut what: Vec<String> = Vec::new();
-                if ports.iter().any(|(_, h)| !h.unlistened()) {
+                let (pids, managers) = crate::probe::manager::stopping(
+                    ports.iter().flat_map(|(_, h)| &h.processes),
+                    &|_| None,
+                );
+                let unnamed = ports
+                    .iter()
+                    .any(|(_, h)| h.processes.is_empty() && !h.unlistened());
+                if !pids.is_empty() || unnamed {
                     what.push("stop those processes".into());
                 }
+                what.extend(managers);
                 what.extend(unlistened_hint(&ports));
                 what.push("the reservation stays with this worktree".into());
                 Some(what.join("; "))
             }
-            Error::PortInUse { port, holders, .. } => Some(stop_hint(
-                &[(*port, holders)],
-                "stop that process, or run 'wtenv validate --verify-ports' to find stale allocations",
-            )),
+            Error::PortInUse { port, holders, .. } => {
+                let (pids, managers) =
+                    crate::probe::manager::stopping(&holders.processes, &|_| None);
+                Some(if pids.is_empty() && !managers.is_empty() {
+                    managers.join("; ")
+                } else {
+                    stop_hint(
+                        &[(*port, holders)],
+                        "stop that process, or run 'wtenv validate --verify-ports' to find stale allocations",
+                    )
+                })
+            }
             Error::Invalid { hint, .. }
             | Error::NotFound { hint, .. }
             | Error::Refused { hint, .. }

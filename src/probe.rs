@@ -279,6 +279,10 @@ pub struct Holder {
     pub pid: u32,
     pub command: String,
     pub cwd: Option<PathBuf>,
+    /// When the holder is a service manager ([`manager::Manager`]), the
+    /// unit it listens for, as [`lookup`] found it ([`manager::name_units`]).
+    #[serde(skip)]
+    pub unit: Option<String>,
 }
 
 impl Holder {
@@ -289,10 +293,12 @@ impl Holder {
             pid,
             command: crate::process::command(pid).unwrap_or_else(|| "?".into()),
             cwd: crate::process::cwd(pid),
+            unit: None,
         }
     }
 
-    /// `pid 123 (python3 -m http.server 5000) in /some/dir`.
+    /// `pid 123 (python3 -m http.server 5000) in /some/dir`; a service
+    /// manager with the unit it listens for ([`manager::described`]).
     pub fn describe(&self) -> String {
         let mut s = format!(
             "pid {} ({})",
@@ -303,6 +309,7 @@ impl Holder {
             let cwd = crate::process::printable_path(cwd);
             s.push_str(&format!(" in {cwd}"));
         }
+        s.push_str(&manager::described(self));
         s
     }
 }
@@ -378,7 +385,9 @@ pub fn lookup(ports: &BTreeSet<u16>) -> BTreeMap<u16, Holders> {
     if ports.is_empty() {
         return BTreeMap::new();
     }
-    imp::lookup(ports)
+    let mut found = imp::lookup(ports);
+    manager::name_units(&mut found);
+    found
 }
 
 /// The listening processes of each port in `ports` that the system tells
@@ -621,5 +630,6 @@ fn parse_lsof_listeners(text: &str) -> Vec<(u32, u16)> {
     out
 }
 
+pub mod manager;
 #[cfg(test)]
 mod tests;

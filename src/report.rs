@@ -324,6 +324,7 @@ mod tests {
                 pid,
                 command: "python3 -m http.server".into(),
                 cwd: Some("/w/other".into()),
+                unit: None,
             }],
             ..Holders::default()
         }

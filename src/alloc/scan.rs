@@ -268,6 +268,7 @@ mod tests {
             pid: 7,
             command: "python3 -m http.server".into(),
             cwd: Some("/w/other".into()),
+            unit: None,
         };
         let mut sys = Fake {
             occupied: (5000..=5009).collect(),

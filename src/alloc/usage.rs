@@ -255,6 +255,7 @@ mod tests {
             pid,
             command: "srv".into(),
             cwd: Some(cwd.into()),
+            unit: None,
         };
         let mut sys = Fake {
             occupied: [5000, 5001, 5002].into(),
@@ -302,6 +303,7 @@ mod tests {
             pid: 7,
             command: "srv".into(),
             cwd: Some("/elsewhere".into()),
+            unit: None,
         };
         let mut sys = Fake {
             occupied: [5000].into(),

@@ -132,7 +132,7 @@ pub fn up(
         .iter()
         .filter_map(|s| Some((s.name.as_str(), *ports.get(&s.name)?)))
         .collect();
-    crate::supervise::services::refuse_busy(&wanted, &super::unit_pids(ctx, scope))?;
+    crate::supervise::services::refuse_busy(&wanted, &super::unit_pids(ctx, scope), &naming)?;
     let mut run = Startup {
         ctx,
         scope,

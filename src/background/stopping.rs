@@ -106,7 +106,7 @@ impl StillHeld {
     /// What to do: `up`'s words for a busy port
     /// ([`crate::supervise::services::busy_hint`]).
     fn hint(&self) -> String {
-        crate::supervise::services::busy_hint(&self.busy, &self.units)
+        crate::supervise::services::busy_hint(&self.busy, &self.units, None)
     }
 
     /// `down`'s error (exit 1: it could not do all it was asked).

@@ -281,7 +281,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             printable_path(&entry.path),
             users.join("\n")
         ))
-        .with_hint("stop those processes first, or pass --force (they keep running)"));
+        .with_hint(in_use_hint(&mine, &usage, users.len())));
     }
 
     // Git runs from the main worktree (or the repository): never from
@@ -439,5 +439,35 @@ fn release(ctx: &Ctx, repository: &Path, root: &Path, moved: &ports::Moved) {
             "could not release the ports of {}: {e}; the next wtenv command sweeps them",
             printable_path(root)
         )),
+    }
+}
+
+/// What to do about a worktree in use, `users` things using it, `usage`
+/// the listeners of its allocations `mine`: stop the processes, but a
+/// service manager listening for a unit by that unit, as `up`'s refusal
+/// says ([`crate::probe::manager::stopping`]); or `--force`.
+fn in_use_hint(mine: &[&crate::registry::Allocation], usage: &[Usage], users: usize) -> String {
+    let listeners = usage.iter().flat_map(|u| match u {
+        Usage::InUse(found) => found.as_slice(),
+        _ => &[],
+    });
+    let own = |unit: &str| {
+        let a = mine.first()?;
+        let naming = background::Naming::of_worktree(&a.repository, &a.worktree);
+        crate::supervise::services::exported_target(&naming, unit, mine.iter().map(|a| &a.service))
+    };
+    let managed = listeners
+        .clone()
+        .filter(|h| crate::probe::manager::Manager::of(h).is_some())
+        .count();
+    let (_, managers) = crate::probe::manager::stopping(listeners, &own);
+    const FORCE: &str = "or pass --force (they keep running)";
+    match (managers.is_empty(), users > managed) {
+        (true, _) => format!("stop those processes first, {FORCE}"),
+        (false, true) => format!(
+            "{}; stop the other processes first, {FORCE}",
+            managers.join("; ")
+        ),
+        (false, false) => format!("{}, {FORCE}", managers.join("; ")),
     }
 }

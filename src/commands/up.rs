@@ -95,7 +95,11 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
         .iter()
         .filter_map(|s| Some((s.name.as_str(), *ports.get(&s.name)?)))
         .collect();
-    services::refuse_busy(&wanted, &background::unit_pids(ctx, &scope))?;
+    services::refuse_busy(
+        &wanted,
+        &background::unit_pids(ctx, &scope),
+        &background::Naming::of(&scope),
+    )?;
     // Every socket is bound before any service starts (a port taken since
     // the check above fails `up` with nothing started), and kept while `up` runs: each restart
     // of a service gets the same socket. Declared before `up`, dropped

@@ -118,6 +118,7 @@ fn a_full_range_of_ports_no_process_listens_on_hints_what_to_do_instead() {
             pid: 7,
             command: "python3 -m http.server".into(),
             cwd: None,
+            unit: None,
         }],
         listening: Some(true),
         ..Holders::default()
@@ -128,4 +129,33 @@ fn a_full_range_of_ports_no_process_listens_on_hints_what_to_do_instead() {
             format!("stop what holds those ports, {widen}")
         );
     }
+}
+
+/// A port held outside the worktree by the service manager: the hint
+/// says to stop the unit it listens for, not "those processes".
+#[cfg(target_os = "linux")]
+#[test]
+fn a_foreign_port_the_service_manager_holds_is_stopped_by_its_unit() {
+    let manager = Holders {
+        processes: vec![crate::probe::Holder {
+            pid: 812,
+            command: "/lib/systemd/systemd --user".into(),
+            cwd: Some("/".into()),
+            unit: Some("db.socket".into()),
+        }],
+        listening: Some(true),
+        ..Holders::default()
+    };
+    let err = Error::ForeignHolder {
+        worktree: "/w/a".into(),
+        ports: vec![(5000, "db".into(), manager)],
+    };
+    assert_eq!(
+        err.to_string(),
+        "ports reserved for worktree /w/a are held by processes outside it:\n  port 5000 (db): pid 812 (/lib/systemd/systemd --user) in /: the service manager, listening for 'db.socket'"
+    );
+    assert_eq!(
+        err.hint().unwrap(),
+        "the service manager listens there for 'db.socket': stop it with systemctl --user stop 'db.socket'; the reservation stays with this worktree"
+    );
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::Pgid;
 use crate::alloc;
+use crate::background::Naming;
 use crate::config::Service;
 use crate::error::{Error, Result};
 use crate::output::OpenPipes;
@@ -380,9 +381,10 @@ pub fn child_env(colour: bool, set: impl Fn(&str) -> bool) -> Vec<(&'static str,
 /// `run` or `up`): the service would only fail with "address in use".
 /// `up` and `up --detach` alike, before they start anything.
 /// `units`: the main pids of the worktree's background units; a port one
-/// of them (or a process under it) listens on is stopped with `wtenv
-/// down`, not `kill`.
-pub fn refuse_busy(ports: &[(&str, u16)], units: &[u32]) -> Result<()> {
+/// of them (or a process under one) listens on is stopped with `wtenv
+/// down`, not `kill`. `naming`: the worktree's unit names, by which a
+/// `.socket` unit `export systemd` wrote for it is told from others.
+pub fn refuse_busy(ports: &[(&str, u16)], units: &[u32], naming: &Naming) -> Result<()> {
     let mut holders = alloc::busy_holders(
         ports.iter().map(|&(_, p)| p),
         &mut alloc::RealSystem::default(),
@@ -395,7 +397,10 @@ pub fn refuse_busy(ports: &[(&str, u16)], units: &[u32]) -> Result<()> {
     if busy.is_empty() {
         return Ok(());
     }
-    let hint = format!("{}, then run wtenv up again", busy_hint(&busy, units));
+    let hint = format!(
+        "{}, then run wtenv up again",
+        busy_hint(&busy, units, Some(naming))
+    );
     Err(Error::refused(format!(
         "ports of the services to start are already in use:\n{}",
         report::foreign_lines(&busy)
@@ -406,17 +411,21 @@ pub fn refuse_busy(ports: &[(&str, u16)], units: &[u32]) -> Result<()> {
 /// What to do about the busy ports of `busy` (port, service, who holds
 /// it): a unit of `units` (main pids of the worktree's background units)
 /// or a process under one is stopped with `wtenv down`; a named process
-/// with `kill`; a port no socket listens on as [`unlistened_hint`] says.
-/// `up`'s refusal and what `down` says of a port still held after its
-/// stop alike.
+/// with `kill`, but a service manager by the unit it listens for
+/// ([`probe::manager::stopping`]: the worktree's exported target, with
+/// its `naming`, for a `.socket` unit of the port's service); a port no
+/// socket listens on as [`unlistened_hint`] says. `up`'s refusal and what
+/// `down` says of a port still held after its stop alike.
 ///
 /// [`unlistened_hint`]: crate::error::unlistened_hint
-pub fn busy_hint(busy: &[(u16, String, probe::Holders)], units: &[u32]) -> String {
-    let pids: Vec<String> = busy
-        .iter()
-        .flat_map(|(_, _, h)| &h.processes)
-        .map(|h| h.pid.to_string())
-        .collect();
+pub fn busy_hint(
+    busy: &[(u16, String, probe::Holders)],
+    units: &[u32],
+    naming: Option<&Naming>,
+) -> String {
+    let own = |unit: &str| exported_target(naming?, unit, busy.iter().map(|(_, s, _)| s));
+    let (pids, managers) =
+        probe::manager::stopping(busy.iter().flat_map(|(_, _, h)| &h.processes), &own);
     let of_units = busy.iter().flat_map(|(_, _, h)| &h.processes).any(|h| {
         units
             .iter()
@@ -429,13 +438,28 @@ pub fn busy_hint(busy: &[(u16, String, probe::Holders)], units: &[u32]) -> Strin
                 .to_owned(),
         );
     } else if !pids.is_empty() {
+        let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
         what.push(format!("stop it (e.g. kill {})", pids.join(" ")));
-    } else if busy.iter().any(|(_, _, h)| !h.unlistened()) {
+    } else if managers.is_empty() && busy.iter().any(|(_, _, h)| !h.unlistened()) {
         what.push("stop what listens there".to_owned());
     }
+    what.extend(managers);
     let ports: Vec<(u16, &probe::Holders)> = busy.iter().map(|(p, _, h)| (*p, h)).collect();
     what.extend(crate::error::unlistened_hint(&ports));
     what.join("; ")
+}
+
+/// The target `export systemd` wrote for the worktree of `naming`, when
+/// `unit` is the `.socket` unit it wrote for one of `services`: stopping
+/// the target stops its sockets and services (README, "Exporting units").
+pub fn exported_target<S: AsRef<str>>(
+    naming: &Naming,
+    unit: &str,
+    mut services: impl Iterator<Item = S>,
+) -> Option<String> {
+    services
+        .any(|s| unit == format!("{}.socket", naming.unit(s.as_ref())))
+        .then(|| format!("{}.target", naming.group()))
 }
 
 #[cfg(test)]

@@ -1,11 +1,87 @@
-//! Exported units and wtenv's own starts, under the real user manager:
-//! `up -d` refuses a service whose exported unit the manager has loaded.
+//! Exported units and wtenv's own starts, under the real user manager: a
+//! port an exported `.socket` unit listens on is stopped through the
+//! worktree's target, never by killing the manager; and `up -d` refuses
+//! a service whose exported unit the manager has loaded.
 
 use std::path::Path;
 
-use super::{UserManager, naming, two_http_services};
-use crate::support::{TestEnv, run};
+use super::{UserManager, free, naming, two_http_services};
+use crate::support::{TestEnv, run, wait_for};
 use wtenv::shell::quote_in_message;
+
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The port of the `.socket` unit file `socket` (`ListenStream=ADDR:PORT`).
+fn listened(socket: &Path) -> u16 {
+    let text = std::fs::read_to_string(socket).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("ListenStream="))
+        .unwrap();
+    line.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_port_an_exported_socket_unit_holds_is_stopped_by_the_target_not_by_kill() {
+    let t = TestEnv::new();
+    t.write_config(
+        "[services.sock]\nsocket = true\nbind = \"127.0.0.1\"\nrun = \"exec sleep 600\"\n",
+    );
+    t.git(&["commit", "-q", "-am", "services"]);
+    let wt = t.add_worktree("sockwt");
+    let m = UserManager::start(&t);
+    let dir = t.root().join("units");
+    let export = run(&mut m.wtenv_in(&t, &wt, &["export", "systemd", dir.to_str().unwrap()]));
+    assert_eq!(export.code, Some(0), "{export}");
+    let files: Vec<&str> = export.stdout.lines().collect();
+    let repo = std::fs::canonicalize(&t.repo).unwrap();
+    let n = wtenv::background::Naming::of_worktree(&repo.join(".git"), &wt);
+    let target = format!("{}.target", n.group());
+    let port = listened(&dir.join(format!("{}.socket", n.unit("sock"))));
+    m.verify_and_link(&t, &files);
+    let start = m.systemctl(&t, &["start", &target]);
+    assert_eq!(start.code, Some(0), "{start}");
+    // Only the socket listens: its service is stopped.
+    let stop = m.systemctl(&t, &["stop", &format!("{}.service", n.unit("sock"))]);
+    assert_eq!(stop.code, Some(0), "{stop}");
+    assert!(wait_for(PATIENCE, || !free(port)));
+
+    let stop_target = format!("systemctl --user stop {}", quote_in_message(&target));
+    let socket_unit = quote_in_message(format!("{}.socket", n.unit("sock")));
+    for args in [
+        &["up", "sock"][..],
+        &["up", "-d", "--manager", "wtenv", "sock"],
+    ] {
+        let up = run(&mut m.wtenv_in(&t, &wt, args));
+        assert_eq!(up.code, Some(1), "{args:?}: {up}");
+        assert!(
+            up.stderr
+                .contains(&format!("the service manager, listening for {socket_unit}")),
+            "{args:?}: {up}"
+        );
+        assert!(up.stderr.contains(&stop_target), "{args:?}: {up}");
+        assert!(!up.stderr.contains("kill"), "{args:?}: {up}");
+    }
+    // systemd's own back end: the exported unit is loaded (finding 3).
+    let up = run(&mut m.wtenv_in(&t, &wt, &["up", "-d", "sock"]));
+    assert_eq!(up.code, Some(1), "{up}");
+    assert!(up.stderr.contains("is exported"), "{up}");
+    assert!(!up.stderr.contains("kill"), "{up}");
+
+    let remove = run(&mut m.wtenv(&t, &["remove", wt.to_str().unwrap()]));
+    assert_eq!(remove.code, Some(1), "{remove}");
+    assert!(remove.stderr.contains("is in use"), "{remove}");
+    assert!(remove.stderr.contains(&stop_target), "{remove}");
+    assert!(!remove.stderr.contains("stop those processes"), "{remove}");
+    assert!(wt.exists());
+
+    // The hint's way out works: the port is free, and `remove` goes on.
+    let stopped = m.systemctl(&t, &["stop", &target]);
+    assert_eq!(stopped.code, Some(0), "{stopped}");
+    assert!(wait_for(PATIENCE, || free(port)));
+    let remove = run(&mut m.wtenv(&t, &["remove", wt.to_str().unwrap()]));
+    assert_eq!(remove.code, Some(0), "{remove}");
+}
 
 #[test]
 fn up_detach_refuses_a_service_whose_exported_unit_is_loaded() {
