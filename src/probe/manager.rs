@@ -30,8 +30,10 @@ impl Manager {
         if cfg!(target_os = "macos") {
             return (program == "launchd").then_some(Manager::Launchd);
         }
-        // Pid 1 is the system's manager whatever it is called (`/sbin/init`).
-        if holder.pid == 1 {
+        // The system's manager is pid 1, `systemd` or `/sbin/init` (its
+        // link). Another pid 1 (a container's: `node`, `tini`, a shell)
+        // is a process like any other: killing it is the way.
+        if holder.pid == 1 && program == "init" {
             return Some(Manager::SystemdSystem);
         }
         if program != "systemd" {
@@ -228,5 +230,8 @@ mod tests {
         );
         let (pids, words) = stopping(&[holder(42, "python3 -m http.server", None)], &own);
         assert_eq!((pids, words.len()), (vec![42], 0));
+        // A container's pid 1 is its program, no manager: killed as any.
+        let (pids, words) = stopping(&[holder(1, "node server.js", None)], &own);
+        assert_eq!((pids, words.len()), (vec![1], 0));
     }
 }
