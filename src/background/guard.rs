@@ -12,7 +12,9 @@ use crate::process::printable;
 /// Refuses `services` of which one runs in the background in `scope`'s
 /// worktree, naming each one's unit and the `down` that stops it. Looked
 /// at under the worktree's lock ([`WorktreeLock`]), so an `up -d` still
-/// starting one is waited for and then seen; `interrupted` ends the wait.
+/// starting one is waited for and then seen, and a `remove` of the
+/// worktree waited for leaves nothing to start ([`super::lock::refuse_gone`]);
+/// `interrupted` ends the wait.
 pub fn refuse_running(
     ctx: &Ctx,
     scope: &Scope,
@@ -31,6 +33,8 @@ pub fn refuse_running(
         "this worktree",
         interrupted,
     )?;
+    // Nothing is started where a `remove` waited for was.
+    super::lock::refuse_gone(&scope.worktree.root)?;
     let running: Vec<_> = dir
         .records_of(scope, &[])
         .into_iter()

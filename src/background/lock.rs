@@ -1,12 +1,15 @@
 //! The lock that serializes what starts or stops one worktree's
 //! background services: `up --detach` (from its first look at the
 //! running records until each unit it started is recorded ready, or
-//! stopped), `down`, and `remove` (from its look at what runs until
-//! `--force` stopped it, or the refusal). Without it two `up -d` at once
-//! each started a unit of the same name (the loser's cleanup then removed
-//! the winner's record), an `up -d` during a slow `down` called "already
-//! running" a service being stopped, and a `remove --force` during an
-//! `up -d` that had written no record yet saw nothing to stop.
+//! stopped), `down`, `remove` (from its look at what runs until it is
+//! done: the worktree removed and its ports released, or the refusal),
+//! and the foreground `up`'s look at what runs. Without it two `up -d` at
+//! once each started a unit of the same name (the loser's cleanup then
+//! removed the winner's record), an `up -d` during a slow `down` called
+//! "already running" a service being stopped, a `remove --force` during
+//! an `up -d` that had written no record yet saw nothing to stop, and an
+//! `up` that waited for a `remove` went on in the removed worktree (it
+//! now stops there: [`refuse_gone`]).
 //!
 //! An `flock` on `<state>/background/worktree-<hash>.lock`, `<hash>` the
 //! FNV-1a of the worktree's canonical git dir (as unit names hash the
@@ -103,6 +106,23 @@ impl WorktreeLock {
         let _ = file.unlock();
         held
     }
+}
+
+/// Refuses to go on in the worktree at `root` once its lock is held, if
+/// it is gone: a `remove` of it, waited for, holds the lock until the
+/// worktree is removed and its ports released. Fails as in a deleted
+/// directory (exit 1), naming the worktree; nothing was started.
+pub fn refuse_gone(root: &Path) -> Result<()> {
+    if root.is_dir() {
+        return Ok(());
+    }
+    Err(crate::context::cwd_deleted(
+        &format!(
+            "worktree {} was removed while this waited; nothing was started",
+            printable_path(root)
+        ),
+        None,
+    ))
 }
 
 impl Drop for WorktreeLock {

@@ -97,18 +97,8 @@ pub fn up(
         "this worktree",
         interrupted,
     )?;
-    // A `remove` of this worktree waited for holds the lock until the
-    // worktree is removed and its ports released: nothing is reserved or
-    // started where it was.
-    if !scope.worktree.root.is_dir() {
-        return Err(crate::context::cwd_deleted(
-            &format!(
-                "worktree {} was removed while this waited; nothing was started",
-                crate::process::printable_path(&scope.worktree.root)
-            ),
-            None,
-        ));
-    }
+    // Nothing is reserved or started where a `remove` waited for was.
+    super::lock::refuse_gone(&scope.worktree.root)?;
     // Reserved again under the lock: a `validate --verify-ports --fix`
     // before it was taken may have released them as idle (nothing
     // listens, nobody holds); from now on it leaves them (its

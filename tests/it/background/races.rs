@@ -560,6 +560,19 @@ fn remove_during_an_up_detach_with_no_record_yet(force: bool) {
 /// worktree's lock meanwhile.
 #[test]
 fn up_detach_that_waited_for_a_remove_finds_the_worktree_gone() {
+    up_that_waited_for_a_remove_finds_the_worktree_gone(true);
+}
+
+/// The foreground `up` waits alike (its look at what runs in the
+/// background) and went on in the removed worktree; it now fails alike.
+#[test]
+fn up_that_waited_for_a_remove_finds_the_worktree_gone_too() {
+    up_that_waited_for_a_remove_finds_the_worktree_gone(false);
+}
+
+/// An `up` (`-d`: `detach`) of a worktree while a `remove --force` of it
+/// stops its unit.
+fn up_that_waited_for_a_remove_finds_the_worktree_gone(detach: bool) {
     let t = TestEnv::new();
     std::fs::write(
         t.repo.join("slow_stop.py"),
@@ -601,7 +614,8 @@ fn up_detach_that_waited_for_a_remove_finds_the_worktree_gone() {
         "{}",
         remove.stderr()
     );
-    let again = Spawned::of(&t, "again", patient(&wt, &up_d));
+    let again_args: &[&str] = if detach { &up_d } else { &["up"] };
+    let again = Spawned::of(&t, "again", patient(&wt, again_args));
     let waiting = format!(
         "wtenv: waiting for 'wtenv remove --force' (pid {}) in this worktree\n",
         remove.child.id()
