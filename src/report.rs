@@ -19,6 +19,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config::{PortRange, Ranges, Syntax};
@@ -168,9 +169,29 @@ pub fn status(message: &str) {
 /// A status line `-q` keeps: what wtenv did to the user's processes
 /// unasked, each SIGKILL it sent, at the grace's end or by a sweep
 /// (`wtenv: npm did not stop within 10s: killed 1 process, pid 4242
-/// (npm start)`; the words are `supervise::notice`'s).
+/// (npm start)`; the words are `supervise::notice`'s). Written to the
+/// log set by [`keep_in`] too.
 pub fn status_kept(message: &str) {
-    emit(&status_text(message));
+    let text = status_text(message);
+    emit(&text);
+    if let Some(log) = KEPT_IN.get() {
+        log(&text);
+    }
+}
+
+/// Writes a [`status_kept`] line somewhere besides stderr.
+pub type KeptIn = Box<dyn Fn(&str) + Send + Sync>;
+
+/// Where [`status_kept`] lines go besides stderr, once set.
+static KEPT_IN: OnceLock<KeptIn> = OnceLock::new();
+
+/// Sets, for the rest of the process, where [`status_kept`] lines go
+/// besides stderr: the supervisor of a background service (`run --log`),
+/// whose stderr is the journal or nothing, writes what it killed into
+/// the service's log, which `logs` shows. Set once; later calls are
+/// ignored.
+pub fn keep_in(log: KeptIn) {
+    let _ = KEPT_IN.set(log);
 }
 
 /// What [`status`] writes, for a log that keeps it too: `wtenv: ...`.

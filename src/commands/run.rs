@@ -103,6 +103,13 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
         )?))),
         None => None,
     };
+    // What the supervisor killed unasked (the grace's SIGKILL) is said
+    // in the log too: its stderr is the journal (systemd) or nothing
+    // (the wtenv back end), not the log `logs` shows.
+    if let Some(log) = &log {
+        let log = log.clone();
+        report::keep_in(Box::new(move |text| logfile::note(&log, text)));
+    }
     let result = supervised(
         &args,
         ctx,

@@ -279,6 +279,36 @@ run = "for i in $(seq 1 50); do echo out $i; echo err $i >&2; done; exec python3
     assert_eq!(run(&mut t.wtenv(&["down"])).code, Some(0));
 }
 
+/// The supervisor's SIGKILL at the end of its grace (`down` of a service
+/// whose shell and server ignore SIGTERM) was said on its stderr only,
+/// which in the background is the journal or nothing: the log showed
+/// the service `ended (killed by SIGKILL)`, not who killed what. It is
+/// said there too, before that line, kept by `-q`.
+#[test]
+fn the_log_says_what_the_supervisor_killed_when_its_grace_ended() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        "[services.web]\nrun = \"trap '' TERM; python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
+    );
+    let up_d = ["-q", "up", "-d", "--manager", "wtenv", "--grace", "1s"];
+    let up = run(&mut t.wtenv(&up_d));
+    assert_eq!(up.code, Some(0), "{up}");
+    let down = run(&mut t.wtenv(&["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    let logs = run(&mut t.wtenv(&["logs", "web"]));
+    let lines: Vec<&str> = logs.stdout.lines().collect();
+    let [.., killed, ended] = lines[..] else {
+        panic!("{logs}");
+    };
+    let said = "web | wtenv: service web did not stop within 1s: killed 2 processes, pid ";
+    assert!(
+        killed.starts_with(said) && killed.ends_with(" and 1 more"),
+        "{logs}"
+    );
+    assert_eq!(ended, "web | wtenv: service web ended (killed by SIGKILL)");
+}
+
 /// `down` stopping the orphan of a killed supervisor that ignores
 /// SIGTERM: its SIGKILL, once half of `--timeout` has passed, is said as
 /// the supervisor would have said it, how many and the first. It used to
