@@ -109,8 +109,15 @@ impl Readiness<'_> {
                         listening_instead(&elsewhere(pgid, port)) + &busy_with(port)
                     })
                     .unwrap_or_default();
+                // A `cmd` check killed at its own timeout says that
+                // duration already: the readiness timeout is said apart.
+                let after = if last.timed_out {
+                    ", still not ready after"
+                } else {
+                    " after"
+                };
                 return Err(last.reworded(format!(
-                    "{} after {}{instead}",
+                    "{}{after} {}{instead}",
                     last.what,
                     humantime::format_duration(self.service.ready_timeout)
                 )));

@@ -214,10 +214,13 @@ pub fn cmd(command: &str, vars: &[(String, String)], dir: &Path, timeout: Durati
             let _ = child.wait();
             crate::supervise::reap::forget_unreaped(pid);
             tail.read(&mut out);
-            return Err(tail.failed(format!(
-                "cmd {command:?}: timed out after {} (killed)",
-                humantime::format_duration(timeout)
-            )));
+            return Err(Failed {
+                timed_out: true,
+                ..tail.failed(format!(
+                    "cmd {command:?}: timed out after {} (killed)",
+                    humantime::format_duration(timeout)
+                ))
+            });
         }
     };
     crate::supervise::reap::forget_unreaped(pid);
@@ -288,6 +291,7 @@ impl Tail {
             what,
             output: lines.iter().map(|l| crate::process::printable(l)).collect(),
             cut,
+            timed_out: false,
         }
     }
 }

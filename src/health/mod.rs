@@ -104,6 +104,10 @@ pub struct Failed {
     pub output: Vec<String>,
     /// Whether it printed more than `output` holds.
     pub cut: bool,
+    /// A `cmd` check killed at its own timeout (`what` says `timed out
+    /// after 1s (killed)`): a readiness timeout said after it is said
+    /// apart (`..., still not ready after 3s`).
+    pub timed_out: bool,
 }
 
 /// At most this many of a `cmd` check's last lines are kept.

@@ -306,6 +306,32 @@ ready_timeout = "2s"
     assert!(holders(&t, "web").is_empty());
 }
 
+/// A `cmd` check killed at its own timeout, until the readiness timeout:
+/// `timed out after 1s (killed) after 3s` said two durations as one.
+/// Each now says what it is; its output is said as any failing check's.
+#[test]
+fn up_detach_says_a_cmd_checks_timeout_apart_from_the_readiness_timeout() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        r#"
+[services.web]
+run = "exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1"
+health = { cmd = "echo checking; sleep 5", timeout = "1s" }
+ready_timeout = "3s"
+"#,
+    );
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(1), "{up}");
+    assert!(
+        up.stderr.starts_with(
+            "error: service web did not get ready: cmd \"echo checking; sleep 5\": timed out after 1s (killed), \
+             still not ready after 3s; stopped what this 'up --detach' started\n  its output:\n    checking\nhint: "
+        ),
+        "{up}"
+    );
+}
+
 /// `status` decided a check from the config as it is now: a service
 /// removed from it since `up -d` got a tcp check, a socket service too
 /// (whose check is none: wtenv's socket answers, and the server then
