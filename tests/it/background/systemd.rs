@@ -100,6 +100,18 @@ fn up_detach_under_systemd_serves_until_down_releases_everything() {
     assert!(status.stdout.contains("\"services\": []"), "{status}");
 }
 
+/// The supervisor's SIGKILL at its grace's end went to its stderr, the
+/// journal: the log, which `logs` shows, had only `ended (killed by
+/// SIGKILL)`. As under the wtenv back end, it says what it killed there.
+#[test]
+fn the_log_says_what_the_supervisor_killed_when_its_grace_ended() {
+    let t = TestEnv::new();
+    let m = UserManager::start(&t);
+    super::wtenv_back_end::the_log_says_what_the_grace_killed(&t, "systemd", &|args| {
+        m.wtenv(&t, args)
+    });
+}
+
 #[test]
 fn a_unit_stopped_from_outside_releases_its_ports() {
     let t = TestEnv::new();

@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -288,15 +288,34 @@ run = "for i in $(seq 1 50); do echo out $i; echo err $i >&2; done; exec python3
 fn the_log_says_what_the_supervisor_killed_when_its_grace_ended() {
     let t = TestEnv::new();
     let _down = DownOnDrop(&t);
+    the_log_says_what_the_grace_killed(&t, "wtenv", &|args| t.wtenv(args));
+}
+
+/// `-q up -d --manager MANAGER --grace 1s` of a service whose shell and
+/// server ignore SIGTERM, `down`, then its log's last lines: what the
+/// supervisor killed, then how the service ended. `wtenv` makes each
+/// command (in the manager's environment).
+pub(super) fn the_log_says_what_the_grace_killed(
+    t: &TestEnv,
+    manager: &str,
+    wtenv: &dyn Fn(&[&str]) -> Command,
+) {
     t.write_config(
         "[services.web]\nrun = \"trap '' TERM; python3 -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
     );
-    let up_d = ["-q", "up", "-d", "--manager", "wtenv", "--grace", "1s"];
-    let up = run(&mut t.wtenv(&up_d));
+    let up = run(&mut wtenv(&[
+        "-q",
+        "up",
+        "-d",
+        "--manager",
+        manager,
+        "--grace",
+        "1s",
+    ]));
     assert_eq!(up.code, Some(0), "{up}");
-    let down = run(&mut t.wtenv(&["down"]));
+    let down = run(&mut wtenv(&["down"]));
     assert_eq!(down.code, Some(0), "{down}");
-    let logs = run(&mut t.wtenv(&["logs", "web"]));
+    let logs = run(&mut wtenv(&["logs", "web"]));
     let lines: Vec<&str> = logs.stdout.lines().collect();
     let [.., killed, ended] = lines[..] else {
         panic!("{logs}");
