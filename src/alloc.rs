@@ -128,6 +128,20 @@ pub trait System {
     /// innermost worktree of `repository` around `dir`
     /// ([`works_in_worktree`]).
     fn works_in(&mut self, dir: &Path, worktree: &Path, repository: &Path) -> bool;
+    /// The top levels of the worktrees git lists for the repository whose
+    /// common dir is `repository` ([`crate::worktree::listed_worktrees`]),
+    /// canonical.
+    fn worktrees_of(&mut self, repository: &Path) -> Vec<PathBuf> {
+        let _ = repository;
+        Vec::new()
+    }
+    /// The working directory of `hold`'s process, the very one recorded
+    /// alive ([`crate::process::cwd`]); `None` when it is gone or its
+    /// directory cannot be read.
+    fn holder_cwd(&mut self, hold: &Hold) -> Option<PathBuf> {
+        let _ = hold;
+        None
+    }
     /// Whether `pid` is `ancestor` or one of its descendants.
     fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool;
     /// Whether `pid` is `hold`'s holder or one of its descendants, that

@@ -34,6 +34,14 @@ pub struct Fake {
     pub claimed_too: BTreeMap<u16, PathBuf>,
     /// Ports whose worktree's own stamp does not list them.
     pub unstamped: BTreeSet<u16>,
+    /// Repositories (common dirs) that are gone.
+    pub gone_repositories: BTreeSet<PathBuf>,
+    /// The `(service, port)` pairs each git dir's stamp lists.
+    pub stamps: BTreeMap<PathBuf, Vec<(String, u16)>>,
+    /// The worktrees git lists, by repository.
+    pub listed: BTreeMap<PathBuf, Vec<PathBuf>>,
+    /// Working directories, by pid.
+    pub cwds: BTreeMap<u32, PathBuf>,
 }
 
 impl System for Fake {
@@ -66,6 +74,28 @@ impl System for Fake {
     }
     fn worktree_gone(&mut self, w: &Path, _: &Path) -> bool {
         self.gone.contains(w)
+    }
+    fn repository_gone(&mut self, repository: &Path) -> bool {
+        self.gone_repositories.contains(repository)
+    }
+    fn stamped_in(&mut self, git_dir: &Path) -> Vec<(String, u16)> {
+        self.stamps.get(git_dir).cloned().unwrap_or_default()
+    }
+    fn stamped_in_repository(&mut self, repository: &Path) -> Vec<(String, u16)> {
+        self.stamps
+            .iter()
+            .filter(|(git_dir, _)| git_dir.starts_with(repository))
+            .flat_map(|(_, pairs)| pairs.iter().cloned())
+            .collect()
+    }
+    fn worktrees_of(&mut self, repository: &Path) -> Vec<PathBuf> {
+        self.listed.get(repository).cloned().unwrap_or_default()
+    }
+    fn holder_cwd(&mut self, hold: &Hold) -> Option<PathBuf> {
+        self.cwds
+            .get(&hold.pid)
+            .filter(|_| !self.dead.contains(&hold.pid))
+            .cloned()
     }
     fn stamp_lists(&mut self, a: &crate::registry::Allocation) -> bool {
         !self.unstamped.contains(&a.port)

@@ -4,7 +4,7 @@
 //! repository moved whole that it claims.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{Request, System};
 use crate::registry::{Allocation, RegistryData};
@@ -63,7 +63,7 @@ pub(super) fn claim_from_gone_repository(
             .allocations
             .iter()
             .any(|b| b.belongs_to(req.repository, req.worktree) && b.service == a.service);
-        if lists(&own, a) && !has_own {
+        if lists(&own, a) && !has_own && moved_along(a, &[req.worktree], req.repository, system) {
             tracing::info!(port = a.port, service = %a.service, from = %a.worktree.display(), "claiming the entry of a moved repository");
             let a = &mut data.allocations[i];
             a.worktree = req.worktree.to_path_buf();
@@ -97,12 +97,42 @@ pub fn left_to_claim(
         return BTreeSet::new();
     }
     let theirs = system.stamped_in_repository(repository);
+    let mut worktrees: Option<Vec<PathBuf>> = None;
     orphaned
         .into_iter()
         .map(|i| &data.allocations[i])
         .filter(|a| lists(&theirs, a))
+        .filter(|a| {
+            let worktrees = worktrees.get_or_insert_with(|| system.worktrees_of(repository));
+            let worktrees: Vec<&Path> = worktrees.iter().map(PathBuf::as_path).collect();
+            moved_along(a, &worktrees, repository, system)
+        })
         .map(|a| a.port)
         .collect()
+}
+
+/// Whether `a`'s holders came along with the repository moved whole that
+/// claims `a`: each that lives works, by its working directory, in one of
+/// `worktrees` of `repository` ([`System::works_in`]), as a `mv` of the
+/// repository leaves it (a process's working directory follows the
+/// directory, whatever its path). A stamp is a claim, not a proof: one
+/// planted in another repository names the port of a deleted one, whose
+/// `run` still serving from the deleted directory keeps its entry where
+/// it is until it ends. An entry no holder of lives came along.
+fn moved_along(
+    a: &Allocation,
+    worktrees: &[&Path],
+    repository: &Path,
+    system: &mut dyn System,
+) -> bool {
+    a.holders.iter().all(|h| {
+        !system.holder_alive(h)
+            || system.holder_cwd(h).is_some_and(|dir| {
+                worktrees
+                    .iter()
+                    .any(|w| system.works_in(&dir, w, repository))
+            })
+    })
 }
 
 /// The entries of `data` (by index) recorded at a gone path of a gone
@@ -127,4 +157,85 @@ fn of_gone_repositories(
 /// Whether `stamped` lists `a`'s service and port.
 fn lists(stamped: &[(String, u16)], a: &Allocation) -> bool {
     stamped.iter().any(|(s, p)| *s == a.service && *p == a.port)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::left_to_claim;
+    use crate::alloc::fake::{Fake, hold, req};
+    use crate::alloc::{HoldMode, allocate_in};
+    use crate::registry::{Allocation, RegistryData};
+
+    /// An entry of the gone repository `/old/.git` (its worktree `/old`
+    /// gone too) for `app` on 5000, held by pid 10, whose port the stamp
+    /// of `/r`'s main worktree lists: the claim of a repository moved
+    /// whole, or of one planted there.
+    fn world(cwd: &str) -> (RegistryData, Fake) {
+        let mut data = RegistryData::default();
+        data.allocations.push(Allocation {
+            port: 5000,
+            service: "app".into(),
+            purpose: "feature".into(),
+            repository: "/old/.git".into(),
+            worktree: "/old".into(),
+            created: String::new(),
+            reserved: true,
+            holders: vec![hold(10)],
+            adhoc: false,
+        });
+        let sys = Fake {
+            gone: ["/old".into()].into(),
+            gone_repositories: ["/old/.git".into()].into(),
+            stamps: [("/r/.git".into(), vec![("app".into(), 5000)])].into(),
+            listed: [("/r/.git".into(), vec!["/r".into()])].into(),
+            cwds: [(10, PathBuf::from(cwd))].into(),
+            ..Fake::default()
+        };
+        (data, sys)
+    }
+
+    /// `env` in `/r`: the port it gets, and the worktree the entry of
+    /// 5000 is recorded at then.
+    fn env_in_r(data: &mut RegistryData, sys: &mut Fake) -> (u16, PathBuf) {
+        let mut req = req("/r", vec!["app"]);
+        req.git_dir = Some(Path::new("/r/.git"));
+        let ports = allocate_in(data, &req, &HoldMode::Reserve, sys).unwrap();
+        let at = data.allocations.iter().find(|a| a.port == 5000).unwrap();
+        (ports["app"], at.worktree.clone())
+    }
+
+    #[test]
+    fn a_held_entry_is_claimed_when_its_holder_moved_along() {
+        let (mut data, mut sys) = world("/r/src");
+        assert_eq!(
+            left_to_claim(&data, Path::new("/r/.git"), &mut sys),
+            [5000].into()
+        );
+        assert_eq!(env_in_r(&mut data, &mut sys), (5000, "/r".into()));
+        assert_eq!(data.allocations[0].holders, [hold(10)]);
+    }
+
+    /// A stamp is a claim, not a proof: the holder works elsewhere (in
+    /// the deleted repository), so the entry stays where it is.
+    #[test]
+    fn a_held_entry_stays_when_its_holder_works_elsewhere() {
+        let (mut data, mut sys) = world("/old/src");
+        assert!(left_to_claim(&data, Path::new("/r/.git"), &mut sys).is_empty());
+        assert_eq!(env_in_r(&mut data, &mut sys), (5001, "/old".into()));
+        assert_eq!(data.allocations[0].holders, [hold(10)]);
+    }
+
+    /// An entry no holder of lives is claimed as before.
+    #[test]
+    fn an_entry_whose_holder_is_gone_is_claimed() {
+        let (mut data, mut sys) = world("/old/src");
+        sys.dead = [10].into();
+        assert_eq!(
+            left_to_claim(&data, Path::new("/r/.git"), &mut sys),
+            [5000].into()
+        );
+        assert_eq!(env_in_r(&mut data, &mut sys), (5000, "/r".into()));
+    }
 }

@@ -129,6 +129,19 @@ impl System for RealSystem {
     fn works_in(&mut self, dir: &Path, worktree: &Path, repository: &Path) -> bool {
         works_in_worktree(dir, worktree, repository)
     }
+    fn worktrees_of(&mut self, repository: &Path) -> Vec<PathBuf> {
+        crate::worktree::listed_worktrees(repository)
+            .into_iter()
+            // Canonical, as a process's working directory reads.
+            .filter_map(|(root, _)| root.canonicalize().ok())
+            .collect()
+    }
+    fn holder_cwd(&mut self, hold: &Hold) -> Option<PathBuf> {
+        if !hold.process().is_alive() {
+            return None;
+        }
+        process::cwd(hold.pid)
+    }
     fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool {
         process::descends_from(pid, ancestor)
     }

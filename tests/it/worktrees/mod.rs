@@ -13,6 +13,7 @@ mod git_env;
 mod layouts;
 mod list;
 mod moved;
+mod moved_held;
 mod moved_identity;
 mod remove;
 mod validate;

@@ -1,0 +1,127 @@
+//! A repository's entry a `run` still holds, once the repository is gone:
+//! a stamp is a claim, not a proof. The worktree of a repository moved
+//! whole (`mv`) claims it, its holder having moved along (a process's
+//! working directory follows the directory); a stamp planted in another
+//! repository does not take it from the holder left in a deleted one.
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use super::moved::moved_world;
+use crate::support::{TestEnv, run, wait_for};
+
+/// `wtenv run -- sleep 600` in `dir`, once its holds are recorded: the
+/// process and the `(port, holder pid)` of each entry of `dir`, by port.
+fn held_run(t: &TestEnv, dir: &Path) -> (Child, Vec<(u16, u64)>) {
+    let child = t
+        .wtenv_in(dir, &["run", "--", "sleep", "600"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = u64::from(child.id());
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            let held = holds_of(t, dir);
+            !held.is_empty() && held.iter().all(|(_, p)| *p == pid)
+        }),
+        "{}",
+        t.registry()
+    );
+    let held = holds_of(t, dir);
+    (child, held)
+}
+
+/// The `(port, first holder's pid)` of each entry recorded at `worktree`.
+fn holds_of(t: &TestEnv, worktree: &Path) -> Vec<(u16, u64)> {
+    if !t.registry_path().exists() {
+        return Vec::new();
+    }
+    let mut held: Vec<(u16, u64)> = t.registry()["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["worktree"].as_str() == worktree.to_str())
+        .map(|a| {
+            let pid = a["holders"][0]["pid"].as_u64().unwrap_or(0);
+            (a["port"].as_u64().unwrap() as u16, pid)
+        })
+        .collect();
+    held.sort();
+    held
+}
+
+/// Ends a [`held_run`] as Ctrl-C would.
+fn stop(mut child: Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait().unwrap();
+}
+
+/// A repository of its own at `dir`, with one commit.
+fn committed_repo(t: &TestEnv, dir: &Path) {
+    t.init_repo(dir);
+    t.git_in(dir, &["add", "wtenv.toml"]);
+    t.git_in(dir, &["commit", "-q", "-m", "config"]);
+}
+
+/// QA 22 (hostile files): a `run` serving in a repository deleted under
+/// it (`rm -rf`) keeps its port while it lives. A stamp planted in an
+/// unrelated new repository, naming that port, claims nothing: the
+/// holder does not work there. `env` there gets another port, and the
+/// deleted repository's entry and its holder are left as they were.
+#[test]
+fn a_planted_stamp_does_not_take_a_deleted_repositorys_held_port() {
+    let t = TestEnv::new();
+    let gone = t.root().join("g1");
+    committed_repo(&t, &gone);
+    let (child, held) = held_run(&t, &gone);
+    let [(port, pid)] = held[..] else {
+        panic!("{held:?}")
+    };
+    let stamp = std::fs::read(gone.join(".git/wtenv.stamp")).unwrap();
+    std::fs::remove_dir_all(&gone).unwrap();
+
+    let other = t.root().join("z1");
+    committed_repo(&t, &other);
+    std::fs::write(other.join(".git/wtenv.stamp"), stamp).unwrap();
+    let out = run(&mut t.wtenv_in(&other, &["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("export PORT='"), "{out}");
+    assert!(
+        !out.stdout.contains(&format!("export PORT='{port}'")),
+        "{out}"
+    );
+    assert_eq!(holds_of(&t, &gone), vec![(port, pid)], "{}", t.registry());
+    let theirs = holds_of(&t, &other);
+    assert!(theirs.len() == 1 && theirs[0].0 != port, "{}", t.registry());
+    stop(child);
+}
+
+/// The real move: `mv` of a repository whose `run` serves in its main
+/// worktree. The holder's working directory moved with it, so `env` in
+/// the moved main worktree claims the held entries and keeps its ports,
+/// holder and all.
+#[test]
+fn a_repository_moved_whole_keeps_the_ports_its_run_holds() {
+    let (t, _first) = moved_world();
+    let (child, held) = held_run(&t, &t.repo);
+    assert_eq!(held.len(), 2, "{}", t.registry());
+    let to = t.root().join("elsewhere");
+    std::fs::create_dir(&to).unwrap();
+    let main = to.join("repo");
+    std::fs::rename(&t.repo, &main).unwrap();
+
+    let out = run(&mut t.wtenv_in(&main, &["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    for (port, _) in &held {
+        assert!(out.stdout.contains(&format!("_PORT='{port}'")), "{out}");
+    }
+    assert_eq!(holds_of(&t, &main), held, "{}", t.registry());
+    stop(child);
+}
