@@ -11,9 +11,22 @@ use std::time::Duration;
 use super::moved::moved_world;
 use crate::support::{TestEnv, run, wait_for};
 
+/// A `wtenv run`, ended as Ctrl-C would when dropped (a failed assertion
+/// too leaves nothing running).
+struct HeldRun(Child);
+
+impl Drop for HeldRun {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
 /// `wtenv run -- sleep 600` in `dir`, once its holds are recorded: the
 /// process and the `(port, holder pid)` of each entry of `dir`, by port.
-fn held_run(t: &TestEnv, dir: &Path) -> (Child, Vec<(u16, u64)>) {
+fn held_run(t: &TestEnv, dir: &Path) -> (HeldRun, Vec<(u16, u64)>) {
     let child = t
         .wtenv_in(dir, &["run", "--", "sleep", "600"])
         .stdin(Stdio::null())
@@ -22,6 +35,7 @@ fn held_run(t: &TestEnv, dir: &Path) -> (Child, Vec<(u16, u64)>) {
         .spawn()
         .unwrap();
     let pid = u64::from(child.id());
+    let child = HeldRun(child);
     assert!(
         wait_for(Duration::from_secs(30), || {
             let held = holds_of(t, dir);
@@ -51,16 +65,6 @@ fn holds_of(t: &TestEnv, worktree: &Path) -> Vec<(u16, u64)> {
         .collect();
     held.sort();
     held
-}
-
-/// Ends a [`held_run`] as Ctrl-C would.
-fn stop(mut child: Child) {
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    child.wait().unwrap();
 }
 
 /// A repository of its own at `dir`, with one commit.
@@ -100,7 +104,7 @@ fn a_planted_stamp_does_not_take_a_deleted_repositorys_held_port() {
     assert_eq!(holds_of(&t, &gone), vec![(port, pid)], "{}", t.registry());
     let theirs = holds_of(&t, &other);
     assert!(theirs.len() == 1 && theirs[0].0 != port, "{}", t.registry());
-    stop(child);
+    drop(child);
 }
 
 /// The real move: `mv` of a repository whose `run` serves in its main
@@ -123,5 +127,5 @@ fn a_repository_moved_whole_keeps_the_ports_its_run_holds() {
         assert!(out.stdout.contains(&format!("_PORT='{port}'")), "{out}");
     }
     assert_eq!(holds_of(&t, &main), held, "{}", t.registry());
-    stop(child);
+    drop(child);
 }
