@@ -420,16 +420,10 @@ mod tests {
         assert_eq!((left[0].port, left[0].holders.len()), (5000, 0));
     }
 
-    /// Where the guard (and the group's and the waited hold's writes)
-    /// look for the holds: the path it started at while the worktree is
-    /// there; after `git worktree move`, that path and the one the moves
-    /// took it to, however many; once another worktree is at the old
-    /// path, only the new one (that worktree's entries are its own).
-    #[test]
-    fn the_holds_are_looked_for_where_a_moved_worktree_is_and_no_other() {
-        let tmp = tempfile::tempdir().unwrap();
-        let base = tmp.path().canonicalize().unwrap();
-        let git = |args: &[&str]| {
+    /// A repository at `base/main` with a linked worktree at `base/first`
+    /// (branch `a`); what is returned runs git in `main`.
+    fn main_and_first(base: &Path) -> impl Fn(&[&str]) + '_ {
+        let git = move |args: &[&str]| {
             let out = std::process::Command::new("git")
                 .args(["-c", "user.name=t", "-c", "user.email=t@e.invalid"])
                 .args(args)
@@ -442,6 +436,19 @@ mod tests {
         git(&["init", "-q"]);
         git(&["commit", "-q", "--allow-empty", "-m", "init"]);
         git(&["worktree", "add", "-q", "-b", "a", "../first"]);
+        git
+    }
+
+    /// Where the guard (and the group's and the waited hold's writes)
+    /// look for the holds: the path it started at while the worktree is
+    /// there; after `git worktree move`, that path and the one the moves
+    /// took it to, however many; once another worktree is at the old
+    /// path, only the new one (that worktree's entries are its own).
+    #[test]
+    fn the_holds_are_looked_for_where_a_moved_worktree_is_and_no_other() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        let git = main_and_first(&base);
         let [first, moved, again] = ["first", "moved", "again"].map(|n| base.join(n));
         let worktree = Worktree::discover(&first).unwrap().unwrap();
         assert_eq!(worktree.roots_now(), vec![first.clone()]);
@@ -466,19 +473,7 @@ mod tests {
     fn a_waited_hold_is_written_where_a_moved_worktree_took_its_entries() {
         let tmp = tempfile::tempdir().unwrap();
         let base = tmp.path().canonicalize().unwrap();
-        let git = |args: &[&str]| {
-            let out = std::process::Command::new("git")
-                .args(["-c", "user.name=t", "-c", "user.email=t@e.invalid"])
-                .args(args)
-                .current_dir(base.join("main"))
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "git {args:?}: {out:?}");
-        };
-        std::fs::create_dir(base.join("main")).unwrap();
-        git(&["init", "-q"]);
-        git(&["commit", "-q", "--allow-empty", "-m", "init"]);
-        git(&["worktree", "add", "-q", "-b", "a", "../first"]);
+        let git = main_and_first(&base);
         let (first, moved) = (base.join("first"), base.join("moved"));
         let worktree = Worktree::discover(&first).unwrap().unwrap();
         git(&["worktree", "move", "../first", "../moved"]);

@@ -12,6 +12,23 @@ mod beside_prompt_hook;
 mod trap;
 mod watcher;
 
+/// `bash -c SCRIPT` in the main worktree, as a devShell's shellHook runs
+/// without Nix: `{hook}` stands for the line it evals (`wtenv hook nix`)
+/// and `{wtenv}` for the binary. Bounded by 60 s; the shell's EXIT trap
+/// has run once this returns.
+pub fn bash_with_hook(t: &TestEnv, script: &str) -> Run {
+    let exe = env!("CARGO_BIN_EXE_wtenv");
+    let script = script
+        .replace("{hook}", &format!("eval \"$('{exe}' hook nix)\""))
+        .replace("{wtenv}", &format!("'{exe}'"));
+    let mut cmd = Command::new("bash");
+    t.apply_env(&mut cmd);
+    crate::support::run_bounded(
+        cmd.args(["-c", &script]).current_dir(&t.repo),
+        std::time::Duration::from_secs(60),
+    )
+}
+
 fn manifest(rel: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }

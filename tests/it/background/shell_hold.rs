@@ -4,27 +4,10 @@
 //! they reserve the ports rather than join its hold, as `env` there does.
 
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
 use super::{DownOnDrop, ports, two_http_services};
-use crate::support::{Run, TestEnv, run, run_bounded};
-
-/// `bash -c SCRIPT` in the main worktree, `{hook}` standing for the line a
-/// devShell's shellHook evals and `{wtenv}` for the binary; the shell's
-/// EXIT trap has given its hold back once this returns.
-fn in_a_holding_shell(t: &TestEnv, script: &str) -> Run {
-    let exe = env!("CARGO_BIN_EXE_wtenv");
-    let script = script
-        .replace("{hook}", &format!("eval \"$('{exe}' hook nix)\""))
-        .replace("{wtenv}", &format!("'{exe}'"));
-    let mut cmd = Command::new("bash");
-    t.apply_env(&mut cmd);
-    run_bounded(
-        cmd.args(["-c", &script]).current_dir(&t.repo),
-        Duration::from_secs(60),
-    )
-}
+use crate::nix::bash_with_hook;
+use crate::support::{Run, TestEnv, run};
 
 /// web and api, committed so that a linked worktree has them too.
 fn committed_services(t: &TestEnv) {
@@ -89,7 +72,7 @@ fn up_detach_in_a_holding_shell_reserves_every_port() {
     let t = TestEnv::new();
     let _down = DownOnDrop(&t);
     committed_services(&t);
-    let out = in_a_holding_shell(
+    let out = bash_with_hook(
         &t,
         "{hook}\n{wtenv} up -d web --manager wtenv >/dev/null || exit\n{wtenv} ports",
     );
@@ -114,7 +97,7 @@ fn export_in_a_holding_shell_reserves_every_port() {
     let t = TestEnv::new();
     committed_services(&t);
     let dir = t.root().join("units");
-    let out = in_a_holding_shell(
+    let out = bash_with_hook(
         &t,
         &format!(
             "{{hook}}\n{{wtenv}} export systemd '{}' >/dev/null || exit\n{{wtenv}} ports",
@@ -138,7 +121,7 @@ fn export_in_a_holding_shell_reserves_every_port() {
 fn allocate_in_a_holding_shell_reserves_the_port_it_prints() {
     let t = TestEnv::new();
     committed_services(&t);
-    let out = in_a_holding_shell(
+    let out = bash_with_hook(
         &t,
         "{hook}\n{wtenv} allocate --service web || exit\n{wtenv} allocate --service db",
     );

@@ -2,22 +2,10 @@
 //! before the hook still runs, after the release; one set after it
 //! replaces the hook's, and the watcher releases instead.
 
-use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{Run, TestEnv, run, wait_for};
-
-/// `bash -c SCRIPT` in the main worktree, with `hook` standing for the
-/// line a devShell's shellHook evals.
-fn bash(t: &TestEnv, script: &str) -> Run {
-    let exe = env!("CARGO_BIN_EXE_wtenv");
-    let script = script
-        .replace("{hook}", &format!("eval \"$('{exe}' hook nix)\""))
-        .replace("{wtenv}", &format!("'{exe}'"));
-    let mut cmd = Command::new("bash");
-    t.apply_env(&mut cmd);
-    run(cmd.args(["-c", &script]).current_dir(&t.repo))
-}
+use super::bash_with_hook as bash;
+use crate::support::{TestEnv, wait_for};
 
 /// A shellHook's own cleanup, set before the hook, runs when the shell
 /// exits: after the release (the ports show nothing held by then), with
