@@ -306,8 +306,10 @@ pub fn git_dir_at(root: &Path) -> Option<PathBuf> {
 /// hundred bytes. Read like any file a stranger may have planted (a FIFO
 /// named `.git` in a downloaded tree must not hang the prompt hook).
 /// Its bytes as they are: a path git wrote there need not be UTF-8, and a
-/// lossy copy (U+FFFD) would name another directory ([`path_in`]).
-fn read_pointer(path: &Path) -> Result<Option<Vec<u8>>> {
+/// lossy copy (U+FFFD) would name another directory ([`path_in`]). Every
+/// small file of git's that wtenv reads goes through here (`create`'s
+/// rollback reads `.git/worktrees/*/gitdir` and `locked` with it).
+pub(crate) fn read_pointer(path: &Path) -> Result<Option<Vec<u8>>> {
     use crate::files::{self, OpenError};
     match files::read_regular(path, 64 * 1024) {
         Ok(bytes) => Ok(bytes),
@@ -323,7 +325,7 @@ fn read_pointer(path: &Path) -> Result<Option<Vec<u8>>> {
 /// The path a line of git's files holds, its bytes as they are (what
 /// git writes is the path's own bytes, UTF-8 or not), ASCII whitespace
 /// around it trimmed as git trims it.
-fn path_in(bytes: &[u8]) -> PathBuf {
+pub(crate) fn path_in(bytes: &[u8]) -> PathBuf {
     use std::os::unix::ffi::OsStrExt;
     PathBuf::from(std::ffi::OsStr::from_bytes(bytes.trim_ascii()))
 }

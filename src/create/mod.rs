@@ -60,7 +60,8 @@ use crate::worktree::{self, Meta, Worktree};
 use branch::{Start, start_branch};
 pub use checks::default_root;
 use checks::{
-    check_base, check_new_dirs, check_outside_git_dirs, check_path_free, resolve_existing_prefix,
+    check_admin_entries, check_base, check_new_dirs, check_outside_git_dirs, check_path_free,
+    resolve_existing_prefix,
 };
 use rollback::{Rollback, make_dir};
 
@@ -306,6 +307,9 @@ fn make(
     // Under the lock, so no other wtenv makes this path between the check
     // and `git worktree add`.
     check_path_free(&plan.path)?;
+    // A file planted in the repository's worktree entries that would hang
+    // `git worktree add` (a FIFO) is refused before anything is made.
+    check_admin_entries(&plan.common_dir)?;
     let mut guard = Rollback::new(plan, &ctx.registry);
     signals.check()?;
 

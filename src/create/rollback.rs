@@ -143,17 +143,22 @@ pub(super) fn make_dir(path: &Path) -> Result<()> {
 }
 
 /// Whether `dir` is a worktree checkout git made for `common_dir`: its
-/// `.git` file points into `<common_dir>/worktrees/`.
+/// `.git` file points into `<common_dir>/worktrees/`. Read as git's other
+/// small files are ([`worktree::read_pointer`]): a FIFO planted there
+/// must not hang the rollback, a huge file not fill the memory; either is
+/// no file git made.
 pub(super) fn made_by_git(dir: &Path, common_dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join(".git")).is_ok_and(|text| {
-        text.lines()
-            .next()
-            .and_then(|l| l.strip_prefix("gitdir:"))
-            .is_some_and(|target| {
-                worktree::normalize(&dir.join(target.trim()))
-                    .starts_with(common_dir.join("worktrees"))
-            })
-    })
+    let Ok(Some(bytes)) = worktree::read_pointer(&dir.join(".git")) else {
+        return false;
+    };
+    bytes
+        .split(|&b| b == b'\n')
+        .next()
+        .and_then(|l| l.strip_prefix(b"gitdir:"))
+        .is_some_and(|target| {
+            worktree::normalize(&dir.join(worktree::path_in(target)))
+                .starts_with(common_dir.join("worktrees"))
+        })
 }
 
 /// Deletes the `.git/worktrees/<name>` entries that point at `path`, and
@@ -171,17 +176,23 @@ fn remove_admin_entries(common_dir: &Path, path: &Path) {
         .unwrap_or_default();
     for entry in entries.flatten() {
         let dir = entry.path();
-        let ours = match std::fs::read_to_string(dir.join("gitdir")) {
-            Ok(text) => worktree::normalize(&dir.join(text.trim())) == dot_git,
-            Err(_) => {
+        // Read as git's other small files are ([`worktree::read_pointer`]):
+        // a `gitdir` or `locked` that is a FIFO, a directory or a huge file
+        // was planted, not made by this command's git: its entry is left.
+        let ours = match worktree::read_pointer(&dir.join("gitdir")) {
+            Ok(Some(bytes)) => worktree::normalize(&dir.join(worktree::path_in(&bytes))) == dot_git,
+            Ok(None) => {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let initializing = std::fs::read_to_string(dir.join("locked"))
-                    .is_ok_and(|t| t.trim() == "initializing");
+                let initializing = matches!(
+                    worktree::read_pointer(&dir.join("locked")),
+                    Ok(Some(bytes)) if bytes.trim_ascii() == b"initializing"
+                );
                 initializing
                     && name
                         .strip_prefix(&base)
                         .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
             }
+            Err(_) => false,
         };
         if ours {
             let _ = std::fs::remove_dir_all(&dir);
@@ -223,6 +234,40 @@ mod tests {
         left.sort();
         assert_eq!(left, ["feature-a2", "feature-ab", "feature-b"]);
 
+        // Planted: a `gitdir` or `locked` that is a FIFO (read, it would
+        // hang), a directory, or past the cap (read whole, it took 1.5 GB
+        // for a sparse file) is no file git made: the entry is kept, even
+        // with an `initializing` lock.
+        let fifo = |path: &Path| {
+            nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap()
+        };
+        entry("feature-a3", None, None);
+        fifo(&common.join("worktrees/feature-a3/gitdir"));
+        entry("feature-a4", None, None);
+        fifo(&common.join("worktrees/feature-a4/locked"));
+        entry("feature-a5", None, Some("initializing"));
+        std::fs::create_dir(common.join("worktrees/feature-a5/gitdir")).unwrap();
+        let padded = format!("initializing{}", " ".repeat(64 * 1024));
+        entry("feature-a6", None, Some(&padded));
+        remove_admin_entries(&common, Path::new("/w/feature-a"));
+        let mut left: Vec<String> = std::fs::read_dir(common.join("worktrees"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "feature-a2",
+                "feature-a3",
+                "feature-a4",
+                "feature-a5",
+                "feature-a6",
+                "feature-ab",
+                "feature-b"
+            ]
+        );
+
         let wt = tmp.path().join("wt");
         std::fs::create_dir_all(&wt).unwrap();
         assert!(!made_by_git(&wt, &common));
@@ -233,6 +278,9 @@ mod tests {
         .unwrap();
         assert!(made_by_git(&wt, &common));
         std::fs::write(wt.join(".git"), "gitdir: /elsewhere/.git/worktrees/x\n").unwrap();
+        assert!(!made_by_git(&wt, &common));
+        std::fs::remove_file(wt.join(".git")).unwrap();
+        fifo(&wt.join(".git"));
         assert!(!made_by_git(&wt, &common));
     }
 }

@@ -15,6 +15,7 @@ mod list;
 mod moved;
 mod moved_held;
 mod moved_identity;
+mod planted;
 mod remove;
 mod validate;
 

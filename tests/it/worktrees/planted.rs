@@ -1,0 +1,140 @@
+//! `create` in a repository whose `.git/worktrees` entries hold what git
+//! never writes (a FIFO, a directory, a huge file): refused before
+//! anything is made, or rolled back without hanging or filling the
+//! memory; never a hang only SIGKILL ends.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::{assert_nothing_of, branch_exists, default_path, snapshot};
+use crate::hostile::mkfifo;
+use crate::support::{TestEnv, run_bounded};
+
+/// A hang is a failure, not a stuck suite (a create takes well under 1 s).
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn create_bounded(t: &TestEnv, id: &str) -> crate::support::Run {
+    run_bounded(
+        &mut t.wtenv(&[
+            "create",
+            "--purpose",
+            "feature",
+            "--identifier",
+            id,
+            "--ports",
+        ]),
+        LIMIT,
+    )
+}
+
+/// A FIFO at `gitdir`, `commondir` or `HEAD` of any entry, or at `locked`
+/// of the one naming the new path, hung `git worktree add` (and a Ctrl-C
+/// did not reach it: git runs in its own process group); a directory
+/// there is no file git wrote either. `create` looks at them (never
+/// opening one) and refuses before it makes anything: exit 1, the file
+/// named, and how to remove it.
+#[test]
+fn a_planted_admin_file_that_is_no_regular_file_is_refused_making_nothing() {
+    let t = TestEnv::new();
+    let entry = t.repo.join(".git/worktrees/evil");
+    for name in ["gitdir", "commondir", "HEAD", "locked"] {
+        for kind in ["a FIFO", "a directory"] {
+            let context = format!("{name} as {kind}");
+            std::fs::create_dir_all(&entry).unwrap();
+            // A whole entry for the path create makes, so that git reads
+            // its `locked` too.
+            let target = default_path(&t, "feature", "x").join(".git");
+            std::fs::write(entry.join("gitdir"), format!("{}\n", target.display())).unwrap();
+            std::fs::write(entry.join("commondir"), "../..\n").unwrap();
+            std::fs::write(entry.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+            let planted = entry.join(name);
+            let _ = std::fs::remove_file(&planted);
+            match kind {
+                "a FIFO" => mkfifo(&planted),
+                _ => std::fs::create_dir(&planted).unwrap(),
+            }
+            let before = snapshot(&t);
+            let out = create_bounded(&t, "x");
+            let remove = match kind {
+                "a FIFO" => "remove it (rm",
+                _ => "remove it (rmdir",
+            };
+            assert_eq!(
+                (out.code, out.stdout.as_str(), out.stderr.as_str()),
+                (
+                    Some(1),
+                    "",
+                    &*format!(
+                        "error: cannot create a worktree: {}, which git reads on 'git worktree add', \
+                         is {kind}, not a regular file; nothing was made\n\
+                         hint: git writes it as a small regular file, so something else put it there: \
+                         {remove} '{}'); 'git worktree prune' then forgets the entry if its worktree is gone\n",
+                        planted.display(),
+                        planted.display()
+                    )
+                ),
+                "{context}: {out}"
+            );
+            // Nothing made: no branch, directory or reservation.
+            assert_eq!(snapshot(&t), before, "{context}");
+            std::fs::remove_dir_all(&entry).unwrap();
+            assert_nothing_of(&t, "x", &context);
+            assert!(!t.root().join("repo.worktrees").exists(), "{context}");
+        }
+    }
+}
+
+/// When `git worktree add` fails, the rollback deletes the half-made
+/// `.git/worktrees` entry it finds for its path: one with an
+/// `initializing` lock, named like its path. It read that `locked` whole:
+/// a sparse 1.5 GB file planted there took 1.5 GB (a FIFO hung it). It
+/// reads it as git's other small files, capped: such an entry is not
+/// git's, and is left; the rest is rolled back, and the memory stays flat
+/// (the peak of this test's children: wtenv and its gits).
+#[test]
+fn the_rollback_reads_a_planted_lock_capped_and_leaves_its_entry() {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let t = TestEnv::new();
+    // `git worktree add` fails at the checkout: the tree is gone.
+    let tree = t.git(&["rev-parse", "HEAD^{tree}"]);
+    let tree = tree.trim();
+    std::fs::remove_file(
+        t.repo
+            .join(".git/objects")
+            .join(&tree[..2])
+            .join(&tree[2..]),
+    )
+    .unwrap();
+    let entry = t.repo.join(".git/worktrees/feature-x7");
+    std::fs::create_dir_all(&entry).unwrap();
+    const HUGE: u64 = 1536 << 20;
+    let locked = std::fs::File::create(entry.join("locked")).unwrap();
+    locked.set_len(HUGE).unwrap();
+    let out = create_bounded(&t, "x");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains("unable to read tree")
+            && out
+                .stderr
+                .contains("nothing was created (no worktree, branch or port)"),
+        "{out}"
+    );
+    assert!(!branch_exists(&t, "feature/x"), "{out}");
+    assert!(!default_path(&t, "feature", "x").exists(), "{out}");
+    assert!(t.allocations().is_empty(), "{out}");
+    // The planted entry is left as it was.
+    assert_eq!(std::fs::metadata(entry.join("locked")).unwrap().len(), HUGE);
+    assert!(Path::new(&entry).is_dir());
+    // Well under the file, whatever else this process ran: 1 GiB (the
+    // peak is in KiB on Linux, in bytes on macOS).
+    let peak = getrusage(UsageWho::RUSAGE_CHILDREN).unwrap().max_rss();
+    let limit = if cfg!(target_os = "macos") {
+        1 << 30
+    } else {
+        1 << 20
+    };
+    assert!(
+        peak < limit,
+        "a child of this test peaked at {peak} (of {limit})"
+    );
+}
