@@ -51,7 +51,33 @@ const REPOSITORY_VARS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Git {
     dir: PathBuf,
+    /// What stops a git step before it ends (`create`'s signals); none:
+    /// each step is waited for to its end.
+    stop: Option<Stop>,
 }
+
+/// The requests to stop, counted so far (`create`: a second Ctrl-C, a
+/// SIGTERM, a SIGHUP): a git step started before the count grows is
+/// stopped, SIGTERM to its process group (its hooks too), then SIGKILL
+/// after [`KILL_GRACE`]. A step started once a stop was asked for (the
+/// rollback of a stopped `create`) is stopped alike after
+/// [`STOPPING_LIMIT`]: a git that hangs there (a FIFO planted meanwhile)
+/// must not hang the way out.
+#[derive(Clone)]
+pub struct Stop(pub std::sync::Arc<dyn Fn() -> usize + Send + Sync>);
+
+impl std::fmt::Debug for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stop")
+    }
+}
+
+/// How often a stoppable git step looks at its [`Stop`].
+const STOP_POLL: Duration = Duration::from_millis(20);
+/// Between the SIGTERM that stops a git step and the SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+/// How long a git step started after a stop request may run.
+const STOPPING_LIMIT: Duration = Duration::from_secs(5);
 
 /// A git command started by [`Git::start`]. Dropped unfinished (an early
 /// return), it is still waited for: no git outlives the step that started
@@ -61,6 +87,8 @@ pub struct Running {
     child: Option<Child>,
     /// The arguments, for messages.
     shown: String,
+    /// [`Git::stop`], and the count of requests when git started.
+    stop: Option<(Stop, usize)>,
 }
 
 impl Running {
@@ -82,8 +110,7 @@ impl Running {
     /// Git's stdout, its bytes as they are: where it holds paths.
     fn wait(mut self, show_stderr: bool) -> Result<Vec<u8>> {
         let child = self.child.take().expect("finished once");
-        let out = child
-            .wait_with_output()
+        let out = wait_for(child, self.stop.as_ref())
             .map_err(|e| Error::io(format!("could not run git {}", self.shown), e))?;
         if out.status.success() {
             if show_stderr {
@@ -108,7 +135,49 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         if let Some(child) = self.child.take() {
-            let _ = child.wait_with_output();
+            let _ = wait_for(child, self.stop.as_ref());
+        }
+    }
+}
+
+/// Waits for git's end and output; with a [`Stop`], stops it as that
+/// says (the count of requests was `asked` when it started). The wait
+/// runs in a thread of its own, so the caller's loop sees the end at
+/// once, and looks at the stop between.
+fn wait_for(child: Child, stop: Option<&(Stop, usize)>) -> std::io::Result<std::process::Output> {
+    use nix::sys::signal::{Signal, killpg};
+    use std::sync::mpsc::{RecvTimeoutError, channel};
+    let Some((Stop(requests), asked)) = stop else {
+        return child.wait_with_output();
+    };
+    // Git leads a process group of its own (`start`): its id is git's pid.
+    let group = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let started = Instant::now();
+    let mut termed: Option<Instant> = None;
+    let mut killed = false;
+    loop {
+        match rx.recv_timeout(STOP_POLL) {
+            Ok(out) => return out,
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(std::io::Error::other("lost track of git"));
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        match termed {
+            None if requests() > *asked || (*asked > 0 && started.elapsed() >= STOPPING_LIMIT) => {
+                tracing::info!("stopping git (SIGTERM to its process group)");
+                let _ = killpg(group, Signal::SIGTERM);
+                termed = Some(Instant::now());
+            }
+            Some(at) if !killed && at.elapsed() >= KILL_GRACE => {
+                let _ = killpg(group, Signal::SIGKILL);
+                killed = true;
+            }
+            _ => {}
         }
     }
 }
@@ -144,7 +213,18 @@ impl ListedWorktree {
 impl Git {
     /// Git commands run with `dir` as their working directory.
     pub fn new(dir: impl Into<PathBuf>) -> Git {
-        Git { dir: dir.into() }
+        Git {
+            dir: dir.into(),
+            stop: None,
+        }
+    }
+
+    /// This git, each of whose steps `stop` may stop ([`Stop`]).
+    pub fn stopped_by(self, stop: Stop) -> Git {
+        Git {
+            stop: Some(stop),
+            ..self
+        }
     }
 
     /// Runs `git ARGS`; stdout on success, else [`Error::Git`] with stderr.
@@ -244,6 +324,10 @@ impl Git {
         Ok(Running {
             child: Some(child),
             shown,
+            stop: self.stop.clone().map(|stop| {
+                let asked = (stop.0)();
+                (stop, asked)
+            }),
         })
     }
 

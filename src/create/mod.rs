@@ -35,7 +35,9 @@
 //!
 //! Git runs in its own process group ([`crate::git`]), so a terminal's
 //! Ctrl-C reaches wtenv only and the current git step finishes whole before
-//! the rollback undoes it.
+//! the rollback undoes it. A second Ctrl-C, a SIGTERM or a SIGHUP stops
+//! the git step instead ([`Signals::stop`], [`crate::git::Stop`]): one
+//! that never ends must not hang the command.
 
 mod base;
 mod branch;
@@ -45,7 +47,7 @@ mod rollback;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde_json::json;
 
@@ -240,22 +242,58 @@ pub fn plan(
 
 /// Catches SIGINT, SIGTERM and SIGHUP from before the first change: the
 /// signal number lands in a flag checked between steps (also `up -d`'s).
+/// A git step runs to its end after a first Ctrl-C; a second one, or a
+/// SIGTERM or SIGHUP, stops it ([`Signals::stop`]).
 pub struct Signals {
     caught: Arc<AtomicUsize>,
+    /// A SIGINT arrived since [`Signals::stop`]'s count last looked.
+    interrupt: Arc<AtomicBool>,
+    /// Likewise a SIGTERM or a SIGHUP.
+    terminate: Arc<AtomicBool>,
 }
 
 impl Signals {
     pub fn catch() -> Result<Signals> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         let caught = Arc::new(AtomicUsize::new(0));
-        for sig in [
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-            signal_hook::consts::SIGHUP,
-        ] {
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let terminate = Arc::new(AtomicBool::new(false));
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            let flag = if sig == SIGINT {
+                &interrupt
+            } else {
+                &terminate
+            };
             signal_hook::flag::register_usize(sig, Arc::clone(&caught), sig as usize)
+                .and_then(|_| signal_hook::flag::register(sig, Arc::clone(flag)))
                 .map_err(|e| Error::io("could not install signal handlers", e))?;
         }
-        Ok(Signals { caught })
+        Ok(Signals {
+            caught,
+            interrupt,
+            terminate,
+        })
+    }
+
+    /// The requests to stop a git step, counted when looked at: every
+    /// SIGINT but the first (the first lets git finish its step, then the
+    /// rollback undoes it), every SIGTERM and SIGHUP. Signals that arrive
+    /// between two looks count once.
+    pub fn stop(&self) -> crate::git::Stop {
+        let (interrupt, terminate) = (Arc::clone(&self.interrupt), Arc::clone(&self.terminate));
+        let interrupts = AtomicUsize::new(0);
+        let requests = AtomicUsize::new(0);
+        crate::git::Stop(Arc::new(move || {
+            if interrupt.swap(false, Ordering::SeqCst)
+                && interrupts.fetch_add(1, Ordering::SeqCst) > 0
+            {
+                requests.fetch_add(1, Ordering::SeqCst);
+            }
+            if terminate.swap(false, Ordering::SeqCst) {
+                requests.fetch_add(1, Ordering::SeqCst);
+            }
+            requests.load(Ordering::SeqCst)
+        }))
     }
 
     /// `Err(Interrupted)` once a signal arrived: the caller returns it and
@@ -273,6 +311,11 @@ impl Signals {
 /// is checked out instead of refused, unless a base was given.
 pub fn execute(ctx: &Ctx, plan: &Plan, with_ports: bool, reuse_branch: bool) -> Result<Created> {
     let signals = Signals::catch()?;
+    // Every git step of the command, the rollback's too, stops on request.
+    let plan = &Plan {
+        git: plan.git.clone().stopped_by(signals.stop()),
+        ..plan.clone()
+    };
     // A step a signal made fail (a probe's EINTR, a git that saw it too)
     // is the signal's doing: die of it, after the rollback ran.
     make(ctx, plan, with_ports, reuse_branch, &signals).map_err(|e| match signals.check() {

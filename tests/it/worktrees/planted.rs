@@ -138,3 +138,85 @@ fn the_rollback_reads_a_planted_lock_capped_and_leaves_its_entry() {
         "a child of this test peaked at {peak} (of {limit})"
     );
 }
+
+/// What no check beforehand sees (a FIFO planted while git runs, a hook
+/// that never ends) hung `create` for good: git runs in its own process
+/// group, so Ctrl-C never reached it, and wtenv waited for it. A second
+/// Ctrl-C, or one SIGTERM, stops the git step (SIGTERM to its group, the
+/// hook with it), then the rollback leaves nothing, and wtenv dies of the
+/// signal.
+#[test]
+fn a_second_ctrl_c_or_a_sigterm_stops_a_git_step_that_never_ends() {
+    use nix::sys::signal::{Signal, kill, killpg};
+    use nix::unistd::Pid;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let t = TestEnv::new();
+    let pids = t.root().join("hook.pid");
+    let hook = t.repo.join(".git/hooks/post-checkout");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\necho $$ > '{}'\nexec sleep 600\n",
+            pids.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for (id, signals, dies_of) in [
+        ("term", &[Signal::SIGTERM][..], 15),
+        ("twice", &[Signal::SIGINT, Signal::SIGINT][..], 2),
+    ] {
+        let _ = std::fs::remove_file(&pids);
+        let mut child = t
+            .wtenv(&[
+                "create",
+                "--purpose",
+                "feature",
+                "--identifier",
+                id,
+                "--ports",
+            ])
+            .process_group(0)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let group = Pid::from_raw(child.id() as i32);
+        assert!(
+            crate::support::wait_for(LIMIT, || std::fs::read_to_string(&pids)
+                .is_ok_and(|p| p.ends_with('\n'))),
+            "{id}: the hook never ran"
+        );
+        let hook_pid: i32 = std::fs::read_to_string(&pids)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        for (i, &sig) in signals.iter().enumerate() {
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            // A terminal's Ctrl-C: wtenv's whole group (git has its own).
+            killpg(group, sig).unwrap();
+        }
+        let ended = crate::support::wait_for(LIMIT, || child.try_wait().unwrap().is_some());
+        if !ended {
+            let _ = child.kill();
+            let _ = kill(Pid::from_raw(hook_pid), Signal::SIGKILL);
+            panic!("{id}: create still waits for git after {LIMIT:?}");
+        }
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(dies_of), "{id}: {status:?}");
+        assert_nothing_of(&t, id, id);
+        // The hook, in git's group, was stopped with it.
+        assert!(
+            crate::support::wait_for(Duration::from_secs(5), || kill(
+                Pid::from_raw(hook_pid),
+                None
+            )
+            .is_err()),
+            "{id}: the hook still runs"
+        );
+    }
+    assert!(!t.root().join("repo.worktrees").exists());
+}
