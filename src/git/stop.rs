@@ -24,8 +24,10 @@ impl std::fmt::Debug for Stop {
 const STOP_POLL: Duration = Duration::from_millis(20);
 /// Between the SIGTERM that stops a git step and the SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
-/// How long a git step started after a stop request may run.
-const STOPPING_LIMIT: Duration = Duration::from_secs(5);
+/// How long a git step started after a stop request may run: a further
+/// signal stops it sooner; this bounds one that nobody sends (a single
+/// SIGTERM of `timeout`), long enough for a large checkout's removal.
+const STOPPING_LIMIT: Duration = Duration::from_secs(30);
 
 /// Waits for git's end and output; with a [`Stop`], stops it as that
 /// says (the count of requests was `asked` when it started). The wait
