@@ -581,6 +581,7 @@ pub fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+mod admin;
 mod listing;
 mod own;
 mod repository;
@@ -588,6 +589,7 @@ mod stamp;
 #[cfg(test)]
 mod tests;
 
+pub use admin::refuse_planted_entries;
 pub use own::Ownership;
 use own::own_git_dir;
 use repository::core_worktree;

@@ -80,6 +80,13 @@ pub fn entries_from_git(ctx: &Ctx) -> Result<(Worktree, Config, Vec<Entry>)> {
 /// --delete-branch`).
 pub fn entries_from_git_of(ctx: &Ctx, here: Worktree) -> Result<(Worktree, Config, Vec<Entry>)> {
     let config = ctx.config_for(&here.root)?;
+    // A FIFO planted among the worktree entries would hang git's listing.
+    worktree::refuse_planted_entries(
+        &here.common_dir,
+        "list the worktrees",
+        "git worktree list",
+        "nothing was changed",
+    )?;
     let listed = Git::new(&here.root).worktrees()?;
     let entries = build(&here, &config, listed);
     Ok((here, config, entries))

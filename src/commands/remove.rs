@@ -72,6 +72,14 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     // from the listing (which worktree, locked or not) is so decided on
     // what `create` leaves.
     let _lock = RepoLock::acquire(&here.common_dir, &|| Ok(()))?;
+    // A FIFO planted among the worktree entries would hang `git worktree
+    // remove` (and the listing): refused before anything is looked at.
+    worktree::refuse_planted_entries(
+        &here.common_dir,
+        "remove a worktree",
+        "git worktree remove",
+        "nothing was removed",
+    )?;
     // `--delete-branch` needs the branch: git lists it from the
     // repository, also for a worktree whose directory is gone (git run
     // inside that directory could not start). One git process either way.

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use super::{HIDDEN, NOT_SHOWN};
 use crate::error::{Error, Result};
-use crate::files::{Removal, kind_of, removal};
 use crate::process::{first_escaped, printable_path};
 use crate::worktree::{Worktree, enclosing_git_dir, git_dir_at};
 
@@ -36,47 +35,17 @@ pub(super) fn check_path_free(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The files of a `.git/worktrees/<name>` entry that `git worktree add`
-/// reads: `gitdir`, `commondir` and `HEAD` of every entry (it lists the
-/// worktrees, and checks the branch is checked out in none), `locked` of
-/// the one whose `gitdir` names the new path.
-const ADD_READS: [&str; 4] = ["gitdir", "commondir", "HEAD", "locked"];
-
-/// Each file git reads on `git worktree add` ([`ADD_READS`]) is a regular
-/// file where it exists: a FIFO planted there hangs git (and `git worktree
-/// prune`, for a `gitdir`), a device or a directory is no file git wrote.
-/// Looked at only (`stat`, following a link as git does), never opened:
-/// `create` refuses before it makes anything. What is planted after this
-/// check is bounded by the signals ([`super::Signals`]).
+/// `git worktree add` hangs on a FIFO planted among the repository's
+/// worktree entries: refused before anything is made
+/// ([`crate::worktree::refuse_planted_entries`]). What is planted after
+/// this check is bounded by the signals ([`super::Signals`]).
 pub(super) fn check_admin_entries(common_dir: &Path) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(common_dir.join("worktrees")) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        for name in ADD_READS {
-            let file = entry.path().join(name);
-            let Ok(meta) = std::fs::metadata(&file) else {
-                continue; // missing (or unreadable): git skips the entry
-            };
-            if meta.is_file() {
-                continue;
-            }
-            let Removal { command, recursive } = removal(&file);
-            let remove = match recursive {
-                true => format!("see what it holds, then remove it ({command})"),
-                false => format!("remove it ({command})"),
-            };
-            return Err(Error::refused(format!(
-                "cannot create a worktree: {}, which git reads on 'git worktree add', is {}, not a regular file; nothing was made",
-                printable_path(&file),
-                kind_of(&meta)
-            ))
-            .with_hint(format!(
-                "git writes it as a small regular file, so something else put it there: {remove}; 'git worktree prune' then forgets the entry if its worktree is gone"
-            )));
-        }
-    }
-    Ok(())
+    crate::worktree::refuse_planted_entries(
+        common_dir,
+        "create a worktree",
+        "git worktree add",
+        "nothing was made",
+    )
 }
 
 /// The directories `create` makes, `first_new_dir` down to `path`, hold

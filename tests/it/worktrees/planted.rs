@@ -220,3 +220,58 @@ fn a_second_ctrl_c_or_a_sigterm_stops_a_git_step_that_never_ends() {
     }
     assert!(!t.root().join("repo.worktrees").exists());
 }
+
+/// `list` (`git worktree list`) and `remove` (`git worktree remove`, and
+/// the listing of `--delete-branch`) hung alike on a FIFO at an entry's
+/// `gitdir`, and a Ctrl-C ended wtenv but left git blocked on it. They
+/// refuse it as `create` does, before git runs: exit 1, the file named,
+/// the worktree and its ports left as they were.
+#[test]
+fn list_and_remove_refuse_a_planted_fifo_before_git_runs() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\n");
+    let made = create_bounded(&t, "keep");
+    assert_eq!(made.code, Some(0), "{made}");
+    let evil = t.repo.join(".git/worktrees/evil");
+    std::fs::create_dir_all(&evil).unwrap();
+    let planted = evil.join("gitdir");
+    mkfifo(&planted);
+    let before = snapshot(&t);
+    let cases: [(&[&str], &str, &str, &str); 3] = [
+        (
+            &["list"],
+            "list the worktrees",
+            "git worktree list",
+            "nothing was changed",
+        ),
+        (
+            &["remove", "keep"],
+            "remove a worktree",
+            "git worktree remove",
+            "nothing was removed",
+        ),
+        (
+            &["remove", "--delete-branch", "keep"],
+            "remove a worktree",
+            "git worktree remove",
+            "nothing was removed",
+        ),
+    ];
+    for (args, what, step, nothing) in cases {
+        let out = run_bounded(&mut t.wtenv(args), LIMIT);
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert!(
+            out.stderr.starts_with(&format!(
+                "error: cannot {what}: {}, which git reads on '{step}', is a FIFO, not a regular file; {nothing}\n",
+                planted.display()
+            )),
+            "{args:?}: {out}"
+        );
+        assert_eq!(snapshot(&t), before, "{args:?}");
+        assert!(default_path(&t, "feature", "keep").is_dir(), "{args:?}");
+    }
+    std::fs::remove_dir_all(&evil).unwrap();
+    let removed = run_bounded(&mut t.wtenv(&["remove", "--delete-branch", "keep"]), LIMIT);
+    assert_eq!(removed.code, Some(0), "{removed}");
+    assert!(!branch_exists(&t, "feature/keep"));
+}
