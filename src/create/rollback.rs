@@ -227,11 +227,16 @@ mod tests {
         entry("feature-b", Some("/w/feature-b/.git"), None);
         entry("feature-a2", None, Some("on a usb disk"));
         remove_admin_entries(&common, Path::new("/w/feature-a"));
-        let mut left: Vec<String> = std::fs::read_dir(common.join("worktrees"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        left.sort();
+        // The entries left, by name, sorted.
+        let entries_left = || {
+            let mut left: Vec<String> = std::fs::read_dir(common.join("worktrees"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            left.sort();
+            left
+        };
+        let left = entries_left();
         assert_eq!(left, ["feature-a2", "feature-ab", "feature-b"]);
 
         // Planted: a `gitdir` or `locked` that is a FIFO (read, it would
@@ -250,11 +255,7 @@ mod tests {
         let padded = format!("initializing{}", " ".repeat(64 * 1024));
         entry("feature-a6", None, Some(&padded));
         remove_admin_entries(&common, Path::new("/w/feature-a"));
-        let mut left: Vec<String> = std::fs::read_dir(common.join("worktrees"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        left.sort();
+        let left = entries_left();
         assert_eq!(
             left,
             [

@@ -13,18 +13,20 @@ use crate::support::{TestEnv, run_bounded};
 /// A hang is a failure, not a stuck suite (a create takes well under 1 s).
 const LIMIT: Duration = Duration::from_secs(30);
 
+/// `create --purpose feature --identifier ID --ports`.
+fn create(t: &TestEnv, id: &str) -> std::process::Command {
+    t.wtenv(&[
+        "create",
+        "--purpose",
+        "feature",
+        "--identifier",
+        id,
+        "--ports",
+    ])
+}
+
 fn create_bounded(t: &TestEnv, id: &str) -> crate::support::Run {
-    run_bounded(
-        &mut t.wtenv(&[
-            "create",
-            "--purpose",
-            "feature",
-            "--identifier",
-            id,
-            "--ports",
-        ]),
-        LIMIT,
-    )
+    run_bounded(&mut create(t, id), LIMIT)
 }
 
 /// A FIFO at `gitdir`, `commondir` or `HEAD` of any entry, or at `locked`
@@ -167,15 +169,7 @@ fn a_second_ctrl_c_or_a_sigterm_stops_a_git_step_that_never_ends() {
         ("twice", &[Signal::SIGINT, Signal::SIGINT][..], 2),
     ] {
         let _ = std::fs::remove_file(&pids);
-        let mut child = t
-            .wtenv(&[
-                "create",
-                "--purpose",
-                "feature",
-                "--identifier",
-                id,
-                "--ports",
-            ])
+        let mut child = create(&t, id)
             .process_group(0)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
