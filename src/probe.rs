@@ -281,7 +281,8 @@ pub struct Holder {
     pub cwd: Option<PathBuf>,
     /// When the holder is a service manager ([`manager::Manager`]), the
     /// unit it listens for, as [`lookup`] found it ([`manager::name_units`]).
-    #[serde(skip)]
+    /// `--json` gives it as `"unit"`, absent for any other holder.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
 }
 

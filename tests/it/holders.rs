@@ -204,6 +204,8 @@ fn json_says_whether_a_process_listens_on_a_busy_port() {
     }
     let c = conflict(listened);
     assert_eq!(c["holders"][0]["pid"], listener.pid(), "{out}");
+    // A process, no service manager: no `unit` key.
+    assert_eq!(c["holders"][0].get("unit"), None, "{out}");
     assert_eq!(c["listening"], true, "{out}");
 
     let (doc, out) = json(&["ports", "--json"]);

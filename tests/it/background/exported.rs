@@ -45,6 +45,20 @@ fn a_port_an_exported_socket_unit_holds_is_stopped_by_the_target_not_by_kill() {
     let stop = m.systemctl(&t, &["stop", &format!("{}.service", n.unit("sock"))]);
     assert_eq!(stop.code, Some(0), "{stop}");
     assert!(wait_for(PATIENCE, || !free(port)));
+    // `--json` names the unit the manager listens for, as messages do.
+    let ports = run(&mut m.wtenv_in(&t, &wt, &["ports", "--json"]));
+    let doc: serde_json::Value =
+        serde_json::from_str(&ports.stdout).unwrap_or_else(|e| panic!("{e}: {ports}"));
+    let sock = doc["allocations"]
+        .as_array()
+        .and_then(|all| all.iter().find(|a| a["port"] == port))
+        .unwrap_or_else(|| panic!("{ports}"));
+    let manager = &sock["listeners"][0];
+    assert_eq!(
+        manager["unit"],
+        format!("{}.socket", n.unit("sock")),
+        "{ports}"
+    );
 
     let stop_target = format!("systemctl --user stop {}", quote_in_message(&target));
     let socket_unit = quote_in_message(format!("{}.socket", n.unit("sock")));
