@@ -57,6 +57,17 @@ pub fn up(
     // manager names no port), and what the manager cannot carry (a passed
     // variable, a path) refused: the registry stays as it was.
     let env = passed_env();
+    // What systemd's manager has of the units (an exported one is
+    // refused): asked once, for every service to launch, at the first
+    // check.
+    let exported = systemd::Exported::of(
+        order
+            .iter()
+            .map(|&i| &all[i])
+            .filter(|s| s.run.is_some())
+            .map(|s| unit_ref(options.manager, &naming, s).name)
+            .collect(),
+    );
     let launches = order
         .iter()
         .map(|&i| {
@@ -68,7 +79,7 @@ pub fn up(
             // One already running is left as it is (below): not refused
             // for what its manager could not be handed now.
             if running_record(&dir, scope, service).is_none() {
-                check(options.manager, &launch)?;
+                check(options.manager, &launch, &exported)?;
             }
             Ok(Some(launch))
         })
@@ -111,7 +122,7 @@ pub fn up(
         if let Some(launch) = launch
             && running_record(&dir, scope, service).is_none()
         {
-            check(options.manager, launch)?;
+            check(options.manager, launch, &exported)?;
             to_start.push(service);
         }
     }
@@ -222,10 +233,7 @@ fn launch_of(
     env: &[(String, std::ffi::OsString)],
     options: &Options,
 ) -> Result<Launch> {
-    let unit_ref = UnitRef {
-        manager: options.manager,
-        name: unit_file_name(options.manager, &naming.unit(&service.name)),
-    };
+    let unit_ref = unit_ref(options.manager, naming, service);
     let log = dir.log_path(&unit_ref.name);
     // launchd writes the output to the log itself.
     let run_log = (options.manager != Manager::Launchd).then_some(log.as_path());
@@ -242,13 +250,22 @@ fn launch_of(
     })
 }
 
+/// The unit `service` is started as under `manager`.
+fn unit_ref(manager: Manager, naming: &Naming, service: &Service) -> UnitRef {
+    UnitRef {
+        manager,
+        name: unit_file_name(manager, &naming.unit(&service.name)),
+    }
+}
+
 /// Refuses `launch` when its manager cannot be given it, by making what
 /// the manager gets (the same function its start calls), or when its
 /// record cannot be kept: the record is JSON text, and names the log
 /// under the state directory, whose path may not be UTF-8 (the record
 /// was then written after the start, which failed on it: a service ran
-/// that `down` could not find).
-fn check(manager: Manager, launch: &Launch) -> Result<()> {
+/// that `down` could not find). `exported`: what systemd's manager has
+/// of the units, asked once for all of them.
+fn check(manager: Manager, launch: &Launch, exported: &systemd::Exported) -> Result<()> {
     if launch.log.to_str().is_none() {
         return Err(Error::invalid(format!(
             "cannot keep the record of {}: the state directory's path {} is not UTF-8",
@@ -262,7 +279,7 @@ fn check(manager: Manager, launch: &Launch) -> Result<()> {
     match manager {
         Manager::Systemd => {
             systemd::run_args(launch)?;
-            systemd::refuse_exported(launch)
+            exported.refuse(launch)
         }
         Manager::Launchd => launchd::plist(&launchd::agent_of(launch)).map(drop),
         // A process of ours: its environment and paths are passed as bytes.

@@ -19,6 +19,8 @@ use super::{Launch, Live, Record};
 use crate::error::{Error, Result};
 use crate::shell::quote_in_message;
 
+pub mod show;
+
 /// systemd's escaping of a string into one unit-name component, as
 /// `systemd-escape STRING` does: `/` becomes `-`; ASCII letters, digits,
 /// `:`, `_` and `.` (but not a leading `.`) stay; every other byte is
@@ -84,37 +86,32 @@ pub fn is_active(unit: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// What [`query`] asks `systemctl show` of a unit.
+const LIVE: &[&str] = &[
+    "LoadState",
+    "ActiveState",
+    "MainPID",
+    "NRestarts",
+    "ActiveEnterTimestampMonotonic",
+];
+
 /// The unit's state, pid, restarts and uptime from `systemctl show`.
 pub fn query(unit: &str) -> Live {
-    let out = systemctl(&[
-        "show",
-        "--property=LoadState,ActiveState,MainPID,NRestarts,ActiveEnterTimestampMonotonic",
-        "--",
-        unit,
-    ])
-    .stderr(Stdio::null())
-    .output();
-    let text = match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-        _ => {
-            return Live {
-                state: "unknown (no systemd user manager)".into(),
-                pid: None,
-                restarts: None,
-                uptime: None,
-            };
-        }
-    };
-    parse_show(&text, uptime_now())
+    match show::ask(&[unit], LIVE) {
+        Some(shown) => live(&shown, unit, uptime_now()),
+        None => Live {
+            state: "unknown (no systemd user manager)".into(),
+            pid: None,
+            restarts: None,
+            uptime: None,
+        },
+    }
 }
 
-/// `systemctl show` output, at `now` (time since boot).
-fn parse_show(text: &str, now: Option<Duration>) -> Live {
-    let get = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-            .unwrap_or_default()
-    };
+/// What `systemctl show` said of `unit` ([`LIVE`]), at `now` (time since
+/// boot).
+fn live(shown: &show::Shown, unit: &str, now: Option<Duration>) -> Live {
+    let get = |key: &str| shown.get(unit, key);
     let state = if get("LoadState") == "not-found" {
         "inactive".to_owned()
     } else {
@@ -203,31 +200,52 @@ pub fn start(launch: &Launch) -> Result<Option<u32>> {
     Ok(query(&launch.unit).pid)
 }
 
-/// Refuses `launch` when the manager has a unit file of its name: the
-/// `.service` `export systemd` wrote for the service, linked or exported
-/// into a directory the manager loads. `systemd-run` cannot make a
-/// transient unit of that name ("was already loaded or has a fragment
-/// file"), and the exported units are the other way to run the same
-/// services (README, "Exporting units"). Asked before anything is
-/// reserved: the refusal leaves the registry as it was.
-pub fn refuse_exported(launch: &Launch) -> Result<()> {
-    let out = systemctl(&[
-        "show",
-        "--property=Transient,FragmentPath",
-        "--",
-        &launch.unit,
-    ])
-    .stderr(Stdio::null())
-    .output();
-    let text = match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-        _ => return Ok(()),
-    };
-    let get = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-            .unwrap_or_default()
-    };
+/// What the user manager has of the units one `up -d` may start, asked
+/// once for all of them, when the first is checked
+/// ([`Exported::refuse`]): one `systemctl show` per command, however many
+/// services, and checks.
+pub struct Exported {
+    units: Vec<String>,
+    shown: std::cell::OnceCell<Option<show::Shown>>,
+}
+
+impl Exported {
+    /// For the units `units` (each service's `.service` unit).
+    pub fn of(units: Vec<String>) -> Exported {
+        Exported {
+            units,
+            shown: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// Refuses `launch` when the manager has a unit file of its name:
+    /// the `.service` `export systemd` wrote for the service, linked or
+    /// exported into a directory the manager loads. `systemd-run` cannot
+    /// make a transient unit of that name ("was already loaded or has a
+    /// fragment file"), and the exported units are the other way to run
+    /// the same services (README, "Exporting units"). Asked before
+    /// anything is reserved: the refusal leaves the registry as it was.
+    /// A manager that does not answer refuses nothing here.
+    pub fn refuse(&self, launch: &Launch) -> Result<()> {
+        let shown = self.shown.get_or_init(|| {
+            let mut units = self.units.clone();
+            if !units.contains(&launch.unit) {
+                units.push(launch.unit.clone());
+            }
+            show::ask(&units, &["Transient", "FragmentPath"])
+        });
+        match shown {
+            Some(shown) if shown.knows(&launch.unit) => refuse_exported(launch, shown),
+            Some(_) => show::ask(&[&launch.unit], &["Transient", "FragmentPath"])
+                .map_or(Ok(()), |shown| refuse_exported(launch, &shown)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// [`Exported::refuse`], by what `systemctl show` said of the unit.
+fn refuse_exported(launch: &Launch, shown: &show::Shown) -> Result<()> {
+    let get = |key: &str| shown.get(&launch.unit, key);
     // A transient unit's fragment (`/run/.../transient/`) is an earlier
     // `up -d`'s, which `systemd-run` says of itself.
     let fragment = get("FragmentPath").to_owned();
@@ -277,40 +295,20 @@ pub fn stop(records: &[&Record]) -> Result<()> {
     Ok(())
 }
 
-/// Whether `holder` is a systemd manager that listens on `a`'s port
+/// Whether `holder` is the systemd user manager listening on `a`'s port
 /// through the `.socket` unit `export systemd` wrote for `a`'s service
-/// (active, listening on that port): the port is the worktree's, held by
-/// the manager between (and before) the service's runs. Asked only of a
-/// listener no other rule owns, so `env` spawns nothing for it normally.
+/// (active, a stream of it on that port): the port is the worktree's,
+/// held by the manager between (and before) the service's runs. The
+/// lookup that found the holder named the unit it listens for
+/// ([`crate::probe::manager::name_units`]: one `systemctl list-sockets`
+/// per lookup, of active units only): nothing is asked here.
 pub fn socket_unit_holds(a: &crate::registry::Allocation, holder: &crate::probe::Holder) -> bool {
-    let program = holder.command.split(' ').next().unwrap_or_default();
-    if std::path::Path::new(program).file_name() != Some("systemd".as_ref()) {
+    use crate::probe::manager::Manager;
+    if Manager::of(holder) != Some(Manager::SystemdUser) {
         return false;
     }
     let unit = super::Naming::of_worktree(&a.repository, &a.worktree).unit(&a.service);
-    let out = systemctl(&[
-        "show",
-        "--property=ActiveState,Listen",
-        "--",
-        &format!("{unit}.socket"),
-    ])
-    .stderr(Stdio::null())
-    .output();
-    match out {
-        Ok(o) if o.status.success() => listens_on(&String::from_utf8_lossy(&o.stdout), a.port),
-        _ => false,
-    }
-}
-
-/// `systemctl show --property=ActiveState,Listen` of a socket unit: active
-/// and one of its streams on `port` (`Listen=[::]:5000 (Stream)`).
-fn listens_on(text: &str, port: u16) -> bool {
-    let suffix = format!(":{port} (Stream)");
-    text.lines().any(|l| l == "ActiveState=active")
-        && text
-            .lines()
-            .filter_map(|l| l.strip_prefix("Listen="))
-            .any(|l| l.ends_with(&suffix))
+    holder.unit.as_deref() == Some(format!("{unit}.socket").as_str())
 }
 
 /// `value` (the unit's `what`) as text, or why systemd cannot carry it:
@@ -604,21 +602,6 @@ mod tests {
     }
 
     #[test]
-    fn a_socket_unit_listens_on_a_port_only_while_active() {
-        let text = "ActiveState=active\nListen=[::]:5000 (Stream)\n";
-        assert!(listens_on(text, 5000));
-        assert!(!listens_on(text, 500));
-        assert!(!listens_on(
-            "ActiveState=inactive\nListen=[::]:5000 (Stream)\n",
-            5000
-        ));
-        assert!(!listens_on(
-            "ActiveState=active\nListen=[::]:5000 (Datagram)\n",
-            5000
-        ));
-    }
-
-    #[test]
     fn socket_files_listen_dual_stack_unless_an_address_is_bound() {
         let root = &unit_path(std::path::Path::new("/w")).unwrap();
         let unit = |addr: &str| SocketUnit {
@@ -648,16 +631,15 @@ mod tests {
 
     #[test]
     fn show_output_gives_state_pid_restarts_and_uptime() {
-        let text = "LoadState=loaded\nActiveState=active\nMainPID=42\nNRestarts=2\nActiveEnterTimestampMonotonic=5000000\n";
-        let live = parse_show(text, Some(Duration::from_secs(65)));
+        let units = ["web.service", "api.service"];
+        let text = "Id=web.service\nLoadState=loaded\nActiveState=active\nMainPID=42\nNRestarts=2\nActiveEnterTimestampMonotonic=5000000\n\nId=api.service\nLoadState=not-found\nActiveState=inactive\nMainPID=0\n";
+        let shown = show::parse(text, &units);
+        let live = live(&shown, "web.service", Some(Duration::from_secs(65)));
         assert_eq!(live.state, "active");
         assert_eq!(live.pid, Some(42));
         assert_eq!(live.restarts, Some(2));
         assert_eq!(live.uptime, Some(Duration::from_secs(60)));
-        let gone = parse_show(
-            "LoadState=not-found\nActiveState=inactive\nMainPID=0\n",
-            None,
-        );
+        let gone = super::live(&shown, "api.service", None);
         assert_eq!((gone.state.as_str(), gone.pid), ("inactive", None));
         assert!(!gone.running());
     }

@@ -78,7 +78,11 @@ pub fn name_units(found: &mut BTreeMap<u16, Holders>) {
 }
 
 /// The stream sockets systemd's manager `manager` listens on: port → its
-/// `.socket` unit (`systemctl list-sockets --show-types`).
+/// `.socket` unit (`systemctl list-sockets --show-types`), of the active
+/// units only: an inactive one keeps its `Listen` addresses, listens on
+/// none, and may name the port another unit listens on. What
+/// [`crate::background::systemd::socket_unit_holds`] decides by, as the
+/// messages' words.
 fn stream_sockets(manager: Manager) -> BTreeMap<u16, String> {
     let mut cmd = Command::new("systemctl");
     if manager == Manager::SystemdUser {
@@ -87,7 +91,7 @@ fn stream_sockets(manager: Manager) -> BTreeMap<u16, String> {
     let out = cmd
         .args([
             "list-sockets",
-            "--all",
+            "--state=active",
             "--full",
             "--plain",
             "--no-legend",
@@ -186,6 +190,24 @@ mod tests {
             cwd: None,
             unit: unit.map(Into::into),
         }
+    }
+
+    /// Captured from the user manager the integration tests start, an
+    /// exported socket unit started: `list-sockets --state=active --full
+    /// --plain --no-legend --show-types` (columns padded).
+    const LIST_SOCKETS: &str = "\
+/tmp/wtenv-testKM9scQ/run/bus                       Stream dbus.socket                            dbus.service
+/tmp/wtenv-testKM9scQ/run/gnupg/S.gpg-agent.ssh     Stream gpg-agent-ssh.socket                   gpg-agent.service
+/tmp/wtenv-testKM9scQ/run/pk-debconf-socket         Stream pk-debconf-helper.socket               pk-debconf-helper.service
+127.0.0.1:31360                                     Stream wtenv-repo_f10b355d-sockwt-sock.socket wtenv-repo_f10b355d-sockwt-sock.service
+";
+
+    #[test]
+    fn real_list_sockets_output_names_the_exported_unit_of_its_port() {
+        assert_eq!(
+            parse_sockets(LIST_SOCKETS),
+            BTreeMap::from([(31360, "wtenv-repo_f10b355d-sockwt-sock.socket".to_owned())])
+        );
     }
 
     #[test]
