@@ -93,11 +93,24 @@ fn orphans(record: &Record) -> Vec<u32> {
     }
 }
 
+/// Writes wtenv's line `said` at the end of `record`'s log, as its dead
+/// supervisor would have ([`super::logfile::note`]). The supervisor's
+/// size limit is not recorded: a line appended never rotates the log (the
+/// next supervisor does). A log that cannot be opened is left alone:
+/// stderr said it.
+fn note_in_log(record: &Record, said: &str) {
+    match super::logfile::RotatingLog::open(&record.log, u64::MAX) {
+        Ok(log) => super::logfile::note(&std::sync::Mutex::new(log), said),
+        Err(e) => tracing::debug!("{}: {e}", crate::process::printable(&record.unit)),
+    }
+}
+
 /// SIGTERM to each live supervisor: it stops its service and releases.
 /// A service whose supervisor was killed is stopped here: SIGTERM to each
 /// proven orphan, SIGKILL after `grace`, said as its supervisor would
 /// have said it (`wtenv: service web did not stop within 30s: killed 1
-/// process, ...`).
+/// process, ...`), on stderr and in the service's log, which `logs`
+/// shows, as the supervisor's own SIGKILL is (`run --log`).
 pub fn stop(records: &[&Record], grace: Duration) {
     use nix::sys::signal::{Signal, kill};
     for r in records {
@@ -105,7 +118,9 @@ pub fn stop(records: &[&Record], grace: Duration) {
             let _ = kill(nix::unistd::Pid::from_raw(r.pid as i32), Signal::SIGTERM);
         } else if let Some((pgid, start)) = r.group {
             let names = [format!("service {}", r.service)];
-            let left = crate::supervise::orphans::stop(pgid, start, grace, Some(&names));
+            let left = crate::supervise::orphans::stop(pgid, start, grace, Some(&names), &|said| {
+                note_in_log(r, said)
+            });
             if !left.is_empty() {
                 tracing::warn!(
                     "{}: {left:?} still run after SIGKILL",

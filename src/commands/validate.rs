@@ -345,7 +345,7 @@ fn stop_orphans(args: &Args, ctx: &Ctx) -> Result<()> {
     }
     for ((pgid, start), (holder, orphans, ports)) in groups {
         let named = alloc::describe_pids(&orphans);
-        let left = supervise::orphans::stop(pgid, start, supervise::orphans::GRACE, None);
+        let left = supervise::orphans::stop(pgid, start, supervise::orphans::GRACE, None, &|_| {});
         if args.json || crate::report::quiet() {
             continue;
         }

@@ -81,19 +81,23 @@ impl Kills {
     /// this sweep has not named yet are killed: `wtenv: npm did not stop
     /// within 10s: killed 2 processes, pid 4243 (python3 server.py) and 1
     /// more`, kept by `-q`. Nothing is said when none is left to name (a
-    /// zombie: it is dead already).
-    pub fn say(&mut self, names: &[String], why: Why, pids: &[u32]) {
+    /// zombie: it is dead already). Returns the line said, as a log keeps
+    /// it ([`report::status_text`]), for a caller that writes it
+    /// somewhere else too.
+    pub fn say(&mut self, names: &[String], why: Why, pids: &[u32]) -> Option<String> {
         let new: Vec<u32> = pids
             .iter()
             .copied()
             .filter(|p| !self.named.contains(p) && ProcessId::of(*p).is_some())
             .collect();
         if new.is_empty() {
-            return;
+            return None;
         }
         self.named.extend(&new);
         let first = alloc::describe_pids(&new[..1]);
-        report::status_kept(&kill_line(names, why, new.len(), &first));
+        let line = kill_line(names, why, new.len(), &first);
+        report::status_kept(&line);
+        Some(report::status_text(&line))
     }
 }
 

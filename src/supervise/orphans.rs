@@ -22,10 +22,17 @@ pub const GRACE: Duration = Duration::from_secs(5);
 /// `leader_start`), then, after `grace`, SIGKILL to those left: said
 /// first, when `names` names what they run (`down`: `service web`), as
 /// every SIGKILL wtenv sends unasked is, how many and the first
-/// ([`Kills`]); `validate --fix`, which says what it stopped on stdout,
-/// passes none. Returns the ones still alive at the end (none, unless one
-/// resists SIGKILL).
-pub fn stop(pgid: u32, leader_start: u64, grace: Duration, names: Option<&[String]>) -> Vec<u32> {
+/// ([`Kills`]), and written by `also` too (`down`: into the service's
+/// log, where its supervisor would have said it); `validate --fix`, which
+/// says what it stopped on stdout, passes none. Returns the ones still
+/// alive at the end (none, unless one resists SIGKILL).
+pub fn stop(
+    pgid: u32,
+    leader_start: u64,
+    grace: Duration,
+    names: Option<&[String]>,
+    also: &dyn Fn(&str),
+) -> Vec<u32> {
     let signal_each = |pids: &[u32], sig: Signal| {
         for &pid in pids {
             if let Err(e) = kill(Pid::from_raw(pid as i32), sig) {
@@ -39,8 +46,10 @@ pub fn stop(pgid: u32, leader_start: u64, grace: Duration, names: Option<&[Strin
         std::thread::sleep(Duration::from_millis(50));
     }
     let left = process::orphans(pgid, leader_start);
-    if let Some(names) = names {
-        Kills::default().say(names, Why::Grace(grace), &left);
+    if let Some(names) = names
+        && let Some(said) = Kills::default().say(names, Why::Grace(grace), &left)
+    {
+        also(&said);
     }
     signal_each(&left, Signal::SIGKILL);
     let deadline = Instant::now() + Duration::from_secs(2);

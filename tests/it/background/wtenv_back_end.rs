@@ -331,7 +331,9 @@ pub(super) fn the_log_says_what_the_grace_killed(
 /// `down` stopping the orphan of a killed supervisor that ignores
 /// SIGTERM: its SIGKILL, once half of `--timeout` has passed, is said as
 /// the supervisor would have said it, how many and the first. It used to
-/// be sent without a word.
+/// be sent without a word; then said on `down`'s stderr only: the
+/// service's log, which `logs` shows, says it too, as it says the
+/// supervisor's own SIGKILL.
 #[test]
 fn down_says_the_sigkill_of_an_orphan_that_outlived_its_grace() {
     let t = TestEnv::new();
@@ -360,10 +362,15 @@ fn down_says_the_sigkill_of_an_orphan_that_outlived_its_grace() {
     let down = run(&mut t.wtenv(&["down", "--timeout", "2s"]));
     assert_eq!(down.code, Some(0), "{down}");
     assert!(!alive(sleep), "{down}");
-    assert!(
-        down.stderr.contains(&format!(
-            "wtenv: service web did not stop within 1s: killed 1 process, pid {sleep} ({command})\n"
-        )),
-        "{down}"
+    let said = format!(
+        "wtenv: service web did not stop within 1s: killed 1 process, pid {sleep} ({command})"
+    );
+    assert!(down.stderr.contains(&format!("{said}\n")), "{down}");
+    let logs = run(&mut t.wtenv(&["logs", "web"]));
+    assert_eq!(logs.code, Some(0), "{logs}");
+    assert_eq!(
+        logs.stdout.lines().last(),
+        Some(format!("web | {said}").as_str()),
+        "{logs}"
     );
 }
