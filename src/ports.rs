@@ -160,6 +160,8 @@ pub fn accept_any(_: &[(String, String)]) -> Result<()> {
 pub struct Verified {
     /// The worktree's variables.
     pub vars: Vec<(String, String)>,
+    /// The worktree's ports, by service.
+    pub ports: alloc::Ports,
     /// The line saying what an untrusted `[env]` left out.
     pub untrusted: Option<String>,
     /// A [`HoldMode::Settling`] hold is still to be written
@@ -200,6 +202,7 @@ pub fn verify(
     )?;
     Ok(Verified {
         vars,
+        ports: ensured.ports,
         untrusted: gate.message(&scope.config),
         hold_waits: ensured.hold_waits,
         mine: ensured.mine,

@@ -27,9 +27,10 @@ pub struct Started {
     pub already: bool,
 }
 
-/// `up --detach`: makes each service's unit, reserves the ports, starts
-/// each service (and what it depends on, after those are ready) as a
-/// unit, waits until each is ready, and returns them. When one does not
+/// `up --detach`: makes each service's unit, takes the worktree's lock,
+/// reserves the ports, starts each service (and what it depends on, after
+/// those are ready) as a unit, waits until each is ready, and returns
+/// them. When one does not
 /// get ready, what this call started is stopped and the error says why;
 /// the ports stay reserved, as `env` reserves them.
 pub fn up(
@@ -39,8 +40,8 @@ pub fn up(
     options: &Options,
     interrupted: &dyn Fn() -> Result<()>,
 ) -> Result<Vec<Started>> {
-    // Named now, made once nothing can refuse (after the reservation,
-    // below): a refusal leaves the state directory as it was.
+    // Named now, made once the units' checks passed (below, for the
+    // worktree's lock): their refusal leaves the state directory as it was.
     let dir = StateDir::planned(ctx)?;
     let naming = Naming::of(scope);
     let all = &scope.config.services;
@@ -84,19 +85,6 @@ pub fn up(
             Ok(Some(launch))
         })
         .collect::<Result<Vec<_>>>()?;
-    // The variables the services see (for `cmd` health checks), after the
-    // checks `env` makes (a port held outside the worktree is refused).
-    // Sticky even in a shell that holds the ports (a `nix develop`
-    // shell's hook): the units outlive that shell.
-    let skip = options.skip_occupied;
-    let vars = crate::ports::ensure_verified(
-        ctx,
-        scope,
-        &alloc::HoldMode::Sticky,
-        skip,
-        &crate::ports::accept_any,
-    )?
-    .vars;
     let dir = StateDir::of(ctx)?;
     // From here until each unit it starts is ready (or stopped), this
     // worktree's starts and stops wait for this one: what runs is looked
@@ -110,11 +98,21 @@ pub fn up(
     )?;
     // Nothing is reserved or started where a `remove` waited for was.
     super::lock::refuse_gone(&scope.worktree.root)?;
-    // Reserved again under the lock: a `validate --verify-ports --fix`
-    // before it was taken may have released them as idle (nothing
-    // listens, nobody holds); from now on it leaves them (its
-    // `worktree_starting`) until each unit's `run` holds its port.
-    let ports = crate::ports::reserve(ctx, scope, skip)?;
+    // Reserved under the lock, after the checks `env` makes (a port held
+    // outside the worktree is refused): a `validate --verify-ports --fix`
+    // leaves them from now on (its `worktree_starting`) until each unit's
+    // `run` holds its port, and an `up -d` that waited for a `remove`
+    // reserved nothing for the gone worktree. Sticky even in a shell
+    // that holds the ports (a `nix develop` shell's hook): the units
+    // outlive that shell. The variables are those the services see (for
+    // `cmd` health checks).
+    let crate::ports::Verified { vars, ports, .. } = crate::ports::ensure_verified(
+        ctx,
+        scope,
+        &alloc::HoldMode::Sticky,
+        options.skip_occupied,
+        &crate::ports::accept_any,
+    )?;
     // The services this call starts: not one already running.
     let mut to_start = Vec::new();
     for (&i, launch) in order.iter().zip(&launches) {

@@ -13,6 +13,7 @@ mod exported;
 mod health;
 mod moved;
 mod races;
+mod races_gone;
 mod remove;
 mod shell_hold;
 mod still_held;

@@ -11,7 +11,7 @@ use super::{DownOnDrop, free, naming, ports, serves, status_cells};
 use crate::support::{Run, TestEnv, run, wait_for};
 
 /// `wtenv ARGS` started in the main worktree, its output in files.
-struct Spawned {
+pub(super) struct Spawned {
     child: Child,
     out: PathBuf,
     err: PathBuf,
@@ -23,7 +23,7 @@ impl Spawned {
     }
 
     /// `command` (a `wtenv` of [`TestEnv`]'s), started.
-    fn of(t: &TestEnv, name: &str, mut command: Command) -> Spawned {
+    pub(super) fn of(t: &TestEnv, name: &str, mut command: Command) -> Spawned {
         let out = t.root().join(format!("{name}.out"));
         let err = t.root().join(format!("{name}.err"));
         let child = command
@@ -35,11 +35,11 @@ impl Spawned {
         Spawned { child, out, err }
     }
 
-    fn stderr(&self) -> String {
+    pub(super) fn stderr(&self) -> String {
         std::fs::read_to_string(&self.err).unwrap_or_default()
     }
 
-    fn finish(mut self) -> Run {
+    pub(super) fn finish(mut self) -> Run {
         let status = self.child.wait().unwrap();
         Run::of(
             status,
@@ -417,7 +417,7 @@ fn foreground_up_waits_for_the_lock_with_no_record_yet() {
 /// The lock file of the worktree whose git dir is `git_dir`, opened (and
 /// made, with its directory): `worktree-<FNV-1a of the canonical git
 /// dir>.lock` in the background directory.
-fn worktree_lock(t: &TestEnv, git_dir: &Path) -> std::fs::File {
+pub(super) fn worktree_lock(t: &TestEnv, git_dir: &Path) -> std::fs::File {
     let dir = t.state_dir().join("background");
     std::fs::create_dir_all(&dir).unwrap();
     let git_dir = std::fs::canonicalize(git_dir).unwrap();
