@@ -73,16 +73,21 @@ impl Registry {
     /// [`new`](Registry::new), waiting for locks as long as
     /// `WTENV_LOCK_TIMEOUT` says, read as every duration a user types
     /// ([`crate::duration::read`]): anything else is an error naming it
-    /// and saying which refusal it is (not a duration, longer than a year).
+    /// and saying which refusal it is (not a duration, longer than a
+    /// year), in the words `--grace` and a config use
+    /// ([`crate::duration::Refusal::of`]).
     pub fn from_env(path: PathBuf) -> Result<Registry> {
-        use crate::duration::{FORMS, Refusal, read};
+        use crate::duration::{Refusal, read};
         let mut registry = Registry::new(path);
         const VAR: &str = crate::settings::LOCK_TIMEOUT;
         if let Some(value) = crate::settings::lock_timeout() {
             let read = value.to_str().map_or(Err(Refusal::NotADuration), read);
             registry.lock_timeout = read.map_err(|why| {
-                Error::invalid(format!("{VAR}={value:?} is {}", why.said()))
-                    .with_hint(format!("set {VAR} to {FORMS}"))
+                let shown = crate::process::printable(&value.to_string_lossy());
+                Error::invalid(why.of(&format!("{VAR}={shown}"))).with_hint(format!(
+                    "set {VAR} to a duration such as 30s, or unset it to wait {}",
+                    humantime::format_duration(super::DEFAULT_LOCK_TIMEOUT)
+                ))
             })?;
         }
         Ok(registry)

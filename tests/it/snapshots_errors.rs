@@ -176,11 +176,23 @@ fn a_bad_lock_timeout_is_named() {
     );
     for value in ["400d", "31557601"] {
         let out = run(t.wtenv(&["env"]).env("WTENV_LOCK_TIMEOUT", value));
-        let said = over.stderr.replace("\"2y\"", &format!("{value:?}"));
+        let said = over.stderr.replace("=2y ", &format!("={value} "));
         assert_eq!((out.code, out.stderr), (Some(1), said), "{value}");
     }
     let out = run(t.wtenv(&["env"]).env("WTENV_LOCK_TIMEOUT", "1e3"));
     assert_eq!(out.code, Some(0), "{out}");
+    // In the words `--grace 2x` says (it quoted the value, `"2x" is not
+    // a duration`, and said nothing of what a duration is).
+    let env = run(t.wtenv(&["env"]).env("WTENV_LOCK_TIMEOUT", "2x"));
+    let grace = run(&mut t.wtenv(&["run", "--grace", "2x", "--", "true"]));
+    let words = |stderr: &str, after: &str| {
+        stderr
+            .lines()
+            .find_map(|l| Some(l.split_once(after)?.1.to_owned()))
+    };
+    let said = words(&grace.stderr, "'--grace <DUR>': ");
+    assert!(said.is_some(), "{grace}");
+    assert_eq!(words(&env.stderr, "WTENV_LOCK_TIMEOUT="), said, "{env}");
 }
 
 #[test]

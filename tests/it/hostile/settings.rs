@@ -51,7 +51,7 @@ fn lock_timeout_takes_bare_seconds_and_refuses_what_it_cannot_parse() {
     assert_eq!(out.code, Some(1), "{out}");
     assert!(
         out.stderr
-            .contains("WTENV_LOCK_TIMEOUT=\"banana\" is not a duration"),
+            .contains("WTENV_LOCK_TIMEOUT=banana is not a duration"),
         "{out}"
     );
     let lock = t.state_dir().join("registry.lock");
