@@ -232,26 +232,39 @@ impl Exported {
             if !units.contains(&launch.unit) {
                 units.push(launch.unit.clone());
             }
-            show::ask(&units, &["Transient", "FragmentPath"])
+            show::ask(&units, FRAGMENT)
         });
         match shown {
             Some(shown) if shown.knows(&launch.unit) => refuse_exported(launch, shown),
-            Some(_) => show::ask(&[&launch.unit], &["Transient", "FragmentPath"])
+            Some(_) => show::ask(&[&launch.unit], FRAGMENT)
                 .map_or(Ok(()), |shown| refuse_exported(launch, &shown)),
             None => Ok(()),
         }
     }
 }
 
+/// What [`exported_fragment`] asks `systemctl show` of a unit.
+pub const FRAGMENT: &[&str] = &["Transient", "FragmentPath"];
+
+/// The unit file the user manager has for `unit`, by what `systemctl
+/// show` said of it ([`FRAGMENT`]), when it is not a transient unit's:
+/// the one `export systemd` wrote for the service, linked or exported
+/// into a directory the manager loads. `None` when the manager has none.
+/// A transient unit's fragment (`/run/.../transient/`) is an earlier
+/// `up -d`'s, which `systemd-run` says of itself.
+pub fn exported_fragment(shown: &show::Shown, unit: &str) -> Option<String> {
+    let fragment = shown.get(unit, "FragmentPath");
+    if fragment.is_empty() || shown.get(unit, "Transient") == "yes" {
+        return None;
+    }
+    Some(fragment.to_owned())
+}
+
 /// [`Exported::refuse`], by what `systemctl show` said of the unit.
 fn refuse_exported(launch: &Launch, shown: &show::Shown) -> Result<()> {
-    let get = |key: &str| shown.get(&launch.unit, key);
-    // A transient unit's fragment (`/run/.../transient/`) is an earlier
-    // `up -d`'s, which `systemd-run` says of itself.
-    let fragment = get("FragmentPath").to_owned();
-    if fragment.is_empty() || get("Transient") == "yes" {
+    let Some(fragment) = exported_fragment(shown, &launch.unit) else {
         return Ok(());
-    }
+    };
     let target = format!("{}.target", launch.group);
     // Every file of the worktree's starts with its target's name: the
     // `*` outside the quotes, so that the shell expands it.

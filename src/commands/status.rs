@@ -130,7 +130,10 @@ fn failures(ctx: &Ctx, scope: &Scope, failed: &[(String, health::Failed)]) -> St
 
 /// Where the services of units `wtenv export` made are shown: their user's
 /// manager runs them, not wtenv, so `status` (what `up --detach` started)
-/// does not; `None` when the worktree has no service to run.
+/// does not. Under systemd, only the units whose exported files the user
+/// manager has (linked, or in a directory it loads: the lookup `up -d`
+/// refuses an exported service by, [`background::systemd::exported_fragment`]);
+/// `None` when it has none, or the worktree has no service to run.
 fn exported_hint(scope: &Scope) -> Option<String> {
     let naming = Naming::of(scope);
     let manager = if cfg!(target_os = "macos") {
@@ -145,19 +148,30 @@ fn exported_hint(scope: &Scope) -> Option<String> {
         .filter(|s| s.run.is_some())
         .map(|s| background::unit_file_name(manager, &naming.unit(&s.name)))
         .collect();
-    let first = units.first()?;
     let show = match manager {
         // One service a call.
         Manager::Launchd => format!(
             "{}{}",
-            background::launchd::print_command(first),
+            background::launchd::print_command(units.first()?),
             if units.len() > 1 {
                 " (and so for each service)"
             } else {
                 ""
             }
         ),
-        _ => background::systemd::status_command(&units),
+        _ => {
+            use background::systemd::{FRAGMENT, exported_fragment, show};
+            // One `systemctl show` for every unit.
+            let shown = show::ask(&units, FRAGMENT)?;
+            let exported: Vec<&String> = units
+                .iter()
+                .filter(|u| exported_fragment(&shown, u).is_some())
+                .collect();
+            if exported.is_empty() {
+                return None;
+            }
+            background::systemd::status_command(&exported)
+        }
     };
     Some(format!(
         "units made by 'wtenv export' are your service manager's to show: {show}"

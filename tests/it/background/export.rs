@@ -343,27 +343,44 @@ fn exported_launchd_plists_carry_the_program_directory_and_environment() {
 
 /// Services started from exported units run under the user's manager,
 /// not wtenv: `status` (what `up --detach` started) says nothing runs,
-/// and now also where those units are shown, by the names `export`
-/// gave their files.
+/// and where those units are shown, by the names `export` gave their
+/// files, once the manager has them. It named them for units never
+/// exported too; now it names none where the manager has none (nothing
+/// exported, or files the manager does not load yet).
 #[test]
 fn status_names_where_the_units_export_made_are_shown() {
     let t = TestEnv::new();
     two_http_services(&t);
+    let m = UserManager::start(&t);
+    let nothing = "wtenv: nothing of this worktree runs in the background\n\
+                   hint: 'wtenv up --detach' starts its services in the background, and 'wtenv status' shows what it started\n";
+    let status = run(&mut m.wtenv(&t, &["status"]));
+    assert_eq!(
+        (status.code, status.stderr.as_str()),
+        (Some(0), nothing),
+        "{status}"
+    );
     let dir = t.root().join("units");
-    let export = run(&mut t.wtenv(&["export", "systemd", dir.to_str().unwrap()]));
+    let export = run(&mut m.wtenv(&t, &["export", "systemd", dir.to_str().unwrap()]));
     assert_eq!(export.code, Some(0), "{export}");
     let (web, api) = (unit(&t, "web"), unit(&t, "api"));
     for name in [&web, &api] {
         assert!(dir.join(name).is_file(), "{export}");
     }
-    let status = run(&mut t.wtenv(&["status"]));
+    // Written, not linked: the manager has no such unit to show.
+    let status = run(&mut m.wtenv(&t, &["status"]));
+    assert_eq!(
+        (status.code, status.stderr.as_str()),
+        (Some(0), nothing),
+        "{status}"
+    );
+    m.verify_and_link(&t, &export.stdout.lines().collect::<Vec<_>>());
+    let status = run(&mut m.wtenv(&t, &["status"]));
     assert_eq!(status.code, Some(0), "{status}");
     assert_eq!(
         status.stderr,
         format!(
-            "wtenv: nothing of this worktree runs in the background\n\
-             hint: 'wtenv up --detach' starts its services in the background, and 'wtenv status' shows what it started\n\
-             hint: units made by 'wtenv export' are your service manager's to show: systemctl --user status '{web}' '{api}'\n"
+            "{nothing}hint: units made by 'wtenv export' are your service manager's to show: systemctl --user status '{web}' '{api}'\n"
         ),
         "{status}"
     );

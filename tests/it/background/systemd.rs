@@ -400,7 +400,14 @@ fn a_refused_start_hints_at_the_unit_by_a_name_each_shell_reads_whole() {
             &unit,
         ],
     );
-    // `status`'s hint at units `export` made, by the same names.
+    // `status`'s hint at units `export` made, by the same names, once
+    // the manager has them (the unit above stopped: a name of its own).
+    let stopped = m.systemctl(&t, &["stop", &unit]);
+    assert_eq!(stopped.code, Some(0), "{stopped}");
+    let dir = t.root().join("units");
+    let export = run(&mut m.wtenv_in(&t, &wt, &["export", "systemd", dir.to_str().unwrap()]));
+    assert_eq!(export.code, Some(0), "{export}");
+    m.verify_and_link(&t, &export.stdout.lines().collect::<Vec<_>>());
     let status = run(&mut m.wtenv_in(&t, &wt, &["status"]));
     assert_eq!(status.code, Some(0), "{status}");
     pastes(
