@@ -137,10 +137,54 @@ fn bind_state(addr: SocketAddr) -> io::Result<Bind> {
 }
 
 fn connect_state(addr: SocketAddr) -> io::Result<PortState> {
-    match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+    match connect(addr) {
         Ok(stream) => Ok(connected(&stream)),
         Err(e) => connect_failed(&e)
             .ok_or_else(|| io::Error::new(e.kind(), format!("probing {addr}: {e}"))),
+    }
+}
+
+/// A connect to `addr` that gives up after [`CONNECT_TIMEOUT`] with
+/// `TimedOut`. On Linux, a blocking connect on a socket whose send timeout
+/// (SO_SNDTIMEO) is [`CONNECT_TIMEOUT`]: four system calls (socket,
+/// setsockopt, connect, close) where std's `connect_timeout` makes seven
+/// (the socket made non-blocking and blocking again, a poll, a read of
+/// SO_ERROR). A loopback connect is answered within the call; only a
+/// listener with a full queue leaves it waiting, until the send timeout
+/// expires ([`expired`]). A connect with a timeout is never restarted after
+/// a signal handler ran (signal(7)), whatever SA_RESTART says: one
+/// interrupted (`run`'s handlers) is made again the portable way. macOS
+/// does not honour SO_SNDTIMEO on a connect: there, std's `connect_timeout`.
+#[cfg(target_os = "linux")]
+fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_write_timeout(Some(CONNECT_TIMEOUT))?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => Ok(socket.into()),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+            drop(socket);
+            TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)
+        }
+        Err(e) => Err(expired(e)),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)
+}
+
+/// A blocking connect whose send timeout expired fails with EINPROGRESS on
+/// Linux (socket(7)): that is a timeout, as std's `connect_timeout` says
+/// it, and [`connect_failed`] takes it for a listener with a full queue.
+/// Any other error is left as it is (EAGAIN included: for TCP it is no
+/// timeout, but a lack of local resources).
+#[cfg(target_os = "linux")]
+fn expired(e: io::Error) -> io::Error {
+    if e.raw_os_error() == Some(libc_errno::EINPROGRESS) {
+        io::Error::new(io::ErrorKind::TimedOut, "connect timed out")
+    } else {
+        e
     }
 }
 
@@ -185,6 +229,9 @@ mod libc_errno {
     #[cfg(not(target_os = "linux"))]
     pub const EADDRNOTAVAIL: i32 = 49;
     pub const EACCES: i32 = 13;
+    /// A blocking connect whose send timeout expired ([`super::expired`]).
+    #[cfg(target_os = "linux")]
+    pub const EINPROGRESS: i32 = 115;
 }
 
 /// Whether a server accepts a connection at one of `addrs` (a service's,
