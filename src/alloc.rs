@@ -38,7 +38,7 @@ pub use stale::{
     moves_to, release_holds, release_holds_where, released_by, repository_gone, sweep, sweep_where,
 };
 pub use usage::{
-    Usage, busy_holders, classify, describe_pids, holds_json, lifetime, lookup_busy,
+    Usage, busy_holders, classify, describe_pids, held_by, holds_json, lifetime, lookup_busy,
     works_in_worktree,
 };
 

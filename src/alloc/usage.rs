@@ -8,7 +8,7 @@ use std::path::Path;
 use super::System;
 use crate::probe::{Holder, Holders, PortState};
 use crate::process;
-use crate::registry::Allocation;
+use crate::registry::{Allocation, Hold};
 
 /// The live state of one allocated port (rule 5).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,46 +170,53 @@ pub fn works_in_worktree(dir: &Path, worktree: &Path, repository: &Path) -> bool
 }
 
 /// How long `a` lives, as the read-only views show it: `reserved`, then
-/// each recorded holder, `held by pid N` (and its unit, for a background
-/// service) while it lives and `held by pid N: gone` once it is not (a view writes nothing: the next allocating
-/// command or `validate --fix` sweeps it).
+/// each recorded holder in the words of [`held_by`]; `held` when it has
+/// neither.
 pub fn lifetime(a: &Allocation, system: &mut dyn System) -> String {
     let mut parts: Vec<String> = Vec::new();
     if a.reserved {
         parts.push("reserved".into());
     }
     for h in &a.holders {
-        // A background service's unit, so `list` names what to stop.
-        let unit = h
-            .unit
-            .as_ref()
-            .map(|u| {
-                format!(
-                    " ({} unit {})",
-                    u.manager.name(),
-                    process::printable(&u.name)
-                )
-            })
-            .unwrap_or_default();
-        if system.holder_alive(h) {
-            parts.push(format!("held by pid {}{unit}", h.pid));
-        } else {
-            let orphans = system.orphans(h);
-            if orphans.is_empty() {
-                parts.push(format!("held by pid {}{unit}: gone", h.pid));
-            } else {
-                parts.push(format!(
-                    "held by pid {}{unit}: gone, its orphans run: {}",
-                    h.pid,
-                    describe_pids(&orphans)
-                ));
-            }
-        }
+        parts.push(held_by(h, system));
     }
     if parts.is_empty() {
         parts.push("held".into());
     }
     parts.join(", ")
+}
+
+/// A recorded holder, in the words every command uses for one: `held by
+/// pid N` (and its unit, for a background service, so that what to stop
+/// is named) while it lives ([`System::holder_alive`]), `held by pid N:
+/// gone` once it is not (a view writes nothing: the next allocating
+/// command or `validate --fix` sweeps it), with its orphans when its
+/// group outlived it.
+pub fn held_by(h: &Hold, system: &mut dyn System) -> String {
+    let unit = h
+        .unit
+        .as_ref()
+        .map(|u| {
+            format!(
+                " ({} unit {})",
+                u.manager.name(),
+                process::printable(&u.name)
+            )
+        })
+        .unwrap_or_default();
+    if system.holder_alive(h) {
+        return format!("held by pid {}{unit}", h.pid);
+    }
+    let orphans = system.orphans(h);
+    if orphans.is_empty() {
+        format!("held by pid {}{unit}: gone", h.pid)
+    } else {
+        format!(
+            "held by pid {}{unit}: gone, its orphans run: {}",
+            h.pid,
+            describe_pids(&orphans)
+        )
+    }
 }
 
 /// The recorded holders of `a` as JSON, each with whether it lives.
