@@ -78,7 +78,8 @@ pub enum Command {
     Reload(reload::Args),
     /// Allocate one service's port for this worktree; prints the port.
     Allocate(allocate::Args),
-    /// Release this worktree's allocations (or one service's).
+    /// Release this worktree's allocations (or one service's); none while a
+    /// live process holds one.
     Release(release::Args),
     /// The registry's allocations with their live state.
     Ports(ports::Args),

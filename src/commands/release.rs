@@ -1,14 +1,17 @@
 //! `wtenv release`: give back this worktree's ports (or one service's).
 
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
+use crate::alloc::{self, RealSystem, System};
 use crate::config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::ports;
 use crate::process::{printable, printable_path};
-use crate::registry::RegistryData;
+use crate::registry::{Allocation, Hold, RegistryData};
+use crate::supervise::hold::{Holding, UP};
 use crate::worktree::{self, Worktree};
 use crate::{report, supervise};
 
@@ -74,8 +77,27 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     };
     // What was released, and the services the worktree has allocations
     // for (to name them when the one asked for is not among them).
+    let mut system = RealSystem::new(&ctx.registry);
     let release = |data: &mut RegistryData| {
         moved.apply(data, &target);
+        let hit = |a: &Allocation| {
+            a.worktree == target && args.service.as_ref().is_none_or(|s| &a.service == s)
+        };
+        // All or nothing: a port a live process holds is in use (a `run`
+        // serving, a background service, a shell that holds them), and
+        // released it would be handed to another worktree while it
+        // serves. Decided under the lock, by the rule the sweep and
+        // `validate` use (a dead holder is no holder).
+        let held: Vec<(&Allocation, &Hold)> = data
+            .allocations
+            .iter()
+            .filter(|a| hit(a))
+            .flat_map(|a| a.holders.iter().map(move |h| (a, h)))
+            .filter(|(_, h)| system.holder_alive(h))
+            .collect();
+        if !held.is_empty() {
+            return Err(held_refusal(&target, &held, &mut system));
+        }
         let mut gone = Vec::new();
         let mut services = Vec::new();
         data.allocations.retain(|a| {
@@ -83,7 +105,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 return true;
             }
             services.push(a.service.clone());
-            let hit = args.service.as_ref().is_none_or(|s| &a.service == s);
+            let hit = hit(a);
             if hit {
                 gone.push((a.service.clone(), a.port, a.repository.clone()));
             }
@@ -148,6 +170,87 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         ));
     }
     Ok(Outcome::SUCCESS)
+}
+
+/// The refusal of a release whose ports live processes hold (`held`: each
+/// entry with a live holder of it): each port named with its service and
+/// holder ([`alloc::held_by`], the words of `ports` and `validate`) and
+/// the holder's command; the hint says how to stop each kind of holder
+/// ([`Holding`]). Nothing was released.
+fn held_refusal(target: &Path, held: &[(&Allocation, &Hold)], system: &mut dyn System) -> Error {
+    let lines: Vec<String> = held
+        .iter()
+        .map(|(a, h)| {
+            format!(
+                "  port {} ({}): {}: {}",
+                a.port,
+                printable(&a.service),
+                alloc::held_by(h, system),
+                printable(&h.command)
+            )
+        })
+        .collect();
+    Error::refused(format!(
+        "ports of worktree {} are held by live processes; nothing was released:\n{}",
+        printable_path(target),
+        lines.join("\n")
+    ))
+    .with_hint(stop_hint(held))
+}
+
+/// How to stop the holders of `held`, by kind ([`Holding`]), each named
+/// once: a `wtenv run` (or a foreground `wtenv up`) by Ctrl-C or `kill`,
+/// a background service by `wtenv down`, a shell that holds them by
+/// leaving it or by `release --hold`; then the release again.
+fn stop_hint(held: &[(&Allocation, &Hold)]) -> String {
+    let mut supervisors: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
+    let mut services = BTreeSet::new();
+    let mut shells = BTreeSet::new();
+    for (a, h) in held {
+        match Holding::of(h) {
+            Holding::Supervisor(what) => {
+                supervisors.entry(what).or_default().insert(h.pid);
+            }
+            Holding::Background => {
+                services.insert(printable(&a.service));
+            }
+            Holding::Shell => {
+                shells.insert(h.pid);
+            }
+        }
+    }
+    let each = |pids: &BTreeSet<u32>, word: &dyn Fn(u32) -> String, sep: &str| {
+        pids.iter().map(|p| word(*p)).collect::<Vec<_>>().join(sep)
+    };
+    let mut what = Vec::new();
+    for (command, pids) in &supervisors {
+        let which = if *command == UP {
+            " in the foreground"
+        } else {
+            ""
+        };
+        what.push(format!(
+            "a {command}{which}: Ctrl-C it, or 'kill {}'",
+            each(pids, &|p| p.to_string(), " ")
+        ));
+    }
+    if !services.is_empty() {
+        let names: Vec<String> = services.into_iter().collect();
+        what.push(format!(
+            "a background service: 'wtenv down {}' (a unit exported with 'wtenv export': stop it with its service manager)",
+            names.join(" ")
+        ));
+    }
+    if !shells.is_empty() {
+        what.push(format!(
+            "a shell that holds them (env --hold, a nix develop shell): exit it, or {}",
+            each(&shells, &|p| format!("'wtenv release --hold {p}'"), ", ")
+        ));
+    }
+    format!(
+        "stop what holds them, then release again: {}",
+        what.join("; ")
+    )
 }
 
 /// Whether nothing is at `path` (a link counts as something, even one

@@ -90,7 +90,8 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
     // The hold names this process (its pid is ours, not the command's):
     // `wtenv run -- CMD ARGS`, as `up`'s hold is `wtenv up`.
     let held_as = format!(
-        "wtenv run -- {}",
+        "{} -- {}",
+        supervise::hold::RUN,
         crate::shell::join_words(args.command.iter().map(|a| a.to_string_lossy()))
     );
     for name in &args.services {

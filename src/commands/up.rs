@@ -25,7 +25,7 @@ use crate::output::OpenPipes;
 use crate::ports::{accept_any, ensure_verified};
 use crate::report;
 use crate::sockets::{self, Listener};
-use crate::supervise::hold::{ReleaseGuard, hold, record_pgid};
+use crate::supervise::hold::{ReleaseGuard, UP, hold, record_pgid};
 use crate::supervise::services::{self, Prefix, pump};
 use crate::supervise::up::{Unit, Up};
 use crate::supervise::{self, Pgid, Supervisor};
@@ -68,7 +68,7 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
         .map_err(|e| Error::io("could not set up signal handling", e))?;
     let scope = ctx.scope()?;
     let selected = select(&scope, &args.services)?;
-    let mut line = String::from("wtenv up");
+    let mut line = String::from(UP);
     for s in &args.services {
         line.push(' ');
         line.push_str(s);

@@ -19,6 +19,47 @@ use crate::worktree::Worktree;
 
 use super::Pgid;
 
+/// How a supervising wtenv's hold names it (its pid is that wtenv's, not
+/// its command's): `wtenv run -- CMD ARGS`, and `wtenv up [SERVICE...]`.
+pub const RUN: &str = "wtenv run";
+pub const UP: &str = "wtenv up";
+
+/// What a recorded holder is, for the words that say how to stop it
+/// (`release`'s refusal of a port it holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holding {
+    /// The supervisor of a background service (`up --detach`, an
+    /// exported unit): stopped with `wtenv down SERVICE`.
+    Background,
+    /// A `wtenv run` ([`RUN`]) or a foreground `wtenv up` ([`UP`]): the
+    /// one its hold names itself as.
+    Supervisor(&'static str),
+    /// Any other process: a shell that holds its worktree's ports (`env
+    /// --hold PID`, a `nix develop` shell), recorded by its own command
+    /// line.
+    Shell,
+}
+
+impl Holding {
+    /// What `h` is: a unit's holder by its unit, a supervising wtenv by
+    /// the command its hold records ([`RUN`], [`UP`]), anything else a
+    /// shell.
+    pub fn of(h: &Hold) -> Holding {
+        if h.unit.is_some() {
+            return Holding::Background;
+        }
+        let names = |what: &str| {
+            h.command
+                .strip_prefix(what)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+        };
+        match [RUN, UP].into_iter().find(|w| names(w)) {
+            Some(what) => Holding::Supervisor(what),
+            None => Holding::Shell,
+        }
+    }
+}
+
 /// The hold record of this wtenv process for `command`.
 pub fn hold(command: &str) -> Hold {
     let me = ProcessId::current();
@@ -538,5 +579,24 @@ mod tests {
                 ("web".into(), moved, vec![]),
             ]
         );
+    }
+
+    /// A hold says what holds it: a unit's by its unit, a supervising
+    /// wtenv by the command line its hold records, a shell by anything
+    /// else (a command that merely starts with the same letters too).
+    #[test]
+    fn a_hold_is_a_units_a_supervisors_or_a_shells() {
+        let of = |command: &str, unit: bool| {
+            let mut h = hold(command);
+            h.unit = unit.then(|| crate::background::UnitRef::parse("wtenv:wtenv-r-web").unwrap());
+            Holding::of(&h)
+        };
+        assert_eq!(of("wtenv run -- sleep 1", true), Holding::Background);
+        assert_eq!(of("wtenv run -- sleep 1", false), Holding::Supervisor(RUN));
+        assert_eq!(of("wtenv up", false), Holding::Supervisor(UP));
+        assert_eq!(of("wtenv up web api", false), Holding::Supervisor(UP));
+        assert_eq!(of("bash", false), Holding::Shell);
+        assert_eq!(of("wtenv runner", false), Holding::Shell);
+        assert_eq!(of("wtenv upload", false), Holding::Shell);
     }
 }

@@ -15,6 +15,7 @@ mod fail_fast;
 mod holders;
 mod lock;
 mod permissions;
+mod release_held;
 mod scale;
 mod sweep;
 mod syscalls;
