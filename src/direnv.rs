@@ -30,6 +30,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE;
 use serde::{Deserialize, Serialize};
 
+use crate::git::Git;
 use crate::process::printable_path;
 use crate::shell::quote_posix;
 
@@ -242,8 +243,10 @@ pub fn encode(list: &[FileTime]) -> String {
 /// new branch came from someone else) is code the user has not seen, as is
 /// an `.envrc` that differs: it is left for them to review, with a warning.
 /// When it runs `direnv allow`, a note says so and why. Best effort: the
-/// worktree is made either way; without direnv, nothing is said.
-pub fn allow_like(source: &Path, new: &Path) {
+/// worktree is made either way; without direnv, nothing is said. `git`
+/// runs in `source`; its git steps, and the new worktree's, stop as it
+/// does ([`Git::at`]).
+pub fn allow_like(git: &Git, source: &Path, new: &Path) {
     const CAP: u64 = 1024 * 1024;
     let read = |dir: &Path| {
         crate::files::read_regular(&dir.join(ENVRC), CAP)
@@ -284,7 +287,7 @@ pub fn allow_like(source: &Path, new: &Path) {
         ));
     }
     let head_tree = |dir: &Path| {
-        crate::git::Git::new(dir)
+        git.at(dir)
             .lookup(&["HEAD^{tree}".to_owned()])
             .map(|mut found| found.pop().flatten().map(|(hash, _)| hash))
     };

@@ -4,7 +4,9 @@
 //!
 //! Only `create`, `enter`, `remove` and `list` come here. `wtenv env` runs
 //! on every `cd` and never runs git: it finds the worktree from files
-//! ([`crate::worktree`]).
+//! ([`crate::worktree`]). Each of their git steps is stopped by the user's
+//! signals ([`Signals`]): a repository's config can include a FIFO, which
+//! blocks every git command there.
 //!
 //! User text (a base revision, a path) never reaches a position where git
 //! could read it as an option: revisions follow `--end-of-options`, paths
@@ -22,8 +24,8 @@ use crate::error::{Error, Result};
 use crate::process::printable_path;
 
 mod stop;
-pub use stop::Stop;
-use stop::wait_for;
+pub use stop::{Signals, Stop, said_if_stopped};
+use stop::{Step, wait_for};
 
 /// The environment variables that make git act on another repository
 /// than the one its working directory is in (`git rev-parse
@@ -55,8 +57,8 @@ const REPOSITORY_VARS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Git {
     dir: PathBuf,
-    /// What stops a git step before it ends (`create`'s signals); none:
-    /// each step is waited for to its end.
+    /// What stops a git step before it ends (the user's signals:
+    /// [`Signals`]); none: each step is waited for to its end.
     stop: Option<Stop>,
 }
 
@@ -70,6 +72,8 @@ pub struct Running {
     shown: String,
     /// [`Git::stop`], and the count of requests when git started.
     stop: Option<(Stop, usize)>,
+    /// While git runs, the signals that stop it are caught.
+    step: Option<Step>,
 }
 
 impl Running {
@@ -91,8 +95,15 @@ impl Running {
     /// Git's stdout, its bytes as they are: where it holds paths.
     fn wait(mut self, show_stderr: bool) -> Result<Vec<u8>> {
         let child = self.child.take().expect("finished once");
-        let out = wait_for(child, self.stop.as_ref())
-            .map_err(|e| Error::io(format!("could not run git {}", self.shown), e))?;
+        let out = wait_for(child, self.stop.as_ref());
+        // Over: a signal from now on takes its default action; one caught
+        // while git ran (it stopped git, or git ended first) ends the
+        // command.
+        drop(self.step.take());
+        if let Some((stop, _)) = &self.stop {
+            stop.check()?;
+        }
+        let out = out.map_err(|e| Error::io(format!("could not run git {}", self.shown), e))?;
         if out.status.success() {
             if show_stderr {
                 use std::io::Write;
@@ -166,6 +177,14 @@ impl Git {
         }
     }
 
+    /// This git, run in `dir` instead, stopped as this one is.
+    pub fn at(&self, dir: impl Into<PathBuf>) -> Git {
+        Git {
+            dir: dir.into(),
+            stop: self.stop.clone(),
+        }
+    }
+
     /// Runs `git ARGS`; stdout on success, else [`Error::Git`] with stderr.
     fn run<I, S>(&self, args: I) -> Result<String>
     where
@@ -203,10 +222,17 @@ impl Git {
             .collect::<Vec<_>>()
             .join(" ");
         tracing::debug!(args = %shown, dir = %self.dir.display(), "git");
+        // Counted before git starts: a request from then on stops it.
+        let step = self.stop.as_ref().map(Stop::step);
+        let stop = self.stop.clone().map(|stop| {
+            let asked = stop.requests();
+            (stop, asked)
+        });
         // Its own process group: a terminal's Ctrl-C reaches wtenv only,
-        // which lets the git step finish whole and then undoes it (see
-        // `commands::create`), instead of git dying half-way with children
-        // still holding ref locks.
+        // which lets `create`'s git step finish whole and then undoes it
+        // (see `commands::create`), instead of git dying half-way with
+        // children still holding ref locks; wtenv stops it itself when
+        // asked to ([`Stop`]).
         let mut command = Command::new("git");
         for name in REPOSITORY_VARS {
             command.env_remove(name);
@@ -263,10 +289,8 @@ impl Git {
         Ok(Running {
             child: Some(child),
             shown,
-            stop: self.stop.clone().map(|stop| {
-                let asked = (stop.0)();
-                (stop, asked)
-            }),
+            stop,
+            step,
         })
     }
 

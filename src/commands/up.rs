@@ -234,7 +234,7 @@ fn detach(args: Args, ctx: &Ctx) -> Result<Outcome> {
     };
     // A signal while it starts them (Ctrl-C) leaves what it started
     // running in the background, said, and wtenv dies of it.
-    let signals = crate::create::Signals::catch()?;
+    let signals = crate::git::Signals::catch()?;
     let started = background::up(ctx, &scope, &selected, &options, &|| signals.check())?;
     let rows: Vec<Vec<String>> = started
         .iter()

@@ -38,7 +38,7 @@ pub(super) fn check_path_free(path: &Path) -> Result<()> {
 /// `git worktree add` hangs on a FIFO planted among the repository's
 /// worktree entries: refused before anything is made
 /// ([`crate::worktree::refuse_planted_entries`]). What is planted after
-/// this check is bounded by the signals ([`super::Signals`]).
+/// this check is bounded by the signals ([`crate::git::Signals`]).
 pub(super) fn check_admin_entries(common_dir: &Path) -> Result<()> {
     crate::worktree::refuse_planted_entries(
         common_dir,

@@ -46,8 +46,6 @@ mod reserve;
 mod rollback;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde_json::json;
 
@@ -55,7 +53,7 @@ use crate::alloc::Ports;
 use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
-use crate::git::{Git, RepoLock};
+use crate::git::{Git, RepoLock, Signals};
 use crate::process::{first_escaped, printable, printable_path};
 use crate::report;
 use crate::worktree::{self, Meta, Worktree};
@@ -240,72 +238,6 @@ pub fn plan(
     })
 }
 
-/// Catches SIGINT, SIGTERM and SIGHUP from before the first change: the
-/// signal number lands in a flag checked between steps (also `up -d`'s).
-/// A git step runs to its end after a first Ctrl-C; a second one, or a
-/// SIGTERM or SIGHUP, stops it ([`Signals::stop`]).
-pub struct Signals {
-    caught: Arc<AtomicUsize>,
-    /// A SIGINT arrived since [`Signals::stop`]'s count last looked.
-    interrupt: Arc<AtomicBool>,
-    /// Likewise a SIGTERM or a SIGHUP.
-    terminate: Arc<AtomicBool>,
-}
-
-impl Signals {
-    pub fn catch() -> Result<Signals> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let caught = Arc::new(AtomicUsize::new(0));
-        let interrupt = Arc::new(AtomicBool::new(false));
-        let terminate = Arc::new(AtomicBool::new(false));
-        for sig in [SIGINT, SIGTERM, SIGHUP] {
-            let flag = if sig == SIGINT {
-                &interrupt
-            } else {
-                &terminate
-            };
-            signal_hook::flag::register_usize(sig, Arc::clone(&caught), sig as usize)
-                .and_then(|_| signal_hook::flag::register(sig, Arc::clone(flag)))
-                .map_err(|e| Error::io("could not install signal handlers", e))?;
-        }
-        Ok(Signals {
-            caught,
-            interrupt,
-            terminate,
-        })
-    }
-
-    /// The requests to stop a git step, counted when looked at: every
-    /// SIGINT but the first (the first lets git finish its step, then the
-    /// rollback undoes it), every SIGTERM and SIGHUP. Signals that arrive
-    /// between two looks count once.
-    pub fn stop(&self) -> crate::git::Stop {
-        let (interrupt, terminate) = (Arc::clone(&self.interrupt), Arc::clone(&self.terminate));
-        let interrupts = AtomicUsize::new(0);
-        let requests = AtomicUsize::new(0);
-        crate::git::Stop(Arc::new(move || {
-            if interrupt.swap(false, Ordering::SeqCst)
-                && interrupts.fetch_add(1, Ordering::SeqCst) > 0
-            {
-                requests.fetch_add(1, Ordering::SeqCst);
-            }
-            if terminate.swap(false, Ordering::SeqCst) {
-                requests.fetch_add(1, Ordering::SeqCst);
-            }
-            requests.load(Ordering::SeqCst)
-        }))
-    }
-
-    /// `Err(Interrupted)` once a signal arrived: the caller returns it and
-    /// the rollback guard runs on the way out.
-    pub fn check(&self) -> Result<()> {
-        match self.caught.load(Ordering::SeqCst) {
-            0 => Ok(()),
-            sig => Err(Error::Interrupted(sig as i32)),
-        }
-    }
-}
-
 /// Makes the worktree (and its ports); all or nothing.
 /// `reuse_branch` (for `enter`): an existing branch of the template's name
 /// is checked out instead of refused, unless a base was given.
@@ -458,7 +390,7 @@ fn make(
     }
     base::warn_if_missing(ctx, plan, &wt.root, start, with_ports);
     if plan.config.worktrees.direnv_allow {
-        crate::direnv::allow_like(&plan.source_root, &wt.root);
+        crate::direnv::allow_like(&plan.git, &plan.source_root, &wt.root);
     }
     Ok(Created {
         path: wt.root,

@@ -1,23 +1,215 @@
-//! Stopping a git step that does not end ([`Stop`]): `create`'s
-//! signals, SIGTERM then SIGKILL to git's process group.
+//! Stopping a git step that does not end ([`Stop`]): the user's signals
+//! ([`Signals`]), SIGTERM then SIGKILL to git's process group.
 
+use std::path::Path;
 use std::process::Child;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::error::{Error, Result};
+use crate::process::printable_path;
+
 /// The requests to stop, counted so far (`create`: a second Ctrl-C, a
-/// SIGTERM, a SIGHUP): a git step started before the count grows is
-/// stopped, SIGTERM to its process group (its hooks too), then SIGKILL
-/// after [`KILL_GRACE`]. A step started once a stop was asked for (the
-/// rollback of a stopped `create`) is stopped alike after
-/// [`STOPPING_LIMIT`]: a git that hangs there (a FIFO planted meanwhile)
-/// must not hang the way out.
+/// SIGTERM, a SIGHUP; the other commands: any of them): a git step
+/// started before the count grows is stopped, SIGTERM to its process
+/// group (its hooks too), then SIGKILL after [`KILL_GRACE`]. A step
+/// started once a stop was asked for (the rollback of a stopped `create`)
+/// is stopped alike after [`STOPPING_LIMIT`]: a git that hangs there (a
+/// FIFO planted meanwhile) must not hang the way out.
 #[derive(Clone)]
-pub struct Stop(pub std::sync::Arc<dyn Fn() -> usize + Send + Sync>);
+pub struct Stop {
+    requests: Arc<dyn Fn() -> usize + Send + Sync>,
+    /// [`Signals::during_git`]'s: the flag under which a signal takes its
+    /// default action (cleared while a step runs: [`Stop::step`]), and
+    /// the signal caught.
+    during_git: Option<(Arc<AtomicBool>, Arc<AtomicUsize>)>,
+}
 
 impl std::fmt::Debug for Stop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Stop")
     }
+}
+
+impl Stop {
+    /// The requests counted so far.
+    pub(super) fn requests(&self) -> usize {
+        (self.requests)()
+    }
+
+    /// A git step begins: until the [`Step`] is dropped, the signals of
+    /// [`Signals::during_git`] are caught rather than fatal.
+    pub(super) fn step(&self) -> Step {
+        let idle = self.during_git.as_ref().map(|(idle, _)| Arc::clone(idle));
+        if let Some(idle) = &idle {
+            idle.store(false, Ordering::SeqCst);
+        }
+        Step(idle)
+    }
+
+    /// [`Signals::during_git`]'s: `Err(Interrupted)` once a signal was
+    /// caught (looked at once its [`Step`] is over: a later one is fatal).
+    /// `create`'s own signals are its to look at ([`Signals::check`]).
+    pub(super) fn check(&self) -> Result<()> {
+        match self
+            .during_git
+            .as_ref()
+            .map(|(_, caught)| caught.load(Ordering::SeqCst))
+        {
+            None | Some(0) => Ok(()),
+            Some(sig) => Err(Error::Interrupted(sig as i32)),
+        }
+    }
+}
+
+/// A git step of a [`Stop`] runs: dropped, a signal of
+/// [`Signals::during_git`] takes its default action again.
+#[derive(Debug)]
+pub(super) struct Step(Option<Arc<AtomicBool>>);
+
+impl Drop for Step {
+    fn drop(&mut self) {
+        if let Some(idle) = &self.0 {
+            idle.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Catches SIGINT, SIGTERM and SIGHUP: the signal number lands in a flag
+/// the command looks at, and [`Signals::stop`] counts them as requests to
+/// stop its git step. `create` ([`Signals::catch`], from before its first
+/// change, also `up -d`'s) rolls back first; a command with nothing to
+/// roll back ([`Signals::during_git`]) stops its git step at the first.
+pub struct Signals {
+    caught: Arc<AtomicUsize>,
+    /// A SIGINT arrived since the [`Stop`]'s count last looked.
+    interrupt: Arc<AtomicBool>,
+    /// Likewise a SIGTERM or a SIGHUP.
+    terminate: Arc<AtomicBool>,
+    /// [`Signals::during_git`]: set while no git step runs, when the
+    /// signals take their default action.
+    idle: Option<Arc<AtomicBool>>,
+}
+
+impl Signals {
+    /// Caught for the rest of the command, each looked at between its
+    /// steps ([`Signals::check`]).
+    pub fn catch() -> Result<Signals> {
+        Signals::install(None)
+    }
+
+    /// Caught only while a git step of [`Signals::stop`] runs, which they
+    /// stop at once; the step's result is then `Err(Interrupted)`, and the
+    /// command dies of the signal. Between the steps each takes its
+    /// default action, as before they were caught; one ignored since wtenv
+    /// started (`nohup`) stays ignored.
+    pub fn during_git() -> Result<Signals> {
+        Signals::install(Some(Arc::new(AtomicBool::new(true))))
+    }
+
+    fn install(idle: Option<Arc<AtomicBool>>) -> Result<Signals> {
+        use nix::sys::signal::Signal;
+        use signal_hook::flag;
+        let caught = Arc::new(AtomicUsize::new(0));
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let terminate = Arc::new(AtomicBool::new(false));
+        let ignored = match idle {
+            Some(_) => crate::supervise::signal::ignored_at_start(),
+            None => Vec::new(),
+        };
+        for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            if ignored.contains(&sig) {
+                continue;
+            }
+            let seen = match sig {
+                Signal::SIGINT => &interrupt,
+                _ => &terminate,
+            };
+            let raw = sig as i32;
+            // Registered last, so it runs once the flags are set.
+            flag::register_usize(raw, Arc::clone(&caught), raw as usize)
+                .and_then(|_| flag::register(raw, Arc::clone(seen)))
+                .and_then(|_| match &idle {
+                    Some(idle) => {
+                        flag::register_conditional_default(raw, Arc::clone(idle)).map(drop)
+                    }
+                    None => Ok(()),
+                })
+                .map_err(|e| Error::io("could not install signal handlers", e))?;
+        }
+        Ok(Signals {
+            caught,
+            interrupt,
+            terminate,
+            idle,
+        })
+    }
+
+    /// The requests to stop a git step, counted when looked at: with
+    /// [`Signals::catch`] every SIGINT but the first (the first lets git
+    /// finish its step, then the rollback undoes it), every SIGTERM and
+    /// SIGHUP; with [`Signals::during_git`] every one. Signals that arrive
+    /// between two looks count once.
+    pub fn stop(&self) -> Stop {
+        let (interrupt, terminate) = (Arc::clone(&self.interrupt), Arc::clone(&self.terminate));
+        let first_lets_git_finish = self.idle.is_none();
+        let interrupts = AtomicUsize::new(0);
+        let requests = AtomicUsize::new(0);
+        Stop {
+            requests: Arc::new(move || {
+                if interrupt.swap(false, Ordering::SeqCst)
+                    && (interrupts.fetch_add(1, Ordering::SeqCst) > 0 || !first_lets_git_finish)
+                {
+                    requests.fetch_add(1, Ordering::SeqCst);
+                }
+                if terminate.swap(false, Ordering::SeqCst) {
+                    requests.fetch_add(1, Ordering::SeqCst);
+                }
+                requests.load(Ordering::SeqCst)
+            }),
+            during_git: self
+                .idle
+                .as_ref()
+                .map(|idle| (Arc::clone(idle), Arc::clone(&self.caught))),
+        }
+    }
+
+    /// `Err(Interrupted)` once a signal arrived: the caller returns it and
+    /// the rollback guard runs on the way out.
+    pub fn check(&self) -> Result<()> {
+        match self.caught.load(Ordering::SeqCst) {
+            0 => Ok(()),
+            sig => Err(Error::Interrupted(sig as i32)),
+        }
+    }
+}
+
+/// When `err` is a signal's (a git step of [`Signals::during_git`] that
+/// the signal stopped, or that ended as it came), says so in one line:
+/// `{step} was stopped by SIG...: {then}`, then what makes git block in a
+/// repository (its config, in `common_dir`, including a FIFO). `err` is
+/// returned either way, for the command to end with (it dies of the
+/// signal).
+pub fn said_if_stopped(
+    err: Error,
+    step: &str,
+    common_dir: &Path,
+    then: impl FnOnce() -> String,
+) -> Error {
+    if let Error::Interrupted(sig) = &err {
+        let signal = nix::sys::signal::Signal::try_from(*sig)
+            .map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_owned());
+        crate::report::problem(
+            &format!(
+                "{step} was stopped by {signal}: {}; if git never ends here, look at what {} includes (include.path, includeIf.*.path): git blocks reading a FIFO there",
+                then(),
+                printable_path(&common_dir.join("config"))
+            ),
+            None,
+        );
+    }
+    err
 }
 
 /// How often a stoppable git step looks at its [`Stop`].
@@ -39,7 +231,7 @@ pub(super) fn wait_for(
 ) -> std::io::Result<std::process::Output> {
     use nix::sys::signal::{Signal, killpg};
     use std::sync::mpsc::{RecvTimeoutError, channel};
-    let Some((Stop(requests), asked)) = stop else {
+    let Some((stop, asked)) = stop else {
         return child.wait_with_output();
     };
     // Git leads a process group of its own (`start`): its id is git's pid.
@@ -60,7 +252,9 @@ pub(super) fn wait_for(
             Err(RecvTimeoutError::Timeout) => {}
         }
         match termed {
-            None if requests() > *asked || (*asked > 0 && started.elapsed() >= STOPPING_LIMIT) => {
+            None if stop.requests() > *asked
+                || (*asked > 0 && started.elapsed() >= STOPPING_LIMIT) =>
+            {
                 tracing::info!("stopping git (SIGTERM to its process group)");
                 let _ = killpg(group, Signal::SIGTERM);
                 termed = Some(Instant::now());

@@ -146,7 +146,7 @@ fn event(raw: i32) -> Option<Event> {
 /// The signals ignored when wtenv started (`nohup` ignores SIGHUP; a
 /// non-interactive shell's `&` ignores SIGINT and SIGQUIT), as Linux's
 /// `/proc/self/status` tells. Elsewhere: none known.
-fn ignored_at_start() -> Vec<Signal> {
+pub(crate) fn ignored_at_start() -> Vec<Signal> {
     let status = crate::files::read_proc("/proc/self/status").unwrap_or_default();
     status
         .lines()
