@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
-use crate::git::{Git, ListedWorktree};
+use crate::git::{Git, ListedWorktree, Stop};
 use crate::process::printable_path;
 use crate::worktree::{self, Meta, Worktree};
 
@@ -47,7 +47,7 @@ pub struct Entry {
 /// without running git (`enter` runs on a `cd`, `remove` should cost what
 /// `git worktree remove` costs).
 /// The entries' `branch` is left unknown; `list` asks git instead
-/// ([`entries_from_git`]).
+/// ([`entries_from_git_of`]).
 pub fn entries(ctx: &Ctx) -> Result<(Worktree, Config, Vec<Entry>)> {
     entries_of(ctx, ctx.require_worktree_here()?)
 }
@@ -68,17 +68,17 @@ pub fn entries_of(ctx: &Ctx, here: Worktree) -> Result<(Worktree, Config, Vec<En
     Ok((here, config, entries))
 }
 
-/// Like [`entries`], from `git worktree list --porcelain -z`: with each
-/// worktree's branch, and whether it is detached, locked or prunable.
-pub fn entries_from_git(ctx: &Ctx) -> Result<(Worktree, Config, Vec<Entry>)> {
-    entries_from_git_of(ctx, ctx.require_worktree_here()?)
-}
-
-/// [`entries_from_git`] of the worktree `here`, already found. Git reads
+/// Like [`entries_of`], from `git worktree list --porcelain -z`: with
+/// each worktree's branch, and whether it is detached, locked or
+/// prunable; `stop` stops git ([`crate::git::Signals`]). Git reads
 /// each worktree's branch from the repository (the worktree's git dir),
 /// so it is known also for a worktree whose directory is gone (`remove
 /// --delete-branch`).
-pub fn entries_from_git_of(ctx: &Ctx, here: Worktree) -> Result<(Worktree, Config, Vec<Entry>)> {
+pub fn entries_from_git_of(
+    ctx: &Ctx,
+    here: Worktree,
+    stop: Stop,
+) -> Result<(Worktree, Config, Vec<Entry>)> {
     let config = ctx.config_for(&here.root)?;
     // A FIFO planted among the worktree entries would hang git's listing.
     worktree::refuse_planted_entries(
@@ -87,7 +87,7 @@ pub fn entries_from_git_of(ctx: &Ctx, here: Worktree) -> Result<(Worktree, Confi
         "git worktree list",
         "nothing was changed",
     )?;
-    let listed = Git::new(&here.root).worktrees()?;
+    let listed = Git::new(&here.root).stopped_by(stop).worktrees()?;
     let entries = build(&here, &config, listed);
     Ok((here, config, entries))
 }

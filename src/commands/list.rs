@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
-use crate::git::ListedWorktree;
+use crate::git::{self, ListedWorktree, Signals};
 use crate::health::status::{self, Lookup, ServiceStatus};
 use crate::output;
 use crate::ports::{self, state_text, with_moved_to, with_repository_moved, with_worktree_gone};
@@ -24,7 +24,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
-    let (here, config, entries) = worktrees::entries_from_git(ctx)?;
+    // A git that never ends (a FIFO the repository's config includes) is
+    // stopped by the first Ctrl-C, SIGTERM or SIGHUP: nothing to undo.
+    let signals = Signals::during_git()?;
+    let here = ctx.require_worktree_here()?;
+    let common_dir = here.common_dir.clone();
+    let (here, config, entries) = worktrees::entries_from_git_of(ctx, here, signals.stop())
+        .map_err(|e| {
+            git::said_if_stopped(e, "git worktree list", &common_dir, || {
+                "nothing was listed".into()
+            })
+        })?;
     // The whole registry, not this repository's lines: the conflict rows
     // need every port recorded in the ranges, whichever repository
     // recorded it (another repository's listening service is no conflict).

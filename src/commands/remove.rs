@@ -12,10 +12,14 @@
 //! exactly as they were. If the release then fails (the registry busy),
 //! the allocations belong to a worktree that is gone, which the next
 //! wtenv's sweep releases (allocation rule 4): nothing is lost either way. The same
-//! holds for a Ctrl-C: git runs in its own process group and finishes its
-//! step; a wtenv killed before the release leaves allocations the sweep
-//! takes back. All of it runs under the repository lock ([`RepoLock`]),
-//! taken before the worktree listing is read.
+//! holds for a signal: a Ctrl-C, SIGTERM or SIGHUP stops the running git
+//! step (git runs in its own process group; one that never ends, reading
+//! a FIFO its config includes, must not hang `remove`: [`Signals`]), and
+//! `remove` says what that step left and dies of the signal, its ports
+//! kept; a wtenv killed between steps before the release leaves
+//! allocations the sweep takes back once the worktree is gone. All of it
+//! runs under the repository lock ([`RepoLock`]), taken before the
+//! worktree listing is read.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -27,7 +31,7 @@ use crate::context::Ctx;
 use crate::create;
 use crate::error::{Error, Result};
 use crate::exit::Outcome;
-use crate::git::{Git, RepoLock};
+use crate::git::{self, Git, RepoLock, Signals};
 use crate::ports;
 use crate::process::{self, printable_path};
 use crate::report;
@@ -59,7 +63,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             ),
         );
     }
+    // A git step that never ends (a FIFO the repository's config
+    // includes) is stopped by the first Ctrl-C, SIGTERM or SIGHUP; each
+    // is said with what it left ([`git::said_if_stopped`]).
+    let stop = Signals::during_git()?.stop();
     let here = ctx.require_worktree_here()?;
+    let common_dir = here.common_dir.clone();
+    let nothing = || "nothing was removed".to_owned();
     // The release comes after git has removed the worktree, which cannot
     // be undone: a state directory the release could not write in (mode
     // 500, a read-only file system, a registry wtenv refuses) is refused
@@ -84,7 +94,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     // repository, also for a worktree whose directory is gone (git run
     // inside that directory could not start). One git process either way.
     let (here, config, entries) = if args.delete_branch {
-        worktrees::entries_from_git_of(ctx, here)?
+        worktrees::entries_from_git_of(ctx, here, stop.clone())
+            .map_err(|e| git::said_if_stopped(e, "git worktree list", &common_dir, nothing))?
     } else {
         worktrees::entries_of(ctx, here)?
     };
@@ -298,7 +309,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         here.main_root()
             .filter(|m| m.exists())
             .unwrap_or_else(|| here.common_dir.clone()),
-    );
+    )
+    .stopped_by(stop);
     // Listed by git when needed (`None` when detached).
     let branch = entry.listed.branch.clone().filter(|_| args.delete_branch);
     // Found while `here` is whole: it may be the worktree git removes.
@@ -307,7 +319,14 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     // `git branch -d` refuses an unmerged branch: asked first, so that a
     // refusal leaves the worktree and its ports as they were.
     if let Some(branch) = branch.as_ref().filter(|_| !args.force)
-        && !git.branch_merged(branch)?
+        && !git.branch_merged(branch).map_err(|e| {
+            git::said_if_stopped(
+                e,
+                "git's check that the branch is merged",
+                &common_dir,
+                nothing,
+            )
+        })?
     {
         return Err(Error::refused(format!(
             "branch {} is not fully merged; nothing was removed",
@@ -325,7 +344,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 printable_path(&entry.path)
             ))
             .with_hint(refusal_hint(entry, &args)),
-            e => e,
+            e => git::said_if_stopped(e, "git worktree remove", &common_dir, || {
+                stopped_removing(entry, &args)
+            }),
         })?;
     report::note(&format!("removed worktree {}", printable_path(&entry.path)));
     for u in &users {
@@ -344,7 +365,15 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
 
     match &branch {
         Some(branch) => {
-            git.delete_branch(branch, args.force)?;
+            git.delete_branch(branch, args.force).map_err(|e| {
+                git::said_if_stopped(e, "git branch -d", &common_dir, || {
+                    format!(
+                        "the worktree was removed and its ports released, branch {} is kept; delete it with: git branch -d {}",
+                        process::printable(branch),
+                        crate::shell::quote_in_message(branch)
+                    )
+                })
+            })?;
             report::note(&format!("deleted branch {}", process::printable(branch)));
         }
         // Git lists no branch for a worktree on a detached HEAD: nothing
@@ -375,6 +404,22 @@ fn placement_root(config: &Config, here: &Worktree, path: &Path) -> Option<PathB
     let root = worktree::normalize(&create::default_root(&config.worktrees.root, here));
     let is_dir = std::fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir());
     (is_dir && root.canonicalize().ok().as_deref() == path.parent()).then_some(root)
+}
+
+/// What a `git worktree remove` of `entry` stopped by a signal left:
+/// maybe nothing (a git that never began, blocked reading its config),
+/// maybe part of it (git deletes the worktree's `.git` file and files,
+/// then its entry in the repository), never its ports, which are
+/// released after git. Run again, `remove` finishes the job; git refuses
+/// a directory left without its `.git` file, which goes first (with the
+/// directory gone, `git worktree remove` drops git's entry).
+fn stopped_removing(entry: &worktrees::Entry, args: &Args) -> String {
+    format!(
+        "{} may be partly removed, its ports are kept; run again: {} (if git refuses it for a missing .git file, remove what is left first: rm -r {})",
+        printable_path(&entry.path),
+        again(entry, args),
+        crate::shell::quote_in_message(&entry.path)
+    )
 }
 
 /// The refusal of the main worktree at `path`, which is never removed.
@@ -410,20 +455,28 @@ fn git_dir_refused(path: &Path) -> Error {
 /// it was not given. The command to run again repeats the flags given.
 fn refusal_hint(entry: &worktrees::Entry, args: &Args) -> String {
     if entry.worktree.is_none() && entry.path.is_dir() {
-        let flags = [
-            (args.force, " --force"),
-            (args.delete_branch, " --delete-branch"),
-        ];
-        let flags: String = flags.iter().filter(|f| f.0).map(|f| f.1).collect();
         format!(
-            "its .git file is missing or broken: restore it with 'git worktree repair' (run here), then run again: wtenv remove{flags} {}",
-            crate::shell::quote_in_message(&entry.path)
+            "its .git file is missing or broken: restore it with 'git worktree repair' (run here), then run again: {}",
+            again(entry, args)
         )
     } else if args.force {
         "git refused even with --force; its message says why".into()
     } else {
         "commit or stash the changes, or pass --force to discard them".into()
     }
+}
+
+/// This command again, for `entry` by its path, with the flags given.
+fn again(entry: &worktrees::Entry, args: &Args) -> String {
+    let flags = [
+        (args.force, " --force"),
+        (args.delete_branch, " --delete-branch"),
+    ];
+    let flags: String = flags.iter().filter(|f| f.0).map(|f| f.1).collect();
+    format!(
+        "wtenv remove{flags} {}",
+        crate::shell::quote_in_message(&entry.path)
+    )
 }
 
 /// Releases every allocation of the removed worktree, those `moved`

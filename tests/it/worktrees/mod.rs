@@ -17,6 +17,7 @@ mod moved_held;
 mod moved_identity;
 mod planted;
 mod remove;
+mod stopped;
 mod validate;
 
 use std::collections::BTreeSet;
