@@ -222,12 +222,15 @@ impl Git {
             .collect::<Vec<_>>()
             .join(" ");
         tracing::debug!(args = %shown, dir = %self.dir.display(), "git");
-        // Counted before git starts: a request from then on stops it.
-        let step = self.stop.as_ref().map(Stop::step);
+        // Counted before git starts: a request from then on stops it. The
+        // signals of `Signals::during_git` are caught only after the
+        // count: one in between takes its default action, never counted
+        // in `asked`, where it would not stop git.
         let stop = self.stop.clone().map(|stop| {
             let asked = stop.requests();
             (stop, asked)
         });
+        let step = self.stop.as_ref().map(Stop::step);
         // Its own process group: a terminal's Ctrl-C reaches wtenv only,
         // which lets `create`'s git step finish whole and then undoes it
         // (see `commands::create`), instead of git dying half-way with
