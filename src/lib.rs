@@ -25,6 +25,8 @@
 //! - [`background`]: services as units of a service manager (systemd,
 //!   launchd, or a detached wtenv): `up --detach`, `down`, `logs`, `status`
 //! - [`validate`]: the registry check, findings as data
+//! - [`versions`]: a file of wtenv's this one cannot read (a newer
+//!   wtenv's): refused, never clobbered
 //! - [`trust`]: whether a config's `[env]` applies (`wtenv trust`)
 //! - [`files`]: opening files someone else may have planted (state
 //!   directory, config, directive file): no link followed into a write, no
@@ -70,6 +72,7 @@ pub mod sockets;
 pub mod supervise;
 pub mod trust;
 pub mod validate;
+pub mod versions;
 pub mod worktree;
 pub mod worktrees;
 

@@ -3,7 +3,7 @@
 //! unit running, listening yet or not) is not started a second time, and
 //! a port a unit's process listens on is said as the unit's.
 
-use super::{StateDir, WorktreeLock, query};
+use super::{Naming, StateDir, Unreadable, WorktreeLock, query};
 use crate::config::Service;
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
@@ -35,6 +35,7 @@ pub fn refuse_running(
     )?;
     // Nothing is started where a `remove` waited for was.
     super::lock::refuse_gone(&scope.worktree.root)?;
+    refuse_unreadable(&dir, scope, services)?;
     let running: Vec<_> = dir
         .records_of(scope, &[])
         .into_iter()
@@ -63,6 +64,28 @@ pub fn refuse_running(
         "stop them with 'wtenv down {}' (or 'wtenv down' for all), then run wtenv up again; or leave them running ('wtenv status' shows them)",
         names.join(" ")
     )))
+}
+
+/// Refuses `services` of which one has a record file this wtenv cannot
+/// read ([`Unreadable`]): whether it runs cannot be told, and a unit
+/// started now would have that file's name, its record written over that
+/// file, or removed with it when its start fails (an older wtenv's
+/// `up -d` so lost a newer one's services, which ran on out of sight).
+pub fn refuse_unreadable(dir: &StateDir, scope: &Scope, services: &[&Service]) -> Result<()> {
+    if services.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
+    let found = dir.unreadable_in(&Naming::of(scope), &names);
+    if found.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = found.iter().map(|u| format!("  {}", u.said())).collect();
+    Err(Error::refused(format!(
+        "services to start have a record this wtenv cannot read, so it cannot tell whether they run; nothing was started:\n{}",
+        lines.join("\n")
+    ))
+    .with_hint(Unreadable::hint(&found)))
 }
 
 /// The main pids of the worktree's units that run (a port one of them,

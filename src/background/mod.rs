@@ -42,14 +42,14 @@ mod state;
 mod stopping;
 pub mod systemd;
 
-pub use guard::{refuse_running, unit_pids};
+pub use guard::{refuse_running, refuse_unreadable, unit_pids};
 pub use launch::{Launch, Options, passed_env, run_argv, unset_hint};
 pub use lock::WorktreeLock;
 use naming::is_unit_name;
 pub use naming::{Naming, unit_file_name};
 pub use readiness::{CheckVariables, check_variables, health_of};
 pub use startup::{Started, up};
-pub use state::{StateDir, read_file, write_file};
+pub use state::{StateDir, Unreadable, read_file, write_file};
 pub use stopping::{Locked, StillHeld, forget_gone, stop, stop_saying};
 
 /// Who runs the services in the background.
@@ -133,6 +133,11 @@ impl UnitRef {
         format!("{}:{}", self.manager.name(), self.name)
     }
 }
+
+/// The version of the records this wtenv writes and reads
+/// ([`Record::version`]): a change an older wtenv cannot read bumps it
+/// (docs/ARCHITECTURE.md, "Versions").
+pub const RECORD_VERSION: u32 = 1;
 
 /// What wtenv remembers of one unit it started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

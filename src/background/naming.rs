@@ -57,6 +57,16 @@ impl Naming {
         shorten(format!("{}-{}", self.base, systemd::escape(service)))
     }
 
+    /// Whether `unit` (without a manager's suffix) is the unit of one of
+    /// this worktree's services, whichever: this worktree's prefix, then
+    /// one escaped part (no `-`: the dashes between parts are the only
+    /// ones). A name shortened with a hash is not told this way.
+    pub fn is_service_unit(&self, unit: &str) -> bool {
+        unit.strip_prefix(self.base.as_str())
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|service| !service.is_empty() && !service.contains('-'))
+    }
+
     /// The worktree's slice (systemd) or target (export), without suffix.
     pub fn group(&self) -> String {
         shorten(self.base.clone())
@@ -118,6 +128,10 @@ mod tests {
             format!(r"wtenv-my\x2drepo_{id}-feature\x2dlogin-web")
         );
         assert_eq!(n.group(), n.base);
+        assert!(n.is_service_unit(&n.unit("web")) && n.is_service_unit(&n.unit("a-b")));
+        let sibling = Naming::of_worktree(Path::new("/src/my-repo/.git"), Path::new("/wt/feature"));
+        assert!(!sibling.is_service_unit(&n.unit("web")), "feature-login's");
+        assert!(!n.is_service_unit(&n.base) && !n.is_service_unit(&format!("{}-", n.base)));
     }
 
     #[test]

@@ -54,6 +54,14 @@ pub fn up(
         .filter_map(|s| all.iter().position(|x| x.name == s.name))
         .collect();
     let order = health::start_order(&graph, &wanted);
+    // A service whose record this wtenv cannot read (a newer wtenv's) is
+    // refused before anything is reserved, and again under the lock.
+    let to_run: Vec<&Service> = order
+        .iter()
+        .map(|&i| &all[i])
+        .filter(|s| s.run.is_some())
+        .collect();
+    super::refuse_unreadable(&dir, scope, &to_run)?;
     // Each unit is made before any port is reserved (what it hands its
     // manager names no port), and what the manager cannot carry (a passed
     // variable, a path) refused: the registry stays as it was.
@@ -62,10 +70,8 @@ pub fn up(
     // refused): asked once, for every service to launch, at the first
     // check.
     let exported = systemd::Exported::of(
-        order
+        to_run
             .iter()
-            .map(|&i| &all[i])
-            .filter(|s| s.run.is_some())
             .map(|s| unit_ref(options.manager, &naming, s).name)
             .collect(),
     );
@@ -98,6 +104,7 @@ pub fn up(
     )?;
     // Nothing is reserved or started where a `remove` waited for was.
     super::lock::refuse_gone(&scope.worktree.root)?;
+    super::refuse_unreadable(&dir, scope, &to_run)?;
     // Reserved under the lock, after the checks `env` makes (a port held
     // outside the worktree is refused): a `validate --verify-ports --fix`
     // leaves them from now on (its `worktree_starting`) until each unit's
@@ -179,7 +186,7 @@ pub fn up(
             }
         };
         let record = Record {
-            version: 1,
+            version: super::RECORD_VERSION,
             manager: options.manager,
             unit: launch.unit.clone(),
             service: service.name.clone(),

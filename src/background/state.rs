@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Manager, Naming, Owner, Record, is_unit_name, unit_file_name};
+use super::{Manager, Naming, Owner, RECORD_VERSION, Record, is_unit_name, unit_file_name};
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
-use crate::files;
+use crate::files::{self, OpenError, Refusal};
 use crate::process::{printable, printable_path};
 
 /// `<state>/background`: records, logs, plists.
@@ -83,30 +83,39 @@ impl StateDir {
         self.0.join(format!("{unit}.json"))
     }
 
-    /// Every record, in unit order; unreadable ones are skipped with a
-    /// warning (they name nothing wtenv could act on safely), and so is
-    /// one whose unit is not a name wtenv makes or not its file's name
-    /// (`<unit>.json`): the unit names files here (the record, a plist)
-    /// and is passed to the manager, so `../../x` would have `down`
-    /// delete `x.json` outside the state directory.
+    /// Every record, in unit order; one this wtenv cannot read is
+    /// skipped with a warning ([`Unreadable`]): for what looks at every
+    /// worktree's (`validate --fix`). A worktree's own are said by what
+    /// acts on it ([`StateDir::unreadable_in`]).
     pub fn records(&self) -> Vec<Record> {
+        let (records, unreadable) = self.scan();
+        for u in unreadable {
+            tracing::warn!("ignoring {}", u.said());
+        }
+        records
+    }
+
+    /// Every record file, in unit order: the records this wtenv reads,
+    /// and those it cannot ([`Unreadable`]). The one place that tells
+    /// them apart. One whose unit is not a name wtenv makes or not its
+    /// file's name (`<unit>.json`) is neither, skipped with a warning: the
+    /// unit names files here (the record, a plist) and is passed to the
+    /// manager, so `../../x` would have `down` delete `x.json` outside the
+    /// state directory.
+    fn scan(&self) -> (Vec<Record>, Vec<Unreadable>) {
         let Ok(entries) = std::fs::read_dir(&self.0) else {
-            return vec![];
+            return (vec![], vec![]);
         };
-        let mut out: Vec<Record> = entries
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let stem = name.strip_suffix(".json")?;
-                let bytes = read_file(&e.path(), 64 * 1024)?;
-                let record: Record = match serde_json::from_slice(&bytes) {
-                    Ok(r) => r,
-                    Err(err) => {
-                        tracing::warn!("ignoring {}: {err}", printable_path(&e.path()));
-                        return None;
-                    }
-                };
-                if record.unit != stem || !is_unit_name(&record.unit) {
+        let mut records = Vec::new();
+        let mut unreadable = Vec::new();
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".json") else {
+                continue;
+            };
+            match read_record(&e.path(), stem) {
+                Ok(None) => {}
+                Ok(Some(record)) if record.unit != stem || !is_unit_name(&record.unit) => {
                     tracing::warn!(
                         "ignoring {}: its unit {} is not a name wtenv makes for it \
                          (wtenv-..., named as the file); wtenv acts on nothing it names: \
@@ -116,13 +125,34 @@ impl StateDir {
                         printable(&format!("{:?}", record.unit)),
                         crate::shell::quote_in_message(e.path()),
                     );
-                    return None;
                 }
-                Some(record)
+                Ok(Some(record)) => records.push(record),
+                Err(u) => unreadable.push(u),
+            }
+        }
+        records.sort_by(|a: &Record, b| a.unit.cmp(&b.unit));
+        unreadable.sort_by(|a: &Unreadable, b| a.unit.cmp(&b.unit));
+        (records, unreadable)
+    }
+
+    /// The record files this wtenv cannot read ([`Unreadable`]) of the
+    /// worktree whose unit names `naming` gives, of `services` (all when
+    /// empty): by the file's name, the one thing of such a file wtenv
+    /// trusts, and the name a unit it started there would be given (its
+    /// record's file). A unit started before the worktree moved has
+    /// another name, and is not found here.
+    pub fn unreadable_in(&self, naming: &Naming, services: &[String]) -> Vec<Unreadable> {
+        self.scan()
+            .1
+            .into_iter()
+            .filter(|u| {
+                let unit = u.unit.strip_suffix(".service").unwrap_or(&u.unit);
+                match services {
+                    [] => naming.is_service_unit(unit),
+                    named => named.iter().any(|s| naming.unit(s) == unit),
+                }
             })
-            .collect();
-        out.sort_by(|a: &Record, b| a.unit.cmp(&b.unit));
-        out
+            .collect()
     }
 
     /// Records of `scope`'s worktree, of `services` (all when empty).
@@ -133,9 +163,12 @@ impl StateDir {
             .collect()
     }
 
-    /// Records of the worktree `owner` ([`Record::belongs_to`]).
+    /// Records of the worktree `owner` ([`Record::belongs_to`]). Those
+    /// this wtenv cannot read are not warned of here: the commands that
+    /// act on the worktree say its own ([`StateDir::unreadable_in`]).
     pub fn records_in(&self, owner: &Owner) -> Vec<Record> {
-        self.records()
+        self.scan()
+            .0
             .into_iter()
             .filter(|r| r.belongs_to(owner))
             .collect()
@@ -183,7 +216,7 @@ impl StateDir {
     /// same unit name.
     pub(super) fn forget(&self, record: &Record) {
         let path = self.record_path(&record.unit);
-        let same = read_file(&path, 64 * 1024)
+        let same = read_file(&path, RECORD_CAP)
             .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok())
             .is_some_and(|r| {
                 (r.pid, r.start_time, r.started) == (record.pid, record.start_time, record.started)
@@ -193,6 +226,123 @@ impl StateDir {
         }
     }
 }
+
+/// A record file (`<unit>.json`) this wtenv cannot read: a newer wtenv's
+/// (a field this one does not know, a newer `version`), or damaged. It is
+/// never deleted, overwritten or renamed by this wtenv (the file of the
+/// unit it would start under that name), and it blocks acting on its
+/// unit: `up -d` refuses to start its service, `down` and `remove
+/// --force` leave it, `status` shows it (docs/ARCHITECTURE.md,
+/// "Versions").
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    pub path: PathBuf,
+    /// The file's name without `.json`: the unit it is the record of.
+    pub unit: String,
+    /// The `service` it names, when it is JSON that names one.
+    pub service: Option<String>,
+    /// Why it cannot be read, its likely cause first.
+    pub why: String,
+}
+
+impl Unreadable {
+    /// `web (<unit>): its record <file> cannot be read: <why>`.
+    pub fn said(&self) -> String {
+        format!(
+            "{} ({}): its record {} cannot be read: {}",
+            printable(self.service.as_deref().unwrap_or("?")),
+            printable(&self.unit),
+            printable_path(&self.path),
+            self.why
+        )
+    }
+
+    /// What to do with `files`: stop what they name with the wtenv that
+    /// started it, or remove them when nothing of it runs.
+    pub fn hint(files: &[Unreadable]) -> String {
+        let paths: Vec<String> = files
+            .iter()
+            .map(|u| crate::shell::quote_in_message(&u.path))
+            .collect();
+        format!(
+            "stop it with the wtenv that started it (a newer one: 'wtenv down'); if nothing of it runs, remove the record: rm {}",
+            paths.join(" ")
+        )
+    }
+}
+
+/// The record at `path` (a file named `<stem>.json`), or why this wtenv
+/// cannot read it ([`Unreadable`]); `None` for what is no file (a link, a
+/// directory, a FIFO: no wtenv writes one), or gone.
+fn read_record(path: &Path, stem: &str) -> std::result::Result<Option<Record>, Unreadable> {
+    let unreadable = |service: Option<String>, why: String| Unreadable {
+        path: path.to_owned(),
+        unit: stem.to_owned(),
+        service,
+        why,
+    };
+    let no_file = |e: &OpenError| {
+        matches!(
+            e,
+            OpenError::Refused(Refusal::Symlink | Refusal::NotRegular(_))
+        )
+    };
+    let file = match files::open_read(path, false) {
+        Ok(Some(file)) => file,
+        Ok(None) => return Ok(None),
+        Err(e) if no_file(&e) => return Ok(None),
+        Err(e) => return Err(unreadable(None, e.to_string())),
+    };
+    let meta = match files::require_regular(&file) {
+        Ok(meta) => meta,
+        Err(e) if no_file(&e) => return Ok(None),
+        Err(e) => return Err(unreadable(None, e.to_string())),
+    };
+    let bytes = files::read_capped(&file, RECORD_CAP, meta.len())
+        .map_err(|e| unreadable(None, e.to_string()))?;
+    let parsed = serde_json::from_slice::<Record>(&bytes);
+    let value = serde_json::from_slice::<serde_json::Value>(&bytes);
+    let service = value
+        .as_ref()
+        .ok()
+        .and_then(|v| Some(v.get("service")?.as_str()?.to_owned()));
+    // A newer version first: its fields may be any.
+    let version = value.as_ref().ok().and_then(|v| v.get("version")?.as_u64());
+    match version {
+        Some(v) if v > u64::from(RECORD_VERSION) => {
+            return Err(unreadable(
+                service,
+                format!(
+                    "it was written by a newer wtenv (record version {v}; this wtenv knows version {RECORD_VERSION})"
+                ),
+            ));
+        }
+        Some(v) if v == u64::from(RECORD_VERSION) => {}
+        _ if value.is_ok() => {
+            return Err(unreadable(
+                service,
+                format!(
+                    "it has no \"version\": {RECORD_VERSION} (not a record of wtenv's, or from an unknown version)"
+                ),
+            ));
+        }
+        _ => {}
+    }
+    parsed.map(Some).map_err(|e| {
+        let why = match (&value, crate::versions::newer_field::<Record>(&bytes, &e)) {
+            (_, Some(newer)) => newer,
+            (Err(e), _) => format!("it is not valid JSON ({e})"),
+            (Ok(_), _) => format!(
+                "it does not match the record schema ({})",
+                printable(&e.to_string())
+            ),
+        };
+        unreadable(service, why)
+    })
+}
+
+/// A record is a few hundred bytes; a bigger file is none of wtenv's.
+const RECORD_CAP: u64 = 64 * 1024;
 
 /// Replaces `dir/name` with `bytes` (0600, atomically, never through a
 /// planted link or FIFO).
@@ -208,4 +358,67 @@ pub fn read_file(path: &Path, cap: u64) -> Option<Vec<u8>> {
     let file = files::open_read(path, false).ok()??;
     let meta = files::require_regular(&file).ok()?;
     files::read_capped(&file, cap, meta.len()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record as `up -d` writes it, with `extra` over it.
+    fn bytes(extra: serde_json::Value) -> Vec<u8> {
+        let mut json = serde_json::json!({
+            "version": 1, "manager": "wtenv", "unit": "wtenv-a_1-b-web",
+            "service": "web", "repository": "/r/.git", "worktree": "/r",
+            "ports": [5000], "log": "/s/web.log", "pid": 1, "start_time": 2,
+            "started": 3,
+        });
+        json.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::to_vec_pretty(&json).unwrap()
+    }
+
+    fn why(bytes: &[u8]) -> (Option<String>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wtenv-a_1-b-web.json");
+        std::fs::write(&path, bytes).unwrap();
+        let u = read_record(&path, "wtenv-a_1-b-web").unwrap_err();
+        assert_eq!((u.path, u.unit.as_str()), (path, "wtenv-a_1-b-web"));
+        (u.service, u.why)
+    }
+
+    /// Why a record cannot be read, its likely cause first: a newer
+    /// wtenv's version, or a field this one does not know; else damage.
+    #[test]
+    fn an_unreadable_record_says_why_a_newer_wtenv_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u.json");
+        std::fs::write(&path, bytes(serde_json::json!({}))).unwrap();
+        assert!(read_record(&path, "u").unwrap().is_some());
+        // No file: skipped, as no wtenv writes one.
+        let planted = dir.path().join("d.json");
+        std::fs::create_dir(&planted).unwrap();
+        assert!(read_record(&planted, "d").unwrap().is_none());
+        let web = Some("web".to_owned());
+        let newer = why(&bytes(serde_json::json!({"version": 2, "ports": "x"})));
+        let said = "it was written by a newer wtenv (record version 2; this wtenv knows version 1)";
+        assert_eq!(newer, (web.clone(), said.into()));
+        let (service, field) = why(&bytes(serde_json::json!({"lease": 7})));
+        assert_eq!(service, web);
+        assert!(
+            field.starts_with("it was probably written by a newer wtenv: line ")
+                && field.ends_with("has a field this wtenv does not know, `lease`"),
+            "{field}"
+        );
+        let (_, wrong) = why(&bytes(serde_json::json!({"ports": "x", "lease": 7})));
+        assert!(
+            wrong.starts_with("it does not match the record schema"),
+            "{wrong}"
+        );
+        let (service, json) = why(b"{\"version\": 1,");
+        assert_eq!(service, None);
+        assert!(json.starts_with("it is not valid JSON"), "{json}");
+        let (_, version) = why(b"{\"service\": \"web\"}");
+        assert!(version.starts_with("it has no \"version\": 1"), "{version}");
+    }
 }

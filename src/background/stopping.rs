@@ -155,6 +155,13 @@ impl Locked {
             .collect()
     }
 
+    /// The record files of the worktree whose units `naming` names that
+    /// this wtenv cannot read ([`super::Unreadable`]): left as they are,
+    /// and what they name left running.
+    pub fn unreadable(&self, naming: &super::Naming) -> Vec<super::Unreadable> {
+        self.dir.unreadable_in(naming, &[])
+    }
+
     /// Stops every background service of `owner`'s worktree (`remove
     /// --force`), saying each one as `down` does. What still holds a
     /// port of theirs is not probed here: `remove` names it with what it

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::background::{self, StateDir};
 use crate::config;
 use crate::context::Ctx;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::exit::Outcome;
 use crate::report;
 
@@ -50,16 +50,36 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
         &|| Ok(()),
     )?;
     let records = dir.records_of(&scope, &args.services);
-    if records.is_empty() {
+    // Those whose record this wtenv cannot read (a newer wtenv's) are
+    // left as they are: never stopped, their files never removed.
+    let unreadable = dir.unreadable_in(&background::Naming::of(&scope), &args.services);
+    if records.is_empty() && unreadable.is_empty() {
         report::status("nothing of this worktree runs in the background");
         return Ok(Outcome::SUCCESS);
     }
-    background::stop_saying(ctx, &dir, &records, args.timeout)?;
+    if !records.is_empty() {
+        background::stop_saying(ctx, &dir, &records, args.timeout)?;
+    }
     // Its units that still run (`down web` leaves the others) are read
     // now that the stopped ones' records are removed: a port one of them
     // holds is said with `wtenv down`, not `kill`.
     let units = background::unit_pids(ctx, &scope);
-    match background::StillHeld::probe(ctx, &records, units) {
+    let still_held = background::StillHeld::probe(ctx, &records, units);
+    if !unreadable.is_empty() {
+        if let Some(still_held) = still_held {
+            still_held.warn();
+        }
+        let lines: Vec<String> = unreadable
+            .iter()
+            .map(|u| format!("  {}", u.said()))
+            .collect();
+        return Err(Error::failed(format!(
+            "left what this wtenv cannot read the record of, not stopped:\n{}",
+            lines.join("\n")
+        ))
+        .with_hint(background::Unreadable::hint(&unreadable)));
+    }
+    match still_held {
         Some(still_held) => Err(still_held.error()),
         None => Ok(Outcome::SUCCESS),
     }

@@ -245,6 +245,14 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     moved.apply(&mut data, &entry.path);
     let mine: Vec<_> = data.allocations.iter().collect();
     let mut users = Vec::new();
+    // A background service whose record this wtenv cannot read (a newer
+    // wtenv's) may run: never stopped here, said with what is in use.
+    if let Some(background) = &background {
+        let naming = background::Naming::of_worktree(&here.common_dir, &entry.path);
+        for u in background.unreadable(&naming) {
+            users.push(format!("  {}", u.said()));
+        }
+    }
     let mut named = BTreeSet::new();
     let mut system = RealSystem::new(&ctx.registry);
     for a in &mine {

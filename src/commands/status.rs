@@ -20,9 +20,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let scope = ctx.scope()?;
     // Read only: nothing is created when nothing ever ran in the
     // background.
-    let records = match StateDir::existing(ctx)? {
-        Some(dir) => dir.records_of(&scope, &[]),
-        None => Vec::new(),
+    let (records, unreadable) = match StateDir::existing(ctx)? {
+        Some(dir) => (
+            dir.records_of(&scope, &[]),
+            dir.unreadable_in(&Naming::of(&scope), &[]),
+        ),
+        None => (Vec::new(), Vec::new()),
     };
     let mut rows = Vec::new();
     let mut json = Vec::new();
@@ -86,6 +89,37 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             "log": record.log,
         }));
     }
+    // A record this wtenv cannot read (a newer wtenv's): whether its unit
+    // runs cannot be told, so it is shown as that, never as nothing.
+    for u in &unreadable {
+        let service = u.service.clone().unwrap_or_else(|| "-".into());
+        rows.push(vec![
+            service,
+            "-".into(),
+            u.unit.clone(),
+            "unreadable".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+        ]);
+        json.push(serde_json::json!({
+            "service": u.service,
+            "manager": null,
+            "unit": u.unit,
+            "state": "unreadable",
+            "pid": null,
+            "ports": [],
+            "health": null,
+            "health_output": [],
+            "uptime_seconds": null,
+            "restarts": null,
+            "log": null,
+            "record": u.path,
+            "reason": u.why,
+        }));
+    }
     if args.json {
         output::json(serde_json::json!({ "services": json }))?;
     } else if rows.is_empty() {
@@ -106,6 +140,19 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         );
         text.push_str(&failures(ctx, &scope, &failed));
         output::stdout(&text)?;
+    }
+    if !unreadable.is_empty() {
+        let lines: Vec<String> = unreadable
+            .iter()
+            .map(|u| format!("  {}", u.said()))
+            .collect();
+        report::warn_hinted(
+            &format!(
+                "whether these run cannot be told, their record cannot be read:\n{}",
+                lines.join("\n")
+            ),
+            &background::Unreadable::hint(&unreadable),
+        );
     }
     Ok(Outcome::SUCCESS)
 }

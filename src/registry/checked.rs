@@ -87,12 +87,31 @@ impl Registry {
         if crate::worktree::in_kernel_dir(&self.path) {
             return super::REGULAR_FILE_HINT.to_owned();
         }
+        format!(
+            "wtenv never overwrites a registry it cannot read; {}",
+            self.move_aside()
+        )
+    }
+
+    /// `inspect it, or move it aside to start afresh: mv FILE FILE.bak`.
+    fn move_aside(&self) -> String {
         let mut aside = self.path.clone().into_os_string();
         aside.push(".bak");
         format!(
-            "wtenv never overwrites a registry it cannot read; inspect it, or move it aside to start afresh: mv {} {}",
+            "inspect it, or move it aside to start afresh: mv {} {}",
             quote_in_message(&self.path),
             quote_in_message(aside)
+        )
+    }
+
+    /// What to do with a registry holding a field this wtenv does not
+    /// know ([`crate::versions::newer_field`]): the newer wtenv first,
+    /// the way aside ([`move_aside_hint`](Registry::move_aside_hint))
+    /// only when none wrote it.
+    fn newer_field_hint(&self) -> String {
+        format!(
+            "use the newer wtenv that wrote it, or upgrade this one; the registry is left as it is. Only if no newer wtenv has used it: {}",
+            self.move_aside()
         )
     }
 
@@ -379,6 +398,12 @@ impl Registry {
         // two equal keys, the typed parse refuses them (a second, empty
         // "allocations" must not make the first one's entries vanish).
         serde_json::from_slice(bytes).map_err(|e| {
+            // A field this wtenv does not know, in a file of its version:
+            // most likely a newer wtenv's (its holds gained fields before
+            // 0.1.0 without a new version), said first, the way aside last.
+            if let Some(reason) = crate::versions::newer_field::<RegistryData>(bytes, &e) {
+                return self.unusable(reason, self.newer_field_hint());
+            }
             let reason = if e.to_string().starts_with("duplicate field") {
                 format!("a key is given twice ({e}); which one counts would be a guess")
             } else {
@@ -436,6 +461,10 @@ mod tests {
             (b"[1,2]", "no \"version\""),
             (b"[1, []]", "no \"version\""),
             (b"{\"version\": 2, \"allocations\": []}", "newer wtenv"),
+            (
+                b"{\"version\": 1, \"allocations\": [],\n\"leases\": []}",
+                "written by a newer wtenv: line 2 has a field this wtenv does not know, `leases`",
+            ),
             (
                 b"{\"version\": 1, \"allocations\": [{\"port\": \"x\"}]}",
                 "schema",

@@ -298,7 +298,10 @@ mod tests {
                 layout_of(&[&mine.replace("5000", "80")]),
                 "outside 1024-65535",
             ),
-            (layout_of(&[&mine.replace("}", ",\"x\":1}")]), "schema"),
+            (
+                layout_of(&[&mine.replace("}", ",\"x\":1}")]),
+                "newer wtenv: line 2 has a field this wtenv does not know, `x`",
+            ),
             (layout_of(&[&mine.replace("5000", "99999")]), "schema"),
         ] {
             let (_d, reg) = registry();

@@ -413,7 +413,7 @@ fn names_read_from_the_registry_are_escaped_where_shown_and_exact_in_json() {
     clean(&out);
     assert!(
         out.stderr.contains(&format!(
-            "unknown field `{}`",
+            "has a field this wtenv does not know, `{}`",
             escaped(&format!("x{hostile}y"))
         )),
         "{out}"

@@ -18,6 +18,7 @@ mod remove;
 mod shell_hold;
 mod still_held;
 mod systemd;
+mod unreadable;
 mod up_failures;
 mod wtenv_back_end;
 
