@@ -86,7 +86,7 @@ pub fn query(record: &Record) -> Live {
 /// The live members of the service's group that outlived its killed
 /// supervisor, each proven of the group it started
 /// ([`crate::process::orphans`]).
-fn orphans(record: &Record) -> Vec<u32> {
+pub(super) fn orphans(record: &Record) -> Vec<u32> {
     match record.group {
         Some((pgid, start)) => crate::process::orphans(pgid, start),
         None => vec![],

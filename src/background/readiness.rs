@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Record, detached, logfile, query};
+use super::{Manager, Record, detached, logfile, query};
 use crate::config::{Service, is_port_name};
 use crate::context::{Ctx, Scope};
 use crate::error::Result;
@@ -192,8 +192,12 @@ pub fn health_of(record: &Record, vars: &CheckVariables) -> Option<health::Probe
 }
 
 /// The process group (and its leader's start time) the registry records
-/// on the hold of `record`'s unit: its `run` writes them once the command
-/// has run a moment ([`crate::supervise::SETTLE`]).
+/// on the hold of `record`'s unit (of the wtenv back end, on the hold of
+/// its supervisor, `record`'s pid: not one an earlier run of the unit
+/// left): its `run` writes them once the command has run a moment
+/// ([`crate::supervise::SETTLE`]), a background service's at once
+/// ([`crate::supervise::settle_for`]). The hold the sweep keeps while
+/// the group's orphans run, and `ports` and `validate` name them by.
 pub(super) fn recorded_group(registry: &Registry, record: &Record) -> Option<(u32, u64)> {
     let data = registry
         .read_worktree(&record.repository, &record.worktree)
@@ -201,8 +205,22 @@ pub(super) fn recorded_group(registry: &Registry, record: &Record) -> Option<(u3
     data.allocations
         .iter()
         .flat_map(|a| &a.holders)
+        .filter(|h| record.manager != Manager::Wtenv || h.pid == record.pid)
         .find(|h| h.unit.as_ref().is_some_and(|u| u.name == record.unit))
         .and_then(|h| h.pgid.zip(h.leader_start))
+}
+
+/// `record`, with the group its supervisor recorded in the registry
+/// ([`recorded_group`]) when the record names none yet: `up --detach`
+/// writes it there only once the service is ready, and a supervisor
+/// SIGKILLed before that leaves its service running all the same, an
+/// orphan that `status` shows and `down` stops by it. Only the wtenv back
+/// end stops a group itself; another record is returned as it is.
+pub(super) fn with_group(registry: &Registry, mut record: Record) -> Record {
+    if record.manager == Manager::Wtenv && record.group.is_none() {
+        record.group = recorded_group(registry, &record);
+    }
+    record
 }
 
 /// `, and port 5000 is busy: pid 7 (...)`, naming what holds `port` (a

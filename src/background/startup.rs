@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use super::lock::WorktreeLock;
-use super::readiness::{Readiness, recorded_group};
+use super::readiness::{Readiness, with_group};
 use super::{
     Launch, Manager, Naming, Options, Record, StartedHealth, StateDir, StillHeld, UnitRef,
     detached, launchd, logfile, passed_env, query, run_argv, stop, systemd, unit_file_name,
@@ -16,7 +16,7 @@ use crate::config::Service;
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::health;
-use crate::process::ProcessId;
+use crate::process::{ProcessId, printable};
 
 /// A service started by `up --detach`.
 #[derive(Debug, Clone)]
@@ -83,6 +83,9 @@ pub fn up(
                 return Ok(None);
             }
             let launch = launch_of(ctx, scope, &dir, &naming, service, &env, options)?;
+            // One whose earlier run is orphaned is refused, before
+            // anything is reserved.
+            refuse_orphaned(&dir, scope, service)?;
             // One already running is left as it is (below): not refused
             // for what its manager could not be handed now.
             if running_record(&dir, scope, service).is_none() {
@@ -124,6 +127,11 @@ pub fn up(
     let mut to_start = Vec::new();
     for (&i, launch) in order.iter().zip(&launches) {
         let service = &all[i];
+        if launch.is_some() {
+            // Orphaned since the look before the reservation: nothing is
+            // started still.
+            refuse_orphaned(&dir, scope, service)?;
+        }
         if let Some(launch) = launch
             && running_record(&dir, scope, service).is_none()
         {
@@ -413,13 +421,7 @@ impl Startup<'_> {
             .started
             .iter()
             .filter(|s| !s.already)
-            .map(|s| {
-                let mut record = s.record.clone();
-                if record.group.is_none() {
-                    record.group = recorded_group(&self.ctx.registry, &record);
-                }
-                record
-            })
+            .map(|s| with_group(&self.ctx.registry, s.record.clone()))
             .collect();
         match stop(self.ctx, self.dir, &mine, Duration::from_secs(60)) {
             Ok(()) => {
@@ -431,6 +433,35 @@ impl Startup<'_> {
             Err(e) => tracing::warn!("could not stop what was started: {e}"),
         }
     }
+}
+
+/// Refuses `service` of `scope`'s worktree when an earlier run of it is
+/// orphaned: its supervisor of the wtenv back end was killed
+/// (SIGKILL) and its service runs on, supervised by nothing, logged
+/// nowhere, its port held by a dead holder's hold. Starting it again
+/// would run a second copy beside it (a second `down` stopped only the
+/// new one); left as `(already running)`, it would be said ready while
+/// nothing supervises it. `down SERVICE` stops it. Exit 1, the registry
+/// and the state directory as they were.
+fn refuse_orphaned(dir: &StateDir, scope: &Scope, service: &Service) -> Result<()> {
+    let Some(record) = dir
+        .records_of(scope, std::slice::from_ref(&service.name))
+        .into_iter()
+        .find(|r| r.manager == Manager::Wtenv && query(r).state == "orphaned")
+    else {
+        return Ok(());
+    };
+    let pids = detached::orphans(&record);
+    Err(Error::refused(format!(
+        "service {} runs on without its supervisor, pid {}, which was killed (orphaned): {}; nothing was started",
+        printable(&service.name),
+        record.pid,
+        alloc::describe_pids(&pids)
+    ))
+    .with_hint(format!(
+        "stop it with 'wtenv down {}', then start it again",
+        printable(&service.name)
+    )))
 }
 
 /// The record of `service` of `scope`'s worktree running in the

@@ -9,9 +9,14 @@ use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
 use crate::files::{self, OpenError, Refusal};
 use crate::process::{printable, printable_path};
+use crate::registry::Registry;
 
-/// `<state>/background`: records, logs, plists.
-pub struct StateDir(PathBuf);
+/// `<state>/background`: records, logs, plists; and the registry, whose
+/// holds name the group of a service not yet ready ([`StateDir::records`]).
+pub struct StateDir {
+    dir: PathBuf,
+    registry: Registry,
+}
 
 impl StateDir {
     /// The directory, made (with the state directory) if missing: for
@@ -25,7 +30,7 @@ impl StateDir {
             let e = std::io::ErrorKind::NotFound.into();
             Error::io(format!("could not read {}", printable_path(&dir)), e)
         };
-        StateDir::checked(dir.clone())?.ok_or_else(missing)
+        StateDir::checked(ctx, dir.clone())?.ok_or_else(missing)
     }
 
     /// The directory [`of`](StateDir::of) makes, made by nothing yet (it
@@ -35,7 +40,10 @@ impl StateDir {
     pub fn planned(ctx: &Ctx) -> Result<StateDir> {
         match StateDir::existing(ctx)? {
             Some(dir) => Ok(dir),
-            None => Ok(StateDir(ctx.registry.dir().join("background"))),
+            None => Ok(StateDir {
+                dir: ctx.registry.dir().join("background"),
+                registry: ctx.registry.clone(),
+            }),
         }
     }
 
@@ -45,13 +53,13 @@ impl StateDir {
     /// background.
     pub fn existing(ctx: &Ctx) -> Result<Option<StateDir>> {
         match ctx.registry.state_dir()? {
-            Some(state) => StateDir::checked(state.join("background")),
+            Some(state) => StateDir::checked(ctx, state.join("background")),
             None => Ok(None),
         }
     }
 
     /// `dir` when it is a directory; `None` when it does not exist.
-    fn checked(dir: PathBuf) -> Result<Option<StateDir>> {
+    fn checked(ctx: &Ctx, dir: PathBuf) -> Result<Option<StateDir>> {
         let meta = match std::fs::symlink_metadata(&dir) {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -68,25 +76,32 @@ impl StateDir {
                     .with_hint("move it aside; wtenv keeps its background state there"),
             );
         }
-        Ok(Some(StateDir(dir)))
+        Ok(Some(StateDir {
+            dir,
+            registry: ctx.registry.clone(),
+        }))
     }
 
     pub fn path(&self) -> &Path {
-        &self.0
+        &self.dir
     }
 
     pub fn log_path(&self, unit: &str) -> PathBuf {
-        self.0.join(format!("{unit}.log"))
+        self.dir.join(format!("{unit}.log"))
     }
 
     fn record_path(&self, unit: &str) -> PathBuf {
-        self.0.join(format!("{unit}.json"))
+        self.dir.join(format!("{unit}.json"))
     }
 
-    /// Every record, in unit order; one this wtenv cannot read is
-    /// skipped with a warning ([`Unreadable`]): for what looks at every
-    /// worktree's (`validate --fix`). A worktree's own are said by what
-    /// acts on it ([`StateDir::unreadable_in`]).
+    /// Every record, in unit order, each with its service's group when
+    /// its supervisor recorded one in the registry before the record
+    /// names it ([`super::readiness::with_group`]: one not ready yet,
+    /// whose supervisor may since have been SIGKILLed, is found orphaned,
+    /// and stopped, by it); one this wtenv cannot read is skipped with a
+    /// warning ([`Unreadable`]): for what looks at every worktree's
+    /// (`validate --fix`). A worktree's own are said by what acts on it
+    /// ([`StateDir::unreadable_in`]).
     pub fn records(&self) -> Vec<Record> {
         let (records, unreadable) = self.scan();
         for u in unreadable {
@@ -103,7 +118,7 @@ impl StateDir {
     /// manager, so `../../x` would have `down` delete `x.json` outside the
     /// state directory.
     fn scan(&self) -> (Vec<Record>, Vec<Unreadable>) {
-        let Ok(entries) = std::fs::read_dir(&self.0) else {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return (vec![], vec![]);
         };
         let mut records = Vec::new();
@@ -126,7 +141,9 @@ impl StateDir {
                         crate::shell::quote_in_message(e.path()),
                     );
                 }
-                Ok(Some(record)) => records.push(record),
+                Ok(Some(record)) => {
+                    records.push(super::readiness::with_group(&self.registry, record))
+                }
                 Err(u) => unreadable.push(u),
             }
         }
@@ -179,7 +196,7 @@ impl StateDir {
             Error::invalid(format!("cannot keep the record of {}: {e}", record.unit))
         })?;
         bytes.push(b'\n');
-        write_file(&self.0, &format!("{}.json", record.unit), &bytes)
+        write_file(&self.dir, &format!("{}.json", record.unit), &bytes)
     }
 
     /// The log of each of `scope`'s services (all when `services` is

@@ -12,6 +12,7 @@ mod export_refused;
 mod exported;
 mod health;
 mod moved;
+mod orphans;
 mod races;
 mod races_gone;
 mod remove;

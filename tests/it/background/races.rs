@@ -12,13 +12,13 @@ use crate::support::{Run, TestEnv, run, wait_for};
 
 /// `wtenv ARGS` started in the main worktree, its output in files.
 pub(super) struct Spawned {
-    child: Child,
+    pub(super) child: Child,
     out: PathBuf,
     err: PathBuf,
 }
 
 impl Spawned {
-    fn start(t: &TestEnv, name: &str, args: &[&str]) -> Spawned {
+    pub(super) fn start(t: &TestEnv, name: &str, args: &[&str]) -> Spawned {
         Spawned::of(t, name, t.wtenv(args))
     }
 
