@@ -9,6 +9,7 @@ use crate::context::{Ctx, Scope};
 use crate::error::Result;
 use crate::health::{Check, Failed, Health};
 use crate::registry::Registry;
+use crate::supervise::SETTLE;
 use crate::supervise::services::{elsewhere, listening_instead};
 use crate::{alloc, health, probe, process};
 
@@ -49,6 +50,9 @@ impl Readiness<'_> {
         // The service's group and its port, while nothing of the unit
         // listens there: where it listens instead is named at the end.
         let mut silent: Option<(u32, u16)> = None;
+        // When the group was first seen recorded, and whether its leader
+        // was alive once it had run [`SETTLE`] since.
+        let (mut first_seen, mut settled) = (None, false);
         loop {
             if (self.interrupted)().is_err() {
                 return Err("interrupted".into());
@@ -70,8 +74,24 @@ impl Readiness<'_> {
             }
             // A check that passes at once (`cmd = "true"`) proves nothing
             // of the service: until its `run` has started the command (and
-            // recorded the group `down` stops), it is not ready.
-            match (live.pid, recorded_group(self.registry, record)) {
+            // recorded the group `down` stops), it is not ready. Recorded
+            // as soon as it is spawned ([`crate::supervise::settle_for`]),
+            // the command must also have run a moment ([`SETTLE`]), as
+            // an interactive `run`'s must before its group is recorded: a
+            // command that ends at once (`sh -c` of one not found) is not
+            // ready, and its end is seen.
+            let group = recorded_group(self.registry, record).filter(|&(pgid, start)| {
+                let seen = *first_seen.get_or_insert_with(Instant::now);
+                settled = settled
+                    || (seen.elapsed() >= SETTLE
+                        && process::ProcessId {
+                            pid: pgid,
+                            start_time: start,
+                        }
+                        .is_alive());
+                settled
+            });
+            match (live.pid, group) {
                 (Some(pid), Some(group)) => {
                     let Some(health) = &health else {
                         return Ok(Ready { pid, group });
@@ -122,11 +142,17 @@ impl Readiness<'_> {
                     humantime::format_duration(self.service.ready_timeout)
                 )));
             }
-            std::thread::sleep(
-                health
-                    .as_ref()
-                    .map_or(health::READY_POLL, Health::ready_poll),
-            );
+            let poll = health
+                .as_ref()
+                .map_or(health::READY_POLL, Health::ready_poll);
+            // No longer than what is left of the settle time, once the
+            // group is seen (then the poll's: a leader that did not
+            // outlive it never makes the service ready).
+            let settling = first_seen
+                .filter(|_| !settled)
+                .map(|seen: Instant| (seen + SETTLE).saturating_duration_since(Instant::now()))
+                .filter(|left| !left.is_zero());
+            std::thread::sleep(settling.map_or(poll, |left| poll.min(left)));
         }
     }
 }

@@ -5,7 +5,8 @@
 //! Order matters: the signal handlers first (a Ctrl-C from here on is ours),
 //! then the release guard (so a failure after the registry write still
 //! releases), then allocate-and-hold (one short transaction), then spawn,
-//! then, once the child has run for [`supervise::SETTLE`], record its pgid
+//! then, once the child has run for [`supervise::SETTLE`] (a background
+//! service's supervisor at once: [`supervise::settle_for`]), record its pgid
 //! (another short transaction), then release. When every port is already
 //! reserved, the hold waits and is written with the pgid
 //! ([`crate::alloc::Ensured::hold_waits`]): a command that ends sooner
@@ -231,7 +232,11 @@ fn supervised(
             return Ok(e.outcome());
         }
     };
-    let waited = supervisor.wait(false, || {
+    // A background service's group is recorded at once: its supervisor
+    // may be SIGKILLed any time, and what its service then runs on as
+    // is found by that record.
+    let settle = supervise::settle_for(args.unit.is_some());
+    let waited = supervisor.wait(false, settle, || {
         if hold_waits {
             release.set_armed(record_hold(
                 &ctx.registry,

@@ -87,3 +87,31 @@ const POLL: Duration = Duration::from_millis(10);
 /// registry write it would do (the pgid record), which costs more than the
 /// command itself.
 pub const SETTLE: Duration = Duration::from_millis(50);
+
+/// How long `run`'s children run before their group is recorded (with
+/// the hold, when the hold waits for it): [`SETTLE`] for an interactive
+/// `run`, whose `run -- true` then skips the write; none for the
+/// supervisor of a background service (`run --unit`, what `up --detach`
+/// starts), whose start is not measured in milliseconds, and whose
+/// service a SIGKILL would otherwise leave running unrecorded for the
+/// settle time and the wait for the registry's lock behind other writers
+/// (docs/ARCHITECTURE.md, "Hold first, group later").
+pub fn settle_for(background: bool) -> Duration {
+    if background { Duration::ZERO } else { SETTLE }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The supervisor of a background service records its group (and its
+    /// hold) at once: a SIGKILL of it any time after the spawn leaves an
+    /// orphan that the registry names. An interactive `run` waits
+    /// [`SETTLE`], so that `run -- true` writes nothing.
+    #[test]
+    fn a_background_supervisor_records_its_group_without_a_settle_time() {
+        assert_eq!(settle_for(true), Duration::ZERO);
+        assert_eq!(settle_for(false), SETTLE);
+        assert!(SETTLE > Duration::ZERO);
+    }
+}

@@ -8,6 +8,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use super::POLL;
 use super::escalation::{Action, Escalation, Report};
 use super::group::{Group, Pgid};
 use super::notice::{self, Notice};
@@ -16,7 +17,6 @@ use super::signal::{Event, Listener, Signal, Waker};
 use super::spawn::{self, SpawnError};
 use super::terminal::{self, TerminalGuard, Tty};
 use super::tree;
-use super::{POLL, SETTLE};
 use crate::exit;
 use crate::process;
 use crate::sockets::ExecReport;
@@ -237,12 +237,18 @@ impl Supervisor {
 
     /// Supervises until every group is gone. `stop_all_on_exit`: one
     /// leader exiting stops the others. `settled` runs once, when the
-    /// children have run for [`SETTLE`] and none has ended.
-    pub fn wait(mut self, stop_all_on_exit: bool, settled: impl FnOnce()) -> Report {
+    /// children have run for `settle` ([`super::SETTLE`], or none:
+    /// [`super::settle_for`]) and none has ended.
+    pub fn wait(
+        mut self,
+        stop_all_on_exit: bool,
+        settle: Duration,
+        settled: impl FnOnce(),
+    ) -> Report {
         let mut plain = Plain {
             stop_all_on_exit,
             settled: Some(settled),
-            settle_at: Instant::now() + SETTLE,
+            settle_at: Instant::now() + settle,
         };
         self.drive(&mut plain)
     }
@@ -579,7 +585,7 @@ pub trait Policy {
 }
 
 /// `run`'s policy (and `wait`'s): nothing is restarted; optionally one
-/// exit stops all; `settled` runs once after [`SETTLE`].
+/// exit stops all; `settled` runs once after the settle time.
 struct Plain<F: FnOnce()> {
     stop_all_on_exit: bool,
     settled: Option<F>,
