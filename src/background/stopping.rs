@@ -32,9 +32,9 @@ pub fn stop(ctx: &Ctx, dir: &StateDir, records: &[Record], patience: Duration) -
         }
     }
     let deadline = Instant::now() + patience;
-    let mut left: Vec<&Record> = records.iter().collect();
+    let mut left: Vec<Record> = records.to_vec();
     while !left.is_empty() {
-        left.retain(|r| query(r).running());
+        left.retain_mut(|r| still_running(ctx, r, patience, deadline));
         if left.is_empty() {
             break;
         }
@@ -59,6 +59,29 @@ pub fn stop(ctx: &Ctx, dir: &StateDir, records: &[Record], patience: Duration) -
         dir.forget(r);
     }
     Ok(())
+}
+
+/// Whether `record`'s unit still runs, while [`stop`] waits for it until
+/// `deadline`. A supervisor of the wtenv back end that was SIGKILLed
+/// after the SIGTERM reached it, before it stopped its service, leaves
+/// its service running on, orphaned: it is stopped here at once, as
+/// `stop` stops an orphan ([`detached::stop`]: SIGTERM, SIGKILL after
+/// half of `patience`, or of what is left of it), not waited for until
+/// the deadline. Its group is read again when the record names none yet
+/// ([`super::readiness::with_group`]): the supervisor may have recorded
+/// it since the record was read.
+fn still_running(ctx: &Ctx, record: &mut Record, patience: Duration, deadline: Instant) -> bool {
+    if record.manager != Manager::Wtenv {
+        return query(record).running();
+    }
+    *record = super::readiness::with_group(&ctx.registry, record.clone());
+    let live = query(record);
+    if live.state != "orphaned" {
+        return live.running();
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    detached::stop(&[record], (patience / 2).min(left / 2));
+    query(record).running()
 }
 
 /// Ports of stopped services that something still holds, each with who

@@ -79,3 +79,44 @@ fn an_orphan_of_a_supervisor_killed_before_its_service_was_ready_is_found() {
     assert!(wait_for(PATIENCE, || !alive(sleep)), "{down}");
     assert!(holders(&t, "api").is_empty(), "{}", t.registry());
 }
+
+/// Whether `pid` has `sig` pending (it is stopped, so it has not acted
+/// on it): from `/proc/PID/status`, `ShdPnd` (a `kill` is process-wide).
+fn pending(pid: u32, sig: Signal) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("ShdPnd:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .unwrap_or(0);
+    mask & (1 << (sig as u64 - 1)) != 0
+}
+
+/// `down`'s SIGTERM reached the supervisor (stopped, so it did not act on
+/// it), which was then SIGKILLed before it stopped its service: `down`
+/// waited out its whole `--timeout` and exited 1 while `status` said
+/// `orphaned`. It notices the supervisor gone and stops the orphan
+/// itself, within the same `--timeout`.
+#[test]
+fn down_stops_the_orphan_of_a_supervisor_killed_while_it_waits() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config("[services.api]\nrun = \"sleep 1000\"\nhealth = { cmd = \"true\" }\n");
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let (supervisor, sleep) = supervised(&t, "api", &|| up.to_string());
+    signal(supervisor, Signal::SIGSTOP);
+    let down = Spawned::start(&t, "down", &["down", "--timeout", "6s"]);
+    assert!(
+        wait_for(PATIENCE, || pending(supervisor, Signal::SIGTERM)),
+        "{}",
+        down.stderr()
+    );
+    signal(supervisor, Signal::SIGKILL);
+    let down = down.finish();
+    assert_eq!(down.code, Some(0), "{down}");
+    assert!(down.stderr.contains("wtenv: stopped api ("), "{down}");
+    assert!(!alive(sleep), "{down}");
+    assert!(!alive(supervisor));
+    assert!(holders(&t, "api").is_empty(), "{}", t.registry());
+}
