@@ -1,5 +1,7 @@
+use super::holders::parse_lsof_listeners;
 use super::*;
 use crate::config::{PortRange, Ranges};
+use std::collections::BTreeSet;
 
 /// A TCP socket bound to `addr` (port 0: any), not yet listening;
 /// on IPv6, dual-stack whatever the host's default.
