@@ -1,6 +1,7 @@
 //! Stopping a git step that does not end ([`Stop`]): the user's signals
 //! ([`Signals`]), SIGTERM then SIGKILL to git's process group.
 
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::Child;
 use std::sync::Arc;
@@ -83,10 +84,11 @@ impl Drop for Step {
 /// roll back ([`Signals::during_git`]) stops its git step at the first.
 pub struct Signals {
     caught: Arc<AtomicUsize>,
-    /// A SIGINT arrived since the [`Stop`]'s count last looked.
-    interrupt: Arc<AtomicBool>,
-    /// Likewise a SIGTERM or a SIGHUP.
-    terminate: Arc<AtomicBool>,
+    /// One byte per SIGINT delivered, written by its handler: each is
+    /// counted, however many arrive before the [`Stop`]'s count looks.
+    interrupts: Arc<UnixStream>,
+    /// Likewise per SIGTERM or SIGHUP.
+    terminates: Arc<UnixStream>,
     /// [`Signals::during_git`]: set while no git step runs, when the
     /// signals take their default action.
     idle: Option<Arc<AtomicBool>>,
@@ -110,10 +112,13 @@ impl Signals {
 
     fn install(idle: Option<Arc<AtomicBool>>) -> Result<Signals> {
         use nix::sys::signal::Signal;
-        use signal_hook::flag;
+        use signal_hook::{flag, low_level::pipe};
+        let failed = |e| Error::io("could not install signal handlers", e);
         let caught = Arc::new(AtomicUsize::new(0));
-        let interrupt = Arc::new(AtomicBool::new(false));
-        let terminate = Arc::new(AtomicBool::new(false));
+        let (interrupts, interrupted) = UnixStream::pair().map_err(failed)?;
+        let (terminates, terminated) = UnixStream::pair().map_err(failed)?;
+        interrupts.set_nonblocking(true).map_err(failed)?;
+        terminates.set_nonblocking(true).map_err(failed)?;
         let ignored = match idle {
             Some(_) => crate::supervise::signal::ignored_at_start(),
             None => Vec::new(),
@@ -122,51 +127,52 @@ impl Signals {
             if ignored.contains(&sig) {
                 continue;
             }
-            let seen = match sig {
-                Signal::SIGINT => &interrupt,
-                _ => &terminate,
-            };
             let raw = sig as i32;
-            // Registered last, so it runs once the flags are set.
+            // The handlers run in the order registered: the flag, then the
+            // byte, then (last, once they are set) the default action.
             flag::register_usize(raw, Arc::clone(&caught), raw as usize)
-                .and_then(|_| flag::register(raw, Arc::clone(seen)))
+                .and_then(|_| match sig {
+                    Signal::SIGINT => interrupted.try_clone(),
+                    _ => terminated.try_clone(),
+                })
+                .and_then(|written| pipe::register(raw, written))
                 .and_then(|_| match &idle {
                     Some(idle) => {
                         flag::register_conditional_default(raw, Arc::clone(idle)).map(drop)
                     }
                     None => Ok(()),
                 })
-                .map_err(|e| Error::io("could not install signal handlers", e))?;
+                .map_err(failed)?;
         }
         Ok(Signals {
             caught,
-            interrupt,
-            terminate,
+            interrupts: Arc::new(interrupts),
+            terminates: Arc::new(terminates),
             idle,
         })
     }
 
-    /// The requests to stop a git step, counted when looked at: with
-    /// [`Signals::catch`] every SIGINT but the first (the first lets git
-    /// finish its step, then the rollback undoes it), every SIGTERM and
-    /// SIGHUP; with [`Signals::during_git`] every one. Signals that arrive
-    /// between two looks count once.
+    /// The requests to stop a git step: with [`Signals::catch`] every
+    /// SIGINT but the first (the first lets git finish its step, then the
+    /// rollback undoes it), every SIGTERM and SIGHUP; with
+    /// [`Signals::during_git`] every one. Each signal delivered counts,
+    /// however many arrive before a look (the kernel merges only those
+    /// that arrive while one of the same kind waits to be handled).
     pub fn stop(&self) -> Stop {
-        let (interrupt, terminate) = (Arc::clone(&self.interrupt), Arc::clone(&self.terminate));
+        let (interrupts, terminates) = (Arc::clone(&self.interrupts), Arc::clone(&self.terminates));
         let first_lets_git_finish = self.idle.is_none();
-        let interrupts = AtomicUsize::new(0);
-        let requests = AtomicUsize::new(0);
+        let interrupted = AtomicUsize::new(0);
+        let terminated = AtomicUsize::new(0);
         Stop {
             requests: Arc::new(move || {
-                if interrupt.swap(false, Ordering::SeqCst)
-                    && (interrupts.fetch_add(1, Ordering::SeqCst) > 0 || !first_lets_git_finish)
-                {
-                    requests.fetch_add(1, Ordering::SeqCst);
-                }
-                if terminate.swap(false, Ordering::SeqCst) {
-                    requests.fetch_add(1, Ordering::SeqCst);
-                }
-                requests.load(Ordering::SeqCst)
+                interrupted.fetch_add(delivered(&interrupts), Ordering::SeqCst);
+                terminated.fetch_add(delivered(&terminates), Ordering::SeqCst);
+                let interrupts = interrupted.load(Ordering::SeqCst);
+                let interrupts = match first_lets_git_finish {
+                    true => interrupts.saturating_sub(1),
+                    false => interrupts,
+                };
+                interrupts + terminated.load(Ordering::SeqCst)
             }),
             during_git: self
                 .idle
@@ -181,6 +187,23 @@ impl Signals {
         match self.caught.load(Ordering::SeqCst) {
             0 => Ok(()),
             sig => Err(Error::Interrupted(sig as i32)),
+        }
+    }
+}
+
+/// The bytes the handlers wrote to `stream` since it was last read, one
+/// per signal delivered (without waiting: the stream does not block).
+fn delivered(mut stream: &UnixStream) -> usize {
+    use std::io::{ErrorKind, Read};
+    let mut count = 0;
+    let mut buf = [0u8; 64];
+    loop {
+        match stream.read(&mut buf) {
+            // No handler writes to it (its signals ignored at start).
+            Ok(0) => return count,
+            Ok(n) => count += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return count,
         }
     }
 }
@@ -265,5 +288,44 @@ pub(super) fn wait_for(
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::signal::{Signal, raise};
+
+    /// Each signal delivered counts, however many arrive before a look:
+    /// a flag that a look swapped counted two SIGINTs as one, and the
+    /// second Ctrl-C did not stop `create`'s git step. Delivered with
+    /// `raise`, whose handler runs before it returns; `catch` first, so
+    /// that no signal here takes its default action (one test: the
+    /// handlers stay, and would count another test's signals).
+    #[test]
+    fn each_signal_delivered_counts_however_many_arrive_before_a_look() {
+        let signals = Signals::catch().unwrap();
+        let stop = signals.stop();
+        assert_eq!(stop.requests(), 0);
+        for sig in [Signal::SIGINT, Signal::SIGINT, Signal::SIGINT] {
+            raise(sig).unwrap();
+        }
+        // The first lets git finish its step.
+        assert_eq!(stop.requests(), 2);
+        raise(Signal::SIGTERM).unwrap();
+        raise(Signal::SIGHUP).unwrap();
+        assert_eq!(stop.requests(), 4);
+        assert_eq!(stop.requests(), 4, "a look counts each once");
+        assert!(matches!(signals.check(), Err(Error::Interrupted(1))));
+
+        // Between git steps these take their default action: only while
+        // a step runs here.
+        let stop = Signals::during_git().unwrap().stop();
+        let step = stop.step();
+        raise(Signal::SIGINT).unwrap();
+        raise(Signal::SIGINT).unwrap();
+        assert_eq!(stop.requests(), 2);
+        assert!(matches!(stop.check(), Err(Error::Interrupted(2))));
+        drop(step);
     }
 }
