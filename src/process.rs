@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 pub struct ProcessId {
     pub pid: u32,
     /// Opaque start-time token: clock ticks since boot, tagged with the
-    /// boot, on Linux; a hash of `ps -o lstart` (a date) on macOS.
+    /// boot, on Linux; a hash of `ps -o lstart` (a date, in UTC) on macOS.
     /// Compared with [`ProcessId::is_alive`], [`orphans`]: never by hand.
     pub start_time: u64,
 }
@@ -263,6 +263,19 @@ pub fn is_signal_stopped(pid: u32) -> bool {
     imp::state(pid) == Some('T')
 }
 
+/// Makes `ps` write the start time it is asked for (`-o lstart`, macOS's
+/// token: see `imp::start_time`) the same whoever asks. `ps` writes it with
+/// `strftime("%c")` in local time, in the caller's locale: a wtenv run by
+/// a launchd agent (no `LANG`) and one in a shell with `LANG=de_DE.UTF-8`
+/// would read two dates for one process and take it for another (dead),
+/// and so would every wtenv after the Mac's time zone changed. The C
+/// locale and UTC, for that one field only (a command line is read as the
+/// caller's locale has `ps` write it, as before).
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+fn fixed_dates(ps: &mut std::process::Command) -> &mut std::process::Command {
+    ps.env("LC_ALL", "C").env("TZ", "UTC0")
+}
+
 #[cfg(target_os = "linux")]
 mod imp {
     use std::path::PathBuf;
@@ -392,7 +405,13 @@ mod imp {
     use std::process::Command;
 
     fn ps(pid: u32, field: &str) -> Option<String> {
-        let out = Command::new("ps")
+        asked(Command::new("ps"), pid, field)
+    }
+
+    /// What `ps`, the command `ps` (its environment set), says of
+    /// `field` for `pid`.
+    fn asked(mut ps: Command, pid: u32, field: &str) -> Option<String> {
+        let out = ps
             .args(["-o", &format!("{field}="), "-p", &pid.to_string()])
             .output()
             .ok()?;
@@ -404,8 +423,11 @@ mod imp {
         if ps(pid, "stat")?.starts_with('Z') {
             return None;
         }
-        // lstart is a date string; only equality matters, so hash it (FNV-1a).
-        let lstart = ps(pid, "lstart")?;
+        // lstart is a date string; only equality matters, so hash it
+        // (FNV-1a), written the same whoever asks (`fixed_dates`).
+        let mut cmd = Command::new("ps");
+        super::fixed_dates(&mut cmd);
+        let lstart = asked(cmd, pid, "lstart")?;
         Some(lstart.bytes().fold(0xcbf29ce484222325u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
         }))

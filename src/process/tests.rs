@@ -243,3 +243,24 @@ fn ancestry_and_cwd_of_self() {
     assert!(!descends_from(parent, me));
     assert_eq!(cwd(me).unwrap(), std::env::current_dir().unwrap());
 }
+
+/// The start time macOS's token is made of, `ps -o lstart`, reads the
+/// same whoever asks: a caller in another time zone (a launchd agent, a
+/// shell with its own `TZ`) gets the same text. Run with Linux's `ps`,
+/// which writes `lstart` in local time too.
+#[test]
+fn the_start_time_ps_writes_is_the_same_in_every_time_zone() {
+    let lstart = |tz: &str| {
+        let mut ps = std::process::Command::new("ps");
+        ps.env("TZ", tz);
+        let out = fixed_dates(&mut ps)
+            .args(["-o", "lstart=", "-p", &std::process::id().to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let tokyo = lstart("JST-9");
+    assert!(!tokyo.trim().is_empty());
+    assert_eq!(tokyo, lstart("EST5"));
+}
