@@ -242,9 +242,57 @@ pub fn orphans(pgid: u32, leader_start: u64) -> Vec<u32> {
 /// it runs no code (see `imp::start_time`, and [`is_zombie`] for the
 /// moment its threads still hold its sockets).
 pub fn group_members(pgid: u32) -> Vec<u32> {
-    imp::all_pids()
+    table()
         .into_iter()
-        .filter(|&p| imp::pgid(p) == Some(pgid) && imp::start_time(p).is_some())
+        .filter(|r| r.pgid == pgid && r.alive())
+        .map(|r| r.pid)
+        .collect()
+}
+
+/// One process of [`table`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Row {
+    pub pid: u32,
+    pub parent: u32,
+    pub pgid: u32,
+    /// Its state letter (proc(5), ps(1)'s `stat`: `R`, `S`, `T`, `Z`...).
+    pub state: char,
+}
+
+impl Row {
+    /// Not a zombie (nor, on Linux, dead): it may still run code.
+    pub fn alive(&self) -> bool {
+        !matches!(self.state, 'Z' | 'X')
+    }
+}
+
+/// Every process on the system, with its parent, group and state, from
+/// one look: /proc on Linux, one `ps` on macOS. What a scan of all
+/// processes asks (a group's members at every readiness tick, a
+/// service's tree): on macOS, a `ps` for each of hundreds of processes
+/// would take seconds.
+pub fn table() -> Vec<Row> {
+    imp::table()
+}
+
+/// The rows of `ps -A -o pid=,ppid=,pgid=,stat=` output (macOS's and
+/// procps' alike: columns padded with spaces, no header); a line that does
+/// not read so is skipped.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+fn parse_ps_table(text: &str) -> Vec<Row> {
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let mut number = || f.next()?.parse::<u32>().ok();
+            let (pid, parent, pgid) = (number()?, number()?, number()?);
+            let state = f.next()?.chars().next()?;
+            Some(Row {
+                pid,
+                parent,
+                pgid,
+                state,
+            })
+        })
         .collect()
 }
 
@@ -395,6 +443,22 @@ mod imp {
         dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
             .collect()
     }
+
+    /// One read of each process's `stat`.
+    pub fn table() -> Vec<super::Row> {
+        all_pids()
+            .into_iter()
+            .filter_map(|pid| {
+                let f = stat_fields(pid)?;
+                Some(super::Row {
+                    pid,
+                    state: f.first()?.chars().next()?,
+                    parent: f.get(4 - 3)?.parse().ok()?,
+                    pgid: f.get(5 - 3)?.parse().ok()?,
+                })
+            })
+            .collect()
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -486,6 +550,17 @@ mod imp {
             .lines()
             .filter_map(|l| l.trim().parse().ok())
             .collect()
+    }
+
+    /// One `ps` for every process.
+    pub fn table() -> Vec<super::Row> {
+        let Ok(out) = Command::new("ps")
+            .args(["-A", "-o", "pid=,ppid=,pgid=,stat="])
+            .output()
+        else {
+            return Vec::new();
+        };
+        super::parse_ps_table(&String::from_utf8_lossy(&out.stdout))
     }
 }
 

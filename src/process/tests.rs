@@ -264,3 +264,53 @@ fn the_start_time_ps_writes_is_the_same_in_every_time_zone() {
     assert!(!tokyo.trim().is_empty());
     assert_eq!(tokyo, lstart("EST5"));
 }
+
+/// `ps -A -o pid=,ppid=,pgid=,stat=` as macOS writes it (right-aligned
+/// columns, flags after the state letter), and a line that is no row.
+#[test]
+fn a_ps_table_gives_each_process_its_parent_group_and_state() {
+    let text = "    1     0     1 Ss\n  312     1   312 Ss\n\
+                \x20 901   900   901 S+\n  905   901   901 Z\n   77 garbage\n";
+    let row = |pid, parent, pgid, state| Row {
+        pid,
+        parent,
+        pgid,
+        state,
+    };
+    assert_eq!(
+        parse_ps_table(text),
+        [
+            row(1, 0, 1, 'S'),
+            row(312, 1, 312, 'S'),
+            row(901, 900, 901, 'S'),
+            row(905, 901, 901, 'Z'),
+        ]
+    );
+    assert!(!row(905, 901, 901, 'Z').alive());
+}
+
+/// The same command, run (procps' `ps` here, as macOS's `ps` is there),
+/// names this process as the kernel does, and as the table of /proc does.
+#[test]
+fn the_ps_table_of_a_real_ps_names_this_process_as_the_kernel_does() {
+    let out = std::process::Command::new("ps")
+        .args(["-A", "-o", "pid=,ppid=,pgid=,stat="])
+        .output()
+        .unwrap();
+    let me = std::process::id();
+    let want = (
+        me,
+        std::os::unix::process::parent_id(),
+        nix::unistd::getpgrp().as_raw() as u32,
+    );
+    let find = |rows: Vec<Row>| {
+        rows.into_iter()
+            .find(|r| r.pid == me)
+            .map(|r| (r.pid, r.parent, r.pgid))
+    };
+    assert_eq!(
+        find(parse_ps_table(&String::from_utf8_lossy(&out.stdout))),
+        Some(want)
+    );
+    assert_eq!(find(table()), Some(want));
+}

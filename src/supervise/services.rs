@@ -156,18 +156,16 @@ fn stranger(pid: u32, pgid: Pgid, wtenv: &Supervisor) -> bool {
 }
 
 /// The service's processes: its group, and the descendants of its leader
-/// that made groups of their own. One /proc pass per call (it runs at
-/// every readiness tick).
+/// that made groups of their own. One look at the processes per call
+/// ([`process::table`]: it runs at every readiness tick).
 fn tree_of(pgid: u32) -> BTreeSet<u32> {
     let mut children: std::collections::BTreeMap<u32, Vec<u32>> = Default::default();
     let mut tree = BTreeSet::new();
-    for pid in process::all_pids() {
-        if process::pgid(pid) == Some(pgid) {
-            tree.insert(pid);
+    for row in process::table() {
+        if row.pgid == pgid {
+            tree.insert(row.pid);
         }
-        if let Some(parent) = process::parent(pid) {
-            children.entry(parent).or_default().push(pid);
-        }
+        children.entry(row.parent).or_default().push(row.pid);
     }
     let mut todo: Vec<u32> = tree.iter().copied().collect();
     todo.push(pgid);
