@@ -198,12 +198,40 @@ pub fn all_pids() -> Vec<u32> {
 /// working there is left in a deleted directory all the same.
 pub fn working_in(dir: &std::path::Path) -> Vec<(u32, String)> {
     let me = std::process::id();
-    imp::all_pids()
+    imp::cwds()
         .into_iter()
-        .filter(|&p| p != me && imp::cwd(p).is_some_and(|c| c.starts_with(dir)))
-        .filter(|&p| imp::start_time(p).is_some())
-        .map(|p| (p, command(p).unwrap_or_default()))
+        .filter(|(p, c)| *p != me && c.starts_with(dir))
+        .filter(|&(p, _)| imp::start_time(p).is_some())
+        .map(|(p, _)| (p, command(p).unwrap_or_default()))
         .collect()
+}
+
+/// `(pid, working directory)` of each process in `lsof -d cwd -Fn`
+/// output (`-p PID` or every process): a `p<pid>` line starts a process,
+/// its first `n<path>` line is the directory (the bytes as they are: a
+/// path need not be UTF-8); other lines (`f`, as some versions add) are
+/// skipped.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+fn parse_lsof_cwds(out: &[u8]) -> Vec<(u32, PathBuf)> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut found = Vec::new();
+    let mut pid = None;
+    for line in out.split(|&b| b == b'\n') {
+        match line.split_first() {
+            Some((b'p', number)) => {
+                pid = std::str::from_utf8(number)
+                    .ok()
+                    .and_then(|n| n.parse().ok());
+            }
+            Some((b'n', path)) => {
+                if let Some(pid) = pid.take() {
+                    found.push((pid, PathBuf::from(std::ffi::OsStr::from_bytes(path))));
+                }
+            }
+            _ => {}
+        }
+    }
+    found
 }
 
 /// The live members of the process group `pgid` that wtenv started, whose
@@ -436,6 +464,13 @@ mod imp {
         std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
     }
 
+    pub fn cwds() -> Vec<(u32, PathBuf)> {
+        all_pids()
+            .into_iter()
+            .filter_map(|pid| Some((pid, cwd(pid)?)))
+            .collect()
+    }
+
     pub fn all_pids() -> Vec<u32> {
         let Ok(dir) = std::fs::read_dir("/proc") else {
             return Vec::new();
@@ -537,9 +572,18 @@ mod imp {
             .args(["-a", "-p", &pid.to_string(), "-d", "cwd", "-Fn"])
             .output()
             .ok()?;
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix('n').map(PathBuf::from))
+        super::parse_lsof_cwds(&out.stdout)
+            .into_iter()
+            .find_map(|(p, dir)| (p == pid).then_some(dir))
+    }
+
+    /// One `lsof` for every process's (that the user may see): one per
+    /// process takes minutes on a Mac.
+    pub fn cwds() -> Vec<(u32, PathBuf)> {
+        let Ok(out) = Command::new("lsof").args(["-d", "cwd", "-Fn"]).output() else {
+            return Vec::new();
+        };
+        super::parse_lsof_cwds(&out.stdout)
     }
 
     pub fn all_pids() -> Vec<u32> {

@@ -314,3 +314,39 @@ fn the_ps_table_of_a_real_ps_names_this_process_as_the_kernel_does() {
     );
     assert_eq!(find(table()), Some(want));
 }
+
+/// `lsof -d cwd -Fn` as it comes: each process's first name is its
+/// directory, kept byte for byte (not UTF-8, spaces); an `f` line, as
+/// some versions add, is skipped; a name with no process before it is
+/// no one's.
+#[test]
+fn lsof_cwd_output_gives_each_process_its_directory() {
+    use std::os::unix::ffi::OsStrExt;
+    let out = b"nstray\np1\nfcwd\nn/\np4242\nn/w/my repo\np77\nfcwd\nn/w/caf\xe9\n";
+    assert_eq!(
+        parse_lsof_cwds(out),
+        [
+            (1, PathBuf::from("/")),
+            (4242, PathBuf::from("/w/my repo")),
+            (
+                77,
+                PathBuf::from(std::ffi::OsStr::from_bytes(b"/w/caf\xe9"))
+            ),
+        ]
+    );
+}
+
+/// The real `lsof` (Linux's here, macOS's there takes the same options),
+/// asked for every process, names this one's directory.
+#[test]
+fn a_real_lsof_names_this_processs_directory() {
+    let out = std::process::Command::new("lsof")
+        .args(["-d", "cwd", "-Fn"])
+        .output()
+        .unwrap();
+    let me = std::process::id();
+    let dir = parse_lsof_cwds(&out.stdout)
+        .into_iter()
+        .find_map(|(p, dir)| (p == me).then_some(dir));
+    assert_eq!(dir, Some(std::env::current_dir().unwrap()));
+}
