@@ -311,7 +311,7 @@ mod imp {
 
     pub fn all_holders() -> BTreeMap<u16, Vec<Holder>> {
         let Ok(o) = std::process::Command::new("lsof")
-            .args(["-nP", "-iTCP", "-sTCP:LISTEN", "-Fpn"])
+            .args(LSOF_LISTENERS)
             .output()
         else {
             return BTreeMap::new();
@@ -354,6 +354,11 @@ mod imp {
             .collect()
     }
 }
+
+/// `lsof`'s options that list every TCP listener (macOS's holder lookup),
+/// for [`parse_lsof_listeners`].
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+pub(super) const LSOF_LISTENERS: [&str; 4] = ["-nP", "-iTCP", "-sTCP:LISTEN", "-Fpn"];
 
 /// `(pid, port)` of each listening socket in `lsof -nP -iTCP -sTCP:LISTEN
 /// -Fpn` output: a `p<pid>` line starts a process, each `n<addr>:<port>`

@@ -1,4 +1,4 @@
-use super::holders::parse_lsof_listeners;
+use super::holders::{LSOF_LISTENERS, parse_lsof_listeners};
 use super::*;
 use crate::config::{PortRange, Ranges};
 use std::collections::BTreeSet;
@@ -242,6 +242,25 @@ fn lsof_listener_output_parses_every_address_form() {
         parse_lsof_listeners(text),
         vec![(101, 5000), (101, 5001), (202, 5002)]
     );
+}
+
+/// The real `lsof` (Linux's here; macOS's takes the same options), asked
+/// as macOS's lookup asks it, names this process for a port it listens
+/// on, over IPv4 and IPv6 alike.
+#[test]
+fn a_real_lsof_listing_names_this_processs_listeners() {
+    let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let v6 = std::net::TcpListener::bind("[::1]:0").ok();
+    let out = std::process::Command::new("lsof")
+        .args(LSOF_LISTENERS)
+        .output()
+        .unwrap();
+    let found = parse_lsof_listeners(&String::from_utf8_lossy(&out.stdout));
+    let me = std::process::id();
+    for listener in std::iter::once(&v4).chain(&v6) {
+        let port = listener.local_addr().unwrap().port();
+        assert!(found.contains(&(me, port)), "{port} not in {found:?}");
+    }
 }
 use std::net::TcpListener;
 
