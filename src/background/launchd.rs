@@ -12,9 +12,9 @@ use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::time::Duration;
 
-use super::Launch;
 #[cfg(not(target_os = "macos"))]
-use super::{Live, Record};
+use super::Record;
+use super::{Launch, Live};
 use crate::error::{Error, Result};
 
 /// What one agent's plist says.
@@ -174,6 +174,28 @@ pub fn print_command(label: &str) -> String {
     )
 }
 
+/// What `launchctl print gui/UID/LABEL` says of a loaded job: the first
+/// `state = `, `pid = ` and `runs = ` lines (launches: its restarts are
+/// one less). The job's own lines come before the nested blocks that have
+/// a `state` of their own (its coalitions'), and its environments' lines
+/// read `NAME => value`.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+fn parse_print(text: &str) -> Live {
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name)?.trim().strip_prefix('='))
+            .map(|v| v.trim().to_owned())
+    };
+    Live {
+        state: field("state").unwrap_or_else(|| "unknown".into()),
+        pid: field("pid").and_then(|p| p.parse().ok()),
+        restarts: field("runs")
+            .and_then(|r| r.parse::<u32>().ok())
+            .map(|r| r.saturating_sub(1)),
+        uptime: None,
+    }
+}
+
 #[cfg(target_os = "macos")]
 pub use imp::{is_active, query, start, stop};
 
@@ -219,30 +241,14 @@ mod imp {
 
     pub fn query(label: &str) -> Live {
         let target = format!("{}/{label}", domain());
-        let text = match launchctl(&["print", &target]) {
-            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-            _ => {
-                return Live {
-                    state: "inactive".into(),
-                    pid: None,
-                    restarts: None,
-                    uptime: None,
-                };
-            }
-        };
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|l| l.trim().strip_prefix(name)?.trim().strip_prefix('='))
-                .map(|v| v.trim().to_owned())
-        };
-        let pid = field("pid").and_then(|p| p.parse().ok());
-        Live {
-            state: field("state").unwrap_or_else(|| "unknown".into()),
-            pid,
-            restarts: field("runs")
-                .and_then(|r| r.parse::<u32>().ok())
-                .map(|r| r.saturating_sub(1)),
-            uptime: None,
+        match launchctl(&["print", &target]) {
+            Ok(o) if o.status.success() => super::parse_print(&String::from_utf8_lossy(&o.stdout)),
+            _ => Live {
+                state: "inactive".into(),
+                pid: None,
+                restarts: None,
+                uptime: None,
+            },
         }
     }
 
@@ -282,4 +288,83 @@ pub fn is_active(_label: &str) -> bool {
 #[cfg(not(target_os = "macos"))]
 pub fn stop(_records: &[&Record], _dir: &Path) -> Result<()> {
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `launchctl print gui/501/LABEL` of a running agent, in the shape
+    /// launchd writes it (tab-indented `key = value` lines, nested blocks
+    /// for the arguments, the environments and the coalitions, which have
+    /// a `state` of their own).
+    const RUNNING: &str = "\
+gui/501/wtenv-repo_1f2e3d4c-wt-web = {
+\tactive count = 1
+\tpath = /Users/me/.local/state/wtenv/units/wtenv-repo_1f2e3d4c-wt-web.plist
+\ttype = LaunchAgent
+\tstate = running
+
+\tprogram = /usr/local/bin/wtenv
+\targuments = {
+\t\t/usr/local/bin/wtenv
+\t\trun
+\t\t--service
+\t\tweb
+\t}
+
+\tworking directory = /Users/me/wt
+\tstdout path = /Users/me/.local/state/wtenv/logs/web.log
+\tstderr path = /Users/me/.local/state/wtenv/logs/web.log
+\tenvironment = {
+\t\tPATH => /usr/bin:/bin
+\t\tXPC_SERVICE_NAME => wtenv-repo_1f2e3d4c-wt-web
+\t}
+
+\tdomain = gui/501 [100009]
+\tasid = 100009
+\tminimum runtime = 10
+\texit timeout = 15
+\truns = 1
+\tpid = 4242
+\timmediate reason = speculative
+\tforks = 2
+\texecs = 1
+\tlast exit code = (never exited)
+
+\tresource coalition = {
+\t\tID = 1234
+\t\ttype = resource
+\t\tstate = active
+\t}
+
+\tspawn type = interactive (4)
+\tproperties = runatload | inferred program
+}
+";
+
+    #[test]
+    fn a_running_agent_gives_its_own_state_pid_and_runs() {
+        let live = parse_print(RUNNING);
+        assert_eq!(
+            live,
+            Live {
+                state: "running".into(),
+                pid: Some(4242),
+                restarts: Some(0),
+                uptime: None,
+            }
+        );
+        assert!(live.running());
+    }
+
+    #[test]
+    fn an_agent_that_exited_is_not_running_and_has_no_pid() {
+        let text = "gui/501/x = {\n\tactive count = 0\n\tstate = not running\n\
+                    \truns = 3\n\tlast exit code = 1\n}\n";
+        let live = parse_print(text);
+        assert_eq!((live.pid, live.restarts), (None, Some(2)));
+        assert_eq!(live.state, "not running");
+        assert!(!live.running());
+    }
 }
