@@ -290,12 +290,7 @@ pub fn check(
         }
         if let Some(h) = alloc::gone_but_held(data, a, system) {
             gone[i] = true;
-            let reason = format!(
-                "{}, held by live pid {} ({})",
-                worktree_gone(a),
-                h.pid,
-                printable(&h.command)
-            );
+            let reason = format!("{}, {}", worktree_gone(a), alloc::held_by_command(h, true));
             findings.push(Finding::about(Kind::WorktreeGoneHeld, a, reason, None));
         }
     }

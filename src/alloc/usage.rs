@@ -191,8 +191,42 @@ pub fn lifetime(a: &Allocation, system: &mut dyn System) -> String {
 /// is named) while it lives ([`System::holder_alive`]), `held by pid N:
 /// gone` once it is not (a view writes nothing: the next allocating
 /// command or `validate --fix` sweeps it), with its orphans when its
-/// group outlived it.
+/// group outlived it. Where its command is said too, [`held_by_command`].
 pub fn held_by(h: &Hold, system: &mut dyn System) -> String {
+    let holder = holder(h);
+    if system.holder_alive(h) {
+        return format!("held by {holder}");
+    }
+    let orphans = system.orphans(h);
+    if orphans.is_empty() {
+        format!("held by {holder}: gone")
+    } else {
+        format!(
+            "held by {holder}: gone, its orphans run: {}",
+            describe_pids(&orphans)
+        )
+    }
+}
+
+/// A live recorded holder with its command, in the words of every
+/// refusal, warning and finding that names one (`remove`, `release`,
+/// `validate`): [`held_by`]'s, then `: COMMAND`, as in `held by pid 4242:
+/// wtenv run -- npm start` (`held by pid 4242 (systemd unit U): wtenv up`
+/// for a background service). `live` says outright that it lives (`held
+/// by live pid N: COMMAND`), where that is the point: `validate`'s entry
+/// of a gone worktree, kept only while its holder lives. Asked only of
+/// a holder found alive.
+pub fn held_by_command(h: &Hold, live: bool) -> String {
+    let live = if live { "live " } else { "" };
+    format!(
+        "held by {live}{}: {}",
+        holder(h),
+        process::printable(&h.command)
+    )
+}
+
+/// `pid N`, and the unit it runs as (` (systemd unit U)`), if any.
+fn holder(h: &Hold) -> String {
     let unit = h
         .unit
         .as_ref()
@@ -204,19 +238,7 @@ pub fn held_by(h: &Hold, system: &mut dyn System) -> String {
             )
         })
         .unwrap_or_default();
-    if system.holder_alive(h) {
-        return format!("held by pid {}{unit}", h.pid);
-    }
-    let orphans = system.orphans(h);
-    if orphans.is_empty() {
-        format!("held by pid {}{unit}: gone", h.pid)
-    } else {
-        format!(
-            "held by pid {}{unit}: gone, its orphans run: {}",
-            h.pid,
-            describe_pids(&orphans)
-        )
-    }
+    format!("pid {}{unit}", h.pid)
 }
 
 /// The recorded holders of `a` as JSON, each with whether it lives.
@@ -326,5 +348,29 @@ mod tests {
             ..Holders::default()
         };
         assert_eq!(usage, vec![Usage::Foreign(foreign)]);
+    }
+
+    /// A live holder reads the same in the views ([`held_by`]) and where
+    /// its command is said too ([`held_by_command`]: `remove`, `release`,
+    /// `validate`), unit included; the command is said printable.
+    #[test]
+    fn a_holder_with_its_command_reads_as_the_views_say_it() {
+        let mut h = hold(7);
+        h.command = "wtenv up\x1b[2J".into();
+        h.unit = Some(crate::background::UnitRef {
+            manager: crate::background::Manager::Systemd,
+            name: "wtenv-r-wt-web.service".into(),
+        });
+        let mut sys = Fake::default();
+        let view = held_by(&h, &mut sys);
+        assert_eq!(view, "held by pid 7 (systemd unit wtenv-r-wt-web.service)");
+        assert_eq!(
+            held_by_command(&h, false),
+            format!("{view}: wtenv up\\u{{1b}}[2J")
+        );
+        assert_eq!(
+            held_by_command(&h, true),
+            "held by live pid 7 (systemd unit wtenv-r-wt-web.service): wtenv up\\u{1b}[2J"
+        );
     }
 }

@@ -96,7 +96,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             .filter(|(_, h)| system.holder_alive(h))
             .collect();
         if !held.is_empty() {
-            return Err(held_refusal(&target, &held, &mut system));
+            return Err(held_refusal(&target, &held));
         }
         let mut gone = Vec::new();
         let mut services = Vec::new();
@@ -174,19 +174,18 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
 
 /// The refusal of a release whose ports live processes hold (`held`: each
 /// entry with a live holder of it): each port named with its service and
-/// holder ([`alloc::held_by`], the words of `ports` and `validate`) and
-/// the holder's command; the hint says how to stop each kind of holder
+/// holder and its command ([`alloc::held_by_command`], the words of
+/// `remove` and `validate`); the hint says how to stop each kind of holder
 /// ([`Holding`]). Nothing was released.
-fn held_refusal(target: &Path, held: &[(&Allocation, &Hold)], system: &mut dyn System) -> Error {
+fn held_refusal(target: &Path, held: &[(&Allocation, &Hold)]) -> Error {
     let lines: Vec<String> = held
         .iter()
         .map(|(a, h)| {
             format!(
-                "  port {} ({}): {}: {}",
+                "  port {} ({}): {}",
                 a.port,
                 printable(&a.service),
-                alloc::held_by(h, system),
-                printable(&h.command)
+                alloc::held_by_command(h, false)
             )
         })
         .collect();

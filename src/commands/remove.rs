@@ -260,11 +260,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             if h.process().is_alive() {
                 named.insert(h.pid);
                 users.push(format!(
-                    "  port {} ({}): held by pid {} {}",
+                    "  port {} ({}): {}",
                     a.port,
                     process::printable(&a.service),
-                    h.pid,
-                    process::printable(&h.command)
+                    alloc::held_by_command(h, false)
                 ));
                 continue;
             }

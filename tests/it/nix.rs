@@ -522,7 +522,7 @@ fn remove_refuses_under_a_nix_develop_shell_of_a_reserved_worktree() {
     let out = run(&mut t.wtenv(&["remove", "shell"]));
     assert_eq!(out.code, Some(1), "{out}");
     assert!(
-        out.stderr.contains(&format!("held by pid {shell} ")),
+        out.stderr.contains(&format!("held by pid {shell}: ")),
         "{out}"
     );
     assert!(wt.exists());
@@ -530,7 +530,7 @@ fn remove_refuses_under_a_nix_develop_shell_of_a_reserved_worktree() {
     assert_eq!(out.code, Some(0), "{out}");
     assert!(
         out.stderr.contains(&format!(
-            "warning: left running: port {} (app): held by pid {shell} ",
+            "warning: left running: port {} (app): held by pid {shell}: ",
             t.ports.start
         )),
         "{out}"

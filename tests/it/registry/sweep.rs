@@ -355,7 +355,7 @@ fn a_removed_worktree_whose_run_still_serves_keeps_its_port_until_it_ends() {
     assert_eq!(out.stdout, format!("{}\n", t.ports.port(1)), "{out}");
     // `validate` says it, a warning nothing fixes; `--fix` keeps it.
     let said = format!(
-        "warning: worktree-gone-held: port {port} (app) of {}: worktree {0} is gone (directory missing, not listed by git), held by live pid {} (wtenv run -- ",
+        "warning: worktree-gone-held: port {port} (app) of {}: worktree {0} is gone (directory missing, not listed by git), held by live pid {}: wtenv run -- ",
         other.display(),
         server.pid()
     );

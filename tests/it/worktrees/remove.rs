@@ -193,16 +193,26 @@ fn remove_refuses_while_a_holder_lives_unless_forced() {
     let before = t.allocations();
     assert_eq!(before.len(), 1);
 
+    // The holder in the words of `release` and `validate`.
+    let (port, service, _) = &before[0];
+    let named = format!("port {port} ({service}): held by pid {pid}: sleep 600\n");
+
     let out = run(&mut t.wtenv(&["remove", "busy"]));
     assert_eq!(out.code, Some(1), "{out}");
-    assert!(out.stderr.contains(&format!("held by pid {pid}")), "{out}");
+    assert!(
+        out.stderr.contains(&format!("is in use:\n  {named}")),
+        "{out}"
+    );
     assert!(path.is_dir() && listed_by_git(&t, &path));
     assert_eq!(t.allocations(), before, "nothing released");
 
     let out = run(&mut t.wtenv(&["remove", "busy", "--force"]));
     assert_eq!(out.code, Some(0), "{out}");
-    assert!(out.stderr.contains("left running"), "{out}");
-    assert!(out.stderr.contains(&pid), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("warning: left running: {named}")),
+        "{out}"
+    );
     assert!(!path.exists());
     assert!(t.allocations().is_empty());
     assert!(
