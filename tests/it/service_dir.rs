@@ -129,7 +129,11 @@ fn run_from_a_subdirectory_runs_a_relative_path_from_there_as_a_shell_does() {
 }
 
 /// A service whose `run` and `cmd` check are the root's scripts, serving
-/// on `$PORT` once the check connects.
+/// on `$PORT` once the check connects. The check's `timeout` is generous:
+/// `status` runs it once, and a python3 start on a loaded 2-core machine
+/// took more than the default 1s (`timed out after 1s (killed)`, shown
+/// as `unhealthy:` for a healthy service), while the check returns as
+/// soon as it connects.
 fn relative_service(t: &TestEnv) {
     script(
         &t.repo.join("serve"),
@@ -140,7 +144,7 @@ fn relative_service(t: &TestEnv) {
         "exec python3 -c 'import os, socket; socket.create_connection((\"127.0.0.1\", int(os.environ[\"PORT\"])), 1)'",
     );
     t.write_config(
-        "[services.web]\nenv = [\"PORT\"]\nrun = \"./serve\"\nhealth = { cmd = \"./check\" }\n",
+        "[services.web]\nenv = [\"PORT\"]\nrun = \"./serve\"\nhealth = { cmd = \"./check\", timeout = \"30s\" }\n",
     );
 }
 
