@@ -71,7 +71,9 @@ fn status_runs_only_the_health_command_the_service_started_with() {
 
 /// `status` runs a `cmd` check with the variables of the service's port it
 /// started with, though the config no longer names the service: it ran
-/// without `$PORT` (and failed) once the service was removed.
+/// without `$PORT` (and failed) once the service was removed. The
+/// check's `timeout` is generous: a python3 start on a loaded 2-core
+/// machine took more than the default 1s (`timed out after 1s (killed)`).
 #[test]
 fn status_checks_a_service_the_config_dropped_with_its_port_variables() {
     let t = TestEnv::new();
@@ -81,7 +83,7 @@ fn status_checks_a_service_the_config_dropped_with_its_port_variables() {
 [services.web]
 env = ["PORT"]
 run = "exec python3 -u -m http.server $PORT --bind 127.0.0.1"
-health = { cmd = "python3 -c 'import os, socket; socket.create_connection((\"127.0.0.1\", int(os.environ[\"PORT\"])), 1)'" }
+health = { cmd = "python3 -c 'import os, socket; socket.create_connection((\"127.0.0.1\", int(os.environ[\"PORT\"])), 1)'", timeout = "30s" }
 "#,
     );
     let web = t.ports.port(0);
