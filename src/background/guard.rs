@@ -3,7 +3,7 @@
 //! unit running, listening yet or not) is not started a second time, and
 //! a port a unit's process listens on is said as the unit's.
 
-use super::{Naming, StateDir, Unreadable, WorktreeLock, query};
+use super::{Naming, StateDir, Unreadable, WorktreeLock, query, query_all};
 use crate::config::Service;
 use crate::context::{Ctx, Scope};
 use crate::error::{Error, Result};
@@ -95,8 +95,8 @@ pub fn unit_pids(ctx: &Ctx, scope: &Scope) -> Vec<u32> {
     let Ok(Some(dir)) = StateDir::existing(ctx) else {
         return Vec::new();
     };
-    dir.records_of(scope, &[])
-        .iter()
-        .filter_map(|r| query(r).pid)
+    query_all(&dir.records_of(scope, &[]))
+        .into_iter()
+        .filter_map(|live| live.pid)
         .collect()
 }

@@ -348,6 +348,31 @@ pub fn query(record: &Record) -> Live {
     }
 }
 
+/// [`query`] of each of `records`, in their order: the systemd units
+/// among them asked in one `systemctl show` ([`systemd::query_all`]),
+/// none when there are none.
+pub fn query_all<'a>(records: impl IntoIterator<Item = &'a Record>) -> Vec<Live> {
+    let records: Vec<&Record> = records.into_iter().collect();
+    let units: Vec<&str> = records
+        .iter()
+        .filter(|r| r.manager == Manager::Systemd)
+        .map(|r| r.unit.as_str())
+        .collect();
+    lives(&records, &systemd::query_all(&units))
+}
+
+/// Each record's [`Live`]: a systemd unit's from `systemd`'s answer,
+/// another's from its own manager.
+fn lives(records: &[&Record], systemd: &systemd::Lives) -> Vec<Live> {
+    records
+        .iter()
+        .map(|r| match r.manager {
+            Manager::Systemd => systemd.of(&r.unit),
+            _ => query(r),
+        })
+        .collect()
+}
+
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -414,6 +439,44 @@ mod tests {
         assert!(
             started(serde_json::json!({"check": "tcp", "timeout_ms": 1, "retries": 3})).is_err(),
             "unknown fields are refused"
+        );
+    }
+
+    /// One answer for the systemd units among the records, each record's
+    /// own state in its place; another manager's from that manager.
+    #[test]
+    fn each_record_gets_its_own_state_in_its_place() {
+        let record = |manager: Manager, unit: &str| -> Record {
+            serde_json::from_value(serde_json::json!({
+                "version": 1, "manager": manager.name(), "unit": unit,
+                "service": "web", "repository": "/r/.git", "worktree": "/r",
+                "ports": [], "log": "/s/web.log", "pid": 0, "start_time": 0,
+                "started": 0,
+            }))
+            .unwrap()
+        };
+        let (a, b) = ("a.service", "b.service");
+        let text = "Id=a.service\nLoadState=loaded\nActiveState=active\nMainPID=7\n\nId=b.service\nLoadState=not-found\nActiveState=inactive\nMainPID=0\n";
+        let systemd = systemd::Lives::parsed(text, &[a, b], None);
+        let records = [
+            record(Manager::Systemd, b),
+            record(Manager::Wtenv, "wtenv-r-web"),
+            record(Manager::Systemd, a),
+        ];
+        let states: Vec<(String, Option<u32>)> =
+            lives(&records.iter().collect::<Vec<_>>(), &systemd)
+                .into_iter()
+                .map(|l| (l.state, l.pid))
+                .collect();
+        let state = |s: &str, pid| (s.to_owned(), pid);
+        assert_eq!(
+            states,
+            [
+                state("inactive", None),
+                // A supervisor with no pid: nothing runs.
+                state("inactive", None),
+                state("active", Some(7)),
+            ]
         );
     }
 

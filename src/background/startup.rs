@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use super::lock::WorktreeLock;
 use super::readiness::{Readiness, with_group};
 use super::{
-    Launch, Manager, Naming, Options, Record, StartedHealth, StateDir, StillHeld, UnitRef,
-    detached, launchd, logfile, passed_env, query, run_argv, stop, systemd, unit_file_name,
-    unix_now,
+    Launch, Live, Manager, Naming, Options, Record, StartedHealth, StateDir, StillHeld, UnitRef,
+    detached, launchd, logfile, passed_env, query, query_all, run_argv, stop, systemd,
+    unit_file_name, unix_now,
 };
 use crate::alloc;
 use crate::config::Service;
@@ -167,8 +167,9 @@ pub fn up(
         for dep in &service.depends_on {
             run.await_ready(Some(dep))?;
         }
-        if let Some(record) = running_record(&dir, scope, service) {
-            let pid = query(&record).pid;
+        if let Some((record, live)) = running_record(&dir, scope, service) {
+            // Its pid from the answer that said it runs.
+            let pid = live.pid;
             run.ready.insert(service.name.clone());
             run.started.push(Started {
                 record,
@@ -465,9 +466,13 @@ fn refuse_orphaned(dir: &StateDir, scope: &Scope, service: &Service) -> Result<(
 }
 
 /// The record of `service` of `scope`'s worktree running in the
-/// background, if one is.
-fn running_record(dir: &StateDir, scope: &Scope, service: &Service) -> Option<Record> {
-    dir.records_of(scope, std::slice::from_ref(&service.name))
+/// background, if one is, with what its manager said of it (its records
+/// asked together, [`query_all`]).
+fn running_record(dir: &StateDir, scope: &Scope, service: &Service) -> Option<(Record, Live)> {
+    let records = dir.records_of(scope, std::slice::from_ref(&service.name));
+    let lives = query_all(&records);
+    records
         .into_iter()
-        .find(|r| query(r).running())
+        .zip(lives)
+        .find(|(_, live)| live.running())
 }

@@ -97,14 +97,48 @@ const LIVE: &[&str] = &[
 
 /// The unit's state, pid, restarts and uptime from `systemctl show`.
 pub fn query(unit: &str) -> Live {
-    match show::ask(&[unit], LIVE) {
-        Some(shown) => live(&shown, unit, uptime_now()),
-        None => Live {
-            state: "unknown (no systemd user manager)".into(),
-            pid: None,
-            restarts: None,
-            uptime: None,
-        },
+    query_all(&[unit]).of(unit)
+}
+
+/// What [`query`] asks, asked of all of `units` in one `systemctl show`
+/// (none when `units` is empty): each unit's [`Live`] from the same
+/// answer ([`Lives::of`]).
+pub fn query_all<S: AsRef<str>>(units: &[S]) -> Lives {
+    Lives {
+        shown: show::ask(units, LIVE),
+        now: uptime_now(),
+    }
+}
+
+/// What one `systemctl show` said of some units ([`query_all`]).
+pub struct Lives {
+    /// `None`: no user manager answered.
+    shown: Option<show::Shown>,
+    /// Time since boot when asked.
+    now: Option<Duration>,
+}
+
+impl Lives {
+    /// What `text`, `systemctl show`'s output for `units`, says, at `now`.
+    #[cfg(test)]
+    pub(super) fn parsed(text: &str, units: &[&str], now: Option<Duration>) -> Lives {
+        Lives {
+            shown: Some(show::parse(text, units)),
+            now,
+        }
+    }
+
+    /// `unit`'s state, pid, restarts and uptime, as [`query`] says them.
+    pub fn of(&self, unit: &str) -> Live {
+        match &self.shown {
+            Some(shown) => live(shown, unit, self.now),
+            None => Live {
+                state: "unknown (no systemd user manager)".into(),
+                pid: None,
+                restarts: None,
+                uptime: None,
+            },
+        }
     }
 }
 
@@ -522,138 +556,4 @@ pub fn target_file(root: &UnitPath, services: &[String]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escape_keeps_safe_characters_and_hex_escapes_the_rest() {
-        assert_eq!(escape("web"), "web");
-        assert_eq!(escape("my-repo"), r"my\x2drepo");
-        assert_eq!(escape("a/b"), "a-b");
-        assert_eq!(escape(".hidden.x"), r"\x2ehidden.x");
-        assert_eq!(escape("a b"), r"a\x20b");
-        assert_eq!(escape("é"), r"\xc3\xa9");
-        assert_eq!(escape("x:y_z"), "x:y_z");
-        assert_eq!(escape(r"\"), r"\x5c");
-    }
-
-    /// A hint's commands name each unit quoted, its `\x2d` kept.
-    #[test]
-    fn hint_commands_quote_each_unit() {
-        assert_eq!(
-            status_command(&[r"wtenv-my\x2drepo-wt-web.service", "b.service"]),
-            r"systemctl --user status 'wtenv-my'\\'x2drepo-wt-web.service' 'b.service'"
-        );
-        assert_eq!(
-            journal_command(r"a\x2db.service"),
-            r"journalctl --user -u 'a'\\'x2db.service'"
-        );
-    }
-
-    #[test]
-    fn unit_file_values_are_quoted_so_nothing_expands() {
-        assert_eq!(quote("a b", true), r#""a b""#);
-        assert_eq!(
-            quote(r#"say "hi" \ $HOME 100%"#, true),
-            r#""say \"hi\" \\ $$HOME 100%%""#
-        );
-        assert_eq!(quote("K=$V", false), r#""K=$V""#);
-        assert_eq!(quote("two\nlines", false), r#""two\nlines""#);
-    }
-
-    /// systemd reads `Description=` verbatim but for its specifiers: a
-    /// path is written as it is, `%` doubled, and `systemctl show` gives
-    /// it back whole (it showed `\'` and `\\` from a C escape nothing
-    /// undid).
-    #[test]
-    fn descriptions_name_the_worktree_as_it_is_but_for_specifiers() {
-        let root = &unit_path(std::path::Path::new(r"/w/it's 100% a\b $HOME")).unwrap();
-        let shown = r"/w/it's 100%% a\b $HOME";
-        let description = |text: &str| {
-            let line = text.lines().find_map(|l| l.strip_prefix("Description="));
-            line.unwrap().to_owned()
-        };
-        let service = service_file(&ServiceUnit {
-            service: "web",
-            target: "t.target",
-            after: Vec::new(),
-            root,
-            env: &[],
-            argv: &[OsString::from("true")],
-            grace: Duration::from_secs(1),
-            socket: None,
-        })
-        .unwrap();
-        assert_eq!(
-            description(&service),
-            format!("wtenv: service web of {shown}")
-        );
-        assert!(
-            service.contains(&format!("\nWorkingDirectory={shown}\n")),
-            "{service}"
-        );
-        let socket = socket_file(&SocketUnit {
-            service: "web",
-            target: "t.target",
-            unit: "w-web.service",
-            root,
-            addr: "[::]:5000".parse().unwrap(),
-        });
-        assert_eq!(
-            description(&socket),
-            format!("wtenv: socket of service web of {shown}")
-        );
-        let target = target_file(root, &["w-web.service".to_owned()]);
-        assert_eq!(
-            description(&target),
-            format!("wtenv: services of worktree {shown}")
-        );
-        // What cannot be written there is refused before any file is made.
-        for bad in ["/w/a\nb", "/w/a\\", "/w/a "] {
-            assert!(unit_path(std::path::Path::new(bad)).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn socket_files_listen_dual_stack_unless_an_address_is_bound() {
-        let root = &unit_path(std::path::Path::new("/w")).unwrap();
-        let unit = |addr: &str| SocketUnit {
-            service: "web",
-            target: "t.target",
-            unit: "w-web.service",
-            root,
-            addr: addr.parse().unwrap(),
-        };
-        let any = socket_file(&unit("[::]:5000"));
-        assert!(
-            any.contains("ListenStream=[::]:5000\nBindIPv6Only=both\n"),
-            "{any}"
-        );
-        assert!(
-            any.contains("FileDescriptorName=web\nService=w-web.service\n"),
-            "{any}"
-        );
-        let v4 = socket_file(&unit("127.0.0.1:5000"));
-        assert!(v4.contains("ListenStream=127.0.0.1:5000\n") && !v4.contains("BindIPv6Only"));
-        let v6 = socket_file(&unit("[::1]:5000"));
-        assert!(
-            v6.contains("ListenStream=[::1]:5000\nBindIPv6Only=ipv6-only\n"),
-            "{v6}"
-        );
-    }
-
-    #[test]
-    fn show_output_gives_state_pid_restarts_and_uptime() {
-        let units = ["web.service", "api.service"];
-        let text = "Id=web.service\nLoadState=loaded\nActiveState=active\nMainPID=42\nNRestarts=2\nActiveEnterTimestampMonotonic=5000000\n\nId=api.service\nLoadState=not-found\nActiveState=inactive\nMainPID=0\n";
-        let shown = show::parse(text, &units);
-        let live = live(&shown, "web.service", Some(Duration::from_secs(65)));
-        assert_eq!(live.state, "active");
-        assert_eq!(live.pid, Some(42));
-        assert_eq!(live.restarts, Some(2));
-        assert_eq!(live.uptime, Some(Duration::from_secs(60)));
-        let gone = super::live(&shown, "api.service", None);
-        assert_eq!((gone.state.as_str(), gone.pid), ("inactive", None));
-        assert!(!gone.running());
-    }
-}
+mod tests;
