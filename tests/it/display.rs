@@ -120,12 +120,12 @@ fn a_command_line_is_exact_in_json_and_the_registry_and_escaped_where_shown() {
             .unwrap_or_else(|| panic!("no line with {what:?}: {out}"))
     };
     assert!(
-        line_of(&format!("held by pid {} ", holder.pid()))
+        line_of(&format!("held by pid {}: ", holder.pid()))
             .ends_with(r"wtenv run -- python3 -c 'import time\ntime.sleep(60)  # \u{1b}[2J'"),
         "{out}"
     );
     assert!(
-        line_of(&format!("held by pid {pid} ")).contains(shown),
+        line_of(&format!("held by pid {pid}: ")).contains(shown),
         "{out}"
     );
     assert!(
