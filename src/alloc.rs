@@ -38,8 +38,8 @@ pub use stale::{
     moves_to, release_holds, release_holds_where, released_by, repository_gone, sweep, sweep_where,
 };
 pub use usage::{
-    Usage, busy_holders, classify, describe_pids, held_by, held_by_command, holds_json, lifetime,
-    lookup_busy, works_in_worktree,
+    HolderState, Usage, busy_holders, classify, describe_pids, held_by, held_by_command,
+    holder_state, holds_json, lifetime, lookup_busy, works_in_worktree,
 };
 
 /// What the decisions need to know about the machine.

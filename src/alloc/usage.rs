@@ -194,17 +194,44 @@ pub fn lifetime(a: &Allocation, system: &mut dyn System) -> String {
 /// group outlived it. Where its command is said too, [`held_by_command`].
 pub fn held_by(h: &Hold, system: &mut dyn System) -> String {
     let holder = holder(h);
+    match holder_state(h, system) {
+        HolderState::Alive => format!("held by {holder}"),
+        HolderState::Gone => format!("held by {holder}: gone"),
+        HolderState::Orphans(orphans) => format!(
+            "held by {holder}: gone, its orphans run: {}",
+            describe_pids(&orphans)
+        ),
+    }
+}
+
+/// What is left running of a recorded holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HolderState {
+    /// It lives ([`System::holder_alive`]).
+    Alive,
+    /// It is gone, the processes of its group that outlived it run
+    /// ([`System::orphans`]).
+    Orphans(Vec<u32>),
+    /// It is gone, and nothing of its group runs.
+    Gone,
+}
+
+/// What is left running of the recorded holder `h` (the views' words,
+/// [`held_by`], and `remove`'s in-use check): whether it lives by the one
+/// rule wherever a recorded holder's liveness decides, which `release`,
+/// the sweep and `validate` ask directly ([`System::holder_alive`]: its
+/// process, or, for one that runs as a unit of a service manager, that
+/// unit while it is active, the manager restarting it under a new pid);
+/// once gone, its orphans.
+pub fn holder_state(h: &Hold, system: &mut dyn System) -> HolderState {
     if system.holder_alive(h) {
-        return format!("held by {holder}");
+        return HolderState::Alive;
     }
     let orphans = system.orphans(h);
     if orphans.is_empty() {
-        format!("held by {holder}: gone")
+        HolderState::Gone
     } else {
-        format!(
-            "held by {holder}: gone, its orphans run: {}",
-            describe_pids(&orphans)
-        )
+        HolderState::Orphans(orphans)
     }
 }
 
@@ -348,6 +375,33 @@ mod tests {
             ..Holders::default()
         };
         assert_eq!(usage, vec![Usage::Foreign(foreign)]);
+    }
+
+    /// A holder lives while its process does, or while the unit it runs
+    /// as is active (a unit the manager restarts, its recorded pid gone):
+    /// the one rule `remove`'s in-use check, `release` and `validate`
+    /// decide by. Gone, its orphans are what is left of it.
+    #[test]
+    fn a_holder_whose_unit_is_active_lives_though_its_pid_is_gone() {
+        let unit = "wtenv-r-wt-web.service";
+        let mut h = hold(7);
+        h.unit = Some(crate::background::UnitRef {
+            manager: crate::background::Manager::Systemd,
+            name: unit.into(),
+        });
+        let mut sys = Fake {
+            dead: [7].into(),
+            active_units: [unit.to_owned()].into(),
+            orphans: [(7, vec![8])].into(),
+            ..Fake::default()
+        };
+        assert_eq!(holder_state(&h, &mut sys), HolderState::Alive);
+        sys.active_units.clear();
+        assert_eq!(holder_state(&h, &mut sys), HolderState::Orphans(vec![8]));
+        sys.orphans.clear();
+        assert_eq!(holder_state(&h, &mut sys), HolderState::Gone);
+        sys.dead.clear();
+        assert_eq!(holder_state(&h, &mut sys), HolderState::Alive);
     }
 
     /// A live holder reads the same in the views ([`held_by`]) and where

@@ -24,7 +24,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::alloc::{self, RealSystem, System, Usage};
+use crate::alloc::{self, HolderState, RealSystem, Usage};
 use crate::background;
 use crate::config::Config;
 use crate::context::Ctx;
@@ -255,29 +255,33 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     }
     let mut named = BTreeSet::new();
     let mut system = RealSystem::new(&ctx.registry);
+    // A holder lives by the rule `release` and `validate` decide by: a
+    // background service's hold whose pid is gone while its unit is
+    // active (the manager restarting it) is in use.
     for a in &mine {
         for h in &a.holders {
-            if h.process().is_alive() {
-                named.insert(h.pid);
-                users.push(format!(
-                    "  port {} ({}): {}",
-                    a.port,
-                    process::printable(&a.service),
-                    alloc::held_by_command(h, false)
-                ));
-                continue;
-            }
-            let orphans = system.orphans(h);
-            if !orphans.is_empty() {
-                named.extend(&orphans);
-                users.push(format!(
-                    "  port {} ({}): orphans of gone pid {} {}: {}",
-                    a.port,
-                    process::printable(&a.service),
-                    h.pid,
-                    process::printable(&h.command),
-                    alloc::describe_pids(&orphans)
-                ));
+            match alloc::holder_state(h, &mut system) {
+                HolderState::Alive => {
+                    named.insert(h.pid);
+                    users.push(format!(
+                        "  port {} ({}): {}",
+                        a.port,
+                        process::printable(&a.service),
+                        alloc::held_by_command(h, false)
+                    ));
+                }
+                HolderState::Orphans(orphans) => {
+                    named.extend(&orphans);
+                    users.push(format!(
+                        "  port {} ({}): orphans of gone pid {} {}: {}",
+                        a.port,
+                        process::printable(&a.service),
+                        h.pid,
+                        process::printable(&h.command),
+                        alloc::describe_pids(&orphans)
+                    ));
+                }
+                HolderState::Gone => {}
             }
         }
     }
