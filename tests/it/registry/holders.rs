@@ -2,9 +2,8 @@
 //! process of its own worktree is in use; one held by a process outside it
 //! fails, naming the process, with nothing written.
 
-use serde_json::json;
-
-use crate::support::{PyListener, TestEnv, held_env, run, start_time};
+use super::gone_holder_registry;
+use crate::support::{PyListener, TestEnv, held_env, run};
 
 #[test]
 fn reserved_port_held_by_a_process_of_its_own_worktree_is_in_use() {
@@ -50,15 +49,7 @@ fn reserved_port_held_by_a_foreign_process_fails_env_naming_it() {
 #[test]
 fn a_listener_under_a_process_reusing_a_dead_holders_pid_is_foreign() {
     let t = TestEnv::new();
-    let me = std::process::id();
-    t.write_registry(vec![t.record(
-        t.ports.start,
-        "app",
-        "feature",
-        &t.repo,
-        true,
-        json!([{"pid": me, "start_time": start_time(me) + 1, "command": "wtenv run -- npm start"}]),
-    )]);
+    let me = gone_holder_registry(&t);
     let outside = t.root().join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     let server = PyListener::start(&outside, "4", "127.0.0.1", t.ports.start, "");

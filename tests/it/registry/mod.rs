@@ -26,7 +26,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::support::{TestEnv, run};
+use crate::support::{TestEnv, run, start_time};
 
 /// Bytes and mtime of the file the registry path leads to, and whether the
 /// path is a symlink.
@@ -99,4 +99,20 @@ fn fleet(t: &TestEnv, repository: &Path) -> Vec<serde_json::Value> {
             record
         })
         .collect()
+}
+
+/// A registry of one reserved port (`app`, `t`'s first port, of
+/// `t.repo`) whose holder is gone: this test's pid recorded with another
+/// start time, as a SIGKILLed `run`'s pid later reused. Returns that pid.
+fn gone_holder_registry(t: &TestEnv) -> u32 {
+    let me = std::process::id();
+    t.write_registry(vec![t.record(
+        t.ports.start,
+        "app",
+        "feature",
+        &t.repo,
+        true,
+        json!([{"pid": me, "start_time": start_time(me) + 1, "command": "wtenv run -- npm start"}]),
+    )]);
+    me
 }

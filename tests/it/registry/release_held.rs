@@ -2,9 +2,8 @@
 //! serving, a shell that holds them) is never released from under it,
 //! and then nothing is; a dead holder is no holder (QA 23, finding 1).
 
-use serde_json::json;
-
-use crate::support::{Sleeper, TestEnv, held_env, held_run, run, start_time};
+use super::gone_holder_registry;
+use crate::support::{Sleeper, TestEnv, held_env, held_run, run};
 
 /// A live `wtenv run` holds the worktree's port: `release` (the whole
 /// worktree, `--service` of its port, `--worktree` of its path) exits 1
@@ -103,15 +102,7 @@ fn release_refuses_what_a_holding_shell_holds_and_names_release_hold() {
 #[test]
 fn release_takes_a_port_whose_recorded_holder_is_gone() {
     let t = TestEnv::new();
-    let me = std::process::id();
-    t.write_registry(vec![t.record(
-        t.ports.start,
-        "app",
-        "feature",
-        &t.repo,
-        true,
-        json!([{"pid": me, "start_time": start_time(me) + 1, "command": "wtenv run -- npm start"}]),
-    )]);
+    gone_holder_registry(&t);
     let out = run(&mut t.wtenv(&["release"]));
     assert_eq!(out.code, Some(0), "{out}");
     assert!(t.allocations().is_empty(), "{out}");
