@@ -379,6 +379,22 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A record's JSON as `up -d` writes it (unit `wtenv-a_1-b-web`, service
+/// `web` on port 5000), with `extra`'s fields over it.
+#[cfg(test)]
+fn record_json(extra: serde_json::Value) -> serde_json::Value {
+    let mut json = serde_json::json!({
+        "version": 1, "manager": "wtenv", "unit": "wtenv-a_1-b-web",
+        "service": "web", "repository": "/r/.git", "worktree": "/r",
+        "ports": [5000], "log": "/s/web.log", "pid": 1, "start_time": 2,
+        "started": 3,
+    });
+    json.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    json
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,18 +414,7 @@ mod tests {
     /// `health`) its `cmd` line, else its port, with the default timing.
     #[test]
     fn the_check_status_runs_is_the_records() {
-        let record = |extra: serde_json::Value| -> Record {
-            let mut json = serde_json::json!({
-                "version": 1, "manager": "wtenv", "unit": "wtenv-a_1-b-web",
-                "service": "web", "repository": "/r/.git", "worktree": "/r",
-                "ports": [5000], "log": "/s/web.log", "pid": 1, "start_time": 2,
-                "started": 3,
-            });
-            json.as_object_mut()
-                .unwrap()
-                .extend(extra.as_object().unwrap().clone());
-            serde_json::from_value(json).unwrap()
-        };
+        let record = |extra| -> Record { serde_json::from_value(record_json(extra)).unwrap() };
         let default = Health::default();
         let http = record(serde_json::json!({"health": {
             "check": {"http": {"path": "/ok"}}, "timeout_ms": 2500, "bound": "127.0.0.2",

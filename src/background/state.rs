@@ -383,16 +383,7 @@ mod tests {
 
     /// A record as `up -d` writes it, with `extra` over it.
     fn bytes(extra: serde_json::Value) -> Vec<u8> {
-        let mut json = serde_json::json!({
-            "version": 1, "manager": "wtenv", "unit": "wtenv-a_1-b-web",
-            "service": "web", "repository": "/r/.git", "worktree": "/r",
-            "ports": [5000], "log": "/s/web.log", "pid": 1, "start_time": 2,
-            "started": 3,
-        });
-        json.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        serde_json::to_vec_pretty(&json).unwrap()
+        serde_json::to_vec_pretty(&crate::background::record_json(extra)).unwrap()
     }
 
     fn why(bytes: &[u8]) -> (Option<String>, String) {
