@@ -34,8 +34,9 @@ pub use scan::{
     scan_ranges,
 };
 pub use stale::{
-    Fix, Stale, apply_fixes, find_stale, find_stale_where, gone_but_held, live_holder, moved_to,
-    moves_to, release_holds, release_holds_where, released_by, repository_gone, sweep, sweep_where,
+    Fix, Stale, apply_fixes, find_stale, find_stale_where, gone_but_held, holder_gone, live_holder,
+    moved_to, moves_to, release_holds, release_holds_where, released_by, repository_gone, sweep,
+    sweep_where,
 };
 pub use usage::{
     HolderState, Usage, busy_holders, classify, describe_pids, held_by, held_by_command,

@@ -166,8 +166,9 @@ pub fn moves_to(
 /// A holder provably gone: dead (or its pid reused), and nothing of its
 /// group left. A gone `run` whose group still runs (it was SIGKILLed) is
 /// not: its orphans use the port, and the hold is what names them until
-/// `validate --fix` stops them.
-fn holder_gone(system: &mut dyn System, h: &Hold) -> bool {
+/// `validate --fix` stops them. The sweep drops only such holds, and
+/// `release` refuses every other.
+pub fn holder_gone(system: &mut dyn System, h: &Hold) -> bool {
     !system.holder_alive(h) && system.orphans(h).is_empty()
 }
 

@@ -84,19 +84,20 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             a.worktree == target && args.service.as_ref().is_none_or(|s| &a.service == s)
         };
         // All or nothing: a port a live process holds is in use (a `run`
-        // serving, a background service, a shell that holds them), and
-        // released it would be handed to another worktree while it
-        // serves. Decided under the lock, by the rule the sweep and
-        // `validate` use (a dead holder is no holder).
+        // serving, a background service, a shell that holds them, the
+        // orphans a SIGKILLed holder left), and released it would be
+        // handed to another worktree while it serves. Decided under the
+        // lock, by the sweep's own rule ([`alloc::holder_gone`]): a hold
+        // the sweep would keep is kept.
         let held: Vec<(&Allocation, &Hold)> = data
             .allocations
             .iter()
             .filter(|a| hit(a))
             .flat_map(|a| a.holders.iter().map(move |h| (a, h)))
-            .filter(|(_, h)| system.holder_alive(h))
+            .filter(|(_, h)| !alloc::holder_gone(&mut system, h))
             .collect();
         if !held.is_empty() {
-            return Err(held_refusal(&target, &held));
+            return Err(held_refusal(&target, &held, &mut system));
         }
         let mut gone = Vec::new();
         let mut services = Vec::new();
@@ -173,19 +174,21 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
 }
 
 /// The refusal of a release whose ports live processes hold (`held`: each
-/// entry with a live holder of it): each port named with its service and
-/// holder and its command ([`alloc::held_by_command`], the words of
-/// `remove` and `validate`); the hint says how to stop each kind of holder
-/// ([`Holding`]). Nothing was released.
-fn held_refusal(target: &Path, held: &[(&Allocation, &Hold)]) -> Error {
+/// entry with a hold of it the sweep keeps, [`alloc::holder_gone`]): each
+/// port named with its service and holder ([`alloc::held_by`], the words
+/// of `ports` and `validate`: a gone holder's orphans too) and the
+/// holder's command; the hint says how to stop each kind of holder
+/// ([`stop_hint`]). Nothing was released.
+fn held_refusal(target: &Path, held: &[(&Allocation, &Hold)], system: &mut dyn System) -> Error {
     let lines: Vec<String> = held
         .iter()
         .map(|(a, h)| {
             format!(
-                "  port {} ({}): {}",
+                "  port {} ({}): {}: {}",
                 a.port,
                 printable(&a.service),
-                alloc::held_by_command(h, false)
+                alloc::held_by(h, system),
+                printable(&h.command)
             )
         })
         .collect();
@@ -194,18 +197,30 @@ fn held_refusal(target: &Path, held: &[(&Allocation, &Hold)]) -> Error {
         printable_path(target),
         lines.join("\n")
     ))
-    .with_hint(stop_hint(held))
+    .with_hint(stop_hint(held, system))
 }
 
 /// How to stop the holders of `held`, by kind ([`Holding`]), each named
 /// once: a `wtenv run` (or a foreground `wtenv up`) by Ctrl-C or `kill`,
 /// a background service by `wtenv down`, a shell that holds them by
-/// leaving it or by `release --hold`; then the release again.
-fn stop_hint(held: &[(&Allocation, &Hold)]) -> String {
+/// leaving it or by `release --hold`, the orphans of a gone holder by `validate
+/// --fix` or `kill` (a background service's by `wtenv down` too); then
+/// the release again.
+fn stop_hint(held: &[(&Allocation, &Hold)], system: &mut dyn System) -> String {
     let mut supervisors: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
     let mut services = BTreeSet::new();
     let mut shells = BTreeSet::new();
+    let mut orphans = BTreeSet::new();
+    let mut orphaned = BTreeSet::new();
     for (a, h) in held {
+        if !system.holder_alive(h) {
+            // Kept for its orphans ([`alloc::holder_gone`]).
+            orphans.extend(system.orphans(h));
+            if Holding::of(h) == Holding::Background {
+                orphaned.insert(printable(&a.service));
+            }
+            continue;
+        }
         match Holding::of(h) {
             Holding::Supervisor(what) => {
                 supervisors.entry(what).or_default().insert(h.pid);
@@ -221,6 +236,13 @@ fn stop_hint(held: &[(&Allocation, &Hold)]) -> String {
     let each = |pids: &BTreeSet<u32>, word: &dyn Fn(u32) -> String, sep: &str| {
         pids.iter().map(|p| word(*p)).collect::<Vec<_>>().join(sep)
     };
+    let down = |names: BTreeSet<String>| {
+        let command = format!(
+            "wtenv down {}",
+            names.into_iter().collect::<Vec<_>>().join(" ")
+        );
+        format!("'{command}'")
+    };
     let mut what = Vec::new();
     for (command, pids) in &supervisors {
         let which = if *command == UP {
@@ -234,16 +256,25 @@ fn stop_hint(held: &[(&Allocation, &Hold)]) -> String {
         ));
     }
     if !services.is_empty() {
-        let names: Vec<String> = services.into_iter().collect();
         what.push(format!(
-            "a background service: 'wtenv down {}' (a unit exported with 'wtenv export': stop it with its service manager)",
-            names.join(" ")
+            "a background service: {} (a unit exported with 'wtenv export': stop it with its service manager)",
+            down(services)
         ));
     }
     if !shells.is_empty() {
         what.push(format!(
             "a shell that holds them (env --hold, a nix develop shell): exit it, or {}",
             each(&shells, &|p| format!("'wtenv release --hold {p}'"), ", ")
+        ));
+    }
+    if !orphans.is_empty() {
+        let also = match orphaned.is_empty() {
+            true => String::new(),
+            false => format!(", or for a background service {}", down(orphaned)),
+        };
+        what.push(format!(
+            "orphans whose holder is gone: 'wtenv validate --fix' stops them, or 'kill {}'{also}",
+            each(&orphans, &|p| p.to_string(), " ")
         ));
     }
     format!(
