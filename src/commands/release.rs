@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::alloc::{self, RealSystem, System};
+use crate::background::Manager;
 use crate::config;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
@@ -11,6 +12,7 @@ use crate::exit::Outcome;
 use crate::ports;
 use crate::process::{printable, printable_path};
 use crate::registry::{Allocation, Hold, RegistryData};
+use crate::shell::quote_in_message;
 use crate::supervise::hold::{Holding, UP};
 use crate::worktree::{self, Worktree};
 use crate::{report, supervise};
@@ -78,6 +80,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     // What was released, and the services the worktree has allocations
     // for (to name them when the one asked for is not among them).
     let mut system = RealSystem::new(&ctx.registry);
+    // The target, when it is not the worktree around the current
+    // directory: a `wtenv down` the hint gives must be run there.
+    let here = match &args.worktree {
+        Some(_) => ctx.worktree_here().ok().flatten().map(|w| w.root),
+        None => Some(target.clone()),
+    };
+    let elsewhere = (here.as_ref() != Some(&target)).then_some(target.as_path());
     let release = |data: &mut RegistryData| {
         moved.apply(data, &target);
         let hit = |a: &Allocation| {
@@ -97,7 +106,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             .filter(|(_, h)| !alloc::holder_gone(&mut system, h))
             .collect();
         if !held.is_empty() {
-            return Err(held_refusal(&target, &held, &mut system));
+            return Err(held_refusal(&target, &held, elsewhere, &mut system));
         }
         let mut gone = Vec::new();
         let mut services = Vec::new();
@@ -179,7 +188,12 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
 /// of `ports` and `validate`: a gone holder's orphans too) and the
 /// holder's command; the hint says how to stop each kind of holder
 /// ([`stop_hint`]). Nothing was released.
-fn held_refusal(target: &Path, held: &[(&Allocation, &Hold)], system: &mut dyn System) -> Error {
+fn held_refusal(
+    target: &Path,
+    held: &[(&Allocation, &Hold)],
+    elsewhere: Option<&Path>,
+    system: &mut dyn System,
+) -> Error {
     let lines: Vec<String> = held
         .iter()
         .map(|(a, h)| {
@@ -197,18 +211,26 @@ fn held_refusal(target: &Path, held: &[(&Allocation, &Hold)], system: &mut dyn S
         printable_path(target),
         lines.join("\n")
     ))
-    .with_hint(stop_hint(held, system))
+    .with_hint(stop_hint(held, elsewhere, system))
 }
 
 /// How to stop the holders of `held`, by kind ([`Holding`]), each named
 /// once: a `wtenv run` (or a foreground `wtenv up`) by Ctrl-C or `kill`,
-/// a background service by `wtenv down`, a shell that holds them by
-/// leaving it or by `release --hold`, the orphans of a gone holder by `validate
+/// a background service by `wtenv down` (run in the worktree: with the
+/// `cd` to it when it is `elsewhere`), a shell that holds them by leaving
+/// it or by `release --hold`, the orphans of a gone holder by `validate
 /// --fix` or `kill` (a background service's by `wtenv down` too); then
 /// the release again.
-fn stop_hint(held: &[(&Allocation, &Hold)], system: &mut dyn System) -> String {
+fn stop_hint(
+    held: &[(&Allocation, &Hold)],
+    elsewhere: Option<&Path>,
+    system: &mut dyn System,
+) -> String {
     let mut supervisors: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
     let mut services = BTreeSet::new();
+    // Whether a unit among them may be an exported one: a unit of wtenv's
+    // own back end never is.
+    let mut exported = false;
     let mut shells = BTreeSet::new();
     let mut orphans = BTreeSet::new();
     let mut orphaned = BTreeSet::new();
@@ -227,6 +249,7 @@ fn stop_hint(held: &[(&Allocation, &Hold)], system: &mut dyn System) -> String {
             }
             Holding::Background => {
                 services.insert(printable(&a.service));
+                exported |= h.unit.as_ref().is_some_and(|u| u.manager != Manager::Wtenv);
             }
             Holding::Shell => {
                 shells.insert(h.pid);
@@ -241,7 +264,10 @@ fn stop_hint(held: &[(&Allocation, &Hold)], system: &mut dyn System) -> String {
             "wtenv down {}",
             names.into_iter().collect::<Vec<_>>().join(" ")
         );
-        format!("'{command}'")
+        match elsewhere {
+            Some(dir) => format!("cd {} && {command}", quote_in_message(dir)),
+            None => format!("'{command}'"),
+        }
     };
     let mut what = Vec::new();
     for (command, pids) in &supervisors {
@@ -256,10 +282,11 @@ fn stop_hint(held: &[(&Allocation, &Hold)], system: &mut dyn System) -> String {
         ));
     }
     if !services.is_empty() {
-        what.push(format!(
-            "a background service: {} (a unit exported with 'wtenv export': stop it with its service manager)",
-            down(services)
-        ));
+        let tail = match exported {
+            true => " (a unit exported with 'wtenv export': stop it with its service manager)",
+            false => "",
+        };
+        what.push(format!("a background service: {}{tail}", down(services)));
     }
     if !shells.is_empty() {
         what.push(format!(

@@ -15,6 +15,7 @@ mod moved;
 mod orphans;
 mod races;
 mod races_gone;
+mod release_elsewhere;
 mod remove;
 mod shell_hold;
 mod still_held;
