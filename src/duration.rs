@@ -82,6 +82,22 @@ fn capped(duration: Duration) -> Result<Duration, Refusal> {
     }
 }
 
+/// A duration wtenv computed (what is left of a timeout, halved), said
+/// as a person reads it: rounded to whole milliseconds below a second,
+/// else to tenths of a second, then written as a value typed is
+/// (humantime: `500ms`, `1s 100ms`, `30s`). A raw clock difference
+/// printed as it is reads `1s 125ms 188us 982ns`.
+pub fn said(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    let rounded = if millis < 1000 {
+        (duration + Duration::from_micros(500)).as_millis()
+    } else {
+        (millis + 50) / 100 * 100
+    };
+    let rounded = u64::try_from(rounded).unwrap_or(u64::MAX);
+    humantime::format_duration(Duration::from_millis(rounded)).to_string()
+}
+
 /// [`read`], for a caller that says what is accepted itself.
 pub fn parse(text: &str) -> Option<Duration> {
     read(text).ok()
@@ -96,6 +112,24 @@ pub fn parse_arg(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_computed_duration_is_said_rounded() {
+        let said = |nanos: u64| super::said(Duration::from_nanos(nanos));
+        // A grace computed from what is left of `down`'s timeout.
+        assert_eq!(said(1_125_188_982), "1s 100ms");
+        assert_eq!(said(3_984_102_190), "4s");
+        assert_eq!(said(1_500_000_000), "1s 500ms");
+        assert_eq!(said(30_000_000_000), "30s");
+        assert_eq!(said(499_600_000), "500ms");
+        assert_eq!(said(12_345_678), "12ms");
+        assert_eq!(said(999_700_000), "1s");
+        assert_eq!(said(0), "0s");
+        for nanos in [1, 1_001, 999_999_999, 1_000_000_001, 61_234_567_891] {
+            let text = said(nanos);
+            assert!(!text.contains("us") && !text.contains("ns"), "{text}");
+        }
+    }
 
     #[test]
     fn seconds_and_durations_are_read_and_nothing_else() {

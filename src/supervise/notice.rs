@@ -53,7 +53,7 @@ pub(super) fn waiting(names: &[String], grace: Duration) {
     let them = if names.len() == 1 { "it" } else { "them" };
     report::status(&format!(
         "waiting up to {} for {} to stop; Ctrl-C again to kill {them} now",
-        humantime::format_duration(grace),
+        crate::duration::said(grace),
         who(names)
     ));
 }
@@ -106,9 +106,9 @@ impl Kills {
 /// `first`. Every kill line, in one place.
 fn kill_line(names: &[String], why: Why, n: usize, first: &str) -> String {
     let why = match why {
-        Why::Grace(grace) => {
-            format!("did not stop within {}", humantime::format_duration(grace))
-        }
+        // Rounded: a grace may be computed (`down`'s SIGKILL of an
+        // orphan after half of what is left of its timeout).
+        Why::Grace(grace) => format!("did not stop within {}", crate::duration::said(grace)),
         Why::StoppedAgain => "was stopped again instead of ending".to_owned(),
     };
     let s = if n == 1 { "" } else { "es" };
@@ -154,6 +154,11 @@ mod tests {
         assert_eq!(
             kill_line(&npm, grace, 1, "pid 7 (sleep 600)"),
             "npm did not stop within 10s: killed 1 process, pid 7 (sleep 600)"
+        );
+        let computed = Why::Grace(Duration::from_nanos(1_125_188_982));
+        assert_eq!(
+            kill_line(&npm, computed, 1, "pid 7 (sleep 600)"),
+            "npm did not stop within 1s 100ms: killed 1 process, pid 7 (sleep 600)"
         );
         assert_eq!(
             kill_line(&npm, Why::StoppedAgain, 3, "pid 7 (vim)"),

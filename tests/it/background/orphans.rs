@@ -96,12 +96,16 @@ fn pending(pid: u32, sig: Signal) -> bool {
 /// it), which was then SIGKILLed before it stopped its service: `down`
 /// waited out its whole `--timeout` and exited 1 while `status` said
 /// `orphaned`. It notices the supervisor gone and stops the orphan
-/// itself, within the same `--timeout`.
+/// itself, within the same `--timeout`. Its service ignores SIGTERM: the
+/// SIGKILL after half of what is left of `--timeout` is said with that
+/// wait rounded, never `within 2s 984ms 102us 190ns`.
 #[test]
 fn down_stops_the_orphan_of_a_supervisor_killed_while_it_waits() {
     let t = TestEnv::new();
     let _down = DownOnDrop(&t);
-    t.write_config("[services.api]\nrun = \"sleep 1000\"\nhealth = { cmd = \"true\" }\n");
+    t.write_config(
+        "[services.api]\nrun = \"trap '' TERM; sleep 1000\"\nhealth = { cmd = \"true\" }\n",
+    );
     let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
     assert_eq!(up.code, Some(0), "{up}");
     let (supervisor, sleep) = supervised(&t, "api", &|| up.to_string());
@@ -116,6 +120,17 @@ fn down_stops_the_orphan_of_a_supervisor_killed_while_it_waits() {
     let down = down.finish();
     assert_eq!(down.code, Some(0), "{down}");
     assert!(down.stderr.contains("wtenv: stopped api ("), "{down}");
+    let killed = down
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("wtenv: service api did not stop within "))
+        .unwrap_or_else(|| panic!("{down}"));
+    let within = killed
+        .strip_prefix("wtenv: service api did not stop within ")
+        .and_then(|rest| rest.split_once(": killed "))
+        .map(|(within, _)| within)
+        .unwrap_or_else(|| panic!("{down}"));
+    assert!(!within.contains("us") && !within.contains("ns"), "{down}");
     assert!(!alive(sleep), "{down}");
     assert!(!alive(supervisor));
     assert!(holders(&t, "api").is_empty(), "{}", t.registry());
