@@ -67,6 +67,16 @@ impl Naming {
             .is_some_and(|service| !service.is_empty() && !service.contains('-'))
     }
 
+    /// The service whose unit `unit` (without a manager's suffix) is, as
+    /// [`Naming::is_service_unit`] tells it: its last part, unescaped.
+    pub fn service_of(&self, unit: &str) -> Option<String> {
+        let part = unit.strip_prefix(self.base.as_str())?.strip_prefix('-')?;
+        if !self.is_service_unit(unit) {
+            return None;
+        }
+        systemd::unescape(part)
+    }
+
     /// The worktree's slice (systemd) or target (export), without suffix.
     pub fn group(&self) -> String {
         shorten(self.base.clone())
@@ -132,6 +142,12 @@ mod tests {
         let sibling = Naming::of_worktree(Path::new("/src/my-repo/.git"), Path::new("/wt/feature"));
         assert!(!sibling.is_service_unit(&n.unit("web")), "feature-login's");
         assert!(!n.is_service_unit(&n.base) && !n.is_service_unit(&format!("{}-", n.base)));
+        // The service a unit's name gives back, its escapes undone.
+        for service in ["web", "a-b", "x.y", ".dot", "é"] {
+            assert_eq!(n.service_of(&n.unit(service)).as_deref(), Some(service));
+        }
+        assert_eq!(sibling.service_of(&n.unit("web")), None);
+        assert_eq!(n.service_of(&format!(r"{}-a\x2", n.base)), None);
     }
 
     #[test]

@@ -162,12 +162,16 @@ impl StateDir {
         self.scan()
             .1
             .into_iter()
-            .filter(|u| {
+            .filter_map(|mut u| {
                 let unit = u.unit.strip_suffix(".service").unwrap_or(&u.unit);
-                match services {
-                    [] => naming.is_service_unit(unit),
-                    named => named.iter().any(|s| naming.unit(s) == unit),
-                }
+                // The service is the one the name gives: what the file
+                // says is not to be trusted (damaged, it says none).
+                let service = match services {
+                    [] => naming.service_of(unit),
+                    named => named.iter().find(|s| naming.unit(s) == unit).cloned(),
+                };
+                u.service = Some(service?);
+                Some(u)
             })
             .collect()
     }
@@ -256,10 +260,16 @@ pub struct Unreadable {
     pub path: PathBuf,
     /// The file's name without `.json`: the unit it is the record of.
     pub unit: String,
-    /// The `service` it names, when it is JSON that names one.
+    /// The service its file's name gives, for a worktree's
+    /// ([`StateDir::unreadable_in`]); elsewhere the `service` it names,
+    /// when it is JSON that names one.
     pub service: Option<String>,
     /// Why it cannot be read, its likely cause first.
     pub why: String,
+    /// A newer wtenv's (a newer `version`, a field this one does not
+    /// know), not damaged (not JSON, a field missing, a wrong value, a
+    /// file that cannot be read): the hint differs.
+    pub newer: bool,
 }
 
 impl Unreadable {
@@ -274,17 +284,32 @@ impl Unreadable {
         )
     }
 
-    /// What to do with `files`: stop what they name with the wtenv that
-    /// started it, or remove them when nothing of it runs.
+    /// What to do with `files`: a newer wtenv's, stop what they name
+    /// with the wtenv that started it, or remove them when nothing of it
+    /// runs; a damaged one, remove it when nothing of it runs.
     pub fn hint(files: &[Unreadable]) -> String {
-        let paths: Vec<String> = files
-            .iter()
-            .map(|u| crate::shell::quote_in_message(&u.path))
-            .collect();
-        format!(
-            "stop it with the wtenv that started it (a newer one: 'wtenv down'); if nothing of it runs, remove the record: rm {}",
-            paths.join(" ")
-        )
+        let rm = |newer: bool| {
+            let paths: Vec<String> = files
+                .iter()
+                .filter(|u| u.newer == newer)
+                .map(|u| crate::shell::quote_in_message(&u.path))
+                .collect();
+            (!paths.is_empty()).then(|| paths.join(" "))
+        };
+        let newer = rm(true).map(|paths| {
+            format!(
+                "stop it with the wtenv that started it (a newer one: 'wtenv down'); if nothing of it runs, remove the record: rm {paths}"
+            )
+        });
+        let damaged = rm(false).map(|paths| match newer {
+            Some(_) => format!("a damaged one: remove it if nothing of it runs (rm {paths})"),
+            None => format!("remove it if nothing of it runs (rm {paths})"),
+        });
+        [newer, damaged]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
@@ -297,6 +322,11 @@ fn read_record(path: &Path, stem: &str) -> std::result::Result<Option<Record>, U
         unit: stem.to_owned(),
         service,
         why,
+        newer: false,
+    };
+    let newer = |service: Option<String>, why: String| Unreadable {
+        newer: true,
+        ..unreadable(service, why)
     };
     let no_file = |e: &OpenError| {
         matches!(
@@ -327,7 +357,7 @@ fn read_record(path: &Path, stem: &str) -> std::result::Result<Option<Record>, U
     let version = value.as_ref().ok().and_then(|v| v.get("version")?.as_u64());
     match version {
         Some(v) if v > u64::from(RECORD_VERSION) => {
-            return Err(unreadable(
+            return Err(newer(
                 service,
                 format!(
                     "it was written by a newer wtenv (record version {v}; this wtenv knows version {RECORD_VERSION})"
@@ -346,15 +376,17 @@ fn read_record(path: &Path, stem: &str) -> std::result::Result<Option<Record>, U
         _ => {}
     }
     parsed.map(Some).map_err(|e| {
-        let why = match (&value, crate::versions::newer_field::<Record>(&bytes, &e)) {
-            (_, Some(newer)) => newer,
-            (Err(e), _) => format!("it is not valid JSON ({e})"),
-            (Ok(_), _) => format!(
-                "it does not match the record schema ({})",
-                printable(&e.to_string())
+        match (&value, crate::versions::newer_field::<Record>(&bytes, &e)) {
+            (_, Some(why)) => newer(service, why),
+            (Err(e), _) => unreadable(service, format!("it is not valid JSON ({e})")),
+            (Ok(_), _) => unreadable(
+                service,
+                format!(
+                    "it does not match the record schema ({})",
+                    printable(&e.to_string())
+                ),
             ),
-        };
-        unreadable(service, why)
+        }
     })
 }
 
@@ -428,5 +460,55 @@ mod tests {
         assert!(json.starts_with("it is not valid JSON"), "{json}");
         let (_, version) = why(b"{\"service\": \"web\"}");
         assert!(version.starts_with("it has no \"version\": 1"), "{version}");
+    }
+
+    /// A newer wtenv's record is hinted as one; a damaged one (not JSON,
+    /// a field missing, a wrong value) as what it is.
+    #[test]
+    fn only_a_newer_wtenvs_record_is_hinted_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let read = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(format!("{name}.json"));
+            std::fs::write(&path, bytes).unwrap();
+            read_record(&path, name).unwrap_err()
+        };
+        let newer = [
+            read("v", &bytes(serde_json::json!({"version": 2}))),
+            read("f", &bytes(serde_json::json!({"lease": 7}))),
+        ];
+        let damaged = [
+            read("j", b"garbage\n"),
+            read("e", b""),
+            read("o", b"{}"),
+            read("s", &bytes(serde_json::json!({"ports": "x"}))),
+            read("m", b"{\"version\": 1, \"service\": \"web\"}"),
+        ];
+        assert!(newer.iter().all(|u| u.newer), "{newer:?}");
+        assert!(damaged.iter().all(|u| !u.newer), "{damaged:?}");
+        let rm = |u: &Unreadable| crate::shell::quote_in_message(&u.path);
+        assert_eq!(
+            Unreadable::hint(&newer[..1]),
+            format!(
+                "stop it with the wtenv that started it (a newer one: 'wtenv down'); if nothing of it runs, remove the record: rm {}",
+                rm(&newer[0])
+            )
+        );
+        assert_eq!(
+            Unreadable::hint(&damaged[..2]),
+            format!(
+                "remove it if nothing of it runs (rm {} {})",
+                rm(&damaged[0]),
+                rm(&damaged[1])
+            )
+        );
+        let both = Unreadable::hint(&[newer[1].clone(), damaged[0].clone()]);
+        assert!(
+            both.ends_with(&format!(
+                "rm {}; a damaged one: remove it if nothing of it runs (rm {})",
+                rm(&newer[1]),
+                rm(&damaged[0])
+            )),
+            "{both}"
+        );
     }
 }

@@ -38,6 +38,29 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// The string [`escape`] made `escaped` of (`systemd-escape --unescape`):
+/// `-` is `/`, `\xNN` the byte NN; `None` when it is not text
+/// [`escape`] writes.
+pub fn unescape(escaped: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(escaped.len());
+    let mut rest = escaped.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        match b {
+            b'-' => bytes.push(b'/'),
+            b'\\' => {
+                let hex = tail.strip_prefix(b"x")?.get(..2)?;
+                bytes.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+                rest = &tail[3..];
+                continue;
+            }
+            b if kept(b) => bytes.push(b),
+            _ => return None,
+        }
+        rest = tail;
+    }
+    String::from_utf8(bytes).ok()
+}
+
 /// Whether [`escape`] keeps `b` as it is (but a leading `.`).
 pub(super) fn kept(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.')

@@ -134,3 +134,56 @@ fn a_record_this_wtenv_cannot_read_is_left_as_it_is_and_blocks_its_unit() {
     // (Its directory gone, it no longer serves files; it still listens.)
     assert!(!free(web), "{remove}");
 }
+
+/// A damaged record (not JSON) was shown as service `?` (`-` in
+/// `status`, `"service": null`) though wtenv matched it to `web` by its
+/// file's name, and hinted as a newer wtenv's. It is said as web's, as
+/// damaged: remove it if nothing of it runs.
+#[test]
+fn a_damaged_record_is_said_as_its_services_and_as_damaged() {
+    let t = TestEnv::new();
+    two_http_services(&t);
+    let mut cleanup = Cleanup {
+        t: &t,
+        wt: t.repo.clone(),
+        supervisor: None,
+    };
+    let up = run(&mut t.wtenv(&["up", "-d", "web", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let naming = wtenv::background::Naming::of_worktree(
+        &std::fs::canonicalize(t.common_dir()).unwrap(),
+        &std::fs::canonicalize(&t.repo).unwrap(),
+    );
+    let unit = naming.unit("web");
+    let file = t.state_dir().join(format!("background/{unit}.json"));
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    cleanup.supervisor = Some(record["pid"].as_u64().unwrap() as u32);
+    std::fs::write(&file, "garbage\n").unwrap();
+    let said = format!(
+        "web ({unit}): its record {} cannot be read: it is not valid JSON",
+        file.display()
+    );
+    let hint = format!(
+        "hint: remove it if nothing of it runs (rm '{}')\n",
+        file.display()
+    );
+
+    let status = run(&mut t.wtenv(&["status"]));
+    assert_eq!(status.code, Some(0), "{status}");
+    assert_eq!(status_cells(&status, "web")[3], "unreadable", "{status}");
+    assert!(status.stderr.contains(&said), "{status}");
+    assert!(status.stderr.contains(&hint), "{status}");
+    assert!(!status.stderr.contains("newer"), "{status}");
+    let json = run(&mut t.wtenv(&["status", "--json"]));
+    let services: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(services["services"][0]["service"], "web", "{json}");
+    assert_eq!(services["services"][0]["state"], "unreadable", "{json}");
+
+    for args in [&["up", "-d", "web"][..], &["down", "web"]] {
+        let out = run(&mut t.wtenv(args));
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert!(out.stderr.contains(&said), "{args:?}: {out}");
+        assert!(out.stderr.ends_with(&hint), "{args:?}: {out}");
+        assert_eq!(std::fs::read(&file).unwrap(), b"garbage\n", "{out}");
+    }
+}
