@@ -99,13 +99,17 @@ impl StateDir {
     /// names it ([`super::readiness::with_group`]: one not ready yet,
     /// whose supervisor may since have been SIGKILLed, is found orphaned,
     /// and stopped, by it); one this wtenv cannot read is skipped with a
-    /// warning ([`Unreadable`]): for what looks at every worktree's
+    /// warning ([`Unreadable`]; `warning: ignoring ...`, with its hint,
+    /// as every message of one): for what looks at every worktree's
     /// (`validate --fix`). A worktree's own are said by what acts on it
     /// ([`StateDir::unreadable_in`]).
     pub fn records(&self) -> Vec<Record> {
         let (records, unreadable) = self.scan();
         for u in unreadable {
-            tracing::warn!("ignoring {}", u.said());
+            crate::report::warn_hinted(
+                &format!("ignoring {}", u.said()),
+                &Unreadable::hint(std::slice::from_ref(&u)),
+            );
         }
         records
     }

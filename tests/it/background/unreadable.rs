@@ -186,4 +186,24 @@ fn a_damaged_record_is_said_as_its_services_and_as_damaged() {
         assert!(out.stderr.ends_with(&hint), "{args:?}: {out}");
         assert_eq!(std::fs::read(&file).unwrap(), b"garbage\n", "{out}");
     }
+
+    // `validate --fix`, which looks at every worktree's records, skips it
+    // with a warning in the Messages format (it was tracing's ` WARN
+    // ignoring ...`, without the hint); `-q` drops it.
+    let fix = run(&mut t.wtenv(&["validate", "--fix"]));
+    assert_eq!(fix.code, Some(0), "{fix}");
+    let skipped = format!(
+        "warning: ignoring ? ({unit}): its record {} cannot be read: it is not valid JSON",
+        file.display()
+    );
+    assert!(fix.stderr.contains(&skipped), "{fix}");
+    assert!(fix.stderr.ends_with(&hint), "{fix}");
+    assert!(!fix.stderr.contains("WARN"), "{fix}");
+    let quiet = run(&mut t.wtenv(&["-q", "validate", "--fix"]));
+    assert_eq!(
+        (quiet.code, quiet.stderr.as_str()),
+        (Some(0), ""),
+        "{quiet}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"garbage\n", "{fix}");
 }
