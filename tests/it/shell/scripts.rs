@@ -359,6 +359,19 @@ fn nothing_is_offered_after_help_and_a_command() {
         let pane = pane();
         let line = pane.lines().find(|l| l.contains(end)).unwrap();
         tmux.keys(&t, &["C-c"]);
+        // The next line is typed once bash shows its prompt again: keys
+        // sent while it still handles the Ctrl-C may be dropped (CI saw
+        // `>  END2`, the line typed before it lost).
+        assert!(
+            wait_for(Duration::from_secs(30), || tmux
+                .pane(&t)
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .is_some_and(|l| l.trim_end() == ">")),
+            "{}",
+            tmux.pane(&t)
+        );
         line.trim_end().to_owned()
     };
     let files = completed("wtenv export systemd wtenv.", " END1");
