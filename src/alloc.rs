@@ -50,6 +50,9 @@ pub trait System {
     /// from the answer: holder unknown.
     fn holders(&mut self, ports: &BTreeSet<u16>) -> BTreeMap<u16, Holders>;
     fn is_alive(&mut self, process: ProcessId) -> bool;
+    /// Whether the process `pid` still runs (not a zombie): one a holder
+    /// lookup named may have ended since.
+    fn running(&mut self, pid: u32) -> bool;
     /// Whether the service manager says `unit` is still active.
     fn unit_active(&mut self, unit: &UnitRef) -> bool;
     /// A holder lives while its process does, or, for one that runs as a

@@ -17,7 +17,10 @@ use crate::registry::{Hold, RegistryData};
 #[derive(Default)]
 pub struct Fake {
     pub occupied: BTreeSet<u16>,
+    /// Recorded processes that are gone (their pid may run another by now).
     pub dead: BTreeSet<u32>,
+    /// Listeners the holder lookup named that have ended since.
+    pub ended: BTreeSet<u32>,
     pub gone: BTreeSet<PathBuf>,
     pub holders: BTreeMap<u16, Vec<Holder>>,
     /// Occupied ports the lookup finds no listening socket on.
@@ -68,6 +71,9 @@ impl System for Fake {
     }
     fn is_alive(&mut self, p: ProcessId) -> bool {
         !self.dead.contains(&p.pid)
+    }
+    fn running(&mut self, pid: u32) -> bool {
+        !self.ended.contains(&pid)
     }
     fn unit_active(&mut self, unit: &UnitRef) -> bool {
         self.active_units.contains(&unit.name)

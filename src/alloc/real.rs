@@ -66,6 +66,9 @@ impl System for RealSystem {
     fn is_alive(&mut self, p: ProcessId) -> bool {
         p.is_alive()
     }
+    fn running(&mut self, pid: u32) -> bool {
+        ProcessId::of(pid).is_some()
+    }
     fn unit_active(&mut self, unit: &UnitRef) -> bool {
         unit.is_active()
     }

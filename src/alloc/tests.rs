@@ -236,6 +236,9 @@ struct Between {
     /// The lookup finds nobody though the port stays busy (a `/proc` the
     /// holder is hidden from).
     hidden: bool,
+    /// Killed and reaped once its holders are being judged: a holder that
+    /// ends between the lookup and the judgment.
+    ending: Option<std::process::Child>,
 }
 
 impl Between {
@@ -267,7 +270,14 @@ impl System for Between {
     fn worktree_gone(&mut self, w: &Path, r: &Path) -> bool {
         self.real.worktree_gone(w, r)
     }
+    fn running(&mut self, pid: u32) -> bool {
+        self.real.running(pid)
+    }
     fn works_in(&mut self, dir: &Path, worktree: &Path, repository: &Path) -> bool {
+        if let Some(mut child) = self.ending.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
         self.real.works_in(dir, worktree, repository)
     }
     fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool {
@@ -301,6 +311,7 @@ fn a_holder_that_exits_before_its_lookup_leaves_its_port_free() {
         real: RealSystem::default(),
         stopping: Some(listener),
         hidden: false,
+        ending: None,
     };
     assert_eq!(classify(&mine, &mut stopping).unwrap(), vec![Usage::Idle]);
 
@@ -311,6 +322,7 @@ fn a_holder_that_exits_before_its_lookup_leaves_its_port_free() {
         real: RealSystem::default(),
         stopping: None,
         hidden: true,
+        ending: None,
     };
     let usage = classify(&mine, &mut hidden).unwrap();
     assert_eq!(
@@ -319,6 +331,73 @@ fn a_holder_that_exits_before_its_lookup_leaves_its_port_free() {
         "holder unknown"
     );
     drop(listener);
+}
+
+/// A listener outside the worktree that ends between the lookup and the
+/// judgment (a shim's short-lived subshell that inherited a service's
+/// handed-on socket) is no foreign holder: it holds nothing any more.
+/// Alone, its port is looked up once more and found free; beside a
+/// foreign holder that stays, only that one is named. Real processes.
+#[test]
+fn a_holder_that_ends_before_it_is_judged_is_no_foreign_holder() {
+    // Listens on a port of loopback from `/`; with an argument, a forked
+    // copy holds the socket too and stays. Prints the port and that pid.
+    const LISTENER: &str = "import os, socket, sys, time\n\
+        s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n\
+        kept = os.fork() if len(sys.argv) > 1 else -1\n\
+        if kept == 0: time.sleep(60); os._exit(0)\n\
+        print(s.getsockname()[1], kept, flush=True); time.sleep(60)\n";
+    let spawn = |args: &[&str]| {
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", LISTENER])
+            .args(args)
+            .current_dir("/")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let mut words = line.split_whitespace().map(|w| w.parse::<i32>().unwrap());
+        let port = u16::try_from(words.next().unwrap()).unwrap();
+        (child, port, words.next().unwrap())
+    };
+    let judge = |child, port| {
+        let mut data = RegistryData::default();
+        alloc(
+            &mut data,
+            "/r",
+            vec!["app"],
+            &HoldMode::Reserve,
+            &mut Fake::default(),
+        )
+        .unwrap();
+        data.allocations[0].port = port;
+        let mine: Vec<&Allocation> = data.allocations.iter().collect();
+        let mut ending = Between {
+            real: RealSystem::default(),
+            stopping: None,
+            hidden: false,
+            ending: Some(child),
+        };
+        classify(&mine, &mut ending).unwrap()
+    };
+
+    let (child, port, _) = spawn(&[]);
+    assert_eq!(judge(child, port), vec![Usage::Idle]);
+
+    let (child, port, kept) = spawn(&["keep"]);
+    let usage = judge(child, port);
+    let kept_pid = nix::unistd::Pid::from_raw(kept);
+    nix::sys::signal::kill(kept_pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    let [Usage::Foreign(found)] = usage.as_slice() else {
+        panic!("{usage:?}");
+    };
+    let named: Vec<u32> = found.processes.iter().map(|h| h.pid).collect();
+    assert_eq!(named, [kept.unsigned_abs()], "{found:?}");
 }
 
 /// The allocation's side of the same race: a port of the range found
@@ -336,6 +415,7 @@ fn a_conflict_whose_holder_exits_before_its_lookup_is_no_conflict() {
         real: RealSystem::default(),
         stopping: Some(listener),
         hidden: false,
+        ending: None,
     };
     let mut data = RegistryData::default();
     let ports = allocate_in(&mut data, &request, &HoldMode::Reserve, &mut stopping).unwrap();
@@ -350,6 +430,7 @@ fn a_conflict_whose_holder_exits_before_its_lookup_is_no_conflict() {
         real: RealSystem::default(),
         stopping: None,
         hidden: true,
+        ending: None,
     };
     let mut data = RegistryData::default();
     let err = allocate_in(&mut data, &request, &HoldMode::Reserve, &mut hidden).unwrap_err();

@@ -108,7 +108,9 @@ pub fn busy_holders(
 }
 
 /// Rule 5 for a batch of allocations: probe each; look up holders of the
-/// busy ones in one pass ([`lookup_busy`]).
+/// busy ones in one pass ([`lookup_busy`]). A port whose every named
+/// holder ended before it was judged ([`judge`]) is looked up once more:
+/// what holds it now decides, and a port free by then is idle.
 pub fn classify(allocations: &[&Allocation], system: &mut dyn System) -> io::Result<Vec<Usage>> {
     let mut busy = BTreeSet::new();
     for a in allocations {
@@ -116,31 +118,72 @@ pub fn classify(allocations: &[&Allocation], system: &mut dyn System) -> io::Res
             busy.insert(a.port);
         }
     }
-    let holders = lookup_busy(&mut busy, system)?;
-    Ok(allocations
+    let mut holders = lookup_busy(&mut busy, system)?;
+    let mut usage: Vec<Option<Usage>> = Vec::with_capacity(allocations.len());
+    for a in allocations {
+        usage.push(match holders.remove(&a.port) {
+            Some(found) if busy.contains(&a.port) => judge(a, found, system),
+            None if busy.contains(&a.port) => Some(Usage::Foreign(Holders::default())),
+            _ => Some(Usage::Idle),
+        });
+    }
+    let mut again: BTreeSet<u16> = allocations
         .iter()
-        .map(|a| {
-            if !busy.contains(&a.port) {
-                return Usage::Idle;
-            }
-            let found = holders.get(&a.port).cloned().unwrap_or_default();
-            let own = !found.processes.is_empty()
-                && found.processes.iter().all(|h| {
-                    h.cwd
-                        .as_deref()
-                        .is_some_and(|c| system.works_in(c, &a.worktree, &a.repository))
-                        || a.holders
-                            .iter()
-                            .any(|hold| system.descends_from_holder(h.pid, hold))
-                        || system.manager_holds(a, h)
-                });
-            if own {
-                Usage::InUse(found.processes)
-            } else {
-                Usage::Foreign(found)
-            }
-        })
-        .collect())
+        .zip(&usage)
+        .filter(|(_, u)| u.is_none())
+        .map(|(a, _)| a.port)
+        .collect();
+    let mut holders = lookup_busy(&mut again, system)?;
+    for (a, u) in allocations.iter().zip(usage.iter_mut()) {
+        if u.is_some() {
+            continue;
+        }
+        let found = holders.remove(&a.port).unwrap_or_default();
+        *u = Some(if !again.contains(&a.port) {
+            Usage::Idle
+        } else {
+            // Named again and ended again: holder unknown.
+            judge(a, found.clone(), system).unwrap_or(Usage::Foreign(Holders {
+                processes: Vec::new(),
+                ..found
+            }))
+        });
+    }
+    Ok(usage.into_iter().flatten().collect())
+}
+
+/// Rule 5 for one busy port of `a`, by the processes `found` listening
+/// on it: in use when each is of `a`'s worktree (working in it,
+/// descending from a live holder of `a`, or the service manager
+/// listening for it), foreign when one is not. A holder that ended since
+/// the lookup holds nothing any more, and its ancestry can no longer be
+/// read: it is left out (a short-lived child that inherited a handed-on
+/// socket, such as a subshell of a version manager's shim working in the
+/// shim's own directory, must not pass for a foreign holder). `None`:
+/// every holder named has ended.
+fn judge(a: &Allocation, mut found: Holders, system: &mut dyn System) -> Option<Usage> {
+    if found.processes.is_empty() {
+        return Some(Usage::Foreign(found));
+    }
+    let mut foreign = false;
+    found.processes.retain(|h| {
+        let own = h
+            .cwd
+            .as_deref()
+            .is_some_and(|c| system.works_in(c, &a.worktree, &a.repository))
+            || a.holders
+                .iter()
+                .any(|hold| system.descends_from_holder(h.pid, hold))
+            || system.manager_holds(a, h);
+        let stays = own || system.running(h.pid);
+        foreign |= !own && stays;
+        stays
+    });
+    match (foreign, found.processes.is_empty()) {
+        (true, _) => Some(Usage::Foreign(found)),
+        (false, true) => None,
+        (false, false) => Some(Usage::InUse(found.processes)),
+    }
 }
 
 /// Whether a process working in `dir` is of the worktree at `worktree`
@@ -375,6 +418,37 @@ mod tests {
             ..Holders::default()
         };
         assert_eq!(usage, vec![Usage::Foreign(foreign)]);
+    }
+
+    /// A listener named by both lookups and ended before each judgment
+    /// (another short-lived one each time, as far as rule 5 can tell) is
+    /// not named: the port is busy, its holder unknown.
+    #[test]
+    fn a_port_whose_named_listeners_end_each_time_is_held_by_someone_unknown() {
+        let mut data = RegistryData::default();
+        alloc(
+            &mut data,
+            "/r",
+            vec!["app"],
+            &HoldMode::Reserve,
+            &mut Fake::default(),
+        )
+        .unwrap();
+        let refs: Vec<&Allocation> = data.allocations.iter().collect();
+        let listener = Holder {
+            pid: 9,
+            command: "sh".into(),
+            cwd: Some("/elsewhere".into()),
+            unit: None,
+        };
+        let mut sys = Fake {
+            occupied: [5000].into(),
+            holders: [(5000, vec![listener])].into(),
+            ended: [9].into(),
+            ..Fake::default()
+        };
+        let usage = classify(&refs, &mut sys).unwrap();
+        assert_eq!(usage, vec![Usage::Foreign(Holders::default())]);
     }
 
     /// A holder lives while its process does, or while the unit it runs

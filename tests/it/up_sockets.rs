@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::supervise::{PATIENCE, Wtenv, assert_no_holds};
-use crate::support::{TestEnv, wait_for};
+use crate::support::{TestEnv, run, wait_for};
 
 fn wait_text(w: &Wtenv, text: &str, patience: Duration) {
     assert!(
@@ -194,4 +194,28 @@ fn a_tcp_check_of_a_socket_service_is_refused_saying_why() {
     t.write_config("[services.sk]\nsocket = true\nhealth = { cmd = \"true\" }\n");
     let out = crate::support::run(&mut t.wtenv(&["env"]));
     assert_eq!(out.code, Some(0), "{out}");
+}
+
+/// A socket service started through a version manager's shim (pyenv's
+/// runs subshells in its own directory before it execs the server): each
+/// inherits the handed-on socket and ends within milliseconds. One that
+/// a holder lookup found listening and that ended before it was judged
+/// was said to hold the port from outside the worktree, and `env` (like
+/// `run`, or the start of the next service) refused the worktree's
+/// ports. Here such subshells come and go for as long as the service runs.
+#[test]
+fn a_socket_services_short_lived_children_elsewhere_are_never_foreign() {
+    let t = TestEnv::new();
+    t.write_config(
+        "[services.sk]\nrun = \"while :; do (cd / && sleep 0.002); done\"\nsocket = true\n",
+    );
+    let mut w = Wtenv::start(&t, &["up", "--grace", "5s"]);
+    wait_text(&w, "sk | ready in ", PATIENCE);
+    for _ in 0..40 {
+        let env = run(&mut t.wtenv(&["env"]));
+        assert_eq!(env.code, Some(0), "{env}");
+    }
+    w.signal(Signal::SIGINT);
+    w.wait();
+    assert_no_holds(&t);
 }
