@@ -284,17 +284,10 @@ impl Exported {
     /// anything is reserved: the refusal leaves the registry as it was.
     /// A manager that does not answer refuses nothing here.
     pub fn refuse(&self, launch: &Launch) -> Result<()> {
-        let shown = self.shown.get_or_init(|| {
-            let mut units = self.units.clone();
-            if !units.contains(&launch.unit) {
-                units.push(launch.unit.clone());
-            }
-            show::ask(&units, FRAGMENT)
-        });
-        match shown {
-            Some(shown) if shown.knows(&launch.unit) => refuse_exported(launch, shown),
-            Some(_) => show::ask(&[&launch.unit], FRAGMENT)
-                .map_or(Ok(()), |shown| refuse_exported(launch, &shown)),
+        // Every launch is of one of `units`: those are what was asked.
+        debug_assert!(self.units.contains(&launch.unit), "{}", launch.unit);
+        match self.shown.get_or_init(|| show::ask(&self.units, FRAGMENT)) {
+            Some(shown) => refuse_exported(launch, shown),
             None => Ok(()),
         }
     }

@@ -59,11 +59,6 @@ pub fn parse<S: AsRef<str>>(text: &str, units: &[S]) -> Shown {
 }
 
 impl Shown {
-    /// Whether `unit` was asked for (and answered).
-    pub fn knows(&self, unit: &str) -> bool {
-        self.units.iter().any(|(name, _)| name == unit)
-    }
-
     /// The value of `property` for `unit` (its first, when repeated);
     /// empty when not shown (a unit not asked for, a property it has not).
     pub fn get(&self, unit: &str, property: &str) -> &str {
