@@ -20,7 +20,8 @@ pub enum Usage {
     /// ([`System::descends_from_holder`]), or the service manager
     /// listening for its service ([`System::manager_holds`]).
     InUse(Vec<Holder>),
-    /// Held by a process not of its worktree; none named: holder unknown,
+    /// Held by a process not of its worktree, only such processes named
+    /// (not the worktree's own beside them); none named: holder unknown,
     /// or no listening socket ([`Holders::unlistened`]).
     Foreign(Holders),
 }
@@ -155,34 +156,39 @@ pub fn classify(allocations: &[&Allocation], system: &mut dyn System) -> io::Res
 /// Rule 5 for one busy port of `a`, by the processes `found` listening
 /// on it: in use when each is of `a`'s worktree (working in it,
 /// descending from a live holder of `a`, or the service manager
-/// listening for it), foreign when one is not. A holder that ended since
-/// the lookup holds nothing any more, and its ancestry can no longer be
-/// read: it is left out (a short-lived child that inherited a handed-on
-/// socket, such as a subshell of a version manager's shim working in the
-/// shim's own directory, must not pass for a foreign holder). `None`:
-/// every holder named has ended.
+/// listening for it), foreign when one is not, and then only those not
+/// of it are named: what to stop, never the worktree's own server beside
+/// them. A holder that ended since the lookup holds nothing any more, and
+/// its ancestry can no longer be read: it is left out (a short-lived
+/// child that inherited a handed-on socket, such as a subshell of a
+/// version manager's shim working in the shim's own directory, must not
+/// pass for a foreign holder). `None`: every holder named has ended.
 fn judge(a: &Allocation, mut found: Holders, system: &mut dyn System) -> Option<Usage> {
     if found.processes.is_empty() {
         return Some(Usage::Foreign(found));
     }
-    let mut foreign = false;
-    found.processes.retain(|h| {
-        let own = h
-            .cwd
+    let (mut own, mut foreign) = (Vec::new(), Vec::new());
+    for h in std::mem::take(&mut found.processes) {
+        if h.cwd
             .as_deref()
             .is_some_and(|c| system.works_in(c, &a.worktree, &a.repository))
             || a.holders
                 .iter()
                 .any(|hold| system.descends_from_holder(h.pid, hold))
-            || system.manager_holds(a, h);
-        let stays = own || system.running(h.pid);
-        foreign |= !own && stays;
-        stays
-    });
-    match (foreign, found.processes.is_empty()) {
-        (true, _) => Some(Usage::Foreign(found)),
-        (false, true) => None,
-        (false, false) => Some(Usage::InUse(found.processes)),
+            || system.manager_holds(a, &h)
+        {
+            own.push(h);
+        } else if system.running(h.pid) {
+            foreign.push(h);
+        }
+    }
+    if !foreign.is_empty() {
+        found.processes = foreign;
+        Some(Usage::Foreign(found))
+    } else if own.is_empty() {
+        None
+    } else {
+        Some(Usage::InUse(own))
     }
 }
 
@@ -360,7 +366,9 @@ mod tests {
             occupied: [5000, 5001, 5002].into(),
             holders: [
                 (5000, vec![holder(1, "/r/sub")]),
-                (5001, vec![holder(2, "/elsewhere")]),
+                // The worktree's own server and a stranger on one socket:
+                // only the stranger is named (what to stop).
+                (5001, vec![holder(3, "/r"), holder(2, "/elsewhere")]),
             ]
             .into(),
             ..Fake::default()
@@ -377,7 +385,10 @@ mod tests {
         let refs: Vec<&Allocation> = data.allocations.iter().collect();
         let usage = classify(&refs, &mut sys).unwrap();
         assert!(matches!(usage[0], Usage::InUse(_)));
-        assert!(matches!(&usage[1], Usage::Foreign(h) if h.processes[0].pid == 2));
+        assert!(
+            matches!(&usage[1], Usage::Foreign(h) if h.processes == [holder(2, "/elsewhere")]),
+            "{usage:?}"
+        );
         assert_eq!(usage[2], Usage::Foreign(Holders::default()));
         assert_eq!(usage[3], Usage::Idle);
     }

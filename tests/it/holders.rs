@@ -254,3 +254,55 @@ fn a_range_a_port_no_process_listens_on_exhausts_hints_what_to_do_instead() {
     );
     assert!(t.allocations().is_empty(), "{out}");
 }
+
+/// A server started by hand in the worktree whose forked copy works
+/// elsewhere (a daemonizing server, both holding the listening socket):
+/// `env` refuses the port, and names only the copy outside the
+/// worktree. It named the worktree's own server too, as "held by
+/// processes outside it", with "stop those processes" for a hint.
+#[test]
+fn a_refusal_names_the_process_outside_the_worktree_not_its_own_server_beside_it() {
+    let t = TestEnv::new();
+    t.write_config("[services.web]\nrun = \"sleep 60\"\n");
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let port = t.ports.port(0);
+    // The copy says it works in `/` through a pipe before the pids are
+    // printed.
+    let script = format!(
+        "import os,socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',{port}))\ns.listen()\n\
+         r,w=os.pipe()\ncopy=os.fork()\n\
+         if copy == 0:\n    os.chdir('/')\n    os.write(w,b'.')\n    time.sleep(600)\n    os._exit(0)\n\
+         os.read(r,1)\nprint(os.getpid(),copy,flush=True)\ntime.sleep(600)\n"
+    );
+    let mut own = Command::new("python3")
+        .args(["-c", &script])
+        .current_dir(&t.repo)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(own.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pids: Vec<i32> = line
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let (server, copy) = (pids[0], pids[1]);
+    let env = run(&mut t.wtenv(&["env"]));
+    for pid in [server, copy] {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let _ = own.wait();
+    assert_eq!(env.code, Some(1), "{env}");
+    assert!(
+        env.stderr
+            .contains(&format!("  port {port} (web): pid {copy} (")),
+        "{env}"
+    );
+    assert!(env.stderr.contains(") in /\n"), "{env}");
+    assert!(!env.stderr.contains(&format!("pid {server}")), "{env}");
+}
