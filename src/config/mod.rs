@@ -555,7 +555,12 @@ fn placeholder_problem(template: &str, known: &[&str]) -> Option<String> {
         };
         let name = &tail[1..end];
         if !known.contains(&name) {
-            return Some(format!("unknown placeholder {{{name}}}"));
+            // Escaped as the template beside it is (`{:?}`), without the
+            // quotes: a message holding a raw control character would be
+            // escaped whole, that template's backslashes again.
+            let quoted = format!("{name:?}");
+            let shown = &quoted[1..quoted.len() - 1];
+            return Some(format!("unknown placeholder {{{shown}}}"));
         }
         rest = &tail[end + 1..];
     }

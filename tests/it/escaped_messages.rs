@@ -209,3 +209,36 @@ fn remove_delete_branch_escapes_a_branch_made_with_git() {
         assert!(t.git(&["branch", "--list", branch]).is_empty());
     }
 }
+
+/// A `[worktrees]` template's unknown placeholder holding a newline, and
+/// one holding a backslash and an `n`: each is said escaped once, so the
+/// two read apart. The placeholder was repeated raw beside the escaped
+/// template, so the whole message was escaped again, and the newline's
+/// `\n` became `\\n`, the backslash's own spelling.
+#[test]
+fn an_unknown_placeholders_newline_and_backslash_read_apart() {
+    let t = TestEnv::new();
+    let said = |template: &str| {
+        let value = serde_json::to_string(template).unwrap();
+        t.write_config(&format!("[worktrees]\nbranch = {value}\n"));
+        let env = run(&mut t.wtenv(&["env"]));
+        assert_eq!(env.code, Some(1), "{env}");
+        nothing_raw(&env);
+        env.stderr
+    };
+    let newline = said("{\n}");
+    assert!(
+        newline.contains(r#"worktrees.branch: "{\n}": unknown placeholder {\n}; "#),
+        "{newline}"
+    );
+    let backslash = said("{\\n}");
+    assert!(
+        backslash.contains(r#"worktrees.branch: "{\\n}": unknown placeholder {\\n}; "#),
+        "{backslash}"
+    );
+    let escape = said("{\u{1b}}");
+    assert!(
+        escape.contains(r#"worktrees.branch: "{\u{1b}}": unknown placeholder {\u{1b}}; "#),
+        "{escape}"
+    );
+}
