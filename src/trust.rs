@@ -140,6 +140,19 @@ impl Gate {
         if config.untrusted_names().next().is_none() {
             return Gate::Nothing;
         }
+        Gate::decide(registry, repository, config, explicit, own)
+    }
+
+    /// [`Gate::of`] for something of `config` other than its variables
+    /// that needs trust too (`create`'s `[worktrees] root`): decided
+    /// whatever the config's variables are.
+    pub fn decide(
+        registry: &Registry,
+        repository: &Path,
+        config: &Config,
+        explicit: bool,
+        own: impl FnOnce() -> Ownership,
+    ) -> Gate {
         if explicit {
             return Gate::Trusted;
         }
@@ -183,7 +196,23 @@ impl Gate {
 
     /// The one line telling the user what was left out and how to trust it.
     pub fn message(&self, config: &Config) -> Option<String> {
-        let tail = match self {
+        let tail = self.why()?;
+        let (what, names) = config.gated()?;
+        let source = config
+            .source
+            .as_deref()
+            .map(printable_path)
+            .unwrap_or_default();
+        Some(format!(
+            "{what} of {source} not applied ({}): {tail}",
+            names.join(", ")
+        ))
+    }
+
+    /// Why what needs trust does not apply, and how to make it apply;
+    /// `None` when it applies (or nothing needs trust).
+    pub fn why(&self) -> Option<String> {
+        Some(match self {
             Gate::Untrusted { why } => format!("{why}; review it, then run 'wtenv trust'"),
             Gate::Unreadable { why, hint } if hint.is_empty() => why.clone(),
             Gate::Unreadable { why, hint } => format!("{why}; {hint}"),
@@ -196,17 +225,7 @@ impl Gate {
                 printable_path(repository)
             ),
             Gate::Nothing | Gate::Trusted => return None,
-        };
-        let (what, names) = config.gated()?;
-        let source = config
-            .source
-            .as_deref()
-            .map(printable_path)
-            .unwrap_or_default();
-        Some(format!(
-            "{what} of {source} not applied ({}): {tail}",
-            names.join(", ")
-        ))
+        })
     }
 }
 

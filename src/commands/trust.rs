@@ -39,16 +39,27 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let scope = ctx.scope()?;
     let source = scope.config.source.clone().unwrap_or_default();
     let added = trust::trust(&ctx.registry, &scope.worktree.common_dir, &scope.config)?;
-    // Every name the trust allows, service variables included: what the
-    // user reviews is all of it.
+    // Every name the trust allows, service variables included, and the
+    // worktrees' root: what the user reviews is all of it.
+    let mut allows: Vec<String> = scope
+        .config
+        .gated()
+        .map(|(what, names)| format!("{what}: {}", names.join(", ")))
+        .into_iter()
+        .collect();
+    let root = &scope.config.worktrees.root;
+    if root != crate::config::DEFAULT_ROOT {
+        let key = scope.config.syntax().key(&["worktrees"], "root");
+        allows.push(format!("{key}: {root:?}"));
+    }
     let message = format!(
         "{} {} for repository {}{}",
         if added { "trusted" } else { "already trusted:" },
         printable_path(&source),
         printable_path(&scope.worktree.common_dir),
-        match scope.config.gated() {
-            Some((what, names)) => format!(" ({what}: {})", names.join(", ")),
-            None => String::new(),
+        match allows.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", allows.join("; ")),
         }
     );
     // Recorded all the same: it applies as soon as the repository records

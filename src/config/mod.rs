@@ -69,6 +69,10 @@ pub const MAX_SERVICE_VARS: usize = 16;
 /// `[worktrees] branch` when the file does not set it.
 pub const DEFAULT_BRANCH: &str = "{purpose}/{identifier}";
 
+/// `[worktrees] root` when the file does not set it. Another one applies
+/// only from a trusted config (README, "Trust").
+pub const DEFAULT_ROOT: &str = "../{repo}.worktrees";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorktreesConfig {
     /// Where `create` puts worktrees; `{repo}` is the main worktree's name.
@@ -106,7 +110,7 @@ impl Default for Config {
         Config {
             source: None,
             worktrees: WorktreesConfig {
-                root: "../{repo}.worktrees".into(),
+                root: DEFAULT_ROOT.into(),
                 branch: DEFAULT_BRANCH.into(),
                 default_purpose: "feature".into(),
                 direnv_allow: false,

@@ -216,7 +216,7 @@ mod tests {
                 common_dir: common,
             };
             assert_eq!(
-                crate::worktree::normalize(&default_root("../{repo}.worktrees", &source)),
+                crate::worktree::normalize(&default_root(crate::config::DEFAULT_ROOT, &source)),
                 tmp.path().join(root)
             );
         }

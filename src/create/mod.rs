@@ -127,6 +127,37 @@ const MAX_BRANCH_PART: usize = 250;
 /// running git: what needs the repository (the base exists, the branch
 /// does not) is checked by [`execute`] under the repository lock, in one
 /// git process.
+/// A `[worktrees] root` other than the default applies only from a
+/// trusted config, as `[env]` does: it chooses where a checkout of the
+/// repository's files is written, and a repository someone else wrote
+/// could name a directory another program loads code from (an autostart
+/// or a plugin directory). Refused, before anything is touched, with the
+/// way out: trust the config after review, or pass `--path`.
+fn refuse_untrusted_root(ctx: &Ctx, source: &Worktree, config: &Config) -> Result<()> {
+    let root = &config.worktrees.root;
+    if root == crate::config::DEFAULT_ROOT {
+        return Ok(());
+    }
+    let gate = crate::trust::Gate::decide(
+        &ctx.registry,
+        &source.common_dir,
+        config,
+        ctx.config_path.is_some(),
+        || source.ownership(),
+    );
+    let Some(why) = gate.why() else {
+        return Ok(());
+    };
+    Err(Error::refused(format!(
+        "{} {root:?} of {} is not applied: {why}",
+        config.syntax().key(&["worktrees"], "root"),
+        printable_path(config.source.as_deref().unwrap_or(&source.root))
+    ))
+    .with_hint(
+        "a config chooses where 'create' writes a checkout only once trusted (README, \"Trust\"); or pass --path DIR",
+    ))
+}
+
 pub fn plan(
     ctx: &Ctx,
     purpose: &str,
@@ -207,9 +238,13 @@ pub fn plan(
     let path_given = path.is_some();
     let wanted = match path {
         Some(p) => worktree::normalize(&ctx.absolute(p)?),
-        None => worktree::normalize(
-            &default_root(&config.worktrees.root, &source).join(format!("{purpose}-{identifier}")),
-        ),
+        None => {
+            refuse_untrusted_root(ctx, &source, &config)?;
+            worktree::normalize(
+                &default_root(&config.worktrees.root, &source)
+                    .join(format!("{purpose}-{identifier}")),
+            )
+        }
     };
     if wanted.to_str().is_none() {
         return Err(Error::invalid(format!(

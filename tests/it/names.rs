@@ -96,6 +96,8 @@ fn names_holding_hidden_characters_are_refused_before_anything_is_made() {
         refused(&t, &["enter", "ok"], shown);
 
         t.write_config(&format!("[worktrees]\nroot = \"../{c}{{repo}}\"\n"));
+        // A root of the config's own applies once trusted.
+        assert_eq!(run(&mut t.wtenv(&["trust"])).code, Some(0));
         let out = refused(
             &t,
             &["create", "--purpose", "feature", "--identifier", "ok"],

@@ -271,6 +271,8 @@ fn create_s_hints_about_worktrees_write_json_in_a_json_config() {
         let config =
             format!(r#"{{"purposes": {{"feature": "{range}"}}, "worktrees": {{{worktrees}}}}}"#);
         std::fs::write(t.repo.join("wtenv.json"), config).unwrap();
+        // A root of the config's own applies once trusted.
+        assert_eq!(run(&mut t.wtenv(&["trust"])).code, Some(0));
         let out = run(&mut t.wtenv(&["create", "--purpose", "feature", "--identifier", "ok"]));
         assert_eq!(out.code, Some(1), "{out}");
         assert!(out.stderr.contains(hint), "{worktrees}: {out}");

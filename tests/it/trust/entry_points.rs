@@ -192,3 +192,77 @@ fn create_carries_trust_and_run_uses_the_gate() {
     let out = dump(&t, &t.repo);
     assert!(out.stdout.contains("url=\n"), "{out}");
 }
+
+/// `[worktrees] root` chooses where `create` and `enter` write a checkout
+/// of the repository's files: a repository someone else wrote could name
+/// a directory another program loads code from. Untrusted, it is refused
+/// before anything is made (no directory, no branch, no port), saying
+/// the way out; `--path` needs no trust; trusted, the root applies.
+#[test]
+fn a_worktree_root_of_the_configs_own_applies_only_once_trusted() {
+    let t = TestEnv::new();
+    let autostart = t.root().join("home/.config/autostart");
+    t.write_config(&format!(
+        "[worktrees]\nroot = {:?}\n",
+        autostart.display().to_string()
+    ));
+    let before = crate::support::snapshot(&t.root());
+    let registry = std::fs::read(t.state_dir().join("registry.json")).ok();
+    for args in [
+        &[
+            "create",
+            "--purpose",
+            "feature",
+            "--identifier",
+            "x",
+            "--ports",
+        ][..],
+        &["enter", "x"][..],
+    ] {
+        let out = run(&mut t.wtenv(args));
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert_eq!(
+            out.stderr,
+            format!(
+                "error: [worktrees] root {:?} of {} is not applied: it is not trusted; review it, then run 'wtenv trust'\n\
+                 hint: a config chooses where 'create' writes a checkout only once trusted (README, \"Trust\"); or pass --path DIR\n",
+                autostart.display().to_string(),
+                t.repo.join("wtenv.toml").display()
+            ),
+            "{args:?}"
+        );
+        assert_eq!(crate::support::snapshot(&t.root()), before, "{args:?}");
+        assert_eq!(
+            std::fs::read(t.state_dir().join("registry.json")).ok(),
+            registry,
+            "{args:?}"
+        );
+        assert_eq!(t.git(&["branch", "--list", "feature/*"]), "", "{args:?}");
+    }
+
+    let chosen = t.root().join("chosen");
+    let out = run(&mut t.wtenv(&[
+        "create",
+        "--purpose",
+        "feature",
+        "--identifier",
+        "y",
+        "--path",
+        chosen.to_str().unwrap(),
+    ]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(chosen.join(".git").is_file(), "{out}");
+
+    let out = run(&mut t.wtenv(&["trust"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr.ends_with(&format!(
+            " ([worktrees] root: {:?})\n",
+            autostart.display().to_string()
+        )),
+        "{out}"
+    );
+    let out = run(&mut t.wtenv(&["create", "--purpose", "feature", "--identifier", "z"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(autostart.join("feature-z/.git").is_file(), "{out}");
+}

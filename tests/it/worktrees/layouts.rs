@@ -420,6 +420,8 @@ fn a_worktree_path_inside_a_git_dir_is_refused_touching_nothing() {
     let config = main.join("wtenv.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, format!("{text}[worktrees]\nroot = \"wts\"\n")).unwrap();
+    // A root of the config's own applies once trusted.
+    assert_eq!(run(&mut t.wtenv_in(&main, &["trust"])).code, Some(0));
     let before = crate::support::snapshot(&t.root());
     let out = run(&mut t.wtenv_in(
         &main,

@@ -94,6 +94,8 @@ fn remove_of_the_last_worktree_takes_its_empty_default_root_and_nothing_else() {
     // A root whose template does not name the repository may be shared
     // by several: it stays, empty.
     t.write_config("[worktrees]\nroot = \"../pool\"\n");
+    // A root of the config's own applies once trusted.
+    assert_eq!(run(&mut t.wtenv(&["trust"])).code, Some(0));
     let pool = t.root().join("pool");
     assert_eq!(create(&t, "six", &[]).code, Some(0));
     assert!(pool.join("feature-six").is_dir());
