@@ -224,6 +224,9 @@ pub struct Registry {
     wrote: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// Allocations a release went through, as (service, port).
+pub type Released = Vec<(String, u16)>;
+
 impl Registry {
     pub fn new(path: PathBuf) -> Registry {
         Registry {
@@ -370,19 +373,39 @@ impl Registry {
         &self,
         part: Part,
         first: impl FnOnce(&mut RegistryData),
-    ) -> Result<Vec<(String, u16)>> {
+    ) -> Result<Released> {
+        self.release_worktree_keeping(part, first, |_| false)
+            .map(|(gone, _)| gone)
+    }
+
+    /// [`Registry::release_worktree`], but an allocation `keep` picks
+    /// stays, no longer reserved, with its holders: it lives while they
+    /// do (`remove --force` of a worktree a `run` still serves from).
+    /// What it released, then what it kept, as (service, port).
+    pub fn release_worktree_keeping(
+        &self,
+        part: Part,
+        first: impl FnOnce(&mut RegistryData),
+        mut keep: impl FnMut(&Allocation) -> bool,
+    ) -> Result<(Released, Released)> {
         let (repository, worktree) = (part.repository, part.worktree);
         self.transaction_in(part, |data| {
             first(data);
-            let mut gone = Vec::new();
-            data.allocations.retain(|a| {
-                let hit = a.belongs_to(repository, worktree);
-                if hit {
+            let (mut gone, mut kept) = (Vec::new(), Vec::new());
+            data.allocations.retain_mut(|a| {
+                if !a.belongs_to(repository, worktree) {
+                    return true;
+                }
+                let stays = keep(a);
+                if stays {
+                    a.reserved = false;
+                    kept.push((a.service.clone(), a.port));
+                } else {
                     gone.push((a.service.clone(), a.port));
                 }
-                !hit
+                stays
             });
-            Ok(gone)
+            Ok((gone, kept))
         })
     }
 

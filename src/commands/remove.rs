@@ -34,6 +34,7 @@ use crate::exit::Outcome;
 use crate::git::{self, Git, RepoLock, Signals};
 use crate::ports;
 use crate::process::{self, printable_path};
+use crate::registry::Allocation;
 use crate::report;
 use crate::worktree::{self, Worktree};
 use crate::worktrees;
@@ -44,7 +45,7 @@ pub struct Args {
     #[arg(value_name = "ID|PATH")]
     pub target: String,
     /// Remove even with uncommitted changes or a live holder (which keeps
-    /// running; its ports are released).
+    /// running, and keeps the ports it holds until it ends).
     #[arg(long)]
     pub force: bool,
     /// Also delete the worktree's branch (`git branch -d`; `-D` with
@@ -491,18 +492,34 @@ fn again(entry: &worktrees::Entry, args: &Args) -> String {
 }
 
 /// Releases every allocation of the removed worktree, those `moved`
-/// names with them. A failure here is a warning: the worktree is gone, so
-/// the next sweep releases them.
+/// names with them, but one whose holder the sweep would keep (it lives,
+/// or its orphans run: [`alloc::holder_gone`]): a `run` still serving
+/// after `--force` keeps its port, no longer reserved, until it ends, as
+/// after `git worktree remove --force` (allocation rule 4), so that the
+/// port is not handed to another worktree while it serves. A failure here
+/// is a warning: the worktree is gone, so the next sweep releases them.
 fn release(ctx: &Ctx, repository: &Path, root: &Path, moved: &ports::Moved) {
     let part = moved.part(repository, root);
+    let mut system = RealSystem::new(&ctx.registry);
+    let held = |a: &Allocation| {
+        a.holders
+            .iter()
+            .any(|h| !alloc::holder_gone(&mut system, h))
+    };
     match ctx
         .registry
-        .release_worktree(part, |data| moved.apply(data, root))
+        .release_worktree_keeping(part, |data| moved.apply(data, root), held)
     {
-        Ok(gone) => {
+        Ok((gone, kept)) => {
             for (service, port) in gone {
                 report::note(&format!(
                     "released port {port} ({})",
+                    process::printable(&service)
+                ));
+            }
+            for (service, port) in kept {
+                report::note(&format!(
+                    "kept port {port} ({}) while its holder runs: released when it ends",
                     process::printable(&service)
                 ));
             }

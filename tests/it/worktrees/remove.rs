@@ -216,13 +216,37 @@ fn remove_refuses_while_a_holder_lives_unless_forced() {
         "{out}"
     );
     assert!(!path.exists());
-    assert!(t.allocations().is_empty());
+    // The holder keeps running, and its port: no longer reserved, held
+    // until it ends, as after `git worktree remove --force`.
+    assert!(
+        out.stderr.contains(&format!(
+            "kept port {port} ({service}) while its holder runs: released when it ends\n"
+        )),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("released port"), "{out}");
     assert!(
         sleeper.try_wait().unwrap().is_none(),
         "the holder keeps running"
     );
+    let data = t.registry();
+    let kept = &data["allocations"][0];
+    assert_eq!(kept["port"], *port, "{data}");
+    assert_eq!(kept["reserved"], false, "{data}");
+    assert_eq!(kept["holders"][0]["pid"], sleeper.id(), "{data}");
+    // Another worktree gets another port meanwhile.
+    assert_eq!(create(&t, "next", &["--ports"]).code, Some(0));
+    let next = t.allocations();
+    assert!(
+        next.iter().all(|(p, _, w)| p != port || *w == path),
+        "{next:?}"
+    );
     let _ = sleeper.kill();
     let _ = sleeper.wait();
+    // Gone, its holder's port is swept (`validate --fix`, or the next
+    // allocation scanning the range).
+    assert_eq!(run(&mut t.wtenv(&["validate", "--fix"])).code, Some(0));
+    assert!(t.allocations().iter().all(|(p, _, _)| p != port));
 }
 
 #[test]
@@ -385,4 +409,60 @@ fn remove_refuses_while_its_own_server_listens_on_its_port() {
     let out = run(&mut t.wtenv(&["remove", "serving"]));
     assert_eq!(out.code, Some(0), "{out}");
     assert!(!path.exists() && t.allocations().is_empty());
+}
+
+/// `remove --force` of a worktree a real `wtenv run` server still serves
+/// from: the server keeps its port, which no other worktree is given
+/// meanwhile; `run`'s own release frees it once the server is stopped.
+/// `remove --force` used to release it at once, and the next worktree's
+/// `env` exported the port the server still listened on.
+#[test]
+fn remove_force_leaves_a_serving_run_its_port_until_it_ends() {
+    let t = TestEnv::new();
+    assert_eq!(create(&t, "a", &[]).code, Some(0));
+    let path = default_path(&t, "feature", "a");
+    let mut server = t
+        .wtenv_in(
+            &path,
+            &[
+                "run",
+                "--",
+                "sh",
+                "-c",
+                "exec python3 -m http.server $PORT --bind 127.0.0.1",
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let port = || t.allocations().first().map(|(p, _, _)| *p);
+    assert!(wait_for(Duration::from_secs(10), || port().is_some_and(
+        |p| std::net::TcpStream::connect(("127.0.0.1", p)).is_ok()
+    )));
+    let served = port().unwrap();
+
+    let out = run(&mut t.wtenv(&["remove", "a", "--force"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stderr.contains(&format!("kept port {served} (app)")),
+        "{out}"
+    );
+    assert_eq!(create(&t, "b", &["--ports"]).code, Some(0));
+    let b = default_path(&t, "feature", "b");
+    let env = run(&mut t.wtenv_in(&b, &["env"]));
+    assert_eq!(env.code, Some(0), "{env}");
+    assert!(!env.stdout.contains(&format!("PORT='{served}'")), "{env}");
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    server.wait().unwrap();
+    assert!(
+        t.allocations().iter().all(|(p, _, _)| *p != served),
+        "{:?}",
+        t.allocations()
+    );
 }
