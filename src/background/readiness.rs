@@ -164,6 +164,10 @@ impl Readiness<'_> {
 pub struct CheckVariables {
     vars: Vec<(String, String)>,
     trusted: bool,
+    /// The worktree's root as it is now, where a check runs: a record
+    /// keeps the path its service started at, which `git worktree move`
+    /// may have left.
+    dir: std::path::PathBuf,
 }
 
 pub fn check_variables(ctx: &Ctx, scope: &Scope) -> Result<CheckVariables> {
@@ -179,6 +183,7 @@ pub fn check_variables(ctx: &Ctx, scope: &Scope) -> Result<CheckVariables> {
     Ok(CheckVariables {
         vars: crate::exports::variables(scope, &ports, trusted),
         trusted,
+        dir: scope.worktree.root.clone(),
     })
 }
 
@@ -204,8 +209,8 @@ impl CheckVariables {
 
 /// One run of the health check the service started with, from its
 /// record alone ([`Record::started_health`]: the config may have changed
-/// since, or dropped the service), as `status` shows it; `None`: the
-/// service has no check.
+/// since, or dropped the service), as `status` shows it, run in the
+/// worktree where it is now; `None`: the service has no check.
 pub fn health_of(record: &Record, vars: &CheckVariables) -> Option<health::Probe> {
     let (health, bound) = record.started_health()?;
     Some(health::check::probe(
@@ -213,7 +218,7 @@ pub fn health_of(record: &Record, vars: &CheckVariables) -> Option<health::Probe
         record.ports.first().copied(),
         bound,
         &vars.of(record),
-        &record.worktree,
+        &vars.dir,
     ))
 }
 
@@ -305,6 +310,7 @@ mod tests {
         let vars = |trusted| CheckVariables {
             vars: vec![pair("PORT", "6000"), pair("WTENV_PURPOSE", "dev")],
             trusted,
+            dir: "/w".into(),
         };
         let own = record(serde_json::json!(["PORT", "WEB_LISTEN"]));
         assert_eq!(

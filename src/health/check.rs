@@ -187,7 +187,14 @@ pub fn cmd(command: &str, vars: &[(String, String)], dir: &Path, timeout: Durati
     let spawned = crate::supervise::reap::spawn_unreaped(&mut c);
     // Our copies of the write end go with the command.
     drop(c);
-    let mut child = spawned.map_err(|e| format!("cmd {command:?}: could not run sh: {e}"))?;
+    let mut child = spawned.map_err(|e| match std::fs::metadata(dir) {
+        // The spawn's chdir failed, not sh: say the directory.
+        Err(_) => format!(
+            "cmd {command:?}: its directory {} is gone",
+            crate::process::printable_path(dir)
+        ),
+        Ok(_) => format!("cmd {command:?}: could not run sh: {e}"),
+    })?;
     let pid = child.id();
     let deadline = Instant::now() + timeout;
     let mut tail = Tail::default();
@@ -315,6 +322,23 @@ mod tests {
                 .contains("not an HTTP answer")
         );
         assert!(status_code(b"HTTP/1.1 abc\r\n").is_err());
+    }
+
+    /// A check whose directory is gone says so, not that `sh` could not
+    /// be run (the spawn's chdir is what fails).
+    #[test]
+    fn a_cmd_check_in_a_gone_directory_says_the_directory() {
+        let gone = tempfile::tempdir().unwrap().path().to_path_buf();
+        let said = cmd("true", &[], &gone, Duration::from_secs(5)).unwrap_err();
+        assert_eq!(
+            said.unhealthy(),
+            format!(
+                "unhealthy: cmd \"true\": its directory {} is gone",
+                gone.display()
+            )
+        );
+        let here = cmd("true", &[], Path::new("/"), Duration::from_secs(5));
+        assert!(here.is_ok(), "{here:?}");
     }
 
     #[test]

@@ -201,3 +201,37 @@ fn validate_fix_forgets_an_ended_units_record_once_its_worktree_is_gone() {
     );
     assert!(records(&t).is_empty(), "{fixed}");
 }
+
+/// QA finding: after the move, `status` ran the service's `cmd` check in
+/// the path the worktree left, so a healthy service read `unhealthy:
+/// could not run sh: No such file or directory`. It runs in the worktree
+/// where it is now, as every `cmd` line does.
+#[test]
+fn status_runs_a_moved_worktrees_cmd_check_where_it_is_now() {
+    let t = TestEnv::new();
+    t.write_config(
+        r#"
+[services.web]
+run = "exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1"
+health = { cmd = 'test "$(pwd -P)" = "$WTENV_WORKTREE" && python3 -c "import socket; socket.create_connection((\"127.0.0.1\", $WEB_PORT))"' }
+"#,
+    );
+    t.git(&["commit", "-q", "-am", "web"]);
+    let wt = t.add_worktree("feature-cmd");
+    let moved = t.root().join("moved-cmd");
+    let mut guard = DownIn::new(&t, &[&wt, &moved]);
+    let (_, pids) = up_in(&t, &wt);
+    guard.pids.clone_from(&pids);
+    let healthy = |dir: &Path| {
+        let status = run(&mut t.wtenv_in(dir, &["status"]));
+        assert_eq!(status.code, Some(0), "{status}");
+        assert_eq!(status_cells(&status, "web")[6], "healthy", "{status}");
+    };
+    healthy(&wt);
+    git_move(&t, &wt, &moved);
+    healthy(&moved);
+    assert_eq!(run(&mut t.wtenv_in(&moved, &["env"])).code, Some(0));
+    healthy(&moved);
+    let down = run(&mut t.wtenv_in(&moved, &["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+}
