@@ -154,6 +154,21 @@ pub fn alloc(
     allocate_in(data, &req(wt, services), mode, sys)
 }
 
+/// A registry with one allocation, port 5000 reserved for service `app`
+/// of worktree `/r`.
+pub fn app_reserved() -> RegistryData {
+    let mut data = RegistryData::default();
+    alloc(
+        &mut data,
+        "/r",
+        vec!["app"],
+        &HoldMode::Reserve,
+        &mut Fake::default(),
+    )
+    .unwrap();
+    data
+}
+
 pub fn hold(pid: u32) -> Hold {
     Hold {
         pid,

@@ -295,15 +295,7 @@ impl System for Between {
 /// between the two steps.
 #[test]
 fn a_holder_that_exits_before_its_lookup_leaves_its_port_free() {
-    let mut data = RegistryData::default();
-    alloc(
-        &mut data,
-        "/r",
-        vec!["app"],
-        &HoldMode::Reserve,
-        &mut Fake::default(),
-    )
-    .unwrap();
+    let mut data = app_reserved();
     let (listener, port) = Between::listener();
     data.allocations[0].port = port;
     let mine: Vec<&Allocation> = data.allocations.iter().collect();
@@ -366,15 +358,7 @@ fn a_holder_that_ends_before_it_is_judged_is_no_foreign_holder() {
         (child, port, words.next().unwrap())
     };
     let judge = |child, port| {
-        let mut data = RegistryData::default();
-        alloc(
-            &mut data,
-            "/r",
-            vec!["app"],
-            &HoldMode::Reserve,
-            &mut Fake::default(),
-        )
-        .unwrap();
+        let mut data = app_reserved();
         data.allocations[0].port = port;
         let mine: Vec<&Allocation> = data.allocations.iter().collect();
         let mut ending = Between {

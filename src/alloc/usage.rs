@@ -398,15 +398,7 @@ mod tests {
     /// is nobody's to descend from (another process may have it now).
     #[test]
     fn only_a_live_holder_makes_its_descendants_own() {
-        let mut data = RegistryData::default();
-        alloc(
-            &mut data,
-            "/r",
-            vec!["app"],
-            &HoldMode::Reserve,
-            &mut Fake::default(),
-        )
-        .unwrap();
+        let mut data = app_reserved();
         data.allocations[0].holders.push(hold(7));
         let refs: Vec<&Allocation> = data.allocations.iter().collect();
         let listener = Holder {
@@ -436,15 +428,7 @@ mod tests {
     /// not named: the port is busy, its holder unknown.
     #[test]
     fn a_port_whose_named_listeners_end_each_time_is_held_by_someone_unknown() {
-        let mut data = RegistryData::default();
-        alloc(
-            &mut data,
-            "/r",
-            vec!["app"],
-            &HoldMode::Reserve,
-            &mut Fake::default(),
-        )
-        .unwrap();
+        let data = app_reserved();
         let refs: Vec<&Allocation> = data.allocations.iter().collect();
         let listener = Holder {
             pid: 9,
