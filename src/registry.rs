@@ -312,6 +312,23 @@ impl Registry {
         })
     }
 
+    /// [`Registry::check_usable`], and the file read as a transaction
+    /// reads it: under the shared lock, waited for as a transaction waits,
+    /// and parsed unless sealed (the seal vouches that wtenv wrote it
+    /// whole). For a command that stops things before its first write
+    /// (`down`, `remove`): a damaged registry, or one locked past the
+    /// wait, is refused before anything is stopped, not after.
+    pub fn check_usable_content(&self) -> Result<()> {
+        self.check_usable()?;
+        self.read_with(|file, meta| {
+            if !seal::is_sealed(meta) {
+                self.parse(&self.read_all(file, meta)?)?;
+            }
+            Ok(RegistryData::default())
+        })
+        .map(drop)
+    }
+
     /// `parse` gets the file and the metadata it was checked on.
     fn read_with(
         &self,

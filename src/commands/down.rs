@@ -38,8 +38,9 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
     };
     // Stopping ends with writes (the records removed, the holds
     // released): a state directory they could not be made in (mode 500,
-    // a read-only file system) is refused before anything is stopped.
-    ctx.registry.check_usable()?;
+    // a read-only file system), a damaged registry or one locked past the
+    // wait is refused before anything is stopped.
+    ctx.registry.check_usable_content()?;
     // An `up -d` starting them (or another `down`) goes first: what runs
     // is read once it is done.
     let _lock = background::WorktreeLock::acquire(

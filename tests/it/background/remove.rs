@@ -136,3 +136,47 @@ impl Drop for Mend<'_> {
             .output();
     }
 }
+
+/// QA finding: `down` and `remove --force` with a damaged registry, or one
+/// whose lock another process held past the wait, stopped the service
+/// (SIGTERM, in its log), then exited 2 for the registry, its record
+/// left as `inactive` and nothing said of the stop. Both are refused now
+/// before anything is stopped: exit 2, the service serving on, the
+/// registry's bytes as they were.
+#[test]
+fn down_and_remove_with_a_damaged_or_locked_registry_stop_nothing() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    two_http_services(&t);
+    t.git(&["commit", "-q", "-am", "services"]);
+    let wt = t.add_worktree("feature-damaged");
+    let up = run(&mut t.wtenv_in(&wt, &["up", "-d", "--manager", "wtenv", "web"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let port = printed_port(&up, "web");
+    let path = wt.to_str().unwrap();
+    let refused = |said: &str| {
+        let registry = std::fs::read(t.registry_path()).unwrap();
+        for (dir, args) in [
+            (&wt, &["down"][..]),
+            (&t.repo, &["remove", "--force", path]),
+        ] {
+            let out = run(t.wtenv_in(dir, args).env("WTENV_LOCK_TIMEOUT", "1s"));
+            assert_eq!(out.code, Some(2), "{args:?}: {out}");
+            assert!(out.stderr.contains(said), "{args:?}: {out}");
+            assert!(serves(port), "{args:?} stopped it: {out}");
+            assert!(wt.is_dir(), "{args:?} removed it: {out}");
+            assert_eq!(std::fs::read(t.registry_path()).unwrap(), registry);
+        }
+    };
+    let whole = std::fs::read(t.registry_path()).unwrap();
+    std::fs::write(t.registry_path(), "{\"version\": 1, \"allocations\": [\n").unwrap();
+    refused("it is not valid JSON");
+    std::fs::write(t.registry_path(), &whole).unwrap();
+    let lock = std::fs::File::open(t.state_dir().join("registry.lock")).unwrap();
+    lock.lock().unwrap();
+    refused("busy for 1s");
+    lock.unlock().unwrap();
+    let down = run(&mut t.wtenv_in(&wt, &["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert!(free(port), "{down}");
+}
