@@ -182,10 +182,10 @@ pub(super) fn resolve_existing_prefix(path: &Path) -> Result<(PathBuf, PathBuf)>
         .canonicalize()
         .map_err(|e| Error::io(format!("could not resolve {}", printable_path(existing)), e))?;
     if !resolved.is_dir() {
-        return Err(Error::refused(format!(
-            "{} is not a directory",
-            printable_path(&resolved)
-        )));
+        return Err(
+            Error::refused(format!("{} is not a directory", printable_path(&resolved)))
+                .with_hint(super::PLACE_HINT),
+        );
     }
     let first_missing = rest.last().cloned().unwrap_or_default();
     let first_new_dir = resolved.join(first_missing);

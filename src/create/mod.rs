@@ -127,6 +127,10 @@ const MAX_BRANCH_PART: usize = 250;
 /// running git: what needs the repository (the base exists, the branch
 /// does not) is checked by [`execute`] under the repository lock, in one
 /// git process.
+/// The way out of a place the worktree cannot be made in.
+const PLACE_HINT: &str =
+    "choose another place for the worktree with --path DIR, or set [worktrees] root";
+
 /// A `[worktrees] root` other than the default applies only from a
 /// trusted config, as `[env]` does: it chooses where a checkout of the
 /// repository's files is written, and a repository someone else wrote

@@ -134,12 +134,14 @@ impl Drop for Rollback<'_> {
 /// Makes the worktree's directory, and its missing parents, for git to
 /// fill in. The path was checked free under the repository lock.
 pub(super) fn make_dir(path: &Path) -> Result<()> {
+    let made = |dir: &Path, e| {
+        Error::io(format!("could not create {}", printable_path(dir)), e)
+            .with_hint(super::PLACE_HINT)
+    };
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| Error::io(format!("could not create {}", printable_path(parent)), e))?;
+        std::fs::create_dir_all(parent).map_err(|e| made(parent, e))?;
     }
-    std::fs::create_dir(path)
-        .map_err(|e| Error::io(format!("could not create {}", printable_path(path)), e))
+    std::fs::create_dir(path).map_err(|e| made(path, e))
 }
 
 /// Whether `dir` is a worktree checkout git made for `common_dir`: its

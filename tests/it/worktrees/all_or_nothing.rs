@@ -509,3 +509,44 @@ fn a_branch_step_git_fails_says_nothing_was_created() {
         "{out}"
     );
 }
+
+/// A `--path` where no directory can be made (under a file, in `/proc`)
+/// is refused with what to do instead, the tree as it was. The errors had
+/// no hint (found by a QA pass).
+#[test]
+fn create_at_a_path_that_cannot_be_made_says_where_else_touching_nothing() {
+    let t = TestEnv::new();
+    let file = t.root().join("afile");
+    std::fs::write(&file, "").unwrap();
+    let before = snapshot(&t);
+    for (path, said) in [
+        (
+            file.join("sub"),
+            format!("error: {} is not a directory\n", file.display()),
+        ),
+        (
+            "/proc/no-such-dir/x".into(),
+            "error: could not create /proc/no-such-dir: ".to_owned(),
+        ),
+    ] {
+        let out = run(&mut t.wtenv(&[
+            "create",
+            "--purpose",
+            "feature",
+            "--identifier",
+            "x",
+            "--path",
+            path.to_str().unwrap(),
+        ]));
+        assert_eq!(out.code, Some(1), "{out}");
+        assert!(out.stderr.starts_with(&said), "{out}");
+        assert!(
+            out.stderr.ends_with(
+                "hint: choose another place for the worktree with --path DIR, or set [worktrees] root\n"
+            ),
+            "{out}"
+        );
+        assert_eq!(snapshot(&t), before, "{out}");
+        assert!(!branch_exists(&t, "feature/x"), "{out}");
+    }
+}
