@@ -385,6 +385,15 @@ fn present_retries<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Er
                 Err(_) => Err(E::invalid_value(de::Unexpected::Signed(n), &EXPECTING)),
             }
         }
+        // JSON has one type of number: `3.0` (or `1e3`) is a whole number
+        // there, and refusing it as "not a whole number" contradicted itself.
+        fn visit_f64<E: de::Error>(self, n: f64) -> Result<u32, E> {
+            if n.fract() == 0.0 && (1.0..=1000.0).contains(&n) {
+                Ok(n as u32)
+            } else {
+                Err(E::invalid_value(de::Unexpected::Float(n), &EXPECTING))
+            }
+        }
     }
     d.deserialize_any(Retries).map(Some)
 }

@@ -226,6 +226,36 @@ fn toml_errors_name_line_and_column() {
     );
 }
 
+/// `retries` is a whole number however JSON writes it (`3.0`, `1e3`); a
+/// fraction or one out of range is refused saying what it is.
+#[test]
+fn retries_is_any_whole_number_from_1_to_1000() {
+    let retries = |text: &str| {
+        let json = format!(
+            r#"{{"services": {{"web": {{"health": {{"http": "/h", "retries": {text}}}}}}}}}"#
+        );
+        Config::parse(Path::new("wtenv.json"), &json)
+            .map(|c| c.services[0].health.as_ref().unwrap().retries)
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(retries("3.0"), Ok(3));
+    assert_eq!(retries("1e3"), Ok(1000));
+    assert_eq!(retries("7"), Ok(7));
+    for (text, got) in [
+        ("3.5", "number `3.5`"),
+        ("1001.0", "number `1001.0`"),
+        ("0", "number `0`"),
+    ] {
+        let said = retries(text).unwrap_err();
+        assert!(
+            said.ends_with(&format!(
+                "services.web.health.retries: expected a whole number from 1 to 1000, got {got}"
+            )),
+            "{text}: {said}"
+        );
+    }
+}
+
 /// A value of the wrong type is placed like a syntax error, with the key
 /// it is under, in TOML and JSON alike; so is a list element.
 #[test]
