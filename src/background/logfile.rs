@@ -22,9 +22,13 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
         Some((i, _)) => text.split_at(i),
         None => (text, ""),
     };
+    let too_big = || format!("{text:?}: must be between 1 byte and 16 EiB");
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("{text:?}: expected a size such as 1048576, 512K, 10M"))?;
+        .map_err(|e: std::num::ParseIntError| match e.kind() {
+            std::num::IntErrorKind::PosOverflow => too_big(),
+            _ => format!("{text:?}: expected a size such as 1048576, 512K, 10M"),
+        })?;
     let factor = match unit.to_ascii_uppercase().as_str() {
         "" | "B" => 1,
         "K" | "KB" | "KIB" => 1 << 10,
@@ -33,7 +37,7 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
         _ => return Err(format!("{text:?}: unknown unit {unit:?} (K, M or G)")),
     };
     match n.checked_mul(factor) {
-        Some(0) | None => Err(format!("{text:?}: must be between 1 byte and 16 EiB")),
+        Some(0) | None => Err(too_big()),
         Some(size) => Ok(size),
     }
 }
@@ -338,6 +342,13 @@ mod tests {
         assert!(parse_size("0").is_err());
         assert!(parse_size("10X").is_err());
         assert!(parse_size("M").is_err());
+        // Too big is said so, whether the number or its unit overflows.
+        for big in ["18446744073709551616", "99999999999G"] {
+            assert_eq!(
+                parse_size(big),
+                Err(format!("{big:?}: must be between 1 byte and 16 EiB"))
+            );
+        }
     }
 
     #[test]
