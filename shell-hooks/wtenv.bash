@@ -20,6 +20,19 @@ wtenv() {
     __wtenv_load
     return
   fi
+  # `trust`/`untrust` change what this worktree exports: the next prompt reloads.
+  case ${1-} in trust | untrust) __WTENV_PWD= && unset __WTENV_LOADED ;; esac
+  # Only `enter` changes the directory, through a file. Any other command
+  # is the function's last: a shell leaves the function when its command
+  # dies of Ctrl-C or the terminal closes, so a `run` or `up` stopped so
+  # leaves no file behind, and its status is the binary's (130).
+  case " $* " in
+  *" enter "*) ;;
+  *)
+    __WTENV_EXE__ "$@"
+    return
+    ;;
+  esac
   __wtenv_file=$(\command mktemp "${TMPDIR:-/tmp}/wtenv-cd.XXXXXX") || {
     __WTENV_EXE__ "$@"
     return
@@ -28,8 +41,6 @@ wtenv() {
   __wtenv_dir=
   IFS= read -r -d '' __wtenv_dir <"$__wtenv_file" || :
   \command rm -f -- "$__wtenv_file"
-  # `trust`/`untrust` change what this worktree exports: the next prompt reloads.
-  case ${1-} in trust | untrust) __WTENV_PWD= && unset __WTENV_LOADED ;; esac
   if [[ $__wtenv_rc -eq 0 && -n $__wtenv_dir ]]; then
     \builtin cd -- "$__wtenv_dir" || return
   fi

@@ -20,6 +20,18 @@ function wtenv --description 'wtenv, able to change the directory (wtenv enter)'
         __wtenv_load
         return
     end
+    # `trust`/`untrust` change what this worktree exports: the next prompt reloads.
+    if contains -- "$argv[1]" trust untrust
+        set -g __WTENV_PWD ''
+        set -e __WTENV_LOADED
+    end
+    # Only `enter` changes the directory, through a file. Any other command
+    # is the function's last: a `run` or `up` stopped by Ctrl-C or a closed
+    # terminal leaves no file behind.
+    if not contains -- enter $argv
+        __WTENV_EXE__ $argv
+        return $status
+    end
     set -l __wtenv_tmp /tmp
     set -q TMPDIR[1]; and test -n "$TMPDIR"; and set __wtenv_tmp $TMPDIR
     set -l __wtenv_file (command mktemp "$__wtenv_tmp/wtenv-cd.XXXXXX")
@@ -31,11 +43,6 @@ function wtenv --description 'wtenv, able to change the directory (wtenv enter)'
     set -l __wtenv_rc $status
     set -l __wtenv_dir (string collect --no-trim-newlines <$__wtenv_file)
     command rm -f -- $__wtenv_file
-    # `trust`/`untrust` change what this worktree exports: the next prompt reloads.
-    if contains -- "$argv[1]" trust untrust
-        set -g __WTENV_PWD ''
-        set -e __WTENV_LOADED
-    end
     if test $__wtenv_rc -eq 0; and test -n "$__wtenv_dir"
         builtin cd -- $__wtenv_dir; or return
     end

@@ -172,3 +172,94 @@ fn the_binarys_reload_says_how_to_define_the_function_that_reloads() {
     assert_eq!(out.code, Some(0), "{out}");
     assert_eq!(out.stdout, format!("PORT={}\n", t.ports.start), "{out}");
 }
+
+/// QA finding: Ctrl-C of `wtenv run` through the function, or closing
+/// the terminal while it ran, left the function's `wtenv-cd.*` file in
+/// `$TMPDIR` (every shell leaves a function whose command dies of
+/// SIGINT, so its `rm` never ran), and zsh said `$?` 1 instead of 130.
+/// Only `enter` makes that file now, and every other command is the
+/// function's last: in the real bash, zsh and fish under tmux, nothing is
+/// left and the status is 130, then nothing after the terminal closes.
+#[test]
+fn ctrl_c_or_a_closed_terminal_leaves_no_file_of_the_function() {
+    let t = TestEnv::new();
+    let tmpdir = t.root().join("tmpdir");
+    std::fs::create_dir_all(&tmpdir).unwrap();
+    // The function's files (fish keeps a directory of its own there).
+    let leftovers = || {
+        let names = std::fs::read_dir(&tmpdir).unwrap();
+        let names = names.map(|e| e.unwrap().file_name().to_string_lossy().into_owned());
+        names
+            .filter(|n| n.starts_with("wtenv-cd."))
+            .collect::<Vec<_>>()
+    };
+    for sh in SHELLS {
+        let marker = format!("wtenv-qa-{}", sh.name());
+        let argv: &[&str] = match sh {
+            Sh::Bash => &["bash", "--norc", "--noprofile", "-i"],
+            Sh::Zsh => &["zsh", "--no-rcs", "-i"],
+            Sh::Fish => &["fish", "--no-config", "-i"],
+        };
+        let tmpdir_var = format!("TMPDIR={}", tmpdir.display());
+        let mut command = vec!["env", &tmpdir_var];
+        command.extend_from_slice(argv);
+        let running = || {
+            wtenv::process::all_pids().into_iter().any(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                    c.starts_with(b"sh\0") && String::from_utf8_lossy(&c).contains(&marker)
+                })
+            })
+        };
+        for close in [false, true] {
+            let tmux = crate::support::Tmux::start(&t, &t.repo, &command);
+            let hook = match sh {
+                Sh::Fish => format!(
+                    "{} hook fish | source",
+                    q(std::path::Path::new(env!("CARGO_BIN_EXE_wtenv")))
+                ),
+                _ => format!(
+                    "eval \"$({} hook {})\"",
+                    q(std::path::Path::new(env!("CARGO_BIN_EXE_wtenv"))),
+                    sh.name()
+                ),
+            };
+            tmux.line(&t, &hook);
+            tmux.line(&t, &format!("wtenv run -- sh -c 'sleep 100; : {marker}'"));
+            assert!(
+                crate::support::wait_for(std::time::Duration::from_secs(30), running),
+                "{}: {}",
+                sh.name(),
+                tmux.pane(&t)
+            );
+            if close {
+                drop(tmux);
+            } else {
+                tmux.keys(&t, &["C-c"]);
+                let status = match sh {
+                    Sh::Fish => "echo rc=$status",
+                    _ => "echo rc=$?",
+                };
+                tmux.line(&t, status);
+                assert!(
+                    crate::support::wait_for(std::time::Duration::from_secs(30), || tmux
+                        .pane(&t)
+                        .contains("rc=130")),
+                    "{}: {}",
+                    sh.name(),
+                    tmux.pane(&t)
+                );
+            }
+            assert!(
+                crate::support::wait_for(std::time::Duration::from_secs(30), || !running()),
+                "{}: still running",
+                sh.name()
+            );
+            assert_eq!(
+                leftovers(),
+                Vec::<String>::new(),
+                "{} (closed: {close})",
+                sh.name()
+            );
+        }
+    }
+}
