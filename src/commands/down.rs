@@ -38,9 +38,8 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
     };
     // Stopping ends with writes (the records removed, the holds
     // released): a state directory they could not be made in (mode 500,
-    // a read-only file system), a damaged registry or one locked past the
-    // wait is refused before anything is stopped.
-    ctx.registry.check_usable_content()?;
+    // a read-only file system) is refused before anything is stopped.
+    ctx.registry.check_usable()?;
     // An `up -d` starting them (or another `down`) goes first: what runs
     // is read once it is done.
     let _lock = background::WorktreeLock::acquire(
@@ -50,6 +49,9 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
         "this worktree",
         &|| Ok(()),
     )?;
+    // So is a damaged registry, or one locked past the wait: read now,
+    // under the worktree's lock (an `up -d` it waited for wrote it last).
+    ctx.registry.check_usable_content()?;
     let records = dir.records_of(&scope, &args.services);
     // Those whose record this wtenv cannot read (a newer wtenv's) are
     // left as they are: never stopped, their files never removed.

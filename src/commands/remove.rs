@@ -73,11 +73,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let nothing = || "nothing was removed".to_owned();
     // The release comes after git has removed the worktree, which cannot
     // be undone: a state directory the release could not write in (mode
-    // 500, a read-only file system, a registry wtenv refuses, damaged or
-    // locked past the wait) is refused
+    // 500, a read-only file system, a registry wtenv refuses) is refused
     // now, before anything is stopped or removed, as `create --ports`
     // refuses it before git runs.
-    ctx.registry.check_usable_content()?;
+    ctx.registry.check_usable()?;
     // Taken before the listing is read: a `create` holds it until its
     // worktree is whole, and while git adds one it is locked
     // ("initializing") and has no recorded identifier yet. What is decided
@@ -206,6 +205,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         "wtenv remove"
     };
     let background = background::Locked::take(ctx, &owner, command)?;
+    // A damaged registry, or one locked past the wait, is refused before
+    // anything is stopped or removed too: read now, under the worktree's
+    // lock (an `up -d` it waited for wrote it last).
+    ctx.registry.check_usable_content()?;
     let detached = background
         .as_ref()
         .map(|b| b.running(&owner))
