@@ -102,29 +102,38 @@ pub fn reap_orphans(leaders: &BTreeSet<u32>) -> Option<Reaped> {
     use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
     // Held while reaping: a child spawned meanwhile is recorded first.
     let unreaped = UNREAPED.lock().unwrap_or_else(|e| e.into_inner());
-    let mut left = Vec::new();
-    let children = children()?;
-    // Only a list that was empty: a child reaped below may have had
-    // children of its own re-parented to us after the list was read.
-    let childless = children
-        .is_empty()
-        .then(|| Childless(SPAWNED.load(std::sync::atomic::Ordering::Relaxed)));
-    for pid in children {
-        if leaders.contains(&pid) || unreaped.contains(&pid) {
-            continue;
+    // A child reaped here had its own children re-parented to us as it
+    // exited, maybe after the list was read: the list is read again until
+    // a pass reaps nothing, so that "nothing left" is never said of a
+    // list that missed them (Vite's esbuild, once node is reaped, was
+    // left running while wtenv released the port and exited).
+    loop {
+        let mut left = Vec::new();
+        let mut reaped = false;
+        let children = children()?;
+        // Only a list that was empty (so nothing was reaped).
+        let childless = children
+            .is_empty()
+            .then(|| Childless(SPAWNED.load(std::sync::atomic::Ordering::Relaxed)));
+        for pid in children {
+            if leaders.contains(&pid) || unreaped.contains(&pid) {
+                continue;
+            }
+            // Only what has fully exited is reaped: WNOHANG leaves the rest.
+            match waitpid(
+                nix::unistd::Pid::from_raw(pid as i32),
+                Some(WaitPidFlag::WNOHANG),
+            ) {
+                Ok(WaitStatus::StillAlive) => left.push(pid),
+                Ok(_) => reaped = true,
+                // Not ours to wait for (a leader duct is reaping): count it.
+                Err(_) => left.push(pid),
+            }
         }
-        // Only what has fully exited is reaped: WNOHANG leaves the rest.
-        match waitpid(
-            nix::unistd::Pid::from_raw(pid as i32),
-            Some(WaitPidFlag::WNOHANG),
-        ) {
-            Ok(WaitStatus::StillAlive) => left.push(pid),
-            Ok(_) => {}
-            // Not ours to wait for (a leader duct is reaping): count it.
-            Err(_) => left.push(pid),
+        if !reaped {
+            return Some(Reaped { left, childless });
         }
     }
-    Some(Reaped { left, childless })
 }
 
 /// Our children (leaders and re-parented orphans), if /proc tells.
