@@ -312,14 +312,14 @@ impl Registry {
         })
     }
 
-    /// [`Registry::check_usable`], and the file read as a transaction
-    /// reads it: under the shared lock, waited for as a transaction waits,
-    /// and parsed unless sealed (the seal vouches that wtenv wrote it
-    /// whole). For a command that stops things before its first write
-    /// (`down`, `remove`): a damaged registry, or one locked past the
-    /// wait, is refused before anything is stopped, not after.
-    pub fn check_usable_content(&self) -> Result<()> {
-        self.check_usable()?;
+    /// The file read as a transaction reads it: under the shared lock,
+    /// waited for as a transaction waits, and parsed unless sealed (the
+    /// seal vouches that wtenv wrote it whole). For a command that stops
+    /// things before its first write (`down`, `remove`, which checked the
+    /// directory first: [`Registry::check_usable`]): a damaged registry,
+    /// or one locked past the wait, is refused before anything is
+    /// stopped, not after.
+    pub fn check_content(&self) -> Result<()> {
         self.read_with(|file, meta| {
             if !seal::is_sealed(meta) {
                 self.parse(&self.read_all(file, meta)?)?;

@@ -51,7 +51,7 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
     )?;
     // So is a damaged registry, or one locked past the wait: read now,
     // under the worktree's lock (an `up -d` it waited for wrote it last).
-    ctx.registry.check_usable_content()?;
+    ctx.registry.check_content()?;
     let records = dir.records_of(&scope, &args.services);
     // Those whose record this wtenv cannot read (a newer wtenv's) are
     // left as they are: never stopped, their files never removed.

@@ -208,7 +208,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     // A damaged registry, or one locked past the wait, is refused before
     // anything is stopped or removed too: read now, under the worktree's
     // lock (an `up -d` it waited for wrote it last).
-    ctx.registry.check_usable_content()?;
+    ctx.registry.check_content()?;
     let detached = background
         .as_ref()
         .map(|b| b.running(&owner))

@@ -189,11 +189,11 @@ pub fn cmd(command: &str, vars: &[(String, String)], dir: &Path, timeout: Durati
     drop(c);
     let mut child = spawned.map_err(|e| match std::fs::metadata(dir) {
         // The spawn's chdir failed, not sh: say the directory.
-        Err(_) => format!(
+        Err(gone) if gone.kind() == std::io::ErrorKind::NotFound => format!(
             "cmd {command:?}: its directory {} is gone",
             crate::process::printable_path(dir)
         ),
-        Ok(_) => format!("cmd {command:?}: could not run sh: {e}"),
+        _ => format!("cmd {command:?}: could not run sh: {e}"),
     })?;
     let pid = child.id();
     let deadline = Instant::now() + timeout;
