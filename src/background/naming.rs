@@ -1,7 +1,10 @@
 //! Unit names: `wtenv-<repo>_<hash>-<worktree>-<service>`, each part
 //! escaped with systemd's rules, the same whatever the manager. `<hash>`
-//! (8 hex digits of the repository's path) keeps apart two repositories
-//! with the same directory name (`/a/app` and `/b/app`).
+//! (8 hex digits of the worktree's own git dir's path) keeps apart two
+//! repositories with the same directory name (`/a/app` and `/b/app`), and
+//! two worktrees of one repository with the same directory name
+//! (`/a/dup` and `/b/dup`: git names their git dirs apart, `worktrees/dup`
+//! and `worktrees/dup1`).
 
 use std::path::Path;
 
@@ -22,10 +25,13 @@ pub struct Naming {
 const NAME_MAX: usize = 240;
 
 impl Naming {
-    /// `repo` and `worktree` are directory names; `repository` is what
-    /// tells repositories apart (its canonical git common dir).
-    pub fn new(repo: &str, repository: &Path, worktree: &str) -> Naming {
-        let id = fnv1a(repository.as_os_str().as_encoded_bytes()) as u32;
+    /// `repo` and `worktree` are directory names; `git_dir` is what tells
+    /// worktrees apart, whatever their names: the worktree's own git dir
+    /// (the repository's canonical common dir for its main worktree,
+    /// `worktrees/<name>` in it for a linked one). A worktree keeps it when
+    /// `git worktree move` moves it; no two worktrees have one at once.
+    pub fn new(repo: &str, git_dir: &Path, worktree: &str) -> Naming {
+        let id = fnv1a(git_dir.as_os_str().as_encoded_bytes()) as u32;
         Naming {
             base: format!(
                 "wtenv-{}_{id:08x}-{}",
@@ -35,21 +41,41 @@ impl Naming {
         }
     }
 
-    /// The names of the worktree at `root` of the repository whose git
-    /// common dir is `common_dir` (the main worktree's directory name, or
-    /// a bare repository's).
-    pub fn of_worktree(common_dir: &Path, root: &Path) -> Naming {
+    /// The names of the worktree at `root` whose own git dir is `git_dir`,
+    /// of the repository whose git common dir is `common_dir` (`<repo>`:
+    /// the main worktree's directory name, or a bare repository's).
+    pub fn of_worktree(common_dir: &Path, git_dir: &Path, root: &Path) -> Naming {
         let repo = main_root_of(common_dir).unwrap_or_else(|| common_dir.to_path_buf());
         let name = |p: &Path| {
             p.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         };
-        Naming::new(&name(&repo), common_dir, &name(root))
+        // A linked worktree's git dir as git lists it in the common dir,
+        // however it was reached: the same bytes, the same name.
+        let git_dir = match git_dir.file_name() {
+            Some(own) if git_dir != common_dir => common_dir.join("worktrees").join(own),
+            _ => common_dir.to_path_buf(),
+        };
+        Naming::new(&name(&repo), &git_dir, &name(root))
     }
 
     pub fn of(scope: &Scope) -> Naming {
-        Naming::of_worktree(&scope.worktree.common_dir, &scope.worktree.root)
+        let w = &scope.worktree;
+        Naming::of_worktree(&w.common_dir, &w.git_dir, &w.root)
+    }
+
+    /// The names of the worktree git knows at `root` (an entry of the
+    /// registry's), its git dir found by its path: the main worktree's,
+    /// or the linked worktree's whose `gitdir` file names `root`, whether
+    /// its directory is there or not. `None` when git knows none there.
+    pub fn at(common_dir: &Path, root: &Path) -> Option<Naming> {
+        let git_dir = if main_root_of(common_dir).as_deref() == Some(root) {
+            common_dir.to_path_buf()
+        } else {
+            crate::worktree::admin_dir_of(common_dir, root)?
+        };
+        Some(Naming::of_worktree(common_dir, &git_dir, root))
     }
 
     /// The unit of `service`, without a suffix.
@@ -129,9 +155,13 @@ mod tests {
     fn unit_names_escape_each_part_so_only_the_separators_are_dashes() {
         let n = Naming::of_worktree(
             Path::new("/src/my-repo/.git"),
+            Path::new("/src/my-repo/.git/worktrees/feature-login"),
             Path::new("/wt/feature-login"),
         );
-        let id = format!("{:08x}", fnv1a(b"/src/my-repo/.git") as u32);
+        let id = format!(
+            "{:08x}",
+            fnv1a(b"/src/my-repo/.git/worktrees/feature-login") as u32
+        );
         assert_eq!(n.base, format!(r"wtenv-my\x2drepo_{id}-feature\x2dlogin"));
         assert_eq!(
             n.unit("web"),
@@ -139,7 +169,11 @@ mod tests {
         );
         assert_eq!(n.group(), n.base);
         assert!(n.is_service_unit(&n.unit("web")) && n.is_service_unit(&n.unit("a-b")));
-        let sibling = Naming::of_worktree(Path::new("/src/my-repo/.git"), Path::new("/wt/feature"));
+        let sibling = Naming::of_worktree(
+            Path::new("/src/my-repo/.git"),
+            Path::new("/src/my-repo/.git/worktrees/feature"),
+            Path::new("/wt/feature"),
+        );
         assert!(!sibling.is_service_unit(&n.unit("web")), "feature-login's");
         assert!(!n.is_service_unit(&n.base) && !n.is_service_unit(&format!("{}-", n.base)));
         // The service a unit's name gives back, its escapes undone.
@@ -150,21 +184,53 @@ mod tests {
         assert_eq!(n.service_of(&format!(r"{}-a\x2", n.base)), None);
     }
 
+    /// The main worktree of the repository at `dir`.
+    fn main_of(dir: &str) -> Naming {
+        let git = Path::new(dir).join(".git");
+        Naming::of_worktree(&git, &git, Path::new(dir))
+    }
+
     #[test]
     fn two_repositories_with_the_same_names_get_distinct_units() {
-        let a = Naming::of_worktree(Path::new("/tmp/a/app/.git"), Path::new("/tmp/a/app"));
-        let b = Naming::of_worktree(Path::new("/tmp/b/app/.git"), Path::new("/tmp/b/app"));
+        let (a, b) = (main_of("/tmp/a/app"), main_of("/tmp/b/app"));
         assert_ne!(a.unit("web"), b.unit("web"));
         assert_ne!(a.group(), b.group());
         assert!(a.unit("web").starts_with("wtenv-app_") && a.unit("web").ends_with("-app-web"));
         // Stable: the same repository always gets the same name.
-        let again = Naming::of_worktree(Path::new("/tmp/a/app/.git"), Path::new("/tmp/a/app"));
-        assert_eq!(a, again);
+        assert_eq!(a, main_of("/tmp/a/app"));
+    }
+
+    /// Two worktrees of one repository at `/a/dup` and `/b/dup` (git names
+    /// their git dirs `dup` and `dup1`), and a linked worktree named as the
+    /// main one: each its own units. A worktree's git dir reached through
+    /// another path to the same repository names it the same.
+    #[test]
+    fn two_worktrees_of_one_repository_with_the_same_name_get_distinct_units() {
+        let common = Path::new("/src/app/.git");
+        let linked = |admin: &str, root: &str| {
+            Naming::of_worktree(
+                common,
+                &common.join("worktrees").join(admin),
+                Path::new(root),
+            )
+        };
+        let (a, b) = (linked("dup", "/a/dup"), linked("dup1", "/b/dup"));
+        assert_ne!(a.unit("web"), b.unit("web"));
+        assert!(a.unit("web").ends_with("-dup-web") && b.unit("web").ends_with("-dup-web"));
+        let main = main_of("/src/app");
+        assert_ne!(main.unit("web"), linked("app", "/wt/app").unit("web"));
+        let elsewhere = Naming::of_worktree(
+            common,
+            Path::new("/mnt/same/.git/worktrees/dup"),
+            Path::new("/a/dup"),
+        );
+        assert_eq!(a, elsewhere);
     }
 
     #[test]
     fn only_names_naming_makes_are_unit_names() {
-        let n = Naming::of_worktree(Path::new("/r/my-app/.git"), Path::new("/w/.hidden w"));
+        let git = Path::new("/r/my-app/.git");
+        let n = Naming::of_worktree(git, git, Path::new("/w/.hidden w"));
         let long = Naming::new("r", Path::new("/r/.git"), &"é".repeat(200));
         for m in [Manager::Systemd, Manager::Launchd, Manager::Wtenv] {
             assert!(is_unit_name(&unit_file_name(m, &n.unit("web/é"))));

@@ -370,7 +370,10 @@ pub fn socket_unit_holds(a: &crate::registry::Allocation, holder: &crate::probe:
     if Manager::of(holder) != Some(Manager::SystemdUser) {
         return false;
     }
-    let unit = super::Naming::of_worktree(&a.repository, &a.worktree).unit(&a.service);
+    let Some(naming) = super::Naming::at(&a.repository, &a.worktree) else {
+        return false;
+    };
+    let unit = naming.unit(&a.service);
     holder.unit.as_deref() == Some(format!("{unit}.socket").as_str())
 }
 

@@ -252,8 +252,8 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
     let mut users = Vec::new();
     // A background service whose record this wtenv cannot read (a newer
     // wtenv's) may run: never stopped here, said with what is in use.
-    if let Some(background) = &background {
-        let naming = background::Naming::of_worktree(&here.common_dir, &entry.path);
+    if let (Some(background), Some(git_dir)) = (&background, &git_dir) {
+        let naming = background::Naming::of_worktree(&here.common_dir, git_dir, &entry.path);
         for u in background.unreadable(&naming) {
             users.push(format!("  {}", u.said()));
         }
@@ -546,7 +546,7 @@ fn in_use_hint(mine: &[&crate::registry::Allocation], usage: &[Usage], users: us
     });
     let own = |unit: &str| {
         let a = mine.first()?;
-        let naming = background::Naming::of_worktree(&a.repository, &a.worktree);
+        let naming = background::Naming::at(&a.repository, &a.worktree)?;
         crate::supervise::services::exported_target(&naming, unit, mine.iter().map(|a| &a.service))
     };
     let managed = listeners

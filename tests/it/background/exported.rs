@@ -35,7 +35,7 @@ fn a_port_an_exported_socket_unit_holds_is_stopped_by_the_target_not_by_kill() {
     assert_eq!(export.code, Some(0), "{export}");
     let files: Vec<&str> = export.stdout.lines().collect();
     let repo = std::fs::canonicalize(&t.repo).unwrap();
-    let n = wtenv::background::Naming::of_worktree(&repo.join(".git"), &wt);
+    let n = wtenv::background::Naming::at(&repo.join(".git"), &wt).expect("git knows the worktree");
     let target = format!("{}.target", n.group());
     let port = listened(&dir.join(format!("{}.socket", n.unit("sock"))));
     m.verify_and_link(&t, &files);

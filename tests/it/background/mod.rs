@@ -308,7 +308,7 @@ fn signal(pid: impl TryInto<i32, Error: std::fmt::Debug>, sig: Signal) {
 /// The unit names of the test's main worktree, as wtenv makes them.
 fn naming(t: &TestEnv) -> wtenv::background::Naming {
     let repo = std::fs::canonicalize(&t.repo).unwrap();
-    wtenv::background::Naming::of_worktree(&repo.join(".git"), &repo)
+    wtenv::background::Naming::at(&repo.join(".git"), &repo).expect("git knows the worktree")
 }
 
 /// `service`'s systemd unit in the test's main worktree.

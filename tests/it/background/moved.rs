@@ -3,6 +3,8 @@
 //! move keeps), so `status`, `logs`, `up -d`, `down` and `remove --force`
 //! in or of the moved worktree find and stop them; `validate --fix`
 //! forgets a record only once its worktree is gone and its unit ended.
+//! Two worktrees of one repository with the same directory name keep
+//! their units apart the same way.
 
 use std::path::{Path, PathBuf};
 
@@ -234,4 +236,61 @@ health = { cmd = 'test "$(pwd -P)" = "$WTENV_WORKTREE" && python3 -c "import soc
     healthy(&moved);
     let down = run(&mut t.wtenv_in(&moved, &["down"]));
     assert_eq!(down.code, Some(0), "{down}");
+}
+
+/// QA finding: two worktrees of one repository at `a/dup` and `b/dup` got
+/// one unit name (its worktree part was the directory name alone): the
+/// second `up -d` wrote over the first's record, `status` and `down` in
+/// the first then said nothing ran while its server served on, and `logs`
+/// mixed the two. The name's hash is of each worktree's own git dir now.
+#[test]
+fn two_worktrees_with_one_directory_name_keep_their_services_apart() {
+    let t = TestEnv::new();
+    let a = worktree_with_web(&t, "a/dup");
+    let b = t.root().join("b/dup");
+    t.git(&["worktree", "add", "-q", "-b", "b", b.to_str().unwrap()]);
+    let mut guard = DownIn::new(&t, &[&a, &b]);
+    let mut served = Vec::new();
+    for wt in [&a, &b] {
+        let up = run(&mut t.wtenv_in(wt, &["up", "-d", "--manager", "wtenv"]));
+        assert_eq!(up.code, Some(0), "{up}");
+        let port = printed_port(&up, "web");
+        assert!(serves(port), "{up}");
+        let mut pids = listeners(port);
+        pids.extend(
+            holders(&t, "web")
+                .iter()
+                .map(|h| h["pid"].as_u64().unwrap() as u32),
+        );
+        guard.pids.extend(pids.iter().copied());
+        served.push((port, pids));
+    }
+    assert_eq!(records(&t).len(), 2);
+    let ((port_a, pids_a), (port_b, _)) = (&served[0], &served[1]);
+    assert_ne!(port_a, port_b);
+    let logs = |wt: &Path| run(&mut t.wtenv_in(wt, &["logs", "web"])).stdout;
+    for (wt, port, other) in [(&a, port_a, port_b), (&b, port_b, port_a)] {
+        let status = run(&mut t.wtenv_in(wt, &["status"]));
+        let cells = status_cells(&status, "web");
+        assert_eq!(
+            [3, 5].map(|i| cells[i].as_str()),
+            ["running", &*port.to_string()],
+            "{status}"
+        );
+        let serving = |p: &u16| format!("port {p} ");
+        assert!(
+            wait_for(PATIENCE, || logs(wt).contains(&serving(port))),
+            "{}",
+            logs(wt)
+        );
+        assert!(!logs(wt).contains(&serving(other)), "{}", logs(wt));
+    }
+    let down = run(&mut t.wtenv_in(&a, &["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert!(down.stderr.contains("stopped web"), "{down}");
+    assert!(free(*port_a) && serves(*port_b), "{down}");
+    for &pid in pids_a {
+        assert!(!alive(pid), "{pid} survived down: {down}");
+    }
+    assert_eq!(records(&t).len(), 1, "{down}");
 }

@@ -503,6 +503,10 @@ fn remove_during_an_up_detach_with_no_record_yet(force: bool) {
         "a record already: the test proves nothing"
     );
     let wt_path = std::fs::canonicalize(&wt).unwrap();
+    let repo = std::fs::canonicalize(&t.repo).unwrap();
+    let unit = wtenv::background::Naming::at(&repo.join(".git"), &wt_path)
+        .expect("git knows the worktree")
+        .unit("web");
     let path = wt.to_str().unwrap();
     let (args, command): (&[&str], _) = if force {
         (&["remove", "--force", path], "wtenv remove --force")
@@ -524,8 +528,6 @@ fn remove_during_an_up_detach_with_no_record_yet(force: bool) {
     assert_eq!(up.code, Some(0), "{up}");
     let remove = remove.finish();
     assert_eq!(remove.stderr.matches("waiting for").count(), 1, "{remove}");
-    let repo = std::fs::canonicalize(&t.repo).unwrap();
-    let unit = wtenv::background::Naming::of_worktree(&repo.join(".git"), &wt_path).unit("web");
     if force {
         assert_eq!(remove.code, Some(0), "{remove}\n{up}");
         assert!(

@@ -195,10 +195,11 @@ fn remove_force_warns_of_a_daemon_that_still_holds_the_port() {
         .unwrap();
     let pid = daemon.pid();
     let described = daemon.described();
-    let unit = wtenv::background::Naming::of_worktree(
+    let unit = wtenv::background::Naming::at(
         &std::fs::canonicalize(t.repo.join(".git")).unwrap(),
         &std::fs::canonicalize(&wt).unwrap(),
     )
+    .expect("git knows the worktree")
     .unit("web");
     let remove = run(&mut t.wtenv(&["remove", "--force", wt.to_str().unwrap()]));
     assert_eq!(remove.code, Some(0), "{remove}");

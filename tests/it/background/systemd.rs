@@ -218,7 +218,9 @@ run = "exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1"
     let a = unit(&t, "web");
     let b = format!(
         "{}.service",
-        wtenv::background::Naming::of_worktree(&other.join(".git"), &other).unit("web")
+        wtenv::background::Naming::at(&other.join(".git"), &other)
+            .expect("git knows the worktree")
+            .unit("web")
     );
     assert_ne!(a, b);
     let up_a = run(&mut m.wtenv(&t, &["up", "-d"]));
@@ -326,7 +328,9 @@ fn a_refused_start_hints_at_the_unit_by_a_name_each_shell_reads_whole() {
     let wt = std::fs::canonicalize(&wt).unwrap();
     let unit = format!(
         "{}.service",
-        wtenv::background::Naming::of_worktree(&repo.join(".git"), &wt).unit("web")
+        wtenv::background::Naming::at(&repo.join(".git"), &wt)
+            .expect("git knows the worktree")
+            .unit("web")
     );
     assert!(unit.contains(r"feature\x2dlogin"), "{unit}");
     let m = UserManager::start(&t);

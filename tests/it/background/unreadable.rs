@@ -49,10 +49,11 @@ fn a_record_this_wtenv_cannot_read_is_left_as_it_is_and_blocks_its_unit() {
     };
     let up = run(&mut t.wtenv_in(&wt, &["up", "-d", "--manager", "wtenv"]));
     assert_eq!(up.code, Some(0), "{up}");
-    let naming = wtenv::background::Naming::of_worktree(
+    let naming = wtenv::background::Naming::at(
         &std::fs::canonicalize(t.common_dir()).unwrap(),
         &std::fs::canonicalize(&wt).unwrap(),
-    );
+    )
+    .expect("git knows the worktree");
     let (web_unit, api_unit) = (naming.unit("web"), naming.unit("api"));
     let (web, api) = (printed_port(&up, &web_unit), printed_port(&up, &api_unit));
     assert!(serves(web) && serves(api), "{up}");
@@ -150,10 +151,11 @@ fn a_damaged_record_is_said_as_its_services_and_as_damaged() {
     };
     let up = run(&mut t.wtenv(&["up", "-d", "web", "--manager", "wtenv"]));
     assert_eq!(up.code, Some(0), "{up}");
-    let naming = wtenv::background::Naming::of_worktree(
+    let naming = wtenv::background::Naming::at(
         &std::fs::canonicalize(t.common_dir()).unwrap(),
         &std::fs::canonicalize(&t.repo).unwrap(),
-    );
+    )
+    .expect("git knows the worktree");
     let unit = naming.unit("web");
     let file = t.state_dir().join(format!("background/{unit}.json"));
     let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
