@@ -18,6 +18,7 @@ use crate::error::Result;
 use crate::probe::{Holder, Holders, PortState};
 use crate::process::ProcessId;
 use crate::registry::{self, Allocation, Hold, Registry, RegistryData};
+use crate::worktree::Stamp;
 
 #[cfg(test)]
 mod fake;
@@ -76,17 +77,16 @@ pub trait System {
         let _ = repository;
         false
     }
-    /// The `(service, port)` pairs the stamp in `git_dir` lists
-    /// ([`crate::worktree::stamped_in`]).
-    fn stamped_in(&mut self, git_dir: &Path) -> Vec<(String, u16)> {
+    /// The stamp in `git_dir` ([`crate::worktree::stamped_in`]).
+    fn stamped_in(&mut self, git_dir: &Path) -> Stamp {
         let _ = git_dir;
-        Vec::new()
+        Stamp::default()
     }
-    /// The `(service, port)` pairs the stamps of every worktree of the
-    /// repository whose common dir is `repository` list, its git dirs'
-    /// whether their directories are where git last saw them or not
+    /// The stamps of every worktree of the repository whose common dir
+    /// is `repository`, its git dirs' whether their directories are where
+    /// git last saw them or not
     /// ([`crate::worktree::stamped_in_repository`]).
-    fn stamped_in_repository(&mut self, repository: &Path) -> Vec<(String, u16)> {
+    fn stamped_in_repository(&mut self, repository: &Path) -> Vec<Stamp> {
         let _ = repository;
         Vec::new()
     }
@@ -99,7 +99,8 @@ pub trait System {
         true
     }
     /// The other existing worktrees of `a`'s repository whose stamps
-    /// list `a`'s service and port ([`crate::worktree::stamped_ports`]).
+    /// list `a`'s service and port and were written at `a`'s path
+    /// ([`crate::worktree::Stamp::claims`]).
     fn claimants(&mut self, a: &Allocation) -> Vec<PathBuf> {
         let _ = a;
         Vec::new()
@@ -413,13 +414,13 @@ pub fn ensure_vetted(
     // only when the worktree's ports change.
     let mut line = None;
     let ensured = transact(registry, req, mode, system, vet, complete, &mut line)?;
-    if !stamped && let Some(line) = line {
-        let now = req.git_dir.map(crate::worktree::stamped_in);
-        if now.is_some_and(|now| {
-            crate::worktree::stamp_line(now.iter().map(|(s, p)| (s.as_str(), *p))) != line
-        }) {
-            crate::worktree::write_stamp(req.worktree, &line);
-        }
+    if !stamped
+        && let Some(line) = line
+        && req
+            .git_dir
+            .is_some_and(|g| !crate::worktree::stamp_holds(g, &line))
+    {
+        crate::worktree::write_stamp(req.worktree, &line);
     }
     Ok(ensured)
 }

@@ -34,6 +34,8 @@
 //! - [`report`]: every message to the user (errors, hints, warnings,
 //!   notes, status lines), honouring `-q` and `--json`
 //! - [`settings`]: every environment variable wtenv reads, each read once
+//! - [`hash`]: the stable hash unit names, lock files and the stamp's mark
+//!   are derived from paths with
 //! - [`duration`]: durations as the user types them (`--grace`,
 //!   `WTENV_LOCK_TIMEOUT`)
 //! - [`context`](mod@context), [`error`], [`exit`], [`output`]: what every command shares
@@ -59,6 +61,7 @@ pub mod exit;
 pub mod exports;
 pub mod files;
 pub mod git;
+pub mod hash;
 pub mod health;
 pub mod output;
 pub mod ports;

@@ -59,7 +59,7 @@ impl Moved {
     /// directory looked at) when its stamp lists no port it lacks there.
     pub fn find(ctx: &Ctx, repository: &Path, root: &Path) -> Result<Moved> {
         let stamped = crate::worktree::stamped_ports(root);
-        if stamped.is_empty() {
+        if stamped.ports.is_empty() {
             return Ok(Moved::default());
         }
         let own = ctx.registry.read_worktree(repository, root)?;
@@ -68,7 +68,7 @@ impl Moved {
                 .iter()
                 .any(|a| a.belongs_to(repository, root) && a.service == *service && a.port == *port)
         };
-        if !stamped.iter().any(lacks) {
+        if !stamped.ports.iter().any(lacks) {
             return Ok(Moved::default());
         }
         let data = ctx.registry.read_repository(repository)?;

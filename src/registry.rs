@@ -584,7 +584,8 @@ fn restamp(before: &RegistryData, after: &RegistryData) {
                 continue;
             };
             let worktree = Path::new(std::ffi::OsStr::from_bytes(worktree));
-            let line = crate::worktree::stamp_line(now.into_iter().flat_map(|n| &n.1).copied());
+            let line =
+                crate::worktree::stamp_line(worktree, now.into_iter().flat_map(|n| &n.1).copied());
             crate::worktree::write_stamp_of(worktree, repository, &line);
         }
     }

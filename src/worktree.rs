@@ -240,10 +240,8 @@ impl Worktree {
     /// stamp lives in: the registry's rewrite of it is then skipped, and
     /// the confirmation, finding the ports reserved, writes nothing.
     pub fn stamp_unless_current<'a>(&self, ports: impl IntoIterator<Item = (&'a str, u16)>) {
-        let line = stamp_line(ports);
-        // Capped at the line's length: a longer file is not it.
-        let now = crate::files::read_regular(&self.stamp_path(), line.len() as u64);
-        if !matches!(now, Ok(Some(bytes)) if bytes == line.as_bytes()) {
+        let line = stamp_line(&self.root, ports);
+        if !stamp_holds(&self.git_dir, &line) {
             write_stamp(&self.root, &line);
         }
     }
@@ -596,7 +594,8 @@ use repository::core_worktree;
 pub use repository::enclosing_git_dir;
 
 pub use stamp::{
-    stamp_line, stamped_in, stamped_in_repository, stamped_ports, write_stamp, write_stamp_of,
+    Stamp, stamp_holds, stamp_line, stamped_in, stamped_in_repository, stamped_ports, write_stamp,
+    write_stamp_of,
 };
 
 pub use listing::{

@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::probe::{Holder, Holders, PortState};
 use crate::process::ProcessId;
 use crate::registry::{Hold, RegistryData};
+use crate::worktree::Stamp;
 
 /// A scripted machine: occupied ports, dead processes, gone worktrees.
 #[derive(Default)]
@@ -39,8 +40,8 @@ pub struct Fake {
     pub unstamped: BTreeSet<u16>,
     /// Repositories (common dirs) that are gone.
     pub gone_repositories: BTreeSet<PathBuf>,
-    /// The `(service, port)` pairs each git dir's stamp lists.
-    pub stamps: BTreeMap<PathBuf, Vec<(String, u16)>>,
+    /// Each git dir's stamp.
+    pub stamps: BTreeMap<PathBuf, Stamp>,
     /// The worktrees git lists, by repository.
     pub listed: BTreeMap<PathBuf, Vec<PathBuf>>,
     /// Working directories, by pid.
@@ -84,14 +85,14 @@ impl System for Fake {
     fn repository_gone(&mut self, repository: &Path) -> bool {
         self.gone_repositories.contains(repository)
     }
-    fn stamped_in(&mut self, git_dir: &Path) -> Vec<(String, u16)> {
+    fn stamped_in(&mut self, git_dir: &Path) -> Stamp {
         self.stamps.get(git_dir).cloned().unwrap_or_default()
     }
-    fn stamped_in_repository(&mut self, repository: &Path) -> Vec<(String, u16)> {
+    fn stamped_in_repository(&mut self, repository: &Path) -> Vec<Stamp> {
         self.stamps
             .iter()
             .filter(|(git_dir, _)| git_dir.starts_with(repository))
-            .flat_map(|(_, pairs)| pairs.iter().cloned())
+            .map(|(_, stamp)| stamp.clone())
             .collect()
     }
     fn worktrees_of(&mut self, repository: &Path) -> Vec<PathBuf> {

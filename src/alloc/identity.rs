@@ -11,7 +11,9 @@ use crate::registry::{Allocation, RegistryData};
 
 /// Whether the stamp in `git_dir` lists the service and port of every
 /// entry of `req`'s worktree in `data`, and nothing else (a port it lists
-/// that the worktree no longer has would claim another worktree's entry).
+/// that the worktree no longer has would claim another worktree's entry),
+/// and was written at the worktree's path (after a move, its entries
+/// recorded here once more, it is written again with this path's mark).
 /// No read when the worktree has no entries.
 pub(super) fn stamp_is_current(git_dir: &Path, data: &RegistryData, req: &Request) -> bool {
     let own: BTreeSet<(&str, u16)> = data
@@ -24,12 +26,18 @@ pub(super) fn stamp_is_current(git_dir: &Path, data: &RegistryData, req: &Reques
         return true;
     }
     let stamped = crate::worktree::stamped_in(git_dir);
-    stamped.len() == own.len() && stamped.iter().all(|(s, p)| own.contains(&(s.as_str(), *p)))
+    stamped.written_at(req.worktree)
+        && stamped.ports.len() == own.len()
+        && stamped
+            .ports
+            .iter()
+            .all(|(s, p)| own.contains(&(s.as_str(), *p)))
 }
 
 /// The stamp's line of the worktree of `req`, from its entries in `data`.
 pub(super) fn own_line(data: &RegistryData, req: &Request) -> String {
     crate::worktree::stamp_line(
+        req.worktree,
         data.allocations
             .iter()
             .filter(|a| a.belongs_to(req.repository, req.worktree))
@@ -63,7 +71,10 @@ pub(super) fn claim_from_gone_repository(
             .allocations
             .iter()
             .any(|b| b.belongs_to(req.repository, req.worktree) && b.service == a.service);
-        if lists(&own, a) && !has_own && moved_along(a, &[req.worktree], req.repository, system) {
+        if own.claims(&a.service, a.port, &a.worktree)
+            && !has_own
+            && moved_along(a, &[req.worktree], req.repository, system)
+        {
             tracing::info!(port = a.port, service = %a.service, from = %a.worktree.display(), "claiming the entry of a moved repository");
             let a = &mut data.allocations[i];
             a.worktree = req.worktree.to_path_buf();
@@ -101,7 +112,11 @@ pub fn left_to_claim(
     orphaned
         .into_iter()
         .map(|i| &data.allocations[i])
-        .filter(|a| lists(&theirs, a))
+        .filter(|a| {
+            theirs
+                .iter()
+                .any(|s| s.claims(&a.service, a.port, &a.worktree))
+        })
         .filter(|a| {
             let worktrees = worktrees.get_or_insert_with(|| system.worktrees_of(repository));
             let worktrees: Vec<&Path> = worktrees.iter().map(PathBuf::as_path).collect();
@@ -154,11 +169,6 @@ fn of_gone_repositories(
     orphaned
 }
 
-/// Whether `stamped` lists `a`'s service and port.
-fn lists(stamped: &[(String, u16)], a: &Allocation) -> bool {
-    stamped.iter().any(|(s, p)| *s == a.service && *p == a.port)
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::{Path, PathBuf};
@@ -167,6 +177,7 @@ mod tests {
     use crate::alloc::fake::{Fake, hold, req};
     use crate::alloc::{HoldMode, allocate_in};
     use crate::registry::{Allocation, RegistryData};
+    use crate::worktree::Stamp;
 
     /// An entry of the gone repository `/old/.git` (its worktree `/old`
     /// gone too) for `app` on 5000, held by pid 10, whose port the stamp
@@ -188,7 +199,11 @@ mod tests {
         let sys = Fake {
             gone: ["/old".into()].into(),
             gone_repositories: ["/old/.git".into()].into(),
-            stamps: [("/r/.git".into(), vec![("app".into(), 5000)])].into(),
+            stamps: [(
+                "/r/.git".into(),
+                Stamp::new(Path::new("/old"), vec![("app".into(), 5000)]),
+            )]
+            .into(),
             listed: [("/r/.git".into(), vec!["/r".into()])].into(),
             cwds: [(10, PathBuf::from(cwd))].into(),
             ..Fake::default()

@@ -11,6 +11,7 @@ use crate::background::UnitRef;
 use crate::probe::{self, Holder, Holders, PortState};
 use crate::process::{self, ProcessId};
 use crate::registry::{Allocation, Hold, Registry};
+use crate::worktree::Stamp;
 
 /// The real machine, with the worktree answer cached per call site.
 /// Commands use [`RealSystem::new`]; `default()` (no registry) does not
@@ -21,18 +22,18 @@ pub struct RealSystem {
     registry: Option<Registry>,
     /// The registry's probe lock, opened at the first probe.
     probe_lock: Option<std::fs::File>,
-    /// By repository: its worktrees that exist, with the ports their stamps
-    /// list (read at the first [`System::moved_to`]).
+    /// By repository: its worktrees that exist, with their stamps (read at
+    /// the first [`System::moved_to`]).
     stamped: BTreeMap<PathBuf, Vec<Stamped>>,
     /// By repository (common dir): whether it is gone.
     repositories_gone: BTreeMap<PathBuf, bool>,
-    /// By worktree: the ports its own stamp lists (read at the first
+    /// By worktree: its own stamp (read at the first
     /// [`System::stamp_lists`] of one of its entries).
-    stamps: BTreeMap<PathBuf, Vec<(String, u16)>>,
+    stamps: BTreeMap<PathBuf, Stamp>,
 }
 
-/// A worktree, with the `(service, port)` pairs its stamp lists.
-type Stamped = (PathBuf, Vec<(String, u16)>);
+/// A worktree, with its stamp.
+type Stamped = (PathBuf, Stamp);
 
 impl RealSystem {
     /// The machine as the wtenv processes sharing `registry` see it: each
@@ -93,18 +94,17 @@ impl System for RealSystem {
             .entry(repository.to_path_buf())
             .or_insert_with(|| crate::worktree::repository_gone(repository))
     }
-    fn stamped_in(&mut self, git_dir: &Path) -> Vec<(String, u16)> {
+    fn stamped_in(&mut self, git_dir: &Path) -> Stamp {
         crate::worktree::stamped_in(git_dir)
     }
-    fn stamped_in_repository(&mut self, repository: &Path) -> Vec<(String, u16)> {
+    fn stamped_in_repository(&mut self, repository: &Path) -> Vec<Stamp> {
         crate::worktree::stamped_in_repository(repository)
     }
     fn stamp_lists(&mut self, a: &Allocation) -> bool {
         self.stamps
             .entry(a.worktree.clone())
             .or_insert_with(|| crate::worktree::stamped_ports(&a.worktree))
-            .iter()
-            .any(|(s, p)| *s == a.service && *p == a.port)
+            .lists(&a.service, a.port)
     }
     fn claimants(&mut self, a: &Allocation) -> Vec<PathBuf> {
         let worktrees = self.stamped.entry(a.repository.clone()).or_insert_with(|| {
@@ -113,15 +113,15 @@ impl System for RealSystem {
                 .filter_map(|(root, _)| {
                     // Canonical, as the registry records worktrees.
                     let root = root.canonicalize().ok()?;
-                    let ports = crate::worktree::stamped_ports(&root);
-                    Some((root, ports))
+                    let stamp = crate::worktree::stamped_ports(&root);
+                    Some((root, stamp))
                 })
                 .collect()
         });
         worktrees
             .iter()
-            .filter(|(root, ports)| {
-                *root != a.worktree && ports.iter().any(|(s, p)| *s == a.service && *p == a.port)
+            .filter(|(root, stamp)| {
+                *root != a.worktree && stamp.claims(&a.service, a.port, &a.worktree)
             })
             .map(|(root, _)| root.clone())
             .collect()

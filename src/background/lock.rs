@@ -142,7 +142,7 @@ fn lock_name(git_dir: &Path) -> String {
     let git_dir = git_dir
         .canonicalize()
         .unwrap_or_else(|_| git_dir.to_path_buf());
-    let hash = super::naming::fnv1a(git_dir.as_os_str().as_encoded_bytes());
+    let hash = crate::hash::fnv1a(git_dir.as_os_str().as_encoded_bytes());
     format!("worktree-{hash:016x}.lock")
 }
 

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use super::{Manager, systemd};
 use crate::context::Scope;
+use crate::hash::fnv1a;
 use crate::worktree::main_root_of;
 
 /// The unit names of one worktree: `wtenv-<repo>_<hash>-<worktree>` and a
@@ -116,13 +117,6 @@ fn shorten(name: String) -> String {
     let hash = fnv1a(name.as_bytes());
     // The escaped name is ASCII, so any byte index is a char boundary.
     format!("{}-{hash:016x}", &name[..NAME_MAX - 17])
-}
-
-/// FNV-1a: stable across versions and platforms, unlike std's hasher.
-pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
 }
 
 /// Whether `unit` is a name [`Naming`] could have made, with a manager's

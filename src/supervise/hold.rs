@@ -211,9 +211,7 @@ pub fn record_hold(
     let ours = |a: &Allocation| {
         a.repository == *repository
             && if a.worktree == *now {
-                stamped
-                    .as_ref()
-                    .is_none_or(|s| s.iter().any(|(sv, p)| *sv == a.service && *p == a.port))
+                stamped.as_ref().is_none_or(|s| s.lists(&a.service, a.port))
             } else {
                 a.worktree == *started && roots.contains(started)
             }

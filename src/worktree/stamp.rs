@@ -1,24 +1,74 @@
 //! The stamp: one small file in a worktree's own git dir
-//! (`wtenv.stamp`, one line `service=port,...`) that the registry
+//! (`wtenv.stamp`, one line `@<mark>,service=port,...`) that the registry
 //! rewrites whenever the worktree's ports change. direnv watches it, and
 //! it tells a worktree's entries from another's at the same path
 //! (docs/ARCHITECTURE.md, "An entry follows the worktree's identity").
+//! The mark says where the worktree was when its stamp was written: a
+//! stamp proves that the worktree moved away from an entry's path only
+//! when it was written at that path.
 
 use std::path::Path;
 
 use super::{STAMP_NAME, own_git_dir};
 use crate::process::printable_path;
 
-/// The stamp's content for a worktree's `ports`: one line,
-/// `service=port,...`, sorted, whatever their order (what
-/// [`stamped_ports`] reads back). A line, so never empty.
-pub fn stamp_line<'a>(ports: impl IntoIterator<Item = (&'a str, u16)>) -> String {
+/// What a stamp says: the ports the registry last gave its worktree, and
+/// where that worktree was then.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stamp {
+    /// [`mark_of`] the worktree's path when the stamp was written; `None`
+    /// for a stamp without one (made by hand, or by a build before the
+    /// mark), which proves no move.
+    pub mark: Option<u64>,
+    /// `(service, port)`, as listed.
+    pub ports: Vec<(String, u16)>,
+}
+
+impl Stamp {
+    /// The stamp [`stamp_line`] writes for the worktree at `root`.
+    pub fn new(root: &Path, ports: Vec<(String, u16)>) -> Stamp {
+        Stamp {
+            mark: Some(mark_of(root)),
+            ports,
+        }
+    }
+
+    /// Whether it lists `service` on `port`.
+    pub fn lists(&self, service: &str, port: u16) -> bool {
+        self.ports.iter().any(|(s, p)| s == service && *p == port)
+    }
+
+    /// Whether it was written while its worktree was at `root`.
+    pub fn written_at(&self, root: &Path) -> bool {
+        self.mark == Some(mark_of(root))
+    }
+
+    /// Whether it lists `service` on `port` and was written at `root`:
+    /// the proof that the entry of that service, port and path is its
+    /// worktree's, wherever that worktree is now.
+    pub fn claims(&self, service: &str, port: u16, root: &Path) -> bool {
+        self.lists(service, port) && self.written_at(root)
+    }
+}
+
+/// The mark of a worktree at `root` (its canonical path, as the registry
+/// records it): 16 hex digits of its hash.
+fn mark_of(root: &Path) -> u64 {
+    crate::hash::fnv1a(root.as_os_str().as_encoded_bytes())
+}
+
+/// The stamp's content for the worktree at `root` with `ports`: one line,
+/// its mark (`@` and 16 hex digits: no service name holds `@`), then
+/// `service=port,...`, sorted, whatever their order (what [`parse`] reads
+/// back). A line, so never empty.
+pub fn stamp_line<'a>(root: &Path, ports: impl IntoIterator<Item = (&'a str, u16)>) -> String {
     let sorted: std::collections::BTreeSet<(&str, u16)> = ports.into_iter().collect();
-    let summary: Vec<String> = sorted
-        .into_iter()
-        .map(|(service, port)| format!("{service}={port}"))
-        .collect();
-    format!("{}\n", summary.join(","))
+    let mut line = format!("@{:016x}", mark_of(root));
+    for (service, port) in sorted {
+        line.push_str(&format!(",{service}={port}"));
+    }
+    line.push('\n');
+    line
 }
 
 /// Rewrites the stamp of the worktree at `root` with `content` (a
@@ -98,44 +148,92 @@ fn write_stamp_in(git_dir: &Path, content: &str) {
     }
 }
 
-/// The ports the stamp in the own git dir of the worktree at `root` lists
-/// (`service=port,...`, as [`write_stamp`] is given them): what the
+/// The stamp in the own git dir of the worktree at `root`: what the
 /// registry last gave the worktree of that git dir. Empty when there is
 /// no stamp, or no such git dir.
-pub fn stamped_ports(root: &Path) -> Vec<(String, u16)> {
+pub fn stamped_ports(root: &Path) -> Stamp {
     match own_git_dir(root) {
         Some(git_dir) => stamped_in(&git_dir),
-        None => Vec::new(),
+        None => Stamp::default(),
     }
 }
 
-/// The ports the stamp in `git_dir` lists ([`stamped_ports`], for a git
-/// dir already found: one read of the small file). Empty when there is
-/// no stamp.
-pub fn stamped_in(git_dir: &Path) -> Vec<(String, u16)> {
-    let Ok(Some(bytes)) = crate::files::read_regular(&git_dir.join(STAMP_NAME), 64 * 1024) else {
-        return Vec::new();
-    };
-    String::from_utf8_lossy(&bytes)
-        .trim()
-        .split(',')
-        .filter_map(|pair| {
-            let (service, port) = pair.rsplit_once('=')?;
-            Some((service.to_owned(), port.parse().ok()?))
-        })
-        .collect()
+/// Whether the stamp in `git_dir` is `line` (a [`stamp_line`]), byte for
+/// byte: one read of the small file, capped at the line's length.
+pub fn stamp_holds(git_dir: &Path, line: &str) -> bool {
+    let now = crate::files::read_regular(&git_dir.join(STAMP_NAME), line.len() as u64);
+    matches!(now, Ok(Some(bytes)) if bytes == line.as_bytes())
 }
 
-/// The `(service, port)` pairs the stamps of every worktree of the
-/// repository whose common dir is `common_dir` list: its own git dir's
-/// (the main worktree's) and each linked worktree's (`worktrees/*`),
-/// wherever git last saw their directories.
-pub fn stamped_in_repository(common_dir: &Path) -> Vec<(String, u16)> {
-    let mut out = stamped_in(common_dir);
+/// The stamp in `git_dir` ([`stamped_ports`], for a git dir already
+/// found: one read of the small file). Empty when there is no stamp.
+pub fn stamped_in(git_dir: &Path) -> Stamp {
+    match crate::files::read_regular(&git_dir.join(STAMP_NAME), 64 * 1024) {
+        Ok(Some(bytes)) => parse(&String::from_utf8_lossy(&bytes)),
+        _ => Stamp::default(),
+    }
+}
+
+/// A stamp's line ([`stamp_line`]); what is not a mark nor a
+/// `service=port` pair is skipped.
+fn parse(line: &str) -> Stamp {
+    let mut stamp = Stamp::default();
+    for item in line.trim().split(',') {
+        if let Some(hex) = item.strip_prefix('@') {
+            stamp.mark = u64::from_str_radix(hex, 16).ok();
+        } else if let Some((service, port)) = item.rsplit_once('=')
+            && let Ok(port) = port.parse()
+        {
+            stamp.ports.push((service.to_owned(), port));
+        }
+    }
+    stamp
+}
+
+/// The stamps of every worktree of the repository whose common dir is
+/// `common_dir`: its own git dir's (the main worktree's) and each linked
+/// worktree's (`worktrees/*`), wherever git last saw their directories.
+pub fn stamped_in_repository(common_dir: &Path) -> Vec<Stamp> {
+    let mut out = vec![stamped_in(common_dir)];
     if let Ok(entries) = std::fs::read_dir(common_dir.join("worktrees")) {
         for entry in entries.flatten() {
-            out.extend(stamped_in(&entry.path()));
+            out.push(stamped_in(&entry.path()));
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stamp_reads_back_its_mark_and_ports_sorted() {
+        let root = Path::new("/wt/feature");
+        let line = stamp_line(root, [("web", 5001), ("api", 5000)]);
+        assert!(
+            line.starts_with('@') && line.ends_with(",api=5000,web=5001\n"),
+            "{line}"
+        );
+        let stamp = parse(&line);
+        let ports = vec![("api".to_owned(), 5000), ("web".to_owned(), 5001)];
+        assert_eq!(stamp, Stamp::new(root, ports));
+        assert!(stamp.claims("web", 5001, root));
+        assert!(!stamp.claims("web", 5001, Path::new("/wt/other")));
+        assert!(!stamp.claims("web", 5000, root));
+        assert_eq!(parse(&stamp_line(root, [])), Stamp::new(root, vec![]));
+    }
+
+    /// A stamp without a mark (by hand, or by a build before it) lists
+    /// its ports, and proves no move: it claims nothing.
+    #[test]
+    fn a_stamp_without_a_mark_lists_but_claims_nothing() {
+        let stamp = parse("api=5000,web=5001\n");
+        assert_eq!(stamp.mark, None);
+        assert!(stamp.lists("web", 5001));
+        assert!(!stamp.claims("web", 5001, Path::new("/wt/feature")));
+        let garbled = parse("@zz,web=x,api=5000");
+        assert_eq!(garbled.mark, None);
+        assert_eq!(garbled.ports, vec![("api".to_owned(), 5000)]);
+    }
 }

@@ -379,6 +379,13 @@ pub fn listed_worktree(doc: &serde_json::Value, path: &Path, json: &Run) -> serd
         .clone()
 }
 
+/// The stamp wtenv writes for the worktree at `root` (resolved when it
+/// exists, as the registry records worktrees) with `ports`.
+pub fn stamp_line(root: &Path, ports: &[(&str, u16)]) -> String {
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    wtenv::worktree::stamp_line(&root, ports.iter().copied())
+}
+
 /// A listener that is a real other process (python3), with exact socket
 /// options, in `cwd`. Killed on drop.
 pub struct PyListener {

@@ -2,7 +2,7 @@
 //! repository borrows none; a submodule keeps its own repository's.
 
 use super::commit_config;
-use crate::support::{TestEnv, run};
+use crate::support::{TestEnv, run, stamp_line};
 
 /// A directory whose `.git` file names a repository, beside a copy of that
 /// repository's trusted config, is not one of its worktrees: the config's
@@ -177,7 +177,7 @@ fn a_separate_git_dir_trusts_its_main_worktree_once_recorded_never_a_copy() {
     );
     assert_eq!(
         std::fs::read_to_string(&stamp).unwrap(),
-        format!("app={port}\n")
+        stamp_line(&sepwt, &[("app", port)])
     );
     let (api, stderr) = env(&evil);
     assert_eq!(api, None, "{stderr}");
@@ -190,7 +190,7 @@ fn a_separate_git_dir_trusts_its_main_worktree_once_recorded_never_a_copy() {
     );
     assert_eq!(
         std::fs::read_to_string(&stamp).unwrap(),
-        format!("app={port}\n"),
+        stamp_line(&sepwt, &[("app", port)]),
         "evil/ rewrote the stamp"
     );
 }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{PortBlock, TestEnv, run};
+use crate::support::{PortBlock, TestEnv, run, stamp_line};
 
 /// A repository whose committed config has two services, and a linked
 /// worktree `first` whose `env` reserved the range's first two ports.
@@ -246,12 +246,12 @@ fn create_ports_leaves_the_stamp_when_its_reservation_came_before_git() {
     assert_eq!(out.code, Some(0), "{out}");
     let (web, api) = (t.ports.port(0), t.ports.port(1));
     let stamp = t.repo.join(".git/worktrees/feature-late/wtenv.stamp");
+    let made = super::default_path(&t, "feature", "late");
     assert_eq!(
         std::fs::read_to_string(&stamp).unwrap_or_default(),
-        format!("api={api},web={web}\n")
+        stamp_line(&made, &[("api", api), ("web", web)])
     );
 
-    let made = super::default_path(&t, "feature", "late");
     let moved = move_worktree(&t, &made, "moved");
     let out = run(&mut t.wtenv(&["remove", moved.to_str().unwrap()]));
     assert_eq!(out.code, Some(0), "{out}");

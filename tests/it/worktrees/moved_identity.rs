@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::moved::{move_worktree, moved_world, ports_of};
-use crate::support::{HttpServer, TestEnv, run};
+use crate::support::{HttpServer, TestEnv, run, stamp_line};
 
 /// `env` exports `service`'s port as `port` (`PORT` for `web`, as the
 /// config of [`moved_world`] names none: `WEB_PORT`).
@@ -112,7 +112,10 @@ fn a_missing_stamp_keeps_the_entries_and_env_writes_it() {
     assert_eq!(ports_of(&t, &first), vec![t.ports.port(0), t.ports.port(1)]);
     assert_eq!(
         std::fs::read_to_string(&stamp).unwrap(),
-        format!("api={},web={}\n", t.ports.port(1), t.ports.port(0))
+        stamp_line(
+            &first,
+            &[("api", t.ports.port(1)), ("web", t.ports.port(0))]
+        )
     );
 }
 
@@ -149,7 +152,10 @@ fn a_release_of_a_gone_worktrees_ports_rewrites_the_stamp_git_keeps() {
     assert_eq!(fixed.code, Some(0), "{fixed}");
     assert!(fixed.stdout.contains("worktree-gone"), "{fixed}");
     let stamp = t.repo.join(".git/worktrees/first/wtenv.stamp");
-    assert_eq!(std::fs::read_to_string(&stamp).unwrap(), "\n");
+    assert_eq!(
+        std::fs::read_to_string(&stamp).unwrap(),
+        stamp_line(&first, &[])
+    );
     std::fs::rename(&away, &first).unwrap();
 
     let second = t.add_worktree("second");
@@ -171,7 +177,7 @@ fn an_entry_two_stamps_claim_follows_neither_and_validate_names_them() {
     let moved = move_worktree(&t, &first, "moved");
     let third = t.add_worktree("third");
     let stamp = t.repo.join(".git/worktrees/third/wtenv.stamp");
-    std::fs::write(&stamp, format!("web={web}\n")).unwrap();
+    std::fs::write(&stamp, stamp_line(&first, &[("web", web)])).unwrap();
     let check = run(&mut t.wtenv(&["validate"]));
     assert_eq!(check.code, Some(1), "{check}");
     assert!(check.stdout.contains("stamp-claimed"), "{check}");
@@ -437,4 +443,61 @@ fn ports_and_list_say_a_repository_moved_whole_as_validate_does() {
     exports(&t, &linked, "WEB_PORT", t.ports.port(0));
     let all = run(&mut t.wtenv_in(&main, &["ports", "--all"]));
     assert!(!all.stdout.contains("repository moved"), "{all}");
+}
+
+/// QA finding: stamps left one change behind by wtenvs SIGKILLed between
+/// the registry's write and the stamp's. `second` released its web port
+/// (its stamp still listing it), `first` then got that port (its stamp
+/// not written). `env` in `second` took `first`'s entry as its own,
+/// moved away from `first`'s path, and `validate` said `first` was moved
+/// to `second`. A stamp proves a move only when it was written at the
+/// entry's path: `second`'s, written at its own, claims nothing there.
+#[test]
+fn a_stale_stamp_never_takes_the_port_another_worktree_got_since() {
+    let (t, first) = moved_world();
+    let second = t.add_worktree("second");
+    let stamp = |wt: &str| t.repo.join(".git/worktrees").join(wt).join("wtenv.stamp");
+    let allocate = |dir: &Path| {
+        let out = run(&mut t.wtenv_in(dir, &["allocate", "--service", "web"]));
+        assert_eq!(out.code, Some(0), "{out}");
+        out.stdout.trim().parse::<u16>().unwrap()
+    };
+    let release = |dir: &Path| {
+        let out = run(&mut t.wtenv_in(dir, &["release", "--service", "web"]));
+        assert_eq!(out.code, Some(0), "{out}");
+    };
+    let port = allocate(&second);
+    let left_behind = std::fs::read(stamp("second")).unwrap();
+    release(&second);
+    std::fs::write(stamp("second"), &left_behind).unwrap();
+    release(&first);
+    assert_eq!(allocate(&t.repo), t.ports.port(0), "the lowest free port");
+    assert_eq!(allocate(&first), port, "the lowest free port");
+    std::fs::remove_file(stamp("first")).unwrap();
+
+    let check = run(&mut t.wtenv(&["validate"]));
+    assert!(!check.stdout.contains("worktree-moved"), "{check}");
+    let env = run(&mut t.wtenv_in(&second, &["env"]));
+    assert_eq!(env.code, Some(0), "{env}");
+    assert!(!env.stdout.contains(&format!("='{port}'")), "{env}");
+    assert!(ports_of(&t, &first).contains(&port), "{}", t.registry());
+    assert!(!ports_of(&t, &second).contains(&port), "{}", t.registry());
+    // Each stamp is current again once its worktree's `env` ran.
+    exports(&t, &first, "WEB_PORT", port);
+    for (wt, dir) in [("first", &first), ("second", &second)] {
+        let line = std::fs::read_to_string(stamp(wt)).unwrap();
+        assert!(
+            line.contains(&format!("web={}", ports_of_service(&t, dir, "web"))),
+            "{wt}: {line}"
+        );
+    }
+}
+
+/// The port the registry records for `service` of `worktree`.
+fn ports_of_service(t: &TestEnv, worktree: &Path, service: &str) -> u16 {
+    t.allocations()
+        .into_iter()
+        .find(|(_, s, w)| w == worktree && s == service)
+        .map(|(p, _, _)| p)
+        .unwrap_or_else(|| panic!("no {service} of {}: {}", worktree.display(), t.registry()))
 }
