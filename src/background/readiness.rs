@@ -23,6 +23,10 @@ pub(super) struct Readiness<'a> {
     pub service: &'a Service,
     pub vars: &'a [(String, String)],
     pub registry: &'a Registry,
+    /// The worktree's root as it is now, where its entries are: a record
+    /// of a service that ran before `git worktree move` keeps the path it
+    /// started at.
+    pub root: &'a std::path::Path,
     /// Polled between checks: an `Err` ends the wait (a signal).
     pub interrupted: &'a dyn Fn() -> Result<()>,
 }
@@ -80,7 +84,7 @@ impl Readiness<'_> {
             // an interactive `run`'s must before its group is recorded: a
             // command that ends at once (`sh -c` of one not found) is not
             // ready, and its end is seen.
-            let group = recorded_group(self.registry, record).filter(|&(pgid, start)| {
+            let group = recorded_group_at(self.registry, record, self.root).filter(|&(pgid, start)| {
                 let seen = *first_seen.get_or_insert_with(Instant::now);
                 settled = settled
                     || (seen.elapsed() >= SETTLE
@@ -230,9 +234,16 @@ pub fn health_of(record: &Record, vars: &CheckVariables) -> Option<health::Probe
 /// ([`crate::supervise::settle_for`]). The hold the sweep keeps while
 /// the group's orphans run, and `ports` and `validate` name them by.
 pub(super) fn recorded_group(registry: &Registry, record: &Record) -> Option<(u32, u64)> {
-    let data = registry
-        .read_worktree(&record.repository, &record.worktree)
-        .ok()?;
+    recorded_group_at(registry, record, &record.worktree)
+}
+
+/// [`recorded_group`], the worktree's entries read at `root`.
+fn recorded_group_at(
+    registry: &Registry,
+    record: &Record,
+    root: &std::path::Path,
+) -> Option<(u32, u64)> {
+    let data = registry.read_worktree(&record.repository, root).ok()?;
     data.allocations
         .iter()
         .flat_map(|a| &a.holders)

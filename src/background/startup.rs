@@ -168,12 +168,19 @@ pub fn up(
             run.await_ready(Some(dep))?;
         }
         if let Some((record, live)) = running_record(&dir, scope, service) {
+            // Left as it is, and waited for as one this call started: it
+            // runs, but may not be ready (an earlier `up -d` interrupted
+            // while it started, or its server gone from its port since).
+            run.pending.push(Pending {
+                index: run.started.len(),
+                service,
+                child: None,
+                mark: None,
+            });
             // Its pid from the answer that said it runs.
-            let pid = live.pid;
-            run.ready.insert(service.name.clone());
             run.started.push(Started {
                 record,
-                pid,
+                pid: live.pid,
                 already: true,
             });
             continue;
@@ -347,14 +354,17 @@ impl Startup<'_> {
                 service: svc,
                 vars: self.vars,
                 registry: &self.ctx.registry,
+                root: &self.scope.worktree.root,
                 interrupted: self.interrupted,
             };
             match check.wait(&self.started[i].record, child.as_mut(), mark, deadline) {
                 Ok(ready) => {
                     self.started[i].pid = Some(ready.pid);
                     self.ready.insert(svc.name.clone());
-                    let record = &mut self.started[i].record;
-                    if record.manager == Manager::Wtenv {
+                    let Started {
+                        record, already, ..
+                    } = &mut self.started[i];
+                    if record.manager == Manager::Wtenv && !*already {
                         record.group = Some(ready.group);
                         self.dir.write(record)?;
                     }
@@ -371,11 +381,26 @@ impl Startup<'_> {
                         hint = format!("its last lines:\n{tail}{hint}");
                     }
                     // A failed `cmd` check's last lines follow, as the
-                    // foreground `up` and `status` say them.
-                    let why = reason.reworded(format!(
-                        "did not get ready: {}; stopped what this 'up --detach' started",
-                        reason.what
-                    ));
+                    // foreground `up` and `status` say them. One that ran
+                    // before this call is left running, and said so.
+                    let stopped = if self.started.iter().any(|s| !s.already) {
+                        "; stopped what this 'up --detach' started"
+                    } else {
+                        ""
+                    };
+                    let why = if self.started[i].already {
+                        hint = format!(
+                            "{hint}; start it again with 'wtenv down {0}', then 'wtenv up -d {0}'",
+                            svc.name
+                        );
+                        format!(
+                            "runs (it ran before this 'up --detach', and is left running) but is not ready: {}{stopped}",
+                            reason.what
+                        )
+                    } else {
+                        format!("did not get ready: {}{stopped}", reason.what)
+                    };
+                    let why = reason.reworded(why);
                     return Err(
                         Error::failed(format!("service {} {}", svc.name, why.detailed()))
                             .with_hint(hint),

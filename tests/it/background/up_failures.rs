@@ -285,3 +285,47 @@ fn up_detach_refuses_a_port_something_listens_on_as_up_does() {
     assert_eq!(again.code, Some(0), "{again}");
     assert!(again.stdout.contains("(already running)"), "{again}");
 }
+
+/// QA finding: `up -d` said `(already running)` and exited 0 for a
+/// service whose unit runs while nothing listens on its port any more
+/// (its server killed, the shell that started it still there): a script
+/// took it as ready. It waits for it as for one it starts, and says it,
+/// leaving it running: it ran before this `up -d`.
+#[test]
+fn up_detach_waits_for_a_service_already_running_and_says_when_it_is_not_ready() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        "[services.half]\nrun = \"python3 -m http.server $HALF_PORT --bind 127.0.0.1 & exec sleep 1000\"\nready_timeout = \"2s\"\n",
+    );
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let port = t.ports.port(0);
+    assert!(serves(port), "{up}");
+    let again = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(again.code, Some(0), "{again}");
+    assert!(again.stdout.contains("(already running)"), "{again}");
+    for pid in listeners(port) {
+        super::signal(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    assert!(crate::support::wait_for(
+        std::time::Duration::from_secs(10),
+        || free(port)
+    ));
+    let again = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(again.code, Some(1), "{again}");
+    assert!(
+        again.stderr.starts_with(&format!(
+            "error: service half runs (it ran before this 'up --detach', and is left running) but is not ready: nothing of the unit listens on port {port} after 2s"
+        )),
+        "{again}"
+    );
+    assert!(again.stderr.contains("then 'wtenv up -d half'"), "{again}");
+    let status = run(&mut t.wtenv(&["status"]));
+    assert_eq!(
+        super::status_cells(&status, "half")[3],
+        "running",
+        "{status}"
+    );
+    assert_eq!(holders(&t, "half").len(), 1, "{}", t.registry());
+}
