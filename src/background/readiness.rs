@@ -84,17 +84,18 @@ impl Readiness<'_> {
             // an interactive `run`'s must before its group is recorded: a
             // command that ends at once (`sh -c` of one not found) is not
             // ready, and its end is seen.
-            let group = recorded_group_at(self.registry, record, self.root).filter(|&(pgid, start)| {
-                let seen = *first_seen.get_or_insert_with(Instant::now);
-                settled = settled
-                    || (seen.elapsed() >= SETTLE
-                        && process::ProcessId {
-                            pid: pgid,
-                            start_time: start,
-                        }
-                        .is_alive());
-                settled
-            });
+            let group =
+                recorded_group_at(self.registry, record, self.root).filter(|&(pgid, start)| {
+                    let seen = *first_seen.get_or_insert_with(Instant::now);
+                    settled = settled
+                        || (seen.elapsed() >= SETTLE
+                            && process::ProcessId {
+                                pid: pgid,
+                                start_time: start,
+                            }
+                            .is_alive());
+                    settled
+                });
             match (live.pid, group) {
                 (Some(pid), Some(group)) => {
                     let Some(health) = &health else {
@@ -214,16 +215,30 @@ impl CheckVariables {
 /// One run of the health check the service started with, from its
 /// record alone ([`Record::started_health`]: the config may have changed
 /// since, or dropped the service), as `status` shows it, run in the
-/// worktree where it is now; `None`: the service has no check.
-pub fn health_of(record: &Record, vars: &CheckVariables) -> Option<health::Probe> {
+/// worktree where it is now; `None`: the service has no check. A port
+/// that answers for a process outside the unit (`main`, its pid, and
+/// what descends from it) is not the service's: unhealthy, that process
+/// named, as `up` judges readiness (a `cmd` check's port aside).
+pub fn health_of(
+    record: &Record,
+    main: Option<u32>,
+    vars: &CheckVariables,
+) -> Option<health::Probe> {
     let (health, bound) = record.started_health()?;
-    Some(health::check::probe(
-        &health,
-        record.ports.first().copied(),
-        bound,
-        &vars.of(record),
-        &vars.dir,
-    ))
+    let port = record.ports.first().copied();
+    let probe = health::check::probe(&health, port, bound, &vars.of(record), &vars.dir);
+    Some(match (probe, port, main) {
+        (Ok(()), Some(port), Some(main))
+            if !matches!(health.check, Check::Cmd { .. }) && !held_by_unit(port, main) =>
+        {
+            Err(format!(
+                "nothing of the unit listens on port {port}{}",
+                busy_with(port)
+            )
+            .into())
+        }
+        (probe, ..) => probe,
+    })
 }
 
 /// The process group (and its leader's start time) the registry records
@@ -289,6 +304,12 @@ fn listens_for(service: &Service, port: u16, main: u32) -> bool {
     if !service.socket && !probe::accepts(&health::check::addresses(service.bound(), port)) {
         return false;
     }
+    held_by_unit(port, main)
+}
+
+/// Whether something holds `port` and every holder found is `main` or
+/// descends from it.
+fn held_by_unit(port: u16, main: u32) -> bool {
     let found = probe::holders(&[port].into())
         .remove(&port)
         .unwrap_or_default();

@@ -44,7 +44,7 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         let probe = vars
             .as_ref()
             .filter(|_| live.running())
-            .map(|vars| background::health_of(&record, vars));
+            .map(|vars| background::health_of(&record, live.pid, vars));
         // A service without a check (a socket service without a `health`
         // key) is `ready` while it runs, as the foreground `up` has it.
         let health = probe.as_ref().map(|probe| match probe {

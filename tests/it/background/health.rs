@@ -385,3 +385,45 @@ fn status_runs_the_recorded_check_whatever_the_config_says_now() {
     let accepted = std::fs::read_to_string(&sk_log).unwrap();
     assert_eq!(accepted, "b'GET'\n", "{status}");
 }
+
+/// QA finding: `status` said `healthy` while a stranger served on the
+/// service's port (its own server killed, its shell running on), where
+/// `list` called the port a conflict. The port must answer for the
+/// unit, as `up` judges readiness: unhealthy, the stranger named.
+#[test]
+fn status_is_unhealthy_while_a_stranger_answers_on_the_services_port() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    t.write_config(
+        "[services.half]\nrun = \"python3 -m http.server $HALF_PORT --bind 127.0.0.1 & exec sleep 1000\"\n",
+    );
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let port = t.ports.port(0);
+    let healthy = run(&mut t.wtenv(&["status"]));
+    assert_eq!(status_cells(&healthy, "half")[6], "healthy", "{healthy}");
+    for pid in super::listeners(port) {
+        signal(pid, Signal::SIGKILL);
+    }
+    assert!(wait_for(PATIENCE, || free(port)));
+    let stranger = crate::support::HttpServer::start(&t.root(), port);
+    let status = run(&mut t.wtenv(&["status"]));
+    assert_eq!(status.code, Some(0), "{status}");
+    let cells = status_cells(&status, "half");
+    assert_eq!(cells[3], "running", "{status}");
+    let health = cells[6..].join(" ");
+    assert!(
+        health.starts_with(&format!(
+            "unhealthy: nothing of the unit listens on port {port}, and port {port} is busy: pid {} (",
+            stranger.pid()
+        )) && health.contains(&format!("-m http.server {port} ")),
+        "{status}"
+    );
+    let json = run(&mut t.wtenv(&["status", "--json"]));
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let health = doc["services"][0]["health"].as_str().unwrap_or_default();
+    assert!(
+        health.starts_with("unhealthy: nothing of the unit listens"),
+        "{json}"
+    );
+}
