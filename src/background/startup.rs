@@ -146,7 +146,12 @@ pub fn up(
         .iter()
         .filter_map(|s| Some((s.name.as_str(), *ports.get(&s.name)?)))
         .collect();
-    crate::supervise::services::refuse_busy(&wanted, &super::unit_pids(ctx, scope), &naming)?;
+    crate::supervise::services::refuse_busy(
+        &wanted,
+        &super::unit_pids(ctx, scope),
+        &naming,
+        "wtenv up",
+    )?;
     let mut run = Startup {
         ctx,
         scope,

@@ -188,6 +188,19 @@ fn supervised(
             .into_iter()
             .filter(|s| listeners.iter().all(|l| l.service != s.name))
             .collect();
+        // A port something listens on already is refused as `up` refuses
+        // it: one of this worktree's background services is stopped with
+        // `wtenv down`, not `kill`.
+        let wanted: Vec<(&str, u16)> = rest
+            .iter()
+            .filter_map(|s| Some((s.name.as_str(), *ports.get(&s.name)?)))
+            .collect();
+        crate::supervise::services::refuse_busy(
+            &wanted,
+            &crate::background::unit_pids(ctx, scope),
+            &crate::background::Naming::of(scope),
+            "wtenv run",
+        )?;
         listeners.extend(sockets::bind_services(&rest, &ports)?);
         listeners
     };

@@ -99,6 +99,7 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
         &wanted,
         &background::unit_pids(ctx, &scope),
         &background::Naming::of(&scope),
+        "wtenv up",
     )?;
     // Every socket is bound before any service starts (a port taken since
     // the check above fails `up` with nothing started), and kept while `up` runs: each restart

@@ -377,12 +377,19 @@ pub fn child_env(colour: bool, set: impl Fn(&str) -> bool) -> Vec<(&'static str,
 /// Refuses to start services whose ports something already listens on,
 /// even a process of this worktree (a server left running by an earlier
 /// `run` or `up`): the service would only fail with "address in use".
-/// `up` and `up --detach` alike, before they start anything.
+/// `up` and `up --detach` alike, before they start anything, and `run
+/// --sockets` before it binds (`command`: what the hint says to run
+/// again).
 /// `units`: the main pids of the worktree's background units; a port one
 /// of them (or a process under one) listens on is stopped with `wtenv
 /// down`, not `kill`. `naming`: the worktree's unit names, by which a
 /// `.socket` unit `export systemd` wrote for it is told from others.
-pub fn refuse_busy(ports: &[(&str, u16)], units: &[u32], naming: &Naming) -> Result<()> {
+pub fn refuse_busy(
+    ports: &[(&str, u16)],
+    units: &[u32],
+    naming: &Naming,
+    command: &str,
+) -> Result<()> {
     let mut holders = alloc::busy_holders(
         ports.iter().map(|&(_, p)| p),
         &mut alloc::RealSystem::default(),
@@ -396,7 +403,7 @@ pub fn refuse_busy(ports: &[(&str, u16)], units: &[u32], naming: &Naming) -> Res
         return Ok(());
     }
     let hint = format!(
-        "{}, then run wtenv up again",
+        "{}, then run {command} again",
         busy_hint(&busy, units, Some(naming))
     );
     Err(Error::refused(format!(

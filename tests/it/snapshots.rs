@@ -48,10 +48,11 @@ pub fn settings(t: &TestEnv) -> insta::Settings {
         r#"Environment="PATH=[PATH]""#,
     );
     s.add_filter(r"\bpid \d+", "pid [PID]");
+    s.add_filter(r"\bkill \d+", "kill [PID]");
     s.add_filter(r#""pid": \d+"#, r#""pid": [PID]"#);
     s.add_filter(r#""start_time": \d+"#, r#""start_time": [START]"#);
     s.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]");
-    // Unit names carry a hash of the repository's path.
+    // Unit names carry a hash of the worktree's git dir's path.
     s.add_filter(r"\b(wtenv-[\w.-]*?_)[0-9a-f]{8}-", "${1}[PATH-HASH]-");
     s.add_filter(r"\b[0-9a-f]{64}\b", "[SHA256]");
     s.add_filter(r"\b[0-9a-f]{40}\b", "[GIT-HASH]");

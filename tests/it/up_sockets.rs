@@ -219,3 +219,40 @@ fn a_socket_services_short_lived_children_elsewhere_are_never_foreign() {
     w.wait();
     assert_no_holds(&t);
 }
+
+/// QA finding: `run --sockets` on the port of the worktree's own
+/// background socket service failed to bind, its hint `stop that
+/// process, or run 'wtenv validate --verify-ports'` (three processes
+/// named, wtenv's supervisor among them; `validate` finds nothing). It
+/// refuses as `up` does: `wtenv down` stops a background service.
+#[test]
+fn run_sockets_on_the_port_of_a_background_service_says_wtenv_down() {
+    let t = TestEnv::new();
+    t.write_config(&format!(
+        "[services.web]\nsocket = true\nrun = {}\n",
+        serde_json::to_string("exec node server.js").unwrap()
+    ));
+    std::fs::write(t.repo.join("server.js"), crate::sockets::NODE).unwrap();
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let port = t.ports.port(0);
+    let before = std::fs::read(t.registry_path()).unwrap();
+    let out = run(&mut t.wtenv(&["run", "--sockets", "--", "true"]));
+    let after = std::fs::read(t.registry_path()).unwrap();
+    let down = run(&mut t.wtenv(&["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "error: ports of the services to start are already in use:\n  port {port} (web):"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains(
+            "hint: a service of this worktree runs in the background there: stop it with 'wtenv down' ('wtenv status' shows them), then run wtenv run again"
+        ),
+        "{out}"
+    );
+    assert_eq!(after, before, "{out}");
+}
