@@ -142,12 +142,9 @@ pub fn up(
     // What foreground `up` refuses, refused before any unit starts: a
     // port something listens on already (a server left running in the
     // worktree) would fail its service with "address in use".
-    let wanted: Vec<(&str, u16)> = to_start
-        .iter()
-        .filter_map(|s| Some((s.name.as_str(), *ports.get(&s.name)?)))
-        .collect();
     crate::supervise::services::refuse_busy(
-        &wanted,
+        &to_start,
+        &ports,
         &super::unit_pids(ctx, scope),
         &naming,
         "wtenv up",

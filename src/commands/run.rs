@@ -191,12 +191,9 @@ fn supervised(
         // A port something listens on already is refused as `up` refuses
         // it: one of this worktree's background services is stopped with
         // `wtenv down`, not `kill`.
-        let wanted: Vec<(&str, u16)> = rest
-            .iter()
-            .filter_map(|s| Some((s.name.as_str(), *ports.get(&s.name)?)))
-            .collect();
         crate::supervise::services::refuse_busy(
-            &wanted,
+            &rest,
+            &ports,
             &crate::background::unit_pids(ctx, scope),
             &crate::background::Naming::of(scope),
             "wtenv run",

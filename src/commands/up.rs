@@ -91,12 +91,9 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
     )?
     .vars;
     let ports = scope.allocated_ports(&ctx.registry)?;
-    let wanted: Vec<(&str, u16)> = selected
-        .iter()
-        .filter_map(|s| Some((s.name.as_str(), *ports.get(&s.name)?)))
-        .collect();
     services::refuse_busy(
-        &wanted,
+        &selected,
+        &ports,
         &background::unit_pids(ctx, &scope),
         &background::Naming::of(&scope),
         "wtenv up",

@@ -378,18 +378,23 @@ pub fn child_env(colour: bool, set: impl Fn(&str) -> bool) -> Vec<(&'static str,
 /// even a process of this worktree (a server left running by an earlier
 /// `run` or `up`): the service would only fail with "address in use".
 /// `up` and `up --detach` alike, before they start anything, and `run
-/// --sockets` before it binds (`command`: what the hint says to run
-/// again).
+/// --sockets` before it binds: the ports of `services` in `ports`
+/// (`command`: what the hint says to run again).
 /// `units`: the main pids of the worktree's background units; a port one
 /// of them (or a process under one) listens on is stopped with `wtenv
 /// down`, not `kill`. `naming`: the worktree's unit names, by which a
 /// `.socket` unit `export systemd` wrote for it is told from others.
 pub fn refuse_busy(
-    ports: &[(&str, u16)],
+    services: &[&Service],
+    ports: &alloc::Ports,
     units: &[u32],
     naming: &Naming,
     command: &str,
 ) -> Result<()> {
+    let ports: Vec<(&str, u16)> = services
+        .iter()
+        .filter_map(|s| Some((s.name.as_str(), *ports.get(&s.name)?)))
+        .collect();
     let mut holders = alloc::busy_holders(
         ports.iter().map(|&(_, p)| p),
         &mut alloc::RealSystem::default(),

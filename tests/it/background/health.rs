@@ -394,18 +394,10 @@ fn status_runs_the_recorded_check_whatever_the_config_says_now() {
 fn status_is_unhealthy_while_a_stranger_answers_on_the_services_port() {
     let t = TestEnv::new();
     let _down = DownOnDrop(&t);
-    t.write_config(
-        "[services.half]\nrun = \"python3 -m http.server $HALF_PORT --bind 127.0.0.1 & exec sleep 1000\"\n",
-    );
-    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
-    assert_eq!(up.code, Some(0), "{up}");
-    let port = t.ports.port(0);
+    let port = super::half_service(&t, "");
     let healthy = run(&mut t.wtenv(&["status"]));
     assert_eq!(status_cells(&healthy, "half")[6], "healthy", "{healthy}");
-    for pid in super::listeners(port) {
-        signal(pid, Signal::SIGKILL);
-    }
-    assert!(wait_for(PATIENCE, || free(port)));
+    super::kill_listeners(port);
     let stranger = crate::support::HttpServer::start(&t.root(), port);
     let status = run(&mut t.wtenv(&["status"]));
     assert_eq!(status.code, Some(0), "{status}");

@@ -244,6 +244,32 @@ run = "echo api says hello; exec python3 -u -m http.server $API_PORT --bind 127.
     );
 }
 
+/// `half`, started with `up -d --manager wtenv` (`extra`: more of its
+/// config): a python3 http.server in the background of a shell that
+/// sleeps on, so that its unit runs on once the server is killed
+/// ([`kill_listeners`]). Its port, served.
+fn half_service(t: &TestEnv, extra: &str) -> u16 {
+    t.write_config(&format!(
+        "[services.half]\nrun = \"python3 -m http.server $HALF_PORT --bind 127.0.0.1 & exec sleep 1000\"\n{extra}"
+    ));
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let port = t.ports.port(0);
+    assert!(serves(port), "{up}");
+    port
+}
+
+/// SIGKILLs what listens on `port`, and waits until it is free.
+fn kill_listeners(port: u16) {
+    for pid in listeners(port) {
+        signal(pid, Signal::SIGKILL);
+    }
+    assert!(
+        wait_for(crate::supervise::PATIENCE, || free(port)),
+        "{port} still busy"
+    );
+}
+
 /// (web, api): the block's first two ports, in declaration order.
 fn ports(t: &TestEnv) -> (u16, u16) {
     (t.ports.port(0), t.ports.port(1))

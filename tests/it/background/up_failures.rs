@@ -295,23 +295,11 @@ fn up_detach_refuses_a_port_something_listens_on_as_up_does() {
 fn up_detach_waits_for_a_service_already_running_and_says_when_it_is_not_ready() {
     let t = TestEnv::new();
     let _down = DownOnDrop(&t);
-    t.write_config(
-        "[services.half]\nrun = \"python3 -m http.server $HALF_PORT --bind 127.0.0.1 & exec sleep 1000\"\nready_timeout = \"2s\"\n",
-    );
-    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
-    assert_eq!(up.code, Some(0), "{up}");
-    let port = t.ports.port(0);
-    assert!(serves(port), "{up}");
+    let port = super::half_service(&t, "ready_timeout = \"2s\"\n");
     let again = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
     assert_eq!(again.code, Some(0), "{again}");
     assert!(again.stdout.contains("(already running)"), "{again}");
-    for pid in listeners(port) {
-        super::signal(pid, nix::sys::signal::Signal::SIGKILL);
-    }
-    assert!(crate::support::wait_for(
-        std::time::Duration::from_secs(10),
-        || free(port)
-    ));
+    super::kill_listeners(port);
     let again = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
     assert_eq!(again.code, Some(1), "{again}");
     assert!(
