@@ -119,13 +119,14 @@ fn watched_on_failure(ctx: &Ctx) -> Option<Vec<PathBuf>> {
     ])
 }
 
-/// What direnv reloads on: the config (both names when there is none yet,
-/// so creating one reloads) and the worktree's stamp.
+/// What direnv reloads on: the config (both names at the worktree's root,
+/// so that creating one reloads, and creating the other beside it, which
+/// is an error, too) and the worktree's stamp.
 fn watched_files(ctx: &Ctx, scope: &Scope) -> Result<Vec<PathBuf>> {
-    let mut files = match (&ctx.config_path, &scope.config.source) {
+    let mut files = match &ctx.config_path {
         // direnv records absolute, clean paths.
-        (Some(p), _) | (None, Some(p)) => vec![crate::worktree::normalize(&ctx.absolute(p)?)],
-        (None, None) => vec![
+        Some(p) => vec![crate::worktree::normalize(&ctx.absolute(p)?)],
+        None => vec![
             scope.worktree.root.join(crate::config::TOML_NAME),
             scope.worktree.root.join(crate::config::JSON_NAME),
         ],

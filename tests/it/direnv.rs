@@ -181,6 +181,9 @@ fn interactive_bash_with_direnv_hook_gets_the_ports_on_cd_and_loses_them_on_leav
 
 /// direnv reloads when the config or the worktree's stamp changes, not
 /// when another worktree's allocation changes the shared registry.
+/// direnv reloads when the config changes, and when a second config is
+/// made beside it (an error), never when another worktree's allocation
+/// changes the registry.
 #[test]
 fn direnv_watches_the_config_and_the_stamp_not_the_registry() {
     let t = TestEnv::new();
@@ -194,7 +197,10 @@ fn direnv_watches_the_config_and_the_stamp_not_the_registry() {
          (cd '{other}' && wtenv_bin env >/dev/null)\n\
          echo \"registry: [$(direnv export json)]\"\n\
          sleep 1.1; touch wtenv.toml\n\
-         echo \"config: [$(direnv export json | head -c 1)]\"\n",
+         echo \"config: [$(direnv export json | head -c 1)]\"\n\
+         eval \"$(direnv export bash)\"\n\
+         sleep 1.1; echo '{{}}' > wtenv.json\n\
+         echo \"beside: [$(direnv export json 2>/dev/null | head -c 1)]\"\n",
         repo = t.repo.display(),
         other = other.display(),
     );
@@ -211,6 +217,8 @@ fn direnv_watches_the_config_and_the_stamp_not_the_registry() {
     );
     assert!(out.stdout.contains("registry: []\n"), "{out}");
     assert!(out.stdout.contains("config: [{]\n"), "{out}");
+    // A second config beside the first is an error: its creation reloads.
+    assert!(out.stdout.contains("beside: [{]\n"), "{out}");
     assert_eq!(t.allocations().len(), 2);
     assert_eq!(pwned_under(&t.root()), None);
 }
@@ -305,8 +313,11 @@ fn wtenv_extends_the_watch_list_exactly_as_direnv_watch_does() {
         .split(' ')
         .map(|f| f.trim_matches('\''))
         .collect();
-    assert_eq!(files.len(), 2, "{line}");
+    // Both names of the config (another beside it is an error), then
+    // the stamp.
+    assert_eq!(files.len(), 3, "{line}");
     assert!(files[0].ends_with("/wtenv.toml"), "{line}");
+    assert!(files[1].ends_with("/wtenv.json"), "{line}");
 
     let mut cmd = t.wtenv(&["env", "--direnv"]);
     let out = run(cmd.env("DIRENV_WATCHES", &start));
@@ -334,7 +345,7 @@ fn wtenv_extends_the_watch_list_exactly_as_direnv_watch_does() {
     };
     let ours = dump(ours);
     assert_eq!(ours, dump(&theirs));
-    assert_eq!(ours.as_array().map(Vec::len), Some(3), "{ours}");
+    assert_eq!(ours.as_array().map(Vec::len), Some(4), "{ours}");
 }
 
 /// `use wtenv` in an `.envrc` below the worktree's root (`front/`) whose
