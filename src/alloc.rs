@@ -289,8 +289,10 @@ pub struct Ensured {
 
 /// A command's check of the worktree's allocations as [`ensure_vetted`]
 /// finds them, before it locks or writes anything: it may probe and walk
-/// `/proc` (a port held from outside the worktree), which must not happen
-/// under the registry's lock. Its refusal writes nothing.
+/// `/proc` (a port held from outside the worktree), which should not
+/// happen under the registry's lock. Only the entries its sweep records
+/// at the worktree from elsewhere (a moved worktree's, rare) are checked
+/// under it ([`transact`]). Its refusal writes nothing.
 pub type Had<'h> = dyn FnMut(&[Allocation], &mut dyn System) -> Result<()> + 'h;
 
 /// A command's check of what [`ensure_vetted`] would leave (the ports it
@@ -413,7 +415,7 @@ pub fn ensure_vetted(
     // (a stamp an older wtenv never wrote): the registry rewrites a stamp
     // only when the worktree's ports change.
     let mut line = None;
-    let ensured = transact(registry, req, mode, system, vet, complete, &mut line)?;
+    let ensured = transact(registry, req, mode, system, had, vet, complete, &mut line)?;
     if !stamped
         && let Some(line) = line
         && req
@@ -427,11 +429,19 @@ pub fn ensure_vetted(
 
 /// [`ensure_vetted`]'s transaction, once the fast path is ruled out;
 /// `line` gets the worktree's stamp line as it leaves the registry.
+/// `had` is asked again, under the lock, of the entries the sweep
+/// recorded at this worktree from elsewhere (those that followed it after
+/// a `git worktree move`, or claimed from its repository moved whole):
+/// unknown to the look before the lock, they are as much the worktree's
+/// to export, and a process outside it holding one refuses them with
+/// nothing written.
+#[allow(clippy::too_many_arguments)]
 fn transact(
     registry: &Registry,
     req: &Request,
     mode: &HoldMode,
     system: &mut dyn System,
+    had: &mut Had,
     vet: &mut Vet,
     complete: bool,
     line: &mut Option<String>,
@@ -478,6 +488,12 @@ fn transact(
     };
     let ensured = registry.transaction_in(part, |data| {
         let before = holders_in(data);
+        let elsewhere: BTreeSet<u16> = data
+            .allocations
+            .iter()
+            .filter(|a| !a.belongs_to(req.repository, req.worktree))
+            .map(|a| a.port)
+            .collect();
         let ports = allocate_in(data, req, mode, system);
         swept = dropped(&before, data);
         let ports = match ports {
@@ -490,6 +506,15 @@ fn transact(
             ports,
             hold_waits: false,
         };
+        let followed: Vec<Allocation> = ensured
+            .mine
+            .iter()
+            .filter(|a| elsewhere.contains(&a.port))
+            .cloned()
+            .collect();
+        if !followed.is_empty() {
+            had(&followed, system)?;
+        }
         vet(&ensured)?;
         *line = Some(identity::own_line(data, req));
         Ok(Ok(ensured))

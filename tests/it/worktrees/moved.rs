@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{PortBlock, TestEnv, run, stamp_line};
+use crate::support::{PortBlock, PyListener, TestEnv, run, stamp_line};
 
 /// A repository whose committed config has two services, and a linked
 /// worktree `first` whose `env` reserved the range's first two ports.
@@ -263,4 +263,35 @@ fn create_ports_leaves_the_stamp_when_its_reservation_came_before_git() {
         );
     }
     assert!(t.allocations().is_empty(), "{}", t.registry());
+}
+
+/// QA finding: the first `env` (or `run`) after `git worktree move`
+/// exported a port a process outside the worktree listened on, exit 0:
+/// the entries that followed the worktree were recorded at its new path
+/// by the allocation's sweep, after the look for foreign holders, which
+/// had seen none there. They are looked at under the lock now: refused,
+/// the holder named, nothing written; the next `env`, and a `run`, alike.
+#[test]
+fn the_first_env_after_a_move_refuses_a_port_held_from_outside() {
+    let (t, first) = moved_world();
+    let web = t.ports.port(0);
+    let _outsider = PyListener::start(&t.root(), "4", "127.0.0.1", web, "");
+    let moved = move_worktree(&t, &first, "moved");
+    let before = std::fs::read(t.registry_path()).unwrap();
+    for args in [&["env"][..], &["env"], &["run", "--", "true"]] {
+        let out = run(&mut t.wtenv_in(&moved, args));
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert!(
+            out.stderr.starts_with(&format!(
+                "error: ports reserved for worktree {} are held by processes outside it:",
+                moved.display()
+            )) && out.stderr.contains(&format!("port {web} (web)")),
+            "{args:?}: {out}"
+        );
+        assert_eq!(
+            std::fs::read(t.registry_path()).unwrap(),
+            before,
+            "{args:?}: {out}"
+        );
+    }
 }
