@@ -413,10 +413,11 @@ pub fn check(
     if verify_ports {
         // A port whose finding's fix releases it (out of range, a service
         // removed, a dead holder's held-only port) is not stale as well:
-        // one port, one finding, one fix.
+        // one port, one finding, one fix. A dead holder's whose orphans
+        // still run too: `--fix` stops them first, then makes that fix.
         let fixes: Vec<(usize, Fix)> = findings
             .iter()
-            .filter(|f| f.applies())
+            .filter(|f| f.fixable)
             .filter_map(|f| f.fix.clone())
             .collect();
         let released = alloc::released_by(data, &fixes);

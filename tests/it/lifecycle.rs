@@ -525,3 +525,31 @@ fn views_on_a_fresh_state_directory_create_nothing() {
         assert!(made.is_empty(), "{args:?} created {made:?}");
     }
 }
+
+/// QA finding: a port only a SIGKILLed `run` held (it allocated it
+/// itself), its command still running without listening, was reported
+/// twice by `validate --verify-ports`: `holder-dead` and `stale`, where
+/// `--fix` makes one fix (it stops the orphans, then releases the port).
+/// One port, one finding.
+#[test]
+fn a_killed_runs_own_port_with_orphans_is_one_finding_not_also_stale() {
+    let t = TestEnv::new();
+    let mut w = Wtenv::start(&t, &["run", "--", "sleep", "300"]);
+    let port = t.ports.port(0);
+    assert!(wait_for(PATIENCE, || t.registry_path().exists()));
+    let pgid = recorded_pgid(&t, port);
+    w.signal(nix::sys::signal::Signal::SIGKILL);
+    w.wait();
+    let out = run(&mut t.wtenv(&["validate", "--verify-ports"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stdout.contains("error: holder-dead: "), "{out}");
+    assert!(!out.stdout.contains("stale"), "{out}");
+    assert!(out.stdout.contains("1 error(s), 0 warning(s)"), "{out}");
+    let out = run(&mut t.wtenv(&["validate", "--verify-ports", "--fix"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        wait_for(PATIENCE, || wtenv::process::group_members(pgid).is_empty()),
+        "{out}"
+    );
+    assert!(t.allocations().is_empty(), "{out}");
+}
