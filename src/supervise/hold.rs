@@ -87,8 +87,8 @@ pub fn record_pgid(
     worktree: &Worktree,
     pgid_of: impl Fn(&Allocation) -> Option<Pgid>,
 ) {
-    for root in held_at(registry, worktree, ProcessId::current()) {
-        let part = Part::of(&worktree.common_dir, &root);
+    for (repository, root) in held_at(registry, worktree, ProcessId::current()) {
+        let part = Part::of(&repository, &root);
         let result = registry.transaction_in(part, |data| {
             stamp_groups(data, &pgid_of);
             Ok(())
@@ -100,30 +100,43 @@ pub fn record_pgid(
     }
 }
 
-/// Where the holds of `me` on `worktree`'s entries may be recorded now:
-/// [`Worktree::roots_now`]; once the worktree moved, also each path of
-/// its repository that no worktree is at now where an entry carries a
-/// hold of `me` (its entries followed it to a path it has left since:
-/// `env` there, then `git worktree move` again; they follow it on at the
-/// next sweep, the holds with them). One read of the repository's lines,
-/// only after a move; unmoved, one read of its `.git`.
-fn held_at(registry: &Registry, worktree: &Worktree, me: ProcessId) -> Vec<PathBuf> {
+/// Where the holds of `me` on `worktree`'s entries may be recorded now,
+/// as (repository, worktree): [`Worktree::roots_now`]; once the worktree
+/// moved, also each path of its repository that no worktree is at now
+/// where an entry carries a hold of `me` (its entries followed it to a
+/// path it has left since: `env` there, then `git worktree move` again;
+/// they follow it on at the next sweep, the holds with them). One read of
+/// the repository's lines, only after a move; unmoved, one read of its
+/// `.git`. A repository moved whole (`mv`: its common dir gone) is found
+/// again from this process's working directory, which moved with it:
+/// `env` there records the entries at its new paths, holds and all.
+fn held_at(registry: &Registry, worktree: &Worktree, me: ProcessId) -> Vec<(PathBuf, PathBuf)> {
     let mut roots = worktree.roots_now();
-    if roots == std::slice::from_ref(&worktree.root) {
-        return roots;
-    }
-    let Ok(data) = registry.read_repository(&worktree.common_dir) else {
-        return roots;
-    };
-    for a in data.allocations {
-        let left = !roots.contains(&a.worktree)
-            && a.holders.iter().any(|h| h.is(me))
-            && crate::worktree::git_dir_at(&a.worktree).is_none();
-        if left {
-            roots.push(a.worktree);
+    if roots != std::slice::from_ref(&worktree.root)
+        && let Ok(data) = registry.read_repository(&worktree.common_dir)
+    {
+        for a in data.allocations {
+            let left = !roots.contains(&a.worktree)
+                && a.holders.iter().any(|h| h.is(me))
+                && crate::worktree::git_dir_at(&a.worktree).is_none();
+            if left {
+                roots.push(a.worktree);
+            }
         }
     }
-    roots
+    let mut at: Vec<(PathBuf, PathBuf)> = roots
+        .into_iter()
+        .map(|root| (worktree.common_dir.clone(), root))
+        .collect();
+    if !worktree.common_dir.exists()
+        && let Some(now) = std::env::current_dir()
+            .ok()
+            .and_then(|dir| Worktree::discover(&dir).ok().flatten())
+            .filter(|now| now.common_dir != worktree.common_dir)
+    {
+        at.push((now.common_dir, now.root));
+    }
+    at
 }
 
 /// What a supervising wtenv could not write once its command ran: said as
@@ -367,9 +380,9 @@ impl<'a> ReleaseGuard<'a> {
 impl ReleaseGuard<'_> {
     /// Whether the registry may still record a hold of `me` at `root`:
     /// yes when it cannot be read to tell.
-    fn holds_any(&self, root: &Path, me: ProcessId) -> bool {
+    fn holds_any(&self, repository: &Path, root: &Path, me: ProcessId) -> bool {
         self.registry
-            .read_worktree(&self.worktree.common_dir, root)
+            .read_worktree(repository, root)
             .map_or(true, |d| {
                 d.allocations
                     .iter()
@@ -386,8 +399,8 @@ impl Drop for ReleaseGuard<'_> {
             return;
         }
         let me = ProcessId::current();
-        for root in held_at(self.registry, self.worktree, me) {
-            let part = Part::of(&self.worktree.common_dir, &root);
+        for (repository, root) in held_at(self.registry, self.worktree, me) {
+            let part = Part::of(&repository, &root);
             match self
                 .registry
                 .transaction_in(part, |d| Ok(alloc::release_holds(d, me)))
@@ -400,7 +413,7 @@ impl Drop for ReleaseGuard<'_> {
                 // Only when something is left behind: a registry this
                 // process could not change (refused before its hold) holds
                 // nothing of it. Said once: the next command releases all.
-                Err(e) if self.holds_any(&root, me) => {
+                Err(e) if self.holds_any(&repository, &root, me) => {
                     return crate::report::urgent(
                         &format!("could not release the ports held by this wtenv: {e}"),
                         "the next wtenv command releases them (its holder is gone)",

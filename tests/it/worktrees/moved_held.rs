@@ -52,7 +52,10 @@ fn a_planted_stamp_does_not_take_a_deleted_repositorys_held_port() {
 /// The real move: `mv` of a repository whose `run` serves in its main
 /// worktree. The holder's working directory moved with it, so `env` in
 /// the moved main worktree claims the held entries and keeps its ports,
-/// holder and all.
+/// holder and all. QA finding: once that `run` ended (Ctrl-C), its holds
+/// stayed at the new path, a dead holder `validate` reported: it looked
+/// for them only in the repository it started in. It finds the moved
+/// repository by its own working directory, which moved with it.
 #[test]
 fn a_repository_moved_whole_keeps_the_ports_its_run_holds() {
     let (t, _first) = moved_world();
@@ -70,4 +73,8 @@ fn a_repository_moved_whole_keeps_the_ports_its_run_holds() {
     }
     assert_eq!(holds_of(&t, &main), held, "{}", t.registry());
     drop(child);
+    let ports: Vec<(u16, u64)> = held.iter().map(|&(port, _)| (port, 0)).collect();
+    assert_eq!(holds_of(&t, &main), ports, "{}", t.registry());
+    let check = run(&mut t.wtenv_in(&main, &["validate"]));
+    assert_eq!(check.code, Some(0), "{check}");
 }
