@@ -224,7 +224,14 @@ impl<'a, 's> Up<'a, 's> {
         s.restart_at = None;
         s.watching = Arc::new(AtomicBool::new(true));
         let name = s.unit.service.name.clone();
-        if let Some(port) = s.unit.port {
+        // A service whose readiness is a `cmd` check of its own says
+        // when it is ready (a worker, not meant to listen on its port):
+        // its port is not watched, as `up --detach` does not look there.
+        let own_check = matches!(
+            s.health.as_ref().map(|h| &h.check),
+            Some(health::Check::Cmd { .. })
+        );
+        if let Some(port) = s.unit.port.filter(|_| !own_check) {
             watch_ready(s.unit.service, port, pgid);
         }
         watch_stops(&name, pgid, s.watching.clone(), sup.own_stop());

@@ -605,3 +605,24 @@ fn a_dependency_cycle_or_unknown_name_is_a_config_error_and_nothing_starts() {
         assert!(t.allocations().is_empty(), "nothing allocated: {out}");
     }
 }
+
+/// QA finding: a worker whose readiness is a `cmd` check of its own was
+/// said ready, then at its `ready_timeout` warned of as `not listening on
+/// its port`: a service with such a check says when it is ready, and its
+/// port is not watched.
+#[test]
+fn a_worker_ready_by_its_own_cmd_check_is_not_warned_of_its_port() {
+    let t = TestEnv::new();
+    t.write_config(
+        "[services.worker]\nrun = \"sleep 1000\"\nhealth = { cmd = \"true\" }\nready_timeout = \"1s\"\n",
+    );
+    let mut w = Wtenv::start(&t, &["up"]);
+    wait_text(&w, "worker | ready in ", PATIENCE);
+    std::thread::sleep(Duration::from_millis(2500));
+    w.signal(Signal::SIGINT);
+    w.wait();
+    let stderr = w.stderr_text();
+    assert!(!stderr.contains("not listening"), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert_no_holds(&t);
+}
