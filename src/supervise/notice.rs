@@ -48,11 +48,20 @@ impl Notice {
 }
 
 /// `wtenv: waiting up to 10s for npm to stop; Ctrl-C again to kill it
-/// now`: `names` are what still runs (a command, `service web`).
-pub(super) fn waiting(names: &[String], grace: Duration) {
+/// now`: `names` are what still runs (a command, `service web`). While
+/// the command has the terminal (`lent`), a Ctrl-C there reaches its
+/// group, not wtenv, and the signal that started the wait came from
+/// elsewhere: the line says to send wtenv the Ctrl-C itself instead
+/// (`kill -INT 4242 to kill it now`: a second SIGINT kills at once).
+pub(super) fn waiting(names: &[String], grace: Duration, lent: bool) {
     let them = if names.len() == 1 { "it" } else { "them" };
+    let again = if lent {
+        format!("kill -INT {}", std::process::id())
+    } else {
+        "Ctrl-C again".to_owned()
+    };
     report::status(&format!(
-        "waiting up to {} for {} to stop; Ctrl-C again to kill {them} now",
+        "waiting up to {} for {} to stop; {again} to kill {them} now",
         crate::duration::said(grace),
         who(names)
     ));

@@ -298,7 +298,8 @@ impl Supervisor {
                 Action::Kill => self.kill_all_overdue(),
                 action => {
                     if self.notice.due(now) && !self.escalation.killed() {
-                        notice::waiting(&self.running(), self.escalation.grace());
+                        let lent = self.terminal.is_some();
+                        notice::waiting(&self.running(), self.escalation.grace(), lent);
                     }
                     self.apply(action);
                 }

@@ -146,3 +146,61 @@ fn run_on_a_terminal_says_it_waits_for_its_command_unless_quiet() {
     }
     assert_no_holds(&t);
 }
+
+/// QA finding: a `run` in the foreground, its command holding the
+/// terminal, signalled from elsewhere (`kill`), said `Ctrl-C again to
+/// kill it now`; but a Ctrl-C there reaches the command's group, not
+/// wtenv, and wtenv waited out the whole grace. The line says to send
+/// wtenv the Ctrl-C itself, naming its pid, and that kills at once.
+#[test]
+fn run_whose_command_has_the_terminal_says_to_send_wtenv_the_ctrl_c() {
+    let t = TestEnv::new();
+    let tmux = Tmux::start_bash(&t);
+    let ready = t.root().join("ready");
+    tmux.line(
+        &t,
+        &format!(
+            "{} run --grace 60s -- sh -c \"{}\"",
+            env!("CARGO_BIN_EXE_wtenv"),
+            stubborn(&ready)
+        ),
+    );
+    assert!(wait_for(PATIENCE, || ready.exists()), "{}", tmux.pane(&t));
+    let wtenv = std::process::Command::new("pgrep")
+        .args([
+            "-f",
+            "-x",
+            &format!("{} run --grace 60s .*", env!("CARGO_BIN_EXE_wtenv")),
+        ])
+        .output()
+        .unwrap();
+    let pid: i32 = String::from_utf8_lossy(&wtenv.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let send = |sig: Signal| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).unwrap();
+    };
+    send(Signal::SIGTERM);
+    let waiting = format!("wtenv: waiting up to 1m for sh to stop; kill -INT {pid} to kill it now");
+    assert!(
+        wait_for(PATIENCE, || tmux.pane(&t).contains(&waiting)),
+        "{}",
+        tmux.pane(&t)
+    );
+    let asked = Instant::now();
+    send(Signal::SIGINT);
+    // Killed at once, as asked (said only of a kill unasked: the grace's).
+    assert!(
+        wait_for(PATIENCE, || !super::alive(pid as u32)),
+        "{}",
+        tmux.pane(&t)
+    );
+    assert!(asked.elapsed().as_secs() < 30, "{}", tmux.pane(&t));
+    assert!(
+        !tmux.pane(&t).contains("did not stop within"),
+        "{}",
+        tmux.pane(&t)
+    );
+    assert_no_holds(&t);
+}
