@@ -271,12 +271,26 @@ impl Record {
     /// Whether the record is `owner`'s: by the git dir both know (a moved
     /// worktree's units stay its own; a new worktree made at the path it
     /// left has another git dir), else by the path the unit started in.
+    /// A repository moved whole (`mv`) leaves every path the record knows
+    /// gone: its unit is the worktree's where the process it started
+    /// (the same pid and start time) works now, its working directory
+    /// having moved with the directory, as its holds are claimed.
     fn belongs_to(&self, owner: &Owner) -> bool {
         let same = match (&self.git_dir, owner.git_dir) {
             (Some(mine), Some(theirs)) => mine == theirs,
             _ => self.worktree == owner.root,
         };
-        same && self.repository == owner.repository
+        if same && self.repository == owner.repository {
+            return true;
+        }
+        self.repository != owner.repository
+            && !self.repository.exists()
+            && crate::process::ProcessId {
+                pid: self.pid,
+                start_time: self.start_time,
+            }
+            .is_alive()
+            && crate::process::cwd(self.pid).as_deref() == Some(owner.root)
     }
 }
 

@@ -294,3 +294,41 @@ fn two_worktrees_with_one_directory_name_keep_their_services_apart() {
     }
     assert_eq!(records(&t).len(), 1, "{down}");
 }
+
+/// QA finding: after `mv` of the whole repository, `status` and `down` in
+/// it said nothing ran in the background while its service served on,
+/// and `remove --force` left the unit running: its record named the git
+/// dir the repository had, gone. A unit is the worktree's where the
+/// process it started works now (its working directory moved along).
+#[test]
+fn a_repository_moved_whole_keeps_its_background_services() {
+    let t = TestEnv::new();
+    t.write_config(
+        "[services.web]\nrun = \"exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
+    );
+    let to = t.root().join("elsewhere");
+    std::fs::create_dir(&to).unwrap();
+    let main = to.join("repo");
+    let mut guard = DownIn::new(&t, &[&t.repo, &main]);
+    let (port, pids) = up_in(&t, &t.repo);
+    guard.pids.clone_from(&pids);
+    std::fs::rename(&t.repo, &main).unwrap();
+
+    let status = run(&mut t.wtenv_in(&main, &["status"]));
+    assert_eq!(status.code, Some(0), "{status}");
+    let cells = status_cells(&status, "web");
+    assert_eq!(
+        [3, 5].map(|i| cells[i].as_str()),
+        ["running", &*port.to_string()],
+        "{status}"
+    );
+    let down = run(&mut t.wtenv_in(&main, &["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert!(down.stderr.contains("stopped web"), "{down}");
+    assert!(free(port), "{down}");
+    for pid in pids {
+        assert!(!alive(pid), "{pid} survived down: {down}");
+    }
+    assert!(records(&t).is_empty(), "{down}");
+    assert!(holders(&t, "web").is_empty(), "{}", t.registry());
+}
