@@ -67,6 +67,12 @@ fn readme_table() -> BTreeMap<String, String> {
     table
 }
 
+/// Kinds the binary reaches only through a race, with no case here: each
+/// is tested where it is made. `PortInUse`: a port taken between the
+/// check `run --sockets` and `up` make of their ports (a busy one is
+/// `Refused`, above) and their bind (`sockets::tests`, a real socket).
+const RACE_ONLY: [&str; 1] = ["PortInUse"];
+
 /// The variants of `Error`, read from src/error.rs.
 fn error_variants() -> BTreeSet<String> {
     let source = include_str!("../../src/error.rs");
@@ -199,9 +205,9 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "run --sockets on a port its own worktree's process listens on",
-            kind: Some("PortInUse"),
+            kind: Some("Refused"),
             expected: End::Code(1),
-            says: Says::Stderr("for service web: it is in use: pid "),
+            says: Says::Stderr("error: ports of the services to start are already in use:"),
             trigger: || {
                 let t = TestEnv::new();
                 t.write_config("[services.web]\nsocket = true\n");
@@ -451,7 +457,10 @@ fn every_error_kind_exits_with_the_code_the_readme_documents() {
         .filter_map(|c| c.kind)
         .map(String::from)
         .collect();
-    let untested: Vec<&String> = variants.difference(&covered).collect();
+    let untested: Vec<&String> = variants
+        .difference(&covered)
+        .filter(|v| !RACE_ONLY.contains(&v.as_str()))
+        .collect();
     assert!(
         untested.is_empty(),
         "error kinds without a case here: {untested:?} (add one that triggers each through the binary)"
