@@ -143,13 +143,17 @@ pub fn refusal_of(path: &Path, e: &io::Error) -> Option<Refusal> {
 }
 
 /// A lock file: created 0600 if missing, never through a link, and only a
-/// regular file of ours that its owner may read and write: one wtenv made
-/// gets its owner's bits back from the umask ([`keep_owner_bits`]); one
-/// that was there without them is refused, root included
-/// ([`require_owner_bits`]).
+/// regular file of ours with one name (a worktree's lock is written in:
+/// a hard link planted there would empty another file) that its owner
+/// may read and write: one wtenv made gets its owner's bits back from the
+/// umask ([`keep_owner_bits`]); one that was there without them is
+/// refused, root included ([`require_owner_bits`]).
 pub fn open_lock(path: &Path) -> Result<File, OpenError> {
     let (file, made) = open_or_make(path, true)?;
     let meta = require_own_regular(&file)?;
+    if meta.nlink() > 1 {
+        return Err(OpenError::Refused(Refusal::HardLinked(meta.nlink())));
+    }
     if made {
         keep_owner_bits(&file, &meta, 0o600)?;
     } else {

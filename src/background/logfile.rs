@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::files::{OpenError, Refusal};
 use crate::process::printable_path;
 
 /// `up --detach`'s default log limit per service: 10 MiB.
@@ -52,6 +53,8 @@ pub fn previous(path: &Path) -> PathBuf {
 /// The log, created 0600 if missing; a regular file keeps its owner's
 /// `rw` whatever the umask (under 0277 it was made 0400, which the next
 /// `up --detach` could not open: the service ended at once, exit code 1).
+/// Never through a link, and never into a file with other names (a hard
+/// link planted there would have another file appended to).
 fn open_append(path: &Path) -> std::io::Result<File> {
     let file = OpenOptions::new()
         .append(true)
@@ -61,9 +64,52 @@ fn open_append(path: &Path) -> std::io::Result<File> {
         .open(path)?;
     let meta = file.metadata()?;
     if meta.is_file() {
+        if meta.nlink() > 1 {
+            return Err(std::io::Error::other(
+                Refusal::HardLinked(meta.nlink()).to_string(),
+            ));
+        }
         crate::files::keep_owner_bits(&file, &meta, 0o600)?;
     }
     Ok(file)
+}
+
+/// Refuses a service's log that is not a regular file of the user's with
+/// one name (a link, a FIFO, a directory, another's file, a hard link to
+/// another file): something other than wtenv put it there, and the
+/// supervisor would refuse to write it (or, a hard link, write another
+/// file). Exit 2, as a planted lock file, with the command that removes
+/// it; `up --detach` asks before anything is reserved or started. A log
+/// not there yet is fine.
+pub fn check_log(path: &Path) -> Result<()> {
+    let refused = |r: Refusal| Error::RegistryUnusable {
+        what: "log",
+        path: path.to_path_buf(),
+        reason: r.to_string(),
+        hint: crate::files::planted_hint(path),
+    };
+    let found = match crate::files::open_read(path, false) {
+        Ok(found) => found,
+        Err(OpenError::Refused(r)) => return Err(refused(r)),
+        Err(OpenError::Io(e)) => {
+            return Err(match crate::files::refusal_of(path, &e) {
+                Some(r) => refused(r),
+                None => Error::io(format!("could not open log {}", printable_path(path)), e),
+            });
+        }
+    };
+    let Some(file) = found else {
+        return Ok(());
+    };
+    match crate::files::require_own_regular(&file) {
+        Ok(meta) if meta.nlink() > 1 => Err(refused(Refusal::HardLinked(meta.nlink()))),
+        Ok(_) => Ok(()),
+        Err(OpenError::Refused(r)) => Err(refused(r)),
+        Err(OpenError::Io(e)) => Err(Error::io(
+            format!("could not open log {}", printable_path(path)),
+            e,
+        )),
+    }
 }
 
 /// Whole lines appended to a file that rotates at `limit` bytes.

@@ -289,6 +289,7 @@ fn unit_ref(manager: Manager, naming: &Naming, service: &Service) -> UnitRef {
 /// that `down` could not find). `exported`: what systemd's manager has
 /// of the units, asked once for all of them.
 fn check(manager: Manager, launch: &Launch, exported: &systemd::Exported) -> Result<()> {
+    logfile::check_log(&launch.log)?;
     if launch.log.to_str().is_none() {
         return Err(Error::invalid(format!(
             "cannot keep the record of {}: the state directory's path {} is not UTF-8",

@@ -50,11 +50,52 @@ pub fn stop(ctx: &Ctx, dir: &StateDir, records: &[Record], patience: Duration) -
         std::thread::sleep(Duration::from_millis(100));
     }
     // A unit's run released its own holds; one killed with SIGKILL did
-    // not: sweep those now that their units are inactive.
-    ctx.registry.transaction(|data| {
-        alloc::sweep(data, &mut RealSystem::new(&ctx.registry));
+    // not: those are dropped now that their units are inactive. Only
+    // those: a sweep of the whole registry here released the entries of a
+    // repository moved whole (`mv`) that its worktrees had yet to claim.
+    let units: Vec<&str> = records.iter().map(|r| r.unit.as_str()).collect();
+    let dropped = ctx.registry.transaction(|data| {
+        let mut system = RealSystem::new(&ctx.registry);
+        let gone: Vec<crate::registry::Hold> = data
+            .allocations
+            .iter()
+            .flat_map(|a| &a.holders)
+            .filter(|h| {
+                h.unit
+                    .as_ref()
+                    .is_some_and(|u| units.contains(&u.name.as_str()))
+            })
+            .filter(|h| alloc::holder_gone(&mut system, h))
+            .cloned()
+            .collect();
+        alloc::release_holds_where(data, |h| gone.contains(h));
         Ok(())
-    })?;
+    });
+    // The units are stopped whatever the write did: said so, and how the
+    // rest is done (a `down` again finds them stopped and forgets them).
+    if let Err(e) = dropped {
+        let cause = match &e {
+            Error::Io { source, .. } => match source.raw_os_error() {
+                Some(nix::libc::ENOSPC | nix::libc::EDQUOT) => {
+                    "its disk is full (or your quota used up): free some space"
+                }
+                Some(nix::libc::EROFS) => "its file system is read-only: remount it read-write",
+                _ => "mend what the error says",
+            },
+            _ => "mend what the error says",
+        };
+        return Err(Error::failed(format!(
+            "stopped {}, but could not then drop the holds their supervisors left: {e}",
+            units
+                .iter()
+                .map(|u| printable(u))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .with_hint(format!(
+            "{cause}, then run 'wtenv down' again: it finds them stopped, and forgets them"
+        )));
+    }
     for r in records {
         dir.forget(r);
     }

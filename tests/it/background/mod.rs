@@ -13,6 +13,7 @@ mod exported;
 mod health;
 mod moved;
 mod orphans;
+mod planted;
 mod races;
 mod races_gone;
 mod release_elsewhere;

@@ -300,12 +300,14 @@ fn two_worktrees_with_one_directory_name_keep_their_services_apart() {
 /// and `remove --force` left the unit running: its record named the git
 /// dir the repository had, gone. A unit is the worktree's where the
 /// process it started works now (its working directory moved along).
+/// QA finding too: that `down` then swept the whole registry, releasing
+/// the reservations of the repository's worktrees that had yet to claim
+/// theirs (and its own): it drops only its units' dead holds.
 #[test]
 fn a_repository_moved_whole_keeps_its_background_services() {
     let t = TestEnv::new();
-    t.write_config(
-        "[services.web]\nrun = \"exec python3 -u -m http.server $WEB_PORT --bind 127.0.0.1\"\n",
-    );
+    let sibling = worktree_with_web(&t, "sibling");
+    assert_eq!(run(&mut t.wtenv_in(&sibling, &["env"])).code, Some(0));
     let to = t.root().join("elsewhere");
     std::fs::create_dir(&to).unwrap();
     let main = to.join("repo");
@@ -331,4 +333,6 @@ fn a_repository_moved_whole_keeps_its_background_services() {
     }
     assert!(records(&t).is_empty(), "{down}");
     assert!(holders(&t, "web").is_empty(), "{}", t.registry());
+    // Every reservation kept, for its worktree to claim at its new path.
+    assert_eq!(t.allocations().len(), 2, "{}", t.registry());
 }
