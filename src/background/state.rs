@@ -23,8 +23,11 @@ impl StateDir {
     /// the commands that start services.
     pub fn of(ctx: &Ctx) -> Result<StateDir> {
         let dir = ctx.registry.ensure_state_dir()?.join("background");
-        crate::files::create_private_dir(&dir, false)
-            .map_err(|e| Error::io(format!("could not create {}", printable_path(&dir)), e))?;
+        // A full disk or a read-only file system is said as such, with
+        // what to do, as every write of the state directory says it.
+        crate::files::create_private_dir(&dir, false).map_err(|e| {
+            crate::files::replace_error(format!("could not create {}", printable_path(&dir)), e)
+        })?;
         // Gone again only if removed under us: said as the read it fails.
         let missing = || {
             let e = std::io::ErrorKind::NotFound.into();

@@ -33,7 +33,7 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
     }
     // Nothing is created when nothing ever ran in the background.
     let Some(dir) = StateDir::existing(ctx)? else {
-        report::status("nothing of this worktree runs in the background");
+        report::status(&nothing_runs(&args.services));
         return Ok(Outcome::SUCCESS);
     };
     // Stopping ends with writes (the records removed, the holds
@@ -57,7 +57,7 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
     // left as they are: never stopped, their files never removed.
     let unreadable = dir.unreadable_in(&background::Naming::of(&scope), &args.services);
     if records.is_empty() && unreadable.is_empty() {
-        report::status("nothing of this worktree runs in the background");
+        report::status(&nothing_runs(&args.services));
         return Ok(Outcome::SUCCESS);
     }
     if !records.is_empty() {
@@ -85,5 +85,25 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
     match still_held {
         Some(still_held) => Err(still_held.error()),
         None => Ok(Outcome::SUCCESS),
+    }
+}
+
+/// What `down` says when it finds nothing to stop: of the services named
+/// (`down web` while `api` runs must not say that nothing does), else of
+/// the worktree.
+fn nothing_runs(services: &[String]) -> String {
+    match services {
+        [] => "nothing of this worktree runs in the background".to_owned(),
+        [one] => format!(
+            "{} does not run in the background; nothing to stop",
+            crate::process::printable(one)
+        ),
+        many => format!(
+            "none of {} runs in the background; nothing to stop",
+            many.iter()
+                .map(|s| crate::process::printable(s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }

@@ -163,3 +163,28 @@ fn down_on_a_full_disk_says_it_stopped_the_services() {
         "{status}"
     );
 }
+
+/// QA finding: `up -d` that could not make `<state>/background` on a full
+/// disk (no inode left) said the OS's words alone; it says what to do, as
+/// every other write of the state directory does.
+#[test]
+fn up_detach_on_a_full_disk_says_what_to_do() {
+    let t = TestEnv::new();
+    let disk = Tmpfs::mount(&t.root().join("state"), "1m,nr_inodes=64");
+    web(&t);
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let mut n = 0;
+    while std::fs::File::create(disk.path().join(format!("inode-{n}"))).is_ok() {
+        n += 1;
+    }
+    let before = std::fs::read(t.registry_path()).unwrap();
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(1), "{up}");
+    assert!(up.stderr.contains("No space left on device"), "{up}");
+    assert!(
+        up.stderr.contains("hint: its disk is full (or your quota used up): nothing was changed; free some space, then run the command again"),
+        "{up}"
+    );
+    assert_eq!(std::fs::read(t.registry_path()).unwrap(), before);
+    assert!(free(t.ports.port(0)));
+}

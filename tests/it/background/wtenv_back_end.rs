@@ -374,3 +374,22 @@ fn down_says_the_sigkill_of_an_orphan_that_outlived_its_grace() {
         "{logs}"
     );
 }
+
+/// QA finding: `down web` while only `api` ran said `nothing of this
+/// worktree runs in the background`: it speaks of the services named.
+#[test]
+fn down_of_a_service_not_running_says_so_of_that_service() {
+    let t = TestEnv::new();
+    let _down = DownOnDrop(&t);
+    two_http_services(&t);
+    let up = run(&mut t.wtenv(&["up", "-d", "api", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    let down = run(&mut t.wtenv(&["down", "web"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert_eq!(
+        down.stderr,
+        "wtenv: web does not run in the background; nothing to stop\n"
+    );
+    let status = run(&mut t.wtenv(&["status"]));
+    assert_eq!(status_cells(&status, "api")[3], "running", "{status}");
+}
