@@ -107,9 +107,10 @@ pub fn record_pgid(
 /// path it has left since: `env` there, then `git worktree move` again;
 /// they follow it on at the next sweep, the holds with them). One read of
 /// the repository's lines, only after a move; unmoved, one read of its
-/// `.git`. A repository moved whole (`mv`: its common dir gone) is found
-/// again from this process's working directory, which moved with it:
-/// `env` there records the entries at its new paths, holds and all.
+/// `.git`. A repository moved whole (`mv`: its common dir gone, `env`
+/// recording its entries at the new paths, holds and all, once or after
+/// each of several moves): wherever an entry carries a hold of `me`, in
+/// one read of the whole registry, only then.
 fn held_at(registry: &Registry, worktree: &Worktree, me: ProcessId) -> Vec<(PathBuf, PathBuf)> {
     let mut roots = worktree.roots_now();
     if roots != std::slice::from_ref(&worktree.root)
@@ -129,12 +130,14 @@ fn held_at(registry: &Registry, worktree: &Worktree, me: ProcessId) -> Vec<(Path
         .map(|root| (worktree.common_dir.clone(), root))
         .collect();
     if !worktree.common_dir.exists()
-        && let Some(now) = std::env::current_dir()
-            .ok()
-            .and_then(|dir| Worktree::discover(&dir).ok().flatten())
-            .filter(|now| now.common_dir != worktree.common_dir)
+        && let Ok(data) = registry.read()
     {
-        at.push((now.common_dir, now.root));
+        for a in data.allocations {
+            let place = (a.repository, a.worktree);
+            if a.holders.iter().any(|h| h.is(me)) && !at.contains(&place) {
+                at.push(place);
+            }
+        }
     }
     at
 }
