@@ -486,11 +486,22 @@ impl RepoLock {
         let file = File::open(path)
             .map_err(|e| Error::io(format!("could not open {}", printable_path(path)), e))?;
         let start = Instant::now();
+        let mut said = false;
         loop {
             interrupted()?;
             match file.try_lock() {
                 Ok(()) => return Ok(RepoLock { _file: file }),
                 Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
+                    // Said once, after a second: a `remove` that waits for
+                    // an `up -d` of its worktree to get ready holds this
+                    // lock meanwhile, and a silent wait looks like a hang.
+                    if !said && start.elapsed() >= Duration::from_secs(1) {
+                        crate::report::status(&format!(
+                            "waiting for another wtenv creating or removing a worktree of this repository (at most {} s)",
+                            wait.as_secs()
+                        ));
+                        said = true;
+                    }
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {

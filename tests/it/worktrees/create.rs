@@ -392,3 +392,32 @@ fn create_from_a_config_that_is_not_committed_says_the_new_worktree_has_none() {
     assert_eq!(out.code, Some(0), "{out}");
     assert!(!out.stderr.contains("warning"), "{out}");
 }
+
+/// QA finding: a `create` waiting for the repository's lock (held by a
+/// `remove` that waits for an `up -d` of its worktree to get ready) said
+/// nothing until it failed 60 s later. It says, once, after a second,
+/// what it waits for.
+#[test]
+fn create_waiting_for_the_repository_lock_says_so() {
+    let t = TestEnv::new();
+    let lock = std::fs::File::open(t.repo.join(".git")).unwrap();
+    lock.lock().unwrap();
+    let mut cmd = t.wtenv(&["create", "--purpose", "feature", "--identifier", "w"]);
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1600));
+    lock.unlock().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("wtenv: waiting for another wtenv creating or removing a worktree of this repository (at most 60 s)\n")
+            .count(),
+        1,
+        "{stderr}"
+    );
+}
