@@ -147,6 +147,16 @@ pub trait System {
         let _ = hold;
         None
     }
+    /// Whether `hold`'s process, alive, works in a worktree of another
+    /// repository than `repository`, which exists (its working directory
+    /// in one): the `run` of a repository moved whole (`mv`), whose entry
+    /// is recorded at a path a new repository took since. What descends
+    /// from it is not that new repository's (rule 5). While nothing is at
+    /// `repository` (moved, not claimed yet) it is still its own.
+    fn holder_works_elsewhere(&mut self, hold: &Hold, repository: &Path) -> bool {
+        let _ = (hold, repository);
+        false
+    }
     /// Whether `pid` is `ancestor` or one of its descendants.
     fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool;
     /// Whether `pid` is `hold`'s holder or one of its descendants, that

@@ -145,6 +145,13 @@ impl System for RealSystem {
         }
         process::cwd(hold.pid)
     }
+    fn holder_works_elsewhere(&mut self, hold: &Hold, repository: &Path) -> bool {
+        repository.exists()
+            && self.holder_cwd(hold).is_some_and(|dir| {
+                crate::worktree::Worktree::discover_resolved(&dir)
+                    .is_ok_and(|w| w.is_some_and(|w| w.common_dir != repository))
+            })
+    }
     fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool {
         process::descends_from(pid, ancestor)
     }

@@ -155,8 +155,9 @@ pub fn classify(allocations: &[&Allocation], system: &mut dyn System) -> io::Res
 
 /// Rule 5 for one busy port of `a`, by the processes `found` listening
 /// on it: in use when each is of `a`'s worktree (working in it,
-/// descending from a live holder of `a`, or the service manager
-/// listening for it), foreign when one is not, and then only those not
+/// descending from a live holder of `a` that does not work in another
+/// repository's worktree, or the service manager listening for it),
+/// foreign when one is not, and then only those not
 /// of it are named: what to stop, never the worktree's own server beside
 /// them. A holder that ended since the lookup holds nothing any more, and
 /// its ancestry can no longer be read: it is left out (a short-lived
@@ -172,9 +173,10 @@ fn judge(a: &Allocation, mut found: Holders, system: &mut dyn System) -> Option<
         if h.cwd
             .as_deref()
             .is_some_and(|c| system.works_in(c, &a.worktree, &a.repository))
-            || a.holders
-                .iter()
-                .any(|hold| system.descends_from_holder(h.pid, hold))
+            || a.holders.iter().any(|hold| {
+                system.descends_from_holder(h.pid, hold)
+                    && !system.holder_works_elsewhere(hold, &a.repository)
+            })
             || system.manager_holds(a, &h)
         {
             own.push(h);

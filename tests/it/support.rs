@@ -15,7 +15,7 @@ mod submodule;
 mod tmpfs;
 mod watchers;
 
-pub use sleeper::{Sleeper, held_run, holds_of};
+pub use sleeper::{HeldRun, Sleeper, held_run, holds_of};
 pub use tmpfs::Tmpfs;
 pub use watchers::{kill_watcher_of, watchers_of, watchers_seen};
 

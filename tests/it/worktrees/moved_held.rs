@@ -80,3 +80,57 @@ fn a_repository_moved_whole_keeps_the_ports_its_run_holds() {
     let check = run(&mut t.wtenv_in(&again.join("repo"), &["validate"]));
     assert_eq!(check.code, Some(0), "{check}");
 }
+
+/// QA finding: a new repository made at the path a repository was moved
+/// away from (`mv`) took the port the moved one's `run` still served:
+/// its server, descending from the entry's live holder, passed for the
+/// new repository's own, and `env` exported the port to both. A holder
+/// that works in another repository's worktree is not the new one's:
+/// its server holds the port from outside, and `env` refuses it.
+#[test]
+fn a_new_repository_where_one_was_moved_from_never_takes_its_served_port() {
+    let t = TestEnv::new();
+    let old = t.root().join("old");
+    committed_repo(&t, &old);
+    let env = run(&mut t.wtenv_in(&old, &["env"]));
+    assert_eq!(env.code, Some(0), "{env}");
+    let port = t.ports.port(0);
+    let serving = crate::support::HeldRun(
+        t.wtenv_in(
+            &old,
+            &[
+                "run",
+                "--",
+                "sh",
+                "-c",
+                "exec python3 -m http.server $PORT --bind 127.0.0.1",
+            ],
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    assert!(
+        crate::support::wait_for(crate::supervise::PATIENCE, || std::net::TcpStream::connect(
+            ("127.0.0.1", port)
+        )
+        .is_ok()),
+        "nothing serves {port}"
+    );
+    std::fs::rename(&old, t.root().join("moved")).unwrap();
+    committed_repo(&t, &old);
+    let before = std::fs::read(t.registry_path()).unwrap();
+    let out = run(&mut t.wtenv_in(&old, &["env"]));
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(!out.stdout.contains(&format!("'{port}'")), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "are held by processes outside it:\n  port {port} ("
+        )),
+        "{out}"
+    );
+    assert_eq!(std::fs::read(t.registry_path()).unwrap(), before);
+    drop(serving);
+}
