@@ -40,6 +40,20 @@ fn up_in(t: &TestEnv, wt: &Path) -> (u16, Vec<u32>) {
     (port, pids)
 }
 
+/// `down` in `dir` stops `web` (on `port`, its processes `pids`), frees
+/// its port, and leaves no record and no hold.
+fn down_stops_web(t: &TestEnv, dir: &Path, port: u16, pids: Vec<u32>) {
+    let down = run(&mut t.wtenv_in(dir, &["down"]));
+    assert_eq!(down.code, Some(0), "{down}");
+    assert!(down.stderr.contains("stopped web"), "{down}");
+    assert!(free(port), "{down}");
+    for pid in pids {
+        assert!(!alive(pid), "{pid} survived down: {down}");
+    }
+    assert!(records(t).is_empty(), "{down}");
+    assert!(holders(t, "web").is_empty(), "{}", t.registry());
+}
+
 fn git_move(t: &TestEnv, from: &Path, to: &Path) {
     t.git(&[
         "worktree",
@@ -124,15 +138,7 @@ fn a_moved_worktrees_background_services_are_still_its_own_until_down() {
     let logs = run(&mut t.wtenv_in(&moved, &["logs", "web"]));
     assert_eq!(logs.code, Some(0), "{logs}");
     assert!(logs.stdout.contains("web | web says hello\n"), "{logs}");
-    let down = run(&mut t.wtenv_in(&moved, &["down"]));
-    assert_eq!(down.code, Some(0), "{down}");
-    assert!(down.stderr.contains("stopped web"), "{down}");
-    assert!(free(port), "{down}");
-    for pid in pids {
-        assert!(!alive(pid), "{pid} survived down: {down}");
-    }
-    assert!(records(&t).is_empty(), "{down}");
-    assert!(holders(&t, "web").is_empty(), "{}", t.registry());
+    down_stops_web(&t, &moved, port, pids);
 }
 
 /// QA finding B: `remove --force` of the moved worktree warned "left
@@ -324,15 +330,7 @@ fn a_repository_moved_whole_keeps_its_background_services() {
         ["running", &*port.to_string()],
         "{status}"
     );
-    let down = run(&mut t.wtenv_in(&main, &["down"]));
-    assert_eq!(down.code, Some(0), "{down}");
-    assert!(down.stderr.contains("stopped web"), "{down}");
-    assert!(free(port), "{down}");
-    for pid in pids {
-        assert!(!alive(pid), "{pid} survived down: {down}");
-    }
-    assert!(records(&t).is_empty(), "{down}");
-    assert!(holders(&t, "web").is_empty(), "{}", t.registry());
+    down_stops_web(&t, &main, port, pids);
     // Every reservation kept, for its worktree to claim at its new path.
     assert_eq!(t.allocations().len(), 2, "{}", t.registry());
 }

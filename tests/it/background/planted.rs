@@ -19,6 +19,15 @@ fn web(t: &TestEnv) {
     );
 }
 
+/// `web` run in the background once, and stopped: its lock file and its
+/// log are there.
+fn ran_once(t: &TestEnv) {
+    web(t);
+    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
+    assert_eq!(up.code, Some(0), "{up}");
+    assert_eq!(run(&mut t.wtenv(&["down"])).code, Some(0));
+}
+
 /// The file in the background directory whose name ends with `suffix`.
 fn planted_at(t: &TestEnv, suffix: &str) -> PathBuf {
     std::fs::read_dir(t.state_dir().join("background"))
@@ -48,10 +57,7 @@ fn hard_link_at(t: &TestEnv, at: &Path) -> PathBuf {
 fn a_planted_worktree_lock_is_refused_and_its_target_kept() {
     let t = TestEnv::new();
     let _down = DownOnDrop(&t);
-    web(&t);
-    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
-    assert_eq!(up.code, Some(0), "{up}");
-    assert_eq!(run(&mut t.wtenv(&["down"])).code, Some(0));
+    ran_once(&t);
     let lock = planted_at(&t, ".lock");
     let notes = hard_link_at(&t, &lock);
     for args in [&["up", "-d", "--manager", "wtenv"][..], &["down"]] {
@@ -92,10 +98,7 @@ fn a_planted_worktree_lock_is_refused_and_its_target_kept() {
 fn a_planted_log_is_refused_before_anything_starts() {
     let t = TestEnv::new();
     let _down = DownOnDrop(&t);
-    web(&t);
-    let up = run(&mut t.wtenv(&["up", "-d", "--manager", "wtenv"]));
-    assert_eq!(up.code, Some(0), "{up}");
-    assert_eq!(run(&mut t.wtenv(&["down"])).code, Some(0));
+    ran_once(&t);
     let log = planted_at(&t, "-web.log");
     let notes = hard_link_at(&t, &log);
     let elsewhere = t.root().join("home/elsewhere");
