@@ -22,6 +22,19 @@ pub struct Child {
 }
 
 impl Child {
+    /// Lets the supervisor go on, once its record is written: it waits
+    /// for this byte on its stdin before anything else (`run
+    /// --await-start`). An `up -d` killed before this closes that stdin
+    /// without it, and the supervisor ends with nothing started: never a
+    /// unit that no record names, which no command would find.
+    pub fn go(&mut self) {
+        use std::io::Write;
+        if let Some(mut stdin) = self.inner.stdin.take() {
+            // One that ended already is seen ended by the readiness wait.
+            let _ = stdin.write_all(b"\n");
+        }
+    }
+
     /// How it ended, if it did.
     pub fn exited(&mut self) -> Option<String> {
         let status = self.inner.try_wait().ok()??;
@@ -39,7 +52,7 @@ pub fn start(launch: &Launch) -> Result<Child> {
         .args(args)
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&launch.root)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     // The supervisor passes its signal state on to the service, as `run`

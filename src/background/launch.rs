@@ -79,8 +79,11 @@ pub fn run_argv(
     }
     argv.push("run".into());
     if options.manager == Manager::Wtenv {
-        // Its own session: the terminal that ran `up` can close.
+        // Its own session: the terminal that ran `up` can close. It
+        // starts nothing before `up -d` has recorded it
+        // ([`super::detached::Child::go`]).
         argv.push("--setsid".into());
+        argv.push("--await-start".into());
     }
     for arg in [
         "--grace",

@@ -221,6 +221,12 @@ pub fn up(
             health_cmd: None,
         };
         let written = dir.write(&record);
+        // Recorded: its supervisor may start the service now. (Not
+        // recorded: it is dropped, its stdin closed, and it ends.)
+        let mut child = child;
+        if let (Ok(()), Some(c)) = (&written, child.as_mut()) {
+            c.go();
+        }
         run.pending.push(Pending {
             index: run.started.len(),
             service,

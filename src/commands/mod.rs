@@ -282,6 +282,7 @@ fn parse_hot(args: &[OsString]) -> Option<Cli> {
                 log: None,
                 log_limit: crate::background::logfile::DEFAULT_LIMIT,
                 setsid: false,
+                await_start: false,
                 command: Vec::new(),
             };
             let mut grace = None;

@@ -67,6 +67,12 @@ pub struct Args {
     /// Start a new session first (the detached supervisor of `up --detach`).
     #[arg(long, hide = true)]
     pub setsid: bool,
+    /// Wait, before anything else, for the byte the `up --detach` that
+    /// started this supervisor writes on its stdin once it has recorded
+    /// it; stdin's end without one (that `up -d` killed first) ends this
+    /// run with nothing started and nothing written.
+    #[arg(long, hide = true)]
+    pub await_start: bool,
     /// The command and its arguments: every word from CMD on is its own.
     // No `allow_hyphen_values`: a word before CMD that starts with `-` is
     // one of run's flags, so a mistyped one is refused, not run as CMD.
@@ -81,6 +87,9 @@ pub fn run(mut args: Args, ctx: &Ctx) -> Result<Outcome> {
         // The wtenv back end's supervisor, which no manager passes
         // sockets: what its caller left open is let go of first.
         crate::supervise::detach().map_err(|e| Error::io("could not start a session", e.into()))?;
+    }
+    if args.await_start && !crate::supervise::await_start() {
+        return Ok(Outcome::SUCCESS);
     }
     // Before anything is spawned: sockets a service manager passed us
     // become ours (close-on-exec), so only the hand-off passes them on.

@@ -8,6 +8,7 @@
 //! otherwise live as long as the detached process, and what it runs: a
 //! reader of that pipe, waiting for its end, would wait for ever.
 
+use std::io::Read;
 use std::os::fd::RawFd;
 
 /// Starts a session and closes every inherited descriptor above 2. Call
@@ -23,6 +24,21 @@ pub fn detach() -> nix::Result<()> {
         let _ = nix::unistd::close(fd);
     }
     session.map(drop)
+}
+
+/// What a supervisor of the wtenv back end waits for before anything else
+/// (`run --await-start`): a byte on its stdin, which the `up --detach`
+/// that started it writes once it has recorded it (a unit nothing records
+/// is one no command finds). `false` when stdin ends without one: that
+/// `up -d` was killed in between, and this run starts nothing. Either
+/// way stdin is `/dev/null` afterwards, as the service's.
+pub fn await_start() -> bool {
+    let mut byte = [0u8; 1];
+    let go = matches!(std::io::stdin().read(&mut byte), Ok(1));
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        let _ = rustix::stdio::dup2_stdin(&null);
+    }
+    go
 }
 
 /// The open descriptors above 2, listed before any is closed (the

@@ -64,7 +64,7 @@ mod tree;
 pub mod up;
 pub mod watcher;
 
-pub use detach::detach;
+pub use detach::{await_start, detach};
 
 use std::time::Duration;
 

@@ -393,3 +393,61 @@ fn down_of_a_service_not_running_says_so_of_that_service() {
     let status = run(&mut t.wtenv(&["status"]));
     assert_eq!(status_cells(&status, "api")[3], "running", "{status}");
 }
+
+/// QA finding: an `up -d` SIGKILLed between starting a service's
+/// supervisor and writing its record left a unit that no command found
+/// (`status`, `down` and `validate --fix` saw nothing; it served on). The
+/// supervisor now starts nothing before `up -d` says, on its stdin, that
+/// the record is written: its stdin's end without that (the `up -d`
+/// killed) ends it with nothing started and nothing written.
+#[test]
+fn the_supervisor_starts_nothing_until_up_detach_recorded_it() {
+    let t = TestEnv::new();
+    two_http_services(&t);
+    assert_eq!(run(&mut t.wtenv(&["env"])).code, Some(0));
+    let before = std::fs::read(t.registry_path()).unwrap();
+    let (web, _) = ports(&t);
+    let supervisor = |t: &TestEnv| {
+        let mut cmd = t.wtenv(&[
+            "run",
+            "--setsid",
+            "--await-start",
+            "--service",
+            "web",
+            "--unit",
+            "wtenv:wtenv-test-web",
+            "--",
+            "sh",
+            "-c",
+            "exec python3 -m http.server $WEB_PORT --bind 127.0.0.1",
+        ]);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // Killed before it recorded the unit: the supervisor's stdin ends.
+    let mut orphaned = supervisor(&t);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(free(web), "it started before it was let go");
+    drop(orphaned.stdin.take());
+    let ended = crate::support::wait_for(
+        PATIENCE,
+        || matches!(orphaned.try_wait(), Ok(Some(status)) if status.success()),
+    );
+    if !ended {
+        signal(orphaned.id(), Signal::SIGTERM);
+        let _ = orphaned.wait();
+    }
+    assert!(ended, "it went on without being let go");
+    assert!(free(web));
+    assert_eq!(std::fs::read(t.registry_path()).unwrap(), before);
+    // Recorded: it goes on, and serves.
+    let mut let_go = supervisor(&t);
+    std::io::Write::write_all(&mut let_go.stdin.take().unwrap(), b"\n").unwrap();
+    assert!(crate::support::wait_for(PATIENCE, || serves(web)));
+    signal(let_go.id(), Signal::SIGTERM);
+    let_go.wait().unwrap();
+    assert!(crate::support::wait_for(PATIENCE, || free(web)));
+}
