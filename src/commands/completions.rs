@@ -345,7 +345,7 @@ mod tests {
         let (mut commands, mut flags) = (Vec::new(), Vec::new());
         hidden(&cli, &mut commands, &mut flags);
         assert_eq!(commands, ["__listen-exec", "__watch"]);
-        assert_eq!(flags, ["unit", "log", "log-limit", "setsid"]);
+        assert_eq!(flags, ["unit", "log", "log-limit", "setsid", "await-start"]);
         for shell in SHELLS {
             let text = script(shell);
             for command in &commands {
