@@ -28,7 +28,7 @@ use nix::libc;
 mod atomic;
 mod removal;
 
-pub use atomic::{Commit, clean_stale_temps, replace, replace_error, replace_with};
+pub use atomic::{Commit, clean_stale_temps, replace, replace_error, replace_with, write_failure};
 pub use removal::{Removal, planted_hint, removal};
 
 /// Why an existing path was refused; shown after the path.

@@ -164,28 +164,7 @@ fn holder(file: &File) -> Option<String> {
         .then(|| format!("'{}' (pid {})", printable(command), process.pid))
 }
 
-/// A lock file that cannot be used is refused as the registry's is (exit
-/// 2): what is there named (a link, a FIFO, a directory, another's file,
-/// one with other hard links), with the command that removes it; a full
-/// disk or a read-only file system said as such.
+/// A lock file that cannot be used ([`super::state::unusable`]).
 fn open_error(path: &Path, e: OpenError) -> Error {
-    let e = match e {
-        OpenError::Io(e) => match files::refusal_of(path, &e) {
-            Some(r) => OpenError::Refused(r),
-            None => OpenError::Io(e),
-        },
-        refused => refused,
-    };
-    match e {
-        OpenError::Io(e) => files::replace_error(
-            format!("could not open lock file {}", printable_path(path)),
-            e,
-        ),
-        OpenError::Refused(r) => Error::RegistryUnusable {
-            what: "worktree lock",
-            path: path.to_path_buf(),
-            reason: r.to_string(),
-            hint: files::planted_hint(path),
-        },
-    }
+    super::state::unusable("worktree lock", path, e)
 }

@@ -82,34 +82,15 @@ fn open_append(path: &Path) -> std::io::Result<File> {
 /// it; `up --detach` asks before anything is reserved or started. A log
 /// not there yet is fine.
 pub fn check_log(path: &Path) -> Result<()> {
-    let refused = |r: Refusal| Error::RegistryUnusable {
-        what: "log",
-        path: path.to_path_buf(),
-        reason: r.to_string(),
-        hint: crate::files::planted_hint(path),
-    };
-    let found = match crate::files::open_read(path, false) {
-        Ok(found) => found,
-        Err(OpenError::Refused(r)) => return Err(refused(r)),
-        Err(OpenError::Io(e)) => {
-            return Err(match crate::files::refusal_of(path, &e) {
-                Some(r) => refused(r),
-                None => Error::io(format!("could not open log {}", printable_path(path)), e),
-            });
+    let checked = crate::files::open_read(path, false).and_then(|found| {
+        let Some(file) = found else { return Ok(()) };
+        let meta = crate::files::require_own_regular(&file)?;
+        if meta.nlink() > 1 {
+            return Err(OpenError::Refused(Refusal::HardLinked(meta.nlink())));
         }
-    };
-    let Some(file) = found else {
-        return Ok(());
-    };
-    match crate::files::require_own_regular(&file) {
-        Ok(meta) if meta.nlink() > 1 => Err(refused(Refusal::HardLinked(meta.nlink()))),
-        Ok(_) => Ok(()),
-        Err(OpenError::Refused(r)) => Err(refused(r)),
-        Err(OpenError::Io(e)) => Err(Error::io(
-            format!("could not open log {}", printable_path(path)),
-            e,
-        )),
-    }
+        Ok(())
+    });
+    checked.map_err(|e| super::state::unusable("log", path, e))
 }
 
 /// Whole lines appended to a file that rotates at `limit` bytes.

@@ -7,7 +7,7 @@ use super::{Manager, Record, detached, logfile, query};
 use crate::config::{Service, is_port_name};
 use crate::context::{Ctx, Scope};
 use crate::error::Result;
-use crate::health::{Check, Failed, Health};
+use crate::health::{Failed, Health};
 use crate::registry::Registry;
 use crate::supervise::SETTLE;
 use crate::supervise::services::{elsewhere, listening_instead};
@@ -104,8 +104,7 @@ impl Readiness<'_> {
                     let port = record.ports.first().copied();
                     silent = port
                         .filter(|&port| {
-                            !matches!(health.check, Check::Cmd { .. })
-                                && !listens_for(self.service, port, pid)
+                            health.watches_port() && !listens_for(self.service, port, pid)
                         })
                         .map(|port| (group.0, port));
                     if let Some((_, port)) = silent {
@@ -228,9 +227,7 @@ pub fn health_of(
     let port = record.ports.first().copied();
     let probe = health::check::probe(&health, port, bound, &vars.of(record), &vars.dir);
     Some(match (probe, port, main) {
-        (Ok(()), Some(port), Some(main))
-            if !matches!(health.check, Check::Cmd { .. }) && !held_by_unit(port, main) =>
-        {
+        (Ok(()), Some(port), Some(main)) if health.watches_port() && !held_by_unit(port, main) => {
             Err(format!(
                 "nothing of the unit listens on port {port}{}",
                 busy_with(port)

@@ -196,7 +196,7 @@ pub fn up(
             Manager::Launchd => launchd::start(&launch, dir.path()).map(|pid| (pid, None)),
             Manager::Wtenv => detached::start(&launch).map(|c| (Some(c.pid), Some(c))),
         };
-        let (pid, child) = match result {
+        let (pid, mut child) = match result {
             Ok(x) => x,
             Err(e) => {
                 run.stop_started();
@@ -223,7 +223,6 @@ pub fn up(
         let written = dir.write(&record);
         // Recorded: its supervisor may start the service now. (Not
         // recorded: it is dropped, its stdin closed, and it ends.)
-        let mut child = child;
         if let (Ok(()), Some(c)) = (&written, child.as_mut()) {
             c.go();
         }

@@ -416,6 +416,33 @@ pub fn read_file(path: &Path, cap: u64) -> Option<Vec<u8>> {
     files::read_capped(&file, cap, meta.len()).ok()
 }
 
+/// A file of the background directory that cannot be used (`what`: the
+/// worktree's lock, a service's log), refused as the registry refuses
+/// its own (exit 2): what is there named (a link, a FIFO, a directory,
+/// another's file, one with other hard links), with the command that
+/// removes it. Any other failure to open it is said as such, a full disk
+/// or a read-only file system with what mends it.
+pub(super) fn unusable(what: &'static str, path: &Path, e: OpenError) -> Error {
+    let e = match e {
+        OpenError::Io(e) => match files::refusal_of(path, &e) {
+            Some(r) => OpenError::Refused(r),
+            None => OpenError::Io(e),
+        },
+        refused => refused,
+    };
+    match e {
+        OpenError::Io(e) => {
+            files::replace_error(format!("could not open {what} {}", printable_path(path)), e)
+        }
+        OpenError::Refused(r) => Error::RegistryUnusable {
+            what,
+            path: path.to_path_buf(),
+            reason: r.to_string(),
+            hint: files::planted_hint(path),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,15 +75,12 @@ pub fn stop(ctx: &Ctx, dir: &StateDir, records: &[Record], patience: Duration) -
     // rest is done (a `down` again finds them stopped and forgets them).
     if let Err(e) = dropped {
         let cause = match &e {
-            Error::Io { source, .. } => match source.raw_os_error() {
-                Some(nix::libc::ENOSPC | nix::libc::EDQUOT) => {
-                    "its disk is full (or your quota used up): free some space"
-                }
-                Some(nix::libc::EROFS) => "its file system is read-only: remount it read-write",
-                _ => "mend what the error says",
-            },
-            _ => "mend what the error says",
-        };
+            Error::Io { source, .. } => {
+                crate::files::write_failure(source).map(|(what, mend)| format!("{what}: {mend}"))
+            }
+            _ => None,
+        }
+        .unwrap_or_else(|| "mend what the error says".to_owned());
         return Err(Error::failed(format!(
             "stopped {}, but could not then drop the holds their supervisors left: {e}",
             units

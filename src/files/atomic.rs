@@ -37,19 +37,31 @@ pub enum Commit {
 /// gets the hint that helps: nothing was changed (see [`replace_with`]),
 /// so the command can simply be run again once the disk is mended.
 pub fn replace_error(context: String, e: io::Error) -> crate::error::Error {
-    let hint = match e.raw_os_error() {
-        Some(libc::ENOSPC | libc::EDQUOT) => Some(
-            "its disk is full (or your quota used up): nothing was changed; free some space, then run the command again",
+    let hint = write_failure(&e).map(|(what, mend)| match e.raw_os_error() {
+        Some(libc::EROFS) => format!(
+            "{what}: nothing was changed; {mend}, or set WTENV_STATE_DIR to a directory you can write"
         ),
-        Some(libc::EROFS) => Some(
-            "its file system is read-only: nothing was changed; remount it read-write, or set WTENV_STATE_DIR to a directory you can write",
-        ),
-        _ => None,
-    };
+        _ => format!("{what}: nothing was changed; {mend}, then run the command again"),
+    });
     let err = crate::error::Error::io(context, e);
     match hint {
         Some(hint) => err.with_hint(hint),
         None => err,
+    }
+}
+
+/// A write that failed for its file system, not for the file: what to
+/// call it and what mends it (`its disk is full (or your quota used up)`,
+/// `free some space`; a read-only file system). `None` for any other
+/// error, whose own words say it.
+pub fn write_failure(e: &io::Error) -> Option<(&'static str, &'static str)> {
+    match e.raw_os_error()? {
+        libc::ENOSPC | libc::EDQUOT => Some((
+            "its disk is full (or your quota used up)",
+            "free some space",
+        )),
+        libc::EROFS => Some(("its file system is read-only", "remount it read-write")),
+        _ => None,
     }
 }
 

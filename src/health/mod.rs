@@ -76,6 +76,14 @@ impl Default for Health {
 }
 
 impl Health {
+    /// Whether the service is judged by who listens on its port: not when
+    /// its readiness is a `cmd` check of its own (a worker, not meant to
+    /// listen there, says when it is ready by it). `up`'s watch of the
+    /// port, `up --detach`'s readiness and `status` alike.
+    pub fn watches_port(&self) -> bool {
+        !matches!(self.check, Check::Cmd { .. })
+    }
+
     /// How often readiness is checked before the service is first ready:
     /// often, so `up` notices readiness quickly, but never more often than
     /// the liveness interval asks.

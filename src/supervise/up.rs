@@ -224,14 +224,9 @@ impl<'a, 's> Up<'a, 's> {
         s.restart_at = None;
         s.watching = Arc::new(AtomicBool::new(true));
         let name = s.unit.service.name.clone();
-        // A service whose readiness is a `cmd` check of its own says
-        // when it is ready (a worker, not meant to listen on its port):
-        // its port is not watched, as `up --detach` does not look there.
-        let own_check = matches!(
-            s.health.as_ref().map(|h| &h.check),
-            Some(health::Check::Cmd { .. })
-        );
-        if let Some(port) = s.unit.port.filter(|_| !own_check) {
+        // Not the port of a service ready by a `cmd` check of its own.
+        let watched = s.health.as_ref().is_none_or(Health::watches_port);
+        if let Some(port) = s.unit.port.filter(|_| watched) {
             watch_ready(s.unit.service, port, pgid);
         }
         watch_stops(&name, pgid, s.watching.clone(), sup.own_stop());
