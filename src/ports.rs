@@ -186,8 +186,22 @@ pub fn verify(
     let mut vars = Vec::new();
     // The ports the worktree had, before anything is written or locked;
     // the variables, inside the allocation's transaction, before its write.
-    let mut had =
-        |mine: &[Allocation], system: &mut dyn System| refuse_foreign(scope, mine, system);
+    // `run --service S` (a background service's supervisor) looks at S's
+    // ports only, the ones it holds: the others are its siblings', which
+    // may be binding their sockets that very moment (a probe of one then
+    // would be an empty connection to it), and the `up -d` that started
+    // them all looked at every port before it started any.
+    let mut had = |mine: &[Allocation], system: &mut dyn System| {
+        let looked: Vec<Allocation> = match mode {
+            HoldMode::HoldServices(_, services) => mine
+                .iter()
+                .filter(|a| services.contains(&a.service))
+                .cloned()
+                .collect(),
+            _ => mine.to_vec(),
+        };
+        refuse_foreign(scope, &looked, system)
+    };
     let mut vet = |ensured: &alloc::Ensured| {
         vars = exports::variables(scope, &ensured.ports, gate.applies());
         accept(&vars)
