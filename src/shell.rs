@@ -313,11 +313,14 @@ fn joins_next_line(value: &str) -> bool {
 
 /// A character that every reader and a shell take as itself in an unquoted
 /// value (backslashes included: the readers decode none there, a shell
-/// drops them but runs nothing).
+/// drops them but runs nothing). Not white space: node's dotenv trims an
+/// unquoted value with JavaScript's `trim`, which also strips U+FEFF (a
+/// byte order mark), a character Unicode (and so `char::is_whitespace`)
+/// does not count as white space.
 fn inert_unquoted(c: char) -> bool {
     c.is_ascii_alphanumeric()
         || "_-./:@%+,=\\^".contains(c)
-        || (!c.is_ascii() && !c.is_whitespace() && !c.is_control())
+        || (!c.is_ascii() && !c.is_whitespace() && c != '\u{feff}' && !c.is_control())
 }
 
 /// Whether bash or zsh, reading `value` between double quotes, could run

@@ -32,6 +32,11 @@ const PIECES: &[&str] = &[
     " ",
     "é☃𝄞",
     "}",
+    // node's dotenv trims an unquoted value as JavaScript's `trim` does:
+    // Unicode white space, and U+FEFF, which Unicode does not count as
+    // white space.
+    "\u{a0}",
+    "\u{feff}",
 ];
 
 /// Values every `.env` reader must get (the ones users meet).
