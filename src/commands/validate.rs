@@ -80,6 +80,9 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
         remove_stale_watch_locks(&args, ctx)?;
         remove_gone_background(&args, ctx)?;
     }
+    // A registry `--fix` was refused to rewrite (a critical finding):
+    // its fixable findings say why they are still there.
+    let mut refused = false;
     let fixed = if let Err(e) = writable {
         Some(Err(e))
     } else if args.fix {
@@ -91,7 +94,10 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
             Ok(r) => Some(Ok(r)),
             // Refused for rewriting (one port twice, a privileged port):
             // reported below as it is, unfixed.
-            Err(Error::RegistryUnusable { .. }) => None,
+            Err(Error::RegistryUnusable { .. }) => {
+                refused = true;
+                None
+            }
             Err(e) => Some(Err(e)),
         }
     } else {
@@ -112,13 +118,13 @@ pub fn run(args: Args, ctx: &Ctx) -> Result<Outcome> {
                 "registry {} cannot be used: {reason}",
                 printable_path(&path)
             ));
-            report(&args, ctx, &[f], &[], 0)?;
+            report(&args, ctx, &[f], &[], 0, false)?;
             crate::report::hint(&hint);
             return Ok(Outcome::Code(crate::exit::REGISTRY));
         }
         Err(e) => return Err(e),
     };
-    report(&args, ctx, &findings, &checked, remaining)?;
+    report(&args, ctx, &findings, &checked, remaining, refused)?;
     Ok(Outcome::Code(validate::exit_code(&findings)))
 }
 
@@ -128,6 +134,7 @@ fn report(
     findings: &[Finding],
     checked: &[Checked],
     remaining: usize,
+    refused: bool,
 ) -> Result<()> {
     let code = validate::exit_code(findings);
     if args.json {
@@ -175,6 +182,9 @@ fn report(
         };
         let tail = match (f.fixed, f.fixable) {
             (true, _) => " [fixed]",
+            (false, true) if refused => {
+                " [not fixed: --fix rewrites no registry with a critical finding; resolve it first]"
+            }
             (false, true) => " [fixable: run with --fix]",
             // Nothing to do: it goes once its holder ends.
             (false, false) if f.kind == validate::Kind::WorktreeGoneHeld => {

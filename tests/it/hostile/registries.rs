@@ -133,6 +133,22 @@ fn a_registry_with_a_port_below_1024_is_exit_2_and_untouched() {
             assert_eq!(out.code, Some(2), "{args:?}: {out}");
             assert!(out.stdout.contains("privileged-port"), "{out}");
             assert_eq!(std::fs::read_to_string(t.registry_path()).unwrap(), text);
+            // The port is outside its purpose's range too: a fixable
+            // finding that `--fix` could not fix says why, rather than
+            // sending the user to the `--fix` they just ran.
+            let left = out
+                .stdout
+                .lines()
+                .find(|l| l.contains("out-of-range"))
+                .unwrap_or_else(|| panic!("{out}"));
+            if args.len() == 2 {
+                assert!(
+                    left.ends_with("[not fixed: --fix rewrites no registry with a critical finding; resolve it first]"),
+                    "{out}"
+                );
+            } else {
+                assert!(left.ends_with("[fixable: run with --fix]"), "{out}");
+            }
         }
     }
 }
