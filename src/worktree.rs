@@ -149,16 +149,11 @@ impl Worktree {
     /// error, before anything is allocated (a lossy copy would name
     /// another directory).
     pub fn require_utf8(&self) -> Result<()> {
-        use std::os::unix::ffi::OsStrExt;
         for path in [&self.root, &self.common_dir] {
-            if let Err(e) = std::str::from_utf8(path.as_os_str().as_bytes()) {
-                let bytes = path.as_os_str().as_bytes();
-                let byte = bytes[e.valid_up_to()];
-                let before = String::from_utf8_lossy(&bytes[..e.valid_up_to()]);
+            if let Some(why) = not_utf8(path) {
                 return Err(Error::invalid(format!(
-                    "cannot use {}: its path is not valid UTF-8 (byte \\x{byte:02x} after {})",
+                    "cannot use {}: its path {why}",
                     printable_path(path),
-                    crate::process::printable(&before),
                 ))
                 .with_hint(
                     "wtenv records paths as text; rename the directory (or a parent) to a UTF-8 name",
@@ -245,6 +240,20 @@ impl Worktree {
             write_stamp(&self.root, &line);
         }
     }
+}
+
+/// `is not valid UTF-8 (byte \\xff after /src/wt-)` for a path that is
+/// not, naming its first such byte; `None` for a UTF-8 path.
+pub fn not_utf8(path: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let e = std::str::from_utf8(bytes).err()?;
+    let before = String::from_utf8_lossy(&bytes[..e.valid_up_to()]);
+    Some(format!(
+        "is not valid UTF-8 (byte \\x{:02x} after {})",
+        bytes[e.valid_up_to()],
+        crate::process::printable(&before),
+    ))
 }
 
 /// What `create` recorded in `git_dir` (a linked worktree's own git dir,

@@ -42,13 +42,26 @@ fn typed<'de, D: serde::Deserializer<'de>>(
     let de = serde_ignored::Deserializer::new(de, &mut note);
     let raw = raw::struct_table(serde_path_to_error::Deserializer::new(de, &mut track));
     raw.map_err(|e| {
-        let key = track.path().to_string();
+        use serde_path_to_error::Segment;
+        // As serde_path_to_error writes it (`purposes.feature[0]`), with
+        // a name that is not a bare key quoted.
+        let mut key = String::new();
+        for segment in track.path().iter() {
+            match segment {
+                Segment::Seq { index } => key.push_str(&format!("[{index}]")),
+                Segment::Map { key: name } | Segment::Enum { variant: name } => {
+                    super::syntax::push_key(&mut key, name);
+                }
+                Segment::Unknown => {
+                    if !key.is_empty() {
+                        key.push('.');
+                    }
+                    key.push('?');
+                }
+            }
+        }
         // A key may be as long as the file: shown cut, as an unknown one.
-        let key = if key == "." {
-            String::new()
-        } else {
-            super::warnings::shown(&key)
-        };
+        let key = super::warnings::shown(&key);
         (key, e)
     })
 }

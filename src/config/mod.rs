@@ -533,7 +533,7 @@ impl Checker<'_> {
         let Some(problem) = name_problem(name, what) else {
             return Ok(());
         };
-        let err = self.err(&format!("{table}.{}", problem.shown), problem.reason);
+        let err = self.err(&syntax::key_path([table, &problem.shown]), problem.reason);
         Err(match problem.too_long {
             true => err.with_hint(
                 "use a shorter name: it is exported to every command run in the worktree",

@@ -139,6 +139,35 @@ fn nest(path: &[&str], inner: &str) -> String {
     out
 }
 
+/// A key's path as messages write it, outermost first, in both formats:
+/// `services.web.socket`. A name that is not a bare key (letters, digits,
+/// `_`, `-`) is quoted, so that `[services."web.ui"]` is
+/// `services."web.ui"`, not `services.web.ui`, which reads as key `ui`
+/// of service `web`.
+pub fn key_path<S: AsRef<str>>(keys: impl IntoIterator<Item = S>) -> String {
+    let mut out = String::new();
+    for key in keys {
+        push_key(&mut out, key.as_ref());
+    }
+    out
+}
+
+/// `key` added to the path `out` as [`key_path`] writes it.
+pub fn push_key(out: &mut String, key: &str) {
+    if !out.is_empty() {
+        out.push('.');
+    }
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        out.push_str(key);
+    } else {
+        out.push_str(&format!("{key:?}"));
+    }
+}
+
 /// [`Config::syntax`](super::Config::syntax), from the config's `source` alone.
 pub fn syntax_of(source: Option<&Path>) -> Syntax {
     match source {

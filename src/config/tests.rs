@@ -295,7 +295,7 @@ fn type_errors_name_line_column_and_key() {
         (
             "wtenv.json",
             "{\n  \"services\": {\n    \"wéb\": {\"socket\": 1}}}",
-            "wtenv.json:3:23: services.wéb.socket: expected a boolean, got number `1`",
+            "wtenv.json:3:23: services.\"wéb\".socket: expected a boolean, got number `1`",
         ),
         (
             "wtenv.json",

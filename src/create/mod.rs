@@ -250,9 +250,9 @@ pub fn plan(
             )
         }
     };
-    if wanted.to_str().is_none() {
+    if let Some(why) = worktree::not_utf8(&wanted) {
         return Err(Error::invalid(format!(
-            "cannot create {}: the path is not valid UTF-8",
+            "cannot create {}: the path {why}",
             printable_path(&wanted)
         ))
         .with_hint("wtenv records paths as text; choose a UTF-8 path (--path)"));

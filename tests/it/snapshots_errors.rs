@@ -348,11 +348,17 @@ fn a_service_name_a_config_would_refuse_is_refused_on_the_command_line() {
             );
             assert_eq!(snapshot(&t.state_dir()), before, "{args:?}: written");
         }
-        // A config says the same of the same name.
+        // A config says the same of the same name, its key written as
+        // the file writes it: `services.web.ui` read as key `ui` of a
+        // service `web`.
         t.write_config(&format!("[services.{name:?}]\n"));
         let out = run(&mut t.wtenv(&["env"]));
         assert_eq!(out.code, Some(1), "{out}");
-        assert!(out.stderr.contains(reason), "{out}");
+        assert!(
+            out.stderr
+                .contains(&format!(": services.{shown}: {reason}\n")),
+            "{out}"
+        );
         two_services(&t);
     }
 }

@@ -31,13 +31,13 @@ fn a_config_over_a_limit_is_refused_in_toml_and_json_and_one_at_it_works() {
         ),
         (
             config(named(vec![long.clone()]), json!({})),
-            format!("services.{}...", &long[..64]),
+            format!("services.\"{}...\"", &long[..64]),
             "a service name is 65 characters long; at most 64 are allowed",
             "use a shorter name",
         ),
         (
             json!({"purposes": {"feature": range, long.clone(): "1024-1024"}}),
-            format!("purposes.{}...", &long[..64]),
+            format!("purposes.\"{}...\"", &long[..64]),
             "a purpose name is 65 characters long; at most 64 are allowed",
             "use a shorter name",
         ),

@@ -41,7 +41,7 @@ fn a_config_error_shows_control_characters_escaped() {
     assert_refused_at(
         "wtenv.json",
         r#"{"purposes": {"\u001b]0;T\u0007": 5}}"#,
-        r"1:35: purposes.\u{1b}]0;T\u{7}: ",
+        r#"1:35: purposes."\u{1b}]0;T\u{7}": "#,
         "expected a string \"START-END\" or an array of them, got number `5`",
         r#"fix line 1 (`{"purposes": {"\u001b]0;T\u0007": 5}}`)"#,
     );

@@ -51,7 +51,14 @@ fn a_repository_path_that_is_not_utf8_is_refused_never_a_panic() {
     cmd.arg("--path").arg(&target);
     let out = run_bounded(&mut cmd, LIMIT);
     assert_eq!(out.code, Some(1), "{out}");
-    assert!(out.stderr.contains("not valid UTF-8"), "{out}");
+    // Named with its first such byte, as a repository's path is.
+    assert!(
+        out.stderr.contains(&format!(
+            "the path is not valid UTF-8 (byte \\xff after {}/repo-)",
+            t.root().display()
+        )),
+        "{out}"
+    );
     assert!(!target.exists());
     assert!(t.allocations().is_empty());
 }
