@@ -186,7 +186,11 @@ pub fn plan(
         .branch
         .replace("{purpose}", purpose)
         .replace("{identifier}", identifier);
-    if branch.is_empty() || branch.starts_with('-') {
+    // git's rules for a branch's name beyond a ref's (`git branch` refuses
+    // these, `check-ref-format` of `refs/heads/NAME` does not): a branch
+    // `HEAD` would be made, and `worktree add` would then read `HEAD` as
+    // the commit it names and leave the worktree detached.
+    if branch.is_empty() || branch.starts_with('-') || branch == "HEAD" {
         let reason = format!("makes {branch:?}, which is not a valid branch name");
         // The default template is no key of the file's to fix: name it,
         // and the purpose and identifier that made the name.
@@ -196,6 +200,17 @@ pub fn plan(
                 crate::config::DEFAULT_BRANCH
             ))
             .with_hint("choose another purpose or identifier, or set [worktrees] branch"));
+        }
+        // A template that made it from them: they can change, not the file.
+        if config.worktrees.branch != branch {
+            let key = config.syntax().key(&["worktrees"], "branch");
+            return Err(Error::invalid(format!(
+                "{key} {:?} {reason}, from purpose {purpose:?} and identifier {identifier:?}",
+                config.worktrees.branch
+            ))
+            .with_hint(format!(
+                "choose another purpose or identifier, or change {key}"
+            )));
         }
         return Err(Error::config(
             config.source.clone().unwrap_or_default(),

@@ -338,6 +338,38 @@ fn a_branch_template_git_refuses_fails_touching_nothing() {
     assert_eq!(snapshot(&t), before);
 }
 
+/// A template that makes the branch `HEAD` (from the identifier, or as
+/// it is): `check-ref-format` takes `refs/heads/HEAD`, so a branch `HEAD`
+/// was made, `worktree add` read `HEAD` as a commit and left the worktree
+/// detached, `create` said "on branch HEAD", and every git command then
+/// warned that `HEAD` is ambiguous. git's own rule for a branch's name
+/// refuses it, and so does `create`, before git runs.
+#[test]
+fn a_branch_template_making_head_is_refused_touching_nothing() {
+    let t = TestEnv::new();
+    for (template, identifier, says) in [
+        (
+            "{identifier}",
+            "HEAD",
+            "[worktrees] branch \"{identifier}\" makes \"HEAD\", which is not a valid branch name, from purpose \"feature\" and identifier \"HEAD\"\nhint: choose another purpose or identifier, or change [worktrees] branch\n",
+        ),
+        (
+            "HEAD",
+            "x",
+            "worktrees.branch: makes \"HEAD\", which is not a valid branch name\n",
+        ),
+    ] {
+        t.write_config(&format!("[worktrees]\nbranch = \"{template}\"\n"));
+        t.git(&["commit", "-q", "-am", "HEAD template"]);
+        let before = snapshot(&t);
+        let out = create(&t, identifier, &["--ports"]);
+        assert_eq!(out.code, Some(1), "{out}");
+        assert!(out.stderr.contains(says), "{out}");
+        assert_eq!(snapshot(&t), before);
+        assert!(!branch_exists(&t, "HEAD"), "{template}");
+    }
+}
+
 /// A branch template that makes a part of the name (between slashes)
 /// longer than a file name may be: git failed with its own "File name too
 /// long" and no hint. The error says so, and the hint names the key to
