@@ -93,13 +93,17 @@ pub const REFUSED: &[Refused] = &[
     },
     Refused {
         // bash truncates the history file when HISTFILESIZE is set; the
-        // shell writes its history into HISTFILE; TMOUT ends an idle
-        // shell; bash closes the descriptor BASH_XTRACEFD named when it is
-        // unset again (2 is stderr); GLOBIGNORE turns on dotglob and
-        // changes what `rm *` removes.
+        // shell writes its history into HISTFILE; bash and zsh drop the
+        // history they hold beyond HISTSIZE when it is set (0: all of
+        // it), and zsh writes at most SAVEHIST lines to its file; TMOUT
+        // ends an idle shell; bash closes the descriptor BASH_XTRACEFD
+        // named when it is unset again (2 is stderr); GLOBIGNORE turns on
+        // dotglob and changes what `rm *` removes.
         names: &[
             "HISTFILE",
             "HISTFILESIZE",
+            "HISTSIZE",
+            "SAVEHIST",
             "TMOUT",
             "BASH_XTRACEFD",
             "GLOBIGNORE",
@@ -268,6 +272,8 @@ mod tests {
             ("MAILCHECK", "evaluates it as arithmetic"),
             ("UID", "switch a root shell"),
             ("HISTFILE", "acts on it as soon as it is set"),
+            ("HISTSIZE", "acts on it as soon as it is set"),
+            ("SAVEHIST", "acts on it as soon as it is set"),
             ("argv", "special parameter of zsh or fish"),
             ("status", "special parameter of zsh or fish"),
             ("LD_PRELOAD", "dynamic loader"),
