@@ -21,7 +21,9 @@ pub struct Entry {
     /// Found on disk; `None` when the directory is missing (prunable) or
     /// for a bare repository's entry.
     pub worktree: Option<Worktree>,
-    /// Recorded by `create`, else the config's `default_purpose`.
+    /// Recorded by `create`, else the `default_purpose` of the worktree's
+    /// own config (as its `env` takes it; the current config's when its
+    /// directory is gone, or under `--config`).
     pub purpose: String,
     /// Recorded by `create` (read from the worktree's git dir, also when
     /// its directory is missing), else the directory name.
@@ -64,7 +66,7 @@ pub fn entries_of(ctx: &Ctx, here: Worktree) -> Result<(Worktree, Config, Vec<En
             ..ListedWorktree::default()
         })
         .collect();
-    let entries = build(&here, &config, listed);
+    let entries = build(ctx, &here, &config, listed);
     Ok((here, config, entries))
 }
 
@@ -88,11 +90,11 @@ pub fn entries_from_git_of(
         "nothing was changed",
     )?;
     let listed = Git::new(&here.root).stopped_by(stop).worktrees()?;
-    let entries = build(&here, &config, listed);
+    let entries = build(ctx, &here, &config, listed);
     Ok((here, config, entries))
 }
 
-fn build(here: &Worktree, config: &Config, listed: Vec<ListedWorktree>) -> Vec<Entry> {
+fn build(ctx: &Ctx, here: &Worktree, config: &Config, listed: Vec<ListedWorktree>) -> Vec<Entry> {
     let main_root = here.main_root();
     listed
         .into_iter()
@@ -138,9 +140,16 @@ fn build(here: &Worktree, config: &Config, listed: Vec<ListedWorktree>) -> Vec<E
             Entry {
                 main: names_git_dir || main_root.as_deref() == Some(path.as_path()),
                 git_dir,
-                purpose: meta
-                    .purpose
-                    .unwrap_or_else(|| config.worktrees.default_purpose.clone()),
+                purpose: meta.purpose.unwrap_or_else(|| {
+                    // A branch may have its own config, and another
+                    // default purpose in it: the one its `env` uses.
+                    worktree
+                        .as_ref()
+                        .and_then(|w| ctx.config_for_like(&w.root, config).ok())
+                        .unwrap_or_else(|| config.clone())
+                        .worktrees
+                        .default_purpose
+                }),
                 identifier,
                 path,
                 worktree,

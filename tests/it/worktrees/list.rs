@@ -236,3 +236,60 @@ fn list_json_gives_every_service_the_same_keys_and_no_head_before_a_commit() {
     assert_eq!(w["head"], serde_json::Value::Null, "{json}");
     assert_eq!(w["branch"], "main", "{json}");
 }
+
+/// A worktree not made by `create` has the `default_purpose` of its own
+/// config, as its `env` takes it. `list` showed the purpose (and its
+/// ranges) of the config where it ran: from the main worktree, a branch
+/// whose config says `beta` was listed `alpha`, with alpha's range beside
+/// a port outside it; from the branch, the main worktree was listed
+/// `beta`.
+#[test]
+fn list_shows_each_worktrees_purpose_from_its_own_config() {
+    let t = TestEnv::new();
+    let (alpha, beta) = (
+        format!("{}-{}", t.ports.port(0), t.ports.port(1)),
+        format!("{}-{}", t.ports.port(2), t.ports.port(3)),
+    );
+    let config = |default: &str| {
+        format!(
+            "[worktrees]\ndefault_purpose = \"{default}\"\n[purposes]\nalpha = \"{alpha}\"\nbeta = \"{beta}\"\n[services.app]\n"
+        )
+    };
+    std::fs::write(t.repo.join("wtenv.toml"), config("alpha")).unwrap();
+    t.git(&["commit", "-q", "-am", "alpha by default"]);
+    let branch = t.add_worktree("b");
+    std::fs::write(branch.join("wtenv.toml"), config("beta")).unwrap();
+    for dir in [&t.repo, &branch] {
+        assert_eq!(run(&mut t.wtenv_in(dir, &["env"])).code, Some(0));
+    }
+    for dir in [&t.repo, &branch] {
+        let out = run(&mut t.wtenv_in(dir, &["list", "--json"]));
+        assert_eq!(out.code, Some(0), "{out}");
+        let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let seen: Vec<(String, String, u64)> = doc["worktrees"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                (
+                    w["purpose"].as_str().unwrap().to_owned(),
+                    w["ranges"][0].as_str().unwrap().to_owned(),
+                    w["services"][0]["port"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "alpha".to_owned(),
+                    alpha.clone(),
+                    u64::from(t.ports.port(0))
+                ),
+                ("beta".to_owned(), beta.clone(), u64::from(t.ports.port(2))),
+            ],
+            "list in {}: {out}",
+            dir.display()
+        );
+    }
+}
