@@ -101,7 +101,7 @@ impl Registry {
             Error::not_found(
                 "cannot find the registry: none of WTENV_STATE_DIR, XDG_STATE_HOME, HOME is set to an absolute path",
             )
-            .with_hint("set WTENV_STATE_DIR or pass --registry PATH")
+            .with_hint("set WTENV_STATE_DIR, or HOME to an absolute path, or pass --registry PATH")
         })?;
         // Only WTENV_STATE_DIR can be relative (the base directories are
         // taken absolute only): it would name another registry, and

@@ -410,6 +410,23 @@ fn a_home_that_does_not_exist_is_an_error_and_nothing_is_made() {
             );
         }
     }
+    // No HOME at all, or a relative one (and neither of the two above):
+    // the same way out, HOME named in it too.
+    for home in [None, Some("relative")] {
+        let mut cmd = t.wtenv(&["ports", "--all"]);
+        cmd.env_remove("XDG_STATE_HOME").env_remove("HOME");
+        if let Some(home) = home {
+            cmd.env("HOME", home);
+        }
+        let out = run(&mut cmd);
+        assert_eq!(out.code, Some(1), "HOME={home:?}: {out}");
+        assert_eq!(
+            out.stderr,
+            "error: cannot find the registry: none of WTENV_STATE_DIR, XDG_STATE_HOME, HOME is set to an absolute path\n\
+             hint: set WTENV_STATE_DIR, or HOME to an absolute path, or pass --registry PATH\n",
+            "HOME={home:?}"
+        );
+    }
     // XDG_STATE_HOME inside a HOME that exists: its missing parents are
     // made, as under HOME itself.
     let home = t.root().join("home");
