@@ -50,7 +50,6 @@ wtenv() {
 # Loads this directory's variables; returns wtenv's status.
 __wtenv_load() {
   local __wtenv_out __wtenv_rc=0 __wtenv_direnv=
-  __WTENV_PWD=$PWD
   # direnv's hook is installed in this shell too: the binary leaves a
   # worktree whose .envrc says `use wtenv` to it (README "Shell
   # integration"). PROMPT_COMMAND is looked at first, so that without
@@ -61,6 +60,14 @@ __wtenv_load() {
   # On failure the binary prints the reason on stderr and, on stdout, the
   # lines that unset what was exported before: nothing is left half-set.
   __wtenv_out=$(__WTENV_DIRENV=$__wtenv_direnv __WTENV_EXE__ env --format bash --hook) || __wtenv_rc=$?
+  # Killed by a signal (Ctrl-C while it waited for a lock): it printed
+  # nothing, neither loaded nor gave back; this directory is not marked
+  # done, so the next prompt loads it. (bash itself leaves the function
+  # at such a Ctrl-C, before this line.)
+  if [[ $__wtenv_rc -gt 128 && -z $__wtenv_out ]]; then
+    return "$__wtenv_rc"
+  fi
+  __WTENV_PWD=$PWD
   # `|| :`: a line bash cannot run (a name the user made read-only) is
   # said on stderr and ends neither the shell (errexit) nor the lines
   # after it (README "Shell integration").

@@ -51,7 +51,6 @@ end
 
 # Loads this directory's variables; returns wtenv's status.
 function __wtenv_load
-    set -g __WTENV_PWD $PWD
     # direnv's hook is installed in this shell too: the binary leaves a
     # worktree whose .envrc says `use wtenv` to it (README "Shell
     # integration").
@@ -61,7 +60,14 @@ function __wtenv_load
     # the lines that unset what was exported before: nothing is left
     # half-set.
     __WTENV_DIRENV=$__wtenv_direnv __WTENV_EXE__ env --format fish --hook | source
-    return $pipestatus[1]
+    set -l __wtenv_rc $pipestatus[1]
+    # Killed by a signal (Ctrl-C while it waited for a lock): it neither
+    # loaded nor gave back; this directory is not marked done, so the
+    # next prompt loads it.
+    if test $__wtenv_rc -le 128
+        set -g __WTENV_PWD $PWD
+    end
+    return $__wtenv_rc
 end
 
 function __wtenv_hook --on-variable PWD --on-event fish_prompt

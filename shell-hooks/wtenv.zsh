@@ -50,7 +50,6 @@ wtenv() {
 # Loads this directory's variables; returns wtenv's status.
 __wtenv_load() {
   local __wtenv_out __wtenv_rc=0 __wtenv_direnv=
-  typeset -g __WTENV_PWD=$PWD
   # direnv's hook is installed in this shell too: the binary leaves a
   # worktree whose .envrc says `use wtenv` to it (README "Shell
   # integration").
@@ -60,6 +59,13 @@ __wtenv_load() {
   # On failure the binary prints the reason on stderr and, on stdout, the
   # lines that unset what was exported before: nothing is left half-set.
   __wtenv_out=$(__WTENV_DIRENV=$__wtenv_direnv __WTENV_EXE__ env --format zsh --hook) || __wtenv_rc=$?
+  # Killed by a signal (Ctrl-C while it waited for a lock): it printed
+  # nothing, neither loaded nor gave back; this directory is not marked
+  # done, so the next prompt loads it.
+  if (( __wtenv_rc > 128 )) && [[ -z $__wtenv_out ]]; then
+    return "$__wtenv_rc"
+  fi
+  typeset -g __WTENV_PWD=$PWD
   # A line zsh cannot run (a name the user made read-only, or an array)
   # would stop the whole eval: the binary puts each line in a block of
   # its own (`{ ...; } always { TRY_BLOCK_ERROR=0; }`), so the error is

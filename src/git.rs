@@ -18,7 +18,7 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::process::printable_path;
@@ -485,23 +485,20 @@ impl RepoLock {
         let path = common_dir;
         let file = File::open(path)
             .map_err(|e| Error::io(format!("could not open {}", printable_path(path)), e))?;
-        let start = Instant::now();
-        let mut said = false;
+        let mut waiting = crate::report::SlowWait::start();
         loop {
             interrupted()?;
             match file.try_lock() {
                 Ok(()) => return Ok(RepoLock { _file: file }),
-                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
-                    // Said once, after a second: a `remove` that waits for
-                    // an `up -d` of its worktree to get ready holds this
-                    // lock meanwhile, and a silent wait looks like a hang.
-                    if !said && start.elapsed() >= Duration::from_secs(1) {
-                        crate::report::status(&format!(
+                Err(std::fs::TryLockError::WouldBlock) if waiting.elapsed() < wait => {
+                    // A `remove` that waits for an `up -d` of its
+                    // worktree to get ready holds this lock meanwhile.
+                    waiting.tick(|| {
+                        format!(
                             "waiting for another wtenv creating or removing a worktree of this repository (at most {} s)",
                             wait.as_secs()
-                        ));
-                        said = true;
-                    }
+                        )
+                    });
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {

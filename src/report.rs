@@ -194,6 +194,37 @@ pub fn keep_in(log: KeptIn) {
     let _ = KEPT_IN.set(log);
 }
 
+/// A wait for a lock another wtenv holds, said once it has lasted a
+/// second ([`status`]): a silent wait looks like a hang, and one a prompt
+/// hook makes holds up the prompt.
+pub struct SlowWait {
+    start: std::time::Instant,
+    said: bool,
+}
+
+impl SlowWait {
+    /// A wait that starts now.
+    pub fn start() -> SlowWait {
+        SlowWait {
+            start: std::time::Instant::now(),
+            said: false,
+        }
+    }
+
+    /// How long it has waited.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.start.elapsed()
+    }
+
+    /// Says `what` (`waiting for ...`) once the wait has lasted a second.
+    pub fn tick(&mut self, what: impl FnOnce() -> String) {
+        if !self.said && self.start.elapsed() >= std::time::Duration::from_secs(1) {
+            status(&what());
+            self.said = true;
+        }
+    }
+}
+
 /// What [`status`] writes, for a log that keeps it too: `wtenv: ...`.
 pub fn status_text(message: &str) -> String {
     format!("{STATUS}{message}\n")

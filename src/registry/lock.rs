@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::checked::Access;
 use super::{LOCK_NAME, PROBE_LOCK_NAME, Registry};
@@ -171,7 +171,7 @@ impl Registry {
 
     /// Waits at most `lock_timeout` for the lock; never forever.
     pub(super) fn wait_lock(&self, file: &File, path: &Path, exclusive: bool) -> Result<()> {
-        let start = Instant::now();
+        let mut waiting = crate::report::SlowWait::start();
         let mut pause = Duration::from_millis(2);
         loop {
             let attempt = if exclusive {
@@ -189,7 +189,7 @@ impl Registry {
                     ));
                 }
             }
-            if start.elapsed() >= self.lock_timeout {
+            if waiting.elapsed() >= self.lock_timeout {
                 return Err(if path.file_name() == Some(LOCK_NAME.as_ref()) {
                     Error::RegistryBusy {
                         path: self.path.clone(),
@@ -203,6 +203,13 @@ impl Registry {
                 });
             }
             tracing::debug!(lock = %path.display(), "lock busy, waiting");
+            waiting.tick(|| {
+                format!(
+                    "waiting for the lock {}, which another wtenv holds (at most {})",
+                    printable_path(path),
+                    crate::duration::said(self.lock_timeout)
+                )
+            });
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
         }

@@ -579,3 +579,84 @@ fn after_a_failed_load_the_hint_names_wtenv_reload_which_loads() {
         );
     }
 }
+
+/// Ctrl-C while the hook's `wtenv` waited for the registry lock (held by
+/// another wtenv) killed it before it printed anything: the hook had
+/// already marked the directory done, so the shell stayed in worktree b
+/// with a's ports and a's `WTENV_WORKTREE`, and no prompt tried again.
+/// The wait is now said after a second, the directory is marked only
+/// once `wtenv` returned, and the next prompt loads b.
+#[test]
+fn ctrl_c_while_the_hook_waits_for_a_lock_leaves_no_other_worktrees_ports() {
+    use crate::support::{Tmux, wait_for};
+    use std::time::Duration;
+    let t = TestEnv::new();
+    t.write_config("[services.web]\n");
+    t.git(&["commit", "-q", "-am", "web"]);
+    let (a, b) = (t.add_worktree("a"), t.add_worktree("b"));
+    let port_of = |wt: &std::path::Path| {
+        t.allocations()
+            .into_iter()
+            .find(|(_, _, w)| w == wt)
+            .map(|(port, _, _)| port)
+    };
+    for sh in SHELLS {
+        let hook = hook_file(&t, sh.name());
+        let command: &[&str] = match sh {
+            Sh::Bash => &["bash", "--norc", "--noprofile", "-i"],
+            Sh::Zsh => &["zsh", "--no-rcs", "-i"],
+            Sh::Fish => &["fish", "--no-config", "-i"],
+        };
+        let tmux = Tmux::start(&t, &t.root(), command);
+        tmux.line(&t, &format!("source {}", q(&hook)));
+        tmux.line(&t, &format!("cd {}", q(&a)));
+        let dump = |name: &str| {
+            let file = t.root().join(format!("{}-{name}.env", sh.name()));
+            tmux.line(&t, &format!("env -0 > {}", q(&file)));
+            assert!(
+                wait_for(Duration::from_secs(30), || std::fs::read(&file)
+                    .is_ok_and(|d| d.ends_with(b"\0"))),
+                "{}: {}",
+                sh.name(),
+                tmux.pane(&t)
+            );
+            read_env(&file)
+        };
+        assert_eq!(
+            var(&dump("a"), "WTENV_WORKTREE"),
+            a.to_str(),
+            "{}: {}",
+            sh.name(),
+            tmux.pane(&t)
+        );
+        let lock = std::fs::File::open(t.state_dir().join("registry.lock")).unwrap();
+        lock.lock().unwrap();
+        tmux.line(&t, &format!("cd {}", q(&b)));
+        assert!(
+            wait_for(Duration::from_secs(30), || tmux
+                .pane(&t)
+                .contains("wtenv: waiting for the lock ")),
+            "{}: the wait was not said: {}",
+            sh.name(),
+            tmux.pane(&t)
+        );
+        tmux.keys(&t, &["C-c"]);
+        std::thread::sleep(Duration::from_millis(500));
+        drop(lock);
+        let env = dump("b");
+        let screen = tmux.pane(&t);
+        assert_eq!(
+            var(&env, "WTENV_WORKTREE"),
+            b.to_str(),
+            "{}: {screen}",
+            sh.name()
+        );
+        assert_eq!(
+            var(&env, "WEB_PORT").map(str::to_owned),
+            port_of(&b).map(|p| p.to_string()),
+            "{}: {screen}",
+            sh.name()
+        );
+        assert!(run(&mut t.wtenv(&["release", "--worktree", b.to_str().unwrap()])).code == Some(0));
+    }
+}
