@@ -27,6 +27,10 @@ pub enum Kind {
     /// Unreadable, corrupt or newer-version registry.
     Unreadable,
     DuplicatePort,
+    /// One service of a worktree recorded twice, with two ports (the file
+    /// was edited): its `env` would export one and the views show the
+    /// other.
+    DuplicateService,
     /// A port below 1024: wtenv never records one (the file was edited).
     PrivilegedPort,
     WorktreeGone,
@@ -61,9 +65,11 @@ pub enum Kind {
 impl Kind {
     pub fn severity(self) -> Severity {
         match self {
-            Kind::Unreadable | Kind::DuplicatePort | Kind::PrivilegedPort | Kind::ForeignHolder => {
-                Severity::Critical
-            }
+            Kind::Unreadable
+            | Kind::DuplicatePort
+            | Kind::DuplicateService
+            | Kind::PrivilegedPort
+            | Kind::ForeignHolder => Severity::Critical,
             Kind::WorktreeGone
             | Kind::HolderDead
             | Kind::OutOfRange
@@ -196,7 +202,27 @@ pub fn check(
 ) -> (Vec<Finding>, Vec<Checked>) {
     let mut findings = Vec::new();
     let mut by_port: BTreeMap<u16, usize> = BTreeMap::new();
+    let mut by_service: BTreeMap<(&Path, &Path, &str), u16> = BTreeMap::new();
     for (i, a) in data.allocations.iter().enumerate() {
+        let key = (
+            a.repository.as_path(),
+            a.worktree.as_path(),
+            a.service.as_str(),
+        );
+        if let Some(&other) = by_service.get(&key) {
+            findings.push(Finding::about(
+                Kind::DuplicateService,
+                a,
+                format!(
+                    "service {} of {} is also recorded with port {other}: wtenv records one port per service of a worktree, so the registry was edited; wtenv will not rewrite it",
+                    printable(&a.service),
+                    printable_path(&a.worktree)
+                ),
+                None,
+            ));
+        } else {
+            by_service.insert(key, a.port);
+        }
         if a.port < crate::config::MIN_PORT {
             findings.push(Finding::about(
                 Kind::PrivilegedPort,

@@ -80,7 +80,13 @@ pub fn find(file: &File, len: u64, key: Key) -> io::Result<Option<(RegistryData,
         parsed += 1;
         match (order, mine) {
             (Ordering::Equal, Some(a)) => {
-                if a.port < MIN_PORT || allocations.iter().any(|b| b.port == a.port) {
+                let twice = |b: &Allocation| {
+                    b.port == a.port
+                        || (b.service == a.service
+                            && b.worktree == a.worktree
+                            && b.repository == a.repository)
+                };
+                if a.port < MIN_PORT || allocations.iter().any(twice) {
                     return Ok(None);
                 }
                 allocations.push(a);
@@ -351,10 +357,12 @@ mod tests {
             which in prop::sample::select(vec![WT, "/r/other", "/r/a", "/a", "/z"]),
         ) {
             let mut allocations = allocations;
-            // What wtenv writes: distinct ports, none below 1024.
+            // What wtenv writes: distinct ports, none below 1024, one
+            // port per service of a worktree.
             for (i, a) in allocations.iter_mut().enumerate() {
                 a.port = 1024 + 8 * i as u16 + a.port % 8;
             }
+            one_per_service(&mut allocations);
             let bytes = written(allocations);
             let (repo, wt) = (Path::new(REPO), Path::new(which));
             let got = found(&bytes, repo, wt).map(|(d, _)| d);

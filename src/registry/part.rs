@@ -182,9 +182,11 @@ mod tests {
         })
     }
 
+    /// Service `s<port>` of `worktree` (one port per service).
     fn entry(port: u16, worktree: &str) -> Allocation {
         Allocation {
             worktree: worktree.into(),
+            service: format!("s{port}"),
             ..alloc(port)
         }
     }
@@ -339,9 +341,11 @@ mod tests {
             false => Some(7000),
         };
         if let Some(port) = free {
-            // A fixed time: both runs must write the same bytes.
+            // A fixed time: both runs must write the same bytes. A
+            // service no generated entry has (upper case).
             d.allocations.push(Allocation {
                 worktree: PathBuf::from(own),
+                service: "ADDED".into(),
                 created: "2026-01-01T00:00:00Z".into(),
                 ..alloc(port)
             });
@@ -369,7 +373,9 @@ mod tests {
             drop in prop::collection::vec(any::<bool>(), 24),
             ranged in any::<bool>(),
         ) {
-            // Distinct ports, none below 1024; some in 5000-5009.
+            // Distinct ports, none below 1024; some in 5000-5009; one
+            // port per service of a worktree.
+            one_per_service(&mut allocations);
             for (i, a) in allocations.iter_mut().enumerate() {
                 a.port = if in_range[i] && i < 10 { 5000 + i as u16 } else { 6000 + i as u16 };
                 if let Some(n) = long[i] {

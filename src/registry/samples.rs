@@ -66,6 +66,14 @@ pub fn allocation() -> impl Strategy<Value = Allocation> {
         })
 }
 
+/// What wtenv writes of `allocations` (made by [`allocation`]): one port
+/// per service of a worktree, the first of each kept.
+pub fn one_per_service(allocations: &mut Vec<Allocation>) {
+    let mut services = std::collections::HashSet::new();
+    allocations
+        .retain(|a| services.insert((a.repository.clone(), a.worktree.clone(), a.service.clone())));
+}
+
 pub fn written(allocations: Vec<Allocation>) -> Vec<u8> {
     serialize(&RegistryData {
         version: VERSION,

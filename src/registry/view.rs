@@ -42,6 +42,9 @@ pub fn read_lines(file: &File, key: Key) -> io::Result<Option<RegistryData>> {
     let mut allocations = Vec::new();
     // One bit per port: a port seen twice, in any worktree, is refused.
     let mut seen = vec![0u64; 1 << 10];
+    // A hash per service of a worktree: one seen twice (or two that
+    // collide) leaves the whole read to decide, exactly.
+    let mut services = std::collections::HashSet::new();
     let data = |allocations| RegistryData {
         version: VERSION,
         allocations,
@@ -87,6 +90,15 @@ pub fn read_lines(file: &File, key: Key) -> io::Result<Option<RegistryData>> {
             return Ok(None);
         }
         seen[word] |= bit;
+        let service = [
+            a.repository.as_bytes(),
+            a.worktree.as_bytes(),
+            a.service.as_bytes(),
+        ]
+        .join(&0u8);
+        if !services.insert(crate::hash::fnv1a(&service)) {
+            return Ok(None);
+        }
         if key.wants(&a) {
             allocations.push(a.into_owned());
         }
@@ -134,7 +146,10 @@ mod tests {
         let escaped = ENTRY
             .replace("\"app\"", r#""a\"p\u00e9""#)
             .replace("5000", "5002");
-        let held = ENTRY.replace("5000", "5003").replace(
+        let held = ENTRY
+            .replace("5000", "5003")
+            .replace("\"app\"", "\"held\"")
+            .replace(
             "\"reserved\": true",
             r#""reserved": false, "holders": [{"pid": 7, "start_time": 9, "command": "npm", "pgid": 7}]"#,
         );
@@ -221,7 +236,9 @@ mod tests {
         fn the_written_layout_reads_back_line_by_line(
             mut allocations in prop::collection::vec(allocation(), 0..12),
         ) {
-            // What wtenv writes: distinct ports, none below 1024.
+            // What wtenv writes: distinct ports, none below 1024, one
+            // port per service of a worktree.
+            one_per_service(&mut allocations);
             for (i, a) in allocations.iter_mut().enumerate() {
                 a.port = 1024 + 8 * i as u16 + a.port % 8;
             }

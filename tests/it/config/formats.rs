@@ -186,10 +186,17 @@ fn no_config_means_the_built_in_defaults() {
     let other = t.add_worktree("other");
     let third = t.add_worktree("third");
     let mut taken = vec![t.record(5000, "app", "feature", &t.repo, true, serde_json::json!([]))];
-    taken.extend(
-        (5001..=5099)
-            .map(|port| t.record(port, "app", "feature", &other, true, serde_json::json!([]))),
-    );
+    taken.extend((5001..=5099).map(|port| {
+        let service = format!("app{port}");
+        t.record(
+            port,
+            &service,
+            "feature",
+            &other,
+            true,
+            serde_json::json!([]),
+        )
+    }));
     t.write_registry(taken);
     let before = std::fs::read(t.registry_path()).unwrap();
     let out = run(&mut in_own_network(

@@ -119,6 +119,40 @@ fn a_registry_with_one_port_twice_is_exit_2_and_untouched() {
     assert!(out.stdout.contains("duplicate-port"), "{out}");
 }
 
+/// One service of a worktree recorded twice, with two ports: `env`
+/// exported one, `list` and `ports` showed the other, and `validate`
+/// called the registry valid. Refused as one port twice is; `validate`
+/// says which service, as a critical finding.
+#[test]
+fn a_registry_with_one_service_of_a_worktree_twice_is_exit_2_and_untouched() {
+    let t = TestEnv::new();
+    let (a, b) = (
+        entry(&t, t.ports.port(0), &t.repo),
+        entry(&t, t.ports.port(2), &t.repo),
+    );
+    let want = format!(
+        "service app of {} twice (ports {} and {})",
+        t.repo.display(),
+        t.ports.port(0),
+        t.ports.port(2)
+    );
+    let lines = format!("{{\"version\": 1, \"allocations\": [\n  {a},\n  {b}\n]}}\n");
+    assert_registry_refused(&t, &lines, &want);
+    let out = run(&mut t.wtenv(&["validate"]));
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(
+        out.stdout.contains(&format!(
+            "critical: duplicate-service: port {} (app) of {}: service app of {} is also recorded with port {}",
+            t.ports.port(2),
+            t.repo.display(),
+            t.repo.display(),
+            t.ports.port(0)
+        )),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(t.registry_path()).unwrap(), lines);
+}
+
 /// Ports outside 1024-65535 made the liveness check bind port 80 or 0.
 #[test]
 fn a_registry_with_a_port_below_1024_is_exit_2_and_untouched() {
