@@ -345,8 +345,29 @@ fn read(path: &Path) -> Result<TrustList> {
     let Some(bytes) = bytes else {
         return Ok(TrustList::default());
     };
-    let list: TrustList = serde_json::from_slice(&bytes)
-        .map_err(|e| unusable(format!("it is not a trust list ({e})")))?;
+    // A newer wtenv's file is left to it, as the registry is: no hint to
+    // remove what it trusts, unless no newer wtenv has used it.
+    let newer = |reason: String| {
+        refused(
+            reason,
+            format!(
+                "use the newer wtenv that wrote it, or upgrade this one; the trust list is left as it is. Only if no newer wtenv has used it: {}",
+                remove()
+            ),
+        )
+    };
+    let list: TrustList = serde_json::from_slice(&bytes).map_err(|e| {
+        match crate::versions::newer_field::<TrustList>(&bytes, &e) {
+            Some(reason) => newer(reason),
+            None => unusable(format!("it is not a trust list ({e})")),
+        }
+    })?;
+    if list.version > VERSION {
+        return Err(newer(format!(
+            "it was written by a newer wtenv (trust list version {}; this wtenv knows version {VERSION})",
+            list.version
+        )));
+    }
     if list.version != VERSION {
         return Err(unusable(format!(
             "version {} (this wtenv knows version {VERSION})",

@@ -290,3 +290,46 @@ fn a_damaged_trust_list_is_refused_as_a_damaged_registry_is() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     assert_eq!(out.code, Some(2), "{out}");
 }
+
+/// A trust list a newer wtenv wrote (a higher version, or a field this
+/// one does not know) is said to be that, and left to it: its hint said
+/// to remove it, dropping every trust the newer wtenv recorded. Now it
+/// says what the registry says of a newer file, the removal last, for a
+/// file no newer wtenv has used; the file is untouched.
+#[test]
+fn a_newer_wtenvs_trust_list_is_said_to_be_one_and_left_as_it_is() {
+    let t = TestEnv::new();
+    let (text, _) = gated_config(&t);
+    commit_config(&t, &text);
+    assert_eq!(run(&mut t.wtenv(&["trust"])).code, Some(0));
+    let list = t.state_dir().join("trust.json");
+    let written = std::fs::read_to_string(&list).unwrap();
+    let newer_version = written.replacen("\"version\": 1", "\"version\": 2", 1);
+    assert_ne!(newer_version, written, "{written}");
+    let newer_field = written.replacen("\"version\": 1", "\"version\": 1, \"scopes\": []", 1);
+    for (file, reason) in [
+        (
+            &newer_version,
+            "it was written by a newer wtenv (trust list version 2; this wtenv knows version 1)",
+        ),
+        (
+            &newer_field,
+            "it was probably written by a newer wtenv: line 2 has a field this wtenv does not know, `scopes`",
+        ),
+    ] {
+        std::fs::write(&list, file).unwrap();
+        let out = run(&mut t.wtenv(&["trust"]));
+        assert_eq!(out.code, Some(2), "{out}");
+        assert_eq!(
+            out.stderr,
+            format!(
+                "error: trust list {} cannot be used: {reason}\n\
+                 hint: use the newer wtenv that wrote it, or upgrade this one; the trust list is left as it is. \
+                 Only if no newer wtenv has used it: remove it to trust nothing: rm '{}'\n",
+                list.display(),
+                list.display()
+            )
+        );
+        assert_eq!(&std::fs::read_to_string(&list).unwrap(), file);
+    }
+}
