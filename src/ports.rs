@@ -36,6 +36,7 @@ pub fn hold_for(pid: u32) -> Result<Hold> {
         // (docs/ARCHITECTURE.md, "Registry"); wtenv never signals a group it did not spawn.
         pgid: crate::process::pgid(pid),
         leader_start: None,
+        session: None,
         unit: None,
     })
 }

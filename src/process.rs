@@ -234,6 +234,17 @@ fn parse_lsof_cwds(out: &[u8]) -> Vec<(u32, PathBuf)> {
     found
 }
 
+/// A process group wtenv started, as its holder recorded it
+/// ([`crate::registry::Hold::group`]): its id, its leader's start time
+/// (clock ticks), and the session it was started in, read with that start
+/// time (`None` in a hold an older wtenv wrote).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Group {
+    pub pgid: u32,
+    pub leader_start: u64,
+    pub session: Option<u32>,
+}
+
 /// The live members of the process group `pgid` that wtenv started, whose
 /// leader started at `leader_start` (clock ticks): those that started no
 /// earlier than it. Provable because Linux never reuses a pid while a
@@ -249,8 +260,17 @@ fn parse_lsof_cwds(out: &[u8]) -> Vec<(u32, PathBuf)> {
 /// fork), which makes the group a session's, its id the session's id. A
 /// group wtenv starts never is (`setpgid` in wtenv's own session, whose id
 /// stays in use, so is not the child's pid): a member whose session id is
-/// `pgid` is someone else's.
-pub fn orphans(pgid: u32, leader_start: u64) -> Vec<u32> {
+/// `pgid` is someone else's. Nor does a group ever leave its session: with
+/// the session recorded, a member of any other (a job of another
+/// terminal's shell that got the id after a pid wrap-around, its leader
+/// exited) is someone else's too. What is left unprovable is a group id
+/// reused in the very session recorded, once its new leader exited.
+pub fn orphans(group: Group) -> Vec<u32> {
+    let Group {
+        pgid,
+        leader_start,
+        session,
+    } = group;
     // Only Linux start times are ordered (clock ticks since boot); the
     // macOS token is a hash: nothing there is provable.
     if !cfg!(target_os = "linux")
@@ -262,7 +282,10 @@ pub fn orphans(pgid: u32, leader_start: u64) -> Vec<u32> {
     group_members(pgid)
         .into_iter()
         .filter(|&p| imp::start_time(p).is_some_and(|t| imp::not_before(t, leader_start)))
-        .filter(|&p| imp::session(p) != Some(pgid))
+        .filter(|&p| {
+            let of = imp::session(p);
+            of != Some(pgid) && session.is_none_or(|s| of == Some(s))
+        })
         .collect()
 }
 

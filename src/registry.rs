@@ -148,6 +148,11 @@ pub struct Hold {
     /// wtenv did not spawn (`env --hold`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader_start: Option<u64>,
+    /// The session that group was started in, read with `leader_start`:
+    /// a group never leaves it, so a process of another session under
+    /// the same id (reused) is no member ([`crate::process::orphans`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<u32>,
     /// The service manager's unit this holder runs as (`up --detach`,
     /// exported units): it is gone only once the unit is inactive too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,6 +160,16 @@ pub struct Hold {
 }
 
 impl Hold {
+    /// The process group the holder recorded for its command, once it
+    /// did (never for `env --hold`).
+    pub fn group(&self) -> Option<crate::process::Group> {
+        Some(crate::process::Group {
+            pgid: self.pgid?,
+            leader_start: self.leader_start?,
+            session: self.session,
+        })
+    }
+
     pub fn process(&self) -> ProcessId {
         ProcessId {
             pid: self.pid,

@@ -100,9 +100,6 @@ pub struct Finding {
     /// (its orphans), which `--fix` stops first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub orphans: Vec<u32>,
-    /// That group and its leader's start time (not serialized).
-    #[serde(skip)]
-    pub group: Option<(u32, u64)>,
     /// Index of the allocation and its repair (not serialized).
     #[serde(skip)]
     pub fix: Option<(usize, Fix)>,
@@ -120,7 +117,6 @@ impl Finding {
             fixable: fix.is_some(),
             fixed: false,
             orphans: Vec::new(),
-            group: None,
             fix,
         }
     }
@@ -150,7 +146,6 @@ impl Finding {
             fixable: false,
             fixed: false,
             orphans: Vec::new(),
-            group: None,
             fix: None,
         }
     }
@@ -167,7 +162,6 @@ impl Finding {
             fixable: false,
             fixed: false,
             orphans: Vec::new(),
-            group: None,
             fix: None,
         }
     }
@@ -386,7 +380,6 @@ pub fn check(
                 Some((i, Fix::DropHolder(h.clone()))),
             );
             f.orphans = orphans;
-            f.group = h.pgid.zip(h.leader_start);
             findings.push(f);
         }
     }

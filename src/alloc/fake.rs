@@ -177,6 +177,7 @@ pub fn hold(pid: u32) -> Hold {
         command: "x".into(),
         pgid: None,
         leader_start: None,
+        session: None,
         unit: None,
     }
 }

@@ -156,8 +156,8 @@ impl System for RealSystem {
         process::descends_from(pid, ancestor)
     }
     fn orphans(&mut self, hold: &Hold) -> Vec<u32> {
-        match (hold.pgid, hold.leader_start) {
-            (Some(pgid), Some(start)) if !self.holder_alive(hold) => process::orphans(pgid, start),
+        match hold.group() {
+            Some(group) if !self.holder_alive(hold) => process::orphans(group),
             _ => Vec::new(),
         }
     }

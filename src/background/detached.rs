@@ -100,8 +100,8 @@ pub fn query(record: &Record) -> Live {
 /// supervisor, each proven of the group it started
 /// ([`crate::process::orphans`]).
 pub(super) fn orphans(record: &Record) -> Vec<u32> {
-    match record.group {
-        Some((pgid, start)) => crate::process::orphans(pgid, start),
+    match record.process_group() {
+        Some(group) => crate::process::orphans(group),
         None => vec![],
     }
 }
@@ -129,9 +129,9 @@ pub fn stop(records: &[&Record], grace: Duration) {
     for r in records {
         if r.pid != 0 && process(r).is_alive() {
             let _ = kill(nix::unistd::Pid::from_raw(r.pid as i32), Signal::SIGTERM);
-        } else if let Some((pgid, start)) = r.group {
+        } else if let Some(group) = r.process_group() {
             let names = [format!("service {}", r.service)];
-            let left = crate::supervise::orphans::stop(pgid, start, grace, Some(&names), &|said| {
+            let left = crate::supervise::orphans::stop(group, grace, Some(&names), &|said| {
                 note_in_log(r, said)
             });
             if !left.is_empty() {

@@ -168,6 +168,10 @@ pub struct Record {
     /// was killed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<(u32, u64)>,
+    /// The session of that group, as the registry's hold records it
+    /// ([`crate::process::Group`]); `None` in an older wtenv's record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_session: Option<u32>,
     /// The service's health check as it started: the one `status` runs
     /// ([`Record::started_health`]). `None` in an older wtenv's record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -232,6 +236,22 @@ impl StartedHealth {
 }
 
 impl Record {
+    /// The service's process group, once recorded ([`Record::group`],
+    /// [`Record::group_session`]).
+    pub fn process_group(&self) -> Option<crate::process::Group> {
+        let (pgid, leader_start) = self.group?;
+        Some(crate::process::Group {
+            pgid,
+            leader_start,
+            session: self.group_session,
+        })
+    }
+
+    /// Records `group` as the service's ([`Record::process_group`]).
+    pub fn set_process_group(&mut self, group: crate::process::Group) {
+        self.group = Some((group.pgid, group.leader_start));
+        self.group_session = group.session;
+    }
     /// The check `status` runs, from this record alone, and the address
     /// its socket was bound to; `None`: the service has no check. An older
     /// wtenv's record, which kept a `cmd` check's line only, gets that
@@ -515,6 +535,7 @@ mod tests {
             start_time: 0,
             started: 0,
             group: None,
+            group_session: None,
             health: None,
             health_cmd: None,
         };

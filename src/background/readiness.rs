@@ -35,7 +35,7 @@ pub(super) struct Readiness<'a> {
 /// recorded for its command, with the leader's start time.
 pub(super) struct Ready {
     pub pid: u32,
-    pub group: (u32, u64),
+    pub group: process::Group,
 }
 
 impl Readiness<'_> {
@@ -84,18 +84,17 @@ impl Readiness<'_> {
             // an interactive `run`'s must before its group is recorded: a
             // command that ends at once (`sh -c` of one not found) is not
             // ready, and its end is seen.
-            let group =
-                recorded_group_at(self.registry, record, self.root).filter(|&(pgid, start)| {
-                    let seen = *first_seen.get_or_insert_with(Instant::now);
-                    settled = settled
-                        || (seen.elapsed() >= SETTLE
-                            && process::ProcessId {
-                                pid: pgid,
-                                start_time: start,
-                            }
-                            .is_alive());
-                    settled
-                });
+            let group = recorded_group_at(self.registry, record, self.root).filter(|group| {
+                let seen = *first_seen.get_or_insert_with(Instant::now);
+                settled = settled
+                    || (seen.elapsed() >= SETTLE
+                        && process::ProcessId {
+                            pid: group.pgid,
+                            start_time: group.leader_start,
+                        }
+                        .is_alive());
+                settled
+            });
             match (live.pid, group) {
                 (Some(pid), Some(group)) => {
                     let Some(health) = &health else {
@@ -106,7 +105,7 @@ impl Readiness<'_> {
                         .filter(|&port| {
                             health.watches_port() && !listens_for(self.service, port, pid)
                         })
-                        .map(|port| (group.0, port));
+                        .map(|port| (group.pgid, port));
                     if let Some((_, port)) = silent {
                         last = format!("nothing of the unit listens on port {port}").into();
                     } else {
@@ -245,7 +244,7 @@ pub fn health_of(
 /// ([`crate::supervise::SETTLE`]), a background service's at once
 /// ([`crate::supervise::settle_for`]). The hold the sweep keeps while
 /// the group's orphans run, and `ports` and `validate` name them by.
-pub(super) fn recorded_group(registry: &Registry, record: &Record) -> Option<(u32, u64)> {
+pub(super) fn recorded_group(registry: &Registry, record: &Record) -> Option<process::Group> {
     recorded_group_at(registry, record, &record.worktree)
 }
 
@@ -254,14 +253,14 @@ fn recorded_group_at(
     registry: &Registry,
     record: &Record,
     root: &std::path::Path,
-) -> Option<(u32, u64)> {
+) -> Option<process::Group> {
     let data = registry.read_worktree(&record.repository, root).ok()?;
     data.allocations
         .iter()
         .flat_map(|a| &a.holders)
         .filter(|h| record.manager != Manager::Wtenv || h.pid == record.pid)
         .find(|h| h.unit.as_ref().is_some_and(|u| u.name == record.unit))
-        .and_then(|h| h.pgid.zip(h.leader_start))
+        .and_then(|h| h.group())
 }
 
 /// `record`, with the group its supervisor recorded in the registry
@@ -271,8 +270,11 @@ fn recorded_group_at(
 /// orphan that `status` shows and `down` stops by it. Only the wtenv back
 /// end stops a group itself; another record is returned as it is.
 pub(super) fn with_group(registry: &Registry, mut record: Record) -> Record {
-    if record.manager == Manager::Wtenv && record.group.is_none() {
-        record.group = recorded_group(registry, &record);
+    if record.manager == Manager::Wtenv
+        && record.group.is_none()
+        && let Some(group) = recorded_group(registry, &record)
+    {
+        record.set_process_group(group);
     }
     record
 }

@@ -217,6 +217,7 @@ pub fn up(
             start_time: pid.and_then(ProcessId::of).map_or(0, |p| p.start_time),
             started: unix_now(),
             group: None,
+            group_session: None,
             health: Some(StartedHealth::of(service, &vars)),
             health_cmd: None,
         };
@@ -373,7 +374,7 @@ impl Startup<'_> {
                         record, already, ..
                     } = &mut self.started[i];
                     if record.manager == Manager::Wtenv && !*already {
-                        record.group = Some(ready.group);
+                        record.set_process_group(ready.group);
                         self.dir.write(record)?;
                     }
                 }

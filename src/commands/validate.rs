@@ -345,7 +345,7 @@ fn stop_orphans(args: &Args, ctx: &Ctx) -> Result<()> {
     for a in &data.allocations {
         for h in &a.holders {
             let orphans = system.orphans(h);
-            if let (false, Some(group)) = (orphans.is_empty(), h.pgid.zip(h.leader_start)) {
+            if let (false, Some(group)) = (orphans.is_empty(), h.group()) {
                 let entry = groups
                     .entry(group)
                     .or_insert_with(|| (h.clone(), orphans, Vec::new()));
@@ -353,9 +353,9 @@ fn stop_orphans(args: &Args, ctx: &Ctx) -> Result<()> {
             }
         }
     }
-    for ((pgid, start), (holder, orphans, ports)) in groups {
+    for (group, (holder, orphans, ports)) in groups {
         let named = alloc::describe_pids(&orphans);
-        let left = supervise::orphans::stop(pgid, start, supervise::orphans::GRACE, None, &|_| {});
+        let left = supervise::orphans::stop(group, supervise::orphans::GRACE, None, &|_| {});
         if args.json || crate::report::quiet() {
             continue;
         }

@@ -1,5 +1,63 @@
 use super::*;
 
+/// The group a holder recorded.
+#[cfg(target_os = "linux")]
+fn recorded(pgid: u32, leader_start: u64, session: Option<u32>) -> Group {
+    Group {
+        pgid,
+        leader_start,
+        session,
+    }
+}
+
+/// A group id reused after a pid wrap-around by a job of another
+/// terminal's shell (a group made with `setpgid` in another session, its
+/// leader exited): its member started after the recorded leader, is in a
+/// group of that id, and its session is not the group's, so only the
+/// session wtenv recorded tells it apart. `validate --fix` killed such a
+/// process (QA, the reuse forced through `ns_last_pid`).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_group_id_reused_in_another_session_is_never_taken_for_orphans() {
+    let recorded_start = ProcessId::current().start_time;
+    let ours = session(std::process::id());
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import os, sys\n\
+             os.setsid()\n\
+             pid = os.fork()\n\
+             if pid == 0:\n\
+             \x20   os.setpgid(0, 0)\n\
+             \x20   sleep = os.fork()\n\
+             \x20   if sleep == 0:\n\
+             \x20       os.dup2(os.open('/dev/null', os.O_WRONLY), 1)\n\
+             \x20       os.execvp('sleep', ['sleep', '30'])\n\
+             \x20   print(os.getpid(), sleep, flush=True)\n\
+             \x20   os._exit(0)\n\
+             os.waitpid(pid, 0)\n",
+        ])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let [group, sleep] = text.split_whitespace().collect::<Vec<_>>()[..] else {
+        panic!("{text:?}");
+    };
+    let (group, sleep): (u32, u32) = (group.parse().unwrap(), sleep.parse().unwrap());
+    let found = (
+        orphans(recorded(group, recorded_start, ours)),
+        orphans(recorded(group, recorded_start, None)),
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sleep as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert!(ours.is_some());
+    // Without the session (a hold an older wtenv wrote), it is claimed.
+    assert_eq!(found, (vec![], vec![sleep]));
+}
+
 /// `sh -c` started by `launch`, which leaves a `sleep` behind in the
 /// shell's group and exits: (the group's id, the sleep's pid).
 #[cfg(target_os = "linux")]
@@ -31,8 +89,8 @@ fn a_session_leaders_group_is_never_taken_for_orphans() {
     like_wtenv.process_group(0);
     let (group, orphan) = leave_a_sleep_behind(&mut like_wtenv);
     let found = (
-        orphans(daemon_group, recorded_start),
-        orphans(group, recorded_start),
+        orphans(recorded(daemon_group, recorded_start, None)),
+        orphans(recorded(group, recorded_start, None)),
     );
     for pid in [daemon, orphan] {
         let _ = nix::sys::signal::kill(
@@ -41,6 +99,24 @@ fn a_session_leaders_group_is_never_taken_for_orphans() {
         );
     }
     assert_eq!(found, (vec![], vec![orphan]));
+}
+
+/// A group wtenv started in this session, its session recorded: its
+/// member, whose leader exited, is its orphan.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_group_in_the_recorded_session_has_its_orphans() {
+    use std::os::unix::process::CommandExt;
+    let recorded_start = ProcessId::current().start_time;
+    let mut like_wtenv = std::process::Command::new("env");
+    like_wtenv.process_group(0);
+    let (group, orphan) = leave_a_sleep_behind(&mut like_wtenv);
+    let found = orphans(recorded(group, recorded_start, session(orphan)));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(orphan as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert_eq!(found, vec![orphan]);
 }
 
 #[test]
@@ -95,9 +171,9 @@ fn a_group_of_another_boot_has_no_orphans() {
     let pid = child.id();
     let start = ProcessId::of(pid).unwrap().start_time;
     let found = (
-        orphans(pid, start),
-        orphans(pid, start & ((1 << 40) - 1)),
-        orphans(pid, in_another_boot(start)),
+        orphans(recorded(pid, start, None)),
+        orphans(recorded(pid, start & ((1 << 40) - 1), None)),
+        orphans(recorded(pid, in_another_boot(start), None)),
     );
     child.kill().unwrap();
     child.wait().unwrap();

@@ -240,6 +240,7 @@ mod tests {
                     command: command.into(),
                     pgid: None,
                     leader_start: None,
+                    session: None,
                     unit: None,
                 }],
             })

@@ -60,6 +60,7 @@ pub fn allocation() -> impl Strategy<Value = Allocation> {
                     command,
                     pgid: Some(pid),
                     leader_start: None,
+                    session: None,
                     unit: None,
                 }]
             },

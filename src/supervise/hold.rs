@@ -69,6 +69,7 @@ pub fn hold(command: &str) -> Hold {
         command: command.to_owned(),
         pgid: None,
         leader_start: None,
+        session: None,
         unit: None,
     }
 }
@@ -335,7 +336,7 @@ fn label(a: &Allocation) -> String {
 /// an allocation this process holds.
 fn stamp_groups(data: &mut RegistryData, pgid_of: &impl Fn(&Allocation) -> Option<Pgid>) {
     let me = ProcessId::current();
-    let mut starts: BTreeMap<u32, Option<u64>> = BTreeMap::new();
+    let mut starts: BTreeMap<u32, (Option<u64>, Option<u32>)> = BTreeMap::new();
     for a in &mut data.allocations {
         if !a.holders.iter().any(|h| h.is(me)) {
             continue;
@@ -343,12 +344,17 @@ fn stamp_groups(data: &mut RegistryData, pgid_of: &impl Fn(&Allocation) -> Optio
         let Some(pgid) = pgid_of(a) else { continue };
         // The leader's pid is the group's id; its start time is taken
         // now, while it runs: a leader already gone proves nothing.
-        let leader_start = *starts
-            .entry(pgid.as_raw())
-            .or_insert_with(|| ProcessId::of(pgid.as_raw()).map(|p| p.start_time));
+        // With it, the session it is in: one a group never leaves.
+        let (leader_start, session) = *starts.entry(pgid.as_raw()).or_insert_with(|| {
+            (
+                ProcessId::of(pgid.as_raw()).map(|p| p.start_time),
+                crate::process::session(pgid.as_raw()),
+            )
+        });
         for h in a.holders.iter_mut().filter(|h| h.is(me)) {
             h.pgid = Some(pgid.as_raw());
             h.leader_start = leader_start;
+            h.session = session;
         }
     }
 }

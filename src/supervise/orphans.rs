@@ -27,8 +27,7 @@ pub const GRACE: Duration = Duration::from_secs(5);
 /// says what it stopped on stdout, passes none. Returns the ones still
 /// alive at the end (none, unless one resists SIGKILL).
 pub fn stop(
-    pgid: u32,
-    leader_start: u64,
+    group: process::Group,
     grace: Duration,
     names: Option<&[String]>,
     also: &dyn Fn(&str),
@@ -40,12 +39,12 @@ pub fn stop(
             }
         }
     };
-    signal_each(&process::orphans(pgid, leader_start), Signal::SIGTERM);
+    signal_each(&process::orphans(group), Signal::SIGTERM);
     let deadline = Instant::now() + grace;
-    while Instant::now() < deadline && !process::orphans(pgid, leader_start).is_empty() {
+    while Instant::now() < deadline && !process::orphans(group).is_empty() {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let left = process::orphans(pgid, leader_start);
+    let left = process::orphans(group);
     if let Some(names) = names
         && let Some(said) = Kills::default().say(names, Why::Grace(grace), &left)
     {
@@ -53,8 +52,8 @@ pub fn stop(
     }
     signal_each(&left, Signal::SIGKILL);
     let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline && !process::orphans(pgid, leader_start).is_empty() {
+    while Instant::now() < deadline && !process::orphans(group).is_empty() {
         std::thread::sleep(Duration::from_millis(20));
     }
-    process::orphans(pgid, leader_start)
+    process::orphans(group)
 }

@@ -361,6 +361,19 @@ fn orphans_of_a_killed_run_are_named_everywhere_and_validate_fix_stops_only_them
         "{}",
         t.registry()
     );
+    // With the group, the session it is in: what tells a reused group id
+    // of another session apart.
+    let session = wtenv::process::session(server).map(u64::from);
+    assert!(session.is_some());
+    assert!(
+        t.registry()["allocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["holders"][0]["session"].as_u64() == session),
+        "{}",
+        t.registry()
+    );
     let foreign_port = t.ports.port(5);
     let foreign = PyListener::start(&t.root().join("home"), "4", "127.0.0.1", foreign_port, "");
     w.signal(nix::sys::signal::Signal::SIGKILL);
