@@ -37,7 +37,7 @@ pub use scan::{
 pub use stale::{
     Fix, Stale, apply_fixes, find_stale, find_stale_where, gone_but_held, holder_gone, live_holder,
     moved_to, moves_to, release_holds, release_holds_where, released_by, repository_gone, sweep,
-    sweep_where,
+    sweep_part,
 };
 pub use usage::{
     HolderState, Usage, busy_holders, classify, describe_pids, held_by, held_by_command,
@@ -147,14 +147,25 @@ pub trait System {
         let _ = hold;
         None
     }
-    /// Whether `hold`'s process, alive, works in a worktree of another
-    /// repository than `repository`, which exists (its working directory
-    /// in one): the `run` of a repository moved whole (`mv`), whose entry
-    /// is recorded at a path a new repository took since. What descends
-    /// from it is not that new repository's (rule 5). While nothing is at
-    /// `repository` (moved, not claimed yet) it is still its own.
-    fn holder_works_elsewhere(&mut self, hold: &Hold, repository: &Path) -> bool {
-        let _ = (hold, repository);
+    /// Whether `hold`'s process, alive, works in a directory since
+    /// deleted ([`crate::process::cwd_deleted`]): the worktree it served
+    /// was removed under it.
+    fn holder_dir_deleted(&mut self, hold: &Hold) -> bool {
+        let _ = hold;
+        false
+    }
+    /// Whether `hold`'s process, alive, works elsewhere than the worktree
+    /// of `repository` at `worktree` that its entry names, now: in a
+    /// worktree of another repository, which exists (its working
+    /// directory in one: the `run` of a repository moved whole (`mv`),
+    /// whose entry is recorded at a path a new repository took since); or
+    /// in a directory since deleted while one is at `worktree` again (the
+    /// `run` of a worktree removed under it, `remove --force`, and a
+    /// worktree made at that path since). What descends from it is not
+    /// the new one's (rule 5). While nothing is at `repository` (moved,
+    /// not claimed yet) or at `worktree` (removed), it is still its own.
+    fn holder_works_elsewhere(&mut self, hold: &Hold, repository: &Path, worktree: &Path) -> bool {
+        let _ = (hold, repository, worktree);
         false
     }
     /// Whether `pid` is `ancestor` or one of its descendants.
@@ -575,7 +586,8 @@ pub fn allocate_in(
     // checking every entry is a stat (and a /proc read per holder) each,
     // which made an allocation grow with the registry (20,000 stats).
     let kept = identity::claim_from_gone_repository(data, req, system);
-    sweep_where(data, system, |a| {
+    refuse_a_removed_worktrees(data, req, system)?;
+    sweep_part(data, system, req.worktree, |a| {
         (req.ranges.iter().any(|r| r.contains(a.port))
             || a.belongs_to(req.repository, req.worktree))
             && !kept.contains(&a.port)
@@ -618,6 +630,41 @@ pub fn allocate_in(
     Ok(current_ports(data, req))
 }
 
+/// The refusal of a worktree at a path whose entry a `run` of the
+/// worktree removed from there still holds (its directory deleted under
+/// it: `remove --force`, `rm -rf`): the port is that `run`'s until it
+/// ends, and this is another worktree, which must not take it, nor a
+/// second port for the same service at the same path (the registry keys
+/// a worktree by its path). Once the `run` ends, its sweep frees the
+/// port.
+fn refuse_a_removed_worktrees(
+    data: &RegistryData,
+    req: &Request,
+    system: &mut dyn System,
+) -> Result<()> {
+    for a in data
+        .allocations
+        .iter()
+        .filter(|a| a.belongs_to(req.repository, req.worktree))
+    {
+        if let Some(h) = a.holders.iter().find(|h| system.holder_dir_deleted(h)) {
+            return Err(crate::error::Error::refused(format!(
+                "port {} ({}) recorded at {} is held by pid {} ({}), which still runs in the worktree removed from there (its directory deleted under it): this worktree cannot take it until it ends",
+                a.port,
+                crate::process::printable(&a.service),
+                crate::process::printable_path(req.worktree),
+                h.pid,
+                crate::process::printable(&h.command),
+            ))
+            .with_hint(format!(
+                "stop it (kill {}), then run the command again; its port is then released",
+                h.pid
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// [`allocate_in`] over a part holding only the worktree's own entries
 /// ([`registry::Part::of`]), for a worktree with nothing to allocate: its
 /// stale entries swept, its ports marked as `mode` says. `None`, with
@@ -629,8 +676,14 @@ fn hold_in(
     mode: &HoldMode,
     system: &mut dyn System,
 ) -> Option<Ports> {
+    if refuse_a_removed_worktrees(data, req, system).is_err() {
+        // Said by the transaction over the ranges, which meets it too.
+        return None;
+    }
     let before = data.clone();
-    sweep_where(data, system, |a| a.belongs_to(req.repository, req.worktree));
+    sweep_part(data, system, req.worktree, |a| {
+        a.belongs_to(req.repository, req.worktree)
+    });
     let have = current_ports(data, req);
     if have.len() < req.services.len() {
         *data = before;

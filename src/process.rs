@@ -168,6 +168,13 @@ pub fn cwd(pid: u32) -> Option<PathBuf> {
     imp::cwd(pid)
 }
 
+/// Whether `pid`'s working directory was deleted (its worktree removed
+/// under it): on Linux its link count is 0. `false` when it cannot be
+/// told (macOS, a process gone).
+pub fn cwd_deleted(pid: u32) -> bool {
+    imp::cwd_deleted(pid)
+}
+
 /// Whether `pid` is `ancestor` or descends from it. Bounded walk: a cycle
 /// (impossible, but /proc races) cannot hang us.
 pub fn descends_from(pid: u32, ancestor: u32) -> bool {
@@ -487,6 +494,11 @@ mod imp {
         std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
     }
 
+    pub fn cwd_deleted(pid: u32) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(format!("/proc/{pid}/cwd")).is_ok_and(|m| m.nlink() == 0)
+    }
+
     pub fn cwds() -> Vec<(u32, PathBuf)> {
         all_pids()
             .into_iter()
@@ -588,6 +600,12 @@ mod imp {
 
     pub fn command(pid: u32) -> Option<String> {
         ps(pid, "command")
+    }
+
+    /// Not told on macOS (lsof names a deleted directory by its old
+    /// path): a holder there vouches as it did.
+    pub fn cwd_deleted(_pid: u32) -> bool {
+        false
     }
 
     pub fn cwd(pid: u32) -> Option<PathBuf> {

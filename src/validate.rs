@@ -27,9 +27,9 @@ pub enum Kind {
     /// Unreadable, corrupt or newer-version registry.
     Unreadable,
     DuplicatePort,
-    /// One service of a worktree recorded twice, with two ports (the file
-    /// was edited): its `env` would export one and the views show the
-    /// other.
+    /// One service of a worktree recorded twice, with two ports: wtenv
+    /// writes one per service (a hand edit, or a flaw of an older wtenv).
+    /// Which is the worktree's is a guess: not fixed, `release` mends it.
     DuplicateService,
     /// A port below 1024: wtenv never records one (the file was edited).
     PrivilegedPort,
@@ -65,12 +65,11 @@ pub enum Kind {
 impl Kind {
     pub fn severity(self) -> Severity {
         match self {
-            Kind::Unreadable
-            | Kind::DuplicatePort
-            | Kind::DuplicateService
-            | Kind::PrivilegedPort
-            | Kind::ForeignHolder => Severity::Critical,
-            Kind::WorktreeGone
+            Kind::Unreadable | Kind::DuplicatePort | Kind::PrivilegedPort | Kind::ForeignHolder => {
+                Severity::Critical
+            }
+            Kind::DuplicateService
+            | Kind::WorktreeGone
             | Kind::HolderDead
             | Kind::OutOfRange
             | Kind::UnknownPurpose
@@ -208,9 +207,10 @@ pub fn check(
                 Kind::DuplicateService,
                 a,
                 format!(
-                    "service {} of {} is also recorded with port {other}: wtenv records one port per service of a worktree, so the registry was edited; wtenv will not rewrite it",
+                    "service {} of {} is also recorded with port {other}: wtenv records one port per service of a worktree, and which is its own is a guess; run 'wtenv release --service {}' in that worktree, then its next 'wtenv env' takes one",
                     printable(&a.service),
-                    printable_path(&a.worktree)
+                    printable_path(&a.worktree),
+                    printable(&a.service)
                 ),
                 None,
             ));

@@ -145,12 +145,19 @@ impl System for RealSystem {
         }
         process::cwd(hold.pid)
     }
-    fn holder_works_elsewhere(&mut self, hold: &Hold, repository: &Path) -> bool {
+    fn holder_dir_deleted(&mut self, hold: &Hold) -> bool {
+        hold.process().is_alive() && process::cwd_deleted(hold.pid)
+    }
+    fn holder_works_elsewhere(&mut self, hold: &Hold, repository: &Path, worktree: &Path) -> bool {
+        let Some(dir) = self.holder_cwd(hold) else {
+            return false;
+        };
+        if process::cwd_deleted(hold.pid) {
+            return worktree.is_dir();
+        }
         repository.exists()
-            && self.holder_cwd(hold).is_some_and(|dir| {
-                crate::worktree::Worktree::discover_resolved(&dir)
-                    .is_ok_and(|w| w.is_some_and(|w| w.common_dir != repository))
-            })
+            && crate::worktree::Worktree::discover_resolved(&dir)
+                .is_ok_and(|w| w.is_some_and(|w| w.common_dir != repository))
     }
     fn descends_from(&mut self, pid: u32, ancestor: u32) -> bool {
         process::descends_from(pid, ancestor)

@@ -269,12 +269,48 @@ pub fn sweep(data: &mut RegistryData, system: &mut dyn System) -> Vec<Allocation
 }
 
 /// [`sweep`] among the entries `wanted` picks.
-pub fn sweep_where(
+fn sweep_where(
     data: &mut RegistryData,
     system: &mut dyn System,
     wanted: impl Fn(&Allocation) -> bool,
 ) -> Vec<Allocation> {
     let stale = find_stale_where(data, system, wanted);
+    apply_logged(data, stale)
+}
+
+/// [`sweep`] among the entries `wanted` picks, in the part of the
+/// registry a transaction of the worktree `own` read
+/// ([`crate::registry::Part`]: the worktree's entries, and those of the
+/// ranges it scans, each with all the entries of its worktree). An entry
+/// recorded where a worktree was moved from follows that worktree only
+/// to `own`, or to a worktree with an entry in the part (the part then
+/// holds all of them): of another, the part cannot tell whether it has a
+/// port of its own for the service by then, and the move would record
+/// one service of it twice. Such an entry waits, as it is, for that
+/// worktree's own transaction or `validate --fix`.
+pub fn sweep_part(
+    data: &mut RegistryData,
+    system: &mut dyn System,
+    own: &Path,
+    wanted: impl Fn(&Allocation) -> bool,
+) -> Vec<Allocation> {
+    let mut stale = find_stale_where(data, system, wanted);
+    stale.retain(|(i, why)| match why {
+        Stale::Moved(to) => {
+            let repository = &data.allocations[*i].repository;
+            to == own
+                || data
+                    .allocations
+                    .iter()
+                    .any(|b| b.belongs_to(repository, to))
+        }
+        _ => true,
+    });
+    apply_logged(data, stale)
+}
+
+/// Applies the fixes of `stale`, each logged.
+fn apply_logged(data: &mut RegistryData, stale: Vec<(usize, Stale)>) -> Vec<Allocation> {
     for (i, why) in &stale {
         let a = &data.allocations[*i];
         tracing::info!(port = a.port, service = %a.service, worktree = %a.worktree.display(), ?why, "sweeping stale entry");

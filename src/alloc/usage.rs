@@ -175,7 +175,7 @@ fn judge(a: &Allocation, mut found: Holders, system: &mut dyn System) -> Option<
             .is_some_and(|c| system.works_in(c, &a.worktree, &a.repository))
             || a.holders.iter().any(|hold| {
                 system.descends_from_holder(h.pid, hold)
-                    && !system.holder_works_elsewhere(hold, &a.repository)
+                    && !system.holder_works_elsewhere(hold, &a.repository, &a.worktree)
             })
             || system.manager_holds(a, &h)
         {

@@ -418,14 +418,13 @@ impl Registry {
     }
 }
 
-/// What wtenv never writes: a port below 1024, one port twice, one
-/// service of a worktree twice. Each means the file was edited or
-/// damaged, and acting on it would probe a privileged port, export one
-/// port for two services, or export one port where the views show the
-/// other.
+/// What wtenv never writes: a port below 1024, one port twice. Either
+/// means the file was edited or damaged, and acting on it would probe a
+/// privileged port or export one port for two services. (One service of
+/// a worktree twice is `validate`'s `duplicate-service`, not a refusal:
+/// the registry stays usable, and `release` mends it.)
 pub fn check_ports(allocations: &[Allocation]) -> std::result::Result<(), String> {
     let mut seen = std::collections::HashMap::with_capacity(allocations.len());
-    let mut services = std::collections::HashMap::with_capacity(allocations.len());
     for a in allocations {
         if a.port < MIN_PORT {
             return Err(format!(
@@ -443,15 +442,6 @@ pub fn check_ports(allocations: &[Allocation]) -> std::result::Result<(), String
                 printable_path(&other.worktree),
                 printable(&a.service),
                 printable_path(&a.worktree)
-            ));
-        }
-        let key = (&a.repository, &a.worktree, &a.service);
-        if let Some(other) = services.insert(key, a.port) {
-            return Err(format!(
-                "it records service {} of {} twice (ports {other} and {})",
-                printable(&a.service),
-                printable_path(&a.worktree),
-                a.port
             ));
         }
     }

@@ -80,13 +80,7 @@ pub fn find(file: &File, len: u64, key: Key) -> io::Result<Option<(RegistryData,
         parsed += 1;
         match (order, mine) {
             (Ordering::Equal, Some(a)) => {
-                let twice = |b: &Allocation| {
-                    b.port == a.port
-                        || (b.service == a.service
-                            && b.worktree == a.worktree
-                            && b.repository == a.repository)
-                };
-                if a.port < MIN_PORT || allocations.iter().any(twice) {
+                if a.port < MIN_PORT || allocations.iter().any(|b| b.port == a.port) {
                     return Ok(None);
                 }
                 allocations.push(a);

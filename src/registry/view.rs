@@ -42,9 +42,6 @@ pub fn read_lines(file: &File, key: Key) -> io::Result<Option<RegistryData>> {
     let mut allocations = Vec::new();
     // One bit per port: a port seen twice, in any worktree, is refused.
     let mut seen = vec![0u64; 1 << 10];
-    // A hash per service of a worktree: one seen twice (or two that
-    // collide) leaves the whole read to decide, exactly.
-    let mut services = std::collections::HashSet::new();
     let data = |allocations| RegistryData {
         version: VERSION,
         allocations,
@@ -90,15 +87,6 @@ pub fn read_lines(file: &File, key: Key) -> io::Result<Option<RegistryData>> {
             return Ok(None);
         }
         seen[word] |= bit;
-        let service = [
-            a.repository.as_bytes(),
-            a.worktree.as_bytes(),
-            a.service.as_bytes(),
-        ]
-        .join(&0u8);
-        if !services.insert(crate::hash::fnv1a(&service)) {
-            return Ok(None);
-        }
         if key.wants(&a) {
             allocations.push(a.into_owned());
         }

@@ -1,7 +1,8 @@
 //! A worktree moved with `git worktree move` keeps its ports: its entries
-//! follow it (the stamp in its git dir lists them), whether the sweep of
-//! another allocation, `validate --fix` or its own next `env` finds them
-//! first. A worktree deleted and made again is not a move.
+//! follow it (the stamp in its git dir lists them) when `validate --fix`
+//! or its own next `env` finds them; the sweep of another allocation
+//! keeps them where they are. A worktree deleted and made again is not a
+//! move.
 
 use std::path::{Path, PathBuf};
 
@@ -76,7 +77,7 @@ fn a_moved_worktree_keeps_its_ports_at_its_next_env() {
 }
 
 #[test]
-fn the_sweep_of_another_allocation_moves_the_entries_instead_of_freeing_them() {
+fn the_sweep_of_another_allocation_keeps_the_moved_worktrees_entries() {
     let (t, first) = moved_world();
     let moved = move_worktree(&t, &first, "moved");
     let second = t.add_worktree("second");
@@ -87,13 +88,18 @@ fn the_sweep_of_another_allocation_moves_the_entries_instead_of_freeing_them() {
         vec![t.ports.port(2), t.ports.port(3)],
         "the moved worktree's ports are not free"
     );
-    assert_eq!(ports_of(&t, &moved), vec![t.ports.port(0), t.ports.port(1)]);
+    // Kept where they were recorded: the part `second` read holds none
+    // of `moved`'s entries, so it cannot tell whether `moved` has ports
+    // of its own by now (see the test below); `moved`'s own `env` takes
+    // them.
+    assert_eq!(ports_of(&t, &first), vec![t.ports.port(0), t.ports.port(1)]);
     let out = run(&mut t.wtenv_in(&moved, &["env"]));
     assert!(
         out.stdout
             .contains(&format!("export API_PORT='{}'", t.ports.port(1))),
         "{out}"
     );
+    assert_eq!(ports_of(&t, &moved), vec![t.ports.port(0), t.ports.port(1)]);
 }
 
 #[test]
@@ -294,4 +300,78 @@ fn the_first_env_after_a_move_refuses_a_port_held_from_outside() {
             "{args:?}: {out}"
         );
     }
+}
+
+/// A worktree moved onto the path of one removed behind wtenv's back
+/// (`git worktree remove`), whose entry there it then takes (no other
+/// stamp claims it), and the `env` of a third worktree in the first
+/// one's range: its sweep moved the first worktree's old entry to the
+/// new path without seeing the one already there (in another purpose's
+/// range, outside the part it read), and recorded one service of that
+/// worktree twice, which the registry then refuses (exit 2 for
+/// `ports`, `list`, `validate` and that worktree's `env`). A move to a
+/// worktree none of whose entries the part holds now waits for that
+/// worktree's own transaction or `validate --fix`.
+#[test]
+fn a_sweep_never_moves_an_entry_to_a_worktree_it_cannot_see_whole() {
+    let t = TestEnv::with_ports(PortBlock::take_many(2));
+    let half = t.ports.len() / 2;
+    std::fs::write(
+        t.repo.join("wtenv.toml"),
+        format!(
+            "[purposes]\nfeature = \"{}-{}\"\nbugfix = \"{}-{}\"\n[services.web]\n",
+            t.ports.port(0),
+            t.ports.port(half - 1),
+            t.ports.port(half),
+            t.ports.port(2 * half - 1)
+        ),
+    )
+    .unwrap();
+    t.git(&["commit", "-q", "-am", "two purposes"]);
+    let wt = |name: &str| t.root().join("wt").join(name);
+    for (purpose, id) in [("feature", "A"), ("bugfix", "B")] {
+        let out = run(&mut t.wtenv(&[
+            "create",
+            "--purpose",
+            purpose,
+            "--identifier",
+            id,
+            "--path",
+            wt(id).to_str().unwrap(),
+            "--ports",
+        ]));
+        assert_eq!(out.code, Some(0), "{out}");
+    }
+    t.git(&["worktree", "remove", wt("B").to_str().unwrap()]);
+    t.git(&[
+        "worktree",
+        "move",
+        wt("A").to_str().unwrap(),
+        wt("B").to_str().unwrap(),
+    ]);
+    let out = run(&mut t.wtenv(&[
+        "create",
+        "--purpose",
+        "feature",
+        "--identifier",
+        "C",
+        "--path",
+        wt("C").to_str().unwrap(),
+    ]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let out = run(&mut t.wtenv_in(&wt("C"), &["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    for (dir, args) in [
+        (&t.repo, &["ports"][..]),
+        (&t.repo, &["list"]),
+        (&wt("B"), &["env"]),
+    ] {
+        let out = run(&mut t.wtenv_in(dir, args));
+        assert_eq!(out.code, Some(0), "{args:?}: {out}");
+    }
+    // One port for web at B, whichever; `validate --fix` leaves none twice.
+    let out = run(&mut t.wtenv(&["validate", "--fix"]));
+    assert_ne!(out.code, Some(2), "{out}");
+    assert!(!out.stdout.contains("duplicate-service"), "{out}");
+    assert_eq!(ports_of(&t, &wt("B")).len(), 1, "{:?}", t.allocations());
 }

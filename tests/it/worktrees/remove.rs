@@ -466,3 +466,65 @@ fn remove_force_leaves_a_serving_run_its_port_until_it_ends() {
         t.allocations()
     );
 }
+
+/// `remove --force` keeps the port a `run` of the worktree still serves;
+/// a worktree made again at that path (`enter`, `create`) took that very
+/// port as its own, reserved, while the old server answered on it. It is
+/// another worktree: it is refused, naming the `run`, until that ends;
+/// then it gets its port.
+#[test]
+fn a_worktree_made_again_where_a_removed_ones_run_serves_waits_for_it() {
+    use crate::supervise::Wtenv;
+    let t = TestEnv::new();
+    assert_eq!(create(&t, "busy", &["--ports"]).code, Some(0));
+    let path = default_path(&t, "feature", "busy");
+    let port = t.allocations()[0].0;
+    let mut served = Wtenv::start_in(&t, &path, &["run", "--", "sleep", "600"]);
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            t.registry()["allocations"][0]["holders"][0]["pgid"].is_u64()
+        }),
+        "{}",
+        t.registry()
+    );
+    let out = run(&mut t.wtenv(&["remove", "busy", "--force", "--delete-branch"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    let before = t.allocations();
+    for args in [
+        &[
+            "create",
+            "--purpose",
+            "feature",
+            "--identifier",
+            "busy",
+            "--ports",
+        ][..],
+        &["enter", "busy"],
+    ] {
+        let out = run(&mut t.wtenv(args));
+        assert_eq!(out.code, Some(1), "{args:?}: {out}");
+        assert!(
+            out.stderr.contains(&format!(
+                "error: port {port} (app) recorded at {} is held by pid {} (wtenv run -- sleep 600), which still runs in the worktree removed from there",
+                path.display(),
+                served.pid()
+            )),
+            "{args:?}: {out}"
+        );
+        assert!(
+            out.stderr
+                .contains(&format!("hint: stop it (kill {}), then", served.pid())),
+            "{out}"
+        );
+        assert!(!path.exists(), "{args:?}");
+        assert_eq!(t.allocations(), before, "{args:?}");
+    }
+    served.signal(nix::sys::signal::Signal::SIGTERM);
+    served.wait();
+    let out = run(&mut t.wtenv(&["enter", "busy"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(path.is_dir());
+    let now = t.allocations();
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_eq!(now[0].2, path);
+}
