@@ -100,7 +100,7 @@ impl Checker<'_> {
             .collect();
         let mut out = Vec::new();
         for (name, text) in raw {
-            let key = format!("env.{name}");
+            let key = super::syntax::key_path(["env", name.as_str()]);
             if let Some(reason) = refused_name(&name) {
                 return Err(self.err(&key, reason));
             }

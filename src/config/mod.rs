@@ -42,7 +42,7 @@ pub use env::{Piece, Template, is_env_name, is_port_name};
 pub use purposes::{DEFAULT_PURPOSES, MIN_PORT, PortRange, Ranges};
 pub use refused::{REFUSED, REFUSED_PREFIXES, Refused, refused_name};
 pub use services::{Service, default_env_name};
-pub use syntax::{Syntax, syntax_of};
+pub use syntax::{Syntax, key_path, syntax_of};
 pub use warnings::shown as shown_key;
 
 pub const TOML_NAME: &str = "wtenv.toml";

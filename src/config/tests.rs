@@ -199,7 +199,11 @@ fn refused_names_are_refused_everywhere_with_the_key() {
         "",
     ] {
         let e = parse(&format!("[env]\n{name:?} = \"x\"")).unwrap_err();
-        assert!(e.to_string().contains(&format!("env.{name}")), "{e}");
+        assert!(
+            e.to_string()
+                .contains(&super::syntax::key_path(["env", name])),
+            "{e}"
+        );
         let e = parse(&format!("[services.web]\nenv = [{name:?}]")).unwrap_err();
         assert!(e.to_string().contains("services.web.env"), "{e}");
     }

@@ -13,13 +13,13 @@ fn an_invalid_env_var_name_is_exit_1_naming_the_key() {
     );
     assert_refused(
         "[services.web]\n[env]\n\"API URL\" = \"http://localhost:{port.web}\"\n",
-        "env.API URL",
+        "env.\"API URL\"",
         "not a valid environment variable name",
     );
     // `é` is a letter, but not one a name may hold: the rule says ASCII.
     assert_refused(
         "[services.web]\n[env]\n\"CAF\u{c9}\" = \"x\"\n",
-        "env.CAF\u{c9}",
+        "env.\"CAF\u{c9}\"",
         "not a valid environment variable name (ASCII letters, digits, '_', not starting with a digit)",
     );
 }
@@ -98,4 +98,11 @@ fn refused_variable_names_are_exit_1_naming_the_key() {
         );
     }
     assert_refused("[env]\nX = \"a\\u0000b\"\n", "env.X", "NUL byte");
+    // A name that is not a bare key is quoted in the key: `env.A.B` read
+    // as key `B` of a table `env.A`.
+    assert_refused(
+        "[env]\n\"A.B\" = \"x\"\n",
+        "env.\"A.B\"",
+        "is not a valid environment variable name",
+    );
 }

@@ -63,7 +63,8 @@ fn direnv_use_wtenv_goes_through_the_same_gate() {
         assert_ne!(var(&env, name), Some(value.as_str()), "{name}: {out}");
         assert_eq!(var(&env, "PORT"), None, "{name}: {out}");
         assert!(
-            out.stderr.contains(&format!("env.{name}: ")),
+            out.stderr
+                .contains(&format!("{}: ", wtenv::config::key_path(["env", name]))),
             "{name}: {out}"
         );
         assert_eq!(run(&mut t.wtenv(&["trust"])).code, Some(1), "{name}");
@@ -125,7 +126,8 @@ fn nix_develop_goes_through_the_same_gate() {
         assert_eq!(out.code, Some(0), "{name}: the shell still runs: {out}");
         assert_ne!(var(&env, name), Some(value.as_str()), "{name}: {out}");
         assert!(
-            out.stderr.contains(&format!("env.{name}: ")),
+            out.stderr
+                .contains(&format!("{}: ", wtenv::config::key_path(["env", name]))),
             "{name}: {out}"
         );
     }

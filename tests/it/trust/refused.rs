@@ -97,7 +97,7 @@ fn refused_names_run_nothing_in_the_prompt_hooks_before_or_after_trust() {
             );
             if sh != Sh::Fish {
                 assert!(
-                    stderr.contains(&format!("env.{name}: ")),
+                    stderr.contains(&format!("{}: ", wtenv::config::key_path(["env", name]))),
                     "{} {name}: {stderr}",
                     sh.name()
                 );
