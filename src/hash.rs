@@ -1,8 +1,10 @@
-//! FNV-1a, the one hash wtenv derives names and marks from paths with (a
+//! FNV-1a, the one hash wtenv derives names and marks with (from paths: a
 //! unit's name, a worktree lock's file name, the mark of where a stamp
-//! was written): stable across versions and platforms, unlike std's
-//! hasher. Only to tell apart paths that differ, never to vouch for
-//! anything someone could choose to make collide.
+//! was written; from the kernel's words: this boot's tag of a process's
+//! start time, macOS's start date as a token): stable across versions
+//! and platforms, unlike std's hasher. Only to tell apart inputs that
+//! differ, never to vouch for anything someone could choose to make
+//! collide.
 
 /// The 64-bit FNV-1a hash of `bytes`.
 pub fn fnv1a(bytes: &[u8]) -> u64 {

@@ -413,13 +413,7 @@ mod imp {
             let Ok(id) = crate::files::read_proc("/proc/sys/kernel/random/boot_id") else {
                 return 0;
             };
-            let hash = id
-                .trim_ascii()
-                .as_bytes()
-                .iter()
-                .fold(0xcbf29ce484222325u64, |h, b| {
-                    (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
-                });
+            let hash = crate::hash::fnv1a(id.trim_ascii().as_bytes());
             ((hash ^ (hash >> 24) ^ (hash >> 48)) & 0xff_ffff).max(1)
         })
     }
@@ -562,9 +556,7 @@ mod imp {
         let mut cmd = Command::new("ps");
         super::fixed_dates(&mut cmd);
         let lstart = asked(cmd, pid, "lstart")?;
-        Some(lstart.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-        }))
+        Some(crate::hash::fnv1a(lstart.as_bytes()))
     }
 
     /// An `lstart` date names one moment: no boot tag is needed.

@@ -1,7 +1,7 @@
 //! Purposes and their port ranges: `name = "LO-HI"` or, with overflow
 //! ranges tried in order, `name = ["LO-HI", ...]`. Every range of every
-//! purpose is disjoint from every other (docs/ARCHITECTURE.md, allocation
-//! rules 2 and 6).
+//! purpose is disjoint from every other (the rule is the README's,
+//! "Configuration").
 
 use std::collections::BTreeMap;
 use std::fmt;
