@@ -54,18 +54,36 @@ pub(super) fn own_line(data: &RegistryData, req: &Request) -> String {
 /// other worktrees list are theirs to claim: returned, by port, for the
 /// sweep to leave ([`left_to_claim`]). Nothing is read when no entry of
 /// `data` has a gone repository.
+///
+/// A worktree moved with a plain `mv` (not `git worktree move`) is the
+/// same case within one repository: until `git worktree repair`, git
+/// lists it at its old path, which is gone, and no listing leads to its
+/// new one; its entries, recorded at the old path, are claimed the same
+/// way by the worktree whose own stamp lists them (written at that
+/// path), its holders working in it. Without it, the sweep released such
+/// an entry as gone (and the worktree took the lowest free port, its own
+/// again only by luck), or, held by the worktree's own running service,
+/// kept it for that service while `env` gave the worktree a second port.
 pub(super) fn claim_from_gone_repository(
     data: &mut RegistryData,
     req: &Request,
     system: &mut dyn System,
 ) -> BTreeSet<u16> {
     let orphaned = of_gone_repositories(data, req.repository, system);
-    let Some(git_dir) = req.git_dir.filter(|_| !orphaned.is_empty()) else {
+    let stranded = of_gone_worktrees(data, req, system);
+    let Some(git_dir) = req
+        .git_dir
+        .filter(|_| !orphaned.is_empty() || !stranded.is_empty())
+    else {
         return BTreeSet::new();
     };
     let own = system.stamped_in(git_dir);
     let mut left = false;
-    for i in orphaned {
+    let candidates = orphaned
+        .into_iter()
+        .map(|i| (i, true))
+        .chain(stranded.into_iter().map(|i| (i, false)));
+    for (i, of_gone_repository) in candidates {
         let a = &data.allocations[i];
         let has_own = data
             .allocations
@@ -75,11 +93,11 @@ pub(super) fn claim_from_gone_repository(
             && !has_own
             && moved_along(a, &[req.worktree], req.repository, system)
         {
-            tracing::info!(port = a.port, service = %a.service, from = %a.worktree.display(), "claiming the entry of a moved repository");
+            tracing::info!(port = a.port, service = %a.service, from = %a.worktree.display(), "claiming the entry of a moved worktree");
             let a = &mut data.allocations[i];
             a.worktree = req.worktree.to_path_buf();
             a.repository = req.repository.to_path_buf();
-        } else {
+        } else if of_gone_repository {
             left = true;
         }
     }
@@ -148,6 +166,21 @@ fn moved_along(
                     .any(|w| system.works_in(&dir, w, repository))
             })
     })
+}
+
+/// The entries of `data` (by index) of `req`'s repository recorded at
+/// another path, gone ([`System::worktree_gone`]).
+fn of_gone_worktrees(data: &RegistryData, req: &Request, system: &mut dyn System) -> Vec<usize> {
+    let mut stranded = Vec::new();
+    for (i, a) in data.allocations.iter().enumerate() {
+        if a.repository == req.repository
+            && a.worktree != req.worktree
+            && system.worktree_gone(&a.worktree, &a.repository)
+        {
+            stranded.push(i);
+        }
+    }
+    stranded
 }
 
 /// The entries of `data` (by index) recorded at a gone path of a gone

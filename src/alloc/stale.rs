@@ -70,6 +70,10 @@ pub fn find_stale_where(
 fn worktree_stale(data: &RegistryData, a: &Allocation, system: &mut dyn System) -> Option<Stale> {
     if system.worktree_gone(&a.worktree, &a.repository) {
         return match system.moved_to(a) {
+            // The move's fix releases it when `to` has a port of its own
+            // by then: not while a holder of it lives (its server would
+            // answer on a port the registry calls free).
+            Some(to) if has_port_for(data, a, &to) && live_holder(a, system).is_some() => None,
             Some(to) => Some(Stale::Moved(to)),
             None if live_holder(a, system).is_some() => None,
             None => Some(Stale::WorktreeGone),
@@ -82,11 +86,15 @@ fn worktree_stale(data: &RegistryData, a: &Allocation, system: &mut dyn System) 
         return None;
     }
     let to = system.moved_to(a)?;
-    let has_own = data
-        .allocations
+    (!has_port_for(data, a, &to)).then_some(Stale::Moved(to))
+}
+
+/// Whether the worktree at `worktree` (of `a`'s repository) has a port
+/// of its own in `data` for `a`'s service.
+pub(super) fn has_port_for(data: &RegistryData, a: &Allocation, worktree: &Path) -> bool {
+    data.allocations
         .iter()
-        .any(|b| b.belongs_to(&a.repository, &to) && b.service == a.service);
-    (!has_own).then_some(Stale::Moved(to))
+        .any(|b| b.belongs_to(&a.repository, worktree) && b.service == a.service)
 }
 
 /// Whether `a`'s repository is gone ([`System::repository_gone`]) while
@@ -234,12 +242,7 @@ fn mark_fixes(data: &mut RegistryData, fixes: &[(usize, Fix)]) -> BTreeSet<usize
     let mut release = BTreeSet::new();
     for (i, fix) in fixes {
         if let Fix::MoveTo(to) = fix {
-            let a = &data.allocations[*i];
-            let has_own = data
-                .allocations
-                .iter()
-                .any(|b| b.belongs_to(&a.repository, to) && b.service == a.service);
-            if has_own {
+            if has_port_for(data, &data.allocations[*i], to) {
                 release.insert(*i);
             } else {
                 data.allocations[*i].worktree = to.clone();
@@ -282,12 +285,14 @@ fn sweep_where(
 /// registry a transaction of the worktree `own` read
 /// ([`crate::registry::Part`]: the worktree's entries, and those of the
 /// ranges it scans, each with all the entries of its worktree). An entry
-/// recorded where a worktree was moved from follows that worktree only
-/// to `own`, or to a worktree with an entry in the part (the part then
-/// holds all of them): of another, the part cannot tell whether it has a
-/// port of its own for the service by then, and the move would record
-/// one service of it twice. Such an entry waits, as it is, for that
-/// worktree's own transaction or `validate --fix`.
+/// recorded where a worktree was moved from follows that worktree to
+/// `own`; to a worktree with an entry in the part (the part then holds
+/// all of them); and away from `own`'s path (left there, `own` would
+/// take it as its own). To another, from another path, the part cannot
+/// tell whether that worktree has a port of its own for the service by
+/// then, and the move would record one service of it twice: such an
+/// entry waits, as it is, for that worktree's own transaction or
+/// `validate --fix`.
 pub fn sweep_part(
     data: &mut RegistryData,
     system: &mut dyn System,
@@ -297,12 +302,13 @@ pub fn sweep_part(
     let mut stale = find_stale_where(data, system, wanted);
     stale.retain(|(i, why)| match why {
         Stale::Moved(to) => {
-            let repository = &data.allocations[*i].repository;
+            let a = &data.allocations[*i];
             to == own
+                || a.worktree == own
                 || data
                     .allocations
                     .iter()
-                    .any(|b| b.belongs_to(repository, to))
+                    .any(|b| b.belongs_to(&a.repository, to))
         }
         _ => true,
     });
@@ -436,6 +442,26 @@ mod tests {
             .map(|a| (a.port, a.service.as_str(), a.worktree.to_str().unwrap()))
             .collect();
         assert_eq!(left, [(5000, "web", "/new"), (5002, "api", "/new")]);
+    }
+
+    /// A moved worktree's entry that a holder still holds stays, also
+    /// when the worktree has a port of its own for the service by then:
+    /// the move's fix would release it while its server answers on it.
+    /// Once the holder is gone, it is released as before.
+    #[test]
+    fn a_held_entry_of_a_moved_worktree_with_its_own_port_stays_while_held() {
+        let mut sys = Fake::default();
+        let mut data = RegistryData::default();
+        alloc(&mut data, "/old", vec!["web"], &HoldMode::Reserve, &mut sys).unwrap();
+        alloc(&mut data, "/new", vec!["web"], &HoldMode::Reserve, &mut sys).unwrap();
+        data.allocations[0].holders = vec![hold(10)];
+        sys.gone.insert("/old".into());
+        sys.moved = [(5000, "/new".into())].into();
+        assert!(sweep(&mut data, &mut sys).is_empty());
+        assert_eq!(data.allocations.len(), 2);
+        sys.dead.insert(10);
+        let released = sweep(&mut data, &mut sys);
+        assert_eq!(released.iter().map(|a| a.port).collect::<Vec<_>>(), [5000]);
     }
 
     /// A worktree at the path another was moved from: an entry its own

@@ -134,3 +134,36 @@ fn a_new_repository_where_one_was_moved_from_never_takes_its_served_port() {
     assert_eq!(std::fs::read(t.registry_path()).unwrap(), before);
     drop(serving);
 }
+
+/// A linked worktree moved with a plain `mv` while its `run` serves: git
+/// still lists it at its old path (until `git worktree repair`), and no
+/// listing led to the new one. `env` there gave the worktree a second
+/// port while its server kept the first, recorded at the old path; after
+/// the repair, `validate --fix` released that first one as a moved entry
+/// of a worktree with a port of its own, while its server answered on it
+/// (QA). The worktree's own stamp lists the entry and the holder works
+/// in it: `env` claims it, and keeps the port.
+#[test]
+fn a_worktree_moved_with_mv_while_its_run_serves_keeps_its_port() {
+    let t = TestEnv::new();
+    let wt = t.add_worktree("wt");
+    assert_eq!(run(&mut t.wtenv_in(&wt, &["env"])).code, Some(0));
+    let (child, held) = held_run(&t, &wt);
+    let [(port, pid)] = held[..] else {
+        panic!("{held:?}")
+    };
+    let moved = t.root().join("moved");
+    std::fs::rename(&wt, &moved).unwrap();
+    let out = run(&mut t.wtenv_in(&moved, &["env"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout.contains(&format!("export PORT='{port}'")),
+        "{out}"
+    );
+    assert_eq!(holds_of(&t, &moved), vec![(port, pid)], "{}", t.registry());
+    t.git(&["worktree", "repair", moved.to_str().unwrap()]);
+    let out = run(&mut t.wtenv(&["validate", "--fix"]));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(holds_of(&t, &moved), vec![(port, pid)], "{}", t.registry());
+    drop(child);
+}
