@@ -111,9 +111,23 @@ pub fn record_pgid(
 /// `.git`. A repository moved whole (`mv`: its common dir gone, `env`
 /// recording its entries at the new paths, holds and all, once or after
 /// each of several moves): wherever an entry carries a hold of `me`, in
-/// one read of the whole registry, only then.
+/// one read of the whole registry, only then. A worktree moved alone with
+/// a plain `mv` (git names its old path until `git worktree repair`): the
+/// worktree this process works in now, when it is that one.
 fn held_at(registry: &Registry, worktree: &Worktree, me: ProcessId) -> Vec<(PathBuf, PathBuf)> {
     let mut roots = worktree.roots_now();
+    // Moved with a plain `mv` (git names the old path until `git worktree
+    // repair`): its `env` recorded its entries where it is now, and this
+    // process's working directory moved with it.
+    if roots == std::slice::from_ref(&worktree.root)
+        && crate::worktree::git_dir_at(&worktree.root).is_none()
+        && let Ok(cwd) = std::env::current_dir()
+        && let Ok(Some(now)) = Worktree::discover(&cwd)
+        && now.git_dir == worktree.git_dir
+        && now.root != worktree.root
+    {
+        roots.push(now.root);
+    }
     if roots != std::slice::from_ref(&worktree.root)
         && let Ok(data) = registry.read_repository(&worktree.common_dir)
     {

@@ -161,9 +161,16 @@ fn a_worktree_moved_with_mv_while_its_run_serves_keeps_its_port() {
         "{out}"
     );
     assert_eq!(holds_of(&t, &moved), vec![(port, pid)], "{}", t.registry());
+    // Ended before any repair, the `run` finds its holds where its
+    // working directory went, and lets them go (they stayed, a dead
+    // holder `validate` reported: QA).
+    drop(child);
+    assert_eq!(holds_of(&t, &moved), vec![(port, 0)], "{}", t.registry());
+    let (child, held) = held_run(&t, &moved);
+    assert_eq!(held.len(), 1, "{held:?}");
     t.git(&["worktree", "repair", moved.to_str().unwrap()]);
     let out = run(&mut t.wtenv(&["validate", "--fix"]));
     assert_eq!(out.code, Some(0), "{out}");
-    assert_eq!(holds_of(&t, &moved), vec![(port, pid)], "{}", t.registry());
+    assert_eq!(holds_of(&t, &moved), held, "{}", t.registry());
     drop(child);
 }
