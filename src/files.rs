@@ -100,6 +100,21 @@ pub enum OpenError {
     Refused(Refusal),
 }
 
+impl OpenError {
+    /// The OS's error turned into the refusal of what is at `path` when
+    /// [`refusal_of`] names one (a directory, a file the kernel keeps this
+    /// user from): said as root's checks would say it, to everyone.
+    pub fn at(self, path: &Path) -> OpenError {
+        match self {
+            OpenError::Io(e) => match refusal_of(path, &e) {
+                Some(r) => OpenError::Refused(r),
+                None => OpenError::Io(e),
+            },
+            refused => refused,
+        }
+    }
+}
+
 impl From<io::Error> for OpenError {
     fn from(e: io::Error) -> Self {
         if e.raw_os_error() == Some(libc::ELOOP) {

@@ -423,14 +423,7 @@ pub fn read_file(path: &Path, cap: u64) -> Option<Vec<u8>> {
 /// removes it. Any other failure to open it is said as such, a full disk
 /// or a read-only file system with what mends it.
 pub(super) fn unusable(what: &'static str, path: &Path, e: OpenError) -> Error {
-    let e = match e {
-        OpenError::Io(e) => match files::refusal_of(path, &e) {
-            Some(r) => OpenError::Refused(r),
-            None => OpenError::Io(e),
-        },
-        refused => refused,
-    };
-    match e {
+    match e.at(path) {
         OpenError::Io(e) => {
             files::replace_error(format!("could not open {what} {}", printable_path(path)), e)
         }

@@ -146,14 +146,7 @@ impl CdFile {
         let (file, made) = crate::files::open_own(path).map_err(|e| {
             // A directory, or what the kernel keeps this user from opening,
             // is said as what is there (`files::refusal_of`).
-            let e = match e {
-                crate::files::OpenError::Io(e) => match crate::files::refusal_of(path, &e) {
-                    Some(r) => crate::files::OpenError::Refused(r),
-                    None => crate::files::OpenError::Io(e),
-                },
-                refused => refused,
-            };
-            match e {
+            match e.at(path) {
                 crate::files::OpenError::Io(e) => Error::io(could_not(), e).with_hint(format!(
                     "{WHAT_IT_IS}: name a file in a directory of yours, or unset it"
                 )),

@@ -129,14 +129,7 @@ impl Registry {
         // A directory, or a file the kernel keeps this user from opening
         // (not theirs, or a mode without the owner's rw), is refused as
         // root's checks refuse it: exit 2, and the way out.
-        let e = match e {
-            OpenError::Io(e) => match files::refusal_of(path, &e) {
-                Some(r) => OpenError::Refused(r),
-                None => OpenError::Io(e),
-            },
-            refused => refused,
-        };
-        match e {
+        match e.at(path) {
             // The kernel refused a file the checks let through (root in a
             // directory of mode 755 under /sys, one made immutable): no
             // lock, no registry there, exit 2 as for a directory that is
