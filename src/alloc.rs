@@ -586,7 +586,7 @@ pub fn allocate_in(
     // checking every entry is a stat (and a /proc read per holder) each,
     // which made an allocation grow with the registry (20,000 stats).
     let kept = identity::claim_from_gone_repository(data, req, system);
-    refuse_a_removed_worktrees(data, req, system)?;
+    identity::refuse_a_removed_worktrees(data, req, system)?;
     sweep_part(data, system, req.worktree, |a| {
         (req.ranges.iter().any(|r| r.contains(a.port))
             || a.belongs_to(req.repository, req.worktree))
@@ -630,41 +630,6 @@ pub fn allocate_in(
     Ok(current_ports(data, req))
 }
 
-/// The refusal of a worktree at a path whose entry a `run` of the
-/// worktree removed from there still holds (its directory deleted under
-/// it: `remove --force`, `rm -rf`): the port is that `run`'s until it
-/// ends, and this is another worktree, which must not take it, nor a
-/// second port for the same service at the same path (the registry keys
-/// a worktree by its path). Once the `run` ends, its sweep frees the
-/// port.
-fn refuse_a_removed_worktrees(
-    data: &RegistryData,
-    req: &Request,
-    system: &mut dyn System,
-) -> Result<()> {
-    for a in data
-        .allocations
-        .iter()
-        .filter(|a| a.belongs_to(req.repository, req.worktree))
-    {
-        if let Some(h) = a.holders.iter().find(|h| system.holder_dir_deleted(h)) {
-            return Err(crate::error::Error::refused(format!(
-                "port {} ({}) recorded at {} is held by pid {} ({}), which still runs in the worktree removed from there (its directory deleted under it): this worktree cannot take it until it ends",
-                a.port,
-                crate::process::printable(&a.service),
-                crate::process::printable_path(req.worktree),
-                h.pid,
-                crate::process::printable(&h.command),
-            ))
-            .with_hint(format!(
-                "stop it (kill {}), then run the command again; its port is then released",
-                h.pid
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// [`allocate_in`] over a part holding only the worktree's own entries
 /// ([`registry::Part::of`]), for a worktree with nothing to allocate: its
 /// stale entries swept, its ports marked as `mode` says. `None`, with
@@ -676,7 +641,7 @@ fn hold_in(
     mode: &HoldMode,
     system: &mut dyn System,
 ) -> Option<Ports> {
-    if refuse_a_removed_worktrees(data, req, system).is_err() {
+    if identity::refuse_a_removed_worktrees(data, req, system).is_err() {
         // Said by the transaction over the ranges, which meets it too.
         return None;
     }

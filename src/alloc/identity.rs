@@ -1,12 +1,14 @@
 //! A worktree's identity, beside its path: the stamp in its git dir
 //! (docs/ARCHITECTURE.md, "An entry follows the worktree's identity"):
-//! whether it is current, the line to write, and the entries of a
-//! repository moved whole that it claims.
+//! whether it is current, the line to write, the entries of a
+//! repository (or a worktree) moved with `mv` that it claims, and the
+//! refusal of a worktree at a path a removed one's `run` still serves.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::{Request, System};
+use crate::error::Result;
 use crate::registry::{Allocation, RegistryData};
 
 /// Whether the stamp in `git_dir` lists the service and port of every
@@ -200,6 +202,41 @@ fn of_gone_repositories(
         }
     }
     orphaned
+}
+
+/// The refusal of a worktree at a path whose entry a `run` of the
+/// worktree removed from there still holds (its directory deleted under
+/// it: `remove --force`, `rm -rf`): the port is that `run`'s until it
+/// ends, and this is another worktree, which must not take it, nor a
+/// second port for the same service at the same path (the registry keys
+/// a worktree by its path). Once the `run` ends, its sweep frees the
+/// port.
+pub(super) fn refuse_a_removed_worktrees(
+    data: &RegistryData,
+    req: &Request,
+    system: &mut dyn System,
+) -> Result<()> {
+    for a in data
+        .allocations
+        .iter()
+        .filter(|a| a.belongs_to(req.repository, req.worktree))
+    {
+        if let Some(h) = a.holders.iter().find(|h| system.holder_dir_deleted(h)) {
+            return Err(crate::error::Error::refused(format!(
+                "port {} ({}) recorded at {} is held by pid {} ({}), which still runs in the worktree removed from there (its directory deleted under it): this worktree cannot take it until it ends",
+                a.port,
+                crate::process::printable(&a.service),
+                crate::process::printable_path(req.worktree),
+                h.pid,
+                crate::process::printable(&h.command),
+            ))
+            .with_hint(format!(
+                "stop it (kill {}), then run the command again; its port is then released",
+                h.pid
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -118,10 +118,11 @@ fn held_at(registry: &Registry, worktree: &Worktree, me: ProcessId) -> Vec<(Path
     let mut roots = worktree.roots_now();
     // Moved with a plain `mv` (git names the old path until `git worktree
     // repair`): its `env` recorded its entries where it is now, and this
-    // process's working directory moved with it.
+    // process's working directory moved with it. Unmoved, it is still
+    // under `root` (one getcwd, no file read).
     if roots == std::slice::from_ref(&worktree.root)
-        && crate::worktree::git_dir_at(&worktree.root).is_none()
         && let Ok(cwd) = std::env::current_dir()
+        && !cwd.starts_with(&worktree.root)
         && let Ok(Some(now)) = Worktree::discover(&cwd)
         && now.git_dir == worktree.git_dir
         && now.root != worktree.root
